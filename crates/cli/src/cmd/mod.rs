@@ -1,0 +1,30 @@
+//! One module per subcommand.
+
+pub mod cluster;
+pub mod consume;
+pub mod produce;
+pub mod serve;
+pub mod topic;
+
+/// Builds the runtime the client subcommands run on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Whether an error is a closed stdout (`weir consume | head`), which ends quietly.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The `--brokers` flag every client subcommand shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConnectArgs {
+    /// Broker address to bootstrap from.
+    #[arg(short = 'b', long = "brokers", env = "WEIR_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+}

@@ -1,0 +1,54 @@
+//! `weir`: one binary that serves the broker and talks to it.
+//!
+//! `weir serve` builds a [`weir_broker::BrokerConfig`] from defaults < TOML file < `WEIR_*`
+//! environment < flags and runs the broker until SIGINT/SIGTERM. Every other subcommand is a
+//! Kafka client (through `weir-client`) that talks to a broker over the wire protocol, prints
+//! one clear line on error and exits non-zero.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about = "Weir: a Kafka-compatible streaming platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a broker on a local data directory.
+    Serve(cmd::serve::ServeArgs),
+    /// Create, list, describe, alter and delete topics.
+    #[command(subcommand)]
+    Topic(cmd::topic::TopicCommand),
+    /// Produce records read from stdin, one per line.
+    Produce(cmd::produce::ProduceArgs),
+    /// Consume records and print them with a format string.
+    Consume(cmd::consume::ConsumeArgs),
+    /// Cluster-wide information.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Topic(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::topic::run(c))),
+        Command::Produce(a) => cmd::runtime().and_then(|rt| rt.block_on(cmd::produce::run(a))),
+        Command::Consume(a) => cmd::runtime().and_then(|rt| rt.block_on(cmd::consume::run(a))),
+        Command::Cluster(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::cluster::run(c))),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if cmd::is_broken_pipe(&e) {
+                return std::process::ExitCode::SUCCESS;
+            }
+            eprintln!("weir: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
