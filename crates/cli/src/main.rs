@@ -10,7 +10,11 @@ mod cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "weir", version, about = "Weir: a Kafka-compatible streaming platform")]
+#[command(
+    name = "weir",
+    version,
+    about = "Weir: a Kafka-compatible streaming platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,1 +1,35 @@
-//! stub
+//! `weir-client`: a small async Kafka client, used by the `weir` CLI and by benchmarks.
+//!
+//! It speaks the Kafka wire protocol through the `kafka-protocol` crate and does only what a
+//! command-line tool needs: admin requests, producing one batch at a time, fetching, and
+//! offset lookups. It has no consumer groups, no idempotence and no pipelining.
+//!
+//! Data flow: [`Client`] bootstraps from one `host:port`, reads Metadata to learn brokers and
+//! partition leaders, and keeps one [`Connection`] per broker. A high-level call such as
+//! [`Client::produce`] builds a request message, picks the route (the bootstrap broker for admin
+//! requests, the leader for Produce/Fetch/ListOffsets), and hands it to the connection. The
+//! connection picks the highest version both sides speak (negotiated with ApiVersions when it
+//! was opened; see [`connection::client_versions`]), frames it with a request header, writes
+//! it, reads the response frame, checks the correlation id and decodes the body. Records go
+//! through [`records`]: [`ProducerRecord`]s become one v2 record batch (optionally
+//! compressed); fetched batches are decoded back into [`ConsumerRecord`]s. Broker error codes
+//! surface as [`ClientError::Kafka`] with Kafka's name for the code.
+
+pub mod client;
+pub mod connection;
+pub mod error;
+pub mod partitioner;
+pub mod records;
+
+pub use client::{
+    BrokerInfo, Client, ClusterInfo, ClusterMetadata, ConfigEntry, ConfigSource, FetchPosition,
+    FetchedData, ListedOffset, OffsetSpec, PartitionFetch, PartitionMetadata, TopicMetadata,
+};
+pub use connection::Connection;
+pub use error::{error_name, ClientError};
+pub use kafka_protocol::records::{Compression, TimestampType};
+pub use partitioner::{murmur2, partition_for_key};
+pub use records::{ConsumerRecord, ProducerRecord};
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

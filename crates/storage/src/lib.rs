@@ -1,1 +1,42 @@
-//! stub
+//! Weir's partition log: Kafka's on-disk format (segments of RecordBatch v2 bytes with sparse
+//! offset and time indexes), crash recovery, durability and retention.
+//!
+//! One [`Log`] per partition directory. Data flows through it like this:
+//!
+//! - **Append** ([`Log::append`]): validate every batch of the request (magic, lengths,
+//!   CRC-32C, size limit) without any lock; stamp LogAppendTime if configured; then under the
+//!   append lock assign consecutive offsets (rewriting each `baseOffset` in place), roll to a
+//!   new segment if needed, write all the bytes with **one** positional write, and extend the
+//!   active segment's in-memory indexes and their files. Nothing is written if any batch is
+//!   invalid.
+//! - **Durability** ([`Log::flush_to`]): appends are not fsynced. A caller that needs an
+//!   offset durable calls `flush_to`; concurrent callers share one fdatasync (group commit).
+//!   A roll fsyncs the old segment before switching, so only the active segment ever needs
+//!   syncing. A failed fsync poisons the log: it refuses all later writes rather than retry
+//!   (after a failed fsync the kernel may have dropped the dirty pages).
+//! - **Read** ([`Log::read`]): under the lock, find the segment and the committed length;
+//!   then, without the lock, use the sparse index to find the batch holding the offset, do a
+//!   single `read_at` of the range and trim it to whole batches (at least one, KIP-74).
+//! - **Open** ([`Log::open`]): rebuild missing or invalid indexes; after a crash
+//!   ([`Recovery::Scan`]) validate the active segment batch by batch and truncate the torn
+//!   tail.
+//! - **Retention** ([`Log::enforce_retention`], [`Log::delete_records_before`]): delete whole
+//!   sealed segments oldest first and advance the log start (checkpointed).
+//!
+//! Batches are stored exactly as produced; storage never decompresses.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
+pub mod batch;
+mod config;
+mod error;
+mod index;
+mod log;
+mod segment;
+pub mod testkit;
+
+pub use batch::{BatchDefect, BatchHeader};
+pub use config::{LogConfig, Recovery, TimestampType};
+pub use error::StorageError;
+pub use log::{
+    AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, LOG_START_CHECKPOINT,
+};

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod cluster;
+mod common;
 pub mod consume;
 pub mod produce;
 pub mod serve;
@@ -25,6 +26,11 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectArgs {
     /// Broker address to bootstrap from.
-    #[arg(short = 'b', long = "brokers", env = "WEIR_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        short = 'b',
+        long = "brokers",
+        env = "WEIR_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub brokers: String,
 }

@@ -1,8 +1,237 @@
-//! `weir serve` (placeholder).
+//! `weir serve`: gather configuration (defaults < TOML file < `WEIR_*` environment < flags),
+//! validate it into a [`BrokerConfig`] and run the broker until SIGINT or SIGTERM.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use weir_broker::BrokerConfig;
 
 #[derive(clap::Args, Debug)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Address given to clients in metadata (defaults to the listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Data directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML file of broker settings, with Kafka's key names (`log.retention.ms = 3600000`).
+    #[arg(long, value_name = "FILE", env = "WEIR_CONFIG")]
+    config: Option<PathBuf>,
+    /// A broker setting with Kafka's key name, e.g. `--set num.partitions=6`. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Log filter (tracing syntax), e.g. `info` or `weir_broker=debug`. RUST_LOG also works.
+    #[arg(long, env = "WEIR_LOG", default_value = "info")]
+    log: String,
+}
 
-pub fn run(_a: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+/// Environment variables that are flags, not broker keys.
+const FLAG_VARS: &[&str] = &[
+    "WEIR_LISTEN",
+    "WEIR_ADVERTISE",
+    "WEIR_DATA_DIR",
+    "WEIR_CONFIG",
+    "WEIR_LOG",
+    "WEIR_BROKERS",
+];
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log);
+    let mut pairs = BTreeMap::new();
+    let mut listen = "127.0.0.1:9092".to_string();
+    let mut advertise = None;
+    let mut data_dir = PathBuf::from("./weir-data");
+
+    if let Some(path) = &args.config {
+        for (k, v) in read_toml(path)? {
+            match k.as_str() {
+                "listen" => listen = v,
+                "advertise" => advertise = Some(v),
+                "data_dir" | "data-dir" => data_dir = PathBuf::from(v),
+                _ => {
+                    pairs.insert(k, v);
+                }
+            }
+        }
+    }
+    // WEIR_LOG_RETENTION_MS=1000 sets log.retention.ms, as Kafka's images map KAFKA_*.
+    for (var, value) in std::env::vars() {
+        if let Some(rest) = var.strip_prefix("WEIR_") {
+            match var.as_str() {
+                "WEIR_LISTEN" => listen = value,
+                "WEIR_ADVERTISE" => advertise = Some(value),
+                "WEIR_DATA_DIR" => data_dir = PathBuf::from(value),
+                v if FLAG_VARS.contains(&v) => {}
+                _ => {
+                    pairs.insert(rest.to_ascii_lowercase().replace('_', "."), value);
+                }
+            }
+        }
+    }
+    if let Some(l) = args.listen {
+        listen = l;
+    }
+    if let Some(a) = args.advertise {
+        advertise = Some(a);
+    }
+    if let Some(d) = args.data_dir {
+        data_dir = d;
+    }
+    for kv in &args.set {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--set {kv:?}: expected KEY=VALUE");
+        };
+        pairs.insert(k.trim().to_string(), v.trim().to_string());
+    }
+
+    let listen_addr = resolve(&listen).with_context(|| format!("--listen {listen}"))?;
+    let advertise = advertise
+        .map(|a| split_host_port(&a).with_context(|| format!("--advertise {a}")))
+        .transpose()?;
+    let (config, unknown) = BrokerConfig::from_pairs(listen_addr, advertise, data_dir, pairs)?;
+    for key in unknown {
+        tracing::warn!(key, "ignoring unknown broker setting");
+    }
+    tracing::info!(
+        listen = %config.listen,
+        advertise = %format!("{}:{}", config.advertise.0, config.advertise.1),
+        data_dir = %config.data_dir.display(),
+        durability = ?config.durability,
+        "starting weir"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(weir_broker::run(config, shutdown_signal(), |_| {}))?;
+    Ok(())
+}
+
+fn init_tracing(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
+    addr.to_socket_addrs()?
+        .next()
+        .with_context(|| format!("{addr} resolves to no address"))
+}
+
+fn split_host_port(addr: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = addr.rsplit_once(':').context("expected HOST:PORT")?;
+    Ok((
+        host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        port.parse()?,
+    ))
+}
+
+/// Reads a TOML file into flat `a.b.c = "value"` pairs; dotted keys and tables both work.
+fn read_toml(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    let mut out = BTreeMap::new();
+    flatten("", &toml::Value::Table(table), &mut out)
+        .with_context(|| format!("in {}", path.display()))?;
+    Ok(out)
+}
+
+fn flatten(
+    prefix: &str,
+    v: &toml::Value,
+    out: &mut BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out)?;
+            }
+        }
+        toml::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        toml::Value::Integer(i) => {
+            out.insert(prefix.to_string(), i.to_string());
+        }
+        toml::Value::Boolean(b) => {
+            out.insert(prefix.to_string(), b.to_string());
+        }
+        toml::Value::Float(f) => {
+            out.insert(prefix.to_string(), f.to_string());
+        }
+        other => bail!("{prefix}: unsupported value {other:?} (use a string, number or boolean)"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_keys_flatten_to_kafka_names() {
+        let dir = std::env::temp_dir().join(format!("weir-toml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("weir.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\nlog.retention.ms = 5000\n\"auto.create.topics.enable\" = false\n[num]\npartitions = 3\n",
+        )
+        .expect("write");
+        let pairs = read_toml(&path).expect("read");
+        assert_eq!(
+            pairs.get("log.retention.ms").map(String::as_str),
+            Some("5000")
+        );
+        assert_eq!(
+            pairs.get("auto.create.topics.enable").map(String::as_str),
+            Some("false")
+        );
+        assert_eq!(pairs.get("num.partitions").map(String::as_str), Some("3"));
+        assert_eq!(pairs.get("listen").map(String::as_str), Some("127.0.0.1:1"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(
+            split_host_port("example.com:9093").expect("ok"),
+            ("example.com".into(), 9093)
+        );
+        assert!(split_host_port("nope").is_err());
+    }
 }

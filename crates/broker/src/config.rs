@@ -1,0 +1,284 @@
+//! Broker configuration, keyed by Kafka's own broker property names.
+//!
+//! The binary gathers raw `key = value` pairs (defaults < TOML file < environment < `--set`)
+//! and [`BrokerConfig::from_pairs`] validates them into typed fields. Nothing in the broker
+//! reads the environment itself.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use weir_storage::{LogConfig, TimestampType};
+
+/// When a produce is answered relative to fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// acks=all is answered after its data is fsynced (group commit); acks=1 after the write
+    /// reaches the OS. The default: survives kill -9 for everything, power loss for acks=all.
+    AcksAll,
+    /// Every acknowledged produce (acks=1 and acks=all) waits for fsync.
+    Always,
+    /// No produce waits for fsync; data reaches disk through the background flush
+    /// (`log.flush.interval.ms`) or the OS. Survives kill -9, not power loss.
+    None,
+}
+
+/// Why a configuration is refused: the operator's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// The validated broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listen: SocketAddr,
+    /// host:port given to clients in Metadata.
+    pub advertise: (String, u16),
+    pub data_dir: PathBuf,
+    pub node_id: i32,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    /// Requests read ahead on one connection while earlier ones are still being answered.
+    pub max_in_flight_per_connection: usize,
+    pub retention_check_interval_ms: u64,
+    pub durability: Durability,
+    /// Background flush period; 0 disables it.
+    pub flush_interval_ms: u64,
+    /// Defaults for topic-level log settings (`log.segment.bytes` → `segment.bytes`, ...).
+    pub log_defaults: LogConfig,
+    /// Every raw pair given, for DescribeConfigs on the broker resource.
+    pub raw: BTreeMap<String, String>,
+}
+
+/// Broker keys Weir reads, with Kafka's defaults. Listed so DescribeConfigs can show them and
+/// unknown keys can be warned about.
+pub const BROKER_KEYS: &[(&str, &str)] = &[
+    ("node.id", "0"),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("auto.create.topics.enable", "true"),
+    ("socket.request.max.bytes", "104857600"),
+    ("max.connections", "10000"),
+    ("max.in.flight.requests.per.connection", "16"),
+    ("log.segment.bytes", "1073741824"),
+    ("log.roll.ms", "604800000"),
+    ("log.roll.hours", "168"),
+    ("log.retention.ms", "604800000"),
+    ("log.retention.minutes", ""),
+    ("log.retention.hours", "168"),
+    ("log.retention.bytes", "-1"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.index.interval.bytes", "4096"),
+    ("message.max.bytes", "1048588"),
+    ("log.message.timestamp.type", "CreateTime"),
+    ("log.flush.interval.ms", "0"),
+    ("weir.durability", "acks-all"),
+];
+
+impl BrokerConfig {
+    /// Validates raw pairs. Unknown keys are returned so the caller can warn about them (Kafka
+    /// ignores unknown keys; a typo should at least be visible).
+    pub fn from_pairs(
+        listen: SocketAddr,
+        advertise: Option<(String, u16)>,
+        data_dir: PathBuf,
+        raw: BTreeMap<String, String>,
+    ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let unknown = raw
+            .keys()
+            .filter(|k| !BROKER_KEYS.iter().any(|(known, _)| known == k))
+            .cloned()
+            .collect();
+        let get = |key: &str| raw.get(key).map(String::as_str);
+        let hours = get("log.retention.hours").map(|v| parse::<i64>("log.retention.hours", v));
+        let minutes =
+            get("log.retention.minutes").map(|v| parse::<i64>("log.retention.minutes", v));
+        // Kafka's precedence: ms > minutes > hours.
+        let retention_ms = match get("log.retention.ms") {
+            Some(v) => parse::<i64>("log.retention.ms", v)?,
+            None => match (minutes, hours) {
+                (Some(m), _) => m?.saturating_mul(60_000),
+                (None, Some(h)) => h?.saturating_mul(3_600_000),
+                (None, None) => 604_800_000,
+            },
+        };
+        let segment_ms = match get("log.roll.ms") {
+            Some(v) => parse::<i64>("log.roll.ms", v)?,
+            None => match get("log.roll.hours") {
+                Some(h) => parse::<i64>("log.roll.hours", h)?.saturating_mul(3_600_000),
+                None => 604_800_000,
+            },
+        };
+        let num = |key: &str, default: &str| -> Result<i64, ConfigError> {
+            parse::<i64>(key, get(key).unwrap_or(default))
+        };
+        let timestamp_type = parse_timestamp_type(
+            "log.message.timestamp.type",
+            get("log.message.timestamp.type").unwrap_or("CreateTime"),
+        )?;
+        let log_defaults = LogConfig {
+            segment_bytes: positive("log.segment.bytes", num("log.segment.bytes", "1073741824")?)?,
+            segment_ms,
+            retention_ms,
+            retention_bytes: num("log.retention.bytes", "-1")?,
+            index_interval_bytes: u32_in(
+                "log.index.interval.bytes",
+                num("log.index.interval.bytes", "4096")?,
+            )?,
+            max_message_bytes: u32_in("message.max.bytes", num("message.max.bytes", "1048588")?)?,
+            timestamp_type,
+        };
+        let durability = match get("weir.durability").unwrap_or("acks-all") {
+            "acks-all" => Durability::AcksAll,
+            "always" => Durability::Always,
+            "none" => Durability::None,
+            other => {
+                return Err(invalid(
+                    "weir.durability",
+                    other,
+                    "expected acks-all, always or none",
+                ))
+            }
+        };
+        let config = BrokerConfig {
+            advertise: advertise.unwrap_or_else(|| (listen.ip().to_string(), listen.port())),
+            listen,
+            data_dir,
+            node_id: i32_in("node.id", num("node.id", "0")?)?,
+            num_partitions: i32_in(
+                "num.partitions",
+                positive("num.partitions", num("num.partitions", "1")?)? as i64,
+            )?,
+            default_replication_factor: i16::try_from(num("default.replication.factor", "1")?)
+                .map_err(|_| invalid("default.replication.factor", "", "out of range"))?,
+            auto_create_topics: parse::<bool>(
+                "auto.create.topics.enable",
+                get("auto.create.topics.enable").unwrap_or("true"),
+            )?,
+            socket_request_max_bytes: positive(
+                "socket.request.max.bytes",
+                num("socket.request.max.bytes", "104857600")?,
+            )? as usize,
+            max_connections: positive("max.connections", num("max.connections", "10000")?)?
+                as usize,
+            max_in_flight_per_connection: positive(
+                "max.in.flight.requests.per.connection",
+                num("max.in.flight.requests.per.connection", "16")?,
+            )? as usize,
+            retention_check_interval_ms: positive(
+                "log.retention.check.interval.ms",
+                num("log.retention.check.interval.ms", "300000")?,
+            )?,
+            durability,
+            flush_interval_ms: u64::try_from(num("log.flush.interval.ms", "0")?)
+                .map_err(|_| invalid("log.flush.interval.ms", "", "must be >= 0"))?,
+            log_defaults,
+            raw,
+        };
+        Ok((config, unknown))
+    }
+
+    /// The effective value of a broker key, for DescribeConfigs.
+    pub fn value_of(&self, key: &str) -> Option<String> {
+        self.raw.get(key).cloned().or_else(|| {
+            BROKER_KEYS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_string())
+        })
+    }
+}
+
+pub(crate) fn parse_timestamp_type(key: &str, v: &str) -> Result<TimestampType, ConfigError> {
+    match v {
+        "CreateTime" => Ok(TimestampType::CreateTime),
+        "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+        other => Err(invalid(key, other, "expected CreateTime or LogAppendTime")),
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+pub(crate) fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|e| invalid(key, value, &e.to_string()))
+}
+
+fn positive(key: &str, v: i64) -> Result<u64, ConfigError> {
+    u64::try_from(v)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| invalid(key, &v.to_string(), "must be positive"))
+}
+
+fn u32_in(key: &str, v: i64) -> Result<u32, ConfigError> {
+    u32::try_from(v).map_err(|_| invalid(key, &v.to_string(), "out of range"))
+}
+
+fn i32_in(key: &str, v: i64) -> Result<i32, ConfigError> {
+    i32::try_from(v).map_err(|_| invalid(key, &v.to_string(), "out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(pairs: &[(&str, &str)]) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let raw = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BrokerConfig::from_pairs(
+            "127.0.0.1:9092".parse().expect("addr"),
+            None,
+            "d".into(),
+            raw,
+        )
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let (c, unknown) = build(&[]).expect("config");
+        assert!(unknown.is_empty());
+        assert_eq!(c.num_partitions, 1);
+        assert_eq!(c.log_defaults.segment_bytes, 1 << 30);
+        assert_eq!(c.log_defaults.retention_ms, 7 * 24 * 3_600_000);
+        assert_eq!(c.advertise, ("127.0.0.1".to_string(), 9092));
+        assert_eq!(c.durability, Durability::AcksAll);
+    }
+
+    #[test]
+    fn retention_precedence_and_errors() {
+        let (c, _) = build(&[("log.retention.hours", "1")]).expect("config");
+        assert_eq!(c.log_defaults.retention_ms, 3_600_000);
+        let (c, _) =
+            build(&[("log.retention.hours", "1"), ("log.retention.minutes", "2")]).expect("config");
+        assert_eq!(c.log_defaults.retention_ms, 120_000);
+        let (c, unknown) = build(&[("log.retention.ms", "5"), ("bogus.key", "1")]).expect("config");
+        assert_eq!(c.log_defaults.retention_ms, 5);
+        assert_eq!(unknown, vec!["bogus.key".to_string()]);
+        let e = build(&[("num.partitions", "zero")]).expect_err("bad number");
+        assert!(e.to_string().contains("num.partitions"), "{e}");
+        assert!(build(&[("weir.durability", "sometimes")]).is_err());
+    }
+}

@@ -1,0 +1,38 @@
+//! The one place where Weir's errors become Kafka error codes.
+
+use weir_protocol::ResponseError;
+use weir_storage::StorageError;
+
+use crate::state::AdminError;
+use crate::topic_config::TopicConfigError;
+
+/// The Kafka error for a storage failure on a partition.
+pub fn storage_code(e: &StorageError) -> ResponseError {
+    match e {
+        StorageError::CorruptBatch { .. } => ResponseError::CorruptMessage,
+        StorageError::InvalidBatch { .. } => ResponseError::InvalidRecord,
+        StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::Poisoned { .. } | StorageError::Io { .. } | StorageError::Closed => {
+            ResponseError::KafkaStorageError
+        }
+    }
+}
+
+/// The Kafka error for a failed admin change.
+pub fn admin_code(e: &AdminError) -> ResponseError {
+    match e {
+        AdminError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        AdminError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        AdminError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        AdminError::InvalidPartitions(_) | AdminError::CannotShrink { .. } => {
+            ResponseError::InvalidPartitions
+        }
+        AdminError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        AdminError::Config(TopicConfigError::Unknown(_) | TopicConfigError::Invalid { .. }) => {
+            ResponseError::InvalidConfig
+        }
+        AdminError::Storage(s) => storage_code(s),
+        AdminError::Meta(_) => ResponseError::KafkaStorageError,
+    }
+}

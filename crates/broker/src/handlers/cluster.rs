@@ -1,0 +1,146 @@
+//! ApiVersions, Metadata, DescribeCluster, SaslHandshake.
+
+use std::sync::Arc;
+
+use weir_protocol::kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+use weir_protocol::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use weir_protocol::kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use weir_protocol::kafka_protocol::messages::{
+    ApiVersionsResponse, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
+    MetadataRequest, MetadataResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
+};
+use weir_protocol::{versions, ResponseError};
+
+use super::str;
+use crate::state::{validate_topic_name, State, Topic};
+
+pub fn api_versions(_req: &ApiVersionsRequest) -> ApiVersionsResponse {
+    let mut r = ApiVersionsResponse::default();
+    r.api_keys = versions::advertised();
+    r
+}
+
+pub fn sasl_handshake(req: &SaslHandshakeRequest) -> SaslHandshakeResponse {
+    tracing::info!(mechanism = %req.mechanism, "client asked for SASL, which is not enabled on this listener");
+    let mut r = SaslHandshakeResponse::default();
+    r.error_code = ResponseError::UnsupportedSaslMechanism.code();
+    r.mechanisms = Vec::new();
+    r
+}
+
+pub fn describe_cluster(state: &State, _req: &DescribeClusterRequest) -> DescribeClusterResponse {
+    let mut b = DescribeClusterBroker::default();
+    b.broker_id = BrokerId(state.config.node_id);
+    b.host = str(&state.config.advertise.0);
+    b.port = i32::from(state.config.advertise.1);
+    let mut r = DescribeClusterResponse::default();
+    r.cluster_id = str(&state.cluster_id);
+    r.controller_id = BrokerId(state.config.node_id);
+    r.brokers = vec![b];
+    r
+}
+
+pub async fn metadata(state: &Arc<State>, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let mut broker = MetadataResponseBroker::default();
+    broker.node_id = BrokerId(state.config.node_id);
+    broker.host = str(&state.config.advertise.0);
+    broker.port = i32::from(state.config.advertise.1);
+
+    let mut r = MetadataResponse::default();
+    r.brokers = vec![broker];
+    r.controller_id = BrokerId(state.config.node_id);
+    if version >= 2 {
+        r.cluster_id = Some(str(&state.cluster_id));
+    }
+    // v0: an empty list means all topics. v1+: null means all, empty means none.
+    let requested = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    let Some(requested) = requested else {
+        r.topics = state
+            .topics()
+            .iter()
+            .map(|t| topic_metadata(state, t, version))
+            .collect();
+        return r;
+    };
+    // Kafka: auto-creation is implied before v4, asked for explicitly since.
+    let may_create =
+        state.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    for t in requested {
+        let found = match &t.name {
+            Some(name) => match state.topic(name) {
+                Some(topic) => Ok(topic),
+                None => lookup_or_create(state, name, may_create).await,
+            },
+            None => state
+                .topic_by_id(t.topic_id)
+                .ok_or(ResponseError::UnknownTopicId),
+        };
+        match found {
+            Ok(topic) => r.topics.push(topic_metadata(state, &topic, version)),
+            Err(code) => {
+                let mut m = MetadataResponseTopic::default();
+                m.error_code = code.code();
+                m.name = t.name.clone();
+                m.topic_id = t.topic_id;
+                r.topics.push(m);
+            }
+        }
+    }
+    r
+}
+
+async fn lookup_or_create(
+    state: &Arc<State>,
+    name: &str,
+    may_create: bool,
+) -> Result<Arc<Topic>, ResponseError> {
+    if validate_topic_name(name).is_err() {
+        return Err(ResponseError::InvalidTopicException);
+    }
+    if !may_create {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    auto_create(state, name).await
+}
+
+/// Creates a topic with the broker defaults (auto.create.topics.enable).
+pub async fn auto_create(state: &Arc<State>, name: &str) -> Result<Arc<Topic>, ResponseError> {
+    match state.create_topic(name, -1, -1, Default::default()).await {
+        Ok(t) => Ok(t),
+        // Another connection created it first.
+        Err(crate::state::AdminError::TopicExists(_)) => state
+            .topic(name)
+            .ok_or(ResponseError::UnknownTopicOrPartition),
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "auto-creating topic failed");
+            Err(crate::errors::admin_code(&e))
+        }
+    }
+}
+
+fn topic_metadata(state: &State, topic: &Topic, version: i16) -> MetadataResponseTopic {
+    let node = BrokerId(state.config.node_id);
+    let mut m = MetadataResponseTopic::default();
+    m.name = Some(TopicName(str(&topic.name)));
+    if version >= 10 {
+        m.topic_id = topic.id;
+    }
+    m.partitions = (0..topic.partition_count())
+        .map(|i| {
+            let mut p = MetadataResponsePartition::default();
+            p.partition_index = i;
+            p.leader_id = node;
+            p.leader_epoch = 0;
+            p.replica_nodes = vec![node];
+            p.isr_nodes = vec![node];
+            p
+        })
+        .collect();
+    m
+}

@@ -1,0 +1,127 @@
+//! ListOffsets and DeleteRecords.
+
+use std::sync::Arc;
+
+use weir_protocol::kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use weir_protocol::kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use weir_protocol::kafka_protocol::messages::{
+    DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse,
+};
+use weir_protocol::ResponseError;
+
+use crate::errors::storage_code;
+use crate::state::State;
+
+/// Special timestamps of ListOffsets.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub async fn list_offsets(
+    state: &Arc<State>,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    let mut r = ListOffsetsResponse::default();
+    for t in req.topics {
+        let topic = state.topic(&t.name.0);
+        let mut out = ListOffsetsTopicResponse::default();
+        out.name = t.name;
+        for p in t.partitions {
+            let mut res = ListOffsetsPartitionResponse::default();
+            res.partition_index = p.partition_index;
+            res.timestamp = -1;
+            res.offset = -1;
+            if version >= 4 {
+                res.leader_epoch = 0;
+            }
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
+            else {
+                res.error_code = ResponseError::UnknownTopicOrPartition.code();
+                out.partitions.push(res);
+                continue;
+            };
+            let log = &partition.log;
+            match p.timestamp {
+                LATEST | LATEST_TIERED => res.offset = log.log_end_offset(),
+                EARLIEST | EARLIEST_LOCAL => res.offset = log.log_start_offset(),
+                MAX_TIMESTAMP => {
+                    if let Some((ts, offset)) = log.max_timestamp() {
+                        res.timestamp = ts;
+                        res.offset = offset;
+                    }
+                }
+                ts if ts >= 0 => {
+                    let found = tokio::task::block_in_place(|| log.offset_for_timestamp(ts));
+                    match found {
+                        Ok(Some((offset, timestamp))) => {
+                            res.offset = offset;
+                            res.timestamp = timestamp;
+                        }
+                        Ok(None) => {}
+                        Err(e) => res.error_code = storage_code(&e).code(),
+                    }
+                }
+                _ => res.error_code = ResponseError::InvalidRequest.code(),
+            }
+            out.partitions.push(res);
+        }
+        r.topics.push(out);
+    }
+    r
+}
+
+pub async fn delete_records(
+    state: &Arc<State>,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let mut r = DeleteRecordsResponse::default();
+    for t in req.topics {
+        let topic = state.topic(&t.name.0);
+        let mut out = DeleteRecordsTopicResult::default();
+        out.name = t.name;
+        for p in t.partitions {
+            let mut res = DeleteRecordsPartitionResult::default();
+            res.partition_index = p.partition_index;
+            res.low_watermark = -1;
+            match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                None => res.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(partition) => {
+                    // -1 means "up to the high watermark".
+                    let offset = if p.offset == -1 {
+                        partition.log.log_end_offset()
+                    } else {
+                        p.offset
+                    };
+                    let result = if offset < 0 {
+                        Err(ResponseError::OffsetOutOfRange)
+                    } else {
+                        let part = partition.clone();
+                        match tokio::task::spawn_blocking(move || {
+                            part.log.delete_records_before(offset)
+                        })
+                        .await
+                        {
+                            Ok(Ok(low)) => Ok(low),
+                            Ok(Err(e)) => Err(storage_code(&e)),
+                            Err(_) => Err(ResponseError::KafkaStorageError),
+                        }
+                    };
+                    match result {
+                        Ok(low) => res.low_watermark = low,
+                        Err(code) => res.error_code = code.code(),
+                    }
+                }
+            }
+            out.partitions.push(res);
+        }
+        r.topics.push(out);
+    }
+    r
+}

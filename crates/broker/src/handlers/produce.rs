@@ -1,0 +1,198 @@
+//! Produce: validate and append each partition's batches in request order, then answer once the
+//! durability policy is met.
+
+use std::sync::Arc;
+
+use weir_protocol::kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, TopicProduceResponse,
+};
+use weir_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use weir_protocol::ResponseError;
+
+use super::{cluster, msg, Ctx, Reply};
+use crate::config::Durability;
+use crate::errors::storage_code;
+use crate::server::now_ms;
+use crate::state::{validate_topic_name, Partition, State};
+
+/// A partition's answer, and what it still waits for.
+struct Pending {
+    response: PartitionProduceResponse,
+    /// The partition and the offset that must be durable before answering.
+    flush: Option<(Arc<Partition>, i64)>,
+}
+
+pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply {
+    let acks = req.acks;
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    let mut appended = false;
+    for td in req.topic_data {
+        let name = td.name.0.to_string();
+        let topic = match state.topic(&name) {
+            Some(t) => Ok(t),
+            None if validate_topic_name(&name).is_err() => {
+                Err(ResponseError::InvalidTopicException)
+            }
+            None if state.config.auto_create_topics => cluster::auto_create(state, &name).await,
+            None => Err(ResponseError::UnknownTopicOrPartition),
+        };
+        let mut parts = Vec::with_capacity(td.partition_data.len());
+        for pd in td.partition_data {
+            let mut response = PartitionProduceResponse::default();
+            response.index = pd.index;
+            response.base_offset = -1;
+            response.log_append_time_ms = -1;
+            response.log_start_offset = -1;
+            let fail = |response: &mut PartitionProduceResponse,
+                        code: ResponseError,
+                        m: Option<String>| {
+                response.error_code = code.code();
+                response.error_message = m.and_then(msg);
+            };
+            if !(-1..=1).contains(&acks) {
+                fail(
+                    &mut response,
+                    ResponseError::InvalidRequiredAcks,
+                    Some(format!("acks={acks} is not -1, 0 or 1")),
+                );
+                parts.push(Pending {
+                    response,
+                    flush: None,
+                });
+                continue;
+            }
+            let partition = match &topic {
+                Ok(t) => t
+                    .partition(pd.index)
+                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                Err(code) => Err(*code),
+            };
+            let partition = match partition {
+                Ok(p) => p,
+                Err(code) => {
+                    fail(&mut response, code, None);
+                    parts.push(Pending {
+                        response,
+                        flush: None,
+                    });
+                    continue;
+                }
+            };
+            let Some(records) = pd.records.filter(|r| !r.is_empty()) else {
+                fail(
+                    &mut response,
+                    ResponseError::InvalidRecord,
+                    Some("no record batch".into()),
+                );
+                parts.push(Pending {
+                    response,
+                    flush: None,
+                });
+                continue;
+            };
+            // The log rewrites base offsets in place, so it needs its own copy of the bytes.
+            let mut data = records.to_vec();
+            let result = tokio::task::block_in_place(|| partition.log.append(&mut data, now_ms()));
+            match result {
+                Ok(info) => {
+                    appended = true;
+                    response.base_offset = info.base_offset;
+                    response.log_append_time_ms = info.log_append_time.unwrap_or(-1);
+                    response.log_start_offset = info.log_start_offset;
+                    let wait = match state.config.durability {
+                        Durability::AcksAll => acks == -1,
+                        Durability::Always => acks != 0,
+                        Durability::None => false,
+                    };
+                    let flush = wait.then(|| (partition.clone(), info.last_offset + 1));
+                    parts.push(Pending { response, flush });
+                }
+                Err(e) => {
+                    if e.is_client_fault() {
+                        tracing::info!(topic = %name, partition = pd.index, error = %e, "produce rejected");
+                    } else {
+                        tracing::error!(topic = %name, partition = pd.index, error = %e, "append failed");
+                    }
+                    fail(&mut response, storage_code(&e), Some(e.to_string()));
+                    parts.push(Pending {
+                        response,
+                        flush: None,
+                    });
+                }
+            }
+        }
+        topics.push((td.name, parts));
+    }
+    if appended {
+        state.notify_appended();
+    }
+    if acks == 0 {
+        return Reply::Now(None);
+    }
+    let needs_flush = topics
+        .iter()
+        .any(|(_, parts)| parts.iter().any(|p| p.flush.is_some()));
+    if !needs_flush {
+        return match ctx.encode(&finish(topics)) {
+            Some(b) => Reply::Now(Some(b)),
+            None => Reply::Close,
+        };
+    }
+    Reply::Later(Box::pin(async move {
+        // Start every partition's fsync at once; each joins its partition's group commit.
+        let mut waits = Vec::new();
+        for (ti, (_, parts)) in topics.iter().enumerate() {
+            for (pi, p) in parts.iter().enumerate() {
+                if let Some((partition, offset)) = &p.flush {
+                    let partition = partition.clone();
+                    let offset = *offset;
+                    waits.push((
+                        ti,
+                        pi,
+                        tokio::task::spawn_blocking(move || partition.log.flush_to(offset)),
+                    ));
+                }
+            }
+        }
+        for (ti, pi, wait) in waits {
+            let outcome = wait.await;
+            let Some(p) = topics.get_mut(ti).and_then(|(_, parts)| parts.get_mut(pi)) else {
+                continue;
+            };
+            let err = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "fsync failed; the partition is poisoned");
+                    (storage_code(&e), e.to_string())
+                }
+                Err(e) => (
+                    ResponseError::KafkaStorageError,
+                    format!("flush task failed: {e}"),
+                ),
+            };
+            p.response.error_code = err.0.code();
+            p.response.error_message = msg(err.1);
+            p.response.base_offset = -1;
+        }
+        ctx.encode(&finish(topics))
+    }))
+}
+
+fn finish(
+    topics: Vec<(
+        weir_protocol::kafka_protocol::messages::TopicName,
+        Vec<Pending>,
+    )>,
+) -> ProduceResponse {
+    let mut r = ProduceResponse::default();
+    r.responses = topics
+        .into_iter()
+        .map(|(name, parts)| {
+            let mut t = TopicProduceResponse::default();
+            t.name = name;
+            t.partition_responses = parts.into_iter().map(|p| p.response).collect();
+            t
+        })
+        .collect();
+    r
+}

@@ -1,0 +1,488 @@
+//! The broker's shared state: the topic table and each partition's log.
+//!
+//! Reads of the table take a `std::sync::RwLock` briefly and clone `Arc`s out; nothing holds it
+//! across an `.await` or disk I/O. Admin changes (create, delete, grow, reconfigure) are
+//! serialized by `admin` and persisted to the metadata store before they become visible.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::watch;
+use uuid::Uuid;
+use weir_storage::{Log, Recovery};
+
+use crate::config::BrokerConfig;
+use crate::meta::{MetaError, MetaStore, TopicRecord};
+use crate::topic_config;
+
+/// One partition: its log and nothing else yet (leader epoch is always 0 on one node).
+pub struct Partition {
+    pub index: i32,
+    pub log: Log,
+}
+
+/// A topic: name, id, partitions and config overrides.
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: RwLock<Vec<Arc<Partition>>>,
+    pub configs: RwLock<BTreeMap<String, String>>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        let parts = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| parts.get(i).cloned())
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        let n = self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        i32::try_from(n).unwrap_or(i32::MAX)
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn configs(&self) -> BTreeMap<String, String> {
+        self.configs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn record(&self) -> TopicRecord {
+        TopicRecord {
+            name: self.name.clone(),
+            id: self.id,
+            partitions: self.partition_count(),
+            configs: self.configs(),
+        }
+    }
+}
+
+/// Why an admin change failed. Each maps to a Kafka error code in `errors.rs`.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName { name: String, reason: &'static str },
+    #[error("invalid partition count {0}: must be at least 1")]
+    InvalidPartitions(i32),
+    #[error("topic '{topic}' has {current} partitions; it can only grow (asked for {requested})")]
+    CannotShrink {
+        topic: String,
+        current: i32,
+        requested: i32,
+    },
+    #[error("replication factor {0} is not possible on a single node")]
+    InvalidReplicationFactor(i16),
+    #[error(transparent)]
+    Config(#[from] topic_config::TopicConfigError),
+    #[error(transparent)]
+    Storage(#[from] weir_storage::StorageError),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+/// Kafka's rule for topic names: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
+    let bad = |reason| AdminError::InvalidTopicName {
+        name: name.to_string(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if name == "." || name == ".." {
+        return Err(bad("'.' and '..' are not allowed"));
+    }
+    if name.len() > 249 {
+        return Err(bad("it is longer than 249 characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(bad(
+            "only ASCII letters, digits, '.', '_' and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// The broker state shared by every connection.
+pub struct State {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    store: MetaStore,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Serializes admin changes so the persisted table never interleaves two of them.
+    admin: tokio::sync::Mutex<()>,
+    /// Bumped after every append so long-polling fetches wake up and look again.
+    appended: watch::Sender<u64>,
+}
+
+impl State {
+    /// Loads metadata and opens every partition log, recovering them after an unclean stop.
+    pub fn open(config: BrokerConfig) -> Result<State, AdminError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| MetaError::Io {
+            op: "create data dir",
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let store = MetaStore::open(&config.data_dir)?;
+        let cluster_id = store.cluster_id()?;
+        let clean = store.take_clean_shutdown()?;
+        let recovery = if clean {
+            Recovery::Clean
+        } else {
+            Recovery::Scan
+        };
+        tracing::info!(clean, data_dir = %config.data_dir.display(), "opening logs");
+        let mut topics = HashMap::new();
+        let mut expected_dirs = std::collections::HashSet::new();
+        for rec in store.load_topics()? {
+            let log_config = topic_config::log_config(&rec.configs, &config);
+            let mut parts = Vec::new();
+            for p in 0..rec.partitions {
+                let dir = partition_dir(&config, &rec.name, p);
+                expected_dirs.insert(dir.clone());
+                let (log, report) = if dir.exists() {
+                    Log::open(dir, log_config.clone(), recovery)?
+                } else {
+                    tracing::warn!(topic = %rec.name, partition = p, "partition directory missing; starting it empty");
+                    (Log::create(dir, log_config.clone())?, Default::default())
+                };
+                if report.truncated_bytes > 0 {
+                    tracing::warn!(topic = %rec.name, partition = p, truncated_bytes = report.truncated_bytes, "recovery truncated a torn tail");
+                }
+                parts.push(Arc::new(Partition { index: p, log }));
+            }
+            let topic = Topic {
+                name: rec.name.clone(),
+                id: rec.id,
+                partitions: RwLock::new(parts),
+                configs: RwLock::new(rec.configs),
+            };
+            topics.insert(rec.name, Arc::new(topic));
+        }
+        remove_orphans(&config, &expected_dirs);
+        let (appended, _) = watch::channel(0);
+        Ok(State {
+            config,
+            cluster_id,
+            store,
+            topics: RwLock::new(topics),
+            admin: tokio::sync::Mutex::new(()),
+            appended,
+        })
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut v: Vec<_> = self
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn notify_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    fn persist(&self) -> Result<(), MetaError> {
+        let records = self.topics().iter().map(|t| t.record()).collect();
+        self.store.save_topics(records)
+    }
+
+    /// Checks a create request without changing anything.
+    pub fn check_create(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(i32, i16), AdminError> {
+        validate_topic_name(name)?;
+        if self.topic(name).is_some() {
+            return Err(AdminError::TopicExists(name.to_string()));
+        }
+        let partitions = if partitions == -1 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
+        if partitions < 1 {
+            return Err(AdminError::InvalidPartitions(partitions));
+        }
+        let replication = if replication == -1 {
+            self.config.default_replication_factor
+        } else {
+            replication
+        };
+        if replication != 1 {
+            return Err(AdminError::InvalidReplicationFactor(replication));
+        }
+        for (k, v) in configs {
+            topic_config::validate(k, v)?;
+        }
+        Ok((partitions, replication))
+    }
+
+    /// Creates a topic; `partitions` and `replication` of -1 take the broker defaults.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, AdminError> {
+        let _admin = self.admin.lock().await;
+        let (partitions, _) = self.check_create(name, partitions, replication, &configs)?;
+        let log_config = topic_config::log_config(&configs, &self.config);
+        let mut parts = Vec::new();
+        for p in 0..partitions {
+            let dir = partition_dir(&self.config, name, p);
+            if dir.exists() {
+                // Left behind by a crash between deleting a topic and removing its files.
+                std::fs::remove_dir_all(&dir).map_err(|source| MetaError::Io {
+                    op: "remove stale partition dir",
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+            parts.push(Arc::new(Partition {
+                index: p,
+                log: Log::create(dir, log_config.clone())?,
+            }));
+        }
+        let topic = Arc::new(Topic {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions: RwLock::new(parts),
+            configs: RwLock::new(configs),
+        });
+        self.topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), topic.clone());
+        if let Err(e) = self.persist() {
+            self.topics
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name);
+            return Err(e.into());
+        }
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: persisted first, then its files are removed.
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
+        let _admin = self.admin.lock().await;
+        let topic = self
+            .topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))?;
+        if let Err(e) = self.persist() {
+            self.topics
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_string(), topic);
+            return Err(e.into());
+        }
+        let dirs: Vec<PathBuf> = topic
+            .all_partitions()
+            .iter()
+            .map(|p| p.log.dir().to_path_buf())
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            for dir in dirs {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted partition; it will be removed at next start");
+                }
+            }
+        })
+        .await
+        .ok();
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic.id)
+    }
+
+    /// Grows a topic to `total` partitions.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let _admin = self.admin.lock().await;
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))?;
+        let current = topic.partition_count();
+        if total <= current {
+            return Err(AdminError::CannotShrink {
+                topic: name.to_string(),
+                current,
+                requested: total,
+            });
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let log_config = topic_config::log_config(&topic.configs(), &self.config);
+        let mut new = Vec::new();
+        for p in current..total {
+            new.push(Arc::new(Partition {
+                index: p,
+                log: Log::create(partition_dir(&self.config, name, p), log_config.clone())?,
+            }));
+        }
+        topic
+            .partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(new);
+        if let Err(e) = self.persist() {
+            topic
+                .partitions
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .truncate(current as usize);
+            return Err(e.into());
+        }
+        tracing::info!(topic = name, from = current, to = total, "grew topic");
+        Ok(())
+    }
+
+    /// Replaces a topic's overrides (after validation) and applies them to its logs.
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let _admin = self.admin.lock().await;
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))?;
+        for (k, v) in &configs {
+            topic_config::validate(k, v)?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let old = std::mem::replace(
+            &mut *topic.configs.write().unwrap_or_else(|e| e.into_inner()),
+            configs,
+        );
+        if let Err(e) = self.persist() {
+            *topic.configs.write().unwrap_or_else(|e| e.into_inner()) = old;
+            return Err(e.into());
+        }
+        let log_config = topic_config::log_config(&topic.configs(), &self.config);
+        for p in topic.all_partitions() {
+            p.log.set_config(log_config.clone());
+        }
+        Ok(())
+    }
+
+    /// Flushes every log and writes the clean-shutdown marker.
+    pub fn close(&self) -> Result<(), AdminError> {
+        for t in self.topics() {
+            for p in t.all_partitions() {
+                p.log.close()?;
+            }
+        }
+        self.store.mark_clean_shutdown()?;
+        Ok(())
+    }
+}
+
+pub fn partition_dir(config: &BrokerConfig, topic: &str, partition: i32) -> PathBuf {
+    config.data_dir.join(format!("{topic}-{partition}"))
+}
+
+/// Removes partition directories no topic owns (a crash after a delete was persisted).
+fn remove_orphans(config: &BrokerConfig, expected: &std::collections::HashSet<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(&config.data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_partition = path.is_dir()
+            && path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.rsplit_once('-'))
+                .is_some_and(|(_, p)| p.parse::<u32>().is_ok());
+        if is_partition && !expected.contains(&path) {
+            tracing::info!(dir = %path.display(), "removing partition directory of a deleted topic");
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(dir = %path.display(), error = %e, "could not remove orphaned partition directory");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("orders.v1_a-b").is_ok());
+        for bad in ["", ".", "..", "bad name!", "a/b", &"x".repeat(250)] {
+            assert!(
+                matches!(
+                    validate_topic_name(bad),
+                    Err(AdminError::InvalidTopicName { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! One TCP connection to one broker: version negotiation and request/response framing.
+//!
+//! A request goes out as `i32 length | RequestHeader | body`; the answer comes back as
+//! `i32 length | ResponseHeader | body`. Header versions depend on the API and its version
+//! (flexible versions add tagged fields), which `kafka-protocol` knows. The framing is kept in
+//! pure functions ([`encode_request`], [`decode_response`]) so it can be tested without a socket.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes, VersionRange};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::{codes, ClientError};
+
+/// The client id sent in every request header.
+pub const CLIENT_ID: &str = "weir";
+
+/// The request timeout used unless [`Connection::set_request_timeout`] changes it.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Responses larger than this are refused instead of allocated: a corrupt or hostile length
+/// prefix must not make the client reserve gigabytes.
+const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
+
+/// The versions of `api` this client speaks.
+///
+/// This is the one place that caps the versions `kafka-protocol` could encode: Fetch above 12,
+/// Produce above 9 and Metadata above 12 identify topics by id instead of by name, and this
+/// client addresses topics by name.
+pub fn client_versions(api: ApiKey) -> VersionRange {
+    let supported = api.valid_versions();
+    let cap = match api {
+        ApiKey::Fetch => 12,
+        ApiKey::Produce => 9,
+        ApiKey::Metadata => 12,
+        _ => supported.max,
+    };
+    VersionRange {
+        min: supported.min,
+        max: supported.max.min(cap),
+    }
+}
+
+/// The highest version of `api` both sides speak, given the broker's advertised ranges.
+pub fn pick_version(api: ApiKey, broker: &HashMap<i16, VersionRange>) -> Result<i16, ClientError> {
+    let theirs = broker
+        .get(&(api as i16))
+        .ok_or(ClientError::Unsupported { api })?;
+    let both = client_versions(api).intersect(theirs);
+    if both.is_empty() {
+        return Err(ClientError::Unsupported { api });
+    }
+    Ok(both.max)
+}
+
+fn api_key_of<R: Request>() -> ApiKey {
+    // Every generated request type carries a key `ApiKey` knows.
+    ApiKey::try_from(R::KEY).unwrap_or_else(|()| panic!("unknown api key {}", R::KEY))
+}
+
+/// Encodes a complete request frame, length prefix included.
+pub fn encode_request<R: Request>(
+    req: &R,
+    version: i16,
+    correlation_id: i32,
+) -> Result<BytesMut, ClientError> {
+    let api = api_key_of::<R>();
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0); // length, filled in below
+    header
+        .encode(&mut buf, api.request_header_version(version))
+        .map_err(protocol_error(
+            api,
+            format_args!("encode v{version} request header"),
+        ))?;
+    req.encode(&mut buf, version).map_err(protocol_error(
+        api,
+        format_args!("encode v{version} request"),
+    ))?;
+    let len = i32::try_from(buf.len() - 4).map_err(|_| ClientError::Protocol {
+        api,
+        message: format!("request of {} bytes is too large to frame", buf.len()),
+    })?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
+}
+
+/// Checks and strips the response header of `frame` (length prefix already removed) and
+/// returns the body.
+pub fn split_response(
+    mut frame: Bytes,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+) -> Result<Bytes, ClientError> {
+    // ApiVersions answers with header v0 whatever the request version, so a broker can answer
+    // a client whose version it does not know; `response_header_version` encodes that rule.
+    let header = ResponseHeader::decode(&mut frame, api.response_header_version(version)).map_err(
+        protocol_error(api, format_args!("decode v{version} response header")),
+    )?;
+    if header.correlation_id != correlation_id {
+        return Err(ClientError::Protocol {
+            api,
+            message: format!(
+                "response correlation id {} does not match request {correlation_id}",
+                header.correlation_id
+            ),
+        });
+    }
+    Ok(frame)
+}
+
+/// Decodes a response body of `api` at `version`.
+pub fn decode_body<T: Decodable>(
+    mut body: Bytes,
+    api: ApiKey,
+    version: i16,
+) -> Result<T, ClientError> {
+    T::decode(&mut body, version).map_err(protocol_error(
+        api,
+        format_args!("decode v{version} response"),
+    ))
+}
+
+/// [`split_response`] then [`decode_body`].
+pub fn decode_response<R: Request>(
+    frame: Bytes,
+    version: i16,
+    correlation_id: i32,
+) -> Result<R::Response, ClientError> {
+    let api = api_key_of::<R>();
+    let body = split_response(frame, api, version, correlation_id)?;
+    decode_body(body, api, version)
+}
+
+/// Maps a `kafka-protocol` encode/decode failure (an `anyhow::Error`, whose chain is flattened
+/// into the message) to [`ClientError::Protocol`].
+pub(crate) fn protocol_error<E: std::fmt::Display>(
+    api: ApiKey,
+    context: std::fmt::Arguments<'_>,
+) -> impl FnOnce(E) -> ClientError {
+    let context = context.to_string();
+    move |e| ClientError::Protocol {
+        api,
+        message: format!("{context}: {e:#}"),
+    }
+}
+
+/// A connection to one broker, with the API versions it advertised.
+#[derive(Debug)]
+pub struct Connection {
+    addr: String,
+    stream: TcpStream,
+    /// The broker's version range for each API key it supports.
+    versions: HashMap<i16, VersionRange>,
+    next_correlation_id: i32,
+    request_timeout: Duration,
+    /// Set when a request failed half-way (I/O error, timeout, garbled frame): the stream may
+    /// be mid-frame, so nothing more can be sent on it.
+    broken: bool,
+}
+
+impl Connection {
+    /// Connects to `addr` ("host:port") and negotiates API versions.
+    pub async fn connect(addr: &str) -> Result<Connection, ClientError> {
+        Self::connect_with_timeout(addr, DEFAULT_REQUEST_TIMEOUT).await
+    }
+
+    /// Connects to `addr`, giving up on the TCP connect and on each request after `timeout`.
+    pub async fn connect_with_timeout(
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Connection, ClientError> {
+        let io = |source| ClientError::Io {
+            addr: addr.to_owned(),
+            source,
+        };
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(stream) => stream.map_err(io)?,
+            Err(_) => {
+                return Err(io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connect timed out after {timeout:?}"),
+                )))
+            }
+        };
+        stream.set_nodelay(true).map_err(io)?;
+        let mut conn = Connection {
+            addr: addr.to_owned(),
+            stream,
+            versions: HashMap::new(),
+            next_correlation_id: 0,
+            request_timeout: timeout,
+            broken: false,
+        };
+        conn.negotiate_versions().await?;
+        Ok(conn)
+    }
+
+    /// Asks the broker which versions it speaks: ApiVersions v3 (which also names this client),
+    /// falling back to v0 when the broker answers UNSUPPORTED_VERSION.
+    async fn negotiate_versions(&mut self) -> Result<(), ClientError> {
+        let api = ApiKey::ApiVersions;
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("weir"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let body = self.round_trip(&req, 3, true).await?.unwrap_or_default();
+        let peeked_error = body.get(..2).map(|b| i16::from_be_bytes([b[0], b[1]]));
+        let resp: ApiVersionsResponse = if peeked_error == Some(codes::UNSUPPORTED_VERSION) {
+            // The broker answers an ApiVersions version it does not know in the v0 layout.
+            tracing::debug!(addr = %self.addr, "broker refused ApiVersions v3, retrying v0");
+            let body = self
+                .round_trip(&ApiVersionsRequest::default(), 0, true)
+                .await?
+                .unwrap_or_default();
+            decode_body(body, api, 0)?
+        } else {
+            decode_body(body, api, 3)?
+        };
+        ClientError::check(api, resp.error_code, None)?;
+        self.versions = resp
+            .api_keys
+            .iter()
+            .map(|k| {
+                (
+                    k.api_key,
+                    VersionRange {
+                        min: k.min_version,
+                        max: k.max_version,
+                    },
+                )
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// The broker address this connection was opened to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The broker's advertised version range for `api`, if it supports it at all.
+    pub fn broker_versions(&self, api: ApiKey) -> Option<VersionRange> {
+        self.versions.get(&(api as i16)).copied()
+    }
+
+    /// The version [`Connection::send`] would use for `api`.
+    pub fn version(&self, api: ApiKey) -> Result<i16, ClientError> {
+        pick_version(api, &self.versions)
+    }
+
+    /// Whether a request failed half-way, leaving the stream unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Sets how long to wait for each response.
+    pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.request_timeout = timeout;
+    }
+
+    /// Sends `req` at the highest version both sides speak and waits for the response.
+    pub async fn send<R: Request>(&mut self, req: R) -> Result<R::Response, ClientError> {
+        let version = self.version(api_key_of::<R>())?;
+        self.send_version(req, version).await
+    }
+
+    /// Sends `req` at `version` and waits for the response.
+    pub async fn send_version<R: Request>(
+        &mut self,
+        req: R,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
+        let body = self
+            .round_trip(&req, version, true)
+            .await?
+            .unwrap_or_default();
+        decode_body(body, api_key_of::<R>(), version)
+    }
+
+    /// Sends `req` at `version` without waiting for an answer: a Produce with `acks = 0` gets
+    /// none.
+    pub async fn send_without_response<R: Request>(
+        &mut self,
+        req: R,
+        version: i16,
+    ) -> Result<(), ClientError> {
+        self.round_trip(&req, version, false).await.map(|_| ())
+    }
+
+    /// Writes one request and, if `expect_response`, reads its answer and returns the body.
+    async fn round_trip<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+        expect_response: bool,
+    ) -> Result<Option<Bytes>, ClientError> {
+        let api = api_key_of::<R>();
+        if self.broken {
+            return Err(self.io_error(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "connection was abandoned after an earlier failure",
+            )));
+        }
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let frame = encode_request(req, version, correlation_id)?;
+        tracing::trace!(addr = %self.addr, ?api, version, correlation_id, "request");
+
+        // Any failure from here on may leave a partial frame on the wire.
+        self.broken = true;
+        let timeout = self.request_timeout;
+        let stream = &mut self.stream;
+        let addr = self.addr.as_str();
+        let io = |source| ClientError::Io {
+            addr: addr.to_owned(),
+            source,
+        };
+        let exchange = async {
+            stream.write_all(&frame).await.map_err(io)?;
+            if !expect_response {
+                return Ok(None);
+            }
+            let len = stream.read_i32().await.map_err(io)?;
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|&n| n <= MAX_RESPONSE_BYTES)
+                .ok_or_else(|| ClientError::Protocol {
+                    api,
+                    message: format!("response length {len} out of range"),
+                })?;
+            let mut buf = BytesMut::zeroed(len);
+            stream.read_exact(&mut buf).await.map_err(io)?;
+            Ok(Some(buf.freeze()))
+        };
+        let frame = match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    api,
+                    addr: self.addr.clone(),
+                    after: timeout,
+                })
+            }
+        };
+        let body = match frame {
+            Some(frame) => Some(split_response(frame, api, version, correlation_id)?),
+            None => None,
+        };
+        self.broken = false;
+        Ok(body)
+    }
+
+    fn io_error(&self, source: std::io::Error) -> ClientError {
+        ClientError::Io {
+            addr: self.addr.clone(),
+            source,
+        }
+    }
+}
+
+/// Reads the `i32` length prefix of a frame held in memory; used by tests that play broker.
+#[cfg(test)]
+pub(crate) fn strip_length(mut frame: Bytes) -> Bytes {
+    use bytes::Buf;
+    let len = frame.get_i32() as usize;
+    assert_eq!(len, frame.len(), "length prefix");
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+    use kafka_protocol::protocol::decode_request_header_from_buffer;
+    use tokio::net::TcpListener;
+
+    fn ranges(list: &[(ApiKey, i16, i16)]) -> HashMap<i16, VersionRange> {
+        list.iter()
+            .map(|&(k, min, max)| (k as i16, VersionRange { min, max }))
+            .collect()
+    }
+
+    #[test]
+    fn picks_the_highest_common_version_within_the_caps() {
+        let broker = ranges(&[
+            (ApiKey::Fetch, 0, 17),
+            (ApiKey::Produce, 0, 11),
+            (ApiKey::Metadata, 0, 13),
+            (ApiKey::CreateTopics, 0, 5),
+            (ApiKey::ListOffsets, 0, 0),
+        ]);
+        assert_eq!(pick_version(ApiKey::Fetch, &broker).unwrap(), 12);
+        assert_eq!(pick_version(ApiKey::Produce, &broker).unwrap(), 9);
+        assert_eq!(pick_version(ApiKey::Metadata, &broker).unwrap(), 12);
+        assert_eq!(pick_version(ApiKey::CreateTopics, &broker).unwrap(), 5);
+        // The broker only speaks ListOffsets v0, which this client does not.
+        assert!(matches!(
+            pick_version(ApiKey::ListOffsets, &broker),
+            Err(ClientError::Unsupported {
+                api: ApiKey::ListOffsets
+            })
+        ));
+        // Not advertised at all.
+        assert!(matches!(
+            pick_version(ApiKey::DescribeCluster, &broker),
+            Err(ClientError::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn a_request_frame_decodes_as_a_broker_would() {
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("orders"))))]));
+        for version in [1, 9, 12] {
+            let frame = encode_request(&req, version, 42).unwrap().freeze();
+            let mut body = strip_length(frame);
+            let header = decode_request_header_from_buffer(&mut body).unwrap();
+            assert_eq!(header.request_api_key, ApiKey::Metadata as i16);
+            assert_eq!(header.request_api_version, version);
+            assert_eq!(header.correlation_id, 42);
+            assert_eq!(header.client_id.as_deref(), Some("weir"));
+            let decoded = MetadataRequest::decode(&mut body, version).unwrap();
+            assert_eq!(decoded, req, "v{version}");
+            assert!(body.is_empty(), "v{version}: trailing bytes");
+        }
+    }
+
+    /// Encodes a response the way a broker does: header (v0 or v1 per the API) and body.
+    fn response_frame<T: Encodable>(
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &T,
+    ) -> Bytes {
+        let mut buf = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(&mut buf, api.response_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn a_response_frame_decodes_and_checks_the_correlation_id() {
+        let resp =
+            MetadataResponse::default().with_controller_id(kafka_protocol::messages::BrokerId(1));
+        let frame = response_frame(ApiKey::Metadata, 12, 7, &resp);
+        let decoded = decode_response::<MetadataRequest>(frame.clone(), 12, 7).unwrap();
+        assert_eq!(decoded.controller_id.0, 1);
+        let err = decode_response::<MetadataRequest>(frame, 12, 8).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("correlation id 7 does not match request 8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn api_versions_response_header_is_v0_even_when_flexible() {
+        let resp = ApiVersionsResponse::default();
+        let frame = response_frame(ApiKey::ApiVersions, 3, 5, &resp);
+        // Header v0 is the bare correlation id: no tagged-field byte before the body.
+        assert_eq!(&frame[..4], &5i32.to_be_bytes());
+        let decoded = decode_response::<ApiVersionsRequest>(frame, 3, 5).unwrap();
+        assert_eq!(decoded, resp);
+    }
+
+    #[test]
+    fn a_truncated_body_is_a_protocol_error() {
+        let resp = MetadataResponse::default();
+        let frame = response_frame(ApiKey::Metadata, 12, 1, &resp);
+        let cut = frame.slice(..frame.len() - 1);
+        assert!(matches!(
+            decode_response::<MetadataRequest>(cut, 12, 1),
+            Err(ClientError::Protocol {
+                api: ApiKey::Metadata,
+                ..
+            })
+        ));
+    }
+
+    async fn read_frame(stream: &mut TcpStream) -> Bytes {
+        let len = stream.read_i32().await.unwrap();
+        let mut buf = BytesMut::zeroed(len as usize);
+        stream.read_exact(&mut buf).await.unwrap();
+        buf.freeze()
+    }
+
+    async fn write_frame(stream: &mut TcpStream, frame: Bytes) {
+        stream.write_i32(frame.len() as i32).await.unwrap();
+        stream.write_all(&frame).await.unwrap();
+    }
+
+    /// A broker that only knows ApiVersions v0 answers v3 with UNSUPPORTED_VERSION in the v0
+    /// layout; the client must retry with v0 and keep the ranges from that answer.
+    #[tokio::test]
+    async fn falls_back_to_api_versions_v0() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let broker = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let keys = vec![
+                ApiVersion::default()
+                    .with_api_key(ApiKey::ApiVersions as i16)
+                    .with_max_version(0),
+                ApiVersion::default()
+                    .with_api_key(ApiKey::Metadata as i16)
+                    .with_max_version(5),
+            ];
+            let mut seen = Vec::new();
+            for code in [codes::UNSUPPORTED_VERSION, 0] {
+                let mut req = read_frame(&mut s).await;
+                let header = decode_request_header_from_buffer(&mut req).unwrap();
+                seen.push(header.request_api_version);
+                let resp = ApiVersionsResponse::default()
+                    .with_error_code(code)
+                    .with_api_keys(keys.clone());
+                write_frame(
+                    &mut s,
+                    response_frame(ApiKey::ApiVersions, 0, header.correlation_id, &resp),
+                )
+                .await;
+            }
+            seen
+        });
+        let conn = Connection::connect(&addr).await.unwrap();
+        assert_eq!(broker.await.unwrap(), vec![3, 0]);
+        assert_eq!(conn.version(ApiKey::Metadata).unwrap(), 5);
+        assert!(matches!(
+            conn.version(ApiKey::Fetch),
+            Err(ClientError::Unsupported { .. })
+        ));
+    }
+
+    /// A request to a broker that never answers times out and leaves the connection unusable.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_broker_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let broker = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = read_frame(&mut s).await;
+            let header = decode_request_header_from_buffer(&mut req).unwrap();
+            let resp = ApiVersionsResponse::default().with_api_keys(vec![ApiVersion::default()
+                .with_api_key(ApiKey::Metadata as i16)
+                .with_max_version(12)]);
+            write_frame(
+                &mut s,
+                response_frame(ApiKey::ApiVersions, 3, header.correlation_id, &resp),
+            )
+            .await;
+            let _ = read_frame(&mut s).await;
+            std::future::pending::<()>().await;
+        });
+        let mut conn = Connection::connect(&addr).await.unwrap();
+        let err = conn.send(MetadataRequest::default()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Timeout {
+                    api: ApiKey::Metadata,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(conn.is_broken());
+        broker.abort();
+    }
+}

@@ -1,0 +1,57 @@
+//! Per-partition log settings (the validated subset of Kafka's topic configs storage uses).
+
+/// Settings of one partition's log. The broker parses and validates topic configs and hands
+/// storage this struct; [`crate::Log::set_config`] applies changes to later operations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll to a new segment before one would exceed this size.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll a non-empty segment older than this (by its first append).
+    pub segment_ms: i64,
+    /// `retention.ms`: delete sealed segments whose newest timestamp is older; -1 = forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete oldest sealed segments while the log stays at least this
+    /// big without them; -1 = unlimited.
+    pub retention_bytes: i64,
+    /// `index.interval.bytes`: log bytes between sparse index entries.
+    pub index_interval_bytes: u32,
+    /// `max.message.bytes`: largest accepted batch, including its 12-byte log overhead.
+    pub max_message_bytes: u32,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+}
+
+impl Default for LogConfig {
+    /// Kafka's defaults.
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1_073_741_824,
+            segment_ms: 604_800_000,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1_048_588,
+            timestamp_type: TimestampType::CreateTime,
+        }
+    }
+}
+
+/// `message.timestamp.type`: whose clock the record timestamps come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampType {
+    /// The producer's timestamps are kept.
+    CreateTime,
+    /// The broker stamps each batch with the append time.
+    LogAppendTime,
+}
+
+/// How [`crate::Log::open`] treats the active segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// After a clean shutdown: trust the index files (still checked for validity) and only
+    /// walk the batch headers after the last index entry.
+    Clean,
+    /// After a crash: validate every batch of the active segment (CRC included), truncate at
+    /// the first torn or corrupt one, and rebuild its indexes.
+    Scan,
+}

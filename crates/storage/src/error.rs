@@ -1,0 +1,123 @@
+//! The storage error type, classified by whose fault it is.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::batch::BatchDefect;
+
+/// Everything that can go wrong in the storage layer.
+///
+/// The broker maps each variant to one Kafka error code in a single exhaustive `match`, so
+/// variants are about *what the caller should do*, and the detail lives in their fields.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The operating system refused an operation (environment fault). Also used for a log
+    /// file whose contents no longer parse (`source.kind() == InvalidData`): that is disk
+    /// corruption, not a client's fault.
+    #[error("storage I/O failed: {op} {}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A batch whose checksum does not match its contents (client fault, Kafka
+    /// `CORRUPT_MESSAGE`). `position` is the byte position of the batch in the input.
+    #[error("corrupt record batch at byte {position}: {reason}")]
+    CorruptBatch {
+        reason: BatchDefect,
+        position: usize,
+    },
+
+    /// A batch that is structurally wrong: bad magic, bad length, truncated, negative counts,
+    /// empty input (client fault, Kafka `INVALID_RECORD`).
+    #[error("invalid record batch at byte {position}: {reason}")]
+    InvalidBatch {
+        reason: BatchDefect,
+        position: usize,
+    },
+
+    /// One batch is larger than `max.message.bytes` (client fault, `MESSAGE_TOO_LARGE`).
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    BatchTooLarge { size: usize, max: u32 },
+
+    /// A read or DeleteRecords outside `[log_start, log_end]` (client fault).
+    #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        requested: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+
+    /// An earlier fsync or write failed, so the on-disk state is unknown and the log refuses
+    /// all further writes (environment fault; Kafka `KAFKA_STORAGE_ERROR`). Never retried:
+    /// after a failed fsync the kernel may have dropped the dirty pages.
+    #[error("log {} is poisoned by an earlier I/O failure and refuses writes", path.display())]
+    Poisoned { path: PathBuf },
+
+    /// The log was closed (shutdown or partition deletion in progress).
+    #[error("log is closed")]
+    Closed,
+}
+
+impl StorageError {
+    /// True when the request itself was wrong (bad batch, bad offset) and retrying the same
+    /// request cannot succeed; false when the broker's storage failed.
+    pub fn is_client_fault(&self) -> bool {
+        match self {
+            StorageError::CorruptBatch { .. }
+            | StorageError::InvalidBatch { .. }
+            | StorageError::BatchTooLarge { .. }
+            | StorageError::OffsetOutOfRange { .. } => true,
+            StorageError::Io { .. } | StorageError::Poisoned { .. } | StorageError::Closed => false,
+        }
+    }
+
+    /// Builds the right variant (corrupt vs invalid) for a defect found in client input.
+    pub(crate) fn from_defect(reason: BatchDefect, position: usize) -> StorageError {
+        if reason.is_checksum_failure() {
+            StorageError::CorruptBatch { reason, position }
+        } else {
+            StorageError::InvalidBatch { reason, position }
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        StorageError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn classification_and_source() {
+        let crc = StorageError::from_defect(
+            BatchDefect::CrcMismatch {
+                stored: 1,
+                computed: 2,
+            },
+            7,
+        );
+        assert!(matches!(
+            crc,
+            StorageError::CorruptBatch { position: 7, .. }
+        ));
+        assert!(crc.is_client_fault());
+        let magic = StorageError::from_defect(BatchDefect::BadMagic(1), 0);
+        assert!(matches!(magic, StorageError::InvalidBatch { .. }));
+        assert!(magic.is_client_fault());
+        let io = StorageError::io("fsync", "/d/x.log", io::Error::other("EIO"));
+        assert!(!io.is_client_fault());
+        assert_eq!(io.to_string(), "storage I/O failed: fsync /d/x.log");
+        assert_eq!(io.source().map(|s| s.to_string()), Some("EIO".to_string()));
+        assert!(!StorageError::Closed.is_client_fault());
+    }
+}

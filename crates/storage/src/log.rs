@@ -1,0 +1,1322 @@
+//! [`Log`]: one partition's log, a sequence of segments in one directory.
+
+use std::fs;
+use std::io;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use bytes::Bytes;
+
+use crate::batch::{self, BatchDefect, Batches, Check};
+use crate::config::{LogConfig, Recovery, TimestampType};
+use crate::error::StorageError;
+use crate::index::{IndexBuilder, SegmentIndex, NO_TIMESTAMP};
+use crate::segment::{
+    parse_file_name, sync_dir, write_atomically, IndexFiles, Sealed, Segment, INDEX_SUFFIX,
+    LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
+
+/// Name of the checkpoint file holding the log start offset moved by DeleteRecords.
+pub const LOG_START_CHECKPOINT: &str = "log-start-offset";
+const CHECKPOINT_VERSION: &str = "0";
+const TMP_SUFFIX: &str = ".tmp";
+const DELETED_SUFFIX: &str = ".deleted";
+
+/// Result of a successful [`Log::append`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset assigned to the first record of the first batch.
+    pub base_offset: i64,
+    /// Last offset occupied by the append (the new log end is `last_offset + 1`).
+    pub last_offset: i64,
+    /// The broker's timestamp, when the topic uses LogAppendTime.
+    pub log_append_time: Option<i64>,
+    pub log_start_offset: i64,
+    pub batches: usize,
+    pub bytes: usize,
+}
+
+/// Result of [`Log::read`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// Whole batches, as stored (empty at the log end).
+    pub records: Bytes,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// What [`Log::open`] found and repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    /// Bytes cut from torn or corrupt tails.
+    pub truncated_bytes: u64,
+    /// Segments whose index files were rebuilt (in Scan mode this includes the active one).
+    pub rebuilt_indexes: usize,
+    pub log_end_offset: i64,
+}
+
+/// What [`Log::enforce_retention`] deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    pub log_start_offset: i64,
+}
+
+/// One partition's append-only log. `Send + Sync`; share it behind an `Arc`.
+///
+/// Lock order: `maintenance` → `sync_lock` → `state`. No lock is held across a read's I/O,
+/// and `state` is held across an fsync only when rolling (the old segment must be durable
+/// before the new one becomes active, so that `flush_to` can sync only the active one).
+pub struct Log {
+    dir: PathBuf,
+    /// Append state: the segment list, the active segment's in-memory indexes, log start and
+    /// end. Held for in-memory work and the append's single positional write.
+    state: Mutex<State>,
+    /// Group commit: one `flush_to` caller at a time fsyncs everything appended so far; the
+    /// callers queued behind it then usually find their offset already durable.
+    sync_lock: Mutex<()>,
+    /// Serializes DeleteRecords and retention (checkpoint writes, file deletion) with each
+    /// other without blocking appends or reads.
+    maintenance: Mutex<()>,
+    /// Every offset below this is fsynced.
+    durable: AtomicI64,
+    /// Set by the first failed fsync or write; the log then refuses writes until reopened.
+    poisoned: AtomicBool,
+    /// Set by `close`; appends then fail with `Closed`.
+    closed: AtomicBool,
+    config: RwLock<LogConfig>,
+    /// Test hook: make every fsync fail.
+    #[cfg(test)]
+    fail_syncs: AtomicBool,
+}
+
+struct State {
+    /// Sorted by base offset; the last one is active. Never empty.
+    segments: Vec<Arc<Segment>>,
+    active: Active,
+    log_start: i64,
+    log_end: i64,
+}
+
+/// The active segment's mutable side.
+struct Active {
+    index: IndexBuilder,
+    files: IndexFiles,
+    /// Start of the segment's age for `segment.ms`: the wall time of its first append, or
+    /// after a reopen its first batch's max timestamp. None while empty.
+    rolling_base_ms: Option<i64>,
+}
+
+impl State {
+    fn active_segment(&self) -> &Arc<Segment> {
+        // `segments` is never empty: every constructor pushes the active segment first.
+        match self.segments.last() {
+            Some(s) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    /// Index of the segment that holds `offset` (the last one whose base is ≤ offset).
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+
+    fn is_active(&self, i: usize) -> bool {
+        i + 1 == self.segments.len()
+    }
+}
+
+fn relative(offset: i64, base: i64) -> u32 {
+    u32::try_from(offset.saturating_sub(base).max(0)).unwrap_or(u32::MAX)
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.dir)
+            .field("log_start", &self.log_start_offset())
+            .field("log_end", &self.log_end_offset())
+            .field("durable", &self.durable_offset())
+            .field("poisoned", &self.is_poisoned())
+            .finish()
+    }
+}
+
+impl Log {
+    fn from_parts(dir: PathBuf, config: LogConfig, state: State) -> Log {
+        let durable = state.log_end;
+        Log {
+            dir,
+            state: Mutex::new(state),
+            sync_lock: Mutex::new(()),
+            maintenance: Mutex::new(()),
+            durable: AtomicI64::new(durable),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            config: RwLock::new(config),
+            #[cfg(test)]
+            fail_syncs: AtomicBool::new(false),
+        }
+    }
+
+    /// Creates an empty log in a new directory: the directory, a first segment at offset 0,
+    /// then fsyncs the directory and its parent so the partition survives a crash.
+    pub fn create(dir: PathBuf, config: LogConfig) -> Result<Log, StorageError> {
+        fs::create_dir_all(&dir).map_err(|e| StorageError::io("create directory", &dir, e))?;
+        let existing = fs::read_dir(&dir)
+            .map_err(|e| StorageError::io("list directory", &dir, e))?
+            .filter_map(Result::ok)
+            .any(|e| parse_file_name(&e.file_name().to_string_lossy(), LOG_SUFFIX).is_some());
+        if existing {
+            return Err(StorageError::io(
+                "create log",
+                &dir,
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "directory already holds segments",
+                ),
+            ));
+        }
+        let (segment, files) = Segment::create(&dir, 0)?;
+        sync_dir(&dir)?;
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+        let state = State {
+            segments: vec![Arc::new(segment)],
+            active: Active {
+                index: IndexBuilder::new(0),
+                files,
+                rolling_base_ms: None,
+            },
+            log_start: 0,
+            log_end: 0,
+        };
+        Ok(Log::from_parts(dir, config, state))
+    }
+
+    /// Opens an existing log, recovering as `recovery` says (see [`Recovery`]). Both modes
+    /// rebuild any missing or invalid index, remove stray `*.tmp` / `*.deleted` files and
+    /// orphan index files, and finish deletions interrupted by a crash.
+    pub fn open(
+        dir: PathBuf,
+        config: LogConfig,
+        recovery: Recovery,
+    ) -> Result<(Log, RecoveryReport), StorageError> {
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(|e| StorageError::io("create directory", &dir, e))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let mut report = RecoveryReport::default();
+        let mut log_bases = Vec::new();
+        let mut index_files = Vec::new();
+        let entries =
+            fs::read_dir(&dir).map_err(|e| StorageError::io("list directory", &dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io("list directory", &dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.ends_with(TMP_SUFFIX) || name.ends_with(DELETED_SUFFIX) {
+                tracing::info!(path = %path.display(), "removing stray file");
+                fs::remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+            } else if let Some(base) = parse_file_name(&name, LOG_SUFFIX) {
+                log_bases.push(base);
+            } else if let Some(base) = parse_file_name(&name, INDEX_SUFFIX)
+                .or_else(|| parse_file_name(&name, TIME_INDEX_SUFFIX))
+            {
+                index_files.push((base, path));
+            }
+        }
+        log_bases.sort_unstable();
+        for (base, path) in index_files {
+            if log_bases.binary_search(&base).is_err() {
+                tracing::info!(path = %path.display(), "removing index without a log file");
+                fs::remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+            }
+        }
+        let checkpoint = read_checkpoint(&dir)?;
+
+        let Some((&active_base, sealed_bases)) = log_bases.split_last() else {
+            let base = checkpoint.unwrap_or(0).max(0);
+            tracing::info!(dir = %dir.display(), base, "empty log directory; creating first segment");
+            let (segment, files) = Segment::create(&dir, base)?;
+            sync_dir(&dir)?;
+            let state = State {
+                segments: vec![Arc::new(segment)],
+                active: Active {
+                    index: IndexBuilder::new(base),
+                    files,
+                    rolling_base_ms: None,
+                },
+                log_start: base,
+                log_end: base,
+            };
+            report.segments = 1;
+            report.log_end_offset = base;
+            return Ok((Log::from_parts(dir, config, state), report));
+        };
+
+        let mut segments = Vec::with_capacity(log_bases.len());
+        for &base in sealed_bases {
+            let segment = Segment::open(&dir, base)?;
+            recover_sealed(&dir, &segment, &config, &mut report)?;
+            segments.push(Arc::new(segment));
+        }
+        let active_segment = Segment::open(&dir, active_base)?;
+        let (active, log_end) =
+            recover_active(&dir, &active_segment, &config, recovery, &mut report)?;
+        segments.push(Arc::new(active_segment));
+
+        let first_base = segments.first().map_or(active_base, |s| s.base_offset());
+        let mut log_start = checkpoint.unwrap_or(first_base).max(first_base);
+        if log_start > log_end {
+            tracing::warn!(dir = %dir.display(), log_start, log_end, "log start checkpoint is beyond the log end; clamping");
+            log_start = log_end;
+        }
+        let mut state = State {
+            segments,
+            active,
+            log_start,
+            log_end,
+        };
+        // A crash between writing the checkpoint and deleting the segments it covers.
+        let doomed = take_segments_below_start(&mut state);
+        delete_segment_files(&dir, &doomed)?;
+
+        let log = Log::from_parts(dir, config, state);
+        // What we read back may still be only in the page cache (the process died, not the
+        // machine): make it durable before reporting it as such.
+        let active = Arc::clone(log.lock_state()?.active_segment());
+        log.fsync(active.log_file(), active.log_path())?;
+        sync_dir(&log.dir)?;
+        report.segments = log.segment_count();
+        report.log_end_offset = log_end;
+        tracing::info!(
+            dir = %log.dir.display(),
+            segments = report.segments,
+            log_start,
+            log_end,
+            truncated_bytes = report.truncated_bytes,
+            rebuilt_indexes = report.rebuilt_indexes,
+            "opened log"
+        );
+        Ok((log, report))
+    }
+
+    /// Validates every batch, assigns consecutive offsets, applies LogAppendTime if
+    /// configured, rolls first if needed, then writes all the bytes with one positional
+    /// write and updates the indexes. Nothing is written if any batch is invalid.
+    ///
+    /// The bytes are not durable until [`Log::flush_to`] returns for `last_offset + 1`.
+    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+        self.check_writable()?;
+        let config = self.config();
+        if batches.is_empty() {
+            return Err(StorageError::InvalidBatch {
+                reason: BatchDefect::Empty,
+                position: 0,
+            });
+        }
+        let mut metas = Vec::new();
+        let mut offsets: i64 = 0;
+        for found in Batches::new(batches, Check::Full) {
+            let b = found.map_err(|f| StorageError::from_defect(f.defect, f.position))?;
+            if b.header.records_count <= 0 {
+                return Err(StorageError::InvalidBatch {
+                    reason: BatchDefect::BadRecordCount(b.header.records_count),
+                    position: b.position,
+                });
+            }
+            if b.bytes.len() > config.max_message_bytes as usize {
+                return Err(StorageError::BatchTooLarge {
+                    size: b.bytes.len(),
+                    max: config.max_message_bytes,
+                });
+            }
+            offsets += b.header.offset_count();
+            metas.push(BatchMeta {
+                position: b.position,
+                size: b.bytes.len(),
+                offset_count: b.header.offset_count(),
+                max_timestamp: b.header.max_timestamp,
+            });
+        }
+        let log_append_time =
+            (config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        if let Some(now) = log_append_time {
+            for m in &mut metas {
+                let bytes = batches.get_mut(m.position..).unwrap_or_default();
+                batch::set_log_append_time(bytes, now)
+                    .map_err(|d| StorageError::from_defect(d, m.position))?;
+                m.max_timestamp = now;
+            }
+        }
+
+        let mut guard = self.lock_state()?;
+        // Re-check: a flush may have poisoned the log, or close may have run, while we waited.
+        self.check_writable()?;
+        let st = &mut *guard;
+        let base_offset = st.log_end;
+        let overflow = || StorageError::InvalidBatch {
+            reason: BatchDefect::OffsetOverflow,
+            position: 0,
+        };
+        let last_offset = base_offset.checked_add(offsets - 1).ok_or_else(overflow)?;
+        if self.should_roll(st, &config, batches.len() as u64, last_offset, now_ms) {
+            self.roll(st, now_ms)?;
+        }
+        let segment = Arc::clone(st.active_segment());
+        let last_base = last_offset - metas.last().map_or(1, |m| m.offset_count) + 1;
+        if last_base - segment.base_offset() > i64::from(u32::MAX) {
+            return Err(overflow());
+        }
+        let position = segment.len();
+        let mut next = base_offset;
+        for m in &metas {
+            let bytes = batches.get_mut(m.position..).unwrap_or_default();
+            batch::set_base_offset(bytes, next)
+                .map_err(|d| StorageError::from_defect(d, m.position))?;
+            next += m.offset_count;
+        }
+        if let Err(e) = segment.write_at(batches, position) {
+            // The file may hold part of the write past the committed length; the next append
+            // would overwrite it, but we no longer know what the disk holds: stop writing.
+            self.poison(&e);
+            return Err(e);
+        }
+        let mut next = base_offset;
+        for m in &metas {
+            let at = u32::try_from(position + m.position as u64).unwrap_or(u32::MAX);
+            st.active.index.on_batch(
+                at,
+                next,
+                m.max_timestamp,
+                m.size as u64,
+                config.index_interval_bytes,
+            );
+            next += m.offset_count;
+        }
+        if let Err(e) = st.active.files.append_new(&st.active.index.index, &segment) {
+            self.poison(&e);
+            return Err(e);
+        }
+        segment.set_len(position + batches.len() as u64);
+        st.log_end = last_offset + 1;
+        if st.active.rolling_base_ms.is_none() {
+            st.active.rolling_base_ms = Some(now_ms);
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time,
+            log_start_offset: st.log_start,
+            batches: metas.len(),
+            bytes: batches.len(),
+        })
+    }
+
+    fn should_roll(
+        &self,
+        st: &State,
+        config: &LogConfig,
+        incoming: u64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> bool {
+        let segment = st.active_segment();
+        let len = segment.len();
+        if len == 0 {
+            return false;
+        }
+        let too_big = len.saturating_add(incoming) > config.segment_bytes
+            || len.saturating_add(incoming) > u64::from(u32::MAX);
+        let too_old = st
+            .active
+            .rolling_base_ms
+            .is_some_and(|base| now_ms.saturating_sub(base) > config.segment_ms);
+        let offsets_overflow =
+            last_offset.saturating_sub(segment.base_offset()) > i64::from(u32::MAX);
+        too_big || too_old || offsets_overflow
+    }
+
+    /// Seals the active segment and starts a new one at the log end. The old segment's data
+    /// and indexes are fsynced and the new file's directory entry is fsynced before the switch,
+    /// so everything below the new base is durable. Any failure to sync poisons the log.
+    fn roll(&self, st: &mut State, now_ms: i64) -> Result<(), StorageError> {
+        let old = Arc::clone(st.active_segment());
+        st.active.index.seal();
+        if let Err(e) = st.active.files.append_new(&st.active.index.index, &old) {
+            self.poison(&e);
+            return Err(e);
+        }
+        self.fsync(old.log_file(), old.log_path())?;
+        for (file, path) in st.active.files.files(&old) {
+            self.fsync(file, path)?;
+        }
+        let new_base = st.log_end;
+        let (segment, files) = Segment::create(&self.dir, new_base)?;
+        // Durability point of the new segment's directory entry.
+        if let Err(e) = sync_dir(&self.dir) {
+            self.poison(&e);
+            return Err(e);
+        }
+        let old_active = std::mem::replace(
+            &mut st.active,
+            Active {
+                index: IndexBuilder::new(new_base),
+                files,
+                rolling_base_ms: None,
+            },
+        );
+        old.seal(
+            Sealed {
+                max_timestamp: old_active.index.max_timestamp(),
+            },
+            Some(old_active.index.index),
+        );
+        st.segments.push(Arc::new(segment));
+        self.durable.fetch_max(new_base, Ordering::AcqRel);
+        tracing::info!(dir = %self.dir.display(), old_base = old.base_offset(), new_base, bytes = old.len(), now_ms, "rolled segment");
+        Ok(())
+    }
+
+    /// Blocks until every offset below `offset` is fsynced (offsets past the log end are
+    /// clamped to it). Concurrent callers share fsyncs. A failed fsync poisons the log and is
+    /// never retried.
+    pub fn flush_to(&self, offset: i64) -> Result<(), StorageError> {
+        self.check_not_poisoned()?;
+        if self.durable.load(Ordering::Acquire) >= offset {
+            return Ok(());
+        }
+        let _sync = self.sync_lock.lock().map_err(|_| self.poisoned_error())?;
+        self.check_not_poisoned()?;
+        if self.durable.load(Ordering::Acquire) >= offset {
+            return Ok(());
+        }
+        let (segment, log_end) = {
+            let st = self.lock_state()?;
+            (Arc::clone(st.active_segment()), st.log_end)
+        };
+        self.fsync(segment.log_file(), segment.log_path())?;
+        self.durable.fetch_max(log_end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn flush_all(&self) -> Result<(), StorageError> {
+        self.flush_to(self.log_end_offset())
+    }
+
+    /// Every offset below this is durable.
+    pub fn durable_offset(&self) -> i64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Whole batches starting with the one holding `offset`, up to `max_bytes`, but always at
+    /// least one whole batch if any exists at or after `offset` (KIP-74). Data from one
+    /// segment per call.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, StorageError> {
+        let interval = self.config().index_interval_bytes;
+        let (mut segment, mut end, mut hint, log_start, log_end) = {
+            let st = self.state_view();
+            if offset < st.log_start || offset > st.log_end {
+                return Err(StorageError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: st.log_start,
+                    log_end: st.log_end,
+                });
+            }
+            let i = st.segment_index_for(offset);
+            let segment = st.segments.get(i).unwrap_or_else(|| st.active_segment());
+            let hint = st.is_active(i).then(|| {
+                u64::from(
+                    st.active
+                        .index
+                        .index
+                        .position_for(relative(offset, segment.base_offset())),
+                )
+            });
+            (
+                Arc::clone(segment),
+                segment.len(),
+                hint,
+                st.log_start,
+                st.log_end,
+            )
+        };
+        let empty = ReadOutcome {
+            records: Bytes::new(),
+            log_start_offset: log_start,
+            log_end_offset: log_end,
+        };
+        if offset == log_end {
+            return Ok(empty);
+        }
+        loop {
+            let mut pos = match hint {
+                Some(p) => p,
+                None => u64::from(
+                    segment
+                        .index(interval)?
+                        .position_for(relative(offset, segment.base_offset())),
+                ),
+            };
+            while let Some(header) = segment.read_header(pos, end)? {
+                let size = header.total_size().map_err(|d| segment.damaged(pos, d))?;
+                if header.last_offset() < offset {
+                    pos += size as u64;
+                    continue;
+                }
+                let want = max_bytes.max(size) as u64;
+                let len = usize::try_from(want.min(end - pos)).unwrap_or(size);
+                let mut buf = vec![0u8; len];
+                segment.read_exact_at(&mut buf, pos)?;
+                buf.truncate(batch::whole_batches_len(&buf));
+                return Ok(ReadOutcome {
+                    records: Bytes::from(buf),
+                    ..empty
+                });
+            }
+            // Past this segment's last batch: the offset's batch starts the next segment.
+            let st = self.state_view();
+            let next = st
+                .segments
+                .iter()
+                .position(|s| s.base_offset() > segment.base_offset());
+            let Some(i) = next else {
+                return Ok(empty);
+            };
+            let Some(next_segment) = st.segments.get(i) else {
+                return Ok(empty);
+            };
+            segment = Arc::clone(next_segment);
+            end = segment.len();
+            hint = Some(0);
+        }
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.state_view().log_start
+    }
+
+    /// The offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.state_view().log_end
+    }
+
+    /// Sum of the segments' log file sizes.
+    pub fn size_bytes(&self) -> u64 {
+        self.state_view().segments.iter().map(|s| s.len()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state_view().segments.len()
+    }
+
+    /// First offset at or after the log start whose record timestamp is ≥ `ts`, with that
+    /// timestamp (ListOffsets by timestamp). Exact inside uncompressed batches; a compressed
+    /// batch answers with its base offset and max timestamp. None if no such record.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        let interval = self.config().index_interval_bytes;
+        // (segment, committed end, start position if already known)
+        let (candidates, log_start) = {
+            let st = self.state_view();
+            let mut candidates = Vec::new();
+            for (i, segment) in st.segments.iter().enumerate() {
+                if st.is_active(i) {
+                    if st
+                        .active
+                        .index
+                        .max_timestamp()
+                        .is_some_and(|(max, _)| max >= ts)
+                    {
+                        let from = st
+                            .active
+                            .index
+                            .index
+                            .relative_offset_for_time(ts)
+                            .max(relative(st.log_start, segment.base_offset()));
+                        let pos = st.active.index.index.position_for(from);
+                        candidates.push((Arc::clone(segment), segment.len(), Some(u64::from(pos))));
+                    }
+                } else if segment
+                    .sealed()
+                    .and_then(|s| s.max_timestamp)
+                    .is_some_and(|(max, _)| max >= ts)
+                {
+                    candidates.push((Arc::clone(segment), segment.len(), None));
+                }
+            }
+            (candidates, st.log_start)
+        };
+        for (segment, end, hint) in candidates {
+            let start = match hint {
+                Some(p) => p,
+                None => {
+                    let index = segment.index(interval)?;
+                    let from = index
+                        .relative_offset_for_time(ts)
+                        .max(relative(log_start, segment.base_offset()));
+                    u64::from(index.position_for(from))
+                }
+            };
+            let mut found = None;
+            let mut damaged = None;
+            segment.scan(start, end, Check::Structure, |pos, h, bytes| {
+                if h.max_timestamp < ts || h.last_offset() < log_start {
+                    return Ok(ControlFlow::Continue(()));
+                }
+                match batch::find_record_by_timestamp(bytes, ts, log_start) {
+                    Ok(Some(hit)) => {
+                        found = Some(hit);
+                        Ok(ControlFlow::Break(()))
+                    }
+                    Ok(None) => Ok(ControlFlow::Continue(())),
+                    Err(d) => {
+                        damaged = Some((pos, d));
+                        Ok(ControlFlow::Break(()))
+                    }
+                }
+            })?;
+            if let Some((pos, d)) = damaged {
+                return Err(segment.damaged(pos, d));
+            }
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// (max timestamp, base offset of the batch holding it) over the whole log, for
+    /// ListOffsets `MAX_TIMESTAMP`. The earliest batch wins a tie. None if the log is empty
+    /// or no batch has a timestamp (all -1).
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let st = self.state_view();
+        let mut best: Option<(i64, i64)> = None;
+        for (i, segment) in st.segments.iter().enumerate() {
+            let max = if st.is_active(i) {
+                st.active.index.max_timestamp()
+            } else {
+                segment.sealed().and_then(|s| s.max_timestamp)
+            };
+            if let Some(m) = max {
+                if best.is_none_or(|b| m.0 > b.0) {
+                    best = Some(m);
+                }
+            }
+        }
+        best
+    }
+
+    /// DeleteRecords: moves the log start to `offset`, persists it in the checkpoint, then
+    /// deletes segments wholly below it. Returns the new log start (unchanged if `offset` is
+    /// not above it). `offset` beyond the log end is `OffsetOutOfRange`.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
+        self.check_writable()?;
+        let _maintenance = self.maintenance.lock().map_err(|_| self.poisoned_error())?;
+        {
+            let st = self.lock_state()?;
+            if offset < 0 || offset > st.log_end {
+                return Err(StorageError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: st.log_start,
+                    log_end: st.log_end,
+                });
+            }
+            if offset <= st.log_start {
+                return Ok(st.log_start);
+            }
+        }
+        // Persist first: once a client is told records are deleted, they stay deleted.
+        self.write_checkpoint(offset)?;
+        let doomed = {
+            let mut st = self.lock_state()?;
+            st.log_start = st.log_start.max(offset);
+            take_segments_below_start(&mut st)
+        };
+        delete_segment_files(&self.dir, &doomed)?;
+        tracing::info!(dir = %self.dir.display(), log_start = offset, segments_deleted = doomed.len(), "moved log start");
+        Ok(offset)
+    }
+
+    /// Time and size retention over sealed segments, oldest first; never the active one,
+    /// but the active one is first rolled if it is non-empty and older than `segment.ms`.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+        self.check_writable()?;
+        let config = self.config();
+        let _maintenance = self.maintenance.lock().map_err(|_| self.poisoned_error())?;
+        let (sealed, mut total) = {
+            let mut guard = self.lock_state()?;
+            let st = &mut *guard;
+            let too_old = st
+                .active
+                .rolling_base_ms
+                .is_some_and(|base| now_ms.saturating_sub(base) > config.segment_ms);
+            if st.active_segment().len() > 0 && too_old {
+                self.roll(st, now_ms)?;
+            }
+            let n = st.segments.len().saturating_sub(1);
+            let sealed: Vec<Arc<Segment>> = st.segments.iter().take(n).cloned().collect();
+            let total: u64 = st.segments.iter().map(|s| s.len()).sum();
+            (sealed, total)
+        };
+        let mut count = 0;
+        let mut bytes_deleted = 0u64;
+        for segment in &sealed {
+            let expired = config.retention_ms >= 0 && {
+                let newest = match segment.sealed().and_then(|s| s.max_timestamp) {
+                    Some((ts, _)) => ts,
+                    None => segment.modified_ms()?,
+                };
+                newest < now_ms.saturating_sub(config.retention_ms)
+            };
+            let oversize = u64::try_from(config.retention_bytes)
+                .is_ok_and(|limit| total.saturating_sub(segment.len()) >= limit);
+            if !(expired || oversize) {
+                break;
+            }
+            count += 1;
+            total -= segment.len();
+            bytes_deleted += segment.len();
+        }
+        if count == 0 {
+            return Ok(RetentionOutcome {
+                segments_deleted: 0,
+                bytes_deleted: 0,
+                log_start_offset: self.log_start_offset(),
+            });
+        }
+        let new_start = {
+            let st = self.lock_state()?;
+            let next_base = st
+                .segments
+                .get(count)
+                .map_or(st.log_end, |s| s.base_offset());
+            next_base.max(st.log_start)
+        };
+        self.write_checkpoint(new_start)?;
+        let doomed = {
+            let mut st = self.lock_state()?;
+            st.log_start = new_start;
+            let doomed: Vec<Arc<Segment>> = st.segments.drain(..count).collect();
+            doomed
+        };
+        delete_segment_files(&self.dir, &doomed)?;
+        tracing::info!(dir = %self.dir.display(), segments_deleted = count, bytes_deleted, log_start = new_start, "retention deleted segments");
+        Ok(RetentionOutcome {
+            segments_deleted: count,
+            bytes_deleted,
+            log_start_offset: new_start,
+        })
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies to later appends, reads and retention runs.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Clean shutdown: refuses further appends, writes the active segment's final index
+    /// entries and fsyncs its data and indexes. Reads keep working. Idempotent.
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.check_not_poisoned()?;
+        let _sync = self.sync_lock.lock().map_err(|_| self.poisoned_error())?;
+        let (segment, index_files, log_end) = {
+            let mut guard = self.lock_state()?;
+            let st = &mut *guard;
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
+            let segment = Arc::clone(st.active_segment());
+            st.active.index.seal();
+            if let Err(e) = st.active.files.append_new(&st.active.index.index, &segment) {
+                self.poison(&e);
+                return Err(e);
+            }
+            // Own handles, so the fsyncs below run without the lock.
+            let mut index_files = Vec::new();
+            for (file, path) in st.active.files.files(&segment) {
+                let file = file
+                    .try_clone()
+                    .map_err(|e| StorageError::io("duplicate handle", path, e))?;
+                index_files.push((file, path.to_path_buf()));
+            }
+            (segment, index_files, st.log_end)
+        };
+        for (file, path) in &index_files {
+            self.fsync(file, path)?;
+        }
+        self.fsync(segment.log_file(), segment.log_path())?;
+        self.durable.fetch_max(log_end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock_state(&self) -> Result<MutexGuard<'_, State>, StorageError> {
+        self.state.lock().map_err(|_| {
+            // A panic mid-append may have left the state half-updated.
+            self.poisoned.store(true, Ordering::Release);
+            self.poisoned_error()
+        })
+    }
+
+    /// The state for read-only accessors that cannot fail. A panic elsewhere leaves the
+    /// state readable (and the log poisoned for writes via `lock_state`).
+    fn state_view(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn poisoned_error(&self) -> StorageError {
+        StorageError::Poisoned {
+            path: self.dir.clone(),
+        }
+    }
+
+    fn check_not_poisoned(&self) -> Result<(), StorageError> {
+        if self.is_poisoned() {
+            return Err(self.poisoned_error());
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<(), StorageError> {
+        self.check_not_poisoned()?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+
+    fn poison(&self, cause: &StorageError) {
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!(dir = %self.dir.display(), error = %cause, source = ?std::error::Error::source(cause), "log poisoned; refusing further writes");
+        }
+    }
+
+    /// fdatasync `file`; a failure poisons the log (the kernel may have dropped the dirty
+    /// pages, so retrying could report success for lost data).
+    fn fsync(&self, file: &fs::File, path: &Path) -> Result<(), StorageError> {
+        #[cfg(test)]
+        let injected = self.fail_syncs.load(Ordering::Acquire);
+        #[cfg(not(test))]
+        let injected = false;
+        let result = if injected {
+            Err(io::Error::other("injected fsync failure"))
+        } else {
+            file.sync_data()
+        };
+        result.map_err(|e| {
+            let err = StorageError::io("fsync", path, e);
+            self.poison(&err);
+            err
+        })
+    }
+
+    fn write_checkpoint(&self, log_start: i64) -> Result<(), StorageError> {
+        let contents = format!("{CHECKPOINT_VERSION}\n{log_start}\n");
+        write_atomically(&self.dir, LOG_START_CHECKPOINT, contents.as_bytes()).inspect_err(|e| {
+            if matches!(e, StorageError::Io { op, .. } if op.starts_with("fsync")) {
+                self.poison(e);
+            }
+        })
+    }
+
+    /// Test hook: every later fsync fails, as if the disk reported EIO.
+    #[cfg(test)]
+    pub(crate) fn inject_fsync_failures(&self) {
+        self.fail_syncs.store(true, Ordering::Release);
+    }
+}
+
+struct BatchMeta {
+    position: usize,
+    size: usize,
+    offset_count: i64,
+    max_timestamp: i64,
+}
+
+/// Removes from `state` the sealed segments wholly below the log start (those whose
+/// successor starts at or below it). The active segment always stays.
+fn take_segments_below_start(state: &mut State) -> Vec<Arc<Segment>> {
+    let n = state
+        .segments
+        .windows(2)
+        .take_while(|pair| {
+            pair.get(1)
+                .is_some_and(|next| next.base_offset() <= state.log_start)
+        })
+        .count();
+    state.segments.drain(..n).collect()
+}
+
+/// Deletes segment files oldest first: rename each to `*.deleted` (fsync the directory, so
+/// a crash leaves a prefix of the log deleted, never a hole), then remove them.
+fn delete_segment_files(dir: &Path, segments: &[Arc<Segment>]) -> Result<(), StorageError> {
+    let mut renamed = Vec::new();
+    for segment in segments {
+        for path in segment.file_paths() {
+            let mut deleted = path.as_os_str().to_owned();
+            deleted.push(DELETED_SUFFIX);
+            let deleted = PathBuf::from(deleted);
+            match fs::rename(path, &deleted) {
+                Ok(()) => renamed.push(deleted),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("rename for deletion", path, e)),
+            }
+        }
+        sync_dir(dir)?;
+    }
+    for path in renamed {
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io("remove", &path, e)),
+        }
+    }
+    if !segments.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn read_checkpoint(dir: &Path) -> Result<Option<i64>, StorageError> {
+    let path = dir.join(LOG_START_CHECKPOINT);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io("read", &path, e)),
+    };
+    let mut lines = text.lines();
+    let parsed = match (lines.next(), lines.next()) {
+        (Some(CHECKPOINT_VERSION), Some(offset)) => offset.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    if parsed.is_none() {
+        // Written atomically, so this is outside damage; the segments still bound the start.
+        tracing::warn!(path = %path.display(), "unreadable log start checkpoint; ignoring it");
+    }
+    Ok(parsed)
+}
+
+/// Checks a sealed segment's index files, rebuilding them from the log if missing or invalid,
+/// and records the segment's max timestamp.
+fn recover_sealed(
+    dir: &Path,
+    segment: &Segment,
+    config: &LogConfig,
+    report: &mut RecoveryReport,
+) -> Result<(), StorageError> {
+    let len = segment.len();
+    match segment.load_index_files(len)? {
+        Ok(index) => {
+            let max = index.last_time().map(|t| {
+                (
+                    t.timestamp,
+                    segment.base_offset() + i64::from(t.relative_offset),
+                )
+            });
+            // Keep the loaded index only lazily: most sealed segments are never read.
+            segment.seal(Sealed { max_timestamp: max }, None);
+        }
+        Err(defect) => {
+            tracing::warn!(path = %segment.log_path().display(), ?defect, "rebuilding missing or invalid index");
+            let (builder, scan_end) = segment.rebuild_index(len, config.index_interval_bytes)?;
+            if let Some((position, defect)) = scan_end.fault {
+                let cut = len - scan_end.valid_end;
+                tracing::warn!(path = %segment.log_path().display(), position, %defect, truncated_bytes = cut, "truncating damaged sealed segment");
+                segment.truncate(scan_end.valid_end)?;
+                report.truncated_bytes += cut;
+            }
+            segment.write_index_files(dir, &builder.index)?;
+            report.rebuilt_indexes += 1;
+            segment.seal(
+                Sealed {
+                    max_timestamp: builder.max_timestamp(),
+                },
+                Some(builder.index),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Recovers the active segment: returns its mutable state and the log end offset.
+fn recover_active(
+    dir: &Path,
+    segment: &Segment,
+    config: &LogConfig,
+    recovery: Recovery,
+    report: &mut RecoveryReport,
+) -> Result<(Active, i64), StorageError> {
+    let len = segment.len();
+    let base = segment.base_offset();
+    let mut resumed = None;
+    if recovery == Recovery::Clean {
+        match segment.load_index_files(len)? {
+            Ok(index) => match walk_tail(segment, &index, len)? {
+                Ok((log_end, tail_max)) => {
+                    let index_max = index
+                        .last_time()
+                        .map(|t| (t.timestamp, base + i64::from(t.relative_offset)));
+                    let max = match (index_max, tail_max) {
+                        (Some(a), Some(b)) if b.0 > a.0 => Some(b),
+                        (Some(a), _) => Some(a),
+                        (None, b) => b,
+                    };
+                    let files = segment.open_index_files(&index)?;
+                    let builder = IndexBuilder::resume(base, index, len, max);
+                    resumed = Some((builder, files, log_end));
+                }
+                Err((position, defect)) => {
+                    tracing::warn!(path = %segment.log_path().display(), position, %defect, "damaged tail despite clean shutdown; scanning");
+                }
+            },
+            Err(defect) => {
+                tracing::warn!(path = %segment.log_path().display(), ?defect, "active segment index missing or invalid; scanning");
+            }
+        }
+    }
+    let (index, files, log_end) = match resumed {
+        Some(r) => r,
+        None => {
+            let (builder, log_end) = scan_active(segment, config, report)?;
+            segment.write_index_files(dir, &builder.index)?;
+            report.rebuilt_indexes += 1;
+            let files = segment.open_index_files(&builder.index)?;
+            (builder, files, log_end)
+        }
+    };
+    let rolling_base_ms = match segment.read_header(0, segment.len())? {
+        Some(first) if first.max_timestamp > NO_TIMESTAMP => Some(first.max_timestamp),
+        Some(_) => Some(segment.modified_ms()?),
+        None => None,
+    };
+    Ok((
+        Active {
+            index,
+            files,
+            rolling_base_ms,
+        },
+        log_end,
+    ))
+}
+
+/// Clean-mode check of the active segment: walks the batch headers after the last offset
+/// index entry. Returns the log end and the max timestamp seen, or the first fault.
+#[allow(clippy::type_complexity)]
+fn walk_tail(
+    segment: &Segment,
+    index: &SegmentIndex,
+    len: u64,
+) -> Result<Result<(i64, Option<(i64, i64)>), (u64, BatchDefect)>, StorageError> {
+    let base = segment.base_offset();
+    let (start, mut expected) = index.offsets.last().map_or((0, base), |e| {
+        (u64::from(e.position), base + i64::from(e.relative_offset))
+    });
+    let mut max: Option<(i64, i64)> = None;
+    let end = segment.scan(start, len, Check::Structure, |_, h, _| {
+        if h.base_offset < expected {
+            return Err(BatchDefect::OffsetWentBackwards {
+                expected_at_least: expected,
+                found: h.base_offset,
+            });
+        }
+        if h.max_timestamp > NO_TIMESTAMP && max.is_none_or(|m| h.max_timestamp > m.0) {
+            max = Some((h.max_timestamp, h.base_offset));
+        }
+        expected = h.last_offset().saturating_add(1);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(match end.fault {
+        Some(fault) => Err(fault),
+        None => Ok((expected, max)),
+    })
+}
+
+/// Scan-mode recovery of the active segment: validates every batch (CRC included, offsets
+/// increasing, relative offsets and positions within 32 bits), truncates at the first bad
+/// one, and rebuilds the indexes.
+fn scan_active(
+    segment: &Segment,
+    config: &LogConfig,
+    report: &mut RecoveryReport,
+) -> Result<(IndexBuilder, i64), StorageError> {
+    let len = segment.len();
+    let base = segment.base_offset();
+    let mut builder = IndexBuilder::new(base);
+    let mut expected = base;
+    let interval = config.index_interval_bytes;
+    let end = segment.scan(0, len, Check::Full, |pos, h, bytes| {
+        if h.base_offset < expected {
+            return Err(BatchDefect::OffsetWentBackwards {
+                expected_at_least: expected,
+                found: h.base_offset,
+            });
+        }
+        let pos = u32::try_from(pos).map_err(|_| BatchDefect::OffsetOverflow)?;
+        if h.base_offset - base > i64::from(u32::MAX) {
+            return Err(BatchDefect::OffsetOverflow);
+        }
+        builder.on_batch(
+            pos,
+            h.base_offset,
+            h.max_timestamp,
+            bytes.len() as u64,
+            interval,
+        );
+        expected = h.last_offset().saturating_add(1);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if let Some((position, defect)) = end.fault {
+        let cut = len - end.valid_end;
+        tracing::warn!(path = %segment.log_path().display(), position, %defect, truncated_bytes = cut, "truncating torn or corrupt tail");
+        segment.truncate(end.valid_end)?;
+        report.truncated_bytes += cut;
+    }
+    Ok((builder, expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::BatchBuilder;
+    use std::sync::atomic::AtomicUsize;
+
+    fn one(value: &[u8]) -> Vec<u8> {
+        BatchBuilder::new(1_000)
+            .record(1_000, None, Some(value))
+            .build()
+    }
+
+    #[test]
+    fn failed_fsync_poisons_appends_and_flushes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create(dir.path().join("p-0"), LogConfig::default()).expect("create");
+        log.append(&mut one(b"a"), 1).expect("append");
+        log.inject_fsync_failures();
+        let err = log.flush_to(1).expect_err("fsync fails");
+        assert!(
+            matches!(err, StorageError::Io { op: "fsync", .. }),
+            "{err:?}"
+        );
+        assert!(log.is_poisoned());
+        assert_eq!(log.durable_offset(), 0);
+        // Never retried: later calls fail fast even though the disk "recovered".
+        log.fail_syncs.store(false, Ordering::Release);
+        assert!(matches!(
+            log.flush_to(1),
+            Err(StorageError::Poisoned { .. })
+        ));
+        assert!(matches!(
+            log.append(&mut one(b"b"), 2),
+            Err(StorageError::Poisoned { .. })
+        ));
+        assert!(matches!(
+            log.delete_records_before(1),
+            Err(StorageError::Poisoned { .. })
+        ));
+        assert_eq!(log.log_end_offset(), 1);
+        // Reads still work.
+        assert_eq!(
+            log.read(0, 1024).expect("read").records.len(),
+            one(b"a").len()
+        );
+    }
+
+    #[test]
+    fn failed_fsync_during_roll_poisons() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes: 100,
+            ..LogConfig::default()
+        };
+        let log = Log::create(dir.path().join("p-0"), config).expect("create");
+        log.append(&mut one(&[7u8; 60]), 1).expect("append");
+        log.inject_fsync_failures();
+        let err = log
+            .append(&mut one(&[8u8; 60]), 2)
+            .expect_err("roll fsync fails");
+        assert!(
+            matches!(err, StorageError::Io { op: "fsync", .. }),
+            "{err:?}"
+        );
+        assert!(log.is_poisoned());
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.log_end_offset(), 1);
+    }
+
+    #[test]
+    fn group_commit_shares_fsyncs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log =
+            Arc::new(Log::create(dir.path().join("p-0"), LogConfig::default()).expect("create"));
+        let appended = Arc::new(AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let log = Arc::clone(&log);
+                let appended = Arc::clone(&appended);
+                s.spawn(move || {
+                    for i in 0..50 {
+                        let info = log.append(&mut one(&[t, i]), 1).expect("append");
+                        appended.fetch_add(1, Ordering::Relaxed);
+                        log.flush_to(info.last_offset + 1).expect("flush");
+                        assert!(log.durable_offset() > info.last_offset);
+                    }
+                });
+            }
+        });
+        assert_eq!(appended.load(Ordering::Relaxed), 200);
+        assert_eq!(log.durable_offset(), 200);
+        assert_eq!(log.log_end_offset(), 200);
+    }
+
+    #[test]
+    fn close_refuses_appends_and_is_idempotent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create(dir.path().join("p-0"), LogConfig::default()).expect("create");
+        log.append(&mut one(b"a"), 1).expect("append");
+        log.close().expect("close");
+        log.close().expect("close again");
+        assert_eq!(log.durable_offset(), 1);
+        assert!(matches!(
+            log.append(&mut one(b"b"), 2),
+            Err(StorageError::Closed)
+        ));
+        assert_eq!(
+            log.read(0, 100).expect("read").records.len(),
+            one(b"a").len()
+        );
+    }
+
+    #[test]
+    fn checkpoint_parsing_ignores_garbage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(read_checkpoint(dir.path()).expect("read"), None);
+        fs::write(dir.path().join(LOG_START_CHECKPOINT), "0\n42\n").expect("write");
+        assert_eq!(read_checkpoint(dir.path()).expect("read"), Some(42));
+        fs::write(dir.path().join(LOG_START_CHECKPOINT), "9\n42\n").expect("write");
+        assert_eq!(read_checkpoint(dir.path()).expect("read"), None);
+    }
+}

@@ -1,0 +1,547 @@
+//! One segment: a `.log` file of batches plus its `.index` and `.timeindex`.
+//!
+//! The log file is shared (`Arc<Segment>`) between the appender and any number of readers.
+//! All I/O is positional (`read_at` / `write_all_at`), so readers need no lock: they learn the
+//! committed length under the log's lock and then read without it. Bytes past the committed
+//! length may be a write in progress and are never read.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::UNIX_EPOCH;
+
+use crate::batch::{self, BatchDefect, BatchHeader, Check, HEADER_LEN};
+use crate::error::StorageError;
+use crate::index::{IndexBuilder, IndexDefect, SegmentIndex, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
+
+pub(crate) const LOG_SUFFIX: &str = ".log";
+pub(crate) const INDEX_SUFFIX: &str = ".index";
+pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+/// Read size for sequential scans (recovery, index rebuilds, timestamp search).
+const SCAN_CHUNK: usize = 256 * 1024;
+
+/// Kafka's file name for a segment file: the base offset as 20 digits.
+pub(crate) fn file_name(base_offset: i64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+/// Parses `00000000000000000042.log` (with the given suffix) into 42.
+pub(crate) fn parse_file_name(name: &str, suffix: &str) -> Option<i64> {
+    let digits = name.strip_suffix(suffix)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// fsyncs a directory so that creates, renames and deletes inside it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io("fsync directory", dir, e))
+}
+
+/// Writes `contents` to `dir/name` atomically: tmp file, fsync, rename, fsync dir. A crash
+/// leaves either the old file or the new one, plus perhaps a stray `.tmp` that open removes.
+pub(crate) fn write_atomically(
+    dir: &Path,
+    name: &str,
+    contents: &[u8],
+) -> Result<(), StorageError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&tmp).map_err(|e| StorageError::io("create", &tmp, e))?;
+    file.write_all(contents)
+        .map_err(|e| StorageError::io("write", &tmp, e))?;
+    file.sync_all()
+        .map_err(|e| StorageError::io("fsync", &tmp, e))?;
+    drop(file);
+    fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))?;
+    // Durability point of the rename.
+    sync_dir(dir)
+}
+
+/// What a sealed (no longer appended) segment knows about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sealed {
+    /// (largest batch max timestamp, base offset of that batch), if any batch had one.
+    pub max_timestamp: Option<(i64, i64)>,
+}
+
+/// Where a sequential scan stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ScanEnd {
+    /// File position after the last whole, valid batch visited.
+    pub valid_end: u64,
+    /// The defect that stopped the scan early, and its position.
+    pub fault: Option<(u64, BatchDefect)>,
+}
+
+pub(crate) struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    index_path: PathBuf,
+    time_index_path: PathBuf,
+    log: File,
+    /// Committed length of the log file. Written only by the appender, under the log's lock
+    /// and after the bytes are in the file; readers bound their reads by it.
+    len: AtomicU64,
+    /// Set once when the segment stops being active.
+    sealed: OnceLock<Sealed>,
+    /// A sealed segment's indexes, loaded on first lookup (most old segments are never read).
+    index: OnceLock<SegmentIndex>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("base_offset", &self.base_offset)
+            .field("len", &self.len())
+            .field("sealed", &self.sealed.get())
+            .finish()
+    }
+}
+
+/// The active segment's index files, appended as entries are added.
+#[derive(Debug)]
+pub(crate) struct IndexFiles {
+    offsets: File,
+    times: File,
+    offsets_written: usize,
+    times_written: usize,
+}
+
+impl Segment {
+    fn at(dir: &Path, base_offset: i64, log: File, len: u64) -> Segment {
+        Segment {
+            base_offset,
+            log_path: dir.join(file_name(base_offset, LOG_SUFFIX)),
+            index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
+            time_index_path: dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
+            log,
+            len: AtomicU64::new(len),
+            sealed: OnceLock::new(),
+            index: OnceLock::new(),
+        }
+    }
+
+    /// Creates (or empties) the three files of a new segment. The caller fsyncs the directory.
+    pub fn create(dir: &Path, base_offset: i64) -> Result<(Segment, IndexFiles), StorageError> {
+        let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
+        let log = open_rw(&log_path, true)?;
+        let segment = Segment::at(dir, base_offset, log, 0);
+        let files = IndexFiles {
+            offsets: open_rw(&segment.index_path, true)?,
+            times: open_rw(&segment.time_index_path, true)?,
+            offsets_written: 0,
+            times_written: 0,
+        };
+        Ok((segment, files))
+    }
+
+    /// Opens an existing segment's log file.
+    pub fn open(dir: &Path, base_offset: i64) -> Result<Segment, StorageError> {
+        let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
+        let log = open_rw(&log_path, false)?;
+        let len = log
+            .metadata()
+            .map_err(|e| StorageError::io("stat", &log_path, e))?
+            .len();
+        Ok(Segment::at(dir, base_offset, log, len))
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    pub fn set_len(&self, len: u64) {
+        self.len.store(len, Ordering::Release);
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    pub fn log_file(&self) -> &File {
+        &self.log
+    }
+
+    pub fn file_paths(&self) -> [&Path; 3] {
+        [&self.log_path, &self.index_path, &self.time_index_path]
+    }
+
+    pub fn sealed(&self) -> Option<Sealed> {
+        self.sealed.get().copied()
+    }
+
+    /// Marks the segment sealed, handing over the final in-memory index so the first lookup
+    /// does not reload it.
+    pub fn seal(&self, sealed: Sealed, index: Option<SegmentIndex>) {
+        let _ = self.sealed.set(sealed);
+        if let Some(index) = index {
+            let _ = self.index.set(index);
+        }
+    }
+
+    /// Writes `bytes` at `position` (the appender's committed length).
+    pub fn write_at(&self, bytes: &[u8], position: u64) -> Result<(), StorageError> {
+        self.log
+            .write_all_at(bytes, position)
+            .map_err(|e| StorageError::io("write", &self.log_path, e))
+    }
+
+    pub fn read_exact_at(&self, buf: &mut [u8], position: u64) -> Result<(), StorageError> {
+        self.log
+            .read_exact_at(buf, position)
+            .map_err(|e| StorageError::io("read", &self.log_path, e))
+    }
+
+    /// Cuts the log file back to `len` bytes and fsyncs it (recovery only).
+    pub fn truncate(&self, len: u64) -> Result<(), StorageError> {
+        self.log
+            .set_len(len)
+            .and_then(|()| self.log.sync_all())
+            .map_err(|e| StorageError::io("truncate", &self.log_path, e))?;
+        self.set_len(len);
+        Ok(())
+    }
+
+    /// Last modification time of the log file in ms since the epoch (retention fallback for
+    /// segments without timestamps).
+    pub fn modified_ms(&self) -> Result<i64, StorageError> {
+        let modified = self
+            .log
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_err(|e| StorageError::io("stat", &self.log_path, e))?;
+        Ok(modified
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    /// Reads the header of the batch at `position`, if the committed bytes up to `end` hold
+    /// one. A header that does not parse means the file is damaged: reported as `Io` with
+    /// `InvalidData`, since it is not the client's fault.
+    pub fn read_header(
+        &self,
+        position: u64,
+        end: u64,
+    ) -> Result<Option<BatchHeader>, StorageError> {
+        let available = end.saturating_sub(position);
+        if available == 0 {
+            return Ok(None);
+        }
+        let n = usize::try_from(available.min(HEADER_LEN as u64)).unwrap_or(HEADER_LEN);
+        let mut buf = [0u8; HEADER_LEN];
+        let head = buf.get_mut(..n).unwrap_or_default();
+        self.read_exact_at(head, position)?;
+        let header = BatchHeader::parse(head).map_err(|d| self.damaged(position, d))?;
+        let size = header.total_size().map_err(|d| self.damaged(position, d))?;
+        if size as u64 > available {
+            return Err(self.damaged(
+                position,
+                BatchDefect::Truncated {
+                    needed: size,
+                    available: usize::try_from(available).unwrap_or(usize::MAX),
+                },
+            ));
+        }
+        Ok(Some(header))
+    }
+
+    pub fn damaged(&self, position: u64, defect: BatchDefect) -> StorageError {
+        StorageError::io(
+            "read batch",
+            &self.log_path,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("damaged batch at byte {position}: {defect}"),
+            ),
+        )
+    }
+
+    /// Visits the batches in `[start, end)` in order, reading in large chunks. Stops at the
+    /// first torn or invalid batch, or when `visit` breaks or reports a defect (which then
+    /// counts as a fault at that batch).
+    pub fn scan(
+        &self,
+        start: u64,
+        end: u64,
+        check: Check,
+        mut visit: impl FnMut(u64, &BatchHeader, &[u8]) -> Result<ControlFlow<()>, BatchDefect>,
+    ) -> Result<ScanEnd, StorageError> {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut buf_start = start;
+        let mut pos = start;
+        let fault = |pos: u64, defect| ScanEnd {
+            valid_end: pos,
+            fault: Some((pos, defect)),
+        };
+        loop {
+            let remaining = end.saturating_sub(pos);
+            if remaining == 0 {
+                return Ok(ScanEnd {
+                    valid_end: pos,
+                    fault: None,
+                });
+            }
+            let remaining_usize = usize::try_from(remaining).unwrap_or(usize::MAX);
+            let header_want = remaining_usize.min(HEADER_LEN);
+            let mut off = usize::try_from(pos - buf_start).unwrap_or(usize::MAX);
+            if buf.len().saturating_sub(off) < header_want {
+                self.fill(&mut buf, pos, SCAN_CHUNK.min(remaining_usize))?;
+                buf_start = pos;
+                off = 0;
+            }
+            let view = buf.get(off..).unwrap_or_default();
+            let size = match batch::total_size_from_prefix(view) {
+                None => {
+                    let defect = BatchDefect::Truncated {
+                        needed: batch::LOG_OVERHEAD,
+                        available: view.len(),
+                    };
+                    return Ok(fault(pos, defect));
+                }
+                Some(Err(defect)) => return Ok(fault(pos, defect)),
+                Some(Ok(size)) => size,
+            };
+            if size > remaining_usize {
+                let defect = BatchDefect::Truncated {
+                    needed: size,
+                    available: remaining_usize,
+                };
+                return Ok(fault(pos, defect));
+            }
+            if buf.len().saturating_sub(off) < size {
+                self.fill(&mut buf, pos, SCAN_CHUNK.max(size).min(remaining_usize))?;
+                buf_start = pos;
+                off = 0;
+            }
+            let Some(bytes) = off.checked_add(size).and_then(|e| buf.get(off..e)) else {
+                let defect = BatchDefect::Truncated {
+                    needed: size,
+                    available: buf.len().saturating_sub(off),
+                };
+                return Ok(fault(pos, defect));
+            };
+            let checked = match check {
+                Check::Full => batch::validate(bytes),
+                Check::Structure => batch::validate_structure(bytes),
+            };
+            let header = match checked {
+                Ok(h) => h,
+                Err(defect) => return Ok(fault(pos, defect)),
+            };
+            match visit(pos, &header, bytes) {
+                Err(defect) => return Ok(fault(pos, defect)),
+                Ok(ControlFlow::Break(())) => {
+                    return Ok(ScanEnd {
+                        valid_end: pos + size as u64,
+                        fault: None,
+                    })
+                }
+                Ok(ControlFlow::Continue(())) => pos += size as u64,
+            }
+        }
+    }
+
+    fn fill(&self, buf: &mut Vec<u8>, position: u64, len: usize) -> Result<(), StorageError> {
+        buf.clear();
+        buf.resize(len, 0);
+        self.read_exact_at(buf, position)
+    }
+
+    /// Rebuilds both indexes by walking the log from the start (structure checks only), up
+    /// to `end`. Returns the builder (with the final time entry) and where the walk stopped.
+    pub fn rebuild_index(
+        &self,
+        end: u64,
+        interval: u32,
+    ) -> Result<(IndexBuilder, ScanEnd), StorageError> {
+        let mut builder = IndexBuilder::new(self.base_offset);
+        let scan_end = self.scan(0, end, Check::Structure, |pos, h, bytes| {
+            let pos = u32::try_from(pos).map_err(|_| BatchDefect::OffsetOverflow)?;
+            builder.on_batch(
+                pos,
+                h.base_offset,
+                h.max_timestamp,
+                bytes.len() as u64,
+                interval,
+            );
+            Ok(ControlFlow::Continue(()))
+        })?;
+        builder.seal();
+        Ok((builder, scan_end))
+    }
+
+    /// Reads and checks both index files against a log of `log_len` bytes. `Ok(Err(_))` means
+    /// the files are missing or invalid and must be rebuilt.
+    pub fn load_index_files(
+        &self,
+        log_len: u64,
+    ) -> Result<Result<SegmentIndex, IndexDefect>, StorageError> {
+        let Some(offset_bytes) = read_optional(&self.index_path)? else {
+            return Ok(Err(IndexDefect::Missing));
+        };
+        let Some(time_bytes) = read_optional(&self.time_index_path)? else {
+            return Ok(Err(IndexDefect::Missing));
+        };
+        let offsets = match SegmentIndex::decode_offsets(&offset_bytes, log_len) {
+            Ok(o) => o,
+            Err(d) => return Ok(Err(d)),
+        };
+        let times = match SegmentIndex::decode_times(&time_bytes) {
+            Ok(t) => t,
+            Err(d) => return Ok(Err(d)),
+        };
+        Ok(Ok(SegmentIndex { offsets, times }))
+    }
+
+    /// Replaces both index files with `index`, atomically, and fsyncs them and the directory.
+    pub fn write_index_files(&self, dir: &Path, index: &SegmentIndex) -> Result<(), StorageError> {
+        write_atomically(
+            dir,
+            &file_name(self.base_offset, INDEX_SUFFIX),
+            &SegmentIndex::encode_offsets(&index.offsets),
+        )?;
+        write_atomically(
+            dir,
+            &file_name(self.base_offset, TIME_INDEX_SUFFIX),
+            &SegmentIndex::encode_times(&index.times),
+        )
+    }
+
+    /// Opens the index files for appending (the active segment after open), positioned after
+    /// the entries of `index`, which must be what the files hold.
+    pub fn open_index_files(&self, index: &SegmentIndex) -> Result<IndexFiles, StorageError> {
+        let offsets = open_rw(&self.index_path, false)?;
+        let times = open_rw(&self.time_index_path, false)?;
+        // Drop any bytes past the known entries so appends line up with the entry grid.
+        let offsets_len = (index.offsets.len() * OFFSET_ENTRY_LEN) as u64;
+        let times_len = (index.times.len() * TIME_ENTRY_LEN) as u64;
+        offsets
+            .set_len(offsets_len)
+            .map_err(|e| StorageError::io("truncate", &self.index_path, e))?;
+        times
+            .set_len(times_len)
+            .map_err(|e| StorageError::io("truncate", &self.time_index_path, e))?;
+        Ok(IndexFiles {
+            offsets,
+            times,
+            offsets_written: index.offsets.len(),
+            times_written: index.times.len(),
+        })
+    }
+
+    /// A sealed segment's indexes, loading them on first use. If the files went bad since
+    /// open, rebuilds in memory from the log instead.
+    pub fn index(&self, interval: u32) -> Result<&SegmentIndex, StorageError> {
+        if let Some(index) = self.index.get() {
+            return Ok(index);
+        }
+        let len = self.len();
+        let index = match self.load_index_files(len)? {
+            Ok(index) => index,
+            Err(defect) => {
+                tracing::warn!(path = %self.log_path.display(), ?defect, "index invalid on load; rebuilding in memory");
+                self.rebuild_index(len, interval)?.0.index
+            }
+        };
+        // Another reader may have won the race; both loaded the same files.
+        let _ = self.index.set(index);
+        self.index.get().ok_or_else(|| {
+            StorageError::io(
+                "load index",
+                &self.index_path,
+                io::Error::other("index not set"),
+            )
+        })
+    }
+}
+
+impl IndexFiles {
+    /// Appends any entries of `index` not yet in the files.
+    pub fn append_new(
+        &mut self,
+        index: &SegmentIndex,
+        segment: &Segment,
+    ) -> Result<(), StorageError> {
+        if let Some(new) = index.offsets.get(self.offsets_written..) {
+            if !new.is_empty() {
+                let at = (self.offsets_written * OFFSET_ENTRY_LEN) as u64;
+                self.offsets
+                    .write_all_at(&SegmentIndex::encode_offsets(new), at)
+                    .map_err(|e| StorageError::io("write", &segment.index_path, e))?;
+                self.offsets_written = index.offsets.len();
+            }
+        }
+        if let Some(new) = index.times.get(self.times_written..) {
+            if !new.is_empty() {
+                let at = (self.times_written * TIME_ENTRY_LEN) as u64;
+                self.times
+                    .write_all_at(&SegmentIndex::encode_times(new), at)
+                    .map_err(|e| StorageError::io("write", &segment.time_index_path, e))?;
+                self.times_written = index.times.len();
+            }
+        }
+        Ok(())
+    }
+
+    /// The files, for fsync by the caller (which owns poisoning).
+    pub fn files<'a>(&'a self, segment: &'a Segment) -> [(&'a File, &'a Path); 2] {
+        [
+            (&self.offsets, &segment.index_path),
+            (&self.times, &segment.time_index_path),
+        ]
+    }
+}
+
+fn open_rw(path: &Path, create: bool) -> Result<File, StorageError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(create)
+        .open(path)
+        .map_err(|e| StorageError::io(if create { "create" } else { "open" }, path, e))
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io("read", path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(file_name(42, LOG_SUFFIX), "00000000000000000042.log");
+        assert_eq!(
+            parse_file_name("00000000000000000042.log", LOG_SUFFIX),
+            Some(42)
+        );
+        assert_eq!(
+            parse_file_name("00000000000000000042.index", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(parse_file_name("42.log", LOG_SUFFIX), None);
+        assert_eq!(
+            parse_file_name("0000000000000000004x.log", LOG_SUFFIX),
+            None
+        );
+    }
+}
