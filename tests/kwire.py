@@ -231,7 +231,8 @@ class Conn:
 def api_versions(conn: Conn, version=0, correlation_id=1):
     """Sends ApiVersions and returns (correlation_id, error_code, {api_key: (min, max)}).
 
-    The response header is always v0 and, when the version is unsupported, the body is v0.
+    The response header is always v0; the body is parsed as v0, which is right for v0..v2 and for
+    an unsupported version (the broker then answers with a v0 body), not for a supported v3+.
     """
     if version >= 3:
         header = request_header_v2(API_VERSIONS, version, correlation_id)
@@ -262,7 +263,11 @@ def parse_api_versions_v0(r: Reader):
 # Metadata v1: topic names -> (error_code, partition count).
 
 def metadata_v1(conn: Conn, topics, correlation_id=7):
-    body = i32(len(topics)) + b"".join(string(t) for t in topics)
+    """topics=None asks for all topics."""
+    if topics is None:
+        body = i32(-1)
+    else:
+        body = i32(len(topics)) + b"".join(string(t) for t in topics)
     r = conn.request(request_header_v1(API_METADATA, 1, correlation_id), body)
     assert r.i32() == correlation_id
     for _ in range(r.i32()):  # brokers

@@ -142,12 +142,27 @@ def test_confluent_admin_lifecycle(broker):
     assert topic not in topic_partition_counts(broker.bootstrap)
 
 
+def test_confluent_list_all_topics(broker):
+    """AdminClient.list_topics() with no topic: librdkafka's all-topics Metadata request."""
+    a = admin_client(broker.bootstrap)
+    names = [unique_topic("lsa"), unique_topic("lsb")]
+    for i, n in enumerate(names):
+        a.create_topics([CKNewTopic(n, num_partitions=i + 1, replication_factor=1)])[n].result(15)
+    md = a.list_topics(timeout=10)
+    assert {n: len(t.partitions) for n, t in md.topics.items()} == {names[0]: 1, names[1]: 2}
+    assert [(b.id, b.host, b.port) for b in md.brokers.values()] == [
+        (md.controller_id, "127.0.0.1", broker.port)]
+
+
 def test_kafka_python_producer_consumer_roundtrip(broker, kadmin):
     topic = unique_topic("kprt")
     kadmin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
     wait_for_topic(broker.bootstrap, topic, 3)
 
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
+    # kafka-python 3 defaults to an idempotent producer (InitProducerId); this test is about
+    # plain produce/fetch, so it opts out like librdkafka's default does.
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5,
+                             enable_idempotence=False)
     base_ts = int(time.time() * 1000) - 60_000
     futures = []
     for i in range(1000):

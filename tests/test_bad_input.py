@@ -89,8 +89,8 @@ def test_api_versions_unsupported_version(broker):
         assert lo == 0 and hi >= 3, apis[kwire.API_VERSIONS]
         assert kwire.API_PRODUCE in apis and kwire.API_METADATA in apis
         # The connection is still usable.
-        corr, err, apis2 = kwire.api_versions(c, version=3, correlation_id=31338)
-        assert (corr, err) == (31338, 0)
+        corr, err, apis2 = kwire.api_versions(c, version=0, correlation_id=31338)
+        assert (corr, err, apis2) == (31338, 0, apis)
     assert_healthy(broker)
 
 

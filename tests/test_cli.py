@@ -95,7 +95,8 @@ def lines_of(out: str):
 # --- tests -------------------------------------------------------------------------------------
 
 def describe_configs(bootstrap, topic):
-    res = admin_client(bootstrap).describe_configs([ConfigResource(ResourceType.TOPIC, topic)])
+    a = admin_client(bootstrap)  # must outlive the future
+    res = a.describe_configs([ConfigResource(ResourceType.TOPIC, topic)])
     (f,) = res.values()
     return {k: e.value for k, e in f.result(15).items()}
 

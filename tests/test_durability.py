@@ -24,7 +24,8 @@ def test_clean_restart_keeps_records_topics_and_configs(broker_factory, tmp_path
 
     counts = topic_partition_counts(b.bootstrap)
     assert counts.get(topic) == 4 and counts.get(other) == 2, counts
-    res = admin_client(b.bootstrap).describe_configs([ConfigResource(ResourceType.TOPIC, topic)])
+    a = admin_client(b.bootstrap)  # must outlive the future
+    res = a.describe_configs([ConfigResource(ResourceType.TOPIC, topic)])
     (f,) = res.values()
     cfg = {k: e.value for k, e in f.result(15).items()}
     assert (cfg["retention.ms"], cfg["cleanup.policy"]) == ("987654321", "delete"), cfg

@@ -69,6 +69,9 @@ pub async fn serve(
             };
             let reply = match decode_request(frame) {
                 Ok(req) => {
+                    if req.trailing > 0 {
+                        tracing::debug!(api = ?req.api_key, trailing = req.trailing, "ignoring bytes after the request body");
+                    }
                     let span = tracing::debug_span!(
                         "req",
                         api = ?req.api_key,

@@ -60,6 +60,8 @@ pub struct RequestFrame {
     pub header: RequestHeader,
     pub api_key: ApiKey,
     pub body: Request,
+    /// Bytes left after the body; ignored, as Kafka does, but worth a debug line.
+    pub trailing: usize,
 }
 
 /// Why a request frame could not be decoded. All are the peer's fault.
@@ -140,13 +142,13 @@ pub fn decode_request(mut frame: Bytes) -> Result<RequestFrame, DecodeError> {
         }
         Err(anyhow_like::Error::Codec(m)) => return Err(malformed(m)),
     };
-    if frame.has_remaining() {
-        return Err(malformed(format!("{} trailing bytes", frame.remaining())));
-    }
+    // Kafka ignores bytes after the body, and librdkafka 2.16 sends three after a Metadata
+    // v12 request for all topics: refusing them would cut such clients off.
     Ok(RequestFrame {
         header,
         api_key,
         body,
+        trailing: frame.remaining(),
     })
 }
 
@@ -232,12 +234,12 @@ mod tests {
     }
 
     #[test]
-    fn trailing_bytes_are_malformed() {
-        let mut b = BytesMut::from(&encode(ApiKey::Metadata, 1, &MetadataRequest::default())[..]);
-        b.put_u8(1);
-        assert!(matches!(
-            decode_request(b.freeze()),
-            Err(DecodeError::Malformed { .. })
-        ));
+    fn trailing_bytes_are_ignored_as_kafka_does() {
+        // librdkafka 2.16's Metadata v12 "all topics" request ends with three extra bytes.
+        let mut b = BytesMut::from(&encode(ApiKey::Metadata, 12, &MetadataRequest::default())[..]);
+        b.extend_from_slice(&[1, 0, 0]);
+        let frame = decode_request(b.freeze()).expect("decode");
+        assert!(matches!(frame.body, Request::Metadata(_)));
+        assert_eq!(frame.trailing, 3);
     }
 }

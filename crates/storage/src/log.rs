@@ -299,7 +299,7 @@ impl Log {
         sync_dir(&log.dir)?;
         report.segments = log.segment_count();
         report.log_end_offset = log_end;
-        tracing::info!(
+        tracing::debug!(
             dir = %log.dir.display(),
             segments = report.segments,
             log_start,
@@ -484,7 +484,7 @@ impl Log {
         );
         st.segments.push(Arc::new(segment));
         self.durable.fetch_max(new_base, Ordering::AcqRel);
-        tracing::info!(dir = %self.dir.display(), old_base = old.base_offset(), new_base, bytes = old.len(), now_ms, "rolled segment");
+        tracing::debug!(dir = %self.dir.display(), old_base = old.base_offset(), new_base, bytes = old.len(), now_ms, "rolled segment");
         Ok(())
     }
 
@@ -811,7 +811,7 @@ impl Log {
             doomed
         };
         delete_segment_files(&self.dir, &doomed)?;
-        tracing::info!(dir = %self.dir.display(), segments_deleted = count, bytes_deleted, log_start = new_start, "retention deleted segments");
+        tracing::debug!(dir = %self.dir.display(), segments_deleted = count, bytes_deleted, log_start = new_start, "retention deleted segments");
         Ok(RetentionOutcome {
             segments_deleted: count,
             bytes_deleted,

@@ -59,7 +59,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
-    // WEIR_LOG_RETENTION_MS=1000 sets log.retention.ms, as Kafka's images map KAFKA_*.
+    // WEIR_LOG_RETENTION_MS=1000 sets log.retention.ms, as Kafka's images map KAFKA_*;
+    // WEIR_DURABILITY sets weir.durability. Other WEIR_* variables (a script's WEIR_BIN, say)
+    // are not settings and are left alone.
     for (var, value) in std::env::vars() {
         if let Some(rest) = var.strip_prefix("WEIR_") {
             match var.as_str() {
@@ -68,7 +70,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 "WEIR_DATA_DIR" => data_dir = PathBuf::from(value),
                 v if FLAG_VARS.contains(&v) => {}
                 _ => {
-                    pairs.insert(rest.to_ascii_lowercase().replace('_', "."), value);
+                    let key = rest.to_ascii_lowercase().replace('_', ".");
+                    let weir_key = format!("weir.{key}");
+                    let known = |k: &str| {
+                        weir_broker::config::BROKER_KEYS
+                            .iter()
+                            .any(|(b, _)| *b == k)
+                    };
+                    if known(&key) {
+                        pairs.insert(key, value);
+                    } else if known(&weir_key) {
+                        pairs.insert(weir_key, value);
+                    }
                 }
             }
         }
