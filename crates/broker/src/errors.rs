@@ -13,6 +13,8 @@ pub fn storage_code(e: &StorageError) -> ResponseError {
         StorageError::InvalidBatch { .. } => ResponseError::InvalidRecord,
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::Poisoned { .. } | StorageError::Io { .. } | StorageError::Closed => {
             ResponseError::KafkaStorageError
         }

@@ -55,6 +55,13 @@ pub struct MetaStore {
 const TOPICS: &str = "topics.json";
 const CLUSTER: &str = "cluster.json";
 const CLEAN_SHUTDOWN: &str = "clean-shutdown";
+const PRODUCER_IDS: &str = "producer-ids.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ProducerIdsFile {
+    /// Every id below this may have been handed out.
+    next_block_start: i64,
+}
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> MetaError {
     let path = path.to_path_buf();
@@ -113,6 +120,28 @@ impl MetaStore {
 
     pub fn save_topics(&self, topics: Vec<TopicRecord>) -> Result<(), MetaError> {
         self.write_atomic(TOPICS, &TopicsFile { topics })
+    }
+
+    /// The first producer id not yet reserved (0 on a new data directory).
+    pub fn producer_id_block_start(&self) -> Result<i64, MetaError> {
+        let path = self.dir.join(PRODUCER_IDS);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<ProducerIdsFile>(&bytes)
+                .map(|f| f.next_block_start)
+                .map_err(|source| MetaError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io("read", &path)(e)),
+        }
+    }
+
+    /// Reserves producer ids below `end` durably, before any of them is handed out.
+    pub fn reserve_producer_ids(&self, end: i64) -> Result<(), MetaError> {
+        self.write_atomic(
+            PRODUCER_IDS,
+            &ProducerIdsFile {
+                next_block_start: end,
+            },
+        )
     }
 
     /// Consumes the clean-shutdown marker: true if the last run stopped cleanly.

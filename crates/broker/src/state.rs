@@ -134,7 +134,13 @@ pub struct State {
     admin: tokio::sync::Mutex<()>,
     /// Bumped after every append so long-polling fetches wake up and look again.
     appended: watch::Sender<u64>,
+    /// Producer ids handed out by InitProducerId: `(next, reserved_end)`. Ids are reserved
+    /// on disk a block at a time so a restart never hands out an id twice.
+    producer_ids: std::sync::Mutex<(i64, i64)>,
 }
+
+/// Producer ids reserved per metadata write.
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl State {
     /// Loads metadata and opens every partition log, recovering them after an unclean stop.
@@ -182,6 +188,7 @@ impl State {
         }
         remove_orphans(&config, &expected_dirs);
         let (appended, _) = watch::channel(0);
+        let first_id = store.producer_id_block_start()?;
         Ok(State {
             config,
             cluster_id,
@@ -189,6 +196,7 @@ impl State {
             topics: RwLock::new(topics),
             admin: tokio::sync::Mutex::new(()),
             appended,
+            producer_ids: std::sync::Mutex::new((first_id, first_id)),
         })
     }
 
@@ -228,6 +236,19 @@ impl State {
 
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
+    }
+
+    /// A new producer id for an idempotent producer.
+    pub fn allocate_producer_id(&self) -> Result<i64, MetaError> {
+        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.0 >= ids.1 {
+            let end = ids.0 + PRODUCER_ID_BLOCK;
+            self.store.reserve_producer_ids(end)?;
+            ids.1 = end;
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
     }
 
     fn persist(&self) -> Result<(), MetaError> {

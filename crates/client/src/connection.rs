@@ -157,6 +157,15 @@ pub(crate) fn protocol_error<E: std::fmt::Display>(
     }
 }
 
+/// A request written by [`Connection::send_pipelined`] whose answer has not been read yet.
+#[derive(Debug)]
+#[must_use = "the answer must be read with Connection::receive, in send order"]
+pub struct Pending<R> {
+    version: i16,
+    correlation_id: i32,
+    request: std::marker::PhantomData<fn() -> R>,
+}
+
 /// A connection to one broker, with the API versions it advertised.
 #[derive(Debug)]
 pub struct Connection {
@@ -360,6 +369,87 @@ impl Connection {
         };
         self.broken = false;
         Ok(body)
+    }
+
+    /// Writes `req` at `version` and returns at once, so several requests can be in flight on
+    /// this connection (as librdkafka's `max.in.flight` allows). The broker answers a
+    /// connection's requests in order: pass the returned [`Pending`]s to
+    /// [`Connection::receive`] in the order they were sent.
+    pub async fn send_pipelined<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+    ) -> Result<Pending<R>, ClientError> {
+        let api = api_key_of::<R>();
+        self.check_usable()?;
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let frame = encode_request(req, version, correlation_id)?;
+        tracing::trace!(addr = %self.addr, ?api, version, correlation_id, "pipelined request");
+        self.broken = true;
+        let write = self.stream.write_all(&frame);
+        match tokio::time::timeout(self.request_timeout, write).await {
+            Ok(result) => result.map_err(|e| self.io_error(e))?,
+            Err(_) => return Err(self.timeout_error(api)),
+        }
+        self.broken = false;
+        Ok(Pending {
+            version,
+            correlation_id,
+            request: std::marker::PhantomData,
+        })
+    }
+
+    /// Reads the answer to a request written by [`Connection::send_pipelined`]; it must be
+    /// the oldest one not yet received, or the correlation id check fails.
+    pub async fn receive<R: Request>(
+        &mut self,
+        pending: Pending<R>,
+    ) -> Result<R::Response, ClientError> {
+        let api = api_key_of::<R>();
+        self.check_usable()?;
+        self.broken = true;
+        let stream = &mut self.stream;
+        let read = async {
+            let len = stream.read_i32().await?;
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|&n| n <= MAX_RESPONSE_BYTES)
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("response length {len} out of range"),
+                    )
+                })?;
+            let mut buf = BytesMut::zeroed(len);
+            stream.read_exact(&mut buf).await?;
+            Ok::<_, std::io::Error>(buf.freeze())
+        };
+        let frame = match tokio::time::timeout(self.request_timeout, read).await {
+            Ok(result) => result.map_err(|e| self.io_error(e))?,
+            Err(_) => return Err(self.timeout_error(api)),
+        };
+        let body = split_response(frame, api, pending.version, pending.correlation_id)?;
+        self.broken = false;
+        decode_body(body, api, pending.version)
+    }
+
+    fn check_usable(&self) -> Result<(), ClientError> {
+        if self.broken {
+            return Err(self.io_error(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "connection was abandoned after an earlier failure",
+            )));
+        }
+        Ok(())
+    }
+
+    fn timeout_error(&self, api: ApiKey) -> ClientError {
+        ClientError::Timeout {
+            api,
+            addr: self.addr.clone(),
+            after: self.request_timeout,
+        }
     }
 
     fn io_error(&self, source: std::io::Error) -> ClientError {

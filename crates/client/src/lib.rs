@@ -2,7 +2,8 @@
 //!
 //! It speaks the Kafka wire protocol through the `kafka-protocol` crate and does only what a
 //! command-line tool needs: admin requests, producing one batch at a time, fetching, and
-//! offset lookups. It has no consumer groups, no idempotence and no pipelining.
+//! offset lookups. It has no consumer groups and no idempotence; [`pipeline`] keeps several
+//! Produce or Fetch requests in flight on one connection for load generators.
 //!
 //! Data flow: [`Client`] bootstraps from one `host:port`, reads Metadata to learn brokers and
 //! partition leaders, and keeps one [`Connection`] per broker. A high-level call such as
@@ -19,6 +20,7 @@ pub mod client;
 pub mod connection;
 pub mod error;
 pub mod partitioner;
+pub mod pipeline;
 pub mod records;
 
 pub use client::{
@@ -29,6 +31,7 @@ pub use connection::Connection;
 pub use error::{error_name, ClientError};
 pub use kafka_protocol::records::{Compression, TimestampType};
 pub use partitioner::{murmur2, partition_for_key};
+pub use pipeline::{ProducePipeline, RawFetcher, RawPartitionData};
 pub use records::{ConsumerRecord, ProducerRecord};
 
 /// Shorthand for results of this crate.

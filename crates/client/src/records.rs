@@ -116,6 +116,29 @@ fn read_i64(buf: &[u8], at: usize) -> Option<i64> {
     Some(i64::from_be_bytes(buf.get(at..at + 8)?.try_into().ok()?))
 }
 
+/// One past the last offset of the last complete batch in `data` (fetched batches, possibly
+/// cut short at the end), read from the batch headers alone. A consumer that pipelines its
+/// fetches uses it to ask for the next range before decoding this one.
+pub fn next_offset(data: &[u8]) -> Option<i64> {
+    let mut at = 0usize;
+    let mut next = None;
+    loop {
+        let (Some(base_offset), Some(length)) = (read_i64(data, at), read_i32(data, at + 8)) else {
+            return next;
+        };
+        let total = usize::try_from(length)
+            .ok()
+            .map(|l| l + LENGTH_END)
+            .filter(|&t| t >= BATCH_HEADER_BYTES)?;
+        if data.len() < at + total {
+            return next;
+        }
+        let last_delta = read_i32(data, at + LAST_OFFSET_DELTA_AT)?;
+        next = Some(base_offset + i64::from(last_delta) + 1);
+        at += total;
+    }
+}
+
 /// Decodes the record batches of one fetched partition, keeping records at or above
 /// `fetch_offset`.
 ///
@@ -291,6 +314,23 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn next_offset_reads_only_complete_batches() {
+        let a = at_offset(
+            &encode_batch(&[record("a", "1"), record("b", "2")], Compression::None).unwrap(),
+            5,
+        );
+        let b = at_offset(
+            &encode_batch(&[record("c", "3")], Compression::None).unwrap(),
+            7,
+        );
+        let mut data = BytesMut::from(&a[..]);
+        data.extend_from_slice(&b);
+        assert_eq!(next_offset(&data), Some(8));
+        assert_eq!(next_offset(&data[..data.len() - 1]), Some(7));
+        assert_eq!(next_offset(&[]), None);
     }
 
     #[test]

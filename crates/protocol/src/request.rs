@@ -33,6 +33,7 @@ requests! {
     CreateTopics(CreateTopicsRequest),
     DeleteTopics(DeleteTopicsRequest),
     DeleteRecords(DeleteRecordsRequest),
+    InitProducerId(InitProducerIdRequest),
     DescribeConfigs(DescribeConfigsRequest),
     AlterConfigs(AlterConfigsRequest),
     CreatePartitions(CreatePartitionsRequest),

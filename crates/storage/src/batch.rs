@@ -59,6 +59,8 @@ pub enum BatchDefect {
     OffsetOverflow,
     /// On disk: a batch whose base offset is below the end of the batch before it.
     OffsetWentBackwards { expected_at_least: i64, found: i64 },
+    /// An idempotent producer sent more than one batch for one partition in one request.
+    MultipleIdempotentBatches,
 }
 
 impl BatchDefect {
@@ -94,6 +96,10 @@ impl fmt::Display for BatchDefect {
                 expected_at_least,
                 found,
             } => write!(f, "base offset {found} is below {expected_at_least}"),
+            BatchDefect::MultipleIdempotentBatches => write!(
+                f,
+                "an idempotent producer must send one batch per partition per request"
+            ),
         }
     }
 }

@@ -56,6 +56,23 @@ pub enum StorageError {
     #[error("log {} is poisoned by an earlier I/O failure and refuses writes", path.display())]
     Poisoned { path: PathBuf },
 
+    /// An idempotent producer's batch does not follow its previous one (client fault, Kafka
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER`).
+    #[error("producer {producer_id}: expected sequence {expected}, got {got}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+
+    /// A batch from an older epoch of a producer (a zombie; Kafka `INVALID_PRODUCER_EPOCH`).
+    #[error("producer {producer_id}: epoch {epoch} is older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+
     /// The log was closed (shutdown or partition deletion in progress).
     #[error("log is closed")]
     Closed,
@@ -69,7 +86,9 @@ impl StorageError {
             StorageError::CorruptBatch { .. }
             | StorageError::InvalidBatch { .. }
             | StorageError::BatchTooLarge { .. }
-            | StorageError::OffsetOutOfRange { .. } => true,
+            | StorageError::OffsetOutOfRange { .. }
+            | StorageError::OutOfOrderSequence { .. }
+            | StorageError::InvalidProducerEpoch { .. } => true,
             StorageError::Io { .. } | StorageError::Poisoned { .. } | StorageError::Closed => false,
         }
     }

@@ -31,6 +31,7 @@ mod config;
 mod error;
 mod index;
 mod log;
+mod producer;
 mod segment;
 pub mod testkit;
 
@@ -40,3 +41,4 @@ pub use error::StorageError;
 pub use log::{
     AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, LOG_START_CHECKPOINT,
 };
+pub use producer::SNAPSHOT as PRODUCER_SNAPSHOT;

@@ -13,6 +13,7 @@ use crate::batch::{self, BatchDefect, Batches, Check};
 use crate::config::{LogConfig, Recovery, TimestampType};
 use crate::error::StorageError;
 use crate::index::{IndexBuilder, SegmentIndex, NO_TIMESTAMP};
+use crate::producer::{self, BatchSeq, Producers, Verdict};
 use crate::segment::{
     parse_file_name, sync_dir, write_atomically, IndexFiles, Sealed, Segment, INDEX_SUFFIX,
     LOG_SUFFIX, TIME_INDEX_SUFFIX,
@@ -36,6 +37,9 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     pub batches: usize,
     pub bytes: usize,
+    /// The batch was a retry of one already in the log (same producer, epoch and
+    /// sequences): nothing was written and the offsets are the original ones.
+    pub duplicate: bool,
 }
 
 /// Result of [`Log::read`].
@@ -100,6 +104,8 @@ struct State {
     active: Active,
     log_start: i64,
     log_end: i64,
+    /// Idempotent producers' recent sequences, checked and updated with each append.
+    producers: Producers,
 }
 
 /// The active segment's mutable side.
@@ -197,6 +203,7 @@ impl Log {
             },
             log_start: 0,
             log_end: 0,
+            producers: Producers::default(),
         };
         Ok(Log::from_parts(dir, config, state))
     }
@@ -258,6 +265,7 @@ impl Log {
                 },
                 log_start: base,
                 log_end: base,
+                producers: Producers::default(),
             };
             report.segments = 1;
             report.log_end_offset = base;
@@ -286,6 +294,7 @@ impl Log {
             active,
             log_start,
             log_end,
+            producers: Producers::default(),
         };
         // A crash between writing the checkpoint and deleting the segments it covers.
         let doomed = take_segments_below_start(&mut state);
@@ -297,6 +306,7 @@ impl Log {
         let active = Arc::clone(log.lock_state()?.active_segment());
         log.fsync(active.log_file(), active.log_path())?;
         sync_dir(&log.dir)?;
+        log.restore_producers(recovery)?;
         report.segments = log.segment_count();
         report.log_end_offset = log_end;
         tracing::debug!(
@@ -347,6 +357,13 @@ impl Log {
                 size: b.bytes.len(),
                 offset_count: b.header.offset_count(),
                 max_timestamp: b.header.max_timestamp,
+                producer: (b.header.producer_id() >= 0 && !b.header.is_control()).then(|| {
+                    (
+                        b.header.producer_id(),
+                        b.header.producer_epoch(),
+                        b.header.base_sequence(),
+                    )
+                }),
             });
         }
         let log_append_time =
@@ -364,6 +381,9 @@ impl Log {
         // Re-check: a flush may have poisoned the log, or close may have run, while we waited.
         self.check_writable()?;
         let st = &mut *guard;
+        if let Some(dup) = self.check_sequences(st, &metas)? {
+            return Ok(dup);
+        }
         let base_offset = st.log_end;
         let overflow = || StorageError::InvalidBatch {
             reason: BatchDefect::OffsetOverflow,
@@ -410,6 +430,19 @@ impl Log {
         }
         segment.set_len(position + batches.len() as u64);
         st.log_end = last_offset + 1;
+        let mut next = base_offset;
+        for m in &metas {
+            if let Some((id, epoch, first_seq)) = m.producer {
+                let seq = BatchSeq {
+                    first_seq,
+                    last_seq: producer::last_seq(first_seq, m.offset_count),
+                    first_offset: next,
+                    last_offset: next + m.offset_count - 1,
+                };
+                st.producers.record(id, epoch, seq);
+            }
+            next += m.offset_count;
+        }
         if st.active.rolling_base_ms.is_none() {
             st.active.rolling_base_ms = Some(now_ms);
         }
@@ -420,7 +453,105 @@ impl Log {
             log_start_offset: st.log_start,
             batches: metas.len(),
             bytes: batches.len(),
+            duplicate: false,
         })
+    }
+
+    /// Checks idempotent producers' sequences. A request of one batch that is a retry of a
+    /// batch already in the log returns its original placement instead of being appended.
+    fn check_sequences(
+        &self,
+        st: &State,
+        metas: &[BatchMeta],
+    ) -> Result<Option<AppendInfo>, StorageError> {
+        if metas.iter().all(|m| m.producer.is_none()) {
+            return Ok(None);
+        }
+        if metas.len() > 1 {
+            // Kafka's rule: an idempotent producer sends one batch per partition per request,
+            // which keeps "the whole request is a duplicate" unambiguous.
+            return Err(StorageError::InvalidBatch {
+                reason: BatchDefect::MultipleIdempotentBatches,
+                position: 0,
+            });
+        }
+        let Some(m) = metas.first() else {
+            return Ok(None);
+        };
+        let Some((id, epoch, first_seq)) = m.producer else {
+            return Ok(None);
+        };
+        let last = producer::last_seq(first_seq, m.offset_count);
+        match st.producers.check(id, epoch, first_seq, last)? {
+            Verdict::Append => Ok(None),
+            Verdict::Duplicate {
+                first_offset,
+                last_offset,
+            } => Ok(Some(AppendInfo {
+                base_offset: first_offset,
+                last_offset,
+                log_append_time: None,
+                log_start_offset: st.log_start,
+                batches: 0,
+                bytes: 0,
+                duplicate: true,
+            })),
+        }
+    }
+
+    /// Loads the producer snapshot after a clean stop, or rebuilds producer state from the
+    /// batch headers of the two newest segments.
+    fn restore_producers(&self, recovery: Recovery) -> Result<(), StorageError> {
+        let snapshot = (recovery == Recovery::Clean)
+            .then(|| Producers::load(&self.dir))
+            .flatten();
+        // The snapshot describes the log as it was closed; once writes resume it is stale.
+        let path = self.dir.join(producer::SNAPSHOT);
+        if path.exists() {
+            fs::remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+        }
+        if let Some(p) = snapshot {
+            self.lock_state()?.producers = p;
+            return Ok(());
+        }
+        let (start, end) = {
+            let st = self.lock_state()?;
+            let n = st.segments.len();
+            let from = st
+                .segments
+                .get(n.saturating_sub(2))
+                .map_or(st.log_start, |s| s.base_offset())
+                .max(st.log_start);
+            (from, st.log_end)
+        };
+        let mut producers = Producers::default();
+        let mut offset = start;
+        while offset < end {
+            let out = self.read(offset, 4 << 20)?;
+            if out.records.is_empty() {
+                break;
+            }
+            for b in Batches::new(&out.records, Check::Structure) {
+                let Ok(b) = b else { break };
+                let h = &b.header;
+                let last_offset = h.base_offset + h.offset_count() - 1;
+                if h.producer_id() >= 0 && !h.is_control() {
+                    producers.record(
+                        h.producer_id(),
+                        h.producer_epoch(),
+                        BatchSeq {
+                            first_seq: h.base_sequence(),
+                            last_seq: producer::last_seq(h.base_sequence(), h.offset_count()),
+                            first_offset: h.base_offset,
+                            last_offset,
+                        },
+                    );
+                }
+                offset = offset.max(last_offset + 1);
+            }
+        }
+        self.lock_state()?.producers = producers;
+        Ok(())
     }
 
     fn should_roll(
@@ -867,6 +998,11 @@ impl Log {
         }
         self.fsync(segment.log_file(), segment.log_path())?;
         self.durable.fetch_max(log_end, Ordering::AcqRel);
+        let producers = self.lock_state()?;
+        if producers.producers.len() > 0 {
+            producers.producers.save(&self.dir)?;
+            sync_dir(&self.dir)?;
+        }
         Ok(())
     }
 
@@ -955,6 +1091,8 @@ struct BatchMeta {
     size: usize,
     offset_count: i64,
     max_timestamp: i64,
+    /// Producer id, epoch and first sequence of an idempotent producer's data batch.
+    producer: Option<(i64, i16, i32)>,
 }
 
 /// Removes from `state` the sealed segments wholly below the log start (those whose

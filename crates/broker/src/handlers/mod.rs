@@ -9,6 +9,7 @@ mod configs;
 mod fetch;
 mod offsets;
 mod produce;
+mod producer_id;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -72,6 +73,7 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame) -> Reply {
         Request::Produce(r) => produce::handle(state, r, ctx).await,
         Request::Fetch(r) => fetch::handle(state, r, ctx),
         Request::ListOffsets(r) => ctx.reply(&offsets::list_offsets(state, r, ctx.version).await),
+        Request::InitProducerId(r) => ctx.reply(&producer_id::init(state, &r).await),
         Request::DeleteRecords(r) => ctx.reply(&offsets::delete_records(state, r).await),
         Request::CreateTopics(r) => ctx.reply(&admin::create_topics(state, r, ctx.version).await),
         Request::DeleteTopics(r) => ctx.reply(&admin::delete_topics(state, r, ctx.version).await),
@@ -236,6 +238,18 @@ mod tests {
                 .configs
                 .iter()
                 .any(|c| c.name.as_str() == "retention.ms"));
+        }
+        let mut last_id = -1;
+        for v in range(ApiKey::InitProducerId) {
+            let mut req = InitProducerIdRequest::default();
+            req.producer_id = ProducerId(-1);
+            req.producer_epoch = -1;
+            let r: InitProducerIdResponse =
+                round_trip(&state, ApiKey::InitProducerId, v, &req).await;
+            assert_eq!(r.error_code, 0);
+            assert!(r.producer_id.0 > last_id, "ids are never reused");
+            assert_eq!(r.producer_epoch, 0);
+            last_id = r.producer_id.0;
         }
         for v in range(ApiKey::DescribeCluster) {
             let r: DescribeClusterResponse = round_trip(

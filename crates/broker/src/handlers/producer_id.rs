@@ -1,0 +1,45 @@
+//! InitProducerId for idempotent producers. Transactional ids need the transaction
+//! coordinator, which Weir does not have yet: such requests are refused.
+
+use std::sync::Arc;
+
+use weir_protocol::kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+};
+use weir_protocol::ResponseError;
+
+use crate::state::State;
+
+pub async fn init(state: &Arc<State>, req: &InitProducerIdRequest) -> InitProducerIdResponse {
+    let mut r = InitProducerIdResponse::default();
+    r.producer_id = ProducerId(-1);
+    r.producer_epoch = -1;
+    if req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
+        tracing::info!(transactional_id = ?req.transactional_id, "transactions are not supported yet");
+        r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return r;
+    }
+    // KIP-360: a producer that knows its id asks for the next epoch after a fatal sequence error.
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX {
+        r.producer_id = req.producer_id;
+        r.producer_epoch = req.producer_epoch + 1;
+        return r;
+    }
+    let s = state.clone();
+    match tokio::task::spawn_blocking(move || s.allocate_producer_id()).await {
+        Ok(Ok(id)) => {
+            r.producer_id = ProducerId(id);
+            r.producer_epoch = 0;
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot reserve producer ids");
+            r.error_code = ResponseError::KafkaStorageError.code();
+        }
+        Err(_) => r.error_code = ResponseError::KafkaStorageError.code(),
+    }
+    r
+}

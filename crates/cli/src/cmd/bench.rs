@@ -1,0 +1,789 @@
+//! `weir bench`: produce and consume throughput, next to the limits of the machine it runs on.
+//!
+//! One run measures the physical limits first (sequential write bandwidth of the data
+//! directory's filesystem, buffered and with an fdatasync per MiB; loopback TCP bandwidth),
+//! then runs each scenario against a broker (its own `weir serve` child unless `--brokers`
+//! names one) and prints a markdown table of each figure and its ratio to the limit that
+//! bounds it. Nothing is asserted: the numbers are for a person to read.
+//!
+//! The producer works the way librdkafka does: one connection, one record batch of up to
+//! 1000 records (at most 1 MiB) per partition in each Produce request, and up to
+//! [`MAX_IN_FLIGHT`] requests outstanding. Batches are encoded once before the clock starts,
+//! so produce figures measure the broker and the wire, not this client's encoder; what
+//! encoding would cost is measured on its own and shown in the second table. The consumer
+//! fetches from offset 0 with the next Fetch sent before it decodes the current answer, and
+//! decodes every record to count it.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use weir_client::records::{decode_batches, encode_batch, next_offset};
+use weir_client::{
+    Client, Compression, FetchPosition, ProducePipeline, ProducerRecord, RawFetcher,
+};
+
+const MIB: usize = 1024 * 1024;
+/// Rates are printed in MB/s of 10^6 bytes, as disk and network vendors quote them.
+const MB: f64 = 1e6;
+/// Produce requests outstanding per connection (librdkafka's default).
+const MAX_IN_FLIGHT: usize = 5;
+/// Records per batch, per partition, per Produce request...
+const BATCH_RECORDS: usize = 1000;
+/// ...unless the batch would pass this size (the broker's default `message.max.bytes` is
+/// 1 MiB + 12 bytes; a record adds a few bytes of framing to its value).
+const BATCH_MAX_BYTES: usize = MIB - 16 * 1024;
+/// Fetch answer limit.
+const FETCH_MAX_BYTES: usize = 16 * MIB;
+/// Smallest per-partition fetch limit.
+const PARTITION_MIN_FETCH_BYTES: usize = MIB;
+/// Linux reports process CPU time in ticks of 1/100 s (USER_HZ) on every architecture.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Broker to measure; without it, bench starts its own `weir serve` on a free port and
+    /// stops it at the end.
+    #[arg(short = 'b', long = "brokers")]
+    pub brokers: Option<String>,
+    /// Records per 100-byte scenario; 1 KiB scenarios use 3/10 of it [default: 1000000, or
+    /// 100000 with --quick].
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Directory for the disk test and the started broker's data [default: a new directory
+    /// under the system temp directory, removed afterwards].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// About a tenth of the work: faster and noisier.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// How much work each measurement does.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    disk_bytes: usize,
+    loopback_bytes: usize,
+    small_records: u64,
+    large_records: u64,
+}
+
+impl Sizes {
+    fn new(args: &BenchArgs) -> Sizes {
+        let (disk, loopback, default_records) = if args.quick {
+            (64 * MIB, 256 * MIB, 100_000)
+        } else {
+            (256 * MIB, 1024 * MIB, 1_000_000)
+        };
+        let small = args.records.unwrap_or(default_records).max(1);
+        Sizes {
+            disk_bytes: disk,
+            loopback_bytes: loopback,
+            small_records: small,
+            large_records: (small * 3 / 10).max(1),
+        }
+    }
+}
+
+/// The limits each scenario is compared with, in bytes per second.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    disk_buffered: f64,
+    disk_fdatasync: f64,
+    loopback: f64,
+}
+
+/// One produce or consume run.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    value_bytes: usize,
+    partitions: i32,
+    records: u64,
+}
+
+impl Scenario {
+    fn describe(&self) -> String {
+        let size = if self.value_bytes >= 1024 {
+            format!("{} KiB", self.value_bytes / 1024)
+        } else {
+            format!("{} B", self.value_bytes)
+        };
+        let parts = match self.partitions {
+            1 => "1 partition".to_owned(),
+            n => format!("{n} partitions"),
+        };
+        format!("{size}, {parts}")
+    }
+
+    fn records_per_batch(&self) -> usize {
+        BATCH_RECORDS
+            .min(BATCH_MAX_BYTES / (self.value_bytes + 16))
+            .max(1)
+    }
+}
+
+/// Records and payload bytes moved in some time, and the CPU the two processes used for it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Measured {
+    records: u64,
+    value_bytes: u64,
+    elapsed: Duration,
+    /// Seconds of CPU used by the broker process, when bench started it.
+    broker_cpu: Option<f64>,
+    /// Seconds of CPU used by this process.
+    client_cpu: Option<f64>,
+    /// Seconds this process spent decoding records (consume only).
+    decode: Duration,
+}
+
+impl Measured {
+    fn records_per_second(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn bytes_per_second(&self) -> f64 {
+        self.value_bytes as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A row of the results table.
+struct Row {
+    name: String,
+    measured: Measured,
+    /// The limit this figure is compared with, in bytes per second.
+    limit: f64,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let sizes = Sizes::new(&args);
+    let work_dir = WorkDir::new(args.data_dir.clone())?;
+    println!("# weir bench{}\n", if args.quick { " --quick" } else { "" });
+    println!("{}\n", machine_line());
+
+    eprintln!(
+        "measuring disk bandwidth in {} ...",
+        work_dir.path.display()
+    );
+    // The first pass over memory the process (or, on a VM, the guest) never touched pays for
+    // faulting pages in, which is not the page cache's speed: measure the second pass.
+    disk_write_bandwidth(&work_dir.path, sizes.disk_bytes, false)?;
+    let disk_buffered = disk_write_bandwidth(&work_dir.path, sizes.disk_bytes, false)?;
+    let disk_fdatasync = disk_write_bandwidth(&work_dir.path, sizes.disk_bytes, true)?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    eprintln!("measuring loopback TCP bandwidth ...");
+    let loopback = rt.block_on(loopback_bandwidth(sizes.loopback_bytes))?;
+    let limits = Limits {
+        disk_buffered,
+        disk_fdatasync,
+        loopback,
+    };
+
+    let broker = match &args.brokers {
+        Some(addr) => Broker::External(addr.clone()),
+        None => Broker::start(&work_dir.path)?,
+    };
+    let result = rt.block_on(run_scenarios(&broker, sizes, limits));
+    let broker_note = broker.describe();
+    let log = broker.log().map(Path::to_path_buf);
+    drop(broker);
+    let (rows, cpu_rows) = match (result, &log) {
+        (Err(e), Some(log)) => return Err(e.context(format!("broker log: {}", log.display()))),
+        (result, _) => result?,
+    };
+    if let Some(log) = log {
+        // Kept only when something went wrong.
+        let _ = std::fs::remove_file(log);
+    }
+
+    println!(
+        "data dir: {} ({}); MB = 10^6 bytes of record values\n",
+        work_dir.path.display(),
+        broker_note
+    );
+    println!(
+        "limits: disk write {} MB/s buffered, {} MB/s with fdatasync per MiB ({} MiB); \
+         loopback TCP {} MB/s ({} MiB, 1 connection)\n",
+        mb(limits.disk_buffered),
+        mb(limits.disk_fdatasync),
+        sizes.disk_bytes / MIB,
+        mb(limits.loopback),
+        sizes.loopback_bytes / MIB,
+    );
+    print_table(&rows);
+    println!();
+    print_cpu_table(&rows, &cpu_rows);
+    Ok(())
+}
+
+/// Every scenario in order: produce acks=1 and acks=all to fresh topics, then consume one.
+async fn run_scenarios(
+    broker: &Broker,
+    sizes: Sizes,
+    limits: Limits,
+) -> anyhow::Result<(Vec<Row>, Vec<Row>)> {
+    let addr = broker.addr();
+    let mut client = Client::connect(&addr)
+        .await
+        .with_context(|| format!("connect to {addr}"))?;
+    let mut produce_rows = Vec::new();
+    let mut consume_rows = Vec::new();
+    let mut encode_rows = Vec::new();
+    let mut run_id = 0;
+    for (value_bytes, records) in [(100, sizes.small_records), (1024, sizes.large_records)] {
+        encode_rows.push(encode_cost(value_bytes, records));
+        for partitions in [1, 8] {
+            let scenario = Scenario {
+                value_bytes,
+                partitions,
+                records,
+            };
+            let mut consumed_topic = None;
+            for (acks, acks_name, limit) in [
+                (1, "acks=1", limits.disk_buffered),
+                (-1, "acks=all", limits.disk_fdatasync),
+            ] {
+                run_id += 1;
+                let topic = format!("weir-bench-{}-{run_id}", std::process::id());
+                let name = format!("produce {}, {acks_name}", scenario.describe());
+                eprintln!("{name} ...");
+                let leader = create_topic(&mut client, &topic, partitions).await?;
+                let measured = broker
+                    .measure(produce(&leader, &topic, scenario, acks))
+                    .await
+                    .with_context(|| name.clone())?;
+                produce_rows.push(Row {
+                    name,
+                    measured,
+                    limit,
+                });
+                match consumed_topic {
+                    None => consumed_topic = Some((topic, leader)),
+                    Some(_) => delete_topic(&mut client, &topic).await,
+                }
+            }
+            if let Some((topic, leader)) = consumed_topic {
+                let name = format!("consume {}", scenario.describe());
+                eprintln!("{name} ...");
+                let measured = broker
+                    .measure(consume(&leader, &topic, scenario))
+                    .await
+                    .with_context(|| name.clone())?;
+                consume_rows.push(Row {
+                    name,
+                    measured,
+                    limit: limits.loopback,
+                });
+                delete_topic(&mut client, &topic).await;
+            }
+        }
+    }
+    produce_rows.extend(consume_rows);
+    Ok((produce_rows, encode_rows))
+}
+
+/// Creates `topic` and returns the address of its partitions' leader.
+async fn create_topic(client: &mut Client, topic: &str, partitions: i32) -> anyhow::Result<String> {
+    client
+        .create_topic(topic, partitions, -1, Vec::new())
+        .await
+        .with_context(|| format!("create topic {topic}"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let meta = client.metadata(Some(vec![topic.to_owned()])).await?;
+        let leaders: Vec<i32> = meta
+            .topics
+            .iter()
+            .filter(|t| t.name == topic && t.error_code == 0)
+            .flat_map(|t| t.partitions.iter().map(|p| p.leader))
+            .collect();
+        if leaders.len() == partitions as usize && leaders.iter().all(|&l| l >= 0) {
+            let first = leaders[0];
+            if leaders.iter().any(|&l| l != first) {
+                bail!("{topic}: partitions have different leaders; bench drives one broker");
+            }
+            let broker = meta
+                .brokers
+                .iter()
+                .find(|b| b.id == first)
+                .with_context(|| format!("leader {first} of {topic} is not in the metadata"))?;
+            return Ok(broker.addr());
+        }
+        if Instant::now() > deadline {
+            bail!("{topic}: partitions have no leader after 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn delete_topic(client: &mut Client, topic: &str) {
+    if let Err(e) = client.delete_topic(topic).await {
+        eprintln!("warning: could not delete {topic}: {e}");
+    }
+}
+
+/// `n` records with `value_bytes`-byte values that do not compress to nothing.
+fn records(n: usize, value_bytes: usize) -> Vec<ProducerRecord> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let value: Vec<u8> = (0..value_bytes)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            b'a' + (state % 26) as u8
+        })
+        .collect();
+    let value = Bytes::from(value);
+    (0..n)
+        .map(|_| ProducerRecord {
+            value: Some(value.clone()),
+            timestamp: -1,
+            ..ProducerRecord::default()
+        })
+        .collect()
+}
+
+/// What encoding the scenario's batches would cost this client, with no broker involved.
+fn encode_cost(value_bytes: usize, records_total: u64) -> Row {
+    let scenario = Scenario {
+        value_bytes,
+        partitions: 1,
+        records: records_total,
+    };
+    let per_batch = scenario.records_per_batch();
+    let batch = records(per_batch, value_bytes);
+    let rounds = (records_total as usize).div_ceil(per_batch).clamp(1, 200);
+    let cpu_before = process_cpu_seconds("self");
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let encoded = encode_batch(&batch, Compression::None);
+        std::hint::black_box(encoded.ok());
+    }
+    let elapsed = start.elapsed();
+    let records = (rounds * per_batch) as u64;
+    Row {
+        name: format!("encode {value_bytes} B batches"),
+        measured: Measured {
+            records,
+            value_bytes: records * value_bytes as u64,
+            elapsed,
+            client_cpu: cpu_delta(cpu_before, process_cpu_seconds("self")),
+            ..Measured::default()
+        },
+        limit: f64::NAN,
+    }
+}
+
+async fn produce(
+    leader: &str,
+    topic: &str,
+    scenario: Scenario,
+    acks: i16,
+) -> anyhow::Result<Measured> {
+    let per_batch = scenario.records_per_batch();
+    let batch = encode_batch(&records(per_batch, scenario.value_bytes), Compression::None)?;
+    let batches = scenario.records.div_ceil(per_batch as u64);
+    let mut pipeline = ProducePipeline::connect(leader, topic, acks, MAX_IN_FLIGHT).await?;
+    let partitions = u64::try_from(scenario.partitions)?;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < batches {
+        let in_request = partitions.min(batches - sent);
+        let request: Vec<(i32, Bytes)> =
+            (0..in_request).map(|p| (p as i32, batch.clone())).collect();
+        pipeline.send(&request).await?;
+        sent += in_request;
+    }
+    pipeline.flush().await?;
+    let records = sent * per_batch as u64;
+    Ok(Measured {
+        records,
+        value_bytes: records * scenario.value_bytes as u64,
+        elapsed: start.elapsed(),
+        ..Measured::default()
+    })
+}
+
+async fn consume(leader: &str, topic: &str, scenario: Scenario) -> anyhow::Result<Measured> {
+    let partitions = usize::try_from(scenario.partitions)?;
+    let partition_max = PARTITION_MIN_FETCH_BYTES.max(FETCH_MAX_BYTES / partitions);
+    let mut fetcher = RawFetcher::connect(
+        leader,
+        500,
+        i32::try_from(FETCH_MAX_BYTES)?,
+        i32::try_from(partition_max)?,
+    )
+    .await?;
+    // Where each unfinished partition will be fetched from; the end is learned from the
+    // first answer's high watermark.
+    let mut positions: Vec<FetchPosition> = (0..scenario.partitions)
+        .map(|partition| FetchPosition {
+            topic: topic.to_owned(),
+            partition,
+            offset: 0,
+        })
+        .collect();
+    let mut measured = Measured::default();
+    let start = Instant::now();
+    fetcher.send(&positions).await?;
+    while fetcher.has_in_flight() {
+        let answer = fetcher.receive().await?;
+        let fetched_from: Vec<(i32, i64)> =
+            positions.iter().map(|p| (p.partition, p.offset)).collect();
+        for data in &answer {
+            if let Some(pos) = positions.iter_mut().find(|p| p.partition == data.partition) {
+                pos.offset = next_offset(&data.records).unwrap_or(pos.offset);
+            }
+        }
+        positions.retain(|pos| {
+            answer
+                .iter()
+                .find(|d| d.partition == pos.partition)
+                .is_none_or(|d| pos.offset < d.high_watermark)
+        });
+        // Ask for the next range while this one is decoded.
+        if !positions.is_empty() {
+            fetcher.send(&positions).await?;
+        }
+        let decode_start = Instant::now();
+        for data in answer {
+            let from = fetched_from
+                .iter()
+                .find(|(p, _)| *p == data.partition)
+                .map_or(0, |(_, o)| *o);
+            let decoded = decode_batches(data.records, data.partition, from)?;
+            measured.records += decoded.records.len() as u64;
+            measured.value_bytes += decoded
+                .records
+                .iter()
+                .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+                .sum::<u64>();
+        }
+        measured.decode += decode_start.elapsed();
+    }
+    measured.elapsed = start.elapsed();
+    let expected = scenario
+        .records
+        .div_ceil(scenario.records_per_batch() as u64)
+        * scenario.records_per_batch() as u64;
+    if measured.records != expected {
+        bail!(
+            "consumed {} records of {topic}, produced {expected}",
+            measured.records
+        );
+    }
+    Ok(measured)
+}
+
+/// Sequential write bandwidth of the filesystem holding `dir`, in bytes per second: `total`
+/// bytes in 1 MiB writes, either left to the page cache or each followed by fdatasync.
+fn disk_write_bandwidth(dir: &Path, total: usize, fdatasync_each: bool) -> anyhow::Result<f64> {
+    let path = dir.join(".weir-bench-disk.tmp");
+    let chunk: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
+    let mut file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
+    let start = Instant::now();
+    for _ in 0..total / MIB {
+        file.write_all(&chunk)?;
+        if fdatasync_each {
+            file.sync_data()?;
+        }
+    }
+    let elapsed = start.elapsed();
+    // Off the clock: leave no dirty pages behind to slow the next measurement.
+    file.sync_all()?;
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(total as f64 / elapsed.as_secs_f64())
+}
+
+/// Loopback TCP bandwidth in bytes per second: one connection to a sink that reads and
+/// discards, `total` bytes in 1 MiB writes.
+async fn loopback_bandwidth(total: usize) -> anyhow::Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let sink = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await?;
+        let mut buf = vec![0u8; MIB];
+        let mut received = 0usize;
+        loop {
+            match stream.read(&mut buf).await? {
+                0 => return Ok::<_, std::io::Error>(received),
+                n => received += n,
+            }
+        }
+    });
+    let mut stream = TcpStream::connect(addr).await?;
+    let chunk = vec![0x5au8; MIB];
+    let start = Instant::now();
+    for _ in 0..total / MIB {
+        stream.write_all(&chunk).await?;
+    }
+    stream.shutdown().await?;
+    let received = sink.await??;
+    let elapsed = start.elapsed();
+    Ok(received as f64 / elapsed.as_secs_f64())
+}
+
+/// "machine: 2 × AMD EPYC (nproc 2)" from the scheduler and /proc/cpuinfo.
+fn machine_line() -> String {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("machine: nproc {nproc}, {model}")
+}
+
+/// User plus system CPU seconds of process `pid` ("self" for this one), from /proc.
+fn process_cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are fixed.
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / TICKS_PER_SECOND)
+}
+
+fn cpu_delta(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    Some(after? - before?)
+}
+
+/// The broker under test.
+enum Broker {
+    External(String),
+    /// A `weir serve` child, killed when this is dropped.
+    Started {
+        child: Child,
+        addr: String,
+        log: PathBuf,
+    },
+}
+
+impl Broker {
+    /// Starts this executable as `weir serve` on a free port over `data_dir` and waits until
+    /// it accepts connections.
+    fn start(data_dir: &Path) -> anyhow::Result<Broker> {
+        let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = format!("127.0.0.1:{port}");
+        let exe = std::env::current_exe().context("find the weir executable")?;
+        let log = std::env::temp_dir().join(format!("weir-bench-{}.log", std::process::id()));
+        let log_file = File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let child = Command::new(&exe)
+            .arg("serve")
+            .arg("--listen")
+            .arg(&addr)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("start {} serve", exe.display()))?;
+        let mut broker = Broker::Started { child, addr, log };
+        broker.wait_until_listening()?;
+        Ok(broker)
+    }
+
+    fn wait_until_listening(&mut self) -> anyhow::Result<()> {
+        let Broker::Started { child, addr, log } = self else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!("the broker exited with {status}; see {}", log.display());
+            }
+            if std::net::TcpStream::connect(addr.as_str()).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the broker did not listen on {addr} within 30 s; see {}",
+                    log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn addr(&self) -> String {
+        match self {
+            Broker::External(addr) | Broker::Started { addr, .. } => addr.clone(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Broker::External(addr) => {
+                format!("broker at {addr}, not started by bench: its disk may differ")
+            }
+            Broker::Started { addr, .. } => format!("broker started by bench on {addr}"),
+        }
+    }
+
+    /// Where a started broker writes its output.
+    fn log(&self) -> Option<&Path> {
+        match self {
+            Broker::External(_) => None,
+            Broker::Started { log, .. } => Some(log),
+        }
+    }
+
+    fn cpu_seconds(&self) -> Option<f64> {
+        match self {
+            Broker::External(_) => None,
+            Broker::Started { child, .. } => process_cpu_seconds(&child.id().to_string()),
+        }
+    }
+
+    /// Runs `work`, adding the CPU time both processes spent on it.
+    async fn measure(
+        &self,
+        work: impl std::future::Future<Output = anyhow::Result<Measured>>,
+    ) -> anyhow::Result<Measured> {
+        let broker_before = self.cpu_seconds();
+        let client_before = process_cpu_seconds("self");
+        let mut measured = work.await?;
+        measured.broker_cpu = cpu_delta(broker_before, self.cpu_seconds());
+        measured.client_cpu = cpu_delta(client_before, process_cpu_seconds("self"));
+        Ok(measured)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Broker::Started { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The directory for the disk test and the broker's data; a temporary one is removed when
+/// this is dropped.
+struct WorkDir {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl WorkDir {
+    fn new(given: Option<PathBuf>) -> anyhow::Result<WorkDir> {
+        let (path, remove) = match given {
+            Some(path) => (path, false),
+            None => (
+                std::env::temp_dir().join(format!("weir-bench-{}", std::process::id())),
+                true,
+            ),
+        };
+        std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+        Ok(WorkDir { path, remove })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn mb(bytes_per_second: f64) -> String {
+    format!("{:.0}", bytes_per_second / MB)
+}
+
+/// 1234567 as "1,234,567".
+fn grouped(n: f64) -> String {
+    let digits = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn print_table(rows: &[Row]) {
+    println!("| scenario | records/s | MB/s | limit (MB/s) | ratio to limit |");
+    println!("|---|---:|---:|---:|---:|");
+    for row in rows {
+        let rate = row.measured.bytes_per_second();
+        println!(
+            "| {} | {} | {:.1} | {} | {:.3} |",
+            row.name,
+            grouped(row.measured.records_per_second()),
+            rate / MB,
+            mb(row.limit),
+            rate / row.limit,
+        );
+    }
+}
+
+/// Where the time went: CPU of each process per wall second, and the client-only costs.
+fn print_cpu_table(rows: &[Row], encode_rows: &[Row]) {
+    let cores = |cpu: Option<f64>, m: &Measured| {
+        cpu.map_or("-".to_owned(), |c| {
+            format!("{:.2}", c / m.elapsed.as_secs_f64().max(1e-9))
+        })
+    };
+    println!(
+        "| scenario | seconds | broker CPU (cores) | bench CPU (cores) | client decode share |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for row in rows {
+        let m = &row.measured;
+        let decode = if m.decode.is_zero() {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", m.decode.as_secs_f64() / m.elapsed.as_secs_f64())
+        };
+        println!(
+            "| {} | {:.2} | {} | {} | {} |",
+            row.name,
+            m.elapsed.as_secs_f64(),
+            cores(m.broker_cpu, m),
+            cores(m.client_cpu, m),
+            decode,
+        );
+    }
+    println!();
+    println!("client CPU alone, no broker (for scale; not part of the produce figures):\n");
+    println!("| work | records/s | MB/s |");
+    println!("|---|---:|---:|");
+    for row in encode_rows {
+        println!(
+            "| {} | {} | {:.1} |",
+            row.name,
+            grouped(row.measured.records_per_second()),
+            row.measured.bytes_per_second() / MB,
+        );
+    }
+    for row in rows.iter().filter(|r| !r.measured.decode.is_zero()) {
+        let m = &row.measured;
+        let secs = m.decode.as_secs_f64().max(1e-9);
+        println!(
+            "| decode ({}) | {} | {:.1} |",
+            row.name,
+            grouped(m.records as f64 / secs),
+            m.value_bytes as f64 / secs / MB,
+        );
+    }
+}

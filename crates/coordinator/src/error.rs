@@ -1,0 +1,74 @@
+//! Kafka error codes the coordinator answers with.
+//!
+//! The coordinator speaks in Kafka's own `i16` codes because every answer it gives goes
+//! straight into a response field; the broker never has to translate them.
+
+use std::fmt;
+
+/// A Kafka protocol error code (`i16` on the wire). `ErrorCode::NONE` is success.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ErrorCode(pub i16);
+
+impl ErrorCode {
+    pub const NONE: Self = Self(0);
+    pub const UNKNOWN_TOPIC_OR_PARTITION: Self = Self(3);
+    pub const OFFSET_METADATA_TOO_LARGE: Self = Self(12);
+    pub const COORDINATOR_NOT_AVAILABLE: Self = Self(15);
+    pub const ILLEGAL_GENERATION: Self = Self(22);
+    pub const INCONSISTENT_GROUP_PROTOCOL: Self = Self(23);
+    pub const INVALID_GROUP_ID: Self = Self(24);
+    pub const UNKNOWN_MEMBER_ID: Self = Self(25);
+    pub const INVALID_SESSION_TIMEOUT: Self = Self(26);
+    pub const REBALANCE_IN_PROGRESS: Self = Self(27);
+    pub const NON_EMPTY_GROUP: Self = Self(68);
+    pub const GROUP_ID_NOT_FOUND: Self = Self(69);
+    pub const MEMBER_ID_REQUIRED: Self = Self(79);
+    pub const GROUP_MAX_SIZE_REACHED: Self = Self(81);
+    pub const FENCED_INSTANCE_ID: Self = Self(82);
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: Self = Self(86);
+
+    /// Kafka's name for the code, for logs and test failures.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NONE => "NONE",
+            Self::UNKNOWN_TOPIC_OR_PARTITION => "UNKNOWN_TOPIC_OR_PARTITION",
+            Self::OFFSET_METADATA_TOO_LARGE => "OFFSET_METADATA_TOO_LARGE",
+            Self::COORDINATOR_NOT_AVAILABLE => "COORDINATOR_NOT_AVAILABLE",
+            Self::ILLEGAL_GENERATION => "ILLEGAL_GENERATION",
+            Self::INCONSISTENT_GROUP_PROTOCOL => "INCONSISTENT_GROUP_PROTOCOL",
+            Self::INVALID_GROUP_ID => "INVALID_GROUP_ID",
+            Self::UNKNOWN_MEMBER_ID => "UNKNOWN_MEMBER_ID",
+            Self::INVALID_SESSION_TIMEOUT => "INVALID_SESSION_TIMEOUT",
+            Self::REBALANCE_IN_PROGRESS => "REBALANCE_IN_PROGRESS",
+            Self::NON_EMPTY_GROUP => "NON_EMPTY_GROUP",
+            Self::GROUP_ID_NOT_FOUND => "GROUP_ID_NOT_FOUND",
+            Self::MEMBER_ID_REQUIRED => "MEMBER_ID_REQUIRED",
+            Self::GROUP_MAX_SIZE_REACHED => "GROUP_MAX_SIZE_REACHED",
+            Self::FENCED_INSTANCE_ID => "FENCED_INSTANCE_ID",
+            Self::GROUP_SUBSCRIBED_TO_TOPIC => "GROUP_SUBSCRIBED_TO_TOPIC",
+            _ => "UNKNOWN_ERROR_CODE",
+        }
+    }
+
+    pub fn is_ok(self) -> bool {
+        self == Self::NONE
+    }
+}
+
+impl fmt::Debug for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.name(), self.0)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl From<ErrorCode> for i16 {
+    fn from(code: ErrorCode) -> i16 {
+        code.0
+    }
+}

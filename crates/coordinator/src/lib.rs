@@ -1,0 +1,46 @@
+//! Weir's group coordinator for Kafka's *classic* consumer group protocol (JoinGroup,
+//! SyncGroup, Heartbeat, LeaveGroup) and committed offsets (OffsetCommit, OffsetFetch,
+//! OffsetDelete, DeleteGroups), as a pure state machine.
+//!
+//! Events in, outputs out: the broker translates a request into a call on [`Coordinator`],
+//! passing the current time, and carries out the returned [`Output`]s in order. There is
+//! no I/O, no clock and no task in here; tests feed events and assert the exact outputs.
+//!
+//! - **Deferred answers.** JoinGroup waits for the rebalance, a follower's SyncGroup waits
+//!   for the leader's assignment. The broker names each such request with a [`RequestId`]
+//!   and gets its answer as [`Output::Respond`] from whichever later call completes it.
+//!   Every `RequestId` is answered exactly once (a superseded or orphaned request gets an
+//!   error), so the broker never has to garbage-collect parked requests.
+//! - **Timers.** Session timeouts, rebalance timeouts, the initial rebalance delay and
+//!   offset retention are deadlines in the state. [`Coordinator::next_deadline`] says when
+//!   the earliest one falls due; the broker calls [`Coordinator::tick`] then.
+//! - **Durability.** Offsets live in memory and in the broker's offsets log.
+//!   [`Output::PersistOffsets`] must be durable before the OffsetCommit response is sent;
+//!   [`Output::DeleteOffsets`] asks for tombstones. At startup the broker replays its log
+//!   through [`Coordinator::load_offsets`]. Membership is not persisted: after a restart
+//!   groups come back Empty and their consumers rejoin.
+//!
+//! The behaviour follows Apache Kafka's classic `GroupCoordinator`; deliberate differences
+//! are documented where they occur.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
+mod config;
+mod coordinator;
+mod error;
+mod group;
+mod offsets;
+mod subscription;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::CoordinatorConfig;
+pub use coordinator::Coordinator;
+pub use error::ErrorCode;
+pub use types::{
+    CommitRequest, CommittedOffset, DeleteOffsetsResponse, GroupDescription, GroupListing,
+    GroupState, JoinMember, JoinRequest, JoinResponse, LeaveMember, LeaveMemberResult,
+    LeaveResponse, MemberDescription, Output, RequestId, Response, SyncRequest, SyncResponse,
+    TopicPartition, UnknownGroupState,
+};

@@ -1,0 +1,317 @@
+//! Committed offsets: OffsetCommit, OffsetFetch, OffsetDelete, retention, and replay of the
+//! offsets log at startup.
+//!
+//! The in-memory table is the coordinator's; the offsets log is the broker's. Every change
+//! to the table comes out as an [`Output::PersistOffsets`] or [`Output::DeleteOffsets`].
+
+use tracing::{debug, info};
+
+use crate::coordinator::Coordinator;
+use crate::group::{Ctx, Group};
+use crate::types::{
+    CommitRequest, CommittedOffset, DeleteOffsetsResponse, GroupState, Output, TopicPartition,
+};
+use crate::{CoordinatorConfig, ErrorCode};
+
+impl Group {
+    /// When this committed offset expires, if it can: Empty groups lose all offsets
+    /// `offsets_retention_ms` after they became empty (or after the commit, if later);
+    /// groups that only store offsets lose each one that long after it was committed; a
+    /// Stable consumer group loses offsets of topics it no longer subscribes to. Kafka
+    /// counts Empty groups from the state change alone, which would expire a commit made
+    /// to a long-empty group at once; we take the later of the two.
+    fn offset_expiry(
+        &self,
+        tp: &TopicPartition,
+        offset: &CommittedOffset,
+        config: &CoordinatorConfig,
+    ) -> Option<u64> {
+        let base = match (&self.protocol_type, self.state) {
+            (None, _) => offset.commit_timestamp_ms,
+            (Some(_), GroupState::Empty) => offset.commit_timestamp_ms.max(self.state_since_ms),
+            (Some(_), GroupState::Stable)
+                if self.is_consumer_group()
+                    && self
+                        .subscribed_topics
+                        .as_ref()
+                        .is_some_and(|topics| !topics.contains(&tp.topic)) =>
+            {
+                offset.commit_timestamp_ms
+            }
+            _ => return None,
+        };
+        Some(base.saturating_add(config.offsets_retention_ms))
+    }
+
+    pub(crate) fn next_offset_expiry(&self, config: &CoordinatorConfig) -> Option<u64> {
+        self.offsets
+            .iter()
+            .filter_map(|(tp, offset)| self.offset_expiry(tp, offset, config))
+            .min()
+    }
+
+    pub(crate) fn expire_offsets(&mut self, ctx: &mut Ctx<'_>) {
+        let expired: Vec<TopicPartition> = self
+            .offsets
+            .iter()
+            .filter(|(tp, offset)| {
+                self.offset_expiry(tp, offset, ctx.config)
+                    .is_some_and(|at| at <= ctx.now)
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for tp in &expired {
+            self.offsets.remove(tp);
+        }
+        info!(group = %self.id, count = expired.len(), "committed offsets expired");
+        ctx.out.push(Output::DeleteOffsets {
+            group: self.id.clone(),
+            partitions: expired,
+        });
+    }
+
+    /// When an idle group (Empty, nothing pending, no offsets) is forgotten: a
+    /// retention-check interval after it emptied, as Kafka's periodic cleanup would. (A
+    /// group whose last offset expires is past that point already; OffsetDelete and topic
+    /// deletion forget it at once.)
+    pub(crate) fn forget_deadline(&self, config: &CoordinatorConfig) -> Option<u64> {
+        self.is_idle().then(|| {
+            self.state_since_ms
+                .saturating_add(config.offsets_retention_check_interval_ms)
+        })
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.members.is_empty()
+            && self.pending_members.is_empty()
+            && self.offsets.is_empty()
+    }
+
+    /// Kafka's `validateOffsetCommit` for a non-transactional commit.
+    fn validate_commit(&self, req: &CommitRequest) -> Result<(), ErrorCode> {
+        if req.generation_id >= 0 || !req.member_id.is_empty() || req.group_instance_id.is_some() {
+            self.validate_member(&req.member_id, req.group_instance_id.as_deref())?;
+            if req.generation_id != self.generation {
+                return Err(ErrorCode::ILLEGAL_GENERATION);
+            }
+            Ok(())
+        } else if self.state != GroupState::Empty {
+            // A group with members only takes commits from its members.
+            Err(ErrorCode::UNKNOWN_MEMBER_ID)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Coordinator {
+    /// OffsetCommit. Returns one error per partition, in request order, and an
+    /// [`Output::PersistOffsets`] for the accepted ones (if any), which the broker must
+    /// make durable before it sends the response. The commits are already visible to
+    /// [`Coordinator::fetch_offsets`]; if persisting fails the broker must not acknowledge
+    /// the commit, and should stop serving as coordinator (its memory is ahead of its log)
+    /// until it reloads.
+    pub fn commit_offsets(
+        &mut self,
+        now_ms: u64,
+        req: CommitRequest,
+    ) -> (Vec<(TopicPartition, ErrorCode)>, Vec<Output>) {
+        let all = |req: CommitRequest, error: ErrorCode| {
+            let errors = req.offsets.into_iter().map(|(tp, _)| (tp, error)).collect();
+            (errors, Vec::new())
+        };
+        let group = match self.groups.get_mut(&req.group_id) {
+            Some(group) => group,
+            // No group management: a simple consumer storing offsets.
+            None if req.generation_id < 0 => self
+                .groups
+                .entry(req.group_id.clone())
+                .or_insert_with(|| Group::new(req.group_id.clone(), now_ms)),
+            // A group we do not know cannot have issued this generation.
+            None => return all(req, ErrorCode::ILLEGAL_GENERATION),
+        };
+        if let Err(error) = group.validate_commit(&req) {
+            return all(req, error);
+        }
+        match group.state {
+            GroupState::Empty => {}
+            GroupState::Stable | GroupState::PreparingRebalance => {
+                // A commit is a sign of life. During PreparingRebalance it is still
+                // accepted; the next heartbeat tells the member to rejoin.
+                if let Some(member) = group.member_mut(&req.member_id) {
+                    member.refresh_session(now_ms);
+                }
+            }
+            // The member has its JoinGroup answer but not its assignment yet.
+            GroupState::CompletingRebalance => return all(req, ErrorCode::REBALANCE_IN_PROGRESS),
+            GroupState::Dead => return all(req, ErrorCode::COORDINATOR_NOT_AVAILABLE),
+        }
+
+        let max_metadata = self.config.offset_metadata_max_bytes;
+        let mut errors = Vec::with_capacity(req.offsets.len());
+        let mut accepted = Vec::new();
+        for (tp, mut offset) in req.offsets {
+            if offset
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > max_metadata)
+            {
+                errors.push((tp, ErrorCode::OFFSET_METADATA_TOO_LARGE));
+                continue;
+            }
+            offset.commit_timestamp_ms = now_ms;
+            group.offsets.insert(tp.clone(), offset.clone());
+            errors.push((tp.clone(), ErrorCode::NONE));
+            accepted.push((tp, offset));
+        }
+        let mut out = Vec::new();
+        if !accepted.is_empty() {
+            debug!(group = %group.id, count = accepted.len(), "offsets committed");
+            out.push(Output::PersistOffsets {
+                group: group.id.clone(),
+                offsets: accepted,
+            });
+        }
+        (errors, out)
+    }
+
+    /// OffsetFetch. `None` returns every committed partition of the group, in partition
+    /// order; otherwise one entry per requested partition, `None` where nothing is
+    /// committed.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<Vec<TopicPartition>>,
+    ) -> Vec<(TopicPartition, Option<CommittedOffset>)> {
+        let group = self.groups.get(group_id);
+        match partitions {
+            None => group
+                .into_iter()
+                .flat_map(|g| g.offsets.iter())
+                .map(|(tp, offset)| (tp.clone(), Some(offset.clone())))
+                .collect(),
+            Some(partitions) => partitions
+                .into_iter()
+                .map(|tp| {
+                    let offset = group.and_then(|g| g.offsets.get(&tp)).cloned();
+                    (tp, offset)
+                })
+                .collect(),
+        }
+    }
+
+    /// Replays one record of the offsets log at startup (`None` is a tombstone). Groups
+    /// come back Empty and without a protocol type (membership is not persisted), so their
+    /// offsets expire by commit time until members join again.
+    pub fn load_offsets(
+        &mut self,
+        now_ms: u64,
+        group_id: &str,
+        tp: TopicPartition,
+        offset: Option<CommittedOffset>,
+    ) {
+        match offset {
+            Some(offset) => {
+                self.groups
+                    .entry(group_id.to_owned())
+                    .or_insert_with(|| Group::new(group_id.to_owned(), now_ms))
+                    .offsets
+                    .insert(tp, offset);
+            }
+            None => {
+                if let Some(group) = self.groups.get_mut(group_id) {
+                    group.offsets.remove(&tp);
+                }
+            }
+        }
+    }
+
+    /// OffsetDelete. A group with members may only lose offsets of topics it does not
+    /// subscribe to (GROUP_SUBSCRIBED_TO_TOPIC otherwise; a consumer group whose
+    /// subscriptions cannot be decoded counts as subscribed to everything, as in Kafka),
+    /// and only if it is a consumer group (NON_EMPTY_GROUP otherwise).
+    pub fn delete_offsets(
+        &mut self,
+        group_id: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> (DeleteOffsetsResponse, Vec<Output>) {
+        let group_error = |error| DeleteOffsetsResponse {
+            error,
+            partitions: Vec::new(),
+        };
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return (group_error(ErrorCode::GROUP_ID_NOT_FOUND), Vec::new());
+        };
+        let empty = group.state == GroupState::Empty;
+        if !empty && !group.is_consumer_group() {
+            return (group_error(ErrorCode::NON_EMPTY_GROUP), Vec::new());
+        }
+        let mut removed = Vec::new();
+        let results = partitions
+            .into_iter()
+            .map(|tp| {
+                if !empty && group.is_subscribed_to(&tp.topic) {
+                    return (tp, ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC);
+                }
+                if group.offsets.remove(&tp).is_some() {
+                    removed.push(tp.clone());
+                }
+                (tp, ErrorCode::NONE)
+            })
+            .collect();
+        let mut out = Vec::new();
+        if !removed.is_empty() {
+            out.push(Output::DeleteOffsets {
+                group: group_id.to_owned(),
+                partitions: removed,
+            });
+            self.forget_if_idle(group_id);
+        }
+        let response = DeleteOffsetsResponse {
+            error: ErrorCode::NONE,
+            partitions: results,
+        };
+        (response, out)
+    }
+
+    /// A topic was deleted: drop every group's offsets for it.
+    pub fn topic_deleted(&mut self, topic: &str) -> Vec<Output> {
+        let mut out = Vec::new();
+        let mut touched = Vec::new();
+        for group in self.groups.values_mut() {
+            let partitions: Vec<TopicPartition> = group
+                .offsets
+                .keys()
+                .filter(|tp| tp.topic == topic)
+                .cloned()
+                .collect();
+            if partitions.is_empty() {
+                continue;
+            }
+            for tp in &partitions {
+                group.offsets.remove(tp);
+            }
+            touched.push(group.id.clone());
+            out.push(Output::DeleteOffsets {
+                group: group.id.clone(),
+                partitions,
+            });
+        }
+        for id in touched {
+            self.forget_if_idle(&id);
+        }
+        out
+    }
+
+    /// Kafka removes a group as soon as it is Empty and its last offset is gone.
+    fn forget_if_idle(&mut self, group_id: &str) {
+        if self.groups.get(group_id).is_some_and(Group::is_idle) {
+            info!(group = %group_id, "forgetting empty group without offsets");
+            self.groups.remove(group_id);
+        }
+    }
+}

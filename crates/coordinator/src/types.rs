@@ -1,0 +1,303 @@
+//! The coordinator's inputs and outputs. The broker translates Kafka wire structs into these
+//! and back; nothing here knows about API versions or encodings.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+
+use crate::ErrorCode;
+
+/// Names a request the coordinator may answer later (JoinGroup, SyncGroup). Chosen by the
+/// broker, opaque to the coordinator. Every `RequestId` handed in is answered exactly once
+/// through [`Output::Respond`] — possibly within the same call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+/// A committed offset as stored in the offsets log and returned by OffsetFetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    /// Leader epoch of the last consumed record, if the client knows it.
+    pub leader_epoch: Option<i32>,
+    pub metadata: Option<String>,
+    /// When the commit was accepted. On input to [`crate::Coordinator::commit_offsets`]
+    /// this is ignored and replaced by `now_ms`, as Kafka does; retention counts from it.
+    pub commit_timestamp_ms: u64,
+}
+
+/// The five states of a classic group, spelled as Kafka spells them in DescribeGroups and
+/// ListGroups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GroupState {
+    /// No members. May still hold committed offsets.
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Every member has its JoinGroup answer; waiting for the leader's assignment.
+    CompletingRebalance,
+    /// The leader's assignment has been handed out.
+    Stable,
+    /// The group does not exist (Kafka's answer for unknown groups).
+    Dead,
+}
+
+impl GroupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "Empty",
+            Self::PreparingRebalance => "PreparingRebalance",
+            Self::CompletingRebalance => "CompletingRebalance",
+            Self::Stable => "Stable",
+            Self::Dead => "Dead",
+        }
+    }
+}
+
+impl fmt::Display for GroupState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// ListGroups' state filter names a state Kafka does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown group state {name:?}")]
+pub struct UnknownGroupState {
+    pub name: String,
+}
+
+impl FromStr for GroupState {
+    type Err = UnknownGroupState;
+
+    /// Case-insensitive, as ListGroups v4+ state filters are (KIP-518).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [
+            Self::Empty,
+            Self::PreparingRebalance,
+            Self::CompletingRebalance,
+            Self::Stable,
+            Self::Dead,
+        ]
+        .into_iter()
+        .find(|state| state.as_str().eq_ignore_ascii_case(name))
+        .ok_or_else(|| UnknownGroupState {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// JoinGroup, any version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinRequest {
+    pub group_id: String,
+    /// Empty for a member joining for the first time.
+    pub member_id: String,
+    /// Set for static members (KIP-345).
+    pub group_instance_id: Option<String>,
+    pub protocol_type: String,
+    /// `(name, metadata)` in the member's order of preference. Metadata is opaque.
+    pub protocols: Vec<(String, Bytes)>,
+    pub session_timeout_ms: i32,
+    /// JoinGroup v0 has none: the broker passes the session timeout, as Kafka does.
+    pub rebalance_timeout_ms: i32,
+    pub client_id: String,
+    pub client_host: String,
+    /// JoinGroup v4+: a member without an id is handed one and must join again with it.
+    pub require_known_member_id: bool,
+    pub reason: Option<String>,
+}
+
+/// One member in the leader's JoinGroup response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// The member's metadata for the selected protocol, untouched.
+    pub metadata: Bytes,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinResponse {
+    pub error: ErrorCode,
+    /// -1 on error.
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    /// Empty on error.
+    pub leader: String,
+    pub skip_assignment: bool,
+    pub member_id: String,
+    /// Only filled for the leader.
+    pub members: Vec<JoinMember>,
+}
+
+impl JoinResponse {
+    pub(crate) fn error(member_id: impl Into<String>, error: ErrorCode) -> Self {
+        Self {
+            error,
+            generation_id: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            skip_assignment: false,
+            member_id: member_id.into(),
+            members: Vec::new(),
+        }
+    }
+}
+
+/// SyncGroup, any version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// SyncGroup v5+; checked against the group's when present.
+    pub protocol_type: Option<String>,
+    /// SyncGroup v5+; checked against the group's when present.
+    pub protocol_name: Option<String>,
+    /// `(member_id, assignment)` from the leader; empty for followers.
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncResponse {
+    pub error: ErrorCode,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    /// The member's assignment, untouched. Empty on error.
+    pub assignment: Bytes,
+}
+
+impl SyncResponse {
+    pub(crate) fn error(error: ErrorCode) -> Self {
+        Self {
+            error,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Bytes::new(),
+        }
+    }
+}
+
+/// One member named in a LeaveGroup request (v3+ batches them; older versions send one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaveMember {
+    /// Empty when an administrator removes a static member by instance id.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaveMemberResult {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub error: ErrorCode,
+}
+
+/// LeaveGroup answer. For v0–v2 (one member, no per-member list) the broker answers with
+/// the top-level error if set, else the single member's error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaveResponse {
+    pub error: ErrorCode,
+    pub members: Vec<LeaveMemberResult>,
+}
+
+/// OffsetCommit, any version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitRequest {
+    pub group_id: String,
+    /// -1 for a simple (standalone) consumer that does not use group management.
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<(TopicPartition, CommittedOffset)>,
+}
+
+/// OffsetDelete answer: a group-level error, else one error per partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteOffsetsResponse {
+    pub error: ErrorCode,
+    pub partitions: Vec<(TopicPartition, ErrorCode)>,
+}
+
+/// One member in DescribeGroups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// Metadata for the selected protocol; empty unless the group is Stable (as Kafka).
+    pub metadata: Bytes,
+    /// Empty unless the group is Stable (as Kafka).
+    pub assignment: Bytes,
+}
+
+/// DescribeGroups for one group. An unknown group is described as `Dead` with no error,
+/// as Kafka's classic coordinator does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub error: ErrorCode,
+    pub group_id: String,
+    pub state: GroupState,
+    /// Empty if the group never had members.
+    pub protocol_type: String,
+    /// Empty unless the group is Stable (as Kafka).
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+/// One group in ListGroups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+/// The answer to a deferred request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    Join(JoinResponse),
+    Sync(SyncResponse),
+}
+
+/// What the broker must do after a call, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send this response for the request the broker handed in under `request`.
+    Respond {
+        request: RequestId,
+        response: Response,
+    },
+    /// Append these commits to the offsets log durably **before** sending the OffsetCommit
+    /// response they belong to. The coordinator has already applied them in memory.
+    PersistOffsets {
+        group: String,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+    },
+    /// These offsets are gone (expiry, DeleteGroups, OffsetDelete, topic deletion): append
+    /// tombstones so a restart does not resurrect them.
+    DeleteOffsets {
+        group: String,
+        partitions: Vec<TopicPartition>,
+    },
+}
