@@ -55,6 +55,8 @@ pub struct BrokerConfig {
     pub flush_interval_ms: u64,
     /// Defaults for topic-level log settings (`log.segment.bytes` → `segment.bytes`, ...).
     pub log_defaults: LogConfig,
+    /// Consumer group settings (`group.*`, `offsets.*`).
+    pub groups: weir_coordinator::CoordinatorConfig,
     /// Every raw pair given, for DescribeConfigs on the broker resource.
     pub raw: BTreeMap<String, String>,
 }
@@ -82,6 +84,13 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("log.message.timestamp.type", "CreateTime"),
     ("log.flush.interval.ms", "0"),
     ("weir.durability", "acks-all"),
+    ("group.initial.rebalance.delay.ms", "300"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
 ];
 
 impl BrokerConfig {
@@ -149,7 +158,39 @@ impl BrokerConfig {
                 ))
             }
         };
+        let groups = weir_coordinator::CoordinatorConfig {
+            initial_rebalance_delay_ms: u64::try_from(num(
+                "group.initial.rebalance.delay.ms",
+                "300",
+            )?)
+            .map_err(|_| invalid("group.initial.rebalance.delay.ms", "", "must be >= 0"))?,
+            min_session_timeout_ms: i32_in(
+                "group.min.session.timeout.ms",
+                num("group.min.session.timeout.ms", "6000")?,
+            )?,
+            max_session_timeout_ms: i32_in(
+                "group.max.session.timeout.ms",
+                num("group.max.session.timeout.ms", "1800000")?,
+            )?,
+            max_group_size: positive("group.max.size", num("group.max.size", "2147483647")?)?
+                as usize,
+            offsets_retention_ms: positive(
+                "offsets.retention.minutes",
+                num("offsets.retention.minutes", "10080")?,
+            )?
+            .saturating_mul(60_000),
+            offsets_retention_check_interval_ms: positive(
+                "offsets.retention.check.interval.ms",
+                num("offsets.retention.check.interval.ms", "600000")?,
+            )?,
+            offset_metadata_max_bytes: positive(
+                "offset.metadata.max.bytes",
+                num("offset.metadata.max.bytes", "4096")?,
+            )? as usize,
+            ..weir_coordinator::CoordinatorConfig::default()
+        };
         let config = BrokerConfig {
+            groups,
             advertise: advertise.unwrap_or_else(|| (listen.ip().to_string(), listen.port())),
             listen,
             data_dir,

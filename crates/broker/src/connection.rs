@@ -52,6 +52,7 @@ pub async fn serve(
             .in_current_span(),
         );
 
+        let conn = handlers::Conn { peer, client_id: String::new() };
         let max = state.config.socket_request_max_bytes;
         let mut buf = BytesMut::with_capacity(64 * 1024);
         loop {
@@ -78,7 +79,7 @@ pub async fn serve(
                         v = req.header.request_api_version,
                         corr = req.header.correlation_id
                     );
-                    handlers::handle(&state, req).instrument(span).await
+                    handlers::handle(&state, req, &conn).instrument(span).await
                 }
                 Err(DecodeError::UnsupportedVersion {
                     api_key: ApiKey::ApiVersions,

@@ -35,6 +35,6 @@ pub fn admin_code(e: &AdminError) -> ResponseError {
             ResponseError::InvalidConfig
         }
         AdminError::Storage(s) => storage_code(s),
-        AdminError::Meta(_) => ResponseError::KafkaStorageError,
+        AdminError::Meta(_) | AdminError::Groups(_) => ResponseError::KafkaStorageError,
     }
 }

@@ -12,6 +12,7 @@
 pub mod config;
 mod connection;
 mod errors;
+pub mod groups;
 mod handlers;
 pub mod meta;
 mod server;

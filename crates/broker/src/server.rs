@@ -59,7 +59,10 @@ pub async fn run(
 
     // Tells connections and background tasks to stop; each holds a receiver.
     let (stop_tx, _) = broadcast::channel::<()>(1);
-    let background = spawn_background(&state, &stop_tx);
+    let mut background = spawn_background(&state, &stop_tx);
+    background.push(tokio::spawn(
+        state.groups.clone().run_timer(stop_tx.subscribe()),
+    ));
     // Bounds open connections: a permit per connection, released when it ends.
     let permits = Arc::new(Semaphore::new(state.config.max_connections));
     let mut connections = tokio::task::JoinSet::new();

@@ -96,6 +96,8 @@ pub enum AdminError {
     Storage(#[from] weir_storage::StorageError),
     #[error(transparent)]
     Meta(#[from] MetaError),
+    #[error(transparent)]
+    Groups(#[from] crate::groups::GroupsError),
 }
 
 /// Kafka's rule for topic names: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -127,6 +129,8 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
 /// The broker state shared by every connection.
 pub struct State {
     pub config: BrokerConfig,
+    /// Consumer groups and their committed offsets.
+    pub groups: Arc<crate::groups::Groups>,
     pub cluster_id: String,
     store: MetaStore,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
@@ -189,7 +193,13 @@ impl State {
         remove_orphans(&config, &expected_dirs);
         let (appended, _) = watch::channel(0);
         let first_id = store.producer_id_block_start()?;
+        let groups = Arc::new(crate::groups::Groups::open(
+            &config.data_dir,
+            recovery,
+            config.groups.clone(),
+        )?);
         Ok(State {
+            groups,
             config,
             cluster_id,
             store,
@@ -368,6 +378,7 @@ impl State {
         })
         .await
         .ok();
+        self.groups.topic_deleted(name);
         tracing::info!(topic = name, "deleted topic");
         Ok(topic.id)
     }
@@ -458,6 +469,7 @@ impl State {
                 p.log.close()?;
             }
         }
+        self.groups.close()?;
         self.store.mark_clean_shutdown()?;
         Ok(())
     }

@@ -7,6 +7,7 @@ mod admin;
 mod cluster;
 mod configs;
 mod fetch;
+mod groups;
 mod offsets;
 mod produce;
 mod producer_id;
@@ -59,7 +60,23 @@ impl Ctx {
     }
 }
 
-pub async fn handle(state: &Arc<State>, req: RequestFrame) -> Reply {
+/// Who sent a request (client id from the header, peer address).
+#[derive(Debug, Clone)]
+pub struct Conn {
+    pub peer: std::net::SocketAddr,
+    pub client_id: String,
+}
+
+pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply {
+    let conn = Conn {
+        peer: conn.peer,
+        client_id: req
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+    };
     let ctx = Ctx {
         api_key: req.api_key,
         version: req.header.request_api_version,
@@ -68,6 +85,17 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame) -> Reply {
     match req.body {
         Request::ApiVersions(r) => ctx.reply(&cluster::api_versions(&r)),
         Request::Metadata(r) => ctx.reply(&cluster::metadata(state, r, ctx.version).await),
+        Request::FindCoordinator(r) => ctx.reply(&groups::find_coordinator(state, &r, ctx.version)),
+        Request::JoinGroup(r) => ctx.reply(&groups::join_group(state, r, ctx.version, &conn).await),
+        Request::SyncGroup(r) => ctx.reply(&groups::sync_group(state, r, ctx.version).await),
+        Request::Heartbeat(r) => ctx.reply(&groups::heartbeat(state, &r)),
+        Request::LeaveGroup(r) => ctx.reply(&groups::leave_group(state, r, ctx.version)),
+        Request::OffsetCommit(r) => ctx.reply(&groups::offset_commit(state, r, ctx.version).await),
+        Request::OffsetFetch(r) => ctx.reply(&groups::offset_fetch(state, r, ctx.version)),
+        Request::DescribeGroups(r) => ctx.reply(&groups::describe_groups(state, &r, ctx.version)),
+        Request::ListGroups(r) => ctx.reply(&groups::list_groups(state, &r, ctx.version)),
+        Request::DeleteGroups(r) => ctx.reply(&groups::delete_groups(state, r).await),
+        Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r).await),
         Request::DescribeCluster(r) => ctx.reply(&cluster::describe_cluster(state, &r)),
         Request::SaslHandshake(r) => ctx.reply(&cluster::sasl_handshake(&r)),
         Request::Produce(r) => produce::handle(state, r, ctx).await,
@@ -111,7 +139,12 @@ mod tests {
             "127.0.0.1:0".parse().expect("addr"),
             None,
             dir.to_path_buf(),
-            Default::default(),
+            [(
+                "group.initial.rebalance.delay.ms".to_string(),
+                "0".to_string(),
+            )]
+            .into_iter()
+            .collect(),
         )
         .expect("config");
         Arc::new(State::open(config).expect("open"))
@@ -133,7 +166,11 @@ mod tests {
             .expect("header");
         req.encode(&mut buf, version).expect("encode request");
         let frame = decode_request(buf.freeze()).expect("decode request");
-        let bytes = match handle(state, frame).await {
+        let conn = Conn {
+            peer: "127.0.0.1:1".parse().expect("addr"),
+            client_id: String::new(),
+        };
+        let bytes = match handle(state, frame, &conn).await {
             Reply::Now(Some(b)) => b,
             Reply::Later(f) => f.await.expect("a response"),
             Reply::Now(None) => panic!("{key:?} v{version}: no response"),
@@ -335,6 +372,162 @@ mod tests {
             req.topics = vec![t];
             let r: DeleteRecordsResponse = round_trip(&state, ApiKey::DeleteRecords, v, &req).await;
             assert_eq!(r.topics[0].partitions[0].low_watermark, 0);
+        }
+        for v in range(ApiKey::FindCoordinator) {
+            let mut req = FindCoordinatorRequest::default();
+            if v >= 4 {
+                req.coordinator_keys = vec![str("g")];
+            } else {
+                req.key = str("g");
+            }
+            let r: FindCoordinatorResponse =
+                round_trip(&state, ApiKey::FindCoordinator, v, &req).await;
+            let node = if v >= 4 {
+                r.coordinators[0].node_id
+            } else {
+                r.node_id
+            };
+            assert_eq!(node.0, 0, "v{v}");
+        }
+        for v in range(ApiKey::JoinGroup) {
+            let group = GroupId(str(&format!("g{v}")));
+            let join = |member: &str| {
+                let mut p = join_group_request::JoinGroupRequestProtocol::default();
+                p.name = str("range");
+                p.metadata = Bytes::from_static(b"meta");
+                let mut req = JoinGroupRequest::default();
+                req.group_id = group.clone();
+                req.session_timeout_ms = 10_000;
+                req.rebalance_timeout_ms = 10_000;
+                req.member_id = str(member);
+                req.protocol_type = str("consumer");
+                req.protocols = vec![p];
+                req
+            };
+            let mut r: JoinGroupResponse =
+                round_trip(&state, ApiKey::JoinGroup, v, &join("")).await;
+            if v >= 4 {
+                assert_eq!(r.error_code, 79, "v{v}: MEMBER_ID_REQUIRED first");
+                let id = r.member_id.to_string();
+                r = round_trip(&state, ApiKey::JoinGroup, v, &join(&id)).await;
+            }
+            assert_eq!(r.error_code, 0, "v{v}");
+            assert_eq!(r.generation_id, 1);
+            assert_eq!(r.leader, r.member_id);
+            assert_eq!(r.members.len(), 1);
+            let member = r.member_id.clone();
+
+            let sv = v.min(5);
+            let mut a = sync_group_request::SyncGroupRequestAssignment::default();
+            a.member_id = member.clone();
+            a.assignment = Bytes::from_static(b"assigned");
+            let mut sync = SyncGroupRequest::default();
+            sync.group_id = group.clone();
+            sync.generation_id = 1;
+            sync.member_id = member.clone();
+            sync.assignments = vec![a];
+            let s: SyncGroupResponse = round_trip(&state, ApiKey::SyncGroup, sv, &sync).await;
+            assert_eq!((s.error_code, &s.assignment[..]), (0, &b"assigned"[..]));
+
+            let mut hb = HeartbeatRequest::default();
+            hb.group_id = group.clone();
+            hb.generation_id = 1;
+            hb.member_id = member.clone();
+            let h: HeartbeatResponse = round_trip(&state, ApiKey::Heartbeat, v.min(4), &hb).await;
+            assert_eq!(h.error_code, 0);
+
+            let ov = v.max(2);
+            let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+            p.partition_index = 1;
+            p.committed_offset = 42;
+            let mut p0 = offset_commit_request::OffsetCommitRequestPartition::default();
+            p0.committed_offset = 7;
+            let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+            t.name = topic.clone();
+            // Partition 0 keeps an offset after OffsetDelete removes partition 1's, so the
+            // group still exists for DeleteGroups.
+            t.partitions = vec![p0, p];
+            let mut commit = OffsetCommitRequest::default();
+            commit.group_id = group.clone();
+            commit.generation_id_or_member_epoch = 1;
+            commit.member_id = member.clone();
+            commit.topics = vec![t];
+            let c: OffsetCommitResponse =
+                round_trip(&state, ApiKey::OffsetCommit, ov, &commit).await;
+            assert_eq!(c.topics[0].partitions[0].error_code, 0, "commit v{ov}");
+
+            let mut fetch = OffsetFetchRequest::default();
+            if v >= 8 {
+                let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                g.group_id = group.clone();
+                g.topics = None;
+                fetch.groups = vec![g];
+            } else {
+                fetch.group_id = group.clone();
+                fetch.topics = None;
+            }
+            let fv = if v >= 8 { v } else { v.clamp(2, 7) };
+            let f: OffsetFetchResponse = round_trip(&state, ApiKey::OffsetFetch, fv, &fetch).await;
+            let committed: Vec<(i32, i64)> = if v >= 8 {
+                f.groups[0].topics[0]
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.committed_offset))
+                    .collect()
+            } else {
+                f.topics[0]
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.committed_offset))
+                    .collect()
+            };
+            assert_eq!(committed, vec![(0, 7), (1, 42)], "fetch v{fv}");
+
+            let mut d = DescribeGroupsRequest::default();
+            d.groups = vec![group.clone()];
+            let dr: DescribeGroupsResponse =
+                round_trip(&state, ApiKey::DescribeGroups, v.min(5), &d).await;
+            assert_eq!(dr.groups[0].group_state.as_str(), "Stable");
+            assert_eq!(&dr.groups[0].members[0].member_assignment[..], b"assigned");
+
+            let lr: ListGroupsResponse = round_trip(
+                &state,
+                ApiKey::ListGroups,
+                v.min(5),
+                &ListGroupsRequest::default(),
+            )
+            .await;
+            assert!(lr.groups.iter().any(|g| g.group_id == group));
+
+            let mut leave = LeaveGroupRequest::default();
+            leave.group_id = group.clone();
+            let lv = v.min(5);
+            if lv >= 3 {
+                let mut m = leave_group_request::MemberIdentity::default();
+                m.member_id = member.clone();
+                leave.members = vec![m];
+            } else {
+                leave.member_id = member.clone();
+            }
+            let l: LeaveGroupResponse = round_trip(&state, ApiKey::LeaveGroup, lv, &leave).await;
+            assert_eq!(l.error_code, 0);
+
+            let mut od = OffsetDeleteRequest::default();
+            od.group_id = group.clone();
+            let mut odp = offset_delete_request::OffsetDeleteRequestPartition::default();
+            odp.partition_index = 1;
+            let mut odt = offset_delete_request::OffsetDeleteRequestTopic::default();
+            odt.name = topic.clone();
+            odt.partitions = vec![odp];
+            od.topics = vec![odt];
+            let o: OffsetDeleteResponse = round_trip(&state, ApiKey::OffsetDelete, 0, &od).await;
+            assert_eq!(o.error_code, 0);
+
+            let mut dg = DeleteGroupsRequest::default();
+            dg.groups_names = vec![group.clone()];
+            let g: DeleteGroupsResponse =
+                round_trip(&state, ApiKey::DeleteGroups, v.min(2), &dg).await;
+            assert_eq!(g.results[0].error_code, 0, "delete v{}", v.min(2));
         }
         for v in range(ApiKey::DeleteTopics) {
             let name = format!("c{}", 1 + v);

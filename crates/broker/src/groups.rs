@@ -1,0 +1,544 @@
+//! The broker side of consumer groups: runs the `weir-coordinator` state machine, parks
+//! JoinGroup/SyncGroup requests until it answers them, drives its timers, and keeps
+//! committed offsets durable in an offsets log.
+//!
+//! The offsets log is a `weir_storage::Log` under `<data-dir>/meta/group-offsets`, one record
+//! per committed partition: key `{group, topic, partition}`, value the commit as JSON, or no
+//! value for a tombstone. It is replayed at start. When it holds far more records than live
+//! offsets, start-up rewrites the live ones and drops the older segments: a log-structured
+//! store with compaction by rewrite.
+//!
+//! Ordering: outputs are applied while the coordinator lock is held, so records reach the log
+//! in the order the coordinator decided them; the fsync that makes a commit durable runs after
+//! the lock is released, and the OffsetCommit response waits for it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, oneshot, Notify};
+use weir_coordinator::{
+    CommitRequest, CommittedOffset, Coordinator, CoordinatorConfig, ErrorCode, JoinRequest,
+    JoinResponse, Output, RequestId, Response, SyncRequest, SyncResponse, TopicPartition,
+};
+use weir_protocol::kafka_protocol::protocol::StrBytes;
+use weir_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use weir_storage::{Log, LogConfig, Recovery, StorageError};
+
+/// Record key in the offsets log.
+#[derive(Debug, Serialize, Deserialize)]
+struct OffsetKey {
+    group: String,
+    topic: String,
+    partition: i32,
+}
+
+/// Record value in the offsets log.
+#[derive(Debug, Serialize, Deserialize)]
+struct OffsetValue {
+    offset: i64,
+    leader_epoch: Option<i32>,
+    metadata: Option<String>,
+    commit_timestamp_ms: u64,
+}
+
+/// Why the offsets log could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupsError {
+    #[error("offsets log: {0}")]
+    Storage(#[from] StorageError),
+    #[error("offsets log record at offset {offset} does not decode: {message}")]
+    Corrupt { offset: i64, message: String },
+}
+
+pub struct Groups {
+    /// The state machine; every call and the application of its outputs happen under it.
+    coordinator: Mutex<Coordinator>,
+    /// JoinGroup/SyncGroup requests waiting for the coordinator's answer.
+    parked: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
+    next_request: AtomicU64,
+    log: Log,
+    /// Wakes the timer task when a call may have moved the next deadline.
+    timer: Notify,
+}
+
+/// Live records beyond which the offsets log is rewritten at start-up.
+const REWRITE_SLACK: i64 = 10_000;
+
+fn now_ms() -> u64 {
+    u64::try_from(crate::server::now_ms()).unwrap_or(0)
+}
+
+impl Groups {
+    /// Opens the offsets log and replays it into a new coordinator.
+    pub fn open(
+        data_dir: &Path,
+        recovery: Recovery,
+        mut config: CoordinatorConfig,
+    ) -> Result<Groups, GroupsError> {
+        let dir = data_dir.join("meta").join("group-offsets");
+        let log_config = LogConfig {
+            segment_bytes: 16 << 20,
+            retention_ms: -1,
+            retention_bytes: -1,
+            ..LogConfig::default()
+        };
+        let log = if dir.exists() {
+            Log::open(dir, log_config, recovery)?.0
+        } else {
+            Log::create(dir, log_config)?
+        };
+        // Member ids carry this seed; a new one per start keeps them distinct from ids that
+        // clients still hold from before a restart.
+        config.member_id_seed = now_ms();
+        let mut coordinator = Coordinator::new(config);
+        let now = now_ms();
+        let mut live = HashMap::new();
+        let mut offset = log.log_start_offset();
+        let end = log.log_end_offset();
+        let mut records = 0i64;
+        while offset < end {
+            let out = log.read(offset, 4 << 20)?;
+            if out.records.is_empty() {
+                break;
+            }
+            let mut buf = out.records.clone();
+            let sets =
+                RecordBatchDecoder::decode_all(&mut buf).map_err(|e| GroupsError::Corrupt {
+                    offset,
+                    message: format!("{e:#}"),
+                })?;
+            for set in sets {
+                for r in set.records {
+                    offset = offset.max(r.offset + 1);
+                    if r.offset < log.log_start_offset() {
+                        continue;
+                    }
+                    records += 1;
+                    let (key, value) =
+                        decode_record(&r).map_err(|message| GroupsError::Corrupt {
+                            offset: r.offset,
+                            message,
+                        })?;
+                    let tp = TopicPartition::new(key.topic.clone(), key.partition);
+                    let committed = value.map(|v| CommittedOffset {
+                        offset: v.offset,
+                        leader_epoch: v.leader_epoch,
+                        metadata: v.metadata,
+                        commit_timestamp_ms: v.commit_timestamp_ms,
+                    });
+                    live.insert((key.group.clone(), tp.clone()), committed.is_some());
+                    coordinator.load_offsets(now, &key.group, tp, committed);
+                }
+            }
+        }
+        let live_count = live.values().filter(|l| **l).count();
+        let groups = Groups {
+            coordinator: Mutex::new(coordinator),
+            parked: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            log,
+            timer: Notify::new(),
+        };
+        tracing::info!(records, live = live_count, "replayed group offsets");
+        if records > 2 * i64::try_from(live_count).unwrap_or(i64::MAX) + REWRITE_SLACK {
+            groups.rewrite()?;
+        }
+        Ok(groups)
+    }
+
+    /// Appends every live offset again and drops the segments before them.
+    fn rewrite(&self) -> Result<(), GroupsError> {
+        let start = self.log.log_end_offset();
+        {
+            let coordinator = self.lock();
+            let mut entries = Vec::new();
+            for listing in coordinator.list_groups(&[]) {
+                for (tp, committed) in coordinator.fetch_offsets(&listing.group_id, None) {
+                    if let Some(c) = committed {
+                        entries.push((listing.group_id.clone(), tp, Some(c)));
+                    }
+                }
+            }
+            for chunk in entries.chunks(500) {
+                self.append(chunk)?;
+            }
+        }
+        self.log.flush_to(self.log.log_end_offset())?;
+        let new_start = self.log.delete_records_before(start)?;
+        tracing::info!(new_start, "rewrote the group offsets log");
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Coordinator> {
+        self.coordinator.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Encodes and appends offset records; returns the offset that must be durable.
+    fn append(
+        &self,
+        entries: &[(String, TopicPartition, Option<CommittedOffset>)],
+    ) -> Result<i64, GroupsError> {
+        if entries.is_empty() {
+            return Ok(self.log.log_end_offset());
+        }
+        let now = crate::server::now_ms();
+        let records: Vec<Record> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (group, tp, committed))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i64::try_from(i).unwrap_or(0),
+                sequence: -1,
+                timestamp: now,
+                key: Some(Bytes::from(
+                    serde_json::to_vec(&OffsetKey {
+                        group: group.clone(),
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                    })
+                    .unwrap_or_default(),
+                )),
+                value: committed.as_ref().map(|c| {
+                    Bytes::from(
+                        serde_json::to_vec(&OffsetValue {
+                            offset: c.offset,
+                            leader_epoch: c.leader_epoch,
+                            metadata: c.metadata.clone(),
+                            commit_timestamp_ms: c.commit_timestamp_ms,
+                        })
+                        .unwrap_or_default(),
+                    )
+                }),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|e| GroupsError::Corrupt {
+            offset: -1,
+            message: format!("encode: {e:#}"),
+        })?;
+        let info = self.log.append(&mut buf, now)?;
+        Ok(info.last_offset + 1)
+    }
+
+    /// Wakes the timer: a call may have moved the next deadline. Never called from the timer
+    /// itself, which would then spin.
+    fn rearm(&self) {
+        self.timer.notify_one();
+    }
+
+    /// Applies outputs under the coordinator lock: parked requests are answered, offset
+    /// changes are appended. Returns the offset that must be fsynced before any commit
+    /// response covered by these outputs goes out.
+    fn apply(&self, outputs: Vec<Output>) -> Result<Option<i64>, GroupsError> {
+        let mut durable = None;
+        let mut failure = None;
+        for out in outputs {
+            match out {
+                Output::Respond { request, response } => {
+                    let tx = self
+                        .parked
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&request.0);
+                    if let Some(tx) = tx {
+                        let _ = tx.send(response);
+                    }
+                }
+                Output::PersistOffsets { group, offsets } => {
+                    let entries: Vec<_> = offsets
+                        .into_iter()
+                        .map(|(tp, c)| (group.clone(), tp, Some(c)))
+                        .collect();
+                    match self.append(&entries) {
+                        Ok(end) => durable = Some(end),
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                Output::DeleteOffsets { group, partitions } => {
+                    let entries: Vec<_> = partitions
+                        .into_iter()
+                        .map(|tp| (group.clone(), tp, None))
+                        .collect();
+                    match self.append(&entries) {
+                        Ok(end) => durable = Some(end),
+                        Err(e) => failure = Some(e),
+                    }
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(durable),
+        }
+    }
+
+    async fn make_durable(&self, end: Option<i64>) -> Result<(), GroupsError> {
+        let Some(end) = end else { return Ok(()) };
+        let log = &self.log;
+        tokio::task::block_in_place(|| log.flush_to(end)).map_err(GroupsError::from)
+    }
+
+    fn park(&self) -> (RequestId, oneshot::Receiver<Response>) {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        (RequestId(id), rx)
+    }
+
+    fn unpark(&self, id: RequestId) {
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id.0);
+    }
+
+    pub async fn join(&self, req: JoinRequest) -> JoinResponse {
+        self.rearm();
+        let (id, rx) = self.park();
+        let applied = {
+            let mut c = self.lock();
+            let outputs = c.join_group(now_ms(), id, req);
+            self.apply(outputs)
+        };
+        if let Err(e) = applied {
+            tracing::error!(error = %e, "group offsets log write failed");
+        }
+        match rx.await {
+            Ok(Response::Join(r)) => r,
+            other => {
+                tracing::error!(?other, "coordinator answered JoinGroup with something else");
+                self.unpark(id);
+                JoinResponse {
+                    error: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    generation_id: -1,
+                    protocol_type: None,
+                    protocol_name: None,
+                    leader: String::new(),
+                    skip_assignment: false,
+                    member_id: String::new(),
+                    members: Vec::new(),
+                }
+            }
+        }
+    }
+
+    pub async fn sync(&self, req: SyncRequest) -> SyncResponse {
+        self.rearm();
+        let (id, rx) = self.park();
+        let applied = {
+            let mut c = self.lock();
+            let outputs = c.sync_group(now_ms(), id, req);
+            self.apply(outputs)
+        };
+        if let Err(e) = applied {
+            tracing::error!(error = %e, "group offsets log write failed");
+        }
+        match rx.await {
+            Ok(Response::Sync(r)) => r,
+            other => {
+                tracing::error!(?other, "coordinator answered SyncGroup with something else");
+                self.unpark(id);
+                SyncResponse {
+                    error: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    protocol_type: None,
+                    protocol_name: None,
+                    assignment: Bytes::new(),
+                }
+            }
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        generation: i32,
+        member: &str,
+        instance: Option<&str>,
+    ) -> ErrorCode {
+        let code = self
+            .lock()
+            .heartbeat(now_ms(), group, generation, member, instance);
+        self.timer.notify_one();
+        code
+    }
+
+    pub fn leave(
+        &self,
+        group: &str,
+        members: Vec<weir_coordinator::LeaveMember>,
+    ) -> weir_coordinator::LeaveResponse {
+        self.rearm();
+        let mut c = self.lock();
+        let (resp, outputs) = c.leave_group(now_ms(), group, members);
+        if let Err(e) = self.apply(outputs) {
+            tracing::error!(error = %e, "group offsets log write failed");
+        }
+        resp
+    }
+
+    /// Commits offsets; returns per-partition codes once the commit is durable.
+    pub async fn commit(&self, req: CommitRequest) -> Vec<(TopicPartition, ErrorCode)> {
+        self.rearm();
+        let (codes, applied) = {
+            let mut c = self.lock();
+            let (codes, outputs) = c.commit_offsets(now_ms(), req);
+            (codes, self.apply(outputs))
+        };
+        let result = match applied {
+            Ok(end) => self.make_durable(end).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => codes,
+            Err(e) => {
+                tracing::error!(error = %e, "committed offsets could not be made durable");
+                codes
+                    .into_iter()
+                    .map(|(tp, code)| {
+                        let failed = if code == ErrorCode::NONE {
+                            ErrorCode::COORDINATOR_NOT_AVAILABLE
+                        } else {
+                            code
+                        };
+                        (tp, failed)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    pub fn fetch_offsets(
+        &self,
+        group: &str,
+        partitions: Option<Vec<TopicPartition>>,
+    ) -> Vec<(TopicPartition, Option<CommittedOffset>)> {
+        self.lock().fetch_offsets(group, partitions)
+    }
+
+    pub fn describe(&self, group: &str) -> weir_coordinator::GroupDescription {
+        self.lock().describe_group(group)
+    }
+
+    pub fn list(
+        &self,
+        states: &[weir_coordinator::GroupState],
+    ) -> Vec<weir_coordinator::GroupListing> {
+        self.lock().list_groups(states)
+    }
+
+    pub async fn delete_groups(&self, groups: Vec<String>) -> Vec<(String, ErrorCode)> {
+        self.rearm();
+        let (codes, applied) = {
+            let mut c = self.lock();
+            let (codes, outputs) = c.delete_groups(groups);
+            (codes, self.apply(outputs))
+        };
+        self.settle(applied, codes).await
+    }
+
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> weir_coordinator::DeleteOffsetsResponse {
+        self.rearm();
+        let (resp, applied) = {
+            let mut c = self.lock();
+            let (resp, outputs) = c.delete_offsets(group, partitions);
+            (resp, self.apply(outputs))
+        };
+        if let Err(e) = self.make_durable(applied.unwrap_or(None)).await {
+            tracing::error!(error = %e, "offset deletion could not be made durable");
+        }
+        resp
+    }
+
+    /// A topic was deleted: its committed offsets go too.
+    pub fn topic_deleted(&self, topic: &str) {
+        self.rearm();
+        let mut c = self.lock();
+        let outputs = c.topic_deleted(topic);
+        if let Err(e) = self.apply(outputs) {
+            tracing::error!(error = %e, "group offsets log write failed");
+        }
+    }
+
+    async fn settle<T>(&self, applied: Result<Option<i64>, GroupsError>, value: T) -> T {
+        let result = match applied {
+            Ok(end) => self.make_durable(end).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "group offsets log write failed");
+        }
+        value
+    }
+
+    /// Calls `tick` whenever the coordinator's next deadline passes, until stopped.
+    pub async fn run_timer(self: Arc<Self>, mut stop: broadcast::Receiver<()>) {
+        loop {
+            let wait = {
+                let c = self.lock();
+                c.next_deadline()
+                    .map(|d| Duration::from_millis(d.saturating_sub(now_ms())))
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(Duration::from_secs(1))
+            };
+            tokio::select! {
+                _ = stop.recv() => return,
+                _ = self.timer.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let applied = {
+                let mut c = self.lock();
+                let outputs = c.tick(now_ms());
+                self.apply(outputs)
+            };
+            self.settle(applied, ()).await;
+        }
+    }
+
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.log.close()
+    }
+}
+
+fn decode_record(r: &Record) -> Result<(OffsetKey, Option<OffsetValue>), String> {
+    let key = r.key.as_ref().ok_or("record without a key")?;
+    let key: OffsetKey = serde_json::from_slice(key).map_err(|e| e.to_string())?;
+    let value = match &r.value {
+        None => None,
+        Some(v) => Some(serde_json::from_slice(v).map_err(|e| e.to_string())?),
+    };
+    Ok((key, value))
+}
+
+/// StrBytes from an optional string.
+pub fn opt_str(s: Option<String>) -> Option<StrBytes> {
+    s.map(StrBytes::from_string)
+}

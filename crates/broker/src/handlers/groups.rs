@@ -1,0 +1,548 @@
+//! Consumer group APIs (classic protocol): FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
+//! LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups,
+//! OffsetDelete. Wire structs are translated to `weir-coordinator` types and back; the
+//! coordinator decides, `crate::groups` persists.
+
+use std::sync::Arc;
+
+use weir_coordinator::{
+    CommitRequest, CommittedOffset, ErrorCode, GroupState, JoinRequest, LeaveMember, SyncRequest,
+    TopicPartition,
+};
+use weir_protocol::kafka_protocol::messages::{
+    delete_groups_response, describe_groups_response, find_coordinator_response,
+    join_group_response, leave_group_response, list_groups_response, offset_commit_response,
+    offset_delete_response, offset_fetch_response, BrokerId, DeleteGroupsRequest,
+    DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
+};
+use weir_protocol::kafka_protocol::protocol::StrBytes;
+use weir_protocol::ResponseError;
+
+use super::{msg, str, Conn};
+use crate::state::State;
+
+fn opt(s: Option<String>) -> Option<StrBytes> {
+    s.map(StrBytes::from_string)
+}
+
+fn opt_string(s: &Option<StrBytes>) -> Option<String> {
+    s.as_ref().map(|s| s.to_string())
+}
+
+pub fn find_coordinator(
+    state: &State,
+    req: &FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let (host, port) = (
+        &state.config.advertise.0,
+        i32::from(state.config.advertise.1),
+    );
+    let node = BrokerId(state.config.node_id);
+    // Key type 0 is a group; 1 (transactions) needs the transaction coordinator, not built yet.
+    let error = (req.key_type != 0).then_some(ResponseError::CoordinatorNotAvailable);
+    let mut r = FindCoordinatorResponse::default();
+    if version >= 4 {
+        r.coordinators = req
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let mut c = find_coordinator_response::Coordinator::default();
+                c.key = key.clone();
+                match error {
+                    Some(e) => {
+                        c.node_id = BrokerId(-1);
+                        c.port = -1;
+                        c.error_code = e.code();
+                        c.error_message = msg("transactions are not supported yet");
+                    }
+                    None => {
+                        c.node_id = node;
+                        c.host = str(host);
+                        c.port = port;
+                    }
+                }
+                c
+            })
+            .collect();
+        return r;
+    }
+    match error {
+        Some(e) => {
+            r.error_code = e.code();
+            r.node_id = BrokerId(-1);
+            r.port = -1;
+            if version >= 1 {
+                r.error_message = msg("transactions are not supported yet");
+            }
+        }
+        None => {
+            r.node_id = node;
+            r.host = str(host);
+            r.port = port;
+        }
+    }
+    r
+}
+
+pub async fn join_group(
+    state: &Arc<State>,
+    req: JoinGroupRequest,
+    version: i16,
+    conn: &Conn,
+) -> JoinGroupResponse {
+    let join = JoinRequest {
+        group_id: req.group_id.0.to_string(),
+        member_id: req.member_id.to_string(),
+        group_instance_id: opt_string(&req.group_instance_id),
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+        session_timeout_ms: req.session_timeout_ms,
+        // v0 has no rebalance timeout: Kafka uses the session timeout.
+        rebalance_timeout_ms: if version == 0 {
+            req.session_timeout_ms
+        } else {
+            req.rebalance_timeout_ms
+        },
+        client_id: conn.client_id.clone(),
+        client_host: format!("/{}", conn.peer.ip()),
+        require_known_member_id: version >= 4,
+        reason: opt_string(&req.reason),
+    };
+    let j = state.groups.join(join).await;
+    let mut r = JoinGroupResponse::default();
+    r.error_code = j.error.0;
+    r.generation_id = j.generation_id;
+    if version >= 7 {
+        r.protocol_type = opt(j.protocol_type);
+        r.protocol_name = opt(j.protocol_name);
+    } else {
+        // Not nullable before v7.
+        r.protocol_name = Some(StrBytes::from_string(j.protocol_name.unwrap_or_default()));
+    }
+    r.leader = StrBytes::from_string(j.leader);
+    if version >= 9 {
+        r.skip_assignment = j.skip_assignment;
+    }
+    r.member_id = StrBytes::from_string(j.member_id);
+    r.members = j
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut out = join_group_response::JoinGroupResponseMember::default();
+            out.member_id = StrBytes::from_string(m.member_id);
+            if version >= 5 {
+                out.group_instance_id = opt(m.group_instance_id);
+            }
+            out.metadata = m.metadata;
+            out
+        })
+        .collect();
+    r
+}
+
+pub async fn sync_group(
+    state: &Arc<State>,
+    req: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
+    let sync = SyncRequest {
+        group_id: req.group_id.0.to_string(),
+        generation_id: req.generation_id,
+        member_id: req.member_id.to_string(),
+        group_instance_id: opt_string(&req.group_instance_id),
+        protocol_type: opt_string(&req.protocol_type),
+        protocol_name: opt_string(&req.protocol_name),
+        assignments: req
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect(),
+    };
+    let s = state.groups.sync(sync).await;
+    let mut r = SyncGroupResponse::default();
+    r.error_code = s.error.0;
+    if version >= 5 {
+        r.protocol_type = opt(s.protocol_type);
+        r.protocol_name = opt(s.protocol_name);
+    }
+    r.assignment = s.assignment;
+    r
+}
+
+pub fn heartbeat(state: &State, req: &HeartbeatRequest) -> HeartbeatResponse {
+    let instance = opt_string(&req.group_instance_id);
+    let mut r = HeartbeatResponse::default();
+    r.error_code = state
+        .groups
+        .heartbeat(
+            &req.group_id.0,
+            req.generation_id,
+            &req.member_id,
+            instance.as_deref(),
+        )
+        .0;
+    r
+}
+
+pub fn leave_group(state: &State, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    let members = if version >= 3 {
+        req.members
+            .iter()
+            .map(|m| LeaveMember {
+                member_id: m.member_id.to_string(),
+                group_instance_id: opt_string(&m.group_instance_id),
+            })
+            .collect()
+    } else {
+        vec![LeaveMember {
+            member_id: req.member_id.to_string(),
+            group_instance_id: None,
+        }]
+    };
+    let resp = state.groups.leave(&req.group_id.0, members);
+    let mut r = LeaveGroupResponse::default();
+    if version >= 3 {
+        r.error_code = resp.error.0;
+        r.members = resp
+            .members
+            .into_iter()
+            .map(|m| {
+                let mut out = leave_group_response::MemberResponse::default();
+                out.member_id = StrBytes::from_string(m.member_id);
+                out.group_instance_id = opt(m.group_instance_id);
+                out.error_code = m.error.0;
+                out
+            })
+            .collect();
+    } else {
+        let member = resp.members.first().map_or(ErrorCode::NONE, |m| m.error);
+        r.error_code = if resp.error == ErrorCode::NONE {
+            member.0
+        } else {
+            resp.error.0
+        };
+    }
+    r
+}
+
+pub async fn offset_commit(
+    state: &Arc<State>,
+    req: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let mut offsets = Vec::new();
+    // Partitions the broker does not host never reach the coordinator.
+    let mut refused = Vec::new();
+    for t in &req.topics {
+        let topic = state.topic(&t.name.0);
+        for p in &t.partitions {
+            let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+            if topic
+                .as_ref()
+                .and_then(|t| t.partition(p.partition_index))
+                .is_none()
+            {
+                refused.push(tp);
+                continue;
+            }
+            offsets.push((
+                tp,
+                CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: (version >= 6 && p.committed_leader_epoch >= 0)
+                        .then_some(p.committed_leader_epoch),
+                    metadata: opt_string(&p.committed_metadata),
+                    commit_timestamp_ms: 0,
+                },
+            ));
+        }
+    }
+    let codes = if offsets.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .groups
+            .commit(CommitRequest {
+                group_id: req.group_id.0.to_string(),
+                generation_id: req.generation_id_or_member_epoch,
+                member_id: req.member_id.to_string(),
+                group_instance_id: opt_string(&req.group_instance_id),
+                offsets,
+            })
+            .await
+    };
+    let code_of = |topic: &str, partition: i32| {
+        if refused
+            .iter()
+            .any(|tp| tp.topic == topic && tp.partition == partition)
+        {
+            return ResponseError::UnknownTopicOrPartition.code();
+        }
+        codes
+            .iter()
+            .find(|(tp, _)| tp.topic == topic && tp.partition == partition)
+            .map_or(ResponseError::UnknownServerError.code(), |(_, c)| c.0)
+    };
+    let mut r = OffsetCommitResponse::default();
+    r.topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let mut out = offset_commit_response::OffsetCommitResponseTopic::default();
+            out.name = t.name.clone();
+            out.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut o = offset_commit_response::OffsetCommitResponsePartition::default();
+                    o.partition_index = p.partition_index;
+                    o.error_code = code_of(&t.name.0, p.partition_index);
+                    o
+                })
+                .collect();
+            out
+        })
+        .collect();
+    r
+}
+
+type Fetched = Vec<(TopicPartition, Option<CommittedOffset>)>;
+/// One topic's committed offsets: partition → commit.
+type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
+
+fn fetch_group(state: &State, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    let wanted = topics.map(|ts| {
+        ts.into_iter()
+            .flat_map(|(t, ps)| {
+                ps.into_iter()
+                    .map(move |p| TopicPartition::new(t.clone(), p))
+            })
+            .collect()
+    });
+    state.groups.fetch_offsets(group, wanted)
+}
+
+/// Groups fetched offsets by topic, in first-seen order.
+fn by_topic(fetched: Fetched) -> Vec<TopicOffsets> {
+    let mut out: Vec<TopicOffsets> = Vec::new();
+    for (tp, c) in fetched {
+        match out.iter_mut().find(|(t, _)| *t == tp.topic) {
+            Some((_, ps)) => ps.push((tp.partition, c)),
+            None => out.push((tp.topic, vec![(tp.partition, c)])),
+        }
+    }
+    out
+}
+
+pub fn offset_fetch(state: &State, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let mut r = OffsetFetchResponse::default();
+    if version >= 8 {
+        for g in req.groups {
+            let topics = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let fetched = fetch_group(state, &g.group_id.0, topics);
+            let mut out = offset_fetch_response::OffsetFetchResponseGroup::default();
+            out.group_id = g.group_id;
+            out.topics = by_topic(fetched)
+                .into_iter()
+                .map(|(t, ps)| {
+                    let mut topic = offset_fetch_response::OffsetFetchResponseTopics::default();
+                    topic.name = TopicName(StrBytes::from_string(t));
+                    topic.partitions = ps
+                        .into_iter()
+                        .map(|(p, c)| {
+                            let mut o =
+                                offset_fetch_response::OffsetFetchResponsePartitions::default();
+                            o.partition_index = p;
+                            o.committed_offset = c.as_ref().map_or(-1, |c| c.offset);
+                            o.committed_leader_epoch =
+                                c.as_ref().and_then(|c| c.leader_epoch).unwrap_or(-1);
+                            o.metadata = Some(StrBytes::from_string(
+                                c.and_then(|c| c.metadata).unwrap_or_default(),
+                            ));
+                            o
+                        })
+                        .collect();
+                    topic
+                })
+                .collect();
+            r.groups.push(out);
+        }
+        return r;
+    }
+    let topics = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let fetched = fetch_group(state, &req.group_id.0, topics);
+    r.topics = by_topic(fetched)
+        .into_iter()
+        .map(|(t, ps)| {
+            let mut topic = offset_fetch_response::OffsetFetchResponseTopic::default();
+            topic.name = TopicName(StrBytes::from_string(t));
+            topic.partitions = ps
+                .into_iter()
+                .map(|(p, c)| {
+                    let mut o = offset_fetch_response::OffsetFetchResponsePartition::default();
+                    o.partition_index = p;
+                    o.committed_offset = c.as_ref().map_or(-1, |c| c.offset);
+                    if version >= 5 {
+                        o.committed_leader_epoch =
+                            c.as_ref().and_then(|c| c.leader_epoch).unwrap_or(-1);
+                    }
+                    o.metadata = Some(StrBytes::from_string(
+                        c.and_then(|c| c.metadata).unwrap_or_default(),
+                    ));
+                    o
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    r
+}
+
+pub fn describe_groups(
+    state: &State,
+    req: &DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
+    let mut r = DescribeGroupsResponse::default();
+    for g in &req.groups {
+        let d = state.groups.describe(&g.0);
+        let mut out = describe_groups_response::DescribedGroup::default();
+        out.error_code = d.error.0;
+        out.group_id = g.clone();
+        out.group_state = str(d.state.as_str());
+        out.protocol_type = StrBytes::from_string(d.protocol_type);
+        out.protocol_data = StrBytes::from_string(d.protocol);
+        out.members = d
+            .members
+            .into_iter()
+            .map(|m| {
+                let mut o = describe_groups_response::DescribedGroupMember::default();
+                o.member_id = StrBytes::from_string(m.member_id);
+                if version >= 4 {
+                    o.group_instance_id = opt(m.group_instance_id);
+                }
+                o.client_id = StrBytes::from_string(m.client_id);
+                o.client_host = StrBytes::from_string(m.client_host);
+                o.member_metadata = m.metadata;
+                o.member_assignment = m.assignment;
+                o
+            })
+            .collect();
+        r.groups.push(out);
+    }
+    r
+}
+
+pub fn list_groups(state: &State, req: &ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    let states: Vec<GroupState> = req
+        .states_filter
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let mut r = ListGroupsResponse::default();
+    // Every Weir group is a classic group.
+    let classic = req.types_filter.is_empty()
+        || req
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("classic"));
+    if !classic {
+        return r;
+    }
+    r.groups = state
+        .groups
+        .list(&states)
+        .into_iter()
+        .map(|g| {
+            let mut o = list_groups_response::ListedGroup::default();
+            o.group_id = GroupId(StrBytes::from_string(g.group_id));
+            o.protocol_type = StrBytes::from_string(g.protocol_type);
+            if version >= 4 {
+                o.group_state = str(g.state.as_str());
+            }
+            if version >= 5 {
+                o.group_type = str("classic");
+            }
+            o
+        })
+        .collect();
+    r
+}
+
+pub async fn delete_groups(state: &Arc<State>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let names = req.groups_names.iter().map(|g| g.0.to_string()).collect();
+    let codes = state.groups.delete_groups(names).await;
+    let mut r = DeleteGroupsResponse::default();
+    r.results = codes
+        .into_iter()
+        .map(|(g, code)| {
+            let mut o = delete_groups_response::DeletableGroupResult::default();
+            o.group_id = GroupId(StrBytes::from_string(g));
+            o.error_code = code.0;
+            o
+        })
+        .collect();
+    r
+}
+
+pub async fn offset_delete(state: &Arc<State>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let partitions = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| TopicPartition::new(t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    let resp = state
+        .groups
+        .delete_offsets(&req.group_id.0, partitions)
+        .await;
+    let mut r = OffsetDeleteResponse::default();
+    r.error_code = resp.error.0;
+    r.topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let mut out = offset_delete_response::OffsetDeleteResponseTopic::default();
+            out.name = t.name.clone();
+            out.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut o = offset_delete_response::OffsetDeleteResponsePartition::default();
+                    o.partition_index = p.partition_index;
+                    o.error_code = resp
+                        .partitions
+                        .iter()
+                        .find(|(tp, _)| {
+                            tp.topic == t.name.0.as_str() && tp.partition == p.partition_index
+                        })
+                        .map_or(0, |(_, c)| c.0);
+                    o
+                })
+                .collect();
+            out
+        })
+        .collect();
+    r
+}
