@@ -51,8 +51,9 @@ def test_kcat_produce_and_consume(broker, codec):
     topic = create_topic(broker.bootstrap, unique_topic(f"kcat-{codec or 'none'}"), PARTITIONS)
     per_partition = {}
     for p in range(PARTITIONS):
-        # Partition 5 gets no records: kcat -e must still terminate on an empty partition.
-        n = 0 if p == 5 else 50 * (p + 1)
+        # 100,000 records over partitions 0-4; partition 5 gets none: kcat -e must still
+        # terminate on an empty partition.
+        n = 0 if p == 5 else 16_000 + 2_000 * p
         recs = [(f"k{p}-{i}", f"value {p} {i} " + "x" * (i % 40), "src=kcat,part=p" + str(p))
                 for i in range(n)]
         if recs:
@@ -76,7 +77,7 @@ def test_kcat_reads_confluent_kafka_records(broker, codec):
     msgs = [{"topic": topic, "partition": i % PARTITIONS, "key": f"key{i}".encode(),
              "value": f"value-{i}-".encode() + b"abc" * (i % 50),
              "headers": [("n", str(i).encode()), ("codec", codec.encode())]}
-            for i in range(3000)]
+            for i in range(100_000)]
     reports = produce_all(producer, msgs)
     expected = sorted(
         f"{m['key'].decode()}|{m['value'].decode()}|{p}|{off}|n={i},codec={codec}"
