@@ -31,6 +31,9 @@ enum Command {
     Produce(cmd::produce::ProduceArgs),
     /// Consume records and print them with a format string.
     Consume(cmd::consume::ConsumeArgs),
+    /// List, describe, reset the offsets of and delete consumer groups.
+    #[command(subcommand)]
+    Group(cmd::group::GroupCommand),
     /// Cluster-wide information.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Topic(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::topic::run(c))),
         Command::Produce(a) => cmd::runtime().and_then(|rt| rt.block_on(cmd::produce::run(a))),
         Command::Consume(a) => cmd::runtime().and_then(|rt| rt.block_on(cmd::consume::run(a))),
+        Command::Group(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::group::run(c))),
         Command::Cluster(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::cluster::run(c))),
         Command::Bench(a) => cmd::bench::run(a),
     };

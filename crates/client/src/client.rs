@@ -1,6 +1,13 @@
 //! [`Client`]: a cluster seen through one bootstrap broker, with requests for a partition
 //! routed to that partition's leader.
 
+mod groups;
+
+pub use groups::{
+    decode_consumer_assignment, CommittedOffset, GroupDescription, GroupListing, GroupMember,
+    PartitionOffset,
+};
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 

@@ -1,14 +1,16 @@
 //! `weir-client`: a small async Kafka client, used by the `weir` CLI and by benchmarks.
 //!
 //! It speaks the Kafka wire protocol through the `kafka-protocol` crate and does only what a
-//! command-line tool needs: admin requests, producing one batch at a time, fetching, and
-//! offset lookups. It has no consumer groups and no idempotence; [`pipeline`] keeps several
-//! Produce or Fetch requests in flight on one connection for load generators.
+//! command-line tool needs: admin requests, producing one batch at a time, fetching, offset
+//! lookups, and consumer-group administration (list, describe, committed offsets, delete).
+//! It never joins a group and has no idempotence; [`pipeline`] keeps several Produce or
+//! Fetch requests in flight on one connection for load generators.
 //!
 //! Data flow: [`Client`] bootstraps from one `host:port`, reads Metadata to learn brokers and
 //! partition leaders, and keeps one [`Connection`] per broker. A high-level call such as
 //! [`Client::produce`] builds a request message, picks the route (the bootstrap broker for admin
-//! requests, the leader for Produce/Fetch/ListOffsets), and hands it to the connection. The
+//! requests, the leader for Produce/Fetch/ListOffsets, the group's coordinator (found with
+//! FindCoordinator) for group requests), and hands it to the connection. The
 //! connection picks the highest version both sides speak (negotiated with ApiVersions when it
 //! was opened; see [`connection::client_versions`]), frames it with a request header, writes
 //! it, reads the response frame, checks the correlation id and decodes the body. Records go
@@ -24,8 +26,10 @@ pub mod pipeline;
 pub mod records;
 
 pub use client::{
-    BrokerInfo, Client, ClusterInfo, ClusterMetadata, ConfigEntry, ConfigSource, FetchPosition,
-    FetchedData, ListedOffset, OffsetSpec, PartitionFetch, PartitionMetadata, TopicMetadata,
+    decode_consumer_assignment, BrokerInfo, Client, ClusterInfo, ClusterMetadata, CommittedOffset,
+    ConfigEntry, ConfigSource, FetchPosition, FetchedData, GroupDescription, GroupListing,
+    GroupMember, ListedOffset, OffsetSpec, PartitionFetch, PartitionMetadata, PartitionOffset,
+    TopicMetadata,
 };
 pub use connection::Connection;
 pub use error::{error_name, ClientError};

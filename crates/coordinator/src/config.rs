@@ -30,6 +30,14 @@ pub struct CoordinatorConfig {
     /// number); otherwise a client still holding an id from before a restart could collide
     /// with a freshly generated one. Tests use 0 so ids are exact.
     pub member_id_seed: u64,
+    /// `group.consumer.session.timeout.ms`: a consumer-protocol (KIP-848) member that sends
+    /// no ConsumerGroupHeartbeat for this long is removed.
+    pub consumer_session_timeout_ms: u64,
+    /// `group.consumer.heartbeat.interval.ms`: handed to consumer-protocol members in every
+    /// heartbeat answer.
+    pub consumer_heartbeat_interval_ms: u64,
+    /// `group.consumer.max.size`: members of one consumer-protocol group.
+    pub consumer_max_group_size: usize,
 }
 
 impl Default for CoordinatorConfig {
@@ -44,6 +52,9 @@ impl Default for CoordinatorConfig {
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
             member_id_seed: 0,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_max_group_size: usize::MAX,
         }
     }
 }

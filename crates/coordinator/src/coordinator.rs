@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use tracing::{debug, info, warn};
 
 use crate::group::{Ctx, Group, Member, PendingMember};
+use crate::subscription::CONSUMER_PROTOCOL_TYPE;
 use crate::types::{
-    GroupDescription, GroupListing, GroupState, JoinRequest, JoinResponse, LeaveMember,
+    GroupDescription, GroupListing, GroupState, GroupType, JoinRequest, JoinResponse, LeaveMember,
     LeaveMemberResult, LeaveResponse, MemberDescription, Output, RequestId, SyncRequest,
     SyncResponse,
 };
 use crate::{CoordinatorConfig, ErrorCode};
 
-/// All classic groups this broker coordinates, as a pure state machine.
+/// All groups (classic and consumer-protocol) this broker coordinates, as a pure state
+/// machine.
 ///
 /// Every call takes the current time; nothing happens between calls. Calls return the
 /// [`Output`]s the broker must carry out, in order. Call [`Coordinator::tick`] when
@@ -22,7 +24,7 @@ pub struct Coordinator {
     pub(crate) config: CoordinatorConfig,
     pub(crate) groups: BTreeMap<String, Group>,
     /// Feeds generated member ids; see [`CoordinatorConfig::member_id_seed`].
-    member_id_counter: u64,
+    pub(crate) member_id_counter: u64,
 }
 
 impl Coordinator {
@@ -75,6 +77,16 @@ impl Coordinator {
             }
         };
 
+        if group.consumer_members() > 0 {
+            // The id belongs to a consumer-protocol group (Kafka would convert it only
+            // with `group.consumer.migration.policy`, which Weir does not offer).
+            let response =
+                JoinResponse::error(req.member_id, ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
+            ctx.respond_join(request, response);
+            return ctx.out;
+        }
+        // An empty consumer-protocol group becomes a classic one.
+        group.consumer = None;
         if !accepts_joining_member(group, &req.member_id, config.max_group_size) {
             // Kafka drops a rejoining member over the limit, so a shrunk limit takes hold.
             group.remove_member(&req.member_id, &mut ctx);
@@ -131,7 +143,10 @@ impl Coordinator {
         }
         let state = group.state;
         match state {
-            GroupState::Empty | GroupState::Dead => return ErrorCode::UNKNOWN_MEMBER_ID,
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => return ErrorCode::UNKNOWN_MEMBER_ID,
             GroupState::PreparingRebalance
             | GroupState::CompletingRebalance
             | GroupState::Stable => {}
@@ -191,6 +206,7 @@ impl Coordinator {
         let mut ctx = Ctx::new(now_ms, &self.config);
         for group in self.groups.values_mut() {
             group.expire_members(&mut ctx);
+            group.expire_consumer_members(now_ms);
             group.expire_offsets(&mut ctx);
         }
         let config = &self.config;
@@ -213,6 +229,7 @@ impl Coordinator {
             .filter_map(|group| {
                 [
                     group.next_member_deadline(),
+                    group.next_consumer_deadline(),
                     group.next_offset_expiry(&self.config),
                     group.forget_deadline(&self.config),
                 ]
@@ -223,9 +240,12 @@ impl Coordinator {
             .min()
     }
 
-    /// DescribeGroups for one group. Unknown groups are described as `Dead`, as in Kafka.
+    /// DescribeGroups for one group. Unknown groups, and consumer-protocol groups (which
+    /// ConsumerGroupDescribe describes), are described as `Dead`, as in Kafka; DescribeGroups
+    /// v6+ should answer those GROUP_ID_NOT_FOUND when the id exists as a consumer group
+    /// (see [`Coordinator::group_type`]).
     pub fn describe_group(&self, group_id: &str) -> GroupDescription {
-        let Some(group) = self.groups.get(group_id) else {
+        let Some(group) = self.groups.get(group_id).filter(|g| g.consumer.is_none()) else {
             return GroupDescription {
                 error: ErrorCode::NONE,
                 group_id: group_id.to_owned(),
@@ -272,17 +292,38 @@ impl Coordinator {
         }
     }
 
-    /// ListGroups, in group id order. An empty filter lists every group.
+    /// ListGroups, in group id order, both protocols. An empty filter lists every group;
+    /// the broker filters by [`GroupListing::group_type`] itself.
     pub fn list_groups(&self, states: &[GroupState]) -> Vec<GroupListing> {
         self.groups
             .values()
-            .filter(|g| states.is_empty() || states.contains(&g.state))
-            .map(|g| GroupListing {
-                group_id: g.id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
+            .map(|g| match &g.consumer {
+                Some(consumer) => GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: CONSUMER_PROTOCOL_TYPE.to_owned(),
+                    state: consumer.state(),
+                    group_type: GroupType::Consumer,
+                },
+                None => GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state,
+                    group_type: GroupType::Classic,
+                },
             })
+            .filter(|g| states.is_empty() || states.contains(&g.state))
             .collect()
+    }
+
+    /// Which protocol holds `group_id`, if the group exists.
+    pub fn group_type(&self, group_id: &str) -> Option<GroupType> {
+        self.groups.get(group_id).map(|g| {
+            if g.consumer.is_some() {
+                GroupType::Consumer
+            } else {
+                GroupType::Classic
+            }
+        })
     }
 
     /// DeleteGroups: only groups without members can be deleted; their offsets go with
@@ -297,7 +338,7 @@ impl Coordinator {
             .map(|id| {
                 let error = match self.groups.get(&id) {
                     None => ErrorCode::GROUP_ID_NOT_FOUND,
-                    Some(group) if group.state != GroupState::Empty => ErrorCode::NON_EMPTY_GROUP,
+                    Some(group) if !group.is_empty() => ErrorCode::NON_EMPTY_GROUP,
                     Some(_) => {
                         if let Some(group) = self.groups.remove(&id) {
                             info!(group = %id, "group deleted");
@@ -321,9 +362,15 @@ impl Coordinator {
 /// Kafka's member ids are `{client or instance id}-{uuid}`. Ours are uuid-shaped but
 /// built from the seed and a counter, so tests can predict them.
 fn format_member_id(prefix: &str, seed: u64, counter: u64) -> String {
+    format!("{prefix}-{}", format_uuid(seed, counter))
+}
+
+/// A uuid-shaped id from the seed and a counter (consumer-protocol member ids have no
+/// prefix).
+pub(crate) fn format_uuid(seed: u64, counter: u64) -> String {
     let n = (u128::from(seed) << 64) | u128::from(counter);
     format!(
-        "{prefix}-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
         (n >> 96) as u32,
         (n >> 80) as u16,
         (n >> 64) as u16,
@@ -337,6 +384,8 @@ fn format_member_id(prefix: &str, seed: u64, counter: u64) -> String {
 fn accepts_joining_member(group: &Group, member_id: &str, max_size: usize) -> bool {
     match group.state {
         GroupState::Empty | GroupState::Dead => true,
+        // Never the state of a classic group.
+        GroupState::Assigning | GroupState::Reconciling => false,
         GroupState::PreparingRebalance => {
             group
                 .member(member_id)
@@ -438,7 +487,7 @@ fn join_known_member(group: &mut Group, request: RequestId, req: JoinRequest, ct
             // topic metadata changed, which member metadata does not show).
             update_member_and_rebalance(group, request, req, "member metadata changed", ctx);
         }
-        GroupState::Empty | GroupState::Dead => {
+        GroupState::Empty | GroupState::Dead | GroupState::Assigning | GroupState::Reconciling => {
             ctx.respond_join(
                 request,
                 JoinResponse::error(member_id, ErrorCode::UNKNOWN_MEMBER_ID),
@@ -538,7 +587,7 @@ fn rejoin_static_member(
             group.prepare_rebalance("static member rejoined during sync", ctx)
         }
         GroupState::PreparingRebalance => {}
-        GroupState::Empty | GroupState::Dead => {
+        GroupState::Empty | GroupState::Dead | GroupState::Assigning | GroupState::Reconciling => {
             warn!(group = %group.id, state = %group.state, "static member in a group without members");
             group.maybe_prepare_rebalance("static member rejoined", ctx);
         }
@@ -567,7 +616,9 @@ fn sync(
         return Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
     }
     match group.state {
-        GroupState::Empty | GroupState::Dead => Err(ErrorCode::UNKNOWN_MEMBER_ID),
+        GroupState::Empty | GroupState::Dead | GroupState::Assigning | GroupState::Reconciling => {
+            Err(ErrorCode::UNKNOWN_MEMBER_ID)
+        }
         GroupState::PreparingRebalance => Err(ErrorCode::REBALANCE_IN_PROGRESS),
         GroupState::CompletingRebalance => {
             if let Some(member) = group.member_mut(&req.member_id) {

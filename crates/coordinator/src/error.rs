@@ -20,12 +20,17 @@ impl ErrorCode {
     pub const UNKNOWN_MEMBER_ID: Self = Self(25);
     pub const INVALID_SESSION_TIMEOUT: Self = Self(26);
     pub const REBALANCE_IN_PROGRESS: Self = Self(27);
+    pub const INVALID_REQUEST: Self = Self(42);
     pub const NON_EMPTY_GROUP: Self = Self(68);
     pub const GROUP_ID_NOT_FOUND: Self = Self(69);
     pub const MEMBER_ID_REQUIRED: Self = Self(79);
     pub const GROUP_MAX_SIZE_REACHED: Self = Self(81);
     pub const FENCED_INSTANCE_ID: Self = Self(82);
+    pub const UNSUPPORTED_ASSIGNOR: Self = Self(84);
     pub const GROUP_SUBSCRIBED_TO_TOPIC: Self = Self(86);
+    pub const FENCED_MEMBER_EPOCH: Self = Self(110);
+    pub const UNRELEASED_INSTANCE_ID: Self = Self(111);
+    pub const STALE_MEMBER_EPOCH: Self = Self(113);
 
     /// Kafka's name for the code, for logs and test failures.
     pub fn name(self) -> &'static str {
@@ -40,12 +45,17 @@ impl ErrorCode {
             Self::UNKNOWN_MEMBER_ID => "UNKNOWN_MEMBER_ID",
             Self::INVALID_SESSION_TIMEOUT => "INVALID_SESSION_TIMEOUT",
             Self::REBALANCE_IN_PROGRESS => "REBALANCE_IN_PROGRESS",
+            Self::INVALID_REQUEST => "INVALID_REQUEST",
             Self::NON_EMPTY_GROUP => "NON_EMPTY_GROUP",
             Self::GROUP_ID_NOT_FOUND => "GROUP_ID_NOT_FOUND",
             Self::MEMBER_ID_REQUIRED => "MEMBER_ID_REQUIRED",
             Self::GROUP_MAX_SIZE_REACHED => "GROUP_MAX_SIZE_REACHED",
             Self::FENCED_INSTANCE_ID => "FENCED_INSTANCE_ID",
+            Self::UNSUPPORTED_ASSIGNOR => "UNSUPPORTED_ASSIGNOR",
             Self::GROUP_SUBSCRIBED_TO_TOPIC => "GROUP_SUBSCRIBED_TO_TOPIC",
+            Self::FENCED_MEMBER_EPOCH => "FENCED_MEMBER_EPOCH",
+            Self::UNRELEASED_INSTANCE_ID => "UNRELEASED_INSTANCE_ID",
+            Self::STALE_MEMBER_EPOCH => "STALE_MEMBER_EPOCH",
             _ => "UNKNOWN_ERROR_CODE",
         }
     }

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
+use crate::consumer::ConsumerGroup;
 use crate::subscription::{decode_topics, CONSUMER_PROTOCOL_TYPE};
 use crate::types::{
     CommittedOffset, GroupState, JoinMember, JoinResponse, Output, RequestId, Response,
@@ -161,6 +162,10 @@ pub(crate) struct Group {
     /// (not a consumer group, or a subscription we could not decode).
     pub subscribed_topics: Option<BTreeSet<String>>,
     pub offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// Set while the group id belongs to the consumer protocol (KIP-848). Such a group's
+    /// classic part stays Empty, and a group whose consumer part has members refuses
+    /// classic joins (and the other way round).
+    pub consumer: Option<ConsumerGroup>,
 }
 
 impl Group {
@@ -179,6 +184,7 @@ impl Group {
             pending_sync: None,
             subscribed_topics: None,
             offsets: BTreeMap::new(),
+            consumer: None,
         }
     }
 
@@ -232,15 +238,36 @@ impl Group {
     }
 
     pub fn is_consumer_group(&self) -> bool {
-        self.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE)
+        self.consumer.is_some() || self.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE)
     }
 
     /// Whether a live group may be consuming `topic`; unknown subscriptions count as yes,
     /// so OffsetDelete and expiry never remove offsets a running consumer depends on.
     pub fn is_subscribed_to(&self, topic: &str) -> bool {
+        if let Some(consumer) = &self.consumer {
+            return consumer.is_subscribed_to(topic);
+        }
         self.subscribed_topics
             .as_ref()
             .is_none_or(|topics| topics.contains(topic))
+    }
+
+    /// Members of the consumer-protocol part (0 for classic groups).
+    pub fn consumer_members(&self) -> usize {
+        self.consumer.as_ref().map_or(0, |c| c.members.len())
+    }
+
+    /// Whether the classic protocol holds this group id: members, members being handed
+    /// an id, or a rebalance under way.
+    pub fn has_classic_members(&self) -> bool {
+        !self.members.is_empty()
+            || !self.pending_members.is_empty()
+            || self.state != GroupState::Empty
+    }
+
+    /// No members of either protocol.
+    pub fn is_empty(&self) -> bool {
+        self.state == GroupState::Empty && self.consumer_members() == 0
     }
 
     /// Kafka's `validateCurrentMember`: a static instance id must map to `member_id` (else
@@ -420,7 +447,10 @@ impl Group {
                 self.prepare_rebalance(reason, ctx)
             }
             GroupState::PreparingRebalance => self.try_complete_join(ctx),
-            GroupState::Empty | GroupState::Dead => {}
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => {}
         }
     }
 

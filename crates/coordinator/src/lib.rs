@@ -1,6 +1,8 @@
 //! Weir's group coordinator for Kafka's *classic* consumer group protocol (JoinGroup,
-//! SyncGroup, Heartbeat, LeaveGroup) and committed offsets (OffsetCommit, OffsetFetch,
-//! OffsetDelete, DeleteGroups), as a pure state machine.
+//! SyncGroup, Heartbeat, LeaveGroup), the *consumer* group protocol of KIP-848
+//! (ConsumerGroupHeartbeat with server-side assignment, ConsumerGroupDescribe) and
+//! committed offsets (OffsetCommit, OffsetFetch, OffsetDelete, DeleteGroups), as a pure
+//! state machine.
 //!
 //! Events in, outputs out: the broker translates a request into a call on [`Coordinator`],
 //! passing the current time, and carries out the returned [`Output`]s in order. There is
@@ -19,12 +21,22 @@
 //!   [`Output::DeleteOffsets`] asks for tombstones. At startup the broker replays its log
 //!   through [`Coordinator::load_offsets`]. Membership is not persisted: after a restart
 //!   groups come back Empty and their consumers rejoin.
+//! - **Two protocols, one namespace.** A group id belongs to the classic protocol or to
+//!   the consumer protocol while it has members; the other protocol is refused with
+//!   INCONSISTENT_GROUP_PROTOCOL. Consumer-protocol heartbeats are answered at once
+//!   ([`Coordinator::consumer_heartbeat`]); the coordinator computes each new group
+//!   epoch's target assignment itself ("uniform" or "range") and hands partitions over
+//!   only once their previous owner has reported releasing them.
 //!
-//! The behaviour follows Apache Kafka's classic `GroupCoordinator`; deliberate differences
-//! are documented where they occur.
+//! The behaviour follows Apache Kafka's classic `GroupCoordinator` and, for the consumer
+//! protocol, its `GroupMetadataManager`; deliberate differences are documented where they
+//! occur.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
+mod assignor;
 mod config;
+mod consumer;
+mod consumer_protocol;
 mod coordinator;
 mod error;
 mod group;
@@ -39,8 +51,9 @@ pub use config::CoordinatorConfig;
 pub use coordinator::Coordinator;
 pub use error::ErrorCode;
 pub use types::{
-    CommitRequest, CommittedOffset, DeleteOffsetsResponse, GroupDescription, GroupListing,
-    GroupState, JoinMember, JoinRequest, JoinResponse, LeaveMember, LeaveMemberResult,
-    LeaveResponse, MemberDescription, Output, RequestId, Response, SyncRequest, SyncResponse,
-    TopicPartition, UnknownGroupState,
+    CommitRequest, CommittedOffset, ConsumerGroupDescription, ConsumerHeartbeat,
+    ConsumerHeartbeatResponse, ConsumerMemberDescription, DeleteOffsetsResponse, GroupDescription,
+    GroupListing, GroupState, GroupType, JoinMember, JoinRequest, JoinResponse, LeaveMember,
+    LeaveMemberResult, LeaveResponse, MemberDescription, Output, RequestId, Response, SyncRequest,
+    SyncResponse, TopicPartition, TopicPartitions, UnknownGroupState,
 };

@@ -26,6 +26,18 @@ impl Group {
         offset: &CommittedOffset,
         config: &CoordinatorConfig,
     ) -> Option<u64> {
+        if let Some(consumer) = &self.consumer {
+            // Kafka's consumer groups keep offsets of subscribed topics; the rest expire
+            // by commit time (counted from emptiness too, as for classic groups).
+            let base = if consumer.members.is_empty() {
+                offset.commit_timestamp_ms.max(self.state_since_ms)
+            } else if consumer.is_subscribed_to(&tp.topic) {
+                return None;
+            } else {
+                offset.commit_timestamp_ms
+            };
+            return Some(base.saturating_add(config.offsets_retention_ms));
+        }
         let base = match (&self.protocol_type, self.state) {
             (None, _) => offset.commit_timestamp_ms,
             (Some(_), GroupState::Empty) => offset.commit_timestamp_ms.max(self.state_since_ms),
@@ -85,7 +97,7 @@ impl Group {
     }
 
     pub(crate) fn is_idle(&self) -> bool {
-        self.state == GroupState::Empty
+        self.is_empty()
             && self.members.is_empty()
             && self.pending_members.is_empty()
             && self.offsets.is_empty()
@@ -93,6 +105,21 @@ impl Group {
 
     /// Kafka's `validateOffsetCommit` for a non-transactional commit.
     fn validate_commit(&self, req: &CommitRequest) -> Result<(), ErrorCode> {
+        if let Some(consumer) = &self.consumer {
+            // Kafka's `ConsumerGroup.validateOffsetCommit`: the generation field carries
+            // the member epoch; -1 is a simple commit, fine while nobody is a member.
+            if req.generation_id < 0 && consumer.members.is_empty() {
+                return Ok(());
+            }
+            let member = consumer
+                .members
+                .get(&req.member_id)
+                .ok_or(ErrorCode::UNKNOWN_MEMBER_ID)?;
+            if req.generation_id != member.epoch {
+                return Err(ErrorCode::STALE_MEMBER_EPOCH);
+            }
+            return Ok(());
+        }
         if req.generation_id >= 0 || !req.member_id.is_empty() || req.group_instance_id.is_some() {
             self.validate_member(&req.member_id, req.group_instance_id.as_deref())?;
             if req.generation_id != self.generation {
@@ -149,6 +176,9 @@ impl Coordinator {
             // The member has its JoinGroup answer but not its assignment yet.
             GroupState::CompletingRebalance => return all(req, ErrorCode::REBALANCE_IN_PROGRESS),
             GroupState::Dead => return all(req, ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            // Classic groups are never in these states; consumer-protocol groups keep their
+            // classic part Empty.
+            GroupState::Assigning | GroupState::Reconciling => {}
         }
 
         let max_metadata = self.config.offset_metadata_max_bytes;
@@ -225,6 +255,11 @@ impl Coordinator {
             None => {
                 if let Some(group) = self.groups.get_mut(group_id) {
                     group.offsets.remove(&tp);
+                    // Replay knows no members: a group whose last offset was deleted (by
+                    // DeleteGroups, OffsetDelete or expiry) was gone before the restart.
+                    if group.offsets.is_empty() {
+                        self.groups.remove(group_id);
+                    }
                 }
             }
         }
@@ -246,7 +281,7 @@ impl Coordinator {
         let Some(group) = self.groups.get_mut(group_id) else {
             return (group_error(ErrorCode::GROUP_ID_NOT_FOUND), Vec::new());
         };
-        let empty = group.state == GroupState::Empty;
+        let empty = group.is_empty();
         if !empty && !group.is_consumer_group() {
             return (group_error(ErrorCode::NON_EMPTY_GROUP), Vec::new());
         }

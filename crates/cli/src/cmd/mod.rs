@@ -4,6 +4,7 @@ pub mod bench;
 pub mod cluster;
 mod common;
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod serve;
 pub mod topic;

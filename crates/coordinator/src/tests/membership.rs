@@ -763,6 +763,7 @@ fn list_and_describe_groups() {
         group_id: id.to_owned(),
         protocol_type: protocol_type.to_owned(),
         state,
+        group_type: GroupType::Classic,
     };
     assert_eq!(
         c.list_groups(&[]),

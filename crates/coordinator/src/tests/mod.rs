@@ -1,6 +1,7 @@
 //! Event-in, output-out tests: every test drives the coordinator with explicit times and
 //! asserts the exact outputs. Time is a number; nothing sleeps.
 
+mod consumer;
 mod membership;
 mod offsets;
 mod static_members;

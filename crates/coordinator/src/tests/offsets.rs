@@ -372,6 +372,11 @@ fn load_offsets_replays_the_log() {
     assert_eq!(c.describe_group("gone").state, GroupState::Dead);
     // Replayed offsets keep their commit time for retention.
     assert_eq!(c.next_deadline(), Some(30 + RETENTION));
+    // A deleted group (all its offsets tombstoned) does not come back from replay.
+    c.load_offsets(0, "deleted", tp("t", 0), Some(offset(5, None, 10)));
+    c.load_offsets(0, "deleted", tp("t", 0), None);
+    assert_eq!(c.describe_group("deleted").state, GroupState::Dead);
+    assert!(c.list_groups(&[]).iter().all(|g| g.group_id != "deleted"));
 }
 
 #[test]
