@@ -91,6 +91,8 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("offsets.retention.minutes", "10080"),
     ("offsets.retention.check.interval.ms", "600000"),
     ("offset.metadata.max.bytes", "4096"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
 ];
 
 impl BrokerConfig {
@@ -187,6 +189,14 @@ impl BrokerConfig {
                 "offset.metadata.max.bytes",
                 num("offset.metadata.max.bytes", "4096")?,
             )? as usize,
+            consumer_session_timeout_ms: positive(
+                "group.consumer.session.timeout.ms",
+                num("group.consumer.session.timeout.ms", "45000")?,
+            )?,
+            consumer_heartbeat_interval_ms: positive(
+                "group.consumer.heartbeat.interval.ms",
+                num("group.consumer.heartbeat.interval.ms", "5000")?,
+            )?,
             ..weir_coordinator::CoordinatorConfig::default()
         };
         let config = BrokerConfig {

@@ -79,6 +79,7 @@ pub async fn serve(
                         v = req.header.request_api_version,
                         corr = req.header.correlation_id
                     );
+                    span.in_scope(|| tracing::trace!("request"));
                     handlers::handle(&state, req, &conn).instrument(span).await
                 }
                 Err(DecodeError::UnsupportedVersion {

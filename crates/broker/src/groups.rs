@@ -440,6 +440,28 @@ impl Groups {
         self.lock().fetch_offsets(group, partitions)
     }
 
+    /// KIP-848 ConsumerGroupHeartbeat; answered at once. `topics` gives partition counts.
+    pub fn consumer_heartbeat(
+        &self,
+        req: weir_coordinator::ConsumerHeartbeat,
+        topics: &dyn Fn(&str) -> Option<i32>,
+    ) -> weir_coordinator::ConsumerHeartbeatResponse {
+        let resp = self.lock().consumer_heartbeat(now_ms(), req, topics);
+        self.rearm();
+        resp
+    }
+
+    pub fn consumer_describe(
+        &self,
+        groups: &[String],
+    ) -> Vec<weir_coordinator::ConsumerGroupDescription> {
+        self.lock().consumer_group_describe(groups)
+    }
+
+    pub fn group_type(&self, group: &str) -> Option<weir_coordinator::GroupType> {
+        self.lock().group_type(group)
+    }
+
     pub fn describe(&self, group: &str) -> weir_coordinator::GroupDescription {
         self.lock().describe_group(group)
     }

@@ -10,9 +10,11 @@ use weir_coordinator::{
     TopicPartition,
 };
 use weir_protocol::kafka_protocol::messages::{
-    delete_groups_response, describe_groups_response, find_coordinator_response,
-    join_group_response, leave_group_response, list_groups_response, offset_commit_response,
-    offset_delete_response, offset_fetch_response, BrokerId, DeleteGroupsRequest,
+    consumer_group_describe_response, consumer_group_heartbeat_response, delete_groups_response,
+    describe_groups_response, find_coordinator_response, join_group_response, leave_group_response,
+    list_groups_response, offset_commit_response, offset_delete_response, offset_fetch_response,
+    BrokerId, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DeleteGroupsRequest,
     DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
     FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
     JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
@@ -479,7 +481,7 @@ pub fn list_groups(state: &State, req: &ListGroupsRequest, version: i16) -> List
                 o.group_state = str(g.state.as_str());
             }
             if version >= 5 {
-                o.group_type = str("classic");
+                o.group_type = str(g.group_type.as_str());
             }
             o
         })
@@ -542,6 +544,133 @@ pub async fn offset_delete(state: &Arc<State>, req: OffsetDeleteRequest) -> Offs
                 })
                 .collect();
             out
+        })
+        .collect();
+    r
+}
+
+/// Topic name → id for assignments; names without a topic (deleted meanwhile) are dropped.
+fn to_ids(state: &State, parts: Vec<(String, Vec<i32>)>) -> Vec<(uuid::Uuid, String, Vec<i32>)> {
+    parts
+        .into_iter()
+        .filter_map(|(name, ps)| state.topic(&name).map(|t| (t.id, name, ps)))
+        .collect()
+}
+
+pub fn consumer_group_heartbeat(
+    state: &State,
+    req: ConsumerGroupHeartbeatRequest,
+    conn: &Conn,
+) -> ConsumerGroupHeartbeatResponse {
+    let owned = req.topic_partitions.map(|tps| {
+        tps.into_iter()
+            .filter_map(|tp| {
+                state
+                    .topic_by_id(tp.topic_id)
+                    .map(|t| (t.name.clone(), tp.partitions))
+            })
+            .collect()
+    });
+    let hb = weir_coordinator::ConsumerHeartbeat {
+        group_id: req.group_id.0.to_string(),
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: opt_string(&req.instance_id),
+        rack_id: opt_string(&req.rack_id),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed_topic_names: req
+            .subscribed_topic_names
+            .map(|ts| ts.into_iter().map(|t| t.0.to_string()).collect()),
+        // librdkafka sends "" when it subscribes by name.
+        subscribed_topic_regex: opt_string(&req.subscribed_topic_regex).filter(|r| !r.is_empty()),
+        server_assignor: opt_string(&req.server_assignor),
+        topic_partitions: owned,
+        client_id: conn.client_id.clone(),
+        client_host: format!("/{}", conn.peer.ip()),
+    };
+    let counts = |name: &str| state.topic(name).map(|t| t.partition_count());
+    let (group, epoch) = (hb.group_id.clone(), hb.member_epoch);
+    let out = state.groups.consumer_heartbeat(hb, &counts);
+    if out.error != weir_coordinator::ErrorCode::NONE {
+        tracing::info!(group, epoch, error = ?out.error, message = ?out.error_message, "ConsumerGroupHeartbeat refused");
+    }
+    let mut r = ConsumerGroupHeartbeatResponse::default();
+    r.error_code = out.error.0;
+    r.error_message = opt(out.error_message);
+    r.member_id = (!out.member_id.is_empty()).then(|| StrBytes::from_string(out.member_id));
+    r.member_epoch = out.member_epoch;
+    r.heartbeat_interval_ms = out.heartbeat_interval_ms;
+    r.assignment = out.assignment.map(|parts| {
+        let mut a = consumer_group_heartbeat_response::Assignment::default();
+        a.topic_partitions = to_ids(state, parts)
+            .into_iter()
+            .map(|(id, _, ps)| {
+                let mut tp = consumer_group_heartbeat_response::TopicPartitions::default();
+                tp.topic_id = id;
+                tp.partitions = ps;
+                tp
+            })
+            .collect();
+        a
+    });
+    r
+}
+
+pub fn consumer_group_describe(
+    state: &State,
+    req: &ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let ids: Vec<String> = req.group_ids.iter().map(|g| g.0.to_string()).collect();
+    let assignment = |parts: Vec<(String, Vec<i32>)>| {
+        let mut a = consumer_group_describe_response::Assignment::default();
+        a.topic_partitions = to_ids(state, parts)
+            .into_iter()
+            .map(|(id, name, ps)| {
+                let mut tp = consumer_group_describe_response::TopicPartitions::default();
+                tp.topic_id = id;
+                tp.topic_name = TopicName(StrBytes::from_string(name));
+                tp.partitions = ps;
+                tp
+            })
+            .collect();
+        a
+    };
+    let mut r = ConsumerGroupDescribeResponse::default();
+    r.groups = state
+        .groups
+        .consumer_describe(&ids)
+        .into_iter()
+        .map(|d| {
+            let mut g = consumer_group_describe_response::DescribedGroup::default();
+            g.error_code = d.error.0;
+            g.error_message = opt(d.error_message);
+            g.group_id = GroupId(StrBytes::from_string(d.group_id));
+            g.group_state = str(d.state.as_str());
+            g.group_epoch = d.group_epoch;
+            g.assignment_epoch = d.assignment_epoch;
+            g.assignor_name = StrBytes::from_string(d.assignor_name);
+            g.members = d
+                .members
+                .into_iter()
+                .map(|m| {
+                    let mut o = consumer_group_describe_response::Member::default();
+                    o.member_id = StrBytes::from_string(m.member_id);
+                    o.instance_id = opt(m.instance_id);
+                    o.rack_id = opt(m.rack_id);
+                    o.member_epoch = m.member_epoch;
+                    o.client_id = StrBytes::from_string(m.client_id);
+                    o.client_host = StrBytes::from_string(m.client_host);
+                    o.subscribed_topic_names = m
+                        .subscribed_topic_names
+                        .into_iter()
+                        .map(|t| TopicName(StrBytes::from_string(t)))
+                        .collect();
+                    o.assignment = assignment(m.assignment);
+                    o.target_assignment = assignment(m.target_assignment);
+                    o
+                })
+                .collect();
+            g
         })
         .collect();
     r

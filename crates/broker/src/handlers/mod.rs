@@ -95,6 +95,10 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply
         Request::DescribeGroups(r) => ctx.reply(&groups::describe_groups(state, &r, ctx.version)),
         Request::ListGroups(r) => ctx.reply(&groups::list_groups(state, &r, ctx.version)),
         Request::DeleteGroups(r) => ctx.reply(&groups::delete_groups(state, r).await),
+        Request::ConsumerGroupHeartbeat(r) => {
+            ctx.reply(&groups::consumer_group_heartbeat(state, r, &conn))
+        }
+        Request::ConsumerGroupDescribe(r) => ctx.reply(&groups::consumer_group_describe(state, &r)),
         Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r).await),
         Request::DescribeCluster(r) => ctx.reply(&cluster::describe_cluster(state, &r)),
         Request::SaslHandshake(r) => ctx.reply(&cluster::sasl_handshake(&r)),

@@ -1,0 +1,75 @@
+"""The new consumer group protocol (KIP-848): server-side assignment with librdkafka's
+`group.protocol=consumer`."""
+
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+
+from conftest import create_topic, make_producer, produce_all, unique_topic
+
+
+def consumer(bootstrap, group, **conf):
+    base = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    base.update(conf)
+    return Consumer(base)
+
+
+def poll_until(consumers, done, timeout=20.0):
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in consumers:
+            for m in c.consume(200, 0.1):
+                assert m.error() is None, m.error()
+                seen.append((c, m))
+        if done(seen):
+            return seen
+    raise AssertionError(f"timed out; assignments {[sorted(tp.partition for tp in c.assignment()) for c in consumers]}")
+
+
+def assignments(consumers):
+    return [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+
+
+def test_three_members_share_partitions_and_take_over_on_leave(broker):
+    topic = create_topic(broker.bootstrap, unique_topic("k848"), 6)
+    produce_all(make_producer(broker.bootstrap),
+                [{"topic": topic, "value": str(i).encode(), "partition": i % 6} for i in range(600)])
+    group = unique_topic("g848")
+    cs = [consumer(broker.bootstrap, group) for _ in range(3)]
+    for c in cs:
+        c.subscribe([topic])
+    t0 = time.monotonic()
+    seen = poll_until(cs, lambda s: len({m.value() for _, m in s}) == 600)
+    print(f"\nKIP-848: 3 members consumed 600 records in {time.monotonic() - t0:.2f}s")
+    # Balanced: every member ends with exactly two partitions, all six covered once.
+    deadline = time.monotonic() + 15
+    while sorted(map(len, assignments(cs))) != [2, 2, 2] and time.monotonic() < deadline:
+        for c in cs:
+            c.poll(0.1)
+    owned = assignments(cs)
+    assert sorted(map(len, owned)) == [2, 2, 2], owned
+    assert sorted(p for ps in owned for p in ps) == list(range(6))
+    # Each record went to the member owning its partition, once.
+    assert len(seen) == 600
+    for c in cs:
+        c.commit(asynchronous=False)
+
+    leaving = cs.pop()
+    moved = assignments([leaving])[0]
+    leaving.close()
+    t0 = time.monotonic()
+    while sorted(map(len, assignments(cs))) != [3, 3] and time.monotonic() - t0 < 20:
+        for c in cs:
+            c.poll(0.1)
+    print(f"KIP-848: takeover after a clean leave took {time.monotonic() - t0:.2f}s")
+    owned = assignments(cs)
+    assert sorted(p for ps in owned for p in ps) == list(range(6)), owned
+    assert set(moved) <= set(owned[0]) | set(owned[1])
+
+    # Offsets committed by the new protocol's members are visible to the group.
+    committed = cs[0].committed([TopicPartition(topic, p) for p in range(6)], timeout=10)
+    assert [tp.offset for tp in committed] == [100] * 6
+    for c in cs:
+        c.close()
