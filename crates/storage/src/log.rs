@@ -499,20 +499,29 @@ impl Log {
         }
     }
 
-    /// Loads the producer snapshot after a clean stop, or rebuilds producer state from the
-    /// batch headers of the two newest segments.
+    /// Loads the producer snapshot after a clean stop, or (after a crash) rebuilds producer
+    /// state from the batch headers of the two newest segments.
     fn restore_producers(&self, recovery: Recovery) -> Result<(), StorageError> {
-        let snapshot = (recovery == Recovery::Clean)
+        let path = self.dir.join(producer::SNAPSHOT);
+        let existed = path.exists();
+        let snapshot = (recovery == Recovery::Clean && existed)
             .then(|| Producers::load(&self.dir))
             .flatten();
         // The snapshot describes the log as it was closed; once writes resume it is stale.
-        let path = self.dir.join(producer::SNAPSHOT);
-        if path.exists() {
+        if existed {
             fs::remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
         }
         if let Some(p) = snapshot {
             self.lock_state()?.producers = p;
             return Ok(());
+        }
+        if recovery == Recovery::Clean && !existed {
+            // `close` writes a snapshot whenever any producer is known: after a clean stop,
+            // no snapshot means no idempotent producer, and nothing needs reading.
+            return Ok(());
+        }
+        if existed && recovery == Recovery::Clean {
+            tracing::warn!(path = %path.display(), "unreadable producer snapshot; rebuilding from the log");
         }
         let (start, end) = {
             let st = self.lock_state()?;
