@@ -84,6 +84,7 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("log.message.timestamp.type", "CreateTime"),
     ("log.flush.interval.ms", "0"),
     ("weir.durability", "acks-all"),
+    ("producer.id.expiration.ms", "86400000"),
     ("group.initial.rebalance.delay.ms", "300"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
@@ -147,6 +148,11 @@ impl BrokerConfig {
             )?,
             max_message_bytes: u32_in("message.max.bytes", num("message.max.bytes", "1048588")?)?,
             timestamp_type,
+            producer_id_expiration_ms: i64::try_from(positive(
+                "producer.id.expiration.ms",
+                num("producer.id.expiration.ms", "86400000")?,
+            )?)
+            .unwrap_or(i64::MAX),
         };
         let durability = match get("weir.durability").unwrap_or("acks-all") {
             "acks-all" => Durability::AcksAll,

@@ -439,7 +439,7 @@ impl Log {
                     first_offset: next,
                     last_offset: next + m.offset_count - 1,
                 };
-                st.producers.record(id, epoch, seq);
+                st.producers.record(id, epoch, seq, now_ms);
             }
             next += m.offset_count;
         }
@@ -554,6 +554,8 @@ impl Log {
                             first_offset: h.base_offset,
                             last_offset,
                         },
+                        // The batch's own clock stands in for the lost append time.
+                        h.max_timestamp,
                     );
                 }
                 offset = offset.max(last_offset + 1);
@@ -897,6 +899,12 @@ impl Log {
         let (sealed, mut total) = {
             let mut guard = self.lock_state()?;
             let st = &mut *guard;
+            let expired = st
+                .producers
+                .expire(now_ms, config.producer_id_expiration_ms);
+            if expired > 0 {
+                tracing::debug!(dir = %self.dir.display(), expired, "forgot idle producers");
+            }
             let too_old = st
                 .active
                 .rolling_base_ms

@@ -35,6 +35,8 @@ pub(crate) struct BatchSeq {
 struct Entry {
     epoch: i16,
     batches: VecDeque<BatchSeq>,
+    /// When this producer last appended (wall clock, ms): the clock of its expiry.
+    last_append_ms: i64,
 }
 
 /// What the sequence check decided for one batch.
@@ -123,9 +125,10 @@ impl Producers {
         }
     }
 
-    /// Records an appended batch.
-    pub fn record(&mut self, producer_id: i64, epoch: i16, seq: BatchSeq) {
+    /// Records an appended batch, appended at `at_ms`.
+    pub fn record(&mut self, producer_id: i64, epoch: i16, seq: BatchSeq, at_ms: i64) {
         let entry = self.map.entry(producer_id).or_default();
+        entry.last_append_ms = entry.last_append_ms.max(at_ms);
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -140,6 +143,15 @@ impl Producers {
         self.map.len()
     }
 
+    /// Forgets producers idle for longer than `expiration_ms` (`producer.id.expiration.ms`);
+    /// returns how many. A forgotten producer is accepted again from any sequence.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.map.len();
+        let cutoff = now_ms.saturating_sub(expiration_ms);
+        self.map.retain(|_, e| e.last_append_ms >= cutoff);
+        before - self.map.len()
+    }
+
     /// Writes the snapshot atomically (tmp, fsync, rename); the caller fsyncs the directory.
     pub fn save(&self, dir: &Path) -> Result<(), StorageError> {
         let mut text =
@@ -150,8 +162,13 @@ impl Producers {
             if let Some(e) = self.map.get(&id) {
                 for b in &e.batches {
                     text.push_str(&format!(
-                        "{id} {} {} {} {} {}\n",
-                        e.epoch, b.first_seq, b.last_seq, b.first_offset, b.last_offset
+                        "{id} {} {} {} {} {} {}\n",
+                        e.epoch,
+                        b.first_seq,
+                        b.last_seq,
+                        b.first_offset,
+                        b.last_offset,
+                        e.last_append_ms
                     ));
                 }
             }
@@ -180,7 +197,8 @@ impl Producers {
                 .map(str::parse)
                 .collect::<Result<_, _>>()
                 .ok()?;
-            let [id, epoch, first_seq, last_seq, first_offset, last_offset] = f.as_slice() else {
+            let [id, epoch, first_seq, last_seq, first_offset, last_offset, last_ms] = f.as_slice()
+            else {
                 return None;
             };
             p.record(
@@ -192,6 +210,7 @@ impl Producers {
                     first_offset: *first_offset,
                     last_offset: *last_offset,
                 },
+                *last_ms,
             );
         }
         Some(p)
@@ -215,9 +234,9 @@ mod tests {
     fn in_order_duplicate_and_gap() {
         let mut p = Producers::default();
         assert_eq!(p.check(7, 0, 0, 9).expect("first"), Verdict::Append);
-        p.record(7, 0, seq(0, 9, 100));
+        p.record(7, 0, seq(0, 9, 100), 0);
         assert_eq!(p.check(7, 0, 10, 14).expect("next"), Verdict::Append);
-        p.record(7, 0, seq(10, 14, 110));
+        p.record(7, 0, seq(10, 14, 110), 0);
         assert_eq!(
             p.check(7, 0, 0, 9).expect("dup"),
             Verdict::Duplicate {
@@ -238,7 +257,7 @@ mod tests {
     #[test]
     fn epochs_fence_and_reset() {
         let mut p = Producers::default();
-        p.record(1, 3, seq(0, 0, 0));
+        p.record(1, 3, seq(0, 0, 0), 0);
         assert!(matches!(
             p.check(1, 2, 1, 1),
             Err(StorageError::InvalidProducerEpoch { current: 3, .. })
@@ -248,7 +267,7 @@ mod tests {
             Err(StorageError::OutOfOrderSequence { expected: 0, .. })
         ));
         assert_eq!(p.check(1, 4, 0, 0).expect("new epoch"), Verdict::Append);
-        p.record(1, 4, seq(0, 0, 1));
+        p.record(1, 4, seq(0, 0, 1), 0);
         assert_eq!(p.check(1, 4, 1, 1).expect("next"), Verdict::Append);
     }
 
@@ -256,7 +275,7 @@ mod tests {
     fn only_five_batches_are_remembered_and_sequences_wrap() {
         let mut p = Producers::default();
         for i in 0..7 {
-            p.record(1, 0, seq(i, i, i64::from(i)));
+            p.record(1, 0, seq(i, i, i64::from(i)), 0);
         }
         // Batch 0 and 1 aged out: a retry of them is no longer recognised.
         assert!(matches!(
@@ -279,12 +298,30 @@ mod tests {
     }
 
     #[test]
+    fn idle_producers_expire() {
+        let mut p = Producers::default();
+        p.record(1, 0, seq(0, 0, 0), 1_000);
+        p.record(2, 0, seq(0, 0, 1), 5_000);
+        assert_eq!(p.expire(6_000, 2_000), 1);
+        // Producer 1 is forgotten: its retry is no longer a duplicate, any sequence starts it.
+        assert_eq!(p.check(1, 0, 0, 0).expect("forgotten"), Verdict::Append);
+        assert_eq!(p.check(1, 0, 9, 9).expect("any start"), Verdict::Append);
+        assert_eq!(
+            p.check(2, 0, 0, 0).expect("kept"),
+            Verdict::Duplicate {
+                first_offset: 1,
+                last_offset: 1
+            }
+        );
+    }
+
+    #[test]
     fn snapshot_round_trip() {
         let dir = tempfile::tempdir().expect("dir");
         let mut p = Producers::default();
-        p.record(5, 1, seq(0, 4, 10));
-        p.record(5, 1, seq(5, 9, 15));
-        p.record(9, 0, seq(0, 0, 20));
+        p.record(5, 1, seq(0, 4, 10), 0);
+        p.record(5, 1, seq(5, 9, 15), 0);
+        p.record(9, 0, seq(0, 0, 20), 0);
         p.save(dir.path()).expect("save");
         let q = Producers::load(dir.path()).expect("load");
         assert_eq!(q.map, p.map);
