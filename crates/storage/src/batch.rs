@@ -61,6 +61,8 @@ pub enum BatchDefect {
     OffsetWentBackwards { expected_at_least: i64, found: i64 },
     /// An idempotent producer sent more than one batch for one partition in one request.
     MultipleIdempotentBatches,
+    /// A client sent a control batch; only the broker writes transaction markers.
+    ControlFromClient,
 }
 
 impl BatchDefect {
@@ -96,6 +98,12 @@ impl fmt::Display for BatchDefect {
                 expected_at_least,
                 found,
             } => write!(f, "base offset {found} is below {expected_at_least}"),
+            BatchDefect::ControlFromClient => {
+                write!(
+                    f,
+                    "control batches are written by the broker, not by clients"
+                )
+            }
             BatchDefect::MultipleIdempotentBatches => write!(
                 f,
                 "an idempotent producer must send one batch per partition per request"
@@ -680,5 +688,115 @@ mod tests {
         assert_eq!(pos, 2);
         let mut pos = 0;
         assert_eq!(read_zigzag(&[0x80, 0x80], &mut pos, 5), None);
+    }
+}
+
+/// A transaction marker's type, from the key of a control batch's single record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Abort,
+    Commit,
+}
+
+fn push_zigzag(out: &mut Vec<u8>, v: i64) {
+    let mut raw = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let byte = (raw & 0x7f) as u8;
+        raw >>= 7;
+        if raw == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Builds the control batch Kafka writes to end a transaction on a partition: one record whose
+/// key is `(version 0, type 0 = abort | 1 = commit)` and value `(version 0, coordinator
+/// epoch)`, attributes transactional + control. Offsets start at 0; `append` assigns them.
+pub fn control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: Marker,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&(if marker == Marker::Commit { 1i16 } else { 0 }).to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut body = vec![0u8]; // record attributes
+    push_zigzag(&mut body, 0); // timestamp delta
+    push_zigzag(&mut body, 0); // offset delta
+    push_zigzag(&mut body, key.len() as i64);
+    body.extend_from_slice(&key);
+    push_zigzag(&mut body, value.len() as i64);
+    body.extend_from_slice(&value);
+    push_zigzag(&mut body, 0); // headers
+    let mut record = Vec::with_capacity(body.len() + 2);
+    push_zigzag(&mut record, body.len() as i64);
+    record.extend_from_slice(&body);
+
+    let mut out = Vec::with_capacity(HEADER_LEN + record.len());
+    out.extend_from_slice(&0i64.to_be_bytes());
+    out.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + record.len()) as i32).to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    out.push(2);
+    out.extend_from_slice(&0u32.to_be_bytes()); // crc, below
+    out.extend_from_slice(&(TRANSACTIONAL_BIT | CONTROL_BIT).to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&producer_id.to_be_bytes());
+    out.extend_from_slice(&producer_epoch.to_be_bytes());
+    out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    out.extend_from_slice(&1i32.to_be_bytes()); // records count
+    out.extend_from_slice(&record);
+    let crc = crc32c::crc32c(out.get(21..).unwrap_or_default());
+    put(&mut out, 17, &crc.to_be_bytes());
+    out
+}
+
+/// The marker a control batch carries, or `None` if `batch` is not a well-formed control
+/// batch (control batches are never compressed).
+pub fn marker_of(batch: &[u8]) -> Option<Marker> {
+    let header = validate_structure(batch).ok()?;
+    if !header.is_control() || header.is_compressed() {
+        return None;
+    }
+    let mut pos = HEADER_LEN;
+    let _len = read_zigzag(batch, &mut pos, 5)?;
+    pos += 1; // record attributes
+    let _ts = read_zigzag(batch, &mut pos, 10)?;
+    let _od = read_zigzag(batch, &mut pos, 5)?;
+    let key_len = usize::try_from(read_zigzag(batch, &mut pos, 5)?).ok()?;
+    let key = batch.get(pos..pos.checked_add(key_len)?)?;
+    match array::<2>(key, 2).map(i16::from_be_bytes)? {
+        0 => Some(Marker::Abort),
+        1 => Some(Marker::Commit),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod control_tests {
+    use super::*;
+
+    #[test]
+    fn control_batches_round_trip() {
+        for marker in [Marker::Abort, Marker::Commit] {
+            let b = control_batch(7, 3, marker, 0, 1_000);
+            let h = validate(&b).expect("valid batch with a correct CRC");
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!(
+                (h.producer_id(), h.producer_epoch(), h.records_count),
+                (7, 3, 1)
+            );
+            assert_eq!(marker_of(&b), Some(marker));
+        }
+        let data = crate::testkit::BatchBuilder::new(0).records(1, 4).build();
+        assert_eq!(marker_of(&data), None);
     }
 }

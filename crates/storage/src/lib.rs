@@ -35,10 +35,11 @@ mod producer;
 mod segment;
 pub mod testkit;
 
-pub use batch::{BatchDefect, BatchHeader};
+pub use batch::{BatchDefect, BatchHeader, Marker};
 pub use config::{LogConfig, Recovery, TimestampType};
 pub use error::StorageError;
 pub use log::{
-    AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, LOG_START_CHECKPOINT,
+    AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, ABORTED_INDEX,
+    LOG_START_CHECKPOINT,
 };
-pub use producer::SNAPSHOT as PRODUCER_SNAPSHOT;
+pub use producer::{AbortedTxn, SNAPSHOT as PRODUCER_SNAPSHOT};

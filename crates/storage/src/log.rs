@@ -9,17 +9,46 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use bytes::Bytes;
 
+use crate::batch::Marker;
 use crate::batch::{self, BatchDefect, Batches, Check};
 use crate::config::{LogConfig, Recovery, TimestampType};
 use crate::error::StorageError;
 use crate::index::{IndexBuilder, SegmentIndex, NO_TIMESTAMP};
-use crate::producer::{self, BatchSeq, Producers, Verdict};
+use crate::producer::{self, AbortedTxn, BatchSeq, Producers, Verdict};
 use crate::segment::{
     parse_file_name, sync_dir, write_atomically, IndexFiles, Sealed, Segment, INDEX_SUFFIX,
     LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 
 /// Name of the checkpoint file holding the log start offset moved by DeleteRecords.
+/// File name of the aborted-transaction index: `producer_id first_offset last_offset` lines.
+pub const ABORTED_INDEX: &str = "aborted-txns";
+
+/// Reads the aborted-transaction index; missing means empty, unparsable lines are skipped.
+fn load_aborted(dir: &Path) -> Result<Vec<AbortedTxn>, StorageError> {
+    let path = dir.join(ABORTED_INDEX);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StorageError::io("read", &path, e)),
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let f: Vec<i64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if let [producer_id, first_offset, last_offset] = f.as_slice() {
+            out.push(AbortedTxn {
+                producer_id: *producer_id,
+                first_offset: *first_offset,
+                last_offset: *last_offset,
+            });
+        }
+    }
+    Ok(out)
+}
+
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset";
 const CHECKPOINT_VERSION: &str = "0";
 const TMP_SUFFIX: &str = ".tmp";
@@ -106,6 +135,8 @@ struct State {
     log_end: i64,
     /// Idempotent producers' recent sequences, checked and updated with each append.
     producers: Producers,
+    /// Aborted transactions, by marker offset; persisted in `aborted-txns`.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// The active segment's mutable side.
@@ -204,6 +235,7 @@ impl Log {
             log_start: 0,
             log_end: 0,
             producers: Producers::default(),
+            aborted: Vec::new(),
         };
         Ok(Log::from_parts(dir, config, state))
     }
@@ -266,6 +298,7 @@ impl Log {
                 log_start: base,
                 log_end: base,
                 producers: Producers::default(),
+                aborted: Vec::new(),
             };
             report.segments = 1;
             report.log_end_offset = base;
@@ -295,6 +328,7 @@ impl Log {
             log_start,
             log_end,
             producers: Producers::default(),
+            aborted: Vec::new(),
         };
         // A crash between writing the checkpoint and deleting the segments it covers.
         let doomed = take_segments_below_start(&mut state);
@@ -364,6 +398,16 @@ impl Log {
                         b.header.base_sequence(),
                     )
                 }),
+                transactional: b.header.is_transactional(),
+                marker: if b.header.is_control() && b.header.producer_id() >= 0 {
+                    let marker = batch::marker_of(b.bytes).ok_or(StorageError::InvalidBatch {
+                        reason: BatchDefect::BadRecord,
+                        position: b.position,
+                    })?;
+                    Some((b.header.producer_id(), b.header.producer_epoch(), marker))
+                } else {
+                    None
+                },
             });
         }
         let log_append_time =
@@ -439,7 +483,21 @@ impl Log {
                     first_offset: next,
                     last_offset: next + m.offset_count - 1,
                 };
-                st.producers.record(id, epoch, seq, now_ms);
+                if m.transactional {
+                    st.producers.record_txn(id, epoch, seq, now_ms);
+                } else {
+                    st.producers.record(id, epoch, seq, now_ms);
+                }
+            }
+            if let Some((id, epoch, marker)) = m.marker {
+                let commit = marker == Marker::Commit;
+                if let Some(aborted) = st.producers.end_txn(id, epoch, commit, next, now_ms) {
+                    st.aborted.push(aborted);
+                    if let Err(e) = self.save_aborted(&st.aborted) {
+                        self.poison(&e);
+                        return Err(e);
+                    }
+                }
             }
             next += m.offset_count;
         }
@@ -464,6 +522,11 @@ impl Log {
         st: &State,
         metas: &[BatchMeta],
     ) -> Result<Option<AppendInfo>, StorageError> {
+        for m in metas {
+            if let Some((id, epoch, _)) = m.marker {
+                st.producers.check_marker(id, epoch)?;
+            }
+        }
         if metas.iter().all(|m| m.producer.is_none()) {
             return Ok(None);
         }
@@ -502,6 +565,15 @@ impl Log {
     /// Loads the producer snapshot after a clean stop, or (after a crash) rebuilds producer
     /// state from the batch headers of the two newest segments.
     fn restore_producers(&self, recovery: Recovery) -> Result<(), StorageError> {
+        {
+            let mut st = self.lock_state()?;
+            let log_end = st.log_end;
+            // Entries past a truncated tail describe markers that are gone.
+            st.aborted = load_aborted(&self.dir)?
+                .into_iter()
+                .filter(|a| a.last_offset < log_end)
+                .collect();
+        }
         let path = self.dir.join(producer::SNAPSHOT);
         let existed = path.exists();
         let snapshot = (recovery == Recovery::Clean && existed)
@@ -534,6 +606,7 @@ impl Log {
             (from, st.log_end)
         };
         let mut producers = Producers::default();
+        let mut found_aborts = Vec::new();
         let mut offset = start;
         while offset < end {
             let out = self.read(offset, 4 << 20)?;
@@ -545,24 +618,129 @@ impl Log {
                 let h = &b.header;
                 let last_offset = h.base_offset + h.offset_count() - 1;
                 if h.producer_id() >= 0 && !h.is_control() {
-                    producers.record(
-                        h.producer_id(),
-                        h.producer_epoch(),
-                        BatchSeq {
-                            first_seq: h.base_sequence(),
-                            last_seq: producer::last_seq(h.base_sequence(), h.offset_count()),
-                            first_offset: h.base_offset,
-                            last_offset,
-                        },
-                        // The batch's own clock stands in for the lost append time.
-                        h.max_timestamp,
-                    );
+                    let seq = BatchSeq {
+                        first_seq: h.base_sequence(),
+                        last_seq: producer::last_seq(h.base_sequence(), h.offset_count()),
+                        first_offset: h.base_offset,
+                        last_offset,
+                    };
+                    // The batch's own clock stands in for the lost append time.
+                    if h.is_transactional() {
+                        producers.record_txn(
+                            h.producer_id(),
+                            h.producer_epoch(),
+                            seq,
+                            h.max_timestamp,
+                        );
+                    } else {
+                        producers.record(h.producer_id(), h.producer_epoch(), seq, h.max_timestamp);
+                    }
+                } else if h.producer_id() >= 0 {
+                    if let Some(marker) = batch::marker_of(b.bytes) {
+                        let commit = marker == Marker::Commit;
+                        let ended = producers.end_txn(
+                            h.producer_id(),
+                            h.producer_epoch(),
+                            commit,
+                            h.base_offset,
+                            h.max_timestamp,
+                        );
+                        found_aborts.extend(ended);
+                    }
                 }
                 offset = offset.max(last_offset + 1);
             }
         }
-        self.lock_state()?.producers = producers;
+        let mut st = self.lock_state()?;
+        st.producers = producers;
+        // Markers whose index entry did not reach the file before a crash.
+        let before = st.aborted.len();
+        for a in found_aborts {
+            if !st.aborted.contains(&a) {
+                st.aborted.push(a);
+            }
+        }
+        if st.aborted.len() != before {
+            st.aborted.sort_by_key(|a| a.last_offset);
+            self.save_aborted(&st.aborted)?;
+        }
         Ok(())
+    }
+
+    /// Rewrites the aborted-transaction index atomically.
+    fn save_aborted(&self, aborted: &[AbortedTxn]) -> Result<(), StorageError> {
+        let mut text = String::new();
+        for a in aborted {
+            text.push_str(&format!(
+                "{} {} {}\n",
+                a.producer_id, a.first_offset, a.last_offset
+            ));
+        }
+        let path = self.dir.join(ABORTED_INDEX);
+        let tmp = self.dir.join(format!("{ABORTED_INDEX}.tmp"));
+        fs::write(&tmp, text.as_bytes()).map_err(|e| StorageError::io("write", &tmp, e))?;
+        let f = fs::File::open(&tmp).map_err(|e| StorageError::io("open", &tmp, e))?;
+        self.fsync(&f, &tmp)?;
+        fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))?;
+        sync_dir(&self.dir)
+    }
+
+    /// [`Log::append`] for producers' data: control batches (transaction markers) are only
+    /// written by the broker itself, so a client's are refused, as Kafka does.
+    pub fn append_from_client(
+        &self,
+        batches: &mut [u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        for b in Batches::new(batches, Check::Structure).flatten() {
+            if b.header.is_control() {
+                return Err(StorageError::InvalidBatch {
+                    reason: BatchDefect::ControlFromClient,
+                    position: b.position,
+                });
+            }
+        }
+        self.append(batches, now_ms)
+    }
+
+    /// Appends a transaction marker (a control batch) for `producer_id`: commit or abort of
+    /// its open transaction on this partition.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let mut b = batch::control_batch(
+            producer_id,
+            producer_epoch,
+            marker,
+            coordinator_epoch,
+            now_ms,
+        );
+        self.append(&mut b, now_ms)
+    }
+
+    /// The last stable offset: below it every transaction is decided. The log end when no
+    /// transaction is open.
+    pub fn last_stable_offset(&self) -> i64 {
+        let st = self.state_view();
+        st.producers
+            .first_unstable_offset()
+            .unwrap_or(st.log_end)
+            .min(st.log_end)
+    }
+
+    /// Aborted transactions that overlap `[from, to)`, for a read_committed fetch.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let st = self.state_view();
+        st.aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < to)
+            .copied()
+            .collect()
     }
 
     fn should_roll(
@@ -905,6 +1083,13 @@ impl Log {
             if expired > 0 {
                 tracing::debug!(dir = %self.dir.display(), expired, "forgot idle producers");
             }
+            // Aborted transactions wholly below the log start no longer matter to any reader.
+            let log_start = st.log_start;
+            let before = st.aborted.len();
+            st.aborted.retain(|a| a.last_offset >= log_start);
+            if st.aborted.len() != before {
+                self.save_aborted(&st.aborted)?;
+            }
             let too_old = st
                 .active
                 .rolling_base_ms
@@ -1110,6 +1295,10 @@ struct BatchMeta {
     max_timestamp: i64,
     /// Producer id, epoch and first sequence of an idempotent producer's data batch.
     producer: Option<(i64, i16, i32)>,
+    /// The data batch belongs to a transaction.
+    transactional: bool,
+    /// A transaction marker: producer id, epoch, commit or abort.
+    marker: Option<(i64, i16, Marker)>,
 }
 
 /// Removes from `state` the sealed segments wholly below the log start (those whose

@@ -37,6 +37,17 @@ struct Entry {
     batches: VecDeque<BatchSeq>,
     /// When this producer last appended (wall clock, ms): the clock of its expiry.
     last_append_ms: i64,
+    /// First offset of the producer's open transaction on this partition, if any.
+    ongoing_txn: Option<i64>,
+}
+
+/// A transaction that was aborted on this partition: read_committed consumers skip the
+/// producer's batches in `[first_offset, last_offset]` (the last is the abort marker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 /// What the sequence check decided for one batch.
@@ -125,6 +136,56 @@ impl Producers {
         }
     }
 
+    /// Records an appended data batch, appended at `at_ms`; a transactional one opens the
+    /// producer's transaction if none is open.
+    pub fn record_txn(&mut self, producer_id: i64, epoch: i16, seq: BatchSeq, at_ms: i64) {
+        self.record(producer_id, epoch, seq, at_ms);
+        if let Some(entry) = self.map.get_mut(&producer_id) {
+            entry.ongoing_txn.get_or_insert(seq.first_offset);
+        }
+    }
+
+    /// Checks a transaction marker's epoch: a marker from an older epoch is a zombie's.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), StorageError> {
+        match self.map.get(&producer_id) {
+            Some(e) if epoch < e.epoch => Err(StorageError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: e.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A marker at `offset` ends the producer's open transaction; an abort is returned for the
+    /// aborted-transaction index.
+    pub fn end_txn(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        offset: i64,
+        at_ms: i64,
+    ) -> Option<AbortedTxn> {
+        let entry = self.map.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_append_ms = entry.last_append_ms.max(at_ms);
+        let first = entry.ongoing_txn.take()?;
+        (!commit).then_some(AbortedTxn {
+            producer_id,
+            first_offset: first,
+            last_offset: offset,
+        })
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset, if any is open.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.map.values().filter_map(|e| e.ongoing_txn).min()
+    }
+
     /// Records an appended batch, appended at `at_ms`.
     pub fn record(&mut self, producer_id: i64, epoch: i16, seq: BatchSeq, at_ms: i64) {
         let entry = self.map.entry(producer_id).or_default();
@@ -148,27 +209,31 @@ impl Producers {
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.map.len();
         let cutoff = now_ms.saturating_sub(expiration_ms);
-        self.map.retain(|_, e| e.last_append_ms >= cutoff);
+        // An open transaction keeps its producer: the coordinator will end it.
+        self.map
+            .retain(|_, e| e.last_append_ms >= cutoff || e.ongoing_txn.is_some());
         before - self.map.len()
     }
 
     /// Writes the snapshot atomically (tmp, fsync, rename); the caller fsyncs the directory.
     pub fn save(&self, dir: &Path) -> Result<(), StorageError> {
-        let mut text =
-            String::from("# producer_id epoch first_seq last_seq first_offset last_offset\n");
+        let mut text = String::from(
+            "# producer_id epoch first_seq last_seq first_offset last_offset last_append_ms ongoing_txn\n",
+        );
         let mut ids: Vec<_> = self.map.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
             if let Some(e) = self.map.get(&id) {
                 for b in &e.batches {
                     text.push_str(&format!(
-                        "{id} {} {} {} {} {} {}\n",
+                        "{id} {} {} {} {} {} {} {}\n",
                         e.epoch,
                         b.first_seq,
                         b.last_seq,
                         b.first_offset,
                         b.last_offset,
-                        e.last_append_ms
+                        e.last_append_ms,
+                        e.ongoing_txn.unwrap_or(-1)
                     ));
                 }
             }
@@ -197,7 +262,8 @@ impl Producers {
                 .map(str::parse)
                 .collect::<Result<_, _>>()
                 .ok()?;
-            let [id, epoch, first_seq, last_seq, first_offset, last_offset, last_ms] = f.as_slice()
+            let [id, epoch, first_seq, last_seq, first_offset, last_offset, last_ms, ongoing] =
+                f.as_slice()
             else {
                 return None;
             };
@@ -212,6 +278,11 @@ impl Producers {
                 },
                 *last_ms,
             );
+            if *ongoing >= 0 {
+                if let Some(e) = p.map.get_mut(id) {
+                    e.ongoing_txn = Some(*ongoing);
+                }
+            }
         }
         Some(p)
     }
@@ -316,12 +387,46 @@ mod tests {
     }
 
     #[test]
+    fn transactions_open_close_and_abort() {
+        let mut p = Producers::default();
+        p.record_txn(1, 0, seq(0, 1, 10), 0);
+        p.record_txn(2, 0, seq(0, 0, 12), 0);
+        p.record_txn(1, 0, seq(2, 2, 13), 0);
+        assert_eq!(p.first_unstable_offset(), Some(10));
+        assert_eq!(
+            p.end_txn(1, 0, true, 14, 0),
+            None,
+            "a commit is not indexed"
+        );
+        assert_eq!(p.first_unstable_offset(), Some(12));
+        assert_eq!(
+            p.end_txn(2, 0, false, 15, 0),
+            Some(AbortedTxn {
+                producer_id: 2,
+                first_offset: 12,
+                last_offset: 15
+            })
+        );
+        assert_eq!(p.first_unstable_offset(), None);
+        assert!(p.check_marker(2, 0).is_ok());
+        p.end_txn(2, 1, false, 16, 0);
+        assert!(matches!(
+            p.check_marker(2, 0),
+            Err(StorageError::InvalidProducerEpoch { .. })
+        ));
+        // An open transaction survives expiry.
+        p.record_txn(3, 0, seq(0, 0, 17), 0);
+        p.expire(1_000_000, 10);
+        assert_eq!(p.first_unstable_offset(), Some(17));
+    }
+
+    #[test]
     fn snapshot_round_trip() {
         let dir = tempfile::tempdir().expect("dir");
         let mut p = Producers::default();
         p.record(5, 1, seq(0, 4, 10), 0);
         p.record(5, 1, seq(5, 9, 15), 0);
-        p.record(9, 0, seq(0, 0, 20), 0);
+        p.record_txn(9, 0, seq(0, 0, 20), 0);
         p.save(dir.path()).expect("save");
         let q = Producers::load(dir.path()).expect("load");
         assert_eq!(q.map, p.map);

@@ -92,7 +92,9 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
             };
             // The log rewrites base offsets in place, so it needs its own copy of the bytes.
             let mut data = records.to_vec();
-            let result = tokio::task::block_in_place(|| partition.log.append(&mut data, now_ms()));
+            let result = tokio::task::block_in_place(|| {
+                partition.log.append_from_client(&mut data, now_ms())
+            });
             match result {
                 Ok(info) => {
                     appended = true;
