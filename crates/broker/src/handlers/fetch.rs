@@ -8,10 +8,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use uuid::Uuid;
 use weir_protocol::kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use weir_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use weir_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use weir_protocol::ResponseError;
+use weir_storage::batch::{Batches, Check};
 
 use super::{Ctx, Reply};
 use crate::errors::storage_code;
@@ -69,6 +70,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
             }
         })
         .collect();
+    let read_committed = req.isolation_level == 1;
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
@@ -79,7 +81,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
         let mut appends = state.subscribe_appends();
         loop {
             appends.borrow_and_update();
-            let (response, bytes, errors) = read(&plan, max_bytes, by_id);
+            let (response, bytes, errors) = read(&plan, max_bytes, by_id, read_committed);
             let expired = tokio::time::Instant::now() >= deadline;
             if bytes >= min_bytes.max(1) || errors || expired || min_bytes == 0 {
                 return ctx.encode(&response);
@@ -92,9 +94,29 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
     }))
 }
 
+/// Cuts `records` before the first batch at or past `stable` (read_committed readers see
+/// only decided transactions); returns the kept bytes and the offset after the last kept one.
+fn below_stable(records: Bytes, stable: i64) -> (Bytes, Option<i64>) {
+    let mut cut = 0;
+    let mut next = None;
+    for b in Batches::new(&records, Check::Structure).flatten() {
+        if b.header.base_offset >= stable {
+            break;
+        }
+        cut = b.position + b.bytes.len();
+        next = Some(b.header.base_offset + b.header.offset_count());
+    }
+    (records.slice(..cut), next)
+}
+
 /// Reads every wanted partition once. Returns the response, the record bytes in it, and
 /// whether any partition answered with an error (which ends a long poll at once).
-fn read(plan: &[TopicWant], max_bytes: usize, by_id: bool) -> (FetchResponse, usize, bool) {
+fn read(
+    plan: &[TopicWant],
+    max_bytes: usize,
+    by_id: bool,
+    read_committed: bool,
+) -> (FetchResponse, usize, bool) {
     let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut errors = false;
@@ -136,21 +158,42 @@ fn read(plan: &[TopicWant], max_bytes: usize, by_id: bool) -> (FetchResponse, us
                             let hw = out
                                 .as_ref()
                                 .map_or_else(|| log.log_end_offset(), |o| o.log_end_offset);
+                            let stable = log.last_stable_offset().min(hw);
                             p.high_watermark = hw;
-                            p.last_stable_offset = hw;
+                            p.last_stable_offset = stable;
                             p.log_start_offset = out
                                 .as_ref()
                                 .map_or_else(|| log.log_start_offset(), |o| o.log_start_offset);
                             if let Some(out) = out {
-                                total += out.records.len();
-                                remaining = remaining.saturating_sub(out.records.len());
-                                p.records = Some(out.records);
+                                let records = if read_committed {
+                                    let (kept, end) = below_stable(out.records, stable);
+                                    let aborted = end.map_or_else(Vec::new, |end| {
+                                        log.aborted_transactions(w.offset, end)
+                                    });
+                                    p.aborted_transactions = Some(
+                                        aborted
+                                            .into_iter()
+                                            .map(|a| {
+                                                let mut t = AbortedTransaction::default();
+                                                t.producer_id = ProducerId(a.producer_id);
+                                                t.first_offset = a.first_offset;
+                                                t
+                                            })
+                                            .collect(),
+                                    );
+                                    kept
+                                } else {
+                                    out.records
+                                };
+                                total += records.len();
+                                remaining = remaining.saturating_sub(records.len());
+                                p.records = Some(records);
                             }
                         }
                         Err(e) => {
                             p.error_code = storage_code(&e).code();
                             p.high_watermark = log.log_end_offset();
-                            p.last_stable_offset = p.high_watermark;
+                            p.last_stable_offset = log.last_stable_offset();
                             p.log_start_offset = log.log_start_offset();
                             errors = true;
                             tracing::debug!(partition = w.partition_index, error = %e, "fetch error");

@@ -191,6 +191,67 @@ mod tests {
         resp
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_committed_fetch_stops_at_the_lso_and_lists_aborts() {
+        use weir_storage::testkit::BatchBuilder;
+        use weir_storage::Marker;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(dir.path());
+        let topic = state
+            .create_topic("tx", 1, 1, Default::default())
+            .await
+            .expect("create");
+        let log = &topic.partition(0).expect("p0").log;
+        let txn = |pid, n| {
+            BatchBuilder::new(0)
+                .records(n, 3)
+                .producer(pid, 0, 0)
+                .transactional()
+                .build()
+        };
+        log.append(&mut txn(5, 2), 0).expect("pid 5: 0-1");
+        log.append_marker(5, 0, Marker::Abort, 0, 0)
+            .expect("abort: 2");
+        log.append(&mut txn(6, 1), 0).expect("pid 6: 3, open");
+        assert_eq!(log.last_stable_offset(), 3);
+
+        for (isolation, want_end, want_aborts) in
+            [(1i8, 3i64, Some(vec![(5i64, 0i64)])), (0, 4, None)]
+        {
+            let mut p = fetch_request::FetchPartition::default();
+            p.partition_max_bytes = 1 << 20;
+            let mut t = fetch_request::FetchTopic::default();
+            t.topic = TopicName(str("tx"));
+            t.partitions = vec![p];
+            let mut req = FetchRequest::default();
+            req.max_bytes = 1 << 20;
+            req.isolation_level = isolation;
+            req.topics = vec![t];
+            let r: FetchResponse = round_trip(&state, ApiKey::Fetch, 11, &req).await;
+            let part = &r.responses[0].partitions[0];
+            assert_eq!((part.high_watermark, part.last_stable_offset), (4, 3));
+            let records = part.records.clone().expect("records");
+            let end = weir_storage::batch::Batches::new(&records, weir_storage::batch::Check::Full)
+                .map(|b| {
+                    let b = b.expect("whole batches");
+                    b.header.base_offset + b.header.offset_count()
+                })
+                .last();
+            assert_eq!(end, Some(want_end), "isolation {isolation}");
+            // Null and empty say the same: nothing aborted.
+            let aborts = part
+                .aborted_transactions
+                .as_ref()
+                .map(|a| {
+                    a.iter()
+                        .map(|t| (t.producer_id.0, t.first_offset))
+                        .collect::<Vec<_>>()
+                })
+                .filter(|a| !a.is_empty());
+            assert_eq!(aborts, want_aborts, "isolation {isolation}");
+        }
+    }
+
     fn range(key: ApiKey) -> std::ops::RangeInclusive<i16> {
         let r = versions::supported(key).expect("served");
         r.min..=r.max

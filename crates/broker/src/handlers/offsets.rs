@@ -29,6 +29,7 @@ pub async fn list_offsets(
     version: i16,
 ) -> ListOffsetsResponse {
     let mut r = ListOffsetsResponse::default();
+    let req_committed = req.isolation_level == 1;
     for t in req.topics {
         let topic = state.topic(&t.name.0);
         let mut out = ListOffsetsTopicResponse::default();
@@ -49,6 +50,8 @@ pub async fn list_offsets(
             };
             let log = &partition.log;
             match p.timestamp {
+                // read_committed consumers start from the last stable offset.
+                LATEST | LATEST_TIERED if req_committed => res.offset = log.last_stable_offset(),
                 LATEST | LATEST_TIERED => res.offset = log.log_end_offset(),
                 EARLIEST | EARLIEST_LOCAL => res.offset = log.log_start_offset(),
                 MAX_TIMESTAMP => {
