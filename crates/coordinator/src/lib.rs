@@ -28,6 +28,10 @@
 //!   epoch's target assignment itself ("uniform" or "range") and hands partitions over
 //!   only once their previous owner has reported releasing them.
 //!
+//! The [`txn`] module is the transaction coordinator (InitProducerId, AddPartitionsToTxn,
+//! AddOffsetsToTxn, EndTxn, DescribeTransactions, ListTransactions), a separate state
+//! machine in the same style: see its documentation for how the broker drives it.
+//!
 //! The behaviour follows Apache Kafka's classic `GroupCoordinator` and, for the consumer
 //! protocol, its `GroupMetadataManager`; deliberate differences are documented where they
 //! occur.
@@ -42,6 +46,7 @@ mod error;
 mod group;
 mod offsets;
 mod subscription;
+pub mod txn;
 mod types;
 
 #[cfg(test)]
