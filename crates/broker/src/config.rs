@@ -49,6 +49,15 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// Requests read ahead on one connection while earlier ones are still being answered.
     pub max_in_flight_per_connection: usize,
+    /// Broker-wide budget of request bytes being read or held (`queued.max.request.bytes`);
+    /// `None` is unlimited (-1).
+    pub queued_max_request_bytes: Option<usize>,
+    /// A connection that completes no request and is written nothing for this long is closed
+    /// (`connections.max.idle.ms`); `None` never closes (-1).
+    pub connections_max_idle_ms: Option<u64>,
+    /// Once the first byte of a frame arrived, the whole frame must arrive within this
+    /// (`weir.request.read.timeout.ms`, the slowloris guard); `None` waits forever (-1).
+    pub request_read_timeout_ms: Option<u64>,
     pub retention_check_interval_ms: u64,
     pub durability: Durability,
     /// Background flush period; 0 disables it.
@@ -71,6 +80,9 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("socket.request.max.bytes", "104857600"),
     ("max.connections", "10000"),
     ("max.in.flight.requests.per.connection", "16"),
+    ("queued.max.request.bytes", "104857600"),
+    ("connections.max.idle.ms", "600000"),
+    ("weir.request.read.timeout.ms", "30000"),
     ("log.segment.bytes", "1073741824"),
     ("log.roll.ms", "604800000"),
     ("log.roll.hours", "168"),
@@ -231,6 +243,19 @@ impl BrokerConfig {
                 "max.in.flight.requests.per.connection",
                 num("max.in.flight.requests.per.connection", "16")?,
             )? as usize,
+            queued_max_request_bytes: positive_or_unlimited(
+                "queued.max.request.bytes",
+                num("queued.max.request.bytes", "104857600")?,
+            )?
+            .map(|v| usize::try_from(v).unwrap_or(usize::MAX)),
+            connections_max_idle_ms: positive_or_unlimited(
+                "connections.max.idle.ms",
+                num("connections.max.idle.ms", "600000")?,
+            )?,
+            request_read_timeout_ms: positive_or_unlimited(
+                "weir.request.read.timeout.ms",
+                num("weir.request.read.timeout.ms", "30000")?,
+            )?,
             retention_check_interval_ms: positive(
                 "log.retention.check.interval.ms",
                 num("log.retention.check.interval.ms", "300000")?,
@@ -288,6 +313,18 @@ fn positive(key: &str, v: i64) -> Result<u64, ConfigError> {
         .ok_or_else(|| invalid(key, &v.to_string(), "must be positive"))
 }
 
+/// A positive value, or -1 for "no limit" (`None`).
+fn positive_or_unlimited(key: &str, v: i64) -> Result<Option<u64>, ConfigError> {
+    if v == -1 {
+        return Ok(None);
+    }
+    u64::try_from(v)
+        .ok()
+        .filter(|v| *v > 0)
+        .map(Some)
+        .ok_or_else(|| invalid(key, &v.to_string(), "must be positive, or -1 for no limit"))
+}
+
 fn u32_in(key: &str, v: i64) -> Result<u32, ConfigError> {
     u32::try_from(v).map_err(|_| invalid(key, &v.to_string(), "out of range"))
 }
@@ -337,5 +374,33 @@ mod tests {
         let e = build(&[("num.partitions", "zero")]).expect_err("bad number");
         assert!(e.to_string().contains("num.partitions"), "{e}");
         assert!(build(&[("weir.durability", "sometimes")]).is_err());
+    }
+
+    #[test]
+    fn memory_and_timeout_limits() {
+        let (c, _) = build(&[]).expect("config");
+        assert_eq!(c.queued_max_request_bytes, Some(104_857_600));
+        assert_eq!(c.connections_max_idle_ms, Some(600_000));
+        assert_eq!(c.request_read_timeout_ms, Some(30_000));
+        let (c, unknown) = build(&[
+            ("queued.max.request.bytes", "-1"),
+            ("connections.max.idle.ms", "-1"),
+            ("weir.request.read.timeout.ms", "2000"),
+        ])
+        .expect("config");
+        assert!(unknown.is_empty());
+        assert_eq!(c.queued_max_request_bytes, None);
+        assert_eq!(c.connections_max_idle_ms, None);
+        assert_eq!(c.request_read_timeout_ms, Some(2000));
+        for key in [
+            "queued.max.request.bytes",
+            "connections.max.idle.ms",
+            "weir.request.read.timeout.ms",
+        ] {
+            for bad in ["0", "-2", "x"] {
+                let e = build(&[(key, bad)]).expect_err("bad value");
+                assert!(e.to_string().contains(key), "{e}");
+            }
+        }
     }
 }

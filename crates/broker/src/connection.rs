@@ -5,14 +5,31 @@
 //! fetch long-polling for data) becomes a future queued for the writer, which answers strictly
 //! in request order. The queue's capacity bounds requests in flight per connection, so a client
 //! that never reads its responses stops being read.
+//!
+//! Memory per connection is bounded without trusting the client:
+//! - request bodies are counted against the broker-wide `queued.max.request.bytes` budget
+//!   ([`Limits::budget`]) before they are buffered; a connection waiting for budget stops
+//!   reading (its bytes stay in the kernel's socket buffer) and is not closed;
+//! - besides the body being read, a connection buffers at most [`READ_AHEAD`] bytes (length
+//!   prefixes and small pipelined frames), allocated only once it sends something;
+//! - a client that never reads its responses holds at most `max.in.flight.requests.per.connection`
+//!   queued replies plus the one being written (the writer blocks on the full socket) and one
+//!   more reply in the reader's hand; a response not taken for `connections.max.idle.ms` closes
+//!   the connection;
+//! - `connections.max.idle.ms` closes a connection with no activity; `weir.request.read.timeout.ms`
+//!   closes one whose frame, once started, does not arrive in time (slowloris).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tracing::Instrument;
 use weir_protocol::frame::{self, LENGTH_PREFIX};
 use weir_protocol::{decode_request, encode_api_versions_fallback, ApiKey, DecodeError};
@@ -20,10 +37,69 @@ use weir_protocol::{decode_request, encode_api_versions_fallback, ApiKey, Decode
 use crate::handlers::{self, Reply};
 use crate::state::State;
 
+/// The most a connection reads ahead while looking for the next length prefix. Frames that fit
+/// are decoded straight from this buffer; larger ones get a buffer of their exact size.
+pub const READ_AHEAD: usize = 8 * 1024;
+
+/// Limits shared by every connection, built once by the server from the config.
+#[derive(Debug)]
+pub struct Limits {
+    /// `socket.request.max.bytes`: larger frames close the connection.
+    pub max_frame: usize,
+    /// `queued.max.request.bytes` as a semaphore of bytes; `None` when unlimited.
+    pub budget: Option<Arc<Semaphore>>,
+    /// The budget's size: a frame larger than the whole budget can never be admitted.
+    pub budget_bytes: usize,
+    /// `connections.max.idle.ms`.
+    pub idle: Option<Duration>,
+    /// `weir.request.read.timeout.ms`.
+    pub read_timeout: Option<Duration>,
+}
+
+impl Limits {
+    pub fn from_config(config: &crate::config::BrokerConfig) -> Limits {
+        let budget_bytes = config
+            .queued_max_request_bytes
+            .map(|b| b.min(Semaphore::MAX_PERMITS));
+        Limits {
+            max_frame: config.socket_request_max_bytes,
+            budget: budget_bytes.map(|b| Arc::new(Semaphore::new(b))),
+            budget_bytes: budget_bytes.unwrap_or(usize::MAX),
+            idle: config.connections_max_idle_ms.map(Duration::from_millis),
+            read_timeout: config.request_read_timeout_ms.map(Duration::from_millis),
+        }
+    }
+}
+
+/// When the connection last completed a request or wrote a response.
+struct Activity {
+    start: Instant,
+    ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.ms.load(Ordering::Relaxed))
+    }
+}
+
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     state: Arc<State>,
+    limits: Arc<Limits>,
     mut stop: broadcast::Receiver<()>,
 ) {
     let span = tracing::info_span!("conn", %peer);
@@ -32,6 +108,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (mut rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Reply>(state.config.max_in_flight_per_connection);
+        let activity = Arc::new(Activity::new());
+        let writer_activity = activity.clone();
+        let write_timeout = limits.idle;
         let writer = tokio::spawn(
             async move {
                 while let Some(reply) = rx.recv().await {
@@ -41,9 +120,25 @@ pub async fn serve(
                         Reply::Close => return,
                     };
                     if let Some(bytes) = bytes {
-                        if let Err(e) = wr.write_all(&bytes).await {
-                            tracing::debug!(error = %e, "write failed; closing");
-                            return;
+                        // A client that stops reading fills the socket and blocks this write;
+                        // the queue behind it is bounded by its capacity. One that never
+                        // resumes is closed after connections.max.idle.ms.
+                        let written = match write_timeout {
+                            Some(t) => tokio::time::timeout(t, wr.write_all(&bytes)).await,
+                            None => Ok(wr.write_all(&bytes).await),
+                        };
+                        match written {
+                            Ok(Ok(())) => writer_activity.touch(),
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "write failed; closing");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(
+                                    "client took no response bytes for connections.max.idle.ms; closing"
+                                );
+                                return;
+                            }
                         }
                     }
                 }
@@ -53,21 +148,41 @@ pub async fn serve(
         );
 
         let conn = handlers::Conn { peer, client_id: String::new() };
-        let max = state.config.socket_request_max_bytes;
-        let mut buf = BytesMut::with_capacity(64 * 1024);
+        // No allocation until the client sends something: idle connections cost no buffer.
+        let mut buf = BytesMut::new();
         loop {
             let frame = tokio::select! {
                 _ = stop.recv() => break,
-                f = read_frame(&mut rd, &mut buf, max) => f,
+                f = read_frame(&mut rd, &mut buf, &limits, &activity) => f,
             };
-            let frame = match frame {
+            let (frame, permit) = match frame {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
+                Err(e @ ReadError::Idle(_)) => {
+                    tracing::debug!(error = %e, "closing idle connection");
+                    break;
+                }
+                Err(e @ ReadError::Slow { .. }) => {
+                    tracing::info!(error = %e, "closing connection");
+                    break;
+                }
+                // A client resetting its connection (closing it with responses unread, say) is
+                // not worth a warning.
+                Err(ReadError::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    tracing::debug!(error = %e, "connection reset by the client");
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "closing connection");
                     break;
                 }
             };
+            activity.touch();
             let reply = match decode_request(frame) {
                 Ok(req) => {
                     if req.trailing > 0 {
@@ -104,11 +219,20 @@ pub async fn serve(
                     break;
                 }
             };
+            // The request's bytes leave the budget here, after its ordered part, rather than
+            // travelling with the Reply to the writer: by now the frame has been decoded and
+            // handled (a produce copied its batches into the log) and what is queued is a
+            // response or a future that builds one (fsync wait, fetch long-poll), which holds
+            // no request bytes. Releasing before the send below also means a connection whose
+            // client does not read its responses, blocked on the full queue, holds no budget.
+            drop(permit);
             if matches!(reply, Reply::Close) {
                 break;
             }
-            if tx.send(reply).await.is_err() {
-                break;
+            tokio::select! {
+                biased;
+                sent = tx.send(reply) => if sent.is_err() { break },
+                _ = stop.recv() => break,
             }
         }
         drop(tx);
@@ -128,33 +252,162 @@ enum ReadError {
     Io(#[from] std::io::Error),
     #[error("connection closed mid-frame ({0} bytes buffered)")]
     Truncated(usize),
+    #[error("no activity for {0:?} (connections.max.idle.ms)")]
+    Idle(Duration),
+    #[error(
+        "frame incomplete {timeout:?} after its first byte (weir.request.read.timeout.ms): \
+         {got} of {expected} bytes arrived"
+    )]
+    Slow {
+        timeout: Duration,
+        got: usize,
+        expected: usize,
+    },
+    #[error("frame of {size} bytes exceeds queued.max.request.bytes ({budget}); refused")]
+    OverBudget { size: usize, budget: usize },
 }
 
+/// A request body and the share of `queued.max.request.bytes` it holds.
+type Frame = (Bytes, Option<OwnedSemaphorePermit>);
+
 /// Reads one frame body. `Ok(None)` is a clean close between frames.
+///
+/// Budget: the frame's full announced length is taken from the budget as soon as the length
+/// prefix is known, before any of the body is buffered. That is simple and cannot deadlock
+/// (a connection never holds part of the budget while waiting for more), at the price that a
+/// slow sender holds budget for bytes it has not sent yet; `weir.request.read.timeout.ms` bounds
+/// how long. Time spent waiting for budget is the broker's, not the client's, so it does not
+/// count against the read timeout.
 async fn read_frame(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
-    max: usize,
-) -> Result<Option<Bytes>, ReadError> {
-    loop {
-        if let Some(len) = frame::body_length(buf, max)? {
-            let total = LENGTH_PREFIX + len;
-            if buf.len() >= total {
-                let mut f = buf.split_to(total);
-                let body = f.split_off(LENGTH_PREFIX);
-                return Ok(Some(body.freeze()));
-            }
-            // Grow as bytes arrive: a length prefix alone must not reserve the whole frame.
-            buf.reserve((total - buf.len()).min(1 << 20));
-        } else if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(64 * 1024);
+    limits: &Limits,
+    activity: &Activity,
+) -> Result<Option<Frame>, ReadError> {
+    // Bytes already buffered belong to this frame: its clock is running.
+    let mut deadline = (!buf.is_empty())
+        .then(|| limits.read_timeout.map(|t| Instant::now() + t))
+        .flatten();
+    let mut started = !buf.is_empty();
+    let len = loop {
+        if let Some(len) = frame::body_length(buf, limits.max_frame)? {
+            break len;
         }
-        if rd.read_buf(buf).await? == 0 {
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(READ_AHEAD);
+        }
+        let n = if started {
+            read_by(rd, buf, deadline)
+                .await?
+                .ok_or_else(|| slow(limits, buf.len(), LENGTH_PREFIX))?
+        } else {
+            read_idle(rd, buf, limits.idle, activity).await?
+        };
+        if n == 0 {
             return if buf.is_empty() {
                 Ok(None)
             } else {
                 Err(ReadError::Truncated(buf.len()))
             };
+        }
+        if !started {
+            started = true;
+            deadline = limits.read_timeout.map(|t| Instant::now() + t);
+        }
+    };
+
+    let permit = match &limits.budget {
+        None => None,
+        Some(budget) => {
+            let over = || ReadError::OverBudget {
+                size: len,
+                budget: limits.budget_bytes,
+            };
+            if len > limits.budget_bytes {
+                return Err(over());
+            }
+            let n = u32::try_from(len).map_err(|_| over())?;
+            match budget.clone().try_acquire_many_owned(n) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    // Backpressure: stop reading until other requests release their bytes.
+                    tracing::debug!(size = len, "waiting for queued.max.request.bytes budget");
+                    let waiting = Instant::now();
+                    let p = budget
+                        .clone()
+                        .acquire_many_owned(n)
+                        .await
+                        .map_err(|_| over())?;
+                    if let Some(d) = deadline.as_mut() {
+                        *d += waiting.elapsed();
+                    }
+                    Some(p)
+                }
+            }
+        }
+    };
+
+    buf.advance(LENGTH_PREFIX);
+    if buf.len() >= len {
+        return Ok(Some((buf.split_to(len).freeze(), permit)));
+    }
+    // Exactly the frame's size: reads never go past its end, so the buffer never grows beyond
+    // what the budget counted.
+    let mut body = BytesMut::with_capacity(len);
+    body.extend_from_slice(buf);
+    buf.clear();
+    while body.len() < len {
+        let n = read_by(rd, &mut body, deadline)
+            .await?
+            .ok_or_else(|| slow(limits, LENGTH_PREFIX + body.len(), LENGTH_PREFIX + len))?;
+        if n == 0 {
+            return Err(ReadError::Truncated(LENGTH_PREFIX + body.len()));
+        }
+    }
+    Ok(Some((body.freeze(), permit)))
+}
+
+fn slow(limits: &Limits, got: usize, expected: usize) -> ReadError {
+    ReadError::Slow {
+        timeout: limits.read_timeout.unwrap_or_default(),
+        got,
+        expected,
+    }
+}
+
+/// One read into `buf`'s spare capacity; `Ok(None)` when `deadline` passed first.
+async fn read_by(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    deadline: Option<Instant>,
+) -> std::io::Result<Option<usize>> {
+    match deadline {
+        None => rd.read_buf(buf).await.map(Some),
+        Some(d) => match tokio::time::timeout_at(d, rd.read_buf(buf)).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        },
+    }
+}
+
+/// Waits for the first bytes of the next frame, for at most `idle` since the connection's
+/// last activity (a request read or a response written).
+async fn read_idle(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    idle: Option<Duration>,
+    activity: &Activity,
+) -> Result<usize, ReadError> {
+    let Some(idle) = idle else {
+        return Ok(rd.read_buf(buf).await?);
+    };
+    loop {
+        if let Some(n) = read_by(rd, buf, Some(activity.last() + idle)).await? {
+            return Ok(n);
+        }
+        // The writer may have answered something meanwhile: idle only if nothing happened.
+        if activity.last() + idle <= Instant::now() {
+            return Err(ReadError::Idle(idle));
         }
     }
 }

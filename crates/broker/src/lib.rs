@@ -18,6 +18,7 @@ pub mod meta;
 mod server;
 pub mod state;
 pub mod topic_config;
+mod txns;
 
 pub use config::{BrokerConfig, ConfigError, Durability};
 pub use server::{run, BrokerError};

@@ -1,5 +1,10 @@
 //! The listener: accepts connections up to `max.connections`, runs the background tasks
 //! (retention, periodic flush) and shuts everything down in order.
+//!
+//! Beyond `max.connections` the broker stops calling accept: further clients wait in the
+//! kernel's listen backlog (their TCP handshake completes, but nothing is read or answered)
+//! until a connection ends, and beyond the backlog the kernel drops or refuses them. Nothing is
+//! allocated in the broker for a client it has not accepted.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, Semaphore};
 
 use crate::config::BrokerConfig;
-use crate::connection;
+use crate::connection::{self, Limits};
 use crate::state::{AdminError, State};
 
 /// Why the broker could not start or stop cleanly. The operator's or the environment's fault.
@@ -55,6 +60,18 @@ pub async fn run(
         source,
     })?;
     tracing::info!(%local, cluster_id = %state.cluster_id, "weir broker listening");
+    check_open_files_limit(state.config.max_connections);
+    let limits = Arc::new(Limits::from_config(&state.config));
+    if let Some(budget) = state.config.queued_max_request_bytes {
+        if budget < state.config.socket_request_max_bytes {
+            tracing::warn!(
+                queued_max_request_bytes = budget,
+                socket_request_max_bytes = state.config.socket_request_max_bytes,
+                "queued.max.request.bytes is below socket.request.max.bytes: \
+                 frames larger than the budget will be refused"
+            );
+        }
+    }
     ready(local);
 
     // Tells connections and background tasks to stop; each holds a receiver.
@@ -63,6 +80,13 @@ pub async fn run(
     background.push(tokio::spawn(
         state.groups.clone().run_timer(stop_tx.subscribe()),
     ));
+    background.push(tokio::spawn(crate::txns::Txns::run_timer(
+        state.clone(),
+        stop_tx.subscribe(),
+    )));
+    if let Err(e) = state.txns.recover(&state) {
+        tracing::error!(error = %e, "recovering transactions failed");
+    }
     // Bounds open connections: a permit per connection, released when it ends.
     let permits = Arc::new(Semaphore::new(state.config.max_connections));
     let mut connections = tokio::task::JoinSet::new();
@@ -83,9 +107,10 @@ pub async fn run(
         match accepted {
             Ok((stream, peer)) => {
                 let state = state.clone();
+                let limits = limits.clone();
                 let stop = stop_tx.subscribe();
                 connections.spawn(async move {
-                    connection::serve(stream, peer, state, stop).await;
+                    connection::serve(stream, peer, state, limits, stop).await;
                     drop(permit);
                 });
             }
@@ -118,6 +143,38 @@ pub async fn run(
         .map_err(BrokerError::Close)?;
     tracing::info!("clean shutdown complete");
     Ok(())
+}
+
+/// Logs the process's open-file limit and warns when it cannot hold `max.connections` plus
+/// room for log segments, indexes and the rest (1000 descriptors).
+fn check_open_files_limit(max_connections: usize) {
+    let Some((soft, hard)) = open_files_limit() else {
+        tracing::debug!("cannot read the open-file limit from /proc/self/limits");
+        return;
+    };
+    let wanted = max_connections.saturating_add(1000);
+    match soft.parse::<usize>() {
+        Ok(n) if n < wanted => tracing::warn!(
+            soft = %soft, hard = %hard, max_connections, wanted,
+            "open-file limit is below max.connections + 1000: accept will fail with EMFILE \
+             before max.connections is reached; raise it (ulimit -n, systemd LimitNOFILE=)"
+        ),
+        _ => tracing::info!(soft = %soft, hard = %hard, "open-file limit"),
+    }
+}
+
+/// The soft and hard "Max open files" of this process ("unlimited" or a number).
+fn open_files_limit() -> Option<(String, String)> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_files_limit(&text)
+}
+
+fn parse_open_files_limit(limits: &str) -> Option<(String, String)> {
+    let rest = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?;
+    let mut fields = rest.split_whitespace();
+    Some((fields.next()?.to_string(), fields.next()?.to_string()))
 }
 
 fn spawn_background(
@@ -184,4 +241,21 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_limits() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max processes             95452                95452                processes \n\
+                    Max open files            1024                 524288               files     \n";
+        assert_eq!(
+            parse_open_files_limit(text),
+            Some(("1024".to_string(), "524288".to_string()))
+        );
+        assert_eq!(parse_open_files_limit("Max processes 1 2\n"), None);
+    }
 }

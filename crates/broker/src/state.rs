@@ -131,6 +131,8 @@ pub struct State {
     pub config: BrokerConfig,
     /// Consumer groups and their committed offsets.
     pub groups: Arc<crate::groups::Groups>,
+    /// Transactions: the coordinator and its log.
+    pub txns: Arc<crate::txns::Txns>,
     pub cluster_id: String,
     store: MetaStore,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
@@ -193,6 +195,7 @@ impl State {
         remove_orphans(&config, &expected_dirs);
         let (appended, _) = watch::channel(0);
         let first_id = store.producer_id_block_start()?;
+        let txns = Arc::new(crate::txns::Txns::open(&config.data_dir, recovery)?);
         let groups = Arc::new(crate::groups::Groups::open(
             &config.data_dir,
             recovery,
@@ -200,6 +203,7 @@ impl State {
         )?);
         Ok(State {
             groups,
+            txns,
             config,
             cluster_id,
             store,
@@ -470,6 +474,7 @@ impl State {
             }
         }
         self.groups.close()?;
+        self.txns.close()?;
         self.store.mark_clean_shutdown()?;
         Ok(())
     }

@@ -45,6 +45,8 @@ requests! {
     DeleteTopics(DeleteTopicsRequest),
     DeleteRecords(DeleteRecordsRequest),
     InitProducerId(InitProducerIdRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    EndTxn(EndTxnRequest),
     DescribeConfigs(DescribeConfigsRequest),
     AlterConfigs(AlterConfigsRequest),
     CreatePartitions(CreatePartitionsRequest),

@@ -54,6 +54,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::DeleteRecords, 0, 2),
     range(ApiKey::InitProducerId, 0, 5),
+    range(ApiKey::AddPartitionsToTxn, 0, 3),
+    range(ApiKey::EndTxn, 0, 3),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
     range(ApiKey::CreatePartitions, 0, 3),

@@ -46,8 +46,8 @@ pub fn find_coordinator(
         i32::from(state.config.advertise.1),
     );
     let node = BrokerId(state.config.node_id);
-    // Key type 0 is a group; 1 (transactions) needs the transaction coordinator, not built yet.
-    let error = (req.key_type != 0).then_some(ResponseError::CoordinatorNotAvailable);
+    // Key type 0 is a group, 1 a transactional id: this broker coordinates both.
+    let error = (!matches!(req.key_type, 0 | 1)).then_some(ResponseError::InvalidRequest);
     let mut r = FindCoordinatorResponse::default();
     if version >= 4 {
         r.coordinators = req
@@ -61,7 +61,7 @@ pub fn find_coordinator(
                         c.node_id = BrokerId(-1);
                         c.port = -1;
                         c.error_code = e.code();
-                        c.error_message = msg("transactions are not supported yet");
+                        c.error_message = msg("unknown coordinator key type");
                     }
                     None => {
                         c.node_id = node;
@@ -80,7 +80,7 @@ pub fn find_coordinator(
             r.node_id = BrokerId(-1);
             r.port = -1;
             if version >= 1 {
-                r.error_message = msg("transactions are not supported yet");
+                r.error_message = msg("unknown coordinator key type");
             }
         }
         None => {

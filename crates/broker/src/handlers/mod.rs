@@ -11,6 +11,7 @@ mod groups;
 mod offsets;
 mod produce;
 mod producer_id;
+mod txn;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -105,7 +106,11 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply
         Request::Produce(r) => produce::handle(state, r, ctx).await,
         Request::Fetch(r) => fetch::handle(state, r, ctx),
         Request::ListOffsets(r) => ctx.reply(&offsets::list_offsets(state, r, ctx.version).await),
-        Request::InitProducerId(r) => ctx.reply(&producer_id::init(state, &r).await),
+        Request::InitProducerId(r) => ctx.reply(&producer_id::init(state, &r, ctx.version).await),
+        Request::AddPartitionsToTxn(r) => {
+            ctx.reply(&txn::add_partitions(state, r, ctx.version).await)
+        }
+        Request::EndTxn(r) => ctx.reply(&txn::end_txn(state, &r, ctx.version).await),
         Request::DeleteRecords(r) => ctx.reply(&offsets::delete_records(state, r).await),
         Request::CreateTopics(r) => ctx.reply(&admin::create_topics(state, r, ctx.version).await),
         Request::DeleteTopics(r) => ctx.reply(&admin::delete_topics(state, r, ctx.version).await),

@@ -1,5 +1,5 @@
-//! InitProducerId for idempotent producers. Transactional ids need the transaction
-//! coordinator, which Weir does not have yet: such requests are refused.
+//! InitProducerId. Idempotent producers get an id here; a transactional id goes to the
+//! transaction coordinator (`txn.rs`).
 
 use std::sync::Arc;
 
@@ -10,19 +10,17 @@ use weir_protocol::ResponseError;
 
 use crate::state::State;
 
-pub async fn init(state: &Arc<State>, req: &InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn init(
+    state: &Arc<State>,
+    req: &InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
+    if let Some(id) = req.transactional_id.as_ref().filter(|t| !t.0.is_empty()) {
+        return super::txn::init_transactional(state, req, id.0.to_string(), version).await;
+    }
     let mut r = InitProducerIdResponse::default();
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
-    if req
-        .transactional_id
-        .as_ref()
-        .is_some_and(|t| !t.0.is_empty())
-    {
-        tracing::info!(transactional_id = ?req.transactional_id, "transactions are not supported yet");
-        r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        return r;
-    }
     // KIP-360: a producer that knows its id asks for the next epoch after a fatal sequence error.
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX {
         r.producer_id = req.producer_id;
