@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot, Notify};
 use weir_coordinator::{
@@ -26,10 +26,8 @@ use weir_coordinator::{
     JoinResponse, Output, RequestId, Response, SyncRequest, SyncResponse, TopicPartition,
 };
 use weir_protocol::kafka_protocol::protocol::StrBytes;
-use weir_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use weir_storage::{Log, LogConfig, Recovery, StorageError};
+use weir_protocol::kafka_protocol::records::Record;
+use weir_storage::{Log, Recovery, StorageError};
 
 /// Record key in the offsets log.
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,62 +80,31 @@ impl Groups {
         recovery: Recovery,
         mut config: CoordinatorConfig,
     ) -> Result<Groups, GroupsError> {
-        let dir = data_dir.join("meta").join("group-offsets");
-        let log_config = LogConfig {
-            segment_bytes: 16 << 20,
-            retention_ms: -1,
-            retention_bytes: -1,
-            ..LogConfig::default()
-        };
-        let log = if dir.exists() {
-            Log::open(dir, log_config, recovery)?.0
-        } else {
-            Log::create(dir, log_config)?
-        };
+        let log = crate::internal_log::open(data_dir, "group-offsets", recovery)?;
         // Member ids carry this seed; a new one per start keeps them distinct from ids that
         // clients still hold from before a restart.
         config.member_id_seed = now_ms();
         let mut coordinator = Coordinator::new(config);
         let now = now_ms();
         let mut live = HashMap::new();
-        let mut offset = log.log_start_offset();
-        let end = log.log_end_offset();
         let mut records = 0i64;
-        while offset < end {
-            let out = log.read(offset, 4 << 20)?;
-            if out.records.is_empty() {
-                break;
-            }
-            let mut buf = out.records.clone();
-            let sets =
-                RecordBatchDecoder::decode_all(&mut buf).map_err(|e| GroupsError::Corrupt {
-                    offset,
-                    message: format!("{e:#}"),
-                })?;
-            for set in sets {
-                for r in set.records {
-                    offset = offset.max(r.offset + 1);
-                    if r.offset < log.log_start_offset() {
-                        continue;
-                    }
-                    records += 1;
-                    let (key, value) =
-                        decode_record(&r).map_err(|message| GroupsError::Corrupt {
-                            offset: r.offset,
-                            message,
-                        })?;
-                    let tp = TopicPartition::new(key.topic.clone(), key.partition);
-                    let committed = value.map(|v| CommittedOffset {
-                        offset: v.offset,
-                        leader_epoch: v.leader_epoch,
-                        metadata: v.metadata,
-                        commit_timestamp_ms: v.commit_timestamp_ms,
-                    });
-                    live.insert((key.group.clone(), tp.clone()), committed.is_some());
-                    coordinator.load_offsets(now, &key.group, tp, committed);
-                }
-            }
-        }
+        crate::internal_log::replay(&log, |r| {
+            records += 1;
+            let (key, value) = decode_record(&r).map_err(|message| GroupsError::Corrupt {
+                offset: r.offset,
+                message,
+            })?;
+            let tp = TopicPartition::new(key.topic.clone(), key.partition);
+            let committed = value.map(|v| CommittedOffset {
+                offset: v.offset,
+                leader_epoch: v.leader_epoch,
+                metadata: v.metadata,
+                commit_timestamp_ms: v.commit_timestamp_ms,
+            });
+            live.insert((key.group.clone(), tp.clone()), committed.is_some());
+            coordinator.load_offsets(now, &key.group, tp, committed);
+            Ok(())
+        })?;
         let live_count = live.values().filter(|l| **l).count();
         let groups = Groups {
             coordinator: Mutex::new(coordinator),
@@ -188,57 +155,24 @@ impl Groups {
         if entries.is_empty() {
             return Ok(self.log.log_end_offset());
         }
-        let now = crate::server::now_ms();
-        let records: Vec<Record> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, (group, tp, committed))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i64::try_from(i).unwrap_or(0),
-                sequence: -1,
-                timestamp: now,
-                key: Some(Bytes::from(
-                    serde_json::to_vec(&OffsetKey {
-                        group: group.clone(),
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                    })
-                    .unwrap_or_default(),
-                )),
-                value: committed.as_ref().map(|c| {
-                    Bytes::from(
-                        serde_json::to_vec(&OffsetValue {
-                            offset: c.offset,
-                            leader_epoch: c.leader_epoch,
-                            metadata: c.metadata.clone(),
-                            commit_timestamp_ms: c.commit_timestamp_ms,
-                        })
-                        .unwrap_or_default(),
-                    )
-                }),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| GroupsError::Corrupt {
-            offset: -1,
-            message: format!("encode: {e:#}"),
-        })?;
-        let info = self.log.append(&mut buf, now)?;
+        let records = entries.iter().map(|(group, tp, committed)| {
+            let key = OffsetKey {
+                group: group.clone(),
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+            };
+            let value = committed.as_ref().map(|c| OffsetValue {
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata.clone(),
+                commit_timestamp_ms: c.commit_timestamp_ms,
+            });
+            (
+                Bytes::from(serde_json::to_vec(&key).unwrap_or_default()),
+                value.map(|v| Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
+            )
+        });
+        let info = crate::internal_log::append(&self.log, records)?;
         Ok(info.last_offset + 1)
     }
 

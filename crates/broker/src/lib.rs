@@ -14,6 +14,7 @@ mod connection;
 mod errors;
 pub mod groups;
 mod handlers;
+mod internal_log;
 pub mod meta;
 mod server;
 pub mod state;

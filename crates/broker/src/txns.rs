@@ -12,13 +12,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::{broadcast, Notify};
 use weir_coordinator::txn::{TxnConfig, TxnCoordinator, TxnOutput, TxnRecord};
-use weir_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use weir_storage::{Log, LogConfig, Marker, Recovery, StorageError};
+use weir_storage::{Log, Marker, Recovery, StorageError};
 
 use crate::groups::GroupsError;
 use crate::state::State;
@@ -39,44 +36,17 @@ impl Txns {
     /// Opens the transaction log and replays it. `recover` must be called once the broker's
     /// state exists, to finish transactions that were being decided.
     pub fn open(data_dir: &Path, recovery: Recovery) -> Result<Txns, GroupsError> {
-        let dir = data_dir.join("meta").join("transactions");
-        let config = LogConfig {
-            segment_bytes: 16 << 20,
-            retention_ms: -1,
-            retention_bytes: -1,
-            ..LogConfig::default()
-        };
-        let log = if dir.exists() {
-            Log::open(dir, config, recovery)?.0
-        } else {
-            Log::create(dir, config)?
-        };
+        let log = crate::internal_log::open(data_dir, "transactions", recovery)?;
         let mut coordinator = TxnCoordinator::new(TxnConfig::default());
-        let mut offset = log.log_start_offset();
-        let end = log.log_end_offset();
-        while offset < end {
-            let out = log.read(offset, 4 << 20)?;
-            if out.records.is_empty() {
-                break;
-            }
-            let mut buf = out.records.clone();
-            let sets =
-                RecordBatchDecoder::decode_all(&mut buf).map_err(|e| GroupsError::Corrupt {
-                    offset,
-                    message: format!("{e:#}"),
-                })?;
-            for set in sets {
-                for r in set.records {
-                    offset = offset.max(r.offset + 1);
-                    let value = r.value.unwrap_or_default();
-                    let record = TxnRecord::decode(&value).map_err(|e| GroupsError::Corrupt {
-                        offset: r.offset,
-                        message: e.to_string(),
-                    })?;
-                    coordinator.load(record);
-                }
-            }
-        }
+        crate::internal_log::replay(&log, |r| {
+            let value = r.value.unwrap_or_default();
+            let record = TxnRecord::decode(&value).map_err(|e| GroupsError::Corrupt {
+                offset: r.offset,
+                message: e.to_string(),
+            })?;
+            coordinator.load(record);
+            Ok(())
+        })?;
         Ok(Txns {
             coordinator: Mutex::new(coordinator),
             log,
@@ -135,36 +105,8 @@ impl Txns {
     }
 
     fn append(&self, record: &TxnRecord) -> Result<(), StorageError> {
-        let r = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: crate::server::now_ms(),
-            key: Some(Bytes::copy_from_slice(record.key().as_bytes())),
-            value: Some(Bytes::from(record.encode())),
-            headers: Default::default(),
-        };
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            std::iter::once(&r),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| StorageError::Io {
-            op: "encode transaction record",
-            path: self.log.dir().to_path_buf(),
-            source: std::io::Error::other(format!("{e:#}")),
-        })?;
-        self.log.append(&mut buf, crate::server::now_ms())?;
+        let key = Bytes::copy_from_slice(record.key().as_bytes());
+        crate::internal_log::append(&self.log, [(key, Some(Bytes::from(record.encode())))])?;
         Ok(())
     }
 
