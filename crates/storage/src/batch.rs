@@ -698,7 +698,8 @@ pub enum Marker {
     Commit,
 }
 
-fn push_zigzag(out: &mut Vec<u8>, v: i64) {
+/// Appends `v` as a zigzag varint (the record format's integers).
+pub(crate) fn push_zigzag(out: &mut Vec<u8>, v: i64) {
     let mut raw = ((v << 1) ^ (v >> 63)) as u64;
     loop {
         let byte = (raw & 0x7f) as u8;

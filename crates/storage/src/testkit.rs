@@ -19,18 +19,7 @@ struct TestRecord {
     value: Option<Vec<u8>>,
 }
 
-fn put_zigzag(out: &mut Vec<u8>, v: i64) {
-    let mut raw = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        let byte = (raw & 0x7f) as u8;
-        raw >>= 7;
-        if raw == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
+use crate::batch::push_zigzag as put_zigzag;
 
 fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
