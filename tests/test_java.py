@@ -28,3 +28,4 @@ def test_java_client_end_to_end(broker, tmp_path):
     assert p.returncode == 0, f"stdout:\n{p.stdout}\nstderr:\n{p.stderr[-3000:]}"
     assert p.stdout.strip().endswith("OK")
     assert "classic group:" in p.stdout and "consumer group:" in p.stdout
+    assert "transactions:" in p.stdout

@@ -7,7 +7,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from conftest import create_topic, unique_topic
+from conftest import create_topic, run_weir, unique_topic
 
 
 def txn_producer(bootstrap, txn_id, **conf):
@@ -102,3 +102,64 @@ def test_broker_killed_mid_transaction_leaves_nothing_hanging(broker_factory):
     c.close()
     assert lso is not None, "the transaction was never aborted"
     assert read_all(b.bootstrap, topic, [0], "read_committed") == []
+
+
+def rows(output):
+    """A `weir` table as a list of dicts keyed by its header."""
+    lines = [l.split() for l in output.strip().splitlines()]
+    return [dict(zip(lines[0], l)) for l in lines[1:]]
+
+
+def test_operator_view_of_transactions(broker):
+    """`weir txn list|describe|producers` (ListTransactions, DescribeTransactions and
+    DescribeProducers) show an open transaction, the partitions in it and what holds each
+    partition's last stable offset back; then its completion."""
+    topic = create_topic(broker.bootstrap, unique_topic("ops"), 2)
+    tid = unique_topic("tid")
+    p = txn_producer(broker.bootstrap, tid)
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(topic, value=f"o-{i}".encode(), partition=1)
+    p.flush(10)
+    b = ["-b", broker.bootstrap]
+
+    listed = rows(run_weir("txn", "list", *b).stdout)
+    mine = [r for r in listed if r["TRANSACTIONAL-ID"] == tid]
+    assert len(mine) == 1 and mine[0]["STATE"] == "Ongoing", listed
+    assert any(r["TRANSACTIONAL-ID"] == tid for r in rows(run_weir("txn", "list", "--state", "Ongoing", *b).stdout))
+    assert not any(r["TRANSACTIONAL-ID"] == tid
+                   for r in rows(run_weir("txn", "list", "--state", "CompleteCommit", *b).stdout))
+
+    (d,) = rows(run_weir("txn", "describe", tid, *b).stdout)
+    assert d["STATE"] == "Ongoing"
+    assert d["PARTITIONS"] == f"{topic}/1"
+    assert d["PRODUCER-ID"] == mine[0]["PRODUCER-ID"]
+    assert int(d["STARTED-MS"]) > 0
+
+    producers = rows(run_weir("txn", "producers", topic, *b).stdout)
+    assert [(r["PARTITION"], r["PRODUCER-ID"], r["TXN-START-OFFSET"]) for r in producers] == \
+        [("1", d["PRODUCER-ID"], "0")]
+    assert producers[0]["LAST-SEQUENCE"] == "4"
+
+    p.commit_transaction(30)
+    (d,) = rows(run_weir("txn", "describe", tid, *b).stdout)
+    assert d["STATE"] == "CompleteCommit"
+    assert d["PARTITIONS"] == "-"
+    producers = rows(run_weir("txn", "producers", topic, "-p", "1", *b).stdout)
+    assert producers[0]["TXN-START-OFFSET"] == "-"
+
+    missing = run_weir("txn", "describe", "no-such-id", *b, check=False)
+    assert missing.returncode != 0
+    assert "TRANSACTIONAL_ID_NOT_FOUND" in missing.stderr, missing.stderr
+
+
+def test_transaction_timeouts_are_bounded_by_the_broker(broker_factory):
+    """`transaction.max.timeout.ms` refuses a producer that asks for more
+    (INVALID_TRANSACTION_TIMEOUT), and accepts one within it."""
+    b = broker_factory(settings={"transaction.max.timeout.ms": "5000"})
+    with pytest.raises(KafkaException) as e:
+        txn_producer(b.bootstrap, unique_topic("tid"), **{"transaction.timeout.ms": 60000})
+    assert "INVALID_TRANSACTION_TIMEOUT" in str(e.value), e.value
+    p = txn_producer(b.bootstrap, unique_topic("tid"), **{"transaction.timeout.ms": 5000})
+    p.begin_transaction()
+    p.abort_transaction(10)

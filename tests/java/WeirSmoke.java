@@ -1,5 +1,7 @@
 // The official Java client (kafka-clients 4.3) against Weir: admin, an idempotent producer
-// with compression and headers, a classic consumer group that commits, and a KIP-848 group.
+// with compression and headers, a classic consumer group that commits, a KIP-848 group, and
+// transactions with sendOffsetsToTransaction seen through the admin client's
+// listTransactions, describeTransactions and describeProducers.
 // Usage: java WeirSmoke BOOTSTRAP TOPIC. Exits 1 with a message on the first mismatch.
 
 import java.nio.charset.StandardCharsets;
@@ -99,6 +101,74 @@ public class WeirSmoke {
             }
             System.out.println(protocol + " group: first record after " + first + " ms, all " + N + " records ok");
         }
+        transactions(bootstrap, topic);
         System.out.println("OK");
+    }
+
+    static void transactions(String bootstrap, String source) throws Exception {
+        String topic = source + "-txn";
+        String group = "java-txn-" + source;
+        String txnId = "java-tid-" + source;
+        Properties a = new Properties();
+        a.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        try (Admin admin = Admin.create(a)) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            Properties p = new Properties();
+            p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, txnId);
+            p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            TopicPartition in0 = new TopicPartition(source, 0);
+            try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+                producer.initTransactions();
+                producer.beginTransaction();
+                for (int i = 0; i < 10; i++) producer.send(new ProducerRecord<>(topic, "c" + i));
+                producer.sendOffsetsToTransaction(Map.of(in0, new OffsetAndMetadata(10)),
+                        new ConsumerGroupMetadata(group));
+                producer.flush();
+                // An operator sees the open transaction and what holds the partition back.
+                TransactionDescription open = admin.describeTransactions(List.of(txnId))
+                        .description(txnId).get(30, TimeUnit.SECONDS);
+                check(open.state() == TransactionState.ONGOING, "describeTransactions state " + open.state());
+                check(open.topicPartitions().contains(new TopicPartition(topic, 0)),
+                      "describeTransactions partitions " + open.topicPartitions());
+                check(admin.listTransactions().all().get(30, TimeUnit.SECONDS).stream()
+                        .anyMatch(l -> l.transactionalId().equals(txnId)), "listTransactions");
+                List<ProducerState> states = admin.describeProducers(List.of(new TopicPartition(topic, 0)))
+                        .partitionResult(new TopicPartition(topic, 0)).get(30, TimeUnit.SECONDS).activeProducers();
+                check(states.size() == 1 && states.get(0).currentTransactionStartOffset().orElse(-1L) == 0L,
+                      "describeProducers " + states);
+                producer.commitTransaction();
+
+                producer.beginTransaction();
+                for (int i = 0; i < 5; i++) producer.send(new ProducerRecord<>(topic, "a" + i));
+                producer.sendOffsetsToTransaction(Map.of(in0, new OffsetAndMetadata(99)),
+                        new ConsumerGroupMetadata(group));
+                producer.flush();
+                producer.abortTransaction();
+            }
+            Map<TopicPartition, OffsetAndMetadata> committed = admin.listConsumerGroupOffsets(group)
+                    .partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+            check(committed.get(in0) != null && committed.get(in0).offset() == 10,
+                  "offsets after commit then abort: " + committed);
+        }
+        Properties c = new Properties();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        c.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        c.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        c.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        List<String> values = new ArrayList<>();
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(c)) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            long deadline = System.currentTimeMillis() + 10_000;
+            while (System.currentTimeMillis() < deadline && consumer.position(tp) < 17) {
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) values.add(r.value());
+            }
+        }
+        check(values.size() == 10 && values.stream().allMatch(v -> v.startsWith("c")),
+              "read_committed saw " + values);
+        System.out.println("transactions: commit, abort, offsets and operator APIs ok");
     }
 }

@@ -66,6 +66,8 @@ pub struct BrokerConfig {
     pub log_defaults: LogConfig,
     /// Consumer group settings (`group.*`, `offsets.*`).
     pub groups: weir_coordinator::CoordinatorConfig,
+    /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
+    pub txns: weir_coordinator::txn::TxnConfig,
     /// Every raw pair given, for DescribeConfigs on the broker resource.
     pub raw: BTreeMap<String, String>,
 }
@@ -106,6 +108,12 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("offset.metadata.max.bytes", "4096"),
     ("group.consumer.session.timeout.ms", "45000"),
     ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("transaction.max.timeout.ms", "900000"),
+    ("transactional.id.expiration.ms", "604800000"),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+    ),
 ];
 
 impl BrokerConfig {
@@ -217,8 +225,29 @@ impl BrokerConfig {
             )?,
             ..weir_coordinator::CoordinatorConfig::default()
         };
+        let txns = weir_coordinator::txn::TxnConfig {
+            transaction_timeout_max_ms: i32_in(
+                "transaction.max.timeout.ms",
+                positive(
+                    "transaction.max.timeout.ms",
+                    num("transaction.max.timeout.ms", "900000")?,
+                )? as i64,
+            )?,
+            transactional_id_expiration_ms: positive(
+                "transactional.id.expiration.ms",
+                num("transactional.id.expiration.ms", "604800000")?,
+            )?,
+            abort_timed_out_check_interval_ms: positive(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                num(
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                    "10000",
+                )?,
+            )?,
+        };
         let config = BrokerConfig {
             groups,
+            txns,
             advertise: advertise.unwrap_or_else(|| (listen.ip().to_string(), listen.port())),
             listen,
             data_dir,

@@ -19,6 +19,7 @@
 //! - `connections.max.idle.ms` closes a connection with no activity; `weir.request.read.timeout.ms`
 //!   closes one whose frame, once started, does not arrive in time (slowloris).
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -114,18 +115,19 @@ pub async fn serve(
         let writer = tokio::spawn(
             async move {
                 while let Some(reply) = rx.recv().await {
-                    let bytes = match reply {
-                        Reply::Now(b) => b,
-                        Reply::Later(fut) => fut.await,
+                    let parts = match reply {
+                        Reply::Now(b) => b.map(|b| vec![b]),
+                        Reply::Later(fut) => fut.await.map(|b| vec![b]),
+                        Reply::LaterParts(fut) => fut.await,
                         Reply::Close => return,
                     };
-                    if let Some(bytes) = bytes {
+                    if let Some(parts) = parts {
                         // A client that stops reading fills the socket and blocks this write;
                         // the queue behind it is bounded by its capacity. One that never
                         // resumes is closed after connections.max.idle.ms.
                         let written = match write_timeout {
-                            Some(t) => tokio::time::timeout(t, wr.write_all(&bytes)).await,
-                            None => Ok(wr.write_all(&bytes).await),
+                            Some(t) => tokio::time::timeout(t, write_parts(&mut wr, parts)).await,
+                            None => Ok(write_parts(&mut wr, parts).await),
                         };
                         match written {
                             Ok(Ok(())) => writer_activity.touch(),
@@ -242,6 +244,36 @@ pub async fn serve(
     }
     .instrument(span)
     .await
+}
+
+/// Writes `parts` in order, as few vectored writes as the socket allows: the record batches
+/// of a Fetch answer go from the buffers they were read into straight to the socket.
+async fn write_parts(wr: &mut OwnedWriteHalf, mut parts: Vec<Bytes>) -> std::io::Result<()> {
+    /// Parts per writev call; Linux allows 1024 (IOV_MAX).
+    const MAX_SLICES: usize = 64;
+    parts.retain(|p| !p.is_empty());
+    let mut first = 0;
+    while first < parts.len() {
+        let slices: Vec<IoSlice<'_>> = parts
+            .iter()
+            .skip(first)
+            .take(MAX_SLICES)
+            .map(|p| IoSlice::new(p))
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while let Some(part) = parts.get_mut(first) {
+            if n < part.len() {
+                part.advance(n);
+                break;
+            }
+            n -= part.len();
+            first += 1;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -37,6 +37,64 @@ struct OffsetKey {
     partition: i32,
 }
 
+/// Record key of a producer's pending transactional commits in a group. The value is a
+/// [`TxnOffsetsValue`] (more pending commits; records accumulate) or none: the producer's
+/// transaction was decided and its commits settled.
+#[derive(Debug, Serialize, Deserialize)]
+struct TxnOffsetsKey {
+    group: String,
+    txn_producer_id: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TxnOffsetsValue {
+    producer_epoch: i16,
+    offsets: Vec<TxnOffsetEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TxnOffsetEntry {
+    topic: String,
+    partition: i32,
+    #[serde(flatten)]
+    value: OffsetValue,
+}
+
+/// The two kinds of offsets log record, told apart by their key's fields.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum LogKey {
+    Offset(OffsetKey),
+    Txn(TxnOffsetsKey),
+}
+
+/// A decoded offsets log record.
+enum LogRecord {
+    Offset(OffsetKey, Option<OffsetValue>),
+    TxnPending(TxnOffsetsKey, TxnOffsetsValue),
+    TxnSettled(TxnOffsetsKey),
+}
+
+impl OffsetValue {
+    fn new(c: &CommittedOffset) -> Self {
+        OffsetValue {
+            offset: c.offset,
+            leader_epoch: c.leader_epoch,
+            metadata: c.metadata.clone(),
+            commit_timestamp_ms: c.commit_timestamp_ms,
+        }
+    }
+
+    fn committed(self) -> CommittedOffset {
+        CommittedOffset {
+            offset: self.offset,
+            leader_epoch: self.leader_epoch,
+            metadata: self.metadata,
+            commit_timestamp_ms: self.commit_timestamp_ms,
+        }
+    }
+}
+
 /// Record value in the offsets log.
 #[derive(Debug, Serialize, Deserialize)]
 struct OffsetValue {
@@ -90,19 +148,34 @@ impl Groups {
         let mut records = 0i64;
         crate::internal_log::replay(&log, |r| {
             records += 1;
-            let (key, value) = decode_record(&r).map_err(|message| GroupsError::Corrupt {
+            let record = decode_record(&r).map_err(|message| GroupsError::Corrupt {
                 offset: r.offset,
                 message,
             })?;
-            let tp = TopicPartition::new(key.topic.clone(), key.partition);
-            let committed = value.map(|v| CommittedOffset {
-                offset: v.offset,
-                leader_epoch: v.leader_epoch,
-                metadata: v.metadata,
-                commit_timestamp_ms: v.commit_timestamp_ms,
-            });
-            live.insert((key.group.clone(), tp.clone()), committed.is_some());
-            coordinator.load_offsets(now, &key.group, tp, committed);
+            match record {
+                LogRecord::Offset(key, value) => {
+                    let tp = TopicPartition::new(key.topic.clone(), key.partition);
+                    let committed = value.map(OffsetValue::committed);
+                    live.insert((key.group.clone(), tp.clone()), committed.is_some());
+                    coordinator.load_offsets(now, &key.group, tp, committed);
+                }
+                LogRecord::TxnPending(key, value) => {
+                    let offsets = value
+                        .offsets
+                        .into_iter()
+                        .map(|e| {
+                            (
+                                TopicPartition::new(e.topic, e.partition),
+                                e.value.committed(),
+                            )
+                        })
+                        .collect();
+                    coordinator.load_txn_offsets(now, &key.group, key.txn_producer_id, offsets);
+                }
+                LogRecord::TxnSettled(key) => {
+                    coordinator.load_txn_settled(&key.group, key.txn_producer_id);
+                }
+            }
             Ok(())
         })?;
         let live_count = live.values().filter(|l| **l).count();
@@ -136,6 +209,9 @@ impl Groups {
             for chunk in entries.chunks(500) {
                 self.append(chunk)?;
             }
+            for (group, producer_id, offsets) in coordinator.pending_txn_offsets() {
+                self.append_txn(&group, producer_id, -1, Some(&offsets))?;
+            }
         }
         self.log.flush_to(self.log.log_end_offset())?;
         let new_start = self.log.delete_records_before(start)?;
@@ -161,18 +237,45 @@ impl Groups {
                 topic: tp.topic.clone(),
                 partition: tp.partition,
             };
-            let value = committed.as_ref().map(|c| OffsetValue {
-                offset: c.offset,
-                leader_epoch: c.leader_epoch,
-                metadata: c.metadata.clone(),
-                commit_timestamp_ms: c.commit_timestamp_ms,
-            });
+            let value = committed.as_ref().map(OffsetValue::new);
             (
                 Bytes::from(serde_json::to_vec(&key).unwrap_or_default()),
                 value.map(|v| Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
             )
         });
         let info = crate::internal_log::append(&self.log, records)?;
+        Ok(info.last_offset + 1)
+    }
+
+    /// Appends a pending-transactional-commits record (`Some`) or its settlement (`None`);
+    /// returns the offset that must be durable.
+    fn append_txn(
+        &self,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: Option<&[(TopicPartition, CommittedOffset)]>,
+    ) -> Result<i64, GroupsError> {
+        let key = TxnOffsetsKey {
+            group: group.to_owned(),
+            txn_producer_id: producer_id,
+        };
+        let value = offsets.map(|offsets| TxnOffsetsValue {
+            producer_epoch,
+            offsets: offsets
+                .iter()
+                .map(|(tp, c)| TxnOffsetEntry {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    value: OffsetValue::new(c),
+                })
+                .collect(),
+        });
+        let record = (
+            Bytes::from(serde_json::to_vec(&key).unwrap_or_default()),
+            value.map(|v| Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
+        );
+        let info = crate::internal_log::append(&self.log, [record])?;
         Ok(info.last_offset + 1)
     }
 
@@ -206,6 +309,21 @@ impl Groups {
                         .map(|(tp, c)| (group.clone(), tp, Some(c)))
                         .collect();
                     match self.append(&entries) {
+                        Ok(end) => durable = Some(end),
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                Output::PersistTxnOffsets {
+                    group,
+                    producer_id,
+                    producer_epoch,
+                    offsets,
+                } => match self.append_txn(&group, producer_id, producer_epoch, Some(&offsets)) {
+                    Ok(end) => durable = Some(end),
+                    Err(e) => failure = Some(e),
+                },
+                Output::TxnOffsetsSettled { group, producer_id } => {
+                    match self.append_txn(&group, producer_id, -1, None) {
                         Ok(end) => durable = Some(end),
                         Err(e) => failure = Some(e),
                     }
@@ -366,6 +484,56 @@ impl Groups {
         }
     }
 
+    /// TxnOffsetCommit; returns per-partition codes once the pending commits are durable.
+    pub async fn txn_commit(
+        &self,
+        req: weir_coordinator::TxnCommitRequest,
+    ) -> Vec<(TopicPartition, ErrorCode)> {
+        self.rearm();
+        let (codes, applied) = {
+            let mut c = self.lock();
+            let (codes, outputs) = c.txn_commit_offsets(now_ms(), req);
+            (codes, self.apply(outputs))
+        };
+        let result = match applied {
+            Ok(end) => self.make_durable(end).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => codes,
+            Err(e) => {
+                tracing::error!(error = %e, "transactional offsets could not be made durable");
+                codes
+                    .into_iter()
+                    .map(|(tp, code)| match code {
+                        ErrorCode::NONE => (tp, ErrorCode::COORDINATOR_NOT_AVAILABLE),
+                        code => (tp, code),
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Settles a decided transaction's pending commits in `group` and makes that durable.
+    pub async fn settle_txn(
+        &self,
+        group: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), GroupsError> {
+        let applied = {
+            let mut c = self.lock();
+            let outputs = c.settle_txn_offsets(now_ms(), group, producer_id, commit);
+            self.apply(outputs)
+        };
+        self.make_durable(applied?).await
+    }
+
+    /// Partitions of `group` whose transactional commits are still undecided.
+    pub fn unstable_partitions(&self, group: &str) -> std::collections::BTreeSet<TopicPartition> {
+        self.lock().unstable_partitions(group)
+    }
+
     pub fn fetch_offsets(
         &self,
         group: &str,
@@ -484,14 +652,23 @@ impl Groups {
     }
 }
 
-fn decode_record(r: &Record) -> Result<(OffsetKey, Option<OffsetValue>), String> {
+fn decode_record(r: &Record) -> Result<LogRecord, String> {
     let key = r.key.as_ref().ok_or("record without a key")?;
-    let key: OffsetKey = serde_json::from_slice(key).map_err(|e| e.to_string())?;
-    let value = match &r.value {
-        None => None,
-        Some(v) => Some(serde_json::from_slice(v).map_err(|e| e.to_string())?),
-    };
-    Ok((key, value))
+    let key: LogKey = serde_json::from_slice(key).map_err(|e| e.to_string())?;
+    fn json<T: serde::de::DeserializeOwned>(v: &Bytes) -> Result<T, String> {
+        serde_json::from_slice(v).map_err(|e| e.to_string())
+    }
+    Ok(match (key, &r.value) {
+        (LogKey::Offset(key), None) => LogRecord::Offset(key, None),
+        (LogKey::Offset(key), Some(v)) => LogRecord::Offset(key, Some(json(v)?)),
+        (LogKey::Txn(key), None) => LogRecord::TxnSettled(key),
+        (LogKey::Txn(key), Some(v)) => LogRecord::TxnPending(key, json(v)?),
+    })
+}
+
+/// Decodes an offsets log record and discards it (the fuzz targets' entry point).
+pub(crate) fn check_record(r: &Record) -> Result<(), String> {
+    decode_record(r).map(drop)
 }
 
 /// StrBytes from an optional string.

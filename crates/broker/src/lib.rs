@@ -12,6 +12,8 @@
 pub mod config;
 mod connection;
 mod errors;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod groups;
 mod handlers;
 mod internal_log;

@@ -56,6 +56,10 @@ const TOPICS: &str = "topics.json";
 const CLUSTER: &str = "cluster.json";
 const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 const PRODUCER_IDS: &str = "producer-ids.json";
+/// Space set aside for the topic-table write of a topic deletion on a full disk.
+const RESERVE: &str = "reserved-space";
+/// Enough for a topic table of several thousand topics.
+pub const RESERVE_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ProducerIdsFile {
@@ -83,14 +87,10 @@ impl MetaStore {
     pub fn cluster_id(&self) -> Result<String, MetaError> {
         let path = self.dir.join(CLUSTER);
         match fs::read(&path) {
-            Ok(bytes) => {
-                let f: ClusterFile =
-                    serde_json::from_slice(&bytes).map_err(|source| MetaError::Corrupt {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Ok(f.cluster_id)
-            }
+            Ok(bytes) => decode_cluster_id(&bytes).map_err(|source| MetaError::Corrupt {
+                path: path.clone(),
+                source,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = short_uuid(uuid::Uuid::new_v4());
                 self.write_atomic(
@@ -109,9 +109,7 @@ impl MetaStore {
         let path = self.dir.join(TOPICS);
         match fs::read(&path) {
             Ok(bytes) => {
-                let f: TopicsFile = serde_json::from_slice(&bytes)
-                    .map_err(|source| MetaError::Corrupt { path, source })?;
-                Ok(f.topics)
+                decode_topics(&bytes).map_err(|source| MetaError::Corrupt { path, source })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(io("read", &path)(e)),
@@ -126,9 +124,9 @@ impl MetaStore {
     pub fn producer_id_block_start(&self) -> Result<i64, MetaError> {
         let path = self.dir.join(PRODUCER_IDS);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<ProducerIdsFile>(&bytes)
-                .map(|f| f.next_block_start)
-                .map_err(|source| MetaError::Corrupt { path, source }),
+            Ok(bytes) => {
+                decode_producer_ids(&bytes).map_err(|source| MetaError::Corrupt { path, source })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(io("read", &path)(e)),
         }
@@ -165,6 +163,49 @@ impl MetaStore {
         sync_dir(&self.dir)
     }
 
+    /// Saves the topic table for a change that frees space (a topic deletion). On a full
+    /// disk it releases the reserved space (see [`Self::ensure_reserve`]) and tries again,
+    /// so that deleting a topic can always make room.
+    pub fn save_topics_to_free_space(&self, topics: Vec<TopicRecord>) -> Result<(), MetaError> {
+        let file = TopicsFile { topics };
+        match self.write_atomic(TOPICS, &file) {
+            Err(e) if e.is_disk_full() && self.release_reserve() => {
+                self.write_atomic(TOPICS, &file)
+            }
+            other => other,
+        }
+    }
+
+    /// Makes sure `meta/reserved-space` holds [`RESERVE_BYTES`] of real (not sparse) bytes:
+    /// space set aside so that a topic can still be deleted when the disk is full. Best
+    /// effort (a full disk at start leaves it short; it is retried at the next start).
+    pub fn ensure_reserve(&self) {
+        let path = self.dir.join(RESERVE);
+        if fs::metadata(&path).is_ok_and(|m| m.len() >= RESERVE_BYTES) {
+            return;
+        }
+        let written = File::create(&path).and_then(|mut f| {
+            f.write_all(&vec![0u8; RESERVE_BYTES as usize])?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&path);
+            tracing::warn!(path = %path.display(), error = %e, "could not reserve space for deleting topics on a full disk");
+        }
+    }
+
+    /// Frees the reserved space; false if there was none.
+    fn release_reserve(&self) -> bool {
+        let path = self.dir.join(RESERVE);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::error!(path = %path.display(), "disk full: released the reserved space to delete a topic");
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn write_atomic<T: Serialize>(&self, name: &str, value: &T) -> Result<(), MetaError> {
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!("{name}.tmp"));
@@ -173,11 +214,43 @@ impl MetaStore {
             source,
         })?;
         let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-        f.write_all(&bytes).map_err(io("write", &tmp))?;
+        if let Err(e) = f.write_all(&bytes) {
+            // Do not leave a partial temp file taking the little space there is.
+            drop(f);
+            let _ = fs::remove_file(&tmp);
+            return Err(io("write", &tmp)(e));
+        }
         f.sync_all().map_err(io("fsync", &tmp))?;
         fs::rename(&tmp, &path).map_err(io("rename", &path))?;
         sync_dir(&self.dir)
     }
+}
+
+impl MetaError {
+    /// True when the disk (or a quota) is full: ENOSPC or EDQUOT.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, MetaError::Io { source, .. } if matches!(source.raw_os_error(), Some(28 | 122)))
+    }
+}
+
+/// Decodes `topics.json`.
+pub fn decode_topics(bytes: &[u8]) -> Result<Vec<TopicRecord>, serde_json::Error> {
+    serde_json::from_slice::<TopicsFile>(bytes).map(|f| f.topics)
+}
+
+/// Encodes `topics.json` as [`MetaStore::save_topics`] writes it.
+pub fn encode_topics(topics: Vec<TopicRecord>) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec_pretty(&TopicsFile { topics })
+}
+
+/// Decodes `cluster.json` into the cluster id.
+pub fn decode_cluster_id(bytes: &[u8]) -> Result<String, serde_json::Error> {
+    serde_json::from_slice::<ClusterFile>(bytes).map(|f| f.cluster_id)
+}
+
+/// Decodes `producer-ids.json` into the first producer id not yet reserved.
+pub fn decode_producer_ids(bytes: &[u8]) -> Result<i64, serde_json::Error> {
+    serde_json::from_slice::<ProducerIdsFile>(bytes).map(|f| f.next_block_start)
 }
 
 /// fsync a directory so a create, rename or unlink in it survives a crash.
@@ -203,6 +276,60 @@ fn short_uuid(id: uuid::Uuid) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leftover_or_truncated_temp_files_do_not_break_start_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetaStore::open(dir.path()).expect("open");
+        let id = store.cluster_id().expect("id");
+        let t = TopicRecord {
+            name: "kept".into(),
+            id: uuid::Uuid::new_v4(),
+            partitions: 2,
+            configs: BTreeMap::new(),
+        };
+        store.save_topics(vec![t.clone()]).expect("save");
+        let whole = serde_json::to_vec_pretty(&TopicsFile {
+            topics: vec![t.clone(), t.clone()],
+        })
+        .expect("encode");
+        // A crash mid-write leaves a temp file: whole, cut anywhere, or empty. Start-up reads
+        // only the renamed files and the next write replaces the temp file.
+        for cut in [0, 1, whole.len() / 2, whole.len()] {
+            for name in [TOPICS, CLUSTER, PRODUCER_IDS] {
+                let tmp = dir.path().join("meta").join(format!("{name}.tmp"));
+                fs::write(&tmp, &whole[..cut]).expect("leftover");
+            }
+            let store = MetaStore::open(dir.path()).expect("reopen");
+            assert_eq!(store.cluster_id().expect("id"), id, "cut {cut}");
+            assert_eq!(
+                store.load_topics().expect("load"),
+                vec![t.clone()],
+                "cut {cut}"
+            );
+            assert_eq!(store.producer_id_block_start().expect("ids"), 0);
+            store
+                .save_topics(vec![t.clone()])
+                .expect("save over a leftover");
+            store
+                .reserve_producer_ids(0)
+                .expect("reserve over a leftover");
+        }
+    }
+
+    #[test]
+    fn reserve_is_real_bytes_and_rewritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetaStore::open(dir.path()).expect("open");
+        store.ensure_reserve();
+        let path = dir.path().join("meta").join(RESERVE);
+        assert_eq!(fs::metadata(&path).expect("reserve").len(), RESERVE_BYTES);
+        assert!(store.release_reserve());
+        assert!(!store.release_reserve());
+        store.save_topics_to_free_space(Vec::new()).expect("save");
+        store.ensure_reserve();
+        assert!(path.exists());
+    }
 
     #[test]
     fn topics_and_cluster_id_persist() {

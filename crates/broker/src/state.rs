@@ -157,6 +157,7 @@ impl State {
             source,
         })?;
         let store = MetaStore::open(&config.data_dir)?;
+        store.ensure_reserve();
         let cluster_id = store.cluster_id()?;
         let clean = store.take_clean_shutdown()?;
         let recovery = if clean {
@@ -165,25 +166,42 @@ impl State {
             Recovery::Scan
         };
         tracing::info!(clean, data_dir = %config.data_dir.display(), "opening logs");
-        let mut topics = HashMap::new();
+        // Every partition is opened on a few threads: after a crash each one is a directory
+        // listing, a scan of its active segment and perhaps an fsync, and thousands of them
+        // one after another would dominate the start.
+        let records = store.load_topics()?;
+        let mut jobs = Vec::new();
         let mut expected_dirs = std::collections::HashSet::new();
-        for rec in store.load_topics()? {
+        for (t, rec) in records.iter().enumerate() {
             let log_config = topic_config::log_config(&rec.configs, &config);
-            let mut parts = Vec::new();
             for p in 0..rec.partitions {
                 let dir = partition_dir(&config, &rec.name, p);
                 expected_dirs.insert(dir.clone());
-                let (log, report) = if dir.exists() {
-                    Log::open(dir, log_config.clone(), recovery)?
-                } else {
-                    tracing::warn!(topic = %rec.name, partition = p, "partition directory missing; starting it empty");
-                    (Log::create(dir, log_config.clone())?, Default::default())
-                };
-                if report.truncated_bytes > 0 {
-                    tracing::warn!(topic = %rec.name, partition = p, truncated_bytes = report.truncated_bytes, "recovery truncated a torn tail");
-                }
-                parts.push(Arc::new(Partition { index: p, log }));
+                jobs.push((t, p, dir, log_config.clone()));
             }
+        }
+        let opened = on_workers(jobs, |(t, p, dir, log_config)| {
+            let name = records.get(t).map_or("", |r| r.name.as_str());
+            let (log, report) = if dir.exists() {
+                Log::open(dir, log_config, recovery)?
+            } else {
+                tracing::warn!(topic = %name, partition = p, "partition directory missing; starting it empty");
+                (Log::create(dir, log_config)?, Default::default())
+            };
+            if report.truncated_bytes > 0 {
+                tracing::warn!(topic = %name, partition = p, truncated_bytes = report.truncated_bytes, "recovery truncated a torn tail");
+            }
+            Ok::<_, AdminError>((t, Arc::new(Partition { index: p, log })))
+        });
+        let mut parts: Vec<Vec<Arc<Partition>>> = records.iter().map(|_| Vec::new()).collect();
+        for result in opened {
+            let (t, partition) = result?;
+            if let Some(v) = parts.get_mut(t) {
+                v.push(partition);
+            }
+        }
+        let mut topics = HashMap::new();
+        for (rec, parts) in records.into_iter().zip(parts) {
             let topic = Topic {
                 name: rec.name.clone(),
                 id: rec.id,
@@ -195,7 +213,11 @@ impl State {
         remove_orphans(&config, &expected_dirs);
         let (appended, _) = watch::channel(0);
         let first_id = store.producer_id_block_start()?;
-        let txns = Arc::new(crate::txns::Txns::open(&config.data_dir, recovery)?);
+        let txns = Arc::new(crate::txns::Txns::open(
+            &config.data_dir,
+            recovery,
+            config.txns.clone(),
+        )?);
         let groups = Arc::new(crate::groups::Groups::open(
             &config.data_dir,
             recovery,
@@ -361,7 +383,8 @@ impl State {
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)
             .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))?;
-        if let Err(e) = self.persist() {
+        let records = self.topics().iter().map(|t| t.record()).collect();
+        if let Err(e) = self.store.save_topics_to_free_space(records) {
             self.topics
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
@@ -382,6 +405,8 @@ impl State {
         })
         .await
         .ok();
+        // If the deletion used up the reserved space, set it aside again now there is room.
+        self.store.ensure_reserve();
         self.groups.topic_deleted(name);
         tracing::info!(topic = name, "deleted topic");
         Ok(topic.id)
@@ -468,16 +493,50 @@ impl State {
 
     /// Flushes every log and writes the clean-shutdown marker.
     pub fn close(&self) -> Result<(), AdminError> {
-        for t in self.topics() {
-            for p in t.all_partitions() {
-                p.log.close()?;
-            }
+        let partitions: Vec<_> = self
+            .topics()
+            .iter()
+            .flat_map(|t| t.all_partitions())
+            .collect();
+        for result in on_workers(partitions, |p| p.log.close()) {
+            result?;
         }
         self.groups.close()?;
         self.txns.close()?;
         self.store.mark_clean_shutdown()?;
         Ok(())
     }
+}
+
+/// Runs `f` on every item on a few threads and returns the results in the items' order. For
+/// opening and closing thousands of logs, each mostly waiting on file-system calls and
+/// fsyncs, so a few more threads than cores.
+fn on_workers<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let n = items.len();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |c| c.get() * 2)
+        .clamp(1, 8)
+        .min(n);
+    if workers <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let done = std::sync::Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some((i, item)) = next else { break };
+                let result = f(item);
+                done.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, result));
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 pub fn partition_dir(config: &BrokerConfig, topic: &str, partition: i32) -> PathBuf {

@@ -30,14 +30,20 @@ pub struct Txns {
     log: Log,
     /// Wakes the timer task when a call may have moved the next deadline.
     timer: Notify,
+    /// Woken whenever a transaction completes (every marker written).
+    completed: Notify,
 }
 
 impl Txns {
     /// Opens the transaction log and replays it. `recover` must be called once the broker's
     /// state exists, to finish transactions that were being decided.
-    pub fn open(data_dir: &Path, recovery: Recovery) -> Result<Txns, GroupsError> {
+    pub fn open(
+        data_dir: &Path,
+        recovery: Recovery,
+        config: TxnConfig,
+    ) -> Result<Txns, GroupsError> {
         let log = crate::internal_log::open(data_dir, "transactions", recovery)?;
-        let mut coordinator = TxnCoordinator::new(TxnConfig::default());
+        let mut coordinator = TxnCoordinator::new(config);
         crate::internal_log::replay(&log, |r| {
             let value = r.value.unwrap_or_default();
             let record = TxnRecord::decode(&value).map_err(|e| GroupsError::Corrupt {
@@ -51,6 +57,7 @@ impl Txns {
             coordinator: Mutex::new(coordinator),
             log,
             timer: Notify::new(),
+            completed: Notify::new(),
         })
     }
 
@@ -110,6 +117,86 @@ impl Txns {
         Ok(())
     }
 
+    /// Waits until `transactional_id` is no longer writing markers, or `limit` passes.
+    ///
+    /// EndTxn waits for this before answering, although the decision is already durable:
+    /// a client that commits and then reads (or begins its next transaction) finds every
+    /// marker written, instead of meeting CONCURRENT_TRANSACTIONS and backing off for a
+    /// whole retry interval (librdkafka waits 100 ms before retrying AddOffsetsToTxn).
+    pub async fn wait_completed(&self, transactional_id: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let ids = [transactional_id.to_owned()];
+        loop {
+            let notified = self.completed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let preparing = self
+                .lock()
+                .describe(&ids)
+                .first()
+                .is_some_and(|d| d.state.is_preparing());
+            if !preparing {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(
+                    transactional_id,
+                    "markers still being written; answering EndTxn anyway"
+                );
+                return;
+            }
+        }
+    }
+
+    /// DescribeTransactions.
+    pub fn describe(
+        &self,
+        transactional_ids: &[String],
+    ) -> Vec<weir_coordinator::txn::TxnDescription> {
+        self.lock().describe(transactional_ids)
+    }
+
+    /// ListTransactions; with `min_duration_ms`, only transactions open for longer.
+    pub fn list(
+        &self,
+        states: &[weir_coordinator::txn::TxnState],
+        producer_ids: &[i64],
+        min_duration_ms: Option<u64>,
+    ) -> Result<Vec<weir_coordinator::txn::TxnListing>, weir_coordinator::txn::TxnError> {
+        let c = self.lock();
+        let listed = c.list(states, producer_ids)?;
+        let Some(min) = min_duration_ms else {
+            return Ok(listed);
+        };
+        let now = now_ms();
+        let ids: Vec<String> = listed.iter().map(|l| l.transactional_id.clone()).collect();
+        let long_running: std::collections::HashSet<String> = c
+            .describe(&ids)
+            .into_iter()
+            .filter(|d| {
+                d.txn_start_ms
+                    .is_some_and(|start| now.saturating_sub(start) > min)
+            })
+            .map(|d| d.transactional_id)
+            .collect();
+        Ok(listed
+            .into_iter()
+            .filter(|l| long_running.contains(&l.transactional_id))
+            .collect())
+    }
+
+    /// Whether the producer's open transaction holds `member` (TxnOffsetCommit's check).
+    pub fn verify_member(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        member: &weir_coordinator::txn::TxnMember,
+    ) -> Result<(), weir_coordinator::txn::TxnError> {
+        self.lock()
+            .verify_member(transactional_id, producer_id, producer_epoch, member)
+    }
+
     /// Finishes transactions that were being decided when the broker stopped.
     pub fn recover(&self, state: &Arc<State>) -> Result<(), StorageError> {
         let outputs = self.lock().recover(now_ms());
@@ -165,46 +252,58 @@ async fn write_markers(state: &Arc<State>, out: TxnOutput) {
     } else {
         Marker::Abort
     };
-    for tp in &partitions {
+    // Every partition's marker is appended and fsynced at once, in parallel: the
+    // transaction completes after the slowest one rather than after their sum.
+    let mut writes = tokio::task::JoinSet::new();
+    for tp in partitions {
         let Some(partition) = state
             .topic(&tp.topic)
             .and_then(|t| t.partition(tp.partition))
         else {
             continue; // deleted meanwhile
         };
-        loop {
-            let p = partition.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                let info = p.log.append_marker(
-                    producer_id,
-                    producer_epoch,
-                    marker,
-                    0,
-                    crate::server::now_ms(),
-                )?;
-                p.log.flush_to(info.last_offset + 1)
-            })
-            .await;
-            match written {
-                Ok(Ok(())) => break,
-                Ok(Err(StorageError::InvalidProducerEpoch { .. })) => break, // a newer epoch already ended it
-                Ok(Err(e)) => {
-                    tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "writing a transaction marker failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "marker task failed");
-                    return;
+        writes.spawn(async move {
+            loop {
+                let p = partition.clone();
+                let written = tokio::task::spawn_blocking(move || {
+                    let info = p.log.append_marker(
+                        producer_id,
+                        producer_epoch,
+                        marker,
+                        0,
+                        crate::server::now_ms(),
+                    )?;
+                    p.log.flush_to(info.last_offset + 1)
+                })
+                .await;
+                match written {
+                    Ok(Ok(())) => return,
+                    // A newer epoch already ended it.
+                    Ok(Err(StorageError::InvalidProducerEpoch { .. })) => return,
+                    Ok(Err(e)) => {
+                        tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "writing a transaction marker failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "marker task failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                 }
             }
+        });
+    }
+    while let Some(done) = writes.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(transactional_id, error = %e, "marker writer died; transaction left to recovery");
+            return;
         }
     }
     state.notify_appended();
-    if !groups.is_empty() {
-        tracing::warn!(
-            ?groups,
-            "transactional offset commits are not supported yet; none to settle"
-        );
+    for group in &groups {
+        while let Err(e) = state.groups.settle_txn(group, producer_id, commit).await {
+            tracing::error!(group, error = %e, "settling transactional offsets failed; retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
     let txns = state.txns.clone();
     let result = {
@@ -216,4 +315,5 @@ async fn write_markers(state: &Arc<State>, out: TxnOutput) {
     if let Err(e) = result {
         tracing::error!(transactional_id, error = %e, "completing a transaction failed");
     }
+    txns.completed.notify_waiters();
 }

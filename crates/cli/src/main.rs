@@ -34,11 +34,17 @@ enum Command {
     /// List, describe, reset the offsets of and delete consumer groups.
     #[command(subcommand)]
     Group(cmd::group::GroupCommand),
+    /// List and describe transactions and the producers partitions remember.
+    #[command(subcommand)]
+    Txn(cmd::txn::TxnCommand),
     /// Cluster-wide information.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
     /// Measure produce and consume throughput against the machine's disk and network limits.
     Bench(cmd::bench::BenchArgs),
+    /// Offline tools for a stopped broker's data directory.
+    #[command(subcommand)]
+    Debug(cmd::debug::DebugCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,8 +55,10 @@ fn main() -> std::process::ExitCode {
         Command::Produce(a) => cmd::runtime().and_then(|rt| rt.block_on(cmd::produce::run(a))),
         Command::Consume(a) => cmd::runtime().and_then(|rt| rt.block_on(cmd::consume::run(a))),
         Command::Group(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::group::run(c))),
+        Command::Txn(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::txn::run(c))),
         Command::Cluster(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::cluster::run(c))),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Debug(c) => cmd::debug::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,11 +2,13 @@
 //! routed to that partition's leader.
 
 mod groups;
+mod txns;
 
 pub use groups::{
     decode_consumer_assignment, CommittedOffset, GroupDescription, GroupListing, GroupMember,
     PartitionOffset,
 };
+pub use txns::{ProducerDescription, TxnDescription, TxnListing};
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

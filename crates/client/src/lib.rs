@@ -29,7 +29,7 @@ pub use client::{
     decode_consumer_assignment, BrokerInfo, Client, ClusterInfo, ClusterMetadata, CommittedOffset,
     ConfigEntry, ConfigSource, FetchPosition, FetchedData, GroupDescription, GroupListing,
     GroupMember, ListedOffset, OffsetSpec, PartitionFetch, PartitionMetadata, PartitionOffset,
-    TopicMetadata,
+    ProducerDescription, TopicMetadata, TxnDescription, TxnListing,
 };
 pub use connection::Connection;
 pub use error::{error_name, ClientError};

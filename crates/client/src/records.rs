@@ -134,7 +134,12 @@ pub fn next_offset(data: &[u8]) -> Option<i64> {
             return next;
         }
         let last_delta = read_i32(data, at + LAST_OFFSET_DELTA_AT)?;
-        next = Some(base_offset + i64::from(last_delta) + 1);
+        // Saturating: the fields come from the broker, which must not be able to crash us.
+        next = Some(
+            base_offset
+                .saturating_add(i64::from(last_delta))
+                .saturating_add(1),
+        );
         at += total;
     }
 }
@@ -178,7 +183,11 @@ pub fn decode_batches(
             )));
         }
         let last_delta = read_i32(&batch, LAST_OFFSET_DELTA_AT).unwrap_or_default();
-        out.next_offset = Some(base_offset + i64::from(last_delta) + 1);
+        out.next_offset = Some(
+            base_offset
+                .saturating_add(i64::from(last_delta))
+                .saturating_add(1),
+        );
         let set = RecordBatchDecoder::decode(&mut batch).map_err(protocol_error(
             ApiKey::Fetch,
             format_args!("decode record batch at offset {base_offset}"),

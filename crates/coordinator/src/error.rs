@@ -37,6 +37,7 @@ impl ErrorCode {
     pub const FENCED_INSTANCE_ID: Self = Self(82);
     pub const UNSUPPORTED_ASSIGNOR: Self = Self(84);
     pub const GROUP_SUBSCRIBED_TO_TOPIC: Self = Self(86);
+    pub const UNSTABLE_OFFSET_COMMIT: Self = Self(88);
     pub const PRODUCER_FENCED: Self = Self(90);
     pub const TRANSACTIONAL_ID_NOT_FOUND: Self = Self(105);
     pub const FENCED_MEMBER_EPOCH: Self = Self(110);

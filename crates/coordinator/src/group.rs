@@ -162,6 +162,9 @@ pub(crate) struct Group {
     /// (not a consumer group, or a subscription we could not decode).
     pub subscribed_topics: Option<BTreeSet<String>>,
     pub offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// Transactional offset commits waiting for their transaction's decision, by producer
+    /// id. A COMMIT marker moves them into `offsets`, an ABORT drops them.
+    pub txn_offsets: BTreeMap<i64, BTreeMap<TopicPartition, CommittedOffset>>,
     /// Set while the group id belongs to the consumer protocol (KIP-848). Such a group's
     /// classic part stays Empty, and a group whose consumer part has members refuses
     /// classic joins (and the other way round).
@@ -184,6 +187,7 @@ impl Group {
             pending_sync: None,
             subscribed_topics: None,
             offsets: BTreeMap::new(),
+            txn_offsets: BTreeMap::new(),
             consumer: None,
         }
     }

@@ -43,6 +43,8 @@ mod consumer;
 mod consumer_protocol;
 mod coordinator;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod group;
 mod offsets;
 mod subscription;
@@ -60,5 +62,5 @@ pub use types::{
     ConsumerHeartbeatResponse, ConsumerMemberDescription, DeleteOffsetsResponse, GroupDescription,
     GroupListing, GroupState, GroupType, JoinMember, JoinRequest, JoinResponse, LeaveMember,
     LeaveMemberResult, LeaveResponse, MemberDescription, Output, RequestId, Response, SyncRequest,
-    SyncResponse, TopicPartition, TopicPartitions, UnknownGroupState,
+    SyncResponse, TopicPartition, TopicPartitions, TxnCommitRequest, UnknownGroupState,
 };

@@ -4,12 +4,15 @@
 //! The in-memory table is the coordinator's; the offsets log is the broker's. Every change
 //! to the table comes out as an [`Output::PersistOffsets`] or [`Output::DeleteOffsets`].
 
+use std::collections::BTreeSet;
+
 use tracing::{debug, info};
 
 use crate::coordinator::Coordinator;
 use crate::group::{Ctx, Group};
 use crate::types::{
     CommitRequest, CommittedOffset, DeleteOffsetsResponse, GroupState, Output, TopicPartition,
+    TxnCommitRequest,
 };
 use crate::{CoordinatorConfig, ErrorCode};
 
@@ -101,14 +104,22 @@ impl Group {
             && self.members.is_empty()
             && self.pending_members.is_empty()
             && self.offsets.is_empty()
+            && self.txn_offsets.is_empty()
     }
 
-    /// Kafka's `validateOffsetCommit` for a non-transactional commit.
-    fn validate_commit(&self, req: &CommitRequest) -> Result<(), ErrorCode> {
+    /// Kafka's `validateOffsetCommit`. A transactional commit (TxnOffsetCommit) without
+    /// member information comes from a pre-KIP-447 client and is accepted whatever the
+    /// group's state, as Kafka accepts it; one with member information is checked like a
+    /// plain commit, except that a rebalance in progress does not refuse it.
+    fn validate_commit(&self, req: &CommitRequest, transactional: bool) -> Result<(), ErrorCode> {
+        let anonymous =
+            req.generation_id < 0 && req.member_id.is_empty() && req.group_instance_id.is_none();
         if let Some(consumer) = &self.consumer {
             // Kafka's `ConsumerGroup.validateOffsetCommit`: the generation field carries
             // the member epoch; -1 is a simple commit, fine while nobody is a member.
-            if req.generation_id < 0 && consumer.members.is_empty() {
+            if (req.generation_id < 0 && consumer.members.is_empty())
+                || (transactional && anonymous)
+            {
                 return Ok(());
             }
             let member = consumer
@@ -126,7 +137,7 @@ impl Group {
                 return Err(ErrorCode::ILLEGAL_GENERATION);
             }
             Ok(())
-        } else if self.state != GroupState::Empty {
+        } else if self.state != GroupState::Empty && !transactional {
             // A group with members only takes commits from its members.
             Err(ErrorCode::UNKNOWN_MEMBER_ID)
         } else {
@@ -134,6 +145,9 @@ impl Group {
         }
     }
 }
+
+/// A producer's pending transactional commits in a group: `(group, producer id, offsets)`.
+pub type PendingTxnOffsets = (String, i64, Vec<(TopicPartition, CommittedOffset)>);
 
 impl Coordinator {
     /// OffsetCommit. Returns one error per partition, in request order, and an
@@ -161,7 +175,7 @@ impl Coordinator {
             // A group we do not know cannot have issued this generation.
             None => return all(req, ErrorCode::ILLEGAL_GENERATION),
         };
-        if let Err(error) = group.validate_commit(&req) {
+        if let Err(error) = group.validate_commit(&req, false) {
             return all(req, error);
         }
         match group.state {
@@ -324,6 +338,9 @@ impl Coordinator {
                 .filter(|tp| tp.topic == topic)
                 .cloned()
                 .collect();
+            for pending in group.txn_offsets.values_mut() {
+                pending.retain(|tp, _| tp.topic != topic);
+            }
             if partitions.is_empty() {
                 continue;
             }
@@ -340,6 +357,181 @@ impl Coordinator {
             self.forget_if_idle(&id);
         }
         out
+    }
+
+    /// TxnOffsetCommit: offsets committed inside a transaction. Accepted ones are kept
+    /// pending (invisible to OffsetFetch, which reports UNSTABLE_OFFSET_COMMIT for them when
+    /// asked for stable offsets) until [`Coordinator::settle_txn_offsets`]; an
+    /// [`Output::PersistTxnOffsets`] carries them to the offsets log, durable before the
+    /// answer. Errors as [`Coordinator::commit_offsets`], one per partition.
+    pub fn txn_commit_offsets(
+        &mut self,
+        now_ms: u64,
+        req: TxnCommitRequest,
+    ) -> (Vec<(TopicPartition, ErrorCode)>, Vec<Output>) {
+        let TxnCommitRequest {
+            group_id,
+            producer_id,
+            producer_epoch,
+            generation_id,
+            member_id,
+            group_instance_id,
+            offsets,
+        } = req;
+        let check = CommitRequest {
+            group_id,
+            generation_id,
+            member_id,
+            group_instance_id,
+            offsets,
+        };
+        let all = |req: CommitRequest, error: ErrorCode| {
+            let errors = req.offsets.into_iter().map(|(tp, _)| (tp, error)).collect();
+            (errors, Vec::new())
+        };
+        let group = match self.groups.get_mut(&check.group_id) {
+            Some(group) => group,
+            None if check.generation_id < 0 => self
+                .groups
+                .entry(check.group_id.clone())
+                .or_insert_with(|| Group::new(check.group_id.clone(), now_ms)),
+            None => return all(check, ErrorCode::ILLEGAL_GENERATION),
+        };
+        if group.state == GroupState::Dead {
+            return all(check, ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        }
+        if let Err(error) = group.validate_commit(&check, true) {
+            return all(check, error);
+        }
+        let max_metadata = self.config.offset_metadata_max_bytes;
+        let mut errors = Vec::with_capacity(check.offsets.len());
+        let mut accepted = Vec::new();
+        for (tp, mut offset) in check.offsets {
+            if offset
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > max_metadata)
+            {
+                errors.push((tp, ErrorCode::OFFSET_METADATA_TOO_LARGE));
+                continue;
+            }
+            offset.commit_timestamp_ms = now_ms;
+            group
+                .txn_offsets
+                .entry(producer_id)
+                .or_default()
+                .insert(tp.clone(), offset.clone());
+            errors.push((tp.clone(), ErrorCode::NONE));
+            accepted.push((tp, offset));
+        }
+        let mut out = Vec::new();
+        if !accepted.is_empty() {
+            debug!(group = %group.id, producer_id, count = accepted.len(), "transactional offsets pending");
+            out.push(Output::PersistTxnOffsets {
+                group: group.id.clone(),
+                producer_id,
+                producer_epoch,
+                offsets: accepted,
+            });
+        }
+        (errors, out)
+    }
+
+    /// The transaction of `producer_id` was decided: its pending commits in `group_id`
+    /// become committed offsets (`commit`) or are dropped. Outputs, in order: the newly
+    /// committed offsets ([`Output::PersistOffsets`]) and [`Output::TxnOffsetsSettled`];
+    /// nothing if the producer had nothing pending here. Settling twice is harmless, so
+    /// the broker may repeat it after a crash.
+    pub fn settle_txn_offsets(
+        &mut self,
+        now_ms: u64,
+        group_id: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> Vec<Output> {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return Vec::new();
+        };
+        let Some(pending) = group.txn_offsets.remove(&producer_id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if commit {
+            let mut committed = Vec::with_capacity(pending.len());
+            for (tp, mut offset) in pending {
+                offset.commit_timestamp_ms = now_ms;
+                group.offsets.insert(tp.clone(), offset.clone());
+                committed.push((tp, offset));
+            }
+            debug!(group = %group_id, producer_id, count = committed.len(), "transactional offsets committed");
+            out.push(Output::PersistOffsets {
+                group: group_id.to_owned(),
+                offsets: committed,
+            });
+        } else {
+            debug!(group = %group_id, producer_id, "transactional offsets aborted");
+        }
+        out.push(Output::TxnOffsetsSettled {
+            group: group_id.to_owned(),
+            producer_id,
+        });
+        self.forget_if_idle(group_id);
+        out
+    }
+
+    /// Partitions of `group_id` with a transactional commit pending, for OffsetFetch with
+    /// `require_stable`.
+    pub fn unstable_partitions(&self, group_id: &str) -> BTreeSet<TopicPartition> {
+        self.groups
+            .get(group_id)
+            .into_iter()
+            .flat_map(|g| g.txn_offsets.values())
+            .flat_map(|offsets| offsets.keys().cloned())
+            .collect()
+    }
+
+    /// Every pending transactional commit, by group and producer, for rewriting the
+    /// offsets log.
+    pub fn pending_txn_offsets(&self) -> Vec<PendingTxnOffsets> {
+        self.groups
+            .values()
+            .flat_map(|g| {
+                g.txn_offsets.iter().map(|(pid, offsets)| {
+                    let offsets = offsets
+                        .iter()
+                        .map(|(tp, o)| (tp.clone(), o.clone()))
+                        .collect();
+                    (g.id.clone(), *pid, offsets)
+                })
+            })
+            .collect()
+    }
+
+    /// Replays a pending transactional commit record of the offsets log.
+    pub fn load_txn_offsets(
+        &mut self,
+        now_ms: u64,
+        group_id: &str,
+        producer_id: i64,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+    ) {
+        self.groups
+            .entry(group_id.to_owned())
+            .or_insert_with(|| Group::new(group_id.to_owned(), now_ms))
+            .txn_offsets
+            .entry(producer_id)
+            .or_default()
+            .extend(offsets);
+    }
+
+    /// Replays a [`Output::TxnOffsetsSettled`] record.
+    pub fn load_txn_settled(&mut self, group_id: &str, producer_id: i64) {
+        if let Some(group) = self.groups.get_mut(group_id) {
+            group.txn_offsets.remove(&producer_id);
+            if group.is_idle() {
+                self.groups.remove(group_id);
+            }
+        }
     }
 
     /// Kafka removes a group as soon as it is Empty and its last offset is gone.

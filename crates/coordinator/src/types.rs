@@ -243,6 +243,22 @@ pub struct CommitRequest {
     pub offsets: Vec<(TopicPartition, CommittedOffset)>,
 }
 
+/// TxnOffsetCommit, any version: offsets committed inside a producer's transaction. The
+/// broker has already checked with the transaction coordinator that the producer's
+/// transaction holds this group (AddOffsetsToTxn) under this producer id and epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnCommitRequest {
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// KIP-447 (v3+): the member's generation (or member epoch for a consumer-protocol
+    /// group), member id and instance id; -1, "" and `None` from older clients.
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<(TopicPartition, CommittedOffset)>,
+}
+
 /// OffsetDelete answer: a group-level error, else one error per partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeleteOffsetsResponse {
@@ -327,6 +343,18 @@ pub enum Output {
         group: String,
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     },
+    /// Append these transactional commits (pending until the producer's transaction is
+    /// decided) durably before sending the TxnOffsetCommit response.
+    PersistTxnOffsets {
+        group: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+    },
+    /// The producer's pending commits in this group are settled (committed ones were
+    /// persisted by the [`Output::PersistOffsets`] before this): append the record that
+    /// says so, so replay does not bring them back as pending.
+    TxnOffsetsSettled { group: String, producer_id: i64 },
     /// These offsets are gone (expiry, DeleteGroups, OffsetDelete, topic deletion): append
     /// tombstones so a restart does not resurrect them.
     DeleteOffsets {

@@ -18,4 +18,6 @@ pub use kafka_protocol;
 pub use kafka_protocol::error::ResponseError;
 pub use kafka_protocol::messages::ApiKey;
 pub use request::{decode_request, DecodeError, Request, RequestFrame};
-pub use response::{encode_api_versions_fallback, encode_response, EncodeError};
+pub use response::{
+    encode_api_versions_fallback, encode_response, EncodeError, Splicer, SPLICE_MIN_BYTES,
+};

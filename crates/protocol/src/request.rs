@@ -1,8 +1,8 @@
 //! Request decoding: header first, checked against the version table, then the body.
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{self, ApiKey, RequestHeader};
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::versions;
 
@@ -18,6 +18,17 @@ macro_rules! requests {
             match key {
                 $(ApiKey::$variant => Ok(Request::$variant(messages::$ty::decode(buf, version)?)),)*
                 _ => Err(anyhow_like::Error::NotServed),
+            }
+        }
+
+        impl Request {
+            /// Encodes the body at `version`: the inverse of decoding, for round-trip tests
+            /// and the fuzz targets. The error is the codec's message.
+            pub fn encode_body(&self, buf: &mut BytesMut, version: i16) -> Result<(), String> {
+                match self {
+                    $(Request::$variant(body) => body.encode(buf, version),)*
+                }
+                .map_err(|e| format!("{e:#}"))
             }
         }
     };
@@ -47,6 +58,11 @@ requests! {
     InitProducerId(InitProducerIdRequest),
     AddPartitionsToTxn(AddPartitionsToTxnRequest),
     EndTxn(EndTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
+    DescribeProducers(DescribeProducersRequest),
+    DescribeTransactions(DescribeTransactionsRequest),
+    ListTransactions(ListTransactionsRequest),
     DescribeConfigs(DescribeConfigsRequest),
     AlterConfigs(AlterConfigsRequest),
     CreatePartitions(CreatePartitionsRequest),

@@ -494,6 +494,10 @@ fn read_zigzag(buf: &[u8], pos: &mut usize, max_bytes: u32) -> Option<i64> {
 /// is ≥ `min_offset`, as `(offset, timestamp)`. Exact for uncompressed CreateTime batches; a
 /// compressed batch answers with its base offset (clamped to `min_offset`) and max timestamp,
 /// and a LogAppendTime batch (where every record carries the max timestamp) likewise.
+///
+/// Appends check batch headers and CRCs, not records, so a producer can store records that do
+/// not decode (as it can inside a compressed batch). Such a batch also answers as a whole:
+/// the search must not fail, or report disk damage, because of what a client wrote.
 pub fn find_record_by_timestamp(
     batch: &[u8],
     ts: i64,
@@ -503,17 +507,28 @@ pub fn find_record_by_timestamp(
     if header.max_timestamp < ts || header.last_offset() < min_offset {
         return Ok(None);
     }
+    let whole_batch = Some((header.base_offset.max(min_offset), header.max_timestamp));
     if header.is_compressed() || header.is_log_append_time() {
-        return Ok(Some((
-            header.base_offset.max(min_offset),
-            header.max_timestamp,
-        )));
+        return Ok(whole_batch);
     }
     let size = header.total_size()?;
     let records = batch.get(..size).ok_or(BatchDefect::Truncated {
         needed: size,
         available: batch.len(),
     })?;
+    match find_record(&header, records, ts, min_offset) {
+        Err(BatchDefect::BadRecord) => Ok(whole_batch),
+        found => found,
+    }
+}
+
+/// The record search of [`find_record_by_timestamp`] in an uncompressed batch.
+fn find_record(
+    header: &BatchHeader,
+    records: &[u8],
+    ts: i64,
+    min_offset: i64,
+) -> Result<Option<(i64, i64)>, BatchDefect> {
     let mut pos = HEADER_LEN;
     for _ in 0..header.records_count.max(0) {
         let len = read_zigzag(records, &mut pos, 5).ok_or(BatchDefect::BadRecord)?;

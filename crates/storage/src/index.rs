@@ -152,6 +152,16 @@ impl SegmentIndex {
     }
 }
 
+/// An [`IndexBuilder`]'s state before an append (see [`IndexBuilder::mark`]).
+#[derive(Clone, Copy, Debug)]
+pub struct IndexMark {
+    offsets: usize,
+    times: usize,
+    bytes_since_entry: u64,
+    max_timestamp: i64,
+    offset_of_max: i64,
+}
+
 /// Builds a segment's indexes batch by batch, for the active segment and for rebuilds, so
 /// both produce identical files.
 #[derive(Clone, Debug)]
@@ -243,6 +253,26 @@ impl IndexBuilder {
                 });
             }
         }
+    }
+
+    /// Where the builder is now, so a failed append can be undone with [`Self::rollback`].
+    pub fn mark(&self) -> IndexMark {
+        IndexMark {
+            offsets: self.index.offsets.len(),
+            times: self.index.times.len(),
+            bytes_since_entry: self.bytes_since_entry,
+            max_timestamp: self.max_timestamp,
+            offset_of_max: self.offset_of_max,
+        }
+    }
+
+    /// Forgets every batch accounted for since `mark`.
+    pub fn rollback(&mut self, mark: IndexMark) {
+        self.index.offsets.truncate(mark.offsets);
+        self.index.times.truncate(mark.times);
+        self.bytes_since_entry = mark.bytes_since_entry;
+        self.max_timestamp = mark.max_timestamp;
+        self.offset_of_max = mark.offset_of_max;
     }
 
     /// Appends the final time entry so the last entry is the segment's max timestamp. Done

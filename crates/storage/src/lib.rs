@@ -7,8 +7,8 @@
 //!   CRC-32C, size limit) without any lock; stamp LogAppendTime if configured; then under the
 //!   append lock assign consecutive offsets (rewriting each `baseOffset` in place), roll to a
 //!   new segment if needed, write all the bytes with **one** positional write, and extend the
-//!   active segment's in-memory indexes and their files. Nothing is written if any batch is
-//!   invalid.
+//!   active segment's in-memory indexes (written to files only when the segment is sealed or
+//!   the log closed). Nothing is written if any batch is invalid.
 //! - **Durability** ([`Log::flush_to`]): appends are not fsynced. A caller that needs an
 //!   offset durable calls `flush_to`; concurrent callers share one fdatasync (group commit).
 //!   A roll fsyncs the old segment before switching, so only the active segment ever needs
@@ -18,8 +18,8 @@
 //!   then, without the lock, use the sparse index to find the batch holding the offset, do a
 //!   single `read_at` of the range and trim it to whole batches (at least one, KIP-74).
 //! - **Open** ([`Log::open`]): rebuild missing or invalid indexes; after a crash
-//!   ([`Recovery::Scan`]) validate the active segment batch by batch and truncate the torn
-//!   tail.
+//!   ([`Recovery::Scan`]) validate the active segment batch by batch, truncate the torn tail
+//!   (fsynced) and rebuild its indexes in memory. Nothing else is written or fsynced.
 //! - **Retention** ([`Log::enforce_retention`], [`Log::delete_records_before`]): delete whole
 //!   sealed segments oldest first and advance the log start (checkpointed).
 //!
@@ -29,11 +29,14 @@
 pub mod batch;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 mod log;
 mod producer;
 mod segment;
 pub mod testkit;
+pub mod verify;
 
 pub use batch::{BatchDefect, BatchHeader, Marker};
 pub use config::{LogConfig, Recovery, TimestampType};
@@ -42,4 +45,4 @@ pub use log::{
     AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, ABORTED_INDEX,
     LOG_START_CHECKPOINT,
 };
-pub use producer::{AbortedTxn, SNAPSHOT as PRODUCER_SNAPSHOT};
+pub use producer::{AbortedTxn, ActiveProducer, SNAPSHOT as PRODUCER_SNAPSHOT};

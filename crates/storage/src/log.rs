@@ -13,10 +13,10 @@ use crate::batch::Marker;
 use crate::batch::{self, BatchDefect, Batches, Check};
 use crate::config::{LogConfig, Recovery, TimestampType};
 use crate::error::StorageError;
-use crate::index::{IndexBuilder, SegmentIndex, NO_TIMESTAMP};
+use crate::index::{IndexBuilder, IndexMark, SegmentIndex, NO_TIMESTAMP};
 use crate::producer::{self, AbortedTxn, BatchSeq, Producers, Verdict};
 use crate::segment::{
-    parse_file_name, sync_dir, write_atomically, IndexFiles, Sealed, Segment, INDEX_SUFFIX,
+    parse_file_name, sync_dir, write_atomically, IndexSync, Sealed, Segment, INDEX_SUFFIX,
     LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 
@@ -27,18 +27,30 @@ pub const ABORTED_INDEX: &str = "aborted-txns";
 /// Reads the aborted-transaction index; missing means empty, unparsable lines are skipped.
 fn load_aborted(dir: &Path) -> Result<Vec<AbortedTxn>, StorageError> {
     let path = dir.join(ABORTED_INDEX);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
+    let text = match fs::read(&path) {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(StorageError::io("read", &path, e)),
     };
+    Ok(parse_aborted(&text))
+}
+
+/// Parses the aborted-transaction index's text, skipping lines that do not parse.
+pub(crate) fn parse_aborted(text: &str) -> Vec<AbortedTxn> {
     let mut out = Vec::new();
-    for line in text.lines() {
+    // Only whole lines: a cut one could otherwise read as a different, shorter offset.
+    for line in text
+        .split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'))
+    {
         let f: Vec<i64> = line
             .split_whitespace()
             .filter_map(|x| x.parse().ok())
             .collect();
         if let [producer_id, first_offset, last_offset] = f.as_slice() {
+            if first_offset > last_offset || *producer_id < 0 {
+                continue;
+            }
             out.push(AbortedTxn {
                 producer_id: *producer_id,
                 first_offset: *first_offset,
@@ -46,7 +58,7 @@ fn load_aborted(dir: &Path) -> Result<Vec<AbortedTxn>, StorageError> {
             });
         }
     }
-    Ok(out)
+    out
 }
 
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset";
@@ -125,6 +137,9 @@ pub struct Log {
     /// Test hook: make every fsync fail.
     #[cfg(test)]
     fail_syncs: AtomicBool,
+    /// Test hook: make every append's write fail half way (a full disk).
+    #[cfg(test)]
+    fail_writes: AtomicBool,
 }
 
 struct State {
@@ -141,8 +156,14 @@ struct State {
 
 /// The active segment's mutable side.
 struct Active {
+    /// Its indexes, kept only in memory while it is active: written to files when it is
+    /// sealed or the log is closed (see `segment.rs`).
     index: IndexBuilder,
-    files: IndexFiles,
+    /// Entry counts (offsets, times) of the segment's index files when they are known to
+    /// hold exactly the first entries of `index` (loaded at a clean open, or written by
+    /// `close`); None when they are missing, stale or unknown. Lets `close` skip rewriting
+    /// unchanged files.
+    persisted: Option<(usize, usize)>,
     /// Start of the segment's age for `segment.ms`: the wall time of its first append, or
     /// after a reopen its first batch's max timestamp. None while empty.
     rolling_base_ms: Option<i64>,
@@ -199,6 +220,8 @@ impl Log {
             config: RwLock::new(config),
             #[cfg(test)]
             fail_syncs: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_writes: AtomicBool::new(false),
         }
     }
 
@@ -220,7 +243,7 @@ impl Log {
                 ),
             ));
         }
-        let (segment, files) = Segment::create(&dir, 0)?;
+        let segment = Segment::create(&dir, 0)?;
         sync_dir(&dir)?;
         if let Some(parent) = dir.parent() {
             sync_dir(parent)?;
@@ -229,7 +252,7 @@ impl Log {
             segments: vec![Arc::new(segment)],
             active: Active {
                 index: IndexBuilder::new(0),
-                files,
+                persisted: None,
                 rolling_base_ms: None,
             },
             log_start: 0,
@@ -255,6 +278,8 @@ impl Log {
             }
         }
         let mut report = RecoveryReport::default();
+        // Files removed here need no directory fsync: if a crash brings one back, the next
+        // open removes it again.
         let mut log_bases = Vec::new();
         let mut index_files = Vec::new();
         let entries =
@@ -286,13 +311,13 @@ impl Log {
         let Some((&active_base, sealed_bases)) = log_bases.split_last() else {
             let base = checkpoint.unwrap_or(0).max(0);
             tracing::info!(dir = %dir.display(), base, "empty log directory; creating first segment");
-            let (segment, files) = Segment::create(&dir, base)?;
+            let segment = Segment::create(&dir, base)?;
             sync_dir(&dir)?;
             let state = State {
                 segments: vec![Arc::new(segment)],
                 active: Active {
                     index: IndexBuilder::new(base),
-                    files,
+                    persisted: None,
                     rolling_base_ms: None,
                 },
                 log_start: base,
@@ -312,13 +337,14 @@ impl Log {
             segments.push(Arc::new(segment));
         }
         let active_segment = Segment::open(&dir, active_base)?;
-        let (active, log_end) =
-            recover_active(&dir, &active_segment, &config, recovery, &mut report)?;
+        let (active, log_end, durable) =
+            recover_active(&active_segment, &config, recovery, &mut report)?;
         segments.push(Arc::new(active_segment));
 
         let first_base = segments.first().map_or(active_base, |s| s.base_offset());
         let mut log_start = checkpoint.unwrap_or(first_base).max(first_base);
-        if log_start > log_end {
+        let clamped = log_start > log_end;
+        if clamped {
             tracing::warn!(dir = %dir.display(), log_start, log_end, "log start checkpoint is beyond the log end; clamping");
             log_start = log_end;
         }
@@ -335,11 +361,17 @@ impl Log {
         delete_segment_files(&dir, &doomed)?;
 
         let log = Log::from_parts(dir, config, state);
-        // What we read back may still be only in the page cache (the process died, not the
-        // machine): make it durable before reporting it as such.
-        let active = Arc::clone(log.lock_state()?.active_segment());
-        log.fsync(active.log_file(), active.log_path())?;
-        sync_dir(&log.dir)?;
+        // After a crash the active segment's bytes may be only in the page cache (the process
+        // died, not the machine). They need no fsync here: every acknowledged acks=all write
+        // was fsynced before its ack. But they are not known durable either, so the first
+        // `flush_to` that covers them (a retried idempotent batch answered with its original
+        // offsets, say) fsyncs the segment. Sealed segments were fsynced when rolled.
+        log.durable.store(durable.min(log_end), Ordering::Release);
+        if clamped {
+            // Persist the clamp: left beyond the end, the checkpoint would hide the offsets
+            // appended from here on at the next open.
+            log.write_checkpoint(log_start)?;
+        }
         log.restore_producers(recovery)?;
         report.segments = log.segment_count();
         report.log_end_offset = log_end;
@@ -433,7 +465,8 @@ impl Log {
             reason: BatchDefect::OffsetOverflow,
             position: 0,
         };
-        let last_offset = base_offset.checked_add(offsets - 1).ok_or_else(overflow)?;
+        // The new log end, one past the last offset, must fit too.
+        let last_offset = base_offset.checked_add(offsets).ok_or_else(overflow)? - 1;
         if self.should_roll(st, &config, batches.len() as u64, last_offset, now_ms) {
             self.roll(st, now_ms)?;
         }
@@ -450,11 +483,15 @@ impl Log {
                 .map_err(|d| StorageError::from_defect(d, m.position))?;
             next += m.offset_count;
         }
-        if let Err(e) = segment.write_at(batches, position) {
-            // The file may hold part of the write past the committed length; the next append
-            // would overwrite it, but we no longer know what the disk holds: stop writing.
-            self.poison(&e);
-            return Err(e);
+        // Until the new length is published below (under this lock), no reader or fsync can
+        // see this append, so a failed write can be undone: a full disk fails this request
+        // and the next one may succeed once space is freed.
+        let undo = Undo {
+            position,
+            index: st.active.index.mark(),
+        };
+        if let Err(e) = self.write_batches(&segment, batches, position) {
+            return Err(self.undo_append(st, &segment, undo, e));
         }
         let mut next = base_offset;
         for m in &metas {
@@ -468,10 +505,11 @@ impl Log {
             );
             next += m.offset_count;
         }
-        if let Err(e) = st.active.files.append_new(&st.active.index.index, &segment) {
-            self.poison(&e);
-            return Err(e);
-        }
+        // A marker rewrites the aborted index; if that fails, the producer state goes back.
+        let producers_before = metas
+            .iter()
+            .any(|m| m.marker.is_some())
+            .then(|| (st.producers.clone(), st.aborted.len()));
         segment.set_len(position + batches.len() as u64);
         st.log_end = last_offset + 1;
         let mut next = base_offset;
@@ -494,8 +532,13 @@ impl Log {
                 if let Some(aborted) = st.producers.end_txn(id, epoch, commit, next, now_ms) {
                     st.aborted.push(aborted);
                     if let Err(e) = self.save_aborted(&st.aborted) {
-                        self.poison(&e);
-                        return Err(e);
+                        if let Some((producers, aborted)) = producers_before {
+                            st.producers = producers;
+                            st.aborted.truncate(aborted);
+                        }
+                        st.log_end = base_offset;
+                        segment.set_len(position);
+                        return Err(self.undo_append(st, &segment, undo, e));
                     }
                 }
             }
@@ -513,6 +556,53 @@ impl Log {
             bytes: batches.len(),
             duplicate: false,
         })
+    }
+
+    /// The append's one positional write. Under test, [`Self::inject_write_failures`] makes
+    /// it write half the bytes and then fail as a full disk does.
+    fn write_batches(
+        &self,
+        segment: &Segment,
+        batches: &[u8],
+        position: u64,
+    ) -> Result<(), StorageError> {
+        #[cfg(test)]
+        if self.fail_writes.load(Ordering::Acquire) {
+            let half = batches.get(..batches.len() / 2).unwrap_or_default();
+            segment.write_at(half, position)?;
+            return Err(StorageError::io(
+                "write",
+                segment.log_path(),
+                io::Error::from_raw_os_error(28), // ENOSPC
+            ));
+        }
+        segment.write_at(batches, position)
+    }
+
+    /// Undoes a failed append (see [`Undo`]) and returns its error. A write error is not an
+    /// fsync error: the kernel reported it before anything was acknowledged, and cutting the
+    /// file back needs no space. If the undo itself fails, or the error came from an fsync,
+    /// the log is poisoned.
+    fn undo_append(
+        &self,
+        st: &mut State,
+        segment: &Segment,
+        undo: Undo,
+        err: StorageError,
+    ) -> StorageError {
+        st.active.index.rollback(undo.index);
+        let undone = segment.undo_write(undo.position);
+        match undone {
+            Ok(()) if !self.is_poisoned() && !is_fsync_error(&err) => {
+                tracing::warn!(dir = %self.dir.display(), error = %err, source = ?std::error::Error::source(&err), "append failed and was undone; the log stays writable");
+            }
+            Ok(()) => self.poison(&err),
+            Err(undo_err) => {
+                tracing::error!(dir = %self.dir.display(), error = %undo_err, "could not undo a failed append");
+                self.poison(&err);
+            }
+        }
+        err
     }
 
     /// Checks idempotent producers' sequences. A request of one batch that is a retry of a
@@ -616,7 +706,7 @@ impl Log {
             for b in Batches::new(&out.records, Check::Structure) {
                 let Ok(b) = b else { break };
                 let h = &b.header;
-                let last_offset = h.base_offset + h.offset_count() - 1;
+                let last_offset = h.base_offset.saturating_add(h.offset_count() - 1);
                 if h.producer_id() >= 0 && !h.is_control() {
                     let seq = BatchSeq {
                         first_seq: h.base_sequence(),
@@ -733,6 +823,12 @@ impl Log {
             .min(st.log_end)
     }
 
+    /// The producers this partition remembers (idempotent and transactional), for
+    /// DescribeProducers.
+    pub fn active_producers(&self) -> Vec<crate::producer::ActiveProducer> {
+        self.state_view().producers.active()
+    }
+
     /// Aborted transactions that overlap `[from, to)`, for a read_committed fetch.
     pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         let st = self.state_view();
@@ -768,21 +864,32 @@ impl Log {
     }
 
     /// Seals the active segment and starts a new one at the log end. The old segment's data
-    /// and indexes are fsynced and the new file's directory entry is fsynced before the switch,
-    /// so everything below the new base is durable. Any failure to sync poisons the log.
+    /// is fsynced, then its indexes are written (so they only point at durable bytes), and
+    /// the directory (their renames, the new file's entry) is fsynced before the switch, so
+    /// everything below the new base is durable. Any failure to sync poisons the log.
     fn roll(&self, st: &mut State, now_ms: i64) -> Result<(), StorageError> {
         let old = Arc::clone(st.active_segment());
         st.active.index.seal();
-        if let Err(e) = st.active.files.append_new(&st.active.index.index, &old) {
-            self.poison(&e);
+        self.fsync(old.log_file(), old.log_path())?;
+        // A failed index write (a full disk) leaves the old segment active and its entries in
+        // memory: a retried roll writes the files again.
+        if let Err(e) =
+            old.write_index_files(&self.dir, &st.active.index.index, IndexSync::FilesOnly)
+        {
+            if is_fsync_error(&e) {
+                self.poison(&e);
+            }
             return Err(e);
         }
-        self.fsync(old.log_file(), old.log_path())?;
-        for (file, path) in st.active.files.files(&old) {
-            self.fsync(file, path)?;
-        }
         let new_base = st.log_end;
-        let (segment, files) = Segment::create(&self.dir, new_base)?;
+        let segment = match Segment::create(&self.dir, new_base) {
+            Ok(created) => created,
+            Err(e) => {
+                // Nothing was switched: the old segment stays active and a later roll retries.
+                Segment::remove_created(&self.dir, new_base);
+                return Err(e);
+            }
+        };
         // Durability point of the new segment's directory entry.
         if let Err(e) = sync_dir(&self.dir) {
             self.poison(&e);
@@ -792,7 +899,7 @@ impl Log {
             &mut st.active,
             Active {
                 index: IndexBuilder::new(new_base),
-                files,
+                persisted: None,
                 rolling_base_ms: None,
             },
         );
@@ -1136,7 +1243,10 @@ impl Log {
                 .map_or(st.log_end, |s| s.base_offset());
             next_base.max(st.log_start)
         };
-        self.write_checkpoint(new_start)?;
+        // Whole segments go, so the first remaining segment's base is the new log start even
+        // without a checkpoint (open takes the larger of the two): delete first, then record
+        // the start. On a full disk the deletion frees space and the checkpoint may then fail
+        // harmlessly.
         let doomed = {
             let mut st = self.lock_state()?;
             st.log_start = new_start;
@@ -1144,6 +1254,12 @@ impl Log {
             doomed
         };
         delete_segment_files(&self.dir, &doomed)?;
+        if let Err(e) = self.write_checkpoint(new_start) {
+            if self.is_poisoned() {
+                return Err(e);
+            }
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not record the log start after retention; the segments still bound it");
+        }
         tracing::debug!(dir = %self.dir.display(), segments_deleted = count, bytes_deleted, log_start = new_start, "retention deleted segments");
         Ok(RetentionOutcome {
             segments_deleted: count,
@@ -1168,12 +1284,15 @@ impl Log {
         self.poisoned.load(Ordering::Acquire)
     }
 
-    /// Clean shutdown: refuses further appends, writes the active segment's final index
-    /// entries and fsyncs its data and indexes. Reads keep working. Idempotent.
+    /// Clean shutdown: refuses further appends, fsyncs the active segment's data if anything
+    /// is not yet durable, writes its index files (unless they already hold its indexes) and
+    /// the producer snapshot. After it, the index files of every non-empty segment are
+    /// complete, so the next [`Recovery::Clean`] open trusts them. Reads keep working.
+    /// Idempotent.
     pub fn close(&self) -> Result<(), StorageError> {
         self.check_not_poisoned()?;
         let _sync = self.sync_lock.lock().map_err(|_| self.poisoned_error())?;
-        let (segment, index_files, log_end) = {
+        let (segment, index, log_end) = {
             let mut guard = self.lock_state()?;
             let st = &mut *guard;
             if self.closed.swap(true, Ordering::AcqRel) {
@@ -1181,28 +1300,35 @@ impl Log {
             }
             let segment = Arc::clone(st.active_segment());
             st.active.index.seal();
-            if let Err(e) = st.active.files.append_new(&st.active.index.index, &segment) {
-                self.poison(&e);
-                return Err(e);
-            }
-            // Own handles, so the fsyncs below run without the lock.
-            let mut index_files = Vec::new();
-            for (file, path) in st.active.files.files(&segment) {
-                let file = file
-                    .try_clone()
-                    .map_err(|e| StorageError::io("duplicate handle", path, e))?;
-                index_files.push((file, path.to_path_buf()));
-            }
-            (segment, index_files, st.log_end)
+            let entries = (
+                st.active.index.index.offsets.len(),
+                st.active.index.index.times.len(),
+            );
+            // An empty segment needs no index files (create and open removed any).
+            let stale = segment.len() > 0 && st.active.persisted != Some(entries);
+            // A copy, so the writes below run without the lock.
+            let index = stale.then(|| (st.active.index.index.clone(), entries));
+            (segment, index, st.log_end)
         };
-        for (file, path) in &index_files {
-            self.fsync(file, path)?;
+        if self.durable.load(Ordering::Acquire) < log_end {
+            self.fsync(segment.log_file(), segment.log_path())?;
+            self.durable.fetch_max(log_end, Ordering::AcqRel);
         }
-        self.fsync(segment.log_file(), segment.log_path())?;
-        self.durable.fetch_max(log_end, Ordering::AcqRel);
+        let mut renamed = false;
+        if let Some((index, entries)) = index {
+            // After the data fsync, so the entries only point at durable bytes.
+            segment
+                .write_index_files(&self.dir, &index, IndexSync::FilesOnly)
+                .inspect_err(|e| self.poison(e))?;
+            self.lock_state()?.active.persisted = Some(entries);
+            renamed = true;
+        }
         let producers = self.lock_state()?;
         if producers.producers.len() > 0 {
             producers.producers.save(&self.dir)?;
+            renamed = true;
+        }
+        if renamed {
             sync_dir(&self.dir)?;
         }
         Ok(())
@@ -1286,6 +1412,25 @@ impl Log {
     pub(crate) fn inject_fsync_failures(&self) {
         self.fail_syncs.store(true, Ordering::Release);
     }
+
+    /// Test hook: while `on`, every append writes half its bytes and fails with ENOSPC.
+    #[cfg(test)]
+    pub(crate) fn inject_write_failures(&self, on: bool) {
+        self.fail_writes.store(on, Ordering::Release);
+    }
+}
+
+/// What an append changed before it was published, to undo it if a write fails.
+#[derive(Clone, Copy)]
+struct Undo {
+    /// The active segment's committed length before the append.
+    position: u64,
+    index: IndexMark,
+}
+
+/// Whether `e` is a failed fsync, after which the kernel may have dropped dirty pages.
+fn is_fsync_error(e: &StorageError) -> bool {
+    matches!(e, StorageError::Io { op, .. } if op.starts_with("fsync"))
 }
 
 struct BatchMeta {
@@ -1347,21 +1492,31 @@ fn delete_segment_files(dir: &Path, segments: &[Arc<Segment>]) -> Result<(), Sto
 
 fn read_checkpoint(dir: &Path) -> Result<Option<i64>, StorageError> {
     let path = dir.join(LOG_START_CHECKPOINT);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
+    // Bytes, not a string: damage that is not UTF-8 must not stop the log from opening.
+    let text = match fs::read(&path) {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StorageError::io("read", &path, e)),
     };
-    let mut lines = text.lines();
-    let parsed = match (lines.next(), lines.next()) {
-        (Some(CHECKPOINT_VERSION), Some(offset)) => offset.trim().parse::<i64>().ok(),
-        _ => None,
-    };
+    let parsed = parse_checkpoint(&text);
     if parsed.is_none() {
         // Written atomically, so this is outside damage; the segments still bound the start.
         tracing::warn!(path = %path.display(), "unreadable log start checkpoint; ignoring it");
     }
     Ok(parsed)
+}
+
+/// Parses the log start checkpoint's text: the format version, then the offset.
+pub(crate) fn parse_checkpoint(text: &str) -> Option<i64> {
+    // Both lines whole: "0\n4" is a cut "0\n42\n", not log start 4.
+    if text.matches('\n').count() < 2 {
+        return None;
+    }
+    let mut lines = text.lines();
+    match (lines.next(), lines.next()) {
+        (Some(CHECKPOINT_VERSION), Some(offset)) => offset.trim().parse::<i64>().ok(),
+        _ => None,
+    }
 }
 
 /// Checks a sealed segment's index files, rebuilding them from the log if missing or invalid,
@@ -1373,14 +1528,15 @@ fn recover_sealed(
     report: &mut RecoveryReport,
 ) -> Result<(), StorageError> {
     let len = segment.len();
-    match segment.load_index_files(len)? {
-        Ok(index) => {
-            let max = index.last_time().map(|t| {
-                (
-                    t.timestamp,
-                    segment.base_offset() + i64::from(t.relative_offset),
-                )
-            });
+    let loaded = match segment.load_index_files(len)? {
+        Ok(index) => match sealed_max_matches(segment, &index, len)? {
+            Ok(max) => Ok((index, max)),
+            Err(defect) => Err(defect),
+        },
+        Err(defect) => Err(format!("{defect:?}")),
+    };
+    match loaded {
+        Ok((_index, max)) => {
             // Keep the loaded index only lazily: most sealed segments are never read.
             segment.seal(Sealed { max_timestamp: max }, None);
         }
@@ -1393,7 +1549,7 @@ fn recover_sealed(
                 segment.truncate(scan_end.valid_end)?;
                 report.truncated_bytes += cut;
             }
-            segment.write_index_files(dir, &builder.index)?;
+            segment.write_index_files(dir, &builder.index, IndexSync::All)?;
             report.rebuilt_indexes += 1;
             segment.seal(
                 Sealed {
@@ -1406,32 +1562,113 @@ fn recover_sealed(
     Ok(())
 }
 
-/// Recovers the active segment: returns its mutable state and the log end offset.
+/// Checks that a sealed segment's last time entry is its max timestamp, as sealing left it,
+/// by walking the batch headers after it. A time index cut short (or an offset index pointing
+/// off the batch grid) would otherwise hide the segment from timestamp lookups and make
+/// time retention delete it early. Cheap when timestamps increase: the max is then in the
+/// last batches. Returns the max (timestamp, offset), or why the indexes must be rebuilt.
+#[allow(clippy::type_complexity)]
+fn sealed_max_matches(
+    segment: &Segment,
+    index: &SegmentIndex,
+    len: u64,
+) -> Result<Result<Option<(i64, i64)>, String>, StorageError> {
+    let base = segment.base_offset();
+    let last = index.last_time();
+    let from = last.map_or(0, |t| t.relative_offset);
+    let start = u64::from(index.position_for(from));
+    let mut max = last.map(|t| {
+        (
+            t.timestamp,
+            base.saturating_add(i64::from(t.relative_offset)),
+        )
+    });
+    let mut expected = None;
+    if start > 0 {
+        // The entry we start from must point at a batch of the offset it names.
+        let entry = index
+            .offsets
+            .iter()
+            .find(|e| u64::from(e.position) == start)
+            .map(|e| base.saturating_add(i64::from(e.relative_offset)));
+        match (segment.read_header(start, len), entry) {
+            (Ok(Some(h)), Some(offset)) if h.base_offset == offset => {}
+            _ => {
+                return Ok(Err(format!(
+                    "offset index entry at byte {start} is off the batches"
+                )))
+            }
+        }
+        expected = entry;
+    }
+    let mut grew = false;
+    let mut named = last.is_none();
+    let end = segment.scan(start, len, Check::Structure, |_, h, _| {
+        if let Some(t) = last {
+            if h.base_offset == base.saturating_add(i64::from(t.relative_offset)) {
+                // The last entry must name a batch holding its timestamp.
+                if h.max_timestamp != t.timestamp {
+                    return Err(BatchDefect::BadRecord);
+                }
+                named = true;
+            }
+        }
+        if expected.is_some_and(|e| h.base_offset < e) {
+            return Err(BatchDefect::OffsetWentBackwards {
+                expected_at_least: expected.unwrap_or_default(),
+                found: h.base_offset,
+            });
+        }
+        expected = Some(h.last_offset().saturating_add(1));
+        if h.max_timestamp > NO_TIMESTAMP && max.is_none_or(|m| h.max_timestamp > m.0) {
+            grew = true;
+            max = Some((h.max_timestamp, h.base_offset));
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if let Some((position, defect)) = end.fault {
+        return Ok(Err(format!("damaged batch at byte {position}: {defect}")));
+    }
+    if grew || !named {
+        return Ok(Err("time index lacks the segment's max timestamp".into()));
+    }
+    Ok(Ok(max))
+}
+
+/// Recovers the active segment: returns its mutable state, the log end offset and the offset
+/// below which its bytes are known durable. Writes no index file (they are written when the
+/// segment is sealed or closed) and fsyncs only a truncated tail.
 fn recover_active(
-    dir: &Path,
     segment: &Segment,
     config: &LogConfig,
     recovery: Recovery,
     report: &mut RecoveryReport,
-) -> Result<(Active, i64), StorageError> {
+) -> Result<(Active, i64, i64), StorageError> {
     let len = segment.len();
     let base = segment.base_offset();
     let mut resumed = None;
-    if recovery == Recovery::Clean {
+    if len == 0 {
+        // Nothing to index; any files left at this base would be stale.
+        segment.remove_index_files()?;
+        resumed = Some((IndexBuilder::new(base), None, base));
+    } else if recovery == Recovery::Clean {
         match segment.load_index_files(len)? {
             Ok(index) => match walk_tail(segment, &index, len)? {
                 Ok((log_end, tail_max)) => {
-                    let index_max = index
-                        .last_time()
-                        .map(|t| (t.timestamp, base + i64::from(t.relative_offset)));
+                    let index_max = index.last_time().map(|t| {
+                        (
+                            t.timestamp,
+                            base.saturating_add(i64::from(t.relative_offset)),
+                        )
+                    });
                     let max = match (index_max, tail_max) {
                         (Some(a), Some(b)) if b.0 > a.0 => Some(b),
                         (Some(a), _) => Some(a),
                         (None, b) => b,
                     };
-                    let files = segment.open_index_files(&index)?;
+                    let persisted = Some((index.offsets.len(), index.times.len()));
                     let builder = IndexBuilder::resume(base, index, len, max);
-                    resumed = Some((builder, files, log_end));
+                    resumed = Some((builder, persisted, log_end));
                 }
                 Err((position, defect)) => {
                     tracing::warn!(path = %segment.log_path().display(), position, %defect, "damaged tail despite clean shutdown; scanning");
@@ -1442,14 +1679,17 @@ fn recover_active(
             }
         }
     }
-    let (index, files, log_end) = match resumed {
-        Some(r) => r,
+    let (index, persisted, log_end, durable) = match resumed {
+        // A clean stop fsynced the data before writing its marker.
+        Some((builder, persisted, log_end)) => (builder, persisted, log_end, log_end),
         None => {
+            let truncated_before = report.truncated_bytes;
             let (builder, log_end) = scan_active(segment, config, report)?;
-            segment.write_index_files(dir, &builder.index)?;
             report.rebuilt_indexes += 1;
-            let files = segment.open_index_files(&builder.index)?;
-            (builder, files, log_end)
+            // A truncation was fsynced (it must be durable before new appends are
+            // acknowledged), and that fsync covered the bytes before it too.
+            let synced = recovery == Recovery::Clean || report.truncated_bytes > truncated_before;
+            (builder, None, log_end, if synced { log_end } else { base })
         }
     };
     let rolling_base_ms = match segment.read_header(0, segment.len())? {
@@ -1460,10 +1700,11 @@ fn recover_active(
     Ok((
         Active {
             index,
-            files,
+            persisted,
             rolling_base_ms,
         },
         log_end,
+        durable,
     ))
 }
 
@@ -1476,11 +1717,32 @@ fn walk_tail(
     len: u64,
 ) -> Result<Result<(i64, Option<(i64, i64)>), (u64, BatchDefect)>, StorageError> {
     let base = segment.base_offset();
-    let (start, mut expected) = index.offsets.last().map_or((0, base), |e| {
-        (u64::from(e.position), base + i64::from(e.relative_offset))
-    });
+    // From the batch of the last time entry, not just the last offset entry: if the time
+    // index was cut short, the max timestamp may be in any batch after its last entry.
+    let from = index.last_time().map_or(0, |t| t.relative_offset);
+    let i = index.offsets.partition_point(|e| e.relative_offset <= from);
+    let (start, mut expected) =
+        i.checked_sub(1)
+            .and_then(|i| index.offsets.get(i))
+            .map_or((0, base), |e| {
+                (
+                    u64::from(e.position),
+                    base.saturating_add(i64::from(e.relative_offset)),
+                )
+            });
     let mut max: Option<(i64, i64)> = None;
+    let last_time = index.last_time();
+    let mut named = last_time.is_none();
     let end = segment.scan(start, len, Check::Structure, |_, h, _| {
+        // The last time entry must name a batch holding its timestamp (else: rebuild).
+        if let Some(t) = last_time {
+            if h.base_offset == base.saturating_add(i64::from(t.relative_offset)) {
+                if h.max_timestamp != t.timestamp {
+                    return Err(BatchDefect::BadRecord);
+                }
+                named = true;
+            }
+        }
         if h.base_offset < expected {
             return Err(BatchDefect::OffsetWentBackwards {
                 expected_at_least: expected,
@@ -1495,6 +1757,7 @@ fn walk_tail(
     })?;
     Ok(match end.fault {
         Some(fault) => Err(fault),
+        None if !named => Err((start, BatchDefect::BadRecord)),
         None => Ok((expected, max)),
     })
 }
@@ -1587,6 +1850,99 @@ mod tests {
             log.read(0, 1024).expect("read").records.len(),
             one(b"a").len()
         );
+    }
+
+    #[test]
+    fn failed_write_is_undone_and_the_log_stays_writable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes: 200,
+            index_interval_bytes: 1,
+            ..LogConfig::default()
+        };
+        let path = dir.path().join("p-0");
+        let log = Log::create(path.clone(), config.clone()).expect("create");
+        log.append(&mut one(b"a"), 1).expect("append");
+        log.append(&mut one(b"b"), 1).expect("append");
+        let before = read_bytes(&log);
+        let files_before = dir_sizes(&path);
+
+        log.inject_write_failures(true);
+        for i in 0..3u8 {
+            // The third one would roll: a roll followed by a failed write is undone too.
+            let err = log.append(&mut one(&[i; 70]), 2).expect_err("disk full");
+            assert!(
+                matches!(&err, StorageError::Io { op: "write", source, .. } if source.raw_os_error() == Some(28)),
+                "{err:?}"
+            );
+            assert!(!log.is_poisoned(), "a failed write must not poison");
+            assert_eq!(log.log_end_offset(), 2);
+            assert_eq!(read_bytes(&log), before);
+        }
+        let after = dir_sizes(&path);
+        for (name, len) in &after {
+            // The roll before the third write stays: its new segment is empty, and it wrote
+            // the sealed segment's index files (of the first two appends only: checked by
+            // the verification below).
+            if !name.ends_with(".log") && !files_before.iter().any(|f| &f.0 == name) {
+                continue;
+            }
+            let expected = files_before
+                .iter()
+                .find(|f| &f.0 == name)
+                .map_or(0, |f| f.1);
+            assert_eq!(
+                *len, expected,
+                "{name}: nothing of the failed writes is left"
+            );
+        }
+        assert_eq!(log.segment_count(), 2);
+
+        log.inject_write_failures(false);
+        let info = log
+            .append(&mut one(b"c"), 3)
+            .expect("append after space is back");
+        assert_eq!(info.base_offset, 2);
+        log.flush_to(3).expect("flush");
+        log.close().expect("close");
+        drop(log);
+        let (log, report) = Log::open(path.clone(), config, Recovery::Scan).expect("reopen");
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(report.log_end_offset, 3);
+        let all = read_bytes(&log);
+        assert_eq!(crate::batch::Batches::new(&all, Check::Full).count(), 3);
+        let v = crate::verify::verify_log_dir(&path, crate::verify::Mode::Clean).expect("verify");
+        assert!(v.is_consistent(), "{:?}", v.problems);
+    }
+
+    fn read_bytes(log: &Log) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let r = log.read(offset, 1 << 20).expect("read");
+            let last = crate::batch::Batches::new(&r.records, Check::Full)
+                .map(|b| b.expect("valid").header.last_offset())
+                .last()
+                .expect("a batch");
+            out.extend_from_slice(&r.records);
+            offset = last + 1;
+        }
+        out
+    }
+
+    fn dir_sizes(dir: &Path) -> Vec<(String, u64)> {
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .expect("ls")
+            .map(|e| {
+                let e = e.expect("entry");
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().expect("stat").len(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const REMEMBERED_BATCHES: usize = 5;
 
 /// File name of the snapshot written at a clean close.
 pub const SNAPSHOT: &str = "producer-state";
+/// Last line of a snapshot, followed by the number of batch lines.
+const SNAPSHOT_END: &str = "# end ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchSeq {
@@ -50,6 +52,19 @@ pub struct AbortedTxn {
     pub last_offset: i64,
 }
 
+/// One producer's state on a partition, for DescribeProducers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Sequence of the last record appended, -1 if none is remembered.
+    pub last_sequence: i32,
+    /// When the producer last appended (wall clock, ms).
+    pub last_timestamp_ms: i64,
+    /// First offset of its open transaction here, if one is open.
+    pub current_txn_start_offset: Option<i64>,
+}
+
 /// What the sequence check decided for one batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -61,7 +76,7 @@ pub(crate) enum Verdict {
     },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Producers {
     map: HashMap<i64, Entry>,
 }
@@ -204,6 +219,23 @@ impl Producers {
         self.map.len()
     }
 
+    /// Every remembered producer, by producer id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .map
+            .iter()
+            .map(|(id, e)| ActiveProducer {
+                producer_id: *id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp_ms: e.last_append_ms,
+                current_txn_start_offset: e.ongoing_txn,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
     /// Forgets producers idle for longer than `expiration_ms` (`producer.id.expiration.ms`);
     /// returns how many. A forgotten producer is accepted again from any sequence.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
@@ -217,6 +249,19 @@ impl Producers {
 
     /// Writes the snapshot atomically (tmp, fsync, rename); the caller fsyncs the directory.
     pub fn save(&self, dir: &Path) -> Result<(), StorageError> {
+        let text = self.encode();
+        let path = dir.join(SNAPSHOT);
+        let tmp = dir.join(format!("{SNAPSHOT}.tmp"));
+        let mut f = fs::File::create(&tmp).map_err(|e| StorageError::io("create", &tmp, e))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| StorageError::io("write", &tmp, e))?;
+        f.sync_all()
+            .map_err(|e| StorageError::io("fsync", &tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))
+    }
+
+    /// The snapshot's text: a comment line, then one line per remembered batch.
+    pub fn encode(&self) -> String {
         let mut text = String::from(
             "# producer_id epoch first_seq last_seq first_offset last_offset last_append_ms ongoing_txn\n",
         );
@@ -238,25 +283,32 @@ impl Producers {
                 }
             }
         }
-        let path = dir.join(SNAPSHOT);
-        let tmp = dir.join(format!("{SNAPSHOT}.tmp"));
-        let mut f = fs::File::create(&tmp).map_err(|e| StorageError::io("create", &tmp, e))?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| StorageError::io("write", &tmp, e))?;
-        f.sync_all()
-            .map_err(|e| StorageError::io("fsync", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))
+        // A trailer with the line count: a snapshot cut short does not parse (see `parse`).
+        let lines = self.map.values().map(|e| e.batches.len()).sum::<usize>();
+        text.push_str(&format!("{SNAPSHOT_END}{lines}\n"));
+        text
     }
 
     /// Loads a snapshot; `None` if there is none or it does not parse (then the caller
     /// rebuilds from the log).
     pub fn load(dir: &Path) -> Option<Producers> {
-        let text = fs::read_to_string(dir.join(SNAPSHOT)).ok()?;
+        Producers::parse(&fs::read_to_string(dir.join(SNAPSHOT)).ok()?)
+    }
+
+    /// Parses a snapshot's text; `None` if any line does not parse.
+    pub fn parse(text: &str) -> Option<Producers> {
+        // Only a whole snapshot counts: it ends with the trailer naming its line count. A cut
+        // one would silently forget producers (and let their retries be appended twice).
+        let body = text.strip_suffix('\n')?;
+        let (body, trailer) = body.rsplit_once('\n').unwrap_or(("", body));
+        let expected_lines: usize = trailer.strip_prefix(SNAPSHOT_END)?.parse().ok()?;
+        let mut lines = 0usize;
         let mut p = Producers::default();
-        for line in text
+        for line in body
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         {
+            lines += 1;
             let f: Vec<i64> = line
                 .split_whitespace()
                 .map(str::parse)
@@ -284,7 +336,7 @@ impl Producers {
                 }
             }
         }
-        Some(p)
+        (lines == expected_lines).then_some(p)
     }
 }
 

@@ -1,5 +1,11 @@
 //! One segment: a `.log` file of batches plus its `.index` and `.timeindex`.
 //!
+//! Only the `.log` file stays open. The indexes are derived data: the active segment's live
+//! in memory and are written (whole, atomically) when the segment is sealed by a roll and at
+//! a clean close; a sealed segment's are read from their files on first use. So an idle
+//! partition holds one file descriptor, and a crash can lose an active index but never a
+//! batch: recovery rebuilds it from the log.
+//!
 //! The log file is shared (`Arc<Segment>`) between the appender and any number of readers.
 //! All I/O is positional (`read_at` / `write_all_at`), so readers need no lock: they learn the
 //! committed length under the log's lock and then read without it. Bytes past the committed
@@ -16,7 +22,7 @@ use std::time::UNIX_EPOCH;
 
 use crate::batch::{self, BatchDefect, BatchHeader, Check, HEADER_LEN};
 use crate::error::StorageError;
-use crate::index::{IndexBuilder, IndexDefect, SegmentIndex, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
+use crate::index::{IndexBuilder, IndexDefect, SegmentIndex};
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -53,6 +59,14 @@ pub(crate) fn write_atomically(
     name: &str,
     contents: &[u8],
 ) -> Result<(), StorageError> {
+    write_synced_no_dir(dir, name, contents)?;
+    // Durability point of the rename.
+    sync_dir(dir)
+}
+
+/// [`write_atomically`] without the directory fsync, for callers that rename several files
+/// and then fsync the directory once.
+fn write_synced_no_dir(dir: &Path, name: &str, contents: &[u8]) -> Result<(), StorageError> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp).map_err(|e| StorageError::io("create", &tmp, e))?;
@@ -61,9 +75,7 @@ pub(crate) fn write_atomically(
     file.sync_all()
         .map_err(|e| StorageError::io("fsync", &tmp, e))?;
     drop(file);
-    fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))?;
-    // Durability point of the rename.
-    sync_dir(dir)
+    fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))
 }
 
 /// What a sealed (no longer appended) segment knows about itself.
@@ -107,13 +119,14 @@ impl std::fmt::Debug for Segment {
     }
 }
 
-/// The active segment's index files, appended as entries are added.
-#[derive(Debug)]
-pub(crate) struct IndexFiles {
-    offsets: File,
-    times: File,
-    offsets_written: usize,
-    times_written: usize,
+/// Whether [`Segment::write_index_files`] makes the files durable itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IndexSync {
+    /// fsync the files and the directory (recovery rewriting a sealed segment's indexes).
+    All,
+    /// fsync the files; the caller fsyncs the directory once for several renames (a roll,
+    /// which also creates the next segment; a clean close).
+    FilesOnly,
 }
 
 impl Segment {
@@ -130,18 +143,48 @@ impl Segment {
         }
     }
 
-    /// Creates (or empties) the three files of a new segment. The caller fsyncs the directory.
-    pub fn create(dir: &Path, base_offset: i64) -> Result<(Segment, IndexFiles), StorageError> {
+    /// Creates (or empties) the log file of a new segment and removes any index files left
+    /// at its base (its indexes are written when it is sealed or closed). The caller fsyncs
+    /// the directory.
+    pub fn create(dir: &Path, base_offset: i64) -> Result<Segment, StorageError> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let log = open_rw(&log_path, true)?;
         let segment = Segment::at(dir, base_offset, log, 0);
-        let files = IndexFiles {
-            offsets: open_rw(&segment.index_path, true)?,
-            times: open_rw(&segment.time_index_path, true)?,
-            offsets_written: 0,
-            times_written: 0,
-        };
-        Ok((segment, files))
+        segment.remove_index_files()?;
+        Ok(segment)
+    }
+
+    /// Removes both index files if present. No fsync: an index file that comes back after a
+    /// crash is checked against the log like any other, and rebuilt if it does not match.
+    pub fn remove_index_files(&self) -> Result<(), StorageError> {
+        for path in [&self.index_path, &self.time_index_path] {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("remove", path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens an existing segment's log file read-only (the offline verifier: it must not
+    /// need write access and must not change anything).
+    pub fn open_read_only(dir: &Path, base_offset: i64) -> Result<Segment, StorageError> {
+        let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
+        let log = File::open(&log_path).map_err(|e| StorageError::io("open", &log_path, e))?;
+        let len = log
+            .metadata()
+            .map_err(|e| StorageError::io("stat", &log_path, e))?
+            .len();
+        Ok(Segment::at(dir, base_offset, log, len))
+    }
+
+    pub fn index_path(&self) -> &Path {
+        &self.index_path
+    }
+
+    pub fn time_index_path(&self) -> &Path {
+        &self.time_index_path
     }
 
     /// Opens an existing segment's log file.
@@ -203,6 +246,23 @@ impl Segment {
         self.log
             .read_exact_at(buf, position)
             .map_err(|e| StorageError::io("read", &self.log_path, e))
+    }
+
+    /// Undoes a failed append: cuts the file back to the committed length. Needs no free
+    /// space, so it works on a full disk; no fsync, since a crash before the next one leaves
+    /// at worst a torn tail past the committed length, which recovery cuts anyway.
+    pub fn undo_write(&self, len: u64) -> Result<(), StorageError> {
+        self.log
+            .set_len(len)
+            .map_err(|e| StorageError::io("truncate", &self.log_path, e))
+    }
+
+    /// Removes the files of a segment whose creation failed half way (nothing was written
+    /// to it), so a retry starts clean. Best effort: open removes leftovers too.
+    pub fn remove_created(dir: &Path, base_offset: i64) {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let _ = fs::remove_file(dir.join(file_name(base_offset, suffix)));
+        }
     }
 
     /// Cuts the log file back to `len` bytes and fsyncs it (recovery only).
@@ -406,40 +466,32 @@ impl Segment {
         Ok(Ok(SegmentIndex { offsets, times }))
     }
 
-    /// Replaces both index files with `index`, atomically, and fsyncs them and the directory.
-    pub fn write_index_files(&self, dir: &Path, index: &SegmentIndex) -> Result<(), StorageError> {
-        write_atomically(
-            dir,
-            &file_name(self.base_offset, INDEX_SUFFIX),
-            &SegmentIndex::encode_offsets(&index.offsets),
-        )?;
-        write_atomically(
-            dir,
-            &file_name(self.base_offset, TIME_INDEX_SUFFIX),
-            &SegmentIndex::encode_times(&index.times),
-        )
-    }
-
-    /// Opens the index files for appending (the active segment after open), positioned after
-    /// the entries of `index`, which must be what the files hold.
-    pub fn open_index_files(&self, index: &SegmentIndex) -> Result<IndexFiles, StorageError> {
-        let offsets = open_rw(&self.index_path, false)?;
-        let times = open_rw(&self.time_index_path, false)?;
-        // Drop any bytes past the known entries so appends line up with the entry grid.
-        let offsets_len = (index.offsets.len() * OFFSET_ENTRY_LEN) as u64;
-        let times_len = (index.times.len() * TIME_ENTRY_LEN) as u64;
-        offsets
-            .set_len(offsets_len)
-            .map_err(|e| StorageError::io("truncate", &self.index_path, e))?;
-        times
-            .set_len(times_len)
-            .map_err(|e| StorageError::io("truncate", &self.time_index_path, e))?;
-        Ok(IndexFiles {
-            offsets,
-            times,
-            offsets_written: index.offsets.len(),
-            times_written: index.times.len(),
-        })
+    /// Replaces both index files with `index`, each atomically (tmp file, fsync, rename), so
+    /// a reader or a crash sees either the old file or the whole new one. With
+    /// [`IndexSync::FilesOnly`] the renames are durable only once the caller fsyncs `dir`.
+    pub fn write_index_files(
+        &self,
+        dir: &Path,
+        index: &SegmentIndex,
+        sync: IndexSync,
+    ) -> Result<(), StorageError> {
+        let files = [
+            (
+                file_name(self.base_offset, INDEX_SUFFIX),
+                SegmentIndex::encode_offsets(&index.offsets),
+            ),
+            (
+                file_name(self.base_offset, TIME_INDEX_SUFFIX),
+                SegmentIndex::encode_times(&index.times),
+            ),
+        ];
+        for (name, contents) in files {
+            match sync {
+                IndexSync::All => write_atomically(dir, &name, &contents)?,
+                IndexSync::FilesOnly => write_synced_no_dir(dir, &name, &contents)?,
+            }
+        }
+        Ok(())
     }
 
     /// A sealed segment's indexes, loading them on first use. If the files went bad since
@@ -465,43 +517,6 @@ impl Segment {
                 io::Error::other("index not set"),
             )
         })
-    }
-}
-
-impl IndexFiles {
-    /// Appends any entries of `index` not yet in the files.
-    pub fn append_new(
-        &mut self,
-        index: &SegmentIndex,
-        segment: &Segment,
-    ) -> Result<(), StorageError> {
-        if let Some(new) = index.offsets.get(self.offsets_written..) {
-            if !new.is_empty() {
-                let at = (self.offsets_written * OFFSET_ENTRY_LEN) as u64;
-                self.offsets
-                    .write_all_at(&SegmentIndex::encode_offsets(new), at)
-                    .map_err(|e| StorageError::io("write", &segment.index_path, e))?;
-                self.offsets_written = index.offsets.len();
-            }
-        }
-        if let Some(new) = index.times.get(self.times_written..) {
-            if !new.is_empty() {
-                let at = (self.times_written * TIME_ENTRY_LEN) as u64;
-                self.times
-                    .write_all_at(&SegmentIndex::encode_times(new), at)
-                    .map_err(|e| StorageError::io("write", &segment.time_index_path, e))?;
-                self.times_written = index.times.len();
-            }
-        }
-        Ok(())
-    }
-
-    /// The files, for fsync by the caller (which owns poisoning).
-    pub fn files<'a>(&'a self, segment: &'a Segment) -> [(&'a File, &'a Path); 2] {
-        [
-            (&self.offsets, &segment.index_path),
-            (&self.times, &segment.time_index_path),
-        ]
     }
 }
 

@@ -514,7 +514,11 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // Weir patch: `record_count` is read from the wire. Reserving it as is let a 100-byte
+        // batch announcing 2^31 records abort the process on a huge allocation; reserve no more
+        // than the bytes left (a record takes at least one), so it fails with "not enough bytes".
+        let count = usize::try_from(batch_decode_info.record_count).unwrap_or(0);
+        records.reserve(count.min(bytes::Buf::remaining(buf)));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -859,11 +863,13 @@ impl Record {
 
         // Timestamp delta
         let timestamp_delta: i64 = types::VarLong.decode(buf)?;
-        let timestamp = batch_decode_info.min_timestamp + timestamp_delta;
+        // Weir patch: wrapping, as Kafka's Java decoder does; both values come from the wire and
+        // an overflowing sum panicked in builds with overflow checks.
+        let timestamp = batch_decode_info.min_timestamp.wrapping_add(timestamp_delta);
 
         // Offset delta
         let offset_delta: i32 = types::VarInt.decode(buf)?;
-        let offset = batch_decode_info.min_offset + offset_delta as i64;
+        let offset = batch_decode_info.min_offset.wrapping_add(offset_delta as i64);
         let sequence = batch_decode_info.base_sequence.wrapping_add(offset_delta);
 
         // Key

@@ -1,6 +1,10 @@
 //! Fetch: read whole batches from each requested partition; long-poll until `min_bytes` have
 //! arrived or `max_wait_ms` has passed. Fetch sessions are not kept: every response carries
 //! session id 0, which tells clients to keep sending full requests.
+//!
+//! The batches are never decoded and copied once: `Log::read` reads them into a buffer, and
+//! the response is encoded around that buffer ([`Splicer`]) and written with one vectored
+//! write, so the bytes go from the read buffer to the socket.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +15,7 @@ use weir_protocol::kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use weir_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
-use weir_protocol::ResponseError;
+use weir_protocol::{ResponseError, Splicer};
 use weir_storage::batch::{Batches, Check};
 
 use super::{Ctx, Reply};
@@ -76,22 +80,32 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
     let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
     let state = state.clone();
 
-    Reply::Later(Box::pin(async move {
+    Reply::LaterParts(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut appends = state.subscribe_appends();
         loop {
             appends.borrow_and_update();
-            let (response, bytes, errors) = read(&plan, max_bytes, by_id, read_committed);
+            let (response, splicer, bytes, errors) = read(&plan, max_bytes, by_id, read_committed);
             let expired = tokio::time::Instant::now() >= deadline;
             if bytes >= min_bytes.max(1) || errors || expired || min_bytes == 0 {
-                return ctx.encode(&response);
+                return encode(ctx, splicer, &response);
             }
             tokio::select! {
-                changed = appends.changed() => if changed.is_err() { return ctx.encode(&response) },
+                changed = appends.changed() => if changed.is_err() { return encode(ctx, splicer, &response) },
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
     }))
+}
+
+fn encode(ctx: Ctx, splicer: Splicer, response: &FetchResponse) -> Option<Vec<Bytes>> {
+    match splicer.encode(ctx.api_key, ctx.version, ctx.correlation_id, response) {
+        Ok(parts) => Some(parts),
+        Err(e) => {
+            tracing::error!(error = %e, "response encoding failed (a handler bug)");
+            None
+        }
+    }
 }
 
 /// Cuts `records` before the first batch at or past `stable` (read_committed readers see
@@ -109,14 +123,16 @@ fn below_stable(records: Bytes, stable: i64) -> (Bytes, Option<i64>) {
     (records.slice(..cut), next)
 }
 
-/// Reads every wanted partition once. Returns the response, the record bytes in it, and
-/// whether any partition answered with an error (which ends a long poll at once).
+/// Reads every wanted partition once. Returns the response (large record sets replaced by
+/// the splicer's stand-ins), the splicer, the record bytes in it, and whether any partition
+/// answered with an error (which ends a long poll at once).
 fn read(
     plan: &[TopicWant],
     max_bytes: usize,
     by_id: bool,
     read_committed: bool,
-) -> (FetchResponse, usize, bool) {
+) -> (FetchResponse, Splicer, usize, bool) {
+    let mut splicer = Splicer::new();
     let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut errors = false;
@@ -187,7 +203,7 @@ fn read(
                                 };
                                 total += records.len();
                                 remaining = remaining.saturating_sub(records.len());
-                                p.records = Some(records);
+                                p.records = Some(splicer.stand_in(records));
                             }
                         }
                         Err(e) => {
@@ -205,5 +221,5 @@ fn read(
         }
         response.responses.push(topic);
     }
-    (response, total, errors)
+    (response, splicer, total, errors)
 }

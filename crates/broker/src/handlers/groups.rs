@@ -334,6 +334,21 @@ fn fetch_group(state: &State, group: &str, topics: Option<Vec<(String, Vec<i32>)
     state.groups.fetch_offsets(group, wanted)
 }
 
+/// With `require_stable` (OffsetFetch v7+, sent by read_committed consumers), partitions
+/// whose transactional commits are undecided answer UNSTABLE_OFFSET_COMMIT and the client
+/// asks again, so it never resumes from an offset that may still be rolled back.
+fn unstable(
+    state: &State,
+    group: &str,
+    require_stable: bool,
+) -> std::collections::BTreeSet<TopicPartition> {
+    if require_stable {
+        state.groups.unstable_partitions(group)
+    } else {
+        Default::default()
+    }
+}
+
 /// Groups fetched offsets by topic, in first-seen order.
 fn by_topic(fetched: Fetched) -> Vec<TopicOffsets> {
     let mut out: Vec<TopicOffsets> = Vec::new();
@@ -356,19 +371,27 @@ pub fn offset_fetch(state: &State, req: OffsetFetchRequest, version: i16) -> Off
                     .collect()
             });
             let fetched = fetch_group(state, &g.group_id.0, topics);
+            let unstable = unstable(state, &g.group_id.0, req.require_stable);
             let mut out = offset_fetch_response::OffsetFetchResponseGroup::default();
             out.group_id = g.group_id;
             out.topics = by_topic(fetched)
                 .into_iter()
                 .map(|(t, ps)| {
                     let mut topic = offset_fetch_response::OffsetFetchResponseTopics::default();
-                    topic.name = TopicName(StrBytes::from_string(t));
+                    topic.name = TopicName(StrBytes::from_string(t.clone()));
                     topic.partitions = ps
                         .into_iter()
                         .map(|(p, c)| {
                             let mut o =
                                 offset_fetch_response::OffsetFetchResponsePartitions::default();
                             o.partition_index = p;
+                            if unstable.contains(&TopicPartition::new(t.clone(), p)) {
+                                o.error_code = ResponseError::UnstableOffsetCommit.code();
+                                o.committed_offset = -1;
+                                o.committed_leader_epoch = -1;
+                                o.metadata = Some(StrBytes::default());
+                                return o;
+                            }
                             o.committed_offset = c.as_ref().map_or(-1, |c| c.offset);
                             o.committed_leader_epoch =
                                 c.as_ref().and_then(|c| c.leader_epoch).unwrap_or(-1);
@@ -391,16 +414,23 @@ pub fn offset_fetch(state: &State, req: OffsetFetchRequest, version: i16) -> Off
             .collect()
     });
     let fetched = fetch_group(state, &req.group_id.0, topics);
+    let unstable = unstable(state, &req.group_id.0, version >= 7 && req.require_stable);
     r.topics = by_topic(fetched)
         .into_iter()
         .map(|(t, ps)| {
             let mut topic = offset_fetch_response::OffsetFetchResponseTopic::default();
-            topic.name = TopicName(StrBytes::from_string(t));
+            topic.name = TopicName(StrBytes::from_string(t.clone()));
             topic.partitions = ps
                 .into_iter()
                 .map(|(p, c)| {
                     let mut o = offset_fetch_response::OffsetFetchResponsePartition::default();
                     o.partition_index = p;
+                    if unstable.contains(&TopicPartition::new(t.clone(), p)) {
+                        o.error_code = ResponseError::UnstableOffsetCommit.code();
+                        o.committed_offset = -1;
+                        o.metadata = Some(StrBytes::default());
+                        return o;
+                    }
                     o.committed_offset = c.as_ref().map_or(-1, |c| c.offset);
                     if version >= 5 {
                         o.committed_leader_epoch =

@@ -29,6 +29,9 @@ pub enum Reply {
     Now(Option<Bytes>),
     /// A response that is ready once the future completes.
     Later(Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>),
+    /// Like `Later`, but the response comes in parts sent with one vectored write (a Fetch
+    /// answer whose record batches are not copied into the frame).
+    LaterParts(Pin<Box<dyn Future<Output = Option<Vec<Bytes>>> + Send>>),
     /// The connection must be closed (the response could not be encoded).
     Close,
 }
@@ -111,6 +114,11 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply
             ctx.reply(&txn::add_partitions(state, r, ctx.version).await)
         }
         Request::EndTxn(r) => ctx.reply(&txn::end_txn(state, &r, ctx.version).await),
+        Request::AddOffsetsToTxn(r) => ctx.reply(&txn::add_offsets(state, &r, ctx.version).await),
+        Request::TxnOffsetCommit(r) => ctx.reply(&txn::txn_offset_commit(state, r).await),
+        Request::DescribeProducers(r) => ctx.reply(&txn::describe_producers(state, &r)),
+        Request::DescribeTransactions(r) => ctx.reply(&txn::describe_transactions(state, &r)),
+        Request::ListTransactions(r) => ctx.reply(&txn::list_transactions(state, &r, ctx.version)),
         Request::DeleteRecords(r) => ctx.reply(&offsets::delete_records(state, r).await),
         Request::CreateTopics(r) => ctx.reply(&admin::create_topics(state, r, ctx.version).await),
         Request::DeleteTopics(r) => ctx.reply(&admin::delete_topics(state, r, ctx.version).await),
@@ -182,6 +190,7 @@ mod tests {
         let bytes = match handle(state, frame, &conn).await {
             Reply::Now(Some(b)) => b,
             Reply::Later(f) => f.await.expect("a response"),
+            Reply::LaterParts(f) => f.await.expect("a response").concat().into(),
             Reply::Now(None) => panic!("{key:?} v{version}: no response"),
             Reply::Close => panic!("{key:?} v{version}: response could not be encoded"),
         };
@@ -617,5 +626,158 @@ mod tests {
             );
             assert!(state.topic(&name).is_none());
         }
+    }
+
+    /// The transactional offset APIs at every version: AddOffsetsToTxn, TxnOffsetCommit
+    /// (pending, so OffsetFetch with require_stable says UNSTABLE_OFFSET_COMMIT), EndTxn,
+    /// then the committed offset; and the operator APIs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transactional_offsets_at_every_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(dir.path());
+        state.txns.recover(&state).expect("recover");
+        state
+            .create_topic("t", 2, 1, Default::default())
+            .await
+            .expect("create");
+        let mut init = InitProducerIdRequest::default();
+        init.transactional_id = Some(TransactionalId(str("tx")));
+        init.transaction_timeout_ms = 60_000;
+        init.producer_id = ProducerId(-1);
+        init.producer_epoch = -1;
+        for v in range(ApiKey::TxnOffsetCommit) {
+            let av = v.min(*range(ApiKey::AddOffsetsToTxn).end());
+            let group = GroupId(str(&format!("tg{v}")));
+            // CONCURRENT_TRANSACTIONS until the last transaction's completion is logged.
+            let mut r: InitProducerIdResponse =
+                round_trip(&state, ApiKey::InitProducerId, 4, &init).await;
+            for _ in 0..200 {
+                if r.error_code != 51 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                r = round_trip(&state, ApiKey::InitProducerId, 4, &init).await;
+            }
+            assert_eq!(r.error_code, 0);
+            let (pid, epoch) = (r.producer_id, r.producer_epoch);
+
+            let mut commit = TxnOffsetCommitRequest::default();
+            commit.transactional_id = TransactionalId(str("tx"));
+            commit.group_id = group.clone();
+            commit.producer_id = pid;
+            commit.producer_epoch = epoch;
+            commit.generation_id = -1;
+            let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+            p.partition_index = 1;
+            p.committed_offset = 100 + i64::from(v);
+            p.committed_metadata = Some(str("m"));
+            let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+            t.name = TopicName(str("t"));
+            t.partitions = vec![p];
+            commit.topics = vec![t];
+            // Before AddOffsetsToTxn the group is not in the transaction.
+            let c: TxnOffsetCommitResponse =
+                round_trip(&state, ApiKey::TxnOffsetCommit, v, &commit).await;
+            assert_eq!(
+                c.topics[0].partitions[0].error_code, 48,
+                "v{v}: INVALID_TXN_STATE"
+            );
+
+            let mut add = AddOffsetsToTxnRequest::default();
+            add.transactional_id = TransactionalId(str("tx"));
+            add.producer_id = pid;
+            add.producer_epoch = epoch;
+            add.group_id = group.clone();
+            let a: AddOffsetsToTxnResponse =
+                round_trip(&state, ApiKey::AddOffsetsToTxn, av, &add).await;
+            assert_eq!(a.error_code, 0, "AddOffsetsToTxn v{av}");
+            let c: TxnOffsetCommitResponse =
+                round_trip(&state, ApiKey::TxnOffsetCommit, v, &commit).await;
+            assert_eq!(c.topics[0].partitions[0].error_code, 0, "v{v}");
+            let mut zombie = commit.clone();
+            zombie.producer_epoch = epoch - 1;
+            let c: TxnOffsetCommitResponse =
+                round_trip(&state, ApiKey::TxnOffsetCommit, v, &zombie).await;
+            assert_eq!(
+                c.topics[0].partitions[0].error_code, 47,
+                "v{v}: a zombie is fenced"
+            );
+
+            let fetch = |stable: bool| {
+                let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                g.group_id = group.clone();
+                let mut ft = offset_fetch_request::OffsetFetchRequestTopics::default();
+                ft.name = TopicName(str("t"));
+                ft.partition_indexes = vec![1];
+                g.topics = Some(vec![ft]);
+                let mut f = OffsetFetchRequest::default();
+                f.groups = vec![g];
+                f.require_stable = stable;
+                f
+            };
+            let f: OffsetFetchResponse =
+                round_trip(&state, ApiKey::OffsetFetch, 8, &fetch(true)).await;
+            let part = &f.groups[0].topics[0].partitions[0];
+            assert_eq!((part.error_code, part.committed_offset), (88, -1));
+            let f: OffsetFetchResponse =
+                round_trip(&state, ApiKey::OffsetFetch, 8, &fetch(false)).await;
+            let part = &f.groups[0].topics[0].partitions[0];
+            assert_eq!((part.error_code, part.committed_offset), (0, -1));
+
+            let d: DescribeTransactionsResponse =
+                round_trip(&state, ApiKey::DescribeTransactions, 0, &{
+                    let mut d = DescribeTransactionsRequest::default();
+                    d.transactional_ids =
+                        vec![TransactionalId(str("tx")), TransactionalId(str("no"))];
+                    d
+                })
+                .await;
+            assert_eq!(
+                d.transaction_states[0].transaction_state.as_str(),
+                "Ongoing"
+            );
+            assert_eq!(d.transaction_states[0].producer_id, pid);
+            assert_eq!(d.transaction_states[1].error_code, 105);
+            for lv in range(ApiKey::ListTransactions) {
+                let mut l = ListTransactionsRequest::default();
+                l.state_filters = vec![str("Ongoing"), str("Bogus")];
+                l.duration_filter = -1;
+                let r: ListTransactionsResponse =
+                    round_trip(&state, ApiKey::ListTransactions, lv, &l).await;
+                assert_eq!(r.transaction_states.len(), 1, "v{lv}");
+                assert_eq!(r.unknown_state_filters.len(), 1, "v{lv}");
+            }
+
+            let mut end = EndTxnRequest::default();
+            end.transactional_id = TransactionalId(str("tx"));
+            end.producer_id = pid;
+            end.producer_epoch = epoch;
+            end.committed = true;
+            let e: EndTxnResponse = round_trip(&state, ApiKey::EndTxn, 3, &end).await;
+            assert_eq!(e.error_code, 0);
+            // Markers are written in the background: wait for the offset to settle.
+            let mut settled = None;
+            for _ in 0..200 {
+                let f: OffsetFetchResponse =
+                    round_trip(&state, ApiKey::OffsetFetch, 8, &fetch(true)).await;
+                let part = &f.groups[0].topics[0].partitions[0];
+                if part.error_code == 0 {
+                    settled = Some((part.committed_offset, part.metadata.clone()));
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert_eq!(settled, Some((100 + i64::from(v), Some(str("m")))), "v{v}");
+        }
+        let mut dp = DescribeProducersRequest::default();
+        let mut t = describe_producers_request::TopicRequest::default();
+        t.name = TopicName(str("t"));
+        t.partition_indexes = vec![0, 9];
+        dp.topics = vec![t];
+        let r: DescribeProducersResponse =
+            round_trip(&state, ApiKey::DescribeProducers, 0, &dp).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+        assert!(r.topics[0].partitions[0].active_producers.is_empty());
+        assert_eq!(r.topics[0].partitions[1].error_code, 3);
     }
 }

@@ -90,8 +90,14 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                 });
                 continue;
             };
-            // The log rewrites base offsets in place, so it needs its own copy of the bytes.
-            let mut data = records.to_vec();
+            // The log rewrites base offsets in place, so it needs the bytes to itself. A frame
+            // larger than the connection's read buffer is read into a buffer of its own, and
+            // once decoded the last partition's records are often its only reference: then
+            // they are appended where they are. Otherwise (small frames, other partitions of
+            // the same request) they are copied.
+            let mut data = records
+                .try_into_mut()
+                .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
             let result = tokio::task::block_in_place(|| {
                 partition.log.append_from_client(&mut data, now_ms())
             });

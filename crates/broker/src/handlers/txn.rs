@@ -1,17 +1,25 @@
-//! Transactions: InitProducerId with a transactional id, AddPartitionsToTxn, EndTxn.
+//! Transactions: InitProducerId with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
+//! TxnOffsetCommit, EndTxn, and the operator APIs DescribeTransactions, ListTransactions and
+//! DescribeProducers.
 //! The coordinator decides; `crate::txns` persists and writes the markers.
 
 use std::sync::Arc;
 
-use weir_coordinator::txn::InitRequest;
-use weir_coordinator::TopicPartition;
+use weir_coordinator::txn::{InitRequest, TxnMember, TxnState};
+use weir_coordinator::{CommittedOffset, ErrorCode, TopicPartition, TxnCommitRequest};
 use weir_protocol::kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
 use weir_protocol::kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+    describe_producers_response, describe_transactions_response, list_transactions_response,
+    txn_offset_commit_response, AddOffsetsToTxnRequest, AddOffsetsToTxnResponse,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, DescribeProducersRequest,
+    DescribeProducersResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
+use weir_protocol::kafka_protocol::protocol::StrBytes;
 use weir_protocol::ResponseError;
 
 use crate::state::State;
@@ -151,6 +159,41 @@ pub async fn end_txn(state: &Arc<State>, req: &EndTxnRequest, version: i16) -> E
         })
         .await;
     r.error_code = match result {
+        Ok(Ok(())) => {
+            state
+                .txns
+                .wait_completed(&id, std::time::Duration::from_secs(5))
+                .await;
+            0
+        }
+        Ok(Err(e)) => fenced_for(e.code().0, version, 2),
+        Err(e) => {
+            tracing::error!(error = %e, "transaction log write failed");
+            storage_failure()
+        }
+    };
+    r
+}
+
+pub async fn add_offsets(
+    state: &Arc<State>,
+    req: &AddOffsetsToTxnRequest,
+    version: i16,
+) -> AddOffsetsToTxnResponse {
+    let mut r = AddOffsetsToTxnResponse::default();
+    let id = req.transactional_id.0.to_string();
+    let group = req.group_id.0.to_string();
+    if group.is_empty() {
+        r.error_code = ResponseError::InvalidGroupId.code();
+        return r;
+    }
+    let result = state
+        .txns
+        .call(state, |c, now| {
+            c.add_offsets(now, &id, req.producer_id.0, req.producer_epoch, &group)
+        })
+        .await;
+    r.error_code = match result {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => fenced_for(e.code().0, version, 2),
         Err(e) => {
@@ -158,5 +201,231 @@ pub async fn end_txn(state: &Arc<State>, req: &EndTxnRequest, version: i16) -> E
             storage_failure()
         }
     };
+    r
+}
+
+/// TxnOffsetCommit: offsets committed inside a transaction, pending in the group until the
+/// transaction's markers settle them.
+pub async fn txn_offset_commit(
+    state: &Arc<State>,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let mut r = TxnOffsetCommitResponse::default();
+    let id = req.transactional_id.0.to_string();
+    let group = req.group_id.0.to_string();
+    let offsets: Vec<(TopicPartition, CommittedOffset)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    TopicPartition::new(t.name.0.to_string(), p.partition_index),
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: (p.committed_leader_epoch >= 0)
+                            .then_some(p.committed_leader_epoch),
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        commit_timestamp_ms: 0,
+                    },
+                )
+            })
+        })
+        .collect();
+    let member = TxnMember::Group(group.clone());
+    let verified = state
+        .txns
+        .verify_member(&id, req.producer_id.0, req.producer_epoch, &member);
+    let codes: Vec<(TopicPartition, ErrorCode)> = match verified {
+        // The group coordinator sees a stale epoch as INVALID_PRODUCER_EPOCH, as in Kafka;
+        // every client treats it as fatal for the producer.
+        Err(e) => {
+            tracing::debug!(transactional_id = %id, error = %e, "TxnOffsetCommit refused");
+            let code = match e.code() {
+                ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
+                code => code,
+            };
+            offsets.into_iter().map(|(tp, _)| (tp, code)).collect()
+        }
+        Ok(()) => {
+            state
+                .groups
+                .txn_commit(TxnCommitRequest {
+                    group_id: group,
+                    producer_id: req.producer_id.0,
+                    producer_epoch: req.producer_epoch,
+                    generation_id: req.generation_id,
+                    member_id: req.member_id.to_string(),
+                    group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+                    offsets,
+                })
+                .await
+        }
+    };
+    let code_of = |topic: &str, partition: i32| {
+        codes
+            .iter()
+            .find(|(tp, _)| tp.topic == topic && tp.partition == partition)
+            .map_or(ResponseError::UnknownServerError.code(), |(_, c)| c.0)
+    };
+    r.topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let mut out = txn_offset_commit_response::TxnOffsetCommitResponseTopic::default();
+            out.name = t.name.clone();
+            out.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut o =
+                        txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
+                    o.partition_index = p.partition_index;
+                    o.error_code = code_of(&t.name.0, p.partition_index);
+                    o
+                })
+                .collect();
+            out
+        })
+        .collect();
+    r
+}
+
+pub fn describe_transactions(
+    state: &State,
+    req: &DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
+    let ids: Vec<String> = req
+        .transactional_ids
+        .iter()
+        .map(|i| i.0.to_string())
+        .collect();
+    let mut r = DescribeTransactionsResponse::default();
+    r.transaction_states = state
+        .txns
+        .describe(&ids)
+        .into_iter()
+        .map(|d| {
+            let mut s = describe_transactions_response::TransactionState::default();
+            s.error_code = d.error.0;
+            s.transactional_id = TransactionalId(StrBytes::from_string(d.transactional_id));
+            s.transaction_state = StrBytes::from_static_str(d.state.as_str());
+            s.transaction_timeout_ms = d.timeout_ms;
+            s.transaction_start_time_ms = d
+                .txn_start_ms
+                .map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX));
+            s.producer_id = ProducerId(d.producer_id);
+            s.producer_epoch = d.producer_epoch;
+            let mut topics: Vec<describe_transactions_response::TopicData> = Vec::new();
+            for tp in d.partitions {
+                match topics.iter_mut().find(|t| *t.topic.0 == *tp.topic.as_str()) {
+                    Some(t) => t.partitions.push(tp.partition),
+                    None => {
+                        let mut t = describe_transactions_response::TopicData::default();
+                        t.topic = TopicName(StrBytes::from_string(tp.topic));
+                        t.partitions = vec![tp.partition];
+                        topics.push(t);
+                    }
+                }
+            }
+            // Kafka lists a group as its __consumer_offsets partition; Weir has no such
+            // topic, so groups appear under that name with partition 0.
+            if !d.groups.is_empty() {
+                let mut t = describe_transactions_response::TopicData::default();
+                t.topic = TopicName(StrBytes::from_static_str("__consumer_offsets"));
+                t.partitions = vec![0];
+                topics.push(t);
+            }
+            s.topics = topics;
+            s
+        })
+        .collect();
+    r
+}
+
+pub fn list_transactions(
+    state: &State,
+    req: &ListTransactionsRequest,
+    version: i16,
+) -> ListTransactionsResponse {
+    let mut r = ListTransactionsResponse::default();
+    let mut states = Vec::new();
+    for name in &req.state_filters {
+        match name.parse::<TxnState>() {
+            Ok(s) => states.push(s),
+            Err(_) => r.unknown_state_filters.push(name.clone()),
+        }
+    }
+    if !r.unknown_state_filters.is_empty() && states.is_empty() {
+        // Only unknown states were asked for: nothing matches.
+        return r;
+    }
+    let producer_ids: Vec<i64> = req.producer_id_filters.iter().map(|p| p.0).collect();
+    let min_duration = (version >= 1 && req.duration_filter >= 0)
+        .then(|| u64::try_from(req.duration_filter).unwrap_or(0));
+    match state.txns.list(&states, &producer_ids, min_duration) {
+        Ok(listed) => {
+            r.transaction_states = listed
+                .into_iter()
+                .map(|l| {
+                    let mut s = list_transactions_response::TransactionState::default();
+                    s.transactional_id = TransactionalId(StrBytes::from_string(l.transactional_id));
+                    s.producer_id = ProducerId(l.producer_id);
+                    s.transaction_state = StrBytes::from_static_str(l.state.as_str());
+                    s
+                })
+                .collect();
+        }
+        Err(e) => r.error_code = e.code().0,
+    }
+    r
+}
+
+/// DescribeProducers: the idempotent and transactional producers each partition remembers.
+pub fn describe_producers(
+    state: &State,
+    req: &DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let mut r = DescribeProducersResponse::default();
+    r.topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let mut out = describe_producers_response::TopicResponse::default();
+            out.name = t.name.clone();
+            let topic = state.topic(&t.name.0);
+            out.partitions = t
+                .partition_indexes
+                .iter()
+                .map(|&index| {
+                    let mut p = describe_producers_response::PartitionResponse::default();
+                    p.partition_index = index;
+                    match topic.as_ref().and_then(|topic| topic.partition(index)) {
+                        None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                        Some(partition) => {
+                            p.active_producers = partition
+                                .log
+                                .active_producers()
+                                .into_iter()
+                                .map(|a| {
+                                    let mut s =
+                                        describe_producers_response::ProducerState::default();
+                                    s.producer_id = ProducerId(a.producer_id);
+                                    s.producer_epoch = i32::from(a.producer_epoch);
+                                    s.last_sequence = a.last_sequence;
+                                    s.last_timestamp = a.last_timestamp_ms;
+                                    s.coordinator_epoch = -1;
+                                    s.current_txn_start_offset =
+                                        a.current_txn_start_offset.unwrap_or(-1);
+                                    s
+                                })
+                                .collect();
+                        }
+                    }
+                    p
+                })
+                .collect();
+            out
+        })
+        .collect();
     r
 }

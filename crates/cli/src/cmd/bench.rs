@@ -13,6 +13,13 @@
 //! encoding would cost is measured on its own and shown in the second table. The consumer
 //! fetches from offset 0 with the next Fetch sent before it decodes the current answer, and
 //! decodes every record to count it.
+//!
+//! Beyond throughput it measures, each beside its limit or target: consume after the page
+//! cache was emptied, end-to-end latency at a fixed rate ([`latency`]), start-up time and
+//! memory with 1,000 and 10,000 partitions, and recovery time after kill -9 ([`restart`]).
+
+mod latency;
+mod restart;
 
 use std::fs::File;
 use std::io::Write;
@@ -64,6 +71,16 @@ pub struct BenchArgs {
     /// About a tenth of the work: faster and noisier.
     #[arg(long)]
     pub quick: bool,
+    /// Gigabytes (10^9 bytes) written before the kill -9 recovery test; 0 skips it
+    /// [default: 5, or 0.25 with --quick].
+    #[arg(long, value_name = "GB")]
+    pub recovery_gb: Option<f64>,
+    /// Seconds of each fixed-rate latency run [default: 10, or 2 with --quick].
+    #[arg(long, value_name = "SECONDS")]
+    pub latency_seconds: Option<f64>,
+    /// Skip the start-up, memory and recovery scenarios (they restart the broker).
+    #[arg(long)]
+    pub no_restarts: bool,
 }
 
 /// How much work each measurement does.
@@ -73,6 +90,8 @@ struct Sizes {
     loopback_bytes: usize,
     small_records: u64,
     large_records: u64,
+    recovery_bytes: u64,
+    latency_run: Duration,
 }
 
 impl Sizes {
@@ -83,11 +102,16 @@ impl Sizes {
             (256 * MIB, 1024 * MIB, 1_000_000)
         };
         let small = args.records.unwrap_or(default_records).max(1);
+        let (recovery_gb, latency_seconds) = if args.quick { (0.25, 2.0) } else { (5.0, 10.0) };
         Sizes {
             disk_bytes: disk,
             loopback_bytes: loopback,
             small_records: small,
             large_records: (small * 3 / 10).max(1),
+            recovery_bytes: (args.recovery_gb.unwrap_or(recovery_gb).max(0.0) * 1e9) as u64,
+            latency_run: Duration::from_secs_f64(
+                args.latency_seconds.unwrap_or(latency_seconds).max(0.1),
+            ),
         }
     }
 }
@@ -97,6 +121,13 @@ impl Sizes {
 struct Limits {
     disk_buffered: f64,
     disk_fdatasync: f64,
+    /// Sequential 1 MiB reads of a file in the page cache.
+    read_cached: f64,
+    /// The same after the cache was dropped, when it could be.
+    read_cold: Option<f64>,
+    cache_drop: restart::CacheDrop,
+    /// Median time of a 4 KiB write plus fdatasync.
+    fdatasync_latency: Duration,
     loopback: f64,
 }
 
@@ -106,6 +137,8 @@ struct Scenario {
     value_bytes: usize,
     partitions: i32,
     records: u64,
+    /// Connections producing at once, each sending its share of the records.
+    producers: usize,
 }
 
 impl Scenario {
@@ -119,7 +152,10 @@ impl Scenario {
             1 => "1 partition".to_owned(),
             n => format!("{n} partitions"),
         };
-        format!("{size}, {parts}")
+        match self.producers {
+            1 => format!("{size}, {parts}"),
+            n => format!("{size}, {parts}, {n} producers"),
+        }
     }
 
     fn records_per_batch(&self) -> usize {
@@ -176,6 +212,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     disk_write_bandwidth(&work_dir.path, sizes.disk_bytes, false)?;
     let disk_buffered = disk_write_bandwidth(&work_dir.path, sizes.disk_bytes, false)?;
     let disk_fdatasync = disk_write_bandwidth(&work_dir.path, sizes.disk_bytes, true)?;
+    let fdatasync_latency = latency::fdatasync_latency(&work_dir.path, 200)?;
+    let (read_cached, read_cold, cache_drop) =
+        disk_read_bandwidth(&work_dir.path, sizes.disk_bytes)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -185,18 +224,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let limits = Limits {
         disk_buffered,
         disk_fdatasync,
+        read_cached,
+        read_cold,
+        cache_drop,
+        fdatasync_latency,
         loopback,
     };
 
+    let broker_dir = work_dir.path.join("broker");
     let broker = match &args.brokers {
         Some(addr) => Broker::External(addr.clone()),
-        None => Broker::start(&work_dir.path)?,
+        None => Broker::start(&broker_dir)?,
     };
     let result = rt.block_on(run_scenarios(&broker, sizes, limits));
     let broker_note = broker.describe();
     let log = broker.log().map(Path::to_path_buf);
     drop(broker);
-    let (rows, cpu_rows) = match (result, &log) {
+    let (rows, cpu_rows, latencies) = match (result, &log) {
         (Err(e), Some(log)) => return Err(e.context(format!("broker log: {}", log.display()))),
         (result, _) => result?,
     };
@@ -212,17 +256,91 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!(
         "limits: disk write {} MB/s buffered, {} MB/s with fdatasync per MiB ({} MiB); \
-         loopback TCP {} MB/s ({} MiB, 1 connection)\n",
+         4 KiB write + fdatasync {} ms (median); disk read {} MB/s from page cache, {} \
+         after emptying it ({}); loopback TCP {} MB/s ({} MiB, 1 connection)\n",
         mb(limits.disk_buffered),
         mb(limits.disk_fdatasync),
         sizes.disk_bytes / MIB,
+        ms(limits.fdatasync_latency),
+        mb(limits.read_cached),
+        limits
+            .read_cold
+            .map_or("-".to_owned(), |r| format!("{} MB/s", mb(r))),
+        limits.cache_drop.describe(),
         mb(limits.loopback),
         sizes.loopback_bytes / MIB,
     );
     print_table(&rows);
     println!();
+    print_latency_table(&latencies, &limits);
+    println!();
     print_cpu_table(&rows, &cpu_rows);
+
+    if args.brokers.is_none() && !args.no_restarts {
+        let restarts = rt.block_on(run_restarts(&work_dir.path, sizes, limits))?;
+        println!();
+        print_start_table(&restarts);
+    }
     Ok(())
+}
+
+/// Start-up, memory and recovery, each on a broker of its own over its own directory.
+async fn run_restarts(
+    work: &Path,
+    sizes: Sizes,
+    limits: Limits,
+) -> anyhow::Result<Vec<restart::StartRow>> {
+    let mut rows = Vec::new();
+    // Each idle partition keeps one file open (its active segment's log): measure the counts
+    // this process's descriptor limit (inherited by the broker) allows, and say so.
+    let fd_limit = restart::open_files_limit();
+    for wanted in [1_000, 10_000] {
+        let partitions = restart::partitions_that_fit(wanted, fd_limit);
+        if partitions < wanted {
+            eprintln!(
+                "note: {wanted} partitions need about {} open files; RLIMIT_NOFILE is {}: \
+                 measuring {partitions}",
+                wanted * restart::FILES_PER_PARTITION,
+                fd_limit.unwrap_or(0)
+            );
+        }
+        if partitions == 0 {
+            continue;
+        }
+        eprintln!("start-up with {partitions} partitions ...");
+        let dir = work.join(format!("partitions-{partitions}"));
+        let (mut start_rows, created) =
+            restart::many_partitions(&dir, partitions, Duration::from_secs(5)).await?;
+        eprintln!(
+            "  ({partitions} partitions created in {:.2} s)",
+            created.as_secs_f64()
+        );
+        rows.append(&mut start_rows);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if sizes.recovery_bytes > 0 {
+        eprintln!(
+            "recovery after kill -9 with {:.2} GB ...",
+            sizes.recovery_bytes as f64 / 1e9
+        );
+        let dir = work.join("recovery");
+        let (mut recovery_rows, _) = restart::recovery(
+            &dir,
+            sizes.recovery_bytes,
+            limits.read_cached,
+            limits.read_cold.unwrap_or(limits.read_cached),
+        )
+        .await?;
+        rows.append(&mut recovery_rows);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(rows)
+}
+
+/// RSS of `pid` once it has had half a second to settle after answering its first request.
+async fn rss_after_settling(pid: u32) -> Option<u64> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    restart::rss_bytes(pid)
 }
 
 /// Every scenario in order: produce acks=1 and acks=all to fresh topics, then consume one.
@@ -230,7 +348,7 @@ async fn run_scenarios(
     broker: &Broker,
     sizes: Sizes,
     limits: Limits,
-) -> anyhow::Result<(Vec<Row>, Vec<Row>)> {
+) -> anyhow::Result<(Vec<Row>, Vec<Row>, Vec<latency::Latency>)> {
     let addr = broker.addr();
     let mut client = Client::connect(&addr)
         .await
@@ -241,11 +359,12 @@ async fn run_scenarios(
     let mut run_id = 0;
     for (value_bytes, records) in [(100, sizes.small_records), (1024, sizes.large_records)] {
         encode_rows.push(encode_cost(value_bytes, records));
-        for partitions in [1, 8] {
+        for (partitions, producers) in [(1, 1), (8, 1), (1, 4), (8, 4)] {
             let scenario = Scenario {
                 value_bytes,
                 partitions,
                 records,
+                producers,
             };
             let mut consumed_topic = None;
             for (acks, acks_name, limit) in [
@@ -267,8 +386,8 @@ async fn run_scenarios(
                     limit,
                 });
                 match consumed_topic {
-                    None => consumed_topic = Some((topic, leader)),
-                    Some(_) => delete_topic(&mut client, &topic).await,
+                    None if producers == 1 => consumed_topic = Some((topic, leader)),
+                    _ => delete_topic(&mut client, &topic).await,
                 }
             }
             if let Some((topic, leader)) = consumed_topic {
@@ -283,12 +402,54 @@ async fn run_scenarios(
                     measured,
                     limit: limits.loopback,
                 });
+                // Again, from the disk, when the broker's files can be dropped from the cache.
+                if let Some(dir) = broker.data_dir() {
+                    let files: Vec<PathBuf> = restart::segment_files(dir)
+                        .into_iter()
+                        .filter(|f| {
+                            f.parent().and_then(Path::file_name).is_some_and(|d| {
+                                d.to_string_lossy().starts_with(&format!("{topic}-"))
+                            })
+                        })
+                        .collect();
+                    let method = restart::drop_page_cache(&files);
+                    if method != restart::CacheDrop::NotPossible {
+                        let name = format!(
+                            "consume {}, page cache dropped ({})",
+                            scenario.describe(),
+                            method.describe()
+                        );
+                        eprintln!("{name} ...");
+                        let measured = broker
+                            .measure(consume(&leader, &topic, scenario))
+                            .await
+                            .with_context(|| name.clone())?;
+                        consume_rows.push(Row {
+                            name,
+                            measured,
+                            limit: limits.read_cold.unwrap_or(limits.read_cached),
+                        });
+                    }
+                }
                 delete_topic(&mut client, &topic).await;
             }
         }
     }
     produce_rows.extend(consume_rows);
-    Ok((produce_rows, encode_rows))
+
+    let mut latencies = Vec::new();
+    for rate in [10_000, 50_000] {
+        run_id += 1;
+        let topic = format!("weir-bench-{}-{run_id}", std::process::id());
+        eprintln!("end-to-end latency at {rate} records/s ...");
+        let leader = create_topic(&mut client, &topic, 1).await?;
+        let measured = latency::run(&leader, &topic, rate, sizes.latency_run, 1024)
+            .await
+            .with_context(|| format!("latency at {rate} records/s"))?;
+        latencies.push(measured);
+        delete_topic(&mut client, &topic).await;
+    }
+    Ok((produce_rows, encode_rows, latencies))
 }
 
 /// Creates `topic` and returns the address of its partitions' leader.
@@ -358,6 +519,7 @@ fn encode_cost(value_bytes: usize, records_total: u64) -> Row {
         value_bytes,
         partitions: 1,
         records: records_total,
+        producers: 1,
     };
     let per_batch = scenario.records_per_batch();
     let batch = records(per_batch, value_bytes);
@@ -392,18 +554,38 @@ async fn produce(
     let per_batch = scenario.records_per_batch();
     let batch = encode_batch(&records(per_batch, scenario.value_bytes), Compression::None)?;
     let batches = scenario.records.div_ceil(per_batch as u64);
-    let mut pipeline = ProducePipeline::connect(leader, topic, acks, MAX_IN_FLIGHT).await?;
+    let producers = scenario.producers.max(1) as u64;
+    let mut pipelines = Vec::new();
+    for _ in 0..producers {
+        pipelines.push(ProducePipeline::connect(leader, topic, acks, MAX_IN_FLIGHT).await?);
+    }
     let partitions = u64::try_from(scenario.partitions)?;
     let start = Instant::now();
+    let tasks: Vec<_> = pipelines
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut pipeline)| {
+            // Producer i sends its share of the batches, round-robin over the partitions.
+            let share = batches / producers + u64::from((i as u64) < batches % producers);
+            let batch = batch.clone();
+            tokio::spawn(async move {
+                let mut sent = 0u64;
+                while sent < share {
+                    let in_request = partitions.min(share - sent);
+                    let request: Vec<(i32, Bytes)> =
+                        (0..in_request).map(|p| (p as i32, batch.clone())).collect();
+                    pipeline.send(&request).await?;
+                    sent += in_request;
+                }
+                pipeline.flush().await?;
+                anyhow::Ok(sent)
+            })
+        })
+        .collect();
     let mut sent = 0u64;
-    while sent < batches {
-        let in_request = partitions.min(batches - sent);
-        let request: Vec<(i32, Bytes)> =
-            (0..in_request).map(|p| (p as i32, batch.clone())).collect();
-        pipeline.send(&request).await?;
-        sent += in_request;
+    for task in tasks {
+        sent += task.await??;
     }
-    pipeline.flush().await?;
     let records = sent * per_batch as u64;
     Ok(Measured {
         records,
@@ -505,6 +687,46 @@ fn disk_write_bandwidth(dir: &Path, total: usize, fdatasync_each: bool) -> anyho
     Ok(total as f64 / elapsed.as_secs_f64())
 }
 
+/// Sequential read bandwidth of a `total`-byte file in `dir`, in bytes per second, in 1 MiB
+/// reads: from the page cache (second pass), and after emptying the cache, if that works.
+fn disk_read_bandwidth(
+    dir: &Path,
+    total: usize,
+) -> anyhow::Result<(f64, Option<f64>, restart::CacheDrop)> {
+    use std::io::Read;
+    let path = dir.join(".weir-bench-read.tmp");
+    {
+        let chunk: Vec<u8> = (0..MIB).map(|i| (i % 241) as u8).collect();
+        let mut file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
+        for _ in 0..total / MIB {
+            file.write_all(&chunk)?;
+        }
+        file.sync_all()?;
+    }
+    let read_all = || -> anyhow::Result<f64> {
+        let mut file = File::open(&path)?;
+        let mut buf = vec![0u8; MIB];
+        let mut read = 0usize;
+        let start = Instant::now();
+        loop {
+            match file.read(&mut buf)? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        Ok(read as f64 / start.elapsed().as_secs_f64())
+    };
+    read_all()?;
+    let cached = read_all()?;
+    let method = restart::drop_page_cache(std::slice::from_ref(&path));
+    let cold = match method {
+        restart::CacheDrop::NotPossible => None,
+        _ => Some(read_all()?),
+    };
+    std::fs::remove_file(&path)?;
+    Ok((cached, cold, method))
+}
+
 /// Loopback TCP bandwidth in bytes per second: one connection to a sink that reads and
 /// discards, `total` bytes in 1 MiB writes.
 async fn loopback_bandwidth(total: usize) -> anyhow::Result<f64> {
@@ -564,21 +786,18 @@ fn cpu_delta(before: Option<f64>, after: Option<f64>) -> Option<f64> {
     Some(after? - before?)
 }
 
-/// The broker under test.
-enum Broker {
-    External(String),
-    /// A `weir serve` child, killed when this is dropped.
-    Started {
-        child: Child,
-        addr: String,
-        log: PathBuf,
-    },
+/// A `weir serve` child process, killed when this is dropped.
+struct Started {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+    data_dir: PathBuf,
 }
 
-impl Broker {
-    /// Starts this executable as `weir serve` on a free port over `data_dir` and waits until
-    /// it accepts connections.
-    fn start(data_dir: &Path) -> anyhow::Result<Broker> {
+impl Started {
+    /// Starts this executable as `weir serve` on a free port over `data_dir`, without
+    /// waiting for it.
+    fn spawn(data_dir: &Path) -> anyhow::Result<Started> {
         let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
         let exe = std::env::current_exe().context("find the weir executable")?;
@@ -590,18 +809,72 @@ impl Broker {
             .arg(&addr)
             .arg("--data-dir")
             .arg(data_dir)
+            .env("WEIR_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("start {} serve", exe.display()))?;
-        let mut broker = Broker::Started { child, addr, log };
+        Ok(Started {
+            child,
+            addr,
+            log,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// Stops the broker the way an operator does (SIGTERM) and waits for it to exit.
+    fn terminate(&mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .context("run kill -TERM")?;
+        if !status.success() {
+            bail!("kill -TERM {} failed", self.child.id());
+        }
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!(
+                "the broker exited with {status} after SIGTERM; see {}",
+                self.log.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// SIGKILL: no shutdown work at all, like a crash of the process.
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The broker under test.
+enum Broker {
+    External(String),
+    Started(Started),
+}
+
+impl Broker {
+    /// Starts `weir serve` over `data_dir` and waits until it accepts connections.
+    fn start(data_dir: &Path) -> anyhow::Result<Broker> {
+        let mut broker = Broker::Started(Started::spawn(data_dir)?);
         broker.wait_until_listening()?;
         Ok(broker)
     }
 
     fn wait_until_listening(&mut self) -> anyhow::Result<()> {
-        let Broker::Started { child, addr, log } = self else {
+        let Broker::Started(Started {
+            child, addr, log, ..
+        }) = self
+        else {
             return Ok(());
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -624,7 +897,7 @@ impl Broker {
 
     fn addr(&self) -> String {
         match self {
-            Broker::External(addr) | Broker::Started { addr, .. } => addr.clone(),
+            Broker::External(addr) | Broker::Started(Started { addr, .. }) => addr.clone(),
         }
     }
 
@@ -633,7 +906,7 @@ impl Broker {
             Broker::External(addr) => {
                 format!("broker at {addr}, not started by bench: its disk may differ")
             }
-            Broker::Started { addr, .. } => format!("broker started by bench on {addr}"),
+            Broker::Started(Started { addr, .. }) => format!("broker started by bench on {addr}"),
         }
     }
 
@@ -641,14 +914,22 @@ impl Broker {
     fn log(&self) -> Option<&Path> {
         match self {
             Broker::External(_) => None,
-            Broker::Started { log, .. } => Some(log),
+            Broker::Started(started) => Some(&started.log),
+        }
+    }
+
+    /// The data directory of a broker bench started.
+    fn data_dir(&self) -> Option<&Path> {
+        match self {
+            Broker::External(_) => None,
+            Broker::Started(started) => Some(&started.data_dir),
         }
     }
 
     fn cpu_seconds(&self) -> Option<f64> {
         match self {
             Broker::External(_) => None,
-            Broker::Started { child, .. } => process_cpu_seconds(&child.id().to_string()),
+            Broker::Started(started) => process_cpu_seconds(&started.child.id().to_string()),
         }
     }
 
@@ -663,15 +944,6 @@ impl Broker {
         measured.broker_cpu = cpu_delta(broker_before, self.cpu_seconds());
         measured.client_cpu = cpu_delta(client_before, process_cpu_seconds("self"));
         Ok(measured)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Broker::Started { child, .. } = self {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -704,6 +976,10 @@ impl Drop for WorkDir {
     }
 }
 
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
 fn mb(bytes_per_second: f64) -> String {
     format!("{:.0}", bytes_per_second / MB)
 }
@@ -733,6 +1009,57 @@ fn print_table(rows: &[Row]) {
             rate / MB,
             mb(row.limit),
             rate / row.limit,
+        );
+    }
+}
+
+/// Fixed-rate end-to-end latency, beside the latency of one small fdatasync (an acks=all
+/// answer waits for at least one).
+fn print_latency_table(rows: &[latency::Latency], limits: &Limits) {
+    println!(
+        "| end-to-end latency, 1 KiB, acks=all, 1 partition | records/s | p50 ms | p99 ms | \
+         p99.9 ms | max ms | limit: fdatasync ms | p99 / 5 ms target |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| at {} records/s ({} records) | {} | {} | {} | {} | {} | {} | {:.2} |",
+            grouped(r.target_rate as f64),
+            grouped(r.records as f64),
+            grouped(r.achieved_rate),
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.p999),
+            ms(r.max),
+            ms(limits.fdatasync_latency),
+            r.p99.as_secs_f64() / 0.005,
+        );
+    }
+}
+
+/// Start-up time (spawn to first ApiVersions answer) and resident memory after start.
+fn print_start_table(rows: &[restart::StartRow]) {
+    println!(
+        "| start-up | seconds | limit (s) | ratio to limit | ratio to target | RSS MB | RSS / 500 MB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let secs = r.start.as_secs_f64();
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+        println!(
+            "| {} | {:.3} | {} | {} | {} | {} | {} |",
+            r.name,
+            secs,
+            opt(r.limit.map(|l| format!("{:.3}", l.as_secs_f64()))),
+            opt(r
+                .limit
+                .map(|l| format!("{:.2}", secs / l.as_secs_f64().max(1e-9)))),
+            opt(r.target.map(|t| format!("{:.2}", secs / t.as_secs_f64()))),
+            opt(r.rss_bytes.map(|b| format!("{:.1}", b as f64 / MB))),
+            opt(r
+                .rss_bytes
+                .filter(|_| r.target.is_some())
+                .map(|b| format!("{:.2}", b as f64 / 500e6))),
         );
     }
 }

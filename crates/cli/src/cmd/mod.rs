@@ -4,10 +4,12 @@ pub mod bench;
 pub mod cluster;
 mod common;
 pub mod consume;
+pub mod debug;
 pub mod group;
 pub mod produce;
 pub mod serve;
 pub mod topic;
+pub mod txn;
 
 /// Builds the runtime the client subcommands run on.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

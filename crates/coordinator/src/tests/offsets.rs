@@ -401,3 +401,163 @@ fn topic_deletion_drops_its_offsets_everywhere() {
     assert_eq!(c.describe_group("g1").state, GroupState::Empty);
     assert_eq!(c.describe_group("g2").state, GroupState::Dead);
 }
+
+// ---- transactional commits (TxnOffsetCommit) ----
+
+fn txn_commit(
+    producer_id: i64,
+    generation: i32,
+    member_id: &str,
+    offsets: Vec<(TopicPartition, CommittedOffset)>,
+) -> TxnCommitRequest {
+    TxnCommitRequest {
+        group_id: GROUP.to_owned(),
+        producer_id,
+        producer_epoch: 2,
+        generation_id: generation,
+        member_id: member_id.to_owned(),
+        group_instance_id: None,
+        offsets,
+    }
+}
+
+#[test]
+fn txn_commit_stays_pending_until_the_commit_marker() {
+    let mut c = coordinator(100);
+    let (errors, out) = c.txn_commit_offsets(
+        1_000,
+        txn_commit(7, -1, "", vec![(tp("t", 0), offset(10, None, 0))]),
+    );
+    assert_eq!(errors, vec![(tp("t", 0), ErrorCode::NONE)]);
+    assert_eq!(
+        out,
+        vec![Output::PersistTxnOffsets {
+            group: GROUP.to_owned(),
+            producer_id: 7,
+            producer_epoch: 2,
+            offsets: vec![(tp("t", 0), offset(10, None, 1_000))],
+        }]
+    );
+    // Not visible, but unstable.
+    assert_eq!(
+        c.fetch_offsets(GROUP, Some(vec![tp("t", 0)])),
+        vec![(tp("t", 0), None)]
+    );
+    assert_eq!(
+        c.unstable_partitions(GROUP),
+        [tp("t", 0)].into_iter().collect()
+    );
+    // A second commit in the same transaction replaces the partition's pending offset.
+    let (_, _) = c.txn_commit_offsets(
+        1_100,
+        txn_commit(7, -1, "", vec![(tp("t", 0), offset(20, None, 0))]),
+    );
+
+    let out = c.settle_txn_offsets(2_000, GROUP, 7, true);
+    assert_eq!(
+        out,
+        vec![
+            Output::PersistOffsets {
+                group: GROUP.to_owned(),
+                offsets: vec![(tp("t", 0), offset(20, None, 2_000))],
+            },
+            Output::TxnOffsetsSettled {
+                group: GROUP.to_owned(),
+                producer_id: 7,
+            },
+        ]
+    );
+    assert_eq!(
+        c.fetch_offsets(GROUP, Some(vec![tp("t", 0)])),
+        vec![(tp("t", 0), Some(offset(20, None, 2_000)))]
+    );
+    assert!(c.unstable_partitions(GROUP).is_empty());
+    // Settling again (a marker re-sent after a crash) does nothing.
+    assert_eq!(c.settle_txn_offsets(2_100, GROUP, 7, true), vec![]);
+}
+
+#[test]
+fn txn_commit_is_dropped_by_the_abort_marker() {
+    let mut c = coordinator(100);
+    c.commit_offsets(500, commit(-1, "", vec![(tp("t", 0), offset(5, None, 0))]));
+    c.txn_commit_offsets(
+        1_000,
+        txn_commit(7, -1, "", vec![(tp("t", 0), offset(10, None, 0))]),
+    );
+    // Another producer's pending commit is independent.
+    c.txn_commit_offsets(
+        1_000,
+        txn_commit(8, -1, "", vec![(tp("t", 1), offset(11, None, 0))]),
+    );
+    let out = c.settle_txn_offsets(2_000, GROUP, 7, false);
+    assert_eq!(
+        out,
+        vec![Output::TxnOffsetsSettled {
+            group: GROUP.to_owned(),
+            producer_id: 7,
+        }]
+    );
+    assert_eq!(
+        c.fetch_offsets(GROUP, Some(vec![tp("t", 0)])),
+        vec![(tp("t", 0), Some(offset(5, None, 500)))]
+    );
+    assert_eq!(
+        c.unstable_partitions(GROUP),
+        [tp("t", 1)].into_iter().collect()
+    );
+}
+
+#[test]
+fn txn_commit_checks_the_member_and_generation() {
+    let mut c = coordinator(100);
+    let ids = stable_group(&mut c, &["a", "b"]);
+    let (errors, out) = c.txn_commit_offsets(
+        300,
+        txn_commit(7, 0, &ids[0], vec![(tp("t", 0), offset(1, None, 0))]),
+    );
+    assert_eq!(errors, vec![(tp("t", 0), ErrorCode::ILLEGAL_GENERATION)]);
+    assert!(out.is_empty());
+    let (errors, _) = c.txn_commit_offsets(
+        300,
+        txn_commit(7, 1, "stranger", vec![(tp("t", 0), offset(1, None, 0))]),
+    );
+    assert_eq!(errors, vec![(tp("t", 0), ErrorCode::UNKNOWN_MEMBER_ID)]);
+    let (errors, out) = c.txn_commit_offsets(
+        300,
+        txn_commit(7, 1, &ids[0], vec![(tp("t", 0), offset(1, None, 0))]),
+    );
+    assert_eq!(errors, vec![(tp("t", 0), ErrorCode::NONE)]);
+    assert_eq!(out.len(), 1);
+    // A pre-KIP-447 producer sends no member information: accepted even with members.
+    let (errors, _) = c.txn_commit_offsets(
+        300,
+        txn_commit(8, -1, "", vec![(tp("t", 1), offset(1, None, 0))]),
+    );
+    assert_eq!(errors, vec![(tp("t", 1), ErrorCode::NONE)]);
+}
+
+#[test]
+fn pending_txn_commits_replay_and_keep_the_group_alive() {
+    let mut c = coordinator(100);
+    c.load_txn_offsets(0, GROUP, 7, vec![(tp("t", 0), offset(10, None, 1))]);
+    c.load_txn_offsets(0, GROUP, 7, vec![(tp("t", 1), offset(11, None, 1))]);
+    c.load_txn_offsets(0, GROUP, 9, vec![(tp("t", 2), offset(12, None, 1))]);
+    c.load_txn_settled(GROUP, 9);
+    assert_eq!(
+        c.pending_txn_offsets(),
+        vec![(
+            GROUP.to_owned(),
+            7,
+            vec![
+                (tp("t", 0), offset(10, None, 1)),
+                (tp("t", 1), offset(11, None, 1))
+            ]
+        )]
+    );
+    // The group is not forgotten while a commit is pending, however long it waits.
+    assert!(c.tick(RETENTION * 3).is_empty());
+    assert_eq!(c.unstable_partitions(GROUP).len(), 2);
+    c.load_txn_settled(GROUP, 7);
+    assert!(c.pending_txn_offsets().is_empty());
+    assert!(c.list_groups(&[]).is_empty());
+}

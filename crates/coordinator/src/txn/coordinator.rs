@@ -509,6 +509,25 @@ impl TxnCoordinator {
             .collect())
     }
 
+    /// Whether the producer's open transaction holds `member`: TxnOffsetCommit is only
+    /// accepted for a group added with AddOffsetsToTxn, so the group's pending commits
+    /// are sure to be settled by the transaction's markers. Fencing and unknown ids fail
+    /// as for AddPartitionsToTxn; a transaction without the member is INVALID_TXN_STATE.
+    pub fn verify_member(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        member: &TxnMember,
+    ) -> Result<(), TxnError> {
+        let txn = self.producer_txn(transactional_id, producer_id, producer_epoch)?;
+        if txn.state == TxnState::Ongoing && has_member(txn, member) {
+            Ok(())
+        } else {
+            Err(invalid(txn, "TxnOffsetCommit"))
+        }
+    }
+
     /// The transaction of a producer making a transactional request, after Kafka's
     /// checks: known id, same producer id, same epoch.
     fn producer_txn(

@@ -998,3 +998,29 @@ fn state_names_are_kafkas() {
         })
     );
 }
+
+#[test]
+fn verify_member_for_txn_offset_commit() {
+    let mut h = Harness::new();
+    let p = h.init_ok(0);
+    let g1 = TxnMember::Group("g1".to_owned());
+    let verify = |h: &mut Harness, pid: i64, epoch: i16| {
+        h.c.verify_member(TID, pid, epoch, &g1)
+            .map_err(|e| e.code())
+    };
+    // No transaction open: the group was never added.
+    assert_eq!(verify(&mut h, 1000, 0), Err(ErrorCode::INVALID_TXN_STATE));
+    assert_eq!(h.add(100, p, ORDERS).1, Ok(()));
+    assert_eq!(verify(&mut h, 1000, 0), Err(ErrorCode::INVALID_TXN_STATE));
+    let (_, added) = codes(h.c.add_offsets(110, TID, 1000, 0, "g1"));
+    assert_eq!(added, Ok(()));
+    assert_eq!(verify(&mut h, 1000, 0), Ok(()));
+    assert_eq!(verify(&mut h, 1000, 1), Err(ErrorCode::PRODUCER_FENCED));
+    assert_eq!(
+        verify(&mut h, 999, 0),
+        Err(ErrorCode::INVALID_PRODUCER_ID_MAPPING)
+    );
+    // Once the commit is decided, no more offsets join it.
+    assert_eq!(h.end(120, p, true).1, Ok(()));
+    assert_eq!(verify(&mut h, 1000, 0), Err(ErrorCode::INVALID_TXN_STATE));
+}

@@ -57,6 +57,20 @@ impl<B: ByteBufMut> Compressor<B> for Snappy {
 
 const MAGIC_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
+/// WEIR-PATCH: the uncompressed length is a varint at the head of the block, up to 2^32 - 1,
+/// and the output buffer is zero-filled to it before decompressing. A few bytes claiming
+/// 4 GiB made the decoder allocate it. No snappy block expands more than 64 bytes per
+/// 3-byte copy tag, so a claim beyond 32 times the block (plus a small constant) cannot be
+/// honest and is refused before allocating.
+fn check_expansion(compressed_len: usize, claimed_len: usize) -> Result<()> {
+    if claimed_len > compressed_len.saturating_mul(32).saturating_add(64) {
+        anyhow::bail!(
+            "snappy block of {compressed_len} bytes claims {claimed_len} uncompressed bytes"
+        );
+    }
+    Ok(())
+}
+
 impl<B: ByteBuf> Decompressor<B> for Snappy {
     type Buf = Bytes;
     fn decompress<R, F>(compressed: &mut B, f: F) -> Result<R>
@@ -81,6 +95,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
             let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            check_expansion(compressed.len(), actual_len)?;
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -104,6 +119,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
 
             let uncompressed_block_length = decompress_len(&compressed_block)
                 .context("failed to get snappy uncompressed length")?;
+            check_expansion(compressed_block.len(), uncompressed_block_length)?;
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),

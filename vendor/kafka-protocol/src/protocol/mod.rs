@@ -243,7 +243,15 @@ pub(crate) fn write_unknown_tagged_fields<B: ByteBufMut, R: RangeBounds<i32>>(
     range: R,
     unknown_tagged_fields: &BTreeMap<i32, Bytes>,
 ) -> Result<()> {
-    for (&k, v) in unknown_tagged_fields.range(range) {
+    // Weir patch: decoders store a tag read as u32 under `tag as i32`, so tags of 2^31 and
+    // above have negative keys, which no `0..`-based range reaches: they were counted in the
+    // number of tagged fields but never written, and the encoding did not decode again. As
+    // u32s they follow every other tag, so the last range (unbounded above) writes them.
+    let high_tags = match range.end_bound() {
+        std::ops::Bound::Unbounded => unknown_tagged_fields.range(..0),
+        _ => unknown_tagged_fields.range(0..0),
+    };
+    for (&k, v) in unknown_tagged_fields.range(range).chain(high_tags) {
         if v.len() > u32::MAX as usize {
             bail!("Tagged field is too long to encode ({} bytes)", v.len());
         }

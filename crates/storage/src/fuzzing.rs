@@ -1,0 +1,20 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/`: the on-disk decoders that are private
+//! to this crate, reached without copying them. Not a stable API.
+
+pub use crate::index::{IndexBuilder, IndexDefect, OffsetEntry, SegmentIndex, TimeEntry};
+pub use crate::producer::AbortedTxn;
+
+/// Decodes a `producer-state` snapshot and encodes it again, or `None` if it does not decode.
+pub fn producer_snapshot_reencode(text: &str) -> Option<String> {
+    crate::producer::Producers::parse(text).map(|p| p.encode())
+}
+
+/// Decodes an `aborted-txns` index.
+pub fn parse_aborted_index(text: &str) -> Vec<AbortedTxn> {
+    crate::log::parse_aborted(text)
+}
+
+/// Decodes a `log-start-offset` checkpoint.
+pub fn parse_log_start_checkpoint(text: &str) -> Option<i64> {
+    crate::log::parse_checkpoint(text)
+}
