@@ -116,10 +116,14 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                     parts.push(Pending { response, flush });
                 }
                 Err(e) => {
+                    // A full disk or a misbehaving producer fails every request the same way:
+                    // one line per second says so, with how many were not logged.
                     if e.is_client_fault() {
-                        tracing::info!(topic = %name, partition = pd.index, error = %e, "produce rejected");
-                    } else {
-                        tracing::error!(topic = %name, partition = pd.index, error = %e, "append failed");
+                        if let Some(suppressed) = REJECTED.admit() {
+                            tracing::info!(topic = %name, partition = pd.index, error = %e, suppressed, "produce rejected");
+                        }
+                    } else if let Some(suppressed) = FAILED.admit() {
+                        tracing::error!(topic = %name, partition = pd.index, error = %e, suppressed, "append failed");
                     }
                     fail(&mut response, storage_code(&e), Some(e.to_string()));
                     parts.push(Pending {
@@ -203,4 +207,60 @@ fn finish(
         })
         .collect();
     r
+}
+
+/// At most one log line per second for a kind of produce failure.
+struct Throttle {
+    /// When the last line was logged, ms since the epoch.
+    last_ms: std::sync::atomic::AtomicI64,
+    /// Failures not logged since then.
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+static REJECTED: Throttle = Throttle::new();
+static FAILED: Throttle = Throttle::new();
+
+impl Throttle {
+    const fn new() -> Self {
+        Throttle {
+            last_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(failures not logged since the last line)` if this one may be logged.
+    fn admit(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = now_ms();
+        let last = self.last_ms.load(Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .last_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            Some(self.suppressed.swap(0, Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Throttle;
+
+    #[test]
+    fn throttle_admits_one_line_per_second_and_counts_the_rest() {
+        let t = Throttle::new();
+        assert_eq!(t.admit(), Some(0));
+        assert_eq!(t.admit(), None);
+        assert_eq!(t.admit(), None);
+        // A second later the next line reports the two it swallowed.
+        t.last_ms
+            .fetch_sub(1000, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(t.admit(), Some(2));
+        assert_eq!(t.admit(), None);
+    }
 }

@@ -334,6 +334,8 @@ async fn run_restarts(
         rows.append(&mut recovery_rows);
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // Every restart scenario succeeded: the brokers' shared log holds nothing to read.
+    let _ = std::fs::remove_file(Started::log_path());
     Ok(rows)
 }
 
@@ -795,13 +797,18 @@ struct Started {
 }
 
 impl Started {
+    /// Where every broker this bench process starts writes its output.
+    fn log_path() -> PathBuf {
+        std::env::temp_dir().join(format!("weir-bench-{}.log", std::process::id()))
+    }
+
     /// Starts this executable as `weir serve` on a free port over `data_dir`, without
     /// waiting for it.
     fn spawn(data_dir: &Path) -> anyhow::Result<Started> {
         let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
         let exe = std::env::current_exe().context("find the weir executable")?;
-        let log = std::env::temp_dir().join(format!("weir-bench-{}.log", std::process::id()));
+        let log = Self::log_path();
         let log_file = File::create(&log).with_context(|| format!("create {}", log.display()))?;
         let child = Command::new(&exe)
             .arg("serve")
