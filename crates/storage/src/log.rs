@@ -703,6 +703,7 @@ impl Log {
             if out.records.is_empty() {
                 break;
             }
+            let before = offset;
             for b in Batches::new(&out.records, Check::Structure) {
                 let Ok(b) = b else { break };
                 let h = &b.header;
@@ -738,7 +739,10 @@ impl Log {
                         found_aborts.extend(ended);
                     }
                 }
-                offset = offset.max(last_offset + 1);
+                offset = offset.max(last_offset.saturating_add(1));
+            }
+            if offset == before {
+                break; // nothing past `offset` (a damaged header): stop rather than spin
             }
         }
         let mut st = self.lock_state()?;

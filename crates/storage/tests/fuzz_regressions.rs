@@ -108,3 +108,21 @@ fn append_that_would_end_past_i64_max_is_refused() {
     assert_eq!(info.last_offset, base);
     assert_eq!(log.log_end_offset(), base + 1);
 }
+
+/// `segment_recovery`: after a crash the producer state is rebuilt from the newest segments'
+/// batch headers; a batch ending at offset `i64::MAX` overflowed computing the next offset to
+/// read (a panic in debug builds, a wrap and an endless re-read in release builds).
+#[test]
+fn producer_state_rebuild_stops_at_the_top_of_the_offset_range() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("t-0");
+    fs::create_dir_all(&dir).expect("dir");
+    let base = i64::MAX - 1;
+    let mut batch = BatchBuilder::new(5).producer(7, 0, 0).records(2, 3).build();
+    batch[..8].copy_from_slice(&base.to_be_bytes()); // the base offset is outside the CRC
+    fs::write(dir.join(format!("{base:020}.log")), &batch).expect("segment");
+
+    let (log, _) = Log::open(dir, LogConfig::default(), Recovery::Scan).expect("open");
+    assert_eq!(log.log_end_offset(), i64::MAX);
+    assert!(!log.read(base, 1 << 20).expect("read").records.is_empty());
+}
