@@ -455,10 +455,30 @@ impl Groups {
 
     /// Commits offsets; returns per-partition codes once the commit is durable.
     pub async fn commit(&self, req: CommitRequest) -> Vec<(TopicPartition, ErrorCode)> {
+        self.commit_durably(|c, now| c.commit_offsets(now, req))
+            .await
+    }
+
+    /// TxnOffsetCommit; returns per-partition codes once the pending commits are durable.
+    pub async fn txn_commit(
+        &self,
+        req: weir_coordinator::TxnCommitRequest,
+    ) -> Vec<(TopicPartition, ErrorCode)> {
+        self.commit_durably(|c, now| c.txn_commit_offsets(now, req))
+            .await
+    }
+
+    /// Runs a commit on the coordinator, persists its outputs and waits for the fsync. If
+    /// that fails, every accepted partition is answered COORDINATOR_NOT_AVAILABLE: the
+    /// client retries, and nothing it was told committed can be lost.
+    async fn commit_durably(
+        &self,
+        call: impl FnOnce(&mut Coordinator, u64) -> (Vec<(TopicPartition, ErrorCode)>, Vec<Output>),
+    ) -> Vec<(TopicPartition, ErrorCode)> {
         self.rearm();
         let (codes, applied) = {
             let mut c = self.lock();
-            let (codes, outputs) = c.commit_offsets(now_ms(), req);
+            let (codes, outputs) = call(&mut c, now_ms());
             (codes, self.apply(outputs))
         };
         let result = match applied {
@@ -469,40 +489,6 @@ impl Groups {
             Ok(()) => codes,
             Err(e) => {
                 tracing::error!(error = %e, "committed offsets could not be made durable");
-                codes
-                    .into_iter()
-                    .map(|(tp, code)| {
-                        let failed = if code == ErrorCode::NONE {
-                            ErrorCode::COORDINATOR_NOT_AVAILABLE
-                        } else {
-                            code
-                        };
-                        (tp, failed)
-                    })
-                    .collect()
-            }
-        }
-    }
-
-    /// TxnOffsetCommit; returns per-partition codes once the pending commits are durable.
-    pub async fn txn_commit(
-        &self,
-        req: weir_coordinator::TxnCommitRequest,
-    ) -> Vec<(TopicPartition, ErrorCode)> {
-        self.rearm();
-        let (codes, applied) = {
-            let mut c = self.lock();
-            let (codes, outputs) = c.txn_commit_offsets(now_ms(), req);
-            (codes, self.apply(outputs))
-        };
-        let result = match applied {
-            Ok(end) => self.make_durable(end).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => codes,
-            Err(e) => {
-                tracing::error!(error = %e, "transactional offsets could not be made durable");
                 codes
                     .into_iter()
                     .map(|(tp, code)| match code {

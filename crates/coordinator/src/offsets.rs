@@ -4,6 +4,7 @@
 //! The in-memory table is the coordinator's; the offsets log is the broker's. Every change
 //! to the table comes out as an [`Output::PersistOffsets`] or [`Output::DeleteOffsets`].
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeSet;
 
 use tracing::{debug, info};
@@ -161,23 +162,11 @@ impl Coordinator {
         now_ms: u64,
         req: CommitRequest,
     ) -> (Vec<(TopicPartition, ErrorCode)>, Vec<Output>) {
-        let all = |req: CommitRequest, error: ErrorCode| {
-            let errors = req.offsets.into_iter().map(|(tp, _)| (tp, error)).collect();
-            (errors, Vec::new())
+        let max_metadata = self.config.offset_metadata_max_bytes;
+        let group = match self.commit_group(now_ms, &req, false) {
+            Ok(group) => group,
+            Err(error) => return refuse_all(req.offsets, error),
         };
-        let group = match self.groups.get_mut(&req.group_id) {
-            Some(group) => group,
-            // No group management: a simple consumer storing offsets.
-            None if req.generation_id < 0 => self
-                .groups
-                .entry(req.group_id.clone())
-                .or_insert_with(|| Group::new(req.group_id.clone(), now_ms)),
-            // A group we do not know cannot have issued this generation.
-            None => return all(req, ErrorCode::ILLEGAL_GENERATION),
-        };
-        if let Err(error) = group.validate_commit(&req, false) {
-            return all(req, error);
-        }
         match group.state {
             GroupState::Empty => {}
             GroupState::Stable | GroupState::PreparingRebalance => {
@@ -188,29 +177,20 @@ impl Coordinator {
                 }
             }
             // The member has its JoinGroup answer but not its assignment yet.
-            GroupState::CompletingRebalance => return all(req, ErrorCode::REBALANCE_IN_PROGRESS),
-            GroupState::Dead => return all(req, ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            GroupState::CompletingRebalance => {
+                return refuse_all(req.offsets, ErrorCode::REBALANCE_IN_PROGRESS)
+            }
+            GroupState::Dead => {
+                return refuse_all(req.offsets, ErrorCode::COORDINATOR_NOT_AVAILABLE)
+            }
             // Classic groups are never in these states; consumer-protocol groups keep their
             // classic part Empty.
             GroupState::Assigning | GroupState::Reconciling => {}
         }
 
-        let max_metadata = self.config.offset_metadata_max_bytes;
-        let mut errors = Vec::with_capacity(req.offsets.len());
-        let mut accepted = Vec::new();
-        for (tp, mut offset) in req.offsets {
-            if offset
-                .metadata
-                .as_ref()
-                .is_some_and(|m| m.len() > max_metadata)
-            {
-                errors.push((tp, ErrorCode::OFFSET_METADATA_TOO_LARGE));
-                continue;
-            }
-            offset.commit_timestamp_ms = now_ms;
+        let (errors, accepted) = stamp(req.offsets, max_metadata, now_ms);
+        for (tp, offset) in &accepted {
             group.offsets.insert(tp.clone(), offset.clone());
-            errors.push((tp.clone(), ErrorCode::NONE));
-            accepted.push((tp, offset));
         }
         let mut out = Vec::new();
         if !accepted.is_empty() {
@@ -385,47 +365,21 @@ impl Coordinator {
             group_instance_id,
             offsets,
         };
-        let all = |req: CommitRequest, error: ErrorCode| {
-            let errors = req.offsets.into_iter().map(|(tp, _)| (tp, error)).collect();
-            (errors, Vec::new())
-        };
-        let group = match self.groups.get_mut(&check.group_id) {
-            Some(group) => group,
-            None if check.generation_id < 0 => self
-                .groups
-                .entry(check.group_id.clone())
-                .or_insert_with(|| Group::new(check.group_id.clone(), now_ms)),
-            None => return all(check, ErrorCode::ILLEGAL_GENERATION),
+        let max_metadata = self.config.offset_metadata_max_bytes;
+        let group = match self.commit_group(now_ms, &check, true) {
+            Ok(group) => group,
+            Err(error) => return refuse_all(check.offsets, error),
         };
         if group.state == GroupState::Dead {
-            return all(check, ErrorCode::COORDINATOR_NOT_AVAILABLE);
+            return refuse_all(check.offsets, ErrorCode::COORDINATOR_NOT_AVAILABLE);
         }
-        if let Err(error) = group.validate_commit(&check, true) {
-            return all(check, error);
-        }
-        let max_metadata = self.config.offset_metadata_max_bytes;
-        let mut errors = Vec::with_capacity(check.offsets.len());
-        let mut accepted = Vec::new();
-        for (tp, mut offset) in check.offsets {
-            if offset
-                .metadata
-                .as_ref()
-                .is_some_and(|m| m.len() > max_metadata)
-            {
-                errors.push((tp, ErrorCode::OFFSET_METADATA_TOO_LARGE));
-                continue;
-            }
-            offset.commit_timestamp_ms = now_ms;
-            group
-                .txn_offsets
-                .entry(producer_id)
-                .or_default()
-                .insert(tp.clone(), offset.clone());
-            errors.push((tp.clone(), ErrorCode::NONE));
-            accepted.push((tp, offset));
-        }
+        let (errors, accepted) = stamp(check.offsets, max_metadata, now_ms);
         let mut out = Vec::new();
         if !accepted.is_empty() {
+            let pending = group.txn_offsets.entry(producer_id).or_default();
+            for (tp, offset) in &accepted {
+                pending.insert(tp.clone(), offset.clone());
+            }
             debug!(group = %group.id, producer_id, count = accepted.len(), "transactional offsets pending");
             out.push(Output::PersistTxnOffsets {
                 group: group.id.clone(),
@@ -534,6 +488,26 @@ impl Coordinator {
         }
     }
 
+    /// The group a commit is for, after Kafka's checks: a simple commit (generation -1) to
+    /// an unknown group creates it (a consumer storing offsets without group management);
+    /// an unknown group cannot have issued any other generation.
+    fn commit_group(
+        &mut self,
+        now_ms: u64,
+        req: &CommitRequest,
+        transactional: bool,
+    ) -> Result<&mut Group, ErrorCode> {
+        let group = match self.groups.entry(req.group_id.clone()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) if req.generation_id < 0 => {
+                e.insert(Group::new(req.group_id.clone(), now_ms))
+            }
+            Entry::Vacant(_) => return Err(ErrorCode::ILLEGAL_GENERATION),
+        };
+        group.validate_commit(req, transactional)?;
+        Ok(group)
+    }
+
     /// Kafka removes a group as soon as it is Empty and its last offset is gone.
     fn forget_if_idle(&mut self, group_id: &str) {
         if self.groups.get(group_id).is_some_and(Group::is_idle) {
@@ -541,4 +515,41 @@ impl Coordinator {
             self.groups.remove(group_id);
         }
     }
+}
+
+/// The same error for every partition of a refused commit, and nothing to persist.
+fn refuse_all(
+    offsets: Commits,
+    error: ErrorCode,
+) -> (Vec<(TopicPartition, ErrorCode)>, Vec<Output>) {
+    let errors = offsets.into_iter().map(|(tp, _)| (tp, error)).collect();
+    (errors, Vec::new())
+}
+
+type Commits = Vec<(TopicPartition, CommittedOffset)>;
+
+/// One answer per partition, in order, and the accepted commits stamped with the
+/// coordinator's time (the client's is ignored, as in Kafka); metadata over `max_metadata`
+/// bytes is refused.
+fn stamp(
+    offsets: Commits,
+    max_metadata: usize,
+    now_ms: u64,
+) -> (Vec<(TopicPartition, ErrorCode)>, Commits) {
+    let mut errors = Vec::with_capacity(offsets.len());
+    let mut accepted = Vec::new();
+    for (tp, mut offset) in offsets {
+        if offset
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.len() > max_metadata)
+        {
+            errors.push((tp, ErrorCode::OFFSET_METADATA_TOO_LARGE));
+            continue;
+        }
+        offset.commit_timestamp_ms = now_ms;
+        errors.push((tp.clone(), ErrorCode::NONE));
+        accepted.push((tp, offset));
+    }
+    (errors, accepted)
 }

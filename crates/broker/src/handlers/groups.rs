@@ -32,7 +32,7 @@ fn opt(s: Option<String>) -> Option<StrBytes> {
     s.map(StrBytes::from_string)
 }
 
-fn opt_string(s: &Option<StrBytes>) -> Option<String> {
+pub(super) fn opt_string(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())
 }
 
@@ -290,10 +290,7 @@ pub async fn offset_commit(
         {
             return ResponseError::UnknownTopicOrPartition.code();
         }
-        codes
-            .iter()
-            .find(|(tp, _)| tp.topic == topic && tp.partition == partition)
-            .map_or(ResponseError::UnknownServerError.code(), |(_, c)| c.0)
+        code_for(&codes, topic, partition)
     };
     let mut r = OffsetCommitResponse::default();
     r.topics = req
@@ -316,6 +313,15 @@ pub async fn offset_commit(
         })
         .collect();
     r
+}
+
+/// The coordinator's answer for one partition of a commit (it answers every partition it
+/// was given, so a missing one is a bug: UNKNOWN_SERVER_ERROR).
+pub(super) fn code_for(codes: &[(TopicPartition, ErrorCode)], topic: &str, partition: i32) -> i16 {
+    codes
+        .iter()
+        .find(|(tp, _)| tp.topic == topic && tp.partition == partition)
+        .map_or(ResponseError::UnknownServerError.code(), |(_, c)| c.0)
 }
 
 type Fetched = Vec<(TopicPartition, Option<CommittedOffset>)>;

@@ -224,7 +224,7 @@ pub async fn txn_offset_commit(
                         offset: p.committed_offset,
                         leader_epoch: (p.committed_leader_epoch >= 0)
                             .then_some(p.committed_leader_epoch),
-                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        metadata: super::groups::opt_string(&p.committed_metadata),
                         commit_timestamp_ms: 0,
                     },
                 )
@@ -261,12 +261,6 @@ pub async fn txn_offset_commit(
                 .await
         }
     };
-    let code_of = |topic: &str, partition: i32| {
-        codes
-            .iter()
-            .find(|(tp, _)| tp.topic == topic && tp.partition == partition)
-            .map_or(ResponseError::UnknownServerError.code(), |(_, c)| c.0)
-    };
     r.topics = req
         .topics
         .iter()
@@ -280,7 +274,7 @@ pub async fn txn_offset_commit(
                     let mut o =
                         txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
                     o.partition_index = p.partition_index;
-                    o.error_code = code_of(&t.name.0, p.partition_index);
+                    o.error_code = super::groups::code_for(&codes, &t.name.0, p.partition_index);
                     o
                 })
                 .collect();
