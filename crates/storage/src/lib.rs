@@ -40,7 +40,7 @@ pub mod verify;
 
 pub use batch::{BatchDefect, BatchHeader, Marker};
 pub use config::{LogConfig, Recovery, TimestampType};
-pub use error::StorageError;
+pub use error::{IoOp, StorageError};
 pub use log::{
     AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, ABORTED_INDEX,
     LOG_START_CHECKPOINT,

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crate::batch::Marker;
 use crate::batch::{self, BatchDefect, Batches, Check};
 use crate::config::{LogConfig, Recovery, TimestampType};
-use crate::error::StorageError;
+use crate::error::{IoOp, StorageError};
 use crate::index::{IndexBuilder, IndexMark, SegmentIndex, NO_TIMESTAMP};
 use crate::producer::{self, AbortedTxn, BatchSeq, Producers, Verdict};
 use crate::segment::{
@@ -30,7 +30,7 @@ fn load_aborted(dir: &Path) -> Result<Vec<AbortedTxn>, StorageError> {
     let text = match fs::read(&path) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StorageError::io("read", &path, e)),
+        Err(e) => return Err(StorageError::io(IoOp::Read, &path, e)),
     };
     Ok(parse_aborted(&text))
 }
@@ -228,14 +228,14 @@ impl Log {
     /// Creates an empty log in a new directory: the directory, a first segment at offset 0,
     /// then fsyncs the directory and its parent so the partition survives a crash.
     pub fn create(dir: PathBuf, config: LogConfig) -> Result<Log, StorageError> {
-        fs::create_dir_all(&dir).map_err(|e| StorageError::io("create directory", &dir, e))?;
+        fs::create_dir_all(&dir).map_err(|e| StorageError::io(IoOp::CreateDirectory, &dir, e))?;
         let existing = fs::read_dir(&dir)
-            .map_err(|e| StorageError::io("list directory", &dir, e))?
+            .map_err(|e| StorageError::io(IoOp::ListDirectory, &dir, e))?
             .filter_map(Result::ok)
             .any(|e| parse_file_name(&e.file_name().to_string_lossy(), LOG_SUFFIX).is_some());
         if existing {
             return Err(StorageError::io(
-                "create log",
+                IoOp::CreateLog,
                 &dir,
                 io::Error::new(
                     io::ErrorKind::AlreadyExists,
@@ -272,7 +272,8 @@ impl Log {
         recovery: Recovery,
     ) -> Result<(Log, RecoveryReport), StorageError> {
         if !dir.exists() {
-            fs::create_dir_all(&dir).map_err(|e| StorageError::io("create directory", &dir, e))?;
+            fs::create_dir_all(&dir)
+                .map_err(|e| StorageError::io(IoOp::CreateDirectory, &dir, e))?;
             if let Some(parent) = dir.parent() {
                 sync_dir(parent)?;
             }
@@ -283,14 +284,14 @@ impl Log {
         let mut log_bases = Vec::new();
         let mut index_files = Vec::new();
         let entries =
-            fs::read_dir(&dir).map_err(|e| StorageError::io("list directory", &dir, e))?;
+            fs::read_dir(&dir).map_err(|e| StorageError::io(IoOp::ListDirectory, &dir, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| StorageError::io("list directory", &dir, e))?;
+            let entry = entry.map_err(|e| StorageError::io(IoOp::ListDirectory, &dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
             if name.ends_with(TMP_SUFFIX) || name.ends_with(DELETED_SUFFIX) {
                 tracing::info!(path = %path.display(), "removing stray file");
-                fs::remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+                fs::remove_file(&path).map_err(|e| StorageError::io(IoOp::Remove, &path, e))?;
             } else if let Some(base) = parse_file_name(&name, LOG_SUFFIX) {
                 log_bases.push(base);
             } else if let Some(base) = parse_file_name(&name, INDEX_SUFFIX)
@@ -303,7 +304,7 @@ impl Log {
         for (base, path) in index_files {
             if log_bases.binary_search(&base).is_err() {
                 tracing::info!(path = %path.display(), "removing index without a log file");
-                fs::remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+                fs::remove_file(&path).map_err(|e| StorageError::io(IoOp::Remove, &path, e))?;
             }
         }
         let checkpoint = read_checkpoint(&dir)?;
@@ -571,7 +572,7 @@ impl Log {
             let half = batches.get(..batches.len() / 2).unwrap_or_default();
             segment.write_at(half, position)?;
             return Err(StorageError::io(
-                "write",
+                IoOp::Write,
                 segment.log_path(),
                 io::Error::from_raw_os_error(28), // ENOSPC
             ));
@@ -593,7 +594,7 @@ impl Log {
         st.active.index.rollback(undo.index);
         let undone = segment.undo_write(undo.position);
         match undone {
-            Ok(()) if !self.is_poisoned() && !is_fsync_error(&err) => {
+            Ok(()) if !self.is_poisoned() && !err.is_fsync_failure() => {
                 tracing::warn!(dir = %self.dir.display(), error = %err, source = ?std::error::Error::source(&err), "append failed and was undone; the log stays writable");
             }
             Ok(()) => self.poison(&err),
@@ -671,7 +672,7 @@ impl Log {
             .flatten();
         // The snapshot describes the log as it was closed; once writes resume it is stale.
         if existed {
-            fs::remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+            fs::remove_file(&path).map_err(|e| StorageError::io(IoOp::Remove, &path, e))?;
         }
         if let Some(p) = snapshot {
             self.lock_state()?.producers = p;
@@ -772,10 +773,10 @@ impl Log {
         }
         let path = self.dir.join(ABORTED_INDEX);
         let tmp = self.dir.join(format!("{ABORTED_INDEX}.tmp"));
-        fs::write(&tmp, text.as_bytes()).map_err(|e| StorageError::io("write", &tmp, e))?;
-        let f = fs::File::open(&tmp).map_err(|e| StorageError::io("open", &tmp, e))?;
+        fs::write(&tmp, text.as_bytes()).map_err(|e| StorageError::io(IoOp::Write, &tmp, e))?;
+        let f = fs::File::open(&tmp).map_err(|e| StorageError::io(IoOp::Open, &tmp, e))?;
         self.fsync(&f, &tmp)?;
-        fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))?;
+        fs::rename(&tmp, &path).map_err(|e| StorageError::io(IoOp::Rename, &path, e))?;
         sync_dir(&self.dir)
     }
 
@@ -880,7 +881,7 @@ impl Log {
         if let Err(e) =
             old.write_index_files(&self.dir, &st.active.index.index, IndexSync::FilesOnly)
         {
-            if is_fsync_error(&e) {
+            if e.is_fsync_failure() {
                 self.poison(&e);
             }
             return Err(e);
@@ -1396,7 +1397,7 @@ impl Log {
             file.sync_data()
         };
         result.map_err(|e| {
-            let err = StorageError::io("fsync", path, e);
+            let err = StorageError::io(IoOp::Fsync, path, e);
             self.poison(&err);
             err
         })
@@ -1405,7 +1406,7 @@ impl Log {
     fn write_checkpoint(&self, log_start: i64) -> Result<(), StorageError> {
         let contents = format!("{CHECKPOINT_VERSION}\n{log_start}\n");
         write_atomically(&self.dir, LOG_START_CHECKPOINT, contents.as_bytes()).inspect_err(|e| {
-            if matches!(e, StorageError::Io { op, .. } if op.starts_with("fsync")) {
+            if e.is_fsync_failure() {
                 self.poison(e);
             }
         })
@@ -1430,11 +1431,6 @@ struct Undo {
     /// The active segment's committed length before the append.
     position: u64,
     index: IndexMark,
-}
-
-/// Whether `e` is a failed fsync, after which the kernel may have dropped dirty pages.
-fn is_fsync_error(e: &StorageError) -> bool {
-    matches!(e, StorageError::Io { op, .. } if op.starts_with("fsync"))
 }
 
 struct BatchMeta {
@@ -1476,7 +1472,7 @@ fn delete_segment_files(dir: &Path, segments: &[Arc<Segment>]) -> Result<(), Sto
             match fs::rename(path, &deleted) {
                 Ok(()) => renamed.push(deleted),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("rename for deletion", path, e)),
+                Err(e) => return Err(StorageError::io(IoOp::RenameForDeletion, path, e)),
             }
         }
         sync_dir(dir)?;
@@ -1485,7 +1481,7 @@ fn delete_segment_files(dir: &Path, segments: &[Arc<Segment>]) -> Result<(), Sto
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StorageError::io("remove", &path, e)),
+            Err(e) => return Err(StorageError::io(IoOp::Remove, &path, e)),
         }
     }
     if !segments.is_empty() {
@@ -1500,7 +1496,7 @@ fn read_checkpoint(dir: &Path) -> Result<Option<i64>, StorageError> {
     let text = match fs::read(&path) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StorageError::io("read", &path, e)),
+        Err(e) => return Err(StorageError::io(IoOp::Read, &path, e)),
     };
     let parsed = parse_checkpoint(&text);
     if parsed.is_none() {
@@ -1829,7 +1825,13 @@ mod tests {
         log.inject_fsync_failures();
         let err = log.flush_to(1).expect_err("fsync fails");
         assert!(
-            matches!(err, StorageError::Io { op: "fsync", .. }),
+            matches!(
+                err,
+                StorageError::Io {
+                    op: IoOp::Fsync,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(log.is_poisoned());
@@ -1876,7 +1878,7 @@ mod tests {
             // The third one would roll: a roll followed by a failed write is undone too.
             let err = log.append(&mut one(&[i; 70]), 2).expect_err("disk full");
             assert!(
-                matches!(&err, StorageError::Io { op: "write", source, .. } if source.raw_os_error() == Some(28)),
+                matches!(&err, StorageError::Io { op: IoOp::Write, source, .. } if source.raw_os_error() == Some(28)),
                 "{err:?}"
             );
             assert!(!log.is_poisoned(), "a failed write must not poison");
@@ -1963,7 +1965,13 @@ mod tests {
             .append(&mut one(&[8u8; 60]), 2)
             .expect_err("roll fsync fails");
         assert!(
-            matches!(err, StorageError::Io { op: "fsync", .. }),
+            matches!(
+                err,
+                StorageError::Io {
+                    op: IoOp::Fsync,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(log.is_poisoned());

@@ -15,7 +15,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use crate::error::StorageError;
+use crate::error::{IoOp, StorageError};
 
 /// How many batches per producer are remembered for duplicate detection.
 pub const REMEMBERED_BATCHES: usize = 5;
@@ -252,12 +252,12 @@ impl Producers {
         let text = self.encode();
         let path = dir.join(SNAPSHOT);
         let tmp = dir.join(format!("{SNAPSHOT}.tmp"));
-        let mut f = fs::File::create(&tmp).map_err(|e| StorageError::io("create", &tmp, e))?;
+        let mut f = fs::File::create(&tmp).map_err(|e| StorageError::io(IoOp::Create, &tmp, e))?;
         f.write_all(text.as_bytes())
-            .map_err(|e| StorageError::io("write", &tmp, e))?;
+            .map_err(|e| StorageError::io(IoOp::Write, &tmp, e))?;
         f.sync_all()
-            .map_err(|e| StorageError::io("fsync", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))
+            .map_err(|e| StorageError::io(IoOp::Fsync, &tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| StorageError::io(IoOp::Rename, &path, e))
     }
 
     /// The snapshot's text: a comment line, then one line per remembered batch.

@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use std::time::UNIX_EPOCH;
 
 use crate::batch::{self, BatchDefect, BatchHeader, Check, HEADER_LEN};
-use crate::error::StorageError;
+use crate::error::{IoOp, StorageError};
 use crate::index::{IndexBuilder, IndexDefect, SegmentIndex};
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
@@ -49,7 +49,7 @@ pub(crate) fn parse_file_name(name: &str, suffix: &str) -> Option<i64> {
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io("fsync directory", dir, e))
+        .map_err(|e| StorageError::io(IoOp::FsyncDirectory, dir, e))
 }
 
 /// Writes `contents` to `dir/name` atomically: tmp file, fsync, rename, fsync dir. A crash
@@ -69,13 +69,13 @@ pub(crate) fn write_atomically(
 fn write_synced_no_dir(dir: &Path, name: &str, contents: &[u8]) -> Result<(), StorageError> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = File::create(&tmp).map_err(|e| StorageError::io("create", &tmp, e))?;
+    let mut file = File::create(&tmp).map_err(|e| StorageError::io(IoOp::Create, &tmp, e))?;
     file.write_all(contents)
-        .map_err(|e| StorageError::io("write", &tmp, e))?;
+        .map_err(|e| StorageError::io(IoOp::Write, &tmp, e))?;
     file.sync_all()
-        .map_err(|e| StorageError::io("fsync", &tmp, e))?;
+        .map_err(|e| StorageError::io(IoOp::Fsync, &tmp, e))?;
     drop(file);
-    fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))
+    fs::rename(&tmp, &path).map_err(|e| StorageError::io(IoOp::Rename, &path, e))
 }
 
 /// What a sealed (no longer appended) segment knows about itself.
@@ -161,7 +161,7 @@ impl Segment {
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("remove", path, e)),
+                Err(e) => return Err(StorageError::io(IoOp::Remove, path, e)),
             }
         }
         Ok(())
@@ -171,10 +171,10 @@ impl Segment {
     /// need write access and must not change anything).
     pub fn open_read_only(dir: &Path, base_offset: i64) -> Result<Segment, StorageError> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
-        let log = File::open(&log_path).map_err(|e| StorageError::io("open", &log_path, e))?;
+        let log = File::open(&log_path).map_err(|e| StorageError::io(IoOp::Open, &log_path, e))?;
         let len = log
             .metadata()
-            .map_err(|e| StorageError::io("stat", &log_path, e))?
+            .map_err(|e| StorageError::io(IoOp::Stat, &log_path, e))?
             .len();
         Ok(Segment::at(dir, base_offset, log, len))
     }
@@ -193,7 +193,7 @@ impl Segment {
         let log = open_rw(&log_path, false)?;
         let len = log
             .metadata()
-            .map_err(|e| StorageError::io("stat", &log_path, e))?
+            .map_err(|e| StorageError::io(IoOp::Stat, &log_path, e))?
             .len();
         Ok(Segment::at(dir, base_offset, log, len))
     }
@@ -239,13 +239,13 @@ impl Segment {
     pub fn write_at(&self, bytes: &[u8], position: u64) -> Result<(), StorageError> {
         self.log
             .write_all_at(bytes, position)
-            .map_err(|e| StorageError::io("write", &self.log_path, e))
+            .map_err(|e| StorageError::io(IoOp::Write, &self.log_path, e))
     }
 
     pub fn read_exact_at(&self, buf: &mut [u8], position: u64) -> Result<(), StorageError> {
         self.log
             .read_exact_at(buf, position)
-            .map_err(|e| StorageError::io("read", &self.log_path, e))
+            .map_err(|e| StorageError::io(IoOp::Read, &self.log_path, e))
     }
 
     /// Undoes a failed append: cuts the file back to the committed length. Needs no free
@@ -254,7 +254,7 @@ impl Segment {
     pub fn undo_write(&self, len: u64) -> Result<(), StorageError> {
         self.log
             .set_len(len)
-            .map_err(|e| StorageError::io("truncate", &self.log_path, e))
+            .map_err(|e| StorageError::io(IoOp::Truncate, &self.log_path, e))
     }
 
     /// Removes the files of a segment whose creation failed half way (nothing was written
@@ -270,7 +270,7 @@ impl Segment {
         self.log
             .set_len(len)
             .and_then(|()| self.log.sync_all())
-            .map_err(|e| StorageError::io("truncate", &self.log_path, e))?;
+            .map_err(|e| StorageError::io(IoOp::Truncate, &self.log_path, e))?;
         self.set_len(len);
         Ok(())
     }
@@ -282,7 +282,7 @@ impl Segment {
             .log
             .metadata()
             .and_then(|m| m.modified())
-            .map_err(|e| StorageError::io("stat", &self.log_path, e))?;
+            .map_err(|e| StorageError::io(IoOp::Stat, &self.log_path, e))?;
         Ok(modified
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
@@ -320,7 +320,7 @@ impl Segment {
 
     pub fn damaged(&self, position: u64, defect: BatchDefect) -> StorageError {
         StorageError::io(
-            "read batch",
+            IoOp::ReadBatch,
             &self.log_path,
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -512,7 +512,7 @@ impl Segment {
         let _ = self.index.set(index);
         self.index.get().ok_or_else(|| {
             StorageError::io(
-                "load index",
+                IoOp::LoadIndex,
                 &self.index_path,
                 io::Error::other("index not set"),
             )
@@ -527,14 +527,14 @@ fn open_rw(path: &Path, create: bool) -> Result<File, StorageError> {
         .create(create)
         .truncate(create)
         .open(path)
-        .map_err(|e| StorageError::io(if create { "create" } else { "open" }, path, e))
+        .map_err(|e| StorageError::io(if create { IoOp::Create } else { IoOp::Open }, path, e))
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StorageError::io("read", path, e)),
+        Err(e) => Err(StorageError::io(IoOp::Read, path, e)),
     }
 }
 

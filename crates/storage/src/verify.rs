@@ -25,7 +25,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::batch::Check;
-use crate::error::StorageError;
+use crate::error::{IoOp, StorageError};
 use crate::index::{OffsetEntry, SegmentIndex, TimeEntry, NO_TIMESTAMP};
 use crate::log::LOG_START_CHECKPOINT;
 use crate::segment::{parse_file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
@@ -100,9 +100,9 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
     let crash = mode == Mode::AfterCrash;
     let mut bases = Vec::new();
     let mut index_bases = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| StorageError::io("list directory", dir, e))?;
+    let entries = fs::read_dir(dir).map_err(|e| StorageError::io(IoOp::ListDirectory, dir, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io("list directory", dir, e))?;
+        let entry = entry.map_err(|e| StorageError::io(IoOp::ListDirectory, dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") || name.ends_with(".deleted") {
             out.note_or_problem(crash, &entry.path(), "stray file (removed at open)");
@@ -208,7 +208,7 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(StorageError::io("read", &checkpoint, e)),
+        Err(e) => return Err(StorageError::io(IoOp::Read, &checkpoint, e)),
     }
     Ok(out)
 }
@@ -303,7 +303,7 @@ fn read_entries(
             out.note_or_problem(lenient, path, "index file missing (rebuilt at open)");
             return Ok(None);
         }
-        Err(e) => return Err(StorageError::io("read", path, e)),
+        Err(e) => return Err(StorageError::io(IoOp::Read, path, e)),
     };
     let partial = bytes.len() % entry_len;
     if partial != 0 && lenient {
