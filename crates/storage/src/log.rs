@@ -1,5 +1,6 @@
 //! [`Log`]: one partition's log, a sequence of segments in one directory.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::ops::ControlFlow;
@@ -14,57 +15,23 @@ use crate::batch::{self, BatchDefect, Batches, Check};
 use crate::config::{LogConfig, Recovery, TimestampType};
 use crate::error::{IoOp, StorageError};
 use crate::index::{IndexBuilder, IndexMark, SegmentIndex, NO_TIMESTAMP};
-use crate::producer::{self, AbortedTxn, BatchSeq, Producers, Verdict};
+use crate::producer::{self, AbortedTxn, BatchSeq, Producers, Verdict, SNAPSHOT_SUFFIX};
 use crate::segment::{
-    parse_file_name, sync_dir, write_atomically, IndexSync, Sealed, Segment, INDEX_SUFFIX,
-    LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    file_name, parse_file_name, sync_dir, write_atomically, write_synced_no_dir, IndexSync, Sealed,
+    Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
+use crate::txn_index::TXN_INDEX_SUFFIX;
 
 /// Name of the checkpoint file holding the log start offset moved by DeleteRecords.
-/// File name of the aborted-transaction index: `producer_id first_offset last_offset` lines.
-pub const ABORTED_INDEX: &str = "aborted-txns";
-
-/// Reads the aborted-transaction index; missing means empty, unparsable lines are skipped.
-fn load_aborted(dir: &Path) -> Result<Vec<AbortedTxn>, StorageError> {
-    let path = dir.join(ABORTED_INDEX);
-    let text = match fs::read(&path) {
-        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StorageError::io(IoOp::Read, &path, e)),
-    };
-    Ok(parse_aborted(&text))
-}
-
-/// Parses the aborted-transaction index's text, skipping lines that do not parse.
-pub(crate) fn parse_aborted(text: &str) -> Vec<AbortedTxn> {
-    let mut out = Vec::new();
-    // Only whole lines: a cut one could otherwise read as a different, shorter offset.
-    for line in text
-        .split_inclusive('\n')
-        .filter_map(|l| l.strip_suffix('\n'))
-    {
-        let f: Vec<i64> = line
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        if let [producer_id, first_offset, last_offset] = f.as_slice() {
-            if first_offset > last_offset || *producer_id < 0 {
-                continue;
-            }
-            out.push(AbortedTxn {
-                producer_id: *producer_id,
-                first_offset: *first_offset,
-                last_offset: *last_offset,
-            });
-        }
-    }
-    out
-}
-
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset";
 const CHECKPOINT_VERSION: &str = "0";
 const TMP_SUFFIX: &str = ".tmp";
 const DELETED_SUFFIX: &str = ".deleted";
+/// Side files of an older format (one producer snapshot and one aborted-transaction index
+/// per partition), superseded by per-offset snapshots and per-segment `.txnindex` files.
+/// Removed at open: with no snapshot, the producer state and aborted transactions are
+/// rebuilt from the whole log.
+const LEGACY_FILES: [&str; 2] = ["producer-state", "aborted-txns"];
 
 /// Result of a successful [`Log::append`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +68,11 @@ pub struct RecoveryReport {
     /// Segments whose index files were rebuilt (in Scan mode this includes the active one).
     pub rebuilt_indexes: usize,
     pub log_end_offset: i64,
+    /// Offset of the producer snapshot the producer state was loaded from (None: rebuilt
+    /// from the first segment).
+    pub producer_snapshot: Option<i64>,
+    /// Batches replayed after that snapshot to bring the producer state to the log end.
+    pub replayed_batches: u64,
 }
 
 /// What [`Log::enforce_retention`] deleted.
@@ -150,8 +122,11 @@ struct State {
     log_end: i64,
     /// Idempotent producers' recent sequences, checked and updated with each append.
     producers: Producers,
-    /// Aborted transactions, by marker offset; persisted in `aborted-txns`.
+    /// Aborted transactions, in marker order. Those of sealed segments are in their
+    /// `.txnindex` files; the active segment's are written when it is sealed or closed.
     aborted: Vec<AbortedTxn>,
+    /// Offsets of the producer snapshot files (`<offset>.snapshot`) on disk.
+    snapshots: BTreeSet<i64>,
 }
 
 /// The active segment's mutable side.
@@ -167,6 +142,9 @@ struct Active {
     /// Start of the segment's age for `segment.ms`: the wall time of its first append, or
     /// after a reopen its first batch's max timestamp. None while empty.
     rolling_base_ms: Option<i64>,
+    /// The segment's aborted transactions differ from its `.txnindex` file (an abort was
+    /// appended since it was written or loaded): the file is rewritten at seal or close.
+    txn_index_dirty: bool,
 }
 
 impl State {
@@ -254,11 +232,13 @@ impl Log {
                 index: IndexBuilder::new(0),
                 persisted: None,
                 rolling_base_ms: None,
+                txn_index_dirty: false,
             },
             log_start: 0,
             log_end: 0,
             producers: Producers::default(),
             aborted: Vec::new(),
+            snapshots: BTreeSet::new(),
         };
         Ok(Log::from_parts(dir, config, state))
     }
@@ -283,19 +263,26 @@ impl Log {
         // open removes it again.
         let mut log_bases = Vec::new();
         let mut index_files = Vec::new();
+        let mut snapshots = BTreeSet::new();
         let entries =
             fs::read_dir(&dir).map_err(|e| StorageError::io(IoOp::ListDirectory, &dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| StorageError::io(IoOp::ListDirectory, &dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if name.ends_with(TMP_SUFFIX) || name.ends_with(DELETED_SUFFIX) {
+            if name.ends_with(TMP_SUFFIX)
+                || name.ends_with(DELETED_SUFFIX)
+                || LEGACY_FILES.contains(&name.as_str())
+            {
                 tracing::info!(path = %path.display(), "removing stray file");
                 fs::remove_file(&path).map_err(|e| StorageError::io(IoOp::Remove, &path, e))?;
             } else if let Some(base) = parse_file_name(&name, LOG_SUFFIX) {
                 log_bases.push(base);
+            } else if let Some(offset) = parse_file_name(&name, SNAPSHOT_SUFFIX) {
+                snapshots.insert(offset);
             } else if let Some(base) = parse_file_name(&name, INDEX_SUFFIX)
                 .or_else(|| parse_file_name(&name, TIME_INDEX_SUFFIX))
+                .or_else(|| parse_file_name(&name, TXN_INDEX_SUFFIX))
             {
                 index_files.push((base, path));
             }
@@ -313,6 +300,8 @@ impl Log {
             let base = checkpoint.unwrap_or(0).max(0);
             tracing::info!(dir = %dir.display(), base, "empty log directory; creating first segment");
             let segment = Segment::create(&dir, base)?;
+            // Without segments no snapshot can be replayed onto.
+            remove_snapshots(&dir, snapshots)?;
             sync_dir(&dir)?;
             let state = State {
                 segments: vec![Arc::new(segment)],
@@ -320,11 +309,13 @@ impl Log {
                     index: IndexBuilder::new(base),
                     persisted: None,
                     rolling_base_ms: None,
+                    txn_index_dirty: false,
                 },
                 log_start: base,
                 log_end: base,
                 producers: Producers::default(),
                 aborted: Vec::new(),
+                snapshots: BTreeSet::new(),
             };
             report.segments = 1;
             report.log_end_offset = base;
@@ -356,10 +347,12 @@ impl Log {
             log_end,
             producers: Producers::default(),
             aborted: Vec::new(),
+            snapshots: BTreeSet::new(),
         };
         // A crash between writing the checkpoint and deleting the segments it covers.
         let doomed = take_segments_below_start(&mut state);
         delete_segment_files(&dir, &doomed)?;
+        restore_transactions(&dir, &mut state, snapshots, &config, &mut report)?;
 
         let log = Log::from_parts(dir, config, state);
         // After a crash the active segment's bytes may be only in the page cache (the process
@@ -373,7 +366,6 @@ impl Log {
             // appended from here on at the next open.
             log.write_checkpoint(log_start)?;
         }
-        log.restore_producers(recovery)?;
         report.segments = log.segment_count();
         report.log_end_offset = log_end;
         tracing::debug!(
@@ -506,11 +498,6 @@ impl Log {
             );
             next += m.offset_count;
         }
-        // A marker rewrites the aborted index; if that fails, the producer state goes back.
-        let producers_before = metas
-            .iter()
-            .any(|m| m.marker.is_some())
-            .then(|| (st.producers.clone(), st.aborted.len()));
         segment.set_len(position + batches.len() as u64);
         st.log_end = last_offset + 1;
         let mut next = base_offset;
@@ -531,16 +518,9 @@ impl Log {
             if let Some((id, epoch, marker)) = m.marker {
                 let commit = marker == Marker::Commit;
                 if let Some(aborted) = st.producers.end_txn(id, epoch, commit, next, now_ms) {
+                    // No I/O: written with the segment's other indexes (see txn_index.rs).
                     st.aborted.push(aborted);
-                    if let Err(e) = self.save_aborted(&st.aborted) {
-                        if let Some((producers, aborted)) = producers_before {
-                            st.producers = producers;
-                            st.aborted.truncate(aborted);
-                        }
-                        st.log_end = base_offset;
-                        segment.set_len(position);
-                        return Err(self.undo_append(st, &segment, undo, e));
-                    }
+                    st.active.txn_index_dirty = true;
                 }
             }
             next += m.offset_count;
@@ -653,133 +633,6 @@ impl Log {
         }
     }
 
-    /// Loads the producer snapshot after a clean stop, or (after a crash) rebuilds producer
-    /// state from the batch headers of the two newest segments.
-    fn restore_producers(&self, recovery: Recovery) -> Result<(), StorageError> {
-        {
-            let mut st = self.lock_state()?;
-            let log_end = st.log_end;
-            // Entries past a truncated tail describe markers that are gone.
-            st.aborted = load_aborted(&self.dir)?
-                .into_iter()
-                .filter(|a| a.last_offset < log_end)
-                .collect();
-        }
-        let path = self.dir.join(producer::SNAPSHOT);
-        let existed = path.exists();
-        let snapshot = (recovery == Recovery::Clean && existed)
-            .then(|| Producers::load(&self.dir))
-            .flatten();
-        // The snapshot describes the log as it was closed; once writes resume it is stale.
-        if existed {
-            fs::remove_file(&path).map_err(|e| StorageError::io(IoOp::Remove, &path, e))?;
-        }
-        if let Some(p) = snapshot {
-            self.lock_state()?.producers = p;
-            return Ok(());
-        }
-        if recovery == Recovery::Clean && !existed {
-            // `close` writes a snapshot whenever any producer is known: after a clean stop,
-            // no snapshot means no idempotent producer, and nothing needs reading.
-            return Ok(());
-        }
-        if existed && recovery == Recovery::Clean {
-            tracing::warn!(path = %path.display(), "unreadable producer snapshot; rebuilding from the log");
-        }
-        let (start, end) = {
-            let st = self.lock_state()?;
-            let n = st.segments.len();
-            let from = st
-                .segments
-                .get(n.saturating_sub(2))
-                .map_or(st.log_start, |s| s.base_offset())
-                .max(st.log_start);
-            (from, st.log_end)
-        };
-        let mut producers = Producers::default();
-        let mut found_aborts = Vec::new();
-        let mut offset = start;
-        while offset < end {
-            let out = self.read(offset, 4 << 20)?;
-            if out.records.is_empty() {
-                break;
-            }
-            let before = offset;
-            for b in Batches::new(&out.records, Check::Structure) {
-                let Ok(b) = b else { break };
-                let h = &b.header;
-                let last_offset = h.base_offset.saturating_add(h.offset_count() - 1);
-                if h.producer_id() >= 0 && !h.is_control() {
-                    let seq = BatchSeq {
-                        first_seq: h.base_sequence(),
-                        last_seq: producer::last_seq(h.base_sequence(), h.offset_count()),
-                        first_offset: h.base_offset,
-                        last_offset,
-                    };
-                    // The batch's own clock stands in for the lost append time.
-                    if h.is_transactional() {
-                        producers.record_txn(
-                            h.producer_id(),
-                            h.producer_epoch(),
-                            seq,
-                            h.max_timestamp,
-                        );
-                    } else {
-                        producers.record(h.producer_id(), h.producer_epoch(), seq, h.max_timestamp);
-                    }
-                } else if h.producer_id() >= 0 {
-                    if let Some(marker) = batch::marker_of(b.bytes) {
-                        let commit = marker == Marker::Commit;
-                        let ended = producers.end_txn(
-                            h.producer_id(),
-                            h.producer_epoch(),
-                            commit,
-                            h.base_offset,
-                            h.max_timestamp,
-                        );
-                        found_aborts.extend(ended);
-                    }
-                }
-                offset = offset.max(last_offset.saturating_add(1));
-            }
-            if offset == before {
-                break; // nothing past `offset` (a damaged header): stop rather than spin
-            }
-        }
-        let mut st = self.lock_state()?;
-        st.producers = producers;
-        // Markers whose index entry did not reach the file before a crash.
-        let before = st.aborted.len();
-        for a in found_aborts {
-            if !st.aborted.contains(&a) {
-                st.aborted.push(a);
-            }
-        }
-        if st.aborted.len() != before {
-            st.aborted.sort_by_key(|a| a.last_offset);
-            self.save_aborted(&st.aborted)?;
-        }
-        Ok(())
-    }
-
-    /// Rewrites the aborted-transaction index atomically.
-    fn save_aborted(&self, aborted: &[AbortedTxn]) -> Result<(), StorageError> {
-        let mut text = String::new();
-        for a in aborted {
-            text.push_str(&format!(
-                "{} {} {}\n",
-                a.producer_id, a.first_offset, a.last_offset
-            ));
-        }
-        let path = self.dir.join(ABORTED_INDEX);
-        let tmp = self.dir.join(format!("{ABORTED_INDEX}.tmp"));
-        fs::write(&tmp, text.as_bytes()).map_err(|e| StorageError::io(IoOp::Write, &tmp, e))?;
-        let f = fs::File::open(&tmp).map_err(|e| StorageError::io(IoOp::Open, &tmp, e))?;
-        self.fsync(&f, &tmp)?;
-        fs::rename(&tmp, &path).map_err(|e| StorageError::io(IoOp::Rename, &path, e))?;
-        sync_dir(&self.dir)
-    }
-
     /// [`Log::append`] for producers' data: control batches (transaction markers) are only
     /// written by the broker itself, so a client's are refused, as Kafka does.
     pub fn append_from_client(
@@ -887,6 +740,8 @@ impl Log {
             return Err(e);
         }
         let new_base = st.log_end;
+        self.write_txn_files(st, &old, new_base)?;
+        st.snapshots.insert(new_base);
         let segment = match Segment::create(&self.dir, new_base) {
             Ok(created) => created,
             Err(e) => {
@@ -906,6 +761,7 @@ impl Log {
                 index: IndexBuilder::new(new_base),
                 persisted: None,
                 rolling_base_ms: None,
+                txn_index_dirty: false,
             },
         );
         old.seal(
@@ -916,6 +772,12 @@ impl Log {
         );
         st.segments.push(Arc::new(segment));
         self.durable.fetch_max(new_base, Ordering::AcqRel);
+        // Snapshots a clean close left inside the sealed segment: the one at its base (kept
+        // in case its `.txnindex` must be rebuilt) and the new one supersede them.
+        let inside = take_snapshots(&mut st.snapshots, |o| o > old.base_offset() && o < new_base);
+        if let Err(e) = remove_snapshots(&self.dir, inside) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove superseded producer snapshots");
+        }
         tracing::debug!(dir = %self.dir.display(), old_base = old.base_offset(), new_base, bytes = old.len(), now_ms, "rolled segment");
         Ok(())
     }
@@ -1176,6 +1038,7 @@ impl Log {
             take_segments_below_start(&mut st)
         };
         delete_segment_files(&self.dir, &doomed)?;
+        self.prune_snapshots()?;
         tracing::info!(dir = %self.dir.display(), log_start = offset, segments_deleted = doomed.len(), "moved log start");
         Ok(offset)
     }
@@ -1197,11 +1060,7 @@ impl Log {
             }
             // Aborted transactions wholly below the log start no longer matter to any reader.
             let log_start = st.log_start;
-            let before = st.aborted.len();
             st.aborted.retain(|a| a.last_offset >= log_start);
-            if st.aborted.len() != before {
-                self.save_aborted(&st.aborted)?;
-            }
             let too_old = st
                 .active
                 .rolling_base_ms
@@ -1259,6 +1118,7 @@ impl Log {
             doomed
         };
         delete_segment_files(&self.dir, &doomed)?;
+        self.prune_snapshots()?;
         if let Err(e) = self.write_checkpoint(new_start) {
             if self.is_poisoned() {
                 return Err(e);
@@ -1328,14 +1188,27 @@ impl Log {
             self.lock_state()?.active.persisted = Some(entries);
             renamed = true;
         }
-        let producers = self.lock_state()?;
-        if producers.producers.len() > 0 {
-            producers.producers.save(&self.dir)?;
-            renamed = true;
-        }
+        let superseded = {
+            let mut st = self.lock_state()?;
+            // The producer state at the log end, so that the next open replays nothing; an
+            // empty log has nothing to replay (and holds only its segment file).
+            let empty = st.segments.first().map(|s| s.base_offset()) == Some(log_end);
+            if !empty {
+                renamed |= !st.snapshots.contains(&log_end);
+                self.write_txn_files(&st, &segment, log_end)?;
+                st.snapshots.insert(log_end);
+                st.active.txn_index_dirty = false;
+            }
+            take_snapshots(&mut st.snapshots, |o| {
+                o > segment.base_offset() && o < log_end
+            })
+        };
         if renamed {
-            sync_dir(&self.dir)?;
+            sync_dir(&self.dir).inspect_err(|e| self.poison(e))?;
         }
+        remove_snapshots(&self.dir, superseded)
+            .inspect_err(|e| tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove superseded producer snapshots"))
+            .ok();
         Ok(())
     }
 
@@ -1403,6 +1276,53 @@ impl Log {
         })
     }
 
+    /// Writes the producer snapshot at `offset` (the log end) unless it exists, and before it
+    /// the active `segment`'s `.txnindex` if it changed: every abort below a durable snapshot
+    /// must be durable too, since the replay after a crash starts at the snapshot. The caller
+    /// fsyncs the directory for the snapshot's rename. A failed fsync poisons the log.
+    fn write_txn_files(
+        &self,
+        st: &State,
+        segment: &Segment,
+        offset: i64,
+    ) -> Result<(), StorageError> {
+        let poison_on_fsync = |e: &StorageError| {
+            if e.is_fsync_failure() {
+                self.poison(e);
+            }
+        };
+        if st.active.txn_index_dirty {
+            let from = st
+                .aborted
+                .partition_point(|a| a.last_offset < segment.base_offset());
+            let entries = st.aborted.get(from..).unwrap_or_default();
+            if segment
+                .write_txn_index(&self.dir, entries)
+                .inspect_err(poison_on_fsync)?
+            {
+                sync_dir(&self.dir).inspect_err(|e| self.poison(e))?;
+            }
+        }
+        if !st.snapshots.contains(&offset) {
+            let name = file_name(offset, SNAPSHOT_SUFFIX);
+            write_synced_no_dir(&self.dir, &name, &st.producers.encode_snapshot(offset))
+                .inspect_err(poison_on_fsync)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the producer snapshots below the first segment (after segments were deleted):
+    /// no replay can start there any more.
+    fn prune_snapshots(&self) -> Result<(), StorageError> {
+        let stale = {
+            let mut st = self.lock_state()?;
+            let first = st.active_segment().base_offset();
+            let first = st.segments.first().map_or(first, |s| s.base_offset());
+            take_snapshots(&mut st.snapshots, |o| o < first)
+        };
+        remove_snapshots(&self.dir, stale)
+    }
+
     fn write_checkpoint(&self, log_start: i64) -> Result<(), StorageError> {
         let contents = format!("{CHECKPOINT_VERSION}\n{log_start}\n");
         write_atomically(&self.dir, LOG_START_CHECKPOINT, contents.as_bytes()).inspect_err(|e| {
@@ -1458,6 +1378,238 @@ fn take_segments_below_start(state: &mut State) -> Vec<Arc<Segment>> {
         })
         .count();
     state.segments.drain(..n).collect()
+}
+
+/// Removes from `snapshots` the offsets `take` selects and returns them.
+fn take_snapshots(snapshots: &mut BTreeSet<i64>, take: impl Fn(i64) -> bool) -> Vec<i64> {
+    let taken: Vec<i64> = snapshots.iter().copied().filter(|&o| take(o)).collect();
+    for offset in &taken {
+        snapshots.remove(offset);
+    }
+    taken
+}
+
+/// Removes producer snapshot files. No directory fsync: a snapshot that comes back after a
+/// crash still describes the state at its offset, or is out of range and removed at open.
+fn remove_snapshots(
+    dir: &Path,
+    offsets: impl IntoIterator<Item = i64>,
+) -> Result<(), StorageError> {
+    for offset in offsets {
+        let path = dir.join(file_name(offset, SNAPSHOT_SUFFIX));
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(IoOp::Remove, &path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds the producer state and the aborted transactions at open, as Kafka does: loads
+/// the newest valid producer snapshot at or below both the log end and the first segment
+/// whose `.txnindex` cannot be trusted, then replays the batch headers after it. Without a
+/// usable snapshot the replay starts at the first segment (never at "no producers"). Aborts
+/// below the snapshot come from the segments' `.txnindex` files; damaged ones are rewritten.
+fn restore_transactions(
+    dir: &Path,
+    st: &mut State,
+    mut snapshots: BTreeSet<i64>,
+    config: &LogConfig,
+    report: &mut RecoveryReport,
+) -> Result<(), StorageError> {
+    let log_end = st.log_end;
+    let first_base = st.segments.first().map_or(log_end, |s| s.base_offset());
+    // Below the first segment a snapshot's replay would miss deleted batches; beyond the log
+    // end it describes batches that are gone (a truncated tail).
+    let outside: Vec<i64> = snapshots
+        .iter()
+        .copied()
+        .filter(|&o| o < first_base || o > log_end)
+        .collect();
+    for &offset in &outside {
+        snapshots.remove(&offset);
+        if offset > log_end {
+            tracing::warn!(dir = %dir.display(), offset, log_end, "removing producer snapshot beyond the log end");
+        }
+    }
+    remove_snapshots(dir, outside)?;
+
+    // Each segment's aborts from its file; None where the file cannot be trusted, and then
+    // the replay must start at or below that segment.
+    let bounds = segment_bounds(st);
+    let mut files = Vec::with_capacity(st.segments.len());
+    let mut limit = log_end;
+    for (segment, &(base, end)) in st.segments.iter().zip(&bounds) {
+        let loaded = segment.load_txn_index()?.filter(|entries| {
+            entries
+                .iter()
+                .all(|a| a.last_offset >= base && a.last_offset < end)
+        });
+        if loaded.is_none() {
+            tracing::warn!(path = %segment.txn_index_path().display(), "damaged aborted-transaction index; rebuilding it from the log");
+            limit = limit.min(base);
+        }
+        files.push(loaded);
+    }
+
+    let mut chosen = None;
+    let mut damaged = Vec::new();
+    for &offset in snapshots.iter().rev().filter(|&&o| o <= limit) {
+        let path = dir.join(file_name(offset, SNAPSHOT_SUFFIX));
+        let bytes = fs::read(&path).map_err(|e| StorageError::io(IoOp::Read, &path, e))?;
+        match producer::decode_snapshot(&bytes) {
+            Some((at, producers)) if at == offset => {
+                chosen = Some((offset, producers));
+                break;
+            }
+            _ => {
+                tracing::warn!(path = %path.display(), "damaged producer snapshot; trying an older one");
+                damaged.push(offset);
+            }
+        }
+    }
+    for offset in &damaged {
+        snapshots.remove(offset);
+    }
+    remove_snapshots(dir, damaged)?;
+    report.producer_snapshot = chosen.as_ref().map(|c| c.0);
+    let (from, mut producers) = chosen.unwrap_or_else(|| {
+        if log_end > first_base {
+            tracing::info!(dir = %dir.display(), from = first_base, log_end, "no usable producer snapshot; rebuilding producer state from the first segment");
+        }
+        (first_base, Producers::default())
+    });
+    let mut aborted: Vec<AbortedTxn> = files
+        .iter()
+        .flatten()
+        .flatten()
+        .filter(|a| a.last_offset < from)
+        .copied()
+        .collect();
+    report.replayed_batches = replay(
+        st,
+        from,
+        config.index_interval_bytes,
+        &mut producers,
+        &mut aborted,
+    )?;
+
+    let mut rewrote = false;
+    let last = st.segments.len().saturating_sub(1);
+    for (i, ((segment, &(base, end)), file)) in
+        st.segments.iter().zip(&bounds).zip(&files).enumerate()
+    {
+        let lo = aborted.partition_point(|a| a.last_offset < base);
+        let hi = aborted.partition_point(|a| a.last_offset < end);
+        let entries = aborted.get(lo..hi).unwrap_or_default();
+        match file {
+            Some(f) if f.as_slice() == entries => {}
+            // The active segment's file is rewritten when it is sealed or closed anyway.
+            Some(_) if i == last => st.active.txn_index_dirty = true,
+            _ => rewrote |= segment.write_txn_index(dir, entries)?,
+        }
+    }
+    if rewrote {
+        sync_dir(dir)?;
+    }
+    st.producers = producers;
+    st.aborted = aborted;
+    st.snapshots = snapshots;
+    Ok(())
+}
+
+/// Each segment's offset range: its base, and the next one's (the log end for the last).
+fn segment_bounds(st: &State) -> Vec<(i64, i64)> {
+    let ends = st
+        .segments
+        .iter()
+        .skip(1)
+        .map(|s| s.base_offset())
+        .chain([st.log_end]);
+    st.segments
+        .iter()
+        .map(|s| s.base_offset())
+        .zip(ends)
+        .collect()
+}
+
+/// Applies the batches in `[from, log end)` to `producers`, collecting the transactions
+/// their markers abort; returns how many batches it applied. A damaged batch ends its
+/// segment's part of the replay (reads of it fail too).
+fn replay(
+    st: &State,
+    from: i64,
+    interval: u32,
+    producers: &mut Producers,
+    aborted: &mut Vec<AbortedTxn>,
+) -> Result<u64, StorageError> {
+    let mut applied = 0u64;
+    if from >= st.log_end {
+        return Ok(0);
+    }
+    let first = st.segment_index_for(from);
+    for (i, segment) in st.segments.iter().enumerate().skip(first) {
+        let base = segment.base_offset();
+        let start = if from <= base {
+            0
+        } else if st.is_active(i) {
+            st.active.index.index.position_for(relative(from, base))
+        } else {
+            segment.index(interval)?.position_for(relative(from, base))
+        };
+        let end = segment.scan(
+            u64::from(start),
+            segment.len(),
+            Check::Structure,
+            |_, h, bytes| {
+                if h.last_offset() >= from {
+                    apply_batch(producers, aborted, h, bytes);
+                    applied += 1;
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        if let Some((position, defect)) = end.fault {
+            tracing::warn!(path = %segment.log_path().display(), position, %defect, "damaged batch while rebuilding producer state; skipping the rest of the segment");
+        }
+    }
+    Ok(applied)
+}
+
+/// One stored batch's effect on the producer state, as its append had. The batch's own
+/// clock stands in for the lost append time.
+fn apply_batch(
+    producers: &mut Producers,
+    aborted: &mut Vec<AbortedTxn>,
+    h: &crate::batch::BatchHeader,
+    bytes: &[u8],
+) {
+    if h.producer_id() < 0 {
+        return;
+    }
+    if !h.is_control() {
+        let seq = BatchSeq {
+            first_seq: h.base_sequence(),
+            last_seq: producer::last_seq(h.base_sequence(), h.offset_count()),
+            first_offset: h.base_offset,
+            last_offset: h.last_offset(),
+        };
+        if h.is_transactional() {
+            producers.record_txn(h.producer_id(), h.producer_epoch(), seq, h.max_timestamp);
+        } else {
+            producers.record(h.producer_id(), h.producer_epoch(), seq, h.max_timestamp);
+        }
+    } else if let Some(marker) = batch::marker_of(bytes) {
+        let commit = marker == Marker::Commit;
+        aborted.extend(producers.end_txn(
+            h.producer_id(),
+            h.producer_epoch(),
+            commit,
+            h.base_offset,
+            h.max_timestamp,
+        ));
+    }
 }
 
 /// Deletes segment files oldest first: rename each to `*.deleted` (fsync the directory, so
@@ -1702,6 +1854,7 @@ fn recover_active(
             index,
             persisted,
             rolling_base_ms,
+            txn_index_dirty: false,
         },
         log_end,
         durable,

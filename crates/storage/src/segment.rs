@@ -1,4 +1,5 @@
-//! One segment: a `.log` file of batches plus its `.index` and `.timeindex`.
+//! One segment: a `.log` file of batches plus its `.index`, `.timeindex` and (if it holds
+//! abort markers) `.txnindex`.
 //!
 //! Only the `.log` file stays open. The indexes are derived data: the active segment's live
 //! in memory and are written (whole, atomically) when the segment is sealed by a roll and at
@@ -23,6 +24,8 @@ use std::time::UNIX_EPOCH;
 use crate::batch::{self, BatchDefect, BatchHeader, Check, HEADER_LEN};
 use crate::error::{IoOp, StorageError};
 use crate::index::{IndexBuilder, IndexDefect, SegmentIndex};
+use crate::producer::AbortedTxn;
+use crate::txn_index::{self, TXN_INDEX_SUFFIX};
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -66,7 +69,11 @@ pub(crate) fn write_atomically(
 
 /// [`write_atomically`] without the directory fsync, for callers that rename several files
 /// and then fsync the directory once.
-fn write_synced_no_dir(dir: &Path, name: &str, contents: &[u8]) -> Result<(), StorageError> {
+pub(crate) fn write_synced_no_dir(
+    dir: &Path,
+    name: &str,
+    contents: &[u8],
+) -> Result<(), StorageError> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp).map_err(|e| StorageError::io(IoOp::Create, &tmp, e))?;
@@ -99,6 +106,7 @@ pub(crate) struct Segment {
     log_path: PathBuf,
     index_path: PathBuf,
     time_index_path: PathBuf,
+    txn_index_path: PathBuf,
     log: File,
     /// Committed length of the log file. Written only by the appender, under the log's lock
     /// and after the bytes are in the file; readers bound their reads by it.
@@ -136,6 +144,7 @@ impl Segment {
             log_path: dir.join(file_name(base_offset, LOG_SUFFIX)),
             index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
             time_index_path: dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
+            txn_index_path: dir.join(file_name(base_offset, TXN_INDEX_SUFFIX)),
             log,
             len: AtomicU64::new(len),
             sealed: OnceLock::new(),
@@ -154,10 +163,15 @@ impl Segment {
         Ok(segment)
     }
 
-    /// Removes both index files if present. No fsync: an index file that comes back after a
-    /// crash is checked against the log like any other, and rebuilt if it does not match.
+    /// Removes the index files (offset, time, aborted transactions) if present. No fsync: an
+    /// index file that comes back after a crash is checked against the log like any other,
+    /// and rebuilt if it does not match.
     pub fn remove_index_files(&self) -> Result<(), StorageError> {
-        for path in [&self.index_path, &self.time_index_path] {
+        for path in [
+            &self.index_path,
+            &self.time_index_path,
+            &self.txn_index_path,
+        ] {
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -218,8 +232,17 @@ impl Segment {
         &self.log
     }
 
-    pub fn file_paths(&self) -> [&Path; 3] {
-        [&self.log_path, &self.index_path, &self.time_index_path]
+    pub fn txn_index_path(&self) -> &Path {
+        &self.txn_index_path
+    }
+
+    pub fn file_paths(&self) -> [&Path; 4] {
+        [
+            &self.log_path,
+            &self.index_path,
+            &self.time_index_path,
+            &self.txn_index_path,
+        ]
     }
 
     pub fn sealed(&self) -> Option<Sealed> {
@@ -260,7 +283,12 @@ impl Segment {
     /// Removes the files of a segment whose creation failed half way (nothing was written
     /// to it), so a retry starts clean. Best effort: open removes leftovers too.
     pub fn remove_created(dir: &Path, base_offset: i64) {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
             let _ = fs::remove_file(dir.join(file_name(base_offset, suffix)));
         }
     }
@@ -492,6 +520,34 @@ impl Segment {
             }
         }
         Ok(())
+    }
+
+    /// The segment's aborted transactions from its `.txnindex`: empty if there is none,
+    /// `None` if it is damaged.
+    pub fn load_txn_index(&self) -> Result<Option<Vec<AbortedTxn>>, StorageError> {
+        Ok(match read_optional(&self.txn_index_path)? {
+            None => Some(Vec::new()),
+            Some(bytes) => txn_index::decode(&bytes),
+        })
+    }
+
+    /// Replaces the `.txnindex` with `entries` (tmp, fsync, rename), or removes it when there
+    /// are none. Returns whether the directory changed; the caller fsyncs it.
+    pub fn write_txn_index(
+        &self,
+        dir: &Path,
+        entries: &[AbortedTxn],
+    ) -> Result<bool, StorageError> {
+        if entries.is_empty() {
+            return match fs::remove_file(&self.txn_index_path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(StorageError::io(IoOp::Remove, &self.txn_index_path, e)),
+            };
+        }
+        let name = file_name(self.base_offset, TXN_INDEX_SUFFIX);
+        write_synced_no_dir(dir, &name, &txn_index::encode(entries))?;
+        Ok(true)
     }
 
     /// A sealed segment's indexes, loading them on first use. If the files went bad since
