@@ -448,16 +448,43 @@ impl Segment {
         self.read_exact_at(buf, position)
     }
 
-    /// Rebuilds both indexes by walking the log from the start (structure checks only), up
-    /// to `end`. Returns the builder (with the final time entry) and where the walk stopped.
+    /// Rebuilds both indexes of a sealed segment by walking the log from the start
+    /// (structure checks only), up to `end`, with the final time entry sealing writes.
+    /// Returns the builder and where the walk stopped.
     pub fn rebuild_index(
         &self,
         end: u64,
         interval: u32,
     ) -> Result<(IndexBuilder, ScanEnd), StorageError> {
-        let mut builder = IndexBuilder::new(self.base_offset);
-        let scan_end = self.scan(0, end, Check::Structure, |pos, h, bytes| {
+        let (mut builder, scan_end, _) = self.build_index(end, interval, Check::Structure)?;
+        builder.seal();
+        Ok((builder, scan_end))
+    }
+
+    /// Builds both indexes by walking the batches from the start up to `end`, checked as
+    /// `check` says, stopping at the first bad one: a torn or invalid batch, offsets going
+    /// backwards, or an offset or position beyond the indexes' 32 bits. Returns the builder,
+    /// where the walk stopped and one past the last offset walked.
+    pub fn build_index(
+        &self,
+        end: u64,
+        interval: u32,
+        check: Check,
+    ) -> Result<(IndexBuilder, ScanEnd, i64), StorageError> {
+        let base = self.base_offset;
+        let mut builder = IndexBuilder::new(base);
+        let mut expected = base;
+        let scan_end = self.scan(0, end, check, |pos, h, bytes| {
+            if h.base_offset < expected {
+                return Err(BatchDefect::OffsetWentBackwards {
+                    expected_at_least: expected,
+                    found: h.base_offset,
+                });
+            }
             let pos = u32::try_from(pos).map_err(|_| BatchDefect::OffsetOverflow)?;
+            if h.base_offset - base > i64::from(u32::MAX) {
+                return Err(BatchDefect::OffsetOverflow);
+            }
             builder.on_batch(
                 pos,
                 h.base_offset,
@@ -465,10 +492,10 @@ impl Segment {
                 bytes.len() as u64,
                 interval,
             );
+            expected = h.last_offset().saturating_add(1);
             Ok(ControlFlow::Continue(()))
         })?;
-        builder.seal();
-        Ok((builder, scan_end))
+        Ok((builder, scan_end, expected))
     }
 
     /// Reads and checks both index files against a log of `log_len` bytes. `Ok(Err(_))` means
