@@ -36,9 +36,13 @@ impl Log {
     /// Aborted transactions that overlap `[from, to)`, for a read_committed fetch.
     pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         let st = self.state_view();
+        // In marker order: skip those that ended before `from` without looking at them.
+        let ended = st.aborted.partition_point(|a| a.last_offset < from);
         st.aborted
+            .get(ended..)
+            .unwrap_or_default()
             .iter()
-            .filter(|a| a.last_offset >= from && a.first_offset < to)
+            .filter(|a| a.first_offset < to)
             .copied()
             .collect()
     }
@@ -83,8 +87,7 @@ impl Log {
     pub(super) fn prune_snapshots(&self) -> Result<(), StorageError> {
         let stale = {
             let mut st = self.lock_state()?;
-            let first = st.active_segment().base_offset();
-            let first = st.segments.first().map_or(first, |s| s.base_offset());
+            let first = st.segments.first().map_or(st.log_end, |s| s.base_offset());
             take_snapshots(&mut st.snapshots, |o| o < first)
         };
         remove_snapshots(&self.dir, stale)
