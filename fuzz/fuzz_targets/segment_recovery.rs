@@ -21,7 +21,7 @@ use weir_fuzz::{fix_crcs, fix_offsets, scratch_dir, Input};
 use weir_storage::batch::{self, Batches, Check};
 use weir_storage::testkit::BatchBuilder;
 use weir_storage::{
-    Log, LogConfig, Recovery, ABORTED_INDEX, LOG_START_CHECKPOINT, PRODUCER_SNAPSHOT,
+    Log, LogConfig, Recovery, LOG_START_CHECKPOINT, PRODUCER_SNAPSHOT_SUFFIX, TXN_INDEX_SUFFIX,
 };
 
 fn name(base: i64, suffix: &str) -> String {
@@ -163,10 +163,17 @@ fuzz_target!(|data: &[u8]| {
         write(&dir, LOG_START_CHECKPOINT, input.chunk());
     }
     if files & 2 != 0 {
-        write(&dir, PRODUCER_SNAPSHOT, input.chunk());
+        // Named by the offset it claims to describe (bytes 4..12 of a snapshot), so that a
+        // real snapshot among the seeds is found where Weir would look for it.
+        let snapshot = input.chunk();
+        let offset = snapshot
+            .get(4..12)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, |b| i64::from_be_bytes(b) & i64::MAX);
+        write(&dir, &name(offset, PRODUCER_SNAPSHOT_SUFFIX), snapshot);
     }
     if files & 4 != 0 {
-        write(&dir, ABORTED_INDEX, input.chunk());
+        write(&dir, &name(active_base, TXN_INDEX_SUFFIX), input.chunk());
     }
     if files & 8 != 0 {
         write(

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use weir_protocol::kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use weir_storage::{AppendInfo, Log, LogConfig, Recovery, StorageError};
+use weir_storage::{AppendInfo, IoOp, Log, LogConfig, Recovery, StorageError};
 
 use crate::groups::GroupsError;
 
@@ -92,7 +92,7 @@ pub fn append(
         },
     )
     .map_err(|e| StorageError::Io {
-        op: "encode internal record",
+        op: IoOp::Encode,
         path: log.dir().to_path_buf(),
         source: std::io::Error::other(format!("{e:#}")),
     })?;

@@ -1,13 +1,15 @@
 //! The partition log's hot paths, in bytes per second: append (validate every batch header
 //! and CRC, assign offsets, one positional write, no fsync), read (whole batches from an
 //! offset, one positional read) and index lookup (a small read at a random offset, which
-//! finds its segment and position through the sparse index).
+//! finds its segment and position through the sparse index), and a transaction's cost on a
+//! partition (a transactional batch and its abort marker) after a long history of aborts,
+//! which must not grow with that history.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use weir_storage::testkit::BatchBuilder;
-use weir_storage::{Log, LogConfig};
+use weir_storage::{Log, LogConfig, Marker};
 
 /// One 1000-record batch of 1 KiB values: what a producer sends per partition per request.
 fn batch() -> Vec<u8> {
@@ -99,5 +101,33 @@ fn index_lookup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, read, index_lookup);
+fn aborted_transaction(c: &mut Criterion) {
+    let mut group = c.benchmark_group("log");
+    group.measurement_time(Duration::from_secs(3));
+    for history in [0usize, 10_000] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create(dir.path().join("p-0"), LogConfig::default()).expect("create");
+        let mut seq = 0;
+        let mut abort = |log: &Log| {
+            let mut b = BatchBuilder::new(1_700_000_000_000)
+                .records(1, 100)
+                .producer(7, 0, seq)
+                .transactional()
+                .build();
+            seq += 1;
+            log.append(&mut b, 1_700_000_000_000).expect("append");
+            log.append_marker(7, 0, Marker::Abort, 0, 1_700_000_000_000)
+                .expect("abort");
+        };
+        for _ in 0..history {
+            abort(&log);
+        }
+        group.bench_function(format!("txn batch + abort after {history} aborts"), |b| {
+            b.iter(|| abort(&log))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, append, read, index_lookup, aborted_transaction);
 criterion_main!(benches);

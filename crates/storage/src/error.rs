@@ -5,6 +5,68 @@ use std::path::PathBuf;
 
 use crate::batch::BatchDefect;
 
+/// The operation a [`StorageError::Io`] failed in. Typed, because the right reaction depends
+/// on it: after a failed fsync the kernel may have dropped dirty pages, so the log poisons
+/// itself; most other failures (a full disk on a write) can be undone and retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoOp {
+    CreateDirectory,
+    ListDirectory,
+    Create,
+    Open,
+    Stat,
+    Read,
+    /// Reading a stored batch whose bytes turn out damaged (`InvalidData`).
+    ReadBatch,
+    Write,
+    /// fsync (or fdatasync) of a file.
+    Fsync,
+    /// fsync of a directory, the durability point of creates, renames and deletes in it.
+    FsyncDirectory,
+    Rename,
+    /// The first step of deleting a segment's files (see `Log::delete_records_before`).
+    RenameForDeletion,
+    Remove,
+    Truncate,
+    LoadIndex,
+    /// Creating a log in a directory that already holds segments.
+    CreateLog,
+    /// Encoding records to append (the broker's internal logs).
+    Encode,
+}
+
+impl IoOp {
+    /// True for a failed fsync of a file or directory: its outcome is unknown, and retrying
+    /// could report success for data the kernel already dropped.
+    pub fn is_fsync(self) -> bool {
+        matches!(self, IoOp::Fsync | IoOp::FsyncDirectory)
+    }
+}
+
+impl std::fmt::Display for IoOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IoOp::CreateDirectory => "create directory",
+            IoOp::ListDirectory => "list directory",
+            IoOp::Create => "create",
+            IoOp::Open => "open",
+            IoOp::Stat => "stat",
+            IoOp::Read => "read",
+            IoOp::ReadBatch => "read batch",
+            IoOp::Write => "write",
+            IoOp::Fsync => "fsync",
+            IoOp::FsyncDirectory => "fsync directory",
+            IoOp::Rename => "rename",
+            IoOp::RenameForDeletion => "rename for deletion",
+            IoOp::Remove => "remove",
+            IoOp::Truncate => "truncate",
+            IoOp::LoadIndex => "load index",
+            IoOp::CreateLog => "create log",
+            IoOp::Encode => "encode records",
+        })
+    }
+}
+
 /// Everything that can go wrong in the storage layer.
 ///
 /// The broker maps each variant to one Kafka error code in a single exhaustive `match`, so
@@ -16,7 +78,7 @@ pub enum StorageError {
     /// corruption, not a client's fault.
     #[error("storage I/O failed: {op} {}", path.display())]
     Io {
-        op: &'static str,
+        op: IoOp,
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -79,6 +141,11 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// True when this is a failed fsync (see [`IoOp::is_fsync`]).
+    pub fn is_fsync_failure(&self) -> bool {
+        matches!(self, StorageError::Io { op, .. } if op.is_fsync())
+    }
+
     /// True when the request itself was wrong (bad batch, bad offset) and retrying the same
     /// request cannot succeed; false when the broker's storage failed.
     pub fn is_client_fault(&self) -> bool {
@@ -102,7 +169,7 @@ impl StorageError {
         }
     }
 
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub(crate) fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Self {
         StorageError::Io {
             op,
             path: path.into(),
@@ -133,8 +200,12 @@ mod tests {
         let magic = StorageError::from_defect(BatchDefect::BadMagic(1), 0);
         assert!(matches!(magic, StorageError::InvalidBatch { .. }));
         assert!(magic.is_client_fault());
-        let io = StorageError::io("fsync", "/d/x.log", io::Error::other("EIO"));
+        let io = StorageError::io(IoOp::Fsync, "/d/x.log", io::Error::other("EIO"));
         assert!(!io.is_client_fault());
+        assert!(io.is_fsync_failure());
+        let write = StorageError::io(IoOp::Write, "/d/x.log", io::Error::other("ENOSPC"));
+        assert!(!write.is_fsync_failure());
+        assert_eq!(write.to_string(), "storage I/O failed: write /d/x.log");
         assert_eq!(io.to_string(), "storage I/O failed: fsync /d/x.log");
         assert_eq!(io.source().map(|s| s.to_string()), Some("EIO".to_string()));
         assert!(!StorageError::Closed.is_client_fault());

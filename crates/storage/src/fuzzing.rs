@@ -4,14 +4,20 @@
 pub use crate::index::{IndexBuilder, IndexDefect, OffsetEntry, SegmentIndex, TimeEntry};
 pub use crate::producer::AbortedTxn;
 
-/// Decodes a `producer-state` snapshot and encodes it again, or `None` if it does not decode.
-pub fn producer_snapshot_reencode(text: &str) -> Option<String> {
-    crate::producer::Producers::parse(text).map(|p| p.encode())
+/// Decodes a `<offset>.snapshot` producer snapshot and encodes it again, or `None` if it
+/// does not decode.
+pub fn producer_snapshot_reencode(bytes: &[u8]) -> Option<Vec<u8>> {
+    crate::producer::decode_snapshot(bytes).map(|(offset, p)| p.encode_snapshot(offset))
 }
 
-/// Decodes an `aborted-txns` index.
-pub fn parse_aborted_index(text: &str) -> Vec<AbortedTxn> {
-    crate::log::parse_aborted(text)
+/// Decodes a segment's `.txnindex`, or `None` if it is damaged.
+pub fn decode_txn_index(bytes: &[u8]) -> Option<Vec<AbortedTxn>> {
+    crate::txn_index::decode(bytes)
+}
+
+/// Encodes a segment's `.txnindex`.
+pub fn encode_txn_index(entries: &[AbortedTxn]) -> Vec<u8> {
+    crate::txn_index::encode(entries)
 }
 
 /// Decodes a `log-start-offset` checkpoint.

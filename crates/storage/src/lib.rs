@@ -19,9 +19,12 @@
 //!   single `read_at` of the range and trim it to whole batches (at least one, KIP-74).
 //! - **Open** ([`Log::open`]): rebuild missing or invalid indexes; after a crash
 //!   ([`Recovery::Scan`]) validate the active segment batch by batch, truncate the torn tail
-//!   (fsynced) and rebuild its indexes in memory. Nothing else is written or fsynced.
+//!   (fsynced) and rebuild its indexes in memory; then load the newest valid producer
+//!   snapshot and replay the batch headers after it (producer sequences, open transactions,
+//!   aborted transactions). Nothing else is written or fsynced, except rebuilt damaged files.
 //! - **Retention** ([`Log::enforce_retention`], [`Log::delete_records_before`]): delete whole
-//!   sealed segments oldest first and advance the log start (checkpointed).
+//!   sealed segments oldest first (with their `.txnindex` and producer snapshots) and advance
+//!   the log start (checkpointed).
 //!
 //! Batches are stored exactly as produced; storage never decompresses.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
@@ -36,13 +39,14 @@ mod log;
 mod producer;
 mod segment;
 pub mod testkit;
+mod txn_index;
 pub mod verify;
 
 pub use batch::{BatchDefect, BatchHeader, Marker};
 pub use config::{LogConfig, Recovery, TimestampType};
-pub use error::StorageError;
+pub use error::{IoOp, StorageError};
 pub use log::{
-    AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, ABORTED_INDEX,
-    LOG_START_CHECKPOINT,
+    AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, LOG_START_CHECKPOINT,
 };
-pub use producer::{AbortedTxn, ActiveProducer, SNAPSHOT as PRODUCER_SNAPSHOT};
+pub use producer::{AbortedTxn, ActiveProducer, SNAPSHOT_SUFFIX as PRODUCER_SNAPSHOT_SUFFIX};
+pub use txn_index::TXN_INDEX_SUFFIX;

@@ -6,24 +6,16 @@
 //! atomic step. A retried batch that is already in the log is answered with its original
 //! offsets instead of being written twice.
 //!
-//! The state survives restarts two ways: a clean close writes a snapshot (`producer-state`),
-//! loaded on a clean open; after a crash the state is rebuilt from the batch headers of the
-//! newest segments.
+//! The state survives restarts through snapshots, as Kafka's does: each roll (and a clean
+//! close) writes `<offset>.snapshot`, the state as of that offset; opening loads the newest
+//! valid snapshot and replays the batch headers after it (see `Log::open`).
 
 use std::collections::{HashMap, VecDeque};
-use std::fs;
-use std::io::Write;
-use std::path::Path;
 
 use crate::error::StorageError;
 
 /// How many batches per producer are remembered for duplicate detection.
 pub const REMEMBERED_BATCHES: usize = 5;
-
-/// File name of the snapshot written at a clean close.
-pub const SNAPSHOT: &str = "producer-state";
-/// Last line of a snapshot, followed by the number of batch lines.
-const SNAPSHOT_END: &str = "# end ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchSeq {
@@ -76,7 +68,7 @@ pub(crate) enum Verdict {
     },
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Producers {
     map: HashMap<i64, Entry>,
 }
@@ -215,10 +207,6 @@ impl Producers {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
     /// Every remembered producer, by producer id.
     pub fn active(&self) -> Vec<ActiveProducer> {
         let mut out: Vec<ActiveProducer> = self
@@ -247,96 +235,108 @@ impl Producers {
         before - self.map.len()
     }
 
-    /// Writes the snapshot atomically (tmp, fsync, rename); the caller fsyncs the directory.
-    pub fn save(&self, dir: &Path) -> Result<(), StorageError> {
-        let text = self.encode();
-        let path = dir.join(SNAPSHOT);
-        let tmp = dir.join(format!("{SNAPSHOT}.tmp"));
-        let mut f = fs::File::create(&tmp).map_err(|e| StorageError::io("create", &tmp, e))?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| StorageError::io("write", &tmp, e))?;
-        f.sync_all()
-            .map_err(|e| StorageError::io("fsync", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))
-    }
-
-    /// The snapshot's text: a comment line, then one line per remembered batch.
-    pub fn encode(&self) -> String {
-        let mut text = String::from(
-            "# producer_id epoch first_seq last_seq first_offset last_offset last_append_ms ongoing_txn\n",
-        );
+    /// The snapshot of this state as of `offset` (every batch below it applied, none above):
+    /// see [`decode_snapshot`] for the layout.
+    pub fn encode_snapshot(&self, offset: i64) -> Vec<u8> {
         let mut ids: Vec<_> = self.map.keys().copied().collect();
         ids.sort_unstable();
+        let mut out = Vec::with_capacity(20 + ids.len() * 64);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&offset.to_be_bytes());
+        out.extend_from_slice(&u32::try_from(ids.len()).unwrap_or(u32::MAX).to_be_bytes());
         for id in ids {
-            if let Some(e) = self.map.get(&id) {
-                for b in &e.batches {
-                    text.push_str(&format!(
-                        "{id} {} {} {} {} {} {} {}\n",
-                        e.epoch,
-                        b.first_seq,
-                        b.last_seq,
-                        b.first_offset,
-                        b.last_offset,
-                        e.last_append_ms,
-                        e.ongoing_txn.unwrap_or(-1)
-                    ));
-                }
+            let Some(e) = self.map.get(&id) else { continue };
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&e.epoch.to_be_bytes());
+            out.extend_from_slice(&e.last_append_ms.to_be_bytes());
+            out.extend_from_slice(&e.ongoing_txn.unwrap_or(-1).to_be_bytes());
+            // At most REMEMBERED_BATCHES (5), so it fits a byte.
+            out.push(u8::try_from(e.batches.len()).unwrap_or(u8::MAX));
+            for b in &e.batches {
+                out.extend_from_slice(&b.first_seq.to_be_bytes());
+                out.extend_from_slice(&b.last_seq.to_be_bytes());
+                out.extend_from_slice(&b.first_offset.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.to_be_bytes());
             }
         }
-        // A trailer with the line count: a snapshot cut short does not parse (see `parse`).
-        let lines = self.map.values().map(|e| e.batches.len()).sum::<usize>();
-        text.push_str(&format!("{SNAPSHOT_END}{lines}\n"));
-        text
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
     }
+}
 
-    /// Loads a snapshot; `None` if there is none or it does not parse (then the caller
-    /// rebuilds from the log).
-    pub fn load(dir: &Path) -> Option<Producers> {
-        Producers::parse(&fs::read_to_string(dir.join(SNAPSHOT)).ok()?)
+/// File name suffix of a producer snapshot: `<offset, 20 digits>.snapshot` holds the
+/// producer state as of that offset (Kafka's naming).
+pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
+/// First bytes of a snapshot: format and version.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"WPS1";
+
+/// Decodes a snapshot: the offset it describes the state at, and the state. `None` unless the
+/// bytes are one whole, undamaged snapshot (a cut or flipped one fails its CRC-32C), so a
+/// damaged snapshot is never taken for a smaller state.
+///
+/// Layout (big-endian): magic `WPS1`, offset i64, producer count u32, then per producer in
+/// increasing id order: id i64, epoch i16, last append ms i64, first offset of its open
+/// transaction i64 (-1: none), batch count u8 (≤ 5), and per remembered batch first and
+/// last sequence (i32 each) and first and last offset (i64 each); last, the CRC-32C of
+/// everything before it.
+pub fn decode_snapshot(bytes: &[u8]) -> Option<(i64, Producers)> {
+    let (body, crc) = bytes.split_last_chunk::<4>()?;
+    if crc32c::crc32c(body) != u32::from_be_bytes(*crc) {
+        return None;
     }
-
-    /// Parses a snapshot's text; `None` if any line does not parse.
-    pub fn parse(text: &str) -> Option<Producers> {
-        // Only a whole snapshot counts: it ends with the trailer naming its line count. A cut
-        // one would silently forget producers (and let their retries be appended twice).
-        let body = text.strip_suffix('\n')?;
-        let (body, trailer) = body.rsplit_once('\n').unwrap_or(("", body));
-        let expected_lines: usize = trailer.strip_prefix(SNAPSHOT_END)?.parse().ok()?;
-        let mut lines = 0usize;
-        let mut p = Producers::default();
-        for line in body
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        {
-            lines += 1;
-            let f: Vec<i64> = line
-                .split_whitespace()
-                .map(str::parse)
-                .collect::<Result<_, _>>()
-                .ok()?;
-            let [id, epoch, first_seq, last_seq, first_offset, last_offset, last_ms, ongoing] =
-                f.as_slice()
-            else {
-                return None;
-            };
-            p.record(
-                *id,
-                i16::try_from(*epoch).ok()?,
-                BatchSeq {
-                    first_seq: i32::try_from(*first_seq).ok()?,
-                    last_seq: i32::try_from(*last_seq).ok()?,
-                    first_offset: *first_offset,
-                    last_offset: *last_offset,
-                },
-                *last_ms,
-            );
-            if *ongoing >= 0 {
-                if let Some(e) = p.map.get_mut(id) {
-                    e.ongoing_txn = Some(*ongoing);
-                }
-            }
+    let mut r = Reader(body);
+    if r.take::<4>()? != *SNAPSHOT_MAGIC {
+        return None;
+    }
+    let offset = i64::from_be_bytes(r.take()?);
+    let count = u32::from_be_bytes(r.take()?);
+    let mut p = Producers::default();
+    let mut previous = None;
+    for _ in 0..count {
+        let id = i64::from_be_bytes(r.take()?);
+        // Strictly increasing ids: one encoding per state, and no producer twice.
+        if id < 0 || previous.is_some_and(|p| id <= p) {
+            return None;
         }
-        (lines == expected_lines).then_some(p)
+        previous = Some(id);
+        let epoch = i16::from_be_bytes(r.take()?);
+        let last_append_ms = i64::from_be_bytes(r.take()?);
+        let ongoing = i64::from_be_bytes(r.take()?);
+        let [n] = r.take::<1>()?;
+        if usize::from(n) > REMEMBERED_BATCHES || ongoing < -1 {
+            return None;
+        }
+        let mut batches = VecDeque::with_capacity(usize::from(n));
+        for _ in 0..n {
+            batches.push_back(BatchSeq {
+                first_seq: i32::from_be_bytes(r.take()?),
+                last_seq: i32::from_be_bytes(r.take()?),
+                first_offset: i64::from_be_bytes(r.take()?),
+                last_offset: i64::from_be_bytes(r.take()?),
+            });
+        }
+        p.map.insert(
+            id,
+            Entry {
+                epoch,
+                batches,
+                last_append_ms,
+                ongoing_txn: (ongoing >= 0).then_some(ongoing),
+            },
+        );
+    }
+    r.0.is_empty().then_some((offset, p))
+}
+
+/// A cursor over a byte slice for decoding.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
     }
 }
 
@@ -473,16 +473,25 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_round_trip() {
-        let dir = tempfile::tempdir().expect("dir");
+    fn snapshot_round_trip_and_damage() {
         let mut p = Producers::default();
-        p.record(5, 1, seq(0, 4, 10), 0);
-        p.record(5, 1, seq(5, 9, 15), 0);
-        p.record_txn(9, 0, seq(0, 0, 20), 0);
-        p.save(dir.path()).expect("save");
-        let q = Producers::load(dir.path()).expect("load");
-        assert_eq!(q.map, p.map);
-        fs::write(dir.path().join(SNAPSHOT), "5 x\n").expect("garble");
-        assert!(Producers::load(dir.path()).is_none());
+        p.record(5, 1, seq(0, 4, 10), 7);
+        p.record(5, 1, seq(5, 9, 15), 8);
+        p.record_txn(9, 0, seq(0, 0, 20), 9);
+        // A producer known only by its epoch (a marker bumped it; no batch remembered).
+        p.end_txn(11, 3, false, 21, 10);
+        let bytes = p.encode_snapshot(22);
+        let (offset, q) = decode_snapshot(&bytes).expect("decode");
+        assert_eq!(offset, 22);
+        assert_eq!(q, p);
+        assert_eq!(q.encode_snapshot(22), bytes);
+        for cut in 0..bytes.len() {
+            assert!(decode_snapshot(&bytes[..cut]).is_none(), "cut at {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 0x10;
+            assert!(decode_snapshot(&flipped).is_none(), "flip at {i}");
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! One segment: a `.log` file of batches plus its `.index` and `.timeindex`.
+//! One segment: a `.log` file of batches plus its `.index`, `.timeindex` and (if it holds
+//! abort markers) `.txnindex`.
 //!
 //! Only the `.log` file stays open. The indexes are derived data: the active segment's live
 //! in memory and are written (whole, atomically) when the segment is sealed by a roll and at
@@ -21,8 +22,10 @@ use std::sync::OnceLock;
 use std::time::UNIX_EPOCH;
 
 use crate::batch::{self, BatchDefect, BatchHeader, Check, HEADER_LEN};
-use crate::error::StorageError;
+use crate::error::{IoOp, StorageError};
 use crate::index::{IndexBuilder, IndexDefect, SegmentIndex};
+use crate::producer::AbortedTxn;
+use crate::txn_index::{self, TXN_INDEX_SUFFIX};
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -49,7 +52,7 @@ pub(crate) fn parse_file_name(name: &str, suffix: &str) -> Option<i64> {
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io("fsync directory", dir, e))
+        .map_err(|e| StorageError::io(IoOp::FsyncDirectory, dir, e))
 }
 
 /// Writes `contents` to `dir/name` atomically: tmp file, fsync, rename, fsync dir. A crash
@@ -66,16 +69,20 @@ pub(crate) fn write_atomically(
 
 /// [`write_atomically`] without the directory fsync, for callers that rename several files
 /// and then fsync the directory once.
-fn write_synced_no_dir(dir: &Path, name: &str, contents: &[u8]) -> Result<(), StorageError> {
+pub(crate) fn write_synced_no_dir(
+    dir: &Path,
+    name: &str,
+    contents: &[u8],
+) -> Result<(), StorageError> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = File::create(&tmp).map_err(|e| StorageError::io("create", &tmp, e))?;
+    let mut file = File::create(&tmp).map_err(|e| StorageError::io(IoOp::Create, &tmp, e))?;
     file.write_all(contents)
-        .map_err(|e| StorageError::io("write", &tmp, e))?;
+        .map_err(|e| StorageError::io(IoOp::Write, &tmp, e))?;
     file.sync_all()
-        .map_err(|e| StorageError::io("fsync", &tmp, e))?;
+        .map_err(|e| StorageError::io(IoOp::Fsync, &tmp, e))?;
     drop(file);
-    fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))
+    fs::rename(&tmp, &path).map_err(|e| StorageError::io(IoOp::Rename, &path, e))
 }
 
 /// What a sealed (no longer appended) segment knows about itself.
@@ -99,6 +106,7 @@ pub(crate) struct Segment {
     log_path: PathBuf,
     index_path: PathBuf,
     time_index_path: PathBuf,
+    txn_index_path: PathBuf,
     log: File,
     /// Committed length of the log file. Written only by the appender, under the log's lock
     /// and after the bytes are in the file; readers bound their reads by it.
@@ -136,6 +144,7 @@ impl Segment {
             log_path: dir.join(file_name(base_offset, LOG_SUFFIX)),
             index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
             time_index_path: dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
+            txn_index_path: dir.join(file_name(base_offset, TXN_INDEX_SUFFIX)),
             log,
             len: AtomicU64::new(len),
             sealed: OnceLock::new(),
@@ -154,14 +163,19 @@ impl Segment {
         Ok(segment)
     }
 
-    /// Removes both index files if present. No fsync: an index file that comes back after a
-    /// crash is checked against the log like any other, and rebuilt if it does not match.
+    /// Removes the index files (offset, time, aborted transactions) if present. No fsync: an
+    /// index file that comes back after a crash is checked against the log like any other,
+    /// and rebuilt if it does not match.
     pub fn remove_index_files(&self) -> Result<(), StorageError> {
-        for path in [&self.index_path, &self.time_index_path] {
+        for path in [
+            &self.index_path,
+            &self.time_index_path,
+            &self.txn_index_path,
+        ] {
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("remove", path, e)),
+                Err(e) => return Err(StorageError::io(IoOp::Remove, path, e)),
             }
         }
         Ok(())
@@ -171,10 +185,10 @@ impl Segment {
     /// need write access and must not change anything).
     pub fn open_read_only(dir: &Path, base_offset: i64) -> Result<Segment, StorageError> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
-        let log = File::open(&log_path).map_err(|e| StorageError::io("open", &log_path, e))?;
+        let log = File::open(&log_path).map_err(|e| StorageError::io(IoOp::Open, &log_path, e))?;
         let len = log
             .metadata()
-            .map_err(|e| StorageError::io("stat", &log_path, e))?
+            .map_err(|e| StorageError::io(IoOp::Stat, &log_path, e))?
             .len();
         Ok(Segment::at(dir, base_offset, log, len))
     }
@@ -193,7 +207,7 @@ impl Segment {
         let log = open_rw(&log_path, false)?;
         let len = log
             .metadata()
-            .map_err(|e| StorageError::io("stat", &log_path, e))?
+            .map_err(|e| StorageError::io(IoOp::Stat, &log_path, e))?
             .len();
         Ok(Segment::at(dir, base_offset, log, len))
     }
@@ -218,8 +232,17 @@ impl Segment {
         &self.log
     }
 
-    pub fn file_paths(&self) -> [&Path; 3] {
-        [&self.log_path, &self.index_path, &self.time_index_path]
+    pub fn txn_index_path(&self) -> &Path {
+        &self.txn_index_path
+    }
+
+    pub fn file_paths(&self) -> [&Path; 4] {
+        [
+            &self.log_path,
+            &self.index_path,
+            &self.time_index_path,
+            &self.txn_index_path,
+        ]
     }
 
     pub fn sealed(&self) -> Option<Sealed> {
@@ -239,13 +262,13 @@ impl Segment {
     pub fn write_at(&self, bytes: &[u8], position: u64) -> Result<(), StorageError> {
         self.log
             .write_all_at(bytes, position)
-            .map_err(|e| StorageError::io("write", &self.log_path, e))
+            .map_err(|e| StorageError::io(IoOp::Write, &self.log_path, e))
     }
 
     pub fn read_exact_at(&self, buf: &mut [u8], position: u64) -> Result<(), StorageError> {
         self.log
             .read_exact_at(buf, position)
-            .map_err(|e| StorageError::io("read", &self.log_path, e))
+            .map_err(|e| StorageError::io(IoOp::Read, &self.log_path, e))
     }
 
     /// Undoes a failed append: cuts the file back to the committed length. Needs no free
@@ -254,13 +277,18 @@ impl Segment {
     pub fn undo_write(&self, len: u64) -> Result<(), StorageError> {
         self.log
             .set_len(len)
-            .map_err(|e| StorageError::io("truncate", &self.log_path, e))
+            .map_err(|e| StorageError::io(IoOp::Truncate, &self.log_path, e))
     }
 
     /// Removes the files of a segment whose creation failed half way (nothing was written
     /// to it), so a retry starts clean. Best effort: open removes leftovers too.
     pub fn remove_created(dir: &Path, base_offset: i64) {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
             let _ = fs::remove_file(dir.join(file_name(base_offset, suffix)));
         }
     }
@@ -270,7 +298,7 @@ impl Segment {
         self.log
             .set_len(len)
             .and_then(|()| self.log.sync_all())
-            .map_err(|e| StorageError::io("truncate", &self.log_path, e))?;
+            .map_err(|e| StorageError::io(IoOp::Truncate, &self.log_path, e))?;
         self.set_len(len);
         Ok(())
     }
@@ -282,7 +310,7 @@ impl Segment {
             .log
             .metadata()
             .and_then(|m| m.modified())
-            .map_err(|e| StorageError::io("stat", &self.log_path, e))?;
+            .map_err(|e| StorageError::io(IoOp::Stat, &self.log_path, e))?;
         Ok(modified
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
@@ -320,7 +348,7 @@ impl Segment {
 
     pub fn damaged(&self, position: u64, defect: BatchDefect) -> StorageError {
         StorageError::io(
-            "read batch",
+            IoOp::ReadBatch,
             &self.log_path,
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -420,16 +448,43 @@ impl Segment {
         self.read_exact_at(buf, position)
     }
 
-    /// Rebuilds both indexes by walking the log from the start (structure checks only), up
-    /// to `end`. Returns the builder (with the final time entry) and where the walk stopped.
+    /// Rebuilds both indexes of a sealed segment by walking the log from the start
+    /// (structure checks only), up to `end`, with the final time entry sealing writes.
+    /// Returns the builder and where the walk stopped.
     pub fn rebuild_index(
         &self,
         end: u64,
         interval: u32,
     ) -> Result<(IndexBuilder, ScanEnd), StorageError> {
-        let mut builder = IndexBuilder::new(self.base_offset);
-        let scan_end = self.scan(0, end, Check::Structure, |pos, h, bytes| {
+        let (mut builder, scan_end, _) = self.build_index(end, interval, Check::Structure)?;
+        builder.seal();
+        Ok((builder, scan_end))
+    }
+
+    /// Builds both indexes by walking the batches from the start up to `end`, checked as
+    /// `check` says, stopping at the first bad one: a torn or invalid batch, offsets going
+    /// backwards, or an offset or position beyond the indexes' 32 bits. Returns the builder,
+    /// where the walk stopped and one past the last offset walked.
+    pub fn build_index(
+        &self,
+        end: u64,
+        interval: u32,
+        check: Check,
+    ) -> Result<(IndexBuilder, ScanEnd, i64), StorageError> {
+        let base = self.base_offset;
+        let mut builder = IndexBuilder::new(base);
+        let mut expected = base;
+        let scan_end = self.scan(0, end, check, |pos, h, bytes| {
+            if h.base_offset < expected {
+                return Err(BatchDefect::OffsetWentBackwards {
+                    expected_at_least: expected,
+                    found: h.base_offset,
+                });
+            }
             let pos = u32::try_from(pos).map_err(|_| BatchDefect::OffsetOverflow)?;
+            if h.base_offset - base > i64::from(u32::MAX) {
+                return Err(BatchDefect::OffsetOverflow);
+            }
             builder.on_batch(
                 pos,
                 h.base_offset,
@@ -437,10 +492,10 @@ impl Segment {
                 bytes.len() as u64,
                 interval,
             );
+            expected = h.last_offset().saturating_add(1);
             Ok(ControlFlow::Continue(()))
         })?;
-        builder.seal();
-        Ok((builder, scan_end))
+        Ok((builder, scan_end, expected))
     }
 
     /// Reads and checks both index files against a log of `log_len` bytes. `Ok(Err(_))` means
@@ -494,6 +549,34 @@ impl Segment {
         Ok(())
     }
 
+    /// The segment's aborted transactions from its `.txnindex`: empty if there is none,
+    /// `None` if it is damaged.
+    pub fn load_txn_index(&self) -> Result<Option<Vec<AbortedTxn>>, StorageError> {
+        Ok(match read_optional(&self.txn_index_path)? {
+            None => Some(Vec::new()),
+            Some(bytes) => txn_index::decode(&bytes),
+        })
+    }
+
+    /// Replaces the `.txnindex` with `entries` (tmp, fsync, rename), or removes it when there
+    /// are none. Returns whether the directory changed; the caller fsyncs it.
+    pub fn write_txn_index(
+        &self,
+        dir: &Path,
+        entries: &[AbortedTxn],
+    ) -> Result<bool, StorageError> {
+        if entries.is_empty() {
+            return match fs::remove_file(&self.txn_index_path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(StorageError::io(IoOp::Remove, &self.txn_index_path, e)),
+            };
+        }
+        let name = file_name(self.base_offset, TXN_INDEX_SUFFIX);
+        write_synced_no_dir(dir, &name, &txn_index::encode(entries))?;
+        Ok(true)
+    }
+
     /// A sealed segment's indexes, loading them on first use. If the files went bad since
     /// open, rebuilds in memory from the log instead.
     pub fn index(&self, interval: u32) -> Result<&SegmentIndex, StorageError> {
@@ -512,7 +595,7 @@ impl Segment {
         let _ = self.index.set(index);
         self.index.get().ok_or_else(|| {
             StorageError::io(
-                "load index",
+                IoOp::LoadIndex,
                 &self.index_path,
                 io::Error::other("index not set"),
             )
@@ -527,14 +610,14 @@ fn open_rw(path: &Path, create: bool) -> Result<File, StorageError> {
         .create(create)
         .truncate(create)
         .open(path)
-        .map_err(|e| StorageError::io(if create { "create" } else { "open" }, path, e))
+        .map_err(|e| StorageError::io(if create { IoOp::Create } else { IoOp::Open }, path, e))
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StorageError::io("read", path, e)),
+        Err(e) => Err(StorageError::io(IoOp::Read, path, e)),
     }
 }
 

@@ -9,7 +9,10 @@
 //! - every `.index` entry points at the start of a batch whose base offset is the entry's;
 //!   every `.timeindex` entry names a batch whose max timestamp is the entry's timestamp, and
 //!   both files strictly increase; a sealed segment's last time entry is its max timestamp;
-//! - the log start checkpoint lies within the segments.
+//! - the log start checkpoint lies within the segments;
+//! - every `.txnindex` decodes (length, CRC-32C) and names aborts whose markers lie in its
+//!   segment; every producer snapshot decodes, names the offset of its file name and lies
+//!   within the segments.
 //!
 //! After a crash ([`Mode::AfterCrash`]) some damage is legal because recovery repairs it: a
 //! torn or garbage tail in the **active** (last) segment, missing active index files (the active
@@ -25,10 +28,12 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::batch::Check;
-use crate::error::StorageError;
+use crate::error::{IoOp, StorageError};
 use crate::index::{OffsetEntry, SegmentIndex, TimeEntry, NO_TIMESTAMP};
 use crate::log::LOG_START_CHECKPOINT;
+use crate::producer::{self, SNAPSHOT_SUFFIX as PRODUCER_SNAPSHOT_SUFFIX};
 use crate::segment::{parse_file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::txn_index::{self, TXN_INDEX_SUFFIX};
 
 /// What state the directory is expected to be in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,16 +105,20 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
     let crash = mode == Mode::AfterCrash;
     let mut bases = Vec::new();
     let mut index_bases = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| StorageError::io("list directory", dir, e))?;
+    let mut snapshots = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| StorageError::io(IoOp::ListDirectory, dir, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io("list directory", dir, e))?;
+        let entry = entry.map_err(|e| StorageError::io(IoOp::ListDirectory, dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") || name.ends_with(".deleted") {
             out.note_or_problem(crash, &entry.path(), "stray file (removed at open)");
         } else if let Some(base) = parse_file_name(&name, LOG_SUFFIX) {
             bases.push(base);
+        } else if let Some(offset) = parse_file_name(&name, PRODUCER_SNAPSHOT_SUFFIX) {
+            snapshots.push((offset, entry.path()));
         } else if let Some(base) = parse_file_name(&name, INDEX_SUFFIX)
             .or_else(|| parse_file_name(&name, TIME_INDEX_SUFFIX))
+            .or_else(|| parse_file_name(&name, TXN_INDEX_SUFFIX))
         {
             index_bases.push((base, entry.path()));
         }
@@ -184,6 +193,7 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
             }
         }
         check_indexes(&segment, &batches, end.valid_end, active, crash, &mut out)?;
+        check_txn_index(&segment, next, &mut out)?;
         expected = Some(next);
         out.log_end = next;
     }
@@ -208,9 +218,78 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(StorageError::io("read", &checkpoint, e)),
+        Err(e) => return Err(StorageError::io(IoOp::Read, &checkpoint, e)),
+    }
+    for (offset, path) in snapshots {
+        check_snapshot(&path, offset, crash, &mut out)?;
     }
     Ok(out)
+}
+
+/// Checks a segment's aborted-transaction index, if it has one: whole, and every abort
+/// marker inside the segment (`end` is one past its last offset).
+fn check_txn_index(
+    segment: &Segment,
+    end: i64,
+    out: &mut LogVerification,
+) -> Result<(), StorageError> {
+    let path = segment.txn_index_path();
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StorageError::io(IoOp::Read, path, e)),
+    };
+    // Written whole (tmp, fsync, rename) before the snapshot that relies on it, so no crash
+    // leaves it damaged.
+    match txn_index::decode(&bytes) {
+        None => out.problem(path, "damaged aborted-transaction index".into()),
+        Some(entries) => {
+            let base = segment.base_offset();
+            if let Some(a) = entries
+                .iter()
+                .find(|a| a.last_offset < base || a.last_offset >= end)
+            {
+                out.problem(
+                    path,
+                    format!(
+                        "abort marker at {} is outside the segment [{base}, {end})",
+                        a.last_offset
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks one producer snapshot: whole, named by its offset, within the log. One below the
+/// first segment is left by a crash during segment deletion (removed at open).
+fn check_snapshot(
+    path: &Path,
+    offset: i64,
+    crash: bool,
+    out: &mut LogVerification,
+) -> Result<(), StorageError> {
+    let bytes = fs::read(path).map_err(|e| StorageError::io(IoOp::Read, path, e))?;
+    match producer::decode_snapshot(&bytes) {
+        None => out.problem(path, "damaged producer snapshot".into()),
+        Some((at, _)) if at != offset => {
+            out.problem(path, format!("producer snapshot of offset {at}"));
+        }
+        // Only a torn tail cut below a snapshot leaves this; recovery removes it.
+        Some(_) if offset > out.log_end => out.note_or_problem(
+            crash,
+            path,
+            &format!("producer snapshot beyond the log end {}", out.log_end),
+        ),
+        Some(_) if offset < out.first_offset => out.note_or_problem(
+            crash,
+            path,
+            "producer snapshot below the first segment (removed at open)",
+        ),
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 /// Checks a segment's `.index` and `.timeindex` against its batches.
@@ -303,7 +382,7 @@ fn read_entries(
             out.note_or_problem(lenient, path, "index file missing (rebuilt at open)");
             return Ok(None);
         }
-        Err(e) => return Err(StorageError::io("read", path, e)),
+        Err(e) => return Err(StorageError::io(IoOp::Read, path, e)),
     };
     let partial = bytes.len() % entry_len;
     if partial != 0 && lenient {
@@ -475,5 +554,50 @@ mod tests {
         fs::write(&index, &entries).expect("write index");
         let v = verify_log_dir(&dir, Mode::AfterCrash).expect("verify");
         assert!(!v.is_consistent(), "a bad sealed index entry is a problem");
+    }
+
+    #[test]
+    fn damaged_snapshots_and_txn_indexes_are_problems() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("t-0");
+        let config = LogConfig {
+            segment_bytes: 300,
+            ..LogConfig::default()
+        };
+        let log = Log::create(dir.clone(), config).expect("create");
+        for i in 0..6 {
+            let mut b = BatchBuilder::new(1_000)
+                .records(2, 20)
+                .producer(5, 0, i * 2)
+                .transactional()
+                .build();
+            log.append(&mut b, 1).expect("append");
+            log.append_marker(5, 0, crate::Marker::Abort, 0, 1)
+                .expect("abort");
+        }
+        log.close().expect("close");
+        drop(log);
+        let v = verify_log_dir(&dir, Mode::Clean).expect("verify");
+        assert!(v.is_consistent(), "{:?}", v.problems);
+        let with = |suffix: &str| {
+            let mut v: Vec<PathBuf> = fs::read_dir(&dir)
+                .expect("ls")
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.to_string_lossy().ends_with(suffix))
+                .collect();
+            v.sort();
+            v
+        };
+        for path in [&with(".snapshot")[0], &with(".txnindex")[0]] {
+            let original = fs::read(path).expect("read");
+            let mut flipped = original.clone();
+            flipped[3] ^= 1;
+            fs::write(path, &flipped).expect("flip");
+            for mode in [Mode::Clean, Mode::AfterCrash] {
+                let v = verify_log_dir(&dir, mode).expect("verify");
+                assert_eq!(v.problems.len(), 1, "{path:?}: {:?}", v.problems);
+            }
+            fs::write(path, &original).expect("restore");
+        }
     }
 }

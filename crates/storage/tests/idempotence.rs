@@ -2,7 +2,7 @@
 //! epochs are refused, and the state survives clean and unclean reopen.
 
 use weir_storage::testkit::BatchBuilder;
-use weir_storage::{Log, LogConfig, Recovery, StorageError, PRODUCER_SNAPSHOT};
+use weir_storage::{Log, LogConfig, Recovery, StorageError, PRODUCER_SNAPSHOT_SUFFIX};
 
 fn batch(producer: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
     BatchBuilder::new(1_000)
@@ -79,14 +79,16 @@ fn state_survives_clean_and_unclean_reopen() {
     append(&log, batch(1, 0, 4, 4)).expect("b");
     log.close().expect("close");
     drop(log);
-    assert!(path.join(PRODUCER_SNAPSHOT).exists());
-
-    let (log, _) =
-        Log::open(path.clone(), LogConfig::default(), Recovery::Clean).expect("clean open");
+    let snapshot = path.join(format!("{:020}{PRODUCER_SNAPSHOT_SUFFIX}", 8));
     assert!(
-        !path.join(PRODUCER_SNAPSHOT).exists(),
-        "a loaded snapshot is removed"
+        snapshot.exists(),
+        "a clean close snapshots the state at the log end"
     );
+
+    let (log, report) =
+        Log::open(path.clone(), LogConfig::default(), Recovery::Clean).expect("clean open");
+    assert_eq!(report.producer_snapshot, Some(8));
+    assert_eq!(report.replayed_batches, 0, "nothing after the snapshot");
     assert_eq!(
         append(&log, batch(1, 0, 4, 4)).expect("retry after clean"),
         (4, 7, true)
@@ -94,8 +96,11 @@ fn state_survives_clean_and_unclean_reopen() {
     append(&log, batch(1, 0, 8, 1)).expect("c");
     drop(log); // a crash: no snapshot
 
-    let (log, _) =
+    let (log, report) =
         Log::open(path.clone(), LogConfig::default(), Recovery::Scan).expect("scan open");
+    // The snapshot still describes offset 8: only the batch after it is replayed.
+    assert_eq!(report.producer_snapshot, Some(8));
+    assert_eq!(report.replayed_batches, 1);
     assert_eq!(
         append(&log, batch(1, 0, 8, 1)).expect("retry after crash"),
         (8, 8, true)

@@ -312,6 +312,8 @@ fn clean_reopen_continues_offsets() {
             truncated_bytes: 0,
             rebuilt_indexes: 0,
             log_end_offset: 15,
+            producer_snapshot: Some(15),
+            replayed_batches: 0,
         }
     );
     assert_eq!(log.log_end_offset(), 15);
@@ -830,7 +832,9 @@ fn open_cleans_stray_files_and_handles_empty_dirs() {
         vec![
             format!("{:020}.index", 0),
             format!("{:020}.log", 0),
-            format!("{:020}.timeindex", 0)
+            format!("{:020}.timeindex", 0),
+            // The producer state at the log end.
+            format!("{:020}.snapshot", 3),
         ]
     );
     // create refuses a directory that already holds a log.

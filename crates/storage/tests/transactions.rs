@@ -3,7 +3,10 @@
 //! survives clean and unclean reopen.
 
 use weir_storage::testkit::BatchBuilder;
-use weir_storage::{AbortedTxn, Log, LogConfig, Marker, Recovery, StorageError, ABORTED_INDEX};
+use weir_storage::{
+    AbortedTxn, Log, LogConfig, Marker, Recovery, StorageError, PRODUCER_SNAPSHOT_SUFFIX,
+    TXN_INDEX_SUFFIX,
+};
 
 fn txn_batch(producer: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
     BatchBuilder::new(1_000)
@@ -70,8 +73,11 @@ fn markers_lso_and_aborted_index() {
     assert_eq!(log.aborted_transactions(0, 100), vec![aborted]);
     drop(log); // crash
 
-    // After a crash the index file is lost too: the scan finds the abort marker again.
-    std::fs::remove_file(path.join(ABORTED_INDEX)).expect("remove index");
+    // With the snapshot and the index lost, the whole log is replayed: the scan finds the
+    // abort marker again.
+    std::fs::remove_file(path.join(format!("{:020}{TXN_INDEX_SUFFIX}", 0))).expect("index");
+    std::fs::remove_file(path.join(format!("{:020}{PRODUCER_SNAPSHOT_SUFFIX}", 9)))
+        .expect("snapshot");
     let (log, _) = Log::open(path, LogConfig::default(), Recovery::Scan).expect("scan");
     assert_eq!(log.aborted_transactions(0, 100), vec![aborted]);
     assert_eq!(

@@ -17,7 +17,7 @@ use weir_protocol::kafka_protocol::records::{
 use weir_protocol::versions::SUPPORTED;
 use weir_storage::batch::{self, Batches, Check};
 use weir_storage::testkit::BatchBuilder;
-use weir_storage::{Log, LogConfig, Marker, ABORTED_INDEX, PRODUCER_SNAPSHOT};
+use weir_storage::{Log, LogConfig, Marker, PRODUCER_SNAPSHOT_SUFFIX, TXN_INDEX_SUFFIX};
 
 struct Seeds {
     dir: PathBuf,
@@ -262,8 +262,11 @@ fn real_log() -> RealLog {
         log: read(name(".log")),
         index: read(name(".index")),
         timeindex: read(name(".timeindex")),
-        snapshot: read(dir.join(PRODUCER_SNAPSHOT)),
-        aborted: read(dir.join(ABORTED_INDEX)),
+        snapshot: read(dir.join(format!(
+            "{:020}{PRODUCER_SNAPSHOT_SUFFIX}",
+            log.log_end_offset()
+        ))),
+        aborted: read(name(TXN_INDEX_SUFFIX)),
     };
     let _ = fs::remove_dir_all(&dir);
     out
