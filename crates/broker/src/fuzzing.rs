@@ -13,5 +13,5 @@ pub fn decode_internal_log(mut bytes: Bytes) -> Result<Vec<Record>, String> {
 
 /// Decodes one record of the group offsets log (`meta/group-offsets`).
 pub fn decode_offsets_log_record(r: &Record) -> Result<(), String> {
-    crate::groups::check_record(r)
+    crate::group_log::check_record(r)
 }
