@@ -35,6 +35,8 @@ mod index;
 mod log;
 mod producer;
 mod segment;
+/// Builders of valid batches for tests (feature `testkit`, enabled only by dev-dependencies).
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod verify;
 
