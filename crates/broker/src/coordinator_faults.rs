@@ -155,6 +155,42 @@ async fn failed_offsets_log_appends_rebuild_the_group_coordinator() {
     assert_matches_replay(&groups);
 }
 
+/// Offset expiration whose tombstones cannot be appended: the offsets stay (as the log
+/// says) and expire at a later tick once the log accepts writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_expiration_is_retried_by_the_timer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = CoordinatorConfig {
+        offsets_retention_ms: 300,
+        offsets_retention_check_interval_ms: 50,
+        ..CoordinatorConfig::default()
+    };
+    let groups = Arc::new(Groups::open(dir.path(), Recovery::Scan, config).expect("open"));
+    assert_eq!(
+        groups.commit(commit("g", 0, 5)).await,
+        vec![(tp(0), ErrorCode::NONE)]
+    );
+    inject_write_failures(groups.log(), true);
+    let (stop, _) = tokio::sync::broadcast::channel(1);
+    let timer = tokio::spawn(groups.clone().run_timer(stop.subscribe()));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(offset_of(&groups, "g", 0), Some(5));
+    assert_matches_replay(&groups);
+    inject_write_failures(groups.log(), false);
+    let mut expired = false;
+    for _ in 0..100 {
+        if offset_of(&groups, "g", 0).is_none() {
+            expired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(expired, "the offset never expired");
+    assert_matches_replay(&groups);
+    let _ = stop.send(());
+    timer.await.expect("timer");
+}
+
 /// A rebuild drops membership (it is not in the log): members are told to rejoin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_makes_members_rejoin() {
