@@ -14,95 +14,20 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot, Notify};
 use weir_coordinator::{
     CommitRequest, CommittedOffset, Coordinator, CoordinatorConfig, ErrorCode, JoinRequest,
     JoinResponse, Output, RequestId, Response, SyncRequest, SyncResponse, TopicPartition,
 };
 use weir_protocol::kafka_protocol::protocol::StrBytes;
-use weir_protocol::kafka_protocol::records::Record;
 use weir_storage::{Log, Recovery, StorageError};
 
-/// Record key in the offsets log.
-#[derive(Debug, Serialize, Deserialize)]
-struct OffsetKey {
-    group: String,
-    topic: String,
-    partition: i32,
-}
-
-/// Record key of a producer's pending transactional commits in a group. The value is a
-/// [`TxnOffsetsValue`] (more pending commits; records accumulate) or none: the producer's
-/// transaction was decided and its commits settled.
-#[derive(Debug, Serialize, Deserialize)]
-struct TxnOffsetsKey {
-    group: String,
-    txn_producer_id: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct TxnOffsetsValue {
-    producer_epoch: i16,
-    offsets: Vec<TxnOffsetEntry>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct TxnOffsetEntry {
-    topic: String,
-    partition: i32,
-    #[serde(flatten)]
-    value: OffsetValue,
-}
-
-/// The two kinds of offsets log record, told apart by their key's fields.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-enum LogKey {
-    Offset(OffsetKey),
-    Txn(TxnOffsetsKey),
-}
-
-/// A decoded offsets log record.
-enum LogRecord {
-    Offset(OffsetKey, Option<OffsetValue>),
-    TxnPending(TxnOffsetsKey, TxnOffsetsValue),
-    TxnSettled(TxnOffsetsKey),
-}
-
-impl OffsetValue {
-    fn new(c: &CommittedOffset) -> Self {
-        OffsetValue {
-            offset: c.offset,
-            leader_epoch: c.leader_epoch,
-            metadata: c.metadata.clone(),
-            commit_timestamp_ms: c.commit_timestamp_ms,
-        }
-    }
-
-    fn committed(self) -> CommittedOffset {
-        CommittedOffset {
-            offset: self.offset,
-            leader_epoch: self.leader_epoch,
-            metadata: self.metadata,
-            commit_timestamp_ms: self.commit_timestamp_ms,
-        }
-    }
-}
-
-/// Record value in the offsets log.
-#[derive(Debug, Serialize, Deserialize)]
-struct OffsetValue {
-    offset: i64,
-    leader_epoch: Option<i32>,
-    metadata: Option<String>,
-    commit_timestamp_ms: u64,
-}
+use crate::group_log::{offset_record, txn_offsets_record};
 
 /// Why the offsets log could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -111,11 +36,20 @@ pub enum GroupsError {
     Storage(#[from] StorageError),
     #[error("offsets log record at offset {offset} does not decode: {message}")]
     Corrupt { offset: i64, message: String },
+    /// A write to the offsets log failed and the coordinator's memory was dropped; it
+    /// answers nothing until it has been rebuilt from the log (never, if the log was
+    /// poisoned by a failed fsync: then only a restart rebuilds it).
+    #[error("group coordinator unavailable until it is rebuilt from its log")]
+    Unavailable,
 }
 
 pub struct Groups {
     /// The state machine; every call and the application of its outputs happen under it.
     coordinator: Mutex<Coordinator>,
+    config: CoordinatorConfig,
+    /// Set when a failed write dropped the coordinator's memory and the rebuild from the log
+    /// has not succeeded yet; every request is answered COORDINATOR_NOT_AVAILABLE meanwhile.
+    broken: AtomicBool,
     /// JoinGroup/SyncGroup requests waiting for the coordinator's answer.
     parked: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
     next_request: AtomicU64,
@@ -124,11 +58,29 @@ pub struct Groups {
     timer: Notify,
 }
 
+/// Committed offsets by group, and pending transactional offsets, for tests.
+#[cfg(test)]
+pub(crate) type Snapshot = (
+    Vec<(String, Vec<(TopicPartition, Option<CommittedOffset>)>)>,
+    Vec<(String, i64, Vec<(TopicPartition, CommittedOffset)>)>,
+);
+
 /// Live records beyond which the offsets log is rewritten at start-up.
 const REWRITE_SLACK: i64 = 10_000;
 
+const UNAVAILABLE: ErrorCode = ErrorCode::COORDINATOR_NOT_AVAILABLE;
+
 fn now_ms() -> u64 {
     u64::try_from(crate::server::now_ms()).unwrap_or(0)
+}
+
+/// A coordinator config for a new coordinator instance. Member ids carry this seed; a new
+/// one per instance keeps them distinct from ids that clients still hold from before a
+/// restart or a rebuild.
+fn seeded(config: &CoordinatorConfig) -> CoordinatorConfig {
+    let mut config = config.clone();
+    config.member_id_seed = now_ms();
+    config
 }
 
 impl Groups {
@@ -136,58 +88,26 @@ impl Groups {
     pub fn open(
         data_dir: &Path,
         recovery: Recovery,
-        mut config: CoordinatorConfig,
+        config: CoordinatorConfig,
     ) -> Result<Groups, GroupsError> {
         let log = crate::internal_log::open(data_dir, "group-offsets", recovery)?;
-        // Member ids carry this seed; a new one per start keeps them distinct from ids that
-        // clients still hold from before a restart.
-        config.member_id_seed = now_ms();
-        let mut coordinator = Coordinator::new(config);
-        let now = now_ms();
-        let mut live = HashMap::new();
-        let mut records = 0i64;
-        crate::internal_log::replay(&log, |r| {
-            records += 1;
-            let record = decode_record(&r).map_err(|message| GroupsError::Corrupt {
-                offset: r.offset,
-                message,
-            })?;
-            match record {
-                LogRecord::Offset(key, value) => {
-                    let tp = TopicPartition::new(key.topic.clone(), key.partition);
-                    let committed = value.map(OffsetValue::committed);
-                    live.insert((key.group.clone(), tp.clone()), committed.is_some());
-                    coordinator.load_offsets(now, &key.group, tp, committed);
-                }
-                LogRecord::TxnPending(key, value) => {
-                    let offsets = value
-                        .offsets
-                        .into_iter()
-                        .map(|e| {
-                            (
-                                TopicPartition::new(e.topic, e.partition),
-                                e.value.committed(),
-                            )
-                        })
-                        .collect();
-                    coordinator.load_txn_offsets(now, &key.group, key.txn_producer_id, offsets);
-                }
-                LogRecord::TxnSettled(key) => {
-                    coordinator.load_txn_settled(&key.group, key.txn_producer_id);
-                }
-            }
-            Ok(())
-        })?;
-        let live_count = live.values().filter(|l| **l).count();
+        let loaded = crate::group_log::load(&log, seeded(&config), now_ms())?;
         let groups = Groups {
-            coordinator: Mutex::new(coordinator),
+            coordinator: Mutex::new(loaded.coordinator),
+            config,
+            broken: AtomicBool::new(false),
             parked: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             log,
             timer: Notify::new(),
         };
-        tracing::info!(records, live = live_count, "replayed group offsets");
-        if records > 2 * i64::try_from(live_count).unwrap_or(i64::MAX) + REWRITE_SLACK {
+        tracing::info!(
+            records = loaded.records,
+            live = loaded.live,
+            "replayed group offsets"
+        );
+        let live = i64::try_from(loaded.live).unwrap_or(i64::MAX);
+        if loaded.records > live.saturating_mul(2).saturating_add(REWRITE_SLACK) {
             groups.rewrite()?;
         }
         Ok(groups)
@@ -223,6 +143,94 @@ impl Groups {
         self.coordinator.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+
+    /// Whether the offsets log was poisoned (a failed fsync): the coordinator then stays
+    /// unavailable until the broker restarts.
+    pub fn is_poisoned(&self) -> bool {
+        self.log.is_poisoned()
+    }
+
+    /// The offsets log (fault-injection tests reach it through this).
+    #[cfg(test)]
+    pub(crate) fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Every group's committed and pending offsets as the coordinator holds them, or None
+    /// while it is unavailable.
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> Option<Snapshot> {
+        let c = self.lock();
+        if self.is_broken() {
+            return None;
+        }
+        let mut committed: Vec<_> = c
+            .list_groups(&[])
+            .into_iter()
+            .map(|l| {
+                let mut offsets = c.fetch_offsets(&l.group_id, None);
+                offsets.sort_by(|a, b| a.0.cmp(&b.0));
+                (l.group_id, offsets)
+            })
+            .collect();
+        committed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut pending = c.pending_txn_offsets();
+        pending.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        Some((committed, pending))
+    }
+
+    /// What a broker started on this log would hold.
+    #[cfg(test)]
+    pub(crate) fn replayed_snapshot(&self) -> Snapshot {
+        let data_dir = self.log.dir().parent().and_then(Path::parent);
+        let fresh = Groups::open(
+            data_dir.expect("data dir"),
+            Recovery::Scan,
+            self.config.clone(),
+        )
+        .expect("open");
+        fresh.snapshot().expect("loaded")
+    }
+
+    /// Replaces the coordinator, whose memory may be ahead of the log after a failed write,
+    /// with a replay of the log, as at start-up. Called with the coordinator lock held.
+    /// Parked JoinGroup/SyncGroup requests are answered COORDINATOR_NOT_AVAILABLE (their
+    /// groups come back Empty, as after a restart) and their members rejoin.
+    ///
+    /// If the log is poisoned (a failed fsync: records the kernel reported lost may still
+    /// read back from the page cache, so replaying them would treat them as safe), or the
+    /// replay fails, the coordinator stays unavailable: the timer retries a failed replay,
+    /// a poisoned log waits for a restart.
+    fn rebuild(&self, c: &mut Coordinator, cause: &dyn std::fmt::Display) {
+        *c = Coordinator::new(seeded(&self.config));
+        self.broken.store(true, Ordering::Release);
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        if self.log.is_poisoned() {
+            tracing::error!(error = %cause, "offsets log poisoned; the group coordinator is unavailable until the broker restarts");
+            return;
+        }
+        tracing::warn!(error = %cause, "offsets log write failed; rebuilding the group coordinator from its log");
+        match crate::group_log::load(&self.log, seeded(&self.config), now_ms()) {
+            Ok(loaded) => {
+                *c = loaded.coordinator;
+                self.broken.store(false, Ordering::Release);
+                tracing::info!(
+                    records = loaded.records,
+                    "group coordinator rebuilt from its log"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "rebuilding the group coordinator failed; retrying");
+            }
+        }
+    }
+
     /// Encodes and appends offset records; returns the offset that must be durable.
     fn append(
         &self,
@@ -231,18 +239,9 @@ impl Groups {
         if entries.is_empty() {
             return Ok(self.log.log_end_offset());
         }
-        let records = entries.iter().map(|(group, tp, committed)| {
-            let key = OffsetKey {
-                group: group.clone(),
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-            };
-            let value = committed.as_ref().map(OffsetValue::new);
-            (
-                Bytes::from(serde_json::to_vec(&key).unwrap_or_default()),
-                value.map(|v| Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
-            )
-        });
+        let records = entries
+            .iter()
+            .map(|(group, tp, committed)| offset_record(group, tp, committed.as_ref()));
         let info = crate::internal_log::append(&self.log, records)?;
         Ok(info.last_offset + 1)
     }
@@ -256,25 +255,7 @@ impl Groups {
         producer_epoch: i16,
         offsets: Option<&[(TopicPartition, CommittedOffset)]>,
     ) -> Result<i64, GroupsError> {
-        let key = TxnOffsetsKey {
-            group: group.to_owned(),
-            txn_producer_id: producer_id,
-        };
-        let value = offsets.map(|offsets| TxnOffsetsValue {
-            producer_epoch,
-            offsets: offsets
-                .iter()
-                .map(|(tp, c)| TxnOffsetEntry {
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    value: OffsetValue::new(c),
-                })
-                .collect(),
-        });
-        let record = (
-            Bytes::from(serde_json::to_vec(&key).unwrap_or_default()),
-            value.map(|v| Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
-        );
+        let record = txn_offsets_record(group, producer_id, producer_epoch, offsets);
         let info = crate::internal_log::append(&self.log, [record])?;
         Ok(info.last_offset + 1)
     }
@@ -286,13 +267,15 @@ impl Groups {
     }
 
     /// Applies outputs under the coordinator lock: parked requests are answered, offset
-    /// changes are appended. Returns the offset that must be fsynced before any commit
-    /// response covered by these outputs goes out.
-    fn apply(&self, outputs: Vec<Output>) -> Result<Option<i64>, GroupsError> {
+    /// changes are appended. Returns the offset that must be fsynced before any answer
+    /// covered by these outputs goes out. If an append fails, the coordinator (which has
+    /// already applied it in memory) is rebuilt from the log before the lock is released,
+    /// so no later request is answered from state the log lacks.
+    fn apply(&self, c: &mut Coordinator, outputs: Vec<Output>) -> Result<Option<i64>, GroupsError> {
         let mut durable = None;
         let mut failure = None;
         for out in outputs {
-            match out {
+            let appended = match out {
                 Output::Respond { request, response } => {
                     let tx = self
                         .parked
@@ -302,54 +285,62 @@ impl Groups {
                     if let Some(tx) = tx {
                         let _ = tx.send(response);
                     }
+                    continue;
                 }
+                // Nothing more is appended after a failure: the rebuild replays what is there.
+                _ if failure.is_some() => continue,
                 Output::PersistOffsets { group, offsets } => {
                     let entries: Vec<_> = offsets
                         .into_iter()
                         .map(|(tp, c)| (group.clone(), tp, Some(c)))
                         .collect();
-                    match self.append(&entries) {
-                        Ok(end) => durable = Some(end),
-                        Err(e) => failure = Some(e),
-                    }
+                    self.append(&entries)
                 }
                 Output::PersistTxnOffsets {
                     group,
                     producer_id,
                     producer_epoch,
                     offsets,
-                } => match self.append_txn(&group, producer_id, producer_epoch, Some(&offsets)) {
-                    Ok(end) => durable = Some(end),
-                    Err(e) => failure = Some(e),
-                },
+                } => self.append_txn(&group, producer_id, producer_epoch, Some(&offsets)),
                 Output::TxnOffsetsSettled { group, producer_id } => {
-                    match self.append_txn(&group, producer_id, -1, None) {
-                        Ok(end) => durable = Some(end),
-                        Err(e) => failure = Some(e),
-                    }
+                    self.append_txn(&group, producer_id, -1, None)
                 }
                 Output::DeleteOffsets { group, partitions } => {
                     let entries: Vec<_> = partitions
                         .into_iter()
                         .map(|tp| (group.clone(), tp, None))
                         .collect();
-                    match self.append(&entries) {
-                        Ok(end) => durable = Some(end),
-                        Err(e) => failure = Some(e),
-                    }
+                    self.append(&entries)
                 }
+            };
+            match appended {
+                Ok(end) => durable = Some(end),
+                Err(e) => failure = Some(e),
             }
         }
         match failure {
-            Some(e) => Err(e),
+            Some(e) => {
+                self.rebuild(c, &e);
+                Err(e)
+            }
             None => Ok(durable),
         }
     }
 
-    async fn make_durable(&self, end: Option<i64>) -> Result<(), GroupsError> {
+    /// Fsyncs the offsets log up to `end`. A failure poisons the log (a failed fsync is
+    /// never retried), so the coordinator, whose memory may hold records that are now lost,
+    /// is dropped.
+    fn make_durable(&self, end: Option<i64>) -> Result<(), GroupsError> {
         let Some(end) = end else { return Ok(()) };
+        if end <= self.log.durable_offset() {
+            return Ok(());
+        }
         let log = &self.log;
-        tokio::task::block_in_place(|| log.flush_to(end)).map_err(GroupsError::from)
+        if let Err(e) = tokio::task::block_in_place(|| log.flush_to(end)) {
+            self.rebuild(&mut self.lock(), &e);
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     fn park(&self) -> (RequestId, oneshot::Receiver<Response>) {
@@ -369,24 +360,45 @@ impl Groups {
             .remove(&id.0);
     }
 
-    pub async fn join(&self, req: JoinRequest) -> JoinResponse {
+    /// Runs a call whose answer comes through a parked request (JoinGroup, SyncGroup).
+    /// None if the coordinator is unavailable or dropped the request in a rebuild.
+    async fn parked_call(
+        &self,
+        call: impl FnOnce(&mut Coordinator, u64, RequestId) -> Vec<Output>,
+    ) -> Option<Response> {
         self.rearm();
         let (id, rx) = self.park();
-        let applied = {
+        {
             let mut c = self.lock();
-            let outputs = c.join_group(now_ms(), id, req);
-            self.apply(outputs)
-        };
-        if let Err(e) = applied {
-            tracing::error!(error = %e, "group offsets log write failed");
-        }
-        match rx.await {
-            Ok(Response::Join(r)) => r,
-            other => {
-                tracing::error!(?other, "coordinator answered JoinGroup with something else");
+            if self.is_broken() {
+                drop(c);
                 self.unpark(id);
+                return None;
+            }
+            let outputs = call(&mut c, now_ms(), id);
+            if let Err(e) = self.apply(&mut c, outputs) {
+                tracing::error!(error = %e, "group offsets log write failed");
+            }
+        }
+        let answer = rx.await.ok();
+        if answer.is_none() {
+            self.unpark(id);
+        }
+        answer
+    }
+
+    pub async fn join(&self, req: JoinRequest) -> JoinResponse {
+        match self
+            .parked_call(|c, now, id| c.join_group(now, id, req))
+            .await
+        {
+            Some(Response::Join(r)) => r,
+            other => {
+                if other.is_some() {
+                    tracing::error!(?other, "coordinator answered JoinGroup with something else");
+                }
                 JoinResponse {
-                    error: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    error: UNAVAILABLE,
                     generation_id: -1,
                     protocol_type: None,
                     protocol_name: None,
@@ -400,23 +412,17 @@ impl Groups {
     }
 
     pub async fn sync(&self, req: SyncRequest) -> SyncResponse {
-        self.rearm();
-        let (id, rx) = self.park();
-        let applied = {
-            let mut c = self.lock();
-            let outputs = c.sync_group(now_ms(), id, req);
-            self.apply(outputs)
-        };
-        if let Err(e) = applied {
-            tracing::error!(error = %e, "group offsets log write failed");
-        }
-        match rx.await {
-            Ok(Response::Sync(r)) => r,
+        match self
+            .parked_call(|c, now, id| c.sync_group(now, id, req))
+            .await
+        {
+            Some(Response::Sync(r)) => r,
             other => {
-                tracing::error!(?other, "coordinator answered SyncGroup with something else");
-                self.unpark(id);
+                if other.is_some() {
+                    tracing::error!(?other, "coordinator answered SyncGroup with something else");
+                }
                 SyncResponse {
-                    error: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    error: UNAVAILABLE,
                     protocol_type: None,
                     protocol_name: None,
                     assignment: Bytes::new(),
@@ -432,9 +438,13 @@ impl Groups {
         member: &str,
         instance: Option<&str>,
     ) -> ErrorCode {
-        let code = self
-            .lock()
-            .heartbeat(now_ms(), group, generation, member, instance);
+        let code = {
+            let mut c = self.lock();
+            if self.is_broken() {
+                return UNAVAILABLE;
+            }
+            c.heartbeat(now_ms(), group, generation, member, instance)
+        };
         self.timer.notify_one();
         code
     }
@@ -446,8 +456,14 @@ impl Groups {
     ) -> weir_coordinator::LeaveResponse {
         self.rearm();
         let mut c = self.lock();
+        if self.is_broken() {
+            return weir_coordinator::LeaveResponse {
+                error: UNAVAILABLE,
+                members: Vec::new(),
+            };
+        }
         let (resp, outputs) = c.leave_group(now_ms(), group, members);
-        if let Err(e) = self.apply(outputs) {
+        if let Err(e) = self.apply(&mut c, outputs) {
             tracing::error!(error = %e, "group offsets log write failed");
         }
         resp
@@ -455,7 +471,8 @@ impl Groups {
 
     /// Commits offsets; returns per-partition codes once the commit is durable.
     pub async fn commit(&self, req: CommitRequest) -> Vec<(TopicPartition, ErrorCode)> {
-        self.commit_durably(|c, now| c.commit_offsets(now, req))
+        let partitions = req.offsets.iter().map(|(tp, _)| tp.clone()).collect();
+        self.commit_durably(partitions, |c, now| c.commit_offsets(now, req))
             .await
     }
 
@@ -464,7 +481,8 @@ impl Groups {
         &self,
         req: weir_coordinator::TxnCommitRequest,
     ) -> Vec<(TopicPartition, ErrorCode)> {
-        self.commit_durably(|c, now| c.txn_commit_offsets(now, req))
+        let partitions = req.offsets.iter().map(|(tp, _)| tp.clone()).collect();
+        self.commit_durably(partitions, |c, now| c.txn_commit_offsets(now, req))
             .await
     }
 
@@ -473,26 +491,27 @@ impl Groups {
     /// client retries, and nothing it was told committed can be lost.
     async fn commit_durably(
         &self,
+        partitions: Vec<TopicPartition>,
         call: impl FnOnce(&mut Coordinator, u64) -> (Vec<(TopicPartition, ErrorCode)>, Vec<Output>),
     ) -> Vec<(TopicPartition, ErrorCode)> {
         self.rearm();
         let (codes, applied) = {
             let mut c = self.lock();
+            if self.is_broken() {
+                return partitions.into_iter().map(|tp| (tp, UNAVAILABLE)).collect();
+            }
             let (codes, outputs) = call(&mut c, now_ms());
-            (codes, self.apply(outputs))
+            let applied = self.apply(&mut c, outputs);
+            (codes, applied)
         };
-        let result = match applied {
-            Ok(end) => self.make_durable(end).await,
-            Err(e) => Err(e),
-        };
-        match result {
+        match applied.and_then(|end| self.make_durable(end)) {
             Ok(()) => codes,
             Err(e) => {
                 tracing::error!(error = %e, "committed offsets could not be made durable");
                 codes
                     .into_iter()
                     .map(|(tp, code)| match code {
-                        ErrorCode::NONE => (tp, ErrorCode::COORDINATOR_NOT_AVAILABLE),
+                        ErrorCode::NONE => (tp, UNAVAILABLE),
                         code => (tp, code),
                     })
                     .collect()
@@ -509,10 +528,13 @@ impl Groups {
     ) -> Result<(), GroupsError> {
         let applied = {
             let mut c = self.lock();
+            if self.is_broken() {
+                return Err(GroupsError::Unavailable);
+            }
             let outputs = c.settle_txn_offsets(now_ms(), group, producer_id, commit);
-            self.apply(outputs)
+            self.apply(&mut c, outputs)
         };
-        self.make_durable(applied?).await
+        self.make_durable(applied?)
     }
 
     /// Partitions of `group` whose transactional commits are still undecided.
@@ -520,12 +542,28 @@ impl Groups {
         self.lock().unstable_partitions(group)
     }
 
+    /// Committed offsets, once the log is durable up to its end as of the read: a commit
+    /// still waiting for its fsync (which may fail) is never shown.
     pub fn fetch_offsets(
         &self,
         group: &str,
         partitions: Option<Vec<TopicPartition>>,
-    ) -> Vec<(TopicPartition, Option<CommittedOffset>)> {
-        self.lock().fetch_offsets(group, partitions)
+    ) -> Result<Vec<(TopicPartition, Option<CommittedOffset>)>, ErrorCode> {
+        let (fetched, end) = {
+            let c = self.lock();
+            if self.is_broken() {
+                return Err(UNAVAILABLE);
+            }
+            (
+                c.fetch_offsets(group, partitions),
+                self.log.log_end_offset(),
+            )
+        };
+        self.make_durable(Some(end)).map_err(|e| {
+            tracing::error!(error = %e, "offsets log fsync failed");
+            UNAVAILABLE
+        })?;
+        Ok(fetched)
     }
 
     /// KIP-848 ConsumerGroupHeartbeat; answered at once. `topics` gives partition counts.
@@ -534,7 +572,20 @@ impl Groups {
         req: weir_coordinator::ConsumerHeartbeat,
         topics: &dyn Fn(&str) -> Option<i32>,
     ) -> weir_coordinator::ConsumerHeartbeatResponse {
-        let resp = self.lock().consumer_heartbeat(now_ms(), req, topics);
+        let resp = {
+            let mut c = self.lock();
+            if self.is_broken() {
+                return weir_coordinator::ConsumerHeartbeatResponse {
+                    error: UNAVAILABLE,
+                    error_message: Some(GroupsError::Unavailable.to_string()),
+                    member_id: String::new(),
+                    member_epoch: 0,
+                    heartbeat_interval_ms: 0,
+                    assignment: None,
+                };
+            }
+            c.consumer_heartbeat(now_ms(), req, topics)
+        };
         self.rearm();
         resp
     }
@@ -543,7 +594,23 @@ impl Groups {
         &self,
         groups: &[String],
     ) -> Vec<weir_coordinator::ConsumerGroupDescription> {
-        self.lock().consumer_group_describe(groups)
+        let c = self.lock();
+        if self.is_broken() {
+            return groups
+                .iter()
+                .map(|g| weir_coordinator::ConsumerGroupDescription {
+                    error: UNAVAILABLE,
+                    error_message: Some(GroupsError::Unavailable.to_string()),
+                    group_id: g.clone(),
+                    state: weir_coordinator::GroupState::Dead,
+                    group_epoch: 0,
+                    assignment_epoch: 0,
+                    assignor_name: String::new(),
+                    members: Vec::new(),
+                })
+                .collect();
+        }
+        c.consumer_group_describe(groups)
     }
 
     pub fn group_type(&self, group: &str) -> Option<weir_coordinator::GroupType> {
@@ -551,24 +618,55 @@ impl Groups {
     }
 
     pub fn describe(&self, group: &str) -> weir_coordinator::GroupDescription {
-        self.lock().describe_group(group)
+        let c = self.lock();
+        if self.is_broken() {
+            return weir_coordinator::GroupDescription {
+                error: UNAVAILABLE,
+                group_id: group.to_owned(),
+                state: weir_coordinator::GroupState::Dead,
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+        }
+        c.describe_group(group)
     }
 
     pub fn list(
         &self,
         states: &[weir_coordinator::GroupState],
-    ) -> Vec<weir_coordinator::GroupListing> {
-        self.lock().list_groups(states)
+    ) -> Result<Vec<weir_coordinator::GroupListing>, ErrorCode> {
+        let c = self.lock();
+        if self.is_broken() {
+            return Err(UNAVAILABLE);
+        }
+        Ok(c.list_groups(states))
     }
 
     pub async fn delete_groups(&self, groups: Vec<String>) -> Vec<(String, ErrorCode)> {
         self.rearm();
         let (codes, applied) = {
             let mut c = self.lock();
+            if self.is_broken() {
+                return groups.into_iter().map(|g| (g, UNAVAILABLE)).collect();
+            }
             let (codes, outputs) = c.delete_groups(groups);
-            (codes, self.apply(outputs))
+            let applied = self.apply(&mut c, outputs);
+            (codes, applied)
         };
-        self.settle(applied, codes).await
+        match applied.and_then(|end| self.make_durable(end)) {
+            Ok(()) => codes,
+            Err(e) => {
+                tracing::error!(error = %e, "group deletion could not be made durable");
+                codes
+                    .into_iter()
+                    .map(|(g, code)| match code {
+                        ErrorCode::NONE => (g, UNAVAILABLE),
+                        code => (g, code),
+                    })
+                    .collect()
+            }
+        }
     }
 
     pub async fn delete_offsets(
@@ -577,36 +675,43 @@ impl Groups {
         partitions: Vec<TopicPartition>,
     ) -> weir_coordinator::DeleteOffsetsResponse {
         self.rearm();
+        let unavailable = weir_coordinator::DeleteOffsetsResponse {
+            error: UNAVAILABLE,
+            partitions: Vec::new(),
+        };
         let (resp, applied) = {
             let mut c = self.lock();
+            if self.is_broken() {
+                return unavailable;
+            }
             let (resp, outputs) = c.delete_offsets(group, partitions);
-            (resp, self.apply(outputs))
+            let applied = self.apply(&mut c, outputs);
+            (resp, applied)
         };
-        if let Err(e) = self.make_durable(applied.unwrap_or(None)).await {
-            tracing::error!(error = %e, "offset deletion could not be made durable");
+        match applied.and_then(|end| self.make_durable(end)) {
+            Ok(()) => resp,
+            Err(e) => {
+                tracing::error!(error = %e, "offset deletion could not be made durable");
+                unavailable
+            }
         }
-        resp
     }
 
     /// A topic was deleted: its committed offsets go too.
     pub fn topic_deleted(&self, topic: &str) {
         self.rearm();
         let mut c = self.lock();
+        if self.is_broken() {
+            tracing::warn!(
+                topic,
+                "group coordinator unavailable; the deleted topic's offsets stay in its log"
+            );
+            return;
+        }
         let outputs = c.topic_deleted(topic);
-        if let Err(e) = self.apply(outputs) {
+        if let Err(e) = self.apply(&mut c, outputs) {
             tracing::error!(error = %e, "group offsets log write failed");
         }
-    }
-
-    async fn settle<T>(&self, applied: Result<Option<i64>, GroupsError>, value: T) -> T {
-        let result = match applied {
-            Ok(end) => self.make_durable(end).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "group offsets log write failed");
-        }
-        value
     }
 
     /// Calls `tick` whenever the coordinator's next deadline passes, until stopped.
@@ -626,35 +731,24 @@ impl Groups {
             }
             let applied = {
                 let mut c = self.lock();
+                if self.is_broken() && !self.log.is_poisoned() {
+                    self.rebuild(&mut c, &"an earlier rebuild failed");
+                }
+                if self.is_broken() {
+                    continue;
+                }
                 let outputs = c.tick(now_ms());
-                self.apply(outputs)
+                self.apply(&mut c, outputs)
             };
-            self.settle(applied, ()).await;
+            if let Err(e) = applied.and_then(|end| self.make_durable(end)) {
+                tracing::error!(error = %e, "group timer could not persist");
+            }
         }
     }
 
     pub fn close(&self) -> Result<(), StorageError> {
         self.log.close()
     }
-}
-
-fn decode_record(r: &Record) -> Result<LogRecord, String> {
-    let key = r.key.as_ref().ok_or("record without a key")?;
-    let key: LogKey = serde_json::from_slice(key).map_err(|e| e.to_string())?;
-    fn json<T: serde::de::DeserializeOwned>(v: &Bytes) -> Result<T, String> {
-        serde_json::from_slice(v).map_err(|e| e.to_string())
-    }
-    Ok(match (key, &r.value) {
-        (LogKey::Offset(key), None) => LogRecord::Offset(key, None),
-        (LogKey::Offset(key), Some(v)) => LogRecord::Offset(key, Some(json(v)?)),
-        (LogKey::Txn(key), None) => LogRecord::TxnSettled(key),
-        (LogKey::Txn(key), Some(v)) => LogRecord::TxnPending(key, json(v)?),
-    })
-}
-
-/// Decodes an offsets log record and discards it (the fuzz targets' entry point).
-pub(crate) fn check_record(r: &Record) -> Result<(), String> {
-    decode_record(r).map(drop)
 }
 
 /// StrBytes from an optional string.

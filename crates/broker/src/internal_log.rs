@@ -63,6 +63,20 @@ pub fn append(
     entries: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
 ) -> Result<AppendInfo, StorageError> {
     let now = crate::server::now_ms();
+    let mut buf = encode(entries, now, Compression::None).map_err(|e| StorageError::Io {
+        op: IoOp::Encode,
+        path: log.dir().to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    log.append(&mut buf, now)
+}
+
+/// Encodes key/value records as one record batch (offsets from 0), as they are appended.
+pub fn encode(
+    entries: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
+    now: i64,
+    compression: Compression,
+) -> Result<BytesMut, String> {
     let records: Vec<Record> = entries
         .into_iter()
         .enumerate()
@@ -88,13 +102,9 @@ pub fn append(
         records.iter(),
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         },
     )
-    .map_err(|e| StorageError::Io {
-        op: IoOp::Encode,
-        path: log.dir().to_path_buf(),
-        source: std::io::Error::other(format!("{e:#}")),
-    })?;
-    log.append(&mut buf, now)
+    .map_err(|e| format!("{e:#}"))?;
+    Ok(buf)
 }

@@ -11,9 +11,12 @@
 
 pub mod config;
 mod connection;
+#[cfg(test)]
+mod coordinator_faults;
 mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
+mod group_log;
 pub mod groups;
 mod handlers;
 mod internal_log;

@@ -8,7 +8,9 @@
 //! markers of every transaction that was being decided, so a broker killed mid-transaction
 //! completes or aborts it.
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,14 +26,50 @@ fn now_ms() -> u64 {
     u64::try_from(crate::server::now_ms()).unwrap_or(0)
 }
 
+/// Why a transaction coordinator call was not carried out. Every variant is retriable for
+/// the client (the handlers answer COORDINATOR_NOT_AVAILABLE).
+#[derive(Debug, thiserror::Error)]
+pub enum TxnsError {
+    #[error("transaction log: {0}")]
+    Storage(#[from] StorageError),
+    /// A write to the transaction log failed and the coordinator's memory was dropped;
+    /// it answers nothing until it has been rebuilt from the log (never, if the log was
+    /// poisoned by a failed fsync: then only a restart rebuilds it).
+    #[error("transaction coordinator unavailable until it is rebuilt from its log")]
+    Unavailable,
+}
+
 pub struct Txns {
     /// The state machine; its calls and the appends of their records happen under it.
     coordinator: Mutex<TxnCoordinator>,
+    config: TxnConfig,
     log: Log,
+    /// Set when a failed write dropped the coordinator's memory and the rebuild from the log
+    /// has not succeeded yet; every call is refused meanwhile.
+    broken: AtomicBool,
+    /// Transactional ids whose marker task is running, so that a rebuild, which re-issues
+    /// the markers of every decided transaction, does not start a second task for them.
+    /// Changed only under the coordinator lock.
+    marking: Mutex<HashSet<String>>,
     /// Wakes the timer task when a call may have moved the next deadline.
     timer: Notify,
     /// Woken whenever a transaction completes (every marker written).
     completed: Notify,
+}
+
+/// Replays the transaction log into a new, not yet recovered, coordinator.
+fn replay(log: &Log, config: &TxnConfig) -> Result<TxnCoordinator, GroupsError> {
+    let mut coordinator = TxnCoordinator::new(config.clone());
+    crate::internal_log::replay(log, |r| {
+        let value = r.value.unwrap_or_default();
+        let record = TxnRecord::decode(&value).map_err(|e| GroupsError::Corrupt {
+            offset: r.offset,
+            message: e.to_string(),
+        })?;
+        coordinator.load(record);
+        Ok(())
+    })?;
+    Ok(coordinator)
 }
 
 impl Txns {
@@ -43,19 +81,13 @@ impl Txns {
         config: TxnConfig,
     ) -> Result<Txns, GroupsError> {
         let log = crate::internal_log::open(data_dir, "transactions", recovery)?;
-        let mut coordinator = TxnCoordinator::new(config);
-        crate::internal_log::replay(&log, |r| {
-            let value = r.value.unwrap_or_default();
-            let record = TxnRecord::decode(&value).map_err(|e| GroupsError::Corrupt {
-                offset: r.offset,
-                message: e.to_string(),
-            })?;
-            coordinator.load(record);
-            Ok(())
-        })?;
+        let coordinator = replay(&log, &config)?;
         Ok(Txns {
             coordinator: Mutex::new(coordinator),
+            config,
             log,
+            broken: AtomicBool::new(false),
+            marking: Mutex::new(HashSet::new()),
             timer: Notify::new(),
             completed: Notify::new(),
         })
@@ -65,27 +97,66 @@ impl Txns {
         self.coordinator.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn marking(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.marking.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs `call` on the coordinator, persists and schedules its outputs, and returns once
     /// the transaction log is durable up to its end as of the call.
     pub async fn call<T>(
         &self,
         state: &Arc<State>,
         call: impl FnOnce(&mut TxnCoordinator, u64) -> (Vec<TxnOutput>, T),
-    ) -> Result<T, StorageError> {
+    ) -> Result<T, TxnsError> {
         let (value, end) = {
             let mut c = self.lock();
+            if self.broken.load(Ordering::Acquire) {
+                return Err(TxnsError::Unavailable);
+            }
             let (outputs, value) = call(&mut c, now_ms());
-            self.apply(state, outputs)?;
+            self.apply(state, &mut c, outputs)?;
             (value, self.log.log_end_offset())
         };
         self.timer.notify_one();
-        let log = &self.log;
-        tokio::task::block_in_place(|| log.flush_to(end))?;
+        self.make_durable(state, end)?;
         Ok(value)
     }
 
-    /// Appends records and starts marker writers (after the records are durable).
-    fn apply(&self, state: &Arc<State>, outputs: Vec<TxnOutput>) -> Result<(), StorageError> {
+    /// Fsyncs the transaction log up to `end`. A failure poisons the log (a failed fsync
+    /// is never retried), so the coordinator, whose memory may hold records that are now
+    /// lost, is dropped.
+    fn make_durable(&self, state: &Arc<State>, end: i64) -> Result<(), TxnsError> {
+        let log = &self.log;
+        if let Err(e) = tokio::task::block_in_place(|| log.flush_to(end)) {
+            self.rebuild(state, &mut self.lock(), &e);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Carries out outputs under the coordinator lock. If a record cannot be appended, the
+    /// coordinator has already applied it in memory: it is rebuilt from the log before
+    /// the lock is released, so no later call is answered from state the log lacks.
+    fn apply(
+        &self,
+        state: &Arc<State>,
+        c: &mut TxnCoordinator,
+        outputs: Vec<TxnOutput>,
+    ) -> Result<(), TxnsError> {
+        self.persist(state, outputs, Duration::ZERO).map_err(|e| {
+            self.rebuild(state, c, &e);
+            TxnsError::from(e)
+        })
+    }
+
+    /// Appends records and starts marker writers (after the records are durable and
+    /// `delay` has passed).
+    fn persist(
+        &self,
+        state: &Arc<State>,
+        outputs: Vec<TxnOutput>,
+        delay: Duration,
+    ) -> Result<(), StorageError> {
         let mut markers = Vec::new();
         for out in outputs {
             match out {
@@ -93,21 +164,28 @@ impl Txns {
                 w @ TxnOutput::WriteMarkers { .. } => markers.push(w),
             }
         }
-        if !markers.is_empty() {
-            let end = self.log.log_end_offset();
-            let state = state.clone();
-            tokio::spawn(async move {
-                let txns = state.txns.clone();
-                let log = &txns.log;
-                if let Err(e) = tokio::task::block_in_place(|| log.flush_to(end)) {
-                    tracing::error!(error = %e, "transaction log fsync failed; markers not written");
-                    return;
-                }
-                for m in markers {
-                    write_markers(&state, m).await;
-                }
-            });
+        if markers.is_empty() {
+            return Ok(());
         }
+        let ids: Vec<String> = markers.iter().filter_map(marker_id).collect();
+        self.marking().extend(ids.iter().cloned());
+        let end = self.log.log_end_offset();
+        let state = state.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let txns = state.txns.clone();
+            let log = &txns.log;
+            if let Err(e) = tokio::task::block_in_place(|| log.flush_to(end)) {
+                tracing::error!(error = %e, "transaction log fsync failed; markers not written");
+                let mut c = txns.lock();
+                txns.marking().retain(|id| !ids.contains(id));
+                txns.rebuild(&state, &mut c, &e);
+                return;
+            }
+            for m in markers {
+                write_markers(&state, m).await;
+            }
+        });
         Ok(())
     }
 
@@ -115,6 +193,86 @@ impl Txns {
         let key = Bytes::copy_from_slice(record.key().as_bytes());
         crate::internal_log::append(&self.log, [(key, Some(Bytes::from(record.encode())))])?;
         Ok(())
+    }
+
+    /// Replaces the coordinator, whose memory may be ahead of the log after a failed write,
+    /// with a replay of the log, as at start-up. Called with the coordinator lock held.
+    ///
+    /// If the log is poisoned (a failed fsync: records the kernel reported lost may still
+    /// read back from the page cache, so replaying them would treat them as safe), or the
+    /// replay fails, the coordinator stays unavailable: the timer retries a failed replay,
+    /// a poisoned log waits for a restart.
+    fn rebuild(&self, state: &Arc<State>, c: &mut TxnCoordinator, cause: &dyn std::fmt::Display) {
+        *c = TxnCoordinator::new(self.config.clone());
+        self.broken.store(true, Ordering::Release);
+        if self.log.is_poisoned() {
+            tracing::error!(error = %cause, "transaction log poisoned; the transaction coordinator is unavailable until the broker restarts");
+            return;
+        }
+        tracing::warn!(error = %cause, "transaction log write failed; rebuilding the transaction coordinator from its log");
+        let mut fresh = match replay(&self.log, &self.config) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::error!(error = %e, "rebuilding the transaction coordinator failed; retrying");
+                return;
+            }
+        };
+        let mut outputs = fresh.recover(now_ms());
+        {
+            // Their running tasks will complete them on the rebuilt coordinator.
+            let running = self.marking();
+            outputs.retain(|o| marker_id(o).is_none_or(|id| !running.contains(&id)));
+        }
+        *c = fresh;
+        // Re-issued markers wait a little: if it was their completion that failed to append,
+        // they do not spin while the disk is still failing.
+        match self.persist(state, outputs, Duration::from_millis(200)) {
+            Ok(()) => {
+                self.broken.store(false, Ordering::Release);
+                tracing::info!("transaction coordinator rebuilt from its log");
+            }
+            Err(e) => {
+                *c = TxnCoordinator::new(self.config.clone());
+                tracing::error!(error = %e, "rebuilding the transaction coordinator failed; retrying");
+            }
+        }
+    }
+
+    /// The transaction log (fault-injection tests reach it through this).
+    #[cfg(test)]
+    pub(crate) fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Every transaction as the coordinator holds it, or None while it is unavailable.
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> Option<Vec<weir_coordinator::txn::TxnDescription>> {
+        let c = self.lock();
+        if self.broken.load(Ordering::Acquire) {
+            return None;
+        }
+        let ids: Vec<String> = c
+            .list(&[], &[])
+            .ok()?
+            .into_iter()
+            .map(|l| l.transactional_id)
+            .collect();
+        Some(c.describe(&ids))
+    }
+
+    /// What a broker started on this log would hold: a replay of it, recovered (without
+    /// carrying out the recovery's marker writes).
+    #[cfg(test)]
+    pub(crate) fn replayed_snapshot(&self) -> Vec<weir_coordinator::txn::TxnDescription> {
+        let data_dir = self.log.dir().parent().and_then(Path::parent);
+        let fresh = Txns::open(
+            data_dir.expect("data dir"),
+            Recovery::Scan,
+            self.config.clone(),
+        )
+        .expect("open");
+        let _ = fresh.lock().recover(0);
+        fresh.snapshot().expect("loaded")
     }
 
     /// Waits until `transactional_id` is no longer writing markers, or `limit` passes.
@@ -198,9 +356,10 @@ impl Txns {
     }
 
     /// Finishes transactions that were being decided when the broker stopped.
-    pub fn recover(&self, state: &Arc<State>) -> Result<(), StorageError> {
-        let outputs = self.lock().recover(now_ms());
-        self.apply(state, outputs)
+    pub fn recover(&self, state: &Arc<State>) -> Result<(), TxnsError> {
+        let mut c = self.lock();
+        let outputs = c.recover(now_ms());
+        self.apply(state, &mut c, outputs)
     }
 
     /// Calls `tick` at the coordinator's deadlines until stopped.
@@ -220,8 +379,11 @@ impl Txns {
             }
             let applied = {
                 let mut c = txns.lock();
+                if txns.broken.load(Ordering::Acquire) && !txns.log.is_poisoned() {
+                    txns.rebuild(&state, &mut c, &"an earlier rebuild failed");
+                }
                 let outputs = c.tick(now_ms());
-                txns.apply(&state, outputs)
+                txns.apply(&state, &mut c, outputs)
             };
             if let Err(e) = applied {
                 tracing::error!(error = %e, "transaction timer could not persist");
@@ -295,12 +457,22 @@ async fn write_markers(state: &Arc<State>, out: TxnOutput) {
     while let Some(done) = writes.join_next().await {
         if let Err(e) = done {
             tracing::error!(transactional_id, error = %e, "marker writer died; transaction left to recovery");
+            let _c = state.txns.lock();
+            state.txns.marking().remove(&transactional_id);
             return;
         }
     }
     state.notify_appended();
     for group in &groups {
         while let Err(e) = state.groups.settle_txn(group, producer_id, commit).await {
+            if state.groups.is_poisoned() {
+                // Only a restart brings the group coordinator back; its recovery re-sends
+                // this transaction's markers and settles the group then.
+                tracing::error!(group, error = %e, "settling transactional offsets failed; transaction left to recovery");
+                let _c = state.txns.lock();
+                state.txns.marking().remove(&transactional_id);
+                return;
+            }
             tracing::error!(group, error = %e, "settling transactional offsets failed; retrying");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -308,12 +480,28 @@ async fn write_markers(state: &Arc<State>, out: TxnOutput) {
     let txns = state.txns.clone();
     let result = {
         let mut c = txns.lock();
+        // Under the lock: a rebuild after a failed append of the completion must find this
+        // transaction no longer being marked, and re-issue its markers.
+        txns.marking().remove(&transactional_id);
         c.markers_written(now_ms(), &transactional_id)
             .map_err(|e| e.to_string())
-            .and_then(|outputs| txns.apply(state, outputs).map_err(|e| e.to_string()))
+            .and_then(|outputs| {
+                txns.apply(state, &mut c, outputs)
+                    .map_err(|e| e.to_string())
+            })
     };
     if let Err(e) = result {
         tracing::error!(transactional_id, error = %e, "completing a transaction failed");
     }
     txns.completed.notify_waiters();
+}
+
+/// The transactional id of a `WriteMarkers` output.
+fn marker_id(out: &TxnOutput) -> Option<String> {
+    match out {
+        TxnOutput::WriteMarkers {
+            transactional_id, ..
+        } => Some(transactional_id.clone()),
+        TxnOutput::PersistState(_) => None,
+    }
 }

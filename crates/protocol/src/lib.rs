@@ -10,6 +10,8 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod request;
 mod response;
 pub mod versions;

@@ -22,6 +22,14 @@ macro_rules! requests {
         }
 
         impl Request {
+            /// An empty (default) body of every served API; None for an API not served.
+            pub(crate) fn empty(key: ApiKey) -> Option<Request> {
+                match key {
+                    $(ApiKey::$variant => Some(Request::$variant(Default::default())),)*
+                    _ => None,
+                }
+            }
+
             /// Encodes the body at `version`: the inverse of decoding, for round-trip tests
             /// and the fuzz targets. The error is the codec's message.
             pub fn encode_body(&self, buf: &mut BytesMut, version: i16) -> Result<(), String> {
@@ -68,6 +76,7 @@ requests! {
     CreatePartitions(CreatePartitionsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
+    DescribeLogDirs(DescribeLogDirsRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
 }

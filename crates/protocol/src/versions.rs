@@ -60,6 +60,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::TxnOffsetCommit, 0, 4),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
+    range(ApiKey::DescribeLogDirs, 1, 4),
     range(ApiKey::CreatePartitions, 0, 3),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::DeleteGroups, 0, 2),

@@ -5,8 +5,8 @@
 //! that crashed are pinned at the end.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use weir_protocol::kafka_protocol::messages::*;
-use weir_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
+use weir_protocol::fuzzing::sample_requests;
+use weir_protocol::kafka_protocol::protocol::Encodable;
 use weir_protocol::{decode_request, versions};
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
@@ -23,72 +23,12 @@ impl Rng {
     }
 }
 
-fn frame<R: Encodable>(key: ApiKey, version: i16, body: &R) -> Option<Vec<u8>> {
-    let mut header = RequestHeader::default();
-    header.request_api_key = key as i16;
-    header.request_api_version = version;
-    header.correlation_id = 1;
-    header.client_id = Some(StrBytes::from_static_str("fuzz"));
-    let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .ok()?;
-    body.encode(&mut buf, version).ok()?;
-    Some(buf.to_vec())
-}
-
-/// One valid frame per served API and version, with some content in the arrays.
+/// One valid frame per served API and version (weir-protocol's shared sample requests).
 fn seeds() -> Vec<Vec<u8>> {
-    let topic = TopicName(StrBytes::from_static_str("t"));
-    let mut out = Vec::new();
-    for r in versions::SUPPORTED {
-        for v in r.min..=r.max {
-            let f = match r.key {
-                ApiKey::Produce => {
-                    let mut p = produce_request::PartitionProduceData::default();
-                    p.records = Some(Bytes::from_static(&[0; 70]));
-                    let mut t = produce_request::TopicProduceData::default();
-                    t.name = topic.clone();
-                    t.partition_data = vec![p];
-                    let mut req = ProduceRequest::default();
-                    req.topic_data = vec![t];
-                    frame(r.key, v, &req)
-                }
-                ApiKey::Fetch => {
-                    let mut t = fetch_request::FetchTopic::default();
-                    t.topic = topic.clone();
-                    t.partitions = vec![fetch_request::FetchPartition::default()];
-                    let mut req = FetchRequest::default();
-                    req.topics = vec![t];
-                    frame(r.key, v, &req)
-                }
-                ApiKey::Metadata => {
-                    let mut t = metadata_request::MetadataRequestTopic::default();
-                    t.name = Some(topic.clone());
-                    let mut req = MetadataRequest::default();
-                    req.topics = Some(vec![t]);
-                    frame(r.key, v, &req)
-                }
-                ApiKey::CreateTopics => {
-                    let mut t = create_topics_request::CreatableTopic::default();
-                    t.name = topic.clone();
-                    let mut req = CreateTopicsRequest::default();
-                    req.topics = vec![t];
-                    frame(r.key, v, &req)
-                }
-                ApiKey::ApiVersions => frame(r.key, v, &ApiVersionsRequest::default()),
-                ApiKey::ListOffsets => frame(r.key, v, &ListOffsetsRequest::default()),
-                ApiKey::JoinGroup => frame(r.key, v, &JoinGroupRequest::default()),
-                ApiKey::OffsetCommit => frame(r.key, v, &OffsetCommitRequest::default()),
-                ApiKey::DescribeConfigs => frame(r.key, v, &DescribeConfigsRequest::default()),
-                _ => None,
-            };
-            if let Some(f) = f {
-                out.push(f);
-            }
-        }
-    }
-    out
+    sample_requests(Bytes::from_static(&[0; 70]))
+        .iter()
+        .map(|r| r.encode_frame("fuzz").expect("a sample encodes"))
+        .collect()
 }
 
 #[test]
@@ -191,5 +131,20 @@ fn unknown_tagged_field_with_a_tag_above_i32_max_round_trips() {
 fn valid_frames_round_trip() {
     for f in seeds() {
         assert_round_trips(f);
+    }
+}
+
+/// The shared samples cover every served API at every served version.
+#[test]
+fn samples_cover_every_served_version() {
+    let samples = sample_requests(Bytes::from_static(&[0; 70]));
+    for r in versions::SUPPORTED {
+        for v in r.min..=r.max {
+            assert!(
+                samples.iter().any(|s| s.key == r.key && s.version == v),
+                "no sample of {:?} v{v}",
+                r.key
+            );
+        }
     }
 }

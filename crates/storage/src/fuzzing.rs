@@ -24,3 +24,17 @@ pub fn encode_txn_index(entries: &[AbortedTxn]) -> Vec<u8> {
 pub fn parse_log_start_checkpoint(text: &str) -> Option<i64> {
     crate::log::parse_checkpoint(text)
 }
+
+/// Test hook (feature `fault-injection`): every later fsync of `log` fails, as if the disk
+/// reported EIO, which poisons it.
+#[cfg(feature = "fault-injection")]
+pub fn inject_fsync_failures(log: &crate::Log) {
+    log.inject_fsync_failures();
+}
+
+/// Test hook (feature `fault-injection`): while `on`, every append to `log` writes half its
+/// bytes and fails with ENOSPC (undone, so the log stays writable).
+#[cfg(feature = "fault-injection")]
+pub fn inject_write_failures(log: &crate::Log, on: bool) {
+    log.inject_write_failures(on);
+}

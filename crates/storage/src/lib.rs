@@ -38,6 +38,8 @@ mod index;
 mod log;
 mod producer;
 mod segment;
+/// Builders of valid batches for tests (feature `testkit`, enabled only by dev-dependencies).
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod txn_index;
 pub mod verify;

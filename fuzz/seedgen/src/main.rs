@@ -1,23 +1,33 @@
 //! Writes valid seed inputs for every fuzz target into `<out>/<target>/`, in each target's
 //! input layout (see the doc comment at the top of each file in `fuzz/fuzz_targets/`).
+//!
+//! Every seed comes from Weir's own encoders (reached through each crate's `fuzzing` module,
+//! or by letting the real code write its files in a scratch directory), never from bytes
+//! written out by hand here, so the seeds follow the formats when they change.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use weir_broker::meta::{self, TopicRecord};
+use weir_broker::fuzzing::{
+    decode_internal_log, decode_offsets_log_record, encode_internal_log, offsets_log_record,
+    txn_offsets_log_record,
+};
+use weir_broker::meta::{self, MetaStore, TopicRecord};
+use weir_client::records::encode_batch;
+use weir_client::ProducerRecord;
 use weir_coordinator::txn::{TxnRecord, TxnState};
-use weir_coordinator::TopicPartition;
+use weir_coordinator::{CommittedOffset, TopicPartition};
+use weir_protocol::fuzzing::sample_requests;
 use weir_protocol::kafka_protocol::messages::*;
 use weir_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
-use weir_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use weir_protocol::versions::SUPPORTED;
+use weir_protocol::kafka_protocol::records::Compression;
 use weir_storage::batch::{self, Batches, Check};
 use weir_storage::testkit::BatchBuilder;
-use weir_storage::{Log, LogConfig, Marker, PRODUCER_SNAPSHOT_SUFFIX, TXN_INDEX_SUFFIX};
+use weir_storage::{
+    Log, LogConfig, Marker, LOG_START_CHECKPOINT, PRODUCER_SNAPSHOT_SUFFIX, TXN_INDEX_SUFFIX,
+};
 
 struct Seeds {
     dir: PathBuf,
@@ -68,129 +78,21 @@ fn sample_batches() -> Vec<Vec<u8>> {
     ]
 }
 
-fn request_body<R: Encodable>(key: ApiKey, version: i16, body: &R) -> Option<Vec<u8>> {
-    let mut buf = BytesMut::new();
-    body.encode(&mut buf, version).ok()?;
-    let _ = key;
-    Some(buf.to_vec())
-}
-
 fn request_seeds(out: &Path) {
     let mut frames = Seeds::new(out, "request_frame");
     let mut bodies = Seeds::new(out, "request_body");
-    let topic = TopicName(StrBytes::from_static_str("t"));
-    for (i, r) in SUPPORTED.iter().enumerate() {
-        for v in r.min..=r.max {
-            let body = match r.key {
-                ApiKey::Produce => {
-                    let mut p = produce_request::PartitionProduceData::default();
-                    p.records = Some(Bytes::from(sample_batches().remove(0)));
-                    let mut t = produce_request::TopicProduceData::default();
-                    t.name = topic.clone();
-                    t.partition_data = vec![p];
-                    let mut req = ProduceRequest::default();
-                    req.topic_data = vec![t];
-                    request_body(r.key, v, &req)
-                }
-                ApiKey::Fetch => {
-                    let mut t = fetch_request::FetchTopic::default();
-                    t.topic = topic.clone();
-                    t.partitions = vec![fetch_request::FetchPartition::default()];
-                    let mut req = FetchRequest::default();
-                    req.topics = vec![t];
-                    request_body(r.key, v, &req)
-                }
-                ApiKey::Metadata => {
-                    let mut t = metadata_request::MetadataRequestTopic::default();
-                    t.name = Some(topic.clone());
-                    let mut req = MetadataRequest::default();
-                    req.topics = Some(vec![t]);
-                    request_body(r.key, v, &req)
-                }
-                ApiKey::CreateTopics => {
-                    let mut t = create_topics_request::CreatableTopic::default();
-                    t.name = topic.clone();
-                    let mut req = CreateTopicsRequest::default();
-                    req.topics = vec![t];
-                    request_body(r.key, v, &req)
-                }
-                ApiKey::ListOffsets => request_body(r.key, v, &ListOffsetsRequest::default()),
-                ApiKey::OffsetCommit => request_body(r.key, v, &OffsetCommitRequest::default()),
-                ApiKey::OffsetFetch => request_body(r.key, v, &OffsetFetchRequest::default()),
-                ApiKey::FindCoordinator => {
-                    request_body(r.key, v, &FindCoordinatorRequest::default())
-                }
-                ApiKey::JoinGroup => request_body(r.key, v, &JoinGroupRequest::default()),
-                ApiKey::Heartbeat => request_body(r.key, v, &HeartbeatRequest::default()),
-                ApiKey::LeaveGroup => request_body(r.key, v, &LeaveGroupRequest::default()),
-                ApiKey::SyncGroup => request_body(r.key, v, &SyncGroupRequest::default()),
-                ApiKey::DescribeGroups => request_body(r.key, v, &DescribeGroupsRequest::default()),
-                ApiKey::ListGroups => request_body(r.key, v, &ListGroupsRequest::default()),
-                ApiKey::SaslHandshake => request_body(r.key, v, &SaslHandshakeRequest::default()),
-                ApiKey::ApiVersions => request_body(r.key, v, &ApiVersionsRequest::default()),
-                ApiKey::DeleteTopics => request_body(r.key, v, &DeleteTopicsRequest::default()),
-                ApiKey::DeleteRecords => request_body(r.key, v, &DeleteRecordsRequest::default()),
-                ApiKey::InitProducerId => request_body(r.key, v, &InitProducerIdRequest::default()),
-                ApiKey::AddPartitionsToTxn => {
-                    request_body(r.key, v, &AddPartitionsToTxnRequest::default())
-                }
-                ApiKey::EndTxn => request_body(r.key, v, &EndTxnRequest::default()),
-                ApiKey::AddOffsetsToTxn => {
-                    request_body(r.key, v, &AddOffsetsToTxnRequest::default())
-                }
-                ApiKey::TxnOffsetCommit => {
-                    request_body(r.key, v, &TxnOffsetCommitRequest::default())
-                }
-                ApiKey::DescribeProducers => {
-                    request_body(r.key, v, &DescribeProducersRequest::default())
-                }
-                ApiKey::DescribeTransactions => {
-                    request_body(r.key, v, &DescribeTransactionsRequest::default())
-                }
-                ApiKey::ListTransactions => {
-                    request_body(r.key, v, &ListTransactionsRequest::default())
-                }
-                ApiKey::DescribeConfigs => {
-                    request_body(r.key, v, &DescribeConfigsRequest::default())
-                }
-                ApiKey::AlterConfigs => request_body(r.key, v, &AlterConfigsRequest::default()),
-                ApiKey::CreatePartitions => {
-                    request_body(r.key, v, &CreatePartitionsRequest::default())
-                }
-                ApiKey::IncrementalAlterConfigs => {
-                    request_body(r.key, v, &IncrementalAlterConfigsRequest::default())
-                }
-                ApiKey::DeleteGroups => request_body(r.key, v, &DeleteGroupsRequest::default()),
-                ApiKey::OffsetDelete => request_body(r.key, v, &OffsetDeleteRequest::default()),
-                ApiKey::DescribeCluster => {
-                    request_body(r.key, v, &DescribeClusterRequest::default())
-                }
-                ApiKey::ConsumerGroupHeartbeat => {
-                    request_body(r.key, v, &ConsumerGroupHeartbeatRequest::default())
-                }
-                ApiKey::ConsumerGroupDescribe => {
-                    request_body(r.key, v, &ConsumerGroupDescribeRequest::default())
-                }
-                _ => None,
-            };
-            let Some(body) = body else { continue };
-            // request_body: API index, version offset, body.
-            let mut b = vec![i as u8, (v - r.min) as u8];
-            b.extend_from_slice(&body);
-            bodies.add(&b);
-            // request_frame: the whole frame.
-            let mut header = RequestHeader::default();
-            header.request_api_key = r.key as i16;
-            header.request_api_version = v;
-            header.correlation_id = 1;
-            header.client_id = Some(StrBytes::from_static_str("seed"));
-            let mut buf = BytesMut::new();
-            header
-                .encode(&mut buf, r.key.request_header_version(v))
-                .expect("header");
-            buf.put_slice(&body);
-            frames.add(&buf);
-        }
+    for sample in sample_requests(Bytes::from(sample_batches().remove(0))) {
+        let (Ok(body), Ok(frame)) = (sample.encode_body(), sample.encode_frame("seed")) else {
+            continue;
+        };
+        let min = weir_protocol::versions::SUPPORTED[sample.api_index].min;
+        // request_body: API index, version offset, body.
+        let mut b = vec![sample.api_index as u8, (sample.version - min) as u8];
+        b.extend_from_slice(&body);
+        bodies.add(&b);
+        // request_frame: the whole frame.
+        weir_protocol::decode_request(Bytes::from(frame.clone())).expect("a sample decodes");
+        frames.add(&frame);
     }
 }
 
@@ -237,6 +139,7 @@ struct RealLog {
     timeindex: Vec<u8>,
     snapshot: Vec<u8>,
     aborted: Vec<u8>,
+    checkpoint: Vec<u8>,
 }
 
 fn real_log() -> RealLog {
@@ -255,6 +158,8 @@ fn real_log() -> RealLog {
             log.append(&mut b, 10_000).expect("append");
         }
     }
+    // DeleteRecords within the active segment deletes nothing but writes the checkpoint.
+    log.delete_records_before(1).expect("delete records");
     log.close().expect("close");
     let name = |suffix: &str| dir.join(format!("{:020}{suffix}", 0));
     let read = |p: PathBuf| fs::read(p).unwrap_or_default();
@@ -267,7 +172,12 @@ fn real_log() -> RealLog {
             log.log_end_offset()
         ))),
         aborted: read(name(TXN_INDEX_SUFFIX)),
+        checkpoint: read(dir.join(LOG_START_CHECKPOINT)),
     };
+    assert!(
+        !out.checkpoint.is_empty(),
+        "no log start checkpoint written"
+    );
     let _ = fs::remove_dir_all(&dir);
     out
 }
@@ -288,7 +198,7 @@ fn storage_file_seeds(out: &Path) {
     chunk(&mut input, &real.log);
     chunk(&mut input, &real.index);
     chunk(&mut input, &real.timeindex);
-    chunk(&mut input, b"0\n1\n");
+    chunk(&mut input, &real.checkpoint);
     chunk(&mut input, &real.snapshot);
     chunk(&mut input, &real.aborted);
     input.extend_from_slice(&1_000i64.to_be_bytes());
@@ -328,72 +238,48 @@ fn storage_file_seeds(out: &Path) {
     record.last_update_ms = 2_000;
     let txn = record.encode();
     seeds.add(&[&[0u8][..], &txn].concat());
-    let records = [
+    let committed = CommittedOffset {
+        offset: 5,
+        leader_epoch: None,
+        metadata: Some("m".to_owned()),
+        commit_timestamp_ms: 9,
+    };
+    let t0 = TopicPartition::new("t", 0);
+    let pending = [(t0.clone(), committed.clone())];
+    let records = vec![
+        offsets_log_record("g", &t0, Some(&committed)),
+        offsets_log_record("g", &TopicPartition::new("t", 1), None),
+        txn_offsets_log_record("g", 9, 1, Some(&pending)),
+        txn_offsets_log_record("g", 9, -1, None),
         (
-            br#"{"group":"g","topic":"t","partition":0}"#.to_vec(),
-            Some(
-                br#"{"offset":5,"leader_epoch":null,"metadata":"m","commit_timestamp_ms":9}"#
-                    .to_vec(),
-            ),
+            Bytes::copy_from_slice(record.key().as_bytes()),
+            Some(Bytes::from(txn.clone())),
         ),
-        (br#"{"group":"g","topic":"t","partition":1}"#.to_vec(), None),
-        (b"txn-1".to_vec(), Some(txn.clone())),
     ];
+    // The broker writes them uncompressed; the other codecs reach the decompression paths.
     for compression in [Compression::None, Compression::Gzip, Compression::Lz4] {
-        let recs: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, (k, v))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: 1_000,
-                key: Some(Bytes::from(k.clone())),
-                value: v.clone().map(Bytes::from),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            recs.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode internal batch");
-        seeds.add(&[&[1u8][..], &buf].concat());
+        let batch = encode_internal_log(records.clone(), 1_000, compression)
+            .expect("encode internal batch");
+        let decoded = decode_internal_log(batch.clone()).expect("an internal batch decodes");
+        assert_eq!(decoded.len(), records.len());
+        for r in &decoded[..4] {
+            decode_offsets_log_record(r).expect("an offsets log record decodes");
+        }
+        seeds.add(&[&[1u8][..], &batch].concat());
     }
     seeds.add(&[&[2u8][..], &real.snapshot].concat());
     seeds.add(&[&[3u8][..], &real.aborted].concat());
-    seeds.add(b"\x040\n42\n");
-    let topics = vec![TopicRecord {
-        name: "t".into(),
-        id: Default::default(),
-        partitions: 3,
-        configs: [("retention.ms".to_owned(), "1".to_owned())].into(),
-    }];
-    let json = meta::encode_topics(topics).expect("topics");
-    seeds.add(&[&[5u8][..], &json].concat());
-    seeds.add(br#"{"cluster_id":"abc","next_block_start":1000}"#.as_slice());
-    seeds.add(
-        &[
-            &[6u8][..],
-            br#"{"cluster_id":"abc","next_block_start":1000}"#,
-        ]
-        .concat(),
-    );
-    let mut offsets = vec![7u8, 0];
-    chunk(&mut offsets, &records[0].0);
-    offsets.extend_from_slice(records[0].1.as_deref().unwrap_or_default());
-    seeds.add(&offsets);
+    seeds.add(&[&[4u8][..], &real.checkpoint].concat());
+    let meta = real_meta();
+    seeds.add(&[&[5u8][..], &meta.topics].concat());
+    seeds.add(&[&[6u8][..], &meta.cluster].concat());
+    seeds.add(&[&[6u8][..], &meta.producer_ids].concat());
+    for (key, value) in &records[..3] {
+        let mut input = vec![7u8, u8::from(value.is_none()) << 1];
+        chunk(&mut input, key);
+        input.extend_from_slice(value.as_deref().unwrap_or_default());
+        seeds.add(&input);
+    }
 
     // client_response: fetch data (plain and compressed), as decode_batches reads it.
     let mut seeds = Seeds::new(out, "client_response");
@@ -409,129 +295,135 @@ fn storage_file_seeds(out: &Path) {
         Compression::Lz4,
         Compression::Zstd,
     ] {
-        let recs: Vec<Record> = (0..3)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: -1,
-                timestamp: 1_000,
-                key: None,
+        let records: Vec<ProducerRecord> = (0..3)
+            .map(|i| ProducerRecord {
+                key: (i == 1).then(|| Bytes::from_static(b"key")),
                 value: Some(Bytes::from_static(b"value value value")),
-                headers: Default::default(),
+                headers: vec![("h".to_owned(), Some(Bytes::from_static(b"v")))],
+                timestamp: 1_000 + i,
             })
             .collect();
-        let mut buf = BytesMut::new();
-        if RecordBatchEncoder::encode(
-            &mut buf,
-            recs.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .is_ok()
-        {
-            let mut input = vec![0u8];
-            input.extend_from_slice(&0i64.to_be_bytes());
-            input.extend_from_slice(&buf);
-            seeds.add(&input);
-        }
+        let batch = encode_batch(&records, compression).expect("encode batch");
+        let mut input = vec![0u8];
+        input.extend_from_slice(&0i64.to_be_bytes());
+        input.extend_from_slice(&batch);
+        seeds.add(&input);
     }
     response_seeds(&mut seeds);
 }
 
-fn response<R: Encodable>(seeds: &mut Seeds, which: u8, version: i16, body: &R, flexible: bool) {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0); // correlation id
-    if flexible {
-        buf.put_u8(0);
-    }
-    if body.encode(&mut buf, version).is_ok() {
-        let mut input = vec![which | (version as u8) << 3];
-        input.extend_from_slice(&0i64.to_be_bytes());
-        input.extend_from_slice(&buf);
-        seeds.add(&input);
-    }
+/// A response frame as the broker encodes it, without its length prefix.
+fn response<R: Encodable>(seeds: &mut Seeds, which: u8, key: ApiKey, version: i16, body: &R) {
+    let frame = weir_protocol::encode_response(key, version, 0, body).expect("encode response");
+    let mut input = vec![which | (version as u8) << 3];
+    input.extend_from_slice(&0i64.to_be_bytes());
+    input.extend_from_slice(&frame[4..]);
+    seeds.add(&input);
 }
 
 fn response_seeds(seeds: &mut Seeds) {
-    let header_flexible = |key: ApiKey, v: i16| key.response_header_version(v) >= 1;
     for v in [4i16, 12, 16] {
-        response(
-            seeds,
-            1,
-            v,
-            &FetchResponse::default(),
-            header_flexible(ApiKey::Fetch, v),
-        );
+        response(seeds, 1, ApiKey::Fetch, v, &FetchResponse::default());
     }
     for v in [1i16, 9, 12] {
-        response(
-            seeds,
-            2,
-            v,
-            &MetadataResponse::default(),
-            header_flexible(ApiKey::Metadata, v),
-        );
+        response(seeds, 2, ApiKey::Metadata, v, &MetadataResponse::default());
     }
     for v in [3i16, 9, 11] {
-        response(
-            seeds,
-            3,
-            v,
-            &ProduceResponse::default(),
-            header_flexible(ApiKey::Produce, v),
-        );
+        response(seeds, 3, ApiKey::Produce, v, &ProduceResponse::default());
     }
     for v in [0i16, 3] {
-        response(seeds, 4, v, &ApiVersionsResponse::default(), false);
+        response(
+            seeds,
+            4,
+            ApiKey::ApiVersions,
+            v,
+            &ApiVersionsResponse::default(),
+        );
     }
     for v in [1i16, 6] {
         response(
             seeds,
             5,
+            ApiKey::ListOffsets,
             v,
             &ListOffsetsResponse::default(),
-            header_flexible(ApiKey::ListOffsets, v),
         );
     }
     for v in [1i16, 8] {
         response(
             seeds,
             6,
+            ApiKey::OffsetFetch,
             v,
             &OffsetFetchResponse::default(),
-            header_flexible(ApiKey::OffsetFetch, v),
         );
     }
     for v in [0i16, 5] {
         response(
             seeds,
             7,
+            ApiKey::DescribeGroups,
             v,
             &DescribeGroupsResponse::default(),
-            header_flexible(ApiKey::DescribeGroups, v),
         );
     }
 }
 
+/// `meta/*.json` as the broker writes them, from a scratch data directory.
+struct RealMeta {
+    topics: Vec<u8>,
+    cluster: Vec<u8>,
+    producer_ids: Vec<u8>,
+}
+
+fn real_meta() -> RealMeta {
+    let dir = std::env::temp_dir().join(format!("weir-seedgen-meta-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let store = MetaStore::open(&dir).expect("open meta");
+    store.cluster_id().expect("cluster id");
+    store.reserve_producer_ids(1_000).expect("producer ids");
+    store
+        .save_topics(vec![TopicRecord {
+            name: "t".into(),
+            id: Default::default(),
+            partitions: 3,
+            configs: [("retention.ms".to_owned(), "1".to_owned())].into(),
+        }])
+        .expect("topics");
+    let read = |name: &str| fs::read(dir.join("meta").join(name)).expect("meta file");
+    let out = RealMeta {
+        topics: read("topics.json"),
+        cluster: read("cluster.json"),
+        producer_ids: read("producer-ids.json"),
+    };
+    meta::decode_topics(&out.topics).expect("topics.json decodes");
+    meta::decode_cluster_id(&out.cluster).expect("cluster.json decodes");
+    assert_eq!(
+        meta::decode_producer_ids(&out.producer_ids).ok(),
+        Some(1_000)
+    );
+    let _ = fs::remove_dir_all(&dir);
+    out
+}
+
 fn consumer_protocol_seeds(out: &Path) {
     let mut seeds = Seeds::new(out, "consumer_protocol");
-    let mut sub = BytesMut::new();
-    sub.put_i16(0);
-    sub.put_i32(2);
-    for t in ["a", "topic-b"] {
-        sub.put_i16(t.len() as i16);
-        sub.put_slice(t.as_bytes());
+    // As a client's JoinGroup metadata and SyncGroup assignment: a version, then the body.
+    for version in [0i16, 1, 3] {
+        let mut sub = ConsumerProtocolSubscription::default();
+        sub.topics = vec![
+            StrBytes::from_static_str("a"),
+            StrBytes::from_static_str("topic-b"),
+        ];
+        let mut buf = BytesMut::new();
+        buf.put_i16(version);
+        sub.encode(&mut buf, version).expect("encode subscription");
+        assert_eq!(
+            weir_coordinator::fuzzing::decode_subscription_topics(&buf),
+            Some(BTreeSet::from(["a".to_owned(), "topic-b".to_owned()]))
+        );
+        seeds.add(&buf);
     }
-    sub.put_i32(-1);
-    seeds.add(&sub);
     for version in [0i16, 1, 3] {
         let mut tp = consumer_protocol_assignment::TopicPartition::default();
         tp.topic = TopicName(StrBytes::from_static_str("t"));
@@ -540,9 +432,8 @@ fn consumer_protocol_seeds(out: &Path) {
         a.assigned_partitions = vec![tp];
         let mut buf = BytesMut::new();
         buf.put_i16(version);
-        if a.encode(&mut buf, version).is_ok() {
-            seeds.add(&buf);
-        }
+        a.encode(&mut buf, version).expect("encode assignment");
+        seeds.add(&buf);
     }
 }
 

@@ -328,7 +328,11 @@ type Fetched = Vec<(TopicPartition, Option<CommittedOffset>)>;
 /// One topic's committed offsets: partition → commit.
 type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
 
-fn fetch_group(state: &State, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+fn fetch_group(
+    state: &State,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Fetched, ErrorCode> {
     let wanted = topics.map(|ts| {
         ts.into_iter()
             .flat_map(|(t, ps)| {
@@ -376,9 +380,17 @@ pub fn offset_fetch(state: &State, req: OffsetFetchRequest, version: i16) -> Off
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            let fetched = fetch_group(state, &g.group_id.0, topics);
-            let unstable = unstable(state, &g.group_id.0, req.require_stable);
             let mut out = offset_fetch_response::OffsetFetchResponseGroup::default();
+            let fetched = match fetch_group(state, &g.group_id.0, topics) {
+                Ok(fetched) => fetched,
+                Err(code) => {
+                    out.group_id = g.group_id;
+                    out.error_code = code.0;
+                    r.groups.push(out);
+                    continue;
+                }
+            };
+            let unstable = unstable(state, &g.group_id.0, req.require_stable);
             out.group_id = g.group_id;
             out.topics = by_topic(fetched)
                 .into_iter()
@@ -419,7 +431,35 @@ pub fn offset_fetch(state: &State, req: OffsetFetchRequest, version: i16) -> Off
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched = fetch_group(state, &req.group_id.0, topics);
+    let requested = topics.clone();
+    let fetched = match fetch_group(state, &req.group_id.0, topics) {
+        Ok(fetched) => fetched,
+        Err(code) => {
+            // v0 and v1 have no top-level error: each requested partition carries it.
+            r.error_code = code.0;
+            r.topics = requested
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, ps)| {
+                    let mut topic = offset_fetch_response::OffsetFetchResponseTopic::default();
+                    topic.name = TopicName(StrBytes::from_string(t));
+                    topic.partitions = ps
+                        .into_iter()
+                        .map(|p| {
+                            let mut o =
+                                offset_fetch_response::OffsetFetchResponsePartition::default();
+                            o.partition_index = p;
+                            o.committed_offset = -1;
+                            o.error_code = code.0;
+                            o
+                        })
+                        .collect();
+                    topic
+                })
+                .collect();
+            return r;
+        }
+    };
     let unstable = unstable(state, &req.group_id.0, version >= 7 && req.require_stable);
     r.topics = by_topic(fetched)
         .into_iter()
@@ -505,9 +545,14 @@ pub fn list_groups(state: &State, req: &ListGroupsRequest, version: i16) -> List
     if !classic {
         return r;
     }
-    r.groups = state
-        .groups
-        .list(&states)
+    let listed = match state.groups.list(&states) {
+        Ok(listed) => listed,
+        Err(code) => {
+            r.error_code = code.0;
+            return r;
+        }
+    };
+    r.groups = listed
         .into_iter()
         .map(|g| {
             let mut o = list_groups_response::ListedGroup::default();

@@ -8,6 +8,7 @@ mod cluster;
 mod configs;
 mod fetch;
 mod groups;
+mod log_dirs;
 mod offsets;
 mod produce;
 mod producer_id;
@@ -105,6 +106,7 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply
         Request::ConsumerGroupDescribe(r) => ctx.reply(&groups::consumer_group_describe(state, &r)),
         Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r).await),
         Request::DescribeCluster(r) => ctx.reply(&cluster::describe_cluster(state, &r)),
+        Request::DescribeLogDirs(r) => ctx.reply(&log_dirs::describe_log_dirs(state, &r)),
         Request::SaslHandshake(r) => ctx.reply(&cluster::sasl_handshake(&r)),
         Request::Produce(r) => produce::handle(state, r, ctx).await,
         Request::Fetch(r) => fetch::handle(state, r, ctx),
@@ -151,7 +153,7 @@ mod tests {
     use weir_protocol::kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
     use weir_protocol::{decode_request, versions};
 
-    fn state(dir: &std::path::Path) -> Arc<State> {
+    pub(super) fn state(dir: &std::path::Path) -> Arc<State> {
         let (config, _) = crate::BrokerConfig::from_pairs(
             "127.0.0.1:0".parse().expect("addr"),
             None,
@@ -167,7 +169,7 @@ mod tests {
         Arc::new(State::open(config).expect("open"))
     }
 
-    async fn round_trip<Req: Encodable, Resp: Decodable + HeaderVersion>(
+    pub(super) async fn round_trip<Req: Encodable, Resp: Decodable + HeaderVersion>(
         state: &Arc<State>,
         key: ApiKey,
         version: i16,
@@ -266,7 +268,7 @@ mod tests {
         }
     }
 
-    fn range(key: ApiKey) -> std::ops::RangeInclusive<i16> {
+    pub(super) fn range(key: ApiKey) -> std::ops::RangeInclusive<i16> {
         let r = versions::supported(key).expect("served");
         r.min..=r.max
     }

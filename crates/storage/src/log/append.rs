@@ -182,7 +182,7 @@ impl Log {
         batches: &[u8],
         position: u64,
     ) -> Result<(), StorageError> {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "fault-injection"))]
         if self.fail_writes.load(Ordering::Acquire) {
             let half = batches.get(..batches.len() / 2).unwrap_or_default();
             segment.write_at(half, position)?;

@@ -112,10 +112,10 @@ pub struct Log {
     closed: AtomicBool,
     config: RwLock<LogConfig>,
     /// Test hook: make every fsync fail.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fault-injection"))]
     fail_syncs: AtomicBool,
     /// Test hook: make every append's write fail half way (a full disk).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fault-injection"))]
     fail_writes: AtomicBool,
 }
 
@@ -201,9 +201,9 @@ impl Log {
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             config: RwLock::new(config),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "fault-injection"))]
             fail_syncs: AtomicBool::new(false),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "fault-injection"))]
             fail_writes: AtomicBool::new(false),
         }
     }
@@ -385,9 +385,9 @@ impl Log {
     /// fdatasync `file`; a failure poisons the log (the kernel may have dropped the dirty
     /// pages, so retrying could report success for lost data).
     fn fsync(&self, file: &fs::File, path: &Path) -> Result<(), StorageError> {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "fault-injection"))]
         let injected = self.fail_syncs.load(Ordering::Acquire);
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "fault-injection")))]
         let injected = false;
         let result = if injected {
             Err(io::Error::other("injected fsync failure"))
@@ -402,13 +402,13 @@ impl Log {
     }
 
     /// Test hook: every later fsync fails, as if the disk reported EIO.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fault-injection"))]
     pub(crate) fn inject_fsync_failures(&self) {
         self.fail_syncs.store(true, Ordering::Release);
     }
 
     /// Test hook: while `on`, every append writes half its bytes and fails with ENOSPC.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fault-injection"))]
     pub(crate) fn inject_write_failures(&self, on: bool) {
         self.fail_writes.store(on, Ordering::Release);
     }

@@ -1,0 +1,207 @@
+//! The offsets log's records (`meta/group-offsets`) and its replay into a coordinator.
+//!
+//! One record per committed partition: key `{group, topic, partition}`, value the commit as
+//! JSON, or no value for a tombstone. A producer's pending transactional commits in a group
+//! are keyed `{group, txn_producer_id}`: a value adds pending commits (records accumulate),
+//! no value settles them (the transaction was decided).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use weir_coordinator::{CommittedOffset, Coordinator, CoordinatorConfig, TopicPartition};
+use weir_protocol::kafka_protocol::records::Record;
+use weir_storage::Log;
+
+use crate::groups::GroupsError;
+
+/// Record key of a committed offset.
+#[derive(Debug, Serialize, Deserialize)]
+struct OffsetKey {
+    group: String,
+    topic: String,
+    partition: i32,
+}
+
+/// Record key of a producer's pending transactional commits in a group.
+#[derive(Debug, Serialize, Deserialize)]
+struct TxnOffsetsKey {
+    group: String,
+    txn_producer_id: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TxnOffsetsValue {
+    producer_epoch: i16,
+    offsets: Vec<TxnOffsetEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TxnOffsetEntry {
+    topic: String,
+    partition: i32,
+    #[serde(flatten)]
+    value: OffsetValue,
+}
+
+/// The two kinds of record, told apart by their key's fields.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum LogKey {
+    Offset(OffsetKey),
+    Txn(TxnOffsetsKey),
+}
+
+/// A decoded record.
+enum LogRecord {
+    Offset(OffsetKey, Option<OffsetValue>),
+    TxnPending(TxnOffsetsKey, TxnOffsetsValue),
+    TxnSettled(TxnOffsetsKey),
+}
+
+/// Record value of a committed offset.
+#[derive(Debug, Serialize, Deserialize)]
+struct OffsetValue {
+    offset: i64,
+    leader_epoch: Option<i32>,
+    metadata: Option<String>,
+    commit_timestamp_ms: u64,
+}
+
+impl OffsetValue {
+    fn new(c: &CommittedOffset) -> Self {
+        OffsetValue {
+            offset: c.offset,
+            leader_epoch: c.leader_epoch,
+            metadata: c.metadata.clone(),
+            commit_timestamp_ms: c.commit_timestamp_ms,
+        }
+    }
+
+    fn committed(self) -> CommittedOffset {
+        CommittedOffset {
+            offset: self.offset,
+            leader_epoch: self.leader_epoch,
+            metadata: self.metadata,
+            commit_timestamp_ms: self.commit_timestamp_ms,
+        }
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Bytes {
+    // These types hold only strings and integers: serializing them cannot fail.
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// The key and value of a committed offset (`Some`) or its tombstone (`None`).
+pub fn offset_record(
+    group: &str,
+    tp: &TopicPartition,
+    committed: Option<&CommittedOffset>,
+) -> (Bytes, Option<Bytes>) {
+    let key = OffsetKey {
+        group: group.to_owned(),
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+    };
+    (json(&key), committed.map(|c| json(&OffsetValue::new(c))))
+}
+
+/// The key and value of a producer's pending transactional commits (`Some`) or of their
+/// settlement (`None`).
+pub fn txn_offsets_record(
+    group: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    offsets: Option<&[(TopicPartition, CommittedOffset)]>,
+) -> (Bytes, Option<Bytes>) {
+    let key = TxnOffsetsKey {
+        group: group.to_owned(),
+        txn_producer_id: producer_id,
+    };
+    let value = offsets.map(|offsets| TxnOffsetsValue {
+        producer_epoch,
+        offsets: offsets
+            .iter()
+            .map(|(tp, c)| TxnOffsetEntry {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                value: OffsetValue::new(c),
+            })
+            .collect(),
+    });
+    (json(&key), value.as_ref().map(json))
+}
+
+fn decode_record(r: &Record) -> Result<LogRecord, String> {
+    let key = r.key.as_ref().ok_or("record without a key")?;
+    let key: LogKey = serde_json::from_slice(key).map_err(|e| e.to_string())?;
+    fn parse<T: serde::de::DeserializeOwned>(v: &Bytes) -> Result<T, String> {
+        serde_json::from_slice(v).map_err(|e| e.to_string())
+    }
+    Ok(match (key, &r.value) {
+        (LogKey::Offset(key), None) => LogRecord::Offset(key, None),
+        (LogKey::Offset(key), Some(v)) => LogRecord::Offset(key, Some(parse(v)?)),
+        (LogKey::Txn(key), None) => LogRecord::TxnSettled(key),
+        (LogKey::Txn(key), Some(v)) => LogRecord::TxnPending(key, parse(v)?),
+    })
+}
+
+/// Decodes a record and discards it (the fuzz targets' entry point).
+pub(crate) fn check_record(r: &Record) -> Result<(), String> {
+    decode_record(r).map(drop)
+}
+
+/// A coordinator rebuilt from the offsets log.
+pub struct Loaded {
+    pub coordinator: Coordinator,
+    /// Records replayed.
+    pub records: i64,
+    /// Committed offsets live at the end.
+    pub live: usize,
+}
+
+/// Replays the offsets log into a new coordinator. Membership is not in the log: its groups
+/// come back Empty, and their members rejoin.
+pub fn load(log: &Log, config: CoordinatorConfig, now: u64) -> Result<Loaded, GroupsError> {
+    let mut coordinator = Coordinator::new(config);
+    let mut live = HashMap::new();
+    let mut records = 0i64;
+    crate::internal_log::replay(log, |r| {
+        records += 1;
+        let record = decode_record(&r).map_err(|message| GroupsError::Corrupt {
+            offset: r.offset,
+            message,
+        })?;
+        match record {
+            LogRecord::Offset(key, value) => {
+                let tp = TopicPartition::new(key.topic.clone(), key.partition);
+                let committed = value.map(OffsetValue::committed);
+                live.insert((key.group.clone(), tp.clone()), committed.is_some());
+                coordinator.load_offsets(now, &key.group, tp, committed);
+            }
+            LogRecord::TxnPending(key, value) => {
+                let offsets = value
+                    .offsets
+                    .into_iter()
+                    .map(|e| {
+                        (
+                            TopicPartition::new(e.topic, e.partition),
+                            e.value.committed(),
+                        )
+                    })
+                    .collect();
+                coordinator.load_txn_offsets(now, &key.group, key.txn_producer_id, offsets);
+            }
+            LogRecord::TxnSettled(key) => {
+                coordinator.load_txn_settled(&key.group, key.txn_producer_id);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Loaded {
+        coordinator,
+        records,
+        live: live.values().filter(|l| **l).count(),
+    })
+}
