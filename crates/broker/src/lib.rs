@@ -18,6 +18,7 @@ pub mod groups;
 mod handlers;
 mod internal_log;
 pub mod meta;
+pub mod partition;
 mod server;
 pub mod state;
 pub mod topic_config;

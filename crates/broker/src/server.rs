@@ -126,6 +126,8 @@ pub async fn run(
     tracing::info!("shutting down: draining connections");
     drop(listener);
     let _ = stop_tx.send(());
+    // Parked fetches answer now rather than at their max_wait_ms.
+    state.begin_shutdown();
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(10), drain)
         .await
@@ -187,14 +189,14 @@ fn spawn_background(
         let now = now_ms();
         for topic in state.topics() {
             for p in topic.all_partitions() {
-                match p.log.enforce_retention(now) {
+                match p.enforce_retention(now) {
                     Ok(out) if out.segments_deleted > 0 => tracing::info!(
-                        topic = %topic.name, partition = p.index,
+                        topic = %topic.name, partition = p.index(),
                         segments = out.segments_deleted, bytes = out.bytes_deleted,
                         log_start = out.log_start_offset, "retention deleted segments"
                     ),
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed"),
+                    Err(e) => tracing::warn!(topic = %topic.name, partition = p.index(), error = %e, "retention failed"),
                 }
             }
         }
@@ -204,8 +206,8 @@ fn spawn_background(
         tasks.push(tokio::spawn(periodic(state.clone(), stop.subscribe(), every, |state| {
             for topic in state.topics() {
                 for p in topic.all_partitions() {
-                    if let Err(e) = p.log.flush_all() {
-                        tracing::error!(topic = %topic.name, partition = p.index, error = %e, "periodic flush failed");
+                    if let Err(e) = p.flush_all() {
+                        tracing::error!(topic = %topic.name, partition = p.index(), error = %e, "periodic flush failed");
                     }
                 }
             }

@@ -8,19 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::watch;
 use uuid::Uuid;
 use weir_storage::{Log, Recovery};
 
 use crate::config::BrokerConfig;
 use crate::meta::{MetaError, MetaStore, TopicRecord};
+pub use crate::partition::Partition;
 use crate::topic_config;
-
-/// One partition: its log and nothing else yet (leader epoch is always 0 on one node).
-pub struct Partition {
-    pub index: i32,
-    pub log: Log,
-}
 
 /// A topic: name, id, partitions and config overrides.
 pub struct Topic {
@@ -95,6 +89,8 @@ pub enum AdminError {
     #[error(transparent)]
     Storage(#[from] weir_storage::StorageError),
     #[error(transparent)]
+    Partition(#[from] crate::partition::PartitionError),
+    #[error(transparent)]
     Meta(#[from] MetaError),
     #[error(transparent)]
     Groups(#[from] crate::groups::GroupsError),
@@ -138,8 +134,6 @@ pub struct State {
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serializes admin changes so the persisted table never interleaves two of them.
     admin: tokio::sync::Mutex<()>,
-    /// Bumped after every append so long-polling fetches wake up and look again.
-    appended: watch::Sender<u64>,
     /// Producer ids handed out by InitProducerId: `(next, reserved_end)`. Ids are reserved
     /// on disk a block at a time so a restart never hands out an id twice.
     producer_ids: std::sync::Mutex<(i64, i64)>,
@@ -191,7 +185,7 @@ impl State {
             if report.truncated_bytes > 0 {
                 tracing::warn!(topic = %name, partition = p, truncated_bytes = report.truncated_bytes, "recovery truncated a torn tail");
             }
-            Ok::<_, AdminError>((t, Arc::new(Partition { index: p, log })))
+            Ok::<_, AdminError>((t, Arc::new(Partition::leader(p, log))))
         });
         let mut parts: Vec<Vec<Arc<Partition>>> = records.iter().map(|_| Vec::new()).collect();
         for result in opened {
@@ -211,7 +205,6 @@ impl State {
             topics.insert(rec.name, Arc::new(topic));
         }
         remove_orphans(&config, &expected_dirs);
-        let (appended, _) = watch::channel(0);
         let first_id = store.producer_id_block_start()?;
         let txns = Arc::new(crate::txns::Txns::open(
             &config.data_dir,
@@ -231,7 +224,6 @@ impl State {
             store,
             topics: RwLock::new(topics),
             admin: tokio::sync::Mutex::new(()),
-            appended,
             producer_ids: std::sync::Mutex::new((first_id, first_id)),
         })
     }
@@ -266,12 +258,13 @@ impl State {
         v
     }
 
-    pub fn notify_appended(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
+    /// Wakes every parked fetch so it answers now: the broker is stopping.
+    pub fn begin_shutdown(&self) {
+        for topic in self.topics() {
+            for p in topic.all_partitions() {
+                p.begin_shutdown();
+            }
+        }
     }
 
     /// A new producer id for an idempotent producer.
@@ -348,10 +341,10 @@ impl State {
                     source,
                 })?;
             }
-            parts.push(Arc::new(Partition {
-                index: p,
-                log: Log::create(dir, log_config.clone())?,
-            }));
+            parts.push(Arc::new(Partition::leader(
+                p,
+                Log::create(dir, log_config.clone())?,
+            )));
         }
         let topic = Arc::new(Topic {
             name: name.to_string(),
@@ -391,11 +384,14 @@ impl State {
                 .insert(name.to_string(), topic);
             return Err(e.into());
         }
-        let dirs: Vec<PathBuf> = topic
-            .all_partitions()
-            .iter()
-            .map(|p| p.log.dir().to_path_buf())
-            .collect();
+        // Fetches parked on the topic answer UNKNOWN_TOPIC_OR_PARTITION now, and appends
+        // that looked the partition up before the delete fail instead of writing to files
+        // about to be removed.
+        let parts = topic.all_partitions();
+        for p in &parts {
+            p.mark_deleted();
+        }
+        let dirs: Vec<PathBuf> = parts.iter().map(|p| p.dir().to_path_buf()).collect();
         tokio::task::spawn_blocking(move || {
             for dir in dirs {
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -437,10 +433,10 @@ impl State {
         let log_config = topic_config::log_config(&topic.configs(), &self.config);
         let mut new = Vec::new();
         for p in current..total {
-            new.push(Arc::new(Partition {
-                index: p,
-                log: Log::create(partition_dir(&self.config, name, p), log_config.clone())?,
-            }));
+            new.push(Arc::new(Partition::leader(
+                p,
+                Log::create(partition_dir(&self.config, name, p), log_config.clone())?,
+            )));
         }
         topic
             .partitions
@@ -486,7 +482,7 @@ impl State {
         }
         let log_config = topic_config::log_config(&topic.configs(), &self.config);
         for p in topic.all_partitions() {
-            p.log.set_config(log_config.clone());
+            p.set_config(log_config.clone());
         }
         Ok(())
     }
@@ -498,7 +494,7 @@ impl State {
             .iter()
             .flat_map(|t| t.all_partitions())
             .collect();
-        for result in on_workers(partitions, |p| p.log.close()) {
+        for result in on_workers(partitions, |p| p.close()) {
             result?;
         }
         self.groups.close()?;
