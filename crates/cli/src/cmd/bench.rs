@@ -16,9 +16,12 @@
 //!
 //! Beyond throughput it measures, each beside its limit or target: consume after the page
 //! cache was emptied, end-to-end latency at a fixed rate ([`latency`]), start-up time and
-//! memory with 1,000 and 10,000 partitions, and recovery time after kill -9 ([`restart`]).
+//! memory with 1,000 and 10,000 partitions, and recovery time after kill -9 ([`restart`]),
+//! and the broker's CPU per produced batch while 1, 100 and 1,000 idle consumers long-poll
+//! other partitions ([`parked`]; `--parked-only` runs just that one).
 
 mod latency;
+mod parked;
 mod restart;
 
 use std::fs::File;
@@ -81,7 +84,21 @@ pub struct BenchArgs {
     /// Skip the start-up, memory and recovery scenarios (they restart the broker).
     #[arg(long)]
     pub no_restarts: bool,
+    /// Run only the scenario of broker CPU per produced batch with idle long-polling
+    /// consumers on other partitions.
+    #[arg(long)]
+    pub parked_only: bool,
+    /// Batches produced in each parked-consumer run [default: 5000, or 1000 with --quick].
+    #[arg(long)]
+    pub parked_batches: Option<u64>,
+    /// Process id of the `--brokers` broker, to read its CPU time from /proc (a broker bench
+    /// starts itself is measured without it).
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
 }
+
+/// Idle long-polling consumers in the parked-fetch scenario.
+const PARKED_CONSUMERS: [usize; 3] = [1, 100, 1000];
 
 /// How much work each measurement does.
 #[derive(Debug, Clone, Copy)]
@@ -198,6 +215,9 @@ struct Row {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.parked_only {
+        return run_parked_only(&args);
+    }
     let sizes = Sizes::new(&args);
     let work_dir = WorkDir::new(args.data_dir.clone())?;
     println!("# weir bench{}\n", if args.quick { " --quick" } else { "" });
@@ -233,14 +253,27 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let broker_dir = work_dir.path.join("broker");
     let broker = match &args.brokers {
-        Some(addr) => Broker::External(addr.clone()),
+        Some(addr) => Broker::External(addr.clone(), args.broker_pid),
         None => Broker::start(&broker_dir)?,
     };
-    let result = rt.block_on(run_scenarios(&broker, sizes, limits));
+    let parked_batches = args
+        .parked_batches
+        .unwrap_or(if args.quick { 1000 } else { 5000 });
+    let result = rt.block_on(async {
+        let rows = run_scenarios(&broker, sizes, limits).await?;
+        let parked = parked::run(
+            &broker.addr(),
+            broker.pid(),
+            &PARKED_CONSUMERS,
+            parked_batches,
+        )
+        .await?;
+        Ok::<_, anyhow::Error>((rows, parked))
+    });
     let broker_note = broker.describe();
     let log = broker.log().map(Path::to_path_buf);
     drop(broker);
-    let (rows, cpu_rows, latencies) = match (result, &log) {
+    let ((rows, cpu_rows, latencies), parked_rows) = match (result, &log) {
         (Err(e), Some(log)) => return Err(e.context(format!("broker log: {}", log.display()))),
         (result, _) => result?,
     };
@@ -275,12 +308,43 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     print_latency_table(&latencies, &limits);
     println!();
     print_cpu_table(&rows, &cpu_rows);
+    println!();
+    parked::print_table(&parked_rows);
 
     if args.brokers.is_none() && !args.no_restarts {
         let restarts = rt.block_on(run_restarts(&work_dir.path, sizes, limits))?;
         println!();
         print_start_table(&restarts);
     }
+    Ok(())
+}
+
+/// Only the parked-consumer scenario, against `--brokers` or a broker of bench's own.
+fn run_parked_only(args: &BenchArgs) -> anyhow::Result<()> {
+    let work_dir = WorkDir::new(args.data_dir.clone())?;
+    println!("# weir bench --parked-only\n");
+    println!("{}\n", machine_line());
+    let broker = match &args.brokers {
+        Some(addr) => Broker::External(addr.clone(), args.broker_pid),
+        None => Broker::start(&work_dir.path.join("broker"))?,
+    };
+    if broker.pid().is_none() {
+        eprintln!("note: without --broker-pid the broker's CPU is not measured");
+    }
+    let batches = args
+        .parked_batches
+        .unwrap_or(if args.quick { 1000 } else { 5000 });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let rows = rt.block_on(parked::run(
+        &broker.addr(),
+        broker.pid(),
+        &PARKED_CONSUMERS,
+        batches,
+    ))?;
+    println!("{}\n", broker.describe());
+    parked::print_table(&rows);
     Ok(())
 }
 
@@ -865,7 +929,8 @@ impl Drop for Started {
 
 /// The broker under test.
 enum Broker {
-    External(String),
+    /// Its address, and its process id when given.
+    External(String, Option<u32>),
     Started(Started),
 }
 
@@ -904,13 +969,13 @@ impl Broker {
 
     fn addr(&self) -> String {
         match self {
-            Broker::External(addr) | Broker::Started(Started { addr, .. }) => addr.clone(),
+            Broker::External(addr, _) | Broker::Started(Started { addr, .. }) => addr.clone(),
         }
     }
 
     fn describe(&self) -> String {
         match self {
-            Broker::External(addr) => {
+            Broker::External(addr, _) => {
                 format!("broker at {addr}, not started by bench: its disk may differ")
             }
             Broker::Started(Started { addr, .. }) => format!("broker started by bench on {addr}"),
@@ -920,7 +985,7 @@ impl Broker {
     /// Where a started broker writes its output.
     fn log(&self) -> Option<&Path> {
         match self {
-            Broker::External(_) => None,
+            Broker::External(..) => None,
             Broker::Started(started) => Some(&started.log),
         }
     }
@@ -928,16 +993,21 @@ impl Broker {
     /// The data directory of a broker bench started.
     fn data_dir(&self) -> Option<&Path> {
         match self {
-            Broker::External(_) => None,
+            Broker::External(..) => None,
             Broker::Started(started) => Some(&started.data_dir),
         }
     }
 
-    fn cpu_seconds(&self) -> Option<f64> {
+    /// The broker's process id: bench's child, or `--broker-pid`.
+    fn pid(&self) -> Option<u32> {
         match self {
-            Broker::External(_) => None,
-            Broker::Started(started) => process_cpu_seconds(&started.child.id().to_string()),
+            Broker::External(_, pid) => *pid,
+            Broker::Started(started) => Some(started.child.id()),
         }
+    }
+
+    fn cpu_seconds(&self) -> Option<f64> {
+        process_cpu_seconds(&self.pid()?.to_string())
     }
 
     /// Runs `work`, adding the CPU time both processes spent on it.
