@@ -18,7 +18,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -37,7 +37,8 @@ use crate::config::Durability;
 pub enum Role {
     /// Takes appends from producers and serves reads.
     Leader,
-    /// Copies the leader's batches, offsets included (not served on one node yet).
+    /// Copies the leader's batches, offsets included ([`Partition::append_as_follower`]),
+    /// and learns the high watermark from it; serves no reads.
     Follower,
 }
 
@@ -181,6 +182,9 @@ pub struct Partition {
     log: Log,
     role: Role,
     leader_epoch: AtomicI32,
+    /// A follower's high watermark, as its leader last reported it (a leader's is its log
+    /// end while it is the only in-sync replica).
+    follower_high_watermark: AtomicI64,
     /// `OPEN`, `DELETED` or `SHUTTING_DOWN`.
     status: AtomicU8,
     /// Bumped after every change a reader could see; read before a read, compared after.
@@ -202,11 +206,21 @@ impl std::fmt::Debug for Partition {
 impl Partition {
     /// The leader replica of partition `index` over `log` (on one node, every replica).
     pub fn leader(index: i32, log: Log) -> Partition {
+        Partition::new(index, log, Role::Leader, 0)
+    }
+
+    /// A follower replica of partition `index` under the leader of `leader_epoch`.
+    pub fn follower(index: i32, log: Log, leader_epoch: i32) -> Partition {
+        Partition::new(index, log, Role::Follower, leader_epoch)
+    }
+
+    fn new(index: i32, log: Log, role: Role, leader_epoch: i32) -> Partition {
         Partition {
             index,
             log,
-            role: Role::Leader,
-            leader_epoch: AtomicI32::new(0),
+            role,
+            leader_epoch: AtomicI32::new(leader_epoch),
+            follower_high_watermark: AtomicI64::new(0),
             status: AtomicU8::new(OPEN),
             version: AtomicU64::new(0),
             changed: Notify::new(),
@@ -269,6 +283,9 @@ impl Partition {
         now_ms: i64,
     ) -> Result<AppendInfo, PartitionError> {
         self.check_open()?;
+        if self.role != Role::Leader {
+            return Err(PartitionError::WrongRole { role: self.role });
+        }
         let info = self.log.append_marker(
             producer_id,
             producer_epoch,
@@ -281,6 +298,29 @@ impl Partition {
         Ok(info)
     }
 
+    /// A follower's append of batches its leader wrote, offsets, timestamps and producer
+    /// state included (blocking). The first batch must start at this log's end.
+    pub fn append_as_follower(
+        &self,
+        batches: &mut [u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, PartitionError> {
+        self.check_open()?;
+        if self.role != Role::Follower {
+            return Err(PartitionError::WrongRole { role: self.role });
+        }
+        let info = self.log.append_replicated(batches, now_ms)?;
+        self.changed();
+        Ok(info)
+    }
+
+    /// A follower learns its leader's high watermark (never past its own log end).
+    pub fn set_follower_high_watermark(&self, high_watermark: i64) {
+        self.follower_high_watermark
+            .fetch_max(high_watermark, Ordering::AcqRel);
+        self.changed();
+    }
+
     /// Blocks until every offset below `offset` is fsynced.
     pub fn flush_to(&self, offset: i64) -> Result<(), PartitionError> {
         Ok(self.log.flush_to(offset)?)
@@ -290,6 +330,9 @@ impl Partition {
     /// the page cache).
     pub fn read(&self, spec: &ReadSpec) -> Result<ReadResult, PartitionError> {
         self.check_open()?;
+        if self.role != Role::Leader {
+            return Err(PartitionError::WrongRole { role: self.role });
+        }
         self.check_epoch(spec.leader_epoch)?;
         let out = if spec.min_one_batch {
             self.log.read(spec.offset, spec.max_bytes)?
@@ -337,9 +380,17 @@ impl Partition {
         }
     }
 
-    /// Below it every record is on every in-sync replica: on one node, the log end.
+    /// Below it every record is on every in-sync replica: on a leader alone in its ISR (every
+    /// partition on one node), the log end.
     pub fn high_watermark(&self) -> i64 {
-        self.log.log_end_offset()
+        let end = self.log.log_end_offset();
+        match self.role {
+            Role::Leader => end,
+            Role::Follower => self
+                .follower_high_watermark
+                .load(Ordering::Acquire)
+                .min(end),
+        }
     }
 
     /// Below it every transaction is decided (never above the high watermark).

@@ -241,3 +241,54 @@ async fn markers_deletion_and_shutdown_wake_waiters() {
     q.mark_deleted();
     assert!(!still_waiting(&[(&q, v)]).await);
 }
+
+#[test]
+fn a_follower_copies_the_leaders_offsets_and_serves_no_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leader = partition(dir.path(), 0);
+    let follower = Arc::new(Partition::follower(
+        0,
+        Log::create(dir.path().join("copy-0"), LogConfig::default()).expect("log"),
+        0,
+    ));
+    append(&leader, batch(2));
+    append(&leader, batch(3));
+    let copied = leader
+        .read(&spec(0, Isolation::ReadUncommitted))
+        .expect("read")
+        .records;
+    let v = follower.version();
+    let info = follower
+        .append_as_follower(&mut copied.to_vec(), 0)
+        .expect("copy");
+    assert_eq!((info.base_offset, info.last_offset), (0, 4));
+    assert_ne!(
+        follower.version(),
+        v,
+        "a copy wakes what waits on the follower"
+    );
+    // The high watermark is the leader's word, not the follower's log end.
+    assert_eq!(
+        (follower.log_end_offset(), follower.high_watermark()),
+        (5, 0)
+    );
+    follower.set_follower_high_watermark(2);
+    assert_eq!(follower.high_watermark(), 2);
+    follower.set_follower_high_watermark(9);
+    assert_eq!(follower.high_watermark(), 5, "never past its own log end");
+
+    assert!(matches!(
+        follower.append(&mut batch(1), Acks::Leader, Durability::None, 0),
+        Err(PartitionError::WrongRole {
+            role: Role::Follower
+        })
+    ));
+    assert!(matches!(
+        follower.read(&spec(0, Isolation::ReadUncommitted)),
+        Err(PartitionError::WrongRole { .. })
+    ));
+    assert!(matches!(
+        leader.append_as_follower(&mut copied.to_vec(), 0),
+        Err(PartitionError::WrongRole { role: Role::Leader })
+    ));
+}
