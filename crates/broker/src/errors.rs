@@ -46,6 +46,8 @@ pub fn admin_code(e: &AdminError) -> ResponseError {
             ResponseError::InvalidPartitions
         }
         AdminError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        AdminError::TooManyPartitions { .. } => ResponseError::PolicyViolation,
+        AdminError::Task(_) => ResponseError::KafkaStorageError,
         AdminError::Config(TopicConfigError::Unknown(_) | TopicConfigError::Invalid { .. }) => {
             ResponseError::InvalidConfig
         }

@@ -82,6 +82,13 @@ pub enum AdminError {
         current: i32,
         requested: i32,
     },
+    #[error(
+        "{requested} partitions in one request; at most {max} may be created at once \
+         (create them over several requests)"
+    )]
+    TooManyPartitions { requested: i64, max: i32 },
+    #[error("a blocking task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
     #[error("replication factor {0} is not possible on a single node")]
     InvalidReplicationFactor(i16),
     #[error(transparent)]
@@ -94,6 +101,21 @@ pub enum AdminError {
     Meta(#[from] MetaError),
     #[error(transparent)]
     Groups(#[from] crate::groups::GroupsError),
+}
+
+/// The most partitions one request may create, over all its topics (Kafka's controller
+/// limit): each is a directory and an open file, created before the answer.
+pub const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
+
+/// Refuses a request that would create more than [`MAX_PARTITIONS_PER_REQUEST`] partitions.
+pub fn check_partitions_per_request(requested: i64) -> Result<(), AdminError> {
+    if requested > i64::from(MAX_PARTITIONS_PER_REQUEST) {
+        return Err(AdminError::TooManyPartitions {
+            requested,
+            max: MAX_PARTITIONS_PER_REQUEST,
+        });
+    }
+    Ok(())
 }
 
 /// Kafka's rule for topic names: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -305,6 +327,7 @@ impl State {
         if partitions < 1 {
             return Err(AdminError::InvalidPartitions(partitions));
         }
+        check_partitions_per_request(i64::from(partitions))?;
         let replication = if replication == -1 {
             self.config.default_replication_factor
         } else {
@@ -330,22 +353,7 @@ impl State {
         let _admin = self.admin.lock().await;
         let (partitions, _) = self.check_create(name, partitions, replication, &configs)?;
         let log_config = topic_config::log_config(&configs, &self.config);
-        let mut parts = Vec::new();
-        for p in 0..partitions {
-            let dir = partition_dir(&self.config, name, p);
-            if dir.exists() {
-                // Left behind by a crash between deleting a topic and removing its files.
-                std::fs::remove_dir_all(&dir).map_err(|source| MetaError::Io {
-                    op: "remove stale partition dir",
-                    path: dir.clone(),
-                    source,
-                })?;
-            }
-            parts.push(Arc::new(Partition::leader(
-                p,
-                Log::create(dir, log_config.clone())?,
-            )));
-        }
+        let parts = self.create_logs(name, 0..partitions, log_config).await?;
         let topic = Arc::new(Topic {
             name: name.to_string(),
             id: Uuid::new_v4(),
@@ -365,6 +373,39 @@ impl State {
         }
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
+    }
+
+    /// Creates the logs of partitions `range` of topic `name` on the blocking pool: thousands
+    /// of directories and files would otherwise stall a runtime thread.
+    async fn create_logs(
+        &self,
+        name: &str,
+        range: std::ops::Range<i32>,
+        log_config: weir_storage::LogConfig,
+    ) -> Result<Vec<Arc<Partition>>, AdminError> {
+        let dirs: Vec<(i32, PathBuf)> = range
+            .map(|p| (p, partition_dir(&self.config, name, p)))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut parts = Vec::with_capacity(dirs.len());
+            for (p, dir) in dirs {
+                if dir.exists() {
+                    // Left behind by a crash between deleting a topic and removing its files.
+                    std::fs::remove_dir_all(&dir).map_err(|source| MetaError::Io {
+                        op: "remove stale partition dir",
+                        path: dir.clone(),
+                        source,
+                    })?;
+                }
+                parts.push(Arc::new(Partition::leader(
+                    p,
+                    Log::create(dir, log_config.clone())?,
+                )));
+            }
+            Ok(parts)
+        })
+        .await
+        .map_err(AdminError::Task)?
     }
 
     /// Deletes a topic: persisted first, then its files are removed.
@@ -427,17 +468,12 @@ impl State {
                 requested: total,
             });
         }
+        check_partitions_per_request(i64::from(total) - i64::from(current))?;
         if validate_only {
             return Ok(());
         }
         let log_config = topic_config::log_config(&topic.configs(), &self.config);
-        let mut new = Vec::new();
-        for p in current..total {
-            new.push(Arc::new(Partition::leader(
-                p,
-                Log::create(partition_dir(&self.config, name, p), log_config.clone())?,
-            )));
-        }
+        let new = self.create_logs(name, current..total, log_config).await?;
         topic
             .partitions
             .write()

@@ -8,6 +8,8 @@ mod cluster;
 mod configs;
 mod fetch;
 mod groups;
+#[cfg(test)]
+mod limits_tests;
 mod offsets;
 mod produce;
 mod producer_id;
