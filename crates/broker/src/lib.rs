@@ -20,6 +20,7 @@ pub mod groups;
 mod handlers;
 mod internal_log;
 pub mod meta;
+pub mod metadata_store;
 pub mod partition;
 mod server;
 pub mod state;

@@ -2,7 +2,8 @@
 //!
 //! Reads of the table take a `std::sync::RwLock` briefly and clone `Arc`s out; nothing holds it
 //! across an `.await` or disk I/O. Admin changes (create, delete, grow, reconfigure) are
-//! serialized by `admin` and persisted to the metadata store before they become visible.
+//! serialized by `admin` and persisted to the metadata store ([`MetadataStore`]) before they
+//! become visible. Partitions are [`Partition`]s; producer ids come from [`ProducerIds`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use weir_storage::{Log, Recovery};
 
 use crate::config::BrokerConfig;
 use crate::meta::{MetaError, MetaStore, TopicRecord};
+use crate::metadata_store::{MetadataStore, ProducerIds};
 pub use crate::partition::Partition;
 use crate::topic_config;
 
@@ -152,21 +154,29 @@ pub struct State {
     /// Transactions: the coordinator and its log.
     pub txns: Arc<crate::txns::Txns>,
     pub cluster_id: String,
+    /// Node-local files: the clean-shutdown marker and the reserved space.
     store: MetaStore,
+    /// The cluster metadata (topic table, producer-id blocks).
+    metadata: Arc<dyn MetadataStore>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serializes admin changes so the persisted table never interleaves two of them.
     admin: tokio::sync::Mutex<()>,
-    /// Producer ids handed out by InitProducerId: `(next, reserved_end)`. Ids are reserved
-    /// on disk a block at a time so a restart never hands out an id twice.
-    producer_ids: std::sync::Mutex<(i64, i64)>,
+    producer_ids: ProducerIds,
 }
 
-/// Producer ids reserved per metadata write.
-const PRODUCER_ID_BLOCK: i64 = 1000;
-
 impl State {
-    /// Loads metadata and opens every partition log, recovering them after an unclean stop.
+    /// Loads metadata from the data directory's JSON files and opens every partition log,
+    /// recovering them after an unclean stop.
     pub fn open(config: BrokerConfig) -> Result<State, AdminError> {
+        State::open_with(config, None)
+    }
+
+    /// [`State::open`] with the cluster metadata in `metadata` rather than the data
+    /// directory's JSON files.
+    pub fn open_with(
+        config: BrokerConfig,
+        metadata: Option<Arc<dyn MetadataStore>>,
+    ) -> Result<State, AdminError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| MetaError::Io {
             op: "create data dir",
             path: config.data_dir.clone(),
@@ -174,7 +184,8 @@ impl State {
         })?;
         let store = MetaStore::open(&config.data_dir)?;
         store.ensure_reserve();
-        let cluster_id = store.cluster_id()?;
+        let metadata = metadata.unwrap_or_else(|| Arc::new(store.clone()));
+        let cluster_id = metadata.cluster_id()?;
         let clean = store.take_clean_shutdown()?;
         let recovery = if clean {
             Recovery::Clean
@@ -185,7 +196,7 @@ impl State {
         // Every partition is opened on a few threads: after a crash each one is a directory
         // listing, a scan of its active segment and perhaps an fsync, and thousands of them
         // one after another would dominate the start.
-        let records = store.load_topics()?;
+        let records = metadata.load_topics()?;
         let mut jobs = Vec::new();
         let mut expected_dirs = std::collections::HashSet::new();
         for (t, rec) in records.iter().enumerate() {
@@ -227,7 +238,7 @@ impl State {
             topics.insert(rec.name, Arc::new(topic));
         }
         remove_orphans(&config, &expected_dirs);
-        let first_id = store.producer_id_block_start()?;
+        let producer_ids = ProducerIds::open(&*metadata)?;
         let txns = Arc::new(crate::txns::Txns::open(
             &config.data_dir,
             recovery,
@@ -244,9 +255,10 @@ impl State {
             config,
             cluster_id,
             store,
+            metadata,
             topics: RwLock::new(topics),
             admin: tokio::sync::Mutex::new(()),
-            producer_ids: std::sync::Mutex::new((first_id, first_id)),
+            producer_ids,
         })
     }
 
@@ -291,20 +303,12 @@ impl State {
 
     /// A new producer id for an idempotent producer.
     pub fn allocate_producer_id(&self) -> Result<i64, MetaError> {
-        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
-        if ids.0 >= ids.1 {
-            let end = ids.0 + PRODUCER_ID_BLOCK;
-            self.store.reserve_producer_ids(end)?;
-            ids.1 = end;
-        }
-        let id = ids.0;
-        ids.0 += 1;
-        Ok(id)
+        self.producer_ids.allocate(&*self.metadata)
     }
 
     fn persist(&self) -> Result<(), MetaError> {
         let records = self.topics().iter().map(|t| t.record()).collect();
-        self.store.save_topics(records)
+        self.metadata.save_topics(records)
     }
 
     /// Checks a create request without changing anything.
@@ -418,7 +422,7 @@ impl State {
             .remove(name)
             .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))?;
         let records = self.topics().iter().map(|t| t.record()).collect();
-        if let Err(e) = self.store.save_topics_to_free_space(records) {
+        if let Err(e) = self.metadata.save_topics_to_free_space(records) {
             self.topics
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
