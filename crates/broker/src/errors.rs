@@ -3,6 +3,7 @@
 use weir_protocol::ResponseError;
 use weir_storage::StorageError;
 
+use crate::partition::PartitionError;
 use crate::state::AdminError;
 use crate::topic_config::TopicConfigError;
 
@@ -21,6 +22,20 @@ pub fn storage_code(e: &StorageError) -> ResponseError {
     }
 }
 
+/// The Kafka error for a failed partition operation.
+pub fn partition_code(e: &PartitionError) -> ResponseError {
+    match e {
+        PartitionError::Storage(s) => storage_code(s),
+        PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
+        PartitionError::ShuttingDown | PartitionError::WrongRole { .. } => {
+            ResponseError::NotLeaderOrFollower
+        }
+        PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        PartitionError::FlushTask(_) => ResponseError::KafkaStorageError,
+    }
+}
+
 /// The Kafka error for a failed admin change.
 pub fn admin_code(e: &AdminError) -> ResponseError {
     match e {
@@ -31,10 +46,13 @@ pub fn admin_code(e: &AdminError) -> ResponseError {
             ResponseError::InvalidPartitions
         }
         AdminError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        AdminError::TooManyPartitions { .. } => ResponseError::PolicyViolation,
+        AdminError::Task(_) => ResponseError::KafkaStorageError,
         AdminError::Config(TopicConfigError::Unknown(_) | TopicConfigError::Invalid { .. }) => {
             ResponseError::InvalidConfig
         }
         AdminError::Storage(s) => storage_code(s),
+        AdminError::Partition(p) => partition_code(p),
         AdminError::Meta(_) | AdminError::Groups(_) => ResponseError::KafkaStorageError,
     }
 }

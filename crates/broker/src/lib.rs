@@ -1,11 +1,13 @@
 //! Weir's Kafka-compatible broker: the tokio server that ties protocol and storage together.
 //!
-//! Data flow: [`server::run`] binds the listener and opens [`state::State`] (the topic table and
-//! one `weir_storage::Log` per partition, recovered after an unclean stop). Each accepted socket
-//! gets a `connection` task: frames are decoded by `weir-protocol`, dispatched to a handler in
-//! `handlers/` (one module per family of APIs), and answered in request order. Produce appends
-//! opaque record batches to the log and, per the durability policy, waits for the log's group
-//! commit before answering; Fetch reads whole batches back without decoding them. Background
+//! Data flow: [`Broker::open`] opens [`state::State`] (the topic table and one
+//! [`partition::Partition`] over a `weir_storage::Log` per partition, recovered after an
+//! unclean stop) and binds the listener; [`Broker::serve`] accepts connections. Each accepted
+//! socket gets a `connection` task: frames are decoded by `weir-protocol`, dispatched to a
+//! handler in `handlers/` (one module per family of APIs, thin adapters over `Partition`), and
+//! answered in request order. Produce appends opaque record batches and, per the durability
+//! policy, waits for the log's group commit before answering; Fetch reads whole batches back
+//! without decoding them, and long polls wake only for their own partitions. Background
 //! tasks enforce retention and optional periodic flushes. Errors become Kafka error codes in
 //! one place (`errors.rs`).
 
@@ -21,10 +23,12 @@ pub mod groups;
 mod handlers;
 mod internal_log;
 pub mod meta;
+pub mod metadata_store;
+pub mod partition;
 mod server;
 pub mod state;
 pub mod topic_config;
 mod txns;
 
 pub use config::{BrokerConfig, ConfigError, Durability};
-pub use server::{run, BrokerError};
+pub use server::{run, Broker, BrokerError};

@@ -43,106 +43,153 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), BrokerError> {
-    let listen = config.listen;
-    let state = Arc::new(
-        tokio::task::spawn_blocking(move || State::open(config))
-            .await?
-            .map_err(BrokerError::Open)?,
-    );
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| BrokerError::Bind {
+    let broker = Broker::open(config).await?;
+    ready(broker.local_addr());
+    broker.serve(shutdown).await
+}
+
+/// A broker's lifecycle: [`Broker::open`] opens the data directory and binds the Kafka
+/// listener, [`Broker::state`] is the shared state other listeners (SQL, HTTP) can serve
+/// beside it, and [`Broker::serve`] accepts Kafka connections until its shutdown future
+/// completes, then stops everything in order.
+pub struct Broker {
+    state: Arc<State>,
+    listener: TcpListener,
+    local: std::net::SocketAddr,
+}
+
+impl Broker {
+    /// Opens (recovering if needed) every log and binds the listener; nothing is accepted
+    /// or run in the background until [`Broker::serve`].
+    pub async fn open(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let listen = config.listen;
+        let state = Arc::new(
+            tokio::task::spawn_blocking(move || State::open(config))
+                .await?
+                .map_err(BrokerError::Open)?,
+        );
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| BrokerError::Bind {
             addr: listen,
             source,
         })?;
-    let local = listener.local_addr().map_err(|source| BrokerError::Bind {
-        addr: listen,
-        source,
-    })?;
-    tracing::info!(%local, cluster_id = %state.cluster_id, "weir broker listening");
-    check_open_files_limit(state.config.max_connections);
-    let limits = Arc::new(Limits::from_config(&state.config));
-    if let Some(budget) = state.config.queued_max_request_bytes {
-        if budget < state.config.socket_request_max_bytes {
-            tracing::warn!(
-                queued_max_request_bytes = budget,
-                socket_request_max_bytes = state.config.socket_request_max_bytes,
-                "queued.max.request.bytes is below socket.request.max.bytes: \
-                 frames larger than the budget will be refused"
-            );
-        }
+        Ok(Broker {
+            state,
+            listener,
+            local,
+        })
     }
-    ready(local);
 
-    // Tells connections and background tasks to stop; each holds a receiver.
-    let (stop_tx, _) = broadcast::channel::<()>(1);
-    let mut background = spawn_background(&state, &stop_tx);
-    background.push(tokio::spawn(
-        state.groups.clone().run_timer(stop_tx.subscribe()),
-    ));
-    background.push(tokio::spawn(crate::txns::Txns::run_timer(
-        state.clone(),
-        stop_tx.subscribe(),
-    )));
-    if let Err(e) = state.txns.recover(&state) {
-        tracing::error!(error = %e, "recovering transactions failed");
+    /// The address the Kafka listener is bound to.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local
     }
-    // Bounds open connections: a permit per connection, released when it ends.
-    let permits = Arc::new(Semaphore::new(state.config.max_connections));
-    let mut connections = tokio::task::JoinSet::new();
 
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = &mut shutdown => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let state = state.clone();
-                let limits = limits.clone();
-                let stop = stop_tx.subscribe();
-                connections.spawn(async move {
-                    connection::serve(stream, peer, state, limits, stop).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    /// The topic table, groups and transactions this broker serves.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Serves Kafka clients until `shutdown` completes; then stops accepting, wakes parked
+    /// fetches, lets in-flight requests finish (10 s at most), stops the background tasks,
+    /// flushes every log and writes the clean-shutdown marker.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+        let Broker {
+            state,
+            listener,
+            local,
+        } = self;
+        tracing::info!(%local, cluster_id = %state.cluster_id, "weir broker listening");
+        check_open_files_limit(state.config.max_connections);
+        let limits = Arc::new(Limits::from_config(&state.config));
+        if let Some(budget) = state.config.queued_max_request_bytes {
+            if budget < state.config.socket_request_max_bytes {
+                tracing::warn!(
+                    queued_max_request_bytes = budget,
+                    socket_request_max_bytes = state.config.socket_request_max_bytes,
+                    "queued.max.request.bytes is below socket.request.max.bytes: \
+                     frames larger than the budget will be refused"
+                );
             }
         }
-        while connections.try_join_next().is_some() {}
-    }
 
-    tracing::info!("shutting down: draining connections");
-    drop(listener);
-    let _ = stop_tx.send(());
-    let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still busy after 10 s; closing them");
-        connections.abort_all();
+        // Tells connections and background tasks to stop; each holds a receiver.
+        let (stop_tx, _) = broadcast::channel::<()>(1);
+        let mut background = spawn_background(&state, &stop_tx);
+        background.push(tokio::spawn(
+            state.groups.clone().run_timer(stop_tx.subscribe()),
+        ));
+        background.push(tokio::spawn(crate::txns::Txns::run_timer(
+            state.clone(),
+            stop_tx.subscribe(),
+        )));
+        if let Err(e) = state.txns.recover(&state) {
+            tracing::error!(error = %e, "recovering transactions failed");
+        }
+        // Bounds open connections: a permit per connection, released when it ends.
+        let permits = Arc::new(Semaphore::new(state.config.max_connections));
+        let mut connections = tokio::task::JoinSet::new();
+
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let accepted = tokio::select! {
+                _ = &mut shutdown => break,
+                a = listener.accept() => a,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let state = state.clone();
+                    let limits = limits.clone();
+                    let stop = stop_tx.subscribe();
+                    connections.spawn(async move {
+                        connection::serve(stream, peer, state, limits, stop).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            while connections.try_join_next().is_some() {}
+        }
+
+        tracing::info!("shutting down: draining connections");
+        drop(listener);
+        let _ = stop_tx.send(());
+        // Parked fetches answer now rather than at their max_wait_ms.
+        state.begin_shutdown();
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still busy after 10 s; closing them");
+            connections.abort_all();
+        }
+        for task in background {
+            task.abort();
+        }
+        let closing = state.clone();
+        tokio::task::spawn_blocking(move || closing.close())
+            .await?
+            .map_err(BrokerError::Close)?;
+        tracing::info!("clean shutdown complete");
+        Ok(())
     }
-    for task in background {
-        task.abort();
-    }
-    let closing = state.clone();
-    tokio::task::spawn_blocking(move || closing.close())
-        .await?
-        .map_err(BrokerError::Close)?;
-    tracing::info!("clean shutdown complete");
-    Ok(())
 }
 
 /// Logs the process's open-file limit and warns when it cannot hold `max.connections` plus
@@ -187,14 +234,14 @@ fn spawn_background(
         let now = now_ms();
         for topic in state.topics() {
             for p in topic.all_partitions() {
-                match p.log.enforce_retention(now) {
+                match p.enforce_retention(now) {
                     Ok(out) if out.segments_deleted > 0 => tracing::info!(
-                        topic = %topic.name, partition = p.index,
+                        topic = %topic.name, partition = p.index(),
                         segments = out.segments_deleted, bytes = out.bytes_deleted,
                         log_start = out.log_start_offset, "retention deleted segments"
                     ),
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed"),
+                    Err(e) => tracing::warn!(topic = %topic.name, partition = p.index(), error = %e, "retention failed"),
                 }
             }
         }
@@ -204,8 +251,8 @@ fn spawn_background(
         tasks.push(tokio::spawn(periodic(state.clone(), stop.subscribe(), every, |state| {
             for topic in state.topics() {
                 for p in topic.all_partitions() {
-                    if let Err(e) = p.log.flush_all() {
-                        tracing::error!(topic = %topic.name, partition = p.index, error = %e, "periodic flush failed");
+                    if let Err(e) = p.flush_all() {
+                        tracing::error!(topic = %topic.name, partition = p.index(), error = %e, "periodic flush failed");
                     }
                 }
             }
@@ -246,6 +293,42 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_exposes_the_state_serve_accepts_and_shutdown_closes_cleanly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (config, _) = BrokerConfig::from_pairs(
+            "127.0.0.1:0".parse().expect("addr"),
+            None,
+            dir.path().to_path_buf(),
+            Default::default(),
+        )
+        .expect("config");
+        let broker = Broker::open(config).await.expect("open");
+        let addr = broker.local_addr();
+        assert_ne!(addr.port(), 0);
+        // Another listener would get the state like this, before or while Kafka is served.
+        let state = broker.state().clone();
+        state
+            .create_topic("beside", 2, 1, Default::default())
+            .await
+            .expect("create through the state");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(broker.serve(async {
+            let _ = stopped.await;
+        }));
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("the Kafka listener accepts");
+        stop.send(()).expect("serving");
+        tokio::time::timeout(Duration::from_secs(15), served)
+            .await
+            .expect("shut down in time")
+            .expect("task")
+            .expect("clean shutdown");
+        assert!(dir.path().join("meta").join("clean-shutdown").exists());
+        assert!(dir.path().join("beside-1").is_dir());
+    }
 
     #[test]
     fn parses_proc_limits() {

@@ -2,25 +2,21 @@
 //!
 //! Reads of the table take a `std::sync::RwLock` briefly and clone `Arc`s out; nothing holds it
 //! across an `.await` or disk I/O. Admin changes (create, delete, grow, reconfigure) are
-//! serialized by `admin` and persisted to the metadata store before they become visible.
+//! serialized by `admin` and persisted to the metadata store ([`MetadataStore`]) before they
+//! become visible. Partitions are [`Partition`]s; producer ids come from [`ProducerIds`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::watch;
 use uuid::Uuid;
 use weir_storage::{Log, Recovery};
 
 use crate::config::BrokerConfig;
 use crate::meta::{MetaError, MetaStore, TopicRecord};
+use crate::metadata_store::{MetadataStore, ProducerIds};
+pub use crate::partition::Partition;
 use crate::topic_config;
-
-/// One partition: its log and nothing else yet (leader epoch is always 0 on one node).
-pub struct Partition {
-    pub index: i32,
-    pub log: Log,
-}
 
 /// A topic: name, id, partitions and config overrides.
 pub struct Topic {
@@ -88,6 +84,13 @@ pub enum AdminError {
         current: i32,
         requested: i32,
     },
+    #[error(
+        "{requested} partitions in one request; at most {max} may be created at once \
+         (create them over several requests)"
+    )]
+    TooManyPartitions { requested: i64, max: i32 },
+    #[error("a blocking task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
     #[error("replication factor {0} is not possible on a single node")]
     InvalidReplicationFactor(i16),
     #[error(transparent)]
@@ -95,9 +98,26 @@ pub enum AdminError {
     #[error(transparent)]
     Storage(#[from] weir_storage::StorageError),
     #[error(transparent)]
+    Partition(#[from] crate::partition::PartitionError),
+    #[error(transparent)]
     Meta(#[from] MetaError),
     #[error(transparent)]
     Groups(#[from] crate::groups::GroupsError),
+}
+
+/// The most partitions one request may create, over all its topics (Kafka's controller
+/// limit): each is a directory and an open file, created before the answer.
+pub const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
+
+/// Refuses a request that would create more than [`MAX_PARTITIONS_PER_REQUEST`] partitions.
+pub fn check_partitions_per_request(requested: i64) -> Result<(), AdminError> {
+    if requested > i64::from(MAX_PARTITIONS_PER_REQUEST) {
+        return Err(AdminError::TooManyPartitions {
+            requested,
+            max: MAX_PARTITIONS_PER_REQUEST,
+        });
+    }
+    Ok(())
 }
 
 /// Kafka's rule for topic names: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -134,23 +154,29 @@ pub struct State {
     /// Transactions: the coordinator and its log.
     pub txns: Arc<crate::txns::Txns>,
     pub cluster_id: String,
+    /// Node-local files: the clean-shutdown marker and the reserved space.
     store: MetaStore,
+    /// The cluster metadata (topic table, producer-id blocks).
+    metadata: Arc<dyn MetadataStore>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serializes admin changes so the persisted table never interleaves two of them.
     admin: tokio::sync::Mutex<()>,
-    /// Bumped after every append so long-polling fetches wake up and look again.
-    appended: watch::Sender<u64>,
-    /// Producer ids handed out by InitProducerId: `(next, reserved_end)`. Ids are reserved
-    /// on disk a block at a time so a restart never hands out an id twice.
-    producer_ids: std::sync::Mutex<(i64, i64)>,
+    producer_ids: ProducerIds,
 }
 
-/// Producer ids reserved per metadata write.
-const PRODUCER_ID_BLOCK: i64 = 1000;
-
 impl State {
-    /// Loads metadata and opens every partition log, recovering them after an unclean stop.
+    /// Loads metadata from the data directory's JSON files and opens every partition log,
+    /// recovering them after an unclean stop.
     pub fn open(config: BrokerConfig) -> Result<State, AdminError> {
+        State::open_with(config, None)
+    }
+
+    /// [`State::open`] with the cluster metadata in `metadata` rather than the data
+    /// directory's JSON files.
+    pub fn open_with(
+        config: BrokerConfig,
+        metadata: Option<Arc<dyn MetadataStore>>,
+    ) -> Result<State, AdminError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| MetaError::Io {
             op: "create data dir",
             path: config.data_dir.clone(),
@@ -158,7 +184,8 @@ impl State {
         })?;
         let store = MetaStore::open(&config.data_dir)?;
         store.ensure_reserve();
-        let cluster_id = store.cluster_id()?;
+        let metadata = metadata.unwrap_or_else(|| Arc::new(store.clone()));
+        let cluster_id = metadata.cluster_id()?;
         let clean = store.take_clean_shutdown()?;
         let recovery = if clean {
             Recovery::Clean
@@ -169,7 +196,7 @@ impl State {
         // Every partition is opened on a few threads: after a crash each one is a directory
         // listing, a scan of its active segment and perhaps an fsync, and thousands of them
         // one after another would dominate the start.
-        let records = store.load_topics()?;
+        let records = metadata.load_topics()?;
         let mut jobs = Vec::new();
         let mut expected_dirs = std::collections::HashSet::new();
         for (t, rec) in records.iter().enumerate() {
@@ -191,7 +218,7 @@ impl State {
             if report.truncated_bytes > 0 {
                 tracing::warn!(topic = %name, partition = p, truncated_bytes = report.truncated_bytes, "recovery truncated a torn tail");
             }
-            Ok::<_, AdminError>((t, Arc::new(Partition { index: p, log })))
+            Ok::<_, AdminError>((t, Arc::new(Partition::leader(p, log))))
         });
         let mut parts: Vec<Vec<Arc<Partition>>> = records.iter().map(|_| Vec::new()).collect();
         for result in opened {
@@ -211,8 +238,7 @@ impl State {
             topics.insert(rec.name, Arc::new(topic));
         }
         remove_orphans(&config, &expected_dirs);
-        let (appended, _) = watch::channel(0);
-        let first_id = store.producer_id_block_start()?;
+        let producer_ids = ProducerIds::open(&*metadata)?;
         let txns = Arc::new(crate::txns::Txns::open(
             &config.data_dir,
             recovery,
@@ -229,10 +255,10 @@ impl State {
             config,
             cluster_id,
             store,
+            metadata,
             topics: RwLock::new(topics),
             admin: tokio::sync::Mutex::new(()),
-            appended,
-            producer_ids: std::sync::Mutex::new((first_id, first_id)),
+            producer_ids,
         })
     }
 
@@ -266,30 +292,23 @@ impl State {
         v
     }
 
-    pub fn notify_appended(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
+    /// Wakes every parked fetch so it answers now: the broker is stopping.
+    pub fn begin_shutdown(&self) {
+        for topic in self.topics() {
+            for p in topic.all_partitions() {
+                p.begin_shutdown();
+            }
+        }
     }
 
     /// A new producer id for an idempotent producer.
     pub fn allocate_producer_id(&self) -> Result<i64, MetaError> {
-        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
-        if ids.0 >= ids.1 {
-            let end = ids.0 + PRODUCER_ID_BLOCK;
-            self.store.reserve_producer_ids(end)?;
-            ids.1 = end;
-        }
-        let id = ids.0;
-        ids.0 += 1;
-        Ok(id)
+        self.producer_ids.allocate(&*self.metadata)
     }
 
     fn persist(&self) -> Result<(), MetaError> {
         let records = self.topics().iter().map(|t| t.record()).collect();
-        self.store.save_topics(records)
+        self.metadata.save_topics(records)
     }
 
     /// Checks a create request without changing anything.
@@ -312,6 +331,7 @@ impl State {
         if partitions < 1 {
             return Err(AdminError::InvalidPartitions(partitions));
         }
+        check_partitions_per_request(i64::from(partitions))?;
         let replication = if replication == -1 {
             self.config.default_replication_factor
         } else {
@@ -337,22 +357,7 @@ impl State {
         let _admin = self.admin.lock().await;
         let (partitions, _) = self.check_create(name, partitions, replication, &configs)?;
         let log_config = topic_config::log_config(&configs, &self.config);
-        let mut parts = Vec::new();
-        for p in 0..partitions {
-            let dir = partition_dir(&self.config, name, p);
-            if dir.exists() {
-                // Left behind by a crash between deleting a topic and removing its files.
-                std::fs::remove_dir_all(&dir).map_err(|source| MetaError::Io {
-                    op: "remove stale partition dir",
-                    path: dir.clone(),
-                    source,
-                })?;
-            }
-            parts.push(Arc::new(Partition {
-                index: p,
-                log: Log::create(dir, log_config.clone())?,
-            }));
-        }
+        let parts = self.create_logs(name, 0..partitions, log_config).await?;
         let topic = Arc::new(Topic {
             name: name.to_string(),
             id: Uuid::new_v4(),
@@ -374,6 +379,39 @@ impl State {
         Ok(topic)
     }
 
+    /// Creates the logs of partitions `range` of topic `name` on the blocking pool: thousands
+    /// of directories and files would otherwise stall a runtime thread.
+    async fn create_logs(
+        &self,
+        name: &str,
+        range: std::ops::Range<i32>,
+        log_config: weir_storage::LogConfig,
+    ) -> Result<Vec<Arc<Partition>>, AdminError> {
+        let dirs: Vec<(i32, PathBuf)> = range
+            .map(|p| (p, partition_dir(&self.config, name, p)))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut parts = Vec::with_capacity(dirs.len());
+            for (p, dir) in dirs {
+                if dir.exists() {
+                    // Left behind by a crash between deleting a topic and removing its files.
+                    std::fs::remove_dir_all(&dir).map_err(|source| MetaError::Io {
+                        op: "remove stale partition dir",
+                        path: dir.clone(),
+                        source,
+                    })?;
+                }
+                parts.push(Arc::new(Partition::leader(
+                    p,
+                    Log::create(dir, log_config.clone())?,
+                )));
+            }
+            Ok(parts)
+        })
+        .await
+        .map_err(AdminError::Task)?
+    }
+
     /// Deletes a topic: persisted first, then its files are removed.
     pub async fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
         let _admin = self.admin.lock().await;
@@ -384,18 +422,21 @@ impl State {
             .remove(name)
             .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))?;
         let records = self.topics().iter().map(|t| t.record()).collect();
-        if let Err(e) = self.store.save_topics_to_free_space(records) {
+        if let Err(e) = self.metadata.save_topics_to_free_space(records) {
             self.topics
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(name.to_string(), topic);
             return Err(e.into());
         }
-        let dirs: Vec<PathBuf> = topic
-            .all_partitions()
-            .iter()
-            .map(|p| p.log.dir().to_path_buf())
-            .collect();
+        // Fetches parked on the topic answer UNKNOWN_TOPIC_OR_PARTITION now, and appends
+        // that looked the partition up before the delete fail instead of writing to files
+        // about to be removed.
+        let parts = topic.all_partitions();
+        for p in &parts {
+            p.mark_deleted();
+        }
+        let dirs: Vec<PathBuf> = parts.iter().map(|p| p.dir().to_path_buf()).collect();
         tokio::task::spawn_blocking(move || {
             for dir in dirs {
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -431,17 +472,12 @@ impl State {
                 requested: total,
             });
         }
+        check_partitions_per_request(i64::from(total) - i64::from(current))?;
         if validate_only {
             return Ok(());
         }
         let log_config = topic_config::log_config(&topic.configs(), &self.config);
-        let mut new = Vec::new();
-        for p in current..total {
-            new.push(Arc::new(Partition {
-                index: p,
-                log: Log::create(partition_dir(&self.config, name, p), log_config.clone())?,
-            }));
-        }
+        let new = self.create_logs(name, current..total, log_config).await?;
         topic
             .partitions
             .write()
@@ -486,7 +522,7 @@ impl State {
         }
         let log_config = topic_config::log_config(&topic.configs(), &self.config);
         for p in topic.all_partitions() {
-            p.log.set_config(log_config.clone());
+            p.set_config(log_config.clone());
         }
         Ok(())
     }
@@ -498,7 +534,7 @@ impl State {
             .iter()
             .flat_map(|t| t.all_partitions())
             .collect();
-        for result in on_workers(partitions, |p| p.log.close()) {
+        for result in on_workers(partitions, |p| p.close()) {
             result?;
         }
         self.groups.close()?;

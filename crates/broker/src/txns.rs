@@ -20,6 +20,7 @@ use weir_coordinator::txn::{TxnConfig, TxnCoordinator, TxnOutput, TxnRecord};
 use weir_storage::{Log, Marker, Recovery, StorageError};
 
 use crate::groups::GroupsError;
+use crate::partition::PartitionError;
 use crate::state::State;
 
 fn now_ms() -> u64 {
@@ -428,20 +429,23 @@ async fn write_markers(state: &Arc<State>, out: TxnOutput) {
             loop {
                 let p = partition.clone();
                 let written = tokio::task::spawn_blocking(move || {
-                    let info = p.log.append_marker(
+                    p.append_marker(
                         producer_id,
                         producer_epoch,
                         marker,
                         0,
                         crate::server::now_ms(),
-                    )?;
-                    p.log.flush_to(info.last_offset + 1)
+                    )
                 })
                 .await;
                 match written {
-                    Ok(Ok(())) => return,
+                    Ok(Ok(_)) => return,
                     // A newer epoch already ended it.
-                    Ok(Err(StorageError::InvalidProducerEpoch { .. })) => return,
+                    Ok(Err(PartitionError::Storage(StorageError::InvalidProducerEpoch {
+                        ..
+                    }))) => return,
+                    // Deleted meanwhile: nothing left to mark.
+                    Ok(Err(PartitionError::Deleted)) => return,
                     Ok(Err(e)) => {
                         tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "writing a transaction marker failed; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -462,7 +466,6 @@ async fn write_markers(state: &Arc<State>, out: TxnOutput) {
             return;
         }
     }
-    state.notify_appended();
     for group in &groups {
         while let Err(e) = state.groups.settle_txn(group, producer_id, commit).await {
             if state.groups.is_poisoned() {

@@ -33,13 +33,26 @@ pub async fn create_topics(
         .filter(|t| !seen.insert(t.name.0.to_string()))
         .map(|t| t.name.0.to_string())
         .collect();
+    // Kafka fails every topic of a request that would create too many partitions in all.
+    let requested: i64 = req
+        .topics
+        .iter()
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => i64::from(state.config.num_partitions),
+            (0, n) => i64::from(n.max(0)),
+            (assigned, _) => i64::try_from(assigned).unwrap_or(i64::MAX),
+        })
+        .sum();
+    let too_many = crate::state::check_partitions_per_request(requested).err();
     for t in req.topics {
         let mut res = CreatableTopicResult::default();
         res.name = t.name.clone();
         res.num_partitions = -1;
         res.replication_factor = -1;
         let name = t.name.0.to_string();
-        let outcome = if duplicates.contains(&name) {
+        let outcome = if let Some(e) = &too_many {
+            Err((admin_code(e), e.to_string()))
+        } else if duplicates.contains(&name) {
             Err((
                 ResponseError::InvalidRequest,
                 format!("topic '{name}' appears more than once in the request"),

@@ -2,8 +2,18 @@
 //! arrived or `max_wait_ms` has passed. Fetch sessions are not kept: every response carries
 //! session id 0, which tells clients to keep sending full requests.
 //!
-//! The batches are never decoded and copied once: `Log::read` reads them into a buffer, and
-//! the response is encoded around that buffer ([`Splicer`]) and written with one vectored
+//! A parked fetch waits on its own partitions only ([`partition::any_changed`]): an append
+//! elsewhere costs it nothing, and when it wakes with nothing read so far it reads again only
+//! the partitions whose version moved.
+//!
+//! Sizes follow KIP-74: the first partition that returns data returns its first batch whole
+//! even when it is larger than `partition_max_bytes` or `max_bytes`, so that a batch larger
+//! than every limit still makes progress; after it, every partition is held to
+//! `min(partition_max_bytes, what is left of max_bytes)` strictly, so the answer never exceeds
+//! `max_bytes` unless its first batch alone does (a client sizes its receive buffer from it).
+//!
+//! The batches are never decoded and copied once: `Partition::read` reads them into a buffer,
+//! and the response is encoded around that buffer ([`Splicer`]) and written with one vectored
 //! write, so the bytes go from the read buffer to the socket.
 
 use std::sync::Arc;
@@ -16,17 +26,18 @@ use weir_protocol::kafka_protocol::messages::fetch_response::{
 };
 use weir_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use weir_protocol::{ResponseError, Splicer};
-use weir_storage::batch::{Batches, Check};
 
 use super::{Ctx, Reply};
-use crate::errors::storage_code;
-use crate::state::{Partition, State};
+use crate::errors::partition_code;
+use crate::partition::{self, Isolation, Partition, ReadSpec};
+use crate::state::State;
 
 /// One requested partition, resolved once per request.
 struct Want {
     partition_index: i32,
     offset: i64,
     max_bytes: usize,
+    leader_epoch: Option<i32>,
     target: Result<Arc<Partition>, ResponseError>,
 }
 
@@ -34,6 +45,23 @@ struct TopicWant {
     name: TopicName,
     id: Uuid,
     parts: Vec<Want>,
+}
+
+/// The last read of one wanted partition.
+#[derive(Default)]
+struct Slot {
+    /// The answer without its records.
+    data: PartitionData,
+    records: Bytes,
+    /// The partition's version taken before that read.
+    version: Option<u64>,
+}
+
+/// The request-wide limits.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_bytes: usize,
+    isolation: Isolation,
 }
 
 pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
@@ -59,6 +87,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
                     partition_index: p.partition,
                     offset: p.fetch_offset,
                     max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                    leader_epoch: (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch),
                     target: match &topic {
                         Some(topic) => topic
                             .partition(p.partition)
@@ -74,32 +103,156 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
             }
         })
         .collect();
-    let read_committed = req.isolation_level == 1;
-    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    let limits = Limits {
+        max_bytes: usize::try_from(req.max_bytes).unwrap_or(0),
+        isolation: if req.isolation_level == 1 {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        },
+    };
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
-    let state = state.clone();
 
     Reply::LaterParts(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + max_wait;
-        let mut appends = state.subscribe_appends();
+        let mut slots: Vec<Vec<Slot>> = plan
+            .iter()
+            .map(|t| t.parts.iter().map(|_| Slot::default()).collect())
+            .collect();
+        let mut only_changed = false;
         loop {
-            appends.borrow_and_update();
-            let (response, splicer, bytes, errors) = read(&plan, max_bytes, by_id, read_committed);
+            let (bytes, errors) = read(&plan, &mut slots, limits, only_changed);
             let expired = tokio::time::Instant::now() >= deadline;
             if bytes >= min_bytes.max(1) || errors || expired || min_bytes == 0 {
-                return encode(ctx, splicer, &response);
+                break;
+            }
+            let watched: Vec<(&Partition, u64)> = plan
+                .iter()
+                .zip(&slots)
+                .flat_map(|(t, s)| t.parts.iter().zip(s))
+                .filter_map(|(w, slot)| Some((w.target.as_deref().ok()?, slot.version?)))
+                .collect();
+            if watched.iter().any(|(p, _)| p.is_shutting_down()) {
+                break;
             }
             tokio::select! {
-                changed = appends.changed() => if changed.is_err() { return encode(ctx, splicer, &response) },
+                _ = partition::any_changed(&watched) => {}
                 _ = tokio::time::sleep_until(deadline) => {}
             }
+            // Nothing was read, so no budget was spent: a partition whose version did not
+            // move would read the same nothing again. With some bytes already read (a
+            // min_bytes above them), every partition is read again in order, since the
+            // budget of the later ones depends on the earlier ones.
+            only_changed = bytes == 0;
         }
+        encode(ctx, by_id, &plan, slots)
     }))
 }
 
-fn encode(ctx: Ctx, splicer: Splicer, response: &FetchResponse) -> Option<Vec<Bytes>> {
-    match splicer.encode(ctx.api_key, ctx.version, ctx.correlation_id, response) {
+/// Reads the wanted partitions into their slots (with `only_changed`, only those whose
+/// version moved since their last read). Returns the record bytes in the answer and whether
+/// any partition answered with an error (which ends a long poll at once).
+fn read(
+    plan: &[TopicWant],
+    slots: &mut [Vec<Slot>],
+    limits: Limits,
+    only_changed: bool,
+) -> (usize, bool) {
+    let mut total = 0usize;
+    let mut errors = false;
+    for (t, topic_slots) in plan.iter().zip(slots.iter_mut()) {
+        for (w, slot) in t.parts.iter().zip(topic_slots.iter_mut()) {
+            let partition = match &w.target {
+                Err(code) => {
+                    slot.data = answer(w.partition_index);
+                    slot.data.error_code = code.code();
+                    errors = true;
+                    continue;
+                }
+                Ok(p) => p,
+            };
+            let version = partition.version();
+            if only_changed && slot.version == Some(version) {
+                total += slot.records.len();
+                continue;
+            }
+            slot.version = Some(version);
+            slot.data = answer(w.partition_index);
+            slot.records = Bytes::new();
+            let remaining = limits.max_bytes.saturating_sub(total);
+            let spec = ReadSpec {
+                offset: w.offset,
+                max_bytes: w.max_bytes.min(remaining),
+                min_one_batch: total == 0,
+                isolation: limits.isolation,
+                leader_epoch: w.leader_epoch,
+            };
+            match partition.read(&spec) {
+                Ok(out) => {
+                    let p = &mut slot.data;
+                    p.high_watermark = out.watermarks.high_watermark;
+                    p.last_stable_offset = out.watermarks.last_stable_offset;
+                    p.log_start_offset = out.watermarks.log_start_offset;
+                    p.aborted_transactions = out.aborted.map(|aborted| {
+                        aborted
+                            .into_iter()
+                            .map(|a| {
+                                let mut t = AbortedTransaction::default();
+                                t.producer_id = ProducerId(a.producer_id);
+                                t.first_offset = a.first_offset;
+                                t
+                            })
+                            .collect()
+                    });
+                    total += out.records.len();
+                    slot.records = out.records;
+                }
+                Err(e) => {
+                    let marks = partition.watermarks();
+                    let p = &mut slot.data;
+                    p.error_code = partition_code(&e).code();
+                    p.high_watermark = marks.high_watermark;
+                    p.last_stable_offset = marks.last_stable_offset;
+                    p.log_start_offset = marks.log_start_offset;
+                    errors = true;
+                    tracing::debug!(partition = w.partition_index, error = %e, "fetch error");
+                }
+            }
+        }
+    }
+    (total, errors)
+}
+
+/// A partition's answer before anything is known.
+fn answer(partition_index: i32) -> PartitionData {
+    let mut p = PartitionData::default();
+    p.partition_index = partition_index;
+    p.high_watermark = -1;
+    p.last_stable_offset = -1;
+    p.log_start_offset = -1;
+    p
+}
+
+/// The response, its large record sets replaced by the splicer's stand-ins, encoded.
+fn encode(ctx: Ctx, by_id: bool, plan: &[TopicWant], slots: Vec<Vec<Slot>>) -> Option<Vec<Bytes>> {
+    let mut splicer = Splicer::new();
+    let mut response = FetchResponse::default();
+    for (t, topic_slots) in plan.iter().zip(slots) {
+        let mut topic = FetchableTopicResponse::default();
+        if by_id {
+            topic.topic_id = t.id;
+        } else {
+            topic.topic = t.name.clone();
+        }
+        for slot in topic_slots {
+            let mut p = slot.data;
+            p.records = Some(splicer.stand_in(slot.records));
+            topic.partitions.push(p);
+        }
+        response.responses.push(topic);
+    }
+    match splicer.encode(ctx.api_key, ctx.version, ctx.correlation_id, &response) {
         Ok(parts) => Some(parts),
         Err(e) => {
             tracing::error!(error = %e, "response encoding failed (a handler bug)");
@@ -108,118 +261,6 @@ fn encode(ctx: Ctx, splicer: Splicer, response: &FetchResponse) -> Option<Vec<By
     }
 }
 
-/// Cuts `records` before the first batch at or past `stable` (read_committed readers see
-/// only decided transactions); returns the kept bytes and the offset after the last kept one.
-fn below_stable(records: Bytes, stable: i64) -> (Bytes, Option<i64>) {
-    let mut cut = 0;
-    let mut next = None;
-    for b in Batches::new(&records, Check::Structure).flatten() {
-        if b.header.base_offset >= stable {
-            break;
-        }
-        cut = b.position + b.bytes.len();
-        next = Some(b.header.base_offset + b.header.offset_count());
-    }
-    (records.slice(..cut), next)
-}
-
-/// Reads every wanted partition once. Returns the response (large record sets replaced by
-/// the splicer's stand-ins), the splicer, the record bytes in it, and whether any partition
-/// answered with an error (which ends a long poll at once).
-fn read(
-    plan: &[TopicWant],
-    max_bytes: usize,
-    by_id: bool,
-    read_committed: bool,
-) -> (FetchResponse, Splicer, usize, bool) {
-    let mut splicer = Splicer::new();
-    let mut remaining = max_bytes;
-    let mut total = 0usize;
-    let mut errors = false;
-    let mut response = FetchResponse::default();
-    for t in plan {
-        let mut topic = FetchableTopicResponse::default();
-        if by_id {
-            topic.topic_id = t.id;
-        } else {
-            topic.topic = t.name.clone();
-        }
-        for w in &t.parts {
-            let mut p = PartitionData::default();
-            p.partition_index = w.partition_index;
-            p.high_watermark = -1;
-            p.last_stable_offset = -1;
-            p.log_start_offset = -1;
-            p.records = Some(Bytes::new());
-            match &w.target {
-                Err(code) => {
-                    p.error_code = code.code();
-                    errors = true;
-                }
-                Ok(partition) => {
-                    let log = &partition.log;
-                    // KIP-74: the first batch is sent even when it exceeds the limits.
-                    let limit = if total == 0 {
-                        w.max_bytes.min(max_bytes).max(1)
-                    } else {
-                        w.max_bytes.min(remaining)
-                    };
-                    let outcome = if limit == 0 {
-                        Ok(None)
-                    } else {
-                        log.read(w.offset, limit).map(Some)
-                    };
-                    match outcome {
-                        Ok(out) => {
-                            let hw = out
-                                .as_ref()
-                                .map_or_else(|| log.log_end_offset(), |o| o.log_end_offset);
-                            let stable = log.last_stable_offset().min(hw);
-                            p.high_watermark = hw;
-                            p.last_stable_offset = stable;
-                            p.log_start_offset = out
-                                .as_ref()
-                                .map_or_else(|| log.log_start_offset(), |o| o.log_start_offset);
-                            if let Some(out) = out {
-                                let records = if read_committed {
-                                    let (kept, end) = below_stable(out.records, stable);
-                                    let aborted = end.map_or_else(Vec::new, |end| {
-                                        log.aborted_transactions(w.offset, end)
-                                    });
-                                    p.aborted_transactions = Some(
-                                        aborted
-                                            .into_iter()
-                                            .map(|a| {
-                                                let mut t = AbortedTransaction::default();
-                                                t.producer_id = ProducerId(a.producer_id);
-                                                t.first_offset = a.first_offset;
-                                                t
-                                            })
-                                            .collect(),
-                                    );
-                                    kept
-                                } else {
-                                    out.records
-                                };
-                                total += records.len();
-                                remaining = remaining.saturating_sub(records.len());
-                                p.records = Some(splicer.stand_in(records));
-                            }
-                        }
-                        Err(e) => {
-                            p.error_code = storage_code(&e).code();
-                            p.high_watermark = log.log_end_offset();
-                            p.last_stable_offset = log.last_stable_offset();
-                            p.log_start_offset = log.log_start_offset();
-                            errors = true;
-                            tracing::debug!(partition = w.partition_index, error = %e, "fetch error");
-                        }
-                    }
-                }
-            }
-            topic.partitions.push(p);
-        }
-        response.responses.push(topic);
-    }
-    (response, splicer, total, errors)
-}
+#[cfg(test)]
+#[path = "fetch_tests.rs"]
+mod tests;

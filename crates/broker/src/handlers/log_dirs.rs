@@ -87,7 +87,8 @@ mod tests {
     use weir_protocol::kafka_protocol::protocol::StrBytes;
     use weir_storage::testkit::BatchBuilder;
 
-    use super::super::tests::{range, round_trip, state};
+    use super::super::testkit::{round_trip, state};
+    use super::super::tests::range;
 
     /// Every version: the data directory, every partition with its size on disk (the bytes
     /// its segments hold), no lag, no future replica; v4 adds the disk's total and usable

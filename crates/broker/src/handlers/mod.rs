@@ -8,10 +8,14 @@ mod cluster;
 mod configs;
 mod fetch;
 mod groups;
+#[cfg(test)]
+mod limits_tests;
 mod log_dirs;
 mod offsets;
 mod produce;
 mod producer_id;
+#[cfg(test)]
+mod testkit;
 mod txn;
 
 use std::future::Future;
@@ -147,68 +151,14 @@ mod tests {
     //! Every API at every supported version: a request encoded as a client would, decoded,
     //! handled against a real state, and the response decoded back at the same version.
 
+    use super::testkit::{round_trip, state};
     use super::*;
-    use bytes::{Buf, BytesMut};
     use weir_protocol::kafka_protocol::messages::*;
-    use weir_protocol::kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
-    use weir_protocol::{decode_request, versions};
-
-    pub(super) fn state(dir: &std::path::Path) -> Arc<State> {
-        let (config, _) = crate::BrokerConfig::from_pairs(
-            "127.0.0.1:0".parse().expect("addr"),
-            None,
-            dir.to_path_buf(),
-            [(
-                "group.initial.rebalance.delay.ms".to_string(),
-                "0".to_string(),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .expect("config");
-        Arc::new(State::open(config).expect("open"))
-    }
-
-    pub(super) async fn round_trip<Req: Encodable, Resp: Decodable + HeaderVersion>(
-        state: &Arc<State>,
-        key: ApiKey,
-        version: i16,
-        req: &Req,
-    ) -> Resp {
-        let mut header = RequestHeader::default();
-        header.request_api_key = key as i16;
-        header.request_api_version = version;
-        header.correlation_id = 11;
-        let mut buf = BytesMut::new();
-        header
-            .encode(&mut buf, key.request_header_version(version))
-            .expect("header");
-        req.encode(&mut buf, version).expect("encode request");
-        let frame = decode_request(buf.freeze()).expect("decode request");
-        let conn = Conn {
-            peer: "127.0.0.1:1".parse().expect("addr"),
-            client_id: String::new(),
-        };
-        let bytes = match handle(state, frame, &conn).await {
-            Reply::Now(Some(b)) => b,
-            Reply::Later(f) => f.await.expect("a response"),
-            Reply::LaterParts(f) => f.await.expect("a response").concat().into(),
-            Reply::Now(None) => panic!("{key:?} v{version}: no response"),
-            Reply::Close => panic!("{key:?} v{version}: response could not be encoded"),
-        };
-        let mut bytes = bytes;
-        let len = bytes.get_i32() as usize;
-        assert_eq!(len, bytes.remaining());
-        let h = ResponseHeader::decode(&mut bytes, Resp::header_version(version))
-            .expect("response header");
-        assert_eq!(h.correlation_id, 11);
-        let resp = Resp::decode(&mut bytes, version).expect("decode response");
-        assert_eq!(bytes.remaining(), 0, "{key:?} v{version}: trailing bytes");
-        resp
-    }
+    use weir_protocol::versions;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn read_committed_fetch_stops_at_the_lso_and_lists_aborts() {
+        use crate::partition::Acks;
         use weir_storage::testkit::BatchBuilder;
         use weir_storage::Marker;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -217,7 +167,7 @@ mod tests {
             .create_topic("tx", 1, 1, Default::default())
             .await
             .expect("create");
-        let log = &topic.partition(0).expect("p0").log;
+        let partition = topic.partition(0).expect("p0");
         let txn = |pid, n| {
             BatchBuilder::new(0)
                 .records(n, 3)
@@ -225,11 +175,18 @@ mod tests {
                 .transactional()
                 .build()
         };
-        log.append(&mut txn(5, 2), 0).expect("pid 5: 0-1");
-        log.append_marker(5, 0, Marker::Abort, 0, 0)
+        let append = |mut batch: Vec<u8>| {
+            partition
+                .append(&mut batch, Acks::Leader, crate::Durability::AcksAll, 0)
+                .expect("append")
+                .info
+        };
+        append(txn(5, 2));
+        partition
+            .append_marker(5, 0, Marker::Abort, 0, 0)
             .expect("abort: 2");
-        log.append(&mut txn(6, 1), 0).expect("pid 6: 3, open");
-        assert_eq!(log.last_stable_offset(), 3);
+        append(txn(6, 1));
+        assert_eq!(partition.last_stable_offset(), 3);
 
         for (isolation, want_end, want_aborts) in
             [(1i8, 3i64, Some(vec![(5i64, 0i64)])), (0, 4, None)]

@@ -13,7 +13,7 @@ use weir_protocol::kafka_protocol::messages::{
 };
 use weir_protocol::ResponseError;
 
-use crate::errors::storage_code;
+use crate::errors::partition_code;
 use crate::state::State;
 
 /// Special timestamps of ListOffsets.
@@ -48,27 +48,29 @@ pub async fn list_offsets(
                 out.partitions.push(res);
                 continue;
             };
-            let log = &partition.log;
             match p.timestamp {
-                // read_committed consumers start from the last stable offset.
-                LATEST | LATEST_TIERED if req_committed => res.offset = log.last_stable_offset(),
-                LATEST | LATEST_TIERED => res.offset = log.log_end_offset(),
-                EARLIEST | EARLIEST_LOCAL => res.offset = log.log_start_offset(),
+                // read_committed consumers start from the last stable offset; the others
+                // from the high watermark (what a consumer may read, not the log end).
+                LATEST | LATEST_TIERED if req_committed => {
+                    res.offset = partition.last_stable_offset()
+                }
+                LATEST | LATEST_TIERED => res.offset = partition.high_watermark(),
+                EARLIEST | EARLIEST_LOCAL => res.offset = partition.log_start_offset(),
                 MAX_TIMESTAMP => {
-                    if let Some((ts, offset)) = log.max_timestamp() {
+                    if let Some((ts, offset)) = partition.max_timestamp() {
                         res.timestamp = ts;
                         res.offset = offset;
                     }
                 }
                 ts if ts >= 0 => {
-                    let found = tokio::task::block_in_place(|| log.offset_for_timestamp(ts));
+                    let found = tokio::task::block_in_place(|| partition.offset_for_timestamp(ts));
                     match found {
                         Ok(Some((offset, timestamp))) => {
                             res.offset = offset;
                             res.timestamp = timestamp;
                         }
                         Ok(None) => {}
-                        Err(e) => res.error_code = storage_code(&e).code(),
+                        Err(e) => res.error_code = partition_code(&e).code(),
                     }
                 }
                 _ => res.error_code = ResponseError::InvalidRequest.code(),
@@ -98,7 +100,7 @@ pub async fn delete_records(
                 Some(partition) => {
                     // -1 means "up to the high watermark".
                     let offset = if p.offset == -1 {
-                        partition.log.log_end_offset()
+                        partition.high_watermark()
                     } else {
                         p.offset
                     };
@@ -107,12 +109,12 @@ pub async fn delete_records(
                     } else {
                         let part = partition.clone();
                         match tokio::task::spawn_blocking(move || {
-                            part.log.delete_records_before(offset)
+                            part.delete_records_before(offset)
                         })
                         .await
                         {
                             Ok(Ok(low)) => Ok(low),
-                            Ok(Err(e)) => Err(storage_code(&e)),
+                            Ok(Err(e)) => Err(partition_code(&e)),
                             Err(_) => Err(ResponseError::KafkaStorageError),
                         }
                     };

@@ -10,22 +10,21 @@ use weir_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use weir_protocol::ResponseError;
 
 use super::{cluster, msg, Ctx, Reply};
-use crate::config::Durability;
-use crate::errors::storage_code;
+use crate::errors::partition_code;
+use crate::partition::{Acks, Durable};
 use crate::server::now_ms;
-use crate::state::{validate_topic_name, Partition, State};
+use crate::state::{validate_topic_name, State};
 
 /// A partition's answer, and what it still waits for.
 struct Pending {
     response: PartitionProduceResponse,
-    /// The partition and the offset that must be durable before answering.
-    flush: Option<(Arc<Partition>, i64)>,
+    /// The fsync owed before answering.
+    flush: Option<Durable>,
 }
 
 pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply {
     let acks = req.acks;
     let mut topics = Vec::with_capacity(req.topic_data.len());
-    let mut appended = false;
     for td in req.topic_data {
         let name = td.name.0.to_string();
         let topic = match state.topic(&name) {
@@ -49,7 +48,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                 response.error_code = code.code();
                 response.error_message = m.and_then(msg);
             };
-            if !(-1..=1).contains(&acks) {
+            let Some(wanted) = Acks::from_wire(acks) else {
                 fail(
                     &mut response,
                     ResponseError::InvalidRequiredAcks,
@@ -60,7 +59,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                     flush: None,
                 });
                 continue;
-            }
+            };
             let partition = match &topic {
                 Ok(t) => t
                     .partition(pd.index)
@@ -99,21 +98,18 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                 .try_into_mut()
                 .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
             let result = tokio::task::block_in_place(|| {
-                partition.log.append_from_client(&mut data, now_ms())
+                partition.append(&mut data, wanted, state.config.durability, now_ms())
             });
             match result {
-                Ok(info) => {
-                    appended = true;
+                Ok(appended) => {
+                    let info = appended.info;
                     response.base_offset = info.base_offset;
                     response.log_append_time_ms = info.log_append_time.unwrap_or(-1);
                     response.log_start_offset = info.log_start_offset;
-                    let wait = match state.config.durability {
-                        Durability::AcksAll => acks == -1,
-                        Durability::Always => acks != 0,
-                        Durability::None => false,
-                    };
-                    let flush = wait.then(|| (partition.clone(), info.last_offset + 1));
-                    parts.push(Pending { response, flush });
+                    parts.push(Pending {
+                        response,
+                        flush: appended.durable,
+                    });
                 }
                 Err(e) => {
                     // A full disk or a misbehaving producer fails every request the same way:
@@ -125,7 +121,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                     } else if let Some(suppressed) = FAILED.admit() {
                         tracing::error!(topic = %name, partition = pd.index, error = %e, suppressed, "append failed");
                     }
-                    fail(&mut response, storage_code(&e), Some(e.to_string()));
+                    fail(&mut response, partition_code(&e), Some(e.to_string()));
                     parts.push(Pending {
                         response,
                         flush: None,
@@ -134,9 +130,6 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
             }
         }
         topics.push((td.name, parts));
-    }
-    if appended {
-        state.notify_appended();
     }
     if acks == 0 {
         return Reply::Now(None);
@@ -153,16 +146,10 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
     Reply::Later(Box::pin(async move {
         // Start every partition's fsync at once; each joins its partition's group commit.
         let mut waits = Vec::new();
-        for (ti, (_, parts)) in topics.iter().enumerate() {
-            for (pi, p) in parts.iter().enumerate() {
-                if let Some((partition, offset)) = &p.flush {
-                    let partition = partition.clone();
-                    let offset = *offset;
-                    waits.push((
-                        ti,
-                        pi,
-                        tokio::task::spawn_blocking(move || partition.log.flush_to(offset)),
-                    ));
+        for (ti, (_, parts)) in topics.iter_mut().enumerate() {
+            for (pi, p) in parts.iter_mut().enumerate() {
+                if let Some(durable) = p.flush.take() {
+                    waits.push((ti, pi, durable.wait()));
                 }
             }
         }
@@ -171,20 +158,12 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
             let Some(p) = topics.get_mut(ti).and_then(|(_, parts)| parts.get_mut(pi)) else {
                 continue;
             };
-            let err = match outcome {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "fsync failed; the partition is poisoned");
-                    (storage_code(&e), e.to_string())
-                }
-                Err(e) => (
-                    ResponseError::KafkaStorageError,
-                    format!("flush task failed: {e}"),
-                ),
-            };
-            p.response.error_code = err.0.code();
-            p.response.error_message = msg(err.1);
-            p.response.base_offset = -1;
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, "fsync failed; the partition is poisoned");
+                p.response.error_code = partition_code(&e).code();
+                p.response.error_message = msg(e);
+                p.response.base_offset = -1;
+            }
         }
         ctx.encode(&finish(topics))
     }))

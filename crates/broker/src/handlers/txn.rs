@@ -397,7 +397,6 @@ pub fn describe_producers(
                         None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
                         Some(partition) => {
                             p.active_producers = partition
-                                .log
                                 .active_producers()
                                 .into_iter()
                                 .map(|a| {

@@ -16,22 +16,28 @@
 //!
 //! Beyond throughput it measures, each beside its limit or target: consume after the page
 //! cache was emptied, end-to-end latency at a fixed rate ([`latency`]), start-up time and
-//! memory with 1,000 and 10,000 partitions, and recovery time after kill -9 ([`restart`]).
+//! memory with 1,000 and 10,000 partitions, and recovery time after kill -9 ([`restart`]),
+//! and the broker's CPU per produced batch while 1, 100 and 1,000 idle consumers long-poll
+//! other partitions ([`parked`]; `--parked-only` runs just that one).
 
+mod broker;
 mod latency;
+mod machine;
+mod parked;
 mod restart;
+mod tables;
 
-use std::fs::File;
-use std::io::Write;
-use std::net::TcpListener as StdListener;
+use broker::{Broker, Started, WorkDir};
+use machine::{disk_read_bandwidth, disk_write_bandwidth, loopback_bandwidth, machine_line};
+use tables::{
+    grouped, mb, ms, print_cpu_table, print_latency_table, print_start_table, print_table,
+};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use weir_client::records::{decode_batches, encode_batch, next_offset};
 use weir_client::{
     Client, Compression, FetchPosition, ProducePipeline, ProducerRecord, RawFetcher,
@@ -81,7 +87,21 @@ pub struct BenchArgs {
     /// Skip the start-up, memory and recovery scenarios (they restart the broker).
     #[arg(long)]
     pub no_restarts: bool,
+    /// Run only the scenario of broker CPU per produced batch with idle long-polling
+    /// consumers on other partitions.
+    #[arg(long)]
+    pub parked_only: bool,
+    /// Batches produced in each parked-consumer run [default: 5000, or 1000 with --quick].
+    #[arg(long)]
+    pub parked_batches: Option<u64>,
+    /// Process id of the `--brokers` broker, to read its CPU time from /proc (a broker bench
+    /// starts itself is measured without it).
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
 }
+
+/// Idle long-polling consumers in the parked-fetch scenario.
+const PARKED_CONSUMERS: [usize; 3] = [1, 100, 1000];
 
 /// How much work each measurement does.
 #[derive(Debug, Clone, Copy)]
@@ -198,6 +218,9 @@ struct Row {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.parked_only {
+        return run_parked_only(&args);
+    }
     let sizes = Sizes::new(&args);
     let work_dir = WorkDir::new(args.data_dir.clone())?;
     println!("# weir bench{}\n", if args.quick { " --quick" } else { "" });
@@ -233,14 +256,27 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let broker_dir = work_dir.path.join("broker");
     let broker = match &args.brokers {
-        Some(addr) => Broker::External(addr.clone()),
+        Some(addr) => Broker::External(addr.clone(), args.broker_pid),
         None => Broker::start(&broker_dir)?,
     };
-    let result = rt.block_on(run_scenarios(&broker, sizes, limits));
+    let parked_batches = args
+        .parked_batches
+        .unwrap_or(if args.quick { 1000 } else { 5000 });
+    let result = rt.block_on(async {
+        let rows = run_scenarios(&broker, sizes, limits).await?;
+        let parked = parked::run(
+            &broker.addr(),
+            broker.pid(),
+            &PARKED_CONSUMERS,
+            parked_batches,
+        )
+        .await?;
+        Ok::<_, anyhow::Error>((rows, parked))
+    });
     let broker_note = broker.describe();
     let log = broker.log().map(Path::to_path_buf);
     drop(broker);
-    let (rows, cpu_rows, latencies) = match (result, &log) {
+    let ((rows, cpu_rows, latencies), parked_rows) = match (result, &log) {
         (Err(e), Some(log)) => return Err(e.context(format!("broker log: {}", log.display()))),
         (result, _) => result?,
     };
@@ -275,12 +311,43 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     print_latency_table(&latencies, &limits);
     println!();
     print_cpu_table(&rows, &cpu_rows);
+    println!();
+    parked::print_table(&parked_rows);
 
     if args.brokers.is_none() && !args.no_restarts {
         let restarts = rt.block_on(run_restarts(&work_dir.path, sizes, limits))?;
         println!();
         print_start_table(&restarts);
     }
+    Ok(())
+}
+
+/// Only the parked-consumer scenario, against `--brokers` or a broker of bench's own.
+fn run_parked_only(args: &BenchArgs) -> anyhow::Result<()> {
+    let work_dir = WorkDir::new(args.data_dir.clone())?;
+    println!("# weir bench --parked-only\n");
+    println!("{}\n", machine_line());
+    let broker = match &args.brokers {
+        Some(addr) => Broker::External(addr.clone(), args.broker_pid),
+        None => Broker::start(&work_dir.path.join("broker"))?,
+    };
+    if broker.pid().is_none() {
+        eprintln!("note: without --broker-pid the broker's CPU is not measured");
+    }
+    let batches = args
+        .parked_batches
+        .unwrap_or(if args.quick { 1000 } else { 5000 });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let rows = rt.block_on(parked::run(
+        &broker.addr(),
+        broker.pid(),
+        &PARKED_CONSUMERS,
+        batches,
+    ))?;
+    println!("{}\n", broker.describe());
+    parked::print_table(&rows);
     Ok(())
 }
 
@@ -668,110 +735,6 @@ async fn consume(leader: &str, topic: &str, scenario: Scenario) -> anyhow::Resul
     Ok(measured)
 }
 
-/// Sequential write bandwidth of the filesystem holding `dir`, in bytes per second: `total`
-/// bytes in 1 MiB writes, either left to the page cache or each followed by fdatasync.
-fn disk_write_bandwidth(dir: &Path, total: usize, fdatasync_each: bool) -> anyhow::Result<f64> {
-    let path = dir.join(".weir-bench-disk.tmp");
-    let chunk: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
-    let mut file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
-    let start = Instant::now();
-    for _ in 0..total / MIB {
-        file.write_all(&chunk)?;
-        if fdatasync_each {
-            file.sync_data()?;
-        }
-    }
-    let elapsed = start.elapsed();
-    // Off the clock: leave no dirty pages behind to slow the next measurement.
-    file.sync_all()?;
-    drop(file);
-    std::fs::remove_file(&path)?;
-    Ok(total as f64 / elapsed.as_secs_f64())
-}
-
-/// Sequential read bandwidth of a `total`-byte file in `dir`, in bytes per second, in 1 MiB
-/// reads: from the page cache (second pass), and after emptying the cache, if that works.
-fn disk_read_bandwidth(
-    dir: &Path,
-    total: usize,
-) -> anyhow::Result<(f64, Option<f64>, restart::CacheDrop)> {
-    use std::io::Read;
-    let path = dir.join(".weir-bench-read.tmp");
-    {
-        let chunk: Vec<u8> = (0..MIB).map(|i| (i % 241) as u8).collect();
-        let mut file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
-        for _ in 0..total / MIB {
-            file.write_all(&chunk)?;
-        }
-        file.sync_all()?;
-    }
-    let read_all = || -> anyhow::Result<f64> {
-        let mut file = File::open(&path)?;
-        let mut buf = vec![0u8; MIB];
-        let mut read = 0usize;
-        let start = Instant::now();
-        loop {
-            match file.read(&mut buf)? {
-                0 => break,
-                n => read += n,
-            }
-        }
-        Ok(read as f64 / start.elapsed().as_secs_f64())
-    };
-    read_all()?;
-    let cached = read_all()?;
-    let method = restart::drop_page_cache(std::slice::from_ref(&path));
-    let cold = match method {
-        restart::CacheDrop::NotPossible => None,
-        _ => Some(read_all()?),
-    };
-    std::fs::remove_file(&path)?;
-    Ok((cached, cold, method))
-}
-
-/// Loopback TCP bandwidth in bytes per second: one connection to a sink that reads and
-/// discards, `total` bytes in 1 MiB writes.
-async fn loopback_bandwidth(total: usize) -> anyhow::Result<f64> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let sink = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await?;
-        let mut buf = vec![0u8; MIB];
-        let mut received = 0usize;
-        loop {
-            match stream.read(&mut buf).await? {
-                0 => return Ok::<_, std::io::Error>(received),
-                n => received += n,
-            }
-        }
-    });
-    let mut stream = TcpStream::connect(addr).await?;
-    let chunk = vec![0x5au8; MIB];
-    let start = Instant::now();
-    for _ in 0..total / MIB {
-        stream.write_all(&chunk).await?;
-    }
-    stream.shutdown().await?;
-    let received = sink.await??;
-    let elapsed = start.elapsed();
-    Ok(received as f64 / elapsed.as_secs_f64())
-}
-
-/// "machine: 2 × AMD EPYC (nproc 2)" from the scheduler and /proc/cpuinfo.
-fn machine_line() -> String {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    format!("machine: nproc {nproc}, {model}")
-}
-
 /// User plus system CPU seconds of process `pid` ("self" for this one), from /proc.
 fn process_cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -786,338 +749,4 @@ fn process_cpu_seconds(pid: &str) -> Option<f64> {
 
 fn cpu_delta(before: Option<f64>, after: Option<f64>) -> Option<f64> {
     Some(after? - before?)
-}
-
-/// A `weir serve` child process, killed when this is dropped.
-struct Started {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-    data_dir: PathBuf,
-}
-
-impl Started {
-    /// Where every broker this bench process starts writes its output.
-    fn log_path() -> PathBuf {
-        std::env::temp_dir().join(format!("weir-bench-{}.log", std::process::id()))
-    }
-
-    /// Starts this executable as `weir serve` on a free port over `data_dir`, without
-    /// waiting for it.
-    fn spawn(data_dir: &Path) -> anyhow::Result<Started> {
-        let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = format!("127.0.0.1:{port}");
-        let exe = std::env::current_exe().context("find the weir executable")?;
-        let log = Self::log_path();
-        let log_file = File::create(&log).with_context(|| format!("create {}", log.display()))?;
-        let child = Command::new(&exe)
-            .arg("serve")
-            .arg("--listen")
-            .arg(&addr)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("WEIR_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("start {} serve", exe.display()))?;
-        Ok(Started {
-            child,
-            addr,
-            log,
-            data_dir: data_dir.to_path_buf(),
-        })
-    }
-
-    /// Stops the broker the way an operator does (SIGTERM) and waits for it to exit.
-    fn terminate(&mut self) -> anyhow::Result<()> {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .context("run kill -TERM")?;
-        if !status.success() {
-            bail!("kill -TERM {} failed", self.child.id());
-        }
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!(
-                "the broker exited with {status} after SIGTERM; see {}",
-                self.log.display()
-            );
-        }
-        Ok(())
-    }
-
-    /// SIGKILL: no shutdown work at all, like a crash of the process.
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// The broker under test.
-enum Broker {
-    External(String),
-    Started(Started),
-}
-
-impl Broker {
-    /// Starts `weir serve` over `data_dir` and waits until it accepts connections.
-    fn start(data_dir: &Path) -> anyhow::Result<Broker> {
-        let mut broker = Broker::Started(Started::spawn(data_dir)?);
-        broker.wait_until_listening()?;
-        Ok(broker)
-    }
-
-    fn wait_until_listening(&mut self) -> anyhow::Result<()> {
-        let Broker::Started(Started {
-            child, addr, log, ..
-        }) = self
-        else {
-            return Ok(());
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                bail!("the broker exited with {status}; see {}", log.display());
-            }
-            if std::net::TcpStream::connect(addr.as_str()).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the broker did not listen on {addr} within 30 s; see {}",
-                    log.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn addr(&self) -> String {
-        match self {
-            Broker::External(addr) | Broker::Started(Started { addr, .. }) => addr.clone(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Broker::External(addr) => {
-                format!("broker at {addr}, not started by bench: its disk may differ")
-            }
-            Broker::Started(Started { addr, .. }) => format!("broker started by bench on {addr}"),
-        }
-    }
-
-    /// Where a started broker writes its output.
-    fn log(&self) -> Option<&Path> {
-        match self {
-            Broker::External(_) => None,
-            Broker::Started(started) => Some(&started.log),
-        }
-    }
-
-    /// The data directory of a broker bench started.
-    fn data_dir(&self) -> Option<&Path> {
-        match self {
-            Broker::External(_) => None,
-            Broker::Started(started) => Some(&started.data_dir),
-        }
-    }
-
-    fn cpu_seconds(&self) -> Option<f64> {
-        match self {
-            Broker::External(_) => None,
-            Broker::Started(started) => process_cpu_seconds(&started.child.id().to_string()),
-        }
-    }
-
-    /// Runs `work`, adding the CPU time both processes spent on it.
-    async fn measure(
-        &self,
-        work: impl std::future::Future<Output = anyhow::Result<Measured>>,
-    ) -> anyhow::Result<Measured> {
-        let broker_before = self.cpu_seconds();
-        let client_before = process_cpu_seconds("self");
-        let mut measured = work.await?;
-        measured.broker_cpu = cpu_delta(broker_before, self.cpu_seconds());
-        measured.client_cpu = cpu_delta(client_before, process_cpu_seconds("self"));
-        Ok(measured)
-    }
-}
-
-/// The directory for the disk test and the broker's data; a temporary one is removed when
-/// this is dropped.
-struct WorkDir {
-    path: PathBuf,
-    remove: bool,
-}
-
-impl WorkDir {
-    fn new(given: Option<PathBuf>) -> anyhow::Result<WorkDir> {
-        let (path, remove) = match given {
-            Some(path) => (path, false),
-            None => (
-                std::env::temp_dir().join(format!("weir-bench-{}", std::process::id())),
-                true,
-            ),
-        };
-        std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
-        Ok(WorkDir { path, remove })
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if self.remove {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
-}
-
-fn mb(bytes_per_second: f64) -> String {
-    format!("{:.0}", bytes_per_second / MB)
-}
-
-/// 1234567 as "1,234,567".
-fn grouped(n: f64) -> String {
-    let digits = format!("{:.0}", n.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn print_table(rows: &[Row]) {
-    println!("| scenario | records/s | MB/s | limit (MB/s) | ratio to limit |");
-    println!("|---|---:|---:|---:|---:|");
-    for row in rows {
-        let rate = row.measured.bytes_per_second();
-        println!(
-            "| {} | {} | {:.1} | {} | {:.3} |",
-            row.name,
-            grouped(row.measured.records_per_second()),
-            rate / MB,
-            mb(row.limit),
-            rate / row.limit,
-        );
-    }
-}
-
-/// Fixed-rate end-to-end latency, beside the latency of one small fdatasync (an acks=all
-/// answer waits for at least one).
-fn print_latency_table(rows: &[latency::Latency], limits: &Limits) {
-    println!(
-        "| end-to-end latency, 1 KiB, acks=all, 1 partition | records/s | p50 ms | p99 ms | \
-         p99.9 ms | max ms | limit: fdatasync ms | p99 / 5 ms target |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        println!(
-            "| at {} records/s ({} records) | {} | {} | {} | {} | {} | {} | {:.2} |",
-            grouped(r.target_rate as f64),
-            grouped(r.records as f64),
-            grouped(r.achieved_rate),
-            ms(r.p50),
-            ms(r.p99),
-            ms(r.p999),
-            ms(r.max),
-            ms(limits.fdatasync_latency),
-            r.p99.as_secs_f64() / 0.005,
-        );
-    }
-}
-
-/// Start-up time (spawn to first ApiVersions answer) and resident memory after start.
-fn print_start_table(rows: &[restart::StartRow]) {
-    println!(
-        "| start-up | seconds | limit (s) | ratio to limit | ratio to target | RSS MB | RSS / 500 MB |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        let secs = r.start.as_secs_f64();
-        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
-        println!(
-            "| {} | {:.3} | {} | {} | {} | {} | {} |",
-            r.name,
-            secs,
-            opt(r.limit.map(|l| format!("{:.3}", l.as_secs_f64()))),
-            opt(r
-                .limit
-                .map(|l| format!("{:.2}", secs / l.as_secs_f64().max(1e-9)))),
-            opt(r.target.map(|t| format!("{:.2}", secs / t.as_secs_f64()))),
-            opt(r.rss_bytes.map(|b| format!("{:.1}", b as f64 / MB))),
-            opt(r
-                .rss_bytes
-                .filter(|_| r.target.is_some())
-                .map(|b| format!("{:.2}", b as f64 / 500e6))),
-        );
-    }
-}
-
-/// Where the time went: CPU of each process per wall second, and the client-only costs.
-fn print_cpu_table(rows: &[Row], encode_rows: &[Row]) {
-    let cores = |cpu: Option<f64>, m: &Measured| {
-        cpu.map_or("-".to_owned(), |c| {
-            format!("{:.2}", c / m.elapsed.as_secs_f64().max(1e-9))
-        })
-    };
-    println!(
-        "| scenario | seconds | broker CPU (cores) | bench CPU (cores) | client decode share |"
-    );
-    println!("|---|---:|---:|---:|---:|");
-    for row in rows {
-        let m = &row.measured;
-        let decode = if m.decode.is_zero() {
-            "-".to_owned()
-        } else {
-            format!("{:.2}", m.decode.as_secs_f64() / m.elapsed.as_secs_f64())
-        };
-        println!(
-            "| {} | {:.2} | {} | {} | {} |",
-            row.name,
-            m.elapsed.as_secs_f64(),
-            cores(m.broker_cpu, m),
-            cores(m.client_cpu, m),
-            decode,
-        );
-    }
-    println!();
-    println!("client CPU alone, no broker (for scale; not part of the produce figures):\n");
-    println!("| work | records/s | MB/s |");
-    println!("|---|---:|---:|");
-    for row in encode_rows {
-        println!(
-            "| {} | {} | {:.1} |",
-            row.name,
-            grouped(row.measured.records_per_second()),
-            row.measured.bytes_per_second() / MB,
-        );
-    }
-    for row in rows.iter().filter(|r| !r.measured.decode.is_zero()) {
-        let m = &row.measured;
-        let secs = m.decode.as_secs_f64().max(1e-9);
-        println!(
-            "| decode ({}) | {} | {:.1} |",
-            row.name,
-            grouped(m.records as f64 / secs),
-            m.value_bytes as f64 / secs / MB,
-        );
-    }
 }

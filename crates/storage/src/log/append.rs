@@ -21,6 +21,27 @@ impl Log {
     ///
     /// The bytes are not durable until [`Log::flush_to`] returns for `last_offset + 1`.
     pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+        self.append_as(batches, now_ms, Origin::Leader)
+    }
+
+    /// Appends a replica's copy of batches a leader already wrote: their base offsets are
+    /// kept (the first must be the log end and each follows the last), their timestamps are
+    /// the leader's and producer sequences are not checked again (the leader did), but the
+    /// producer state and aborted index are kept as on the leader.
+    pub fn append_replicated(
+        &self,
+        batches: &mut [u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        self.append_as(batches, now_ms, Origin::Replica)
+    }
+
+    fn append_as(
+        &self,
+        batches: &mut [u8],
+        now_ms: i64,
+        origin: Origin,
+    ) -> Result<AppendInfo, StorageError> {
         self.check_writable()?;
         let config = self.config();
         if batches.is_empty() {
@@ -47,6 +68,7 @@ impl Log {
             }
             offsets += b.header.offset_count();
             metas.push(BatchMeta {
+                base_offset: b.header.base_offset,
                 position: b.position,
                 size: b.bytes.len(),
                 offset_count: b.header.offset_count(),
@@ -70,8 +92,9 @@ impl Log {
                 },
             });
         }
-        let log_append_time =
-            (config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let log_append_time = (origin == Origin::Leader
+            && config.timestamp_type == TimestampType::LogAppendTime)
+            .then_some(now_ms);
         if let Some(now) = log_append_time {
             for m in &mut metas {
                 let bytes = batches.get_mut(m.position..).unwrap_or_default();
@@ -85,8 +108,23 @@ impl Log {
         // Re-check: a flush may have poisoned the log, or close may have run, while we waited.
         self.check_writable()?;
         let st = &mut *guard;
-        if let Some(dup) = self.check_sequences(st, &metas)? {
-            return Ok(dup);
+        if origin == Origin::Leader {
+            if let Some(dup) = self.check_sequences(st, &metas)? {
+                return Ok(dup);
+            }
+        } else {
+            let mut expected = st.log_end;
+            for m in &metas {
+                if m.base_offset != expected {
+                    // Not the next offsets of this log: the copy is out of step with it.
+                    return Err(StorageError::OffsetOutOfRange {
+                        requested: m.base_offset,
+                        log_start: st.log_start,
+                        log_end: expected,
+                    });
+                }
+                expected += m.offset_count;
+            }
         }
         let base_offset = st.log_end;
         let overflow = || StorageError::InvalidBatch {
@@ -400,7 +438,18 @@ struct Undo {
     index: IndexMark,
 }
 
+/// Who assigned an append's offsets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// This log: offsets are assigned at the log end, sequences checked.
+    Leader,
+    /// A leader, whose offsets are kept ([`Log::append_replicated`]).
+    Replica,
+}
+
 struct BatchMeta {
+    /// The batch's base offset as received (what a replica's copy must keep).
+    base_offset: i64,
     position: usize,
     size: usize,
     offset_count: i64,

@@ -15,6 +15,21 @@ impl Log {
     /// least one whole batch if any exists at or after `offset` (KIP-74). Data from one
     /// segment per call.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, StorageError> {
+        self.read_batches(offset, max_bytes, true)
+    }
+
+    /// Like [`Log::read`], but never more than `max_bytes`: empty when the first batch alone
+    /// is larger. KIP-74 lets only the first partition of a fetch answer exceed its limits.
+    pub fn read_at_most(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, StorageError> {
+        self.read_batches(offset, max_bytes, false)
+    }
+
+    fn read_batches(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadOutcome, StorageError> {
         let interval = self.config().index_interval_bytes;
         let (mut segment, mut end, mut hint, log_start, log_end) = {
             let st = self.state_view();
@@ -65,6 +80,9 @@ impl Log {
                 if header.last_offset() < offset {
                     pos += size as u64;
                     continue;
+                }
+                if !min_one && size > max_bytes {
+                    return Ok(empty);
                 }
                 let want = max_bytes.max(size) as u64;
                 let len = usize::try_from(want.min(end - pos)).unwrap_or(size);
