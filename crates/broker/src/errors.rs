@@ -31,6 +31,7 @@ pub fn admin_code(e: &AdminError) -> ResponseError {
             ResponseError::InvalidPartitions
         }
         AdminError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        AdminError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
         AdminError::Config(TopicConfigError::Unknown(_) | TopicConfigError::Invalid { .. }) => {
             ResponseError::InvalidConfig
         }

@@ -90,6 +90,8 @@ pub enum AdminError {
     },
     #[error("replication factor {0} is not possible on a single node")]
     InvalidReplicationFactor(i16),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
     #[error(transparent)]
     Config(#[from] topic_config::TopicConfigError),
     #[error(transparent)]
@@ -412,11 +414,13 @@ impl State {
         Ok(topic.id)
     }
 
-    /// Grows a topic to `total` partitions.
+    /// Grows a topic to `total` partitions. `assigned` is the number of partitions a manual
+    /// replica assignment lists, which must be exactly the number being added.
     pub async fn create_partitions(
         &self,
         name: &str,
         total: i32,
+        assigned: Option<usize>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let _admin = self.admin.lock().await;
@@ -430,6 +434,15 @@ impl State {
                 current,
                 requested: total,
             });
+        }
+        if let Some(assigned) = assigned {
+            let adding = total - current;
+            if usize::try_from(adding).ok() != Some(assigned) {
+                return Err(AdminError::InvalidReplicaAssignment(format!(
+                    "increasing topic '{name}' from {current} to {total} partitions adds {adding}, \
+                     but the replica assignment lists {assigned}"
+                )));
+            }
         }
         if validate_only {
             return Ok(());

@@ -141,6 +141,9 @@ pub fn str(s: &str) -> StrBytes {
 }
 
 #[cfg(test)]
+mod testutil;
+
+#[cfg(test)]
 mod tests {
     //! Every API at every supported version: a request encoded as a client would, decoded,
     //! handled against a real state, and the response decoded back at the same version.
