@@ -11,6 +11,7 @@
 
 pub mod config;
 mod connection;
+pub mod dir_lock;
 mod errors;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -28,6 +28,8 @@ pub enum BrokerError {
     },
     #[error("cannot open the data directory: {0}")]
     Open(#[source] AdminError),
+    #[error(transparent)]
+    Locked(#[from] crate::dir_lock::DirLockError),
     #[error("clean shutdown failed: {0}")]
     Close(#[source] AdminError),
     #[error("a blocking task panicked: {0}")]
@@ -44,6 +46,8 @@ pub async fn run(
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), BrokerError> {
     let listen = config.listen;
+    // Held until this function returns, after the clean shutdown's last write.
+    let _lock = crate::dir_lock::DirLock::acquire(&config.data_dir)?;
     let state = Arc::new(
         tokio::task::spawn_blocking(move || State::open(config))
             .await?
