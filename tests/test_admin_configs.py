@@ -6,7 +6,9 @@ import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import NewPartitions
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, NewPartitions, ResourceType
+from confluent_kafka.admin import ConfigResource as CKConfigResource
+from confluent_kafka.admin import NewTopic as CKNewTopic
 
 from conftest import admin_client, create_topic, topic_partition_counts, unique_topic
 
@@ -38,3 +40,29 @@ def test_create_partitions_replica_assignment_must_match_the_added_count(broker)
     while topic_partition_counts(broker.bootstrap)[topic] != 4 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert topic_partition_counts(broker.bootstrap)[topic] == 4
+
+
+def test_deprecated_topic_keys_are_accepted_with_a_warning(broker):
+    a = admin_client(broker.bootstrap)
+    topic = unique_topic("old")
+    fs = a.create_topics([CKNewTopic(topic, num_partitions=1, replication_factor=1,
+                                     config={"message.format.version": "0.10.2"})])
+    assert fs[topic].result(15) is None
+    res = a.describe_configs([CKConfigResource(ResourceType.TOPIC, topic)])
+    cfg = next(iter(res.values())).result(15)
+    assert cfg["message.format.version"].value == "0.10.2"
+    assert cfg["message.downconversion.enable"].value == "true"
+    fs = a.incremental_alter_configs([CKConfigResource(
+        ResourceType.TOPIC, topic,
+        incremental_configs=[ConfigEntry("message.downconversion.enable", "false",
+                                         incremental_operation=AlterConfigOpType.SET)])])
+    assert next(iter(fs.values())).result(15) is None
+    # A deprecated key still has its value checked.
+    fs = a.incremental_alter_configs([CKConfigResource(
+        ResourceType.TOPIC, topic,
+        incremental_configs=[ConfigEntry("message.format.version", "banana",
+                                         incremental_operation=AlterConfigOpType.SET)])])
+    assert ck_error(next(iter(fs.values()))).code() == KafkaError.INVALID_CONFIG
+    log = broker.log_path.read_text()
+    assert "message.format.version is deprecated and ignored" in log, log[-3000:]
+    assert "message.downconversion.enable is deprecated and ignored" in log, log[-3000:]

@@ -103,6 +103,7 @@ async fn create_one(
         partitions = i32::try_from(t.assignments.len()).unwrap_or(i32::MAX);
         replication = 1;
     }
+    topic_config::warn_deprecated(name, configs.keys());
     if validate_only {
         let (p, r) = state
             .check_create(name, partitions, replication, &configs)

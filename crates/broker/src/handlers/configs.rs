@@ -173,7 +173,8 @@ pub async fn alter(state: &Arc<State>, req: AlterConfigsRequest) -> AlterConfigs
                         .as_ref()
                         .map(|v| (c.name.to_string(), v.to_string()))
                 })
-                .collect();
+                .collect::<BTreeMap<_, _>>();
+            topic_config::warn_deprecated(&res.resource_name, configs.keys());
             apply(state, &res.resource_name, configs, req.validate_only).await
         } else {
             not_dynamic(res.resource_type)
@@ -208,6 +209,13 @@ pub async fn incremental_alter(
                         incremental_op(&mut configs, &c.name, c.config_operation, c.value.as_ref())
                     }) {
                         Ok(()) => {
+                            let set: Vec<String> = res
+                                .configs
+                                .iter()
+                                .filter(|c| c.config_operation != 1)
+                                .map(|c| c.name.to_string())
+                                .collect();
+                            topic_config::warn_deprecated(&res.resource_name, &set);
                             apply(state, &res.resource_name, configs, req.validate_only).await
                         }
                         Err(e) => Err(e),
