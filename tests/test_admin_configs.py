@@ -10,7 +10,8 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, NewPartitions,
 from confluent_kafka.admin import ConfigResource as CKConfigResource
 from confluent_kafka.admin import NewTopic as CKNewTopic
 
-from conftest import admin_client, create_topic, topic_partition_counts, unique_topic
+from conftest import (admin_client, create_topic, make_producer, topic_partition_counts,
+                      unique_topic, watermarks)
 
 
 def ck_error(fut):
@@ -66,3 +67,46 @@ def test_deprecated_topic_keys_are_accepted_with_a_warning(broker):
     log = broker.log_path.read_text()
     assert "message.format.version is deprecated and ignored" in log, log[-3000:]
     assert "message.downconversion.enable is deprecated and ignored" in log, log[-3000:]
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd", "gzip", "lz4", "snappy"])
+def test_keyless_record_on_a_compacted_topic_is_invalid_record(broker, compression):
+    topic = unique_topic("compact")
+    create_topic(broker.bootstrap, topic, partitions=2, config={"cleanup.policy": "compact"})
+    p = make_producer(broker.bootstrap, **{"compression.type": compression, "linger.ms": 50,
+                                            "enable.idempotence": False})
+    results = {}
+
+    def cb(name):
+        def done(err, msg):
+            results[name] = err if err is not None else msg.offset()
+        return done
+
+    # One request carries both partitions: the keyless batch fails, the keyed one lands.
+    p.produce(topic, value=b"keyed", key=b"k", partition=1, on_delivery=cb("keyed"))
+    p.produce(topic, value=b"x" * 200, key=b"k", partition=0, on_delivery=cb("batch-keyed"))
+    p.produce(topic, value=b"x" * 200, partition=0, on_delivery=cb("keyless"))
+    assert p.flush(15) == 0
+    assert results["keyed"] == 0, results
+    for name in ("keyless", "batch-keyed"):
+        err = results[name]
+        assert isinstance(err, KafkaError), results
+        assert err.code() == KafkaError.INVALID_RECORD, err
+    assert watermarks(broker.bootstrap, topic, 0) == (0, 0)
+    assert watermarks(broker.bootstrap, topic, 1) == (0, 1)
+
+
+def test_keyless_record_refused_for_kafka_python(broker):
+    from kafka import KafkaProducer
+    from kafka.errors import InvalidRecordError
+    topic = unique_topic("compactkp")
+    create_topic(broker.bootstrap, topic, partitions=1,
+                 config={"cleanup.policy": "delete,compact"})
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, retries=0, compression_type="gzip")
+    try:
+        with pytest.raises(InvalidRecordError):
+            p.send(topic, value=b"no key", partition=0).get(timeout=15)
+        md = p.send(topic, value=b"keyed", key=b"k", partition=0).get(timeout=15)
+        assert md.offset == 0
+    finally:
+        p.close()

@@ -19,6 +19,7 @@ pub mod groups;
 mod handlers;
 mod internal_log;
 pub mod meta;
+mod records;
 mod server;
 pub mod state;
 pub mod topic_config;
