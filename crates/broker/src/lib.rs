@@ -9,9 +9,11 @@
 //! tasks enforce retention and optional periodic flushes. Errors become Kafka error codes in
 //! one place (`errors.rs`).
 
+pub mod broker_keys;
 pub mod config;
 mod connection;
 pub mod dir_lock;
+pub mod dynamic_config;
 mod errors;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -103,21 +103,21 @@ fn inflate(codec: Compression, body: &[u8], limit: usize) -> Result<Vec<u8>, Rec
         Compression::Gzip => ("gzip", Box::new(flate2::read::MultiGzDecoder::new(body))),
         Compression::Lz4 => (
             "lz4",
-            Box::new(lz4::Decoder::new(body).map_err(|source| RecordsError::Decompress {
-                codec: "lz4",
-                source,
-            })?),
+            Box::new(
+                lz4::Decoder::new(body).map_err(|source| RecordsError::Decompress {
+                    codec: "lz4",
+                    source,
+                })?,
+            ),
         ),
         Compression::Zstd => (
             "zstd",
-            Box::new(
-                zstd::stream::read::Decoder::new(body).map_err(|source| {
-                    RecordsError::Decompress {
-                        codec: "zstd",
-                        source,
-                    }
-                })?,
-            ),
+            Box::new(zstd::stream::read::Decoder::new(body).map_err(|source| {
+                RecordsError::Decompress {
+                    codec: "zstd",
+                    source,
+                }
+            })?),
         ),
         Compression::Snappy => return snappy(body, limit),
         Compression::None => return Ok(body.to_vec()),
@@ -143,12 +143,13 @@ fn inflate(codec: Compression, body: &[u8], limit: usize) -> Result<Vec<u8>, Rec
 fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
     use kafka_protocol::compression::{Decompressor, Snappy};
     let mut input = bytes::Bytes::copy_from_slice(body);
-    let out = Snappy::decompress(&mut input, |b: &mut bytes::Bytes| Ok(b.to_vec())).map_err(
-        |e| RecordsError::Decompress {
-            codec: "snappy",
-            source: std::io::Error::other(e.to_string()),
-        },
-    )?;
+    let out =
+        Snappy::decompress(&mut input, |b: &mut bytes::Bytes| Ok(b.to_vec())).map_err(|e| {
+            RecordsError::Decompress {
+                codec: "snappy",
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
     if out.len() > limit {
         return Err(RecordsError::TooLarge {
             codec: "snappy",
@@ -180,7 +181,9 @@ mod tests {
             timestamp: 0,
             key: key.map(|k| bytes::Bytes::from_static(k.as_bytes())),
             value: Some(bytes::Bytes::from_static(b"value")),
-            headers: [(StrBytes::from_static_str("h"), None)].into_iter().collect(),
+            headers: [(StrBytes::from_static_str("h"), None)]
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -259,6 +262,9 @@ mod tests {
         let mut data = batch(&[None], Codec::None);
         let last = data.len() - 1;
         data[last] ^= 0xff;
-        assert_eq!(keyless_records(&data, 1 << 20).expect("read"), Vec::<i32>::new());
+        assert_eq!(
+            keyless_records(&data, 1 << 20).expect("read"),
+            Vec::<i32>::new()
+        );
     }
 }

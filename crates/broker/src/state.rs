@@ -136,6 +136,8 @@ pub struct State {
     /// Transactions: the coordinator and its log.
     pub txns: Arc<crate::txns::Txns>,
     pub cluster_id: String,
+    /// Broker configs as altered at run time; `config` is the static config as started.
+    pub broker_configs: crate::dynamic_config::BrokerConfigs,
     store: MetaStore,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serializes admin changes so the persisted table never interleaves two of them.
@@ -172,10 +174,13 @@ impl State {
         // listing, a scan of its active segment and perhaps an fsync, and thousands of them
         // one after another would dominate the start.
         let records = store.load_topics()?;
+        let broker_configs =
+            crate::dynamic_config::BrokerConfigs::open(config.clone(), store.clone())?;
+        let effective = broker_configs.effective();
         let mut jobs = Vec::new();
         let mut expected_dirs = std::collections::HashSet::new();
         for (t, rec) in records.iter().enumerate() {
-            let log_config = topic_config::log_config(&rec.configs, &config);
+            let log_config = topic_config::log_config(&rec.configs, &effective);
             for p in 0..rec.partitions {
                 let dir = partition_dir(&config, &rec.name, p);
                 expected_dirs.insert(dir.clone());
@@ -226,6 +231,7 @@ impl State {
             config.groups.clone(),
         )?);
         Ok(State {
+            broker_configs,
             groups,
             txns,
             config,
@@ -338,7 +344,7 @@ impl State {
     ) -> Result<Arc<Topic>, AdminError> {
         let _admin = self.admin.lock().await;
         let (partitions, _) = self.check_create(name, partitions, replication, &configs)?;
-        let log_config = topic_config::log_config(&configs, &self.config);
+        let log_config = topic_config::log_config(&configs, &self.broker_configs.effective());
         let mut parts = Vec::new();
         for p in 0..partitions {
             let dir = partition_dir(&self.config, name, p);
@@ -447,7 +453,8 @@ impl State {
         if validate_only {
             return Ok(());
         }
-        let log_config = topic_config::log_config(&topic.configs(), &self.config);
+        let log_config =
+            topic_config::log_config(&topic.configs(), &self.broker_configs.effective());
         let mut new = Vec::new();
         for p in current..total {
             new.push(Arc::new(Partition {
@@ -497,7 +504,8 @@ impl State {
             *topic.configs.write().unwrap_or_else(|e| e.into_inner()) = old;
             return Err(e.into());
         }
-        let log_config = topic_config::log_config(&topic.configs(), &self.config);
+        let log_config =
+            topic_config::log_config(&topic.configs(), &self.broker_configs.effective());
         for p in topic.all_partitions() {
             p.log.set_config(log_config.clone());
         }

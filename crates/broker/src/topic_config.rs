@@ -117,7 +117,13 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         Kind::Bool,
         false,
     ),
-    key("message.format.version", "3.0-IV1", None, Kind::Version, false),
+    key(
+        "message.format.version",
+        "3.0-IV1",
+        None,
+        Kind::Version,
+        false,
+    ),
     key(
         "message.timestamp.difference.max.ms",
         LONG_MAX,
@@ -315,6 +321,26 @@ pub fn validate(name: &str, value: &str) -> Result<(), TopicConfigError> {
         }
     }
     Ok(())
+}
+
+/// The DescribeConfigs type of a topic key (Kafka's: a few sizes are INT, other numbers LONG).
+pub fn config_type(key: &TopicKey) -> crate::broker_keys::ConfigType {
+    use crate::broker_keys::ConfigType;
+    const INTS: &[&str] = &[
+        "index.interval.bytes",
+        "max.message.bytes",
+        "min.insync.replicas",
+        "segment.bytes",
+        "segment.index.bytes",
+    ];
+    match key.kind {
+        Kind::Long { .. } if INTS.contains(&key.name) => ConfigType::Int,
+        Kind::Long { .. } => ConfigType::Long,
+        Kind::Ratio => ConfigType::Double,
+        Kind::Bool => ConfigType::Boolean,
+        Kind::ListOf(_) => ConfigType::List,
+        Kind::OneOf(_) | Kind::Version => ConfigType::String,
+    }
 }
 
 /// Where an effective value came from (DescribeConfigs `config_source`).

@@ -124,11 +124,12 @@ fn describe_for_create(
     TOPIC_KEYS
         .iter()
         .map(|k| {
-            let (value, source) = topic_config::effective(k, overrides, &state.config);
+            let (value, source, _) = super::configs::topic_effective(state, k, overrides);
             let mut c = CreatableTopicConfigs::default();
             c.name = str(k.name);
             c.value = Some(str(&value));
             c.config_source = source as i8;
+            c.read_only = false;
             c
         })
         .collect()
@@ -192,11 +193,13 @@ pub async fn create_partitions(
     for t in req.topics {
         let mut res = CreatePartitionsTopicResult::default();
         res.name = t.name.clone();
-        let replicas: Option<Vec<Vec<i32>>> = t.assignments.as_ref().map(|a| {
-            a.iter()
-                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
-                .collect()
-        });
+        // An empty list is taken as no assignment: a client that has none may send [] for null.
+        let replicas: Option<Vec<Vec<i32>>> =
+            t.assignments.as_ref().filter(|a| !a.is_empty()).map(|a| {
+                a.iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
         let checked = match &replicas {
             Some(r) => check_replica_assignment(state.config.node_id, r),
             None => Ok(()),
@@ -288,27 +291,33 @@ mod tests {
         };
         // 2 → 5 adds three partitions: one, two or four assignments are refused.
         for listed in [1, 2, 4] {
-            let (err, m) = code(
-                create_partitions(&state, grow("t", 5, Some(vec![vec![4]; listed]))).await,
+            let (err, m) =
+                code(create_partitions(&state, grow("t", 5, Some(vec![vec![4]; listed]))).await);
+            assert_eq!(
+                err,
+                ResponseError::InvalidReplicaAssignment.code(),
+                "{listed}"
             );
-            assert_eq!(err, ResponseError::InvalidReplicaAssignment.code(), "{listed}");
             let m = m.expect("message");
-            assert!(m.contains("adds 3") && m.contains(&format!("lists {listed}")), "{m}");
+            assert!(
+                m.contains("adds 3") && m.contains(&format!("lists {listed}")),
+                "{m}"
+            );
             assert_eq!(state.topic("t").expect("t").partition_count(), 2);
         }
-        let (err, m) =
-            code(create_partitions(&state, grow("t", 3, Some(vec![vec![1]]))).await);
+        let (err, m) = code(create_partitions(&state, grow("t", 3, Some(vec![vec![1]]))).await);
         assert_eq!(err, ResponseError::InvalidReplicaAssignment.code());
         assert!(m.expect("message").contains("broker 1"));
         // A shrink is INVALID_PARTITIONS whatever the assignment says.
-        let (err, _) = code(create_partitions(&state, grow("t", 1, Some(vec![]))).await);
+        let (err, _) = code(create_partitions(&state, grow("t", 1, Some(vec![vec![4]]))).await);
         assert_eq!(err, ResponseError::InvalidPartitions.code());
-        let (err, m) =
-            code(create_partitions(&state, grow("t", 5, Some(vec![vec![4]; 3]))).await);
+        let (err, m) = code(create_partitions(&state, grow("t", 5, Some(vec![vec![4]; 3]))).await);
         assert_eq!(err, 0, "{m:?}");
         assert_eq!(state.topic("t").expect("t").partition_count(), 5);
         let (err, m) = code(create_partitions(&state, grow("t", 6, None)).await);
         assert_eq!(err, 0, "{m:?}");
+        let (err, m) = code(create_partitions(&state, grow("t", 7, Some(vec![]))).await);
+        assert_eq!(err, 0, "an empty assignment is none: {m:?}");
     }
 
     #[test]

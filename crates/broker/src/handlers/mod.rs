@@ -4,6 +4,7 @@
 //! future that produces them later (fsync waits, long polls), or an order to close.
 
 mod admin;
+mod broker_configs;
 mod cluster;
 mod configs;
 mod fetch;

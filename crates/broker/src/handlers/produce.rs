@@ -373,7 +373,10 @@ mod tests {
         let mut c = TopicProduceData::default();
         c.name = TopicName(StrBytes::from_static_str("c"));
         c.partition_data = vec![
-            part(0, batch(&[Some("k"), None, Some("k"), None], Compression::Lz4)),
+            part(
+                0,
+                batch(&[Some("k"), None, Some("k"), None], Compression::Lz4),
+            ),
             part(1, batch(&[Some("k"), Some("")], Compression::Zstd)),
             part(2, batch(&[None], Compression::None)),
         ];
@@ -402,18 +405,33 @@ mod tests {
             .collect();
         let invalid = ResponseError::InvalidRecord.code();
         assert_eq!(parts[0].error_code, invalid);
-        let indexes: Vec<i32> = parts[0].record_errors.iter().map(|e| e.batch_index).collect();
+        let indexes: Vec<i32> = parts[0]
+            .record_errors
+            .iter()
+            .map(|e| e.batch_index)
+            .collect();
         assert_eq!(indexes, vec![1, 3]);
-        let m = parts[0].error_message.as_ref().expect("message").to_string();
+        let m = parts[0]
+            .error_message
+            .as_ref()
+            .expect("message")
+            .to_string();
         assert!(m.contains("without a key"), "{m}");
         assert_eq!(parts[0].base_offset, -1);
         // An empty key is a key; the other partitions and topics are unaffected.
         assert_eq!(parts[1].error_code, 0);
         assert_eq!(parts[1].base_offset, 0);
         assert_eq!(parts[2].error_code, invalid);
-        assert_eq!(parts[3].error_code, 0, "a keyless record on a delete topic is fine");
+        assert_eq!(
+            parts[3].error_code, 0,
+            "a keyless record on a delete topic is fine"
+        );
         let p0 = state.topic("c").and_then(|t| t.partition(0)).expect("p0");
-        assert_eq!(p0.log.log_end_offset(), 0, "nothing of the refused batch was written");
+        assert_eq!(
+            p0.log.log_end_offset(),
+            0,
+            "nothing of the refused batch was written"
+        );
     }
 
     #[test]
