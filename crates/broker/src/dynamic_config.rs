@@ -26,6 +26,10 @@ pub enum ConfigSource {
     Default = 5,
 }
 
+/// Where a key (or a key of the same meaning) is set, highest layer first: name, value,
+/// source (DescribeConfigs synonyms).
+pub type Synonyms = Vec<(String, Option<String>, ConfigSource)>;
+
 /// Which dynamic layer an alter addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -211,14 +215,7 @@ impl BrokerConfigs {
 
     /// The effective value and source of broker key `name`, and its synonyms (every layer
     /// where it or a key of the same meaning is set, highest first, then the default).
-    pub fn describe(
-        &self,
-        name: &str,
-    ) -> (
-        Option<String>,
-        ConfigSource,
-        Vec<(String, Option<String>, ConfigSource)>,
-    ) {
+    pub fn describe(&self, name: &str) -> (Option<String>, ConfigSource, Synonyms) {
         let group = broker_keys::synonyms(name);
         let names: Vec<&str> = if group.is_empty() {
             vec![name]
@@ -259,14 +256,7 @@ impl BrokerConfigs {
 
     /// The value and source of a topic key without an override (its broker synonym's), and
     /// the synonyms behind it.
-    pub fn topic_default(
-        &self,
-        key: &TopicKey,
-    ) -> (
-        String,
-        ConfigSource,
-        Vec<(String, Option<String>, ConfigSource)>,
-    ) {
+    pub fn topic_default(&self, key: &TopicKey) -> (String, ConfigSource, Synonyms) {
         let Some(syn) = key.broker_synonym else {
             return (
                 key.default.to_string(),

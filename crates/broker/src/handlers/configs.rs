@@ -18,7 +18,7 @@ use weir_protocol::ResponseError;
 use super::broker_configs;
 use super::{msg, str};
 use crate::broker_keys::ConfigType;
-use crate::dynamic_config::ConfigSource;
+use crate::dynamic_config::{ConfigSource, Synonyms};
 use crate::errors::admin_code;
 use crate::state::State;
 use crate::topic_config::{self, TOPIC_KEYS};
@@ -124,11 +124,7 @@ pub fn topic_effective(
     state: &State,
     key: &topic_config::TopicKey,
     overrides: &BTreeMap<String, String>,
-) -> (
-    String,
-    ConfigSource,
-    Vec<(String, Option<String>, ConfigSource)>,
-) {
+) -> (String, ConfigSource, Synonyms) {
     let (value, source, mut synonyms) = state.broker_configs.topic_default(key);
     match overrides.get(key.name) {
         Some(v) => {
