@@ -348,3 +348,33 @@ def test_weir_cluster_config_cli(broker):
              "--delete", "log.retention.bytes")
     out = run_weir("cluster", "config", "show", "-b", broker.bootstrap, "--default").stdout
     assert "log.retention.bytes" not in out, out
+
+
+def test_max_connections_can_be_lowered_and_raised_at_run_time(broker):
+    import kwire
+    from conftest import run_weir
+    run_weir("cluster", "config", "set", "-b", broker.bootstrap, "max.connections=1")
+    time.sleep(0.3)
+    first = kwire.Conn(broker.bootstrap)
+    second = kwire.Conn(broker.bootstrap)
+    try:
+        assert kwire.api_versions(first)[1] == 0
+        # The second connection waits in the listen backlog: not answered...
+        second.send_raw(kwire.frame(kwire.request_header_v1(kwire.API_VERSIONS, 0, 3)))
+        assert second.wait_closed(1.0) == "open"
+        # ...until the first one ends.
+        first.close()
+        second.sock.settimeout(5)
+        assert len(second.recv_frame()) > 0
+    finally:
+        first.close()
+        second.close()
+    run_weir("cluster", "config", "set", "-b", broker.bootstrap, "max.connections=100")
+    time.sleep(0.3)
+    conns = [kwire.Conn(broker.bootstrap) for _ in range(3)]
+    try:
+        for c in conns:
+            assert kwire.api_versions(c)[1] == 0
+    finally:
+        for c in conns:
+            c.close()
