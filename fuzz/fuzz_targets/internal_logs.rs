@@ -6,7 +6,8 @@
 //!   every record as a group offsets log record and as a transaction log record.
 //! - 2: the producer-state snapshot; decode∘encode is a fixed point.
 //! - 3: the aborted-transaction index; 4: the log start checkpoint (both round-trip).
-//! - 5: `meta/topics.json` (round-trips); 6: `meta/cluster.json`, `meta/producer-ids.json`.
+//! - 5: `meta/topics.json` (round-trips); 6: `meta/cluster.json`, `meta/producer-ids.json`,
+//!   `meta/broker-configs.json`.
 //! - 7: one group offsets log record from a length-prefixed key and value.
 //!
 //! Bit 3 of the first byte repairs batch CRCs for decoder 1. Must never panic.
@@ -105,6 +106,7 @@ fuzz_target!(|data: &[u8]| {
         6 => {
             let _ = meta::decode_cluster_id(rest);
             let _ = meta::decode_producer_ids(rest);
+            let _ = meta::decode_broker_configs(rest);
         }
         _ => {
             let mut input = Input::new(rest);

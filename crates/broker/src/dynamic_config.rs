@@ -235,6 +235,9 @@ impl BrokerConfigs {
         }
         let effective = self.effective();
         let (value, source) = match (self.chain(name).first(), derived(name, &effective)) {
+            // The flags (--listen, --advertise, --data-dir) are what the broker uses, whatever
+            // a listeners or log.dirs key says.
+            (_, Some((v, true))) => (Some(v), ConfigSource::StaticBroker),
             (Some((v, s)), _) => (Some(v.clone()), *s),
             (None, Some((v, from_flags))) => {
                 let source = match synonyms.first() {

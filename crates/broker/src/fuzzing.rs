@@ -15,3 +15,9 @@ pub fn decode_internal_log(mut bytes: Bytes) -> Result<Vec<Record>, String> {
 pub fn decode_offsets_log_record(r: &Record) -> Result<(), String> {
     crate::groups::check_record(r)
 }
+
+/// The keyless-record check of a produce to a compacted topic: batches as a producer sends
+/// them, decompressed with `limit` bytes at most. Returns the keyless records' indexes.
+pub fn keyless_records(data: &[u8], limit: usize) -> Result<Vec<i32>, String> {
+    crate::records::keyless_records(data, limit).map_err(|e| e.to_string())
+}

@@ -278,6 +278,11 @@ pub fn decode_cluster_id(bytes: &[u8]) -> Result<String, serde_json::Error> {
     serde_json::from_slice::<ClusterFile>(bytes).map(|f| f.cluster_id)
 }
 
+/// Decodes `broker-configs.json`.
+pub fn decode_broker_configs(bytes: &[u8]) -> Result<DynamicBrokerConfigs, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
 /// Decodes `producer-ids.json` into the first producer id not yet reserved.
 pub fn decode_producer_ids(bytes: &[u8]) -> Result<i64, serde_json::Error> {
     serde_json::from_slice::<ProducerIdsFile>(bytes).map(|f| f.next_block_start)
