@@ -92,8 +92,9 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                 continue;
             };
             if compacted.unwrap_or(false) {
+                // Decompressing may take a while: off the async worker, like the append.
                 if let Some((code, message, errors)) =
-                    keyless_check(&records, &name, pd.index, state)
+                    tokio::task::block_in_place(|| keyless_check(&records, &name, pd.index, state))
                 {
                     response.record_errors = errors;
                     fail(&mut response, code, Some(message));
