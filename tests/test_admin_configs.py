@@ -46,6 +46,22 @@ def test_create_partitions_replica_assignment_must_match_the_added_count(broker)
     assert topic_partition_counts(broker.bootstrap)[topic] == 4
 
 
+def test_create_topics_replica_assignment_names_only_this_broker(broker):
+    from kafka.admin import NewTopic as KPNewTopic
+    from kafka.errors import InvalidReplicationAssignmentError
+    kadmin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        topic = unique_topic("assigned")
+        with pytest.raises(InvalidReplicationAssignmentError) as ei:
+            kadmin.create_topics([KPNewTopic(topic, -1, -1,
+                                             replica_assignments={0: [0], 1: [3]})])
+        assert "partition 1" in str(ei.value) and "broker 3" in str(ei.value), ei.value
+        kadmin.create_topics([KPNewTopic(topic, -1, -1, replica_assignments={0: [0], 1: [0]})])
+        assert topic_partition_counts(broker.bootstrap)[topic] == 2
+    finally:
+        kadmin.close()
+
+
 def test_deprecated_topic_keys_are_accepted_with_a_warning(broker):
     a = admin_client(broker.bootstrap)
     topic = unique_topic("old")
