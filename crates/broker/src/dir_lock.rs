@@ -61,11 +61,15 @@ impl DirLock {
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         // Only the holder writes, so the pid in the file is always the holder's (or empty for
-        // the instant between the lock and this write).
-        file.set_len(0)
+        // the instant between the lock and this write). Best effort: the lock needs no space,
+        // and a broker must be able to start on a full disk to free it.
+        let pid = file
+            .set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| writeln!(file, "{}", std::process::id()))
-            .map_err(io)?;
+            .and_then(|_| writeln!(file, "{}", std::process::id()));
+        if let Err(e) = pid {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the pid into the lock file");
+        }
         Ok(DirLock { _file: file })
     }
 }
