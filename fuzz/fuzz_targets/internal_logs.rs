@@ -7,7 +7,8 @@
 //! - 2: a producer snapshot (`<offset>.snapshot`); 3: a segment's aborted-transaction index
 //!   (`.txnindex`). Both encodings are canonical: what decodes encodes back to the same bytes.
 //! - 4: the log start checkpoint (round-trips).
-//! - 5: `meta/topics.json` (round-trips); 6: `meta/cluster.json`, `meta/producer-ids.json`.
+//! - 5: `meta/topics.json` (round-trips); 6: `meta/cluster.json`, `meta/producer-ids.json`,
+//!   `meta/broker-configs.json`.
 //! - 7: one group offsets log record from a length-prefixed key and value.
 //!
 //! Bit 3 of the first byte repairs batch CRCs for decoder 1. Must never panic.
@@ -102,6 +103,7 @@ fuzz_target!(|data: &[u8]| {
         6 => {
             let _ = meta::decode_cluster_id(rest);
             let _ = meta::decode_producer_ids(rest);
+            let _ = meta::decode_broker_configs(rest);
         }
         _ => {
             let mut input = Input::new(rest);

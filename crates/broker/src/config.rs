@@ -72,50 +72,6 @@ pub struct BrokerConfig {
     pub raw: BTreeMap<String, String>,
 }
 
-/// Broker keys Weir reads, with Kafka's defaults. Listed so DescribeConfigs can show them and
-/// unknown keys can be warned about.
-pub const BROKER_KEYS: &[(&str, &str)] = &[
-    ("node.id", "0"),
-    ("num.partitions", "1"),
-    ("default.replication.factor", "1"),
-    ("auto.create.topics.enable", "true"),
-    ("socket.request.max.bytes", "104857600"),
-    ("max.connections", "10000"),
-    ("max.in.flight.requests.per.connection", "16"),
-    ("queued.max.request.bytes", "104857600"),
-    ("connections.max.idle.ms", "600000"),
-    ("weir.request.read.timeout.ms", "30000"),
-    ("log.segment.bytes", "1073741824"),
-    ("log.roll.ms", "604800000"),
-    ("log.roll.hours", "168"),
-    ("log.retention.ms", "604800000"),
-    ("log.retention.minutes", ""),
-    ("log.retention.hours", "168"),
-    ("log.retention.bytes", "-1"),
-    ("log.retention.check.interval.ms", "300000"),
-    ("log.index.interval.bytes", "4096"),
-    ("message.max.bytes", "1048588"),
-    ("log.message.timestamp.type", "CreateTime"),
-    ("log.flush.interval.ms", "0"),
-    ("weir.durability", "acks-all"),
-    ("producer.id.expiration.ms", "86400000"),
-    ("group.initial.rebalance.delay.ms", "300"),
-    ("group.min.session.timeout.ms", "6000"),
-    ("group.max.session.timeout.ms", "1800000"),
-    ("group.max.size", "2147483647"),
-    ("offsets.retention.minutes", "10080"),
-    ("offsets.retention.check.interval.ms", "600000"),
-    ("offset.metadata.max.bytes", "4096"),
-    ("group.consumer.session.timeout.ms", "45000"),
-    ("group.consumer.heartbeat.interval.ms", "5000"),
-    ("transaction.max.timeout.ms", "900000"),
-    ("transactional.id.expiration.ms", "604800000"),
-    (
-        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-        "10000",
-    ),
-];
-
 impl BrokerConfig {
     /// Validates raw pairs. Unknown keys are returned so the caller can warn about them (Kafka
     /// ignores unknown keys; a typo should at least be visible).
@@ -127,7 +83,7 @@ impl BrokerConfig {
     ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
         let unknown = raw
             .keys()
-            .filter(|k| !BROKER_KEYS.iter().any(|(known, _)| known == k))
+            .filter(|k| crate::broker_keys::lookup(k).is_none())
             .cloned()
             .collect();
         let get = |key: &str| raw.get(key).map(String::as_str);
@@ -251,7 +207,14 @@ impl BrokerConfig {
             advertise: advertise.unwrap_or_else(|| (listen.ip().to_string(), listen.port())),
             listen,
             data_dir,
-            node_id: i32_in("node.id", num("node.id", "0")?)?,
+            // node.id and broker.id name the same thing; Kafka requires them to agree.
+            node_id: match (get("node.id"), get("broker.id")) {
+                (Some(n), Some(b)) if n.trim() != b.trim() => {
+                    return Err(invalid("broker.id", b, "differs from node.id"))
+                }
+                (Some(_), _) | (None, None) => i32_in("node.id", num("node.id", "0")?)?,
+                (None, Some(_)) => i32_in("broker.id", num("broker.id", "0")?)?,
+            },
             num_partitions: i32_in(
                 "num.partitions",
                 positive("num.partitions", num("num.partitions", "1")?)? as i64,
@@ -296,16 +259,6 @@ impl BrokerConfig {
             raw,
         };
         Ok((config, unknown))
-    }
-
-    /// The effective value of a broker key, for DescribeConfigs.
-    pub fn value_of(&self, key: &str) -> Option<String> {
-        self.raw.get(key).cloned().or_else(|| {
-            BROKER_KEYS
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| (*v).to_string())
-        })
     }
 }
 

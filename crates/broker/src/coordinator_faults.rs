@@ -418,7 +418,7 @@ async fn failed_completion_is_redone_from_the_log() {
         .topic("t")
         .and_then(|t| t.partition(0))
         .expect("partition");
-    inject_write_failures(&partition.log, true);
+    inject_write_failures(partition.log_for_tests(), true);
     state
         .txns
         .call(&state, |c, now| c.end_txn(now, "tx", pid, epoch, true))
@@ -426,7 +426,7 @@ async fn failed_completion_is_redone_from_the_log() {
         .expect("logged")
         .expect("decided");
     inject_write_failures(state.txns.log(), true);
-    inject_write_failures(&partition.log, false);
+    inject_write_failures(partition.log_for_tests(), false);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(txn_state(&state, "tx"), (TxnState::PrepareCommit, 1));
     assert_txns_match_replay(&state);

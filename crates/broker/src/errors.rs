@@ -48,6 +48,7 @@ pub fn admin_code(e: &AdminError) -> ResponseError {
         AdminError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         AdminError::TooManyPartitions { .. } => ResponseError::PolicyViolation,
         AdminError::Task(_) => ResponseError::KafkaStorageError,
+        AdminError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
         AdminError::Config(TopicConfigError::Unknown(_) | TopicConfigError::Invalid { .. }) => {
             ResponseError::InvalidConfig
         }

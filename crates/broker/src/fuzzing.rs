@@ -46,3 +46,9 @@ pub fn txn_offsets_log_record(
 ) -> (Bytes, Option<Bytes>) {
     crate::group_log::txn_offsets_record(group, producer_id, producer_epoch, offsets)
 }
+
+/// The keyless-record check of a produce to a compacted topic: batches as a producer sends
+/// them, decompressed with `limit` bytes at most. Returns the keyless records' indexes.
+pub fn keyless_records(data: &[u8], limit: usize) -> Result<Vec<i32>, String> {
+    crate::records::keyless_records(data, limit).map_err(|e| e.to_string())
+}

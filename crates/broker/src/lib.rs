@@ -11,10 +11,13 @@
 //! tasks enforce retention and optional periodic flushes. Errors become Kafka error codes in
 //! one place (`errors.rs`).
 
+pub mod broker_keys;
 pub mod config;
 mod connection;
 #[cfg(test)]
 mod coordinator_faults;
+pub mod dir_lock;
+pub mod dynamic_config;
 mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -25,6 +28,7 @@ mod internal_log;
 pub mod meta;
 pub mod metadata_store;
 pub mod partition;
+mod records;
 mod server;
 pub mod state;
 pub mod topic_config;

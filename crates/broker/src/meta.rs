@@ -41,6 +41,17 @@ struct TopicsFile {
     topics: Vec<TopicRecord>,
 }
 
+/// Broker configs altered at run time (AlterConfigs on the BROKER resource).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DynamicBrokerConfigs {
+    /// The cluster-wide default (resource name "").
+    #[serde(default)]
+    pub cluster_default: BTreeMap<String, String>,
+    /// Per broker, by node id.
+    #[serde(default)]
+    pub per_broker: BTreeMap<String, BTreeMap<String, String>>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct ClusterFile {
     cluster_id: String,
@@ -56,6 +67,7 @@ const TOPICS: &str = "topics.json";
 const CLUSTER: &str = "cluster.json";
 const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 const PRODUCER_IDS: &str = "producer-ids.json";
+const BROKER_CONFIGS: &str = "broker-configs.json";
 /// Space set aside for the topic-table write of a topic deletion on a full disk.
 const RESERVE: &str = "reserved-space";
 /// Enough for a topic table of several thousand topics.
@@ -118,6 +130,24 @@ impl MetaStore {
 
     pub fn save_topics(&self, topics: Vec<TopicRecord>) -> Result<(), MetaError> {
         self.write_atomic(TOPICS, &TopicsFile { topics })
+    }
+
+    /// Broker configs altered at run time (none on a new data directory).
+    pub fn load_broker_configs(&self) -> Result<DynamicBrokerConfigs, MetaError> {
+        let path = self.dir.join(BROKER_CONFIGS);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| MetaError::Corrupt { path, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(DynamicBrokerConfigs::default())
+            }
+            Err(e) => Err(io("read", &path)(e)),
+        }
+    }
+
+    pub fn save_broker_configs(&self, configs: &DynamicBrokerConfigs) -> Result<(), MetaError> {
+        self.write_atomic(BROKER_CONFIGS, configs)
     }
 
     /// The first producer id not yet reserved (0 on a new data directory).
@@ -248,6 +278,11 @@ pub fn decode_cluster_id(bytes: &[u8]) -> Result<String, serde_json::Error> {
     serde_json::from_slice::<ClusterFile>(bytes).map(|f| f.cluster_id)
 }
 
+/// Decodes `broker-configs.json`.
+pub fn decode_broker_configs(bytes: &[u8]) -> Result<DynamicBrokerConfigs, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
 /// Decodes `producer-ids.json` into the first producer id not yet reserved.
 pub fn decode_producer_ids(bytes: &[u8]) -> Result<i64, serde_json::Error> {
     serde_json::from_slice::<ProducerIdsFile>(bytes).map(|f| f.next_block_start)
@@ -296,7 +331,7 @@ mod tests {
         // A crash mid-write leaves a temp file: whole, cut anywhere, or empty. Start-up reads
         // only the renamed files and the next write replaces the temp file.
         for cut in [0, 1, whole.len() / 2, whole.len()] {
-            for name in [TOPICS, CLUSTER, PRODUCER_IDS] {
+            for name in [TOPICS, CLUSTER, PRODUCER_IDS, BROKER_CONFIGS] {
                 let tmp = dir.path().join("meta").join(format!("{name}.tmp"));
                 fs::write(&tmp, &whole[..cut]).expect("leftover");
             }
@@ -350,6 +385,28 @@ mod tests {
         store.save_topics(vec![t.clone()]).expect("save");
         let store = MetaStore::open(dir.path()).expect("reopen");
         assert_eq!(store.load_topics().expect("load"), vec![t]);
+        assert_eq!(
+            store.load_broker_configs().expect("none yet"),
+            DynamicBrokerConfigs::default()
+        );
+        let mut dynamic = DynamicBrokerConfigs::default();
+        dynamic
+            .cluster_default
+            .insert("log.retention.ms".into(), "5".into());
+        dynamic.per_broker.insert(
+            "0".into(),
+            [("message.max.bytes".to_string(), "100".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        store.save_broker_configs(&dynamic).expect("save");
+        assert_eq!(
+            MetaStore::open(dir.path())
+                .expect("reopen")
+                .load_broker_configs()
+                .expect("load"),
+            dynamic
+        );
         assert!(!store.take_clean_shutdown().expect("take"));
         store.mark_clean_shutdown().expect("mark");
         assert!(store.take_clean_shutdown().expect("take"));

@@ -407,6 +407,17 @@ impl Partition {
         self.log.log_start_offset()
     }
 
+    /// Bytes the partition's segments hold on disk (DescribeLogDirs, `weir topic describe`).
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+
+    /// The log itself, for tests that inject storage faults under the partition.
+    #[cfg(test)]
+    pub(crate) fn log_for_tests(&self) -> &Log {
+        &self.log
+    }
+
     /// First offset whose timestamp is at least `ts`, with that timestamp (blocking I/O).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, PartitionError> {
         self.check_open()?;

@@ -28,6 +28,8 @@ pub enum BrokerError {
     },
     #[error("cannot open the data directory: {0}")]
     Open(#[source] AdminError),
+    #[error(transparent)]
+    Locked(#[from] crate::dir_lock::DirLockError),
     #[error("clean shutdown failed: {0}")]
     Close(#[source] AdminError),
     #[error("a blocking task panicked: {0}")]
@@ -56,6 +58,8 @@ pub struct Broker {
     state: Arc<State>,
     listener: TcpListener,
     local: std::net::SocketAddr,
+    /// The data directory's lock: no second broker may open it while this one lives.
+    _lock: crate::dir_lock::DirLock,
 }
 
 impl Broker {
@@ -63,6 +67,8 @@ impl Broker {
     /// or run in the background until [`Broker::serve`].
     pub async fn open(config: BrokerConfig) -> Result<Broker, BrokerError> {
         let listen = config.listen;
+        // Held by the Broker until `serve` returns, after the clean shutdown's last write.
+        let lock = crate::dir_lock::DirLock::acquire(&config.data_dir)?;
         let state = Arc::new(
             tokio::task::spawn_blocking(move || State::open(config))
                 .await?
@@ -82,6 +88,7 @@ impl Broker {
             state,
             listener,
             local,
+            _lock: lock,
         })
     }
 
@@ -103,9 +110,10 @@ impl Broker {
             state,
             listener,
             local,
+            _lock,
         } = self;
         tracing::info!(%local, cluster_id = %state.cluster_id, "weir broker listening");
-        check_open_files_limit(state.config.max_connections);
+        check_open_files_limit(state.broker_configs.effective().max_connections);
         let limits = Arc::new(Limits::from_config(&state.config));
         if let Some(budget) = state.config.queued_max_request_bytes {
             if budget < state.config.socket_request_max_bytes {
@@ -132,7 +140,14 @@ impl Broker {
             tracing::error!(error = %e, "recovering transactions failed");
         }
         // Bounds open connections: a permit per connection, released when it ends.
-        let permits = Arc::new(Semaphore::new(state.config.max_connections));
+        let max_connections = state.broker_configs.effective().max_connections;
+        let permits = Arc::new(Semaphore::new(max_connections));
+        background.push(tokio::spawn(follow_max_connections(
+            state.clone(),
+            permits.clone(),
+            max_connections,
+            stop_tx.subscribe(),
+        )));
         let mut connections = tokio::task::JoinSet::new();
 
         tokio::pin!(shutdown);
@@ -246,19 +261,82 @@ fn spawn_background(
             }
         }
     })));
-    if state.config.flush_interval_ms > 0 {
-        let every = Duration::from_millis(state.config.flush_interval_ms);
-        tasks.push(tokio::spawn(periodic(state.clone(), stop.subscribe(), every, |state| {
-            for topic in state.topics() {
+    tasks.push(tokio::spawn(flush_periodically(
+        state.clone(),
+        stop.subscribe(),
+    )));
+    tasks
+}
+
+/// fsyncs every log every `log.flush.interval.ms` (0: never), following dynamic changes of it.
+async fn flush_periodically(state: Arc<State>, mut stop: broadcast::Receiver<()>) {
+    let mut changes = state.broker_configs.subscribe();
+    loop {
+        let every = state.broker_configs.effective().flush_interval_ms;
+        let tick = async {
+            if every == 0 {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_millis(every)).await;
+        };
+        tokio::select! {
+            _ = stop.recv() => return,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            _ = tick => {}
+        }
+        let s = state.clone();
+        let flushed = tokio::task::spawn_blocking(move || {
+            for topic in s.topics() {
                 for p in topic.all_partitions() {
                     if let Err(e) = p.flush_all() {
                         tracing::error!(topic = %topic.name, partition = p.index(), error = %e, "periodic flush failed");
                     }
                 }
             }
-        })));
+        });
+        if let Err(e) = flushed.await {
+            tracing::error!(error = %e, "background task panicked");
+        }
     }
-    tasks
+}
+
+/// Keeps the connection permits at `max.connections` as it is altered: more permits are
+/// added at once; fewer are taken out of circulation as connections end.
+async fn follow_max_connections(
+    state: Arc<State>,
+    permits: Arc<Semaphore>,
+    mut current: usize,
+    mut stop: broadcast::Receiver<()>,
+) {
+    let mut changes = state.broker_configs.subscribe();
+    loop {
+        tokio::select! {
+            _ = stop.recv() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+        let wanted = state.broker_configs.effective().max_connections;
+        if wanted > current {
+            permits.add_permits(wanted - current);
+        } else if wanted < current {
+            let fewer = u32::try_from(current - wanted).unwrap_or(u32::MAX);
+            let permits = permits.clone();
+            // Waits for connections to end if that many are not free now.
+            tokio::spawn(async move {
+                if let Ok(p) = permits.acquire_many_owned(fewer).await {
+                    p.forget();
+                }
+            });
+        }
+        if wanted != current {
+            tracing::info!(from = current, to = wanted, "max.connections changed");
+            current = wanted;
+        }
+    }
 }
 
 /// Runs `work` on the blocking pool every `every` until stopped.

@@ -93,6 +93,8 @@ pub enum AdminError {
     Task(#[source] tokio::task::JoinError),
     #[error("replication factor {0} is not possible on a single node")]
     InvalidReplicationFactor(i16),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
     #[error(transparent)]
     Config(#[from] topic_config::TopicConfigError),
     #[error(transparent)]
@@ -154,6 +156,8 @@ pub struct State {
     /// Transactions: the coordinator and its log.
     pub txns: Arc<crate::txns::Txns>,
     pub cluster_id: String,
+    /// Broker configs as altered at run time; `config` is the static config as started.
+    pub broker_configs: crate::dynamic_config::BrokerConfigs,
     /// Node-local files: the clean-shutdown marker and the reserved space.
     store: MetaStore,
     /// The cluster metadata (topic table, producer-id blocks).
@@ -197,10 +201,13 @@ impl State {
         // listing, a scan of its active segment and perhaps an fsync, and thousands of them
         // one after another would dominate the start.
         let records = metadata.load_topics()?;
+        let broker_configs =
+            crate::dynamic_config::BrokerConfigs::open(config.clone(), store.clone())?;
+        let effective = broker_configs.effective();
         let mut jobs = Vec::new();
         let mut expected_dirs = std::collections::HashSet::new();
         for (t, rec) in records.iter().enumerate() {
-            let log_config = topic_config::log_config(&rec.configs, &config);
+            let log_config = topic_config::log_config(&rec.configs, &effective);
             for p in 0..rec.partitions {
                 let dir = partition_dir(&config, &rec.name, p);
                 expected_dirs.insert(dir.clone());
@@ -250,6 +257,7 @@ impl State {
             config.groups.clone(),
         )?);
         Ok(State {
+            broker_configs,
             groups,
             txns,
             config,
@@ -356,7 +364,7 @@ impl State {
     ) -> Result<Arc<Topic>, AdminError> {
         let _admin = self.admin.lock().await;
         let (partitions, _) = self.check_create(name, partitions, replication, &configs)?;
-        let log_config = topic_config::log_config(&configs, &self.config);
+        let log_config = topic_config::log_config(&configs, &self.broker_configs.effective());
         let parts = self.create_logs(name, 0..partitions, log_config).await?;
         let topic = Arc::new(Topic {
             name: name.to_string(),
@@ -453,11 +461,13 @@ impl State {
         Ok(topic.id)
     }
 
-    /// Grows a topic to `total` partitions.
+    /// Grows a topic to `total` partitions. `assigned` is the number of partitions a manual
+    /// replica assignment lists, which must be exactly the number being added.
     pub async fn create_partitions(
         &self,
         name: &str,
         total: i32,
+        assigned: Option<usize>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let _admin = self.admin.lock().await;
@@ -472,11 +482,21 @@ impl State {
                 requested: total,
             });
         }
+        if let Some(assigned) = assigned {
+            let adding = total - current;
+            if usize::try_from(adding).ok() != Some(assigned) {
+                return Err(AdminError::InvalidReplicaAssignment(format!(
+                    "increasing topic '{name}' from {current} to {total} partitions adds {adding}, \
+                     but the replica assignment lists {assigned}"
+                )));
+            }
+        }
         check_partitions_per_request(i64::from(total) - i64::from(current))?;
         if validate_only {
             return Ok(());
         }
-        let log_config = topic_config::log_config(&topic.configs(), &self.config);
+        let log_config =
+            topic_config::log_config(&topic.configs(), &self.broker_configs.effective());
         let new = self.create_logs(name, current..total, log_config).await?;
         topic
             .partitions
@@ -520,7 +540,8 @@ impl State {
             *topic.configs.write().unwrap_or_else(|e| e.into_inner()) = old;
             return Err(e.into());
         }
-        let log_config = topic_config::log_config(&topic.configs(), &self.config);
+        let log_config =
+            topic_config::log_config(&topic.configs(), &self.broker_configs.effective());
         for p in topic.all_partitions() {
             p.set_config(log_config.clone());
         }

@@ -17,6 +17,8 @@ enum Kind {
     OneOf(&'static [&'static str]),
     /// A comma-separated list drawn from the given values.
     ListOf(&'static [&'static str]),
+    /// A Kafka release or metadata version: `2.8`, `0.10.2`, `3.0-IV1`.
+    Version,
 }
 
 /// A topic config key.
@@ -109,6 +111,27 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         true,
     ),
     key(
+        "message.downconversion.enable",
+        "true",
+        None,
+        Kind::Bool,
+        false,
+    ),
+    key(
+        "message.format.version",
+        "3.0-IV1",
+        None,
+        Kind::Version,
+        false,
+    ),
+    key(
+        "message.timestamp.difference.max.ms",
+        LONG_MAX,
+        None,
+        Kind::Long { min: 0 },
+        false,
+    ),
+    key(
         "message.timestamp.type",
         "CreateTime",
         Some("log.message.timestamp.type"),
@@ -190,6 +213,40 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     ),
 ];
 
+/// Topic keys Kafka 3.9 still accepts but deprecates, and what Weir does with them. They are
+/// accepted (and shown) for clients and tools that still send them, with a warning.
+const DEPRECATED: &[(&str, &str)] = &[
+    (
+        "message.format.version",
+        "deprecated and ignored: every batch is stored in the v2 record format",
+    ),
+    (
+        "message.downconversion.enable",
+        "deprecated and ignored: fetches are never down-converted to older record formats",
+    ),
+    (
+        "message.timestamp.difference.max.ms",
+        "deprecated: use message.timestamp.before.max.ms and message.timestamp.after.max.ms",
+    ),
+];
+
+/// The deprecation warning for a topic key, if it is deprecated.
+pub fn deprecation(name: &str) -> Option<&'static str> {
+    DEPRECATED
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, why)| *why)
+}
+
+/// Logs a warning for each deprecated key a topic is given.
+pub fn warn_deprecated<'a>(topic: &str, keys: impl IntoIterator<Item = &'a String>) {
+    for key in keys {
+        if let Some(why) = deprecation(key) {
+            tracing::warn!(topic, key = %key, "topic config {key} is {why}");
+        }
+    }
+}
+
 /// Why a topic config is refused (maps to INVALID_CONFIG).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TopicConfigError {
@@ -242,6 +299,20 @@ pub fn validate(name: &str, value: &str) -> Result<(), TopicConfigError> {
                 return Err(bad(&format!("expected one of {}", allowed.join(", "))));
             }
         }
+        Kind::Version => {
+            let (release, iv) = match value.trim().split_once("-IV") {
+                Some((r, iv)) => (r, Some(iv)),
+                None => (value.trim(), None),
+            };
+            let parts: Vec<&str> = release.split('.').collect();
+            let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if !(2..=3).contains(&parts.len())
+                || !parts.iter().all(|p| numeric(p))
+                || iv.is_some_and(|iv| !numeric(iv))
+            {
+                return Err(bad("expected a Kafka version such as 2.8 or 3.0-IV1"));
+            }
+        }
         Kind::ListOf(allowed) => {
             let items: Vec<&str> = value.split(',').map(str::trim).collect();
             if items.is_empty() || items.iter().any(|i| !allowed.contains(i)) {
@@ -250,6 +321,26 @@ pub fn validate(name: &str, value: &str) -> Result<(), TopicConfigError> {
         }
     }
     Ok(())
+}
+
+/// The DescribeConfigs type of a topic key (Kafka's: a few sizes are INT, other numbers LONG).
+pub fn config_type(key: &TopicKey) -> crate::broker_keys::ConfigType {
+    use crate::broker_keys::ConfigType;
+    const INTS: &[&str] = &[
+        "index.interval.bytes",
+        "max.message.bytes",
+        "min.insync.replicas",
+        "segment.bytes",
+        "segment.index.bytes",
+    ];
+    match key.kind {
+        Kind::Long { .. } if INTS.contains(&key.name) => ConfigType::Int,
+        Kind::Long { .. } => ConfigType::Long,
+        Kind::Ratio => ConfigType::Double,
+        Kind::Bool => ConfigType::Boolean,
+        Kind::ListOf(_) => ConfigType::List,
+        Kind::OneOf(_) | Kind::Version => ConfigType::String,
+    }
 }
 
 /// Where an effective value came from (DescribeConfigs `config_source`).
@@ -340,6 +431,17 @@ mod tests {
         ));
         assert_eq!(validate("cleanup.policy", "compact,delete"), Ok(()));
         assert!(validate("cleanup.policy", "shred").is_err());
+        for v in ["0.10.2", "2.8", "3.0-IV1"] {
+            assert_eq!(validate("message.format.version", v), Ok(()), "{v}");
+        }
+        for v in ["", "banana", "3", "3.x", "3.0-IV", "3.0-IVx"] {
+            assert!(validate("message.format.version", v).is_err(), "{v:?}");
+        }
+        assert_eq!(validate("message.downconversion.enable", "false"), Ok(()));
+        assert!(deprecation("message.format.version").is_some());
+        assert!(deprecation("message.downconversion.enable").is_some());
+        assert!(deprecation("retention.ms").is_none());
+        assert!(DEPRECATED.iter().all(|(k, _)| lookup(k).is_some()));
         assert_eq!(
             validate("no.such", "1"),
             Err(TopicConfigError::Unknown("no.such".into()))

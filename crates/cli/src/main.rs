@@ -66,8 +66,56 @@ fn main() -> std::process::ExitCode {
             if cmd::is_broken_pipe(&e) {
                 return std::process::ExitCode::SUCCESS;
             }
-            eprintln!("weir: {e:#}");
+            eprintln!("weir: {}", error_line(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line. Many errors already include their cause's text in
+/// their own message (and keep it as their source too), so a cause whose text is already on
+/// the line is not repeated.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    /// Like the broker's errors: the cause in the message and as the source.
+    #[derive(Debug)]
+    struct Bind(std::io::Error);
+
+    impl std::fmt::Display for Bind {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot listen on 127.0.0.1:1: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Bind {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let text = io.to_string();
+        let e = anyhow::Error::new(Bind(io)).context("serve");
+        let line = error_line(&e);
+        assert_eq!(line.matches(&text).count(), 1, "{line}");
+        assert!(line.starts_with("serve: cannot listen"), "{line}");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&plain), "outer: inner");
     }
 }

@@ -1,6 +1,7 @@
 //! [`Client`]: a cluster seen through one bootstrap broker, with requests for a partition
 //! routed to that partition's leader.
 
+mod configs;
 mod groups;
 mod txns;
 
@@ -17,20 +18,15 @@ use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeLogDirsRequest, FetchRequest,
-    IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse,
-    ProduceRequest, TopicName,
+    DescribeClusterRequest, DescribeLogDirsRequest, FetchRequest, ListOffsetsRequest,
+    MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -40,10 +36,9 @@ use crate::error::{codes, error_name, ClientError};
 use crate::records::{decode_batches, encode_batch, ConsumerRecord, ProducerRecord};
 
 /// `resource_type` of a topic in DescribeConfigs and IncrementalAlterConfigs.
-const RESOURCE_TOPIC: i8 = 2;
-/// `config_operation` values of IncrementalAlterConfigs.
-const OP_SET: i8 = 0;
-const OP_DELETE: i8 = 1;
+pub const RESOURCE_TOPIC: i8 = 2;
+/// `resource_type` of a broker ("" for the cluster-wide default).
+pub const RESOURCE_BROKER: i8 = 4;
 /// How often a request for a partition is retried after the leader moved.
 const LEADER_RETRIES: u32 = 3;
 
@@ -491,31 +486,7 @@ impl Client {
 
     /// Every configuration entry of `topic`.
     pub async fn describe_configs(&mut self, topic: &str) -> Result<Vec<ConfigEntry>, ClientError> {
-        let api = ApiKey::DescribeConfigs;
-        let req = DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
-                .with_resource_name(text(topic))
-                .with_configuration_keys(None),
-        ]);
-        let resp = self.admin().await?.send(req).await?;
-        let result = resp
-            .results
-            .into_iter()
-            .find(|r| r.resource_name.as_str() == topic)
-            .ok_or_else(|| missing(api, topic))?;
-        ClientError::check(api, result.error_code, result.error_message.as_deref())?;
-        Ok(result
-            .configs
-            .into_iter()
-            .map(|c| ConfigEntry {
-                name: c.name.to_string(),
-                value: c.value.map(|v| v.to_string()),
-                source: ConfigSource::from_code(c.config_source),
-                read_only: c.read_only,
-                sensitive: c.is_sensitive,
-            })
-            .collect())
+        self.describe_resource_configs(RESOURCE_TOPIC, topic).await
     }
 
     /// Sets the `set` entries and removes the `delete` entries of `topic`'s configuration,
@@ -526,35 +497,8 @@ impl Client {
         set: Vec<(String, String)>,
         delete: Vec<String>,
     ) -> Result<(), ClientError> {
-        let api = ApiKey::IncrementalAlterConfigs;
-        let configs = set
-            .iter()
-            .map(|(k, v)| {
-                AlterableConfig::default()
-                    .with_name(text(k))
-                    .with_config_operation(OP_SET)
-                    .with_value(Some(text(v)))
-            })
-            .chain(delete.iter().map(|k| {
-                AlterableConfig::default()
-                    .with_name(text(k))
-                    .with_config_operation(OP_DELETE)
-                    .with_value(None)
-            }))
-            .collect();
-        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
-                .with_resource_name(text(topic))
-                .with_configs(configs),
-        ]);
-        let resp = self.admin().await?.send(req).await?;
-        let result = resp
-            .responses
-            .iter()
-            .find(|r| r.resource_name.as_str() == topic)
-            .ok_or_else(|| missing(api, topic))?;
-        ClientError::check(api, result.error_code, result.error_message.as_deref())
+        self.alter_resource_configs(RESOURCE_TOPIC, topic, set, delete)
+            .await
     }
 
     /// Finds an offset of one partition (asks its leader).

@@ -114,6 +114,55 @@ fn record_batch_seeds(out: &Path) {
     seeds.add(&all);
 }
 
+/// Produced batches in every codec, with keyed, keyless and empty-keyed records.
+fn produce_records_seeds(out: &Path) {
+    let mut seeds = Seeds::new(out, "produce_records");
+    let keys: [Option<&'static [u8]>; 3] = [Some(b"k"), None, Some(b"")];
+    for (i, compression) in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let records: Vec<Record> = keys
+            .iter()
+            .enumerate()
+            .map(|(n, k)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: n as i64,
+                sequence: -1,
+                timestamp: 1_000,
+                key: k.map(Bytes::from_static),
+                value: Some(Bytes::from_static(b"value")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode");
+        let mut input = vec![i as u8 & 1];
+        input.extend_from_slice(&buf);
+        seeds.add(&input);
+    }
+}
+
 fn log_append_seeds(out: &Path) {
     let mut seeds = Seeds::new(out, "log_append");
     let batches = sample_batches();
@@ -445,6 +494,7 @@ fn main() {
     );
     request_seeds(&out);
     record_batch_seeds(&out);
+    produce_records_seeds(&out);
     log_append_seeds(&out);
     storage_file_seeds(&out);
     consumer_protocol_seeds(&out);

@@ -106,19 +106,17 @@ async fn create_one(
                     .into(),
             ));
         }
-        let node = state.config.node_id;
-        if t.assignments
+        let replicas: Vec<Vec<i32>> = t
+            .assignments
             .iter()
-            .any(|a| a.broker_ids.len() != 1 || a.broker_ids.first().map(|b| b.0) != Some(node))
-        {
-            return Err((
-                ResponseError::InvalidReplicaAssignment,
-                format!("every partition must be assigned to broker {node} alone"),
-            ));
-        }
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect();
+        check_replica_assignment(state.config.node_id, &replicas)
+            .map_err(|m| (ResponseError::InvalidReplicaAssignment, m))?;
         partitions = i32::try_from(t.assignments.len()).unwrap_or(i32::MAX);
         replication = 1;
     }
+    topic_config::warn_deprecated(name, configs.keys());
     if validate_only {
         let (p, r) = state
             .check_create(name, partitions, replication, &configs)
@@ -139,11 +137,12 @@ fn describe_for_create(
     TOPIC_KEYS
         .iter()
         .map(|k| {
-            let (value, source) = topic_config::effective(k, overrides, &state.config);
+            let (value, source, _) = super::configs::topic_effective(state, k, overrides);
             let mut c = CreatableTopicConfigs::default();
             c.name = str(k.name);
             c.value = Some(str(&value));
             c.config_source = source as i8;
+            c.read_only = false;
             c
         })
         .collect()
@@ -207,24 +206,142 @@ pub async fn create_partitions(
     for t in req.topics {
         let mut res = CreatePartitionsTopicResult::default();
         res.name = t.name.clone();
-        let node = state.config.node_id;
-        let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
-            a.iter()
-                .any(|a| a.broker_ids.len() != 1 || a.broker_ids.first().map(|b| b.0) != Some(node))
-        });
-        if bad_assignment {
-            res.error_code = ResponseError::InvalidReplicaAssignment.code();
-            res.error_message = msg(format!(
-                "every partition must be assigned to broker {node} alone"
-            ));
-        } else if let Err(e) = state
-            .create_partitions(&t.name.0, t.count, req.validate_only)
-            .await
-        {
-            res.error_code = admin_code(&e).code();
-            res.error_message = msg(&e);
+        // An empty list is taken as no assignment: a client that has none may send [] for null.
+        let replicas: Option<Vec<Vec<i32>>> =
+            t.assignments.as_ref().filter(|a| !a.is_empty()).map(|a| {
+                a.iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+        let checked = match &replicas {
+            Some(r) => check_replica_assignment(state.config.node_id, r),
+            None => Ok(()),
+        };
+        let outcome = match checked {
+            Err(m) => Err((ResponseError::InvalidReplicaAssignment, m)),
+            Ok(()) => state
+                .create_partitions(
+                    &t.name.0,
+                    t.count,
+                    replicas.as_ref().map(Vec::len),
+                    req.validate_only,
+                )
+                .await
+                .map_err(|e| (admin_code(&e), e.to_string())),
+        };
+        if let Err((code, message)) = outcome {
+            tracing::info!(topic = %t.name.0, error = %message, "create partitions refused");
+            res.error_code = code.code();
+            res.error_message = msg(message);
         }
         r.results.push(res);
     }
     r
+}
+
+/// Checks a manual replica assignment (one broker list per partition) the way Kafka does,
+/// for a cluster whose only broker is `node` and whose partitions have one replica each.
+fn check_replica_assignment(node: i32, partitions: &[Vec<i32>]) -> Result<(), String> {
+    for (i, replicas) in partitions.iter().enumerate() {
+        if replicas.is_empty() {
+            return Err(format!(
+                "the replica assignment of partition {i} is an empty broker list"
+            ));
+        }
+        if let Some(b) = replicas.iter().find(|b| **b != node) {
+            return Err(format!(
+                "the replica assignment of partition {i} names broker {b}, but the only broker is {node}"
+            ));
+        }
+        if replicas.len() != 1 {
+            return Err(format!(
+                "the replica assignment of partition {i} lists broker {node} {} times; \
+                 each partition has one replica on a single node",
+                replicas.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_protocol::kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    use weir_protocol::kafka_protocol::messages::BrokerId;
+
+    fn grow(topic: &str, count: i32, assignment: Option<Vec<Vec<i32>>>) -> CreatePartitionsRequest {
+        let mut t = CreatePartitionsTopic::default();
+        t.name = TopicName(str(topic));
+        t.count = count;
+        t.assignments = assignment.map(|a| {
+            a.into_iter()
+                .map(|ids| {
+                    let mut a = CreatePartitionsAssignment::default();
+                    a.broker_ids = ids.into_iter().map(BrokerId).collect();
+                    a
+                })
+                .collect()
+        });
+        let mut req = CreatePartitionsRequest::default();
+        req.topics = vec![t];
+        req
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_partitions_assignment_must_list_exactly_the_new_partitions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = super::super::testutil::state(dir.path(), &[("node.id", "4")]);
+        state
+            .create_topic("t", 2, 1, BTreeMap::new())
+            .await
+            .expect("create");
+        let code = |r: CreatePartitionsResponse| {
+            let res = r.results.into_iter().next().expect("one result");
+            (res.error_code, res.error_message.map(|m| m.to_string()))
+        };
+        // 2 → 5 adds three partitions: one, two or four assignments are refused.
+        for listed in [1, 2, 4] {
+            let (err, m) =
+                code(create_partitions(&state, grow("t", 5, Some(vec![vec![4]; listed]))).await);
+            assert_eq!(
+                err,
+                ResponseError::InvalidReplicaAssignment.code(),
+                "{listed}"
+            );
+            let m = m.expect("message");
+            assert!(
+                m.contains("adds 3") && m.contains(&format!("lists {listed}")),
+                "{m}"
+            );
+            assert_eq!(state.topic("t").expect("t").partition_count(), 2);
+        }
+        let (err, m) = code(create_partitions(&state, grow("t", 3, Some(vec![vec![1]]))).await);
+        assert_eq!(err, ResponseError::InvalidReplicaAssignment.code());
+        assert!(m.expect("message").contains("broker 1"));
+        // A shrink is INVALID_PARTITIONS whatever the assignment says.
+        let (err, _) = code(create_partitions(&state, grow("t", 1, Some(vec![vec![4]]))).await);
+        assert_eq!(err, ResponseError::InvalidPartitions.code());
+        let (err, m) = code(create_partitions(&state, grow("t", 5, Some(vec![vec![4]; 3]))).await);
+        assert_eq!(err, 0, "{m:?}");
+        assert_eq!(state.topic("t").expect("t").partition_count(), 5);
+        let (err, m) = code(create_partitions(&state, grow("t", 6, None)).await);
+        assert_eq!(err, 0, "{m:?}");
+        let (err, m) = code(create_partitions(&state, grow("t", 7, Some(vec![]))).await);
+        assert_eq!(err, 0, "an empty assignment is none: {m:?}");
+    }
+
+    #[test]
+    fn replica_assignments_name_only_this_broker_once() {
+        assert_eq!(check_replica_assignment(3, &[vec![3], vec![3]]), Ok(()));
+        assert_eq!(check_replica_assignment(3, &[]), Ok(()));
+        let e = check_replica_assignment(3, &[vec![3], vec![7]]).expect_err("unknown broker");
+        assert!(e.contains("partition 1") && e.contains("broker 7"), "{e}");
+        let e = check_replica_assignment(3, &[vec![]]).expect_err("empty");
+        assert!(e.contains("empty"), "{e}");
+        let e = check_replica_assignment(3, &[vec![3, 3]]).expect_err("twice");
+        assert!(e.contains("2 times"), "{e}");
+    }
 }

@@ -1,5 +1,5 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics; broker configs are
-//! described (read-only: they are set at start-up).
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs: topics here, the broker resource
+//! in `broker_configs.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,25 +15,35 @@ use weir_protocol::kafka_protocol::messages::{
 use weir_protocol::kafka_protocol::protocol::StrBytes;
 use weir_protocol::ResponseError;
 
+use super::broker_configs;
 use super::{msg, str};
-use crate::config::BROKER_KEYS;
+use crate::broker_keys::ConfigType;
+use crate::dynamic_config::{ConfigSource, Synonyms};
 use crate::errors::admin_code;
 use crate::state::State;
-use crate::topic_config::{self, Source, TOPIC_KEYS};
+use crate::topic_config::{self, TOPIC_KEYS};
 
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
+pub const TOPIC: i8 = 2;
+pub const BROKER: i8 = 4;
 
-/// DescribeConfigs `config_type` codes.
-const TYPE_STRING: i8 = 2;
-const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
+/// What a DescribeConfigs request asks to be included in each entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Detail {
+    pub version: i16,
+    pub synonyms: bool,
+    pub documentation: bool,
+}
 
 pub fn describe(
     state: &Arc<State>,
     req: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
+    let detail = Detail {
+        version,
+        synonyms: req.include_synonyms,
+        documentation: req.include_documentation,
+    };
     let mut r = DescribeConfigsResponse::default();
     for res in req.resources {
         let mut out = DescribeConfigsResult::default();
@@ -47,50 +57,19 @@ pub fn describe(
                 .filter(|keys| !keys.is_empty())
                 .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
         };
-        match res.resource_type {
-            TOPIC => match state.topic(&res.resource_name) {
-                None => {
-                    out.error_code = ResponseError::UnknownTopicOrPartition.code();
-                    out.error_message =
-                        msg(format!("topic '{}' does not exist", res.resource_name));
-                }
-                Some(topic) => {
-                    let overrides = topic.configs();
-                    for key in TOPIC_KEYS.iter().filter(|k| wanted(k.name)) {
-                        let (value, source) =
-                            topic_config::effective(key, &overrides, &state.config);
-                        let mut e = entry(key.name, &value, source as i8, false, version);
-                        if version >= 3 {
-                            e.config_type = match key.name {
-                                "cleanup.policy" => TYPE_LIST,
-                                n if key.default.parse::<i64>().is_ok() && !n.contains("ratio") => {
-                                    TYPE_LONG
-                                }
-                                _ => TYPE_STRING,
-                            };
-                        }
-                        if req.include_synonyms {
-                            e.synonyms = synonyms(state, key, &overrides);
-                        }
-                        out.configs.push(e);
-                    }
-                }
-            },
-            BROKER => {
-                for (name, _) in BROKER_KEYS.iter().filter(|(k, _)| wanted(k)) {
-                    let value = state.config.value_of(name).unwrap_or_default();
-                    let source = if state.config.raw.contains_key(*name) {
-                        Source::StaticBroker
-                    } else {
-                        Source::Default
-                    };
-                    out.configs
-                        .push(entry(name, &value, source as i8, true, version));
-                }
-            }
-            other => {
-                out.error_code = ResponseError::InvalidRequest.code();
-                out.error_message = msg(format!("resource type {other} is not supported"));
+        let described = match res.resource_type {
+            TOPIC => describe_topic(state, &res.resource_name, &wanted, detail),
+            BROKER => broker_configs::describe(state, &res.resource_name, &wanted, detail),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} is not supported"),
+            )),
+        };
+        match described {
+            Ok(configs) => out.configs = configs,
+            Err((code, message)) => {
+                out.error_code = code.code();
+                out.error_message = msg(message);
             }
         }
         r.results.push(out);
@@ -98,85 +77,130 @@ pub fn describe(
     r
 }
 
-fn entry(
+fn describe_topic(
+    state: &State,
     name: &str,
-    value: &str,
-    source: i8,
-    read_only: bool,
-    _version: i16,
-) -> DescribeConfigsResourceResult {
-    let mut e = DescribeConfigsResourceResult::default();
-    e.name = str(name);
-    e.value = Some(str(value));
-    e.read_only = read_only;
-    e.config_source = source;
-    e.is_sensitive = false;
-    e
+    wanted: &dyn Fn(&str) -> bool,
+    detail: Detail,
+) -> Result<Vec<DescribeConfigsResourceResult>, (ResponseError, String)> {
+    let topic = state.topic(name).ok_or_else(|| {
+        (
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
+    let overrides = topic.configs();
+    Ok(TOPIC_KEYS
+        .iter()
+        .filter(|k| wanted(k.name))
+        .map(|key| {
+            let (value, source, synonyms) = topic_effective(state, key, &overrides);
+            let doc = key
+                .broker_synonym
+                .map(|s| format!("Topic config; the broker default is {s}."))
+                .unwrap_or_else(|| "Topic config.".to_string());
+            let mut e = entry(
+                key.name,
+                Some(&value),
+                source,
+                topic_config::config_type(key),
+                &doc,
+                detail,
+            );
+            if detail.synonyms {
+                e.synonyms = synonyms
+                    .into_iter()
+                    .map(|(n, v, s)| synonym(&n, v.as_deref(), s))
+                    .collect();
+            }
+            e
+        })
+        .collect())
 }
 
-fn synonyms(
+/// A topic key's effective value and source (its override, else its broker synonym's
+/// value in the highest layer that sets it, else the default), and the synonyms behind it.
+pub fn topic_effective(
     state: &State,
     key: &topic_config::TopicKey,
     overrides: &BTreeMap<String, String>,
-) -> Vec<DescribeConfigsSynonym> {
-    let mut out = Vec::new();
-    let mut push = |name: &str, value: String, source: Source| {
-        let mut s = DescribeConfigsSynonym::default();
-        s.name = str(name);
-        s.value = Some(str(&value));
-        s.source = source as i8;
-        out.push(s);
-    };
-    if let Some(v) = overrides.get(key.name) {
-        push(key.name, v.clone(), Source::Topic);
+) -> (String, ConfigSource, Synonyms) {
+    let (value, source, mut synonyms) = state.broker_configs.topic_default(key);
+    match overrides.get(key.name) {
+        Some(v) => {
+            synonyms.insert(
+                0,
+                (key.name.to_string(), Some(v.clone()), ConfigSource::Topic),
+            );
+            (v.clone(), ConfigSource::Topic, synonyms)
+        }
+        None => (value, source, synonyms),
     }
-    if let Some(syn) = key.broker_synonym {
-        if let Some(v) = state.config.raw.get(syn) {
-            push(syn, v.clone(), Source::StaticBroker);
+}
+
+/// One DescribeConfigs entry: type and documentation only from v3, as Kafka.
+pub fn entry(
+    name: &str,
+    value: Option<&str>,
+    source: ConfigSource,
+    ty: ConfigType,
+    doc: &str,
+    detail: Detail,
+) -> DescribeConfigsResourceResult {
+    let mut e = DescribeConfigsResourceResult::default();
+    e.name = str(name);
+    e.value = value.map(str);
+    e.read_only = false;
+    e.config_source = source as i8;
+    e.is_sensitive = false;
+    if detail.version >= 3 {
+        e.config_type = ty as i8;
+        if detail.documentation {
+            e.documentation = Some(str(doc));
         }
     }
-    push(
-        key.broker_synonym.unwrap_or(key.name),
-        key.default.to_string(),
-        Source::Default,
-    );
-    out
+    e
+}
+
+pub fn synonym(name: &str, value: Option<&str>, source: ConfigSource) -> DescribeConfigsSynonym {
+    let mut s = DescribeConfigsSynonym::default();
+    s.name = str(name);
+    s.value = value.map(str);
+    s.source = source as i8;
+    s
 }
 
 /// The outcome for one resource of an alter request.
-type Outcome = Result<(), (ResponseError, String)>;
-
-fn not_dynamic(kind: i8) -> Outcome {
-    if kind == BROKER {
-        Err((
-            ResponseError::InvalidRequest,
-            "broker configs are set at start-up (config file, WEIR_* environment or --set); they cannot be altered at run time".into(),
-        ))
-    } else {
-        Err((
-            ResponseError::InvalidRequest,
-            format!("resource type {kind} is not supported"),
-        ))
-    }
-}
+pub type Outcome = Result<(), (ResponseError, String)>;
 
 pub async fn alter(state: &Arc<State>, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut r = AlterConfigsResponse::default();
     for res in req.resources {
-        let outcome = if res.resource_type == TOPIC {
-            // Legacy AlterConfigs replaces the whole set of overrides.
-            let configs = res
-                .configs
-                .iter()
-                .filter_map(|c| {
-                    c.value
-                        .as_ref()
-                        .map(|v| (c.name.to_string(), v.to_string()))
-                })
-                .collect();
-            apply(state, &res.resource_name, configs, req.validate_only).await
-        } else {
-            not_dynamic(res.resource_type)
+        // Legacy AlterConfigs replaces the whole set of overrides.
+        let configs = res
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect::<BTreeMap<_, _>>();
+        let outcome = match res.resource_type {
+            TOPIC => {
+                topic_config::warn_deprecated(&res.resource_name, configs.keys());
+                apply(state, &res.resource_name, configs, req.validate_only).await
+            }
+            BROKER => {
+                broker_configs::alter(
+                    state,
+                    &res.resource_name,
+                    |_| Ok(configs),
+                    req.validate_only,
+                )
+                .await
+            }
+            other => unsupported(other),
         };
         let mut out = alter_configs_response::AlterConfigsResourceResponse::default();
         out.resource_type = res.resource_type;
@@ -190,32 +214,61 @@ pub async fn alter(state: &Arc<State>, req: AlterConfigsRequest) -> AlterConfigs
     r
 }
 
+fn unsupported(kind: i8) -> Outcome {
+    Err((
+        ResponseError::InvalidRequest,
+        format!("resource type {kind} is not supported"),
+    ))
+}
+
 pub async fn incremental_alter(
     state: &Arc<State>,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut r = IncrementalAlterConfigsResponse::default();
     for res in req.resources {
-        let outcome = if res.resource_type == TOPIC {
-            match state.topic(&res.resource_name) {
-                None => Err((
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("topic '{}' does not exist", res.resource_name),
-                )),
-                Some(topic) => {
-                    let mut configs = topic.configs();
-                    match res.configs.iter().try_for_each(|c| {
-                        incremental_op(&mut configs, &c.name, c.config_operation, c.value.as_ref())
-                    }) {
-                        Ok(()) => {
-                            apply(state, &res.resource_name, configs, req.validate_only).await
+        let ops: Vec<(String, i8, Option<String>)> = res
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.config_operation,
+                    c.value.as_ref().map(StrBytes::to_string),
+                )
+            })
+            .collect();
+        let outcome = match res.resource_type {
+            TOPIC => incremental_topic(state, &res.resource_name, &ops, req.validate_only).await,
+            BROKER => {
+                broker_configs::alter(
+                    state,
+                    &res.resource_name,
+                    |mut layer| {
+                        for (name, op, value) in &ops {
+                            let list = crate::broker_keys::lookup(name)
+                                .is_some_and(|k| k.ty == ConfigType::List);
+                            let current = if list {
+                                state.broker_configs.describe(name).0.unwrap_or_default()
+                            } else {
+                                String::new()
+                            };
+                            incremental_op(
+                                &mut layer,
+                                name,
+                                *op,
+                                value.as_deref(),
+                                list,
+                                &current,
+                            )?;
                         }
-                        Err(e) => Err(e),
-                    }
-                }
+                        Ok(layer)
+                    },
+                    req.validate_only,
+                )
+                .await
             }
-        } else {
-            not_dynamic(res.resource_type)
+            other => unsupported(other),
         };
         let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         out.resource_type = res.resource_type;
@@ -229,33 +282,64 @@ pub async fn incremental_alter(
     r
 }
 
-/// Applies one IncrementalAlterConfigs operation: SET 0, DELETE 1, APPEND 2, SUBTRACT 3.
-fn incremental_op(
-    configs: &mut BTreeMap<String, String>,
-    name: &StrBytes,
-    op: i8,
-    value: Option<&StrBytes>,
+async fn incremental_topic(
+    state: &Arc<State>,
+    name: &str,
+    ops: &[(String, i8, Option<String>)],
+    validate_only: bool,
 ) -> Outcome {
-    let name = name.to_string();
+    let topic = state.topic(name).ok_or_else(|| {
+        (
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
+    let mut configs = topic.configs();
+    for (key, op, value) in ops {
+        let k = topic_config::lookup(key).ok_or_else(|| {
+            (
+                ResponseError::InvalidConfig,
+                format!("unknown topic config {key:?}"),
+            )
+        })?;
+        let list = k.name == "cleanup.policy";
+        incremental_op(&mut configs, key, *op, value.as_deref(), list, k.default)?;
+    }
+    let set: Vec<String> = ops
+        .iter()
+        .filter(|(_, op, _)| *op != 1)
+        .map(|(k, _, _)| k.clone())
+        .collect();
+    topic_config::warn_deprecated(name, &set);
+    apply(state, name, configs, validate_only).await
+}
+
+/// Applies one IncrementalAlterConfigs operation: SET 0, DELETE 1, APPEND 2, SUBTRACT 3.
+/// APPEND and SUBTRACT apply to lists only; `default` is the list's value when unset.
+pub fn incremental_op(
+    configs: &mut BTreeMap<String, String>,
+    name: &str,
+    op: i8,
+    value: Option<&str>,
+    list: bool,
+    default: &str,
+) -> Outcome {
     let invalid = |m: String| (ResponseError::InvalidConfig, m);
-    let key = topic_config::lookup(&name)
-        .ok_or_else(|| invalid(format!("unknown topic config {name:?}")))?;
-    let value = value.map(|v| v.to_string());
     match op {
         0 => {
             let v = value.ok_or_else(|| invalid(format!("SET {name} needs a value")))?;
-            configs.insert(name, v);
+            configs.insert(name.to_string(), v.to_string());
         }
         1 => {
-            configs.remove(&name);
+            configs.remove(name);
         }
-        2 | 3 if key.name == "cleanup.policy" => {
+        2 | 3 if list => {
             let v =
                 value.ok_or_else(|| invalid(format!("APPEND/SUBTRACT {name} needs a value")))?;
             let current = configs
-                .get(&name)
+                .get(name)
                 .cloned()
-                .unwrap_or_else(|| key.default.to_string());
+                .unwrap_or_else(|| default.to_string());
             let mut items: Vec<String> = current
                 .split(',')
                 .map(|s| s.trim().to_string())
@@ -270,7 +354,7 @@ fn incremental_op(
                     items.retain(|i| i != item);
                 }
             }
-            configs.insert(name, items.join(","));
+            configs.insert(name.to_string(), items.join(","));
         }
         2 | 3 => {
             return Err(invalid(format!(

@@ -54,8 +54,8 @@ pub fn describe_log_dirs(state: &State, req: &DescribeLogDirsRequest) -> Describ
             .iter()
             .map(|p| {
                 let mut out = DescribeLogDirsPartition::default();
-                out.partition_index = p.index;
-                out.partition_size = i64::try_from(p.log.size_bytes()).unwrap_or(i64::MAX);
+                out.partition_index = p.index();
+                out.partition_size = i64::try_from(p.size_bytes()).unwrap_or(i64::MAX);
                 out.offset_lag = 0;
                 out.is_future_key = false;
                 out
@@ -105,11 +105,11 @@ mod tests {
             .create_topic("b", 1, 1, Default::default())
             .await
             .expect("create");
-        let log = &state
+        let partition = state
             .topic("a")
             .and_then(|t| t.partition(1))
-            .expect("a-1")
-            .log;
+            .expect("a-1");
+        let log = partition.log_for_tests();
         let mut batch = BatchBuilder::new(1).record(1, None, Some(b"hello")).build();
         let written = batch.len() as i64;
         log.append(&mut batch, 0).expect("append");

@@ -4,6 +4,7 @@
 //! future that produces them later (fsync waits, long polls), or an order to close.
 
 mod admin;
+mod broker_configs;
 mod cluster;
 mod configs;
 mod fetch;
@@ -145,6 +146,9 @@ pub fn msg(s: impl std::fmt::Display) -> Option<StrBytes> {
 pub fn str(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
+
+#[cfg(test)]
+mod testutil;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use weir_protocol::kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use weir_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use weir_protocol::ResponseError;
@@ -13,7 +13,7 @@ use super::{cluster, msg, Ctx, Reply};
 use crate::errors::partition_code;
 use crate::partition::{Acks, Durable};
 use crate::server::now_ms;
-use crate::state::{validate_topic_name, State};
+use crate::state::{validate_topic_name, State, Topic};
 
 /// A partition's answer, and what it still waits for.
 struct Pending {
@@ -35,6 +35,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
             None if state.config.auto_create_topics => cluster::auto_create(state, &name).await,
             None => Err(ResponseError::UnknownTopicOrPartition),
         };
+        let compacted = topic.as_ref().ok().map(|t| is_compacted(t));
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
             let mut response = PartitionProduceResponse::default();
@@ -89,6 +90,20 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                 });
                 continue;
             };
+            if compacted.unwrap_or(false) {
+                // Decompressing may take a while: off the async worker, like the append.
+                if let Some((code, message, errors)) =
+                    tokio::task::block_in_place(|| keyless_check(&records, &name, pd.index, state))
+                {
+                    response.record_errors = errors;
+                    fail(&mut response, code, Some(message));
+                    parts.push(Pending {
+                        response,
+                        flush: None,
+                    });
+                    continue;
+                }
+            }
             // The log rewrites base offsets in place, so it needs the bytes to itself. A frame
             // larger than the connection's read buffer is read into a buffer of its own, and
             // once decoded the last partition's records are often its only reference: then
@@ -169,6 +184,50 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
     }))
 }
 
+/// Whether a topic's `cleanup.policy` includes `compact`.
+fn is_compacted(topic: &Topic) -> bool {
+    topic
+        .configs
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get("cleanup.policy")
+        .is_some_and(|p| p.split(',').any(|v| v.trim() == "compact"))
+}
+
+/// A compacted topic keeps the last record per key, so a record without a key is refused,
+/// with the whole batch (KIP-467: INVALID_RECORD and one error per offending record).
+fn keyless_check(
+    records: &[u8],
+    topic: &str,
+    partition: i32,
+    state: &State,
+) -> Option<(ResponseError, String, Vec<BatchIndexAndErrorMessage>)> {
+    match crate::records::keyless_records(records, state.config.socket_request_max_bytes) {
+        Ok(missing) if missing.is_empty() => None,
+        Ok(missing) => {
+            let each = format!(
+                "compacted topic {topic} cannot accept a record without a key (partition {partition})"
+            );
+            let errors = missing
+                .iter()
+                .map(|&i| {
+                    let mut e = BatchIndexAndErrorMessage::default();
+                    e.batch_index = i;
+                    e.batch_index_error_message = msg(&each);
+                    e
+                })
+                .collect();
+            let message = format!("{each}: {} record(s) have no key", missing.len());
+            Some((ResponseError::InvalidRecord, message, errors))
+        }
+        Err(e) => Some((
+            ResponseError::InvalidRecord,
+            format!("cannot check the keys of records for compacted topic {topic}: {e}"),
+            Vec::new(),
+        )),
+    }
+}
+
 fn finish(
     topics: Vec<(
         weir_protocol::kafka_protocol::messages::TopicName,
@@ -228,7 +287,132 @@ impl Throttle {
 
 #[cfg(test)]
 mod tests {
-    use super::Throttle;
+    use super::*;
+    use bytes::Buf;
+    use weir_protocol::kafka_protocol::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use weir_protocol::kafka_protocol::messages::{ApiKey, ResponseHeader, TopicName};
+    use weir_protocol::kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
+    use weir_protocol::kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    fn batch(keys: &[Option<&'static str>], compression: Compression) -> bytes::Bytes {
+        let records: Vec<Record> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: 0,
+                key: k.map(|k| bytes::Bytes::from_static(k.as_bytes())),
+                value: Some(bytes::Bytes::from_static(b"v")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode");
+        buf.freeze()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keyless_records_fail_only_their_partition_of_a_compacted_topic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = super::super::testutil::state(dir.path(), &[]);
+        let compact = [("cleanup.policy".to_string(), "compact,delete".to_string())];
+        state
+            .create_topic("c", 3, 1, compact.into_iter().collect())
+            .await
+            .expect("create");
+        state
+            .create_topic("d", 1, 1, Default::default())
+            .await
+            .expect("create");
+        let part = |index, records| {
+            let mut p = PartitionProduceData::default();
+            p.index = index;
+            p.records = Some(records);
+            p
+        };
+        let mut c = TopicProduceData::default();
+        c.name = TopicName(StrBytes::from_static_str("c"));
+        c.partition_data = vec![
+            part(
+                0,
+                batch(&[Some("k"), None, Some("k"), None], Compression::Lz4),
+            ),
+            part(1, batch(&[Some("k"), Some("")], Compression::Zstd)),
+            part(2, batch(&[None], Compression::None)),
+        ];
+        let mut d = TopicProduceData::default();
+        d.name = TopicName(StrBytes::from_static_str("d"));
+        d.partition_data = vec![part(0, batch(&[None], Compression::Gzip))];
+        let mut req = ProduceRequest::default();
+        req.acks = 1;
+        req.timeout_ms = 1000;
+        req.topic_data = vec![c, d];
+        let ctx = Ctx {
+            api_key: ApiKey::Produce,
+            version: 9,
+            correlation_id: 1,
+        };
+        let Reply::Now(Some(mut bytes)) = handle(&state, req, ctx).await else {
+            panic!("expected an immediate answer");
+        };
+        bytes.advance(4);
+        ResponseHeader::decode(&mut bytes, ProduceResponse::header_version(9)).expect("header");
+        let r = ProduceResponse::decode(&mut bytes, 9).expect("response");
+        let parts: Vec<_> = r
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .collect();
+        let invalid = ResponseError::InvalidRecord.code();
+        assert_eq!(parts[0].error_code, invalid);
+        let indexes: Vec<i32> = parts[0]
+            .record_errors
+            .iter()
+            .map(|e| e.batch_index)
+            .collect();
+        assert_eq!(indexes, vec![1, 3]);
+        let m = parts[0]
+            .error_message
+            .as_ref()
+            .expect("message")
+            .to_string();
+        assert!(m.contains("without a key"), "{m}");
+        assert_eq!(parts[0].base_offset, -1);
+        // An empty key is a key; the other partitions and topics are unaffected.
+        assert_eq!(parts[1].error_code, 0);
+        assert_eq!(parts[1].base_offset, 0);
+        assert_eq!(parts[2].error_code, invalid);
+        assert_eq!(
+            parts[3].error_code, 0,
+            "a keyless record on a delete topic is fine"
+        );
+        let p0 = state.topic("c").and_then(|t| t.partition(0)).expect("p0");
+        assert_eq!(
+            p0.log_end_offset(),
+            0,
+            "nothing of the refused batch was written"
+        );
+    }
 
     #[test]
     fn throttle_admits_one_line_per_second_and_counts_the_rest() {

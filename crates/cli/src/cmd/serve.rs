@@ -72,11 +72,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 _ => {
                     let key = rest.to_ascii_lowercase().replace('_', ".");
                     let weir_key = format!("weir.{key}");
-                    let known = |k: &str| {
-                        weir_broker::config::BROKER_KEYS
-                            .iter()
-                            .any(|(b, _)| *b == k)
-                    };
+                    let known = |k: &str| weir_broker::broker_keys::lookup(k).is_some();
                     if known(&key) {
                         pairs.insert(key, value);
                     } else if known(&weir_key) {
