@@ -11,6 +11,8 @@
 //! tasks enforce retention and optional periodic flushes. Errors become Kafka error codes in
 //! one place (`errors.rs`).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 pub mod broker_keys;
 pub mod config;
 mod connection;

@@ -24,6 +24,8 @@ pub enum MetaError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Storage(#[from] weir_storage::StorageError),
 }
 
 /// One topic as persisted.
@@ -238,28 +240,23 @@ impl MetaStore {
 
     fn write_atomic<T: Serialize>(&self, name: &str, value: &T) -> Result<(), MetaError> {
         let path = self.dir.join(name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
         let bytes = serde_json::to_vec_pretty(value).map_err(|source| MetaError::Corrupt {
             path: path.clone(),
             source,
         })?;
-        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-        if let Err(e) = f.write_all(&bytes) {
-            // Do not leave a partial temp file taking the little space there is.
-            drop(f);
-            let _ = fs::remove_file(&tmp);
-            return Err(io("write", &tmp)(e));
-        }
-        f.sync_all().map_err(io("fsync", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("rename", &path))?;
-        sync_dir(&self.dir)
+        weir_storage::write_atomically(&self.dir, name, &bytes)?;
+        Ok(())
     }
 }
 
 impl MetaError {
     /// True when the disk (or a quota) is full: ENOSPC or EDQUOT.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, MetaError::Io { source, .. } if matches!(source.raw_os_error(), Some(28 | 122)))
+        match self {
+            MetaError::Io { source, .. } => matches!(source.raw_os_error(), Some(28 | 122)),
+            MetaError::Storage(e) => e.is_disk_full(),
+            MetaError::Corrupt { .. } => false,
+        }
     }
 }
 

@@ -386,8 +386,8 @@ impl Client {
         if self.connections.get(&id).is_none_or(Connection::is_broken) {
             let info = self.brokers.get(&id).ok_or_else(|| ClientError::Kafka {
                 api: ApiKey::Metadata,
-                code: 8,
-                name: error_name(8),
+                code: codes::BROKER_NOT_AVAILABLE,
+                name: error_name(codes::BROKER_NOT_AVAILABLE),
                 message: Some(format!("broker {id} is not in the cluster metadata")),
             })?;
             let conn = Connection::connect_with_timeout(&info.addr(), self.timeout).await?;

@@ -45,7 +45,7 @@ pub enum ClientError {
 impl ClientError {
     /// A `Kafka` error for `code`, or `Ok` when `code` is 0 (`NONE`).
     pub(crate) fn check(api: ApiKey, code: i16, message: Option<&str>) -> Result<(), ClientError> {
-        if code == 0 {
+        if code == codes::NONE {
             return Ok(());
         }
         Err(ClientError::Kafka {
@@ -72,6 +72,7 @@ pub mod codes {
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const BROKER_NOT_AVAILABLE: i16 = 8;
     pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const NOT_COORDINATOR: i16 = 16;

@@ -160,6 +160,12 @@ impl StorageError {
         }
     }
 
+    /// True when the disk (or a quota) is full: ENOSPC or EDQUOT. Such a failed write was
+    /// undone; the same write may succeed once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. } if matches!(source.raw_os_error(), Some(28 | 122)))
+    }
+
     /// Builds the right variant (corrupt vs invalid) for a defect found in client input.
     pub(crate) fn from_defect(reason: BatchDefect, position: usize) -> StorageError {
         if reason.is_checksum_failure() {

@@ -51,4 +51,5 @@ pub use log::{
     AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, LOG_START_CHECKPOINT,
 };
 pub use producer::{AbortedTxn, ActiveProducer, SNAPSHOT_SUFFIX as PRODUCER_SNAPSHOT_SUFFIX};
+pub use segment::write_atomically;
 pub use txn_index::TXN_INDEX_SUFFIX;

@@ -57,11 +57,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 
 /// Writes `contents` to `dir/name` atomically: tmp file, fsync, rename, fsync dir. A crash
 /// leaves either the old file or the new one, plus perhaps a stray `.tmp` that open removes.
-pub(crate) fn write_atomically(
-    dir: &Path,
-    name: &str,
-    contents: &[u8],
-) -> Result<(), StorageError> {
+/// Every small file Weir replaces whole (indexes, checkpoints, snapshots, the broker's
+/// metadata) is written through here.
+pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<(), StorageError> {
     write_synced_no_dir(dir, name, contents)?;
     // Durability point of the rename.
     sync_dir(dir)
@@ -77,8 +75,12 @@ pub(crate) fn write_synced_no_dir(
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp).map_err(|e| StorageError::io(IoOp::Create, &tmp, e))?;
-    file.write_all(contents)
-        .map_err(|e| StorageError::io(IoOp::Write, &tmp, e))?;
+    if let Err(e) = file.write_all(contents) {
+        // Do not leave a partial temp file taking the little space there is.
+        drop(file);
+        let _ = fs::remove_file(&tmp);
+        return Err(StorageError::io(IoOp::Write, &tmp, e));
+    }
     file.sync_all()
         .map_err(|e| StorageError::io(IoOp::Fsync, &tmp, e))?;
     drop(file);

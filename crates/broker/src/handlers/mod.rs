@@ -615,7 +615,7 @@ mod tests {
             let mut r: InitProducerIdResponse =
                 round_trip(&state, ApiKey::InitProducerId, 4, &init).await;
             for _ in 0..200 {
-                if r.error_code != 51 {
+                if r.error_code != weir_protocol::ResponseError::ConcurrentTransactions.code() {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
