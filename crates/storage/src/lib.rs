@@ -27,6 +27,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod batch;
+pub mod cleaner;
 mod config;
 mod error;
 #[doc(hidden)]
@@ -39,7 +40,7 @@ pub mod testkit;
 pub mod verify;
 
 pub use batch::{BatchDefect, BatchHeader, Marker};
-pub use config::{LogConfig, Recovery, TimestampType};
+pub use config::{Compaction, LogConfig, Recovery, TimestampType};
 pub use error::StorageError;
 pub use log::{
     AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, ABORTED_INDEX,

@@ -277,6 +277,8 @@ impl Log {
                 sync_dir(parent)?;
             }
         }
+        // Before listing segments: a cleaner swap interrupted by a crash is finished first.
+        crate::cleaner::swap::recover(&dir)?;
         let mut report = RecoveryReport::default();
         // Files removed here need no directory fsync: if a crash brings one back, the next
         // open removes it again.
@@ -1225,7 +1227,8 @@ impl Log {
             };
             let oversize = u64::try_from(config.retention_bytes)
                 .is_ok_and(|limit| total.saturating_sub(segment.len()) >= limit);
-            if !(expired || oversize) {
+            // `cleanup.policy=compact` alone: only the cleaner removes records.
+            if !config.compaction.delete || !(expired || oversize) {
                 break;
             }
             count += 1;
@@ -1421,6 +1424,73 @@ impl Log {
     #[cfg(test)]
     pub(crate) fn inject_write_failures(&self, on: bool) {
         self.fail_writes.store(on, Ordering::Release);
+    }
+}
+
+/// The log as the cleaner sees it when it plans a pass (see [`Log::cleaner_view`]).
+pub(crate) struct CleanerView {
+    /// Every segment, oldest first; the last one is active (never cleaned).
+    pub segments: Vec<Arc<Segment>>,
+    pub log_start: i64,
+    pub last_stable: i64,
+    /// Last offset of each known producer's newest data batch.
+    pub producer_last_offsets: std::collections::HashMap<i64, i64>,
+}
+
+// Hooks for the log cleaner (`crate::cleaner`), kept together.
+impl Log {
+    /// A consistent snapshot of what a cleaning pass needs. Fails if the log is closed or
+    /// poisoned: it must not be cleaned then.
+    pub(crate) fn cleaner_view(&self) -> Result<CleanerView, StorageError> {
+        self.check_writable()?;
+        let st = self.lock_state()?;
+        Ok(CleanerView {
+            segments: st.segments.clone(),
+            log_start: st.log_start,
+            last_stable: st
+                .producers
+                .first_unstable_offset()
+                .unwrap_or(st.log_end)
+                .min(st.log_end),
+            producer_last_offsets: st.producers.last_batch_offsets(),
+        })
+    }
+
+    /// Replaces the consecutive sealed segments `old` by the one segment `install` puts in
+    /// place of their files. Holds the maintenance lock throughout (so retention and
+    /// DeleteRecords cannot remove `old` meanwhile) and the append lock only for the
+    /// in-memory switch. Returns false, having run nothing, if `old` are no longer all in
+    /// the log. An `install` failure poisons the log: its files may be half-way between the
+    /// two states, which only [`Log::open`] finishes.
+    pub(crate) fn replace_segments(
+        &self,
+        old: &[Arc<Segment>],
+        install: impl FnOnce() -> Result<Segment, StorageError>,
+    ) -> Result<bool, StorageError> {
+        self.check_writable()?;
+        let _maintenance = self.maintenance.lock().map_err(|_| self.poisoned_error())?;
+        let find = |st: &State| {
+            let first = old.first()?;
+            let i = st.segments.iter().position(|s| Arc::ptr_eq(s, first))?;
+            let run = st.segments.get(i..i + old.len())?;
+            let same = run.iter().zip(old).all(|(a, b)| Arc::ptr_eq(a, b));
+            // Never the active segment.
+            (same && i + old.len() < st.segments.len()).then_some(i)
+        };
+        if find(&*self.lock_state()?).is_none() {
+            return Ok(false);
+        }
+        let segment = install().inspect_err(|e| self.poison(e))?;
+        let mut st = self.lock_state()?;
+        // Retention and DeleteRecords wait on the maintenance lock and a roll only appends,
+        // so `old` is still where it was.
+        let Some(i) = find(&st) else {
+            let e = self.poisoned_error();
+            self.poison(&e);
+            return Err(e);
+        };
+        st.segments.splice(i..i + old.len(), [Arc::new(segment)]);
+        Ok(true)
     }
 }
 

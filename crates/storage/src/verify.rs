@@ -25,6 +25,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::batch::Check;
+use crate::cleaner::checkpoint::CLEANER_CHECKPOINT;
+use crate::cleaner::swap::{parse_swap_name, CLEANED_SUFFIX};
 use crate::error::StorageError;
 use crate::index::{OffsetEntry, SegmentIndex, TimeEntry, NO_TIMESTAMP};
 use crate::log::LOG_START_CHECKPOINT;
@@ -100,12 +102,26 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
     let crash = mode == Mode::AfterCrash;
     let mut bases = Vec::new();
     let mut index_bases = Vec::new();
+    // A compacted log (the cleaner wrote its checkpoint before its first swap) may have
+    // offset gaps inside and between the batches of its sealed segments.
+    let mut compacted = false;
+    // Committed swaps `[base, end)`: open replaces those segments by the swap file.
+    let mut swaps = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| StorageError::io("list directory", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StorageError::io("list directory", dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tmp") || name.ends_with(".deleted") {
+        if name.ends_with(".tmp") || name.ends_with(".deleted") || name.ends_with(CLEANED_SUFFIX) {
             out.note_or_problem(crash, &entry.path(), "stray file (removed at open)");
+        } else if let Some(range) = parse_swap_name(&name) {
+            out.note_or_problem(
+                crash,
+                &entry.path(),
+                "interrupted cleaner swap (finished at open)",
+            );
+            swaps.push(range);
+        } else if name == CLEANER_CHECKPOINT {
+            compacted = true;
         } else if let Some(base) = parse_file_name(&name, LOG_SUFFIX) {
             bases.push(base);
         } else if let Some(base) = parse_file_name(&name, INDEX_SUFFIX)
@@ -133,10 +149,17 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
     let mut expected: Option<i64> = None;
     for (i, &base) in bases.iter().enumerate() {
         let active = i + 1 == bases.len();
+        if !active && swaps.iter().any(|&(b, e)| (b..e).contains(&base)) {
+            // Being replaced; the swap file holds these offsets now.
+            expected = None;
+            continue;
+        }
+        // The active segment is never cleaned.
+        let gaps = compacted && !active;
         let segment = Segment::open_read_only(dir, base)?;
         let path = segment.log_path().to_path_buf();
         if let Some(exp) = expected {
-            if base != exp {
+            if base < exp || (base > exp && !compacted) {
                 out.problem(
                     &path,
                     format!("segment base {base} but the previous segment ends at {exp}"),
@@ -147,7 +170,7 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
         let mut batches: Vec<(u64, i64, i64)> = Vec::new(); // (position, base offset, max ts)
         let len = segment.len();
         let end = segment.scan(0, len, Check::Full, |pos, h, bytes| {
-            if h.base_offset != next {
+            if h.base_offset < next || (h.base_offset > next && !gaps) {
                 out.problems.push(Problem {
                     path: path.clone(),
                     what: format!(
@@ -183,7 +206,15 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
                 out.unclean_tail = Some(tail);
             }
         }
-        check_indexes(&segment, &batches, end.valid_end, active, crash, &mut out)?;
+        let crash_tolerant = crash && (active || compacted);
+        check_indexes(
+            &segment,
+            &batches,
+            end.valid_end,
+            active,
+            crash_tolerant,
+            &mut out,
+        )?;
         expected = Some(next);
         out.log_end = next;
     }
@@ -219,7 +250,7 @@ fn check_indexes(
     batches: &[(u64, i64, i64)],
     valid_end: u64,
     active: bool,
-    crash: bool,
+    crash_tolerant: bool,
     out: &mut LogVerification,
 ) -> Result<(), StorageError> {
     let base = segment.base_offset();
@@ -228,7 +259,7 @@ fn check_indexes(
     if active && segment.len() == 0 && !segment.index_path().exists() {
         if segment.time_index_path().exists() {
             out.note_or_problem(
-                crash,
+                crash_tolerant,
                 segment.index_path(),
                 "index file missing (rebuilt at open)",
             );
@@ -237,8 +268,9 @@ fn check_indexes(
     }
     // After a crash the active segment's index files may be missing (they live in memory
     // until the segment is sealed or closed), lack their last entries, or hold a partial one:
-    // they are hints, rebuilt by recovery.
-    let lenient = crash && active;
+    // they are hints, rebuilt by recovery. So may a compacted log's sealed segment's, if the
+    // crash came between a cleaner swap and the writing of its index files.
+    let lenient = crash_tolerant;
     let offsets = read_entries(segment.index_path(), 8, lenient, out)?;
     let times = read_entries(segment.time_index_path(), 12, lenient, out)?;
     // Entries for batches of an unclean tail (a write that reached the index file but not
