@@ -6,9 +6,11 @@
 //! `handlers/` (one module per family of APIs), and answered in request order. Produce appends
 //! opaque record batches to the log and, per the durability policy, waits for the log's group
 //! commit before answering; Fetch reads whole batches back without decoding them. Background
-//! tasks enforce retention and optional periodic flushes. Errors become Kafka error codes in
+//! tasks enforce retention, compact `cleanup.policy=compact` topics (`cleaner.rs`) and run
+//! optional periodic flushes. Errors become Kafka error codes in
 //! one place (`errors.rs`).
 
+mod cleaner;
 pub mod config;
 mod connection;
 mod errors;

@@ -199,6 +199,7 @@ fn spawn_background(
             }
         }
     })));
+    tasks.extend(crate::cleaner::spawn(state, stop));
     if state.config.flush_interval_ms > 0 {
         let every = Duration::from_millis(state.config.flush_interval_ms);
         tasks.push(tokio::spawn(periodic(state.clone(), stop.subscribe(), every, |state| {
