@@ -47,8 +47,11 @@ impl OffsetMap {
 
     /// Forgets every key (the memory stays allocated for the next pass).
     pub fn clear(&mut self) {
-        self.slots.fill([0; 3]);
-        self.len = 0;
+        // Untouched pages of a fresh map stay unallocated until a pass needs them.
+        if self.len > 0 {
+            self.slots.fill([0; 3]);
+            self.len = 0;
+        }
     }
 
     pub fn len(&self) -> usize {
