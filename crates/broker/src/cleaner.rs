@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -100,15 +101,20 @@ async fn run(
             }
         };
         let Some(mut c) = cleaner.take() else { return };
+        let abort = c.abort_handle();
         let p = partition.clone();
-        let pass = tokio::task::spawn_blocking(move || {
+        let mut pass = tokio::task::spawn_blocking(move || {
             let out = c.clean(&p.log, now_ms());
             (c, out)
         });
         let outcome = tokio::select! {
-            // A pass in progress is crash-safe at every step: a stop may leave it be.
-            _ = stop.recv() => return,
-            done = pass => done,
+            _ = stop.recv() => {
+                // The pass stops before its next swap and removes its cleaned file.
+                abort.store(true, Ordering::Release);
+                let _ = pass.await;
+                return;
+            }
+            done = &mut pass => done,
         };
         in_progress
             .lock()

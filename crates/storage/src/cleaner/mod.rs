@@ -33,10 +33,11 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::batch::{self, BatchHeader, Check};
+use crate::batch::{self, BatchDefect, BatchHeader, Check};
 use crate::error::StorageError;
 use crate::index::IndexBuilder;
 use crate::log::{CleanerView, Log};
@@ -116,6 +117,9 @@ impl Throttle {
 pub struct Cleaner {
     map: OffsetMap,
     throttle: Throttle,
+    /// Set (by [`Cleaner::abort_handle`]'s holder) to stop a pass at the next batch, before
+    /// its next commit point; the pass then fails with [`StorageError::Closed`].
+    abort: Arc<AtomicBool>,
     #[cfg(test)]
     pub(crate) stop_after: Option<Step>,
 }
@@ -331,9 +335,16 @@ impl Cleaner {
                 start: Instant::now(),
                 bytes: 0.0,
             },
+            abort: Arc::default(),
             #[cfg(test)]
             stop_after: None,
         }
+    }
+
+    /// Setting it makes the running (and any later) pass stop before its next swap, leaving
+    /// the log as it was; for shutdown.
+    pub fn abort_handle(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.abort)
     }
 
     /// Keys one pass can deduplicate.
@@ -423,7 +434,11 @@ impl Cleaner {
             #[cfg(not(test))]
             let stop = ();
             let (throttle, interval) = (&mut self.throttle, config.index_interval_bytes);
-            if !clean_group(log, group, end, &mut copy, interval, throttle, stop)? {
+            let io = Io {
+                throttle,
+                abort: &self.abort,
+            };
+            if !clean_group(log, group, end, &mut copy, interval, io, stop)? {
                 tracing::info!(dir = %dir.display(), "log changed during cleaning; pass abandoned");
                 return Ok(None);
             }
@@ -456,7 +471,11 @@ impl Cleaner {
             let start = u64::from(s.index(interval)?.position_for(relative));
             let mut full_at = None;
             let map = &mut self.map;
+            let abort = &self.abort;
             let end = s.scan(start, s.len(), Check::Full, |_, h, bytes| {
+                if abort.load(Ordering::Acquire) {
+                    return Err(BatchDefect::Empty);
+                }
                 if h.last_offset() < plan.first_dirty
                     || h.is_control()
                     || h.is_compressed()
@@ -478,6 +497,9 @@ impl Cleaner {
                 Ok(ControlFlow::Continue(()))
             })?;
             self.throttle.account(end.valid_end.saturating_sub(start));
+            if self.abort.load(Ordering::Acquire) {
+                return Err(StorageError::Closed);
+            }
             if let Some((position, defect)) = end.fault {
                 return Err(s.damaged(position, defect));
             }
@@ -487,6 +509,18 @@ impl Cleaner {
         }
         Ok((plan.cleanable_end, false))
     }
+}
+
+/// What a group's copy may be stopped by.
+enum Failure {
+    Aborted,
+    Io(std::io::Error),
+}
+
+/// The pass's I/O budget and abort flag, lent to each group.
+struct Io<'a> {
+    throttle: &'a mut Throttle,
+    abort: &'a AtomicBool,
 }
 
 #[cfg(test)]
@@ -502,9 +536,10 @@ fn clean_group(
     end: i64,
     copy: &mut Copy<'_>,
     interval: u32,
-    throttle: &mut Throttle,
+    io: Io<'_>,
     stop: Stop,
 ) -> Result<bool, StorageError> {
+    let Io { throttle, abort } = io;
     let dir = log.dir().to_path_buf();
     let Some(base) = group.first().map(|s| s.base_offset()) else {
         return Ok(true);
@@ -520,6 +555,10 @@ fn clean_group(
         s.index(interval)?;
         let mut failed = None;
         let scan = s.scan(0, s.len(), Check::Full, |_, h, bytes| {
+            if abort.load(Ordering::Acquire) {
+                failed = Some(Failure::Aborted);
+                return Ok(ControlFlow::Break(()));
+            }
             let Some(kept) = copy.batch(h, bytes) else {
                 changed = true;
                 return Ok(ControlFlow::Continue(()));
@@ -527,20 +566,25 @@ fn clean_group(
             changed |= kept.len() != bytes.len();
             let max_ts = BatchHeader::parse(&kept).map_or(h.max_timestamp, |k| k.max_timestamp);
             let Ok(at) = u32::try_from(position) else {
-                failed = Some(std::io::Error::other("cleaned segment over 4 GiB"));
+                failed = Some(Failure::Io(std::io::Error::other(
+                    "cleaned segment over 4 GiB",
+                )));
                 return Ok(ControlFlow::Break(()));
             };
             if let Err(e) = out.write_all(&kept) {
-                failed = Some(e);
+                failed = Some(Failure::Io(e));
                 return Ok(ControlFlow::Break(()));
             }
             builder.on_batch(at, h.base_offset, max_ts, kept.len() as u64, interval);
             position += kept.len() as u64;
             Ok(ControlFlow::Continue(()))
         })?;
-        if let Some(e) = failed {
+        if let Some(f) = failed {
             let _ = fs::remove_file(&cleaned);
-            return Err(StorageError::io("write", &cleaned, e));
+            return Err(match f {
+                Failure::Aborted => StorageError::Closed,
+                Failure::Io(e) => StorageError::io("write", &cleaned, e),
+            });
         }
         if let Some((at, defect)) = scan.fault {
             let _ = fs::remove_file(&cleaned);
@@ -599,7 +643,14 @@ fn clean_group(
         );
         Ok(segment)
     };
-    let swapped = log.replace_segments(group, install)?;
+    if abort.load(Ordering::Acquire) {
+        let _ = fs::remove_file(&cleaned);
+        return Err(StorageError::Closed);
+    }
+    // Before the commit point the cleaned file is ours to remove; after it, it is gone.
+    let swapped = log.replace_segments(group, install).inspect_err(|_| {
+        let _ = fs::remove_file(&cleaned);
+    })?;
     if !swapped {
         let _ = fs::remove_file(&cleaned);
         return Ok(false);
