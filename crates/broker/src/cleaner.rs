@@ -65,7 +65,7 @@ fn pick(state: &State, in_progress: &InProgress) -> Option<(String, Arc<Partitio
             let rank = (c.overdue, c.dirty_ratio);
             if best
                 .as_ref()
-                .is_none_or(|(r, _, _)| rank.0 > r.0 || (rank.0 == r.0 && rank.1 > r.1))
+                .is_none_or(|(r, _, _)| (rank.0 && !r.0) || (rank.0 == r.0 && rank.1 > r.1))
             {
                 best = Some((rank, topic.name.clone(), p));
             }
