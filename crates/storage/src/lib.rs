@@ -23,7 +23,11 @@
 //! - **Retention** ([`Log::enforce_retention`], [`Log::delete_records_before`]): delete whole
 //!   sealed segments oldest first and advance the log start (checkpointed).
 //!
-//! Batches are stored exactly as produced; storage never decompresses.
+//! - **Compaction** ([`cleaner`]): for `cleanup.policy=compact`, rewrites sealed segments
+//!   keeping the latest record of each key, and swaps them in crash-safely.
+//!
+//! Batches are stored exactly as produced (compaction drops records from uncompressed batches
+//! and recomputes their CRC); storage never decompresses.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod batch;

@@ -11,6 +11,11 @@
 //!   both files strictly increase; a sealed segment's last time entry is its max timestamp;
 //! - the log start checkpoint lies within the segments.
 //!
+//! A compacted log (one with a cleaner checkpoint) may have offset gaps inside and between
+//! the batches of its sealed segments and between segments: offsets must only ascend. A
+//! committed cleaner swap (`B-E.log.swap`) stands for the segments in `[B, E)`, which are
+//! skipped; after a crash the swapped-in segment may lack its index files.
+//!
 //! After a crash ([`Mode::AfterCrash`]) some damage is legal because recovery repairs it: a
 //! torn or garbage tail in the **active** (last) segment, missing active index files (the active
 //! segment's indexes live in memory until it is sealed or closed) or ones lacking their last
