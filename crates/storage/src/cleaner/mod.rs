@@ -17,14 +17,16 @@
 //!    belongs to an aborted transaction. A transaction marker goes once no batch of its
 //!    transaction is left and `delete.retention.ms` passed. Each producer's newest batch is
 //!    kept (empty if need be), so its sequence survives a rebuild of producer state from the
-//!    log. Compressed batches are kept whole (storage links no decompressor) unless aborted.
-//!    Records keep their offsets; batches keep their base offset and producer fields.
+//!    log. Compressed batches are decompressed and their kept records compressed again with
+//!    the same codec ([`codec`]); one that cannot be read is kept whole. Records keep their
+//!    offsets; batches keep their base offset and producer fields.
 //! 4. **Swap.** Each cleaned segment replaces its originals crash-safely (see [`swap`]);
 //!    the append lock is held only for the in-memory switch.
 //! 5. **Checkpoint.** The first dirty offset moves to the map's end, with the time, which
 //!    starts the `delete.retention.ms` clock of that stretch's tombstones and markers.
 
 pub mod checkpoint;
+mod codec;
 mod offset_map;
 mod records;
 pub(crate) mod swap;
@@ -277,23 +279,31 @@ impl Copy<'_> {
         let newest_of_producer = pid >= 0 && self.producer_last.get(&pid) == Some(&h.last_offset());
         let out = if is_aborted(self.aborted, h) {
             self.stats.records_removed += u64::try_from(h.records_count).unwrap_or(0);
-            newest_of_producer.then(|| Cow::Owned(records::rewrite(h, bytes, &[])))
-        } else if h.is_compressed() {
-            Some(Cow::Borrowed(bytes))
+            match newest_of_producer.then(|| records::rewrite(h, bytes, &[])) {
+                None => None,
+                Some(Some(empty)) => Some(Cow::Owned(empty)),
+                Some(None) => Some(Cow::Borrowed(bytes)),
+            }
         } else {
-            match records::records(h, bytes) {
-                // Records that do not decode are the producer's (appends check only headers
-                // and CRCs): never dropped for it.
-                Err(_) => Some(Cow::Borrowed(bytes)),
-                Ok(all) => {
+            // Records that do not decode (appends check only headers and CRCs) or do not
+            // decompress are the producer's business: such a batch is kept whole.
+            let body = records::body(h, bytes);
+            let all = body.as_deref().map(|b| records::records(h, b));
+            match all {
+                None | Some(Err(_)) => Some(Cow::Borrowed(bytes)),
+                Some(Ok(all)) => {
                     let kept: Vec<_> = all.iter().copied().filter(|r| self.keep(r)).collect();
-                    self.stats.records_removed += (all.len() - kept.len()) as u64;
+                    let removed = (all.len() - kept.len()) as u64;
                     if kept.len() == all.len() {
                         Some(Cow::Borrowed(bytes))
                     } else if kept.is_empty() && !newest_of_producer {
+                        self.stats.records_removed += removed;
                         None
+                    } else if let Some(rewritten) = records::rewrite(h, bytes, &kept) {
+                        self.stats.records_removed += removed;
+                        Some(Cow::Owned(rewritten))
                     } else {
-                        Some(Cow::Owned(records::rewrite(h, bytes, &kept)))
+                        Some(Cow::Borrowed(bytes))
                     }
                 }
             }
@@ -476,18 +486,15 @@ impl Cleaner {
                 if abort.load(Ordering::Acquire) {
                     return Err(BatchDefect::Empty);
                 }
-                if h.last_offset() < plan.first_dirty
-                    || h.is_control()
-                    || h.is_compressed()
-                    || is_aborted(aborted, h)
-                {
+                if h.last_offset() < plan.first_dirty || h.is_control() || is_aborted(aborted, h) {
                     return Ok(ControlFlow::Continue(()));
                 }
                 if !map.has_room_for(usize::try_from(h.records_count).unwrap_or(0)) {
                     full_at = Some(h.base_offset);
                     return Ok(ControlFlow::Break(()));
                 }
-                if let Ok(rs) = records::records(h, bytes) {
+                let body = records::body(h, bytes);
+                if let Some(Ok(rs)) = body.as_deref().map(|b| records::records(h, b)) {
                     for r in rs {
                         if let Some(key) = r.key {
                             map.put(key, r.offset);

@@ -1,4 +1,5 @@
-//! Records inside an uncompressed v2 batch, and the rewrite of a batch keeping some of them.
+//! Records inside a v2 batch (decompressed by [`codec`] if need be), and the rewrite of a
+//! batch keeping some of them, compressed again with the batch's codec.
 //!
 //! A kept record's bytes are copied verbatim: the rewritten batch keeps the base offset and
 //! base timestamp, so every record's offset and timestamp deltas stay right. The header
@@ -6,9 +7,12 @@
 //! sequence survives, as in Kafka's cleaner); the record count, length, max timestamp (for
 //! CreateTime) and CRC-32C are recomputed.
 
+use std::borrow::Cow;
+
+use super::codec;
 use crate::batch::{
-    read_zigzag, BatchDefect, BatchHeader, ATTRIBUTES_AT, BATCH_LENGTH_AT, CRC_AT, HEADER_LEN,
-    LOG_OVERHEAD, MAX_TIMESTAMP_AT, RECORDS_COUNT_AT,
+    read_zigzag, BatchDefect, BatchHeader, ATTRIBUTES_AT, BATCH_LENGTH_AT, COMPRESSION_MASK,
+    CRC_AT, HEADER_LEN, LOG_OVERHEAD, MAX_TIMESTAMP_AT, RECORDS_COUNT_AT,
 };
 
 /// One record of a batch, borrowed from the batch bytes.
@@ -35,47 +39,65 @@ fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Option<&'a [u8]>, Ba
     Ok(Some(bytes))
 }
 
-/// The records of an uncompressed batch (`batch` is exactly one whole batch).
-pub fn records<'a>(header: &BatchHeader, batch: &'a [u8]) -> Result<Vec<Record<'a>>, BatchDefect> {
-    let mut out = Vec::with_capacity(usize::try_from(header.records_count).unwrap_or(0));
-    let mut pos = HEADER_LEN;
+/// Largest records area the cleaner decompresses; a bigger batch is kept whole.
+const MAX_DECOMPRESSED: usize = 64 << 20;
+
+/// The records area of `batch` (one whole batch), decompressed if need be. `None` when it
+/// cannot be read (unknown codec, corrupt or too large data): the batch is then kept whole.
+pub fn body<'a>(header: &BatchHeader, batch: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+    let area = batch.get(HEADER_LEN..)?;
+    if !header.is_compressed() {
+        return Some(Cow::Borrowed(area));
+    }
+    codec::decompress(header.compression(), area, MAX_DECOMPRESSED).map(Cow::Owned)
+}
+
+/// The records of a batch whose records area (decompressed) is `body`.
+pub fn records<'a>(header: &BatchHeader, body: &'a [u8]) -> Result<Vec<Record<'a>>, BatchDefect> {
+    let mut out = Vec::with_capacity(usize::try_from(header.records_count).unwrap_or(0).min(4096));
+    let mut pos = 0;
     for _ in 0..header.records_count.max(0) {
         let start = pos;
-        let len = read_zigzag(batch, &mut pos, 5).ok_or(BatchDefect::BadRecord)?;
+        let len = read_zigzag(body, &mut pos, 5).ok_or(BatchDefect::BadRecord)?;
         let len = usize::try_from(len).map_err(|_| BatchDefect::BadRecord)?;
         let end = pos.checked_add(len).ok_or(BatchDefect::BadRecord)?;
-        let body = batch.get(..end).ok_or(BatchDefect::BadRecord)?;
+        let record = body.get(..end).ok_or(BatchDefect::BadRecord)?;
         pos += 1; // record attributes
-        let ts_delta = read_zigzag(body, &mut pos, 10).ok_or(BatchDefect::BadRecord)?;
-        let offset_delta = read_zigzag(body, &mut pos, 5).ok_or(BatchDefect::BadRecord)?;
-        let key = read_bytes(body, &mut pos)?;
-        let value_len = read_zigzag(body, &mut pos, 5).ok_or(BatchDefect::BadRecord)?;
+        let ts_delta = read_zigzag(record, &mut pos, 10).ok_or(BatchDefect::BadRecord)?;
+        let offset_delta = read_zigzag(record, &mut pos, 5).ok_or(BatchDefect::BadRecord)?;
+        let key = read_bytes(record, &mut pos)?;
+        let value_len = read_zigzag(record, &mut pos, 5).ok_or(BatchDefect::BadRecord)?;
         out.push(Record {
             offset: header.base_offset.saturating_add(offset_delta),
             timestamp: header.base_timestamp.saturating_add(ts_delta),
             key,
             tombstone: value_len < 0,
-            bytes: batch.get(start..end).ok_or(BatchDefect::BadRecord)?,
+            bytes: body.get(start..end).ok_or(BatchDefect::BadRecord)?,
         });
         pos = end;
     }
-    if pos != batch.len() {
+    if pos != body.len() {
         return Err(BatchDefect::BadRecord);
     }
     Ok(out)
 }
 
 /// `batch` with only `kept` of its records (in order; may be none: an empty batch keeps a
-/// producer's sequence, as Kafka retains it).
-pub fn rewrite(header: &BatchHeader, batch: &[u8], kept: &[Record<'_>]) -> Vec<u8> {
-    let body: usize = kept.iter().map(|r| r.bytes.len()).sum();
-    let mut out = Vec::with_capacity(HEADER_LEN + body);
-    out.extend_from_slice(batch.get(..HEADER_LEN).unwrap_or_default());
+/// producer's sequence, as Kafka retains it), compressed with the batch's codec. `None` if
+/// compressing fails (the caller keeps the batch whole).
+pub fn rewrite(header: &BatchHeader, batch: &[u8], kept: &[Record<'_>]) -> Option<Vec<u8>> {
+    let mut body = Vec::with_capacity(kept.iter().map(|r| r.bytes.len()).sum());
     for r in kept {
-        out.extend_from_slice(r.bytes);
+        body.extend_from_slice(r.bytes);
     }
-    let length = i32::try_from(out.len() - LOG_OVERHEAD).unwrap_or(i32::MAX);
-    let count = i32::try_from(kept.len()).unwrap_or(i32::MAX);
+    if header.is_compressed() && !kept.is_empty() {
+        body = codec::compress(header.compression(), &body)?;
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(batch.get(..HEADER_LEN)?);
+    out.extend_from_slice(&body);
+    let length = i32::try_from(out.len() - LOG_OVERHEAD).ok()?;
+    let count = i32::try_from(kept.len()).ok()?;
     let mut put = |at: usize, bytes: &[u8]| {
         if let Some(dst) = out.get_mut(at..at + bytes.len()) {
             dst.copy_from_slice(bytes);
@@ -83,6 +105,13 @@ pub fn rewrite(header: &BatchHeader, batch: &[u8], kept: &[Record<'_>]) -> Vec<u
     };
     put(BATCH_LENGTH_AT, &length.to_be_bytes());
     put(RECORDS_COUNT_AT, &count.to_be_bytes());
+    if kept.is_empty() {
+        // No records to compress: an empty batch says so (clients skip it either way).
+        put(
+            ATTRIBUTES_AT,
+            &(header.attributes & !COMPRESSION_MASK).to_be_bytes(),
+        );
+    }
     // With LogAppendTime every record reads the batch's max timestamp: keep it. An empty
     // batch keeps it too, so the time index of the segment still sees the batch's time.
     if !header.is_log_append_time() {
@@ -90,11 +119,10 @@ pub fn rewrite(header: &BatchHeader, batch: &[u8], kept: &[Record<'_>]) -> Vec<u
             put(MAX_TIMESTAMP_AT, &max.to_be_bytes());
         }
     }
-    let crc = crc32c::crc32c(out.get(ATTRIBUTES_AT..).unwrap_or_default());
-    if let Some(dst) = out.get_mut(CRC_AT..CRC_AT + 4) {
-        dst.copy_from_slice(&crc.to_be_bytes());
-    }
-    out
+    let crc = crc32c::crc32c(out.get(ATTRIBUTES_AT..)?);
+    out.get_mut(CRC_AT..CRC_AT + 4)?
+        .copy_from_slice(&crc.to_be_bytes());
+    Some(out)
 }
 
 #[cfg(test)]
@@ -113,7 +141,8 @@ mod tests {
             .build();
         set_base_offset(&mut b, 100).expect("offset");
         let h = validate(&b).expect("valid");
-        let rs = records(&h, &b).expect("records");
+        let area = body(&h, &b).expect("body");
+        let rs = records(&h, &area).expect("records");
         assert_eq!(
             rs.iter()
                 .map(|r| (r.offset, r.timestamp, r.key, r.tombstone))
@@ -125,7 +154,7 @@ mod tests {
             ]
         );
         let kept = [rs[2]];
-        let out = rewrite(&h, &b, &kept);
+        let out = rewrite(&h, &b, &kept).expect("rewrite");
         let nh = validate(&out).expect("CRC recomputed");
         assert_eq!(nh.base_offset, 100);
         assert_eq!(nh.last_offset(), 102);
@@ -135,15 +164,15 @@ mod tests {
             (nh.producer_id, nh.producer_epoch, nh.base_sequence),
             (9, 2, 40)
         );
-        let again = records(&nh, &out).expect("records");
+        let again = records(&nh, &out[HEADER_LEN..]).expect("records");
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].offset, 102);
         assert_eq!(again[0].bytes, rs[2].bytes);
 
-        let empty = rewrite(&h, &b, &[]);
+        let empty = rewrite(&h, &b, &[]).expect("rewrite");
         let eh = validate(&empty).expect("valid empty batch");
         assert_eq!((eh.records_count, eh.last_offset()), (0, 102));
         assert_eq!(eh.max_timestamp, 1_007);
-        assert!(records(&eh, &empty).expect("none").is_empty());
+        assert!(records(&eh, &empty[HEADER_LEN..]).expect("none").is_empty());
     }
 }

@@ -81,7 +81,8 @@ fn read_all(log: &Log) -> Vec<Entry> {
                     commit: batch::marker_of(b.bytes) == Some(Marker::Commit),
                 });
             } else {
-                let rs = records::records(&h, b.bytes).expect("records");
+                let body = records::body(&h, b.bytes).expect("body");
+                let rs = records::records(&h, &body).expect("records");
                 if rs.is_empty() {
                     out.push(Entry::Empty {
                         offset: h.base_offset,
@@ -551,4 +552,90 @@ fn a_crash_at_any_step_of_a_swap_loses_and_duplicates_nothing() {
         drop(log);
         assert_verifies(&path, Mode::Clean);
     }
+}
+
+/// `batch` (uncompressed) with its records compressed by `codec`, CRC recomputed.
+fn compressed(batch: &[u8], codec: crate::batch::Compression, bits: i16) -> Vec<u8> {
+    use crate::batch::HEADER_LEN;
+    let packed = codec::compress(codec, &batch[HEADER_LEN..]).expect("compress");
+    let mut out = batch[..HEADER_LEN].to_vec();
+    out.extend_from_slice(&packed);
+    let len = (out.len() - 12) as i32;
+    out[8..12].copy_from_slice(&len.to_be_bytes());
+    let attributes = i16::from_be_bytes([out[21], out[22]]) | bits;
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+#[test]
+fn compressed_batches_are_cleaned_and_compressed_again() {
+    use crate::batch::Compression;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("p-0");
+    let log = Log::create(path.clone(), config()).expect("create");
+    let codecs = [
+        (Compression::Gzip, 1),
+        (Compression::Snappy, 2),
+        (Compression::Lz4, 3),
+        (Compression::Zstd, 4),
+    ];
+    let mut expected = BTreeMap::new();
+    for round in 0..6 {
+        for (i, &(codec, bits)) in codecs.iter().enumerate() {
+            let mut b = BatchBuilder::new(NOW);
+            for k in 0..5 {
+                let key = format!("c{i}-{k}");
+                b = b.record(
+                    NOW,
+                    Some(key.as_bytes()),
+                    Some(format!("{round}").as_bytes()),
+                );
+            }
+            let mut bytes = compressed(&b.build(), codec, bits);
+            let base = log.append(&mut bytes, NOW).expect("append").base_offset;
+            for k in 0..5 {
+                expected.insert(format!("c{i}-{k}"), (base + k, Some(format!("{round}"))));
+            }
+        }
+    }
+    let before = read_all(&log);
+    assert_eq!(before.len(), 120);
+    let mut cleaner = Cleaner::new(1 << 20, None);
+    let stats = cleaner.clean(&log, NOW).expect("clean").expect("cleaned");
+    let after = read_all(&log);
+    assert_eq!(latest(&after), expected);
+    let active = log
+        .cleaner_view()
+        .expect("view")
+        .segments
+        .last()
+        .map(|s| s.base_offset())
+        .expect("active");
+    let cleaned: Vec<Entry> = after
+        .iter()
+        .filter(|e| offset_of(e) < active)
+        .cloned()
+        .collect();
+    assert!(keys_seen_twice(&cleaned).is_empty(), "{cleaned:?}");
+    assert!(stats.records_removed >= 60, "{stats:?}");
+    // Every surviving batch still carries its codec.
+    let mut offset = 0;
+    let mut codecs_seen = HashSet::new();
+    while offset < log.log_end_offset() {
+        let r = log.read(offset, 1 << 20).expect("read");
+        for b in Batches::new(&r.records, Check::Full) {
+            let b = b.expect("valid");
+            if b.header.records_count > 0 {
+                assert!(b.header.is_compressed());
+                codecs_seen.insert(format!("{:?}", b.header.compression()));
+            }
+            offset = b.header.last_offset() + 1;
+        }
+    }
+    assert_eq!(codecs_seen.len(), 4, "{codecs_seen:?}");
+    log.close().expect("close");
+    drop(log);
+    assert_verifies(&path, Mode::Clean);
 }
