@@ -25,6 +25,18 @@ pub struct LogConfig {
     pub compaction: Compaction,
 }
 
+impl LogConfig {
+    /// Age at which the active segment rolls: `segment.ms`, or sooner `max.compaction.lag.ms`
+    /// for a compacted log, since the cleaner never touches the active segment.
+    pub fn roll_ms(&self) -> i64 {
+        if self.compaction.compact {
+            self.segment_ms.min(self.compaction.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
+}
+
 /// `cleanup.policy` and the topic keys of log compaction, with Kafka's defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Compaction {

@@ -639,3 +639,39 @@ fn compressed_batches_are_cleaned_and_compressed_again() {
     drop(log);
     assert_verifies(&path, Mode::Clean);
 }
+
+#[test]
+fn max_compaction_lag_rolls_and_cleans_a_quiet_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let quiet = LogConfig {
+        segment_bytes: 1 << 20,
+        compaction: Compaction {
+            max_compaction_lag_ms: 5_000,
+            min_cleanable_dirty_ratio: 0.99,
+            ..config().compaction
+        },
+        ..config()
+    };
+    let log = Log::create(dir.path().join("p-0"), quiet).expect("create");
+    for i in 0..10 {
+        put(&log, "k", Some(&format!("{i}")), NOW);
+    }
+    // All in the active segment: nothing to clean until it is older than the lag.
+    assert_eq!(cleanability(&log, NOW).expect("cleanability"), None);
+    log.enforce_retention(NOW + 4_000).expect("retention");
+    assert_eq!(log.segment_count(), 1);
+    log.enforce_retention(NOW + 6_000).expect("retention");
+    assert_eq!(log.segment_count(), 2, "rolled past max.compaction.lag.ms");
+    let c = cleanability(&log, NOW + 6_000)
+        .expect("cleanability")
+        .expect("dirty");
+    assert!(c.overdue && c.due, "{c:?}");
+    let mut cleaner = Cleaner::new(1 << 20, None);
+    cleaner
+        .clean(&log, NOW + 6_000)
+        .expect("clean")
+        .expect("cleaned");
+    let entries = read_all(&log);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(latest(&entries).get("k"), Some(&(9, Some("9".to_string()))));
+}
