@@ -245,7 +245,7 @@ fn is_aborted(aborted: &Aborted, h: &BatchHeader) -> bool {
 
 /// What the copy of step 3 decides batch by batch; it lives for the whole pass because a
 /// transaction's data and its marker may be in different groups.
-struct Copy<'a> {
+struct Filter<'a> {
     map: &'a OffsetMap,
     map_end: i64,
     horizon: i64,
@@ -256,7 +256,7 @@ struct Copy<'a> {
     stats: CleanStats,
 }
 
-impl Copy<'_> {
+impl Filter<'_> {
     /// The batch to write for `bytes` (whose header is `h`), if any, and whether it differs.
     fn batch<'b>(
         &mut self,
@@ -396,7 +396,7 @@ impl Cleaner {
             tracing::warn!(dir = %dir.display(), capacity = self.map.capacity(), "log.cleaner.dedupe.buffer.size holds no whole batch; not cleaning");
             return Ok(None);
         }
-        let mut copy = Copy {
+        let mut copy = Filter {
             map: &self.map,
             map_end,
             horizon: plan
@@ -541,7 +541,7 @@ fn clean_group(
     log: &Log,
     group: &[Arc<Segment>],
     end: i64,
-    copy: &mut Copy<'_>,
+    copy: &mut Filter<'_>,
     interval: u32,
     io: Io<'_>,
     stop: Stop,
