@@ -91,8 +91,6 @@ fn read_all(log: &Log) -> Vec<Entry> {
                 }
                 for rec in rs {
                     let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-                    let value_at = rec.bytes.len();
-                    let _ = value_at;
                     out.push(Entry::Record {
                         offset: rec.offset,
                         key: rec.key.map(text),
