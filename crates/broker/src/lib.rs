@@ -8,10 +8,12 @@
 //! answered in request order. Produce appends opaque record batches and, per the durability
 //! policy, waits for the log's group commit before answering; Fetch reads whole batches back
 //! without decoding them, and long polls wake only for their own partitions. Background
-//! tasks enforce retention and optional periodic flushes. Errors become Kafka error codes in
+//! tasks enforce retention, compact `cleanup.policy=compact` topics (`cleaner.rs`) and run
+//! optional periodic flushes. Errors become Kafka error codes in
 //! one place (`errors.rs`).
 
 pub mod broker_keys;
+mod cleaner;
 pub mod config;
 mod connection;
 #[cfg(test)]

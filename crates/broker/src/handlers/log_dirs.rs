@@ -105,10 +105,7 @@ mod tests {
             .create_topic("b", 1, 1, Default::default())
             .await
             .expect("create");
-        let partition = state
-            .topic("a")
-            .and_then(|t| t.partition(1))
-            .expect("a-1");
+        let partition = state.topic("a").and_then(|t| t.partition(1)).expect("a-1");
         let log = partition.log_for_tests();
         let mut batch = BatchBuilder::new(1).record(1, None, Some(b"hello")).build();
         let written = batch.len() as i64;
