@@ -274,3 +274,54 @@ def test_compressed_batches_are_compacted(broker_factory):
     wait_cleaned(b, topic)
     records = check(b, topic, model, "after cleaning compressed batches")
     assert len(records) < UPDATES // 20, f"{len(records)} records left of {UPDATES * 4 // 10}"
+
+
+def test_dynamic_cleanup_policy_and_cleaner_keys(broker_factory):
+    """`log.cleanup.policy` and the `log.cleaner.*` keys Kafka makes dynamic change at run
+    time: a topic without its own `cleanup.policy` becomes compacted when the cluster-wide
+    default says so, and the cleaner follows new thread counts; `log.cleaner.enable` stays
+    read-only."""
+    from confluent_kafka import KafkaError as KE
+    from confluent_kafka.admin import ConfigSource, ResourceType
+    from confluent_kafka.admin import ConfigResource as CKConfigResource
+
+    from conftest import admin_client, make_producer
+    from test_admin_configs import ck_alter_broker, weir_default
+
+    b = broker_factory(settings={"log.segment.bytes": "1024", "log.cleaner.backoff.ms": "100"})
+    topic = unique_topic("dyncompact")
+    create_topic(b.bootstrap, topic)
+    p = make_producer(b.bootstrap)
+    keys = [b"a", b"b", b"c", b"d", b"e"]
+    last = {}
+    for i in range(150):
+        # One batch per request, so that 1 KiB segments roll between them.
+        key = keys[i % len(keys)]
+        last[key] = b"%d" % i + b"v" * 100
+        p.produce(topic, key=key, value=last[key], partition=0)
+        assert p.flush(15) == 0
+    assert len(read_all(b.bootstrap, topic, "read_uncommitted")) == 150
+    time.sleep(0.5)
+    assert first_dirty(b, topic) == -1, "not compacted under the default policy"
+
+    weir_default(b, "set", "log.cleanup.policy=compact", "log.cleaner.min.cleanable.ratio=0.01",
+                 "log.cleaner.threads=2")
+    wait_cleaned(b, topic, timeout=30)
+    records = read_all(b.bootstrap, topic, "read_uncommitted")
+    base = active_base(b, topic)
+    below = [k for o, k, _ in records if o < base]
+    assert len(below) == len(set(below)), f"a key twice below the active segment: {records}"
+    assert {k: v for _, k, v in records} == last
+
+    a = admin_client(b.bootstrap)
+    res = a.describe_configs([CKConfigResource(ResourceType.BROKER, "0")])
+    cfg = next(iter(res.values())).result(15)
+    assert cfg["log.cleaner.threads"].value == "2"
+    assert cfg["log.cleaner.threads"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    assert cfg["log.cleanup.policy"].value == "compact"
+    err = ck_alter_broker(a, "0", {"log.cleaner.enable": "false"})
+    assert err is not None and err.code() == KE.INVALID_REQUEST, err
+    # The topic shows the broker default it follows.
+    res = a.describe_configs([CKConfigResource(ResourceType.TOPIC, topic)])
+    tcfg = next(iter(res.values())).result(15)
+    assert tcfg["cleanup.policy"].value == "compact"
