@@ -668,5 +668,19 @@ mod tests {
             }
             fs::write(path, &original).expect("restore");
         }
+        // Whole, in range, but naming a data batch: no abort marker there.
+        let path = &with(".txnindex")[0];
+        let original = fs::read(path).expect("read");
+        let mut entries = txn_index::decode(&original).expect("valid");
+        entries[0].last_offset -= 1;
+        fs::write(path, txn_index::encode(&entries)).expect("write");
+        let v = verify_log_dir(&dir, Mode::AfterCrash).expect("verify");
+        assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+        assert!(
+            v.problems[0].what.contains("no abort marker"),
+            "{:?}",
+            v.problems
+        );
+        fs::write(path, &original).expect("restore");
     }
 }
