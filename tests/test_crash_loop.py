@@ -12,7 +12,11 @@ restarts and checks what was acknowledged:
 - no offset ever holds two different records across restarts, offsets are contiguous;
 - log start and high watermark never go backwards; the high watermark covers every ack;
 - acknowledged group commits are never lost and committed offsets never go backwards;
-- topics whose creation was acknowledged exist, those whose deletion was acknowledged don't.
+- topics whose creation was acknowledged exist, those whose deletion was acknowledged don't;
+- in a compacted topic (a small key space, tiny segments, a fast cleaner), which the cleaner
+  rewrites while the broker is killed: offsets only ascend (gaps are compaction's), no offset
+  ever holds two different records, and the latest acknowledged value of every key is there
+  (at its offset, or superseded by a later write of the same key).
 
 Some iterations stop the broker cleanly instead and then require a strict verify. The test
 ends with a clean stop, a strict verify and a full read of every topic.
@@ -32,7 +36,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import (create_topic, make_consumer, make_producer,
@@ -49,8 +53,13 @@ SETTINGS = {
     # Dense indexes, so index entries are checked all over the segments.
     "log.index.interval.bytes": 512,
     "log.segment.bytes": 64 * 1024,
+    "log.cleaner.backoff.ms": 50,
+    "log.cleaner.dedupe.buffer.size": 1024 * 1024,
 }
 TINY = {"segment.bytes": 2048, "retention.bytes": 8192, "retention.ms": -1}
+COMPACTED = {"cleanup.policy": "compact", "segment.bytes": 4096,
+             "min.cleanable.dirty.ratio": 0.01, "delete.retention.ms": 60000}
+COMPACTED_KEYS = 50
 GROUP = "crash-group"
 # The clients see the broker die over and over; their connection-refused logs are noise.
 QUIET = {"log_level": 0}
@@ -106,11 +115,16 @@ class ProducerThread(threading.Thread):
             with self.ledger.lock:
                 self.ledger.delivery_errors += 1
 
+    def key(self, topic, n):
+        if topic == "compacted":
+            return f"ck{self.rng.randrange(COMPACTED_KEYS)}".encode()
+        return f"{self.name}-{n}".encode()
+
     def run(self):
         n = 0
         while not self.stop_flag.is_set():
             topic, parts = self.rng.choice(self.targets)
-            key = f"{self.name}-{n}".encode()
+            key = self.key(topic, n)
             value = key + b":" + bytes([97 + n % 26]) * self.rng.randrange(10, 300)
             try:
                 self.producer.produce(topic, key=key, value=value,
@@ -291,6 +305,65 @@ def check_partition(bootstrap, ledger: Ledger, topic, partition, context, full=T
     return len(records)
 
 
+def read_to_end(bootstrap, topic, partition, timeout=60.0):
+    """[(offset, key, value)] from the log start to the end (compaction leaves gaps, so the
+    end is the consumer's end-of-partition event, not an offset)."""
+    c = make_consumer(bootstrap, **{"enable.partition.eof": True, **QUIET})
+    try:
+        c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            assert time.monotonic() < deadline, f"timed out reading {topic}/{partition}"
+            for m in c.consume(num_messages=10000, timeout=0.5):
+                if m.error() is not None:
+                    assert m.error().code() == KafkaError._PARTITION_EOF, \
+                        f"consumer error on {topic}/{partition}: {m.error()}"
+                    return out
+                out.append((m.offset(), m.key(), m.value()))
+    finally:
+        c.close()
+
+
+def check_compacted(bootstrap, ledger: Ledger, topic, context):
+    """The compacted partition against the ledger: acknowledged records may be superseded
+    by a newer value of their key, but the latest acknowledged value per key is there."""
+    c = make_consumer(bootstrap)
+    try:
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+    finally:
+        c.close()
+    k = (topic, 0)
+    with ledger.lock:
+        acked = {off: kv for (t, p, off), kv in ledger.acked.items() if (t, p) == k}
+        prev_hi = ledger.high.get(k, 0)
+    assert lo == 0, f"{context}: compacted {k} log start moved to {lo}"
+    assert hi >= prev_hi, f"{context}: {k} high watermark went back from {prev_hi} to {hi}"
+    if acked:
+        assert hi > max(acked), f"{context}: {k} high watermark {hi} below an acknowledged offset"
+    ledger.high[k] = hi
+    records = read_to_end(bootstrap, topic, 0)
+    offsets = [r[0] for r in records]
+    assert offsets == sorted(set(offsets)), f"{context}: {k} offsets not strictly ascending"
+    latest_read: dict[bytes, int] = {}
+    with ledger.lock:
+        for off, key, value in records:
+            before = ledger.seen.setdefault((topic, 0, off), (key, value))
+            assert before == (key, value), \
+                f"{context}: {k} offset {off} held {before} and now holds {(key, value)}"
+            assert off not in acked or acked[off] == (key, value), \
+                f"{context}: {k} offset {off} acknowledged as {acked[off]} but holds {(key, value)}"
+            latest_read[key] = off
+    latest_acked: dict[bytes, int] = {}
+    for off, (key, _) in acked.items():
+        latest_acked[key] = max(off, latest_acked.get(key, -1))
+    lost = [(key, off, latest_read.get(key)) for key, off in sorted(latest_acked.items())
+            if latest_read.get(key, -1) < off]
+    assert not lost, (f"{context}: {k} lost the latest acknowledged value of {len(lost)} keys; "
+                      f"first (key, acked offset, latest offset read): {lost[:3]}")
+    return len(records)
+
+
 def check_commits(bootstrap, ledger: Ledger, context):
     with ledger.lock:
         wanted = dict(ledger.commits)
@@ -342,6 +415,7 @@ def check_all(broker, ledger, mains, tiny, context, full_mains=None):
                                  full=topic in full_mains)
     for p in range(2):
         n += check_partition(broker.bootstrap, ledger, tiny, p, context, retention=True)
+    n += check_compacted(broker.bootstrap, ledger, "compacted", context)
     check_commits(broker.bootstrap, ledger, context)
     check_topics(broker.bootstrap, ledger, context)
     return n
@@ -357,6 +431,7 @@ def test_crash_loop(broker_factory, tmp_path):
     data = tmp_path / "data"
     b = broker_factory(data_dir=data, settings=SETTINGS)
     tiny = create_topic(b.bootstrap, "tiny", 2, config=TINY)
+    create_topic(b.bootstrap, "compacted", 1, config=COMPACTED)
     mains: list[str] = []
     kills = cleans = tails = 0
     started = time.monotonic()
@@ -368,8 +443,10 @@ def test_crash_loop(broker_factory, tmp_path):
                 create_topic(b.bootstrap, main, MAIN_PARTITIONS)
                 mains.append(main)
             producers = [
-                ProducerThread(b.bootstrap, ledger, f"p{i}-{it}", [(main, MAIN_PARTITIONS), (tiny, 2)]
-                               if i == 0 else [(main, MAIN_PARTITIONS)], idempotent=i % 2 == 1,
+                ProducerThread(b.bootstrap, ledger, f"p{i}-{it}",
+                               [(main, MAIN_PARTITIONS), (tiny, 2)] if i == 0
+                               else [(main, MAIN_PARTITIONS), ("compacted", 1)] if i == 1
+                               else [(main, MAIN_PARTITIONS)], idempotent=i % 2 == 1,
                                rng_seed=rng.randrange(1 << 32))
                 for i in range(3)
             ]

@@ -64,12 +64,29 @@ pub struct BrokerConfig {
     pub flush_interval_ms: u64,
     /// Defaults for topic-level log settings (`log.segment.bytes` → `segment.bytes`, ...).
     pub log_defaults: LogConfig,
+    /// The log cleaner (`log.cleaner.*`).
+    pub cleaner: CleanerConfig,
     /// Consumer group settings (`group.*`, `offsets.*`).
     pub groups: weir_coordinator::CoordinatorConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
     pub txns: weir_coordinator::txn::TxnConfig,
     /// Every raw pair given, for DescribeConfigs on the broker resource.
     pub raw: BTreeMap<String, String>,
+}
+
+/// The log cleaner's broker settings (compaction of `cleanup.policy=compact` topics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.threads`: logs cleaned at the same time.
+    pub threads: usize,
+    /// `log.cleaner.backoff.ms`: sleep when no log needs cleaning.
+    pub backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`: memory of the key maps, shared by the threads.
+    pub dedupe_buffer_size: usize,
+    /// `log.cleaner.io.max.bytes.per.second`, shared by the threads; None: unlimited.
+    pub io_max_bytes_per_second: Option<f64>,
 }
 
 impl BrokerConfig {
@@ -129,6 +146,7 @@ impl BrokerConfig {
                 num("producer.id.expiration.ms", "86400000")?,
             )?)
             .unwrap_or(i64::MAX),
+            compaction: compaction_defaults(&get)?,
         };
         let durability = match get("weir.durability").unwrap_or("acks-all") {
             "acks-all" => Durability::AcksAll,
@@ -256,10 +274,97 @@ impl BrokerConfig {
             flush_interval_ms: u64::try_from(num("log.flush.interval.ms", "0")?)
                 .map_err(|_| invalid("log.flush.interval.ms", "", "must be >= 0"))?,
             log_defaults,
+            cleaner: cleaner_config(&get)?,
             raw,
         };
         Ok((config, unknown))
     }
+}
+
+/// `log.cleanup.policy` (`compact`, `delete` or both, comma-separated).
+pub(crate) fn parse_cleanup_policy(key: &str, v: &str) -> Result<(bool, bool), ConfigError> {
+    let mut policy = (false, false);
+    for item in v.split(',').map(str::trim) {
+        match item {
+            "compact" => policy.0 = true,
+            "delete" => policy.1 = true,
+            other => return Err(invalid(key, other, "expected compact, delete or both")),
+        }
+    }
+    Ok(policy)
+}
+
+/// The broker-wide defaults of the topic compaction keys.
+fn compaction_defaults<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<weir_storage::Compaction, ConfigError> {
+    let (compact, delete) = parse_cleanup_policy(
+        "log.cleanup.policy",
+        get("log.cleanup.policy").unwrap_or("delete"),
+    )?;
+    let ratio_key = "log.cleaner.min.cleanable.ratio";
+    let ratio: f64 = parse(ratio_key, get(ratio_key).unwrap_or("0.5"))?;
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(invalid(
+            ratio_key,
+            &ratio.to_string(),
+            "must be between 0 and 1",
+        ));
+    }
+    let ms = |key: &str, default: &str, min: i64| -> Result<i64, ConfigError> {
+        let v: i64 = parse(key, get(key).unwrap_or(default))?;
+        if v < min {
+            return Err(invalid(
+                key,
+                &v.to_string(),
+                &format!("must be at least {min}"),
+            ));
+        }
+        Ok(v)
+    };
+    Ok(weir_storage::Compaction {
+        compact,
+        delete,
+        min_cleanable_dirty_ratio: ratio,
+        min_compaction_lag_ms: ms("log.cleaner.min.compaction.lag.ms", "0", 0)?,
+        max_compaction_lag_ms: ms(
+            "log.cleaner.max.compaction.lag.ms",
+            "9223372036854775807",
+            1,
+        )?,
+        delete_retention_ms: ms("log.cleaner.delete.retention.ms", "86400000", 0)?,
+    })
+}
+
+fn cleaner_config<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<CleanerConfig, ConfigError> {
+    let num = |key: &str, default: &str| -> Result<i64, ConfigError> {
+        parse::<i64>(key, get(key).unwrap_or(default))
+    };
+    let io_key = "log.cleaner.io.max.bytes.per.second";
+    let io: f64 = parse(io_key, get(io_key).unwrap_or("1.7976931348623157E308"))?;
+    if io.is_nan() || io <= 0.0 {
+        return Err(invalid(io_key, &io.to_string(), "must be positive"));
+    }
+    let threads = positive("log.cleaner.threads", num("log.cleaner.threads", "1")?)? as usize;
+    let dedupe = positive(
+        "log.cleaner.dedupe.buffer.size",
+        num("log.cleaner.dedupe.buffer.size", "134217728")?,
+    )?;
+    Ok(CleanerConfig {
+        enable: parse(
+            "log.cleaner.enable",
+            get("log.cleaner.enable").unwrap_or("true"),
+        )?,
+        threads,
+        backoff_ms: positive(
+            "log.cleaner.backoff.ms",
+            num("log.cleaner.backoff.ms", "15000")?,
+        )?,
+        dedupe_buffer_size: usize::try_from(dedupe).unwrap_or(usize::MAX),
+        io_max_bytes_per_second: (io < 1e300).then_some(io),
+    })
 }
 
 pub(crate) fn parse_timestamp_type(key: &str, v: &str) -> Result<TimestampType, ConfigError> {
@@ -341,6 +446,50 @@ mod tests {
         assert_eq!(c.log_defaults.retention_ms, 7 * 24 * 3_600_000);
         assert_eq!(c.advertise, ("127.0.0.1".to_string(), 9092));
         assert_eq!(c.durability, Durability::AcksAll);
+    }
+
+    #[test]
+    fn cleaner_keys() {
+        let (c, _) = build(&[]).expect("config");
+        assert_eq!(
+            c.cleaner,
+            CleanerConfig {
+                enable: true,
+                threads: 1,
+                backoff_ms: 15_000,
+                dedupe_buffer_size: 134_217_728,
+                io_max_bytes_per_second: None,
+            }
+        );
+        assert!(!c.log_defaults.compaction.compact && c.log_defaults.compaction.delete);
+        let (c, _) = build(&[
+            ("log.cleaner.threads", "2"),
+            ("log.cleaner.backoff.ms", "100"),
+            ("log.cleaner.dedupe.buffer.size", "1048576"),
+            ("log.cleaner.io.max.bytes.per.second", "5e6"),
+            ("log.cleaner.enable", "false"),
+            ("log.cleanup.policy", "compact,delete"),
+            ("log.cleaner.delete.retention.ms", "1000"),
+        ])
+        .expect("config");
+        assert_eq!(c.cleaner.threads, 2);
+        assert_eq!(c.cleaner.backoff_ms, 100);
+        assert_eq!(c.cleaner.dedupe_buffer_size, 1 << 20);
+        assert_eq!(c.cleaner.io_max_bytes_per_second, Some(5e6));
+        assert!(!c.cleaner.enable);
+        let d = &c.log_defaults.compaction;
+        assert!(d.compact && d.delete);
+        assert_eq!(d.delete_retention_ms, 1000);
+        for bad in [
+            ("log.cleaner.threads", "0"),
+            ("log.cleaner.dedupe.buffer.size", "-1"),
+            ("log.cleaner.io.max.bytes.per.second", "0"),
+            ("log.cleanup.policy", "shred"),
+            ("log.cleaner.min.cleanable.ratio", "1.5"),
+        ] {
+            let e = build(&[bad]).expect_err("invalid");
+            assert!(e.to_string().contains(bad.0), "{e}");
+        }
     }
 
     #[test]

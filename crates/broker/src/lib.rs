@@ -8,12 +8,14 @@
 //! answered in request order. Produce appends opaque record batches and, per the durability
 //! policy, waits for the log's group commit before answering; Fetch reads whole batches back
 //! without decoding them, and long polls wake only for their own partitions. Background
-//! tasks enforce retention and optional periodic flushes. Errors become Kafka error codes in
+//! tasks enforce retention, compact `cleanup.policy=compact` topics (`cleaner.rs`) and run
+//! optional periodic flushes. Errors become Kafka error codes in
 //! one place (`errors.rs`).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod broker_keys;
+mod cleaner;
 pub mod config;
 mod connection;
 #[cfg(test)]

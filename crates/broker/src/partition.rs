@@ -446,6 +446,26 @@ impl Partition {
         Ok(self.log.enforce_retention(now_ms)?)
     }
 
+    /// How much the log needs compaction; `None` when it is not compacted or has nothing
+    /// cleanable (blocking I/O: reads a batch header).
+    pub fn cleanability(
+        &self,
+        now_ms: i64,
+    ) -> Result<Option<weir_storage::cleaner::Cleanability>, PartitionError> {
+        self.check_open()?;
+        Ok(weir_storage::cleaner::cleanability(&self.log, now_ms)?)
+    }
+
+    /// One log cleaner pass over this partition (blocking I/O; see `weir_storage::cleaner`).
+    pub fn clean(
+        &self,
+        cleaner: &mut weir_storage::cleaner::Cleaner,
+        now_ms: i64,
+    ) -> Result<Option<weir_storage::cleaner::CleanStats>, PartitionError> {
+        self.check_open()?;
+        Ok(cleaner.clean(&self.log, now_ms)?)
+    }
+
     /// Fsyncs everything appended so far (blocking).
     pub fn flush_all(&self) -> Result<(), PartitionError> {
         Ok(self.log.flush_all()?)

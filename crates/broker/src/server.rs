@@ -129,6 +129,7 @@ impl Broker {
         // Tells connections and background tasks to stop; each holds a receiver.
         let (stop_tx, _) = broadcast::channel::<()>(1);
         let mut background = spawn_background(&state, &stop_tx);
+        let cleaners = crate::cleaner::spawn(&state, &stop_tx);
         background.push(tokio::spawn(
             state.groups.clone().run_timer(stop_tx.subscribe()),
         ));
@@ -197,6 +198,16 @@ impl Broker {
         }
         for task in background {
             task.abort();
+        }
+        // A cleaner pass stops at its next batch on the stop signal; wait for it, so that no
+        // cleaned file is being written while the logs close.
+        for task in cleaners {
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a log cleaner did not stop within 10 s");
+            }
         }
         let closing = state.clone();
         tokio::task::spawn_blocking(move || closing.close())

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use weir_storage::LogConfig;
 
-use crate::config::{parse, parse_timestamp_type, BrokerConfig};
+use crate::config::{parse, parse_cleanup_policy, parse_timestamp_type, BrokerConfig};
 
 /// How a config value is checked.
 #[derive(Debug, Clone, Copy)]
@@ -56,9 +56,9 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     key(
         "cleanup.policy",
         "delete",
-        None,
+        Some("log.cleanup.policy"),
         Kind::ListOf(&["delete", "compact"]),
-        false,
+        true,
     ),
     key(
         "compression.type",
@@ -70,9 +70,9 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     key(
         "delete.retention.ms",
         "86400000",
-        None,
+        Some("log.cleaner.delete.retention.ms"),
         Kind::Long { min: 0 },
-        false,
+        true,
     ),
     key(
         "file.delete.delay.ms",
@@ -99,9 +99,9 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     key(
         "max.compaction.lag.ms",
         LONG_MAX,
-        None,
+        Some("log.cleaner.max.compaction.lag.ms"),
         Kind::Long { min: 1 },
-        false,
+        true,
     ),
     key(
         "max.message.bytes",
@@ -152,13 +152,19 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         Kind::Long { min: 0 },
         false,
     ),
-    key("min.cleanable.dirty.ratio", "0.5", None, Kind::Ratio, false),
+    key(
+        "min.cleanable.dirty.ratio",
+        "0.5",
+        Some("log.cleaner.min.cleanable.ratio"),
+        Kind::Ratio,
+        true,
+    ),
     key(
         "min.compaction.lag.ms",
         "0",
-        None,
+        Some("log.cleaner.min.compaction.lag.ms"),
         Kind::Long { min: 0 },
-        false,
+        true,
     ),
     key(
         "min.insync.replicas",
@@ -402,6 +408,29 @@ pub fn log_config(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -
                     c.max_message_bytes = v;
                 }
             }
+            "cleanup.policy" => {
+                if let Ok((compact, delete)) = parse_cleanup_policy(k, v) {
+                    c.compaction.compact = compact;
+                    c.compaction.delete = delete;
+                }
+            }
+            "min.cleanable.dirty.ratio" => {
+                if let Ok(r) = parse::<f64>(k, v) {
+                    c.compaction.min_cleanable_dirty_ratio = r;
+                }
+            }
+            "min.compaction.lag.ms" => {
+                c.compaction.min_compaction_lag_ms =
+                    long().unwrap_or(c.compaction.min_compaction_lag_ms);
+            }
+            "max.compaction.lag.ms" => {
+                c.compaction.max_compaction_lag_ms =
+                    long().unwrap_or(c.compaction.max_compaction_lag_ms);
+            }
+            "delete.retention.ms" => {
+                c.compaction.delete_retention_ms =
+                    long().unwrap_or(c.compaction.delete_retention_ms);
+            }
             "message.timestamp.type" => {
                 if let Ok(t) = parse_timestamp_type(k, v) {
                     c.timestamp_type = t;
@@ -468,6 +497,34 @@ mod tests {
             effective(retention, &overrides, &broker),
             ("5000".into(), Source::StaticBroker)
         );
+        let compact: BTreeMap<String, String> = [
+            ("cleanup.policy", "compact"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", "100"),
+            ("min.compaction.lag.ms", "5"),
+            ("max.compaction.lag.ms", "60000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = log_config(&compact, &broker).compaction;
+        assert!(c.compact && !c.delete);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!(
+            (
+                c.delete_retention_ms,
+                c.min_compaction_lag_ms,
+                c.max_compaction_lag_ms
+            ),
+            (100, 5, 60000)
+        );
+        let both: BTreeMap<String, String> =
+            [("cleanup.policy".to_string(), "compact,delete".to_string())]
+                .into_iter()
+                .collect();
+        let c = log_config(&both, &broker).compaction;
+        assert!(c.compact && c.delete);
+        assert!(!broker.log_defaults.compaction.compact);
         let seg = lookup("segment.bytes").expect("key");
         assert_eq!(
             effective(seg, &overrides, &broker),

@@ -21,6 +21,52 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten.
     pub producer_id_expiration_ms: i64,
+    /// `cleanup.policy` and the compaction keys (see [`crate::cleaner`]).
+    pub compaction: Compaction,
+}
+
+impl LogConfig {
+    /// Age at which the active segment rolls: `segment.ms`, or sooner `max.compaction.lag.ms`
+    /// for a compacted log, since the cleaner never touches the active segment.
+    pub fn roll_ms(&self) -> i64 {
+        if self.compaction.compact {
+            self.segment_ms.min(self.compaction.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
+}
+
+/// `cleanup.policy` and the topic keys of log compaction, with Kafka's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compaction {
+    /// `cleanup.policy` holds `compact`: the cleaner keeps the latest record per key.
+    pub compact: bool,
+    /// `cleanup.policy` holds `delete`: retention deletes old segments.
+    pub delete: bool,
+    /// `min.cleanable.dirty.ratio`: clean once dirty bytes are at least this share of the log.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a segment holding a record newer than this is not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log whose first dirty record is older than this is cleaned
+    /// whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long tombstones and transaction markers stay after the
+    /// pass that first cleaned them.
+    pub delete_retention_ms: i64,
+}
+
+impl Default for Compaction {
+    fn default() -> Compaction {
+        Compaction {
+            compact: false,
+            delete: true,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -35,6 +81,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
             producer_id_expiration_ms: 86_400_000,
+            compaction: Compaction::default(),
         }
     }
 }

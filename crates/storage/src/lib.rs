@@ -26,10 +26,15 @@
 //!   sealed segments oldest first (with their `.txnindex` and producer snapshots) and advance
 //!   the log start (checkpointed).
 //!
-//! Batches are stored exactly as produced; storage never decompresses.
+//! - **Compaction** ([`cleaner`]): for `cleanup.policy=compact`, rewrites sealed segments
+//!   keeping the latest record of each key, and swaps them in crash-safely.
+//!
+//! Batches are stored exactly as produced (compaction drops records from uncompressed batches
+//! and recomputes their CRC); storage never decompresses.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod batch;
+pub mod cleaner;
 mod config;
 mod error;
 #[doc(hidden)]
@@ -45,7 +50,7 @@ mod txn_index;
 pub mod verify;
 
 pub use batch::{BatchDefect, BatchHeader, Marker};
-pub use config::{LogConfig, Recovery, TimestampType};
+pub use config::{Compaction, LogConfig, Recovery, TimestampType};
 pub use error::{IoOp, StorageError};
 pub use log::{
     AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, LOG_START_CHECKPOINT,

@@ -207,6 +207,15 @@ impl Producers {
         }
     }
 
+    /// The last offset of each remembered producer's newest data batch (the batch the log
+    /// cleaner keeps, so the producer's sequence survives a rebuild from the log).
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.map
+            .iter()
+            .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset)))
+            .collect()
+    }
+
     /// Every remembered producer, by producer id.
     pub fn active(&self) -> Vec<ActiveProducer> {
         let mut out: Vec<ActiveProducer> = self

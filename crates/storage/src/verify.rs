@@ -14,6 +14,11 @@
 //!   segment; every producer snapshot decodes, names the offset of its file name and lies
 //!   within the segments.
 //!
+//! A compacted log (one with a cleaner checkpoint) may have offset gaps inside and between
+//! the batches of its sealed segments and between segments: offsets must only ascend. A
+//! committed cleaner swap (`B-E.log.swap`) stands for the segments in `[B, E)`, which are
+//! skipped; after a crash the swapped-in segment may lack its index files.
+//!
 //! After a crash ([`Mode::AfterCrash`]) some damage is legal because recovery repairs it: a
 //! torn or garbage tail in the **active** (last) segment, missing active index files (the active
 //! segment's indexes live in memory until it is sealed or closed) or ones lacking their last
@@ -27,7 +32,9 @@ use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use crate::batch::Check;
+use crate::batch::{self, Check, Marker};
+use crate::cleaner::checkpoint::CLEANER_CHECKPOINT;
+use crate::cleaner::swap::{parse_swap_name, CLEANED_SUFFIX};
 use crate::error::{IoOp, StorageError};
 use crate::index::{OffsetEntry, SegmentIndex, TimeEntry, NO_TIMESTAMP};
 use crate::log::LOG_START_CHECKPOINT;
@@ -106,12 +113,26 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
     let mut bases = Vec::new();
     let mut index_bases = Vec::new();
     let mut snapshots = Vec::new();
+    // A compacted log (the cleaner wrote its checkpoint before its first swap) may have
+    // offset gaps inside and between the batches of its sealed segments.
+    let mut compacted = false;
+    // Committed swaps `[base, end)`: open replaces those segments by the swap file.
+    let mut swaps = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| StorageError::io(IoOp::ListDirectory, dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StorageError::io(IoOp::ListDirectory, dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tmp") || name.ends_with(".deleted") {
+        if name.ends_with(".tmp") || name.ends_with(".deleted") || name.ends_with(CLEANED_SUFFIX) {
             out.note_or_problem(crash, &entry.path(), "stray file (removed at open)");
+        } else if let Some(range) = parse_swap_name(&name) {
+            out.note_or_problem(
+                crash,
+                &entry.path(),
+                "interrupted cleaner swap (finished at open)",
+            );
+            swaps.push(range);
+        } else if name == CLEANER_CHECKPOINT {
+            compacted = true;
         } else if let Some(base) = parse_file_name(&name, LOG_SUFFIX) {
             bases.push(base);
         } else if let Some(offset) = parse_file_name(&name, PRODUCER_SNAPSHOT_SUFFIX) {
@@ -142,10 +163,17 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
     let mut expected: Option<i64> = None;
     for (i, &base) in bases.iter().enumerate() {
         let active = i + 1 == bases.len();
+        if !active && swaps.iter().any(|&(b, e)| (b..e).contains(&base)) {
+            // Being replaced; the swap file holds these offsets now.
+            expected = None;
+            continue;
+        }
+        // The active segment is never cleaned.
+        let gaps = compacted && !active;
         let segment = Segment::open_read_only(dir, base)?;
         let path = segment.log_path().to_path_buf();
         if let Some(exp) = expected {
-            if base != exp {
+            if base < exp || (base > exp && !compacted) {
                 out.problem(
                     &path,
                     format!("segment base {base} but the previous segment ends at {exp}"),
@@ -154,9 +182,10 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
         }
         let mut next = base;
         let mut batches: Vec<(u64, i64, i64)> = Vec::new(); // (position, base offset, max ts)
+        let mut abort_markers = Vec::new();
         let len = segment.len();
         let end = segment.scan(0, len, Check::Full, |pos, h, bytes| {
-            if h.base_offset != next {
+            if h.base_offset < next || (h.base_offset > next && !gaps) {
                 out.problems.push(Problem {
                     path: path.clone(),
                     what: format!(
@@ -166,6 +195,9 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
                 });
             }
             batches.push((pos, h.base_offset, h.max_timestamp));
+            if h.is_control() && batch::marker_of(bytes) == Some(Marker::Abort) {
+                abort_markers.push(h.base_offset);
+            }
             out.batches += 1;
             out.bytes += bytes.len() as u64;
             next = h.last_offset().saturating_add(1).max(next);
@@ -192,8 +224,24 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
                 out.unclean_tail = Some(tail);
             }
         }
-        check_indexes(&segment, &batches, end.valid_end, active, crash, &mut out)?;
-        check_txn_index(&segment, next, &mut out)?;
+        let crash_tolerant = crash && (active || compacted);
+        check_indexes(
+            &segment,
+            &batches,
+            end.valid_end,
+            active,
+            crash_tolerant,
+            &mut out,
+        )?;
+        // A compacted segment may end in a gap (its last batches cleaned away): it reaches
+        // the next segment's base.
+        let segment_end = bases.get(i + 1).copied().unwrap_or(next).max(next);
+        let aborts = TxnIndexCheck {
+            end: segment_end,
+            markers: &abort_markers,
+            complete: end.fault.is_none(),
+        };
+        check_txn_index(&segment, &aborts, &mut out)?;
         expected = Some(next);
         out.log_end = next;
     }
@@ -226,13 +274,25 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
     Ok(out)
 }
 
-/// Checks a segment's aborted-transaction index, if it has one: whole, and every abort
-/// marker inside the segment (`end` is one past its last offset).
+/// What a segment's scan found for its `.txnindex` check.
+struct TxnIndexCheck<'a> {
+    /// One past the segment's offsets.
+    end: i64,
+    /// Base offsets of its abort markers, ascending.
+    markers: &'a [i64],
+    /// The scan read the whole segment (a damaged tail hides markers).
+    complete: bool,
+}
+
+/// Checks a segment's aborted-transaction index, if it has one: whole, and every entry
+/// names an abort marker of the segment. The cleaner removes an entry with its marker, so
+/// this holds for compacted segments too.
 fn check_txn_index(
     segment: &Segment,
-    end: i64,
+    found: &TxnIndexCheck<'_>,
     out: &mut LogVerification,
 ) -> Result<(), StorageError> {
+    let end = found.end;
     let path = segment.txn_index_path();
     let bytes = match fs::read(path) {
         Ok(b) => b,
@@ -255,6 +315,14 @@ fn check_txn_index(
                         "abort marker at {} is outside the segment [{base}, {end})",
                         a.last_offset
                     ),
+                );
+            } else if let Some(a) = entries
+                .iter()
+                .find(|a| found.complete && found.markers.binary_search(&a.last_offset).is_err())
+            {
+                out.problem(
+                    path,
+                    format!("no abort marker at {} in the segment", a.last_offset),
                 );
             }
         }
@@ -298,7 +366,7 @@ fn check_indexes(
     batches: &[(u64, i64, i64)],
     valid_end: u64,
     active: bool,
-    crash: bool,
+    crash_tolerant: bool,
     out: &mut LogVerification,
 ) -> Result<(), StorageError> {
     let base = segment.base_offset();
@@ -307,7 +375,7 @@ fn check_indexes(
     if active && segment.len() == 0 && !segment.index_path().exists() {
         if segment.time_index_path().exists() {
             out.note_or_problem(
-                crash,
+                crash_tolerant,
                 segment.index_path(),
                 "index file missing (rebuilt at open)",
             );
@@ -316,8 +384,9 @@ fn check_indexes(
     }
     // After a crash the active segment's index files may be missing (they live in memory
     // until the segment is sealed or closed), lack their last entries, or hold a partial one:
-    // they are hints, rebuilt by recovery.
-    let lenient = crash && active;
+    // they are hints, rebuilt by recovery. So may a compacted log's sealed segment's, if the
+    // crash came between a cleaner swap and the writing of its index files.
+    let lenient = crash_tolerant;
     let offsets = read_entries(segment.index_path(), 8, lenient, out)?;
     let times = read_entries(segment.time_index_path(), 12, lenient, out)?;
     // Entries for batches of an unclean tail (a write that reached the index file but not
@@ -599,5 +668,19 @@ mod tests {
             }
             fs::write(path, &original).expect("restore");
         }
+        // Whole, in range, but naming a data batch: no abort marker there.
+        let path = &with(".txnindex")[0];
+        let original = fs::read(path).expect("read");
+        let mut entries = txn_index::decode(&original).expect("valid");
+        entries[0].last_offset -= 1;
+        fs::write(path, txn_index::encode(&entries)).expect("write");
+        let v = verify_log_dir(&dir, Mode::AfterCrash).expect("verify");
+        assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+        assert!(
+            v.problems[0].what.contains("no abort marker"),
+            "{:?}",
+            v.problems
+        );
+        fs::write(path, &original).expect("restore");
     }
 }

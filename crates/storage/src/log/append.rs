@@ -362,7 +362,7 @@ impl Log {
         let too_old = st
             .active
             .rolling_base_ms
-            .is_some_and(|base| now_ms.saturating_sub(base) > config.segment_ms);
+            .is_some_and(|base| now_ms.saturating_sub(base) > config.roll_ms());
         let offsets_overflow =
             last_offset.saturating_sub(segment.base_offset()) > i64::from(u32::MAX);
         too_big || too_old || offsets_overflow

@@ -6,9 +6,11 @@
 //! - `append`: the append path and rolls;
 //! - `read`: reads by offset and timestamp lookups;
 //! - `producers`: producer snapshots, aborted-transaction indexes and their rebuild at open;
-//! - `retention`: DeleteRecords, retention and the log start checkpoint.
+//! - `retention`: DeleteRecords, retention and the log start checkpoint;
+//! - `cleaning`: the hooks of the log cleaner (its view of the log, the segment swap).
 
 mod append;
+mod cleaning;
 mod open;
 mod producers;
 mod read;
@@ -32,6 +34,7 @@ use crate::index::IndexBuilder;
 use crate::producer::{AbortedTxn, Producers};
 use crate::segment::{sync_dir, IndexSync, Segment};
 
+pub(crate) use cleaning::CleanerView;
 pub(crate) use retention::parse_checkpoint;
 pub use retention::LOG_START_CHECKPOINT;
 

@@ -86,6 +86,8 @@ impl Log {
                 sync_dir(parent)?;
             }
         }
+        // Before listing segments: a cleaner swap interrupted by a crash is finished first.
+        crate::cleaner::swap::recover(&dir)?;
         let mut report = RecoveryReport::default();
         // Files removed here need no directory fsync: if a crash brings one back, the next
         // open removes it again.

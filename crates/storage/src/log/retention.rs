@@ -64,7 +64,7 @@ impl Log {
             let too_old = st
                 .active
                 .rolling_base_ms
-                .is_some_and(|base| now_ms.saturating_sub(base) > config.segment_ms);
+                .is_some_and(|base| now_ms.saturating_sub(base) > config.roll_ms());
             if st.active_segment().len() > 0 && too_old {
                 self.roll(st, now_ms)?;
             }
@@ -85,7 +85,8 @@ impl Log {
             };
             let oversize = u64::try_from(config.retention_bytes)
                 .is_ok_and(|limit| total.saturating_sub(segment.len()) >= limit);
-            if !(expired || oversize) {
+            // `cleanup.policy=compact` alone: only the cleaner removes records.
+            if !config.compaction.delete || !(expired || oversize) {
                 break;
             }
             count += 1;
