@@ -35,6 +35,7 @@ impl Log {
         let doomed = {
             let mut st = self.lock_state()?;
             st.log_start = st.log_start.max(offset);
+            self.trim_epochs_to_start(&mut st)?;
             take_segments_below_start(&mut st)
         };
         delete_segment_files(&self.dir, &doomed)?;
@@ -115,6 +116,13 @@ impl Log {
         let doomed = {
             let mut st = self.lock_state()?;
             st.log_start = new_start;
+            if let Err(e) = self.trim_epochs_to_start(&mut st) {
+                if self.is_poisoned() {
+                    return Err(e);
+                }
+                // Open fits the cache to the log start again.
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not trim the leader-epoch checkpoint after retention");
+            }
             let doomed: Vec<Arc<Segment>> = st.segments.drain(..count).collect();
             doomed
         };
