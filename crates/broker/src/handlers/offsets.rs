@@ -39,15 +39,20 @@ pub async fn list_offsets(
             res.partition_index = p.partition_index;
             res.timestamp = -1;
             res.offset = -1;
-            if version >= 4 {
-                res.leader_epoch = 0;
-            }
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
             else {
                 res.error_code = ResponseError::UnknownTopicOrPartition.code();
                 out.partitions.push(res);
                 continue;
             };
+            if version >= 4 {
+                res.leader_epoch = partition.leader_epoch();
+                if let Err(e) = partition.check_leader_epoch(Some(p.current_leader_epoch)) {
+                    res.error_code = partition_code(&e).code();
+                    out.partitions.push(res);
+                    continue;
+                }
+            }
             match p.timestamp {
                 // read_committed consumers start from the last stable offset; the others
                 // from the high watermark (what a consumer may read, not the log end).
