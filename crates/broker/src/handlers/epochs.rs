@@ -123,8 +123,13 @@ mod tests {
                 (0, 5, 2),
                 (9, 4, 0),
             ];
-            let r: OffsetForLeaderEpochResponse =
-                round_trip(&state, ApiKey::OffsetForLeaderEpoch, v, &request("e", &asks)).await;
+            let r: OffsetForLeaderEpochResponse = round_trip(
+                &state,
+                ApiKey::OffsetForLeaderEpoch,
+                v,
+                &request("e", &asks),
+            )
+            .await;
             let got: Vec<(i16, i32, i64)> = r.topics[0]
                 .partitions
                 .iter()

@@ -22,7 +22,10 @@ fn entries(pairs: &[(i32, i64)]) -> Vec<EpochEntry> {
 }
 
 fn stamps(log: &Log) -> Vec<(i64, i32)> {
-    let bytes = log.read(log.log_start_offset(), 1 << 20).expect("read").records;
+    let bytes = log
+        .read(log.log_start_offset(), 1 << 20)
+        .expect("read")
+        .records;
     Batches::new(&bytes, Check::Full)
         .map(|b| {
             let b = b.expect("valid");
@@ -85,7 +88,11 @@ fn end_offset_for_epoch_follows_kafka() {
         (6, None),
     ];
     for (requested, want) in cases {
-        assert_eq!(log.end_offset_for_epoch(requested), want, "epoch {requested}");
+        assert_eq!(
+            log.end_offset_for_epoch(requested),
+            want,
+            "epoch {requested}"
+        );
     }
     log.append(&mut batch(4), 1).expect("append");
     assert_eq!(log.end_offset_for_epoch(5), Some((5, 9)));
@@ -137,8 +144,7 @@ fn checkpoint_survives_a_crash_and_is_rebuilt_when_damaged() {
         fs::write(&path, &damaged).expect("damage");
         let v = verify_log_dir(&dir, Mode::AfterCrash).expect("verify");
         assert!(!v.is_consistent(), "verify flags {damaged:?}");
-        let (log, _) =
-            Log::open(dir.clone(), LogConfig::default(), Recovery::Scan).expect("open");
+        let (log, _) = Log::open(dir.clone(), LogConfig::default(), Recovery::Scan).expect("open");
         assert_eq!(log.leader_epochs(), entries(&[(1, 0), (3, 2)]));
         drop(log);
         let rewritten = parse_epoch_checkpoint(&fs::read_to_string(&path).expect("read"));
@@ -233,17 +239,20 @@ fn truncate_to_keeps_producers_transactions_and_epochs_consistent() {
     };
     // Epoch 0: an aborted transaction, [0, 2]. Epoch 1: a committed one, [3, 5].
     log.append(&mut txn(0), 1_000).expect("append");
-    log.append_marker(7, 0, Marker::Abort, 0, 1_000).expect("abort");
+    log.append_marker(7, 0, Marker::Abort, 0, 1_000)
+        .expect("abort");
     log.set_leader_epoch(1).expect("epoch 1");
     log.append(&mut txn(2), 1_000).expect("append");
-    log.append_marker(7, 0, Marker::Commit, 0, 1_000).expect("commit");
+    log.append_marker(7, 0, Marker::Commit, 0, 1_000)
+        .expect("commit");
     let at_six = snapshot(&log);
     // Epoch 2: an open transaction and another aborted one, across several segments.
     log.set_leader_epoch(2).expect("epoch 2");
     log.append(&mut txn(4), 1_000).expect("append");
     log.append(&mut BatchBuilder::new(1_000).records(3, 10).build(), 1)
         .expect("append");
-    log.append_marker(7, 0, Marker::Abort, 0, 1_000).expect("abort");
+    log.append_marker(7, 0, Marker::Abort, 0, 1_000)
+        .expect("abort");
     log.append(&mut txn(6), 1_000).expect("append");
     assert!(log.segment_count() > 2);
     assert_eq!(log.aborted_transactions(0, i64::MAX).len(), 2);
@@ -257,7 +266,8 @@ fn truncate_to_keeps_producers_transactions_and_epochs_consistent() {
     assert_eq!(log.leader_epochs(), entries(&[(0, 0), (1, 3)]));
     assert_eq!(log.truncate_to(100).expect("beyond the end"), 6);
     assert!(matches!(
-        log.delete_records_before(2).and_then(|_| log.truncate_to(1)),
+        log.delete_records_before(2)
+            .and_then(|_| log.truncate_to(1)),
         Err(StorageError::OffsetOutOfRange { .. })
     ));
 
@@ -267,7 +277,10 @@ fn truncate_to_keeps_producers_transactions_and_epochs_consistent() {
     let reference = snapshot(&log);
     assert_eq!(reference.end, 8);
     let tail = log.read(6, 1 << 20).expect("read").records;
-    let first = Batches::new(&tail, Check::Full).next().expect("a batch").expect("valid");
+    let first = Batches::new(&tail, Check::Full)
+        .next()
+        .expect("a batch")
+        .expect("valid");
     assert_eq!(first.header.partition_leader_epoch, 3);
     log.flush_all().expect("flush");
     drop(log);

@@ -60,7 +60,12 @@ impl EpochCache {
         if let Some(l) = self.latest() {
             if epoch < l.epoch {
                 // A stale leader's stamp after a newer one's: keep the newer history.
-                tracing::warn!(epoch, start_offset, latest = l.epoch, "ignoring an older leader epoch");
+                tracing::warn!(
+                    epoch,
+                    start_offset,
+                    latest = l.epoch,
+                    "ignoring an older leader epoch"
+                );
                 return false;
             }
         }
@@ -282,6 +287,14 @@ impl Log {
         epoch: i32,
         start_offset: i64,
     ) -> Result<(), StorageError> {
+        // The append path's usual case, without copying the cache.
+        if st
+            .epochs
+            .latest()
+            .is_some_and(|l| l.epoch == epoch && start_offset >= l.start_offset)
+        {
+            return Ok(());
+        }
         let mut next = st.epochs.clone();
         if !next.assign(epoch, start_offset) {
             return Ok(());

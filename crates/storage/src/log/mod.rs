@@ -40,9 +40,9 @@ use crate::producer::{AbortedTxn, Producers};
 use crate::segment::{sync_dir, IndexSync, Segment};
 
 pub(crate) use cleaning::CleanerView;
-pub(crate) use retention::parse_checkpoint;
 pub(crate) use epochs::parse_epoch_checkpoint;
 pub use epochs::{EpochEntry, LEADER_EPOCH_CHECKPOINT};
+pub(crate) use retention::parse_checkpoint;
 pub use retention::LOG_START_CHECKPOINT;
 
 const TMP_SUFFIX: &str = ".tmp";

@@ -52,13 +52,18 @@ impl Log {
                 .position_for(relative(offset, base))
         };
         let mut cut = segment.len();
-        segment.scan(u64::from(start), segment.len(), Check::Structure, |at, h, _| {
-            if h.last_offset() >= offset {
-                cut = at;
-                return Ok(ControlFlow::Break(()));
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
+        segment.scan(
+            u64::from(start),
+            segment.len(),
+            Check::Structure,
+            |at, h, _| {
+                if h.last_offset() >= offset {
+                    cut = at;
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
         let result = (|| {
             let doomed: Vec<Arc<Segment>> = st.segments.drain(i + 1..).collect();
             delete_segment_files(&self.dir, &doomed)?;
