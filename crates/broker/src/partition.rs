@@ -355,6 +355,11 @@ impl Partition {
         Ok(self.log.end_offset_for_epoch(epoch))
     }
 
+    /// The epoch of the leader that wrote `offset` (-1 when none is known), for ListOffsets.
+    pub fn epoch_for_offset(&self, offset: i64) -> i32 {
+        self.log.epoch_for_offset(offset).unwrap_or(-1)
+    }
+
     /// Checks a request's `current_leader_epoch` (None or negative: not given): newer than
     /// this replica's is UNKNOWN_LEADER_EPOCH, older is FENCED_LEADER_EPOCH.
     pub fn check_leader_epoch(&self, requested: Option<i32>) -> Result<(), PartitionError> {

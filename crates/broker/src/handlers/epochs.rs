@@ -174,10 +174,11 @@ mod tests {
             .await
             .expect("create");
         let partition = state.topic("l").and_then(|t| t.partition(0)).expect("l-0");
+        let log = partition.log_for_tests();
+        log.append(&mut BatchBuilder::new(1).records(2, 5).build(), 1)
+            .expect("append");
         partition.become_leader(3).expect("epoch 3");
-        partition
-            .log_for_tests()
-            .append(&mut BatchBuilder::new(1).records(4, 5).build(), 1)
+        log.append(&mut BatchBuilder::new(1).records(2, 5).build(), 1)
             .expect("append");
         let fenced = ResponseError::FencedLeaderEpoch.code();
         let unknown = ResponseError::UnknownLeaderEpoch.code();
@@ -207,7 +208,28 @@ mod tests {
             };
             assert_eq!(got, want, "v{v}");
             if v >= 4 {
-                assert!(r.topics[0].partitions.iter().all(|p| p.leader_epoch == 3));
+                assert_eq!(r.topics[0].partitions[0].leader_epoch, 3);
+            }
+
+            // The earliest offset was written in epoch 0, the one at timestamp 1 too.
+            let mut t = ListOffsetsTopic::default();
+            t.name = TopicName(StrBytes::from_static_str("l"));
+            for timestamp in [-2, 1] {
+                let mut p = ListOffsetsPartition::default();
+                p.timestamp = timestamp;
+                t.partitions.push(p);
+            }
+            let mut req = ListOffsetsRequest::default();
+            req.topics = vec![t];
+            let r: ListOffsetsResponse = round_trip(&state, ApiKey::ListOffsets, v, &req).await;
+            let got: Vec<(i16, i64)> = r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.error_code, p.offset))
+                .collect();
+            assert_eq!(got, vec![(0, 0), (0, 0)], "v{v}");
+            if v >= 4 {
+                assert!(r.topics[0].partitions.iter().all(|p| p.leader_epoch == 0));
             }
         }
     }

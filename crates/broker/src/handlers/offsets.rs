@@ -46,7 +46,6 @@ pub async fn list_offsets(
                 continue;
             };
             if version >= 4 {
-                res.leader_epoch = partition.leader_epoch();
                 if let Err(e) = partition.check_leader_epoch(Some(p.current_leader_epoch)) {
                     res.error_code = partition_code(&e).code();
                     out.partitions.push(res);
@@ -79,6 +78,15 @@ pub async fn list_offsets(
                     }
                 }
                 _ => res.error_code = ResponseError::InvalidRequest.code(),
+            }
+            if version >= 4 && res.error_code == 0 {
+                // Kafka's answer: the current epoch for the end, otherwise the epoch of the
+                // leader that wrote the offset found (a consumer validates it, KIP-320).
+                res.leader_epoch = match p.timestamp {
+                    LATEST | LATEST_TIERED => partition.leader_epoch(),
+                    _ if res.offset >= 0 => partition.epoch_for_offset(res.offset),
+                    _ => -1,
+                };
             }
             out.partitions.push(res);
         }

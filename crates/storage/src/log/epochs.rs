@@ -138,6 +138,15 @@ impl EpochCache {
         Some((floor.map_or(requested, |e| e.epoch), higher))
     }
 
+    /// The epoch in force at `offset`: the one with the largest start at or below it.
+    pub(crate) fn epoch_at(&self, offset: i64) -> Option<i32> {
+        let after = self.entries.partition_point(|e| e.start_offset <= offset);
+        after
+            .checked_sub(1)
+            .and_then(|i| self.entries.get(i))
+            .map(|e| e.epoch)
+    }
+
     pub(crate) fn encode(&self) -> String {
         let mut out = format!("{CHECKPOINT_VERSION}\n{}\n", self.entries.len());
         for e in &self.entries {
@@ -267,6 +276,12 @@ impl Log {
     /// The known epochs and their start offsets, oldest first.
     pub fn leader_epochs(&self) -> Vec<EpochEntry> {
         self.state_view().epochs.entries().to_vec()
+    }
+
+    /// The epoch of the leader that wrote `offset` (ListOffsets answers it with an offset);
+    /// None when no known epoch covers it.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.state_view().epochs.epoch_at(offset)
     }
 
     /// OffsetForLeaderEpoch: the largest known epoch at or below `epoch` and the offset where
