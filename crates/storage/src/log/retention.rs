@@ -166,8 +166,9 @@ pub(super) fn take_segments_below_start(state: &mut State) -> Vec<Arc<Segment>> 
     state.segments.drain(..n).collect()
 }
 
-/// Deletes segment files oldest first: rename each to `*.deleted` (fsync the directory, so
-/// a crash leaves a prefix of the log deleted, never a hole), then remove them.
+/// Deletes segment files in the order given (retention: oldest first; truncation: newest
+/// first): rename each to `*.deleted` (fsync the directory, so a crash leaves an end of the
+/// log deleted, never a hole), then remove them.
 pub(super) fn delete_segment_files(
     dir: &Path,
     segments: &[Arc<Segment>],

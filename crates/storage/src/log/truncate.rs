@@ -65,7 +65,8 @@ impl Log {
             },
         )?;
         let result = (|| {
-            let doomed: Vec<Arc<Segment>> = st.segments.drain(i + 1..).collect();
+            // Newest first: a crash then leaves a shorter log, never a hole in it.
+            let doomed: Vec<Arc<Segment>> = st.segments.drain(i + 1..).rev().collect();
             delete_segment_files(&self.dir, &doomed)?;
             segment.truncate(cut)?;
             // Its index files describe the old length; as the active segment it keeps its
