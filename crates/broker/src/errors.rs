@@ -16,6 +16,7 @@ pub fn storage_code(e: &StorageError) -> ResponseError {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        StorageError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         StorageError::Poisoned { .. } | StorageError::Io { .. } | StorageError::Closed => {
             ResponseError::KafkaStorageError
         }

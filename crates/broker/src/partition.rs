@@ -205,8 +205,11 @@ impl std::fmt::Debug for Partition {
 
 impl Partition {
     /// The leader replica of partition `index` over `log` (on one node, every replica).
+    /// Its epoch is the newest the log knows (0 for a new log), so that epochs survive a
+    /// restart.
     pub fn leader(index: i32, log: Log) -> Partition {
-        Partition::new(index, log, Role::Leader, 0)
+        let epoch = log.leader_epoch();
+        Partition::new(index, log, Role::Leader, epoch)
     }
 
     /// A follower replica of partition `index` under the leader of `leader_epoch`.
@@ -312,6 +315,67 @@ impl Partition {
         let info = self.log.append_replicated(batches, now_ms)?;
         self.changed();
         Ok(info)
+    }
+
+    /// This leader starts a new epoch (a leader election): recorded in the log's epoch cache
+    /// at the log end (persisted) before later appends are stamped with it. An epoch older
+    /// than the current one is FENCED_LEADER_EPOCH.
+    pub fn become_leader(&self, epoch: i32) -> Result<(), PartitionError> {
+        self.check_open()?;
+        if self.role != Role::Leader {
+            return Err(PartitionError::WrongRole { role: self.role });
+        }
+        let current = self.leader_epoch();
+        if epoch < current {
+            return Err(PartitionError::FencedLeaderEpoch {
+                requested: epoch,
+                current,
+            });
+        }
+        self.log.set_leader_epoch(epoch)?;
+        self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
+        // Readers holding the old epoch must see the change.
+        self.changed();
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` this leader's log knows
+    /// and the offset where the next one starts (the log end for the current epoch); None is
+    /// UNDEFINED. `current_leader_epoch` is checked as a read's is.
+    pub fn end_offset_for_epoch(
+        &self,
+        current_leader_epoch: Option<i32>,
+        epoch: i32,
+    ) -> Result<Option<(i32, i64)>, PartitionError> {
+        self.check_open()?;
+        if self.role != Role::Leader {
+            return Err(PartitionError::WrongRole { role: self.role });
+        }
+        self.check_epoch(current_leader_epoch)?;
+        Ok(self.log.end_offset_for_epoch(epoch))
+    }
+
+    /// The epoch of the leader that wrote `offset` (-1 when none is known), for ListOffsets.
+    pub fn epoch_for_offset(&self, offset: i64) -> i32 {
+        self.log.epoch_for_offset(offset).unwrap_or(-1)
+    }
+
+    /// Checks a request's `current_leader_epoch` (None or negative: not given): newer than
+    /// this replica's is UNKNOWN_LEADER_EPOCH, older is FENCED_LEADER_EPOCH.
+    pub fn check_leader_epoch(&self, requested: Option<i32>) -> Result<(), PartitionError> {
+        self.check_epoch(requested)
+    }
+
+    /// A follower cuts its log back to where it agrees with its leader (blocking): removes
+    /// everything at and above `offset`; returns the new log end.
+    pub fn truncate_to(&self, offset: i64) -> Result<i64, PartitionError> {
+        self.check_open()?;
+        if self.role != Role::Follower {
+            return Err(PartitionError::WrongRole { role: self.role });
+        }
+        let end = self.log.truncate_to(offset)?;
+        self.changed();
+        Ok(end)
     }
 
     /// A follower learns its leader's high watermark (never past its own log end).

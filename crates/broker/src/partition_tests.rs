@@ -292,3 +292,58 @@ fn a_follower_copies_the_leaders_offsets_and_serves_no_reads() {
         Err(PartitionError::WrongRole { role: Role::Leader })
     ));
 }
+
+/// KIP-101 on one process: a follower that copied batches a deposed leader wrote in epoch 1
+/// asks the new leader (epoch 2) where epoch 1 ends, truncates there and copies the rest.
+#[test]
+fn a_follower_truncates_to_the_leaders_epoch_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leader = partition(dir.path(), 0);
+    let follower = Arc::new(Partition::follower(
+        0,
+        Log::create(dir.path().join("copy-0"), LogConfig::default()).expect("log"),
+        1,
+    ));
+    leader.become_leader(1).expect("epoch 1");
+    append(&leader, batch(2));
+    let copy = |from: i64| {
+        leader
+            .read(&spec(from, Isolation::ReadUncommitted))
+            .expect("read")
+            .records
+            .to_vec()
+    };
+    follower.append_as_follower(&mut copy(0), 0).expect("copy");
+    // Batches of epoch 1 only the follower has (the old leader's, never replicated on).
+    let mut diverged = BatchBuilder::new(0).records(3, 16).build();
+    weir_storage::batch::set_base_offset(&mut diverged, 2).expect("offset");
+    weir_storage::batch::set_partition_leader_epoch(&mut diverged, 1).expect("epoch");
+    follower
+        .append_as_follower(&mut diverged, 0)
+        .expect("diverged copy");
+    assert_eq!(follower.log_end_offset(), 5);
+
+    leader.become_leader(2).expect("epoch 2");
+    append(&leader, batch(4));
+    assert_eq!(
+        leader.end_offset_for_epoch(Some(2), 1).expect("ask"),
+        Some((1, 2))
+    );
+    assert!(matches!(
+        leader.end_offset_for_epoch(Some(1), 1),
+        Err(PartitionError::FencedLeaderEpoch { .. })
+    ));
+    assert!(matches!(
+        leader.truncate_to(0),
+        Err(PartitionError::WrongRole { role: Role::Leader })
+    ));
+    let v = follower.version();
+    assert_eq!(follower.truncate_to(2).expect("truncate"), 2);
+    assert_ne!(follower.version(), v);
+    follower.append_as_follower(&mut copy(2), 0).expect("copy");
+    assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+    assert_eq!(
+        follower.log_for_tests().leader_epochs(),
+        leader.log_for_tests().leader_epochs()
+    );
+}

@@ -4,8 +4,8 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    create_topics_request, fetch_request, metadata_request, produce_request, ApiKey, RequestHeader,
-    TopicName,
+    create_topics_request, fetch_request, metadata_request, offset_for_leader_epoch_request,
+    produce_request, ApiKey, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -75,6 +75,12 @@ pub fn sample_requests(records: Bytes) -> Vec<SampleRequest> {
                 let mut t = metadata_request::MetadataRequestTopic::default();
                 t.name = Some(topic.clone());
                 req.topics = Some(vec![t]);
+            }
+            Request::OffsetForLeaderEpoch(req) => {
+                let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+                t.topic = topic.clone();
+                t.partitions = vec![Default::default()];
+                req.topics = vec![t];
             }
             Request::CreateTopics(req) => {
                 let mut t = create_topics_request::CreatableTopic::default();

@@ -53,6 +53,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::DeleteRecords, 0, 2),
+    // v0-1 were removed in Kafka 4.0 (KIP-896), and the codec has only v2-4.
+    range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::AddPartitionsToTxn, 0, 3),
     range(ApiKey::AddOffsetsToTxn, 0, 4),

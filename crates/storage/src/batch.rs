@@ -341,6 +341,19 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) -> Result<(), BatchDe
     }
 }
 
+/// Stamps the batch at the start of `batch` with the leader epoch that appends it. Like the
+/// base offset, the field is outside the CRC.
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) -> Result<(), BatchDefect> {
+    if put(batch, LEADER_EPOCH_AT, &epoch.to_be_bytes()) {
+        Ok(())
+    } else {
+        Err(BatchDefect::Truncated {
+            needed: HEADER_LEN,
+            available: batch.len(),
+        })
+    }
+}
+
 /// Marks the batch at the start of `batch` as LogAppendTime with `max_timestamp = now_ms`
 /// (what consumers then report for every record) and recomputes the CRC. `batch` must hold
 /// the whole batch (validate it first).

@@ -138,6 +138,10 @@ pub enum StorageError {
     /// The log was closed (shutdown or partition deletion in progress).
     #[error("log is closed")]
     Closed,
+
+    /// A leader epoch older than the log's current one (Kafka `FENCED_LEADER_EPOCH`).
+    #[error("leader epoch {requested} is older than the current epoch {current}")]
+    StaleLeaderEpoch { requested: i32, current: i32 },
 }
 
 impl StorageError {
@@ -155,7 +159,8 @@ impl StorageError {
             | StorageError::BatchTooLarge { .. }
             | StorageError::OffsetOutOfRange { .. }
             | StorageError::OutOfOrderSequence { .. }
-            | StorageError::InvalidProducerEpoch { .. } => true,
+            | StorageError::InvalidProducerEpoch { .. }
+            | StorageError::StaleLeaderEpoch { .. } => true,
             StorageError::Io { .. } | StorageError::Poisoned { .. } | StorageError::Closed => false,
         }
     }

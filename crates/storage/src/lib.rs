@@ -53,7 +53,8 @@ pub use batch::{BatchDefect, BatchHeader, Marker};
 pub use config::{Compaction, LogConfig, Recovery, TimestampType};
 pub use error::{IoOp, StorageError};
 pub use log::{
-    AppendInfo, Log, ReadOutcome, RecoveryReport, RetentionOutcome, LOG_START_CHECKPOINT,
+    AppendInfo, EpochEntry, Log, ReadOutcome, RecoveryReport, RetentionOutcome,
+    LEADER_EPOCH_CHECKPOINT, LOG_START_CHECKPOINT,
 };
 pub use producer::{AbortedTxn, ActiveProducer, SNAPSHOT_SUFFIX as PRODUCER_SNAPSHOT_SUFFIX};
 pub use segment::write_atomically;

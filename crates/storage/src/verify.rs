@@ -37,7 +37,7 @@ use crate::cleaner::checkpoint::CLEANER_CHECKPOINT;
 use crate::cleaner::swap::{parse_swap_name, CLEANED_SUFFIX};
 use crate::error::{IoOp, StorageError};
 use crate::index::{OffsetEntry, SegmentIndex, TimeEntry, NO_TIMESTAMP};
-use crate::log::LOG_START_CHECKPOINT;
+use crate::log::{parse_epoch_checkpoint, LEADER_EPOCH_CHECKPOINT, LOG_START_CHECKPOINT};
 use crate::producer::{self, SNAPSHOT_SUFFIX as PRODUCER_SNAPSHOT_SUFFIX};
 use crate::segment::{parse_file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::txn_index::{self, TXN_INDEX_SUFFIX};
@@ -161,6 +161,8 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
     out.first_offset = bases.first().copied().unwrap_or(0);
 
     let mut expected: Option<i64> = None;
+    // (base offset, last offset, leader epoch) of every stamped batch.
+    let mut stamps: Vec<(i64, i64, i32)> = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
         let active = i + 1 == bases.len();
         if !active && swaps.iter().any(|&(b, e)| (b..e).contains(&base)) {
@@ -195,6 +197,9 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
                 });
             }
             batches.push((pos, h.base_offset, h.max_timestamp));
+            if h.partition_leader_epoch >= 0 {
+                stamps.push((h.base_offset, h.last_offset(), h.partition_leader_epoch));
+            }
             if h.is_control() && batch::marker_of(bytes) == Some(Marker::Abort) {
                 abort_markers.push(h.base_offset);
             }
@@ -271,7 +276,64 @@ pub fn verify_log_dir(dir: &Path, mode: Mode) -> Result<LogVerification, Storage
     for (offset, path) in snapshots {
         check_snapshot(&path, offset, crash, &mut out)?;
     }
+    check_epochs(dir, &stamps, crash, &mut out)?;
     Ok(out)
+}
+
+/// Checks the leader-epoch checkpoint against the batches' stamps: whole and ordered, and
+/// the entry in force at each stamped batch (at or above the log start) names its epoch.
+/// After a crash an entry past the log end (written before its batches) is allowed; a
+/// missing file (rebuilt at open) always is.
+fn check_epochs(
+    dir: &Path,
+    stamps: &[(i64, i64, i32)],
+    crash: bool,
+    out: &mut LogVerification,
+) -> Result<(), StorageError> {
+    let path = dir.join(LEADER_EPOCH_CHECKPOINT);
+    let text = match fs::read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !stamps.is_empty() {
+                // Harmless either way (a log written before epochs were kept, say).
+                out.note_or_problem(
+                    true,
+                    &path,
+                    "missing leader-epoch checkpoint (rebuilt at open)",
+                );
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(StorageError::io(IoOp::Read, &path, e)),
+    };
+    let Some(cache) = parse_epoch_checkpoint(&text) else {
+        out.problem(&path, "unparsable leader-epoch checkpoint".into());
+        return Ok(());
+    };
+    let entries = cache.entries();
+    if let Some(e) = entries.iter().find(|e| e.start_offset > out.log_end) {
+        let what = format!(
+            "epoch {} starts at {}, beyond the log end {}",
+            e.epoch, e.start_offset, out.log_end
+        );
+        out.note_or_problem(crash, &path, &what);
+    }
+    for &(base, last, epoch) in stamps.iter().filter(|s| s.1 >= out.log_start) {
+        let at = base.max(out.log_start);
+        let in_force = entries
+            .iter()
+            .rev()
+            .find(|e| e.start_offset <= at)
+            .map(|e| e.epoch);
+        if in_force != Some(epoch) {
+            out.problem(
+                &path,
+                format!("batch [{base}, {last}] is stamped epoch {epoch} but the checkpoint says {in_force:?}"),
+            );
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// What a segment's scan found for its `.txnindex` check.

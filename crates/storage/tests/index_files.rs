@@ -61,8 +61,12 @@ fn close_writes_complete_index_files_once() {
     for i in 0..5 {
         log.append(&mut batch(b"v", 1_000 + i), 1).expect("append");
     }
-    // Appends write no index file: they live in memory until close.
-    assert_eq!(names(&dir), vec![format!("{:020}.log", 0)]);
+    // Appends write no index file: they live in memory until close. The first one records
+    // epoch 0 in the leader-epoch checkpoint.
+    assert_eq!(
+        names(&dir),
+        vec![format!("{:020}.log", 0), "leader-epoch-checkpoint".into()]
+    );
     assert_consistent(&dir, Mode::AfterCrash);
     log.close().expect("close");
     drop(log);

@@ -820,7 +820,10 @@ fn open_cleans_stray_files_and_handles_empty_dirs() {
         .collect();
     names.sort();
     // The active segment's index files are written only when it is sealed or closed.
-    assert_eq!(names, vec![format!("{:020}.log", 0)]);
+    assert_eq!(
+        names,
+        vec![format!("{:020}.log", 0), "leader-epoch-checkpoint".into()]
+    );
     log.close().expect("close");
     let mut names: Vec<String> = fs::read_dir(&dir)
         .expect("list")
@@ -835,6 +838,7 @@ fn open_cleans_stray_files_and_handles_empty_dirs() {
             format!("{:020}.timeindex", 0),
             // The producer state at the log end.
             format!("{:020}.snapshot", 3),
+            "leader-epoch-checkpoint".into(),
         ]
     );
     // create refuses a directory that already holds a log.

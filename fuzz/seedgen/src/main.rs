@@ -22,7 +22,9 @@ use weir_coordinator::{CommittedOffset, TopicPartition};
 use weir_protocol::fuzzing::sample_requests;
 use weir_protocol::kafka_protocol::messages::*;
 use weir_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
-use weir_protocol::kafka_protocol::records::Compression;
+use weir_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use weir_storage::batch::{self, Batches, Check};
 use weir_storage::testkit::BatchBuilder;
 use weir_storage::{

@@ -136,7 +136,7 @@ fn topic_metadata(state: &State, topic: &Topic, version: i16) -> MetadataRespons
             let mut p = MetadataResponsePartition::default();
             p.partition_index = i;
             p.leader_id = node;
-            p.leader_epoch = 0;
+            p.leader_epoch = topic.partition(i).map_or(0, |part| part.leader_epoch());
             p.replica_nodes = vec![node];
             p.isr_nodes = vec![node];
             p

@@ -7,6 +7,7 @@ mod admin;
 mod broker_configs;
 mod cluster;
 mod configs;
+mod epochs;
 mod fetch;
 mod groups;
 #[cfg(test)]
@@ -112,6 +113,7 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply
         Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r).await),
         Request::DescribeCluster(r) => ctx.reply(&cluster::describe_cluster(state, &r)),
         Request::DescribeLogDirs(r) => ctx.reply(&log_dirs::describe_log_dirs(state, &r)),
+        Request::OffsetForLeaderEpoch(r) => ctx.reply(&epochs::offset_for_leader_epoch(state, r)),
         Request::SaslHandshake(r) => ctx.reply(&cluster::sasl_handshake(&r)),
         Request::Produce(r) => produce::handle(state, r, ctx).await,
         Request::Fetch(r) => fetch::handle(state, r, ctx),

@@ -39,15 +39,19 @@ pub async fn list_offsets(
             res.partition_index = p.partition_index;
             res.timestamp = -1;
             res.offset = -1;
-            if version >= 4 {
-                res.leader_epoch = 0;
-            }
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
             else {
                 res.error_code = ResponseError::UnknownTopicOrPartition.code();
                 out.partitions.push(res);
                 continue;
             };
+            if version >= 4 {
+                if let Err(e) = partition.check_leader_epoch(Some(p.current_leader_epoch)) {
+                    res.error_code = partition_code(&e).code();
+                    out.partitions.push(res);
+                    continue;
+                }
+            }
             match p.timestamp {
                 // read_committed consumers start from the last stable offset; the others
                 // from the high watermark (what a consumer may read, not the log end).
@@ -74,6 +78,15 @@ pub async fn list_offsets(
                     }
                 }
                 _ => res.error_code = ResponseError::InvalidRequest.code(),
+            }
+            if version >= 4 && res.error_code == 0 {
+                // Kafka's answer: the current epoch for the end, otherwise the epoch of the
+                // leader that wrote the offset found (a consumer validates it, KIP-320).
+                res.leader_epoch = match p.timestamp {
+                    LATEST | LATEST_TIERED => partition.leader_epoch(),
+                    _ if res.offset >= 0 => partition.epoch_for_offset(res.offset),
+                    _ => -1,
+                };
             }
             out.partitions.push(res);
         }

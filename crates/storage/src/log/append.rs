@@ -69,6 +69,7 @@ impl Log {
             offsets += b.header.offset_count();
             metas.push(BatchMeta {
                 base_offset: b.header.base_offset,
+                leader_epoch: b.header.partition_leader_epoch,
                 position: b.position,
                 size: b.bytes.len(),
                 offset_count: b.header.offset_count(),
@@ -147,8 +148,13 @@ impl Log {
             let bytes = batches.get_mut(m.position..).unwrap_or_default();
             batch::set_base_offset(bytes, next)
                 .map_err(|d| StorageError::from_defect(d, m.position))?;
+            if origin == Origin::Leader {
+                batch::set_partition_leader_epoch(bytes, st.leader_epoch)
+                    .map_err(|d| StorageError::from_defect(d, m.position))?;
+            }
             next += m.offset_count;
         }
+        self.record_epochs(st, &metas, base_offset, origin)?;
         // Until the new length is published below (under this lock), no reader or fsync can
         // see this append, so a failed write can be undone: a full disk fails this request
         // and the next one may succeed once space is freed.
@@ -210,6 +216,34 @@ impl Log {
             bytes: batches.len(),
             duplicate: false,
         })
+    }
+
+    /// Records the epochs the batches start (before they are written: see
+    /// `Log::assign_epoch`). A leader's are all its current epoch; a replica's copy carries
+    /// its leader's stamps, and each change of stamp starts an epoch.
+    fn record_epochs(
+        &self,
+        st: &mut State,
+        metas: &[BatchMeta],
+        base_offset: i64,
+        origin: Origin,
+    ) -> Result<(), StorageError> {
+        if origin == Origin::Leader {
+            let epoch = st.leader_epoch;
+            return self.assign_epoch(st, epoch, base_offset);
+        }
+        let mut next = st.epochs.clone();
+        let mut changed = false;
+        for m in metas.iter().filter(|m| m.leader_epoch >= 0) {
+            changed |= next.assign(m.leader_epoch, m.base_offset);
+        }
+        if let Some(latest) = next.latest() {
+            st.leader_epoch = st.leader_epoch.max(latest.epoch);
+        }
+        if changed {
+            self.persist_epochs(st, next)?;
+        }
+        Ok(())
     }
 
     /// The append's one positional write. Under test, [`Self::inject_write_failures`] makes
@@ -450,6 +484,8 @@ enum Origin {
 struct BatchMeta {
     /// The batch's base offset as received (what a replica's copy must keep).
     base_offset: i64,
+    /// Its `partitionLeaderEpoch` as received (a replica's copy keeps the leader's stamp).
+    leader_epoch: i32,
     position: usize,
     size: usize,
     offset_count: i64,

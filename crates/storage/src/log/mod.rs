@@ -11,12 +11,16 @@
 
 mod append;
 mod cleaning;
+#[cfg(test)]
+mod epoch_tests;
+mod epochs;
 mod open;
 mod producers;
 mod read;
 mod retention;
 #[cfg(test)]
 mod tests;
+mod truncate;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -27,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use bytes::Bytes;
 
+use self::epochs::EpochCache;
 use self::producers::{remove_snapshots, take_snapshots};
 use crate::config::LogConfig;
 use crate::error::{IoOp, StorageError};
@@ -35,6 +40,8 @@ use crate::producer::{AbortedTxn, Producers};
 use crate::segment::{sync_dir, IndexSync, Segment};
 
 pub(crate) use cleaning::CleanerView;
+pub(crate) use epochs::parse_epoch_checkpoint;
+pub use epochs::{EpochEntry, LEADER_EPOCH_CHECKPOINT};
 pub(crate) use retention::parse_checkpoint;
 pub use retention::LOG_START_CHECKPOINT;
 
@@ -135,6 +142,10 @@ struct State {
     aborted: Vec<AbortedTxn>,
     /// Offsets of the producer snapshot files (`<offset>.snapshot`) on disk.
     snapshots: BTreeSet<i64>,
+    /// Known leader epochs and their start offsets (`leader-epoch-checkpoint`).
+    epochs: EpochCache,
+    /// The epoch this log's leader appends are stamped with.
+    leader_epoch: i32,
 }
 
 /// The active segment's mutable side.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::epochs::{restore_epochs, EpochCache};
 use super::producers::{remove_snapshots, restore_transactions};
 use super::retention::{delete_segment_files, read_checkpoint, take_segments_below_start};
 use super::{Active, Log, RecoveryReport, State, DELETED_SUFFIX, TMP_SUFFIX};
@@ -67,6 +68,8 @@ impl Log {
             producers: Producers::default(),
             aborted: Vec::new(),
             snapshots: BTreeSet::new(),
+            epochs: EpochCache::default(),
+            leader_epoch: 0,
         };
         Ok(Log::from_parts(dir, config, state))
     }
@@ -133,7 +136,7 @@ impl Log {
             // Without segments no snapshot can be replayed onto.
             remove_snapshots(&dir, snapshots)?;
             sync_dir(&dir)?;
-            let state = State {
+            let mut state = State {
                 segments: vec![Arc::new(segment)],
                 active: Active {
                     index: IndexBuilder::new(base),
@@ -146,7 +149,10 @@ impl Log {
                 producers: Producers::default(),
                 aborted: Vec::new(),
                 snapshots: BTreeSet::new(),
+                epochs: EpochCache::default(),
+                leader_epoch: 0,
             };
+            restore_epochs(&dir, &mut state)?;
             report.segments = 1;
             report.log_end_offset = base;
             return Ok((Log::from_parts(dir, config, state), report));
@@ -178,11 +184,14 @@ impl Log {
             producers: Producers::default(),
             aborted: Vec::new(),
             snapshots: BTreeSet::new(),
+            epochs: EpochCache::default(),
+            leader_epoch: 0,
         };
         // A crash between writing the checkpoint and deleting the segments it covers.
         let doomed = take_segments_below_start(&mut state);
         delete_segment_files(&dir, &doomed)?;
         restore_transactions(&dir, &mut state, snapshots, &config, &mut report)?;
+        restore_epochs(&dir, &mut state)?;
 
         let log = Log::from_parts(dir, config, state);
         // After a crash the active segment's bytes may be only in the page cache (the process

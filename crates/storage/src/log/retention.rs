@@ -35,6 +35,7 @@ impl Log {
         let doomed = {
             let mut st = self.lock_state()?;
             st.log_start = st.log_start.max(offset);
+            self.trim_epochs_to_start(&mut st)?;
             take_segments_below_start(&mut st)
         };
         delete_segment_files(&self.dir, &doomed)?;
@@ -115,6 +116,13 @@ impl Log {
         let doomed = {
             let mut st = self.lock_state()?;
             st.log_start = new_start;
+            if let Err(e) = self.trim_epochs_to_start(&mut st) {
+                if self.is_poisoned() {
+                    return Err(e);
+                }
+                // Open fits the cache to the log start again.
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not trim the leader-epoch checkpoint after retention");
+            }
             let doomed: Vec<Arc<Segment>> = st.segments.drain(..count).collect();
             doomed
         };
@@ -158,8 +166,9 @@ pub(super) fn take_segments_below_start(state: &mut State) -> Vec<Arc<Segment>> 
     state.segments.drain(..n).collect()
 }
 
-/// Deletes segment files oldest first: rename each to `*.deleted` (fsync the directory, so
-/// a crash leaves a prefix of the log deleted, never a hole), then remove them.
+/// Deletes segment files in the order given (retention: oldest first; truncation: newest
+/// first): rename each to `*.deleted` (fsync the directory, so a crash leaves an end of the
+/// log deleted, never a hole), then remove them.
 pub(super) fn delete_segment_files(
     dir: &Path,
     segments: &[Arc<Segment>],

@@ -1,0 +1,107 @@
+//! A follower's truncation: cutting the log back to where it agrees with its leader. The
+//! segments above the cut go, the one holding it becomes the active segment again, and the
+//! producer state, aborted-transaction indexes, snapshots and leader epochs are rebuilt as at
+//! open (from the newest snapshot at or below the new end).
+
+use std::ops::ControlFlow;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::open::recover_active;
+use super::producers::{remove_snapshots, restore_transactions, take_snapshots};
+use super::retention::delete_segment_files;
+use super::{relative, Log, RecoveryReport};
+use crate::batch::Check;
+use crate::config::Recovery;
+use crate::error::StorageError;
+use crate::segment::{sync_dir, Segment};
+
+impl Log {
+    /// Removes every record at and above `offset` (the whole batch holding it, so the new log
+    /// end may be below `offset`) and returns the new log end. Nothing happens at or beyond
+    /// the log end; below the log start is `OffsetOutOfRange`. Any failure poisons the log:
+    /// its files may be half cut.
+    pub fn truncate_to(&self, offset: i64) -> Result<i64, StorageError> {
+        self.check_writable()?;
+        let _maintenance = self.maintenance.lock().map_err(|_| self.poisoned_error())?;
+        let _sync = self.sync_lock.lock().map_err(|_| self.poisoned_error())?;
+        let mut guard = self.lock_state()?;
+        self.check_writable()?;
+        let st = &mut *guard;
+        if offset >= st.log_end {
+            return Ok(st.log_end);
+        }
+        if offset < st.log_start {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: st.log_start,
+                log_end: st.log_end,
+            });
+        }
+        let config = self.config();
+        let i = st.segment_index_for(offset);
+        let Some(segment) = st.segments.get(i).cloned() else {
+            return Ok(st.log_end);
+        };
+        let base = segment.base_offset();
+        let start = if st.is_active(i) {
+            st.active.index.index.position_for(relative(offset, base))
+        } else {
+            segment
+                .index(config.index_interval_bytes)?
+                .position_for(relative(offset, base))
+        };
+        let mut cut = segment.len();
+        segment.scan(
+            u64::from(start),
+            segment.len(),
+            Check::Structure,
+            |at, h, _| {
+                if h.last_offset() >= offset {
+                    cut = at;
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        let result = (|| {
+            // Newest first: a crash then leaves a shorter log, never a hole in it.
+            let doomed: Vec<Arc<Segment>> = st.segments.drain(i + 1..).rev().collect();
+            delete_segment_files(&self.dir, &doomed)?;
+            segment.truncate(cut)?;
+            // Its index files describe the old length; as the active segment it keeps its
+            // indexes in memory and writes them at seal or close.
+            segment.remove_index_files()?;
+            sync_dir(&self.dir)?;
+            let reopened = Segment::open(&self.dir, base)?;
+            let mut report = RecoveryReport::default();
+            let (active, log_end, _) =
+                recover_active(&reopened, &config, Recovery::Scan, &mut report)?;
+            if let Some(last) = st.segments.last_mut() {
+                *last = Arc::new(reopened);
+            }
+            st.active = active;
+            st.log_end = log_end;
+            let mut snapshots = std::mem::take(&mut st.snapshots);
+            let beyond = take_snapshots(&mut snapshots, |o| o > log_end);
+            remove_snapshots(&self.dir, beyond)?;
+            restore_transactions(&self.dir, st, snapshots, &config, &mut report)?;
+            let mut epochs = st.epochs.clone();
+            if epochs.truncate_from_end(log_end) {
+                self.persist_epochs(st, epochs)?;
+            }
+            Ok::<_, StorageError>(log_end)
+        })();
+        match result {
+            Ok(log_end) => {
+                self.durable.fetch_min(log_end, Ordering::AcqRel);
+                tracing::info!(dir = %self.dir.display(), offset, log_end, "truncated log");
+                Ok(log_end)
+            }
+            Err(e) => {
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+}
