@@ -99,9 +99,14 @@ pub enum ConfigResource {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
     /// The first entry of the first active controller.
-    ClusterId { cluster_id: String },
+    ClusterId {
+        cluster_id: String,
+    },
     /// FeatureLevelRecord: e.g. [`ELR_FEATURE`].
-    FeatureLevel { name: String, level: i16 },
+    FeatureLevel {
+        name: String,
+        level: i16,
+    },
     /// RegisterBrokerRecord. A registration replaces any earlier one of the same id.
     RegisterBroker(BrokerRegistration),
     /// BrokerRegistrationChangeRecord (and KRaft's Fence/UnfenceBrokerRecord): only the
@@ -112,10 +117,18 @@ pub enum MetadataRecord {
         fenced: Option<bool>,
         in_controlled_shutdown: Option<bool>,
     },
-    UnregisterBroker { id: BrokerId, epoch: i64 },
-    Topic { name: String, topic_id: Uuid },
+    UnregisterBroker {
+        id: BrokerId,
+        epoch: i64,
+    },
+    Topic {
+        name: String,
+        topic_id: Uuid,
+    },
     /// RemoveTopicRecord: the topic, its partitions and its configs go.
-    RemoveTopic { topic_id: Uuid },
+    RemoveTopic {
+        topic_id: Uuid,
+    },
     Partition {
         topic_id: Uuid,
         partition: i32,

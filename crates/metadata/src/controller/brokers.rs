@@ -78,8 +78,10 @@ impl ControllerLogic {
             in_controlled_shutdown: false,
         }));
         reconcile_broker(pending, req.id, self.config.unclean_leader_election_enable);
-        self.sessions
-            .insert(req.id, now_ms.saturating_add(self.config.session_timeout_ms));
+        self.sessions.insert(
+            req.id,
+            now_ms.saturating_add(self.config.session_timeout_ms),
+        );
         Ok(epoch)
     }
 
@@ -123,7 +125,10 @@ impl ControllerLogic {
         }
         let now = pending.image.broker(hb.id);
         let is_fenced = now.is_none_or(|b| b.fenced);
-        let leads_nothing = pending.image.partitions().all(|(_, _, r)| r.leader != hb.id);
+        let leads_nothing = pending
+            .image
+            .partitions()
+            .all(|(_, _, r)| r.leader != hb.id);
         Ok(HeartbeatReply {
             is_caught_up: hb.caught_up,
             is_fenced,

@@ -167,8 +167,8 @@ impl ControllerLogic {
                 broker_id,
                 broker_epoch,
                 partitions,
-            } => ControllerReply::AlterPartition(brokers::check_epoch(image, broker_id, broker_epoch).map(
-                |()| {
+            } => ControllerReply::AlterPartition(
+                brokers::check_epoch(image, broker_id, broker_epoch).map(|()| {
                     partitions
                         .iter()
                         .map(|item| {
@@ -176,8 +176,8 @@ impl ControllerLogic {
                             (item.topic_id, item.partition, result)
                         })
                         .collect()
-                },
-            )),
+                }),
+            ),
             ControllerRequest::AllocateProducerIds {
                 broker_id,
                 broker_epoch,
@@ -219,12 +219,18 @@ impl ControllerLogic {
 fn reply_with_error(reply: ControllerReply, e: MetadataError) -> ControllerReply {
     use ControllerReply as R;
     match reply {
-        R::CreateTopics(v) => R::CreateTopics(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect()),
-        R::DeleteTopics(v) => R::DeleteTopics(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect()),
+        R::CreateTopics(v) => {
+            R::CreateTopics(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect())
+        }
+        R::DeleteTopics(v) => {
+            R::DeleteTopics(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect())
+        }
         R::CreatePartitions(v) => {
             R::CreatePartitions(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect())
         }
-        R::AlterConfigs(v) => R::AlterConfigs(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect()),
+        R::AlterConfigs(v) => {
+            R::AlterConfigs(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect())
+        }
         R::RegisterBroker(_) => R::RegisterBroker(Err(e)),
         R::BrokerHeartbeat(_) => R::BrokerHeartbeat(Err(e)),
         R::UnregisterBroker(_) => R::UnregisterBroker(Err(e)),

@@ -74,7 +74,12 @@ fn elect(image: &MetadataImage, reg: &PartitionRegistration, isr: &[BrokerId]) -
         return *b;
     }
     if image.feature_level(ELR_FEATURE) > 0 {
-        if let Some(b) = reg.replicas.iter().filter(|b| reg.elr.contains(b)).find(usable) {
+        if let Some(b) = reg
+            .replicas
+            .iter()
+            .filter(|b| reg.elr.contains(b))
+            .find(usable)
+        {
             return *b;
         }
     }

@@ -222,7 +222,12 @@ pub(crate) fn create_partitions(
 ) -> Vec<(String, Result<(), MetadataError>)> {
     topics
         .iter()
-        .map(|t| (t.name.clone(), create_partitions_one(pending, t, validate_only)))
+        .map(|t| {
+            (
+                t.name.clone(),
+                create_partitions_one(pending, t, validate_only),
+            )
+        })
         .collect()
 }
 
@@ -243,7 +248,11 @@ fn create_partitions_one(
         )));
     }
     let added = t.count - current;
-    let rf = topic.partitions.values().next().map_or(1, |r| r.replicas.len());
+    let rf = topic
+        .partitions
+        .values()
+        .next()
+        .map_or(1, |r| r.replicas.len());
     let assignment = match &t.assignment {
         Some(a) => {
             if i32::try_from(a.len()).ok() != Some(added) {
@@ -331,7 +340,9 @@ pub(crate) fn elect_leaders(
         .map(|(name, p)| {
             let result = match pending.image.topic_by_name(&name).map(|t| t.id) {
                 Some(id) => elect_leader(pending, id, p, election),
-                None => Err(MetadataError::UnknownTopicOrPartition(format!("{name}-{p}"))),
+                None => Err(MetadataError::UnknownTopicOrPartition(format!(
+                    "{name}-{p}"
+                ))),
             };
             (name, p, result)
         })

@@ -48,7 +48,10 @@ fn heartbeat_with_stale_epoch_or_unknown_id_is_refused() {
     };
     let err = heartbeat_reply(c.request(hb(0, epoch - 1))).unwrap_err();
     assert_eq!(err.code(), 77);
-    assert_eq!(heartbeat_reply(c.request(hb(5, 1))).unwrap_err().code(), 102);
+    assert_eq!(
+        heartbeat_reply(c.request(hb(5, 1))).unwrap_err().code(),
+        102
+    );
 }
 
 #[test]
@@ -70,11 +73,16 @@ fn retried_registration_keeps_its_epoch_and_a_live_duplicate_is_refused() {
     // Another process claims the id while the first one's session is live.
     let other = Uuid::new_v4();
     let reply = c.request(reg(other));
-    assert!(matches!(reply, ControllerReply::RegisterBroker(Err(MetadataError::DuplicateBrokerRegistration(0)))));
+    assert!(matches!(
+        reply,
+        ControllerReply::RegisterBroker(Err(MetadataError::DuplicateBrokerRegistration(0)))
+    ));
     // Once the session expired (process gone), a new incarnation registers.
     c.now += SESSION + 1;
     c.tick();
-    let ControllerReply::RegisterBroker(Ok(new_epoch)) = c.request(reg(other)) else { panic!() };
+    let ControllerReply::RegisterBroker(Ok(new_epoch)) = c.request(reg(other)) else {
+        panic!()
+    };
     assert!(new_epoch > epoch);
 }
 
@@ -95,9 +103,17 @@ fn session_expiry_fences_moves_leadership_and_shrinks_isr() {
     let records = c.tick();
     assert!(matches!(
         records[0],
-        MetadataRecord::BrokerRegistrationChange { id: 1, fenced: Some(true), .. }
+        MetadataRecord::BrokerRegistrationChange {
+            id: 1,
+            fenced: Some(true),
+            ..
+        }
     ));
-    assert_eq!(records.len(), 4, "one fence and a change per partition: {records:?}");
+    assert_eq!(
+        records.len(),
+        4,
+        "one fence and a change per partition: {records:?}"
+    );
     assert!(c.image.broker(1).unwrap().fenced);
     assert_eq!(c.last_delta.brokers_fenced, BTreeSet::from([1]));
     for p in 0..3 {
@@ -159,7 +175,10 @@ fn never_elects_outside_the_isr_when_unclean_is_off() {
 
 #[test]
 fn unclean_election_when_enabled_recovers_with_the_leader_alone() {
-    let config = ControllerConfig { unclean_leader_election_enable: true, ..ControllerConfig::default() };
+    let config = ControllerConfig {
+        unclean_leader_election_enable: true,
+        ..ControllerConfig::default()
+    };
     let mut c = Cluster::with_config(config);
     for id in 0..2 {
         c.register(id, None);
@@ -208,7 +227,10 @@ fn controlled_shutdown_of_the_only_replica_goes_leaderless() {
 fn unregister_removes_the_broker_and_its_leaderships() {
     let mut c = Cluster::with_brokers(2, &[]);
     let t = c.create_topic("t", 2, 2);
-    assert_eq!(c.request(ControllerRequest::UnregisterBroker { id: 1 }), ControllerReply::UnregisterBroker(Ok(())));
+    assert_eq!(
+        c.request(ControllerRequest::UnregisterBroker { id: 1 }),
+        ControllerReply::UnregisterBroker(Ok(()))
+    );
     assert!(c.image.broker(1).is_none());
     assert_eq!(c.last_delta.brokers_unregistered, BTreeSet::from([1]));
     for p in 0..2 {
@@ -216,7 +238,10 @@ fn unregister_removes_the_broker_and_its_leaderships() {
         assert_eq!(c.partition(t, p).isr, vec![0]);
     }
     let again = c.request(ControllerRequest::UnregisterBroker { id: 1 });
-    assert!(matches!(again, ControllerReply::UnregisterBroker(Err(MetadataError::BrokerIdNotRegistered(1)))));
+    assert!(matches!(
+        again,
+        ControllerReply::UnregisterBroker(Err(MetadataError::BrokerIdNotRegistered(1)))
+    ));
 }
 
 #[test]
@@ -254,8 +279,13 @@ fn producer_id_blocks_never_overlap() {
     for round in 0..4 {
         for id in 0..3 {
             let epoch = c.epoch(id);
-            let reply = c.request(ControllerRequest::AllocateProducerIds { broker_id: id, broker_epoch: epoch });
-            let ControllerReply::AllocateProducerIds(Ok((start, len))) = reply else { panic!("{round}: {reply:?}") };
+            let reply = c.request(ControllerRequest::AllocateProducerIds {
+                broker_id: id,
+                broker_epoch: epoch,
+            });
+            let ControllerReply::AllocateProducerIds(Ok((start, len))) = reply else {
+                panic!("{round}: {reply:?}")
+            };
             assert_eq!(len, 1_000);
             blocks.push((start, start + i64::from(len)));
         }
@@ -265,6 +295,12 @@ fn producer_id_blocks_never_overlap() {
         assert!(pair[0].1 <= pair[1].0, "{pair:?}");
     }
     assert_eq!(c.image.next_producer_id(), 12_000);
-    let stale = c.request(ControllerRequest::AllocateProducerIds { broker_id: 0, broker_epoch: 0 });
-    assert!(matches!(stale, ControllerReply::AllocateProducerIds(Err(MetadataError::StaleBrokerEpoch { .. }))));
+    let stale = c.request(ControllerRequest::AllocateProducerIds {
+        broker_id: 0,
+        broker_epoch: 0,
+    });
+    assert!(matches!(
+        stale,
+        ControllerReply::AllocateProducerIds(Err(MetadataError::StaleBrokerEpoch { .. }))
+    ));
 }

@@ -81,16 +81,18 @@ impl Cluster {
     }
 
     pub fn register(&mut self, id: BrokerId, rack: Option<String>) -> i64 {
-        let reply = self.request(ControllerRequest::RegisterBroker(BrokerRegistrationRequest {
-            id,
-            incarnation: Uuid::new_v4(),
-            endpoints: vec![Endpoint {
-                name: "PLAINTEXT".into(),
-                host: "127.0.0.1".into(),
-                port: 9092 + u16::try_from(id).unwrap(),
-            }],
-            rack,
-        }));
+        let reply = self.request(ControllerRequest::RegisterBroker(
+            BrokerRegistrationRequest {
+                id,
+                incarnation: Uuid::new_v4(),
+                endpoints: vec![Endpoint {
+                    name: "PLAINTEXT".into(),
+                    host: "127.0.0.1".into(),
+                    port: 9092 + u16::try_from(id).unwrap(),
+                }],
+                rack,
+            },
+        ));
         match reply {
             ControllerReply::RegisterBroker(Ok(epoch)) => epoch,
             other => panic!("registration of {id}: {other:?}"),
@@ -101,7 +103,12 @@ impl Cluster {
         self.image.broker(id).unwrap().epoch
     }
 
-    pub fn heartbeat_with(&mut self, id: BrokerId, want_fence: bool, want_shutdown: bool) -> ControllerReply {
+    pub fn heartbeat_with(
+        &mut self,
+        id: BrokerId,
+        want_fence: bool,
+        want_shutdown: bool,
+    ) -> ControllerReply {
         let epoch = self.epoch(id);
         self.request(ControllerRequest::BrokerHeartbeat(BrokerHeartbeat {
             id,

@@ -13,21 +13,40 @@ fn item(c: &Cluster, t: Uuid, isr: &[BrokerId]) -> AlterPartitionItem {
         partition: 0,
         leader_epoch: reg.leader_epoch,
         partition_epoch: reg.partition_epoch,
-        new_isr: isr.iter().map(|id| IsrMember { id: *id, broker_epoch: c.epoch(*id) }).collect(),
+        new_isr: isr
+            .iter()
+            .map(|id| IsrMember {
+                id: *id,
+                broker_epoch: c.epoch(*id),
+            })
+            .collect(),
         leader_recovery: reg.leader_recovery,
     }
 }
 
-fn alter(c: &mut Cluster, from: BrokerId, item: AlterPartitionItem) -> Result<AlterPartitionResult, MetadataError> {
+fn alter(
+    c: &mut Cluster,
+    from: BrokerId,
+    item: AlterPartitionItem,
+) -> Result<AlterPartitionResult, MetadataError> {
     let broker_epoch = c.epoch(from);
-    match c.request(ControllerRequest::AlterPartition { broker_id: from, broker_epoch, partitions: vec![item] }) {
+    match c.request(ControllerRequest::AlterPartition {
+        broker_id: from,
+        broker_epoch,
+        partitions: vec![item],
+    }) {
         ControllerReply::AlterPartition(Ok(mut v)) => v.remove(0).2,
         ControllerReply::AlterPartition(Err(e)) => Err(e),
         other => panic!("{other:?}"),
     }
 }
 
-fn alter_isr(c: &mut Cluster, from: BrokerId, t: Uuid, isr: &[BrokerId]) -> Result<AlterPartitionResult, MetadataError> {
+fn alter_isr(
+    c: &mut Cluster,
+    from: BrokerId,
+    t: Uuid,
+    isr: &[BrokerId],
+) -> Result<AlterPartitionResult, MetadataError> {
     let it = item(c, t, isr);
     alter(c, from, it)
 }
@@ -55,7 +74,10 @@ fn setup() -> (Cluster, Uuid) {
 fn shrink_and_expand_bump_only_the_partition_epoch() {
     let (mut c, t) = setup();
     let shrunk = alter_isr(&mut c, 0, t, &[0, 1]).unwrap();
-    assert_eq!((shrunk.leader, shrunk.leader_epoch, shrunk.partition_epoch), (0, 0, 1));
+    assert_eq!(
+        (shrunk.leader, shrunk.leader_epoch, shrunk.partition_epoch),
+        (0, 0, 1)
+    );
     assert_eq!(c.partition(t, 0).isr, vec![0, 1]);
     let delta = c.last_delta.partitions.get(&(t, 0)).unwrap();
     assert_eq!(delta.old.as_ref().unwrap().isr, vec![0, 1, 2]);
@@ -77,7 +99,10 @@ fn stale_epochs_are_refused() {
     let stale = item(&c, t, &[0, 1]);
     alter_isr(&mut c, 0, t, &[0, 2]).unwrap();
     // The partition epoch moved on since `stale` was built.
-    assert!(matches!(alter(&mut c, 0, stale.clone()), Err(MetadataError::InvalidUpdateVersion { .. })));
+    assert!(matches!(
+        alter(&mut c, 0, stale.clone()),
+        Err(MetadataError::InvalidUpdateVersion { .. })
+    ));
     let mut old_leader_epoch = item(&c, t, &[0, 1]);
     old_leader_epoch.leader_epoch -= 1;
     assert_eq!(alter(&mut c, 0, old_leader_epoch).unwrap_err().code(), 74);
@@ -87,7 +112,10 @@ fn stale_epochs_are_refused() {
         broker_epoch: c.epoch(0) - 1,
         partitions: vec![item(&c, t, &[0])],
     });
-    assert!(matches!(reply, ControllerReply::AlterPartition(Err(MetadataError::StaleBrokerEpoch { .. }))));
+    assert!(matches!(
+        reply,
+        ControllerReply::AlterPartition(Err(MetadataError::StaleBrokerEpoch { .. }))
+    ));
     assert_eq!(c.partition(t, 0).isr, vec![0, 2]);
 }
 
@@ -114,7 +142,10 @@ fn fenced_or_stale_replicas_may_not_join_the_isr() {
     let (mut c, t) = setup();
     alter_isr(&mut c, 0, t, &[0, 1]).unwrap();
     c.heartbeat_with(2, true, false);
-    assert_eq!(alter_isr(&mut c, 0, t, &[0, 1, 2]).unwrap_err(), MetadataError::IneligibleReplica(2));
+    assert_eq!(
+        alter_isr(&mut c, 0, t, &[0, 1, 2]).unwrap_err(),
+        MetadataError::IneligibleReplica(2)
+    );
     c.heartbeat(2);
     let mut stale = item(&c, t, &[0, 1, 2]);
     stale.new_isr[2].broker_epoch -= 1;
@@ -125,7 +156,10 @@ fn fenced_or_stale_replicas_may_not_join_the_isr() {
 
 #[test]
 fn recovering_leader_rules() {
-    let config = ControllerConfig { unclean_leader_election_enable: true, ..ControllerConfig::default() };
+    let config = ControllerConfig {
+        unclean_leader_election_enable: true,
+        ..ControllerConfig::default()
+    };
     let mut c = Cluster::with_config(config);
     for id in 0..2 {
         c.register(id, None);
@@ -139,10 +173,16 @@ fn recovering_leader_rules() {
     c.heartbeat_with(b, true, false);
     c.heartbeat(b);
     c.heartbeat_with(a, true, false);
-    assert_eq!(c.partition(t, 0).leader_recovery, LeaderRecovery::Recovering);
+    assert_eq!(
+        c.partition(t, 0).leader_recovery,
+        LeaderRecovery::Recovering
+    );
     let mut grow = item(&c, t, &[b, a]);
     grow.new_isr.truncate(1);
-    grow.new_isr.push(IsrMember { id: a, broker_epoch: c.epoch(a) });
+    grow.new_isr.push(IsrMember {
+        id: a,
+        broker_epoch: c.epoch(a),
+    });
     assert_eq!(alter(&mut c, b, grow).unwrap_err().code(), 42);
     let mut recovered = item(&c, t, &[b]);
     recovered.leader_recovery = LeaderRecovery::Recovered;
@@ -210,7 +250,10 @@ fn topic_config_enables_unclean_election_for_that_topic_only() {
         }],
         validate_only: false,
     };
-    c.request(on_0_and_1("dirty", vec![("unclean.leader.election.enable".into(), "true".into())]));
+    c.request(on_0_and_1(
+        "dirty",
+        vec![("unclean.leader.election.enable".into(), "true".into())],
+    ));
     c.request(on_0_and_1("clean", Vec::new()));
     let dirty = c.image.topic_by_name("dirty").unwrap().id;
     let clean = c.image.topic_by_name("clean").unwrap().id;
@@ -220,7 +263,10 @@ fn topic_config_enables_unclean_election_for_that_topic_only() {
     }
     c.heartbeat_with(0, true, false);
     assert_eq!(c.partition(dirty, 0).leader, 1);
-    assert_eq!(c.partition(dirty, 0).leader_recovery, LeaderRecovery::Recovering);
+    assert_eq!(
+        c.partition(dirty, 0).leader_recovery,
+        LeaderRecovery::Recovering
+    );
     assert_eq!(c.partition(clean, 0).leader, NO_LEADER);
     assert_eq!(c.partition(clean, 0).isr, vec![0]);
 }

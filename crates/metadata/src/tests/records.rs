@@ -11,13 +11,22 @@ fn every_record() -> Vec<MetadataRecord> {
     reg.removing = vec![1];
     reg.leader_recovery = LeaderRecovery::Recovering;
     vec![
-        MetadataRecord::ClusterId { cluster_id: "c".into() },
-        MetadataRecord::FeatureLevel { name: crate::ELR_FEATURE.into(), level: 1 },
+        MetadataRecord::ClusterId {
+            cluster_id: "c".into(),
+        },
+        MetadataRecord::FeatureLevel {
+            name: crate::ELR_FEATURE.into(),
+            level: 1,
+        },
         MetadataRecord::RegisterBroker(BrokerRegistration {
             id: 1,
             incarnation: Uuid::new_v4(),
             epoch: 7,
-            endpoints: vec![Endpoint { name: "INTERNAL".into(), host: "h".into(), port: 1 }],
+            endpoints: vec![Endpoint {
+                name: "INTERNAL".into(),
+                host: "h".into(),
+                port: 1,
+            }],
             rack: Some("r".into()),
             fenced: true,
             in_controlled_shutdown: false,
@@ -29,9 +38,16 @@ fn every_record() -> Vec<MetadataRecord> {
             in_controlled_shutdown: None,
         },
         MetadataRecord::UnregisterBroker { id: 1, epoch: 7 },
-        MetadataRecord::Topic { name: "t".into(), topic_id },
+        MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        },
         MetadataRecord::RemoveTopic { topic_id },
-        MetadataRecord::Partition { topic_id, partition: 2, registration: reg },
+        MetadataRecord::Partition {
+            topic_id,
+            partition: 2,
+            registration: reg,
+        },
         MetadataRecord::PartitionChange(PartitionChange {
             topic_id,
             partition: 2,
@@ -53,8 +69,16 @@ fn every_record() -> Vec<MetadataRecord> {
             name: "k".into(),
             value: Some("v".into()),
         },
-        MetadataRecord::Config { resource: ConfigResource::ClusterDefault, name: "k".into(), value: Some("v".into()) },
-        MetadataRecord::ProducerIds { broker_id: 1, broker_epoch: 7, next_producer_id: 2000 },
+        MetadataRecord::Config {
+            resource: ConfigResource::ClusterDefault,
+            name: "k".into(),
+            value: Some("v".into()),
+        },
+        MetadataRecord::ProducerIds {
+            broker_id: 1,
+            broker_epoch: 7,
+            next_producer_id: 2000,
+        },
     ]
 }
 
@@ -72,12 +96,19 @@ fn requests_and_replies_round_trip_through_json() {
     let mut c = Cluster::with_brokers(2, &[]);
     let req = create("j", 2, 2);
     let json = serde_json::to_string(&req).unwrap();
-    assert_eq!(serde_json::from_str::<ControllerRequest>(&json).unwrap(), req);
+    assert_eq!(
+        serde_json::from_str::<ControllerRequest>(&json).unwrap(),
+        req
+    );
     let reply = c.request(req);
     let json = serde_json::to_string(&reply).unwrap();
-    assert_eq!(serde_json::from_str::<ControllerReply>(&json).unwrap(), reply);
+    assert_eq!(
+        serde_json::from_str::<ControllerReply>(&json).unwrap(),
+        reply
+    );
     let refused = c.request(create("j", 1, 1));
-    let back: ControllerReply = serde_json::from_str(&serde_json::to_string(&refused).unwrap()).unwrap();
+    let back: ControllerReply =
+        serde_json::from_str(&serde_json::to_string(&refused).unwrap()).unwrap();
     assert_eq!(create_error(&back), 36);
 }
 
@@ -99,11 +130,19 @@ fn replaying_the_journal_rebuilds_the_same_image() {
         c.heartbeat(id);
     }
     c.tick(); // 3 expires (1 is shutting down and silent too)
-    c.request(ControllerRequest::AllocateProducerIds { broker_id: 0, broker_epoch: c.epoch(0) });
-    c.request(ControllerRequest::DeleteTopics { names: vec!["u".into()] });
+    c.request(ControllerRequest::AllocateProducerIds {
+        broker_id: 0,
+        broker_epoch: c.epoch(0),
+    });
+    c.request(ControllerRequest::DeleteTopics {
+        names: vec!["u".into()],
+    });
     c.register(3, Some("b".into()));
     c.heartbeat(3);
-    c.request(ControllerRequest::ElectLeaders { election_type: crate::ElectionType::Preferred, partitions: None });
+    c.request(ControllerRequest::ElectLeaders {
+        election_type: crate::ElectionType::Preferred,
+        partitions: None,
+    });
     assert!(c.image.topic(t).is_some());
 
     let mut fresh = MetadataImage::new();
@@ -121,14 +160,34 @@ fn replaying_the_journal_rebuilds_the_same_image() {
 fn contradicting_records_are_refused_and_change_nothing() {
     let mut image = MetadataImage::new();
     let topic_id = Uuid::new_v4();
-    let change = MetadataRecord::PartitionChange(PartitionChange { topic_id, partition: 0, ..PartitionChange::default() });
+    let change = MetadataRecord::PartitionChange(PartitionChange {
+        topic_id,
+        partition: 0,
+        ..PartitionChange::default()
+    });
     assert!(image.apply(&change).is_err());
-    image.apply(&MetadataRecord::Topic { name: "t".into(), topic_id }).unwrap();
-    let other = MetadataRecord::Topic { name: "t".into(), topic_id: Uuid::new_v4() };
+    image
+        .apply(&MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        })
+        .unwrap();
+    let other = MetadataRecord::Topic {
+        name: "t".into(),
+        topic_id: Uuid::new_v4(),
+    };
     assert!(image.apply(&other).is_err());
-    assert!(image.apply(&MetadataRecord::UnregisterBroker { id: 1, epoch: 1 }).is_err());
+    assert!(image
+        .apply(&MetadataRecord::UnregisterBroker { id: 1, epoch: 1 })
+        .is_err());
     let before = image.clone();
-    assert!(image.apply(&MetadataRecord::ProducerIds { broker_id: 1, broker_epoch: 1, next_producer_id: 5 }).is_err());
+    assert!(image
+        .apply(&MetadataRecord::ProducerIds {
+            broker_id: 1,
+            broker_epoch: 1,
+            next_producer_id: 5
+        })
+        .is_err());
     assert_eq!(image, before);
 }
 
@@ -146,8 +205,14 @@ fn images_share_unchanged_topics() {
         ..PartitionChange::default()
     });
     c2.apply(&leader_change).unwrap();
-    assert!(std::sync::Arc::ptr_eq(c2.topic(b).unwrap(), snapshot.topic(b).unwrap()));
-    assert!(!std::sync::Arc::ptr_eq(c2.topic(a).unwrap(), snapshot.topic(a).unwrap()));
+    assert!(std::sync::Arc::ptr_eq(
+        c2.topic(b).unwrap(),
+        snapshot.topic(b).unwrap()
+    ));
+    assert!(!std::sync::Arc::ptr_eq(
+        c2.topic(a).unwrap(),
+        snapshot.topic(a).unwrap()
+    ));
     assert_eq!(c2.partition(a, 0).unwrap().leader_epoch, 1);
     assert_eq!(snapshot.partition(a, 0).unwrap().leader_epoch, 0);
 }
@@ -157,18 +222,44 @@ fn a_delta_over_many_records_keeps_first_old_and_last_new() {
     let mut c = Cluster::with_brokers(2, &[]);
     let t = c.create_topic("t", 1, 2);
     let before = c.partition(t, 0).clone();
-    let mut records = c.logic.handle(&c.image, ControllerRequest::BrokerHeartbeat(BrokerHeartbeat {
-        id: 0, epoch: c.epoch(0), caught_up: true, want_fence: true, want_shutdown: false,
-    }), c.now).0;
+    let mut records = c
+        .logic
+        .handle(
+            &c.image,
+            ControllerRequest::BrokerHeartbeat(BrokerHeartbeat {
+                id: 0,
+                epoch: c.epoch(0),
+                caught_up: true,
+                want_fence: true,
+                want_shutdown: false,
+            }),
+            c.now,
+        )
+        .0;
     let mut scratch = c.image.clone();
     scratch.apply_all(&records).unwrap();
-    records.extend(c.logic.handle(&scratch, ControllerRequest::BrokerHeartbeat(BrokerHeartbeat {
-        id: 0, epoch: c.epoch(0), caught_up: true, want_fence: false, want_shutdown: false,
-    }), c.now).0);
+    records.extend(
+        c.logic
+            .handle(
+                &scratch,
+                ControllerRequest::BrokerHeartbeat(BrokerHeartbeat {
+                    id: 0,
+                    epoch: c.epoch(0),
+                    caught_up: true,
+                    want_fence: false,
+                    want_shutdown: false,
+                }),
+                c.now,
+            )
+            .0,
+    );
     let delta = c.image.clone().apply_all(&records).unwrap();
     // Fenced then unfenced: the publisher sees no fencing at all.
     assert!(delta.brokers_fenced.is_empty() && delta.brokers_unfenced.is_empty());
     let d = delta.partitions.get(&(t, 0)).unwrap();
     assert_eq!(d.old.as_ref(), Some(&before));
-    assert_eq!(d.new.as_ref().unwrap().partition_epoch, before.partition_epoch + 1);
+    assert_eq!(
+        d.new.as_ref().unwrap().partition_epoch,
+        before.partition_epoch + 1
+    );
 }

@@ -9,21 +9,38 @@ use crate::{
 fn create_topic_writes_topic_and_partition_records() {
     let mut c = Cluster::with_brokers(3, &[]);
     let (records, reply) = c.decide(create("orders", 2, 3));
-    let ControllerReply::CreateTopics(v) = &reply else { panic!() };
+    let ControllerReply::CreateTopics(v) = &reply else {
+        panic!()
+    };
     let created = v[0].1.as_ref().unwrap();
     assert_eq!((created.num_partitions, created.replication_factor), (2, 3));
     assert_eq!(records.len(), 3);
-    assert!(matches!(&records[0], MetadataRecord::Topic { name, topic_id } if name == "orders" && *topic_id == created.topic_id));
+    assert!(
+        matches!(&records[0], MetadataRecord::Topic { name, topic_id } if name == "orders" && *topic_id == created.topic_id)
+    );
     for (i, r) in records[1..].iter().enumerate() {
-        let MetadataRecord::Partition { partition, registration, .. } = r else { panic!("{r:?}") };
+        let MetadataRecord::Partition {
+            partition,
+            registration,
+            ..
+        } = r
+        else {
+            panic!("{r:?}")
+        };
         assert_eq!(*partition, i as i32);
         assert_eq!(registration.replicas.len(), 3);
         assert_eq!(registration.isr, registration.replicas);
         assert_eq!(registration.leader, registration.replicas[0]);
-        assert_eq!((registration.leader_epoch, registration.partition_epoch), (0, 0));
+        assert_eq!(
+            (registration.leader_epoch, registration.partition_epoch),
+            (0, 0)
+        );
     }
     c.commit(records);
-    assert_eq!(c.last_delta.topics_created, vec![("orders".to_string(), created.topic_id)]);
+    assert_eq!(
+        c.last_delta.topics_created,
+        vec![("orders".to_string(), created.topic_id)]
+    );
     assert_eq!(c.last_delta.partitions.len(), 2);
 }
 
@@ -44,7 +61,10 @@ fn placement_spreads_leaders_and_replicas_over_brokers() {
         sets.insert(reg.replicas.clone());
     }
     assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
-    assert_eq!(replicas.values().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
+    assert_eq!(
+        replicas.values().copied().collect::<Vec<_>>(),
+        vec![4, 4, 4]
+    );
     // The follower shift varies the pairs between rounds, not only the leader.
     assert!(sets.len() >= 4, "{sets:?}");
 }
@@ -58,7 +78,11 @@ fn placement_rotates_first_leader_across_topics() {
             c.partition(t, 0).leader
         })
         .collect();
-    assert_eq!(leaders.iter().collect::<BTreeSet<_>>().len(), 3, "{leaders:?}");
+    assert_eq!(
+        leaders.iter().collect::<BTreeSet<_>>().len(),
+        3,
+        "{leaders:?}"
+    );
 }
 
 #[test]
@@ -120,7 +144,9 @@ fn duplicate_names_in_one_request_are_all_refused() {
     if let ControllerRequest::CreateTopics { topics, .. } = &mut req {
         topics.push(topics[0].clone());
     }
-    let ControllerReply::CreateTopics(v) = c.request(req) else { panic!() };
+    let ControllerReply::CreateTopics(v) = c.request(req) else {
+        panic!()
+    };
     assert!(v.iter().all(|(_, r)| r.as_ref().unwrap_err().code() == 42));
     assert!(c.image.topic_by_name("d").is_none());
 }
@@ -141,8 +167,12 @@ fn explicit_assignment_is_validated_and_kept() {
     assert_eq!(create_error(&c.request(with(vec![vec![0, 1]], 1, 2))), 42);
     assert_eq!(create_error(&c.request(with(vec![vec![0, 0]], -1, -1))), 39);
     assert_eq!(create_error(&c.request(with(vec![vec![0, 7]], -1, -1))), 39);
-    assert_eq!(create_error(&c.request(with(vec![vec![0, 1], vec![2]], -1, -1))), 39);
-    let ControllerReply::CreateTopics(v) = c.request(with(vec![vec![2, 0], vec![1, 2]], -1, -1)) else {
+    assert_eq!(
+        create_error(&c.request(with(vec![vec![0, 1], vec![2]], -1, -1))),
+        39
+    );
+    let ControllerReply::CreateTopics(v) = c.request(with(vec![vec![2, 0], vec![1, 2]], -1, -1))
+    else {
         panic!()
     };
     let t = v[0].1.as_ref().unwrap().topic_id;
@@ -160,7 +190,9 @@ fn validate_only_writes_nothing() {
     }
     let (records, reply) = c.decide(req);
     assert!(records.is_empty());
-    let ControllerReply::CreateTopics(v) = reply else { panic!() };
+    let ControllerReply::CreateTopics(v) = reply else {
+        panic!()
+    };
     assert_eq!(v[0].1.as_ref().unwrap().num_partitions, 3);
 }
 
@@ -178,11 +210,16 @@ fn delete_topic_removes_partitions_and_configs() {
     let reply = c.request(ControllerRequest::DeleteTopics {
         names: vec!["gone".into(), "never".into()],
     });
-    let ControllerReply::DeleteTopics(v) = reply else { panic!() };
+    let ControllerReply::DeleteTopics(v) = reply else {
+        panic!()
+    };
     assert_eq!(v[0].1, Ok(t));
     assert_eq!(v[1].1.as_ref().unwrap_err().code(), 3);
     assert!(c.image.topic(t).is_none());
-    assert!(c.image.configs(&ConfigResource::Topic("gone".into())).is_none());
+    assert!(c
+        .image
+        .configs(&ConfigResource::Topic("gone".into()))
+        .is_none());
     assert_eq!(c.last_delta.topics_deleted, vec![("gone".to_string(), t)]);
     assert_eq!(c.last_delta.partitions.len(), 2);
     assert!(c.last_delta.partitions.values().all(|d| d.new.is_none()));
@@ -196,7 +233,11 @@ fn create_partitions_adds_with_the_topics_replication_factor() {
     let mut c = Cluster::with_brokers(3, &[]);
     let t = c.create_topic("grow", 2, 2);
     let req = |count, assignment| ControllerRequest::CreatePartitions {
-        topics: vec![CreatePartitionsTopic { name: "grow".into(), count, assignment }],
+        topics: vec![CreatePartitionsTopic {
+            name: "grow".into(),
+            count,
+            assignment,
+        }],
         validate_only: false,
     };
     let code = |r: ControllerReply| match r {
@@ -213,7 +254,11 @@ fn create_partitions_adds_with_the_topics_replication_factor() {
     assert_eq!(code(c.request(req(6, Some(vec![vec![2, 1]])))), None);
     assert_eq!(c.partition(t, 5).replicas, vec![2, 1]);
     let unknown = ControllerRequest::CreatePartitions {
-        topics: vec![CreatePartitionsTopic { name: "nope".into(), count: 2, assignment: None }],
+        topics: vec![CreatePartitionsTopic {
+            name: "nope".into(),
+            count: 2,
+            assignment: None,
+        }],
         validate_only: false,
     };
     assert_eq!(code(c.request(unknown)), Some(3));
@@ -224,30 +269,54 @@ fn alter_configs_sets_deletes_and_validates() {
     let mut c = Cluster::with_brokers(1, &[]);
     c.create_topic("cfg", 1, 1);
     let topic = ConfigResource::Topic("cfg".into());
-    let alter = |resource: ConfigResource, ops: Vec<(&str, Option<&str>)>| ControllerRequest::AlterConfigs {
-        resources: vec![AlterConfigsResource {
-            resource,
-            ops: ops.into_iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect(),
-        }],
-        validate_only: false,
+    let alter = |resource: ConfigResource, ops: Vec<(&str, Option<&str>)>| {
+        ControllerRequest::AlterConfigs {
+            resources: vec![AlterConfigsResource {
+                resource,
+                ops: ops
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                    .collect(),
+            }],
+            validate_only: false,
+        }
     };
     let result = |r: ControllerReply| match r {
         ControllerReply::AlterConfigs(v) => v[0].1.clone(),
         other => panic!("{other:?}"),
     };
-    assert!(result(c.request(alter(topic.clone(), vec![("min.insync.replicas", Some("2"))]))).is_ok());
+    assert!(result(c.request(alter(
+        topic.clone(),
+        vec![("min.insync.replicas", Some("2"))]
+    )))
+    .is_ok());
     assert_eq!(c.image.config(&topic, "min.insync.replicas"), Some("2"));
     assert!(c.last_delta.configs_changed.contains(&topic));
     assert_eq!(
-        result(c.request(alter(topic.clone(), vec![("unclean.leader.election.enable", Some("maybe"))])))
-            .unwrap_err()
-            .code(),
+        result(c.request(alter(
+            topic.clone(),
+            vec![("unclean.leader.election.enable", Some("maybe"))]
+        )))
+        .unwrap_err()
+        .code(),
         40
     );
     assert!(result(c.request(alter(topic.clone(), vec![("min.insync.replicas", None)]))).is_ok());
     assert_eq!(c.image.config(&topic, "min.insync.replicas"), None);
     let unknown = ConfigResource::Topic("nope".into());
-    assert_eq!(result(c.request(alter(unknown, vec![("a", Some("b"))]))).unwrap_err().code(), 3);
-    assert!(result(c.request(alter(ConfigResource::ClusterDefault, vec![("x", Some("y"))]))).is_ok());
-    assert_eq!(c.image.config(&ConfigResource::ClusterDefault, "x"), Some("y"));
+    assert_eq!(
+        result(c.request(alter(unknown, vec![("a", Some("b"))])))
+            .unwrap_err()
+            .code(),
+        3
+    );
+    assert!(result(c.request(alter(
+        ConfigResource::ClusterDefault,
+        vec![("x", Some("y"))]
+    )))
+    .is_ok());
+    assert_eq!(
+        c.image.config(&ConfigResource::ClusterDefault, "x"),
+        Some("y")
+    );
 }
