@@ -6,7 +6,7 @@ use super::requests::{BrokerHeartbeat, BrokerRegistrationRequest, HeartbeatReply
 use super::{ControllerLogic, Pending, PRODUCER_ID_BLOCK_SIZE};
 use crate::error::MetadataError;
 use crate::image::MetadataImage;
-use crate::records::{BrokerId, BrokerRegistration, MetadataRecord, NO_LEADER};
+use crate::records::{BrokerId, BrokerRegistration, MetadataRecord};
 
 /// The broker is registered with exactly this epoch (KIP-903).
 pub(crate) fn check_epoch(
@@ -189,9 +189,5 @@ impl ControllerLogic {
             in_controlled_shutdown: None,
         });
         reconcile_broker(pending, broker.id, unclean);
-        debug_assert!(pending
-            .image
-            .partitions()
-            .all(|(_, _, r)| r.leader != broker.id || r.leader == NO_LEADER));
     }
 }
