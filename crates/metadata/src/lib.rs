@@ -21,6 +21,8 @@
 //! - **Kafka's vocabulary.** Records follow KRaft's (KIP-631, KIP-746), errors carry
 //!   Kafka's codes ([`MetadataError::code`]), epochs bump as in Kafka: `partition_epoch` on
 //!   every partition change, `leader_epoch` on every leader change.
+//! - **Randomness.** The one input not passed in is a new topic's id (`Uuid::new_v4`);
+//!   it is carried by the `Topic` record, so replay never depends on it.
 //! - **Cheap images.** Topics sit behind `Arc`s and are copied only when a record changes
 //!   them, so the controller glue can hand an `Arc<MetadataImage>` to every subscriber per
 //!   applied entry.

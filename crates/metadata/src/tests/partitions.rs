@@ -270,3 +270,24 @@ fn topic_config_enables_unclean_election_for_that_topic_only() {
     assert_eq!(c.partition(clean, 0).leader, NO_LEADER);
     assert_eq!(c.partition(clean, 0).isr, vec![0]);
 }
+
+#[test]
+fn shrinking_below_min_insync_replicas_is_committed() {
+    // The controller records the truth; the leader is what stops acks=all and the high
+    // watermark while the committed ISR is below min.insync.replicas (design §5.3-5.4).
+    let (mut c, t) = setup();
+    c.request(ControllerRequest::AlterConfigs {
+        resources: vec![crate::AlterConfigsResource {
+            resource: crate::ConfigResource::Topic("t".into()),
+            ops: vec![("min.insync.replicas".into(), Some("2".into()))],
+        }],
+        validate_only: false,
+    });
+    let r = alter_isr(&mut c, 0, t, &[0]).unwrap();
+    assert_eq!(r.isr, vec![0]);
+    assert_eq!(c.partition(t, 0).isr, vec![0]);
+    assert!(
+        c.partition(t, 0).elr.is_empty(),
+        "ELR stays off until increment 9"
+    );
+}
