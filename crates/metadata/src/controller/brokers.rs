@@ -157,8 +157,14 @@ impl ControllerLogic {
 
     pub(crate) fn expire_sessions(&mut self, pending: &mut Pending, now_ms: u64) {
         let timeout = self.config.session_timeout_ms;
-        self.sessions
-            .retain(|id, _| pending.image.broker(*id).is_some());
+        // A fenced broker's lapsed session has nothing left to expire; keeping it would
+        // leave `next_deadline` in the past and have the caller tick in a loop.
+        self.sessions.retain(|id, deadline| {
+            pending
+                .image
+                .broker(*id)
+                .is_some_and(|b| !b.fenced || *deadline > now_ms)
+        });
         // Brokers registered before this controller became active get a full session
         // from now: their heartbeats went to the previous controller.
         for (id, b) in pending.image.brokers() {

@@ -135,6 +135,17 @@ fn session_expiry_fences_moves_leadership_and_shrinks_isr() {
     c.heartbeat(0);
     c.heartbeat(2);
     assert!(c.tick().is_empty());
+    assert_eq!(c.logic.next_deadline(), Some(c.now + SESSION));
+}
+
+#[test]
+fn a_fenced_brokers_lapsed_session_does_not_keep_the_deadline_in_the_past() {
+    let mut c = Cluster::with_brokers(2, &[]);
+    c.heartbeat_with(1, true, false); // fenced on request, session refreshed
+    c.now += SESSION + 1;
+    c.heartbeat(0);
+    assert!(c.tick().is_empty(), "1 is fenced already");
+    assert_eq!(c.logic.next_deadline(), Some(c.now + SESSION));
 }
 
 #[test]
