@@ -1,0 +1,247 @@
+//! The active controller's decisions: requests and timer ticks in, records and replies
+//! out. [`ControllerLogic`] holds only soft state (broker session deadlines); the image
+//! it decides on is passed in, and what it decides exists only once its records are
+//! committed and applied to that image by the caller.
+
+mod brokers;
+mod partitions;
+mod placement;
+pub mod requests;
+mod topics;
+
+use std::collections::BTreeMap;
+
+use crate::error::MetadataError;
+use crate::image::MetadataImage;
+use crate::records::{BrokerId, MetadataRecord};
+use requests::{ControllerReply, ControllerRequest};
+
+/// The controller's static configuration (Kafka's key names and defaults).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// `broker.session.timeout.ms`: a broker without heartbeat for this long is fenced.
+    pub session_timeout_ms: u64,
+    /// `num.partitions`: CreateTopics' default.
+    pub default_num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `unclean.leader.election.enable` when neither the topic nor the cluster default
+    /// sets it.
+    pub unclean_leader_election_enable: bool,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            session_timeout_ms: 9_000,
+            default_num_partitions: 1,
+            default_replication_factor: 1,
+            unclean_leader_election_enable: false,
+        }
+    }
+}
+
+/// The size of a producer-id block (KIP-730).
+pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1_000;
+
+/// Records decided by one request, applied as they are decided to a private copy of the
+/// image, so later decisions of the same request see earlier ones (a topic created twice
+/// in one request, the leader elected after a fence).
+pub(crate) struct Pending {
+    pub(crate) image: MetadataImage,
+    pub(crate) records: Vec<MetadataRecord>,
+    failed: Option<MetadataError>,
+}
+
+impl Pending {
+    fn new(image: &MetadataImage) -> Self {
+        Self {
+            image: image.clone(),
+            records: Vec::new(),
+            failed: None,
+        }
+    }
+
+    pub(crate) fn push(&mut self, record: MetadataRecord) {
+        if self.failed.is_some() {
+            return;
+        }
+        match self.image.apply(&record) {
+            Ok(_) => self.records.push(record),
+            Err(e) => self.failed = Some(e.into()),
+        }
+    }
+
+    /// The records, or the error if the controller contradicted its own image (then
+    /// nothing of the request may be committed).
+    fn finish(self) -> Result<Vec<MetadataRecord>, MetadataError> {
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(self.records),
+        }
+    }
+}
+
+/// The active controller's decision logic. A new active controller starts with a fresh
+/// one: every registered broker gets a full session from the first [`tick`].
+///
+/// [`tick`]: ControllerLogic::tick
+#[derive(Debug)]
+pub struct ControllerLogic {
+    config: ControllerConfig,
+    /// Session deadline (ms) of each broker the controller heard from or inherited.
+    sessions: BTreeMap<BrokerId, u64>,
+}
+
+impl ControllerLogic {
+    pub fn new(config: ControllerConfig) -> Self {
+        Self {
+            config,
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ControllerConfig {
+        &self.config
+    }
+
+    /// The records a new cluster starts with: its id, written by the first active
+    /// controller of an image that has none.
+    pub fn bootstrap(&self, image: &MetadataImage, cluster_id: &str) -> Vec<MetadataRecord> {
+        if image.cluster_id().is_some() {
+            return Vec::new();
+        }
+        vec![MetadataRecord::ClusterId {
+            cluster_id: cluster_id.to_string(),
+        }]
+    }
+
+    /// Decides one request against `image` at time `now_ms`. The records must be committed
+    /// as one entry (all or nothing) before the reply is sent.
+    pub fn handle(
+        &mut self,
+        image: &MetadataImage,
+        request: ControllerRequest,
+        now_ms: u64,
+    ) -> (Vec<MetadataRecord>, ControllerReply) {
+        let mut pending = Pending::new(image);
+        let reply = match request {
+            ControllerRequest::CreateTopics {
+                topics,
+                validate_only,
+            } => ControllerReply::CreateTopics(topics::create_topics(
+                &mut pending,
+                &self.config,
+                &topics,
+                validate_only,
+            )),
+            ControllerRequest::DeleteTopics { names } => {
+                ControllerReply::DeleteTopics(topics::delete_topics(&mut pending, &names))
+            }
+            ControllerRequest::CreatePartitions {
+                topics,
+                validate_only,
+            } => ControllerReply::CreatePartitions(topics::create_partitions(
+                &mut pending,
+                &topics,
+                validate_only,
+            )),
+            ControllerRequest::AlterConfigs {
+                resources,
+                validate_only,
+            } => ControllerReply::AlterConfigs(topics::alter_configs(
+                &mut pending,
+                &resources,
+                validate_only,
+            )),
+            ControllerRequest::RegisterBroker(req) => {
+                ControllerReply::RegisterBroker(self.register(&mut pending, &req, now_ms))
+            }
+            ControllerRequest::BrokerHeartbeat(hb) => {
+                ControllerReply::BrokerHeartbeat(self.heartbeat(&mut pending, &hb, now_ms))
+            }
+            ControllerRequest::UnregisterBroker { id } => {
+                ControllerReply::UnregisterBroker(self.unregister(&mut pending, id))
+            }
+            ControllerRequest::AlterPartition {
+                broker_id,
+                broker_epoch,
+                partitions,
+            } => ControllerReply::AlterPartition(
+                brokers::check_epoch(image, broker_id, broker_epoch).map(|()| {
+                    partitions
+                        .iter()
+                        .map(|item| {
+                            let result = partitions::alter_partition(&mut pending, broker_id, item);
+                            (item.topic_id, item.partition, result)
+                        })
+                        .collect()
+                }),
+            ),
+            ControllerRequest::AllocateProducerIds {
+                broker_id,
+                broker_epoch,
+            } => ControllerReply::AllocateProducerIds(brokers::allocate_producer_ids(
+                &mut pending,
+                broker_id,
+                broker_epoch,
+            )),
+            ControllerRequest::ElectLeaders {
+                election_type,
+                partitions,
+            } => ControllerReply::ElectLeaders(topics::elect_leaders(
+                &mut pending,
+                election_type,
+                partitions,
+            )),
+        };
+        match pending.finish() {
+            Ok(records) => (records, reply),
+            Err(e) => (Vec::new(), reply_with_error(reply, e)),
+        }
+    }
+
+    /// Fences brokers whose session expired at `now_ms`, moving their leaderships and
+    /// taking them out of every ISR, in the same records.
+    pub fn tick(&mut self, image: &MetadataImage, now_ms: u64) -> Vec<MetadataRecord> {
+        let mut pending = Pending::new(image);
+        self.expire_sessions(&mut pending, now_ms);
+        pending.finish().unwrap_or_default()
+    }
+
+    /// When [`ControllerLogic::tick`] next has something to do (`None`: no live session).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.sessions.values().min().copied()
+    }
+}
+
+/// The reply of a request whose records could not be committed: every item failed.
+fn reply_with_error(reply: ControllerReply, e: MetadataError) -> ControllerReply {
+    use ControllerReply as R;
+    match reply {
+        R::CreateTopics(v) => {
+            R::CreateTopics(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect())
+        }
+        R::DeleteTopics(v) => {
+            R::DeleteTopics(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect())
+        }
+        R::CreatePartitions(v) => {
+            R::CreatePartitions(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect())
+        }
+        R::AlterConfigs(v) => {
+            R::AlterConfigs(v.into_iter().map(|(n, r)| (n, fail(r, &e))).collect())
+        }
+        R::RegisterBroker(_) => R::RegisterBroker(Err(e)),
+        R::BrokerHeartbeat(_) => R::BrokerHeartbeat(Err(e)),
+        R::UnregisterBroker(_) => R::UnregisterBroker(Err(e)),
+        R::AlterPartition(_) => R::AlterPartition(Err(e)),
+        R::AllocateProducerIds(_) => R::AllocateProducerIds(Err(e)),
+        R::ElectLeaders(v) => {
+            R::ElectLeaders(v.into_iter().map(|(t, p, r)| (t, p, fail(r, &e))).collect())
+        }
+    }
+}
+
+fn fail<T>(r: Result<T, MetadataError>, e: &MetadataError) -> Result<T, MetadataError> {
+    r.and(Err(e.clone()))
+}
