@@ -116,13 +116,6 @@ impl Log {
         let doomed = {
             let mut st = self.lock_state()?;
             st.log_start = new_start;
-            if let Err(e) = self.trim_epochs_to_start(&mut st) {
-                if self.is_poisoned() {
-                    return Err(e);
-                }
-                // Open fits the cache to the log start again.
-                tracing::warn!(dir = %self.dir.display(), error = %e, "could not trim the leader-epoch checkpoint after retention");
-            }
             let doomed: Vec<Arc<Segment>> = st.segments.drain(..count).collect();
             doomed
         };
@@ -133,6 +126,18 @@ impl Log {
                 return Err(e);
             }
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not record the log start after retention; the segments still bound it");
+        }
+        // Only now, with the segments gone: a crash before their deletion leaves them readable
+        // below the old start, and their epochs must still be in the checkpoint.
+        {
+            let mut st = self.lock_state()?;
+            if let Err(e) = self.trim_epochs_to_start(&mut st) {
+                if self.is_poisoned() {
+                    return Err(e);
+                }
+                // Open fits the cache to the log start again.
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not trim the leader-epoch checkpoint after retention");
+            }
         }
         tracing::debug!(dir = %self.dir.display(), segments_deleted = count, bytes_deleted, log_start = new_start, "retention deleted segments");
         Ok(RetentionOutcome {
