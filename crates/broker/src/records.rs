@@ -160,7 +160,7 @@ fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{
@@ -187,7 +187,9 @@ mod tests {
         }
     }
 
-    fn batch(keys: &[Option<&'static str>], codec: Codec) -> Vec<u8> {
+    /// A batch of records with these keys (value "value", one header) in `codec`; also used
+    /// by the produce handler's tests.
+    pub(crate) fn batch(keys: &[Option<&'static str>], codec: Codec) -> Vec<u8> {
         let records: Vec<Record> = keys
             .iter()
             .enumerate()

@@ -294,41 +294,10 @@ mod tests {
     };
     use weir_protocol::kafka_protocol::messages::{ApiKey, ResponseHeader, TopicName};
     use weir_protocol::kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
-    use weir_protocol::kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use weir_protocol::kafka_protocol::records::Compression;
 
     fn batch(keys: &[Option<&'static str>], compression: Compression) -> bytes::Bytes {
-        let records: Vec<Record> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: 0,
-                key: k.map(|k| bytes::Bytes::from_static(k.as_bytes())),
-                value: Some(bytes::Bytes::from_static(b"v")),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = bytes::BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        buf.freeze()
+        crate::records::tests::batch(keys, compression).into()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
