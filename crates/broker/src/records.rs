@@ -1,14 +1,13 @@
 //! Reading the records inside client batches, for the checks Kafka makes per record: today,
 //! that every record produced to a compacted topic has a key.
 //!
-//! Storage appends batches as opaque bytes and never decompresses; this module is the one place
-//! the broker does. A compressed batch is inflated with a bound (the request size limit), so a
-//! small batch that claims to expand to gigabytes is refused instead of exhausting memory.
+//! Storage appends batches as opaque bytes; only this check inflates records on the produce
+//! path, through storage's codecs (`weir_storage::codec`), with a bound (the request size
+//! limit), so a small batch that claims to expand to gigabytes is refused.
 //! Only compacted topics pay for it.
 
-use std::io::Read;
-
-use weir_storage::batch::{Batches, Check, Compression};
+use weir_storage::batch::{read_zigzag, Batches, Check, Compression};
+use weir_storage::codec::{decompress_checked, DecompressError};
 
 /// Why a batch's records could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -67,96 +66,52 @@ pub fn keyless_records(data: &[u8], max_inflated: usize) -> Result<Vec<i32>, Rec
 /// Reads one record from the front of `buf`, returning whether it has a key.
 fn read_record(buf: &mut &[u8], index: usize) -> Result<bool, RecordsError> {
     let bad = |reason| RecordsError::Malformed { index, reason };
-    let length = varint(buf).ok_or_else(|| bad("truncated length"))?;
+    let mut pos = 0;
+    let length = read_zigzag(buf, &mut pos, 5).ok_or_else(|| bad("truncated length"))?;
     let length = usize::try_from(length).map_err(|_| bad("negative length"))?;
-    let (mut record, rest) = (buf.get(..length), buf.get(length..));
-    let (Some(mut r), Some(rest)) = (record.take(), rest) else {
+    let end = pos
+        .checked_add(length)
+        .ok_or_else(|| bad("length beyond the batch"))?;
+    let (Some(r), Some(rest)) = (buf.get(pos..end), buf.get(end..)) else {
         return Err(bad("length beyond the batch"));
     };
     *buf = rest;
     // attributes (1 byte), timestampDelta (varlong), offsetDelta (varint), keyLength (varint).
-    r = r.get(1..).ok_or_else(|| bad("truncated attributes"))?;
-    varint(&mut r).ok_or_else(|| bad("truncated timestamp delta"))?;
-    varint(&mut r).ok_or_else(|| bad("truncated offset delta"))?;
-    let key_len = varint(&mut r).ok_or_else(|| bad("truncated key length"))?;
+    let mut at = 1;
+    if r.is_empty() {
+        return Err(bad("truncated attributes"));
+    }
+    read_zigzag(r, &mut at, 10).ok_or_else(|| bad("truncated timestamp delta"))?;
+    read_zigzag(r, &mut at, 5).ok_or_else(|| bad("truncated offset delta"))?;
+    let key_len = read_zigzag(r, &mut at, 5).ok_or_else(|| bad("truncated key length"))?;
     Ok(key_len >= 0)
 }
 
-/// A zigzag varint (or varlong) of up to 10 bytes.
-fn varint(buf: &mut &[u8]) -> Option<i64> {
-    let mut raw: u64 = 0;
-    for i in 0..10 {
-        let (&b, rest) = buf.split_first()?;
-        *buf = rest;
-        raw |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            let v = (raw >> 1) as i64 ^ -((raw & 1) as i64);
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Decompresses a batch's records section, refusing output beyond `limit` bytes.
+/// Decompresses a batch's records section through storage's codecs, refusing output beyond
+/// `limit` bytes.
 fn inflate(codec: Compression, body: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
-    let (name, reader): (&'static str, Box<dyn Read + '_>) = match codec {
-        Compression::Gzip => ("gzip", Box::new(flate2::read::MultiGzDecoder::new(body))),
-        Compression::Lz4 => (
-            "lz4",
-            Box::new(
-                lz4::Decoder::new(body).map_err(|source| RecordsError::Decompress {
-                    codec: "lz4",
-                    source,
-                })?,
-            ),
-        ),
-        Compression::Zstd => (
-            "zstd",
-            Box::new(zstd::stream::read::Decoder::new(body).map_err(|source| {
-                RecordsError::Decompress {
-                    codec: "zstd",
-                    source,
-                }
-            })?),
-        ),
-        Compression::Snappy => return snappy(body, limit),
-        Compression::None => return Ok(body.to_vec()),
-        Compression::Unknown(c) => return Err(RecordsError::UnknownCodec(c)),
-    };
-    let mut out = Vec::new();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(cap)
-        .read_to_end(&mut out)
-        .map_err(|source| RecordsError::Decompress {
-            codec: name,
+    decompress_checked(codec, body, limit).map_err(|e| match e {
+        DecompressError::TooLarge { limit, .. } => RecordsError::TooLarge {
+            codec: codec_name(codec),
+            limit,
+        },
+        DecompressError::UnknownCodec(c) => RecordsError::UnknownCodec(c),
+        DecompressError::Failed { source, .. } => RecordsError::Decompress {
+            codec: codec_name(codec),
             source,
-        })?;
-    if out.len() > limit {
-        return Err(RecordsError::TooLarge { codec: name, limit });
-    }
-    Ok(out)
+        },
+    })
 }
 
-/// Snappy in Kafka's framing (plain or xerial blocks). The codec refuses blocks claiming more
-/// than 32 times their size before allocating, so the output is bounded by the input.
-fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
-    use kafka_protocol::compression::{Decompressor, Snappy};
-    let mut input = bytes::Bytes::copy_from_slice(body);
-    let out =
-        Snappy::decompress(&mut input, |b: &mut bytes::Bytes| Ok(b.to_vec())).map_err(|e| {
-            RecordsError::Decompress {
-                codec: "snappy",
-                source: std::io::Error::other(e.to_string()),
-            }
-        })?;
-    if out.len() > limit {
-        return Err(RecordsError::TooLarge {
-            codec: "snappy",
-            limit,
-        });
+fn codec_name(codec: Compression) -> &'static str {
+    match codec {
+        Compression::None => "none",
+        Compression::Gzip => "gzip",
+        Compression::Snappy => "snappy",
+        Compression::Lz4 => "lz4",
+        Compression::Zstd => "zstd",
+        Compression::Unknown(_) => "unknown",
     }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -488,7 +488,7 @@ pub fn whole_batches_len(buf: &[u8]) -> usize {
 }
 
 /// Decodes a zigzag varint of at most `max_bytes` bytes.
-pub(crate) fn read_zigzag(buf: &[u8], pos: &mut usize, max_bytes: u32) -> Option<i64> {
+pub fn read_zigzag(buf: &[u8], pos: &mut usize, max_bytes: u32) -> Option<i64> {
     let mut raw: u64 = 0;
     let mut shift = 0u32;
     for _ in 0..max_bytes {

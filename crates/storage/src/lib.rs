@@ -35,6 +35,7 @@
 
 pub mod batch;
 pub mod cleaner;
+pub mod codec;
 mod config;
 mod error;
 #[doc(hidden)]

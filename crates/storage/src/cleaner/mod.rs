@@ -28,7 +28,7 @@
 //!    starts the `delete.retention.ms` clock of that stretch's tombstones and markers.
 
 pub mod checkpoint;
-mod codec;
+use crate::codec;
 mod offset_map;
 mod records;
 pub(crate) mod swap;

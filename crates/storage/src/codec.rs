@@ -1,10 +1,11 @@
-//! The record codecs of compressed batches, for the cleaner only: it decompresses a batch's
-//! records to drop superseded ones and compresses the kept ones with the same codec. Formats
-//! are Kafka's: gzip, snappy in the xerial framing Kafka's Java client writes (raw snappy is
-//! read too), LZ4 frames, zstd frames.
+//! The record codecs of compressed batches: the one place Weir inflates a batch's records
+//! (the cleaner, to drop superseded records; the broker, to check records produced to a
+//! compacted topic) and compresses them again (the cleaner). Formats are Kafka's: gzip
+//! (concatenated members too), snappy in the xerial framing Kafka's Java client writes (raw
+//! snappy is read too), LZ4 frames, zstd frames.
 //!
-//! Anything that fails, or would decompress beyond `limit` bytes, gives `None`: the caller
-//! then keeps the batch whole, as written.
+//! Output is bounded by `limit`, checked while inflating: a small batch that claims to expand
+//! to gigabytes is refused without allocating them.
 
 use std::io::{Read, Write};
 
@@ -13,22 +14,66 @@ use crate::batch::Compression;
 const SNAPPY_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 const SNAPPY_BLOCK: usize = 32 * 1024;
 
-/// Reads all of `r`, or `None` past `limit` bytes or on an error.
-fn read_limited(r: impl Read, limit: usize) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    r.take(limit as u64 + 1).read_to_end(&mut out).ok()?;
-    (out.len() <= limit).then_some(out)
+/// Why a batch's records could not be inflated.
+#[derive(Debug, thiserror::Error)]
+pub enum DecompressError {
+    #[error("cannot decompress a {codec:?} batch: {source}")]
+    Failed {
+        codec: Compression,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a {codec:?} batch expands to more than {limit} bytes")]
+    TooLarge { codec: Compression, limit: usize },
+    #[error("batch uses unknown compression codec {0}")]
+    UnknownCodec(u8),
 }
 
-/// The records area of a compressed batch, decompressed.
+/// Reads all of `r`, refusing more than `limit` bytes.
+fn read_limited(
+    codec: Compression,
+    r: impl Read,
+    limit: usize,
+) -> Result<Vec<u8>, DecompressError> {
+    let mut out = Vec::new();
+    r.take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|source| DecompressError::Failed { codec, source })?;
+    if out.len() > limit {
+        return Err(DecompressError::TooLarge { codec, limit });
+    }
+    Ok(out)
+}
+
+/// The records area of a compressed batch, decompressed; `None` when it cannot be (see
+/// [`decompress_checked`] for why).
 pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Option<Vec<u8>> {
+    decompress_checked(codec, data, limit).ok()
+}
+
+/// The records area of a compressed batch, decompressed, at most `limit` bytes.
+pub fn decompress_checked(
+    codec: Compression,
+    data: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>, DecompressError> {
+    let failed = |source| DecompressError::Failed { codec, source };
     match codec {
-        Compression::None => Some(data.to_vec()),
-        Compression::Gzip => read_limited(flate2::read::GzDecoder::new(data), limit),
-        Compression::Lz4 => read_limited(lz4::Decoder::new(data).ok()?, limit),
-        Compression::Zstd => read_limited(zstd::stream::Decoder::new(data).ok()?, limit),
-        Compression::Snappy => snappy_decompress(data, limit),
-        Compression::Unknown(_) => None,
+        Compression::None => Ok(data.to_vec()),
+        Compression::Gzip => read_limited(codec, flate2::read::MultiGzDecoder::new(data), limit),
+        Compression::Lz4 => read_limited(codec, lz4::Decoder::new(data).map_err(failed)?, limit),
+        Compression::Zstd => read_limited(
+            codec,
+            zstd::stream::Decoder::new(data).map_err(failed)?,
+            limit,
+        ),
+        Compression::Snappy => {
+            snappy_decompress(data, limit).ok_or_else(|| DecompressError::Failed {
+                codec,
+                source: std::io::Error::other("invalid snappy data or beyond the limit"),
+            })
+        }
+        Compression::Unknown(c) => Err(DecompressError::UnknownCodec(c)),
     }
 }
 
