@@ -34,6 +34,12 @@ pub fn partition_code(e: &PartitionError) -> ResponseError {
         PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         PartitionError::FlushTask(_) => ResponseError::KafkaStorageError,
+        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
+        PartitionError::ReplicationTimeout { .. } => ResponseError::RequestTimedOut,
+        PartitionError::Replication(_) => ResponseError::NotLeaderOrFollower,
     }
 }
 
