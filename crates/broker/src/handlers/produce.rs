@@ -392,6 +392,96 @@ mod tests {
         );
     }
 
+    /// acks=all on replicated leaders, through the handler: refused below min ISR, bounded by
+    /// the request's timeout_ms while followers lag, answered at once when the replica leads
+    /// alone; all three in one request.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acks_all_on_replicated_leaders_answers_with_kafkas_errors() {
+        use weir_metadata::{LeaderRecovery, PartitionRegistration};
+        use weir_replication::LeaderConfig;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = super::super::testutil::state(dir.path(), &[]);
+        let topic = state
+            .create_topic("r", 3, 1, Default::default())
+            .await
+            .expect("create");
+        let lead = |index: i32, isr: Vec<i32>| {
+            let reg = PartitionRegistration {
+                replicas: vec![1, 2, 3],
+                isr,
+                elr: Vec::new(),
+                adding: Vec::new(),
+                removing: Vec::new(),
+                leader: 1,
+                leader_epoch: 1,
+                partition_epoch: 0,
+                leader_recovery: LeaderRecovery::Recovered,
+            };
+            let config = LeaderConfig {
+                local: 1,
+                local_broker_epoch: 1,
+                min_insync_replicas: 2,
+                replica_lag_time_max_ms: 30_000,
+            };
+            topic
+                .partition(index)
+                .expect("partition")
+                .become_replicated_leader(&reg, config, 0)
+                .expect("lead");
+        };
+        lead(0, vec![1]);
+        lead(1, vec![1, 2, 3]);
+        let part = |index| {
+            let mut p = PartitionProduceData::default();
+            p.index = index;
+            p.records = Some(batch(&[Some("k")], Compression::None));
+            p
+        };
+        let mut t = TopicProduceData::default();
+        t.name = TopicName(StrBytes::from_static_str("r"));
+        t.partition_data = vec![part(0), part(1), part(2)];
+        let mut req = ProduceRequest::default();
+        req.acks = -1;
+        req.timeout_ms = 200;
+        req.topic_data = vec![t];
+        let ctx = Ctx {
+            api_key: ApiKey::Produce,
+            version: 9,
+            correlation_id: 1,
+        };
+        let started = std::time::Instant::now();
+        let Reply::Later(answer) = handle(&state, req, ctx).await else {
+            panic!("expected a waiting answer");
+        };
+        let mut bytes = answer.await.expect("encoded");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+        bytes.advance(4);
+        ResponseHeader::decode(&mut bytes, ProduceResponse::header_version(9)).expect("header");
+        let r = ProduceResponse::decode(&mut bytes, 9).expect("response");
+        let codes: Vec<i16> = r.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                ResponseError::NotEnoughReplicas.code(),
+                ResponseError::RequestTimedOut.code(),
+                0
+            ]
+        );
+        let ends: Vec<i64> = (0..3)
+            .map(|i| topic.partition(i).expect("p").log_end_offset())
+            .collect();
+        assert_eq!(
+            ends,
+            vec![0, 1, 1],
+            "refused below min ISR: nothing appended"
+        );
+    }
+
     #[test]
     fn throttle_admits_one_line_per_second_and_counts_the_rest() {
         let t = Throttle::new();
