@@ -17,7 +17,8 @@
 use std::collections::BTreeMap;
 
 use weir_metadata::{
-    AlterPartitionResult, BrokerId, IsrMember, MetadataError, PartitionRegistration,
+    AlterPartitionItem, AlterPartitionResult, BrokerId, IsrMember, LeaderRecovery, MetadataError,
+    PartitionRegistration,
 };
 
 /// The leader's settings.
@@ -45,6 +46,20 @@ pub struct IsrChange {
 impl IsrChange {
     pub fn isr(&self) -> Vec<BrokerId> {
         self.new_isr.iter().map(|m| m.id).collect()
+    }
+
+    /// The AlterPartition item for partition `partition` of topic `topic_id`. The leader has
+    /// finished any recovery by the time it proposes (it recovers its log before it serves),
+    /// so the item always says `Recovered` (KIP-704).
+    pub fn to_item(&self, topic_id: uuid::Uuid, partition: i32) -> AlterPartitionItem {
+        AlterPartitionItem {
+            topic_id,
+            partition,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+            new_isr: self.new_isr.clone(),
+            leader_recovery: LeaderRecovery::Recovered,
+        }
     }
 }
 

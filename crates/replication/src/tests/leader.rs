@@ -416,3 +416,31 @@ fn min_isr_change_applies_at_once() {
     assert!(state.set_min_insync_replicas(2));
     assert_eq!(state.high_watermark(), 50);
 }
+
+#[test]
+fn a_proposal_becomes_the_controllers_alter_partition_item() {
+    let mut state = LeaderState::new(config(1), &reg(&[1, 2], &[1], 4, 9), 10, 10, 0).unwrap();
+    let change = fetch(&mut state, 2, 10, 1).propose.expect("expansion");
+    let topic_id = uuid::Uuid::from_u128(7);
+    let item = change.to_item(topic_id, 3);
+    assert_eq!(
+        item,
+        weir_metadata::AlterPartitionItem {
+            topic_id,
+            partition: 3,
+            leader_epoch: 4,
+            partition_epoch: 9,
+            new_isr: vec![
+                IsrMember {
+                    id: 1,
+                    broker_epoch: 10
+                },
+                IsrMember {
+                    id: 2,
+                    broker_epoch: 102
+                },
+            ],
+            leader_recovery: LeaderRecovery::Recovered,
+        }
+    );
+}
