@@ -407,8 +407,9 @@ impl Partition {
         epoch: i32,
     ) -> Result<Option<(i32, i64)>, PartitionError> {
         self.check_open()?;
-        self.check_leader()?;
+        // Kafka's order: the epoch first, then the role.
         self.check_epoch(current_leader_epoch)?;
+        self.check_leader()?;
         Ok(self.log.end_offset_for_epoch(epoch))
     }
 
@@ -418,9 +419,11 @@ impl Partition {
     }
 
     /// Checks a request's `current_leader_epoch` (None or negative: not given): newer than
-    /// this replica's is UNKNOWN_LEADER_EPOCH, older is FENCED_LEADER_EPOCH.
+    /// this replica's is UNKNOWN_LEADER_EPOCH, older is FENCED_LEADER_EPOCH; then that this
+    /// replica leads (NOT_LEADER_OR_FOLLOWER), as ListOffsets needs.
     pub fn check_leader_epoch(&self, requested: Option<i32>) -> Result<(), PartitionError> {
-        self.check_epoch(requested)
+        self.check_epoch(requested)?;
+        self.check_leader()
     }
 
     /// A follower cuts its log back to where it agrees with its leader (blocking): removes
@@ -449,8 +452,8 @@ impl Partition {
     /// the page cache).
     pub fn read(&self, spec: &ReadSpec) -> Result<ReadResult, PartitionError> {
         self.check_open()?;
-        self.check_leader()?;
         self.check_epoch(spec.leader_epoch)?;
+        self.check_leader()?;
         let out = if spec.min_one_batch {
             self.log.read(spec.offset, spec.max_bytes)?
         } else {

@@ -109,6 +109,19 @@ fn followers_and_non_replicas_serve_nothing_and_epochs_only_move_forward() {
         code(p.delete_records_before(1).map(|_| ())),
         ResponseError::NotLeaderOrFollower
     );
+    // ListOffsets' check: the epoch first (Kafka's order), then the role.
+    assert_eq!(
+        code(p.check_leader_epoch(Some(3))),
+        ResponseError::NotLeaderOrFollower
+    );
+    assert_eq!(
+        code(p.check_leader_epoch(Some(2))),
+        ResponseError::FencedLeaderEpoch
+    );
+    assert_eq!(
+        code(p.check_leader_epoch(Some(4))),
+        ResponseError::UnknownLeaderEpoch
+    );
     assert_eq!(
         code(p.become_follower(2, 3)),
         ResponseError::FencedLeaderEpoch
