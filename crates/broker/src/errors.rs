@@ -1,6 +1,7 @@
 //! The one place where Weir's errors become Kafka error codes.
 
 use weir_protocol::ResponseError;
+use weir_replication::LeaderError;
 use weir_storage::StorageError;
 
 use crate::partition::PartitionError;
@@ -39,6 +40,11 @@ pub fn partition_code(e: &PartitionError) -> ResponseError {
             ResponseError::NotEnoughReplicasAfterAppend
         }
         PartitionError::ReplicationTimeout { .. } => ResponseError::RequestTimedOut,
+        // A follower asking past the leader's end: Kafka answers a fetch offset beyond the
+        // log with OFFSET_OUT_OF_RANGE (the follower then resets).
+        PartitionError::Replication(LeaderError::FetchOffsetPastLogEnd { .. }) => {
+            ResponseError::OffsetOutOfRange
+        }
         PartitionError::Replication(_) => ResponseError::NotLeaderOrFollower,
     }
 }

@@ -337,6 +337,16 @@ fn isr_changes_go_through_the_leader_state() {
     );
     assert_eq!(p.isr(), Some(vec![1, 2, 3]));
     assert_eq!(p.replication_tick(2).expect("tick"), None);
+    assert_eq!(
+        partition_code(&p.on_follower_fetch(2, 12, 5, 2).unwrap_err()),
+        ResponseError::OffsetOutOfRange,
+        "past the leader's log end"
+    );
+    assert_eq!(
+        partition_code(&p.on_follower_fetch(4, 14, 0, 2).unwrap_err()),
+        ResponseError::NotLeaderOrFollower,
+        "not a replica"
+    );
     // A follower has no leader state.
     p.become_follower(2, 2).expect("follow");
     assert_eq!(
