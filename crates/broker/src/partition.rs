@@ -436,8 +436,13 @@ impl Partition {
         Ok(end)
     }
 
-    /// A follower learns its leader's high watermark (never past its own log end).
+    /// A follower learns its leader's high watermark (never past its own log end). Ignored in
+    /// any other role: a leader's high watermark is its own to compute, and a late answer of
+    /// the old leader must not move it.
     pub fn set_follower_high_watermark(&self, high_watermark: i64) {
+        if self.role.load(Ordering::Acquire) != FOLLOWER {
+            return;
+        }
         self.high_watermark
             .fetch_max(high_watermark, Ordering::AcqRel);
         self.changed();

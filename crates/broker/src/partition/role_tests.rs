@@ -222,6 +222,8 @@ async fn acks_one_does_not_wait_for_followers() {
         .expect("append");
     assert!(appended.wait.is_empty());
     assert_eq!(p.high_watermark(), 0, "visible only once replicated");
+    p.set_follower_high_watermark(1);
+    assert_eq!(p.high_watermark(), 0, "a leader computes its own");
 }
 
 #[test]
