@@ -209,6 +209,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("queued.max.requests", Some("500"), Int, ReadOnly, false, "Requests queued before network threads block."),
     k("remote.log.storage.system.enable", Some("false"), Boolean, ReadOnly, false, "Tiered storage."),
     k("replica.fetch.max.bytes", Some("1048576"), Int, ReadOnly, false, "Bytes a follower fetches per partition."),
+    k("replica.high.watermark.checkpoint.interval.ms", Some("5000"), Long, ReadOnly, true, "How often the high watermarks of replicated partitions are written to replication-offset-checkpoint (cluster mode)."),
     k("replica.lag.time.max.ms", Some("30000"), Long, ReadOnly, false, "A follower this far behind leaves the ISR."),
     k("sasl.enabled.mechanisms", Some("GSSAPI"), List, ReadOnly, false, "SASL mechanisms enabled."),
     k("security.inter.broker.protocol", Some("PLAINTEXT"), Str, ReadOnly, false, "Security protocol between brokers."),

@@ -59,6 +59,8 @@ pub struct BrokerConfig {
     /// (`weir.request.read.timeout.ms`, the slowloris guard); `None` waits forever (-1).
     pub request_read_timeout_ms: Option<u64>,
     pub retention_check_interval_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms` (cluster mode only).
+    pub hw_checkpoint_interval_ms: u64,
     pub durability: Durability,
     /// Background flush period; 0 disables it.
     pub flush_interval_ms: u64,
@@ -269,6 +271,10 @@ impl BrokerConfig {
             retention_check_interval_ms: positive(
                 "log.retention.check.interval.ms",
                 num("log.retention.check.interval.ms", "300000")?,
+            )?,
+            hw_checkpoint_interval_ms: positive(
+                "replica.high.watermark.checkpoint.interval.ms",
+                num("replica.high.watermark.checkpoint.interval.ms", "5000")?,
             )?,
             durability,
             flush_interval_ms: u64::try_from(num("log.flush.interval.ms", "0")?)

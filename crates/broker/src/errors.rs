@@ -1,6 +1,7 @@
 //! The one place where Weir's errors become Kafka error codes.
 
 use weir_protocol::ResponseError;
+use weir_replication::LeaderError;
 use weir_storage::StorageError;
 
 use crate::partition::PartitionError;
@@ -34,6 +35,17 @@ pub fn partition_code(e: &PartitionError) -> ResponseError {
         PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         PartitionError::FlushTask(_) => ResponseError::KafkaStorageError,
+        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
+        PartitionError::ReplicationTimeout { .. } => ResponseError::RequestTimedOut,
+        // A follower asking past the leader's end: Kafka answers a fetch offset beyond the
+        // log with OFFSET_OUT_OF_RANGE (the follower then resets).
+        PartitionError::Replication(LeaderError::FetchOffsetPastLogEnd { .. }) => {
+            ResponseError::OffsetOutOfRange
+        }
+        PartitionError::Replication(_) => ResponseError::NotLeaderOrFollower,
     }
 }
 
@@ -55,6 +67,8 @@ pub fn admin_code(e: &AdminError) -> ResponseError {
         }
         AdminError::Storage(s) => storage_code(s),
         AdminError::Partition(p) => partition_code(p),
-        AdminError::Meta(_) | AdminError::Groups(_) => ResponseError::KafkaStorageError,
+        AdminError::Meta(_) | AdminError::Groups(_) | AdminError::HwCheckpoint(_) => {
+            ResponseError::KafkaStorageError
+        }
     }
 }

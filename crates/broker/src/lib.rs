@@ -28,6 +28,7 @@ pub mod fuzzing;
 mod group_log;
 pub mod groups;
 mod handlers;
+pub mod hw_checkpoint;
 mod internal_log;
 pub mod meta;
 pub mod metadata_store;

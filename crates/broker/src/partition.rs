@@ -13,24 +13,31 @@
 //!   append, a marker moving the last stable offset, deletion, shutdown) bumps the partition's
 //!   version and wakes only the fetches parked on this partition.
 //!
-//! On one node the replica is always the leader at epoch 0 and the high watermark is the log
-//! end; the API keeps them apart so that replication can move the high watermark on its own.
+//! - **Role** ([`Role`], `partition/role.rs`): leader alone (every partition of a single node:
+//!   the high watermark is the log end), leader of a replicated partition (the high watermark
+//!   comes from `weir_replication::LeaderState`, and acks=all waits for it, [`AckWait`]),
+//!   follower, or not a replica. Roles only move forward in leader epochs.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use bytes::Bytes;
 use tokio::sync::futures::Notified;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
+use weir_replication::LeaderState;
 use weir_storage::batch::{Batches, Check};
 use weir_storage::{
     AbortedTxn, ActiveProducer, AppendInfo, Log, LogConfig, Marker, RetentionOutcome, StorageError,
 };
 
 use crate::config::Durability;
+
+mod role;
+
+pub use role::{AckWait, HwWait};
 
 /// What this broker is for the partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +47,8 @@ pub enum Role {
     /// Copies the leader's batches, offsets included ([`Partition::append_as_follower`]),
     /// and learns the high watermark from it; serves no reads.
     Follower,
+    /// Not among the partition's replicas (yet, or any more): serves nothing.
+    NotReplica,
 }
 
 /// Which records a read may return.
@@ -96,6 +105,19 @@ pub enum PartitionError {
     FencedLeaderEpoch { requested: i32, current: i32 },
     #[error("the fsync task failed: {0}")]
     FlushTask(#[source] tokio::task::JoinError),
+    /// acks=all on a leader whose ISR is below `min.insync.replicas`: nothing was appended.
+    #[error("the ISR has {isr} replicas, below min.insync.replicas {min}")]
+    NotEnoughReplicas { isr: usize, min: usize },
+    /// The records were appended, but the ISR fell below `min.insync.replicas` before they
+    /// were committed.
+    #[error("appended, but the ISR fell below min.insync.replicas {min} before the high watermark passed offset {offset}")]
+    NotEnoughReplicasAfterAppend { offset: i64, min: usize },
+    /// The high watermark did not pass the records within the produce's timeout.
+    #[error("the high watermark did not pass offset {offset} within {timeout_ms} ms")]
+    ReplicationTimeout { offset: i64, timeout_ms: u64 },
+    /// The replicated leader's state refused the input (metadata naming another leader).
+    #[error(transparent)]
+    Replication(#[from] weir_replication::LeaderError),
 }
 
 impl PartitionError {
@@ -105,6 +127,9 @@ impl PartitionError {
             PartitionError::Storage(e) => e.is_client_fault(),
             PartitionError::UnknownLeaderEpoch { .. }
             | PartitionError::FencedLeaderEpoch { .. } => true,
+            // Not the request's fault, but an answer Kafka gives as a matter of course, not
+            // a broker failure.
+            PartitionError::NotEnoughReplicas { .. } => true,
             _ => false,
         }
     }
@@ -149,8 +174,8 @@ pub struct ReadResult {
 #[derive(Debug)]
 pub struct Appended {
     pub info: AppendInfo,
-    /// Set when the broker's durability policy makes this append wait for an fsync.
-    pub durable: Option<Durable>,
+    /// The fsync and the replication the producer's acks still wait for.
+    pub wait: AckWait,
 }
 
 /// An offset that must be fsynced before an answer. Appends of other producers share the
@@ -176,15 +201,31 @@ const OPEN: u8 = 0;
 const DELETED: u8 = 1;
 const SHUTTING_DOWN: u8 = 2;
 
+/// `Partition::role`: one atomic load tells the hot paths what to do.
+const LEADER_ALONE: u8 = 0;
+const LEADER_REPLICATED: u8 = 1;
+const FOLLOWER: u8 = 2;
+const NOT_REPLICA: u8 = 3;
+
 /// One partition replica of a topic.
 pub struct Partition {
     index: i32,
     log: Log,
-    role: Role,
+    /// `LEADER_ALONE`, `LEADER_REPLICATED`, `FOLLOWER` or `NOT_REPLICA`; changed only under
+    /// `replication`'s lock.
+    role: AtomicU8,
     leader_epoch: AtomicI32,
-    /// A follower's high watermark, as its leader last reported it (a leader's is its log
-    /// end while it is the only in-sync replica).
-    follower_high_watermark: AtomicI64,
+    /// The leader this follower copies (-1 when unknown or not a follower).
+    leader_id: AtomicI32,
+    /// The high watermark unless the replica leads alone (then it is the log end): a
+    /// follower's as its leader last reported it, a replicated leader's as its
+    /// `LeaderState` computed it; read at start from the checkpoint.
+    high_watermark: AtomicI64,
+    /// The replicated leader's state; None in every other role.
+    replication: Mutex<Option<LeaderState>>,
+    /// Bumped when a replicated leader's high watermark, ISR or role changes: acks=all
+    /// produces waiting for the high watermark ([`HwWait`]) wait here.
+    hw_events: watch::Sender<u64>,
     /// `OPEN`, `DELETED` or `SHUTTING_DOWN`.
     status: AtomicU8,
     /// Bumped after every change a reader could see; read before a read, compared after.
@@ -198,7 +239,7 @@ impl std::fmt::Debug for Partition {
         f.debug_struct("Partition")
             .field("index", &self.index)
             .field("dir", &self.log.dir())
-            .field("role", &self.role)
+            .field("role", &self.role())
             .finish_non_exhaustive()
     }
 }
@@ -209,21 +250,35 @@ impl Partition {
     /// restart.
     pub fn leader(index: i32, log: Log) -> Partition {
         let epoch = log.leader_epoch();
-        Partition::new(index, log, Role::Leader, epoch)
+        Partition::new(index, log, LEADER_ALONE, epoch)
     }
 
     /// A follower replica of partition `index` under the leader of `leader_epoch`.
     pub fn follower(index: i32, log: Log, leader_epoch: i32) -> Partition {
-        Partition::new(index, log, Role::Follower, leader_epoch)
+        Partition::new(index, log, FOLLOWER, leader_epoch)
     }
 
-    fn new(index: i32, log: Log, role: Role, leader_epoch: i32) -> Partition {
+    /// A replica whose role metadata has not given yet (cluster mode at start): serves
+    /// nothing until [`Partition::become_replicated_leader`] or
+    /// [`Partition::become_follower`]. Its high watermark starts at `checkpointed` (the
+    /// replication-offset-checkpoint's, 0 when it has none).
+    pub fn unassigned(index: i32, log: Log, checkpointed: i64) -> Partition {
+        let epoch = log.leader_epoch();
+        let p = Partition::new(index, log, NOT_REPLICA, epoch);
+        p.high_watermark.store(checkpointed, Ordering::Release);
+        p
+    }
+
+    fn new(index: i32, log: Log, role: u8, leader_epoch: i32) -> Partition {
         Partition {
             index,
             log,
-            role,
+            role: AtomicU8::new(role),
             leader_epoch: AtomicI32::new(leader_epoch),
-            follower_high_watermark: AtomicI64::new(0),
+            leader_id: AtomicI32::new(-1),
+            high_watermark: AtomicI64::new(0),
+            replication: Mutex::new(None),
+            hw_events: watch::Sender::new(0),
             status: AtomicU8::new(OPEN),
             version: AtomicU64::new(0),
             changed: Notify::new(),
@@ -235,7 +290,7 @@ impl Partition {
     }
 
     pub fn role(&self) -> Role {
-        self.role
+        role_of(self.role.load(Ordering::Acquire))
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -257,21 +312,29 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
         self.check_open()?;
-        if self.role != Role::Leader {
-            return Err(PartitionError::WrongRole { role: self.role });
-        }
-        let info = self.log.append_from_client(batches, now_ms)?;
+        let (info, replicated) = match self.role.load(Ordering::Acquire) {
+            LEADER_ALONE => (self.log.append_from_client(batches, now_ms)?, None),
+            LEADER_REPLICATED => self.append_replicated(batches, acks, now_ms)?,
+            role => {
+                return Err(PartitionError::WrongRole {
+                    role: role_of(role),
+                })
+            }
+        };
         self.changed();
         let wait = match policy {
             Durability::AcksAll => acks == Acks::All,
             Durability::Always => acks != Acks::None,
             Durability::None => false,
         };
-        let durable = wait.then(|| Durable {
+        let fsync = wait.then(|| Durable {
             partition: self.clone(),
             offset: info.last_offset + 1,
         });
-        Ok(Appended { info, durable })
+        Ok(Appended {
+            info,
+            wait: AckWait { fsync, replicated },
+        })
     }
 
     /// Appends and fsyncs a transaction marker for `producer_id` (blocking: run it off the
@@ -286,9 +349,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<AppendInfo, PartitionError> {
         self.check_open()?;
-        if self.role != Role::Leader {
-            return Err(PartitionError::WrongRole { role: self.role });
-        }
+        self.check_leader()?;
         let info = self.log.append_marker(
             producer_id,
             producer_epoch,
@@ -296,6 +357,7 @@ impl Partition {
             coordinator_epoch,
             now_ms,
         )?;
+        self.leader_appended(info.last_offset + 1);
         self.changed();
         self.flush_to(info.last_offset + 1)?;
         Ok(info)
@@ -309,33 +371,30 @@ impl Partition {
         now_ms: i64,
     ) -> Result<AppendInfo, PartitionError> {
         self.check_open()?;
-        if self.role != Role::Follower {
-            return Err(PartitionError::WrongRole { role: self.role });
-        }
+        self.check_follower()?;
         let info = self.log.append_replicated(batches, now_ms)?;
         self.changed();
         Ok(info)
     }
 
-    /// This leader starts a new epoch (a leader election): recorded in the log's epoch cache
-    /// at the log end (persisted) before later appends are stamped with it. An epoch older
-    /// than the current one is FENCED_LEADER_EPOCH.
+    /// This replica leads alone from `epoch` on (one replica: the high watermark is the log
+    /// end): the epoch is recorded in the log's epoch cache at the log end (persisted) before
+    /// later appends are stamped with it. An epoch older than the current one is
+    /// FENCED_LEADER_EPOCH. Replicated partitions use
+    /// [`Partition::become_replicated_leader`].
     pub fn become_leader(&self, epoch: i32) -> Result<(), PartitionError> {
         self.check_open()?;
-        if self.role != Role::Leader {
-            return Err(PartitionError::WrongRole { role: self.role });
-        }
-        let current = self.leader_epoch();
-        if epoch < current {
-            return Err(PartitionError::FencedLeaderEpoch {
-                requested: epoch,
-                current,
-            });
-        }
+        let mut replication = self.lock_replication();
+        self.check_newer_epoch(epoch)?;
         self.log.set_leader_epoch(epoch)?;
         self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
+        *replication = None;
+        self.leader_id.store(-1, Ordering::Release);
+        self.role.store(LEADER_ALONE, Ordering::Release);
+        drop(replication);
         // Readers holding the old epoch must see the change.
         self.changed();
+        self.hw_event();
         Ok(())
     }
 
@@ -348,10 +407,9 @@ impl Partition {
         epoch: i32,
     ) -> Result<Option<(i32, i64)>, PartitionError> {
         self.check_open()?;
-        if self.role != Role::Leader {
-            return Err(PartitionError::WrongRole { role: self.role });
-        }
+        // Kafka's order: the epoch first, then the role.
         self.check_epoch(current_leader_epoch)?;
+        self.check_leader()?;
         Ok(self.log.end_offset_for_epoch(epoch))
     }
 
@@ -361,26 +419,31 @@ impl Partition {
     }
 
     /// Checks a request's `current_leader_epoch` (None or negative: not given): newer than
-    /// this replica's is UNKNOWN_LEADER_EPOCH, older is FENCED_LEADER_EPOCH.
+    /// this replica's is UNKNOWN_LEADER_EPOCH, older is FENCED_LEADER_EPOCH; then that this
+    /// replica leads (NOT_LEADER_OR_FOLLOWER), as ListOffsets needs.
     pub fn check_leader_epoch(&self, requested: Option<i32>) -> Result<(), PartitionError> {
-        self.check_epoch(requested)
+        self.check_epoch(requested)?;
+        self.check_leader()
     }
 
     /// A follower cuts its log back to where it agrees with its leader (blocking): removes
     /// everything at and above `offset`; returns the new log end.
     pub fn truncate_to(&self, offset: i64) -> Result<i64, PartitionError> {
         self.check_open()?;
-        if self.role != Role::Follower {
-            return Err(PartitionError::WrongRole { role: self.role });
-        }
+        self.check_follower()?;
         let end = self.log.truncate_to(offset)?;
         self.changed();
         Ok(end)
     }
 
-    /// A follower learns its leader's high watermark (never past its own log end).
+    /// A follower learns its leader's high watermark (never past its own log end). Ignored in
+    /// any other role: a leader's high watermark is its own to compute, and a late answer of
+    /// the old leader must not move it.
     pub fn set_follower_high_watermark(&self, high_watermark: i64) {
-        self.follower_high_watermark
+        if self.role.load(Ordering::Acquire) != FOLLOWER {
+            return;
+        }
+        self.high_watermark
             .fetch_max(high_watermark, Ordering::AcqRel);
         self.changed();
     }
@@ -394,10 +457,8 @@ impl Partition {
     /// the page cache).
     pub fn read(&self, spec: &ReadSpec) -> Result<ReadResult, PartitionError> {
         self.check_open()?;
-        if self.role != Role::Leader {
-            return Err(PartitionError::WrongRole { role: self.role });
-        }
         self.check_epoch(spec.leader_epoch)?;
+        self.check_leader()?;
         let out = if spec.min_one_batch {
             self.log.read(spec.offset, spec.max_bytes)?
         } else {
@@ -444,16 +505,13 @@ impl Partition {
         }
     }
 
-    /// Below it every record is on every in-sync replica: on a leader alone in its ISR (every
-    /// partition on one node), the log end.
+    /// Below it every record is on every in-sync replica: on a leader alone (every partition
+    /// on one node), the log end.
     pub fn high_watermark(&self) -> i64 {
         let end = self.log.log_end_offset();
-        match self.role {
-            Role::Leader => end,
-            Role::Follower => self
-                .follower_high_watermark
-                .load(Ordering::Acquire)
-                .min(end),
+        match self.role.load(Ordering::Acquire) {
+            LEADER_ALONE => end,
+            _ => self.high_watermark.load(Ordering::Acquire).min(end),
         }
     }
 
@@ -485,6 +543,7 @@ impl Partition {
     /// First offset whose timestamp is at least `ts`, with that timestamp (blocking I/O).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, PartitionError> {
         self.check_open()?;
+        self.check_leader()?;
         Ok(self.log.offset_for_timestamp(ts)?)
     }
 
@@ -496,6 +555,7 @@ impl Partition {
     /// DeleteRecords: moves the log start to `offset` (blocking I/O); returns the new start.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, PartitionError> {
         self.check_open()?;
+        self.check_leader()?;
         Ok(self.log.delete_records_before(offset)?)
     }
 
@@ -549,6 +609,7 @@ impl Partition {
     pub fn mark_deleted(&self) {
         self.status.store(DELETED, Ordering::Release);
         self.changed();
+        self.hw_event();
     }
 
     /// The broker is stopping: parked fetches wake and answer with what they have.
@@ -557,6 +618,7 @@ impl Partition {
             self.status
                 .compare_exchange(OPEN, SHUTTING_DOWN, Ordering::AcqRel, Ordering::Acquire);
         self.changed();
+        self.hw_event();
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -581,6 +643,24 @@ impl Partition {
         }
     }
 
+    fn check_leader(&self) -> Result<(), PartitionError> {
+        match self.role.load(Ordering::Acquire) {
+            LEADER_ALONE | LEADER_REPLICATED => Ok(()),
+            role => Err(PartitionError::WrongRole {
+                role: role_of(role),
+            }),
+        }
+    }
+
+    fn check_follower(&self) -> Result<(), PartitionError> {
+        match self.role.load(Ordering::Acquire) {
+            FOLLOWER => Ok(()),
+            role => Err(PartitionError::WrongRole {
+                role: role_of(role),
+            }),
+        }
+    }
+
     fn check_epoch(&self, requested: Option<i32>) -> Result<(), PartitionError> {
         let current = self.leader_epoch();
         match requested {
@@ -592,6 +672,14 @@ impl Partition {
             }
             _ => Ok(()),
         }
+    }
+}
+
+fn role_of(role: u8) -> Role {
+    match role {
+        LEADER_ALONE | LEADER_REPLICATED => Role::Leader,
+        FOLLOWER => Role::Follower,
+        _ => Role::NotReplica,
     }
 }
 

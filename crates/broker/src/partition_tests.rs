@@ -63,7 +63,7 @@ fn durability_follows_the_policy_and_the_acks() {
         (Durability::None, Acks::All, false),
     ] {
         let appended = p.append(&mut batch(1), acks, policy, 0).expect("append");
-        assert_eq!(appended.durable.is_some(), waits, "{policy:?} {acks:?}");
+        assert_eq!(appended.wait.fsync.is_some(), waits, "{policy:?} {acks:?}");
     }
 }
 
@@ -76,7 +76,8 @@ async fn durable_wait_fsyncs_the_append() {
         .expect("append");
     assert_eq!(p.log.durable_offset(), 0);
     appended
-        .durable
+        .wait
+        .fsync
         .expect("waits")
         .wait()
         .await

@@ -129,6 +129,14 @@ impl Broker {
         // Tells connections and background tasks to stop; each holds a receiver.
         let (stop_tx, _) = broadcast::channel::<()>(1);
         let mut background = spawn_background(&state, &stop_tx);
+        let cluster = crate::hw_checkpoint::cluster_mode(&state.config);
+        if cluster {
+            background.push(tokio::spawn(crate::hw_checkpoint::run(
+                state.clone(),
+                stop_tx.subscribe(),
+                Duration::from_millis(state.config.hw_checkpoint_interval_ms),
+            )));
+        }
         let cleaners = crate::cleaner::spawn(&state, &stop_tx);
         background.push(tokio::spawn(
             state.groups.clone().run_timer(stop_tx.subscribe()),
@@ -207,6 +215,18 @@ impl Broker {
                 .is_err()
             {
                 tracing::warn!("a log cleaner did not stop within 10 s");
+            }
+        }
+        if cluster {
+            // The last high watermarks before the logs close, so a clean restart resumes
+            // exactly there.
+            let s = state.clone();
+            match tokio::task::spawn_blocking(move || crate::hw_checkpoint::checkpoint(&s, None))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "high-watermark checkpoint failed"),
+                Err(e) => tracing::error!(error = %e, "high-watermark checkpoint task panicked"),
             }
         }
         let closing = state.clone();

@@ -105,6 +105,8 @@ pub enum AdminError {
     Meta(#[from] MetaError),
     #[error(transparent)]
     Groups(#[from] crate::groups::GroupsError),
+    #[error(transparent)]
+    HwCheckpoint(#[from] crate::hw_checkpoint::CheckpointError),
 }
 
 /// The most partitions one request may create, over all its topics (Kafka's controller
@@ -166,6 +168,9 @@ pub struct State {
     /// Serializes admin changes so the persisted table never interleaves two of them.
     admin: tokio::sync::Mutex<()>,
     producer_ids: ProducerIds,
+    /// The replication-offset-checkpoint as read at start (cluster mode; empty otherwise):
+    /// where a replica's high watermark starts when metadata gives it a role.
+    pub checkpointed_high_watermarks: crate::hw_checkpoint::HighWatermarks,
 }
 
 impl State {
@@ -256,7 +261,13 @@ impl State {
             recovery,
             config.groups.clone(),
         )?);
+        let checkpointed_high_watermarks = if crate::hw_checkpoint::cluster_mode(&config) {
+            crate::hw_checkpoint::read(&config.data_dir)?
+        } else {
+            Default::default()
+        };
         Ok(State {
+            checkpointed_high_watermarks,
             broker_configs,
             groups,
             txns,

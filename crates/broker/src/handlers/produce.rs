@@ -11,19 +11,22 @@ use weir_protocol::ResponseError;
 
 use super::{cluster, msg, Ctx, Reply};
 use crate::errors::partition_code;
-use crate::partition::{Acks, Durable};
+use crate::partition::{AckWait, Acks, PartitionError};
 use crate::server::now_ms;
 use crate::state::{validate_topic_name, State, Topic};
 
 /// A partition's answer, and what it still waits for.
 struct Pending {
     response: PartitionProduceResponse,
-    /// The fsync owed before answering.
-    flush: Option<Durable>,
+    /// The fsync and replication owed before answering.
+    wait: AckWait,
 }
 
 pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply {
     let acks = req.acks;
+    // Bounds only the wait for replication (Kafka's meaning); the leader's fsync is not
+    // abandoned half-way.
+    let timeout = std::time::Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for td in req.topic_data {
         let name = td.name.0.to_string();
@@ -57,7 +60,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                 );
                 parts.push(Pending {
                     response,
-                    flush: None,
+                    wait: AckWait::default(),
                 });
                 continue;
             };
@@ -73,7 +76,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                     fail(&mut response, code, None);
                     parts.push(Pending {
                         response,
-                        flush: None,
+                        wait: AckWait::default(),
                     });
                     continue;
                 }
@@ -86,7 +89,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                 );
                 parts.push(Pending {
                     response,
-                    flush: None,
+                    wait: AckWait::default(),
                 });
                 continue;
             };
@@ -99,7 +102,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                     fail(&mut response, code, Some(message));
                     parts.push(Pending {
                         response,
-                        flush: None,
+                        wait: AckWait::default(),
                     });
                     continue;
                 }
@@ -123,7 +126,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                     response.log_start_offset = info.log_start_offset;
                     parts.push(Pending {
                         response,
-                        flush: appended.durable,
+                        wait: appended.wait,
                     });
                 }
                 Err(e) => {
@@ -139,7 +142,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                     fail(&mut response, partition_code(&e), Some(e.to_string()));
                     parts.push(Pending {
                         response,
-                        flush: None,
+                        wait: AckWait::default(),
                     });
                 }
             }
@@ -149,10 +152,10 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
     if acks == 0 {
         return Reply::Now(None);
     }
-    let needs_flush = topics
+    let needs_wait = topics
         .iter()
-        .any(|(_, parts)| parts.iter().any(|p| p.flush.is_some()));
-    if !needs_flush {
+        .any(|(_, parts)| parts.iter().any(|p| !p.wait.is_empty()));
+    if !needs_wait {
         return match ctx.encode(&finish(topics)) {
             Some(b) => Reply::Now(Some(b)),
             None => Reply::Close,
@@ -163,8 +166,9 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
         let mut waits = Vec::new();
         for (ti, (_, parts)) in topics.iter_mut().enumerate() {
             for (pi, p) in parts.iter_mut().enumerate() {
-                if let Some(durable) = p.flush.take() {
-                    waits.push((ti, pi, durable.wait()));
+                let wait = std::mem::take(&mut p.wait);
+                if !wait.is_empty() {
+                    waits.push((ti, pi, wait.wait(timeout)));
                 }
             }
         }
@@ -174,7 +178,12 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                 continue;
             };
             if let Err(e) = outcome {
-                tracing::error!(error = %e, "fsync failed; the partition is poisoned");
+                match e {
+                    PartitionError::Storage(_) | PartitionError::FlushTask(_) => {
+                        tracing::error!(error = %e, "fsync failed; the partition is poisoned");
+                    }
+                    _ => tracing::debug!(error = %e, "acks=all not met"),
+                }
                 p.response.error_code = partition_code(&e).code();
                 p.response.error_message = msg(e);
                 p.response.base_offset = -1;
@@ -380,6 +389,96 @@ mod tests {
             p0.log_end_offset(),
             0,
             "nothing of the refused batch was written"
+        );
+    }
+
+    /// acks=all on replicated leaders, through the handler: refused below min ISR, bounded by
+    /// the request's timeout_ms while followers lag, answered at once when the replica leads
+    /// alone; all three in one request.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acks_all_on_replicated_leaders_answers_with_kafkas_errors() {
+        use weir_metadata::{LeaderRecovery, PartitionRegistration};
+        use weir_replication::LeaderConfig;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = super::super::testutil::state(dir.path(), &[]);
+        let topic = state
+            .create_topic("r", 3, 1, Default::default())
+            .await
+            .expect("create");
+        let lead = |index: i32, isr: Vec<i32>| {
+            let reg = PartitionRegistration {
+                replicas: vec![1, 2, 3],
+                isr,
+                elr: Vec::new(),
+                adding: Vec::new(),
+                removing: Vec::new(),
+                leader: 1,
+                leader_epoch: 1,
+                partition_epoch: 0,
+                leader_recovery: LeaderRecovery::Recovered,
+            };
+            let config = LeaderConfig {
+                local: 1,
+                local_broker_epoch: 1,
+                min_insync_replicas: 2,
+                replica_lag_time_max_ms: 30_000,
+            };
+            topic
+                .partition(index)
+                .expect("partition")
+                .become_replicated_leader(&reg, config, 0)
+                .expect("lead");
+        };
+        lead(0, vec![1]);
+        lead(1, vec![1, 2, 3]);
+        let part = |index| {
+            let mut p = PartitionProduceData::default();
+            p.index = index;
+            p.records = Some(batch(&[Some("k")], Compression::None));
+            p
+        };
+        let mut t = TopicProduceData::default();
+        t.name = TopicName(StrBytes::from_static_str("r"));
+        t.partition_data = vec![part(0), part(1), part(2)];
+        let mut req = ProduceRequest::default();
+        req.acks = -1;
+        req.timeout_ms = 200;
+        req.topic_data = vec![t];
+        let ctx = Ctx {
+            api_key: ApiKey::Produce,
+            version: 9,
+            correlation_id: 1,
+        };
+        let started = std::time::Instant::now();
+        let Reply::Later(answer) = handle(&state, req, ctx).await else {
+            panic!("expected a waiting answer");
+        };
+        let mut bytes = answer.await.expect("encoded");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+        bytes.advance(4);
+        ResponseHeader::decode(&mut bytes, ProduceResponse::header_version(9)).expect("header");
+        let r = ProduceResponse::decode(&mut bytes, 9).expect("response");
+        let codes: Vec<i16> = r.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                ResponseError::NotEnoughReplicas.code(),
+                ResponseError::RequestTimedOut.code(),
+                0
+            ]
+        );
+        let ends: Vec<i64> = (0..3)
+            .map(|i| topic.partition(i).expect("p").log_end_offset())
+            .collect();
+        assert_eq!(
+            ends,
+            vec![0, 1, 1],
+            "refused below min ISR: nothing appended"
         );
     }
 

@@ -1,0 +1,3 @@
+mod leader;
+mod random;
+mod truncation;
