@@ -1,0 +1,1 @@
+//! Weir's metadata quorum (docs/design/cluster.md §4).
