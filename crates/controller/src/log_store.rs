@@ -1,6 +1,8 @@
 //! The metadata log (§4.2): openraft's log on a `weir_storage::Log` at
 //! `meta/cluster-metadata/`, one entry per record batch, raft index = offset; the vote and
 //! the last purged log id in `meta/raft-state.json`, replaced atomically.
+// openraft's traits return its `StorageError`, large as it is.
+#![allow(clippy::result_large_err)]
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -12,8 +14,7 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError};
 use serde::{Deserialize, Serialize};
 use weir_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use weir_storage::{write_atomically, Log, LogConfig, Recovery};
 
@@ -145,7 +146,9 @@ impl LogStore {
         let mut offset = i64::try_from(start)
             .unwrap_or(i64::MAX)
             .max(log.log_start_offset());
-        let end = i64::try_from(end).unwrap_or(i64::MAX).min(log.log_end_offset());
+        let end = i64::try_from(end)
+            .unwrap_or(i64::MAX)
+            .min(log.log_end_offset());
         let mut out = Vec::new();
         while offset < end {
             let read = log.read(offset, READ_STEP).map_err(read_err)?;
@@ -356,7 +359,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             next.last_purged_log_id = Some(log_id);
             this.write_state(next)?;
             let log = &this.inner.log;
-            let start = i64::try_from(log_id.index).unwrap_or(i64::MAX).saturating_add(1);
+            let start = i64::try_from(log_id.index)
+                .unwrap_or(i64::MAX)
+                .saturating_add(1);
             let result = if start > log.log_end_offset() {
                 log.reset_to(start)
             } else {
@@ -368,4 +373,3 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .map_err(write_err)?
     }
 }
-

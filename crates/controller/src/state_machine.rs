@@ -1,21 +1,23 @@
 //! The state machine (§4.3): the `MetadataImage`, the last applied log id and the last
 //! membership, in memory. Applying publishes `(index, image, change)` to subscribers; the
 //! persistent side is the snapshot, JSON files under `meta/cluster-metadata-snapshots/`.
+// openraft's traits return its `StorageError`, large as it is.
+#![allow(clippy::result_large_err)]
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::{
-    EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
-};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use weir_metadata::{MetadataDelta, MetadataImage};
 use weir_storage::write_atomically;
 
-use crate::types::{Entry, LogId, NodeId, NodeInfo, RaftStorageError, StoredMembership, TypeConfig};
+use crate::types::{
+    Entry, LogId, NodeId, NodeInfo, RaftStorageError, StoredMembership, TypeConfig,
+};
 
 pub const SNAPSHOT_DIR: &str = "cluster-metadata-snapshots";
 /// Snapshot files kept: the newest, and the one before in case the newest is damaged.
@@ -24,7 +26,7 @@ const SNAPSHOTS_KEPT: usize = 2;
 /// What one applied entry changed.
 #[derive(Clone, Debug)]
 pub enum Change {
-    Delta(MetadataDelta),
+    Delta(Box<MetadataDelta>),
     /// A snapshot replaced the image: reconcile everything against it.
     Reset,
 }
@@ -90,7 +92,7 @@ fn snapshot_files(dir: &Path) -> Vec<(u64, u64, PathBuf)> {
             Some((index.parse().ok()?, term.parse().ok()?, e.path()))
         })
         .collect();
-    files.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    files.sort_by_key(|f| std::cmp::Reverse((f.0, f.1)));
     files
 }
 
@@ -157,8 +159,7 @@ impl StateMachine {
     }
 
     fn publish(&self, st: &mut SmState, applied: Applied) {
-        st.subscribers
-            .retain(|tx| tx.send(applied.clone()).is_ok());
+        st.subscribers.retain(|tx| tx.send(applied.clone()).is_ok());
         self.inner
             .applied
             .send_replace((applied.index + 1, applied.image));
@@ -166,7 +167,11 @@ impl StateMachine {
 
     fn snapshot_of(&self) -> Result<(SnapshotMeta<NodeId, NodeInfo>, Vec<u8>), RaftStorageError> {
         let (meta, file) = {
-            let st = self.inner.state.lock().map_err(|_| sm_err(std::io::Error::other("poisoned")))?;
+            let st = self
+                .inner
+                .state
+                .lock()
+                .map_err(|_| sm_err(std::io::Error::other("poisoned")))?;
             let meta = SnapshotMeta {
                 last_log_id: st.last_applied,
                 last_membership: st.membership.clone(),
@@ -185,7 +190,10 @@ impl StateMachine {
 
     fn store_snapshot(&self, name: &str, bytes: &[u8]) -> Result<(), RaftStorageError> {
         write_atomically(&self.inner.dir, name, bytes).map_err(sm_err)?;
-        for (_, _, old) in snapshot_files(&self.inner.dir).into_iter().skip(SNAPSHOTS_KEPT) {
+        for (_, _, old) in snapshot_files(&self.inner.dir)
+            .into_iter()
+            .skip(SNAPSHOTS_KEPT)
+        {
             if let Err(e) = std::fs::remove_file(&old) {
                 tracing::warn!(path = %old.display(), error = %e, "cannot remove an old metadata snapshot");
             }
@@ -217,7 +225,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogId>, StoredMembership), RaftStorageError> {
-        let st = self.inner.state.lock().map_err(|_| sm_err(std::io::Error::other("poisoned")))?;
+        let st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| sm_err(std::io::Error::other("poisoned")))?;
         Ok((st.last_applied, st.membership.clone()))
     }
 
@@ -227,7 +239,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut out = Vec::new();
-        let mut st = self.inner.state.lock().map_err(|_| sm_err(std::io::Error::other("poisoned")))?;
+        let mut st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| sm_err(std::io::Error::other("poisoned")))?;
         for entry in entries {
             st.last_applied = Some(entry.log_id);
             let mut delta = MetadataDelta::default();
@@ -256,7 +272,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let applied = Applied {
                 index: entry.log_id.index,
                 image: st.image.clone(),
-                change: Change::Delta(delta),
+                change: Change::Delta(Box::new(delta)),
             };
             self.publish(&mut st, applied);
             out.push(());
@@ -268,9 +284,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError> {
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -287,7 +301,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         tokio::task::spawn_blocking(move || this.store_snapshot(&name, &data))
             .await
             .map_err(sm_err)??;
-        let mut st = self.inner.state.lock().map_err(|_| sm_err(std::io::Error::other("poisoned")))?;
+        let mut st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| sm_err(std::io::Error::other("poisoned")))?;
         st.image = Arc::new(file.image);
         st.last_applied = meta.last_log_id;
         st.membership = meta.last_membership.clone();
@@ -301,7 +319,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
         let Some((_, _, path)) = snapshot_files(&self.inner.dir).into_iter().next() else {
             return Ok(None);
         };

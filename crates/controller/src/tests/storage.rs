@@ -44,7 +44,10 @@ fn membership(term: u64, index: u64) -> Entry {
     let voters: BTreeMap<u64, NodeInfo> = (1..=3).map(|i| (i, NodeInfo::default())).collect();
     Entry {
         log_id: log_id(term, index),
-        payload: EntryPayload::Membership(Membership::new(vec![voters.keys().copied().collect()], voters)),
+        payload: EntryPayload::Membership(Membership::new(
+            vec![voters.keys().copied().collect()],
+            voters,
+        )),
     }
 }
 
@@ -158,7 +161,9 @@ fn a_torn_tail_is_cut_at_the_last_whole_entry() {
         assert_eq!(state.last_log_id, Some(log_id(1, 3)));
         assert_eq!(indexes(&mut log, 0..10).await, vec![0, 1, 2, 3]);
         // And the log goes on from there.
-        log.blocking_append(vec![entry(2, 4, vec![])]).await.unwrap();
+        log.blocking_append(vec![entry(2, 4, vec![])])
+            .await
+            .unwrap();
         assert_eq!(indexes(&mut log, 0..10).await, vec![0, 1, 2, 3, 4]);
     });
 }
@@ -177,7 +182,9 @@ fn purge_past_the_end_restarts_the_log_after_it() {
         let state = log.get_log_state().await.unwrap();
         assert_eq!(state.last_purged_log_id, Some(log_id(4, 9)));
         assert_eq!(state.last_log_id, Some(log_id(4, 9)));
-        log.blocking_append(vec![entry(4, 10, vec![])]).await.unwrap();
+        log.blocking_append(vec![entry(4, 10, vec![])])
+            .await
+            .unwrap();
         drop(log);
         let mut log = LogStore::open(dir.path()).unwrap();
         assert_eq!(indexes(&mut log, 0..20).await, vec![10]);
@@ -206,7 +213,12 @@ fn a_snapshot_moves_the_image_to_another_node_and_survives_restarts() {
         }
         let image = sm.image();
         assert_eq!(image.brokers().len(), 2);
-        let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let snapshot = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
         assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 2)));
 
         // Installed on a node with nothing: same image, and a Reset for its subscribers.
@@ -230,7 +242,11 @@ fn a_snapshot_moves_the_image_to_another_node_and_survives_restarts() {
             let mut again = StateMachine::open(dir).unwrap();
             assert_eq!(*again.image(), *image);
             assert_eq!(again.applied_state().await.unwrap().0, Some(log_id(1, 2)));
-            let current = again.get_current_snapshot().await.unwrap().expect("snapshot");
+            let current = again
+                .get_current_snapshot()
+                .await
+                .unwrap()
+                .expect("snapshot");
             assert_eq!(current.meta.last_log_id, Some(log_id(1, 2)));
         }
     });
@@ -244,11 +260,27 @@ fn a_damaged_newest_snapshot_falls_back_to_the_older_one() {
         sm.apply(vec![membership(1, 0), entry(1, 1, vec![cluster_id()])])
             .await
             .unwrap();
-        sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
-        sm.apply(vec![entry(1, 2, vec![broker(1, 1)])]).await.unwrap();
-        sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
-        sm.apply(vec![entry(1, 3, vec![broker(2, 2)])]).await.unwrap();
-        sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        sm.apply(vec![entry(1, 2, vec![broker(1, 1)])])
+            .await
+            .unwrap();
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        sm.apply(vec![entry(1, 3, vec![broker(2, 2)])])
+            .await
+            .unwrap();
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
         let snapshots = dir.path().join(crate::state_machine::SNAPSHOT_DIR);
         // Only the newest two are kept.
         assert_eq!(std::fs::read_dir(&snapshots).unwrap().count(), 2);
@@ -272,7 +304,9 @@ fn a_batch_the_image_refuses_is_void_on_every_node() {
             fenced: Some(false),
             in_controlled_shutdown: None,
         };
-        sm.apply(vec![entry(1, 0, vec![cluster_id(), bad])]).await.unwrap();
+        sm.apply(vec![entry(1, 0, vec![cluster_id(), bad])])
+            .await
+            .unwrap();
         assert_eq!(sm.image().cluster_id(), None);
         assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 0)));
     });

@@ -7,17 +7,17 @@ use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::epochs::EpochCache;
 use super::open::recover_active;
 use super::producers::{remove_snapshots, restore_transactions, take_snapshots};
 use super::retention::delete_segment_files;
 use super::{relative, Active, Log, RecoveryReport};
-use crate::index::IndexBuilder;
-use super::epochs::EpochCache;
 use crate::batch::Check;
 use crate::config::Recovery;
 use crate::error::StorageError;
-use crate::segment::{sync_dir, Segment};
+use crate::index::IndexBuilder;
 use crate::producer::Producers;
+use crate::segment::{sync_dir, Segment};
 
 impl Log {
     /// Removes every record at and above `offset` (the whole batch holding it, so the new log
