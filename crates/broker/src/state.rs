@@ -166,6 +166,8 @@ pub struct State {
     /// Serializes admin changes so the persisted table never interleaves two of them.
     admin: tokio::sync::Mutex<()>,
     producer_ids: ProducerIds,
+    /// Answers `WeirDescribeCluster` in cluster mode (installed by the binary).
+    cluster_admin: std::sync::OnceLock<Arc<dyn crate::cluster_admin::ClusterAdmin>>,
 }
 
 impl State {
@@ -267,7 +269,17 @@ impl State {
             topics: RwLock::new(topics),
             admin: tokio::sync::Mutex::new(()),
             producer_ids,
+            cluster_admin: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Installs what answers `WeirDescribeCluster` (once; later calls are ignored).
+    pub fn set_cluster_admin(&self, admin: Arc<dyn crate::cluster_admin::ClusterAdmin>) {
+        let _ = self.cluster_admin.set(admin);
+    }
+
+    pub(crate) fn cluster_admin(&self) -> Option<Arc<dyn crate::cluster_admin::ClusterAdmin>> {
+        self.cluster_admin.get().cloned()
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {

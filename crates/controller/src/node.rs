@@ -448,12 +448,7 @@ async fn form(inner: Arc<NodeInner>) {
             }
             if let Ok(h) = inner.peers.hello(peer, Duration::from_millis(500)).await {
                 if h.initialized {
-                    tracing::warn!(
-                        peer,
-                        "a peer is initialized: joining the existing quorum without initializing \
-                         (if this voter lost its metadata log, it may have voted before: KIP-853 \
-                         voter replacement is not supported)"
-                    );
+                    tracing::info!(peer, "a peer already initialized the quorum; joining it");
                     return;
                 }
                 answered.insert(peer);
