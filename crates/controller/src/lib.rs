@@ -16,7 +16,7 @@ mod types;
 pub mod wire;
 
 pub use log_store::{LogStore, RaftState};
-pub use node::{BrokerState, Node, NodeConfig, QuorumInfo, VoterInfo};
+pub use node::{BrokerState, Node, NodeConfig, QuorumInfo, SnapshotPolicyConfig, VoterInfo};
 pub use state_machine::{Applied, Change, StateMachine};
 pub use types::{ControllerError, NodeId, NodeInfo, TypeConfig};
 

@@ -40,6 +40,26 @@ pub struct NodeConfig {
     /// The active controller's settings (`broker.session.timeout.ms`, defaults of
     /// CreateTopics, `unclean.leader.election.enable`).
     pub controller: ControllerConfig,
+    pub snapshots: SnapshotPolicyConfig,
+}
+
+/// When the metadata log is snapshotted and purged (§4.1; tests make it small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicyConfig {
+    /// A snapshot is built once this many entries were applied since the last one.
+    pub every_entries: u64,
+    /// Entries kept in the log below the snapshot (lagging followers catch up from the log
+    /// instead of a snapshot).
+    pub keep_entries: u64,
+}
+
+impl Default for SnapshotPolicyConfig {
+    fn default() -> Self {
+        SnapshotPolicyConfig {
+            every_entries: 5000,
+            keep_entries: 1000,
+        }
+    }
 }
 
 /// This broker's registration as the lifecycle task knows it.
@@ -138,8 +158,9 @@ impl Node {
             heartbeat_interval: (config.election_timeout_ms / 4).clamp(10, 250),
             election_timeout_min: config.election_timeout_ms,
             election_timeout_max: config.election_timeout_ms.saturating_mul(2),
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(5000),
-            max_in_snapshot_log_to_keep: 1000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshots.every_entries),
+            max_in_snapshot_log_to_keep: config.snapshots.keep_entries,
+            purge_batch_size: 1,
             ..openraft::Config::default()
         }
         .validate()

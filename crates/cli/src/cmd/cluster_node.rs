@@ -56,6 +56,7 @@ pub fn node_config(config: &BrokerConfig) -> anyhow::Result<NodeConfig> {
             default_replication_factor: config.default_replication_factor,
             unclean_leader_election_enable: cluster.unclean_leader_election_enable,
         },
+        snapshots: weir_controller::SnapshotPolicyConfig::default(),
     })
 }
 

@@ -10,7 +10,7 @@ use weir_metadata::{
     ControllerConfig, ControllerReply, ControllerRequest, CreatableTopic, MetadataImage,
 };
 
-use crate::{Node, NodeConfig, NodeId};
+use crate::{Node, NodeConfig, NodeId, SnapshotPolicyConfig};
 
 struct TestNode {
     rt: tokio::runtime::Runtime,
@@ -18,6 +18,7 @@ struct TestNode {
 }
 
 struct Cluster {
+    snapshots: SnapshotPolicyConfig,
     dirs: BTreeMap<NodeId, TempDir>,
     voters: BTreeMap<NodeId, String>,
     nodes: BTreeMap<NodeId, TestNode>,
@@ -32,21 +33,31 @@ fn free_port() -> u16 {
 
 impl Cluster {
     fn new(n: u64) -> Cluster {
+        let c = Cluster::stopped(n, SnapshotPolicyConfig::default());
+        c.started((1..=n).collect())
+    }
+
+    /// A cluster of `n` voters, none started yet.
+    fn stopped(n: u64, snapshots: SnapshotPolicyConfig) -> Cluster {
         let voters = (1..=n)
             .map(|id| (id, format!("127.0.0.1:{}", free_port())))
             .collect();
         let dirs = (1..=n)
             .map(|id| (id, tempfile::tempdir().expect("tempdir")))
             .collect();
-        let mut c = Cluster {
+        Cluster {
+            snapshots,
             dirs,
             voters,
             nodes: BTreeMap::new(),
-        };
-        for id in 1..=n {
-            c.start(id);
         }
-        c
+    }
+
+    fn started(mut self, ids: Vec<NodeId>) -> Cluster {
+        for id in ids {
+            self.start(id);
+        }
+        self
     }
 
     fn dir(&self, id: NodeId) -> PathBuf {
@@ -70,6 +81,7 @@ impl Cluster {
                 session_timeout_ms: SESSION_MS,
                 ..ControllerConfig::default()
             },
+            snapshots: self.snapshots,
         };
         let dir = self.dir(id);
         let node = rt.block_on(Node::start(config, &dir)).expect("start");
@@ -208,5 +220,111 @@ fn three_voters_form_register_fail_over_fence_and_rejoin() {
     assert_eq!(
         restarted.broker(leader as i32).map(|b| b.epoch),
         other.broker(leader as i32).map(|b| b.epoch)
+    );
+}
+
+fn create_topic(c: &Cluster, via: NodeId, name: &str) {
+    let reply = c
+        .block_on(
+            via,
+            c.node(via).submit(ControllerRequest::CreateTopics {
+                topics: vec![CreatableTopic {
+                    name: name.into(),
+                    num_partitions: 1,
+                    replication_factor: 1,
+                    assignment: None,
+                    configs: vec![],
+                }],
+                validate_only: false,
+            }),
+        )
+        .expect("submit");
+    assert!(
+        matches!(&reply, ControllerReply::CreateTopics(v) if v[0].1.is_ok()),
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn a_voter_started_late_joins_the_formed_quorum() {
+    // Two of three voters form the quorum and commit; the third, started with an empty
+    // directory afterwards, must not initialize a quorum of its own but join this one.
+    let mut c = Cluster::stopped(3, SnapshotPolicyConfig::default()).started(vec![1, 2]);
+    c.wait_all("two registered brokers", Duration::from_secs(30), |n| {
+        all_unfenced(&n.image(), &[1, 2])
+    });
+    create_topic(&c, 1, "early");
+    let cluster_id = c.node(1).image().cluster_id().map(str::to_string);
+    c.start(3);
+    c.wait_all(
+        "the late voter registered and caught up",
+        Duration::from_secs(30),
+        |n| {
+            let image = n.image();
+            all_unfenced(&image, &[1, 2, 3]) && image.topic_by_name("early").is_some()
+        },
+    );
+    assert_eq!(
+        c.node(3).image().cluster_id().map(str::to_string),
+        cluster_id
+    );
+    let quorum = c.block_on(3, c.node(3).describe_quorum());
+    assert_eq!(quorum.voters.len(), 3, "{quorum:?}");
+}
+
+#[test]
+fn a_voter_behind_the_purged_log_catches_up_from_a_snapshot() {
+    // Snapshots every 5 entries and no log kept below them: a voter that was down while
+    // more was committed can only catch up by installing a snapshot over the wire.
+    let snapshots = SnapshotPolicyConfig {
+        every_entries: 5,
+        keep_entries: 0,
+    };
+    let mut c = Cluster::stopped(3, snapshots).started(vec![1, 2, 3]);
+    c.wait_all("three registered brokers", Duration::from_secs(30), |n| {
+        all_unfenced(&n.image(), &[1, 2, 3])
+    });
+    let leader = c.node(1).leader().expect("leader");
+    let down = (1..=3).find(|id| *id != leader).expect("a follower");
+    let down_end = c.node(down).metrics().borrow().last_log_index.unwrap_or(0);
+    c.kill(down);
+    for i in 0..12 {
+        create_topic(&c, leader, &format!("t{i}"));
+    }
+    // The leader purges its log past what the stopped voter has (snapshots are built and
+    // purged in the background).
+    let start = Instant::now();
+    loop {
+        let purged = c.node(leader).metrics().borrow().purged.map(|l| l.index);
+        if purged.is_some_and(|p| p > down_end) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "purged up to {purged:?}, the stopped voter has up to {down_end}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.start(down);
+    c.wait_all(
+        "the stopped voter caught up",
+        Duration::from_secs(30),
+        |n| {
+            let image = n.image();
+            (0..12).all(|i| image.topic_by_name(&format!("t{i}")).is_some())
+                && all_unfenced(&image, &[1, 2, 3])
+        },
+    );
+    assert!(
+        c.node(down).metrics().borrow().snapshot.is_some(),
+        "it installed a snapshot"
+    );
+    // And it restarts from that snapshot and the log after it.
+    c.kill(down);
+    c.start(down);
+    let image = c.node(down).image();
+    assert!(
+        image.topic_by_name("t0").is_some(),
+        "the snapshot is loaded at start"
     );
 }
