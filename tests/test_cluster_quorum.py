@@ -147,6 +147,14 @@ def test_quorum_forms_fails_over_and_rejoins(cluster):
     assert back["controller"] == after["controller"]
     assert back["voters"][controller]["log_end"] != "-", back
 
+    # SIGTERM stops every node cleanly, and each data directory (the metadata log included)
+    # verifies strictly.
+    for b in cluster.nodes.values():
+        assert b.stop() == 0, b.log_tail()
+    for b in cluster.nodes.values():
+        out = run_weir("debug", "verify", "--data-dir", str(b.data_dir)).stdout
+        assert "meta/cluster-metadata" in out, out
+
 
 def test_single_node_cluster_info_is_unchanged(broker):
     out = run_weir("cluster", "info", "-b", broker.bootstrap).stdout

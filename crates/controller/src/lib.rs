@@ -17,7 +17,7 @@ pub mod wire;
 
 pub use log_store::{LogStore, RaftState};
 pub use node::{BrokerState, Node, NodeConfig, QuorumInfo, SnapshotPolicyConfig, VoterInfo};
-pub use state_machine::{Applied, Change, StateMachine};
+pub use state_machine::{Applied, Change, StateMachine, SNAPSHOT_DIR};
 pub use types::{ControllerError, NodeId, NodeInfo, TypeConfig};
 
 #[cfg(test)]

@@ -280,6 +280,13 @@ impl Node {
         for t in tasks {
             let _ = t.await;
         }
+        // Written indexes make the next open a clean one; the log is always scanned at
+        // open anyway, so a crash before this loses nothing.
+        let store = self.inner.store.clone();
+        let closed = tokio::task::spawn_blocking(move || store.log().close()).await;
+        if let Ok(Err(e)) = closed {
+            tracing::warn!(error = %e, "closing the metadata log");
+        }
     }
 
     /// Resolves when openraft stopped with a fatal error (a poisoned metadata log): the

@@ -146,23 +146,19 @@ async fn serve_cluster(config: BrokerConfig) -> anyhow::Result<()> {
          data plane is still node-local (topics, produce and fetch do not use the cluster \
          metadata yet)"
     );
-    let fatal = {
-        let node = node.clone();
-        async move { node.fatal().await }
-    };
     let mut failed = None;
     let shutdown = async {
         tokio::select! {
             () = shutdown_signal() => {}
-            reason = fatal => {
+            reason = node.fatal() => {
                 tracing::error!(%reason, "the metadata quorum node failed; stopping");
                 failed = Some(reason);
             }
         }
+        // Before the broker's clean-shutdown marker: the metadata log closes first.
+        node.shutdown().await;
     };
-    let served = broker.serve(shutdown).await;
-    node.shutdown().await;
-    served?;
+    broker.serve(shutdown).await?;
     if let Some(reason) = failed {
         bail!("the metadata quorum node failed: {reason}");
     }
