@@ -105,6 +105,9 @@ def test_quorum_forms_fails_over_and_rejoins(cluster):
         return info if info.get("controller") and states(info) == everyone else None
 
     info = wait_for("a controller and three unfenced brokers", formed, 30, cluster)
+    # The increment's limit is said once at start, plainly.
+    log = cluster.nodes[1].log_path.read_text(errors="replace")
+    assert log.count("the Kafka data plane is still node-local") == 1, log
     controller = info["controller"]
     cluster_id = info["cluster_id"]
     assert set(info["voters"]) == {1, 2, 3}

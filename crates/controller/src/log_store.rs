@@ -206,6 +206,8 @@ fn encode(entries: &[Entry]) -> Result<BytesMut, RaftStorageError> {
             timestamp_type: TimestampType::Creation,
             offset: i64::try_from(entry.log_id.index).unwrap_or(i64::MAX),
             sequence: -1,
+            // No clock in the metadata log: it never rolls or expires by time, and equal
+            // entries encode to equal bytes on every node.
             timestamp: 0,
             key: None,
             value: Some(Bytes::from(value)),
