@@ -289,6 +289,11 @@ impl Node {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &LogStore {
+        &self.inner.store
+    }
+
     /// Resolves when openraft stopped with a fatal error (a poisoned metadata log): the
     /// process must exit, since continuing could lose a vote.
     pub async fn fatal(&self) -> String {

@@ -328,3 +328,26 @@ fn a_voter_behind_the_purged_log_catches_up_from_a_snapshot() {
         "the snapshot is loaded at start"
     );
 }
+
+#[test]
+fn a_failed_fsync_of_the_metadata_log_stops_the_node_and_the_quorum_goes_on() {
+    let c = Cluster::new(3);
+    c.wait_all("three registered brokers", Duration::from_secs(30), |n| {
+        all_unfenced(&n.image(), &[1, 2, 3])
+    });
+    let leader = c.node(1).leader().expect("leader");
+    let victim = (1..=3).find(|id| *id != leader).expect("a follower");
+    weir_storage::fuzzing::inject_fsync_failures(c.node(victim).store().log());
+    // The next entries reach the victim's log, whose fsync fails: openraft must stop it
+    // rather than acknowledge entries that are not durable.
+    create_topic(&c, leader, "after-failure");
+    let reason = c.block_on(victim, async {
+        tokio::time::timeout(Duration::from_secs(15), c.node(victim).fatal()).await
+    });
+    let reason = reason.expect("the victim stopped in time");
+    assert!(!reason.is_empty());
+    assert!(c.node(victim).store().log().is_poisoned());
+    // The two others still make progress.
+    create_topic(&c, leader, "with-two");
+    assert!(c.node(leader).image().topic_by_name("with-two").is_some());
+}
