@@ -11,3 +11,4 @@ fn cluster_ids_look_like_kafkas() {
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     assert_ne!(a, b);
 }
+mod transport;
