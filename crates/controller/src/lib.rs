@@ -6,6 +6,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 mod active;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lifecycle;
 mod log_store;
 mod network;

@@ -155,21 +155,8 @@ impl LogStore {
             if read.records.is_empty() {
                 break;
             }
-            let mut buf: Bytes = read.records.clone();
-            let batches = RecordBatchDecoder::decode_all(&mut buf)
-                .map_err(|e| read_err(std::io::Error::other(format!("{e:#}"))))?;
             let before = offset;
-            for batch in batches {
-                for r in batch.records {
-                    if r.offset < offset || r.offset >= end {
-                        continue;
-                    }
-                    let value = r.value.unwrap_or_default();
-                    let entry: Entry = serde_json::from_slice(&value).map_err(read_err)?;
-                    out.push(entry);
-                    offset = r.offset + 1;
-                }
-            }
+            offset = decode_entries(read.records.clone(), offset, end, &mut out)?;
             if offset == before {
                 break;
             }
@@ -191,8 +178,33 @@ impl LogStore {
     }
 }
 
+/// Decodes the entries in `[from, end)` of record batches read from the metadata log into
+/// `out`; returns the offset after the last one.
+pub(crate) fn decode_entries(
+    mut bytes: Bytes,
+    from: i64,
+    end: i64,
+    out: &mut Vec<Entry>,
+) -> Result<i64, RaftStorageError> {
+    let batches = RecordBatchDecoder::decode_all(&mut bytes)
+        .map_err(|e| read_err(std::io::Error::other(format!("{e:#}"))))?;
+    let mut next = from;
+    for batch in batches {
+        for r in batch.records {
+            if r.offset < next || r.offset >= end {
+                continue;
+            }
+            let value = r.value.unwrap_or_default();
+            let entry: Entry = serde_json::from_slice(&value).map_err(read_err)?;
+            out.push(entry);
+            next = r.offset.saturating_add(1);
+        }
+    }
+    Ok(next)
+}
+
 /// Encodes entries as record batches, one per entry, each at its raft index.
-fn encode(entries: &[Entry]) -> Result<BytesMut, RaftStorageError> {
+pub(crate) fn encode(entries: &[Entry]) -> Result<BytesMut, RaftStorageError> {
     let mut buf = BytesMut::new();
     for entry in entries {
         let value = serde_json::to_vec(entry).map_err(write_err)?;

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::node::NodeInner;
+use crate::types::{NodeId, TypeConfig};
 use crate::wire::{self, keys, Forwarded, Hello};
 
 pub(crate) async fn serve(listener: TcpListener, node: Arc<NodeInner>) {
@@ -48,9 +49,14 @@ async fn connection(mut stream: TcpStream, node: &NodeInner) -> std::io::Result<
                 req.client_id, req.key
             )));
         }
-        let body = match req.key {
-            keys::HELLO => {
-                let theirs: Hello = decode(&req.body)?;
+        let body = match InternalRequest::decode(req.key, &req.body) {
+            Err(e) => {
+                return Err(std::io::Error::other(format!(
+                    "{} sent key {}: {e}",
+                    req.client_id, req.key
+                )))
+            }
+            Ok(InternalRequest::Hello(theirs)) => {
                 let mine = node.hello();
                 if mine.conflicts_with(&theirs) {
                     tracing::warn!(
@@ -64,29 +70,11 @@ async fn connection(mut stream: TcpStream, node: &NodeInner) -> std::io::Result<
                 greeted = true;
                 json(&mine)
             }
-            keys::RAFT_APPEND => {
-                let rpc = decode(&req.body)?;
-                json(&node.raft.append_entries(rpc).await)
-            }
-            keys::RAFT_VOTE => {
-                let rpc = decode(&req.body)?;
-                json(&node.raft.vote(rpc).await)
-            }
-            keys::RAFT_SNAPSHOT => {
-                let rpc = decode(&req.body)?;
-                json(&node.raft.install_snapshot(rpc).await)
-            }
-            keys::CONTROLLER => {
-                let fwd: Forwarded = decode(&req.body)?;
-                json(&node.decide(fwd.request).await)
-            }
-            keys::DESCRIBE_QUORUM => json(&node.local_quorum()),
-            other => {
-                return Err(std::io::Error::other(format!(
-                    "{} sent unknown key {other}",
-                    req.client_id
-                )))
-            }
+            Ok(InternalRequest::Append(rpc)) => json(&node.raft.append_entries(rpc).await),
+            Ok(InternalRequest::Vote(rpc)) => json(&node.raft.vote(rpc).await),
+            Ok(InternalRequest::Snapshot(rpc)) => json(&node.raft.install_snapshot(rpc).await),
+            Ok(InternalRequest::Controller(fwd)) => json(&node.decide(fwd.request).await),
+            Ok(InternalRequest::DescribeQuorum) => json(&node.local_quorum()),
         };
         stream
             .write_all(&wire::encode_response(req.correlation_id, &body))
@@ -95,6 +83,31 @@ async fn connection(mut stream: TcpStream, node: &NodeInner) -> std::io::Result<
     Ok(())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(body: &Bytes) -> std::io::Result<T> {
-    serde_json::from_slice(body).map_err(std::io::Error::other)
+/// A decoded control-plane request of the internal listener.
+pub(crate) enum InternalRequest {
+    Hello(Hello),
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    Controller(Forwarded),
+    DescribeQuorum,
+}
+
+impl InternalRequest {
+    /// Decodes `body` as `key` says; an unknown key or a body that is not its JSON is an
+    /// error (the connection is closed).
+    pub(crate) fn decode(key: i16, body: &[u8]) -> std::io::Result<InternalRequest> {
+        fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> std::io::Result<T> {
+            serde_json::from_slice(body).map_err(std::io::Error::other)
+        }
+        Ok(match key {
+            keys::HELLO => InternalRequest::Hello(json(body)?),
+            keys::RAFT_APPEND => InternalRequest::Append(json(body)?),
+            keys::RAFT_VOTE => InternalRequest::Vote(json(body)?),
+            keys::RAFT_SNAPSHOT => InternalRequest::Snapshot(json(body)?),
+            keys::CONTROLLER => InternalRequest::Controller(json(body)?),
+            keys::DESCRIBE_QUORUM => InternalRequest::DescribeQuorum,
+            other => return Err(std::io::Error::other(format!("unknown key {other}"))),
+        })
+    }
 }

@@ -41,10 +41,10 @@ pub struct Applied {
 
 /// A snapshot file's content.
 #[derive(Serialize, Deserialize)]
-struct SnapshotFile {
-    last_applied: Option<LogId>,
-    membership: StoredMembership,
-    image: MetadataImage,
+pub(crate) struct SnapshotFile {
+    pub(crate) last_applied: Option<LogId>,
+    pub(crate) membership: StoredMembership,
+    pub(crate) image: MetadataImage,
 }
 
 struct SmState {
