@@ -251,8 +251,9 @@ impl Peers {
             .clone()
     }
 
-    /// One request and its answer, within `ttl` (connecting included). Any failure drops
-    /// the connection: a late answer must never be read as the next call's.
+    /// One request and its answer, within `ttl` (waiting for the connection and connecting
+    /// included). The connection is taken out while in use: a call that fails or is cut
+    /// off by its timeout drops it, so a late answer is never read as the next call's.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         target: NodeId,
@@ -267,71 +268,89 @@ impl Peers {
             message: e.to_string(),
         })?;
         let conn = self.conn(target, purpose);
-        let mut conn = conn.lock().await;
-        let result = tokio::time::timeout(ttl, self.exchange(&mut conn, target, &addr, key, &body))
+        let exchange = async {
+            let mut conn = conn.lock().await;
+            let stream = conn.stream.take();
+            // Two ids: the hello of a new connection, then the request.
+            conn.correlation = conn.correlation.wrapping_add(2);
+            let correlation = conn.correlation;
+            let (stream, answer) = self
+                .exchange(stream, correlation, target, &addr, key, &body)
+                .await;
+            conn.stream = stream;
+            answer
+        };
+        let bytes = tokio::time::timeout(ttl, exchange)
             .await
-            .unwrap_or(Err(CallError::Timeout { target, after: ttl }));
-        if result.is_err() {
-            conn.stream = None;
-        }
-        let bytes = result?;
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Decode {
-            target,
-            message: e.to_string(),
-        })
+            .unwrap_or(Err(CallError::Timeout { target, after: ttl }))?;
+        decode_answer(target, bytes)
     }
 
+    /// Sends one request on `stream` (connecting and greeting first when there is none);
+    /// gives the stream back only if the exchange succeeded.
     async fn exchange(
         &self,
-        conn: &mut Conn,
+        stream: Option<TcpStream>,
+        correlation: i32,
         target: NodeId,
         addr: &str,
         key: i16,
         body: &[u8],
-    ) -> Result<Bytes, CallError> {
-        if conn.stream.is_none() {
-            let mut stream =
-                TcpStream::connect(addr)
-                    .await
-                    .map_err(|source| CallError::Connect {
-                        target,
-                        addr: addr.to_string(),
-                        source,
-                    })?;
-            let _ = stream.set_nodelay(true);
-            let mine = (self.hello)();
-            let body = serde_json::to_vec(&mine).map_err(|e| CallError::Decode {
-                target,
-                message: e.to_string(),
-            })?;
-            conn.correlation = conn.correlation.wrapping_add(1);
-            let theirs: Hello = decode_answer(
-                target,
-                roundtrip(
-                    &mut stream,
-                    target,
-                    keys::HELLO,
-                    conn.correlation,
-                    &self.client_id,
-                    &body,
-                )
-                .await?,
-            )?;
-            if mine.conflicts_with(&theirs) {
-                return Err(CallError::ClusterMismatch {
-                    target,
-                    ours: mine.cluster_id.unwrap_or_default(),
-                    theirs: theirs.cluster_id.unwrap_or_default(),
-                });
-            }
-            conn.stream = Some(stream);
-        }
-        conn.correlation = conn.correlation.wrapping_add(1);
-        let correlation = conn.correlation;
-        let Some(stream) = conn.stream.as_mut() else {
-            return Err(CallError::NoAddress(target));
+    ) -> (Option<TcpStream>, Result<Bytes, CallError>) {
+        let mut stream = match stream {
+            Some(s) => s,
+            None => match self
+                .connect(correlation.wrapping_sub(1), target, addr)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => return (None, Err(e)),
+            },
         };
-        roundtrip(stream, target, key, correlation, &self.client_id, body).await
+        match roundtrip(&mut stream, target, key, correlation, &self.client_id, body).await {
+            Ok(answer) => (Some(stream), Ok(answer)),
+            Err(e) => (None, Err(e)),
+        }
+    }
+
+    /// Connects and exchanges WeirHello; another cluster's node is refused.
+    async fn connect(
+        &self,
+        correlation: i32,
+        target: NodeId,
+        addr: &str,
+    ) -> Result<TcpStream, CallError> {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| CallError::Connect {
+                target,
+                addr: addr.to_string(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let mine = (self.hello)();
+        let body = serde_json::to_vec(&mine).map_err(|e| CallError::Decode {
+            target,
+            message: e.to_string(),
+        })?;
+        let answer = roundtrip(
+            &mut stream,
+            target,
+            keys::HELLO,
+            correlation,
+            &self.client_id,
+            &body,
+        )
+        .await?;
+        let theirs: Hello = decode_answer(target, answer)?;
+        if mine.conflicts_with(&theirs) {
+            return Err(CallError::ClusterMismatch {
+                target,
+                ours: mine.cluster_id.unwrap_or_default(),
+                theirs: theirs.cluster_id.unwrap_or_default(),
+            });
+        }
+        Ok(stream)
     }
 
     /// Asks a peer for its hello (formation: is anyone initialized?).

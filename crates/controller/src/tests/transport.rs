@@ -103,3 +103,55 @@ async fn hello_checks_the_cluster_id_and_other_keys_close_the_connection() {
     }
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_costs_each_call_its_own_ttl_at_most() {
+    // A peer that accepts connections and never answers (a stopped process).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            open.push(s);
+        }
+    });
+    let peers = std::sync::Arc::new(Peers::new(7, BTreeMap::from([(1, addr)]), || Hello {
+        cluster_id: None,
+        node_id: 7,
+        incarnation: uuid::Uuid::nil(),
+        initialized: false,
+    }));
+    let ttl = Duration::from_millis(300);
+    let start = Instant::now();
+    // Two calls on the same connection at once: the second waits for the first, but its
+    // own TTL bounds the whole wait.
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            let peers = peers.clone();
+            tokio::spawn(async move {
+                let began = Instant::now();
+                let result = peers
+                    .call::<_, QuorumInfo>(1, Purpose::Raft, keys::DESCRIBE_QUORUM, &(), ttl)
+                    .await;
+                (result, began.elapsed())
+            })
+        })
+        .collect();
+    for call in calls {
+        let (result, took) = call.await.unwrap();
+        assert!(
+            matches!(result, Err(CallError::Timeout { .. })),
+            "{result:?}"
+        );
+        assert!(
+            took < ttl + Duration::from_millis(250),
+            "a call took {took:?}"
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    held.abort();
+}
