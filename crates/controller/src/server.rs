@@ -13,9 +13,16 @@ use crate::node::NodeInner;
 use crate::types::{NodeId, TypeConfig};
 use crate::wire::{self, keys, Forwarded, Hello};
 
+/// Accepts peers until the task is aborted; the connections are tasks of a `JoinSet` owned
+/// here, so aborting the listener (`Node::shutdown`) ends them too.
 pub(crate) async fn serve(listener: TcpListener, node: Arc<NodeInner>) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next() => continue,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "internal listener: accept failed");
@@ -25,7 +32,7 @@ pub(crate) async fn serve(listener: TcpListener, node: Arc<NodeInner>) {
         };
         let _ = stream.set_nodelay(true);
         let node = node.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = connection(stream, &node).await {
                 tracing::debug!(%peer, error = %e, "internal connection closed");
             }

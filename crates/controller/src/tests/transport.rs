@@ -101,7 +101,17 @@ async fn hello_checks_the_cluster_id_and_other_keys_close_the_connection() {
             "key {first}: {closed:?}"
         );
     }
+    // Shutdown closes the listener's open connections too.
+    let greeted = peers_with(&node, id.clone());
+    greeted.hello(1, ttl).await.expect("hello");
     node.shutdown().await;
+    let after: Result<QuorumInfo, CallError> = greeted
+        .call(1, Purpose::Controller, keys::DESCRIBE_QUORUM, &(), ttl)
+        .await;
+    assert!(
+        matches!(after, Err(CallError::Io { .. } | CallError::Connect { .. })),
+        "{after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
