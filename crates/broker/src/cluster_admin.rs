@@ -45,3 +45,77 @@ pub(crate) fn describe(state: &State, correlation_id: i32) -> Reply {
         Some(Bytes::from(buf))
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Buf;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::{Broker, BrokerConfig};
+
+    struct Fixed;
+
+    impl ClusterAdmin for Fixed {
+        fn describe(&self) -> DescribeFuture {
+            Box::pin(async { br#"{"mode":"cluster"}"#.to_vec() })
+        }
+    }
+
+    async fn ask(stream: &mut tokio::net::TcpStream, correlation_id: i32) -> (i32, Vec<u8>) {
+        let client_id = b"t";
+        let mut frame = BytesMut::new();
+        frame.put_i32(2 + 2 + 4 + 2 + client_id.len() as i32 + 1);
+        frame.put_i16(WEIR_DESCRIBE_CLUSTER);
+        frame.put_i16(0);
+        frame.put_i32(correlation_id);
+        frame.put_i16(client_id.len() as i16);
+        frame.put_slice(client_id);
+        frame.put_u8(0);
+        stream.write_all(&frame).await.expect("send");
+        let size = stream.read_i32().await.expect("size");
+        let mut body = vec![0u8; size as usize];
+        stream.read_exact(&mut body).await.expect("body");
+        let mut body = Bytes::from(body);
+        let correlation = body.get_i32();
+        (correlation, body.to_vec())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn weir_describe_cluster_answers_single_node_then_the_installed_admin() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (config, _) = BrokerConfig::from_pairs(
+            "127.0.0.1:0".parse().expect("addr"),
+            None,
+            dir.path().to_path_buf(),
+            Default::default(),
+        )
+        .expect("config");
+        let broker = Broker::open(config).await.expect("open");
+        let addr = broker.local_addr();
+        let state = broker.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(broker.serve(async {
+            let _ = stopped.await;
+        }));
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(
+            ask(&mut stream, 5).await,
+            (5, SINGLE_NODE_ANSWER.as_bytes().to_vec())
+        );
+        state.set_cluster_admin(Arc::new(Fixed));
+        // The same connection goes on serving, now from the installed admin.
+        assert_eq!(
+            ask(&mut stream, 6).await,
+            (6, br#"{"mode":"cluster"}"#.to_vec())
+        );
+        stop.send(()).expect("serving");
+        tokio::time::timeout(Duration::from_secs(15), served)
+            .await
+            .expect("shut down in time")
+            .expect("task")
+            .expect("clean shutdown");
+    }
+}
