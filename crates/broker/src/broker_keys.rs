@@ -125,10 +125,15 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("auto.create.topics.enable", Some("true"), Boolean, ReadOnly, true, "Metadata and Produce for a missing topic create it."),
     k("auto.leader.rebalance.enable", Some("true"), Boolean, ReadOnly, false, "Background leader rebalancing."),
     k("background.threads", Some("10"), Int, Dynamic, false, "Threads for background tasks."),
+    k("broker.heartbeat.interval.ms", Some("500"), Int, ReadOnly, true, "How often a broker heartbeats to the active controller (cluster mode; Kafka: 2000)."),
     k("broker.id", Some("0"), Int, ReadOnly, true, "This broker's id (the same as node.id)."),
+    k("broker.rack", None, Str, ReadOnly, true, "This broker's rack, for rack-aware replica placement (cluster mode)."),
+    k("broker.session.timeout.ms", Some("2500"), Int, ReadOnly, true, "A broker without heartbeat for this long is fenced (cluster mode; Kafka: 9000)."),
     k("compression.type", Some("producer"), Str, Dynamic, false, "Default compression of topics; producer keeps the producer's."),
     k("connections.max.idle.ms", Some("600000"), Long, ReadOnly, true, "Idle connections are closed after this long (-1: never)."),
     k("controller.listener.names", None, Str, ReadOnly, false, "Listener names the controller uses."),
+    k("controller.quorum.election.timeout.ms", Some("1000"), Int, ReadOnly, true, "The metadata quorum's minimum election timeout (cluster mode)."),
+    k("controller.quorum.voters", Some(""), List, ReadOnly, true, "The metadata quorum: id@host:port of each voter's internal listener; set, it selects cluster mode."),
     k("default.replication.factor", Some("1"), Int, ReadOnly, true, "Replication factor of topics created without one."),
     k("delete.topic.enable", Some("true"), Boolean, ReadOnly, true, "Topics can be deleted."),
     k("fetch.max.bytes", Some("57671680"), Int, ReadOnly, false, "The most bytes one fetch response carries."),
@@ -227,6 +232,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("transactional.id.expiration.ms", Some("604800000"), Int, ReadOnly, true, "A transactional id idle this long is forgotten."),
     k("unclean.leader.election.enable", Some("false"), Boolean, Dynamic, false, "Default unclean.leader.election.enable of topics."),
     k("weir.durability", Some("acks-all"), Str, ReadOnly, true, "When produces are answered relative to fsync: acks-all, always or none."),
+    k("weir.internal.listen", None, Str, ReadOnly, true, "The internal listener of a broker that is not a voter (cluster mode)."),
     k("weir.request.read.timeout.ms", Some("30000"), Long, ReadOnly, true, "A frame must arrive whole within this once its first byte did (-1: no limit)."),
 ];
 

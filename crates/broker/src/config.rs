@@ -72,6 +72,8 @@ pub struct BrokerConfig {
     pub groups: weir_coordinator::CoordinatorConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
     pub txns: weir_coordinator::txn::TxnConfig,
+    /// The cluster keys; without `controller.quorum.voters`, the single-node default.
+    pub cluster: crate::cluster_config::ClusterConfig,
     /// Every raw pair given, for DescribeConfigs on the broker resource.
     pub raw: BTreeMap<String, String>,
 }
@@ -221,20 +223,23 @@ impl BrokerConfig {
                 )?,
             )?,
         };
+        // node.id and broker.id name the same thing; Kafka requires them to agree.
+        let node_id = match (get("node.id"), get("broker.id")) {
+            (Some(n), Some(b)) if n.trim() != b.trim() => {
+                return Err(invalid("broker.id", b, "differs from node.id"))
+            }
+            (Some(_), _) | (None, None) => i32_in("node.id", num("node.id", "0")?)?,
+            (None, Some(_)) => i32_in("broker.id", num("broker.id", "0")?)?,
+        };
+        let cluster = crate::cluster_config::ClusterConfig::parse(&get, node_id)?;
         let config = BrokerConfig {
             groups,
             txns,
+            cluster,
             advertise: advertise.unwrap_or_else(|| (listen.ip().to_string(), listen.port())),
             listen,
             data_dir,
-            // node.id and broker.id name the same thing; Kafka requires them to agree.
-            node_id: match (get("node.id"), get("broker.id")) {
-                (Some(n), Some(b)) if n.trim() != b.trim() => {
-                    return Err(invalid("broker.id", b, "differs from node.id"))
-                }
-                (Some(_), _) | (None, None) => i32_in("node.id", num("node.id", "0")?)?,
-                (None, Some(_)) => i32_in("broker.id", num("broker.id", "0")?)?,
-            },
+            node_id,
             num_partitions: i32_in(
                 "num.partitions",
                 positive("num.partitions", num("num.partitions", "1")?)? as i64,
@@ -381,7 +386,7 @@ pub(crate) fn parse_timestamp_type(key: &str, v: &str) -> Result<TimestampType, 
     }
 }
 
-fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+pub(crate) fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError::InvalidValue {
         key: key.into(),
         value: value.into(),

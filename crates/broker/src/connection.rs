@@ -216,6 +216,10 @@ pub async fn serve(
                         }
                     }
                 }
+                Err(DecodeError::UnknownApiKey {
+                    api_key: crate::cluster_admin::WEIR_DESCRIBE_CLUSTER,
+                    correlation_id,
+                }) => crate::cluster_admin::describe(&state, correlation_id),
                 Err(e) => {
                     tracing::warn!(error = %e, "bad request; closing connection");
                     break;

@@ -53,10 +53,7 @@ pub enum CheckpointError {
 /// Whether the broker runs as a member of a replicated cluster: `controller.quorum.voters`
 /// selects it (design §8.1).
 pub fn cluster_mode(config: &BrokerConfig) -> bool {
-    config
-        .raw
-        .get("controller.quorum.voters")
-        .is_some_and(|v| !v.trim().is_empty())
+    config.cluster.is_cluster()
 }
 
 /// The file's text for `entries`.

@@ -16,6 +16,8 @@
 
 pub mod broker_keys;
 mod cleaner;
+pub mod cluster_admin;
+pub mod cluster_config;
 pub mod config;
 mod connection;
 #[cfg(test)]

@@ -171,6 +171,8 @@ pub struct State {
     /// The replication-offset-checkpoint as read at start (cluster mode; empty otherwise):
     /// where a replica's high watermark starts when metadata gives it a role.
     pub checkpointed_high_watermarks: crate::hw_checkpoint::HighWatermarks,
+    /// Answers `WeirDescribeCluster` in cluster mode (installed by the binary).
+    cluster_admin: std::sync::OnceLock<Arc<dyn crate::cluster_admin::ClusterAdmin>>,
 }
 
 impl State {
@@ -278,7 +280,17 @@ impl State {
             topics: RwLock::new(topics),
             admin: tokio::sync::Mutex::new(()),
             producer_ids,
+            cluster_admin: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Installs what answers `WeirDescribeCluster` (once; later calls are ignored).
+    pub fn set_cluster_admin(&self, admin: Arc<dyn crate::cluster_admin::ClusterAdmin>) {
+        let _ = self.cluster_admin.set(admin);
+    }
+
+    pub(crate) fn cluster_admin(&self) -> Option<Arc<dyn crate::cluster_admin::ClusterAdmin>> {
+        self.cluster_admin.get().cloned()
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::delta::MetadataDelta;
@@ -13,15 +14,18 @@ use crate::records::{
 
 /// A topic and its partitions. Shared between images behind an `Arc` and copied only
 /// when a record changes it, so cloning an image per applied entry stays cheap.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicImage {
     pub name: String,
     pub id: Uuid,
     pub partitions: BTreeMap<i32, PartitionRegistration>,
 }
 
-/// The cluster's metadata at one log position. Built only by [`MetadataImage::apply`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The cluster's metadata at one log position. Built only by [`MetadataImage::apply`], or
+/// read back from a snapshot of one (serde, as [`ImageData`]: JSON wants string keys, so
+/// the config map travels as a list).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "ImageData", from = "ImageData")]
 pub struct MetadataImage {
     cluster_id: Option<String>,
     features: BTreeMap<String, i16>,
@@ -283,5 +287,55 @@ impl MetadataImage {
             });
         }
         Ok(broker)
+    }
+}
+
+/// The serialized shape of a [`MetadataImage`] (snapshots of the metadata log). The name
+/// index of topics is rebuilt on load, not stored.
+#[derive(Serialize, Deserialize)]
+struct ImageData {
+    cluster_id: Option<String>,
+    features: BTreeMap<String, i16>,
+    brokers: Vec<BrokerRegistration>,
+    topics: Vec<TopicImage>,
+    configs: Vec<(ConfigResource, BTreeMap<String, String>)>,
+    next_producer_id: i64,
+    last_broker_epoch: i64,
+}
+
+impl From<MetadataImage> for ImageData {
+    fn from(image: MetadataImage) -> Self {
+        ImageData {
+            cluster_id: image.cluster_id,
+            features: image.features,
+            brokers: image.brokers.into_values().collect(),
+            topics: image
+                .topics
+                .into_values()
+                .map(Arc::unwrap_or_clone)
+                .collect(),
+            configs: image.configs.into_iter().collect(),
+            next_producer_id: image.next_producer_id,
+            last_broker_epoch: image.last_broker_epoch,
+        }
+    }
+}
+
+impl From<ImageData> for MetadataImage {
+    fn from(data: ImageData) -> Self {
+        MetadataImage {
+            cluster_id: data.cluster_id,
+            features: data.features,
+            brokers: data.brokers.into_iter().map(|b| (b.id, b)).collect(),
+            topic_ids: data.topics.iter().map(|t| (t.name.clone(), t.id)).collect(),
+            topics: data
+                .topics
+                .into_iter()
+                .map(|t| (t.id, Arc::new(t)))
+                .collect(),
+            configs: data.configs.into_iter().collect(),
+            next_producer_id: data.next_producer_id,
+            last_broker_epoch: data.last_broker_epoch,
+        }
     }
 }

@@ -488,6 +488,19 @@ fn consumer_protocol_seeds(out: &Path) {
     }
 }
 
+/// `internal_listener`: the selector byte, then (metadata log) the offset to read from.
+fn internal_listener_seeds(out: &Path) {
+    let mut seeds = Seeds::new(out, "internal_listener");
+    for (decoder, bytes) in weir_controller::fuzzing::samples() {
+        let mut input = vec![decoder];
+        if decoder == 1 {
+            input.extend_from_slice(&0i64.to_be_bytes());
+        }
+        input.extend_from_slice(&bytes);
+        seeds.add(&input);
+    }
+}
+
 fn main() {
     let out = PathBuf::from(
         std::env::args()
@@ -500,6 +513,7 @@ fn main() {
     log_append_seeds(&out);
     storage_file_seeds(&out);
     consumer_protocol_seeds(&out);
+    internal_listener_seeds(&out);
     for entry in fs::read_dir(&out).expect("list seeds") {
         let entry = entry.expect("entry");
         let n = fs::read_dir(entry.path()).expect("list").count();

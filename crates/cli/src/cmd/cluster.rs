@@ -156,6 +156,9 @@ async fn config_set(a: ConfigSetArgs) -> anyhow::Result<()> {
 }
 
 async fn info(args: super::ConnectArgs) -> anyhow::Result<()> {
+    if let Some(view) = describe_cluster_private(&args.brokers).await? {
+        return info_cluster(view);
+    }
     let mut client = connect(&args).await?;
     let cluster = client
         .describe_cluster()
@@ -193,6 +196,112 @@ async fn info(args: super::ConnectArgs) -> anyhow::Result<()> {
     summary.write(&mut out)?;
     writeln!(out, "\nBROKERS")?;
     table.write(&mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Asks the broker `WeirDescribeCluster` (Weir-private key 32100); `None` from a broker in
+/// the single-node default.
+async fn describe_cluster_private(
+    addr: &str,
+) -> anyhow::Result<Option<super::cluster_node::ClusterView>> {
+    use bytes::Buf;
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .context("connect: timed out")?
+    .with_context(|| format!("connect to {addr}"))?;
+    let frame = weir_controller::wire::encode_request(
+        weir_broker::cluster_admin::WEIR_DESCRIBE_CLUSTER,
+        1,
+        "weir-cli",
+        b"",
+    );
+    stream.write_all(&frame).await.context("send")?;
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        weir_controller::wire::read_frame(&mut stream),
+    )
+    .await
+    .context("WeirDescribeCluster: no answer in time")?
+    .context("WeirDescribeCluster")?
+    .context("the broker closed the connection (a Weir broker older than cluster mode?)")?;
+    let mut answer = answer;
+    anyhow::ensure!(answer.len() >= 4, "short WeirDescribeCluster answer");
+    let _correlation = answer.get_i32();
+    let value: serde_json::Value =
+        serde_json::from_slice(&answer).context("WeirDescribeCluster answer")?;
+    if value.get("mode").and_then(|m| m.as_str()) != Some("cluster") {
+        return Ok(None);
+    }
+    Ok(Some(
+        serde_json::from_value(value).context("WeirDescribeCluster answer")?,
+    ))
+}
+
+/// `weir cluster info` of a cluster: the brokers as the metadata image has them, the
+/// active controller, and the voters' log ends as the active controller sees them.
+fn info_cluster(view: super::cluster_node::ClusterView) -> anyhow::Result<()> {
+    let dash = || "-".to_string();
+    let mut summary = Table::new(["CLUSTER ID", view.cluster_id.as_deref().unwrap_or("-")]);
+    summary.row(vec![
+        "CONTROLLER".into(),
+        view.controller.map_or_else(dash, |c| c.to_string()),
+    ]);
+    summary.row(vec!["TERM".into(), view.quorum.term.to_string()]);
+    summary.row(vec!["TOPICS".into(), view.topics.to_string()]);
+
+    let mut brokers = Table::new(["ID", "STATE", "EPOCH", "ENDPOINTS", "RACK"]);
+    for b in &view.brokers {
+        let controller = view.controller.is_some_and(|c| i64::from(b.id) == c as i64);
+        let state = if b.fenced {
+            "fenced"
+        } else if b.in_controlled_shutdown {
+            "shutting-down"
+        } else {
+            "unfenced"
+        };
+        let endpoints: Vec<String> = b
+            .endpoints
+            .iter()
+            .map(|e| format!("{}://{}:{}", e.name, e.host, e.port))
+            .collect();
+        brokers.row(vec![
+            if controller {
+                format!("{}*", b.id)
+            } else {
+                b.id.to_string()
+            },
+            state.into(),
+            b.epoch.to_string(),
+            endpoints.join(","),
+            b.rack.clone().unwrap_or_else(dash),
+        ]);
+    }
+
+    let mut voters = Table::new(["VOTER", "INTERNAL", "LOG END", "LAG"]);
+    for v in &view.quorum.voters {
+        voters.row(vec![
+            if view.controller == Some(v.id) {
+                format!("{}*", v.id)
+            } else {
+                v.id.to_string()
+            },
+            v.internal.clone(),
+            v.log_end.map_or_else(dash, |e| e.to_string()),
+            v.lag.map_or_else(dash, |l| l.to_string()),
+        ]);
+    }
+
+    let mut out = stdout();
+    summary.write(&mut out)?;
+    writeln!(out, "\nBROKERS")?;
+    brokers.write(&mut out)?;
+    writeln!(out, "\nQUORUM")?;
+    voters.write(&mut out)?;
     out.flush()?;
     Ok(())
 }

@@ -64,6 +64,10 @@ fn verify_data_dir(args: &VerifyArgs) -> anyhow::Result<()> {
         }
     }
     for internal in sorted_subdirs(&meta)? {
+        // The metadata quorum's snapshots are JSON files, not a log (cluster mode).
+        if internal == weir_controller::SNAPSHOT_DIR {
+            continue;
+        }
         let name = format!("meta/{internal}");
         dirs.push((name, meta.join(internal)));
     }

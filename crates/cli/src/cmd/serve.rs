@@ -116,12 +116,64 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(weir_broker::run(config, shutdown_signal(), |_| {}))?;
+    if !config.cluster.is_cluster() {
+        rt.block_on(weir_broker::run(config, shutdown_signal(), |_| {}))?;
+        return Ok(());
+    }
+    rt.block_on(serve_cluster(config))
+}
+
+/// Cluster mode: the broker opens (and locks) the data directory first, then the quorum
+/// node starts beside it with its internal listener.
+async fn serve_cluster(config: BrokerConfig) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    let node_config = super::cluster_node::node_config(&config)?;
+    let data_dir = config.data_dir.clone();
+    let broker = weir_broker::Broker::open(config).await?;
+    let node = Arc::new(
+        weir_controller::Node::start(node_config.clone(), &data_dir)
+            .await
+            .context("starting the metadata quorum node")?,
+    );
+    broker
+        .state()
+        .set_cluster_admin(Arc::new(super::cluster_node::NodeAdmin(node.clone())));
+    tracing::warn!(
+        node = node_config.node_id,
+        internal = %node.local_addr(),
+        voters = ?node_config.voters,
+        "cluster mode (increment 3): this node is a voter of the metadata quorum, but the Kafka \
+         data plane is still node-local (topics, produce and fetch do not use the cluster \
+         metadata yet)"
+    );
+    let mut failed = None;
+    let shutdown = async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            reason = node.fatal() => {
+                tracing::error!(%reason, "the metadata quorum node failed; stopping");
+                failed = Some(reason);
+            }
+        }
+        // Before the broker's clean-shutdown marker: the metadata log closes first.
+        node.shutdown().await;
+    };
+    broker.serve(shutdown).await?;
+    if let Some(reason) = failed {
+        bail!("the metadata quorum node failed: {reason}");
+    }
     Ok(())
 }
 
 fn init_tracing(filter: &str) {
     use tracing_subscriber::EnvFilter;
+    // openraft narrates every vote and replication step at info: its warnings suffice
+    // unless the operator asks for it by name.
+    let filter = if filter.contains("openraft") {
+        filter.to_string()
+    } else {
+        format!("{filter},openraft=warn")
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -157,6 +157,37 @@ fn replaying_the_journal_rebuilds_the_same_image() {
 }
 
 #[test]
+fn an_image_round_trips_through_a_json_snapshot() {
+    let mut c = Cluster::with_brokers(3, &["a", "b"]);
+    c.create_topic("t", 4, 3);
+    c.request(ControllerRequest::AlterConfigs {
+        resources: vec![
+            AlterConfigsResource {
+                resource: ConfigResource::Topic("t".into()),
+                ops: vec![("retention.ms".into(), Some("1000".into()))],
+            },
+            AlterConfigsResource {
+                resource: ConfigResource::ClusterDefault,
+                ops: vec![("min.insync.replicas".into(), Some("2".into()))],
+            },
+        ],
+        validate_only: false,
+    });
+    c.request(ControllerRequest::AllocateProducerIds {
+        broker_id: 0,
+        broker_epoch: c.epoch(0),
+    });
+    c.request(ControllerRequest::UnregisterBroker { id: 2 });
+    let json = serde_json::to_string(&c.image).unwrap();
+    let back: MetadataImage = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, c.image, "{json}");
+    // The rebuilt name index works, and epochs of unregistered brokers are not reused.
+    assert!(back.topic_by_name("t").is_some());
+    assert_eq!(back.last_broker_epoch(), c.image.last_broker_epoch());
+    assert!(back.broker(2).is_none());
+}
+
+#[test]
 fn contradicting_records_are_refused_and_change_nothing() {
     let mut image = MetadataImage::new();
     let topic_id = Uuid::new_v4();

@@ -219,3 +219,38 @@ fn checkpoint_parsing_ignores_garbage() {
     fs::write(dir.path().join(LOG_START_CHECKPOINT), "9\n42\n").expect("write");
     assert_eq!(read_checkpoint(dir.path()).expect("read"), None);
 }
+
+#[test]
+fn reset_to_empties_the_log_and_restarts_it_at_the_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("p-0");
+    let config = LogConfig {
+        segment_bytes: 200,
+        ..LogConfig::default()
+    };
+    let log = Log::create(path.clone(), config.clone()).expect("create");
+    for i in 0..6u8 {
+        log.append(&mut one(&[i; 100]), 1).expect("append");
+    }
+    assert!(log.segment_count() > 1);
+    // Beyond the end (a snapshot past everything this replica has).
+    log.reset_to(40).expect("reset");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 40));
+    assert_eq!(log.segment_count(), 1);
+    assert!(log.read(40, 1024).expect("read").records.is_empty());
+    let info = log.append(&mut one(b"x"), 2).expect("append after reset");
+    assert_eq!(info.base_offset, 40);
+    log.flush_to(41).expect("flush");
+    log.close().expect("close");
+    // The restart survives a crash-style reopen too.
+    let (log, _) = Log::open(path.clone(), config.clone(), Recovery::Scan).expect("reopen");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 41));
+    assert_eq!(read_checkpoint(&path).expect("checkpoint"), Some(40));
+    // Below the end: everything goes as well.
+    log.reset_to(3).expect("reset below");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (3, 3));
+    drop(log);
+    let (log, _) = Log::open(path, config, Recovery::Scan).expect("reopen");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (3, 3));
+    assert!(log.reset_to(-1).is_err());
+}

@@ -7,13 +7,16 @@ use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::epochs::EpochCache;
 use super::open::recover_active;
 use super::producers::{remove_snapshots, restore_transactions, take_snapshots};
 use super::retention::delete_segment_files;
-use super::{relative, Log, RecoveryReport};
+use super::{relative, Active, Log, RecoveryReport};
 use crate::batch::Check;
 use crate::config::Recovery;
 use crate::error::StorageError;
+use crate::index::IndexBuilder;
+use crate::producer::Producers;
 use crate::segment::{sync_dir, Segment};
 
 impl Log {
@@ -97,6 +100,60 @@ impl Log {
                 self.durable.fetch_min(log_end, Ordering::AcqRel);
                 tracing::info!(dir = %self.dir.display(), offset, log_end, "truncated log");
                 Ok(log_end)
+            }
+            Err(e) => {
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Empties the log and restarts it at `offset`, which may lie beyond the log end: a
+    /// replica that installed a snapshot (or a follower told to start past everything it
+    /// has) continues from there. Every segment goes, newest first, then an empty segment
+    /// is created at `offset` and the log start checkpointed, so a crash leaves either a
+    /// prefix of the old log or the new empty one, never a hole. Producer state, snapshots
+    /// and leader epochs go with the records. Any failure poisons the log.
+    pub fn reset_to(&self, offset: i64) -> Result<(), StorageError> {
+        self.check_writable()?;
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset(),
+                log_end: self.log_end_offset(),
+            });
+        }
+        let _maintenance = self.maintenance.lock().map_err(|_| self.poisoned_error())?;
+        let _sync = self.sync_lock.lock().map_err(|_| self.poisoned_error())?;
+        let mut guard = self.lock_state()?;
+        self.check_writable()?;
+        let st = &mut *guard;
+        let result = (|| {
+            let doomed: Vec<Arc<Segment>> = st.segments.drain(..).rev().collect();
+            delete_segment_files(&self.dir, &doomed)?;
+            let snapshots = std::mem::take(&mut st.snapshots);
+            remove_snapshots(&self.dir, snapshots)?;
+            let segment = Segment::create(&self.dir, offset)?;
+            sync_dir(&self.dir)?;
+            st.segments.push(Arc::new(segment));
+            st.active = Active {
+                index: IndexBuilder::new(offset),
+                persisted: None,
+                rolling_base_ms: None,
+                txn_index_dirty: false,
+            };
+            st.log_start = offset;
+            st.log_end = offset;
+            st.producers = Producers::default();
+            st.aborted.clear();
+            self.persist_epochs(st, EpochCache::default())?;
+            self.write_checkpoint(offset)
+        })();
+        match result {
+            Ok(()) => {
+                self.durable.store(offset, Ordering::Release);
+                tracing::info!(dir = %self.dir.display(), offset, "reset log");
+                Ok(())
             }
             Err(e) => {
                 self.poison(&e);

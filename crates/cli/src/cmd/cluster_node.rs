@@ -1,0 +1,96 @@
+//! `weir serve` in cluster mode: the metadata-quorum node beside the broker, and the
+//! `WeirDescribeCluster` answer it gives `weir cluster info` (the JSON shape both share).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use weir_broker::cluster_admin::{ClusterAdmin, DescribeFuture};
+use weir_broker::BrokerConfig;
+use weir_controller::{Node, NodeConfig, QuorumInfo};
+use weir_metadata::{ControllerConfig, Endpoint};
+
+/// One broker as `weir cluster info` shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BrokerView {
+    pub id: i32,
+    pub epoch: i64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
+}
+
+/// The `WeirDescribeCluster` answer in cluster mode.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub mode: String,
+    pub cluster_id: Option<String>,
+    /// The node that answered.
+    pub node: u64,
+    pub controller: Option<u64>,
+    pub brokers: Vec<BrokerView>,
+    pub topics: usize,
+    pub quorum: QuorumInfo,
+}
+
+/// The quorum node's settings from the broker's.
+pub fn node_config(config: &BrokerConfig) -> anyhow::Result<NodeConfig> {
+    let cluster = &config.cluster;
+    let node_id = u64::try_from(config.node_id)?;
+    let voters: BTreeMap<u64, String> = cluster
+        .voters
+        .iter()
+        .map(|v| Ok((u64::try_from(v.id)?, v.address())))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(NodeConfig {
+        node_id,
+        voters,
+        client_endpoint: config.advertise.clone(),
+        rack: cluster.rack.clone(),
+        heartbeat_interval_ms: cluster.heartbeat_interval_ms,
+        election_timeout_ms: cluster.election_timeout_ms,
+        controller: ControllerConfig {
+            session_timeout_ms: cluster.session_timeout_ms,
+            default_num_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+            unclean_leader_election_enable: cluster.unclean_leader_election_enable,
+        },
+        snapshots: weir_controller::SnapshotPolicyConfig::default(),
+    })
+}
+
+/// Answers `WeirDescribeCluster` from the node: brokers from its image, the quorum from
+/// the active controller.
+pub struct NodeAdmin(pub Arc<Node>);
+
+impl ClusterAdmin for NodeAdmin {
+    fn describe(&self) -> DescribeFuture {
+        let node = self.0.clone();
+        Box::pin(async move {
+            let quorum = node.describe_quorum().await;
+            let image = node.image();
+            let view = ClusterView {
+                mode: "cluster".into(),
+                cluster_id: image.cluster_id().map(str::to_string),
+                node: node.id(),
+                controller: quorum.leader,
+                brokers: image
+                    .brokers()
+                    .values()
+                    .map(|b| BrokerView {
+                        id: b.id,
+                        epoch: b.epoch,
+                        endpoints: b.endpoints.clone(),
+                        rack: b.rack.clone(),
+                        fenced: b.fenced,
+                        in_controlled_shutdown: b.in_controlled_shutdown,
+                    })
+                    .collect(),
+                topics: image.topics().count(),
+                quorum,
+            };
+            serde_json::to_vec(&view).unwrap_or_default()
+        })
+    }
+}

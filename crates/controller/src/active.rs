@@ -1,0 +1,136 @@
+//! The active controller (§4.5): while this node leads the quorum it runs
+//! `ControllerLogic` over the committed image, one request or tick at a time, each
+//! decision's records committed as one entry before its reply goes out (pipeline depth 1,
+//! so the committed image is also the speculative one). Losing leadership drops the soft
+//! state (session deadlines); the next active controller starts every session afresh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::ServerState;
+use weir_metadata::{ControllerLogic, MetadataRecord};
+
+use crate::node::{NodeInner, Queued};
+use crate::types::now_ms;
+use crate::wire::{Committed, RemoteFailure};
+
+/// How often sessions are checked for expiry.
+const TICK: Duration = Duration::from_millis(100);
+
+pub(crate) async fn run(inner: Arc<NodeInner>) {
+    let mut metrics = inner.raft.metrics();
+    loop {
+        let term = {
+            let m = metrics.borrow_and_update();
+            (m.state == ServerState::Leader && m.current_leader == Some(inner.id))
+                .then_some(m.current_term)
+        };
+        if let Some(term) = term {
+            tracing::info!(node = inner.id, term, "became the active controller");
+            lead(&inner, term).await;
+            tracing::info!(node = inner.id, term, "no longer the active controller");
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn still_leading(inner: &NodeInner, term: u64) -> bool {
+    let m = inner.raft.metrics();
+    let m = m.borrow();
+    m.state == ServerState::Leader && m.current_term == term && m.current_leader == Some(inner.id)
+}
+
+/// Commits `records` as one entry; the index it was applied at.
+async fn commit(inner: &NodeInner, records: Vec<MetadataRecord>) -> Result<u64, RemoteFailure> {
+    match inner.raft.client_write(records).await {
+        Ok(resp) => Ok(resp.log_id.index),
+        Err(e) => Err(match e.forward_to_leader() {
+            Some(f) => RemoteFailure::NotController {
+                leader_hint: f.leader_id,
+            },
+            None => RemoteFailure::Unavailable(e.to_string()),
+        }),
+    }
+}
+
+/// The index of the last entry applied here: a reply decided on this image is valid once
+/// the caller applied that far.
+fn applied_index(inner: &NodeInner) -> u64 {
+    inner.sm.applied().borrow().0.saturating_sub(1)
+}
+
+async fn lead(inner: &NodeInner, term: u64) {
+    // Entries of earlier terms are applied before deciding on the image.
+    if let Err(e) = inner.raft.ensure_linearizable().await {
+        tracing::info!(error = %e, "cannot act as the controller");
+        return;
+    }
+    let mut logic = ControllerLogic::new(inner.config.controller.clone());
+    let bootstrap = logic.bootstrap(&inner.sm.image(), &new_cluster_id());
+    if !bootstrap.is_empty() {
+        if let Err(e) = commit(inner, bootstrap).await {
+            tracing::warn!(error = %e, "writing the cluster id failed");
+            return;
+        }
+        tracing::info!(cluster_id = ?inner.sm.image().cluster_id(), "new cluster");
+    }
+    let mut queue = inner.queue_rx.lock().await;
+    let mut metrics = inner.raft.metrics();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while still_leading(inner, term) {
+        tokio::select! {
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            queued = queue.recv() => {
+                let Some(Queued { request, reply }) = queued else { break };
+                let (records, answer) = logic.handle(&inner.sm.image(), request, now_ms());
+                let outcome = if records.is_empty() {
+                    Ok(applied_index(inner))
+                } else {
+                    commit(inner, records).await
+                };
+                let failed = outcome.is_err();
+                let _ = reply.send(outcome.map(|index| Committed { reply: answer, index }));
+                if failed {
+                    break;
+                }
+            }
+            _ = tick.tick() => {
+                let records = logic.tick(&inner.sm.image(), now_ms());
+                if !records.is_empty() {
+                    if let Err(e) = commit(inner, records).await {
+                        tracing::info!(error = %e, "committing expired sessions failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let leader_hint = inner.raft.metrics().borrow().current_leader;
+    while let Ok(Queued { reply, .. }) = queue.try_recv() {
+        let _ = reply.send(Err(RemoteFailure::NotController { leader_hint }));
+    }
+}
+
+/// Kafka's cluster ids: 22 characters of URL-safe base64 of a random UUID.
+pub(crate) fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = uuid::Uuid::new_v4().as_u128();
+    (0..22)
+        .map(|i| {
+            let shift = 128i32 - 6 * (i + 1);
+            let six = if shift >= 0 {
+                (bits >> shift) & 0x3f
+            } else {
+                (bits << -shift) & 0x3f
+            };
+            char::from(ALPHABET.get(six as usize).copied().unwrap_or(b'A'))
+        })
+        .collect()
+}

@@ -1,0 +1,26 @@
+//! Weir's metadata quorum (docs/design/cluster.md §4): openraft on a `weir_storage::Log`
+//! (`log_store`), the `MetadataImage` as its state machine (`state_machine`), the internal
+//! listener and its client side (`server`, `wire`, `network`), formation, submission and
+//! the quorum's view (`node`), the active controller (`active`) and this broker's
+//! registration and heartbeats (`lifecycle`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
+mod active;
+#[doc(hidden)]
+pub mod fuzzing;
+mod lifecycle;
+mod log_store;
+mod network;
+mod node;
+mod server;
+mod state_machine;
+mod types;
+pub mod wire;
+
+pub use log_store::{LogStore, RaftState};
+pub use node::{BrokerState, Node, NodeConfig, QuorumInfo, SnapshotPolicyConfig, VoterInfo};
+pub use state_machine::{Applied, Change, StateMachine, SNAPSHOT_DIR};
+pub use types::{ControllerError, NodeId, NodeInfo, TypeConfig};
+
+#[cfg(test)]
+mod tests;

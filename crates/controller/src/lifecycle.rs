@@ -1,0 +1,116 @@
+//! The broker lifecycle (§4.7): register with the active controller, then heartbeat every
+//! `broker.heartbeat.interval.ms`. A heartbeat that is refused for a stale or unknown
+//! epoch registers again. The registration's entry is applied here before `submit`
+//! returns, so every later heartbeat reports the broker caught up (KIP-631).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_metadata::{
+    BrokerHeartbeat, BrokerRegistrationRequest, ControllerReply, ControllerRequest, Endpoint,
+    MetadataError,
+};
+
+use crate::node::{BrokerState, NodeInner};
+
+pub(crate) async fn run(inner: Arc<NodeInner>) {
+    let interval = Duration::from_millis(inner.config.heartbeat_interval_ms.max(1));
+    let session = Duration::from_millis(inner.config.controller.session_timeout_ms.max(1));
+    loop {
+        let epoch = register(&inner, session).await;
+        inner.broker.send_replace(BrokerState {
+            epoch: Some(epoch),
+            fenced: true,
+        });
+        tracing::info!(node = inner.id, epoch, "registered with the controller");
+        heartbeat(&inner, epoch, interval, session).await;
+    }
+}
+
+fn endpoints(inner: &NodeInner) -> Vec<Endpoint> {
+    let (host, port) = inner.config.client_endpoint.clone();
+    let mut out = vec![Endpoint {
+        name: "PLAINTEXT".into(),
+        host,
+        port,
+    }];
+    if let Some((host, port)) = inner
+        .config
+        .voters
+        .get(&inner.id)
+        .and_then(|a| a.rsplit_once(':'))
+    {
+        out.push(Endpoint {
+            name: "INTERNAL".into(),
+            host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+            port: port.parse().unwrap_or(0),
+        });
+    }
+    out
+}
+
+async fn register(inner: &NodeInner, budget: Duration) -> i64 {
+    let request = ControllerRequest::RegisterBroker(BrokerRegistrationRequest {
+        id: i32::try_from(inner.id).unwrap_or(i32::MAX),
+        incarnation: inner.incarnation,
+        endpoints: endpoints(inner),
+        rack: inner.config.rack.clone(),
+    });
+    loop {
+        match inner.submit(request.clone(), budget).await {
+            Ok(ControllerReply::RegisterBroker(Ok(epoch))) => return epoch,
+            Ok(other) => {
+                tracing::warn!(reply = ?other, "registration refused; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "registration not answered; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// Heartbeats until the controller no longer knows this registration.
+async fn heartbeat(inner: &NodeInner, epoch: i64, interval: Duration, session: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeat {
+            id: i32::try_from(inner.id).unwrap_or(i32::MAX),
+            epoch,
+            caught_up: true,
+            want_fence: false,
+            want_shutdown: false,
+        });
+        match inner.submit(request, session).await {
+            Ok(ControllerReply::BrokerHeartbeat(Ok(reply))) => {
+                let next = BrokerState {
+                    epoch: Some(epoch),
+                    fenced: reply.is_fenced,
+                };
+                let before = inner.broker.send_replace(next);
+                if before.fenced != next.fenced {
+                    tracing::info!(
+                        node = inner.id,
+                        fenced = next.fenced,
+                        "broker fencing changed"
+                    );
+                }
+            }
+            Ok(ControllerReply::BrokerHeartbeat(Err(
+                MetadataError::StaleBrokerEpoch { .. } | MetadataError::BrokerIdNotRegistered(_),
+            ))) => {
+                tracing::warn!(
+                    node = inner.id,
+                    epoch,
+                    "registration no longer current; registering again"
+                );
+                return;
+            }
+            Ok(other) => tracing::warn!(reply = ?other, "heartbeat refused"),
+            Err(e) => tracing::debug!(error = %e, "heartbeat not answered"),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+mod quorum;
+mod storage;
+
+#[test]
+fn cluster_ids_look_like_kafkas() {
+    let a = crate::active::new_cluster_id();
+    let b = crate::active::new_cluster_id();
+    assert_eq!(a.len(), 22);
+    assert!(a
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    assert_ne!(a, b);
+}
+mod transport;
+
+#[test]
+fn the_fuzz_samples_decode() {
+    // The seeds of the fuzz target must reach past the decoders' first checks.
+    for (decoder, bytes) in crate::fuzzing::samples() {
+        match decoder {
+            0 => {
+                let req = crate::wire::decode_request(bytes::Bytes::from(bytes)).expect("frame");
+                assert!(crate::server::InternalRequest::decode(req.key, &req.body).is_ok());
+            }
+            1 => {
+                let mut out = Vec::new();
+                crate::log_store::decode_entries(bytes::Bytes::from(bytes), 0, i64::MAX, &mut out)
+                    .expect("entries");
+                assert_eq!(out.len(), 3);
+            }
+            _ => assert!(
+                serde_json::from_slice::<crate::state_machine::SnapshotFile>(&bytes).is_ok()
+                    || serde_json::from_slice::<crate::log_store::RaftState>(&bytes).is_ok()
+            ),
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! The internal listener's framing and its client side (§4.4): Kafka's frames (size,
+//! request header v2 with `client_id = "weir-node-<id>"`, response header v1) around JSON
+//! bodies of typed structs, one connection per peer and purpose.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use weir_metadata::{ControllerReply, ControllerRequest};
+
+use crate::types::NodeId;
+
+/// Weir-private API keys of the internal listener.
+pub mod keys {
+    pub const RAFT_APPEND: i16 = 32001;
+    pub const RAFT_VOTE: i16 = 32002;
+    pub const RAFT_SNAPSHOT: i16 = 32003;
+    /// A controller request forwarded to the active controller.
+    pub const CONTROLLER: i16 = 32010;
+    /// The first frame each way: who is speaking, of which cluster.
+    pub const HELLO: i16 = 32011;
+    /// The quorum as the active controller sees it (log ends of the voters).
+    pub const DESCRIBE_QUORUM: i16 = 32012;
+}
+
+/// Frames larger than this close the connection (an entry is at most 64 MiB).
+pub const MAX_FRAME: usize = 96 << 20;
+
+/// WeirHello: sent first on every connection, answered with the listener's own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    pub node_id: NodeId,
+    pub incarnation: uuid::Uuid,
+    /// Whether this node ever voted or logged anything (§4.5).
+    #[serde(default)]
+    pub initialized: bool,
+}
+
+impl Hello {
+    /// Two nodes that both know their cluster id must agree on it.
+    pub fn conflicts_with(&self, other: &Hello) -> bool {
+        matches!((&self.cluster_id, &other.cluster_id), (Some(a), Some(b)) if a != b)
+    }
+}
+
+/// WeirController: a request forwarded to the active controller.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Forwarded {
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    pub from: NodeId,
+    pub request: ControllerRequest,
+}
+
+/// The active controller's answer: the reply and the index of the entry that carried its
+/// records (the caller waits until its own node applied that far).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Committed {
+    pub reply: ControllerReply,
+    pub index: u64,
+}
+
+/// Why a forwarded request was not decided.
+#[derive(Clone, Debug, Serialize, Deserialize, thiserror::Error)]
+pub enum RemoteFailure {
+    #[error("not the active controller (leader: {leader_hint:?})")]
+    NotController { leader_hint: Option<NodeId> },
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Why a call over the internal transport failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot connect to node {target} at {addr}: {source}")]
+    Connect {
+        target: NodeId,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("node {0} has no known internal address")]
+    NoAddress(NodeId),
+    #[error("node {target} timed out after {after:?}")]
+    Timeout { target: NodeId, after: Duration },
+    #[error("node {target}: {source}")]
+    Io {
+        target: NodeId,
+        source: std::io::Error,
+    },
+    #[error("node {target} belongs to cluster {theirs}, this node to {ours}")]
+    ClusterMismatch {
+        target: NodeId,
+        ours: String,
+        theirs: String,
+    },
+    #[error("node {target} sent an undecodable answer: {message}")]
+    Decode { target: NodeId, message: String },
+}
+
+/// Writes one request frame.
+pub fn encode_request(key: i16, correlation_id: i32, client_id: &str, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(body.len() + 32 + client_id.len());
+    let header = 2 + 2 + 4 + 2 + client_id.len() + 1;
+    buf.put_i32(i32::try_from(header + body.len()).unwrap_or(i32::MAX));
+    buf.put_i16(key);
+    buf.put_i16(0);
+    buf.put_i32(correlation_id);
+    buf.put_i16(i16::try_from(client_id.len()).unwrap_or(0));
+    buf.put_slice(client_id.as_bytes());
+    buf.put_u8(0); // no tagged fields
+    buf.put_slice(body);
+    buf.freeze()
+}
+
+/// Writes one response frame.
+pub fn encode_response(correlation_id: i32, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(body.len() + 9);
+    buf.put_i32(i32::try_from(4 + 1 + body.len()).unwrap_or(i32::MAX));
+    buf.put_i32(correlation_id);
+    buf.put_u8(0);
+    buf.put_slice(body);
+    buf.freeze()
+}
+
+/// A decoded request frame.
+#[derive(Debug)]
+pub struct RequestFrame {
+    pub key: i16,
+    pub correlation_id: i32,
+    pub client_id: String,
+    pub body: Bytes,
+}
+
+/// Parses a request frame's bytes (without the size prefix).
+pub fn decode_request(mut frame: Bytes) -> Option<RequestFrame> {
+    if frame.len() < 11 {
+        return None;
+    }
+    let key = frame.get_i16();
+    let _version = frame.get_i16();
+    let correlation_id = frame.get_i32();
+    let len = usize::try_from(frame.get_i16()).unwrap_or(0);
+    if frame.len() < len + 1 {
+        return None;
+    }
+    let client_id = String::from_utf8_lossy(&frame.split_to(len)).into_owned();
+    // Tagged fields: an unsigned varint count; Weir sends none, and skipping others would
+    // need their sizes, so any count but zero is refused.
+    if frame.get_u8() != 0 {
+        return None;
+    }
+    Some(RequestFrame {
+        key,
+        correlation_id,
+        client_id,
+        body: frame,
+    })
+}
+
+/// Reads one size-prefixed frame; `None` at a clean end of stream.
+pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option<Bytes>> {
+    let size = match stream.read_i32().await {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|s| *s <= MAX_FRAME)
+        .ok_or_else(|| std::io::Error::other(format!("bad frame size {size}")))?;
+    let mut buf = vec![0u8; size];
+    stream.read_exact(&mut buf).await?;
+    Ok(Some(Bytes::from(buf)))
+}
+
+/// What a connection is for: raft traffic never waits behind a forwarded request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    Raft,
+    Controller,
+}
+
+type SharedConn = Arc<tokio::sync::Mutex<Conn>>;
+
+/// One connection to a peer, opened lazily, used by one call at a time.
+struct Conn {
+    stream: Option<TcpStream>,
+    correlation: i32,
+}
+
+/// The client side of the internal transport: addresses of the peers and one connection
+/// per (peer, purpose).
+pub struct Peers {
+    me: NodeId,
+    client_id: String,
+    addrs: Mutex<BTreeMap<NodeId, String>>,
+    conns: Mutex<HashMap<(NodeId, Purpose), SharedConn>>,
+    hello: Box<dyn Fn() -> Hello + Send + Sync>,
+}
+
+impl Peers {
+    pub fn new(
+        me: NodeId,
+        addrs: BTreeMap<NodeId, String>,
+        hello: impl Fn() -> Hello + Send + Sync + 'static,
+    ) -> Peers {
+        Peers {
+            me,
+            client_id: format!("weir-node-{me}"),
+            addrs: Mutex::new(addrs),
+            conns: Mutex::new(HashMap::new()),
+            hello: Box::new(hello),
+        }
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn addr(&self, target: NodeId) -> Option<String> {
+        self.addrs.lock().ok()?.get(&target).cloned()
+    }
+
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.addrs
+            .lock()
+            .map(|a| a.keys().copied().filter(|id| *id != self.me).collect())
+            .unwrap_or_default()
+    }
+
+    fn conn(&self, target: NodeId, purpose: Purpose) -> SharedConn {
+        let mut conns = match self.conns.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        conns
+            .entry((target, purpose))
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(Conn {
+                    stream: None,
+                    correlation: 0,
+                }))
+            })
+            .clone()
+    }
+
+    /// One request and its answer, within `ttl` (waiting for the connection and connecting
+    /// included). The connection is taken out while in use: a call that fails or is cut
+    /// off by its timeout drops it, so a late answer is never read as the next call's.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        target: NodeId,
+        purpose: Purpose,
+        key: i16,
+        req: &Req,
+        ttl: Duration,
+    ) -> Result<Resp, CallError> {
+        let addr = self.addr(target).ok_or(CallError::NoAddress(target))?;
+        let body = serde_json::to_vec(req).map_err(|e| CallError::Decode {
+            target,
+            message: e.to_string(),
+        })?;
+        let conn = self.conn(target, purpose);
+        let exchange = async {
+            let mut conn = conn.lock().await;
+            let stream = conn.stream.take();
+            // Two ids: the hello of a new connection, then the request.
+            conn.correlation = conn.correlation.wrapping_add(2);
+            let correlation = conn.correlation;
+            let (stream, answer) = self
+                .exchange(stream, correlation, target, &addr, key, &body)
+                .await;
+            conn.stream = stream;
+            answer
+        };
+        let bytes = tokio::time::timeout(ttl, exchange)
+            .await
+            .unwrap_or(Err(CallError::Timeout { target, after: ttl }))?;
+        decode_answer(target, bytes)
+    }
+
+    /// Sends one request on `stream` (connecting and greeting first when there is none);
+    /// gives the stream back only if the exchange succeeded.
+    async fn exchange(
+        &self,
+        stream: Option<TcpStream>,
+        correlation: i32,
+        target: NodeId,
+        addr: &str,
+        key: i16,
+        body: &[u8],
+    ) -> (Option<TcpStream>, Result<Bytes, CallError>) {
+        let mut stream = match stream {
+            Some(s) => s,
+            None => match self
+                .connect(correlation.wrapping_sub(1), target, addr)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => return (None, Err(e)),
+            },
+        };
+        match roundtrip(&mut stream, target, key, correlation, &self.client_id, body).await {
+            Ok(answer) => (Some(stream), Ok(answer)),
+            Err(e) => (None, Err(e)),
+        }
+    }
+
+    /// Connects and exchanges WeirHello; another cluster's node is refused.
+    async fn connect(
+        &self,
+        correlation: i32,
+        target: NodeId,
+        addr: &str,
+    ) -> Result<TcpStream, CallError> {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| CallError::Connect {
+                target,
+                addr: addr.to_string(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let mine = (self.hello)();
+        let body = serde_json::to_vec(&mine).map_err(|e| CallError::Decode {
+            target,
+            message: e.to_string(),
+        })?;
+        let answer = roundtrip(
+            &mut stream,
+            target,
+            keys::HELLO,
+            correlation,
+            &self.client_id,
+            &body,
+        )
+        .await?;
+        let theirs: Hello = decode_answer(target, answer)?;
+        if mine.conflicts_with(&theirs) {
+            return Err(CallError::ClusterMismatch {
+                target,
+                ours: mine.cluster_id.unwrap_or_default(),
+                theirs: theirs.cluster_id.unwrap_or_default(),
+            });
+        }
+        Ok(stream)
+    }
+
+    /// Asks a peer for its hello (formation: is anyone initialized?).
+    pub async fn hello(&self, target: NodeId, ttl: Duration) -> Result<Hello, CallError> {
+        let mine = (self.hello)();
+        self.call(target, Purpose::Controller, keys::HELLO, &mine, ttl)
+            .await
+    }
+}
+
+fn decode_answer<T: DeserializeOwned>(target: NodeId, bytes: Bytes) -> Result<T, CallError> {
+    serde_json::from_slice(&bytes).map_err(|e| CallError::Decode {
+        target,
+        message: e.to_string(),
+    })
+}
+
+async fn roundtrip(
+    stream: &mut TcpStream,
+    target: NodeId,
+    key: i16,
+    correlation: i32,
+    client_id: &str,
+    body: &[u8],
+) -> Result<Bytes, CallError> {
+    let io = |source| CallError::Io { target, source };
+    let frame = encode_request(key, correlation, client_id, body);
+    stream.write_all(&frame).await.map_err(io)?;
+    let Some(mut answer) = read_frame(stream).await.map_err(io)? else {
+        return Err(io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)));
+    };
+    if answer.len() < 5 {
+        return Err(io(std::io::Error::other("short response frame")));
+    }
+    let got = answer.get_i32();
+    let _tags = answer.get_u8();
+    if got != correlation {
+        return Err(io(std::io::Error::other(format!(
+            "correlation id {got}, expected {correlation}"
+        ))));
+    }
+    Ok(answer)
+}

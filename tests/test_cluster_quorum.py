@@ -1,0 +1,190 @@
+"""Cluster increment 3: three `weir serve` voters form the metadata quorum, `weir cluster info`
+shows it, the quorum survives SIGKILL of the active controller, and bad cluster settings stop the
+broker at start with one clear line. (The Kafka data plane is still node-local in this increment.)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import WEIR_BIN, Broker, free_port, run_weir
+
+
+class Cluster:
+    """N voters (node ids 1..N) on loopback, each a conftest Broker with its internal listener on
+    a free port."""
+
+    def __init__(self, tmp_path: Path, n: int = 3, settings: dict | None = None):
+        internal = {i: free_port() for i in range(1, n + 1)}
+        self.voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in internal.items())
+        self.nodes: dict[int, Broker] = {}
+        for i in internal:
+            s = {"node.id": str(i), "controller.quorum.voters": self.voters}
+            s.update(settings or {})
+            self.nodes[i] = Broker(tmp_path / f"node{i}-data", tmp_path, settings=s, name=f"node{i}")
+
+    def start(self) -> "Cluster":
+        for b in self.nodes.values():
+            b.start()
+        return self
+
+    def kill_all(self):
+        for b in self.nodes.values():
+            b.kill9()
+
+    def info(self, node: int) -> dict:
+        """`weir cluster info` asked of `node`, parsed."""
+        p = run_weir("cluster", "info", "-b", self.nodes[node].bootstrap, timeout=30)
+        return parse_info(p.stdout)
+
+    def logs(self) -> str:
+        return "\n".join(b.log_tail(80) for b in self.nodes.values())
+
+
+def parse_info(text: str) -> dict:
+    """CLUSTER ID / CONTROLLER rows, then the BROKERS and QUORUM tables."""
+    out: dict = {"brokers": {}, "voters": {}}
+    section = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.strip() in ("BROKERS", "QUORUM"):
+            section = line.strip()
+            continue
+        cols = line.split()
+        if section is None:
+            if line.startswith("CLUSTER ID"):
+                out["cluster_id"] = cols[2]
+            elif cols[0] == "CONTROLLER":
+                out["controller"] = None if cols[1] == "-" else int(cols[1])
+        elif section == "BROKERS" and cols[0] != "ID":
+            out["brokers"][int(cols[0].rstrip("*"))] = {"state": cols[1], "epoch": int(cols[2]),
+                                                        "endpoints": cols[3]}
+        elif section == "QUORUM" and cols[0] != "VOTER":
+            out["voters"][int(cols[0].rstrip("*"))] = {"log_end": cols[2], "lag": cols[3]}
+    return out
+
+
+def wait_for(what: str, cond, timeout: float, cluster: Cluster):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = cond()
+            if last:
+                return last
+        except AssertionError as e:  # a CLI call failed: the node may be starting
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}\n"
+                         f"{cluster.logs()}")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    yield c
+    c.kill_all()
+
+
+def states(info: dict) -> dict[int, str]:
+    return {i: b["state"] for i, b in info["brokers"].items()}
+
+
+def test_quorum_forms_fails_over_and_rejoins(cluster):
+    cluster.start()
+    everyone = {1: "unfenced", 2: "unfenced", 3: "unfenced"}
+
+    def formed():
+        info = cluster.info(1)
+        return info if info.get("controller") and states(info) == everyone else None
+
+    info = wait_for("a controller and three unfenced brokers", formed, 30, cluster)
+    # The increment's limit is said once at start, plainly.
+    log = cluster.nodes[1].log_path.read_text(errors="replace")
+    assert log.count("the Kafka data plane is still node-local") == 1, log
+    controller = info["controller"]
+    cluster_id = info["cluster_id"]
+    assert set(info["voters"]) == {1, 2, 3}
+    # Every node tells the same story.
+    for i in (2, 3):
+        other = cluster.info(i)
+        assert other["cluster_id"] == cluster_id and other["controller"] == controller, other
+    # Each broker registered its client and internal endpoints.
+    b1 = info["brokers"][1]["endpoints"]
+    assert f"PLAINTEXT://{cluster.nodes[1].bootstrap}" in b1 and "INTERNAL://" in b1, b1
+
+    # SIGKILL the active controller: another one takes over and fences it.
+    killed_at = time.monotonic()
+    cluster.nodes[controller].kill9()
+    survivor = next(i for i in (1, 2, 3) if i != controller)
+    expected = {i: ("fenced" if i == controller else "unfenced") for i in (1, 2, 3)}
+
+    def failed_over():
+        info = cluster.info(survivor)
+        ok = info.get("controller") not in (None, controller) and states(info) == expected
+        return info if ok else None
+
+    after = wait_for("a new controller and the killed broker fenced", failed_over, 30, cluster)
+    sys.stderr.write(f"controller {controller} -> {after['controller']}, killed broker fenced "
+                     f"after {time.monotonic() - killed_at:.1f}s\n")
+    assert after["cluster_id"] == cluster_id
+
+    # Restarted from its data directory, it rejoins unfenced (a new registration, a newer epoch)
+    # and sees the same quorum.
+    old_epoch = after["brokers"][controller]["epoch"]
+    cluster.nodes[controller].start()
+
+    def rejoined():
+        info = cluster.info(controller)
+        ok = states(info) == everyone and info["brokers"][controller]["epoch"] > old_epoch
+        return info if ok else None
+
+    back = wait_for("the restarted broker unfenced", rejoined, 30, cluster)
+    assert back["cluster_id"] == cluster_id
+    assert back["controller"] == after["controller"]
+    assert back["voters"][controller]["log_end"] != "-", back
+
+    # SIGTERM stops every node cleanly, and each data directory (the metadata log included)
+    # verifies strictly.
+    for b in cluster.nodes.values():
+        assert b.stop() == 0, b.log_tail()
+    for b in cluster.nodes.values():
+        out = run_weir("debug", "verify", "--data-dir", str(b.data_dir)).stdout
+        assert "meta/cluster-metadata" in out, out
+
+
+def test_single_node_cluster_info_is_unchanged(broker):
+    out = run_weir("cluster", "info", "-b", broker.bootstrap).stdout
+    assert "BROKERS" in out and "QUORUM" not in out, out
+    assert "CONTROLLER" in out
+
+
+@pytest.mark.parametrize("settings, needle", [
+    ({"node.id": "4", "controller.quorum.voters": "1@127.0.0.1:{p1},2@127.0.0.1:{p2}"},
+     "node.id: is not one of controller.quorum.voters (1, 2)"),
+    ({"node.id": "1", "controller.quorum.voters": "1@127.0.0.1:{p1},2-127.0.0.1"},
+     'for controller.quorum.voters: entry "2-127.0.0.1" is not ID@HOST:PORT'),
+    ({"node.id": "1", "controller.quorum.voters": "1@127.0.0.1:{p1},1@127.0.0.1:{p2}"},
+     "repeats a node id"),
+    ({"node.id": "1", "controller.quorum.voters": "1@127.0.0.1:{p1}",
+      "broker.heartbeat.interval.ms": "5000"},
+     "broker.heartbeat.interval.ms"),
+])
+def test_bad_cluster_settings_stop_the_broker_with_one_line(tmp_path, settings, needle):
+    ports = {"p1": free_port(), "p2": free_port()}
+    argv = [WEIR_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}",
+            "--data-dir", str(tmp_path / "data")]
+    for k, v in settings.items():
+        argv += ["--set", f"{k}={v.format(**ports)}"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode != 0, p.stderr
+    errors = [line for line in p.stderr.splitlines() if line.startswith("weir: ")]
+    assert len(errors) == 1, p.stderr
+    assert needle in errors[0], errors[0]
