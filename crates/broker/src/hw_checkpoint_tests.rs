@@ -94,6 +94,7 @@ fn state(dir: &Path, cluster: bool) -> Result<Arc<State>, crate::state::AdminErr
             "controller.quorum.voters".to_string(),
             "1@127.0.0.1:9093".to_string(),
         );
+        raw.insert("node.id".to_string(), "1".to_string());
     }
     let (config, _) = BrokerConfig::from_pairs(
         "127.0.0.1:0".parse().expect("addr"),
