@@ -88,6 +88,28 @@ pub fn json_object(batch: &RecordBatch, row: usize) -> Result<Map<String, Value>
     Ok(object)
 }
 
+/// Row `row` of `batch` as JSON object text with the fields in column order (a
+/// `serde_json::Map` would sort them), so a schema inferred from it keeps the columns' order.
+fn json_text(batch: &RecordBatch, row: usize) -> Result<String, FormatError> {
+    let mut out = String::from("{");
+    for (i, (field, column)) in batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::from(field.name().as_str()).to_string());
+        out.push(':');
+        out.push_str(&json_value(column.as_ref(), row)?.to_string());
+    }
+    out.push('}');
+    Ok(out)
+}
+
 /// Every row of `batch` as a record value in `format` (`None`: a null value, for a NULL in
 /// the one column of `bytes`/`text`).
 pub fn encode_values(
@@ -97,11 +119,7 @@ pub fn encode_values(
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         out.push(match format {
-            Format::Json => Some(
-                Value::Object(json_object(batch, row)?)
-                    .to_string()
-                    .into_bytes(),
-            ),
+            Format::Json => Some(json_text(batch, row)?.into_bytes()),
             Format::Csv { delimiter } => Some(csv_line(batch, row, delimiter)?.into_bytes()),
             Format::Bytes | Format::Text => {
                 let column = one_column(format, batch)?;

@@ -127,11 +127,8 @@ impl SourceDef {
                     meta.keyword()
                 )));
             }
-            fields.push(Field::new(
-                alias.clone(),
-                meta_type(*meta),
-                *meta == Meta::Key,
-            ));
+            // Nullable: an INSERT may leave them out (the broker assigns offsets and times).
+            fields.push(Field::new(alias.clone(), meta_type(*meta), true));
         }
         Ok(SourceDef {
             id: 0,
@@ -165,7 +162,7 @@ impl SourceDef {
             out.push(ColumnInfo {
                 name: alias.clone(),
                 sql_type: types::sql_name(&meta_type(*meta)),
-                nullable: *meta == Meta::Key,
+                nullable: true,
                 default: None,
                 metadata: true,
             });

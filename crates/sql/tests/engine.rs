@@ -27,9 +27,12 @@ async fn run(session: &Session, sql: &str) -> Result<Vec<RecordBatch>, SqlError>
     let mut out = Vec::new();
     for statement in parse(sql)? {
         match session.execute(statement).await? {
-            Output::Stream(_, stream) => {
-                out.extend(stream.try_collect::<Vec<_>>().await.map_err(SqlError::from)?)
-            }
+            Output::Stream(_, stream) => out.extend(
+                stream
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(SqlError::from)?,
+            ),
             Output::Batches(_, batches) => out.extend(batches),
             Output::Command(_) => {}
         }
@@ -72,23 +75,36 @@ async fn statements_reach_partitions_and_definitions_survive_reopening() {
     )
     .await
     .expect("insert");
-    let n = run(&session, "SELECT count(*) FROM ev").await.expect("count");
+    let n = run(&session, "SELECT count(*) FROM ev")
+        .await
+        .expect("count");
     assert_eq!(single_i64(&n), 4);
     let defaulted = run(&session, "SELECT count(*) FROM ev WHERE kind = 'none'")
         .await
         .expect("default");
-    assert_eq!(single_i64(&defaulted), 1, "a missing column takes its DEFAULT");
+    assert_eq!(
+        single_i64(&defaulted),
+        1,
+        "a missing column takes its DEFAULT"
+    );
     let nulls = run(&session, "SELECT count(*) FROM ev WHERE kind IS NULL")
         .await
         .expect("null");
     assert_eq!(single_i64(&nulls), 1, "an explicit NULL stays NULL");
-    let limited = run(&session, "SELECT id FROM ev LIMIT 2").await.expect("limit");
-    assert_eq!(limited.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
-    run(&session, "CREATE SOURCE gone (a INT) WITH (topic = 'events')")
+    let limited = run(&session, "SELECT id FROM ev LIMIT 2")
         .await
-        .expect("create");
+        .expect("limit");
+    assert_eq!(limited.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    run(
+        &session,
+        "CREATE SOURCE gone (a INT) WITH (topic = 'events')",
+    )
+    .await
+    .expect("create");
     run(&session, "DROP SOURCE gone").await.expect("drop");
-    let err = run(&session, "SELECT * FROM gone").await.expect_err("dropped");
+    let err = run(&session, "SELECT * FROM gone")
+        .await
+        .expect_err("dropped");
     assert_eq!(err.sqlstate(), "42P01");
     drop(session);
     drop(engine);
@@ -99,13 +115,21 @@ async fn statements_reach_partitions_and_definitions_survive_reopening() {
     let engine = Engine::start(state.clone(), SqlConfig::default())
         .await
         .expect("engine again");
-    let names: Vec<String> = engine.source_list().iter().map(|d| d.name.clone()).collect();
+    let names: Vec<String> = engine
+        .source_list()
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
     assert_eq!(names, vec!["ev".to_string()]);
     let session = engine.session();
     let n = run(&session, "SELECT count(*) FROM ev WHERE kind = 'none'")
         .await
         .expect("count again");
-    assert_eq!(single_i64(&n), 1, "the DEFAULT is restored with the definition");
+    assert_eq!(
+        single_i64(&n),
+        1,
+        "the DEFAULT is restored with the definition"
+    );
     let per_partition = run(&session, "SELECT count(DISTINCT _partition) FROM ev")
         .await
         .expect("partitions");
@@ -129,9 +153,12 @@ async fn inference_from_a_sample_and_refusals() {
         .await
         .expect_err("an empty topic has nothing to infer from");
     assert!(err.to_string().contains("declare the columns"), "{err}");
-    run(&session, "CREATE SOURCE writer (id BIGINT, at TIMESTAMPTZ, note VARCHAR) WITH (topic = 'raw')")
-        .await
-        .expect("writer");
+    run(
+        &session,
+        "CREATE SOURCE writer (id BIGINT, at TIMESTAMPTZ, note VARCHAR) WITH (topic = 'raw')",
+    )
+    .await
+    .expect("writer");
     run(
         &session,
         "INSERT INTO writer VALUES (1, '2024-05-01T10:00:00Z', 'x'), (2, '2024-05-02T10:00:00Z', NULL)",
@@ -157,10 +184,22 @@ async fn inference_from_a_sample_and_refusals() {
         ]
     );
     for (sql, state_code) in [
-        ("CREATE TABLE t (a INT, PRIMARY KEY (a)) WITH (topic = 'raw')", "0A000"),
-        ("CREATE SOURCE bad (a INT DEFAULT random()) WITH (topic = 'raw')", "22023"),
-        ("CREATE SOURCE bad (a INT) WITH (topic = 'raw', bogus = 1)", "22023"),
-        ("CREATE SOURCE bad (a INT) WITH (topic = 'missing')", "22023"),
+        (
+            "CREATE TABLE t (a INT, PRIMARY KEY (a)) WITH (topic = 'raw')",
+            "0A000",
+        ),
+        (
+            "CREATE SOURCE bad (a INT DEFAULT random()) WITH (topic = 'raw')",
+            "22023",
+        ),
+        (
+            "CREATE SOURCE bad (a INT) WITH (topic = 'raw', bogus = 1)",
+            "22023",
+        ),
+        (
+            "CREATE SOURCE bad (a INT) WITH (topic = 'missing')",
+            "22023",
+        ),
         ("SELEC 1", "42601"),
     ] {
         let err = run(&session, sql).await.expect_err(sql);
