@@ -81,7 +81,7 @@ impl Builder {
     /// Converts a JSON value (never `null`: the caller handles it) to this column's type.
     /// Numbers widen (an integer fits a float column); a string is never read as a number,
     /// except for decimals, which JSON carries as strings to keep their digits.
-    pub fn from_json(&self, v: &Value) -> Result<Cell, String> {
+    pub fn convert_json(&self, v: &Value) -> Result<Cell, String> {
         match (self, v) {
             (_, Value::Null) => Ok(Cell::Null),
             (Builder::Bool(_), Value::Bool(b)) => Ok(Cell::Bool(*b)),
@@ -95,8 +95,8 @@ impl Builder {
                 .as_f64()
                 .map(Cell::Float)
                 .ok_or_else(|| format!("{n} is not a number")),
-            (Builder::Decimal(..), Value::Number(n)) => self.from_text(&n.to_string()),
-            (Builder::Decimal(..), Value::String(s)) => self.from_text(s),
+            (Builder::Decimal(..), Value::Number(n)) => self.convert_text(&n.to_string()),
+            (Builder::Decimal(..), Value::String(s)) => self.convert_text(s),
             (Builder::Str(_) | Builder::LargeStr(_) | Builder::ViewStr(_), Value::String(s)) => {
                 Ok(Cell::Str(s.clone()))
             }
@@ -108,8 +108,8 @@ impl Builder {
             (Builder::Bin(_) | Builder::LargeBin(_), Value::String(s)) => crate::base64::decode(s)
                 .map(Cell::Bin)
                 .ok_or_else(|| "not base64".to_string()),
-            (Builder::Date(_), Value::String(s)) => self.from_text(s),
-            (Builder::Ts(..), Value::String(s)) => self.from_text(s),
+            (Builder::Date(_), Value::String(s)) => self.convert_text(s),
+            (Builder::Ts(..), Value::String(s)) => self.convert_text(s),
             // Epoch milliseconds, the usual integer timestamp of Kafka records.
             (Builder::Ts(_, unit, _), Value::Number(n)) => {
                 let ms = n
@@ -133,7 +133,7 @@ impl Builder {
     }
 
     /// Converts text (a CSV field, a decimal or date string) to this column's type.
-    pub fn from_text(&self, s: &str) -> Result<Cell, String> {
+    pub fn convert_text(&self, s: &str) -> Result<Cell, String> {
         let bad = || format!("{s:?} is not a valid {}", self.type_name());
         match self {
             Builder::Bool(_) => match s.trim().to_ascii_lowercase().as_str() {

@@ -83,18 +83,20 @@ impl RecordDecoder {
                 })?;
             let default = match defaults.get(i).and_then(Option::as_ref) {
                 None => None,
-                Some(v) => Some(
-                    builder
-                        .from_json(v)
-                        .map_err(|message| FormatError::Default {
-                            column: field.name().clone(),
-                            source: DecodeError::in_column(
-                                DecodeErrorKind::Type,
-                                field.name(),
-                                message,
-                            ),
-                        })?,
-                ),
+                Some(v) => {
+                    Some(
+                        builder
+                            .convert_json(v)
+                            .map_err(|message| FormatError::Default {
+                                column: field.name().clone(),
+                                source: DecodeError::in_column(
+                                    DecodeErrorKind::Type,
+                                    field.name(),
+                                    message,
+                                ),
+                            })?,
+                    )
+                }
             };
             columns.push(Column {
                 name: field.name().clone(),
@@ -153,7 +155,7 @@ impl RecordDecoder {
                 for column in &self.columns {
                     let cell = match field(&object, &column.name) {
                         None => column.default.clone().unwrap_or(Cell::Null),
-                        Some(v) => column.builder.from_json(v).map_err(|message| {
+                        Some(v) => column.builder.convert_json(v).map_err(|message| {
                             DecodeError::in_column(DecodeErrorKind::Type, &column.name, message)
                         })?,
                     };
@@ -180,7 +182,7 @@ impl RecordDecoder {
                             text,
                             quoted: false,
                         }) if text.is_empty() => Cell::Null,
-                        Some(f) => column.builder.from_text(&f.text).map_err(|message| {
+                        Some(f) => column.builder.convert_text(&f.text).map_err(|message| {
                             DecodeError::in_column(DecodeErrorKind::Type, &column.name, message)
                         })?,
                     };

@@ -68,12 +68,13 @@ impl Client {
             match client.receive().await? {
                 PgWireBackendMessage::ReadyForQuery(_) => return Ok(client),
                 PgWireBackendMessage::ErrorResponse(e) => return Err(server_error(&e.fields)),
-                PgWireBackendMessage::Authentication(a) => {
-                    if !matches!(a, pgwire::messages::startup::Authentication::Ok) {
-                        return Err(ClientError::Protocol(
-                            "the server asks for authentication, which weir sql does not support yet".into(),
-                        ));
-                    }
+                PgWireBackendMessage::Authentication(a)
+                    if !matches!(a, pgwire::messages::startup::Authentication::Ok) =>
+                {
+                    return Err(ClientError::Protocol(
+                        "the server asks for authentication, which weir sql does not support yet"
+                            .into(),
+                    ));
                 }
                 _ => {}
             }

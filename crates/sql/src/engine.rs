@@ -81,7 +81,7 @@ impl Engine {
                         entry.sql
                     )));
                 };
-                engine.define(create).await
+                engine.define(*create).await
             }
             .await;
             match restored {
@@ -330,7 +330,7 @@ impl Session {
     /// Runs one statement.
     pub async fn execute(&self, statement: WeirStatement) -> Result<Output, SqlError> {
         match statement {
-            WeirStatement::CreateSource(c) => self.engine.create_source(c).await,
+            WeirStatement::CreateSource(c) => self.engine.create_source(*c).await,
             WeirStatement::Show(kind) => Ok(self.engine.show(kind)),
             WeirStatement::Describe(name) => self.engine.describe(&name),
             WeirStatement::Drop {

@@ -83,7 +83,7 @@ pub struct CreateSource {
 /// A statement as Weir executes it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WeirStatement {
-    CreateSource(CreateSource),
+    CreateSource(Box<CreateSource>),
     /// `SHOW SOURCES | TABLES | MATERIALIZED VIEWS | SINKS`.
     Show(ObjectKind),
     Describe(String),
@@ -150,7 +150,7 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
         if !or_replace && word_at(parser, 1, "SOURCE") {
             parser.next_token();
             parser.next_token();
-            return parse_create_source(parser).map(WeirStatement::CreateSource);
+            return parse_create_source(parser).map(|c| WeirStatement::CreateSource(Box::new(c)));
         }
         for (ws, what) in [
             (&["TABLE"][..], "CREATE TABLE"),

@@ -8,7 +8,7 @@ fn one(sql: &str) -> WeirStatement {
 
 fn source(sql: &str) -> CreateSource {
     match one(sql) {
-        WeirStatement::CreateSource(s) => s,
+        WeirStatement::CreateSource(s) => *s,
         other => panic!("{sql}: {other:?}"),
     }
 }

@@ -637,11 +637,9 @@ fn rewrite_expr(e: &mut Expr) {
             rewrite_expr(e);
         }
         // `pg_catalog.fn(...)`: the function by its own name.
-        Expr::Function(f) => {
-            if f.name.0.len() > 1 {
-                if let Some(last) = f.name.0.last().cloned() {
-                    f.name = ObjectName(vec![last]);
-                }
+        Expr::Function(f) if f.name.0.len() > 1 => {
+            if let Some(last) = f.name.0.last().cloned() {
+                f.name = ObjectName(vec![last]);
             }
         }
         // Casts to PostgreSQL's OID alias types and catalog type names.
