@@ -189,3 +189,8 @@ def test_psql_connects_and_queries(broker):
     out = psql("-At", "-c", "SELECT count(*), max(amount) FROM q")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "5|7.5"
+    # psql's \d lists relations from pg_catalog (the queries are in
+    # crates/sql/tests/catalog_queries/).
+    out = psql("-At", "-c", "\\d")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "public|q|table|weir"

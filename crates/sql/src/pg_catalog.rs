@@ -20,7 +20,8 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Signature, SimpleScalar
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CastKind, DataType as SqlType, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, Statement,
+    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart,
+    SelectItem, SetExpr, Statement, Value,
 };
 
 use crate::pg::pg_type;
@@ -298,6 +299,7 @@ const TABLES: &[&str] = &[
     "pg_am",
     "pg_attrdef",
     "pg_roles",
+    "pg_collation",
 ];
 
 #[async_trait]
@@ -400,6 +402,10 @@ impl SchemaProvider for PgCatalog {
                 .int("adrelid", vec![])
                 .int("adnum", vec![])
                 .text("adbin", vec![]),
+            "pg_collation" => Table::new()
+                .int("oid", vec![])
+                .text("collname", vec![])
+                .int("collnamespace", vec![]),
             "pg_roles" => Table::new()
                 .int("oid", vec![OWNER_OID])
                 .text("rolname", vec!["weir"])
@@ -629,12 +635,36 @@ fn rewrite_expr(e: &mut Expr) {
         }
         // Collations: Weir compares strings by bytes (C) whatever is asked.
         Expr::Collate { expr, .. } => {
-            let inner = std::mem::replace(
-                expr.as_mut(),
-                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
-            );
+            let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
             *e = inner;
             rewrite_expr(e);
+        }
+        // A scalar subquery returns at most one row in PostgreSQL (more is an error);
+        // DataFusion plans a correlated one only when aggregated: `max` of its one row is it.
+        Expr::Subquery(q) => {
+            if let SetExpr::Select(select) = q.body.as_mut() {
+                let ungrouped =
+                    matches!(&select.group_by, GroupByExpr::Expressions(g, _) if g.is_empty());
+                if let ([item], true) = (select.projection.as_mut_slice(), ungrouped) {
+                    let target: Option<&mut Expr> = match item {
+                        SelectItem::UnnamedExpr(e) => Some(e),
+                        SelectItem::ExprWithAlias { expr, .. } => Some(expr),
+                        _ => None,
+                    };
+                    if let Some(target) = target {
+                        let aggregate = matches!(&*target, Expr::Function(f) if f
+                            .name
+                            .0
+                            .last()
+                            .and_then(ObjectNamePart::as_ident)
+                            .is_some_and(|i| AGGREGATES.contains(&i.value.to_lowercase().as_str())));
+                        if !aggregate {
+                            let inner = std::mem::replace(target, Expr::value(Value::Null));
+                            *target = call("max", inner);
+                        }
+                    }
+                }
+            }
         }
         // `pg_catalog.fn(...)`: the function by its own name.
         Expr::Function(f) if f.name.0.len() > 1 => {
@@ -660,10 +690,7 @@ fn rewrite_expr(e: &mut Expr) {
             };
             match name.as_deref() {
                 Some("regclass") => {
-                    let arg = std::mem::replace(
-                        expr.as_mut(),
-                        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
-                    );
+                    let arg = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
                     *e = call("weir_regclass", arg);
                 }
                 Some(
@@ -685,6 +712,19 @@ fn rewrite_expr(e: &mut Expr) {
         _ => {}
     }
 }
+
+/// Aggregates clients put in scalar subqueries (left as they are).
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+];
 
 fn call(name: &str, arg: Expr) -> Expr {
     Expr::Function(Function {
