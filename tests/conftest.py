@@ -63,6 +63,8 @@ class Broker:
         self.settings = dict(settings or {})
         self.extra_args = list(extra_args or [])
         self.port = port or free_port()
+        # Every broker gets its own SQL port: the default 4566 would collide across brokers.
+        self.sql_port = free_port()
         self.name = name
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -73,8 +75,13 @@ class Broker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def sql_address(self) -> str:
+        return f"127.0.0.1:{self.sql_port}"
+
     def argv(self) -> list[str]:
-        argv = [WEIR_BIN, "serve", "--listen", self.bootstrap, "--data-dir", str(self.data_dir)]
+        argv = [WEIR_BIN, "serve", "--listen", self.bootstrap, "--data-dir", str(self.data_dir),
+                "--sql-listen", self.sql_address]
         for k, v in self.settings.items():
             argv += ["--set", f"{k}={v}"]
         return argv + self.extra_args

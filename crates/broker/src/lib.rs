@@ -42,4 +42,4 @@ pub mod topic_config;
 mod txns;
 
 pub use config::{BrokerConfig, ConfigError, Durability};
-pub use server::{run, Broker, BrokerError};
+pub use server::{run, Broker, BrokerError, Service};

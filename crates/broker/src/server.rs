@@ -50,6 +50,28 @@ pub async fn run(
     broker.serve(shutdown).await
 }
 
+/// Something that runs in the broker's process beside the Kafka listener (the SQL engine and
+/// its listener), with the broker's state, inside its shutdown order.
+///
+/// [`Broker::serve_with`] starts every service after transactions are recovered (a service
+/// never meets a transaction still being decided) and, at shutdown, sends `stop`, drains the
+/// Kafka connections, then awaits each service's task **before** the logs close, so a service
+/// may append and wait for durability until it returns.
+pub trait Service: Send {
+    /// A name for logs.
+    fn name(&self) -> &str;
+    /// Starts the service's task. `stop` receives a message (or is closed) when the broker
+    /// shuts down; the task should then finish its work and return.
+    fn start(
+        self: Box<Self>,
+        state: Arc<State>,
+        stop: broadcast::Receiver<()>,
+    ) -> tokio::task::JoinHandle<()>;
+}
+
+/// How long a service may take to stop once told to, before the logs close regardless.
+const SERVICE_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A broker's lifecycle: [`Broker::open`] opens the data directory and binds the Kafka
 /// listener, [`Broker::state`] is the shared state other listeners (SQL, HTTP) can serve
 /// beside it, and [`Broker::serve`] accepts Kafka connections until its shutdown future
@@ -106,6 +128,16 @@ impl Broker {
     /// fetches, lets in-flight requests finish (10 s at most), stops the background tasks,
     /// flushes every log and writes the clean-shutdown marker.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+        self.serve_with(shutdown, Vec::new()).await
+    }
+
+    /// [`Broker::serve`] with services running beside the Kafka listener (see [`Service`] for
+    /// when they start and stop).
+    pub async fn serve_with(
+        self,
+        shutdown: impl Future<Output = ()>,
+        services: Vec<Box<dyn Service>>,
+    ) -> Result<(), BrokerError> {
         let Broker {
             state,
             listener,
@@ -148,6 +180,14 @@ impl Broker {
         if let Err(e) = state.txns.recover(&state) {
             tracing::error!(error = %e, "recovering transactions failed");
         }
+        let services: Vec<(String, tokio::task::JoinHandle<()>)> = services
+            .into_iter()
+            .map(|service| {
+                let name = service.name().to_string();
+                tracing::info!(service = %name, "starting service");
+                (name, service.start(state.clone(), stop_tx.subscribe()))
+            })
+            .collect();
         // Bounds open connections: a permit per connection, released when it ends.
         let max_connections = state.broker_configs.effective().max_connections;
         let permits = Arc::new(Semaphore::new(max_connections));
@@ -203,6 +243,14 @@ impl Broker {
         {
             tracing::warn!("connections still busy after 10 s; closing them");
             connections.abort_all();
+        }
+        // Services may still append (and wait for fsyncs): they end before any log closes.
+        for (name, task) in services {
+            match tokio::time::timeout(SERVICE_STOP_TIMEOUT, task).await {
+                Ok(Ok(())) => tracing::info!(service = %name, "service stopped"),
+                Ok(Err(e)) => tracing::error!(service = %name, error = %e, "service task failed"),
+                Err(_) => tracing::warn!(service = %name, "service did not stop within 30 s"),
+            }
         }
         for task in background {
             task.abort();
@@ -437,6 +485,111 @@ mod tests {
             .expect("clean shutdown");
         assert!(dir.path().join("meta").join("clean-shutdown").exists());
         assert!(dir.path().join("beside-1").is_dir());
+    }
+
+    /// Records, at the moment it is told to stop, whether the logs are still open, then proves
+    /// it can still append durably before returning.
+    struct Probe {
+        started: tokio::sync::oneshot::Sender<()>,
+        stopped_with_open_logs: Arc<std::sync::Mutex<Option<bool>>>,
+    }
+
+    impl Service for Probe {
+        fn name(&self) -> &str {
+            "probe"
+        }
+
+        fn start(
+            self: Box<Self>,
+            state: Arc<State>,
+            mut stop: broadcast::Receiver<()>,
+        ) -> tokio::task::JoinHandle<()> {
+            let _ = self.started.send(());
+            let seen = self.stopped_with_open_logs.clone();
+            tokio::spawn(async move {
+                let _ = stop.recv().await;
+                // Slower than the connection drain, so an early close would show.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let p = state
+                    .topic("svc")
+                    .and_then(|t| t.partition(0))
+                    .expect("partition");
+                let mut batch = weir_storage::testkit::BatchBuilder::new(0)
+                    .records(1, 16)
+                    .build();
+                let appended = p.append(
+                    &mut batch,
+                    crate::partition::Acks::All,
+                    crate::Durability::AcksAll,
+                    now_ms(),
+                );
+                let ok = match appended {
+                    Ok(a) => match a.wait.fsync {
+                        Some(d) => d.wait().await.is_ok(),
+                        None => true,
+                    },
+                    Err(_) => false,
+                };
+                *seen.lock().expect("lock") = Some(ok);
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn services_start_after_recovery_and_stop_before_logs_close() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (config, _) = BrokerConfig::from_pairs(
+            "127.0.0.1:0".parse().expect("addr"),
+            None,
+            dir.path().to_path_buf(),
+            Default::default(),
+        )
+        .expect("config");
+        let broker = Broker::open(config).await.expect("open");
+        broker
+            .state()
+            .create_topic("svc", 1, 1, Default::default())
+            .await
+            .expect("topic");
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let probe = Probe {
+            started: started_tx,
+            stopped_with_open_logs: seen.clone(),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(broker.serve_with(
+            async {
+                let _ = stopped.await;
+            },
+            vec![Box::new(probe)],
+        ));
+        tokio::time::timeout(Duration::from_secs(10), started)
+            .await
+            .expect("started in time")
+            .expect("started");
+        stop.send(()).expect("serving");
+        tokio::time::timeout(Duration::from_secs(40), served)
+            .await
+            .expect("shut down in time")
+            .expect("task")
+            .expect("clean shutdown");
+        assert_eq!(*seen.lock().expect("lock"), Some(true));
+        // The service's append made it to disk before the clean shutdown.
+        let (config, _) = BrokerConfig::from_pairs(
+            "127.0.0.1:0".parse().expect("addr"),
+            None,
+            dir.path().to_path_buf(),
+            Default::default(),
+        )
+        .expect("config");
+        let reopened = Broker::open(config).await.expect("reopen");
+        let p = reopened
+            .state()
+            .topic("svc")
+            .and_then(|t| t.partition(0))
+            .expect("partition");
+        assert_eq!(p.high_watermark(), 1);
     }
 
     #[test]

@@ -42,6 +42,9 @@ enum Command {
     Cluster(cmd::cluster::ClusterCommand),
     /// Measure produce and consume throughput against the machine's disk and network limits.
     Bench(cmd::bench::BenchArgs),
+    /// Run SQL against a broker's SQL listener (PostgreSQL wire protocol).
+    #[cfg(feature = "sql")]
+    Sql(cmd::sql::SqlArgs),
     /// Offline tools for a stopped broker's data directory.
     #[command(subcommand)]
     Debug(cmd::debug::DebugCommand),
@@ -59,6 +62,8 @@ fn main() -> std::process::ExitCode {
         Command::Cluster(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::cluster::run(c))),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Debug(c) => cmd::debug::run(c),
+        #[cfg(feature = "sql")]
+        Command::Sql(a) => cmd::runtime().and_then(|rt| rt.block_on(cmd::sql::run(a))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -9,6 +9,8 @@ pub mod debug;
 pub mod group;
 pub mod produce;
 pub mod serve;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod topic;
 pub mod txn;
 

@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// A broker setting with Kafka's key name, e.g. `--set num.partitions=6`. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Address of the SQL listener (PostgreSQL wire protocol); empty disables it. Key
+    /// `weir.sql.listen`, default 127.0.0.1:4566.
+    #[arg(long, value_name = "HOST:PORT")]
+    sql_listen: Option<String>,
     /// Log filter (tracing syntax), e.g. `info` or `weir_broker=debug`. RUST_LOG also works.
     #[arg(long, env = "WEIR_LOG", default_value = "info")]
     log: String,
@@ -38,7 +42,22 @@ const FLAG_VARS: &[&str] = &[
     "WEIR_CONFIG",
     "WEIR_LOG",
     "WEIR_BROKERS",
+    "WEIR_SQL_SERVER",
 ];
+
+/// Whether `key` is a setting of the SQL service (`weir.sql.*`), which the broker does not
+/// read but the SQL service does.
+fn is_sql_key(key: &str) -> bool {
+    #[cfg(feature = "sql")]
+    {
+        weir_sql::config::is_key(key)
+    }
+    #[cfg(not(feature = "sql"))]
+    {
+        let _ = key;
+        false
+    }
+}
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing(&args.log);
@@ -72,7 +91,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 _ => {
                     let key = rest.to_ascii_lowercase().replace('_', ".");
                     let weir_key = format!("weir.{key}");
-                    let known = |k: &str| weir_broker::broker_keys::lookup(k).is_some();
+                    let known =
+                        |k: &str| weir_broker::broker_keys::lookup(k).is_some() || is_sql_key(k);
                     if known(&key) {
                         pairs.insert(key, value);
                     } else if known(&weir_key) {
@@ -97,6 +117,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         pairs.insert(k.trim().to_string(), v.trim().to_string());
     }
+    if let Some(l) = args.sql_listen {
+        pairs.insert("weir.sql.listen".to_string(), l);
+    }
+    // weir.sql.* keys are the SQL service's: split off before the broker sees them.
+    let sql_pairs: BTreeMap<String, String> = pairs
+        .iter()
+        .filter(|(k, _)| k.starts_with("weir.sql."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    pairs.retain(|k, _| !k.starts_with("weir.sql."));
 
     let listen_addr = resolve(&listen).with_context(|| format!("--listen {listen}"))?;
     let advertise = advertise
@@ -116,16 +146,65 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    rt.block_on(serve(config, sql_pairs))
+}
+
+/// Runs the broker, with the services beside it and, in cluster mode, the quorum node.
+async fn serve(config: BrokerConfig, sql_pairs: BTreeMap<String, String>) -> anyhow::Result<()> {
+    let sql = sql_config(&sql_pairs)?;
     if !config.cluster.is_cluster() {
-        rt.block_on(weir_broker::run(config, shutdown_signal(), |_| {}))?;
+        let broker = weir_broker::Broker::open(config).await?;
+        let services = services(sql).await?;
+        broker.serve_with(shutdown_signal(), services).await?;
         return Ok(());
     }
-    rt.block_on(serve_cluster(config))
+    serve_cluster(config, sql).await
+}
+
+#[cfg(feature = "sql")]
+type SqlSettings = weir_sql::SqlConfig;
+#[cfg(not(feature = "sql"))]
+type SqlSettings = ();
+
+#[cfg(feature = "sql")]
+fn sql_config(pairs: &BTreeMap<String, String>) -> anyhow::Result<SqlSettings> {
+    let (sql, unknown) = weir_sql::SqlConfig::from_pairs(pairs)?;
+    for key in unknown {
+        tracing::warn!(key, "ignoring unknown SQL setting");
+    }
+    Ok(sql)
+}
+
+#[cfg(not(feature = "sql"))]
+fn sql_config(pairs: &BTreeMap<String, String>) -> anyhow::Result<SqlSettings> {
+    for key in pairs.keys() {
+        tracing::warn!(key, "ignoring SQL setting: this weir was built without SQL");
+    }
+    Ok(())
+}
+
+/// The services started beside the Kafka listener: the SQL listener unless it is disabled.
+#[cfg(feature = "sql")]
+async fn services(sql: SqlSettings) -> anyhow::Result<Vec<Box<dyn weir_broker::Service>>> {
+    let mut services: Vec<Box<dyn weir_broker::Service>> = Vec::new();
+    match weir_sql::SqlService::bind(sql).await? {
+        Some(service) => {
+            tracing::info!(sql_listen = %service.local_addr()?, "SQL listener bound");
+            services.push(Box::new(service));
+        }
+        None => tracing::info!("SQL listener disabled (weir.sql.listen is empty)"),
+    }
+    Ok(services)
+}
+
+#[cfg(not(feature = "sql"))]
+async fn services(_sql: SqlSettings) -> anyhow::Result<Vec<Box<dyn weir_broker::Service>>> {
+    Ok(Vec::new())
 }
 
 /// Cluster mode: the broker opens (and locks) the data directory first, then the quorum
 /// node starts beside it with its internal listener.
-async fn serve_cluster(config: BrokerConfig) -> anyhow::Result<()> {
+async fn serve_cluster(config: BrokerConfig, sql: SqlSettings) -> anyhow::Result<()> {
     use std::sync::Arc;
     let node_config = super::cluster_node::node_config(&config)?;
     let data_dir = config.data_dir.clone();
@@ -146,6 +225,7 @@ async fn serve_cluster(config: BrokerConfig) -> anyhow::Result<()> {
          data plane is still node-local (topics, produce and fetch do not use the cluster \
          metadata yet)"
     );
+    let services = services(sql).await?;
     let mut failed = None;
     let shutdown = async {
         tokio::select! {
@@ -158,7 +238,7 @@ async fn serve_cluster(config: BrokerConfig) -> anyhow::Result<()> {
         // Before the broker's clean-shutdown marker: the metadata log closes first.
         node.shutdown().await;
     };
-    broker.serve(shutdown).await?;
+    broker.serve_with(shutdown, services).await?;
     if let Some(reason) = failed {
         bail!("the metadata quorum node failed: {reason}");
     }

@@ -39,6 +39,8 @@ impl Started {
             .arg(&addr)
             .arg("--data-dir")
             .arg(data_dir)
+            // A benchmark of the Kafka path: no SQL listener to collide with a running one.
+            .arg("--sql-listen=")
             .env("WEIR_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)

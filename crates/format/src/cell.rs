@@ -1,0 +1,292 @@
+//! One column's builder and the conversions of JSON and text values into its type. A record is
+//! converted cell by cell first and appended only once every cell converted, so a failing
+//! record leaves every builder untouched.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, LargeBinaryBuilder,
+    LargeStringBuilder, StringBuilder, StringViewBuilder,
+};
+use arrow_array::types::{Date32Type, Decimal128Type};
+use arrow_array::{
+    ArrayRef, TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+    TimestampSecondArray,
+};
+use arrow_cast::parse::Parser;
+use arrow_schema::{DataType, TimeUnit};
+use serde_json::Value;
+
+/// A value already converted to its column's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Decimal(i128),
+    Str(String),
+    Bin(Vec<u8>),
+    Date(i32),
+    /// In the column's time unit.
+    Ts(i64),
+}
+
+pub enum Builder {
+    Bool(BooleanBuilder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Decimal(Decimal128Builder, u8, i8),
+    Str(StringBuilder),
+    LargeStr(LargeStringBuilder),
+    ViewStr(StringViewBuilder),
+    Bin(BinaryBuilder),
+    LargeBin(LargeBinaryBuilder),
+    Date(Date32Builder),
+    Ts(Vec<Option<i64>>, TimeUnit, Option<Arc<str>>),
+}
+
+impl Builder {
+    /// A builder for `data_type`, or `None` when records cannot be decoded into that type.
+    pub fn new(data_type: &DataType) -> Option<Builder> {
+        Some(match data_type {
+            DataType::Boolean => Builder::Bool(BooleanBuilder::new()),
+            DataType::Int16 => Builder::I16(Int16Builder::new()),
+            DataType::Int32 => Builder::I32(Int32Builder::new()),
+            DataType::Int64 => Builder::I64(Int64Builder::new()),
+            DataType::Float32 => Builder::F32(Float32Builder::new()),
+            DataType::Float64 => Builder::F64(Float64Builder::new()),
+            DataType::Decimal128(p, s) => Builder::Decimal(
+                Decimal128Builder::new()
+                    .with_precision_and_scale(*p, *s)
+                    .ok()?,
+                *p,
+                *s,
+            ),
+            DataType::Utf8 => Builder::Str(StringBuilder::new()),
+            DataType::LargeUtf8 => Builder::LargeStr(LargeStringBuilder::new()),
+            DataType::Utf8View => Builder::ViewStr(StringViewBuilder::new()),
+            DataType::Binary => Builder::Bin(BinaryBuilder::new()),
+            DataType::LargeBinary => Builder::LargeBin(LargeBinaryBuilder::new()),
+            DataType::Date32 => Builder::Date(Date32Builder::new()),
+            DataType::Timestamp(unit, tz) => Builder::Ts(Vec::new(), *unit, tz.clone()),
+            _ => return None,
+        })
+    }
+
+    /// Converts a JSON value (never `null`: the caller handles it) to this column's type.
+    /// Numbers widen (an integer fits a float column); a string is never read as a number,
+    /// except for decimals, which JSON carries as strings to keep their digits.
+    pub fn convert_json(&self, v: &Value) -> Result<Cell, String> {
+        match (self, v) {
+            (_, Value::Null) => Ok(Cell::Null),
+            (Builder::Bool(_), Value::Bool(b)) => Ok(Cell::Bool(*b)),
+            (Builder::I16(_) | Builder::I32(_) | Builder::I64(_), Value::Number(n)) => {
+                let i = n
+                    .as_i64()
+                    .ok_or_else(|| format!("{n} is not an integer in range"))?;
+                self.check_int(i)
+            }
+            (Builder::F32(_) | Builder::F64(_), Value::Number(n)) => n
+                .as_f64()
+                .map(Cell::Float)
+                .ok_or_else(|| format!("{n} is not a number")),
+            (Builder::Decimal(..), Value::Number(n)) => self.convert_text(&n.to_string()),
+            (Builder::Decimal(..), Value::String(s)) => self.convert_text(s),
+            (Builder::Str(_) | Builder::LargeStr(_) | Builder::ViewStr(_), Value::String(s)) => {
+                Ok(Cell::Str(s.clone()))
+            }
+            // Any other JSON value in a text column is kept as its JSON text: lossless, and
+            // what an inferred schema declares for fields of mixed types.
+            (Builder::Str(_) | Builder::LargeStr(_) | Builder::ViewStr(_), other) => {
+                Ok(Cell::Str(other.to_string()))
+            }
+            (Builder::Bin(_) | Builder::LargeBin(_), Value::String(s)) => crate::base64::decode(s)
+                .map(Cell::Bin)
+                .ok_or_else(|| "not base64".to_string()),
+            (Builder::Date(_), Value::String(s)) => self.convert_text(s),
+            (Builder::Ts(..), Value::String(s)) => self.convert_text(s),
+            // Epoch milliseconds, the usual integer timestamp of Kafka records.
+            (Builder::Ts(_, unit, _), Value::Number(n)) => {
+                let ms = n
+                    .as_i64()
+                    .ok_or_else(|| format!("{n} is not an integer of epoch milliseconds"))?;
+                let v = match unit {
+                    TimeUnit::Second => Some(ms.div_euclid(1000)),
+                    TimeUnit::Millisecond => Some(ms),
+                    TimeUnit::Microsecond => ms.checked_mul(1000),
+                    TimeUnit::Nanosecond => ms.checked_mul(1_000_000),
+                };
+                v.map(Cell::Ts)
+                    .ok_or_else(|| format!("{ms} ms is out of range"))
+            }
+            (_, other) => Err(format!(
+                "{} does not fit type {}",
+                kind(other),
+                self.type_name()
+            )),
+        }
+    }
+
+    /// Converts text (a CSV field, a decimal or date string) to this column's type.
+    pub fn convert_text(&self, s: &str) -> Result<Cell, String> {
+        let bad = || format!("{s:?} is not a valid {}", self.type_name());
+        match self {
+            Builder::Bool(_) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "t" | "1" => Ok(Cell::Bool(true)),
+                "false" | "f" | "0" => Ok(Cell::Bool(false)),
+                _ => Err(bad()),
+            },
+            Builder::I16(_) | Builder::I32(_) | Builder::I64(_) => {
+                let i = s.trim().parse::<i64>().map_err(|_| bad())?;
+                self.check_int(i)
+            }
+            Builder::F32(_) | Builder::F64(_) => {
+                s.trim().parse::<f64>().map(Cell::Float).map_err(|_| bad())
+            }
+            Builder::Decimal(_, p, sc) => {
+                arrow_cast::parse::parse_decimal::<Decimal128Type>(s.trim(), *p, *sc)
+                    .map(Cell::Decimal)
+                    .map_err(|e| format!("{s:?}: {e}"))
+            }
+            Builder::Str(_) | Builder::LargeStr(_) | Builder::ViewStr(_) => {
+                Ok(Cell::Str(s.to_string()))
+            }
+            Builder::Bin(_) | Builder::LargeBin(_) => Ok(Cell::Bin(s.as_bytes().to_vec())),
+            Builder::Date(_) => Date32Type::parse(s.trim()).map(Cell::Date).ok_or_else(bad),
+            Builder::Ts(_, unit, _) => {
+                let ns =
+                    arrow_cast::parse::string_to_timestamp_nanos(s.trim()).map_err(|_| bad())?;
+                Ok(Cell::Ts(match unit {
+                    TimeUnit::Second => ns.div_euclid(1_000_000_000),
+                    TimeUnit::Millisecond => ns.div_euclid(1_000_000),
+                    TimeUnit::Microsecond => ns.div_euclid(1_000),
+                    TimeUnit::Nanosecond => ns,
+                }))
+            }
+        }
+    }
+
+    fn check_int(&self, i: i64) -> Result<Cell, String> {
+        let fits = match self {
+            Builder::I16(_) => i16::try_from(i).is_ok(),
+            Builder::I32(_) => i32::try_from(i).is_ok(),
+            _ => true,
+        };
+        if fits {
+            Ok(Cell::Int(i))
+        } else {
+            Err(format!("{i} is out of range for {}", self.type_name()))
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Builder::Bool(_) => "boolean",
+            Builder::I16(_) => "smallint",
+            Builder::I32(_) => "integer",
+            Builder::I64(_) => "bigint",
+            Builder::F32(_) => "real",
+            Builder::F64(_) => "double precision",
+            Builder::Decimal(..) => "numeric",
+            Builder::Str(_) | Builder::LargeStr(_) | Builder::ViewStr(_) => "varchar",
+            Builder::Bin(_) | Builder::LargeBin(_) => "bytea",
+            Builder::Date(_) => "date",
+            Builder::Ts(_, _, None) => "timestamp",
+            Builder::Ts(_, _, Some(_)) => "timestamptz",
+        }
+    }
+
+    /// Appends a cell this builder converted (a NULL for a cell of another builder, which the
+    /// decoder never passes).
+    pub fn push(&mut self, cell: &Cell) {
+        match (self, cell) {
+            (Builder::Bool(b), Cell::Bool(v)) => b.append_value(*v),
+            (Builder::I16(b), Cell::Int(v)) => b.append_option(i16::try_from(*v).ok()),
+            (Builder::I32(b), Cell::Int(v)) => b.append_option(i32::try_from(*v).ok()),
+            (Builder::I64(b), Cell::Int(v)) => b.append_value(*v),
+            (Builder::F32(b), Cell::Float(v)) => b.append_value(*v as f32),
+            (Builder::F64(b), Cell::Float(v)) => b.append_value(*v),
+            (Builder::Decimal(b, ..), Cell::Decimal(v)) => b.append_value(*v),
+            (Builder::Str(b), Cell::Str(v)) => b.append_value(v),
+            (Builder::LargeStr(b), Cell::Str(v)) => b.append_value(v),
+            (Builder::ViewStr(b), Cell::Str(v)) => b.append_value(v),
+            (Builder::Bin(b), Cell::Bin(v)) => b.append_value(v),
+            (Builder::LargeBin(b), Cell::Bin(v)) => b.append_value(v),
+            (Builder::Date(b), Cell::Date(v)) => b.append_value(*v),
+            (Builder::Ts(b, ..), Cell::Ts(v)) => b.push(Some(*v)),
+            (builder, _) => builder.push_null(),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Builder::Bool(b) => b.append_null(),
+            Builder::I16(b) => b.append_null(),
+            Builder::I32(b) => b.append_null(),
+            Builder::I64(b) => b.append_null(),
+            Builder::F32(b) => b.append_null(),
+            Builder::F64(b) => b.append_null(),
+            Builder::Decimal(b, ..) => b.append_null(),
+            Builder::Str(b) => b.append_null(),
+            Builder::LargeStr(b) => b.append_null(),
+            Builder::ViewStr(b) => b.append_null(),
+            Builder::Bin(b) => b.append_null(),
+            Builder::LargeBin(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Ts(b, ..) => b.push(None),
+        }
+    }
+
+    /// The column built so far; the builder starts empty again.
+    pub fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::Bool(b) => Arc::new(b.finish()),
+            Builder::I16(b) => Arc::new(b.finish()),
+            Builder::I32(b) => Arc::new(b.finish()),
+            Builder::I64(b) => Arc::new(b.finish()),
+            Builder::F32(b) => Arc::new(b.finish()),
+            Builder::F64(b) => Arc::new(b.finish()),
+            Builder::Decimal(b, ..) => Arc::new(b.finish()),
+            Builder::Str(b) => Arc::new(b.finish()),
+            Builder::LargeStr(b) => Arc::new(b.finish()),
+            Builder::ViewStr(b) => Arc::new(b.finish()),
+            Builder::Bin(b) => Arc::new(b.finish()),
+            Builder::LargeBin(b) => Arc::new(b.finish()),
+            Builder::Date(b) => Arc::new(b.finish()),
+            Builder::Ts(values, unit, tz) => {
+                let values = std::mem::take(values);
+                let tz = tz.clone();
+                match unit {
+                    TimeUnit::Second => {
+                        Arc::new(TimestampSecondArray::from(values).with_timezone_opt(tz))
+                    }
+                    TimeUnit::Millisecond => {
+                        Arc::new(TimestampMillisecondArray::from(values).with_timezone_opt(tz))
+                    }
+                    TimeUnit::Microsecond => {
+                        Arc::new(TimestampMicrosecondArray::from(values).with_timezone_opt(tz))
+                    }
+                    TimeUnit::Nanosecond => {
+                        Arc::new(TimestampNanosecondArray::from(values).with_timezone_opt(tz))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,643 @@
+//! The SQL engine: the catalog's sources, the DataFusion session each connection plans in,
+//! and the execution of every statement.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::ScalarValue;
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan, Volatility};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{ColumnDef, Ident, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use weir_broker::state::State;
+
+use crate::catalog::Catalog;
+use crate::config::SqlConfig;
+use crate::error::SqlError;
+use crate::parser::{CreateSource, ObjectKind, WeirStatement};
+use crate::records::PartitionReader;
+use crate::source::{self, SourceDef};
+use crate::table::TopicTable;
+use crate::types;
+
+/// What a statement returns.
+pub enum Output {
+    /// Rows as they are computed.
+    Stream(SchemaRef, SendableRecordBatchStream),
+    /// Rows already at hand (SHOW, DESCRIBE, session variables).
+    Batches(SchemaRef, Vec<RecordBatch>),
+    /// A command tag (`CREATE SOURCE`, `INSERT 0 3`).
+    Command(String),
+}
+
+/// Shared by every connection.
+pub struct Engine {
+    state: Arc<State>,
+    config: SqlConfig,
+    catalog: Catalog,
+    sources: Arc<RwLock<BTreeMap<String, Arc<SourceDef>>>>,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl Engine {
+    /// Opens the catalog and defines every stored source again from its SQL.
+    pub async fn start(state: Arc<State>, config: SqlConfig) -> Result<Arc<Engine>, SqlError> {
+        let catalog = Catalog::open(state.clone()).await?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(GreedyMemoryPool::new(config.query_memory_bytes)))
+            .build_arc()?;
+        let engine = Arc::new(Engine {
+            state,
+            config,
+            catalog,
+            sources: Arc::new(RwLock::new(BTreeMap::new())),
+            runtime,
+        });
+        for (name, entry) in engine.catalog.list() {
+            if entry.state == "creating" {
+                // A CREATE that crashed before it was answered: undo it.
+                tracing::info!(name, "rolling back an unfinished CREATE");
+                engine.catalog.remove(&name).await?;
+                continue;
+            }
+            if entry.kind != "source" {
+                continue;
+            }
+            let restored = async {
+                let mut statements = crate::parser::parse(&entry.sql)?;
+                let Some(WeirStatement::CreateSource(create)) = statements.pop() else {
+                    return Err(SqlError::Invalid(format!(
+                        "not a CREATE SOURCE: {}",
+                        entry.sql
+                    )));
+                };
+                engine.define(*create).await
+            }
+            .await;
+            match restored {
+                Ok(mut def) => {
+                    def.id = entry.id;
+                    engine.sources_mut().insert(name, Arc::new(def));
+                }
+                Err(e) => tracing::error!(name, error = %e, "cannot restore source"),
+            }
+        }
+        Ok(engine)
+    }
+
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    fn sources_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<SourceDef>>> {
+        self.sources.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sources(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<SourceDef>>> {
+        self.sources.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn source(&self, name: &str) -> Option<Arc<SourceDef>> {
+        self.sources().get(name).cloned()
+    }
+
+    pub fn source_list(&self) -> Vec<Arc<SourceDef>> {
+        self.sources().values().cloned().collect()
+    }
+
+    /// A new session: a DataFusion context whose `public` schema is the catalog's sources.
+    pub fn session(self: &Arc<Self>) -> Session {
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("weir", "public")
+            .with_create_default_catalog_and_schema(true);
+        // Strings read as Utf8: what sources decode to, so comparisons need no casts.
+        config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        if let Some(catalog) = ctx.catalog("weir") {
+            let schema = Arc::new(SourceSchema {
+                state: self.state.clone(),
+                sources: self.sources.clone(),
+            });
+            if let Err(e) = catalog.register_schema("public", schema) {
+                tracing::error!(error = %e, "cannot register the sources' schema");
+            }
+        }
+        crate::pg_catalog::register(&ctx, self.sources.clone());
+        Session {
+            engine: self.clone(),
+            ctx,
+            vars: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Evaluates the DEFAULTs of `create` and checks it into a definition.
+    async fn define(&self, create: CreateSource) -> Result<SourceDef, SqlError> {
+        let mut defaults = HashMap::new();
+        for c in &create.columns {
+            if let Some(e) = source::default_expr(c) {
+                let data_type = types::arrow_type(&c.data_type).ok_or_else(|| {
+                    SqlError::unsupported(format!(
+                        "column {}: type {} is not supported in sources",
+                        c.name.value, c.data_type
+                    ))
+                })?;
+                let d = constant(&e.to_string(), &data_type).await.map_err(|e| {
+                    SqlError::Invalid(format!("DEFAULT of column {}: {e}", c.name.value))
+                })?;
+                defaults.insert(c.name.value.clone(), d);
+            }
+        }
+        SourceDef::define(create, &defaults)
+    }
+
+    async fn create_source(&self, mut create: CreateSource) -> Result<Output, SqlError> {
+        let _change = self.catalog.begin_change().await;
+        if self.catalog.get(&create.name).is_some() {
+            if create.if_not_exists {
+                return Ok(Output::Command("CREATE SOURCE".into()));
+            }
+            return Err(SqlError::Exists(create.name));
+        }
+        let topic = create
+            .options
+            .get("topic")
+            .cloned()
+            .ok_or_else(|| SqlError::Invalid("a source needs WITH (topic = '...')".into()))?;
+        let Some(t) = self.state.topic(&topic) else {
+            return Err(SqlError::Invalid(format!(
+                "topic {topic} does not exist (create it first, e.g. weir topic create {topic})"
+            )));
+        };
+        if create.columns.is_empty() {
+            create.columns = match source::format_of(&create.options)? {
+                weir_format::Format::Json => {
+                    infer_columns(
+                        &topic,
+                        &t.all_partitions(),
+                        self.config.schema_sample_records,
+                    )
+                    .await?
+                }
+                weir_format::Format::Bytes => vec![column("value", "bytea")?],
+                weir_format::Format::Text => vec![column("value", "varchar")?],
+                weir_format::Format::Csv { .. } => {
+                    return Err(SqlError::Invalid(
+                        "a csv source needs its columns declared (csv has no field names)".into(),
+                    ))
+                }
+            };
+        }
+        create.if_not_exists = false;
+        let def = self.define(create).await?;
+        let mut def = def;
+        let entry = self.catalog.new_entry(
+            "source",
+            def.create.to_string(),
+            def.column_infos(),
+            def.create.options.clone(),
+        );
+        def.id = entry.id;
+        self.catalog.put(&def.name, entry).await?;
+        tracing::info!(source = %def.name, topic = %def.topic, "source created");
+        self.sources_mut().insert(def.name.clone(), Arc::new(def));
+        Ok(Output::Command("CREATE SOURCE".into()))
+    }
+
+    async fn drop_object(
+        &self,
+        kind: ObjectKind,
+        if_exists: bool,
+        name: String,
+    ) -> Result<Output, SqlError> {
+        let tag = format!("DROP {}", kind.sql_name());
+        let _change = self.catalog.begin_change().await;
+        match self.catalog.get(&name) {
+            None if if_exists => Ok(Output::Command(tag)),
+            None => Err(SqlError::UnknownRelation(name)),
+            Some(entry) if entry.kind != "source" || kind != ObjectKind::Source => {
+                Err(SqlError::Invalid(format!(
+                    "{name} is a {}, not a {}",
+                    entry.kind,
+                    kind.sql_name().to_lowercase()
+                )))
+            }
+            Some(_) => {
+                self.catalog.remove(&name).await?;
+                self.sources_mut().remove(&name);
+                tracing::info!(source = %name, "source dropped");
+                Ok(Output::Command(tag))
+            }
+        }
+    }
+
+    fn show(&self, kind: ObjectKind) -> Output {
+        let (mut names, mut topics, mut formats, mut statuses) = (vec![], vec![], vec![], vec![]);
+        if kind == ObjectKind::Source {
+            for def in self.source_list() {
+                names.push(def.name.clone());
+                topics.push(def.topic.clone());
+                formats.push(def.format.name().to_string());
+                let status = if self.state.topic(&def.topic).is_some() {
+                    "ready"
+                } else {
+                    "failed: topic does not exist"
+                };
+                statuses.push(status.to_string());
+            }
+        }
+        text_rows(&SHOW_COLUMNS, vec![names, topics, formats, statuses])
+    }
+
+    fn describe(&self, name: &str) -> Result<Output, SqlError> {
+        let def = self
+            .source(name)
+            .ok_or_else(|| SqlError::UnknownRelation(name.to_string()))?;
+        let mut rows: Vec<[Option<String>; 4]> = def
+            .column_infos()
+            .into_iter()
+            .map(|c| {
+                [
+                    Some(c.name),
+                    Some(c.sql_type),
+                    Some(if c.nullable { "YES" } else { "NO" }.to_string()),
+                    c.default
+                        .or_else(|| c.metadata.then(|| "(record metadata)".to_string())),
+                ]
+            })
+            .collect();
+        let mut info = vec![
+            ("kind".to_string(), "source".to_string()),
+            ("topic".to_string(), def.topic.clone()),
+            ("format".to_string(), def.format.name().to_string()),
+        ];
+        if let Some((column, expr)) = &def.create.watermark {
+            info.push(("watermark".to_string(), format!("{column} AS {expr}")));
+        }
+        for (k, v) in &def.create.options {
+            if k != "topic" && k != "format" {
+                info.push((format!("with {k}"), v.clone()));
+            }
+        }
+        if let Some(topic) = self.state.topic(&def.topic) {
+            for p in topic.all_partitions() {
+                let m = p.watermarks();
+                info.push((
+                    format!("partition {}", p.index()),
+                    format!(
+                        "log start {}, high watermark {}, last stable {}",
+                        m.log_start_offset, m.high_watermark, m.last_stable_offset
+                    ),
+                ));
+            }
+        }
+        rows.extend(
+            info.into_iter()
+                .map(|(k, v)| [Some(k), None, None, Some(v)]),
+        );
+        let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); 4];
+        for row in rows {
+            for (i, v) in row.into_iter().enumerate() {
+                columns[i].push(v);
+            }
+        }
+        Ok(nullable_text_rows(&DESCRIBE_COLUMNS, columns))
+    }
+}
+
+/// One connection's session.
+pub struct Session {
+    engine: Arc<Engine>,
+    ctx: SessionContext,
+    vars: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+impl Session {
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Runs one statement.
+    pub async fn execute(&self, statement: WeirStatement) -> Result<Output, SqlError> {
+        match statement {
+            WeirStatement::CreateSource(c) => self.engine.create_source(*c).await,
+            WeirStatement::Show(kind) => Ok(self.engine.show(kind)),
+            WeirStatement::Describe(name) => self.engine.describe(&name),
+            WeirStatement::Drop {
+                kind,
+                if_exists,
+                name,
+                cascade: _,
+            } => self.engine.drop_object(kind, if_exists, name).await,
+            WeirStatement::NotYet(message) => Err(SqlError::Unsupported(message)),
+            WeirStatement::Sql(statement) => match self.session_statement(&statement) {
+                Some(out) => out,
+                None => {
+                    let plan = self.plan(&statement).await?;
+                    self.execute_plan(plan).await
+                }
+            },
+        }
+    }
+
+    /// SET, SHOW and transaction statements: answered by the session itself.
+    pub fn session_statement(&self, statement: &Statement) -> Option<Result<Output, SqlError>> {
+        Some(Ok(match statement {
+            Statement::Set(set) => {
+                if let Some((name, value)) = set
+                    .to_string()
+                    .strip_prefix("SET ")
+                    .and_then(|s| s.split_once(" = ").or_else(|| s.split_once(" TO ")))
+                {
+                    let value = value.trim().trim_matches('\'').to_string();
+                    self.vars_lock().insert(name.trim().to_lowercase(), value);
+                }
+                Output::Command("SET".into())
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let value = self
+                    .vars_lock()
+                    .get(&name)
+                    .cloned()
+                    .or_else(|| crate::pg_catalog::setting(&name).map(str::to_string));
+                match value {
+                    Some(v) => text_rows(&[&name], vec![vec![v]]),
+                    None => {
+                        return Some(Err(SqlError::Invalid(format!(
+                            "unrecognized configuration parameter \"{name}\""
+                        ))))
+                    }
+                }
+            }
+            Statement::StartTransaction { .. } => Output::Command("BEGIN".into()),
+            Statement::Commit { .. } => Output::Command("COMMIT".into()),
+            Statement::Rollback { .. } => Output::Command("ROLLBACK".into()),
+            Statement::Discard { .. } => Output::Command("DISCARD ALL".into()),
+            _ => return None,
+        }))
+    }
+
+    fn vars_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.vars.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Plans a statement DataFusion runs (queries, INSERT, EXPLAIN), refusing the rest.
+    pub async fn plan(&self, statement: &Statement) -> Result<LogicalPlan, SqlError> {
+        let statement = crate::pg_catalog::rewrite(statement.clone());
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await?;
+        match &plan {
+            LogicalPlan::Ddl(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_) => {
+                Err(SqlError::unsupported(format!(
+                    "{} is not supported",
+                    plan.display()
+                        .to_string()
+                        .split(':')
+                        .next()
+                        .unwrap_or("this statement")
+                )))
+            }
+            _ => Ok(plan),
+        }
+    }
+
+    /// Runs a plan from [`Session::plan`] (parameters bound).
+    pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<Output, SqlError> {
+        let insert = matches!(&plan, LogicalPlan::Dml(_));
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        if insert {
+            let batches = df.collect().await?;
+            let count = batches
+                .first()
+                .and_then(|b| b.columns().first())
+                .and_then(|c| ScalarValue::try_from_array(c, 0).ok())
+                .and_then(|v| match v {
+                    ScalarValue::UInt64(Some(n)) => Some(n),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            return Ok(Output::Command(format!("INSERT 0 {count}")));
+        }
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await?;
+        Ok(Output::Stream(schema, stream))
+    }
+}
+
+/// The session's view of the catalog: each source as a [`TopicTable`].
+struct SourceSchema {
+    state: Arc<State>,
+    sources: Arc<RwLock<BTreeMap<String, Arc<SourceDef>>>>,
+}
+
+impl std::fmt::Debug for SourceSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSchema").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SourceSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        let def = self
+            .sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned();
+        Ok(def.map(|d| Arc::new(TopicTable::new(d, self.state.clone())) as Arc<dyn TableProvider>))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
+    }
+}
+
+/// Evaluates a constant expression (a DEFAULT) to `data_type`, refusing anything whose value
+/// could change between evaluations: a replay must decode alike.
+async fn constant(expr: &str, data_type: &DataType) -> Result<source::Default, SqlError> {
+    let ctx = SessionContext::new();
+    let sql = format!(
+        "SELECT CAST(({expr}) AS {}) AS v",
+        types::sql_name(data_type)
+    );
+    let df = ctx.sql(&sql).await?;
+    let mut volatile = false;
+    df.logical_plan().apply_expressions(|e| {
+        e.apply(|e| {
+            if let DfExpr::ScalarFunction(f) = e {
+                if f.func.signature().volatility != Volatility::Immutable {
+                    volatile = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+    })?;
+    if volatile {
+        return Err(SqlError::Invalid(format!(
+            "{expr} is not a constant (a replay must decode alike)"
+        )));
+    }
+    let batches = df.collect().await?;
+    let column = batches
+        .first()
+        .map(|b| b.column(0).clone())
+        .ok_or_else(|| SqlError::Invalid(format!("{expr} has no value")))?;
+    let value = ScalarValue::try_from_array(&column, 0)?;
+    let json = weir_format::encode::json_value(column.as_ref(), 0)?;
+    Ok(source::Default {
+        json,
+        literal: DfExpr::Literal(value, None),
+    })
+}
+
+fn column(name: &str, sql_type: &str) -> Result<ColumnDef, SqlError> {
+    let data_type = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql_type)?
+        .parse_data_type()?;
+    Ok(ColumnDef {
+        name: Ident::new(name),
+        data_type,
+        options: Vec::new(),
+    })
+}
+
+/// Columns inferred from the first records of every partition.
+async fn infer_columns(
+    topic: &str,
+    partitions: &[Arc<weir_broker::partition::Partition>],
+    per_partition: usize,
+) -> Result<Vec<ColumnDef>, SqlError> {
+    let mut values: Vec<Option<bytes::Bytes>> = Vec::new();
+    for p in partitions {
+        let mut reader = PartitionReader::new(p.clone(), 0);
+        let mut taken = 0;
+        while taken < per_partition {
+            let Some(records) = reader.next_records().await.map_err(|e| SqlError::Topic {
+                topic: topic.to_string(),
+                message: e.to_string(),
+            })?
+            else {
+                break;
+            };
+            for r in records.into_iter().take(per_partition - taken) {
+                values.push(r.value);
+                taken += 1;
+            }
+        }
+    }
+    let inferred = weir_format::infer::infer_json(values.iter().map(|v| v.as_deref()));
+    if inferred.schema.fields().is_empty() {
+        return Err(SqlError::Invalid(
+            weir_format::infer::empty_sample_error(topic).to_string(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut columns = Vec::new();
+    for f in inferred.schema.fields() {
+        let lower = f.name().to_lowercase();
+        let name = if seen.insert(lower.clone()) {
+            lower
+        } else {
+            f.name().clone()
+        };
+        columns.push(column(&name, &types::sql_name(f.data_type()))?);
+    }
+    tracing::info!(
+        topic,
+        sampled = inferred.records,
+        rejected = inferred.rejected,
+        columns = columns.len(),
+        "inferred source columns"
+    );
+    Ok(columns)
+}
+
+const SHOW_COLUMNS: [&str; 4] = ["name", "topic", "format", "status"];
+const DESCRIBE_COLUMNS: [&str; 4] = ["name", "type", "nullable", "default"];
+
+fn text_schema(names: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The columns a statement answered by Weir itself returns (for Describe before Execute);
+/// `None` for statements that return no rows.
+pub fn result_schema(statement: &WeirStatement) -> Option<SchemaRef> {
+    match statement {
+        WeirStatement::Show(_) => Some(text_schema(&SHOW_COLUMNS)),
+        WeirStatement::Describe(_) => Some(text_schema(&DESCRIBE_COLUMNS)),
+        WeirStatement::Sql(s) => match s.as_ref() {
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Some(text_schema(&[&name]))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub(crate) fn text_rows(names: &[&str], columns: Vec<Vec<String>>) -> Output {
+    nullable_text_rows(
+        names,
+        columns
+            .into_iter()
+            .map(|c| c.into_iter().map(Some).collect())
+            .collect(),
+    )
+}
+
+pub(crate) fn nullable_text_rows(names: &[&str], columns: Vec<Vec<Option<String>>>) -> Output {
+    let schema = text_schema(names);
+    let arrays: Vec<ArrayRef> = columns
+        .into_iter()
+        .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
+        .collect();
+    match RecordBatch::try_new(schema.clone(), arrays) {
+        Ok(batch) => Output::Batches(schema, vec![batch]),
+        Err(e) => {
+            tracing::error!(error = %e, "building a text result");
+            Output::Batches(schema, Vec::new())
+        }
+    }
+}

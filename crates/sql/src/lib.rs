@@ -1,0 +1,32 @@
+//! Weir's SQL layer: statements over topics, served on the PostgreSQL wire protocol.
+//!
+//! - [`parser`]: Weir's statements (`CREATE SOURCE`, `SHOW SOURCES`, `DESCRIBE`, `DROP`) over
+//!   sqlparser; every other statement is sqlparser's, planned by DataFusion.
+//! - [`catalog`]: the durable catalog, the compacted topic `__weir_sql_catalog`.
+//! - [`source`] and [`table`]: a source is a topic read through a record format
+//!   (`weir-format`); as a DataFusion table, each topic partition is a scan partition read
+//!   in-process, read_committed, up to the offsets sampled at planning; `INSERT` appends.
+//! - [`engine`]: the shared engine (catalog, sources, memory pool) and each connection's
+//!   [`engine::Session`].
+//! - [`pg`]: pgwire handlers (simple and extended query protocols, text and binary results);
+//!   [`service`]: the listener as a broker [`weir_broker::Service`]; [`client`]: `weir sql`.
+
+pub mod append;
+pub mod catalog;
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod parser;
+pub mod pg;
+pub mod pg_catalog;
+pub mod records;
+pub mod service;
+pub mod session;
+pub mod source;
+pub mod table;
+pub mod types;
+
+pub use config::SqlConfig;
+pub use error::SqlError;
+pub use service::SqlService;

@@ -1,0 +1,133 @@
+use super::*;
+
+fn one(sql: &str) -> WeirStatement {
+    let mut all = parse(sql).expect(sql);
+    assert_eq!(all.len(), 1, "{sql}");
+    all.remove(0)
+}
+
+fn source(sql: &str) -> CreateSource {
+    match one(sql) {
+        WeirStatement::CreateSource(s) => *s,
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
+#[test]
+fn create_source_with_columns_watermark_includes_and_options() {
+    let s = source(
+        "create source IF NOT EXISTS Bids (Auction BIGINT NOT NULL, price numeric(10,2) DEFAULT 0, \
+         \"Note\" varchar, date_time TIMESTAMP, WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND) \
+         INCLUDE key AS k INCLUDE partition \
+         WITH (topic = 'bids', format = json, scan.startup.mode = 'earliest', csv.delimiter = ';', n = 5)",
+    );
+    assert_eq!(s.name, "bids");
+    assert!(s.if_not_exists);
+    let names: Vec<&str> = s.columns.iter().map(|c| c.name.value.as_str()).collect();
+    assert_eq!(names, vec!["auction", "price", "Note", "date_time"]);
+    let (wm_col, wm_expr) = s.watermark.clone().expect("watermark");
+    assert_eq!(wm_col, "date_time");
+    assert_eq!(wm_expr.to_string(), "date_time - INTERVAL '4' SECOND");
+    assert_eq!(
+        s.includes,
+        vec![
+            (Meta::Key, "k".to_string()),
+            (Meta::Partition, "_partition".to_string())
+        ]
+    );
+    assert_eq!(s.options["topic"], "bids");
+    assert_eq!(s.options["format"], "json");
+    assert_eq!(s.options["scan.startup.mode"], "earliest");
+    assert_eq!(s.options["csv.delimiter"], ";");
+    assert_eq!(s.options["n"], "5");
+    // What the catalog stores parses back to the same definition.
+    let again = source(&s.to_string());
+    assert_eq!(
+        again,
+        CreateSource {
+            if_not_exists: false,
+            ..s
+        }
+    );
+}
+
+#[test]
+fn create_source_without_columns_and_errors() {
+    let s = source("CREATE SOURCE s WITH (topic = 't')");
+    assert!(s.columns.is_empty());
+    for bad in [
+        "CREATE SOURCE s () WITH (topic = 't')",
+        "CREATE SOURCE s (a int) INCLUDE nothing",
+        "CREATE SOURCE s (a int) WITH (topic = 't', topic = 'u')",
+        "CREATE SOURCE s (a int WITH (topic = 't')",
+        "CREATE SOURCE s (a int) WITH (topic 't')",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn weir_statements_and_plain_sql() {
+    assert_eq!(one("SHOW SOURCES"), WeirStatement::Show(ObjectKind::Source));
+    assert_eq!(
+        one("show materialized views;"),
+        WeirStatement::Show(ObjectKind::MaterializedView)
+    );
+    assert_eq!(
+        one("DESCRIBE public.Bids"),
+        WeirStatement::Describe("bids".into())
+    );
+    assert_eq!(
+        one("DROP SOURCE IF EXISTS s CASCADE"),
+        WeirStatement::Drop {
+            kind: ObjectKind::Source,
+            if_exists: true,
+            name: "s".into(),
+            cascade: true
+        }
+    );
+    for not_yet in [
+        "CREATE TABLE t (a int, PRIMARY KEY (a)) WITH (topic = 't')",
+        "CREATE MATERIALIZED VIEW v AS SELECT 1",
+        "CREATE SINK k FROM v WITH (topic = 'x')",
+        "EXPLAIN CREATE MATERIALIZED VIEW v AS SELECT (1)",
+    ] {
+        assert!(
+            matches!(one(not_yet), WeirStatement::NotYet(_)),
+            "{not_yet}"
+        );
+    }
+    assert!(matches!(
+        one("SELECT * FROM s WHERE a > 1"),
+        WeirStatement::Sql(_)
+    ));
+    assert!(matches!(
+        one("INSERT INTO s VALUES (1, 'a')"),
+        WeirStatement::Sql(_)
+    ));
+    assert!(matches!(
+        one("SET extra_float_digits = 3"),
+        WeirStatement::Sql(_)
+    ));
+    assert!(matches!(
+        one("SHOW transaction_isolation"),
+        WeirStatement::Sql(_)
+    ));
+}
+
+#[test]
+fn several_statements_and_syntax_errors() {
+    let all = parse("SHOW SOURCES; ; SELECT 1;").expect("two");
+    assert_eq!(all.len(), 2);
+    assert!(parse("").expect("empty").is_empty());
+    assert!(parse("SELEC 1").is_err());
+    assert!(parse("SELECT 1 SELECT 2").is_err());
+}
+
+#[test]
+fn identifiers_quote_when_needed() {
+    assert_eq!(quote_ident("plain_1"), "plain_1");
+    assert_eq!(quote_ident("Mixed"), "\"Mixed\"");
+    assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    assert_eq!(quote_ident("1st"), "\"1st\"");
+}

@@ -1,0 +1,118 @@
+//! The SQL listener as a broker service: bound before the broker serves (so a taken port is
+//! an error at start), started after transactions are recovered (the catalog is replayed
+//! then), stopped before the logs close (in-flight INSERTs finish their appends).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, Semaphore};
+use weir_broker::state::State;
+
+use crate::config::SqlConfig;
+use crate::engine::Engine;
+use crate::pg::{Connection, Handlers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot listen for SQL on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How long connections may take to finish once the broker stops.
+const DRAIN: Duration = Duration::from_secs(5);
+
+pub struct SqlService {
+    listener: TcpListener,
+    config: SqlConfig,
+}
+
+impl SqlService {
+    /// Binds `config.listen`; `None` when SQL is disabled.
+    pub async fn bind(config: SqlConfig) -> Result<Option<SqlService>, ServiceError> {
+        let Some(addr) = config.listen.clone() else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServiceError::Bind { addr, source })?;
+        Ok(Some(SqlService { listener, config }))
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+impl weir_broker::Service for SqlService {
+    fn name(&self) -> &str {
+        "sql"
+    }
+
+    fn start(
+        self: Box<Self>,
+        state: Arc<State>,
+        mut stop: broadcast::Receiver<()>,
+    ) -> tokio::task::JoinHandle<()> {
+        let SqlService { listener, config } = *self;
+        tokio::spawn(async move {
+            let engine = tokio::select! {
+                _ = stop.recv() => return,
+                e = Engine::start(state, config.clone()) => match e {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the SQL engine cannot start; SQL is unavailable");
+                        return;
+                    }
+                },
+            };
+            let local = listener.local_addr().ok();
+            tracing::info!(listen = ?local, "SQL listening (PostgreSQL wire protocol)");
+            let permits = Arc::new(Semaphore::new(config.max_connections));
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let permit = tokio::select! {
+                    _ = stop.recv() => break,
+                    p = permits.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                let accepted = tokio::select! {
+                    _ = stop.recv() => break,
+                    a = listener.accept() => a,
+                };
+                match accepted {
+                    Ok((socket, peer)) => {
+                        let _ = socket.set_nodelay(true);
+                        let handlers =
+                            Arc::new(Handlers(Arc::new(Connection::new(engine.session()))));
+                        connections.spawn(async move {
+                            if let Err(e) =
+                                pgwire::tokio::process_socket(socket, None, handlers).await
+                            {
+                                tracing::debug!(%peer, error = %e, "SQL connection ended");
+                            }
+                            drop(permit);
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SQL accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                while connections.try_join_next().is_some() {}
+            }
+            drop(listener);
+            let drain = async { while connections.join_next().await.is_some() {} };
+            if tokio::time::timeout(DRAIN, drain).await.is_err() {
+                tracing::warn!("SQL connections still open after 5 s; closing them");
+                connections.abort_all();
+            }
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! A source's definition: `CREATE SOURCE` checked into the Arrow schema it reads as, the
+//! record format, metadata columns and stored options.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::logical_expr::Expr as DfExpr;
+use datafusion::sql::sqlparser::ast::{ColumnDef, ColumnOption, Expr};
+use weir_format::Format;
+
+use crate::catalog::ColumnInfo;
+use crate::error::SqlError;
+use crate::parser::{CreateSource, Meta};
+use crate::types;
+
+/// `WITH` options a source accepts; the engine's (dead letters, watermarks, dedup) are
+/// checked and stored now and used when pipelines land.
+const OPTIONS: &[&str] = &[
+    "topic",
+    "format",
+    "scan.startup.mode",
+    "scan.startup.timestamp.millis",
+    "dead_letter",
+    "watermark.idle.timeout",
+    "dedup.key",
+    "dedup.within",
+    "csv.delimiter",
+];
+
+/// A column's DEFAULT, evaluated once at CREATE: as JSON for the decoder, as a literal for
+/// DataFusion's INSERT planning.
+#[derive(Debug, Clone)]
+pub struct Default {
+    pub json: serde_json::Value,
+    pub literal: DfExpr,
+}
+
+#[derive(Debug)]
+pub struct SourceDef {
+    /// The catalog entry's id (0 until stored).
+    pub id: u64,
+    pub name: String,
+    pub topic: String,
+    pub format: Format,
+    /// The columns decoded from record values.
+    pub payload: SchemaRef,
+    pub defaults: Vec<Option<Default>>,
+    pub includes: Vec<(Meta, String)>,
+    /// Payload columns, then metadata columns.
+    pub schema: SchemaRef,
+    /// The definition as stored (inferred columns written out).
+    pub create: CreateSource,
+}
+
+impl SourceDef {
+    /// Checks `create` (with its columns already declared or inferred); `defaults` holds the
+    /// evaluated DEFAULT of each column that has one.
+    pub fn define(
+        create: CreateSource,
+        defaults_by_name: &HashMap<String, Default>,
+    ) -> Result<SourceDef, SqlError> {
+        for key in create.options.keys() {
+            if !OPTIONS.contains(&key.as_str()) {
+                return Err(SqlError::Invalid(format!(
+                    "unknown source option {key} (known: {})",
+                    OPTIONS.join(", ")
+                )));
+            }
+        }
+        let topic = create
+            .options
+            .get("topic")
+            .cloned()
+            .ok_or_else(|| SqlError::Invalid("a source needs WITH (topic = '...')".into()))?;
+        let format = format_of(&create.options)?;
+        check_startup(&create.options)?;
+        let mut fields = Vec::new();
+        let mut defaults = Vec::new();
+        for c in &create.columns {
+            let data_type = types::arrow_type(&c.data_type).ok_or_else(|| {
+                SqlError::unsupported(format!(
+                    "column {}: type {} is not supported in sources",
+                    c.name.value, c.data_type
+                ))
+            })?;
+            let not_null = c
+                .options
+                .iter()
+                .any(|o| matches!(o.option, ColumnOption::NotNull));
+            let default = defaults_by_name.get(&c.name.value).cloned();
+            for o in &c.options {
+                if !matches!(
+                    o.option,
+                    ColumnOption::NotNull | ColumnOption::Null | ColumnOption::Default(_)
+                ) {
+                    return Err(SqlError::unsupported(format!(
+                        "column {}: only NOT NULL and DEFAULT are supported on source columns",
+                        c.name.value
+                    )));
+                }
+            }
+            fields.push(Field::new(c.name.value.clone(), data_type, !not_null));
+            defaults.push(default);
+        }
+        if let Some((column, _)) = &create.watermark {
+            let field = fields.iter().find(|f| f.name() == column).ok_or_else(|| {
+                SqlError::Invalid(format!("WATERMARK FOR {column}: no such column"))
+            })?;
+            if !matches!(field.data_type(), DataType::Timestamp(..)) {
+                return Err(SqlError::Invalid(format!(
+                    "WATERMARK FOR {column}: the column must be a timestamp"
+                )));
+            }
+        }
+        let payload = Arc::new(Schema::new(fields.clone()));
+        // Checks the format against the columns now, not at the first read.
+        let json_defaults: Vec<Option<serde_json::Value>> = defaults
+            .iter()
+            .map(|d| d.as_ref().map(|d| d.json.clone()))
+            .collect();
+        weir_format::RecordDecoder::new(format, payload.clone(), &json_defaults)?;
+        for (meta, alias) in &create.includes {
+            if fields.iter().any(|f| f.name() == alias) {
+                return Err(SqlError::Invalid(format!(
+                    "INCLUDE {}: column {alias} already exists",
+                    meta.keyword()
+                )));
+            }
+            // Nullable: an INSERT may leave them out (the broker assigns offsets and times).
+            fields.push(Field::new(alias.clone(), meta_type(*meta), true));
+        }
+        Ok(SourceDef {
+            id: 0,
+            name: create.name.clone(),
+            topic,
+            format,
+            payload,
+            defaults,
+            includes: create.includes.clone(),
+            schema: Arc::new(Schema::new(fields)),
+            create,
+        })
+    }
+
+    /// The columns as the catalog and DESCRIBE show them.
+    pub fn column_infos(&self) -> Vec<ColumnInfo> {
+        let mut out: Vec<ColumnInfo> = self
+            .create
+            .columns
+            .iter()
+            .zip(self.payload.fields())
+            .map(|(c, f)| ColumnInfo {
+                name: f.name().clone(),
+                sql_type: types::sql_name(f.data_type()),
+                nullable: f.is_nullable(),
+                default: default_expr(c).map(|e| e.to_string()),
+                metadata: false,
+            })
+            .collect();
+        for (meta, alias) in &self.includes {
+            out.push(ColumnInfo {
+                name: alias.clone(),
+                sql_type: types::sql_name(&meta_type(*meta)),
+                nullable: true,
+                default: None,
+                metadata: true,
+            });
+        }
+        out
+    }
+}
+
+pub fn default_expr(c: &ColumnDef) -> Option<&Expr> {
+    c.options.iter().find_map(|o| match &o.option {
+        ColumnOption::Default(e) => Some(e),
+        _ => None,
+    })
+}
+
+pub fn meta_type(meta: Meta) -> DataType {
+    match meta {
+        Meta::Key => DataType::Binary,
+        Meta::Partition => DataType::Int32,
+        Meta::Offset => DataType::Int64,
+        Meta::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(types::UTC.into())),
+        Meta::Headers => types::headers_type(),
+    }
+}
+
+pub fn format_of(options: &BTreeMap<String, String>) -> Result<Format, SqlError> {
+    let name = options.get("format").map(|f| f.to_lowercase());
+    Ok(match name.as_deref() {
+        None | Some("json") => Format::Json,
+        Some("csv") => {
+            let delimiter = match options.get("csv.delimiter").map(String::as_str) {
+                None => b',',
+                Some("\\t") => b'\t',
+                Some(d) if d.len() == 1 => d.as_bytes()[0],
+                Some(d) => {
+                    return Err(SqlError::Invalid(format!(
+                        "csv.delimiter {d:?}: one ASCII character expected"
+                    )))
+                }
+            };
+            Format::Csv { delimiter }
+        }
+        Some("bytes") => Format::Bytes,
+        Some("text") => Format::Text,
+        Some(other) => {
+            return Err(SqlError::unsupported(format!(
+                "format {other} (supported: json, csv, bytes, text)"
+            )))
+        }
+    })
+}
+
+fn check_startup(options: &BTreeMap<String, String>) -> Result<(), SqlError> {
+    match options
+        .get("scan.startup.mode")
+        .map(|m| m.to_lowercase())
+        .as_deref()
+    {
+        None | Some("earliest") | Some("latest") => Ok(()),
+        Some("timestamp") => match options.get("scan.startup.timestamp.millis") {
+            Some(ms) if ms.parse::<i64>().is_ok() => Ok(()),
+            _ => Err(SqlError::Invalid(
+                "scan.startup.mode = 'timestamp' needs scan.startup.timestamp.millis".into(),
+            )),
+        },
+        Some(other) => Err(SqlError::Invalid(format!(
+            "scan.startup.mode {other:?}: earliest, latest or timestamp"
+        ))),
+    }
+}
