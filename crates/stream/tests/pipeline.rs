@@ -301,3 +301,44 @@ async fn a_graph_naming_a_missing_topic_or_malformed_is_refused() {
     g.add(NodeSpec::Union);
     assert!(engine.run_pipeline(2, g).is_err());
 }
+
+/// An encoder that panics on its first batch.
+struct Panicking;
+
+impl weir_stream::format::SinkEncoder for Panicking {
+    fn encode(
+        &mut self,
+        _batch: &arrow_array::RecordBatch,
+        _out: &mut Vec<weir_stream::format::SinkRecord>,
+    ) -> Result<(), String> {
+        panic!("encoder bug");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_pipeline_fails_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = testkit::recovered(dir.path(), &[]);
+    let input = topic(&state, "in", 1).await;
+    let output = topic(&state, "out", 1).await;
+    fill(&state, &input, 10, 1_000, "a").await;
+    let mut g = even_offsets("in", "out", None);
+    if let Some(NodeSpec::Sink(s)) = g.nodes.last_mut() {
+        s.encoder = Arc::new(|| Box::new(Panicking));
+    }
+    let engine = Engine::start(state.clone(), config(20)).expect("engine");
+    let mut bad = engine.run_pipeline(1, g).expect("run");
+    let status = bad.wait_caught_up().await.expect_err("failed");
+    assert!(
+        status
+            .to_string()
+            .starts_with("failed: the pipeline task panicked"),
+        "{status}"
+    );
+    // The engine and the broker go on: another pipeline on the same engine runs.
+    let mut good = engine
+        .run_pipeline(2, even_offsets("in", "out", None))
+        .expect("run");
+    good.wait_caught_up().await.expect("caught up");
+    assert_eq!(consume(&output[0], Isolation::ReadCommitted).len(), 5);
+}
