@@ -344,6 +344,10 @@ impl Pipeline {
         let mut nodes = Vec::with_capacity(graph.nodes.len());
         let mut sources = Vec::new();
         let now = now_ms();
+        // A partition without a checkpointed offset starts per `Startup`; that position is
+        // committed by the first checkpoint even if nothing is read, so a restart does not
+        // evaluate `Latest` again and skip what arrived in between.
+        let mut fresh = false;
         for (i, spec) in graph.nodes.iter().enumerate() {
             let out_schema = graph.outputs(i).next().map(|e| e.schema.clone());
             nodes.push(match spec {
@@ -352,14 +356,12 @@ impl Pipeline {
                     let readers = parts
                         .into_iter()
                         .map(|p| {
-                            let start = restored
-                                .offsets
-                                .get(&(s.topic.clone(), p.index()))
-                                .map(|(o, _)| *o)
-                                .unwrap_or(match s.startup {
-                                    Startup::Earliest => p.log_start_offset(),
-                                    Startup::Latest => p.high_watermark(),
-                                });
+                            let stored = restored.offsets.get(&(s.topic.clone(), p.index()));
+                            fresh |= stored.is_none();
+                            let start = stored.map(|(o, _)| *o).unwrap_or(match s.startup {
+                                Startup::Earliest => p.log_start_offset(),
+                                Startup::Latest => p.high_watermark(),
+                            });
                             PartitionReader::new(s.topic.clone(), p, start, config.read_max_bytes)
                         })
                         .collect::<Vec<_>>();
@@ -414,14 +416,25 @@ impl Pipeline {
             state_topic: topic,
             state_partition,
             epoch: restored.epoch,
-            dirty: false,
+            dirty: fresh,
             progress,
             stop,
             decode_failures: 0,
             records_out: 0,
             epoch_records: 0,
         };
-        pipeline.publish(PipelineStatus::Running);
+        // Progress reports committed offsets: the restored ones until the first commit.
+        let committed = restored
+            .offsets
+            .iter()
+            .map(|(k, (o, _))| (k.clone(), *o))
+            .collect();
+        pipeline.progress.send_modify(|p| {
+            p.status = PipelineStatus::Running;
+            p.epoch = restored.epoch;
+            p.offsets = committed;
+            p.watermarks = restored.watermarks.clone();
+        });
         Ok(pipeline)
     }
 

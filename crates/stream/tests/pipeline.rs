@@ -342,3 +342,33 @@ async fn a_panicking_pipeline_fails_alone() {
     good.wait_caught_up().await.expect("caught up");
     assert_eq!(consume(&output[0], Isolation::ReadCommitted).len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latest_source_commits_its_start_and_resumes_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = testkit::recovered(dir.path(), &[]);
+    let input = topic(&state, "in", 1).await;
+    let output = topic(&state, "out", 1).await;
+    fill(&state, &input, 10, 1_000, "old").await;
+    let latest = || {
+        let mut g = even_offsets("in", "out", None);
+        if let Some(NodeSpec::Source(s)) = g.nodes.first_mut() {
+            s.startup = weir_stream::graph::Startup::Latest;
+        }
+        g
+    };
+    let engine = Engine::start(state.clone(), config(20)).expect("engine");
+    let mut p = engine.run_pipeline(4, latest()).expect("run");
+    p.wait_caught_up().await.expect("caught up");
+    assert_eq!(p.stop().await, PipelineStatus::Stopped);
+    assert_eq!(p.progress().offsets.get(&("in".to_string(), 0)), Some(&10));
+    // Records arriving while it is stopped are read by the next run.
+    let new = fill(&state, &input, 6, 2_000, "new").await;
+    let mut p = engine.run_pipeline(4, latest()).expect("run");
+    p.wait_caught_up().await.expect("caught up");
+    p.stop().await;
+    assert_eq!(
+        sorted(consume(&output[0], Isolation::ReadCommitted)),
+        expected_even(&new)
+    );
+}
