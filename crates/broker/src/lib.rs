@@ -38,7 +38,12 @@ pub mod partition;
 mod records;
 mod server;
 pub mod state;
+/// A real broker state on a temporary directory, for tests of crates built on the broker
+/// (feature `testkit`, enabled only by dev-dependencies).
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod topic_config;
+pub mod txn_api;
 mod txns;
 
 pub use config::{BrokerConfig, ConfigError, Durability};

@@ -29,6 +29,9 @@
 //! - **Compaction** ([`cleaner`]): for `cleanup.policy=compact`, rewrites sealed segments
 //!   keeping the latest record of each key, and swaps them in crash-safely.
 //!
+//! - **Records** ([`records`]): the records of a batch, borrowed from it (keys, values,
+//!   headers), for the cleaner and in-process consumers.
+//!
 //! Batches are stored exactly as produced (compaction drops records from uncompressed batches
 //! and recomputes their CRC); storage never decompresses.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
@@ -43,6 +46,7 @@ pub mod fuzzing;
 mod index;
 mod log;
 mod producer;
+pub mod records;
 mod segment;
 /// Builders of valid batches for tests (feature `testkit`, enabled only by dev-dependencies).
 #[cfg(any(test, feature = "testkit"))]

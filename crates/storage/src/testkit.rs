@@ -10,6 +10,8 @@ pub struct BatchBuilder {
     producer_epoch: i16,
     base_sequence: i32,
     records: Vec<TestRecord>,
+    /// Compress the records area with the codec of the attributes' compression bits.
+    compress: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -17,6 +19,7 @@ struct TestRecord {
     timestamp: i64,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
+    headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 use crate::batch::push_zigzag as put_zigzag;
@@ -41,6 +44,7 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             records: Vec::new(),
+            compress: false,
         }
     }
 
@@ -49,7 +53,16 @@ impl BatchBuilder {
             timestamp,
             key: key.map(<[u8]>::to_vec),
             value: value.map(<[u8]>::to_vec),
+            headers: Vec::new(),
         });
+        self
+    }
+
+    /// Adds a header to the last record added.
+    pub fn header(mut self, key: &[u8], value: Option<&[u8]>) -> Self {
+        if let Some(r) = self.records.last_mut() {
+            r.headers.push((key.to_vec(), value.map(<[u8]>::to_vec)));
+        }
         self
     }
 
@@ -63,9 +76,17 @@ impl BatchBuilder {
         self
     }
 
-    /// Sets the compression bits (0-2) without compressing: storage never decompresses.
+    /// Sets the compression bits without compressing: storage never decompresses.
     pub fn compression(mut self, codec: u8) -> Self {
         self.attributes = (self.attributes & !0x07) | (i16::from(codec) & 0x07);
+        self
+    }
+
+    /// Sets the compression bits to `codec` (1 gzip, 2 snappy, 3 lz4, 4 zstd) and compresses
+    /// the records area with it, as a client does.
+    pub fn compressed(mut self, codec: u8) -> Self {
+        self = self.compression(codec);
+        self.compress = true;
         self
     }
 
@@ -89,9 +110,24 @@ impl BatchBuilder {
             put_zigzag(&mut body, i as i64);
             put_bytes(&mut body, r.key.as_deref());
             put_bytes(&mut body, r.value.as_deref());
-            put_zigzag(&mut body, 0); // headers
+            put_zigzag(&mut body, r.headers.len() as i64);
+            for (k, v) in &r.headers {
+                put_bytes(&mut body, Some(k));
+                put_bytes(&mut body, v.as_deref());
+            }
             put_zigzag(&mut records, body.len() as i64);
             records.extend_from_slice(&body);
+        }
+        if self.compress {
+            use crate::batch::Compression;
+            let codec = match self.attributes & 0x07 {
+                1 => Compression::Gzip,
+                2 => Compression::Snappy,
+                3 => Compression::Lz4,
+                4 => Compression::Zstd,
+                other => Compression::Unknown(other as u8),
+            };
+            records = crate::codec::compress(codec, &records).expect("compress");
         }
         let count = self.records.len() as i32;
         let max_timestamp = self

@@ -1,11 +1,12 @@
 //! Transactions: InitProducerId with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
 //! TxnOffsetCommit, EndTxn, and the operator APIs DescribeTransactions, ListTransactions and
 //! DescribeProducers.
-//! The coordinator decides; `crate::txns` persists and writes the markers.
+//! The coordinator decides (through `crate::txn_api`, shared with in-process producers);
+//! `crate::txns` persists and writes the markers.
 
 use std::sync::Arc;
 
-use weir_coordinator::txn::{InitRequest, TxnMember, TxnState};
+use weir_coordinator::txn::{TxnMember, TxnState};
 use weir_coordinator::{CommittedOffset, ErrorCode, TopicPartition, TxnCommitRequest};
 use weir_protocol::kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
@@ -23,6 +24,7 @@ use weir_protocol::kafka_protocol::protocol::StrBytes;
 use weir_protocol::ResponseError;
 
 use crate::state::State;
+use crate::txn_api;
 
 /// KIP-588: clients before these versions know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.
 fn fenced_for(code: i16, version: i16, first_with_fenced: i16) -> i16 {
@@ -47,31 +49,20 @@ pub async fn init_transactional(
     let mut r = InitProducerIdResponse::default();
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
-    let request = InitRequest {
-        transactional_id: Some(transactional_id),
-        transaction_timeout_ms: req.transaction_timeout_ms,
-        producer_id: req.producer_id.0,
-        producer_epoch: req.producer_epoch,
-    };
-    let alloc_state = state.clone();
-    let result = state
-        .txns
-        .call(state, move |c, now| {
-            let mut alloc = || alloc_state.allocate_producer_id().unwrap_or(-1);
-            c.init_producer_id(now, request, &mut alloc)
-        })
-        .await;
-    match result {
-        Ok(Ok(init)) if init.producer_id >= 0 => {
-            r.producer_id = ProducerId(init.producer_id);
-            r.producer_epoch = init.producer_epoch;
+    match txn_api::reinit_transactional(
+        state,
+        &transactional_id,
+        req.transaction_timeout_ms,
+        req.producer_id.0,
+        req.producer_epoch,
+    )
+    .await
+    {
+        Ok((pid, epoch)) => {
+            r.producer_id = ProducerId(pid);
+            r.producer_epoch = epoch;
         }
-        Ok(Ok(_)) => r.error_code = ResponseError::KafkaStorageError.code(),
-        Ok(Err(e)) => r.error_code = fenced_for(e.code().0, version, 4),
-        Err(e) => {
-            tracing::error!(error = %e, "transaction log write failed");
-            r.error_code = storage_failure();
-        }
+        Err(e) => r.error_code = fenced_for(e.code(), version, 4),
     }
     r
 }
@@ -103,20 +94,12 @@ pub async fn add_partitions(
         // Kafka: unknown partitions fail, the others get OPERATION_NOT_ATTEMPTED.
         None
     } else {
-        let result = state
-            .txns
-            .call(state, |c, now| {
-                c.add_partitions(now, &id, pid, epoch, wanted)
-            })
-            .await;
-        Some(match result {
-            Ok(Ok(())) => 0,
-            Ok(Err(e)) => fenced_for(e.code().0, version, 2),
-            Err(e) => {
-                tracing::error!(error = %e, "transaction log write failed");
-                storage_failure()
-            }
-        })
+        Some(
+            match txn_api::add_partitions(state, &id, pid, epoch, wanted).await {
+                Ok(()) => 0,
+                Err(e) => fenced_for(e.code(), version, 2),
+            },
+        )
     };
     r.results_by_topic_v3_and_below = topics
         .into_iter()
@@ -146,31 +129,17 @@ pub async fn add_partitions(
 pub async fn end_txn(state: &Arc<State>, req: &EndTxnRequest, version: i16) -> EndTxnResponse {
     let mut r = EndTxnResponse::default();
     let id = req.transactional_id.0.to_string();
-    let result = state
-        .txns
-        .call(state, |c, now| {
-            c.end_txn(
-                now,
-                &id,
-                req.producer_id.0,
-                req.producer_epoch,
-                req.committed,
-            )
-        })
-        .await;
-    r.error_code = match result {
-        Ok(Ok(())) => {
-            state
-                .txns
-                .wait_completed(&id, std::time::Duration::from_secs(5))
-                .await;
-            0
-        }
-        Ok(Err(e)) => fenced_for(e.code().0, version, 2),
-        Err(e) => {
-            tracing::error!(error = %e, "transaction log write failed");
-            storage_failure()
-        }
+    r.error_code = match txn_api::end_txn(
+        state,
+        &id,
+        req.producer_id.0,
+        req.producer_epoch,
+        req.committed,
+    )
+    .await
+    {
+        Ok(()) => 0,
+        Err(e) => fenced_for(e.code(), version, 2),
     };
     r
 }

@@ -18,7 +18,7 @@
 //!    transaction is left and `delete.retention.ms` passed. Each producer's newest batch is
 //!    kept (empty if need be), so its sequence survives a rebuild of producer state from the
 //!    log. Compressed batches are decompressed and their kept records compressed again with
-//!    the same codec ([`codec`]); one that cannot be read is kept whole. Records keep their
+//!    the same codec ([`crate::codec`]); one that cannot be read is kept whole. Records keep their
 //!    offsets; batches keep their base offset and producer fields.
 //! 4. **Swap.** Each cleaned segment replaces its originals crash-safely (see [`swap`]),
 //!    with a `.txnindex` holding the aborted transactions whose markers it kept (those of
@@ -28,7 +28,6 @@
 //!    starts the `delete.retention.ms` clock of that stretch's tombstones and markers.
 
 pub mod checkpoint;
-use crate::codec;
 mod offset_map;
 mod records;
 pub(crate) mod swap;
@@ -331,7 +330,7 @@ impl Filter<'_> {
         if self.map.get(key).is_some_and(|latest| latest > r.offset) {
             return false;
         }
-        if r.tombstone && r.offset < self.horizon {
+        if r.is_tombstone() && r.offset < self.horizon {
             self.stats.tombstones_removed += 1;
             return false;
         }

@@ -1,5 +1,5 @@
-//! Records inside a v2 batch (decompressed by [`codec`] if need be), and the rewrite of a
-//! batch keeping some of them, compressed again with the batch's codec.
+//! Records inside a v2 batch (read by [`crate::records`], decompressed if need be), and the
+//! rewrite of a batch keeping some of them, compressed again with the batch's codec.
 //!
 //! A kept record's bytes are copied verbatim: the rewritten batch keeps the base offset and
 //! base timestamp, so every record's offset and timestamp deltas stay right. The header
@@ -9,35 +9,12 @@
 
 use std::borrow::Cow;
 
-use super::codec;
 use crate::batch::{
-    read_zigzag, BatchDefect, BatchHeader, ATTRIBUTES_AT, BATCH_LENGTH_AT, COMPRESSION_MASK,
-    CRC_AT, HEADER_LEN, LOG_OVERHEAD, MAX_TIMESTAMP_AT, RECORDS_COUNT_AT,
+    BatchHeader, ATTRIBUTES_AT, BATCH_LENGTH_AT, COMPRESSION_MASK, CRC_AT, HEADER_LEN,
+    LOG_OVERHEAD, MAX_TIMESTAMP_AT, RECORDS_COUNT_AT,
 };
-
-/// One record of a batch, borrowed from the batch bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Record<'a> {
-    pub offset: i64,
-    pub timestamp: i64,
-    pub key: Option<&'a [u8]>,
-    /// A null value: a tombstone.
-    pub tombstone: bool,
-    /// The whole record, length prefix included.
-    pub bytes: &'a [u8],
-}
-
-fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Option<&'a [u8]>, BatchDefect> {
-    let len = read_zigzag(buf, pos, 5).ok_or(BatchDefect::BadRecord)?;
-    if len < 0 {
-        return Ok(None);
-    }
-    let len = usize::try_from(len).map_err(|_| BatchDefect::BadRecord)?;
-    let end = pos.checked_add(len).ok_or(BatchDefect::BadRecord)?;
-    let bytes = buf.get(*pos..end).ok_or(BatchDefect::BadRecord)?;
-    *pos = end;
-    Ok(Some(bytes))
-}
+use crate::codec;
+pub use crate::records::{records, Record};
 
 /// Largest records area the cleaner decompresses; a bigger batch is kept whole.
 const MAX_DECOMPRESSED: usize = 64 << 20;
@@ -45,41 +22,7 @@ const MAX_DECOMPRESSED: usize = 64 << 20;
 /// The records area of `batch` (one whole batch), decompressed if need be. `None` when it
 /// cannot be read (unknown codec, corrupt or too large data): the batch is then kept whole.
 pub fn body<'a>(header: &BatchHeader, batch: &'a [u8]) -> Option<Cow<'a, [u8]>> {
-    let area = batch.get(HEADER_LEN..)?;
-    if !header.is_compressed() {
-        return Some(Cow::Borrowed(area));
-    }
-    codec::decompress(header.compression(), area, MAX_DECOMPRESSED).map(Cow::Owned)
-}
-
-/// The records of a batch whose records area (decompressed) is `body`.
-pub fn records<'a>(header: &BatchHeader, body: &'a [u8]) -> Result<Vec<Record<'a>>, BatchDefect> {
-    let mut out = Vec::with_capacity(usize::try_from(header.records_count).unwrap_or(0).min(4096));
-    let mut pos = 0;
-    for _ in 0..header.records_count.max(0) {
-        let start = pos;
-        let len = read_zigzag(body, &mut pos, 5).ok_or(BatchDefect::BadRecord)?;
-        let len = usize::try_from(len).map_err(|_| BatchDefect::BadRecord)?;
-        let end = pos.checked_add(len).ok_or(BatchDefect::BadRecord)?;
-        let record = body.get(..end).ok_or(BatchDefect::BadRecord)?;
-        pos += 1; // record attributes
-        let ts_delta = read_zigzag(record, &mut pos, 10).ok_or(BatchDefect::BadRecord)?;
-        let offset_delta = read_zigzag(record, &mut pos, 5).ok_or(BatchDefect::BadRecord)?;
-        let key = read_bytes(record, &mut pos)?;
-        let value_len = read_zigzag(record, &mut pos, 5).ok_or(BatchDefect::BadRecord)?;
-        out.push(Record {
-            offset: header.base_offset.saturating_add(offset_delta),
-            timestamp: header.base_timestamp.saturating_add(ts_delta),
-            key,
-            tombstone: value_len < 0,
-            bytes: body.get(start..end).ok_or(BatchDefect::BadRecord)?,
-        });
-        pos = end;
-    }
-    if pos != body.len() {
-        return Err(BatchDefect::BadRecord);
-    }
-    Ok(out)
+    crate::records::body(header, batch, MAX_DECOMPRESSED).ok()
 }
 
 /// `batch` with only `kept` of its records (in order; may be none: an empty batch keeps a
@@ -145,7 +88,7 @@ mod tests {
         let rs = records(&h, &area).expect("records");
         assert_eq!(
             rs.iter()
-                .map(|r| (r.offset, r.timestamp, r.key, r.tombstone))
+                .map(|r| (r.offset, r.timestamp, r.key, r.is_tombstone()))
                 .collect::<Vec<_>>(),
             vec![
                 (100, 1_000, Some(&b"a"[..]), false),

@@ -94,7 +94,7 @@ pub(super) fn read_all(log: &Log) -> Vec<Entry> {
                     out.push(Entry::Record {
                         offset: rec.offset,
                         key: rec.key.map(text),
-                        value: (!rec.tombstone).then(|| value_of(rec.bytes)),
+                        value: (!rec.is_tombstone()).then(|| value_of(rec.bytes)),
                         pid: h.producer_id(),
                     });
                 }
@@ -565,7 +565,7 @@ fn a_crash_at_any_step_of_a_swap_loses_and_duplicates_nothing() {
 /// `batch` (uncompressed) with its records compressed by `codec`, CRC recomputed.
 fn compressed(batch: &[u8], codec: crate::batch::Compression, bits: i16) -> Vec<u8> {
     use crate::batch::HEADER_LEN;
-    let packed = codec::compress(codec, &batch[HEADER_LEN..]).expect("compress");
+    let packed = crate::codec::compress(codec, &batch[HEADER_LEN..]).expect("compress");
     let mut out = batch[..HEADER_LEN].to_vec();
     out.extend_from_slice(&packed);
     let len = (out.len() - 12) as i32;

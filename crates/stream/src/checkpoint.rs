@@ -1,0 +1,200 @@
+//! The pipeline's durable state in `__weir_sql_state.<id>` (compacted, one partition),
+//! written in each epoch's transaction: key `(operator id: u16, entry)`, value a versioned
+//! binary encoding. Operator 0 is the sources': per source partition its next offset and
+//! largest event time, per source its emitted watermark, and the last committed epoch.
+//! Recovery reads the topic read_committed up to its last stable offset and keeps the last
+//! value per key, so state always matches the offsets of the last committed epoch.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use weir_broker::partition::{Isolation, Partition, ReadSpec};
+
+use crate::error::StreamError;
+use crate::format::SinkRecord;
+use crate::source::reader::committed_records;
+
+/// The state topic of pipeline `id`.
+pub fn state_topic(id: u64) -> String {
+    format!("__weir_sql_state.{id}")
+}
+
+/// The transactional id of pipeline `id`.
+pub fn transactional_id(id: u64) -> String {
+    format!("__weir_sql.{id}")
+}
+
+const VERSION: u8 = 1;
+const SOURCES: u16 = 0;
+const TAG_OFFSET: u8 = b'o';
+const TAG_WATERMARK: u8 = b'w';
+const TAG_EPOCH: u8 = b'e';
+const NONE: i64 = i64::MIN;
+
+/// What operator 0 checkpoints.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceState {
+    pub epoch: u64,
+    /// (topic, partition) -> (next offset, largest event time)
+    pub offsets: HashMap<(String, i32), (i64, Option<i64>)>,
+    /// topic -> emitted watermark
+    pub watermarks: HashMap<String, i64>,
+}
+
+fn key(tag: u8, topic: Option<&str>, partition: Option<i32>) -> Bytes {
+    let mut k = Vec::with_capacity(32);
+    k.extend_from_slice(&SOURCES.to_be_bytes());
+    k.push(tag);
+    if let Some(t) = topic {
+        k.extend_from_slice(&u16::try_from(t.len()).unwrap_or(u16::MAX).to_be_bytes());
+        k.extend_from_slice(t.as_bytes());
+    }
+    if let Some(p) = partition {
+        k.extend_from_slice(&p.to_be_bytes());
+    }
+    Bytes::from(k)
+}
+
+fn value(fields: &[i64]) -> Bytes {
+    let mut v = Vec::with_capacity(1 + 8 * fields.len());
+    v.push(VERSION);
+    for f in fields {
+        v.extend_from_slice(&f.to_be_bytes());
+    }
+    Bytes::from(v)
+}
+
+impl SourceState {
+    /// The records of this state, to append in the epoch's transaction.
+    pub fn records(&self, timestamp: i64) -> Vec<SinkRecord> {
+        let mut out = Vec::with_capacity(self.offsets.len() + self.watermarks.len() + 1);
+        let rec = |key, value| SinkRecord {
+            key: Some(key),
+            value: Some(value),
+            timestamp,
+        };
+        for ((topic, partition), (offset, max)) in &self.offsets {
+            out.push(rec(
+                key(TAG_OFFSET, Some(topic), Some(*partition)),
+                value(&[*offset, max.unwrap_or(NONE)]),
+            ));
+        }
+        for (topic, w) in &self.watermarks {
+            out.push(rec(key(TAG_WATERMARK, Some(topic), None), value(&[*w])));
+        }
+        out.push(rec(
+            key(TAG_EPOCH, None, None),
+            value(&[i64::try_from(self.epoch).unwrap_or(i64::MAX)]),
+        ));
+        out
+    }
+
+    fn apply(&mut self, k: &[u8], v: &[u8]) -> Result<(), String> {
+        let fields = |n: usize| -> Result<Vec<i64>, String> {
+            match v.split_first() {
+                Some((&VERSION, rest)) if rest.len() == 8 * n => Ok(rest
+                    .chunks_exact(8)
+                    .map(|c| i64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect()),
+                Some((version, _)) => Err(format!("value version {version} or length unknown")),
+                None => Err("empty value".into()),
+            }
+        };
+        let (op, rest) = k.split_at_checked(2).ok_or("short key")?;
+        if op != SOURCES.to_be_bytes() {
+            // Another operator's state: no stateful operator runs yet.
+            return Ok(());
+        }
+        let (tag, rest) = rest.split_first().ok_or("short key")?;
+        let topic = |rest: &[u8]| -> Result<(String, usize), String> {
+            let (len, rest) = rest.split_at_checked(2).ok_or("short key")?;
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let name = rest.get(..len).ok_or("short key")?;
+            let name = String::from_utf8(name.to_vec()).map_err(|e| e.to_string())?;
+            Ok((name, 2 + len))
+        };
+        match *tag {
+            TAG_OFFSET => {
+                let (name, used) = topic(rest)?;
+                let p = rest.get(used..used + 4).ok_or("short key")?;
+                let partition = i32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+                let f = fields(2)?;
+                let max = (f[1] != NONE).then_some(f[1]);
+                self.offsets.insert((name, partition), (f[0], max));
+            }
+            TAG_WATERMARK => {
+                let (name, _) = topic(rest)?;
+                self.watermarks.insert(name, fields(1)?[0]);
+            }
+            TAG_EPOCH => self.epoch = u64::try_from(fields(1)?[0]).unwrap_or(0),
+            other => return Err(format!("unknown entry tag {other}")),
+        }
+        Ok(())
+    }
+
+    /// Reads the committed state of `topic` (its one partition), last value per key.
+    pub fn restore(topic: &str, partition: &Partition) -> Result<SourceState, StreamError> {
+        let bad = |reason: String| StreamError::State {
+            topic: topic.to_string(),
+            reason,
+        };
+        let mut latest: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+        let mut offset = partition.log_start_offset();
+        let end = partition.last_stable_offset();
+        while offset < end {
+            let read = partition
+                .read(&ReadSpec {
+                    offset,
+                    max_bytes: 1 << 20,
+                    min_one_batch: true,
+                    isolation: Isolation::ReadCommitted,
+                    leader_epoch: None,
+                })
+                .map_err(|source| StreamError::Partition {
+                    topic: topic.to_string(),
+                    partition: 0,
+                    source,
+                })?;
+            if read.records.is_empty() {
+                break;
+            }
+            offset = committed_records(topic, 0, &read, offset, |r| {
+                if let Some(k) = r.key {
+                    latest.insert(k.to_vec(), r.value.map(<[u8]>::to_vec));
+                }
+            })?;
+        }
+        let mut state = SourceState::default();
+        for (k, v) in latest {
+            if let Some(v) = v {
+                state.apply(&k, &v).map_err(bad)?;
+            }
+        }
+        Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let mut s = SourceState {
+            epoch: 7,
+            ..SourceState::default()
+        };
+        s.offsets.insert(("in".into(), 0), (42, Some(1_000)));
+        s.offsets.insert(("in".into(), 3), (0, None));
+        s.watermarks.insert("in".into(), 900);
+        let mut back = SourceState::default();
+        for r in s.records(0) {
+            back.apply(&r.key.expect("key"), &r.value.expect("value"))
+                .expect("apply");
+        }
+        assert_eq!(back, s);
+        let mut bad = SourceState::default();
+        assert!(bad.apply(&key(TAG_EPOCH, None, None), &[9, 0]).is_err());
+        assert!(bad.apply(&[0, 0, b'x'], &value(&[1])).is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! Why a pipeline failed. Every variant keeps its cause; the pipeline's status shows the
+//! message (`failed: <error>`).
+
+use arrow_schema::ArrowError;
+use datafusion_common::DataFusionError;
+use weir_broker::partition::PartitionError;
+use weir_broker::state::AdminError;
+use weir_broker::txn_api::TxnApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("graph: {0}")]
+    Graph(String),
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("topic {topic:?}: {source}")]
+    Admin {
+        topic: String,
+        #[source]
+        source: AdminError,
+    },
+    #[error("{topic}-{partition}: {source}")]
+    Partition {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: PartitionError,
+    },
+    #[error("transaction {transactional_id:?}: {source}")]
+    Txn {
+        transactional_id: String,
+        #[source]
+        source: TxnApiError,
+    },
+    #[error("expression: {0}")]
+    Expr(#[from] DataFusionError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] ArrowError),
+    #[error("encoding a sink record: {0}")]
+    Encode(String),
+    #[error("a batch read from {topic}-{partition} at offset {offset} is damaged: {reason}")]
+    Corrupt {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
+    #[error("state topic {topic:?}: {reason}")]
+    State { topic: String, reason: String },
+    #[error(
+        "memory budget exceeded: {used} bytes held, the pipeline's limit is {limit} \
+         (raise weir.sql.pipeline.memory.max.bytes)"
+    )]
+    MemoryBudget { used: usize, limit: usize },
+    #[error("the pipeline task panicked: {0}")]
+    Panicked(String),
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error("the engine's runtime could not start: {0}")]
+    Runtime(#[source] std::io::Error),
+}

@@ -1,0 +1,3 @@
+//! Operators of the fused runtime, a module per family.
+
+pub mod map;

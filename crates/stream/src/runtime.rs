@@ -1,0 +1,705 @@
+//! The engine and its pipelines (§7.1, §7.2). A pipeline is one task: it polls its source
+//! partitions round-robin, pushes each read's rows synchronously through the fused graph into
+//! the sinks' buffers, appends them in the epoch's transaction, and every checkpoint interval
+//! sends barrier N from every source, writes the sources' offsets and watermarks as operator
+//! 0's state and commits. Caught up, it parks on its partitions' versions (no task per
+//! partition) until an append, the next checkpoint or an idle timeout.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampMillisecondType};
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, TimeUnit};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use weir_broker::partition::{any_changed, Partition};
+use weir_broker::state::{AdminError, State};
+
+use crate::align::{Aligned, Aligner};
+use crate::checkpoint::{state_topic, transactional_id, SourceState};
+use crate::error::StreamError;
+use crate::format::{now_ms, SourceDecoder};
+use crate::graph::{Graph, NodeSpec, Startup, WatermarkSpec};
+use crate::message::Message;
+use crate::ops::map::MapOp;
+use crate::sink::SinkOp;
+use crate::source::reader::PartitionReader;
+use crate::source::watermark::WatermarkTracker;
+use crate::txn::EpochTxn;
+
+/// The engine's settings (`weir.sql.*` keys map onto them).
+#[derive(Clone, Debug)]
+pub struct StreamConfig {
+    /// Worker threads of the engine's own runtime (`weir.sql.threads`).
+    pub threads: usize,
+    /// `weir.sql.checkpoint.interval.ms`.
+    pub checkpoint_interval: Duration,
+    /// `weir.sql.pipeline.memory.max.bytes`: checked after every batch.
+    pub memory_max_bytes: usize,
+    pub transaction_timeout_ms: i32,
+    /// Bytes per source partition read.
+    pub read_max_bytes: usize,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            threads: 1,
+            checkpoint_interval: Duration::from_secs(1),
+            memory_max_bytes: 256 << 20,
+            transaction_timeout_ms: 60_000,
+            read_max_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PipelineStatus {
+    /// Fencing the previous run and reading state.
+    #[default]
+    Recovering,
+    Running,
+    Stopped,
+    /// The epoch was aborted and the pipeline stopped; the broker and other pipelines go on.
+    Failed(String),
+}
+
+impl PipelineStatus {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, PipelineStatus::Stopped | PipelineStatus::Failed(_))
+    }
+}
+
+impl fmt::Display for PipelineStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PipelineStatus::Recovering => write!(f, "recovering"),
+            PipelineStatus::Running => write!(f, "running"),
+            PipelineStatus::Stopped => write!(f, "stopped"),
+            PipelineStatus::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+/// What a pipeline has committed, published after every commit.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    pub status: PipelineStatus,
+    /// The last committed epoch.
+    pub epoch: u64,
+    /// Committed next offset per source (topic, partition).
+    pub offsets: HashMap<(String, i32), i64>,
+    /// Committed watermark per source topic.
+    pub watermarks: HashMap<String, i64>,
+    /// Records the decoders refused.
+    pub decode_failures: u64,
+    /// Records appended to sinks in committed epochs.
+    pub records_out: u64,
+}
+
+pub struct Engine {
+    state: Arc<State>,
+    config: StreamConfig,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Engine {
+    /// Starts the engine's runtime. The broker must have recovered its transactions first
+    /// (the engine never meets a transaction still being decided).
+    pub fn start(state: Arc<State>, config: StreamConfig) -> Result<Engine, StreamError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads.max(1))
+            .thread_name("weir-stream")
+            .enable_all()
+            .build()
+            .map_err(StreamError::Runtime)?;
+        Ok(Engine {
+            state,
+            config,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Starts pipeline `id` (its transactional id and state topic derive from it): recovery
+    /// first, then epochs until stopped or failed.
+    pub fn run_pipeline(&self, id: u64, graph: Graph) -> Result<PipelineHandle, StreamError> {
+        graph.validate()?;
+        let mut sources = Vec::new();
+        for node in &graph.nodes {
+            if let NodeSpec::Source(s) = node {
+                sources.extend(
+                    partitions(&self.state, &s.topic)?
+                        .into_iter()
+                        .map(|p| (s.topic.clone(), p)),
+                );
+            }
+        }
+        let (progress_tx, progress) = watch::channel(Progress::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let (state, config) = (self.state.clone(), self.config.clone());
+        let handle = self
+            .runtime
+            .as_ref()
+            .map(|r| r.handle().clone())
+            .ok_or(StreamError::Stopped)?;
+        let task = handle.spawn(async move {
+            let tx = progress_tx.clone();
+            let run = handle_inner(id, graph, state, config, progress_tx, stop_rx);
+            let outcome = tokio::spawn(run).await;
+            if let Err(join) = outcome {
+                let e = StreamError::Panicked(join.to_string());
+                tracing::error!(pipeline = id, error = %e, "pipeline failed");
+                tx.send_modify(|p| p.status = PipelineStatus::Failed(e.to_string()));
+            }
+        });
+        Ok(PipelineHandle {
+            id,
+            progress,
+            stop,
+            sources,
+            task: Some(task),
+        })
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Tasks are dropped where they stand, as in a crash: an open epoch stays open until
+        // the next run's init aborts it.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn partitions(state: &State, topic: &str) -> Result<Vec<Arc<Partition>>, StreamError> {
+    let t = state
+        .topic(topic)
+        .ok_or_else(|| StreamError::UnknownTopic(topic.to_string()))?;
+    Ok((0..t.partition_count())
+        .filter_map(|i| t.partition(i))
+        .collect())
+}
+
+/// Runs the pipeline and turns an error into an aborted epoch and a failed status.
+async fn handle_inner(
+    id: u64,
+    graph: Graph,
+    state: Arc<State>,
+    config: StreamConfig,
+    progress: watch::Sender<Progress>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut pipeline = match Pipeline::open(id, graph, state, config, progress.clone(), stop).await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(pipeline = id, error = %e, "pipeline failed to start");
+            progress.send_modify(|p| p.status = PipelineStatus::Failed(e.to_string()));
+            return;
+        }
+    };
+    match pipeline.run().await {
+        Ok(()) => progress.send_modify(|p| p.status = PipelineStatus::Stopped),
+        Err(e) => {
+            tracing::error!(pipeline = id, error = %e, "pipeline failed; aborting its epoch");
+            if let Err(abort) = pipeline.txn.abort().await {
+                tracing::error!(pipeline = id, error = %abort, "aborting the epoch failed");
+            }
+            progress.send_modify(|p| p.status = PipelineStatus::Failed(e.to_string()));
+        }
+    }
+}
+
+/// A running pipeline.
+pub struct PipelineHandle {
+    pub id: u64,
+    progress: watch::Receiver<Progress>,
+    stop: watch::Sender<bool>,
+    sources: Vec<(String, Arc<Partition>)>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl PipelineHandle {
+    pub fn status(&self) -> PipelineStatus {
+        self.progress.borrow().status.clone()
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    /// Commits what has been processed and stops.
+    pub async fn stop(&mut self) -> PipelineStatus {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.status()
+    }
+
+    /// Waits until every source partition's committed offset reached its last stable offset
+    /// as of this call; the status if the pipeline ended first.
+    pub async fn wait_caught_up(&mut self) -> Result<(), PipelineStatus> {
+        let targets: Vec<((String, i32), i64)> = self
+            .sources
+            .iter()
+            .map(|(t, p)| ((t.clone(), p.index()), p.last_stable_offset()))
+            .collect();
+        let done = |p: &Progress| {
+            p.status.is_terminal()
+                || targets
+                    .iter()
+                    .all(|(k, target)| p.offsets.get(k).is_some_and(|o| o >= target))
+        };
+        let status = match self.progress.wait_for(done).await {
+            Ok(p) => Some(p.status.clone()),
+            Err(_) => None,
+        };
+        let status = status.unwrap_or_else(|| self.status());
+        if status.is_terminal() {
+            return Err(status);
+        }
+        Ok(())
+    }
+}
+
+enum Node {
+    Source,
+    Map(MapOp),
+    Union(Aligner),
+    Sink(SinkOp),
+}
+
+struct SourceRt {
+    node: usize,
+    topic: String,
+    readers: Vec<PartitionReader>,
+    decoder: Box<dyn SourceDecoder>,
+    watermark: Option<(WatermarkSpec, WatermarkTracker)>,
+    emitted: Option<i64>,
+}
+
+struct Pipeline {
+    id: u64,
+    config: StreamConfig,
+    nodes: Vec<Node>,
+    /// Per node, its outputs' (node, port).
+    outputs: Vec<Vec<(usize, usize)>>,
+    sources: Vec<SourceRt>,
+    txn: EpochTxn,
+    state_topic: String,
+    state_partition: Arc<Partition>,
+    epoch: u64,
+    /// Something to commit: rows, offsets or watermarks moved since the last commit.
+    dirty: bool,
+    progress: watch::Sender<Progress>,
+    stop: watch::Receiver<bool>,
+    decode_failures: u64,
+    records_out: u64,
+    /// Records appended to sinks in the open epoch.
+    epoch_records: u64,
+}
+
+impl Pipeline {
+    async fn open(
+        id: u64,
+        graph: Graph,
+        state: Arc<State>,
+        config: StreamConfig,
+        progress: watch::Sender<Progress>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Pipeline, StreamError> {
+        let topic = state_topic(id);
+        if state.topic(&topic).is_none() {
+            let configs = [("cleanup.policy".to_string(), "compact".to_string())].into();
+            match state.create_topic(&topic, 1, 1, configs).await {
+                Ok(_) | Err(AdminError::TopicExists(_)) => {}
+                Err(source) => return Err(StreamError::Admin { topic, source }),
+            }
+        }
+        let state_partition = partitions(&state, &topic)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StreamError::UnknownTopic(topic.clone()))?;
+        // Fences the previous run and aborts its open epoch before the state is read, so
+        // the state read is the last committed epoch's.
+        let txn = EpochTxn::init(
+            state.clone(),
+            transactional_id(id),
+            config.transaction_timeout_ms,
+        )
+        .await?;
+        let restored = SourceState::restore(&topic, &state_partition)?;
+        tracing::info!(
+            pipeline = id,
+            epoch = restored.epoch,
+            "pipeline state restored"
+        );
+
+        let mut nodes = Vec::with_capacity(graph.nodes.len());
+        let mut sources = Vec::new();
+        let now = now_ms();
+        // A partition without a checkpointed offset starts per `Startup`; that position is
+        // committed by the first checkpoint even if nothing is read, so a restart does not
+        // evaluate `Latest` again and skip what arrived in between.
+        let mut fresh = false;
+        for (i, spec) in graph.nodes.iter().enumerate() {
+            let out_schema = graph.outputs(i).next().map(|e| e.schema.clone());
+            nodes.push(match spec {
+                NodeSpec::Source(s) => {
+                    let parts = partitions(&state, &s.topic)?;
+                    let readers = parts
+                        .into_iter()
+                        .map(|p| {
+                            let stored = restored.offsets.get(&(s.topic.clone(), p.index()));
+                            fresh |= stored.is_none();
+                            let start = stored.map(|(o, _)| *o).unwrap_or(match s.startup {
+                                Startup::Earliest => p.log_start_offset(),
+                                Startup::Latest => p.high_watermark(),
+                            });
+                            PartitionReader::new(s.topic.clone(), p, start, config.read_max_bytes)
+                        })
+                        .collect::<Vec<_>>();
+                    let watermark = s.watermark.map(|spec| {
+                        let timeout =
+                            i64::try_from(spec.idle_timeout.as_millis()).unwrap_or(i64::MAX);
+                        let mut t =
+                            WatermarkTracker::new(readers.len(), spec.delay_ms, timeout, now);
+                        for (k, r) in readers.iter().enumerate() {
+                            let max = restored
+                                .offsets
+                                .get(&(s.topic.clone(), r.index()))
+                                .and_then(|(_, m)| *m);
+                            t.restore(k, max);
+                        }
+                        t.restore_emitted(restored.watermarks.get(&s.topic).copied());
+                        (spec, t)
+                    });
+                    sources.push(SourceRt {
+                        node: i,
+                        topic: s.topic.clone(),
+                        readers,
+                        decoder: (s.decoder)(),
+                        watermark,
+                        emitted: restored.watermarks.get(&s.topic).copied(),
+                    });
+                    Node::Source
+                }
+                NodeSpec::Map { exprs, filter } => {
+                    let schema = out_schema
+                        .ok_or_else(|| StreamError::Graph(format!("node {i} has no output")))?;
+                    Node::Map(MapOp::new(exprs.clone(), filter.clone(), schema))
+                }
+                NodeSpec::Union => Node::Union(Aligner::new(graph.inputs(i).count())),
+                NodeSpec::Sink(s) => Node::Sink(SinkOp::new(
+                    s.topic.clone(),
+                    partitions(&state, &s.topic)?,
+                    (s.encoder)(),
+                )),
+            });
+        }
+        let outputs = (0..graph.nodes.len())
+            .map(|i| graph.outputs(i).map(|e| (e.to, e.port)).collect())
+            .collect();
+        let pipeline = Pipeline {
+            id,
+            config,
+            nodes,
+            outputs,
+            sources,
+            txn,
+            state_topic: topic,
+            state_partition,
+            epoch: restored.epoch,
+            dirty: fresh,
+            progress,
+            stop,
+            decode_failures: 0,
+            records_out: 0,
+            epoch_records: 0,
+        };
+        // Progress reports committed offsets: the restored ones until the first commit.
+        let committed = restored
+            .offsets
+            .iter()
+            .map(|(k, (o, _))| (k.clone(), *o))
+            .collect();
+        pipeline.progress.send_modify(|p| {
+            p.status = PipelineStatus::Running;
+            p.epoch = restored.epoch;
+            p.offsets = committed;
+            p.watermarks = restored.watermarks.clone();
+        });
+        Ok(pipeline)
+    }
+
+    fn publish(&self, status: PipelineStatus) {
+        let offsets = self
+            .sources
+            .iter()
+            .flat_map(|s| {
+                s.readers
+                    .iter()
+                    .map(|r| ((s.topic.clone(), r.index()), r.next_offset))
+            })
+            .collect();
+        let watermarks = self
+            .sources
+            .iter()
+            .filter_map(|s| s.emitted.map(|w| (s.topic.clone(), w)))
+            .collect();
+        let (epoch, decode_failures, records_out) =
+            (self.epoch, self.decode_failures, self.records_out);
+        self.progress.send_modify(|p| {
+            p.status = status;
+            p.epoch = epoch;
+            p.offsets = offsets;
+            p.watermarks = watermarks;
+            p.decode_failures = decode_failures;
+            p.records_out = records_out;
+        });
+    }
+
+    async fn run(&mut self) -> Result<(), StreamError> {
+        let interval = self.config.checkpoint_interval;
+        let mut deadline = Instant::now() + interval;
+        loop {
+            if *self.stop.borrow() {
+                if self.dirty {
+                    self.checkpoint().await?;
+                }
+                return Ok(());
+            }
+            let (progressed, watched) = self.poll_sources().await?;
+            if Instant::now() >= deadline {
+                if self.dirty {
+                    self.checkpoint().await?;
+                }
+                deadline = Instant::now() + interval;
+            }
+            if progressed {
+                continue;
+            }
+            // Caught up everywhere: park until an append to a source partition, the next
+            // checkpoint, an idle timeout, or stop.
+            let mut wake = deadline;
+            for s in &self.sources {
+                if let Some(at) = s
+                    .watermark
+                    .as_ref()
+                    .and_then(|(_, t)| t.next_idle_deadline())
+                {
+                    let ms = u64::try_from(at.saturating_sub(now_ms()).max(1)).unwrap_or(1);
+                    wake = wake.min(Instant::now() + Duration::from_millis(ms));
+                }
+            }
+            let watched: Vec<(&Partition, u64)> = watched.iter().map(|(p, v)| (&**p, *v)).collect();
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                _ = any_changed(&watched) => {}
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// One read of every source partition. Returns whether anything moved, and each
+    /// partition's version as of before its read (to park on).
+    async fn poll_sources(&mut self) -> Result<(bool, Vec<(Arc<Partition>, u64)>), StreamError> {
+        let mut progressed = false;
+        let mut watched = Vec::new();
+        for s in 0..self.sources.len() {
+            let readers = self.sources.get(s).map_or(0, |s| s.readers.len());
+            for r in 0..readers {
+                let (node, messages) = {
+                    let Some(src) = self.sources.get_mut(s) else {
+                        break;
+                    };
+                    let Some(reader) = src.readers.get_mut(r) else {
+                        break;
+                    };
+                    watched.push((reader.partition.clone(), reader.partition.version()));
+                    let before = reader.next_offset;
+                    let step = reader.read(src.decoder.as_mut())?;
+                    let moved = reader.next_offset != before;
+                    let batch = src.decoder.flush()?;
+                    self.decode_failures += step.failed as u64;
+                    let now = now_ms();
+                    let mut messages = Vec::new();
+                    if let Some((spec, tracker)) = src.watermark.as_mut() {
+                        if batch.num_rows() > 0 || step.decoded > 0 {
+                            tracker.observe(r, max_event_time(&batch, spec.column)?, now);
+                        } else if step.caught_up {
+                            tracker.caught_up(r, now);
+                        }
+                    }
+                    if batch.num_rows() > 0 {
+                        messages.push(Message::Batch(batch));
+                    }
+                    if let Some((_, tracker)) = src.watermark.as_mut() {
+                        if let Some(w) = tracker.current() {
+                            if src.emitted.is_none_or(|e| w > e) {
+                                src.emitted = Some(w);
+                                messages.push(Message::Watermark(w));
+                            }
+                        }
+                    }
+                    if moved || !messages.is_empty() {
+                        progressed |= moved;
+                        self.dirty = true;
+                    }
+                    (src.node, messages)
+                };
+                for m in messages {
+                    self.emit(node, m)?;
+                }
+                self.check_memory()?;
+                self.flush_sinks().await?;
+            }
+        }
+        Ok((progressed, watched))
+    }
+
+    /// Sends `msg` along every output of `node`.
+    fn emit(&mut self, node: usize, msg: Message) -> Result<(), StreamError> {
+        let outs = self.outputs.get(node).cloned().unwrap_or_default();
+        for (to, port) in outs {
+            self.deliver(to, port, msg.clone())?;
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, node: usize, port: usize, msg: Message) -> Result<(), StreamError> {
+        let mut out = Vec::new();
+        match self.nodes.get_mut(node) {
+            None | Some(Node::Source) => {}
+            Some(Node::Map(op)) => match msg {
+                Message::Batch(b) => {
+                    if let Some(b) = op.process(&b)? {
+                        out.push(Message::Batch(b));
+                    }
+                }
+                other => out.push(other),
+            },
+            Some(Node::Union(aligner)) => {
+                let mut aligned = Vec::new();
+                aligner.push(port, msg, &mut aligned);
+                out.extend(aligned.into_iter().map(|a| match a {
+                    Aligned::Batch { batch, .. } => Message::Batch(batch),
+                    Aligned::Watermark(w) => Message::Watermark(w),
+                    Aligned::Barrier(n) => Message::Barrier(n),
+                }));
+            }
+            Some(Node::Sink(sink)) => match msg {
+                Message::Batch(b) => sink.push(&b)?,
+                Message::Barrier(n) => sink.barrier = n,
+                Message::Watermark(_) => {}
+            },
+        }
+        for m in out {
+            self.emit(node, m)?;
+        }
+        Ok(())
+    }
+
+    /// Fails the pipeline when what its operators hold exceeds the budget (§7.3).
+    fn check_memory(&self) -> Result<(), StreamError> {
+        let used: usize = self
+            .nodes
+            .iter()
+            .map(|n| match n {
+                Node::Union(a) => a.buffered_bytes(),
+                Node::Sink(s) => s.pending_bytes(),
+                Node::Source | Node::Map(_) => 0,
+            })
+            .sum();
+        let limit = self.config.memory_max_bytes;
+        if used > limit {
+            return Err(StreamError::MemoryBudget { used, limit });
+        }
+        Ok(())
+    }
+
+    async fn flush_sinks(&mut self) -> Result<(), StreamError> {
+        for node in &mut self.nodes {
+            if let Node::Sink(sink) = node {
+                if sink.pending_bytes() > 0 {
+                    self.epoch_records += sink.flush(&mut self.txn).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Epoch N = this one: barrier N from every source, the sources' state, commit.
+    async fn checkpoint(&mut self) -> Result<(), StreamError> {
+        let n = self.epoch + 1;
+        let nodes: Vec<usize> = self.sources.iter().map(|s| s.node).collect();
+        for node in nodes {
+            self.emit(node, Message::Barrier(n))?;
+        }
+        for node in &self.nodes {
+            if let Node::Sink(s) = node {
+                if s.barrier != n {
+                    return Err(StreamError::Graph(format!(
+                        "barrier {n} did not reach sink {} (it saw {})",
+                        s.topic, s.barrier
+                    )));
+                }
+            }
+        }
+        self.flush_sinks().await?;
+        let mut state = SourceState {
+            epoch: n,
+            ..SourceState::default()
+        };
+        for s in &self.sources {
+            for (k, r) in s.readers.iter().enumerate() {
+                let max = s.watermark.as_ref().and_then(|(_, t)| t.max_event_time(k));
+                state
+                    .offsets
+                    .insert((s.topic.clone(), r.index()), (r.next_offset, max));
+            }
+            if let Some(w) = s.emitted {
+                state.watermarks.insert(s.topic.clone(), w);
+            }
+        }
+        let records = state.records(now_ms());
+        let partition = self.state_partition.clone();
+        self.txn
+            .append(&self.state_topic, &partition, &records)
+            .await?;
+        self.txn.commit().await?;
+        self.epoch = n;
+        self.dirty = false;
+        self.records_out += std::mem::take(&mut self.epoch_records);
+        tracing::debug!(pipeline = self.id, epoch = n, "epoch committed");
+        self.publish(PipelineStatus::Running);
+        Ok(())
+    }
+}
+
+/// The largest event time in `batch`'s column `column` (BIGINT ms or TIMESTAMP(ms)).
+fn max_event_time(batch: &RecordBatch, column: usize) -> Result<Option<i64>, StreamError> {
+    let Some(c) = batch.columns().get(column) else {
+        return Err(StreamError::Graph(format!("no watermark column {column}")));
+    };
+    Ok(match c.data_type() {
+        DataType::Int64 => c.as_primitive::<Int64Type>().iter().flatten().max(),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => c
+            .as_primitive::<TimestampMillisecondType>()
+            .iter()
+            .flatten()
+            .max(),
+        other => {
+            return Err(StreamError::Graph(format!(
+                "watermark column {column} is {other}, not BIGINT or TIMESTAMP(ms)"
+            )))
+        }
+    })
+}

@@ -1,0 +1,147 @@
+//! Reads a topic partition as a read_committed Kafka consumer does: whole batches from
+//! `Partition::read` up to the last stable offset, skipping control batches, the batches of
+//! the aborted transactions the read reports, and records below the position in the first
+//! batch. Records are borrowed from the read buffer and handed to the decoder one by one.
+
+use std::sync::Arc;
+
+use weir_broker::partition::{Isolation, Partition, ReadResult, ReadSpec};
+use weir_storage::batch::{Batches, Check};
+use weir_storage::records::{self, Record, RecordIter};
+
+use crate::error::StreamError;
+use crate::format::{RecordRef, SourceDecoder};
+
+/// Largest records area decompressed from one batch (the broker accepts batches up to
+/// `message.max.bytes` compressed; this bounds what a hostile ratio could inflate to).
+const MAX_DECOMPRESSED: usize = 64 << 20;
+
+/// Calls `f` for every record at or after `from` that a read_committed consumer would see
+/// in `read`, and returns the offset after the last batch walked (at least `from`).
+pub(crate) fn committed_records(
+    topic: &str,
+    partition: i32,
+    read: &ReadResult,
+    from: i64,
+    mut f: impl FnMut(&Record<'_>),
+) -> Result<i64, StreamError> {
+    let aborted = read.aborted.as_deref().unwrap_or_default();
+    let corrupt = |offset: i64, reason: String| StreamError::Corrupt {
+        topic: topic.to_string(),
+        partition,
+        offset,
+        reason,
+    };
+    let mut next = from;
+    for batch in Batches::new(&read.records, Check::Structure) {
+        let batch = batch.map_err(|e| corrupt(next, format!("{:?}", e.defect)))?;
+        let h = batch.header;
+        next = next.max(h.last_offset() + 1);
+        if h.is_control() {
+            continue;
+        }
+        let is_aborted = h.is_transactional()
+            && aborted.iter().any(|a| {
+                a.producer_id == h.producer_id
+                    && a.first_offset <= h.base_offset
+                    && h.base_offset <= a.last_offset
+            });
+        if is_aborted {
+            continue;
+        }
+        let body = records::body(&h, batch.bytes, MAX_DECOMPRESSED)
+            .map_err(|e| corrupt(h.base_offset, e.to_string()))?;
+        for r in RecordIter::new(&h, &body) {
+            let r = r.map_err(|e| corrupt(h.base_offset, format!("{e:?}")))?;
+            if r.offset >= from {
+                f(&r);
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// What one read of a partition gave.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStep {
+    /// Records decoded into the decoder.
+    pub decoded: usize,
+    /// Records the decoder refused (skipped, counted).
+    pub failed: usize,
+    /// Nothing was left to read below the last stable offset.
+    pub caught_up: bool,
+}
+
+/// One source partition and the position of the next record to read.
+pub struct PartitionReader {
+    pub topic: String,
+    pub partition: Arc<Partition>,
+    pub next_offset: i64,
+    max_bytes: usize,
+}
+
+impl PartitionReader {
+    pub fn new(
+        topic: String,
+        partition: Arc<Partition>,
+        next_offset: i64,
+        max_bytes: usize,
+    ) -> Self {
+        PartitionReader {
+            topic,
+            partition,
+            next_offset,
+            max_bytes,
+        }
+    }
+
+    pub fn index(&self) -> i32 {
+        self.partition.index()
+    }
+
+    /// Reads the next batches (about `max_bytes`, at least one batch) into `decoder`.
+    pub fn read(&mut self, decoder: &mut dyn SourceDecoder) -> Result<ReadStep, StreamError> {
+        let index = self.index();
+        let read = self
+            .partition
+            .read(&ReadSpec {
+                offset: self.next_offset,
+                max_bytes: self.max_bytes,
+                min_one_batch: true,
+                isolation: Isolation::ReadCommitted,
+                leader_epoch: None,
+            })
+            .map_err(|source| StreamError::Partition {
+                topic: self.topic.clone(),
+                partition: index,
+                source,
+            })?;
+        if read.records.is_empty() {
+            return Ok(ReadStep {
+                caught_up: true,
+                ..ReadStep::default()
+            });
+        }
+        let mut step = ReadStep::default();
+        let next = committed_records(&self.topic, index, &read, self.next_offset, |r| {
+            let rec = RecordRef {
+                partition: index,
+                offset: r.offset,
+                timestamp: r.timestamp,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+            };
+            match decoder.push(&rec) {
+                Ok(()) => step.decoded += 1,
+                Err(e) => {
+                    step.failed += 1;
+                    tracing::warn!(topic = %self.topic, partition = index, offset = r.offset, error = %e, "record not decoded; skipped");
+                }
+            }
+        })?;
+        self.next_offset = next;
+        step.caught_up = next >= read.watermarks.last_stable_offset;
+        Ok(step)
+    }
+}
