@@ -392,7 +392,10 @@ fn give_role(
         Role::Follower => !leads && partition.leader_id() == Some(reg.leader),
         Role::NotReplica => false,
     };
-    if epoch == current && same_role && !(leads && !alone) {
+    // A replicated leader takes the same epoch again: the registration's ISR and replicas
+    // may have changed.
+    let replicated_leader = leads && !alone;
+    if epoch == current && same_role && !replicated_leader {
         return Ok(());
     }
     if alone {
