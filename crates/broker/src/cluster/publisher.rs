@@ -25,9 +25,11 @@ use weir_metadata::{
     BrokerId, ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration,
 };
 use weir_replication::LeaderConfig;
-use weir_storage::{Log, LogConfig, Recovery};
+use weir_storage::{Log, Recovery};
 
+use crate::config::BrokerConfig;
 use crate::partition::{Partition, PartitionError, Role};
+use crate::state::State;
 
 /// The file in each partition directory naming its topic id (Kafka's name).
 pub const PARTITION_METADATA: &str = "partition.metadata";
@@ -94,7 +96,8 @@ struct Replica {
 pub struct Publisher {
     local: BrokerId,
     data_dir: PathBuf,
-    log_config: LogConfig,
+    /// The broker config as started: log defaults under each topic's overrides.
+    broker: Arc<BrokerConfig>,
     /// `min.insync.replicas` of topics without an override.
     default_min_insync_replicas: usize,
     /// High watermarks read from the replication-offset-checkpoint at start.
@@ -107,21 +110,30 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(
         local: BrokerId,
-        data_dir: PathBuf,
-        log_config: LogConfig,
+        broker: Arc<BrokerConfig>,
         default_min_insync_replicas: usize,
         checkpointed: crate::hw_checkpoint::HighWatermarks,
     ) -> Publisher {
         Publisher {
             local,
-            data_dir,
-            log_config,
+            data_dir: broker.data_dir.clone(),
+            broker,
             default_min_insync_replicas: default_min_insync_replicas.max(1),
             checkpointed,
             caught_up: false,
             image: Arc::new(ImageCell::default()),
             replicas: BTreeMap::new(),
         }
+    }
+
+    /// The publisher of `state`'s broker (cluster mode).
+    pub fn for_state(state: &State) -> Publisher {
+        Publisher::new(
+            state.config.node_id,
+            state.broker_configs.effective(),
+            usize::try_from(state.config.cluster.min_insync_replicas).unwrap_or(1),
+            state.checkpointed_high_watermarks.clone(),
+        )
     }
 
     /// What handlers read.
@@ -234,7 +246,7 @@ impl Publisher {
         let partition = match self.replicas.get(&(topic_id, index)) {
             Some(r) => r.partition.clone(),
             None => {
-                let Some(p) = self.open_replica(&name, topic_id, index).await? else {
+                let Some(p) = self.open_replica(image, &name, topic_id, index).await? else {
                     return Ok(());
                 };
                 self.replicas.insert(
@@ -275,12 +287,17 @@ impl Publisher {
     /// when its directory belongs to no known topic (no `partition.metadata`): left alone.
     async fn open_replica(
         &self,
+        image: &MetadataImage,
         name: &str,
         topic_id: Uuid,
         index: i32,
     ) -> Result<Option<Arc<Partition>>, PublishError> {
         let dir = self.data_dir.join(format!("{name}-{index}"));
-        let log_config = self.log_config.clone();
+        let overrides = image
+            .configs(&ConfigResource::Topic(name.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        let log_config = crate::topic_config::log_config(&overrides, &self.broker);
         let checkpointed = self
             .checkpointed
             .get(&(name.to_string(), index))

@@ -7,7 +7,6 @@ use weir_metadata::{
     BrokerRegistration, LeaderRecovery, MetadataImage, MetadataRecord, PartitionChange,
     PartitionRegistration,
 };
-use weir_storage::LogConfig;
 
 use super::*;
 use crate::partition::Role;
@@ -89,13 +88,14 @@ impl Quorum {
 }
 
 fn publisher(dir: &std::path::Path) -> Publisher {
-    Publisher::new(
-        LOCAL,
+    let (config, _) = BrokerConfig::from_pairs(
+        "127.0.0.1:0".parse().expect("addr"),
+        None,
         dir.to_path_buf(),
-        LogConfig::default(),
-        1,
         Default::default(),
     )
+    .expect("config");
+    Publisher::new(LOCAL, Arc::new(config), 1, Default::default())
 }
 
 #[tokio::test]

@@ -94,3 +94,54 @@ impl ClusterAdmin for NodeAdmin {
         })
     }
 }
+
+/// Feeds the quorum's applied entries to the broker's [`Publisher`] in order, and tells it
+/// once this broker caught up (its registration is applied: design §4.7 step 2).
+pub fn spawn_publisher(
+    state: &weir_broker::state::State,
+    node: Arc<Node>,
+) -> tokio::task::JoinHandle<()> {
+    use weir_broker::cluster::{Change, Publisher};
+    let mut publisher = Publisher::for_state(state);
+    // Subscribed before the baseline is read: an entry applied in between is in both, and
+    // applying it again changes nothing (every step is idempotent).
+    let mut applied = node.subscribe();
+    let mut registration = node.broker_state();
+    let baseline = node.image();
+    tokio::spawn(async move {
+        if let Err(error) = publisher.apply(0, baseline, &Change::Reset).await {
+            tracing::error!(%error, "publishing the metadata image");
+        }
+        if registration.borrow_and_update().epoch.is_some() {
+            if let Err(error) = publisher.caught_up().await {
+                tracing::error!(%error, "reconciling replicas after catch-up");
+            }
+        }
+        loop {
+            tokio::select! {
+                entry = applied.recv() => {
+                    let Some(entry) = entry else { break };
+                    let change = match entry.change {
+                        weir_controller::Change::Delta(d) => Change::Delta(d),
+                        weir_controller::Change::Reset => Change::Reset,
+                    };
+                    if let Err(error) = publisher.apply(entry.index, entry.image, &change).await {
+                        tracing::error!(index = entry.index, %error, "publishing a metadata entry");
+                    }
+                }
+                changed = registration.changed(), if !publisher.is_caught_up() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let registered = registration.borrow_and_update().epoch.is_some();
+                    if registered {
+                        if let Err(error) = publisher.caught_up().await {
+                            tracing::error!(%error, "reconciling replicas after catch-up");
+                        }
+                        tracing::info!("caught up with the metadata quorum; replicas follow the image");
+                    }
+                }
+            }
+        }
+    })
+}

@@ -138,6 +138,7 @@ async fn serve_cluster(config: BrokerConfig) -> anyhow::Result<()> {
     broker
         .state()
         .set_cluster_admin(Arc::new(super::cluster_node::NodeAdmin(node.clone())));
+    let publisher = super::cluster_node::spawn_publisher(broker.state(), node.clone());
     tracing::warn!(
         node = node_config.node_id,
         internal = %node.local_addr(),
@@ -157,6 +158,7 @@ async fn serve_cluster(config: BrokerConfig) -> anyhow::Result<()> {
         }
         // Before the broker's clean-shutdown marker: the metadata log closes first.
         node.shutdown().await;
+        publisher.abort();
     };
     broker.serve(shutdown).await?;
     if let Some(reason) = failed {
