@@ -143,8 +143,9 @@ async fn serve_cluster(config: BrokerConfig) -> anyhow::Result<()> {
         node = node_config.node_id,
         internal = %node.local_addr(),
         voters = ?node_config.voters,
-        "cluster mode (increment 3): this node is a voter of the metadata quorum, but the Kafka \
-         data plane is still node-local (topics, produce and fetch do not use the cluster \
+        "cluster mode (increment 4, first part): this node is a voter of the metadata quorum \
+         and keeps the replicas the cluster metadata assigns it, but the Kafka data plane is \
+         still node-local (CreateTopics, Metadata, produce and fetch do not use the cluster \
          metadata yet)"
     );
     let mut failed = None;
