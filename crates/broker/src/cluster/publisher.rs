@@ -176,7 +176,7 @@ impl Publisher {
         self.caught_up = true;
         let image = self.image.image();
         self.reconcile(&image).await?;
-        self.remove_strays(&image).await
+        self.remove_strays(image).await
     }
 
     async fn apply_delta(
@@ -357,31 +357,39 @@ impl Publisher {
     /// Removes partition directories whose `partition.metadata` names a topic the caught-up
     /// image no longer has, or a partition that no longer names this broker (a crash between
     /// a delete and the removal of its files).
-    async fn remove_strays(&self, image: &MetadataImage) -> Result<(), PublishError> {
-        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
-            return Ok(());
-        };
-        let mut strays = Vec::new();
-        for entry in entries.flatten() {
-            let dir = entry.path();
-            let Some(id) = read_partition_metadata(&dir) else {
-                continue;
+    async fn remove_strays(&self, image: Arc<MetadataImage>) -> Result<(), PublishError> {
+        let data_dir = self.data_dir.clone();
+        let local = self.local;
+        // A directory listing and a small read per partition: the blocking pool's work.
+        let strays = tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&data_dir) else {
+                return Vec::new();
             };
-            let index = dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.rsplit_once('-'))
-                .and_then(|(_, p)| p.parse::<i32>().ok());
-            let wanted = index.is_some_and(|p| {
-                image
-                    .partition(id, p)
-                    .is_some_and(|reg| reg.replicas.contains(&self.local))
-            });
-            if !wanted {
-                tracing::info!(dir = %dir.display(), topic_id = %id, "removing a stray replica");
-                strays.push(dir);
+            let mut strays = Vec::new();
+            for entry in entries.flatten() {
+                let dir = entry.path();
+                let Some(id) = read_partition_metadata(&dir) else {
+                    continue;
+                };
+                let index = dir
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.rsplit_once('-'))
+                    .and_then(|(_, p)| p.parse::<i32>().ok());
+                let wanted = index.is_some_and(|p| {
+                    image
+                        .partition(id, p)
+                        .is_some_and(|reg| reg.replicas.contains(&local))
+                });
+                if !wanted {
+                    tracing::info!(dir = %dir.display(), topic_id = %id, "removing a stray replica");
+                    strays.push(dir);
+                }
             }
-        }
+            strays
+        })
+        .await
+        .map_err(PublishError::Task)?;
         remove_dirs(strays).await;
         Ok(())
     }
