@@ -16,6 +16,7 @@
 
 pub mod broker_keys;
 mod cleaner;
+pub mod cluster;
 pub mod cluster_admin;
 pub mod cluster_config;
 pub mod config;

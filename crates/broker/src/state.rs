@@ -251,7 +251,12 @@ impl State {
             };
             topics.insert(rec.name, Arc::new(topic));
         }
-        remove_orphans(&config, &expected_dirs);
+        // In cluster mode a directory is removed only by the publisher, against the caught-up
+        // image (Kafka's stray rule, design §5.1): here it would delete every replica the
+        // node-local table does not list before metadata arrives.
+        if !crate::hw_checkpoint::cluster_mode(&config) {
+            remove_orphans(&config, &expected_dirs);
+        }
         let producer_ids = ProducerIds::open(&*metadata)?;
         let txns = Arc::new(crate::txns::Txns::open(
             &config.data_dir,

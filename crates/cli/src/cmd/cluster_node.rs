@@ -94,3 +94,158 @@ impl ClusterAdmin for NodeAdmin {
         })
     }
 }
+
+/// Feeds the quorum's applied entries to the broker's [`Publisher`] in order, and tells it
+/// once this broker caught up (its registration is applied: design §4.7 step 2).
+pub fn spawn_publisher(
+    state: &weir_broker::state::State,
+    node: Arc<Node>,
+) -> tokio::task::JoinHandle<()> {
+    use weir_broker::cluster::{Change, Publisher};
+    let mut publisher = Publisher::for_state(state);
+    // Subscribed before the baseline is read: an entry applied in between is in both, and
+    // applying it again changes nothing (every step is idempotent).
+    let mut applied = node.subscribe();
+    let mut registration = node.broker_state();
+    let baseline = node.image();
+    tokio::spawn(async move {
+        if let Err(error) = publisher.apply(0, baseline, &Change::Reset).await {
+            tracing::error!(%error, "publishing the metadata image");
+        }
+        if registration.borrow_and_update().epoch.is_some() {
+            if let Err(error) = publisher.caught_up().await {
+                tracing::error!(%error, "reconciling replicas after catch-up");
+            }
+        }
+        loop {
+            tokio::select! {
+                entry = applied.recv() => {
+                    let Some(entry) = entry else { break };
+                    let change = match entry.change {
+                        weir_controller::Change::Delta(d) => Change::Delta(d),
+                        weir_controller::Change::Reset => Change::Reset,
+                    };
+                    if let Err(error) = publisher.apply(entry.index, entry.image, &change).await {
+                        tracing::error!(index = entry.index, %error, "publishing a metadata entry");
+                    }
+                }
+                changed = registration.changed(), if !publisher.is_caught_up() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let registered = registration.borrow_and_update().epoch.is_some();
+                    if registered {
+                        if let Err(error) = publisher.caught_up().await {
+                            tracing::error!(%error, "reconciling replicas after catch-up");
+                        }
+                        tracing::info!("caught up with the metadata quorum; replicas follow the image");
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use weir_broker::cluster::read_partition_metadata;
+    use weir_metadata::{ControllerReply, ControllerRequest, CreatableTopic};
+
+    use super::*;
+
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// One voter, its broker and the publisher as `weir serve` wires them: a topic the
+    /// quorum creates gets its logs here, with its topic id, and goes when deleted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_publisher_creates_and_removes_the_replicas_the_quorum_decides() {
+        let dir = std::env::temp_dir().join(format!("weir-publisher-{}", uuid_like()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let pairs = [
+            ("node.id".to_string(), "1".to_string()),
+            (
+                "controller.quorum.voters".to_string(),
+                format!("1@127.0.0.1:{port}"),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let (config, _) = BrokerConfig::from_pairs(
+            "127.0.0.1:0".parse().expect("addr"),
+            None,
+            dir.clone(),
+            pairs,
+        )
+        .expect("config");
+        let node_config = node_config(&config).expect("node config");
+        let broker = weir_broker::Broker::open(config).await.expect("broker");
+        let node = Arc::new(Node::start(node_config, &dir).await.expect("node"));
+        let publisher = spawn_publisher(broker.state(), node.clone());
+        let mut registration = node.broker_state();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            registration.wait_for(|s| s.epoch.is_some() && !s.fenced),
+        )
+        .await
+        .expect("registered and unfenced in time")
+        .expect("registration");
+
+        let reply = node
+            .submit(ControllerRequest::CreateTopics {
+                topics: vec![CreatableTopic {
+                    name: "t".to_string(),
+                    num_partitions: 2,
+                    replication_factor: 1,
+                    assignment: None,
+                    configs: Vec::new(),
+                }],
+                validate_only: false,
+            })
+            .await
+            .expect("submitted");
+        let ControllerReply::CreateTopics(created) = reply else {
+            panic!("unexpected reply {reply:?}");
+        };
+        let id = created[0].1.as_ref().expect("created").topic_id;
+        until("both replicas", || {
+            (0..2).all(|p| read_partition_metadata(&dir.join(format!("t-{p}"))) == Some(id))
+        })
+        .await;
+
+        node.submit(ControllerRequest::DeleteTopics {
+            names: vec!["t".to_string()],
+        })
+        .await
+        .expect("deleted");
+        until("the replicas removed", || {
+            (0..2).all(|p| !dir.join(format!("t-{p}")).exists())
+        })
+        .await;
+
+        node.shutdown().await;
+        publisher.abort();
+        drop(broker);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn uuid_like() -> String {
+        format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        )
+    }
+}

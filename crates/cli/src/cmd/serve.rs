@@ -217,12 +217,14 @@ async fn serve_cluster(config: BrokerConfig, sql: SqlSettings) -> anyhow::Result
     broker
         .state()
         .set_cluster_admin(Arc::new(super::cluster_node::NodeAdmin(node.clone())));
+    let publisher = super::cluster_node::spawn_publisher(broker.state(), node.clone());
     tracing::warn!(
         node = node_config.node_id,
         internal = %node.local_addr(),
         voters = ?node_config.voters,
-        "cluster mode (increment 3): this node is a voter of the metadata quorum, but the Kafka \
-         data plane is still node-local (topics, produce and fetch do not use the cluster \
+        "cluster mode (increment 4, first part): this node is a voter of the metadata quorum \
+         and keeps the replicas the cluster metadata assigns it, but the Kafka data plane is \
+         still node-local (CreateTopics, Metadata, produce and fetch do not use the cluster \
          metadata yet)"
     );
     let services = services(sql).await?;
@@ -237,6 +239,7 @@ async fn serve_cluster(config: BrokerConfig, sql: SqlSettings) -> anyhow::Result
         }
         // Before the broker's clean-shutdown marker: the metadata log closes first.
         node.shutdown().await;
+        publisher.abort();
     };
     broker.serve_with(shutdown, services).await?;
     if let Some(reason) = failed {

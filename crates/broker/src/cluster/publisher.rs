@@ -1,0 +1,475 @@
+//! `cluster::Publisher` (design §4.8, §5.1): consumes the metadata quorum's applied entries in
+//! order and makes this broker's replicas match the image: it creates or opens the logs of
+//! the partitions this broker replicates (on the blocking pool), gives each its role only for
+//! a newer leader epoch (or a first role after start), removes the replicas of deleted topics
+//! by topic id, and swaps the image the handlers read.
+//!
+//! Until the broker has caught up with the quorum (§4.7 step 2) it only records images: a
+//! restarting broker must not lead with a stale epoch, nor delete a directory because an old
+//! image lacks its topic. Every step is idempotent, since a restart re-applies the entries
+//! after the snapshot, and a `Reset` (snapshot install) reconciles everything.
+//!
+//! Kafka's stray-replica rule decides deletions: a partition directory carries
+//! `partition.metadata` (its topic id); it is removed only when the caught-up image no longer
+//! has that topic id, or no longer names this broker among its replicas. A directory of the
+//! same name and another topic id is an older topic's, so a deleted-then-recreated name never
+//! reuses its data. A directory without the file is left alone and not served.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use uuid::Uuid;
+use weir_metadata::{
+    BrokerId, ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration,
+};
+use weir_replication::LeaderConfig;
+use weir_storage::{Log, Recovery};
+
+use crate::config::BrokerConfig;
+use crate::partition::{Partition, PartitionError, Role};
+use crate::state::State;
+
+/// The file in each partition directory naming its topic id (Kafka's name).
+pub const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Kafka's `replica.lag.time.max.ms` default: a follower not caught up for longer leaves the
+/// ISR.
+const REPLICA_LAG_TIME_MAX_MS: u64 = 30_000;
+
+/// What one applied entry changed (the broker's view of the controller's `Change`).
+#[derive(Clone, Debug)]
+pub enum Change {
+    Delta(Box<MetadataDelta>),
+    /// A snapshot replaced the image: reconcile everything against it.
+    Reset,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("a blocking task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    Storage(#[from] weir_storage::StorageError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("partition {topic}-{partition}: {source}")]
+    Role {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: PartitionError,
+    },
+}
+
+/// The image handlers read; the publisher swaps it after applying each entry.
+#[derive(Default)]
+pub struct ImageCell(RwLock<(u64, Arc<MetadataImage>)>);
+
+impl ImageCell {
+    /// The latest published image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).1.clone()
+    }
+
+    /// The index of the entry the latest image includes (0: none yet).
+    pub fn index(&self) -> u64 {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    fn set(&self, index: u64, image: Arc<MetadataImage>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = (index, image);
+    }
+}
+
+/// One local replica: its topic (by id and the name its directory uses) and partition.
+struct Replica {
+    topic: String,
+    partition: Arc<Partition>,
+}
+
+pub struct Publisher {
+    local: BrokerId,
+    data_dir: PathBuf,
+    /// The broker config as started: log defaults under each topic's overrides.
+    broker: Arc<BrokerConfig>,
+    /// `min.insync.replicas` of topics without an override.
+    default_min_insync_replicas: usize,
+    /// High watermarks read from the replication-offset-checkpoint at start.
+    checkpointed: crate::hw_checkpoint::HighWatermarks,
+    caught_up: bool,
+    image: Arc<ImageCell>,
+    replicas: BTreeMap<(Uuid, i32), Replica>,
+}
+
+impl Publisher {
+    pub fn new(
+        local: BrokerId,
+        broker: Arc<BrokerConfig>,
+        default_min_insync_replicas: usize,
+        checkpointed: crate::hw_checkpoint::HighWatermarks,
+    ) -> Publisher {
+        Publisher {
+            local,
+            data_dir: broker.data_dir.clone(),
+            broker,
+            default_min_insync_replicas: default_min_insync_replicas.max(1),
+            checkpointed,
+            caught_up: false,
+            image: Arc::new(ImageCell::default()),
+            replicas: BTreeMap::new(),
+        }
+    }
+
+    /// The publisher of `state`'s broker (cluster mode).
+    pub fn for_state(state: &State) -> Publisher {
+        Publisher::new(
+            state.config.node_id,
+            state.broker_configs.effective(),
+            usize::try_from(state.config.cluster.min_insync_replicas).unwrap_or(1),
+            state.checkpointed_high_watermarks.clone(),
+        )
+    }
+
+    /// What handlers read.
+    pub fn image_cell(&self) -> Arc<ImageCell> {
+        self.image.clone()
+    }
+
+    /// This broker's replica of `topic_id`'s `partition`, once the publisher opened it.
+    pub fn replica(&self, topic_id: Uuid, partition: i32) -> Option<Arc<Partition>> {
+        self.replicas
+            .get(&(topic_id, partition))
+            .map(|r| r.partition.clone())
+    }
+
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up
+    }
+
+    /// Applies one entry, in the quorum's order. Before [`Publisher::caught_up`] only the
+    /// image is recorded.
+    pub async fn apply(
+        &mut self,
+        index: u64,
+        image: Arc<MetadataImage>,
+        change: &Change,
+    ) -> Result<(), PublishError> {
+        if self.caught_up {
+            match change {
+                Change::Delta(delta) => self.apply_delta(&image, delta).await?,
+                Change::Reset => self.reconcile(&image).await?,
+            }
+        }
+        self.image.set(index, image);
+        Ok(())
+    }
+
+    /// The broker caught up with the quorum (its registration is applied): from now on
+    /// entries change replicas, starting with a full reconcile against the latest image.
+    pub async fn caught_up(&mut self) -> Result<(), PublishError> {
+        self.caught_up = true;
+        let image = self.image.image();
+        self.reconcile(&image).await?;
+        self.remove_strays(image).await
+    }
+
+    async fn apply_delta(
+        &mut self,
+        image: &MetadataImage,
+        delta: &MetadataDelta,
+    ) -> Result<(), PublishError> {
+        for (_, id) in &delta.topics_deleted {
+            self.remove_topic(*id).await;
+        }
+        let mut touched: Vec<(Uuid, i32)> = delta.partitions.keys().copied().collect();
+        // A config change (min.insync.replicas) reaches the leaders of the topic.
+        for resource in &delta.configs_changed {
+            if let ConfigResource::Topic(name) = resource {
+                if let Some(t) = image.topic_by_name(name) {
+                    touched.extend(t.partitions.keys().map(|p| (t.id, *p)));
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for (id, p) in touched {
+            self.reconcile_partition(image, id, p).await?;
+        }
+        Ok(())
+    }
+
+    async fn reconcile(&mut self, image: &MetadataImage) -> Result<(), PublishError> {
+        let gone: Vec<Uuid> = self
+            .replicas
+            .keys()
+            .map(|(id, _)| *id)
+            .filter(|id| image.topic(*id).is_none())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for id in gone {
+            self.remove_topic(id).await;
+        }
+        let all: Vec<(Uuid, i32)> = image.partitions().map(|(id, p, _)| (id, p)).collect();
+        for (id, p) in all {
+            self.reconcile_partition(image, id, p).await?;
+        }
+        Ok(())
+    }
+
+    async fn reconcile_partition(
+        &mut self,
+        image: &MetadataImage,
+        topic_id: Uuid,
+        index: i32,
+    ) -> Result<(), PublishError> {
+        let (Some(topic), Some(reg)) = (image.topic(topic_id), image.partition(topic_id, index))
+        else {
+            return Ok(());
+        };
+        let name = topic.name.clone();
+        if !reg.replicas.contains(&self.local) {
+            if let Some(replica) = self.replicas.remove(&(topic_id, index)) {
+                tracing::info!(topic = %name, partition = index, "no longer a replica; removing it");
+                replica.partition.become_not_replica();
+                replica.partition.mark_deleted();
+                remove_dirs(vec![replica.partition.dir().to_path_buf()]).await;
+            }
+            return Ok(());
+        }
+        let partition = match self.replicas.get(&(topic_id, index)) {
+            Some(r) => r.partition.clone(),
+            None => {
+                let Some(p) = self.open_replica(image, &name, topic_id, index).await? else {
+                    return Ok(());
+                };
+                self.replicas.insert(
+                    (topic_id, index),
+                    Replica {
+                        topic: name.clone(),
+                        partition: p.clone(),
+                    },
+                );
+                p
+            }
+        };
+        let config = LeaderConfig {
+            local: self.local,
+            local_broker_epoch: image.broker(self.local).map_or(-1, |b| b.epoch),
+            min_insync_replicas: self.min_insync_replicas(image, &name),
+            replica_lag_time_max_ms: REPLICA_LAG_TIME_MAX_MS,
+        };
+        give_role(&partition, reg, config, self.local).map_err(|source| PublishError::Role {
+            topic: name,
+            partition: index,
+            source,
+        })
+    }
+
+    fn min_insync_replicas(&self, image: &MetadataImage, topic: &str) -> usize {
+        image
+            .config(
+                &ConfigResource::Topic(topic.to_string()),
+                "min.insync.replicas",
+            )
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(self.default_min_insync_replicas)
+            .max(1)
+    }
+
+    /// Opens (or creates) this broker's replica of `name`-`index` on the blocking pool. None
+    /// when its directory belongs to no known topic (no `partition.metadata`): left alone.
+    async fn open_replica(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+        topic_id: Uuid,
+        index: i32,
+    ) -> Result<Option<Arc<Partition>>, PublishError> {
+        let dir = self.data_dir.join(format!("{name}-{index}"));
+        let overrides = image
+            .configs(&ConfigResource::Topic(name.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        let log_config = crate::topic_config::log_config(&overrides, &self.broker);
+        let checkpointed = self
+            .checkpointed
+            .get(&(name.to_string(), index))
+            .copied()
+            .unwrap_or(0);
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            if dir.exists() {
+                match read_partition_metadata(&dir) {
+                    Some(id) if id == topic_id => {
+                        // Scan: the broker cannot tell whether this directory was closed
+                        // cleanly, and a torn tail must not be served.
+                        let (log, report) = Log::open(dir, log_config, Recovery::Scan)?;
+                        if report.truncated_bytes > 0 {
+                            tracing::warn!(topic = %name, partition = index, truncated_bytes = report.truncated_bytes, "recovery truncated a torn tail");
+                        }
+                        return Ok(Some(Arc::new(Partition::unassigned(index, log, checkpointed))));
+                    }
+                    Some(other) => {
+                        tracing::info!(topic = %name, partition = index, old_topic_id = %other, "removing the replica of a deleted topic of the same name");
+                        std::fs::remove_dir_all(&dir).map_err(|source| PublishError::Io {
+                            context: format!("removing {}", dir.display()),
+                            source,
+                        })?;
+                    }
+                    None => {
+                        tracing::error!(dir = %dir.display(), "partition directory without {PARTITION_METADATA}: not serving it, not removing it");
+                        return Ok(None);
+                    }
+                }
+            }
+            let log = Log::create(dir.clone(), log_config)?;
+            write_partition_metadata(&dir, topic_id)?;
+            Ok(Some(Arc::new(Partition::unassigned(index, log, 0))))
+        })
+        .await
+        .map_err(PublishError::Task)?
+    }
+
+    async fn remove_topic(&mut self, topic_id: Uuid) {
+        let keys: Vec<(Uuid, i32)> = self
+            .replicas
+            .range((topic_id, i32::MIN)..=(topic_id, i32::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut dirs = Vec::new();
+        for key in keys {
+            if let Some(r) = self.replicas.remove(&key) {
+                tracing::info!(topic = %r.topic, partition = key.1, "topic deleted; removing its replica");
+                r.partition.mark_deleted();
+                dirs.push(r.partition.dir().to_path_buf());
+            }
+        }
+        remove_dirs(dirs).await;
+    }
+
+    /// Removes partition directories whose `partition.metadata` names a topic the caught-up
+    /// image no longer has, or a partition that no longer names this broker (a crash between
+    /// a delete and the removal of its files).
+    async fn remove_strays(&self, image: Arc<MetadataImage>) -> Result<(), PublishError> {
+        let data_dir = self.data_dir.clone();
+        let local = self.local;
+        // A directory listing and a small read per partition: the blocking pool's work.
+        let strays = tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&data_dir) else {
+                return Vec::new();
+            };
+            let mut strays = Vec::new();
+            for entry in entries.flatten() {
+                let dir = entry.path();
+                let Some(id) = read_partition_metadata(&dir) else {
+                    continue;
+                };
+                let index = dir
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.rsplit_once('-'))
+                    .and_then(|(_, p)| p.parse::<i32>().ok());
+                let wanted = index.is_some_and(|p| {
+                    image
+                        .partition(id, p)
+                        .is_some_and(|reg| reg.replicas.contains(&local))
+                });
+                if !wanted {
+                    tracing::info!(dir = %dir.display(), topic_id = %id, "removing a stray replica");
+                    strays.push(dir);
+                }
+            }
+            strays
+        })
+        .await
+        .map_err(PublishError::Task)?;
+        remove_dirs(strays).await;
+        Ok(())
+    }
+}
+
+/// Gives `partition` the role `reg` names, only for a newer leader epoch, or the same epoch
+/// when the role differs (a restarted replica keeps its epoch) or a replicated leader's ISR
+/// or replicas changed.
+fn give_role(
+    partition: &Partition,
+    reg: &PartitionRegistration,
+    config: LeaderConfig,
+    local: BrokerId,
+) -> Result<(), PartitionError> {
+    let epoch = reg.leader_epoch;
+    let current = partition.leader_epoch();
+    if epoch < current {
+        return Ok(());
+    }
+    let leads = reg.leader == local;
+    let alone = leads && reg.replicas == [local];
+    let role = partition.role();
+    let same_role = match role {
+        Role::Leader => leads && (alone != partition.is_replicated()),
+        Role::Follower => !leads && partition.leader_id() == Some(reg.leader),
+        Role::NotReplica => false,
+    };
+    // A replicated leader takes the same epoch again: the registration's ISR and replicas
+    // may have changed.
+    let replicated_leader = leads && !alone;
+    if epoch == current && same_role && !replicated_leader {
+        return Ok(());
+    }
+    if alone {
+        partition.become_leader(epoch)
+    } else if leads {
+        partition.become_replicated_leader(reg, config, now_ms())
+    } else if reg.leader < 0 {
+        // No leader (its last ISR member is offline): serve nothing until one is elected.
+        partition.become_not_replica();
+        Ok(())
+    } else {
+        partition.become_follower(epoch, reg.leader)
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+async fn remove_dirs(dirs: Vec<PathBuf>) {
+    if dirs.is_empty() {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for dir in dirs {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove a partition directory; the stray check removes it at the next start");
+            }
+        }
+    })
+    .await;
+}
+
+/// The topic id `dir`'s `partition.metadata` names, if it has a readable one.
+pub fn read_partition_metadata(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("topic_id: "))
+        .and_then(|id| Uuid::parse_str(id.trim()).ok())
+}
+
+fn write_partition_metadata(dir: &Path, topic_id: Uuid) -> Result<(), PublishError> {
+    let body = format!("version: 0\ntopic_id: {topic_id}\n");
+    weir_storage::write_atomically(dir, PARTITION_METADATA, body.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "publisher_tests.rs"]
+mod tests;
