@@ -33,6 +33,8 @@ mod internal_log;
 pub mod meta;
 pub mod metadata_store;
 pub mod partition;
+pub mod replica_fetch;
+pub mod replica_fetcher;
 mod records;
 mod server;
 pub mod state;

@@ -1,0 +1,193 @@
+//! Two real brokers' states (real partitions over temporary directories) in one process: the
+//! follower's fetcher talks to the leader's `replica_fetch` through an in-process link that
+//! still encodes and decodes every Fetch at the wire version, so both sides are the real
+//! broker code and only the socket is missing.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use weir_metadata::{AlterPartitionResult, LeaderRecovery, PartitionRegistration};
+use weir_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse};
+use weir_protocol::kafka_protocol::protocol::{Decodable, Encodable};
+use weir_replication::{LeaderConfig, ReplicaLog};
+use weir_storage::testkit::BatchBuilder;
+
+use super::*;
+use crate::config::Durability;
+use crate::handlers::testkit;
+use crate::partition::{Acks, Partition};
+use crate::replica_fetch::{replica_fetch, replication_now_ms, IsrProposal};
+use crate::state::State;
+
+/// The Fetch version the fetcher speaks (ReplicaState is v15+).
+const VERSION: i16 = 16;
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The leader broker 1 behind an in-process link.
+struct InProcess {
+    leader: Arc<State>,
+    stopped: AtomicBool,
+    proposals: Mutex<Vec<IsrProposal>>,
+}
+
+impl LeaderLink for InProcess {
+    fn fetch(
+        &self,
+        request: FetchRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<FetchResponse, LinkError>> + Send + '_>> {
+        Box::pin(async move {
+            if self.stopped.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return Err(LinkError::Failed {
+                    leader: 1,
+                    source: "stopped".into(),
+                });
+            }
+            let mut buf = BytesMut::new();
+            request.encode(&mut buf, VERSION).expect("encode request");
+            let request = FetchRequest::decode(&mut buf.freeze(), VERSION).expect("decode");
+            let out = replica_fetch(&self.leader, request).await;
+            self.proposals
+                .lock()
+                .expect("lock")
+                .extend(out.isr_changes);
+            let mut buf = BytesMut::new();
+            out.response
+                .encode(&mut buf, VERSION)
+                .expect("encode response");
+            Ok(FetchResponse::decode(&mut buf.freeze(), VERSION).expect("decode response"))
+        })
+    }
+}
+
+struct Cluster {
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    leader: Arc<Partition>,
+    follower: Arc<Partition>,
+    link: Arc<InProcess>,
+    key: FollowedPartition,
+    manager: ReplicaFetcherManager,
+}
+
+fn reg(isr: &[i32], leader_epoch: i32) -> PartitionRegistration {
+    PartitionRegistration {
+        replicas: vec![1, 2],
+        isr: isr.to_vec(),
+        elr: Vec::new(),
+        adding: Vec::new(),
+        removing: Vec::new(),
+        leader: 1,
+        leader_epoch,
+        partition_epoch: 0,
+        leader_recovery: LeaderRecovery::Recovered,
+    }
+}
+
+fn leader_config(min_isr: usize, lag_ms: u64) -> LeaderConfig {
+    LeaderConfig {
+        local: 1,
+        local_broker_epoch: 10,
+        min_insync_replicas: min_isr,
+        replica_lag_time_max_ms: lag_ms,
+    }
+}
+
+/// Topic "t" on both brokers, each partition leading alone (epoch 0) until `start` makes
+/// broker 1 the replicated leader of `reg` and broker 2 its follower.
+async fn cluster() -> Cluster {
+    let dirs = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (a, b) = (testkit::state(dirs.0.path()), testkit::state(dirs.1.path()));
+    let ta = a.create_topic("t", 1, 1, BTreeMap::new()).await.expect("topic");
+    let tb = b.create_topic("t", 1, 1, BTreeMap::new()).await.expect("topic");
+    let link = Arc::new(InProcess {
+        leader: a,
+        stopped: AtomicBool::new(false),
+        proposals: Mutex::new(Vec::new()),
+    });
+    let factory_link: Arc<dyn LeaderLink> = link.clone();
+    let mut config = FetcherConfig::new(2, true);
+    config.max_wait_ms = 200;
+    config.backoff_ms = 50;
+    Cluster {
+        leader: ta.partition(0).expect("p"),
+        follower: tb.partition(0).expect("p"),
+        key: FollowedPartition {
+            topic_id: ta.id,
+            topic: "t".to_string(),
+            partition: 0,
+        },
+        link,
+        manager: ReplicaFetcherManager::new(
+            config,
+            20,
+            Arc::new(move |_| Arc::clone(&factory_link)),
+        ),
+        _dirs: dirs,
+    }
+}
+
+impl Cluster {
+    fn start(&self, registration: &PartitionRegistration, config: LeaderConfig) {
+        let epoch = registration.leader_epoch;
+        self.leader
+            .become_replicated_leader(registration, config, replication_now_ms())
+            .expect("lead");
+        self.follower.become_follower(epoch, 1).expect("follow");
+        self.manager
+            .assign(self.key.clone(), self.follower.clone(), 1, epoch);
+    }
+}
+
+/// `n` batches of one record each.
+fn produce(p: &Arc<Partition>, n: usize, acks: Acks) -> Vec<crate::partition::Appended> {
+    (0..n)
+        .map(|_| {
+            let mut b = BatchBuilder::new(0).records(1, 16).build();
+            p.append(&mut b, acks, Durability::AcksAll, 0)
+                .expect("append")
+        })
+        .collect()
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every batch of `p`, as stored (one segment in these tests).
+fn batches(p: &Partition) -> bytes::Bytes {
+    p.log_for_tests()
+        .read(p.log_start_offset(), 1 << 24)
+        .expect("read")
+        .records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_catches_up_fsyncs_and_learns_the_high_watermark() {
+    let c = cluster().await;
+    produce(&c.leader, 3, Acks::Leader);
+    c.start(&reg(&[1, 2], 1), leader_config(2, 30_000));
+    produce(&c.leader, 4, Acks::Leader);
+    eventually("the follower copies 7 records", || {
+        c.follower.log_end_offset() == 7
+    })
+    .await;
+    eventually("the leader's high watermark passes them", || {
+        c.leader.high_watermark() == 7
+    })
+    .await;
+    eventually("the follower learns it", || c.follower.high_watermark() == 7).await;
+    assert_eq!(ReplicaLog::durable_offset(&*c.follower), 7);
+    assert_eq!(batches(&c.follower), batches(&c.leader));
+    // The leader's epoch reached the follower's epoch cache with the batches.
+    assert_eq!(c.follower.latest_epoch(), 1);
+    assert_eq!(c.manager.status(&c.key), Some((1, FollowStatus::Fetching)));
+}
