@@ -270,7 +270,15 @@ async fn run(
 ) {
     let backoff = Duration::from_millis(config.backoff_ms);
     loop {
-        let asked = snapshot(&shared, config);
+        let round = Arc::clone(&shared);
+        let asked = match tokio::task::spawn_blocking(move || snapshot(&round, config)).await {
+            Ok(asked) => asked,
+            Err(e) => {
+                tracing::error!(leader = shared.leader, error = %e, "replica fetch task failed");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
         if asked.is_empty() {
             shared.wake.notified().await;
             continue;
@@ -316,22 +324,41 @@ async fn run(
     }
 }
 
+/// The partitions to fetch and their fetch offsets (blocking). Under durable fetch offsets a
+/// replica whose log end is not fsynced yet (it led with acks=1 writes, or restarted) is
+/// fsynced first, so that it reports, and appends after, its whole log.
 fn snapshot(shared: &FetcherShared, config: FetcherConfig) -> Vec<Asked> {
-    shared
+    let fetching: Vec<(FollowedPartition, Arc<Partition>, i32)> = shared
         .lock()
         .iter()
         .filter(|(_, a)| a.status == FollowStatus::Fetching)
-        .map(|(key, a)| Asked {
-            key: key.clone(),
-            replica: Arc::clone(&a.replica),
-            leader_epoch: a.leader_epoch,
-            fetch_offset: if config.durable_fetch_offset {
-                ReplicaLog::durable_offset(&*a.replica)
-            } else {
-                a.replica.log_end_offset()
-            },
-        })
-        .collect()
+        .map(|(key, a)| (key.clone(), Arc::clone(&a.replica), a.leader_epoch))
+        .collect();
+    let mut asked = Vec::with_capacity(fetching.len());
+    for (key, replica, leader_epoch) in fetching {
+        let end = replica.log_end_offset();
+        let fetch_offset = if config.durable_fetch_offset {
+            if ReplicaLog::durable_offset(&*replica) < end {
+                if let Err(e) = replica.flush_to(end) {
+                    tracing::error!(partition = ?key, error = %e, "follower fsync failed; offline");
+                    if let Some(a) = shared.lock().get_mut(&key) {
+                        a.status = FollowStatus::Failed;
+                    }
+                    continue;
+                }
+            }
+            ReplicaLog::durable_offset(&*replica)
+        } else {
+            end
+        };
+        asked.push(Asked {
+            key,
+            replica,
+            leader_epoch,
+            fetch_offset,
+        });
+    }
+    asked
 }
 
 fn build_request(asked: &[Asked], config: FetcherConfig, broker_epoch: i64) -> FetchRequest {

@@ -162,12 +162,12 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// Every batch of `p`, as stored (one segment in these tests).
-fn batches(p: &Partition) -> bytes::Bytes {
-    p.log_for_tests()
-        .read(p.log_start_offset(), 1 << 24)
-        .expect("read")
-        .records
+/// Every batch of `p` from its log start, as stored (the tests write one-record batches, so
+/// a read at each offset returns the batch holding it first).
+fn batches(p: &Partition) -> Vec<bytes::Bytes> {
+    (p.log_start_offset()..p.log_end_offset())
+        .map(|offset| p.log_for_tests().read(offset, 1).expect("read").records)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,4 +190,112 @@ async fn a_follower_catches_up_fsyncs_and_learns_the_high_watermark() {
     // The leader's epoch reached the follower's epoch cache with the batches.
     assert_eq!(c.follower.latest_epoch(), 1);
     assert_eq!(c.manager.status(&c.key), Some((1, FollowStatus::Fetching)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_on_the_leader_answers_once_the_follower_fsynced() {
+    let c = cluster().await;
+    c.start(&reg(&[1, 2], 1), leader_config(2, 30_000));
+    c.link.stopped.store(true, Ordering::Release);
+    let appended = produce(&c.leader, 1, Acks::All).pop().expect("appended");
+    let end = appended.info.last_offset + 1;
+    let wait = tokio::spawn(appended.wait.wait(WAIT));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!wait.is_finished(), "acks=all answered before the follower had the record");
+    assert_eq!(c.leader.high_watermark(), 0);
+
+    c.link.stopped.store(false, Ordering::Release);
+    wait.await.expect("join").expect("acks=all answered");
+    // The high watermark passed the record only with the follower's fsynced end.
+    assert!(ReplicaLog::durable_offset(&*c.follower) >= end);
+    assert_eq!(c.leader.high_watermark(), end);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_with_a_divergent_tail_truncates_and_converges() {
+    let c = cluster().await;
+    // Both wrote under epoch 0 alone: three records the same size, then the follower two
+    // more the leader never had.
+    produce(&c.leader, 3, Acks::Leader);
+    produce(&c.follower, 5, Acks::Leader);
+    c.start(&reg(&[1, 2], 1), leader_config(2, 30_000));
+    produce(&c.leader, 4, Acks::Leader);
+    eventually("the follower converges on the leader's 7 records", || {
+        c.follower.log_end_offset() == 7 && c.leader.high_watermark() == 7
+    })
+    .await;
+    assert_eq!(batches(&c.follower), batches(&c.leader));
+    assert_eq!(ReplicaLog::end_offset_for_epoch(&*c.follower, 0), Some((0, 3)));
+    assert_eq!(c.follower.latest_epoch(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_follower_leaves_the_isr_after_the_lag_time_and_the_high_watermark_moves_on() {
+    let c = cluster().await;
+    let lag_ms = 300;
+    c.start(&reg(&[1, 2], 1), leader_config(1, lag_ms));
+    produce(&c.leader, 3, Acks::Leader);
+    eventually("caught up", || c.leader.high_watermark() == 3).await;
+    c.manager.remove(&c.key);
+    assert_eq!(c.manager.status(&c.key), None);
+    // A round in flight may still land; after it the follower stays where it is.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    produce(&c.leader, 2, Acks::Leader);
+    assert_eq!(
+        c.leader.replication_tick(replication_now_ms()).expect("tick"),
+        None,
+        "the follower is still within replica.lag.time.max.ms"
+    );
+    assert_eq!(c.leader.high_watermark(), 3, "the ISR member 2 holds it back");
+
+    tokio::time::sleep(Duration::from_millis(lag_ms + 100)).await;
+    let change = c
+        .leader
+        .replication_tick(replication_now_ms())
+        .expect("tick")
+        .expect("a shrink after replica.lag.time.max.ms");
+    assert_eq!(change.isr(), vec![1]);
+    // Until the controller commits it, the old ISR governs.
+    assert_eq!(c.leader.high_watermark(), 3);
+    let committed = AlterPartitionResult {
+        leader: 1,
+        leader_epoch: change.leader_epoch,
+        partition_epoch: change.partition_epoch + 1,
+        isr: change.isr(),
+        leader_recovery: LeaderRecovery::Recovered,
+    };
+    c.leader
+        .on_alter_partition_result(&change, Ok(committed))
+        .expect("committed");
+    assert_eq!(c.leader.isr(), Some(vec![1]));
+    assert_eq!(c.leader.high_watermark(), 5, "min ISR 1: the leader alone commits");
+    assert_eq!(c.follower.log_end_offset(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_on_the_leader_reaches_the_follower_and_one_left_behind_goes_offline() {
+    let c = cluster().await;
+    c.start(&reg(&[1, 2], 1), leader_config(1, 30_000));
+    produce(&c.leader, 5, Acks::Leader);
+    eventually("caught up", || c.follower.high_watermark() == 5).await;
+    c.leader.delete_records_before(3).expect("delete records");
+    produce(&c.leader, 1, Acks::Leader);
+    eventually("the follower's log start follows", || {
+        c.follower.log_start_offset() == 3
+    })
+    .await;
+
+    // The follower misses records the leader then deletes: its fetch offset is below the
+    // leader's log start, OFFSET_OUT_OF_RANGE.
+    c.link.stopped.store(true, Ordering::Release);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let behind = c.follower.log_end_offset();
+    produce(&c.leader, 4, Acks::Leader);
+    c.leader.delete_records_before(9).expect("delete records");
+    c.link.stopped.store(false, Ordering::Release);
+    eventually("the follower goes offline", || {
+        c.manager.status(&c.key) == Some((1, FollowStatus::Failed))
+    })
+    .await;
+    assert_eq!(c.follower.log_end_offset(), behind);
 }
