@@ -51,6 +51,31 @@ pub struct ReplicaFetchOutcome {
     pub isr_changes: Vec<IsrProposal>,
 }
 
+/// The ISR timer over every replicated partition this broker leads (Kafka runs it every
+/// half `replica.lag.time.max.ms`): members that lagged longer are proposed out, refused
+/// expansions proposed again.
+pub fn replication_tick(state: &State, now_ms: u64) -> Vec<IsrProposal> {
+    let mut out = Vec::new();
+    for topic in state.topics() {
+        for p in topic.all_partitions() {
+            if !(p.is_replicated() && p.role() == partition::Role::Leader) {
+                continue;
+            }
+            match p.replication_tick(now_ms) {
+                Ok(Some(change)) => out.push(IsrProposal {
+                    topic_id: topic.id,
+                    partition: p.index(),
+                    change,
+                }),
+                Ok(None) => {}
+                // The role changed since the check: nothing to propose.
+                Err(e) => tracing::debug!(partition = p.index(), error = %e, "no ISR tick"),
+            }
+        }
+    }
+    out
+}
+
 /// One requested partition.
 struct Want {
     index: i32,
@@ -105,24 +130,20 @@ pub async fn replica_fetch(state: &Arc<State>, req: FetchRequest) -> ReplicaFetc
                             ResponseError::UnknownTopicId.code()
                         },
                     )),
-                    Some(partition) => prepare(
-                        &partition,
-                        follower,
-                        broker_epoch,
-                        &p,
-                        leader_epoch,
-                        now,
-                    )
-                    .map(|change| {
-                        if let (Some(change), Some(tp)) = (change, topic.as_ref()) {
-                            isr_changes.push(IsrProposal {
-                                topic_id: tp.id,
-                                partition: p.partition,
-                                change,
-                            });
-                        }
-                        partition
-                    }),
+                    Some(partition) => {
+                        prepare(&partition, follower, broker_epoch, &p, leader_epoch, now).map(
+                            |change| {
+                                if let (Some(change), Some(tp)) = (change, topic.as_ref()) {
+                                    isr_changes.push(IsrProposal {
+                                        topic_id: tp.id,
+                                        partition: p.partition,
+                                        change,
+                                    });
+                                }
+                                partition
+                            },
+                        )
+                    }
                 };
                 Want {
                     index: p.partition,
@@ -205,7 +226,9 @@ fn prepare(
         tracing::debug!(partition = p.partition, follower, error = %e, "replica fetch error");
         data
     };
-    partition.check_leader_epoch(leader_epoch).map_err(|e| fail(&e))?;
+    partition
+        .check_leader_epoch(leader_epoch)
+        .map_err(|e| fail(&e))?;
     if p.last_fetched_epoch >= 0 {
         // Kafka's rule: the follower diverged when its last epoch is unknown here or ends
         // before the offset it asks for.

@@ -94,6 +94,23 @@ impl FetcherConfig {
     }
 }
 
+impl FetcherConfig {
+    /// The broker's settings: `replica.fetch.*`, and durable fetch offsets unless
+    /// `weir.durability=none`.
+    pub fn from_broker(config: &crate::BrokerConfig) -> FetcherConfig {
+        let r = &config.replica;
+        FetcherConfig {
+            local: config.node_id,
+            durable_fetch_offset: config.durability != crate::Durability::None,
+            max_wait_ms: r.fetch_wait_max_ms,
+            min_bytes: r.fetch_min_bytes,
+            response_max_bytes: r.fetch_response_max_bytes,
+            partition_max_bytes: r.fetch_max_bytes,
+            backoff_ms: r.fetch_backoff_ms,
+        }
+    }
+}
+
 /// A followed partition as the leader's Fetch names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FollowedPartition {
@@ -220,9 +237,9 @@ impl ReplicaFetcherManager {
 
     /// The status of a followed partition and its leader; None when not followed.
     pub fn status(&self, partition: &FollowedPartition) -> Option<(BrokerId, FollowStatus)> {
-        self.lock().iter().find_map(|(leader, f)| {
-            f.shared.lock().get(partition).map(|a| (*leader, a.status))
-        })
+        self.lock()
+            .iter()
+            .find_map(|(leader, f)| f.shared.lock().get(partition).map(|a| (*leader, a.status)))
     }
 
     /// Stops every fetcher (shutdown).
@@ -430,7 +447,10 @@ fn apply_response(
                 })
                 .map(|(_, a)| *a);
             let Some(a) = found else {
-                tracing::warn!(partition = data.partition_index, "replica fetch answered a partition not asked for");
+                tracing::warn!(
+                    partition = data.partition_index,
+                    "replica fetch answered a partition not asked for"
+                );
                 continue;
             };
             let outcome = match apply_partition(a, data) {
@@ -493,9 +513,7 @@ fn apply_partition(a: &Asked, data: PartitionData) -> Result<Option<i64>, Applie
             replica.log_end_offset(),
             replica.high_watermark(),
         );
-        let end = replica
-            .truncate_to(cut.offset)
-            .map_err(Applied::Local)?;
+        let end = replica.truncate_to(cut.offset).map_err(Applied::Local)?;
         tracing::info!(partition = ?a.key, leader_epoch = diverging.epoch, leader_end = diverging.end_offset, truncated_to = end, "diverged from the leader; truncated");
         return Ok(None);
     }

@@ -52,10 +52,7 @@ impl LeaderLink for InProcess {
             request.encode(&mut buf, VERSION).expect("encode request");
             let request = FetchRequest::decode(&mut buf.freeze(), VERSION).expect("decode");
             let out = replica_fetch(&self.leader, request).await;
-            self.proposals
-                .lock()
-                .expect("lock")
-                .extend(out.isr_changes);
+            self.proposals.lock().expect("lock").extend(out.isr_changes);
             let mut buf = BytesMut::new();
             out.response
                 .encode(&mut buf, VERSION)
@@ -100,10 +97,19 @@ fn leader_config(min_isr: usize, lag_ms: u64) -> LeaderConfig {
 /// Topic "t" on both brokers, each partition leading alone (epoch 0) until `start` makes
 /// broker 1 the replicated leader of `reg` and broker 2 its follower.
 async fn cluster() -> Cluster {
-    let dirs = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let dirs = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     let (a, b) = (testkit::state(dirs.0.path()), testkit::state(dirs.1.path()));
-    let ta = a.create_topic("t", 1, 1, BTreeMap::new()).await.expect("topic");
-    let tb = b.create_topic("t", 1, 1, BTreeMap::new()).await.expect("topic");
+    let ta = a
+        .create_topic("t", 1, 1, BTreeMap::new())
+        .await
+        .expect("topic");
+    let tb = b
+        .create_topic("t", 1, 1, BTreeMap::new())
+        .await
+        .expect("topic");
     let link = Arc::new(InProcess {
         leader: a,
         stopped: AtomicBool::new(false),
@@ -184,7 +190,10 @@ async fn a_follower_catches_up_fsyncs_and_learns_the_high_watermark() {
         c.leader.high_watermark() == 7
     })
     .await;
-    eventually("the follower learns it", || c.follower.high_watermark() == 7).await;
+    eventually("the follower learns it", || {
+        c.follower.high_watermark() == 7
+    })
+    .await;
     assert_eq!(ReplicaLog::durable_offset(&*c.follower), 7);
     assert_eq!(batches(&c.follower), batches(&c.leader));
     // The leader's epoch reached the follower's epoch cache with the batches.
@@ -201,7 +210,10 @@ async fn acks_all_on_the_leader_answers_once_the_follower_fsynced() {
     let end = appended.info.last_offset + 1;
     let wait = tokio::spawn(appended.wait.wait(WAIT));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!wait.is_finished(), "acks=all answered before the follower had the record");
+    assert!(
+        !wait.is_finished(),
+        "acks=all answered before the follower had the record"
+    );
     assert_eq!(c.leader.high_watermark(), 0);
 
     c.link.stopped.store(false, Ordering::Release);
@@ -225,7 +237,10 @@ async fn a_follower_with_a_divergent_tail_truncates_and_converges() {
     })
     .await;
     assert_eq!(batches(&c.follower), batches(&c.leader));
-    assert_eq!(ReplicaLog::end_offset_for_epoch(&*c.follower, 0), Some((0, 3)));
+    assert_eq!(
+        ReplicaLog::end_offset_for_epoch(&*c.follower, 0),
+        Some((0, 3))
+    );
     assert_eq!(c.follower.latest_epoch(), 1);
 }
 
@@ -242,11 +257,17 @@ async fn a_stopped_follower_leaves_the_isr_after_the_lag_time_and_the_high_water
     tokio::time::sleep(Duration::from_millis(250)).await;
     produce(&c.leader, 2, Acks::Leader);
     assert_eq!(
-        c.leader.replication_tick(replication_now_ms()).expect("tick"),
+        c.leader
+            .replication_tick(replication_now_ms())
+            .expect("tick"),
         None,
         "the follower is still within replica.lag.time.max.ms"
     );
-    assert_eq!(c.leader.high_watermark(), 3, "the ISR member 2 holds it back");
+    assert_eq!(
+        c.leader.high_watermark(),
+        3,
+        "the ISR member 2 holds it back"
+    );
 
     tokio::time::sleep(Duration::from_millis(lag_ms + 100)).await;
     let change = c
@@ -268,7 +289,11 @@ async fn a_stopped_follower_leaves_the_isr_after_the_lag_time_and_the_high_water
         .on_alter_partition_result(&change, Ok(committed))
         .expect("committed");
     assert_eq!(c.leader.isr(), Some(vec![1]));
-    assert_eq!(c.leader.high_watermark(), 5, "min ISR 1: the leader alone commits");
+    assert_eq!(
+        c.leader.high_watermark(),
+        5,
+        "min ISR 1: the leader alone commits"
+    );
     assert_eq!(c.follower.log_end_offset(), 3);
 }
 

@@ -16,8 +16,8 @@ use weir_replication::{AlterOutcome, IsrChange, LeaderConfig, LeaderState, Repli
 use weir_storage::AppendInfo;
 
 use super::{
-    Acks, Durable, Partition, PartitionError, ReadResult, ReadSpec, Watermarks, DELETED, FOLLOWER, LEADER_ALONE, LEADER_REPLICATED,
-    NOT_REPLICA, SHUTTING_DOWN,
+    Acks, Durable, Partition, PartitionError, ReadResult, ReadSpec, Watermarks, DELETED, FOLLOWER,
+    LEADER_ALONE, LEADER_REPLICATED, NOT_REPLICA, SHUTTING_DOWN,
 };
 
 /// What a producer's answer still waits for after its append.
