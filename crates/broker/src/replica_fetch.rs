@@ -83,7 +83,7 @@ struct Want {
     max_bytes: usize,
     leader_epoch: Option<i32>,
     /// The partition to read, or the answer already decided (an error or a divergence).
-    target: Result<Arc<Partition>, PartitionData>,
+    target: Result<Arc<Partition>, Box<PartitionData>>,
     data: PartitionData,
     records: Bytes,
     version: Option<u64>,
@@ -122,14 +122,14 @@ pub async fn replica_fetch(state: &Arc<State>, req: FetchRequest) -> ReplicaFetc
             .map(|p| {
                 let leader_epoch = (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
                 let target = match topic.as_ref().and_then(|tp| tp.partition(p.partition)) {
-                    None => Err(error_answer(
+                    None => Err(Box::new(error_answer(
                         p.partition,
                         if t.topic_id.is_nil() {
                             ResponseError::UnknownTopicOrPartition.code()
                         } else {
                             ResponseError::UnknownTopicId.code()
                         },
-                    )),
+                    ))),
                     Some(partition) => {
                         prepare(&partition, follower, broker_epoch, &p, leader_epoch, now).map(
                             |change| {
@@ -195,7 +195,7 @@ pub async fn replica_fetch(state: &Arc<State>, req: FetchRequest) -> ReplicaFetc
         let mut topic = t.topic;
         for w in t.parts {
             let mut data = match w.target {
-                Err(decided) => decided,
+                Err(decided) => *decided,
                 Ok(_) => w.data,
             };
             data.records = Some(w.records);
@@ -219,12 +219,12 @@ fn prepare(
     p: &weir_protocol::kafka_protocol::messages::fetch_request::FetchPartition,
     leader_epoch: Option<i32>,
     now: u64,
-) -> Result<Option<IsrChange>, PartitionData> {
+) -> Result<Option<IsrChange>, Box<PartitionData>> {
     let fail = |e: &PartitionError| {
         let mut data = error_answer(p.partition, partition_code(e).code());
         set_watermarks(&mut data, partition);
         tracing::debug!(partition = p.partition, follower, error = %e, "replica fetch error");
-        data
+        Box::new(data)
     };
     partition
         .check_leader_epoch(leader_epoch)
@@ -242,7 +242,7 @@ fn prepare(
             data.diverging_epoch.epoch = epoch;
             data.diverging_epoch.end_offset = end;
             data.records = Some(Bytes::new());
-            return Err(data);
+            return Err(Box::new(data));
         }
     }
     if p.fetch_offset < partition.log_start_offset() {
@@ -295,7 +295,7 @@ fn read(plan: &mut [TopicWant], max_bytes: usize) -> (usize, bool) {
             Err(e) => {
                 let mut data = error_answer(w.index, partition_code(&e).code());
                 set_watermarks(&mut data, &partition);
-                w.target = Err(data);
+                w.target = Err(Box::new(data));
                 decided = true;
             }
         }
