@@ -40,7 +40,6 @@ pub fn partition_code(e: &PartitionError) -> ResponseError {
             ResponseError::NotEnoughReplicasAfterAppend
         }
         PartitionError::ReplicationTimeout { .. } => ResponseError::RequestTimedOut,
-        PartitionError::BehindLeaderLogStart { .. } => ResponseError::OffsetOutOfRange,
         // A follower asking past the leader's end: Kafka answers a fetch offset beyond the
         // log with OFFSET_OUT_OF_RANGE (the follower then resets).
         PartitionError::Replication(LeaderError::FetchOffsetPastLogEnd { .. }) => {

@@ -115,13 +115,6 @@ pub enum PartitionError {
     /// The high watermark did not pass the records within the produce's timeout.
     #[error("the high watermark did not pass offset {offset} within {timeout_ms} ms")]
     ReplicationTimeout { offset: i64, timeout_ms: u64 },
-    /// A follower's log ends below its leader's log start: it would have to start over
-    /// empty at the leader's start, which the log cannot do yet.
-    #[error("the follower's fetch offset {fetch_offset} is below the leader's log start {leader_log_start}")]
-    BehindLeaderLogStart {
-        fetch_offset: i64,
-        leader_log_start: i64,
-    },
     /// The replicated leader's state refused the input (metadata naming another leader).
     #[error(transparent)]
     Replication(#[from] weir_replication::LeaderError),

@@ -538,17 +538,14 @@ fn append(replica: &Partition, records: Bytes) -> Result<i64, PartitionError> {
     ReplicaLog::append_as_follower(replica, &mut batches, now)
 }
 
-/// OFFSET_OUT_OF_RANGE: past the leader's end, cut back to its high watermark (a prefix
-/// every ISR member shares). Below its log start the replica would have to start over empty
-/// there (Kafka's truncate-fully-and-start-at), which the log cannot do yet: the replica goes
-/// offline with that reason.
+/// OFFSET_OUT_OF_RANGE: below the leader's log start, start over empty there (what the
+/// follower had is gone on the leader); past the leader's end, cut back to its high watermark
+/// (a prefix every ISR member shares).
 fn out_of_range(a: &Asked, data: &PartitionData) -> Result<(), PartitionError> {
     let replica = &*a.replica;
     if data.log_start_offset >= 0 && a.fetch_offset < data.log_start_offset {
-        return Err(PartitionError::BehindLeaderLogStart {
-            fetch_offset: a.fetch_offset,
-            leader_log_start: data.log_start_offset,
-        });
+        let start = replica.reset_to(data.log_start_offset)?;
+        tracing::info!(partition = ?a.key, log_start = start, "behind the leader's log start; started over there");
     } else if data.high_watermark >= 0 {
         let end = replica.truncate_to(data.high_watermark)?;
         tracing::info!(partition = ?a.key, truncated_to = end, "ahead of the leader's log end; truncated");

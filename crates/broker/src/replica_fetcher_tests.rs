@@ -298,7 +298,7 @@ async fn a_stopped_follower_leaves_the_isr_after_the_lag_time_and_the_high_water
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_records_on_the_leader_reaches_the_follower_and_one_left_behind_goes_offline() {
+async fn delete_records_on_the_leader_reaches_the_follower_and_one_left_behind_starts_over() {
     let c = cluster().await;
     c.start(&reg(&[1, 2], 1), leader_config(1, 30_000));
     produce(&c.leader, 5, Acks::Leader);
@@ -311,16 +311,17 @@ async fn delete_records_on_the_leader_reaches_the_follower_and_one_left_behind_g
     .await;
 
     // The follower misses records the leader then deletes: its fetch offset is below the
-    // leader's log start, OFFSET_OUT_OF_RANGE.
+    // leader's log start, OFFSET_OUT_OF_RANGE, and it starts over at the leader's start.
     c.link.stopped.store(true, Ordering::Release);
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let behind = c.follower.log_end_offset();
+    assert_eq!(c.follower.log_end_offset(), 6);
     produce(&c.leader, 4, Acks::Leader);
     c.leader.delete_records_before(9).expect("delete records");
     c.link.stopped.store(false, Ordering::Release);
-    eventually("the follower goes offline", || {
-        c.manager.status(&c.key) == Some((1, FollowStatus::Failed))
+    eventually("the follower starts over at 9 and catches up to 10", || {
+        c.follower.log_start_offset() == 9 && c.follower.log_end_offset() == 10
     })
     .await;
-    assert_eq!(c.follower.log_end_offset(), behind);
+    assert_eq!(batches(&c.follower), batches(&c.leader));
+    assert_eq!(c.manager.status(&c.key), Some((1, FollowStatus::Fetching)));
 }

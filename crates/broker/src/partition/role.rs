@@ -240,6 +240,17 @@ impl Partition {
         self.log.end_offset_for_epoch(epoch)
     }
 
+    /// A follower whose log ends below its leader's log start starts over empty there
+    /// (blocking; OFFSET_OUT_OF_RANGE in a replica fetch). Returns the new log start.
+    pub fn reset_to(&self, offset: i64) -> Result<i64, PartitionError> {
+        self.check_open()?;
+        self.check_follower()?;
+        let start = self.log.reset_to(offset)?;
+        self.high_watermark.fetch_max(start, Ordering::AcqRel);
+        self.changed();
+        Ok(start)
+    }
+
     /// The replication timer: may propose an ISR shrink (or retry an expansion).
     pub fn replication_tick(&self, now_ms: u64) -> Result<Option<IsrChange>, PartitionError> {
         self.with_leader(|l| Ok((false, l.tick(now_ms))))

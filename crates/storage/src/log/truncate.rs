@@ -7,13 +7,16 @@ use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::epochs::EpochCache;
 use super::open::recover_active;
 use super::producers::{remove_snapshots, restore_transactions, take_snapshots};
 use super::retention::delete_segment_files;
-use super::{relative, Log, RecoveryReport};
+use super::{relative, Active, Log, RecoveryReport};
 use crate::batch::Check;
 use crate::config::Recovery;
 use crate::error::StorageError;
+use crate::index::IndexBuilder;
+use crate::producer::Producers;
 use crate::segment::{sync_dir, Segment};
 
 impl Log {
@@ -97,6 +100,60 @@ impl Log {
                 self.durable.fetch_min(log_end, Ordering::AcqRel);
                 tracing::info!(dir = %self.dir.display(), offset, log_end, "truncated log");
                 Ok(log_end)
+            }
+            Err(e) => {
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// A follower left behind its leader's log start starts over empty at `offset` (Kafka's
+    /// truncate-fully-and-start-at): every segment, producer snapshot and epoch goes, and the
+    /// log start and end become `offset`; returns it. Only forward: `offset` at or below the
+    /// log end is `OffsetOutOfRange` (`truncate_to` and `delete_records_before` cover those).
+    /// Crash-safe by its order: the log-start checkpoint first (a crash after it reopens a
+    /// prefix of the old log with its start clamped to its end, which simply resets again),
+    /// then the segments newest first, then the new empty segment. Any failure poisons the log.
+    pub fn reset_to(&self, offset: i64) -> Result<i64, StorageError> {
+        self.check_writable()?;
+        let _maintenance = self.maintenance.lock().map_err(|_| self.poisoned_error())?;
+        let _sync = self.sync_lock.lock().map_err(|_| self.poisoned_error())?;
+        let mut guard = self.lock_state()?;
+        self.check_writable()?;
+        let st = &mut *guard;
+        if offset <= st.log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: st.log_start,
+                log_end: st.log_end,
+            });
+        }
+        let result = (|| {
+            self.write_checkpoint(offset)?;
+            let doomed: Vec<Arc<Segment>> = st.segments.drain(..).rev().collect();
+            delete_segment_files(&self.dir, &doomed)?;
+            remove_snapshots(&self.dir, take_snapshots(&mut st.snapshots, |_| true))?;
+            let segment = Segment::create(&self.dir, offset)?;
+            sync_dir(&self.dir)?;
+            st.segments.push(Arc::new(segment));
+            st.active = Active {
+                index: IndexBuilder::new(offset),
+                persisted: None,
+                rolling_base_ms: None,
+                txn_index_dirty: false,
+            };
+            st.log_start = offset;
+            st.log_end = offset;
+            st.producers = Producers::default();
+            st.aborted = Vec::new();
+            self.persist_epochs(st, EpochCache::default())
+        })();
+        match result {
+            Ok(()) => {
+                self.durable.store(offset, Ordering::Release);
+                tracing::info!(dir = %self.dir.display(), offset, "log started over empty");
+                Ok(offset)
             }
             Err(e) => {
                 self.poison(&e);
