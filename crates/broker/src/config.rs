@@ -498,6 +498,31 @@ mod tests {
     }
 
     #[test]
+    fn replica_keys_take_kafkas_defaults_and_overrides() {
+        let (c, _) = build(&[]).expect("defaults");
+        assert_eq!(
+            c.replica,
+            ReplicaConfig {
+                lag_time_max_ms: 30_000,
+                fetch_wait_max_ms: 500,
+                fetch_min_bytes: 1,
+                fetch_max_bytes: 1_048_576,
+                fetch_response_max_bytes: 10_485_760,
+                fetch_backoff_ms: 1000,
+            }
+        );
+        let (c, _) = build(&[
+            ("replica.lag.time.max.ms", "4000"),
+            ("replica.fetch.wait.max.ms", "50"),
+        ])
+        .expect("overrides");
+        assert_eq!(c.replica.lag_time_max_ms, 4000);
+        assert_eq!(c.replica.fetch_wait_max_ms, 50);
+        assert!(build(&[("replica.lag.time.max.ms", "0")]).is_err());
+        assert!(build(&[("replica.fetch.max.bytes", "-1")]).is_err());
+    }
+
+    #[test]
     fn defaults_are_kafkas() {
         let (c, unknown) = build(&[]).expect("config");
         assert!(unknown.is_empty());
