@@ -247,14 +247,16 @@ async fn a_follower_with_a_divergent_tail_truncates_and_converges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_follower_leaves_the_isr_after_the_lag_time_and_the_high_watermark_moves_on() {
     let c = cluster().await;
-    let lag_ms = 300;
+    // Idle fetches park 200 ms, so the follower was last caught up at most that long before
+    // it stopped: a lag well above it keeps the first tick below the limit.
+    let lag_ms = 1000;
     c.start(&reg(&[1, 2], 1), leader_config(1, lag_ms));
     produce(&c.leader, 3, Acks::Leader);
     eventually("caught up", || c.leader.high_watermark() == 3).await;
     c.manager.remove(&c.key);
     assert_eq!(c.manager.status(&c.key), None);
     // A round in flight may still land; after it the follower stays where it is.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     produce(&c.leader, 2, Acks::Leader);
     assert_eq!(
         c.leader
@@ -313,7 +315,8 @@ async fn delete_records_on_the_leader_reaches_the_follower_and_one_left_behind_s
     // The follower misses records the leader then deletes: its fetch offset is below the
     // leader's log start, OFFSET_OUT_OF_RANGE, and it starts over at the leader's start.
     c.link.stopped.store(true, Ordering::Release);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Let a fetch parked on the leader (200 ms at most) come back first.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(c.follower.log_end_offset(), 6);
     produce(&c.leader, 4, Acks::Leader);
     c.leader.delete_records_before(9).expect("delete records");
