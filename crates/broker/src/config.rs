@@ -23,6 +23,23 @@ pub enum Durability {
     None,
 }
 
+/// Replication settings, Kafka's keys and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// `replica.lag.time.max.ms` (30000): an ISR member not caught up for longer leaves it.
+    pub lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms` (500): how long a follower's Fetch parks on the leader.
+    pub fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes` (1).
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes` (1 MiB): per partition of a follower's Fetch.
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes` (10 MiB): per follower Fetch answer.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms` (1000): the pause after a failed fetch round.
+    pub fetch_backoff_ms: u64,
+}
+
 /// Why a configuration is refused: the operator's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -61,6 +78,8 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// `replica.high.watermark.checkpoint.interval.ms` (cluster mode only).
     pub hw_checkpoint_interval_ms: u64,
+    /// `replica.lag.time.max.ms` and `replica.fetch.*` (cluster mode only).
+    pub replica: ReplicaConfig,
     pub durability: Durability,
     /// Background flush period; 0 disables it.
     pub flush_interval_ms: u64,
@@ -281,6 +300,41 @@ impl BrokerConfig {
                 "replica.high.watermark.checkpoint.interval.ms",
                 num("replica.high.watermark.checkpoint.interval.ms", "5000")?,
             )?,
+            replica: ReplicaConfig {
+                lag_time_max_ms: positive(
+                    "replica.lag.time.max.ms",
+                    num("replica.lag.time.max.ms", "30000")?,
+                )?,
+                fetch_wait_max_ms: i32_in(
+                    "replica.fetch.wait.max.ms",
+                    num("replica.fetch.wait.max.ms", "500")?,
+                )?,
+                fetch_min_bytes: i32_in(
+                    "replica.fetch.min.bytes",
+                    positive(
+                        "replica.fetch.min.bytes",
+                        num("replica.fetch.min.bytes", "1")?,
+                    )? as i64,
+                )?,
+                fetch_max_bytes: i32_in(
+                    "replica.fetch.max.bytes",
+                    positive(
+                        "replica.fetch.max.bytes",
+                        num("replica.fetch.max.bytes", "1048576")?,
+                    )? as i64,
+                )?,
+                fetch_response_max_bytes: i32_in(
+                    "replica.fetch.response.max.bytes",
+                    positive(
+                        "replica.fetch.response.max.bytes",
+                        num("replica.fetch.response.max.bytes", "10485760")?,
+                    )? as i64,
+                )?,
+                fetch_backoff_ms: positive(
+                    "replica.fetch.backoff.ms",
+                    num("replica.fetch.backoff.ms", "1000")?,
+                )?,
+            },
             durability,
             flush_interval_ms: u64::try_from(num("log.flush.interval.ms", "0")?)
                 .map_err(|_| invalid("log.flush.interval.ms", "", "must be >= 0"))?,
@@ -446,6 +500,31 @@ mod tests {
             "d".into(),
             raw,
         )
+    }
+
+    #[test]
+    fn replica_keys_take_kafkas_defaults_and_overrides() {
+        let (c, _) = build(&[]).expect("defaults");
+        assert_eq!(
+            c.replica,
+            ReplicaConfig {
+                lag_time_max_ms: 30_000,
+                fetch_wait_max_ms: 500,
+                fetch_min_bytes: 1,
+                fetch_max_bytes: 1_048_576,
+                fetch_response_max_bytes: 10_485_760,
+                fetch_backoff_ms: 1000,
+            }
+        );
+        let (c, _) = build(&[
+            ("replica.lag.time.max.ms", "4000"),
+            ("replica.fetch.wait.max.ms", "50"),
+        ])
+        .expect("overrides");
+        assert_eq!(c.replica.lag_time_max_ms, 4000);
+        assert_eq!(c.replica.fetch_wait_max_ms, 50);
+        assert!(build(&[("replica.lag.time.max.ms", "0")]).is_err());
+        assert!(build(&[("replica.fetch.max.bytes", "-1")]).is_err());
     }
 
     #[test]

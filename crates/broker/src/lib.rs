@@ -37,6 +37,8 @@ pub mod meta;
 pub mod metadata_store;
 pub mod partition;
 mod records;
+pub mod replica_fetch;
+pub mod replica_fetcher;
 mod server;
 pub mod state;
 /// A real broker state on a temporary directory, for tests of crates built on the broker

@@ -354,7 +354,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let log = &this.inner.log;
             if offset < log.log_start_offset() {
                 // Every entry left is at or above the cut: the log restarts there.
-                log.reset_to(offset)
+                log.reset_to(offset).map(|_| ())
             } else {
                 log.truncate_to(offset).map(|_| ())
             }
@@ -377,7 +377,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .unwrap_or(i64::MAX)
                 .saturating_add(1);
             let result = if start > log.log_end_offset() {
-                log.reset_to(start)
+                log.reset_to(start).map(|_| ())
             } else {
                 log.delete_records_before(start).map(|_| ())
             };

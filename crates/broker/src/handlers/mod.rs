@@ -17,7 +17,7 @@ mod offsets;
 mod produce;
 mod producer_id;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 mod txn;
 
 use std::future::Future;

@@ -16,8 +16,8 @@ use weir_replication::{AlterOutcome, IsrChange, LeaderConfig, LeaderState, Repli
 use weir_storage::AppendInfo;
 
 use super::{
-    Acks, Durable, Partition, PartitionError, DELETED, FOLLOWER, LEADER_ALONE, LEADER_REPLICATED,
-    NOT_REPLICA, SHUTTING_DOWN,
+    Acks, Durable, Partition, PartitionError, ReadResult, ReadSpec, Watermarks, DELETED, FOLLOWER,
+    LEADER_ALONE, LEADER_REPLICATED, NOT_REPLICA, SHUTTING_DOWN,
 };
 
 /// What a producer's answer still waits for after its append.
@@ -206,6 +206,49 @@ impl Partition {
             let out = l.on_follower_fetch(follower, broker_epoch, fetch_offset, now_ms)?;
             Ok((out.hw_moved, out.propose))
         })
+    }
+
+    /// A replica fetch on this leader (design §5.3): whole batches from `spec.offset` up to
+    /// the log end, not the high watermark (a follower copies what the leader has so that
+    /// the high watermark can pass it). Epoch and role checks as a consumer's read;
+    /// `spec.isolation` is ignored and no aborted list is built.
+    pub fn read_for_follower(&self, spec: &ReadSpec) -> Result<ReadResult, PartitionError> {
+        self.check_open()?;
+        self.check_epoch(spec.leader_epoch)?;
+        self.check_leader()?;
+        let out = if spec.min_one_batch {
+            self.log.read(spec.offset, spec.max_bytes)?
+        } else {
+            self.log.read_at_most(spec.offset, spec.max_bytes)?
+        };
+        let high_watermark = self.high_watermark().min(out.log_end_offset);
+        Ok(ReadResult {
+            records: out.records,
+            watermarks: Watermarks {
+                log_start_offset: out.log_start_offset,
+                high_watermark,
+                last_stable_offset: self.log.last_stable_offset().min(high_watermark),
+            },
+            aborted: None,
+        })
+    }
+
+    /// Where epoch `epoch` ends on this leader (for a replica fetch's divergence check, Kafka's
+    /// `lastOffsetForLeaderEpoch`): the largest known epoch at or below it and where the next
+    /// starts, or None (UNDEFINED).
+    pub fn leader_end_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.log.end_offset_for_epoch(epoch)
+    }
+
+    /// A follower whose log ends below its leader's log start starts over empty there
+    /// (blocking; OFFSET_OUT_OF_RANGE in a replica fetch). Returns the new log start.
+    pub fn reset_to(&self, offset: i64) -> Result<i64, PartitionError> {
+        self.check_open()?;
+        self.check_follower()?;
+        let start = self.log.reset_to(offset)?;
+        self.high_watermark.fetch_max(start, Ordering::AcqRel);
+        self.changed();
+        Ok(start)
     }
 
     /// The replication timer: may propose an ISR shrink (or retry an expansion).

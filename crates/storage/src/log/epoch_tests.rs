@@ -297,3 +297,38 @@ fn truncate_to_keeps_producers_transactions_and_epochs_consistent() {
     // The open transaction of epoch 3 still decides the last stable offset.
     assert_eq!(log.last_stable_offset(), 6);
 }
+
+#[test]
+fn a_follower_behind_the_leaders_log_start_starts_over_there() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let leader = Log::create(root.path().join("leader"), small_segments()).expect("leader");
+    leader.set_leader_epoch(2).expect("epoch");
+    for _ in 0..5 {
+        leader.append(&mut batch(2), 1).expect("append");
+    }
+    leader.delete_records_before(8).expect("delete records");
+    let dir = root.path().join("follower");
+    let follower = Log::create(dir.clone(), small_segments()).expect("follower");
+    for _ in 0..3 {
+        follower.append(&mut batch(1), 1).expect("append");
+    }
+    assert_eq!(follower.reset_to(8).expect("reset"), 8);
+    assert_eq!(
+        (follower.log_start_offset(), follower.log_end_offset()),
+        (8, 8)
+    );
+    assert_eq!(follower.durable_offset(), 8);
+    assert!(follower.leader_epochs().is_empty());
+    let mut copy = leader.read(8, 1 << 20).expect("read").records.to_vec();
+    follower.append_replicated(&mut copy, 1).expect("replicate");
+    assert_eq!(stamps(&follower), stamps(&leader));
+    assert_eq!(follower.leader_epochs(), entries(&[(2, 8)]));
+    follower.close().expect("close");
+    let v = verify_log_dir(&dir, Mode::Clean).expect("verify");
+    assert!(v.is_consistent(), "{:?}", v.problems);
+    let (follower, _) = Log::open(dir, small_segments(), Recovery::Clean).expect("open");
+    assert_eq!(
+        (follower.log_start_offset(), follower.log_end_offset()),
+        (8, 10)
+    );
+}

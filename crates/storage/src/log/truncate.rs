@@ -113,8 +113,9 @@ impl Log {
     /// has) continues from there. Every segment goes, newest first, then an empty segment
     /// is created at `offset` and the log start checkpointed, so a crash leaves either a
     /// prefix of the old log or the new empty one, never a hole. Producer state, snapshots
-    /// and leader epochs go with the records. Any failure poisons the log.
-    pub fn reset_to(&self, offset: i64) -> Result<(), StorageError> {
+    /// and leader epochs go with the records. Returns `offset`. A follower left behind its leader's log start
+    /// starts over this way (Kafka's truncate-fully-and-start-at). Any failure poisons the log.
+    pub fn reset_to(&self, offset: i64) -> Result<i64, StorageError> {
         self.check_writable()?;
         if offset < 0 {
             return Err(StorageError::OffsetOutOfRange {
@@ -153,7 +154,7 @@ impl Log {
             Ok(()) => {
                 self.durable.store(offset, Ordering::Release);
                 tracing::info!(dir = %self.dir.display(), offset, "reset log");
-                Ok(())
+                Ok(offset)
             }
             Err(e) => {
                 self.poison(&e);

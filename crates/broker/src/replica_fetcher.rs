@@ -1,0 +1,572 @@
+//! The follower's replica fetcher (design §5.2): one [`Fetcher`] task per leader broker,
+//! carrying every partition this broker follows from that leader in one Fetch at a time.
+//!
+//! A round: build one Fetch (per partition the fetch offset, the last epoch in the local log,
+//! the leader epoch of the assignment), send it through the [`LeaderLink`] (the transport is
+//! the caller's: the internal listener's connection in a cluster, an in-process call in
+//! tests), then on the blocking pool apply each partition's answer (truncate on
+//! `DivergingEpoch`, `append_as_follower`, learn the high watermark and log start), fsync
+//! every touched partition in parallel, and only then send the next Fetch. The fetch offset
+//! is the durable end under `weir.durability` acks-all and always (a follower counts for
+//! acks=all only with what it fsynced, §5.4), the log end under none.
+//!
+//! Lives in the broker rather than `weir-replication` because it drives `Partition` (role
+//! checks, the follower's append and truncation) and the Fetch codec directly; the pure
+//! decisions (`decide_truncation`) stay in `weir-replication`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use weir_metadata::BrokerId;
+use weir_protocol::kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ReplicaState,
+};
+use weir_protocol::kafka_protocol::messages::fetch_response::PartitionData;
+use weir_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use weir_protocol::kafka_protocol::protocol::StrBytes;
+use weir_protocol::ResponseError;
+use weir_replication::{decide_truncation, EpochEndOffset, ReplicaLog};
+
+use crate::partition::{Partition, PartitionError};
+
+/// Why a leader could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("the link to broker {leader} failed")]
+    Failed {
+        leader: BrokerId,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The transport to one leader broker. The fetcher keeps one Fetch in flight per link and
+/// always awaits it to the end (never drops it half-way), so a framed connection stays in step.
+pub trait LeaderLink: Send + Sync + 'static {
+    fn fetch(
+        &self,
+        request: FetchRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<FetchResponse, LinkError>> + Send + '_>>;
+}
+
+/// Opens (or reuses) the link to a leader broker.
+pub type LinkFactory = Arc<dyn Fn(BrokerId) -> Arc<dyn LeaderLink> + Send + Sync>;
+
+/// The fetcher's settings (Kafka's `replica.fetch.*` keys and defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetcherConfig {
+    /// This broker.
+    pub local: BrokerId,
+    /// Report the durable end as the fetch offset (`weir.durability` acks-all, always) and
+    /// fsync every touched partition before the next Fetch; false under none.
+    pub durable_fetch_offset: bool,
+    /// `replica.fetch.wait.max.ms` (500).
+    pub max_wait_ms: i32,
+    /// `replica.fetch.min.bytes` (1).
+    pub min_bytes: i32,
+    /// `replica.fetch.response.max.bytes` (10 MiB).
+    pub response_max_bytes: i32,
+    /// `replica.fetch.max.bytes` (1 MiB).
+    pub partition_max_bytes: i32,
+    /// `replica.fetch.backoff.ms` (1000): the pause after a failed round.
+    pub backoff_ms: u64,
+}
+
+impl FetcherConfig {
+    pub fn new(local: BrokerId, durable_fetch_offset: bool) -> FetcherConfig {
+        FetcherConfig {
+            local,
+            durable_fetch_offset,
+            max_wait_ms: 500,
+            min_bytes: 1,
+            response_max_bytes: 10 * 1024 * 1024,
+            partition_max_bytes: 1024 * 1024,
+            backoff_ms: 1000,
+        }
+    }
+}
+
+impl FetcherConfig {
+    /// The broker's settings: `replica.fetch.*`, and durable fetch offsets unless
+    /// `weir.durability=none`.
+    pub fn from_broker(config: &crate::BrokerConfig) -> FetcherConfig {
+        let r = &config.replica;
+        FetcherConfig {
+            local: config.node_id,
+            durable_fetch_offset: config.durability != crate::Durability::None,
+            max_wait_ms: r.fetch_wait_max_ms,
+            min_bytes: r.fetch_min_bytes,
+            response_max_bytes: r.fetch_response_max_bytes,
+            partition_max_bytes: r.fetch_max_bytes,
+            backoff_ms: r.fetch_backoff_ms,
+        }
+    }
+}
+
+/// A followed partition as the leader's Fetch names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FollowedPartition {
+    pub topic_id: Uuid,
+    pub topic: String,
+    pub partition: i32,
+}
+
+/// Where a followed partition stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowStatus {
+    Fetching,
+    /// The leader refused the epoch (FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER): waits for
+    /// a new assignment from metadata.
+    AwaitingMetadata,
+    /// A local storage error: the replica is offline until assigned again.
+    Failed,
+}
+
+struct Assigned {
+    replica: Arc<Partition>,
+    leader_epoch: i32,
+    status: FollowStatus,
+}
+
+/// One leader's fetcher: its partitions and its task.
+struct Fetcher {
+    shared: Arc<FetcherShared>,
+    task: JoinHandle<()>,
+}
+
+struct FetcherShared {
+    leader: BrokerId,
+    partitions: Mutex<BTreeMap<FollowedPartition, Assigned>>,
+    wake: Notify,
+}
+
+impl FetcherShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<FollowedPartition, Assigned>> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Every fetcher of this broker. The metadata publisher calls [`ReplicaFetcherManager::assign`]
+/// after `Partition::become_follower` and [`ReplicaFetcherManager::remove`] before any other
+/// role change.
+pub struct ReplicaFetcherManager {
+    config: FetcherConfig,
+    broker_epoch: Arc<AtomicI64>,
+    links: LinkFactory,
+    fetchers: Mutex<HashMap<BrokerId, Fetcher>>,
+}
+
+impl ReplicaFetcherManager {
+    /// Must be created inside a tokio runtime (fetchers are spawned on it).
+    pub fn new(config: FetcherConfig, broker_epoch: i64, links: LinkFactory) -> Self {
+        ReplicaFetcherManager {
+            config,
+            broker_epoch: Arc::new(AtomicI64::new(broker_epoch)),
+            links,
+            fetchers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This broker's registration epoch changed (sent in every Fetch's `ReplicaState`).
+    pub fn set_broker_epoch(&self, epoch: i64) {
+        self.broker_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// Follows `partition` (whose local replica is `replica`, already a follower) from
+    /// `leader` under `leader_epoch`. Moves it from any other leader's fetcher; assigning again
+    /// resumes a partition waiting for metadata or failed.
+    pub fn assign(
+        &self,
+        partition: FollowedPartition,
+        replica: Arc<Partition>,
+        leader: BrokerId,
+        leader_epoch: i32,
+    ) {
+        let mut fetchers = self.lock();
+        for (id, f) in fetchers.iter() {
+            if *id != leader {
+                f.shared.lock().remove(&partition);
+            }
+        }
+        let fetcher = fetchers.entry(leader).or_insert_with(|| {
+            let shared = Arc::new(FetcherShared {
+                leader,
+                partitions: Mutex::new(BTreeMap::new()),
+                wake: Notify::new(),
+            });
+            let link = (self.links)(leader);
+            let task = tokio::spawn(run(
+                Arc::clone(&shared),
+                link,
+                self.config,
+                Arc::clone(&self.broker_epoch),
+            ));
+            Fetcher { shared, task }
+        });
+        tracing::info!(?partition, leader, leader_epoch, "following");
+        fetcher.shared.lock().insert(
+            partition,
+            Assigned {
+                replica,
+                leader_epoch,
+                status: FollowStatus::Fetching,
+            },
+        );
+        fetcher.shared.wake.notify_one();
+        drop(fetchers);
+        self.stop_idle();
+    }
+
+    /// Stops following `partition` (it became leader, was deleted or reassigned away). A round
+    /// already under way may still apply its answer; the role change the publisher makes next
+    /// refuses follower appends from then on.
+    pub fn remove(&self, partition: &FollowedPartition) {
+        for f in self.lock().values() {
+            f.shared.lock().remove(partition);
+        }
+        self.stop_idle();
+    }
+
+    /// The status of a followed partition and its leader; None when not followed.
+    pub fn status(&self, partition: &FollowedPartition) -> Option<(BrokerId, FollowStatus)> {
+        self.lock()
+            .iter()
+            .find_map(|(leader, f)| f.shared.lock().get(partition).map(|a| (*leader, a.status)))
+    }
+
+    /// Stops every fetcher (shutdown).
+    pub fn shutdown(&self) {
+        for (_, f) in self.lock().drain() {
+            f.task.abort();
+        }
+    }
+
+    fn stop_idle(&self) {
+        self.lock().retain(|_, f| {
+            let idle = f.shared.lock().is_empty();
+            if idle {
+                f.task.abort();
+            }
+            !idle
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BrokerId, Fetcher>> {
+        self.fetchers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for ReplicaFetcherManager {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// One partition of a round: what was asked and of which replica.
+struct Asked {
+    key: FollowedPartition,
+    replica: Arc<Partition>,
+    leader_epoch: i32,
+    fetch_offset: i64,
+}
+
+/// The fetcher task of one leader.
+async fn run(
+    shared: Arc<FetcherShared>,
+    link: Arc<dyn LeaderLink>,
+    config: FetcherConfig,
+    broker_epoch: Arc<AtomicI64>,
+) {
+    let backoff = Duration::from_millis(config.backoff_ms);
+    loop {
+        let round = Arc::clone(&shared);
+        let asked = match tokio::task::spawn_blocking(move || snapshot(&round, config)).await {
+            Ok(asked) => asked,
+            Err(e) => {
+                tracing::error!(leader = shared.leader, error = %e, "replica fetch task failed");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        if asked.is_empty() {
+            shared.wake.notified().await;
+            continue;
+        }
+        let request = build_request(&asked, config, broker_epoch.load(Ordering::Acquire));
+        let response = match link.fetch(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(leader = shared.leader, error = %e, "replica fetch failed");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        let durable = config.durable_fetch_offset;
+        let applied =
+            tokio::task::spawn_blocking(move || apply_response(asked, response, durable)).await;
+        let outcomes = match applied {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(leader = shared.leader, error = %e, "replica fetch task failed");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        let mut back_off = false;
+        {
+            let mut parts = shared.lock();
+            for (key, epoch, outcome) in outcomes {
+                let Some(a) = parts.get_mut(&key).filter(|a| a.leader_epoch == epoch) else {
+                    continue;
+                };
+                match outcome {
+                    Outcome::Progress => {}
+                    Outcome::Retry => back_off = true,
+                    Outcome::AwaitMetadata => a.status = FollowStatus::AwaitingMetadata,
+                    Outcome::Failed => a.status = FollowStatus::Failed,
+                }
+            }
+        }
+        if back_off {
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}
+
+/// The partitions to fetch and their fetch offsets (blocking). Under durable fetch offsets a
+/// replica whose log end is not fsynced yet (it led with acks=1 writes, or restarted) is
+/// fsynced first, so that it reports, and appends after, its whole log.
+fn snapshot(shared: &FetcherShared, config: FetcherConfig) -> Vec<Asked> {
+    let fetching: Vec<(FollowedPartition, Arc<Partition>, i32)> = shared
+        .lock()
+        .iter()
+        .filter(|(_, a)| a.status == FollowStatus::Fetching)
+        .map(|(key, a)| (key.clone(), Arc::clone(&a.replica), a.leader_epoch))
+        .collect();
+    let mut asked = Vec::with_capacity(fetching.len());
+    for (key, replica, leader_epoch) in fetching {
+        let end = replica.log_end_offset();
+        let fetch_offset = if config.durable_fetch_offset {
+            if ReplicaLog::durable_offset(&*replica) < end {
+                if let Err(e) = replica.flush_to(end) {
+                    tracing::error!(partition = ?key, error = %e, "follower fsync failed; offline");
+                    if let Some(a) = shared.lock().get_mut(&key) {
+                        a.status = FollowStatus::Failed;
+                    }
+                    continue;
+                }
+            }
+            ReplicaLog::durable_offset(&*replica)
+        } else {
+            end
+        };
+        asked.push(Asked {
+            key,
+            replica,
+            leader_epoch,
+            fetch_offset,
+        });
+    }
+    asked
+}
+
+fn build_request(asked: &[Asked], config: FetcherConfig, broker_epoch: i64) -> FetchRequest {
+    let mut req = FetchRequest::default();
+    // v15+ names the follower in ReplicaState only (`replica_id` stays -1 there).
+    req.replica_state = ReplicaState::default();
+    req.replica_state.replica_id = config.local.into();
+    req.replica_state.replica_epoch = broker_epoch;
+    req.max_wait_ms = config.max_wait_ms;
+    req.min_bytes = config.min_bytes;
+    req.max_bytes = config.response_max_bytes;
+    let mut topics: BTreeMap<(Uuid, &str), FetchTopic> = BTreeMap::new();
+    for a in asked {
+        let topic = topics
+            .entry((a.key.topic_id, a.key.topic.as_str()))
+            .or_insert_with(|| {
+                let mut t = FetchTopic::default();
+                t.topic_id = a.key.topic_id;
+                t.topic = TopicName(StrBytes::from_string(a.key.topic.clone()));
+                t
+            });
+        let mut p = FetchPartition::default();
+        p.partition = a.key.partition;
+        p.current_leader_epoch = a.leader_epoch;
+        p.fetch_offset = a.fetch_offset;
+        p.last_fetched_epoch = a.replica.latest_epoch();
+        p.log_start_offset = a.replica.log_start_offset();
+        p.partition_max_bytes = config.partition_max_bytes;
+        topic.partitions.push(p);
+    }
+    req.topics = topics.into_values().collect();
+    req
+}
+
+/// What one partition's answer left it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Progress,
+    /// A transient error: fetch again after the backoff.
+    Retry,
+    AwaitMetadata,
+    Failed,
+}
+
+/// Applies a response to the replicas asked for (blocking): truncations, appends, high
+/// watermarks and log starts, then fsyncs every touched partition in parallel.
+fn apply_response(
+    asked: Vec<Asked>,
+    response: FetchResponse,
+    durable: bool,
+) -> Vec<(FollowedPartition, i32, Outcome)> {
+    let mut index: HashMap<(Uuid, &str, i32), &Asked> = HashMap::new();
+    for a in &asked {
+        index.insert((a.key.topic_id, a.key.topic.as_str(), a.key.partition), a);
+    }
+    let mut outcomes = Vec::new();
+    let mut touched: Vec<(&Asked, i64)> = Vec::new();
+    for topic in response.responses {
+        for data in topic.partitions {
+            let found = index
+                .iter()
+                .find(|((id, name, p), _)| {
+                    *p == data.partition_index
+                        && if topic.topic_id.is_nil() {
+                            *name == topic.topic.0.as_str()
+                        } else {
+                            *id == topic.topic_id
+                        }
+                })
+                .map(|(_, a)| *a);
+            let Some(a) = found else {
+                tracing::warn!(
+                    partition = data.partition_index,
+                    "replica fetch answered a partition not asked for"
+                );
+                continue;
+            };
+            let outcome = match apply_partition(a, data) {
+                Ok(Some(end)) => {
+                    touched.push((a, end));
+                    Outcome::Progress
+                }
+                Ok(None) => Outcome::Progress,
+                Err(Applied::Code(code)) => code_outcome(a, code),
+                Err(Applied::Local(e)) => {
+                    tracing::error!(partition = ?a.key, error = %e, "follower replica failed; offline");
+                    Outcome::Failed
+                }
+            };
+            outcomes.push((a.key.clone(), a.leader_epoch, outcome));
+        }
+    }
+    if durable {
+        let flushed: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = touched
+                .iter()
+                .map(|(a, end)| scope.spawn(move || (a, a.replica.flush_to(*end))))
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for (a, result) in flushed {
+            if let Err(e) = result {
+                tracing::error!(partition = ?a.key, error = %e, "follower fsync failed; offline");
+                outcomes.push((a.key.clone(), a.leader_epoch, Outcome::Failed));
+            }
+        }
+    }
+    outcomes
+}
+
+enum Applied {
+    /// The leader answered this error code.
+    Code(i16),
+    Local(PartitionError),
+}
+
+/// Applies one partition's answer; Some(new log end) when records were appended.
+fn apply_partition(a: &Asked, data: PartitionData) -> Result<Option<i64>, Applied> {
+    if data.error_code != 0 {
+        if data.error_code == ResponseError::OffsetOutOfRange.code() {
+            out_of_range(a, &data).map_err(Applied::Local)?;
+            return Ok(None);
+        }
+        return Err(Applied::Code(data.error_code));
+    }
+    let replica = &*a.replica;
+    let diverging = data.diverging_epoch;
+    if diverging.epoch >= 0 || diverging.end_offset >= 0 {
+        let cut = decide_truncation(
+            EpochEndOffset {
+                epoch: diverging.epoch,
+                end_offset: diverging.end_offset,
+            },
+            |e| ReplicaLog::end_offset_for_epoch(replica, e),
+            replica.log_end_offset(),
+            replica.high_watermark(),
+        );
+        let end = replica.truncate_to(cut.offset).map_err(Applied::Local)?;
+        tracing::info!(partition = ?a.key, leader_epoch = diverging.epoch, leader_end = diverging.end_offset, truncated_to = end, "diverged from the leader; truncated");
+        return Ok(None);
+    }
+    let mut appended = None;
+    if let Some(records) = data.records.filter(|r| !r.is_empty()) {
+        appended = Some(append(replica, records).map_err(Applied::Local)?);
+    }
+    if data.log_start_offset > replica.log_start_offset()
+        && data.log_start_offset <= replica.log_end_offset()
+    {
+        replica
+            .advance_log_start(data.log_start_offset)
+            .map_err(Applied::Local)?;
+    }
+    replica.set_follower_high_watermark(data.high_watermark);
+    Ok(appended)
+}
+
+fn append(replica: &Partition, records: Bytes) -> Result<i64, PartitionError> {
+    let mut batches = records.to_vec();
+    let now = i64::try_from(crate::replica_fetch::replication_now_ms()).unwrap_or(i64::MAX);
+    ReplicaLog::append_as_follower(replica, &mut batches, now)
+}
+
+/// OFFSET_OUT_OF_RANGE: below the leader's log start, start over empty there (what the
+/// follower had is gone on the leader); past the leader's end, cut back to its high watermark
+/// (a prefix every ISR member shares).
+fn out_of_range(a: &Asked, data: &PartitionData) -> Result<(), PartitionError> {
+    let replica = &*a.replica;
+    if data.log_start_offset >= 0 && a.fetch_offset < data.log_start_offset {
+        let start = replica.reset_to(data.log_start_offset)?;
+        tracing::info!(partition = ?a.key, log_start = start, "behind the leader's log start; started over there");
+    } else if data.high_watermark >= 0 {
+        let end = replica.truncate_to(data.high_watermark)?;
+        tracing::info!(partition = ?a.key, truncated_to = end, "ahead of the leader's log end; truncated");
+    }
+    Ok(())
+}
+
+fn code_outcome(a: &Asked, code: i16) -> Outcome {
+    if code == ResponseError::FencedLeaderEpoch.code()
+        || code == ResponseError::NotLeaderOrFollower.code()
+        || code == ResponseError::UnknownTopicOrPartition.code()
+        || code == ResponseError::UnknownTopicId.code()
+    {
+        tracing::info!(partition = ?a.key, code, leader_epoch = a.leader_epoch, "leader refused the fetch; waiting for metadata");
+        Outcome::AwaitMetadata
+    } else {
+        tracing::debug!(partition = ?a.key, code, "replica fetch error; retrying");
+        Outcome::Retry
+    }
+}
+
+#[cfg(test)]
+#[path = "replica_fetcher_tests.rs"]
+mod tests;
