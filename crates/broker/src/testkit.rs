@@ -32,3 +32,51 @@ pub fn recovered(dir: &std::path::Path, pairs: &[(&str, &str)]) -> Arc<State> {
     state.txns.recover(&state).expect("recover transactions");
     state
 }
+
+/// Every `(key, value)` a consumer at `isolation` reads from `p` from offset 0, in offset order,
+/// filtered as a Kafka consumer does: control records, records below the requested offset in
+/// the first batch and, read_committed, the records of aborted transactions are dropped. A read
+/// stops at a segment's end, so it reads on until nothing is left.
+pub fn consume(
+    p: &crate::partition::Partition,
+    isolation: crate::partition::Isolation,
+) -> Vec<(Option<String>, String)> {
+    use weir_protocol::kafka_protocol::records::RecordBatchDecoder;
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let read = p
+            .read(&crate::partition::ReadSpec {
+                offset,
+                max_bytes: 1 << 20,
+                min_one_batch: true,
+                isolation,
+                leader_epoch: None,
+            })
+            .expect("read");
+        if read.records.is_empty() {
+            return out;
+        }
+        let aborted = read.aborted.unwrap_or_default();
+        let from = offset;
+        let mut bytes = read.records;
+        for set in RecordBatchDecoder::decode_all(&mut bytes).expect("decode") {
+            for r in set.records {
+                offset = offset.max(r.offset + 1);
+                let is_aborted = aborted.iter().any(|a| {
+                    a.producer_id == r.producer_id
+                        && a.first_offset <= r.offset
+                        && r.offset <= a.last_offset
+                });
+                if r.control || r.offset < from || is_aborted {
+                    continue;
+                }
+                let text = |b: &bytes::Bytes| String::from_utf8(b.to_vec()).expect("utf-8");
+                out.push((
+                    r.key.as_ref().map(text),
+                    text(r.value.as_ref().expect("value")),
+                ));
+            }
+        }
+    }
+}

@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use weir_broker::partition::{Acks, Isolation, Partition, ReadSpec};
+use weir_broker::partition::{Acks, Isolation, Partition};
 use weir_broker::state::State;
 use weir_broker::testkit;
 use weir_broker::txn_api::{self, TxnApiError};
 use weir_coordinator::TopicPartition;
-use weir_protocol::kafka_protocol::records::RecordBatchDecoder;
 use weir_storage::testkit::BatchBuilder;
 
 async fn topic(state: &Arc<State>, name: &str) -> Arc<Partition> {
@@ -42,37 +41,10 @@ async fn append_txn(p: &Arc<Partition>, state: &State, pid: i64, epoch: i16, seq
 /// control records dropped, and read_committed, the records of the aborted transactions. A
 /// read stops at a segment's end, so it reads on until nothing is left.
 fn values(p: &Partition, isolation: Isolation) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let read = p
-            .read(&ReadSpec {
-                offset,
-                max_bytes: 1 << 20,
-                min_one_batch: true,
-                isolation,
-                leader_epoch: None,
-            })
-            .expect("read");
-        if read.records.is_empty() {
-            return out;
-        }
-        let aborted = read.aborted.unwrap_or_default();
-        let mut bytes = read.records;
-        let sets = RecordBatchDecoder::decode_all(&mut bytes).expect("decode");
-        for r in sets.into_iter().flat_map(|s| s.records) {
-            offset = offset.max(r.offset + 1);
-            let is_aborted = aborted.iter().any(|a| {
-                a.producer_id == r.producer_id
-                    && a.first_offset <= r.offset
-                    && r.offset <= a.last_offset
-            });
-            if !r.control && !is_aborted {
-                let v = r.value.expect("value");
-                out.push(String::from_utf8(v.to_vec()).expect("utf-8"));
-            }
-        }
-    }
+    testkit::consume(p, isolation)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect()
 }
 
 async fn init_retrying(state: &Arc<State>, id: &str) -> (i64, i16) {

@@ -9,9 +9,8 @@ use std::time::Duration;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion_expr::Operator;
 use datafusion_physical_expr::expressions::{col, lit, BinaryExpr};
-use weir_broker::partition::{Acks, Isolation, Partition, ReadSpec};
+use weir_broker::partition::{Acks, Isolation, Partition};
 use weir_broker::state::State;
-use weir_protocol::kafka_protocol::records::RecordBatchDecoder;
 use weir_storage::testkit::BatchBuilder;
 use weir_stream::format::{BytesDecoder, BytesEncoder};
 use weir_stream::graph::{SinkSpec, SourceSpec, Startup, WatermarkSpec};
@@ -49,43 +48,7 @@ pub async fn produce(state: &State, p: &Arc<Partition>, records: &[(i64, String)
 
 /// Every `(key, value)` a consumer at `isolation` reads from `p`, in offset order.
 pub fn consume(p: &Partition, isolation: Isolation) -> Vec<(Option<String>, String)> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let read = p
-            .read(&ReadSpec {
-                offset,
-                max_bytes: 1 << 20,
-                min_one_batch: true,
-                isolation,
-                leader_epoch: None,
-            })
-            .expect("read");
-        if read.records.is_empty() {
-            return out;
-        }
-        let aborted = read.aborted.unwrap_or_default();
-        let from = offset;
-        let mut bytes = read.records;
-        for set in RecordBatchDecoder::decode_all(&mut bytes).expect("decode") {
-            for r in set.records {
-                offset = offset.max(r.offset + 1);
-                let is_aborted = aborted.iter().any(|a| {
-                    a.producer_id == r.producer_id
-                        && a.first_offset <= r.offset
-                        && r.offset <= a.last_offset
-                });
-                if r.control || r.offset < from || is_aborted {
-                    continue;
-                }
-                let text = |b: &bytes::Bytes| String::from_utf8(b.to_vec()).expect("utf-8");
-                out.push((
-                    r.key.as_ref().map(text),
-                    text(r.value.as_ref().expect("value")),
-                ));
-            }
-        }
-    }
+    weir_broker::testkit::consume(p, isolation)
 }
 
 pub fn config(interval_ms: u64) -> StreamConfig {
