@@ -149,9 +149,22 @@ def test_confluent_list_all_topics(broker):
     for i, n in enumerate(names):
         a.create_topics([CKNewTopic(n, num_partitions=i + 1, replication_factor=1)])[n].result(15)
     md = a.list_topics(timeout=10)
-    assert {n: len(t.partitions) for n, t in md.topics.items()} == {names[0]: 1, names[1]: 2}
+    # Weir's own topics (the SQL catalog, `__weir_*`) are listed too, marked internal as Kafka
+    # marks __consumer_offsets; this test counts only the ones it made.
+    listed = {n: len(t.partitions) for n, t in md.topics.items() if not n.startswith("__weir_")}
+    assert listed == {names[0]: 1, names[1]: 2}
     assert [(b.id, b.host, b.port) for b in md.brokers.values()] == [
         (md.controller_id, "127.0.0.1", broker.port)]
+
+
+def test_weir_topics_are_marked_internal(broker, kadmin):
+    """The SQL catalog is Weir's own topic: Metadata marks it internal, user topics are not."""
+    topic = unique_topic("user")
+    kadmin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    wait_for_topic(broker.bootstrap, topic, 1)
+    described = {t["name"]: t["is_internal"] for t in
+                 kadmin.describe_topics([topic, "__weir_sql_catalog"])}
+    assert described == {topic: False, "__weir_sql_catalog": True}
 
 
 def test_kafka_python_producer_consumer_roundtrip(broker, kadmin):

@@ -124,10 +124,18 @@ pub async fn auto_create(state: &Arc<State>, name: &str) -> Result<Arc<Topic>, R
     }
 }
 
+/// Kafka marks the topics it keeps for itself (`__consumer_offsets`, `__transaction_state`) as
+/// internal so that tools can hide them; Weir's own topics (the SQL catalog and state) are its
+/// equivalent.
+pub fn is_internal_topic(name: &str) -> bool {
+    name.starts_with("__weir_") || name == "__consumer_offsets" || name == "__transaction_state"
+}
+
 fn topic_metadata(state: &State, topic: &Topic, version: i16) -> MetadataResponseTopic {
     let node = BrokerId(state.config.node_id);
     let mut m = MetadataResponseTopic::default();
     m.name = Some(TopicName(str(&topic.name)));
+    m.is_internal = is_internal_topic(&topic.name);
     if version >= 10 {
         m.topic_id = topic.id;
     }
