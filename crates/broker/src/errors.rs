@@ -70,5 +70,9 @@ pub fn admin_code(e: &AdminError) -> ResponseError {
         AdminError::Meta(_) | AdminError::Groups(_) | AdminError::HwCheckpoint(_) => {
             ResponseError::KafkaStorageError
         }
+        AdminError::Controller(e) => {
+            ResponseError::try_from_code(e.code()).unwrap_or(ResponseError::UnknownServerError)
+        }
+        AdminError::QuorumUnavailable(_) => ResponseError::RequestTimedOut,
     }
 }

@@ -152,8 +152,7 @@ pub fn write(data_dir: &Path, entries: &HighWatermarks) -> Result<(), Checkpoint
 pub fn collect(state: &State) -> HighWatermarks {
     let mut out = HighWatermarks::new();
     for topic in state.topics() {
-        let parts = topic.partitions.read().unwrap_or_else(|e| e.into_inner());
-        for p in parts.iter() {
+        for p in topic.all_partitions() {
             if let Some(hw) = p.checkpoint_high_watermark() {
                 out.insert((topic.name.clone(), p.index()), hw);
             }

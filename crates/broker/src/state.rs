@@ -19,19 +19,37 @@ pub use crate::partition::Partition;
 use crate::topic_config;
 
 /// A topic: name, id, partitions and config overrides.
+///
+/// `partitions` has one slot per partition of the topic. On a single node every slot holds
+/// its partition; in cluster mode a slot is empty where this broker hosts no replica (the
+/// publisher fills the table from the metadata image, design §4.8), so a request for it
+/// answers NOT_LEADER_OR_FOLLOWER rather than UNKNOWN_TOPIC_OR_PARTITION.
 pub struct Topic {
     pub name: String,
     pub id: Uuid,
-    pub partitions: RwLock<Vec<Arc<Partition>>>,
+    pub partitions: RwLock<Vec<Option<Arc<Partition>>>>,
     pub configs: RwLock<BTreeMap<String, String>>,
 }
 
 impl Topic {
+    /// This broker's replica of partition `index`, if it hosts one.
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         let parts = self.partitions.read().unwrap_or_else(|e| e.into_inner());
         usize::try_from(index)
             .ok()
-            .and_then(|i| parts.get(i).cloned())
+            .and_then(|i| parts.get(i).cloned().flatten())
+    }
+
+    /// This broker's replica of partition `index`, or Kafka's error for a request naming
+    /// it: NOT_LEADER_OR_FOLLOWER for a partition of the topic hosted elsewhere,
+    /// UNKNOWN_TOPIC_OR_PARTITION for an index the topic does not have.
+    pub fn lookup(&self, index: i32) -> Result<Arc<Partition>, weir_protocol::ResponseError> {
+        let parts = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        match usize::try_from(index).ok().and_then(|i| parts.get(i)) {
+            Some(Some(p)) => Ok(p.clone()),
+            Some(None) => Err(weir_protocol::ResponseError::NotLeaderOrFollower),
+            None => Err(weir_protocol::ResponseError::UnknownTopicOrPartition),
+        }
     }
 
     pub fn partition_count(&self) -> i32 {
@@ -43,11 +61,15 @@ impl Topic {
         i32::try_from(n).unwrap_or(i32::MAX)
     }
 
+    /// The partitions this broker hosts (all of them on a single node).
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     pub fn configs(&self) -> BTreeMap<String, String> {
@@ -107,6 +129,11 @@ pub enum AdminError {
     Groups(#[from] crate::groups::GroupsError),
     #[error(transparent)]
     HwCheckpoint(#[from] crate::hw_checkpoint::CheckpointError),
+    /// The active controller refused the change (cluster mode), with Kafka's code.
+    #[error(transparent)]
+    Controller(#[from] weir_metadata::MetadataError),
+    #[error(transparent)]
+    QuorumUnavailable(#[from] crate::cluster::ControllerUnavailable),
 }
 
 /// The most partitions one request may create, over all its topics (Kafka's controller
@@ -164,7 +191,7 @@ pub struct State {
     store: MetaStore,
     /// The cluster metadata (topic table, producer-id blocks).
     metadata: Arc<dyn MetadataStore>,
-    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    pub(crate) topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serializes admin changes so the persisted table never interleaves two of them.
     admin: tokio::sync::Mutex<()>,
     producer_ids: ProducerIds,
@@ -173,6 +200,13 @@ pub struct State {
     pub checkpointed_high_watermarks: crate::hw_checkpoint::HighWatermarks,
     /// Answers `WeirDescribeCluster` in cluster mode (installed by the binary).
     cluster_admin: std::sync::OnceLock<Arc<dyn crate::cluster_admin::ClusterAdmin>>,
+    /// Cluster mode (`controller.quorum.voters` set): topics come from the metadata image,
+    /// admin goes to the quorum.
+    pub(crate) cluster: bool,
+    /// The metadata image the publisher last published (cluster mode; empty otherwise).
+    pub image: Arc<crate::cluster::ImageCell>,
+    /// The metadata quorum (cluster mode; installed by the binary).
+    pub(crate) controller: std::sync::OnceLock<Arc<dyn crate::cluster::ControllerClient>>,
 }
 
 impl State {
@@ -207,7 +241,17 @@ impl State {
         // Every partition is opened on a few threads: after a crash each one is a directory
         // listing, a scan of its active segment and perhaps an fsync, and thousands of them
         // one after another would dominate the start.
-        let records = metadata.load_topics()?;
+        let cluster = crate::hw_checkpoint::cluster_mode(&config);
+        let mut records = metadata.load_topics()?;
+        if cluster && !records.is_empty() {
+            // Importing a single node's topics into a cluster is its own step (design
+            // §8.3); until then its node-local table is not served.
+            tracing::warn!(
+                topics = records.len(),
+                "cluster mode: the node-local topic table is not served; topics come from the cluster metadata"
+            );
+            records.clear();
+        }
         let broker_configs =
             crate::dynamic_config::BrokerConfigs::open(config.clone(), store.clone())?;
         let effective = broker_configs.effective();
@@ -234,11 +278,12 @@ impl State {
             }
             Ok::<_, AdminError>((t, Arc::new(Partition::leader(p, log))))
         });
-        let mut parts: Vec<Vec<Arc<Partition>>> = records.iter().map(|_| Vec::new()).collect();
+        let mut parts: Vec<Vec<Option<Arc<Partition>>>> =
+            records.iter().map(|_| Vec::new()).collect();
         for result in opened {
             let (t, partition) = result?;
             if let Some(v) = parts.get_mut(t) {
-                v.push(partition);
+                v.push(Some(partition));
             }
         }
         let mut topics = HashMap::new();
@@ -286,6 +331,9 @@ impl State {
             admin: tokio::sync::Mutex::new(()),
             producer_ids,
             cluster_admin: std::sync::OnceLock::new(),
+            cluster,
+            image: Arc::default(),
+            controller: std::sync::OnceLock::new(),
         })
     }
 
@@ -390,6 +438,13 @@ impl State {
         replication: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, AdminError> {
+        if self.cluster {
+            self.cluster_create_topic(name, partitions, replication, None, configs, false)
+                .await?;
+            return self
+                .topic(name)
+                .ok_or_else(|| AdminError::UnknownTopic(name.to_string()));
+        }
         let _admin = self.admin.lock().await;
         let (partitions, _) = self.check_create(name, partitions, replication, &configs)?;
         let log_config = topic_config::log_config(&configs, &self.broker_configs.effective());
@@ -397,7 +452,7 @@ impl State {
         let topic = Arc::new(Topic {
             name: name.to_string(),
             id: Uuid::new_v4(),
-            partitions: RwLock::new(parts),
+            partitions: RwLock::new(parts.into_iter().map(Some).collect()),
             configs: RwLock::new(configs),
         });
         self.topics
@@ -450,6 +505,9 @@ impl State {
 
     /// Deletes a topic: persisted first, then its files are removed.
     pub async fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
+        if self.cluster {
+            return self.cluster_delete_topic(name).await;
+        }
         let _admin = self.admin.lock().await;
         let topic = self
             .topics
@@ -530,7 +588,7 @@ impl State {
             .partitions
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .extend(new);
+            .extend(new.into_iter().map(Some));
         if let Err(e) = self.persist() {
             topic
                 .partitions

@@ -232,6 +232,12 @@ impl Node {
         self.inner.sm.image()
     }
 
+    /// The index of the last entry applied on this node (0 before any): what
+    /// [`Node::subscribe`] has delivered or is about to.
+    pub fn applied_index(&self) -> u64 {
+        self.inner.sm.applied().borrow().0.saturating_sub(1)
+    }
+
     /// Every entry applied from now on, in order, never skipped.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Applied> {
         self.inner.sm.subscribe()

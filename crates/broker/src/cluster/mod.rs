@@ -1,8 +1,15 @@
 //! The broker on cluster metadata (docs/design/cluster.md §4.8): the [`Publisher`] applies
-//! the metadata quorum's applied entries to this broker's replicas, in order.
+//! the metadata quorum's applied entries to this broker's replicas, in order, and keeps the
+//! broker's topic table on the image; admin requests go to the quorum through a
+//! [`ControllerClient`] the binary installs.
 
+mod controller;
+pub mod coordinator;
+pub mod metadata;
 mod publisher;
+mod topics;
 
+pub use controller::{ControllerClient, ControllerUnavailable, SubmitFuture, Submitted};
 pub use publisher::{
     read_partition_metadata, Change, ImageCell, PublishError, Publisher, PARTITION_METADATA,
 };

@@ -67,23 +67,47 @@ pub enum PublishError {
     },
 }
 
-/// The image handlers read; the publisher swaps it after applying each entry.
-#[derive(Default)]
-pub struct ImageCell(RwLock<(u64, Arc<MetadataImage>)>);
+/// The image handlers read; the publisher swaps it after applying each entry (and after
+/// this broker's replicas and topic table follow it, so an index seen here is served).
+pub struct ImageCell {
+    current: RwLock<(u64, Arc<MetadataImage>)>,
+    published: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for ImageCell {
+    fn default() -> Self {
+        ImageCell {
+            current: RwLock::default(),
+            published: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
 
 impl ImageCell {
     /// The latest published image.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).1.clone()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).1.clone()
     }
 
     /// The index of the entry the latest image includes (0: none yet).
     pub fn index(&self) -> u64 {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).0
+        self.current.read().unwrap_or_else(|e| e.into_inner()).0
     }
 
-    fn set(&self, index: u64, image: Arc<MetadataImage>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = (index, image);
+    /// Resolves once an image including entry `index` is published.
+    pub async fn published(&self, index: u64) {
+        let mut rx = self.published.subscribe();
+        // The sender lives as long as `self`, so the wait ends only with the index.
+        let _ = rx.wait_for(|i| *i >= index).await;
+    }
+
+    pub(crate) fn set(&self, index: u64, image: Arc<MetadataImage>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (index, image);
+        self.published.send_if_modified(|i| {
+            let moved = index > *i;
+            *i = (*i).max(index);
+            moved
+        });
     }
 }
 
@@ -105,6 +129,8 @@ pub struct Publisher {
     caught_up: bool,
     image: Arc<ImageCell>,
     replicas: BTreeMap<(Uuid, i32), Replica>,
+    /// The broker whose topic table follows the image (None in tests of replicas alone).
+    state: Option<Arc<State>>,
 }
 
 impl Publisher {
@@ -123,17 +149,29 @@ impl Publisher {
             caught_up: false,
             image: Arc::new(ImageCell::default()),
             replicas: BTreeMap::new(),
+            state: None,
         }
     }
 
-    /// The publisher of `state`'s broker (cluster mode).
-    pub fn for_state(state: &State) -> Publisher {
-        Publisher::new(
+    /// The publisher of `state`'s broker (cluster mode): it publishes into the broker's
+    /// image cell and keeps its topic table on the image.
+    pub fn for_state(state: &Arc<State>) -> Publisher {
+        let mut publisher = Publisher::new(
             state.config.node_id,
             state.broker_configs.effective(),
             usize::try_from(state.config.cluster.min_insync_replicas).unwrap_or(1),
             state.checkpointed_high_watermarks.clone(),
-        )
+        );
+        publisher.image = state.image.clone();
+        publisher.state = Some(state.clone());
+        publisher
+    }
+
+    /// Makes the broker's topic table match `image` and the replicas opened here.
+    fn sync_state(&self, image: &MetadataImage) {
+        if let Some(state) = &self.state {
+            state.sync_cluster_topics(image, &|id, p| self.replica(id, p));
+        }
     }
 
     /// What handlers read.
@@ -166,6 +204,7 @@ impl Publisher {
                 Change::Reset => self.reconcile(&image).await?,
             }
         }
+        self.sync_state(&image);
         self.image.set(index, image);
         Ok(())
     }
@@ -176,6 +215,7 @@ impl Publisher {
         self.caught_up = true;
         let image = self.image.image();
         self.reconcile(&image).await?;
+        self.sync_state(&image);
         self.remove_strays(image).await
     }
 

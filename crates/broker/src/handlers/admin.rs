@@ -97,6 +97,39 @@ async fn create_one(
             configs.insert(c.name.to_string(), v.to_string());
         }
     }
+    if state.is_cluster() {
+        // The controller checks the request (replication factor against the live brokers,
+        // the assignment, its config keys) and places the replicas.
+        let assignment = (!t.assignments.is_empty()).then(|| {
+            t.assignments
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect()
+        });
+        topic_config::warn_deprecated(name, configs.keys());
+        let created = state
+            .cluster_create_topic(
+                name,
+                t.num_partitions,
+                t.replication_factor,
+                assignment,
+                configs.clone(),
+                validate_only,
+            )
+            .await
+            .map_err(fail)?;
+        let id = if validate_only {
+            uuid::Uuid::nil()
+        } else {
+            created.topic_id
+        };
+        return Ok((
+            created.num_partitions,
+            created.replication_factor,
+            configs,
+            id,
+        ));
+    }
     let (mut partitions, mut replication) = (t.num_partitions, t.replication_factor);
     if !t.assignments.is_empty() {
         if partitions != -1 || replication != -1 {
@@ -213,6 +246,18 @@ pub async fn create_partitions(
                     .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                     .collect()
             });
+        if state.is_cluster() {
+            let outcome = state
+                .cluster_create_partitions(&t.name.0, t.count, replicas, req.validate_only)
+                .await;
+            if let Err(e) = outcome {
+                tracing::info!(topic = %t.name.0, error = %e, "create partitions refused");
+                res.error_code = admin_code(&e).code();
+                res.error_message = msg(&e);
+            }
+            r.results.push(res);
+            continue;
+        }
         let checked = match &replicas {
             Some(r) => check_replica_assignment(state.config.node_id, r),
             None => Ok(()),

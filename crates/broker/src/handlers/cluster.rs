@@ -31,6 +31,9 @@ pub fn sasl_handshake(req: &SaslHandshakeRequest) -> SaslHandshakeResponse {
 }
 
 pub fn describe_cluster(state: &State, _req: &DescribeClusterRequest) -> DescribeClusterResponse {
+    if state.is_cluster() {
+        return describe_cluster_from_image(state);
+    }
     let mut b = DescribeClusterBroker::default();
     b.broker_id = BrokerId(state.config.node_id);
     b.host = str(&state.config.advertise.0);
@@ -42,7 +45,106 @@ pub fn describe_cluster(state: &State, _req: &DescribeClusterRequest) -> Describ
     r
 }
 
+/// DescribeCluster in cluster mode: every registered broker with its fencing, the active
+/// controller (-1 while none is known).
+fn describe_cluster_from_image(state: &State) -> DescribeClusterResponse {
+    let image = state.image.image();
+    let mut r = DescribeClusterResponse::default();
+    r.cluster_id = str(image.cluster_id().unwrap_or(&state.cluster_id));
+    r.controller_id = BrokerId(state.controller_id().unwrap_or(-1));
+    r.brokers = image
+        .brokers()
+        .values()
+        .filter_map(|b| {
+            let (host, port) = crate::cluster::metadata::client_endpoint(b)?;
+            let mut out = DescribeClusterBroker::default();
+            out.broker_id = BrokerId(b.id);
+            out.host = str(host);
+            out.port = i32::from(port);
+            out.rack = b.rack.as_deref().map(str);
+            out.is_fenced = b.fenced;
+            Some(out)
+        })
+        .collect();
+    r
+}
+
+/// Metadata in cluster mode: brokers, controller, topics and partitions from the image.
+/// Auto-creation goes through the quorum like CreateTopics.
+async fn metadata_from_image(
+    state: &Arc<State>,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
+    use crate::cluster::metadata::{live_brokers, topic_metadata};
+    let mut image = state.image.image();
+    let mut r = MetadataResponse::default();
+    r.controller_id = BrokerId(state.controller_id().unwrap_or(-1));
+    if version >= 2 {
+        r.cluster_id = Some(str(image.cluster_id().unwrap_or(&state.cluster_id)));
+    }
+    let requested = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    match requested {
+        None => {
+            r.topics = image
+                .topics()
+                .map(|t| topic_metadata(&image, t, version, is_internal_topic(&t.name)))
+                .collect();
+        }
+        Some(requested) => {
+            let may_create =
+                state.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+            for t in requested {
+                let found = match &t.name {
+                    Some(name) => match image.topic_by_name(name) {
+                        Some(topic) => Ok(topic.clone()),
+                        None => match lookup_or_create(state, name, may_create).await {
+                            Ok(_) => {
+                                image = state.image.image();
+                                image
+                                    .topic_by_name(name)
+                                    .cloned()
+                                    .ok_or(ResponseError::LeaderNotAvailable)
+                            }
+                            Err(code) => Err(code),
+                        },
+                    },
+                    None => image
+                        .topic(t.topic_id)
+                        .cloned()
+                        .ok_or(ResponseError::UnknownTopicId),
+                };
+                match found {
+                    Ok(topic) => r.topics.push(topic_metadata(
+                        &image,
+                        &topic,
+                        version,
+                        is_internal_topic(&topic.name),
+                    )),
+                    Err(code) => {
+                        let mut m = MetadataResponseTopic::default();
+                        m.error_code = code.code();
+                        m.name = t.name.clone();
+                        m.topic_id = t.topic_id;
+                        r.topics.push(m);
+                    }
+                }
+            }
+        }
+    }
+    // Brokers last: an auto-created topic's image is the newest.
+    r.brokers = live_brokers(&image);
+    r
+}
+
 pub async fn metadata(state: &Arc<State>, req: MetadataRequest, version: i16) -> MetadataResponse {
+    if state.is_cluster() {
+        return metadata_from_image(state, req, version).await;
+    }
     let mut broker = MetadataResponseBroker::default();
     broker.node_id = BrokerId(state.config.node_id);
     broker.host = str(&state.config.advertise.0);

@@ -32,9 +32,13 @@ pub fn offset_for_leader_epoch(
             res.leader_epoch = UNDEFINED_EPOCH;
             res.end_offset = UNDEFINED_OFFSET;
             let current = (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
-            match topic.as_ref().and_then(|t| t.partition(p.partition)) {
-                None => res.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(partition) => match partition.end_offset_for_epoch(current, p.leader_epoch) {
+            let partition = match &topic {
+                Some(t) => t.lookup(p.partition),
+                None => Err(ResponseError::UnknownTopicOrPartition),
+            };
+            match partition {
+                Err(code) => res.error_code = code.code(),
+                Ok(partition) => match partition.end_offset_for_epoch(current, p.leader_epoch) {
                     Ok(Some((epoch, end))) => {
                         res.leader_epoch = epoch;
                         res.end_offset = end;

@@ -89,9 +89,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
                     max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
                     leader_epoch: (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch),
                     target: match &topic {
-                        Some(topic) => topic
-                            .partition(p.partition)
-                            .ok_or(ResponseError::UnknownTopicOrPartition),
+                        Some(topic) => topic.lookup(p.partition),
                         None => Err(missing),
                     },
                 })
@@ -114,6 +112,8 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
 
+    // KIP-951: only in cluster mode is there another leader to name.
+    let hints = (state.is_cluster() && ctx.version >= 16).then(|| state.clone());
     Reply::LaterParts(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut slots: Vec<Vec<Slot>> = plan
@@ -146,7 +146,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
             // budget of the later ones depends on the earlier ones.
             only_changed = bytes == 0;
         }
-        encode(ctx, by_id, &plan, slots)
+        encode(ctx, by_id, &plan, slots, hints.as_deref())
     }))
 }
 
@@ -235,7 +235,13 @@ fn answer(partition_index: i32) -> PartitionData {
 }
 
 /// The response, its large record sets replaced by the splicer's stand-ins, encoded.
-fn encode(ctx: Ctx, by_id: bool, plan: &[TopicWant], slots: Vec<Vec<Slot>>) -> Option<Vec<Bytes>> {
+fn encode(
+    ctx: Ctx,
+    by_id: bool,
+    plan: &[TopicWant],
+    slots: Vec<Vec<Slot>>,
+    hints: Option<&State>,
+) -> Option<Vec<Bytes>> {
     let mut splicer = Splicer::new();
     let mut response = FetchResponse::default();
     for (t, topic_slots) in plan.iter().zip(slots) {
@@ -252,6 +258,9 @@ fn encode(ctx: Ctx, by_id: bool, plan: &[TopicWant], slots: Vec<Vec<Slot>>) -> O
         }
         response.responses.push(topic);
     }
+    if let Some(state) = hints {
+        leader_hints(state, plan, &mut response);
+    }
     match splicer.encode(ctx.api_key, ctx.version, ctx.correlation_id, &response) {
         Ok(parts) => Some(parts),
         Err(e) => {
@@ -259,6 +268,69 @@ fn encode(ctx: Ctx, by_id: bool, plan: &[TopicWant], slots: Vec<Vec<Slot>>) -> O
             None
         }
     }
+}
+
+/// KIP-951 (Fetch v16+): each NOT_LEADER_OR_FOLLOWER partition names the leader the image
+/// knows, and the answer carries that leader's endpoint.
+fn leader_hints(state: &State, plan: &[TopicWant], r: &mut FetchResponse) {
+    use weir_protocol::kafka_protocol::messages::fetch_response::{
+        LeaderIdAndEpoch, NodeEndpoint,
+    };
+    use weir_protocol::kafka_protocol::messages::BrokerId;
+    let code = ResponseError::NotLeaderOrFollower.code();
+    if !r
+        .responses
+        .iter()
+        .any(|t| t.partitions.iter().any(|p| p.error_code == code))
+    {
+        return;
+    }
+    let image = state.image.image();
+    let mut failed = Vec::new();
+    for (ti, (t, want)) in r.responses.iter().zip(plan).enumerate() {
+        let topic = if want.id.is_nil() {
+            image.topic_by_name(&want.name.0)
+        } else {
+            image.topic(want.id)
+        };
+        for (pi, p) in t.partitions.iter().enumerate() {
+            if p.error_code == code {
+                failed.push((ti, pi, topic, p.partition_index));
+            }
+        }
+    }
+    let mut leaders = Vec::new();
+    let endpoints = crate::cluster::metadata::collect_hints(
+        &image,
+        failed.iter().map(|(_, _, t, p)| (t.map(|t| &**t), *p)),
+        |i, leader, epoch| leaders.push((i, leader, epoch)),
+    );
+    for (i, leader, epoch) in leaders {
+        let Some((ti, pi, _, _)) = failed.get(i) else {
+            continue;
+        };
+        if let Some(p) = r
+            .responses
+            .get_mut(*ti)
+            .and_then(|t| t.partitions.get_mut(*pi))
+        {
+            let mut current = LeaderIdAndEpoch::default();
+            current.leader_id = BrokerId(leader);
+            current.leader_epoch = epoch;
+            p.current_leader = current;
+        }
+    }
+    r.node_endpoints = endpoints
+        .into_iter()
+        .map(|e| {
+            let mut n = NodeEndpoint::default();
+            n.node_id = BrokerId(e.id);
+            n.host = super::str(&e.host);
+            n.port = e.port;
+            n.rack = e.rack.as_deref().map(super::str);
+            n
+        })
+        .collect();
 }
 
 #[cfg(test)]

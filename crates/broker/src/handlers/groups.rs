@@ -41,13 +41,31 @@ pub fn find_coordinator(
     req: &FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let (host, port) = (
-        &state.config.advertise.0,
-        i32::from(state.config.advertise.1),
-    );
-    let node = BrokerId(state.config.node_id);
     // Key type 0 is a group, 1 a transactional id: this broker coordinates both.
     let error = (!matches!(req.key_type, 0 | 1)).then_some(ResponseError::InvalidRequest);
+    let image = state.is_cluster().then(|| state.image.image());
+    // (node, host, port) of the key's coordinator, or why there is none.
+    let locate = |key: &str| -> Result<(i32, String, i32), (ResponseError, &'static str)> {
+        if let Some(e) = error {
+            return Err((e, "unknown coordinator key type"));
+        }
+        let Some(image) = &image else {
+            return Ok((
+                state.config.node_id,
+                state.config.advertise.0.clone(),
+                i32::from(state.config.advertise.1),
+            ));
+        };
+        crate::cluster::coordinator::coordinator_for(image, key)
+            .and_then(|b| {
+                let (host, port) = crate::cluster::metadata::client_endpoint(b)?;
+                Some((b.id, host.to_string(), i32::from(port)))
+            })
+            .ok_or((
+                ResponseError::CoordinatorNotAvailable,
+                "no broker is registered yet",
+            ))
+    };
     let mut r = FindCoordinatorResponse::default();
     if version >= 4 {
         r.coordinators = req
@@ -56,16 +74,16 @@ pub fn find_coordinator(
             .map(|key| {
                 let mut c = find_coordinator_response::Coordinator::default();
                 c.key = key.clone();
-                match error {
-                    Some(e) => {
+                match locate(key) {
+                    Err((e, m)) => {
                         c.node_id = BrokerId(-1);
                         c.port = -1;
                         c.error_code = e.code();
-                        c.error_message = msg("unknown coordinator key type");
+                        c.error_message = msg(m);
                     }
-                    None => {
-                        c.node_id = node;
-                        c.host = str(host);
+                    Ok((node, host, port)) => {
+                        c.node_id = BrokerId(node);
+                        c.host = str(&host);
                         c.port = port;
                     }
                 }
@@ -74,18 +92,18 @@ pub fn find_coordinator(
             .collect();
         return r;
     }
-    match error {
-        Some(e) => {
+    match locate(&req.key) {
+        Err((e, m)) => {
             r.error_code = e.code();
             r.node_id = BrokerId(-1);
             r.port = -1;
             if version >= 1 {
-                r.error_message = msg("unknown coordinator key type");
+                r.error_message = msg(m);
             }
         }
-        None => {
-            r.node_id = node;
-            r.host = str(host);
+        Ok((node, host, port)) => {
+            r.node_id = BrokerId(node);
+            r.host = str(&host);
             r.port = port;
         }
     }

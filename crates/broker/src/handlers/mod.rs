@@ -14,6 +14,7 @@ mod groups;
 mod limits_tests;
 mod log_dirs;
 mod offsets;
+mod placement;
 mod produce;
 mod producer_id;
 #[cfg(test)]
@@ -93,6 +94,11 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply
         version: req.header.request_api_version,
         correlation_id: req.header.correlation_id,
     };
+    if state.is_cluster() {
+        if let Some(reply) = placement::redirect(state, &req.body, ctx) {
+            return reply;
+        }
+    }
     match req.body {
         Request::ApiVersions(r) => ctx.reply(&cluster::api_versions(&r)),
         Request::Metadata(r) => ctx.reply(&cluster::metadata(state, r, ctx.version).await),

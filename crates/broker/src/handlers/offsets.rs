@@ -39,11 +39,17 @@ pub async fn list_offsets(
             res.partition_index = p.partition_index;
             res.timestamp = -1;
             res.offset = -1;
-            let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
-            else {
-                res.error_code = ResponseError::UnknownTopicOrPartition.code();
-                out.partitions.push(res);
-                continue;
+            let partition = match &topic {
+                Some(t) => t.lookup(p.partition_index),
+                None => Err(ResponseError::UnknownTopicOrPartition),
+            };
+            let partition = match partition {
+                Ok(partition) => partition,
+                Err(code) => {
+                    res.error_code = code.code();
+                    out.partitions.push(res);
+                    continue;
+                }
             };
             if version >= 4 {
                 if let Err(e) = partition.check_leader_epoch(Some(p.current_leader_epoch)) {
@@ -108,9 +114,13 @@ pub async fn delete_records(
             let mut res = DeleteRecordsPartitionResult::default();
             res.partition_index = p.partition_index;
             res.low_watermark = -1;
-            match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
-                None => res.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(partition) => {
+            let partition = match &topic {
+                Some(t) => t.lookup(p.partition_index),
+                None => Err(ResponseError::UnknownTopicOrPartition),
+            };
+            match partition {
+                Err(code) => res.error_code = code.code(),
+                Ok(partition) => {
                     // -1 means "up to the high watermark".
                     let offset = if p.offset == -1 {
                         partition.high_watermark()

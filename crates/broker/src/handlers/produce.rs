@@ -65,9 +65,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                 continue;
             };
             let partition = match &topic {
-                Ok(t) => t
-                    .partition(pd.index)
-                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                Ok(t) => t.lookup(pd.index),
                 Err(code) => Err(*code),
             };
             let partition = match partition {
@@ -155,8 +153,10 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
     let needs_wait = topics
         .iter()
         .any(|(_, parts)| parts.iter().any(|p| !p.wait.is_empty()));
+    // KIP-951: only in cluster mode is there another leader to name.
+    let hints = (state.is_cluster() && ctx.version >= 10).then(|| state.clone());
     if !needs_wait {
-        return match ctx.encode(&finish(topics)) {
+        return match ctx.encode(&finish(topics, hints.as_deref())) {
             Some(b) => Reply::Now(Some(b)),
             None => Reply::Close,
         };
@@ -189,7 +189,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                 p.response.base_offset = -1;
             }
         }
-        ctx.encode(&finish(topics))
+        ctx.encode(&finish(topics, hints.as_deref()))
     }))
 }
 
@@ -242,6 +242,7 @@ fn finish(
         weir_protocol::kafka_protocol::messages::TopicName,
         Vec<Pending>,
     )>,
+    hints: Option<&State>,
 ) -> ProduceResponse {
     let mut r = ProduceResponse::default();
     r.responses = topics
@@ -253,7 +254,69 @@ fn finish(
             t
         })
         .collect();
+    if let Some(state) = hints {
+        leader_hints(state, &mut r);
+    }
     r
+}
+
+/// KIP-951 (Produce v10+): each NOT_LEADER_OR_FOLLOWER partition names the leader the
+/// image knows, and the answer carries that leader's endpoint, so the producer retries
+/// there without a Metadata round trip.
+fn leader_hints(state: &State, r: &mut ProduceResponse) {
+    use weir_protocol::kafka_protocol::messages::produce_response::{
+        LeaderIdAndEpoch, NodeEndpoint,
+    };
+    use weir_protocol::kafka_protocol::messages::BrokerId;
+    let code = ResponseError::NotLeaderOrFollower.code();
+    if !r
+        .responses
+        .iter()
+        .any(|t| t.partition_responses.iter().any(|p| p.error_code == code))
+    {
+        return;
+    }
+    let image = state.image.image();
+    let mut failed = Vec::new();
+    for (ti, t) in r.responses.iter().enumerate() {
+        for (pi, p) in t.partition_responses.iter().enumerate() {
+            if p.error_code == code {
+                failed.push((ti, pi, image.topic_by_name(&t.name.0), p.index));
+            }
+        }
+    }
+    let mut leaders = Vec::new();
+    let endpoints = crate::cluster::metadata::collect_hints(
+        &image,
+        failed.iter().map(|(_, _, t, p)| (t.map(|t| &**t), *p)),
+        |i, leader, epoch| leaders.push((i, leader, epoch)),
+    );
+    for (i, leader, epoch) in leaders {
+        let Some((ti, pi, _, _)) = failed.get(i) else {
+            continue;
+        };
+        if let Some(p) = r
+            .responses
+            .get_mut(*ti)
+            .and_then(|t| t.partition_responses.get_mut(*pi))
+        {
+            let mut current = LeaderIdAndEpoch::default();
+            current.leader_id = BrokerId(leader);
+            current.leader_epoch = epoch;
+            p.current_leader = current;
+        }
+    }
+    r.node_endpoints = endpoints
+        .into_iter()
+        .map(|e| {
+            let mut n = NodeEndpoint::default();
+            n.node_id = BrokerId(e.id);
+            n.host = super::str(&e.host);
+            n.port = e.port;
+            n.rack = e.rack.as_deref().map(super::str);
+            n
+        })
+        .collect();
 }
 
 /// At most one log line per second for a kind of produce failure.

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use weir_broker::cluster::{ControllerClient, ControllerUnavailable, SubmitFuture, Submitted};
 use weir_broker::cluster_admin::{ClusterAdmin, DescribeFuture};
 use weir_broker::BrokerConfig;
 use weir_controller::{Node, NodeConfig, QuorumInfo};
-use weir_metadata::{ControllerConfig, Endpoint};
+use weir_metadata::{ControllerConfig, ControllerRequest, Endpoint};
 
 /// One broker as `weir cluster info` shows it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -95,10 +96,36 @@ impl ClusterAdmin for NodeAdmin {
     }
 }
 
+/// The broker's way to the metadata quorum: admin requests submitted to the active
+/// controller through this node.
+pub struct NodeController(pub Arc<Node>);
+
+impl ControllerClient for NodeController {
+    fn submit(&self, request: ControllerRequest) -> SubmitFuture {
+        let node = self.0.clone();
+        Box::pin(async move {
+            let reply = node
+                .submit(request)
+                .await
+                .map_err(|e| ControllerUnavailable(e.to_string()))?;
+            // `submit` returned once this node applied the request's entry: every index
+            // applied now is at or past it.
+            Ok(Submitted {
+                reply,
+                applied_index: node.applied_index(),
+            })
+        })
+    }
+
+    fn controller_id(&self) -> Option<i32> {
+        self.0.leader().and_then(|id| i32::try_from(id).ok())
+    }
+}
+
 /// Feeds the quorum's applied entries to the broker's [`Publisher`] in order, and tells it
 /// once this broker caught up (its registration is applied: design §4.7 step 2).
 pub fn spawn_publisher(
-    state: &weir_broker::state::State,
+    state: &Arc<weir_broker::state::State>,
     node: Arc<Node>,
 ) -> tokio::task::JoinHandle<()> {
     use weir_broker::cluster::{Change, Publisher};
@@ -151,7 +178,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use weir_broker::cluster::read_partition_metadata;
-    use weir_metadata::{ControllerReply, ControllerRequest, CreatableTopic};
+    use weir_metadata::{ControllerReply, CreatableTopic};
 
     use super::*;
 

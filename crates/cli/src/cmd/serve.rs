@@ -217,15 +217,17 @@ async fn serve_cluster(config: BrokerConfig, sql: SqlSettings) -> anyhow::Result
     broker
         .state()
         .set_cluster_admin(Arc::new(super::cluster_node::NodeAdmin(node.clone())));
+    broker
+        .state()
+        .set_controller(Arc::new(super::cluster_node::NodeController(node.clone())));
     let publisher = super::cluster_node::spawn_publisher(broker.state(), node.clone());
-    tracing::warn!(
+    tracing::info!(
         node = node_config.node_id,
         internal = %node.local_addr(),
         voters = ?node_config.voters,
-        "cluster mode (increment 4, first part): this node is a voter of the metadata quorum \
-         and keeps the replicas the cluster metadata assigns it, but the Kafka data plane is \
-         still node-local (CreateTopics, Metadata, produce and fetch do not use the cluster \
-         metadata yet)"
+        "cluster mode: this node is a voter of the metadata quorum; topics, partition \
+         leadership and admin follow the cluster metadata (replication between brokers is \
+         not wired yet: replicas other than the leader do not fetch)"
     );
     let services = services(sql).await?;
     let mut failed = None;
