@@ -1,6 +1,6 @@
 """Cluster increment 3: three `weir serve` voters form the metadata quorum, `weir cluster info`
 shows it, the quorum survives SIGKILL of the active controller, and bad cluster settings stop the
-broker at start with one clear line. (The Kafka data plane is still node-local in this increment.)
+broker at start with one clear line. (Clients on the cluster: test_cluster_clients.py.)
 """
 
 from __future__ import annotations
@@ -8,81 +8,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import WEIR_BIN, Broker, free_port, run_weir
-
-
-class Cluster:
-    """N voters (node ids 1..N) on loopback, each a conftest Broker with its internal listener on
-    a free port."""
-
-    def __init__(self, tmp_path: Path, n: int = 3, settings: dict | None = None):
-        internal = {i: free_port() for i in range(1, n + 1)}
-        self.voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in internal.items())
-        self.nodes: dict[int, Broker] = {}
-        for i in internal:
-            s = {"node.id": str(i), "controller.quorum.voters": self.voters}
-            s.update(settings or {})
-            self.nodes[i] = Broker(tmp_path / f"node{i}-data", tmp_path, settings=s, name=f"node{i}")
-
-    def start(self) -> "Cluster":
-        for b in self.nodes.values():
-            b.start()
-        return self
-
-    def kill_all(self):
-        for b in self.nodes.values():
-            b.kill9()
-
-    def info(self, node: int) -> dict:
-        """`weir cluster info` asked of `node`, parsed."""
-        p = run_weir("cluster", "info", "-b", self.nodes[node].bootstrap, timeout=30)
-        return parse_info(p.stdout)
-
-    def logs(self) -> str:
-        return "\n".join(b.log_tail(80) for b in self.nodes.values())
-
-
-def parse_info(text: str) -> dict:
-    """CLUSTER ID / CONTROLLER rows, then the BROKERS and QUORUM tables."""
-    out: dict = {"brokers": {}, "voters": {}}
-    section = None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if line.strip() in ("BROKERS", "QUORUM"):
-            section = line.strip()
-            continue
-        cols = line.split()
-        if section is None:
-            if line.startswith("CLUSTER ID"):
-                out["cluster_id"] = cols[2]
-            elif cols[0] == "CONTROLLER":
-                out["controller"] = None if cols[1] == "-" else int(cols[1])
-        elif section == "BROKERS" and cols[0] != "ID":
-            out["brokers"][int(cols[0].rstrip("*"))] = {"state": cols[1], "epoch": int(cols[2]),
-                                                        "endpoints": cols[3]}
-        elif section == "QUORUM" and cols[0] != "VOTER":
-            out["voters"][int(cols[0].rstrip("*"))] = {"log_end": cols[2], "lag": cols[3]}
-    return out
-
-
-def wait_for(what: str, cond, timeout: float, cluster: Cluster):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = cond()
-            if last:
-                return last
-        except AssertionError as e:  # a CLI call failed: the node may be starting
-            last = e
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}\n"
-                         f"{cluster.logs()}")
+from cluster import Cluster, states, wait_for
+from conftest import WEIR_BIN, free_port, run_weir
 
 
 @pytest.fixture
@@ -90,10 +20,6 @@ def cluster(tmp_path):
     c = Cluster(tmp_path)
     yield c
     c.kill_all()
-
-
-def states(info: dict) -> dict[int, str]:
-    return {i: b["state"] for i, b in info["brokers"].items()}
 
 
 def test_quorum_forms_fails_over_and_rejoins(cluster):
@@ -105,9 +31,9 @@ def test_quorum_forms_fails_over_and_rejoins(cluster):
         return info if info.get("controller") and states(info) == everyone else None
 
     info = wait_for("a controller and three unfenced brokers", formed, 30, cluster)
-    # The increment's limit is said once at start, plainly.
+    # The mode and what it does not do yet are said once at start, plainly.
     log = cluster.nodes[1].log_path.read_text(errors="replace")
-    assert log.count("the Kafka data plane is still node-local") == 1, log
+    assert log.count("cluster mode: this node is a voter") == 1, log
     controller = info["controller"]
     cluster_id = info["cluster_id"]
     assert set(info["voters"]) == {1, 2, 3}

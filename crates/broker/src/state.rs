@@ -52,6 +52,11 @@ impl Topic {
         }
     }
 
+    /// Whether the topic has partition `index`, hosted here or not (cluster mode).
+    pub fn has_partition(&self, index: i32) -> bool {
+        (0..self.partition_count()).contains(&index)
+    }
+
     pub fn partition_count(&self) -> i32 {
         let n = self
             .partitions
@@ -608,6 +613,11 @@ impl State {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
+        if self.cluster {
+            return self
+                .cluster_set_topic_configs(name, configs, validate_only)
+                .await;
+        }
         let _admin = self.admin.lock().await;
         let topic = self
             .topic(name)

@@ -13,3 +13,6 @@ pub use controller::{ControllerClient, ControllerUnavailable, SubmitFuture, Subm
 pub use publisher::{
     read_partition_metadata, Change, ImageCell, PublishError, Publisher, PARTITION_METADATA,
 };
+
+#[cfg(test)]
+mod handlers_tests;

@@ -158,6 +158,43 @@ impl State {
         }
     }
 
+    /// Replaces a topic's overrides through the quorum: the keys `configs` sets, and
+    /// deletions of the overrides it no longer has.
+    pub(crate) async fn cluster_set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        for (k, v) in &configs {
+            topic_config::validate(k, v)?;
+        }
+        let resource = ConfigResource::Topic(name.to_string());
+        let image = self.image.image();
+        if image.topic_by_name(name).is_none() {
+            return Err(AdminError::UnknownTopic(name.to_string()));
+        }
+        let mut ops: Vec<(String, Option<String>)> = image
+            .configs(&resource)
+            .into_iter()
+            .flat_map(|current| current.keys())
+            .filter(|k| !configs.contains_key(*k))
+            .map(|k| (k.clone(), None))
+            .collect();
+        ops.extend(configs.into_iter().map(|(k, v)| (k, Some(v))));
+        let request = ControllerRequest::AlterConfigs {
+            resources: vec![weir_metadata::AlterConfigsResource { resource, ops }],
+            validate_only,
+        };
+        match self.submit(request).await? {
+            ControllerReply::AlterConfigs(mut results) if results.len() == 1 => {
+                let (_, result) = results.remove(0);
+                Ok(result?)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Makes the topic table match `image`: a topic per image topic (the same `Topic` while
     /// its id stays), a slot per partition holding `hosted`'s replica where this broker has
     /// one, the image's config overrides. Topics the image lost leave the table.
@@ -200,6 +237,14 @@ impl State {
                         }
                         let mut current = topic.configs.write().unwrap_or_else(|e| e.into_inner());
                         if *current != configs {
+                            // Retention, segment and cleanup keys reach the hosted logs.
+                            let log_config = topic_config::log_config(
+                                &configs,
+                                &self.broker_configs.effective(),
+                            );
+                            for p in topic.all_partitions() {
+                                p.set_config(log_config.clone());
+                            }
                             *current = configs;
                         }
                     }

@@ -261,16 +261,16 @@ pub async fn offset_commit(
     version: i16,
 ) -> OffsetCommitResponse {
     let mut offsets = Vec::new();
-    // Partitions the broker does not host never reach the coordinator.
+    // Partitions the topic does not have never reach the coordinator. In cluster mode the
+    // group's coordinator commits for partitions other brokers host.
     let mut refused = Vec::new();
     for t in &req.topics {
         let topic = state.topic(&t.name.0);
         for p in &t.partitions {
             let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
-            if topic
+            if !topic
                 .as_ref()
-                .and_then(|t| t.partition(p.partition_index))
-                .is_none()
+                .is_some_and(|t| t.has_partition(p.partition_index))
             {
                 refused.push(tp);
                 continue;
