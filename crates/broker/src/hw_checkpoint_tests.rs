@@ -114,10 +114,34 @@ async fn only_replicated_partitions_are_checkpointed_and_read_back_in_cluster_mo
     let dir = tempfile::tempdir().expect("tempdir");
     let s = state(dir.path(), true).expect("open");
     assert!(cluster_mode(&s.config));
-    let topic = s
-        .create_topic("t", 2, -1, Default::default())
-        .await
-        .expect("topic");
+    // In cluster mode topics come from the image: two local replicas of "t", as the
+    // publisher would host them.
+    let id = uuid::Uuid::from_u128(1);
+    let mut image = weir_metadata::MetadataImage::new();
+    let mut records = vec![weir_metadata::MetadataRecord::Topic {
+        name: "t".into(),
+        topic_id: id,
+    }];
+    for p in 0..2 {
+        records.push(weir_metadata::MetadataRecord::Partition {
+            topic_id: id,
+            partition: p,
+            registration: weir_metadata::PartitionRegistration::new(vec![1]),
+        });
+    }
+    image.apply_all(&records).expect("image");
+    let hosted: Vec<Arc<crate::partition::Partition>> = (0..2)
+        .map(|p| {
+            let log = weir_storage::Log::create(
+                dir.path().join(format!("t-{p}")),
+                weir_storage::LogConfig::default(),
+            )
+            .expect("log");
+            Arc::new(crate::partition::Partition::leader(p, log))
+        })
+        .collect();
+    s.sync_cluster_topics(&image, &|_, p| hosted.get(p as usize).cloned());
+    let topic = s.topic("t").expect("topic");
     let p0 = topic.partition(0).expect("p0");
     let mut batch = weir_storage::testkit::BatchBuilder::new(0)
         .records(4, 8)

@@ -129,7 +129,10 @@ async fn partitions_hosted_elsewhere_answer_not_leader_with_kip_951_hints() {
     let r: ProduceResponse = round_trip(&state, ApiKey::Produce, 11, &produce(1)).await;
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, ResponseError::NotLeaderOrFollower.code());
-    assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (2, 4));
+    assert_eq!(
+        (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+        (2, 4)
+    );
     let nodes: Vec<_> = r
         .node_endpoints
         .iter()
@@ -156,7 +159,10 @@ async fn partitions_hosted_elsewhere_answer_not_leader_with_kip_951_hints() {
     let r: FetchResponse = round_trip(&state, ApiKey::Fetch, 16, &req).await;
     let p = &r.responses[0].partitions[0];
     assert_eq!(p.error_code, ResponseError::NotLeaderOrFollower.code());
-    assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (2, 4));
+    assert_eq!(
+        (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+        (2, 4)
+    );
     assert_eq!(r.node_endpoints.len(), 1);
     assert_eq!(r.node_endpoints[0].node_id.0, 2);
 
@@ -166,7 +172,11 @@ async fn partitions_hosted_elsewhere_answer_not_leader_with_kip_951_hints() {
     let r: MetadataResponse = round_trip(&state, ApiKey::Metadata, 12, &req).await;
     let brokers: Vec<i32> = r.brokers.iter().map(|b| b.node_id.0).collect();
     assert_eq!(brokers, vec![1, 2]);
-    let leaders: Vec<i32> = r.topics[0].partitions.iter().map(|p| p.leader_id.0).collect();
+    let leaders: Vec<i32> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.leader_id.0)
+        .collect();
     assert_eq!(leaders, vec![1, 2]);
     assert_eq!(r.topics[0].topic_id, id);
 

@@ -29,7 +29,13 @@ fn broker(id: i32, fenced: bool, rack: Option<&str>) -> MetadataRecord {
     })
 }
 
-fn partition(topic_id: Uuid, index: i32, leader: i32, replicas: &[i32], isr: &[i32]) -> MetadataRecord {
+fn partition(
+    topic_id: Uuid,
+    index: i32,
+    leader: i32,
+    replicas: &[i32],
+    isr: &[i32],
+) -> MetadataRecord {
     let mut reg = PartitionRegistration::new(replicas.to_vec());
     reg.leader = leader;
     reg.isr = isr.to_vec();
@@ -144,11 +150,19 @@ fn leader_hints_name_the_leader_and_only_live_endpoints() {
     let mut seen = Vec::new();
     let endpoints = collect_hints(
         &image,
-        [(Some(&*topic), 1), (Some(&*topic), 0), (Some(&*topic), 1), (None, 0)],
+        [
+            (Some(&*topic), 1),
+            (Some(&*topic), 0),
+            (Some(&*topic), 1),
+            (None, 0),
+        ],
         |i, leader, epoch| seen.push((i, leader, epoch)),
     );
     assert_eq!(seen, vec![(0, 3, 4), (1, 1, 3), (2, 3, 4)]);
-    assert_eq!(endpoints.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 3]);
+    assert_eq!(
+        endpoints.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
 }
 
 #[test]
@@ -159,7 +173,11 @@ fn every_key_has_one_coordinator_among_the_registered_brokers() {
         let hash = crate::cluster::coordinator::java_string_hash(key);
         let index = if hash == i32::MIN { 0 } else { hash.abs() } % 3;
         let want = [1, 2, 3][index as usize];
-        assert_eq!(coordinator_for(&image, key).map(|b| b.id), Some(want), "{key}");
+        assert_eq!(
+            coordinator_for(&image, key).map(|b| b.id),
+            Some(want),
+            "{key}"
+        );
     }
     // "a" hashes to 97: 97 % 3 = 1, the second broker by id.
     assert_eq!(coordinator_for(&image, "a").map(|b| b.id), Some(2));

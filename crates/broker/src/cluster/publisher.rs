@@ -86,7 +86,11 @@ impl Default for ImageCell {
 impl ImageCell {
     /// The latest published image.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).1.clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
     }
 
     /// The index of the entry the latest image includes (0: none yet).

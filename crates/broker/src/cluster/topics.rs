@@ -50,17 +50,14 @@ impl State {
             ControllerUnavailable("this node's quorum member is not running yet".into())
         })?;
         let submitted = controller.submit(request).await?;
-        tokio::time::timeout(
-            PUBLISH_WAIT,
-            self.image.published(submitted.applied_index),
-        )
-        .await
-        .map_err(|_| {
-            ControllerUnavailable(format!(
-                "entry {} applied but not published within {PUBLISH_WAIT:?}",
-                submitted.applied_index
-            ))
-        })?;
+        tokio::time::timeout(PUBLISH_WAIT, self.image.published(submitted.applied_index))
+            .await
+            .map_err(|_| {
+                ControllerUnavailable(format!(
+                    "entry {} applied but not published within {PUBLISH_WAIT:?}",
+                    submitted.applied_index
+                ))
+            })?;
         Ok(submitted.reply)
     }
 

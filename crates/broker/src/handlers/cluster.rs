@@ -45,8 +45,8 @@ pub fn describe_cluster(state: &State, _req: &DescribeClusterRequest) -> Describ
     r
 }
 
-/// DescribeCluster in cluster mode: every registered broker with its fencing, the active
-/// controller (-1 while none is known).
+/// DescribeCluster in cluster mode: the unfenced brokers (v0-1 have no fencing field, so a
+/// fenced broker listed would look live), the active controller (-1 while none is known).
 fn describe_cluster_from_image(state: &State) -> DescribeClusterResponse {
     let image = state.image.image();
     let mut r = DescribeClusterResponse::default();
@@ -55,6 +55,7 @@ fn describe_cluster_from_image(state: &State) -> DescribeClusterResponse {
     r.brokers = image
         .brokers()
         .values()
+        .filter(|b| !b.fenced)
         .filter_map(|b| {
             let (host, port) = crate::cluster::metadata::client_endpoint(b)?;
             let mut out = DescribeClusterBroker::default();
@@ -62,7 +63,6 @@ fn describe_cluster_from_image(state: &State) -> DescribeClusterResponse {
             out.host = str(host);
             out.port = i32::from(port);
             out.rack = b.rack.as_deref().map(str);
-            out.is_fenced = b.fenced;
             Some(out)
         })
         .collect();

@@ -273,9 +273,7 @@ fn encode(
 /// KIP-951 (Fetch v16+): each NOT_LEADER_OR_FOLLOWER partition names the leader the image
 /// knows, and the answer carries that leader's endpoint.
 fn leader_hints(state: &State, plan: &[TopicWant], r: &mut FetchResponse) {
-    use weir_protocol::kafka_protocol::messages::fetch_response::{
-        LeaderIdAndEpoch, NodeEndpoint,
-    };
+    use weir_protocol::kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint};
     use weir_protocol::kafka_protocol::messages::BrokerId;
     let code = ResponseError::NotLeaderOrFollower.code();
     if !r

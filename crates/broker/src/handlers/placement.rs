@@ -83,8 +83,7 @@ pub(super) fn redirect(state: &State, req: &Request, ctx: Ctx) -> Option<Reply> 
             ctx.reply(&x)
         }
         Request::InitProducerId(r)
-            if r
-                .transactional_id
+            if r.transactional_id
                 .as_ref()
                 .is_some_and(|id| elsewhere(state, id)) =>
         {
