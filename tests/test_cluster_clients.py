@@ -13,7 +13,8 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic,
+                                  ResourceType)
 from kafka import KafkaAdminClient, KafkaConsumer
 
 import kwire
@@ -167,8 +168,23 @@ def test_a_replication_factor_3_topic_has_three_replicas_per_partition(cluster):
     for p in kmd["topics"][0]["partitions"]:
         assert sorted(r["id"] for r in p["replicas"]) == [1, 2, 3], p
 
-    # A topic deleted through one broker is gone everywhere.
+    # A topic config changed through one broker is the cluster's: another broker describes it.
+    admin3 = admin_client(cluster.nodes[3].bootstrap)
+    change = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "3600000",
+                    incremental_operation=AlterConfigOpType.SET)])
+    admin3.incremental_alter_configs([change])[change].result(30)
+
     admin1 = admin_client(b1)
+
+    def retention_on_1():
+        res = ConfigResource(ResourceType.TOPIC, topic)
+        configs = admin1.describe_configs([res])[res].result(30)
+        return configs["retention.ms"].value == "3600000"
+
+    wait_for("retention.ms seen through broker 1", retention_on_1, 30, cluster)
+
+    # A topic deleted through one broker is gone everywhere.
     admin1.delete_topics([topic], request_timeout=30)[topic].result(30)
     for i in (1, 2, 3):
         wait_for(f"{topic} gone on node {i}",
