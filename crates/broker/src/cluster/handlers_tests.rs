@@ -184,3 +184,29 @@ async fn partitions_hosted_elsewhere_answer_not_leader_with_kip_951_hints() {
     publish(&state, MetadataImage::new(), &p0);
     assert!(state.topic("t").is_none());
 }
+
+#[tokio::test]
+async fn the_image_cell_never_goes_back_and_wakes_waiters_at_their_index() {
+    let cell = Arc::new(crate::cluster::ImageCell::default());
+    let id = Uuid::from_u128(9);
+    let newer = Arc::new(image(id));
+    cell.set(5, newer.clone());
+    // An entry seen again after a baseline that includes it changes nothing.
+    cell.set(3, Arc::new(MetadataImage::new()));
+    assert_eq!(cell.index(), 5);
+    assert!(cell.image().topic(id).is_some());
+    // Published already: no wait.
+    cell.published(4).await;
+    let waiter = tokio::spawn({
+        let cell = cell.clone();
+        async move { cell.published(7).await }
+    });
+    cell.set(6, newer.clone());
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished(), "woke before its index");
+    cell.set(7, newer);
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .expect("woken at its index")
+        .expect("task");
+}

@@ -105,8 +105,17 @@ impl ImageCell {
         let _ = rx.wait_for(|i| *i >= index).await;
     }
 
+    /// Publishes `image` as of entry `index`. An older index is ignored: the publisher may
+    /// see an entry again after a baseline that already includes it, and the cell must not
+    /// go back to an image older than an index it announced.
     pub(crate) fn set(&self, index: u64, image: Arc<MetadataImage>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (index, image);
+        {
+            let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+            if index < current.0 {
+                return;
+            }
+            *current = (index, image);
+        }
         self.published.send_if_modified(|i| {
             let moved = index > *i;
             *i = (*i).max(index);

@@ -134,9 +134,16 @@ pub fn spawn_publisher(
     // applying it again changes nothing (every step is idempotent).
     let mut applied = node.subscribe();
     let mut registration = node.broker_state();
+    // The index read before the image: the baseline includes at least that entry, so an
+    // admin answer waiting for the node's applied index (entries applied before this
+    // subscription included) is not left waiting for an entry that never comes again.
+    let baseline_index = node.applied_index();
     let baseline = node.image();
     tokio::spawn(async move {
-        if let Err(error) = publisher.apply(0, baseline, &Change::Reset).await {
+        if let Err(error) = publisher
+            .apply(baseline_index, baseline, &Change::Reset)
+            .await
+        {
             tracing::error!(%error, "publishing the metadata image");
         }
         if registration.borrow_and_update().epoch.is_some() {
