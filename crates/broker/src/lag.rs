@@ -106,3 +106,120 @@ fn oldest_unconsumed_ms(p: &crate::partition::Partition, offset: i64) -> Option<
     let h = weir_storage::BatchHeader::parse(&read.records).ok()?;
     Some(h.base_timestamp)
 }
+
+#[cfg(test)]
+mod tests {
+    use weir_coordinator::{CommitRequest, CommittedOffset, TopicPartition};
+
+    use super::*;
+    use crate::partition::Acks;
+
+    async fn append(state: &State, partition: i32, base_timestamp: i64, n: usize) {
+        let p = state
+            .topic("t")
+            .and_then(|t| t.partition(partition))
+            .expect("partition");
+        let mut batch = weir_storage::testkit::BatchBuilder::new(base_timestamp)
+            .records(n, 8)
+            .build();
+        let a = p
+            .append(
+                &mut batch,
+                Acks::All,
+                crate::Durability::AcksAll,
+                base_timestamp,
+            )
+            .expect("append");
+        if let Some(d) = a.wait.fsync {
+            d.wait().await.expect("fsync");
+        }
+    }
+
+    async fn commit(state: &State, partition: i32, offset: i64) {
+        let codes = state
+            .groups
+            .commit(CommitRequest {
+                group_id: "g".into(),
+                generation_id: -1,
+                member_id: String::new(),
+                group_instance_id: None,
+                offsets: vec![(
+                    TopicPartition {
+                        topic: "t".into(),
+                        partition,
+                    },
+                    CommittedOffset {
+                        offset,
+                        leader_epoch: None,
+                        metadata: None,
+                        commit_timestamp_ms: 0,
+                    },
+                )],
+            })
+            .await;
+        assert!(codes
+            .iter()
+            .all(|(_, c)| *c == weir_coordinator::ErrorCode::NONE));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lag_in_records_and_seconds_per_group_and_topic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = crate::testkit::state(dir.path(), &[]);
+        state
+            .create_topic("t", 2, 1, Default::default())
+            .await
+            .expect("topic");
+        // Partition 0: offsets 0-4 at t=1 s, 5-9 at t=5 s; partition 1: 0-2 at t=2 s.
+        append(&state, 0, 1_000, 5).await;
+        append(&state, 0, 5_000, 5).await;
+        append(&state, 1, 2_000, 3).await;
+        // Partition 0 committed inside its second batch; partition 1 caught up.
+        commit(&state, 0, 7).await;
+        commit(&state, 1, 3).await;
+        update(&state, 10_000);
+        let text = state.metrics.registry.render();
+        assert!(
+            text.contains("weir_group_lag_records{group=\"g\",topic=\"t\"} 3\n"),
+            "{text}"
+        );
+        // The oldest unconsumed record is in the batch of t=5 s.
+        assert!(
+            text.contains("weir_group_lag_seconds{group=\"g\",topic=\"t\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_group_members{group=\"g\"} 0\n"),
+            "{text}"
+        );
+
+        commit(&state, 0, 10).await;
+        update(&state, 10_000);
+        let text = state.metrics.registry.render();
+        assert!(
+            text.contains("weir_group_lag_records{group=\"g\",topic=\"t\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_group_lag_seconds{group=\"g\",topic=\"t\"} 0\n"),
+            "{text}"
+        );
+
+        // A deleted group's series go at the next pass.
+        let deleted = state.groups.delete_groups(vec!["g".into()]).await;
+        assert_eq!(deleted[0].1, weir_coordinator::ErrorCode::NONE);
+        update(&state, 10_000);
+        assert!(!state.metrics.registry.render().contains("group=\"g\""));
+
+        // A deleted topic's lag series go at once, with its produce and fetch counters.
+        commit(&state, 0, 2).await;
+        update(&state, 10_000);
+        assert!(state
+            .metrics
+            .registry
+            .render()
+            .contains("weir_group_lag_records{group=\"g\",topic=\"t\"} 8\n"));
+        state.delete_topic("t").await.expect("delete");
+        assert!(!state.metrics.registry.render().contains("topic=\"t\""));
+    }
+}

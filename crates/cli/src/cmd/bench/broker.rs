@@ -16,7 +16,6 @@ pub(super) struct Started {
     pub(super) child: Child,
     pub(super) addr: String,
     /// The HTTP listener (`/metrics`).
-    #[allow(dead_code)]
     pub(super) http_addr: String,
     pub(super) log: PathBuf,
     pub(super) data_dir: PathBuf,
@@ -167,6 +166,14 @@ impl Broker {
     }
 
     /// The broker's process id: bench's child, or `--broker-pid`.
+    /// The HTTP listener of a broker bench started.
+    pub(super) fn http_addr(&self) -> Option<String> {
+        match self {
+            Broker::External(..) => None,
+            Broker::Started(s) => Some(s.http_addr.clone()),
+        }
+    }
+
     pub(super) fn pid(&self) -> Option<u32> {
         match self {
             Broker::External(_, pid) => *pid,
