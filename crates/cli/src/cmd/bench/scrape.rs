@@ -93,6 +93,11 @@ pub(super) async fn run(broker: &Broker, records: u64) -> anyhow::Result<()> {
         if let Some(t) = task {
             t.abort();
         }
+        // Each round's data goes with it: rounds long enough for several scrapes write gigabytes.
+        client
+            .delete_topic(&topic)
+            .await
+            .with_context(|| format!("delete topic {topic}"))?;
         let rate = m.records_per_second();
         eprintln!(
             "round {round}: {} scraper: {:.0} records/s ({:.1} s)",
