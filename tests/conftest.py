@@ -65,6 +65,8 @@ class Broker:
         self.port = port or free_port()
         # Every broker gets its own SQL port: the default 4566 would collide across brokers.
         self.sql_port = free_port()
+        # And its own HTTP (metrics) port, for the same reason (default 9644).
+        self.http_port = free_port()
         self.name = name
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -79,9 +81,13 @@ class Broker:
     def sql_address(self) -> str:
         return f"127.0.0.1:{self.sql_port}"
 
+    @property
+    def http_address(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
     def argv(self) -> list[str]:
         argv = [WEIR_BIN, "serve", "--listen", self.bootstrap, "--data-dir", str(self.data_dir),
-                "--sql-listen", self.sql_address]
+                "--sql-listen", self.sql_address, "--http-listen", self.http_address]
         for k, v in self.settings.items():
             argv += ["--set", f"{k}={v}"]
         return argv + self.extra_args

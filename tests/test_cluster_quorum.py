@@ -105,7 +105,7 @@ def test_single_node_cluster_info_is_unchanged(broker):
 def test_bad_cluster_settings_stop_the_broker_with_one_line(tmp_path, settings, needle):
     ports = {"p1": free_port(), "p2": free_port()}
     argv = [WEIR_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}",
-            "--data-dir", str(tmp_path / "data")]
+            "--data-dir", str(tmp_path / "data"), "--http-listen", ""]
     for k, v in settings.items():
         argv += ["--set", f"{k}={v.format(**ports)}"]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=30,

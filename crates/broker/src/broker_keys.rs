@@ -237,6 +237,9 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("unclean.leader.election.enable", Some("false"), Boolean, Dynamic, false, "Default unclean.leader.election.enable of topics."),
     k("weir.durability", Some("acks-all"), Str, ReadOnly, true, "When produces are answered relative to fsync: acks-all, always or none."),
     k("weir.internal.listen", None, Str, ReadOnly, true, "The internal listener of a broker that is not a voter (cluster mode)."),
+    k("weir.metrics.lag.interval.ms", Some("10000"), Long, ReadOnly, true, "How often consumer-group lag is computed for /metrics."),
+    k("weir.metrics.max.groups", Some("1000"), Int, ReadOnly, true, "Distinct group label values per metric; beyond, group=\"_other\"."),
+    k("weir.metrics.max.topics", Some("1000"), Int, ReadOnly, true, "Distinct topic label values per metric; beyond, topic=\"_other\"."),
     k("weir.request.read.timeout.ms", Some("30000"), Long, ReadOnly, true, "A frame must arrive whole within this once its first byte did (-1: no limit)."),
 ];
 

@@ -93,8 +93,21 @@ pub struct BrokerConfig {
     pub txns: weir_coordinator::txn::TxnConfig,
     /// The cluster keys; without `controller.quorum.voters`, the single-node default.
     pub cluster: crate::cluster_config::ClusterConfig,
+    /// `weir.metrics.*`: label caps and the lag interval of `/metrics`.
+    pub metrics: MetricsConfig,
     /// Every raw pair given, for DescribeConfigs on the broker resource.
     pub raw: BTreeMap<String, String>,
+}
+
+/// The metrics' settings (docs/design/operability.md §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `weir.metrics.max.topics`: distinct topic label values per family.
+    pub max_topics: usize,
+    /// `weir.metrics.max.groups`: distinct group label values per family.
+    pub max_groups: usize,
+    /// `weir.metrics.lag.interval.ms`: how often group lag is computed.
+    pub lag_interval_ms: u64,
 }
 
 /// The log cleaner's broker settings (compaction of `cleanup.policy=compact` topics).
@@ -300,6 +313,22 @@ impl BrokerConfig {
                 "replica.high.watermark.checkpoint.interval.ms",
                 num("replica.high.watermark.checkpoint.interval.ms", "5000")?,
             )?,
+            metrics: MetricsConfig {
+                max_topics: usize::try_from(positive(
+                    "weir.metrics.max.topics",
+                    num("weir.metrics.max.topics", "1000")?,
+                )?)
+                .unwrap_or(usize::MAX),
+                max_groups: usize::try_from(positive(
+                    "weir.metrics.max.groups",
+                    num("weir.metrics.max.groups", "1000")?,
+                )?)
+                .unwrap_or(usize::MAX),
+                lag_interval_ms: positive(
+                    "weir.metrics.lag.interval.ms",
+                    num("weir.metrics.lag.interval.ms", "10000")?,
+                )?,
+            },
             replica: ReplicaConfig {
                 lag_time_max_ms: positive(
                     "replica.lag.time.max.ms",

@@ -613,6 +613,16 @@ impl Groups {
         c.consumer_group_describe(groups)
     }
 
+    /// Every group's members, rebalances and committed offsets (for metrics); empty while
+    /// the coordinator is being rebuilt.
+    pub fn stats(&self) -> Vec<weir_coordinator::GroupStats> {
+        let c = self.lock();
+        if self.is_broken() {
+            return Vec::new();
+        }
+        c.group_stats()
+    }
+
     pub fn group_type(&self, group: &str) -> Option<weir_coordinator::GroupType> {
         self.lock().group_type(group)
     }

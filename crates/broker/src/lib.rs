@@ -33,8 +33,10 @@ pub mod groups;
 mod handlers;
 pub mod hw_checkpoint;
 mod internal_log;
+mod lag;
 pub mod meta;
 pub mod metadata_store;
+pub mod metrics;
 pub mod partition;
 mod records;
 pub mod replica_fetch;
@@ -49,5 +51,6 @@ pub mod topic_config;
 pub mod txn_api;
 mod txns;
 
-pub use config::{BrokerConfig, ConfigError, Durability};
+pub use config::{BrokerConfig, ConfigError, Durability, MetricsConfig};
 pub use server::{run, Broker, BrokerError, Service};
+pub use weir_metrics;

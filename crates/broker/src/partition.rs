@@ -621,6 +621,11 @@ impl Partition {
         self.hw_event();
     }
 
+    /// A failed fsync poisoned the log: it refuses writes until a restart recovers it.
+    pub fn is_poisoned(&self) -> bool {
+        self.log.is_poisoned()
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.status.load(Ordering::Acquire) == SHUTTING_DOWN
     }

@@ -96,6 +96,7 @@ impl Broker {
                 .await?
                 .map_err(BrokerError::Open)?,
         );
+        crate::metrics::register_state_gauges(&state);
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| BrokerError::Bind {
@@ -173,6 +174,10 @@ impl Broker {
         background.push(tokio::spawn(
             state.groups.clone().run_timer(stop_tx.subscribe()),
         ));
+        background.push(tokio::spawn(crate::lag::run(
+            state.clone(),
+            stop_tx.subscribe(),
+        )));
         background.push(tokio::spawn(crate::txns::Txns::run_timer(
             state.clone(),
             stop_tx.subscribe(),
@@ -217,8 +222,10 @@ impl Broker {
                     let state = state.clone();
                     let limits = limits.clone();
                     let stop = stop_tx.subscribe();
+                    let open = state.metrics.connection_opened();
                     connections.spawn(async move {
                         connection::serve(stream, peer, state, limits, stop).await;
+                        drop(open);
                         drop(permit);
                     });
                 }

@@ -29,6 +29,8 @@ pub struct Topic {
     pub id: Uuid,
     pub partitions: RwLock<Vec<Option<Arc<Partition>>>>,
     pub configs: RwLock<BTreeMap<String, String>>,
+    /// Produce and fetch counters, resolved once here so requests never look a label up.
+    pub metrics: Arc<crate::metrics::TopicMetrics>,
 }
 
 impl Topic {
@@ -192,6 +194,8 @@ pub struct State {
     pub cluster_id: String,
     /// Broker configs as altered at run time; `config` is the static config as started.
     pub broker_configs: crate::dynamic_config::BrokerConfigs,
+    /// The broker's metrics (served by the HTTP listener).
+    pub metrics: Arc<crate::metrics::BrokerMetrics>,
     /// Node-local files: the clean-shutdown marker and the reserved space.
     store: MetaStore,
     /// The cluster metadata (topic table, producer-id blocks).
@@ -291,9 +295,11 @@ impl State {
                 v.push(Some(partition));
             }
         }
+        let metrics = Arc::new(crate::metrics::BrokerMetrics::new(&config.metrics));
         let mut topics = HashMap::new();
         for (rec, parts) in records.into_iter().zip(parts) {
             let topic = Topic {
+                metrics: metrics.topic(&rec.name),
                 name: rec.name.clone(),
                 id: rec.id,
                 partitions: RwLock::new(parts),
@@ -324,6 +330,7 @@ impl State {
             Default::default()
         };
         Ok(State {
+            metrics,
             checkpointed_high_watermarks,
             broker_configs,
             groups,
@@ -455,6 +462,7 @@ impl State {
         let log_config = topic_config::log_config(&configs, &self.broker_configs.effective());
         let parts = self.create_logs(name, 0..partitions, log_config).await?;
         let topic = Arc::new(Topic {
+            metrics: self.metrics.topic(name),
             name: name.to_string(),
             id: Uuid::new_v4(),
             partitions: RwLock::new(parts.into_iter().map(Some).collect()),
@@ -548,6 +556,7 @@ impl State {
         // If the deletion used up the reserved space, set it aside again now there is room.
         self.store.ensure_reserve();
         self.groups.topic_deleted(name);
+        self.metrics.topic_deleted(name);
         tracing::info!(topic = name, "deleted topic");
         Ok(topic.id)
     }

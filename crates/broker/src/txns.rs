@@ -493,8 +493,11 @@ async fn write_markers(state: &Arc<State>, out: TxnOutput) {
                     .map_err(|e| e.to_string())
             })
     };
-    if let Err(e) = result {
-        tracing::error!(transactional_id, error = %e, "completing a transaction failed");
+    match result {
+        Ok(()) => state.metrics.transaction_completed(commit),
+        Err(e) => {
+            tracing::error!(transactional_id, error = %e, "completing a transaction failed")
+        }
     }
     txns.completed.notify_waiters();
 }

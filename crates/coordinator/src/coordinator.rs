@@ -7,9 +7,9 @@ use tracing::{debug, info, warn};
 use crate::group::{Ctx, Group, Member, PendingMember};
 use crate::subscription::CONSUMER_PROTOCOL_TYPE;
 use crate::types::{
-    GroupDescription, GroupListing, GroupState, GroupType, JoinRequest, JoinResponse, LeaveMember,
-    LeaveMemberResult, LeaveResponse, MemberDescription, Output, RequestId, SyncRequest,
-    SyncResponse,
+    GroupDescription, GroupListing, GroupState, GroupStats, GroupType, JoinRequest, JoinResponse,
+    LeaveMember, LeaveMemberResult, LeaveResponse, MemberDescription, Output, RequestId,
+    SyncRequest, SyncResponse,
 };
 use crate::{CoordinatorConfig, ErrorCode};
 
@@ -312,6 +312,30 @@ impl Coordinator {
                 },
             })
             .filter(|g| states.is_empty() || states.contains(&g.state))
+            .collect()
+    }
+
+    /// Every group's member count, rebalance count and committed offsets, for metrics (one
+    /// pass under the caller's lock, no copies of member metadata).
+    pub fn group_stats(&self) -> Vec<GroupStats> {
+        self.groups
+            .values()
+            .map(|g| {
+                let (members, rebalances) = match &g.consumer {
+                    Some(c) => (c.members.len(), c.group_epoch),
+                    None => (g.members.len(), g.generation),
+                };
+                GroupStats {
+                    group_id: g.id.clone(),
+                    members,
+                    rebalances: u64::try_from(rebalances).unwrap_or(0),
+                    offsets: g
+                        .offsets
+                        .iter()
+                        .map(|(tp, o)| (tp.clone(), o.offset))
+                        .collect(),
+                }
+            })
             .collect()
     }
 

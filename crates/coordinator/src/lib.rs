@@ -60,7 +60,8 @@ pub use error::ErrorCode;
 pub use types::{
     CommitRequest, CommittedOffset, ConsumerGroupDescription, ConsumerHeartbeat,
     ConsumerHeartbeatResponse, ConsumerMemberDescription, DeleteOffsetsResponse, GroupDescription,
-    GroupListing, GroupState, GroupType, JoinMember, JoinRequest, JoinResponse, LeaveMember,
-    LeaveMemberResult, LeaveResponse, MemberDescription, Output, RequestId, Response, SyncRequest,
-    SyncResponse, TopicPartition, TopicPartitions, TxnCommitRequest, UnknownGroupState,
+    GroupListing, GroupState, GroupStats, GroupType, JoinMember, JoinRequest, JoinResponse,
+    LeaveMember, LeaveMemberResult, LeaveResponse, MemberDescription, Output, RequestId, Response,
+    SyncRequest, SyncResponse, TopicPartition, TopicPartitions, TxnCommitRequest,
+    UnknownGroupState,
 };

@@ -322,6 +322,19 @@ pub struct GroupListing {
     pub group_type: GroupType,
 }
 
+/// A group as metrics see it ([`crate::Coordinator::group_stats`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStats {
+    pub group_id: String,
+    pub members: usize,
+    /// Completed rebalances: the classic generation, or the consumer group's epoch (each
+    /// bumps once per new assignment). Starts again from 0 after a restart, as membership is
+    /// not persisted.
+    pub rebalances: u64,
+    /// Committed offsets (the group's, not pending transactional ones).
+    pub offsets: Vec<(TopicPartition, i64)>,
+}
+
 /// The answer to a deferred request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {

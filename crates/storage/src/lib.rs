@@ -64,3 +64,8 @@ pub use log::{
 pub use producer::{AbortedTxn, ActiveProducer, SNAPSHOT_SUFFIX as PRODUCER_SNAPSHOT_SUFFIX};
 pub use segment::write_atomically;
 pub use txn_index::TXN_INDEX_SUFFIX;
+
+/// Latency of the fsyncs that make appends durable (the group commit's `fdatasync`), for every
+/// log of the process. A `static` because logs are opened long before, and far below, anything
+/// that owns a metrics registry; the broker exposes it as `weir_fsync_duration_seconds`.
+pub static FSYNC_SECONDS: weir_metrics::Histogram = weir_metrics::Histogram::latency();

@@ -253,6 +253,7 @@ impl State {
                                 id: t.id,
                                 partitions: RwLock::new(slots),
                                 configs: RwLock::new(configs),
+                                metrics: self.metrics.topic(&t.name),
                             }),
                         );
                     }
@@ -260,6 +261,7 @@ impl State {
             }
         }
         for name in removed {
+            self.metrics.topic_deleted(&name);
             self.groups.topic_deleted(&name);
         }
     }

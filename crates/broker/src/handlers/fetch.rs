@@ -21,14 +21,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use uuid::Uuid;
+use weir_protocol::kafka_protocol::error::ParseResponseErrorCode;
 use weir_protocol::kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use weir_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
-use weir_protocol::{ResponseError, Splicer};
+use weir_protocol::{ApiKey, ResponseError, Splicer};
 
 use super::{Ctx, Reply};
 use crate::errors::partition_code;
+use crate::metrics::{count_records, BrokerMetrics, TopicMetrics};
 use crate::partition::{self, Isolation, Partition, ReadSpec};
 use crate::state::State;
 
@@ -45,6 +47,8 @@ struct TopicWant {
     name: TopicName,
     id: Uuid,
     parts: Vec<Want>,
+    /// The topic's fetch counters (`None` for an unknown topic).
+    metrics: Option<Arc<TopicMetrics>>,
 }
 
 /// The last read of one wanted partition.
@@ -98,6 +102,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
                 name: t.topic,
                 id: t.topic_id,
                 parts,
+                metrics: topic.map(|t| t.metrics.clone()),
             }
         })
         .collect();
@@ -114,6 +119,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
 
     // KIP-951: only in cluster mode is there another leader to name.
     let hints = (state.is_cluster() && ctx.version >= 16).then(|| state.clone());
+    let metrics = state.metrics.clone();
     Reply::LaterParts(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut slots: Vec<Vec<Slot>> = plan
@@ -146,6 +152,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
             // budget of the later ones depends on the earlier ones.
             only_changed = bytes == 0;
         }
+        count(&metrics, &plan, &slots);
         encode(ctx, by_id, &plan, slots, hints.as_deref())
     }))
 }
@@ -222,6 +229,25 @@ fn read(
         }
     }
     (total, errors)
+}
+
+/// Counts what the answer returns per topic, and its partitions' errors.
+fn count(metrics: &BrokerMetrics, plan: &[TopicWant], slots: &[Vec<Slot>]) {
+    for (t, topic_slots) in plan.iter().zip(slots) {
+        let (mut bytes, mut records) = (0u64, 0u64);
+        for slot in topic_slots {
+            bytes += u64::try_from(slot.records.len()).unwrap_or(0);
+            records += count_records(&slot.records);
+            if let Some(e) = slot.data.error_code.err() {
+                metrics.error(ApiKey::Fetch, e);
+            }
+        }
+        if let Some(m) = &t.metrics {
+            if bytes > 0 {
+                m.fetched(bytes, records);
+            }
+        }
+    }
 }
 
 /// A partition's answer before anything is known.

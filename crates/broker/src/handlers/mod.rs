@@ -29,6 +29,7 @@ use bytes::Bytes;
 use weir_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
 use weir_protocol::{encode_response, ApiKey, Request, RequestFrame};
 
+use crate::metrics::ApiMetrics;
 use crate::state::State;
 
 /// What the connection sends back for one request.
@@ -94,16 +95,44 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply
         version: req.header.request_api_version,
         correlation_id: req.header.correlation_id,
     };
+    let started = std::time::Instant::now();
+    let reply = dispatch(state, req.body, ctx, &conn).await;
+    timed(state.metrics.api(ctx.api_key).cloned(), started, reply)
+}
+
+/// Counts the request and its duration once its response is ready: now, or when a deferred
+/// answer (fsync wait, long poll) completes.
+fn timed(api: Option<Arc<ApiMetrics>>, started: std::time::Instant, reply: Reply) -> Reply {
+    let Some(api) = api else { return reply };
+    match reply {
+        Reply::Later(fut) => Reply::Later(Box::pin(async move {
+            let out = fut.await;
+            api.done(started);
+            out
+        })),
+        Reply::LaterParts(fut) => Reply::LaterParts(Box::pin(async move {
+            let out = fut.await;
+            api.done(started);
+            out
+        })),
+        now => {
+            api.done(started);
+            now
+        }
+    }
+}
+
+async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> Reply {
     if state.is_cluster() {
-        if let Some(reply) = placement::redirect(state, &req.body, ctx) {
+        if let Some(reply) = placement::redirect(state, &body, ctx) {
             return reply;
         }
     }
-    match req.body {
+    match body {
         Request::ApiVersions(r) => ctx.reply(&cluster::api_versions(&r)),
         Request::Metadata(r) => ctx.reply(&cluster::metadata(state, r, ctx.version).await),
         Request::FindCoordinator(r) => ctx.reply(&groups::find_coordinator(state, &r, ctx.version)),
-        Request::JoinGroup(r) => ctx.reply(&groups::join_group(state, r, ctx.version, &conn).await),
+        Request::JoinGroup(r) => ctx.reply(&groups::join_group(state, r, ctx.version, conn).await),
         Request::SyncGroup(r) => ctx.reply(&groups::sync_group(state, r, ctx.version).await),
         Request::Heartbeat(r) => ctx.reply(&groups::heartbeat(state, &r)),
         Request::LeaveGroup(r) => ctx.reply(&groups::leave_group(state, r, ctx.version)),
@@ -113,7 +142,7 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply
         Request::ListGroups(r) => ctx.reply(&groups::list_groups(state, &r, ctx.version)),
         Request::DeleteGroups(r) => ctx.reply(&groups::delete_groups(state, r).await),
         Request::ConsumerGroupHeartbeat(r) => {
-            ctx.reply(&groups::consumer_group_heartbeat(state, r, &conn))
+            ctx.reply(&groups::consumer_group_heartbeat(state, r, conn))
         }
         Request::ConsumerGroupDescribe(r) => ctx.reply(&groups::consumer_group_describe(state, &r)),
         Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r).await),

@@ -7,7 +7,7 @@ use weir_protocol::kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use weir_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use weir_protocol::ResponseError;
+use weir_protocol::{ApiKey, ResponseError};
 
 use super::{cluster, msg, Ctx, Reply};
 use crate::errors::partition_code;
@@ -49,6 +49,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
             let fail = |response: &mut PartitionProduceResponse,
                         code: ResponseError,
                         m: Option<String>| {
+                state.metrics.error(ApiKey::Produce, code);
                 response.error_code = code.code();
                 response.error_message = m.and_then(msg);
             };
@@ -119,6 +120,13 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
             match result {
                 Ok(appended) => {
                     let info = appended.info;
+                    if let (Ok(t), false) = (&topic, info.duplicate) {
+                        let records = info.last_offset - info.base_offset + 1;
+                        t.metrics.produced(
+                            u64::try_from(info.bytes).unwrap_or(0),
+                            u64::try_from(records).unwrap_or(0),
+                        );
+                    }
                     response.base_offset = info.base_offset;
                     response.log_append_time_ms = info.log_append_time.unwrap_or(-1);
                     response.log_start_offset = info.log_start_offset;
@@ -161,6 +169,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
             None => Reply::Close,
         };
     }
+    let metrics = state.metrics.clone();
     Reply::Later(Box::pin(async move {
         // Start every partition's fsync at once; each joins its partition's group commit.
         let mut waits = Vec::new();
@@ -184,7 +193,9 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply 
                     }
                     _ => tracing::debug!(error = %e, "acks=all not met"),
                 }
-                p.response.error_code = partition_code(&e).code();
+                let code = partition_code(&e);
+                metrics.error(ApiKey::Produce, code);
+                p.response.error_code = code.code();
                 p.response.error_message = msg(e);
                 p.response.base_offset = -1;
             }

@@ -25,6 +25,7 @@ mod latency;
 mod machine;
 mod parked;
 mod restart;
+mod scrape;
 mod tables;
 
 use broker::{Broker, Started, WorkDir};
@@ -98,6 +99,10 @@ pub struct BenchArgs {
     /// starts itself is measured without it).
     #[arg(long)]
     pub broker_pid: Option<u32>,
+    /// Run only the scrape-cost scenario: produce throughput with and without a scraper of
+    /// `/metrics` every second (a broker bench starts itself).
+    #[arg(long)]
+    pub scrape_only: bool,
 }
 
 /// Idle long-polling consumers in the parked-fetch scenario.
@@ -221,6 +226,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.parked_only {
         return run_parked_only(&args);
     }
+    if args.scrape_only {
+        return run_scrape_only(&args);
+    }
     let sizes = Sizes::new(&args);
     let work_dir = WorkDir::new(args.data_dir.clone())?;
     println!("# weir bench{}\n", if args.quick { " --quick" } else { "" });
@@ -320,6 +328,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         print_start_table(&restarts);
     }
     Ok(())
+}
+
+/// Only the scrape-cost scenario, against a broker of bench's own.
+fn run_scrape_only(args: &BenchArgs) -> anyhow::Result<()> {
+    let work_dir = WorkDir::new(args.data_dir.clone())?;
+    println!("# weir bench --scrape-only\n");
+    println!("{}\n", machine_line());
+    let broker = Broker::start(&work_dir.path.join("broker"))?;
+    let records = args
+        .records
+        .unwrap_or(if args.quick { 200_000 } else { 1_000_000 });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(scrape::run(&broker, records))
 }
 
 /// Only the parked-consumer scenario, against `--brokers` or a broker of bench's own.

@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// `weir.sql.listen`, default 127.0.0.1:4566.
     #[arg(long, value_name = "HOST:PORT")]
     sql_listen: Option<String>,
+    /// Address of the HTTP listener (`/metrics`, `/livez`, `/readyz`); empty disables it. Key
+    /// `weir.http.listen`, default 127.0.0.1:9644.
+    #[arg(long, value_name = "HOST:PORT")]
+    http_listen: Option<String>,
     /// Log filter (tracing syntax), e.g. `info` or `weir_broker=debug`. RUST_LOG also works.
     #[arg(long, env = "WEIR_LOG", default_value = "info")]
     log: String,
@@ -91,8 +95,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 _ => {
                     let key = rest.to_ascii_lowercase().replace('_', ".");
                     let weir_key = format!("weir.{key}");
-                    let known =
-                        |k: &str| weir_broker::broker_keys::lookup(k).is_some() || is_sql_key(k);
+                    let known = |k: &str| {
+                        weir_broker::broker_keys::lookup(k).is_some()
+                            || is_sql_key(k)
+                            || weir_http::HttpConfig::is_key(k)
+                    };
                     if known(&key) {
                         pairs.insert(key, value);
                     } else if known(&weir_key) {
@@ -120,6 +127,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(l) = args.sql_listen {
         pairs.insert("weir.sql.listen".to_string(), l);
     }
+    if let Some(l) = args.http_listen {
+        pairs.insert("weir.http.listen".to_string(), l);
+    }
+    // weir.http.* keys are the HTTP listener's: split off before the broker sees them.
+    let (http, unknown_http) = weir_http::HttpConfig::from_pairs(&pairs)?;
+    for key in unknown_http {
+        tracing::warn!(key, "ignoring unknown HTTP setting");
+    }
+    pairs.retain(|k, _| !k.starts_with("weir.http."));
     // weir.sql.* keys are the SQL service's: split off before the broker sees them.
     let sql_pairs: BTreeMap<String, String> = pairs
         .iter()
@@ -146,19 +162,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(config, sql_pairs))
+    rt.block_on(serve(config, sql_pairs, http))
 }
 
 /// Runs the broker, with the services beside it and, in cluster mode, the quorum node.
-async fn serve(config: BrokerConfig, sql_pairs: BTreeMap<String, String>) -> anyhow::Result<()> {
+async fn serve(
+    config: BrokerConfig,
+    sql_pairs: BTreeMap<String, String>,
+    http: weir_http::HttpConfig,
+) -> anyhow::Result<()> {
     let sql = sql_config(&sql_pairs)?;
+    // Before the data directory is opened: /livez answers and /readyz says "recovering"
+    // while the logs are replayed.
+    let http = weir_http::HttpService::bind(&http).await?;
+    match &http {
+        Some(h) => {
+            tracing::info!(http_listen = %h.local_addr(), "HTTP listener bound (/metrics, /livez, /readyz)")
+        }
+        None => tracing::info!("HTTP listener disabled (weir.http.listen is empty)"),
+    }
     if !config.cluster.is_cluster() {
         let broker = weir_broker::Broker::open(config).await?;
-        let services = services(sql).await?;
+        let mut services = services(sql).await?;
+        services.extend(http.map(|h| Box::new(h) as Box<dyn weir_broker::Service>));
         broker.serve_with(shutdown_signal(), services).await?;
         return Ok(());
     }
-    serve_cluster(config, sql).await
+    serve_cluster(config, sql, http).await
 }
 
 #[cfg(feature = "sql")]
@@ -204,7 +234,11 @@ async fn services(_sql: SqlSettings) -> anyhow::Result<Vec<Box<dyn weir_broker::
 
 /// Cluster mode: the broker opens (and locks) the data directory first, then the quorum
 /// node starts beside it with its internal listener.
-async fn serve_cluster(config: BrokerConfig, sql: SqlSettings) -> anyhow::Result<()> {
+async fn serve_cluster(
+    config: BrokerConfig,
+    sql: SqlSettings,
+    http: Option<weir_http::HttpService>,
+) -> anyhow::Result<()> {
     use std::sync::Arc;
     let node_config = super::cluster_node::node_config(&config)?;
     let data_dir = config.data_dir.clone();
@@ -229,7 +263,8 @@ async fn serve_cluster(config: BrokerConfig, sql: SqlSettings) -> anyhow::Result
          leadership and admin follow the cluster metadata (replication between brokers is \
          not wired yet: replicas other than the leader do not fetch)"
     );
-    let services = services(sql).await?;
+    let mut services = services(sql).await?;
+    services.extend(http.map(|h| Box::new(h) as Box<dyn weir_broker::Service>));
     let mut failed = None;
     let shutdown = async {
         tokio::select! {

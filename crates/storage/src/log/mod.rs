@@ -406,7 +406,10 @@ impl Log {
         let result = if injected {
             Err(io::Error::other("injected fsync failure"))
         } else {
-            file.sync_data()
+            let started = std::time::Instant::now();
+            let synced = file.sync_data();
+            crate::FSYNC_SECONDS.observe(started.elapsed());
+            synced
         };
         result.map_err(|e| {
             let err = StorageError::io(IoOp::Fsync, path, e);

@@ -15,6 +15,8 @@ use super::{cpu_delta, process_cpu_seconds, Measured};
 pub(super) struct Started {
     pub(super) child: Child,
     pub(super) addr: String,
+    /// The HTTP listener (`/metrics`).
+    pub(super) http_addr: String,
     pub(super) log: PathBuf,
     pub(super) data_dir: PathBuf,
 }
@@ -30,6 +32,7 @@ impl Started {
     pub(super) fn spawn(data_dir: &Path) -> anyhow::Result<Started> {
         let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
+        let http_port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let exe = std::env::current_exe().context("find the weir executable")?;
         let log = Self::log_path();
         let log_file = File::create(&log).with_context(|| format!("create {}", log.display()))?;
@@ -41,6 +44,8 @@ impl Started {
             .arg(data_dir)
             // A benchmark of the Kafka path: no SQL listener to collide with a running one.
             .arg("--sql-listen=")
+            // Metrics on a port of its own (the scrape-cost benchmark scrapes it).
+            .arg(format!("--http-listen=127.0.0.1:{http_port}"))
             .env("WEIR_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
@@ -50,6 +55,7 @@ impl Started {
         Ok(Started {
             child,
             addr,
+            http_addr: format!("127.0.0.1:{http_port}"),
             log,
             data_dir: data_dir.to_path_buf(),
         })
@@ -160,6 +166,14 @@ impl Broker {
     }
 
     /// The broker's process id: bench's child, or `--broker-pid`.
+    /// The HTTP listener of a broker bench started.
+    pub(super) fn http_addr(&self) -> Option<String> {
+        match self {
+            Broker::External(..) => None,
+            Broker::Started(s) => Some(s.http_addr.clone()),
+        }
+    }
+
     pub(super) fn pid(&self) -> Option<u32> {
         match self {
             Broker::External(_, pid) => *pid,

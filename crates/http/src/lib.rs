@@ -1,0 +1,186 @@
+//! Weir's HTTP listener (docs/design/operability.md): `/metrics` in the Prometheus text format,
+//! `/livez` and `/readyz`.
+//!
+//! The listener is bound and served **before** the broker opens its data directory, so that
+//! `/livez` answers and `/readyz` says "recovering" during a long recovery instead of the port
+//! refusing connections (an orchestrator would kill a broker whose liveness probe fails while
+//! it replays its logs). It becomes a broker [`Service`] once the state exists: `start` hands
+//! it the state, and the broker's stop signal marks it draining and then ends it, after its
+//! in-flight requests.
+
+mod config;
+mod health;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::State as AxumState;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::{broadcast, watch};
+use weir_broker::state::State;
+use weir_broker::weir_metrics::CONTENT_TYPE;
+
+pub use config::{HttpConfig, HttpConfigError};
+pub use health::Readiness;
+
+/// Why the HTTP listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the handlers share: the broker's state once it is open, and whether it is draining.
+#[derive(Clone)]
+struct Shared {
+    state: Arc<OnceLock<Arc<State>>>,
+    draining: watch::Receiver<bool>,
+}
+
+/// The HTTP listener, already serving; a [`weir_broker::Service`] to hand to
+/// `Broker::serve_with`.
+pub struct HttpService {
+    local: SocketAddr,
+    state: Arc<OnceLock<Arc<State>>>,
+    draining: watch::Sender<bool>,
+    /// Ends the server (after its in-flight requests) when sent.
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl HttpService {
+    /// Binds `config.listen` and starts serving at once (`None` when the listener is
+    /// disabled). Until [`weir_broker::Service::start`], `/readyz` answers "recovering".
+    pub async fn bind(config: &HttpConfig) -> Result<Option<HttpService>, HttpError> {
+        let Some(addr) = config.listen else {
+            return Ok(None);
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| HttpError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| HttpError::Bind { addr, source })?;
+        let state = Arc::new(OnceLock::new());
+        let (draining_tx, draining_rx) = watch::channel(false);
+        let shared = Shared {
+            state: state.clone(),
+            draining: draining_rx,
+        };
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router(shared);
+        let server = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = shutdown_rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP listener failed");
+            }
+        });
+        Ok(Some(HttpService {
+            local,
+            state,
+            draining: draining_tx,
+            shutdown: Some(shutdown_tx),
+            server,
+        }))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+impl weir_broker::Service for HttpService {
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    fn start(
+        mut self: Box<Self>,
+        state: Arc<State>,
+        mut stop: broadcast::Receiver<()>,
+    ) -> tokio::task::JoinHandle<()> {
+        let _ = self.state.set(state);
+        tokio::spawn(async move {
+            let _ = stop.recv().await;
+            let _ = self.draining.send(true);
+            if let Some(s) = self.shutdown.take() {
+                let _ = s.send(());
+            }
+            if let Err(e) = (&mut self.server).await {
+                tracing::error!(error = %e, "HTTP listener task failed");
+            }
+        })
+    }
+}
+
+impl Drop for HttpService {
+    fn drop(&mut self) {
+        // Never started (the broker failed to open): stop serving rather than leak the task.
+        if self.shutdown.is_some() {
+            self.server.abort();
+        }
+    }
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .with_state(shared)
+}
+
+async fn metrics(AxumState(shared): AxumState<Shared>) -> Response {
+    let Some(state) = shared.state.get().cloned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "recovering\n").into_response();
+    };
+    // The gauges read at scrape time stat the log directory and walk the topic table: off the
+    // async workers.
+    match tokio::task::spawn_blocking(move || state.metrics.registry.render()).await {
+        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering metrics panicked");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Answers while the runtime does: the handler itself is the probe.
+async fn livez() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(AxumState(shared): AxumState<Shared>) -> Response {
+    let draining = *shared.draining.borrow();
+    let state = shared.state.get().cloned();
+    let readiness =
+        match tokio::task::spawn_blocking(move || health::readiness(state.as_deref(), draining))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "readiness check panicked");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        };
+    let code = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(readiness)).into_response()
+}
+
+#[cfg(test)]
+mod tests;
