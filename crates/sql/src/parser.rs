@@ -352,30 +352,32 @@ fn parse_create_sink(parser: &mut Parser) -> Result<CreateSink, ParserError> {
     })
 }
 
-/// A topic name: an identifier (kept as written: topics are case-sensitive) or a string.
+/// A topic name: a string, or a bare name that may hold dots, dashes and digits
+/// (`orders.clean`, `out-279cab6551`): adjacent tokens with no space between them, kept as
+/// written (topics are case-sensitive).
 fn topic_name(parser: &mut Parser) -> Result<String, ParserError> {
-    let t = parser.next_token();
-    match t.token {
-        Token::SingleQuotedString(s) => Ok(s),
-        Token::Word(w) => {
-            let mut name = w.value;
-            // Kafka topic names may hold dots and dashes: `orders.clean`, `orders-out`.
-            loop {
-                if parser.consume_token(&Token::Period) {
-                    name.push('.');
-                } else if parser.consume_token(&Token::Minus) {
-                    name.push('-');
-                } else {
-                    return Ok(name);
-                }
-                match parser.next_token().token {
-                    Token::Word(w) => name.push_str(&w.value),
-                    Token::Number(n, _) => name.push_str(&n),
-                    _ => return parser.expected("a topic name", parser.peek_token()),
-                }
-            }
+    let first = parser.next_token();
+    let mut name = match &first.token {
+        Token::SingleQuotedString(s) => return Ok(s.clone()),
+        Token::Word(w) => w.value.clone(),
+        Token::Number(n, _) => n.clone(),
+        _ => return parser.expected("a topic name", first),
+    };
+    let mut end = first.span.end;
+    loop {
+        let next = parser.peek_token();
+        if next.span.start != end {
+            return Ok(name);
         }
-        _ => parser.expected("a topic name", t),
+        match &next.token {
+            Token::Word(w) if w.quote_style.is_none() => name.push_str(&w.value),
+            Token::Number(n, _) => name.push_str(n),
+            Token::Period => name.push('.'),
+            Token::Minus => name.push('-'),
+            _ => return Ok(name),
+        }
+        end = next.span.end;
+        parser.next_token();
     }
 }
 

@@ -132,6 +132,16 @@ fn weir_statements_and_plain_sql() {
     assert_eq!(u.options.get("format").map(String::as_str), Some("csv"));
     assert_eq!(one(&u.to_string()), WeirStatement::CreateSink(u.clone()));
     assert!(parse("CREATE SINK k INTO t").is_err(), "FROM or AS");
+    for (sql, topic) in [
+        ("CREATE SINK k INTO out-279cab6551 FROM v", "out-279cab6551"),
+        ("CREATE SINK k INTO a.b-1.C FROM v", "a.b-1.C"),
+        ("CREATE SINK k INTO 'x y' FROM v", "x y"),
+    ] {
+        let WeirStatement::CreateSink(k) = one(sql) else {
+            panic!("{sql}")
+        };
+        assert_eq!(k.options.get("topic").map(String::as_str), Some(topic), "{sql}");
+    }
     assert!(matches!(
         one("SELECT * FROM s WHERE a > 1"),
         WeirStatement::Sql(_)
