@@ -56,7 +56,7 @@ impl Engine {
     /// materialized view's and sink's pipeline from its last committed epoch.
     pub async fn start(state: Arc<State>, config: SqlConfig) -> Result<Arc<Engine>, SqlError> {
         let catalog = Catalog::open(state.clone()).await?;
-        let pipelines = Pipelines::start(state.clone())?;
+        let pipelines = Pipelines::start(state.clone(), &config)?;
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(config.query_memory_bytes)))
             .build_arc()?;

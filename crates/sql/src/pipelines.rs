@@ -63,8 +63,18 @@ impl Running {
 }
 
 impl Pipelines {
-    pub fn start(state: Arc<weir_broker::state::State>) -> Result<Pipelines, SqlError> {
-        let stream = weir_stream::Engine::start(state, weir_stream::StreamConfig::default())
+    pub fn start(
+        state: Arc<weir_broker::state::State>,
+        config: &crate::SqlConfig,
+    ) -> Result<Pipelines, SqlError> {
+        let interval = std::time::Duration::from_millis(
+            u64::try_from(config.checkpoint_interval_ms).unwrap_or(u64::MAX),
+        );
+        let stream = weir_stream::StreamConfig {
+            checkpoint_interval: interval,
+            ..weir_stream::StreamConfig::default()
+        };
+        let stream = weir_stream::Engine::start(state, stream)
             .map_err(|e| SqlError::Invalid(format!("the streaming engine cannot start: {e}")))?;
         Ok(Pipelines {
             stream,
@@ -244,6 +254,7 @@ impl Engine {
         }
         entry.options.insert("topic".into(), sink.topic.clone());
         entry.depends_on = planned.reads.iter().cloned().collect();
+        entry.plan_fingerprint = Some(plan::fingerprint(&planned.graph));
         // (2) `creating`: a crash from here on is rolled back at the next start.
         entry.state = "creating".into();
         self.catalog.put(&name, entry.clone()).await?;
@@ -349,6 +360,12 @@ impl Engine {
             };
             let planned = async {
                 let (planned, sink, view) = self.plan_entry(&name, &entry.sql).await?;
+                let now = plan::fingerprint(&planned.graph);
+                if entry.plan_fingerprint.as_ref().is_some_and(|f| *f != now) {
+                    return Err(SqlError::Invalid(
+                        "plan changed since CREATE; drop and create it again".into(),
+                    ));
+                }
                 self.ensure_topic(&sink.topic, 1).await?;
                 self.ensure_dead_letters(&planned).await?;
                 Ok::<_, SqlError>((planned, sink, view))

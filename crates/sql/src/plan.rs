@@ -58,6 +58,24 @@ pub fn dead_letter_topic(def: &SourceDef) -> Option<String> {
     }
 }
 
+/// A hash of the graph as printed (operators, expressions, edges and their columns), stored
+/// at CREATE: a pipeline whose plan comes out differently after an upgrade must not resume
+/// over state of another layout (§5.3).
+pub fn fingerprint(graph: &Graph) -> String {
+    let mut text = format!("{:?}", graph.nodes);
+    for e in &graph.edges {
+        text.push_str(&format!("|{}>{}:{}", e.from, e.to, e.port));
+        for f in e.schema.fields() {
+            text.push_str(&format!(",{} {}", f.name(), f.data_type()));
+        }
+    }
+    // FNV-1a, 64 bits: stable across Rust versions, unlike `DefaultHasher`.
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
 /// Plans `plan` (a query's logical plan, unoptimized) as a stream graph.
 pub fn to_stream(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan, SqlError> {
     refuse_unstable(plan)?;

@@ -271,6 +271,10 @@ async fn views_and_sinks_compute_dead_letter_and_resume() {
         engine.pipeline_status("people"),
         Some(PipelineStatus::Running)
     );
+    let stored = engine.catalog_entry("big").expect("big");
+    assert_eq!(stored.state, "active");
+    assert_eq!(stored.depends_on, vec!["orders".to_string()]);
+    assert_eq!(stored.plan_fingerprint.as_ref().map(String::len), Some(16));
 
     run(&s, "DROP MATERIALIZED VIEW large; DROP MATERIALIZED VIEW big; DROP SINK people")
         .await
