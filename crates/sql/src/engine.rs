@@ -110,7 +110,9 @@ impl Engine {
         &self.state
     }
 
-    pub(crate) fn sources_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<SourceDef>>> {
+    pub(crate) fn sources_mut(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<SourceDef>>> {
         self.sources.write().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -269,8 +269,7 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
     if word_at(parser, 0, "EXPLAIN") && word_at(parser, 1, "CREATE") {
         skip_statement(parser);
         return Ok(WeirStatement::NotYet(
-            "EXPLAIN of CREATE is not supported yet"
-                .to_string(),
+            "EXPLAIN of CREATE is not supported yet".to_string(),
         ));
     }
     Ok(WeirStatement::Sql(Box::new(parser.parse_statement()?)))

@@ -95,7 +95,8 @@ fn weir_statements_and_plain_sql() {
             "{not_yet}"
         );
     }
-    let WeirStatement::CreateView(v) = one("CREATE MATERIALIZED VIEW IF NOT EXISTS V AS SELECT a FROM s")
+    let WeirStatement::CreateView(v) =
+        one("CREATE MATERIALIZED VIEW IF NOT EXISTS V AS SELECT a FROM s")
     else {
         panic!("a view")
     };
@@ -109,7 +110,10 @@ fn weir_statements_and_plain_sql() {
         panic!("a sink")
     };
     assert_eq!(k.input, SinkInput::From("v".into()));
-    assert_eq!(k.options.get("topic").map(String::as_str), Some("orders.clean-1"));
+    assert_eq!(
+        k.options.get("topic").map(String::as_str),
+        Some("orders.clean-1")
+    );
     assert_eq!(k.options.get("format").map(String::as_str), Some("json"));
     // What the catalog stores parses back to the same sink.
     assert_eq!(one(&k.to_string()), WeirStatement::CreateSink(k.clone()));
@@ -140,7 +144,11 @@ fn weir_statements_and_plain_sql() {
         let WeirStatement::CreateSink(k) = one(sql) else {
             panic!("{sql}")
         };
-        assert_eq!(k.options.get("topic").map(String::as_str), Some(topic), "{sql}");
+        assert_eq!(
+            k.options.get("topic").map(String::as_str),
+            Some(topic),
+            "{sql}"
+        );
     }
     assert!(matches!(
         one("SELECT * FROM s WHERE a > 1"),

@@ -151,7 +151,11 @@ impl Engine {
                 let def = view_def(name, planned.schema.clone())?;
                 let sink = SinkSpec {
                     topic: name.to_string(),
-                    encoder: Arc::new(|| Box::new(RowEncoder { format: Format::Json })),
+                    encoder: Arc::new(|| {
+                        Box::new(RowEncoder {
+                            format: Format::Json,
+                        })
+                    }),
                 };
                 Ok((planned, sink, Some(def)))
             }
@@ -271,7 +275,15 @@ impl Engine {
         // (4) `active`, then (5) the pipeline.
         entry.state = "active".into();
         self.catalog.put(&name, entry.clone()).await?;
-        self.run(&name, kind, entry.id, planned, sink, view, format_name(&entry));
+        self.run(
+            &name,
+            kind,
+            entry.id,
+            planned,
+            sink,
+            view,
+            format_name(&entry),
+        );
         tracing::info!(name, kind = entry_kind, "pipeline created");
         Ok(Output::Command(tag))
     }
@@ -374,7 +386,15 @@ impl Engine {
             match planned {
                 Ok((planned, sink, view)) => {
                     tracing::info!(name, id = entry.id, "resuming pipeline");
-                    self.run(&name, kind, entry.id, planned, sink, view, format_name(&entry));
+                    self.run(
+                        &name,
+                        kind,
+                        entry.id,
+                        planned,
+                        sink,
+                        view,
+                        format_name(&entry),
+                    );
                 }
                 Err(e) => {
                     tracing::error!(name, error = %e, "cannot resume pipeline");
@@ -412,7 +432,9 @@ impl Engine {
         for topic in owned {
             match self.state.delete_topic(&topic).await {
                 Ok(_) | Err(AdminError::UnknownTopic(_)) => {}
-                Err(e) => tracing::warn!(topic, error = %e, "cannot delete a dropped pipeline's topic"),
+                Err(e) => {
+                    tracing::warn!(topic, error = %e, "cannot delete a dropped pipeline's topic")
+                }
             }
         }
         tracing::info!(name, "pipeline dropped");

@@ -155,10 +155,12 @@ impl Planner<'_> {
                         .iter()
                         .map(|&i| {
                             let f = full.field(i);
-                            Ok(Arc::new(datafusion::physical_expr::expressions::Column::new(
-                                f.name(),
-                                i,
-                            )) as Arc<dyn PhysicalExpr>)
+                            Ok(
+                                Arc::new(datafusion::physical_expr::expressions::Column::new(
+                                    f.name(),
+                                    i,
+                                )) as Arc<dyn PhysicalExpr>,
+                            )
                         })
                         .collect::<Result<Vec<_>, SqlError>>()?;
                     node = self.map(source, full, exprs, None);

@@ -50,7 +50,10 @@ impl SqlService {
 
     /// The listener's address; `None` when it is disabled.
     pub fn local_addr(&self) -> std::io::Result<Option<std::net::SocketAddr>> {
-        self.listener.as_ref().map(TcpListener::local_addr).transpose()
+        self.listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
     }
 }
 

@@ -44,12 +44,10 @@ impl SourceDecoder for SqlDecoder {
     }
 
     fn push(&mut self, rec: &RecordRef<'_>) -> Result<(), DecodeFailure> {
-        self.decoder
-            .decode(rec.value)
-            .map_err(|e| DecodeFailure {
-                kind: e.kind.as_str(),
-                message: e.to_string(),
-            })?;
+        self.decoder.decode(rec.value).map_err(|e| DecodeFailure {
+            kind: e.kind.as_str(),
+            message: e.to_string(),
+        })?;
         if !self.def.includes.is_empty() {
             let headers = rec
                 .headers

@@ -118,9 +118,15 @@ async fn the_planner_refuses_what_the_runtime_cannot_run_at_create() {
     .await
     .expect("sources");
     for (sql, construct) in [
-        ("SELECT customer, count(*) FROM orders GROUP BY customer", "GROUP BY"),
+        (
+            "SELECT customer, count(*) FROM orders GROUP BY customer",
+            "GROUP BY",
+        ),
         ("SELECT DISTINCT customer FROM orders", "DISTINCT"),
-        ("SELECT * FROM orders o JOIN returns r ON o.id = r.id", "JOIN"),
+        (
+            "SELECT * FROM orders o JOIN returns r ON o.id = r.id",
+            "JOIN",
+        ),
         ("SELECT * FROM orders ORDER BY id", "ORDER BY"),
         ("SELECT * FROM orders LIMIT 3", "LIMIT"),
         (
@@ -204,7 +210,10 @@ async fn views_and_sinks_compute_dead_letter_and_resume() {
         .expect("view of a view");
         wait_count(&s, "SELECT count(*) FROM large", 1).await;
 
-        let out = state.topic("people_out").expect("sink topic").all_partitions();
+        let out = state
+            .topic("people_out")
+            .expect("sink topic")
+            .all_partitions();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while testkit::consume(&out[0], Isolation::ReadCommitted).len() < 3 {
             assert!(tokio::time::Instant::now() < deadline, "sink");
@@ -240,9 +249,13 @@ async fn views_and_sinks_compute_dead_letter_and_resume() {
         assert!(show.iter().all(|r| r[3] == "running"), "{show:?}");
         let show = rows(&run(&s, "SHOW SINKS").await.expect("show"));
         assert_eq!(show, vec![vec!["people", "people_out", "json", "running"]]);
-        let err = run(&s, "DROP MATERIALIZED VIEW big").await.expect_err("dependents");
+        let err = run(&s, "DROP MATERIALIZED VIEW big")
+            .await
+            .expect_err("dependents");
         assert!(err.to_string().contains("large"), "{err}");
-        let err = run(&s, "INSERT INTO big (id) VALUES (9)").await.expect_err("insert");
+        let err = run(&s, "INSERT INTO big (id) VALUES (9)")
+            .await
+            .expect_err("insert");
         assert!(err.to_string().contains("materialized view"), "{err}");
         engine.stop().await;
     }
@@ -259,7 +272,10 @@ async fn views_and_sinks_compute_dead_letter_and_resume() {
     .expect("insert");
     wait_count(&s, "SELECT count(*) FROM big", 4).await;
     wait_count(&s, "SELECT count(*) FROM large", 2).await;
-    let out = state.topic("people_out").expect("sink topic").all_partitions();
+    let out = state
+        .topic("people_out")
+        .expect("sink topic")
+        .all_partitions();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while testkit::consume(&out[0], Isolation::ReadCommitted).len() < 4 {
         assert!(tokio::time::Instant::now() < deadline, "sink after restart");
@@ -276,11 +292,17 @@ async fn views_and_sinks_compute_dead_letter_and_resume() {
     assert_eq!(stored.depends_on, vec!["orders".to_string()]);
     assert_eq!(stored.plan_fingerprint.as_ref().map(String::len), Some(16));
 
-    run(&s, "DROP MATERIALIZED VIEW large; DROP MATERIALIZED VIEW big; DROP SINK people")
-        .await
-        .expect("drop");
+    run(
+        &s,
+        "DROP MATERIALIZED VIEW large; DROP MATERIALIZED VIEW big; DROP SINK people",
+    )
+    .await
+    .expect("drop");
     assert!(state.topic("big").is_none(), "a view's topic is its own");
-    assert!(state.topic("people_out").is_some(), "a sink's topic is the user's");
+    assert!(
+        state.topic("people_out").is_some(),
+        "a sink's topic is the user's"
+    );
     assert!(engine.pipeline_status("people").is_none());
     assert!(rows(&run(&s, "SHOW SINKS").await.expect("show")).is_empty());
     engine.stop().await;

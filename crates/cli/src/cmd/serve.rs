@@ -191,9 +191,9 @@ async fn services(sql: SqlSettings) -> anyhow::Result<Vec<Box<dyn weir_broker::S
     let service = weir_sql::SqlService::bind(sql).await?;
     match service.local_addr()? {
         Some(addr) => tracing::info!(sql_listen = %addr, "SQL listener bound"),
-        None => tracing::info!(
-            "SQL listener disabled (weir.sql.listen is empty); pipelines still run"
-        ),
+        None => {
+            tracing::info!("SQL listener disabled (weir.sql.listen is empty); pipelines still run")
+        }
     }
     services.push(Box::new(service));
     Ok(services)

@@ -176,7 +176,10 @@ pub fn dead_letter(topic: &str, rec: &RecordRef<'_>, e: &DecodeFailure) -> SinkR
             "weir.source.partition".to_string(),
             text(rec.partition.to_string()),
         ),
-        ("weir.source.offset".to_string(), text(rec.offset.to_string())),
+        (
+            "weir.source.offset".to_string(),
+            text(rec.offset.to_string()),
+        ),
     ]);
     SinkRecord {
         key: rec.key.map(Bytes::copy_from_slice),
