@@ -73,6 +73,12 @@ impl Engine {
                 // A CREATE that crashed before it was answered: undo it.
                 tracing::info!(name, "rolling back an unfinished CREATE");
                 engine.catalog.remove(&name).await?;
+                // A view's topic is its own: gone with it, so the name can be created again.
+                if entry.kind == VIEW && engine.state.topic(&name).is_some() {
+                    if let Err(e) = engine.state.delete_topic(&name).await {
+                        tracing::warn!(name, error = %e, "cannot delete the rolled-back view's topic");
+                    }
+                }
                 continue;
             }
             if entry.kind != "source" {

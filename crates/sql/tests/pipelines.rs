@@ -259,10 +259,31 @@ async fn views_and_sinks_compute_dead_letter_and_resume() {
         assert!(err.to_string().contains("materialized view"), "{err}");
         engine.stop().await;
     }
-    // Started again: every pipeline resumes from its committed epoch, nothing twice.
+    // A CREATE that crashed between `creating` and `active`, its topic made.
+    {
+        let catalog = weir_sql::catalog::Catalog::open(state.clone())
+            .await
+            .expect("catalog");
+        let mut ghost = catalog.new_entry(
+            "view",
+            "CREATE MATERIALIZED VIEW ghost AS SELECT id FROM orders".into(),
+            Vec::new(),
+            Default::default(),
+        );
+        ghost.state = "creating".into();
+        catalog.put("ghost", ghost).await.expect("put");
+        state
+            .create_topic("ghost", 1, 1, Default::default())
+            .await
+            .expect("topic");
+    }
+    // Started again: the unfinished CREATE is rolled back, every pipeline resumes from its
+    // committed epoch, nothing twice.
     let engine = Engine::start(state.clone(), SqlConfig::default())
         .await
         .expect("engine");
+    assert!(engine.catalog_entry("ghost").is_none());
+    assert!(state.topic("ghost").is_none());
     let s = engine.session();
     run(
         &s,
