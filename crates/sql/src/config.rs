@@ -26,6 +26,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "1000",
         "records sampled per partition to infer a source's columns",
     ),
+    (
+        "weir.sql.checkpoint.interval.ms",
+        "1000",
+        "how often each view's and sink's pipeline commits an epoch (its output, dead letters \
+         and source offsets in one transaction)",
+    ),
 ];
 
 /// Whether `key` is one of the SQL service's keys.
@@ -41,6 +47,8 @@ pub struct SqlConfig {
     pub max_connections: usize,
     pub query_memory_bytes: usize,
     pub schema_sample_records: usize,
+    /// `weir.sql.checkpoint.interval.ms`.
+    pub checkpoint_interval_ms: usize,
 }
 
 impl Default for SqlConfig {
@@ -50,6 +58,7 @@ impl Default for SqlConfig {
             max_connections: 100,
             query_memory_bytes: 256 << 20,
             schema_sample_records: 1000,
+            checkpoint_interval_ms: 1000,
         }
     }
 }
@@ -87,6 +96,9 @@ impl SqlConfig {
                 "weir.sql.query.memory.bytes" => config.query_memory_bytes = positive(key, value)?,
                 "weir.sql.schema.sample.records" => {
                     config.schema_sample_records = positive(key, value)?
+                }
+                "weir.sql.checkpoint.interval.ms" => {
+                    config.checkpoint_interval_ms = positive(key, value)?
                 }
                 _ => unknown.push(key.clone()),
             }
@@ -141,12 +153,14 @@ mod tests {
         let (c, unknown) = SqlConfig::from_pairs(&pairs(&[
             ("weir.sql.listen", "0.0.0.0:15432"),
             ("weir.sql.max.connections", "7"),
+            ("weir.sql.checkpoint.interval.ms", "250"),
             ("weir.sql.bogus", "1"),
             ("log.retention.ms", "5"),
         ]))
         .expect("config");
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:15432"));
         assert_eq!(c.max_connections, 7);
+        assert_eq!(c.checkpoint_interval_ms, 250);
         assert_eq!(unknown, vec!["weir.sql.bogus".to_string()]);
     }
 

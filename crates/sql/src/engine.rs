@@ -25,6 +25,7 @@ use crate::catalog::Catalog;
 use crate::config::SqlConfig;
 use crate::error::SqlError;
 use crate::parser::{CreateSource, ObjectKind, WeirStatement};
+use crate::pipelines::{Pipelines, SINK, VIEW};
 use crate::records::PartitionReader;
 use crate::source::{self, SourceDef};
 use crate::table::TopicTable;
@@ -42,17 +43,20 @@ pub enum Output {
 
 /// Shared by every connection.
 pub struct Engine {
-    state: Arc<State>,
+    pub(crate) state: Arc<State>,
     config: SqlConfig,
-    catalog: Catalog,
+    pub(crate) catalog: Catalog,
     sources: Arc<RwLock<BTreeMap<String, Arc<SourceDef>>>>,
     runtime: Arc<RuntimeEnv>,
+    pub(crate) pipelines: Pipelines,
 }
 
 impl Engine {
-    /// Opens the catalog and defines every stored source again from its SQL.
+    /// Opens the catalog, defines every stored source again from its SQL, and resumes every
+    /// materialized view's and sink's pipeline from its last committed epoch.
     pub async fn start(state: Arc<State>, config: SqlConfig) -> Result<Arc<Engine>, SqlError> {
         let catalog = Catalog::open(state.clone()).await?;
+        let pipelines = Pipelines::start(state.clone(), &config)?;
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(config.query_memory_bytes)))
             .build_arc()?;
@@ -62,12 +66,19 @@ impl Engine {
             catalog,
             sources: Arc::new(RwLock::new(BTreeMap::new())),
             runtime,
+            pipelines,
         });
         for (name, entry) in engine.catalog.list() {
             if entry.state == "creating" {
                 // A CREATE that crashed before it was answered: undo it.
                 tracing::info!(name, "rolling back an unfinished CREATE");
                 engine.catalog.remove(&name).await?;
+                // A view's topic is its own: gone with it, so the name can be created again.
+                if entry.kind == VIEW && engine.state.topic(&name).is_some() {
+                    if let Err(e) = engine.state.delete_topic(&name).await {
+                        tracing::warn!(name, error = %e, "cannot delete the rolled-back view's topic");
+                    }
+                }
                 continue;
             }
             if entry.kind != "source" {
@@ -92,19 +103,32 @@ impl Engine {
                 Err(e) => tracing::error!(name, error = %e, "cannot restore source"),
             }
         }
+        engine.resume_pipelines().await?;
         Ok(engine)
+    }
+
+    /// Stops every pipeline, each committing what it has processed (a clean shutdown).
+    pub async fn stop(&self) {
+        self.pipelines.stop_all().await;
     }
 
     pub fn state(&self) -> &Arc<State> {
         &self.state
     }
 
-    fn sources_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<SourceDef>>> {
+    pub(crate) fn sources_mut(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<SourceDef>>> {
         self.sources.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn sources(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<SourceDef>>> {
         self.sources.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The catalog's record of `name`.
+    pub fn catalog_entry(&self, name: &str) -> Option<crate::catalog::Entry> {
+        self.catalog.get(name)
     }
 
     pub fn source(&self, name: &str) -> Option<Arc<SourceDef>> {
@@ -222,29 +246,59 @@ impl Engine {
     ) -> Result<Output, SqlError> {
         let tag = format!("DROP {}", kind.sql_name());
         let _change = self.catalog.begin_change().await;
-        match self.catalog.get(&name) {
-            None if if_exists => Ok(Output::Command(tag)),
-            None => Err(SqlError::UnknownRelation(name)),
-            Some(entry) if entry.kind != "source" || kind != ObjectKind::Source => {
-                Err(SqlError::Invalid(format!(
-                    "{name} is a {}, not a {}",
-                    entry.kind,
-                    kind.sql_name().to_lowercase()
-                )))
+        let Some(entry) = self.catalog.get(&name) else {
+            if if_exists {
+                return Ok(Output::Command(tag));
             }
-            Some(_) => {
-                self.catalog.remove(&name).await?;
-                self.sources_mut().remove(&name);
-                tracing::info!(source = %name, "source dropped");
-                Ok(Output::Command(tag))
-            }
+            return Err(SqlError::UnknownRelation(name));
+        };
+        let entry_kind = match kind {
+            ObjectKind::Source => "source",
+            ObjectKind::MaterializedView => VIEW,
+            ObjectKind::Sink => SINK,
+            ObjectKind::Table => "table",
+        };
+        if entry.kind != entry_kind {
+            return Err(SqlError::Invalid(format!(
+                "{name} is a {}, not a {}",
+                entry.kind,
+                kind.sql_name().to_lowercase()
+            )));
         }
+        let dependents: Vec<String> = self
+            .catalog
+            .list()
+            .into_iter()
+            .filter(|(_, e)| e.depends_on.contains(&name))
+            .map(|(n, _)| n)
+            .collect();
+        if !dependents.is_empty() {
+            return Err(SqlError::Invalid(format!(
+                "cannot drop {name}: {} read from it (drop them first; CASCADE is not supported \
+                 yet)",
+                dependents.join(", ")
+            )));
+        }
+        if kind == ObjectKind::Source {
+            self.catalog.remove(&name).await?;
+            self.sources_mut().remove(&name);
+            tracing::info!(source = %name, "source dropped");
+        } else {
+            self.drop_pipeline(&name, &entry).await?;
+        }
+        Ok(Output::Command(tag))
     }
 
     fn show(&self, kind: ObjectKind) -> Output {
         let (mut names, mut topics, mut formats, mut statuses) = (vec![], vec![], vec![], vec![]);
+        for [name, topic, format, status] in self.pipeline_rows(kind) {
+            names.push(name);
+            topics.push(topic);
+            formats.push(format);
+            statuses.push(status);
+        }
         if kind == ObjectKind::Source {
-            for def in self.source_list() {
+            for def in self.source_list().into_iter().filter(|d| d.kind == kind) {
                 names.push(def.name.clone());
                 topics.push(def.topic.clone());
                 formats.push(def.format.name().to_string());
@@ -260,9 +314,18 @@ impl Engine {
     }
 
     fn describe(&self, name: &str) -> Result<Output, SqlError> {
-        let def = self
-            .source(name)
-            .ok_or_else(|| SqlError::UnknownRelation(name.to_string()))?;
+        let pipeline = self.pipeline_info(name);
+        let Some(def) = self.source(name) else {
+            // A sink: no columns of its own to read, only its pipeline.
+            let info = pipeline.ok_or_else(|| SqlError::UnknownRelation(name.to_string()))?;
+            let (names, values): (Vec<_>, Vec<_>) =
+                info.into_iter().map(|(k, v)| (Some(k), Some(v))).unzip();
+            let n = names.len();
+            return Ok(nullable_text_rows(
+                &DESCRIBE_COLUMNS,
+                vec![names, vec![None; n], vec![None; n], values],
+            ));
+        };
         let mut rows: Vec<[Option<String>; 4]> = def
             .column_infos()
             .into_iter()
@@ -276,16 +339,18 @@ impl Engine {
                 ]
             })
             .collect();
-        let mut info = vec![
-            ("kind".to_string(), "source".to_string()),
-            ("topic".to_string(), def.topic.clone()),
-            ("format".to_string(), def.format.name().to_string()),
-        ];
+        let mut info = pipeline.unwrap_or_else(|| {
+            vec![
+                ("kind".to_string(), "source".to_string()),
+                ("topic".to_string(), def.topic.clone()),
+                ("format".to_string(), def.format.name().to_string()),
+            ]
+        });
         if let Some((column, expr)) = &def.create.watermark {
             info.push(("watermark".to_string(), format!("{column} AS {expr}")));
         }
         for (k, v) in &def.create.options {
-            if k != "topic" && k != "format" {
+            if k != "topic" && k != "format" && def.kind == ObjectKind::Source {
                 info.push((format!("with {k}"), v.clone()));
             }
         }
@@ -327,10 +392,17 @@ impl Session {
         &self.engine
     }
 
+    /// The DataFusion state statements are planned in (the catalog's sources and views).
+    pub fn df_state(&self) -> datafusion::execution::session_state::SessionState {
+        self.ctx.state()
+    }
+
     /// Runs one statement.
     pub async fn execute(&self, statement: WeirStatement) -> Result<Output, SqlError> {
         match statement {
             WeirStatement::CreateSource(c) => self.engine.create_source(*c).await,
+            WeirStatement::CreateView(v) => self.engine.create_view(*v).await,
+            WeirStatement::CreateSink(k) => self.engine.create_sink(*k).await,
             WeirStatement::Show(kind) => Ok(self.engine.show(kind)),
             WeirStatement::Describe(name) => self.engine.describe(&name),
             WeirStatement::Drop {
@@ -522,7 +594,7 @@ async fn constant(expr: &str, data_type: &DataType) -> Result<source::Default, S
     })
 }
 
-fn column(name: &str, sql_type: &str) -> Result<ColumnDef, SqlError> {
+pub(crate) fn column(name: &str, sql_type: &str) -> Result<ColumnDef, SqlError> {
     let data_type = Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql_type)?
         .parse_data_type()?;

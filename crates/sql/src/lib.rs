@@ -20,10 +20,13 @@ pub mod error;
 pub mod parser;
 pub mod pg;
 pub mod pg_catalog;
+pub mod pipelines;
+pub mod plan;
 pub mod records;
 pub mod service;
 pub mod session;
 pub mod source;
+pub mod stream_io;
 pub mod table;
 pub mod types;
 

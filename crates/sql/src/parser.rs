@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use datafusion::sql::sqlparser::ast::{ColumnDef, ColumnOption, Expr, Statement};
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, ColumnDef, ColumnOption, Expr, Query, SetExpr, Statement, TableFactor, Value,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -80,10 +82,38 @@ pub struct CreateSource {
     pub options: BTreeMap<String, String>,
 }
 
+/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name AS query`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateView {
+    pub name: String,
+    pub if_not_exists: bool,
+    pub query: Box<Query>,
+}
+
+/// What a sink writes: a view's rows, or a query's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkInput {
+    From(String),
+    Query(Box<Query>),
+}
+
+/// `CREATE SINK [IF NOT EXISTS] name [INTO topic] [FORMAT f] [WITH (..)] { FROM view | AS
+/// query } [WITH (topic = .., format = ..)]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateSink {
+    pub name: String,
+    pub if_not_exists: bool,
+    pub input: SinkInput,
+    /// `INTO topic` and `FORMAT f` land here as `topic` and `format`.
+    pub options: BTreeMap<String, String>,
+}
+
 /// A statement as Weir executes it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WeirStatement {
     CreateSource(Box<CreateSource>),
+    CreateView(Box<CreateView>),
+    CreateSink(Box<CreateSink>),
     /// `SHOW SOURCES | TABLES | MATERIALIZED VIEWS | SINKS`.
     Show(ObjectKind),
     Describe(String),
@@ -93,8 +123,8 @@ pub enum WeirStatement {
         name: String,
         cascade: bool,
     },
-    /// A statement of the design that the streaming engine will run (CREATE TABLE, views,
-    /// sinks): refused with SQLSTATE 0A000 until it lands.
+    /// A statement of the design that the streaming engine does not run yet (CREATE TABLE,
+    /// EXPLAIN of CREATE): refused with SQLSTATE 0A000.
     NotYet(String),
     /// Anything else: sqlparser's statement, planned by DataFusion.
     Sql(Box<Statement>),
@@ -152,11 +182,30 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             parser.next_token();
             return parse_create_source(parser).map(|c| WeirStatement::CreateSource(Box::new(c)));
         }
+        if !or_replace && word_at(parser, 1, "MATERIALIZED") && word_at(parser, 2, "VIEW") {
+            for _ in 0..3 {
+                parser.next_token();
+            }
+            let if_not_exists = words(parser, &["IF", "NOT", "EXISTS"]);
+            let name = object_name(parser)?;
+            if !word(parser, "AS") {
+                return parser.expected("AS", parser.peek_token());
+            }
+            let query = parser.parse_query()?;
+            return Ok(WeirStatement::CreateView(Box::new(CreateView {
+                name,
+                if_not_exists,
+                query,
+            })));
+        }
+        if !or_replace && word_at(parser, 1, "SINK") {
+            parser.next_token();
+            parser.next_token();
+            return parse_create_sink(parser).map(|c| WeirStatement::CreateSink(Box::new(c)));
+        }
         for (ws, what) in [
             (&["TABLE"][..], "CREATE TABLE"),
-            (&["MATERIALIZED", "VIEW"][..], "CREATE MATERIALIZED VIEW"),
             (&["VIEW"][..], "CREATE VIEW"),
-            (&["SINK"][..], "CREATE SINK"),
         ] {
             if ws
                 .iter()
@@ -165,8 +214,8 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             {
                 skip_statement(parser);
                 return Ok(WeirStatement::NotYet(format!(
-                    "{what} is not supported yet: the streaming engine that maintains it has not \
-                     landed (sources, SELECT and INSERT work today)"
+                    "{what} is not supported yet (sources, materialized views, sinks, SELECT and \
+                     INSERT are)"
                 )));
             }
         }
@@ -220,9 +269,7 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
     if word_at(parser, 0, "EXPLAIN") && word_at(parser, 1, "CREATE") {
         skip_statement(parser);
         return Ok(WeirStatement::NotYet(
-            "EXPLAIN of CREATE is not supported yet: it prints the streaming plan, which has not \
-             landed"
-                .to_string(),
+            "EXPLAIN of CREATE is not supported yet".to_string(),
         ));
     }
     Ok(WeirStatement::Sql(Box::new(parser.parse_statement()?)))
@@ -261,6 +308,160 @@ pub(crate) fn normalize(ident: &datafusion::sql::sqlparser::ast::Ident) -> Strin
     } else {
         ident.value.to_lowercase()
     }
+}
+
+fn parse_create_sink(parser: &mut Parser) -> Result<CreateSink, ParserError> {
+    let if_not_exists = words(parser, &["IF", "NOT", "EXISTS"]);
+    let name = object_name(parser)?;
+    let mut options = BTreeMap::new();
+    if word(parser, "INTO") {
+        options.insert("topic".to_string(), topic_name(parser)?);
+    }
+    if word(parser, "FORMAT") {
+        let t = parser.next_token();
+        match t.token {
+            Token::Word(w) => options.insert("format".to_string(), w.value.to_lowercase()),
+            Token::SingleQuotedString(s) => options.insert("format".to_string(), s.to_lowercase()),
+            _ => return parser.expected("a format name", t),
+        };
+    }
+    let mut with = parse_with(parser)?;
+    let input = if word(parser, "FROM") {
+        SinkInput::From(object_name(parser)?)
+    } else if word(parser, "AS") {
+        let mut query = parser.parse_query()?;
+        // `AS SELECT .. FROM t WITH (topic = ..)`: sqlparser reads the trailing WITH as
+        // table hints of the last table; they are the sink's options.
+        with.extend(trailing_options(&mut query)?);
+        SinkInput::Query(query)
+    } else {
+        return parser.expected("FROM or AS", parser.peek_token());
+    };
+    with.extend(parse_with(parser)?);
+    for (k, v) in with {
+        if options.insert(k.clone(), v).is_some() {
+            return Err(ParserError::ParserError(format!("option {k} given twice")));
+        }
+    }
+    Ok(CreateSink {
+        name,
+        if_not_exists,
+        input,
+        options,
+    })
+}
+
+/// A topic name: a string, or a bare name that may hold dots, dashes and digits
+/// (`orders.clean`, `out-279cab6551`): adjacent tokens with no space between them, kept as
+/// written (topics are case-sensitive).
+fn topic_name(parser: &mut Parser) -> Result<String, ParserError> {
+    let first = parser.next_token();
+    let mut name = match &first.token {
+        Token::SingleQuotedString(s) => return Ok(s.clone()),
+        Token::Word(w) => w.value.clone(),
+        Token::Number(n, _) => n.clone(),
+        _ => return parser.expected("a topic name", first),
+    };
+    let mut end = first.span.end;
+    loop {
+        let next = parser.peek_token();
+        if next.span.start != end {
+            return Ok(name);
+        }
+        match &next.token {
+            Token::Word(w) if w.quote_style.is_none() => name.push_str(&w.value),
+            Token::Number(n, _) => name.push_str(n),
+            Token::Period => name.push('.'),
+            Token::Minus => name.push('-'),
+            _ => return Ok(name),
+        }
+        end = next.span.end;
+        parser.next_token();
+    }
+}
+
+/// Takes `key = value` table hints off the last table of `query` as options.
+fn trailing_options(query: &mut Query) -> Result<Vec<(String, String)>, ParserError> {
+    let mut body = query.body.as_mut();
+    let select = loop {
+        match body {
+            SetExpr::Select(s) => break s,
+            SetExpr::SetOperation { right, .. } => body = right.as_mut(),
+            SetExpr::Query(q) => body = q.body.as_mut(),
+            _ => return Ok(Vec::new()),
+        }
+    };
+    let Some(from) = select.from.last_mut() else {
+        return Ok(Vec::new());
+    };
+    let relation = match from.joins.last_mut() {
+        Some(j) => &mut j.relation,
+        None => &mut from.relation,
+    };
+    let TableFactor::Table { with_hints, .. } = relation else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for hint in std::mem::take(with_hints) {
+        let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = &hint
+        else {
+            return Err(ParserError::ParserError(format!(
+                "sink option {hint}: expected key = 'value'"
+            )));
+        };
+        let key = match left.as_ref() {
+            Expr::Identifier(i) => i.value.to_lowercase(),
+            Expr::CompoundIdentifier(parts) => parts
+                .iter()
+                .map(|p| p.value.to_lowercase())
+                .collect::<Vec<_>>()
+                .join("."),
+            other => {
+                return Err(ParserError::ParserError(format!(
+                    "sink option {other}: expected a name"
+                )))
+            }
+        };
+        let value = match right.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) => s.clone(),
+                Value::Number(n, _) => n.to_string(),
+                other => other.to_string(),
+            },
+            Expr::Identifier(i) => i.value.clone(),
+            other => other.to_string(),
+        };
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// An optional `WITH (key = value, ...)`.
+fn parse_with(parser: &mut Parser) -> Result<BTreeMap<String, String>, ParserError> {
+    let mut options = BTreeMap::new();
+    if word(parser, "WITH") {
+        parser.expect_token(&Token::LParen)?;
+        loop {
+            let key = option_key(parser)?;
+            parser.expect_token(&Token::Eq)?;
+            let value = option_value(parser)?;
+            if options.insert(key.clone(), value).is_some() {
+                return Err(ParserError::ParserError(format!(
+                    "option {key} given twice"
+                )));
+            }
+            if parser.consume_token(&Token::Comma) {
+                continue;
+            }
+            parser.expect_token(&Token::RParen)?;
+            break;
+        }
+    }
+    Ok(options)
 }
 
 fn parse_create_source(parser: &mut Parser) -> Result<CreateSource, ParserError> {
@@ -322,25 +523,7 @@ fn parse_create_source(parser: &mut Parser) -> Result<CreateSource, ParserError>
         };
         includes.push((meta, alias));
     }
-    let mut options = BTreeMap::new();
-    if word(parser, "WITH") {
-        parser.expect_token(&Token::LParen)?;
-        loop {
-            let key = option_key(parser)?;
-            parser.expect_token(&Token::Eq)?;
-            let value = option_value(parser)?;
-            if options.insert(key.clone(), value).is_some() {
-                return Err(ParserError::ParserError(format!(
-                    "option {key} given twice"
-                )));
-            }
-            if parser.consume_token(&Token::Comma) {
-                continue;
-            }
-            parser.expect_token(&Token::RParen)?;
-            break;
-        }
-    }
+    let options = parse_with(parser)?;
     Ok(CreateSource {
         name,
         if_not_exists,
@@ -421,6 +604,40 @@ impl fmt::Display for CreateSource {
             f.write_str(")")?;
         }
         Ok(())
+    }
+}
+
+/// The view as the catalog stores it.
+impl fmt::Display for CreateView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CREATE MATERIALIZED VIEW {} AS {}",
+            quote_ident(&self.name),
+            self.query
+        )
+    }
+}
+
+/// The sink as the catalog stores it (options in WITH).
+impl fmt::Display for CreateSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CREATE SINK {}", quote_ident(&self.name))?;
+        // Options before the query, where no table can take them for hints.
+        if !self.options.is_empty() {
+            f.write_str(" WITH (")?;
+            for (i, (k, v)) in self.options.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{k} = '{}'", v.replace('\'', "''"))?;
+            }
+            f.write_str(")")?;
+        }
+        match &self.input {
+            SinkInput::From(v) => write!(f, " FROM {}", quote_ident(v)),
+            SinkInput::Query(q) => write!(f, " AS {q}"),
+        }
     }
 }
 

@@ -88,13 +88,66 @@ fn weir_statements_and_plain_sql() {
     );
     for not_yet in [
         "CREATE TABLE t (a int, PRIMARY KEY (a)) WITH (topic = 't')",
-        "CREATE MATERIALIZED VIEW v AS SELECT 1",
-        "CREATE SINK k FROM v WITH (topic = 'x')",
         "EXPLAIN CREATE MATERIALIZED VIEW v AS SELECT (1)",
     ] {
         assert!(
             matches!(one(not_yet), WeirStatement::NotYet(_)),
             "{not_yet}"
+        );
+    }
+    let WeirStatement::CreateView(v) =
+        one("CREATE MATERIALIZED VIEW IF NOT EXISTS V AS SELECT a FROM s")
+    else {
+        panic!("a view")
+    };
+    assert_eq!((v.name.as_str(), v.if_not_exists), ("v", true));
+    assert_eq!(
+        v.to_string(),
+        "CREATE MATERIALIZED VIEW v AS SELECT a FROM s"
+    );
+    let WeirStatement::CreateSink(k) = one("CREATE SINK k INTO orders.clean-1 FORMAT JSON FROM v")
+    else {
+        panic!("a sink")
+    };
+    assert_eq!(k.input, SinkInput::From("v".into()));
+    assert_eq!(
+        k.options.get("topic").map(String::as_str),
+        Some("orders.clean-1")
+    );
+    assert_eq!(k.options.get("format").map(String::as_str), Some("json"));
+    // What the catalog stores parses back to the same sink.
+    assert_eq!(one(&k.to_string()), WeirStatement::CreateSink(k.clone()));
+    let WeirStatement::CreateSink(q) =
+        one("CREATE SINK q AS SELECT a FROM s WHERE a > 1 WITH (topic = 'out')")
+    else {
+        panic!("a sink")
+    };
+    let SinkInput::Query(body) = &q.input else {
+        panic!("a query")
+    };
+    assert_eq!(body.to_string(), "SELECT a FROM s WHERE a > 1");
+    assert_eq!(q.options.get("topic").map(String::as_str), Some("out"));
+    assert_eq!(one(&q.to_string()), WeirStatement::CreateSink(q.clone()));
+    let WeirStatement::CreateSink(u) = one(
+        "CREATE SINK u AS SELECT a FROM s UNION ALL SELECT a FROM t WITH (topic = 'o', format = csv)",
+    ) else {
+        panic!("a sink")
+    };
+    assert_eq!(u.options.get("format").map(String::as_str), Some("csv"));
+    assert_eq!(one(&u.to_string()), WeirStatement::CreateSink(u.clone()));
+    assert!(parse("CREATE SINK k INTO t").is_err(), "FROM or AS");
+    for (sql, topic) in [
+        ("CREATE SINK k INTO out-279cab6551 FROM v", "out-279cab6551"),
+        ("CREATE SINK k INTO a.b-1.C FROM v", "a.b-1.C"),
+        ("CREATE SINK k INTO 'x y' FROM v", "x y"),
+    ] {
+        let WeirStatement::CreateSink(k) = one(sql) else {
+            panic!("{sql}")
+        };
+        assert_eq!(
+            k.options.get("topic").map(String::as_str),
+            Some(topic),
+            "{sql}"
         );
     }
     assert!(matches!(

@@ -1,6 +1,8 @@
-//! The SQL listener as a broker service: bound before the broker serves (so a taken port is
-//! an error at start), started after transactions are recovered (the catalog is replayed
-//! then), stopped before the logs close (in-flight INSERTs finish their appends).
+//! The SQL engine as a broker service: its listener bound before the broker serves (so a
+//! taken port is an error at start), started after transactions are recovered (the catalog
+//! is replayed and every view's and sink's pipeline resumes then), stopped before the logs
+//! close (in-flight INSERTs finish their appends, pipelines commit their last epoch). With
+//! the listener disabled the pipelines still run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,24 +29,31 @@ pub enum ServiceError {
 const DRAIN: Duration = Duration::from_secs(5);
 
 pub struct SqlService {
-    listener: TcpListener,
+    /// `None`: the listener is disabled (`weir.sql.listen` empty).
+    listener: Option<TcpListener>,
     config: SqlConfig,
 }
 
 impl SqlService {
-    /// Binds `config.listen`; `None` when SQL is disabled.
-    pub async fn bind(config: SqlConfig) -> Result<Option<SqlService>, ServiceError> {
-        let Some(addr) = config.listen.clone() else {
-            return Ok(None);
+    /// Binds `config.listen` unless SQL connections are disabled.
+    pub async fn bind(config: SqlConfig) -> Result<SqlService, ServiceError> {
+        let listener = match config.listen.clone() {
+            None => None,
+            Some(addr) => Some(
+                TcpListener::bind(&addr)
+                    .await
+                    .map_err(|source| ServiceError::Bind { addr, source })?,
+            ),
         };
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServiceError::Bind { addr, source })?;
-        Ok(Some(SqlService { listener, config }))
+        Ok(SqlService { listener, config })
     }
 
-    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
+    /// The listener's address; `None` when it is disabled.
+    pub fn local_addr(&self) -> std::io::Result<Option<std::net::SocketAddr>> {
+        self.listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
     }
 }
 
@@ -69,6 +78,11 @@ impl weir_broker::Service for SqlService {
                         return;
                     }
                 },
+            };
+            let Some(listener) = listener else {
+                let _ = stop.recv().await;
+                engine.stop().await;
+                return;
             };
             let local = listener.local_addr().ok();
             tracing::info!(listen = ?local, "SQL listening (PostgreSQL wire protocol)");
@@ -113,6 +127,7 @@ impl weir_broker::Service for SqlService {
                 tracing::warn!("SQL connections still open after 5 s; closing them");
                 connections.abort_all();
             }
+            engine.stop().await;
         })
     }
 }

@@ -11,7 +11,7 @@ use weir_format::Format;
 
 use crate::catalog::ColumnInfo;
 use crate::error::SqlError;
-use crate::parser::{CreateSource, Meta};
+use crate::parser::{CreateSource, Meta, ObjectKind};
 use crate::types;
 
 /// `WITH` options a source accepts; the engine's (dead letters, watermarks, dedup) are
@@ -40,6 +40,8 @@ pub struct Default {
 pub struct SourceDef {
     /// The catalog entry's id (0 until stored).
     pub id: u64,
+    /// A source, or a materialized view read back from its topic as an append-only source.
+    pub kind: ObjectKind,
     pub name: String,
     pub topic: String,
     pub format: Format,
@@ -132,6 +134,7 @@ impl SourceDef {
         }
         Ok(SourceDef {
             id: 0,
+            kind: ObjectKind::Source,
             name: create.name.clone(),
             topic,
             format,

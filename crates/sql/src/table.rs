@@ -51,6 +51,10 @@ impl fmt::Debug for TopicTable {
 }
 
 impl TopicTable {
+    pub fn def(&self) -> &Arc<SourceDef> {
+        &self.def
+    }
+
     pub fn new(def: Arc<SourceDef>, state: Arc<State>) -> TopicTable {
         let defaults = def
             .payload
@@ -131,6 +135,12 @@ impl TableProvider for TopicTable {
         if insert_op != InsertOp::Append {
             return Err(DataFusionError::NotImplemented(format!(
                 "{insert_op} into a source: sources are append-only"
+            )));
+        }
+        if self.def.kind != crate::parser::ObjectKind::Source {
+            return Err(DataFusionError::Plan(format!(
+                "cannot INSERT into materialized view {}: its rows come from its query",
+                self.def.name
             )));
         }
         let sink = TopicSink {
@@ -256,9 +266,9 @@ impl ScanState {
     }
 }
 
-/// Metadata columns of the decoded rows.
+/// Metadata columns of the decoded rows (ad-hoc scans and pipelines' sources).
 #[derive(Default)]
-struct MetaColumns {
+pub(crate) struct MetaColumns {
     keys: Vec<Option<bytes::Bytes>>,
     partitions: Vec<i32>,
     offsets: Vec<i64>,
@@ -268,11 +278,11 @@ struct MetaColumns {
 
 impl MetaColumns {
     fn push(&mut self, r: &Record, partition: i32) {
-        self.keys.push(r.key.clone());
-        self.partitions.push(partition);
-        self.offsets.push(r.offset);
-        self.timestamps.push(r.timestamp.saturating_mul(1000));
-        self.headers.push(
+        self.push_parts(
+            r.key.clone(),
+            partition,
+            r.offset,
+            r.timestamp,
             r.headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
@@ -280,7 +290,28 @@ impl MetaColumns {
         );
     }
 
-    fn finish(&self, m: Meta) -> ArrayRef {
+    /// One record's metadata; `timestamp_ms` as Kafka gives it (milliseconds).
+    pub(crate) fn push_parts(
+        &mut self,
+        key: Option<bytes::Bytes>,
+        partition: i32,
+        offset: i64,
+        timestamp_ms: i64,
+        headers: Vec<(String, Option<bytes::Bytes>)>,
+    ) {
+        self.keys.push(key);
+        self.partitions.push(partition);
+        self.offsets.push(offset);
+        self.timestamps.push(timestamp_ms.saturating_mul(1000));
+        self.headers.push(headers);
+    }
+
+    /// Forgets the rows pushed (after their columns were taken).
+    pub(crate) fn clear(&mut self) {
+        *self = MetaColumns::default();
+    }
+
+    pub(crate) fn finish(&self, m: Meta) -> ArrayRef {
         match m {
             Meta::Key => {
                 let mut b = BinaryBuilder::new();

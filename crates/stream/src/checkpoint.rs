@@ -68,11 +68,7 @@ impl SourceState {
     /// The records of this state, to append in the epoch's transaction.
     pub fn records(&self, timestamp: i64) -> Vec<SinkRecord> {
         let mut out = Vec::with_capacity(self.offsets.len() + self.watermarks.len() + 1);
-        let rec = |key, value| SinkRecord {
-            key: Some(key),
-            value: Some(value),
-            timestamp,
-        };
+        let rec = |key, value| SinkRecord::new(Some(key), Some(value), timestamp);
         for ((topic, partition), (offset, max)) in &self.offsets {
             out.push(rec(
                 key(TAG_OFFSET, Some(topic), Some(*partition)),

@@ -26,8 +26,8 @@ pub struct RecordRef<'a> {
     pub headers: Headers<'a>,
 }
 
-/// Why one record could not be decoded. The record is skipped and counted (dead-letter
-/// topics come with the formats).
+/// Why one record could not be decoded. The record goes to its source's dead-letter topic
+/// (when it has one) with this error in its headers, and is counted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct DecodeFailure {
@@ -53,12 +53,31 @@ pub struct SinkRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub timestamp: i64,
+    pub headers: Vec<(String, Option<Bytes>)>,
 }
 
 impl SinkRecord {
+    /// A record without headers.
+    pub fn new(key: Option<Bytes>, value: Option<Bytes>, timestamp: i64) -> SinkRecord {
+        SinkRecord {
+            key,
+            value,
+            timestamp,
+            headers: Vec::new(),
+        }
+    }
+
     /// Bytes held, for the memory budget.
     pub fn size(&self) -> usize {
-        self.key.as_ref().map_or(0, Bytes::len) + self.value.as_ref().map_or(0, Bytes::len) + 24
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len) + 8)
+            .sum();
+        self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.as_ref().map_or(0, Bytes::len)
+            + headers
+            + 24
     }
 }
 
@@ -170,14 +189,14 @@ impl SinkEncoder for BytesEncoder {
         let key = self.key_col.map(column).transpose()?;
         let now = now_ms();
         for row in 0..batch.num_rows() {
-            out.push(SinkRecord {
-                key: match &key {
+            out.push(SinkRecord::new(
+                match &key {
                     Some(k) => bytes_at(k.as_ref(), row)?,
                     None => None,
                 },
-                value: bytes_at(value.as_ref(), row)?,
-                timestamp: now,
-            });
+                bytes_at(value.as_ref(), row)?,
+                now,
+            ));
         }
         Ok(())
     }

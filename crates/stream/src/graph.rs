@@ -41,6 +41,9 @@ pub struct SourceSpec {
     pub decoder: DecoderFactory,
     pub startup: Startup,
     pub watermark: Option<WatermarkSpec>,
+    /// The topic records that do not decode go to, in the epoch's transaction (same
+    /// partition, modulo its count); `None`: they are only counted.
+    pub dead_letter: Option<String>,
 }
 
 #[derive(Clone)]

@@ -95,7 +95,8 @@ pub struct Progress {
     pub offsets: HashMap<(String, i32), i64>,
     /// Committed watermark per source topic.
     pub watermarks: HashMap<String, i64>,
-    /// Records the decoders refused.
+    /// Records the decoders refused in this run (each dead-lettered when its source has a
+    /// dead-letter topic).
     pub decode_failures: u64,
     /// Records appended to sinks in committed epochs.
     pub records_out: u64,
@@ -282,6 +283,8 @@ struct SourceRt {
     decoder: Box<dyn SourceDecoder>,
     watermark: Option<(WatermarkSpec, WatermarkTracker)>,
     emitted: Option<i64>,
+    /// The dead-letter topic and its partitions.
+    dead_letter: Option<(String, Vec<Arc<Partition>>)>,
 }
 
 struct Pipeline {
@@ -380,7 +383,12 @@ impl Pipeline {
                         t.restore_emitted(restored.watermarks.get(&s.topic).copied());
                         (spec, t)
                     });
+                    let dead_letter = match &s.dead_letter {
+                        Some(t) => Some((t.clone(), partitions(&state, t)?)),
+                        None => None,
+                    };
                     sources.push(SourceRt {
+                        dead_letter,
                         node: i,
                         topic: s.topic.clone(),
                         readers,
@@ -516,7 +524,8 @@ impl Pipeline {
         for s in 0..self.sources.len() {
             let readers = self.sources.get(s).map_or(0, |s| s.readers.len());
             for r in 0..readers {
-                let (node, messages) = {
+                let mut dead = Vec::new();
+                let (node, messages, dead_letter) = {
                     let Some(src) = self.sources.get_mut(s) else {
                         break;
                     };
@@ -525,7 +534,7 @@ impl Pipeline {
                     };
                     watched.push((reader.partition.clone(), reader.partition.version()));
                     let before = reader.next_offset;
-                    let step = reader.read(src.decoder.as_mut())?;
+                    let step = reader.read(src.decoder.as_mut(), &mut dead)?;
                     let moved = reader.next_offset != before;
                     let batch = src.decoder.flush()?;
                     self.decode_failures += step.failed as u64;
@@ -553,8 +562,16 @@ impl Pipeline {
                         progressed |= moved;
                         self.dirty = true;
                     }
-                    (src.node, messages)
+                    let dead_letter = src.dead_letter.as_ref().and_then(|(t, parts)| {
+                        let p = usize::try_from(reader.index()).unwrap_or(0) % parts.len().max(1);
+                        parts.get(p).map(|p| (t.clone(), p.clone()))
+                    });
+                    (src.node, messages, dead_letter)
                 };
+                if let (Some((topic, partition)), false) = (dead_letter, dead.is_empty()) {
+                    // In the epoch's transaction: a replay after a crash writes them once.
+                    self.txn.append(&topic, &partition, &dead).await?;
+                }
                 for m in messages {
                     self.emit(node, m)?;
                 }

@@ -162,7 +162,11 @@ impl EpochTxn {
                     timestamp: r.timestamp,
                     key: r.key.clone(),
                     value: r.value.clone(),
-                    headers: Default::default(),
+                    headers: r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone().into(), v.clone()))
+                        .collect(),
                 }
             })
             .collect();

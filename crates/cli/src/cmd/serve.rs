@@ -213,17 +213,19 @@ fn sql_config(pairs: &BTreeMap<String, String>) -> anyhow::Result<SqlSettings> {
     Ok(())
 }
 
-/// The services started beside the Kafka listener: the SQL listener unless it is disabled.
+/// The services started beside the Kafka listener: the SQL engine (its pipelines, and its
+/// listener unless disabled).
 #[cfg(feature = "sql")]
 async fn services(sql: SqlSettings) -> anyhow::Result<Vec<Box<dyn weir_broker::Service>>> {
     let mut services: Vec<Box<dyn weir_broker::Service>> = Vec::new();
-    match weir_sql::SqlService::bind(sql).await? {
-        Some(service) => {
-            tracing::info!(sql_listen = %service.local_addr()?, "SQL listener bound");
-            services.push(Box::new(service));
+    let service = weir_sql::SqlService::bind(sql).await?;
+    match service.local_addr()? {
+        Some(addr) => tracing::info!(sql_listen = %addr, "SQL listener bound"),
+        None => {
+            tracing::info!("SQL listener disabled (weir.sql.listen is empty); pipelines still run")
         }
-        None => tracing::info!("SQL listener disabled (weir.sql.listen is empty)"),
     }
+    services.push(Box::new(service));
     Ok(services)
 }
 

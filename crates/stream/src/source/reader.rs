@@ -9,8 +9,10 @@ use weir_broker::partition::{Isolation, Partition, ReadResult, ReadSpec};
 use weir_storage::batch::{Batches, Check};
 use weir_storage::records::{self, Record, RecordIter};
 
+use bytes::Bytes;
+
 use crate::error::StreamError;
-use crate::format::{RecordRef, SourceDecoder};
+use crate::format::{DecodeFailure, RecordRef, SinkRecord, SourceDecoder};
 
 /// Largest records area decompressed from one batch (the broker accepts batches up to
 /// `message.max.bytes` compressed; this bounds what a hostile ratio could inflate to).
@@ -66,7 +68,7 @@ pub(crate) fn committed_records(
 pub struct ReadStep {
     /// Records decoded into the decoder.
     pub decoded: usize,
-    /// Records the decoder refused (skipped, counted).
+    /// Records the decoder refused (dead-lettered or counted).
     pub failed: usize,
     /// Nothing was left to read below the last stable offset.
     pub caught_up: bool,
@@ -99,8 +101,13 @@ impl PartitionReader {
         self.partition.index()
     }
 
-    /// Reads the next batches (about `max_bytes`, at least one batch) into `decoder`.
-    pub fn read(&mut self, decoder: &mut dyn SourceDecoder) -> Result<ReadStep, StreamError> {
+    /// Reads the next batches (about `max_bytes`, at least one batch) into `decoder`; each
+    /// record it refuses is added to `dead` as its dead letter (§9).
+    pub fn read(
+        &mut self,
+        decoder: &mut dyn SourceDecoder,
+        dead: &mut Vec<SinkRecord>,
+    ) -> Result<ReadStep, StreamError> {
         let index = self.index();
         let read = self
             .partition
@@ -136,12 +143,48 @@ impl PartitionReader {
                 Ok(()) => step.decoded += 1,
                 Err(e) => {
                     step.failed += 1;
-                    tracing::warn!(topic = %self.topic, partition = index, offset = r.offset, error = %e, "record not decoded; skipped");
+                    tracing::debug!(topic = %self.topic, partition = index, offset = r.offset, error = %e, "record not decoded; dead-lettered");
+                    dead.push(dead_letter(&self.topic, &rec, &e));
                 }
             }
         })?;
         self.next_offset = next;
         step.caught_up = next >= read.watermarks.last_stable_offset;
         Ok(step)
+    }
+}
+
+/// The dead letter of `rec`: its key, value, timestamp and headers as read, plus what failed
+/// and where the record came from, in `weir.*` headers.
+pub fn dead_letter(topic: &str, rec: &RecordRef<'_>, e: &DecodeFailure) -> SinkRecord {
+    let mut headers: Vec<(String, Option<Bytes>)> = rec
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                String::from_utf8_lossy(h.key).into_owned(),
+                h.value.map(Bytes::copy_from_slice),
+            )
+        })
+        .collect();
+    let text = |s: String| Some(Bytes::from(s));
+    headers.extend([
+        ("weir.error".to_string(), text(e.message.clone())),
+        ("weir.error.kind".to_string(), text(e.kind.to_string())),
+        ("weir.source.topic".to_string(), text(topic.to_string())),
+        (
+            "weir.source.partition".to_string(),
+            text(rec.partition.to_string()),
+        ),
+        (
+            "weir.source.offset".to_string(),
+            text(rec.offset.to_string()),
+        ),
+    ]);
+    SinkRecord {
+        key: rec.key.map(Bytes::copy_from_slice),
+        value: rec.value.map(Bytes::copy_from_slice),
+        timestamp: rec.timestamp,
+        headers,
     }
 }

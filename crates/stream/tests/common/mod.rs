@@ -71,6 +71,7 @@ pub fn source(topic: &str, watermark: Option<WatermarkSpec>) -> NodeSpec {
         decoder: Arc::new(|| Box::new(BytesDecoder::new())),
         startup: Startup::Earliest,
         watermark,
+        dead_letter: None,
     })
 }
 
