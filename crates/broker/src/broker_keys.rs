@@ -120,7 +120,7 @@ const INT_MAX: Option<&str> = Some("2147483647");
 /// Every broker key, sorted by name. One line per key, so not formatted.
 #[rustfmt::skip]
 pub const BROKER_KEYS: &[BrokerKey] = &[
-    k("advertised.listeners", None, Str, ReadOnly, true, "Listener addresses given to clients in Metadata (from --advertise, else the listen address)."),
+    k("advertised.listeners", None, Str, ReadOnly, true, "NAME://host:port per listener, given to clients that connected through it (from --advertise, else the listener's address)."),
     k("authorizer.class.name", Some(""), Str, ReadOnly, false, "The authorizer."),
     k("auto.create.topics.enable", Some("true"), Boolean, ReadOnly, true, "Metadata and Produce for a missing topic create it."),
     k("auto.leader.rebalance.enable", Some("true"), Boolean, ReadOnly, false, "Background leader rebalancing."),
@@ -130,7 +130,9 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("broker.rack", None, Str, ReadOnly, true, "This broker's rack, for rack-aware replica placement (cluster mode)."),
     k("broker.session.timeout.ms", Some("2500"), Int, ReadOnly, true, "A broker without heartbeat for this long is fenced (cluster mode; Kafka: 9000)."),
     k("compression.type", Some("producer"), Str, Dynamic, false, "Default compression of topics; producer keeps the producer's."),
+    k("connection.failed.authentication.delay.ms", Some("100"), Int, ReadOnly, true, "A failed SASL authentication is answered after this delay, then the connection closes."),
     k("connections.max.idle.ms", Some("600000"), Long, ReadOnly, true, "Idle connections are closed after this long (-1: never)."),
+    k("connections.max.reauth.ms", Some("0"), Long, ReadOnly, true, "SASL sessions last this long and must re-authenticate (KIP-368); 0: forever."),
     k("controller.listener.names", None, Str, ReadOnly, false, "Listener names the controller uses."),
     k("controller.quorum.election.timeout.ms", Some("1000"), Int, ReadOnly, true, "The metadata quorum's minimum election timeout (cluster mode)."),
     k("controller.quorum.voters", Some(""), List, ReadOnly, true, "The metadata quorum: id@host:port of each voter's internal listener; set, it selects cluster mode."),
@@ -145,8 +147,8 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("group.max.size", INT_MAX, Int, ReadOnly, true, "The most members a group may have."),
     k("group.min.session.timeout.ms", Some("6000"), Int, ReadOnly, true, "The shortest session timeout a consumer may ask for."),
     k("inter.broker.listener.name", None, Str, ReadOnly, false, "The listener brokers use between themselves."),
-    k("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"), Str, ReadOnly, false, "Security protocol of each listener name."),
-    k("listeners", None, Str, ReadOnly, true, "The address the broker listens on (from --listen)."),
+    k("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"), Str, ReadOnly, true, "Security protocol of each listener name."),
+    k("listeners", None, Str, ReadOnly, true, "NAME://host:port of each listener (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL or a mapped name); default: PLAINTEXT on --listen."),
     k("log.cleaner.backoff.ms", Some("15000"), Long, Dynamic, true, "Sleep of the log cleaner when there is nothing to clean."),
     k("log.cleaner.dedupe.buffer.size", Some("134217728"), Long, Dynamic, true, "Memory of the log cleaner's key map."),
     k("log.cleaner.delete.retention.ms", Some("86400000"), Long, Dynamic, true, "Default delete.retention.ms of topics."),
@@ -220,14 +222,19 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("replica.fetch.wait.max.ms", Some("500"), Int, ReadOnly, true, "How long a follower's fetch parks on the leader (cluster mode)."),
     k("replica.high.watermark.checkpoint.interval.ms", Some("5000"), Long, ReadOnly, true, "How often the high watermarks of replicated partitions are written to replication-offset-checkpoint (cluster mode)."),
     k("replica.lag.time.max.ms", Some("30000"), Long, ReadOnly, true, "A follower not caught up for this long leaves the ISR (cluster mode)."),
-    k("sasl.enabled.mechanisms", Some("GSSAPI"), List, ReadOnly, false, "SASL mechanisms enabled."),
+    k("sasl.enabled.mechanisms", Some("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"), List, ReadOnly, true, "SASL mechanisms of the SASL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."),
     k("security.inter.broker.protocol", Some("PLAINTEXT"), Str, ReadOnly, false, "Security protocol between brokers."),
     k("socket.receive.buffer.bytes", Some("102400"), Int, ReadOnly, false, "SO_RCVBUF of connections."),
     k("socket.request.max.bytes", Some("104857600"), Int, ReadOnly, true, "Larger request frames close the connection."),
     k("socket.send.buffer.bytes", Some("102400"), Int, ReadOnly, false, "SO_SNDBUF of connections."),
+    k("ssl.client.auth", Some("none"), Str, ReadOnly, true, "Client certificates on SSL listeners: none, requested or required."),
+    k("ssl.key.location", None, Str, ReadOnly, true, "PEM file of the TLS private key (PKCS#8, PKCS#1 or SEC1); default: the ssl.keystore.location file."),
     k("ssl.key.password", None, Password, ReadOnly, false, "Password of the private key."),
+    k("ssl.keystore.location", None, Str, ReadOnly, true, "PEM file of the TLS certificate chain, leaf first (and the key, unless ssl.key.location is set)."),
     k("ssl.keystore.password", None, Password, ReadOnly, false, "Password of the key store."),
+    k("ssl.truststore.location", None, Str, ReadOnly, true, "PEM file of the CA certificates client certificates are checked against."),
     k("ssl.truststore.password", None, Password, ReadOnly, false, "Password of the trust store."),
+    k("super.users", Some(""), List, ReadOnly, true, "Principals allowed every operation, ';'-separated (User:admin;User:CN=ops). Until ACLs: when set, only they may describe and alter SCRAM credentials."),
     k("transaction.abort.timed.out.transaction.cleanup.interval.ms", Some("10000"), Int, ReadOnly, true, "How often timed-out transactions are aborted."),
     k("transaction.max.timeout.ms", Some("900000"), Int, ReadOnly, true, "The longest transaction.timeout.ms a producer may ask for."),
     k("transaction.partition.verification.enable", Some("true"), Boolean, Dynamic, false, "Verify a transaction's partitions before appending (KIP-890)."),
@@ -238,6 +245,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("weir.durability", Some("acks-all"), Str, ReadOnly, true, "When produces are answered relative to fsync: acks-all, always or none."),
     k("weir.internal.listen", None, Str, ReadOnly, true, "The internal listener of a broker that is not a voter (cluster mode)."),
     k("weir.request.read.timeout.ms", Some("30000"), Long, ReadOnly, true, "A frame must arrive whole within this once its first byte did (-1: no limit)."),
+    k("weir.ssl.handshake.timeout.ms", Some("10000"), Long, ReadOnly, true, "A TLS handshake not finished in this time is cut off."),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static BrokerKey> {

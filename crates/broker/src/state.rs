@@ -91,6 +91,8 @@ pub enum AdminError {
     TooManyPartitions { requested: i64, max: i32 },
     #[error("a blocking task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    Credentials(#[from] crate::security::CredentialsError),
     #[error("replication factor {0} is not possible on a single node")]
     InvalidReplicationFactor(i16),
     #[error("{0}")]
@@ -173,6 +175,8 @@ pub struct State {
     pub checkpointed_high_watermarks: crate::hw_checkpoint::HighWatermarks,
     /// Answers `WeirDescribeCluster` in cluster mode (installed by the binary).
     cluster_admin: std::sync::OnceLock<Arc<dyn crate::cluster_admin::ClusterAdmin>>,
+    /// SCRAM credentials and the authentication counters.
+    pub security: Arc<crate::security::Security>,
 }
 
 impl State {
@@ -273,7 +277,12 @@ impl State {
         } else {
             Default::default()
         };
+        let security = Arc::new(crate::security::Security::new(
+            config.security.clone(),
+            crate::security::CredentialStore::open(&config.data_dir)?,
+        ));
         Ok(State {
+            security,
             checkpointed_high_watermarks,
             broker_configs,
             groups,

@@ -36,15 +36,14 @@ pub(super) fn opt_string(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())
 }
 
+/// `advertise`: the listener the request came through.
 pub fn find_coordinator(
     state: &State,
     req: &FindCoordinatorRequest,
     version: i16,
+    advertise: &(String, u16),
 ) -> FindCoordinatorResponse {
-    let (host, port) = (
-        &state.config.advertise.0,
-        i32::from(state.config.advertise.1),
-    );
+    let (host, port) = (&advertise.0, i32::from(advertise.1));
     let node = BrokerId(state.config.node_id);
     // Key type 0 is a group, 1 a transactional id: this broker coordinates both.
     let error = (!matches!(req.key_type, 0 | 1)).then_some(ResponseError::InvalidRequest);
