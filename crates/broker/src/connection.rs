@@ -176,10 +176,13 @@ pub async fn serve(
                 }
                 // A client resetting its connection (closing it with responses unread, say) is
                 // not worth a warning.
+                // TLS clients rarely send close_notify before closing (UnexpectedEof).
                 Err(ReadError::Io(e))
                     if matches!(
                         e.kind(),
-                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                        std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::BrokenPipe
+                            | std::io::ErrorKind::UnexpectedEof
                     ) =>
                 {
                     tracing::debug!(error = %e, "connection reset by the client");

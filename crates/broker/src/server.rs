@@ -253,7 +253,8 @@ impl Broker {
                     let limits = limits.clone();
                     let stop = stop_tx.subscribe();
                     connections.spawn(async move {
-                        if let Some((stream, conn)) = listener.handshake(stream, peer, &state).await {
+                        if let Some((stream, conn)) = listener.handshake(stream, peer, &state).await
+                        {
                             connection::serve(stream, conn, state, limits, stop).await;
                         }
                         drop(permit);

@@ -135,9 +135,7 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply
         }
         Request::ConsumerGroupDescribe(r) => ctx.reply(&groups::consumer_group_describe(state, &r)),
         Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r).await),
-        Request::DescribeCluster(r) => {
-            ctx.reply(&cluster::describe_cluster(state, &r, advertise))
-        }
+        Request::DescribeCluster(r) => ctx.reply(&cluster::describe_cluster(state, &r, advertise)),
         Request::DescribeLogDirs(r) => ctx.reply(&log_dirs::describe_log_dirs(state, &r)),
         Request::OffsetForLeaderEpoch(r) => ctx.reply(&epochs::offset_for_leader_epoch(state, r)),
         // On a SASL listener these never get here (security::sasl answers them).

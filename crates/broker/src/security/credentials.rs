@@ -121,7 +121,12 @@ impl CredentialStore {
     pub fn describe(&self) -> Vec<(String, Vec<(Mechanism, u32)>)> {
         self.read()
             .iter()
-            .map(|(u, m)| (u.clone(), m.iter().map(|(k, c)| (*k, c.iterations)).collect()))
+            .map(|(u, m)| {
+                (
+                    u.clone(),
+                    m.iter().map(|(k, c)| (*k, c.iterations)).collect(),
+                )
+            })
             .collect()
     }
 
@@ -148,7 +153,9 @@ impl CredentialStore {
         let mut results: BTreeMap<String, Option<(ResponseError, String)>> = BTreeMap::new();
         let mut seen: BTreeMap<(String, i8), usize> = BTreeMap::new();
         for a in &alterations {
-            *seen.entry((a.user().to_string(), a.mechanism())).or_default() += 1;
+            *seen
+                .entry((a.user().to_string(), a.mechanism()))
+                .or_default() += 1;
             results.entry(a.user().to_string()).or_insert(None);
         }
         let mut fail = |user: &str, e: ResponseError, m: String| {
@@ -160,10 +167,19 @@ impl CredentialStore {
         for a in &alterations {
             let user = a.user();
             if user.is_empty() {
-                fail(user, ResponseError::UnacceptableCredential, "Username must not be empty".into());
+                fail(
+                    user,
+                    ResponseError::UnacceptableCredential,
+                    "Username must not be empty".into(),
+                );
                 continue;
             }
-            if seen.get(&(user.to_string(), a.mechanism())).copied().unwrap_or(0) > 1 {
+            if seen
+                .get(&(user.to_string(), a.mechanism()))
+                .copied()
+                .unwrap_or(0)
+                > 1
+            {
                 fail(
                     user,
                     ResponseError::DuplicateResource,
@@ -172,7 +188,11 @@ impl CredentialStore {
                 continue;
             }
             let Some(mechanism) = Mechanism::from_code(a.mechanism()) else {
-                fail(user, ResponseError::UnsupportedSaslMechanism, "Unknown SCRAM mechanism".into());
+                fail(
+                    user,
+                    ResponseError::UnsupportedSaslMechanism,
+                    "Unknown SCRAM mechanism".into(),
+                );
                 continue;
             };
             match a {
@@ -240,13 +260,14 @@ impl CredentialStore {
         }
         let dir = self.dir.clone();
         let to_write = next.clone();
-        tokio::task::spawn_blocking(move || save(&dir, to_write))
-            .await??;
+        tokio::task::spawn_blocking(move || save(&dir, to_write)).await??;
         *self.users.write().unwrap_or_else(|p| p.into_inner()) = next;
         for (user, result) in &results {
             match result {
                 None => tracing::info!(%user, "SCRAM credentials altered"),
-                Some((e, m)) => tracing::info!(%user, error = ?e, reason = %m, "SCRAM credential alteration refused"),
+                Some((e, m)) => {
+                    tracing::info!(%user, error = ?e, reason = %m, "SCRAM credential alteration refused")
+                }
             }
         }
         Ok(results.into_iter().collect())
@@ -273,8 +294,8 @@ fn save(dir: &Path, users: Users) -> Result<(), CredentialsError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    let bytes = serde_json::to_vec_pretty(&CredentialsFile { users })
-        .map_err(CredentialsError::Encode)?;
+    let bytes =
+        serde_json::to_vec_pretty(&CredentialsFile { users }).map_err(CredentialsError::Encode)?;
     weir_storage::write_atomically(dir, FILE, &bytes)?;
     Ok(())
 }
@@ -328,8 +349,14 @@ mod tests {
                 upsert("bob", 1, 100, "pw"),
                 upsert("carol", 7, 4096, "pw"),
                 upsert("dave", 1, 4096, "pw"),
-                Alteration::Delete { user: "dave".into(), mechanism: 1 },
-                Alteration::Delete { user: "erin".into(), mechanism: 1 },
+                Alteration::Delete {
+                    user: "dave".into(),
+                    mechanism: 1,
+                },
+                Alteration::Delete {
+                    user: "erin".into(),
+                    mechanism: 1,
+                },
             ])
             .await
             .expect("alter");
@@ -348,17 +375,25 @@ mod tests {
         assert_eq!(described.len(), 1, "only alice applied: {described:?}");
         assert_eq!(
             described[0].1,
-            vec![(Mechanism::ScramSha256, 4096), (Mechanism::ScramSha512, 8192)]
+            vec![
+                (Mechanism::ScramSha256, 4096),
+                (Mechanism::ScramSha512, 8192)
+            ]
         );
         // What a reopened broker sees, and no password in the file.
         let reopened = CredentialStore::open(dir.path()).expect("reopen");
-        let cred = reopened.get("alice", Mechanism::ScramSha512).expect("alice");
+        let cred = reopened
+            .get("alice", Mechanism::ScramSha512)
+            .expect("alice");
         assert!(cred.matches_password(Mechanism::ScramSha512, "pw"));
         let text = std::fs::read_to_string(dir.path().join("meta").join(FILE)).expect("file");
         assert!(!text.contains("\"pw\""));
 
         let results = reopened
-            .alter(vec![Alteration::Delete { user: "alice".into(), mechanism: 1 }])
+            .alter(vec![Alteration::Delete {
+                user: "alice".into(),
+                mechanism: 1,
+            }])
             .await
             .expect("delete");
         assert_eq!(results, vec![("alice".to_string(), None)]);

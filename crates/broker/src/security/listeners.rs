@@ -157,7 +157,9 @@ fn protocol_map(value: Option<&str>) -> Result<BTreeMap<String, SecurityProtocol
             continue;
         }
         let bad = |why: &str| invalid("listener.security.protocol.map", pair, why);
-        let (name, proto) = pair.split_once(':').ok_or_else(|| bad("expected NAME:PROTOCOL"))?;
+        let (name, proto) = pair
+            .split_once(':')
+            .ok_or_else(|| bad("expected NAME:PROTOCOL"))?;
         let proto = SecurityProtocol::parse(proto.trim()).ok_or_else(|| bad("unknown protocol"))?;
         map.insert(name.trim().to_ascii_uppercase(), proto);
     }

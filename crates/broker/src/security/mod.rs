@@ -9,6 +9,8 @@ pub mod config;
 pub mod credentials;
 pub mod listeners;
 pub mod sasl;
+#[cfg(test)]
+mod sasl_tests;
 pub mod scram;
 pub mod scram_msg;
 pub mod tls;
@@ -93,7 +95,8 @@ impl Security {
     }
 
     pub fn count_successful_authentication(&self) {
-        self.successful_authentications.fetch_add(1, Ordering::Relaxed);
+        self.successful_authentications
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn count_failed_tls_handshake(&self) {

@@ -50,6 +50,8 @@ struct ScramFinal {
     /// False for an unknown user: the exchange runs to its end and fails there.
     known: bool,
     gs2_header: String,
+    /// The client's part of `nonce`.
+    client_nonce: String,
     nonce: String,
     client_first_bare: String,
     server_first: String,
@@ -58,7 +60,10 @@ struct ScramFinal {
 enum Phase {
     /// Nothing but ApiVersions and SaslHandshake yet.
     Start,
-    Exchange { framing: Framing, step: Step },
+    Exchange {
+        framing: Framing,
+        step: Step,
+    },
     Authenticated,
 }
 
@@ -109,7 +114,11 @@ impl Authenticator {
 
     /// A bare token after SaslHandshake v0: the reply, and whether to close after it. A
     /// successful exchange becomes `conn`'s principal.
-    pub async fn raw_token(&mut self, token: Bytes, conn: &mut crate::handlers::Conn) -> (Reply, bool) {
+    pub async fn raw_token(
+        &mut self,
+        token: Bytes,
+        conn: &mut crate::handlers::Conn,
+    ) -> (Reply, bool) {
         let Phase::Exchange { step, .. } = std::mem::replace(&mut self.phase, Phase::Start) else {
             return (Reply::Close, true);
         };
@@ -282,14 +291,15 @@ impl Authenticator {
         }
         match step {
             Step::Plain => {
-                let (user, password) =
-                    parse_plain(token).map_err(|why| failure(None, why))?;
+                let (user, password) = parse_plain(token).map_err(|why| failure(None, why))?;
                 let known = self.security.credentials.all_of(&user);
                 let candidates = if known.is_empty() {
                     // The same work for an unknown user as for a known one.
                     vec![(
                         Mechanism::ScramSha256,
-                        self.security.credentials.fake(&user, Mechanism::ScramSha256),
+                        self.security
+                            .credentials
+                            .fake(&user, Mechanism::ScramSha256),
                     )]
                 } else {
                     known
@@ -297,9 +307,7 @@ impl Authenticator {
                 let pw = password.clone();
                 // PBKDF2 is milliseconds of CPU: off the runtime's worker threads.
                 let ok = tokio::task::spawn_blocking(move || {
-                    candidates
-                        .iter()
-                        .any(|(m, c)| c.matches_password(*m, &pw))
+                    candidates.iter().any(|(m, c)| c.matches_password(*m, &pw))
                 })
                 .await
                 .unwrap_or(false);
@@ -311,15 +319,21 @@ impl Authenticator {
                 Ok((None, Vec::new()))
             }
             Step::ScramFirst(mechanism) => {
-                let first =
-                    parse_client_first(token).map_err(|e| failure(None, &e.to_string()))?;
+                let first = parse_client_first(token).map_err(|e| failure(None, &e.to_string()))?;
                 if first.authzid.as_ref().is_some_and(|a| a != &first.user) {
-                    return Err(failure(Some(&first.user), "authorization id differs from the user name"));
+                    return Err(failure(
+                        Some(&first.user),
+                        "authorization id differs from the user name",
+                    ));
                 }
-                let (credential, known) = match self.security.credentials.get(&first.user, mechanism) {
-                    Some(c) => (c, true),
-                    None => (self.security.credentials.fake(&first.user, mechanism), false),
-                };
+                let (credential, known) =
+                    match self.security.credentials.get(&first.user, mechanism) {
+                        Some(c) => (c, true),
+                        None => (
+                            self.security.credentials.fake(&first.user, mechanism),
+                            false,
+                        ),
+                    };
                 let nonce = format!("{}{}", first.nonce, STANDARD.encode(random_bytes(18)));
                 let server_first = format!(
                     "r={nonce},s={},i={}",
@@ -334,6 +348,7 @@ impl Authenticator {
                         credential,
                         known,
                         gs2_header: first.gs2_header.to_string(),
+                        client_nonce: first.nonce.to_string(),
                         nonce,
                         client_first_bare: first.bare.to_string(),
                         server_first,
@@ -345,9 +360,19 @@ impl Authenticator {
                 let user = Some(state.user.as_str());
                 let fin = parse_client_final(token).map_err(|e| failure(user, &e.to_string()))?;
                 if fin.channel_binding != state.gs2_header.as_bytes() {
-                    return Err(failure(user, "channel binding does not match the GS2 header"));
+                    return Err(failure(
+                        user,
+                        "channel binding does not match the GS2 header",
+                    ));
                 }
-                if fin.nonce != state.nonce {
+                // librdkafka 2.0.x sends its own nonce again in front of the combined one. The
+                // form still carries the whole server nonce (the freshness the check is for)
+                // and the proof is verified over the message as sent, so it is accepted.
+                let doubled = fin
+                    .nonce
+                    .strip_prefix(state.client_nonce.as_str())
+                    .is_some_and(|rest| rest == state.nonce);
+                if fin.nonce != state.nonce && !doubled {
                     return Err(failure(user, "nonce mismatch"));
                 }
                 let auth_message = format!(
@@ -359,12 +384,19 @@ impl Authenticator {
                     .verify_proof(state.mechanism, auth_message.as_bytes(), &fin.proof)
                     .filter(|_| state.known);
                 let Some(signature) = signature else {
-                    let why = if state.known { "invalid credentials" } else { "unknown user" };
+                    let why = if state.known {
+                        "invalid credentials"
+                    } else {
+                        "unknown user"
+                    };
                     return Err(failure(user, why));
                 };
                 self.authenticated(&state.user, state.mechanism)
                     .map_err(|why| failure(user, &why))?;
-                Ok((None, format!("v={}", STANDARD.encode(signature)).into_bytes()))
+                Ok((
+                    None,
+                    format!("v={}", STANDARD.encode(signature)).into_bytes(),
+                ))
             }
         }
     }

@@ -63,7 +63,13 @@ impl Mechanism {
     /// The SCRAM mechanisms, PLAIN excluded.
     pub const SCRAM: [Mechanism; 2] = [Mechanism::ScramSha256, Mechanism::ScramSha512];
 
-    fn algorithms(self) -> (hmac::Algorithm, &'static digest::Algorithm, pbkdf2::Algorithm) {
+    fn algorithms(
+        self,
+    ) -> (
+        hmac::Algorithm,
+        &'static digest::Algorithm,
+        pbkdf2::Algorithm,
+    ) {
         match self {
             Mechanism::ScramSha512 => (
                 hmac::HMAC_SHA512,
@@ -237,6 +243,9 @@ mod tests {
         assert_eq!(cred.stored_key.len(), 64);
         let json = serde_json::to_string(&cred).expect("json");
         assert!(!json.contains("pw\""));
-        assert_eq!(serde_json::from_str::<ScramCredential>(&json).expect("back"), cred);
+        assert_eq!(
+            serde_json::from_str::<ScramCredential>(&json).expect("back"),
+            cred
+        );
     }
 }

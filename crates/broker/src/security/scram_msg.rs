@@ -72,7 +72,9 @@ pub fn parse_client_first(msg: &[u8]) -> Result<ClientFirst<'_>, ScramMessageErr
     let mut attrs = bare.split(',');
     let user = match attrs.next() {
         Some(m) if m.starts_with("m=") => return Err(ScramMessageError::Extension),
-        Some(n) => n.strip_prefix("n=").ok_or(ScramMessageError::Missing('n'))?,
+        Some(n) => n
+            .strip_prefix("n=")
+            .ok_or(ScramMessageError::Missing('n'))?,
         None => return Err(ScramMessageError::Missing('n')),
     };
     let user = decode_saslname(user)?;
@@ -149,7 +151,11 @@ fn decode_saslname(s: &str) -> Result<String, ScramMessageError> {
 
 /// `printable` characters except `,` (RFC 5802 §7).
 fn check_nonce(nonce: &str) -> Result<(), ScramMessageError> {
-    if nonce.is_empty() || !nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',') {
+    if nonce.is_empty()
+        || !nonce
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+    {
         return Err(ScramMessageError::Nonce);
     }
     Ok(())

@@ -62,8 +62,8 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         path: files.key.clone(),
         source,
     })?;
-    let builder =
-        ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
     let builder = match (&files.truststore, files.client_auth) {
         (Some(path), ClientAuth::Requested | ClientAuth::Required) => {
             let mut roots = RootCertStore::empty();

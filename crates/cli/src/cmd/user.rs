@@ -102,8 +102,9 @@ async fn create(a: CreateArgs) -> anyhow::Result<()> {
     let mechs = mechanisms(&a.mechanisms)?;
     if let Some(dir) = &a.data_dir {
         // The data directory's lock: never write under a running broker.
-        let _lock = weir_broker::dir_lock::DirLock::acquire(dir)
-            .context("the data directory is in use (stop the broker, or create the user through it)")?;
+        let _lock = weir_broker::dir_lock::DirLock::acquire(dir).context(
+            "the data directory is in use (stop the broker, or create the user through it)",
+        )?;
         for m in &mechs {
             weir_broker::security::credentials::upsert_offline(
                 dir,
@@ -144,8 +145,14 @@ async fn list(a: ListArgs) -> anyhow::Result<()> {
     let mut table = Table::new(["USER", "MECHANISM", "ITERATIONS"]);
     for u in users {
         for (m, iterations) in u.credentials {
-            let name = Mechanism::from_code(m).map(Mechanism::name).unwrap_or("UNKNOWN");
-            table.row(vec![u.user.clone(), name.to_string(), iterations.to_string()]);
+            let name = Mechanism::from_code(m)
+                .map(Mechanism::name)
+                .unwrap_or("UNKNOWN");
+            table.row(vec![
+                u.user.clone(),
+                name.to_string(),
+                iterations.to_string(),
+            ]);
         }
     }
     let mut out = stdout();
@@ -166,7 +173,10 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
             .flat_map(|u| u.credentials.into_iter().map(|(m, _)| m))
             .collect()
     } else {
-        mechanisms(&a.mechanisms)?.iter().map(|m| m.code()).collect::<Vec<i8>>()
+        mechanisms(&a.mechanisms)?
+            .iter()
+            .map(|m| m.code())
+            .collect::<Vec<i8>>()
     };
     let deletions = mechs.into_iter().map(|m| (a.name.clone(), m)).collect();
     client
