@@ -404,3 +404,39 @@ def test_credentials_refused_to_non_super_users(secure_factory):
         [(ScramMechanism.SCRAM_SHA_256, 4096)]
     confluent_roundtrip(s.confluent("SASL_PLAINTEXT", "SCRAM-SHA-256", user="dave",
                                     password="dave-pw"), "dave-" + uuid.uuid4().hex[:6])
+
+
+# ---------------------------------------------------------------------------------------------
+# The Java client: SASL_SSL with SCRAM-SHA-512, a user made through its admin API, and
+# KIP-368 re-authentication on live connections.
+
+def test_java_client_over_sasl_ssl_reauthenticates(broker_factory, tmp_path):
+    import os
+    import re
+    import shutil
+    from pathlib import Path
+    libs = Path(os.environ.get("WEIR_JAVA_LIBS", Path.home() / ".cache" / "weir-java"))
+    if shutil.which("javac") is None or not (libs / "kafka-clients-4.3.0.jar").exists():
+        pytest.skip("javac or the Java client jars are missing (scripts/test installs the jars)")
+    make_certs(tmp_path)
+    data_dir = tmp_path / "java-data"
+    data_dir.mkdir()
+    create_user_offline(data_dir, "alice", USERS["alice"])
+    port, sasl_ssl = free_port(), free_port()
+    b = broker_factory(data_dir=data_dir, port=port, settings={
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{sasl_ssl}",
+        "ssl.keystore.location": str(tmp_path / "server.pem"),
+        "connections.max.reauth.ms": "2000",
+    }, extra_args=["--log", "info,weir_broker::security=debug"])
+    classes = tmp_path / "classes"
+    src = Path(__file__).parent / "java" / "WeirSecure.java"
+    subprocess.run(["javac", "-d", str(classes), "-cp", f"{libs}/*", str(src)], check=True,
+                   capture_output=True, timeout=120)
+    p = subprocess.run(["java", "-cp", f"{classes}:{libs}/*", "WeirSecure", f"127.0.0.1:{sasl_ssl}",
+                        "java-secure-" + uuid.uuid4().hex[:6], str(tmp_path / "ca.pem"), "alice",
+                        USERS["alice"]], capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, f"stdout:\n{p.stdout}\nstderr:\n{p.stderr[-3000:]}"
+    assert p.stdout.strip().endswith("OK")
+    # Some connection authenticated more than once: re-authentication on a live connection.
+    peers = re.findall(r"authenticated peer=(\S+) principal=User:java-user", b.log_path.read_text())
+    assert peers and max(peers.count(x) for x in peers) >= 2, peers
