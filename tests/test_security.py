@@ -313,6 +313,15 @@ def test_requests_before_authentication_close_the_connection(secure):
         assert err == 0
         c.send_raw(kwire.frame(kwire.request_header_v1(kwire.API_METADATA, 1, 2) + kwire.i32(-1)))
         assert c.wait_closed(5) == "closed"
+    # Before authentication a frame may not exceed sasl.server.max.receive.size (512 KiB): the
+    # length prefix alone closes the connection, nothing of the body is waited for.
+    with kwire.Conn(secure.addr("SASL_PLAINTEXT")) as c:
+        c.send_raw(kwire.i32(1024 * 1024) + b"x" * 100)
+        assert c.wait_closed(5) == "closed"
+    with kwire.Conn(secure.addr("PLAINTEXT")) as c:
+        # The same size is fine on a listener without SASL (socket.request.max.bytes rules).
+        c.send_raw(kwire.i32(1024 * 1024) + b"x" * 100)
+        assert c.wait_closed(1) == "open"
 
 
 def raw_plain_auth(addr, user, password):

@@ -223,6 +223,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("replica.high.watermark.checkpoint.interval.ms", Some("5000"), Long, ReadOnly, true, "How often the high watermarks of replicated partitions are written to replication-offset-checkpoint (cluster mode)."),
     k("replica.lag.time.max.ms", Some("30000"), Long, ReadOnly, true, "A follower not caught up for this long leaves the ISR (cluster mode)."),
     k("sasl.enabled.mechanisms", Some("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"), List, ReadOnly, true, "SASL mechanisms of the SASL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."),
+    k("sasl.server.max.receive.size", Some("524288"), Int, ReadOnly, true, "The largest request frame before SASL authentication completes."),
     k("security.inter.broker.protocol", Some("PLAINTEXT"), Str, ReadOnly, false, "Security protocol between brokers."),
     k("socket.receive.buffer.bytes", Some("102400"), Int, ReadOnly, false, "SO_RCVBUF of connections."),
     k("socket.request.max.bytes", Some("104857600"), Int, ReadOnly, true, "Larger request frames close the connection."),

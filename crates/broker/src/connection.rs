@@ -161,7 +161,7 @@ pub async fn serve(
         loop {
             let frame = tokio::select! {
                 _ = stop.recv() => break,
-                f = read_frame(&mut rd, &mut buf, &limits, &activity) => f,
+                f = read_frame(&mut rd, &mut buf, &limits, max_frame(&auth, &limits), &activity) => f,
             };
             let (frame, permit) = match frame {
                 Ok(Some(f)) => f,
@@ -354,6 +354,7 @@ async fn read_frame(
     rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
     limits: &Limits,
+    max_frame: usize,
     activity: &Activity,
 ) -> Result<Option<Frame>, ReadError> {
     // Bytes already buffered belong to this frame: its clock is running.
@@ -362,7 +363,7 @@ async fn read_frame(
         .flatten();
     let mut started = !buf.is_empty();
     let len = loop {
-        if let Some(len) = frame::body_length(buf, limits.max_frame)? {
+        if let Some(len) = frame::body_length(buf, max_frame)? {
             break len;
         }
         if buf.capacity() - buf.len() < 512 {
@@ -437,6 +438,16 @@ async fn read_frame(
         }
     }
     Ok(Some((body.freeze(), permit)))
+}
+
+/// The largest frame the connection reads next: before SASL authentication only handshakes
+/// and tokens are expected, and `sasl.server.max.receive.size` keeps unauthenticated clients
+/// from holding the shared request budget with large frames.
+fn max_frame(auth: &Option<Authenticator>, limits: &Limits) -> usize {
+    match auth {
+        Some(a) if a.principal().is_none() => limits.max_frame.min(a.max_receive()),
+        _ => limits.max_frame,
+    }
 }
 
 fn slow(limits: &Limits, got: usize, expected: usize) -> ReadError {

@@ -86,6 +86,8 @@ pub struct SecurityConfig {
     pub max_reauth: Option<Duration>,
     /// `super.users`: principals (`User:admin`) allowed everything.
     pub super_users: Vec<String>,
+    /// `sasl.server.max.receive.size`: the largest frame before SASL authentication.
+    pub max_receive_before_auth: usize,
 }
 
 impl SecurityConfig {
@@ -191,6 +193,8 @@ impl SecurityConfig {
                 100,
             )?),
             max_reauth: (reauth > 0).then(|| Duration::from_millis(reauth)),
+            max_receive_before_auth: usize::try_from(ms("sasl.server.max.receive.size", 524_288)?)
+                .unwrap_or(usize::MAX),
             super_users: get("super.users")
                 .unwrap_or_default()
                 .split(';')

@@ -101,6 +101,11 @@ impl Authenticator {
         self.principal.as_ref()
     }
 
+    /// `sasl.server.max.receive.size`: the largest frame before authentication.
+    pub fn max_receive(&self) -> usize {
+        self.security.config.max_receive_before_auth
+    }
+
     /// Whether the next frame is a bare token rather than a Kafka request.
     pub fn expects_raw_token(&self) -> bool {
         matches!(
