@@ -66,9 +66,15 @@ class Secure:
         return conf
 
 
-def make_certs(tmp):
+def make_certs(tmp, expired=False):
+    import datetime
     ca = trustme.CA()
-    server = ca.issue_cert("localhost", "127.0.0.1")
+    validity = {}
+    if expired:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        validity = {"not_before": now - datetime.timedelta(days=10),
+                    "not_after": now - datetime.timedelta(days=1)}
+    server = ca.issue_cert("localhost", "127.0.0.1", **validity)
     server.private_key_and_cert_chain_pem.write_to_path(str(tmp / "server.pem"))
     ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
     return ca
@@ -81,8 +87,8 @@ def create_user_offline(data_dir, user, password):
 
 @pytest.fixture
 def secure_factory(broker_factory, tmp_path):
-    def start(extra_settings=None, users=USERS):
-        ca = make_certs(tmp_path)
+    def start(extra_settings=None, users=USERS, expired=False):
+        ca = make_certs(tmp_path, expired)
         port = free_port()
         ports = {"PLAINTEXT": port, "SSL": free_port(), "SASL_PLAINTEXT": free_port(),
                  "SASL_SSL": free_port()}
@@ -255,6 +261,19 @@ def test_untrusted_server_certificate_fails_on_the_client(secure, tmp_path):
     with socket.create_connection(("127.0.0.1", secure.ports["SSL"]), timeout=5) as raw:
         with pytest.raises(ssl.SSLCertVerificationError):
             ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def test_expired_server_certificate_fails_on_the_client(secure_factory):
+    s = secure_factory(expired=True)
+    errors = connect_errors(s.confluent("SSL"))
+    assert any(e.code() == KafkaError._SSL for e in errors), errors
+    # The reason, as Python's TLS names it: the certificate has expired (not an unknown CA).
+    ctx = ssl.create_default_context(cafile=s.ca_file)
+    with socket.create_connection(("127.0.0.1", s.ports["SSL"]), timeout=5) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError, match="expired"):
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    # The broker itself keeps serving its other listeners.
+    confluent_roundtrip(s.confluent("SASL_PLAINTEXT", "SCRAM-SHA-256"), "exp-" + uuid.uuid4().hex[:6])
 
 
 def test_client_certificate_required(secure_factory, tmp_path):
