@@ -95,6 +95,8 @@ pub struct BrokerConfig {
     pub cluster: crate::cluster_config::ClusterConfig,
     /// `weir.metrics.*`: label caps and the lag interval of `/metrics`.
     pub metrics: MetricsConfig,
+    /// Listeners, TLS and SASL (`listeners`, `ssl.*`, `sasl.*`).
+    pub security: crate::security::SecurityConfig,
     /// Every raw pair given, for DescribeConfigs on the broker resource.
     pub raw: BTreeMap<String, String>,
 }
@@ -264,7 +266,19 @@ impl BrokerConfig {
             (None, Some(_)) => i32_in("broker.id", num("broker.id", "0")?)?,
         };
         let cluster = crate::cluster_config::ClusterConfig::parse(&get, node_id)?;
+        let security = crate::security::SecurityConfig::parse(
+            &|k| get(k).map(str::to_string),
+            listen,
+            advertise.clone(),
+        )?;
+        // With `listeners`, the first one is what single-address code (the cluster's broker
+        // registration, DescribeConfigs) knows the broker by.
+        let (listen, advertise) = match security.listeners.first() {
+            Some(first) if get("listeners").is_some() => (first.bind, first.advertise.clone()),
+            _ => (listen, advertise),
+        };
         let config = BrokerConfig {
+            security,
             groups,
             txns,
             cluster,

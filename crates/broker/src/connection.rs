@@ -27,8 +27,6 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -36,6 +34,8 @@ use weir_protocol::frame::{self, LENGTH_PREFIX};
 use weir_protocol::{decode_request, encode_api_versions_fallback, ApiKey, DecodeError};
 
 use crate::handlers::{self, Reply};
+use crate::security::sasl::{self, Authenticator, Gate};
+use crate::security::transport::{ReadHalf as OwnedReadHalf, Stream, WriteHalf as OwnedWriteHalf};
 use crate::state::State;
 
 /// The most a connection reads ahead while looking for the next length prefix. Frames that fit
@@ -96,17 +96,24 @@ impl Activity {
     }
 }
 
+/// Serves one connection, plain or TLS (handshake done), of `conn`'s listener; a SASL
+/// listener's requests pass the authentication stage first (`security::sasl`).
 pub async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Stream,
+    mut conn: handlers::Conn,
     state: Arc<State>,
     limits: Arc<Limits>,
     mut stop: broadcast::Receiver<()>,
 ) {
+    let peer: SocketAddr = conn.peer;
     let span = tracing::info_span!("conn", %peer);
     async move {
         tracing::debug!("connected");
-        let _ = stream.set_nodelay(true);
+        let mut auth = conn
+            .listener
+            .protocol
+            .sasl()
+            .then(|| Authenticator::new(state.security.clone(), peer));
         let (mut rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Reply>(state.config.max_in_flight_per_connection);
         let activity = Arc::new(Activity::new());
@@ -149,13 +156,12 @@ pub async fn serve(
             .in_current_span(),
         );
 
-        let conn = handlers::Conn { peer, client_id: String::new() };
         // No allocation until the client sends something: idle connections cost no buffer.
         let mut buf = BytesMut::new();
         loop {
             let frame = tokio::select! {
                 _ = stop.recv() => break,
-                f = read_frame(&mut rd, &mut buf, &limits, &activity) => f,
+                f = read_frame(&mut rd, &mut buf, &limits, max_frame(&auth, &limits), &activity) => f,
             };
             let (frame, permit) = match frame {
                 Ok(Some(f)) => f,
@@ -170,10 +176,13 @@ pub async fn serve(
                 }
                 // A client resetting its connection (closing it with responses unread, say) is
                 // not worth a warning.
+                // TLS clients rarely send close_notify before closing (UnexpectedEof).
                 Err(ReadError::Io(e))
                     if matches!(
                         e.kind(),
-                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                        std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::BrokenPipe
+                            | std::io::ErrorKind::UnexpectedEof
                     ) =>
                 {
                     tracing::debug!(error = %e, "connection reset by the client");
@@ -185,6 +194,21 @@ pub async fn serve(
                 }
             };
             activity.touch();
+            // After a v0 SaslHandshake the frames are bare SASL tokens, no Kafka header.
+            if let Some(a) = auth.as_mut().filter(|a| a.expects_raw_token()) {
+                let (reply, close) = a.raw_token(frame, &mut conn).await;
+                drop(permit);
+                let sent = tokio::select! {
+                    biased;
+                    sent = tx.send(reply) => sent.is_ok(),
+                    _ = stop.recv() => false,
+                };
+                if !sent || close {
+                    break;
+                }
+                continue;
+            }
+            let mut close_after = false;
             let reply = match decode_request(frame) {
                 Ok(req) => {
                     if req.trailing > 0 {
@@ -197,7 +221,13 @@ pub async fn serve(
                         corr = req.header.correlation_id
                     );
                     span.in_scope(|| tracing::trace!("request"));
-                    handlers::handle(&state, req, &conn).instrument(span).await
+                    match sasl::check(auth.as_mut(), req, &mut conn).await {
+                        Gate::Pass(req) => handlers::handle(&state, *req, &conn).instrument(span).await,
+                        Gate::Answer { reply, close } => {
+                            close_after = close;
+                            reply
+                        }
+                    }
                 }
                 Err(DecodeError::UnsupportedVersion {
                     api_key: ApiKey::ApiVersions,
@@ -219,7 +249,9 @@ pub async fn serve(
                 Err(DecodeError::UnknownApiKey {
                     api_key: crate::cluster_admin::WEIR_DESCRIBE_CLUSTER,
                     correlation_id,
-                }) => crate::cluster_admin::describe(&state, correlation_id),
+                }) if auth.as_ref().is_none_or(|a| a.principal().is_some()) => {
+                    crate::cluster_admin::describe(&state, correlation_id)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "bad request; closing connection");
                     break;
@@ -239,6 +271,9 @@ pub async fn serve(
                 biased;
                 sent = tx.send(reply) => if sent.is_err() { break },
                 _ = stop.recv() => break,
+            }
+            if close_after {
+                break;
             }
         }
         drop(tx);
@@ -277,7 +312,8 @@ async fn write_parts(wr: &mut OwnedWriteHalf, mut parts: Vec<Bytes>) -> std::io:
             first += 1;
         }
     }
-    Ok(())
+    // TLS may hold the last record in its buffer until flushed; for TCP this is free.
+    wr.flush().await
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -318,6 +354,7 @@ async fn read_frame(
     rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
     limits: &Limits,
+    max_frame: usize,
     activity: &Activity,
 ) -> Result<Option<Frame>, ReadError> {
     // Bytes already buffered belong to this frame: its clock is running.
@@ -326,7 +363,7 @@ async fn read_frame(
         .flatten();
     let mut started = !buf.is_empty();
     let len = loop {
-        if let Some(len) = frame::body_length(buf, limits.max_frame)? {
+        if let Some(len) = frame::body_length(buf, max_frame)? {
             break len;
         }
         if buf.capacity() - buf.len() < 512 {
@@ -401,6 +438,16 @@ async fn read_frame(
         }
     }
     Ok(Some((body.freeze(), permit)))
+}
+
+/// The largest frame the connection reads next: before SASL authentication only handshakes
+/// and tokens are expected, and `sasl.server.max.receive.size` keeps unauthenticated clients
+/// from holding the shared request budget with large frames.
+fn max_frame(auth: &Option<Authenticator>, limits: &Limits) -> usize {
+    match auth {
+        Some(a) if a.principal().is_none() => limits.max_frame.min(a.max_receive()),
+        _ => limits.max_frame,
+    }
 }
 
 fn slow(limits: &Limits, got: usize, expected: usize) -> ReadError {

@@ -312,9 +312,28 @@ fn derived(name: &str, c: &BrokerConfig) -> Option<(String, bool)> {
     Some(match name {
         "log.retention.ms" => (c.log_defaults.retention_ms.to_string(), false),
         "log.roll.ms" => (c.log_defaults.segment_ms.to_string(), false),
-        "listeners" => (format!("PLAINTEXT://{}", c.listen), true),
+        "listeners" => (
+            c.security
+                .listeners
+                .iter()
+                .map(|l| format!("{}://{}", l.name, l.bind))
+                .collect::<Vec<_>>()
+                .join(","),
+            true,
+        ),
         "advertised.listeners" => (
-            format!("PLAINTEXT://{}:{}", c.advertise.0, c.advertise.1),
+            c.security
+                .listeners
+                .iter()
+                .map(|l| {
+                    let (host, port) = l
+                        .advertise
+                        .clone()
+                        .unwrap_or_else(|| (l.bind.ip().to_string(), l.bind.port()));
+                    format!("{}://{host}:{port}", l.name)
+                })
+                .collect::<Vec<_>>()
+                .join(","),
             true,
         ),
         "log.dirs" | "log.dir" => (c.data_dir.display().to_string(), true),

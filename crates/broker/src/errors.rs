@@ -67,9 +67,10 @@ pub fn admin_code(e: &AdminError) -> ResponseError {
         }
         AdminError::Storage(s) => storage_code(s),
         AdminError::Partition(p) => partition_code(p),
-        AdminError::Meta(_) | AdminError::Groups(_) | AdminError::HwCheckpoint(_) => {
-            ResponseError::KafkaStorageError
-        }
+        AdminError::Meta(_)
+        | AdminError::Groups(_)
+        | AdminError::HwCheckpoint(_)
+        | AdminError::Credentials(_) => ResponseError::KafkaStorageError,
         AdminError::Controller(e) => {
             ResponseError::try_from_code(e.code()).unwrap_or(ResponseError::UnknownServerError)
         }

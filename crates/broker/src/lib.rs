@@ -41,6 +41,7 @@ pub mod partition;
 mod records;
 pub mod replica_fetch;
 pub mod replica_fetcher;
+pub mod security;
 mod server;
 pub mod state;
 /// A real broker state on a temporary directory, for tests of crates built on the broker

@@ -15,6 +15,9 @@ use tokio::sync::{broadcast, Semaphore};
 
 use crate::config::BrokerConfig;
 use crate::connection::{self, Limits};
+use crate::handlers::Conn;
+use crate::security::transport::Stream;
+use crate::security::{ListenerInfo, Principal};
 use crate::state::{AdminError, State};
 
 /// Why the broker could not start or stop cleanly. The operator's or the environment's fault.
@@ -26,6 +29,8 @@ pub enum BrokerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::security::tls::TlsError),
     #[error("cannot open the data directory: {0}")]
     Open(#[source] AdminError),
     #[error(transparent)]
@@ -78,7 +83,9 @@ const SERVICE_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// completes, then stops everything in order.
 pub struct Broker {
     state: Arc<State>,
-    listener: TcpListener,
+    /// Every listener (`listeners`), each with what it advertises and speaks.
+    listeners: Vec<Listener>,
+    /// The first listener's address.
     local: std::net::SocketAddr,
     /// The data directory's lock: no second broker may open it while this one lives.
     _lock: crate::dir_lock::DirLock,
@@ -88,7 +95,14 @@ impl Broker {
     /// Opens (recovering if needed) every log and binds the listener; nothing is accepted
     /// or run in the background until [`Broker::serve`].
     pub async fn open(config: BrokerConfig) -> Result<Broker, BrokerError> {
-        let listen = config.listen;
+        let specs = config.security.listeners.clone();
+        // Bad TLS material stops the broker here, not at the first client.
+        let tls = match &config.security.tls {
+            Some(files) if specs.iter().any(|s| s.protocol.tls()) => {
+                Some(Arc::new(crate::security::tls::acceptor(files)?))
+            }
+            _ => None,
+        };
         // Held by the Broker until `serve` returns, after the clean shutdown's last write.
         let lock = crate::dir_lock::DirLock::acquire(&config.data_dir)?;
         let state = Arc::new(
@@ -97,27 +111,48 @@ impl Broker {
                 .map_err(BrokerError::Open)?,
         );
         crate::metrics::register_state_gauges(&state);
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                addr: listen,
+        let mut listeners = Vec::new();
+        for spec in &specs {
+            let bind = |source| BrokerError::Bind {
+                addr: spec.bind,
                 source,
-            })?;
-        let local = listener.local_addr().map_err(|source| BrokerError::Bind {
-            addr: listen,
-            source,
-        })?;
+            };
+            let socket = TcpListener::bind(spec.bind).await.map_err(bind)?;
+            let local = socket.local_addr().map_err(bind)?;
+            let info = Arc::new(ListenerInfo::bound(spec, local));
+            tracing::info!(listener = %info.name, protocol = info.protocol.name(), %local, advertised = %format!("{}:{}", info.advertise.0, info.advertise.1), "listener bound");
+            listeners.push(Listener {
+                socket,
+                local,
+                door: Door {
+                    info,
+                    tls: tls.clone().filter(|_| spec.protocol.tls()),
+                },
+            });
+        }
+        let local = listeners
+            .first()
+            .map(|l| l.local)
+            .unwrap_or(state.config.listen);
         Ok(Broker {
             state,
-            listener,
+            listeners,
             local,
             _lock: lock,
         })
     }
 
-    /// The address the Kafka listener is bound to.
+    /// The address the (first) Kafka listener is bound to.
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.local
+    }
+
+    /// Every listener's name and bound address, in `listeners` order.
+    pub fn listener_addrs(&self) -> Vec<(String, std::net::SocketAddr)> {
+        self.listeners
+            .iter()
+            .map(|l| (l.door.info.name.clone(), l.local))
+            .collect()
     }
 
     /// The topic table, groups and transactions this broker serves.
@@ -141,7 +176,7 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         let Broker {
             state,
-            listener,
+            listeners,
             local,
             _lock,
         } = self;
@@ -213,9 +248,9 @@ impl Broker {
                     Err(_) => break,
                 },
             };
-            let accepted = tokio::select! {
+            let (accepted, listener) = tokio::select! {
                 _ = &mut shutdown => break,
-                a = listener.accept() => a,
+                a = accept_any(&listeners) => a,
             };
             match accepted {
                 Ok((stream, peer)) => {
@@ -224,7 +259,10 @@ impl Broker {
                     let stop = stop_tx.subscribe();
                     let open = state.metrics.connection_opened();
                     connections.spawn(async move {
-                        connection::serve(stream, peer, state, limits, stop).await;
+                        if let Some((stream, conn)) = listener.handshake(stream, peer, &state).await
+                        {
+                            connection::serve(stream, conn, state, limits, stop).await;
+                        }
                         drop(open);
                         drop(permit);
                     });
@@ -239,7 +277,7 @@ impl Broker {
         }
 
         tracing::info!("shutting down: draining connections");
-        drop(listener);
+        drop(listeners);
         let _ = stop_tx.send(());
         // Parked fetches answer now rather than at their max_wait_ms.
         state.begin_shutdown();
@@ -291,6 +329,69 @@ impl Broker {
         tracing::info!("clean shutdown complete");
         Ok(())
     }
+}
+
+/// A bound listener.
+struct Listener {
+    socket: TcpListener,
+    local: std::net::SocketAddr,
+    door: Door,
+}
+
+/// What a connection of a listener needs: its identity and TLS.
+#[derive(Clone)]
+struct Door {
+    info: Arc<ListenerInfo>,
+    /// Set on SSL and SASL_SSL listeners.
+    tls: Option<Arc<tokio_rustls::TlsAcceptor>>,
+}
+
+impl Door {
+    /// TLS (if the listener speaks it, bounded by `weir.ssl.handshake.timeout.ms`) and the
+    /// connection's identity; `None` when the handshake failed (logged, counted).
+    async fn handshake(
+        &self,
+        tcp: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        state: &State,
+    ) -> Option<(Stream, Conn)> {
+        let _ = tcp.set_nodelay(true);
+        let timeout = state.config.security.handshake_timeout;
+        match crate::security::transport::accept(tcp, self.tls.as_ref(), timeout).await {
+            Ok((stream, cert_principal)) => Some((
+                stream,
+                Conn {
+                    peer,
+                    client_id: String::new(),
+                    listener: self.info.clone(),
+                    principal: cert_principal.unwrap_or_else(Principal::anonymous),
+                },
+            )),
+            Err(e) => {
+                state.security.count_failed_tls_handshake();
+                tracing::info!(%peer, listener = %self.info.name, error = %e, "closing connection");
+                None
+            }
+        }
+    }
+}
+
+/// The next connection on any listener.
+async fn accept_any(
+    listeners: &[Listener],
+) -> (
+    std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>,
+    Door,
+) {
+    std::future::poll_fn(|cx| {
+        for l in listeners {
+            if let std::task::Poll::Ready(r) = l.socket.poll_accept(cx) {
+                return std::task::Poll::Ready((r, l.door.clone()));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Logs the process's open-file limit and warns when it cannot hold `max.connections` plus

@@ -120,6 +120,8 @@ pub enum AdminError {
     TooManyPartitions { requested: i64, max: i32 },
     #[error("a blocking task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    Credentials(#[from] crate::security::CredentialsError),
     #[error("replication factor {0} is not possible on a single node")]
     InvalidReplicationFactor(i16),
     #[error("{0}")]
@@ -216,6 +218,8 @@ pub struct State {
     pub image: Arc<crate::cluster::ImageCell>,
     /// The metadata quorum (cluster mode; installed by the binary).
     pub(crate) controller: std::sync::OnceLock<Arc<dyn crate::cluster::ControllerClient>>,
+    /// SCRAM credentials and the authentication counters.
+    pub security: Arc<crate::security::Security>,
 }
 
 impl State {
@@ -329,8 +333,13 @@ impl State {
         } else {
             Default::default()
         };
+        let security = Arc::new(crate::security::Security::new(
+            config.security.clone(),
+            crate::security::CredentialStore::open(&config.data_dir)?,
+        ));
         Ok(State {
             metrics,
+            security,
             checkpointed_high_watermarks,
             broker_configs,
             groups,

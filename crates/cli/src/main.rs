@@ -37,6 +37,9 @@ enum Command {
     /// List and describe transactions and the producers partitions remember.
     #[command(subcommand)]
     Txn(cmd::txn::TxnCommand),
+    /// Create, list and delete SCRAM users (SASL PLAIN and SCRAM).
+    #[command(subcommand)]
+    User(cmd::user::UserCommand),
     /// Cluster-wide information.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
@@ -59,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Consume(a) => cmd::runtime().and_then(|rt| rt.block_on(cmd::consume::run(a))),
         Command::Group(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::group::run(c))),
         Command::Txn(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::txn::run(c))),
+        Command::User(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::user::run(c))),
         Command::Cluster(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::cluster::run(c))),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Debug(c) => cmd::debug::run(c),

@@ -4,12 +4,14 @@
 mod configs;
 mod groups;
 mod txns;
+mod users;
 
 pub use groups::{
     decode_consumer_assignment, CommittedOffset, GroupDescription, GroupListing, GroupMember,
     PartitionOffset,
 };
 pub use txns::{ProducerDescription, TxnDescription, TxnListing};
+pub use users::{ScramUpsertion, UserCredentials};
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

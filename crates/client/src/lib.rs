@@ -29,7 +29,8 @@ pub use client::{
     decode_consumer_assignment, BrokerInfo, Client, ClusterInfo, ClusterMetadata, CommittedOffset,
     ConfigEntry, ConfigSource, FetchPosition, FetchedData, GroupDescription, GroupListing,
     GroupMember, ListedOffset, OffsetSpec, PartitionFetch, PartitionMetadata, PartitionOffset,
-    ProducerDescription, TopicMetadata, TxnDescription, TxnListing,
+    ProducerDescription, ScramUpsertion, TopicMetadata, TxnDescription, TxnListing,
+    UserCredentials,
 };
 pub use connection::Connection;
 pub use error::{error_name, ClientError};

@@ -1,4 +1,5 @@
-//! ApiVersions, Metadata, DescribeCluster, SaslHandshake.
+//! ApiVersions, Metadata, DescribeCluster, SaslHandshake and SaslAuthenticate on a listener
+//! without SASL.
 
 use std::sync::Arc;
 
@@ -9,7 +10,8 @@ use weir_protocol::kafka_protocol::messages::metadata_response::{
 };
 use weir_protocol::kafka_protocol::messages::{
     ApiVersionsResponse, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
-    MetadataRequest, MetadataResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
+    MetadataRequest, MetadataResponse, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse, TopicName,
 };
 use weir_protocol::{versions, ResponseError};
 
@@ -30,14 +32,27 @@ pub fn sasl_handshake(req: &SaslHandshakeRequest) -> SaslHandshakeResponse {
     r
 }
 
-pub fn describe_cluster(state: &State, _req: &DescribeClusterRequest) -> DescribeClusterResponse {
+/// SaslAuthenticate on a listener without SASL: Kafka's ILLEGAL_SASL_STATE.
+pub fn sasl_authenticate_unexpected() -> SaslAuthenticateResponse {
+    let mut r = SaslAuthenticateResponse::default();
+    r.error_code = ResponseError::IllegalSaslState.code();
+    r.error_message = super::msg("SASL is not enabled on this listener");
+    r
+}
+
+/// `advertise` is the host and port of the listener the request came through.
+pub fn describe_cluster(
+    state: &State,
+    _req: &DescribeClusterRequest,
+    advertise: &(String, u16),
+) -> DescribeClusterResponse {
     if state.is_cluster() {
         return describe_cluster_from_image(state);
     }
     let mut b = DescribeClusterBroker::default();
     b.broker_id = BrokerId(state.config.node_id);
-    b.host = str(&state.config.advertise.0);
-    b.port = i32::from(state.config.advertise.1);
+    b.host = str(&advertise.0);
+    b.port = i32::from(advertise.1);
     let mut r = DescribeClusterResponse::default();
     r.cluster_id = str(&state.cluster_id);
     r.controller_id = BrokerId(state.config.node_id);
@@ -141,14 +156,21 @@ async fn metadata_from_image(
     r
 }
 
-pub async fn metadata(state: &Arc<State>, req: MetadataRequest, version: i16) -> MetadataResponse {
+/// `advertise` is the host and port of the listener the request came through: a client is
+/// never sent to a listener of another security protocol.
+pub async fn metadata(
+    state: &Arc<State>,
+    req: MetadataRequest,
+    version: i16,
+    advertise: &(String, u16),
+) -> MetadataResponse {
     if state.is_cluster() {
         return metadata_from_image(state, req, version).await;
     }
     let mut broker = MetadataResponseBroker::default();
     broker.node_id = BrokerId(state.config.node_id);
-    broker.host = str(&state.config.advertise.0);
-    broker.port = i32::from(state.config.advertise.1);
+    broker.host = str(&advertise.0);
+    broker.port = i32::from(advertise.1);
 
     let mut r = MetadataResponse::default();
     r.brokers = vec![broker];

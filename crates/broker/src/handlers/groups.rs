@@ -36,10 +36,12 @@ pub(super) fn opt_string(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())
 }
 
+/// `advertise`: the listener the request came through.
 pub fn find_coordinator(
     state: &State,
     req: &FindCoordinatorRequest,
     version: i16,
+    advertise: &(String, u16),
 ) -> FindCoordinatorResponse {
     // Key type 0 is a group, 1 a transactional id: this broker coordinates both.
     let error = (!matches!(req.key_type, 0 | 1)).then_some(ResponseError::InvalidRequest);
@@ -52,8 +54,8 @@ pub fn find_coordinator(
         let Some(image) = &image else {
             return Ok((
                 state.config.node_id,
-                state.config.advertise.0.clone(),
-                i32::from(state.config.advertise.1),
+                advertise.0.clone(),
+                i32::from(advertise.1),
             ));
         };
         crate::cluster::coordinator::coordinator_for(image, key)

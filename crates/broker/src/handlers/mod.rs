@@ -17,6 +17,7 @@ mod offsets;
 mod placement;
 mod produce;
 mod producer_id;
+mod scram_credentials;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod txn;
@@ -73,22 +74,40 @@ impl Ctx {
     }
 }
 
-/// Who sent a request (client id from the header, peer address).
+/// Who sent a request (client id from the header, peer address), through which listener,
+/// as which principal: what the authorizer of the next increment decides on
+/// (docs/design/security.md).
 #[derive(Debug, Clone)]
 pub struct Conn {
     pub peer: std::net::SocketAddr,
     pub client_id: String,
+    pub listener: Arc<crate::security::ListenerInfo>,
+    pub principal: crate::security::Principal,
+}
+
+impl Conn {
+    /// A PLAINTEXT connection of `User:ANONYMOUS` advertising the configured address.
+    pub fn plaintext(state: &State, peer: std::net::SocketAddr) -> Conn {
+        Conn {
+            peer,
+            client_id: String::new(),
+            listener: Arc::new(crate::security::ListenerInfo::plaintext(
+                state.config.advertise.clone(),
+            )),
+            principal: crate::security::Principal::anonymous(),
+        }
+    }
 }
 
 pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply {
     let conn = Conn {
-        peer: conn.peer,
         client_id: req
             .header
             .client_id
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default(),
+        ..conn.clone()
     };
     let ctx = Ctx {
         api_key: req.api_key,
@@ -123,6 +142,7 @@ fn timed(api: Option<Arc<ApiMetrics>>, started: std::time::Instant, reply: Reply
 }
 
 async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> Reply {
+    let advertise = &conn.listener.advertise;
     if state.is_cluster() {
         if let Some(reply) = placement::redirect(state, &body, ctx) {
             return reply;
@@ -130,8 +150,12 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
     }
     match body {
         Request::ApiVersions(r) => ctx.reply(&cluster::api_versions(&r)),
-        Request::Metadata(r) => ctx.reply(&cluster::metadata(state, r, ctx.version).await),
-        Request::FindCoordinator(r) => ctx.reply(&groups::find_coordinator(state, &r, ctx.version)),
+        Request::Metadata(r) => {
+            ctx.reply(&cluster::metadata(state, r, ctx.version, advertise).await)
+        }
+        Request::FindCoordinator(r) => {
+            ctx.reply(&groups::find_coordinator(state, &r, ctx.version, advertise))
+        }
         Request::JoinGroup(r) => ctx.reply(&groups::join_group(state, r, ctx.version, conn).await),
         Request::SyncGroup(r) => ctx.reply(&groups::sync_group(state, r, ctx.version).await),
         Request::Heartbeat(r) => ctx.reply(&groups::heartbeat(state, &r)),
@@ -146,10 +170,18 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
         }
         Request::ConsumerGroupDescribe(r) => ctx.reply(&groups::consumer_group_describe(state, &r)),
         Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r).await),
-        Request::DescribeCluster(r) => ctx.reply(&cluster::describe_cluster(state, &r)),
+        Request::DescribeCluster(r) => ctx.reply(&cluster::describe_cluster(state, &r, advertise)),
         Request::DescribeLogDirs(r) => ctx.reply(&log_dirs::describe_log_dirs(state, &r)),
         Request::OffsetForLeaderEpoch(r) => ctx.reply(&epochs::offset_for_leader_epoch(state, r)),
+        // On a SASL listener these never get here (security::sasl answers them).
         Request::SaslHandshake(r) => ctx.reply(&cluster::sasl_handshake(&r)),
+        Request::SaslAuthenticate(_) => ctx.reply(&cluster::sasl_authenticate_unexpected()),
+        Request::DescribeUserScramCredentials(r) => {
+            ctx.reply(&scram_credentials::describe(state, r, conn))
+        }
+        Request::AlterUserScramCredentials(r) => {
+            ctx.reply(&scram_credentials::alter(state, r, conn).await)
+        }
         Request::Produce(r) => produce::handle(state, r, ctx).await,
         Request::Fetch(r) => fetch::handle(state, r, ctx),
         Request::ListOffsets(r) => ctx.reply(&offsets::list_offsets(state, r, ctx.version).await),

@@ -54,10 +54,7 @@ pub async fn send<Req: Encodable>(
         .expect("header");
     req.encode(&mut buf, version).expect("encode request");
     let frame = decode_request(buf.freeze()).expect("decode request");
-    let conn = Conn {
-        peer: "127.0.0.1:1".parse().expect("addr"),
-        client_id: String::new(),
-    };
+    let conn = Conn::plaintext(state, "127.0.0.1:1".parse().expect("addr"));
     handle(state, frame, &conn).await
 }
 

@@ -13,6 +13,7 @@ pub mod serve;
 pub mod sql;
 pub mod topic;
 pub mod txn;
+pub mod user;
 
 /// Builds the runtime the client subcommands run on.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
