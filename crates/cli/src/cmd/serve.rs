@@ -217,7 +217,9 @@ async fn serve_cluster(config: BrokerConfig, sql: SqlSettings) -> anyhow::Result
     broker
         .state()
         .set_cluster_admin(Arc::new(super::cluster_node::NodeAdmin(node.clone())));
-    let publisher = super::cluster_node::spawn_publisher(broker.state(), node.clone());
+    let data_plane = super::cluster_data::start(&broker.state().config, &node);
+    let publisher =
+        super::cluster_node::spawn_publisher(broker.state(), node.clone(), data_plane.clone());
     tracing::warn!(
         node = node_config.node_id,
         internal = %node.local_addr(),
@@ -240,6 +242,7 @@ async fn serve_cluster(config: BrokerConfig, sql: SqlSettings) -> anyhow::Result
         // Before the broker's clean-shutdown marker: the metadata log closes first.
         node.shutdown().await;
         publisher.abort();
+        data_plane.shutdown();
     };
     broker.serve_with(shutdown, services).await?;
     if let Some(reason) = failed {
