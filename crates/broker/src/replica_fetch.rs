@@ -86,7 +86,10 @@ impl LeaderReplicas for State {
 /// The ISR timer over every replicated partition this broker leads (Kafka runs it every
 /// half `replica.lag.time.max.ms`): members that lagged longer are proposed out, refused
 /// expansions proposed again.
-pub fn replication_tick(replicas: &(impl LeaderReplicas + ?Sized), now_ms: u64) -> Vec<IsrProposal> {
+pub fn replication_tick(
+    replicas: &(impl LeaderReplicas + ?Sized),
+    now_ms: u64,
+) -> Vec<IsrProposal> {
     let mut out = Vec::new();
     for (topic_id, p) in replicas.all() {
         if !(p.is_replicated() && p.role() == partition::Role::Leader) {

@@ -122,10 +122,10 @@ pub struct ReplicaTable(RwLock<BTreeMap<(Uuid, i32), (String, Arc<Partition>)>>)
 
 impl ReplicaTable {
     pub(crate) fn insert(&self, topic_id: Uuid, topic: &str, partition: Arc<Partition>) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((topic_id, partition.index()), (topic.to_string(), partition));
+        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(
+            (topic_id, partition.index()),
+            (topic.to_string(), partition),
+        );
     }
 
     pub(crate) fn remove(&self, topic_id: Uuid, index: i32) {
@@ -153,7 +153,10 @@ impl LeaderReplicas for ReplicaTable {
 
     fn all(&self) -> Vec<(Uuid, Arc<Partition>)> {
         let table = self.0.read().unwrap_or_else(|e| e.into_inner());
-        table.iter().map(|((id, _), (_, p))| (*id, p.clone())).collect()
+        table
+            .iter()
+            .map(|((id, _), (_, p))| (*id, p.clone()))
+            .collect()
     }
 }
 
@@ -361,7 +364,9 @@ async fn send_proposals(
                     tracing::debug!(%topic_id, partition = index, ?outcome, "AlterPartition answered")
                 }
                 // No longer this broker's to lead: the metadata saying so arrives.
-                Err(e) => tracing::debug!(%topic_id, partition = index, error = %e, "AlterPartition answer for a replica that no longer leads"),
+                Err(e) => {
+                    tracing::debug!(%topic_id, partition = index, error = %e, "AlterPartition answer for a replica that no longer leads")
+                }
             }
         }
         // Items the controller did not answer are dropped with the round: the timer

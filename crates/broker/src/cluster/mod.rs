@@ -5,8 +5,8 @@ mod data_plane;
 mod publisher;
 
 pub use data_plane::{
-    AlterPartitionAnswers, AlterPartitionError, AlterPartitionSender, DataPlane,
-    codec_links, BoxError, FetchCodecError, RawFetch, ReplicaTable, REPLICA_FETCH_VERSION,
+    codec_links, AlterPartitionAnswers, AlterPartitionError, AlterPartitionSender, BoxError,
+    DataPlane, FetchCodecError, RawFetch, ReplicaTable, REPLICA_FETCH_VERSION,
     REPLICA_FETCH_VERSIONS,
 };
 pub use publisher::{

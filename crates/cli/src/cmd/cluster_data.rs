@@ -25,9 +25,8 @@ const REPLICA_SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn start(config: &BrokerConfig, node: &Arc<Node>) -> Arc<DataPlane> {
     // Weak: the node holds the hook, which holds the data plane and its links.
     let weak = Arc::downgrade(node);
-    let ttl =
-        Duration::from_millis(u64::try_from(config.replica.fetch_wait_max_ms).unwrap_or(0))
-            + REPLICA_SOCKET_TIMEOUT;
+    let ttl = Duration::from_millis(u64::try_from(config.replica.fetch_wait_max_ms).unwrap_or(0))
+        + REPLICA_SOCKET_TIMEOUT;
     let raw: RawFetch = Arc::new(move |leader: BrokerId, body: Bytes| {
         let node = weak.clone();
         Box::pin(async move { fetch_from(node, leader, body, ttl).await })
@@ -105,9 +104,8 @@ impl AlterPartitionSender for NodeAlterPartition {
         >,
     > {
         Box::pin(async move {
-            let unreachable = |e: Box<dyn std::error::Error + Send + Sync>| {
-                AlterPartitionError::Unreachable(e)
-            };
+            let unreachable =
+                |e: Box<dyn std::error::Error + Send + Sync>| AlterPartitionError::Unreachable(e);
             let node = self
                 .node
                 .upgrade()
@@ -124,9 +122,7 @@ impl AlterPartitionSender for NodeAlterPartition {
             };
             match node.submit(request).await {
                 Ok(ControllerReply::AlterPartition(Ok(answers))) => Ok(answers),
-                Ok(ControllerReply::AlterPartition(Err(e))) => {
-                    Err(AlterPartitionError::Refused(e))
-                }
+                Ok(ControllerReply::AlterPartition(Err(e))) => Err(AlterPartitionError::Refused(e)),
                 Ok(other) => Err(unreachable(
                     format!("unexpected controller reply {other:?}").into(),
                 )),

@@ -187,9 +187,8 @@ fn produce_many(
 }
 
 fn create_topic(m: &Member, name: &str, replication_factor: i16) -> Uuid {
-    let reply = m
-        .rt
-        .block_on(m.node.submit(ControllerRequest::CreateTopics {
+    let reply =
+        m.rt.block_on(m.node.submit(ControllerRequest::CreateTopics {
             topics: vec![CreatableTopic {
                 name: name.to_string(),
                 num_partitions: 1,
@@ -248,13 +247,22 @@ struct Run {
 }
 
 fn failover_run(crash: bool) -> Run {
+    // `WEIR_TEST_LOG=weir_broker=debug` narrates a run.
+    if let Ok(filter) = std::env::var("WEIR_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let root = tempfile::tempdir().expect("tempdir");
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let voters = (1..=3)
         .map(|id| format!("{id}@127.0.0.1:{}", ports[id - 1]))
         .collect::<Vec<_>>()
         .join(",");
-    let dirs: Vec<PathBuf> = (1..=3).map(|id| root.path().join(format!("n{id}"))).collect();
+    let dirs: Vec<PathBuf> = (1..=3)
+        .map(|id| root.path().join(format!("n{id}")))
+        .collect();
     let mut members: Vec<Option<Member>> = (1..=3)
         .map(|id| Some(Member::start(id, &dirs[id as usize - 1], &voters)))
         .collect();
@@ -293,19 +301,23 @@ fn failover_run(crash: bool) -> Run {
     let lp = leader.replica(topic_id).expect("leader replica");
 
     // acks=all on the leader: answered once the followers fsynced it (the HW passed it).
+    let one = Instant::now();
+    let warm_up = produce(&leader.rt, &lp, b"warm-up", Acks::All).expect("acks=all");
+    println!("one acks=all append on RF 3: {:?}", one.elapsed());
     let count = 200;
     let started = Instant::now();
     let mut acked = produce_many(&leader.rt, &lp, "before", count, 10);
     let rf3_per_s = count as f64 / started.elapsed().as_secs_f64();
+    acked.push((warm_up, b"warm-up".to_vec()));
     for (offset, _) in &acked {
         assert!(lp.high_watermark() > *offset);
     }
     let end = lp.log_end_offset();
     until("followers hold the leader's log", || {
-        members
-            .iter()
-            .flatten()
-            .all(|m| m.replica(topic_id).is_some_and(|p| p.log_end_offset() == end))
+        members.iter().flatten().all(|m| {
+            m.replica(topic_id)
+                .is_some_and(|p| p.log_end_offset() == end)
+        })
     });
 
     // The same load on a replica leading alone, in the same run.
@@ -352,7 +364,10 @@ fn failover_run(crash: bool) -> Run {
     // The controller fences it after the session timeout and elects an ISR member; the first
     // acks=all append the new leader answers ends the failover.
     let (failover, new_leader) = loop {
-        assert!(stopped.elapsed() < WAIT, "no new leader took acks=all appends");
+        assert!(
+            stopped.elapsed() < WAIT,
+            "no new leader took acks=all appends"
+        );
         let m = members[any(&members)].as_ref().expect("member");
         let reg = m.registration(topic_id).expect("registration");
         if reg.leader_epoch > old_epoch && reg.leader > 0 {
@@ -389,18 +404,18 @@ fn failover_run(crash: bool) -> Run {
             .flatten()
             .all(|m| m.registration(topic_id).is_some_and(|r| r.isr.len() == 3));
         in_isr
-            && back.replica(topic_id).is_some_and(|p| {
-                p.role() == Role::Follower && p.log_end_offset() == end
-            })
+            && back
+                .replica(topic_id)
+                .is_some_and(|p| p.role() == Role::Follower && p.log_end_offset() == end)
     });
     let m = members[new_leader].as_ref().expect("new leader");
     acked.extend(produce_many(&m.rt, &np, "rejoined", 20, 10));
     let end = np.log_end_offset();
     until("every replica at the leader's end", || {
-        members
-            .iter()
-            .flatten()
-            .all(|m| m.replica(topic_id).is_some_and(|p| p.log_end_offset() == end))
+        members.iter().flatten().all(|m| {
+            m.replica(topic_id)
+                .is_some_and(|p| p.log_end_offset() == end)
+        })
     });
     drop(np);
     for m in members.into_iter().flatten() {
