@@ -100,12 +100,13 @@ pub enum AlterPartitionError {
 /// Each item's answer, in request order.
 pub type AlterPartitionAnswers = Vec<(Uuid, i32, Result<AlterPartitionResult, MetadataError>)>;
 
+/// An AlterPartition round trip under way.
+pub type AlterPartitionFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<AlterPartitionAnswers, AlterPartitionError>> + Send + 'a>>;
+
 /// Carries one AlterPartition (this broker's proposals) to the active controller.
 pub trait AlterPartitionSender: Send + Sync + 'static {
-    fn alter_partition(
-        &self,
-        items: Vec<AlterPartitionItem>,
-    ) -> Pin<Box<dyn Future<Output = Result<AlterPartitionAnswers, AlterPartitionError>> + Send + '_>>;
+    fn alter_partition(&self, items: Vec<AlterPartitionItem>) -> AlterPartitionFuture<'_>;
 }
 
 /// A replica fetch whose body did not decode or whose answer did not encode.
@@ -116,9 +117,12 @@ pub struct FetchCodecError {
     pub message: String,
 }
 
+/// Each replica by (topic id, partition): its topic's name and the replica.
+type Entries = BTreeMap<(Uuid, i32), (String, Arc<Partition>)>;
+
 /// The local replicas by topic id and partition, as the publisher opened them.
 #[derive(Default)]
-pub struct ReplicaTable(RwLock<BTreeMap<(Uuid, i32), (String, Arc<Partition>)>>);
+pub struct ReplicaTable(RwLock<Entries>);
 
 impl ReplicaTable {
     pub(crate) fn insert(&self, topic_id: Uuid, topic: &str, partition: Arc<Partition>) {

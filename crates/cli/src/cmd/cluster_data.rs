@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use weir_broker::cluster::{
-    codec_links, AlterPartitionAnswers, AlterPartitionError, AlterPartitionSender, DataPlane,
+    codec_links, AlterPartitionError, AlterPartitionFuture, AlterPartitionSender, DataPlane,
     RawFetch, REPLICA_FETCH_VERSION, REPLICA_FETCH_VERSIONS,
 };
 use weir_broker::BrokerConfig;
@@ -93,16 +93,7 @@ struct NodeAlterPartition {
 }
 
 impl AlterPartitionSender for NodeAlterPartition {
-    fn alter_partition(
-        &self,
-        items: Vec<AlterPartitionItem>,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<AlterPartitionAnswers, AlterPartitionError>>
-                + Send
-                + '_,
-        >,
-    > {
+    fn alter_partition(&self, items: Vec<AlterPartitionItem>) -> AlterPartitionFuture<'_> {
         Box::pin(async move {
             let unreachable =
                 |e: Box<dyn std::error::Error + Send + Sync>| AlterPartitionError::Unreachable(e);

@@ -246,7 +246,8 @@ struct Run {
     rf1_per_s: f64,
 }
 
-fn failover_run(crash: bool) -> Run {
+/// One run: `count` acks=all appends per topic before the failover (the rate's sample).
+fn failover_run(crash: bool, count: usize) -> Run {
     // `WEIR_TEST_LOG=weir_broker=debug` narrates a run.
     if let Ok(filter) = std::env::var("WEIR_TEST_LOG") {
         let _ = tracing_subscriber::fmt()
@@ -304,7 +305,6 @@ fn failover_run(crash: bool) -> Run {
     let one = Instant::now();
     let warm_up = produce(&leader.rt, &lp, b"warm-up", Acks::All).expect("acks=all");
     println!("one acks=all append on RF 3: {:?}", one.elapsed());
-    let count = 200;
     let started = Instant::now();
     let mut acked = produce_many(&leader.rt, &lp, "before", count, 10);
     let rf3_per_s = count as f64 / started.elapsed().as_secs_f64();
@@ -462,13 +462,13 @@ fn report(label: &str, run: &Run) {
 
 #[test]
 fn a_stopped_leader_is_replaced_and_every_acknowledged_record_survives() {
-    let run = failover_run(false);
+    let run = failover_run(false, 200);
     report("clean stop", &run);
 }
 
 #[test]
 fn a_crashed_leader_is_replaced_and_every_acknowledged_record_survives() {
-    let run = failover_run(true);
+    let run = failover_run(true, 200);
     report("crash", &run);
 }
 
@@ -477,8 +477,8 @@ fn a_crashed_leader_is_replaced_and_every_acknowledged_record_survives() {
 #[test]
 #[ignore = "a measurement: several failovers in a row"]
 fn failover_figures() {
-    for i in 0..5 {
-        let run = failover_run(i % 2 == 1);
+    for i in 0..6 {
+        let run = failover_run(i % 2 == 1, 2000);
         report(if i % 2 == 1 { "crash" } else { "clean stop" }, &run);
     }
 }
