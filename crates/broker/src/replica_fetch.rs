@@ -51,26 +51,59 @@ pub struct ReplicaFetchOutcome {
     pub isr_changes: Vec<IsrProposal>,
 }
 
+/// Where a replica fetch finds the partitions it names: the broker's `State` on one node
+/// and in the tests, the cluster publisher's replica table in cluster mode.
+pub trait LeaderReplicas: Send + Sync {
+    /// Partition `index` of the topic with id `topic_id`.
+    fn by_id(&self, topic_id: Uuid, index: i32) -> Option<Arc<Partition>>;
+    /// Partition `index` of the topic named `topic`, with the topic's id.
+    fn by_name(&self, topic: &str, index: i32) -> Option<(Uuid, Arc<Partition>)>;
+    /// Every local replica, with its topic's id.
+    fn all(&self) -> Vec<(Uuid, Arc<Partition>)>;
+}
+
+impl LeaderReplicas for State {
+    fn by_id(&self, topic_id: Uuid, index: i32) -> Option<Arc<Partition>> {
+        self.topic_by_id(topic_id)?.partition(index)
+    }
+
+    fn by_name(&self, topic: &str, index: i32) -> Option<(Uuid, Arc<Partition>)> {
+        let t = self.topic(topic)?;
+        Some((t.id, t.partition(index)?))
+    }
+
+    fn all(&self) -> Vec<(Uuid, Arc<Partition>)> {
+        self.topics()
+            .into_iter()
+            .flat_map(|t| {
+                let id = t.id;
+                t.all_partitions().into_iter().map(move |p| (id, p))
+            })
+            .collect()
+    }
+}
+
 /// The ISR timer over every replicated partition this broker leads (Kafka runs it every
 /// half `replica.lag.time.max.ms`): members that lagged longer are proposed out, refused
 /// expansions proposed again.
-pub fn replication_tick(state: &State, now_ms: u64) -> Vec<IsrProposal> {
+pub fn replication_tick(
+    replicas: &(impl LeaderReplicas + ?Sized),
+    now_ms: u64,
+) -> Vec<IsrProposal> {
     let mut out = Vec::new();
-    for topic in state.topics() {
-        for p in topic.all_partitions() {
-            if !(p.is_replicated() && p.role() == partition::Role::Leader) {
-                continue;
-            }
-            match p.replication_tick(now_ms) {
-                Ok(Some(change)) => out.push(IsrProposal {
-                    topic_id: topic.id,
-                    partition: p.index(),
-                    change,
-                }),
-                Ok(None) => {}
-                // The role changed since the check: nothing to propose.
-                Err(e) => tracing::debug!(partition = p.index(), error = %e, "no ISR tick"),
-            }
+    for (topic_id, p) in replicas.all() {
+        if !(p.is_replicated() && p.role() == partition::Role::Leader) {
+            continue;
+        }
+        match p.replication_tick(now_ms) {
+            Ok(Some(change)) => out.push(IsrProposal {
+                topic_id,
+                partition: p.index(),
+                change,
+            }),
+            Ok(None) => {}
+            // The role changed since the check: nothing to propose.
+            Err(e) => tracing::debug!(partition = p.index(), error = %e, "no ISR tick"),
         }
     }
     out
@@ -98,6 +131,14 @@ struct TopicWant {
 /// (`replica_id` before v15) with broker epoch `replica_state.replica_epoch`; topics are
 /// resolved by id when the id is set, else by name.
 pub async fn replica_fetch(state: &Arc<State>, req: FetchRequest) -> ReplicaFetchOutcome {
+    replica_fetch_from(&**state, req).await
+}
+
+/// [`replica_fetch`] over any [`LeaderReplicas`] (the publisher's table in cluster mode).
+pub async fn replica_fetch_from(
+    replicas: &(impl LeaderReplicas + ?Sized),
+    req: FetchRequest,
+) -> ReplicaFetchOutcome {
     let follower = if req.replica_state.replica_id.0 >= 0 {
         req.replica_state.replica_id.0
     } else {
@@ -108,11 +149,7 @@ pub async fn replica_fetch(state: &Arc<State>, req: FetchRequest) -> ReplicaFetc
     let mut isr_changes = Vec::new();
     let mut plan: Vec<TopicWant> = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let topic = if t.topic_id.is_nil() {
-            state.topic(&t.topic.0)
-        } else {
-            state.topic_by_id(t.topic_id)
-        };
+        let by_name = t.topic_id.is_nil();
         let mut answer_topic = FetchableTopicResponse::default();
         answer_topic.topic = t.topic.clone();
         answer_topic.topic_id = t.topic_id;
@@ -121,21 +158,28 @@ pub async fn replica_fetch(state: &Arc<State>, req: FetchRequest) -> ReplicaFetc
             .into_iter()
             .map(|p| {
                 let leader_epoch = (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
-                let target = match topic.as_ref().and_then(|tp| tp.partition(p.partition)) {
+                let found = if by_name {
+                    replicas.by_name(&t.topic.0, p.partition)
+                } else {
+                    replicas
+                        .by_id(t.topic_id, p.partition)
+                        .map(|part| (t.topic_id, part))
+                };
+                let target = match found {
                     None => Err(Box::new(error_answer(
                         p.partition,
-                        if t.topic_id.is_nil() {
+                        if by_name {
                             ResponseError::UnknownTopicOrPartition.code()
                         } else {
                             ResponseError::UnknownTopicId.code()
                         },
                     ))),
-                    Some(partition) => {
+                    Some((topic_id, partition)) => {
                         prepare(&partition, follower, broker_epoch, &p, leader_epoch, now).map(
                             |change| {
-                                if let (Some(change), Some(tp)) = (change, topic.as_ref()) {
+                                if let Some(change) = change {
                                     isr_changes.push(IsrProposal {
-                                        topic_id: tp.id,
+                                        topic_id,
                                         partition: p.partition,
                                         change,
                                     });

@@ -123,8 +123,8 @@ pub struct FollowedPartition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FollowStatus {
     Fetching,
-    /// The leader refused the epoch (FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER): waits for
-    /// a new assignment from metadata.
+    /// The leader's epoch is newer (FENCED_LEADER_EPOCH): waits for a new assignment from
+    /// metadata.
     AwaitingMetadata,
     /// A local storage error: the replica is offline until assigned again.
     Failed,
@@ -553,12 +553,13 @@ fn out_of_range(a: &Asked, data: &PartitionData) -> Result<(), PartitionError> {
     Ok(())
 }
 
+/// Kafka's fetcher rule: only FENCED_LEADER_EPOCH (this follower's epoch is older than the
+/// leader's) waits for metadata. NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH and an unknown
+/// topic are retried after the backoff: the leader named by metadata often has not applied
+/// the same entry yet (a new topic, a new leader epoch), and waiting for metadata would wait
+/// for a change that already happened.
 fn code_outcome(a: &Asked, code: i16) -> Outcome {
-    if code == ResponseError::FencedLeaderEpoch.code()
-        || code == ResponseError::NotLeaderOrFollower.code()
-        || code == ResponseError::UnknownTopicOrPartition.code()
-        || code == ResponseError::UnknownTopicId.code()
-    {
+    if code == ResponseError::FencedLeaderEpoch.code() {
         tracing::info!(partition = ?a.key, code, leader_epoch = a.leader_epoch, "leader refused the fetch; waiting for metadata");
         Outcome::AwaitMetadata
     } else {

@@ -201,6 +201,32 @@ async fn a_follower_catches_up_fsyncs_and_learns_the_high_watermark() {
     assert_eq!(c.manager.status(&c.key), Some((1, FollowStatus::Fetching)));
 }
 
+/// Metadata reaches the follower before the leader: the leader answers
+/// NOT_LEADER_OR_FOLLOWER (or UNKNOWN_LEADER_EPOCH) until it applies the same entry, and the
+/// follower retries after its backoff instead of waiting for metadata that already came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_ahead_of_its_leader_retries_until_the_leader_leads() {
+    let c = cluster().await;
+    // Epoch 0 on both sides: the leader answers NOT_LEADER_OR_FOLLOWER, not an epoch error.
+    c.leader.become_not_replica();
+    c.follower.become_follower(0, 1).expect("follow");
+    c.manager.assign(c.key.clone(), c.follower.clone(), 1, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.follower.log_end_offset(), 0);
+    assert_eq!(c.manager.status(&c.key), Some((1, FollowStatus::Fetching)));
+
+    c.leader
+        .become_replicated_leader(
+            &reg(&[1, 2], 0),
+            leader_config(2, 30_000),
+            replication_now_ms(),
+        )
+        .expect("lead");
+    let appended = produce(&c.leader, 1, Acks::All).pop().expect("appended");
+    appended.wait.wait(WAIT).await.expect("acks=all answered");
+    assert_eq!(c.follower.log_end_offset(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_on_the_leader_answers_once_the_follower_fsynced() {
     let c = cluster().await;

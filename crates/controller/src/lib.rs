@@ -19,8 +19,10 @@ pub mod wire;
 
 pub use log_store::{LogStore, RaftState};
 pub use node::{BrokerState, Node, NodeConfig, QuorumInfo, SnapshotPolicyConfig, VoterInfo};
+pub use server::{DataPlane, DataPlaneFuture};
 pub use state_machine::{Applied, Change, StateMachine, SNAPSHOT_DIR};
 pub use types::{ControllerError, NodeId, NodeInfo, TypeConfig};
+pub use wire::{CallError, Purpose};
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use weir_metadata::{ControllerConfig, ControllerReply, ControllerRequest, MetadataImage};
 
 use crate::network::Network;
+use crate::server::DataPlane;
 use crate::state_machine::{Applied, StateMachine};
 use crate::types::{ControllerError, NodeId, NodeInfo, Raft};
 use crate::wire::{keys, CallError, Committed, Forwarded, Hello, Peers, Purpose, RemoteFailure};
@@ -109,6 +110,7 @@ pub(crate) struct NodeInner {
     pub(crate) queue: mpsc::UnboundedSender<Queued>,
     pub(crate) queue_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Queued>>,
     pub(crate) broker: watch::Sender<BrokerState>,
+    pub(crate) data_plane: std::sync::RwLock<Option<Arc<dyn DataPlane>>>,
 }
 
 /// A running node. Dropping it does not stop it: call [`Node::shutdown`].
@@ -201,6 +203,7 @@ impl Node {
             queue,
             queue_rx: tokio::sync::Mutex::new(queue_rx),
             broker,
+            data_plane: std::sync::RwLock::new(None),
         });
         let mut tasks = vec![
             tokio::spawn(crate::server::serve(listener, inner.clone())),
@@ -225,6 +228,32 @@ impl Node {
     /// The internal listener's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Installs the broker's data-plane keys (replica Fetch) on the internal listener.
+    pub fn set_data_plane(&self, hook: Arc<dyn DataPlane>) {
+        *self
+            .inner
+            .data_plane
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// One data-plane request to `target`'s internal listener (its voters entry), on the
+    /// connection of `purpose` (one call at a time per connection): the answer's body.
+    pub async fn data_call(
+        &self,
+        target: NodeId,
+        purpose: Purpose,
+        key: i16,
+        version: i16,
+        body: &[u8],
+        ttl: Duration,
+    ) -> Result<bytes::Bytes, CallError> {
+        self.inner
+            .peers
+            .call_raw(target, purpose, key, version, body, ttl)
+            .await
     }
 
     /// The image as of the last applied entry.
@@ -316,6 +345,13 @@ impl Node {
 }
 
 impl NodeInner {
+    pub(crate) fn data_plane(&self) -> Option<Arc<dyn DataPlane>> {
+        self.data_plane
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub(crate) fn hello(&self) -> Hello {
         Hello {
             cluster_id: self.sm.image().cluster_id().map(str::to_string),

@@ -1,9 +1,13 @@
 //! The internal listener (§4.4): accepts peers, checks their WeirHello, and dispatches the
-//! control-plane keys to openraft and the active controller. Any other key closes the
-//! connection (the data-plane keys, Fetch and WriteTxnMarkers, come with replication).
+//! control-plane keys to openraft and the active controller, and the data-plane keys
+//! (replica Fetch) to the [`DataPlane`] hook the binary installs. Any other key closes the
+//! connection.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
@@ -40,6 +44,21 @@ pub(crate) async fn serve(listener: TcpListener, node: Arc<NodeInner>) {
     }
 }
 
+/// A data-plane answer: the response body, or why the connection closes.
+pub type DataPlaneFuture<'a> = Pin<Box<dyn Future<Output = std::io::Result<Bytes>> + Send + 'a>>;
+
+/// The broker's side of the internal listener: the Kafka keys it serves to peers (replica
+/// Fetch). The controller crate knows only frames, not the broker, so the binary installs
+/// this with [`crate::Node::set_data_plane`]; until then those keys close the connection.
+pub trait DataPlane: Send + Sync + 'static {
+    /// Whether `key` at `version` is served here.
+    fn serves(&self, key: i16, version: i16) -> bool;
+    /// Answers one request `body` (after its header) from the peer `client_id`. An error
+    /// closes the connection (a body that does not decode).
+    fn handle(&self, client_id: String, key: i16, version: i16, body: Bytes)
+        -> DataPlaneFuture<'_>;
+}
+
 fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
@@ -55,6 +74,18 @@ async fn connection(mut stream: TcpStream, node: &NodeInner) -> std::io::Result<
                 "{} sent key {} before WeirHello",
                 req.client_id, req.key
             )));
+        }
+        if let Some(hook) = node.data_plane().filter(|h| h.serves(req.key, req.version)) {
+            if !greeted {
+                return Err(std::io::Error::other("data-plane request before WeirHello"));
+            }
+            let body = hook
+                .handle(req.client_id, req.key, req.version, req.body)
+                .await?;
+            stream
+                .write_all(&wire::encode_response(req.correlation_id, &body))
+                .await?;
+            continue;
         }
         let body = match InternalRequest::decode(req.key, &req.body) {
             Err(e) => {

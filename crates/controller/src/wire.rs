@@ -26,6 +26,8 @@ pub mod keys {
     pub const HELLO: i16 = 32011;
     /// The quorum as the active controller sees it (log ends of the voters).
     pub const DESCRIBE_QUORUM: i16 = 32012;
+    /// Kafka's Fetch: a follower's replica fetch (data plane, served through the hook).
+    pub const FETCH: i16 = 1;
 }
 
 /// Frames larger than this close the connection (an entry is at most 64 MiB).
@@ -104,13 +106,24 @@ pub enum CallError {
     Decode { target: NodeId, message: String },
 }
 
-/// Writes one request frame.
+/// Writes one request frame (version 0: the control plane's JSON keys have no versions).
 pub fn encode_request(key: i16, correlation_id: i32, client_id: &str, body: &[u8]) -> Bytes {
+    encode_request_versioned(key, 0, correlation_id, client_id, body)
+}
+
+/// Writes one request frame of `version` (the data plane's Kafka keys are versioned).
+pub fn encode_request_versioned(
+    key: i16,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+    body: &[u8],
+) -> Bytes {
     let mut buf = BytesMut::with_capacity(body.len() + 32 + client_id.len());
     let header = 2 + 2 + 4 + 2 + client_id.len() + 1;
     buf.put_i32(i32::try_from(header + body.len()).unwrap_or(i32::MAX));
     buf.put_i16(key);
-    buf.put_i16(0);
+    buf.put_i16(version);
     buf.put_i32(correlation_id);
     buf.put_i16(i16::try_from(client_id.len()).unwrap_or(0));
     buf.put_slice(client_id.as_bytes());
@@ -133,6 +146,7 @@ pub fn encode_response(correlation_id: i32, body: &[u8]) -> Bytes {
 #[derive(Debug)]
 pub struct RequestFrame {
     pub key: i16,
+    pub version: i16,
     pub correlation_id: i32,
     pub client_id: String,
     pub body: Bytes,
@@ -144,7 +158,7 @@ pub fn decode_request(mut frame: Bytes) -> Option<RequestFrame> {
         return None;
     }
     let key = frame.get_i16();
-    let _version = frame.get_i16();
+    let version = frame.get_i16();
     let correlation_id = frame.get_i32();
     let len = usize::try_from(frame.get_i16()).unwrap_or(0);
     if frame.len() < len + 1 {
@@ -158,6 +172,7 @@ pub fn decode_request(mut frame: Bytes) -> Option<RequestFrame> {
     }
     Some(RequestFrame {
         key,
+        version,
         correlation_id,
         client_id,
         body: frame,
@@ -180,11 +195,14 @@ pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option<Bytes>
     Ok(Some(Bytes::from(buf)))
 }
 
-/// What a connection is for: raft traffic never waits behind a forwarded request.
+/// What a connection is for: raft traffic never waits behind a forwarded request, and
+/// neither waits behind a replica fetch parked on the leader or carrying megabytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Purpose {
     Raft,
     Controller,
+    /// The data plane: replica Fetch (Kafka bodies, not JSON).
+    ReplicaFetch,
 }
 
 type SharedConn = Arc<tokio::sync::Mutex<Conn>>;
@@ -262,11 +280,26 @@ impl Peers {
         req: &Req,
         ttl: Duration,
     ) -> Result<Resp, CallError> {
-        let addr = self.addr(target).ok_or(CallError::NoAddress(target))?;
         let body = serde_json::to_vec(req).map_err(|e| CallError::Decode {
             target,
             message: e.to_string(),
         })?;
+        let bytes = self.call_raw(target, purpose, key, 0, &body, ttl).await?;
+        decode_answer(target, bytes)
+    }
+
+    /// [`Peers::call`] with a body already encoded (the data plane's Kafka bodies): the
+    /// answer's body after the response header.
+    pub async fn call_raw(
+        &self,
+        target: NodeId,
+        purpose: Purpose,
+        key: i16,
+        version: i16,
+        body: &[u8],
+        ttl: Duration,
+    ) -> Result<Bytes, CallError> {
+        let addr = self.addr(target).ok_or(CallError::NoAddress(target))?;
         let conn = self.conn(target, purpose);
         let exchange = async {
             let mut conn = conn.lock().await;
@@ -274,16 +307,19 @@ impl Peers {
             // Two ids: the hello of a new connection, then the request.
             conn.correlation = conn.correlation.wrapping_add(2);
             let correlation = conn.correlation;
-            let (stream, answer) = self
-                .exchange(stream, correlation, target, &addr, key, &body)
-                .await;
+            let request = Outgoing {
+                key,
+                version,
+                correlation,
+                body,
+            };
+            let (stream, answer) = self.exchange(stream, target, &addr, request).await;
             conn.stream = stream;
             answer
         };
-        let bytes = tokio::time::timeout(ttl, exchange)
+        tokio::time::timeout(ttl, exchange)
             .await
-            .unwrap_or(Err(CallError::Timeout { target, after: ttl }))?;
-        decode_answer(target, bytes)
+            .unwrap_or(Err(CallError::Timeout { target, after: ttl }))
     }
 
     /// Sends one request on `stream` (connecting and greeting first when there is none);
@@ -291,23 +327,21 @@ impl Peers {
     async fn exchange(
         &self,
         stream: Option<TcpStream>,
-        correlation: i32,
         target: NodeId,
         addr: &str,
-        key: i16,
-        body: &[u8],
+        request: Outgoing<'_>,
     ) -> (Option<TcpStream>, Result<Bytes, CallError>) {
         let mut stream = match stream {
             Some(s) => s,
             None => match self
-                .connect(correlation.wrapping_sub(1), target, addr)
+                .connect(request.correlation.wrapping_sub(1), target, addr)
                 .await
             {
                 Ok(s) => s,
                 Err(e) => return (None, Err(e)),
             },
         };
-        match roundtrip(&mut stream, target, key, correlation, &self.client_id, body).await {
+        match roundtrip(&mut stream, target, request, &self.client_id).await {
             Ok(answer) => (Some(stream), Ok(answer)),
             Err(e) => (None, Err(e)),
         }
@@ -333,15 +367,13 @@ impl Peers {
             target,
             message: e.to_string(),
         })?;
-        let answer = roundtrip(
-            &mut stream,
-            target,
-            keys::HELLO,
+        let hello = Outgoing {
+            key: keys::HELLO,
+            version: 0,
             correlation,
-            &self.client_id,
-            &body,
-        )
-        .await?;
+            body: &body,
+        };
+        let answer = roundtrip(&mut stream, target, hello, &self.client_id).await?;
         let theirs: Hello = decode_answer(target, answer)?;
         if mine.conflicts_with(&theirs) {
             return Err(CallError::ClusterMismatch {
@@ -368,16 +400,29 @@ fn decode_answer<T: DeserializeOwned>(target: NodeId, bytes: Bytes) -> Result<T,
     })
 }
 
+/// One request to send.
+struct Outgoing<'a> {
+    key: i16,
+    version: i16,
+    correlation: i32,
+    body: &'a [u8],
+}
+
 async fn roundtrip(
     stream: &mut TcpStream,
     target: NodeId,
-    key: i16,
-    correlation: i32,
+    request: Outgoing<'_>,
     client_id: &str,
-    body: &[u8],
 ) -> Result<Bytes, CallError> {
     let io = |source| CallError::Io { target, source };
-    let frame = encode_request(key, correlation, client_id, body);
+    let correlation = request.correlation;
+    let frame = encode_request_versioned(
+        request.key,
+        request.version,
+        correlation,
+        client_id,
+        request.body,
+    );
     stream.write_all(&frame).await.map_err(io)?;
     let Some(mut answer) = read_frame(stream).await.map_err(io)? else {
         return Err(io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)));

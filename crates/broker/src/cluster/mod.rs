@@ -1,15 +1,21 @@
 //! The broker on cluster metadata (docs/design/cluster.md §4.8): the [`Publisher`] applies
 //! the metadata quorum's applied entries to this broker's replicas, in order, and keeps the
-//! broker's topic table on the image; admin requests go to the quorum through a
-//! [`ControllerClient`] the binary installs.
+//! broker's topic table on the image; the [`DataPlane`] replicates them (§5.2, §5.3); admin
+//! requests go to the quorum through a [`ControllerClient`] the binary installs.
 
 mod controller;
 pub mod coordinator;
+mod data_plane;
 pub mod metadata;
 mod publisher;
 mod topics;
 
 pub use controller::{ControllerClient, ControllerUnavailable, SubmitFuture, Submitted};
+pub use data_plane::{
+    codec_links, AlterPartitionAnswers, AlterPartitionError, AlterPartitionFuture,
+    AlterPartitionSender, BoxError, DataPlane, FetchCodecError, RawFetch, ReplicaTable,
+    REPLICA_FETCH_VERSION, REPLICA_FETCH_VERSIONS,
+};
 pub use publisher::{
     read_partition_metadata, Change, ImageCell, PublishError, Publisher, PARTITION_METADATA,
 };

@@ -27,16 +27,13 @@ use weir_metadata::{
 use weir_replication::LeaderConfig;
 use weir_storage::{Log, Recovery};
 
+use super::DataPlane;
 use crate::config::BrokerConfig;
 use crate::partition::{Partition, PartitionError, Role};
 use crate::state::State;
 
 /// The file in each partition directory naming its topic id (Kafka's name).
 pub const PARTITION_METADATA: &str = "partition.metadata";
-
-/// Kafka's `replica.lag.time.max.ms` default: a follower not caught up for longer leaves the
-/// ISR.
-const REPLICA_LAG_TIME_MAX_MS: u64 = 30_000;
 
 /// What one applied entry changed (the broker's view of the controller's `Change`).
 #[derive(Clone, Debug)]
@@ -144,6 +141,8 @@ pub struct Publisher {
     replicas: BTreeMap<(Uuid, i32), Replica>,
     /// The broker whose topic table follows the image (None in tests of replicas alone).
     state: Option<Arc<State>>,
+    /// Replication's side (fetchers, the replica table); None: roles only (tests).
+    data_plane: Option<Arc<DataPlane>>,
 }
 
 impl Publisher {
@@ -163,7 +162,14 @@ impl Publisher {
             image: Arc::new(ImageCell::default()),
             replicas: BTreeMap::new(),
             state: None,
+            data_plane: None,
         }
+    }
+
+    /// Drives `data_plane` from now on: replica fetches find the replicas opened here,
+    /// followers are handed to their leader's fetcher, others taken from it.
+    pub fn set_data_plane(&mut self, data_plane: Arc<DataPlane>) {
+        self.data_plane = Some(data_plane);
     }
 
     /// The publisher of `state`'s broker (cluster mode): it publishes into the broker's
@@ -211,6 +217,9 @@ impl Publisher {
         image: Arc<MetadataImage>,
         change: &Change,
     ) -> Result<(), PublishError> {
+        if let (Some(dp), Some(b)) = (&self.data_plane, image.broker(self.local)) {
+            dp.set_broker_epoch(b.epoch);
+        }
         if self.caught_up {
             match change {
                 Change::Delta(delta) => self.apply_delta(&image, delta).await?,
@@ -290,6 +299,9 @@ impl Publisher {
         if !reg.replicas.contains(&self.local) {
             if let Some(replica) = self.replicas.remove(&(topic_id, index)) {
                 tracing::info!(topic = %name, partition = index, "no longer a replica; removing it");
+                if let Some(dp) = &self.data_plane {
+                    dp.replica_removed(topic_id, &name, index);
+                }
                 replica.partition.become_not_replica();
                 replica.partition.mark_deleted();
                 remove_dirs(vec![replica.partition.dir().to_path_buf()]).await;
@@ -309,6 +321,9 @@ impl Publisher {
                         partition: p.clone(),
                     },
                 );
+                if let Some(dp) = &self.data_plane {
+                    dp.replica_opened(topic_id, &name, p.clone());
+                }
                 p
             }
         };
@@ -316,13 +331,20 @@ impl Publisher {
             local: self.local,
             local_broker_epoch: image.broker(self.local).map_or(-1, |b| b.epoch),
             min_insync_replicas: self.min_insync_replicas(image, &name),
-            replica_lag_time_max_ms: REPLICA_LAG_TIME_MAX_MS,
+            replica_lag_time_max_ms: self.broker.replica.lag_time_max_ms,
         };
+        if let Some(dp) = &self.data_plane {
+            dp.before_role(topic_id, &name, index, reg);
+        }
         give_role(&partition, reg, config, self.local).map_err(|source| PublishError::Role {
-            topic: name,
+            topic: name.clone(),
             partition: index,
             source,
-        })
+        })?;
+        if let Some(dp) = &self.data_plane {
+            dp.after_role(topic_id, &name, &partition);
+        }
+        Ok(())
     }
 
     fn min_insync_replicas(&self, image: &MetadataImage, topic: &str) -> usize {
@@ -400,6 +422,9 @@ impl Publisher {
         for key in keys {
             if let Some(r) = self.replicas.remove(&key) {
                 tracing::info!(topic = %r.topic, partition = key.1, "topic deleted; removing its replica");
+                if let Some(dp) = &self.data_plane {
+                    dp.replica_removed(key.0, &r.topic, key.1);
+                }
                 r.partition.mark_deleted();
                 dirs.push(r.partition.dir().to_path_buf());
             }

@@ -127,9 +127,11 @@ impl ControllerClient for NodeController {
 pub fn spawn_publisher(
     state: &Arc<weir_broker::state::State>,
     node: Arc<Node>,
+    data_plane: Arc<weir_broker::cluster::DataPlane>,
 ) -> tokio::task::JoinHandle<()> {
     use weir_broker::cluster::{Change, Publisher};
     let mut publisher = Publisher::for_state(state);
+    publisher.set_data_plane(data_plane);
     // Subscribed before the baseline is read: an entry applied in between is in both, and
     // applying it again changes nothing (every step is idempotent).
     let mut applied = node.subscribe();
@@ -225,7 +227,8 @@ mod tests {
         let node_config = node_config(&config).expect("node config");
         let broker = weir_broker::Broker::open(config).await.expect("broker");
         let node = Arc::new(Node::start(node_config, &dir).await.expect("node"));
-        let publisher = spawn_publisher(broker.state(), node.clone());
+        let data_plane = super::super::cluster_data::start(&broker.state().config, &node);
+        let publisher = spawn_publisher(broker.state(), node.clone(), data_plane.clone());
         let mut registration = node.broker_state();
         tokio::time::timeout(
             Duration::from_secs(30),
@@ -269,6 +272,7 @@ mod tests {
 
         node.shutdown().await;
         publisher.abort();
+        data_plane.shutdown();
         drop(broker);
         let _ = std::fs::remove_dir_all(&dir);
     }

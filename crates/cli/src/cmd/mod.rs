@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod cluster;
+mod cluster_data;
 mod cluster_node;
 mod common;
 pub mod consume;

@@ -256,14 +256,15 @@ async fn serve_cluster(
     broker
         .state()
         .set_controller(Arc::new(super::cluster_node::NodeController(node.clone())));
-    let publisher = super::cluster_node::spawn_publisher(broker.state(), node.clone());
+    let data_plane = super::cluster_data::start(&broker.state().config, &node);
+    let publisher =
+        super::cluster_node::spawn_publisher(broker.state(), node.clone(), data_plane.clone());
     tracing::info!(
         node = node_config.node_id,
         internal = %node.local_addr(),
         voters = ?node_config.voters,
         "cluster mode: this node is a voter of the metadata quorum; topics, partition \
-         leadership and admin follow the cluster metadata (replication between brokers is \
-         not wired yet: replicas other than the leader do not fetch)"
+         leadership, admin and replication follow the cluster metadata"
     );
     let mut services = services(sql).await?;
     services.extend(http.map(|h| Box::new(h) as Box<dyn weir_broker::Service>));
@@ -279,6 +280,7 @@ async fn serve_cluster(
         // Before the broker's clean-shutdown marker: the metadata log closes first.
         node.shutdown().await;
         publisher.abort();
+        data_plane.shutdown();
     };
     broker.serve_with(shutdown, services).await?;
     if let Some(reason) = failed {

@@ -165,3 +165,56 @@ async fn a_silent_peer_costs_each_call_its_own_ttl_at_most() {
     );
     held.abort();
 }
+
+/// A hook that answers key 1 with its version, the peer and the body reversed.
+struct Echo;
+
+impl crate::DataPlane for Echo {
+    fn serves(&self, key: i16, _version: i16) -> bool {
+        key == keys::FETCH
+    }
+
+    fn handle(
+        &self,
+        client_id: String,
+        _key: i16,
+        version: i16,
+        body: bytes::Bytes,
+    ) -> crate::DataPlaneFuture<'_> {
+        Box::pin(async move {
+            let mut out = format!("{version} {client_id} ").into_bytes();
+            out.extend(body.iter().rev());
+            Ok(bytes::Bytes::from(out))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_plane_keys_reach_the_installed_hook_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = single_voter(dir.path()).await;
+    let id = node.image().cluster_id().map(str::to_string);
+    let ttl = Duration::from_secs(5);
+    let peers = peers_with(&node, id);
+    // No hook yet: the key closes the connection like any unknown key.
+    let refused = peers
+        .call_raw(1, Purpose::ReplicaFetch, keys::FETCH, 15, b"abc", ttl)
+        .await;
+    assert!(matches!(refused, Err(CallError::Io { .. })), "{refused:?}");
+
+    node.set_data_plane(std::sync::Arc::new(Echo));
+    for version in [15, 17] {
+        let answer = peers
+            .call_raw(1, Purpose::ReplicaFetch, keys::FETCH, version, b"abc", ttl)
+            .await
+            .expect("served");
+        assert_eq!(&answer[..], format!("{version} weir-node-7 cba").as_bytes());
+    }
+    // The control plane still answers on its own connection.
+    let q: QuorumInfo = peers
+        .call(1, Purpose::Controller, keys::DESCRIBE_QUORUM, &(), ttl)
+        .await
+        .expect("served");
+    assert_eq!(q.leader, Some(1));
+    node.shutdown().await;
+}

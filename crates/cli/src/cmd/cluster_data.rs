@@ -1,0 +1,128 @@
+//! `weir serve`'s data plane in cluster mode (design §4.4, §5.2, §5.3): the broker's
+//! [`DataPlane`] joined to the quorum node. Replica fetches arrive on the node's internal
+//! listener (the [`FetchHook`]), the fetchers reach each leader's internal listener on the
+//! node's `ReplicaFetch` connection to it (one per leader, apart from raft and controller
+//! traffic), and the leaders' ISR proposals go to the active controller as AlterPartition
+//! through `Node::submit`, which forwards them as it forwards heartbeats.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use weir_broker::cluster::{
+    codec_links, AlterPartitionError, AlterPartitionFuture, AlterPartitionSender, DataPlane,
+    RawFetch, REPLICA_FETCH_VERSION, REPLICA_FETCH_VERSIONS,
+};
+use weir_broker::BrokerConfig;
+use weir_controller::{DataPlaneFuture, Node, Purpose};
+use weir_metadata::{AlterPartitionItem, BrokerId, ControllerReply, ControllerRequest};
+
+/// Kafka's `replica.socket.timeout.ms` default: a fetch not answered within this much more
+/// than its own wait drops the connection (a stopped leader), and the fetcher backs off.
+const REPLICA_SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts the data plane and installs its replica Fetch on `node`'s internal listener.
+pub fn start(config: &BrokerConfig, node: &Arc<Node>) -> Arc<DataPlane> {
+    // Weak: the node holds the hook, which holds the data plane and its links.
+    let weak = Arc::downgrade(node);
+    let ttl = Duration::from_millis(u64::try_from(config.replica.fetch_wait_max_ms).unwrap_or(0))
+        + REPLICA_SOCKET_TIMEOUT;
+    let raw: RawFetch = Arc::new(move |leader: BrokerId, body: Bytes| {
+        let node = weak.clone();
+        Box::pin(async move { fetch_from(node, leader, body, ttl).await })
+    });
+    let sender = Arc::new(NodeAlterPartition {
+        node: Arc::downgrade(node),
+        local: config.node_id,
+    });
+    let data_plane = Arc::new(DataPlane::start(config, codec_links(raw), sender));
+    node.set_data_plane(Arc::new(FetchHook(data_plane.clone())));
+    data_plane
+}
+
+async fn fetch_from(
+    node: Weak<Node>,
+    leader: BrokerId,
+    body: Bytes,
+    ttl: Duration,
+) -> Result<Bytes, weir_broker::cluster::BoxError> {
+    let node = node.upgrade().ok_or("the quorum node stopped")?;
+    let target = u64::try_from(leader)?;
+    let answer = node
+        .data_call(
+            target,
+            Purpose::ReplicaFetch,
+            weir_controller::wire::keys::FETCH,
+            REPLICA_FETCH_VERSION,
+            &body,
+            ttl,
+        )
+        .await?;
+    Ok(answer)
+}
+
+/// Serves replica Fetch (key 1, v15-17) on the internal listener.
+pub struct FetchHook(pub Arc<DataPlane>);
+
+impl weir_controller::DataPlane for FetchHook {
+    fn serves(&self, key: i16, version: i16) -> bool {
+        key == weir_controller::wire::keys::FETCH && REPLICA_FETCH_VERSIONS.contains(&version)
+    }
+
+    fn handle(
+        &self,
+        client_id: String,
+        _key: i16,
+        version: i16,
+        body: Bytes,
+    ) -> DataPlaneFuture<'_> {
+        Box::pin(async move {
+            self.0.serve_fetch(version, body).await.map_err(|e| {
+                tracing::warn!(peer = %client_id, error = %e, "closing a replica fetch connection");
+                std::io::Error::other(e)
+            })
+        })
+    }
+}
+
+/// AlterPartition through the quorum node: forwarded to the active controller, answered
+/// once the entry is applied on this node.
+struct NodeAlterPartition {
+    node: Weak<Node>,
+    local: BrokerId,
+}
+
+impl AlterPartitionSender for NodeAlterPartition {
+    fn alter_partition(&self, items: Vec<AlterPartitionItem>) -> AlterPartitionFuture<'_> {
+        Box::pin(async move {
+            let unreachable =
+                |e: Box<dyn std::error::Error + Send + Sync>| AlterPartitionError::Unreachable(e);
+            let node = self
+                .node
+                .upgrade()
+                .ok_or_else(|| unreachable("the quorum node stopped".into()))?;
+            let broker_epoch = node
+                .broker_state()
+                .borrow()
+                .epoch
+                .ok_or_else(|| unreachable("this broker is not registered yet".into()))?;
+            let request = ControllerRequest::AlterPartition {
+                broker_id: self.local,
+                broker_epoch,
+                partitions: items,
+            };
+            match node.submit(request).await {
+                Ok(ControllerReply::AlterPartition(Ok(answers))) => Ok(answers),
+                Ok(ControllerReply::AlterPartition(Err(e))) => Err(AlterPartitionError::Refused(e)),
+                Ok(other) => Err(unreachable(
+                    format!("unexpected controller reply {other:?}").into(),
+                )),
+                Err(e) => Err(unreachable(Box::new(e))),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "cluster_data_tests.rs"]
+mod tests;
