@@ -1,8 +1,8 @@
 """Cluster increment 4: Kafka clients on a 3-broker cluster. Topics are created through any broker
 (the quorum places them), Metadata lists every broker and each partition's leader, producers and
 consumer groups bootstrapped on different brokers find the leaders and the group's coordinator,
-and confluent-kafka, kafka-python and kcat all see the same cluster. Replication between brokers
-is not wired in this increment: a topic with RF 3 is checked for its metadata shape only.
+and confluent-kafka, kafka-python and kcat all see the same cluster. A topic with RF 3 is
+checked here for its metadata shape; test_cluster_replication.py writes to one through a kill -9.
 """
 
 from __future__ import annotations
