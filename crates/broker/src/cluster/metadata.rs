@@ -112,29 +112,38 @@ pub fn leader_hint(
     Some((reg.leader, reg.leader_epoch, endpoint))
 }
 
-/// KIP-951's hints for the partitions of an answer that failed NOT_LEADER_OR_FOLLOWER:
-/// `each(topic, partition)` gets the CurrentLeader of each such partition, and the
-/// distinct live leaders' endpoints are returned for NodeEndpoints, by id.
-pub fn collect_hints<'a>(
-    image: &MetadataImage,
-    failed: impl IntoIterator<Item = (Option<&'a TopicImage>, i32)>,
-    mut each: impl FnMut(usize, i32, i32),
-) -> Vec<LeaderEndpoint> {
-    let mut endpoints: Vec<LeaderEndpoint> = Vec::new();
-    for (i, (topic, partition)) in failed.into_iter().enumerate() {
-        let Some((leader, epoch, endpoint)) = topic.and_then(|t| leader_hint(image, t, partition))
-        else {
-            continue;
-        };
-        each(i, leader, epoch);
-        if let Some(e) = endpoint {
-            if !endpoints.iter().any(|x| x.id == e.id) {
-                endpoints.push(e);
-            }
+/// KIP-951's hints for the partitions of one answer that failed NOT_LEADER_OR_FOLLOWER:
+/// [`LeaderHints::hint`] gives each such partition its CurrentLeader and remembers the live
+/// leaders' endpoints, which [`LeaderHints::endpoints`] returns for NodeEndpoints, by id.
+pub struct LeaderHints<'a> {
+    image: &'a MetadataImage,
+    endpoints: Vec<LeaderEndpoint>,
+}
+
+impl<'a> LeaderHints<'a> {
+    pub fn new(image: &'a MetadataImage) -> LeaderHints<'a> {
+        LeaderHints {
+            image,
+            endpoints: Vec::new(),
         }
     }
-    endpoints.sort_by_key(|e| e.id);
-    endpoints
+
+    /// The (leader, leader epoch) the image names for `topic`'s `partition`, if it knows it.
+    pub fn hint(&mut self, topic: Option<&TopicImage>, partition: i32) -> Option<(i32, i32)> {
+        let (leader, epoch, endpoint) = leader_hint(self.image, topic?, partition)?;
+        if let Some(e) = endpoint {
+            if !self.endpoints.iter().any(|x| x.id == e.id) {
+                self.endpoints.push(e);
+            }
+        }
+        Some((leader, epoch))
+    }
+
+    /// The distinct live leaders named so far, by id.
+    pub fn endpoints(mut self) -> Vec<LeaderEndpoint> {
+        self.endpoints.sort_by_key(|e| e.id);
+        self.endpoints
+    }
 }
 
 /// A new leader's endpoint for KIP-951's NodeEndpoints.

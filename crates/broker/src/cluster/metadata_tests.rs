@@ -147,17 +147,18 @@ fn leader_hints_name_the_leader_and_only_live_endpoints() {
     assert_eq!(leader_hint(&image, &topic, 2), Some((-1, 5, None)));
     assert_eq!(leader_hint(&image, &topic, 9), None);
 
-    let mut seen = Vec::new();
-    let endpoints = collect_hints(
-        &image,
-        [
-            (Some(&*topic), 1),
-            (Some(&*topic), 0),
-            (Some(&*topic), 1),
-            (None, 0),
-        ],
-        |i, leader, epoch| seen.push((i, leader, epoch)),
-    );
+    let mut hints = LeaderHints::new(&image);
+    let seen: Vec<_> = [
+        (Some(&*topic), 1),
+        (Some(&*topic), 0),
+        (Some(&*topic), 1),
+        (None, 0),
+    ]
+    .into_iter()
+    .enumerate()
+    .filter_map(|(i, (t, p))| hints.hint(t, p).map(|(leader, epoch)| (i, leader, epoch)))
+    .collect();
+    let endpoints = hints.endpoints();
     assert_eq!(seen, vec![(0, 3, 4), (1, 1, 3), (2, 3, 4)]);
     assert_eq!(
         endpoints.iter().map(|e| e.id).collect::<Vec<_>>(),

@@ -299,7 +299,7 @@ fn encode(
 /// KIP-951 (Fetch v16+): each NOT_LEADER_OR_FOLLOWER partition names the leader the image
 /// knows, and the answer carries that leader's endpoint.
 fn leader_hints(state: &State, plan: &[TopicWant], r: &mut FetchResponse) {
-    use weir_protocol::kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint};
+    use weir_protocol::kafka_protocol::messages::fetch_response::NodeEndpoint;
     use weir_protocol::kafka_protocol::messages::BrokerId;
     let code = ResponseError::NotLeaderOrFollower.code();
     if !r
@@ -310,41 +310,26 @@ fn leader_hints(state: &State, plan: &[TopicWant], r: &mut FetchResponse) {
         return;
     }
     let image = state.image.image();
-    let mut failed = Vec::new();
-    for (ti, (t, want)) in r.responses.iter().zip(plan).enumerate() {
+    let mut hints = crate::cluster::metadata::LeaderHints::new(&image);
+    for (t, want) in r.responses.iter_mut().zip(plan) {
         let topic = if want.id.is_nil() {
             image.topic_by_name(&want.name.0)
         } else {
             image.topic(want.id)
-        };
-        for (pi, p) in t.partitions.iter().enumerate() {
-            if p.error_code == code {
-                failed.push((ti, pi, topic, p.partition_index));
+        }
+        .map(|t| &**t);
+        for p in t.partitions.iter_mut() {
+            if p.error_code != code {
+                continue;
+            }
+            if let Some((leader, epoch)) = hints.hint(topic, p.partition_index) {
+                p.current_leader.leader_id = BrokerId(leader);
+                p.current_leader.leader_epoch = epoch;
             }
         }
     }
-    let mut leaders = Vec::new();
-    let endpoints = crate::cluster::metadata::collect_hints(
-        &image,
-        failed.iter().map(|(_, _, t, p)| (t.map(|t| &**t), *p)),
-        |i, leader, epoch| leaders.push((i, leader, epoch)),
-    );
-    for (i, leader, epoch) in leaders {
-        let Some((ti, pi, _, _)) = failed.get(i) else {
-            continue;
-        };
-        if let Some(p) = r
-            .responses
-            .get_mut(*ti)
-            .and_then(|t| t.partitions.get_mut(*pi))
-        {
-            let mut current = LeaderIdAndEpoch::default();
-            current.leader_id = BrokerId(leader);
-            current.leader_epoch = epoch;
-            p.current_leader = current;
-        }
-    }
-    r.node_endpoints = endpoints
+    r.node_endpoints = hints
+        .endpoints()
         .into_iter()
         .map(|e| {
             let mut n = NodeEndpoint::default();

@@ -275,9 +275,7 @@ fn finish(
 /// image knows, and the answer carries that leader's endpoint, so the producer retries
 /// there without a Metadata round trip.
 fn leader_hints(state: &State, r: &mut ProduceResponse) {
-    use weir_protocol::kafka_protocol::messages::produce_response::{
-        LeaderIdAndEpoch, NodeEndpoint,
-    };
+    use weir_protocol::kafka_protocol::messages::produce_response::NodeEndpoint;
     use weir_protocol::kafka_protocol::messages::BrokerId;
     let code = ResponseError::NotLeaderOrFollower.code();
     if !r
@@ -288,36 +286,21 @@ fn leader_hints(state: &State, r: &mut ProduceResponse) {
         return;
     }
     let image = state.image.image();
-    let mut failed = Vec::new();
-    for (ti, t) in r.responses.iter().enumerate() {
-        for (pi, p) in t.partition_responses.iter().enumerate() {
-            if p.error_code == code {
-                failed.push((ti, pi, image.topic_by_name(&t.name.0), p.index));
+    let mut hints = crate::cluster::metadata::LeaderHints::new(&image);
+    for t in r.responses.iter_mut() {
+        let topic = image.topic_by_name(&t.name.0).map(|t| &**t);
+        for p in t.partition_responses.iter_mut() {
+            if p.error_code != code {
+                continue;
+            }
+            if let Some((leader, epoch)) = hints.hint(topic, p.index) {
+                p.current_leader.leader_id = BrokerId(leader);
+                p.current_leader.leader_epoch = epoch;
             }
         }
     }
-    let mut leaders = Vec::new();
-    let endpoints = crate::cluster::metadata::collect_hints(
-        &image,
-        failed.iter().map(|(_, _, t, p)| (t.map(|t| &**t), *p)),
-        |i, leader, epoch| leaders.push((i, leader, epoch)),
-    );
-    for (i, leader, epoch) in leaders {
-        let Some((ti, pi, _, _)) = failed.get(i) else {
-            continue;
-        };
-        if let Some(p) = r
-            .responses
-            .get_mut(*ti)
-            .and_then(|t| t.partition_responses.get_mut(*pi))
-        {
-            let mut current = LeaderIdAndEpoch::default();
-            current.leader_id = BrokerId(leader);
-            current.leader_epoch = epoch;
-            p.current_leader = current;
-        }
-    }
-    r.node_endpoints = endpoints
+    r.node_endpoints = hints
+        .endpoints()
         .into_iter()
         .map(|e| {
             let mut n = NodeEndpoint::default();
