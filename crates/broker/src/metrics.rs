@@ -5,7 +5,7 @@
 //! indexed by API key, a topic's when its [`crate::state::Topic`] is built. A produce costs
 //! two relaxed `fetch_add`s on its topic's counters, plus the request's own.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use weir_metrics::{Counter, Family, Gauge, Histogram, Registry};
@@ -15,9 +15,18 @@ use crate::config::MetricsConfig;
 
 /// A request API's handles.
 pub struct ApiMetrics {
+    /// The `api` label (`Produce`).
+    name: String,
     requests: Arc<Counter>,
     duration: Arc<Histogram>,
+    /// This API's error counters by Kafka error code + 1, resolved on first use, so that an
+    /// error storm (NOT_LEADER_OR_FOLLOWER during a failover) looks no label up. Allocated
+    /// only for APIs that count errors. Safe to cache: the error family never drops series.
+    errors: OnceLock<Box<[OnceLock<Arc<Counter>>]>>,
 }
+
+/// Kafka's error codes run from -1 to about 130; larger ones take the family lookup.
+const ERROR_SLOTS: usize = 160;
 
 impl ApiMetrics {
     /// Counts a request whose answer took `started.elapsed()` (until its response was ready,
@@ -107,6 +116,8 @@ impl BrokerMetrics {
                 *slot = Some(Arc::new(ApiMetrics {
                     requests: requests.with(&[&name]),
                     duration: duration.with(&[&name]),
+                    name,
+                    errors: OnceLock::new(),
                 }));
             }
         }
@@ -209,8 +220,23 @@ impl BrokerMetrics {
 
     /// Counts an error answered to an `api` request, under Kafka's error name.
     pub fn error(&self, api: ApiKey, error: ResponseError) {
-        let name = kafka_error_name(error);
-        self.errors.with(&[&format!("{api:?}"), &name]).inc();
+        let cached = self.api(api).and_then(|a| {
+            let i = usize::try_from(i32::from(error.code()) + 1).ok()?;
+            let slots = a.errors.get_or_init(|| {
+                std::iter::repeat_with(OnceLock::new)
+                    .take(ERROR_SLOTS)
+                    .collect()
+            });
+            let slot = slots.get(i)?;
+            Some(slot.get_or_init(|| self.errors.with(&[&a.name, &kafka_error_name(error)])))
+        });
+        match cached {
+            Some(counter) => counter.inc(),
+            None => self
+                .errors
+                .with(&[&format!("{api:?}"), &kafka_error_name(error)])
+                .inc(),
+        }
     }
 
     /// A connection was accepted; the guard counts it open until dropped.
@@ -343,8 +369,8 @@ pub(crate) fn register_state_gauges(state: &Arc<crate::state::State>) {
         &[],
         move |sink| {
             let Some(s) = weak.upgrade() else { return };
-            match rustix::fs::statvfs(&s.config.data_dir) {
-                Ok(st) => sink.push(&[], st.f_bavail.saturating_mul(st.f_frsize) as f64),
+            match crate::meta::fs_space(&s.config.data_dir) {
+                Ok((_, available)) => sink.push(&[], available as f64),
                 Err(e) => tracing::debug!(error = %e, "statvfs of the log dir failed"),
             }
         },
@@ -404,10 +430,12 @@ mod tests {
             .expect("produce")
             .done(Instant::now());
         m.error(ApiKey::Produce, ResponseError::UnknownTopicOrPartition);
+        // The second one goes through the cached handle to the same series.
+        m.error(ApiKey::Produce, ResponseError::UnknownTopicOrPartition);
         let text = m.registry.render();
         assert!(text.contains("weir_requests_total{api=\"Produce\"} 1\n"));
         assert!(text.contains(
-            "weir_request_errors_total{api=\"Produce\",error=\"UNKNOWN_TOPIC_OR_PARTITION\"} 1\n"
+            "weir_request_errors_total{api=\"Produce\",error=\"UNKNOWN_TOPIC_OR_PARTITION\"} 2\n"
         ));
         let t = m.topic("orders");
         t.produced(100, 2);
