@@ -75,6 +75,17 @@ const RESERVE: &str = "reserved-space";
 /// Enough for a topic table of several thousand topics.
 pub const RESERVE_BYTES: u64 = 1 << 20;
 
+/// The file system of `dir`: (total bytes, bytes available to an unprivileged writer). One
+/// place for DescribeLogDirs, the free-space gauge and readiness.
+pub fn fs_space(dir: &Path) -> std::io::Result<(u64, u64)> {
+    let st = rustix::fs::statvfs(dir)?;
+    let fragment = st.f_frsize;
+    Ok((
+        st.f_blocks.saturating_mul(fragment),
+        st.f_bavail.saturating_mul(fragment),
+    ))
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct ProducerIdsFile {
     /// Every id below this may have been handed out.

@@ -43,9 +43,8 @@ pub fn readiness(state: Option<&State>, draining: bool) -> Readiness {
             if state.groups.is_poisoned() {
                 reasons.push("group_coordinator_unavailable".to_string());
             }
-            match rustix::fs::statvfs(&state.config.data_dir) {
-                Ok(st) => {
-                    let free = st.f_bavail.saturating_mul(st.f_frsize);
+            match weir_broker::meta::fs_space(&state.config.data_dir) {
+                Ok((_, free)) => {
                     if free < weir_broker::meta::RESERVE_BYTES {
                         reasons.push(format!("log_dir_full: {free} bytes free"));
                     }

@@ -70,12 +70,11 @@ pub fn describe_log_dirs(state: &State, req: &DescribeLogDirsRequest) -> Describ
 
 /// The file system's total and available bytes (what an unprivileged writer may use).
 fn space(dir: &Path) -> Option<(i64, i64)> {
-    let st = rustix::fs::statvfs(dir)
+    let (total, available) = crate::meta::fs_space(dir)
         .inspect_err(|e| tracing::warn!(dir = %dir.display(), error = %e, "statvfs failed"))
         .ok()?;
-    let fragment = st.f_frsize;
-    let bytes = |blocks: u64| i64::try_from(blocks.saturating_mul(fragment)).unwrap_or(i64::MAX);
-    Some((bytes(st.f_blocks), bytes(st.f_bavail)))
+    let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
+    Some((bytes(total), bytes(available)))
 }
 
 #[cfg(test)]
