@@ -221,12 +221,17 @@ pub async fn serve(
                         corr = req.header.correlation_id
                     );
                     span.in_scope(|| tracing::trace!("request"));
-                    match sasl::check(auth.as_mut(), req, &mut conn).await {
-                        Gate::Pass(req) => handlers::handle(&state, *req, &conn).instrument(span).await,
-                        Gate::Answer { reply, close } => {
-                            close_after = close;
-                            reply
-                        }
+                    match auth.as_mut() {
+                        None => handlers::handle(&state, req, &conn).instrument(span).await,
+                        Some(auth) => match sasl::check(auth, req, &mut conn).await {
+                            Gate::Pass(req) => {
+                                handlers::handle(&state, *req, &conn).instrument(span).await
+                            }
+                            Gate::Answer { reply, close } => {
+                                close_after = close;
+                                reply
+                            }
+                        },
                     }
                 }
                 Err(DecodeError::UnsupportedVersion {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::config::{invalid, parse, ConfigError};
 
 use super::listeners::{self, ListenerSpec};
 use super::scram::Mechanism;
@@ -99,13 +99,7 @@ impl SecurityConfig {
     ) -> Result<SecurityConfig, ConfigError> {
         let listeners = listeners::parse(get, listen, advertise)?;
         let ms = |key: &str, default: u64| -> Result<u64, ConfigError> {
-            match get(key) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|e| invalid(key, &v, &e.to_string())),
-            }
+            get(key).map_or(Ok(default), |v| parse(key, &v))
         };
         let tls_wanted = listeners.iter().any(|l| l.protocol.tls());
         let tls = match get("ssl.keystore.location") {
@@ -212,13 +206,5 @@ impl SecurityConfig {
                 .tls
                 .as_ref()
                 .is_some_and(|t| t.client_auth == ClientAuth::Required)
-    }
-}
-
-pub(crate) fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
-    ConfigError::InvalidValue {
-        key: key.to_string(),
-        value: value.to_string(),
-        reason: reason.to_string(),
     }
 }

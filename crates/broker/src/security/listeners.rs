@@ -5,7 +5,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use crate::config::ConfigError;
 
-use super::config::{invalid, SecurityProtocol};
+use super::config::SecurityProtocol;
+use crate::config::invalid;
 
 /// One configured listener.
 #[derive(Debug, Clone, PartialEq, Eq)]

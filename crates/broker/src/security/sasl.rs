@@ -465,16 +465,13 @@ impl Authenticator {
     }
 }
 
-/// The SASL stage of a connection: without an authenticator (no SASL on the listener) every
-/// request passes. A successful (re-)authentication becomes the connection's principal.
+/// The SASL stage of a connection on a SASL listener (without one, requests go straight to
+/// the handlers). A successful (re-)authentication becomes the connection's principal.
 pub async fn check(
-    auth: Option<&mut Authenticator>,
+    auth: &mut Authenticator,
     req: RequestFrame,
     conn: &mut crate::handlers::Conn,
 ) -> Gate {
-    let Some(auth) = auth else {
-        return Gate::Pass(Box::new(req));
-    };
     let gate = auth.request(req).await;
     if let Some(p) = auth.principal() {
         if &conn.principal != p {
