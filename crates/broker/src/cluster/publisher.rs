@@ -372,7 +372,13 @@ impl Publisher {
             .configs(&ConfigResource::Topic(name.to_string()))
             .cloned()
             .unwrap_or_default();
-        let log_config = crate::topic_config::log_config(&overrides, &self.broker);
+        // The broker's live defaults (dynamic broker configs), as `sync_cluster_topics`
+        // applies them to replicas already open; the snapshot only without a state (tests).
+        let broker = self
+            .state
+            .as_ref()
+            .map_or_else(|| self.broker.clone(), |s| s.broker_configs.effective());
+        let log_config = crate::topic_config::log_config(&overrides, &broker);
         let checkpointed = self
             .checkpointed
             .get(&(name.to_string(), index))

@@ -67,18 +67,15 @@ fn describe_cluster_from_image(state: &State) -> DescribeClusterResponse {
     let mut r = DescribeClusterResponse::default();
     r.cluster_id = str(image.cluster_id().unwrap_or(&state.cluster_id));
     r.controller_id = BrokerId(state.controller_id().unwrap_or(-1));
-    r.brokers = image
-        .brokers()
-        .values()
-        .filter(|b| !b.fenced)
-        .filter_map(|b| {
-            let (host, port) = crate::cluster::metadata::client_endpoint(b)?;
+    r.brokers = crate::cluster::metadata::live_brokers(&image)
+        .into_iter()
+        .map(|b| {
             let mut out = DescribeClusterBroker::default();
-            out.broker_id = BrokerId(b.id);
-            out.host = str(host);
-            out.port = i32::from(port);
-            out.rack = b.rack.as_deref().map(str);
-            Some(out)
+            out.broker_id = b.node_id;
+            out.host = b.host;
+            out.port = b.port;
+            out.rack = b.rack;
+            out
         })
         .collect();
     r
