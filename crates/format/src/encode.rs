@@ -110,6 +110,33 @@ fn json_text(batch: &RecordBatch, row: usize) -> Result<String, FormatError> {
     Ok(out)
 }
 
+/// Whether [`encode_values`] can write rows of `schema` in `format`: `bytes` and `text` take
+/// exactly one binary or string column. Checked where a sink is defined, so that a pipeline
+/// never fails at run time for a shape it was allowed to have.
+pub fn check_schema(format: Format, schema: &arrow_schema::Schema) -> Result<(), FormatError> {
+    if !matches!(format, Format::Bytes | Format::Text) {
+        return Ok(());
+    }
+    let [field] = schema.fields().as_ref() else {
+        return Err(FormatError::OneColumn {
+            format: format.name(),
+            got: schema.fields().len(),
+        });
+    };
+    match field.data_type() {
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View => Ok(()),
+        other => Err(FormatError::UnsupportedType {
+            column: field.name().clone(),
+            data_type: other.clone(),
+            format: format.name(),
+        }),
+    }
+}
+
 /// Every row of `batch` as a record value in `format` (`None`: a null value, for a NULL in
 /// the one column of `bytes`/`text`).
 pub fn encode_values(

@@ -185,16 +185,8 @@ impl Engine {
                     }
                 };
                 let planned = self.plan_query(&query).await?;
-                // Checked now: the encoder must write every column.
-                if !matches!(format, Format::Json | Format::Csv { .. })
-                    && planned.schema.fields().len() != 1
-                {
-                    return Err(SqlError::Invalid(format!(
-                        "format {} writes one column; the query has {}",
-                        format.name(),
-                        planned.schema.fields().len()
-                    )));
-                }
+                // Checked now: the encoder must write every column, of a type it can write.
+                weir_format::encode::check_schema(format, &planned.schema)?;
                 let sink = SinkSpec {
                     topic,
                     encoder: Arc::new(move || Box::new(RowEncoder { format })),

@@ -154,6 +154,22 @@ async fn the_planner_refuses_what_the_runtime_cannot_run_at_create() {
         .await
         .expect_err("no topic");
     assert!(err.to_string().contains("needs a topic"), "{err}");
+    // A sink format that cannot write the query's columns is refused at CREATE, not when the
+    // first epoch encodes: text takes one string column.
+    for sql in [
+        "CREATE SINK k INTO out FORMAT text AS SELECT customer, id FROM orders",
+        "CREATE SINK k INTO out FORMAT text AS SELECT id FROM orders",
+    ] {
+        let err = run(&s, sql).await.expect_err(sql);
+        assert_eq!(err.sqlstate(), "22023", "{sql}: {err}");
+    }
+    assert!(engine.catalog_entry("k").is_none());
+    run(
+        &s,
+        "CREATE SINK k INTO out FORMAT text AS SELECT customer FROM orders",
+    )
+    .await
+    .expect("one string column");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
