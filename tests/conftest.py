@@ -41,9 +41,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with socket.create_connection((host, port), timeout=0.5):
             return True
     except OSError:
         return False
@@ -54,10 +54,17 @@ class BrokerDied(Exception):
 
 
 class Broker:
-    """One `weir serve` process. restart() reuses the same port and data dir."""
+    """One `weir serve` process. restart() reuses the same port and data dir.
+
+    `host` and `wrapper` serve the fault harness (netns.py): a broker listening on its own
+    network namespace's address, started under `ip netns exec` (which execs, so the process
+    signalled is the broker itself)."""
 
     def __init__(self, data_dir: Path, log_dir: Path, settings: dict | None = None,
-                 port: int | None = None, extra_args: list[str] | None = None, name="broker"):
+                 port: int | None = None, extra_args: list[str] | None = None, name="broker",
+                 host: str = "127.0.0.1", wrapper: list[str] | None = None):
+        self.host = host
+        self.wrapper = list(wrapper or [])
         self.data_dir = Path(data_dir)
         self.log_dir = Path(log_dir)
         self.settings = dict(settings or {})
@@ -75,18 +82,19 @@ class Broker:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def sql_address(self) -> str:
-        return f"127.0.0.1:{self.sql_port}"
+        return f"{self.host}:{self.sql_port}"
 
     @property
     def http_address(self) -> str:
-        return f"127.0.0.1:{self.http_port}"
+        return f"{self.host}:{self.http_port}"
 
     def argv(self) -> list[str]:
-        argv = [WEIR_BIN, "serve", "--listen", self.bootstrap, "--data-dir", str(self.data_dir),
+        argv = [*self.wrapper, WEIR_BIN, "serve", "--listen", self.bootstrap,
+                "--data-dir", str(self.data_dir),
                 "--sql-listen", self.sql_address, "--http-listen", self.http_address]
         for k, v in self.settings.items():
             argv += ["--set", f"{k}={v}"]
@@ -111,7 +119,7 @@ class Broker:
             if self.proc.poll() is not None:
                 raise BrokerDied(f"{self.name} exited with {self.proc.returncode} before listening "
                                  f"on {self.bootstrap}\n{self.log_tail()}")
-            if port_open(self.port):
+            if port_open(self.port, self.host):
                 return self
             time.sleep(0.05)
         self.kill9()

@@ -23,6 +23,7 @@ from conftest import admin_client, make_producer, produce_all, unique_topic
 
 NOT_COORDINATOR = 16
 UNKNOWN_MEMBER_ID = 25
+COORDINATOR_LOAD_IN_PROGRESS = 14
 
 
 @pytest.fixture
@@ -190,6 +191,65 @@ def test_a_replication_factor_3_topic_has_three_replicas_per_partition(cluster):
         wait_for(f"{topic} gone on node {i}",
                  lambda i=i: topic not in admin_client(cluster.nodes[i].bootstrap)
                  .list_topics(timeout=10).topics, 30, cluster)
+
+
+def test_producer_ids_are_unique_across_brokers(cluster):
+    """Every broker answers InitProducerId; ids come from the quorum's blocks (KIP-730), so two
+    producers initialised through two brokers never share an id (they did: each broker counted
+    from 0, and the two producers' sequences collided on a shared partition as a fatal
+    OUT_OF_ORDER_SEQUENCE_NUMBER). A restarted broker takes a new block, never its old ids."""
+    seen: dict[int, int] = {}
+
+    def init_through(i: int):
+        pid = _init_producer_id(cluster.nodes[i].bootstrap)
+        assert pid not in seen, f"producer id {pid} from broker {i} already came from {seen[pid]}"
+        seen[pid] = i
+
+    for _ in range(3):
+        for i in (1, 2, 3):
+            init_through(i)
+    cluster.nodes[2].kill9()
+    cluster.nodes[2].start()
+    wait_for("broker 2 unfenced again", lambda: states(cluster.info(1)).get(2) == "unfenced",
+             60, cluster)
+    for i in (2, 1, 3, 2):
+        init_through(i)
+
+    # Three idempotent producers, each bootstrapped on its own broker, share one partition.
+    topic = unique_topic("pids")
+    admin = admin_client(cluster.nodes[1].bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3)],
+                        request_timeout=30)[topic].result(30)
+    errors = []
+    producers = [make_producer(cluster.nodes[i].bootstrap, **{"enable.idempotence": True})
+                 for i in (1, 2, 3)]
+    for n in range(100):
+        for k, p in enumerate(producers):
+            p.produce(topic, value=f"{k}:{n}".encode(), partition=0,
+                      on_delivery=lambda err, _m: err and errors.append(err))
+        if n % 10 == 0:
+            for p in producers:
+                p.poll(0)
+    for p in producers:
+        assert p.flush(60) == 0
+    assert not errors, errors[:3]
+
+
+def _init_producer_id(bootstrap: str) -> int:
+    """InitProducerId v0 for an idempotent producer (no transactional id), retried while the
+    broker waits for a block: the producer id."""
+    deadline = time.monotonic() + 30
+    while True:
+        with kwire.Conn(bootstrap, timeout=30) as c:
+            r = c.request(kwire.request_header_v1(22, 0, 5), kwire.string(None) + kwire.i32(60000))
+            assert r.i32() == 5
+            r.i32()  # throttle
+            error, pid, epoch = r.i16(), r.i64(), r.i16()
+        if error == 0:
+            assert epoch == 0 and pid >= 0, (pid, epoch)
+            return pid
+        assert error == COORDINATOR_LOAD_IN_PROGRESS and time.monotonic() < deadline, error
+        time.sleep(0.2)
 
 
 def _with_leaders(admin, topic: str, partitions: int):

@@ -82,6 +82,9 @@ def test_counters_and_lag_match_what_the_clients_did(broker_factory):
     # acks=all under the default durability: the appends were fsynced.
     assert value(s, "weir_fsync_duration_seconds_count") >= 1
     assert value(s, "weir_log_dir_free_bytes") > 0
+    # Per-partition series are off by default; the cluster's gauges exist in cluster mode only.
+    assert not [k for k in s if k[0].startswith("weir_partition_")]
+    assert value(s, "weir_under_replicated_partitions") is None
 
     group = unique_topic("group")
     c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group,
@@ -147,6 +150,70 @@ def test_topic_labels_beyond_the_cap_go_to_other(broker_factory):
     assert other == 5 * (len(topics) - len(labelled))
     assert value(s, "weir_metrics_label_overflow_total",
                  metric="weir_topic_produced_records_total") >= 2
+
+
+def commit_offsets(bootstrap: str, group: str, offsets: list[TopicPartition]):
+    """Commits `offsets` for `group` without joining it (an empty group may commit)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        c.commit(offsets=offsets, asynchronous=False)
+    finally:
+        c.close()
+
+
+def test_group_labels_beyond_the_cap_go_to_other(broker_factory):
+    b = broker_factory(settings={"weir.metrics.max.groups": "1",
+                                 "weir.metrics.lag.interval.ms": "200"})
+    topic = create_topic(b.bootstrap, unique_topic("gcap"))
+    produce_all(make_producer(b.bootstrap), ({"topic": topic, "value": b"x"} for _ in range(10)))
+    groups = [unique_topic(f"gcap{i}") for i in range(3)]
+    for i, g in enumerate(groups):
+        commit_offsets(b.bootstrap, g, [TopicPartition(topic, 0, i + 1)])
+
+    def capped():
+        s = scrape(b)
+        labelled = {g: value(s, "weir_group_lag_records", group=g, topic=topic) for g in groups}
+        labelled = {g: v for g, v in labelled.items() if v is not None}
+        other = value(s, "weir_group_lag_records", group="_other", topic=topic)
+        return len(labelled) == 1 and other is not None, (labelled, other, s)
+    labelled, other, s = wait_for(capped, "one group labelled, the others in _other")
+    # The labelled group's lag is its own; _other sums the groups folded into it.
+    (g, lag), = labelled.items()
+    assert lag == 10 - (groups.index(g) + 1)
+    assert other == sum(10 - (i + 1) for i, x in enumerate(groups) if x != g)
+    # Each pass refuses the two groups beyond the cap again (they are not remembered).
+    assert value(s, "weir_metrics_label_overflow_total", metric="weir_group_lag_records") >= 2
+    assert value(s, "weir_group_members", group="_other") == 0
+
+
+def test_per_partition_series_when_enabled(broker_factory):
+    b = broker_factory(settings={"weir.metrics.per.partition": "true",
+                                 "weir.metrics.lag.interval.ms": "200"})
+    topic = create_topic(b.bootstrap, unique_topic("pp"), partitions=2)
+    p = make_producer(b.bootstrap)
+    produce_all(p, ({"topic": topic, "partition": i % 2 and 1 or 0, "value": b"v" * 20}
+                    for i in range(14)))
+    group = unique_topic("ppg")
+    commit_offsets(b.bootstrap, group, [TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 7)])
+
+    def lagged():
+        s = scrape(b)
+        got = [value(s, "weir_partition_lag_records", group=group, topic=topic, partition=str(i))
+               for i in range(2)]
+        return got == [4, 0], (got, s)
+    _, s = wait_for(lagged, "per-partition lag")
+    for i in range(2):
+        labels = {"topic": topic, "partition": str(i)}
+        assert value(s, "weir_partition_high_watermark", **labels) == 7
+        assert value(s, "weir_partition_log_end_offset", **labels) == 7
+        assert value(s, "weir_partition_log_start_offset", **labels) == 0
+        assert value(s, "weir_partition_size_bytes", **labels) > 7 * 20
+    total = sum(value(s, "weir_partition_size_bytes", topic=topic, partition=str(i))
+                for i in range(2))
+    assert total == value(s, "weir_log_size_bytes", topic=topic)
+    # The group's lag summed over partitions is the topic series.
+    assert value(s, "weir_group_lag_records", group=group, topic=topic) == 4
 
 
 def test_readyz_and_livez(broker):

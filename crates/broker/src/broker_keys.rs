@@ -121,6 +121,7 @@ const INT_MAX: Option<&str> = Some("2147483647");
 #[rustfmt::skip]
 pub const BROKER_KEYS: &[BrokerKey] = &[
     k("advertised.listeners", None, Str, ReadOnly, true, "NAME://host:port per listener, given to clients that connected through it (from --advertise, else the listener's address)."),
+    k("allow.everyone.if.no.acl.found", None, Boolean, ReadOnly, true, "Whether a resource no ACL names is open to every principal; default false once a listener authenticates (SASL or client certificates), true otherwise."),
     k("authorizer.class.name", Some(""), Str, ReadOnly, false, "The authorizer."),
     k("auto.create.topics.enable", Some("true"), Boolean, ReadOnly, true, "Metadata and Produce for a missing topic create it."),
     k("auto.leader.rebalance.enable", Some("true"), Boolean, ReadOnly, false, "Background leader rebalancing."),
@@ -235,7 +236,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("ssl.keystore.password", None, Password, ReadOnly, false, "Password of the key store."),
     k("ssl.truststore.location", None, Str, ReadOnly, true, "PEM file of the CA certificates client certificates are checked against."),
     k("ssl.truststore.password", None, Password, ReadOnly, false, "Password of the trust store."),
-    k("super.users", Some(""), List, ReadOnly, true, "Principals allowed every operation, ';'-separated (User:admin;User:CN=ops). Until ACLs: when set, only they may describe and alter SCRAM credentials."),
+    k("super.users", Some(""), List, ReadOnly, true, "Principals allowed every operation, ';'-separated (User:admin;User:CN=ops). They bypass the ACLs."),
     k("transaction.abort.timed.out.transaction.cleanup.interval.ms", Some("10000"), Int, ReadOnly, true, "How often timed-out transactions are aborted."),
     k("transaction.max.timeout.ms", Some("900000"), Int, ReadOnly, true, "The longest transaction.timeout.ms a producer may ask for."),
     k("transaction.partition.verification.enable", Some("true"), Boolean, Dynamic, false, "Verify a transaction's partitions before appending (KIP-890)."),
@@ -248,6 +249,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("weir.metrics.lag.interval.ms", Some("10000"), Long, ReadOnly, true, "How often consumer-group lag is computed for /metrics."),
     k("weir.metrics.max.groups", Some("1000"), Int, ReadOnly, true, "Distinct group label values per metric; beyond, group=\"_other\"."),
     k("weir.metrics.max.topics", Some("1000"), Int, ReadOnly, true, "Distinct topic label values per metric; beyond, topic=\"_other\"."),
+    k("weir.metrics.per.partition", Some("false"), Boolean, ReadOnly, true, "Export weir_partition_* series (offsets, size, lag per partition)."),
     k("weir.request.read.timeout.ms", Some("30000"), Long, ReadOnly, true, "A frame must arrive whole within this once its first byte did (-1: no limit)."),
     k("weir.ssl.handshake.timeout.ms", Some("10000"), Long, ReadOnly, true, "A TLS handshake not finished in this time is cut off."),
 ];

@@ -110,6 +110,9 @@ pub struct MetricsConfig {
     pub max_groups: usize,
     /// `weir.metrics.lag.interval.ms`: how often group lag is computed.
     pub lag_interval_ms: u64,
+    /// `weir.metrics.per.partition`: export the `weir_partition_*` series (off by default: a
+    /// broker with 10,000 partitions would expose tens of thousands of series).
+    pub per_partition: bool,
 }
 
 /// The log cleaner's broker settings (compaction of `cleanup.policy=compact` topics).
@@ -341,6 +344,10 @@ impl BrokerConfig {
                 lag_interval_ms: positive(
                     "weir.metrics.lag.interval.ms",
                     num("weir.metrics.lag.interval.ms", "10000")?,
+                )?,
+                per_partition: parse::<bool>(
+                    "weir.metrics.per.partition",
+                    get("weir.metrics.per.partition").unwrap_or("false"),
                 )?,
             },
             replica: ReplicaConfig {

@@ -53,9 +53,10 @@ fn txn_commit(group: &str, producer_id: i64, offset: i64) -> TxnCommitRequest {
     }
 }
 
-fn offset_of(groups: &Groups, group: &str, p: i32) -> Option<i64> {
+async fn offset_of(groups: &Groups, group: &str, p: i32) -> Option<i64> {
     let fetched = groups
         .fetch_offsets(group, Some(vec![tp(p)]))
+        .await
         .expect("fetch");
     fetched
         .first()
@@ -97,7 +98,7 @@ async fn failed_offsets_log_appends_rebuild_the_group_coordinator() {
     for _ in 0..2 {
         assert_eq!(groups.commit(commit("g", 0, 10)).await, vec![(tp(0), NA)]);
         assert_eq!(
-            offset_of(&groups, "g", 0),
+            offset_of(&groups, "g", 0).await,
             Some(5),
             "answered ahead of the log"
         );
@@ -113,16 +114,16 @@ async fn failed_offsets_log_appends_rebuild_the_group_coordinator() {
     // OffsetDelete.
     let deleted = groups.delete_offsets("g", vec![tp(1)]).await;
     assert_eq!(deleted.error, NA);
-    assert_eq!(offset_of(&groups, "g", 1), Some(7));
+    assert_eq!(offset_of(&groups, "g", 1).await, Some(7));
     // DeleteGroups.
     assert_eq!(
         groups.delete_groups(vec!["h".into()]).await,
         vec![("h".into(), NA)]
     );
-    assert_eq!(offset_of(&groups, "h", 0), Some(1));
+    assert_eq!(offset_of(&groups, "h", 0).await, Some(1));
     // A deleted topic's tombstones.
     groups.topic_deleted("t");
-    assert_eq!(offset_of(&groups, "g", 0), Some(5));
+    assert_eq!(offset_of(&groups, "g", 0).await, Some(5));
     assert_matches_replay(&groups);
 
     inject_write_failures(groups.log(), false);
@@ -130,7 +131,7 @@ async fn failed_offsets_log_appends_rebuild_the_group_coordinator() {
         groups.commit(commit("g", 0, 10)).await,
         vec![(tp(0), ErrorCode::NONE)]
     );
-    assert_eq!(offset_of(&groups, "g", 0), Some(10));
+    assert_eq!(offset_of(&groups, "g", 0).await, Some(10));
     assert_eq!(
         groups.txn_commit(txn_commit("g", 42, 20)).await,
         vec![(tp(0), ErrorCode::NONE)]
@@ -141,12 +142,12 @@ async fn failed_offsets_log_appends_rebuild_the_group_coordinator() {
     // Settling the transaction's offsets.
     inject_write_failures(groups.log(), true);
     assert!(groups.settle_txn("g", 42, true).await.is_err());
-    assert_eq!(offset_of(&groups, "g", 0), Some(10));
+    assert_eq!(offset_of(&groups, "g", 0).await, Some(10));
     assert_eq!(groups.unstable_partitions("g").len(), 1);
     assert_matches_replay(&groups);
     inject_write_failures(groups.log(), false);
     groups.settle_txn("g", 42, true).await.expect("settle");
-    assert_eq!(offset_of(&groups, "g", 0), Some(20));
+    assert_eq!(offset_of(&groups, "g", 0).await, Some(20));
     assert!(groups.unstable_partitions("g").is_empty());
     assert_eq!(
         groups.delete_groups(vec!["h".into()]).await,
@@ -174,12 +175,12 @@ async fn failed_expiration_is_retried_by_the_timer() {
     let (stop, _) = tokio::sync::broadcast::channel(1);
     let timer = tokio::spawn(groups.clone().run_timer(stop.subscribe()));
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(offset_of(&groups, "g", 0), Some(5));
+    assert_eq!(offset_of(&groups, "g", 0).await, Some(5));
     assert_matches_replay(&groups);
     inject_write_failures(groups.log(), false);
     let mut expired = false;
     for _ in 0..100 {
-        if offset_of(&groups, "g", 0).is_none() {
+        if offset_of(&groups, "g", 0).await.is_none() {
             expired = true;
             break;
         }
@@ -243,7 +244,7 @@ async fn failed_offsets_log_fsync_makes_the_group_coordinator_unavailable() {
     );
     inject_fsync_failures(groups.log());
     assert_eq!(groups.commit(commit("g", 0, 10)).await, vec![(tp(0), NA)]);
-    assert_eq!(groups.fetch_offsets("g", None), Err(NA));
+    assert_eq!(groups.fetch_offsets("g", None).await, Err(NA));
     assert_eq!(groups.list(&[]), Err(NA));
     assert_eq!(groups.describe("g").error, NA);
     assert_eq!(groups.heartbeat("g", 1, "m", None), NA);

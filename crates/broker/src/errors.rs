@@ -70,7 +70,8 @@ pub fn admin_code(e: &AdminError) -> ResponseError {
         AdminError::Meta(_)
         | AdminError::Groups(_)
         | AdminError::HwCheckpoint(_)
-        | AdminError::Credentials(_) => ResponseError::KafkaStorageError,
+        | AdminError::Credentials(_)
+        | AdminError::Acls(_) => ResponseError::KafkaStorageError,
         AdminError::Controller(e) => {
             ResponseError::try_from_code(e.code()).unwrap_or(ResponseError::UnknownServerError)
         }

@@ -11,6 +11,11 @@
 //! Ordering: outputs are applied while the coordinator lock is held, so records reach the log
 //! in the order the coordinator decided them; the fsync that makes a commit durable runs after
 //! the lock is released, and the OffsetCommit response waits for it.
+//!
+//! In cluster mode one `Groups` is one shard: the coordinator of the groups hashed to one
+//! `__consumer_offsets` partition led here (`group_router.rs`), over that partition
+//! (`CoordinatorLog::Shard`): "durable" there means committed (fsynced and below the high
+//! watermark). Losing the leadership unloads the shard: it answers NOT_COORDINATOR from then on.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,14 +23,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::{broadcast, oneshot, Notify};
 use weir_coordinator::{
     CommitRequest, CommittedOffset, Coordinator, CoordinatorConfig, ErrorCode, JoinRequest,
     JoinResponse, Output, RequestId, Response, SyncRequest, SyncResponse, TopicPartition,
 };
 use weir_protocol::kafka_protocol::protocol::StrBytes;
-use weir_storage::{Log, Recovery, StorageError};
+use weir_storage::{Recovery, StorageError};
+
+use crate::coordinator_log::CoordinatorLog;
+use crate::group_router::{
+    consumer_describe_failed, consumer_heartbeat_failed, describe_failed, join_failed, sync_failed,
+};
 
 use crate::group_log::{offset_record, txn_offsets_record};
 
@@ -41,6 +50,23 @@ pub enum GroupsError {
     /// poisoned by a failed fsync: then only a restart rebuilds it).
     #[error("group coordinator unavailable until it is rebuilt from its log")]
     Unavailable,
+    /// The shard's partition is no longer led here (under the epoch it was loaded for).
+    #[error("this broker no longer coordinates the shard")]
+    NotCoordinator,
+    /// The shard's records were not committed (the ISR fell below min.insync.replicas,
+    /// or the wait for the high watermark timed out); the shard stays loaded.
+    #[error("the shard's records were not committed: {0}")]
+    Uncommitted(#[source] Box<crate::partition::PartitionError>),
+}
+
+impl GroupsError {
+    /// The error code answered for a request this failure stopped.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            GroupsError::NotCoordinator => ErrorCode::NOT_COORDINATOR,
+            _ => UNAVAILABLE,
+        }
+    }
 }
 
 pub struct Groups {
@@ -53,17 +79,19 @@ pub struct Groups {
     /// JoinGroup/SyncGroup requests waiting for the coordinator's answer.
     parked: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
     next_request: AtomicU64,
-    log: Log,
+    log: CoordinatorLog,
+    /// Set when the shard was unloaded (its partition is no longer led here): every request
+    /// is answered NOT_COORDINATOR and the timer stops.
+    unloaded: AtomicBool,
     /// Wakes the timer task when a call may have moved the next deadline.
     timer: Notify,
 }
 
-/// Committed offsets by group, and pending transactional offsets, for tests.
-#[cfg(test)]
-pub(crate) type Snapshot = (
-    Vec<(String, Vec<(TopicPartition, Option<CommittedOffset>)>)>,
-    Vec<(String, i64, Vec<(TopicPartition, CommittedOffset)>)>,
-);
+/// What a load replayed: records read, live offsets kept.
+struct Replayed {
+    records: i64,
+    live: usize,
+}
 
 /// Live records beyond which the offsets log is rewritten at start-up.
 const REWRITE_SLACK: i64 = 10_000;
@@ -91,16 +119,7 @@ impl Groups {
         config: CoordinatorConfig,
     ) -> Result<Groups, GroupsError> {
         let log = crate::internal_log::open(data_dir, "group-offsets", recovery)?;
-        let loaded = crate::group_log::load(&log, seeded(&config), now_ms())?;
-        let groups = Groups {
-            coordinator: Mutex::new(loaded.coordinator),
-            config,
-            broken: AtomicBool::new(false),
-            parked: Mutex::new(HashMap::new()),
-            next_request: AtomicU64::new(1),
-            log,
-            timer: Notify::new(),
-        };
+        let (groups, loaded) = Groups::load(CoordinatorLog::Local(log), config)?;
         tracing::info!(
             records = loaded.records,
             live = loaded.live,
@@ -113,9 +132,84 @@ impl Groups {
         Ok(groups)
     }
 
+    /// Replays `log` into a new coordinator (blocking: a load reads the whole log).
+    fn load(
+        log: CoordinatorLog,
+        config: CoordinatorConfig,
+    ) -> Result<(Groups, Replayed), GroupsError> {
+        let loaded = crate::group_log::load(log.log(), seeded(&config), now_ms())?;
+        let replayed = Replayed {
+            records: loaded.records,
+            live: loaded.live,
+        };
+        let groups = Groups {
+            coordinator: Mutex::new(loaded.coordinator),
+            config,
+            broken: AtomicBool::new(false),
+            parked: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            log,
+            unloaded: AtomicBool::new(false),
+            timer: Notify::new(),
+        };
+        Ok((groups, replayed))
+    }
+
+    /// Loads a shard (cluster mode) from its partition, led here under `leader_epoch`
+    /// (blocking: run it off the async runtime).
+    pub fn load_shard(
+        partition: Arc<crate::partition::Partition>,
+        leader_epoch: i32,
+        config: CoordinatorConfig,
+    ) -> Result<Groups, GroupsError> {
+        let log = CoordinatorLog::Shard {
+            partition,
+            leader_epoch,
+        };
+        let (groups, loaded) = Groups::load(log, config)?;
+        tracing::info!(
+            records = loaded.records,
+            live = loaded.live,
+            leader_epoch,
+            "loaded a group coordinator shard"
+        );
+        Ok(groups)
+    }
+
+    /// Stops serving: the partition is no longer led here. Parked JoinGroup/SyncGroup
+    /// requests are answered NOT_COORDINATOR, as is every later request; the timer stops.
+    pub fn unload(&self) {
+        let _c = self.lock();
+        self.mark_unloaded();
+    }
+
+    /// [`Groups::unload`] with the coordinator lock held.
+    fn mark_unloaded(&self) {
+        self.unloaded.store(true, Ordering::Release);
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.timer.notify_one();
+    }
+
+    fn is_unloaded(&self) -> bool {
+        self.unloaded.load(Ordering::Acquire)
+    }
+
+    /// The code of an answer this shard cannot give.
+    fn unavailable(&self) -> ErrorCode {
+        if self.is_unloaded() {
+            ErrorCode::NOT_COORDINATOR
+        } else {
+            UNAVAILABLE
+        }
+    }
+
     /// Appends every live offset again and drops the segments before them.
     fn rewrite(&self) -> Result<(), GroupsError> {
         let start = self.log.log_end_offset();
+        let log = self.log.log();
         {
             let coordinator = self.lock();
             let mut entries = Vec::new();
@@ -133,8 +227,8 @@ impl Groups {
                 self.append_txn(&group, producer_id, -1, Some(&offsets))?;
             }
         }
-        self.log.flush_to(self.log.log_end_offset())?;
-        let new_start = self.log.delete_records_before(start)?;
+        log.flush_to(log.log_end_offset())?;
+        let new_start = log.delete_records_before(start)?;
         tracing::info!(new_start, "rewrote the group offsets log");
         Ok(())
     }
@@ -143,56 +237,15 @@ impl Groups {
         self.coordinator.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the shard answers nothing: broken (being rebuilt) or unloaded.
     fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::Acquire)
+        self.broken.load(Ordering::Acquire) || self.is_unloaded()
     }
 
     /// Whether the offsets log was poisoned (a failed fsync): the coordinator then stays
     /// unavailable until the broker restarts.
     pub fn is_poisoned(&self) -> bool {
         self.log.is_poisoned()
-    }
-
-    /// The offsets log (fault-injection tests reach it through this).
-    #[cfg(test)]
-    pub(crate) fn log(&self) -> &Log {
-        &self.log
-    }
-
-    /// Every group's committed and pending offsets as the coordinator holds them, or None
-    /// while it is unavailable.
-    #[cfg(test)]
-    pub(crate) fn snapshot(&self) -> Option<Snapshot> {
-        let c = self.lock();
-        if self.is_broken() {
-            return None;
-        }
-        let mut committed: Vec<_> = c
-            .list_groups(&[])
-            .into_iter()
-            .map(|l| {
-                let mut offsets = c.fetch_offsets(&l.group_id, None);
-                offsets.sort_by(|a, b| a.0.cmp(&b.0));
-                (l.group_id, offsets)
-            })
-            .collect();
-        committed.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut pending = c.pending_txn_offsets();
-        pending.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        Some((committed, pending))
-    }
-
-    /// What a broker started on this log would hold.
-    #[cfg(test)]
-    pub(crate) fn replayed_snapshot(&self) -> Snapshot {
-        let data_dir = self.log.dir().parent().and_then(Path::parent);
-        let fresh = Groups::open(
-            data_dir.expect("data dir"),
-            Recovery::Scan,
-            self.config.clone(),
-        )
-        .expect("open");
-        fresh.snapshot().expect("loaded")
     }
 
     /// Replaces the coordinator, whose memory may be ahead of the log after a failed write,
@@ -216,7 +269,7 @@ impl Groups {
             return;
         }
         tracing::warn!(error = %cause, "offsets log write failed; rebuilding the group coordinator from its log");
-        match crate::group_log::load(&self.log, seeded(&self.config), now_ms()) {
+        match crate::group_log::load(self.log.log(), seeded(&self.config), now_ms()) {
             Ok(loaded) => {
                 *c = loaded.coordinator;
                 self.broken.store(false, Ordering::Release);
@@ -242,8 +295,7 @@ impl Groups {
         let records = entries
             .iter()
             .map(|(group, tp, committed)| offset_record(group, tp, committed.as_ref()));
-        let info = crate::internal_log::append(&self.log, records)?;
-        Ok(info.last_offset + 1)
+        self.log.append(records)
     }
 
     /// Appends a pending-transactional-commits record (`Some`) or its settlement (`None`);
@@ -256,8 +308,7 @@ impl Groups {
         offsets: Option<&[(TopicPartition, CommittedOffset)]>,
     ) -> Result<i64, GroupsError> {
         let record = txn_offsets_record(group, producer_id, producer_epoch, offsets);
-        let info = crate::internal_log::append(&self.log, [record])?;
-        Ok(info.last_offset + 1)
+        self.log.append([record])
     }
 
     /// Wakes the timer: a call may have moved the next deadline. Never called from the timer
@@ -301,7 +352,19 @@ impl Groups {
                     producer_id,
                     producer_epoch,
                     offsets,
-                } => self.append_txn(&group, producer_id, producer_epoch, Some(&offsets)),
+                } => {
+                    // A shard's partition is compacted by key: its record carries all of the
+                    // producer's pending commits in the group, not only the new ones.
+                    let offsets = if self.log.is_shard() {
+                        c.pending_txn_offsets()
+                            .into_iter()
+                            .find(|(g, p, _)| *g == group && *p == producer_id)
+                            .map_or(offsets, |(_, _, all)| all)
+                    } else {
+                        offsets
+                    };
+                    self.append_txn(&group, producer_id, producer_epoch, Some(&offsets))
+                }
                 Output::TxnOffsetsSettled { group, producer_id } => {
                     self.append_txn(&group, producer_id, -1, None)
                 }
@@ -319,6 +382,10 @@ impl Groups {
             }
         }
         match failure {
+            Some(GroupsError::NotCoordinator) => {
+                self.mark_unloaded();
+                Err(GroupsError::NotCoordinator)
+            }
             Some(e) => {
                 self.rebuild(c, &e);
                 Err(e)
@@ -327,20 +394,28 @@ impl Groups {
         }
     }
 
-    /// Fsyncs the offsets log up to `end`. A failure poisons the log (a failed fsync is
-    /// never retried), so the coordinator, whose memory may hold records that are now lost,
-    /// is dropped.
-    fn make_durable(&self, end: Option<i64>) -> Result<(), GroupsError> {
+    /// Waits until the log is committed up to `end` (single node: fsynced). A failed fsync
+    /// poisons the log (it is never retried), so the coordinator, whose memory may hold
+    /// records that are now lost, is dropped. A shard whose records were not replicated in
+    /// time keeps its memory (it equals its local log, and the next answer waits past it);
+    /// one that lost its leadership is unloaded by the publisher.
+    async fn make_durable(&self, end: Option<i64>) -> Result<(), GroupsError> {
         let Some(end) = end else { return Ok(()) };
-        if end <= self.log.durable_offset() {
-            return Ok(());
+        match self.log.wait_committed(end).await {
+            Err(e @ GroupsError::Storage(_)) => {
+                self.rebuild(&mut self.lock(), &e);
+                Err(e)
+            }
+            other => other,
         }
-        let log = &self.log;
-        if let Err(e) = tokio::task::block_in_place(|| log.flush_to(end)) {
-            self.rebuild(&mut self.lock(), &e);
-            return Err(e.into());
-        }
-        Ok(())
+    }
+
+    /// [`Groups::make_durable`] after [`Groups::apply`].
+    async fn committed(
+        &self,
+        applied: Result<Option<i64>, GroupsError>,
+    ) -> Result<(), GroupsError> {
+        self.make_durable(applied?).await
     }
 
     fn park(&self) -> (RequestId, oneshot::Receiver<Response>) {
@@ -397,16 +472,7 @@ impl Groups {
                 if other.is_some() {
                     tracing::error!(?other, "coordinator answered JoinGroup with something else");
                 }
-                JoinResponse {
-                    error: UNAVAILABLE,
-                    generation_id: -1,
-                    protocol_type: None,
-                    protocol_name: None,
-                    leader: String::new(),
-                    skip_assignment: false,
-                    member_id: String::new(),
-                    members: Vec::new(),
-                }
+                join_failed(self.unavailable())
             }
         }
     }
@@ -421,12 +487,7 @@ impl Groups {
                 if other.is_some() {
                     tracing::error!(?other, "coordinator answered SyncGroup with something else");
                 }
-                SyncResponse {
-                    error: UNAVAILABLE,
-                    protocol_type: None,
-                    protocol_name: None,
-                    assignment: Bytes::new(),
-                }
+                sync_failed(self.unavailable())
             }
         }
     }
@@ -441,7 +502,7 @@ impl Groups {
         let code = {
             let mut c = self.lock();
             if self.is_broken() {
-                return UNAVAILABLE;
+                return self.unavailable();
             }
             c.heartbeat(now_ms(), group, generation, member, instance)
         };
@@ -458,7 +519,7 @@ impl Groups {
         let mut c = self.lock();
         if self.is_broken() {
             return weir_coordinator::LeaveResponse {
-                error: UNAVAILABLE,
+                error: self.unavailable(),
                 members: Vec::new(),
             };
         }
@@ -498,20 +559,23 @@ impl Groups {
         let (codes, applied) = {
             let mut c = self.lock();
             if self.is_broken() {
-                return partitions.into_iter().map(|tp| (tp, UNAVAILABLE)).collect();
+                return partitions
+                    .into_iter()
+                    .map(|tp| (tp, self.unavailable()))
+                    .collect();
             }
             let (codes, outputs) = call(&mut c, now_ms());
             let applied = self.apply(&mut c, outputs);
             (codes, applied)
         };
-        match applied.and_then(|end| self.make_durable(end)) {
+        match self.committed(applied).await {
             Ok(()) => codes,
             Err(e) => {
                 tracing::error!(error = %e, "committed offsets could not be made durable");
                 codes
                     .into_iter()
                     .map(|(tp, code)| match code {
-                        ErrorCode::NONE => (tp, UNAVAILABLE),
+                        ErrorCode::NONE => (tp, e.code()),
                         code => (tp, code),
                     })
                     .collect()
@@ -534,7 +598,7 @@ impl Groups {
             let outputs = c.settle_txn_offsets(now_ms(), group, producer_id, commit);
             self.apply(&mut c, outputs)
         };
-        self.make_durable(applied?)
+        self.make_durable(applied?).await
     }
 
     /// Partitions of `group` whose transactional commits are still undecided.
@@ -544,7 +608,7 @@ impl Groups {
 
     /// Committed offsets, once the log is durable up to its end as of the read: a commit
     /// still waiting for its fsync (which may fail) is never shown.
-    pub fn fetch_offsets(
+    pub async fn fetch_offsets(
         &self,
         group: &str,
         partitions: Option<Vec<TopicPartition>>,
@@ -552,16 +616,16 @@ impl Groups {
         let (fetched, end) = {
             let c = self.lock();
             if self.is_broken() {
-                return Err(UNAVAILABLE);
+                return Err(self.unavailable());
             }
             (
                 c.fetch_offsets(group, partitions),
                 self.log.log_end_offset(),
             )
         };
-        self.make_durable(Some(end)).map_err(|e| {
-            tracing::error!(error = %e, "offsets log fsync failed");
-            UNAVAILABLE
+        self.make_durable(Some(end)).await.map_err(|e| {
+            tracing::error!(error = %e, "offsets not committed");
+            e.code()
         })?;
         Ok(fetched)
     }
@@ -575,14 +639,7 @@ impl Groups {
         let resp = {
             let mut c = self.lock();
             if self.is_broken() {
-                return weir_coordinator::ConsumerHeartbeatResponse {
-                    error: UNAVAILABLE,
-                    error_message: Some(GroupsError::Unavailable.to_string()),
-                    member_id: String::new(),
-                    member_epoch: 0,
-                    heartbeat_interval_ms: 0,
-                    assignment: None,
-                };
+                return consumer_heartbeat_failed(self.unavailable());
             }
             c.consumer_heartbeat(now_ms(), req, topics)
         };
@@ -598,16 +655,7 @@ impl Groups {
         if self.is_broken() {
             return groups
                 .iter()
-                .map(|g| weir_coordinator::ConsumerGroupDescription {
-                    error: UNAVAILABLE,
-                    error_message: Some(GroupsError::Unavailable.to_string()),
-                    group_id: g.clone(),
-                    state: weir_coordinator::GroupState::Dead,
-                    group_epoch: 0,
-                    assignment_epoch: 0,
-                    assignor_name: String::new(),
-                    members: Vec::new(),
-                })
+                .map(|g| consumer_describe_failed(g, self.unavailable()))
                 .collect();
         }
         c.consumer_group_describe(groups)
@@ -630,14 +678,7 @@ impl Groups {
     pub fn describe(&self, group: &str) -> weir_coordinator::GroupDescription {
         let c = self.lock();
         if self.is_broken() {
-            return weir_coordinator::GroupDescription {
-                error: UNAVAILABLE,
-                group_id: group.to_owned(),
-                state: weir_coordinator::GroupState::Dead,
-                protocol_type: String::new(),
-                protocol: String::new(),
-                members: Vec::new(),
-            };
+            return describe_failed(group, self.unavailable());
         }
         c.describe_group(group)
     }
@@ -648,7 +689,7 @@ impl Groups {
     ) -> Result<Vec<weir_coordinator::GroupListing>, ErrorCode> {
         let c = self.lock();
         if self.is_broken() {
-            return Err(UNAVAILABLE);
+            return Err(self.unavailable());
         }
         Ok(c.list_groups(states))
     }
@@ -658,20 +699,23 @@ impl Groups {
         let (codes, applied) = {
             let mut c = self.lock();
             if self.is_broken() {
-                return groups.into_iter().map(|g| (g, UNAVAILABLE)).collect();
+                return groups
+                    .into_iter()
+                    .map(|g| (g, self.unavailable()))
+                    .collect();
             }
             let (codes, outputs) = c.delete_groups(groups);
             let applied = self.apply(&mut c, outputs);
             (codes, applied)
         };
-        match applied.and_then(|end| self.make_durable(end)) {
+        match self.committed(applied).await {
             Ok(()) => codes,
             Err(e) => {
                 tracing::error!(error = %e, "group deletion could not be made durable");
                 codes
                     .into_iter()
                     .map(|(g, code)| match code {
-                        ErrorCode::NONE => (g, UNAVAILABLE),
+                        ErrorCode::NONE => (g, e.code()),
                         code => (g, code),
                     })
                     .collect()
@@ -686,7 +730,7 @@ impl Groups {
     ) -> weir_coordinator::DeleteOffsetsResponse {
         self.rearm();
         let unavailable = weir_coordinator::DeleteOffsetsResponse {
-            error: UNAVAILABLE,
+            error: self.unavailable(),
             partitions: Vec::new(),
         };
         let (resp, applied) = {
@@ -698,7 +742,7 @@ impl Groups {
             let applied = self.apply(&mut c, outputs);
             (resp, applied)
         };
-        match applied.and_then(|end| self.make_durable(end)) {
+        match self.committed(applied).await {
             Ok(()) => resp,
             Err(e) => {
                 tracing::error!(error = %e, "offset deletion could not be made durable");
@@ -727,6 +771,9 @@ impl Groups {
     /// Calls `tick` whenever the coordinator's next deadline passes, until stopped.
     pub async fn run_timer(self: Arc<Self>, mut stop: broadcast::Receiver<()>) {
         loop {
+            if self.is_unloaded() {
+                return;
+            }
             let wait = {
                 let c = self.lock();
                 c.next_deadline()
@@ -741,6 +788,9 @@ impl Groups {
             }
             let applied = {
                 let mut c = self.lock();
+                if self.is_unloaded() {
+                    return;
+                }
                 if self.is_broken() && !self.log.is_poisoned() {
                     self.rebuild(&mut c, &"an earlier rebuild failed");
                 }
@@ -750,16 +800,24 @@ impl Groups {
                 let outputs = c.tick(now_ms());
                 self.apply(&mut c, outputs)
             };
-            if let Err(e) = applied.and_then(|end| self.make_durable(end)) {
+            if let Err(e) = self.committed(applied).await {
                 tracing::error!(error = %e, "group timer could not persist");
             }
         }
     }
 
+    /// Closes a node-local log; a shard's partition is closed with its topic.
     pub fn close(&self) -> Result<(), StorageError> {
-        self.log.close()
+        match &self.log {
+            CoordinatorLog::Local(log) => log.close(),
+            CoordinatorLog::Shard { .. } => Ok(()),
+        }
     }
 }
+
+#[cfg(test)]
+#[path = "groups_snapshot.rs"]
+mod snapshot;
 
 /// StrBytes from an optional string.
 pub fn opt_str(s: Option<String>) -> Option<StrBytes> {

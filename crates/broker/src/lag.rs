@@ -5,12 +5,14 @@
 //! Lag in records is the high watermark minus the committed offset, summed over a topic's
 //! partitions; lag in seconds is the age of the oldest unconsumed record, taken from the
 //! base timestamp of the batch holding the committed offset (0 when caught up), the largest
-//! over the topic's partitions.
+//! over the topic's partitions. Each pass also feeds the lag history
+//! ([`crate::lag_history`]) with the group's total.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
+use weir_metrics::OTHER;
 
 use crate::partition::{Isolation, ReadSpec};
 use crate::state::State;
@@ -39,6 +41,9 @@ pub(crate) fn update(state: &State, now_ms: i64) {
     let m = &state.metrics;
     let mut groups = HashSet::new();
     let mut pairs = HashSet::new();
+    let mut partition_keys = HashSet::new();
+    let mut folded: BTreeMap<String, (i64, f64)> = BTreeMap::new();
+    let mut folded_members = 0usize;
     for g in state.groups.stats() {
         m.members.with(&[&g.group_id]).set(g.members as f64);
         m.rebalances.with(&[&g.group_id]).raise_to(g.rebalances);
@@ -57,9 +62,34 @@ pub(crate) fn update(state: &State, now_ms: i64) {
             } else {
                 0.0
             };
+            // Groups beyond the cap get no per-partition series (a partition of "_other"
+            // would mix groups).
+            if let Some(f) = m.partition_lag.as_ref().filter(|f| f.admits(&g.group_id)) {
+                let partition = tp.partition.to_string();
+                f.with(&[&g.group_id, &tp.topic, &partition])
+                    .set(lag as f64);
+                partition_keys.insert((g.group_id.clone(), tp.topic.clone(), partition));
+            }
             let e = per_topic.entry(tp.topic.clone()).or_insert((0, 0.0));
             e.0 += lag;
             e.1 = e.1.max(seconds);
+        }
+        let total = per_topic.values().map(|(lag, _)| *lag).sum::<i64>();
+        let oldest = per_topic.values().map(|(_, s)| *s).fold(0.0, f64::max);
+        state.lag().record(&g.group_id, now_ms, total, oldest);
+        if !m.lag_records.admits(&g.group_id) {
+            // Beyond weir.metrics.max.groups: summed into group="_other" below (`with` counts
+            // the refusal), rather than each folded group overwriting the last one's value.
+            m.members.with(&[&g.group_id]);
+            folded_members += g.members;
+            for (topic, (lag, seconds)) in per_topic {
+                m.lag_records.with(&[&g.group_id, &topic]);
+                let e = folded.entry(topic).or_insert((0, 0.0));
+                e.0 += lag;
+                e.1 = f64::max(e.1, seconds);
+            }
+            groups.insert(OTHER.to_string());
+            continue;
         }
         for (topic, (lag, seconds)) in per_topic {
             m.lag_records.with(&[&g.group_id, &topic]).set(lag as f64);
@@ -68,15 +98,30 @@ pub(crate) fn update(state: &State, now_ms: i64) {
         }
         groups.insert(g.group_id);
     }
+    if groups.contains(OTHER) {
+        m.members.with(&[OTHER]).set(folded_members as f64);
+    }
+    for (topic, (lag, seconds)) in folded {
+        m.lag_records.with(&[OTHER, &topic]).set(lag as f64);
+        m.lag_seconds.with(&[OTHER, &topic]).set(seconds);
+        pairs.insert((OTHER.to_string(), topic));
+    }
     let listed = |labels: &[String]| match labels {
         [g, t] => pairs.contains(&(g.clone(), t.clone())),
         _ => false,
     };
     m.lag_records.retain(listed);
     m.lag_seconds.retain(listed);
+    if let Some(f) = &m.partition_lag {
+        f.retain(|labels| match labels {
+            [g, t, p] => partition_keys.contains(&(g.clone(), t.clone(), p.clone())),
+            _ => false,
+        });
+    }
     let known = |labels: &[String]| labels.first().is_some_and(|g| groups.contains(g));
     m.members.retain(known);
     m.rebalances.retain(known);
+    state.lag().retain(&groups);
     use weir_coordinator::txn::TxnState;
     match state.txns.list(
         &[
@@ -192,6 +237,11 @@ mod tests {
             text.contains("weir_group_members{group=\"g\"} 0\n"),
             "{text}"
         );
+        let history = state.lag().history("g");
+        assert_eq!(history.len(), 1, "{history:?}");
+        assert_eq!(history[0].lag_records, 3);
+        assert_eq!(history[0].lag_seconds, 5.0);
+        assert_eq!(history[0].timestamp_ms, 0);
 
         commit(&state, 0, 10).await;
         update(&state, 10_000);
@@ -204,12 +254,25 @@ mod tests {
             text.contains("weir_group_lag_seconds{group=\"g\",topic=\"t\"} 0\n"),
             "{text}"
         );
+        // Same minute: the point keeps the larger lag; the next minute gets its own point.
+        assert_eq!(state.lag().history("g")[0].lag_records, 3);
+        update(&state, 60_000);
+        let history = state.lag().history("g");
+        assert_eq!(history.len(), 2, "{history:?}");
+        assert_eq!(
+            (history[1].timestamp_ms, history[1].lag_records),
+            (60_000, 0)
+        );
 
         // A deleted group's series go at the next pass.
         let deleted = state.groups.delete_groups(vec!["g".into()]).await;
         assert_eq!(deleted[0].1, weir_coordinator::ErrorCode::NONE);
-        update(&state, 10_000);
+        update(&state, 70_000);
         assert!(!state.metrics.registry.render().contains("group=\"g\""));
+        assert!(
+            state.lag().history("g").is_empty(),
+            "removed with the group"
+        );
 
         // A deleted topic's lag series go at once, with its produce and fetch counters.
         commit(&state, 0, 2).await;

@@ -23,20 +23,24 @@ pub mod config;
 mod connection;
 #[cfg(test)]
 mod coordinator_faults;
+pub mod coordinator_log;
 pub mod dir_lock;
 pub mod dynamic_config;
 mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
 mod group_log;
+pub mod group_router;
 pub mod groups;
 mod handlers;
 pub mod hw_checkpoint;
 mod internal_log;
 mod lag;
+pub mod lag_history;
 pub mod meta;
 pub mod metadata_store;
 pub mod metrics;
+mod metrics_state;
 pub mod partition;
 mod records;
 pub mod replica_fetch;

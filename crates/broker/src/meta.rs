@@ -26,6 +26,10 @@ pub enum MetaError {
     },
     #[error(transparent)]
     Storage(#[from] weir_storage::StorageError),
+    /// Cluster mode: the block of producer ids the metadata quorum handed this broker is used
+    /// up and no new one came (no active controller, this broker fenced). Retriable.
+    #[error("no producer-id block from the metadata quorum: {0}")]
+    NoProducerIds(String),
 }
 
 /// One topic as persisted.
@@ -266,7 +270,7 @@ impl MetaError {
         match self {
             MetaError::Io { source, .. } => matches!(source.raw_os_error(), Some(28 | 122)),
             MetaError::Storage(e) => e.is_disk_full(),
-            MetaError::Corrupt { .. } => false,
+            MetaError::Corrupt { .. } | MetaError::NoProducerIds(_) => false,
         }
     }
 }

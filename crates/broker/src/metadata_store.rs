@@ -56,12 +56,18 @@ impl MetadataStore for MetaStore {
 /// Producer ids reserved per metadata write.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// Hands out producer ids for InitProducerId. Ids are reserved in the metadata store a block
-/// at a time, so a restart (or another allocator over the same store) never hands out an id
-/// twice, and only one write in [`PRODUCER_ID_BLOCK`] ids waits for the disk.
+/// Hands out producer ids for InitProducerId. On one node, ids are reserved in the metadata
+/// store a block at a time, so a restart (or another allocator over the same store) never
+/// hands out an id twice, and only one write in [`PRODUCER_ID_BLOCK`] ids waits for the disk.
+/// In cluster mode every broker hands out ids, so blocks come from the metadata quorum
+/// (KIP-730's AllocateProducerIds, installed by `State::ensure_producer_ids`): a node-local
+/// counter would give two producers the same id through two brokers, and their sequences
+/// would collide on a shared partition (OUT_OF_ORDER_SEQUENCE_NUMBER, a fatal error).
 pub struct ProducerIds {
     /// `(next, reserved_end)`.
     range: Mutex<(i64, i64)>,
+    /// Blocks come from the quorum; the local store is never used.
+    from_quorum: bool,
 }
 
 impl ProducerIds {
@@ -70,13 +76,47 @@ impl ProducerIds {
         let first = store.producer_id_block_start()?;
         Ok(ProducerIds {
             range: Mutex::new((first, first)),
+            from_quorum: false,
         })
     }
 
-    /// The next id, reserving a new block in `store` first when the current one is used up.
-    pub fn allocate(&self, store: &dyn MetadataStore) -> Result<i64, MetaError> {
-        let mut range = self.range.lock().unwrap_or_else(|e| e.into_inner());
+    /// Cluster mode: no ids until the first quorum block is installed.
+    pub fn from_quorum() -> ProducerIds {
+        ProducerIds {
+            range: Mutex::new((0, 0)),
+            from_quorum: true,
+        }
+    }
+
+    fn range(&self) -> std::sync::MutexGuard<'_, (i64, i64)> {
+        self.range.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the next `allocate` needs a new quorum block first.
+    pub fn needs_quorum_block(&self) -> bool {
+        let range = self.range();
+        self.from_quorum && range.0 >= range.1
+    }
+
+    /// Installs the quorum's block `[start, start + len)` unless ids are left in the current
+    /// one (two callers raced for a block: the second block is dropped, its ids never used).
+    pub fn install_block(&self, start: i64, len: i32) {
+        let mut range = self.range();
         if range.0 >= range.1 {
+            *range = (start, start.saturating_add(i64::from(len)));
+        }
+    }
+
+    /// The next id, reserving a new block in `store` first when the current one is used up
+    /// (one node), or failing with [`MetaError::NoProducerIds`] (cluster mode).
+    pub fn allocate(&self, store: &dyn MetadataStore) -> Result<i64, MetaError> {
+        let mut range = self.range();
+        if range.0 >= range.1 {
+            if self.from_quorum {
+                return Err(MetaError::NoProducerIds(
+                    "the current block is used up".to_string(),
+                ));
+            }
             let end = range.0 + PRODUCER_ID_BLOCK;
             store.reserve_producer_ids(end)?;
             range.1 = end;
@@ -103,6 +143,30 @@ mod tests {
             ProducerIds::open(&MetaStore::open(dir.path()).expect("store")).expect("open");
         let next = reopened.allocate(&store).expect("id");
         assert_eq!(next, PRODUCER_ID_BLOCK);
+    }
+
+    #[test]
+    fn quorum_blocks_are_the_only_source_in_cluster_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetaStore::open(dir.path()).expect("store");
+        let ids = ProducerIds::from_quorum();
+        assert!(ids.needs_quorum_block());
+        assert!(matches!(
+            ids.allocate(&store),
+            Err(MetaError::NoProducerIds(_))
+        ));
+        ids.install_block(5000, 2);
+        // A block racing in while ids are left is dropped, not spliced in.
+        ids.install_block(7000, 2);
+        assert_eq!(ids.allocate(&store).expect("id"), 5000);
+        assert!(!ids.needs_quorum_block());
+        assert_eq!(ids.allocate(&store).expect("id"), 5001);
+        assert!(ids.needs_quorum_block());
+        assert!(ids.allocate(&store).is_err());
+        ids.install_block(7000, 2);
+        assert_eq!(ids.allocate(&store).expect("id"), 7000);
+        // The local store reserved nothing.
+        assert_eq!(store.producer_id_block_start().expect("start"), 0);
     }
 
     #[test]

@@ -43,6 +43,18 @@ pub struct TopicMetrics {
     produced_records: Arc<Counter>,
     fetched_bytes: Arc<Counter>,
     fetched_records: Arc<Counter>,
+    /// The topic came beyond `weir.metrics.max.topics`: its handles are the shared `_other`
+    /// series, so [`TopicMetrics::totals`] are not this topic's own.
+    pub folded: bool,
+}
+
+/// A topic's counters as read at one moment (the console samples them for its rates).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicTotals {
+    pub produced_bytes: u64,
+    pub produced_records: u64,
+    pub fetched_bytes: u64,
+    pub fetched_records: u64,
 }
 
 impl TopicMetrics {
@@ -55,6 +67,16 @@ impl TopicMetrics {
         self.fetched_bytes.add(bytes);
         self.fetched_records.add(records);
     }
+
+    /// The counters now; `None` when [`TopicMetrics::folded`].
+    pub fn totals(&self) -> Option<TopicTotals> {
+        (!self.folded).then(|| TopicTotals {
+            produced_bytes: self.produced_bytes.get(),
+            produced_records: self.produced_records.get(),
+            fetched_bytes: self.fetched_bytes.get(),
+            fetched_records: self.fetched_records.get(),
+        })
+    }
 }
 
 /// Every metric of one broker. The registry is per broker (not process-wide) so tests running
@@ -65,6 +87,7 @@ pub struct BrokerMetrics {
     /// Indexed by API key.
     apis: Vec<Option<Arc<ApiMetrics>>>,
     errors: Arc<Family<Counter>>,
+    denied: Arc<Family<Counter>>,
     connections: Arc<Gauge>,
     accepted: Arc<Counter>,
     produced_bytes: Arc<Family<Counter>>,
@@ -79,6 +102,12 @@ pub struct BrokerMetrics {
     aborted: Arc<Counter>,
     pub(crate) open_transactions: Arc<Gauge>,
     pub(crate) lag_interval: Duration,
+    /// `weir_partition_lag_records{group,topic,partition}`: only with
+    /// `weir.metrics.per.partition=true`.
+    pub(crate) partition_lag: Option<Arc<Family<Gauge>>>,
+    /// ISR changes of partitions this broker leads, as committed in the cluster metadata.
+    isr_shrinks: Arc<Counter>,
+    isr_expands: Arc<Counter>,
 }
 
 impl BrokerMetrics {
@@ -96,6 +125,12 @@ impl BrokerMetrics {
             "weir_request_errors_total",
             "Errors answered, by Kafka API and Kafka error name (Produce and Fetch: per partition).",
             &["api", "error"],
+            None,
+        );
+        let denied = r.counters(
+            "weir_authorization_denied_total",
+            "Authorization checks that failed, by Kafka API.",
+            &["api"],
             None,
         );
         let duration = r.histograms(
@@ -189,7 +224,26 @@ impl BrokerMetrics {
             "weir_transactions_open",
             "Transactions open or being completed.",
         );
+        let partition_lag = config.per_partition.then(|| {
+            r.gauges(
+                "weir_partition_lag_records",
+                "Records between a group's committed offset and the high watermark of one partition.",
+                &["group", "topic", "partition"],
+                groups,
+            )
+        });
+        let isr_shrinks = r.counter(
+            "weir_isr_shrinks_total",
+            "ISR shrinks of partitions this broker leads (cluster mode).",
+        );
+        let isr_expands = r.counter(
+            "weir_isr_expands_total",
+            "ISR expansions of partitions this broker leads (cluster mode).",
+        );
         BrokerMetrics {
+            partition_lag,
+            isr_shrinks,
+            isr_expands,
             apis,
             errors,
             connections,
@@ -205,6 +259,7 @@ impl BrokerMetrics {
             committed: outcomes.with(&["commit"]),
             aborted: outcomes.with(&["abort"]),
             open_transactions,
+            denied,
             lag_interval: Duration::from_millis(config.lag_interval_ms),
             registry: r,
         }
@@ -239,6 +294,11 @@ impl BrokerMetrics {
         }
     }
 
+    /// Counts a failed authorization check of an `api` request.
+    pub fn denied(&self, api: ApiKey) {
+        self.denied.with(&[&format!("{api:?}")]).inc();
+    }
+
     /// A connection was accepted; the guard counts it open until dropped.
     pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
         self.accepted.inc();
@@ -248,8 +308,10 @@ impl BrokerMetrics {
 
     /// Resolves a topic's handles (once, when the topic is opened or created).
     pub fn topic(&self, name: &str) -> Arc<TopicMetrics> {
+        let produced_bytes = self.produced_bytes.with(&[name]);
         Arc::new(TopicMetrics {
-            produced_bytes: self.produced_bytes.with(&[name]),
+            folded: !self.produced_bytes.contains(&[name]),
+            produced_bytes,
             produced_records: self.produced_records.with(&[name]),
             fetched_bytes: self.fetched_bytes.with(&[name]),
             fetched_records: self.fetched_records.with(&[name]),
@@ -267,8 +329,20 @@ impl BrokerMetrics {
         ] {
             f.remove_first(name);
         }
-        for f in [&self.lag_records, &self.lag_seconds] {
+        for f in [&self.lag_records, &self.lag_seconds]
+            .into_iter()
+            .chain(self.partition_lag.as_ref())
+        {
             f.retain(|labels| labels.get(1).map(String::as_str) != Some(name));
+        }
+    }
+
+    /// A partition this broker leads changed its ISR from `old` to `new` members.
+    pub fn isr_changed(&self, old: usize, new: usize) {
+        if new < old {
+            self.isr_shrinks.inc();
+        } else if new > old {
+            self.isr_expands.inc();
         }
     }
 
@@ -364,6 +438,20 @@ pub(crate) fn register_state_gauges(state: &Arc<crate::state::State>) {
         },
     );
     r.gauge_fn(
+        "weir_log_dir_total_bytes",
+        "Size of the log directory's file system (for a free-space ratio).",
+        &[],
+        {
+            let weak = weak.clone();
+            move |sink| {
+                let Some(s) = weak.upgrade() else { return };
+                if let Ok((total, _)) = crate::meta::fs_space(&s.config.data_dir) {
+                    sink.push(&[], total as f64);
+                }
+            }
+        },
+    );
+    r.gauge_fn(
         "weir_log_dir_free_bytes",
         "Bytes available to the broker on the log directory's file system.",
         &[],
@@ -375,6 +463,7 @@ pub(crate) fn register_state_gauges(state: &Arc<crate::state::State>) {
             }
         },
     );
+    crate::metrics_state::register(state);
 }
 
 #[cfg(test)]
@@ -422,6 +511,7 @@ mod tests {
             max_topics: 10,
             max_groups: 10,
             lag_interval_ms: 1000,
+            per_partition: false,
         });
         for r in weir_protocol::versions::SUPPORTED {
             assert!(m.api(r.key).is_some(), "{:?}", r.key);
@@ -439,11 +529,26 @@ mod tests {
         ));
         let t = m.topic("orders");
         t.produced(100, 2);
+        assert_eq!(
+            t.totals(),
+            Some(TopicTotals {
+                produced_bytes: 100,
+                produced_records: 2,
+                ..Default::default()
+            })
+        );
         assert!(m
             .registry
             .render()
             .contains("weir_topic_produced_records_total{topic=\"orders\"} 2\n"));
         m.topic_deleted("orders");
         assert!(!m.registry.render().contains("orders"));
+
+        // Beyond the cap a topic's handles are `_other`'s: its totals are not its own.
+        let within: Vec<_> = (0..10).map(|i| m.topic(&format!("t{i}"))).collect();
+        assert!(within.iter().all(|t| !t.folded && t.totals().is_some()));
+        let beyond = m.topic("t10");
+        assert!(beyond.folded);
+        assert_eq!(beyond.totals(), None);
     }
 }

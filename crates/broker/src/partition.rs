@@ -540,6 +540,13 @@ impl Partition {
         &self.log
     }
 
+    /// The log itself, for a coordinator shard's load: a new leader replays its whole log, up
+    /// to its end and not only to the high watermark, since that log is the truth its
+    /// followers truncate to (design §7.2).
+    pub(crate) fn local_log(&self) -> &Log {
+        &self.log
+    }
+
     /// First offset whose timestamp is at least `ts`, with that timestamp (blocking I/O).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, PartitionError> {
         self.check_open()?;

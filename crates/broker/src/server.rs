@@ -365,6 +365,7 @@ impl Door {
                     client_id: String::new(),
                     listener: self.info.clone(),
                     principal: cert_principal.unwrap_or_else(Principal::anonymous),
+                    api: None,
                 },
             )),
             Err(e) => {

@@ -122,6 +122,8 @@ pub enum AdminError {
     Task(#[source] tokio::task::JoinError),
     #[error(transparent)]
     Credentials(#[from] crate::security::CredentialsError),
+    #[error(transparent)]
+    Acls(#[from] crate::security::AclsError),
     #[error("replication factor {0} is not possible on a single node")]
     InvalidReplicationFactor(i16),
     #[error("{0}")]
@@ -190,7 +192,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
 pub struct State {
     pub config: BrokerConfig,
     /// Consumer groups and their committed offsets.
-    pub groups: Arc<crate::groups::Groups>,
+    pub groups: Arc<crate::group_router::GroupRouter>,
     /// Transactions: the coordinator and its log.
     pub txns: Arc<crate::txns::Txns>,
     pub cluster_id: String,
@@ -198,6 +200,8 @@ pub struct State {
     pub broker_configs: crate::dynamic_config::BrokerConfigs,
     /// The broker's metrics (served by the HTTP listener).
     pub metrics: Arc<crate::metrics::BrokerMetrics>,
+    /// Each group's lag over the last 24 h, one point a minute (the console's chart).
+    lag_history: crate::lag_history::LagHistory,
     /// Node-local files: the clean-shutdown marker and the reserved space.
     store: MetaStore,
     /// The cluster metadata (topic table, producer-id blocks).
@@ -205,7 +209,7 @@ pub struct State {
     pub(crate) topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serializes admin changes so the persisted table never interleaves two of them.
     admin: tokio::sync::Mutex<()>,
-    producer_ids: ProducerIds,
+    pub(crate) producer_ids: ProducerIds,
     /// The replication-offset-checkpoint as read at start (cluster mode; empty otherwise):
     /// where a replica's high watermark starts when metadata gives it a role.
     pub checkpointed_high_watermarks: crate::hw_checkpoint::HighWatermarks,
@@ -223,6 +227,11 @@ pub struct State {
 }
 
 impl State {
+    /// Each group's lag history (sampled by the lag task every `weir.metrics.lag.interval.ms`).
+    pub fn lag(&self) -> &crate::lag_history::LagHistory {
+        &self.lag_history
+    }
+
     /// Loads metadata from the data directory's JSON files and opens every partition log,
     /// recovering them after an unclean stop.
     pub fn open(config: BrokerConfig) -> Result<State, AdminError> {
@@ -317,17 +326,30 @@ impl State {
         if !crate::hw_checkpoint::cluster_mode(&config) {
             remove_orphans(&config, &expected_dirs);
         }
-        let producer_ids = ProducerIds::open(&*metadata)?;
+        let producer_ids = if cluster {
+            ProducerIds::from_quorum()
+        } else {
+            ProducerIds::open(&*metadata)?
+        };
         let txns = Arc::new(crate::txns::Txns::open(
             &config.data_dir,
             recovery,
             config.txns.clone(),
         )?);
-        let groups = Arc::new(crate::groups::Groups::open(
-            &config.data_dir,
-            recovery,
-            config.groups.clone(),
-        )?);
+        let image: Arc<crate::cluster::ImageCell> = Arc::default();
+        // Cluster mode: groups live in `__consumer_offsets` shards the publisher loads.
+        let groups = Arc::new(if cluster {
+            crate::group_router::GroupRouter::cluster(config.groups.clone(), image.clone())
+        } else {
+            crate::group_router::GroupRouter::local(
+                Arc::new(crate::groups::Groups::open(
+                    &config.data_dir,
+                    recovery,
+                    config.groups.clone(),
+                )?),
+                config.groups.clone(),
+            )
+        });
         let checkpointed_high_watermarks = if crate::hw_checkpoint::cluster_mode(&config) {
             crate::hw_checkpoint::read(&config.data_dir)?
         } else {
@@ -336,8 +358,10 @@ impl State {
         let security = Arc::new(crate::security::Security::new(
             config.security.clone(),
             crate::security::CredentialStore::open(&config.data_dir)?,
+            crate::security::AclStore::open(&config.data_dir)?,
         ));
         Ok(State {
+            lag_history: crate::lag_history::LagHistory::new(config.metrics.max_groups),
             metrics,
             security,
             checkpointed_high_watermarks,
@@ -353,7 +377,7 @@ impl State {
             producer_ids,
             cluster_admin: std::sync::OnceLock::new(),
             cluster,
-            image: Arc::default(),
+            image,
             controller: std::sync::OnceLock::new(),
         })
     }
@@ -406,7 +430,8 @@ impl State {
         }
     }
 
-    /// A new producer id for an idempotent producer.
+    /// A new producer id for an idempotent producer. In cluster mode it comes from the block
+    /// `ensure_producer_ids` installed (call that first).
     pub fn allocate_producer_id(&self) -> Result<i64, MetaError> {
         self.producer_ids.allocate(&*self.metadata)
     }

@@ -12,6 +12,7 @@ use weir_coordinator::{ErrorCode, TopicPartition};
 
 use weir_protocol::ResponseError;
 
+use crate::meta::MetaError;
 use crate::state::State;
 use crate::txns::TxnsError;
 
@@ -54,7 +55,8 @@ impl TxnApiError {
         match self {
             TxnApiError::Concurrent(_) | TxnApiError::Coordinator(_) => true,
             TxnApiError::Refused(e) => e.code() == ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
-            TxnApiError::ProducerId(_) | TxnApiError::UnknownPartition(_) => false,
+            TxnApiError::ProducerId(e) => matches!(e, MetaError::NoProducerIds(_)),
+            TxnApiError::UnknownPartition(_) => false,
         }
     }
 
@@ -69,6 +71,9 @@ impl TxnApiError {
         match self {
             TxnApiError::Concurrent(e) | TxnApiError::Refused(e) => e.code().0,
             TxnApiError::Coordinator(_) => ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
+            TxnApiError::ProducerId(MetaError::NoProducerIds(_)) => {
+                ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.0
+            }
             TxnApiError::ProducerId(_) => ResponseError::KafkaStorageError.code(),
             TxnApiError::UnknownPartition(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0,
         }
@@ -108,6 +113,10 @@ pub async fn reinit_transactional(
         producer_id,
         producer_epoch,
     };
+    state
+        .ensure_producer_ids()
+        .await
+        .map_err(TxnApiError::ProducerId)?;
     let mut alloc_failure = None;
     let result = state
         .txns

@@ -468,6 +468,13 @@ async fn write_markers(state: &Arc<State>, out: TxnOutput) {
     }
     for group in &groups {
         while let Err(e) = state.groups.settle_txn(group, producer_id, commit).await {
+            if matches!(e, crate::groups::GroupsError::NotCoordinator) {
+                // Cluster mode: the group's shard is led by another broker. Settling it
+                // there takes a marker in its `__consumer_offsets` partition (design §7.3),
+                // which is not built yet: the offsets stay pending.
+                tracing::warn!(group, "the group's coordinator is on another broker; its transactional offsets stay pending");
+                break;
+            }
             if state.groups.is_poisoned() {
                 // Only a restart brings the group coordinator back; its recovery re-sends
                 // this transaction's markers and settles the group then.

@@ -40,6 +40,10 @@ enum Command {
     /// Create, list and delete SCRAM users (SASL PLAIN and SCRAM).
     #[command(subcommand)]
     User(cmd::user::UserCommand),
+    /// Create, list and delete ACLs (who may do what on which topic, group, transactional
+    /// id or the cluster).
+    #[command(subcommand)]
+    Acl(cmd::acl::AclCommand),
     /// Cluster-wide information.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
@@ -48,7 +52,7 @@ enum Command {
     /// Run SQL against a broker's SQL listener (PostgreSQL wire protocol).
     #[cfg(feature = "sql")]
     Sql(cmd::sql::SqlArgs),
-    /// Offline tools for a stopped broker's data directory.
+    /// Offline checks of a data directory, and the debug bundle for bug reports.
     #[command(subcommand)]
     Debug(cmd::debug::DebugCommand),
 }
@@ -63,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Group(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::group::run(c))),
         Command::Txn(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::txn::run(c))),
         Command::User(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::user::run(c))),
+        Command::Acl(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::acl::run(c))),
         Command::Cluster(c) => cmd::runtime().and_then(|rt| rt.block_on(cmd::cluster::run(c))),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Debug(c) => cmd::debug::run(c),

@@ -1,11 +1,13 @@
 //! [`Client`]: a cluster seen through one bootstrap broker, with requests for a partition
 //! routed to that partition's leader.
 
+mod acls;
 mod configs;
 mod groups;
 mod txns;
 mod users;
 
+pub use acls::{AclEntry, AclQuery};
 pub use groups::{
     decode_consumer_assignment, CommittedOffset, GroupDescription, GroupListing, GroupMember,
     PartitionOffset,

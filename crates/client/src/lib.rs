@@ -26,11 +26,11 @@ pub mod pipeline;
 pub mod records;
 
 pub use client::{
-    decode_consumer_assignment, BrokerInfo, Client, ClusterInfo, ClusterMetadata, CommittedOffset,
-    ConfigEntry, ConfigSource, FetchPosition, FetchedData, GroupDescription, GroupListing,
-    GroupMember, ListedOffset, OffsetSpec, PartitionFetch, PartitionMetadata, PartitionOffset,
-    ProducerDescription, ScramUpsertion, TopicMetadata, TxnDescription, TxnListing,
-    UserCredentials,
+    decode_consumer_assignment, AclEntry, AclQuery, BrokerInfo, Client, ClusterInfo,
+    ClusterMetadata, CommittedOffset, ConfigEntry, ConfigSource, FetchPosition, FetchedData,
+    GroupDescription, GroupListing, GroupMember, ListedOffset, OffsetSpec, PartitionFetch,
+    PartitionMetadata, PartitionOffset, ProducerDescription, ScramUpsertion, TopicMetadata,
+    TxnDescription, TxnListing, UserCredentials,
 };
 pub use connection::Connection;
 pub use error::{error_name, ClientError};

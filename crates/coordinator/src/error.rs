@@ -16,6 +16,7 @@ impl ErrorCode {
     pub const OFFSET_METADATA_TOO_LARGE: Self = Self(12);
     pub const COORDINATOR_LOAD_IN_PROGRESS: Self = Self(14);
     pub const COORDINATOR_NOT_AVAILABLE: Self = Self(15);
+    pub const NOT_COORDINATOR: Self = Self(16);
     pub const ILLEGAL_GENERATION: Self = Self(22);
     pub const INCONSISTENT_GROUP_PROTOCOL: Self = Self(23);
     pub const INVALID_GROUP_ID: Self = Self(24);

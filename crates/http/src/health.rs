@@ -1,7 +1,10 @@
 //! `/readyz` (design §3): ready when recovered, listening, not draining, no log poisoned by a
 //! failed fsync, the group coordinator available and the log directory not full.
 
+use std::sync::Arc;
+
 use serde::Serialize;
+use tokio::sync::watch;
 use weir_broker::state::State;
 
 /// `/readyz`'s answer.
@@ -14,6 +17,24 @@ pub struct Readiness {
 
 /// At most this many poisoned partitions are named.
 const NAMED: usize = 10;
+
+/// `weir_ready` on `/metrics`: 1 when `/readyz` would answer 200, else 0 (what an alert rule
+/// can watch without a probe). Registered once the broker's state exists; before, `/metrics`
+/// itself answers 503.
+pub(crate) fn register_gauge(state: &Arc<State>, draining: watch::Receiver<bool>) {
+    let weak = Arc::downgrade(state);
+    state.metrics.registry.gauge_fn(
+        "weir_ready",
+        "1 when /readyz answers 200 (recovered, not draining, no log poisoned, log dir not full).",
+        &[],
+        move |sink| {
+            if let Some(s) = weak.upgrade() {
+                let ready = readiness(Some(&s), *draining.borrow()).ready;
+                sink.push(&[], if ready { 1.0 } else { 0.0 });
+            }
+        },
+    );
+}
 
 /// `state` is `None` while the broker recovers its logs (before the listener has the state).
 pub fn readiness(state: Option<&State>, draining: bool) -> Readiness {

@@ -1,5 +1,5 @@
 //! Weir's HTTP listener (docs/design/operability.md): `/metrics` in the Prometheus text format,
-//! `/livez` and `/readyz`.
+//! `/livez`, `/readyz` and the web console with its JSON twins under `/api`.
 //!
 //! The listener is bound and served **before** the broker opens its data directory, so that
 //! `/livez` answers and `/readyz` says "recovering" during a long recovery instead of the port
@@ -8,8 +8,11 @@
 //! it the state, and the broker's stop signal marks it draining and then ends it, after its
 //! in-flight requests.
 
+pub mod bundle;
 mod config;
+pub mod console;
 mod health;
+pub mod log_ring;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -42,6 +45,8 @@ pub enum HttpError {
 struct Shared {
     state: Arc<OnceLock<Arc<State>>>,
     draining: watch::Receiver<bool>,
+    /// The console's produce and fetch rate rings.
+    rates: Arc<console::rates::Rates>,
 }
 
 /// The HTTP listener, already serving; a [`weir_broker::Service`] to hand to
@@ -50,6 +55,7 @@ pub struct HttpService {
     local: SocketAddr,
     state: Arc<OnceLock<Arc<State>>>,
     draining: watch::Sender<bool>,
+    rates: Arc<console::rates::Rates>,
     /// Ends the server (after its in-flight requests) when sent.
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
@@ -70,9 +76,11 @@ impl HttpService {
             .map_err(|source| HttpError::Bind { addr, source })?;
         let state = Arc::new(OnceLock::new());
         let (draining_tx, draining_rx) = watch::channel(false);
+        let rates = Arc::new(console::rates::Rates::new(config.sample_interval));
         let shared = Shared {
             state: state.clone(),
             draining: draining_rx,
+            rates: rates.clone(),
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(shared);
@@ -90,6 +98,7 @@ impl HttpService {
             local,
             state,
             draining: draining_tx,
+            rates,
             shutdown: Some(shutdown_tx),
             server,
         }))
@@ -110,9 +119,12 @@ impl weir_broker::Service for HttpService {
         state: Arc<State>,
         mut stop: broadcast::Receiver<()>,
     ) -> tokio::task::JoinHandle<()> {
-        let _ = self.state.set(state);
+        health::register_gauge(&state, self.draining.subscribe());
+        let _ = self.state.set(state.clone());
+        let sampler = tokio::spawn(self.rates.clone().run(state));
         tokio::spawn(async move {
             let _ = stop.recv().await;
+            sampler.abort();
             let _ = self.draining.send(true);
             if let Some(s) = self.shutdown.take() {
                 let _ = s.send(());
@@ -138,6 +150,8 @@ fn router(shared: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
+        .route("/api/debug/bundle", get(bundle::handler))
+        .merge(console::routes())
         .with_state(shared)
 }
 

@@ -38,6 +38,7 @@ async fn serves_probes_before_and_metrics_after_the_broker_opens() {
     let dir = tempfile::tempdir().expect("tempdir");
     let http = HttpService::bind(&HttpConfig {
         listen: Some("127.0.0.1:0".parse().expect("addr")),
+        ..Default::default()
     })
     .await
     .expect("bind")
@@ -90,6 +91,36 @@ async fn serves_probes_before_and_metrics_after_the_broker_opens() {
     assert!(text.contains("# TYPE weir_fsync_duration_seconds histogram\n"));
     assert!(text.contains("weir_log_dir_free_bytes "));
     assert_eq!(get(addr, "/nope").await.0, 404);
+
+    // The console and its JSON twins, from the same state.
+    let (code, html) = get(addr, "/").await;
+    assert_eq!(code, 200);
+    assert!(html.contains("<h1>Overview</h1>"), "{html}");
+    let (code, body) = get(addr, "/api/overview").await;
+    assert_eq!(code, 200);
+    let o: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (o["topics"].as_u64(), o["partitions"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(o["readiness"]["ready"], true);
+    let (_, body) = get(addr, "/api/topics").await;
+    let l: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(l["topics"][0]["name"], "t.q");
+    let (code, html) = get(addr, "/topics/t.q").await;
+    assert_eq!(code, 200);
+    assert!(html.contains("<h1>t.q</h1>"), "{html}");
+    let (code, html) = get(addr, "/topics/gone").await;
+    assert_eq!(code, 404);
+    assert!(
+        html.contains("topic &quot;gone&quot; does not exist"),
+        "{html}"
+    );
+    let (code, body) = get(addr, "/api/groups/no%20such").await;
+    assert_eq!(code, 404);
+    let e: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(e["error"], "group \"no such\" does not exist");
+    assert_eq!(get(addr, "/assets/console.css").await.0, 200);
 
     state.delete_topic("t.q").await.expect("delete");
     let (_, text) = get(addr, "/metrics").await;

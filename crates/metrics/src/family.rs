@@ -94,6 +94,15 @@ impl<M> Family<M> {
         m
     }
 
+    /// Whether a series with first label `first` would be its own rather than folded into
+    /// [`OTHER`] (the value is known, or the cap leaves room).
+    pub fn admits(&self, first: &str) -> bool {
+        let inner = self.read();
+        first == OTHER
+            || inner.values.contains_key(first)
+            || self.cap.is_none_or(|cap| inner.values.len() < cap)
+    }
+
     /// Removes every series whose first label is `value` (a deleted topic or group); handles
     /// still held keep working but are no longer exposed.
     pub fn remove_first(&self, value: &str) {
@@ -122,6 +131,12 @@ impl<M> Family<M> {
             }
             false
         });
+    }
+
+    /// Whether the series for exactly `values` exists (not folded into [`OTHER`]).
+    pub fn contains(&self, values: &[&str]) -> bool {
+        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        self.read().series.contains_key(&key)
     }
 
     /// Number of series.
@@ -186,8 +201,10 @@ mod tests {
             .map(|(k, m)| (k[1].clone(), m.get()))
             .collect();
         assert_eq!(other, vec![("x".to_string(), 15)]);
+        assert!(f.admits("a") && !f.admits("e") && f.admits(OTHER));
         // Removing a value frees its slot.
         f.remove_first("a");
+        assert!(f.admits("e"));
         f.with(&["e", "x"]).inc();
         assert_eq!(overflow.get(), 2);
         assert!(f.snapshot().iter().any(|(k, _)| k[0] == "e"));

@@ -83,6 +83,9 @@ requests! {
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    CreateAcls(CreateAclsRequest),
+    DescribeAcls(DescribeAclsRequest),
+    DeleteAcls(DeleteAclsRequest),
 }
 
 /// The codec's errors are `anyhow` values; this keeps them out of Weir's public types.

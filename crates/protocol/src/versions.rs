@@ -60,6 +60,10 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::AddOffsetsToTxn, 0, 4),
     range(ApiKey::EndTxn, 0, 3),
     range(ApiKey::TxnOffsetCommit, 0, 4),
+    // v0 was removed in Kafka 4.0 (KIP-896), and the codec has only v1-3.
+    range(ApiKey::DescribeAcls, 1, 3),
+    range(ApiKey::CreateAcls, 1, 3),
+    range(ApiKey::DeleteAcls, 1, 3),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
     range(ApiKey::DescribeLogDirs, 1, 4),

@@ -32,6 +32,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "how often each view's and sink's pipeline commits an epoch (its output, dead letters \
          and source offsets in one transaction)",
     ),
+    (
+        "weir.sql.pipeline.memory.max.bytes",
+        "268435456",
+        "bytes of operator state and pending output each view's or sink's pipeline may hold; \
+         over it the pipeline fails (the broker and other pipelines go on)",
+    ),
 ];
 
 /// Whether `key` is one of the SQL service's keys.
@@ -49,6 +55,8 @@ pub struct SqlConfig {
     pub schema_sample_records: usize,
     /// `weir.sql.checkpoint.interval.ms`.
     pub checkpoint_interval_ms: usize,
+    /// `weir.sql.pipeline.memory.max.bytes`.
+    pub pipeline_memory_max_bytes: usize,
 }
 
 impl Default for SqlConfig {
@@ -59,6 +67,7 @@ impl Default for SqlConfig {
             query_memory_bytes: 256 << 20,
             schema_sample_records: 1000,
             checkpoint_interval_ms: 1000,
+            pipeline_memory_max_bytes: 256 << 20,
         }
     }
 }
@@ -99,6 +108,9 @@ impl SqlConfig {
                 }
                 "weir.sql.checkpoint.interval.ms" => {
                     config.checkpoint_interval_ms = positive(key, value)?
+                }
+                "weir.sql.pipeline.memory.max.bytes" => {
+                    config.pipeline_memory_max_bytes = positive(key, value)?
                 }
                 _ => unknown.push(key.clone()),
             }

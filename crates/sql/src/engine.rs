@@ -411,6 +411,7 @@ impl Session {
                 name,
                 cascade: _,
             } => self.engine.drop_object(kind, if_exists, name).await,
+            WeirStatement::ExplainCreate(s) => self.engine.explain_create(*s).await,
             WeirStatement::NotYet(message) => Err(SqlError::Unsupported(message)),
             WeirStatement::Sql(statement) => match self.session_statement(&statement) {
                 Some(out) => out,
@@ -674,6 +675,7 @@ pub fn result_schema(statement: &WeirStatement) -> Option<SchemaRef> {
     match statement {
         WeirStatement::Show(_) => Some(text_schema(&SHOW_COLUMNS)),
         WeirStatement::Describe(_) => Some(text_schema(&DESCRIBE_COLUMNS)),
+        WeirStatement::ExplainCreate(_) => Some(text_schema(&[crate::pipelines::EXPLAIN_COLUMN])),
         WeirStatement::Sql(s) => match s.as_ref() {
             Statement::ShowVariable { variable } => {
                 let name = variable

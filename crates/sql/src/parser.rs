@@ -123,8 +123,11 @@ pub enum WeirStatement {
         name: String,
         cascade: bool,
     },
-    /// A statement of the design that the streaming engine does not run yet (CREATE TABLE,
-    /// EXPLAIN of CREATE): refused with SQLSTATE 0A000.
+    /// `EXPLAIN [VERBOSE] CREATE {MATERIALIZED VIEW | SINK} ...`: the stream graph it would
+    /// run, nothing created.
+    ExplainCreate(Box<WeirStatement>),
+    /// A statement of the design that the streaming engine does not run yet (CREATE TABLE):
+    /// refused with SQLSTATE 0A000.
     NotYet(String),
     /// Anything else: sqlparser's statement, planned by DataFusion.
     Sql(Box<Statement>),
@@ -266,11 +269,21 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             });
         }
     }
-    if word_at(parser, 0, "EXPLAIN") && word_at(parser, 1, "CREATE") {
-        skip_statement(parser);
-        return Ok(WeirStatement::NotYet(
-            "EXPLAIN of CREATE is not supported yet".to_string(),
-        ));
+    let verbose = word_at(parser, 1, "VERBOSE");
+    if word_at(parser, 0, "EXPLAIN") && word_at(parser, 1 + usize::from(verbose), "CREATE") {
+        parser.next_token();
+        if verbose {
+            parser.next_token();
+        }
+        return match parse_one(parser)? {
+            s @ (WeirStatement::CreateView(_) | WeirStatement::CreateSink(_)) => {
+                Ok(WeirStatement::ExplainCreate(Box::new(s)))
+            }
+            WeirStatement::NotYet(m) => Ok(WeirStatement::NotYet(m)),
+            _ => Ok(WeirStatement::NotYet(
+                "EXPLAIN of CREATE explains materialized views and sinks".to_string(),
+            )),
+        };
     }
     Ok(WeirStatement::Sql(Box::new(parser.parse_statement()?)))
 }

@@ -86,9 +86,17 @@ fn weir_statements_and_plain_sql() {
             cascade: true
         }
     );
+    assert!(matches!(
+        one("EXPLAIN CREATE MATERIALIZED VIEW v AS SELECT (1)"),
+        WeirStatement::ExplainCreate(s) if matches!(*s, WeirStatement::CreateView(_))
+    ));
+    assert!(matches!(
+        one("EXPLAIN VERBOSE CREATE SINK k INTO t AS SELECT a FROM s"),
+        WeirStatement::ExplainCreate(s) if matches!(*s, WeirStatement::CreateSink(_))
+    ));
     for not_yet in [
         "CREATE TABLE t (a int, PRIMARY KEY (a)) WITH (topic = 't')",
-        "EXPLAIN CREATE MATERIALIZED VIEW v AS SELECT (1)",
+        "EXPLAIN CREATE SOURCE s (a int) WITH (topic = 't')",
     ] {
         assert!(
             matches!(one(not_yet), WeirStatement::NotYet(_)),

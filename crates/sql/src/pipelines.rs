@@ -3,8 +3,10 @@
 //! broker's process. CREATE is two-phase in the catalog (`creating`, owned topics, `active`,
 //! then the pipeline starts); at start every active one is planned again from its SQL and
 //! resumes from its last committed epoch; DROP stops the pipeline before the catalog forgets
-//! it. A view is append-only (§8): its rows go to the topic of its name, which ad-hoc
-//! `SELECT`s and other pipelines read as a JSON source, and Kafka clients read directly.
+//! it. A view's rows go to the topic of its name as JSON (§8), which ad-hoc `SELECT`s read
+//! and Kafka clients read directly: appended rows for an append-only query (other pipelines
+//! read it as a source), upserts by the query's key and tombstones for an updating one (a
+//! compacted topic whose scans keep the last record per key).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,14 +26,24 @@ use crate::error::SqlError;
 use crate::parser::{CreateSink, CreateSource, CreateView, ObjectKind, SinkInput, WeirStatement};
 use crate::plan::{self, StreamPlan};
 use crate::source::{self, SourceDef};
-use crate::stream_io::RowEncoder;
+use crate::stream_io::{RowEncoder, UpsertEncoder};
 use crate::types;
 
 pub const VIEW: &str = "view";
+/// The one column of `EXPLAIN CREATE ...`.
+pub const EXPLAIN_COLUMN: &str = "stream graph";
 pub const SINK: &str = "sink";
 
 /// Options a sink accepts (`INTO` and `FORMAT` arrive as `topic` and `format`).
-const SINK_OPTIONS: &[&str] = &["topic", "format", "type", "csv.delimiter"];
+const SINK_OPTIONS: &[&str] = &["topic", "format", "type", "primary_key", "csv.delimiter"];
+
+/// Topic settings of an updating view's topic (§8): compacted, cleaned early, so a scan
+/// reads close to one record per live key.
+const UPSERT_TOPIC: &[(&str, &str)] = &[
+    ("cleanup.policy", "compact"),
+    ("min.cleanable.dirty.ratio", "0.1"),
+    ("segment.ms", "600000"),
+];
 
 /// The running pipelines of views and sinks, by name.
 pub struct Pipelines {
@@ -72,6 +84,7 @@ impl Pipelines {
         );
         let stream = weir_stream::StreamConfig {
             checkpoint_interval: interval,
+            memory_max_bytes: config.pipeline_memory_max_bytes,
             ..weir_stream::StreamConfig::default()
         };
         let stream = weir_stream::Engine::start(state, stream)
@@ -98,8 +111,8 @@ impl Pipelines {
     }
 }
 
-/// The sink's record format and checked options.
-fn sink_format(options: &BTreeMap<String, String>) -> Result<Format, SqlError> {
+/// The sink's record format and checked options; whether it is an upsert sink.
+fn sink_format(options: &BTreeMap<String, String>) -> Result<(Format, bool), SqlError> {
     for key in options.keys() {
         if !SINK_OPTIONS.contains(&key.as_str()) {
             return Err(SqlError::Invalid(format!(
@@ -108,21 +121,44 @@ fn sink_format(options: &BTreeMap<String, String>) -> Result<Format, SqlError> {
             )));
         }
     }
-    match options.get("type").map(|t| t.to_lowercase()).as_deref() {
-        None | Some("append-only") => {}
-        Some("upsert") => {
-            return Err(SqlError::unsupported(
-                "type = 'upsert' sinks come with updating queries (a later increment); \
-                 continuous queries are append-only today",
-            ))
-        }
+    let upsert = match options.get("type").map(|t| t.to_lowercase()).as_deref() {
+        None | Some("append-only") => false,
+        Some("upsert") => true,
         Some(other) => {
             return Err(SqlError::Invalid(format!(
                 "sink type {other:?}: 'append-only' or 'upsert'"
             )))
         }
+    };
+    Ok((source::format_of(options)?, upsert))
+}
+
+/// The key an upsert sink writes by: `primary_key` (column names) or the query's own.
+fn sink_key(
+    options: &BTreeMap<String, String>,
+    planned: &StreamPlan,
+) -> Result<Vec<usize>, SqlError> {
+    if let Some(names) = options.get("primary_key") {
+        return names
+            .split(',')
+            .map(|n| {
+                let n = n.trim();
+                planned.schema.index_of(n).map_err(|_| {
+                    SqlError::Invalid(format!("primary_key: the query has no column {n}"))
+                })
+            })
+            .collect();
     }
-    source::format_of(options)
+    match (&planned.key, planned.updating) {
+        (Some(key), true) => Ok(key.clone()),
+        (None, true) => Err(SqlError::unsupported(
+            "the query's key (its GROUP BY columns) is not among its output columns: select \
+             them, or name the key with primary_key = 'c1,c2'",
+        )),
+        (_, false) => Err(SqlError::Invalid(
+            "an upsert sink over an append-only query needs primary_key = 'c1,c2'".into(),
+        )),
+    }
 }
 
 impl Engine {
@@ -148,19 +184,42 @@ impl Engine {
         match statements.pop() {
             Some(WeirStatement::CreateView(v)) => {
                 let planned = self.plan_query(&v.query).await?;
-                let def = view_def(name, planned.schema.clone())?;
-                let sink = SinkSpec {
-                    topic: name.to_string(),
-                    encoder: Arc::new(|| {
-                        Box::new(RowEncoder {
-                            format: Format::Json,
-                        })
-                    }),
+                let mut def = view_def(name, planned.schema.clone())?;
+                let sink = if planned.updating {
+                    let Some(key) = planned.key.clone() else {
+                        return Err(SqlError::unsupported(format!(
+                            "materialized view {name}: an updating view is keyed by its GROUP \
+                             BY columns, and they are not all among its output columns: \
+                             select them"
+                        )));
+                    };
+                    def.upsert_key = Some(key.clone());
+                    SinkSpec {
+                        topic: name.to_string(),
+                        encoder: Arc::new(move || {
+                            Box::new(UpsertEncoder {
+                                format: Format::Json,
+                                key: key.clone(),
+                                updating: true,
+                            })
+                        }),
+                        upsert: true,
+                    }
+                } else {
+                    SinkSpec {
+                        topic: name.to_string(),
+                        encoder: Arc::new(|| {
+                            Box::new(RowEncoder {
+                                format: Format::Json,
+                            })
+                        }),
+                        upsert: false,
+                    }
                 };
                 Ok((planned, sink, Some(def)))
             }
             Some(WeirStatement::CreateSink(k)) => {
-                let format = sink_format(&k.options)?;
+                let (format, upsert) = sink_format(&k.options)?;
                 let topic = k.options.get("topic").cloned().ok_or_else(|| {
                     SqlError::Invalid(
                         "a sink needs a topic: CREATE SINK name INTO topic ... or WITH (topic = \
@@ -187,9 +246,34 @@ impl Engine {
                 let planned = self.plan_query(&query).await?;
                 // Checked now: the encoder must write every column, of a type it can write.
                 weir_format::encode::check_schema(format, &planned.schema)?;
-                let sink = SinkSpec {
-                    topic,
-                    encoder: Arc::new(move || Box::new(RowEncoder { format })),
+                let sink = if upsert {
+                    let key = sink_key(&k.options, &planned)?;
+                    let updating = planned.updating;
+                    SinkSpec {
+                        topic,
+                        encoder: Arc::new(move || {
+                            Box::new(UpsertEncoder {
+                                format,
+                                key: key.clone(),
+                                updating,
+                            })
+                        }),
+                        upsert: true,
+                    }
+                } else {
+                    if planned.updating {
+                        return Err(SqlError::unsupported(
+                            "the query updates its rows (an aggregate without a window), \
+                             which an append-only sink cannot write: use type = 'upsert' (or \
+                             EMIT ON WINDOW CLOSE over a windowed aggregate, when windows \
+                             land)",
+                        ));
+                    }
+                    SinkSpec {
+                        topic,
+                        encoder: Arc::new(move || Box::new(RowEncoder { format })),
+                        upsert: false,
+                    }
                 };
                 Ok((planned, sink, None))
             }
@@ -197,6 +281,26 @@ impl Engine {
                 "not a view or sink definition: {sql}"
             ))),
         }
+    }
+
+    /// `EXPLAIN CREATE ...`: plans the statement as CREATE would (every refusal included)
+    /// and prints its stream graph, sink attached; nothing is written.
+    pub(crate) async fn explain_create(
+        self: &Arc<Self>,
+        statement: WeirStatement,
+    ) -> Result<Output, SqlError> {
+        let (name, sql) = match statement {
+            WeirStatement::CreateView(v) => (v.name.clone(), v.to_string()),
+            WeirStatement::CreateSink(k) => (k.name.clone(), k.to_string()),
+            _ => {
+                return Err(SqlError::unsupported(
+                    "EXPLAIN of CREATE explains materialized views and sinks",
+                ))
+            }
+        };
+        let (planned, sink, _) = self.plan_entry(&name, &sql).await?;
+        let lines = planned.with_sink(sink).explain();
+        Ok(crate::engine::text_rows(&[EXPLAIN_COLUMN], vec![lines]))
     }
 
     pub(crate) async fn create_view(self: &Arc<Self>, v: CreateView) -> Result<Output, SqlError> {
@@ -255,8 +359,9 @@ impl Engine {
         entry.state = "creating".into();
         self.catalog.put(&name, entry.clone()).await?;
         // (3) The topics it writes.
+        let upsert_view = view.as_ref().is_some_and(|v| v.upsert_key.is_some());
         let owned = async {
-            self.ensure_topic(&sink.topic, 1).await?;
+            self.ensure_topic_with(&sink.topic, 1, upsert_view).await?;
             self.ensure_dead_letters(&planned).await
         }
         .await;
@@ -282,14 +387,27 @@ impl Engine {
 
     /// Creates `topic` when missing.
     async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<(), SqlError> {
+        self.ensure_topic_with(topic, partitions, false).await
+    }
+
+    /// Creates `topic` when missing, compacted for upserts if `upsert`.
+    async fn ensure_topic_with(
+        &self,
+        topic: &str,
+        partitions: i32,
+        upsert: bool,
+    ) -> Result<(), SqlError> {
         if self.state.topic(topic).is_some() {
             return Ok(());
         }
-        match self
-            .state
-            .create_topic(topic, partitions, 1, Default::default())
-            .await
-        {
+        let configs = match upsert {
+            true => UPSERT_TOPIC
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            false => Default::default(),
+        };
+        match self.state.create_topic(topic, partitions, 1, configs).await {
             Ok(_) | Err(AdminError::TopicExists(_)) => Ok(()),
             Err(e) => Err(SqlError::Topic {
                 topic: topic.to_string(),
@@ -370,7 +488,8 @@ impl Engine {
                         "plan changed since CREATE; drop and create it again".into(),
                     ));
                 }
-                self.ensure_topic(&sink.topic, 1).await?;
+                let upsert_view = view.as_ref().is_some_and(|v| v.upsert_key.is_some());
+                self.ensure_topic_with(&sink.topic, 1, upsert_view).await?;
                 self.ensure_dead_letters(&planned).await?;
                 Ok::<_, SqlError>((planned, sink, view))
             }
@@ -467,6 +586,10 @@ impl Engine {
                 "records dead-lettered".to_string(),
                 p.decode_failures.to_string(),
             ));
+            info.push((
+                "state bytes".to_string(),
+                format!("{} of {}", p.state_bytes, p.memory_max_bytes),
+            ));
             let mut offsets: Vec<_> = p.offsets.into_iter().collect();
             offsets.sort();
             for ((topic, partition), offset) in offsets {
@@ -502,7 +625,9 @@ fn format_name(entry: &Entry) -> &'static str {
         return "json";
     };
     match statements.pop() {
-        Some(WeirStatement::CreateSink(k)) => sink_format(&k.options).map_or("json", |f| f.name()),
+        Some(WeirStatement::CreateSink(k)) => {
+            sink_format(&k.options).map_or("json", |(f, _)| f.name())
+        }
         _ => "json",
     }
 }
@@ -551,5 +676,6 @@ fn view_def(name: &str, schema: SchemaRef) -> Result<SourceDef, SqlError> {
         includes: Vec::new(),
         schema,
         create,
+        upsert_key: None,
     })
 }

@@ -8,13 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::DFSchemaRef;
 use datafusion::execution::session_state::SessionState;
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Volatility};
+use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, LogicalPlan, Volatility};
 use datafusion::physical_expr::PhysicalExpr;
-use weir_stream::graph::{SinkSpec, SourceSpec, Startup};
+use weir_stream::graph::{AggKind, AggSpec, SinkSpec, SourceSpec, Startup, RETRACT};
 use weir_stream::{Graph, NodeSpec};
 
 use crate::error::SqlError;
@@ -24,15 +24,20 @@ use crate::table::TopicTable;
 
 /// What the constructs a continuous query may use today, for refusals.
 const SUPPORTED: &str = "continuous queries support projections, filters, scalar functions, \
-     CASE, casts and UNION ALL over sources and materialized views";
+     CASE, casts, UNION ALL and GROUP BY with count, sum, avg, min, max, count(DISTINCT) and \
+     FILTER over sources and append-only materialized views";
 
 /// A continuous query planned into a stream graph, its sink not yet attached.
 pub struct StreamPlan {
     pub graph: Graph,
     /// The node whose output is the query's result.
     pub output: usize,
-    /// The result's columns.
+    /// The result's columns (without `_retract`).
     pub schema: SchemaRef,
+    /// Whether the result updates (its rows carry `_retract`, §6).
+    pub updating: bool,
+    /// The result's stream key (column indices); `None` when a projection dropped it.
+    pub key: Option<Vec<usize>>,
     /// Sources (and views) read, by name.
     pub reads: BTreeSet<String>,
     /// Each source read, for its dead-letter topic.
@@ -40,12 +45,30 @@ pub struct StreamPlan {
 }
 
 impl StreamPlan {
+    /// The schema of the result's rows as they flow: an updating result ends in `_retract`.
+    pub fn edge_schema(&self) -> SchemaRef {
+        with_retract(&self.schema, self.updating)
+    }
+
     /// Attaches the sink the result is written to.
     pub fn with_sink(mut self, sink: SinkSpec) -> Graph {
         let node = self.graph.add(NodeSpec::Sink(sink));
-        self.graph.connect(self.output, node, self.schema.clone());
+        let schema = self.edge_schema();
+        let key = self.key.clone().unwrap_or_default();
+        self.graph
+            .connect_keyed(self.output, node, schema, !self.updating, key);
         self.graph
     }
+}
+
+/// `schema`, followed by `_retract` when `updating`.
+pub fn with_retract(schema: &SchemaRef, updating: bool) -> SchemaRef {
+    if !updating {
+        return schema.clone();
+    }
+    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(RETRACT, DataType::Boolean, false)));
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// The dead-letter topic of `def` (§9): `dead_letter` in its WITH options, `none` for none,
@@ -63,8 +86,20 @@ pub fn dead_letter_topic(def: &SourceDef) -> Option<String> {
 /// over state of another layout (§5.3).
 pub fn fingerprint(graph: &Graph) -> String {
     let mut text = format!("{:?}", graph.nodes);
+    let stateful = graph
+        .nodes
+        .iter()
+        .any(|n| matches!(n, NodeSpec::UpdatingAggregate { .. }));
+    if stateful {
+        // State of another codec version is another layout. (Not added to stateless graphs,
+        // whose fingerprints predate operator state.)
+        text.push_str(&format!("|codec {}", weir_stream::state::codec::VERSION));
+    }
     for e in &graph.edges {
         text.push_str(&format!("|{}>{}:{}", e.from, e.to, e.port));
+        if !e.append_only {
+            text.push_str(&format!(" updating key {:?}", e.stream_key));
+        }
         for f in e.schema.fields() {
             text.push_str(&format!(",{} {}", f.name(), f.data_type()));
         }
@@ -86,11 +121,13 @@ pub fn to_stream(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan,
         scans: BTreeMap::new(),
         sources: Vec::new(),
     };
-    let (output, schema) = planner.walk(&optimized)?;
+    let out = planner.walk(&optimized)?;
     Ok(StreamPlan {
         graph: planner.graph,
-        output,
-        schema: Arc::new(schema.as_arrow().clone()),
+        output: out.node,
+        schema: Arc::new(out.schema.as_arrow().clone()),
+        updating: out.updating,
+        key: out.key,
         reads: planner.scans.keys().cloned().collect(),
         sources: planner.sources,
     })
@@ -131,9 +168,24 @@ struct Planner<'a> {
     sources: Vec<Arc<SourceDef>>,
 }
 
+/// A planned sub-plan: the node producing its rows, their logical schema (without
+/// `_retract`), whether they update, and their stream key (`None`: dropped by a projection).
+struct Out {
+    node: usize,
+    schema: DFSchemaRef,
+    updating: bool,
+    key: Option<Vec<usize>>,
+}
+
+impl Out {
+    fn arrow(&self) -> SchemaRef {
+        with_retract(&Arc::new(self.schema.as_arrow().clone()), self.updating)
+    }
+}
+
 impl Planner<'_> {
-    /// Adds the nodes computing `plan`; returns the node producing its rows and its schema.
-    fn walk(&mut self, plan: &LogicalPlan) -> Result<(usize, DFSchemaRef), SqlError> {
+    /// Adds the nodes computing `plan`.
+    fn walk(&mut self, plan: &LogicalPlan) -> Result<Out, SqlError> {
         match plan {
             LogicalPlan::TableScan(scan) => {
                 if scan.fetch.is_some() {
@@ -147,6 +199,14 @@ impl Planner<'_> {
                     )));
                 };
                 let def = table.def().clone();
+                if def.upsert_key.is_some() {
+                    return Err(SqlError::unsupported(format!(
+                        "{} is an updating materialized view (its rows change as groups \
+                         change); continuous queries over updating views come in a later \
+                         increment: query the sources it reads instead",
+                        def.name
+                    )));
+                }
                 let source = self.source(&def)?;
                 let full = def.schema.clone();
                 let mut node = source;
@@ -163,11 +223,17 @@ impl Planner<'_> {
                             )
                         })
                         .collect::<Result<Vec<_>, SqlError>>()?;
-                    node = self.map(source, full, exprs, None);
+                    node = self.map(source, full, exprs, None, false, Vec::new());
                 }
                 let schema = scan.projected_schema.clone();
+                let out = Out {
+                    node,
+                    schema: schema.clone(),
+                    updating: false,
+                    key: Some(Vec::new()),
+                };
                 if scan.filters.is_empty() {
-                    return Ok((node, schema));
+                    return Ok(out);
                 }
                 let predicate = scan
                     .filters
@@ -177,8 +243,11 @@ impl Planner<'_> {
                     .map(|p| self.state.create_physical_expr(p, &schema))
                     .transpose()?;
                 let exprs = identity(&schema);
-                let arrow = Arc::new(schema.as_arrow().clone());
-                Ok((self.map(node, arrow, exprs, predicate), schema))
+                let arrow = out.arrow();
+                Ok(Out {
+                    node: self.map(node, arrow, exprs, predicate, false, Vec::new()),
+                    ..out
+                })
             }
             LogicalPlan::Projection(p) => {
                 // A filter right below is fused into the same Map (filter first, as MapOp runs).
@@ -192,63 +261,200 @@ impl Planner<'_> {
                     ),
                     other => (other, None),
                 };
-                let (child, child_schema) = self.walk(input)?;
+                let child = self.walk(input)?;
                 let exprs = p
                     .expr
                     .iter()
                     .map(|e| self.state.create_physical_expr(e.clone(), p.input.schema()))
                     .collect::<Result<Vec<_>, _>>()?;
+                // The key survives where each key column is projected as it is.
+                let key = child.key.as_ref().and_then(|key| {
+                    key.iter()
+                        .map(|&k| {
+                            p.expr.iter().position(|e| {
+                                matches!(e.clone().unalias(), Expr::Column(c)
+                                    if p.input.schema().index_of_column(&c).ok() == Some(k))
+                            })
+                        })
+                        .collect::<Option<Vec<usize>>>()
+                });
                 let node = self.map(
-                    child,
-                    Arc::new(child_schema.as_arrow().clone()),
+                    child.node,
+                    child.arrow(),
                     exprs,
                     predicate,
+                    child.updating,
+                    child.key.clone().unwrap_or_default(),
                 );
-                Ok((node, p.schema.clone()))
+                Ok(Out {
+                    node,
+                    schema: p.schema.clone(),
+                    updating: child.updating,
+                    key,
+                })
             }
             LogicalPlan::Filter(f) => {
-                let (child, child_schema) = self.walk(&f.input)?;
+                let child = self.walk(&f.input)?;
                 let predicate = self
                     .state
                     .create_physical_expr(f.predicate.clone(), f.input.schema())?;
-                let arrow = Arc::new(child_schema.as_arrow().clone());
-                let exprs = identity(&child_schema);
-                Ok((self.map(child, arrow, exprs, Some(predicate)), child_schema))
+                let exprs = identity(&child.schema);
+                let node = self.map(
+                    child.node,
+                    child.arrow(),
+                    exprs,
+                    Some(predicate),
+                    child.updating,
+                    child.key.clone().unwrap_or_default(),
+                );
+                Ok(Out { node, ..child })
             }
             LogicalPlan::SubqueryAlias(a) => {
-                let (child, _) = self.walk(&a.input)?;
-                Ok((child, a.schema.clone()))
+                let child = self.walk(&a.input)?;
+                Ok(Out {
+                    schema: a.schema.clone(),
+                    ..child
+                })
             }
             LogicalPlan::Union(u) => {
-                let out = Arc::new(u.schema.as_arrow().clone());
                 let union = self.graph.add(NodeSpec::Union);
-                for input in &u.inputs {
-                    let (child, child_schema) = self.walk(input)?;
+                let children = u
+                    .inputs
+                    .iter()
+                    .map(|i| self.walk(i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let updating = children.iter().any(|c| c.updating);
+                let out = with_retract(&Arc::new(u.schema.as_arrow().clone()), updating);
+                for child in children {
                     // Each branch is cast and renamed to the union's columns, so that every
-                    // batch leaving the union has one schema.
-                    let exprs = u
+                    // batch leaving the union has one schema; an append-only branch of an
+                    // updating union inserts only.
+                    let mut exprs = u
                         .schema
                         .fields()
                         .iter()
-                        .zip(child_schema.columns())
+                        .zip(child.schema.columns())
                         .map(|(target, column)| {
                             let e = Expr::Column(column)
-                                .cast_to(target.data_type(), child_schema.as_ref())?;
-                            Ok(self.state.create_physical_expr(e, &child_schema)?)
+                                .cast_to(target.data_type(), child.schema.as_ref())?;
+                            Ok(self.state.create_physical_expr(e, &child.schema)?)
                         })
                         .collect::<Result<Vec<_>, SqlError>>()?;
+                    if updating && !child.updating {
+                        exprs.push(datafusion::physical_expr::expressions::lit(false));
+                    }
                     let branch = self.map(
-                        child,
-                        Arc::new(child_schema.as_arrow().clone()),
+                        child.node,
+                        child.arrow(),
                         exprs,
                         None,
+                        child.updating,
+                        child.key.clone().unwrap_or_default(),
                     );
-                    self.graph.connect(branch, union, out.clone());
+                    self.graph
+                        .connect_keyed(branch, union, out.clone(), !updating, Vec::new());
                 }
-                Ok((union, u.schema.clone()))
+                // Two branches may hold equal keys: the union's rows have none.
+                Ok(Out {
+                    node: union,
+                    schema: u.schema.clone(),
+                    updating,
+                    key: if updating { None } else { Some(Vec::new()) },
+                })
             }
+            LogicalPlan::Aggregate(a) => self.aggregate(a),
             other => Err(refusal(other)),
         }
+    }
+
+    /// GROUP BY without a window column: an `UpdatingAggregate`, keyed by its group columns.
+    fn aggregate(&mut self, a: &Aggregate) -> Result<Out, SqlError> {
+        let child = self.walk(&a.input)?;
+        let input = a.input.schema();
+        let mut group = Vec::with_capacity(a.group_expr.len());
+        for e in &a.group_expr {
+            if matches!(e, Expr::GroupingSet(_)) {
+                return Err(refused(
+                    "GROUPING SETS, ROLLUP or CUBE",
+                    "an updating aggregate has one grouping",
+                ));
+            }
+            let t = e.get_type(input.as_ref())?;
+            if !weir_stream::state::codec::supports(&t) {
+                return Err(SqlError::unsupported(format!(
+                    "GROUP BY {e}: its type {t} cannot be kept in a continuous query's state"
+                )));
+            }
+            group.push(self.state.create_physical_expr(e.clone(), input)?);
+        }
+        let mut aggs = Vec::with_capacity(a.aggr_expr.len());
+        for (i, e) in a.aggr_expr.iter().enumerate() {
+            let Expr::AggregateFunction(f) = e.clone().unalias() else {
+                return Err(SqlError::unsupported(format!(
+                    "{e} is not an aggregate function call"
+                )));
+            };
+            let name = f.func.name().to_lowercase();
+            let params = &f.params;
+            let kind = match (name.as_str(), params.distinct) {
+                ("count", false) => AggKind::Count,
+                ("count", true) => AggKind::CountDistinct,
+                ("sum", false) => AggKind::Sum,
+                ("avg" | "mean", false) => AggKind::Avg,
+                ("min", _) => AggKind::Min,
+                ("max", _) => AggKind::Max,
+                _ => {
+                    return Err(SqlError::unsupported(format!(
+                        "{}{}() in a continuous query: updating aggregates compute count, \
+                         sum, avg, min, max and count(DISTINCT), with FILTER",
+                        name,
+                        if params.distinct { " DISTINCT" } else { "" }
+                    )))
+                }
+            };
+            if !params.order_by.is_empty() {
+                return Err(refused(
+                    &format!("{name}(.. ORDER BY ..)"),
+                    "an ordered aggregate over a stream",
+                ));
+            }
+            let [arg] = params.args.as_slice() else {
+                return Err(SqlError::unsupported(format!(
+                    "{name}() with {} arguments in a continuous query",
+                    params.args.len()
+                )));
+            };
+            let input_type = arg.get_type(input.as_ref())?;
+            let output = a.schema.field(a.group_expr.len() + i).data_type().clone();
+            if !kind.supports(&input_type, &output) {
+                return Err(SqlError::unsupported(format!(
+                    "{name}() of {input_type} (giving {output}) is not supported by updating \
+                     aggregates yet"
+                )));
+            }
+            let filter = params
+                .filter
+                .as_ref()
+                .map(|p| self.state.create_physical_expr(p.as_ref().clone(), input))
+                .transpose()?;
+            aggs.push(AggSpec {
+                kind,
+                arg: self.state.create_physical_expr(arg.clone(), input)?,
+                filter,
+                output,
+            });
+        }
+        let node = self.graph.add(NodeSpec::UpdatingAggregate { group, aggs });
+        let arrow = child.arrow();
+        let key = child.key.clone().unwrap_or_default();
+        self.graph
+            .connect_keyed(child.node, node, arrow, !child.updating, key);
+        Ok(Out {
+            node,
+            schema: a.schema.clone(),
+            updating: true,
+            key: Some((0..a.group_expr.len()).collect()),
+        })
     }
 
     /// The `Source` node of `def`, added on first use.
@@ -299,16 +505,26 @@ impl Planner<'_> {
     }
 
     /// A `Map` over `input` (whose rows have `input_schema`); its output schema is carried by
-    /// the edge its consumer connects with.
+    /// the edge its consumer connects with. Over an updating input `_retract` passes through
+    /// as the last column.
     fn map(
         &mut self,
         input: usize,
         input_schema: SchemaRef,
-        exprs: Vec<Arc<dyn PhysicalExpr>>,
+        mut exprs: Vec<Arc<dyn PhysicalExpr>>,
         filter: Option<Arc<dyn PhysicalExpr>>,
+        updating: bool,
+        key: Vec<usize>,
     ) -> usize {
+        if updating {
+            let last = input_schema.fields().len().saturating_sub(1);
+            exprs.push(Arc::new(
+                datafusion::physical_expr::expressions::Column::new(RETRACT, last),
+            ));
+        }
         let node = self.graph.add(NodeSpec::Map { exprs, filter });
-        self.graph.connect(input, node, input_schema);
+        self.graph
+            .connect_keyed(input, node, input_schema, !updating, key);
         node
     }
 }
@@ -336,10 +552,6 @@ fn refused(what: &str, why: &str) -> SqlError {
 /// The refusal of a plan node the runtime has no operator for (§5.5).
 fn refusal(plan: &LogicalPlan) -> SqlError {
     let (what, why) = match plan {
-        LogicalPlan::Aggregate(_) => (
-            "GROUP BY, DISTINCT or an aggregate function (Aggregate)",
-            "updating aggregates come in a later increment",
-        ),
         LogicalPlan::Distinct(_) => ("DISTINCT", "updating aggregates come in a later increment"),
         LogicalPlan::Join(_) => ("JOIN", "stream joins come in a later increment"),
         LogicalPlan::Sort(_) => ("ORDER BY (Sort)", "a stream has no end to sort"),

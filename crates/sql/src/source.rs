@@ -53,6 +53,9 @@ pub struct SourceDef {
     pub schema: SchemaRef,
     /// The definition as stored (inferred columns written out).
     pub create: CreateSource,
+    /// An updating materialized view's key columns: its topic holds upserts by them and
+    /// tombstones, and a scan keeps the last record per key (§8). `None`: append-only.
+    pub upsert_key: Option<Vec<usize>>,
 }
 
 impl SourceDef {
@@ -143,6 +146,7 @@ impl SourceDef {
             includes: create.includes.clone(),
             schema: Arc::new(Schema::new(fields)),
             create,
+            upsert_key: None,
         })
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use weir_format::{Format, RecordDecoder};
@@ -103,6 +103,58 @@ impl SinkEncoder for RowEncoder {
                 .into_iter()
                 .map(|v| SinkRecord::new(None, v.map(Bytes::from), now)),
         );
+        Ok(())
+    }
+}
+
+/// Writes an updating result (or an append-only one given a key) as upserts (§8): the key is
+/// the JSON object of the key columns, the value the row in `format`, a retraction a
+/// tombstone. An update, a retraction then an insertion of the same key, collapses to the
+/// new row in the sink.
+pub struct UpsertEncoder {
+    pub format: Format,
+    /// Key columns (indices into the row without `_retract`); none: one row, key `{}`.
+    pub key: Vec<usize>,
+    /// Whether rows end in `_retract`.
+    pub updating: bool,
+}
+
+impl SinkEncoder for UpsertEncoder {
+    fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<SinkRecord>) -> Result<(), String> {
+        let width = batch.num_columns() - usize::from(self.updating);
+        let values = batch
+            .project(&(0..width).collect::<Vec<_>>())
+            .map_err(|e| e.to_string())?;
+        let retract = match self.updating {
+            true => Some(
+                batch
+                    .column(width)
+                    .as_boolean_opt()
+                    .ok_or("_retract is not a boolean column")?
+                    .clone(),
+            ),
+            false => None,
+        };
+        let keys = if self.key.is_empty() {
+            vec![Some(b"{}".to_vec()); batch.num_rows()]
+        } else {
+            let key = values.project(&self.key).map_err(|e| e.to_string())?;
+            weir_format::encode::encode_values(Format::Json, &key).map_err(|e| e.to_string())?
+        };
+        let encoded =
+            weir_format::encode::encode_values(self.format, &values).map_err(|e| e.to_string())?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        for (row, (key, value)) in keys.into_iter().zip(encoded).enumerate() {
+            let deleted = retract.as_ref().is_some_and(|r| r.value(row));
+            let value = if deleted {
+                None
+            } else {
+                value.map(Bytes::from)
+            };
+            out.push(SinkRecord::new(key.map(Bytes::from), value, now));
+        }
         Ok(())
     }
 }

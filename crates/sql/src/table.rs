@@ -1,7 +1,8 @@
 //! `TopicTable`: a source as a DataFusion table. A scan is one DataFusion partition per topic
 //! partition, each reading read_committed from the log start to the last stable offset
 //! sampled when the query is planned (so a query is bounded even while producers write), with
-//! `LIMIT` pushed into the readers. `INSERT` encodes rows in the source's format and appends
+//! `LIMIT` pushed into the readers. An updating materialized view's topic holds upserts: its
+//! scan (the design's `ViewTable`) keeps the last record per key and drops tombstoned keys. `INSERT` encodes rows in the source's format and appends
 //! them acks=all.
 
 use std::collections::{BTreeMap, HashMap};
@@ -176,6 +177,7 @@ impl PartitionStream for PartitionScan {
             left: self.limit.unwrap_or(usize::MAX),
             batch_size,
             skipped: 0,
+            collapse: self.def.upsert_key.is_some(),
         };
         let stream = futures::stream::try_unfold(state, |mut s| async move {
             let batch = s.next_batch().await?;
@@ -198,12 +200,38 @@ struct ScanState {
     batch_size: usize,
     /// Records that did not decode: a pipeline dead-letters them; a query skips them.
     skipped: u64,
+    /// An upsert topic not yet collapsed to its last record per key.
+    collapse: bool,
 }
 
 impl ScanState {
+    /// Reads the whole (bounded) partition and keeps, per key, its last record unless that
+    /// is a tombstone, in offset order: the view's contents as of the scan's bound.
+    async fn collapse_by_key(&mut self) -> DfResult<()> {
+        let mut latest: HashMap<Option<bytes::Bytes>, Record> = HashMap::new();
+        while let Some(records) = self
+            .reader
+            .next_records()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+        {
+            for r in records {
+                latest.insert(r.key.clone(), r);
+            }
+        }
+        let mut live: Vec<Record> = latest.into_values().filter(|r| r.value.is_some()).collect();
+        // Popped from the end: newest offsets first in the vector.
+        live.sort_by_key(|r| std::cmp::Reverse(r.offset));
+        self.pending = live;
+        Ok(())
+    }
+
     async fn next_batch(&mut self) -> DfResult<Option<RecordBatch>> {
         if self.left == 0 {
             return Ok(None);
+        }
+        if std::mem::take(&mut self.collapse) {
+            self.collapse_by_key().await?;
         }
         let json_defaults: Vec<Option<serde_json::Value>> = self
             .def

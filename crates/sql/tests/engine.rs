@@ -1,16 +1,17 @@
 //! The engine over a real broker state in a temporary directory: statements through to the
 //! partitions, and the catalog replayed after the state is closed and opened again.
 
+mod common;
+use common::run;
+
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
-use futures::TryStreamExt;
 use weir_broker::state::State;
 use weir_broker::BrokerConfig;
-use weir_sql::engine::{Engine, Output, Session};
-use weir_sql::parser::parse;
-use weir_sql::{SqlConfig, SqlError};
+use weir_sql::engine::Engine;
+use weir_sql::SqlConfig;
 
 fn open(dir: &std::path::Path) -> Arc<State> {
     let (config, _) = BrokerConfig::from_pairs(
@@ -21,23 +22,6 @@ fn open(dir: &std::path::Path) -> Arc<State> {
     )
     .expect("config");
     Arc::new(State::open(config).expect("state"))
-}
-
-async fn run(session: &Session, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
-    let mut out = Vec::new();
-    for statement in parse(sql)? {
-        match session.execute(statement).await? {
-            Output::Stream(_, stream) => out.extend(
-                stream
-                    .try_collect::<Vec<_>>()
-                    .await
-                    .map_err(SqlError::from)?,
-            ),
-            Output::Batches(_, batches) => out.extend(batches),
-            Output::Command(_) => {}
-        }
-    }
-    Ok(out)
 }
 
 fn single_i64(batches: &[RecordBatch]) -> i64 {

@@ -2,17 +2,17 @@
 //! written in each epoch's transaction: key `(operator id: u16, entry)`, value a versioned
 //! binary encoding. Operator 0 is the sources': per source partition its next offset and
 //! largest event time, per source its emitted watermark, and the last committed epoch.
-//! Recovery reads the topic read_committed up to its last stable offset and keeps the last
-//! value per key, so state always matches the offsets of the last committed epoch.
+//! Recovery ([`crate::state::changelog::read`]) reads the topic read_committed up to its
+//! last stable offset and keeps the last value per key, so state always matches the offsets
+//! of the last committed epoch.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use weir_broker::partition::{Isolation, Partition, ReadSpec};
 
 use crate::error::StreamError;
 use crate::format::SinkRecord;
-use crate::source::reader::committed_records;
+use crate::state::changelog::SOURCES;
 
 /// The state topic of pipeline `id`.
 pub fn state_topic(id: u64) -> String {
@@ -25,7 +25,6 @@ pub fn transactional_id(id: u64) -> String {
 }
 
 const VERSION: u8 = 1;
-const SOURCES: u16 = 0;
 const TAG_OFFSET: u8 = b'o';
 const TAG_WATERMARK: u8 = b'w';
 const TAG_EPOCH: u8 = b'e';
@@ -98,8 +97,7 @@ impl SourceState {
         };
         let (op, rest) = k.split_at_checked(2).ok_or("short key")?;
         if op != SOURCES.to_be_bytes() {
-            // Another operator's state: no stateful operator runs yet.
-            return Ok(());
+            return Err(format!("operator {op:?}'s entry among the sources'"));
         }
         let (tag, rest) = rest.split_first().ok_or("short key")?;
         let topic = |rest: &[u8]| -> Result<(String, usize), String> {
@@ -128,43 +126,21 @@ impl SourceState {
         Ok(())
     }
 
-    /// Reads the committed state of `topic` (its one partition), last value per key.
-    pub fn restore(topic: &str, partition: &Partition) -> Result<SourceState, StreamError> {
-        let bad = |reason: String| StreamError::State {
-            topic: topic.to_string(),
-            reason,
-        };
-        let mut latest: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
-        let mut offset = partition.log_start_offset();
-        let end = partition.last_stable_offset();
-        while offset < end {
-            let read = partition
-                .read(&ReadSpec {
-                    offset,
-                    max_bytes: 1 << 20,
-                    min_one_batch: true,
-                    isolation: Isolation::ReadCommitted,
-                    leader_epoch: None,
-                })
-                .map_err(|source| StreamError::Partition {
-                    topic: topic.to_string(),
-                    partition: 0,
-                    source,
-                })?;
-            if read.records.is_empty() {
-                break;
-            }
-            offset = committed_records(topic, 0, &read, offset, |r| {
-                if let Some(k) = r.key {
-                    latest.insert(k.to_vec(), r.value.map(<[u8]>::to_vec));
-                }
-            })?;
-        }
+    /// The sources' state among the committed entries (operator 0's).
+    pub fn from_entries(
+        topic: &str,
+        entries: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<SourceState, StreamError> {
         let mut state = SourceState::default();
-        for (k, v) in latest {
-            if let Some(v) = v {
-                state.apply(&k, &v).map_err(bad)?;
-            }
+        let mut key = Vec::with_capacity(64);
+        for (k, v) in entries {
+            key.clear();
+            key.extend_from_slice(&SOURCES.to_be_bytes());
+            key.extend_from_slice(k);
+            state.apply(&key, v).map_err(|reason| StreamError::State {
+                topic: topic.to_string(),
+                reason,
+            })?;
         }
         Ok(state)
     }

@@ -52,6 +52,10 @@ pub enum StreamError {
          (raise weir.sql.pipeline.memory.max.bytes)"
     )]
     MemoryBudget { used: usize, limit: usize },
+    #[error("state: {0}")]
+    Codec(#[source] crate::state::codec::CodecError),
+    #[error("aggregate: {0}")]
+    Aggregate(String),
     #[error("the pipeline task panicked: {0}")]
     Panicked(String),
     #[error("the engine has stopped")]

@@ -11,6 +11,11 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use crate::error::StreamError;
 use crate::format::{SinkEncoder, SourceDecoder};
+pub use crate::ops::accumulators::AggKind;
+
+/// The changelog column of an updating edge (§6): the last column, true for a retracted
+/// row, false for an inserted one. Append-only edges have no such column.
+pub const RETRACT: &str = "_retract";
 
 /// Makes a fresh decoder (one per source, per run of the pipeline).
 pub type DecoderFactory = Arc<dyn Fn() -> Box<dyn SourceDecoder> + Send + Sync>;
@@ -50,10 +55,36 @@ pub struct SourceSpec {
 pub struct SinkSpec {
     pub topic: String,
     pub encoder: EncoderFactory,
+    /// The encoder writes upserts by key (a tombstone for a delete): the epoch's records are
+    /// collapsed to the last per key and appended at the barrier (§6), so a hot key costs
+    /// one record per checkpoint.
+    pub upsert: bool,
 }
 
-/// An operator. Only `Source`, `Map`, `Union` and `Sink` run today; the planner's other nodes
-/// (windows, aggregates, joins, TopN, sessions, views) join this enum as they are built.
+/// One aggregate of an [`NodeSpec::UpdatingAggregate`].
+#[derive(Clone)]
+pub struct AggSpec {
+    pub kind: AggKind,
+    /// The argument, over the input's columns (`count(*)` counts a constant).
+    pub arg: Arc<dyn PhysicalExpr>,
+    /// `FILTER (WHERE ..)`: only rows where it is true reach the aggregate.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The result's type (DataFusion's for this aggregate).
+    pub output: arrow_schema::DataType,
+}
+
+impl fmt::Debug for AggSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.kind.name(), self.arg)?;
+        if let Some(p) = &self.filter {
+            write!(f, " FILTER (WHERE {p})")?;
+        }
+        write!(f, ": {}", self.output)
+    }
+}
+
+/// An operator. Only `Source`, `Map`, `Union`, `UpdatingAggregate` and `Sink` run today; the
+/// planner's other nodes (windows, joins, TopN, sessions) join this enum as they are built.
 #[derive(Clone)]
 pub enum NodeSpec {
     Source(SourceSpec),
@@ -65,6 +96,12 @@ pub enum NodeSpec {
     },
     /// Merges its inputs (UNION ALL); the watermark is their minimum.
     Union,
+    /// GROUP BY `group` (expressions over the input's columns) computing `aggs`; its output
+    /// is the group columns, then the aggregates, then `_retract`, keyed by the group columns.
+    UpdatingAggregate {
+        group: Vec<Arc<dyn PhysicalExpr>>,
+        aggs: Vec<AggSpec>,
+    },
     Sink(SinkSpec),
 }
 
@@ -74,6 +111,7 @@ impl NodeSpec {
             NodeSpec::Source(_) => "Source",
             NodeSpec::Map { .. } => "Map",
             NodeSpec::Union => "Union",
+            NodeSpec::UpdatingAggregate { .. } => "UpdatingAggregate",
             NodeSpec::Sink(_) => "Sink",
         }
     }
@@ -94,6 +132,13 @@ impl fmt::Debug for NodeSpec {
                 }
             }
             NodeSpec::Union => write!(f, "Union"),
+            NodeSpec::UpdatingAggregate { group, aggs } => {
+                write!(f, "UpdatingAggregate(group=[")?;
+                for (i, e) in group.iter().enumerate() {
+                    write!(f, "{}{e}", if i > 0 { ", " } else { "" })?;
+                }
+                write!(f, "], aggs={aggs:?})")
+            }
             NodeSpec::Sink(s) => write!(f, "Sink({})", s.topic),
         }
     }
@@ -125,14 +170,27 @@ impl Graph {
 
     /// Connects `from` to the next free input of `to`, append-only, with no stream key.
     pub fn connect(&mut self, from: usize, to: usize, schema: SchemaRef) {
+        self.connect_keyed(from, to, schema, true, Vec::new());
+    }
+
+    /// Connects `from` to the next free input of `to`; an updating edge's schema ends with
+    /// `_retract`.
+    pub fn connect_keyed(
+        &mut self,
+        from: usize,
+        to: usize,
+        schema: SchemaRef,
+        append_only: bool,
+        stream_key: Vec<usize>,
+    ) {
         let port = self.edges.iter().filter(|e| e.to == to).count();
         self.edges.push(Edge {
             from,
             to,
             port,
             schema,
-            append_only: true,
-            stream_key: Vec::new(),
+            append_only,
+            stream_key,
             watermark_col: None,
         });
     }
@@ -146,17 +204,44 @@ impl Graph {
     }
 
     /// Checks the shape the runtime relies on: edges between existing nodes, input ports
-    /// 0..n of each node, the arity of each operator, one schema per node's output, no
-    /// updating edge (no operator consumes retractions yet), no cycle.
+    /// 0..n of each node, the arity of each operator, one schema per node's output, `_retract`
+    /// last on every updating edge and only there, an aggregate's output updating, no cycle.
     pub fn validate(&self) -> Result<(), StreamError> {
         let bad = |m: String| Err(StreamError::Graph(m));
         for e in &self.edges {
             if e.from >= self.nodes.len() || e.to >= self.nodes.len() {
                 return bad(format!("edge {} -> {} names a missing node", e.from, e.to));
             }
-            if !e.append_only {
+            let last = e.schema.fields().last();
+            let has_retract = last.is_some_and(|f| {
+                f.name() == RETRACT && f.data_type() == &arrow_schema::DataType::Boolean
+            });
+            if has_retract == e.append_only {
                 return bad(format!(
-                    "edge {} -> {}: updating edges are not supported yet",
+                    "edge {} -> {}: {} edge {} _retract as its last column",
+                    e.from,
+                    e.to,
+                    if e.append_only {
+                        "an append-only"
+                    } else {
+                        "an updating"
+                    },
+                    if e.append_only { "with" } else { "without" },
+                ));
+            }
+            if e.stream_key.iter().any(|k| *k >= e.schema.fields().len()) {
+                return bad(format!(
+                    "edge {} -> {}: stream key out of range",
+                    e.from, e.to
+                ));
+            }
+            if matches!(
+                self.nodes.get(e.from),
+                Some(NodeSpec::UpdatingAggregate { .. })
+            ) && e.append_only
+            {
+                return bad(format!(
+                    "edge {} -> {}: an aggregate's output updates",
                     e.from, e.to
                 ));
             }
@@ -175,6 +260,7 @@ impl Graph {
                 NodeSpec::Source(_) => ins == 0 && outs > 0,
                 NodeSpec::Map { .. } => ins == 1 && outs > 0,
                 NodeSpec::Union => ins >= 1 && outs > 0,
+                NodeSpec::UpdatingAggregate { .. } => ins == 1 && outs > 0,
                 NodeSpec::Sink(_) => ins == 1 && outs == 0,
             };
             if !ok {
@@ -206,6 +292,54 @@ impl Graph {
             }
         }
         self.topological_order().map(|_| ())
+    }
+
+    /// The graph as `EXPLAIN` prints it (§5.4): a line per node in topological order with
+    /// its operator, then a line per output edge with its columns, whether it is append-only
+    /// or updating, and its stream key.
+    pub fn explain(&self) -> Vec<String> {
+        let order = self
+            .topological_order()
+            .unwrap_or_else(|_| (0..self.nodes.len()).collect());
+        let mut out = Vec::new();
+        for i in order {
+            let Some(node) = self.nodes.get(i) else {
+                continue;
+            };
+            let state = match node {
+                NodeSpec::UpdatingAggregate { .. } => {
+                    " [state: per group, freed when its last row is retracted]"
+                }
+                _ => "",
+            };
+            out.push(format!("{i}: {node:?}{state}"));
+            for e in self.outputs(i) {
+                let columns: Vec<String> = e
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{} {}", f.name(), f.data_type()))
+                    .collect();
+                let key: Vec<&str> = e
+                    .stream_key
+                    .iter()
+                    .filter_map(|k| e.schema.fields().get(*k).map(|f| f.name().as_str()))
+                    .collect();
+                out.push(format!(
+                    "   -> {}.{}: {} key [{}] ({})",
+                    e.to,
+                    e.port,
+                    if e.append_only {
+                        "append-only"
+                    } else {
+                        "updating"
+                    },
+                    key.join(", "),
+                    columns.join(", ")
+                ));
+            }
+        }
+        out
     }
 
     /// Nodes in an order where every edge goes forward.

@@ -40,6 +40,7 @@ pub mod ops;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod txn;
 
 pub use error::StreamError;

@@ -25,10 +25,12 @@ use crate::error::StreamError;
 use crate::format::{now_ms, SourceDecoder};
 use crate::graph::{Graph, NodeSpec, Startup, WatermarkSpec};
 use crate::message::Message;
+use crate::ops::aggregate::UpdatingAggregateOp;
 use crate::ops::map::MapOp;
 use crate::sink::SinkOp;
 use crate::source::reader::PartitionReader;
 use crate::source::watermark::WatermarkTracker;
+use crate::state::{changelog, Stateful};
 use crate::txn::EpochTxn;
 
 /// The engine's settings (`weir.sql.*` keys map onto them).
@@ -100,6 +102,9 @@ pub struct Progress {
     pub decode_failures: u64,
     /// Records appended to sinks in committed epochs.
     pub records_out: u64,
+    /// Bytes of operator state held at the last commit, and the pipeline's budget.
+    pub state_bytes: usize,
+    pub memory_max_bytes: usize,
 }
 
 pub struct Engine {
@@ -273,6 +278,7 @@ enum Node {
     Source,
     Map(MapOp),
     Union(Aligner),
+    Aggregate(Box<UpdatingAggregateOp>),
     Sink(SinkOp),
 }
 
@@ -337,7 +343,11 @@ impl Pipeline {
             config.transaction_timeout_ms,
         )
         .await?;
-        let restored = SourceState::restore(&topic, &state_partition)?;
+        let mut entries = changelog::read(&topic, &state_partition)?;
+        let restored = SourceState::from_entries(
+            &topic,
+            &entries.remove(&changelog::SOURCES).unwrap_or_default(),
+        )?;
         tracing::info!(
             pipeline = id,
             epoch = restored.epoch,
@@ -404,11 +414,40 @@ impl Pipeline {
                     Node::Map(MapOp::new(exprs.clone(), filter.clone(), schema))
                 }
                 NodeSpec::Union => Node::Union(Aligner::new(graph.inputs(i).count())),
+                NodeSpec::UpdatingAggregate { group, aggs } => {
+                    let schema = out_schema
+                        .ok_or_else(|| StreamError::Graph(format!("node {i} has no output")))?;
+                    let updating = graph.inputs(i).any(|e| !e.append_only);
+                    let mut op =
+                        UpdatingAggregateOp::new(group.clone(), aggs.clone(), schema, updating);
+                    for (k, v) in entries
+                        .remove(&changelog::operator_id(i)?)
+                        .unwrap_or_default()
+                    {
+                        op.restore(&k, &v).map_err(StreamError::Codec)?;
+                    }
+                    tracing::info!(
+                        pipeline = id,
+                        node = i,
+                        groups = op.groups(),
+                        "aggregate state restored"
+                    );
+                    Node::Aggregate(Box::new(op))
+                }
                 NodeSpec::Sink(s) => Node::Sink(SinkOp::new(
                     s.topic.clone(),
                     partitions(&state, &s.topic)?,
                     (s.encoder)(),
+                    s.upsert,
                 )),
+            });
+        }
+        if let Some(op) = entries.keys().next() {
+            // State of an operator this graph does not have: the plan fingerprint should have
+            // refused the graph before; never run over state of another layout.
+            return Err(StreamError::State {
+                topic,
+                reason: format!("entries of operator {op}, which this pipeline does not have"),
             });
         }
         let outputs = (0..graph.nodes.len())
@@ -463,7 +502,11 @@ impl Pipeline {
             .collect();
         let (epoch, decode_failures, records_out) =
             (self.epoch, self.decode_failures, self.records_out);
+        let state_bytes = self.state_bytes();
+        let memory_max_bytes = self.config.memory_max_bytes;
         self.progress.send_modify(|p| {
+            p.state_bytes = state_bytes;
+            p.memory_max_bytes = memory_max_bytes;
             p.status = status;
             p.epoch = epoch;
             p.offsets = offsets;
@@ -576,7 +619,7 @@ impl Pipeline {
                     self.emit(node, m)?;
                 }
                 self.check_memory()?;
-                self.flush_sinks().await?;
+                self.flush_sinks(false).await?;
             }
         }
         Ok((progressed, watched))
@@ -612,6 +655,14 @@ impl Pipeline {
                     Aligned::Barrier(n) => Message::Barrier(n),
                 }));
             }
+            Some(Node::Aggregate(op)) => match msg {
+                Message::Batch(b) => {
+                    if let Some(b) = op.process(&b)? {
+                        out.push(Message::Batch(b));
+                    }
+                }
+                other => out.push(other),
+            },
             Some(Node::Sink(sink)) => match msg {
                 Message::Batch(b) => sink.push(&b)?,
                 Message::Barrier(n) => sink.barrier = n,
@@ -624,6 +675,17 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Bytes of operator state (not pending output).
+    fn state_bytes(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| match n {
+                Node::Aggregate(a) => a.state_bytes(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Fails the pipeline when what its operators hold exceeds the budget (§7.3).
     fn check_memory(&self) -> Result<(), StreamError> {
         let used: usize = self
@@ -632,6 +694,7 @@ impl Pipeline {
             .map(|n| match n {
                 Node::Union(a) => a.buffered_bytes(),
                 Node::Sink(s) => s.pending_bytes(),
+                Node::Aggregate(a) => a.state_bytes(),
                 Node::Source | Node::Map(_) => 0,
             })
             .sum();
@@ -642,10 +705,11 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn flush_sinks(&mut self) -> Result<(), StreamError> {
+    /// Appends the sinks' pending records; upsert sinks' only at the barrier.
+    async fn flush_sinks(&mut self, barrier: bool) -> Result<(), StreamError> {
         for node in &mut self.nodes {
             if let Node::Sink(sink) = node {
-                if sink.pending_bytes() > 0 {
+                if sink.pending_bytes() > 0 && (barrier || !sink.is_upsert()) {
                     self.epoch_records += sink.flush(&mut self.txn).await?;
                 }
             }
@@ -670,7 +734,7 @@ impl Pipeline {
                 }
             }
         }
-        self.flush_sinks().await?;
+        self.flush_sinks(true).await?;
         let mut state = SourceState {
             epoch: n,
             ..SourceState::default()
@@ -686,7 +750,15 @@ impl Pipeline {
                 state.watermarks.insert(s.topic.clone(), w);
             }
         }
-        let records = state.records(now_ms());
+        let now = now_ms();
+        let mut records = state.records(now);
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            if let Node::Aggregate(op) = node {
+                let id = changelog::operator_id(i)?;
+                let changes = op.take_changes().map_err(StreamError::Codec)?;
+                records.extend(changes.into_iter().map(|c| changelog::record(id, c, now)));
+            }
+        }
         let partition = self.state_partition.clone();
         self.txn
             .append(&self.state_topic, &partition, &records)

@@ -2,9 +2,11 @@
 //! does (murmur2 of the key; keyless rows stick to one partition per batch), buffered until
 //! the pipeline appends them in the epoch's transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use bytes::Bytes;
 use weir_broker::partition::Partition;
 
 use crate::error::StreamError;
@@ -17,6 +19,8 @@ pub struct SinkOp {
     encoder: Box<dyn SinkEncoder>,
     pending: Vec<Vec<SinkRecord>>,
     pending_bytes: usize,
+    /// Upsert sinks: per partition, each pending key's place in `pending`.
+    upserts: Option<Vec<HashMap<Bytes, usize>>>,
     sticky: usize,
     scratch: Vec<SinkRecord>,
     /// The last barrier that reached this sink.
@@ -28,6 +32,7 @@ impl SinkOp {
         topic: String,
         partitions: Vec<Arc<Partition>>,
         encoder: Box<dyn SinkEncoder>,
+        upsert: bool,
     ) -> SinkOp {
         let n = partitions.len();
         SinkOp {
@@ -36,6 +41,7 @@ impl SinkOp {
             encoder,
             pending: (0..n).map(|_| Vec::new()).collect(),
             pending_bytes: 0,
+            upserts: upsert.then(|| (0..n).map(|_| HashMap::new()).collect()),
             sticky: 0,
             scratch: Vec::new(),
             barrier: 0,
@@ -45,6 +51,11 @@ impl SinkOp {
     /// Bytes encoded and not yet appended.
     pub fn pending_bytes(&self) -> usize {
         self.pending_bytes
+    }
+
+    /// Whether records wait for the barrier (upserts) rather than going out at once.
+    pub fn is_upsert(&self) -> bool {
+        self.upserts.is_some()
     }
 
     pub fn push(&mut self, batch: &RecordBatch) -> Result<(), StreamError> {
@@ -63,8 +74,25 @@ impl SinkOp {
                 None => self.sticky,
             };
             self.pending_bytes += r.size();
-            if let Some(q) = self.pending.get_mut(p) {
-                q.push(r);
+            let Some(q) = self.pending.get_mut(p) else {
+                continue;
+            };
+            let index = self.upserts.as_mut().and_then(|u| u.get_mut(p));
+            match (index, r.key.clone()) {
+                (Some(index), Some(key)) => match index.get(&key) {
+                    // A later change of the key replaces the pending one: the last wins.
+                    Some(&at) => {
+                        if let Some(old) = q.get_mut(at) {
+                            self.pending_bytes = self.pending_bytes.saturating_sub(old.size());
+                            *old = r;
+                        }
+                    }
+                    None => {
+                        index.insert(key, q.len());
+                        q.push(r);
+                    }
+                },
+                _ => q.push(r),
             }
         }
         Ok(())
@@ -79,6 +107,9 @@ impl SinkOp {
                 n += pending.len() as u64;
                 pending.clear();
             }
+        }
+        for index in self.upserts.iter_mut().flatten() {
+            index.clear();
         }
         self.pending_bytes = 0;
         Ok(n)

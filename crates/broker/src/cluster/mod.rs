@@ -7,6 +7,7 @@ mod controller;
 pub mod coordinator;
 mod data_plane;
 pub mod metadata;
+mod producer_ids;
 mod publisher;
 mod topics;
 

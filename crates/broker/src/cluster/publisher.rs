@@ -222,7 +222,18 @@ impl Publisher {
         }
         if self.caught_up {
             match change {
-                Change::Delta(delta) => self.apply_delta(&image, delta).await?,
+                Change::Delta(delta) => {
+                    if let Some(state) = &self.state {
+                        crate::metrics_state::count_isr_changes(
+                            &state.metrics,
+                            &self.image.image(),
+                            &image,
+                            delta.partitions.keys().copied(),
+                            self.local,
+                        );
+                    }
+                    self.apply_delta(&image, delta).await?
+                }
                 Change::Reset => self.reconcile(&image).await?,
             }
         }
@@ -303,6 +314,7 @@ impl Publisher {
                     dp.replica_removed(topic_id, &name, index);
                 }
                 replica.partition.become_not_replica();
+                self.coordinator_role(&name, index, None);
                 replica.partition.mark_deleted();
                 remove_dirs(vec![replica.partition.dir().to_path_buf()]).await;
             }
@@ -344,7 +356,21 @@ impl Publisher {
         if let Some(dp) = &self.data_plane {
             dp.after_role(topic_id, &name, &partition);
         }
+        self.coordinator_role(&name, index, Some(&partition));
         Ok(())
+    }
+
+    /// A coordinator shard follows its partition's role (design §7.2): led here loads it,
+    /// anything else (`None`: the replica is gone) unloads it.
+    fn coordinator_role(&self, topic: &str, index: i32, partition: Option<&Arc<Partition>>) {
+        let Some(state) = &self.state else { return };
+        if topic != crate::group_router::OFFSETS_TOPIC {
+            return;
+        }
+        match partition {
+            Some(p) => state.groups.partition_role(index, p),
+            None => state.groups.unload(index),
+        }
     }
 
     fn min_insync_replicas(&self, image: &MetadataImage, topic: &str) -> usize {
@@ -431,6 +457,7 @@ impl Publisher {
                 if let Some(dp) = &self.data_plane {
                     dp.replica_removed(key.0, &r.topic, key.1);
                 }
+                self.coordinator_role(&r.topic, key.1, None);
                 r.partition.mark_deleted();
                 dirs.push(r.partition.dir().to_path_buf());
             }

@@ -17,6 +17,7 @@ use weir_protocol::ResponseError;
 
 use super::{msg, str};
 use crate::errors::admin_code;
+use crate::security::{Operation, Resource};
 use crate::state::{AdminError, State};
 use crate::topic_config::{self, TOPIC_KEYS};
 
@@ -24,8 +25,13 @@ pub async fn create_topics(
     state: &Arc<State>,
     req: CreateTopicsRequest,
     version: i16,
+    conn: &super::Conn,
 ) -> CreateTopicsResponse {
     let mut r = CreateTopicsResponse::default();
+    let denied = (
+        ResponseError::TopicAuthorizationFailed,
+        "Authorization failed.".to_string(),
+    );
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = req
         .topics
@@ -50,7 +56,9 @@ pub async fn create_topics(
         res.num_partitions = -1;
         res.replication_factor = -1;
         let name = t.name.0.to_string();
-        let outcome = if let Some(e) = &too_many {
+        let outcome = if !super::cluster::may_create_topic(state, conn, &name) {
+            Err(denied.clone())
+        } else if let Some(e) = &too_many {
             Err((admin_code(e), e.to_string()))
         } else if duplicates.contains(&name) {
             Err((
@@ -185,6 +193,7 @@ pub async fn delete_topics(
     state: &Arc<State>,
     req: DeleteTopicsRequest,
     version: i16,
+    conn: &super::Conn,
 ) -> DeleteTopicsResponse {
     // v6 names topics by name or id; earlier versions by name only.
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
@@ -211,6 +220,11 @@ pub async fn delete_topics(
                 res.error_code = ResponseError::UnknownTopicId.code();
                 res.error_message = msg(format!("no topic has id {id}"));
             }
+            Some(n) if !conn.may(state, Operation::Delete, Resource::Topic(&n)) => {
+                res.name = Some(TopicName(str(&n)));
+                res.error_code = ResponseError::TopicAuthorizationFailed.code();
+                res.error_message = msg("Authorization failed.");
+            }
             Some(n) => {
                 res.name = Some(TopicName(str(&n)));
                 match state.delete_topic(&n).await {
@@ -234,11 +248,18 @@ pub async fn delete_topics(
 pub async fn create_partitions(
     state: &Arc<State>,
     req: CreatePartitionsRequest,
+    conn: &super::Conn,
 ) -> CreatePartitionsResponse {
     let mut r = CreatePartitionsResponse::default();
     for t in req.topics {
         let mut res = CreatePartitionsTopicResult::default();
         res.name = t.name.clone();
+        if !conn.may(state, Operation::Alter, Resource::Topic(&t.name)) {
+            res.error_code = ResponseError::TopicAuthorizationFailed.code();
+            res.error_message = msg("Authorization failed.");
+            r.results.push(res);
+            continue;
+        }
         // An empty list is taken as no assignment: a client that has none may send [] for null.
         let replicas: Option<Vec<Vec<i32>>> =
             t.assignments.as_ref().filter(|a| !a.is_empty()).map(|a| {
@@ -343,14 +364,16 @@ mod tests {
             .create_topic("t", 2, 1, BTreeMap::new())
             .await
             .expect("create");
+        let conn = super::super::Conn::plaintext(&state, "127.0.0.1:1".parse().expect("addr"));
         let code = |r: CreatePartitionsResponse| {
             let res = r.results.into_iter().next().expect("one result");
             (res.error_code, res.error_message.map(|m| m.to_string()))
         };
         // 2 → 5 adds three partitions: one, two or four assignments are refused.
         for listed in [1, 2, 4] {
-            let (err, m) =
-                code(create_partitions(&state, grow("t", 5, Some(vec![vec![4]; listed]))).await);
+            let (err, m) = code(
+                create_partitions(&state, grow("t", 5, Some(vec![vec![4]; listed])), &conn).await,
+            );
             assert_eq!(
                 err,
                 ResponseError::InvalidReplicaAssignment.code(),
@@ -363,18 +386,21 @@ mod tests {
             );
             assert_eq!(state.topic("t").expect("t").partition_count(), 2);
         }
-        let (err, m) = code(create_partitions(&state, grow("t", 3, Some(vec![vec![1]]))).await);
+        let (err, m) =
+            code(create_partitions(&state, grow("t", 3, Some(vec![vec![1]])), &conn).await);
         assert_eq!(err, ResponseError::InvalidReplicaAssignment.code());
         assert!(m.expect("message").contains("broker 1"));
         // A shrink is INVALID_PARTITIONS whatever the assignment says.
-        let (err, _) = code(create_partitions(&state, grow("t", 1, Some(vec![vec![4]]))).await);
+        let (err, _) =
+            code(create_partitions(&state, grow("t", 1, Some(vec![vec![4]])), &conn).await);
         assert_eq!(err, ResponseError::InvalidPartitions.code());
-        let (err, m) = code(create_partitions(&state, grow("t", 5, Some(vec![vec![4]; 3]))).await);
+        let (err, m) =
+            code(create_partitions(&state, grow("t", 5, Some(vec![vec![4]; 3])), &conn).await);
         assert_eq!(err, 0, "{m:?}");
         assert_eq!(state.topic("t").expect("t").partition_count(), 5);
-        let (err, m) = code(create_partitions(&state, grow("t", 6, None)).await);
+        let (err, m) = code(create_partitions(&state, grow("t", 6, None), &conn).await);
         assert_eq!(err, 0, "{m:?}");
-        let (err, m) = code(create_partitions(&state, grow("t", 7, Some(vec![]))).await);
+        let (err, m) = code(create_partitions(&state, grow("t", 7, Some(vec![])), &conn).await);
         assert_eq!(err, 0, "an empty assignment is none: {m:?}");
     }
 

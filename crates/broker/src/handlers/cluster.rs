@@ -16,6 +16,7 @@ use weir_protocol::kafka_protocol::messages::{
 use weir_protocol::{versions, ResponseError};
 
 use super::str;
+use crate::security::{Operation, Resource};
 use crate::state::{validate_topic_name, State, Topic};
 
 pub fn api_versions(_req: &ApiVersionsRequest) -> ApiVersionsResponse {
@@ -157,12 +158,29 @@ async fn metadata_from_image(
 /// never sent to a listener of another security protocol.
 pub async fn metadata(
     state: &Arc<State>,
-    req: MetadataRequest,
+    mut req: MetadataRequest,
     version: i16,
-    advertise: &(String, u16),
+    conn: &super::Conn,
 ) -> MetadataResponse {
+    let advertise = &conn.listener.advertise;
+    let describes = |name: &str| conn.sees(state, Operation::Describe, Resource::Topic(name));
     if state.is_cluster() {
-        return metadata_from_image(state, req, version).await;
+        // The image's path creates without asking per topic: only a principal that may
+        // create topics on the cluster gets auto-creation there.
+        if !conn.sees(state, Operation::Create, Resource::Cluster) {
+            req.allow_auto_topic_creation = false;
+        }
+        let mut r = metadata_from_image(state, req, version).await;
+        for t in &mut r.topics {
+            if let Some(name) = t.name.as_ref().filter(|n| !describes(n)) {
+                let mut m = MetadataResponseTopic::default();
+                m.error_code = ResponseError::TopicAuthorizationFailed.code();
+                m.name = Some(name.clone());
+                m.topic_id = t.topic_id;
+                *t = m;
+            }
+        }
+        return r;
     }
     let mut broker = MetadataResponseBroker::default();
     broker.node_id = BrokerId(state.config.node_id);
@@ -182,9 +200,11 @@ pub async fn metadata(
         Some(t) => Some(t),
     };
     let Some(requested) = requested else {
+        // Kafka hides the topics the principal may not DESCRIBE from the list of all.
         r.topics = state
             .topics()
             .iter()
+            .filter(|t| describes(&t.name))
             .map(|t| topic_metadata(state, t, version))
             .collect();
         return r;
@@ -193,14 +213,33 @@ pub async fn metadata(
     let may_create =
         state.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     for t in requested {
+        let denied = ResponseError::TopicAuthorizationFailed;
         let found = match &t.name {
+            Some(name) if !conn.may(state, Operation::Describe, Resource::Topic(name)) => {
+                Err(denied)
+            }
             Some(name) => match state.topic(name) {
                 Some(topic) => Ok(topic),
-                None => lookup_or_create(state, name, may_create).await,
+                // Auto-creation needs CREATE on the cluster or the topic, as Kafka.
+                None => {
+                    let create = may_create && may_create_topic(state, conn, name);
+                    match lookup_or_create(state, name, create).await {
+                        Err(ResponseError::UnknownTopicOrPartition) if may_create && !create => {
+                            Err(denied)
+                        }
+                        other => other,
+                    }
+                }
             },
-            None => state
-                .topic_by_id(t.topic_id)
-                .ok_or(ResponseError::UnknownTopicId),
+            None => match state.topic_by_id(t.topic_id) {
+                Some(topic)
+                    if !conn.may(state, Operation::Describe, Resource::Topic(&topic.name)) =>
+                {
+                    Err(denied)
+                }
+                Some(topic) => Ok(topic),
+                None => Err(ResponseError::UnknownTopicId),
+            },
         };
         match found {
             Ok(topic) => r.topics.push(topic_metadata(state, &topic, version)),
@@ -228,6 +267,12 @@ async fn lookup_or_create(
         return Err(ResponseError::UnknownTopicOrPartition);
     }
     auto_create(state, name).await
+}
+
+/// Whether `conn` may create topic `name`: CREATE on the cluster or on the topic.
+pub fn may_create_topic(state: &State, conn: &super::Conn, name: &str) -> bool {
+    conn.sees(state, Operation::Create, Resource::Cluster)
+        || conn.may(state, Operation::Create, Resource::Topic(name))
 }
 
 /// Creates a topic with the broker defaults (auto.create.topics.enable).

@@ -38,6 +38,7 @@ pub fn describe(
     state: &Arc<State>,
     req: DescribeConfigsRequest,
     version: i16,
+    conn: &super::Conn,
 ) -> DescribeConfigsResponse {
     let detail = Detail {
         version,
@@ -57,13 +58,16 @@ pub fn describe(
                 .filter(|keys| !keys.is_empty())
                 .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
         };
-        let described = match res.resource_type {
-            TOPIC => describe_topic(state, &res.resource_name, &wanted, detail),
-            BROKER => broker_configs::describe(state, &res.resource_name, &wanted, detail),
-            other => Err((
-                ResponseError::InvalidRequest,
-                format!("resource type {other} is not supported"),
-            )),
+        let described = match refused(state, conn, res.resource_type, &res.resource_name, false) {
+            Some(e) => Err(e),
+            None => match res.resource_type {
+                TOPIC => describe_topic(state, &res.resource_name, &wanted, detail),
+                BROKER => broker_configs::describe(state, &res.resource_name, &wanted, detail),
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!("resource type {other} is not supported"),
+                )),
+            },
         };
         match described {
             Ok(configs) => out.configs = configs,
@@ -173,7 +177,36 @@ pub fn synonym(name: &str, value: Option<&str>, source: ConfigSource) -> Describ
 /// The outcome for one resource of an alter request.
 pub type Outcome = Result<(), (ResponseError, String)>;
 
-pub async fn alter(state: &Arc<State>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+/// Kafka: DESCRIBE_CONFIGS (or ALTER_CONFIGS) on the topic, or on the cluster for a broker.
+fn refused(
+    state: &State,
+    conn: &super::Conn,
+    resource_type: i8,
+    name: &str,
+    alter: bool,
+) -> Option<(ResponseError, String)> {
+    use crate::security::{Operation, Resource};
+    let op = if alter {
+        Operation::AlterConfigs
+    } else {
+        Operation::DescribeConfigs
+    };
+    let (resource, error) = match resource_type {
+        TOPIC => (
+            Resource::Topic(name),
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        BROKER => (Resource::Cluster, ResponseError::ClusterAuthorizationFailed),
+        _ => return None,
+    };
+    (!conn.may(state, op, resource)).then(|| (error, "Authorization failed.".to_string()))
+}
+
+pub async fn alter(
+    state: &Arc<State>,
+    req: AlterConfigsRequest,
+    conn: &super::Conn,
+) -> AlterConfigsResponse {
     let mut r = AlterConfigsResponse::default();
     for res in req.resources {
         // Legacy AlterConfigs replaces the whole set of overrides.
@@ -186,12 +219,14 @@ pub async fn alter(state: &Arc<State>, req: AlterConfigsRequest) -> AlterConfigs
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect::<BTreeMap<_, _>>();
-        let outcome = match res.resource_type {
-            TOPIC => {
+        let denied = refused(state, conn, res.resource_type, &res.resource_name, true);
+        let outcome = match (denied, res.resource_type) {
+            (Some(e), _) => Err(e),
+            (None, TOPIC) => {
                 topic_config::warn_deprecated(&res.resource_name, configs.keys());
                 apply(state, &res.resource_name, configs, req.validate_only).await
             }
-            BROKER => {
+            (None, BROKER) => {
                 broker_configs::alter(
                     state,
                     &res.resource_name,
@@ -200,7 +235,7 @@ pub async fn alter(state: &Arc<State>, req: AlterConfigsRequest) -> AlterConfigs
                 )
                 .await
             }
-            other => unsupported(other),
+            (None, other) => unsupported(other),
         };
         let mut out = alter_configs_response::AlterConfigsResourceResponse::default();
         out.resource_type = res.resource_type;
@@ -224,6 +259,7 @@ fn unsupported(kind: i8) -> Outcome {
 pub async fn incremental_alter(
     state: &Arc<State>,
     req: IncrementalAlterConfigsRequest,
+    conn: &super::Conn,
 ) -> IncrementalAlterConfigsResponse {
     let mut r = IncrementalAlterConfigsResponse::default();
     for res in req.resources {
@@ -238,9 +274,13 @@ pub async fn incremental_alter(
                 )
             })
             .collect();
-        let outcome = match res.resource_type {
-            TOPIC => incremental_topic(state, &res.resource_name, &ops, req.validate_only).await,
-            BROKER => {
+        let denied = refused(state, conn, res.resource_type, &res.resource_name, true);
+        let outcome = match (denied, res.resource_type) {
+            (Some(e), _) => Err(e),
+            (None, TOPIC) => {
+                incremental_topic(state, &res.resource_name, &ops, req.validate_only).await
+            }
+            (None, BROKER) => {
                 broker_configs::alter(
                     state,
                     &res.resource_name,
@@ -268,7 +308,7 @@ pub async fn incremental_alter(
                 )
                 .await
             }
-            other => unsupported(other),
+            (None, other) => unsupported(other),
         };
         let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         out.resource_type = res.resource_type;

@@ -20,10 +20,17 @@ const UNDEFINED_OFFSET: i64 = -1;
 pub fn offset_for_leader_epoch(
     state: &State,
     req: OffsetForLeaderEpochRequest,
+    conn: &super::Conn,
 ) -> OffsetForLeaderEpochResponse {
+    use crate::security::{Operation, Resource};
     let mut r = OffsetForLeaderEpochResponse::default();
+    // Kafka: a follower needs CLUSTER_ACTION, a consumer DESCRIBE on each topic.
+    let follower = req.replica_id.0 >= 0;
+    let follower_ok = follower && conn.may(state, Operation::ClusterAction, Resource::Cluster);
     for t in req.topics {
-        let topic = state.topic(&t.topic.0);
+        let allowed = follower_ok
+            || (!follower && conn.may(state, Operation::Describe, Resource::Topic(&t.topic)));
+        let topic = state.topic(&t.topic.0).filter(|_| allowed);
         let mut out = OffsetForLeaderTopicResult::default();
         out.topic = t.topic;
         for p in t.partitions {
@@ -34,6 +41,7 @@ pub fn offset_for_leader_epoch(
             let current = (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
             let partition = match &topic {
                 Some(t) => t.lookup(p.partition),
+                None if !allowed => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };
             match partition {

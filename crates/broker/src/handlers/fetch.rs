@@ -68,8 +68,12 @@ struct Limits {
     isolation: Isolation,
 }
 
-pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
+pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx, conn: &super::Conn) -> Reply {
+    use crate::security::{Operation, Resource};
     let by_id = ctx.version >= 13;
+    // A follower's fetch needs CLUSTER_ACTION; a consumer's, READ on each topic.
+    let follower = req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0;
+    let follower_denied = follower && !conn.may(state, Operation::ClusterAction, Resource::Cluster);
     let plan: Vec<TopicWant> = req
         .topics
         .into_iter()
@@ -79,7 +83,15 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx) -> Reply {
             } else {
                 state.topic(&t.topic.0)
             };
-            let missing = if by_id {
+            let name = topic
+                .as_ref()
+                .map_or(t.topic.0.as_str(), |t| t.name.as_str());
+            let denied = follower_denied
+                || (!follower && !conn.may(state, Operation::Read, Resource::Topic(name)));
+            let topic = if denied { None } else { topic };
+            let missing = if denied {
+                ResponseError::TopicAuthorizationFailed
+            } else if by_id {
                 ResponseError::UnknownTopicId
             } else {
                 ResponseError::UnknownTopicOrPartition

@@ -26,6 +26,7 @@ use weir_protocol::kafka_protocol::protocol::StrBytes;
 use weir_protocol::ResponseError;
 
 use super::{msg, str, Conn};
+use crate::security::{Operation, Resource};
 use crate::state::State;
 
 fn opt(s: Option<String>) -> Option<StrBytes> {
@@ -38,11 +39,12 @@ pub(super) fn opt_string(s: &Option<StrBytes>) -> Option<String> {
 
 /// `advertise`: the listener the request came through.
 pub fn find_coordinator(
-    state: &State,
+    state: &Arc<State>,
     req: &FindCoordinatorRequest,
     version: i16,
-    advertise: &(String, u16),
+    conn: &Conn,
 ) -> FindCoordinatorResponse {
+    let advertise = &conn.listener.advertise;
     // Key type 0 is a group, 1 a transactional id: this broker coordinates both.
     let error = (!matches!(req.key_type, 0 | 1)).then_some(ResponseError::InvalidRequest);
     let image = state.is_cluster().then(|| state.image.image());
@@ -51,6 +53,17 @@ pub fn find_coordinator(
         if let Some(e) = error {
             return Err((e, "unknown coordinator key type"));
         }
+        // DESCRIBE on the group or the transactional id, as Kafka.
+        let denied = if req.key_type == 0 {
+            (!conn.may(state, Operation::Describe, Resource::Group(key)))
+                .then_some(ResponseError::GroupAuthorizationFailed)
+        } else {
+            (!conn.may(state, Operation::Describe, Resource::TransactionalId(key)))
+                .then_some(ResponseError::TransactionalIdAuthorizationFailed)
+        };
+        if let Some(e) = denied {
+            return Err((e, "not authorized"));
+        }
         let Some(image) = &image else {
             return Ok((
                 state.config.node_id,
@@ -58,6 +71,28 @@ pub fn find_coordinator(
                 i32::from(advertise.1),
             ));
         };
+        if req.key_type == 0 {
+            use crate::cluster::coordinator::{group_coordinator, NoCoordinator};
+            return match group_coordinator(image, key) {
+                Ok(b) => crate::cluster::metadata::client_endpoint(b)
+                    .map(|(host, port)| (b.id, host.to_string(), i32::from(port)))
+                    .ok_or((
+                        ResponseError::CoordinatorNotAvailable,
+                        "the coordinator has no client listener",
+                    )),
+                Err(NoCoordinator::NoTopic) => {
+                    state.ensure_offsets_topic();
+                    Err((
+                        ResponseError::CoordinatorNotAvailable,
+                        "the offsets topic is being created",
+                    ))
+                }
+                Err(NoCoordinator::NoLeader) => Err((
+                    ResponseError::CoordinatorNotAvailable,
+                    "the group's offsets partition has no leader",
+                )),
+            };
+        }
         crate::cluster::coordinator::coordinator_for(image, key)
             .and_then(|b| {
                 let (host, port) = crate::cluster::metadata::client_endpoint(b)?;
@@ -261,20 +296,32 @@ pub async fn offset_commit(
     state: &Arc<State>,
     req: OffsetCommitRequest,
     version: i16,
+    conn: &Conn,
 ) -> OffsetCommitResponse {
     let mut offsets = Vec::new();
     // Partitions the topic does not have never reach the coordinator. In cluster mode the
-    // group's coordinator commits for partitions other brokers host.
+    // group's coordinator commits for partitions other brokers host. Kafka: READ on the
+    // group, then READ on each topic.
+    let group_ok = conn.may(state, Operation::Read, Resource::Group(&req.group_id));
     let mut refused = Vec::new();
     for t in &req.topics {
+        let topic_ok = group_ok && conn.may(state, Operation::Read, Resource::Topic(&t.name));
         let topic = state.topic(&t.name.0);
         for p in &t.partitions {
             let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+            if !group_ok {
+                refused.push((tp, ResponseError::GroupAuthorizationFailed));
+                continue;
+            }
+            if !topic_ok {
+                refused.push((tp, ResponseError::TopicAuthorizationFailed));
+                continue;
+            }
             if !topic
                 .as_ref()
                 .is_some_and(|t| t.has_partition(p.partition_index))
             {
-                refused.push(tp);
+                refused.push((tp, ResponseError::UnknownTopicOrPartition));
                 continue;
             }
             offsets.push((
@@ -304,11 +351,11 @@ pub async fn offset_commit(
             .await
     };
     let code_of = |topic: &str, partition: i32| {
-        if refused
+        if let Some((_, e)) = refused
             .iter()
-            .any(|tp| tp.topic == topic && tp.partition == partition)
+            .find(|(tp, _)| tp.topic == topic && tp.partition == partition)
         {
-            return ResponseError::UnknownTopicOrPartition.code();
+            return e.code();
         }
         code_for(&codes, topic, partition)
     };
@@ -348,7 +395,31 @@ type Fetched = Vec<(TopicPartition, Option<CommittedOffset>)>;
 /// One topic's committed offsets: partition → commit.
 type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
 
-fn fetch_group(
+/// A group's committed offsets as `conn` may see them: DESCRIBE on the group, and when all
+/// topics are asked for, only those it may DESCRIBE (a named one it may not see answers
+/// TOPIC_AUTHORIZATION_FAILED, see [`topic_hidden`]).
+async fn fetch_group(
+    state: &State,
+    conn: &Conn,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Fetched, ErrorCode> {
+    if !conn.may(state, Operation::Describe, Resource::Group(group)) {
+        return Err(ErrorCode(ResponseError::GroupAuthorizationFailed.code()));
+    }
+    let all = topics.is_none();
+    let mut fetched = fetch_group_unchecked(state, group, topics).await?;
+    if all {
+        fetched.retain(|(tp, _)| !topic_hidden(state, conn, &tp.topic));
+    }
+    Ok(fetched)
+}
+
+fn topic_hidden(state: &State, conn: &Conn, topic: &str) -> bool {
+    !conn.sees(state, Operation::Describe, Resource::Topic(topic))
+}
+
+async fn fetch_group_unchecked(
     state: &State,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
@@ -361,7 +432,7 @@ fn fetch_group(
             })
             .collect()
     });
-    state.groups.fetch_offsets(group, wanted)
+    state.groups.fetch_offsets(group, wanted).await
 }
 
 /// With `require_stable` (OffsetFetch v7+, sent by read_committed consumers), partitions
@@ -391,7 +462,12 @@ fn by_topic(fetched: Fetched) -> Vec<TopicOffsets> {
     out
 }
 
-pub fn offset_fetch(state: &State, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub async fn offset_fetch(
+    state: &State,
+    req: OffsetFetchRequest,
+    version: i16,
+    conn: &Conn,
+) -> OffsetFetchResponse {
     let mut r = OffsetFetchResponse::default();
     if version >= 8 {
         for g in req.groups {
@@ -401,7 +477,7 @@ pub fn offset_fetch(state: &State, req: OffsetFetchRequest, version: i16) -> Off
                     .collect()
             });
             let mut out = offset_fetch_response::OffsetFetchResponseGroup::default();
-            let fetched = match fetch_group(state, &g.group_id.0, topics) {
+            let fetched = match fetch_group(state, conn, &g.group_id.0, topics).await {
                 Ok(fetched) => fetched,
                 Err(code) => {
                     out.group_id = g.group_id;
@@ -423,6 +499,12 @@ pub fn offset_fetch(state: &State, req: OffsetFetchRequest, version: i16) -> Off
                             let mut o =
                                 offset_fetch_response::OffsetFetchResponsePartitions::default();
                             o.partition_index = p;
+                            if topic_hidden(state, conn, &t) {
+                                o.error_code = ResponseError::TopicAuthorizationFailed.code();
+                                o.committed_offset = -1;
+                                o.committed_leader_epoch = -1;
+                                return o;
+                            }
                             if unstable.contains(&TopicPartition::new(t.clone(), p)) {
                                 o.error_code = ResponseError::UnstableOffsetCommit.code();
                                 o.committed_offset = -1;
@@ -452,7 +534,7 @@ pub fn offset_fetch(state: &State, req: OffsetFetchRequest, version: i16) -> Off
             .collect()
     });
     let requested = topics.clone();
-    let fetched = match fetch_group(state, &req.group_id.0, topics) {
+    let fetched = match fetch_group(state, conn, &req.group_id.0, topics).await {
         Ok(fetched) => fetched,
         Err(code) => {
             // v0 and v1 have no top-level error: each requested partition carries it.
@@ -491,6 +573,11 @@ pub fn offset_fetch(state: &State, req: OffsetFetchRequest, version: i16) -> Off
                 .map(|(p, c)| {
                     let mut o = offset_fetch_response::OffsetFetchResponsePartition::default();
                     o.partition_index = p;
+                    if topic_hidden(state, conn, &t) {
+                        o.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        o.committed_offset = -1;
+                        return o;
+                    }
                     if unstable.contains(&TopicPartition::new(t.clone(), p)) {
                         o.error_code = ResponseError::UnstableOffsetCommit.code();
                         o.committed_offset = -1;
@@ -518,9 +605,17 @@ pub fn describe_groups(
     state: &State,
     req: &DescribeGroupsRequest,
     version: i16,
+    conn: &Conn,
 ) -> DescribeGroupsResponse {
     let mut r = DescribeGroupsResponse::default();
     for g in &req.groups {
+        if !conn.may(state, Operation::Describe, Resource::Group(g)) {
+            let mut out = describe_groups_response::DescribedGroup::default();
+            out.error_code = ResponseError::GroupAuthorizationFailed.code();
+            out.group_id = g.clone();
+            r.groups.push(out);
+            continue;
+        }
         let d = state.groups.describe(&g.0);
         let mut out = describe_groups_response::DescribedGroup::default();
         out.error_code = d.error.0;
@@ -549,7 +644,14 @@ pub fn describe_groups(
     r
 }
 
-pub fn list_groups(state: &State, req: &ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub fn list_groups(
+    state: &State,
+    req: &ListGroupsRequest,
+    version: i16,
+    conn: &Conn,
+) -> ListGroupsResponse {
+    // Kafka: every group with DESCRIBE on the cluster, else those the principal may DESCRIBE.
+    let all = conn.sees(state, Operation::Describe, Resource::Cluster);
     let states: Vec<GroupState> = req
         .states_filter
         .iter()
@@ -574,6 +676,7 @@ pub fn list_groups(state: &State, req: &ListGroupsRequest, version: i16) -> List
     };
     r.groups = listed
         .into_iter()
+        .filter(|g| all || conn.sees(state, Operation::Describe, Resource::Group(&g.group_id)))
         .map(|g| {
             let mut o = list_groups_response::ListedGroup::default();
             o.group_id = GroupId(StrBytes::from_string(g.group_id));
@@ -590,9 +693,26 @@ pub fn list_groups(state: &State, req: &ListGroupsRequest, version: i16) -> List
     r
 }
 
-pub async fn delete_groups(state: &Arc<State>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let names = req.groups_names.iter().map(|g| g.0.to_string()).collect();
-    let codes = state.groups.delete_groups(names).await;
+pub async fn delete_groups(
+    state: &Arc<State>,
+    req: DeleteGroupsRequest,
+    conn: &Conn,
+) -> DeleteGroupsResponse {
+    let (names, denied): (Vec<String>, Vec<String>) = req
+        .groups_names
+        .iter()
+        .map(|g| g.0.to_string())
+        .partition(|g| conn.may(state, Operation::Delete, Resource::Group(g)));
+    let mut codes = if names.is_empty() {
+        Vec::new()
+    } else {
+        state.groups.delete_groups(names).await
+    };
+    codes.extend(
+        denied
+            .into_iter()
+            .map(|g| (g, ErrorCode(ResponseError::GroupAuthorizationFailed.code()))),
+    );
     let mut r = DeleteGroupsResponse::default();
     r.results = codes
         .into_iter()
@@ -606,10 +726,27 @@ pub async fn delete_groups(state: &Arc<State>, req: DeleteGroupsRequest) -> Dele
     r
 }
 
-pub async fn offset_delete(state: &Arc<State>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn offset_delete(
+    state: &Arc<State>,
+    req: OffsetDeleteRequest,
+    conn: &Conn,
+) -> OffsetDeleteResponse {
+    let mut r = OffsetDeleteResponse::default();
+    if !conn.may(state, Operation::Delete, Resource::Group(&req.group_id)) {
+        r.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return r;
+    }
+    // Kafka: READ on each topic; the others answer TOPIC_AUTHORIZATION_FAILED.
+    let readable: std::collections::HashSet<&str> = req
+        .topics
+        .iter()
+        .filter(|t| conn.may(state, Operation::Read, Resource::Topic(&t.name)))
+        .map(|t| t.name.0.as_str())
+        .collect();
     let partitions = req
         .topics
         .iter()
+        .filter(|t| readable.contains(t.name.0.as_str()))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -620,7 +757,6 @@ pub async fn offset_delete(state: &Arc<State>, req: OffsetDeleteRequest) -> Offs
         .groups
         .delete_offsets(&req.group_id.0, partitions)
         .await;
-    let mut r = OffsetDeleteResponse::default();
     r.error_code = resp.error.0;
     r.topics = req
         .topics
@@ -634,6 +770,10 @@ pub async fn offset_delete(state: &Arc<State>, req: OffsetDeleteRequest) -> Offs
                 .map(|p| {
                     let mut o = offset_delete_response::OffsetDeleteResponsePartition::default();
                     o.partition_index = p.partition_index;
+                    if !readable.contains(t.name.0.as_str()) {
+                        o.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        return o;
+                    }
                     o.error_code = resp
                         .partitions
                         .iter()
@@ -720,8 +860,13 @@ pub fn consumer_group_heartbeat(
 pub fn consumer_group_describe(
     state: &State,
     req: &ConsumerGroupDescribeRequest,
+    conn: &Conn,
 ) -> ConsumerGroupDescribeResponse {
-    let ids: Vec<String> = req.group_ids.iter().map(|g| g.0.to_string()).collect();
+    let (ids, denied): (Vec<String>, Vec<String>) = req
+        .group_ids
+        .iter()
+        .map(|g| g.0.to_string())
+        .partition(|g| conn.may(state, Operation::Describe, Resource::Group(g)));
     let assignment = |parts: Vec<(String, Vec<i32>)>| {
         let mut a = consumer_group_describe_response::Assignment::default();
         a.topic_partitions = to_ids(state, parts)
@@ -774,5 +919,11 @@ pub fn consumer_group_describe(
             g
         })
         .collect();
+    r.groups.extend(denied.into_iter().map(|id| {
+        let mut g = consumer_group_describe_response::DescribedGroup::default();
+        g.error_code = ResponseError::GroupAuthorizationFailed.code();
+        g.group_id = GroupId(StrBytes::from_string(id));
+        g
+    }));
     r
 }

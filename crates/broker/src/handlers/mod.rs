@@ -3,7 +3,11 @@
 //! [`handle`] runs a request's ordered part and returns a [`Reply`]: bytes to send now, a
 //! future that produces them later (fsync waits, long polls), or an order to close.
 
+mod acls;
+#[cfg(test)]
+mod acls_tests;
 mod admin;
+mod authz;
 mod broker_configs;
 mod cluster;
 mod configs;
@@ -31,6 +35,7 @@ use weir_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
 use weir_protocol::{encode_response, ApiKey, Request, RequestFrame};
 
 use crate::metrics::ApiMetrics;
+use crate::security::{Operation, Resource};
 use crate::state::State;
 
 /// What the connection sends back for one request.
@@ -75,14 +80,16 @@ impl Ctx {
 }
 
 /// Who sent a request (client id from the header, peer address), through which listener,
-/// as which principal: what the authorizer of the next increment decides on
-/// (docs/design/security.md).
+/// as which principal: what the authorizer decides on (docs/design/security.md).
 #[derive(Debug, Clone)]
 pub struct Conn {
     pub peer: std::net::SocketAddr,
     pub client_id: String,
     pub listener: Arc<crate::security::ListenerInfo>,
     pub principal: crate::security::Principal,
+    /// The API of the request being handled (`None` between requests): the label of a
+    /// denial's metric.
+    pub api: Option<ApiKey>,
 }
 
 impl Conn {
@@ -95,6 +102,42 @@ impl Conn {
                 state.config.advertise.clone(),
             )),
             principal: crate::security::Principal::anonymous(),
+            api: None,
+        }
+    }
+
+    /// Whether this connection's principal may perform `operation` on `resource`; a denial
+    /// is logged at debug and counted (`weir_authorization_denied_total{api}`).
+    pub fn may(&self, state: &State, operation: Operation, resource: Resource<'_>) -> bool {
+        let decision =
+            state
+                .security
+                .authorize(&self.principal, self.peer.ip(), operation, resource);
+        if !decision.allowed() {
+            self.denied(state, operation, resource, decision);
+        }
+        decision.allowed()
+    }
+
+    /// [`Conn::may`] without logging or counting a denial: for filtering lists (Metadata of
+    /// all topics, ListGroups), where leaving something out is not a failure.
+    pub fn sees(&self, state: &State, operation: Operation, resource: Resource<'_>) -> bool {
+        state
+            .security
+            .authorize(&self.principal, self.peer.ip(), operation, resource)
+            .allowed()
+    }
+
+    fn denied(
+        &self,
+        state: &State,
+        operation: Operation,
+        resource: Resource<'_>,
+        decision: crate::security::acl::index::Decision,
+    ) {
+        tracing::debug!(principal = %self.principal, peer = %self.peer, api = ?self.api, %operation, ?resource, ?decision, "not authorized");
+        if let Some(api) = self.api {
+            state.metrics.denied(api);
         }
     }
 }
@@ -107,6 +150,7 @@ pub async fn handle(state: &Arc<State>, req: RequestFrame, conn: &Conn) -> Reply
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default(),
+        api: Some(req.api_key),
         ..conn.clone()
     };
     let ctx = Ctx {
@@ -148,31 +192,42 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
             return reply;
         }
     }
+    if let Some(refusal) = authz::refuse(state, &body, ctx, conn) {
+        return refusal;
+    }
     match body {
         Request::ApiVersions(r) => ctx.reply(&cluster::api_versions(&r)),
-        Request::Metadata(r) => {
-            ctx.reply(&cluster::metadata(state, r, ctx.version, advertise).await)
-        }
+        Request::Metadata(r) => ctx.reply(&cluster::metadata(state, r, ctx.version, conn).await),
         Request::FindCoordinator(r) => {
-            ctx.reply(&groups::find_coordinator(state, &r, ctx.version, advertise))
+            ctx.reply(&groups::find_coordinator(state, &r, ctx.version, conn))
         }
         Request::JoinGroup(r) => ctx.reply(&groups::join_group(state, r, ctx.version, conn).await),
         Request::SyncGroup(r) => ctx.reply(&groups::sync_group(state, r, ctx.version).await),
         Request::Heartbeat(r) => ctx.reply(&groups::heartbeat(state, &r)),
         Request::LeaveGroup(r) => ctx.reply(&groups::leave_group(state, r, ctx.version)),
-        Request::OffsetCommit(r) => ctx.reply(&groups::offset_commit(state, r, ctx.version).await),
-        Request::OffsetFetch(r) => ctx.reply(&groups::offset_fetch(state, r, ctx.version)),
-        Request::DescribeGroups(r) => ctx.reply(&groups::describe_groups(state, &r, ctx.version)),
-        Request::ListGroups(r) => ctx.reply(&groups::list_groups(state, &r, ctx.version)),
-        Request::DeleteGroups(r) => ctx.reply(&groups::delete_groups(state, r).await),
+        Request::OffsetCommit(r) => {
+            ctx.reply(&groups::offset_commit(state, r, ctx.version, conn).await)
+        }
+        Request::OffsetFetch(r) => {
+            ctx.reply(&groups::offset_fetch(state, r, ctx.version, conn).await)
+        }
+        Request::DescribeGroups(r) => {
+            ctx.reply(&groups::describe_groups(state, &r, ctx.version, conn))
+        }
+        Request::ListGroups(r) => ctx.reply(&groups::list_groups(state, &r, ctx.version, conn)),
+        Request::DeleteGroups(r) => ctx.reply(&groups::delete_groups(state, r, conn).await),
         Request::ConsumerGroupHeartbeat(r) => {
             ctx.reply(&groups::consumer_group_heartbeat(state, r, conn))
         }
-        Request::ConsumerGroupDescribe(r) => ctx.reply(&groups::consumer_group_describe(state, &r)),
-        Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r).await),
+        Request::ConsumerGroupDescribe(r) => {
+            ctx.reply(&groups::consumer_group_describe(state, &r, conn))
+        }
+        Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r, conn).await),
         Request::DescribeCluster(r) => ctx.reply(&cluster::describe_cluster(state, &r, advertise)),
         Request::DescribeLogDirs(r) => ctx.reply(&log_dirs::describe_log_dirs(state, &r)),
-        Request::OffsetForLeaderEpoch(r) => ctx.reply(&epochs::offset_for_leader_epoch(state, r)),
+        Request::OffsetForLeaderEpoch(r) => {
+            ctx.reply(&epochs::offset_for_leader_epoch(state, r, conn))
+        }
         // On a SASL listener these never get here (security::sasl answers them).
         Request::SaslHandshake(r) => ctx.reply(&cluster::sasl_handshake(&r)),
         Request::SaslAuthenticate(_) => ctx.reply(&cluster::sasl_authenticate_unexpected()),
@@ -182,28 +237,39 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
         Request::AlterUserScramCredentials(r) => {
             ctx.reply(&scram_credentials::alter(state, r, conn).await)
         }
-        Request::Produce(r) => produce::handle(state, r, ctx).await,
-        Request::Fetch(r) => fetch::handle(state, r, ctx),
-        Request::ListOffsets(r) => ctx.reply(&offsets::list_offsets(state, r, ctx.version).await),
+        Request::Produce(r) => produce::handle(state, r, ctx, conn).await,
+        Request::Fetch(r) => fetch::handle(state, r, ctx, conn),
+        Request::ListOffsets(r) => {
+            ctx.reply(&offsets::list_offsets(state, r, ctx.version, conn).await)
+        }
         Request::InitProducerId(r) => ctx.reply(&producer_id::init(state, &r, ctx.version).await),
         Request::AddPartitionsToTxn(r) => {
-            ctx.reply(&txn::add_partitions(state, r, ctx.version).await)
+            ctx.reply(&txn::add_partitions(state, r, ctx.version, conn).await)
         }
         Request::EndTxn(r) => ctx.reply(&txn::end_txn(state, &r, ctx.version).await),
         Request::AddOffsetsToTxn(r) => ctx.reply(&txn::add_offsets(state, &r, ctx.version).await),
-        Request::TxnOffsetCommit(r) => ctx.reply(&txn::txn_offset_commit(state, r).await),
-        Request::DescribeProducers(r) => ctx.reply(&txn::describe_producers(state, &r)),
-        Request::DescribeTransactions(r) => ctx.reply(&txn::describe_transactions(state, &r)),
-        Request::ListTransactions(r) => ctx.reply(&txn::list_transactions(state, &r, ctx.version)),
-        Request::DeleteRecords(r) => ctx.reply(&offsets::delete_records(state, r).await),
-        Request::CreateTopics(r) => ctx.reply(&admin::create_topics(state, r, ctx.version).await),
-        Request::DeleteTopics(r) => ctx.reply(&admin::delete_topics(state, r, ctx.version).await),
-        Request::CreatePartitions(r) => ctx.reply(&admin::create_partitions(state, r).await),
-        Request::DescribeConfigs(r) => ctx.reply(&configs::describe(state, r, ctx.version)),
-        Request::AlterConfigs(r) => ctx.reply(&configs::alter(state, r).await),
-        Request::IncrementalAlterConfigs(r) => {
-            ctx.reply(&configs::incremental_alter(state, r).await)
+        Request::TxnOffsetCommit(r) => ctx.reply(&txn::txn_offset_commit(state, r, conn).await),
+        Request::DescribeProducers(r) => ctx.reply(&txn::describe_producers(state, &r, conn)),
+        Request::DescribeTransactions(r) => ctx.reply(&txn::describe_transactions(state, &r, conn)),
+        Request::ListTransactions(r) => {
+            ctx.reply(&txn::list_transactions(state, &r, ctx.version, conn))
         }
+        Request::DeleteRecords(r) => ctx.reply(&offsets::delete_records(state, r, conn).await),
+        Request::CreateTopics(r) => {
+            ctx.reply(&admin::create_topics(state, r, ctx.version, conn).await)
+        }
+        Request::DeleteTopics(r) => {
+            ctx.reply(&admin::delete_topics(state, r, ctx.version, conn).await)
+        }
+        Request::CreatePartitions(r) => ctx.reply(&admin::create_partitions(state, r, conn).await),
+        Request::DescribeConfigs(r) => ctx.reply(&configs::describe(state, r, ctx.version, conn)),
+        Request::AlterConfigs(r) => ctx.reply(&configs::alter(state, r, conn).await),
+        Request::IncrementalAlterConfigs(r) => {
+            ctx.reply(&configs::incremental_alter(state, r, conn).await)
+        }
+        Request::CreateAcls(r) => ctx.reply(&acls::create(state, r, conn).await),
+        Request::DescribeAcls(r) => ctx.reply(&acls::describe(state, &r, conn)),
+        Request::DeleteAcls(r) => ctx.reply(&acls::delete(state, r, conn).await),
     }
 }
 

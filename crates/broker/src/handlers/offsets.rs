@@ -14,6 +14,7 @@ use weir_protocol::kafka_protocol::messages::{
 use weir_protocol::ResponseError;
 
 use crate::errors::partition_code;
+use crate::security::{Operation, Resource};
 use crate::state::State;
 
 /// Special timestamps of ListOffsets.
@@ -27,10 +28,12 @@ pub async fn list_offsets(
     state: &Arc<State>,
     req: ListOffsetsRequest,
     version: i16,
+    conn: &super::Conn,
 ) -> ListOffsetsResponse {
     let mut r = ListOffsetsResponse::default();
     let req_committed = req.isolation_level == 1;
     for t in req.topics {
+        let allowed = conn.may(state, Operation::Describe, Resource::Topic(&t.name));
         let topic = state.topic(&t.name.0);
         let mut out = ListOffsetsTopicResponse::default();
         out.name = t.name;
@@ -40,6 +43,7 @@ pub async fn list_offsets(
             res.timestamp = -1;
             res.offset = -1;
             let partition = match &topic {
+                _ if !allowed => Err(ResponseError::TopicAuthorizationFailed),
                 Some(t) => t.lookup(p.partition_index),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };
@@ -104,9 +108,11 @@ pub async fn list_offsets(
 pub async fn delete_records(
     state: &Arc<State>,
     req: DeleteRecordsRequest,
+    conn: &super::Conn,
 ) -> DeleteRecordsResponse {
     let mut r = DeleteRecordsResponse::default();
     for t in req.topics {
+        let allowed = conn.may(state, Operation::Delete, Resource::Topic(&t.name));
         let topic = state.topic(&t.name.0);
         let mut out = DeleteRecordsTopicResult::default();
         out.name = t.name;
@@ -115,6 +121,7 @@ pub async fn delete_records(
             res.partition_index = p.partition_index;
             res.low_watermark = -1;
             let partition = match &topic {
+                _ if !allowed => Err(ResponseError::TopicAuthorizationFailed),
                 Some(t) => t.lookup(p.partition_index),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };

@@ -1,7 +1,8 @@
-//! Interim coordinator placement in cluster mode (`cluster::coordinator`): a group or
-//! transaction request for a key another broker coordinates answers NOT_COORDINATOR, so the
-//! client asks FindCoordinator again and every member of a group meets on one broker.
-//! Single node: never called.
+//! Coordinator placement in cluster mode: a group request whose `__consumer_offsets` shard
+//! is not loaded here answers NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS while it loads),
+//! so the client asks FindCoordinator again (design §7.1). Transactions keep the interim
+//! placement (`cluster::coordinator`): a transactional id another broker coordinates answers
+//! NOT_COORDINATOR. Single node: never called.
 
 use weir_protocol::kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -15,7 +16,12 @@ use weir_protocol::{Request, ResponseError};
 use super::{Ctx, Reply};
 use crate::state::State;
 
-/// Whether another broker coordinates `key`.
+/// The code refusing a request for `group`, when its shard is not served here.
+fn refused(state: &State, group: &str) -> Option<i16> {
+    state.groups.shard(group).err().map(|c| c.0)
+}
+
+/// Whether another broker coordinates transactional id `key` (interim placement).
 fn elsewhere(state: &State, key: &str) -> bool {
     let image = state.image.image();
     crate::cluster::coordinator::coordinator_for(&image, key)
@@ -26,39 +32,82 @@ fn elsewhere(state: &State, key: &str) -> bool {
 /// coordinates; None when this broker serves it.
 pub(super) fn redirect(state: &State, req: &Request, ctx: Ctx) -> Option<Reply> {
     let code = ResponseError::NotCoordinator.code();
+    let group_key = match req {
+        Request::JoinGroup(r) => Some(&r.group_id.0),
+        Request::SyncGroup(r) => Some(&r.group_id.0),
+        Request::Heartbeat(r) => Some(&r.group_id.0),
+        Request::LeaveGroup(r) => Some(&r.group_id.0),
+        Request::ConsumerGroupHeartbeat(r) => Some(&r.group_id.0),
+        Request::OffsetFetch(r) if ctx.version < 8 => Some(&r.group_id.0),
+        Request::OffsetCommit(r) => Some(&r.group_id.0),
+        Request::TxnOffsetCommit(r) => Some(&r.group_id.0),
+        _ => None,
+    };
+    if let Some(refusal) = group_key.and_then(|g| refused(state, g)) {
+        return Some(refuse_group(req, ctx, refusal));
+    }
     let reply = match req {
-        Request::JoinGroup(r) if elsewhere(state, &r.group_id.0) => {
+        Request::InitProducerId(r)
+            if r.transactional_id
+                .as_ref()
+                .is_some_and(|id| elsewhere(state, id)) =>
+        {
+            let mut x = InitProducerIdResponse::default();
+            x.error_code = code;
+            x.producer_id = ProducerId(-1);
+            x.producer_epoch = -1;
+            ctx.reply(&x)
+        }
+        Request::EndTxn(r) if elsewhere(state, &r.transactional_id) => {
+            let mut x = EndTxnResponse::default();
+            x.error_code = code;
+            ctx.reply(&x)
+        }
+        Request::AddOffsetsToTxn(r) if elsewhere(state, &r.transactional_id) => {
+            let mut x = AddOffsetsToTxnResponse::default();
+            x.error_code = code;
+            ctx.reply(&x)
+        }
+        _ => return None,
+    };
+    Some(reply)
+}
+
+/// The answer refusing group request `req` with `code`.
+fn refuse_group(req: &Request, ctx: Ctx, code: i16) -> Reply {
+    match req {
+        Request::JoinGroup(_) => {
             let mut x = JoinGroupResponse::default();
             x.error_code = code;
             x.generation_id = -1;
             ctx.reply(&x)
         }
-        Request::SyncGroup(r) if elsewhere(state, &r.group_id.0) => {
+        Request::SyncGroup(_) => {
             let mut x = SyncGroupResponse::default();
             x.error_code = code;
             ctx.reply(&x)
         }
-        Request::Heartbeat(r) if elsewhere(state, &r.group_id.0) => {
+        Request::Heartbeat(_) => {
             let mut x = HeartbeatResponse::default();
             x.error_code = code;
             ctx.reply(&x)
         }
-        Request::LeaveGroup(r) if elsewhere(state, &r.group_id.0) => {
+        Request::LeaveGroup(_) => {
             let mut x = LeaveGroupResponse::default();
             x.error_code = code;
             ctx.reply(&x)
         }
-        Request::ConsumerGroupHeartbeat(r) if elsewhere(state, &r.group_id.0) => {
+        Request::ConsumerGroupHeartbeat(_) => {
             let mut x = ConsumerGroupHeartbeatResponse::default();
             x.error_code = code;
             ctx.reply(&x)
         }
-        Request::OffsetFetch(r) if ctx.version < 8 && elsewhere(state, &r.group_id.0) => {
+        Request::OffsetFetch(_) => {
             let mut x = OffsetFetchResponse::default();
             x.error_code = code;
             ctx.reply(&x)
         }
-        Request::OffsetCommit(r) if elsewhere(state, &r.group_id.0) => {
+        Request::OffsetCommit(r) => {
             let mut x = OffsetCommitResponse::default();
             x.topics = r
                 .topics
@@ -82,29 +131,7 @@ pub(super) fn redirect(state: &State, req: &Request, ctx: Ctx) -> Option<Reply> 
                 .collect();
             ctx.reply(&x)
         }
-        Request::InitProducerId(r)
-            if r.transactional_id
-                .as_ref()
-                .is_some_and(|id| elsewhere(state, id)) =>
-        {
-            let mut x = InitProducerIdResponse::default();
-            x.error_code = code;
-            x.producer_id = ProducerId(-1);
-            x.producer_epoch = -1;
-            ctx.reply(&x)
-        }
-        Request::EndTxn(r) if elsewhere(state, &r.transactional_id) => {
-            let mut x = EndTxnResponse::default();
-            x.error_code = code;
-            ctx.reply(&x)
-        }
-        Request::AddOffsetsToTxn(r) if elsewhere(state, &r.transactional_id) => {
-            let mut x = AddOffsetsToTxnResponse::default();
-            x.error_code = code;
-            ctx.reply(&x)
-        }
-        // Sent to the group's coordinator, which keeps the pending offsets.
-        Request::TxnOffsetCommit(r) if elsewhere(state, &r.group_id.0) => {
+        Request::TxnOffsetCommit(r) => {
             let mut x = TxnOffsetCommitResponse::default();
             x.topics = r
                 .topics
@@ -127,7 +154,11 @@ pub(super) fn redirect(state: &State, req: &Request, ctx: Ctx) -> Option<Reply> 
                 .collect();
             ctx.reply(&x)
         }
-        _ => return None,
-    };
-    Some(reply)
+        // `refused` is asked only for the requests above.
+        _ => {
+            let mut x = HeartbeatResponse::default();
+            x.error_code = code;
+            ctx.reply(&x)
+        }
+    }
 }

@@ -9,9 +9,10 @@ use weir_protocol::kafka_protocol::messages::produce_response::{
 use weir_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use weir_protocol::{ApiKey, ResponseError};
 
-use super::{cluster, msg, Ctx, Reply};
+use super::{cluster, msg, Conn, Ctx, Reply};
 use crate::errors::partition_code;
 use crate::partition::{AckWait, Acks, PartitionError};
+use crate::security::{Operation, Resource};
 use crate::server::now_ms;
 use crate::state::{validate_topic_name, State, Topic};
 
@@ -22,21 +23,38 @@ struct Pending {
     wait: AckWait,
 }
 
-pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx) -> Reply {
+pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Conn) -> Reply {
     let acks = req.acks;
+    // Kafka: a transactional produce needs WRITE on its transactional id, or no partition of
+    // it is written.
+    let txn_denied = req
+        .transactional_id
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .is_some_and(|t| !conn.may(state, Operation::Write, Resource::TransactionalId(t)));
     // Bounds only the wait for replication (Kafka's meaning); the leader's fsync is not
     // abandoned half-way.
     let timeout = std::time::Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for td in req.topic_data {
         let name = td.name.0.to_string();
-        let topic = match state.topic(&name) {
-            Some(t) => Ok(t),
-            None if validate_topic_name(&name).is_err() => {
-                Err(ResponseError::InvalidTopicException)
+        let topic = if txn_denied {
+            Err(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !conn.may(state, Operation::Write, Resource::Topic(&name)) {
+            Err(ResponseError::TopicAuthorizationFailed)
+        } else {
+            match state.topic(&name) {
+                Some(t) => Ok(t),
+                None if validate_topic_name(&name).is_err() => {
+                    Err(ResponseError::InvalidTopicException)
+                }
+                None if state.config.auto_create_topics
+                    && cluster::may_create_topic(state, conn, &name) =>
+                {
+                    cluster::auto_create(state, &name).await
+                }
+                None => Err(ResponseError::UnknownTopicOrPartition),
             }
-            None if state.config.auto_create_topics => cluster::auto_create(state, &name).await,
-            None => Err(ResponseError::UnknownTopicOrPartition),
         };
         let compacted = topic.as_ref().ok().map(|t| is_compacted(t));
         let mut parts = Vec::with_capacity(td.partition_data.len());
@@ -407,7 +425,14 @@ mod tests {
             version: 9,
             correlation_id: 1,
         };
-        let Reply::Now(Some(mut bytes)) = handle(&state, req, ctx).await else {
+        let Reply::Now(Some(mut bytes)) = handle(
+            &state,
+            req,
+            ctx,
+            &super::super::Conn::plaintext(&state, "127.0.0.1:1".parse().expect("addr")),
+        )
+        .await
+        else {
             panic!("expected an immediate answer");
         };
         bytes.advance(4);
@@ -508,7 +533,14 @@ mod tests {
             correlation_id: 1,
         };
         let started = std::time::Instant::now();
-        let Reply::Later(answer) = handle(&state, req, ctx).await else {
+        let Reply::Later(answer) = handle(
+            &state,
+            req,
+            ctx,
+            &super::super::Conn::plaintext(&state, "127.0.0.1:1".parse().expect("addr")),
+        )
+        .await
+        else {
             panic!("expected a waiting answer");
         };
         let mut bytes = answer.await.expect("encoded");

@@ -27,11 +27,22 @@ pub async fn init(
         r.producer_epoch = req.producer_epoch + 1;
         return r;
     }
+    if let Err(e) = state.ensure_producer_ids().await {
+        // Kafka's answer while its producer-id manager waits for a block: clients retry.
+        tracing::warn!(error = %e, "no producer id to hand out yet");
+        r.error_code = ResponseError::CoordinatorLoadInProgress.code();
+        return r;
+    }
     let s = state.clone();
     match tokio::task::spawn_blocking(move || s.allocate_producer_id()).await {
         Ok(Ok(id)) => {
             r.producer_id = ProducerId(id);
             r.producer_epoch = 0;
+        }
+        Ok(Err(e @ crate::meta::MetaError::NoProducerIds(_))) => {
+            // The block ran out between ensure and allocate (concurrent InitProducerIds).
+            tracing::warn!(error = %e, "no producer id to hand out yet");
+            r.error_code = ResponseError::CoordinatorLoadInProgress.code();
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot reserve producer ids");

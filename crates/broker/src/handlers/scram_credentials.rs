@@ -24,10 +24,7 @@ pub fn describe(
     conn: &Conn,
 ) -> DescribeUserScramCredentialsResponse {
     let mut r = DescribeUserScramCredentialsResponse::default();
-    if !state
-        .security
-        .authorize(&conn.principal, Operation::Describe, Resource::Cluster)
-    {
+    if !conn.may(state, Operation::Describe, Resource::Cluster) {
         r.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return r;
     }
@@ -128,10 +125,7 @@ pub async fn alter(
         }
         res
     };
-    if !state
-        .security
-        .authorize(&conn.principal, Operation::Alter, Resource::Cluster)
-    {
+    if !conn.may(state, Operation::Alter, Resource::Cluster) {
         let users: std::collections::BTreeSet<&str> =
             alterations.iter().map(Alteration::user).collect();
         r.results = users

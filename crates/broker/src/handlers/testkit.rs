@@ -12,16 +12,23 @@ use super::{handle, Conn, Reply};
 use crate::state::State;
 
 pub fn state(dir: &std::path::Path) -> Arc<State> {
+    state_with(dir, &[])
+}
+
+/// [`state`] with more broker keys (`super.users`, `allow.everyone.if.no.acl.found`).
+pub fn state_with(dir: &std::path::Path, extra: &[(&str, &str)]) -> Arc<State> {
+    let mut pairs: std::collections::BTreeMap<String, String> = [(
+        "group.initial.rebalance.delay.ms".to_string(),
+        "0".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let (config, _) = crate::BrokerConfig::from_pairs(
         "127.0.0.1:0".parse().expect("addr"),
         None,
         dir.to_path_buf(),
-        [(
-            "group.initial.rebalance.delay.ms".to_string(),
-            "0".to_string(),
-        )]
-        .into_iter()
-        .collect(),
+        pairs,
     )
     .expect("config");
     Arc::new(State::open(config).expect("open"))
@@ -37,9 +44,36 @@ pub async fn round_trip<Req: Encodable, Resp: Decodable + HeaderVersion>(
     answer(key, version, reply).await
 }
 
+/// [`round_trip`] as `principal` (`User:alice`) from 127.0.0.1.
+pub async fn round_trip_as<Req: Encodable, Resp: Decodable + HeaderVersion>(
+    state: &Arc<State>,
+    principal: &str,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> Resp {
+    let mut conn = Conn::plaintext(state, "127.0.0.1:1".parse().expect("addr"));
+    if let Some(user) = principal.strip_prefix("User:") {
+        conn.principal = crate::security::Principal::user(user);
+    }
+    let reply = send_on(state, &conn, key, version, req).await;
+    answer(key, version, reply).await
+}
+
 /// Handles `req` and returns the handler's reply, whose future has not run yet.
 pub async fn send<Req: Encodable>(
     state: &Arc<State>,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> Reply {
+    let conn = Conn::plaintext(state, "127.0.0.1:1".parse().expect("addr"));
+    send_on(state, &conn, key, version, req).await
+}
+
+async fn send_on<Req: Encodable>(
+    state: &Arc<State>,
+    conn: &Conn,
     key: ApiKey,
     version: i16,
     req: &Req,
@@ -54,8 +88,7 @@ pub async fn send<Req: Encodable>(
         .expect("header");
     req.encode(&mut buf, version).expect("encode request");
     let frame = decode_request(buf.freeze()).expect("decode request");
-    let conn = Conn::plaintext(state, "127.0.0.1:1".parse().expect("addr"));
-    handle(state, frame, &conn).await
+    handle(state, frame, conn).await
 }
 
 /// Waits for `reply` and decodes the response, checking its framing.

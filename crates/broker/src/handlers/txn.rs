@@ -23,6 +23,7 @@ use weir_protocol::kafka_protocol::messages::{
 use weir_protocol::kafka_protocol::protocol::StrBytes;
 use weir_protocol::ResponseError;
 
+use crate::security::{Operation, Resource};
 use crate::state::State;
 use crate::txn_api;
 
@@ -71,6 +72,7 @@ pub async fn add_partitions(
     state: &Arc<State>,
     req: AddPartitionsToTxnRequest,
     version: i16,
+    conn: &super::Conn,
 ) -> AddPartitionsToTxnResponse {
     let mut r = AddPartitionsToTxnResponse::default();
     let id = req.v3_and_below_transactional_id.0.to_string();
@@ -89,8 +91,18 @@ pub async fn add_partitions(
                 .map(move |p| TopicPartition::new(t.name.0.to_string(), *p))
         })
         .collect();
+    // Kafka: WRITE on the transactional id, then on every topic; with a topic refused, no
+    // partition is added (the others answer OPERATION_NOT_ATTEMPTED).
+    let txn_ok = conn.may(state, Operation::Write, Resource::TransactionalId(&id));
+    let denied: std::collections::HashSet<String> = topics
+        .iter()
+        .filter(|t| txn_ok && !conn.may(state, Operation::Write, Resource::Topic(&t.name)))
+        .map(|t| t.name.0.to_string())
+        .collect();
     let all_known = wanted.iter().all(|tp| known(&tp.topic, tp.partition));
-    let code = if !all_known {
+    let code = if !txn_ok {
+        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if !all_known || !denied.is_empty() {
         // Kafka: unknown partitions fail, the others get OPERATION_NOT_ATTEMPTED.
         None
     } else {
@@ -113,6 +125,9 @@ pub async fn add_partitions(
                     pr.partition_index = *p;
                     pr.partition_error_code = match code {
                         Some(c) => c,
+                        None if denied.contains(t.name.0.as_str()) => {
+                            ResponseError::TopicAuthorizationFailed.code()
+                        }
                         None if known(&t.name.0, *p) => ResponseError::OperationNotAttempted.code(),
                         None => ResponseError::UnknownTopicOrPartition.code(),
                     };
@@ -178,13 +193,39 @@ pub async fn add_offsets(
 pub async fn txn_offset_commit(
     state: &Arc<State>,
     req: TxnOffsetCommitRequest,
+    conn: &super::Conn,
 ) -> TxnOffsetCommitResponse {
     let mut r = TxnOffsetCommitResponse::default();
     let id = req.transactional_id.0.to_string();
     let group = req.group_id.0.to_string();
+    // Kafka: WRITE on the transactional id, READ on the group, for all partitions; then READ
+    // on each topic, the others committed.
+    let refusal = if !conn.may(state, Operation::Write, Resource::TransactionalId(&id)) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !conn.may(state, Operation::Read, Resource::Group(&group)) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    let denied: std::collections::HashSet<&str> = req
+        .topics
+        .iter()
+        .filter(|t| {
+            refusal.is_some() || !conn.may(state, Operation::Read, Resource::Topic(&t.name))
+        })
+        .map(|t| t.name.0.as_str())
+        .collect();
+    let refused_code = |t: &str| {
+        denied.contains(t).then(|| {
+            refusal
+                .unwrap_or(ResponseError::TopicAuthorizationFailed)
+                .code()
+        })
+    };
     let offsets: Vec<(TopicPartition, CommittedOffset)> = req
         .topics
         .iter()
+        .filter(|t| !denied.contains(t.name.0.as_str()))
         .flat_map(|t| {
             t.partitions.iter().map(move |p| {
                 (
@@ -205,6 +246,7 @@ pub async fn txn_offset_commit(
         .txns
         .verify_member(&id, req.producer_id.0, req.producer_epoch, &member);
     let codes: Vec<(TopicPartition, ErrorCode)> = match verified {
+        _ if offsets.is_empty() => Vec::new(),
         // The group coordinator sees a stale epoch as INVALID_PRODUCER_EPOCH, as in Kafka;
         // every client treats it as fatal for the producer.
         Err(e) => {
@@ -243,7 +285,9 @@ pub async fn txn_offset_commit(
                     let mut o =
                         txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
                     o.partition_index = p.partition_index;
-                    o.error_code = super::groups::code_for(&codes, &t.name.0, p.partition_index);
+                    o.error_code = refused_code(&t.name.0).unwrap_or_else(|| {
+                        super::groups::code_for(&codes, &t.name.0, p.partition_index)
+                    });
                     o
                 })
                 .collect();
@@ -256,12 +300,13 @@ pub async fn txn_offset_commit(
 pub fn describe_transactions(
     state: &State,
     req: &DescribeTransactionsRequest,
+    conn: &super::Conn,
 ) -> DescribeTransactionsResponse {
-    let ids: Vec<String> = req
+    let (ids, denied): (Vec<String>, Vec<String>) = req
         .transactional_ids
         .iter()
         .map(|i| i.0.to_string())
-        .collect();
+        .partition(|i| conn.may(state, Operation::Describe, Resource::TransactionalId(i)));
     let mut r = DescribeTransactionsResponse::default();
     r.transaction_states = state
         .txns
@@ -302,6 +347,15 @@ pub fn describe_transactions(
             s
         })
         .collect();
+    r.transaction_states.extend(denied.into_iter().map(|id| {
+        let mut s = describe_transactions_response::TransactionState::default();
+        s.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        s.transactional_id = TransactionalId(StrBytes::from_string(id));
+        s.producer_id = ProducerId(-1);
+        s.producer_epoch = -1;
+        s.transaction_start_time_ms = -1;
+        s
+    }));
     r
 }
 
@@ -309,6 +363,7 @@ pub fn list_transactions(
     state: &State,
     req: &ListTransactionsRequest,
     version: i16,
+    conn: &super::Conn,
 ) -> ListTransactionsResponse {
     let mut r = ListTransactionsResponse::default();
     let mut states = Vec::new();
@@ -327,8 +382,16 @@ pub fn list_transactions(
         .then(|| u64::try_from(req.duration_filter).unwrap_or(0));
     match state.txns.list(&states, &producer_ids, min_duration) {
         Ok(listed) => {
+            // Kafka lists the transactional ids the principal may DESCRIBE.
             r.transaction_states = listed
                 .into_iter()
+                .filter(|l| {
+                    conn.sees(
+                        state,
+                        Operation::Describe,
+                        Resource::TransactionalId(&l.transactional_id),
+                    )
+                })
                 .map(|l| {
                     let mut s = list_transactions_response::TransactionState::default();
                     s.transactional_id = TransactionalId(StrBytes::from_string(l.transactional_id));
@@ -347,6 +410,7 @@ pub fn list_transactions(
 pub fn describe_producers(
     state: &State,
     req: &DescribeProducersRequest,
+    conn: &super::Conn,
 ) -> DescribeProducersResponse {
     let mut r = DescribeProducersResponse::default();
     r.topics = req
@@ -355,7 +419,8 @@ pub fn describe_producers(
         .map(|t| {
             let mut out = describe_producers_response::TopicResponse::default();
             out.name = t.name.clone();
-            let topic = state.topic(&t.name.0);
+            let allowed = conn.may(state, Operation::Read, Resource::Topic(&t.name));
+            let topic = state.topic(&t.name.0).filter(|_| allowed);
             out.partitions = t
                 .partition_indexes
                 .iter()
@@ -363,6 +428,9 @@ pub fn describe_producers(
                     let mut p = describe_producers_response::PartitionResponse::default();
                     p.partition_index = index;
                     match topic.as_ref().and_then(|topic| topic.partition(index)) {
+                        None if !allowed => {
+                            p.error_code = ResponseError::TopicAuthorizationFailed.code()
+                        }
                         None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
                         Some(partition) => {
                             p.active_producers = partition

@@ -375,6 +375,40 @@ impl Partition {
         }
     }
 
+    /// Completes once every offset below `end` is committed under `leader_epoch`: fsynced
+    /// here and, on a replicated leader, below the high watermark (a coordinator shard's
+    /// answers wait for this, design §7.1). Fails as [`HwWait::wait`] does, and with
+    /// `WrongRole` once this replica no longer leads that epoch.
+    pub async fn wait_committed(
+        self: &Arc<Self>,
+        leader_epoch: i32,
+        end: i64,
+        timeout: Duration,
+    ) -> Result<(), PartitionError> {
+        match self.role.load(Ordering::Acquire) {
+            LEADER_REPLICATED => {
+                let wait = HwWait {
+                    partition: self.clone(),
+                    offset: end,
+                    leader_epoch,
+                };
+                wait.wait(timeout).await?;
+            }
+            LEADER_ALONE if self.leader_epoch() == leader_epoch => {}
+            role => {
+                return Err(PartitionError::WrongRole {
+                    role: super::role_of(role),
+                })
+            }
+        }
+        Durable {
+            partition: self.clone(),
+            offset: end,
+        }
+        .wait()
+        .await
+    }
+
     pub(super) fn check_newer_epoch(&self, epoch: i32) -> Result<(), PartitionError> {
         let current = self.leader_epoch();
         if epoch < current {

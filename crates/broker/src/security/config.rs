@@ -88,6 +88,9 @@ pub struct SecurityConfig {
     pub super_users: Vec<String>,
     /// `sasl.server.max.receive.size`: the largest frame before SASL authentication.
     pub max_receive_before_auth: usize,
+    /// `allow.everyone.if.no.acl.found`: default false once a listener authenticates
+    /// clients, true otherwise (a broker without authentication stays open, as before).
+    pub allow_if_no_acl: bool,
 }
 
 impl SecurityConfig {
@@ -177,7 +180,23 @@ impl SecurityConfig {
             ));
         }
         let reauth = ms("connections.max.reauth.ms", 0)?;
+        let authenticates = authenticates(&listeners, tls.as_ref());
+        let allow_if_no_acl = match get("allow.everyone.if.no.acl.found") {
+            None => !authenticates,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(invalid(
+                        "allow.everyone.if.no.acl.found",
+                        other,
+                        "expected true or false",
+                    ))
+                }
+            },
+        };
         Ok(SecurityConfig {
+            allow_if_no_acl,
             listeners,
             tls,
             handshake_timeout: Duration::from_millis(ms("weir.ssl.handshake.timeout.ms", 10_000)?),
@@ -201,10 +220,12 @@ impl SecurityConfig {
 
     /// Whether any listener authenticates clients (SASL or required client certificates).
     pub fn authenticates(&self) -> bool {
-        self.listeners.iter().any(|l| l.protocol.sasl())
-            || self
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.client_auth == ClientAuth::Required)
+        authenticates(&self.listeners, self.tls.as_ref())
     }
+}
+
+fn authenticates(listeners: &[ListenerSpec], tls: Option<&TlsFiles>) -> bool {
+    listeners.iter().any(|l| l.protocol.sasl())
+        || (listeners.iter().any(|l| l.protocol.tls())
+            && tls.is_some_and(|t| t.client_auth != ClientAuth::None))
 }

@@ -5,6 +5,8 @@
 //! [`sasl::Authenticator`] before dispatch. Handlers see the result as the connection's
 //! principal ([`Principal`]), the seam the authorizer of the next increment will use.
 
+pub mod acl;
+mod cert_reload;
 pub mod config;
 pub mod credentials;
 pub mod listeners;
@@ -19,6 +21,8 @@ pub mod transport;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use acl::AclOperation as Operation;
+pub use acl::{AclStore, AclsError};
 pub use config::{SecurityConfig, SecurityProtocol};
 pub use credentials::{CredentialStore, CredentialsError};
 pub use listeners::{ListenerInfo, ListenerSpec};
@@ -53,13 +57,6 @@ impl std::fmt::Display for Principal {
     }
 }
 
-/// Kafka's ACL operations the handlers ask about (the next increment adds the rest).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Describe,
-    Alter,
-}
-
 /// Kafka's ACL resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource<'a> {
@@ -69,21 +66,42 @@ pub enum Resource<'a> {
     TransactionalId(&'a str),
 }
 
-/// The broker's security state: credentials and the counters the metrics will export.
+impl<'a> Resource<'a> {
+    /// The ACL resource type and name (`kafka-cluster` for the cluster).
+    pub fn acl(self) -> (acl::ResourceType, &'a str) {
+        match self {
+            Resource::Cluster => (acl::ResourceType::Cluster, acl::CLUSTER_NAME),
+            Resource::Topic(n) => (acl::ResourceType::Topic, n),
+            Resource::Group(n) => (acl::ResourceType::Group, n),
+            Resource::TransactionalId(n) => (acl::ResourceType::TransactionalId, n),
+        }
+    }
+}
+
+/// The broker's security state: credentials, ACLs and the counters the metrics will export.
 #[derive(Debug)]
 pub struct Security {
     pub credentials: CredentialStore,
+    pub acls: AclStore,
     pub config: SecurityConfig,
+    /// `super.users` and `allow.everyone.if.no.acl.found`.
+    policy: acl::index::Policy,
     failed_authentications: AtomicU64,
     successful_authentications: AtomicU64,
     failed_tls_handshakes: AtomicU64,
 }
 
 impl Security {
-    pub fn new(config: SecurityConfig, credentials: CredentialStore) -> Security {
+    pub fn new(config: SecurityConfig, credentials: CredentialStore, acls: AclStore) -> Security {
+        let policy = acl::index::Policy {
+            super_users: config.super_users.iter().cloned().collect(),
+            allow_if_no_acl: config.allow_if_no_acl,
+        };
         Security {
             credentials,
+            acls,
             config,
+            policy,
             failed_authentications: AtomicU64::new(0),
             successful_authentications: AtomicU64::new(0),
             failed_tls_handshakes: AtomicU64::new(0),
@@ -103,24 +121,45 @@ impl Security {
         self.failed_tls_handshakes.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether `principal` may perform `operation` on `resource`: the one function every
-    /// handler asks (Kafka's `Authorizer#authorize`). Until ACLs exist: super users may do
-    /// anything; without `super.users` everyone may (Kafka without an authorizer); with it,
-    /// cluster operations (SCRAM credentials) are the super users' only.
+    /// Whether `principal`, connected from `host`, may perform `operation` on `resource`:
+    /// the one function every handler asks (Kafka's `Authorizer#authorize`), answered from
+    /// the ACLs, `super.users` and `allow.everyone.if.no.acl.found`.
     pub fn authorize(
         &self,
         principal: &Principal,
+        host: std::net::IpAddr,
         operation: Operation,
         resource: Resource<'_>,
+    ) -> acl::index::Decision {
+        let (resource_type, name) = resource.acl();
+        self.acls.index().decide(
+            &self.policy,
+            &acl::index::Check {
+                principal: principal.as_str(),
+                host,
+                operation,
+                resource_type,
+                name,
+            },
+        )
+    }
+
+    /// Whether `principal` is allowed `operation` on some resource of `resource_type`
+    /// (KIP-679's idempotent producers: WRITE on any topic).
+    pub fn authorize_any(
+        &self,
+        principal: &Principal,
+        host: std::net::IpAddr,
+        operation: Operation,
+        resource_type: acl::ResourceType,
     ) -> bool {
-        let supers = &self.config.super_users;
-        let allowed = supers.is_empty()
-            || supers.iter().any(|s| s == principal.as_str())
-            || !matches!(resource, Resource::Cluster);
-        if !allowed {
-            tracing::info!(%principal, ?operation, ?resource, "not authorized");
-        }
-        allowed
+        self.acls.index().allows_any(
+            &self.policy,
+            principal.as_str(),
+            host,
+            operation,
+            resource_type,
+        )
     }
 
     /// Failed SASL authentications since start (Kafka's `failed-authentication-total`).

@@ -39,6 +39,7 @@ fn security(dir: &std::path::Path, pairs: &[(&str, &str)]) -> Arc<Security> {
     Arc::new(Security::new(
         config,
         CredentialStore::open(dir).expect("store"),
+        crate::security::AclStore::open(dir).expect("acls"),
     ))
 }
 
@@ -230,6 +231,7 @@ async fn plain_over_the_v0_raw_token_flow() {
         client_id: String::new(),
         listener: Arc::new(super::ListenerInfo::plaintext(("h".into(), 1))),
         principal: Principal::anonymous(),
+        api: None,
     };
     let mut auth = Authenticator::new(sec.clone(), peer);
     assert_eq!(handshake(&mut auth, "PLAIN", 0).await.error_code, 0);

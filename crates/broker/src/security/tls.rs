@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
@@ -31,7 +31,10 @@ pub enum TlsError {
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
-fn certificates(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(super) fn certificates(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = |source| TlsError::Pem {
         what,
         path: path.to_path_buf(),
@@ -56,12 +59,9 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     // post-quantum key exchange, which Kafka clients do not offer either.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = certificates(&files.certificates, "certificates")?;
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| TlsError::Pem {
-        what: "private key",
-        path: files.key.clone(),
-        source,
-    })?;
+    // Read now (a bad file fails the start) and again whenever the files change.
+    let served =
+        super::cert_reload::ReloadingCert::new(&files.certificates, &files.key, provider.clone())?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match (&files.truststore, files.client_auth) {
@@ -80,7 +80,7 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         }
         _ => builder.with_no_client_auth(),
     };
-    let config = builder.with_single_cert(chain, key)?;
+    let config = builder.with_cert_resolver(Arc::new(served));
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -482,3 +482,6 @@ fn failover_figures() {
         report(if i % 2 == 1 { "crash" } else { "clean stop" }, &run);
     }
 }
+
+#[path = "cluster_coordinator_tests.rs"]
+mod coordinators;

@@ -16,6 +16,10 @@ pub enum DebugCommand {
     /// across segments, index entries on batch boundaries. After a crash, a torn tail of an
     /// active segment (which recovery truncates) is reported but allowed.
     Verify(VerifyArgs),
+    /// Write one archive for a bug report: the running broker's effective config (secrets
+    /// redacted), topics, groups, two /metrics snapshots, recent logs, the data directory's
+    /// listing and system facts; the offline part alone when the broker does not answer.
+    Bundle(super::debug_bundle::BundleArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -35,6 +39,7 @@ pub struct VerifyArgs {
 pub fn run(c: DebugCommand) -> anyhow::Result<()> {
     match c {
         DebugCommand::Verify(args) => verify_data_dir(&args),
+        DebugCommand::Bundle(args) => super::debug_bundle::run(&args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod acl;
 pub mod bench;
 pub mod cluster;
 mod cluster_data;
@@ -7,6 +8,7 @@ mod cluster_node;
 mod common;
 pub mod consume;
 pub mod debug;
+pub mod debug_bundle;
 pub mod group;
 pub mod produce;
 pub mod serve;

@@ -64,7 +64,6 @@ fn is_sql_key(key: &str) -> bool {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing(&args.log);
     let mut pairs = BTreeMap::new();
     let mut listen = "127.0.0.1:9092".to_string();
     let mut advertise = None;
@@ -99,6 +98,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                         weir_broker::broker_keys::lookup(k).is_some()
                             || is_sql_key(k)
                             || weir_http::HttpConfig::is_key(k)
+                            || k == LOG_FORMAT_KEY
                     };
                     if known(&key) {
                         pairs.insert(key, value);
@@ -130,6 +130,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(l) = args.http_listen {
         pairs.insert("weir.http.listen".to_string(), l);
     }
+    // The log format is the binary's: logging starts once it is known (nothing above logs).
+    init_tracing(&args.log, log_format(&pairs)?);
+    pairs.remove(LOG_FORMAT_KEY);
     // weir.http.* keys are the HTTP listener's: split off before the broker sees them.
     let (http, unknown_http) = weir_http::HttpConfig::from_pairs(&pairs)?;
     for key in unknown_http {
@@ -289,8 +292,29 @@ async fn serve_cluster(
     Ok(())
 }
 
-fn init_tracing(filter: &str) {
-    use tracing_subscriber::EnvFilter;
+/// `weir.log.format`: how log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    /// One JSON object a line (tracing-subscriber's JSON format), for log shippers.
+    Json,
+}
+
+const LOG_FORMAT_KEY: &str = "weir.log.format";
+
+fn log_format(pairs: &BTreeMap<String, String>) -> anyhow::Result<LogFormat> {
+    match pairs.get(LOG_FORMAT_KEY).map(|v| v.trim()) {
+        None | Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => bail!("{LOG_FORMAT_KEY}={other:?}: expected text or json"),
+    }
+}
+
+/// Logs to stderr and, formatted the same way, to the ring the debug bundle reads.
+fn init_tracing(filter: &str, format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, EnvFilter};
     // openraft narrates every vote and replication step at info: its warnings suffice
     // unless the operator asks for it by name.
     let filter = if filter.contains("openraft") {
@@ -299,12 +323,23 @@ fn init_tracing(filter: &str) {
         format!("{filter},openraft=warn")
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+    let ring = || weir_http::log_ring::global().writer();
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_target(false),
+            )
+            .with(fmt::layer().with_writer(ring).with_ansi(false))
+            .init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .with(fmt::layer().json().with_writer(ring))
+            .init(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -299,6 +299,28 @@ fn truncate_to_keeps_producers_transactions_and_epochs_consistent() {
 }
 
 #[test]
+fn truncating_at_the_log_end_drops_an_epoch_that_never_got_a_record() {
+    // Leader at epoch 5 from offset 5 with no record written, then a follower again: the
+    // new leader (epoch 6) has epoch 3 ending at 5 and says "truncate to 5". The log keeps
+    // every record, but epoch 5 must leave the cache, or the follower's LastFetchedEpoch
+    // stays 5 and the leader answers "diverging" forever.
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("p-0");
+    let log = three_epochs(&dir);
+    assert_eq!(log.leader_epochs(), entries(&[(1, 0), (3, 2), (5, 5)]));
+    assert_eq!(log.truncate_to(5).expect("truncate"), 5);
+    assert_eq!(log.leader_epochs(), entries(&[(1, 0), (3, 2)]));
+    assert_eq!(log.log_end_offset(), 5);
+    // Beyond the log end too, and it is persisted.
+    log.set_leader_epoch(7).expect("epoch 7");
+    assert_eq!(log.truncate_to(9).expect("truncate"), 5);
+    drop(log);
+    let (reopened, _) = Log::open(dir, LogConfig::default(), Recovery::Scan).expect("open");
+    assert_eq!(reopened.leader_epochs(), entries(&[(1, 0), (3, 2)]));
+    assert_eq!(stamps(&reopened), vec![(0, 1), (2, 3), (3, 3)]);
+}
+
+#[test]
 fn a_follower_behind_the_leaders_log_start_starts_over_there() {
     let root = tempfile::tempdir().expect("tempdir");
     let leader = Log::create(root.path().join("leader"), small_segments()).expect("leader");

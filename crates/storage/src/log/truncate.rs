@@ -21,9 +21,10 @@ use crate::segment::{sync_dir, Segment};
 
 impl Log {
     /// Removes every record at and above `offset` (the whole batch holding it, so the new log
-    /// end may be below `offset`) and returns the new log end. Nothing happens at or beyond
-    /// the log end; below the log start is `OffsetOutOfRange`. Any failure poisons the log:
-    /// its files may be half cut.
+    /// end may be below `offset`) and returns the new log end. At or beyond the log end no
+    /// record goes, but epochs recorded as starting at the log end do (see below); below the
+    /// log start is `OffsetOutOfRange`. Any failure poisons the log: its files may be half
+    /// cut.
     pub fn truncate_to(&self, offset: i64) -> Result<i64, StorageError> {
         self.check_writable()?;
         let _maintenance = self.maintenance.lock().map_err(|_| self.poisoned_error())?;
@@ -32,6 +33,17 @@ impl Log {
         self.check_writable()?;
         let st = &mut *guard;
         if offset >= st.log_end {
+            // A replica elected leader at epoch E that died before appending anything left
+            // E in its cache, starting at its log end; the leader elected since never saw E,
+            // so it tells this follower to truncate to (at least) its own end. E must go now,
+            // or the follower sends LastFetchedEpoch E again, is told to diverge again, and
+            // never fetches (Kafka's truncateTo clears the cache's end the same way).
+            let mut epochs = st.epochs.clone();
+            if epochs.truncate_from_end(st.log_end) {
+                self.persist_epochs(st, epochs)?;
+                tracing::info!(dir = %self.dir.display(), log_end = st.log_end,
+                    "dropped leader epochs that start at the log end");
+            }
             return Ok(st.log_end);
         }
         if offset < st.log_start {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::SchemaRef;
 use arrow_select::filter::filter_record_batch;
 use datafusion_common::cast::as_boolean_array;
@@ -52,7 +52,13 @@ impl MapOp {
             .iter()
             .map(|e| Ok(e.evaluate(input)?.into_array(input.num_rows())?))
             .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
-        Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
+        // With the row count: `count(*)` over a source projects no column at all.
+        let options = RecordBatchOptions::new().with_row_count(Some(input.num_rows()));
+        Ok(Some(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &options,
+        )?))
     }
 }
 

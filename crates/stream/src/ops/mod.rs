@@ -1,3 +1,5 @@
-//! Operators of the fused runtime, a module per family.
+//! Operators, a file per family.
 
+pub mod accumulators;
+pub mod aggregate;
 pub mod map;

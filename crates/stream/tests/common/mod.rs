@@ -84,6 +84,7 @@ pub fn sink(topic: &str) -> NodeSpec {
                 key_col: Some(1),
             })
         }),
+        upsert: false,
     })
 }
 

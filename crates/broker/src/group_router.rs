@@ -1,0 +1,472 @@
+//! Routes group requests to the coordinator that holds the group (design §7.1).
+//!
+//! Single node: one coordinator over `meta/group-offsets`, every group's. Cluster mode: one
+//! shard per `__consumer_offsets` partition led here, the group's partition being Java's
+//! `String.hashCode` of its id, non-negative, modulo the partition count (Kafka's mapping).
+//! The publisher loads a shard when its partition is led here under a new leader epoch
+//! (COORDINATOR_LOAD_IN_PROGRESS meanwhile) and unloads it when the leadership goes
+//! (NOT_COORDINATOR from then on, as for a group whose partition is led elsewhere).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+use weir_coordinator::{
+    CommitRequest, CommittedOffset, CoordinatorConfig, ErrorCode, JoinRequest, JoinResponse,
+    SyncRequest, SyncResponse, TopicPartition,
+};
+use weir_storage::StorageError;
+
+use crate::cluster::ImageCell;
+use crate::groups::{Groups, GroupsError};
+use crate::partition::{Partition, Role};
+
+/// Kafka's name of the group coordinator's internal topic.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+enum Slot {
+    /// Replaying the partition's log for this leader epoch.
+    Loading(i32),
+    Loaded(i32, Arc<Groups>),
+}
+
+impl Slot {
+    fn epoch(&self) -> i32 {
+        match self {
+            Slot::Loading(e) | Slot::Loaded(e, _) => *e,
+        }
+    }
+}
+
+pub struct GroupRouter {
+    config: CoordinatorConfig,
+    /// The single node's one coordinator; None in cluster mode.
+    local: Option<Arc<Groups>>,
+    /// Cluster mode: the shards of this broker's `__consumer_offsets` leaderships.
+    shards: RwLock<BTreeMap<i32, Slot>>,
+    image: Arc<ImageCell>,
+    /// Stops the shards' timers when the broker stops.
+    stop: broadcast::Sender<()>,
+    /// A creation of `__consumer_offsets` is under way (`State::ensure_offsets_topic`).
+    pub(crate) creating: AtomicBool,
+}
+
+/// The partition of `key` among `count` (Kafka's `Utils.abs(key.hashCode()) % count`).
+pub fn partition_for(key: &str, count: usize) -> i32 {
+    let hash = crate::cluster::coordinator::java_string_hash(key);
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    i32::try_from(usize::try_from(abs).unwrap_or(0) % count.max(1)).unwrap_or(0)
+}
+
+impl GroupRouter {
+    /// The single node's router over its one coordinator.
+    pub fn local(groups: Arc<Groups>, config: CoordinatorConfig) -> GroupRouter {
+        GroupRouter {
+            config,
+            local: Some(groups),
+            shards: RwLock::default(),
+            image: Arc::default(),
+            stop: broadcast::channel(1).0,
+            creating: AtomicBool::new(false),
+        }
+    }
+
+    /// Cluster mode: shards come and go with the leaderships in `image`.
+    pub fn cluster(config: CoordinatorConfig, image: Arc<ImageCell>) -> GroupRouter {
+        GroupRouter {
+            config,
+            local: None,
+            shards: RwLock::default(),
+            image,
+            stop: broadcast::channel(1).0,
+            creating: AtomicBool::new(false),
+        }
+    }
+
+    /// The `__consumer_offsets` partition of `group` in the current image.
+    pub fn partition_of(&self, group: &str) -> Option<i32> {
+        let image = self.image.image();
+        let count = image.topic_by_name(OFFSETS_TOPIC)?.partitions.len();
+        (count > 0).then(|| partition_for(group, count))
+    }
+
+    /// The coordinator of `group` when it is loaded here; else NOT_COORDINATOR, or
+    /// COORDINATOR_LOAD_IN_PROGRESS while its shard loads.
+    pub fn shard(&self, group: &str) -> Result<Arc<Groups>, ErrorCode> {
+        if let Some(local) = &self.local {
+            return Ok(local.clone());
+        }
+        let p = self.partition_of(group).ok_or(ErrorCode::NOT_COORDINATOR)?;
+        match self
+            .shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&p)
+        {
+            Some(Slot::Loaded(_, g)) => Ok(g.clone()),
+            Some(Slot::Loading(_)) => Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
+            None => Err(ErrorCode::NOT_COORDINATOR),
+        }
+    }
+
+    fn loaded(&self) -> Vec<Arc<Groups>> {
+        if let Some(local) = &self.local {
+            return vec![local.clone()];
+        }
+        self.shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|s| match s {
+                Slot::Loaded(_, g) => Some(g.clone()),
+                Slot::Loading(_) => None,
+            })
+            .collect()
+    }
+
+    /// The publisher gave `__consumer_offsets`-`index` a role here: a leadership under a
+    /// new epoch loads its shard (replacing one of an older epoch), any other role unloads.
+    pub fn partition_role(self: &Arc<Self>, index: i32, partition: &Arc<Partition>) {
+        if partition.role() != Role::Leader {
+            self.unload(index);
+            return;
+        }
+        let epoch = partition.leader_epoch();
+        {
+            let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+            if shards.get(&index).is_some_and(|s| s.epoch() == epoch) {
+                return;
+            }
+            if let Some(Slot::Loaded(_, old)) = shards.insert(index, Slot::Loading(epoch)) {
+                old.unload();
+            }
+        }
+        tracing::info!(
+            partition = index,
+            leader_epoch = epoch,
+            "loading a group coordinator shard"
+        );
+        let router = self.clone();
+        let partition = partition.clone();
+        tokio::spawn(async move { router.load(index, epoch, partition).await });
+    }
+
+    /// Replays the shard's log on the blocking pool, retrying a failed replay while the
+    /// leadership lasts, and serves it once loaded.
+    async fn load(self: Arc<Self>, index: i32, epoch: i32, partition: Arc<Partition>) {
+        loop {
+            let config = self.config.clone();
+            let p = partition.clone();
+            let loaded =
+                tokio::task::spawn_blocking(move || Groups::load_shard(p, epoch, config)).await;
+            let failure = {
+                let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+                if !matches!(shards.get(&index), Some(Slot::Loading(e)) if *e == epoch) {
+                    // Unloaded or replaced meanwhile.
+                    return;
+                }
+                match loaded {
+                    Ok(Ok(groups)) => {
+                        let groups = Arc::new(groups);
+                        tokio::spawn(groups.clone().run_timer(self.stop.subscribe()));
+                        shards.insert(index, Slot::Loaded(epoch, groups));
+                        tracing::info!(
+                            partition = index,
+                            leader_epoch = epoch,
+                            "group coordinator shard loaded"
+                        );
+                        return;
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                }
+            };
+            tracing::error!(partition = index, error = %failure, "loading a group coordinator shard failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// `__consumer_offsets`-`index` is no longer led here (or no longer exists).
+    pub fn unload(&self, index: i32) {
+        let slot = self
+            .shards
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&index);
+        if let Some(slot) = slot {
+            tracing::info!(partition = index, "unloading a group coordinator shard");
+            if let Slot::Loaded(_, groups) = slot {
+                groups.unload();
+            }
+        }
+    }
+
+    pub async fn join(&self, req: JoinRequest) -> JoinResponse {
+        match self.shard(&req.group_id) {
+            Ok(g) => g.join(req).await,
+            Err(code) => join_failed(code),
+        }
+    }
+
+    pub async fn sync(&self, req: SyncRequest) -> SyncResponse {
+        match self.shard(&req.group_id) {
+            Ok(g) => g.sync(req).await,
+            Err(code) => sync_failed(code),
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        generation: i32,
+        member: &str,
+        instance: Option<&str>,
+    ) -> ErrorCode {
+        match self.shard(group) {
+            Ok(g) => g.heartbeat(group, generation, member, instance),
+            Err(code) => code,
+        }
+    }
+
+    pub fn leave(
+        &self,
+        group: &str,
+        members: Vec<weir_coordinator::LeaveMember>,
+    ) -> weir_coordinator::LeaveResponse {
+        match self.shard(group) {
+            Ok(g) => g.leave(group, members),
+            Err(error) => weir_coordinator::LeaveResponse {
+                error,
+                members: Vec::new(),
+            },
+        }
+    }
+
+    pub async fn commit(&self, req: CommitRequest) -> Vec<(TopicPartition, ErrorCode)> {
+        match self.shard(&req.group_id) {
+            Ok(g) => g.commit(req).await,
+            Err(code) => req.offsets.into_iter().map(|(tp, _)| (tp, code)).collect(),
+        }
+    }
+
+    pub async fn txn_commit(
+        &self,
+        req: weir_coordinator::TxnCommitRequest,
+    ) -> Vec<(TopicPartition, ErrorCode)> {
+        match self.shard(&req.group_id) {
+            Ok(g) => g.txn_commit(req).await,
+            Err(code) => req.offsets.into_iter().map(|(tp, _)| (tp, code)).collect(),
+        }
+    }
+
+    /// Settles a decided transaction's pending commits in `group`; NotCoordinator when the
+    /// group's shard is not here (cluster mode).
+    pub async fn settle_txn(
+        &self,
+        group: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), GroupsError> {
+        let g = self.shard(group).map_err(|_| GroupsError::NotCoordinator)?;
+        g.settle_txn(group, producer_id, commit).await
+    }
+
+    /// Whether the single node's offsets log was poisoned (a failed fsync).
+    pub fn is_poisoned(&self) -> bool {
+        self.local.as_ref().is_some_and(|g| g.is_poisoned())
+    }
+
+    pub fn unstable_partitions(&self, group: &str) -> BTreeSet<TopicPartition> {
+        self.shard(group)
+            .map(|g| g.unstable_partitions(group))
+            .unwrap_or_default()
+    }
+
+    pub async fn fetch_offsets(
+        &self,
+        group: &str,
+        partitions: Option<Vec<TopicPartition>>,
+    ) -> Result<Vec<(TopicPartition, Option<CommittedOffset>)>, ErrorCode> {
+        self.shard(group)?.fetch_offsets(group, partitions).await
+    }
+
+    pub fn consumer_heartbeat(
+        &self,
+        req: weir_coordinator::ConsumerHeartbeat,
+        topics: &dyn Fn(&str) -> Option<i32>,
+    ) -> weir_coordinator::ConsumerHeartbeatResponse {
+        match self.shard(&req.group_id) {
+            Ok(g) => g.consumer_heartbeat(req, topics),
+            Err(code) => consumer_heartbeat_failed(code),
+        }
+    }
+
+    pub fn consumer_describe(
+        &self,
+        groups: &[String],
+    ) -> Vec<weir_coordinator::ConsumerGroupDescription> {
+        if let Some(local) = &self.local {
+            return local.consumer_describe(groups);
+        }
+        groups
+            .iter()
+            .map(|group| match self.shard(group) {
+                Ok(g) => g
+                    .consumer_describe(std::slice::from_ref(group))
+                    .pop()
+                    .unwrap_or_else(|| consumer_describe_failed(group, ErrorCode::NONE)),
+                Err(code) => consumer_describe_failed(group, code),
+            })
+            .collect()
+    }
+
+    /// Every group coordinated here, for metrics.
+    pub fn stats(&self) -> Vec<weir_coordinator::GroupStats> {
+        self.loaded().iter().flat_map(|g| g.stats()).collect()
+    }
+
+    pub fn group_type(&self, group: &str) -> Option<weir_coordinator::GroupType> {
+        self.shard(group).ok()?.group_type(group)
+    }
+
+    pub fn describe(&self, group: &str) -> weir_coordinator::GroupDescription {
+        match self.shard(group) {
+            Ok(g) => g.describe(group),
+            Err(code) => describe_failed(group, code),
+        }
+    }
+
+    /// The groups coordinated here (Kafka's ListGroups is per broker).
+    pub fn list(
+        &self,
+        states: &[weir_coordinator::GroupState],
+    ) -> Result<Vec<weir_coordinator::GroupListing>, ErrorCode> {
+        let mut all = Vec::new();
+        for g in self.loaded() {
+            all.extend(g.list(states)?);
+        }
+        Ok(all)
+    }
+
+    pub async fn delete_groups(&self, groups: Vec<String>) -> Vec<(String, ErrorCode)> {
+        if let Some(local) = &self.local {
+            return local.delete_groups(groups).await;
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for group in groups {
+            match self.shard(&group) {
+                Ok(g) => out.extend(g.delete_groups(vec![group]).await),
+                Err(code) => out.push((group, code)),
+            }
+        }
+        out
+    }
+
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> weir_coordinator::DeleteOffsetsResponse {
+        match self.shard(group) {
+            Ok(g) => g.delete_offsets(group, partitions).await,
+            Err(error) => weir_coordinator::DeleteOffsetsResponse {
+                error,
+                partitions: Vec::new(),
+            },
+        }
+    }
+
+    /// A topic was deleted: its committed offsets go too, in every shard here.
+    pub fn topic_deleted(&self, topic: &str) {
+        for g in self.loaded() {
+            g.topic_deleted(topic);
+        }
+    }
+
+    /// Drives the single node's timer; in cluster mode each shard runs its own, stopped
+    /// with this one.
+    pub async fn run_timer(self: Arc<Self>, mut stop: broadcast::Receiver<()>) {
+        match &self.local {
+            Some(local) => local.clone().run_timer(stop).await,
+            None => {
+                let _ = stop.recv().await;
+                let _ = self.stop.send(());
+            }
+        }
+    }
+
+    pub fn close(&self) -> Result<(), StorageError> {
+        match &self.local {
+            Some(local) => local.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A JoinGroup this coordinator cannot answer.
+pub fn join_failed(error: ErrorCode) -> JoinResponse {
+    JoinResponse {
+        error,
+        generation_id: -1,
+        protocol_type: None,
+        protocol_name: None,
+        leader: String::new(),
+        skip_assignment: false,
+        member_id: String::new(),
+        members: Vec::new(),
+    }
+}
+
+/// A SyncGroup this coordinator cannot answer.
+pub fn sync_failed(error: ErrorCode) -> SyncResponse {
+    SyncResponse {
+        error,
+        protocol_type: None,
+        protocol_name: None,
+        assignment: Bytes::new(),
+    }
+}
+
+/// A ConsumerGroupHeartbeat this coordinator cannot answer.
+pub fn consumer_heartbeat_failed(error: ErrorCode) -> weir_coordinator::ConsumerHeartbeatResponse {
+    weir_coordinator::ConsumerHeartbeatResponse {
+        error,
+        error_message: Some(GroupsError::Unavailable.to_string()),
+        member_id: String::new(),
+        member_epoch: 0,
+        heartbeat_interval_ms: 0,
+        assignment: None,
+    }
+}
+
+/// A consumer group this coordinator cannot describe.
+pub fn consumer_describe_failed(
+    group: &str,
+    error: ErrorCode,
+) -> weir_coordinator::ConsumerGroupDescription {
+    weir_coordinator::ConsumerGroupDescription {
+        error,
+        error_message: Some(GroupsError::Unavailable.to_string()),
+        group_id: group.to_owned(),
+        state: weir_coordinator::GroupState::Dead,
+        group_epoch: 0,
+        assignment_epoch: 0,
+        assignor_name: String::new(),
+        members: Vec::new(),
+    }
+}
+
+/// A classic group this coordinator cannot describe.
+pub fn describe_failed(group: &str, error: ErrorCode) -> weir_coordinator::GroupDescription {
+    weir_coordinator::GroupDescription {
+        error,
+        group_id: group.to_owned(),
+        state: weir_coordinator::GroupState::Dead,
+        protocol_type: String::new(),
+        protocol: String::new(),
+        members: Vec::new(),
+    }
+}

@@ -1,0 +1,440 @@
+//! `UpdatingAggregate` (§6): GROUP BY over an append-only or updating input, emitting an
+//! updating edge keyed by the group columns. Per group it keeps the net row count and one
+//! accumulator per aggregate ([`super::accumulators`]); a group whose count falls to zero
+//! is retracted and freed. A batch's changed groups each emit the retraction of their old
+//! row and their new row, adjacent; an unchanged one emits nothing.
+//!
+//! State is a [`KeyedState`] keyed by the group key's codec row, so a checkpoint writes the
+//! groups changed in the epoch and a tombstone for each one freed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
+use datafusion_common::ScalarValue;
+use datafusion_physical_expr::PhysicalExpr;
+
+use crate::error::StreamError;
+use crate::graph::AggSpec;
+use crate::ops::accumulators::Acc;
+use crate::state::codec::{self, CodecError};
+use crate::state::{Change, KeyedState, StateValue, Stateful};
+
+/// One group's state: its net row count and its accumulators.
+#[derive(Clone, Debug)]
+pub struct Group {
+    rows: i64,
+    accs: Vec<Acc>,
+}
+
+impl StateValue for Group {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let mut fields = vec![ScalarValue::Int64(Some(self.rows))];
+        for a in &self.accs {
+            a.encode(&mut fields);
+        }
+        codec::encode_row(&fields, out)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let fields = codec::decode_row(bytes)?;
+        let mut it = fields.iter();
+        let rows = match it.next() {
+            Some(ScalarValue::Int64(Some(n))) => *n,
+            other => {
+                return Err(CodecError::Invalid(format!(
+                    "group state starts with {other:?}"
+                )))
+            }
+        };
+        let mut accs = Vec::new();
+        while it.len() > 0 {
+            accs.push(Acc::decode(&mut it)?);
+        }
+        Ok(Group { rows, accs })
+    }
+
+    fn size(&self) -> usize {
+        64 + self
+            .accs
+            .iter()
+            .map(|a| std::mem::size_of::<Acc>() + a.heap())
+            .sum::<usize>()
+    }
+}
+
+/// A group a batch touched: its encoded key, its key values, its output row before the batch.
+type Touched = (Vec<u8>, Vec<ScalarValue>, Option<Vec<ScalarValue>>);
+
+pub struct UpdatingAggregateOp {
+    group: Vec<Arc<dyn PhysicalExpr>>,
+    aggs: Vec<AggSpec>,
+    /// Group columns, aggregate columns, `_retract`.
+    schema: SchemaRef,
+    /// Whether the input carries `_retract` as its last column.
+    input_updating: bool,
+    state: KeyedState<Group>,
+}
+
+impl UpdatingAggregateOp {
+    pub fn new(
+        group: Vec<Arc<dyn PhysicalExpr>>,
+        aggs: Vec<AggSpec>,
+        schema: SchemaRef,
+        input_updating: bool,
+    ) -> UpdatingAggregateOp {
+        UpdatingAggregateOp {
+            group,
+            aggs,
+            schema,
+            input_updating,
+            state: KeyedState::default(),
+        }
+    }
+
+    /// Groups held.
+    pub fn groups(&self) -> usize {
+        self.state.len()
+    }
+
+    fn output(&self, group: &Group) -> Result<Vec<ScalarValue>, StreamError> {
+        group
+            .accs
+            .iter()
+            .zip(&self.aggs)
+            .map(|(a, spec)| a.value(&spec.output).map_err(StreamError::Aggregate))
+            .collect()
+    }
+
+    /// Folds `batch` into the groups; the changes of the groups it touched.
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>, StreamError> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        let eval = |e: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef, StreamError> {
+            Ok(e.evaluate(batch)?.into_array(n)?)
+        };
+        let keys = self.group.iter().map(eval).collect::<Result<Vec<_>, _>>()?;
+        let args = self
+            .aggs
+            .iter()
+            .map(|a| eval(&a.arg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let filters = self
+            .aggs
+            .iter()
+            .map(|a| {
+                a.filter
+                    .as_ref()
+                    .map(|f| {
+                        let mask = eval(f)?;
+                        mask.as_boolean_opt().cloned().ok_or_else(|| {
+                            StreamError::Aggregate(format!(
+                                "FILTER (WHERE {f}) is {}, not BOOLEAN",
+                                mask.data_type()
+                            ))
+                        })
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<Option<BooleanArray>>, _>>()?;
+        let retract = if self.input_updating {
+            let last = batch
+                .num_columns()
+                .checked_sub(1)
+                .and_then(|i| batch.column(i).as_boolean_opt().cloned());
+            Some(last.ok_or_else(|| {
+                StreamError::Graph("an updating input without its _retract column".into())
+            })?)
+        } else {
+            None
+        };
+
+        // The groups this batch touched, in first-touched order, with their row before it.
+        let mut touched: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut before: Vec<Touched> = Vec::new();
+        let mut key = Vec::new();
+        for row in 0..n {
+            let values = keys
+                .iter()
+                .map(|k| ScalarValue::try_from_array(k, row))
+                .collect::<Result<Vec<_>, _>>()?;
+            key.clear();
+            codec::encode_row(&values, &mut key).map_err(StreamError::Codec)?;
+            if !touched.contains_key(&key) {
+                let old = match self.state.get(&key) {
+                    Some(g) => Some(self.output(g)?),
+                    None => None,
+                };
+                touched.insert(key.clone(), before.len());
+                before.push((key.clone(), values, old));
+            }
+            let weight = match &retract {
+                Some(r) if r.is_valid(row) && r.value(row) => -1,
+                _ => 1,
+            };
+            let aggs = &self.aggs;
+            let result = self.state.update(&key, |slot| -> Result<(), String> {
+                let g = slot.get_or_insert_with(|| Group {
+                    rows: 0,
+                    accs: aggs.iter().map(|a| Acc::new(a.kind, &a.output)).collect(),
+                });
+                g.rows += weight;
+                for (i, acc) in g.accs.iter_mut().enumerate() {
+                    let passes = match filters.get(i).and_then(Option::as_ref) {
+                        // FILTER (WHERE p): only rows where p is true reach the aggregate.
+                        Some(f) => f.is_valid(row) && f.value(row),
+                        None => true,
+                    };
+                    if passes {
+                        let arg = args.get(i).ok_or("missing argument")?;
+                        let v = ScalarValue::try_from_array(arg, row).map_err(|e| e.to_string())?;
+                        acc.apply(v, weight)?;
+                    }
+                }
+                if g.rows < 0 {
+                    return Err("a retraction of a row the aggregate never counted".into());
+                }
+                if g.rows == 0 {
+                    // The group's last row is gone: free it (a tombstone at the checkpoint).
+                    *slot = None;
+                }
+                Ok(())
+            });
+            result.map_err(StreamError::Aggregate)?;
+        }
+
+        let width = self.schema.fields().len();
+        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::new(); width];
+        let mut push = |keys: &[ScalarValue], aggs: Vec<ScalarValue>, retract: bool| {
+            let row = keys
+                .iter()
+                .cloned()
+                .chain(aggs)
+                .chain([ScalarValue::Boolean(Some(retract))]);
+            for (c, v) in columns.iter_mut().zip(row) {
+                c.push(v);
+            }
+        };
+        for (key, values, old) in before {
+            let new = match self.state.get(&key) {
+                Some(g) => Some(self.output(g)?),
+                None => None,
+            };
+            if new == old {
+                continue;
+            }
+            if let Some(old) = old {
+                push(&values, old, true);
+            }
+            if let Some(new) = new {
+                push(&values, new, false);
+            }
+        }
+        if columns.first().is_none_or(Vec::is_empty) {
+            return Ok(None);
+        }
+        let arrays = columns
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(values, field)| to_array(values, field.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
+    }
+}
+
+/// A column of `t` from scalars (cast where DataFusion's scalar type differs, e.g. views).
+fn to_array(values: Vec<ScalarValue>, t: &DataType) -> Result<ArrayRef, StreamError> {
+    let values = values
+        .into_iter()
+        .map(|v| {
+            if v.data_type() == *t {
+                Ok(v)
+            } else {
+                v.cast_to(t)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ScalarValue::iter_to_array(values)?)
+}
+
+impl Stateful for UpdatingAggregateOp {
+    fn state_bytes(&self) -> usize {
+        self.state.bytes()
+    }
+
+    fn take_changes(&mut self) -> Result<Vec<Change>, CodecError> {
+        self.state.take_changes()
+    }
+
+    fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
+        let g = Group::decode(value)?;
+        if g.accs.len() != self.aggs.len()
+            || g.accs
+                .iter()
+                .zip(&self.aggs)
+                .any(|(a, s)| a.kind() != s.kind)
+        {
+            return Err(CodecError::Invalid(
+                "group state of another aggregate list".into(),
+            ));
+        }
+        self.state.restore(key, value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+    use datafusion_expr::Operator;
+    use datafusion_physical_expr::expressions::{col, lit, BinaryExpr};
+
+    use crate::graph::{AggKind, RETRACT};
+
+    fn input() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new(RETRACT, DataType::Boolean, false),
+        ]))
+    }
+
+    fn batch(rows: &[(Option<&str>, Option<i64>, bool)]) -> RecordBatch {
+        RecordBatch::try_new(
+            input(),
+            vec![
+                Arc::new(rows.iter().map(|r| r.0).collect::<StringArray>()),
+                Arc::new(rows.iter().map(|r| r.1).collect::<Int64Array>()),
+                Arc::new(rows.iter().map(|r| Some(r.2)).collect::<BooleanArray>()),
+            ],
+        )
+        .expect("batch")
+    }
+
+    fn op() -> UpdatingAggregateOp {
+        let s = input();
+        let v = col("v", &s).expect("v");
+        let agg = |kind, output, filter| AggSpec {
+            kind,
+            arg: v.clone(),
+            filter,
+            output,
+        };
+        let positive: Arc<dyn PhysicalExpr> =
+            Arc::new(BinaryExpr::new(v.clone(), Operator::Gt, lit(0i64)));
+        let out = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("count", DataType::Int64, false),
+            Field::new("sum", DataType::Int64, true),
+            Field::new("max", DataType::Int64, true),
+            Field::new("pos", DataType::Int64, false),
+            Field::new(RETRACT, DataType::Boolean, false),
+        ]));
+        UpdatingAggregateOp::new(
+            vec![col("k", &s).expect("k")],
+            vec![
+                agg(AggKind::Count, DataType::Int64, None),
+                agg(AggKind::Sum, DataType::Int64, None),
+                agg(AggKind::Max, DataType::Int64, None),
+                agg(AggKind::Count, DataType::Int64, Some(positive)),
+            ],
+            out,
+            true,
+        )
+    }
+
+    fn rows(b: &RecordBatch) -> Vec<String> {
+        (0..b.num_rows())
+            .map(|r| {
+                b.columns()
+                    .iter()
+                    .map(|c| arrow_cast::display::array_value_to_string(c, r).expect("display"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn groups_update_retract_and_disappear() {
+        let mut a = op();
+        let out = a
+            .process(&batch(&[
+                (Some("x"), Some(5), false),
+                (Some("x"), Some(-2), false),
+                (None, None, false),
+            ]))
+            .expect("process")
+            .expect("rows");
+        assert_eq!(rows(&out), ["x,2,3,5,1,false", ",0,,,0,false"]);
+        // Retracting the maximum exposes the next; the NULL group disappears.
+        let out = a
+            .process(&batch(&[(Some("x"), Some(5), true), (None, None, true)]))
+            .expect("process")
+            .expect("rows");
+        assert_eq!(
+            rows(&out),
+            ["x,2,3,5,1,true", "x,1,-2,-2,0,false", ",0,,,0,true"]
+        );
+        assert_eq!(a.groups(), 1, "the emptied group is freed");
+        // A change that leaves the result as it was emits nothing.
+        assert!(a
+            .process(&batch(&[
+                (Some("x"), Some(7), false),
+                (Some("x"), Some(7), true)
+            ]))
+            .expect("process")
+            .is_none());
+        assert!(
+            a.process(&batch(&[(Some("y"), Some(1), true)])).is_err(),
+            "a retraction of a row never inserted"
+        );
+    }
+
+    #[test]
+    fn checkpointed_groups_restore_exactly() {
+        let mut a = op();
+        a.process(&batch(&[
+            (Some("x"), Some(5), false),
+            (Some("y"), Some(3), false),
+            (Some("y"), Some(4), false),
+        ]))
+        .expect("process");
+        let first = a.take_changes().expect("changes");
+        assert_eq!(first.len(), 2);
+        a.process(&batch(&[
+            (Some("x"), Some(5), true),
+            (Some("y"), Some(9), false),
+        ]))
+        .expect("process");
+        let second = a.take_changes().expect("changes");
+        // x was freed: a tombstone; y changed: its new state.
+        assert_eq!(second.iter().filter(|(_, v)| v.is_none()).count(), 1);
+        assert_eq!(second.len(), 2);
+        let mut collapsed: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+        for (k, v) in first.into_iter().chain(second) {
+            collapsed.insert(k, v);
+        }
+        let mut b = op();
+        for (k, v) in &collapsed {
+            if let Some(v) = v {
+                b.restore(k, v).expect("restore");
+            }
+        }
+        assert_eq!(b.groups(), 1);
+        assert_eq!(b.state_bytes(), a.state_bytes());
+        // Both continue alike: the max of y retracted exposes 4 in both.
+        let next = batch(&[(Some("y"), Some(9), true)]);
+        let (ra, rb) = (
+            a.process(&next).expect("a").expect("rows"),
+            b.process(&next).expect("b").expect("rows"),
+        );
+        assert_eq!(rows(&ra), rows(&rb));
+        assert_eq!(rows(&ra), ["y,3,16,9,3,true", "y,2,7,4,2,false"]);
+    }
+}

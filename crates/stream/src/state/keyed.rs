@@ -1,0 +1,179 @@
+//! Keyed operator state: a map from encoded keys to values, with the keys changed since the
+//! last checkpoint (so a checkpoint writes deltas: a hot key costs one record per epoch, not
+//! one per input row) and the bytes it holds (for the pipeline's memory budget).
+//!
+//! Keys are bytes the operator chooses (a group key's [`super::codec::encode_row`], a
+//! window's end followed by its group, a join key...); values implement [`StateValue`].
+
+use std::collections::{HashMap, HashSet};
+
+use super::codec::CodecError;
+
+/// Bytes a map entry costs beyond its key and value (hash table slot, dirty-set entry).
+const ENTRY_OVERHEAD: usize = 64;
+
+/// A value kept in [`KeyedState`].
+pub trait StateValue: Sized {
+    /// Appends the value's durable form (starting with a version byte of its own).
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError>;
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError>;
+    /// Heap bytes held, for the memory budget; must be cheap (called on every update).
+    fn size(&self) -> usize;
+}
+
+/// One change to write at a checkpoint: the key and its encoded value, or `None` (a
+/// tombstone) for a key removed since the last one.
+pub type Change = (Vec<u8>, Option<Vec<u8>>);
+
+pub struct KeyedState<V> {
+    map: HashMap<Vec<u8>, V>,
+    dirty: HashSet<Vec<u8>>,
+    bytes: usize,
+}
+
+impl<V> Default for KeyedState<V> {
+    fn default() -> Self {
+        KeyedState {
+            map: HashMap::new(),
+            dirty: HashSet::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<V: StateValue> KeyedState<V> {
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Bytes held by keys and values (dirty keys included).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &V)> {
+        self.map.iter()
+    }
+
+    fn cost(key: &[u8], v: &V) -> usize {
+        key.len() + v.size() + ENTRY_OVERHEAD
+    }
+
+    /// Runs `f` on `key`'s entry (`None` if absent); leaving `None` removes it. The key is
+    /// marked changed for the next checkpoint.
+    pub fn update<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Option<V>) -> R) -> R {
+        let mut slot = self.map.remove(key);
+        if let Some(old) = &slot {
+            self.bytes = self.bytes.saturating_sub(Self::cost(key, old));
+        }
+        let out = f(&mut slot);
+        if let Some(new) = slot {
+            self.bytes += Self::cost(key, &new);
+            self.map.insert(key.to_vec(), new);
+        }
+        if !self.dirty.contains(key) {
+            self.dirty.insert(key.to_vec());
+        }
+        out
+    }
+
+    pub fn insert(&mut self, key: Vec<u8>, value: V) {
+        self.update(&key, |slot| *slot = Some(value));
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+        self.update(key, Option::take)
+    }
+
+    /// The changes since the last call, as changelog entries; clears the changed set.
+    pub fn take_changes(&mut self) -> Result<Vec<Change>, CodecError> {
+        let mut out = Vec::with_capacity(self.dirty.len());
+        for key in self.dirty.drain() {
+            let value = match self.map.get(&key) {
+                Some(v) => {
+                    let mut buf = Vec::new();
+                    v.encode(&mut buf)?;
+                    Some(buf)
+                }
+                None => None,
+            };
+            out.push((key, value));
+        }
+        // Sorted, so a checkpoint's records do not depend on hash order.
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Loads one committed entry at recovery (not marked changed).
+    pub fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
+        let v = V::decode(value)?;
+        if let Some(old) = self.map.get(key) {
+            self.bytes = self.bytes.saturating_sub(Self::cost(key, old));
+        }
+        self.bytes += Self::cost(key, &v);
+        self.map.insert(key.to_vec(), v);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counter(i64);
+
+    impl StateValue for Counter {
+        fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+            out.extend_from_slice(&self.0.to_be_bytes());
+            Ok(())
+        }
+        fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+            let a: [u8; 8] = bytes.try_into().map_err(|_| CodecError::Truncated)?;
+            Ok(Counter(i64::from_be_bytes(a)))
+        }
+        fn size(&self) -> usize {
+            8
+        }
+    }
+
+    #[test]
+    fn changes_are_deltas_with_tombstones_and_bytes_are_accounted() {
+        let mut s: KeyedState<Counter> = KeyedState::default();
+        s.insert(b"a".to_vec(), Counter(1));
+        s.insert(b"b".to_vec(), Counter(2));
+        assert_eq!(s.bytes(), 2 * (1 + 8 + ENTRY_OVERHEAD));
+        let c = s.take_changes().expect("changes");
+        assert_eq!(c.len(), 2);
+        assert!(s.take_changes().expect("none").is_empty(), "cleared");
+        s.update(b"a", |v| {
+            if let Some(v) = v {
+                v.0 += 10
+            }
+        });
+        s.remove(b"b");
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.bytes(), 1 + 8 + ENTRY_OVERHEAD);
+        let c = s.take_changes().expect("changes");
+        assert_eq!(
+            c,
+            vec![
+                (b"a".to_vec(), Some(11i64.to_be_bytes().to_vec())),
+                (b"b".to_vec(), None)
+            ]
+        );
+        let mut back: KeyedState<Counter> = KeyedState::default();
+        back.restore(b"a", &11i64.to_be_bytes()).expect("restore");
+        assert_eq!(back.get(b"a").map(|c| c.0), Some(11));
+        assert_eq!(back.bytes(), s.bytes());
+        assert!(back.take_changes().expect("none").is_empty());
+        assert!(back.restore(b"x", &[1]).is_err());
+    }
+}
