@@ -59,6 +59,7 @@ class Recorder:
             "retry.backoff.max.ms": 200, "topic.metadata.refresh.interval.ms": 1000,
         })
         self.acked: dict[bytes, tuple[int, int, float]] = {}
+        self.lock = threading.Lock()  # the delivery callback runs on the producer's thread
         self.failed: list[str] = []
         self.sent = 0
         self.stop = threading.Event()
@@ -68,7 +69,13 @@ class Recorder:
         if err is not None:
             self.failed.append(f"{msg.value()!r}: {err}")
         else:
-            self.acked[msg.value()] = (msg.partition(), msg.offset(), time.monotonic())
+            with self.lock:
+                self.acked[msg.value()] = (msg.partition(), msg.offset(), time.monotonic())
+
+    def acks(self) -> list[tuple[int, int, float]]:
+        """A copy of the acknowledgements so far, safe to iterate while the producer runs."""
+        with self.lock:
+            return list(self.acked.values())
 
     def _run(self):
         while not self.stop.is_set():
@@ -129,11 +136,11 @@ def test_acknowledged_records_survive_sigkill_of_the_leader(cluster):
     killed_at = time.monotonic()
 
     def failed_over():
-        return any(p in led and at > killed_at for p, _, at in rec.acked.values())
+        return any(p in led and at > killed_at for p, _, at in rec.acks())
 
     wait_for(f"an acknowledged write on a partition broker {victim} led", failed_over, 60,
              cluster)
-    failover = min(at for p, _, at in rec.acked.values() if p in led and at > killed_at)
+    failover = min(at for p, _, at in rec.acks() if p in led and at > killed_at)
     print(f"\nfailover after SIGKILL of leader {victim}: {failover - killed_at:.2f} s")
     survivor = next(i for i in (1, 2, 3) if i != victim)
     after = wait_for("new leaders, the dead broker out of the ISR", lambda: (
