@@ -17,8 +17,8 @@ import json
 import time
 
 import pytest
-from confluent_kafka import TopicPartition as CKTopicPartition
-from confluent_kafka.admin import ElectionType, NewTopic
+from confluent_kafka import ElectionType, TopicPartition as CKTopicPartition
+from confluent_kafka.admin import NewTopic
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient
 
@@ -57,7 +57,8 @@ def create(cluster: Cluster, topic: str, rf: int = 3, config: dict | None = None
            assignment=None):
     admin = admin_client(cluster.nodes[1].bootstrap)  # held: the futures need their handle
     if assignment is not None:
-        new = NewTopic(topic, replica_assignment=assignment, config=config or {})
+        new = NewTopic(topic, num_partitions=len(assignment), replication_factor=-1,
+                       replica_assignment=assignment, config=config or {})
     else:
         new = NewTopic(topic, num_partitions=PARTITIONS, replication_factor=rf,
                        config=config or {})
@@ -85,7 +86,7 @@ def leaders(cluster: Cluster, via: int, topic: str) -> dict[int, int]:
 def stall(rec: Recorder, led: set[int], start: float, end: float) -> float:
     """The longest time without an acknowledgement on the partitions in `led` from `start` to
     `end`: what a client saw of the event at `start`."""
-    times = sorted(at for p, _, at in rec.acked.values() if p in led and start < at <= end)
+    times = sorted(at for p, _, at in list(rec.acked.values()) if p in led and start < at <= end)
     edges = [start, *times, end]
     return max(b - a for a, b in zip(edges, edges[1:]))
 
@@ -140,7 +141,8 @@ def test_sigterm_moves_leadership_before_exit_and_stalls_far_less_than_sigkill(c
     cluster.nodes[killed].kill9()
     killed_at = time.monotonic()
     wait_for(f"an acknowledged write on a partition broker {killed} led", lambda: any(
-        p in killed_led and at > killed_at for p, _, at in rec.acked.values()), 60, cluster)
+        p in killed_led and at > killed_at for p, _, at in list(rec.acked.values())), 60,
+        cluster)
     time.sleep(2)
     kill_stall = stall(rec, killed_led, killed_at, time.monotonic())
     print(f"\nproduce stall: SIGTERM of leader {victim} {term_stall:.2f} s (exit after "
@@ -207,7 +209,7 @@ def test_elect_leaders_preferred_and_unclean_through_clients_and_cli(tmp_path):
         result = admin.elect_leaders(ElectionType.PREFERRED, [
             CKTopicPartition(topic, p) for p in range(PARTITIONS)]).result(30)
         assert set(result) == {CKTopicPartition(topic, p) for p in range(PARTITIONS)}, result
-        assert all(err is not None and err.args[0].code() == ELECTION_NOT_NEEDED
+        assert all(err is not None and err.code() == ELECTION_NOT_NEEDED
                    for err in result.values()), result
 
         # The CLI, every partition: nothing to do.
@@ -297,30 +299,35 @@ def test_reassignment_while_producing_plan_cancel_and_drain(cluster, tmp_path):
 
 def test_a_move_to_a_stopped_broker_stays_open_until_cancelled(cluster):
     topic = unique_topic("stuck")
+    # The stopped broker is not the active controller: the admin clients keep one to talk to.
+    controller = cluster.info(1)["controller"]
+    dead = next(i for i in (3, 2, 1) if i != controller)
+    first, second = [i for i in (1, 2, 3) if i != dead]
     create(cluster, topic, config={"min.insync.replicas": "1"},
-           assignment=[[1, 2] for _ in range(PARTITIONS)])
-    in_sync(cluster, 1, topic)
-    cluster.nodes[3].kill9()
-    kp = KafkaAdminClient(bootstrap_servers=cluster.nodes[1].bootstrap)
+           assignment=[[first, second] for _ in range(PARTITIONS)])
+    in_sync(cluster, first, topic)
+    cluster.nodes[dead].kill9()
+    kp = KafkaAdminClient(bootstrap_servers=cluster.nodes[first].bootstrap)
     try:
-        res = kp.alter_partition_reassignments({TopicPartition(topic, 0): [3, 2]})
+        res = kp.alter_partition_reassignments({TopicPartition(topic, 0): [dead, second]})
         assert res == {TopicPartition(topic, 0): None}, res
         time.sleep(2)
         ongoing = kp.list_partition_reassignments()
         assert ongoing[TopicPartition(topic, 0)] == {
-            "replicas": [3, 2, 1], "adding_replicas": [3], "removing_replicas": [1]}, ongoing
+            "replicas": [dead, second, first], "adding_replicas": [dead],
+            "removing_replicas": [first]}, ongoing
         listed = run_weir("cluster", "reassign", "--list", "-b",
-                          cluster.nodes[2].bootstrap).stdout
-        assert topic in listed and "3,2,1" in listed, listed
+                          cluster.nodes[second].bootstrap).stdout
+        assert topic in listed and f"{dead},{second},{first}" in listed, listed
         out = run_weir("cluster", "reassign", "--topic", topic, "--partition", "0",
-                       "--cancel", "-b", cluster.nodes[2].bootstrap).stdout
+                       "--cancel", "-b", cluster.nodes[second].bootstrap).stdout
         assert "cancelled" in out, out
         assert kp.list_partition_reassignments() == {}
     finally:
         kp.close()
-    p = partitions_of(cluster, 1, topic)
-    assert p[0][1] == [1, 2] and p[0][0] == 1, p
+    p = partitions_of(cluster, first, topic)
+    assert p[0][1] == sorted([first, second]) and p[0][0] == first, p
     # Unknown brokers are refused with Kafka's code.
     bad = run_weir("cluster", "reassign", "--topic", topic, "--partition", "0",
-                   "--replicas", "1,9", "-b", cluster.nodes[1].bootstrap, check=False)
+                   "--replicas", f"{first},9", "-b", cluster.nodes[first].bootstrap, check=False)
     assert bad.returncode != 0 and "INVALID_REPLICA_ASSIGNMENT" in bad.stdout, bad.stdout
