@@ -129,11 +129,11 @@ def test_acknowledged_records_survive_sigkill_of_the_leader(cluster):
     killed_at = time.monotonic()
 
     def failed_over():
-        return any(p in led and at > killed_at for p, _, at in rec.acked.values())
+        return any(p in led and at > killed_at for p, _, at in list(rec.acked.values()))
 
     wait_for(f"an acknowledged write on a partition broker {victim} led", failed_over, 60,
              cluster)
-    failover = min(at for p, _, at in rec.acked.values() if p in led and at > killed_at)
+    failover = min(at for p, _, at in list(rec.acked.values()) if p in led and at > killed_at)
     print(f"\nfailover after SIGKILL of leader {victim}: {failover - killed_at:.2f} s")
     survivor = next(i for i in (1, 2, 3) if i != victim)
     after = wait_for("new leaders, the dead broker out of the ISR", lambda: (
