@@ -41,22 +41,34 @@ class Cluster:
         return "\n".join(b.log_tail(80) for b in self.nodes.values())
 
 
+PARTITION_SECTIONS = {"UNDER-REPLICATED PARTITIONS": "under_replicated",
+                      "OFFLINE PARTITIONS": "offline"}
+
+
 def parse_info(text: str) -> dict:
-    """CLUSTER ID / CONTROLLER rows, then the BROKERS and QUORUM tables."""
-    out: dict = {"brokers": {}, "voters": {}}
+    """CLUSTER ID / CONTROLLER / UNDER-REPLICATED / OFFLINE rows, then the BROKERS and QUORUM
+    tables, then the under-replicated and offline partitions as {"under_replicated": [(topic,
+    partition)], "offline": [...]}."""
+    out: dict = {"brokers": {}, "voters": {}, "under_replicated": [], "offline": []}
     section = None
     for line in text.splitlines():
         if not line.strip():
             continue
-        if line.strip() in ("BROKERS", "QUORUM"):
+        if line.strip() in ("BROKERS", "QUORUM") or line.strip() in PARTITION_SECTIONS:
             section = line.strip()
             continue
         cols = line.split()
+        if section in PARTITION_SECTIONS:
+            if cols[0] != "TOPIC":
+                out[PARTITION_SECTIONS[section]].append((cols[0], int(cols[1])))
+            continue
         if section is None:
             if line.startswith("CLUSTER ID"):
                 out["cluster_id"] = cols[2]
             elif cols[0] == "CONTROLLER":
                 out["controller"] = None if cols[1] == "-" else int(cols[1])
+            elif cols[0] in ("UNDER-REPLICATED", "OFFLINE"):
+                out[cols[0].lower().replace("-", "_") + "_count"] = int(cols[1])
         elif section == "BROKERS" and cols[0] != "ID":
             out["brokers"][int(cols[0].rstrip("*"))] = {"state": cols[1], "epoch": int(cols[2]),
                                                         "endpoints": cols[3]}

@@ -41,6 +41,12 @@ pub struct ClusterConfig {
     pub election_timeout_ms: u64,
     /// `weir.internal.listen`: the internal listener of a non-voter.
     pub internal_listen: Option<String>,
+    /// `auto.leader.rebalance.enable` (Kafka's default, true).
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds` (Kafka's default, 300).
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage` (Kafka's default, 10).
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 const VOTERS: &str = "controller.quorum.voters";
@@ -95,6 +101,23 @@ impl ClusterConfig {
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
                 .map(str::to_string),
+            auto_leader_rebalance_enable: parse(
+                "auto.leader.rebalance.enable",
+                get("auto.leader.rebalance.enable").unwrap_or("true"),
+            )?,
+            leader_imbalance_check_interval_seconds: ms(
+                "leader.imbalance.check.interval.seconds",
+                "300",
+            )?,
+            leader_imbalance_per_broker_percentage: {
+                let key = "leader.imbalance.per.broker.percentage";
+                let raw = get(key).unwrap_or("10");
+                let v: i64 = parse(key, raw)?;
+                u32::try_from(v)
+                    .ok()
+                    .filter(|v| *v <= 100)
+                    .ok_or_else(|| invalid(key, raw, "must be between 0 and 100"))?
+            },
             voters,
         };
         if config.heartbeat_interval_ms >= config.session_timeout_ms {

@@ -4,6 +4,7 @@
 mod acls;
 mod configs;
 mod groups;
+mod partitions;
 mod txns;
 mod users;
 
@@ -12,6 +13,7 @@ pub use groups::{
     decode_consumer_assignment, CommittedOffset, GroupDescription, GroupListing, GroupMember,
     PartitionOffset,
 };
+pub use partitions::{OngoingReassignment, PartitionOutcome, ELECTION_PREFERRED, ELECTION_UNCLEAN};
 pub use txns::{ProducerDescription, TxnDescription, TxnListing};
 pub use users::{ScramUpsertion, UserCredentials};
 

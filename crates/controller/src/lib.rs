@@ -18,7 +18,9 @@ mod types;
 pub mod wire;
 
 pub use log_store::{LogStore, RaftState};
-pub use node::{BrokerState, Node, NodeConfig, QuorumInfo, SnapshotPolicyConfig, VoterInfo};
+pub use node::{
+    BrokerState, ControlledShutdown, Node, NodeConfig, QuorumInfo, SnapshotPolicyConfig, VoterInfo,
+};
 pub use server::{DataPlane, DataPlaneFuture};
 pub use state_machine::{Applied, Change, StateMachine, SNAPSHOT_DIR};
 pub use types::{ControllerError, NodeId, NodeInfo, TypeConfig};

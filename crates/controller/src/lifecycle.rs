@@ -2,6 +2,13 @@
 //! `broker.heartbeat.interval.ms`. A heartbeat that is refused for a stale or unknown
 //! epoch registers again. The registration's entry is applied here before `submit`
 //! returns, so every later heartbeat reports the broker caught up (KIP-631).
+//!
+//! Controlled shutdown: once [`Node::controlled_shutdown`] asks, the next heartbeat goes at
+//! once and every heartbeat says `want_shutdown` until the controller answers
+//! `should_shut_down` (its leaderships moved, it left every ISR), or no controller answers
+//! within a session.
+//!
+//! [`Node::controlled_shutdown`]: crate::Node::controlled_shutdown
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +18,7 @@ use weir_metadata::{
     MetadataError,
 };
 
-use crate::node::{BrokerState, NodeInner};
+use crate::node::{BrokerState, ControlledShutdown, NodeInner};
 
 pub(crate) async fn run(inner: Arc<NodeInner>) {
     let interval = Duration::from_millis(inner.config.heartbeat_interval_ms.max(1));
@@ -75,17 +82,25 @@ async fn register(inner: &NodeInner, budget: Duration) -> i64 {
 async fn heartbeat(inner: &NodeInner, epoch: i64, interval: Duration, session: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = inner.shutdown.subscribe();
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            Ok(()) = shutdown.changed() => {}
+        }
+        let want_shutdown = *shutdown.borrow_and_update() != ControlledShutdown::Running;
         let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeat {
             id: i32::try_from(inner.id).unwrap_or(i32::MAX),
             epoch,
             caught_up: true,
             want_fence: false,
-            want_shutdown: false,
+            want_shutdown,
         });
         match inner.submit(request, session).await {
             Ok(ControllerReply::BrokerHeartbeat(Ok(reply))) => {
+                if want_shutdown && reply.should_shut_down {
+                    end_shutdown(inner, ControlledShutdown::Done);
+                }
                 let next = BrokerState {
                     epoch: Some(epoch),
                     fenced: reply.is_fenced,
@@ -107,10 +122,29 @@ async fn heartbeat(inner: &NodeInner, epoch: i64, interval: Duration, session: D
                     epoch,
                     "registration no longer current; registering again"
                 );
+                // The controller fenced this registration: it leads nothing any more.
+                end_shutdown(inner, ControlledShutdown::Done);
                 return;
             }
             Ok(other) => tracing::warn!(reply = ?other, "heartbeat refused"),
-            Err(e) => tracing::debug!(error = %e, "heartbeat not answered"),
+            Err(e) => {
+                tracing::debug!(error = %e, "heartbeat not answered");
+                // `submit` retried for a whole session: no controller can move anything.
+                if want_shutdown {
+                    end_shutdown(inner, ControlledShutdown::Unanswered);
+                }
+            }
         }
     }
+}
+
+/// Ends a requested controlled shutdown with `outcome` (a finished one stays as it ended).
+fn end_shutdown(inner: &NodeInner, outcome: ControlledShutdown) {
+    inner.shutdown.send_if_modified(|s| {
+        let ends = *s == ControlledShutdown::Requested;
+        if ends {
+            *s = outcome;
+        }
+        ends
+    });
 }

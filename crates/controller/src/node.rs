@@ -71,6 +71,25 @@ pub struct BrokerState {
     pub fenced: bool,
 }
 
+/// Controlled shutdown (§4.7 step 4) as the lifecycle task drives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlledShutdown {
+    /// Not asked for.
+    Running,
+    /// Heartbeats say `want_shutdown`; the controller moves this broker's leaderships to
+    /// other ISR members and takes it out of every ISR.
+    Requested,
+    /// The controller answered `should_shut_down`: this broker leads nothing (a partition
+    /// whose only ISR member it was went leaderless, as in KRaft), and the records saying
+    /// so are applied on this node.
+    Done,
+    /// No controller answered a shutdown heartbeat within a session: nothing can move
+    /// leaderships, so waiting longer helps no one.
+    Unanswered,
+    /// This broker never registered: it leads nothing the controller would move.
+    NotRegistered,
+}
+
 /// One voter as the active controller sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoterInfo {
@@ -110,6 +129,9 @@ pub(crate) struct NodeInner {
     pub(crate) queue: mpsc::UnboundedSender<Queued>,
     pub(crate) queue_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Queued>>,
     pub(crate) broker: watch::Sender<BrokerState>,
+    /// Set by [`Node::controlled_shutdown`], advanced by the lifecycle task: a watch, so
+    /// the request wakes the heartbeat loop at once and the caller waits for the outcome.
+    pub(crate) shutdown: watch::Sender<ControlledShutdown>,
     pub(crate) data_plane: std::sync::RwLock<Option<Arc<dyn DataPlane>>>,
 }
 
@@ -203,6 +225,7 @@ impl Node {
             queue,
             queue_rx: tokio::sync::Mutex::new(queue_rx),
             broker,
+            shutdown: watch::Sender::new(ControlledShutdown::Running),
             data_plane: std::sync::RwLock::new(None),
         });
         let mut tasks = vec![
@@ -301,6 +324,36 @@ impl Node {
     /// own view when none answers).
     pub async fn describe_quorum(&self) -> QuorumInfo {
         self.inner.describe_quorum().await
+    }
+
+    /// Controlled shutdown (Kafka's `want_shut_down` heartbeat): asks the active
+    /// controller to move every leadership of this broker to another ISR member and to
+    /// take it out of every ISR, and waits, at most `bound`, until it says this broker may
+    /// stop. Returns how it ended (`Requested`: the bound passed first). The broker keeps
+    /// serving meanwhile; call [`Node::shutdown`] afterwards.
+    pub async fn controlled_shutdown(&self, bound: Duration) -> ControlledShutdown {
+        if self.inner.broker.borrow().epoch.is_none() {
+            return ControlledShutdown::NotRegistered;
+        }
+        self.inner.shutdown.send_if_modified(|s| {
+            let start = *s == ControlledShutdown::Running;
+            if start {
+                *s = ControlledShutdown::Requested;
+            }
+            start
+        });
+        let mut rx = self.inner.shutdown.subscribe();
+        let ended = rx.wait_for(|s| {
+            !matches!(
+                s,
+                ControlledShutdown::Running | ControlledShutdown::Requested
+            )
+        });
+        let ended = tokio::time::timeout(bound, ended).await;
+        match ended {
+            Ok(Ok(state)) => *state,
+            _ => ControlledShutdown::Requested,
+        }
     }
 
     /// Stops openraft and every task of the node; the listener closes.

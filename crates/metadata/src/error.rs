@@ -53,6 +53,8 @@ pub enum MetadataError {
     EligibleLeadersNotAvailable,
     #[error("the partition already has the requested leader")]
     ElectionNotNeeded,
+    #[error("no reassignment of {0} is in progress")]
+    NoReassignmentInProgress(String),
     /// The controller produced a record its own image refused: a bug, answered with
     /// UNKNOWN_SERVER_ERROR and no records.
     #[error("internal: {0}")]
@@ -77,6 +79,7 @@ impl MetadataError {
             Self::PreferredLeaderNotAvailable => 80,
             Self::EligibleLeadersNotAvailable => 83,
             Self::ElectionNotNeeded => 84,
+            Self::NoReassignmentInProgress(_) => 85,
             Self::InvalidUpdateVersion { .. } => 95,
             Self::UnknownTopicId(_) => 100,
             Self::DuplicateBrokerRegistration(_) => 101,

@@ -40,7 +40,7 @@ mod tests;
 pub use controller::requests::{
     AlterConfigsResource, AlterPartitionItem, AlterPartitionResult, BrokerHeartbeat,
     BrokerRegistrationRequest, ControllerReply, ControllerRequest, CreatableTopic,
-    CreatePartitionsTopic, CreatedTopic, ElectionType, HeartbeatReply, IsrMember,
+    CreatePartitionsTopic, CreatedTopic, ElectionType, HeartbeatReply, IsrMember, Reassignment,
 };
 pub use controller::{ControllerConfig, ControllerLogic, PRODUCER_ID_BLOCK_SIZE};
 pub use delta::{MetadataDelta, PartitionDelta};

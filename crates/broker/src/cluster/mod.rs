@@ -7,6 +7,7 @@ mod controller;
 pub mod coordinator;
 mod data_plane;
 pub mod metadata;
+mod partition_admin;
 mod producer_ids;
 mod publisher;
 mod topics;
@@ -17,6 +18,7 @@ pub use data_plane::{
     AlterPartitionSender, BoxError, DataPlane, FetchCodecError, RawFetch, ReplicaTable,
     REPLICA_FETCH_VERSION, REPLICA_FETCH_VERSIONS,
 };
+pub use partition_admin::PartitionResults;
 pub use publisher::{
     read_partition_metadata, Change, ImageCell, PublishError, Publisher, PARTITION_METADATA,
 };

@@ -14,6 +14,7 @@ mod configs;
 mod epochs;
 mod fetch;
 mod groups;
+mod leaders;
 #[cfg(test)]
 mod limits_tests;
 mod log_dirs;
@@ -266,6 +267,15 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
         Request::AlterConfigs(r) => ctx.reply(&configs::alter(state, r, conn).await),
         Request::IncrementalAlterConfigs(r) => {
             ctx.reply(&configs::incremental_alter(state, r, conn).await)
+        }
+        Request::ElectLeaders(r) => {
+            ctx.reply(&leaders::elect_leaders(state, r, ctx.version, conn).await)
+        }
+        Request::AlterPartitionReassignments(r) => {
+            ctx.reply(&leaders::alter_partition_reassignments(state, r, conn).await)
+        }
+        Request::ListPartitionReassignments(r) => {
+            ctx.reply(&leaders::list_partition_reassignments(state, &r, conn))
         }
         Request::CreateAcls(r) => ctx.reply(&acls::create(state, r, conn).await),
         Request::DescribeAcls(r) => ctx.reply(&acls::describe(state, &r, conn)),

@@ -1,4 +1,5 @@
-//! `weir cluster info` and `weir cluster config` (broker configs, altered at run time).
+//! `weir cluster info`, `weir cluster config` (broker configs, altered at run time), and
+//! `weir cluster elect-leaders` / `reassign` (in `cluster_ops`).
 
 use std::io::Write;
 
@@ -13,6 +14,12 @@ pub enum ClusterCommand {
     /// Show or alter broker configs at run time (Kafka's dynamic broker configs).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Elect leaders: give partitions back to their preferred replica, or (unclean)
+    /// to an out-of-sync one where no in-sync replica is left.
+    ElectLeaders(super::cluster_ops::ElectArgs),
+    /// Move partitions to other brokers (a kafka-reassign-partitions JSON plan, one
+    /// partition, or every replica off a broker), list or cancel moves.
+    Reassign(super::cluster_ops::ReassignArgs),
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -64,6 +71,8 @@ pub async fn run(c: ClusterCommand) -> anyhow::Result<()> {
         ClusterCommand::Info(connect_args) => info(connect_args).await,
         ClusterCommand::Config(ConfigCommand::Show(a)) => config_show(a).await,
         ClusterCommand::Config(ConfigCommand::Set(a)) => config_set(a).await,
+        ClusterCommand::ElectLeaders(a) => super::cluster_ops::elect(a).await,
+        ClusterCommand::Reassign(a) => super::cluster_ops::reassign(a).await,
     }
 }
 
@@ -202,7 +211,7 @@ async fn info(args: super::ConnectArgs) -> anyhow::Result<()> {
 
 /// Asks the broker `WeirDescribeCluster` (Weir-private key 32100); `None` from a broker in
 /// the single-node default.
-async fn describe_cluster_private(
+pub(super) async fn describe_cluster_private(
     addr: &str,
 ) -> anyhow::Result<Option<super::cluster_node::ClusterView>> {
     use bytes::Buf;
@@ -253,6 +262,11 @@ fn info_cluster(view: super::cluster_node::ClusterView) -> anyhow::Result<()> {
     ]);
     summary.row(vec!["TERM".into(), view.quorum.term.to_string()]);
     summary.row(vec!["TOPICS".into(), view.topics.to_string()]);
+    summary.row(vec![
+        "UNDER-REPLICATED".into(),
+        view.under_replicated.len().to_string(),
+    ]);
+    summary.row(vec!["OFFLINE".into(), view.offline.len().to_string()]);
 
     let mut brokers = Table::new(["ID", "STATE", "EPOCH", "ENDPOINTS", "RACK"]);
     for b in &view.brokers {
@@ -302,6 +316,27 @@ fn info_cluster(view: super::cluster_node::ClusterView) -> anyhow::Result<()> {
     brokers.write(&mut out)?;
     writeln!(out, "\nQUORUM")?;
     voters.write(&mut out)?;
+    for (title, list) in [
+        ("UNDER-REPLICATED PARTITIONS", &view.under_replicated),
+        ("OFFLINE PARTITIONS", &view.offline),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let ids = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+        let mut table = Table::new(["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR"]);
+        for p in list {
+            table.row(vec![
+                p.topic.clone(),
+                p.partition.to_string(),
+                p.leader.to_string(),
+                ids(&p.replicas),
+                ids(&p.isr),
+            ]);
+        }
+        writeln!(out, "\n{title}")?;
+        table.write(&mut out)?;
+    }
     out.flush()?;
     Ok(())
 }

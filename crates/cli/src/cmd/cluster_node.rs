@@ -32,7 +32,23 @@ pub struct ClusterView {
     pub controller: Option<u64>,
     pub brokers: Vec<BrokerView>,
     pub topics: usize,
+    /// Partitions whose ISR is smaller than their replica set.
+    #[serde(default)]
+    pub under_replicated: Vec<PartitionView>,
+    /// Partitions without a leader able to serve (none, or fenced / shutting down).
+    #[serde(default)]
+    pub offline: Vec<PartitionView>,
     pub quorum: QuorumInfo,
+}
+
+/// One partition in `weir cluster info`'s lists.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PartitionView {
+    pub topic: String,
+    pub partition: i32,
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
 }
 
 /// The quorum node's settings from the broker's.
@@ -56,6 +72,11 @@ pub fn node_config(config: &BrokerConfig) -> anyhow::Result<NodeConfig> {
             default_num_partitions: config.num_partitions,
             default_replication_factor: config.default_replication_factor,
             unclean_leader_election_enable: cluster.unclean_leader_election_enable,
+            auto_leader_rebalance_enable: cluster.auto_leader_rebalance_enable,
+            leader_imbalance_check_interval_ms: cluster
+                .leader_imbalance_check_interval_seconds
+                .saturating_mul(1000),
+            leader_imbalance_per_broker_percentage: cluster.leader_imbalance_per_broker_percentage,
         },
         snapshots: weir_controller::SnapshotPolicyConfig::default(),
     })
@@ -89,11 +110,35 @@ impl ClusterAdmin for NodeAdmin {
                     })
                     .collect(),
                 topics: image.topics().count(),
+                under_replicated: partitions(&image, |r| r.isr.len() < r.replicas.len()),
+                offline: partitions(&image, |r| !image.broker_usable(r.leader)),
                 quorum,
             };
             serde_json::to_vec(&view).unwrap_or_default()
         })
     }
+}
+
+/// The image's partitions that satisfy `pick`.
+fn partitions(
+    image: &weir_metadata::MetadataImage,
+    pick: impl Fn(&weir_metadata::PartitionRegistration) -> bool,
+) -> Vec<PartitionView> {
+    image
+        .topics()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter(|(_, r)| pick(r))
+                .map(|(p, r)| PartitionView {
+                    topic: t.name.clone(),
+                    partition: *p,
+                    leader: r.leader,
+                    replicas: r.replicas.clone(),
+                    isr: r.isr.clone(),
+                })
+        })
+        .collect()
 }
 
 /// The broker's way to the metadata quorum: admin requests submitted to the active

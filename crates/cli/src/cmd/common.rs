@@ -30,6 +30,13 @@ impl Table {
         }
     }
 
+    /// A table whose columns are decided at run time.
+    pub fn from_header(header: &[&str]) -> Table {
+        Table {
+            rows: vec![header.iter().map(|h| (*h).to_owned()).collect()],
+        }
+    }
+
     pub fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }

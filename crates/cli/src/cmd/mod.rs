@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cluster;
 mod cluster_data;
 mod cluster_node;
+mod cluster_ops;
 mod common;
 pub mod consume;
 pub mod debug;

@@ -272,9 +272,10 @@ async fn serve_cluster(
     let mut services = services(sql).await?;
     services.extend(http.map(|h| Box::new(h) as Box<dyn weir_broker::Service>));
     let mut failed = None;
+    let state = broker.state().clone();
     let shutdown = async {
         tokio::select! {
-            () = shutdown_signal() => {}
+            () = shutdown_signal() => controlled_shutdown(&node, &state).await,
             reason = node.fatal() => {
                 tracing::error!(%reason, "the metadata quorum node failed; stopping");
                 failed = Some(reason);
@@ -290,6 +291,44 @@ async fn serve_cluster(
         bail!("the metadata quorum node failed: {reason}");
     }
     Ok(())
+}
+
+/// How long a SIGTERMed broker waits for the controller to move its leaderships away
+/// (§4.7 step 4) before it stops anyway; below the 20 s a supervisor (and the tests) give a
+/// SIGTERMed process.
+const CONTROLLED_SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Controlled shutdown: leaderships move to other ISR members while this broker still
+/// serves (clients get NOT_LEADER_OR_FOLLOWER and follow the new leaders), then it stops.
+async fn controlled_shutdown(node: &weir_controller::Node, state: &weir_broker::state::State) {
+    use weir_controller::ControlledShutdown as C;
+    let started = std::time::Instant::now();
+    let outcome = node.controlled_shutdown(CONTROLLED_SHUTDOWN_BOUND).await;
+    // The records are applied on the node; the broker follows them (replicas become
+    // followers, waiting produces fail over) before the listeners close.
+    let published = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        state.image.published(node.applied_index()),
+    )
+    .await
+    .is_ok();
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match outcome {
+        C::Done => tracing::info!(
+            elapsed_ms,
+            published,
+            "controlled shutdown: leaderships moved"
+        ),
+        C::NotRegistered => tracing::info!("controlled shutdown: not registered, nothing to move"),
+        C::Unanswered => tracing::warn!(
+            elapsed_ms,
+            "controlled shutdown: no controller answered; stopping without moving leaderships"
+        ),
+        C::Running | C::Requested => tracing::warn!(
+            elapsed_ms,
+            "controlled shutdown: not finished within {CONTROLLED_SHUTDOWN_BOUND:?}; stopping"
+        ),
+    }
 }
 
 /// `weir.log.format`: how log lines are written.

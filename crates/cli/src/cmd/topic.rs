@@ -152,11 +152,23 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let mut partitions = if sizes.is_some() {
-        Table::new(["PARTITION", "LEADER", "LOG-START", "HIGH-WATERMARK", "SIZE"])
-    } else {
-        Table::new(["PARTITION", "LEADER", "LOG-START", "HIGH-WATERMARK"])
-    };
+    // In cluster mode the replica set, ISR and leader epoch matter; a single node has
+    // one replica per partition and keeps its narrower table.
+    let cluster = super::cluster::describe_cluster_private(&a.connect.brokers)
+        .await
+        .ok()
+        .flatten()
+        .is_some();
+    let mut header = vec!["PARTITION", "LEADER"];
+    if cluster {
+        header.extend(["EPOCH", "REPLICAS", "ISR"]);
+    }
+    header.extend(["LOG-START", "HIGH-WATERMARK"]);
+    if sizes.is_some() {
+        header.push("SIZE");
+    }
+    let mut partitions = Table::from_header(&header);
+    let ids = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
     for p in &topic.partitions {
         let start = client
             .list_offsets(&a.name, p.partition, OffsetSpec::Earliest)
@@ -166,12 +178,11 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             .list_offsets(&a.name, p.partition, OffsetSpec::Latest)
             .await
             .with_context(context)?;
-        let mut row = vec![
-            p.partition.to_string(),
-            p.leader.to_string(),
-            start.offset.to_string(),
-            end.offset.to_string(),
-        ];
+        let mut row = vec![p.partition.to_string(), p.leader.to_string()];
+        if cluster {
+            row.extend([p.leader_epoch.to_string(), ids(&p.replicas), ids(&p.isr)]);
+        }
+        row.extend([start.offset.to_string(), end.offset.to_string()]);
         if let Some(sizes) = &sizes {
             row.push(
                 sizes

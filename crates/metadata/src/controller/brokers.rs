@@ -129,10 +129,19 @@ impl ControllerLogic {
             .image
             .partitions()
             .all(|(_, _, r)| r.leader != hb.id);
+        let should_shut_down = hb.want_shutdown && (is_fenced || leads_nothing);
+        if should_shut_down && !is_fenced {
+            // KRaft's SHUTDOWN_NOW: the broker is about to stop, so it is fenced now rather
+            // than a session later (its restart may register at once, and Metadata stops
+            // naming it). It leads nothing and is in no ISR it could leave.
+            if let Some(broker) = now.cloned() {
+                self.fence(pending, &broker, unclean);
+            }
+        }
         Ok(HeartbeatReply {
             is_caught_up: hb.caught_up,
-            is_fenced,
-            should_shut_down: hb.want_shutdown && (is_fenced || leads_nothing),
+            is_fenced: is_fenced || should_shut_down,
+            should_shut_down,
         })
     }
 

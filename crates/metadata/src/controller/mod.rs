@@ -3,9 +3,11 @@
 //! it decides on is passed in, and what it decides exists only once its records are
 //! committed and applied to that image by the caller.
 
+mod balance;
 mod brokers;
 mod partitions;
 mod placement;
+mod reassign;
 pub mod requests;
 mod topics;
 
@@ -28,6 +30,14 @@ pub struct ControllerConfig {
     /// `unclean.leader.election.enable` when neither the topic nor the cluster default
     /// sets it.
     pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: move leadership back to preferred replicas.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms: how often balance is checked.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `leader.imbalance.per.broker.percentage`: a broker's partitions are given back
+    /// their preferred leader once more than this share of those it is preferred for is
+    /// led elsewhere.
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ControllerConfig {
@@ -37,6 +47,9 @@ impl Default for ControllerConfig {
             default_num_partitions: 1,
             default_replication_factor: 1,
             unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -91,6 +104,8 @@ pub struct ControllerLogic {
     config: ControllerConfig,
     /// Session deadline (ms) of each broker the controller heard from or inherited.
     sessions: BTreeMap<BrokerId, u64>,
+    /// When preferred-leader balancing is next checked (set at the first tick).
+    next_balance_ms: Option<u64>,
 }
 
 impl ControllerLogic {
@@ -98,6 +113,7 @@ impl ControllerLogic {
         Self {
             config,
             sessions: BTreeMap::new(),
+            next_balance_ms: None,
         }
     }
 
@@ -194,6 +210,17 @@ impl ControllerLogic {
                 election_type,
                 partitions,
             )),
+            ControllerRequest::AlterPartitionReassignments { partitions } => {
+                ControllerReply::AlterPartitionReassignments(
+                    partitions
+                        .into_iter()
+                        .map(|r| {
+                            let result = reassign::alter(&mut pending, &r);
+                            (r.topic, r.partition, result)
+                        })
+                        .collect(),
+                )
+            }
         };
         match pending.finish() {
             Ok(records) => (records, reply),
@@ -202,10 +229,13 @@ impl ControllerLogic {
     }
 
     /// Fences brokers whose session expired at `now_ms`, moving their leaderships and
-    /// taking them out of every ISR, in the same records.
+    /// taking them out of every ISR, in the same records; then, every
+    /// `leader.imbalance.check.interval.seconds`, gives partitions back their preferred
+    /// leaders (`auto.leader.rebalance.enable`).
     pub fn tick(&mut self, image: &MetadataImage, now_ms: u64) -> Vec<MetadataRecord> {
         let mut pending = Pending::new(image);
         self.expire_sessions(&mut pending, now_ms);
+        self.balance_leaders(&mut pending, now_ms);
         pending.finish().unwrap_or_default()
     }
 
@@ -239,6 +269,9 @@ fn reply_with_error(reply: ControllerReply, e: MetadataError) -> ControllerReply
         R::ElectLeaders(v) => {
             R::ElectLeaders(v.into_iter().map(|(t, p, r)| (t, p, fail(r, &e))).collect())
         }
+        R::AlterPartitionReassignments(v) => R::AlterPartitionReassignments(
+            v.into_iter().map(|(t, p, r)| (t, p, fail(r, &e))).collect(),
+        ),
     }
 }
 

@@ -101,7 +101,10 @@ pub(crate) fn reconcile_broker(pending: &mut Pending, broker: BrokerId, unclean_
         }
     }
     for c in changes {
+        let (topic_id, partition) = (c.topic_id, c.partition);
         pending.push(MetadataRecord::PartitionChange(c));
+        // A removed replica leaving the ISR may leave only the target in it.
+        super::reassign::try_complete(pending, topic_id, partition);
     }
 }
 
@@ -144,15 +147,19 @@ pub(crate) fn alter_partition(
             .then_some(item.leader_recovery),
         ..PartitionChange::default()
     };
-    let new = if change.is_empty() {
-        // Nothing to commit: the leader learns the current state (its retry after a
-        // lost answer lands here).
-        reg.clone()
-    } else {
-        let new = change.apply_to(reg);
+    let changed = !change.is_empty();
+    if changed {
         pending.push(MetadataRecord::PartitionChange(change));
-        new
-    };
+        // A replica being added that just joined the ISR may complete a reassignment.
+        super::reassign::try_complete(pending, item.topic_id, item.partition);
+    }
+    // The registration as decided; with nothing to commit the leader learns the current
+    // state (its retry after a lost answer lands here).
+    let new = pending
+        .image
+        .partition(item.topic_id, item.partition)
+        .cloned()
+        .ok_or(MetadataError::UnknownTopicId(item.topic_id))?;
     Ok(AlterPartitionResult {
         leader: new.leader,
         leader_epoch: new.leader_epoch,

@@ -118,6 +118,19 @@ pub enum ControllerRequest {
         election_type: ElectionType,
         partitions: Option<Vec<(String, i32)>>,
     },
+    /// KIP-455: move partitions to new replica sets (or cancel moves in progress).
+    AlterPartitionReassignments {
+        partitions: Vec<Reassignment>,
+    },
+}
+
+/// One partition of AlterPartitionReassignments: its target replicas, the preferred
+/// leader first; `None` cancels the reassignment in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    pub topic: String,
+    pub partition: i32,
+    pub replicas: Option<Vec<BrokerId>>,
 }
 
 /// A created topic: its id and the registrations' shape.
@@ -163,4 +176,5 @@ pub enum ControllerReply {
     /// `(first producer id, count)`.
     AllocateProducerIds(Result<(i64, i32), MetadataError>),
     ElectLeaders(Vec<(String, i32, Result<(), MetadataError>)>),
+    AlterPartitionReassignments(Vec<(String, i32, Result<(), MetadataError>)>),
 }

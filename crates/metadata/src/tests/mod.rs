@@ -1,6 +1,7 @@
 //! Tests drive `ControllerLogic` the way the controller glue will: every call's records
 //! are applied to the image (and kept in a journal) before the next call.
 
+mod admin;
 mod brokers;
 mod partitions;
 mod records;
