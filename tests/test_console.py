@@ -476,10 +476,12 @@ def test_config_edit_on_the_page_is_seen_by_a_kafka_admin_client(broker):
     from selenium.webdriver.support.ui import Select
     from conftest import admin_client
 
+    admin = admin_client(broker.bootstrap)
+
     def described(topic):
         res = ConfigResource(ResourceType.TOPIC, topic)
-        entries = admin_client(broker.bootstrap).describe_configs([res])[res].result(15)
-        return entries["retention.ms"]
+        # The admin client must outlive the future (a dropped handle fails it).
+        return admin.describe_configs([res])[res].result(15)["retention.ms"]
 
     try:
         topic = unique_topic("page-config")
