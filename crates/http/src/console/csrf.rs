@@ -172,7 +172,11 @@ pub fn binding_for(csrf: &Csrf, headers: &HeaderMap) -> (String, Option<HeaderVa
 
 /// The middleware: lets every method but POST through; a POST needs a valid token, else it
 /// is answered 403 with the reason (HTML for the pages, JSON under `/api`).
-pub(crate) async fn guard(AxumState(shared): AxumState<Shared>, req: Request, next: Next) -> Response {
+pub(crate) async fn guard(
+    AxumState(shared): AxumState<Shared>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }
