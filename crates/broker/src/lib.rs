@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod cluster_admin;
 pub mod cluster_config;
 pub mod config;
+pub mod config_ops;
 mod connection;
 #[cfg(test)]
 mod coordinator_faults;

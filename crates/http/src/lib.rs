@@ -38,7 +38,12 @@ pub enum HttpError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot make the console's CSRF key: {0}")]
+    Csrf(#[source] console::csrf::CsrfError),
 }
+
+/// Where the binary puts the SQL engine's view for the pipelines page (set once).
+type PipelineSlot = Arc<OnceLock<Arc<dyn console::pipelines::PipelineSource>>>;
 
 /// What the handlers share: the broker's state once it is open, and whether it is draining.
 #[derive(Clone)]
@@ -47,6 +52,11 @@ struct Shared {
     draining: watch::Receiver<bool>,
     /// The console's produce and fetch rate rings.
     rates: Arc<console::rates::Rates>,
+    /// The per-process key every POST's token is checked with.
+    csrf: Arc<console::csrf::Csrf>,
+    /// Live tails open, for `/api/tails`.
+    tails: Arc<console::tail::Tails>,
+    pipelines: PipelineSlot,
 }
 
 /// The HTTP listener, already serving; a [`weir_broker::Service`] to hand to
@@ -56,6 +66,7 @@ pub struct HttpService {
     state: Arc<OnceLock<Arc<State>>>,
     draining: watch::Sender<bool>,
     rates: Arc<console::rates::Rates>,
+    pipelines: PipelineSlot,
     /// Ends the server (after its in-flight requests) when sent.
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
@@ -77,10 +88,14 @@ impl HttpService {
         let state = Arc::new(OnceLock::new());
         let (draining_tx, draining_rx) = watch::channel(false);
         let rates = Arc::new(console::rates::Rates::new(config.sample_interval));
+        let pipelines: PipelineSlot = Arc::new(OnceLock::new());
         let shared = Shared {
             state: state.clone(),
             draining: draining_rx,
             rates: rates.clone(),
+            csrf: Arc::new(console::csrf::Csrf::new().map_err(HttpError::Csrf)?),
+            tails: Arc::new(console::tail::Tails::default()),
+            pipelines: pipelines.clone(),
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(shared);
@@ -99,6 +114,7 @@ impl HttpService {
             state,
             draining: draining_tx,
             rates,
+            pipelines,
             shutdown: Some(shutdown_tx),
             server,
         }))
@@ -106,6 +122,12 @@ impl HttpService {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Gives the pipelines page the SQL engine's view (the binary's implementation); later
+    /// calls are ignored. Without it the page says SQL is off.
+    pub fn set_pipelines(&self, source: Arc<dyn console::pipelines::PipelineSource>) {
+        let _ = self.pipelines.set(source);
     }
 }
 
@@ -152,6 +174,11 @@ fn router(shared: Shared) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/debug/bundle", get(bundle::handler))
         .merge(console::routes())
+        // Every POST passes the CSRF check before its handler.
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            console::csrf::guard,
+        ))
         .with_state(shared)
 }
 

@@ -45,6 +45,20 @@ const UPSERT_TOPIC: &[(&str, &str)] = &[
     ("segment.ms", "600000"),
 ];
 
+/// One view's or sink's pipeline as [`Engine::pipeline_reports`] gives it.
+#[derive(Debug, Clone)]
+pub struct PipelineReport {
+    pub name: String,
+    /// [`VIEW`] or [`SINK`].
+    pub kind: &'static str,
+    pub topic: String,
+    pub format: &'static str,
+    /// "running", "recovering", "stopped" or "failed: ...".
+    pub status: String,
+    /// `None` when the pipeline is not running.
+    pub progress: Option<Progress>,
+}
+
 /// The running pipelines of views and sinks, by name.
 pub struct Pipelines {
     stream: weir_stream::Engine,
@@ -603,6 +617,27 @@ impl Engine {
             info.push(("definition".to_string(), e.sql));
         }
         Some(info)
+    }
+
+    /// Every view's and sink's pipeline with its progress, for the HTTP console's pipelines
+    /// page (the binary turns these into the console's types).
+    pub fn pipeline_reports(&self) -> Vec<PipelineReport> {
+        self.pipelines
+            .lock()
+            .iter()
+            .map(|(name, r)| PipelineReport {
+                name: name.clone(),
+                kind: if r.kind == ObjectKind::Sink {
+                    SINK
+                } else {
+                    VIEW
+                },
+                topic: r.topic.clone(),
+                format: r.format,
+                status: r.status(),
+                progress: r.progress(),
+            })
+            .collect()
     }
 
     /// The status of `name`'s pipeline, if it has one.

@@ -4,7 +4,7 @@
 //! close (in-flight INSERTs finish their appends, pipelines commit their last epoch). With
 //! the listener disabled the pipelines still run.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -32,6 +32,8 @@ pub struct SqlService {
     /// `None`: the listener is disabled (`weir.sql.listen` empty).
     listener: Option<TcpListener>,
     config: SqlConfig,
+    /// Set once the engine has started, for readers beside it (the HTTP console).
+    engine: Arc<OnceLock<Arc<Engine>>>,
 }
 
 impl SqlService {
@@ -45,7 +47,16 @@ impl SqlService {
                     .map_err(|source| ServiceError::Bind { addr, source })?,
             ),
         };
-        Ok(SqlService { listener, config })
+        Ok(SqlService {
+            listener,
+            config,
+            engine: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// The engine once it has started (empty before, and if it failed to start).
+    pub fn engine(&self) -> Arc<OnceLock<Arc<Engine>>> {
+        self.engine.clone()
     }
 
     /// The listener's address; `None` when it is disabled.
@@ -67,7 +78,11 @@ impl weir_broker::Service for SqlService {
         state: Arc<State>,
         mut stop: broadcast::Receiver<()>,
     ) -> tokio::task::JoinHandle<()> {
-        let SqlService { listener, config } = *self;
+        let SqlService {
+            listener,
+            config,
+            engine: slot,
+        } = *self;
         tokio::spawn(async move {
             let engine = tokio::select! {
                 _ = stop.recv() => return,
@@ -79,6 +94,7 @@ impl weir_broker::Service for SqlService {
                     }
                 },
             };
+            let _ = slot.set(engine.clone());
             let Some(listener) = listener else {
                 let _ = stop.recv().await;
                 engine.stop().await;

@@ -322,7 +322,7 @@ pub async fn incremental_alter(
     r
 }
 
-async fn incremental_topic(
+pub(super) async fn incremental_topic(
     state: &Arc<State>,
     name: &str,
     ops: &[(String, i8, Option<String>)],

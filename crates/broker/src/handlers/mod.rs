@@ -288,6 +288,16 @@ pub fn msg(s: impl std::fmt::Display) -> Option<StrBytes> {
     Some(StrBytes::from_string(s.to_string()))
 }
 
+/// IncrementalAlterConfigs on one topic, for [`crate::config_ops`]: the handler's own code.
+pub(crate) async fn incremental_alter_topic(
+    state: &std::sync::Arc<crate::state::State>,
+    name: &str,
+    ops: &[(String, i8, Option<String>)],
+    validate_only: bool,
+) -> configs::Outcome {
+    configs::incremental_topic(state, name, ops, validate_only).await
+}
+
 pub fn str(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }

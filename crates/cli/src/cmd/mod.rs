@@ -14,6 +14,8 @@ pub mod group;
 pub mod produce;
 pub mod serve;
 #[cfg(feature = "sql")]
+mod serve_pipelines;
+#[cfg(feature = "sql")]
 pub mod sql;
 pub mod topic;
 pub mod txn;

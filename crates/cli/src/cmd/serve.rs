@@ -186,7 +186,7 @@ async fn serve(
     }
     if !config.cluster.is_cluster() {
         let broker = weir_broker::Broker::open(config).await?;
-        let mut services = services(sql).await?;
+        let mut services = services(sql, http.as_ref()).await?;
         services.extend(http.map(|h| Box::new(h) as Box<dyn weir_broker::Service>));
         broker.serve_with(shutdown_signal(), services).await?;
         return Ok(());
@@ -217,11 +217,19 @@ fn sql_config(pairs: &BTreeMap<String, String>) -> anyhow::Result<SqlSettings> {
 }
 
 /// The services started beside the Kafka listener: the SQL engine (its pipelines, and its
-/// listener unless disabled).
+/// listener unless disabled), whose pipelines the console's page shows.
 #[cfg(feature = "sql")]
-async fn services(sql: SqlSettings) -> anyhow::Result<Vec<Box<dyn weir_broker::Service>>> {
+async fn services(
+    sql: SqlSettings,
+    http: Option<&weir_http::HttpService>,
+) -> anyhow::Result<Vec<Box<dyn weir_broker::Service>>> {
     let mut services: Vec<Box<dyn weir_broker::Service>> = Vec::new();
     let service = weir_sql::SqlService::bind(sql).await?;
+    if let Some(h) = http {
+        h.set_pipelines(std::sync::Arc::new(super::serve_pipelines::SqlPipelines(
+            service.engine(),
+        )));
+    }
     match service.local_addr()? {
         Some(addr) => tracing::info!(sql_listen = %addr, "SQL listener bound"),
         None => {
@@ -233,7 +241,10 @@ async fn services(sql: SqlSettings) -> anyhow::Result<Vec<Box<dyn weir_broker::S
 }
 
 #[cfg(not(feature = "sql"))]
-async fn services(_sql: SqlSettings) -> anyhow::Result<Vec<Box<dyn weir_broker::Service>>> {
+async fn services(
+    _sql: SqlSettings,
+    _http: Option<&weir_http::HttpService>,
+) -> anyhow::Result<Vec<Box<dyn weir_broker::Service>>> {
     Ok(Vec::new())
 }
 
@@ -269,7 +280,7 @@ async fn serve_cluster(
         "cluster mode: this node is a voter of the metadata quorum; topics, partition \
          leadership, admin and replication follow the cluster metadata"
     );
-    let mut services = services(sql).await?;
+    let mut services = services(sql, http.as_ref()).await?;
     services.extend(http.map(|h| Box::new(h) as Box<dyn weir_broker::Service>));
     let mut failed = None;
     let state = broker.state().clone();

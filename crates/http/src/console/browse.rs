@@ -122,6 +122,10 @@ pub struct Browse {
     /// Continues the scan where it stopped; `None` at the end.
     pub cursor: Option<String>,
     pub messages: Vec<Message>,
+    /// Every planned partition's next offset when the scan stopped (the live tail goes on
+    /// from here; a finished partition's is its end).
+    #[serde(skip)]
+    pub positions: Vec<(i32, i64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -290,6 +294,7 @@ pub fn browse(
     let mut messages = Vec::new();
     let mut stopped = Stopped::End;
     let mut cursor: Vec<(i32, i64)> = Vec::new();
+    let mut positions: Vec<(i32, i64)> = Vec::with_capacity(plan.len());
     for (part, at, end) in &plan {
         let index = part.index();
         let mut pos = *at;
@@ -374,6 +379,7 @@ pub fn browse(
                 break;
             }
         }
+        positions.push((index, pos));
         if pos < *end {
             cursor.push((index, pos));
         }
@@ -405,5 +411,6 @@ pub fn browse(
                 .join(",")
         }),
         messages,
+        positions,
     })
 }

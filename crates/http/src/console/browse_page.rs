@@ -181,6 +181,14 @@ pub fn page(b: &Browse, q: &BrowseQuery, partitions: i32) -> String {
                     });
                 }
             });
+            let mut filters = Vec::new();
+            for (k, v) in [("key", &q.key), ("value", &q.value), ("header", &q.header)] {
+                if !s(v).is_empty() {
+                    filters.push(format!("{k}={}", path_segment(s(v))));
+                }
+            }
+            super::forms::tail_section(h, &b.topic, s(&q.partition), &filters.join("&"));
+            h.text_el("h2", &[], "Records");
             h.el("table", &[("id", "messages")], |h| {
                 h.el("thead", &[], |h| {
                     h.el("tr", &[], |h| {

@@ -4,23 +4,34 @@
 //! Every page is built and rendered on the blocking pool (it walks the topic table and the
 //! coordinators, which take `std` locks) and answers with a `Server-Timing` header giving
 //! the time it took, which the browser test and the scale measurement read.
+//!
+//! Writes are POSTs, each checked by the CSRF middleware ([`csrf::guard`]) before its
+//! handler: produce and config edits (`actions.rs`), offset resets (`reset.rs`). The live
+//! tail (`tail.rs`) is a GET answering Server-Sent Events; the pipelines page (`pipelines.rs`)
+//! reads the SQL engine through a trait the binary implements.
 
+pub mod actions;
 mod assignment;
 pub mod browse;
 mod browse_page;
+pub mod csrf;
 pub mod data;
+mod forms;
 pub mod html;
 pub(crate) mod pages;
+pub mod pipelines;
 pub mod rates;
+pub mod reset;
 pub mod svg;
+pub mod tail;
 
 use std::time::Instant;
 
-use axum::extract::{Path, Query, State as AxumState};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{Form, Path, Query, State as AxumState};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use weir_broker::state::State;
 
@@ -45,6 +56,18 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/api/groups/{id}", get(group_json))
         .route("/transactions", get(txns_html))
         .route("/api/transactions", get(txns_json))
+        .route("/pipelines", get(pipelines_html))
+        .route("/api/pipelines", get(pipelines_json))
+        .route("/topics/{name}/produce", post(produce_html))
+        .route("/api/topics/{name}/produce", post(produce_json))
+        .route("/topics/{name}/configs", post(configs_html))
+        .route("/api/topics/{name}/configs", post(configs_json))
+        .route("/groups/{id}/reset", post(reset_html))
+        .route("/api/groups/{id}/reset", post(reset_json))
+        .route("/topics/{name}/tail", get(tail))
+        .route("/api/topics/{name}/tail", get(tail))
+        .route("/api/tails", get(tails))
+        .route("/api/csrf", get(csrf_token))
         .route("/assets/console.css", get(css))
 }
 
@@ -69,6 +92,8 @@ pub struct Ctx<'a> {
     pub state: &'a State,
     pub rates: &'a Rates,
     pub draining: bool,
+    /// The SQL engine's view, when the binary has one.
+    pub pipelines: Option<&'a dyn pipelines::PipelineSource>,
 }
 
 /// Why a page has nothing to show.
@@ -88,18 +113,30 @@ where
     T: Serialize + Send + 'static,
     B: FnOnce(&Ctx<'_>) -> Result<T, Missing> + Send + 'static,
 {
+    answer_with(shared, build, render).await
+}
+
+/// [`answer`] with a closure as the renderer (a page with forms needs the CSRF token).
+async fn answer_with<T, B, R>(shared: Shared, build: B, render: Option<R>) -> Response
+where
+    T: Serialize + Send + 'static,
+    B: FnOnce(&Ctx<'_>) -> Result<T, Missing> + Send + 'static,
+    R: FnOnce(&T) -> String + Send + 'static,
+{
     let started = Instant::now();
     let draining = *shared.draining.borrow();
     let Some(state) = shared.state.get().cloned() else {
         return missing(Missing::Recovering, render.is_some());
     };
     let rates = shared.rates.clone();
+    let source = shared.pipelines.get().cloned();
     let html = render.is_some();
     let done = tokio::task::spawn_blocking(move || {
         let ctx = Ctx {
             state: &state,
             rates: &rates,
             draining,
+            pipelines: source.as_deref(),
         };
         let data = build(&ctx)?;
         Ok::<_, Missing>(match render {
@@ -200,12 +237,31 @@ fn topic_detail(
     }
 }
 
+/// The request's CSRF token for its forms, and the cookie to set when it had none.
+fn form_token(shared: &Shared, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    let (binding, set) = csrf::binding_for(&shared.csrf, headers);
+    (shared.csrf.token(&binding), set)
+}
+
+fn with_cookie(mut resp: Response, set: Option<HeaderValue>) -> Response {
+    if let Some(v) = set {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
 async fn topic_html(
     AxumState(s): AxumState<Shared>,
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    answer(s, topic_detail(name, q), Some(pages::topic)).await
+    let (token, set) = form_token(&s, &headers);
+    let render = move |d: &data::TopicDetail| pages::topic(d, &token);
+    with_cookie(
+        answer_with(s, topic_detail(name, q), Some(render)).await,
+        set,
+    )
 }
 
 async fn topic_json(
@@ -235,8 +291,14 @@ fn group_detail(id: String) -> impl FnOnce(&Ctx<'_>) -> Result<data::GroupDetail
     }
 }
 
-async fn group_html(AxumState(s): AxumState<Shared>, Path(id): Path<String>) -> Response {
-    answer(s, group_detail(id), Some(pages::group)).await
+async fn group_html(
+    AxumState(s): AxumState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (token, set) = form_token(&s, &headers);
+    let render = move |d: &data::GroupDetail| pages::group(d, &token);
+    with_cookie(answer_with(s, group_detail(id), Some(render)).await, set)
 }
 
 async fn group_json(AxumState(s): AxumState<Shared>, Path(id): Path<String>) -> Response {
@@ -316,6 +378,234 @@ async fn messages_json(
     answer(s, messages(name, q), None).await
 }
 
+fn pipelines_data(ctx: &Ctx<'_>) -> Result<pipelines::Pipelines, Missing> {
+    Ok(pipelines::pipelines(ctx.pipelines, ctx.rates))
+}
+
+async fn pipelines_html(AxumState(s): AxumState<Shared>) -> Response {
+    answer(s, pipelines_data, Some(forms::pipelines_page)).await
+}
+
+async fn pipelines_json(AxumState(s): AxumState<Shared>) -> Response {
+    answer(s, pipelines_data, None).await
+}
+
+fn html_page(code: StatusCode, page: String) -> Response {
+    (
+        code,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+fn json_error(code: StatusCode, what: String) -> Response {
+    (code, Json(serde_json::json!({ "error": what }))).into_response()
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn produce_status(e: &actions::ProduceError) -> StatusCode {
+    match e {
+        actions::ProduceError::UnknownTopic(_) => StatusCode::NOT_FOUND,
+        e if e.is_bad_request() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn produce_html(
+    AxumState(s): AxumState<Shared>,
+    Path(name): Path<String>,
+    Form(f): Form<actions::ProduceForm>,
+) -> Response {
+    let Some(state) = s.state.get().cloned() else {
+        return missing(Missing::Recovering, true);
+    };
+    match actions::produce(&state, &name, &f).await {
+        Ok(p) => html_page(StatusCode::OK, forms::produced(&p)),
+        Err(e) => html_page(
+            produce_status(&e),
+            forms::action_error(
+                "Produce refused",
+                &e.to_string(),
+                &format!("/topics/{}", html::path_segment(&name)),
+            ),
+        ),
+    }
+}
+
+async fn produce_json(
+    AxumState(s): AxumState<Shared>,
+    Path(name): Path<String>,
+    Json(f): Json<actions::ProduceForm>,
+) -> Response {
+    let Some(state) = s.state.get().cloned() else {
+        return missing(Missing::Recovering, false);
+    };
+    match actions::produce(&state, &name, &f).await {
+        Ok(p) => Json(p).into_response(),
+        Err(e) => json_error(produce_status(&e), e.to_string()),
+    }
+}
+
+fn alter_status(e: &weir_broker::config_ops::AlterTopicError) -> StatusCode {
+    use weir_broker::config_ops::AlterTopicErrorKind as K;
+    match e.kind {
+        K::UnknownTopic => StatusCode::NOT_FOUND,
+        K::InvalidConfig => StatusCode::BAD_REQUEST,
+        K::Broker => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn configs_html(
+    AxumState(s): AxumState<Shared>,
+    Path(name): Path<String>,
+    Form(f): Form<actions::ConfigForm>,
+) -> Response {
+    let Some(state) = s.state.get().cloned() else {
+        return missing(Missing::Recovering, true);
+    };
+    match actions::alter_configs(&state, &name, &f).await {
+        Ok(c) => html_page(StatusCode::OK, forms::configs_altered(&c)),
+        Err(e) => html_page(
+            alter_status(&e),
+            forms::action_error(
+                "Config change refused",
+                &e.to_string(),
+                &format!("/topics/{}", html::path_segment(&name)),
+            ),
+        ),
+    }
+}
+
+async fn configs_json(
+    AxumState(s): AxumState<Shared>,
+    Path(name): Path<String>,
+    Json(f): Json<actions::ConfigForm>,
+) -> Response {
+    let Some(state) = s.state.get().cloned() else {
+        return missing(Missing::Recovering, false);
+    };
+    match actions::alter_configs(&state, &name, &f).await {
+        Ok(c) => Json(c).into_response(),
+        Err(e) => json_error(alter_status(&e), e.to_string()),
+    }
+}
+
+/// Plans a reset on the blocking pool (a timestamp reads the time index), then applies it
+/// when asked.
+async fn run_reset(
+    shared: &Shared,
+    id: &str,
+    f: reset::ResetForm,
+) -> Result<reset::ResetPlan, (StatusCode, String)> {
+    let Some(state) = shared.state.get().cloned() else {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the broker is recovering its logs".to_string(),
+        ));
+    };
+    let apply = f.apply();
+    let (st, group) = (state.clone(), id.to_string());
+    let planned = tokio::task::spawn_blocking(move || reset::plan(&st, &group, &f)).await;
+    let mut plan = match planned {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return Err((status(e.status()), e.to_string())),
+        Err(e) => {
+            tracing::error!(error = %e, "planning a reset panicked");
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error".to_string(),
+            ));
+        }
+    };
+    if apply {
+        reset::apply(&state, &mut plan)
+            .await
+            .map_err(|e| (status(e.status()), e.to_string()))?;
+    }
+    Ok(plan)
+}
+
+async fn reset_html(
+    AxumState(s): AxumState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<reset::ResetForm>,
+) -> Response {
+    let (token, set) = form_token(&s, &headers);
+    let resp = match run_reset(&s, &id, f).await {
+        Ok(plan) => html_page(StatusCode::OK, forms::reset_plan(&plan, &token)),
+        Err((code, what)) => html_page(
+            code,
+            forms::action_error(
+                "Reset refused",
+                &what,
+                &format!("/groups/{}", html::path_segment(&id)),
+            ),
+        ),
+    };
+    with_cookie(resp, set)
+}
+
+async fn reset_json(
+    AxumState(s): AxumState<Shared>,
+    Path(id): Path<String>,
+    Json(f): Json<reset::ResetForm>,
+) -> Response {
+    match run_reset(&s, &id, f).await {
+        Ok(plan) => Json(plan).into_response(),
+        Err((code, what)) => json_error(code, what),
+    }
+}
+
+async fn tail(
+    AxumState(s): AxumState<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<browse_page::BrowseQuery>,
+) -> Response {
+    let Some(state) = s.state.get().cloned() else {
+        return missing(Missing::Recovering, false);
+    };
+    let req = match q.request() {
+        Ok(r) => r,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+    };
+    let req = tail::TailRequest {
+        topic: name,
+        partition: req.partition,
+        filter: req.filter,
+    };
+    match tail::open(state, s.tails.clone(), req) {
+        Ok(stream) => stream,
+        Err(e) => json_error(StatusCode::NOT_FOUND, e.to_string()),
+    }
+}
+
+async fn tails(AxumState(s): AxumState<Shared>) -> Response {
+    Json(s.tails.counts()).into_response()
+}
+
+/// A CSRF cookie and its token, for scripts using the JSON API's POSTs.
+async fn csrf_token(AxumState(s): AxumState<Shared>, headers: HeaderMap) -> Response {
+    let (token, set) = form_token(&s, &headers);
+    let body = serde_json::json!({
+        "token": token,
+        "header": csrf::HEADER,
+        "field": csrf::FIELD,
+        "cookie": csrf::COOKIE,
+    });
+    with_cookie(
+        ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
+        set,
+    )
+}
+
 async fn css() -> Response {
     (
         [
@@ -327,6 +617,8 @@ async fn css() -> Response {
         .into_response()
 }
 
+#[cfg(test)]
+mod actions_tests;
 #[cfg(test)]
 mod browse_tests;
 #[cfg(test)]

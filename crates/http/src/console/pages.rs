@@ -12,13 +12,15 @@ pub enum Section {
     Topics,
     Groups,
     Transactions,
+    Pipelines,
 }
 
-const NAV: [(Section, &str, &str); 4] = [
+const NAV: [(Section, &str, &str); 5] = [
     (Section::Overview, "/", "Overview"),
     (Section::Topics, "/topics", "Topics"),
     (Section::Groups, "/groups", "Consumer groups"),
     (Section::Transactions, "/transactions", "Transactions"),
+    (Section::Pipelines, "/pipelines", "Pipelines"),
 ];
 
 /// The page around `body`: head, the one stylesheet, navigation.
@@ -288,7 +290,8 @@ pub fn topics(l: &TopicList) -> String {
     })
 }
 
-pub fn topic(d: &TopicDetail) -> String {
+/// The topic page; `token` is the CSRF token its forms carry.
+pub fn topic(d: &TopicDetail, token: &str) -> String {
     let api = format!("/api/topics/{}?page={}", path_segment(&d.name), d.page.page);
     layout(&d.name, Section::Topics, &api, |h| {
         h.el("dl", &[("class", "cards"), ("id", "summary")], |h| {
@@ -415,7 +418,22 @@ pub fn topic(d: &TopicDetail) -> String {
                 }
             },
         );
+        h.el("p", &[], |h| {
+            h.el(
+                "a",
+                &[
+                    (
+                        "href",
+                        &format!("/topics/{}/messages", path_segment(&d.name)),
+                    ),
+                    ("id", "browse-link"),
+                ],
+                |h| h.text("Browse and tail messages →"),
+            )
+        });
+        super::forms::produce_form(h, d, token);
         h.text_el("h2", &[], "Configs");
+        super::forms::config_form(h, d, token);
         table(h, "configs", &["Key", "Value", "Source"], |h| {
             for c in &d.configs {
                 let class = if c.source == "DYNAMIC_TOPIC_CONFIG" {
@@ -476,7 +494,8 @@ pub fn groups(l: &GroupList) -> String {
     })
 }
 
-pub fn group(d: &GroupDetail) -> String {
+/// The group page; `token` is the CSRF token of its reset form.
+pub fn group(d: &GroupDetail, token: &str) -> String {
     let api = format!("/api/groups/{}", path_segment(&d.group_id));
     layout(&d.group_id, Section::Groups, &api, |h| {
         h.el("dl", &[("class", "cards"), ("id", "summary")], |h| {
@@ -574,6 +593,7 @@ pub fn group(d: &GroupDetail) -> String {
                 }
             },
         );
+        super::forms::reset_form(h, d, token);
     })
 }
 
@@ -623,6 +643,13 @@ pub fn transactions(t: &Transactions) -> String {
 pub fn not_found(what: &str) -> String {
     layout("Not found", Section::Overview, "/api/overview", |h| {
         h.text_el("p", &[("id", "not-found")], what);
+    })
+}
+
+/// A page that only says what went wrong (a refused POST).
+pub fn error_page(title: &str, what: &str) -> String {
+    layout(title, Section::Overview, "/api/overview", |h| {
+        h.text_el("p", &[("id", "error"), ("class", "bad")], what);
     })
 }
 

@@ -80,7 +80,11 @@ async fn scale_every_page_with_10k_partitions_and_1k_groups() {
         (
             "topic",
             Box::new(|| {
-                pages::topic(&data::topic_detail(s, r, "topic-0500", 1).expect("topic")).len()
+                pages::topic(
+                    &data::topic_detail(s, r, "topic-0500", 1).expect("topic"),
+                    "t",
+                )
+                .len()
             }),
         ),
         (
@@ -93,7 +97,9 @@ async fn scale_every_page_with_10k_partitions_and_1k_groups() {
         ),
         (
             "group",
-            Box::new(|| pages::group(&data::group_detail(s, "group-0500").expect("group")).len()),
+            Box::new(|| {
+                pages::group(&data::group_detail(s, "group-0500").expect("group"), "t").len()
+            }),
         ),
         (
             "transactions",

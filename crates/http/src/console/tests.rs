@@ -147,13 +147,24 @@ async fn pages_show_offsets_lag_and_configs_from_memory() {
     assert_eq!(g.lag, 3);
 
     // The HTML is rendered from the same structs, escaped.
-    let html = pages::topic(&d);
+    let html = pages::topic(&d, "t");
     assert!(html.contains("<td class=\"num\">5</td>"), "{html}");
     assert!(html.contains("&lt;b&gt;&amp;evil"), "{html}");
     assert!(html.contains("/groups/%3Cb%3E%26evil"), "{html}");
     assert!(!html.contains("<b>&evil"));
-    let html = pages::group(&data::group_detail(&state, "<b>&evil").expect("group"));
+    // Both of the topic page's forms post with the token in their hidden field.
+    assert_eq!(
+        html.matches("<input type=\"hidden\" name=\"csrf\" value=\"t\">")
+            .count(),
+        2,
+        "{html}"
+    );
+    let html = pages::group(&data::group_detail(&state, "<b>&evil").expect("group"), "t");
     assert!(html.contains("<h1>&lt;b&gt;&amp;evil</h1>"), "{html}");
+    assert!(
+        html.contains("action=\"/groups/%3Cb%3E%26evil/reset\""),
+        "{html}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
