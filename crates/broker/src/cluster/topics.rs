@@ -267,7 +267,7 @@ impl State {
     }
 }
 
-fn unexpected(reply: &ControllerReply) -> AdminError {
+pub(super) fn unexpected(reply: &ControllerReply) -> AdminError {
     AdminError::QuorumUnavailable(ControllerUnavailable(format!(
         "unexpected controller reply {reply:?}"
     )))
