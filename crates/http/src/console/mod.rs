@@ -165,6 +165,8 @@ fn missing(m: Missing, html: bool) -> Response {
         Missing::Forbidden(what) => (StatusCode::FORBIDDEN, what),
     };
     if html {
+        // Rendered here, not on the blocking pool: the navigation's viewer is set around it.
+        let _shown = ShownViewer::set(&current_viewer());
         let page = if code == StatusCode::FORBIDDEN {
             pages::message_page("Not allowed", "forbidden", &what)
         } else {
