@@ -267,6 +267,7 @@ def test_login_logout_in_the_browser(console):
         assert "weir_session" not in driver.execute_script("return document.cookie")
 
         old = cookie["value"]
+        driver.get(f"{console.base}/groups")
         navigate(driver, driver.find_element(By.ID, "logout"))
         assert driver.current_url.startswith(f"{console.base}/login")
         assert console.http("GET", "/api/topics", cookie=old)[0] == 401
