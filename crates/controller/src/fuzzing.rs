@@ -39,6 +39,16 @@ pub fn samples() -> Vec<(u8, Vec<u8>)> {
     use crate::wire::{encode_request, keys, Forwarded, Hello};
 
     let log_id = |index| LogId::new(CommittedLeaderId::new(2, 1), index);
+    // An ACL (ACLs are metadata records): the decoders see its shape in the seeds.
+    let acl = weir_metadata::AclEntry {
+        resource_type: 2,
+        name: "orders".into(),
+        pattern_type: 4,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation: 3,
+        permission: 3,
+    };
     let voters: BTreeMap<u64, NodeInfo> = (1..=3).map(|i| (i, NodeInfo::default())).collect();
     let entries = vec![
         Entry {
@@ -57,6 +67,13 @@ pub fn samples() -> Vec<(u8, Vec<u8>)> {
             payload: EntryPayload::Normal(vec![MetadataRecord::ClusterId {
                 cluster_id: "OZgaD8CqRCSalotN4e5ajw".into(),
             }]),
+        },
+        Entry {
+            log_id: log_id(3),
+            payload: EntryPayload::Normal(vec![
+                MetadataRecord::AccessControlEntry(acl.clone()),
+                MetadataRecord::RemoveAccessControlEntry(acl.clone()),
+            ]),
         },
     ];
     let frame = |key, body: Vec<u8>| {
@@ -95,6 +112,17 @@ pub fn samples() -> Vec<(u8, Vec<u8>)> {
         (0, frame(keys::RAFT_VOTE, json(&vote))),
         (0, frame(keys::RAFT_APPEND, json(&append))),
         (0, frame(keys::CONTROLLER, json(&forwarded))),
+        (
+            0,
+            frame(
+                keys::CONTROLLER,
+                json(&Forwarded {
+                    cluster_id: None,
+                    from: 2,
+                    request: ControllerRequest::CreateAcls { acls: vec![acl] },
+                }),
+            ),
+        ),
         (0, frame(keys::DESCRIBE_QUORUM, Vec::new())),
     ];
     if let Ok(log) = crate::log_store::encode(&entries) {

@@ -7,7 +7,11 @@
 //! it replays its logs). It becomes a broker [`Service`] once the state exists: `start` hands
 //! it the state, and the broker's stop signal marks it draining and then ends it, after its
 //! in-flight requests.
+//!
+//! When a broker listener speaks SASL, the console needs a login ([`auth`]): a middleware
+//! in front of every route resolves the session cookie into the viewer the pages filter by.
 
+pub mod auth;
 pub mod bundle;
 mod config;
 pub mod console;
@@ -20,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::State as AxumState;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::{broadcast, watch};
 use weir_broker::state::State;
@@ -57,6 +61,8 @@ struct Shared {
     /// Live tails open, for `/api/tails`.
     tails: Arc<console::tail::Tails>,
     pipelines: PipelineSlot,
+    /// Console sessions and the probes' bearer token.
+    auth: Arc<auth::AuthState>,
 }
 
 /// The HTTP listener, already serving; a [`weir_broker::Service`] to hand to
@@ -96,10 +102,16 @@ impl HttpService {
             csrf: Arc::new(console::csrf::Csrf::new().map_err(HttpError::Csrf)?),
             tails: Arc::new(console::tail::Tails::default()),
             pipelines: pipelines.clone(),
+            auth: Arc::new(auth::AuthState {
+                sessions: auth::Sessions::new(config.session_timeout, config.cookie_secure),
+                metrics_token: config.metrics_token.clone(),
+            }),
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(shared);
         let server = tokio::spawn(async move {
+            // The peer address: the ACL decisions of a logged-in user take its host.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = shutdown_rx.await;
@@ -173,11 +185,17 @@ fn router(shared: Shared) -> Router {
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/api/debug/bundle", get(bundle::handler))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
         .merge(console::routes())
         // Every POST passes the CSRF check before its handler.
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             console::csrf::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            auth::require_login,
         ))
         .with_state(shared)
 }
@@ -223,5 +241,7 @@ async fn readyz(AxumState(shared): AxumState<Shared>) -> Response {
     (code, axum::Json(readiness)).into_response()
 }
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

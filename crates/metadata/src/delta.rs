@@ -30,6 +30,8 @@ pub struct MetadataDelta {
     pub brokers_unfenced: BTreeSet<BrokerId>,
     pub configs_changed: BTreeSet<ConfigResource>,
     pub producer_ids_changed: bool,
+    /// An ACL was created or removed.
+    pub acls_changed: bool,
 }
 
 impl MetadataDelta {
@@ -80,5 +82,6 @@ impl MetadataDelta {
         }
         self.configs_changed.extend(later.configs_changed);
         self.producer_ids_changed |= later.producer_ids_changed;
+        self.acls_changed |= later.acls_changed;
     }
 }

@@ -1,6 +1,6 @@
 //! The metadata image: everything the records say, as of one log position.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::delta::MetadataDelta;
 use crate::error::ImageError;
 use crate::records::{
-    BrokerId, BrokerRegistration, ConfigResource, MetadataRecord, PartitionRegistration,
+    AclEntry, BrokerId, BrokerRegistration, ConfigResource, MetadataRecord, PartitionRegistration,
 };
 
 /// A topic and its partitions. Shared between images behind an `Arc` and copied only
@@ -35,6 +35,9 @@ pub struct MetadataImage {
     configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     /// Where the next producer-id block starts (KIP-730).
     next_producer_id: i64,
+    /// Behind an `Arc`: copied only when an ACL record changes it, and a subscriber tells
+    /// a change by the pointer.
+    acls: Arc<BTreeSet<AclEntry>>,
     /// The highest broker epoch ever registered: epochs never repeat, even after an
     /// unregistration, so a stale request of a previous incarnation is always refused.
     last_broker_epoch: i64,
@@ -98,6 +101,11 @@ impl MetadataImage {
 
     pub fn config(&self, resource: &ConfigResource, key: &str) -> Option<&str> {
         self.configs.get(resource)?.get(key).map(String::as_str)
+    }
+
+    /// Every ACL in force.
+    pub fn acls(&self) -> &Arc<BTreeSet<AclEntry>> {
+        &self.acls
     }
 
     pub fn next_producer_id(&self) -> i64 {
@@ -251,6 +259,18 @@ impl MetadataImage {
                 }
                 delta.configs_changed.insert(resource.clone());
             }
+            MetadataRecord::AccessControlEntry(acl) => {
+                if !self.acls.contains(acl) {
+                    Arc::make_mut(&mut self.acls).insert(acl.clone());
+                    delta.acls_changed = true;
+                }
+            }
+            MetadataRecord::RemoveAccessControlEntry(acl) => {
+                if self.acls.contains(acl) {
+                    Arc::make_mut(&mut self.acls).remove(acl);
+                    delta.acls_changed = true;
+                }
+            }
             MetadataRecord::ProducerIds {
                 broker_id,
                 broker_epoch,
@@ -301,6 +321,9 @@ struct ImageData {
     configs: Vec<(ConfigResource, BTreeMap<String, String>)>,
     next_producer_id: i64,
     last_broker_epoch: i64,
+    /// Absent from snapshots written before ACLs were metadata.
+    #[serde(default)]
+    acls: Vec<AclEntry>,
 }
 
 impl From<MetadataImage> for ImageData {
@@ -317,6 +340,7 @@ impl From<MetadataImage> for ImageData {
             configs: image.configs.into_iter().collect(),
             next_producer_id: image.next_producer_id,
             last_broker_epoch: image.last_broker_epoch,
+            acls: Arc::unwrap_or_clone(image.acls).into_iter().collect(),
         }
     }
 }
@@ -336,6 +360,7 @@ impl From<ImageData> for MetadataImage {
             configs: data.configs.into_iter().collect(),
             next_producer_id: data.next_producer_id,
             last_broker_epoch: data.last_broker_epoch,
+            acls: Arc::new(data.acls.into_iter().collect()),
         }
     }
 }

@@ -47,6 +47,6 @@ pub use delta::{MetadataDelta, PartitionDelta};
 pub use error::{ImageError, MetadataError};
 pub use image::{MetadataImage, TopicImage};
 pub use records::{
-    BrokerId, BrokerRegistration, ConfigResource, Endpoint, LeaderRecovery, MetadataRecord,
-    PartitionChange, PartitionRegistration, ELR_FEATURE, NO_LEADER,
+    AclEntry, BrokerId, BrokerRegistration, ConfigResource, Endpoint, LeaderRecovery,
+    MetadataRecord, PartitionChange, PartitionRegistration, ELR_FEATURE, NO_LEADER,
 };

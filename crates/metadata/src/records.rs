@@ -95,6 +95,21 @@ pub enum ConfigResource {
     ClusterDefault,
 }
 
+/// One ACL (KRaft's `AccessControlEntryRecord`): Kafka's wire codes for the resource type,
+/// pattern type, operation and permission, so this crate needs no ACL model of its own;
+/// the broker validates and interprets them. An ACL is its own identity: creating one that
+/// exists changes nothing, as Kafka.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AclEntry {
+    pub resource_type: i8,
+    pub name: String,
+    pub pattern_type: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    pub permission: i8,
+}
+
 /// One entry of the metadata log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
@@ -143,6 +158,10 @@ pub enum MetadataRecord {
         name: String,
         value: Option<String>,
     },
+    /// AccessControlEntryRecord: the ACL is in force on every broker.
+    AccessControlEntry(AclEntry),
+    /// RemoveAccessControlEntryRecord: removing an ACL that is not there changes nothing.
+    RemoveAccessControlEntry(AclEntry),
     /// ProducerIdsRecord (KIP-730): the block handed to `broker_id` ends below
     /// `next_producer_id`, where the next block starts.
     ProducerIds {

@@ -3,6 +3,7 @@
 //! broker's topic table on the image; the [`DataPlane`] replicates them (§5.2, §5.3); admin
 //! requests go to the quorum through a [`ControllerClient`] the binary installs.
 
+mod acls;
 mod controller;
 pub mod coordinator;
 mod data_plane;

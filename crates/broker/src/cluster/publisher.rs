@@ -143,6 +143,9 @@ pub struct Publisher {
     state: Option<Arc<State>>,
     /// Replication's side (fetchers, the replica table); None: roles only (tests).
     data_plane: Option<Arc<DataPlane>>,
+    /// The image ACLs last handed to the broker's index (compared by pointer: the image
+    /// copies them only when an ACL record changes them).
+    acls_synced: Option<Arc<std::collections::BTreeSet<weir_metadata::AclEntry>>>,
 }
 
 impl Publisher {
@@ -163,6 +166,7 @@ impl Publisher {
             replicas: BTreeMap::new(),
             state: None,
             data_plane: None,
+            acls_synced: None,
         }
     }
 
@@ -187,9 +191,19 @@ impl Publisher {
     }
 
     /// Makes the broker's topic table match `image` and the replicas opened here.
-    fn sync_state(&self, image: &MetadataImage) {
+    fn sync_state(&mut self, image: &MetadataImage) {
         if let Some(state) = &self.state {
             state.sync_cluster_topics(image, &|id, p| self.replica(id, p));
+            // ACLs are enforced from the first image on, before the broker caught up: the
+            // baseline applied at start is the local metadata log's.
+            if self
+                .acls_synced
+                .as_ref()
+                .is_none_or(|seen| !Arc::ptr_eq(seen, image.acls()))
+            {
+                state.sync_cluster_acls(image);
+                self.acls_synced = Some(image.acls().clone());
+            }
         }
     }
 

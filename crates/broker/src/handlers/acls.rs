@@ -1,5 +1,7 @@
 //! CreateAcls, DescribeAcls and DeleteAcls (v1-v3): the ACLs of `security::acl`, changed
-//! with DESCRIBE and ALTER on the cluster, as Kafka.
+//! with DESCRIBE and ALTER on the cluster, as Kafka. On a single node they are stored in
+//! the broker's file; in cluster mode they go to the active controller as metadata records
+//! (`cluster::acls`) and the answer waits until this broker enforces them.
 
 use std::collections::BTreeMap;
 
@@ -21,12 +23,6 @@ use crate::security::acl::{AclBinding, AclFilter, InvalidAcl};
 use crate::security::{Operation, Resource};
 use crate::state::State;
 
-/// Until ACLs are metadata records, each node keeps its own: changing them on one node of a
-/// cluster would leave the others enforcing something else, so it is refused.
-const CLUSTER_REFUSAL: &str = "ACLs are node-local in this version of Weir: they cannot be \
-     changed while controller.quorum.voters is set (cluster mode) until they are replicated \
-     as metadata records";
-
 const NOT_AUTHORIZED: &str = "Cluster authorization failed.";
 
 pub async fn create(state: &State, req: CreateAclsRequest, conn: &Conn) -> CreateAclsResponse {
@@ -42,14 +38,6 @@ pub async fn create(state: &State, req: CreateAclsRequest, conn: &Conn) -> Creat
             .creations
             .iter()
             .map(|_| fail(ResponseError::ClusterAuthorizationFailed, NOT_AUTHORIZED))
-            .collect();
-        return r;
-    }
-    if state.is_cluster() {
-        r.results = req
-            .creations
-            .iter()
-            .map(|_| fail(ResponseError::InvalidRequest, CLUSTER_REFUSAL))
             .collect();
         return r;
     }
@@ -69,13 +57,23 @@ pub async fn create(state: &State, req: CreateAclsRequest, conn: &Conn) -> Creat
         })
         .collect();
     let valid: Vec<AclBinding> = parsed.iter().filter_map(|p| p.clone().ok()).collect();
-    let stored = if valid.is_empty() {
+    let stored: Result<(), (ResponseError, String)> = if valid.is_empty() {
         Ok(())
+    } else if state.is_cluster() {
+        state
+            .cluster_create_acls(&valid)
+            .await
+            .map_err(|e| (crate::errors::admin_code(&e), e.to_string()))
     } else {
-        state.security.acls.create(valid.clone()).await
+        state
+            .security
+            .acls
+            .create(valid.clone())
+            .await
+            .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
     };
-    if let Err(e) = &stored {
-        tracing::error!(error = %e, "cannot persist the ACLs");
+    if let Err((_, e)) = &stored {
+        tracing::error!(error = %e, "cannot store the ACLs");
     } else {
         for acl in &valid {
             tracing::info!(principal = %conn.principal, %acl, "ACL created");
@@ -85,7 +83,7 @@ pub async fn create(state: &State, req: CreateAclsRequest, conn: &Conn) -> Creat
         .into_iter()
         .map(|p| match (p, &stored) {
             (Err(e), _) => fail(ResponseError::InvalidRequest, &e.0),
-            (Ok(_), Err(e)) => fail(ResponseError::KafkaStorageError, &e.to_string()),
+            (Ok(_), Err((code, e))) => fail(*code, e),
             (Ok(_), Ok(())) => AclCreationResult::default(),
         })
         .collect();
@@ -158,14 +156,6 @@ pub async fn delete(state: &State, req: DeleteAclsRequest, conn: &Conn) -> Delet
             .collect();
         return r;
     }
-    if state.is_cluster() {
-        r.filter_results = req
-            .filters
-            .iter()
-            .map(|_| fail(ResponseError::InvalidRequest, CLUSTER_REFUSAL))
-            .collect();
-        return r;
-    }
     let parsed: Vec<Result<AclFilter, InvalidAcl>> = req
         .filters
         .iter()
@@ -182,16 +172,28 @@ pub async fn delete(state: &State, req: DeleteAclsRequest, conn: &Conn) -> Delet
         })
         .collect();
     let valid: Vec<AclFilter> = parsed.iter().filter_map(|p| p.clone().ok()).collect();
-    let removed = state.security.acls.delete(&valid).await;
+    let removed = if state.is_cluster() {
+        state
+            .cluster_delete_acls(&valid)
+            .await
+            .map_err(|e| (crate::errors::admin_code(&e), e.to_string()))
+    } else {
+        state
+            .security
+            .acls
+            .delete(&valid)
+            .await
+            .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
+    };
     let mut removed = match removed {
         Ok(removed) => removed.into_iter(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot persist the ACLs");
+        Err((code, e)) => {
+            tracing::error!(error = %e, "cannot store the ACLs");
             r.filter_results = parsed
                 .iter()
                 .map(|p| match p {
                     Err(bad) => fail(ResponseError::InvalidRequest, &bad.0),
-                    Ok(_) => fail(ResponseError::KafkaStorageError, &e.to_string()),
+                    Ok(_) => fail(code, &e),
                 })
                 .collect();
             return r;

@@ -78,6 +78,12 @@ impl<'a> Resource<'a> {
     }
 }
 
+/// Compares two secrets (tokens, session ids) in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 /// The broker's security state: credentials, ACLs and the counters the metrics will export.
 #[derive(Debug)]
 pub struct Security {
@@ -160,6 +166,22 @@ impl Security {
             operation,
             resource_type,
         )
+    }
+
+    /// Whether `password` is `user`'s, checked against the stored SCRAM credentials as SASL
+    /// PLAIN does (SaltedPassword derived with the stored salt and iterations, StoredKey
+    /// compared in constant time). An unknown user costs the same derivation, so the time
+    /// taken does not say whether the user exists. Blocking: PBKDF2 is milliseconds of CPU,
+    /// callers on the runtime run it on the blocking pool. Counts nothing: the caller counts
+    /// and delays failures as its protocol does.
+    pub fn check_password(&self, user: &str, password: &str) -> bool {
+        let known = self.credentials.all_of(user);
+        if known.is_empty() {
+            let fake = self.credentials.fake(user, scram::Mechanism::ScramSha256);
+            let _ = fake.matches_password(scram::Mechanism::ScramSha256, password);
+            return false;
+        }
+        known.iter().any(|(m, c)| c.matches_password(*m, password))
     }
 
     /// Failed SASL authentications since start (Kafka's `failed-authentication-total`).

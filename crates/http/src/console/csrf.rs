@@ -177,7 +177,9 @@ pub(crate) async fn guard(
     req: Request,
     next: Next,
 ) -> Response {
-    if req.method() != Method::POST {
+    // `/logout` only ends the session whose cookie comes with it, and that cookie is
+    // `SameSite=Strict`: a cross-site POST arrives without it and ends nothing.
+    if req.method() != Method::POST || req.uri().path() == "/logout" {
         return next.run(req).await;
     }
     let api = req.uri().path().starts_with("/api/");

@@ -2,15 +2,28 @@
 //! `/api/...` twins serialize them, so a page and its JSON cannot disagree. Everything is
 //! read from the broker's memory (the topic table, the coordinators), never through Kafka
 //! requests to itself; only the rows of the page asked for are looked at in detail.
+//!
+//! Every builder takes the viewer's [`Sees`]: topics, groups and transactional ids it may not
+//! DESCRIBE are left out before counting and paging, as Kafka's Metadata and ListGroups do,
+//! and a detail page of one answers as if it did not exist.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
+use weir_broker::security::Resource;
 use weir_broker::state::{State, Topic};
 use weir_coordinator::{GroupState, GroupType};
 
 use super::rates::{Rate, Rates};
 use crate::health::Readiness;
+
+/// Whether the viewer may see a resource (DESCRIBE), from `crate::auth::Viewer::sees`.
+pub type Sees<'a> = &'a dyn Fn(Resource<'_>) -> bool;
+
+/// A viewer that sees everything (no login configured; tests).
+pub fn everything(_: Resource<'_>) -> bool {
+    true
+}
 
 /// Rows on one page of a list.
 pub const PER_PAGE: usize = 100;
@@ -70,8 +83,9 @@ pub struct Overview {
     pub rates: Vec<Rate>,
 }
 
-pub fn overview(state: &State, rates: &Rates, readiness: Readiness) -> Overview {
-    let topics = state.topics();
+pub fn overview(state: &State, rates: &Rates, readiness: Readiness, sees: Sees<'_>) -> Overview {
+    let mut topics = state.topics();
+    topics.retain(|t| sees(Resource::Topic(&t.name)));
     let mut partitions = 0u64;
     let mut log_size_bytes = 0u64;
     for t in &topics {
@@ -108,8 +122,12 @@ pub fn overview(state: &State, rates: &Rates, readiness: Readiness) -> Overview 
         brokers,
         topics: topics.len(),
         partitions,
-        groups: state.groups.list(&[]).map_or(0, |l| l.len()),
-        open_transactions: open_transactions(state),
+        groups: state.groups.list(&[]).map_or(0, |l| {
+            l.iter()
+                .filter(|g| sees(Resource::Group(&g.group_id)))
+                .count()
+        }),
+        open_transactions: open_transactions(state, sees),
         log_size_bytes,
         disk_total_bytes: space.map(|s| s.0),
         disk_free_bytes: space.map(|s| s.1),
@@ -119,14 +137,18 @@ pub fn overview(state: &State, rates: &Rates, readiness: Readiness) -> Overview 
     }
 }
 
-fn open_transactions(state: &State) -> usize {
+fn open_transactions(state: &State, sees: Sees<'_>) -> usize {
     use weir_coordinator::txn::TxnState;
     let open = [
         TxnState::Ongoing,
         TxnState::PrepareCommit,
         TxnState::PrepareAbort,
     ];
-    state.txns.list(&open, &[], None).map_or(0, |l| l.len())
+    state.txns.list(&open, &[], None).map_or(0, |l| {
+        l.iter()
+            .filter(|t| sees(Resource::TransactionalId(&t.transactional_id)))
+            .count()
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -162,11 +184,18 @@ fn topic_value(state: &State, t: &Topic, key: &str) -> String {
         .unwrap_or_default()
 }
 
-pub fn topic_list(state: &State, rates: &Rates, page: usize, filter: &str) -> TopicList {
+pub fn topic_list(
+    state: &State,
+    rates: &Rates,
+    page: usize,
+    filter: &str,
+    sees: Sees<'_>,
+) -> TopicList {
     let topics: Vec<_> = state
         .topics()
         .into_iter()
         .filter(|t| filter.is_empty() || t.name.contains(filter))
+        .filter(|t| sees(Resource::Topic(&t.name)))
         .collect();
     let (page, rows) = Page::of(page, topics.len());
     let topics = topics
@@ -266,7 +295,16 @@ fn source_name(s: weir_broker::dynamic_config::ConfigSource) -> &'static str {
     }
 }
 
-pub fn topic_detail(state: &State, rates: &Rates, name: &str, page: usize) -> Option<TopicDetail> {
+pub fn topic_detail(
+    state: &State,
+    rates: &Rates,
+    name: &str,
+    page: usize,
+    sees: Sees<'_>,
+) -> Option<TopicDetail> {
+    if !sees(Resource::Topic(name)) {
+        return None;
+    }
     let t = state.topic(name)?;
     let all = t.all_partitions();
     let (page, rows) = Page::of(page, all.len());
@@ -321,6 +359,9 @@ pub fn topic_detail(state: &State, rates: &Rates, name: &str, page: usize) -> Op
     let listing = group_states(state);
     let mut groups: Vec<GroupLag> = Vec::new();
     for g in state.groups.stats() {
+        if !sees(Resource::Group(&g.group_id)) {
+            continue;
+        }
         let mut lag = 0i64;
         let mut n = 0usize;
         for (tp, committed) in &g.offsets {
@@ -411,9 +452,10 @@ impl LagCalc<'_> {
     }
 }
 
-pub fn group_list(state: &State, page: usize, filter: &str) -> GroupList {
+pub fn group_list(state: &State, page: usize, filter: &str, sees: Sees<'_>) -> GroupList {
     let mut listing = state.groups.list(&[]).unwrap_or_default();
     listing.retain(|l| filter.is_empty() || l.group_id.contains(filter));
+    listing.retain(|l| sees(Resource::Group(&l.group_id)));
     listing.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     let (page, rows) = Page::of(page, listing.len());
     let shown = listing.get(rows).unwrap_or_default();
@@ -444,8 +486,11 @@ pub fn group_list(state: &State, page: usize, filter: &str) -> GroupList {
                     })
                     .sum()
             });
-            let topics: std::collections::BTreeSet<&str> =
-                offsets.iter().map(|(tp, _)| tp.topic.as_str()).collect();
+            let topics: std::collections::BTreeSet<&str> = offsets
+                .iter()
+                .map(|(tp, _)| tp.topic.as_str())
+                .filter(|t| sees(Resource::Topic(t)))
+                .collect();
             GroupRow {
                 group_id: l.group_id.clone(),
                 group_type: l.group_type.as_str(),
@@ -501,7 +546,10 @@ pub struct GroupDetail {
     pub lag_history: Vec<weir_broker::lag_history::LagSample>,
 }
 
-pub fn group_detail(state: &State, group: &str) -> Option<GroupDetail> {
+pub fn group_detail(state: &State, group: &str, sees: Sees<'_>) -> Option<GroupDetail> {
+    if !sees(Resource::Group(group)) {
+        return None;
+    }
     let group_type = state.groups.group_type(group)?;
     let (gstate, protocol_type, protocol, members): (GroupState, String, String, Vec<MemberRow>) =
         match group_type {
@@ -545,6 +593,16 @@ pub fn group_detail(state: &State, group: &str) -> Option<GroupDetail> {
                 (d.state, d.protocol_type, d.protocol, members)
             }
         };
+    // The topics the viewer may not see leave the assignments and the offsets.
+    let members: Vec<MemberRow> = members
+        .into_iter()
+        .map(|mut m| {
+            if let Some(a) = m.assignment.as_mut() {
+                a.retain(|topic, _| sees(Resource::Topic(topic)));
+            }
+            m
+        })
+        .collect();
     let mut owners: BTreeMap<(String, i32), String> = BTreeMap::new();
     for m in &members {
         for (topic, ps) in m.assignment.iter().flatten() {
@@ -561,6 +619,7 @@ pub fn group_detail(state: &State, group: &str) -> Option<GroupDetail> {
         .map(|s| {
             s.offsets
                 .into_iter()
+                .filter(|(tp, _)| sees(Resource::Topic(&tp.topic)))
                 .map(|(tp, o)| ((tp.topic, tp.partition), o))
                 .collect()
         })
@@ -619,13 +678,14 @@ pub struct Transactions {
     pub transactions: Vec<TxnRow>,
 }
 
-pub fn transactions(state: &State, page: usize) -> Transactions {
+pub fn transactions(state: &State, page: usize, sees: Sees<'_>) -> Transactions {
     let mut ids: Vec<String> = state
         .txns
         .list(&[], &[], None)
         .unwrap_or_default()
         .into_iter()
         .map(|l| l.transactional_id)
+        .filter(|id| sees(Resource::TransactionalId(id)))
         .collect();
     ids.sort();
     let (page, rows) = Page::of(page, ids.len());
@@ -643,6 +703,7 @@ pub fn transactions(state: &State, page: usize) -> Transactions {
             partitions: d
                 .partitions
                 .iter()
+                .filter(|tp| sees(Resource::Topic(&tp.topic)))
                 .map(|tp| format!("{}/{}", tp.topic, tp.partition))
                 .collect(),
             groups: d.groups,

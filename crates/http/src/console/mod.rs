@@ -9,6 +9,9 @@
 //! handler: produce and config edits (`actions.rs`), offset resets (`reset.rs`). The live
 //! tail (`tail.rs`) is a GET answering Server-Sent Events; the pipelines page (`pipelines.rs`)
 //! reads the SQL engine through a trait the binary implements.
+//!
+//! Each page is built for the request's viewer (`crate::auth`): what it may not DESCRIBE
+//! is left out, and the navigation shows who is logged in.
 
 pub mod actions;
 mod assignment;
@@ -35,6 +38,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use weir_broker::state::State;
 
+use crate::auth::{current_viewer, ShownViewer, Viewer};
 use crate::Shared;
 use rates::Rates;
 
@@ -87,13 +91,22 @@ impl ListQuery {
     }
 }
 
-/// What a page's builder gets: the state, the rate rings and whether the broker drains.
+/// What a page's builder gets: the state, the rate rings, whether the broker drains and
+/// who is looking.
 pub struct Ctx<'a> {
     pub state: &'a State,
     pub rates: &'a Rates,
     pub draining: bool,
     /// The SQL engine's view, when the binary has one.
     pub pipelines: Option<&'a dyn pipelines::PipelineSource>,
+    pub viewer: &'a Viewer,
+}
+
+impl Ctx<'_> {
+    /// Whether the viewer may see `r` (the builders' filter).
+    pub fn sees(&self, r: weir_broker::security::Resource<'_>) -> bool {
+        self.viewer.sees(r)
+    }
 }
 
 /// Why a page has nothing to show.
@@ -104,6 +117,8 @@ enum Missing {
     NotFound(String),
     /// The query makes no sense (a bad offset, cursor or partition).
     BadRequest(String),
+    /// The viewer sees the resource but may not do this with it.
+    Forbidden(String),
 }
 
 /// Builds a page's data on the blocking pool, then renders it with `render` (HTML) or as JSON
@@ -131,12 +146,15 @@ where
     let rates = shared.rates.clone();
     let source = shared.pipelines.get().cloned();
     let html = render.is_some();
+    let viewer = current_viewer();
     let done = tokio::task::spawn_blocking(move || {
+        let _shown = ShownViewer::set(&viewer);
         let ctx = Ctx {
             state: &state,
             rates: &rates,
             draining,
             pipelines: source.as_deref(),
+            viewer: &viewer,
         };
         let data = build(&ctx)?;
         Ok::<_, Missing>(match render {
@@ -181,9 +199,16 @@ fn missing(m: Missing, html: bool) -> Response {
         ),
         Missing::NotFound(what) => (StatusCode::NOT_FOUND, what),
         Missing::BadRequest(what) => (StatusCode::BAD_REQUEST, what),
+        Missing::Forbidden(what) => (StatusCode::FORBIDDEN, what),
     };
     if html {
-        let page = pages::not_found(&what);
+        // Rendered here, not on the blocking pool: the navigation's viewer is set around it.
+        let _shown = ShownViewer::set(&current_viewer());
+        let page = if code == StatusCode::FORBIDDEN {
+            pages::message_page("Not allowed", "forbidden", &what)
+        } else {
+            pages::not_found(&what)
+        };
         (
             code,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -197,7 +222,9 @@ fn missing(m: Missing, html: bool) -> Response {
 
 fn overview(ctx: &Ctx<'_>) -> Result<data::Overview, Missing> {
     let readiness = crate::health::readiness(Some(ctx.state), ctx.draining);
-    Ok(data::overview(ctx.state, ctx.rates, readiness))
+    Ok(data::overview(ctx.state, ctx.rates, readiness, &|r| {
+        ctx.sees(r)
+    }))
 }
 
 async fn overview_html(AxumState(s): AxumState<Shared>) -> Response {
@@ -215,6 +242,7 @@ fn topic_list(q: ListQuery) -> impl FnOnce(&Ctx<'_>) -> Result<data::TopicList, 
             ctx.rates,
             q.page(),
             &q.filter(),
+            &|r| ctx.sees(r),
         ))
     }
 }
@@ -232,7 +260,7 @@ fn topic_detail(
     q: ListQuery,
 ) -> impl FnOnce(&Ctx<'_>) -> Result<data::TopicDetail, Missing> {
     move |ctx| {
-        data::topic_detail(ctx.state, ctx.rates, &name, q.page())
+        data::topic_detail(ctx.state, ctx.rates, &name, q.page(), &|r| ctx.sees(r))
             .ok_or_else(|| Missing::NotFound(format!("topic {name:?} does not exist")))
     }
 }
@@ -273,7 +301,11 @@ async fn topic_json(
 }
 
 fn group_list(q: ListQuery) -> impl FnOnce(&Ctx<'_>) -> Result<data::GroupList, Missing> {
-    move |ctx| Ok(data::group_list(ctx.state, q.page(), &q.filter()))
+    move |ctx| {
+        Ok(data::group_list(ctx.state, q.page(), &q.filter(), &|r| {
+            ctx.sees(r)
+        }))
+    }
 }
 
 async fn groups_html(AxumState(s): AxumState<Shared>, Query(q): Query<ListQuery>) -> Response {
@@ -286,7 +318,7 @@ async fn groups_json(AxumState(s): AxumState<Shared>, Query(q): Query<ListQuery>
 
 fn group_detail(id: String) -> impl FnOnce(&Ctx<'_>) -> Result<data::GroupDetail, Missing> {
     move |ctx| {
-        data::group_detail(ctx.state, &id)
+        data::group_detail(ctx.state, &id, &|r| ctx.sees(r))
             .ok_or_else(|| Missing::NotFound(format!("group {id:?} does not exist")))
     }
 }
@@ -306,7 +338,7 @@ async fn group_json(AxumState(s): AxumState<Shared>, Path(id): Path<String>) -> 
 }
 
 fn txns(q: ListQuery) -> impl FnOnce(&Ctx<'_>) -> Result<data::Transactions, Missing> {
-    move |ctx| Ok(data::transactions(ctx.state, q.page()))
+    move |ctx| Ok(data::transactions(ctx.state, q.page(), &|r| ctx.sees(r)))
 }
 
 async fn txns_html(AxumState(s): AxumState<Shared>, Query(q): Query<ListQuery>) -> Response {
@@ -333,10 +365,18 @@ fn messages(
     q: browse_page::BrowseQuery,
 ) -> impl FnOnce(&Ctx<'_>) -> Result<Messages, Missing> {
     move |ctx| {
+        use weir_broker::security::{acl::AclOperation, Resource};
         let t = ctx
             .state
             .topic(&name)
+            .filter(|_| ctx.sees(Resource::Topic(&name)))
             .ok_or_else(|| Missing::NotFound(format!("topic {name:?} does not exist")))?;
+        // Reading records is a Fetch: READ on the topic.
+        if !ctx.viewer.may(AclOperation::Read, Resource::Topic(&name)) {
+            return Err(Missing::Forbidden(format!(
+                "not authorized to READ topic {name:?}"
+            )));
+        }
         let req = q.request().map_err(Missing::BadRequest)?;
         let b = browse::browse(ctx.state, &name, &req, &browse::Budget::default()).map_err(
             |e| match e {

@@ -50,6 +50,7 @@ pub fn layout(title: &str, section: Section, api: &str, body: impl FnOnce(&mut H
                     let class = if s == section { "current" } else { "" };
                     h.el("a", &[("href", href), ("class", class)], |h| h.text(label));
                 }
+                crate::auth::session_bar(h);
             });
             h.el("main", &[], |h| {
                 h.el("header", &[], |h| {
@@ -650,6 +651,13 @@ pub fn not_found(what: &str) -> String {
 pub fn error_page(title: &str, what: &str) -> String {
     layout(title, Section::Overview, "/api/overview", |h| {
         h.text_el("p", &[("id", "error"), ("class", "bad")], what);
+    })
+}
+
+/// A page saying only `what` (a refusal), in a paragraph with the id `id`.
+pub fn message_page(title: &str, id: &'static str, what: &str) -> String {
+    layout(title, Section::Overview, "/api/overview", |h| {
+        h.text_el("p", &[("id", id)], what);
     })
 }
 

@@ -63,25 +63,27 @@ async fn scale_every_page_with_10k_partitions_and_1k_groups() {
     let cases: Vec<Case<'_>> = vec![
         (
             "overview",
-            Box::new(|| pages::overview(&data::overview(s, r, ready())).len()),
+            Box::new(|| pages::overview(&data::overview(s, r, ready(), &data::everything)).len()),
         ),
         (
             "topics page 1",
-            Box::new(|| pages::topics(&data::topic_list(s, r, 1, "")).len()),
+            Box::new(|| pages::topics(&data::topic_list(s, r, 1, "", &data::everything)).len()),
         ),
         (
             "topics page 10",
-            Box::new(|| pages::topics(&data::topic_list(s, r, 10, "")).len()),
+            Box::new(|| pages::topics(&data::topic_list(s, r, 10, "", &data::everything)).len()),
         ),
         (
             "topics filtered",
-            Box::new(|| pages::topics(&data::topic_list(s, r, 1, "topic-05")).len()),
+            Box::new(|| {
+                pages::topics(&data::topic_list(s, r, 1, "topic-05", &data::everything)).len()
+            }),
         ),
         (
             "topic",
             Box::new(|| {
                 pages::topic(
-                    &data::topic_detail(s, r, "topic-0500", 1).expect("topic"),
+                    &data::topic_detail(s, r, "topic-0500", 1, &data::everything).expect("topic"),
                     "t",
                 )
                 .len()
@@ -89,21 +91,25 @@ async fn scale_every_page_with_10k_partitions_and_1k_groups() {
         ),
         (
             "groups page 1",
-            Box::new(|| pages::groups(&data::group_list(s, 1, "")).len()),
+            Box::new(|| pages::groups(&data::group_list(s, 1, "", &data::everything)).len()),
         ),
         (
             "groups page 10",
-            Box::new(|| pages::groups(&data::group_list(s, 10, "")).len()),
+            Box::new(|| pages::groups(&data::group_list(s, 10, "", &data::everything)).len()),
         ),
         (
             "group",
             Box::new(|| {
-                pages::group(&data::group_detail(s, "group-0500").expect("group"), "t").len()
+                pages::group(
+                    &data::group_detail(s, "group-0500", &data::everything).expect("group"),
+                    "t",
+                )
+                .len()
             }),
         ),
         (
             "transactions",
-            Box::new(|| pages::transactions(&data::transactions(s, 1)).len()),
+            Box::new(|| pages::transactions(&data::transactions(s, 1, &data::everything)).len()),
         ),
     ];
     for (name, mut f) in cases {

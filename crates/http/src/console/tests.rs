@@ -90,7 +90,7 @@ async fn pages_show_offsets_lag_and_configs_from_memory() {
     let state = fixture(dir.path()).await;
     let rates = Rates::new(std::time::Duration::from_secs(10));
 
-    let list = data::topic_list(&state, &rates, 1, "");
+    let list = data::topic_list(&state, &rates, 1, "", &data::everything);
     let names: Vec<&str> = list.topics.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["audit", "orders"]);
     let audit = &list.topics[0];
@@ -99,9 +99,14 @@ async fn pages_show_offsets_lag_and_configs_from_memory() {
     assert_eq!(orders.partitions, 3);
     assert_eq!(orders.retention_ms, "604800000", "the broker default");
     assert!(orders.size_bytes > 0);
-    assert_eq!(data::topic_list(&state, &rates, 1, "ord").topics.len(), 1);
+    assert_eq!(
+        data::topic_list(&state, &rates, 1, "ord", &data::everything)
+            .topics
+            .len(),
+        1
+    );
 
-    let d = data::topic_detail(&state, &rates, "orders", 1).expect("topic");
+    let d = data::topic_detail(&state, &rates, "orders", 1, &data::everything).expect("topic");
     let p0 = &d.partitions[0];
     assert_eq!(
         (
@@ -123,9 +128,9 @@ async fn pages_show_offsets_lag_and_configs_from_memory() {
         .configs
         .iter()
         .any(|c| c.name == "retention.ms" && c.source == "DEFAULT_CONFIG"));
-    assert!(data::topic_detail(&state, &rates, "nope", 1).is_none());
+    assert!(data::topic_detail(&state, &rates, "nope", 1, &data::everything).is_none());
 
-    let groups = data::group_list(&state, 1, "");
+    let groups = data::group_list(&state, 1, "", &data::everything);
     let billing = groups
         .groups
         .iter()
@@ -137,7 +142,7 @@ async fn pages_show_offsets_lag_and_configs_from_memory() {
     );
     assert_eq!(billing.state, "Empty");
 
-    let g = data::group_detail(&state, "billing").expect("group");
+    let g = data::group_detail(&state, "billing", &data::everything).expect("group");
     let lags: Vec<(i32, Option<i64>, Option<i64>)> = g
         .offsets
         .iter()
@@ -159,7 +164,10 @@ async fn pages_show_offsets_lag_and_configs_from_memory() {
         2,
         "{html}"
     );
-    let html = pages::group(&data::group_detail(&state, "<b>&evil").expect("group"), "t");
+    let html = pages::group(
+        &data::group_detail(&state, "<b>&evil", &data::everything).expect("group"),
+        "t",
+    );
     assert!(html.contains("<h1>&lt;b&gt;&amp;evil</h1>"), "{html}");
     assert!(
         html.contains("action=\"/groups/%3Cb%3E%26evil/reset\""),
@@ -187,7 +195,7 @@ async fn rates_come_from_counter_deltas_and_restart_with_a_recreated_topic() {
     assert_eq!(ring[0].produced_records, 5.0);
     assert_eq!(ring[0].fetched_records, 1.0);
     assert_eq!(rates.broker().last().map(|r| r.produced_records), Some(5.0));
-    let list = data::topic_list(&state, &rates, 1, "orders");
+    let list = data::topic_list(&state, &rates, 1, "orders", &data::everything);
     assert_eq!(list.topics[0].produced_records_per_s, Some(5.0));
     assert_eq!(list.topics[0].sparkline, vec![500.0]);
 

@@ -202,6 +202,24 @@ impl ControllerLogic {
                 broker_id,
                 broker_epoch,
             )),
+            ControllerRequest::CreateAcls { acls } => {
+                for acl in acls {
+                    if !pending.image.acls().contains(&acl) {
+                        pending.push(MetadataRecord::AccessControlEntry(acl));
+                    }
+                }
+                ControllerReply::CreateAcls(Ok(()))
+            }
+            ControllerRequest::DeleteAcls { acls } => {
+                let mut removed = Vec::new();
+                for acl in acls {
+                    if pending.image.acls().contains(&acl) {
+                        pending.push(MetadataRecord::RemoveAccessControlEntry(acl.clone()));
+                        removed.push(acl);
+                    }
+                }
+                ControllerReply::DeleteAcls(Ok(removed))
+            }
             ControllerRequest::ElectLeaders {
                 election_type,
                 partitions,
@@ -272,6 +290,8 @@ fn reply_with_error(reply: ControllerReply, e: MetadataError) -> ControllerReply
         R::AlterPartitionReassignments(v) => R::AlterPartitionReassignments(
             v.into_iter().map(|(t, p, r)| (t, p, fail(r, &e))).collect(),
         ),
+        R::CreateAcls(_) => R::CreateAcls(Err(e)),
+        R::DeleteAcls(_) => R::DeleteAcls(Err(e)),
     }
 }
 

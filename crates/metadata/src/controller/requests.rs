@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::MetadataError;
-use crate::records::{BrokerId, ConfigResource, Endpoint, LeaderRecovery};
+use crate::records::{AclEntry, BrokerId, ConfigResource, Endpoint, LeaderRecovery};
 
 /// One topic of CreateTopics. `num_partitions` / `replication_factor` of -1 take the
 /// controller's defaults; an explicit `assignment` (replicas per partition, index =
@@ -118,6 +118,15 @@ pub enum ControllerRequest {
         election_type: ElectionType,
         partitions: Option<Vec<(String, i32)>>,
     },
+    /// CreateAcls, validated by the broker: the ACLs not yet in force become records.
+    CreateAcls {
+        acls: Vec<AclEntry>,
+    },
+    /// DeleteAcls: the broker resolves its filters to ACLs against its image; those still
+    /// in force when the controller decides are removed (and answered).
+    DeleteAcls {
+        acls: Vec<AclEntry>,
+    },
     /// KIP-455: move partitions to new replica sets (or cancel moves in progress).
     AlterPartitionReassignments {
         partitions: Vec<Reassignment>,
@@ -177,4 +186,7 @@ pub enum ControllerReply {
     AllocateProducerIds(Result<(i64, i32), MetadataError>),
     ElectLeaders(Vec<(String, i32, Result<(), MetadataError>)>),
     AlterPartitionReassignments(Vec<(String, i32, Result<(), MetadataError>)>),
+    CreateAcls(Result<(), MetadataError>),
+    /// The ACLs removed, each once.
+    DeleteAcls(Result<Vec<AclEntry>, MetadataError>),
 }

@@ -79,7 +79,68 @@ fn every_record() -> Vec<MetadataRecord> {
             broker_epoch: 7,
             next_producer_id: 2000,
         },
+        MetadataRecord::AccessControlEntry(acl("t", "User:a")),
+        MetadataRecord::RemoveAccessControlEntry(acl("t", "User:a")),
     ]
+}
+
+fn acl(name: &str, principal: &str) -> crate::AclEntry {
+    crate::AclEntry {
+        resource_type: 2,
+        name: name.into(),
+        pattern_type: 3,
+        principal: principal.into(),
+        host: "*".into(),
+        operation: 3,
+        permission: 3,
+    }
+}
+
+#[test]
+fn acls_are_created_once_deleted_once_and_survive_replay_and_snapshots() {
+    let mut c = Cluster::with_brokers(1, &[]);
+    let (a, b) = (acl("t", "User:a"), acl("t", "User:b"));
+    assert_eq!(
+        c.request(ControllerRequest::CreateAcls {
+            acls: vec![a.clone(), b.clone(), a.clone()],
+        }),
+        ControllerReply::CreateAcls(Ok(()))
+    );
+    assert!(c.last_delta.acls_changed);
+    assert_eq!(c.image.acls().len(), 2);
+    // Existing ACLs make no records and no change.
+    let (records, _) = c.decide(ControllerRequest::CreateAcls {
+        acls: vec![a.clone()],
+    });
+    assert!(records.is_empty());
+    let before = c.image.acls().clone();
+    let reply = c.request(ControllerRequest::DeleteAcls {
+        acls: vec![b.clone(), b.clone(), acl("x", "User:c")],
+    });
+    assert_eq!(reply, ControllerReply::DeleteAcls(Ok(vec![b.clone()])));
+    assert_eq!(
+        **c.image.acls(),
+        std::collections::BTreeSet::from([a.clone()])
+    );
+    assert_eq!(
+        before.len(),
+        2,
+        "an earlier image keeps its ACLs (copy on write)"
+    );
+
+    let mut replayed = MetadataImage::new();
+    replayed.apply_all(&c.journal).unwrap();
+    assert_eq!(replayed, c.image);
+    let json = serde_json::to_string(&c.image).unwrap();
+    assert_eq!(
+        serde_json::from_str::<MetadataImage>(&json).unwrap(),
+        c.image
+    );
+    // A snapshot written before ACLs were metadata has none.
+    let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    old.as_object_mut().unwrap().remove("acls");
+    let old: MetadataImage = serde_json::from_value(old).unwrap();
+    assert!(old.acls().is_empty());
 }
 
 #[test]

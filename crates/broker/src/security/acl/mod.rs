@@ -220,6 +220,35 @@ impl AclBinding {
     }
 }
 
+impl AclBinding {
+    /// The ACL as a metadata record's entry (cluster mode: ACLs are replicated metadata).
+    pub fn to_entry(&self) -> weir_metadata::AclEntry {
+        weir_metadata::AclEntry {
+            resource_type: self.resource_type.code(),
+            name: self.name.clone(),
+            pattern_type: self.pattern.code(),
+            principal: self.principal.clone(),
+            host: self.host.clone(),
+            operation: self.operation.code(),
+            permission: self.permission.code(),
+        }
+    }
+
+    /// An ACL of the metadata image, validated as CreateAcls validates (a record written
+    /// by a later version with codes this one does not know is refused, not guessed at).
+    pub fn from_entry(e: &weir_metadata::AclEntry) -> Result<AclBinding, InvalidAcl> {
+        AclBinding::from_wire(
+            e.resource_type,
+            &e.name,
+            e.pattern_type,
+            &e.principal,
+            &e.host,
+            e.operation,
+            e.permission,
+        )
+    }
+}
+
 impl std::fmt::Display for AclBinding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -277,6 +306,19 @@ impl AclFilter {
             permission: Permission::from_code(permission)
                 .ok_or_else(|| bad("permission type", permission))?,
         })
+    }
+
+    /// The filter that selects every ACL.
+    pub fn everything() -> AclFilter {
+        AclFilter {
+            resource_type: ResourceType::Any,
+            name: None,
+            pattern: PatternType::Any,
+            principal: None,
+            host: None,
+            operation: AclOperation::Any,
+            permission: Permission::Any,
+        }
     }
 
     /// Whether `acl` is selected (Kafka's `AclBindingFilter#matches`).

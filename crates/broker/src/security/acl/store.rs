@@ -1,4 +1,6 @@
-//! The ACLs, durable in `<data-dir>/meta/acls.json`.
+//! The ACLs, durable in `<data-dir>/meta/acls.json` on a single node; in cluster mode a
+//! mirror of the metadata image's ACLs ([`AclStore::replace_replicated`]), which the
+//! metadata log keeps durable, and the file is not used.
 //!
 //! A change is written (temp file, fsync, rename, fsync dir) before it is applied in memory
 //! and answered, so an acknowledged CreateAcls or DeleteAcls survives kill -9. A failed write
@@ -105,6 +107,13 @@ impl AclStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Cluster mode: the ACLs become exactly `acls` (the metadata image's), in memory only:
+    /// the metadata log is their durable home and replays them at start.
+    pub fn replace_replicated(&self, acls: BTreeSet<AclBinding>) {
+        let index = Arc::new(AclIndex::new(&acls));
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Current { acls, index };
     }
 
     /// Adds `acls` (already validated); one that exists already is not an error, as Kafka.
@@ -218,6 +227,26 @@ mod tests {
         let reopened = AclStore::open(dir.path()).expect("reopen");
         let all = AclFilter::from_wire(1, None, 1, None, None, 1, 1).expect("filter");
         assert_eq!(reopened.describe(&all), vec![binding("a", "User:x")]);
+    }
+
+    #[test]
+    fn replicated_acls_replace_the_index_without_touching_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = AclStore::open(dir.path()).expect("open");
+        let a = binding("a", "User:x");
+        // Through the metadata record's shape and back, as the publisher receives it.
+        let back = AclBinding::from_entry(&a.to_entry()).expect("valid");
+        assert_eq!(back, a);
+        store.replace_replicated([back].into_iter().collect());
+        let all = AclFilter::everything();
+        assert_eq!(store.describe(&all), vec![a.clone()]);
+        assert!(!dir.path().join("meta").join(FILE).exists());
+        store.replace_replicated(BTreeSet::new());
+        assert!(store.is_empty());
+        // A record with a code this version does not know is refused, not guessed at.
+        let mut unknown = a.to_entry();
+        unknown.operation = 99;
+        assert!(AclBinding::from_entry(&unknown).is_err());
     }
 
     #[tokio::test]
