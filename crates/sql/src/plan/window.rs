@@ -334,7 +334,7 @@ pub(super) fn watermark_spec(def: &SourceDef) -> Result<Option<WatermarkSpec>, S
             left,
             op: BinaryOperator::Minus,
             right,
-        } if is_column(left) => interval_ns(right).map_err(|e| bad(&e))?,
+        } if is_column(left.as_ref()) => interval_ns(right).map_err(|e| bad(&e))?,
         _ => return Err(bad(&format!("write it as {column} - INTERVAL '5' SECOND"))),
     };
     let index = def

@@ -130,12 +130,12 @@ fn window_subquery(
             _ => Err(bad("arguments are positional expressions")),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let column = |e: &Expr, what: &str| match e {
+    let column = |e: &&Expr, what: &str| match *e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => Ok(e.to_string()),
         other => Err(bad(&format!("{what} must be a column, not {other}"))),
     };
     let (src, time, rest) = match exprs.as_slice() {
-        [src, time, rest @ ..] => (src, column(time, "the time column")?, rest),
+        [src, time, rest @ ..] => (*src, column(time, "the time column")?, rest),
         _ => return Err(bad(&format!("{} arguments", exprs.len()))),
     };
     let src = match src {
