@@ -50,7 +50,7 @@ const VIEWS: &[(&str, &str, bool)] = &[
     (
         // Grouped by window_end alone (the end is the column itself), with a filter.
         "hop_closed",
-        "SELECT window_end, bidder, min(price) AS low, count(DISTINCT price) AS kinds \
+        "SELECT window_end, bidder, min(price) AS low, max(price) AS high, count(*) AS n \
          FROM HOP(bids, ts, INTERVAL '30' SECOND, INTERVAL '90' SECOND) AS h \
          WHERE h.bidder <> 'b3' GROUP BY window_end, bidder",
         true,
