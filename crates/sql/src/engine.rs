@@ -158,6 +158,7 @@ impl Engine {
             }
         }
         crate::pg_catalog::register(&ctx, self.sources.clone());
+        crate::plan::window_tvf::register(&ctx);
         Session {
             engine: self.clone(),
             ctx,
@@ -471,7 +472,8 @@ impl Session {
 
     /// Plans a statement DataFusion runs (queries, INSERT, EXPLAIN), refusing the rest.
     pub async fn plan(&self, statement: &Statement) -> Result<LogicalPlan, SqlError> {
-        let statement = crate::pg_catalog::rewrite(statement.clone());
+        let mut statement = crate::pg_catalog::rewrite(statement.clone());
+        crate::plan::window_tvf::rewrite(&mut statement, false)?;
         let plan = self
             .ctx
             .state()

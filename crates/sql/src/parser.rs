@@ -82,12 +82,14 @@ pub struct CreateSource {
     pub options: BTreeMap<String, String>,
 }
 
-/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name AS query`.
+/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name AS query [EMIT ON WINDOW CLOSE]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateView {
     pub name: String,
     pub if_not_exists: bool,
     pub query: Box<Query>,
+    /// Windows emit once, when the watermark closes them (append-only output).
+    pub emit_on_window_close: bool,
 }
 
 /// What a sink writes: a view's rows, or a query's.
@@ -104,6 +106,8 @@ pub struct CreateSink {
     pub name: String,
     pub if_not_exists: bool,
     pub input: SinkInput,
+    /// `AS query EMIT ON WINDOW CLOSE`.
+    pub emit_on_window_close: bool,
     /// `INTO topic` and `FORMAT f` land here as `topic` and `format`.
     pub options: BTreeMap<String, String>,
 }
@@ -195,10 +199,12 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
                 return parser.expected("AS", parser.peek_token());
             }
             let query = parser.parse_query()?;
+            let emit_on_window_close = emit_on_window_close(parser);
             return Ok(WeirStatement::CreateView(Box::new(CreateView {
                 name,
                 if_not_exists,
                 query,
+                emit_on_window_close,
             })));
         }
         if !or_replace && word_at(parser, 1, "SINK") {
@@ -339,6 +345,7 @@ fn parse_create_sink(parser: &mut Parser) -> Result<CreateSink, ParserError> {
         };
     }
     let mut with = parse_with(parser)?;
+    let mut emit = false;
     let input = if word(parser, "FROM") {
         SinkInput::From(object_name(parser)?)
     } else if word(parser, "AS") {
@@ -346,6 +353,7 @@ fn parse_create_sink(parser: &mut Parser) -> Result<CreateSink, ParserError> {
         // `AS SELECT .. FROM t WITH (topic = ..)`: sqlparser reads the trailing WITH as
         // table hints of the last table; they are the sink's options.
         with.extend(trailing_options(&mut query)?);
+        emit = emit_on_window_close(parser);
         SinkInput::Query(query)
     } else {
         return parser.expected("FROM or AS", parser.peek_token());
@@ -360,8 +368,14 @@ fn parse_create_sink(parser: &mut Parser) -> Result<CreateSink, ParserError> {
         name,
         if_not_exists,
         input,
+        emit_on_window_close: emit,
         options,
     })
+}
+
+/// `EMIT ON WINDOW CLOSE` after a continuous query (RisingWave's clause).
+fn emit_on_window_close(parser: &mut Parser) -> bool {
+    words(parser, &["EMIT", "ON", "WINDOW", "CLOSE"])
 }
 
 /// A topic name: a string, or a bare name that may hold dots, dashes and digits
@@ -625,9 +639,14 @@ impl fmt::Display for CreateView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "CREATE MATERIALIZED VIEW {} AS {}",
+            "CREATE MATERIALIZED VIEW {} AS {}{}",
             quote_ident(&self.name),
-            self.query
+            self.query,
+            if self.emit_on_window_close {
+                " EMIT ON WINDOW CLOSE"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -648,9 +667,13 @@ impl fmt::Display for CreateSink {
             f.write_str(")")?;
         }
         match &self.input {
-            SinkInput::From(v) => write!(f, " FROM {}", quote_ident(v)),
-            SinkInput::Query(q) => write!(f, " AS {q}"),
+            SinkInput::From(v) => write!(f, " FROM {}", quote_ident(v))?,
+            SinkInput::Query(q) => write!(f, " AS {q}")?,
         }
+        if self.emit_on_window_close {
+            f.write_str(" EMIT ON WINDOW CLOSE")?;
+        }
+        Ok(())
     }
 }
 

@@ -158,6 +158,28 @@ fn weir_statements_and_plain_sql() {
             "{sql}"
         );
     }
+    // EMIT ON WINDOW CLOSE after a view's or a sink's query, kept in the stored text.
+    let WeirStatement::CreateView(w) = one(
+        "CREATE MATERIALIZED VIEW w AS SELECT window_start, count(*) FROM \
+         TUMBLE(s, ts, INTERVAL '1' MINUTE) GROUP BY window_start EMIT ON WINDOW CLOSE",
+    ) else {
+        panic!("a view")
+    };
+    assert!(w.emit_on_window_close);
+    assert!(w
+        .to_string()
+        .ends_with("GROUP BY window_start EMIT ON WINDOW CLOSE"));
+    assert_eq!(one(&w.to_string()), WeirStatement::CreateView(w.clone()));
+    let WeirStatement::CreateSink(e) = one(
+        "CREATE SINK e AS SELECT window_start, count(*) FROM TUMBLE(s, ts, INTERVAL '1' MINUTE) \
+         GROUP BY window_start EMIT ON WINDOW CLOSE WITH (topic = 'o')",
+    ) else {
+        panic!("a sink")
+    };
+    assert!(e.emit_on_window_close);
+    assert_eq!(e.options.get("topic").map(String::as_str), Some("o"));
+    assert_eq!(one(&e.to_string()), WeirStatement::CreateSink(e.clone()));
+    assert!(parse("CREATE MATERIALIZED VIEW x AS SELECT 1 EMIT ON WINDOW").is_err());
     assert!(matches!(
         one("SELECT * FROM s WHERE a > 1"),
         WeirStatement::Sql(_)

@@ -177,14 +177,19 @@ fn sink_key(
 
 impl Engine {
     /// Plans a continuous query over the catalog's sources and views.
-    async fn plan_query(self: &Arc<Self>, query: &Query) -> Result<StreamPlan, SqlError> {
+    async fn plan_query(
+        self: &Arc<Self>,
+        query: &Query,
+        emit_on_window_close: bool,
+    ) -> Result<StreamPlan, SqlError> {
         let session = self.session();
         let state = session.df_state();
-        let statement = Statement::Query(Box::new(query.clone()));
+        let mut statement = Statement::Query(Box::new(query.clone()));
+        plan::window_tvf::rewrite(&mut statement, true)?;
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
-        plan::to_stream(&state, &plan)
+        plan::to_stream(&state, &plan, emit_on_window_close)
     }
 
     /// Plans `entry`'s statement into the graph its pipeline runs, and for a view the
@@ -197,7 +202,7 @@ impl Engine {
         let mut statements = crate::parser::parse(sql)?;
         match statements.pop() {
             Some(WeirStatement::CreateView(v)) => {
-                let planned = self.plan_query(&v.query).await?;
+                let planned = self.plan_query(&v.query, v.emit_on_window_close).await?;
                 let mut def = view_def(name, planned.schema.clone())?;
                 let sink = if planned.updating {
                     let Some(key) = planned.key.clone() else {
@@ -257,7 +262,7 @@ impl Engine {
                         }
                     }
                 };
-                let planned = self.plan_query(&query).await?;
+                let planned = self.plan_query(&query, k.emit_on_window_close).await?;
                 // Checked now: the encoder must write every column, of a type it can write.
                 weir_format::encode::check_schema(format, &planned.schema)?;
                 let sink = if upsert {
@@ -277,10 +282,10 @@ impl Engine {
                 } else {
                     if planned.updating {
                         return Err(SqlError::unsupported(
-                            "the query updates its rows (an aggregate without a window), \
-                             which an append-only sink cannot write: use type = 'upsert' (or \
-                             EMIT ON WINDOW CLOSE over a windowed aggregate, when windows \
-                             land)",
+                            "the query updates its rows (an aggregate, or a window without \
+                             EMIT ON WINDOW CLOSE), which an append-only sink cannot write: \
+                             use type = 'upsert', or EMIT ON WINDOW CLOSE over a windowed \
+                             aggregate",
                         ));
                     }
                     SinkSpec {
@@ -600,6 +605,7 @@ impl Engine {
                 "records dead-lettered".to_string(),
                 p.decode_failures.to_string(),
             ));
+            info.push(("rows late (dropped)".to_string(), p.late_rows.to_string()));
             info.push((
                 "state bytes".to_string(),
                 format!("{} of {}", p.state_bytes, p.memory_max_bytes),

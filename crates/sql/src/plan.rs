@@ -22,10 +22,13 @@ use crate::source::SourceDef;
 use crate::stream_io::SqlDecoder;
 use crate::table::TopicTable;
 
+mod window;
+pub mod window_tvf;
+
 /// What the constructs a continuous query may use today, for refusals.
 const SUPPORTED: &str = "continuous queries support projections, filters, scalar functions, \
      CASE, casts, UNION ALL and GROUP BY with count, sum, avg, min, max, count(DISTINCT) and \
-     FILTER over sources and append-only materialized views";
+     FILTER, over TUMBLE and HOP windows too, over sources and append-only materialized views";
 
 /// A continuous query planned into a stream graph, its sink not yet attached.
 pub struct StreamPlan {
@@ -86,10 +89,14 @@ pub fn dead_letter_topic(def: &SourceDef) -> Option<String> {
 /// over state of another layout (§5.3).
 pub fn fingerprint(graph: &Graph) -> String {
     let mut text = format!("{:?}", graph.nodes);
-    let stateful = graph
-        .nodes
-        .iter()
-        .any(|n| matches!(n, NodeSpec::UpdatingAggregate { .. }));
+    let stateful = graph.nodes.iter().any(|n| {
+        matches!(
+            n,
+            NodeSpec::UpdatingAggregate { .. }
+                | NodeSpec::WindowAggregate { .. }
+                | NodeSpec::SessionAggregate { .. }
+        )
+    });
     if stateful {
         // State of another codec version is another layout. (Not added to stateless graphs,
         // whose fingerprints predate operator state.)
@@ -111,8 +118,13 @@ pub fn fingerprint(graph: &Graph) -> String {
     format!("{hash:016x}")
 }
 
-/// Plans `plan` (a query's logical plan, unoptimized) as a stream graph.
-pub fn to_stream(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan, SqlError> {
+/// Plans `plan` (a query's logical plan, unoptimized) as a stream graph; with
+/// `emit_on_window_close` its window aggregates emit each window once, when it closes.
+pub fn to_stream(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    emit_on_window_close: bool,
+) -> Result<StreamPlan, SqlError> {
     refuse_unstable(plan)?;
     let optimized = state.optimize(plan)?;
     let mut planner = Planner {
@@ -120,8 +132,20 @@ pub fn to_stream(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan,
         graph: Graph::default(),
         scans: BTreeMap::new(),
         sources: Vec::new(),
+        emit_on_window_close,
+        windows: 0,
     };
     let out = planner.walk(&optimized)?;
+    window::check_sessions(&optimized, &planner.graph)?;
+    if emit_on_window_close && (planner.windows == 0 || out.updating) {
+        return Err(SqlError::unsupported(if planner.windows == 0 {
+            "EMIT ON WINDOW CLOSE needs a windowed aggregate: GROUP BY window_start (or \
+             window_end) of TUMBLE(..) or HOP(..)"
+        } else {
+            "EMIT ON WINDOW CLOSE needs an append-only result, and this query's result \
+             updates (an aggregate over the windowed one): drop EMIT ON WINDOW CLOSE"
+        }));
+    }
     Ok(StreamPlan {
         graph: planner.graph,
         output: out.node,
@@ -166,6 +190,10 @@ struct Planner<'a> {
     /// its offsets are checkpointed once).
     scans: BTreeMap<String, usize>,
     sources: Vec<Arc<SourceDef>>,
+    /// EMIT ON WINDOW CLOSE: window aggregates emit once per window, append-only.
+    emit_on_window_close: bool,
+    /// Window aggregates planned.
+    windows: usize,
 }
 
 /// A planned sub-plan: the node producing its rows, their logical schema (without
@@ -367,9 +395,34 @@ impl Planner<'_> {
         }
     }
 
-    /// GROUP BY without a window column: an `UpdatingAggregate`, keyed by its group columns.
+    /// GROUP BY: a `WindowAggregate` when a group column is a window bound
+    /// ([`window`]), else an `UpdatingAggregate`; keyed by its group columns.
     fn aggregate(&mut self, a: &Aggregate) -> Result<Out, SqlError> {
         let child = self.walk(&a.input)?;
+        let (group, aggs) = self.aggregate_parts(a)?;
+        if let Some(out) = self.window_aggregate(a, &child, &group, &aggs)? {
+            return Ok(out);
+        }
+        let node = self.graph.add(NodeSpec::UpdatingAggregate { group, aggs });
+        let arrow = child.arrow();
+        let key = child.key.clone().unwrap_or_default();
+        self.graph
+            .connect_keyed(child.node, node, arrow, !child.updating, key);
+        Ok(Out {
+            node,
+            schema: a.schema.clone(),
+            updating: true,
+            key: Some((0..a.group_expr.len()).collect()),
+        })
+    }
+
+    /// An aggregate's group expressions and aggregates, or the refusal of what the
+    /// runtime's aggregates cannot compute.
+    #[allow(clippy::type_complexity)]
+    fn aggregate_parts(
+        &self,
+        a: &Aggregate,
+    ) -> Result<(Vec<Arc<dyn PhysicalExpr>>, Vec<AggSpec>), SqlError> {
         let input = a.input.schema();
         let mut group = Vec::with_capacity(a.group_expr.len());
         for e in &a.group_expr {
@@ -444,17 +497,7 @@ impl Planner<'_> {
                 output,
             });
         }
-        let node = self.graph.add(NodeSpec::UpdatingAggregate { group, aggs });
-        let arrow = child.arrow();
-        let key = child.key.clone().unwrap_or_default();
-        self.graph
-            .connect_keyed(child.node, node, arrow, !child.updating, key);
-        Ok(Out {
-            node,
-            schema: a.schema.clone(),
-            updating: true,
-            key: Some((0..a.group_expr.len()).collect()),
-        })
+        Ok((group, aggs))
     }
 
     /// The `Source` node of `def`, added on first use.
@@ -496,7 +539,7 @@ impl Planner<'_> {
             topic: def.topic.clone(),
             decoder,
             startup,
-            watermark: None,
+            watermark: window::watermark_spec(def)?,
             dead_letter: dead_letter_topic(def),
         }));
         self.scans.insert(def.name.clone(), node);

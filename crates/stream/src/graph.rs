@@ -83,6 +83,30 @@ impl fmt::Debug for AggSpec {
     }
 }
 
+/// How a [`NodeSpec::WindowAggregate`] finds each group's window and emits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// The group column holding a window bound (a timestamp).
+    pub end_column: usize,
+    /// Added to that column's value (in microseconds) gives the window's end: the window's
+    /// size for `window_start`, 0 for `window_end`.
+    pub end_offset_us: i64,
+    /// EMIT ON WINDOW CLOSE: one append-only row per group when the watermark passes the
+    /// window's end; otherwise updating rows as input arrives.
+    pub emit_on_close: bool,
+}
+
+/// How a [`NodeSpec::SessionAggregate`] finds a row's session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionSpec {
+    /// The group column holding `window_start` (per row, its event time), if grouped by.
+    pub start_column: Option<usize>,
+    /// The group column holding `window_end` (per row, its event time + gap), if grouped by.
+    pub end_column: Option<usize>,
+    /// A session ends `gap` after its last row.
+    pub gap_us: i64,
+}
+
 /// An operator. Only `Source`, `Map`, `Union`, `UpdatingAggregate` and `Sink` run today; the
 /// planner's other nodes (windows, joins, TopN, sessions) join this enum as they are built.
 #[derive(Clone)]
@@ -102,6 +126,22 @@ pub enum NodeSpec {
         group: Vec<Arc<dyn PhysicalExpr>>,
         aggs: Vec<AggSpec>,
     },
+    /// GROUP BY with a window bound among `group` (TUMBLE, HOP): like `UpdatingAggregate`,
+    /// but each group's state is freed when the watermark passes its window's end; its
+    /// output is append-only when `window.emit_on_close`, else updating (`_retract` last).
+    WindowAggregate {
+        group: Vec<Arc<dyn PhysicalExpr>>,
+        aggs: Vec<AggSpec>,
+        window: WindowSpec,
+    },
+    /// GROUP BY the key columns and bounds of SESSION windows: sessions per key, merged
+    /// when a row bridges them, each emitted once (append-only) when the watermark passes
+    /// its end, then freed.
+    SessionAggregate {
+        group: Vec<Arc<dyn PhysicalExpr>>,
+        aggs: Vec<AggSpec>,
+        session: SessionSpec,
+    },
     Sink(SinkSpec),
 }
 
@@ -112,6 +152,8 @@ impl NodeSpec {
             NodeSpec::Map { .. } => "Map",
             NodeSpec::Union => "Union",
             NodeSpec::UpdatingAggregate { .. } => "UpdatingAggregate",
+            NodeSpec::WindowAggregate { .. } => "WindowAggregate",
+            NodeSpec::SessionAggregate { .. } => "SessionAggregate",
             NodeSpec::Sink(_) => "Sink",
         }
     }
@@ -138,6 +180,42 @@ impl fmt::Debug for NodeSpec {
                     write!(f, "{}{e}", if i > 0 { ", " } else { "" })?;
                 }
                 write!(f, "], aggs={aggs:?})")
+            }
+            NodeSpec::WindowAggregate {
+                group,
+                aggs,
+                window,
+            } => {
+                write!(f, "WindowAggregate(group=[")?;
+                for (i, e) in group.iter().enumerate() {
+                    write!(f, "{}{e}", if i > 0 { ", " } else { "" })?;
+                }
+                write!(
+                    f,
+                    "], aggs={aggs:?}, end=group {} + {}us, {})",
+                    window.end_column,
+                    window.end_offset_us,
+                    if window.emit_on_close {
+                        "emit on window close"
+                    } else {
+                        "updating"
+                    }
+                )
+            }
+            NodeSpec::SessionAggregate {
+                group,
+                aggs,
+                session,
+            } => {
+                write!(f, "SessionAggregate(group=[")?;
+                for (i, e) in group.iter().enumerate() {
+                    write!(f, "{}{e}", if i > 0 { ", " } else { "" })?;
+                }
+                write!(
+                    f,
+                    "], aggs={aggs:?}, start={:?}, end={:?}, gap={}us, emit on window close)",
+                    session.start_column, session.end_column, session.gap_us
+                )
             }
             NodeSpec::Sink(s) => write!(f, "Sink({})", s.topic),
         }
@@ -245,6 +323,35 @@ impl Graph {
                     e.from, e.to
                 ));
             }
+            if matches!(
+                self.nodes.get(e.to),
+                Some(NodeSpec::WindowAggregate { .. } | NodeSpec::SessionAggregate { .. })
+            ) && !e.append_only
+            {
+                return bad(format!(
+                    "edge {} -> {}: a window or session aggregate takes an append-only input",
+                    e.from, e.to
+                ));
+            }
+            if matches!(
+                self.nodes.get(e.from),
+                Some(NodeSpec::SessionAggregate { .. })
+            ) && !e.append_only
+            {
+                return bad(format!(
+                    "edge {} -> {}: a session aggregate's output is append-only",
+                    e.from, e.to
+                ));
+            }
+            if let Some(NodeSpec::WindowAggregate { window, .. }) = self.nodes.get(e.from) {
+                if window.emit_on_close != e.append_only {
+                    return bad(format!(
+                        "edge {} -> {}: a window aggregate's output is append-only exactly \
+                         when it emits on window close",
+                        e.from, e.to
+                    ));
+                }
+            }
         }
         for (i, node) in self.nodes.iter().enumerate() {
             let mut ports: Vec<usize> = self.inputs(i).map(|e| e.port).collect();
@@ -261,6 +368,8 @@ impl Graph {
                 NodeSpec::Map { .. } => ins == 1 && outs > 0,
                 NodeSpec::Union => ins >= 1 && outs > 0,
                 NodeSpec::UpdatingAggregate { .. } => ins == 1 && outs > 0,
+                NodeSpec::WindowAggregate { .. } => ins == 1 && outs > 0,
+                NodeSpec::SessionAggregate { .. } => ins == 1 && outs > 0,
                 NodeSpec::Sink(_) => ins == 1 && outs == 0,
             };
             if !ok {
@@ -309,6 +418,12 @@ impl Graph {
             let state = match node {
                 NodeSpec::UpdatingAggregate { .. } => {
                     " [state: per group, freed when its last row is retracted]"
+                }
+                NodeSpec::WindowAggregate { .. } => {
+                    " [state: per window and group, freed when the watermark passes the window's end]"
+                }
+                NodeSpec::SessionAggregate { .. } => {
+                    " [state: open sessions per key with their rows, freed when the watermark passes last + gap]"
                 }
                 _ => "",
             };

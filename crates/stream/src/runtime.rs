@@ -10,10 +10,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Int64Type, TimestampMillisecondType};
-use arrow_array::RecordBatch;
-use arrow_schema::{DataType, TimeUnit};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use weir_broker::partition::{any_changed, Partition};
@@ -27,7 +23,10 @@ use crate::graph::{Graph, NodeSpec, Startup, WatermarkSpec};
 use crate::message::Message;
 use crate::ops::aggregate::UpdatingAggregateOp;
 use crate::ops::map::MapOp;
+use crate::ops::session::SessionAggregateOp;
+use crate::ops::window::WindowAggregateOp;
 use crate::sink::SinkOp;
+use crate::source::event_time::{drop_late, max_event_time};
 use crate::source::reader::PartitionReader;
 use crate::source::watermark::WatermarkTracker;
 use crate::state::{changelog, Stateful};
@@ -102,6 +101,9 @@ pub struct Progress {
     pub decode_failures: u64,
     /// Records appended to sinks in committed epochs.
     pub records_out: u64,
+    /// Rows dropped in this run as late: behind their source's watermark when read, or for
+    /// a window that had closed.
+    pub late_rows: u64,
     /// Bytes of operator state held at the last commit, and the pipeline's budget.
     pub state_bytes: usize,
     pub memory_max_bytes: usize,
@@ -180,6 +182,29 @@ impl Drop for Engine {
             rt.shutdown_background();
         }
     }
+}
+
+/// Node `i`'s output schema (every operator but a sink has one).
+fn output(
+    schema: Option<arrow_schema::SchemaRef>,
+    i: usize,
+) -> Result<arrow_schema::SchemaRef, StreamError> {
+    schema.ok_or_else(|| StreamError::Graph(format!("node {i} has no output")))
+}
+
+/// `op` with node `i`'s committed state entries loaded.
+fn with_state<T: Stateful>(
+    mut op: T,
+    entries: &mut changelog::Entries,
+    i: usize,
+) -> Result<T, StreamError> {
+    for (k, v) in entries
+        .remove(&changelog::operator_id(i)?)
+        .unwrap_or_default()
+    {
+        op.restore(&k, &v).map_err(StreamError::Codec)?;
+    }
+    Ok(op)
 }
 
 fn partitions(state: &State, topic: &str) -> Result<Vec<Arc<Partition>>, StreamError> {
@@ -279,6 +304,8 @@ enum Node {
     Map(MapOp),
     Union(Aligner),
     Aggregate(Box<UpdatingAggregateOp>),
+    Window(Box<WindowAggregateOp>),
+    Session(Box<SessionAggregateOp>),
     Sink(SinkOp),
 }
 
@@ -309,6 +336,8 @@ struct Pipeline {
     progress: watch::Sender<Progress>,
     stop: watch::Receiver<bool>,
     decode_failures: u64,
+    /// Rows behind their source's watermark when read, dropped.
+    late_rows: u64,
     records_out: u64,
     /// Records appended to sinks in the open epoch.
     epoch_records: u64,
@@ -415,24 +444,53 @@ impl Pipeline {
                 }
                 NodeSpec::Union => Node::Union(Aligner::new(graph.inputs(i).count())),
                 NodeSpec::UpdatingAggregate { group, aggs } => {
-                    let schema = out_schema
-                        .ok_or_else(|| StreamError::Graph(format!("node {i} has no output")))?;
                     let updating = graph.inputs(i).any(|e| !e.append_only);
-                    let mut op =
-                        UpdatingAggregateOp::new(group.clone(), aggs.clone(), schema, updating);
-                    for (k, v) in entries
-                        .remove(&changelog::operator_id(i)?)
-                        .unwrap_or_default()
-                    {
-                        op.restore(&k, &v).map_err(StreamError::Codec)?;
-                    }
+                    let op = UpdatingAggregateOp::new(
+                        group.clone(),
+                        aggs.clone(),
+                        output(out_schema, i)?,
+                        updating,
+                    );
+                    let op = with_state(op, &mut entries, i)?;
                     tracing::info!(
                         pipeline = id,
                         node = i,
                         groups = op.groups(),
-                        "aggregate state restored"
+                        "state restored"
                     );
                     Node::Aggregate(Box::new(op))
+                }
+                NodeSpec::WindowAggregate {
+                    group,
+                    aggs,
+                    window,
+                } => {
+                    let schema = output(out_schema, i)?;
+                    let op = WindowAggregateOp::new(group.clone(), aggs.clone(), *window, schema);
+                    let op = with_state(op, &mut entries, i)?;
+                    tracing::info!(
+                        pipeline = id,
+                        node = i,
+                        windows = op.windows(),
+                        "state restored"
+                    );
+                    Node::Window(Box::new(op))
+                }
+                NodeSpec::SessionAggregate {
+                    group,
+                    aggs,
+                    session,
+                } => {
+                    let schema = output(out_schema, i)?;
+                    let op = SessionAggregateOp::new(group.clone(), aggs.clone(), *session, schema);
+                    let op = with_state(op, &mut entries, i)?;
+                    tracing::info!(
+                        pipeline = id,
+                        node = i,
+                        sessions = op.sessions(),
+                        "state restored"
+                    );
+                    Node::Session(Box::new(op))
                 }
                 NodeSpec::Sink(s) => Node::Sink(SinkOp::new(
                     s.topic.clone(),
@@ -467,6 +525,7 @@ impl Pipeline {
             progress,
             stop,
             decode_failures: 0,
+            late_rows: 0,
             records_out: 0,
             epoch_records: 0,
         };
@@ -502,6 +561,16 @@ impl Pipeline {
             .collect();
         let (epoch, decode_failures, records_out) =
             (self.epoch, self.decode_failures, self.records_out);
+        let late_rows = self.late_rows
+            + self
+                .nodes
+                .iter()
+                .map(|n| match n {
+                    Node::Window(w) => w.dropped(),
+                    Node::Session(w) => w.dropped(),
+                    _ => 0,
+                })
+                .sum::<u64>();
         let state_bytes = self.state_bytes();
         let memory_max_bytes = self.config.memory_max_bytes;
         self.progress.send_modify(|p| {
@@ -512,6 +581,7 @@ impl Pipeline {
             p.offsets = offsets;
             p.watermarks = watermarks;
             p.decode_failures = decode_failures;
+            p.late_rows = late_rows;
             p.records_out = records_out;
         });
     }
@@ -579,8 +649,15 @@ impl Pipeline {
                     let before = reader.next_offset;
                     let step = reader.read(src.decoder.as_mut(), &mut dead)?;
                     let moved = reader.next_offset != before;
-                    let batch = src.decoder.flush()?;
+                    let mut batch = src.decoder.flush()?;
                     self.decode_failures += step.failed as u64;
+                    if let (Some((spec, _)), Some(w)) = (src.watermark.as_ref(), src.emitted) {
+                        // Behind the watermark already sent downstream: late (§6), dropped
+                        // and counted; windows it belonged to may have closed.
+                        let (kept, late) = drop_late(batch, spec.column, w)?;
+                        batch = kept;
+                        self.late_rows += late;
+                    }
                     let now = now_ms();
                     let mut messages = Vec::new();
                     if let Some((spec, tracker)) = src.watermark.as_mut() {
@@ -663,6 +740,31 @@ impl Pipeline {
                 }
                 other => out.push(other),
             },
+            Some(Node::Session(op)) => match msg {
+                Message::Batch(b) => op.process(&b)?,
+                Message::Watermark(w) => {
+                    if let Some(b) = op.on_watermark(w)? {
+                        out.push(Message::Batch(b));
+                    }
+                    out.push(Message::Watermark(w));
+                }
+                other => out.push(other),
+            },
+            Some(Node::Window(op)) => match msg {
+                Message::Batch(b) => {
+                    if let Some(b) = op.process(&b)? {
+                        out.push(Message::Batch(b));
+                    }
+                }
+                Message::Watermark(w) => {
+                    // Closed windows' rows go before the watermark that closed them.
+                    if let Some(b) = op.on_watermark(w)? {
+                        out.push(Message::Batch(b));
+                    }
+                    out.push(Message::Watermark(w));
+                }
+                other => out.push(other),
+            },
             Some(Node::Sink(sink)) => match msg {
                 Message::Batch(b) => sink.push(&b)?,
                 Message::Barrier(n) => sink.barrier = n,
@@ -681,6 +783,8 @@ impl Pipeline {
             .iter()
             .map(|n| match n {
                 Node::Aggregate(a) => a.state_bytes(),
+                Node::Window(w) => w.state_bytes(),
+                Node::Session(w) => w.state_bytes(),
                 _ => 0,
             })
             .sum()
@@ -695,6 +799,8 @@ impl Pipeline {
                 Node::Union(a) => a.buffered_bytes(),
                 Node::Sink(s) => s.pending_bytes(),
                 Node::Aggregate(a) => a.state_bytes(),
+                Node::Window(w) => w.state_bytes(),
+                Node::Session(w) => w.state_bytes(),
                 Node::Source | Node::Map(_) => 0,
             })
             .sum();
@@ -753,11 +859,15 @@ impl Pipeline {
         let now = now_ms();
         let mut records = state.records(now);
         for (i, node) in self.nodes.iter_mut().enumerate() {
-            if let Node::Aggregate(op) = node {
-                let id = changelog::operator_id(i)?;
-                let changes = op.take_changes().map_err(StreamError::Codec)?;
-                records.extend(changes.into_iter().map(|c| changelog::record(id, c, now)));
-            }
+            let changes = match node {
+                Node::Aggregate(op) => op.take_changes(),
+                Node::Window(op) => op.take_changes(),
+                Node::Session(op) => op.take_changes(),
+                _ => continue,
+            };
+            let id = changelog::operator_id(i)?;
+            let changes = changes.map_err(StreamError::Codec)?;
+            records.extend(changes.into_iter().map(|c| changelog::record(id, c, now)));
         }
         let partition = self.state_partition.clone();
         self.txn
@@ -771,24 +881,4 @@ impl Pipeline {
         self.publish(PipelineStatus::Running);
         Ok(())
     }
-}
-
-/// The largest event time in `batch`'s column `column` (BIGINT ms or TIMESTAMP(ms)).
-fn max_event_time(batch: &RecordBatch, column: usize) -> Result<Option<i64>, StreamError> {
-    let Some(c) = batch.columns().get(column) else {
-        return Err(StreamError::Graph(format!("no watermark column {column}")));
-    };
-    Ok(match c.data_type() {
-        DataType::Int64 => c.as_primitive::<Int64Type>().iter().flatten().max(),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => c
-            .as_primitive::<TimestampMillisecondType>()
-            .iter()
-            .flatten()
-            .max(),
-        other => {
-            return Err(StreamError::Graph(format!(
-                "watermark column {column} is {other}, not BIGINT or TIMESTAMP(ms)"
-            )))
-        }
-    })
 }

@@ -65,6 +65,101 @@ impl StateValue for Group {
     }
 }
 
+impl Group {
+    /// An empty group of `aggs`.
+    pub(crate) fn new(aggs: &[AggSpec]) -> Group {
+        Group {
+            rows: 0,
+            accs: aggs.iter().map(|a| Acc::new(a.kind, &a.output)).collect(),
+        }
+    }
+
+    /// Folds row `row` of the evaluated arguments (see [`eval_inputs`]) in with `weight`
+    /// (+1 insert, -1 retract).
+    pub(crate) fn add_row(
+        &mut self,
+        row: usize,
+        args: &[ArrayRef],
+        filters: &[Option<BooleanArray>],
+        weight: i64,
+    ) -> Result<(), String> {
+        self.rows += weight;
+        for (i, acc) in self.accs.iter_mut().enumerate() {
+            let passes = match filters.get(i).and_then(Option::as_ref) {
+                // FILTER (WHERE p): only rows where p is true reach the aggregate.
+                Some(f) => f.is_valid(row) && f.value(row),
+                None => true,
+            };
+            if passes {
+                let arg = args.get(i).ok_or("missing argument")?;
+                let v = ScalarValue::try_from_array(arg, row).map_err(|e| e.to_string())?;
+                acc.apply(v, weight)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds in one row given as each aggregate's input (NULL where FILTER rejected it).
+    pub(crate) fn add_values(
+        &mut self,
+        values: Vec<ScalarValue>,
+        weight: i64,
+    ) -> Result<(), String> {
+        self.rows += weight;
+        for (acc, v) in self.accs.iter_mut().zip(values) {
+            acc.apply(v, weight)?;
+        }
+        Ok(())
+    }
+
+    /// The aggregates' current values.
+    pub(crate) fn values(&self, aggs: &[AggSpec]) -> Result<Vec<ScalarValue>, StreamError> {
+        self.accs
+            .iter()
+            .zip(aggs)
+            .map(|(a, spec)| a.value(&spec.output).map_err(StreamError::Aggregate))
+            .collect()
+    }
+
+    /// Whether this state was written for `aggs` (restore refuses another list).
+    pub(crate) fn fits(&self, aggs: &[AggSpec]) -> bool {
+        self.accs.len() == aggs.len() && self.accs.iter().zip(aggs).all(|(a, s)| a.kind() == s.kind)
+    }
+}
+
+/// Each aggregate's argument and `FILTER` mask evaluated over `batch`.
+pub(crate) fn eval_inputs(
+    aggs: &[AggSpec],
+    batch: &RecordBatch,
+) -> Result<(Vec<ArrayRef>, Vec<Option<BooleanArray>>), StreamError> {
+    let n = batch.num_rows();
+    let eval = |e: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef, StreamError> {
+        Ok(e.evaluate(batch)?.into_array(n)?)
+    };
+    let args = aggs
+        .iter()
+        .map(|a| eval(&a.arg))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filters = aggs
+        .iter()
+        .map(|a| {
+            a.filter
+                .as_ref()
+                .map(|f| {
+                    let mask = eval(f)?;
+                    mask.as_boolean_opt().cloned().ok_or_else(|| {
+                        StreamError::Aggregate(format!(
+                            "FILTER (WHERE {f}) is {}, not BOOLEAN",
+                            mask.data_type()
+                        ))
+                    })
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<Option<BooleanArray>>, _>>()?;
+    Ok((args, filters))
+}
+
 /// A group a batch touched: its encoded key, its key values, its output row before the batch.
 type Touched = (Vec<u8>, Vec<ScalarValue>, Option<Vec<ScalarValue>>);
 
@@ -100,12 +195,7 @@ impl UpdatingAggregateOp {
     }
 
     fn output(&self, group: &Group) -> Result<Vec<ScalarValue>, StreamError> {
-        group
-            .accs
-            .iter()
-            .zip(&self.aggs)
-            .map(|(a, spec)| a.value(&spec.output).map_err(StreamError::Aggregate))
-            .collect()
+        group.values(&self.aggs)
     }
 
     /// Folds `batch` into the groups; the changes of the groups it touched.
@@ -118,29 +208,7 @@ impl UpdatingAggregateOp {
             Ok(e.evaluate(batch)?.into_array(n)?)
         };
         let keys = self.group.iter().map(eval).collect::<Result<Vec<_>, _>>()?;
-        let args = self
-            .aggs
-            .iter()
-            .map(|a| eval(&a.arg))
-            .collect::<Result<Vec<_>, _>>()?;
-        let filters = self
-            .aggs
-            .iter()
-            .map(|a| {
-                a.filter
-                    .as_ref()
-                    .map(|f| {
-                        let mask = eval(f)?;
-                        mask.as_boolean_opt().cloned().ok_or_else(|| {
-                            StreamError::Aggregate(format!(
-                                "FILTER (WHERE {f}) is {}, not BOOLEAN",
-                                mask.data_type()
-                            ))
-                        })
-                    })
-                    .transpose()
-            })
-            .collect::<Result<Vec<Option<BooleanArray>>, _>>()?;
+        let (args, filters) = eval_inputs(&self.aggs, batch)?;
         let retract = if self.input_updating {
             let last = batch
                 .num_columns()
@@ -178,23 +246,8 @@ impl UpdatingAggregateOp {
             };
             let aggs = &self.aggs;
             let result = self.state.update(&key, |slot| -> Result<(), String> {
-                let g = slot.get_or_insert_with(|| Group {
-                    rows: 0,
-                    accs: aggs.iter().map(|a| Acc::new(a.kind, &a.output)).collect(),
-                });
-                g.rows += weight;
-                for (i, acc) in g.accs.iter_mut().enumerate() {
-                    let passes = match filters.get(i).and_then(Option::as_ref) {
-                        // FILTER (WHERE p): only rows where p is true reach the aggregate.
-                        Some(f) => f.is_valid(row) && f.value(row),
-                        None => true,
-                    };
-                    if passes {
-                        let arg = args.get(i).ok_or("missing argument")?;
-                        let v = ScalarValue::try_from_array(arg, row).map_err(|e| e.to_string())?;
-                        acc.apply(v, weight)?;
-                    }
-                }
+                let g = slot.get_or_insert_with(|| Group::new(aggs));
+                g.add_row(row, &args, &filters, weight)?;
                 if g.rows < 0 {
                     return Err("a retraction of a row the aggregate never counted".into());
                 }
@@ -247,7 +300,7 @@ impl UpdatingAggregateOp {
 }
 
 /// A column of `t` from scalars (cast where DataFusion's scalar type differs, e.g. views).
-fn to_array(values: Vec<ScalarValue>, t: &DataType) -> Result<ArrayRef, StreamError> {
+pub(crate) fn to_array(values: Vec<ScalarValue>, t: &DataType) -> Result<ArrayRef, StreamError> {
     let values = values
         .into_iter()
         .map(|v| {
@@ -272,12 +325,7 @@ impl Stateful for UpdatingAggregateOp {
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
         let g = Group::decode(value)?;
-        if g.accs.len() != self.aggs.len()
-            || g.accs
-                .iter()
-                .zip(&self.aggs)
-                .any(|(a, s)| a.kind() != s.kind)
-        {
+        if !g.fits(&self.aggs) {
             return Err(CodecError::Invalid(
                 "group state of another aggregate list".into(),
             ));

@@ -3,3 +3,5 @@
 pub mod accumulators;
 pub mod aggregate;
 pub mod map;
+pub mod session;
+pub mod window;

@@ -1,0 +1,443 @@
+//! `WindowAggregate` (§6, windows): GROUP BY over an append-only input where one group
+//! column is a window bound (`window_start` or `window_end` of TUMBLE or HOP), so every group
+//! belongs to one window whose end is known. Rows fold into per-group accumulators as in
+//! [`super::aggregate`]; the watermark frees windows:
+//!
+//! - **updating** (the default): each batch's changed groups emit the retraction of their old
+//!   row and their new row, keyed by the group columns, like an updating aggregate; when the
+//!   watermark passes a window's end its groups are freed (their last rows stay in the view).
+//! - **emit on window close**: nothing is emitted while a window is open; when the watermark
+//!   passes its end each group emits its one final row (append-only output) and is freed.
+//!
+//! Either way the state holds only open windows: (watermark delay + window size) × rate. A
+//! row whose window already closed (possible only for rows the source did not drop as late,
+//! e.g. a NULL event time) is dropped and counted.
+//!
+//! State is a [`KeyedState`] keyed by the window's end (8 bytes, order-preserving) followed
+//! by the group key's codec row, so a checkpoint writes changed groups and a tombstone per
+//! freed one, and a restore rebuilds the index of windows by end from the keys alone.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::SchemaRef;
+use datafusion_common::ScalarValue;
+use datafusion_physical_expr::PhysicalExpr;
+
+use crate::error::StreamError;
+use crate::graph::{AggSpec, WindowSpec};
+use crate::ops::aggregate::{eval_inputs, to_array, Group};
+use crate::state::codec::{self, CodecError};
+use crate::state::{Change, KeyedState, StateValue, Stateful};
+
+/// Bytes the end index costs per group, for the memory budget.
+const INDEX_OVERHEAD: usize = 48;
+
+pub struct WindowAggregateOp {
+    group: Vec<Arc<dyn PhysicalExpr>>,
+    aggs: Vec<AggSpec>,
+    window: WindowSpec,
+    /// Group columns, aggregate columns, then `_retract` unless emitting on close.
+    schema: SchemaRef,
+    state: KeyedState<Group>,
+    /// Open windows by end (microseconds): their groups' state keys.
+    ends: BTreeMap<i64, Vec<Vec<u8>>>,
+    /// The last watermark seen, in microseconds.
+    watermark_us: Option<i64>,
+    /// Rows dropped because their window had closed or had no end (NULL event time).
+    dropped: u64,
+}
+
+/// A timestamp (any unit) or integer value as microseconds.
+pub fn micros(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::TimestampSecond(Some(s), _) => s.checked_mul(1_000_000),
+        ScalarValue::TimestampMillisecond(Some(ms), _) => ms.checked_mul(1_000),
+        ScalarValue::TimestampMicrosecond(Some(us), _) => Some(*us),
+        ScalarValue::TimestampNanosecond(Some(ns), _) => Some(ns.div_euclid(1_000)),
+        _ => None,
+    }
+}
+
+/// An order-preserving encoding of `end` (the sign bit flipped, big-endian).
+fn end_prefix(end: i64) -> [u8; 8] {
+    ((end as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn end_of(key: &[u8]) -> Result<i64, CodecError> {
+    let b: [u8; 8] = key
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(CodecError::Truncated)?;
+    Ok((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
+}
+
+impl WindowAggregateOp {
+    pub fn new(
+        group: Vec<Arc<dyn PhysicalExpr>>,
+        aggs: Vec<AggSpec>,
+        window: WindowSpec,
+        schema: SchemaRef,
+    ) -> WindowAggregateOp {
+        WindowAggregateOp {
+            group,
+            aggs,
+            window,
+            schema,
+            state: KeyedState::default(),
+            ends: BTreeMap::new(),
+            watermark_us: None,
+            dropped: 0,
+        }
+    }
+
+    /// Groups held (of open windows).
+    pub fn groups(&self) -> usize {
+        self.state.len()
+    }
+
+    /// Open windows.
+    pub fn windows(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Rows dropped because their window was closed (or had no end) when they arrived.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Folds `batch` in; with updating output, the changes of the groups it touched.
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>, StreamError> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        let keys = self
+            .group
+            .iter()
+            .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
+            .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
+        let (args, filters) = eval_inputs(&self.aggs, batch)?;
+        let emit_changes = !self.window.emit_on_close;
+        let mut touched: HashSet<Vec<u8>> = HashSet::new();
+        // Changed groups in first-touched order: key, group values, output before the batch.
+        type Before = (Vec<u8>, Vec<ScalarValue>, Option<Vec<ScalarValue>>);
+        let mut before: Vec<Before> = Vec::new();
+        for row in 0..n {
+            let values = keys
+                .iter()
+                .map(|k| ScalarValue::try_from_array(k, row))
+                .collect::<Result<Vec<_>, _>>()?;
+            let end = values
+                .get(self.window.end_column)
+                .and_then(micros)
+                .and_then(|v| v.checked_add(self.window.end_offset_us));
+            let Some(end) = end.filter(|e| self.watermark_us.is_none_or(|w| *e > w)) else {
+                self.dropped += 1;
+                continue;
+            };
+            let mut key = end_prefix(end).to_vec();
+            codec::encode_row(&values, &mut key).map_err(StreamError::Codec)?;
+            let old = self.state.get(&key);
+            if old.is_none() {
+                self.ends.entry(end).or_default().push(key.clone());
+            }
+            if emit_changes && !touched.contains(&key) {
+                let old = old.map(|g| g.values(&self.aggs)).transpose()?;
+                touched.insert(key.clone());
+                before.push((key.clone(), values, old));
+            }
+            let aggs = &self.aggs;
+            self.state
+                .update(&key, |slot| {
+                    slot.get_or_insert_with(|| Group::new(aggs))
+                        .add_row(row, &args, &filters, 1)
+                })
+                .map_err(StreamError::Aggregate)?;
+        }
+        if !emit_changes {
+            return Ok(None);
+        }
+        let mut rows = Vec::new();
+        for (key, values, old) in before {
+            let new = match self.state.get(&key) {
+                Some(g) => Some(g.values(&self.aggs)?),
+                None => None,
+            };
+            if new == old {
+                continue;
+            }
+            if let Some(old) = old {
+                rows.push(output_row(&values, old, Some(true)));
+            }
+            if let Some(new) = new {
+                rows.push(output_row(&values, new, Some(false)));
+            }
+        }
+        self.batch(rows)
+    }
+
+    /// The watermark reached `watermark_ms`: windows ending at or before it close. Emitting
+    /// on close, their final rows.
+    pub fn on_watermark(&mut self, watermark_ms: i64) -> Result<Option<RecordBatch>, StreamError> {
+        let w = watermark_ms.saturating_mul(1_000);
+        if self.watermark_us.is_some_and(|old| old >= w) {
+            return Ok(None);
+        }
+        self.watermark_us = Some(w);
+        let open = self.ends.split_off(&w.saturating_add(1));
+        let closed = std::mem::replace(&mut self.ends, open);
+        let mut rows = Vec::new();
+        for (_, keys) in closed {
+            for key in keys {
+                let Some(group) = self.state.remove(&key) else {
+                    continue;
+                };
+                if self.window.emit_on_close {
+                    let values = codec::decode_row(key.get(8..).unwrap_or_default())
+                        .map_err(StreamError::Codec)?;
+                    rows.push(output_row(&values, group.values(&self.aggs)?, None));
+                }
+            }
+        }
+        self.batch(rows)
+    }
+
+    fn batch(&self, rows: Vec<Vec<ScalarValue>>) -> Result<Option<RecordBatch>, StreamError> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut columns: Vec<Vec<ScalarValue>> =
+            vec![Vec::with_capacity(rows.len()); self.schema.fields().len()];
+        for r in rows {
+            for (c, v) in columns.iter_mut().zip(r) {
+                c.push(v);
+            }
+        }
+        let arrays = columns
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(values, field)| to_array(values, field.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
+    }
+}
+
+/// An output row: the group values, the aggregates, `_retract` on an updating output.
+fn output_row(
+    keys: &[ScalarValue],
+    aggs: Vec<ScalarValue>,
+    retract: Option<bool>,
+) -> Vec<ScalarValue> {
+    keys.iter()
+        .cloned()
+        .chain(aggs)
+        .chain(retract.map(|r| ScalarValue::Boolean(Some(r))))
+        .collect()
+}
+
+impl Stateful for WindowAggregateOp {
+    fn state_bytes(&self) -> usize {
+        self.state.bytes() + self.state.len() * INDEX_OVERHEAD
+    }
+
+    fn take_changes(&mut self) -> Result<Vec<Change>, CodecError> {
+        self.state.take_changes()
+    }
+
+    fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
+        let end = end_of(key)?;
+        let g = Group::decode(value)?;
+        if !g.fits(&self.aggs) {
+            return Err(CodecError::Invalid(
+                "window state of another aggregate list".into(),
+            ));
+        }
+        if self.state.get(key).is_none() {
+            self.ends.entry(end).or_default().push(key.to_vec());
+        }
+        self.state.restore(key, value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    use datafusion_physical_expr::expressions::col;
+
+    use crate::graph::{AggKind, RETRACT};
+
+    const MIN: i64 = 60_000_000;
+
+    fn input() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new(
+                "window_start",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+        ]))
+    }
+
+    /// Rows (key, value, window start in minutes).
+    fn batch(rows: &[(&str, i64, i64)]) -> RecordBatch {
+        RecordBatch::try_new(
+            input(),
+            vec![
+                Arc::new(rows.iter().map(|r| Some(r.0)).collect::<StringArray>()),
+                Arc::new(rows.iter().map(|r| Some(r.1)).collect::<Int64Array>()),
+                Arc::new(
+                    rows.iter()
+                        .map(|r| Some(r.2 * MIN))
+                        .collect::<TimestampMicrosecondArray>(),
+                ),
+            ],
+        )
+        .expect("batch")
+    }
+
+    fn op(emit_on_close: bool) -> WindowAggregateOp {
+        let s = input();
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let mut fields = vec![
+            Field::new("window_start", ts, true),
+            Field::new("k", DataType::Utf8, true),
+            Field::new("total", DataType::Int64, true),
+        ];
+        if !emit_on_close {
+            fields.push(Field::new(RETRACT, DataType::Boolean, false));
+        }
+        WindowAggregateOp::new(
+            vec![
+                col("window_start", &s).expect("ws"),
+                col("k", &s).expect("k"),
+            ],
+            vec![AggSpec {
+                kind: AggKind::Sum,
+                arg: col("v", &s).expect("v"),
+                filter: None,
+                output: DataType::Int64,
+            }],
+            WindowSpec {
+                end_column: 0,
+                end_offset_us: MIN,
+                emit_on_close,
+            },
+            Arc::new(Schema::new(fields)),
+        )
+    }
+
+    fn rows(b: &RecordBatch) -> Vec<String> {
+        (0..b.num_rows())
+            .map(|r| {
+                b.columns()
+                    .iter()
+                    .map(|c| arrow_cast::display::array_value_to_string(c, r).expect("display"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn emit_on_close_emits_each_window_once_when_the_watermark_passes_its_end() {
+        let mut w = op(true);
+        assert!(w
+            .process(&batch(&[("a", 1, 0), ("a", 2, 0), ("b", 5, 1)]))
+            .expect("process")
+            .is_none());
+        assert_eq!(w.windows(), 2);
+        // 59 s: the first minute's window [0, 1 min) is still open.
+        assert!(w.on_watermark(59_000).expect("wm").is_none());
+        let out = w.on_watermark(60_000).expect("wm").expect("closed");
+        assert_eq!(rows(&out), ["1970-01-01T00:00:00,a,3"]);
+        assert_eq!(
+            (w.windows(), w.groups()),
+            (1, 1),
+            "the closed window is freed"
+        );
+        // A row for the closed window is dropped and counted; the open one takes rows.
+        w.process(&batch(&[("a", 7, 0), ("b", 1, 1)]))
+            .expect("process");
+        assert_eq!(w.dropped(), 1);
+        let out = w.on_watermark(10 * 60_000).expect("wm").expect("closed");
+        assert_eq!(rows(&out), ["1970-01-01T00:01:00,b,6"]);
+        assert_eq!((w.windows(), w.groups(), w.state_bytes()), (0, 0, 0));
+    }
+
+    #[test]
+    fn updating_output_retracts_and_state_stays_bounded_over_many_windows() {
+        let mut w = op(false);
+        let out = w
+            .process(&batch(&[("a", 1, 0), ("a", 2, 0)]))
+            .expect("process")
+            .expect("rows");
+        assert_eq!(rows(&out), ["1970-01-01T00:00:00,a,3,false"]);
+        let out = w
+            .process(&batch(&[("a", 4, 0)]))
+            .expect("process")
+            .expect("rows");
+        assert_eq!(
+            rows(&out),
+            [
+                "1970-01-01T00:00:00,a,3,true",
+                "1970-01-01T00:00:00,a,7,false"
+            ]
+        );
+        // A thousand minutes of input, the watermark one minute behind: at most two
+        // windows are ever held, and the bytes stay at the first windows' size.
+        let mut peak = 0;
+        for minute in 1..1000 {
+            w.process(&batch(&[("a", 1, minute), ("b", 2, minute)]))
+                .expect("process");
+            assert!(w.on_watermark(minute * 60_000).expect("wm").is_none());
+            assert!(
+                w.windows() <= 2,
+                "{} windows at minute {minute}",
+                w.windows()
+            );
+            peak = peak.max(w.state_bytes());
+        }
+        assert_eq!(w.windows(), 1);
+        assert!(
+            peak <= 4 * w.state_bytes(),
+            "peak {peak}, now {}",
+            w.state_bytes()
+        );
+    }
+
+    #[test]
+    fn restored_state_closes_like_the_original() {
+        let mut a = op(true);
+        a.process(&batch(&[("a", 1, 0), ("b", 2, 1), ("b", 3, 2)]))
+            .expect("process");
+        a.on_watermark(60_000).expect("wm");
+        let mut b = op(true);
+        let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for (k, v) in a.take_changes().expect("changes") {
+            last.insert(k, v);
+        }
+        for (k, v) in &last {
+            if let Some(v) = v {
+                b.restore(k, v).expect("restore");
+            }
+        }
+        assert_eq!((b.windows(), b.groups()), (2, 2));
+        assert_eq!(b.state_bytes(), a.state_bytes());
+        let (ra, rb) = (
+            a.on_watermark(3 * 60_000).expect("a").expect("rows"),
+            b.on_watermark(3 * 60_000).expect("b").expect("rows"),
+        );
+        assert_eq!(rows(&ra), rows(&rb));
+        assert_eq!(
+            rows(&ra),
+            ["1970-01-01T00:01:00,b,2", "1970-01-01T00:02:00,b,3"]
+        );
+        assert!(b.restore(b"short", b"x").is_err());
+    }
+}
