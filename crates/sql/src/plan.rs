@@ -5,6 +5,9 @@
 //! `UNION ALL` a `Union`. Anything else is refused here, at CREATE, with the plan node named
 //! (§5.5): a pipeline never fails at run time for a construct it cannot run.
 
+mod join;
+mod rank;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -24,8 +27,8 @@ use crate::table::TopicTable;
 
 /// What the constructs a continuous query may use today, for refusals.
 const SUPPORTED: &str = "continuous queries support projections, filters, scalar functions, \
-     CASE, casts, UNION ALL and GROUP BY with count, sum, avg, min, max, count(DISTINCT) and \
-     FILTER over sources and append-only materialized views";
+     CASE, casts, UNION ALL, inner/left/right/full equi-joins, ROW_NUMBER top-N and GROUP BY with count, sum, avg, \
+     min, max, count(DISTINCT) and FILTER over sources and append-only materialized views";
 
 /// A continuous query planned into a stream graph, its sink not yet attached.
 pub struct StreamPlan {
@@ -86,10 +89,12 @@ pub fn dead_letter_topic(def: &SourceDef) -> Option<String> {
 /// over state of another layout (§5.3).
 pub fn fingerprint(graph: &Graph) -> String {
     let mut text = format!("{:?}", graph.nodes);
-    let stateful = graph
-        .nodes
-        .iter()
-        .any(|n| matches!(n, NodeSpec::UpdatingAggregate { .. }));
+    let stateful = graph.nodes.iter().any(|n| {
+        matches!(
+            n,
+            NodeSpec::UpdatingAggregate { .. } | NodeSpec::Join { .. }
+        )
+    });
     if stateful {
         // State of another codec version is another layout. (Not added to stateless graphs,
         // whose fingerprints predate operator state.)
@@ -120,6 +125,7 @@ pub fn to_stream(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan,
         graph: Graph::default(),
         scans: BTreeMap::new(),
         sources: Vec::new(),
+        top_n: None,
     };
     let out = planner.walk(&optimized)?;
     Ok(StreamPlan {
@@ -166,6 +172,8 @@ struct Planner<'a> {
     /// its offsets are checkpointed once).
     scans: BTreeMap<String, usize>,
     sources: Vec<Arc<SourceDef>>,
+    /// The window (by address) a top-N filter above it is planning, and its N (see `rank`).
+    top_n: Option<(usize, usize)>,
 }
 
 /// A planned sub-plan: the node producing its rows, their logical schema (without
@@ -252,7 +260,7 @@ impl Planner<'_> {
             LogicalPlan::Projection(p) => {
                 // A filter right below is fused into the same Map (filter first, as MapOp runs).
                 let (input, predicate) = match p.input.as_ref() {
-                    LogicalPlan::Filter(f) => (
+                    LogicalPlan::Filter(f) if !rank::is_ranked(f) => (
                         f.input.as_ref(),
                         Some(
                             self.state
@@ -294,6 +302,9 @@ impl Planner<'_> {
                 })
             }
             LogicalPlan::Filter(f) => {
+                if let Some(out) = self.top_n_filter(f)? {
+                    return Ok(out);
+                }
                 let child = self.walk(&f.input)?;
                 let predicate = self
                     .state
@@ -363,6 +374,8 @@ impl Planner<'_> {
                 })
             }
             LogicalPlan::Aggregate(a) => self.aggregate(a),
+            LogicalPlan::Join(j) => self.join(j),
+            LogicalPlan::Window(w) => self.window(w),
             other => Err(refusal(other)),
         }
     }
@@ -553,13 +566,8 @@ fn refused(what: &str, why: &str) -> SqlError {
 fn refusal(plan: &LogicalPlan) -> SqlError {
     let (what, why) = match plan {
         LogicalPlan::Distinct(_) => ("DISTINCT", "updating aggregates come in a later increment"),
-        LogicalPlan::Join(_) => ("JOIN", "stream joins come in a later increment"),
         LogicalPlan::Sort(_) => ("ORDER BY (Sort)", "a stream has no end to sort"),
         LogicalPlan::Limit(_) => ("LIMIT", "a stream has no end to limit"),
-        LogicalPlan::Window(_) => (
-            "a window function (OVER)",
-            "ROW_NUMBER top-N comes in a later increment",
-        ),
         LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => (
             "a query without a source (VALUES or no FROM)",
             "a continuous query reads at least one source",

@@ -19,19 +19,19 @@ use tokio::time::Instant;
 use weir_broker::partition::{any_changed, Partition};
 use weir_broker::state::{AdminError, State};
 
-use crate::align::{Aligned, Aligner};
 use crate::checkpoint::{state_topic, transactional_id, SourceState};
 use crate::error::StreamError;
 use crate::format::{now_ms, SourceDecoder};
 use crate::graph::{Graph, NodeSpec, Startup, WatermarkSpec};
 use crate::message::Message;
-use crate::ops::aggregate::UpdatingAggregateOp;
-use crate::ops::map::MapOp;
 use crate::sink::SinkOp;
+
+mod node;
 use crate::source::reader::PartitionReader;
 use crate::source::watermark::WatermarkTracker;
-use crate::state::{changelog, Stateful};
+use crate::state::changelog;
 use crate::txn::EpochTxn;
+use node::Node;
 
 /// The engine's settings (`weir.sql.*` keys map onto them).
 #[derive(Clone, Debug)]
@@ -274,14 +274,6 @@ impl PipelineHandle {
     }
 }
 
-enum Node {
-    Source,
-    Map(MapOp),
-    Union(Aligner),
-    Aggregate(Box<UpdatingAggregateOp>),
-    Sink(SinkOp),
-}
-
 struct SourceRt {
     node: usize,
     topic: String,
@@ -362,8 +354,7 @@ impl Pipeline {
         // evaluate `Latest` again and skip what arrived in between.
         let mut fresh = false;
         for (i, spec) in graph.nodes.iter().enumerate() {
-            let out_schema = graph.outputs(i).next().map(|e| e.schema.clone());
-            nodes.push(match spec {
+            let mut node = match spec {
                 NodeSpec::Source(s) => {
                     let parts = partitions(&state, &s.topic)?;
                     let readers = parts
@@ -408,39 +399,31 @@ impl Pipeline {
                     });
                     Node::Source
                 }
-                NodeSpec::Map { exprs, filter } => {
-                    let schema = out_schema
-                        .ok_or_else(|| StreamError::Graph(format!("node {i} has no output")))?;
-                    Node::Map(MapOp::new(exprs.clone(), filter.clone(), schema))
-                }
-                NodeSpec::Union => Node::Union(Aligner::new(graph.inputs(i).count())),
-                NodeSpec::UpdatingAggregate { group, aggs } => {
-                    let schema = out_schema
-                        .ok_or_else(|| StreamError::Graph(format!("node {i} has no output")))?;
-                    let updating = graph.inputs(i).any(|e| !e.append_only);
-                    let mut op =
-                        UpdatingAggregateOp::new(group.clone(), aggs.clone(), schema, updating);
-                    for (k, v) in entries
-                        .remove(&changelog::operator_id(i)?)
-                        .unwrap_or_default()
-                    {
-                        op.restore(&k, &v).map_err(StreamError::Codec)?;
-                    }
-                    tracing::info!(
-                        pipeline = id,
-                        node = i,
-                        groups = op.groups(),
-                        "aggregate state restored"
-                    );
-                    Node::Aggregate(Box::new(op))
-                }
                 NodeSpec::Sink(s) => Node::Sink(SinkOp::new(
                     s.topic.clone(),
                     partitions(&state, &s.topic)?,
                     (s.encoder)(),
                     s.upsert,
                 )),
-            });
+                operator => Node::operator(&graph, i, operator)?,
+            };
+            if let Some(op) = node.stateful() {
+                let restored = entries
+                    .remove(&changelog::operator_id(i)?)
+                    .unwrap_or_default();
+                for (k, v) in &restored {
+                    op.restore(k, v).map_err(StreamError::Codec)?;
+                }
+                let (n, bytes) = (restored.len(), op.state_bytes());
+                tracing::info!(
+                    pipeline = id,
+                    node = i,
+                    entries = n,
+                    bytes,
+                    "state restored"
+                );
+            }
+            nodes.push(node);
         }
         if let Some(op) = entries.keys().next() {
             // State of an operator this graph does not have: the plan fingerprint should have
@@ -638,36 +621,12 @@ impl Pipeline {
         let mut out = Vec::new();
         match self.nodes.get_mut(node) {
             None | Some(Node::Source) => {}
-            Some(Node::Map(op)) => match msg {
-                Message::Batch(b) => {
-                    if let Some(b) = op.process(&b)? {
-                        out.push(Message::Batch(b));
-                    }
-                }
-                other => out.push(other),
-            },
-            Some(Node::Union(aligner)) => {
-                let mut aligned = Vec::new();
-                aligner.push(port, msg, &mut aligned);
-                out.extend(aligned.into_iter().map(|a| match a {
-                    Aligned::Batch { batch, .. } => Message::Batch(batch),
-                    Aligned::Watermark(w) => Message::Watermark(w),
-                    Aligned::Barrier(n) => Message::Barrier(n),
-                }));
-            }
-            Some(Node::Aggregate(op)) => match msg {
-                Message::Batch(b) => {
-                    if let Some(b) = op.process(&b)? {
-                        out.push(Message::Batch(b));
-                    }
-                }
-                other => out.push(other),
-            },
             Some(Node::Sink(sink)) => match msg {
                 Message::Batch(b) => sink.push(&b)?,
                 Message::Barrier(n) => sink.barrier = n,
                 Message::Watermark(_) => {}
             },
+            Some(op) => op.process(port, msg, &mut out)?,
         }
         for m in out {
             self.emit(node, m)?;
@@ -677,13 +636,7 @@ impl Pipeline {
 
     /// Bytes of operator state (not pending output).
     fn state_bytes(&self) -> usize {
-        self.nodes
-            .iter()
-            .map(|n| match n {
-                Node::Aggregate(a) => a.state_bytes(),
-                _ => 0,
-            })
-            .sum()
+        self.nodes.iter().map(Node::state_bytes).sum()
     }
 
     /// Fails the pipeline when what its operators hold exceeds the budget (§7.3).
@@ -694,7 +647,9 @@ impl Pipeline {
             .map(|n| match n {
                 Node::Union(a) => a.buffered_bytes(),
                 Node::Sink(s) => s.pending_bytes(),
-                Node::Aggregate(a) => a.state_bytes(),
+                Node::Aggregate(_) | Node::Join(..) | Node::TopN(_) | Node::IntervalJoin(..) => {
+                    n.state_bytes()
+                }
                 Node::Source | Node::Map(_) => 0,
             })
             .sum();
@@ -753,7 +708,7 @@ impl Pipeline {
         let now = now_ms();
         let mut records = state.records(now);
         for (i, node) in self.nodes.iter_mut().enumerate() {
-            if let Node::Aggregate(op) = node {
+            if let Some(op) = node.stateful() {
                 let id = changelog::operator_id(i)?;
                 let changes = op.take_changes().map_err(StreamError::Codec)?;
                 records.extend(changes.into_iter().map(|c| changelog::record(id, c, now)));

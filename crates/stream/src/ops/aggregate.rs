@@ -247,7 +247,7 @@ impl UpdatingAggregateOp {
 }
 
 /// A column of `t` from scalars (cast where DataFusion's scalar type differs, e.g. views).
-fn to_array(values: Vec<ScalarValue>, t: &DataType) -> Result<ArrayRef, StreamError> {
+pub(crate) fn to_array(values: Vec<ScalarValue>, t: &DataType) -> Result<ArrayRef, StreamError> {
     let values = values
         .into_iter()
         .map(|v| {

@@ -2,4 +2,7 @@
 
 pub mod accumulators;
 pub mod aggregate;
+pub mod interval_join;
+pub mod join;
 pub mod map;
+pub mod rank;
