@@ -100,7 +100,10 @@ async fn assert_oracle(s: &Session, view: &str, query: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let want = rows(&run(s, query).await.expect(query));
-        assert!(!want.is_empty(), "{view}: an empty oracle would prove nothing");
+        assert!(
+            !want.is_empty(),
+            "{view}: an empty oracle would prove nothing"
+        );
         let got = rows(&run(s, &format!("SELECT * FROM {view}")).await.expect(view));
         if got == want {
             return;

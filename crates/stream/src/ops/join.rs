@@ -497,11 +497,14 @@ fn other_key(key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// A row of a side's values.
+type Row = Vec<ScalarValue>;
+
 /// Output rows collected for a batch: (side of `row`, `row`, the other side's row or `None`
 /// for NULL padding, weight).
 #[derive(Default)]
 struct Output {
-    rows: Vec<(usize, Vec<ScalarValue>, Option<Vec<ScalarValue>>, i64)>,
+    rows: Vec<(usize, Row, Option<Row>, i64)>,
 }
 
 impl Output {
