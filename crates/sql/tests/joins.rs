@@ -1,11 +1,11 @@
 //! Stream joins against the oracle (design §6, §11): records are fed through the topics,
-//! views are created over every join kind, and once caught up each view's contents (`SELECT
-//! * FROM view`) must equal the view's query run by DataFusion's batch engine over the same
-//! records, as multisets, before and after restarts. Table-like inputs are keyed aggregates
-//! with HAVING, so their rows are inserted, updated (retraction, insertion) and deleted as
-//! input arrives; outer joins then emit and retract NULL-padded rows. Also: a join feeding
-//! GROUP BY, multi-column keys, residual (non-equi) conditions, a self-join, and the
-//! refusals at CREATE.
+//! views are created over every join kind, and once caught up each view's contents
+//! (`SELECT * FROM view`) must equal the view's query run by DataFusion's batch engine over
+//! the same records, as multisets, before and after restarts. Table-like inputs are keyed
+//! aggregates with HAVING, so their rows are inserted, updated (retraction, insertion) and
+//! deleted as input arrives; outer joins then emit and retract NULL-padded rows. Also: a
+//! join feeding GROUP BY, multi-column keys, residual (non-equi) conditions, a self-join,
+//! and the refusals at CREATE.
 
 mod common;
 use common::{rows, run};
