@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, LargeBinaryBuilder,
-    LargeStringBuilder, StringBuilder, StringViewBuilder,
+    LargeStringBuilder, StringBuilder, StringViewBuilder, UInt64Builder,
 };
 use arrow_array::types::{Date32Type, Decimal128Type};
 use arrow_array::{
@@ -38,6 +38,8 @@ pub enum Builder {
     I16(Int16Builder),
     I32(Int32Builder),
     I64(Int64Builder),
+    /// `row_number()`'s type; values up to `i64::MAX`.
+    U64(UInt64Builder),
     F32(Float32Builder),
     F64(Float64Builder),
     Decimal(Decimal128Builder, u8, i8),
@@ -58,6 +60,7 @@ impl Builder {
             DataType::Int16 => Builder::I16(Int16Builder::new()),
             DataType::Int32 => Builder::I32(Int32Builder::new()),
             DataType::Int64 => Builder::I64(Int64Builder::new()),
+            DataType::UInt64 => Builder::U64(UInt64Builder::new()),
             DataType::Float32 => Builder::F32(Float32Builder::new()),
             DataType::Float64 => Builder::F64(Float64Builder::new()),
             DataType::Decimal128(p, s) => Builder::Decimal(
@@ -85,7 +88,10 @@ impl Builder {
         match (self, v) {
             (_, Value::Null) => Ok(Cell::Null),
             (Builder::Bool(_), Value::Bool(b)) => Ok(Cell::Bool(*b)),
-            (Builder::I16(_) | Builder::I32(_) | Builder::I64(_), Value::Number(n)) => {
+            (
+                Builder::I16(_) | Builder::I32(_) | Builder::I64(_) | Builder::U64(_),
+                Value::Number(n),
+            ) => {
                 let i = n
                     .as_i64()
                     .ok_or_else(|| format!("{n} is not an integer in range"))?;
@@ -141,7 +147,7 @@ impl Builder {
                 "false" | "f" | "0" => Ok(Cell::Bool(false)),
                 _ => Err(bad()),
             },
-            Builder::I16(_) | Builder::I32(_) | Builder::I64(_) => {
+            Builder::I16(_) | Builder::I32(_) | Builder::I64(_) | Builder::U64(_) => {
                 let i = s.trim().parse::<i64>().map_err(|_| bad())?;
                 self.check_int(i)
             }
@@ -175,6 +181,7 @@ impl Builder {
         let fits = match self {
             Builder::I16(_) => i16::try_from(i).is_ok(),
             Builder::I32(_) => i32::try_from(i).is_ok(),
+            Builder::U64(_) => i >= 0,
             _ => true,
         };
         if fits {
@@ -190,6 +197,7 @@ impl Builder {
             Builder::I16(_) => "smallint",
             Builder::I32(_) => "integer",
             Builder::I64(_) => "bigint",
+            Builder::U64(_) => "numeric(20,0)",
             Builder::F32(_) => "real",
             Builder::F64(_) => "double precision",
             Builder::Decimal(..) => "numeric",
@@ -209,6 +217,7 @@ impl Builder {
             (Builder::I16(b), Cell::Int(v)) => b.append_option(i16::try_from(*v).ok()),
             (Builder::I32(b), Cell::Int(v)) => b.append_option(i32::try_from(*v).ok()),
             (Builder::I64(b), Cell::Int(v)) => b.append_value(*v),
+            (Builder::U64(b), Cell::Int(v)) => b.append_option(u64::try_from(*v).ok()),
             (Builder::F32(b), Cell::Float(v)) => b.append_value(*v as f32),
             (Builder::F64(b), Cell::Float(v)) => b.append_value(*v),
             (Builder::Decimal(b, ..), Cell::Decimal(v)) => b.append_value(*v),
@@ -229,6 +238,7 @@ impl Builder {
             Builder::I16(b) => b.append_null(),
             Builder::I32(b) => b.append_null(),
             Builder::I64(b) => b.append_null(),
+            Builder::U64(b) => b.append_null(),
             Builder::F32(b) => b.append_null(),
             Builder::F64(b) => b.append_null(),
             Builder::Decimal(b, ..) => b.append_null(),
@@ -249,6 +259,7 @@ impl Builder {
             Builder::I16(b) => Arc::new(b.finish()),
             Builder::I32(b) => Arc::new(b.finish()),
             Builder::I64(b) => Arc::new(b.finish()),
+            Builder::U64(b) => Arc::new(b.finish()),
             Builder::F32(b) => Arc::new(b.finish()),
             Builder::F64(b) => Arc::new(b.finish()),
             Builder::Decimal(b, ..) => Arc::new(b.finish()),

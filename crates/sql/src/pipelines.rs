@@ -207,9 +207,13 @@ impl Engine {
                 let sink = if planned.updating {
                     let Some(key) = planned.key.clone() else {
                         return Err(SqlError::unsupported(format!(
-                            "materialized view {name}: an updating view is keyed by its GROUP \
-                             BY columns, and they are not all among its output columns: \
-                             select them"
+                            "materialized view {name}: an updating view is keyed by its \
+                             query's stream key (its GROUP BY columns; a join's, both inputs' \
+                             keys), and it has none among its output columns: select the \
+                             GROUP BY columns; an updating join needs keyed inputs on both \
+                             sides (aggregate a source before joining it, since a source has \
+                             no key yet), or write it to a sink WITH (type = 'upsert', \
+                             primary_key = '..')"
                         )));
                     };
                     def.upsert_key = Some(key.clone());

@@ -5,6 +5,9 @@
 //! `UNION ALL` a `Union`. Anything else is refused here, at CREATE, with the plan node named
 //! (§5.5): a pipeline never fails at run time for a construct it cannot run.
 
+mod join;
+mod rank;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -27,8 +30,9 @@ pub mod window_tvf;
 
 /// What the constructs a continuous query may use today, for refusals.
 const SUPPORTED: &str = "continuous queries support projections, filters, scalar functions, \
-     CASE, casts, UNION ALL and GROUP BY with count, sum, avg, min, max, count(DISTINCT) and \
-     FILTER, over TUMBLE and HOP windows too, over sources and append-only materialized views";
+     CASE, casts, UNION ALL, inner/left/right/full equi-joins, ROW_NUMBER top-N and GROUP BY \
+     with count, sum, avg, min, max, count(DISTINCT) and FILTER, over TUMBLE, HOP and SESSION \
+     windows too, over sources and append-only materialized views";
 
 /// A continuous query planned into a stream graph, its sink not yet attached.
 pub struct StreamPlan {
@@ -95,6 +99,7 @@ pub fn fingerprint(graph: &Graph) -> String {
             NodeSpec::UpdatingAggregate { .. }
                 | NodeSpec::WindowAggregate { .. }
                 | NodeSpec::SessionAggregate { .. }
+                | NodeSpec::Join { .. }
         )
     });
     if stateful {
@@ -134,6 +139,7 @@ pub fn to_stream(
         sources: Vec::new(),
         emit_on_window_close,
         windows: 0,
+        top_n: None,
     };
     let out = planner.walk(&optimized)?;
     window::check_sessions(&optimized, &planner.graph)?;
@@ -194,6 +200,8 @@ struct Planner<'a> {
     emit_on_window_close: bool,
     /// Window aggregates planned.
     windows: usize,
+    /// The window (by address) a top-N filter above it is planning, and its N (see `rank`).
+    top_n: Option<(usize, usize)>,
 }
 
 /// A planned sub-plan: the node producing its rows, their logical schema (without
@@ -280,7 +288,7 @@ impl Planner<'_> {
             LogicalPlan::Projection(p) => {
                 // A filter right below is fused into the same Map (filter first, as MapOp runs).
                 let (input, predicate) = match p.input.as_ref() {
-                    LogicalPlan::Filter(f) => (
+                    LogicalPlan::Filter(f) if !rank::is_ranked(f) => (
                         f.input.as_ref(),
                         Some(
                             self.state
@@ -322,6 +330,9 @@ impl Planner<'_> {
                 })
             }
             LogicalPlan::Filter(f) => {
+                if let Some(out) = self.top_n_filter(f)? {
+                    return Ok(out);
+                }
                 let child = self.walk(&f.input)?;
                 let predicate = self
                     .state
@@ -391,6 +402,8 @@ impl Planner<'_> {
                 })
             }
             LogicalPlan::Aggregate(a) => self.aggregate(a),
+            LogicalPlan::Join(j) => self.join(j),
+            LogicalPlan::Window(w) => self.window(w),
             other => Err(refusal(other)),
         }
     }
@@ -596,13 +609,8 @@ fn refused(what: &str, why: &str) -> SqlError {
 fn refusal(plan: &LogicalPlan) -> SqlError {
     let (what, why) = match plan {
         LogicalPlan::Distinct(_) => ("DISTINCT", "updating aggregates come in a later increment"),
-        LogicalPlan::Join(_) => ("JOIN", "stream joins come in a later increment"),
         LogicalPlan::Sort(_) => ("ORDER BY (Sort)", "a stream has no end to sort"),
         LogicalPlan::Limit(_) => ("LIMIT", "a stream has no end to limit"),
-        LogicalPlan::Window(_) => (
-            "a window function (OVER)",
-            "ROW_NUMBER top-N comes in a later increment",
-        ),
         LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => (
             "a query without a source (VALUES or no FROM)",
             "a continuous query reads at least one source",

@@ -82,9 +82,10 @@ async fn the_planner_refuses_what_the_runtime_cannot_run_at_create() {
     .await
     .expect("sources");
     for (sql, construct) in [
+        ("SELECT * FROM orders o, returns r", "cross"),
         (
-            "SELECT * FROM orders o JOIN returns r ON o.id = r.id",
-            "JOIN",
+            "SELECT * FROM orders WHERE id IN (SELECT id FROM returns)",
+            "IN or NOT IN subqueries",
         ),
         ("SELECT * FROM orders ORDER BY id", "ORDER BY"),
         ("SELECT * FROM orders LIMIT 3", "LIMIT"),

@@ -56,6 +56,10 @@ pub enum StreamError {
     Codec(#[source] crate::state::codec::CodecError),
     #[error("aggregate: {0}")]
     Aggregate(String),
+    #[error("join: {0}")]
+    Join(String),
+    #[error("top-N: {0}")]
+    TopN(String),
     #[error("the pipeline task panicked: {0}")]
     Panicked(String),
     #[error("the engine has stopped")]

@@ -12,6 +12,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use crate::error::StreamError;
 use crate::format::{SinkEncoder, SourceDecoder};
 pub use crate::ops::accumulators::AggKind;
+pub use crate::ops::join::JoinKind;
 
 /// The changelog column of an updating edge (§6): the last column, true for a retracted
 /// row, false for an inserted one. Append-only edges have no such column.
@@ -107,8 +108,7 @@ pub struct SessionSpec {
     pub gap_us: i64,
 }
 
-/// An operator. Only `Source`, `Map`, `Union`, `UpdatingAggregate` and `Sink` run today; the
-/// planner's other nodes (windows, joins, TopN, sessions) join this enum as they are built.
+/// An operator: every variant runs (`runtime/node.rs` makes each the operator it names).
 #[derive(Clone)]
 pub enum NodeSpec {
     Source(SourceSpec),
@@ -142,6 +142,30 @@ pub enum NodeSpec {
         aggs: Vec<AggSpec>,
         session: SessionSpec,
     },
+    /// An equi-join of input 0 (left) and input 1 (right): rows whose `keys` (per side, over
+    /// that side's columns) are equal and non-NULL, and for which `filter` (over `left ++
+    /// right`) is true; its output is `left ++ right` (`++ _retract` when updating).
+    Join {
+        kind: JoinKind,
+        keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
+        filter: Option<Arc<dyn PhysicalExpr>>,
+    },
+    /// An inner equi-join of two append-only inputs with event times (`time`: a column per
+    /// side) where `l.t + bounds.0 <= r.t <= l.t + bounds.1`; append-only output `left ++
+    /// right`; each input's watermark frees the other side's rows (§6, interval join).
+    IntervalJoin {
+        keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
+        time: [usize; 2],
+        bounds: (i64, i64),
+        filter: Option<Arc<dyn PhysicalExpr>>,
+    },
+    /// `row_number() OVER (PARTITION BY partition ORDER BY order) <= limit`: the input's
+    /// columns, then the rank (`UInt64`, from 1), then `_retract`: its output always updates.
+    TopN {
+        partition: Vec<Arc<dyn PhysicalExpr>>,
+        order: Vec<(Arc<dyn PhysicalExpr>, arrow_schema::SortOptions)>,
+        limit: usize,
+    },
     Sink(SinkSpec),
 }
 
@@ -154,6 +178,9 @@ impl NodeSpec {
             NodeSpec::UpdatingAggregate { .. } => "UpdatingAggregate",
             NodeSpec::WindowAggregate { .. } => "WindowAggregate",
             NodeSpec::SessionAggregate { .. } => "SessionAggregate",
+            NodeSpec::Join { .. } => "Join",
+            NodeSpec::TopN { .. } => "TopN",
+            NodeSpec::IntervalJoin { .. } => "IntervalJoin",
             NodeSpec::Sink(_) => "Sink",
         }
     }
@@ -216,6 +243,57 @@ impl fmt::Debug for NodeSpec {
                     "], aggs={aggs:?}, start={:?}, end={:?}, gap={}us, emit on window close)",
                     session.start_column, session.end_column, session.gap_us
                 )
+            }
+            NodeSpec::Join { kind, keys, filter } => {
+                write!(f, "Join({} on [", kind.name())?;
+                for (i, (l, r)) in keys[0].iter().zip(&keys[1]).enumerate() {
+                    write!(f, "{}{l} = {r}", if i > 0 { ", " } else { "" })?;
+                }
+                match filter {
+                    Some(p) => write!(f, "] filter {p})"),
+                    None => write!(f, "])"),
+                }
+            }
+            NodeSpec::IntervalJoin {
+                keys,
+                time,
+                bounds,
+                filter,
+            } => {
+                write!(f, "IntervalJoin(on [")?;
+                for (i, (l, r)) in keys[0].iter().zip(&keys[1]).enumerate() {
+                    write!(f, "{}{l} = {r}", if i > 0 { ", " } else { "" })?;
+                }
+                write!(
+                    f,
+                    "] r.#{} - l.#{} in [{}, {}] ms",
+                    time[1], time[0], bounds.0, bounds.1
+                )?;
+                match filter {
+                    Some(p) => write!(f, " filter {p})"),
+                    None => write!(f, ")"),
+                }
+            }
+            NodeSpec::TopN {
+                partition,
+                order,
+                limit,
+            } => {
+                write!(f, "TopN({limit} per [")?;
+                for (i, e) in partition.iter().enumerate() {
+                    write!(f, "{}{e}", if i > 0 { ", " } else { "" })?;
+                }
+                write!(f, "] by [")?;
+                for (i, (e, o)) in order.iter().enumerate() {
+                    let dir = if o.descending { "DESC" } else { "ASC" };
+                    let nulls = if o.nulls_first { "FIRST" } else { "LAST" };
+                    write!(
+                        f,
+                        "{}{e} {dir} NULLS {nulls}",
+                        if i > 0 { ", " } else { "" }
+                    )?;
+                }
+                write!(f, "])")
             }
             NodeSpec::Sink(s) => write!(f, "Sink({})", s.topic),
         }
@@ -315,7 +393,7 @@ impl Graph {
             }
             if matches!(
                 self.nodes.get(e.from),
-                Some(NodeSpec::UpdatingAggregate { .. })
+                Some(NodeSpec::UpdatingAggregate { .. } | NodeSpec::TopN { .. })
             ) && e.append_only
             {
                 return bad(format!(
@@ -370,6 +448,8 @@ impl Graph {
                 NodeSpec::UpdatingAggregate { .. } => ins == 1 && outs > 0,
                 NodeSpec::WindowAggregate { .. } => ins == 1 && outs > 0,
                 NodeSpec::SessionAggregate { .. } => ins == 1 && outs > 0,
+                NodeSpec::Join { .. } | NodeSpec::IntervalJoin { .. } => ins == 2 && outs > 0,
+                NodeSpec::TopN { .. } => ins == 1 && outs > 0,
                 NodeSpec::Sink(_) => ins == 1 && outs == 0,
             };
             if !ok {
@@ -424,6 +504,15 @@ impl Graph {
                 }
                 NodeSpec::SessionAggregate { .. } => {
                     " [state: open sessions per key with their rows, freed when the watermark passes last + gap]"
+                }
+                NodeSpec::Join { .. } => {
+                    " [state: both sides' live rows by join key, freed when retracted]"
+                }
+                NodeSpec::IntervalJoin { .. } => {
+                    " [state: both sides' rows, freed as the other side's watermark passes them]"
+                }
+                NodeSpec::TopN { .. } => {
+                    " [state: per partition its N first rows (all rows if the input updates)]"
                 }
                 _ => "",
             };

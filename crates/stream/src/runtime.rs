@@ -15,22 +15,20 @@ use tokio::time::Instant;
 use weir_broker::partition::{any_changed, Partition};
 use weir_broker::state::{AdminError, State};
 
-use crate::align::{Aligned, Aligner};
 use crate::checkpoint::{state_topic, transactional_id, SourceState};
 use crate::error::StreamError;
 use crate::format::{now_ms, SourceDecoder};
 use crate::graph::{Graph, NodeSpec, Startup, WatermarkSpec};
 use crate::message::Message;
-use crate::ops::aggregate::UpdatingAggregateOp;
-use crate::ops::map::MapOp;
-use crate::ops::session::SessionAggregateOp;
-use crate::ops::window::WindowAggregateOp;
 use crate::sink::SinkOp;
 use crate::source::event_time::{drop_late, max_event_time};
+
+mod node;
 use crate::source::reader::PartitionReader;
 use crate::source::watermark::WatermarkTracker;
-use crate::state::{changelog, Stateful};
+use crate::state::changelog;
 use crate::txn::EpochTxn;
+use node::Node;
 
 /// The engine's settings (`weir.sql.*` keys map onto them).
 #[derive(Clone, Debug)]
@@ -184,29 +182,6 @@ impl Drop for Engine {
     }
 }
 
-/// Node `i`'s output schema (every operator but a sink has one).
-fn output(
-    schema: Option<arrow_schema::SchemaRef>,
-    i: usize,
-) -> Result<arrow_schema::SchemaRef, StreamError> {
-    schema.ok_or_else(|| StreamError::Graph(format!("node {i} has no output")))
-}
-
-/// `op` with node `i`'s committed state entries loaded.
-fn with_state<T: Stateful>(
-    mut op: T,
-    entries: &mut changelog::Entries,
-    i: usize,
-) -> Result<T, StreamError> {
-    for (k, v) in entries
-        .remove(&changelog::operator_id(i)?)
-        .unwrap_or_default()
-    {
-        op.restore(&k, &v).map_err(StreamError::Codec)?;
-    }
-    Ok(op)
-}
-
 fn partitions(state: &State, topic: &str) -> Result<Vec<Arc<Partition>>, StreamError> {
     let t = state
         .topic(topic)
@@ -299,16 +274,6 @@ impl PipelineHandle {
     }
 }
 
-enum Node {
-    Source,
-    Map(MapOp),
-    Union(Aligner),
-    Aggregate(Box<UpdatingAggregateOp>),
-    Window(Box<WindowAggregateOp>),
-    Session(Box<SessionAggregateOp>),
-    Sink(SinkOp),
-}
-
 struct SourceRt {
     node: usize,
     topic: String,
@@ -391,8 +356,7 @@ impl Pipeline {
         // evaluate `Latest` again and skip what arrived in between.
         let mut fresh = false;
         for (i, spec) in graph.nodes.iter().enumerate() {
-            let out_schema = graph.outputs(i).next().map(|e| e.schema.clone());
-            nodes.push(match spec {
+            let mut node = match spec {
                 NodeSpec::Source(s) => {
                     let parts = partitions(&state, &s.topic)?;
                     let readers = parts
@@ -437,68 +401,31 @@ impl Pipeline {
                     });
                     Node::Source
                 }
-                NodeSpec::Map { exprs, filter } => {
-                    let schema = out_schema
-                        .ok_or_else(|| StreamError::Graph(format!("node {i} has no output")))?;
-                    Node::Map(MapOp::new(exprs.clone(), filter.clone(), schema))
-                }
-                NodeSpec::Union => Node::Union(Aligner::new(graph.inputs(i).count())),
-                NodeSpec::UpdatingAggregate { group, aggs } => {
-                    let updating = graph.inputs(i).any(|e| !e.append_only);
-                    let op = UpdatingAggregateOp::new(
-                        group.clone(),
-                        aggs.clone(),
-                        output(out_schema, i)?,
-                        updating,
-                    );
-                    let op = with_state(op, &mut entries, i)?;
-                    tracing::info!(
-                        pipeline = id,
-                        node = i,
-                        groups = op.groups(),
-                        "state restored"
-                    );
-                    Node::Aggregate(Box::new(op))
-                }
-                NodeSpec::WindowAggregate {
-                    group,
-                    aggs,
-                    window,
-                } => {
-                    let schema = output(out_schema, i)?;
-                    let op = WindowAggregateOp::new(group.clone(), aggs.clone(), *window, schema);
-                    let op = with_state(op, &mut entries, i)?;
-                    tracing::info!(
-                        pipeline = id,
-                        node = i,
-                        windows = op.windows(),
-                        "state restored"
-                    );
-                    Node::Window(Box::new(op))
-                }
-                NodeSpec::SessionAggregate {
-                    group,
-                    aggs,
-                    session,
-                } => {
-                    let schema = output(out_schema, i)?;
-                    let op = SessionAggregateOp::new(group.clone(), aggs.clone(), *session, schema);
-                    let op = with_state(op, &mut entries, i)?;
-                    tracing::info!(
-                        pipeline = id,
-                        node = i,
-                        sessions = op.sessions(),
-                        "state restored"
-                    );
-                    Node::Session(Box::new(op))
-                }
                 NodeSpec::Sink(s) => Node::Sink(SinkOp::new(
                     s.topic.clone(),
                     partitions(&state, &s.topic)?,
                     (s.encoder)(),
                     s.upsert,
                 )),
-            });
+                operator => Node::operator(&graph, i, operator)?,
+            };
+            if let Some(op) = node.stateful() {
+                let restored = entries
+                    .remove(&changelog::operator_id(i)?)
+                    .unwrap_or_default();
+                for (k, v) in &restored {
+                    op.restore(k, v).map_err(StreamError::Codec)?;
+                }
+                let (n, bytes) = (restored.len(), op.state_bytes());
+                tracing::info!(
+                    pipeline = id,
+                    node = i,
+                    entries = n,
+                    bytes,
+                    "state restored"
+                );
+            }
+            nodes.push(node);
         }
         if let Some(op) = entries.keys().next() {
             // State of an operator this graph does not have: the plan fingerprint should have
@@ -715,61 +642,12 @@ impl Pipeline {
         let mut out = Vec::new();
         match self.nodes.get_mut(node) {
             None | Some(Node::Source) => {}
-            Some(Node::Map(op)) => match msg {
-                Message::Batch(b) => {
-                    if let Some(b) = op.process(&b)? {
-                        out.push(Message::Batch(b));
-                    }
-                }
-                other => out.push(other),
-            },
-            Some(Node::Union(aligner)) => {
-                let mut aligned = Vec::new();
-                aligner.push(port, msg, &mut aligned);
-                out.extend(aligned.into_iter().map(|a| match a {
-                    Aligned::Batch { batch, .. } => Message::Batch(batch),
-                    Aligned::Watermark(w) => Message::Watermark(w),
-                    Aligned::Barrier(n) => Message::Barrier(n),
-                }));
-            }
-            Some(Node::Aggregate(op)) => match msg {
-                Message::Batch(b) => {
-                    if let Some(b) = op.process(&b)? {
-                        out.push(Message::Batch(b));
-                    }
-                }
-                other => out.push(other),
-            },
-            Some(Node::Session(op)) => match msg {
-                Message::Batch(b) => op.process(&b)?,
-                Message::Watermark(w) => {
-                    if let Some(b) = op.on_watermark(w)? {
-                        out.push(Message::Batch(b));
-                    }
-                    out.push(Message::Watermark(w));
-                }
-                other => out.push(other),
-            },
-            Some(Node::Window(op)) => match msg {
-                Message::Batch(b) => {
-                    if let Some(b) = op.process(&b)? {
-                        out.push(Message::Batch(b));
-                    }
-                }
-                Message::Watermark(w) => {
-                    // Closed windows' rows go before the watermark that closed them.
-                    if let Some(b) = op.on_watermark(w)? {
-                        out.push(Message::Batch(b));
-                    }
-                    out.push(Message::Watermark(w));
-                }
-                other => out.push(other),
-            },
             Some(Node::Sink(sink)) => match msg {
                 Message::Batch(b) => sink.push(&b)?,
                 Message::Barrier(n) => sink.barrier = n,
                 Message::Watermark(_) => {}
             },
+            Some(op) => op.process(port, msg, &mut out)?,
         }
         for m in out {
             self.emit(node, m)?;
@@ -779,15 +657,7 @@ impl Pipeline {
 
     /// Bytes of operator state (not pending output).
     fn state_bytes(&self) -> usize {
-        self.nodes
-            .iter()
-            .map(|n| match n {
-                Node::Aggregate(a) => a.state_bytes(),
-                Node::Window(w) => w.state_bytes(),
-                Node::Session(w) => w.state_bytes(),
-                _ => 0,
-            })
-            .sum()
+        self.nodes.iter().map(Node::state_bytes).sum()
     }
 
     /// Fails the pipeline when what its operators hold exceeds the budget (§7.3).
@@ -798,9 +668,12 @@ impl Pipeline {
             .map(|n| match n {
                 Node::Union(a) => a.buffered_bytes(),
                 Node::Sink(s) => s.pending_bytes(),
-                Node::Aggregate(a) => a.state_bytes(),
-                Node::Window(w) => w.state_bytes(),
-                Node::Session(w) => w.state_bytes(),
+                Node::Aggregate(_)
+                | Node::Window(_)
+                | Node::Session(_)
+                | Node::Join(..)
+                | Node::TopN(_)
+                | Node::IntervalJoin(..) => n.state_bytes(),
                 Node::Source | Node::Map(_) => 0,
             })
             .sum();
@@ -859,15 +732,11 @@ impl Pipeline {
         let now = now_ms();
         let mut records = state.records(now);
         for (i, node) in self.nodes.iter_mut().enumerate() {
-            let changes = match node {
-                Node::Aggregate(op) => op.take_changes(),
-                Node::Window(op) => op.take_changes(),
-                Node::Session(op) => op.take_changes(),
-                _ => continue,
-            };
-            let id = changelog::operator_id(i)?;
-            let changes = changes.map_err(StreamError::Codec)?;
-            records.extend(changes.into_iter().map(|c| changelog::record(id, c, now)));
+            if let Some(op) = node.stateful() {
+                let id = changelog::operator_id(i)?;
+                let changes = op.take_changes().map_err(StreamError::Codec)?;
+                records.extend(changes.into_iter().map(|c| changelog::record(id, c, now)));
+            }
         }
         let partition = self.state_partition.clone();
         self.txn

@@ -2,6 +2,9 @@
 
 pub mod accumulators;
 pub mod aggregate;
+pub mod interval_join;
+pub mod join;
 pub mod map;
+pub mod rank;
 pub mod session;
 pub mod window;

@@ -1,0 +1,549 @@
+//! `Join` (§6, joins): a symmetric hash equi-join (inner, left, right, full) of two inputs,
+//! each append-only or updating. A batch from one side is joined against the other side's
+//! state, then folded into its own side's state:
+//!
+//! - each side keeps `join key -> bucket` of its distinct rows, each with its multiplicity and
+//!   its **degree** (how many rows of the other side it matches, residual filter included;
+//!   RisingWave's name), so an outer join emits a NULL-padded row while the degree is 0 and
+//!   retracts it when the degree leaves 0;
+//! - a change of weight `w` (+1 insert, -1 retract) emits the joined rows with weight `w`:
+//!   `l XOR r` in the changelog; rows with a NULL in their join key match nothing (SQL's `=`)
+//!   and are not kept, an outer side passes them through NULL-padded;
+//! - order within a change: for an insertion, padded rows it replaces are retracted before the
+//!   joined rows are inserted; for a retraction, joined rows are retracted before the padded
+//!   rows come back. An upsert view or sink collapsing by key then keeps the live row.
+//!
+//! The residual (non-equi) filter is a DataFusion `PhysicalExpr` over `left ++ right`,
+//! evaluated once per input batch over all candidate pairs.
+//!
+//! State is one [`KeyedState`]: key = side byte (0 left, 1 right) ++ the join key's codec row,
+//! value = the bucket, so a checkpoint writes the buckets changed in the epoch and a tombstone
+//! for each emptied one. Nothing frees a live row: state grows with the inputs' live rows and
+//! is bounded by the pipeline's memory budget.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use datafusion_common::ScalarValue;
+use datafusion_physical_expr::PhysicalExpr;
+
+use crate::error::StreamError;
+use crate::graph::RETRACT;
+use crate::ops::aggregate::to_array;
+use crate::state::codec::{self, CodecError};
+use crate::state::{Change, KeyedState, StateValue, Stateful};
+
+/// Which rows without a match an equi-join keeps (NULL-padded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+impl JoinKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JoinKind::Inner => "INNER",
+            JoinKind::Left => "LEFT",
+            JoinKind::Right => "RIGHT",
+            JoinKind::Full => "FULL",
+        }
+    }
+
+    /// Whether rows of `side` (0 left, 1 right) without a match are emitted NULL-padded.
+    pub fn preserves(self, side: usize) -> bool {
+        matches!(
+            (self, side),
+            (JoinKind::Left, 0) | (JoinKind::Right, 1) | (JoinKind::Full, _)
+        )
+    }
+}
+
+/// One distinct row of a side: its values, multiplicity and degree.
+#[derive(Clone, Debug, PartialEq)]
+struct Entry {
+    row: Vec<ScalarValue>,
+    count: i64,
+    /// Rows of the other side matching this one (kept only when this side is preserved).
+    degree: i64,
+}
+
+/// The rows of one side with one join key.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bucket {
+    entries: Vec<Entry>,
+}
+
+impl StateValue for Bucket {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let width = self.entries.first().map_or(0, |e| e.row.len());
+        let mut fields = Vec::with_capacity(2 + self.entries.len() * (width + 2));
+        fields.push(ScalarValue::Int64(Some(self.entries.len() as i64)));
+        fields.push(ScalarValue::Int64(Some(width as i64)));
+        for e in &self.entries {
+            fields.push(ScalarValue::Int64(Some(e.count)));
+            fields.push(ScalarValue::Int64(Some(e.degree)));
+            fields.extend(e.row.iter().cloned());
+        }
+        codec::encode_row(&fields, out)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let fields = codec::decode_row(bytes)?;
+        let mut it = fields.into_iter();
+        let (n, width) = (int(&mut it, "the row count")?, int(&mut it, "the width")?);
+        let mut entries = Vec::new();
+        for _ in 0..n {
+            let count = int(&mut it, "a multiplicity")?;
+            let degree = int(&mut it, "a degree")?;
+            let row: Vec<ScalarValue> = it.by_ref().take(width as usize).collect();
+            if row.len() != width as usize {
+                return Err(CodecError::Invalid("join state: a row is cut short".into()));
+            }
+            entries.push(Entry { row, count, degree });
+        }
+        if it.next().is_some() {
+            return Err(CodecError::Invalid("join state: trailing values".into()));
+        }
+        Ok(Bucket { entries })
+    }
+
+    fn size(&self) -> usize {
+        32 + self
+            .entries
+            .iter()
+            .map(|e| 40 + e.row.iter().map(ScalarValue::size).sum::<usize>())
+            .sum::<usize>()
+    }
+}
+
+/// The next value of a state row as a non-negative integer.
+pub(crate) fn int(
+    it: &mut impl Iterator<Item = ScalarValue>,
+    what: &str,
+) -> Result<i64, CodecError> {
+    match it.next() {
+        Some(ScalarValue::Int64(Some(n))) if n >= 0 => Ok(n),
+        other => Err(CodecError::Invalid(format!("state: {what} is {other:?}"))),
+    }
+}
+
+/// A row of an input batch, ready to join.
+struct RowChange {
+    /// The state key (side ++ join key); `None` when the join key holds a NULL.
+    key: Option<Vec<u8>>,
+    row: Vec<ScalarValue>,
+    weight: i64,
+}
+
+pub struct JoinOp {
+    kind: JoinKind,
+    /// Per side, its join key expressions over that side's columns.
+    keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
+    /// The residual condition over `left ++ right`.
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Per side, its columns' types (without `_retract`).
+    types: [Vec<DataType>; 2],
+    /// Per side, whether its rows carry `_retract`.
+    updating_in: [bool; 2],
+    /// `left ++ right`, the filter's input.
+    joined: SchemaRef,
+    /// `left ++ right` (`++ _retract` when the output updates).
+    schema: SchemaRef,
+    state: KeyedState<Bucket>,
+}
+
+impl JoinOp {
+    /// `inputs` are the left and right edges' schemas (ending in `_retract` when updating),
+    /// `schema` the output edge's.
+    pub fn new(
+        kind: JoinKind,
+        keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        inputs: [&SchemaRef; 2],
+        schema: SchemaRef,
+    ) -> Result<JoinOp, StreamError> {
+        let updating = |s: &SchemaRef| s.fields().last().is_some_and(|f| f.name() == RETRACT);
+        let data = |s: &SchemaRef| {
+            let n = s.fields().len() - usize::from(updating(s));
+            s.fields().iter().take(n).cloned().collect::<Vec<_>>()
+        };
+        let out = data(&schema);
+        let (l, r) = (data(inputs[0]), data(inputs[1]));
+        if out.len() != l.len() + r.len() || keys[0].len() != keys[1].len() {
+            return Err(StreamError::Graph(format!(
+                "join: {} + {} input columns for {} output columns, {} and {} keys",
+                l.len(),
+                r.len(),
+                out.len(),
+                keys[0].len(),
+                keys[1].len()
+            )));
+        }
+        let types = [l, r].map(|f| f.iter().map(|f| f.data_type().clone()).collect());
+        // The filter sees unpadded pairs; padded columns are nullable in the output only.
+        let joined = out
+            .iter()
+            .map(|f| Arc::new(Field::new(f.name(), f.data_type().clone(), true)))
+            .collect::<Vec<_>>();
+        Ok(JoinOp {
+            kind,
+            keys,
+            filter,
+            types,
+            updating_in: [updating(inputs[0]), updating(inputs[1])],
+            joined: Arc::new(Schema::new(joined)),
+            schema,
+            state: KeyedState::default(),
+        })
+    }
+
+    fn updating_out(&self) -> bool {
+        self.schema
+            .fields()
+            .last()
+            .is_some_and(|f| f.name() == RETRACT)
+    }
+
+    /// Distinct rows held on both sides.
+    pub fn rows_held(&self) -> usize {
+        self.state.iter().map(|(_, b)| b.entries.len()).sum()
+    }
+
+    /// The rows of `batch`, from input `side`, as changes.
+    fn changes(&self, side: usize, batch: &RecordBatch) -> Result<Vec<RowChange>, StreamError> {
+        let n = batch.num_rows();
+        let keys = self.keys[side]
+            .iter()
+            .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
+            .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
+        let retract = if self.updating_in[side] {
+            let last = batch.columns().last().and_then(|c| c.as_boolean_opt());
+            Some(last.cloned().ok_or_else(|| {
+                StreamError::Graph("join: an updating input without _retract".into())
+            })?)
+        } else {
+            None
+        };
+        let width = self.types[side].len();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let key = if keys.iter().any(|k| k.is_null(i)) {
+                None
+            } else {
+                let values = keys
+                    .iter()
+                    .map(|k| ScalarValue::try_from_array(k, i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut k = vec![side as u8];
+                codec::encode_row(&values, &mut k).map_err(StreamError::Codec)?;
+                Some(k)
+            };
+            let row = batch
+                .columns()
+                .iter()
+                .take(width)
+                .map(|c| ScalarValue::try_from_array(c, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let weight = match &retract {
+                Some(r) if r.is_valid(i) && r.value(i) => -1,
+                _ => 1,
+            };
+            out.push(RowChange { key, row, weight });
+        }
+        Ok(out)
+    }
+
+    /// Per change, which of the other side's entries (by index in its bucket) it matches,
+    /// residual filter applied: one filter evaluation over every candidate pair.
+    fn matches(&self, side: usize, changes: &[RowChange]) -> Result<Vec<Vec<usize>>, StreamError> {
+        let mut candidates: Vec<(usize, usize)> = Vec::new();
+        for (i, c) in changes.iter().enumerate() {
+            if let Some(b) = c.key.as_ref().and_then(|k| self.state.get(&other_key(k))) {
+                candidates.extend((0..b.entries.len()).map(|e| (i, e)));
+            }
+        }
+        let mut out = vec![Vec::new(); changes.len()];
+        let Some(filter) = &self.filter else {
+            for (i, e) in candidates {
+                if let Some(m) = out.get_mut(i) {
+                    m.push(e);
+                }
+            }
+            return Ok(out);
+        };
+        if candidates.is_empty() {
+            return Ok(out);
+        }
+        let mut columns: Vec<Vec<ScalarValue>> =
+            vec![Vec::with_capacity(candidates.len()); self.joined.fields().len()];
+        for &(i, e) in &candidates {
+            let Some(c) = changes.get(i) else { continue };
+            let other = c
+                .key
+                .as_ref()
+                .and_then(|k| self.state.get(&other_key(k)))
+                .and_then(|b| b.entries.get(e))
+                .ok_or_else(|| StreamError::Join("a candidate vanished".into()))?;
+            let (l, r) = if side == 0 {
+                (&c.row, &other.row)
+            } else {
+                (&other.row, &c.row)
+            };
+            for (col, v) in columns.iter_mut().zip(l.iter().chain(r)) {
+                col.push(v.clone());
+            }
+        }
+        let arrays = columns
+            .into_iter()
+            .zip(self.joined.fields())
+            .map(|(v, f)| to_array(v, f.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(candidates.len()));
+        let pairs = RecordBatch::try_new_with_options(self.joined.clone(), arrays, &options)?;
+        let mask = filter.evaluate(&pairs)?.into_array(candidates.len())?;
+        let mask = mask.as_boolean_opt().ok_or_else(|| {
+            StreamError::Join(format!("the join condition {filter} is not BOOLEAN"))
+        })?;
+        for (p, (i, e)) in candidates.into_iter().enumerate() {
+            if mask.is_valid(p) && mask.value(p) {
+                if let Some(m) = out.get_mut(i) {
+                    m.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Joins `batch`, from input `port` (0 left, 1 right), and folds it into the state; the
+    /// output's changes.
+    pub fn process(
+        &mut self,
+        port: usize,
+        batch: &RecordBatch,
+    ) -> Result<Option<RecordBatch>, StreamError> {
+        if port > 1 {
+            return Err(StreamError::Graph(format!("join: no input {port}")));
+        }
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        let side = port;
+        let changes = self.changes(side, batch)?;
+        let matches = self.matches(side, &changes)?;
+        let mut out = Output::default();
+        for (c, m) in changes.into_iter().zip(matches) {
+            self.apply(side, c, &m, &mut out)?;
+        }
+        self.batch(out)
+    }
+
+    /// One change of `side` matching the other side's entries `m` (indices in its bucket).
+    fn apply(
+        &mut self,
+        side: usize,
+        c: RowChange,
+        m: &[usize],
+        out: &mut Output,
+    ) -> Result<(), StreamError> {
+        let other = 1 - side;
+        let (kind, w) = (self.kind, c.weight);
+        let Some(key) = c.key else {
+            // A NULL join key matches nothing and is not kept.
+            if kind.preserves(side) {
+                out.push(side, &c.row, None, w, 1);
+            }
+            return Ok(());
+        };
+        let other_k = other_key(&key);
+        // The other side: joined rows, and its padded rows as degrees cross 0.
+        let mut matched = 0;
+        if !m.is_empty() {
+            let track = kind.preserves(other);
+            let b = self
+                .state
+                .get(&other_k)
+                .ok_or_else(|| StreamError::Join("a matched bucket vanished".into()))?;
+            for &e in m {
+                let entry = b
+                    .entries
+                    .get(e)
+                    .ok_or_else(|| StreamError::Join("a match vanished".into()))?;
+                matched += entry.count;
+                // w is +1 or -1: the degree leaves or reaches 0.
+                let crosses = track && entry.degree == if w > 0 { 0 } else { 1 };
+                if w > 0 {
+                    if crosses {
+                        out.push(other, &entry.row, None, -1, entry.count);
+                    }
+                    out.push(side, &c.row, Some(&entry.row), 1, entry.count);
+                } else {
+                    out.push(side, &c.row, Some(&entry.row), -1, entry.count);
+                    if crosses {
+                        out.push(other, &entry.row, None, 1, entry.count);
+                    }
+                }
+            }
+            if track {
+                self.state.update(&other_k, |slot| {
+                    let b = slot
+                        .as_mut()
+                        .ok_or_else(|| StreamError::Join("a matched bucket vanished".into()))?;
+                    for &e in m {
+                        if let Some(entry) = b.entries.get_mut(e) {
+                            entry.degree += w;
+                            if entry.degree < 0 {
+                                return Err(StreamError::Join(
+                                    "a row's match count fell below zero".into(),
+                                ));
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        if matched == 0 && kind.preserves(side) {
+            out.push(side, &c.row, None, w, 1);
+        }
+        // This side's own state.
+        let degree = if kind.preserves(side) { matched } else { 0 };
+        self.state.update(&key, |slot| {
+            let b = slot.get_or_insert_with(Bucket::default);
+            match b.entries.iter_mut().position(|e| e.row == c.row) {
+                Some(i) => {
+                    if let Some(e) = b.entries.get_mut(i) {
+                        e.count += w;
+                        if e.count == 0 {
+                            b.entries.swap_remove(i);
+                        }
+                    }
+                }
+                None if w > 0 => b.entries.push(Entry {
+                    row: c.row,
+                    count: w,
+                    degree,
+                }),
+                None => {
+                    if b.entries.is_empty() {
+                        *slot = None;
+                    }
+                    return Err(StreamError::Join(
+                        "a retraction of a row the join never received".into(),
+                    ));
+                }
+            }
+            if b.entries.is_empty() {
+                *slot = None;
+            }
+            Ok(())
+        })
+    }
+
+    fn batch(&self, out: Output) -> Result<Option<RecordBatch>, StreamError> {
+        if out.rows.is_empty() {
+            return Ok(None);
+        }
+        let updating = self.updating_out();
+        let width = self.types[0].len() + self.types[1].len();
+        let mut columns: Vec<Vec<ScalarValue>> =
+            vec![Vec::with_capacity(out.rows.len()); width + usize::from(updating)];
+        for (side, row, other, w) in out.rows {
+            if w < 0 && !updating {
+                return Err(StreamError::Join(
+                    "a retraction on an append-only join output".into(),
+                ));
+            }
+            let pad = |s: usize| {
+                self.types[s]
+                    .iter()
+                    .map(ScalarValue::try_from)
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let this = row;
+            let that = match other {
+                Some(o) => o,
+                None => pad(1 - side)?,
+            };
+            let (l, r) = if side == 0 {
+                (this, that)
+            } else {
+                (that, this)
+            };
+            let flag = updating.then_some(ScalarValue::Boolean(Some(w < 0)));
+            for (col, v) in columns.iter_mut().zip(l.into_iter().chain(r).chain(flag)) {
+                col.push(v);
+            }
+        }
+        let arrays = columns
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(v, f)| to_array(v, f.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
+    }
+}
+
+/// The state key of the other side's bucket with the same join key.
+fn other_key(key: &[u8]) -> Vec<u8> {
+    let mut k = key.to_vec();
+    if let Some(side) = k.first_mut() {
+        *side = 1 - *side;
+    }
+    k
+}
+
+/// A row of a side's values.
+type Row = Vec<ScalarValue>;
+
+/// Output rows collected for a batch: (side of `row`, `row`, the other side's row or `None`
+/// for NULL padding, weight).
+#[derive(Default)]
+struct Output {
+    rows: Vec<(usize, Row, Option<Row>, i64)>,
+}
+
+impl Output {
+    fn push(
+        &mut self,
+        side: usize,
+        row: &[ScalarValue],
+        other: Option<&Vec<ScalarValue>>,
+        w: i64,
+        times: i64,
+    ) {
+        for _ in 0..times.max(0) {
+            self.rows.push((side, row.to_vec(), other.cloned(), w));
+        }
+    }
+}
+
+impl Stateful for JoinOp {
+    fn state_bytes(&self) -> usize {
+        self.state.bytes()
+    }
+
+    fn take_changes(&mut self) -> Result<Vec<Change>, CodecError> {
+        self.state.take_changes()
+    }
+
+    fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
+        let side = key.first().copied().unwrap_or(u8::MAX);
+        let width = self.types.get(usize::from(side)).map(Vec::len);
+        let bucket = Bucket::decode(value)?;
+        if width.is_none() || bucket.entries.iter().any(|e| Some(e.row.len()) != width) {
+            return Err(CodecError::Invalid(
+                "join state of another layout (side or row width)".into(),
+            ));
+        }
+        self.state.restore(key, value)
+    }
+}
+
+#[cfg(test)]
+#[path = "join_tests.rs"]
+mod tests;

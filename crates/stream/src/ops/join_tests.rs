@@ -1,0 +1,243 @@
+//! The join operator's changelog, degrees, residual filter and state round trip.
+
+use std::collections::HashMap;
+
+use super::*;
+use arrow_array::{BooleanArray, Int64Array, StringArray};
+use datafusion_expr::Operator;
+use datafusion_physical_expr::expressions::{col, BinaryExpr};
+
+/// A side: `k BIGINT, v VARCHAR[, _retract]`.
+fn side(prefix: &str, updating: bool) -> SchemaRef {
+    let mut f = vec![
+        Field::new(format!("{prefix}k"), DataType::Int64, true),
+        Field::new(format!("{prefix}v"), DataType::Utf8, true),
+    ];
+    if updating {
+        f.push(Field::new(RETRACT, DataType::Boolean, false));
+    }
+    Arc::new(Schema::new(f))
+}
+
+fn out(updating: bool) -> SchemaRef {
+    let (l, r) = (side("l", false), side("r", false));
+    let mut f: Vec<Field> = l
+        .fields()
+        .iter()
+        .chain(r.fields().iter())
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    if updating {
+        f.push(Field::new(RETRACT, DataType::Boolean, false));
+    }
+    Arc::new(Schema::new(f))
+}
+
+fn batch(s: &SchemaRef, rows: &[(Option<i64>, &str, bool)]) -> RecordBatch {
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(rows.iter().map(|r| r.0).collect::<Int64Array>()),
+        Arc::new(rows.iter().map(|r| Some(r.1)).collect::<StringArray>()),
+    ];
+    if s.fields().len() == 3 {
+        cols.push(Arc::new(
+            rows.iter().map(|r| Some(r.2)).collect::<BooleanArray>(),
+        ));
+    }
+    RecordBatch::try_new(s.clone(), cols).expect("batch")
+}
+
+fn op(kind: JoinKind, filter: bool) -> JoinOp {
+    let (l, r) = (side("l", true), side("r", true));
+    let filter = filter.then(|| {
+        // lv <> rv, over left ++ right.
+        let joined = out(false);
+        Arc::new(BinaryExpr::new(
+            col("lv", &joined).expect("lv"),
+            Operator::NotEq,
+            col("rv", &joined).expect("rv"),
+        )) as Arc<dyn PhysicalExpr>
+    });
+    JoinOp::new(
+        kind,
+        [
+            vec![col("lk", &l).expect("lk")],
+            vec![col("rk", &r).expect("rk")],
+        ],
+        filter,
+        [&l, &r],
+        out(true),
+    )
+    .expect("join")
+}
+
+fn rows(b: Option<RecordBatch>) -> Vec<String> {
+    let Some(b) = b else { return Vec::new() };
+    (0..b.num_rows())
+        .map(|r| {
+            b.columns()
+                .iter()
+                .map(|c| arrow_cast::display::array_value_to_string(c, r).expect("display"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+fn l(j: &mut JoinOp, rs: &[(Option<i64>, &str, bool)]) -> Vec<String> {
+    rows(j.process(0, &batch(&side("l", true), rs)).expect("left"))
+}
+
+fn r(j: &mut JoinOp, rs: &[(Option<i64>, &str, bool)]) -> Vec<String> {
+    rows(j.process(1, &batch(&side("r", true), rs)).expect("right"))
+}
+
+#[test]
+fn inner_join_emits_and_retracts_matches_with_multiplicity() {
+    let mut j = op(JoinKind::Inner, false);
+    assert!(l(&mut j, &[(Some(1), "a", false), (Some(1), "a", false)]).is_empty());
+    assert_eq!(
+        r(&mut j, &[(Some(1), "x", false), (Some(2), "y", false)]),
+        ["1,a,1,x,false", "1,a,1,x,false"]
+    );
+    assert_eq!(l(&mut j, &[(Some(1), "a", true)]), ["1,a,1,x,true"]);
+    assert_eq!(j.rows_held(), 3);
+    assert!(
+        j.process(0, &batch(&side("l", true), &[(Some(9), "z", true)]))
+            .is_err(),
+        "a retraction of a row never inserted"
+    );
+}
+
+#[test]
+fn left_join_pads_until_the_first_match_and_after_the_last() {
+    let mut j = op(JoinKind::Left, false);
+    assert_eq!(l(&mut j, &[(Some(1), "a", false)]), ["1,a,,,false"]);
+    // The first match retracts the padded row before the joined one arrives.
+    assert_eq!(
+        r(&mut j, &[(Some(1), "x", false)]),
+        ["1,a,,,true", "1,a,1,x,false"]
+    );
+    // A second match does not touch the padding.
+    assert_eq!(r(&mut j, &[(Some(1), "y", false)]), ["1,a,1,y,false"]);
+    assert_eq!(r(&mut j, &[(Some(1), "x", true)]), ["1,a,1,x,true"]);
+    // The last one going brings the padded row back, after the joined retraction.
+    assert_eq!(
+        r(&mut j, &[(Some(1), "y", true)]),
+        ["1,a,1,y,true", "1,a,,,false"]
+    );
+    // An update of the table row (retract, insert) in one batch.
+    assert_eq!(
+        l(&mut j, &[(Some(1), "a", true), (Some(1), "b", false)]),
+        ["1,a,,,true", "1,b,,,false"]
+    );
+    // NULL keys match nothing, are padded on the preserved side, never kept.
+    assert_eq!(l(&mut j, &[(None, "n", false)]), [",n,,,false"]);
+    assert!(r(&mut j, &[(None, "n", false)]).is_empty());
+    assert_eq!(j.rows_held(), 1);
+}
+
+#[test]
+fn full_join_pads_both_sides_and_right_join_mirrors_left() {
+    let mut j = op(JoinKind::Full, false);
+    assert_eq!(r(&mut j, &[(Some(2), "x", false)]), [",,2,x,false"]);
+    assert_eq!(l(&mut j, &[(Some(3), "a", false)]), ["3,a,,,false"]);
+    assert_eq!(
+        l(&mut j, &[(Some(2), "b", false)]),
+        [",,2,x,true", "2,b,2,x,false"]
+    );
+    assert_eq!(
+        r(&mut j, &[(Some(2), "x", true)]),
+        ["2,b,2,x,true", "2,b,,,false"]
+    );
+    let mut j = op(JoinKind::Right, false);
+    assert!(l(&mut j, &[(Some(2), "b", false)]).is_empty());
+    assert_eq!(r(&mut j, &[(Some(5), "x", false)]), [",,5,x,false"]);
+    assert_eq!(r(&mut j, &[(Some(2), "y", false)]), ["2,b,2,y,false"]);
+    assert_eq!(
+        l(&mut j, &[(Some(2), "b", true)]),
+        ["2,b,2,y,true", ",,2,y,false"]
+    );
+}
+
+#[test]
+fn the_residual_filter_decides_matches_and_degrees() {
+    let mut j = op(JoinKind::Left, true);
+    assert_eq!(l(&mut j, &[(Some(1), "a", false)]), ["1,a,,,false"]);
+    // Same key but lv = rv: no match, the padding stays.
+    assert!(r(&mut j, &[(Some(1), "a", false)]).is_empty());
+    assert_eq!(
+        r(&mut j, &[(Some(1), "b", false)]),
+        ["1,a,,,true", "1,a,1,b,false"]
+    );
+    // A new left row matching only one of the two right rows.
+    assert_eq!(l(&mut j, &[(Some(1), "b", false)]), ["1,b,1,a,false"]);
+}
+
+#[test]
+fn append_only_inner_join_has_no_retract_column() {
+    let (ls, rs) = (side("l", false), side("r", false));
+    let mut j = JoinOp::new(
+        JoinKind::Inner,
+        [
+            vec![col("lk", &ls).expect("lk")],
+            vec![col("rk", &rs).expect("rk")],
+        ],
+        None,
+        [&ls, &rs],
+        out(false),
+    )
+    .expect("join");
+    j.process(0, &batch(&ls, &[(Some(1), "a", false)]))
+        .expect("left");
+    let b = j
+        .process(1, &batch(&rs, &[(Some(1), "x", false)]))
+        .expect("right");
+    assert_eq!(rows(b), ["1,a,1,x"]);
+}
+
+#[test]
+fn checkpointed_join_state_restores_exactly() {
+    let mut a = op(JoinKind::Full, false);
+    l(&mut a, &[(Some(1), "a", false), (Some(2), "b", false)]);
+    r(&mut a, &[(Some(1), "x", false)]);
+    let first = a.take_changes().expect("changes");
+    assert_eq!(first.len(), 3, "two left buckets, one right");
+    l(&mut a, &[(Some(2), "b", true)]);
+    let second = a.take_changes().expect("changes");
+    assert_eq!(
+        second,
+        vec![(second[0].0.clone(), None)],
+        "the emptied bucket"
+    );
+    let mut collapsed: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+    for (k, v) in first.into_iter().chain(second) {
+        collapsed.insert(k, v);
+    }
+    let mut b = op(JoinKind::Full, false);
+    for (k, v) in &collapsed {
+        if let Some(v) = v {
+            b.restore(k, v).expect("restore");
+        }
+    }
+    assert_eq!(b.rows_held(), a.rows_held());
+    assert_eq!(b.state_bytes(), a.state_bytes());
+    // Degrees came back too: retracting the only match pads the left row in both.
+    let next = [(Some(1), "x", true)];
+    assert_eq!(r(&mut a, &next), r(&mut b, &next));
+    assert_eq!(
+        r(&mut b, &[(Some(1), "z", false)]),
+        ["1,a,,,true", "1,a,1,z,false"]
+    );
+    // State of another layout is refused.
+    let narrow = Bucket {
+        entries: vec![Entry {
+            row: vec![ScalarValue::Int64(Some(1))],
+            count: 1,
+            degree: 0,
+        }],
+    };
+    let mut bytes = Vec::new();
+    narrow.encode(&mut bytes).expect("encode");
+    assert!(b.restore(&[0, 1], &bytes).is_err());
+    assert!(b.restore(&[7, 1], &bytes).is_err());
+}

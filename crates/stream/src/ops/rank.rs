@@ -1,0 +1,498 @@
+//! `TopN` (§6, ROW_NUMBER): `row_number() OVER (PARTITION BY p ORDER BY o)` filtered by
+//! `rn <= N` (`rn = 1` is deduplication). Per partition the rows are kept ordered; after a
+//! batch, each partition it touched compares its top N before and after, position by
+//! position, and emits the retraction of every (row, rn) that changed, then the insertion of
+//! its replacement (all retractions first, so an upsert by (partition, rn) keeps the new row).
+//!
+//! On an append-only input only the N first rows of a partition are kept (a row pushed out can
+//! never come back); on an updating input every row is kept, so retracting a top row promotes
+//! the next. The output always updates: without watermarks a row arriving late may still
+//! take the first place. Ties in the order are broken by the row's values (batch SQL leaves
+//! them arbitrary).
+//!
+//! State is a [`KeyedState`] keyed by the partition key's codec row.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, SchemaRef, SortOptions};
+use datafusion_common::ScalarValue;
+use datafusion_physical_expr::PhysicalExpr;
+
+use crate::error::StreamError;
+use crate::ops::aggregate::to_array;
+use crate::ops::join::int;
+use crate::state::codec::{self, CodecError};
+use crate::state::{Change, KeyedState, StateValue, Stateful};
+
+/// One distinct row of a partition with its order values and multiplicity.
+#[derive(Clone, Debug, PartialEq)]
+struct Ranked {
+    order: Vec<ScalarValue>,
+    row: Vec<ScalarValue>,
+    count: i64,
+}
+
+/// A partition's rows, in rank order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ranking {
+    rows: Vec<Ranked>,
+}
+
+impl StateValue for Ranking {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let (o, w) = self
+            .rows
+            .first()
+            .map_or((0, 0), |r| (r.order.len(), r.row.len()));
+        let mut fields = vec![
+            ScalarValue::Int64(Some(self.rows.len() as i64)),
+            ScalarValue::Int64(Some(o as i64)),
+            ScalarValue::Int64(Some(w as i64)),
+        ];
+        for r in &self.rows {
+            fields.push(ScalarValue::Int64(Some(r.count)));
+            fields.extend(r.order.iter().cloned());
+            fields.extend(r.row.iter().cloned());
+        }
+        codec::encode_row(&fields, out)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut it = codec::decode_row(bytes)?.into_iter();
+        let size = |it: &mut std::vec::IntoIter<ScalarValue>, what: &str| {
+            int(it, what).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        let n = size(&mut it, "the row count")?;
+        let o = size(&mut it, "the order width")?;
+        let w = size(&mut it, "the width")?;
+        let mut rows = Vec::new();
+        for _ in 0..n {
+            let count = int(&mut it, "a multiplicity")?;
+            let order: Vec<ScalarValue> = it.by_ref().take(o).collect();
+            let row: Vec<ScalarValue> = it.by_ref().take(w).collect();
+            if order.len() != o || row.len() != w {
+                return Err(CodecError::Invalid(
+                    "top-N state: a row is cut short".into(),
+                ));
+            }
+            rows.push(Ranked { order, row, count });
+        }
+        if it.next().is_some() {
+            return Err(CodecError::Invalid("top-N state: trailing values".into()));
+        }
+        Ok(Ranking { rows })
+    }
+
+    fn size(&self) -> usize {
+        32 + self
+            .rows
+            .iter()
+            .map(|r| {
+                40 + r
+                    .order
+                    .iter()
+                    .chain(&r.row)
+                    .map(ScalarValue::size)
+                    .sum::<usize>()
+            })
+            .sum::<usize>()
+    }
+}
+
+pub struct TopNOp {
+    partition: Vec<Arc<dyn PhysicalExpr>>,
+    order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
+    limit: usize,
+    /// Input columns (without `_retract`).
+    width: usize,
+    input_updating: bool,
+    /// Input columns, `rn`, `_retract`.
+    schema: SchemaRef,
+    state: KeyedState<Ranking>,
+}
+
+impl TopNOp {
+    pub fn new(
+        partition: Vec<Arc<dyn PhysicalExpr>>,
+        order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
+        limit: usize,
+        input: &SchemaRef,
+        schema: SchemaRef,
+    ) -> Result<TopNOp, StreamError> {
+        let input_updating = input
+            .fields()
+            .last()
+            .is_some_and(|f| f.name() == crate::graph::RETRACT);
+        let width = input.fields().len() - usize::from(input_updating);
+        if schema.fields().len() != width + 2 || limit == 0 {
+            return Err(StreamError::Graph(format!(
+                "top-N: {width} input columns for {} output columns, limit {limit}",
+                schema.fields().len()
+            )));
+        }
+        Ok(TopNOp {
+            partition,
+            order,
+            limit,
+            width,
+            input_updating,
+            schema,
+            state: KeyedState::default(),
+        })
+    }
+
+    /// Partitions held.
+    pub fn partitions(&self) -> usize {
+        self.state.len()
+    }
+
+    /// Rows held over all partitions.
+    pub fn rows_held(&self) -> usize {
+        self.state.iter().map(|(_, r)| r.rows.len()).sum()
+    }
+
+    /// The partition's top N rows, in rank order (a row of multiplicity k fills k ranks).
+    fn top(&self, key: &[u8]) -> Vec<Vec<ScalarValue>> {
+        let mut out = Vec::new();
+        if let Some(r) = self.state.get(key) {
+            for ranked in &r.rows {
+                for _ in 0..ranked.count {
+                    if out.len() == self.limit {
+                        return out;
+                    }
+                    out.push(ranked.row.clone());
+                }
+            }
+        }
+        out
+    }
+
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>, StreamError> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        let eval = |e: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef, StreamError> {
+            Ok(e.evaluate(batch)?.into_array(n)?)
+        };
+        let parts = self
+            .partition
+            .iter()
+            .map(eval)
+            .collect::<Result<Vec<_>, _>>()?;
+        let orders = self
+            .order
+            .iter()
+            .map(|(e, _)| eval(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let retract = if self.input_updating {
+            let last = batch.columns().last().and_then(|c| c.as_boolean_opt());
+            Some(last.cloned().ok_or_else(|| {
+                StreamError::Graph("top-N: an updating input without _retract".into())
+            })?)
+        } else {
+            None
+        };
+        let scalars = |cols: &[ArrayRef], i: usize| {
+            cols.iter()
+                .map(|c| ScalarValue::try_from_array(c, i))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let mut touched: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut before: Vec<(Vec<u8>, Vec<Vec<ScalarValue>>)> = Vec::new();
+        for i in 0..n {
+            let mut key = Vec::new();
+            codec::encode_row(&scalars(&parts, i)?, &mut key).map_err(StreamError::Codec)?;
+            if !touched.contains_key(&key) {
+                touched.insert(key.clone(), before.len());
+                before.push((key.clone(), self.top(&key)));
+            }
+            let new = Ranked {
+                order: scalars(&orders, i)?,
+                row: scalars(batch.columns().get(..self.width).unwrap_or_default(), i)?,
+                count: 1,
+            };
+            let weight = match &retract {
+                Some(r) if r.is_valid(i) && r.value(i) => -1,
+                _ => 1,
+            };
+            self.apply(&key, new, weight)?;
+        }
+        let (mut retracted, mut inserted) = (Vec::new(), Vec::new());
+        for (key, old) in before {
+            let new = self.top(&key);
+            for rank in 0..old.len().max(new.len()) {
+                let (o, n) = (old.get(rank), new.get(rank));
+                if o == n {
+                    continue;
+                }
+                if let Some(o) = o {
+                    retracted.push((o.clone(), rank));
+                }
+                if let Some(n) = n {
+                    inserted.push((n.clone(), rank));
+                }
+            }
+        }
+        if retracted.is_empty() && inserted.is_empty() {
+            return Ok(None);
+        }
+        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.width + 2];
+        let rows = retracted
+            .into_iter()
+            .map(|(r, k)| (r, k, true))
+            .chain(inserted.into_iter().map(|(r, k)| (r, k, false)));
+        for (row, rank, retract) in rows {
+            let tail = [
+                ScalarValue::UInt64(Some(rank as u64 + 1)),
+                ScalarValue::Boolean(Some(retract)),
+            ];
+            for (c, v) in columns.iter_mut().zip(row.into_iter().chain(tail)) {
+                c.push(v);
+            }
+        }
+        let arrays = columns
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(v, f)| to_array(v, f.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
+    }
+
+    fn apply(&mut self, key: &[u8], new: Ranked, weight: i64) -> Result<(), StreamError> {
+        let (limit, append_only, order) = (self.limit, !self.input_updating, &self.order);
+        self.state.update(key, |slot| {
+            let r = slot.get_or_insert_with(Ranking::default);
+            let at = r.rows.binary_search_by(|probe| compare(order, probe, &new));
+            match (at, weight > 0) {
+                (Ok(i), true) => {
+                    if let Some(e) = r.rows.get_mut(i) {
+                        e.count += 1;
+                    }
+                }
+                (Err(i), true) => r.rows.insert(i, new),
+                (Ok(i), false) => {
+                    if let Some(e) = r.rows.get_mut(i) {
+                        e.count -= 1;
+                        if e.count == 0 {
+                            r.rows.remove(i);
+                        }
+                    }
+                }
+                (Err(_), false) => {
+                    if r.rows.is_empty() {
+                        *slot = None;
+                    }
+                    return Err(StreamError::TopN(
+                        "a retraction of a row it never received".into(),
+                    ));
+                }
+            }
+            if append_only {
+                // Rows past the N first can never come back: drop them.
+                let mut kept = 0i64;
+                r.rows.retain_mut(|e| {
+                    let room = limit as i64 - kept;
+                    if room <= 0 {
+                        return false;
+                    }
+                    e.count = e.count.min(room);
+                    kept += e.count;
+                    true
+                });
+            }
+            if r.rows.is_empty() {
+                *slot = None;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Rank order: the ORDER BY, then the row's values (a deterministic tie-break).
+fn compare(order: &[(Arc<dyn PhysicalExpr>, SortOptions)], a: &Ranked, b: &Ranked) -> Ordering {
+    for ((x, y), (_, opts)) in a.order.iter().zip(&b.order).zip(order) {
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) if opts.nulls_first => Ordering::Less,
+            (true, false) => Ordering::Greater,
+            (false, true) if opts.nulls_first => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            _ => {
+                let o = x.partial_cmp(y).unwrap_or(Ordering::Equal);
+                if opts.descending {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.row.partial_cmp(&b.row).unwrap_or(Ordering::Equal)
+}
+
+impl Stateful for TopNOp {
+    fn state_bytes(&self) -> usize {
+        self.state.bytes()
+    }
+
+    fn take_changes(&mut self) -> Result<Vec<Change>, CodecError> {
+        self.state.take_changes()
+    }
+
+    fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
+        let r = Ranking::decode(value)?;
+        if r.rows
+            .iter()
+            .any(|e| e.row.len() != self.width || e.order.len() != self.order.len())
+        {
+            return Err(CodecError::Invalid("top-N state of another layout".into()));
+        }
+        self.state.restore(key, value)
+    }
+}
+
+/// The `rn` column's type: DataFusion's `row_number()` is UInt64.
+pub const RANK_TYPE: DataType = DataType::UInt64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{BooleanArray, Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+    use datafusion_physical_expr::expressions::col;
+
+    use crate::graph::RETRACT;
+
+    fn input(updating: bool) -> SchemaRef {
+        let mut f = vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("ts", DataType::Int64, true),
+        ];
+        if updating {
+            f.push(Field::new(RETRACT, DataType::Boolean, false));
+        }
+        Arc::new(Schema::new(f))
+    }
+
+    fn op(limit: usize, updating: bool, descending: bool) -> TopNOp {
+        let s = input(updating);
+        let out = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("ts", DataType::Int64, true),
+            Field::new("rn", RANK_TYPE, false),
+            Field::new(RETRACT, DataType::Boolean, false),
+        ]));
+        let opts = SortOptions {
+            descending,
+            nulls_first: false,
+        };
+        TopNOp::new(
+            vec![col("k", &s).expect("k")],
+            vec![(col("ts", &s).expect("ts"), opts)],
+            limit,
+            &s,
+            out,
+        )
+        .expect("top-N")
+    }
+
+    fn batch(updating: bool, rows: &[(&str, i64, bool)]) -> RecordBatch {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(rows.iter().map(|r| Some(r.0)).collect::<StringArray>()),
+            Arc::new(rows.iter().map(|r| Some(r.1)).collect::<Int64Array>()),
+        ];
+        if updating {
+            cols.push(Arc::new(
+                rows.iter().map(|r| Some(r.2)).collect::<BooleanArray>(),
+            ));
+        }
+        RecordBatch::try_new(input(updating), cols).expect("batch")
+    }
+
+    fn rows(b: Option<RecordBatch>) -> Vec<String> {
+        let Some(b) = b else { return Vec::new() };
+        (0..b.num_rows())
+            .map(|r| {
+                b.columns()
+                    .iter()
+                    .map(|c| arrow_cast::display::array_value_to_string(c, r).expect("display"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dedup_keeps_the_first_row_per_key_and_an_earlier_late_row_replaces_it() {
+        let mut t = op(1, false, false);
+        let out = t
+            .process(&batch(
+                false,
+                &[("a", 5, false), ("a", 7, false), ("b", 1, false)],
+            ))
+            .expect("process");
+        assert_eq!(rows(out), ["a,5,1,false", "b,1,1,false"]);
+        assert_eq!(t.rows_held(), 2, "append-only input keeps only the top row");
+        assert!(t
+            .process(&batch(false, &[("a", 9, false)]))
+            .expect("process")
+            .is_none());
+        let out = t.process(&batch(false, &[("a", 2, false)])).expect("late");
+        assert_eq!(rows(out), ["a,5,1,true", "a,2,1,false"]);
+    }
+
+    #[test]
+    fn updating_top_n_promotes_the_next_row_and_shifts_ranks() {
+        let mut t = op(2, true, true);
+        let out = t
+            .process(&batch(
+                true,
+                &[("a", 1, false), ("a", 3, false), ("a", 2, false)],
+            ))
+            .expect("process");
+        assert_eq!(rows(out), ["a,3,1,false", "a,2,2,false"]);
+        assert_eq!(t.rows_held(), 3, "updating input keeps every row");
+        let out = t.process(&batch(true, &[("a", 3, true)])).expect("retract");
+        assert_eq!(
+            rows(out),
+            ["a,3,1,true", "a,2,2,true", "a,2,1,false", "a,1,2,false"]
+        );
+        let out = t
+            .process(&batch(true, &[("a", 2, true), ("a", 1, true)]))
+            .expect("empty");
+        assert_eq!(rows(out), ["a,2,1,true", "a,1,2,true"]);
+        assert_eq!(t.partitions(), 0, "an empty partition is freed");
+        assert!(t.process(&batch(true, &[("a", 1, true)])).is_err());
+    }
+
+    #[test]
+    fn checkpointed_rankings_restore_exactly() {
+        let mut a = op(2, true, false);
+        a.process(&batch(
+            true,
+            &[("a", 1, false), ("a", 2, false), ("b", 4, false)],
+        ))
+        .expect("process");
+        let changes = a.take_changes().expect("changes");
+        let mut b = op(2, true, false);
+        for (k, v) in &changes {
+            b.restore(k, v.as_deref().expect("value")).expect("restore");
+        }
+        assert_eq!(b.state_bytes(), a.state_bytes());
+        let next = batch(true, &[("a", 1, true), ("a", 0, false)]);
+        let (x, y) = (
+            rows(a.process(&next).expect("a")),
+            rows(b.process(&next).expect("b")),
+        );
+        assert_eq!(x, y);
+        assert_eq!(x, ["a,1,1,true", "a,0,1,false"]);
+    }
+}
