@@ -7,6 +7,7 @@
 //! the aborted transaction. Then a partition's leader is crashed with a transaction open: the
 //! commit completes once the marker reaches the partition's new leader.
 
+use super::super::super::cluster_node::NodeController;
 use weir_broker::partition::{Isolation, ReadSpec};
 use weir_broker::txn_api;
 use weir_coordinator::txn::TxnState;
@@ -125,6 +126,8 @@ fn transactions_mark_partitions_led_by_other_brokers() {
     );
     let coord = members[idx(coord_id)].as_ref().expect("coordinator");
     let state = coord.broker.state().clone();
+    // As `weir serve` does: producer-id blocks come from the quorum.
+    state.set_controller(Arc::new(NodeController(coord.node.clone())));
     let (pid, epoch) = coord
         .rt
         .block_on(txn_api::init_transactional(&state, TXN_ID, 60_000))
