@@ -128,10 +128,20 @@ fn transactions_mark_partitions_led_by_other_brokers() {
     let state = coord.broker.state().clone();
     // As `weir serve` does: producer-id blocks come from the quorum.
     state.set_controller(Arc::new(NodeController(coord.node.clone())));
-    let (pid, epoch) = coord
-        .rt
-        .block_on(txn_api::init_transactional(&state, TXN_ID, 60_000))
-        .expect("init");
+    // Retried while retriable, as clients do (no producer-id block yet: LOAD_IN_PROGRESS).
+    let deadline = Instant::now() + WAIT;
+    let (pid, epoch) = loop {
+        match coord
+            .rt
+            .block_on(txn_api::init_transactional(&state, TXN_ID, 60_000))
+        {
+            Ok(ids) => break ids,
+            Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("init: {e:?}"),
+        }
+    };
     let partitions: Vec<TopicPartition> = TOPICS
         .iter()
         .map(|t| TopicPartition::new(t.to_string(), 0))
