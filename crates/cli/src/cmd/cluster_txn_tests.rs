@@ -128,6 +128,12 @@ fn transactions_mark_partitions_led_by_other_brokers() {
     let state = coord.broker.state().clone();
     // As `weir serve` does: producer-id blocks come from the quorum.
     state.set_controller(Arc::new(NodeController(coord.node.clone())));
+    // As the broker's server does at start (the members run no server): until then the
+    // coordinator answers LOAD_IN_PROGRESS.
+    coord
+        .rt
+        .block_on(async { state.txns.recover(&state) })
+        .expect("recover");
     // Retried while retriable, as clients do (no producer-id block yet: LOAD_IN_PROGRESS).
     let deadline = Instant::now() + WAIT;
     let (pid, epoch) = loop {
