@@ -274,6 +274,35 @@ impl GroupRouter {
         g.settle_txn(group, producer_id, commit).await
     }
 
+    /// A transaction marker for `__consumer_offsets`-`index` from the coordinator of
+    /// `producer_id`: settles its pending offsets in every group of that shard.
+    /// NOT_COORDINATOR when the shard is not led here, COORDINATOR_LOAD_IN_PROGRESS while it
+    /// loads (the sender retries both).
+    pub async fn settle_shard(
+        &self,
+        index: i32,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), ErrorCode> {
+        let shard = match &self.local {
+            Some(local) => local.clone(),
+            None => match self
+                .shards
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&index)
+            {
+                Some(Slot::Loaded(_, g)) => g.clone(),
+                Some(Slot::Loading(_)) => return Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
+                None => return Err(ErrorCode::NOT_COORDINATOR),
+            },
+        };
+        shard
+            .settle_producer(producer_id, commit)
+            .await
+            .map_err(|e| e.code())
+    }
+
     /// Whether the single node's offsets log was poisoned (a failed fsync).
     pub fn is_poisoned(&self) -> bool {
         self.local.as_ref().is_some_and(|g| g.is_poisoned())

@@ -601,6 +601,25 @@ impl Groups {
         self.make_durable(applied?).await
     }
 
+    /// Settles producer `producer_id`'s pending transactional commits in every group of
+    /// this coordinator: what a transaction marker for the shard's partition means when the
+    /// transaction coordinator runs on another broker (design §7.3).
+    pub async fn settle_producer(&self, producer_id: i64, commit: bool) -> Result<(), GroupsError> {
+        let applied = {
+            let mut c = self.lock();
+            if self.is_broken() {
+                return Err(GroupsError::Unavailable);
+            }
+            let now = now_ms();
+            let mut outputs = Vec::new();
+            for listing in c.list_groups(&[]) {
+                outputs.extend(c.settle_txn_offsets(now, &listing.group_id, producer_id, commit));
+            }
+            self.apply(&mut c, outputs)
+        };
+        self.make_durable(applied?).await
+    }
+
     /// Partitions of `group` whose transactional commits are still undecided.
     pub fn unstable_partitions(&self, group: &str) -> std::collections::BTreeSet<TopicPartition> {
         self.lock().unstable_partitions(group)

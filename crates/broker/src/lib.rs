@@ -55,6 +55,7 @@ pub mod state;
 pub mod testkit;
 pub mod topic_config;
 pub mod txn_api;
+pub mod txn_markers;
 mod txns;
 
 pub use config::{BrokerConfig, ConfigError, Durability, MetricsConfig};

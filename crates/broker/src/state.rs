@@ -222,6 +222,9 @@ pub struct State {
     pub image: Arc<crate::cluster::ImageCell>,
     /// The metadata quorum (cluster mode; installed by the binary).
     pub(crate) controller: std::sync::OnceLock<Arc<dyn crate::cluster::ControllerClient>>,
+    /// Sends WriteTxnMarkers to another broker's internal listener (cluster mode; installed
+    /// by the binary): the transaction coordinator's markers for partitions led elsewhere.
+    pub(crate) marker_link: std::sync::OnceLock<crate::txn_markers::MarkerLink>,
     /// SCRAM credentials and the authentication counters.
     pub security: Arc<crate::security::Security>,
 }
@@ -379,7 +382,13 @@ impl State {
             cluster,
             image,
             controller: std::sync::OnceLock::new(),
+            marker_link: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Installs the link transaction markers take to other brokers (cluster mode; once).
+    pub fn set_marker_link(&self, link: crate::txn_markers::MarkerLink) {
+        let _ = self.marker_link.set(link);
     }
 
     /// Installs what answers `WeirDescribeCluster` (once; later calls are ignored).
@@ -397,6 +406,20 @@ impl State {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned()
+    }
+
+    /// Whether partition `index` of `topic` exists: in cluster mode in the metadata image,
+    /// wherever it is hosted (a transaction may span partitions led by other brokers);
+    /// otherwise among this broker's logs.
+    pub fn partition_exists(&self, topic: &str, index: i32) -> bool {
+        if self.cluster {
+            return self
+                .image
+                .image()
+                .topic_by_name(topic)
+                .is_some_and(|t| t.partitions.contains_key(&index));
+        }
+        self.topic(topic).and_then(|t| t.partition(index)).is_some()
     }
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {

@@ -140,7 +140,7 @@ pub async fn reinit_transactional(
 
 /// AddPartitionsToTxn: `partitions` join the producer's transaction (starting one if none is
 /// open). Must precede the first transactional append to each partition. Every partition
-/// must be hosted here, else nothing is added.
+/// must exist (in cluster mode, led by any broker), else nothing is added.
 pub async fn add_partitions(
     state: &Arc<State>,
     transactional_id: &str,
@@ -148,12 +148,10 @@ pub async fn add_partitions(
     producer_epoch: i16,
     partitions: Vec<TopicPartition>,
 ) -> Result<(), TxnApiError> {
-    if let Some(unknown) = partitions.iter().find(|tp| {
-        state
-            .topic(&tp.topic)
-            .and_then(|t| t.partition(tp.partition))
-            .is_none()
-    }) {
+    if let Some(unknown) = partitions
+        .iter()
+        .find(|tp| !state.partition_exists(&tp.topic, tp.partition))
+    {
         return Err(TxnApiError::UnknownPartition(unknown.clone()));
     }
     state

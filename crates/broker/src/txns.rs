@@ -17,10 +17,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{broadcast, Notify};
 use weir_coordinator::txn::{TxnConfig, TxnCoordinator, TxnOutput, TxnRecord};
-use weir_storage::{Log, Marker, Recovery, StorageError};
+use weir_storage::{Log, Recovery, StorageError};
 
 use crate::groups::GroupsError;
-use crate::partition::PartitionError;
 use crate::state::State;
 
 fn now_ms() -> u64 {
@@ -397,95 +396,17 @@ impl Txns {
     }
 }
 
-/// Writes one decision's markers to every partition, then tells the coordinator.
+/// Writes one decision's markers to every partition (`crate::txn_markers`, wherever each is
+/// led), then tells the coordinator.
 async fn write_markers(state: &Arc<State>, out: TxnOutput) {
-    let TxnOutput::WriteMarkers {
-        transactional_id,
-        producer_id,
-        producer_epoch,
-        commit,
-        partitions,
-        groups,
-    } = out
-    else {
+    let Some(transactional_id) = marker_id(&out) else {
         return;
     };
-    let marker = if commit {
-        Marker::Commit
-    } else {
-        Marker::Abort
-    };
-    // Every partition's marker is appended and fsynced at once, in parallel: the
-    // transaction completes after the slowest one rather than after their sum.
-    let mut writes = tokio::task::JoinSet::new();
-    for tp in partitions {
-        let Some(partition) = state
-            .topic(&tp.topic)
-            .and_then(|t| t.partition(tp.partition))
-        else {
-            continue; // deleted meanwhile
-        };
-        writes.spawn(async move {
-            loop {
-                let p = partition.clone();
-                let written = tokio::task::spawn_blocking(move || {
-                    p.append_marker(
-                        producer_id,
-                        producer_epoch,
-                        marker,
-                        0,
-                        crate::server::now_ms(),
-                    )
-                })
-                .await;
-                match written {
-                    Ok(Ok(_)) => return,
-                    // A newer epoch already ended it.
-                    Ok(Err(PartitionError::Storage(StorageError::InvalidProducerEpoch {
-                        ..
-                    }))) => return,
-                    // Deleted meanwhile: nothing left to mark.
-                    Ok(Err(PartitionError::Deleted)) => return,
-                    Ok(Err(e)) => {
-                        tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "writing a transaction marker failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "marker task failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            }
-        });
-    }
-    while let Some(done) = writes.join_next().await {
-        if let Err(e) = done {
-            tracing::error!(transactional_id, error = %e, "marker writer died; transaction left to recovery");
-            let _c = state.txns.lock();
-            state.txns.marking().remove(&transactional_id);
-            return;
-        }
-    }
-    for group in &groups {
-        while let Err(e) = state.groups.settle_txn(group, producer_id, commit).await {
-            if matches!(e, crate::groups::GroupsError::NotCoordinator) {
-                // Cluster mode: the group's shard is led by another broker. Settling it
-                // there takes a marker in its `__consumer_offsets` partition (design §7.3),
-                // which is not built yet: the offsets stay pending.
-                tracing::warn!(group, "the group's coordinator is on another broker; its transactional offsets stay pending");
-                break;
-            }
-            if state.groups.is_poisoned() {
-                // Only a restart brings the group coordinator back; its recovery re-sends
-                // this transaction's markers and settles the group then.
-                tracing::error!(group, error = %e, "settling transactional offsets failed; transaction left to recovery");
-                let _c = state.txns.lock();
-                state.txns.marking().remove(&transactional_id);
-                return;
-            }
-            tracing::error!(group, error = %e, "settling transactional offsets failed; retrying");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+    let commit = matches!(out, TxnOutput::WriteMarkers { commit: true, .. });
+    if !crate::txn_markers::write_all(state, &out).await {
+        let _c = state.txns.lock();
+        state.txns.marking().remove(&transactional_id);
+        return;
     }
     let txns = state.txns.clone();
     let result = {

@@ -28,6 +28,9 @@ pub mod keys {
     pub const DESCRIBE_QUORUM: i16 = 32012;
     /// Kafka's Fetch: a follower's replica fetch (data plane, served through the hook).
     pub const FETCH: i16 = 1;
+    /// Kafka's WriteTxnMarkers: a transaction coordinator's markers for partitions led by
+    /// the listener's broker (data plane, served through the hook).
+    pub const WRITE_TXN_MARKERS: i16 = 27;
 }
 
 /// Frames larger than this close the connection (an entry is at most 64 MiB).
@@ -203,6 +206,8 @@ pub enum Purpose {
     Controller,
     /// The data plane: replica Fetch (Kafka bodies, not JSON).
     ReplicaFetch,
+    /// The data plane: transaction markers (WriteTxnMarkers), never behind a parked fetch.
+    TxnMarkers,
 }
 
 type SharedConn = Arc<tokio::sync::Mutex<Conn>>;

@@ -69,6 +69,10 @@ pub enum PublishError {
 pub struct ImageCell {
     current: RwLock<(u64, Arc<MetadataImage>)>,
     published: tokio::sync::watch::Sender<u64>,
+    /// Set once the broker caught up with the quorum: before, a topic missing from the
+    /// image may only not be replayed yet (what the transaction markers of a recovery wait
+    /// for before they conclude a topic was deleted).
+    caught_up: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for ImageCell {
@@ -76,6 +80,7 @@ impl Default for ImageCell {
         ImageCell {
             current: RwLock::default(),
             published: tokio::sync::watch::Sender::new(0),
+            caught_up: tokio::sync::watch::Sender::new(false),
         }
     }
 }
@@ -100,6 +105,12 @@ impl ImageCell {
         let mut rx = self.published.subscribe();
         // The sender lives as long as `self`, so the wait ends only with the index.
         let _ = rx.wait_for(|i| *i >= index).await;
+    }
+
+    /// Resolves once the broker has caught up with the quorum (its image is current).
+    pub async fn caught_up(&self) {
+        let mut rx = self.caught_up.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
     }
 
     /// Publishes `image` as of entry `index`. An older index is ignored: the publisher may
@@ -263,6 +274,7 @@ impl Publisher {
         let image = self.image.image();
         self.reconcile(&image).await?;
         self.sync_state(&image);
+        self.image.caught_up.send_replace(true);
         self.remove_strays(image).await
     }
 

@@ -22,7 +22,7 @@ fn refused(state: &State, group: &str) -> Option<i16> {
 }
 
 /// Whether another broker coordinates transactional id `key` (interim placement).
-fn elsewhere(state: &State, key: &str) -> bool {
+pub(super) fn elsewhere(state: &State, key: &str) -> bool {
     let image = state.image.image();
     crate::cluster::coordinator::coordinator_for(&image, key)
         .is_some_and(|b| b.id != state.config.node_id)

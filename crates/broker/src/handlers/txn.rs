@@ -81,8 +81,8 @@ pub async fn add_partitions(
         req.v3_and_below_producer_epoch,
     );
     let topics = req.v3_and_below_topics;
-    // Partitions the broker does not host are answered here and never reach the coordinator.
-    let known = |t: &str, p: i32| state.topic(t).and_then(|t| t.partition(p)).is_some();
+    // Partitions that do not exist are answered here and never reach the coordinator.
+    let known = |t: &str, p: i32| state.partition_exists(t, p);
     let wanted: Vec<TopicPartition> = topics
         .iter()
         .flat_map(|t| {
@@ -242,9 +242,17 @@ pub async fn txn_offset_commit(
         })
         .collect();
     let member = TxnMember::Group(group.clone());
-    let verified = state
-        .txns
-        .verify_member(&id, req.producer_id.0, req.producer_epoch, &member);
+    // The group's coordinator checks the transaction with the transaction coordinator when
+    // that runs here; one on another broker is not asked (Kafka's group coordinator does not
+    // ask either, before KIP-890): the offsets stay pending until that coordinator's marker
+    // settles them.
+    let verified = if state.is_cluster() && super::placement::elsewhere(state, &id) {
+        Ok(())
+    } else {
+        state
+            .txns
+            .verify_member(&id, req.producer_id.0, req.producer_epoch, &member)
+    };
     let codes: Vec<(TopicPartition, ErrorCode)> = match verified {
         _ if offsets.is_empty() => Vec::new(),
         // The group coordinator sees a stale epoch as INVALID_PRODUCER_EPOCH, as in Kafka;

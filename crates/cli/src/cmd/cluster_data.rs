@@ -3,7 +3,9 @@
 //! listener (the [`FetchHook`]), the fetchers reach each leader's internal listener on the
 //! node's `ReplicaFetch` connection to it (one per leader, apart from raft and controller
 //! traffic), and the leaders' ISR proposals go to the active controller as AlterPartition
-//! through `Node::submit`, which forwards them as it forwards heartbeats.
+//! through `Node::submit`, which forwards them as it forwards heartbeats. Transaction
+//! markers for partitions led elsewhere go as WriteTxnMarkers on the node's `TxnMarkers`
+//! connection to their leader, whose hook serves them.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -13,7 +15,10 @@ use weir_broker::cluster::{
     codec_links, AlterPartitionError, AlterPartitionFuture, AlterPartitionSender, DataPlane,
     RawFetch, REPLICA_FETCH_VERSION, REPLICA_FETCH_VERSIONS,
 };
-use weir_broker::BrokerConfig;
+use weir_broker::state::State;
+use weir_broker::txn_markers::{
+    serve_write_txn_markers, MarkerLink, WRITE_TXN_MARKERS_VERSION, WRITE_TXN_MARKERS_VERSIONS,
+};
 use weir_controller::{DataPlaneFuture, Node, Purpose};
 use weir_metadata::{AlterPartitionItem, BrokerId, ControllerReply, ControllerRequest};
 
@@ -21,8 +26,14 @@ use weir_metadata::{AlterPartitionItem, BrokerId, ControllerReply, ControllerReq
 /// than its own wait drops the connection (a stopped leader), and the fetcher backs off.
 const REPLICA_SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Starts the data plane and installs its replica Fetch on `node`'s internal listener.
-pub fn start(config: &BrokerConfig, node: &Arc<Node>) -> Arc<DataPlane> {
+/// Kafka's `request.timeout.ms` default: a WriteTxnMarkers not answered by then (a leader
+/// stopped mid-call) is sent again.
+const MARKERS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts the data plane, installs its replica Fetch and WriteTxnMarkers on `node`'s
+/// internal listener, and gives `state` its link for markers to other brokers.
+pub fn start(state: &Arc<State>, node: &Arc<Node>) -> Arc<DataPlane> {
+    let config = &state.config;
     // Weak: the node holds the hook, which holds the data plane and its links.
     let weak = Arc::downgrade(node);
     let ttl = Duration::from_millis(u64::try_from(config.replica.fetch_wait_max_ms).unwrap_or(0))
@@ -36,8 +47,38 @@ pub fn start(config: &BrokerConfig, node: &Arc<Node>) -> Arc<DataPlane> {
         local: config.node_id,
     });
     let data_plane = Arc::new(DataPlane::start(config, codec_links(raw), sender));
-    node.set_data_plane(Arc::new(FetchHook(data_plane.clone())));
+    let weak = Arc::downgrade(node);
+    let markers: MarkerLink = Arc::new(move |leader: BrokerId, body: Bytes| {
+        let node = weak.clone();
+        Box::pin(async move { markers_to(node, leader, body).await })
+    });
+    state.set_marker_link(markers);
+    node.set_data_plane(Arc::new(FetchHook {
+        data_plane: data_plane.clone(),
+        // Weak: the state holds the quorum node (admin, controller), which holds the hook.
+        state: Arc::downgrade(state),
+    }));
     data_plane
+}
+
+async fn markers_to(
+    node: Weak<Node>,
+    leader: BrokerId,
+    body: Bytes,
+) -> Result<Bytes, weir_broker::cluster::BoxError> {
+    let node = node.upgrade().ok_or("the quorum node stopped")?;
+    let target = u64::try_from(leader)?;
+    let answer = node
+        .data_call(
+            target,
+            Purpose::TxnMarkers,
+            weir_controller::wire::keys::WRITE_TXN_MARKERS,
+            WRITE_TXN_MARKERS_VERSION,
+            &body,
+            MARKERS_TIMEOUT,
+        )
+        .await?;
+    Ok(answer)
 }
 
 async fn fetch_from(
@@ -61,23 +102,41 @@ async fn fetch_from(
     Ok(answer)
 }
 
-/// Serves replica Fetch (key 1, v15-17) on the internal listener.
-pub struct FetchHook(pub Arc<DataPlane>);
+/// Serves replica Fetch (key 1, v15-17) and WriteTxnMarkers (key 27, v0-1) on the internal
+/// listener.
+pub struct FetchHook {
+    pub data_plane: Arc<DataPlane>,
+    pub state: Weak<State>,
+}
 
 impl weir_controller::DataPlane for FetchHook {
     fn serves(&self, key: i16, version: i16) -> bool {
-        key == weir_controller::wire::keys::FETCH && REPLICA_FETCH_VERSIONS.contains(&version)
+        use weir_controller::wire::keys;
+        (key == keys::FETCH && REPLICA_FETCH_VERSIONS.contains(&version))
+            || (key == keys::WRITE_TXN_MARKERS && WRITE_TXN_MARKERS_VERSIONS.contains(&version))
     }
 
     fn handle(
         &self,
         client_id: String,
-        _key: i16,
+        key: i16,
         version: i16,
         body: Bytes,
     ) -> DataPlaneFuture<'_> {
         Box::pin(async move {
-            self.0.serve_fetch(version, body).await.map_err(|e| {
+            if key == weir_controller::wire::keys::WRITE_TXN_MARKERS {
+                let state = self
+                    .state
+                    .upgrade()
+                    .ok_or_else(|| std::io::Error::other("the broker stopped"))?;
+                return serve_write_txn_markers(&state, version, body)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(peer = %client_id, error = %e, "closing a markers connection");
+                        std::io::Error::other(e)
+                    });
+            }
+            self.data_plane.serve_fetch(version, body).await.map_err(|e| {
                 tracing::warn!(peer = %client_id, error = %e, "closing a replica fetch connection");
                 std::io::Error::other(e)
             })

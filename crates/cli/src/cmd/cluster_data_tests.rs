@@ -71,7 +71,7 @@ impl Member {
         let (broker, node, data_plane, publisher) = rt.block_on(async {
             let broker = Broker::open(config).await.expect("broker");
             let node = Arc::new(Node::start(node_config, dir).await.expect("node"));
-            let data_plane = super::start(&broker.state().config, &node);
+            let data_plane = super::start(broker.state(), &node);
             let publisher = spawn_publisher(broker.state(), node.clone(), data_plane.clone());
             (broker, node, data_plane, publisher)
         });
@@ -485,3 +485,6 @@ fn failover_figures() {
 
 #[path = "cluster_coordinator_tests.rs"]
 mod coordinators;
+
+#[path = "cluster_txn_tests.rs"]
+mod txns;

@@ -272,7 +272,7 @@ mod tests {
         let node_config = node_config(&config).expect("node config");
         let broker = weir_broker::Broker::open(config).await.expect("broker");
         let node = Arc::new(Node::start(node_config, &dir).await.expect("node"));
-        let data_plane = super::super::cluster_data::start(&broker.state().config, &node);
+        let data_plane = super::super::cluster_data::start(broker.state(), &node);
         let publisher = spawn_publisher(broker.state(), node.clone(), data_plane.clone());
         let mut registration = node.broker_state();
         tokio::time::timeout(

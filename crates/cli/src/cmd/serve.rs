@@ -270,7 +270,7 @@ async fn serve_cluster(
     broker
         .state()
         .set_controller(Arc::new(super::cluster_node::NodeController(node.clone())));
-    let data_plane = super::cluster_data::start(&broker.state().config, &node);
+    let data_plane = super::cluster_data::start(broker.state(), &node);
     let publisher =
         super::cluster_node::spawn_publisher(broker.state(), node.clone(), data_plane.clone());
     tracing::info!(

@@ -1,0 +1,253 @@
+"""Cluster increment 6, transactions across brokers (design §7.3): a transaction's coordinator
+writes its commit or abort marker to every partition, whichever broker leads it (WriteTxnMarkers
+over the internal listener for the others), and completes the transaction only once every marker
+is acknowledged. confluent-kafka transactional producers on 3 brokers, topics of RF 3 whose
+leaders are spread over the brokers; read_committed consumers see exactly the committed records.
+
+The transaction coordinator is still node-local (the interim placement of §7.1: the broker at
+abs(javaHash(transactional.id)) % 3 among the registered ones); SIGKILLing it stalls its
+transactions until it restarts, when its recovery resends or aborts them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from cluster import Cluster, states, wait_for
+from conftest import admin_client, unique_topic
+from test_cluster_coordinators import java_hash
+
+PARTITIONS = 3
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path, settings={
+        "min.insync.replicas": "2",
+        "offsets.topic.num.partitions": "6",
+    }).start()
+
+    def formed():
+        info = c.info(1)
+        return info.get("controller") and states(info) == {i: "unfenced" for i in (1, 2, 3)}
+
+    wait_for("a controller and three unfenced brokers", formed, 60, c)
+    yield c
+    c.kill_all()
+
+
+def everyone(cluster: Cluster) -> str:
+    return ",".join(cluster.nodes[i].bootstrap for i in (1, 2, 3))
+
+
+def txn_coordinator(txn_id: str) -> int:
+    """The broker coordinating `txn_id` (interim placement: brokers 1..3 sorted by id)."""
+    h = java_hash(txn_id)
+    return [1, 2, 3][(0 if h == -(1 << 31) else abs(h)) % 3]
+
+
+def spread_topic(cluster: Cluster, prefix: str) -> tuple[str, dict[int, int]]:
+    """A topic of PARTITIONS partitions, RF 3, and its {partition: leader}; the placement puts
+    the leaders on different brokers."""
+    topic = unique_topic(prefix)
+    admin = admin_client(cluster.nodes[1].bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=3)],
+                        request_timeout=30)[topic].result(30)
+
+    def leaders():
+        t = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if t is None or t.error is not None or len(t.partitions) != PARTITIONS:
+            return None
+        got = {p.id: p.leader for p in t.partitions.values()}
+        return got if all(leader > 0 for leader in got.values()) else None
+
+    wait_for(f"leaders for {topic}", leaders, 30, cluster)
+    got = leaders()
+    assert len(set(got.values())) >= 2, f"leaders spread over brokers: {got}"
+    return topic, got
+
+
+def txn_producer(cluster: Cluster, txn_id: str, **conf) -> Producer:
+    p = Producer({"bootstrap.servers": everyone(cluster), "transactional.id": txn_id,
+                  "transaction.timeout.ms": 20000, "linger.ms": 5, **conf})
+    p.init_transactions(90)
+    return p
+
+
+def read_all(cluster: Cluster, topic: str, isolation: str, timeout: float = 60.0,
+             expect: int | None = None) -> list[str]:
+    """Every value of `topic` as a consumer of `isolation` reads it, until every partition is
+    at its end (the LSO for read_committed) or `expect` values were read."""
+    c = Consumer({"bootstrap.servers": everyone(cluster), "group.id": unique_topic("reader"),
+                  "isolation.level": isolation, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    values: list[str] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error() is not None:
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(m.partition())
+                    if expect is None and len(at_end) == PARTITIONS:
+                        return values
+                continue
+            at_end.discard(m.partition())
+            values.append(m.value().decode())
+            if expect is not None and len(values) >= expect:
+                return values
+    finally:
+        c.close()
+    raise AssertionError(f"{isolation} read of {topic} incomplete: {len(values)} values, "
+                         f"at end {sorted(at_end)}\n{cluster.logs()}")
+
+
+def produce_txn(p: Producer, topic: str, tag: str, per_partition: int = 5) -> list[str]:
+    values = []
+    for part in range(PARTITIONS):
+        for i in range(per_partition):
+            v = f"{tag}-{part}-{i}"
+            p.produce(topic, value=v.encode(), partition=part)
+            values.append(v)
+    assert p.flush(60) == 0
+    return values
+
+
+def test_commit_and_abort_across_partitions_led_by_different_brokers(cluster):
+    topic, leaders = spread_topic(cluster, "xtxn")
+    p = txn_producer(cluster, unique_topic("xtxn-id"))
+    committed = []
+    p.begin_transaction()
+    committed += produce_txn(p, topic, "c1")
+    p.commit_transaction(60)
+    p.begin_transaction()
+    aborted = produce_txn(p, topic, "a1")
+    p.abort_transaction(60)
+    p.begin_transaction()
+    committed += produce_txn(p, topic, "c2")
+    p.commit_transaction(60)
+
+    seen = read_all(cluster, topic, "read_committed")
+    assert sorted(seen) == sorted(committed), (len(seen), len(committed))
+    # The aborted records are in the logs: read_committed filtered them out.
+    raw = read_all(cluster, topic, "read_uncommitted")
+    assert set(aborted) <= set(raw) and len(raw) == len(committed) + len(aborted)
+    print(f"\nleaders {leaders}; {len(committed)} committed, {len(aborted)} aborted records")
+
+
+def test_sigkill_of_the_transaction_coordinator_mid_transaction(cluster):
+    topic, leaders = spread_topic(cluster, "killtxn")
+    # A transactional id coordinated by a broker that leads at most one of the partitions, so
+    # most markers go to other brokers.
+    txn_id = next(t for t in (unique_topic("kill-id") for _ in range(100))
+                  if list(leaders.values()).count(txn_coordinator(t)) <= 1)
+    coordinator = txn_coordinator(txn_id)
+
+    # 1. Open transaction, coordinator killed before the commit: never committed, so after
+    # the restart it is aborted (the next producer's init fences and aborts it).
+    p = txn_producer(cluster, txn_id)
+    p.begin_transaction()
+    lost = produce_txn(p, topic, "open")
+    cluster.nodes[coordinator].kill9()
+    time.sleep(1.5)
+    cluster.nodes[coordinator].restart()
+    p2 = txn_producer(cluster, txn_id)
+    p2.begin_transaction()
+    kept = produce_txn(p2, topic, "after")
+    p2.commit_transaction(60)
+    seen = read_all(cluster, topic, "read_committed")
+    assert not set(lost) & set(seen), "an uncommitted transaction became visible"
+    assert sorted(seen) == sorted(kept)
+
+    # 2. Killed while committing: the transaction ends committed or aborted, never half.
+    p2.begin_transaction()
+    racing = produce_txn(p2, topic, "racing")
+    outcome: dict[str, object] = {}
+
+    def commit():
+        try:
+            p2.commit_transaction(120)
+            outcome["ok"] = True
+        except KafkaException as e:
+            outcome["error"] = e
+
+    t = threading.Thread(target=commit)
+    t.start()
+    time.sleep(0.05)
+    cluster.nodes[coordinator].kill9()
+    time.sleep(1.5)
+    cluster.nodes[coordinator].restart()
+    t.join(150)
+    # Whatever the first producer was told, a new one fences it and completes or aborts
+    # what was left, then commits more: a read_committed reader gets past all of it.
+    p3 = txn_producer(cluster, txn_id)
+    p3.begin_transaction()
+    last = produce_txn(p3, topic, "last")
+    p3.commit_transaction(60)
+    seen = read_all(cluster, topic, "read_committed")
+    got = set(racing) & set(seen)
+    assert got in (set(), set(racing)), f"half a transaction visible: {len(got)}/{len(racing)}"
+    if outcome.get("ok"):
+        assert got == set(racing), "an acknowledged commit was lost"
+    assert set(last) <= set(seen) and set(kept) <= set(seen)
+    print(f"\ncoordinator {coordinator} (leaders {leaders}) killed twice; racing commit "
+          f"{'committed' if got else 'aborted'} (client: {outcome})")
+
+
+def test_consume_transform_produce_across_brokers(cluster):
+    source, _ = spread_topic(cluster, "ctp-in")
+    sink, _ = spread_topic(cluster, "ctp-out")
+    group = unique_topic("ctp-g")
+    src = Producer({"bootstrap.servers": everyone(cluster), "acks": "all",
+                    "enable.idempotence": True})
+    inputs = []
+    for i in range(60):
+        src.produce(source, value=f"in-{i}".encode(), partition=i % PARTITIONS)
+        inputs.append(f"in-{i}")
+    assert src.flush(60) == 0
+
+    def run(limit: int, commit: bool) -> int:
+        """Processes up to `limit` records in one transaction; returns how many."""
+        p = txn_producer(cluster, f"{group}-txn")
+        c = Consumer({"bootstrap.servers": everyone(cluster), "group.id": group,
+                      "isolation.level": "read_committed", "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest"})
+        c.subscribe([source])
+        msgs = []
+        deadline = time.monotonic() + 60
+        while len(msgs) < limit and time.monotonic() < deadline:
+            msgs += [m for m in c.consume(limit - len(msgs), 1.0) if m.error() is None]
+        p.begin_transaction()
+        for m in msgs:
+            p.produce(sink, value=b"out-" + m.value(), partition=m.partition())
+        p.send_offsets_to_transaction(c.position(c.assignment()),
+                                      c.consumer_group_metadata(), 60)
+        if commit:
+            p.commit_transaction(60)
+        else:
+            p.abort_transaction(60)
+        c.close()
+        return len(msgs)
+
+    first = run(30, commit=True)
+    assert first == 30
+    run(30, commit=False)           # its outputs and offsets are dropped
+    rest = run(30, commit=True)     # resumes from the first transaction's offsets
+    assert first + rest == 60, (first, rest)
+    out = read_all(cluster, sink, "read_committed")
+    assert sorted(out) == sorted(f"out-{v}" for v in inputs), len(out)
+    check = Consumer({"bootstrap.servers": everyone(cluster), "group.id": group,
+                      "enable.auto.commit": False})
+    committed = check.committed([TopicPartition(source, q) for q in range(PARTITIONS)],
+                                timeout=30)
+    check.close()
+    assert sum(tp.offset for tp in committed) == 60, committed
