@@ -174,6 +174,8 @@ async fn serve(
     sql_pairs: BTreeMap<String, String>,
     http: weir_http::HttpConfig,
 ) -> anyhow::Result<()> {
+    // Without SQL the settings are `()`.
+    #[cfg_attr(not(feature = "sql"), allow(clippy::let_unit_value))]
     let sql = sql_config(&sql_pairs)?;
     // Before the data directory is opened: /livez answers and /readyz says "recovering"
     // while the logs are replayed.
