@@ -61,14 +61,28 @@ async fn call(
     }
 }
 
-/// The session id of a successful login.
+/// A login as the browser makes it: the form's page first (its CSRF cookie and token), then
+/// the POST carrying both.
 async fn login(addr: SocketAddr, user: &str, password: &str) -> Answer {
+    let page = call(addr, "GET", "/login", &[], "").await;
+    let binding = page
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("the CSRF cookie")
+        .to_string();
+    let token = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form's CSRF token")
+        .to_string();
     call(
         addr,
         "POST",
         "/login",
-        &[],
-        &format!("user={user}&password={password}&next=%2Ftopics"),
+        &[("Cookie", binding.as_str())],
+        &format!("user={user}&password={password}&next=%2Ftopics&csrf={token}"),
     )
     .await
 }
@@ -210,12 +224,10 @@ async fn login_sessions_roles_and_the_probe_token() {
     let a = call(addr, "GET", "/api/topics", &with_admin, "").await;
     let l: serde_json::Value = serde_json::from_str(&a.body).expect("json");
     assert_eq!(l["topics"][0]["name"], "t.q");
-    assert_eq!(
-        call(addr, "POST", "/topics/t.q", &with_admin, "x=1")
-            .await
-            .code,
-        405
-    );
+    // ... and then meets the CSRF guard, which a POST without its token does not pass.
+    let a = call(addr, "POST", "/topics/t.q", &with_admin, "x=1").await;
+    assert_eq!(a.code, 403);
+    assert!(a.body.contains("CSRF"), "{}", a.body);
 
     // Logout ends the session on the server.
     let a = call(addr, "POST", "/logout", &with_alice, "").await;
