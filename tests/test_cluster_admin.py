@@ -128,7 +128,9 @@ def test_sigterm_moves_leadership_before_exit_and_stalls_far_less_than_sigkill(c
     info = cluster.info(survivor)
     assert info["brokers"][victim]["state"] == "fenced", info
     assert topic in {t for t, _ in info["under_replicated"]}, info
-    assert info["offline"] == [], info
+    # The SQL engine's own catalog is one replica on one broker (SQL in cluster mode is not
+    # built yet), so it may be the one offline partition; every replicated one stays led.
+    assert [o for o in info["offline"] if not o[0].startswith("__weir_")] == [], info
     time.sleep(2)
     term_stall = stall(rec, led, termed_at, time.monotonic())
 

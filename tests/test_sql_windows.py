@@ -104,7 +104,7 @@ def test_tumble_and_hop_views_over_a_produced_topic(broker_factory):
     with connect(broker) as conn, conn.cursor() as cur:
         cur.execute(hop)
         want_hop = sorted(tuple(r) for r in cur.fetchall())
-    assert len(want_hop) > 500
+    assert len(want_hop) > 200  # 315 (window, bidder) groups from this seed
     wait_equal(broker, "SELECT * FROM live", want_hop)
 
     end = BASE + timedelta(hours=1)
