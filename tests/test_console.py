@@ -763,6 +763,15 @@ def test_the_pipelines_page_shows_sources_views_and_their_progress(broker):
         assert view["kind"] == "view" and view["status"] == "running", view
         assert view["dead_letters"] == 1, view
         assert view["offsets"] == {f"{src}/0": 26, f"{src}/1": 25}, view["offsets"]
+        # The same progress on /metrics, in a valid exposition.
+        from prometheus_client.parser import text_string_to_metric_families
+        with urllib.request.urlopen(f"http://{broker.http_address}/metrics", timeout=15) as r:
+            text = r.read().decode()
+        families = {f.name for f in text_string_to_metric_families(text)}
+        assert {"weir_sql_pipeline_up", "weir_sql_pipeline_records_out"} <= families, families
+        assert 'weir_sql_pipeline_up{pipeline="plbig",kind="view"} 1\n' in text, text
+        assert 'weir_sql_pipeline_records_out_total{pipeline="plbig",kind="view"} 40\n' in text
+        assert 'weir_sql_pipeline_dead_letters_total{pipeline="plbig",kind="view"} 1\n' in text
 
         driver.get(f"http://{broker.http_address}/pipelines")
         table = {r[0]: r for r in rows(driver, "pipelines")}

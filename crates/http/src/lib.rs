@@ -17,6 +17,7 @@ mod config;
 pub mod console;
 mod health;
 pub mod log_ring;
+mod pipeline_metrics;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -206,7 +207,15 @@ async fn metrics(AxumState(shared): AxumState<Shared>) -> Response {
     };
     // The gauges read at scrape time stat the log directory and walk the topic table: off the
     // async workers.
-    match tokio::task::spawn_blocking(move || state.metrics.registry.render()).await {
+    let pipelines = shared.pipelines.get().cloned();
+    let render = move || {
+        let mut text = state.metrics.registry.render();
+        if let Some(snapshot) = pipelines.and_then(|p| p.snapshot()) {
+            text.push_str(&pipeline_metrics::render(&snapshot));
+        }
+        text
+    };
+    match tokio::task::spawn_blocking(render).await {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "rendering metrics panicked");
