@@ -8,10 +8,9 @@
 //! and the refusals at CREATE.
 
 mod common;
-use common::{rows, run};
+use common::{assert_oracle, rows, run};
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use weir_broker::state::State;
 use weir_broker::testkit;
@@ -93,29 +92,6 @@ fn views() -> Vec<(&'static str, String)> {
                 .into(),
         ),
     ]
-}
-
-/// Waits until `SELECT * FROM view` equals `query` run as a batch query. `allow_empty`: once
-/// every view has been seen non-empty, an empty answer (the table side's rows all deleted)
-/// checks that the retractions took everything back.
-async fn assert_oracle(s: &Session, view: &str, query: &str, allow_empty: bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let want = rows(&run(s, query).await.expect(query));
-        assert!(
-            allow_empty || !want.is_empty(),
-            "{view}: an empty oracle would prove nothing"
-        );
-        let got = rows(&run(s, &format!("SELECT * FROM {view}")).await.expect(view));
-        if got == want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{view}:\n got  {got:?}\n want {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn orders(s: &Session, from: i64, to: i64) {

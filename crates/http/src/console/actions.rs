@@ -184,12 +184,12 @@ pub async fn produce(
         .append(&mut buf, Acks::All, state.config.durability, now_ms())
         .map_err(append_err)?;
     let offset = appended.info.last_offset;
-    let mut wait = appended.wait;
-    // None when the broker's durability policy owes no fsync for acks=all.
-    if let Some(durable) = wait.fsync.take() {
-        durable.wait().await.map_err(append_err)?;
-    }
-    wait.wait(REPLICATION_TIMEOUT).await.map_err(append_err)?;
+    // The fsync the durability policy owes and the replication, as a producer's acks=all.
+    appended
+        .wait
+        .wait(REPLICATION_TIMEOUT)
+        .await
+        .map_err(append_err)?;
     tracing::info!(
         topic,
         partition = index,

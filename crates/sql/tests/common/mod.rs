@@ -1,6 +1,8 @@
 //! Helpers the SQL integration tests share: running statements through a session and
 //! reading results as sorted text rows.
 
+use std::time::Duration;
+
 use datafusion::arrow::array::RecordBatch;
 use futures::TryStreamExt;
 use weir_sql::engine::{Output, Session};
@@ -45,4 +47,28 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     }
     out.sort();
     out
+}
+
+/// Waits (up to 30 s) until `SELECT * FROM view` equals `query` run as a batch query, as
+/// multisets. Unless `allow_empty`, an empty batch answer fails: it would prove nothing.
+// Each test file is its own crate and not every one uses the oracle.
+#[allow(dead_code)]
+pub async fn assert_oracle(s: &Session, view: &str, query: &str, allow_empty: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let want = rows(&run(s, query).await.expect(query));
+        assert!(
+            allow_empty || !want.is_empty(),
+            "{view}: an empty oracle would prove nothing"
+        );
+        let got = rows(&run(s, &format!("SELECT * FROM {view}")).await.expect(view));
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{view}:\n got  {got:?}\n want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
