@@ -35,10 +35,22 @@ WEIR_BIN = weir_bin()
 READY_TIMEOUT = 20.0
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free right now and never handed out before in this session.
+
+    The kernel may give the same ephemeral port to two binds in a row once the first socket is
+    closed, so one broker's SQL and HTTP ports could coincide; remembering what was handed out
+    rules that out."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
