@@ -7,8 +7,7 @@
 //! windows' state is freed, and what windows cannot do is refused at CREATE. SESSION windows
 //! (per key, merged when a row bridges two) are checked the same way.
 
-mod common;
-use common::{rows, run};
+use crate::common::{rows, run};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,7 @@
 //! with and without the `rn` column, `rn = 1`, `rn <= N`, `rn < N` and extra conjuncts; compared with DataFusion's batch result across restarts. Ties in
 //! the ORDER BY are avoided (batch SQL leaves their order arbitrary).
 
-mod common;
-use common::{assert_oracle, run};
+use crate::common::{assert_oracle, run};
 
 use std::sync::Arc;
 

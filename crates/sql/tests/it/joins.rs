@@ -7,8 +7,7 @@
 //! join feeding GROUP BY, multi-column keys, residual (non-equi) conditions, a self-join,
 //! and the refusals at CREATE.
 
-mod common;
-use common::{assert_oracle, rows, run};
+use crate::common::{assert_oracle, rows, run};
 
 use std::sync::Arc;
 

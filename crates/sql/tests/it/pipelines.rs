@@ -2,8 +2,7 @@
 //! accepts and refuses, views and sinks computing over sources, dead letters, and pipelines
 //! resuming when the engine starts again.
 
-mod common;
-use common::{rows, run};
+use crate::common::{rows, run};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,8 +6,7 @@
 //! disappear, state restored across restarts between checkpoints, upsert sinks, the refusals
 //! at CREATE and the memory budget.
 
-mod common;
-use common::{assert_oracle, rows, run};
+use crate::common::{assert_oracle, rows, run};
 
 use std::sync::Arc;
 use std::time::Duration;

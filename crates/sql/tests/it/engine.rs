@@ -1,8 +1,7 @@
 //! The engine over a real broker state in a temporary directory: statements through to the
 //! partitions, and the catalog replayed after the state is closed and opened again.
 
-mod common;
-use common::run;
+use crate::common::run;
 
 use std::sync::Arc;
 

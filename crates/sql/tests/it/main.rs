@@ -1,0 +1,11 @@
+//! The SQL crate's integration tests, in one test binary: every binary that links DataFusion
+//! costs a long link and ~670 MB, so the suites are modules of this one.
+
+mod common;
+
+mod aggregates;
+mod engine;
+mod joins;
+mod pipelines;
+mod topn;
+mod windows;
