@@ -7,5 +7,6 @@ mod aggregates;
 mod engine;
 mod joins;
 mod pipelines;
+mod tables;
 mod topn;
 mod windows;
