@@ -5,6 +5,7 @@
 //! `UNION ALL` a `Union`, scans of tables their changelogs ([`table`]). Anything else is refused here, at CREATE, with the plan node named
 //! (§5.5): a pipeline never fails at run time for a construct it cannot run.
 
+mod interval;
 mod join;
 mod rank;
 mod table;
@@ -32,7 +33,7 @@ pub mod window_tvf;
 
 /// What the constructs a continuous query may use today, for refusals.
 const SUPPORTED: &str = "continuous queries support projections, filters, scalar functions, \
-     CASE, casts, UNION ALL, inner/left/right/full equi-joins, ROW_NUMBER top-N and GROUP BY \
+     CASE, casts, UNION ALL, inner/left/right/full equi-joins, interval joins, ROW_NUMBER top-N and GROUP BY \
      with count, sum, avg, min, max, count(DISTINCT) and FILTER, over TUMBLE, HOP and SESSION \
      windows too, over sources, tables and append-only materialized views";
 
@@ -102,6 +103,7 @@ pub fn fingerprint(graph: &Graph) -> String {
                 | NodeSpec::WindowAggregate { .. }
                 | NodeSpec::SessionAggregate { .. }
                 | NodeSpec::Join { .. }
+                | NodeSpec::IntervalJoin { .. }
         )
     });
     if stateful {
