@@ -81,14 +81,14 @@ impl Engine {
                 }
                 continue;
             }
-            if entry.kind != "source" {
+            if entry.kind != "source" && entry.kind != "table" {
                 continue;
             }
             let restored = async {
                 let mut statements = crate::parser::parse(&entry.sql)?;
                 let Some(WeirStatement::CreateSource(create)) = statements.pop() else {
                     return Err(SqlError::Invalid(format!(
-                        "not a CREATE SOURCE: {}",
+                        "not a CREATE SOURCE or TABLE: {}",
                         entry.sql
                     )));
                 };
@@ -187,12 +187,23 @@ impl Engine {
     }
 
     async fn create_source(&self, mut create: CreateSource) -> Result<Output, SqlError> {
+        let table = create.primary_key.is_some();
+        let (tag, kind) = if table {
+            ("CREATE TABLE", "table")
+        } else {
+            ("CREATE SOURCE", "source")
+        };
         let _change = self.catalog.begin_change().await;
         if self.catalog.get(&create.name).is_some() {
             if create.if_not_exists {
-                return Ok(Output::Command("CREATE SOURCE".into()));
+                return Ok(Output::Command(tag.into()));
             }
             return Err(SqlError::Exists(create.name));
+        }
+        if table && create.columns.is_empty() {
+            return Err(SqlError::Invalid(
+                "a table needs its columns declared".into(),
+            ));
         }
         let topic = create
             .options
@@ -227,16 +238,16 @@ impl Engine {
         let def = self.define(create).await?;
         let mut def = def;
         let entry = self.catalog.new_entry(
-            "source",
+            kind,
             def.create.to_string(),
             def.column_infos(),
             def.create.options.clone(),
         );
         def.id = entry.id;
         self.catalog.put(&def.name, entry).await?;
-        tracing::info!(source = %def.name, topic = %def.topic, "source created");
+        tracing::info!(name = %def.name, topic = %def.topic, kind, "source created");
         self.sources_mut().insert(def.name.clone(), Arc::new(def));
-        Ok(Output::Command("CREATE SOURCE".into()))
+        Ok(Output::Command(tag.into()))
     }
 
     async fn drop_object(
@@ -280,7 +291,7 @@ impl Engine {
                 dependents.join(", ")
             )));
         }
-        if kind == ObjectKind::Source {
+        if matches!(kind, ObjectKind::Source | ObjectKind::Table) {
             self.catalog.remove(&name).await?;
             self.sources_mut().remove(&name);
             tracing::info!(source = %name, "source dropped");
@@ -298,7 +309,7 @@ impl Engine {
             formats.push(format);
             statuses.push(status);
         }
-        if kind == ObjectKind::Source {
+        if matches!(kind, ObjectKind::Source | ObjectKind::Table) {
             for def in self.source_list().into_iter().filter(|d| d.kind == kind) {
                 names.push(def.name.clone());
                 topics.push(def.topic.clone());
@@ -342,16 +353,22 @@ impl Engine {
             .collect();
         let mut info = pipeline.unwrap_or_else(|| {
             vec![
-                ("kind".to_string(), "source".to_string()),
+                ("kind".to_string(), def.kind.sql_name().to_lowercase()),
                 ("topic".to_string(), def.topic.clone()),
                 ("format".to_string(), def.format.name().to_string()),
             ]
         });
+        if let (ObjectKind::Table, Some(key)) = (def.kind, &def.create.primary_key) {
+            info.push(("primary key".to_string(), key.join(", ")));
+        }
         if let Some((column, expr)) = &def.create.watermark {
             info.push(("watermark".to_string(), format!("{column} AS {expr}")));
         }
         for (k, v) in &def.create.options {
-            if k != "topic" && k != "format" && def.kind == ObjectKind::Source {
+            if k != "topic"
+                && k != "format"
+                && matches!(def.kind, ObjectKind::Source | ObjectKind::Table)
+            {
                 info.push((format!("with {k}"), v.clone()));
             }
         }

@@ -3,7 +3,8 @@
 //! - [`parser`]: Weir's statements (`CREATE SOURCE`, `SHOW SOURCES`, `DESCRIBE`, `DROP`) over
 //!   sqlparser; every other statement is sqlparser's, planned by DataFusion.
 //! - [`catalog`]: the durable catalog, the compacted topic `__weir_sql_catalog`.
-//! - [`source`] and [`table`]: a source is a topic read through a record format
+//! - [`source`] and [`table`]: a source (or a table, whose topic is a changelog by key,
+//!   [`changelog`]) is a topic read through a record format
 //!   (`weir-format`); as a DataFusion table, each topic partition is a scan partition read
 //!   in-process, read_committed, up to the offsets sampled at planning; `INSERT` appends.
 //! - [`engine`]: the shared engine (catalog, sources, memory pool) and each connection's
@@ -13,6 +14,7 @@
 
 pub mod append;
 pub mod catalog;
+pub mod changelog;
 pub mod client;
 pub mod config;
 pub mod engine;

@@ -1,7 +1,7 @@
 //! Weir's statements over sqlparser, as DataFusion's `DFParser` adds `CREATE EXTERNAL TABLE`:
 //! keywords, identifiers, types, expressions and queries come from sqlparser's PostgreSQL
-//! dialect; only the shapes of Weir's own statements (`CREATE SOURCE`, `SHOW SOURCES`,
-//! `DESCRIBE`, `DROP SOURCE`) are parsed here. Everything else is sqlparser's statement,
+//! dialect; only the shapes of Weir's own statements (`CREATE SOURCE`, `CREATE TABLE .. PRIMARY
+//! KEY`, `SHOW SOURCES`, `DESCRIBE`, `DROP SOURCE`) are parsed here. Everything else is sqlparser's statement,
 //! planned by DataFusion.
 
 use std::collections::BTreeMap;
@@ -80,6 +80,9 @@ pub struct CreateSource {
     pub includes: Vec<(Meta, String)>,
     /// `WITH (key = value, ...)`, keys lower-cased.
     pub options: BTreeMap<String, String>,
+    /// `CREATE TABLE`'s `PRIMARY KEY (k, ...)` (columns, normalized): `Some` makes this a
+    /// table, the topic a changelog upserted by key (design §5.1).
+    pub primary_key: Option<Vec<String>>,
 }
 
 /// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name AS query [EMIT ON WINDOW CLOSE]`.
@@ -130,7 +133,7 @@ pub enum WeirStatement {
     /// `EXPLAIN [VERBOSE] CREATE {MATERIALIZED VIEW | SINK} ...`: the stream graph it would
     /// run, nothing created.
     ExplainCreate(Box<WeirStatement>),
-    /// A statement of the design that the streaming engine does not run yet (CREATE TABLE):
+    /// A statement of the design that the streaming engine does not run yet (CREATE VIEW):
     /// refused with SQLSTATE 0A000.
     NotYet(String),
     /// Anything else: sqlparser's statement, planned by DataFusion.
@@ -207,13 +210,18 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
                 emit_on_window_close,
             })));
         }
+        if !or_replace && word_at(parser, 1, "TABLE") {
+            parser.next_token();
+            parser.next_token();
+            return parse_create_table(parser).map(|c| WeirStatement::CreateSource(Box::new(c)));
+        }
         if !or_replace && word_at(parser, 1, "SINK") {
             parser.next_token();
             parser.next_token();
             return parse_create_sink(parser).map(|c| WeirStatement::CreateSink(Box::new(c)));
         }
         for (ws, what) in [
-            (&["TABLE"][..], "CREATE TABLE"),
+            (&["TABLE"][..], "CREATE OR REPLACE TABLE"),
             (&["VIEW"][..], "CREATE VIEW"),
         ] {
             if ws
@@ -223,8 +231,8 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             {
                 skip_statement(parser);
                 return Ok(WeirStatement::NotYet(format!(
-                    "{what} is not supported yet (sources, materialized views, sinks, SELECT and \
-                     INSERT are)"
+                    "{what} is not supported yet (sources, tables, materialized views, sinks, \
+                     SELECT and INSERT are)"
                 )));
             }
         }
@@ -492,13 +500,61 @@ fn parse_with(parser: &mut Parser) -> Result<BTreeMap<String, String>, ParserErr
 }
 
 fn parse_create_source(parser: &mut Parser) -> Result<CreateSource, ParserError> {
+    parse_source_or_table(parser, false)
+}
+
+/// `CREATE TABLE [IF NOT EXISTS] name (col type, ..., PRIMARY KEY (k, ...)) WITH (..)`: a
+/// source's shape with a primary key, given as a table constraint or on one column.
+fn parse_create_table(parser: &mut Parser) -> Result<CreateSource, ParserError> {
+    let mut table = parse_source_or_table(parser, true)?;
+    let key = table.primary_key.get_or_insert_with(Vec::new);
+    for c in &mut table.columns {
+        let before = c.options.len();
+        c.options
+            .retain(|o| !matches!(o.option, ColumnOption::PrimaryKey(_)));
+        if c.options.len() != before {
+            if !key.is_empty() {
+                return Err(ParserError::ParserError(
+                    "a table has one PRIMARY KEY".to_string(),
+                ));
+            }
+            key.push(c.name.value.clone());
+        }
+    }
+    if key.is_empty() {
+        return Err(ParserError::ParserError(
+            "CREATE TABLE needs a PRIMARY KEY (k, ...): a table's topic is a changelog upserted \
+             by key (without one, use CREATE SOURCE)"
+                .to_string(),
+        ));
+    }
+    Ok(table)
+}
+
+fn parse_source_or_table(parser: &mut Parser, table: bool) -> Result<CreateSource, ParserError> {
     let if_not_exists = words(parser, &["IF", "NOT", "EXISTS"]);
     let name = object_name(parser)?;
     let mut columns = Vec::new();
     let mut watermark = None;
+    let mut primary_key: Option<Vec<String>> = None;
     if parser.consume_token(&Token::LParen) {
         loop {
-            if word(parser, "WATERMARK") {
+            if table && words(parser, &["PRIMARY", "KEY"]) {
+                parser.expect_token(&Token::LParen)?;
+                let mut key = Vec::new();
+                loop {
+                    key.push(normalize(&parser.parse_identifier()?));
+                    if !parser.consume_token(&Token::Comma) {
+                        break;
+                    }
+                }
+                parser.expect_token(&Token::RParen)?;
+                if primary_key.replace(key).is_some() {
+                    return Err(ParserError::ParserError(
+                        "a table has one PRIMARY KEY".to_string(),
+                    ));
+                }
+            } else if word(parser, "WATERMARK") {
                 if !word(parser, "FOR") {
                     return parser.expected("FOR", parser.peek_token());
                 }
@@ -558,6 +614,7 @@ fn parse_create_source(parser: &mut Parser) -> Result<CreateSource, ParserError>
         watermark,
         includes,
         options,
+        primary_key,
     })
 }
 
@@ -596,7 +653,12 @@ fn option_value(parser: &mut Parser) -> Result<String, ParserError> {
 /// inferred columns written out so a restart never re-infers.
 impl fmt::Display for CreateSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CREATE SOURCE {}", quote_ident(&self.name))?;
+        let what = if self.primary_key.is_some() {
+            "TABLE"
+        } else {
+            "SOURCE"
+        };
+        write!(f, "CREATE {what} {}", quote_ident(&self.name))?;
         if !self.columns.is_empty() {
             f.write_str(" (")?;
             for (i, c) in self.columns.iter().enumerate() {
@@ -614,6 +676,10 @@ impl fmt::Display for CreateSource {
             }
             if let Some((column, expr)) = &self.watermark {
                 write!(f, ", WATERMARK FOR {} AS {expr}", quote_ident(column))?;
+            }
+            if let Some(key) = &self.primary_key {
+                let key: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
+                write!(f, ", PRIMARY KEY ({})", key.join(", "))?;
             }
             f.write_str(")")?;
         }

@@ -67,6 +67,43 @@ fn create_source_without_columns_and_errors() {
 }
 
 #[test]
+fn create_table_with_a_primary_key() {
+    let t = source(
+        "CREATE TABLE IF NOT EXISTS Users (Id BIGINT, region VARCHAR, name varchar, \
+         PRIMARY KEY (ID, Region)) WITH (topic = 'users', format = 'json')",
+    );
+    assert_eq!(t.name, "users");
+    assert_eq!(
+        t.primary_key,
+        Some(vec!["id".to_string(), "region".to_string()])
+    );
+    assert_eq!(
+        t.to_string(),
+        "CREATE TABLE users (id BIGINT, region VARCHAR, name VARCHAR, PRIMARY KEY (id, region)) \
+         WITH (format = 'json', topic = 'users')"
+    );
+    assert_eq!(
+        source(&t.to_string()),
+        CreateSource {
+            if_not_exists: false,
+            ..t
+        }
+    );
+    // On a column.
+    let t = source("CREATE TABLE t (k INT PRIMARY KEY, v INT) WITH (topic = 't')");
+    assert_eq!(t.primary_key, Some(vec!["k".to_string()]));
+    assert!(t.columns[0].options.is_empty(), "{:?}", t.columns[0]);
+    for bad in [
+        "CREATE TABLE t (a int) WITH (topic = 't')",
+        "CREATE TABLE t (a int PRIMARY KEY, PRIMARY KEY (a)) WITH (topic = 't')",
+        "CREATE TABLE t (a int, PRIMARY KEY (a), PRIMARY KEY (a)) WITH (topic = 't')",
+        "CREATE TABLE t (a int, PRIMARY KEY ()) WITH (topic = 't')",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn weir_statements_and_plain_sql() {
     assert_eq!(one("SHOW SOURCES"), WeirStatement::Show(ObjectKind::Source));
     assert_eq!(
@@ -95,7 +132,7 @@ fn weir_statements_and_plain_sql() {
         WeirStatement::ExplainCreate(s) if matches!(*s, WeirStatement::CreateSink(_))
     ));
     for not_yet in [
-        "CREATE TABLE t (a int, PRIMARY KEY (a)) WITH (topic = 't')",
+        "CREATE OR REPLACE TABLE t (a int, PRIMARY KEY (a)) WITH (topic = 't')",
         "EXPLAIN CREATE SOURCE s (a int) WITH (topic = 't')",
     ] {
         assert!(

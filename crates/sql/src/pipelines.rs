@@ -702,6 +702,7 @@ fn view_def(name: &str, schema: SchemaRef) -> Result<SourceDef, SqlError> {
             ("format".to_string(), "json".to_string()),
             ("dead_letter".to_string(), "none".to_string()),
         ]),
+        primary_key: None,
     };
     // The view's own types, not the declared columns' parse-back (which may differ in
     // width), so what a reader decodes is what the pipeline wrote.

@@ -2,11 +2,13 @@
 //! optimized plan is walked bottom-up; scans of sources become `Source` nodes, chains of
 //! `Projection`/`Filter` become `Map`s whose expressions are DataFusion's physical
 //! expressions (so types, casts, CASE and every scalar function behave as in a batch query),
-//! `UNION ALL` a `Union`. Anything else is refused here, at CREATE, with the plan node named
+//! `UNION ALL` a `Union`, scans of tables their changelogs ([`table`]). Anything else is refused here, at CREATE, with the plan node named
 //! (§5.5): a pipeline never fails at run time for a construct it cannot run.
 
+mod interval;
 mod join;
 mod rank;
+mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use weir_stream::graph::{AggKind, AggSpec, SinkSpec, SourceSpec, Startup, RETRAC
 use weir_stream::{Graph, NodeSpec};
 
 use crate::error::SqlError;
+use crate::parser::ObjectKind;
 use crate::source::SourceDef;
 use crate::stream_io::SqlDecoder;
 use crate::table::TopicTable;
@@ -30,9 +33,9 @@ pub mod window_tvf;
 
 /// What the constructs a continuous query may use today, for refusals.
 const SUPPORTED: &str = "continuous queries support projections, filters, scalar functions, \
-     CASE, casts, UNION ALL, inner/left/right/full equi-joins, ROW_NUMBER top-N and GROUP BY \
+     CASE, casts, UNION ALL, inner/left/right/full equi-joins, interval joins, ROW_NUMBER top-N and GROUP BY \
      with count, sum, avg, min, max, count(DISTINCT) and FILTER, over TUMBLE, HOP and SESSION \
-     windows too, over sources and append-only materialized views";
+     windows too, over sources, tables and append-only materialized views";
 
 /// A continuous query planned into a stream graph, its sink not yet attached.
 pub struct StreamPlan {
@@ -100,6 +103,7 @@ pub fn fingerprint(graph: &Graph) -> String {
                 | NodeSpec::WindowAggregate { .. }
                 | NodeSpec::SessionAggregate { .. }
                 | NodeSpec::Join { .. }
+                | NodeSpec::IntervalJoin { .. }
         )
     });
     if stateful {
@@ -235,17 +239,24 @@ impl Planner<'_> {
                     )));
                 };
                 let def = table.def().clone();
-                if def.upsert_key.is_some() {
-                    return Err(SqlError::unsupported(format!(
-                        "{} is an updating materialized view (its rows change as groups \
-                         change); continuous queries over updating views come in a later \
-                         increment: query the sources it reads instead",
-                        def.name
-                    )));
-                }
-                let source = self.source(&def)?;
-                let full = def.schema.clone();
+                // A table's changes update its rows, keyed by its primary key.
+                let (source, updating, key) = if def.kind == ObjectKind::Table {
+                    let node = self.table_changes(&def)?;
+                    (node, true, def.upsert_key.clone().unwrap_or_default())
+                } else {
+                    if def.upsert_key.is_some() {
+                        return Err(SqlError::unsupported(format!(
+                            "{} is an updating materialized view (its rows change as groups \
+                             change); continuous queries over updating views come in a later \
+                             increment: query the sources it reads instead",
+                            def.name
+                        )));
+                    }
+                    (self.source(&def)?, false, Vec::new())
+                };
+                let full = with_retract(&def.schema, updating);
                 let mut node = source;
+                let mut out_key = Some(key.clone());
                 if let Some(indices) = &scan.projection {
                     let exprs = indices
                         .iter()
@@ -259,14 +270,18 @@ impl Planner<'_> {
                             )
                         })
                         .collect::<Result<Vec<_>, SqlError>>()?;
-                    node = self.map(source, full, exprs, None, false, Vec::new());
+                    node = self.map(source, full, exprs, None, updating, key.clone());
+                    out_key = key
+                        .iter()
+                        .map(|k| indices.iter().position(|i| i == k))
+                        .collect();
                 }
                 let schema = scan.projected_schema.clone();
                 let out = Out {
                     node,
                     schema: schema.clone(),
-                    updating: false,
-                    key: Some(Vec::new()),
+                    updating,
+                    key: out_key,
                 };
                 if scan.filters.is_empty() {
                     return Ok(out);
@@ -280,8 +295,9 @@ impl Planner<'_> {
                     .transpose()?;
                 let exprs = identity(&schema);
                 let arrow = out.arrow();
+                let key = out.key.clone().unwrap_or_default();
                 Ok(Out {
-                    node: self.map(node, arrow, exprs, predicate, false, Vec::new()),
+                    node: self.map(node, arrow, exprs, predicate, updating, key),
                     ..out
                 })
             }

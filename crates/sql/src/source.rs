@@ -118,6 +118,10 @@ impl SourceDef {
                 )));
             }
         }
+        let upsert_key = match &create.primary_key {
+            Some(key) => Some(check_table(&create, key, &mut fields, format)?),
+            None => None,
+        };
         let payload = Arc::new(Schema::new(fields.clone()));
         // Checks the format against the columns now, not at the first read.
         let json_defaults: Vec<Option<serde_json::Value>> = defaults
@@ -137,7 +141,11 @@ impl SourceDef {
         }
         Ok(SourceDef {
             id: 0,
-            kind: ObjectKind::Source,
+            kind: if upsert_key.is_some() {
+                ObjectKind::Table
+            } else {
+                ObjectKind::Source
+            },
             name: create.name.clone(),
             topic,
             format,
@@ -146,7 +154,7 @@ impl SourceDef {
             includes: create.includes.clone(),
             schema: Arc::new(Schema::new(fields)),
             create,
-            upsert_key: None,
+            upsert_key,
         })
     }
 
@@ -176,6 +184,69 @@ impl SourceDef {
         }
         out
     }
+}
+
+/// Options a table accepts: it is its whole changelog, so no startup mode.
+const TABLE_OPTIONS: &[&str] = &["topic", "format", "dead_letter"];
+
+/// Checks a table's definition and makes its key columns NOT NULL; the key's indices.
+fn check_table(
+    create: &CreateSource,
+    key: &[String],
+    fields: &mut [Field],
+    format: Format,
+) -> Result<Vec<usize>, SqlError> {
+    let name = &create.name;
+    if format != Format::Json {
+        return Err(SqlError::unsupported(format!(
+            "table {name}: format {} (a table's topic is a changelog of JSON objects: format \
+             = 'json')",
+            format.name()
+        )));
+    }
+    if let Some(k) = create
+        .options
+        .keys()
+        .find(|k| !TABLE_OPTIONS.contains(&k.as_str()))
+    {
+        return Err(SqlError::unsupported(format!(
+            "table {name}: option {k} (a table accepts {})",
+            TABLE_OPTIONS.join(", ")
+        )));
+    }
+    if !create.includes.is_empty() || create.watermark.is_some() {
+        return Err(SqlError::unsupported(format!(
+            "table {name}: INCLUDE and WATERMARK are for sources (a table's rows are its \
+             changelog's last value per key)"
+        )));
+    }
+    for f in fields.iter() {
+        if !weir_stream::state::codec::supports(f.data_type()) {
+            return Err(SqlError::unsupported(format!(
+                "table {name}: column {} is {}, which a continuous query's state cannot keep",
+                f.name(),
+                f.data_type()
+            )));
+        }
+    }
+    let mut indices = Vec::with_capacity(key.len());
+    for k in key {
+        let i = fields.iter().position(|f| f.name() == k).ok_or_else(|| {
+            SqlError::Invalid(format!(
+                "table {name}: PRIMARY KEY column {k} does not exist"
+            ))
+        })?;
+        if indices.contains(&i) {
+            return Err(SqlError::Invalid(format!(
+                "table {name}: PRIMARY KEY names {k} twice"
+            )));
+        }
+        if let Some(f) = fields.get_mut(i) {
+            *f = f.clone().with_nullable(false);
+        }
+        indices.push(i);
+    }
+    Ok(indices)
 }
 
 pub fn default_expr(c: &ColumnDef) -> Option<&Expr> {

@@ -138,7 +138,10 @@ impl TableProvider for TopicTable {
                 "{insert_op} into a source: sources are append-only"
             )));
         }
-        if self.def.kind != crate::parser::ObjectKind::Source {
+        if !matches!(
+            self.def.kind,
+            crate::parser::ObjectKind::Source | crate::parser::ObjectKind::Table
+        ) {
             return Err(DataFusionError::Plan(format!(
                 "cannot INSERT into materialized view {}: its rows come from its query",
                 self.def.name
@@ -215,7 +218,8 @@ impl ScanState {
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?
         {
-            for r in records {
+            // A keyless record names no row (a table's pipeline dead-letters it).
+            for r in records.into_iter().filter(|r| r.key.is_some()) {
                 latest.insert(r.key.clone(), r);
             }
         }
@@ -443,6 +447,9 @@ impl DataSink for TopicSink {
                 .map(|(_, a)| a.clone())
         };
         let (key_col, partition_col) = (alias(Meta::Key), alias(Meta::Partition));
+        // A table's rows are keyed by their primary key: the JSON object of its columns, as
+        // an upsert view's (§8).
+        let table_key = self.def.upsert_key.clone();
         while let Some(batch) = data.next().await {
             let batch = batch?;
             let indices: Vec<usize> = payload_names
@@ -461,12 +468,25 @@ impl DataSink for TopicSink {
                 .as_ref()
                 .map(|k| batch.column_by_name(k).cloned())
                 .unwrap_or_default();
+            let table_keys = match &table_key {
+                Some(key) => Some(
+                    weir_format::encode::encode_values(
+                        weir_format::Format::Json,
+                        &payload.project(key)?,
+                    )
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
+                ),
+                None => None,
+            };
             let chosen = partition_col
                 .as_ref()
                 .map(|k| batch.column_by_name(k).cloned())
                 .unwrap_or_default();
             for (row, value) in values.into_iter().enumerate() {
-                let key = keys.as_ref().and_then(|k| binary_at(k.as_ref(), row));
+                let key = match &table_keys {
+                    Some(t) => t.get(row).cloned().flatten(),
+                    None => keys.as_ref().and_then(|k| binary_at(k.as_ref(), row)),
+                };
                 let partition = match chosen.as_ref().and_then(|c| int_at(c.as_ref(), row)) {
                     Some(p) if (0..count).contains(&p) => p,
                     Some(p) => {

@@ -7,7 +7,9 @@
 //! updates, keyed by both inputs' keys (known only when both inputs update with a key: an
 //! append-only source has no key yet, design §5.4's `_row_id`). Refused here, at CREATE:
 //! semi, anti and mark joins, joins without an equality between the sides, `IS NOT DISTINCT
-//! FROM` keys, and columns the state codec cannot keep.
+//! FROM` keys, and columns the state codec cannot keep. An inner join of append-only inputs
+//! whose condition bounds their watermarked event times is an `IntervalJoin`
+//! ([`super::interval`]).
 
 use datafusion::common::NullEquality;
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
@@ -88,6 +90,25 @@ impl Planner<'_> {
             .as_ref()
             .map(|f| self.state.create_physical_expr(f.clone(), &j.schema))
             .transpose()?;
+        if let Some(interval) = self.interval_of(j, &left, &right) {
+            // Append-only in, append-only out; the watermarks free its state ([`super::interval`]).
+            let node = self.graph.add(NodeSpec::IntervalJoin {
+                keys,
+                time: interval.time,
+                bounds: interval.bounds,
+                filter,
+            });
+            for side in [&left, &right] {
+                self.graph
+                    .connect_keyed(side.node, node, side.arrow(), true, Vec::new());
+            }
+            return Ok(Out {
+                node,
+                schema: j.schema.clone(),
+                updating: false,
+                key: Some(Vec::new()),
+            });
+        }
         let node = self.graph.add(NodeSpec::Join { kind, keys, filter });
         for side in [&left, &right] {
             let key = side.key.clone().unwrap_or_default();

@@ -292,7 +292,7 @@ fn bound_of(name: &str, args: &[Expr], input: &LogicalPlan) -> Option<Bound> {
 }
 
 /// The (source, column) that column `idx` of `plan` passes through unchanged.
-fn trace_source(plan: &LogicalPlan, idx: usize) -> Option<(String, String)> {
+pub(super) fn trace_source(plan: &LogicalPlan, idx: usize) -> Option<(String, String)> {
     match plan {
         LogicalPlan::Projection(p) => match p.expr.get(idx)?.clone().unalias_nested().data {
             Expr::Column(c) => {

@@ -168,7 +168,7 @@ async fn inference_from_a_sample_and_refusals() {
     );
     for (sql, state_code) in [
         (
-            "CREATE TABLE t (a INT, PRIMARY KEY (a)) WITH (topic = 'raw')",
+            "CREATE TABLE t (a INT, PRIMARY KEY (a)) WITH (topic = 'raw', format = 'csv')",
             "0A000",
         ),
         (

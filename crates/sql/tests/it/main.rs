@@ -5,7 +5,10 @@ mod common;
 
 mod aggregates;
 mod engine;
+mod interval_joins;
 mod joins;
 mod pipelines;
+mod slt;
+mod tables;
 mod topn;
 mod windows;

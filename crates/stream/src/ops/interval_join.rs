@@ -312,26 +312,41 @@ impl IntervalJoinOp {
     }
 }
 
-/// The event time of row `i` of `column` in milliseconds.
+/// The event time of row `i` of `column` in milliseconds (finer units rounded down: the
+/// planner widens the bounds by a millisecond on each side and keeps the exact condition
+/// as the residual filter).
 fn time_at(column: &ArrayRef, i: usize) -> Result<Option<i64>, StreamError> {
+    use arrow_array::types::{
+        Int64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+        TimestampSecondType,
+    };
+    use arrow_schema::TimeUnit;
     if column.is_null(i) {
         return Ok(None);
     }
-    match column.data_type() {
-        DataType::Int64 => Ok(Some(
-            column
-                .as_primitive::<arrow_array::types::Int64Type>()
-                .value(i),
-        )),
-        DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, _) => Ok(Some(
-            column
-                .as_primitive::<arrow_array::types::TimestampMillisecondType>()
-                .value(i),
-        )),
-        other => Err(StreamError::Graph(format!(
-            "interval join: a time column of type {other}, not BIGINT or TIMESTAMP(ms)"
-        ))),
-    }
+    Ok(Some(match column.data_type() {
+        DataType::Int64 => column.as_primitive::<Int64Type>().value(i),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            column.as_primitive::<TimestampMillisecondType>().value(i)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => column
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(i)
+            .div_euclid(1_000),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => column
+            .as_primitive::<TimestampNanosecondType>()
+            .value(i)
+            .div_euclid(1_000_000),
+        DataType::Timestamp(TimeUnit::Second, _) => column
+            .as_primitive::<TimestampSecondType>()
+            .value(i)
+            .saturating_mul(1_000),
+        other => {
+            return Err(StreamError::Graph(format!(
+                "interval join: a time column of type {other}, not BIGINT or TIMESTAMP"
+            )))
+        }
+    }))
 }
 
 impl Stateful for IntervalJoinOp {
