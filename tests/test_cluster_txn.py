@@ -4,9 +4,13 @@ over the internal listener for the others), and completes the transaction only o
 is acknowledged. confluent-kafka transactional producers on 3 brokers, topics of RF 3 whose
 leaders are spread over the brokers; read_committed consumers see exactly the committed records.
 
-The transaction coordinator is still node-local (the interim placement of §7.1: the broker at
-abs(javaHash(transactional.id)) % 3 among the registered ones); SIGKILLing it stalls its
-transactions until it restarts, when its recovery resends or aborts them.
+The transaction coordinator fails over (§7.1, §7.2): a transactional id's coordinator is the
+leader of its `__transaction_state` partition (created through the quorum at the first
+FindCoordinator). SIGKILLing that broker mid-transaction or mid-commit, WITHOUT restarting it,
+the shard's new leader loads the id's state: a new producer with the same transactional.id
+aborts the open transaction (all of it) and goes on, a commit in flight ends committed or
+aborted as a whole (committed if the client was told so), and read_committed readers see
+exactly the committed records. Restarting the killed broker afterwards changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from conftest import admin_client, unique_topic
 from test_cluster_coordinators import java_hash
 
 PARTITIONS = 3
+TXN_PARTITIONS = 6
 
 
 @pytest.fixture
@@ -30,6 +35,7 @@ def cluster(tmp_path):
     c = Cluster(tmp_path, settings={
         "min.insync.replicas": "2",
         "offsets.topic.num.partitions": "6",
+        "transaction.state.log.num.partitions": str(TXN_PARTITIONS),
     }).start()
 
     def formed():
@@ -45,10 +51,33 @@ def everyone(cluster: Cluster) -> str:
     return ",".join(cluster.nodes[i].bootstrap for i in (1, 2, 3))
 
 
-def txn_coordinator(txn_id: str) -> int:
-    """The broker coordinating `txn_id` (interim placement: brokers 1..3 sorted by id)."""
+def txn_state_partition(txn_id: str) -> int:
+    """Kafka's mapping: abs(javaHash(transactional.id)) % partitions of __transaction_state."""
     h = java_hash(txn_id)
-    return [1, 2, 3][(0 if h == -(1 << 31) else abs(h)) % 3]
+    return (0 if h == -(1 << 31) else abs(h)) % TXN_PARTITIONS
+
+
+def txn_coordinator(cluster: Cluster, txn_id: str, down: tuple[int, ...] = ()) -> int:
+    """The broker coordinating `txn_id`: the leader of its __transaction_state partition, as a
+    live broker answers Metadata (the topic exists once a producer initialised)."""
+    part = txn_state_partition(txn_id)
+
+    def leader():
+        for via in (b for b in (1, 2, 3) if b not in down):
+            try:
+                md = admin_client(cluster.nodes[via].bootstrap).list_topics(timeout=5)
+            except KafkaException:
+                continue
+            t = md.topics.get("__transaction_state")
+            if t is None or t.error is not None or part not in t.partitions:
+                continue
+            got = t.partitions[part].leader
+            if got > 0 and got not in down:
+                return got
+        return None
+
+    wait_for(f"the coordinator of {txn_id}", leader, 60, cluster)
+    return leader()
 
 
 def spread_topic(cluster: Cluster, prefix: str) -> tuple[str, dict[int, int]]:
@@ -146,29 +175,39 @@ def test_commit_and_abort_across_partitions_led_by_different_brokers(cluster):
 
 def test_sigkill_of_the_transaction_coordinator_mid_transaction(cluster):
     topic, leaders = spread_topic(cluster, "killtxn")
-    # A transactional id coordinated by a broker that leads at most one of the partitions, so
-    # most markers go to other brokers.
-    txn_id = next(t for t in (unique_topic("kill-id") for _ in range(100))
-                  if list(leaders.values()).count(txn_coordinator(t)) <= 1)
-    coordinator = txn_coordinator(txn_id)
+    txn_id = unique_topic("kill-id")
 
-    # 1. Open transaction, coordinator killed before the commit: never committed, so after
-    # the restart it is aborted (the next producer's init fences and aborts it).
+    # 1. Open transaction, its coordinator killed and NOT restarted: the shard's new leader
+    # loads it; a new producer with the same transactional.id fences the old one and aborts
+    # the open transaction, all of it; it commits more, which a reader sees.
     p = txn_producer(cluster, txn_id)
+    coordinator = txn_coordinator(cluster, txn_id)
     p.begin_transaction()
     lost = produce_txn(p, topic, "open")
     cluster.nodes[coordinator].kill9()
-    time.sleep(1.5)
-    cluster.nodes[coordinator].restart()
+    killed_at = time.monotonic()
     p2 = txn_producer(cluster, txn_id)
+    failover = time.monotonic() - killed_at
+    moved_to = txn_coordinator(cluster, txn_id, down=(coordinator,))
+    assert moved_to != coordinator
+    with pytest.raises(KafkaException):
+        p.commit_transaction(30)    # the old producer is fenced
     p2.begin_transaction()
     kept = produce_txn(p2, topic, "after")
     p2.commit_transaction(60)
     seen = read_all(cluster, topic, "read_committed")
     assert not set(lost) & set(seen), "an uncommitted transaction became visible"
     assert sorted(seen) == sorted(kept)
+    # The killed broker comes back: nothing changes.
+    cluster.nodes[coordinator].restart()
+    wait_for("the restarted broker unfenced",
+             lambda: states(cluster.info(coordinator)).get(coordinator) == "unfenced", 60, cluster)
+    assert sorted(read_all(cluster, topic, "read_committed")) == sorted(kept)
 
-    # 2. Killed while committing: the transaction ends committed or aborted, never half.
+    # 2. The (current) coordinator killed while committing, NOT restarted: the client's
+    # retries find the new coordinator; the transaction ends committed or aborted, never
+    # half, and committed if the client was told so.
+    second = txn_coordinator(cluster, txn_id)
     p2.begin_transaction()
     racing = produce_txn(p2, topic, "racing")
     outcome: dict[str, object] = {}
@@ -183,12 +222,11 @@ def test_sigkill_of_the_transaction_coordinator_mid_transaction(cluster):
     t = threading.Thread(target=commit)
     t.start()
     time.sleep(0.05)
-    cluster.nodes[coordinator].kill9()
-    time.sleep(1.5)
-    cluster.nodes[coordinator].restart()
+    cluster.nodes[second].kill9()
     t.join(150)
-    # Whatever the first producer was told, a new one fences it and completes or aborts
-    # what was left, then commits more: a read_committed reader gets past all of it.
+    assert not t.is_alive(), "commit_transaction returned"
+    # A new producer fences the first and completes or aborts what was left, then commits
+    # more: a read_committed reader gets past all of it.
     p3 = txn_producer(cluster, txn_id)
     p3.begin_transaction()
     last = produce_txn(p3, topic, "last")
@@ -199,7 +237,14 @@ def test_sigkill_of_the_transaction_coordinator_mid_transaction(cluster):
     if outcome.get("ok"):
         assert got == set(racing), "an acknowledged commit was lost"
     assert set(last) <= set(seen) and set(kept) <= set(seen)
-    print(f"\ncoordinator {coordinator} (leaders {leaders}) killed twice; racing commit "
+    assert sorted(seen) == sorted(kept + (racing if got else []) + last)
+    # The killed broker comes back: nothing changes.
+    cluster.nodes[second].restart()
+    wait_for("the restarted broker unfenced",
+             lambda: states(cluster.info(second)).get(second) == "unfenced", 60, cluster)
+    assert sorted(read_all(cluster, topic, "read_committed")) == sorted(seen)
+    print(f"\ncoordinators {coordinator} then {second} killed (leaders {leaders}); new "
+          f"producer initialised {failover:.1f} s after the first kill; racing commit "
           f"{'committed' if got else 'aborted'} (client: {outcome})")
 
 

@@ -289,6 +289,7 @@ async fn init(state: &Arc<State>, id: &str, timeout_ms: i32) -> (i64, i16) {
     };
     let r = state
         .txns
+        .single()
         .call(state, move |c, now| {
             let mut alloc = || alloc_state.allocate_producer_id().expect("id");
             c.init_producer_id(now, request, &mut alloc)
@@ -300,7 +301,7 @@ async fn init(state: &Arc<State>, id: &str, timeout_ms: i32) -> (i64, i16) {
 }
 
 fn txn_state(state: &State, id: &str) -> (TxnState, usize) {
-    let all = state.txns.snapshot().expect("available");
+    let all = state.txns.single().snapshot().expect("available");
     let d = all
         .iter()
         .find(|d| d.transactional_id == id)
@@ -309,10 +310,14 @@ fn txn_state(state: &State, id: &str) -> (TxnState, usize) {
 }
 
 fn assert_txns_match_replay(state: &State) {
-    let live = state.txns.snapshot().expect("coordinator available");
+    let live = state
+        .txns
+        .single()
+        .snapshot()
+        .expect("coordinator available");
     assert_eq!(
         live,
-        state.txns.replayed_snapshot(),
+        state.txns.single().replayed_snapshot(),
         "memory differs from the log"
     );
 }
@@ -330,12 +335,13 @@ async fn failed_transaction_log_appends_rebuild_the_transaction_coordinator() {
         .await
         .expect("create");
     let (pid, epoch) = init(&state, "tx", 60_000).await;
-    let log = state.txns.log();
+    let log = state.txns.single().log();
 
     inject_write_failures(log, true);
     let alloc_state = state.clone();
     let reinit = state
         .txns
+        .single()
         .call(&state, move |c, now| {
             let request = InitRequest {
                 transactional_id: Some("other".to_owned()),
@@ -352,6 +358,7 @@ async fn failed_transaction_log_appends_rebuild_the_transaction_coordinator() {
     let add = |state: Arc<State>| async move {
         state
             .txns
+            .single()
             .call(&state, |c, now| {
                 c.add_partitions(now, "tx", pid, epoch, vec![tp(0)])
             })
@@ -370,6 +377,7 @@ async fn failed_transaction_log_appends_rebuild_the_transaction_coordinator() {
     inject_write_failures(log, true);
     let offsets = state
         .txns
+        .single()
         .call(&state, |c, now| c.add_offsets(now, "tx", pid, epoch, "g"))
         .await;
     assert!(offsets.is_err());
@@ -377,6 +385,7 @@ async fn failed_transaction_log_appends_rebuild_the_transaction_coordinator() {
     let end = |state: Arc<State>| async move {
         state
             .txns
+            .single()
             .call(&state, |c, now| c.end_txn(now, "tx", pid, epoch, true))
             .await
     };
@@ -388,6 +397,7 @@ async fn failed_transaction_log_appends_rebuild_the_transaction_coordinator() {
     end(state.clone()).await.expect("logged").expect("decided");
     state
         .txns
+        .single()
         .wait_completed("tx", Duration::from_secs(5))
         .await;
     assert_eq!(txn_state(&state, "tx"), (TxnState::CompleteCommit, 0));
@@ -408,6 +418,7 @@ async fn failed_completion_is_redone_from_the_log() {
     let (pid, epoch) = init(&state, "tx", 60_000).await;
     state
         .txns
+        .single()
         .call(&state, |c, now| {
             c.add_partitions(now, "tx", pid, epoch, vec![tp(0)])
         })
@@ -422,19 +433,21 @@ async fn failed_completion_is_redone_from_the_log() {
     inject_write_failures(partition.log_for_tests(), true);
     state
         .txns
+        .single()
         .call(&state, |c, now| c.end_txn(now, "tx", pid, epoch, true))
         .await
         .expect("logged")
         .expect("decided");
-    inject_write_failures(state.txns.log(), true);
+    inject_write_failures(state.txns.single().log(), true);
     inject_write_failures(partition.log_for_tests(), false);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(txn_state(&state, "tx"), (TxnState::PrepareCommit, 1));
     assert_txns_match_replay(&state);
 
-    inject_write_failures(state.txns.log(), false);
+    inject_write_failures(state.txns.single().log(), false);
     state
         .txns
+        .single()
         .wait_completed("tx", Duration::from_secs(5))
         .await;
     assert_eq!(txn_state(&state, "tx"), (TxnState::CompleteCommit, 0));
@@ -461,22 +474,23 @@ async fn failed_timeout_abort_is_retried_by_the_timer() {
     let (pid, epoch) = init(&state, "tx", 200).await;
     state
         .txns
+        .single()
         .call(&state, |c, now| {
             c.add_partitions(now, "tx", pid, epoch, vec![tp(0)])
         })
         .await
         .expect("logged")
         .expect("added");
-    inject_write_failures(state.txns.log(), true);
+    inject_write_failures(state.txns.single().log(), true);
     let (stop, _) = tokio::sync::broadcast::channel(1);
-    let timer = tokio::spawn(crate::txns::Txns::run_timer(
+    let timer = tokio::spawn(crate::txn_router::TxnRouter::run_timer(
         state.clone(),
         stop.subscribe(),
     ));
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(txn_state(&state, "tx"), (TxnState::Ongoing, 1));
     assert_txns_match_replay(&state);
-    inject_write_failures(state.txns.log(), false);
+    inject_write_failures(state.txns.single().log(), false);
     let mut aborted = false;
     for _ in 0..100 {
         if txn_state(&state, "tx").0 == TxnState::CompleteAbort {
@@ -502,17 +516,18 @@ async fn failed_transaction_log_fsync_makes_the_coordinator_unavailable() {
         .await
         .expect("create");
     let (pid, epoch) = init(&state, "tx", 60_000).await;
-    inject_fsync_failures(state.txns.log());
+    inject_fsync_failures(state.txns.single().log());
     let add = |state: Arc<State>| async move {
         state
             .txns
+            .single()
             .call(&state, |c, now| {
                 c.add_partitions(now, "tx", pid, epoch, vec![tp(0)])
             })
             .await
     };
     assert!(add(state.clone()).await.is_err());
-    assert!(state.txns.snapshot().is_none());
+    assert!(state.txns.single().snapshot().is_none());
     assert!(matches!(
         add(state.clone()).await,
         Err(crate::txns::TxnsError::Unavailable)

@@ -18,6 +18,9 @@ pub fn storage_code(e: &StorageError) -> ResponseError {
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        StorageError::TransactionCoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced
+        }
         StorageError::Poisoned { .. } | StorageError::Io { .. } | StorageError::Closed => {
             ResponseError::KafkaStorageError
         }

@@ -3,14 +3,13 @@
 //! Single node: one coordinator over `meta/group-offsets`, every group's. Cluster mode: one
 //! shard per `__consumer_offsets` partition led here, the group's partition being Java's
 //! `String.hashCode` of its id, non-negative, modulo the partition count (Kafka's mapping).
-//! The publisher loads a shard when its partition is led here under a new leader epoch
-//! (COORDINATOR_LOAD_IN_PROGRESS meanwhile) and unloads it when the leadership goes
-//! (NOT_COORDINATOR from then on, as for a group whose partition is led elsewhere).
+//! The shards follow their partitions' leaderships through `crate::shards` (loaded under a
+//! new leader epoch, COORDINATOR_LOAD_IN_PROGRESS meanwhile; unloaded, NOT_COORDINATOR,
+//! when the leadership goes), as the transaction coordinator's do.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -22,36 +21,29 @@ use weir_storage::StorageError;
 
 use crate::cluster::ImageCell;
 use crate::groups::{Groups, GroupsError};
-use crate::partition::{Partition, Role};
+use crate::partition::Partition;
+use crate::shards::{Shard, Shards};
 
 /// Kafka's name of the group coordinator's internal topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-enum Slot {
-    /// Replaying the partition's log for this leader epoch.
-    Loading(i32),
-    Loaded(i32, Arc<Groups>),
-}
-
-impl Slot {
-    fn epoch(&self) -> i32 {
-        match self {
-            Slot::Loading(e) | Slot::Loaded(e, _) => *e,
-        }
-    }
-}
 
 pub struct GroupRouter {
     config: CoordinatorConfig,
     /// The single node's one coordinator; None in cluster mode.
     local: Option<Arc<Groups>>,
     /// Cluster mode: the shards of this broker's `__consumer_offsets` leaderships.
-    shards: RwLock<BTreeMap<i32, Slot>>,
+    shards: Arc<Shards<Groups>>,
     image: Arc<ImageCell>,
     /// Stops the shards' timers when the broker stops.
     stop: broadcast::Sender<()>,
     /// A creation of `__consumer_offsets` is under way (`State::ensure_offsets_topic`).
     pub(crate) creating: AtomicBool,
+}
+
+impl Shard for Groups {
+    fn unload(&self) {
+        Groups::unload(self);
+    }
 }
 
 /// The partition of `key` among `count` (Kafka's `Utils.abs(key.hashCode()) % count`).
@@ -67,7 +59,7 @@ impl GroupRouter {
         GroupRouter {
             config,
             local: Some(groups),
-            shards: RwLock::default(),
+            shards: Arc::new(Shards::new("group")),
             image: Arc::default(),
             stop: broadcast::channel(1).0,
             creating: AtomicBool::new(false),
@@ -79,7 +71,7 @@ impl GroupRouter {
         GroupRouter {
             config,
             local: None,
-            shards: RwLock::default(),
+            shards: Arc::new(Shards::new("group")),
             image,
             stop: broadcast::channel(1).0,
             creating: AtomicBool::new(false),
@@ -100,108 +92,34 @@ impl GroupRouter {
             return Ok(local.clone());
         }
         let p = self.partition_of(group).ok_or(ErrorCode::NOT_COORDINATOR)?;
-        match self
-            .shards
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&p)
-        {
-            Some(Slot::Loaded(_, g)) => Ok(g.clone()),
-            Some(Slot::Loading(_)) => Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
-            None => Err(ErrorCode::NOT_COORDINATOR),
-        }
+        self.shards.get(p)
     }
 
     fn loaded(&self) -> Vec<Arc<Groups>> {
         if let Some(local) = &self.local {
             return vec![local.clone()];
         }
-        self.shards
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter_map(|s| match s {
-                Slot::Loaded(_, g) => Some(g.clone()),
-                Slot::Loading(_) => None,
-            })
-            .collect()
+        self.shards.loaded()
     }
 
     /// The publisher gave `__consumer_offsets`-`index` a role here: a leadership under a
     /// new epoch loads its shard (replacing one of an older epoch), any other role unloads.
-    pub fn partition_role(self: &Arc<Self>, index: i32, partition: &Arc<Partition>) {
-        if partition.role() != Role::Leader {
-            self.unload(index);
-            return;
-        }
-        let epoch = partition.leader_epoch();
-        {
-            let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
-            if shards.get(&index).is_some_and(|s| s.epoch() == epoch) {
-                return;
-            }
-            if let Some(Slot::Loaded(_, old)) = shards.insert(index, Slot::Loading(epoch)) {
-                old.unload();
-            }
-        }
-        tracing::info!(
-            partition = index,
-            leader_epoch = epoch,
-            "loading a group coordinator shard"
+    pub fn partition_role(&self, index: i32, partition: &Arc<Partition>) {
+        let config = self.config.clone();
+        let stop = self.stop.clone();
+        self.shards.partition_role(
+            index,
+            partition,
+            move |p, epoch| Groups::load_shard(p, epoch, config.clone()).map_err(|e| e.to_string()),
+            move |groups| {
+                tokio::spawn(groups.clone().run_timer(stop.subscribe()));
+            },
         );
-        let router = self.clone();
-        let partition = partition.clone();
-        tokio::spawn(async move { router.load(index, epoch, partition).await });
-    }
-
-    /// Replays the shard's log on the blocking pool, retrying a failed replay while the
-    /// leadership lasts, and serves it once loaded.
-    async fn load(self: Arc<Self>, index: i32, epoch: i32, partition: Arc<Partition>) {
-        loop {
-            let config = self.config.clone();
-            let p = partition.clone();
-            let loaded =
-                tokio::task::spawn_blocking(move || Groups::load_shard(p, epoch, config)).await;
-            let failure = {
-                let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
-                if !matches!(shards.get(&index), Some(Slot::Loading(e)) if *e == epoch) {
-                    // Unloaded or replaced meanwhile.
-                    return;
-                }
-                match loaded {
-                    Ok(Ok(groups)) => {
-                        let groups = Arc::new(groups);
-                        tokio::spawn(groups.clone().run_timer(self.stop.subscribe()));
-                        shards.insert(index, Slot::Loaded(epoch, groups));
-                        tracing::info!(
-                            partition = index,
-                            leader_epoch = epoch,
-                            "group coordinator shard loaded"
-                        );
-                        return;
-                    }
-                    Ok(Err(e)) => e.to_string(),
-                    Err(e) => e.to_string(),
-                }
-            };
-            tracing::error!(partition = index, error = %failure, "loading a group coordinator shard failed; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
     }
 
     /// `__consumer_offsets`-`index` is no longer led here (or no longer exists).
     pub fn unload(&self, index: i32) {
-        let slot = self
-            .shards
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&index);
-        if let Some(slot) = slot {
-            tracing::info!(partition = index, "unloading a group coordinator shard");
-            if let Slot::Loaded(_, groups) = slot {
-                groups.unload();
-            }
-        }
+        self.shards.unload(index);
     }
 
     pub async fn join(&self, req: JoinRequest) -> JoinResponse {
@@ -286,16 +204,7 @@ impl GroupRouter {
     ) -> Result<(), ErrorCode> {
         let shard = match &self.local {
             Some(local) => local.clone(),
-            None => match self
-                .shards
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&index)
-            {
-                Some(Slot::Loaded(_, g)) => g.clone(),
-                Some(Slot::Loading(_)) => return Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
-                None => return Err(ErrorCode::NOT_COORDINATOR),
-            },
+            None => self.shards.get(index)?,
         };
         shard
             .settle_producer(producer_id, commit)

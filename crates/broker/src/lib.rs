@@ -48,6 +48,7 @@ pub mod replica_fetch;
 pub mod replica_fetcher;
 pub mod security;
 mod server;
+pub mod shards;
 pub mod state;
 /// A real broker state on a temporary directory, for tests of crates built on the broker
 /// (feature `testkit`, enabled only by dev-dependencies).
@@ -56,7 +57,8 @@ pub mod testkit;
 pub mod topic_config;
 pub mod txn_api;
 pub mod txn_markers;
-mod txns;
+pub mod txn_router;
+pub mod txns;
 
 pub use config::{BrokerConfig, ConfigError, Durability, MetricsConfig};
 pub use server::{run, Broker, BrokerError, Service};

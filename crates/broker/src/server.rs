@@ -213,7 +213,7 @@ impl Broker {
             state.clone(),
             stop_tx.subscribe(),
         )));
-        background.push(tokio::spawn(crate::txns::Txns::run_timer(
+        background.push(tokio::spawn(crate::txn_router::TxnRouter::run_timer(
             state.clone(),
             stop_tx.subscribe(),
         )));

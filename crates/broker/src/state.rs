@@ -193,8 +193,8 @@ pub struct State {
     pub config: BrokerConfig,
     /// Consumer groups and their committed offsets.
     pub groups: Arc<crate::group_router::GroupRouter>,
-    /// Transactions: the coordinator and its log.
-    pub txns: Arc<crate::txns::Txns>,
+    /// Transactions: the coordinator (single node) or the shards led here (cluster mode).
+    pub txns: Arc<crate::txn_router::TxnRouter>,
     pub cluster_id: String,
     /// Broker configs as altered at run time; `config` is the static config as started.
     pub broker_configs: crate::dynamic_config::BrokerConfigs,
@@ -334,12 +334,20 @@ impl State {
         } else {
             ProducerIds::open(&*metadata)?
         };
-        let txns = Arc::new(crate::txns::Txns::open(
-            &config.data_dir,
-            recovery,
-            config.txns.clone(),
-        )?);
         let image: Arc<crate::cluster::ImageCell> = Arc::default();
+        // Cluster mode: transactions live in `__transaction_state` shards the publisher loads.
+        let txns = Arc::new(if cluster {
+            crate::txn_router::TxnRouter::cluster(config.txns.clone(), image.clone())
+        } else {
+            crate::txn_router::TxnRouter::local(
+                Arc::new(crate::txns::Txns::open(
+                    &config.data_dir,
+                    recovery,
+                    config.txns.clone(),
+                )?),
+                config.txns.clone(),
+            )
+        });
         // Cluster mode: groups live in `__consumer_offsets` shards the publisher loads.
         let groups = Arc::new(if cluster {
             crate::group_router::GroupRouter::cluster(config.groups.clone(), image.clone())

@@ -40,6 +40,10 @@ pub enum TxnApiError {
     /// The partition is not hosted here (it was never created or was deleted).
     #[error("unknown topic or partition {}-{}", .0.topic, .0.partition)]
     UnknownPartition(TopicPartition),
+    /// The transactional id's coordinator shard is not served here (NOT_COORDINATOR), or
+    /// is loading (COORDINATOR_LOAD_IN_PROGRESS): the client asks FindCoordinator again.
+    #[error("the transactional id is not coordinated here ({0:?})")]
+    NotHere(ErrorCode),
 }
 
 impl TxnApiError {
@@ -54,6 +58,7 @@ impl TxnApiError {
     pub fn is_retriable(&self) -> bool {
         match self {
             TxnApiError::Concurrent(_) | TxnApiError::Coordinator(_) => true,
+            TxnApiError::NotHere(_) => true,
             TxnApiError::Refused(e) => e.code() == ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
             TxnApiError::ProducerId(e) => matches!(e, MetaError::NoProducerIds(_)),
             TxnApiError::UnknownPartition(_) => false,
@@ -70,7 +75,8 @@ impl TxnApiError {
     pub fn code(&self) -> i16 {
         match self {
             TxnApiError::Concurrent(e) | TxnApiError::Refused(e) => e.code().0,
-            TxnApiError::Coordinator(_) => ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
+            TxnApiError::Coordinator(e) => e.code().0,
+            TxnApiError::NotHere(code) => code.0,
             TxnApiError::ProducerId(MetaError::NoProducerIds(_)) => {
                 ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.0
             }
@@ -82,7 +88,9 @@ impl TxnApiError {
 
 impl From<TxnsError> for TxnApiError {
     fn from(e: TxnsError) -> TxnApiError {
-        tracing::error!(error = %e, "transaction log write failed");
+        if !matches!(e, TxnsError::NotCoordinator) {
+            tracing::error!(error = %e, "transaction log write failed");
+        }
         TxnApiError::Coordinator(e)
     }
 }
@@ -113,13 +121,13 @@ pub async fn reinit_transactional(
         producer_id,
         producer_epoch,
     };
+    let txns = coordinator(state, transactional_id)?;
     state
         .ensure_producer_ids()
         .await
         .map_err(TxnApiError::ProducerId)?;
     let mut alloc_failure = None;
-    let result = state
-        .txns
+    let result = txns
         .call(state, |c, now| {
             let mut alloc = || match state.allocate_producer_id() {
                 Ok(id) => id,
@@ -154,8 +162,7 @@ pub async fn add_partitions(
     {
         return Err(TxnApiError::UnknownPartition(unknown.clone()));
     }
-    state
-        .txns
+    coordinator(state, transactional_id)?
         .call(state, |c, now| {
             c.add_partitions(
                 now,
@@ -179,16 +186,23 @@ pub async fn end_txn(
     producer_epoch: i16,
     commit: bool,
 ) -> Result<(), TxnApiError> {
-    state
-        .txns
-        .call(state, |c, now| {
-            c.end_txn(now, transactional_id, producer_id, producer_epoch, commit)
-        })
-        .await?
-        .map_err(TxnApiError::from_txn)?;
-    state
-        .txns
-        .wait_completed(transactional_id, MARKERS_WAIT)
-        .await;
+    let txns = coordinator(state, transactional_id)?;
+    txns.call(state, |c, now| {
+        c.end_txn(now, transactional_id, producer_id, producer_epoch, commit)
+    })
+    .await?
+    .map_err(TxnApiError::from_txn)?;
+    txns.wait_completed(transactional_id, MARKERS_WAIT).await;
     Ok(())
+}
+
+/// The coordinator shard of `transactional_id`, if it is served here.
+pub fn coordinator(
+    state: &State,
+    transactional_id: &str,
+) -> Result<Arc<crate::txns::Txns>, TxnApiError> {
+    state
+        .txns
+        .shard(transactional_id)
+        .map_err(TxnApiError::NotHere)
 }

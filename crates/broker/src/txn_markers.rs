@@ -67,8 +67,9 @@ struct Decision {
     producer_id: i64,
     producer_epoch: i16,
     commit: bool,
-    /// The coordinator's epoch: 0 while the coordinator is node-local (it has no shard
-    /// partition whose leader epoch it could be).
+    /// The coordinator's epoch: its `__transaction_state` partition's leader epoch (0 on a
+    /// single node). A partition refuses a marker older than the last it took for the
+    /// producer (TRANSACTION_COORDINATOR_FENCED).
     coordinator_epoch: i32,
 }
 
@@ -139,8 +140,14 @@ fn route(state: &State, target: &Target) -> Route {
 
 /// Writes one decision's markers everywhere and settles its groups, retrying until every
 /// one is acknowledged; false if it gave up (a group coordinator that only a restart brings
-/// back: the transaction is left to the recovery of the next start).
-pub(crate) async fn write_all(state: &Arc<State>, out: &TxnOutput) -> bool {
+/// back: the transaction is left to the recovery of the next start; or `live` turned false:
+/// the coordinator shard was unloaded and its next coordinator's load re-sends them).
+pub(crate) async fn write_all(
+    state: &Arc<State>,
+    out: &TxnOutput,
+    coordinator_epoch: i32,
+    live: &(dyn Fn() -> bool + Sync),
+) -> bool {
     let TxnOutput::WriteMarkers {
         transactional_id,
         producer_id,
@@ -156,7 +163,7 @@ pub(crate) async fn write_all(state: &Arc<State>, out: &TxnOutput) -> bool {
         producer_id: *producer_id,
         producer_epoch: *producer_epoch,
         commit: *commit,
-        coordinator_epoch: 0,
+        coordinator_epoch,
     };
     let mut pending: Vec<Target> = partitions
         .iter()
@@ -171,6 +178,13 @@ pub(crate) async fn write_all(state: &Arc<State>, out: &TxnOutput) -> bool {
     }
     let mut round = 0u32;
     loop {
+        if !live() {
+            tracing::info!(
+                transactional_id,
+                "transaction coordinator unloaded; its successor re-sends the markers"
+            );
+            return false;
+        }
         let mut jobs = tokio::task::JoinSet::new();
         let mut remote: BTreeMap<BrokerId, Vec<(Target, TopicPartition)>> = BTreeMap::new();
         let mut retry = Vec::new();

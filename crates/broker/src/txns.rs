@@ -1,14 +1,20 @@
-//! The broker side of transactions: runs `weir_coordinator::txn::TxnCoordinator`, keeps its
-//! state durable in a transaction log, writes commit/abort markers to every partition of a
-//! decided transaction and drives its timers.
+//! The broker side of transactions: one transaction coordinator shard. Runs
+//! `weir_coordinator::txn::TxnCoordinator`, keeps its state durable in a transaction log,
+//! writes commit/abort markers to every partition of a decided transaction and drives its
+//! timers.
 //!
-//! Every answer waits until the transaction log is fsynced up to its end as of the call, so
-//! nothing a client is told can be lost by a crash. Markers are written by a background task
-//! after the PrepareCommit/PrepareAbort record is durable; at start-up `recover` re-sends the
-//! markers of every transaction that was being decided, so a broker killed mid-transaction
-//! completes or aborts it.
+//! The log is a `CoordinatorLog`: on a single node the node-local `meta/transactions`, every
+//! id's; in cluster mode one `__transaction_state` partition led here (`txn_router.rs` routes
+//! ids to shards and loads/unloads them with the leadership). Every answer waits until the
+//! log is committed up to its end as of the call (fsynced; in cluster mode also past the high
+//! watermark), so nothing a client is told can be lost by a crash or a failover. Markers are
+//! written by a background task after the PrepareCommit/PrepareAbort record is committed,
+//! carrying the coordinator epoch (the shard's leader epoch, 0 on a single node); a load
+//! (`recover`) re-sends the markers of every transaction that was being decided, so a
+//! coordinator killed mid-transaction is completed or aborted by its successor.
 
 use std::collections::HashSet;
+#[cfg(test)]
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,8 +23,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{broadcast, Notify};
 use weir_coordinator::txn::{TxnConfig, TxnCoordinator, TxnOutput, TxnRecord};
+use weir_coordinator::ErrorCode;
 use weir_storage::{Log, Recovery, StorageError};
 
+use crate::coordinator_log::CoordinatorLog;
 use crate::groups::GroupsError;
 use crate::state::State;
 
@@ -37,13 +45,46 @@ pub enum TxnsError {
     /// poisoned by a failed fsync: then only a restart rebuilds it).
     #[error("transaction coordinator unavailable until it is rebuilt from its log")]
     Unavailable,
+    /// The shard was unloaded (its `__transaction_state` partition is no longer led here):
+    /// the client asks FindCoordinator again. Kafka's NOT_COORDINATOR.
+    #[error("this broker no longer coordinates the transactional id")]
+    NotCoordinator,
+    /// The shard's log was not committed in time (the ISR is below min.insync.replicas, or
+    /// followers lag): the answer is not given; the shard is kept and the next answer waits
+    /// past it.
+    #[error("transaction log not committed: {0}")]
+    Uncommitted(#[source] GroupsError),
+}
+
+impl TxnsError {
+    /// The Kafka error code a client is answered with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            TxnsError::NotCoordinator => ErrorCode::NOT_COORDINATOR,
+            _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        }
+    }
+
+    fn from_log(e: GroupsError) -> TxnsError {
+        match e {
+            GroupsError::NotCoordinator => TxnsError::NotCoordinator,
+            GroupsError::Storage(e) => TxnsError::Storage(e),
+            e => TxnsError::Uncommitted(e),
+        }
+    }
 }
 
 pub struct Txns {
     /// The state machine; its calls and the appends of their records happen under it.
     coordinator: Mutex<TxnCoordinator>,
     config: TxnConfig,
-    log: Log,
+    log: CoordinatorLog,
+    /// The epoch markers carry: the shard partition's leader epoch (0 on a single node).
+    /// A partition refuses markers from an older one (TRANSACTION_COORDINATOR_FENCED).
+    coordinator_epoch: i32,
+    /// Set once the shard is unloaded: every call answers NOT_COORDINATOR, the timer and
+    /// the marker tasks stop (the next coordinator's load re-sends the markers).
+    unloaded: AtomicBool,
     /// Set when a failed write dropped the coordinator's memory and the rebuild from the log
     /// has not succeeded yet; every call is refused meanwhile.
     broken: AtomicBool,
@@ -73,24 +114,61 @@ fn replay(log: &Log, config: &TxnConfig) -> Result<TxnCoordinator, GroupsError> 
 }
 
 impl Txns {
-    /// Opens the transaction log and replays it. `recover` must be called once the broker's
-    /// state exists, to finish transactions that were being decided.
+    /// Opens the single node's transaction log and replays it. `recover` must be called once
+    /// the broker's state exists, to finish transactions that were being decided.
     pub fn open(
-        data_dir: &Path,
+        data_dir: &std::path::Path,
         recovery: Recovery,
         config: TxnConfig,
     ) -> Result<Txns, GroupsError> {
         let log = crate::internal_log::open(data_dir, "transactions", recovery)?;
-        let coordinator = replay(&log, &config)?;
+        Txns::load(CoordinatorLog::Local(log), 0, config)
+    }
+
+    /// Cluster mode: replays `__transaction_state` partition `partition`, led here under
+    /// `leader_epoch` (on the blocking pool). `recover` serves it.
+    pub fn load_shard(
+        partition: Arc<crate::partition::Partition>,
+        leader_epoch: i32,
+        config: TxnConfig,
+    ) -> Result<Txns, GroupsError> {
+        let log = CoordinatorLog::Shard {
+            partition,
+            leader_epoch,
+        };
+        Txns::load(log, leader_epoch, config)
+    }
+
+    fn load(
+        log: CoordinatorLog,
+        coordinator_epoch: i32,
+        config: TxnConfig,
+    ) -> Result<Txns, GroupsError> {
+        let coordinator = replay(log.log(), &config)?;
         Ok(Txns {
             coordinator: Mutex::new(coordinator),
             config,
             log,
+            coordinator_epoch,
+            unloaded: AtomicBool::new(false),
             broken: AtomicBool::new(false),
             marking: Mutex::new(HashSet::new()),
             timer: Notify::new(),
             completed: Notify::new(),
         })
+    }
+
+    /// Stops serving (the shard partition is no longer led here under its epoch).
+    pub fn unload(&self) {
+        let _c = self.lock();
+        self.unloaded.store(true, Ordering::Release);
+        self.timer.notify_one();
+        self.completed.notify_waiters();
+    }
+
+    /// Whether this shard still serves (always, on a single node).
+    pub fn is_live(&self) -> bool {
+        !self.unloaded.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> MutexGuard<'_, TxnCoordinator> {
@@ -104,12 +182,15 @@ impl Txns {
     /// Runs `call` on the coordinator, persists and schedules its outputs, and returns once
     /// the transaction log is durable up to its end as of the call.
     pub async fn call<T>(
-        &self,
+        self: &Arc<Self>,
         state: &Arc<State>,
         call: impl FnOnce(&mut TxnCoordinator, u64) -> (Vec<TxnOutput>, T),
     ) -> Result<T, TxnsError> {
         let (value, end) = {
             let mut c = self.lock();
+            if !self.is_live() {
+                return Err(TxnsError::NotCoordinator);
+            }
             if self.broken.load(Ordering::Acquire) {
                 return Err(TxnsError::Unavailable);
             }
@@ -118,45 +199,65 @@ impl Txns {
             (value, self.log.log_end_offset())
         };
         self.timer.notify_one();
-        self.make_durable(state, end)?;
+        self.make_durable(state, end).await?;
         Ok(value)
     }
 
-    /// Fsyncs the transaction log up to `end`. A failure poisons the log (a failed fsync
-    /// is never retried), so the coordinator, whose memory may hold records that are now
-    /// lost, is dropped.
-    fn make_durable(&self, state: &Arc<State>, end: i64) -> Result<(), TxnsError> {
-        let log = &self.log;
-        if let Err(e) = tokio::task::block_in_place(|| log.flush_to(end)) {
-            self.rebuild(state, &mut self.lock(), &e);
-            return Err(e.into());
+    /// Waits until the transaction log is committed up to `end`.
+    ///
+    /// Single node: fsyncs it. A failure poisons the log (a failed fsync is never retried),
+    /// so the coordinator, whose memory may hold records that are now lost, is dropped.
+    /// Cluster: waits for the high watermark and the leader's fsync; a timeout keeps the
+    /// shard (its memory equals its local log, and the next answer waits past it), a lost
+    /// leadership unloads it.
+    async fn make_durable(self: &Arc<Self>, state: &Arc<State>, end: i64) -> Result<(), TxnsError> {
+        match &self.log {
+            CoordinatorLog::Local(log) => {
+                if let Err(e) = tokio::task::block_in_place(|| log.flush_to(end)) {
+                    self.rebuild(state, &mut self.lock(), &e);
+                    return Err(e.into());
+                }
+                Ok(())
+            }
+            CoordinatorLog::Shard { .. } => match self.log.wait_committed(end).await {
+                Ok(()) => Ok(()),
+                Err(GroupsError::NotCoordinator) => {
+                    self.unload();
+                    Err(TxnsError::NotCoordinator)
+                }
+                Err(e) => Err(TxnsError::from_log(e)),
+            },
         }
-        Ok(())
     }
 
     /// Carries out outputs under the coordinator lock. If a record cannot be appended, the
     /// coordinator has already applied it in memory: it is rebuilt from the log before
     /// the lock is released, so no later call is answered from state the log lacks.
     fn apply(
-        &self,
+        self: &Arc<Self>,
         state: &Arc<State>,
         c: &mut TxnCoordinator,
         outputs: Vec<TxnOutput>,
     ) -> Result<(), TxnsError> {
         self.persist(state, outputs, Duration::ZERO).map_err(|e| {
-            self.rebuild(state, c, &e);
-            TxnsError::from(e)
+            if matches!(e, TxnsError::NotCoordinator) {
+                // The shard moved: no rebuild, it is unloaded.
+                self.unloaded.store(true, Ordering::Release);
+            } else {
+                self.rebuild(state, c, &e);
+            }
+            e
         })
     }
 
     /// Appends records and starts marker writers (after the records are durable and
     /// `delay` has passed).
     fn persist(
-        &self,
+        self: &Arc<Self>,
         state: &Arc<State>,
         outputs: Vec<TxnOutput>,
         delay: Duration,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), TxnsError> {
         let mut markers = Vec::new();
         for out in outputs {
             match out {
@@ -171,27 +272,64 @@ impl Txns {
         self.marking().extend(ids.iter().cloned());
         let end = self.log.log_end_offset();
         let state = state.clone();
+        let txns = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let txns = state.txns.clone();
-            let log = &txns.log;
-            if let Err(e) = tokio::task::block_in_place(|| log.flush_to(end)) {
-                tracing::error!(error = %e, "transaction log fsync failed; markers not written");
-                let mut c = txns.lock();
-                txns.marking().retain(|id| !ids.contains(id));
-                txns.rebuild(&state, &mut c, &e);
+            if !txns.committed_for_markers(&state, end, &ids).await {
                 return;
             }
             for m in markers {
-                write_markers(&state, m).await;
+                write_markers(&state, &txns, m).await;
             }
         });
         Ok(())
     }
 
-    fn append(&self, record: &TxnRecord) -> Result<(), StorageError> {
+    /// Waits, before markers are written, until the decision is committed in the log up to
+    /// `end`; false (the markers of `ids` left to a rebuild or the next coordinator) when it
+    /// cannot be.
+    async fn committed_for_markers(
+        self: &Arc<Self>,
+        state: &Arc<State>,
+        end: i64,
+        ids: &[String],
+    ) -> bool {
+        let failure = match &self.log {
+            CoordinatorLog::Local(log) => match tokio::task::block_in_place(|| log.flush_to(end)) {
+                Ok(()) => return true,
+                Err(e) => e.to_string(),
+            },
+            CoordinatorLog::Shard { .. } => loop {
+                match self.log.wait_committed(end).await {
+                    Ok(()) => return true,
+                    Err(GroupsError::NotCoordinator) => {
+                        self.unload();
+                        break "the shard moved".to_owned();
+                    }
+                    // Under min ISR: the decision waits for its replicas while the shard
+                    // lasts.
+                    Err(e) if self.is_live() => {
+                        tracing::warn!(error = %e, "transaction decision not committed yet; waiting");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => break e.to_string(),
+                }
+            },
+        };
+        tracing::error!(error = %failure, "transaction log not committed; markers not written");
+        let mut c = self.lock();
+        self.marking().retain(|id| !ids.contains(id));
+        if self.is_live() {
+            self.rebuild(state, &mut c, &failure);
+        }
+        false
+    }
+
+    fn append(&self, record: &TxnRecord) -> Result<(), TxnsError> {
         let key = Bytes::copy_from_slice(record.key().as_bytes());
-        crate::internal_log::append(&self.log, [(key, Some(Bytes::from(record.encode())))])?;
+        self.log
+            .append([(key, Some(Bytes::from(record.encode())))])
+            .map_err(TxnsError::from_log)?;
         Ok(())
     }
 
@@ -202,7 +340,12 @@ impl Txns {
     /// read back from the page cache, so replaying them would treat them as safe), or the
     /// replay fails, the coordinator stays unavailable: the timer retries a failed replay,
     /// a poisoned log waits for a restart.
-    fn rebuild(&self, state: &Arc<State>, c: &mut TxnCoordinator, cause: &dyn std::fmt::Display) {
+    fn rebuild(
+        self: &Arc<Self>,
+        state: &Arc<State>,
+        c: &mut TxnCoordinator,
+        cause: &dyn std::fmt::Display,
+    ) {
         *c = TxnCoordinator::new(self.config.clone());
         self.broken.store(true, Ordering::Release);
         if self.log.is_poisoned() {
@@ -210,7 +353,7 @@ impl Txns {
             return;
         }
         tracing::warn!(error = %cause, "transaction log write failed; rebuilding the transaction coordinator from its log");
-        let mut fresh = match replay(&self.log, &self.config) {
+        let mut fresh = match replay(self.log.log(), &self.config) {
             Ok(fresh) => fresh,
             Err(e) => {
                 tracing::error!(error = %e, "rebuilding the transaction coordinator failed; retrying");
@@ -241,7 +384,7 @@ impl Txns {
     /// The transaction log (fault-injection tests reach it through this).
     #[cfg(test)]
     pub(crate) fn log(&self) -> &Log {
-        &self.log
+        self.log.log()
     }
 
     /// Every transaction as the coordinator holds it, or None while it is unavailable.
@@ -264,7 +407,7 @@ impl Txns {
     /// carrying out the recovery's marker writes).
     #[cfg(test)]
     pub(crate) fn replayed_snapshot(&self) -> Vec<weir_coordinator::txn::TxnDescription> {
-        let data_dir = self.log.dir().parent().and_then(Path::parent);
+        let data_dir = self.log.log().dir().parent().and_then(Path::parent);
         let fresh = Txns::open(
             data_dir.expect("data dir"),
             Recovery::Scan,
@@ -293,7 +436,7 @@ impl Txns {
                 .describe(&ids)
                 .first()
                 .is_some_and(|d| d.state.is_preparing());
-            if !preparing {
+            if !preparing || !self.is_live() {
                 return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -355,17 +498,22 @@ impl Txns {
             .verify_member(transactional_id, producer_id, producer_epoch, member)
     }
 
-    /// Finishes transactions that were being decided when the broker stopped.
-    pub fn recover(&self, state: &Arc<State>) -> Result<(), TxnsError> {
+    /// Finishes transactions that were being decided when the broker stopped (single node)
+    /// or the shard's previous coordinator lost it (cluster mode); from now on requests are
+    /// served.
+    pub fn recover(self: &Arc<Self>, state: &Arc<State>) -> Result<(), TxnsError> {
         let mut c = self.lock();
         let outputs = c.recover(now_ms());
         self.apply(state, &mut c, outputs)
     }
 
-    /// Calls `tick` at the coordinator's deadlines until stopped.
-    pub async fn run_timer(state: Arc<State>, mut stop: broadcast::Receiver<()>) {
-        let txns = state.txns.clone();
+    /// Calls `tick` at the coordinator's deadlines until stopped or unloaded.
+    pub async fn run_timer(self: Arc<Self>, state: Arc<State>, mut stop: broadcast::Receiver<()>) {
+        let txns = self;
         loop {
+            if !txns.is_live() {
+                return;
+            }
             let wait = txns
                 .lock()
                 .next_deadline()
@@ -391,24 +539,35 @@ impl Txns {
         }
     }
 
+    /// Closes the single node's log (a shard's partition is closed with its topic).
     pub fn close(&self) -> Result<(), StorageError> {
-        self.log.close()
+        match &self.log {
+            CoordinatorLog::Local(log) => log.close(),
+            CoordinatorLog::Shard { .. } => Ok(()),
+        }
+    }
+}
+
+impl crate::shards::Shard for Txns {
+    fn unload(&self) {
+        Txns::unload(self);
     }
 }
 
 /// Writes one decision's markers to every partition (`crate::txn_markers`, wherever each is
 /// led), then tells the coordinator.
-async fn write_markers(state: &Arc<State>, out: TxnOutput) {
+async fn write_markers(state: &Arc<State>, txns: &Arc<Txns>, out: TxnOutput) {
     let Some(transactional_id) = marker_id(&out) else {
         return;
     };
     let commit = matches!(out, TxnOutput::WriteMarkers { commit: true, .. });
-    if !crate::txn_markers::write_all(state, &out).await {
-        let _c = state.txns.lock();
-        state.txns.marking().remove(&transactional_id);
+    let live = || txns.is_live();
+    if !crate::txn_markers::write_all(state, &out, txns.coordinator_epoch, &live).await {
+        let _c = txns.lock();
+        txns.marking().remove(&transactional_id);
+        txns.completed.notify_waiters();
         return;
     }
-    let txns = state.txns.clone();
     let result = {
         let mut c = txns.lock();
         // Under the lock: a rebuild after a failed append of the completion must find this

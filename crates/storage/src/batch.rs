@@ -791,6 +791,12 @@ pub fn control_batch(
 /// The marker a control batch carries, or `None` if `batch` is not a well-formed control
 /// batch (control batches are never compressed).
 pub fn marker_of(batch: &[u8]) -> Option<Marker> {
+    control_record(batch).map(|(marker, _)| marker)
+}
+
+/// The marker a control batch carries and the coordinator epoch of its value (-1 when the
+/// value is missing or too short), or `None` if `batch` is not a well-formed control batch.
+pub fn control_record(batch: &[u8]) -> Option<(Marker, i32)> {
     let header = validate_structure(batch).ok()?;
     if !header.is_control() || header.is_compressed() {
         return None;
@@ -802,11 +808,19 @@ pub fn marker_of(batch: &[u8]) -> Option<Marker> {
     let _od = read_zigzag(batch, &mut pos, 5)?;
     let key_len = usize::try_from(read_zigzag(batch, &mut pos, 5)?).ok()?;
     let key = batch.get(pos..pos.checked_add(key_len)?)?;
-    match array::<2>(key, 2).map(i16::from_be_bytes)? {
-        0 => Some(Marker::Abort),
-        1 => Some(Marker::Commit),
-        _ => None,
-    }
+    let marker = match array::<2>(key, 2).map(i16::from_be_bytes)? {
+        0 => Marker::Abort,
+        1 => Marker::Commit,
+        _ => return None,
+    };
+    pos = pos.checked_add(key_len)?;
+    // Value: version (i16), coordinator epoch (i32).
+    let value_len = read_zigzag(batch, &mut pos, 5).and_then(|len| usize::try_from(len).ok());
+    let coordinator_epoch = match (value_len, pos.checked_add(2)) {
+        (Some(len), Some(at)) if len >= 6 => array::<4>(batch, at).map_or(-1, i32::from_be_bytes),
+        _ => -1,
+    };
+    Some((marker, coordinator_epoch))
 }
 
 #[cfg(test)]
@@ -824,6 +838,8 @@ mod control_tests {
                 (7, 3, 1)
             );
             assert_eq!(marker_of(&b), Some(marker));
+            let fenced = control_batch(7, 3, marker, 42, 1_000);
+            assert_eq!(control_record(&fenced), Some((marker, 42)));
         }
         let data = crate::testkit::BatchBuilder::new(0).records(1, 4).build();
         assert_eq!(marker_of(&data), None);

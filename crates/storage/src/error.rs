@@ -135,6 +135,15 @@ pub enum StorageError {
         current: i16,
     },
 
+    /// A transaction marker from a coordinator older than the one that wrote the producer's
+    /// last marker here (Kafka `TRANSACTION_COORDINATOR_FENCED`).
+    #[error("producer {producer_id}: marker from coordinator epoch {coordinator_epoch}, older than {current}")]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
+
     /// The log was closed (shutdown or partition deletion in progress).
     #[error("log is closed")]
     Closed,
@@ -160,6 +169,7 @@ impl StorageError {
             | StorageError::OffsetOutOfRange { .. }
             | StorageError::OutOfOrderSequence { .. }
             | StorageError::InvalidProducerEpoch { .. }
+            | StorageError::TransactionCoordinatorFenced { .. }
             | StorageError::StaleLeaderEpoch { .. } => true,
             StorageError::Io { .. } | StorageError::Poisoned { .. } | StorageError::Closed => false,
         }

@@ -33,6 +33,9 @@ struct Entry {
     last_append_ms: i64,
     /// First offset of the producer's open transaction on this partition, if any.
     ongoing_txn: Option<i64>,
+    /// The coordinator epoch of the last marker written for this producer: a marker from an
+    /// older coordinator (one that lost its shard) is refused.
+    coordinator_epoch: i32,
 }
 
 /// A transaction that was aborted on this partition: read_committed consumers skip the
@@ -152,15 +155,37 @@ impl Producers {
         }
     }
 
-    /// Checks a transaction marker's epoch: a marker from an older epoch is a zombie's.
-    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), StorageError> {
+    /// Checks a transaction marker: one from an older producer epoch is a zombie's, one from
+    /// an older coordinator epoch than the last marker's comes from a coordinator that lost
+    /// its shard (Kafka's TRANSACTION_COORDINATOR_FENCED).
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), StorageError> {
         match self.map.get(&producer_id) {
             Some(e) if epoch < e.epoch => Err(StorageError::InvalidProducerEpoch {
                 producer_id,
                 epoch,
                 current: e.epoch,
             }),
+            Some(e) if coordinator_epoch < e.coordinator_epoch => {
+                Err(StorageError::TransactionCoordinatorFenced {
+                    producer_id,
+                    coordinator_epoch,
+                    current: e.coordinator_epoch,
+                })
+            }
             _ => Ok(()),
+        }
+    }
+
+    /// Remembers the coordinator epoch of a marker just written for `producer_id` (after
+    /// [`Producers::end_txn`]).
+    pub fn marker_coordinator(&mut self, producer_id: i64, coordinator_epoch: i32) {
+        if let Some(e) = self.map.get_mut(&producer_id) {
+            e.coordinator_epoch = e.coordinator_epoch.max(coordinator_epoch);
         }
     }
 
@@ -259,6 +284,7 @@ impl Producers {
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_append_ms.to_be_bytes());
             out.extend_from_slice(&e.ongoing_txn.unwrap_or(-1).to_be_bytes());
+            out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             // At most REMEMBERED_BATCHES (5), so it fits a byte.
             out.push(u8::try_from(e.batches.len()).unwrap_or(u8::MAX));
             for b in &e.batches {
@@ -278,15 +304,19 @@ impl Producers {
 /// producer state as of that offset (Kafka's naming).
 pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
 /// First bytes of a snapshot: format and version.
-const SNAPSHOT_MAGIC: &[u8; 4] = b"WPS1";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"WPS2";
+/// The version before coordinator epochs (read, never written: its entries' coordinator
+/// epoch is 0, which fences nothing).
+const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"WPS1";
 
 /// Decodes a snapshot: the offset it describes the state at, and the state. `None` unless the
 /// bytes are one whole, undamaged snapshot (a cut or flipped one fails its CRC-32C), so a
 /// damaged snapshot is never taken for a smaller state.
 ///
-/// Layout (big-endian): magic `WPS1`, offset i64, producer count u32, then per producer in
+/// Layout (big-endian): magic `WPS2`, offset i64, producer count u32, then per producer in
 /// increasing id order: id i64, epoch i16, last append ms i64, first offset of its open
-/// transaction i64 (-1: none), batch count u8 (≤ 5), and per remembered batch first and
+/// transaction i64 (-1: none), coordinator epoch of its last marker i32 (absent in `WPS1`),
+/// batch count u8 (≤ 5), and per remembered batch first and
 /// last sequence (i32 each) and first and last offset (i64 each); last, the CRC-32C of
 /// everything before it.
 pub fn decode_snapshot(bytes: &[u8]) -> Option<(i64, Producers)> {
@@ -295,9 +325,11 @@ pub fn decode_snapshot(bytes: &[u8]) -> Option<(i64, Producers)> {
         return None;
     }
     let mut r = Reader(body);
-    if r.take::<4>()? != *SNAPSHOT_MAGIC {
-        return None;
-    }
+    let v2 = match r.take::<4>()? {
+        m if m == *SNAPSHOT_MAGIC => true,
+        m if m == *SNAPSHOT_MAGIC_V1 => false,
+        _ => return None,
+    };
     let offset = i64::from_be_bytes(r.take()?);
     let count = u32::from_be_bytes(r.take()?);
     let mut p = Producers::default();
@@ -312,6 +344,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Option<(i64, Producers)> {
         let epoch = i16::from_be_bytes(r.take()?);
         let last_append_ms = i64::from_be_bytes(r.take()?);
         let ongoing = i64::from_be_bytes(r.take()?);
+        let coordinator_epoch = if v2 { i32::from_be_bytes(r.take()?) } else { 0 };
         let [n] = r.take::<1>()?;
         if usize::from(n) > REMEMBERED_BATCHES || ongoing < -1 {
             return None;
@@ -332,6 +365,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Option<(i64, Producers)> {
                 batches,
                 last_append_ms,
                 ongoing_txn: (ongoing >= 0).then_some(ongoing),
+                coordinator_epoch,
             },
         );
     }
@@ -469,12 +503,23 @@ mod tests {
             })
         );
         assert_eq!(p.first_unstable_offset(), None);
-        assert!(p.check_marker(2, 0).is_ok());
+        assert!(p.check_marker(2, 0, 0).is_ok());
         p.end_txn(2, 1, false, 16, 0);
         assert!(matches!(
-            p.check_marker(2, 0),
+            p.check_marker(2, 0, 0),
             Err(StorageError::InvalidProducerEpoch { .. })
         ));
+        // A marker from coordinator epoch 5 fences the coordinators before it.
+        p.marker_coordinator(2, 5);
+        assert!(p.check_marker(2, 1, 5).is_ok());
+        assert!(p.check_marker(2, 1, 6).is_ok());
+        assert!(matches!(
+            p.check_marker(2, 1, 4),
+            Err(StorageError::TransactionCoordinatorFenced { current: 5, .. })
+        ));
+        // Remembering never goes back.
+        p.marker_coordinator(2, 3);
+        assert!(p.check_marker(2, 1, 4).is_err());
         // An open transaction survives expiry.
         p.record_txn(3, 0, seq(0, 0, 17), 0);
         p.expire(1_000_000, 10);
@@ -489,6 +534,7 @@ mod tests {
         p.record_txn(9, 0, seq(0, 0, 20), 9);
         // A producer known only by its epoch (a marker bumped it; no batch remembered).
         p.end_txn(11, 3, false, 21, 10);
+        p.marker_coordinator(11, 4);
         let bytes = p.encode_snapshot(22);
         let (offset, q) = decode_snapshot(&bytes).expect("decode");
         assert_eq!(offset, 22);

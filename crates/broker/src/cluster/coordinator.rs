@@ -1,9 +1,7 @@
-//! Coordinator placement in cluster mode (design §7.1). Groups: the leader of the group's
-//! `__consumer_offsets` partition, which the first FindCoordinator has the quorum create
-//! once enough brokers are unfenced. Transactions (interim, until their shards): every
-//! broker computes the same coordinator for a key from the image, so all clients meet on one
-//! broker, and the state stays in that broker's node-local `meta/transactions`; its failure
-//! is not covered.
+//! Coordinator placement in cluster mode (design §7.1): a group's coordinator is the leader
+//! of its `__consumer_offsets` partition, a transactional id's the leader of its
+//! `__transaction_state` partition. The first FindCoordinator of each kind has the quorum
+//! create the topic once enough brokers are unfenced.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -13,6 +11,7 @@ use weir_metadata::{BrokerRegistration, MetadataImage};
 
 use crate::group_router::{partition_for, OFFSETS_TOPIC};
 use crate::state::State;
+use crate::txn_router::TXN_STATE_TOPIC;
 
 /// Java's `String.hashCode` (over UTF-16 code units), which Kafka hashes coordinator keys
 /// with: tools computing Kafka's placement agree on the hash.
@@ -21,29 +20,7 @@ pub fn java_string_hash(s: &str) -> i32 {
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
-/// Kafka's `Utils.abs`: non-negative, `i32::MIN` maps to 0.
-fn kafka_abs(n: i32) -> i32 {
-    if n == i32::MIN {
-        0
-    } else {
-        n.abs()
-    }
-}
-
-/// The broker coordinating `key`: among the registered brokers sorted by id, the one at
-/// `abs(hash(key)) % count`. Registered rather than unfenced, so a broker's short fence
-/// (a missed heartbeat) does not move its groups; None without any broker.
-pub fn coordinator_for<'a>(image: &'a MetadataImage, key: &str) -> Option<&'a BrokerRegistration> {
-    // `brokers()` is a BTreeMap by id: already sorted.
-    let n = image.brokers().len();
-    if n == 0 {
-        return None;
-    }
-    let index = usize::try_from(kafka_abs(java_string_hash(key))).unwrap_or(0) % n;
-    image.brokers().values().nth(index)
-}
-
-/// Why a group has no coordinator yet.
+/// Why a group or transactional id has no coordinator yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoCoordinator {
     /// `__consumer_offsets` does not exist yet.
@@ -57,11 +34,28 @@ pub fn group_coordinator<'a>(
     image: &'a MetadataImage,
     group: &str,
 ) -> Result<&'a BrokerRegistration, NoCoordinator> {
+    shard_coordinator(image, OFFSETS_TOPIC, group)
+}
+
+/// The broker leading `transactional_id`'s `__transaction_state` partition.
+pub fn txn_coordinator<'a>(
+    image: &'a MetadataImage,
+    transactional_id: &str,
+) -> Result<&'a BrokerRegistration, NoCoordinator> {
+    shard_coordinator(image, TXN_STATE_TOPIC, transactional_id)
+}
+
+/// The broker leading `key`'s partition of internal topic `topic`.
+fn shard_coordinator<'a>(
+    image: &'a MetadataImage,
+    topic: &str,
+    key: &str,
+) -> Result<&'a BrokerRegistration, NoCoordinator> {
     let topic = image
-        .topic_by_name(OFFSETS_TOPIC)
+        .topic_by_name(topic)
         .filter(|t| !t.partitions.is_empty())
         .ok_or(NoCoordinator::NoTopic)?;
-    let p = partition_for(group, topic.partitions.len());
+    let p = partition_for(key, topic.partitions.len());
     let leader = topic
         .partitions
         .get(&p)
@@ -74,6 +68,31 @@ pub fn group_coordinator<'a>(
 /// with: min(`offsets.topic.replication.factor`, max(voters, registered brokers)), Kafka's
 /// defaults 50 and 3. None while fewer brokers than that are unfenced.
 pub fn offsets_topic_shape(state: &State, image: &MetadataImage) -> Option<(i32, i16)> {
+    internal_topic_shape(
+        state,
+        image,
+        "offsets.topic.num.partitions",
+        "offsets.topic.replication.factor",
+    )
+}
+
+/// The same for `__transaction_state`: `transaction.state.log.num.partitions` (50) and
+/// `transaction.state.log.replication.factor` (3).
+pub fn txn_state_topic_shape(state: &State, image: &MetadataImage) -> Option<(i32, i16)> {
+    internal_topic_shape(
+        state,
+        image,
+        "transaction.state.log.num.partitions",
+        "transaction.state.log.replication.factor",
+    )
+}
+
+fn internal_topic_shape(
+    state: &State,
+    image: &MetadataImage,
+    partitions_key: &str,
+    replication_key: &str,
+) -> Option<(i32, i16)> {
     let key = |k: &str, default: i64| -> i64 {
         state
             .config
@@ -83,8 +102,8 @@ pub fn offsets_topic_shape(state: &State, image: &MetadataImage) -> Option<(i32,
             .filter(|v| *v > 0)
             .unwrap_or(default)
     };
-    let partitions = i32::try_from(key("offsets.topic.num.partitions", 50)).unwrap_or(50);
-    let configured = key("offsets.topic.replication.factor", 3);
+    let partitions = i32::try_from(key(partitions_key, 50)).unwrap_or(50);
+    let configured = key(replication_key, 3);
     let voters = i64::try_from(state.config.cluster.voters.len()).unwrap_or(0);
     let registered = i64::try_from(image.brokers().len()).unwrap_or(0);
     let rf = configured.min(voters.max(registered)).max(1);
@@ -102,27 +121,62 @@ impl State {
         let Some((partitions, rf)) = offsets_topic_shape(self, &image) else {
             return;
         };
-        if self.groups.creating.swap(true, Ordering::AcqRel) {
+        let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        self.ensure_internal_topic(OFFSETS_TOPIC, partitions, rf, configs, |s| {
+            &s.groups.creating
+        });
+    }
+
+    /// The same for `__transaction_state` (compacted, min ISR
+    /// min(`transaction.state.log.min.isr` (2), RF), as Kafka's).
+    pub fn ensure_txn_state_topic(self: &Arc<Self>) {
+        let image = self.image.image();
+        let Some((partitions, rf)) = txn_state_topic_shape(self, &image) else {
+            return;
+        };
+        let min_isr = self
+            .config
+            .raw
+            .get("transaction.state.log.min.isr")
+            .and_then(|v| v.trim().parse::<i16>().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(2)
+            .min(rf);
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("min.insync.replicas".to_string(), min_isr.to_string()),
+        ]);
+        self.ensure_internal_topic(TXN_STATE_TOPIC, partitions, rf, configs, |s| {
+            &s.txns.creating
+        });
+    }
+
+    /// One creation of internal topic `name` at a time (`creating` is its flag), in the
+    /// background.
+    fn ensure_internal_topic(
+        self: &Arc<Self>,
+        name: &'static str,
+        partitions: i32,
+        rf: i16,
+        configs: BTreeMap<String, String>,
+        creating: fn(&State) -> &std::sync::atomic::AtomicBool,
+    ) {
+        if creating(self).swap(true, Ordering::AcqRel) {
             return;
         }
         let state = self.clone();
         tokio::spawn(async move {
-            let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
             match state
-                .cluster_create_topic(OFFSETS_TOPIC, partitions, rf, None, configs, false)
+                .cluster_create_topic(name, partitions, rf, None, configs, false)
                 .await
             {
-                Ok(_) => tracing::info!(
-                    partitions,
-                    replication_factor = rf,
-                    "created {OFFSETS_TOPIC}"
-                ),
+                Ok(_) => tracing::info!(partitions, replication_factor = rf, "created {name}"),
                 Err(crate::state::AdminError::TopicExists(_)) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "creating {OFFSETS_TOPIC} failed; the next FindCoordinator retries")
+                    tracing::warn!(error = %e, "creating {name} failed; the next FindCoordinator retries")
                 }
             }
-            state.groups.creating.store(false, Ordering::Release);
+            creating(&state).store(false, Ordering::Release);
         });
     }
 }
@@ -140,6 +194,9 @@ mod tests {
         assert_eq!(java_string_hash("my-group"), -1_906_497_762);
         // Overflows wrap as Java's int arithmetic does.
         assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
-        assert_eq!(kafka_abs(java_string_hash("polygenelubricants")), 0);
+        assert_eq!(
+            crate::group_router::partition_for("polygenelubricants", 7),
+            0
+        );
     }
 }

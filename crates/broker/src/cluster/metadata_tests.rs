@@ -4,7 +4,6 @@ use weir_metadata::{
 };
 
 use super::*;
-use crate::cluster::coordinator::coordinator_for;
 
 fn broker(id: i32, fenced: bool, rack: Option<&str>) -> MetadataRecord {
     MetadataRecord::RegisterBroker(BrokerRegistration {
@@ -164,23 +163,4 @@ fn leader_hints_name_the_leader_and_only_live_endpoints() {
         endpoints.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![1, 3]
     );
-}
-
-#[test]
-fn every_key_has_one_coordinator_among_the_registered_brokers() {
-    let (image, _) = image();
-    // Registered brokers 1, 2 (fenced, still registered) and 3: abs(hash) % 3 indexes them.
-    for key in ["", "a", "hello", "my-group", "polygenelubricants", "txn-17"] {
-        let hash = crate::cluster::coordinator::java_string_hash(key);
-        let index = if hash == i32::MIN { 0 } else { hash.abs() } % 3;
-        let want = [1, 2, 3][index as usize];
-        assert_eq!(
-            coordinator_for(&image, key).map(|b| b.id),
-            Some(want),
-            "{key}"
-        );
-    }
-    // "a" hashes to 97: 97 % 3 = 1, the second broker by id.
-    assert_eq!(coordinator_for(&image, "a").map(|b| b.id), Some(2));
-    assert!(coordinator_for(&MetadataImage::new(), "a").is_none());
 }

@@ -390,12 +390,14 @@ impl Publisher {
     /// anything else (`None`: the replica is gone) unloads it.
     fn coordinator_role(&self, topic: &str, index: i32, partition: Option<&Arc<Partition>>) {
         let Some(state) = &self.state else { return };
-        if topic != crate::group_router::OFFSETS_TOPIC {
-            return;
-        }
-        match partition {
-            Some(p) => state.groups.partition_role(index, p),
-            None => state.groups.unload(index),
+        match (topic, partition) {
+            (crate::group_router::OFFSETS_TOPIC, Some(p)) => state.groups.partition_role(index, p),
+            (crate::group_router::OFFSETS_TOPIC, None) => state.groups.unload(index),
+            (crate::txn_router::TXN_STATE_TOPIC, Some(p)) => {
+                state.txns.partition_role(state, index, p)
+            }
+            (crate::txn_router::TXN_STATE_TOPIC, None) => state.txns.unload(index),
+            _ => {}
         }
     }
 

@@ -71,37 +71,41 @@ pub fn find_coordinator(
                 i32::from(advertise.1),
             ));
         };
-        if req.key_type == 0 {
-            use crate::cluster::coordinator::{group_coordinator, NoCoordinator};
-            return match group_coordinator(image, key) {
+        {
+            use crate::cluster::coordinator::{group_coordinator, txn_coordinator, NoCoordinator};
+            let group = req.key_type == 0;
+            let found = if group {
+                group_coordinator(image, key)
+            } else {
+                txn_coordinator(image, key)
+            };
+            match found {
                 Ok(b) => crate::cluster::metadata::client_endpoint(b)
                     .map(|(host, port)| (b.id, host.to_string(), i32::from(port)))
                     .ok_or((
                         ResponseError::CoordinatorNotAvailable,
                         "the coordinator has no client listener",
                     )),
-                Err(NoCoordinator::NoTopic) => {
+                Err(NoCoordinator::NoTopic) if group => {
                     state.ensure_offsets_topic();
                     Err((
                         ResponseError::CoordinatorNotAvailable,
                         "the offsets topic is being created",
                     ))
                 }
+                Err(NoCoordinator::NoTopic) => {
+                    state.ensure_txn_state_topic();
+                    Err((
+                        ResponseError::CoordinatorNotAvailable,
+                        "the transaction state topic is being created",
+                    ))
+                }
                 Err(NoCoordinator::NoLeader) => Err((
                     ResponseError::CoordinatorNotAvailable,
-                    "the group's offsets partition has no leader",
+                    "the key's coordinator partition has no leader",
                 )),
-            };
+            }
         }
-        crate::cluster::coordinator::coordinator_for(image, key)
-            .and_then(|b| {
-                let (host, port) = crate::cluster::metadata::client_endpoint(b)?;
-                Some((b.id, host.to_string(), i32::from(port)))
-            })
-            .ok_or((
-                ResponseError::CoordinatorNotAvailable,
-                "no broker is registered yet",
-            ))
     };
     let mut r = FindCoordinatorResponse::default();
     if version >= 4 {

@@ -1,8 +1,7 @@
 //! Coordinator placement in cluster mode: a group request whose `__consumer_offsets` shard
 //! is not loaded here answers NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS while it loads),
-//! so the client asks FindCoordinator again (design §7.1). Transactions keep the interim
-//! placement (`cluster::coordinator`): a transactional id another broker coordinates answers
-//! NOT_COORDINATOR. Single node: never called.
+//! so the client asks FindCoordinator again (design §7.1); likewise a transaction request
+//! whose `__transaction_state` shard is not loaded here. Single node: never called.
 
 use weir_protocol::kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -11,7 +10,7 @@ use weir_protocol::kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use weir_protocol::kafka_protocol::messages::*;
-use weir_protocol::{Request, ResponseError};
+use weir_protocol::Request;
 
 use super::{Ctx, Reply};
 use crate::state::State;
@@ -21,17 +20,15 @@ fn refused(state: &State, group: &str) -> Option<i16> {
     state.groups.shard(group).err().map(|c| c.0)
 }
 
-/// Whether another broker coordinates transactional id `key` (interim placement).
-pub(super) fn elsewhere(state: &State, key: &str) -> bool {
-    let image = state.image.image();
-    crate::cluster::coordinator::coordinator_for(&image, key)
-        .is_some_and(|b| b.id != state.config.node_id)
+/// The code refusing a request for transactional id `key`, when its shard is not served
+/// here.
+fn refused_txn(state: &State, key: &str) -> Option<i16> {
+    state.txns.shard(key).err().map(|c| c.0)
 }
 
 /// NOT_COORDINATOR for a request whose group or transactional id another broker
 /// coordinates; None when this broker serves it.
 pub(super) fn redirect(state: &State, req: &Request, ctx: Ctx) -> Option<Reply> {
-    let code = ResponseError::NotCoordinator.code();
     let group_key = match req {
         Request::JoinGroup(r) => Some(&r.group_id.0),
         Request::SyncGroup(r) => Some(&r.group_id.0),
@@ -46,24 +43,27 @@ pub(super) fn redirect(state: &State, req: &Request, ctx: Ctx) -> Option<Reply> 
     if let Some(refusal) = group_key.and_then(|g| refused(state, g)) {
         return Some(refuse_group(req, ctx, refusal));
     }
+    let txn_key = match req {
+        Request::InitProducerId(r) => r.transactional_id.as_ref().map(|id| &id.0),
+        Request::EndTxn(r) => Some(&r.transactional_id.0),
+        Request::AddOffsetsToTxn(r) => Some(&r.transactional_id.0),
+        _ => None,
+    };
+    let code = txn_key.and_then(|id| refused_txn(state, id))?;
     let reply = match req {
-        Request::InitProducerId(r)
-            if r.transactional_id
-                .as_ref()
-                .is_some_and(|id| elsewhere(state, id)) =>
-        {
+        Request::InitProducerId(_) => {
             let mut x = InitProducerIdResponse::default();
             x.error_code = code;
             x.producer_id = ProducerId(-1);
             x.producer_epoch = -1;
             ctx.reply(&x)
         }
-        Request::EndTxn(r) if elsewhere(state, &r.transactional_id) => {
+        Request::EndTxn(_) => {
             let mut x = EndTxnResponse::default();
             x.error_code = code;
             ctx.reply(&x)
         }
-        Request::AddOffsetsToTxn(r) if elsewhere(state, &r.transactional_id) => {
+        Request::AddOffsetsToTxn(_) => {
             let mut x = AddOffsetsToTxnResponse::default();
             x.error_code = code;
             ctx.reply(&x)

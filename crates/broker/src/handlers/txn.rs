@@ -171,8 +171,14 @@ pub async fn add_offsets(
         r.error_code = ResponseError::InvalidGroupId.code();
         return r;
     }
-    let result = state
-        .txns
+    let txns = match state.txns.shard(&id) {
+        Ok(txns) => txns,
+        Err(code) => {
+            r.error_code = code.0;
+            return r;
+        }
+    };
+    let result = txns
         .call(state, |c, now| {
             c.add_offsets(now, &id, req.producer_id.0, req.producer_epoch, &group)
         })
@@ -180,6 +186,7 @@ pub async fn add_offsets(
     r.error_code = match result {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => fenced_for(e.code().0, version, 2),
+        Err(crate::txns::TxnsError::NotCoordinator) => ResponseError::NotCoordinator.code(),
         Err(e) => {
             tracing::error!(error = %e, "transaction log write failed");
             storage_failure()
@@ -246,12 +253,9 @@ pub async fn txn_offset_commit(
     // that runs here; one on another broker is not asked (Kafka's group coordinator does not
     // ask either, before KIP-890): the offsets stay pending until that coordinator's marker
     // settles them.
-    let verified = if state.is_cluster() && super::placement::elsewhere(state, &id) {
-        Ok(())
-    } else {
-        state
-            .txns
-            .verify_member(&id, req.producer_id.0, req.producer_epoch, &member)
+    let verified = match state.txns.shard(&id) {
+        Ok(txns) => txns.verify_member(&id, req.producer_id.0, req.producer_epoch, &member),
+        Err(_) => Ok(()),
     };
     let codes: Vec<(TopicPartition, ErrorCode)> = match verified {
         _ if offsets.is_empty() => Vec::new(),

@@ -83,11 +83,17 @@ impl Log {
                 }),
                 transactional: b.header.is_transactional(),
                 marker: if b.header.is_control() && b.header.producer_id() >= 0 {
-                    let marker = batch::marker_of(b.bytes).ok_or(StorageError::InvalidBatch {
-                        reason: BatchDefect::BadRecord,
-                        position: b.position,
-                    })?;
-                    Some((b.header.producer_id(), b.header.producer_epoch(), marker))
+                    let (marker, coordinator_epoch) =
+                        batch::control_record(b.bytes).ok_or(StorageError::InvalidBatch {
+                            reason: BatchDefect::BadRecord,
+                            position: b.position,
+                        })?;
+                    Some((
+                        b.header.producer_id(),
+                        b.header.producer_epoch(),
+                        marker,
+                        coordinator_epoch,
+                    ))
                 } else {
                     None
                 },
@@ -194,9 +200,11 @@ impl Log {
                     st.producers.record(id, epoch, seq, now_ms);
                 }
             }
-            if let Some((id, epoch, marker)) = m.marker {
+            if let Some((id, epoch, marker, coordinator_epoch)) = m.marker {
                 let commit = marker == Marker::Commit;
-                if let Some(aborted) = st.producers.end_txn(id, epoch, commit, next, now_ms) {
+                let aborted = st.producers.end_txn(id, epoch, commit, next, now_ms);
+                st.producers.marker_coordinator(id, coordinator_epoch);
+                if let Some(aborted) = aborted {
                     // No I/O: written with the segment's other indexes (see txn_index.rs).
                     st.aborted.push(aborted);
                     st.active.txn_index_dirty = true;
@@ -301,8 +309,8 @@ impl Log {
         metas: &[BatchMeta],
     ) -> Result<Option<AppendInfo>, StorageError> {
         for m in metas {
-            if let Some((id, epoch, _)) = m.marker {
-                st.producers.check_marker(id, epoch)?;
+            if let Some((id, epoch, _, coordinator_epoch)) = m.marker {
+                st.producers.check_marker(id, epoch, coordinator_epoch)?;
             }
         }
         if metas.iter().all(|m| m.producer.is_none()) {
@@ -494,6 +502,6 @@ struct BatchMeta {
     producer: Option<(i64, i16, i32)>,
     /// The data batch belongs to a transaction.
     transactional: bool,
-    /// A transaction marker: producer id, epoch, commit or abort.
-    marker: Option<(i64, i16, Marker)>,
+    /// A transaction marker: producer id, epoch, commit or abort, coordinator epoch.
+    marker: Option<(i64, i16, Marker, i32)>,
 }

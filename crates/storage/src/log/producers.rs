@@ -317,7 +317,7 @@ pub(super) fn apply_batch(
         } else {
             producers.record(h.producer_id(), h.producer_epoch(), seq, h.max_timestamp);
         }
-    } else if let Some(marker) = batch::marker_of(bytes) {
+    } else if let Some((marker, coordinator_epoch)) = batch::control_record(bytes) {
         let commit = marker == Marker::Commit;
         aborted.extend(producers.end_txn(
             h.producer_id(),
@@ -326,5 +326,6 @@ pub(super) fn apply_batch(
             h.base_offset,
             h.max_timestamp,
         ));
+        producers.marker_coordinator(h.producer_id(), coordinator_epoch);
     }
 }
