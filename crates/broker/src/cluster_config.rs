@@ -37,7 +37,10 @@ pub struct ClusterConfig {
     pub heartbeat_interval_ms: u64,
     /// `broker.session.timeout.ms` (Weir's default 2500; Kafka's 9000).
     pub session_timeout_ms: u64,
-    /// `controller.quorum.election.timeout.ms`.
+    /// `controller.quorum.election.timeout.ms` (Weir's default 500; Kafka's 1000): openraft
+    /// waits up to four times it (twice for the leader's lease, then up to twice for the
+    /// election timer) before a follower stands for election, so Kafka's figure made a dead
+    /// controller cost 3-4 s before any broker could be fenced.
     pub election_timeout_ms: u64,
     /// `weir.internal.listen`: the internal listener of a non-voter.
     pub internal_listen: Option<String>,
@@ -96,7 +99,7 @@ impl ClusterConfig {
                 .map(str::to_string),
             heartbeat_interval_ms: ms("broker.heartbeat.interval.ms", "500")?,
             session_timeout_ms: ms("broker.session.timeout.ms", "2500")?,
-            election_timeout_ms: ms("controller.quorum.election.timeout.ms", "1000")?,
+            election_timeout_ms: ms("controller.quorum.election.timeout.ms", "500")?,
             internal_listen: get("weir.internal.listen")
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
@@ -222,7 +225,7 @@ mod tests {
                 c.session_timeout_ms,
                 c.election_timeout_ms
             ),
-            (500, 2500, 1000)
+            (500, 2500, 500)
         );
         assert_eq!(c.min_insync_replicas, 1);
         assert!(!c.unclean_leader_election_enable);

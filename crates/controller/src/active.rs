@@ -4,6 +4,7 @@
 //! so the committed image is also the speculative one). Losing leadership drops the soft
 //! state (session deadlines); the next active controller starts every session afresh.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +28,13 @@ pub(crate) async fn run(inner: Arc<NodeInner>) {
         };
         if let Some(term) = term {
             tracing::info!(node = inner.id, term, "became the active controller");
+            let started = tokio::time::Instant::now();
             lead(&inner, term).await;
             tracing::info!(node = inner.id, term, "no longer the active controller");
+            // A restarted leader whose peers are still down fails `ensure_linearizable` at
+            // once, and every failed attempt changes the metrics: without a pause this loop
+            // would spin on a core until a peer answers.
+            tokio::time::sleep_until(started + TICK).await;
         }
         if metrics.changed().await.is_err() {
             return;
@@ -80,6 +86,15 @@ async fn lead(inner: &NodeInner, term: u64) {
     let mut metrics = inner.raft.metrics();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick before any request: a broker whose process is known gone (it refused
+    // the election's vote request) is fenced before the others' registrations are decided,
+    // so they cannot leave it as the last ISR member of their partitions.
+    tick.tick().await;
+    if let Err(e) = expire(inner, &mut logic).await {
+        tracing::info!(error = %e, "committing expired sessions failed");
+        return;
+    }
+    inner.serving.store(true, Ordering::Release);
     while still_leading(inner, term) {
         tokio::select! {
             changed = metrics.changed() => {
@@ -102,20 +117,48 @@ async fn lead(inner: &NodeInner, term: u64) {
                 }
             }
             _ = tick.tick() => {
-                let records = logic.tick(&inner.sm.image(), now_ms());
-                if !records.is_empty() {
-                    if let Err(e) = commit(inner, records).await {
-                        tracing::info!(error = %e, "committing expired sessions failed");
-                        break;
-                    }
+                if let Err(e) = expire(inner, &mut logic).await {
+                    tracing::info!(error = %e, "committing expired sessions failed");
+                    break;
                 }
             }
         }
     }
+    inner.serving.store(false, Ordering::Release);
     let leader_hint = inner.raft.metrics().borrow().current_leader;
     while let Ok(Queued { reply, .. }) = queue.try_recv() {
         let _ = reply.send(Err(RemoteFailure::NotController { leader_hint }));
     }
+}
+
+/// One timer tick: brokers whose listener refuses connections lose their session, then
+/// expired sessions are fenced (and leaders balanced) in one entry.
+async fn expire(inner: &NodeInner, logic: &mut ControllerLogic) -> Result<(), RemoteFailure> {
+    let image = inner.sm.image();
+    for (id, since) in inner.peers.refused() {
+        if let Ok(id) = i32::try_from(id) {
+            logic.unreachable(&image, id, since);
+        }
+    }
+    let records = logic.tick(&image, now_ms());
+    if records.is_empty() {
+        return Ok(());
+    }
+    let fenced: Vec<i32> = records
+        .iter()
+        .filter_map(|r| match r {
+            MetadataRecord::BrokerRegistrationChange {
+                id,
+                fenced: Some(true),
+                ..
+            } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    if !fenced.is_empty() {
+        tracing::info!(brokers = ?fenced, "fencing brokers (session expired or listener gone)");
+    }
+    commit(inner, records).await.map(|_| ())
 }
 
 /// Kafka's cluster ids: 22 characters of URL-safe base64 of a random UUID.

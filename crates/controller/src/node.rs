@@ -128,6 +128,12 @@ pub(crate) struct NodeInner {
     pub(crate) incarnation: uuid::Uuid,
     pub(crate) queue: mpsc::UnboundedSender<Queued>,
     pub(crate) queue_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Queued>>,
+    /// Whether the active-controller loop is draining `queue` (set by `active::lead` once it
+    /// serves). A restarted node that led before the crash believes it still leads until
+    /// the real leader reaches it; requests queued meanwhile would wait out
+    /// `FORWARD_TTL` (a restarted broker's registration took 5 s), so they are refused
+    /// and retried instead.
+    pub(crate) serving: std::sync::atomic::AtomicBool,
     pub(crate) broker: watch::Sender<BrokerState>,
     /// Set by [`Node::controlled_shutdown`], advanced by the lifecycle task: a watch, so
     /// the request wakes the heartbeat loop at once and the caller waits for the outcome.
@@ -224,6 +230,7 @@ impl Node {
             incarnation,
             queue,
             queue_rx: tokio::sync::Mutex::new(queue_rx),
+            serving: std::sync::atomic::AtomicBool::new(false),
             broker,
             shutdown: watch::Sender::new(ControlledShutdown::Running),
             data_plane: std::sync::RwLock::new(None),
@@ -425,7 +432,8 @@ impl NodeInner {
         &self,
         request: ControllerRequest,
     ) -> Result<Committed, RemoteFailure> {
-        if !self.is_leader() {
+        let serving = self.serving.load(std::sync::atomic::Ordering::Acquire);
+        if !(serving && self.is_leader()) {
             return Err(RemoteFailure::NotController {
                 leader_hint: self.raft.metrics().borrow().current_leader,
             });

@@ -218,6 +218,10 @@ struct Conn {
     correlation: i32,
 }
 
+/// How recent a refused connection must be to count as "refusing now": the raft leader
+/// tries every peer at least every 500 ms (openraft's backoff after an unreachable one).
+pub const REFUSED_FRESH_MS: u64 = 2_000;
+
 /// The client side of the internal transport: addresses of the peers and one connection
 /// per (peer, purpose).
 pub struct Peers {
@@ -225,6 +229,11 @@ pub struct Peers {
     client_id: String,
     addrs: Mutex<BTreeMap<NodeId, String>>,
     conns: Mutex<HashMap<(NodeId, Purpose), SharedConn>>,
+    /// Peers whose internal listener refused a connection: the times (ms) of the first
+    /// refusal since the last connection that succeeded, and of the latest. Nothing listens
+    /// there, so the process is gone; the active controller fences their registrations
+    /// without waiting out the session (`ControllerLogic::unreachable`).
+    refused: Mutex<BTreeMap<NodeId, (u64, u64)>>,
     hello: Box<dyn Fn() -> Hello + Send + Sync>,
 }
 
@@ -239,6 +248,7 @@ impl Peers {
             client_id: format!("weir-node-{me}"),
             addrs: Mutex::new(addrs),
             conns: Mutex::new(HashMap::new()),
+            refused: Mutex::new(BTreeMap::new()),
             hello: Box::new(hello),
         }
     }
@@ -256,6 +266,34 @@ impl Peers {
             .lock()
             .map(|a| a.keys().copied().filter(|id| *id != self.me).collect())
             .unwrap_or_default()
+    }
+
+    /// The peers refusing connections now (the latest refusal at most [`REFUSED_FRESH_MS`]
+    /// ago, so an entry this node stopped checking is not taken for news), each with the
+    /// time (ms) it started refusing.
+    pub fn refused(&self) -> Vec<(NodeId, u64)> {
+        let now = crate::types::now_ms();
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        refused
+            .iter()
+            .filter(|(_, (_, last))| now.saturating_sub(*last) <= REFUSED_FRESH_MS)
+            .map(|(id, (since, _))| (*id, *since))
+            .collect()
+    }
+
+    fn note_connect(&self, target: NodeId, outcome: &std::io::Result<TcpStream>) {
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(_) => {
+                refused.remove(&target);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                let now = crate::types::now_ms();
+                refused.entry(target).or_insert((now, now)).1 = now;
+            }
+            // A timeout or an unreachable network says nothing about the process.
+            Err(_) => {}
+        }
     }
 
     fn conn(&self, target: NodeId, purpose: Purpose) -> SharedConn {
@@ -359,13 +397,13 @@ impl Peers {
         target: NodeId,
         addr: &str,
     ) -> Result<TcpStream, CallError> {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| CallError::Connect {
-                target,
-                addr: addr.to_string(),
-                source,
-            })?;
+        let connected = TcpStream::connect(addr).await;
+        self.note_connect(target, &connected);
+        let mut stream = connected.map_err(|source| CallError::Connect {
+            target,
+            addr: addr.to_string(),
+            source,
+        })?;
         let _ = stream.set_nodelay(true);
         let mine = (self.hello)();
         let body = serde_json::to_vec(&mine).map_err(|e| CallError::Decode {

@@ -25,6 +25,41 @@ pub enum ServiceError {
     },
 }
 
+/// Cluster mode: how long to wait before opening the catalog again.
+const CATALOG_RETRY: Duration = Duration::from_secs(2);
+
+/// Starts the engine (`None`: SQL is unavailable, logged). In cluster mode the catalog may
+/// not be ready when the broker starts: its topic cannot be created before any broker is
+/// unfenced, and after a restart it exists in the quorum before this broker published it.
+/// Opening the catalog is the engine's first step (nothing else has started when it
+/// fails), so it is retried until it works; any other failure is final.
+async fn start_engine(state: Arc<State>, config: &SqlConfig) -> Option<Arc<Engine>> {
+    let mut retries = 0u32;
+    loop {
+        match Engine::start(state.clone(), config.clone()).await {
+            Ok(engine) => {
+                if retries > 0 {
+                    tracing::info!(retries, "the SQL engine started");
+                }
+                return Some(engine);
+            }
+            Err(e @ crate::error::SqlError::Catalog(_)) if state.is_cluster() => {
+                if retries == 0 {
+                    tracing::warn!(error = %e, "the SQL catalog is not ready; retrying every {CATALOG_RETRY:?}");
+                } else {
+                    tracing::debug!(error = %e, retries, "the SQL catalog is not ready");
+                }
+                retries = retries.saturating_add(1);
+                tokio::time::sleep(CATALOG_RETRY).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the SQL engine cannot start; SQL is unavailable");
+                return None;
+            }
+        }
+    }
+}
+
 /// How long connections may take to finish once the broker stops.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -86,12 +121,9 @@ impl weir_broker::Service for SqlService {
         tokio::spawn(async move {
             let engine = tokio::select! {
                 _ = stop.recv() => return,
-                e = Engine::start(state, config.clone()) => match e {
-                    Ok(e) => e,
-                    Err(e) => {
-                        tracing::error!(error = %e, "the SQL engine cannot start; SQL is unavailable");
-                        return;
-                    }
+                e = start_engine(state, &config) => match e {
+                    Some(e) => e,
+                    None => return,
                 },
             };
             let _ = slot.set(engine.clone());

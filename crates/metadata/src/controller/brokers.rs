@@ -60,7 +60,12 @@ impl ControllerLogic {
                 // A retry of a registration that was committed: same answer, no record.
                 return Ok(existing.epoch);
             }
-            let live = self.sessions.get(&req.id).is_some_and(|d| *d > now_ms);
+            // Live = this controller heard from the old incarnation within its session. A
+            // session inherited from an earlier controller proves nothing: after a crash
+            // of the whole cluster every registration in the image looks live, and
+            // refusing their restarts for a session only delays every election.
+            let live = self.sessions.get(&req.id).is_some_and(|d| *d > now_ms)
+                && self.heard.contains_key(&req.id);
             if live && !existing.fenced {
                 return Err(MetadataError::DuplicateBrokerRegistration(req.id));
             }
@@ -82,6 +87,7 @@ impl ControllerLogic {
             req.id,
             now_ms.saturating_add(self.config.session_timeout_ms),
         );
+        self.heard.insert(req.id, now_ms);
         Ok(epoch)
     }
 
@@ -94,6 +100,7 @@ impl ControllerLogic {
         check_epoch(&pending.image, hb.id, hb.epoch)?;
         self.sessions
             .insert(hb.id, now_ms.saturating_add(self.config.session_timeout_ms));
+        self.heard.insert(hb.id, now_ms);
         let unclean = self.config.unclean_leader_election_enable;
         let Some(broker) = pending.image.broker(hb.id).cloned() else {
             return Err(MetadataError::BrokerIdNotRegistered(hb.id));
@@ -161,6 +168,7 @@ impl ControllerLogic {
         });
         reconcile_broker(pending, id, self.config.unclean_leader_election_enable);
         self.sessions.remove(&id);
+        self.heard.remove(&id);
         Ok(())
     }
 
@@ -192,6 +200,7 @@ impl ControllerLogic {
             .collect();
         for broker in expired {
             self.sessions.remove(&broker.id);
+            self.heard.remove(&broker.id);
             self.fence(pending, &broker, self.config.unclean_leader_election_enable);
         }
     }

@@ -104,6 +104,10 @@ pub struct ControllerLogic {
     config: ControllerConfig,
     /// Session deadline (ms) of each broker the controller heard from or inherited.
     sessions: BTreeMap<BrokerId, u64>,
+    /// When this controller last heard from each broker (a registration or heartbeat it
+    /// decided). A session it only inherited has no entry: nothing proves that process
+    /// still runs.
+    heard: BTreeMap<BrokerId, u64>,
     /// When preferred-leader balancing is next checked (set at the first tick).
     next_balance_ms: Option<u64>,
 }
@@ -113,6 +117,7 @@ impl ControllerLogic {
         Self {
             config,
             sessions: BTreeMap::new(),
+            heard: BTreeMap::new(),
             next_balance_ms: None,
         }
     }
@@ -255,6 +260,25 @@ impl ControllerLogic {
         self.expire_sessions(&mut pending, now_ms);
         self.balance_leaders(&mut pending, now_ms);
         pending.finish().unwrap_or_default()
+    }
+
+    /// Evidence that broker `id`'s process is gone: its internal listener has refused
+    /// connections since `since_ms` (nothing listens on its address; a live broker binds it
+    /// before it registers). Unless this controller heard from the broker after that, its
+    /// session ends at `since_ms`, so the next [`tick`] fences it instead of waiting out
+    /// `broker.session.timeout.ms`. Applies to inherited sessions too (this is how a new
+    /// controller learns at once that the previous one died with its broker). A broker that
+    /// is slow, paused or cut off still accepts connections (or times out) and keeps its
+    /// whole session.
+    ///
+    /// [`tick`]: ControllerLogic::tick
+    pub fn unreachable(&mut self, image: &MetadataImage, id: BrokerId, since_ms: u64) {
+        let live = image.broker(id).is_some_and(|b| !b.fenced);
+        if !live || self.heard.get(&id).is_some_and(|h| *h >= since_ms) {
+            return;
+        }
+        let deadline = self.sessions.entry(id).or_insert(since_ms);
+        *deadline = (*deadline).min(since_ms);
     }
 
     /// When [`ControllerLogic::tick`] next has something to do (`None`: no live session).

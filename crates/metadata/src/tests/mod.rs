@@ -5,6 +5,7 @@ mod admin;
 mod brokers;
 mod partitions;
 mod records;
+mod restarts;
 mod topics;
 
 use uuid::Uuid;
