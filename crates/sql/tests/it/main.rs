@@ -6,6 +6,7 @@ mod common;
 mod aggregates;
 mod engine;
 mod joins;
+mod nexmark;
 mod pipelines;
 mod topn;
 mod windows;
