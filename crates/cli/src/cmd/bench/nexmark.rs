@@ -45,6 +45,10 @@ pub struct NexmarkArgs {
     /// Seconds of each latency run.
     #[arg(long, default_value_t = 10.0)]
     pub latency_seconds: f64,
+    /// `weir.sql.pipeline.memory.max.bytes` of the pipelines, in MiB (regular joins and
+    /// per-key aggregates keep state for every key they have seen).
+    #[arg(long, default_value_t = 4096)]
+    pub memory_max_mib: usize,
     /// `weir.sql.checkpoint.interval.ms` of the pipelines.
     #[arg(long, default_value_t = 1000)]
     pub checkpoint_ms: usize,
@@ -99,19 +103,22 @@ async fn bench(
     let counts = load(&state, generator, 0, args.events).await?;
     println!(
         "generated and appended {} events ({} persons, {} auctions, {} bids) in {:.1} s, \
-         before any clock started; seed {}; pipelines on one thread, checkpoint every {} ms\n",
+         before any clock started; seed {}; pipelines on one thread, checkpoint every {} ms, \
+         memory budget {} MiB\n",
         counts.total(),
         counts.0[0],
         counts.0[1],
         counts.0[2],
         started.elapsed().as_secs_f64(),
         args.seed,
-        args.checkpoint_ms
+        args.checkpoint_ms,
+        args.memory_max_mib
     );
     let engine = Engine::start(
         state.clone(),
         SqlConfig {
             checkpoint_interval_ms: args.checkpoint_ms,
+            pipeline_memory_max_bytes: args.memory_max_mib << 20,
             ..SqlConfig::default()
         },
     )
@@ -121,6 +128,7 @@ async fn bench(
 
     // The limit: each source read and decoded, nothing kept.
     let mut read_seconds: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut read_cpu: BTreeMap<&str, Option<f64>> = BTreeMap::new();
     for (topic, first) in [("person", "id"), ("auction", "id"), ("bid", "auction")] {
         let view = format!("nexmark_read_{topic}");
         let sql = format!(
@@ -128,15 +136,19 @@ async fn bench(
         );
         let t = timed(&engine, &s, &view, &sql, &[topic], &counts).await?;
         read_seconds.insert(topic, t.seconds);
+        read_cpu.insert(topic, t.cpu);
         run_sql(&s, &format!("DROP MATERIALIZED VIEW {view}")).await?;
     }
     println!("| query | input events | seconds | events/s (one core) | CPU s | events per CPU-second | source alone, events/s | of the source's rate |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (topic, secs) in &read_seconds {
         let n = counts.of(topic);
+        let cpu = read_cpu.get(topic).copied().flatten();
         println!(
-            "| read {topic} (limit) | {n} | {secs:.2} | {:.0} | | | | |",
-            n as f64 / secs.max(1e-9)
+            "| read {topic} (limit) | {n} | {secs:.2} | {:.0} | {} | {} | | |",
+            n as f64 / secs.max(1e-9),
+            cpu.map_or(String::new(), |c| format!("{c:.2}")),
+            cpu.map_or(String::new(), |c| format!("{:.0}", n as f64 / c.max(1e-9)))
         );
     }
     let mut refused = Vec::new();
