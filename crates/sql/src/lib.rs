@@ -11,6 +11,7 @@
 //!   [`engine::Session`].
 //! - [`pg`]: pgwire handlers (simple and extended query protocols, text and binary results);
 //!   [`service`]: the listener as a broker [`weir_broker::Service`]; [`client`]: `weir sql`.
+//! - [`nexmark`]: the Nexmark generator, sources and queries (tests and `weir bench nexmark`).
 
 pub mod append;
 pub mod catalog;
@@ -19,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod nexmark;
 pub mod parser;
 pub mod pg;
 pub mod pg_catalog;

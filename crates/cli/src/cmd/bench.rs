@@ -19,10 +19,15 @@
 //! memory with 1,000 and 10,000 partitions, and recovery time after kill -9 ([`restart`]),
 //! and the broker's CPU per produced batch while 1, 100 and 1,000 idle consumers long-poll
 //! other partitions ([`parked`]; `--parked-only` runs just that one).
+//!
+//! `weir bench nexmark` ([`nexmark`]) measures the streaming SQL engine instead: the Nexmark
+//! queries' events/s per core beside the rate the sources alone read at.
 
 mod broker;
 mod latency;
 mod machine;
+#[cfg(feature = "sql")]
+mod nexmark;
 mod parked;
 mod restart;
 mod scrape;
@@ -63,6 +68,9 @@ const TICKS_PER_SECOND: f64 = 100.0;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
+    #[cfg(feature = "sql")]
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// Broker to measure; without it, bench starts its own `weir serve` on a free port and
     /// stops it at the end.
     #[arg(short = 'b', long = "brokers")]
@@ -103,6 +111,15 @@ pub struct BenchArgs {
     /// `/metrics` every second (a broker bench starts itself).
     #[arg(long)]
     pub scrape_only: bool,
+}
+
+/// Benchmarks other than the broker's.
+#[cfg(feature = "sql")]
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// The Nexmark queries on the streaming SQL engine, in-process: events/s per core
+    /// beside the rate the sources alone read at, and end-to-end latency at a fixed rate.
+    Nexmark(nexmark::NexmarkArgs),
 }
 
 /// Idle long-polling consumers in the parked-fetch scenario.
@@ -223,6 +240,11 @@ struct Row {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    #[cfg(feature = "sql")]
+    let args = match args.command {
+        Some(BenchCommand::Nexmark(a)) => return nexmark::run(a),
+        None => args,
+    };
     if args.parked_only {
         return run_parked_only(&args);
     }

@@ -30,7 +30,11 @@ impl Planner<'_> {
             JoinType::Full => JoinKind::Full,
             other => {
                 return Err(refused(
-                    &format!("a {other} join (EXISTS, IN or NOT IN subqueries)"),
+                    &format!(
+                        "a {other} join (from EXISTS, IN or NOT IN, or from an inner join \
+                         whose one side is unique on the join key and gives no output column, \
+                         which the optimizer rewrites so)"
+                    ),
                     "streaming joins are inner, left, right and full equi-joins",
                 ))
             }

@@ -7,6 +7,7 @@ mod aggregates;
 mod engine;
 mod interval_joins;
 mod joins;
+mod nexmark;
 mod pipelines;
 mod slt;
 mod tables;

@@ -1,0 +1,396 @@
+//! `weir bench nexmark`: the Nexmark queries on Weir's streaming SQL, in-process.
+//!
+//! A broker state is opened on a work directory (no listener) and the seeded generator's
+//! events are appended to `person`, `auction` and `bid` before any clock starts. Then, for
+//! each source, a view that reads and decodes every record and keeps none (`SELECT * FROM
+//! src WHERE <first column> IS NULL`) measures the limit: what the source alone costs. Each
+//! query's view is then created, timed from CREATE until its pipeline has committed every
+//! input record (the results are then visible read_committed; the last checkpoint interval
+//! is part of the time), and dropped. Pipelines run on the SQL engine's one thread
+//! (`weir.sql.threads` = 1), so events/s is per core; the process's CPU seconds are printed
+//! beside it. With `--rate`, each query's end-to-end latency follows: events appended at
+//! that rate, in batches every 10 ms, each timed from its append until the epoch that
+//! consumed it committed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use weir_broker::state::State;
+use weir_sql::engine::{Engine, Session};
+use weir_sql::nexmark::generator::GeneratorConfig;
+use weir_sql::nexmark::{load, select_of, sources_of, Counts, QUERIES, SOURCES, TOPICS};
+use weir_sql::parser::parse;
+use weir_sql::SqlConfig;
+
+use super::broker::WorkDir;
+use super::machine::machine_line;
+use super::{cpu_delta, process_cpu_seconds};
+
+#[derive(clap::Args, Debug)]
+pub struct NexmarkArgs {
+    /// Events generated (persons, auctions and bids, 1 : 3 : 46).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Queries to run (repeatable: `--query q0 --query q5`) [default: all].
+    #[arg(long = "query")]
+    pub queries: Vec<String>,
+    /// The generator's seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Events per second for the latency runs; 0 skips them.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Seconds of each latency run.
+    #[arg(long, default_value_t = 10.0)]
+    pub latency_seconds: f64,
+    /// `weir.sql.pipeline.memory.max.bytes` of the pipelines, in MiB (regular joins and
+    /// per-key aggregates keep state for every key they have seen).
+    #[arg(long, default_value_t = 4096)]
+    pub memory_max_mib: usize,
+    /// `weir.sql.checkpoint.interval.ms` of the pipelines.
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_ms: usize,
+    /// Directory for the broker's data [default: a new directory under the system temp
+    /// directory, removed afterwards].
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+/// How long one view may take before the bench gives up on it.
+const TIMEOUT: Duration = Duration::from_secs(3600);
+
+pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
+    let queries: Vec<(&str, &str)> = QUERIES
+        .iter()
+        .filter(|(n, _)| args.queries.is_empty() || args.queries.iter().any(|q| q == n))
+        .copied()
+        .collect();
+    if queries.is_empty() {
+        let known: Vec<&str> = QUERIES.iter().map(|(n, _)| *n).collect();
+        bail!("no such query; the queries are {}", known.join(", "));
+    }
+    let work_dir = WorkDir::new(args.data_dir.clone())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(bench(&args, &queries, &work_dir.path))
+}
+
+async fn bench(
+    args: &NexmarkArgs,
+    queries: &[(&str, &str)],
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let (config, _) = weir_broker::BrokerConfig::from_pairs(
+        "127.0.0.1:0".parse()?,
+        None,
+        dir.to_path_buf(),
+        BTreeMap::new(),
+    )?;
+    let state = Arc::new(State::open(config).context("open the broker state")?);
+    state.txns.recover(&state).context("transaction recovery")?;
+    println!("# weir bench nexmark --events {}\n", args.events);
+    println!("{}\n", machine_line());
+    let generator = GeneratorConfig {
+        seed: args.seed,
+        ..GeneratorConfig::default()
+    };
+    eprintln!("generating {} events ...", args.events);
+    let started = Instant::now();
+    let counts = load(&state, generator, 0, args.events).await?;
+    println!(
+        "generated and appended {} events ({} persons, {} auctions, {} bids) in {:.1} s, \
+         before any clock started; seed {}; pipelines on one thread, checkpoint every {} ms, \
+         memory budget {} MiB\n",
+        counts.total(),
+        counts.0[0],
+        counts.0[1],
+        counts.0[2],
+        started.elapsed().as_secs_f64(),
+        args.seed,
+        args.checkpoint_ms,
+        args.memory_max_mib
+    );
+    let engine = Engine::start(
+        state.clone(),
+        SqlConfig {
+            checkpoint_interval_ms: args.checkpoint_ms,
+            pipeline_memory_max_bytes: args.memory_max_mib << 20,
+            ..SqlConfig::default()
+        },
+    )
+    .await?;
+    let s = engine.session();
+    run_sql(&s, SOURCES).await?;
+
+    // The limit: each source read and decoded, nothing kept.
+    let mut read_seconds: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut read_cpu: BTreeMap<&str, Option<f64>> = BTreeMap::new();
+    for (topic, first) in [("person", "id"), ("auction", "id"), ("bid", "auction")] {
+        let view = format!("nexmark_read_{topic}");
+        let sql = format!(
+            "CREATE MATERIALIZED VIEW {view} AS SELECT * FROM {topic} WHERE {first} IS NULL"
+        );
+        let t = timed(&engine, &s, &view, &sql, &[topic], &counts).await?;
+        read_seconds.insert(topic, t.seconds);
+        read_cpu.insert(topic, t.cpu);
+        run_sql(&s, &format!("DROP MATERIALIZED VIEW {view}")).await?;
+    }
+    println!("| query | input events | seconds | events/s (one core) | CPU s | events per CPU-second | source alone, events/s | of the source's rate |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (topic, secs) in &read_seconds {
+        let n = counts.of(topic);
+        let cpu = read_cpu.get(topic).copied().flatten();
+        println!(
+            "| read {topic} (limit) | {n} | {secs:.2} | {:.0} | {} | {} | | |",
+            n as f64 / secs.max(1e-9),
+            cpu.map_or(String::new(), |c| format!("{c:.2}")),
+            cpu.map_or(String::new(), |c| format!("{:.0}", n as f64 / c.max(1e-9)))
+        );
+    }
+    let mut refused = Vec::new();
+    for (name, sql) in queries {
+        let (view, query) = select_of(sql)?;
+        let topics = sources_of(&s, &query).await?;
+        match timed(&engine, &s, &view, sql, &topics, &counts).await {
+            Ok(t) => {
+                let limit_secs: f64 = topics.iter().filter_map(|t| read_seconds.get(t)).sum();
+                let rate = t.events as f64 / t.seconds.max(1e-9);
+                let limit = t.events as f64 / limit_secs.max(1e-9);
+                let cpu = t.cpu.map_or(String::new(), |c| format!("{c:.2}"));
+                let per_cpu = t.cpu.map_or(String::new(), |c| {
+                    format!("{:.0}", t.events as f64 / c.max(1e-9))
+                });
+                println!(
+                    "| {name} | {} | {:.2} | {rate:.0} | {cpu} | {per_cpu} | {limit:.0} | {:.0} % |",
+                    t.events,
+                    t.seconds,
+                    100.0 * rate / limit.max(1e-9)
+                );
+                run_sql(&s, &format!("DROP MATERIALIZED VIEW {view}")).await?;
+            }
+            Err(e) => refused.push((name, e)),
+        }
+    }
+    for (name, e) in &refused {
+        println!("\n{name}: not run: {e:#}");
+    }
+    if args.rate > 0 {
+        latency_runs(args, queries, &engine, &s, &state, generator).await?;
+    }
+    engine.stop().await;
+    drop(s);
+    drop(engine);
+    state.close()?;
+    Ok(())
+}
+
+async fn run_sql(s: &Session, sql: &str) -> anyhow::Result<()> {
+    for statement in parse(sql)? {
+        s.execute(statement).await?;
+    }
+    Ok(())
+}
+
+struct Timed {
+    events: u64,
+    seconds: f64,
+    cpu: Option<f64>,
+}
+
+/// Creates `view` with `sql` and waits until its pipeline committed every record of
+/// `topics`; its time and the process's CPU seconds meanwhile.
+async fn timed(
+    engine: &Engine,
+    s: &Session,
+    view: &str,
+    sql: &str,
+    topics: &[&str],
+    counts: &Counts,
+) -> anyhow::Result<Timed> {
+    let ends = ends(engine, topics);
+    let cpu_before = process_cpu_seconds("self");
+    let started = Instant::now();
+    run_sql(s, sql).await?;
+    wait_committed(engine, view, &ends, started + TIMEOUT).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Timed {
+        events: topics.iter().map(|t| counts.of(t)).sum(),
+        seconds,
+        cpu: cpu_delta(cpu_before, process_cpu_seconds("self")),
+    })
+}
+
+/// Each topic's partition 0 and its end offset now.
+fn ends(engine: &Engine, topics: &[&str]) -> Vec<((String, i32), i64)> {
+    topics
+        .iter()
+        .map(|t| {
+            let end = engine
+                .state()
+                .topic(t)
+                .and_then(|t| t.partition(0))
+                .map_or(0, |p| p.high_watermark());
+            ((t.to_string(), 0), end)
+        })
+        .collect()
+}
+
+/// The offsets `view`'s pipeline has committed, or its failure.
+fn committed(
+    engine: &Engine,
+    view: &str,
+) -> anyhow::Result<Option<std::collections::HashMap<(String, i32), i64>>> {
+    let Some(report) = engine
+        .pipeline_reports()
+        .into_iter()
+        .find(|r| r.name == view)
+    else {
+        return Ok(None);
+    };
+    if report.status.starts_with("failed") {
+        bail!("{view}: {}", report.status);
+    }
+    Ok(report.progress.map(|p| p.offsets))
+}
+
+async fn wait_committed(
+    engine: &Engine,
+    view: &str,
+    ends: &[((String, i32), i64)],
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    loop {
+        if let Some(offsets) = committed(engine, view)? {
+            if ends
+                .iter()
+                .all(|(k, end)| offsets.get(k).is_some_and(|o| o >= end))
+            {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{view}: not caught up in {TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Per query: events appended at `args.rate` for `args.latency_seconds`, each batch timed
+/// from its append until the commit of the epoch that consumed it.
+async fn latency_runs(
+    args: &NexmarkArgs,
+    queries: &[(&str, &str)],
+    engine: &Engine,
+    s: &Session,
+    state: &Arc<State>,
+    generator: GeneratorConfig,
+) -> anyhow::Result<()> {
+    println!(
+        "\nEnd-to-end latency at {} events/s for {} s (batches every 10 ms; append until the \
+         epoch that consumed the event committed, when its results are visible \
+         read_committed; checkpoint every {} ms):\n",
+        args.rate, args.latency_seconds, args.checkpoint_ms
+    );
+    println!("| query | events | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut next_event = args.events;
+    for (name, sql) in queries {
+        let (view, query) = select_of(sql)?;
+        let topics = sources_of(s, &query).await?;
+        if run_sql(s, sql).await.is_err() {
+            continue;
+        }
+        // Catch up with what is already there before the clock matters.
+        let backlog = ends(engine, &topics);
+        wait_committed(engine, &view, &backlog, Instant::now() + TIMEOUT).await?;
+        let per_batch = (args.rate / 100).max(1);
+        let batches = (args.latency_seconds * 100.0).ceil() as u64;
+        // (topic index, end offset after the batch, append instant, events of the batch)
+        let mut appended: Vec<(usize, i64, Instant, u64)> = Vec::new();
+        let mut latencies: Vec<(f64, u64)> = Vec::new();
+        let started = Instant::now();
+        for b in 0..batches {
+            // Between batches, note commits as they happen (1 ms resolution).
+            let at = started + Duration::from_millis(10 * b);
+            while Instant::now() < at {
+                collect(engine, &view, &topics, &mut appended, &mut latencies)?;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let before = ends(engine, &TOPICS);
+            let counts = load(state, generator, next_event, per_batch).await?;
+            next_event += per_batch;
+            let now = Instant::now();
+            for (i, (_, start)) in before.iter().enumerate() {
+                let n = counts.0.get(i).copied().unwrap_or(0);
+                if n > 0 {
+                    appended.push((i, start + n as i64, now, n));
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            collect(engine, &view, &topics, &mut appended, &mut latencies)?;
+            if appended.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{view}: input not consumed within 60 s after the latency run");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        latencies.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total: u64 = latencies.iter().map(|(_, n)| n).sum();
+        let pct = |p: f64| {
+            let want = (total as f64 * p).ceil() as u64;
+            let mut seen = 0;
+            for (ms, n) in &latencies {
+                seen += n;
+                if seen >= want {
+                    return *ms;
+                }
+            }
+            latencies.last().map_or(0.0, |l| l.0)
+        };
+        println!(
+            "| {name} | {total} | {:.0} | {:.0} | {:.0} |",
+            pct(0.5),
+            pct(0.99),
+            latencies.last().map_or(0.0, |l| l.0)
+        );
+        run_sql(s, &format!("DROP MATERIALIZED VIEW {view}")).await?;
+    }
+    Ok(())
+}
+
+/// Moves the batches of `topics` that `view` has committed from `appended` to `latencies`
+/// (milliseconds, events).
+fn collect(
+    engine: &Engine,
+    view: &str,
+    topics: &[&str],
+    appended: &mut Vec<(usize, i64, Instant, u64)>,
+    latencies: &mut Vec<(f64, u64)>,
+) -> anyhow::Result<()> {
+    let Some(offsets) = committed(engine, view)? else {
+        return Ok(());
+    };
+    let now = Instant::now();
+    appended.retain(|(i, end, at, n)| {
+        let Some(topic) = TOPICS.get(*i).filter(|t| topics.contains(t)) else {
+            return false;
+        };
+        if offsets
+            .get(&(topic.to_string(), 0))
+            .is_some_and(|o| o >= end)
+        {
+            latencies.push(((now - *at).as_secs_f64() * 1000.0, *n));
+            return false;
+        }
+        true
+    });
+    Ok(())
+}
