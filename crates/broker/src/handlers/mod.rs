@@ -108,7 +108,7 @@ impl Conn {
     }
 
     /// Whether this connection's principal may perform `operation` on `resource`; a denial
-    /// is logged at debug and counted (`weir_authorization_denied_total{api}`).
+    /// is logged at debug and counted (`weir_authorization_denied_total{api,resource_type}`).
     pub fn may(&self, state: &State, operation: Operation, resource: Resource<'_>) -> bool {
         let decision =
             state
@@ -138,7 +138,7 @@ impl Conn {
     ) {
         tracing::debug!(principal = %self.principal, peer = %self.peer, api = ?self.api, %operation, ?resource, ?decision, "not authorized");
         if let Some(api) = self.api {
-            state.metrics.denied(api);
+            state.metrics.denied(api, resource.acl().0.name());
         }
     }
 }
