@@ -443,3 +443,50 @@ def http_get(addr, path):
         return c.getresponse().read().decode()
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The Java AdminClient's ACL API.
+
+def test_java_admin_client_acls(broker_factory, tmp_path):
+    import shutil
+    from pathlib import Path
+    libs = Path(os.environ.get("WEIR_JAVA_LIBS", Path.home() / ".cache" / "weir-java"))
+    if shutil.which("javac") is None or not (libs / "kafka-clients-4.3.0.jar").exists():
+        pytest.skip("javac or the Java client jars are missing (scripts/test installs the jars)")
+    data_dir = tmp_path / "java-acl-data"
+    data_dir.mkdir()
+    for user, password in USERS.items():
+        create_user_offline(data_dir, user, password)
+    port, sasl = free_port(), free_port()
+    b = broker_factory(data_dir=data_dir, port=port, settings={
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl}",
+        "super.users": "User:alice",
+        "allow.everyone.if.no.acl.found": "false",
+    })
+    classes = tmp_path / "classes"
+    src = os.path.join(os.path.dirname(__file__), "java", "WeirAcls.java")
+    subprocess.run(["javac", "-d", str(classes), "-cp", f"{libs}/*", src], check=True,
+                   capture_output=True, timeout=120)
+    topic = "java-acl-" + uuid.uuid4().hex[:6]
+    p = subprocess.run(["java", "-cp", f"{classes}:{libs}/*", "WeirAcls", f"127.0.0.1:{sasl}",
+                        topic, "alice", USERS["alice"], "bob", USERS["bob"]],
+                       capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, f"stdout:\n{p.stdout}\nstderr:\n{p.stderr[-3000:]}"
+    assert p.stdout.strip().endswith("OK")
+    # What the Java client wrote as bob is there.
+    c = Consumer({"bootstrap.servers": f"127.0.0.1:{sasl}", "security.protocol": "SASL_PLAINTEXT",
+                  "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice",
+                  "sasl.password": USERS["alice"], "group.id": "check-" + uuid.uuid4().hex[:6],
+                  "auto.offset.reset": "earliest"})
+    try:
+        c.subscribe([topic])
+        deadline = time.monotonic() + 20
+        got = None
+        while got is None and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got = m.value()
+        assert got == b"v"
+    finally:
+        c.close()

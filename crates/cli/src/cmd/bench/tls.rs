@@ -14,7 +14,7 @@ use super::machine::machine_line;
 use super::{consume_secured, create_topic, produce_secured, BenchArgs, Measured, Scenario, MB};
 
 /// Rounds of each listener (alternating).
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
