@@ -490,3 +490,53 @@ def test_java_admin_client_acls(broker_factory, tmp_path):
         assert got == b"v"
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The authorized-operations fields, when a client asks for them.
+
+def test_authorized_operations_when_requested(secured):
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient,
+                                       NewTopic, ResourcePatternType, ResourceType)
+    s = secured
+    topic = f"authz-ops-{uuid.uuid4().hex[:6]}"
+    group = f"authz-group-{uuid.uuid4().hex[:6]}"
+    alice = AdminClient(s.confluent("SASL_PLAINTEXT"))
+    alice.create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
+    alice.create_acls([
+        AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:bob", "*",
+                   AclOperation.READ, AclPermissionType.ALLOW),
+        AclBinding(ResourceType.GROUP, group, ResourcePatternType.LITERAL, "User:bob", "*",
+                   AclOperation.DESCRIBE, AclPermissionType.ALLOW),
+    ])
+    time.sleep(0.5)
+    # A group to describe: bob commits an offset in it (READ on the group is not granted, so
+    # alice does it).
+    c = Consumer({**s.confluent("SASL_PLAINTEXT"), "group.id": group,
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    c.poll(3)
+    c.close()
+
+    def ops(future):
+        got = future.result(15).authorized_operations
+        return {o.name for o in got} if got is not None else None
+
+    bob = AdminClient(s.confluent("SASL_PLAINTEXT", user="bob"))
+    as_bob = ops(bob.describe_topics(TopicCollection([topic]),
+                                     include_authorized_operations=True)[topic])
+    assert as_bob == {"READ", "DESCRIBE"}, as_bob
+    as_alice = ops(alice.describe_topics(TopicCollection([topic]),
+                                         include_authorized_operations=True)[topic])
+    assert as_alice == {"READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE",
+                        "DESCRIBE_CONFIGS", "ALTER_CONFIGS"}, as_alice
+    cluster = ops(alice.describe_cluster(include_authorized_operations=True))
+    assert {"ALTER", "DESCRIBE", "CLUSTER_ACTION", "IDEMPOTENT_WRITE"} <= cluster, cluster
+    bob_cluster = ops(bob.describe_cluster(include_authorized_operations=True))
+    assert not bob_cluster, bob_cluster
+    g = bob.describe_consumer_groups([group], include_authorized_operations=True)[group]
+    assert ops(g) == {"DESCRIBE"}, ops(g)
+    # Not asked for: not given.
+    plain = bob.describe_topics(TopicCollection([topic]))[topic].result(15)
+    assert not plain.authorized_operations, plain.authorized_operations

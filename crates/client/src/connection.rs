@@ -360,6 +360,9 @@ impl Connection {
         };
         let exchange = async {
             stream.write_all(&frame).await.map_err(io)?;
+            // TLS keeps records it could not write yet in its own buffer: push them out before
+            // waiting for the answer (a no-op on plain TCP).
+            stream.flush().await.map_err(io)?;
             if !expect_response {
                 return Ok(None);
             }
@@ -409,7 +412,12 @@ impl Connection {
         let frame = encode_request(req, version, correlation_id)?;
         tracing::trace!(addr = %self.addr, ?api, version, correlation_id, "pipelined request");
         self.broken = true;
-        let write = self.stream.write_all(&frame);
+        let stream = &mut self.stream;
+        // Flushed: TLS may hold back records the socket did not take yet.
+        let write = async {
+            stream.write_all(&frame).await?;
+            stream.flush().await
+        };
         match tokio::time::timeout(self.request_timeout, write).await {
             Ok(result) => result.map_err(|e| self.io_error(e))?,
             Err(_) => return Err(self.timeout_error(api)),
@@ -469,6 +477,7 @@ impl Connection {
         let stream = &mut self.stream;
         let exchange = async {
             stream.write_all(frame).await?;
+            stream.flush().await?;
             let len = stream.read_i32().await?;
             let len = usize::try_from(len)
                 .ok()

@@ -192,6 +192,13 @@ mod tests {
         parse_properties(text)
     }
 
+    fn login(user: &str, password: &str) -> LoginArgs {
+        LoginArgs {
+            sasl_user: Some(user.into()),
+            sasl_password: Some(password.into()),
+        }
+    }
+
     #[test]
     fn properties_take_comments_and_both_separators() {
         let p = props("# c\n! c\nsecurity.protocol = SASL_SSL\nsasl.username: alice\n\nbad\n");
@@ -215,10 +222,11 @@ mod tests {
             Some((SaslMechanism::Plain, "file".into(), "fpw".into()))
         );
         assert_eq!(r.tls.unwrap().ca, Some(PathBuf::from("/ca.pem")));
-        let mut args = SecurityArgs::default();
-        args.login.sasl_user = Some("flag".into());
-        args.login.sasl_password = Some("pw".into());
-        args.sasl_mechanism = Some("scram-sha-256".into());
+        let args = SecurityArgs {
+            login: login("flag", "pw"),
+            sasl_mechanism: Some("scram-sha-256".into()),
+            ..SecurityArgs::default()
+        };
         let r = resolve(&args, &file).unwrap();
         assert_eq!(
             r.sasl,
@@ -230,10 +238,11 @@ mod tests {
             Resolved::default()
         );
         // A CA alone means TLS; a user alone means SASL with SCRAM-SHA-512.
-        let mut args = SecurityArgs::default();
-        args.tls_ca = Some("/ca.pem".into());
-        args.login.sasl_user = Some("u".into());
-        args.login.sasl_password = Some("p".into());
+        let args = SecurityArgs {
+            login: login("u", "p"),
+            tls_ca: Some("/ca.pem".into()),
+            ..SecurityArgs::default()
+        };
         let r = resolve(&args, &BTreeMap::new()).unwrap();
         assert!(r.tls.is_some());
         assert_eq!(r.sasl.unwrap().0, SaslMechanism::ScramSha512);
