@@ -50,11 +50,14 @@ def test_bundle_online_then_offline(broker_factory, tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     create_user_offline(data_dir, "alice", password)
-    # PLAINTEXT only: with a SASL listener the HTTP listener needs a console login, which
-    # `weir debug bundle --http` cannot give yet. The secrets below are settings all the same.
-    ports = {"PLAINTEXT": free_port()}
+    # A SASL listener puts the HTTP listener behind a login: the CLI gives it as HTTP Basic
+    # auth with a super user's SCRAM password.
+    ports = {"PLAINTEXT": free_port(), "SASL_PLAINTEXT": free_port()}
     b = broker_factory(data_dir=data_dir, port=ports["PLAINTEXT"], settings={
         "listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in ports.items()),
+        "super.users": "User:alice",
+        # Authorization is not what this test is about: ANONYMOUS makes the topic.
+        "allow.everyone.if.no.acl.found": "true",
         "weir.log.format": "json",
         "weir.metrics.lag.interval.ms": "200",
         # Settings that carry secrets (Kafka's JAAS line, tokens) are redacted by key.
@@ -70,7 +73,8 @@ def test_bundle_online_then_offline(broker_factory, tmp_path):
 
     out = tmp_path / "online.tar.gz"
     p = run_weir("debug", "bundle", "--http", b.http_address, "--out", str(out),
-                 "--data-dir", str(data_dir), "--gap-ms", "500")
+                 "--data-dir", str(data_dir), "--gap-ms", "500",
+                 "--sasl-user", "alice", "--sasl-password", password)
     assert p.stdout.strip() == str(out)
     files = members(out.read_bytes())
     parts = ["manifest.json", "config.json", "topics.json", "groups.json", "metrics-1.txt",

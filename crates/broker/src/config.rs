@@ -64,6 +64,8 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    /// `max.connections.per.ip` and its overrides: checked at accept.
+    pub per_ip: crate::connection_limits::PerIpLimits,
     /// Requests read ahead on one connection while earlier ones are still being answered.
     pub max_in_flight_per_connection: usize,
     /// Broker-wide budget of request bytes being read or held (`queued.max.request.bytes`);
@@ -305,6 +307,7 @@ impl BrokerConfig {
             )? as usize,
             max_connections: positive("max.connections", num("max.connections", "10000")?)?
                 as usize,
+            per_ip: crate::connection_limits::PerIpLimits::parse(&|k| get(k).map(str::to_string))?,
             max_in_flight_per_connection: positive(
                 "max.in.flight.requests.per.connection",
                 num("max.in.flight.requests.per.connection", "16")?,

@@ -113,7 +113,7 @@ pub async fn serve(
             .listener
             .protocol
             .sasl()
-            .then(|| Authenticator::new(state.security.clone(), peer));
+            .then(|| Authenticator::new(state.security.clone(), peer, &conn.listener.name));
         let (mut rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Reply>(state.config.max_in_flight_per_connection);
         let activity = Arc::new(Activity::new());

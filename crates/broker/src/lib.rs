@@ -22,6 +22,7 @@ pub mod cluster_config;
 pub mod config;
 pub mod config_ops;
 mod connection;
+pub mod connection_limits;
 #[cfg(test)]
 mod coordinator_faults;
 pub mod coordinator_log;

@@ -90,6 +90,8 @@ pub struct BrokerMetrics {
     denied: Arc<Family<Counter>>,
     connections: Arc<Gauge>,
     accepted: Arc<Counter>,
+    /// `weir_connections_rejected_total{reason}`: closed at accept (`per_ip`).
+    rejected: Arc<Family<Counter>>,
     produced_bytes: Arc<Family<Counter>>,
     produced_records: Arc<Family<Counter>>,
     fetched_bytes: Arc<Family<Counter>>,
@@ -129,8 +131,8 @@ impl BrokerMetrics {
         );
         let denied = r.counters(
             "weir_authorization_denied_total",
-            "Authorization checks that failed, by Kafka API.",
-            &["api"],
+            "Authorization checks that failed, by Kafka API and ACL resource type.",
+            &["api", "resource_type"],
             None,
         );
         let duration = r.histograms(
@@ -160,6 +162,12 @@ impl BrokerMetrics {
         let accepted = r.counter(
             "weir_connections_accepted_total",
             "Kafka client connections accepted.",
+        );
+        let rejected = r.counters(
+            "weir_connections_rejected_total",
+            "Kafka client connections closed at accept, by reason (per_ip: max.connections.per.ip).",
+            &["reason"],
+            None,
         );
         let produced_bytes = r.counters(
             "weir_topic_produced_bytes_total",
@@ -248,6 +256,7 @@ impl BrokerMetrics {
             errors,
             connections,
             accepted,
+            rejected,
             produced_bytes,
             produced_records,
             fetched_bytes,
@@ -294,9 +303,17 @@ impl BrokerMetrics {
         }
     }
 
-    /// Counts a failed authorization check of an `api` request.
-    pub fn denied(&self, api: ApiKey) {
-        self.denied.with(&[&format!("{api:?}")]).inc();
+    /// Counts a failed authorization check of an `api` request on a resource of
+    /// `resource_type` (Kafka's name: `TOPIC`, `GROUP`, `CLUSTER`, `TRANSACTIONAL_ID`).
+    pub fn denied(&self, api: ApiKey, resource_type: &str) {
+        self.denied
+            .with(&[&format!("{api:?}"), resource_type])
+            .inc();
+    }
+
+    /// A connection was closed at accept for `reason`.
+    pub fn connection_rejected(&self, reason: &str) {
+        self.rejected.with(&[reason]).inc();
     }
 
     /// A connection was accepted; the guard counts it open until dropped.

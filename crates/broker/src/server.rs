@@ -4,7 +4,9 @@
 //! Beyond `max.connections` the broker stops calling accept: further clients wait in the
 //! kernel's listen backlog (their TCP handshake completes, but nothing is read or answered)
 //! until a connection ends, and beyond the backlog the kernel drops or refuses them. Nothing is
-//! allocated in the broker for a client it has not accepted.
+//! allocated in the broker for a client it has not accepted. A connection from an address
+//! that already holds `max.connections.per.ip` (or its override) is closed right after
+//! accept and counted (`connection_limits.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -238,6 +240,8 @@ impl Broker {
             stop_tx.subscribe(),
         )));
         let mut connections = tokio::task::JoinSet::new();
+        // Open connections by address, for `max.connections.per.ip`.
+        let per_ip = Arc::new(crate::connection_limits::PerIpCounts::default());
 
         tokio::pin!(shutdown);
         loop {
@@ -254,6 +258,14 @@ impl Broker {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    let limit = state.broker_configs.effective().per_ip.limit(peer.ip());
+                    let Some(ip_slot) = per_ip.admit(peer.ip(), limit) else {
+                        // Kafka's ConnectionQuotas: closed at once, before TLS or a read.
+                        state.metrics.connection_rejected("per_ip");
+                        tracing::debug!(%peer, limit, "connection closed: max.connections.per.ip reached");
+                        drop(stream);
+                        continue;
+                    };
                     let state = state.clone();
                     let limits = limits.clone();
                     let stop = stop_tx.subscribe();
@@ -264,6 +276,7 @@ impl Broker {
                             connection::serve(stream, conn, state, limits, stop).await;
                         }
                         drop(open);
+                        drop(ip_slot);
                         drop(permit);
                     });
                 }
@@ -369,7 +382,7 @@ impl Door {
                 },
             )),
             Err(e) => {
-                state.security.count_failed_tls_handshake();
+                state.security.count_failed_tls_handshake(&self.info.name);
                 tracing::info!(%peer, listener = %self.info.name, error = %e, "closing connection");
                 None
             }

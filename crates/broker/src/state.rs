@@ -371,6 +371,7 @@ impl State {
             crate::security::CredentialStore::open(&config.data_dir)?,
             crate::security::AclStore::open(&config.data_dir)?,
         ));
+        security.register_metrics(&metrics.registry);
         Ok(State {
             lag_history: crate::lag_history::LagHistory::new(config.metrics.max_groups),
             metrics,

@@ -40,6 +40,7 @@ use kafka_protocol::records::Compression;
 use crate::connection::{Connection, DEFAULT_REQUEST_TIMEOUT};
 use crate::error::{codes, error_name, ClientError};
 use crate::records::{decode_batches, encode_batch, ConsumerRecord, ProducerRecord};
+use crate::security::ClientSecurity;
 
 /// `resource_type` of a topic in DescribeConfigs and IncrementalAlterConfigs.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -251,6 +252,8 @@ pub struct PartitionFetch {
 pub struct Client {
     bootstrap: String,
     timeout: Duration,
+    /// TLS and SASL of every connection this client opens.
+    security: ClientSecurity,
     /// The connection for admin requests and metadata.
     admin: Connection,
     brokers: HashMap<i32, BrokerInfo>,
@@ -273,10 +276,21 @@ impl Client {
         bootstrap: &str,
         timeout: Duration,
     ) -> Result<Client, ClientError> {
-        let admin = Connection::connect_with_timeout(bootstrap, timeout).await?;
+        Self::connect_secured(bootstrap, timeout, ClientSecurity::plaintext()).await
+    }
+
+    /// Like [`Client::connect_with_timeout`], every connection secured by `security` (TLS,
+    /// SASL or both): the bootstrap one and those to partition leaders and coordinators.
+    pub async fn connect_secured(
+        bootstrap: &str,
+        timeout: Duration,
+        security: ClientSecurity,
+    ) -> Result<Client, ClientError> {
+        let admin = Connection::connect_secured(bootstrap, timeout, &security).await?;
         let mut client = Client {
             bootstrap: bootstrap.to_owned(),
             timeout,
+            security,
             admin,
             brokers: HashMap::new(),
             connections: HashMap::new(),
@@ -287,10 +301,16 @@ impl Client {
         Ok(client)
     }
 
+    /// How this client's connections are secured.
+    pub fn security(&self) -> &ClientSecurity {
+        &self.security
+    }
+
     /// The bootstrap connection, reopened if an earlier request broke it.
     pub async fn admin(&mut self) -> Result<&mut Connection, ClientError> {
         if self.admin.is_broken() {
-            self.admin = Connection::connect_with_timeout(&self.bootstrap, self.timeout).await?;
+            self.admin =
+                Connection::connect_secured(&self.bootstrap, self.timeout, &self.security).await?;
         }
         Ok(&mut self.admin)
     }
@@ -396,7 +416,8 @@ impl Client {
                 name: error_name(codes::BROKER_NOT_AVAILABLE),
                 message: Some(format!("broker {id} is not in the cluster metadata")),
             })?;
-            let conn = Connection::connect_with_timeout(&info.addr(), self.timeout).await?;
+            let conn =
+                Connection::connect_secured(&info.addr(), self.timeout, &self.security).await?;
             self.connections.insert(id, conn);
         }
         self.connections

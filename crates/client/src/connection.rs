@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{codes, ClientError};
+use crate::security::{ClientSecurity, Stream};
 
 /// The client id sent in every request header.
 pub const CLIENT_ID: &str = "weir";
@@ -170,7 +171,7 @@ pub struct Pending<R> {
 #[derive(Debug)]
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     /// The broker's version range for each API key it supports.
     versions: HashMap<i16, VersionRange>,
     next_correlation_id: i32,
@@ -191,20 +192,38 @@ impl Connection {
         addr: &str,
         timeout: Duration,
     ) -> Result<Connection, ClientError> {
+        Self::connect_secured(addr, timeout, &ClientSecurity::plaintext()).await
+    }
+
+    /// Connects to `addr` with `security`'s TLS and SASL: TCP, the TLS handshake, API
+    /// versions, then SASL authentication, each bounded by `timeout`.
+    pub async fn connect_secured(
+        addr: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> Result<Connection, ClientError> {
         let io = |source| ClientError::Io {
             addr: addr.to_owned(),
             source,
         };
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(stream) => stream.map_err(io)?,
-            Err(_) => {
-                return Err(io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("connect timed out after {timeout:?}"),
-                )))
-            }
+        let timed_out = |what: &str| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("{what} timed out after {timeout:?}"),
+            ))
         };
-        stream.set_nodelay(true).map_err(io)?;
+        let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(stream) => stream.map_err(io)?,
+            Err(_) => return Err(timed_out("connect")),
+        };
+        tcp.set_nodelay(true).map_err(io)?;
+        let stream = match &security.tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => match tokio::time::timeout(timeout, tls.connect(addr, tcp)).await {
+                Ok(stream) => Stream::Tls(Box::new(stream.map_err(io)?)),
+                Err(_) => return Err(timed_out("TLS handshake")),
+            },
+        };
         let mut conn = Connection {
             addr: addr.to_owned(),
             stream,
@@ -214,6 +233,9 @@ impl Connection {
             broken: false,
         };
         conn.negotiate_versions().await?;
+        if let Some(credentials) = &security.sasl {
+            conn.authenticate(credentials).await?;
+        }
         Ok(conn)
     }
 
@@ -338,6 +360,9 @@ impl Connection {
         };
         let exchange = async {
             stream.write_all(&frame).await.map_err(io)?;
+            // TLS keeps records it could not write yet in its own buffer: push them out before
+            // waiting for the answer (a no-op on plain TCP).
+            stream.flush().await.map_err(io)?;
             if !expect_response {
                 return Ok(None);
             }
@@ -387,7 +412,12 @@ impl Connection {
         let frame = encode_request(req, version, correlation_id)?;
         tracing::trace!(addr = %self.addr, ?api, version, correlation_id, "pipelined request");
         self.broken = true;
-        let write = self.stream.write_all(&frame);
+        let stream = &mut self.stream;
+        // Flushed: TLS may hold back records the socket did not take yet.
+        let write = async {
+            stream.write_all(&frame).await?;
+            stream.flush().await
+        };
         match tokio::time::timeout(self.request_timeout, write).await {
             Ok(result) => result.map_err(|e| self.io_error(e))?,
             Err(_) => return Err(self.timeout_error(api)),
@@ -432,6 +462,47 @@ impl Connection {
         let body = split_response(frame, api, pending.version, pending.correlation_id)?;
         self.broken = false;
         decode_body(body, api, pending.version)
+    }
+
+    /// Writes `frame` (length prefix included) as is and returns the next answer frame
+    /// (length prefix removed, response header included): for Weir's private APIs, which
+    /// `kafka-protocol` does not know, over this connection's TLS and SASL.
+    pub async fn round_trip_raw(
+        &mut self,
+        frame: &[u8],
+        timeout: Duration,
+    ) -> Result<Bytes, ClientError> {
+        self.check_usable()?;
+        self.broken = true;
+        let stream = &mut self.stream;
+        let exchange = async {
+            stream.write_all(frame).await?;
+            stream.flush().await?;
+            let len = stream.read_i32().await?;
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|&n| n <= MAX_RESPONSE_BYTES)
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("response length {len} out of range"),
+                    )
+                })?;
+            let mut buf = BytesMut::zeroed(len);
+            stream.read_exact(&mut buf).await?;
+            Ok::<_, std::io::Error>(buf.freeze())
+        };
+        let answer = match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result.map_err(|e| self.io_error(e))?,
+            Err(_) => {
+                return Err(self.io_error(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {timeout:?}"),
+                )))
+            }
+        };
+        self.broken = false;
+        Ok(answer)
     }
 
     fn check_usable(&self) -> Result<(), ClientError> {

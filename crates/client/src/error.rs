@@ -37,6 +37,14 @@ pub enum ClientError {
         addr: String,
         after: Duration,
     },
+    /// SASL authentication failed: wrong user or password, a mechanism the broker does not
+    /// enable, or a SCRAM server that failed to prove it knows the credential.
+    #[error("broker {addr}: {mechanism} authentication failed: {message}")]
+    Authentication {
+        addr: String,
+        mechanism: &'static str,
+        message: String,
+    },
     /// No version of this API is supported by both the broker and this client.
     #[error("{api:?} is not supported by the broker at any version this client speaks")]
     Unsupported { api: ApiKey },

@@ -6,6 +6,10 @@
 //! It never joins a group and has no idempotence; [`pipeline`] keeps several Produce or
 //! Fetch requests in flight on one connection for load generators.
 //!
+//! Secured listeners: a [`ClientSecurity`] (TLS with a CA file and an optional client
+//! certificate, SASL PLAIN or SCRAM-SHA-256/512) applies to every connection a client opens
+//! ([`security`], [`scram`]).
+//!
 //! Data flow: [`Client`] bootstraps from one `host:port`, reads Metadata to learn brokers and
 //! partition leaders, and keeps one [`Connection`] per broker. A high-level call such as
 //! [`Client::produce`] builds a request message, picks the route (the bootstrap broker for admin
@@ -18,12 +22,15 @@
 //! compressed); fetched batches are decoded back into [`ConsumerRecord`]s. Broker error codes
 //! surface as [`ClientError::Kafka`] with Kafka's name for the code.
 
+mod authenticate;
 pub mod client;
 pub mod connection;
 pub mod error;
 pub mod partitioner;
 pub mod pipeline;
 pub mod records;
+pub mod scram;
+pub mod security;
 
 pub use client::{
     decode_consumer_assignment, AclEntry, AclQuery, BrokerInfo, Client, ClusterInfo,
@@ -38,6 +45,8 @@ pub use kafka_protocol::records::{Compression, TimestampType};
 pub use partitioner::{murmur2, partition_for_key};
 pub use pipeline::{ProducePipeline, RawFetcher, RawPartitionData};
 pub use records::{ConsumerRecord, ProducerRecord};
+pub use scram::SaslMechanism;
+pub use security::{ClientSecurity, SaslCredentials, TlsClient, TlsSettings};
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;

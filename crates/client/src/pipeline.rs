@@ -20,6 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::client::FetchPosition;
 use crate::connection::{Connection, Pending};
 use crate::error::ClientError;
+use crate::security::ClientSecurity;
 
 fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_owned()))
@@ -46,7 +47,27 @@ impl ProducePipeline {
         acks: i16,
         max_in_flight: usize,
     ) -> Result<ProducePipeline, ClientError> {
-        let conn = Connection::connect(addr).await?;
+        Self::connect_secured(
+            addr,
+            &ClientSecurity::plaintext(),
+            topic,
+            acks,
+            max_in_flight,
+        )
+        .await
+    }
+
+    /// [`ProducePipeline::connect`] over a connection secured by `security`.
+    pub async fn connect_secured(
+        addr: &str,
+        security: &ClientSecurity,
+        topic: &str,
+        acks: i16,
+        max_in_flight: usize,
+    ) -> Result<ProducePipeline, ClientError> {
+        let conn =
+            Connection::connect_secured(addr, crate::connection::DEFAULT_REQUEST_TIMEOUT, security)
+                .await?;
         let version = conn.version(ApiKey::Produce)?;
         Ok(ProducePipeline {
             conn,
@@ -143,7 +164,21 @@ impl RawFetcher {
         max_bytes: i32,
         partition_max_bytes: i32,
     ) -> Result<RawFetcher, ClientError> {
-        let conn = Connection::connect(addr).await?;
+        let plain = ClientSecurity::plaintext();
+        Self::connect_secured(addr, &plain, max_wait_ms, max_bytes, partition_max_bytes).await
+    }
+
+    /// [`RawFetcher::connect`] over a connection secured by `security`.
+    pub async fn connect_secured(
+        addr: &str,
+        security: &ClientSecurity,
+        max_wait_ms: i32,
+        max_bytes: i32,
+        partition_max_bytes: i32,
+    ) -> Result<RawFetcher, ClientError> {
+        let conn =
+            Connection::connect_secured(addr, crate::connection::DEFAULT_REQUEST_TIMEOUT, security)
+                .await?;
         let version = conn.version(ApiKey::Fetch)?;
         Ok(RawFetcher {
             conn,

@@ -263,7 +263,7 @@ pub fn login_required(state: &State) -> bool {
 }
 
 /// Runs `next` with `viewer` as the request's viewer (task-local and request extension).
-async fn run_as(viewer: Viewer, mut req: Request, next: Next) -> Response {
+pub(crate) async fn run_as(viewer: Viewer, mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(viewer.clone());
     VIEWER.scope(viewer, next.run(req)).await
 }
@@ -297,6 +297,11 @@ pub(crate) async fn require_login(
     if !login_required(&state) {
         return run_as(Viewer::open(), req, next).await;
     }
+    if path.starts_with("/api/") {
+        if let Some(given) = crate::basic_auth::credentials(req.headers()) {
+            return crate::basic_auth::login(state, given, peer, req, next).await;
+        }
+    }
     let sid = session_id(req.headers()).map(str::to_string);
     let user = sid
         .as_deref()
@@ -317,16 +322,30 @@ pub(crate) async fn require_login(
         return login_needed(&req);
     };
     let viewer = Viewer::logged_in(state.security.clone(), &user, peer.ip());
+    if let Some(refused) = refuse_read_only(&viewer, &user, peer, &req) {
+        return refused;
+    }
+    run_as(viewer, req, next).await
+}
+
+/// A read-only viewer is refused every method but GET and HEAD, and the debug bundle.
+pub(crate) fn refuse_read_only(
+    viewer: &Viewer,
+    user: &str,
+    peer: SocketAddr,
+    req: &Request,
+) -> Option<Response> {
+    let path = req.uri().path();
     let reading = matches!(*req.method(), Method::GET | Method::HEAD);
     let admin_only = path.starts_with("/api/debug/") || (!reading && path != "/logout");
     if admin_only && !viewer.admin {
         tracing::info!(%user, peer = %peer, method = %req.method(), path = %path, "console action refused: read-only user");
-        return forbidden(
-            &path,
+        return Some(forbidden(
+            path,
             &format!("{user} is read-only: actions need ALTER on the cluster or a super user"),
-        );
+        ));
     }
-    run_as(viewer, req, next).await
+    None
 }
 
 fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
@@ -457,7 +476,7 @@ pub(crate) async fn login(
             .await
             .unwrap_or(false);
     if !ok {
-        state.security.count_failed_authentication();
+        state.security.count_failed_console_login("form");
         tracing::info!(user = %form.user, peer = %peer, "console login failed: invalid credentials");
         // As a failed SASL authentication: a timer on this request only, no lock held.
         tokio::time::sleep(state.security.config.failed_authentication_delay).await;

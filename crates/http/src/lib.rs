@@ -12,6 +12,7 @@
 //! in front of every route resolves the session cookie into the viewer the pages filter by.
 
 pub mod auth;
+pub mod basic_auth;
 pub mod bundle;
 mod config;
 pub mod console;

@@ -354,11 +354,15 @@ async fn every_api_asks_the_acls() {
         round_trip_as(&state, ADMIN, ApiKey::DescribeConfigs, 4, &dc).await;
     assert_eq!(r.results[0].error_code, 0);
 
-    // Every denial is counted per API.
+    // Every denial is counted per API and resource type.
     let text = state.metrics.registry.render();
     let line = text
         .lines()
-        .find(|l| l.starts_with("weir_authorization_denied_total{api=\"Produce\"}"))
+        .find(|l| {
+            l.starts_with(
+                "weir_authorization_denied_total{api=\"Produce\",resource_type=\"TOPIC\"}",
+            )
+        })
         .expect("the Produce denials");
     assert!(line.ends_with(" 3"), "{line}");
 }

@@ -44,9 +44,18 @@ pub fn sasl_authenticate_unexpected() -> SaslAuthenticateResponse {
 /// `advertise` is the host and port of the listener the request came through.
 pub fn describe_cluster(
     state: &State,
-    _req: &DescribeClusterRequest,
+    req: &DescribeClusterRequest,
     advertise: &(String, u16),
+    conn: &super::Conn,
 ) -> DescribeClusterResponse {
+    let mut r = describe_cluster_of(state, advertise);
+    if req.include_cluster_authorized_operations {
+        r.cluster_authorized_operations = conn.authorized_operations(state, Resource::Cluster);
+    }
+    r
+}
+
+fn describe_cluster_of(state: &State, advertise: &(String, u16)) -> DescribeClusterResponse {
     if state.is_cluster() {
         return describe_cluster_from_image(state);
     }
@@ -157,6 +166,30 @@ async fn metadata_from_image(
 /// `advertise` is the host and port of the listener the request came through: a client is
 /// never sent to a listener of another security protocol.
 pub async fn metadata(
+    state: &Arc<State>,
+    req: MetadataRequest,
+    version: i16,
+    conn: &super::Conn,
+) -> MetadataResponse {
+    // Asked for since v8; the cluster's field went to DescribeCluster in v11.
+    let topic_ops = version >= 8 && req.include_topic_authorized_operations;
+    let cluster_ops = (8..=10).contains(&version) && req.include_cluster_authorized_operations;
+    let mut r = metadata_of(state, req, version, conn).await;
+    if topic_ops {
+        for t in r.topics.iter_mut().filter(|t| t.error_code == 0) {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations =
+                    conn.authorized_operations(state, Resource::Topic(name));
+            }
+        }
+    }
+    if cluster_ops {
+        r.cluster_authorized_operations = conn.authorized_operations(state, Resource::Cluster);
+    }
+    r
+}
+
+async fn metadata_of(
     state: &Arc<State>,
     mut req: MetadataRequest,
     version: i16,

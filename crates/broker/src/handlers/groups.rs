@@ -627,6 +627,9 @@ pub fn describe_groups(
         out.group_state = str(d.state.as_str());
         out.protocol_type = StrBytes::from_string(d.protocol_type);
         out.protocol_data = StrBytes::from_string(d.protocol);
+        if version >= 3 && req.include_authorized_operations {
+            out.authorized_operations = conn.authorized_operations(state, Resource::Group(g));
+        }
         out.members = d
             .members
             .into_iter()

@@ -108,7 +108,7 @@ impl Conn {
     }
 
     /// Whether this connection's principal may perform `operation` on `resource`; a denial
-    /// is logged at debug and counted (`weir_authorization_denied_total{api}`).
+    /// is logged at debug and counted (`weir_authorization_denied_total{api,resource_type}`).
     pub fn may(&self, state: &State, operation: Operation, resource: Resource<'_>) -> bool {
         let decision =
             state
@@ -118,6 +118,39 @@ impl Conn {
             self.denied(state, operation, resource, decision);
         }
         decision.allowed()
+    }
+
+    /// Kafka's authorized-operations bit field (`1 << code` per operation allowed) of
+    /// `resource` for this connection, over the operations Kafka lists for its type; the
+    /// answer when Metadata, DescribeGroups or DescribeCluster asks for it.
+    pub fn authorized_operations(&self, state: &State, resource: Resource<'_>) -> i32 {
+        use Operation as O;
+        let ops: &[Operation] = match resource {
+            Resource::Topic(_) => &[
+                O::Read,
+                O::Write,
+                O::Create,
+                O::Delete,
+                O::Alter,
+                O::Describe,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+            ],
+            Resource::Group(_) => &[O::Read, O::Describe, O::Delete],
+            Resource::Cluster => &[
+                O::Create,
+                O::ClusterAction,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+                O::IdempotentWrite,
+                O::Alter,
+                O::Describe,
+            ],
+            Resource::TransactionalId(_) => &[O::Write, O::Describe],
+        };
+        ops.iter()
+            .filter(|&&op| self.sees(state, op, resource))
+            .fold(0, |bits, op| bits | (1i32 << op.code()))
     }
 
     /// [`Conn::may`] without logging or counting a denial: for filtering lists (Metadata of
@@ -138,7 +171,7 @@ impl Conn {
     ) {
         tracing::debug!(principal = %self.principal, peer = %self.peer, api = ?self.api, %operation, ?resource, ?decision, "not authorized");
         if let Some(api) = self.api {
-            state.metrics.denied(api);
+            state.metrics.denied(api, resource.acl().0.name());
         }
     }
 }
@@ -224,7 +257,9 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
             ctx.reply(&groups::consumer_group_describe(state, &r, conn))
         }
         Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r, conn).await),
-        Request::DescribeCluster(r) => ctx.reply(&cluster::describe_cluster(state, &r, advertise)),
+        Request::DescribeCluster(r) => {
+            ctx.reply(&cluster::describe_cluster(state, &r, advertise, conn))
+        }
         Request::DescribeLogDirs(r) => ctx.reply(&log_dirs::describe_log_dirs(state, &r)),
         Request::OffsetForLeaderEpoch(r) => {
             ctx.reply(&epochs::offset_for_leader_epoch(state, r, conn))

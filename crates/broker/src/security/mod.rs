@@ -19,7 +19,9 @@ pub mod tls;
 pub mod transport;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use weir_metrics::{Counter, Family, Registry};
 
 pub use acl::AclOperation as Operation;
 pub use acl::{AclStore, AclsError};
@@ -95,6 +97,26 @@ pub struct Security {
     failed_authentications: AtomicU64,
     successful_authentications: AtomicU64,
     failed_tls_handshakes: AtomicU64,
+    /// The labelled counters on `/metrics`, once [`Security::register_metrics`] ran (unit
+    /// tests build a `Security` without a registry).
+    metrics: OnceLock<SecurityMetrics>,
+}
+
+/// Failures by kind, for `/metrics`: an operator sees a password guesser (by listener and
+/// mechanism, or at the console's login) apart from a misconfigured client.
+struct SecurityMetrics {
+    /// `weir_sasl_authentication_failures_total{listener,mechanism}`.
+    sasl: Arc<Family<Counter>>,
+    /// `weir_console_login_failures_total{method}`: `form` or `basic`.
+    console: Arc<Family<Counter>>,
+    /// `weir_tls_handshake_failures_total{listener}`.
+    tls: Arc<Family<Counter>>,
+}
+
+impl std::fmt::Debug for SecurityMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecurityMetrics")
+    }
 }
 
 impl Security {
@@ -111,11 +133,50 @@ impl Security {
             failed_authentications: AtomicU64::new(0),
             successful_authentications: AtomicU64::new(0),
             failed_tls_handshakes: AtomicU64::new(0),
+            metrics: OnceLock::new(),
         }
     }
 
-    pub fn count_failed_authentication(&self) {
+    /// Puts the failure counters on `registry` (the broker's `/metrics`); once.
+    pub fn register_metrics(&self, registry: &Registry) {
+        let _ = self.metrics.set(SecurityMetrics {
+            sasl: registry.counters(
+                "weir_sasl_authentication_failures_total",
+                "Failed SASL authentications (wrong password, unknown user, mechanism not enabled, malformed exchange), by listener and mechanism.",
+                &["listener", "mechanism"],
+                None,
+            ),
+            console: registry.counters(
+                "weir_console_login_failures_total",
+                "Failed console logins, by method (form: the login page; basic: HTTP Basic auth on /api).",
+                &["method"],
+                None,
+            ),
+            tls: registry.counters(
+                "weir_tls_handshake_failures_total",
+                "TLS handshakes that failed or timed out, by listener.",
+                &["listener"],
+                None,
+            ),
+        });
+    }
+
+    /// A failed SASL authentication on `listener`; `mechanism` is `unknown` for one the
+    /// listener does not enable.
+    pub fn count_failed_sasl(&self, listener: &str, mechanism: &str) {
         self.failed_authentications.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = self.metrics.get() {
+            m.sasl.with(&[listener, mechanism]).inc();
+        }
+    }
+
+    /// A failed console login (`form` or `basic`); also counted with SASL's total, as the
+    /// same credentials were guessed.
+    pub fn count_failed_console_login(&self, method: &str) {
+        self.failed_authentications.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = self.metrics.get() {
+            m.console.with(&[method]).inc();
+        }
     }
 
     pub fn count_successful_authentication(&self) {
@@ -123,8 +184,11 @@ impl Security {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn count_failed_tls_handshake(&self) {
+    pub fn count_failed_tls_handshake(&self, listener: &str) {
         self.failed_tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = self.metrics.get() {
+            m.tls.with(&[listener]).inc();
+        }
     }
 
     /// Whether `principal`, connected from `host`, may perform `operation` on `resource`:

@@ -71,6 +71,8 @@ enum Phase {
 pub struct Authenticator {
     security: Arc<Security>,
     peer: SocketAddr,
+    /// The listener's name, the label of the failure counter.
+    listener: Arc<str>,
     phase: Phase,
     principal: Option<Principal>,
     /// KIP-368: when the session ends unless re-authenticated.
@@ -86,10 +88,12 @@ struct Failure {
 }
 
 impl Authenticator {
-    pub fn new(security: Arc<Security>, peer: SocketAddr) -> Authenticator {
+    /// The stage of a connection from `peer` on the listener named `listener`.
+    pub fn new(security: Arc<Security>, peer: SocketAddr, listener: &str) -> Authenticator {
         Authenticator {
             security,
             peer,
+            listener: Arc::from(listener),
             phase: Phase::Start,
             principal: None,
             expires: None,
@@ -218,7 +222,7 @@ impl Authenticator {
         let chosen = Mechanism::parse(mechanism).filter(|m| enabled.contains(m));
         let Some(chosen) = chosen else {
             tracing::info!(peer = %self.peer, mechanism, "SASL mechanism not enabled; closing");
-            self.security.count_failed_authentication();
+            self.security.count_failed_sasl(&self.listener, "unknown");
             r.error_code = ResponseError::UnsupportedSaslMechanism.code();
             return answer(ctx.encode(&r), true);
         };
@@ -434,7 +438,8 @@ impl Authenticator {
             reason = %failure.reason,
             "SASL authentication failed"
         );
-        self.security.count_failed_authentication();
+        let mechanism = failure.mechanism.map_or("unknown", Mechanism::name);
+        self.security.count_failed_sasl(&self.listener, mechanism);
         self.phase = Phase::Start;
         let delay = self.security.config.failed_authentication_delay;
         Gate::Answer {

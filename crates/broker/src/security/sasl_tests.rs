@@ -164,7 +164,11 @@ fn metadata() -> RequestFrame {
 async fn scram_exchange_authenticates_and_only_then_requests_pass() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sec = security(dir.path(), &[("connections.max.reauth.ms", "60000")]);
-    let mut auth = Authenticator::new(sec.clone(), "127.0.0.1:1".parse().expect("addr"));
+    let mut auth = Authenticator::new(
+        sec.clone(),
+        "127.0.0.1:1".parse().expect("addr"),
+        "SASL_PLAINTEXT",
+    );
     let (fin, close, verified) = scram(&mut auth, "alice", "pw").await;
     assert_eq!(fin.error_code, 0);
     assert!(!close);
@@ -191,7 +195,7 @@ async fn failures_answer_after_the_delay_count_and_close() {
     );
     let peer = "127.0.0.1:1".parse().expect("addr");
     for (user, password) in [("alice", "wrong"), ("nobody", "pw")] {
-        let mut auth = Authenticator::new(sec.clone(), peer);
+        let mut auth = Authenticator::new(sec.clone(), peer, "SASL_PLAINTEXT");
         let started = std::time::Instant::now();
         let (fin, close, _) = scram(&mut auth, user, password).await;
         assert_eq!(fin.error_code, 58);
@@ -202,14 +206,14 @@ async fn failures_answer_after_the_delay_count_and_close() {
     assert_eq!(sec.failed_authentications(), 2);
 
     // Nothing but ApiVersions and the handshake before authentication.
-    let mut auth = Authenticator::new(sec.clone(), peer);
+    let mut auth = Authenticator::new(sec.clone(), peer, "SASL_PLAINTEXT");
     let Gate::Answer { reply, close } = auth.request(metadata()).await else {
         panic!("metadata before authentication passed");
     };
     assert!(close && matches!(reply, Reply::Close));
 
     // A mechanism that is not enabled: the list, and the connection closes.
-    let mut auth = Authenticator::new(sec, peer);
+    let mut auth = Authenticator::new(sec, peer, "SASL_PLAINTEXT");
     let mut h = SaslHandshakeRequest::default();
     h.mechanism = StrBytes::from_static_str("GSSAPI");
     let gate = auth
@@ -233,7 +237,7 @@ async fn plain_over_the_v0_raw_token_flow() {
         principal: Principal::anonymous(),
         api: None,
     };
-    let mut auth = Authenticator::new(sec.clone(), peer);
+    let mut auth = Authenticator::new(sec.clone(), peer, "SASL_PLAINTEXT");
     assert_eq!(handshake(&mut auth, "PLAIN", 0).await.error_code, 0);
     assert!(auth.expects_raw_token());
     let mut conn = state_free_conn();
@@ -250,7 +254,7 @@ async fn plain_over_the_v0_raw_token_flow() {
     assert!(!auth.expects_raw_token());
     assert!(matches!(auth.request(metadata()).await, Gate::Pass(_)));
 
-    let mut auth = Authenticator::new(sec.clone(), peer);
+    let mut auth = Authenticator::new(sec.clone(), peer, "SASL_PLAINTEXT");
     handshake(&mut auth, "PLAIN", 0).await;
     let mut conn = state_free_conn();
     let (reply, close) = auth
@@ -261,7 +265,7 @@ async fn plain_over_the_v0_raw_token_flow() {
     assert!(conn.principal.is_anonymous());
 
     // An oversized token fails without being parsed.
-    let mut auth = Authenticator::new(sec, peer);
+    let mut auth = Authenticator::new(sec, peer, "SASL_PLAINTEXT");
     handshake(&mut auth, "PLAIN", 1).await;
     let mut big = BytesMut::new();
     big.extend_from_slice(b"\0bob\0");

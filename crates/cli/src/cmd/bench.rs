@@ -32,6 +32,7 @@ mod parked;
 mod restart;
 mod scrape;
 mod tables;
+mod tls;
 
 use broker::{Broker, Started, WorkDir};
 use machine::{disk_read_bandwidth, disk_write_bandwidth, loopback_bandwidth, machine_line};
@@ -46,7 +47,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use weir_client::records::{decode_batches, encode_batch, next_offset};
 use weir_client::{
-    Client, Compression, FetchPosition, ProducePipeline, ProducerRecord, RawFetcher,
+    Client, ClientSecurity, Compression, FetchPosition, ProducePipeline, ProducerRecord, RawFetcher,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -111,6 +112,17 @@ pub struct BenchArgs {
     /// `/metrics` every second (a broker bench starts itself).
     #[arg(long)]
     pub scrape_only: bool,
+    /// Run only the TLS comparison: produce and consume over PLAINTEXT and over SSL
+    /// listeners of one broker bench starts itself, alternating, and their ratio. Needs
+    /// --tls-keystore and --tls-ca.
+    #[arg(long)]
+    pub tls_only: bool,
+    /// PEM certificate chain and key for the SSL listener of the broker bench starts.
+    #[arg(long, value_name = "FILE")]
+    pub tls_keystore: Option<PathBuf>,
+    /// PEM file of the CA that signed --tls-keystore, for bench's clients.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Benchmarks other than the broker's.
@@ -247,6 +259,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     if args.parked_only {
         return run_parked_only(&args);
+    }
+    if args.tls_only {
+        return tls::run(&args);
     }
     if args.scrape_only {
         return run_scrape_only(&args);
@@ -665,13 +680,26 @@ async fn produce(
     scenario: Scenario,
     acks: i16,
 ) -> anyhow::Result<Measured> {
+    produce_secured(leader, topic, scenario, acks, &ClientSecurity::plaintext()).await
+}
+
+/// [`produce`] over connections secured by `security` (the TLS comparison).
+async fn produce_secured(
+    leader: &str,
+    topic: &str,
+    scenario: Scenario,
+    acks: i16,
+    security: &ClientSecurity,
+) -> anyhow::Result<Measured> {
     let per_batch = scenario.records_per_batch();
     let batch = encode_batch(&records(per_batch, scenario.value_bytes), Compression::None)?;
     let batches = scenario.records.div_ceil(per_batch as u64);
     let producers = scenario.producers.max(1) as u64;
     let mut pipelines = Vec::new();
     for _ in 0..producers {
-        pipelines.push(ProducePipeline::connect(leader, topic, acks, MAX_IN_FLIGHT).await?);
+        pipelines.push(
+            ProducePipeline::connect_secured(leader, security, topic, acks, MAX_IN_FLIGHT).await?,
+        );
     }
     let partitions = u64::try_from(scenario.partitions)?;
     let start = Instant::now();
@@ -710,10 +738,21 @@ async fn produce(
 }
 
 async fn consume(leader: &str, topic: &str, scenario: Scenario) -> anyhow::Result<Measured> {
+    consume_secured(leader, topic, scenario, &ClientSecurity::plaintext()).await
+}
+
+/// [`consume`] over a connection secured by `security` (the TLS comparison).
+async fn consume_secured(
+    leader: &str,
+    topic: &str,
+    scenario: Scenario,
+    security: &ClientSecurity,
+) -> anyhow::Result<Measured> {
     let partitions = usize::try_from(scenario.partitions)?;
     let partition_max = PARTITION_MIN_FETCH_BYTES.max(FETCH_MAX_BYTES / partitions);
-    let mut fetcher = RawFetcher::connect(
+    let mut fetcher = RawFetcher::connect_secured(
         leader,
+        security,
         500,
         i32::try_from(FETCH_MAX_BYTES)?,
         i32::try_from(partition_max)?,

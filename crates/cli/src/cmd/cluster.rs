@@ -165,7 +165,7 @@ async fn config_set(a: ConfigSetArgs) -> anyhow::Result<()> {
 }
 
 async fn info(args: super::ConnectArgs) -> anyhow::Result<()> {
-    if let Some(view) = describe_cluster_private(&args.brokers).await? {
+    if let Some(view) = describe_cluster_private(&args).await? {
         return info_cluster(view);
     }
     let mut client = connect(&args).await?;
@@ -212,32 +212,20 @@ async fn info(args: super::ConnectArgs) -> anyhow::Result<()> {
 /// Asks the broker `WeirDescribeCluster` (Weir-private key 32100); `None` from a broker in
 /// the single-node default.
 pub(super) async fn describe_cluster_private(
-    addr: &str,
+    args: &super::ConnectArgs,
 ) -> anyhow::Result<Option<super::cluster_node::ClusterView>> {
     use bytes::Buf;
-    use tokio::io::AsyncWriteExt;
-    let mut stream = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    .context("connect: timed out")?
-    .with_context(|| format!("connect to {addr}"))?;
+    let mut conn = super::common::connection(args).await?;
     let frame = weir_controller::wire::encode_request(
         weir_broker::cluster_admin::WEIR_DESCRIBE_CLUSTER,
         1,
         "weir-cli",
         b"",
     );
-    stream.write_all(&frame).await.context("send")?;
-    let answer = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        weir_controller::wire::read_frame(&mut stream),
-    )
-    .await
-    .context("WeirDescribeCluster: no answer in time")?
-    .context("WeirDescribeCluster")?
-    .context("the broker closed the connection (a Weir broker older than cluster mode?)")?;
+    let answer = conn
+        .round_trip_raw(&frame, std::time::Duration::from_secs(20))
+        .await
+        .context("WeirDescribeCluster (a Weir broker older than cluster mode?)")?;
     let mut answer = answer;
     anyhow::ensure!(answer.len() >= 4, "short WeirDescribeCluster answer");
     let _correlation = answer.get_i32();

@@ -5,9 +5,29 @@ use std::io::Write;
 use anyhow::Context;
 use weir_client::Client;
 
-/// Connects to the bootstrap broker named by `--brokers`.
+/// Connects to the bootstrap broker named by `--brokers`, with the TLS and SASL flags.
 pub async fn connect(args: &super::ConnectArgs) -> anyhow::Result<Client> {
-    Client::connect(&args.brokers).await.context("connect")
+    let security = args.security.build()?;
+    Client::connect_secured(
+        &args.brokers,
+        weir_client::connection::DEFAULT_REQUEST_TIMEOUT,
+        security,
+    )
+    .await
+    .context("connect")
+}
+
+/// One connection to the bootstrap broker (for Weir's private APIs), with the TLS and SASL
+/// flags.
+pub async fn connection(args: &super::ConnectArgs) -> anyhow::Result<weir_client::Connection> {
+    let security = args.security.build()?;
+    weir_client::Connection::connect_secured(
+        &args.brokers,
+        std::time::Duration::from_secs(10),
+        &security,
+    )
+    .await
+    .context("connect")
 }
 
 /// Parses a `key=value` flag.

@@ -2,6 +2,7 @@
 
 pub mod acl;
 pub mod bench;
+pub mod client_security;
 pub mod cluster;
 mod cluster_data;
 mod cluster_node;
@@ -36,7 +37,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// The `--brokers` flag every client subcommand shares.
+/// The `--brokers` flag and the TLS/SASL flags every client subcommand shares.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectArgs {
     /// Broker address to bootstrap from.
@@ -47,4 +48,6 @@ pub struct ConnectArgs {
         default_value = "127.0.0.1:9092"
     )]
     pub brokers: String,
+    #[command(flatten)]
+    pub security: client_security::SecurityArgs,
 }

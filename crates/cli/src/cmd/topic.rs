@@ -154,7 +154,7 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
     };
     // In cluster mode the replica set, ISR and leader epoch matter; a single node has
     // one replica per partition and keeps its narrower table.
-    let cluster = super::cluster::describe_cluster_private(&a.connect.brokers)
+    let cluster = super::cluster::describe_cluster_private(&a.connect)
         .await
         .ok()
         .flatten()

@@ -182,6 +182,14 @@ pub(crate) async fn guard(
     if req.method() != Method::POST || req.uri().path() == "/logout" {
         return next.run(req).await;
     }
+    // HTTP Basic on the API: no cookie, nothing a browser attaches on its own (basic_auth.rs).
+    if req
+        .extensions()
+        .get::<crate::basic_auth::BasicAuthenticated>()
+        .is_some()
+    {
+        return next.run(req).await;
+    }
     let api = req.uri().path().starts_with("/api/");
     let binding = cookie(req.headers());
     let header_token = req

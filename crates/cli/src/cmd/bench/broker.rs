@@ -31,6 +31,15 @@ impl Started {
     /// waiting for it.
     pub(super) fn spawn(data_dir: &Path) -> anyhow::Result<Started> {
         let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        Self::spawn_with(data_dir, port, &[])
+    }
+
+    /// [`Started::spawn`] with the PLAINTEXT listener on `port` and `settings` as `--set`.
+    pub(super) fn spawn_with(
+        data_dir: &Path,
+        port: u16,
+        settings: &[String],
+    ) -> anyhow::Result<Started> {
         let addr = format!("127.0.0.1:{port}");
         let http_port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let exe = std::env::current_exe().context("find the weir executable")?;
@@ -46,6 +55,7 @@ impl Started {
             .arg("--sql-listen=")
             // Metrics on a port of its own (the scrape-cost benchmark scrapes it).
             .arg(format!("--http-listen=127.0.0.1:{http_port}"))
+            .args(settings.iter().map(|s| format!("--set={s}")))
             .env("WEIR_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
@@ -105,6 +115,17 @@ impl Broker {
     /// Starts `weir serve` over `data_dir` and waits until it accepts connections.
     pub(super) fn start(data_dir: &Path) -> anyhow::Result<Broker> {
         let mut broker = Broker::Started(Started::spawn(data_dir)?);
+        broker.wait_until_listening()?;
+        Ok(broker)
+    }
+
+    /// [`Broker::start`] with `--set` settings; the PLAINTEXT listener on `port`.
+    pub(super) fn start_with(
+        data_dir: &Path,
+        port: u16,
+        settings: &[String],
+    ) -> anyhow::Result<Broker> {
+        let mut broker = Broker::Started(Started::spawn_with(data_dir, port, settings)?);
         broker.wait_until_listening()?;
         Ok(broker)
     }
