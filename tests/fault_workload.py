@@ -162,7 +162,7 @@ class Member(Worker):
                       "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
                       "heartbeat.interval.ms": 1000,
                       "topic.metadata.refresh.interval.ms": 2000})
-        owned = Assignment(c, [self.topic])
+        c.subscribe([self.topic])
         last_commit = last_fetch = time.monotonic()
         while not self.stop.is_set():
             for m in c.consume(200, 0.5):
@@ -175,9 +175,9 @@ class Member(Worker):
                 if now - last_commit >= 1.0:
                     last_commit = now
                     self._record_offsets("commit", c.commit(asynchronous=False))
-                if now - last_fetch >= 3.0 and owned.parts:
+                if now - last_fetch >= 3.0 and c.assignment():
                     last_fetch = now
-                    self._record_offsets("fetched", c.committed(owned.list(), CALL_TIMEOUT))
+                    self._record_offsets("fetched", c.committed(c.assignment(), CALL_TIMEOUT))
             except KafkaException as e:
                 # No offsets to commit, or the coordinator unreachable, rebalancing, fenced:
                 # nothing was acknowledged, so nothing is recorded.
@@ -187,27 +187,6 @@ class Member(Worker):
             c.close()
         except KafkaException:
             pass
-
-
-class Assignment:
-    """The partitions a consumer owns, kept by its rebalance callbacks (which run inside
-    consume(), on the caller's thread). `Consumer.assignment()` is not used: it holds Python's
-    GIL while it waits for librdkafka's main thread, and after broker restarts that wait was
-    seen never to end, freezing every thread of the run (a 20-episode run hung so)."""
-
-    def __init__(self, consumer: Consumer, topics: list[str]):
-        self.parts: set[tuple[str, int]] = set()
-        consumer.subscribe(topics, on_assign=self._assign, on_revoke=self._revoke,
-                           on_lost=self._revoke)
-
-    def _assign(self, _consumer, parts):
-        self.parts.update((p.topic, p.partition) for p in parts)
-
-    def _revoke(self, _consumer, parts):
-        self.parts.difference_update((p.topic, p.partition) for p in parts)
-
-    def list(self) -> list[TopicPartition]:
-        return [TopicPartition(t, p) for t, p in sorted(self.parts)]
 
 
 class TxnLoop(Worker):
@@ -229,7 +208,7 @@ class TxnLoop(Worker):
                              "group.instance.id": f"{self.name}-member",
                              "session.timeout.ms": 10000, "isolation.level": "read_committed",
                              "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-        self.owned = Assignment(consumer, [self.source])
+        consumer.subscribe([self.source])
         return producer, consumer
 
     def run(self):
@@ -258,7 +237,7 @@ class TxnLoop(Worker):
                 for m, out in zip(msgs, outputs):
                     producer.produce(self.sink, value=out.encode(), partition=m.partition())
                 producer.send_offsets_to_transaction(
-                    consumer.position(self.owned.list()),
+                    consumer.position(consumer.assignment()),
                     consumer.consumer_group_metadata(), 30)
                 producer.commit_transaction(30)
                 outcome = "commit"
@@ -278,16 +257,16 @@ class TxnLoop(Worker):
                     consumer.close()
                     producer = consumer = None
                 else:
-                    self._rewind(consumer, self.owned)
+                    self._rewind(consumer)
             self.history.add("txn", id=txn_id, outcome=outcome, outputs=outputs,
                              inputs=[[m.topic(), m.partition(), m.offset()] for m in msgs])
         if consumer is not None:
             consumer.close()
 
     @staticmethod
-    def _rewind(consumer: Consumer, owned: Assignment):
+    def _rewind(consumer: Consumer):
         try:
-            for tp in consumer.committed(owned.list(), CALL_TIMEOUT):
+            for tp in consumer.committed(consumer.assignment(), CALL_TIMEOUT):
                 consumer.seek(TopicPartition(tp.topic, tp.partition,
                                              tp.offset if tp.offset >= 0 else 0))
         except KafkaException:
