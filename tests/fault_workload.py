@@ -18,6 +18,8 @@ call is retried later, never recorded as a success.
 
 from __future__ import annotations
 
+import faulthandler
+import sys
 import threading
 import time
 from collections import deque
@@ -53,6 +55,9 @@ class Worker:
         self.stop.set()
         self.thread.join(timeout)
         if self.thread.is_alive():
+            # Where every thread is (a client call that never returns), for the report.
+            sys.stderr.write(f"--- {self.name} did not stop; all threads:\n")
+            faulthandler.dump_traceback(all_threads=True)
             self.errors.append(f"{self.name} did not stop within {timeout}s")
 
 

@@ -9,7 +9,7 @@ of the good clients succeeds, the stalled handshakes are cut off after
 
 from __future__ import annotations
 
-import select
+import selectors
 import socket
 import ssl
 import statistics
@@ -69,13 +69,17 @@ class Abuse:
         return s, time.monotonic(), i
 
     def run(self):
+        # epoll, not select(): a thousand sockets may well have descriptors past select()'s
+        # FD_SETSIZE (1024) once earlier tests in the process hold some.
         socks = {}
+        sel = selectors.DefaultSelector()
         try:
             for i in range(self.n):
                 s, t, k = self.open_one(i)
                 socks[s] = (t, k)
+                sel.register(s, selectors.EVENT_READ)
             while not self.stop.is_set():
-                readable, _, _ = select.select(list(socks), [], [], 0.1)
+                readable = [key.fileobj for key, _ in sel.select(0.1)]
                 for s in readable:
                     try:
                         data = s.recv(4096)
@@ -85,10 +89,13 @@ class Abuse:
                         continue
                     started, k = socks.pop(s)
                     self.lifetimes.append(time.monotonic() - started)
+                    sel.unregister(s)
                     s.close()
                     ns, t, k = self.open_one(k)
                     socks[ns] = (t, k)
+                    sel.register(ns, selectors.EVENT_READ)
         finally:
+            sel.close()
             for s in socks:
                 s.close()
 

@@ -126,3 +126,33 @@ fn producer_state_rebuild_stops_at_the_top_of_the_offset_range() {
     assert_eq!(log.log_end_offset(), i64::MAX);
     assert!(!log.read(base, 1 << 20).expect("read").records.is_empty());
 }
+
+/// `internal_logs`: producer snapshots moved to format `WPS2` (the coordinator epoch of each
+/// producer's last marker), and a `WPS1` snapshot, which still loads, re-encodes as `WPS2`;
+/// the target asserted byte-for-byte canonical re-encoding of every snapshot. The input it
+/// found is a valid `WPS1` snapshot of two producers: it must load, and its `WPS2` encoding
+/// must load back to the same bytes.
+#[test]
+fn a_wps1_producer_snapshot_loads_and_is_rewritten_as_wps2() {
+    let wps1: &[u8] = &[
+        87, 80, 83, 49, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0,
+        0, 0, 0, 39, 16, 255, 255, 255, 255, 255, 255, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 9, 0, 1, 0, 0, 0, 0, 0, 0,
+        39, 16, 255, 255, 255, 255, 255, 255, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+        0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 7, 55, 34, 137, 191,
+    ];
+    let wps2 = weir_storage::fuzzing::producer_snapshot_reencode(wps1).expect("WPS1 loads");
+    assert_eq!(&wps2[..4], b"WPS2");
+    assert_eq!(
+        weir_storage::fuzzing::producer_snapshot_reencode(&wps2).as_deref(),
+        Some(&wps2[..]),
+        "the WPS2 encoding of a WPS1 snapshot is canonical"
+    );
+    let mut damaged = wps1.to_vec();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    assert!(
+        weir_storage::fuzzing::producer_snapshot_reencode(&damaged).is_none(),
+        "a damaged WPS1 snapshot is refused (its CRC)"
+    );
+}

@@ -84,7 +84,7 @@ async fn the_planner_refuses_what_the_runtime_cannot_run_at_create() {
         ("SELECT * FROM orders o, returns r", "cross"),
         (
             "SELECT * FROM orders WHERE id IN (SELECT id FROM returns)",
-            "IN or NOT IN subqueries",
+            "EXISTS, IN or NOT IN",
         ),
         ("SELECT * FROM orders ORDER BY id", "ORDER BY"),
         ("SELECT * FROM orders LIMIT 3", "LIMIT"),
