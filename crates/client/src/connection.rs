@@ -440,21 +440,7 @@ impl Connection {
         self.check_usable()?;
         self.broken = true;
         let stream = &mut self.stream;
-        let read = async {
-            let len = stream.read_i32().await?;
-            let len = usize::try_from(len)
-                .ok()
-                .filter(|&n| n <= MAX_RESPONSE_BYTES)
-                .ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("response length {len} out of range"),
-                    )
-                })?;
-            let mut buf = BytesMut::zeroed(len);
-            stream.read_exact(&mut buf).await?;
-            Ok::<_, std::io::Error>(buf.freeze())
-        };
+        let read = read_frame(stream);
         let frame = match tokio::time::timeout(self.request_timeout, read).await {
             Ok(result) => result.map_err(|e| self.io_error(e))?,
             Err(_) => return Err(self.timeout_error(api)),
@@ -478,19 +464,7 @@ impl Connection {
         let exchange = async {
             stream.write_all(frame).await?;
             stream.flush().await?;
-            let len = stream.read_i32().await?;
-            let len = usize::try_from(len)
-                .ok()
-                .filter(|&n| n <= MAX_RESPONSE_BYTES)
-                .ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("response length {len} out of range"),
-                    )
-                })?;
-            let mut buf = BytesMut::zeroed(len);
-            stream.read_exact(&mut buf).await?;
-            Ok::<_, std::io::Error>(buf.freeze())
+            read_frame(stream).await
         };
         let answer = match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result.map_err(|e| self.io_error(e))?,
@@ -532,6 +506,23 @@ impl Connection {
 }
 
 /// Reads the `i32` length prefix of a frame held in memory; used by tests that play broker.
+/// Reads one answer frame: its length (at most `MAX_RESPONSE_BYTES`), then that many bytes.
+async fn read_frame(stream: &mut Stream) -> std::io::Result<Bytes> {
+    let len = stream.read_i32().await?;
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&n| n <= MAX_RESPONSE_BYTES)
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("response length {len} out of range"),
+            )
+        })?;
+    let mut buf = BytesMut::zeroed(len);
+    stream.read_exact(&mut buf).await?;
+    Ok(buf.freeze())
+}
+
 #[cfg(test)]
 pub(crate) fn strip_length(mut frame: Bytes) -> Bytes {
     use bytes::Buf;

@@ -40,7 +40,14 @@ pub fn start(state: &Arc<State>, node: &Arc<Node>) -> Arc<DataPlane> {
         + REPLICA_SOCKET_TIMEOUT;
     let raw: RawFetch = Arc::new(move |leader: BrokerId, body: Bytes| {
         let node = weak.clone();
-        Box::pin(async move { fetch_from(node, leader, body, ttl).await })
+        Box::pin(async move {
+            let call = (
+                Purpose::ReplicaFetch,
+                weir_controller::wire::keys::FETCH,
+                REPLICA_FETCH_VERSION,
+            );
+            call_broker(node, leader, call, body, ttl).await
+        })
     });
     let sender = Arc::new(NodeAlterPartition {
         node: Arc::downgrade(node),
@@ -50,7 +57,14 @@ pub fn start(state: &Arc<State>, node: &Arc<Node>) -> Arc<DataPlane> {
     let weak = Arc::downgrade(node);
     let markers: MarkerLink = Arc::new(move |leader: BrokerId, body: Bytes| {
         let node = weak.clone();
-        Box::pin(async move { markers_to(node, leader, body).await })
+        Box::pin(async move {
+            let call = (
+                Purpose::TxnMarkers,
+                weir_controller::wire::keys::WRITE_TXN_MARKERS,
+                WRITE_TXN_MARKERS_VERSION,
+            );
+            call_broker(node, leader, call, body, MARKERS_TIMEOUT).await
+        })
     });
     state.set_marker_link(markers);
     node.set_data_plane(Arc::new(FetchHook {
@@ -61,45 +75,20 @@ pub fn start(state: &Arc<State>, node: &Arc<Node>) -> Arc<DataPlane> {
     data_plane
 }
 
-async fn markers_to(
+/// One call to `leader`'s internal listener over the quorum node's data plane: replica
+/// fetches and transaction markers each on their own connection (`purpose`).
+async fn call_broker(
     node: Weak<Node>,
     leader: BrokerId,
-    body: Bytes,
-) -> Result<Bytes, weir_broker::cluster::BoxError> {
-    let node = node.upgrade().ok_or("the quorum node stopped")?;
-    let target = u64::try_from(leader)?;
-    let answer = node
-        .data_call(
-            target,
-            Purpose::TxnMarkers,
-            weir_controller::wire::keys::WRITE_TXN_MARKERS,
-            WRITE_TXN_MARKERS_VERSION,
-            &body,
-            MARKERS_TIMEOUT,
-        )
-        .await?;
-    Ok(answer)
-}
-
-async fn fetch_from(
-    node: Weak<Node>,
-    leader: BrokerId,
+    (purpose, key, version): (Purpose, i16, i16),
     body: Bytes,
     ttl: Duration,
 ) -> Result<Bytes, weir_broker::cluster::BoxError> {
     let node = node.upgrade().ok_or("the quorum node stopped")?;
     let target = u64::try_from(leader)?;
-    let answer = node
-        .data_call(
-            target,
-            Purpose::ReplicaFetch,
-            weir_controller::wire::keys::FETCH,
-            REPLICA_FETCH_VERSION,
-            &body,
-            ttl,
-        )
-        .await?;
-    Ok(answer)
+    Ok(node
+        .data_call(target, purpose, key, version, &body, ttl)
+        .await?)
 }
 
 /// Serves replica Fetch (key 1, v15-17) and WriteTxnMarkers (key 27, v0-1) on the internal
