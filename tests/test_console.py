@@ -77,10 +77,21 @@ def navigate(driver, element) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.common.exceptions import WebDriverException
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 20).until(ec.staleness_of(old))
-    WebDriverWait(driver, 20).until(
+
+    def replaced(_driver) -> bool:
+        # Mid-navigation chromedriver may answer about the old node with a stale-element
+        # error or with "Node with given id does not belong to the document" (an "unknown
+        # error"): both mean the old page is gone.
+        try:
+            return ec.staleness_of(old)(_driver)
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 20).until(replaced)
+    WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
         lambda d: d.execute_script("return document.readyState") == "complete")
 
 
