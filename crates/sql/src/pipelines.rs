@@ -217,6 +217,7 @@ impl Engine {
                         )));
                     };
                     def.upsert_key = Some(key.clone());
+                    let hidden = planned.hidden.len();
                     SinkSpec {
                         topic: name.to_string(),
                         encoder: Arc::new(move || {
@@ -224,6 +225,7 @@ impl Engine {
                                 format: Format::Json,
                                 key: key.clone(),
                                 updating: true,
+                                hidden,
                             })
                         }),
                         upsert: true,
@@ -272,6 +274,7 @@ impl Engine {
                 let sink = if upsert {
                     let key = sink_key(&k.options, &planned)?;
                     let updating = planned.updating;
+                    let hidden = planned.hidden.len();
                     SinkSpec {
                         topic,
                         encoder: Arc::new(move || {
@@ -279,6 +282,7 @@ impl Engine {
                                 format,
                                 key: key.clone(),
                                 updating,
+                                hidden,
                             })
                         }),
                         upsert: true,

@@ -5,6 +5,7 @@
 //! `UNION ALL` a `Union`, scans of tables their changelogs ([`table`]). Anything else is refused here, at CREATE, with the plan node named
 //! (§5.5): a pipeline never fails at run time for a construct it cannot run.
 
+mod hidden;
 mod interval;
 mod join;
 mod rank;
@@ -13,7 +14,7 @@ mod table;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::DFSchemaRef;
 use datafusion::execution::session_state::SessionState;
@@ -42,8 +43,12 @@ pub struct StreamPlan {
     pub graph: Graph,
     /// The node whose output is the query's result.
     pub output: usize,
-    /// The result's columns (without `_retract`).
+    /// The result's columns (without `_retract`): what a view shows and a sink writes.
     pub schema: SchemaRef,
+    /// Columns after `schema` that only carry the stream key (design §5.4: a key column the
+    /// query does not select, or a row number of an append-only input): they flow to the
+    /// sink, which keys its records by them, and are never shown or written as values.
+    pub hidden: Vec<FieldRef>,
     /// Whether the result updates (its rows carry `_retract`, §6).
     pub updating: bool,
     /// The result's stream key (column indices); `None` when a projection dropped it.
@@ -55,9 +60,16 @@ pub struct StreamPlan {
 }
 
 impl StreamPlan {
-    /// The schema of the result's rows as they flow: an updating result ends in `_retract`.
+    /// The schema of the result's rows as they flow: its columns, the hidden ones, and for
+    /// an updating result `_retract`.
     pub fn edge_schema(&self) -> SchemaRef {
-        with_retract(&self.schema, self.updating)
+        let mut fields: Vec<FieldRef> = self.schema.fields().iter().cloned().collect();
+        fields.extend(self.hidden.iter().cloned());
+        let all = Arc::new(Schema::new_with_metadata(
+            fields,
+            self.schema.metadata().clone(),
+        ));
+        with_retract(&all, self.updating)
     }
 
     /// Attaches the sink the result is written to.
@@ -104,6 +116,7 @@ pub fn fingerprint(graph: &Graph) -> String {
                 | NodeSpec::SessionAggregate { .. }
                 | NodeSpec::Join { .. }
                 | NodeSpec::IntervalJoin { .. }
+                | NodeSpec::RowId
         )
     });
     if stateful {
@@ -144,8 +157,16 @@ pub fn to_stream(
         emit_on_window_close,
         windows: 0,
         top_n: None,
+        keep_hidden: true,
+        hidden_names: 0,
     };
-    let out = planner.walk(&optimized)?;
+    let out = planner.walk_keyed(&optimized)?;
+    // Only an updating result needs its key; an append-only one has no hidden column.
+    let out = if out.updating {
+        out
+    } else {
+        planner.strip(out)?
+    };
     window::check_sessions(&optimized, &planner.graph)?;
     if emit_on_window_close && (planner.windows == 0 || out.updating) {
         return Err(SqlError::unsupported(if planner.windows == 0 {
@@ -156,10 +177,20 @@ pub fn to_stream(
              updates (an aggregate over the windowed one): drop EMIT ON WINDOW CLOSE"
         }));
     }
+    let all = out.schema.as_arrow();
+    let visible = all.fields().len() - out.hidden;
     Ok(StreamPlan {
         graph: planner.graph,
         output: out.node,
-        schema: Arc::new(out.schema.as_arrow().clone()),
+        schema: Arc::new(Schema::new_with_metadata(
+            all.fields()
+                .iter()
+                .take(visible)
+                .cloned()
+                .collect::<Vec<_>>(),
+            all.metadata().clone(),
+        )),
+        hidden: all.fields().iter().skip(visible).cloned().collect(),
         updating: out.updating,
         key: out.key,
         reads: planner.scans.keys().cloned().collect(),
@@ -206,15 +237,22 @@ struct Planner<'a> {
     windows: usize,
     /// The window (by address) a top-N filter above it is planning, and its N (see `rank`).
     top_n: Option<(usize, usize)>,
+    /// Whether the sub-plan being planned should keep its stream key in hidden columns
+    /// ([`hidden`]): under the result and join inputs, not under aggregates and the like.
+    keep_hidden: bool,
+    /// Hidden columns named so far (their names are numbered, so never collide).
+    hidden_names: usize,
 }
 
 /// A planned sub-plan: the node producing its rows, their logical schema (without
-/// `_retract`), whether they update, and their stream key (`None`: dropped by a projection).
+/// `_retract`), whether they update, their stream key (`None`: dropped by a projection) and
+/// how many of the schema's last columns are hidden (not in the logical plan's schema).
 struct Out {
     node: usize,
     schema: DFSchemaRef,
     updating: bool,
     key: Option<Vec<usize>>,
+    hidden: usize,
 }
 
 impl Out {
@@ -224,8 +262,8 @@ impl Out {
 }
 
 impl Planner<'_> {
-    /// Adds the nodes computing `plan`.
-    fn walk(&mut self, plan: &LogicalPlan) -> Result<Out, SqlError> {
+    /// Adds the nodes computing `plan`; its rows may end in hidden key columns.
+    fn walk_keyed(&mut self, plan: &LogicalPlan) -> Result<Out, SqlError> {
         match plan {
             LogicalPlan::TableScan(scan) => {
                 if scan.fetch.is_some() {
@@ -282,6 +320,7 @@ impl Planner<'_> {
                     schema: schema.clone(),
                     updating,
                     key: out_key,
+                    hidden: 0,
                 };
                 if scan.filters.is_empty() {
                     return Ok(out);
@@ -313,8 +352,8 @@ impl Planner<'_> {
                     ),
                     other => (other, None),
                 };
-                let child = self.walk(input)?;
-                let exprs = p
+                let child = self.walk_keyed(input)?;
+                let mut exprs = p
                     .expr
                     .iter()
                     .map(|e| self.state.create_physical_expr(e.clone(), p.input.schema()))
@@ -330,6 +369,13 @@ impl Planner<'_> {
                         })
                         .collect::<Option<Vec<usize>>>()
                 });
+                // An updating result keeps the key columns it does not select, hidden.
+                let (key, hidden) = match key {
+                    None if child.updating && self.keep_hidden => {
+                        self.hide_key(&child, &p.expr, p.input.schema(), &mut exprs)
+                    }
+                    key => (key, Vec::new()),
+                };
                 let node = self.map(
                     child.node,
                     child.arrow(),
@@ -340,16 +386,17 @@ impl Planner<'_> {
                 );
                 Ok(Out {
                     node,
-                    schema: p.schema.clone(),
+                    schema: hidden::append(&p.schema, hidden.clone())?,
                     updating: child.updating,
                     key,
+                    hidden: hidden.len(),
                 })
             }
             LogicalPlan::Filter(f) => {
                 if let Some(out) = self.top_n_filter(f)? {
                     return Ok(out);
                 }
-                let child = self.walk(&f.input)?;
+                let child = self.walk_keyed(&f.input)?;
                 let predicate = self
                     .state
                     .create_physical_expr(f.predicate.clone(), f.input.schema())?;
@@ -365,9 +412,9 @@ impl Planner<'_> {
                 Ok(Out { node, ..child })
             }
             LogicalPlan::SubqueryAlias(a) => {
-                let child = self.walk(&a.input)?;
+                let child = self.walk_keyed(&a.input)?;
                 Ok(Out {
-                    schema: a.schema.clone(),
+                    schema: hidden::append(&a.schema, hidden::fields(&child))?,
                     ..child
                 })
             }
@@ -415,6 +462,7 @@ impl Planner<'_> {
                     schema: u.schema.clone(),
                     updating,
                     key: if updating { None } else { Some(Vec::new()) },
+                    hidden: 0,
                 })
             }
             LogicalPlan::Aggregate(a) => self.aggregate(a),
@@ -442,6 +490,7 @@ impl Planner<'_> {
             schema: a.schema.clone(),
             updating: true,
             key: Some((0..a.group_expr.len()).collect()),
+            hidden: 0,
         })
     }
 

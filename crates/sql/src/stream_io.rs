@@ -117,13 +117,19 @@ pub struct UpsertEncoder {
     pub key: Vec<usize>,
     /// Whether rows end in `_retract`.
     pub updating: bool,
+    /// Trailing columns (before `_retract`) that only carry the key: not written as values
+    /// (design §5.4, hidden columns).
+    pub hidden: usize,
 }
 
 impl SinkEncoder for UpsertEncoder {
     fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<SinkRecord>) -> Result<(), String> {
         let width = batch.num_columns() - usize::from(self.updating);
-        let values = batch
+        let row = batch
             .project(&(0..width).collect::<Vec<_>>())
+            .map_err(|e| e.to_string())?;
+        let values = row
+            .project(&(0..width.saturating_sub(self.hidden)).collect::<Vec<_>>())
             .map_err(|e| e.to_string())?;
         let retract = match self.updating {
             true => Some(
@@ -138,7 +144,7 @@ impl SinkEncoder for UpsertEncoder {
         let keys = if self.key.is_empty() {
             vec![Some(b"{}".to_vec()); batch.num_rows()]
         } else {
-            let key = values.project(&self.key).map_err(|e| e.to_string())?;
+            let key = row.project(&self.key).map_err(|e| e.to_string())?;
             weir_format::encode::encode_values(Format::Json, &key).map_err(|e| e.to_string())?
         };
         let encoded =

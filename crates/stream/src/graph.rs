@@ -12,7 +12,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use crate::error::StreamError;
 use crate::format::{SinkEncoder, SourceDecoder};
 pub use crate::ops::accumulators::AggKind;
-pub use crate::ops::join::JoinKind;
+pub use crate::ops::join::{JoinExpiry, JoinKind};
 
 /// The changelog column of an updating edge (§6): the last column, true for a retracted
 /// row, false for an inserted one. Append-only edges have no such column.
@@ -149,6 +149,9 @@ pub enum NodeSpec {
         kind: JoinKind,
         keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
         filter: Option<Arc<dyn PhysicalExpr>>,
+        /// Both inputs windowed on a join key: a window's rows are freed once the
+        /// watermark passes its end.
+        expiry: Option<JoinExpiry>,
     },
     /// An inner equi-join of two append-only inputs with event times (`time`: a column per
     /// side) where `l.t + bounds.0 <= r.t <= l.t + bounds.1`; append-only output `left ++
@@ -166,6 +169,10 @@ pub enum NodeSpec {
         order: Vec<(Arc<dyn PhysicalExpr>, arrow_schema::SortOptions)>,
         limit: usize,
     },
+    /// Appends `_row_id BIGINT` to each row of its append-only input: a number unique
+    /// among the rows it has seen, checkpointed, the stream key of an append-only input
+    /// that an updating operator needs ([`crate::ops::row_id`]).
+    RowId,
     Sink(SinkSpec),
 }
 
@@ -181,6 +188,7 @@ impl NodeSpec {
             NodeSpec::Join { .. } => "Join",
             NodeSpec::TopN { .. } => "TopN",
             NodeSpec::IntervalJoin { .. } => "IntervalJoin",
+            NodeSpec::RowId => "RowId",
             NodeSpec::Sink(_) => "Sink",
         }
     }
@@ -244,15 +252,28 @@ impl fmt::Debug for NodeSpec {
                     session.start_column, session.end_column, session.gap_us
                 )
             }
-            NodeSpec::Join { kind, keys, filter } => {
+            NodeSpec::Join {
+                kind,
+                keys,
+                filter,
+                expiry,
+            } => {
                 write!(f, "Join({} on [", kind.name())?;
                 for (i, (l, r)) in keys[0].iter().zip(&keys[1]).enumerate() {
                     write!(f, "{}{l} = {r}", if i > 0 { ", " } else { "" })?;
                 }
-                match filter {
-                    Some(p) => write!(f, "] filter {p})"),
-                    None => write!(f, "])"),
+                write!(f, "]")?;
+                if let Some(p) = filter {
+                    write!(f, " filter {p}")?;
                 }
+                if let Some(e) = expiry {
+                    write!(
+                        f,
+                        ", windows end at columns {:?} + {}us",
+                        e.columns, e.end_offset_us
+                    )?;
+                }
+                write!(f, ")")
             }
             NodeSpec::IntervalJoin {
                 keys,
@@ -295,6 +316,7 @@ impl fmt::Debug for NodeSpec {
                 }
                 write!(f, "])")
             }
+            NodeSpec::RowId => write!(f, "RowId"),
             NodeSpec::Sink(s) => write!(f, "Sink({})", s.topic),
         }
     }
@@ -449,7 +471,7 @@ impl Graph {
                 NodeSpec::WindowAggregate { .. } => ins == 1 && outs > 0,
                 NodeSpec::SessionAggregate { .. } => ins == 1 && outs > 0,
                 NodeSpec::Join { .. } | NodeSpec::IntervalJoin { .. } => ins == 2 && outs > 0,
-                NodeSpec::TopN { .. } => ins == 1 && outs > 0,
+                NodeSpec::TopN { .. } | NodeSpec::RowId => ins == 1 && outs > 0,
                 NodeSpec::Sink(_) => ins == 1 && outs == 0,
             };
             if !ok {
@@ -505,9 +527,18 @@ impl Graph {
                 NodeSpec::SessionAggregate { .. } => {
                     " [state: open sessions per key with their rows, freed when the watermark passes last + gap]"
                 }
+                NodeSpec::Join {
+                    expiry: Some(_), ..
+                } => {
+                    " [state: both sides' rows by join key, freed when retracted or when the watermark passes their window's end]"
+                }
+                NodeSpec::Join { kind, .. } if kind.only().is_some() => {
+                    " [state: both sides' live rows by join key, the kept side's with their match counts, freed when retracted]"
+                }
                 NodeSpec::Join { .. } => {
                     " [state: both sides' live rows by join key, freed when retracted]"
                 }
+                NodeSpec::RowId => " [state: the next number]",
                 NodeSpec::IntervalJoin { .. } => {
                     " [state: both sides' rows, freed as the other side's watermark passes them]"
                 }

@@ -680,6 +680,7 @@ impl Pipeline {
                 | Node::Session(_)
                 | Node::Join(..)
                 | Node::TopN(_)
+                | Node::RowId(_)
                 | Node::IntervalJoin(..) => n.state_bytes(),
                 Node::Source | Node::Map(_) => 0,
             })

@@ -212,6 +212,7 @@ impl Planner<'_> {
             schema: Arc::clone(&w.schema),
             updating: true,
             key,
+            hidden: 0,
         })
     }
 }

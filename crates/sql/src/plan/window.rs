@@ -148,6 +148,7 @@ impl Planner<'_> {
             schema: a.schema.clone(),
             updating,
             key: Some((0..a.group_expr.len()).collect()),
+            hidden: 0,
         }))
     }
 
@@ -387,5 +388,37 @@ mod tests {
         assert_eq!(parse_duration("100"), Some(Duration::from_millis(100)));
         assert_eq!(parse_duration("5 parsecs"), None);
         assert_eq!(parse_duration(""), None);
+    }
+}
+
+/// When column `idx` of `plan`'s output is a window bound grouped by a TUMBLE or HOP
+/// aggregate (directly, or through aggregates grouping by it, projections, filters and
+/// aliases), what added to it (µs) gives the window's end: its rows change no more once the
+/// watermark passes that end. A windowed join frees its state by it.
+pub(super) fn window_end_offset(plan: &LogicalPlan, idx: usize) -> Option<i64> {
+    match plan {
+        LogicalPlan::Projection(p) => match p.expr.get(idx)?.clone().unalias_nested().data {
+            Expr::Column(c) => {
+                window_end_offset(&p.input, p.input.schema().index_of_column(&c).ok()?)
+            }
+            _ => None,
+        },
+        LogicalPlan::Filter(f) => window_end_offset(&f.input, idx),
+        LogicalPlan::SubqueryAlias(a) => window_end_offset(&a.input, idx),
+        LogicalPlan::Aggregate(a) if idx < a.group_expr.len() => {
+            if let Some((_, (Kind::Window { end_offset_us }, _))) =
+                find_bounds(a).into_iter().find(|(i, _)| *i == idx)
+            {
+                return Some(end_offset_us);
+            }
+            // An aggregate grouping by a windowed column changes only as its input does.
+            match a.group_expr.get(idx)?.clone().unalias_nested().data {
+                Expr::Column(c) => {
+                    window_end_offset(&a.input, a.input.schema().index_of_column(&c).ok()?)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }

@@ -200,4 +200,4 @@ macro_rules! slt_files {
     };
 }
 
-slt_files!(filters, aggregates, windows, joins, topn, tables);
+slt_files!(filters, aggregates, windows, joins, topn, tables, semi_joins);

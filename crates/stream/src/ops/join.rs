@@ -1,5 +1,6 @@
-//! `Join` (§6, joins): a symmetric hash equi-join (inner, left, right, full) of two inputs,
-//! each append-only or updating. A batch from one side is joined against the other side's
+//! `Join` (§6, joins): a symmetric hash equi-join (inner, left, right, full, and the semi and
+//! anti joins DataFusion decorrelates `IN`/`EXISTS` into) of two inputs, each append-only or
+//! updating. A batch from one side is joined against the other side's
 //! state, then folded into its own side's state:
 //!
 //! - each side keeps `join key -> bucket` of its distinct rows, each with its multiplicity and
@@ -12,15 +13,22 @@
 //! - order within a change: for an insertion, padded rows it replaces are retracted before the
 //!   joined rows are inserted; for a retraction, joined rows are retracted before the padded
 //!   rows come back. An upsert view or sink collapsing by key then keeps the live row.
+//! - a semi (anti) join emits a kept-side row, alone, while its degree is above 0 (is 0): the
+//!   kept side tracks degrees as an outer join's preserved side does, and a change of the
+//!   other side emits or retracts the kept rows whose degree it moves across 0. Its output
+//!   is append-only only for a semi join of append-only inputs (a match never goes).
 //!
 //! The residual (non-equi) filter is a DataFusion `PhysicalExpr` over `left ++ right`,
 //! evaluated once per input batch over all candidate pairs.
 //!
 //! State is one [`KeyedState`]: key = side byte (0 left, 1 right) ++ the join key's codec row,
 //! value = the bucket, so a checkpoint writes the buckets changed in the epoch and a tombstone
-//! for each emptied one. Nothing frees a live row: state grows with the inputs' live rows and
-//! is bounded by the pipeline's memory budget.
+//! for each emptied one. Live rows stay, bounded by the pipeline's memory budget, unless both
+//! inputs are windowed on a join key ([`JoinExpiry`], Nexmark q5 and q8): a window's rows
+//! then stop changing once the watermark (the minimum of both inputs') passes its end, so
+//! its buckets are freed then, without output (what was emitted stays).
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -35,13 +43,18 @@ use crate::ops::aggregate::to_array;
 use crate::state::codec::{self, CodecError};
 use crate::state::{Change, KeyedState, StateValue, Stateful};
 
-/// Which rows without a match an equi-join keeps (NULL-padded).
+/// Which rows without a match an equi-join keeps (NULL-padded); semi and anti joins output
+/// one side's rows alone, while they have a match (semi) or none (anti).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JoinKind {
     Inner,
     Left,
     Right,
     Full,
+    LeftSemi,
+    RightSemi,
+    LeftAnti,
+    RightAnti,
 }
 
 impl JoinKind {
@@ -51,7 +64,25 @@ impl JoinKind {
             JoinKind::Left => "LEFT",
             JoinKind::Right => "RIGHT",
             JoinKind::Full => "FULL",
+            JoinKind::LeftSemi => "LEFT SEMI",
+            JoinKind::RightSemi => "RIGHT SEMI",
+            JoinKind::LeftAnti => "LEFT ANTI",
+            JoinKind::RightAnti => "RIGHT ANTI",
         }
+    }
+
+    /// A semi or anti join's output side (0 left, 1 right), whose rows alone it emits.
+    pub fn only(self) -> Option<usize> {
+        match self {
+            JoinKind::LeftSemi | JoinKind::LeftAnti => Some(0),
+            JoinKind::RightSemi | JoinKind::RightAnti => Some(1),
+            _ => None,
+        }
+    }
+
+    /// An anti join: a row is emitted while nothing matches it.
+    pub fn anti(self) -> bool {
+        matches!(self, JoinKind::LeftAnti | JoinKind::RightAnti)
     }
 
     /// Whether rows of `side` (0 left, 1 right) without a match are emitted NULL-padded.
@@ -61,6 +92,16 @@ impl JoinKind {
             (JoinKind::Left, 0) | (JoinKind::Right, 1) | (JoinKind::Full, _)
         )
     }
+}
+
+/// Frees a windowed join's state (§6, joins): both inputs are windowed aggregates joined on
+/// a window bound, so rows of a window change no more once the watermark passes its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinExpiry {
+    /// Per side, the column holding the window bound (a timestamp, a join key).
+    pub columns: [usize; 2],
+    /// Added to the bound (µs) gives the end of the later of the two sides' windows.
+    pub end_offset_us: i64,
 }
 
 /// One distinct row of a side: its values, multiplicity and degree.
@@ -155,6 +196,11 @@ pub struct JoinOp {
     /// `left ++ right` (`++ _retract` when the output updates).
     schema: SchemaRef,
     state: KeyedState<Bucket>,
+    expiry: Option<JoinExpiry>,
+    /// With `expiry`: the buckets by their window's end (µs); a freed key may linger.
+    ends: BTreeMap<i64, HashSet<Vec<u8>>>,
+    /// The last watermark (µs) that freed state: changes of windows it closed are late.
+    watermark_us: Option<i64>,
 }
 
 impl JoinOp {
@@ -174,7 +220,12 @@ impl JoinOp {
         };
         let out = data(&schema);
         let (l, r) = (data(inputs[0]), data(inputs[1]));
-        if out.len() != l.len() + r.len() || keys[0].len() != keys[1].len() {
+        let width = match kind.only() {
+            Some(0) => l.len(),
+            Some(_) => r.len(),
+            None => l.len() + r.len(),
+        };
+        if out.len() != width || keys[0].len() != keys[1].len() {
             return Err(StreamError::Graph(format!(
                 "join: {} + {} input columns for {} output columns, {} and {} keys",
                 l.len(),
@@ -184,12 +235,13 @@ impl JoinOp {
                 keys[1].len()
             )));
         }
-        let types = [l, r].map(|f| f.iter().map(|f| f.data_type().clone()).collect());
-        // The filter sees unpadded pairs; padded columns are nullable in the output only.
-        let joined = out
+        // The filter sees unpadded pairs, `left ++ right` (also for semi and anti joins).
+        let joined = l
             .iter()
+            .chain(&r)
             .map(|f| Arc::new(Field::new(f.name(), f.data_type().clone(), true)))
             .collect::<Vec<_>>();
+        let types = [l, r].map(|f| f.iter().map(|f| f.data_type().clone()).collect());
         Ok(JoinOp {
             kind,
             keys,
@@ -199,7 +251,58 @@ impl JoinOp {
             joined: Arc::new(Schema::new(joined)),
             schema,
             state: KeyedState::default(),
+            expiry: None,
+            ends: BTreeMap::new(),
+            watermark_us: None,
         })
+    }
+
+    /// Frees each window's rows once the watermark passes its end.
+    pub fn with_expiry(mut self, expiry: Option<JoinExpiry>) -> Result<JoinOp, StreamError> {
+        if let Some(e) = expiry {
+            for (side, &c) in e.columns.iter().enumerate() {
+                let t = self.types.get(side).and_then(|t| t.get(c));
+                if !matches!(t, Some(DataType::Timestamp(..))) {
+                    return Err(StreamError::Graph(format!(
+                        "join: the window column {c} of side {side} is {t:?}, not a timestamp"
+                    )));
+                }
+            }
+        }
+        self.expiry = expiry;
+        Ok(self)
+    }
+
+    /// The end (µs) of the window of `row`, of `side`, when the join expires state.
+    fn end_of(&self, side: usize, row: &[ScalarValue]) -> Option<i64> {
+        let e = self.expiry?;
+        let bound = match row.get(*e.columns.get(side)?)? {
+            ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000)?,
+            ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000)?,
+            ScalarValue::TimestampMicrosecond(Some(v), _) => *v,
+            ScalarValue::TimestampNanosecond(Some(v), _) => v.div_euclid(1_000),
+            _ => return None,
+        };
+        bound.checked_add(e.end_offset_us)
+    }
+
+    /// Frees the rows of the windows that end at or before `watermark_ms`: no input changes
+    /// them any more. Nothing is emitted.
+    pub fn on_watermark(&mut self, watermark_ms: i64) {
+        if self.expiry.is_none() {
+            return;
+        }
+        let w = watermark_ms.saturating_mul(1_000);
+        if self.watermark_us.is_some_and(|old| old >= w) {
+            return;
+        }
+        self.watermark_us = Some(w);
+        let open = self.ends.split_off(&w.saturating_add(1));
+        for (_, keys) in std::mem::replace(&mut self.ends, open) {
+            for key in keys {
+                self.state.remove(&key);
+            }
+        }
     }
 
     fn updating_out(&self) -> bool {
@@ -333,11 +436,26 @@ impl JoinOp {
             return Ok(None);
         }
         let side = port;
-        let changes = self.changes(side, batch)?;
+        let mut changes = self.changes(side, batch)?;
+        if let Some(w) = self.watermark_us {
+            // A window the watermark closed changes no more; a change would find its rows
+            // freed (a retraction of a row never received).
+            let before = changes.len();
+            changes.retain(|c| self.end_of(side, &c.row).is_none_or(|end| end > w));
+            if changes.len() < before {
+                tracing::warn!(
+                    dropped = before - changes.len(),
+                    "join: changes of windows the watermark closed"
+                );
+            }
+        }
         let matches = self.matches(side, &changes)?;
         let mut out = Output::default();
         for (c, m) in changes.into_iter().zip(matches) {
-            self.apply(side, c, &m, &mut out)?;
+            match self.kind.only() {
+                Some(kept) => self.apply_semi(kept, side, c, &m, &mut out)?,
+                None => self.apply(side, c, &m, &mut out)?,
+            }
         }
         self.batch(out)
     }
@@ -412,9 +530,85 @@ impl JoinOp {
         }
         // This side's own state.
         let degree = if kind.preserves(side) { matched } else { 0 };
-        self.state.update(&key, |slot| {
+        self.fold(&key, c.row, w, degree)
+    }
+
+    /// A change of a semi or anti join, whose output is side `kept`'s rows alone: a kept
+    /// row is emitted while its degree is above 0 (semi) or is 0 (anti), so a change of the
+    /// other side emits or retracts the kept rows whose degree it moves across 0.
+    fn apply_semi(
+        &mut self,
+        kept: usize,
+        side: usize,
+        c: RowChange,
+        m: &[usize],
+        out: &mut Output,
+    ) -> Result<(), StreamError> {
+        let (anti, w) = (self.kind.anti(), c.weight);
+        let Some(key) = c.key else {
+            // A NULL join key matches nothing: an anti join keeps the row, a semi join not.
+            if side == kept && anti {
+                out.push(side, &c.row, None, w, 1);
+            }
+            return Ok(());
+        };
+        let other_k = other_key(&key);
+        let mut matched = 0;
+        if side == kept {
+            if let Some(b) = self.state.get(&other_k) {
+                matched = m
+                    .iter()
+                    .filter_map(|&e| b.entries.get(e))
+                    .map(|e| e.count)
+                    .sum();
+            }
+            if (matched > 0) != anti {
+                out.push(side, &c.row, None, w, 1);
+            }
+        } else if !m.is_empty() {
+            self.state.update(&other_k, |slot| {
+                let b = slot
+                    .as_mut()
+                    .ok_or_else(|| StreamError::Join("a matched bucket vanished".into()))?;
+                for &e in m {
+                    let Some(entry) = b.entries.get_mut(e) else {
+                        continue;
+                    };
+                    let before = entry.degree;
+                    entry.degree += w;
+                    if entry.degree < 0 {
+                        return Err(StreamError::Join(
+                            "a row's match count fell below zero".into(),
+                        ));
+                    }
+                    if (before == 0) != (entry.degree == 0) {
+                        // Semi: the row appears as its first match arrives; anti: it goes.
+                        let weight = if anti { -w } else { w };
+                        out.push(kept, &entry.row, None, weight, entry.count);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        let degree = if side == kept { matched } else { 0 };
+        self.fold(&key, c.row, w, degree)
+    }
+
+    /// Folds a change of weight `w` into its own side's bucket `key`; a new row starts
+    /// with `degree`.
+    fn fold(
+        &mut self,
+        key: &[u8],
+        row: Vec<ScalarValue>,
+        w: i64,
+        degree: i64,
+    ) -> Result<(), StreamError> {
+        if let Some(end) = self.end_of(usize::from(key.first().copied().unwrap_or(0)), &row) {
+            self.ends.entry(end).or_default().insert(key.to_vec());
+        }
+        self.state.update(key, |slot| {
             let b = slot.get_or_insert_with(Bucket::default);
-            match b.entries.iter_mut().position(|e| e.row == c.row) {
+            match b.entries.iter_mut().position(|e| e.row == row) {
                 Some(i) => {
                     if let Some(e) = b.entries.get_mut(i) {
                         e.count += w;
@@ -424,7 +618,7 @@ impl JoinOp {
                     }
                 }
                 None if w > 0 => b.entries.push(Entry {
-                    row: c.row,
+                    row,
                     count: w,
                     degree,
                 }),
@@ -449,7 +643,11 @@ impl JoinOp {
             return Ok(None);
         }
         let updating = self.updating_out();
-        let width = self.types[0].len() + self.types[1].len();
+        let only = self.kind.only();
+        let width = match only {
+            Some(s) => self.types[s].len(),
+            None => self.types[0].len() + self.types[1].len(),
+        };
         let mut columns: Vec<Vec<ScalarValue>> =
             vec![Vec::with_capacity(out.rows.len()); width + usize::from(updating)];
         for (side, row, other, w) in out.rows {
@@ -464,6 +662,14 @@ impl JoinOp {
                     .map(ScalarValue::try_from)
                     .collect::<Result<Vec<_>, _>>()
             };
+            let flag = updating.then_some(ScalarValue::Boolean(Some(w < 0)));
+            if only.is_some() {
+                // A semi or anti join's row is its kept side's alone.
+                for (col, v) in columns.iter_mut().zip(row.into_iter().chain(flag)) {
+                    col.push(v);
+                }
+                continue;
+            }
             let this = row;
             let that = match other {
                 Some(o) => o,
@@ -474,7 +680,6 @@ impl JoinOp {
             } else {
                 (that, this)
             };
-            let flag = updating.then_some(ScalarValue::Boolean(Some(w < 0)));
             for (col, v) in columns.iter_mut().zip(l.into_iter().chain(r).chain(flag)) {
                 col.push(v);
             }
@@ -539,6 +744,13 @@ impl Stateful for JoinOp {
             return Err(CodecError::Invalid(
                 "join state of another layout (side or row width)".into(),
             ));
+        }
+        let end = bucket
+            .entries
+            .first()
+            .and_then(|e| self.end_of(usize::from(side), &e.row));
+        if let Some(end) = end {
+            self.ends.entry(end).or_default().insert(key.to_vec());
         }
         self.state.restore(key, value)
     }

@@ -241,3 +241,90 @@ fn checkpointed_join_state_restores_exactly() {
     assert!(b.restore(&[0, 1], &bytes).is_err());
     assert!(b.restore(&[7, 1], &bytes).is_err());
 }
+
+/// A semi or anti join keeping `kept`'s rows: `k, v, _retract` out.
+fn semi(kind: JoinKind, filter: bool) -> JoinOp {
+    let (l, r) = (side("l", true), side("r", true));
+    let filter = filter.then(|| {
+        let joined = out(false);
+        Arc::new(BinaryExpr::new(
+            col("lv", &joined).expect("lv"),
+            Operator::NotEq,
+            col("rv", &joined).expect("rv"),
+        )) as Arc<dyn PhysicalExpr>
+    });
+    let kept = if kind.only() == Some(0) { &l } else { &r };
+    JoinOp::new(
+        kind,
+        [
+            vec![col("lk", &l).expect("lk")],
+            vec![col("rk", &r).expect("rk")],
+        ],
+        filter,
+        [&l, &r],
+        kept.clone(),
+    )
+    .expect("semi join")
+}
+
+#[test]
+fn semi_join_emits_a_row_while_it_has_a_match_under_retractions() {
+    let mut j = semi(JoinKind::LeftSemi, false);
+    // No match yet: nothing; two equal left rows count twice.
+    assert!(l(&mut j, &[(Some(1), "a", false), (Some(1), "a", false)]).is_empty());
+    // The first match emits each left row once, whatever the number of matches.
+    assert_eq!(
+        r(&mut j, &[(Some(1), "x", false)]),
+        ["1,a,false", "1,a,false"]
+    );
+    assert!(r(&mut j, &[(Some(1), "y", false)]).is_empty());
+    // A left row arriving with matches is emitted at once; retracted likewise.
+    assert_eq!(l(&mut j, &[(Some(1), "b", false)]), ["1,b,false"]);
+    assert_eq!(l(&mut j, &[(Some(1), "b", true)]), ["1,b,true"]);
+    // One match going leaves the rows; the last one going retracts them.
+    assert!(r(&mut j, &[(Some(1), "x", true)]).is_empty());
+    assert_eq!(r(&mut j, &[(Some(1), "y", true)]), ["1,a,true", "1,a,true"]);
+    // An update of the right row (retract, insert) in one batch: out and back in.
+    r(&mut j, &[(Some(1), "x", false)]);
+    assert_eq!(
+        r(&mut j, &[(Some(1), "x", true), (Some(1), "z", false)]),
+        ["1,a,true", "1,a,true", "1,a,false", "1,a,false"]
+    );
+    // NULL keys match nothing and are not kept.
+    assert!(l(&mut j, &[(None, "n", false)]).is_empty());
+    assert!(r(&mut j, &[(None, "n", false)]).is_empty());
+    assert_eq!(j.rows_held(), 2);
+}
+
+#[test]
+fn anti_join_emits_a_row_while_nothing_matches_it() {
+    let mut j = semi(JoinKind::LeftAnti, false);
+    assert_eq!(l(&mut j, &[(Some(1), "a", false)]), ["1,a,false"]);
+    assert_eq!(r(&mut j, &[(Some(1), "x", false)]), ["1,a,true"]);
+    assert!(r(&mut j, &[(Some(1), "y", false)]).is_empty());
+    assert!(l(&mut j, &[(Some(1), "b", false)]).is_empty());
+    assert!(r(&mut j, &[(Some(1), "x", true)]).is_empty());
+    assert_eq!(
+        r(&mut j, &[(Some(1), "y", true)]),
+        ["1,a,false", "1,b,false"]
+    );
+    // A NULL key matches nothing, so an anti join keeps (and retracts) the row.
+    assert_eq!(l(&mut j, &[(None, "n", false)]), [",n,false"]);
+    assert_eq!(l(&mut j, &[(None, "n", true)]), [",n,true"]);
+}
+
+#[test]
+fn right_semi_join_with_a_filter_counts_only_rows_passing_it() {
+    let mut j = semi(JoinKind::RightSemi, true);
+    assert!(r(&mut j, &[(Some(1), "a", false)]).is_empty());
+    // lv = rv fails the filter: no match.
+    assert!(l(&mut j, &[(Some(1), "a", false)]).is_empty());
+    assert_eq!(l(&mut j, &[(Some(1), "b", false)]), ["1,a,false"]);
+    // A right row arriving matches the one left row with another value.
+    assert_eq!(r(&mut j, &[(Some(1), "b", false)]), ["1,b,false"]);
+    assert_eq!(
+        l(&mut j, &[(Some(1), "b", true)]),
+        ["1,a,true"],
+        "the left 'a' still matches right 'b'"
+    );
+}

@@ -6,5 +6,6 @@ pub mod interval_join;
 pub mod join;
 pub mod map;
 pub mod rank;
+pub mod row_id;
 pub mod session;
 pub mod window;

@@ -13,6 +13,7 @@ use crate::ops::interval_join::IntervalJoinOp;
 use crate::ops::join::JoinOp;
 use crate::ops::map::MapOp;
 use crate::ops::rank::TopNOp;
+use crate::ops::row_id::RowIdOp;
 use crate::ops::session::SessionAggregateOp;
 use crate::ops::window::WindowAggregateOp;
 use crate::sink::SinkOp;
@@ -29,6 +30,7 @@ pub(super) enum Node {
     Join(Box<JoinOp>, Aligner),
     TopN(Box<TopNOp>),
     IntervalJoin(Box<IntervalJoinOp>, Aligner),
+    RowId(RowIdOp),
     Sink(SinkOp),
 }
 
@@ -79,9 +81,15 @@ impl Node {
                 *session,
                 output()?,
             ))),
-            NodeSpec::Join { kind, keys, filter } => {
+            NodeSpec::Join {
+                kind,
+                keys,
+                filter,
+                expiry,
+            } => {
                 let (l, r) = (input(0)?, input(1)?);
-                let op = JoinOp::new(*kind, keys.clone(), filter.clone(), [&l, &r], output()?)?;
+                let op = JoinOp::new(*kind, keys.clone(), filter.clone(), [&l, &r], output()?)?
+                    .with_expiry(*expiry)?;
                 Node::Join(Box::new(op), Aligner::new(2))
             }
             NodeSpec::IntervalJoin {
@@ -103,6 +111,7 @@ impl Node {
                 let (p, o) = (partition.clone(), order.clone());
                 Node::TopN(Box::new(TopNOp::new(p, o, *limit, &input(0)?, output()?)?))
             }
+            NodeSpec::RowId => Node::RowId(RowIdOp::new(&input(0)?, output()?)?),
             NodeSpec::Source(_) | NodeSpec::Sink(_) => {
                 return Err(StreamError::Graph(format!(
                     "node {i}: sources and sinks are run by the pipeline"
@@ -120,6 +129,7 @@ impl Node {
             Node::Join(j, _) => Some(j.as_mut()),
             Node::TopN(t) => Some(t.as_mut()),
             Node::IntervalJoin(j, _) => Some(j.as_mut()),
+            Node::RowId(r) => Some(r),
             _ => None,
         }
     }
@@ -133,6 +143,7 @@ impl Node {
             Node::Join(j, al) => j.state_bytes() + al.buffered_bytes(),
             Node::TopN(t) => t.state_bytes(),
             Node::IntervalJoin(j, al) => j.state_bytes() + al.buffered_bytes(),
+            Node::RowId(r) => r.state_bytes(),
             _ => 0,
         }
     }
@@ -155,6 +166,7 @@ impl Node {
             (Node::Map(op), Message::Batch(b)) => single(out, op.process(&b)?),
             (Node::Aggregate(op), Message::Batch(b)) => single(out, op.process(&b)?),
             (Node::TopN(op), Message::Batch(b)) => single(out, op.process(&b)?),
+            (Node::RowId(op), Message::Batch(b)) => single(out, op.process(&b)?),
             (Node::Window(op), Message::Batch(b)) => single(out, op.process(&b)?),
             (Node::Session(op), Message::Batch(b)) => op.process(&b)?,
             // Closed windows' rows go before the watermark that closed them.
@@ -170,6 +182,7 @@ impl Node {
                 Node::Map(_)
                 | Node::Aggregate(_)
                 | Node::TopN(_)
+                | Node::RowId(_)
                 | Node::Window(_)
                 | Node::Session(_),
                 other,
@@ -207,7 +220,11 @@ impl Node {
                 for a in aligned {
                     match a {
                         Aligned::Batch { port, batch } => single(out, op.process(port, &batch)?),
-                        Aligned::Watermark(w) => out.push(Message::Watermark(w)),
+                        // The minimum of both inputs': no window it closed changes any more.
+                        Aligned::Watermark(w) => {
+                            op.on_watermark(w);
+                            out.push(Message::Watermark(w));
+                        }
                         Aligned::Barrier(n) => out.push(Message::Barrier(n)),
                     }
                 }
