@@ -328,3 +328,105 @@ fn right_semi_join_with_a_filter_counts_only_rows_passing_it() {
         "the left 'a' still matches right 'b'"
     );
 }
+
+#[test]
+fn a_windowed_join_frees_a_window_once_the_watermark_passes_its_end() {
+    use arrow_array::TimestampMicrosecondArray;
+    use arrow_schema::TimeUnit;
+    // Both sides `w TIMESTAMP(µs), v VARCHAR, _retract`, joined on the window bound w.
+    let side = |p: &str| -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new(
+                format!("{p}w"),
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new(format!("{p}v"), DataType::Utf8, true),
+            Field::new(RETRACT, DataType::Boolean, false),
+        ]))
+    };
+    let (ls, rs) = (side("l"), side("r"));
+    let out: SchemaRef = Arc::new(Schema::new(
+        ls.fields()
+            .iter()
+            .take(2)
+            .chain(rs.fields().iter())
+            .map(|f| f.as_ref().clone().with_nullable(f.name() != RETRACT))
+            .collect::<Vec<_>>(),
+    ));
+    let expiry = Some(JoinExpiry {
+        columns: [0, 0],
+        end_offset_us: 1_000_000,
+    });
+    let make = || {
+        JoinOp::new(
+            JoinKind::Inner,
+            [
+                vec![col("lw", &ls).expect("lw")],
+                vec![col("rw", &rs).expect("rw")],
+            ],
+            None,
+            [&ls, &rs],
+            out.clone(),
+        )
+        .expect("join")
+        .with_expiry(expiry)
+        .expect("expiry")
+    };
+    let mut j = make();
+    let batch = |s: &SchemaRef, rows: &[(i64, &str, bool)]| {
+        RecordBatch::try_new(
+            s.clone(),
+            vec![
+                Arc::new(
+                    rows.iter()
+                        .map(|r| Some(r.0))
+                        .collect::<TimestampMicrosecondArray>(),
+                ),
+                Arc::new(rows.iter().map(|r| Some(r.1)).collect::<StringArray>()),
+                Arc::new(rows.iter().map(|r| Some(r.2)).collect::<BooleanArray>()),
+            ],
+        )
+        .expect("batch")
+    };
+    // Windows starting at 0 s and 2 s (each 1 s long), on both sides.
+    j.process(0, &batch(&ls, &[(0, "a", false), (2_000_000, "b", false)]))
+        .expect("left");
+    let joined = j
+        .process(1, &batch(&rs, &[(0, "x", false), (2_000_000, "y", false)]))
+        .expect("right");
+    assert_eq!(rows(joined).len(), 2);
+    let checkpoint = j.take_changes().expect("checkpoint");
+    assert_eq!(j.rows_held(), 4);
+    // The watermark at 999 ms closes nothing; at 1 s the first window ends.
+    j.on_watermark(999);
+    assert_eq!(j.rows_held(), 4);
+    j.on_watermark(1_000);
+    assert_eq!(j.rows_held(), 2, "the first window's rows are freed");
+    let freed = j.take_changes().expect("changes");
+    assert_eq!(freed.len(), 2);
+    assert!(
+        freed.iter().all(|(_, v)| v.is_none()),
+        "tombstones: {freed:?}"
+    );
+    // A (late) change of the closed window is dropped, not an error; the open one joins.
+    assert!(j
+        .process(1, &batch(&rs, &[(0, "x", true)]))
+        .expect("late")
+        .is_none());
+    let live = j
+        .process(1, &batch(&rs, &[(2_000_000, "z", false)]))
+        .expect("open window");
+    assert_eq!(rows(live).len(), 1);
+    // State restored from the checkpoint is freed alike.
+    let mut back = make();
+    for (k, v) in &checkpoint {
+        back.restore(k, v.as_deref().expect("value"))
+            .expect("restore");
+    }
+    assert_eq!(back.rows_held(), 4);
+    back.on_watermark(3_000);
+    assert_eq!(back.rows_held(), 0);
+    // Only a timestamp column bounds a window.
+    assert!(op(JoinKind::Inner, false).with_expiry(expiry).is_err());
+}

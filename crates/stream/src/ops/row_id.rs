@@ -58,7 +58,7 @@ impl RowIdOp {
     pub fn new(input: &SchemaRef, schema: SchemaRef) -> Result<RowIdOp, StreamError> {
         let last = schema.fields().last();
         if schema.fields().len() != input.fields().len() + 1
-            || !last.is_some_and(|f| f.data_type() == &arrow_schema::DataType::Int64)
+            || last.is_none_or(|f| f.data_type() != &arrow_schema::DataType::Int64)
         {
             return Err(StreamError::Graph(format!(
                 "row id: {} input columns for {} output columns (the input's, then a BIGINT)",

@@ -415,15 +415,20 @@ impl CommitSampler {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut samples: Vec<Offsets> = Vec::new();
-            while !flag.load(Ordering::Relaxed) {
+            loop {
+                // Read before sampling: the last sample, taken after `stop`, sees the commit
+                // the caller saw before stopping (a few ms late at worst, never missed).
+                let last = flag.load(Ordering::Relaxed);
                 if let Some(offsets) = committed(&engine, &view)? {
-                    if samples.last().is_none_or(|(_, last)| *last != offsets) {
+                    if samples.last().is_none_or(|(_, seen)| *seen != offsets) {
                         samples.push((Instant::now(), offsets));
                     }
                 }
+                if last {
+                    return Ok(samples);
+                }
                 std::thread::sleep(Duration::from_millis(1));
             }
-            Ok(samples)
         });
         CommitSampler { stop, thread }
     }
