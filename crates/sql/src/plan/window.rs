@@ -376,21 +376,6 @@ fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_millis(ms))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("100"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_duration("5 parsecs"), None);
-        assert_eq!(parse_duration(""), None);
-    }
-}
-
 /// When column `idx` of `plan`'s output is a window bound grouped by a TUMBLE or HOP
 /// aggregate (directly, or through aggregates grouping by it, projections, filters and
 /// aliases), what added to it (µs) gives the window's end: its rows change no more once the
@@ -420,5 +405,20 @@ pub(super) fn window_end_offset(plan: &LogicalPlan, idx: usize) -> Option<i64> {
             }
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("100"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_duration(""), None);
     }
 }
