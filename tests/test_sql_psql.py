@@ -194,3 +194,24 @@ def test_psql_connects_and_queries(broker):
     out = psql("-At", "-c", "\\d")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "public|q|table|weir"
+
+
+def test_psycopg_deallocates_its_prepared_statements_after_ddl(broker):
+    """psycopg prepares a statement it ran five times and, after DDL, sends DEALLOCATE ALL
+    (which failed as unsupported, so a DROP after a polled DESCRIBE raised)."""
+    topic = unique_topic("orders")
+    fill(broker, topic, ORDERS)
+    with connect(broker) as conn, conn.cursor() as cur:
+        create_orders(cur, topic)
+        cur.execute("CREATE MATERIALIZED VIEW paid AS SELECT id FROM orders WHERE paid")
+        for _ in range(8):
+            cur.execute("DESCRIBE paid")
+            cur.fetchall()
+        cur.execute("DROP MATERIALIZED VIEW paid")
+        cur.execute("SHOW MATERIALIZED VIEWS")
+        assert cur.fetchall() == []
+        for _ in range(8):
+            cur.execute("SELECT count(*) FROM orders WHERE id > %s", (10,))
+            assert cur.fetchone() == (30,)
+        cur.execute("DROP SOURCE orders")
+        cur.execute("DEALLOCATE ALL")

@@ -180,3 +180,75 @@ def test_an_idle_partition_does_not_stall_windows(broker_factory):
     want = tumble_expected(events, 10, closes)
     assert 0 < len(want) and last > closes
     wait_equal(broker, "SELECT * FROM closed", want, timeout=60.0)
+
+
+def test_late_rows_are_counted_and_dead_lettered_never_silently_lost(broker):
+    """Through psql: a row behind the watermark already sent is dropped by the pipeline with
+    a window (counted in DESCRIBE and /metrics, its record in the source's dead-letter topic
+    with `weir.error.kind = late`) and kept by the aggregate without one, like the batch."""
+    import urllib.request
+
+    from conftest import make_consumer
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    from test_sql_joins import psql
+
+    topic = unique_topic("bids")
+    create_topic(broker.bootstrap, topic, partitions=1)
+    psql(broker, source_sql(topic))
+    psql(broker, "CREATE MATERIALIZED VIEW closed AS SELECT window_start, count(*) AS n "
+                 "FROM TUMBLE(bids, ts, INTERVAL '10' SECOND) GROUP BY window_start "
+                 "EMIT ON WINDOW CLOSE")
+    psql(broker, "CREATE MATERIALIZED VIEW per_bidder AS SELECT bidder, count(*) AS n "
+                 "FROM bids GROUP BY bidder")
+    on_time = [{"id": i, "bidder": f"b{i % 5}", "price": i,
+                "ts": (BASE + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S")}
+               for i in range(60)]
+    produce(broker, topic, on_time)
+    # The watermark reaches 55 s: windows up to 50 s close.
+    deadline = time.monotonic() + 60
+    while len(psql(broker, "SELECT * FROM closed")) < 5:
+        assert time.monotonic() < deadline, psql(broker, "DESCRIBE closed")
+        time.sleep(0.2)
+    late = {"id": 999, "bidder": "b9", "price": 1,
+            "ts": (BASE + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%S")}
+    produce(broker, topic, [late])
+
+    def info(name):
+        return {r[0]: r[3] for r in psql(broker, f"DESCRIBE {name}")}
+
+    deadline = time.monotonic() + 60
+    while info("closed")["rows late (dropped)"] != "1":
+        assert time.monotonic() < deadline, info("closed")
+        time.sleep(0.2)
+    assert info("closed")["rows late (dead-lettered)"] == "1"
+    # The aggregate without a window counts it, as the batch query does.
+    want = psql(broker, "SELECT bidder, count(*) FROM bids GROUP BY bidder")
+    assert ["b9", "1"] in want
+    deadline = time.monotonic() + 60
+    while psql(broker, "SELECT * FROM per_bidder") != want:
+        assert time.monotonic() < deadline, psql(broker, "SELECT * FROM per_bidder")
+        time.sleep(0.2)
+    assert info("per_bidder")["rows late (dropped)"] == "0"
+    assert psql(broker, "SELECT * FROM closed")[0] == ["2026-01-01 00:00:00", "10"]
+
+    # Its record, as produced, in the dead-letter topic, once, read_committed.
+    c = make_consumer(broker.bootstrap, **{"isolation.level": "read_committed"})
+    try:
+        c.assign([TopicPartition("bids.dlq", 0, OFFSET_BEGINNING)])
+        got = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(got) < 2:
+            got += [m for m in c.consume(num_messages=100, timeout=0.5) if m.error() is None]
+    finally:
+        c.close()
+    assert len(got) == 1, [m.value() for m in got]
+    headers = dict(got[0].headers())
+    assert json.loads(got[0].value()) == late
+    assert headers["weir.error.kind"] == b"late"
+    assert b"behind the watermark" in headers["weir.error"]
+    assert headers["weir.source.offset"] == b"60"
+
+    with urllib.request.urlopen(f"http://{broker.http_address}/metrics", timeout=15) as r:
+        metrics = r.read().decode()
+    assert 'weir_sql_pipeline_late_rows_total{pipeline="closed",kind="view"} 1\n' in metrics
+    assert 'weir_sql_pipeline_late_rows_total{pipeline="per_bidder",kind="view"} 0\n' in metrics

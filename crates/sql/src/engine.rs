@@ -479,6 +479,13 @@ impl Session {
             Statement::Commit { .. } => Output::Command("COMMIT".into()),
             Statement::Rollback { .. } => Output::Command("ROLLBACK".into()),
             Statement::Discard { .. } => Output::Command("DISCARD ALL".into()),
+            // psycopg sends DEALLOCATE ALL after DDL once it has prepared a statement (run
+            // five times). A named statement is removed by the wire handler; ALL leaves them
+            // to be replaced when a name is parsed again and dropped with the connection.
+            Statement::Deallocate { name, .. } if name.value.eq_ignore_ascii_case("all") => {
+                Output::Command("DEALLOCATE ALL".into())
+            }
+            Statement::Deallocate { .. } => Output::Command("DEALLOCATE".into()),
             _ => return None,
         }))
     }

@@ -615,6 +615,10 @@ impl Engine {
             ));
             info.push(("rows late (dropped)".to_string(), p.late_rows.to_string()));
             info.push((
+                "rows late (dead-lettered)".to_string(),
+                p.late_dead_lettered.to_string(),
+            ));
+            info.push((
                 "state bytes".to_string(),
                 format!("{} of {}", p.state_bytes, p.memory_max_bytes),
             ));

@@ -14,8 +14,7 @@ use crate::error::SqlError;
 use crate::parser::{CreateSource, Meta, ObjectKind};
 use crate::types;
 
-/// `WITH` options a source accepts; the engine's (dead letters, watermarks, dedup) are
-/// checked and stored now and used when pipelines land.
+/// `WITH` options a source accepts.
 const OPTIONS: &[&str] = &[
     "topic",
     "format",
@@ -23,10 +22,12 @@ const OPTIONS: &[&str] = &[
     "scan.startup.timestamp.millis",
     "dead_letter",
     "watermark.idle.timeout",
-    "dedup.key",
-    "dedup.within",
     "csv.delimiter",
 ];
+
+/// Options of the design (§5.1) that are not built: refused by name rather than accepted
+/// and ignored, so nobody believes a source deduplicates when it does not.
+const NOT_BUILT: &[&str] = &["dedup.key", "dedup.within"];
 
 /// A column's DEFAULT, evaluated once at CREATE: as JSON for the decoder, as a literal for
 /// DataFusion's INSERT planning.
@@ -66,6 +67,14 @@ impl SourceDef {
         defaults_by_name: &HashMap<String, Default>,
     ) -> Result<SourceDef, SqlError> {
         for key in create.options.keys() {
+            if NOT_BUILT.contains(&key.as_str()) {
+                return Err(SqlError::unsupported(format!(
+                    "source option {key}: deduplication at the source is not built; a view \
+                     SELECT .. FROM (SELECT .., ROW_NUMBER() OVER (PARTITION BY <key> ORDER BY \
+                     <time>) AS rn FROM <source>) WHERE rn = 1 deduplicates (its state keeps \
+                     every key)"
+                )));
+            }
             if !OPTIONS.contains(&key.as_str()) {
                 return Err(SqlError::Invalid(format!(
                     "unknown source option {key} (known: {})",

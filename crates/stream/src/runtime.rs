@@ -22,6 +22,7 @@ use crate::graph::{Graph, NodeSpec, Startup, WatermarkSpec};
 use crate::message::Message;
 use crate::sink::SinkOp;
 use crate::source::event_time::{drop_late, max_event_time};
+use crate::source::late;
 
 mod node;
 use crate::source::reader::PartitionReader;
@@ -100,8 +101,10 @@ pub struct Progress {
     /// Records appended to sinks in committed epochs.
     pub records_out: u64,
     /// Rows dropped in this run as late: behind their source's watermark when read, or for
-    /// a window that had closed.
+    /// a window that had closed ([`late`]).
     pub late_rows: u64,
+    /// Late rows of this run written to their source's dead-letter topic.
+    pub late_dead_lettered: u64,
     /// Bytes of operator state held at the last commit, and the pipeline's budget.
     pub state_bytes: usize,
     pub memory_max_bytes: usize,
@@ -281,6 +284,9 @@ struct SourceRt {
     decoder: Box<dyn SourceDecoder>,
     watermark: Option<(WatermarkSpec, WatermarkTracker)>,
     emitted: Option<i64>,
+    /// Rows behind `emitted` are dropped (and dead-lettered): the source feeds an operator
+    /// that acts on watermarks ([`late`]).
+    drops_late: bool,
     /// The dead-letter topic and its partitions.
     dead_letter: Option<(String, Vec<Arc<Partition>>)>,
 }
@@ -303,6 +309,8 @@ struct Pipeline {
     decode_failures: u64,
     /// Rows behind their source's watermark when read, dropped.
     late_rows: u64,
+    /// Of those, the ones written to their source's dead-letter topic.
+    late_dead_lettered: u64,
     records_out: u64,
     /// Records appended to sinks in the open epoch.
     epoch_records: u64,
@@ -405,6 +413,7 @@ impl Pipeline {
                         decoder: (s.decoder)(),
                         watermark,
                         emitted: restored.watermarks.get(&s.topic).copied(),
+                        drops_late: late::feeds_watermark_operator(&graph, i),
                     });
                     Node::Source
                 }
@@ -460,6 +469,7 @@ impl Pipeline {
             stop,
             decode_failures: 0,
             late_rows: 0,
+            late_dead_lettered: 0,
             records_out: 0,
             epoch_records: 0,
         };
@@ -505,6 +515,7 @@ impl Pipeline {
                     _ => 0,
                 })
                 .sum::<u64>();
+        let late_dead_lettered = self.late_dead_lettered;
         let state_bytes = self.state_bytes();
         let memory_max_bytes = self.config.memory_max_bytes;
         self.progress.send_modify(|p| {
@@ -516,6 +527,7 @@ impl Pipeline {
             p.watermarks = watermarks;
             p.decode_failures = decode_failures;
             p.late_rows = late_rows;
+            p.late_dead_lettered = late_dead_lettered;
             p.records_out = records_out;
         });
     }
@@ -585,12 +597,19 @@ impl Pipeline {
                     let moved = reader.next_offset != before;
                     let mut batch = src.decoder.flush()?;
                     self.decode_failures += step.failed as u64;
-                    if let (Some((spec, _)), Some(w)) = (src.watermark.as_ref(), src.emitted) {
-                        // Behind the watermark already sent downstream: late (§6), dropped
-                        // and counted; windows it belonged to may have closed.
+                    if let (Some((spec, _)), Some(w), true) =
+                        (src.watermark.as_ref(), src.emitted, src.drops_late)
+                    {
+                        // Behind the watermark already sent downstream: late (§6), dropped,
+                        // counted and dead-lettered; windows it belonged to may have closed.
                         let (kept, late) = drop_late(batch, spec.column, w)?;
                         batch = kept;
-                        self.late_rows += late;
+                        self.late_rows += late.len() as u64;
+                        if src.dead_letter.is_some() && !late.is_empty() {
+                            let letters = late::dead_letters(reader, &late, w)?;
+                            self.late_dead_lettered += letters.len() as u64;
+                            dead.extend(letters);
+                        }
                     }
                     let now = now_ms();
                     let mut messages = Vec::new();

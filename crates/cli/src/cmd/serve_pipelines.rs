@@ -45,6 +45,7 @@ impl PipelineSource for SqlPipelines {
                     epoch: running.then_some(p.epoch),
                     records_out: p.records_out,
                     dead_letters: p.decode_failures,
+                    late_rows: p.late_rows,
                     state_bytes: p.state_bytes as u64,
                     memory_max_bytes: p.memory_max_bytes as u64,
                     watermarks: p.watermarks.into_iter().collect(),

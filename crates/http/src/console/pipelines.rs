@@ -49,6 +49,8 @@ pub struct PipelineInfo {
     pub records_out: u64,
     /// Records its decoders refused (each dead-lettered when its source has a topic for them).
     pub dead_letters: u64,
+    /// Rows dropped as late: behind their source's watermark, or for a closed window.
+    pub late_rows: u64,
     pub state_bytes: u64,
     pub memory_max_bytes: u64,
     /// Committed watermark per source topic (ms).

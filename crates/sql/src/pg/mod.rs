@@ -13,6 +13,7 @@ use bytes::BytesMut;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::Statement;
 use futures::{Sink, Stream, StreamExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
@@ -22,6 +23,7 @@ use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireServerHandlers, PidSecretKeyGenerator,
     RandomPidSecretKeyGenerator, Type,
@@ -227,7 +229,7 @@ fn response(output: Output, format: Option<&Format>) -> Response {
 
 #[async_trait]
 impl SimpleQueryHandler for Connection {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: pgwire::api::store::PortalStore,
@@ -244,6 +246,11 @@ impl SimpleQueryHandler for Connection {
         };
         let mut out = Vec::new();
         for statement in statements {
+            if let WeirStatement::Sql(s) = &statement {
+                if let Statement::Deallocate { name, .. } = s.as_ref() {
+                    client.portal_store().rm_statement(&name.value);
+                }
+            }
             match self.session.execute(statement).await {
                 Ok(output) => out.push(response(output, None)),
                 Err(e) => {

@@ -166,6 +166,14 @@ async fn inference_from_a_sample_and_refusals() {
             ("note".to_string(), "varchar".to_string()),
         ]
     );
+    // What psycopg sends after DDL once it has prepared statements.
+    for sql in [
+        "DEALLOCATE ALL",
+        "DEALLOCATE _pg3_0",
+        "DEALLOCATE PREPARE s1",
+    ] {
+        run(&session, sql).await.expect(sql);
+    }
     for (sql, state_code) in [
         (
             "CREATE TABLE t (a INT, PRIMARY KEY (a)) WITH (topic = 'raw', format = 'csv')",
@@ -182,6 +190,12 @@ async fn inference_from_a_sample_and_refusals() {
         (
             "CREATE SOURCE bad (a INT) WITH (topic = 'missing')",
             "22023",
+        ),
+        // Accepted and ignored before: a source that claims to deduplicate and does not.
+        (
+            "CREATE SOURCE bad (a INT) WITH (topic = 'raw', dedup.key = 'a', \
+             dedup.within = '10 minutes')",
+            "0A000",
         ),
         ("SELEC 1", "42601"),
     ] {

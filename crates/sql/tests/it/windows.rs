@@ -65,6 +65,10 @@ const VIEWS: &[(&str, &str, bool)] = &[
     ),
 ];
 
+/// The same groups without a window: no operator acts on the watermark.
+const UNWINDOWED: &str = "SELECT date_bin(INTERVAL '1' MINUTE, ts) AS m, bidder, count(*) AS n, \
+     sum(price) AS total, max(price) AS top FROM bids GROUP BY 1, 2";
+
 /// The event time of row `i` as seconds after midnight: one a second, each up to 8 s early
 /// (disorder within the 10 s delay), from a seeded generator.
 fn second_of(i: u64, seed: u64) -> u64 {
@@ -184,8 +188,7 @@ async fn windows_equal_the_batch_oracle_across_restarts() {
     // Without windows, the same groups kept forever: the state windows free, for comparison.
     run(
         &s,
-        "CREATE MATERIALIZED VIEW unwindowed AS SELECT date_bin(INTERVAL '1' MINUTE, ts) AS m, \
-         bidder, count(*) AS n, sum(price) AS total, max(price) AS top FROM bids GROUP BY 1, 2",
+        &format!("CREATE MATERIALIZED VIEW unwindowed AS {UNWINDOWED}"),
     )
     .await
     .expect("unwindowed");
@@ -318,6 +321,38 @@ async fn windows_equal_the_batch_oracle_across_restarts() {
         let got = rows(&run(&s, &format!("SELECT * FROM {name}")).await.expect(name));
         assert_eq!(got, want, "{name} changed by a late row");
     }
+    // Never silently: each pipeline that dropped it (the five views and the sink) wrote its
+    // record to the source's dead-letter topic, in a committed epoch.
+    let dlq = state
+        .topic("bids.dlq")
+        .expect("dead letters")
+        .all_partitions();
+    let dropping = VIEWS.len() + 1;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let late: Vec<String> = dlq
+            .iter()
+            .flat_map(|p| testkit::consume(p, Isolation::ReadCommitted))
+            .map(|(_, v)| v)
+            .collect();
+        if late.len() >= dropping {
+            assert_eq!(late.len(), dropping, "{late:?}");
+            assert!(late.iter().all(|v| v.contains("6000")), "{late:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dead letters: {late:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        describe(&s, "tumble_closed", "rows late (dead-lettered)").await,
+        "1"
+    );
+    // A pipeline without such an operator keeps the row, as the batch query does.
+    assert_oracle(&engine, &s, "unwindowed", UNWINDOWED).await;
+    assert_eq!(describe(&s, "unwindowed", "rows late (dropped)").await, "0");
     engine.stop().await;
 }
 

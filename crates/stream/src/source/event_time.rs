@@ -13,24 +13,29 @@ use arrow_schema::{DataType, TimeUnit};
 use crate::error::StreamError;
 
 /// `batch` without its rows whose event time (column `column`) is below `watermark_ms`, and
-/// how many were dropped. Rows without an event time are kept (they advance nothing).
+/// the dropped rows' indices in `batch` with their event times. Rows without an event time
+/// are kept (they advance nothing).
 pub fn drop_late(
     batch: RecordBatch,
     column: usize,
     watermark_ms: i64,
-) -> Result<(RecordBatch, u64), StreamError> {
+) -> Result<(RecordBatch, Vec<(usize, i64)>), StreamError> {
     if batch.num_rows() == 0 {
-        return Ok((batch, 0));
+        return Ok((batch, Vec::new()));
     }
     let times = event_times_ms(&batch, column)?;
+    let late: Vec<(usize, i64)> = times
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.filter(|t| *t < watermark_ms).map(|t| (i, t)))
+        .collect();
+    if late.is_empty() {
+        return Ok((batch, late));
+    }
     let keep: arrow_array::BooleanArray = times
         .iter()
         .map(|t| Some(t.is_none_or(|t| t >= watermark_ms)))
         .collect();
-    let late = keep.false_count() as u64;
-    if late == 0 {
-        return Ok((batch, 0));
-    }
     Ok((
         arrow_select::filter::filter_record_batch(&batch, &keep)?,
         late,
@@ -96,7 +101,7 @@ mod tests {
         let batch = RecordBatch::try_new(schema, vec![Arc::new(ts)]).expect("batch");
         assert_eq!(max_event_time(&batch, 0).expect("max"), Some(5_000));
         let (kept, late) = drop_late(batch, 0, 5_000).expect("filter");
-        assert_eq!((kept.num_rows(), late), (2, 1));
+        assert_eq!((kept.num_rows(), late), (2, vec![(0, 4_999)]));
         assert!(max_event_time(&kept, 3).is_err());
     }
 }

@@ -80,6 +80,9 @@ pub struct PartitionReader {
     pub partition: Arc<Partition>,
     pub next_offset: i64,
     max_bytes: usize,
+    /// The offsets of the records the last [`read`](Self::read) decoded, one per row the
+    /// decoder gave: how a late row finds its record again.
+    decoded: Vec<i64>,
 }
 
 impl PartitionReader {
@@ -94,7 +97,13 @@ impl PartitionReader {
             partition,
             next_offset,
             max_bytes,
+            decoded: Vec::new(),
         }
+    }
+
+    /// The offsets of the records the last read decoded, in row order.
+    pub fn decoded_offsets(&self) -> &[i64] {
+        &self.decoded
     }
 
     pub fn index(&self) -> i32 {
@@ -109,6 +118,7 @@ impl PartitionReader {
         dead: &mut Vec<SinkRecord>,
     ) -> Result<ReadStep, StreamError> {
         let index = self.index();
+        self.decoded.clear();
         let read = self
             .partition
             .read(&ReadSpec {
@@ -140,7 +150,10 @@ impl PartitionReader {
                 headers: r.headers,
             };
             match decoder.push(&rec) {
-                Ok(()) => step.decoded += 1,
+                Ok(()) => {
+                    step.decoded += 1;
+                    self.decoded.push(r.offset);
+                }
                 Err(e) => {
                     step.failed += 1;
                     tracing::debug!(topic = %self.topic, partition = index, offset = r.offset, error = %e, "record not decoded; dead-lettered");
@@ -151,6 +164,58 @@ impl PartitionReader {
         self.next_offset = next;
         step.caught_up = next >= read.watermarks.last_stable_offset;
         Ok(step)
+    }
+}
+
+impl PartitionReader {
+    /// Calls `f` for each record at `offsets` (ascending, all below [`next_offset`], so read
+    /// before), read again from the partition: late rows are rare, so their records are
+    /// fetched when one is found rather than kept for every row.
+    ///
+    /// [`next_offset`]: Self::next_offset
+    pub fn reread(
+        &self,
+        offsets: &[i64],
+        mut f: impl FnMut(&RecordRef<'_>),
+    ) -> Result<(), StreamError> {
+        let index = self.index();
+        let mut todo = offsets.iter().copied().peekable();
+        while let Some(&from) = todo.peek() {
+            let read = self
+                .partition
+                .read(&ReadSpec {
+                    offset: from,
+                    max_bytes: self.max_bytes,
+                    min_one_batch: true,
+                    isolation: Isolation::ReadCommitted,
+                    leader_epoch: None,
+                })
+                .map_err(|source| StreamError::Partition {
+                    topic: self.topic.clone(),
+                    partition: index,
+                    source,
+                })?;
+            let next = committed_records(&self.topic, index, &read, from, |r| {
+                while todo.next_if(|o| *o < r.offset).is_some() {}
+                if todo.next_if_eq(&r.offset).is_some() {
+                    f(&RecordRef {
+                        partition: index,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
+                    });
+                }
+            })?;
+            // Offsets the read passed without finding (removed by compaction since): none
+            // is waited for.
+            while todo.next_if(|o| *o < next).is_some() {}
+            if next <= from {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
