@@ -2,6 +2,15 @@
 
 WEIR_BIN points at the binary (scripts/test exports it); without it the default cargo target
 directory is used.
+
+WEIR_CLUSTER=3 runs the client suites against a cluster instead: the `broker` and
+`broker_factory` fixtures start that many brokers (a metadata quorum of all of them) with
+`default.replication.factor` = min(3, n) and `min.insync.replicas` = 2, and hand out a
+`ClusterBrokers` whose `bootstrap` lists every broker. Tests marked
+`@pytest.mark.single_node("why")` (they restart, kill or read the files of the one broker, or use a
+single-node-only feature) skip with that reason; an unmarked test reaching for one broker's
+port or files fails and says so. Killing, stopping or restarting "the broker" acts on the whole
+cluster at once.
 """
 
 from __future__ import annotations
@@ -185,6 +194,152 @@ class Broker:
 
 
 # ---------------------------------------------------------------------------------------------
+# Cluster mode (WEIR_CLUSTER=n).
+
+CLUSTER_SIZE = int(os.environ.get("WEIR_CLUSTER", "0") or 0)
+# Replication factor of every topic created without one (the helpers create with -1).
+DEFAULT_RF = min(3, CLUSTER_SIZE) if CLUSTER_SIZE else 1
+CLUSTER_FORM_TIMEOUT = 60.0
+
+
+class ClusterBrokers:
+    """`n` brokers forming one cluster (every one a voter), handed out by the `broker` fixture
+    under WEIR_CLUSTER. `bootstrap` lists them all, so every client finds leaders and
+    coordinators itself. What only makes sense for one broker process fails loudly: a test that
+    needs it is marked `single_node` and skipped before it starts."""
+
+    def __init__(self, tmp_path: Path, n: int, settings: dict | None = None, name="cluster"):
+        internal = {i: free_port() for i in range(1, n + 1)}
+        voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in internal.items())
+        self.nodes: list[Broker] = []
+        for i in internal:
+            s = {"node.id": str(i), "controller.quorum.voters": voters,
+                 "default.replication.factor": str(min(3, n)),
+                 "min.insync.replicas": str(min(2, n))}
+            s.update(settings or {})
+            self.nodes.append(Broker(tmp_path / f"{name}-node{i}-data", tmp_path, settings=s,
+                                     name=f"{name}-node{i}"))
+        self.name = name
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.nodes)
+
+    @property
+    def first(self) -> Broker:
+        return self.nodes[0]
+
+    def start(self) -> "ClusterBrokers":
+        for b in self.nodes:
+            b.start()
+        self.wait_formed()
+        self.wait_settled()
+        return self
+
+    def leaders(self, b: Broker) -> dict:
+        """{(topic, partition): (leader, ISR is all replicas)} of every topic, internal ones
+        included, as `b` sees."""
+        md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+        return {(t, p): (pm.leader, sorted(pm.isrs) == sorted(pm.replicas))
+                for t, tm in md.topics.items() for p, pm in tm.partitions.items()}
+
+    def wait_settled(self, timeout: float = CLUSTER_FORM_TIMEOUT):
+        """Until every broker names the same leader for every partition, none is leaderless,
+        every ISR holds all replicas, and that holds over two looks 0.5 s apart. After a
+        restart the controller moves leaderships off the brokers' old registrations and
+        shrinks the ISRs while clients connect: a client arriving meanwhile can be sent to a
+        broker that just lost the partition, and librdkafka's watermark and committed-offset
+        queries do not retry NOT_LEADER or NOT_COORDINATOR (Kafka's brokers move leaders the
+        same way on a restart); a coordinator whose shard partition is below
+        min.insync.replicas answers OffsetFetch COORDINATOR_NOT_AVAILABLE."""
+        deadline = time.monotonic() + timeout
+        last, previous = None, None
+        while time.monotonic() < deadline:
+            try:
+                views = [self.leaders(b) for b in self.nodes]
+            except KafkaException as e:
+                last, previous = e, None
+                time.sleep(0.2)
+                continue
+            agreed = all(v == views[0] for v in views) and all(
+                leader >= 0 and full for leader, full in views[0].values())
+            if agreed and views[0] == previous:
+                return
+            last, previous = views[0], (views[0] if agreed else None)
+            time.sleep(0.5)
+        raise BrokerDied(f"{self.name}: leaders did not settle within {timeout}s; last: {last}\n"
+                         + "\n".join(b.log_tail(60) for b in self.nodes))
+
+    def wait_formed(self, timeout: float = CLUSTER_FORM_TIMEOUT):
+        """Until a controller is elected and every broker is registered and unfenced."""
+        from cluster import parse_info  # cluster.py imports this module
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            p = run_weir("cluster", "info", "-b", self.first.bootstrap, timeout=30, check=False)
+            if p.returncode == 0:
+                info = parse_info(p.stdout)
+                last = info
+                if info.get("controller") and len(info["brokers"]) == len(self.nodes) and all(
+                        b["state"] == "unfenced" for b in info["brokers"].values()):
+                    return
+            else:
+                last = p.stderr
+            time.sleep(0.2)
+        raise BrokerDied(f"{self.name} did not form within {timeout}s; last: {last}\n"
+                         + "\n".join(b.log_tail(60) for b in self.nodes))
+
+    def alive(self) -> bool:
+        return all(b.alive() for b in self.nodes)
+
+    def kill_all(self):
+        for b in self.nodes:
+            b.kill9()
+
+    # A test that crashes or restarts "the broker" does it to the whole cluster: every broker
+    # at once, which is the case where only the disks keep what was acknowledged.
+
+    def kill9(self):
+        self.kill_all()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM to every broker at once, then waits for each; the first non-zero exit code
+        (0 when all exited cleanly)."""
+        for b in self.nodes:
+            if b.alive():
+                b.proc.send_signal(signal.SIGTERM)
+        codes = [b.stop(timeout) for b in self.nodes]
+        return next((c for c in codes if c != 0), 0)
+
+    def restart(self) -> "ClusterBrokers":
+        if any(b.alive() for b in self.nodes):
+            self.stop()
+        return self.start()
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(b.log_tail(n) for b in self.nodes)
+
+    def __getattr__(self, attr):
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        # port, data_dir, partition_dir, restart, stop, kill9, sql_address, ...: one broker's.
+        pytest.fail(f"WEIR_CLUSTER: this test uses `broker.{attr}`, which a cluster does not have; "
+                    "mark it @pytest.mark.single_node(\"why\") if it needs one broker")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "single_node(reason): needs one broker process (skipped under WEIR_CLUSTER)")
+
+
+def pytest_runtest_setup(item):
+    if CLUSTER_SIZE:
+        m = item.get_closest_marker("single_node")
+        if m is not None:
+            pytest.skip(f"single node only: {m.args[0] if m.args else 'not said'}")
+
+
+# ---------------------------------------------------------------------------------------------
 # Fixtures.
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -201,6 +356,14 @@ def broker_factory(request, tmp_path):
 
     def start(data_dir=None, settings=None, port=None, extra_args=None, name=None) -> Broker:
         name = name or f"broker{len(brokers)}"
+        if CLUSTER_SIZE:
+            if data_dir is not None or port is not None or extra_args:
+                pytest.fail("WEIR_CLUSTER: broker_factory got a data dir, port or arguments of "
+                            "one broker; mark the test @pytest.mark.single_node(\"why\")")
+            c = ClusterBrokers(tmp_path, CLUSTER_SIZE, settings, name=name)
+            brokers.append(c)
+            c.start()
+            return c
         b = Broker(data_dir or tmp_path / f"{name}-data", tmp_path, settings=settings, port=port,
                    extra_args=extra_args, name=name)
         brokers.append(b)
@@ -213,7 +376,10 @@ def broker_factory(request, tmp_path):
                  and getattr(request.node, f"rep_{w}").failed for w in ("setup", "call"))
     for b in brokers:
         still_alive = b.alive()
-        b.kill9()
+        if isinstance(b, ClusterBrokers):
+            b.kill_all()
+        else:
+            b.kill9()
         if failed:
             sys.stderr.write(f"\n{b.name} ({b.bootstrap}, alive at teardown: {still_alive})\n"
                              f"{b.log_tail(120)}\n")
@@ -239,7 +405,8 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict | 
                  timeout: float = 15.0):
     """Creates a topic through the admin API and waits until metadata shows all partitions."""
     admin = admin_client(bootstrap)
-    fs = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+    # -1: the broker's default.replication.factor (3 under WEIR_CLUSTER, else 1).
+    fs = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=-1,
                                        config={k: str(v) for k, v in (config or {}).items()})],
                              request_timeout=timeout)
     fs[name].result(timeout)
@@ -380,7 +547,7 @@ def run_weir(*args, input: str | None = None, timeout: float = 30.0, check=True)
 
 
 __all__ = [
-    "Broker", "BrokerDied", "KafkaException", "OFFSET_BEGINNING", "TopicPartition",
+    "Broker", "BrokerDied", "CLUSTER_SIZE", "ClusterBrokers", "DEFAULT_RF", "KafkaException", "OFFSET_BEGINNING", "TopicPartition",
     "admin_client", "consume_partitions", "create_topic", "free_port", "make_consumer",
     "make_producer", "produce_all", "run_weir", "topic_partition_counts", "unique_topic",
     "wait_for_topic", "watermarks", "WEIR_BIN",

@@ -160,7 +160,8 @@ class Conn:
     """One raw TCP connection to the broker."""
 
     def __init__(self, bootstrap: str, timeout: float = 5.0):
-        host, port = bootstrap.rsplit(":", 1)
+        # A bootstrap list (WEIR_CLUSTER) connects to its first broker.
+        host, port = bootstrap.split(",")[0].rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.sock.settimeout(timeout)
         self.timeout = timeout

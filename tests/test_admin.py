@@ -12,7 +12,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 from kafka.errors import InvalidTopicError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-from conftest import admin_client, topic_partition_counts, unique_topic, wait_for_topic
+from conftest import (DEFAULT_RF, admin_client, topic_partition_counts, unique_topic,
+                      wait_for_topic)
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_kafka_python_admin_lifecycle(broker, kadmin):
     topic = unique_topic("kpadm")
     configs = {"retention.ms": "123456", "cleanup.policy": "delete",
                "segment.bytes": "1048576", "max.message.bytes": "500000"}
-    res = kadmin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1,
+    res = kadmin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=DEFAULT_RF,
                                          topic_configs=configs)])
     assert [(t["name"], t["error_code"]) for t in res["topics"]] == [(topic, 0)], res
     wait_for_topic(broker.bootstrap, topic, 6)
@@ -58,7 +59,7 @@ def test_kafka_python_admin_lifecycle(broker, kadmin):
 
     # Creating it again fails and changes nothing.
     with pytest.raises(TopicAlreadyExistsError):
-        kadmin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        kadmin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=DEFAULT_RF)])
     assert kp_partitions(kadmin, topic) == list(range(6))
 
     # Grow 6 -> 8.
@@ -91,13 +92,13 @@ def test_kafka_python_admin_lifecycle(broker, kadmin):
 @pytest.mark.parametrize("bad", ["bad name!", "..", ".", "", "a" * 250, "sl/ash"])
 def test_kafka_python_invalid_topic_name(broker, kadmin, bad):
     with pytest.raises(InvalidTopicError):
-        kadmin.create_topics([NewTopic(bad, num_partitions=1, replication_factor=1)])
+        kadmin.create_topics([NewTopic(bad, num_partitions=1, replication_factor=DEFAULT_RF)])
     assert bad not in topic_partition_counts(broker.bootstrap)
 
 
 def test_kafka_python_validate_only_does_not_create(broker, kadmin):
     topic = unique_topic("kpval")
-    res = kadmin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)],
+    res = kadmin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=DEFAULT_RF)],
                                validate_only=True)
     assert [(t["name"], t["error_code"]) for t in res["topics"]] == [(topic, 0)], res
     time.sleep(0.5)
@@ -105,14 +106,14 @@ def test_kafka_python_validate_only_does_not_create(broker, kadmin):
     assert topic not in topic_partition_counts(broker.bootstrap)
     # validate_only still validates.
     with pytest.raises(InvalidTopicError):
-        kadmin.create_topics([NewTopic("bad name!", num_partitions=1, replication_factor=1)],
+        kadmin.create_topics([NewTopic("bad name!", num_partitions=1, replication_factor=DEFAULT_RF)],
                              validate_only=True)
 
 
 def test_confluent_admin_lifecycle(broker):
     a = admin_client(broker.bootstrap)
     topic = unique_topic("ckadm")
-    fs = a.create_topics([CKNewTopic(topic, num_partitions=6, replication_factor=1,
+    fs = a.create_topics([CKNewTopic(topic, num_partitions=6, replication_factor=DEFAULT_RF,
                                      config={"retention.ms": "86400000",
                                              "cleanup.policy": "delete"})])
     assert fs[topic].result(15) is None
@@ -124,12 +125,12 @@ def test_confluent_admin_lifecycle(broker):
     assert cfg["retention.ms"] == "86400000"
     assert cfg["cleanup.policy"] == "delete"
 
-    fs = a.create_topics([CKNewTopic(topic, num_partitions=6, replication_factor=1)])
+    fs = a.create_topics([CKNewTopic(topic, num_partitions=6, replication_factor=DEFAULT_RF)])
     with pytest.raises(Exception) as ei:
         fs[topic].result(15)
     assert ei.value.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, ei.value
 
-    fs = a.create_topics([CKNewTopic("bad name!", num_partitions=1, replication_factor=1)])
+    fs = a.create_topics([CKNewTopic("bad name!", num_partitions=1, replication_factor=DEFAULT_RF)])
     with pytest.raises(Exception) as ei:
         fs["bad name!"].result(15)
     assert ei.value.args[0].code() == KafkaError.TOPIC_EXCEPTION, ei.value
@@ -147,20 +148,23 @@ def test_confluent_list_all_topics(broker):
     a = admin_client(broker.bootstrap)
     names = [unique_topic("lsa"), unique_topic("lsb")]
     for i, n in enumerate(names):
-        a.create_topics([CKNewTopic(n, num_partitions=i + 1, replication_factor=1)])[n].result(15)
+        a.create_topics([CKNewTopic(n, num_partitions=i + 1, replication_factor=DEFAULT_RF)])[n].result(15)
     md = a.list_topics(timeout=10)
     # Weir's own topics (the SQL catalog, `__weir_*`) are listed too, marked internal as Kafka
     # marks __consumer_offsets; this test counts only the ones it made.
     listed = {n: len(t.partitions) for n, t in md.topics.items() if not n.startswith("__weir_")}
     assert listed == {names[0]: 1, names[1]: 2}
-    assert [(b.id, b.host, b.port) for b in md.brokers.values()] == [
-        (md.controller_id, "127.0.0.1", broker.port)]
+    # Every broker of the bootstrap list (one, or a cluster's under WEIR_CLUSTER); the
+    # controller is one of them.
+    assert sorted(f"{b.host}:{b.port}" for b in md.brokers.values()) == sorted(
+        broker.bootstrap.split(","))
+    assert md.controller_id in {b.id for b in md.brokers.values()}
 
 
 def test_weir_topics_are_marked_internal(broker, kadmin):
     """The SQL catalog is Weir's own topic: Metadata marks it internal, user topics are not."""
     topic = unique_topic("user")
-    kadmin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    kadmin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=DEFAULT_RF)])
     wait_for_topic(broker.bootstrap, topic, 1)
     described = {t["name"]: t["is_internal"] for t in
                  kadmin.describe_topics([topic, "__weir_sql_catalog"])}
@@ -169,7 +173,7 @@ def test_weir_topics_are_marked_internal(broker, kadmin):
 
 def test_kafka_python_producer_consumer_roundtrip(broker, kadmin):
     topic = unique_topic("kprt")
-    kadmin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    kadmin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=DEFAULT_RF)])
     wait_for_topic(broker.bootstrap, topic, 3)
 
     # kafka-python 3 defaults to an idempotent producer (InitProducerId); this test is about

@@ -219,3 +219,36 @@ def test_client_errors_are_one_clear_line():
     p = run_weir("topic", "list", "-b", f"127.0.0.1:{free_port()}", check=False, timeout=60)
     assert p.returncode != 0
     assert p.stderr.startswith("weir: "), p.stderr
+
+
+def test_brokers_flag_takes_a_bootstrap_list(broker):
+    """`-b` is a bootstrap list, as Kafka's bootstrap.servers: brokers that are down are
+    skipped and the first that answers serves; with none answering the error names the last
+    one tried. (Found running the client suites on 3 brokers: `-b` took one address.)"""
+    from conftest import free_port
+    dead, dead2 = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    topic = create_topic(broker.bootstrap, unique_topic("blist"), 1)
+    out = run_weir("topic", "list", "-b", f"{dead},{broker.bootstrap}", timeout=60).stdout
+    assert topic in out, out
+    p = run_weir("topic", "list", "-b", f"{dead},{dead2}", check=False, timeout=60)
+    assert p.returncode != 0
+    assert p.stderr.startswith("weir: ") and dead2 in p.stderr, p.stderr
+
+
+def test_bench_cluster_mode_prints_both_tables(tmp_path):
+    """`weir bench --cluster 3` on a tiny workload: every throughput row carries a figure
+    for one broker and for three, and the idle table has its three setups with a CPU
+    figure per broker. Figures are printed, never asserted."""
+    p = run_weir("bench", "--cluster", "3", "--quick", "--records", "3000",
+                 "--idle-seconds", "1", "--cluster-partitions", "30",
+                 "--data-dir", str(tmp_path / "bench"), timeout=280)
+    rows = [line.split("|")[1:-1] for line in p.stdout.splitlines() if line.startswith("| ")]
+    produce = [r for r in rows if r[0].strip().startswith(("produce", "consume"))]
+    assert len(produce) == 6, p.stdout
+    for r in produce:
+        assert float(r[5]) > 0, r  # the ratio to one broker
+    idle = {r[0].strip(): r for r in rows if r[0].strip().startswith(("1 broker,", "3 brokers,"))}
+    assert set(idle) == {"1 broker, 30 partitions × RF 1", "3 brokers, no topics",
+                         "3 brokers, 30 partitions × RF 3"}, p.stdout
+    assert idle["3 brokers, 30 partitions × RF 3"][1].strip() == "30 / 30 / 30"
+    assert len(idle["3 brokers, no topics"][3].split("/")) == 3

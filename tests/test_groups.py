@@ -744,6 +744,8 @@ def offset_fetch_multi(bootstrap: str, version: int, groups: list[tuple[str, dic
     return out
 
 
+@pytest.mark.single_node("one raw request for several groups needs one coordinator of them all; "
+                         "in a cluster the others answer NOT_COORDINATOR, as Kafka's do")
 @pytest.mark.parametrize("version", [8, 9])
 def test_offset_fetch_for_several_groups_in_one_request(broker_factory, version):
     broker = broker_factory(settings=FAST)

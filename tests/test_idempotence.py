@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KTopicPartition
 
 from conftest import consume_partitions, create_topic, free_port, make_producer, unique_topic
@@ -124,6 +125,7 @@ def test_kafka_python_default_producer_is_idempotent(broker):
     assert [v for p, _, v in got if p == 0] == [f"v{i}" for i in range(0, 1000, 2)]
 
 
+@pytest.mark.single_node("a cutting proxy in front of one broker, which advertises the proxy")
 def test_retries_through_cut_connections_keep_exactly_once(broker_factory):
     broker_port = free_port()
     proxy_port = free_port()

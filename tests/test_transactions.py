@@ -110,6 +110,8 @@ def rows(output):
     return [dict(zip(lines[0], l)) for l in lines[1:]]
 
 
+@pytest.mark.single_node("weir txn list/describe/producers ask the bootstrap broker only; routing "
+                         "them to every coordinator and partition leader of a cluster is not built")
 def test_operator_view_of_transactions(broker):
     """`weir txn list|describe|producers` (ListTransactions, DescribeTransactions and
     DescribeProducers) show an open transaction, the partitions in it and what holds each

@@ -34,6 +34,8 @@ pub struct GroupRouter {
     /// Cluster mode: the shards of this broker's `__consumer_offsets` leaderships.
     shards: Arc<Shards<Groups>>,
     image: Arc<ImageCell>,
+    /// This broker's node id (cluster mode).
+    local_node: i32,
     /// Stops the shards' timers when the broker stops.
     stop: broadcast::Sender<()>,
     /// A creation of `__consumer_offsets` is under way (`State::ensure_offsets_topic`).
@@ -61,18 +63,25 @@ impl GroupRouter {
             local: Some(groups),
             shards: Arc::new(Shards::new("group")),
             image: Arc::default(),
+            local_node: -1,
             stop: broadcast::channel(1).0,
             creating: AtomicBool::new(false),
         }
     }
 
-    /// Cluster mode: shards come and go with the leaderships in `image`.
-    pub fn cluster(config: CoordinatorConfig, image: Arc<ImageCell>) -> GroupRouter {
+    /// Cluster mode: shards come and go with the leaderships in `image`; `local_node` is
+    /// this broker's id.
+    pub fn cluster(
+        config: CoordinatorConfig,
+        image: Arc<ImageCell>,
+        local_node: i32,
+    ) -> GroupRouter {
         GroupRouter {
             config,
             local: None,
             shards: Arc::new(Shards::new("group")),
             image,
+            local_node,
             stop: broadcast::channel(1).0,
             creating: AtomicBool::new(false),
         }
@@ -86,13 +95,21 @@ impl GroupRouter {
     }
 
     /// The coordinator of `group` when it is loaded here; else NOT_COORDINATOR, or
-    /// COORDINATOR_LOAD_IN_PROGRESS while its shard loads.
+    /// COORDINATOR_LOAD_IN_PROGRESS while its shard loads or is about to
+    /// ([`ImageCell::shard_pending`]).
     pub fn shard(&self, group: &str) -> Result<Arc<Groups>, ErrorCode> {
         if let Some(local) = &self.local {
             return Ok(local.clone());
         }
-        let p = self.partition_of(group).ok_or(ErrorCode::NOT_COORDINATOR)?;
-        self.shards.get(p)
+        let Some(p) = self.partition_of(group) else {
+            return Err(if self.image.is_caught_up() {
+                ErrorCode::NOT_COORDINATOR
+            } else {
+                ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+            });
+        };
+        let pending = self.image.shard_pending(OFFSETS_TOPIC, p, self.local_node);
+        self.shards.get_or_pending(p, pending)
     }
 
     fn loaded(&self) -> Vec<Arc<Groups>> {

@@ -70,6 +70,18 @@ impl<T: Shard> Shards<T> {
         }
     }
 
+    /// [`Shards::get`], except that a partition with no slot answers
+    /// COORDINATOR_LOAD_IN_PROGRESS when its shard is `pending` here
+    /// ([`crate::cluster::ImageCell::shard_pending`]).
+    pub fn get_or_pending(&self, index: i32, pending: bool) -> Result<Arc<T>, ErrorCode> {
+        match self.get(index) {
+            Err(ErrorCode::NOT_COORDINATOR) if pending => {
+                Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
+            }
+            other => other,
+        }
+    }
+
     /// Every shard served here.
     pub fn loaded(&self) -> Vec<Arc<T>> {
         self.read()

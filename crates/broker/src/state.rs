@@ -337,7 +337,11 @@ impl State {
         let image: Arc<crate::cluster::ImageCell> = Arc::default();
         // Cluster mode: transactions live in `__transaction_state` shards the publisher loads.
         let txns = Arc::new(if cluster {
-            crate::txn_router::TxnRouter::cluster(config.txns.clone(), image.clone())
+            crate::txn_router::TxnRouter::cluster(
+                config.txns.clone(),
+                image.clone(),
+                config.node_id,
+            )
         } else {
             crate::txn_router::TxnRouter::local(
                 Arc::new(crate::txns::Txns::open(
@@ -350,7 +354,11 @@ impl State {
         });
         // Cluster mode: groups live in `__consumer_offsets` shards the publisher loads.
         let groups = Arc::new(if cluster {
-            crate::group_router::GroupRouter::cluster(config.groups.clone(), image.clone())
+            crate::group_router::GroupRouter::cluster(
+                config.groups.clone(),
+                image.clone(),
+                config.node_id,
+            )
         } else {
             crate::group_router::GroupRouter::local(
                 Arc::new(crate::groups::Groups::open(

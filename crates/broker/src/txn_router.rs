@@ -35,6 +35,8 @@ pub struct TxnRouter {
     /// Cluster mode: the shards of this broker's `__transaction_state` leaderships.
     shards: Arc<Shards<Txns>>,
     image: Arc<ImageCell>,
+    /// This broker's node id (cluster mode).
+    local_node: i32,
     /// Stops the shards' timers when the broker stops.
     stop: broadcast::Sender<()>,
     /// A creation of `__transaction_state` is under way (`State::ensure_txn_state_topic`).
@@ -49,18 +51,21 @@ impl TxnRouter {
             local: Some(txns),
             shards: Arc::new(Shards::new("transaction")),
             image: Arc::default(),
+            local_node: -1,
             stop: broadcast::channel(1).0,
             creating: AtomicBool::new(false),
         }
     }
 
-    /// Cluster mode: shards come and go with the leaderships in `image`.
-    pub fn cluster(config: TxnConfig, image: Arc<ImageCell>) -> TxnRouter {
+    /// Cluster mode: shards come and go with the leaderships in `image`; `local_node` is
+    /// this broker's id.
+    pub fn cluster(config: TxnConfig, image: Arc<ImageCell>, local_node: i32) -> TxnRouter {
         TxnRouter {
             config,
             local: None,
             shards: Arc::new(Shards::new("transaction")),
             image,
+            local_node,
             stop: broadcast::channel(1).0,
             creating: AtomicBool::new(false),
         }
@@ -79,10 +84,17 @@ impl TxnRouter {
         if let Some(local) = &self.local {
             return Ok(local.clone());
         }
-        let p = self
-            .partition_of(transactional_id)
-            .ok_or(ErrorCode::NOT_COORDINATOR)?;
-        self.shards.get(p)
+        let Some(p) = self.partition_of(transactional_id) else {
+            return Err(if self.image.is_caught_up() {
+                ErrorCode::NOT_COORDINATOR
+            } else {
+                ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+            });
+        };
+        let pending = self
+            .image
+            .shard_pending(TXN_STATE_TOPIC, p, self.local_node);
+        self.shards.get_or_pending(p, pending)
     }
 
     fn loaded(&self) -> Vec<Arc<Txns>> {

@@ -243,7 +243,7 @@ pub struct PartitionFetch {
     pub result: Result<FetchedData, ClientError>,
 }
 
-/// A Kafka client bootstrapped from one broker address.
+/// A Kafka client bootstrapped from one broker address or a list of them.
 ///
 /// Admin requests go to the bootstrap broker (in KRaft any broker forwards them to the
 /// controller); Produce, Fetch and ListOffsets go to the partition leader, found through
@@ -266,7 +266,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `bootstrap` ("host:port") and reads the broker list.
+    /// Connects to `bootstrap` ("host:port", or a comma-separated list of them tried in
+    /// order) and reads the broker list.
     pub async fn connect(bootstrap: &str) -> Result<Client, ClientError> {
         Self::connect_with_timeout(bootstrap, DEFAULT_REQUEST_TIMEOUT).await
     }
@@ -286,7 +287,7 @@ impl Client {
         timeout: Duration,
         security: ClientSecurity,
     ) -> Result<Client, ClientError> {
-        let admin = Connection::connect_secured(bootstrap, timeout, &security).await?;
+        let admin = Connection::connect_bootstrap(bootstrap, timeout, &security).await?;
         let mut client = Client {
             bootstrap: bootstrap.to_owned(),
             timeout,
@@ -310,7 +311,8 @@ impl Client {
     pub async fn admin(&mut self) -> Result<&mut Connection, ClientError> {
         if self.admin.is_broken() {
             self.admin =
-                Connection::connect_secured(&self.bootstrap, self.timeout, &self.security).await?;
+                Connection::connect_bootstrap(&self.bootstrap, self.timeout, &self.security)
+                    .await?;
         }
         Ok(&mut self.admin)
     }

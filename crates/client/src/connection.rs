@@ -195,6 +195,40 @@ impl Connection {
         Self::connect_secured(addr, timeout, &ClientSecurity::plaintext()).await
     }
 
+    /// Connects to the first broker of `bootstrap` that answers: one "host:port" or a
+    /// comma-separated list of them, as Kafka's `bootstrap.servers`, tried in order. A broker
+    /// that refuses, times out or fails the handshake is skipped; an authentication failure
+    /// is returned at once (other brokers hold the same credentials). With none answering,
+    /// the error of the last one tried.
+    pub async fn connect_bootstrap(
+        bootstrap: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> Result<Connection, ClientError> {
+        let mut last = None;
+        for addr in bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match Self::connect_secured(addr, timeout, security).await {
+                Ok(conn) => return Ok(conn),
+                Err(e @ ClientError::Authentication { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(addr, error = %e, "bootstrap broker did not answer, trying the next");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::Io {
+            addr: bootstrap.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no broker address in the bootstrap list",
+            ),
+        }))
+    }
+
     /// Connects to `addr` with `security`'s TLS and SASL: TCP, the TLS handshake, API
     /// versions, then SASL authentication, each bounded by `timeout`.
     pub async fn connect_secured(
@@ -698,6 +732,58 @@ mod tests {
             conn.version(ApiKey::Fetch),
             Err(ClientError::Unsupported { .. })
         ));
+    }
+
+    /// A bootstrap list skips brokers that are down and connects to the first that answers;
+    /// with every broker down the error names the last one tried.
+    #[tokio::test]
+    async fn a_bootstrap_list_skips_brokers_that_are_down() {
+        let dead = |_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let (dead1, dead2) = (dead(1), dead(2));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live = listener.local_addr().unwrap().to_string();
+        let broker = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = read_frame(&mut s).await;
+            let header = decode_request_header_from_buffer(&mut req).unwrap();
+            let resp = ApiVersionsResponse::default().with_api_keys(vec![ApiVersion::default()
+                .with_api_key(ApiKey::Metadata as i16)
+                .with_max_version(12)]);
+            write_frame(
+                &mut s,
+                response_frame(ApiKey::ApiVersions, 3, header.correlation_id, &resp),
+            )
+            .await;
+            s
+        });
+        let security = ClientSecurity::plaintext();
+        let list = format!("{dead1}, {live},{dead2}");
+        let conn = Connection::connect_bootstrap(&list, Duration::from_secs(5), &security)
+            .await
+            .unwrap();
+        assert_eq!(conn.addr, live);
+        assert_eq!(conn.version(ApiKey::Metadata).unwrap(), 12);
+        drop(broker.await.unwrap());
+
+        let list = format!("{dead1},{dead2}");
+        let err = Connection::connect_bootstrap(&list, Duration::from_secs(5), &security)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Io { addr, .. } if *addr == dead2),
+            "{err}"
+        );
+        let err = Connection::connect_bootstrap(" , ", Duration::from_secs(5), &security)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::InvalidInput),
+            "{err}"
+        );
     }
 
     /// A request to a broker that never answers times out and leaves the connection unusable.

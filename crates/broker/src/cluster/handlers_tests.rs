@@ -88,6 +88,7 @@ fn publish(state: &Arc<State>, image: MetadataImage, p0: &Arc<Partition>) {
     let hosted = |_: Uuid, index: i32| (index == 0).then(|| p0.clone());
     state.sync_cluster_topics(&image, &hosted);
     state.image.set(1, image);
+    state.image.mark_caught_up();
 }
 
 fn produce(partition: i32) -> ProduceRequest {
@@ -209,4 +210,121 @@ async fn the_image_cell_never_goes_back_and_wakes_waiters_at_their_index() {
         .await
         .expect("woken at its index")
         .expect("task");
+}
+
+/// `__consumer_offsets` and `__transaction_state`, two partitions each: 0 led here, 1 by
+/// broker 2.
+fn coordinator_image() -> MetadataImage {
+    let mut records = vec![broker(1), broker(2)];
+    for (n, name) in [
+        crate::group_router::OFFSETS_TOPIC,
+        crate::txn_router::TXN_STATE_TOPIC,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let topic_id = Uuid::from_u128(100 + n as u128);
+        records.push(MetadataRecord::Topic {
+            name: name.into(),
+            topic_id,
+        });
+        for (partition, leader) in [(0, LOCAL), (1, 2)] {
+            records.push(MetadataRecord::Partition {
+                topic_id,
+                partition,
+                registration: PartitionRegistration::new(vec![leader]),
+            });
+        }
+    }
+    let mut image = MetadataImage::new();
+    image.apply_all(&records).expect("records");
+    image
+}
+
+/// Regression (a whole cluster restarted under the client suites, WEIR_CLUSTER=3): a broker
+/// that replays its metadata at start-up, or has caught up but not yet given a shard
+/// partition its role, answered NOT_COORDINATOR for a group FindCoordinator had just sent
+/// to it, and librdkafka's committed() gave up. It waits with COORDINATOR_LOAD_IN_PROGRESS
+/// (retried) while the shard is about to load here; a shard led elsewhere stays
+/// NOT_COORDINATOR.
+#[test]
+fn a_shard_about_to_load_here_answers_load_in_progress() {
+    use crate::group_router::{partition_for, GroupRouter};
+    use crate::txn_router::TxnRouter;
+    use weir_coordinator::ErrorCode;
+
+    let cell = Arc::new(crate::cluster::ImageCell::default());
+    let groups = GroupRouter::cluster(Default::default(), cell.clone(), LOCAL);
+    let txns = TxnRouter::cluster(Default::default(), cell.clone(), LOCAL);
+    let key = |p: i32| {
+        (0..)
+            .map(|i| format!("key-{i}"))
+            .find(|k| partition_for(k, 2) == p)
+            .expect("a key of the partition")
+    };
+    let (here, elsewhere) = (key(0), key(1));
+    let codes = |k: &str| (groups.shard(k).err(), txns.shard(k).err());
+    let loading = Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
+    let not_coordinator = Some(ErrorCode::NOT_COORDINATOR);
+
+    // Nothing replayed yet, then replayed but not caught up: every key waits.
+    assert_eq!(codes(&here), (loading, loading));
+    cell.set(1, Arc::new(coordinator_image()));
+    assert_eq!(codes(&elsewhere), (loading, loading));
+    // Caught up: the shard led here has no role yet and waits; the other is elsewhere.
+    cell.mark_caught_up();
+    assert_eq!(codes(&here), (loading, loading));
+    assert_eq!(codes(&elsewhere), (not_coordinator, not_coordinator));
+}
+
+/// Regression (a whole cluster SIGKILLed and restarted under the client suites,
+/// WEIR_CLUSTER=3): before a broker caught up with the quorum it answered a watermark query
+/// NOT_LEADER_OR_FOLLOWER from the image it had replayed, and librdkafka gave up. Requests
+/// about partitions (and groups, transactions) now wait until it caught up; Metadata does
+/// not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_requests_wait_until_the_broker_caught_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = cluster_state(dir.path());
+    let id = Uuid::from_u128(43);
+    let log = Log::create(dir.path().join("t-0"), LogConfig::default()).expect("log");
+    let p0 = Arc::new(Partition::leader(0, log));
+    // Replayed, not caught up: what `publish` does but the last step.
+    let image = Arc::new(image(id));
+    state.sync_cluster_topics(&image, &|_: Uuid, index: i32| {
+        (index == 0).then(|| p0.clone())
+    });
+    state.image.set(1, image);
+
+    let held = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let r: ProduceResponse = round_trip(&state, ApiKey::Produce, 11, &produce(1)).await;
+            r
+        }
+    });
+    let mut req = MetadataRequest::default();
+    req.topics = None;
+    let md: MetadataResponse = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        round_trip(&state, ApiKey::Metadata, 12, &req),
+    )
+    .await
+    .expect("Metadata is answered before the broker caught up");
+    assert_eq!(md.brokers.len(), 2);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !held.is_finished(),
+        "Produce answered before the broker caught up"
+    );
+
+    state.image.mark_caught_up();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(5), held)
+        .await
+        .expect("answered once caught up")
+        .expect("task");
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
 }

@@ -107,6 +107,32 @@ impl ImageCell {
         let _ = rx.wait_for(|i| *i >= index).await;
     }
 
+    /// Whether the broker has caught up with the quorum (see [`ImageCell::caught_up`]).
+    pub fn is_caught_up(&self) -> bool {
+        *self.caught_up.borrow()
+    }
+
+    /// Marks the broker caught up with the quorum, waking [`ImageCell::caught_up`].
+    pub(crate) fn mark_caught_up(&self) {
+        self.caught_up.send_replace(true);
+    }
+
+    /// Whether node `local` is about to serve the coordinator shard of `topic`'s
+    /// `partition` though it serves none yet: before the broker caught up it gives no roles
+    /// at all (what it will lead is not known), and afterwards the image can name it the
+    /// partition's leader before the publisher has given it the role (it gives roles one
+    /// partition at a time, replaying each shard's log). A request meanwhile should get
+    /// COORDINATOR_LOAD_IN_PROGRESS (retried here), not NOT_COORDINATOR (which sends the
+    /// client back to FindCoordinator, whose answer names this broker again).
+    pub fn shard_pending(&self, topic: &str, partition: i32, local: i32) -> bool {
+        !self.is_caught_up()
+            || self
+                .image()
+                .topic_by_name(topic)
+                .and_then(|t| t.partitions.get(&partition))
+                .is_some_and(|reg| reg.leader == local)
+    }
+
     /// Resolves once the broker has caught up with the quorum (its image is current).
     pub async fn caught_up(&self) {
         let mut rx = self.caught_up.subscribe();
@@ -274,7 +300,7 @@ impl Publisher {
         let image = self.image.image();
         self.reconcile(&image).await?;
         self.sync_state(&image);
-        self.image.caught_up.send_replace(true);
+        self.image.mark_caught_up();
         self.remove_strays(image).await
     }
 

@@ -222,6 +222,7 @@ fn timed(api: Option<Arc<ApiMetrics>>, started: std::time::Instant, reply: Reply
 async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> Reply {
     let advertise = &conn.listener.advertise;
     if state.is_cluster() {
+        placement::wait_for_catch_up(state, &body).await;
         if let Some(reply) = placement::redirect(state, &body, ctx) {
             return reply;
         }

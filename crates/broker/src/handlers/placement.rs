@@ -1,7 +1,9 @@
 //! Coordinator placement in cluster mode: a group request whose `__consumer_offsets` shard
 //! is not loaded here answers NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS while it loads),
 //! so the client asks FindCoordinator again (design §7.1); likewise a transaction request
-//! whose `__transaction_state` shard is not loaded here. Single node: never called.
+//! whose `__transaction_state` shard is not loaded here. Before that, a restarting broker holds
+//! requests about partitions, groups and transactions until it caught up with the quorum
+//! ([`wait_for_catch_up`]). Single node: never called.
 
 use weir_protocol::kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -14,6 +16,59 @@ use weir_protocol::Request;
 
 use super::{Ctx, Reply};
 use crate::state::State;
+
+/// The longest a request waits for this broker to catch up with the quorum.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Holds a request about partitions, groups or transactions until this broker caught up
+/// with the quorum, for [`CATCH_UP_WAIT`] at most. Before then it knows what it led before it
+/// stopped (the replayed image; clients' Metadata may come from it) but serves none of it:
+/// every replica is unassigned and no coordinator shard is loaded, so such requests would be
+/// answered NOT_LEADER_OR_FOLLOWER or NOT_COORDINATOR, on which some clients give up at
+/// once (librdkafka's watermark and committed-offset queries after a whole cluster
+/// restarted). Kafka's broker processes no request before it caught up; Weir answers
+/// ApiVersions, SASL, Metadata, DescribeCluster and admin requests at once (`weir cluster
+/// info` must work on a broker that cannot reach a quorum), and after the bound answers
+/// whatever it can, as before.
+pub(super) async fn wait_for_catch_up(state: &State, req: &Request) {
+    let held = matches!(
+        req,
+        Request::Produce(_)
+            | Request::Fetch(_)
+            | Request::ListOffsets(_)
+            | Request::OffsetForLeaderEpoch(_)
+            | Request::DeleteRecords(_)
+            | Request::FindCoordinator(_)
+            | Request::JoinGroup(_)
+            | Request::SyncGroup(_)
+            | Request::Heartbeat(_)
+            | Request::LeaveGroup(_)
+            | Request::OffsetCommit(_)
+            | Request::OffsetFetch(_)
+            | Request::OffsetDelete(_)
+            | Request::DescribeGroups(_)
+            | Request::ListGroups(_)
+            | Request::DeleteGroups(_)
+            | Request::ConsumerGroupHeartbeat(_)
+            | Request::ConsumerGroupDescribe(_)
+            | Request::InitProducerId(_)
+            | Request::AddPartitionsToTxn(_)
+            | Request::AddOffsetsToTxn(_)
+            | Request::EndTxn(_)
+            | Request::TxnOffsetCommit(_)
+            | Request::DescribeProducers(_)
+            | Request::DescribeTransactions(_)
+            | Request::ListTransactions(_)
+    );
+    if held && !state.image.is_caught_up() {
+        let waited = tokio::time::timeout(CATCH_UP_WAIT, state.image.caught_up()).await;
+        if waited.is_err() {
+            tracing::debug!(
+                "not caught up with the quorum after {CATCH_UP_WAIT:?}; answering anyway"
+            );
+        }
+    }
+}
 
 /// The code refusing a request for `group`, when its shard is not served here.
 fn refused(state: &State, group: &str) -> Option<i16> {

@@ -20,10 +20,14 @@
 //! and the broker's CPU per produced batch while 1, 100 and 1,000 idle consumers long-poll
 //! other partitions ([`parked`]; `--parked-only` runs just that one).
 //!
+//! `weir bench --cluster 3` ([`cluster`]) compares 3 brokers with replication factor 3 to one
+//! broker in the same run, and measures the idle CPU of 3,000 partition replicas.
+//!
 //! `weir bench nexmark` ([`nexmark`]) measures the streaming SQL engine instead: the Nexmark
 //! queries' events/s per core beside the rate the sources alone read at.
 
 mod broker;
+mod cluster;
 mod latency;
 mod machine;
 #[cfg(feature = "sql")]
@@ -123,6 +127,17 @@ pub struct BenchArgs {
     /// PEM file of the CA that signed --tls-keystore, for bench's clients.
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    /// Run only the cluster comparison: acks=all throughput on this many brokers of bench's
+    /// own (replication factor min(3, N)) as a ratio of one broker's, and the brokers' idle
+    /// CPU holding --cluster-partitions partitions.
+    #[arg(long, value_name = "BROKERS")]
+    pub cluster: Option<usize>,
+    /// Partitions of the cluster's idle-CPU measurement (each replicated min(3, N) times).
+    #[arg(long, default_value_t = 1000)]
+    pub cluster_partitions: usize,
+    /// Seconds of each idle-CPU window of --cluster [default: 60, or 20 with --quick].
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_seconds: Option<f64>,
 }
 
 /// Benchmarks other than the broker's.
@@ -265,6 +280,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.scrape_only {
         return run_scrape_only(&args);
+    }
+    if let Some(brokers) = args.cluster {
+        return cluster::run(&args, brokers);
     }
     let sizes = Sizes::new(&args);
     let work_dir = WorkDir::new(args.data_dir.clone())?;

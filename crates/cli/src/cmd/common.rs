@@ -21,7 +21,7 @@ pub async fn connect(args: &super::ConnectArgs) -> anyhow::Result<Client> {
 /// flags.
 pub async fn connection(args: &super::ConnectArgs) -> anyhow::Result<weir_client::Connection> {
     let security = args.security.build()?;
-    weir_client::Connection::connect_secured(
+    weir_client::Connection::connect_bootstrap(
         &args.brokers,
         std::time::Duration::from_secs(10),
         &security,

@@ -40,7 +40,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// The `--brokers` flag and the TLS/SASL flags every client subcommand shares.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectArgs {
-    /// Broker address to bootstrap from.
+    /// Broker to bootstrap from: host:port, or a comma-separated list tried in order.
     #[arg(
         short = 'b',
         long = "brokers",

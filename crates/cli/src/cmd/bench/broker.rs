@@ -40,10 +40,20 @@ impl Started {
         port: u16,
         settings: &[String],
     ) -> anyhow::Result<Started> {
+        Self::spawn_logged(data_dir, port, settings, Self::log_path())
+    }
+
+    /// [`Started::spawn_with`] writing its output to `log` (the brokers of a cluster each
+    /// need a file of their own).
+    pub(super) fn spawn_logged(
+        data_dir: &Path,
+        port: u16,
+        settings: &[String],
+        log: PathBuf,
+    ) -> anyhow::Result<Started> {
         let addr = format!("127.0.0.1:{port}");
         let http_port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let exe = std::env::current_exe().context("find the weir executable")?;
-        let log = Self::log_path();
         let log_file = File::create(&log).with_context(|| format!("create {}", log.display()))?;
         let child = Command::new(&exe)
             .arg("serve")
