@@ -1,11 +1,22 @@
-"""The fault harness's clients (test_cluster_faults.py): each runs in a thread and writes what
-it learns to the History (history.py) as it happens.
+"""The fault harness's clients (test_cluster_faults.py). Each worker runs in its own process
+(this file, run with its spec as JSON) with one Python thread that owns its librdkafka clients,
+and writes what it learns to its own history file as it happens (history.py merges them).
+
+Why processes: a blocking librdkafka call holds the GIL in confluent-kafka (e.g.
+`Consumer.assignment()` waits for librdkafka's main thread while holding it). With several
+workers as threads of one process, that thread waited on librdkafka locks held by threads
+that waited for the GIL (a delivery callback, `send_offsets_to_transaction`): a 20-episode
+run hung. With one Python thread per process nothing else needs the GIL while a call blocks,
+and a worker that still does not stop is shown (its stacks through SIGUSR1 and faulthandler)
+and killed instead of hanging the run. Workers stop on SIGTERM (or their parent's death) and
+leave without closing their clients (`os._exit` once the history is written): close() may
+wait on an unreachable coordinator, and nothing it does is checked.
 
 - `Writer`: an idempotent acks=all producer of unique values; the delivery callback records
   `ack` (partition, offset) or `unknown` (the client could not tell).
-- `Probe`: acks=all sends to every partition of its topic every 10 ms; `failover(led, t)` is the
-  time from a leader's kill to the first acknowledged send (sent after the kill) to a partition
-  it led.
+- `Probe`: acks=all sends to every partition of its topic every 10 ms, each acknowledgement
+  to its own file; `failover(led, t)` (in the parent) is the time from a leader's kill to the
+  first acknowledged send (sent after the kill) to a partition it led.
 - `Member`: one read_committed member of a consumer group: records every record it sees,
   commits its positions every second (acknowledged commits recorded), asks OffsetFetch now
   and then (answers recorded).
@@ -18,11 +29,18 @@ call is retried later, never recorded as a success.
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
+import json
+import os
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -32,39 +50,97 @@ CALL_TIMEOUT = 10.0
 
 
 class Worker:
-    def __init__(self, name: str):
+    """The parent's handle of a worker process; in the child, the worker itself."""
+
+    COUNTERS: tuple[str, ...] = ()
+    SUFFIX = ".jsonl"  # the checker merges `<history stem>.*.jsonl`
+
+    def __init__(self, name: str, history: History | None = None):
         self.name = name
-        self.stop = threading.Event()
         self.errors: list[str] = []
-        self.thread = threading.Thread(target=self._guarded, name=name, daemon=True)
+        self.stop = threading.Event()
+        self.history = history
+        base = history.path if history is not None else \
+            Path(tempfile.mkdtemp(prefix="weir-workload-")) / "workload.jsonl"
+        self.history_path = str(base.parent / f"{base.stem}.{name}{self.SUFFIX}")
+        self.result_path = str(base.parent / f"{base.stem}.{name}.result.json")
+        self.proc: subprocess.Popen | None = None
+
+    def _spec(self) -> dict:
+        skip = {"history", "stop", "proc", "errors", "lock", "acks"}
+        state = {k: v for k, v in vars(self).items()
+                 if k not in skip and not k.startswith("_")
+                 and isinstance(v, (str, int, float, bool, type(None)))}
+        return {"class": type(self).__name__, "state": state}
 
     def start(self):
-        self.thread.start()
+        if os.path.exists(self.result_path):
+            os.unlink(self.result_path)
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__),
+                                      json.dumps(self._spec())],
+                                     cwd=os.path.dirname(os.path.abspath(__file__)))
         return self
-
-    def _guarded(self):
-        try:
-            self.run()
-        except Exception as e:  # surfaced by finish(): a worker must not die silently
-            self.errors.append(f"{self.name} died: {e!r}")
 
     def run(self):
         raise NotImplementedError
 
     def finish(self, timeout: float = 180.0):
-        self.stop.set()
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            # Where every thread is (a client call that never returns), for the report.
-            sys.stderr.write(f"--- {self.name} did not stop; all threads:\n")
-            faulthandler.dump_traceback(all_threads=True)
+        """Stops the worker (it flushes what it has in flight) and collects its counters and
+        errors. One that does not stop in `timeout` prints its threads' stacks and is killed."""
+        proc = self.proc
+        assert proc is not None, f"{self.name} was never started"
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            sys.stderr.write(f"--- {self.name} (pid {proc.pid}) did not stop; its threads:\n")
+            sys.stderr.flush()
+            proc.send_signal(signal.SIGUSR1)  # faulthandler prints every thread's stack
+            time.sleep(2)
+            proc.kill()
+            proc.wait()
             self.errors.append(f"{self.name} did not stop within {timeout}s")
+        try:
+            with open(self.result_path) as f:
+                result = json.load(f)
+        except (OSError, ValueError) as e:
+            self.errors.append(f"{self.name} left no result (exit status {proc.returncode}): "
+                               f"{e!r}")
+            return
+        self.errors += result["errors"]
+        for k, v in result["counters"].items():
+            setattr(self, k, v)
+
+    def _serve(self):
+        """The child's life: run until SIGTERM, then write the counters and leave."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        try:  # PR_SET_PDEATHSIG: stop (and flush) when the test process dies
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
+        try:
+            self.run()
+        except Exception as e:  # surfaced by finish(): a worker must not die silently
+            self.errors.append(f"{self.name} died: {e!r}")
+        self.history.close()
+        tmp = self.result_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"errors": self.errors,
+                       "counters": {k: getattr(self, k) for k in self.COUNTERS}}, f)
+        os.rename(tmp, self.result_path)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 class Writer(Worker):
+    COUNTERS = ("acked", "unknown")
+
     def __init__(self, name: str, bootstrap: str, topic: str, history: History,
                  interval: float = 0.01):
-        super().__init__(name)
+        super().__init__(name, history)
         self.bootstrap, self.topic, self.history, self.interval = bootstrap, topic, history, interval
         self.acked = 0
         self.unknown = 0
@@ -111,21 +187,37 @@ class Writer(Worker):
 
 
 class Probe(Worker):
+    SUFFIX = ".acks"  # (partition, sent, acknowledged) lines, not history events
+
     def __init__(self, bootstrap: str, topic: str, partitions: int, every: float = 0.01):
         super().__init__("probe")
         self.bootstrap, self.topic, self.partitions, self.every = bootstrap, topic, partitions, every
-        self.lock = threading.Lock()
         self.acks: dict[int, deque] = {p: deque() for p in range(partitions)}  # (sent, acked)
+        self._file = None
+        self._partial = ""
 
     def _delivered(self, err, msg):
         if err is None:
             sent = float(msg.value().decode().split(":")[1])
-            now = time.monotonic()
-            with self.lock:
-                q = self.acks[msg.partition()]
-                q.append((sent, now))
-                while q and q[0][1] < now - 300:
-                    q.popleft()
+            self.history.add("probe", p=msg.partition(), s=sent, a=time.monotonic())
+
+    def _read_acks(self):
+        """The parent takes in what the probe process acknowledged since the last call."""
+        if self._file is None:
+            if not os.path.exists(self.history_path):
+                return
+            self._file = open(self.history_path)
+        now = time.monotonic()
+        while line := self._file.readline():
+            if not line.endswith("\n"):  # the writer is mid-line: keep the start for later
+                self._partial += line
+                break
+            e = json.loads(self._partial + line)
+            self._partial = ""
+            q = self.acks[e["p"]]
+            q.append((e["s"], e["a"]))
+            while q and q[0][1] < now - 300:
+                q.popleft()
 
     def run(self):
         producer = Producer({"bootstrap.servers": self.bootstrap, "acks": "all",
@@ -144,14 +236,16 @@ class Probe(Worker):
         producer.flush(30)
 
     def failover(self, led: set[int], killed_at: float) -> float | None:
-        with self.lock:
-            firsts = [acked for p in led for sent, acked in self.acks[p] if sent > killed_at]
+        self._read_acks()
+        firsts = [acked for p in led for sent, acked in self.acks[p] if sent > killed_at]
         return min(firsts) - killed_at if firsts else None
 
 
 class Member(Worker):
+    COUNTERS = ("seen", "commit_failures")
+
     def __init__(self, name: str, bootstrap: str, topic: str, group: str, history: History):
-        super().__init__(name)
+        super().__init__(name, history)
         self.bootstrap, self.topic, self.group, self.history = bootstrap, topic, group, history
         self.seen = 0
         self.commit_failures = 0
@@ -188,18 +282,16 @@ class Member(Worker):
                 # nothing was acknowledged, so nothing is recorded.
                 if e.args[0].code() != KafkaError._NO_OFFSET:
                     self.commit_failures += 1
-        try:
-            c.close()
-        except KafkaException:
-            pass
 
 
 class TxnLoop(Worker):
     """Reads `source` read_committed in group `group`, writes "<name>|t|p|o|<txn seq>" per input
     to `sink` and commits the input offsets in the same transaction."""
 
+    COUNTERS = ("seq",)
+
     def __init__(self, name: str, bootstrap: str, source: str, sink: str, history: History):
-        super().__init__(name)
+        super().__init__(name, history)
         self.bootstrap, self.source, self.sink, self.history = bootstrap, source, sink, history
         self.group = f"{name}-group"
         self.seq = 0
@@ -265,8 +357,6 @@ class TxnLoop(Worker):
                     self._rewind(consumer)
             self.history.add("txn", id=txn_id, outcome=outcome, outputs=outputs,
                              inputs=[[m.topic(), m.partition(), m.offset()] for m in msgs])
-        if consumer is not None:
-            consumer.close()
 
     @staticmethod
     def _rewind(consumer: Consumer):
@@ -311,3 +401,13 @@ def read_everything(bootstrap: str, topic: str, partitions: int, history: Histor
                 done.add(m.partition())
     c.close()
     return n
+
+
+if __name__ == "__main__":
+    spec = json.loads(sys.argv[1])
+    cls = globals()[spec["class"]]
+    worker = cls.__new__(cls)
+    worker.__dict__.update(spec["state"])
+    worker.errors, worker.stop = [], threading.Event()
+    worker.history = History(Path(worker.history_path), fresh=True)
+    worker._serve()

@@ -20,23 +20,28 @@ Event kinds (`k`), other fields by kind:
 
 from __future__ import annotations
 
+import heapq
 import json
 import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 class History:
-    """Append-only JSONL, shared by the workload's threads."""
+    """Append-only JSONL. Each event gets `ts` (time.monotonic(), one clock for every process on
+    the machine), by which `stream_all` merges the test's file with its workers' files. A
+    worker's file (`fresh`) is line-buffered: what it wrote survives its being killed."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fresh: bool = False):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._file = open(self.path, "a", buffering=1 << 16)
+        self._file = open(self.path, "w", buffering=1) if fresh else \
+            open(self.path, "a", buffering=1 << 16)
 
     def add(self, kind: str, /, **fields):
-        line = json.dumps({"k": kind, **fields}, separators=(",", ":"))
+        line = json.dumps({"k": kind, "ts": time.monotonic(), **fields}, separators=(",", ":"))
         with self._lock:
             self._file.write(line + "\n")
 
@@ -55,6 +60,14 @@ def stream(path: Path):
         for line in f:
             if line.strip():
                 yield json.loads(line)
+
+
+def stream_all(path: Path):
+    """The events of `path` and of its workers' files (`<stem>.<worker>.jsonl` beside it),
+    merged in `ts` order (each file is in order: one thread writes it)."""
+    path = Path(path)
+    files = [path, *sorted(path.parent.glob(f"{path.stem}.*.jsonl"))]
+    return heapq.merge(*(stream(f) for f in files), key=lambda e: e.get("ts", 0.0))
 
 
 def percentile(xs: list[float], q: float) -> float | None:
