@@ -6,11 +6,18 @@ Why processes: a blocking librdkafka call holds the GIL in confluent-kafka (e.g.
 `Consumer.assignment()` waits for librdkafka's main thread while holding it). With several
 workers as threads of one process, that thread waited on librdkafka locks held by threads
 that waited for the GIL (a delivery callback, `send_offsets_to_transaction`): a 20-episode
-run hung. With one Python thread per process nothing else needs the GIL while a call blocks,
-and a worker that still does not stop is shown (its stacks through SIGUSR1 and faulthandler)
-and killed instead of hanging the run. Workers stop on SIGTERM (or their parent's death) and
-leave without closing their clients (`os._exit` once the history is written): close() may
-wait on an unreachable coordinator, and nothing it does is checked.
+run hung. With one Python thread per process nothing else needs the GIL while a call blocks.
+librdkafka can still wedge on its own: a lock-order inversion between its handle lock and a
+partition lock when a leader becomes unreachable while an OffsetForLeaderEpoch is in flight
+(confluentinc/librdkafka#5476, open) left a TxnLoop inside `consume(200, 0.5)` for ten
+minutes of a 200-episode run. So each worker beats (a timestamp file) every loop turn, and
+`revive_if_stuck` (called by the test between episodes) prints the stacks of a worker that
+has not beaten for `STUCK_S` (SIGUSR1, faulthandler), kills it and starts a new incarnation
+with the same identity (transactional id, static group member) and a new history file: what
+the old one recorded stays true, and what it did not record is never claimed. Workers stop
+on SIGTERM (or their parent's death) and leave without closing their clients (`os._exit`
+once the history is written): close() may wait on an unreachable coordinator, and nothing it
+does is checked.
 
 - `Writer`: an idempotent acks=all producer of unique values; the delivery callback records
   `ack` (partition, offset) or `unknown` (the client could not tell).
@@ -47,6 +54,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from history import History
 
 CALL_TIMEOUT = 10.0
+# No loop turn of a worker takes this long unless its client is wedged: the longest bounded
+# call is init_transactions(60).
+STUCK_S = 120.0
 
 
 class Worker:
@@ -54,6 +64,10 @@ class Worker:
 
     COUNTERS: tuple[str, ...] = ()
     SUFFIX = ".jsonl"  # the checker merges `<history stem>.*.jsonl`
+    # The child's beat file and when it last wrote it (class defaults: the child is built
+    # from its spec without __init__).
+    _beat_fd: int | None = None
+    _last_beat = 0.0
 
     def __init__(self, name: str, history: History | None = None):
         self.name = name
@@ -62,9 +76,18 @@ class Worker:
         self.history = history
         base = history.path if history is not None else \
             Path(tempfile.mkdtemp(prefix="weir-workload-")) / "workload.jsonl"
-        self.history_path = str(base.parent / f"{base.stem}.{name}{self.SUFFIX}")
-        self.result_path = str(base.parent / f"{base.stem}.{name}.result.json")
+        self._base = base
+        self.revivals = 0
+        self._paths()
         self.proc: subprocess.Popen | None = None
+        self._started = 0.0
+
+    def _paths(self):
+        """This incarnation's files (the first has no `~N`)."""
+        base, tag = self._base, self.name + (f"~{self.revivals}" if self.revivals else "")
+        self.history_path = str(base.parent / f"{base.stem}.{tag}{self.SUFFIX}")
+        self.result_path = str(base.parent / f"{base.stem}.{tag}.result.json")
+        self.beat_path = str(base.parent / f"{base.stem}.{tag}.beat")
 
     def _spec(self) -> dict:
         skip = {"history", "stop", "proc", "errors", "lock", "acks"}
@@ -74,8 +97,10 @@ class Worker:
         return {"class": type(self).__name__, "state": state}
 
     def start(self):
-        if os.path.exists(self.result_path):
-            os.unlink(self.result_path)
+        for path in (self.result_path, self.beat_path):
+            if os.path.exists(path):
+                os.unlink(path)
+        self._started = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__),
                                       json.dumps(self._spec())],
                                      cwd=os.path.dirname(os.path.abspath(__file__)))
@@ -84,22 +109,65 @@ class Worker:
     def run(self):
         raise NotImplementedError
 
+    def beat(self):
+        """Child: this loop turn finished (at most one write a second)."""
+        now = time.monotonic()
+        if self._beat_fd is not None and now - self._last_beat >= 1.0:
+            self._last_beat = now
+            os.pwrite(self._beat_fd, f"{now:20.3f}".encode(), 0)
+
+    def stuck_for(self) -> float:
+        """Parent: seconds since the worker's last beat (since its start before the first)."""
+        try:
+            with open(self.beat_path) as f:
+                last = float(f.read().strip() or 0)
+        except (OSError, ValueError):
+            last = 0.0
+        return time.monotonic() - max(last, self._started)
+
+    def _dump_and_kill(self, why: str):
+        proc = self.proc
+        sys.stderr.write(f"--- {self.name} (pid {proc.pid}) {why}; its threads:\n")
+        sys.stderr.flush()
+        proc.send_signal(signal.SIGUSR1)  # faulthandler prints every thread's stack
+        time.sleep(2)
+        proc.kill()
+        proc.wait()
+
+    def revive_if_stuck(self) -> bool:
+        """Parent: a running worker that has not beaten for STUCK_S is shown, killed and
+        replaced by a new incarnation. Returns whether that happened."""
+        if self.proc is None or self.proc.poll() is not None or self.stop.is_set():
+            return False
+        stuck = self.stuck_for()
+        if stuck < STUCK_S:
+            return False
+        self._dump_and_kill(f"made no progress for {stuck:.0f} s (a wedged client)")
+        self.revivals += 1
+        if self.history is not None:
+            self.history.add("worker_revived", who=self.name, stuck_s=round(stuck, 1))
+        self._paths()
+        if isinstance(self, Probe):
+            self._file, self._partial = None, ""
+        self.start()
+        return True
+
+    def request_stop(self):
+        """Parent: asks the worker to stop (finish() waits for it)."""
+        self.stop.set()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def finish(self, timeout: float = 180.0):
         """Stops the worker (it flushes what it has in flight) and collects its counters and
         errors. One that does not stop in `timeout` prints its threads' stacks and is killed."""
         proc = self.proc
         assert proc is not None, f"{self.name} was never started"
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        self.request_stop()
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            sys.stderr.write(f"--- {self.name} (pid {proc.pid}) did not stop; its threads:\n")
-            sys.stderr.flush()
-            proc.send_signal(signal.SIGUSR1)  # faulthandler prints every thread's stack
-            time.sleep(2)
-            proc.kill()
-            proc.wait()
+            self._dump_and_kill("did not stop")
             self.errors.append(f"{self.name} did not stop within {timeout}s")
         try:
             with open(self.result_path) as f:
@@ -116,6 +184,7 @@ class Worker:
         """The child's life: run until SIGTERM, then write the counters and leave."""
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+        self._beat_fd = os.open(self.beat_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:  # PR_SET_PDEATHSIG: stop (and flush) when the test process dies
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
         except (OSError, AttributeError):
@@ -165,6 +234,7 @@ class Writer(Worker):
     def run(self):
         producer, n = self._producer(), 0
         while not self.stop.is_set():
+            self.beat()
             value = f"{self.name}-{n}"
             try:
                 producer.produce(self.topic, value=value.encode(), on_delivery=self._delivered)
@@ -226,6 +296,7 @@ class Probe(Worker):
                              "retry.backoff.max.ms": 100,
                              "topic.metadata.refresh.interval.ms": 1000})
         while not self.stop.is_set():
+            self.beat()
             for p in range(self.partitions):
                 try:
                     producer.produce(self.topic, value=f"{p}:{time.monotonic()}".encode(),
@@ -264,6 +335,7 @@ class Member(Worker):
         c.subscribe([self.topic])
         last_commit = last_fetch = time.monotonic()
         while not self.stop.is_set():
+            self.beat()
             for m in c.consume(200, 0.5):
                 if m.error() is None:
                     self.seen += 1
@@ -311,6 +383,7 @@ class TxnLoop(Worker):
     def run(self):
         producer = consumer = None
         while not self.stop.is_set():
+            self.beat()
             if producer is None:
                 try:
                     producer, consumer = self._clients()
