@@ -154,3 +154,14 @@ def test_percentile_is_nearest_rank():
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
     xs = [float(i) for i in range(1, 101)]
     assert percentile(xs, 99) == 99.0 and percentile(xs, 100) == 100.0
+
+
+def test_an_ack_without_an_offset_needs_its_value_once_in_its_partition():
+    no_offset = {"k": "ack", "t": T, "p": 1, "o": None, "v": "d", "at": 0.0}
+    assert violations(clean() + [no_offset]) == []
+    lost = {**no_offset, "v": "never-written"}
+    assert [x for x in violations(clean() + [lost]) if x.startswith("(1)")] == [
+        "(1) acknowledged 'never-written' (no offset) in data-1, final read has it at []"]
+    elsewhere = {**no_offset, "p": 0}
+    assert any("(1)" in x and "'d' (no offset) in data-0" in x
+               for x in violations(clean() + [elsewhere]))
