@@ -1,11 +1,29 @@
-"""The fault harness's clients (test_cluster_faults.py): each runs in a thread and writes what
-it learns to the History (history.py) as it happens.
+"""The fault harness's clients (test_cluster_faults.py). Each worker runs in its own process
+(this file, run with its spec as JSON) with one Python thread that owns its librdkafka clients,
+and writes what it learns to its own history file as it happens (history.py merges them).
+
+Why processes: a blocking librdkafka call holds the GIL in confluent-kafka (e.g.
+`Consumer.assignment()` waits for librdkafka's main thread while holding it). With several
+workers as threads of one process, that thread waited on librdkafka locks held by threads
+that waited for the GIL (a delivery callback, `send_offsets_to_transaction`): a 20-episode
+run hung. With one Python thread per process nothing else needs the GIL while a call blocks.
+librdkafka can still wedge on its own: a lock-order inversion between its handle lock and a
+partition lock when a leader becomes unreachable while an OffsetForLeaderEpoch is in flight
+(confluentinc/librdkafka#5476, open) left a TxnLoop inside `consume(200, 0.5)` for ten
+minutes of a 200-episode run. So each worker beats (a timestamp file) every loop turn, and
+`revive_if_stuck` (called by the test between episodes) prints the stacks of a worker that
+has not beaten for `STUCK_S` (SIGUSR1, faulthandler), kills it and starts a new incarnation
+with the same identity (transactional id, static group member) and a new history file: what
+the old one recorded stays true, and what it did not record is never claimed. Workers stop
+on SIGTERM (or their parent's death) and leave without closing their clients (`os._exit`
+once the history is written): close() may wait on an unreachable coordinator, and nothing it
+does is checked.
 
 - `Writer`: an idempotent acks=all producer of unique values; the delivery callback records
   `ack` (partition, offset) or `unknown` (the client could not tell).
-- `Probe`: acks=all sends to every partition of its topic every 10 ms; `failover(led, t)` is the
-  time from a leader's kill to the first acknowledged send (sent after the kill) to a partition
-  it led.
+- `Probe`: acks=all sends to every partition of its topic every 10 ms, each acknowledgement
+  to its own file; `failover(led, t)` (in the parent) is the time from a leader's kill to the
+  first acknowledged send (sent after the kill) to a partition it led.
 - `Member`: one read_committed member of a consumer group: records every record it sees,
   commits its positions every second (acknowledged commits recorded), asks OffsetFetch now
   and then (answers recorded).
@@ -18,53 +36,180 @@ call is retried later, never recorded as a success.
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
+import json
+import os
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from history import History
 
 CALL_TIMEOUT = 10.0
+# No loop turn of a worker takes this long unless its client is wedged: the longest bounded
+# call is init_transactions(60).
+STUCK_S = 120.0
 
 
 class Worker:
-    def __init__(self, name: str):
+    """The parent's handle of a worker process; in the child, the worker itself."""
+
+    COUNTERS: tuple[str, ...] = ()
+    SUFFIX = ".jsonl"  # the checker merges `<history stem>.*.jsonl`
+    # The child's beat file and when it last wrote it (class defaults: the child is built
+    # from its spec without __init__).
+    _beat_fd: int | None = None
+    _last_beat = 0.0
+
+    def __init__(self, name: str, history: History | None = None):
         self.name = name
-        self.stop = threading.Event()
         self.errors: list[str] = []
-        self.thread = threading.Thread(target=self._guarded, name=name, daemon=True)
+        self.stop = threading.Event()
+        self.history = history
+        base = history.path if history is not None else \
+            Path(tempfile.mkdtemp(prefix="weir-workload-")) / "workload.jsonl"
+        self._base = base
+        self.revivals = 0
+        self._paths()
+        self.proc: subprocess.Popen | None = None
+        self._started = 0.0
+
+    def _paths(self):
+        """This incarnation's files (the first has no `~N`)."""
+        base, tag = self._base, self.name + (f"~{self.revivals}" if self.revivals else "")
+        self.history_path = str(base.parent / f"{base.stem}.{tag}{self.SUFFIX}")
+        self.result_path = str(base.parent / f"{base.stem}.{tag}.result.json")
+        self.beat_path = str(base.parent / f"{base.stem}.{tag}.beat")
+
+    def _spec(self) -> dict:
+        skip = {"history", "stop", "proc", "errors", "lock", "acks"}
+        state = {k: v for k, v in vars(self).items()
+                 if k not in skip and not k.startswith("_")
+                 and isinstance(v, (str, int, float, bool, type(None)))}
+        return {"class": type(self).__name__, "state": state}
 
     def start(self):
-        self.thread.start()
+        for path in (self.result_path, self.beat_path):
+            if os.path.exists(path):
+                os.unlink(path)
+        self._started = time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__),
+                                      json.dumps(self._spec())],
+                                     cwd=os.path.dirname(os.path.abspath(__file__)))
         return self
-
-    def _guarded(self):
-        try:
-            self.run()
-        except Exception as e:  # surfaced by finish(): a worker must not die silently
-            self.errors.append(f"{self.name} died: {e!r}")
 
     def run(self):
         raise NotImplementedError
 
-    def finish(self, timeout: float = 180.0):
+    def beat(self):
+        """Child: this loop turn finished (at most one write a second)."""
+        now = time.monotonic()
+        if self._beat_fd is not None and now - self._last_beat >= 1.0:
+            self._last_beat = now
+            os.pwrite(self._beat_fd, f"{now:20.3f}".encode(), 0)
+
+    def stuck_for(self) -> float:
+        """Parent: seconds since the worker's last beat (since its start before the first)."""
+        try:
+            with open(self.beat_path) as f:
+                last = float(f.read().strip() or 0)
+        except (OSError, ValueError):
+            last = 0.0
+        return time.monotonic() - max(last, self._started)
+
+    def _dump_and_kill(self, why: str):
+        proc = self.proc
+        sys.stderr.write(f"--- {self.name} (pid {proc.pid}) {why}; its threads:\n")
+        sys.stderr.flush()
+        proc.send_signal(signal.SIGUSR1)  # faulthandler prints every thread's stack
+        time.sleep(2)
+        proc.kill()
+        proc.wait()
+
+    def revive_if_stuck(self) -> bool:
+        """Parent: a running worker that has not beaten for STUCK_S is shown, killed and
+        replaced by a new incarnation. Returns whether that happened."""
+        if self.proc is None or self.proc.poll() is not None or self.stop.is_set():
+            return False
+        stuck = self.stuck_for()
+        if stuck < STUCK_S:
+            return False
+        self._dump_and_kill(f"made no progress for {stuck:.0f} s (a wedged client)")
+        self.revivals += 1
+        if self.history is not None:
+            self.history.add("worker_revived", who=self.name, stuck_s=round(stuck, 1))
+        self._paths()
+        if isinstance(self, Probe):
+            self._file, self._partial = None, ""
+        self.start()
+        return True
+
+    def request_stop(self):
+        """Parent: asks the worker to stop (finish() waits for it)."""
         self.stop.set()
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            # Where every thread is (a client call that never returns), for the report.
-            sys.stderr.write(f"--- {self.name} did not stop; all threads:\n")
-            faulthandler.dump_traceback(all_threads=True)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def finish(self, timeout: float = 180.0):
+        """Stops the worker (it flushes what it has in flight) and collects its counters and
+        errors. One that does not stop in `timeout` prints its threads' stacks and is killed."""
+        proc = self.proc
+        assert proc is not None, f"{self.name} was never started"
+        self.request_stop()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._dump_and_kill("did not stop")
             self.errors.append(f"{self.name} did not stop within {timeout}s")
+        try:
+            with open(self.result_path) as f:
+                result = json.load(f)
+        except (OSError, ValueError) as e:
+            self.errors.append(f"{self.name} left no result (exit status {proc.returncode}): "
+                               f"{e!r}")
+            return
+        self.errors += result["errors"]
+        for k, v in result["counters"].items():
+            setattr(self, k, v)
+
+    def _serve(self):
+        """The child's life: run until SIGTERM, then write the counters and leave."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        self._beat_fd = os.open(self.beat_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:  # PR_SET_PDEATHSIG: stop (and flush) when the test process dies
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
+        try:
+            self.run()
+        except Exception as e:  # surfaced by finish(): a worker must not die silently
+            self.errors.append(f"{self.name} died: {e!r}")
+        self.history.close()
+        tmp = self.result_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"errors": self.errors,
+                       "counters": {k: getattr(self, k) for k in self.COUNTERS}}, f)
+        os.rename(tmp, self.result_path)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 class Writer(Worker):
+    COUNTERS = ("acked", "unknown")
+
     def __init__(self, name: str, bootstrap: str, topic: str, history: History,
                  interval: float = 0.01):
-        super().__init__(name)
+        super().__init__(name, history)
         self.bootstrap, self.topic, self.history, self.interval = bootstrap, topic, history, interval
         self.acked = 0
         self.unknown = 0
@@ -89,6 +234,7 @@ class Writer(Worker):
     def run(self):
         producer, n = self._producer(), 0
         while not self.stop.is_set():
+            self.beat()
             value = f"{self.name}-{n}"
             try:
                 producer.produce(self.topic, value=value.encode(), on_delivery=self._delivered)
@@ -111,21 +257,37 @@ class Writer(Worker):
 
 
 class Probe(Worker):
+    SUFFIX = ".acks"  # (partition, sent, acknowledged) lines, not history events
+
     def __init__(self, bootstrap: str, topic: str, partitions: int, every: float = 0.01):
         super().__init__("probe")
         self.bootstrap, self.topic, self.partitions, self.every = bootstrap, topic, partitions, every
-        self.lock = threading.Lock()
         self.acks: dict[int, deque] = {p: deque() for p in range(partitions)}  # (sent, acked)
+        self._file = None
+        self._partial = ""
 
     def _delivered(self, err, msg):
         if err is None:
             sent = float(msg.value().decode().split(":")[1])
-            now = time.monotonic()
-            with self.lock:
-                q = self.acks[msg.partition()]
-                q.append((sent, now))
-                while q and q[0][1] < now - 300:
-                    q.popleft()
+            self.history.add("probe", p=msg.partition(), s=sent, a=time.monotonic())
+
+    def _read_acks(self):
+        """The parent takes in what the probe process acknowledged since the last call."""
+        if self._file is None:
+            if not os.path.exists(self.history_path):
+                return
+            self._file = open(self.history_path)
+        now = time.monotonic()
+        while line := self._file.readline():
+            if not line.endswith("\n"):  # the writer is mid-line: keep the start for later
+                self._partial += line
+                break
+            e = json.loads(self._partial + line)
+            self._partial = ""
+            q = self.acks[e["p"]]
+            q.append((e["s"], e["a"]))
+            while q and q[0][1] < now - 300:
+                q.popleft()
 
     def run(self):
         producer = Producer({"bootstrap.servers": self.bootstrap, "acks": "all",
@@ -134,6 +296,7 @@ class Probe(Worker):
                              "retry.backoff.max.ms": 100,
                              "topic.metadata.refresh.interval.ms": 1000})
         while not self.stop.is_set():
+            self.beat()
             for p in range(self.partitions):
                 try:
                     producer.produce(self.topic, value=f"{p}:{time.monotonic()}".encode(),
@@ -144,14 +307,16 @@ class Probe(Worker):
         producer.flush(30)
 
     def failover(self, led: set[int], killed_at: float) -> float | None:
-        with self.lock:
-            firsts = [acked for p in led for sent, acked in self.acks[p] if sent > killed_at]
+        self._read_acks()
+        firsts = [acked for p in led for sent, acked in self.acks[p] if sent > killed_at]
         return min(firsts) - killed_at if firsts else None
 
 
 class Member(Worker):
+    COUNTERS = ("seen", "commit_failures")
+
     def __init__(self, name: str, bootstrap: str, topic: str, group: str, history: History):
-        super().__init__(name)
+        super().__init__(name, history)
         self.bootstrap, self.topic, self.group, self.history = bootstrap, topic, group, history
         self.seen = 0
         self.commit_failures = 0
@@ -170,6 +335,7 @@ class Member(Worker):
         c.subscribe([self.topic])
         last_commit = last_fetch = time.monotonic()
         while not self.stop.is_set():
+            self.beat()
             for m in c.consume(200, 0.5):
                 if m.error() is None:
                     self.seen += 1
@@ -188,18 +354,16 @@ class Member(Worker):
                 # nothing was acknowledged, so nothing is recorded.
                 if e.args[0].code() != KafkaError._NO_OFFSET:
                     self.commit_failures += 1
-        try:
-            c.close()
-        except KafkaException:
-            pass
 
 
 class TxnLoop(Worker):
     """Reads `source` read_committed in group `group`, writes "<name>|t|p|o|<txn seq>" per input
     to `sink` and commits the input offsets in the same transaction."""
 
+    COUNTERS = ("seq",)
+
     def __init__(self, name: str, bootstrap: str, source: str, sink: str, history: History):
-        super().__init__(name)
+        super().__init__(name, history)
         self.bootstrap, self.source, self.sink, self.history = bootstrap, source, sink, history
         self.group = f"{name}-group"
         self.seq = 0
@@ -219,6 +383,7 @@ class TxnLoop(Worker):
     def run(self):
         producer = consumer = None
         while not self.stop.is_set():
+            self.beat()
             if producer is None:
                 try:
                     producer, consumer = self._clients()
@@ -265,8 +430,6 @@ class TxnLoop(Worker):
                     self._rewind(consumer)
             self.history.add("txn", id=txn_id, outcome=outcome, outputs=outputs,
                              inputs=[[m.topic(), m.partition(), m.offset()] for m in msgs])
-        if consumer is not None:
-            consumer.close()
 
     @staticmethod
     def _rewind(consumer: Consumer):
@@ -311,3 +474,13 @@ def read_everything(bootstrap: str, topic: str, partitions: int, history: Histor
                 done.add(m.partition())
     c.close()
     return n
+
+
+if __name__ == "__main__":
+    spec = json.loads(sys.argv[1])
+    cls = globals()[spec["class"]]
+    worker = cls.__new__(cls)
+    worker.__dict__.update(spec["state"])
+    worker.errors, worker.stop = [], threading.Event()
+    worker.history = History(Path(worker.history_path), fresh=True)
+    worker._serve()

@@ -3,7 +3,7 @@ and each of the five properties has a history that breaks it and is caught. No b
 
 from __future__ import annotations
 
-from history import History, check, load, percentile
+from history import History, check, load, percentile, stream_all
 
 T, OUT = "data", "out"
 
@@ -127,7 +127,26 @@ def test_history_round_trips_through_jsonl(tmp_path):
         h.add(e.pop("k"), **e)
     h.close()
     assert check(load(tmp_path / "h.jsonl"), txn_output_topic=OUT).violations == []
-    assert load(tmp_path / "h.jsonl")[0] == ack(0, 0, "a")
+    first = load(tmp_path / "h.jsonl")[0]
+    assert first.pop("ts") > 0 and first == ack(0, 0, "a")
+
+
+def test_worker_files_merge_in_time_order(tmp_path):
+    """A worker process writes `<stem>.<name>.jsonl` beside the test's history; stream_all
+    interleaves them by `ts`, so per-partition commit order (check 5) is the order in time."""
+    main, m0, m1 = (History(tmp_path / n, fresh=True)
+                    for n in ("h.jsonl", "h.m0.jsonl", "h.m1.jsonl"))
+    m0.add("commit", g="g", t=T, p=0, o=5)
+    main.add("episode", kind="pause", node=1, at=0.0)
+    m1.add("commit", g="g", t=T, p=0, o=9)
+    m0.add("commit", g="g", t=T, p=0, o=7)  # after m1's 9 in time: check 5 must see it
+    for h in (main, m0, m1):
+        h.close()
+    (tmp_path / "h.m0.result.json").write_text("{}")  # not a history file
+    merged = list(stream_all(tmp_path / "h.jsonl"))
+    assert [e.get("o") for e in merged] == [5, None, 9, 7]
+    assert [x for x in check(merged).violations if x.startswith("(5)")] == [
+        "(5) group g data-0: commit 7 after 9"]
 
 
 def test_percentile_is_nearest_rank():
@@ -135,3 +154,14 @@ def test_percentile_is_nearest_rank():
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
     xs = [float(i) for i in range(1, 101)]
     assert percentile(xs, 99) == 99.0 and percentile(xs, 100) == 100.0
+
+
+def test_an_ack_without_an_offset_needs_its_value_once_in_its_partition():
+    no_offset = {"k": "ack", "t": T, "p": 1, "o": None, "v": "d", "at": 0.0}
+    assert violations(clean() + [no_offset]) == []
+    lost = {**no_offset, "v": "never-written"}
+    assert [x for x in violations(clean() + [lost]) if x.startswith("(1)")] == [
+        "(1) acknowledged 'never-written' (no offset) in data-1, final read has it at []"]
+    elsewhere = {**no_offset, "p": 0}
+    assert any("(1)" in x and "'d' (no offset) in data-0" in x
+               for x in violations(clean() + [elsewhere]))

@@ -64,6 +64,7 @@ async fn leader(
         replicas: vec![1, 2],
         isr: vec![1, 2],
         elr: Vec::new(),
+        last_known_elr: Vec::new(),
         adding: Vec::new(),
         removing: Vec::new(),
         leader: 1,

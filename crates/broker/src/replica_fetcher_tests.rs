@@ -76,6 +76,7 @@ fn reg(isr: &[i32], leader_epoch: i32) -> PartitionRegistration {
         replicas: vec![1, 2],
         isr: isr.to_vec(),
         elr: Vec::new(),
+        last_known_elr: Vec::new(),
         adding: Vec::new(),
         removing: Vec::new(),
         leader: 1,

@@ -77,10 +77,10 @@ async fn lead(inner: &NodeInner, term: u64) {
     let bootstrap = logic.bootstrap(&inner.sm.image(), &new_cluster_id());
     if !bootstrap.is_empty() {
         if let Err(e) = commit(inner, bootstrap).await {
-            tracing::warn!(error = %e, "writing the cluster id failed");
+            tracing::warn!(error = %e, "writing the bootstrap records failed");
             return;
         }
-        tracing::info!(cluster_id = ?inner.sm.image().cluster_id(), "new cluster");
+        tracing::info!(cluster_id = ?inner.sm.image().cluster_id(), "bootstrap records written");
     }
     let mut queue = inner.queue_rx.lock().await;
     let mut metrics = inner.raft.metrics();

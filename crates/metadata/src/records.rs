@@ -52,9 +52,15 @@ pub struct PartitionRegistration {
     /// All replicas, the preferred leader first.
     pub replicas: Vec<BrokerId>,
     pub isr: Vec<BrokerId>,
-    /// Eligible leader replicas (KIP-966 part 1): out of the ISR, yet holding every
-    /// committed record. Empty while the feature is off.
+    /// Eligible leader replicas (KIP-966 part 1): members that left the ISR while it was
+    /// below `min.insync.replicas` (the high watermark cannot move then), so they hold every
+    /// committed record and may lead cleanly. Empty while the feature is off, with
+    /// `min.insync.replicas` 1, and whenever the ISR is at least `min.insync.replicas`.
     pub elr: Vec<BrokerId>,
+    /// The last ISR members when the ISR became empty (KIP-966's last known ELR): elected
+    /// after the ELR, as Kafka waits for the last leader. Empty while the ISR is not.
+    #[serde(default)]
+    pub last_known_elr: Vec<BrokerId>,
     /// Reassignment (KIP-455): replicas being added and removed.
     pub adding: Vec<BrokerId>,
     pub removing: Vec<BrokerId>,
@@ -72,6 +78,7 @@ impl PartitionRegistration {
             isr: replicas.clone(),
             replicas,
             elr: Vec::new(),
+            last_known_elr: Vec::new(),
             adding: Vec::new(),
             removing: Vec::new(),
             leader,
@@ -179,6 +186,8 @@ pub struct PartitionChange {
     pub leader: Option<BrokerId>,
     pub isr: Option<Vec<BrokerId>>,
     pub elr: Option<Vec<BrokerId>>,
+    #[serde(default)]
+    pub last_known_elr: Option<Vec<BrokerId>>,
     pub replicas: Option<Vec<BrokerId>>,
     pub adding: Option<Vec<BrokerId>>,
     pub removing: Option<Vec<BrokerId>>,
@@ -191,6 +200,7 @@ impl PartitionChange {
         self.leader.is_none()
             && self.isr.is_none()
             && self.elr.is_none()
+            && self.last_known_elr.is_none()
             && self.replicas.is_none()
             && self.adding.is_none()
             && self.removing.is_none()
@@ -209,6 +219,9 @@ impl PartitionChange {
         }
         if let Some(elr) = &self.elr {
             new.elr = elr.clone();
+        }
+        if let Some(last) = &self.last_known_elr {
+            new.last_known_elr = last.clone();
         }
         if let Some(replicas) = &self.replicas {
             new.replicas = replicas.clone();

@@ -18,6 +18,7 @@ fn reg(replicas: &[i32], leader: i32, epoch: i32) -> PartitionRegistration {
         replicas: replicas.to_vec(),
         isr: replicas.to_vec(),
         elr: Vec::new(),
+        last_known_elr: Vec::new(),
         adding: Vec::new(),
         removing: Vec::new(),
         leader,

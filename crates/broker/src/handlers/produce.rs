@@ -493,6 +493,7 @@ mod tests {
                 replicas: vec![1, 2, 3],
                 isr,
                 elr: Vec::new(),
+                last_known_elr: Vec::new(),
                 adding: Vec::new(),
                 removing: Vec::new(),
                 leader: 1,

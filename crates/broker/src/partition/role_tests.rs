@@ -26,6 +26,7 @@ fn reg(isr: &[i32], leader_epoch: i32, partition_epoch: i32) -> PartitionRegistr
         replicas: vec![1, 2, 3],
         isr: isr.to_vec(),
         elr: Vec::new(),
+        last_known_elr: Vec::new(),
         adding: Vec::new(),
         removing: Vec::new(),
         leader: 1,

@@ -311,8 +311,22 @@ fn info_cluster(view: super::cluster_node::ClusterView) -> anyhow::Result<()> {
         if list.is_empty() {
             continue;
         }
-        let ids = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
-        let mut table = Table::new(["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR"]);
+        let ids = |v: &[i32]| {
+            if v.is_empty() {
+                dash()
+            } else {
+                v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+            }
+        };
+        let mut table = Table::new([
+            "TOPIC",
+            "PARTITION",
+            "LEADER",
+            "REPLICAS",
+            "ISR",
+            "ELR",
+            "LAST-KNOWN-ELR",
+        ]);
         for p in list {
             table.row(vec![
                 p.topic.clone(),
@@ -320,6 +334,8 @@ fn info_cluster(view: super::cluster_node::ClusterView) -> anyhow::Result<()> {
                 p.leader.to_string(),
                 ids(&p.replicas),
                 ids(&p.isr),
+                ids(&p.elr),
+                ids(&p.last_known_elr),
             ]);
         }
         writeln!(out, "\n{title}")?;

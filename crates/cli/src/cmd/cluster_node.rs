@@ -49,6 +49,11 @@ pub struct PartitionView {
     pub leader: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Eligible leader replicas (KIP-966).
+    #[serde(default)]
+    pub elr: Vec<i32>,
+    #[serde(default)]
+    pub last_known_elr: Vec<i32>,
 }
 
 /// The quorum node's settings from the broker's.
@@ -77,6 +82,8 @@ pub fn node_config(config: &BrokerConfig) -> anyhow::Result<NodeConfig> {
                 .leader_imbalance_check_interval_seconds
                 .saturating_mul(1000),
             leader_imbalance_per_broker_percentage: cluster.leader_imbalance_per_broker_percentage,
+            min_insync_replicas: cluster.min_insync_replicas,
+            eligible_leader_replicas: true,
         },
         snapshots: weir_controller::SnapshotPolicyConfig::default(),
     })
@@ -136,6 +143,8 @@ fn partitions(
                     leader: r.leader,
                     replicas: r.replicas.clone(),
                     isr: r.isr.clone(),
+                    elr: r.elr.clone(),
+                    last_known_elr: r.last_known_elr.clone(),
                 })
         })
         .collect()

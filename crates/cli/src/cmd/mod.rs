@@ -12,6 +12,7 @@ pub mod consume;
 pub mod debug;
 pub mod debug_bundle;
 pub mod group;
+mod log_coalesce;
 pub mod produce;
 pub mod serve;
 #[cfg(feature = "sql")]

@@ -376,7 +376,14 @@ fn init_tracing(filter: &str, format: LogFormat) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
     let ring = || weir_http::log_ring::global().writer();
-    let registry = tracing_subscriber::registry().with(filter);
+    // openraft's warnings repeat every 500 ms per unreachable peer: the first of each passes,
+    // then one with a count per window.
+    let registry =
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(super::log_coalesce::Coalesce::new(
+                super::log_coalesce::WINDOW,
+            ));
     match format {
         LogFormat::Text => registry
             .with(

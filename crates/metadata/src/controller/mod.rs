@@ -5,6 +5,7 @@
 
 mod balance;
 mod brokers;
+mod elr;
 mod partitions;
 mod placement;
 mod reassign;
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::error::MetadataError;
 use crate::image::MetadataImage;
-use crate::records::{BrokerId, MetadataRecord};
+use crate::records::{BrokerId, MetadataRecord, ELR_FEATURE};
 use requests::{ControllerReply, ControllerRequest};
 
 /// The controller's static configuration (Kafka's key names and defaults).
@@ -38,6 +39,12 @@ pub struct ControllerConfig {
     /// their preferred leader once more than this share of those it is preferred for is
     /// led elsewhere.
     pub leader_imbalance_per_broker_percentage: u32,
+    /// `min.insync.replicas` of topics without their own (the brokers' static default):
+    /// the ELR rules (KIP-966) follow the same number the leaders apply.
+    pub min_insync_replicas: i32,
+    /// Whether the first controller of a cluster that lacks it turns on
+    /// `eligible.leader.replicas.version` (KIP-966 part 1).
+    pub eligible_leader_replicas: bool,
 }
 
 impl Default for ControllerConfig {
@@ -50,6 +57,8 @@ impl Default for ControllerConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_ms: 300_000,
             leader_imbalance_per_broker_percentage: 10,
+            min_insync_replicas: 1,
+            eligible_leader_replicas: true,
         }
     }
 }
@@ -63,22 +72,33 @@ pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1_000;
 pub(crate) struct Pending {
     pub(crate) image: MetadataImage,
     pub(crate) records: Vec<MetadataRecord>,
+    /// `min.insync.replicas` of topics without their own (for the ELR rules).
+    pub(crate) min_isr_default: i32,
     failed: Option<MetadataError>,
 }
 
 impl Pending {
-    fn new(image: &MetadataImage) -> Self {
+    fn new(image: &MetadataImage, config: &ControllerConfig) -> Self {
         Self {
             image: image.clone(),
             records: Vec::new(),
+            min_isr_default: config.min_insync_replicas,
             failed: None,
         }
     }
 
+    /// Applies `record` to the pending image and keeps it. A partition change gets its ELR
+    /// fields here ([`elr::complete`]), whichever rule made it.
     pub(crate) fn push(&mut self, record: MetadataRecord) {
         if self.failed.is_some() {
             return;
         }
+        let record = match record {
+            MetadataRecord::PartitionChange(c) => {
+                MetadataRecord::PartitionChange(elr::complete(&self.image, self.min_isr_default, c))
+            }
+            other => other,
+        };
         match self.image.apply(&record) {
             Ok(_) => self.records.push(record),
             Err(e) => self.failed = Some(e.into()),
@@ -126,15 +146,23 @@ impl ControllerLogic {
         &self.config
     }
 
-    /// The records a new cluster starts with: its id, written by the first active
-    /// controller of an image that has none.
+    /// The records a cluster starts with, written by an active controller that finds them
+    /// missing: the cluster id (a new cluster), and `eligible.leader.replicas.version` 1
+    /// when configured (new clusters, and older ones at their next controller election).
     pub fn bootstrap(&self, image: &MetadataImage, cluster_id: &str) -> Vec<MetadataRecord> {
-        if image.cluster_id().is_some() {
-            return Vec::new();
+        let mut records = Vec::new();
+        if image.cluster_id().is_none() {
+            records.push(MetadataRecord::ClusterId {
+                cluster_id: cluster_id.to_string(),
+            });
         }
-        vec![MetadataRecord::ClusterId {
-            cluster_id: cluster_id.to_string(),
-        }]
+        if self.config.eligible_leader_replicas && image.feature_level(ELR_FEATURE) < 1 {
+            records.push(MetadataRecord::FeatureLevel {
+                name: ELR_FEATURE.to_string(),
+                level: 1,
+            });
+        }
+        records
     }
 
     /// Decides one request against `image` at time `now_ms`. The records must be committed
@@ -145,7 +173,7 @@ impl ControllerLogic {
         request: ControllerRequest,
         now_ms: u64,
     ) -> (Vec<MetadataRecord>, ControllerReply) {
-        let mut pending = Pending::new(image);
+        let mut pending = Pending::new(image, &self.config);
         let reply = match request {
             ControllerRequest::CreateTopics {
                 topics,
@@ -256,7 +284,7 @@ impl ControllerLogic {
     /// `leader.imbalance.check.interval.seconds`, gives partitions back their preferred
     /// leaders (`auto.leader.rebalance.enable`).
     pub fn tick(&mut self, image: &MetadataImage, now_ms: u64) -> Vec<MetadataRecord> {
-        let mut pending = Pending::new(image);
+        let mut pending = Pending::new(image, &self.config);
         self.expire_sessions(&mut pending, now_ms);
         self.balance_leaders(&mut pending, now_ms);
         pending.finish().unwrap_or_default()

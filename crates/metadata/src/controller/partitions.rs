@@ -3,12 +3,12 @@
 use uuid::Uuid;
 
 use super::requests::{AlterPartitionItem, AlterPartitionResult, ElectionType};
-use super::Pending;
+use super::{elr, Pending};
 use crate::error::MetadataError;
 use crate::image::MetadataImage;
 use crate::records::{
     BrokerId, ConfigResource, LeaderRecovery, MetadataRecord, PartitionChange,
-    PartitionRegistration, ELR_FEATURE, NO_LEADER,
+    PartitionRegistration, NO_LEADER,
 };
 
 pub(crate) const UNCLEAN_KEY: &str = "unclean.leader.election.enable";
@@ -27,25 +27,34 @@ pub(crate) fn unclean_enabled(image: &MetadataImage, topic: &str, fallback: bool
 /// that are fenced, shutting down or gone leave the ISR, and a leader that is no longer
 /// usable is replaced. `None` when nothing changes.
 ///
-/// The ISR never becomes empty: if no member remains usable it is kept as it is (with one
-/// broker at a time going away that is the last member, as in KRaft) and the partition
-/// goes leaderless until a member comes back, unless `unclean` allows another replica.
+/// Without ELRs (`elr_on` false) the ISR never becomes empty: if no member remains usable
+/// it is kept as it is (with one broker at a time going away that is the last member, as in
+/// KRaft) and the partition goes leaderless until a member comes back, unless `unclean`
+/// allows another replica. With ELRs the ISR empties (its members become ELRs, `Pending`
+/// records that) and the first usable ELR member, or else last known ELR member, leads
+/// with an ISR of itself.
 pub(crate) fn reconcile(
     image: &MetadataImage,
     topic_id: Uuid,
     partition: i32,
     reg: &PartitionRegistration,
     unclean: bool,
+    elr_on: bool,
 ) -> Option<PartitionChange> {
     let usable = |b: BrokerId| image.broker_usable(b);
     let mut isr: Vec<BrokerId> = reg.isr.iter().copied().filter(|b| usable(*b)).collect();
-    if isr.is_empty() {
+    if isr.is_empty() && !elr_on {
         isr = reg.isr.clone();
     }
     let mut leader = reg.leader;
     let mut recovery = reg.leader_recovery;
     if !(usable(leader) && isr.contains(&leader)) {
-        leader = elect(image, reg, &isr);
+        leader = elect(image, reg, &isr, elr_on);
+        if leader != NO_LEADER && !isr.contains(&leader) {
+            // Elected from the ELR: it holds every committed record; the others rejoin
+            // by catching up with it.
+            isr = vec![leader];
+        }
         if leader == NO_LEADER && unclean {
             if let Some(b) = reg.replicas.iter().copied().find(|b| usable(*b)) {
                 // KIP-704: the unclean leader is the ISR alone until it has recovered.
@@ -67,23 +76,28 @@ pub(crate) fn reconcile(
 }
 
 /// The first replica, in preference order, that is usable and in `isr`; else (ELR on) in
-/// the ELR; else `NO_LEADER`.
-fn elect(image: &MetadataImage, reg: &PartitionRegistration, isr: &[BrokerId]) -> BrokerId {
+/// the ELR, else in the last known ELR; else `NO_LEADER`.
+fn elect(
+    image: &MetadataImage,
+    reg: &PartitionRegistration,
+    isr: &[BrokerId],
+    elr_on: bool,
+) -> BrokerId {
     let usable = |b: &&BrokerId| image.broker_usable(**b);
-    if let Some(b) = reg.replicas.iter().filter(|b| isr.contains(b)).find(usable) {
-        return *b;
-    }
-    if image.feature_level(ELR_FEATURE) > 0 {
-        if let Some(b) = reg
-            .replicas
+    let first_in = |set: &[BrokerId]| {
+        reg.replicas
             .iter()
-            .filter(|b| reg.elr.contains(b))
+            .filter(|b| set.contains(b))
             .find(usable)
-        {
-            return *b;
-        }
+            .copied()
+    };
+    let mut found = first_in(isr);
+    if elr_on {
+        found = found
+            .or_else(|| first_in(&reg.elr))
+            .or_else(|| first_in(&reg.last_known_elr));
     }
-    NO_LEADER
+    found.unwrap_or(NO_LEADER)
 }
 
 /// Reconciles every partition that has `broker` among its replicas, after the pending
@@ -92,9 +106,10 @@ pub(crate) fn reconcile_broker(pending: &mut Pending, broker: BrokerId, unclean_
     let mut changes = Vec::new();
     for topic in pending.image.topics() {
         let unclean = unclean_enabled(&pending.image, &topic.name, unclean_default);
+        let elr_on = elr::enabled(&pending.image, &topic.name, pending.min_isr_default);
         for (p, reg) in &topic.partitions {
             if reg.replicas.contains(&broker) || reg.isr.contains(&broker) {
-                if let Some(c) = reconcile(&pending.image, topic.id, *p, reg, unclean) {
+                if let Some(c) = reconcile(&pending.image, topic.id, *p, reg, unclean, elr_on) {
                     changes.push(c);
                 }
             }
@@ -245,7 +260,8 @@ pub(crate) fn elect_leader(
                 return Err(MetadataError::ElectionNotNeeded);
             }
             // Asked for explicitly, so allowed whatever the topic's config says (KIP-460).
-            match reconcile(image, topic_id, partition, reg, true) {
+            let elr_on = elr::enabled(image, &topic.name, pending.min_isr_default);
+            match reconcile(image, topic_id, partition, reg, true, elr_on) {
                 Some(c) if c.leader.is_some_and(|l| l != NO_LEADER) => c,
                 _ => return Err(MetadataError::EligibleLeadersNotAvailable),
             }

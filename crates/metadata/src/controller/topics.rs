@@ -13,7 +13,9 @@ use super::requests::{
 use super::{ControllerConfig, Pending};
 use crate::error::MetadataError;
 use crate::image::MetadataImage;
-use crate::records::{BrokerId, ConfigResource, MetadataRecord, PartitionRegistration};
+use crate::records::{
+    BrokerId, ConfigResource, MetadataRecord, PartitionChange, PartitionRegistration,
+};
 
 const MAX_TOPIC_NAME: usize = 249;
 
@@ -320,7 +322,31 @@ fn alter_config(
             value: v.clone(),
         });
     }
+    if let ConfigResource::Topic(name) = &r.resource {
+        if r.ops.iter().any(|(k, _)| k == MIN_ISR_KEY) {
+            clear_elrs(pending, name);
+        }
+    }
     Ok(())
+}
+
+/// KIP-966: a topic's `min.insync.replicas` changed, so replicas that left its ISR under the
+/// old value no longer provably hold every committed record (a lower value let the high
+/// watermark move without them). Their ELRs are cleared; the last known ELR stays.
+fn clear_elrs(pending: &mut Pending, name: &str) {
+    let Some(topic) = pending.image.topic_by_name(name).cloned() else {
+        return;
+    };
+    for (p, reg) in &topic.partitions {
+        if !reg.elr.is_empty() {
+            pending.push(MetadataRecord::PartitionChange(PartitionChange {
+                topic_id: topic.id,
+                partition: *p,
+                elr: Some(Vec::new()),
+                ..PartitionChange::default()
+            }));
+        }
+    }
 }
 
 pub(crate) fn elect_leaders(

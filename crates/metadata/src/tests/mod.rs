@@ -3,6 +3,7 @@
 
 mod admin;
 mod brokers;
+mod elr;
 mod partitions;
 mod records;
 mod restarts;

@@ -286,8 +286,9 @@ fn shrinking_below_min_insync_replicas_is_committed() {
     let r = alter_isr(&mut c, 0, t, &[0]).unwrap();
     assert_eq!(r.isr, vec![0]);
     assert_eq!(c.partition(t, 0).isr, vec![0]);
-    assert!(
-        c.partition(t, 0).elr.is_empty(),
-        "ELR stays off until increment 9"
+    assert_eq!(
+        c.partition(t, 0).elr,
+        vec![1, 2],
+        "left while the ISR was below min.insync.replicas: eligible (KIP-966)"
     );
 }

@@ -7,6 +7,7 @@ fn every_record() -> Vec<MetadataRecord> {
     let topic_id = Uuid::new_v4();
     let mut reg = PartitionRegistration::new(vec![1, 2, 3]);
     reg.elr = vec![3];
+    reg.last_known_elr = vec![2];
     reg.adding = vec![4];
     reg.removing = vec![1];
     reg.leader_recovery = LeaderRecovery::Recovering;
@@ -54,6 +55,7 @@ fn every_record() -> Vec<MetadataRecord> {
             leader: Some(-1),
             isr: Some(vec![2]),
             elr: Some(vec![]),
+            last_known_elr: Some(vec![3]),
             replicas: Some(vec![2, 3]),
             adding: Some(vec![]),
             removing: None,

@@ -354,3 +354,50 @@ fn a_follower_behind_the_leaders_log_start_starts_over_there() {
         (8, 10)
     );
 }
+
+/// Regression (the fault harness's 200-episode run, seed 20261206): a follower's truncation
+/// removed its active segment's `.txnindex`, and the rebuild that follows took the missing
+/// file for "no aborts in this segment", replaying only from the newest producer snapshot.
+/// Every abort of the segment below that snapshot was forgotten: once that replica led,
+/// read_committed consumers were served the records of aborted transactions.
+#[test]
+fn truncation_keeps_the_aborts_of_its_segment_below_the_newest_snapshot() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("p-0");
+    let log = Log::create(dir.clone(), LogConfig::default()).expect("create");
+    let plain = || BatchBuilder::new(1_000).records(3, 10).build();
+    // An aborted transaction [0, 1], its marker at 2, all in the one (active) segment.
+    log.append(
+        &mut BatchBuilder::new(1_000)
+            .records(2, 10)
+            .producer(7, 0, 0)
+            .transactional()
+            .build(),
+        1_000,
+    )
+    .expect("append");
+    log.append_marker(7, 0, Marker::Abort, 0, 1_000)
+        .expect("abort");
+    // A clean restart (SIGTERM) writes a producer snapshot above the abort, at 6.
+    log.append(&mut plain(), 1).expect("append");
+    log.close().expect("close");
+    drop(log);
+    let (log, _) = Log::open(dir.clone(), LogConfig::default(), Recovery::Clean).expect("open");
+    log.append(&mut plain(), 1).expect("append");
+    assert_eq!(log.segment_count(), 1);
+    let aborted = log.aborted_transactions(0, i64::MAX);
+    assert_eq!(aborted.len(), 1);
+
+    // A follower cuts the last batch: the abort below the snapshots is still known.
+    assert_eq!(log.truncate_to(7).expect("truncate"), 6);
+    assert_eq!(log.aborted_transactions(0, i64::MAX), aborted);
+    // And after a crash and after a clean close.
+    log.flush_all().expect("flush");
+    drop(log);
+    let (log, _) = Log::open(dir.clone(), LogConfig::default(), Recovery::Scan).expect("open");
+    assert_eq!(log.aborted_transactions(0, i64::MAX), aborted);
+    log.close().expect("close");
+    drop(log);
+    let (log, _) = Log::open(dir, LogConfig::default(), Recovery::Clean).expect("open");
+    assert_eq!(log.aborted_transactions(0, i64::MAX), aborted);
+}

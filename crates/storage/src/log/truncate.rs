@@ -16,7 +16,7 @@ use crate::batch::Check;
 use crate::config::Recovery;
 use crate::error::StorageError;
 use crate::index::IndexBuilder;
-use crate::producer::Producers;
+use crate::producer::{AbortedTxn, Producers};
 use crate::segment::{sync_dir, Segment};
 
 impl Log {
@@ -97,6 +97,20 @@ impl Log {
             }
             st.active = active;
             st.log_end = log_end;
+            // The segment's aborts below the new end go back into its `.txnindex` before the
+            // rebuild: restore_transactions trusts the file (a missing one means "no aborts")
+            // and replays only from the newest snapshot, so without it every abort of this
+            // segment below that snapshot was forgotten and read_committed fetches served
+            // aborted records (found by the fault harness's 200-episode run).
+            let kept: Vec<AbortedTxn> = st
+                .aborted
+                .iter()
+                .filter(|a| a.last_offset >= base && a.last_offset < log_end)
+                .copied()
+                .collect();
+            if segment.write_txn_index(&self.dir, &kept)? {
+                sync_dir(&self.dir)?;
+            }
             let mut snapshots = std::mem::take(&mut st.snapshots);
             let beyond = take_snapshots(&mut snapshots, |o| o > log_end);
             remove_snapshots(&self.dir, beyond)?;
