@@ -2,12 +2,14 @@
 //! peer ("error replication to target=N", "RPCError"), which buried everything else while a
 //! broker was down. The first occurrence of each message passes; repeats of the same callsite
 //! and message within the window are dropped and counted, and the first one after the window
-//! passes with a summary line of how many were dropped. Other targets and levels pass as they
-//! are (the `EnvFilter` before this layer decides those).
+//! passes again. [`Summaries::emit`] (a thread in `serve`, every window) logs one line per
+//! message with how many were dropped: an event cannot be logged from inside the dispatch of
+//! another (tracing drops it), so the counts wait for it. Other targets and levels pass as
+//! they are (the `EnvFilter` before this layer decides those).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::callsite::Identifier;
@@ -27,7 +29,35 @@ pub struct Coalesce {
     window: Duration,
     /// Per (callsite, message): when its current window began and how many were dropped in
     /// it. A mutex, not a lock-free map: only openraft's warnings take it.
-    seen: Mutex<HashMap<(Identifier, String), Window>>,
+    seen: Arc<Mutex<HashMap<(Identifier, String), Window>>>,
+}
+
+/// The dropped counts, logged by [`Summaries::emit`] outside any dispatch.
+#[derive(Clone)]
+pub struct Summaries {
+    seen: Arc<Mutex<HashMap<(Identifier, String), Window>>>,
+}
+
+impl Summaries {
+    /// Logs one warning per message with repeats dropped since the last call, and resets
+    /// the counts.
+    pub fn emit(&self) {
+        let dropped: Vec<(String, u64)> = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.iter_mut()
+                .filter(|(_, w)| w.dropped > 0)
+                .map(|((_, message), w)| (message.clone(), std::mem::take(&mut w.dropped)))
+                .collect()
+        };
+        for (message, dropped) in dropped {
+            tracing::warn!(
+                target: "weir::log",
+                dropped,
+                repeated = %message,
+                "openraft repeated a message; repeats were dropped"
+            );
+        }
+    }
 }
 
 struct Window {
@@ -36,15 +66,19 @@ struct Window {
 }
 
 impl Coalesce {
-    pub fn new(window: Duration) -> Self {
-        Self {
-            window,
-            seen: Mutex::new(HashMap::new()),
-        }
+    pub fn new(window: Duration) -> (Self, Summaries) {
+        let seen = Arc::new(Mutex::new(HashMap::new()));
+        (
+            Self {
+                window,
+                seen: seen.clone(),
+            },
+            Summaries { seen },
+        )
     }
 
-    /// Whether this occurrence passes; `Some(n)` with it when `n` were dropped before it.
-    fn admit(&self, key: (Identifier, String), now: Instant) -> (bool, u64) {
+    /// Whether this occurrence passes.
+    fn admit(&self, key: (Identifier, String), now: Instant) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() >= MAX_KEYS && !seen.contains_key(&key) {
             seen.clear();
@@ -58,17 +92,15 @@ impl Coalesce {
                         dropped: 0,
                     },
                 );
-                (true, 0)
+                true
             }
             Some(w) if now.duration_since(w.since) >= self.window => {
-                let dropped = w.dropped;
                 w.since = now;
-                w.dropped = 0;
-                (true, dropped)
+                true
             }
             Some(w) => {
                 w.dropped += 1;
-                (false, 0)
+                false
             }
         }
     }
@@ -97,18 +129,7 @@ impl<S: Subscriber> Layer<S> for Coalesce {
         }
         let mut message = Message::default();
         event.record(&mut message);
-        let (pass, dropped) = self.admit((meta.callsite(), message.0.clone()), Instant::now());
-        if dropped > 0 {
-            // Emitted outside the lock; its target is not coalesced, so no recursion.
-            tracing::warn!(
-                target: "weir::log",
-                dropped,
-                window_s = self.window.as_secs(),
-                repeated = %message.0,
-                "openraft repeated a message; repeats were dropped"
-            );
-        }
-        pass
+        self.admit((meta.callsite(), message.0), Instant::now())
     }
 }
 
@@ -147,8 +168,9 @@ mod tests {
     #[test]
     fn repeats_are_dropped_counted_and_summarised_after_the_window() {
         let sink = Sink::default();
+        let (coalesce, summaries) = Coalesce::new(Duration::from_millis(300));
         let subscriber = tracing_subscriber::registry()
-            .with(Coalesce::new(Duration::from_millis(300)))
+            .with(coalesce)
             .with(sink.clone());
         tracing::subscriber::with_default(subscriber, || {
             for _ in 0..5 {
@@ -157,8 +179,10 @@ mod tests {
                 tracing::info!(target: "openraft::engine", "vote");
                 tracing::warn!(target: "weir_broker", "not openraft");
             }
+            summaries.emit();
             std::thread::sleep(Duration::from_millis(350));
             peer_down(2);
+            summaries.emit(); // nothing dropped since: no line
         });
         let got = sink.0.lock().unwrap().clone();
         let count = |needle: &str| got.iter().filter(|l| l.contains(needle)).count();
@@ -172,13 +196,14 @@ mod tests {
         assert_eq!(count("vote"), 5, "info passes: {got:#?}");
         assert_eq!(count("not openraft"), 5, "{got:#?}");
         let summaries: Vec<_> = got.iter().filter(|l| l.starts_with("weir::log")).collect();
-        assert_eq!(summaries.len(), 1, "{got:#?}");
-        assert!(summaries[0].contains("dropped=4"), "{summaries:?}");
-        // The summary comes just before the occurrence it lets through.
-        let at = got.iter().position(|l| l.starts_with("weir::log")).unwrap();
-        assert!(
-            got[at + 1].starts_with("openraft::replication") && got[at + 1].contains("target=2"),
-            "{got:#?}"
-        );
+        // One per peer, 4 dropped each; nothing was dropped after the window.
+        assert_eq!(summaries.len(), 2, "{got:#?}");
+        for peer in ["target=2", "target=3"] {
+            let about: Vec<_> = summaries.iter().filter(|l| l.ends_with(peer)).collect();
+            assert!(
+                about.len() == 1 && about[0].contains("dropped=4"),
+                "{summaries:?}"
+            );
+        }
     }
 }

@@ -378,12 +378,15 @@ fn init_tracing(filter: &str, format: LogFormat) {
     let ring = || weir_http::log_ring::global().writer();
     // openraft's warnings repeat every 500 ms per unreachable peer: the first of each passes,
     // then one with a count per window.
-    let registry =
-        tracing_subscriber::registry()
-            .with(filter)
-            .with(super::log_coalesce::Coalesce::new(
-                super::log_coalesce::WINDOW,
-            ));
+    let (coalesce, summaries) = super::log_coalesce::Coalesce::new(super::log_coalesce::WINDOW);
+    let registry = tracing_subscriber::registry().with(filter).with(coalesce);
+    std::thread::Builder::new()
+        .name("log-summaries".into())
+        .spawn(move || loop {
+            std::thread::sleep(super::log_coalesce::WINDOW);
+            summaries.emit();
+        })
+        .ok();
     match format {
         LogFormat::Text => registry
             .with(
