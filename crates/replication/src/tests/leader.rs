@@ -16,6 +16,7 @@ pub(super) fn reg(
         replicas: replicas.to_vec(),
         isr: isr.to_vec(),
         elr: Vec::new(),
+        last_known_elr: Vec::new(),
         adding: Vec::new(),
         removing: Vec::new(),
         leader: 1,
