@@ -83,8 +83,8 @@ async fn the_planner_refuses_what_the_runtime_cannot_run_at_create() {
     for (sql, construct) in [
         ("SELECT * FROM orders o, returns r", "cross"),
         (
-            "SELECT * FROM orders WHERE id IN (SELECT id FROM returns)",
-            "EXISTS, IN or NOT IN",
+            "SELECT * FROM orders WHERE id NOT IN (SELECT id FROM returns)",
+            "NOT IN",
         ),
         ("SELECT * FROM orders ORDER BY id", "ORDER BY"),
         ("SELECT * FROM orders LIMIT 3", "LIMIT"),
