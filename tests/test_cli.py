@@ -246,7 +246,10 @@ def test_bench_cluster_mode_prints_both_tables(tmp_path):
     produce = [r for r in rows if r[0].strip().startswith(("produce", "consume"))]
     assert len(produce) == 6, p.stdout
     for r in produce:
-        assert float(r[5]) > 0, r  # the ratio to one broker
+        # Both setups measured something; the ratio is printed with two decimals and can
+        # round to 0.00 on a tiny run beside a fast single node.
+        assert float(r[1].replace(",", "")) > 0 and float(r[3].replace(",", "")) > 0, r
+        assert float(r[5]) >= 0, r  # the ratio to one broker
     idle = {r[0].strip(): r for r in rows if r[0].strip().startswith(("1 broker,", "3 brokers,"))}
     assert set(idle) == {"1 broker, 30 partitions × RF 1", "3 brokers, no topics",
                          "3 brokers, 30 partitions × RF 3"}, p.stdout

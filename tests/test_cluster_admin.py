@@ -309,6 +309,10 @@ def test_a_move_to_a_stopped_broker_stays_open_until_cancelled(cluster):
            assignment=[[first, second] for _ in range(PARTITIONS)])
     in_sync(cluster, first, topic)
     cluster.nodes[dead].kill9()
+    # On a loaded machine the quorum may have moved to `dead` since it was read: then the two
+    # live voters elect a new controller, which the admin client must find.
+    wait_for("a live controller", lambda: cluster.info(first)["controller"] in (first, second),
+             30, cluster)
     kp = KafkaAdminClient(bootstrap_servers=cluster.nodes[first].bootstrap)
     try:
         res = kp.alter_partition_reassignments({TopicPartition(topic, 0): [dead, second]})
