@@ -309,10 +309,15 @@ def test_a_move_to_a_stopped_broker_stays_open_until_cancelled(cluster):
            assignment=[[first, second] for _ in range(PARTITIONS)])
     in_sync(cluster, first, topic)
     cluster.nodes[dead].kill9()
-    # On a loaded machine the quorum may have moved to `dead` since it was read: then the two
-    # live voters elect a new controller, which the admin client must find.
-    wait_for("a live controller", lambda: cluster.info(first)["controller"] in (first, second),
-             30, cluster)
+    # Wait until the quorum fenced the dead broker, so Metadata no longer lists it: kafka-python
+    # asks a listed broker for the controller and gives up when that one refuses the
+    # connection. And on a loaded machine the quorum may have moved to `dead` since it was
+    # read: then the two live voters elect a new controller, which the admin client must find.
+    def fenced_and_led():
+        info = cluster.info(first)
+        return (info["brokers"][dead]["state"] == "fenced"
+                and info["controller"] in (first, second))
+    wait_for("the dead broker fenced and a live controller", fenced_and_led, 60, cluster)
     kp = KafkaAdminClient(bootstrap_servers=cluster.nodes[first].bootstrap)
     try:
         res = kp.alter_partition_reassignments({TopicPartition(topic, 0): [dead, second]})
