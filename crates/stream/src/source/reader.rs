@@ -119,20 +119,7 @@ impl PartitionReader {
     ) -> Result<ReadStep, StreamError> {
         let index = self.index();
         self.decoded.clear();
-        let read = self
-            .partition
-            .read(&ReadSpec {
-                offset: self.next_offset,
-                max_bytes: self.max_bytes,
-                min_one_batch: true,
-                isolation: Isolation::ReadCommitted,
-                leader_epoch: None,
-            })
-            .map_err(|source| StreamError::Partition {
-                topic: self.topic.clone(),
-                partition: index,
-                source,
-            })?;
+        let read = self.read_committed_from(self.next_offset)?;
         if read.records.is_empty() {
             return Ok(ReadStep {
                 caught_up: true,
@@ -168,6 +155,23 @@ impl PartitionReader {
 }
 
 impl PartitionReader {
+    /// One read_committed read of up to `max_bytes` from `offset` (at least one batch).
+    fn read_committed_from(&self, offset: i64) -> Result<ReadResult, StreamError> {
+        self.partition
+            .read(&ReadSpec {
+                offset,
+                max_bytes: self.max_bytes,
+                min_one_batch: true,
+                isolation: Isolation::ReadCommitted,
+                leader_epoch: None,
+            })
+            .map_err(|source| StreamError::Partition {
+                topic: self.topic.clone(),
+                partition: self.index(),
+                source,
+            })
+    }
+
     /// Calls `f` for each record at `offsets` (ascending, all below [`next_offset`], so read
     /// before), read again from the partition: late rows are rare, so their records are
     /// fetched when one is found rather than kept for every row.
@@ -181,20 +185,7 @@ impl PartitionReader {
         let index = self.index();
         let mut todo = offsets.iter().copied().peekable();
         while let Some(&from) = todo.peek() {
-            let read = self
-                .partition
-                .read(&ReadSpec {
-                    offset: from,
-                    max_bytes: self.max_bytes,
-                    min_one_batch: true,
-                    isolation: Isolation::ReadCommitted,
-                    leader_epoch: None,
-                })
-                .map_err(|source| StreamError::Partition {
-                    topic: self.topic.clone(),
-                    partition: index,
-                    source,
-                })?;
+            let read = self.read_committed_from(from)?;
             let next = committed_records(&self.topic, index, &read, from, |r| {
                 while todo.next_if(|o| *o < r.offset).is_some() {}
                 if todo.next_if_eq(&r.offset).is_some() {
