@@ -25,29 +25,16 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-import psycopg
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from conftest import create_topic, make_consumer, make_producer, unique_topic
+from test_sql_tables import connect  # retried while a restarted broker opens its SQL port
 
 BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 FAR = BASE + timedelta(days=1)
 EV_PARTS, PAY_PARTS = 3, 2
 KEYS = 12
 CHUNK = 400
-
-
-def connect(broker, timeout: float = 60.0) -> psycopg.Connection:
-    """A psycopg connection, retried while a restarted broker opens its SQL port."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return psycopg.connect(host="127.0.0.1", port=broker.sql_port, user="tester",
-                                   dbname="weir", autocommit=True, connect_timeout=15)
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def stamp(t: datetime) -> str:
@@ -249,7 +236,7 @@ def test_every_pipeline_kind_exactly_once_across_kill9(broker_factory):
                  config={"cleanup.policy": "compact"})
     create_topic(broker.bootstrap, topics["agg_out"], partitions=2)
     create_topic(broker.bootstrap, topics["win_out"], partitions=2)
-    with connect(broker) as conn, conn.cursor() as cur:
+    with connect(broker, timeout=60.0) as conn, conn.cursor() as cur:
         cur.execute("CREATE SOURCE ev (id BIGINT NOT NULL, k VARCHAR, v BIGINT, ts TIMESTAMP, "
                     "WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) "
                     f"WITH (topic = '{topics['ev']}', watermark.idle.timeout = '600s')")
@@ -289,7 +276,7 @@ def test_every_pipeline_kind_exactly_once_across_kill9(broker_factory):
             {"pid": 10**9 + part, "eid": -1, "amount": 0, "ts": stamp(FAR)}))
     assert p.flush(30) == 0
 
-    with connect(broker) as conn, conn.cursor() as cur:
+    with connect(broker, timeout=60.0) as conn, conn.cursor() as cur:
         want = answers(cur)
         assert len(want["closed"]) > 100 and len(want["paid"]) > 100, want["closed"][:3]
         assert {r[0] for r in want["by_name"]}, "the table join matches something"
