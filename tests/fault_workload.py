@@ -78,6 +78,7 @@ class Worker:
             Path(tempfile.mkdtemp(prefix="weir-workload-")) / "workload.jsonl"
         self._base = base
         self.revivals = 0
+        self.wedged_at_stop = False
         self._paths()
         self.proc: subprocess.Popen | None = None
         self._started = 0.0
@@ -167,6 +168,18 @@ class Worker:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            stuck = self.stuck_for()
+            if stuck >= STUCK_S:
+                # Wedged inside one librdkafka call since before the stop (as revive_if_stuck
+                # handles between episodes): shown and killed. Its history file holds what it
+                # learned and is checked like any other; only its counters are lost.
+                self._dump_and_kill(f"made no progress for {stuck:.0f} s (a wedged client) "
+                                    "and did not stop")
+                self.wedged_at_stop = True
+                if self.history is not None:
+                    self.history.add("worker_wedged_at_stop", who=self.name,
+                                     stuck_s=round(stuck, 1))
+                return
             self._dump_and_kill("did not stop")
             self.errors.append(f"{self.name} did not stop within {timeout}s")
         try:

@@ -290,6 +290,8 @@ def test_cluster_survives_seeded_faults_with_clients_running(chaos_cluster, tmp_
         1 for e in stream_all(history_path) if e["k"] == "txn_restart")
     rep.counts["workers revived (wedged librdkafka client)"] = {
         w.name: w.revivals for w in workers if w.revivals}
+    rep.counts["workers wedged at stop (killed, history checked)"] = [
+        w.name for w in workers if w.wedged_at_stop]
     print(f"WEIR_CLUSTER_SEED={SEED}; history {history_path}\n{rep.summary()}", flush=True)
     errors = [e for w in workers for e in w.errors]
     assert not errors, f"WEIR_CLUSTER_SEED={SEED}: {errors}"
