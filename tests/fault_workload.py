@@ -10,7 +10,10 @@ run hung. With one Python thread per process nothing else needs the GIL while a 
 librdkafka can still wedge on its own: a lock-order inversion between its handle lock and a
 partition lock when a leader becomes unreachable while an OffsetForLeaderEpoch is in flight
 (confluentinc/librdkafka#5476, open) left a TxnLoop inside `consume(200, 0.5)` for ten
-minutes of a 200-episode run. So each worker beats (a timestamp file) every loop turn, and
+minutes of a 200-episode run, and `send_offsets_to_transaction` ignores its timeout while the
+group coordinator it cached is down (confluentinc/librdkafka#5456 and #5511, open: the
+coordinator request's deadline is never checked), which left a TxnLoop in that call for
+minutes after a restart episode. So each worker beats (a timestamp file) every loop turn, and
 `revive_if_stuck` (called by the test between episodes) prints the stacks of a worker that
 has not beaten for `STUCK_S` (SIGUSR1, faulthandler), kills it and starts a new incarnation
 with the same identity (transactional id, static group member) and a new history file: what
@@ -171,7 +174,7 @@ class Worker:
             stuck = self.stuck_for()
             if stuck >= STUCK_S:
                 # Wedged inside one librdkafka call since before the stop (as revive_if_stuck
-                # handles between episodes): shown and killed. Its history file holds what it
+                # handles between episodes; librdkafka#5456): shown and killed. Its history file holds what it
                 # learned and is checked like any other; only its counters are lost.
                 self._dump_and_kill(f"made no progress for {stuck:.0f} s (a wedged client) "
                                     "and did not stop")
