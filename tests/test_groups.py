@@ -66,6 +66,7 @@ class Member:
         self.retried_commits = 0
         self.errors: list[str] = []
         self.revocations = 0
+        self.losses = 0
         self.closed = False
         self.c = Consumer(consumer_conf(bootstrap, group, strategy, **{"client.id": name, **extra}))
         self.c.subscribe([topic], on_revoke=self._on_revoke, on_lost=self._on_lost)
@@ -76,6 +77,7 @@ class Member:
 
     def _on_lost(self, consumer, partitions):
         # Lost partitions may already belong to someone else: committing would be refused.
+        self.losses += 1
         for tp in partitions:
             self.pending.pop(tp.partition, None)
 
@@ -416,6 +418,44 @@ def test_committed_offsets_survive_a_broker_restart(broker_factory, how):
         assert sorted(after.processed) == sorted(expected)
     finally:
         after.close()
+
+
+@pytest.mark.single_node("restarts the one broker process that coordinates the group")
+@pytest.mark.parametrize("how", ["stop", "kill9"])
+def test_members_carry_on_without_a_rebalance_across_a_broker_restart(broker_factory, how):
+    """The coordinator persists each completed rebalance (Kafka's group metadata record): after
+    a restart the member keeps its member id, generation and partitions, and is neither
+    revoked nor told its partitions were lost; it reads what was produced after the restart."""
+    broker = broker_factory(settings=FAST)
+    topic = create_topic(broker.bootstrap, unique_topic("keep"), partitions=3)
+    group = unique_group()
+    produce_round(broker.bootstrap, topic, 3, 5, "before")
+    m = Member(broker.bootstrap, group, topic, "keeper")
+    try:
+        pump([m], lambda: m.assignment() == [0, 1, 2] and len(m.processed) == 15, 60,
+             "the only member to own all three partitions and read the first round")
+        member_id = m.c.memberid()
+        if how == "stop":
+            assert broker.stop() == 0
+        else:
+            broker.kill9()
+        started = time.monotonic()
+        broker.restart()
+        print(f"\nbroker {how} + restart took {time.monotonic() - started:.2f} s "
+              f"(session timeout {SESSION_TIMEOUT_MS} ms)")
+        produce_round(broker.bootstrap, topic, 3, 5, "after")
+        pump([m], lambda: len(m.processed) == 30, 60, "the member to read the second round")
+        # Longer than a session: a member the restarted coordinator did not know would have
+        # been told so by its first heartbeat and rejoined by now.
+        hold([m], lambda: m.assignment() == [0, 1, 2], SESSION_TIMEOUT_MS / 1000 + 2,
+             "the member owning all three partitions")
+        assert m.c.memberid() == member_id, "the member rejoined under a new member id"
+        assert (m.revocations, m.losses) == (0, 0), \
+            f"revoked {m.revocations} times, lost partitions {m.losses} times"
+        assert not m.errors and not m.commit_errors, (m.errors, m.commit_errors)
+        assert len(set(m.processed)) == 30, "a record was read twice or not at all"
+    finally:
+        m.close()
 
 
 @pytest.mark.parametrize("how", ["stop", "kill9"])

@@ -3,13 +3,18 @@
 //! One record per committed partition: key `{group, topic, partition}`, value the commit as
 //! JSON, or no value for a tombstone. A producer's pending transactional commits in a group
 //! are keyed `{group, txn_producer_id}`: a value adds pending commits (records accumulate),
-//! no value settles them (the transaction was decided).
+//! no value settles them (the transaction was decided). A classic group's membership as of
+//! its last rebalance is keyed `{group_membership}` (no value: the group became Empty).
 
 use std::collections::HashMap;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use weir_coordinator::{CommittedOffset, Coordinator, CoordinatorConfig, TopicPartition};
+use weir_coordinator::{
+    CommittedOffset, Coordinator, CoordinatorConfig, GroupSnapshot, MemberSnapshot, TopicPartition,
+};
 use weir_protocol::kafka_protocol::records::Record;
 use weir_storage::Log;
 
@@ -44,12 +49,100 @@ struct TxnOffsetEntry {
     value: OffsetValue,
 }
 
-/// The two kinds of record, told apart by their key's fields.
+/// Record key of a classic group's membership.
+#[derive(Debug, Serialize, Deserialize)]
+struct GroupKey {
+    group_membership: String,
+}
+
+/// Record value of a classic group's membership (Kafka's GroupMetadata value).
+#[derive(Debug, Serialize, Deserialize)]
+struct GroupValue {
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol_name: Option<String>,
+    leader: Option<String>,
+    members: Vec<MemberValue>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MemberValue {
+    member_id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: u64,
+    rebalance_timeout_ms: u64,
+    /// Base64 of the member's protocol metadata.
+    subscription: String,
+    /// Base64 of the member's assignment.
+    assignment: String,
+}
+
+impl GroupValue {
+    fn new(s: &GroupSnapshot) -> Self {
+        GroupValue {
+            generation: s.generation,
+            protocol_type: s.protocol_type.clone(),
+            protocol_name: s.protocol_name.clone(),
+            leader: s.leader.clone(),
+            members: s
+                .members
+                .iter()
+                .map(|m| MemberValue {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    subscription: BASE64.encode(&m.subscription),
+                    assignment: BASE64.encode(&m.assignment),
+                })
+                .collect(),
+        }
+    }
+
+    fn snapshot(self) -> Result<GroupSnapshot, String> {
+        let bytes = |b64: &str| {
+            BASE64
+                .decode(b64)
+                .map(Bytes::from)
+                .map_err(|e| format!("group membership: {e}"))
+        };
+        let members = self
+            .members
+            .into_iter()
+            .map(|m| {
+                Ok(MemberSnapshot {
+                    subscription: bytes(&m.subscription)?,
+                    assignment: bytes(&m.assignment)?,
+                    member_id: m.member_id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(GroupSnapshot {
+            generation: self.generation,
+            protocol_type: self.protocol_type,
+            protocol_name: self.protocol_name,
+            leader: self.leader,
+            members,
+        })
+    }
+}
+
+/// The kinds of record, told apart by their key's fields.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 enum LogKey {
     Offset(OffsetKey),
     Txn(TxnOffsetsKey),
+    Group(GroupKey),
 }
 
 /// A decoded record.
@@ -57,6 +150,7 @@ enum LogRecord {
     Offset(OffsetKey, Option<OffsetValue>),
     TxnPending(TxnOffsetsKey, TxnOffsetsValue),
     TxnSettled(TxnOffsetsKey),
+    Group(GroupKey, Option<GroupSnapshot>),
 }
 
 /// Record value of a committed offset.
@@ -133,6 +227,14 @@ pub fn txn_offsets_record(
     (json(&key), value.as_ref().map(json))
 }
 
+/// The key and value of a classic group's membership (`Some`) or its tombstone (`None`).
+pub fn group_record(group: &str, snapshot: Option<&GroupSnapshot>) -> (Bytes, Option<Bytes>) {
+    let key = GroupKey {
+        group_membership: group.to_owned(),
+    };
+    (json(&key), snapshot.map(|s| json(&GroupValue::new(s))))
+}
+
 fn decode_record(r: &Record) -> Result<LogRecord, String> {
     let key = r.key.as_ref().ok_or("record without a key")?;
     let key: LogKey = serde_json::from_slice(key).map_err(|e| e.to_string())?;
@@ -144,6 +246,10 @@ fn decode_record(r: &Record) -> Result<LogRecord, String> {
         (LogKey::Offset(key), Some(v)) => LogRecord::Offset(key, Some(parse(v)?)),
         (LogKey::Txn(key), None) => LogRecord::TxnSettled(key),
         (LogKey::Txn(key), Some(v)) => LogRecord::TxnPending(key, parse(v)?),
+        (LogKey::Group(key), None) => LogRecord::Group(key, None),
+        (LogKey::Group(key), Some(v)) => {
+            LogRecord::Group(key, Some(parse::<GroupValue>(v)?.snapshot()?))
+        }
     })
 }
 
@@ -161,11 +267,13 @@ pub struct Loaded {
     pub live: usize,
 }
 
-/// Replays the offsets log into a new coordinator. Membership is not in the log: its groups
-/// come back Empty, and their members rejoin.
+/// Replays the offsets log into a new coordinator. Classic groups come back with the
+/// members of their last persisted rebalance (their sessions start now); consumer-protocol
+/// groups come back Empty, and their members rejoin.
 pub fn load(log: &Log, config: CoordinatorConfig, now: u64) -> Result<Loaded, GroupsError> {
     let mut coordinator = Coordinator::new(config);
     let mut live = HashMap::new();
+    let mut groups_live = HashMap::new();
     let mut records = 0i64;
     crate::internal_log::replay(log, |r| {
         records += 1;
@@ -196,12 +304,16 @@ pub fn load(log: &Log, config: CoordinatorConfig, now: u64) -> Result<Loaded, Gr
             LogRecord::TxnSettled(key) => {
                 coordinator.load_txn_settled(&key.group, key.txn_producer_id);
             }
+            LogRecord::Group(key, snapshot) => {
+                groups_live.insert(key.group_membership.clone(), snapshot.is_some());
+                coordinator.load_group(now, &key.group_membership, snapshot);
+            }
         }
         Ok(())
     })?;
     Ok(Loaded {
         coordinator,
         records,
-        live: live.values().filter(|l| **l).count(),
+        live: live.values().filter(|l| **l).count() + groups_live.values().filter(|l| **l).count(),
     })
 }

@@ -226,6 +226,14 @@ impl Groups {
             for (group, producer_id, offsets) in coordinator.pending_txn_offsets() {
                 self.append_txn(&group, producer_id, -1, Some(&offsets))?;
             }
+            let memberships: Vec<_> = coordinator
+                .group_snapshots()
+                .iter()
+                .map(|(group, s)| crate::group_log::group_record(group, Some(s)))
+                .collect();
+            for chunk in memberships.chunks(100) {
+                self.log.append(chunk.iter().cloned())?;
+            }
         }
         log.flush_to(log.log_end_offset())?;
         let new_start = log.delete_records_before(start)?;
@@ -251,7 +259,8 @@ impl Groups {
     /// Replaces the coordinator, whose memory may be ahead of the log after a failed write,
     /// with a replay of the log, as at start-up. Called with the coordinator lock held.
     /// Parked JoinGroup/SyncGroup requests are answered COORDINATOR_NOT_AVAILABLE (their
-    /// groups come back Empty, as after a restart) and their members rejoin.
+    /// groups come back as of their last logged rebalance, as after a restart) and their
+    /// members rejoin.
     ///
     /// If the log is poisoned (a failed fsync: records the kernel reported lost may still
     /// read back from the page cache, so replaying them would treat them as safe), or the
@@ -379,6 +388,16 @@ impl Groups {
             match appended {
                 Ok(end) => durable = Some(end),
                 Err(e) => failure = Some(e),
+            }
+        }
+        // Membership changes: not awaited by any answer (see take_membership_changes).
+        let membership = c.take_membership_changes();
+        if failure.is_none() && !membership.is_empty() {
+            let records = membership
+                .iter()
+                .map(|(group, s)| crate::group_log::group_record(group, s.as_ref()));
+            if let Err(e) = self.log.append(records) {
+                failure = Some(e);
             }
         }
         match failure {

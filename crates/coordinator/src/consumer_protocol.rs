@@ -2,8 +2,8 @@
 //! ConsumerGroupDescribe and the consumer-protocol timers. Follows Apache Kafka's
 //! `GroupMetadataManager.consumerGroupHeartbeat`; deliberate differences are noted.
 //!
-//! Consumer-protocol membership, like classic membership, is not persisted, so nothing
-//! here produces [`crate::Output`]s: a heartbeat is answered at once.
+//! Consumer-protocol membership, unlike classic membership, is not persisted, so nothing
+//! here produces [`crate::Output`]s or membership changes: a heartbeat is answered at once.
 
 use tracing::info;
 

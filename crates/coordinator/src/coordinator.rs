@@ -7,9 +7,9 @@ use tracing::{debug, info, warn};
 use crate::group::{Ctx, Group, Member, PendingMember};
 use crate::subscription::CONSUMER_PROTOCOL_TYPE;
 use crate::types::{
-    GroupDescription, GroupListing, GroupState, GroupStats, GroupType, JoinRequest, JoinResponse,
-    LeaveMember, LeaveMemberResult, LeaveResponse, MemberDescription, Output, RequestId,
-    SyncRequest, SyncResponse,
+    GroupDescription, GroupListing, GroupSnapshot, GroupState, GroupStats, GroupType, JoinRequest,
+    JoinResponse, LeaveMember, LeaveMemberResult, LeaveResponse, MemberDescription, Output,
+    RequestId, SyncRequest, SyncResponse,
 };
 use crate::{CoordinatorConfig, ErrorCode};
 
@@ -25,6 +25,8 @@ pub struct Coordinator {
     pub(crate) groups: BTreeMap<String, Group>,
     /// Feeds generated member ids; see [`CoordinatorConfig::member_id_seed`].
     pub(crate) member_id_counter: u64,
+    /// Membership changes not yet taken by [`Coordinator::take_membership_changes`].
+    pub(crate) membership: Vec<(String, Option<GroupSnapshot>)>,
 }
 
 impl Coordinator {
@@ -33,6 +35,7 @@ impl Coordinator {
             config,
             groups: BTreeMap::new(),
             member_id_counter: 0,
+            membership: Vec::new(),
         }
     }
 
@@ -47,60 +50,11 @@ impl Coordinator {
             config,
             groups,
             member_id_counter,
+            membership,
         } = self;
         let mut ctx = Ctx::new(now_ms, config);
-        if req.group_id.is_empty() {
-            let response = JoinResponse::error(req.member_id, ErrorCode::INVALID_GROUP_ID);
-            ctx.respond_join(request, response);
-            return ctx.out;
-        }
-        if req.session_timeout_ms < config.min_session_timeout_ms
-            || req.session_timeout_ms > config.max_session_timeout_ms
-        {
-            let response = JoinResponse::error(req.member_id, ErrorCode::INVALID_SESSION_TIMEOUT);
-            ctx.respond_join(request, response);
-            return ctx.out;
-        }
-        let new_member = req.member_id.is_empty();
-        let group = if new_member {
-            groups
-                .entry(req.group_id.clone())
-                .or_insert_with(|| Group::new(req.group_id.clone(), now_ms))
-        } else {
-            match groups.get_mut(&req.group_id) {
-                Some(group) => group,
-                None => {
-                    let response = JoinResponse::error(req.member_id, ErrorCode::UNKNOWN_MEMBER_ID);
-                    ctx.respond_join(request, response);
-                    return ctx.out;
-                }
-            }
-        };
-
-        if group.consumer_members() > 0 {
-            // The id belongs to a consumer-protocol group (Kafka would convert it only
-            // with `group.consumer.migration.policy`, which Weir does not offer).
-            let response =
-                JoinResponse::error(req.member_id, ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
-            ctx.respond_join(request, response);
-            return ctx.out;
-        }
-        // An empty consumer-protocol group becomes a classic one.
-        group.consumer = None;
-        if !accepts_joining_member(group, &req.member_id, config.max_group_size) {
-            // Kafka drops a rejoining member over the limit, so a shrunk limit takes hold.
-            group.remove_member(&req.member_id, &mut ctx);
-            let response = JoinResponse::error("", ErrorCode::GROUP_MAX_SIZE_REACHED);
-            ctx.respond_join(request, response);
-        } else if new_member {
-            *member_id_counter += 1;
-            let prefix = req.group_instance_id.as_deref().unwrap_or(&req.client_id);
-            let member_id = format_member_id(prefix, config.member_id_seed, *member_id_counter);
-            join_new_member(group, request, req, member_id, &mut ctx);
-        } else {
-            join_known_member(group, request, req, &mut ctx);
-        }
-        group.try_complete_join(&mut ctx);
+        join(groups, member_id_counter, config, request, req, &mut ctx);
+        membership.extend(ctx.membership);
         ctx.out
     }
 
@@ -116,6 +70,7 @@ impl Coordinator {
         if let Err(error) = result {
             ctx.respond_sync(request, SyncResponse::error(error));
         }
+        self.membership.extend(ctx.membership);
         ctx.out
     }
 
@@ -196,6 +151,7 @@ impl Coordinator {
             error: ErrorCode::NONE,
             members: results,
         };
+        self.membership.extend(ctx.membership);
         (response, ctx.out)
     }
 
@@ -217,7 +173,19 @@ impl Coordinator {
             }
             !forget
         });
+        self.membership.extend(ctx.membership);
         ctx.out
+    }
+
+    /// A classic group's membership changes since the last call, in order: a snapshot when
+    /// a rebalance completed (or a static member was replaced without one), `None` when the
+    /// group became Empty. The broker appends them to the offsets log after each call, and
+    /// [`Coordinator::load_group`] replays them, so a restarted or failed-over coordinator
+    /// knows the members and they carry on without a rebalance. Not awaited by the
+    /// SyncGroup answers: a coordinator that lost the record knows an older generation, and
+    /// its members rejoin, as they would have without it.
+    pub fn take_membership_changes(&mut self) -> Vec<(String, Option<GroupSnapshot>)> {
+        std::mem::take(&mut self.membership)
     }
 
     /// The earliest time [`Coordinator::tick`] has work to do. It moves with every call
@@ -381,6 +349,69 @@ impl Coordinator {
             .collect();
         (results, out)
     }
+}
+
+/// JoinGroup's work for [`Coordinator::join_group`].
+fn join(
+    groups: &mut BTreeMap<String, Group>,
+    member_id_counter: &mut u64,
+    config: &CoordinatorConfig,
+    request: RequestId,
+    req: JoinRequest,
+    ctx: &mut Ctx<'_>,
+) {
+    let now_ms = ctx.now;
+    if req.group_id.is_empty() {
+        let response = JoinResponse::error(req.member_id, ErrorCode::INVALID_GROUP_ID);
+        ctx.respond_join(request, response);
+        return;
+    }
+    if req.session_timeout_ms < config.min_session_timeout_ms
+        || req.session_timeout_ms > config.max_session_timeout_ms
+    {
+        let response = JoinResponse::error(req.member_id, ErrorCode::INVALID_SESSION_TIMEOUT);
+        ctx.respond_join(request, response);
+        return;
+    }
+    let new_member = req.member_id.is_empty();
+    let group = if new_member {
+        groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| Group::new(req.group_id.clone(), now_ms))
+    } else {
+        match groups.get_mut(&req.group_id) {
+            Some(group) => group,
+            None => {
+                let response = JoinResponse::error(req.member_id, ErrorCode::UNKNOWN_MEMBER_ID);
+                ctx.respond_join(request, response);
+                return;
+            }
+        }
+    };
+
+    if group.consumer_members() > 0 {
+        // The id belongs to a consumer-protocol group (Kafka would convert it only
+        // with `group.consumer.migration.policy`, which Weir does not offer).
+        let response = JoinResponse::error(req.member_id, ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
+        ctx.respond_join(request, response);
+        return;
+    }
+    // An empty consumer-protocol group becomes a classic one.
+    group.consumer = None;
+    if !accepts_joining_member(group, &req.member_id, config.max_group_size) {
+        // Kafka drops a rejoining member over the limit, so a shrunk limit takes hold.
+        group.remove_member(&req.member_id, ctx);
+        let response = JoinResponse::error("", ErrorCode::GROUP_MAX_SIZE_REACHED);
+        ctx.respond_join(request, response);
+    } else if new_member {
+        *member_id_counter += 1;
+        let prefix = req.group_instance_id.as_deref().unwrap_or(&req.client_id);
+        let member_id = format_member_id(prefix, config.member_id_seed, *member_id_counter);
+        join_new_member(group, request, req, member_id, ctx);
+    } else {
+        join_known_member(group, request, req, ctx);
+    }
+    group.try_complete_join(ctx);
 }
 
 /// Kafka's member ids are `{client or instance id}-{uuid}`. Ours are uuid-shaped but
@@ -602,6 +633,9 @@ fn rejoin_static_member(
                     response.leader = previous_leader;
                     ctx.respond_join(request, response);
                 }
+                // The new id replaces the old one without a rebalance: persist it, or a
+                // failed-over coordinator would fence the member as unknown.
+                group.persist(ctx);
             } else {
                 group.prepare_rebalance("static member changed protocols", ctx);
             }

@@ -19,8 +19,11 @@
 //! - **Durability.** Offsets live in memory and in the broker's offsets log.
 //!   [`Output::PersistOffsets`] must be durable before the OffsetCommit response is sent;
 //!   [`Output::DeleteOffsets`] asks for tombstones. At startup the broker replays its log
-//!   through [`Coordinator::load_offsets`]. Membership is not persisted: after a restart
-//!   groups come back Empty and their consumers rejoin.
+//!   through [`Coordinator::load_offsets`]. A classic group's membership is persisted at
+//!   the end of each rebalance ([`Coordinator::take_membership_changes`], replayed by
+//!   [`Coordinator::load_group`]), so a restarted or failed-over coordinator knows its
+//!   members and they carry on without a rebalance (as in Kafka). Consumer-protocol
+//!   (KIP-848) membership is not persisted: those members rejoin.
 //! - **Two protocols, one namespace.** A group id belongs to the classic protocol or to
 //!   the consumer protocol while it has members; the other protocol is refused with
 //!   INCONSISTENT_GROUP_PROTOCOL. Consumer-protocol heartbeats are answered at once
@@ -60,8 +63,8 @@ pub use error::ErrorCode;
 pub use types::{
     CommitRequest, CommittedOffset, ConsumerGroupDescription, ConsumerHeartbeat,
     ConsumerHeartbeatResponse, ConsumerMemberDescription, DeleteOffsetsResponse, GroupDescription,
-    GroupListing, GroupState, GroupStats, GroupType, JoinMember, JoinRequest, JoinResponse,
-    LeaveMember, LeaveMemberResult, LeaveResponse, MemberDescription, Output, RequestId, Response,
-    SyncRequest, SyncResponse, TopicPartition, TopicPartitions, TxnCommitRequest,
-    UnknownGroupState,
+    GroupListing, GroupSnapshot, GroupState, GroupStats, GroupType, JoinMember, JoinRequest,
+    JoinResponse, LeaveMember, LeaveMemberResult, LeaveResponse, MemberDescription, MemberSnapshot,
+    Output, RequestId, Response, SyncRequest, SyncResponse, TopicPartition, TopicPartitions,
+    TxnCommitRequest, UnknownGroupState,
 };

@@ -12,8 +12,8 @@ use tracing::{debug, info};
 use crate::coordinator::Coordinator;
 use crate::group::{Ctx, Group};
 use crate::types::{
-    CommitRequest, CommittedOffset, DeleteOffsetsResponse, GroupState, Output, TopicPartition,
-    TxnCommitRequest,
+    CommitRequest, CommittedOffset, DeleteOffsetsResponse, GroupSnapshot, GroupState, Output,
+    TopicPartition, TxnCommitRequest,
 };
 use crate::{CoordinatorConfig, ErrorCode};
 
@@ -228,8 +228,8 @@ impl Coordinator {
         }
     }
 
-    /// Replays one record of the offsets log at startup (`None` is a tombstone). Groups
-    /// come back Empty and without a protocol type (membership is not persisted), so their
+    /// Replays one record of the offsets log at startup (`None` is a tombstone). A group
+    /// without a membership record comes back Empty and without a protocol type, so its
     /// offsets expire by commit time until members join again.
     pub fn load_offsets(
         &mut self,
@@ -249,9 +249,9 @@ impl Coordinator {
             None => {
                 if let Some(group) = self.groups.get_mut(group_id) {
                     group.offsets.remove(&tp);
-                    // Replay knows no members: a group whose last offset was deleted (by
+                    // A group without members whose last offset was deleted (by
                     // DeleteGroups, OffsetDelete or expiry) was gone before the restart.
-                    if group.offsets.is_empty() {
+                    if group.is_idle() {
                         self.groups.remove(group_id);
                     }
                 }
@@ -476,6 +476,28 @@ impl Coordinator {
             .entry(producer_id)
             .or_default()
             .extend(offsets);
+    }
+
+    /// Replays a [`Output::PersistGroup`] record: the group's members as of its last
+    /// rebalance, their sessions starting at `now_ms` (`None`: it became Empty).
+    pub fn load_group(&mut self, now_ms: u64, group_id: &str, snapshot: Option<GroupSnapshot>) {
+        let group = self
+            .groups
+            .entry(group_id.to_owned())
+            .or_insert_with(|| Group::new(group_id.to_owned(), now_ms));
+        group.restore(snapshot, now_ms);
+        if group.is_idle() {
+            self.groups.remove(group_id);
+        }
+    }
+
+    /// The membership of every Stable classic group, for a rewrite of the offsets log.
+    pub fn group_snapshots(&self) -> Vec<(String, GroupSnapshot)> {
+        self.groups
+            .values()
+            .filter(|g| g.state == GroupState::Stable && g.consumer.is_none())
+            .map(|g| (g.id.clone(), g.snapshot()))
+            .collect()
     }
 
     /// Replays a [`Output::TxnOffsetsSettled`] record.

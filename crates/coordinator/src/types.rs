@@ -328,8 +328,8 @@ pub struct GroupStats {
     pub group_id: String,
     pub members: usize,
     /// Completed rebalances: the classic generation, or the consumer group's epoch (each
-    /// bumps once per new assignment). Starts again from 0 after a restart, as membership is
-    /// not persisted.
+    /// bumps once per new assignment). A classic group's generation survives a restart (its
+    /// membership is persisted); a consumer group's epoch starts again from 0.
     pub rebalances: u64,
     /// Committed offsets (the group's, not pending transactional ones).
     pub offsets: Vec<(TopicPartition, i64)>,
@@ -374,6 +374,31 @@ pub enum Output {
         group: String,
         partitions: Vec<TopicPartition>,
     },
+}
+
+/// A classic group's membership as of its last completed rebalance (Kafka's
+/// GroupMetadata record); see [`crate::Coordinator::take_membership_changes`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSnapshot {
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: Option<String>,
+    pub members: Vec<MemberSnapshot>,
+}
+
+/// One member of a [`GroupSnapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberSnapshot {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    /// The member's metadata for the group's protocol.
+    pub subscription: Bytes,
+    pub assignment: Bytes,
 }
 
 // ---- the consumer group protocol (KIP-848) ----

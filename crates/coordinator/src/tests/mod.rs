@@ -4,6 +4,7 @@
 mod consumer;
 mod membership;
 mod offsets;
+mod persisted;
 mod static_members;
 
 use bytes::Bytes;
