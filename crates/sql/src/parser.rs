@@ -123,6 +123,12 @@ pub enum WeirStatement {
     CreateSink(Box<CreateSink>),
     /// `SHOW SOURCES | TABLES | MATERIALIZED VIEWS | SINKS`.
     Show(ObjectKind),
+    /// `SHOW CREATE [MATERIALIZED VIEW | SINK | SOURCE | TABLE] name`: the statement that
+    /// re-creates it, as stored.
+    ShowCreate {
+        kind: Option<ObjectKind>,
+        name: String,
+    },
     Describe(String),
     Drop {
         kind: ObjectKind,
@@ -201,8 +207,8 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             if !word(parser, "AS") {
                 return parser.expected("AS", parser.peek_token());
             }
-            let query = parser.parse_query()?;
-            let emit_on_window_close = emit_on_window_close(parser);
+            let mut query = parser.parse_query()?;
+            let emit_on_window_close = emit_after(parser, &mut query);
             return Ok(WeirStatement::CreateView(Box::new(CreateView {
                 name,
                 if_not_exists,
@@ -236,6 +242,21 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
                 )));
             }
         }
+    }
+    if words(parser, &["SHOW", "CREATE"]) {
+        let kind = if words(parser, &["MATERIALIZED", "VIEW"]) {
+            Some(ObjectKind::MaterializedView)
+        } else if word(parser, "SINK") {
+            Some(ObjectKind::Sink)
+        } else if word(parser, "SOURCE") {
+            Some(ObjectKind::Source)
+        } else if word(parser, "TABLE") {
+            Some(ObjectKind::Table)
+        } else {
+            None
+        };
+        let name = object_name(parser)?;
+        return Ok(WeirStatement::ShowCreate { kind, name });
     }
     if words(parser, &["SHOW", "SOURCES"]) {
         return Ok(WeirStatement::Show(ObjectKind::Source));
@@ -361,7 +382,7 @@ fn parse_create_sink(parser: &mut Parser) -> Result<CreateSink, ParserError> {
         // `AS SELECT .. FROM t WITH (topic = ..)`: sqlparser reads the trailing WITH as
         // table hints of the last table; they are the sink's options.
         with.extend(trailing_options(&mut query)?);
-        emit = emit_on_window_close(parser);
+        emit = emit_after(parser, &mut query);
         SinkInput::Query(query)
     } else {
         return parser.expected("FROM or AS", parser.peek_token());
@@ -384,6 +405,46 @@ fn parse_create_sink(parser: &mut Parser) -> Result<CreateSink, ParserError> {
 /// `EMIT ON WINDOW CLOSE` after a continuous query (RisingWave's clause).
 fn emit_on_window_close(parser: &mut Parser) -> bool {
     words(parser, &["EMIT", "ON", "WINDOW", "CLOSE"])
+}
+
+/// `EMIT ON WINDOW CLOSE` after `query`, also where the query ends in a bare table name
+/// (`.. FROM windowed EMIT ON WINDOW CLOSE`): sqlparser then reads `EMIT` as the table's
+/// alias and stops before `ON`, so that alias is taken back.
+fn emit_after(parser: &mut Parser, query: &mut Query) -> bool {
+    if emit_on_window_close(parser) {
+        return true;
+    }
+    if !(word_at(parser, 0, "ON") && word_at(parser, 1, "WINDOW") && word_at(parser, 2, "CLOSE")) {
+        return false;
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return false;
+    };
+    let Some(from) = select.from.last_mut() else {
+        return false;
+    };
+    let last = match from.joins.last_mut() {
+        Some(join) => &mut join.relation,
+        None => &mut from.relation,
+    };
+    let alias = match last {
+        TableFactor::Table { alias, .. } | TableFactor::Derived { alias, .. } => alias,
+        _ => return false,
+    };
+    let is_emit = alias.as_ref().is_some_and(|a| {
+        !a.explicit
+            && a.columns.is_empty()
+            && a.name.quote_style.is_none()
+            && a.name.value.eq_ignore_ascii_case("EMIT")
+    });
+    if !is_emit {
+        return false;
+    }
+    *alias = None;
+    for _ in 0..3 {
+        parser.next_token();
+    }
+    true
 }
 
 /// A topic name: a string, or a bare name that may hold dots, dashes and digits
