@@ -14,6 +14,9 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+mod emit;
+use emit::emit_after;
+
 /// The kinds of catalog objects (one namespace, as PostgreSQL's relations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
@@ -400,51 +403,6 @@ fn parse_create_sink(parser: &mut Parser) -> Result<CreateSink, ParserError> {
         emit_on_window_close: emit,
         options,
     })
-}
-
-/// `EMIT ON WINDOW CLOSE` after a continuous query (RisingWave's clause).
-fn emit_on_window_close(parser: &mut Parser) -> bool {
-    words(parser, &["EMIT", "ON", "WINDOW", "CLOSE"])
-}
-
-/// `EMIT ON WINDOW CLOSE` after `query`, also where the query ends in a bare table name
-/// (`.. FROM windowed EMIT ON WINDOW CLOSE`): sqlparser then reads `EMIT` as the table's
-/// alias and stops before `ON`, so that alias is taken back.
-fn emit_after(parser: &mut Parser, query: &mut Query) -> bool {
-    if emit_on_window_close(parser) {
-        return true;
-    }
-    if !(word_at(parser, 0, "ON") && word_at(parser, 1, "WINDOW") && word_at(parser, 2, "CLOSE")) {
-        return false;
-    }
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        return false;
-    };
-    let Some(from) = select.from.last_mut() else {
-        return false;
-    };
-    let last = match from.joins.last_mut() {
-        Some(join) => &mut join.relation,
-        None => &mut from.relation,
-    };
-    let alias = match last {
-        TableFactor::Table { alias, .. } | TableFactor::Derived { alias, .. } => alias,
-        _ => return false,
-    };
-    let is_emit = alias.as_ref().is_some_and(|a| {
-        !a.explicit
-            && a.columns.is_empty()
-            && a.name.quote_style.is_none()
-            && a.name.value.eq_ignore_ascii_case("EMIT")
-    });
-    if !is_emit {
-        return false;
-    }
-    *alias = None;
-    for _ in 0..3 {
-        parser.next_token();
-    }
-    true
 }
 
 /// A topic name: a string, or a bare name that may hold dots, dashes and digits
