@@ -32,7 +32,16 @@ pub struct Entry {
     pub columns: Vec<ColumnInfo>,
     pub options: BTreeMap<String, String>,
     pub depends_on: Vec<String>,
+    /// A hash of the whole stream graph as printed (views and sinks).
     pub plan_fingerprint: Option<String>,
+    /// A hash of the graph's state layout ([`weir_stream::layout`]): what its checkpoint
+    /// was written for. Absent in entries written before it was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_layout: Option<String>,
+    /// When and why the pipeline's state was last reset (rebuilt from its sources after a
+    /// plan change made its state unusable): shown by DESCRIBE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reset: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +177,8 @@ impl Catalog {
             options,
             depends_on: Vec::new(),
             plan_fingerprint: None,
+            state_layout: None,
+            state_reset: None,
         }
     }
 

@@ -25,7 +25,7 @@ use crate::catalog::Catalog;
 use crate::config::SqlConfig;
 use crate::error::SqlError;
 use crate::parser::{CreateSource, ObjectKind, WeirStatement};
-use crate::pipelines::{Pipelines, SINK, VIEW};
+use crate::pipelines::{Pipelines, VIEW};
 use crate::records::PartitionReader;
 use crate::source::{self, SourceDef};
 use crate::table::TopicTable;
@@ -250,57 +250,6 @@ impl Engine {
         Ok(Output::Command(tag.into()))
     }
 
-    async fn drop_object(
-        &self,
-        kind: ObjectKind,
-        if_exists: bool,
-        name: String,
-    ) -> Result<Output, SqlError> {
-        let tag = format!("DROP {}", kind.sql_name());
-        let _change = self.catalog.begin_change().await;
-        let Some(entry) = self.catalog.get(&name) else {
-            if if_exists {
-                return Ok(Output::Command(tag));
-            }
-            return Err(SqlError::UnknownRelation(name));
-        };
-        let entry_kind = match kind {
-            ObjectKind::Source => "source",
-            ObjectKind::MaterializedView => VIEW,
-            ObjectKind::Sink => SINK,
-            ObjectKind::Table => "table",
-        };
-        if entry.kind != entry_kind {
-            return Err(SqlError::Invalid(format!(
-                "{name} is a {}, not a {}",
-                entry.kind,
-                kind.sql_name().to_lowercase()
-            )));
-        }
-        let dependents: Vec<String> = self
-            .catalog
-            .list()
-            .into_iter()
-            .filter(|(_, e)| e.depends_on.contains(&name))
-            .map(|(n, _)| n)
-            .collect();
-        if !dependents.is_empty() {
-            return Err(SqlError::Invalid(format!(
-                "cannot drop {name}: {} read from it (drop them first; CASCADE is not supported \
-                 yet)",
-                dependents.join(", ")
-            )));
-        }
-        if matches!(kind, ObjectKind::Source | ObjectKind::Table) {
-            self.catalog.remove(&name).await?;
-            self.sources_mut().remove(&name);
-            tracing::info!(source = %name, "source dropped");
-        } else {
-            self.drop_pipeline(&name, &entry).await?;
-        }
-        Ok(Output::Command(tag))
-    }
-
     fn show(&self, kind: ObjectKind) -> Output {
         let (mut names, mut topics, mut formats, mut statuses) = (vec![], vec![], vec![], vec![]);
         for [name, topic, format, status] in self.pipeline_rows(kind) {
@@ -422,13 +371,18 @@ impl Session {
             WeirStatement::CreateView(v) => self.engine.create_view(*v).await,
             WeirStatement::CreateSink(k) => self.engine.create_sink(*k).await,
             WeirStatement::Show(kind) => Ok(self.engine.show(kind)),
+            WeirStatement::ShowCreate { kind, name } => self.engine.show_create(kind, &name),
             WeirStatement::Describe(name) => self.engine.describe(&name),
             WeirStatement::Drop {
                 kind,
                 if_exists,
                 name,
-                cascade: _,
-            } => self.engine.drop_object(kind, if_exists, name).await,
+                cascade,
+            } => {
+                self.engine
+                    .drop_object(kind, if_exists, name, cascade)
+                    .await
+            }
             WeirStatement::ExplainCreate(s) => self.engine.explain_create(*s).await,
             WeirStatement::NotYet(message) => Err(SqlError::Unsupported(message)),
             WeirStatement::Sql(statement) => match self.session_statement(&statement) {
@@ -520,9 +474,13 @@ impl Session {
 
     /// Runs a plan from [`Session::plan`] (parameters bound).
     pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<Output, SqlError> {
-        let insert = matches!(&plan, LogicalPlan::Dml(_));
+        crate::dml::check(&plan)?;
+        let dml = match &plan {
+            LogicalPlan::Dml(d) => Some(d.op.clone()),
+            _ => None,
+        };
         let df = self.ctx.execute_logical_plan(plan).await?;
-        if insert {
+        if let Some(op) = dml {
             let batches = df.collect().await?;
             let count = batches
                 .first()
@@ -533,7 +491,7 @@ impl Session {
                     _ => None,
                 })
                 .unwrap_or(0);
-            return Ok(Output::Command(format!("INSERT 0 {count}")));
+            return Ok(Output::Command(crate::dml::tag(&op, count)));
         }
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let stream = df.execute_stream().await?;
@@ -700,6 +658,7 @@ fn text_schema(names: &[&str]) -> SchemaRef {
 pub fn result_schema(statement: &WeirStatement) -> Option<SchemaRef> {
     match statement {
         WeirStatement::Show(_) => Some(text_schema(&SHOW_COLUMNS)),
+        WeirStatement::ShowCreate { .. } => Some(text_schema(&crate::show_create::COLUMNS)),
         WeirStatement::Describe(_) => Some(text_schema(&DESCRIBE_COLUMNS)),
         WeirStatement::ExplainCreate(_) => Some(text_schema(&[crate::pipelines::EXPLAIN_COLUMN])),
         WeirStatement::Sql(s) => match s.as_ref() {

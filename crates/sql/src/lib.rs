@@ -6,7 +6,11 @@
 //! - [`source`] and [`table`]: a source (or a table, whose topic is a changelog by key,
 //!   [`changelog`]) is a topic read through a record format
 //!   (`weir-format`); as a DataFusion table, each topic partition is a scan partition read
-//!   in-process, read_committed, up to the offsets sampled at planning; `INSERT` appends.
+//!   in-process, read_committed, up to the offsets sampled at planning; `INSERT` appends;
+//!   [`dml`]: a table's `DELETE` and `UPDATE` append tombstones and new rows by key.
+//! - [`pipelines`]: views and sinks run as stream graphs planned by [`plan`]; [`upgrade`]:
+//!   what a pipeline whose plan changed since CREATE resumes with (or why it cannot).
+//! - [`show_create`]: `SHOW CREATE`, the stored statement; [`drop_object`]: `DROP [CASCADE]`.
 //! - [`engine`]: the shared engine (catalog, sources, memory pool) and each connection's
 //!   [`engine::Session`].
 //! - [`pg`]: pgwire handlers (simple and extended query protocols, text and binary results);
@@ -18,6 +22,8 @@ pub mod catalog;
 pub mod changelog;
 pub mod client;
 pub mod config;
+pub mod dml;
+pub mod drop_object;
 pub mod engine;
 pub mod error;
 pub mod nexmark;
@@ -29,10 +35,12 @@ pub mod plan;
 pub mod records;
 pub mod service;
 pub mod session;
+pub mod show_create;
 pub mod source;
 pub mod stream_io;
 pub mod table;
 pub mod types;
+pub mod upgrade;
 
 pub use config::SqlConfig;
 pub use error::SqlError;

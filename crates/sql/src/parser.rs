@@ -14,6 +14,9 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+mod emit;
+use emit::emit_after;
+
 /// The kinds of catalog objects (one namespace, as PostgreSQL's relations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
@@ -123,6 +126,12 @@ pub enum WeirStatement {
     CreateSink(Box<CreateSink>),
     /// `SHOW SOURCES | TABLES | MATERIALIZED VIEWS | SINKS`.
     Show(ObjectKind),
+    /// `SHOW CREATE [MATERIALIZED VIEW | SINK | SOURCE | TABLE] name`: the statement that
+    /// re-creates it, as stored.
+    ShowCreate {
+        kind: Option<ObjectKind>,
+        name: String,
+    },
     Describe(String),
     Drop {
         kind: ObjectKind,
@@ -201,8 +210,8 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             if !word(parser, "AS") {
                 return parser.expected("AS", parser.peek_token());
             }
-            let query = parser.parse_query()?;
-            let emit_on_window_close = emit_on_window_close(parser);
+            let mut query = parser.parse_query()?;
+            let emit_on_window_close = emit_after(parser, &mut query);
             return Ok(WeirStatement::CreateView(Box::new(CreateView {
                 name,
                 if_not_exists,
@@ -236,6 +245,21 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
                 )));
             }
         }
+    }
+    if words(parser, &["SHOW", "CREATE"]) {
+        let kind = if words(parser, &["MATERIALIZED", "VIEW"]) {
+            Some(ObjectKind::MaterializedView)
+        } else if word(parser, "SINK") {
+            Some(ObjectKind::Sink)
+        } else if word(parser, "SOURCE") {
+            Some(ObjectKind::Source)
+        } else if word(parser, "TABLE") {
+            Some(ObjectKind::Table)
+        } else {
+            None
+        };
+        let name = object_name(parser)?;
+        return Ok(WeirStatement::ShowCreate { kind, name });
     }
     if words(parser, &["SHOW", "SOURCES"]) {
         return Ok(WeirStatement::Show(ObjectKind::Source));
@@ -361,7 +385,7 @@ fn parse_create_sink(parser: &mut Parser) -> Result<CreateSink, ParserError> {
         // `AS SELECT .. FROM t WITH (topic = ..)`: sqlparser reads the trailing WITH as
         // table hints of the last table; they are the sink's options.
         with.extend(trailing_options(&mut query)?);
-        emit = emit_on_window_close(parser);
+        emit = emit_after(parser, &mut query);
         SinkInput::Query(query)
     } else {
         return parser.expected("FROM or AS", parser.peek_token());
@@ -379,11 +403,6 @@ fn parse_create_sink(parser: &mut Parser) -> Result<CreateSink, ParserError> {
         emit_on_window_close: emit,
         options,
     })
-}
-
-/// `EMIT ON WINDOW CLOSE` after a continuous query (RisingWave's clause).
-fn emit_on_window_close(parser: &mut Parser) -> bool {
-    words(parser, &["EMIT", "ON", "WINDOW", "CLOSE"])
 }
 
 /// A topic name: a string, or a bare name that may hold dots, dashes and digits

@@ -217,6 +217,43 @@ fn weir_statements_and_plain_sql() {
     assert_eq!(e.options.get("topic").map(String::as_str), Some("o"));
     assert_eq!(one(&e.to_string()), WeirStatement::CreateSink(e.clone()));
     assert!(parse("CREATE MATERIALIZED VIEW x AS SELECT 1 EMIT ON WINDOW").is_err());
+    // After a bare table name, where sqlparser reads EMIT as an alias: taken back, the
+    // stored text round-trips; an explicit alias named emit stays one.
+    let WeirStatement::CreateView(b) = one(
+        "CREATE MATERIALIZED VIEW b AS WITH t AS (SELECT 1) SELECT * FROM t EMIT ON WINDOW CLOSE",
+    ) else {
+        panic!("a view")
+    };
+    assert!(b.emit_on_window_close);
+    assert!(
+        b.to_string().ends_with("FROM t EMIT ON WINDOW CLOSE"),
+        "{b}"
+    );
+    assert_eq!(one(&b.to_string()), WeirStatement::CreateView(b.clone()));
+    let WeirStatement::CreateSink(j) =
+        one("CREATE SINK j INTO o AS SELECT * FROM a JOIN b ON a.k = b.k, c EMIT ON WINDOW CLOSE")
+    else {
+        panic!("a sink")
+    };
+    assert!(j.emit_on_window_close);
+    assert!(
+        parse("CREATE MATERIALIZED VIEW x AS SELECT * FROM t AS emit ON WINDOW CLOSE").is_err()
+    );
+    // SHOW CREATE, with or without the object's kind.
+    assert_eq!(
+        one("SHOW CREATE MATERIALIZED VIEW public.v"),
+        WeirStatement::ShowCreate {
+            kind: Some(ObjectKind::MaterializedView),
+            name: "v".into()
+        }
+    );
+    assert_eq!(
+        one("SHOW CREATE \"Mixed\""),
+        WeirStatement::ShowCreate {
+            kind: None,
+            name: "Mixed".into()
+        }
+    );
     assert!(matches!(
         one("SELECT * FROM s WHERE a > 1"),
         WeirStatement::Sql(_)

@@ -382,6 +382,7 @@ impl Engine {
         entry.options.insert("topic".into(), sink.topic.clone());
         entry.depends_on = planned.reads.iter().cloned().collect();
         entry.plan_fingerprint = Some(plan::fingerprint(&planned.graph));
+        entry.state_layout = Some(plan::state_layout(&planned.graph_with_sink(sink.clone())));
         // (2) `creating`: a crash from here on is rolled back at the next start.
         entry.state = "creating".into();
         self.catalog.put(&name, entry.clone()).await?;
@@ -509,20 +510,19 @@ impl Engine {
             };
             let planned = async {
                 let (planned, sink, view) = self.plan_entry(&name, &entry.sql).await?;
-                let now = plan::fingerprint(&planned.graph);
-                if entry.plan_fingerprint.as_ref().is_some_and(|f| *f != now) {
-                    return Err(SqlError::Invalid(
-                        "plan changed since CREATE; drop and create it again".into(),
-                    ));
-                }
+                // A plan that changed since CREATE resumes, is rebuilt under a new id, or is
+                // refused with the way out (crate::upgrade).
+                let entry = self
+                    .reconcile_plan(&name, entry.clone(), &planned, &sink)
+                    .await?;
                 let upsert_view = view.as_ref().is_some_and(|v| v.upsert_key.is_some());
                 self.ensure_topic_with(&sink.topic, 1, upsert_view).await?;
                 self.ensure_dead_letters(&planned).await?;
-                Ok::<_, SqlError>((planned, sink, view))
+                Ok::<_, SqlError>((planned, sink, view, entry))
             }
             .await;
             match planned {
-                Ok((planned, sink, view)) => {
+                Ok((planned, sink, view, entry)) => {
                     tracing::info!(name, id = entry.id, "resuming pipeline");
                     self.run(
                         &name,
@@ -632,6 +632,9 @@ impl Engine {
             }
         }
         if let Some(e) = self.catalog.get(name) {
+            if let Some(reset) = e.state_reset {
+                info.push(("state reset".to_string(), reset));
+            }
             info.push(("definition".to_string(), e.sql));
         }
         Some(info)

@@ -10,6 +10,7 @@ mod interval;
 mod join;
 mod rank;
 mod table;
+mod union;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -74,12 +75,23 @@ impl StreamPlan {
 
     /// Attaches the sink the result is written to.
     pub fn with_sink(mut self, sink: SinkSpec) -> Graph {
-        let node = self.graph.add(NodeSpec::Sink(sink));
+        let mut graph = std::mem::take(&mut self.graph);
+        self.attach(&mut graph, sink);
+        graph
+    }
+
+    /// The graph with its sink attached, this plan kept (for its state layout).
+    pub fn graph_with_sink(&self, sink: SinkSpec) -> Graph {
+        let mut graph = self.graph.clone();
+        self.attach(&mut graph, sink);
+        graph
+    }
+
+    fn attach(&self, graph: &mut Graph, sink: SinkSpec) {
+        let node = graph.add(NodeSpec::Sink(sink));
         let schema = self.edge_schema();
         let key = self.key.clone().unwrap_or_default();
-        self.graph
-            .connect_keyed(self.output, node, schema, !self.updating, key);
-        self.graph
+        graph.connect_keyed(self.output, node, schema, !self.updating, key);
     }
 }
 
@@ -133,7 +145,18 @@ pub fn fingerprint(graph: &Graph) -> String {
             text.push_str(&format!(",{} {}", f.name(), f.data_type()));
         }
     }
-    // FNV-1a, 64 bits: stable across Rust versions, unlike `DefaultHasher`.
+    fnv(&text)
+}
+
+/// A hash of the state layout of `graph` (its sink attached): what its checkpoint is
+/// written for ([`weir_stream::layout`]). A pipeline whose plan changed resumes over its
+/// state when this did not ([`crate::upgrade`]).
+pub fn state_layout(graph: &Graph) -> String {
+    fnv(&weir_stream::layout::describe(graph))
+}
+
+/// FNV-1a, 64 bits: stable across Rust versions, unlike `DefaultHasher`.
+fn fnv(text: &str) -> String {
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
@@ -418,53 +441,7 @@ impl Planner<'_> {
                     ..child
                 })
             }
-            LogicalPlan::Union(u) => {
-                let union = self.graph.add(NodeSpec::Union);
-                let children = u
-                    .inputs
-                    .iter()
-                    .map(|i| self.walk(i))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let updating = children.iter().any(|c| c.updating);
-                let out = with_retract(&Arc::new(u.schema.as_arrow().clone()), updating);
-                for child in children {
-                    // Each branch is cast and renamed to the union's columns, so that every
-                    // batch leaving the union has one schema; an append-only branch of an
-                    // updating union inserts only.
-                    let mut exprs = u
-                        .schema
-                        .fields()
-                        .iter()
-                        .zip(child.schema.columns())
-                        .map(|(target, column)| {
-                            let e = Expr::Column(column)
-                                .cast_to(target.data_type(), child.schema.as_ref())?;
-                            Ok(self.state.create_physical_expr(e, &child.schema)?)
-                        })
-                        .collect::<Result<Vec<_>, SqlError>>()?;
-                    if updating && !child.updating {
-                        exprs.push(datafusion::physical_expr::expressions::lit(false));
-                    }
-                    let branch = self.map(
-                        child.node,
-                        child.arrow(),
-                        exprs,
-                        None,
-                        child.updating,
-                        child.key.clone().unwrap_or_default(),
-                    );
-                    self.graph
-                        .connect_keyed(branch, union, out.clone(), !updating, Vec::new());
-                }
-                // Two branches may hold equal keys: the union's rows have none.
-                Ok(Out {
-                    node: union,
-                    schema: u.schema.clone(),
-                    updating,
-                    key: if updating { None } else { Some(Vec::new()) },
-                    hidden: 0,
-                })
-            }
+            LogicalPlan::Union(u) => self.union(u),
             LogicalPlan::Aggregate(a) => self.aggregate(a),
             LogicalPlan::Join(j) => self.join(j),
             LogicalPlan::Window(w) => self.window(w),

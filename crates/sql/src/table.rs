@@ -72,13 +72,28 @@ impl TopicTable {
     }
 
     fn partitions(&self) -> DfResult<Vec<Arc<Partition>>> {
-        let topic = self.state.topic(&self.def.topic).ok_or_else(|| {
+        Ok(self.topic()?.all_partitions())
+    }
+
+    pub(crate) fn topic(&self) -> DfResult<Arc<weir_broker::state::Topic>> {
+        self.state.topic(&self.def.topic).ok_or_else(|| {
             DataFusionError::Execution(format!(
                 "source {}: topic {} does not exist",
                 self.def.name, self.def.topic
             ))
-        })?;
-        Ok(topic.all_partitions())
+        })
+    }
+
+    pub(crate) fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// What `INSERT` writes through: rows encoded in the source's format, appended acks=all.
+    pub(crate) fn sink(&self) -> TopicSink {
+        TopicSink {
+            def: self.def.clone(),
+            state: self.state.clone(),
+        }
     }
 }
 
@@ -147,11 +162,28 @@ impl TableProvider for TopicTable {
                 self.def.name
             )));
         }
-        let sink = TopicSink {
-            def: self.def.clone(),
-            state: self.state.clone(),
-        };
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+        Ok(Arc::new(DataSinkExec::new(
+            input,
+            Arc::new(self.sink()),
+            None,
+        )))
+    }
+
+    async fn delete_from(
+        &self,
+        state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        crate::dml::delete(self, state, filters).await
+    }
+
+    async fn update(
+        &self,
+        state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        crate::dml::update(self, state, assignments, filters).await
     }
 }
 
@@ -390,7 +422,7 @@ impl MetaColumns {
 }
 
 /// Writes INSERTed rows to the source's topic.
-struct TopicSink {
+pub(crate) struct TopicSink {
     def: Arc<SourceDef>,
     state: Arc<State>,
 }

@@ -1,7 +1,8 @@
 //! The pipeline's durable state in `__weir_sql_state.<id>` (compacted, one partition),
 //! written in each epoch's transaction: key `(operator id: u16, entry)`, value a versioned
 //! binary encoding. Operator 0 is the sources': per source partition its next offset and
-//! largest event time, per source its emitted watermark, and the last committed epoch.
+//! largest event time, per source its emitted watermark, the last committed epoch and the
+//! pipeline's counters (so DESCRIBE and `/metrics` count across restarts, each row once).
 //! Recovery ([`crate::state::changelog::read`]) reads the topic read_committed up to its
 //! last stable offset and keeps the last value per key, so state always matches the offsets
 //! of the last committed epoch.
@@ -28,6 +29,7 @@ const VERSION: u8 = 1;
 const TAG_OFFSET: u8 = b'o';
 const TAG_WATERMARK: u8 = b'w';
 const TAG_EPOCH: u8 = b'e';
+const TAG_COUNTERS: u8 = b'c';
 const NONE: i64 = i64::MIN;
 
 /// What operator 0 checkpoints.
@@ -38,6 +40,35 @@ pub struct SourceState {
     pub offsets: HashMap<(String, i32), (i64, Option<i64>)>,
     /// topic -> emitted watermark
     pub watermarks: HashMap<String, i64>,
+    /// The pipeline's counters as of this epoch's commit (absent in state written before
+    /// they were checkpointed: zero).
+    pub counters: Counters,
+}
+
+/// What a pipeline counts since it was created, committed with each epoch: a row replayed
+/// after a crash is counted once, as its output is written once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records the decoders refused.
+    pub decode_failures: u64,
+    /// Records appended to sinks.
+    pub records_out: u64,
+    /// Rows dropped as late (behind the watermark, or for a window that had closed).
+    pub late_rows: u64,
+    /// Of those, the ones written to their source's dead-letter topic.
+    pub late_dead_lettered: u64,
+}
+
+impl Counters {
+    fn fields(&self) -> [i64; 4] {
+        [
+            self.decode_failures,
+            self.records_out,
+            self.late_rows,
+            self.late_dead_lettered,
+        ]
+        .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+    }
 }
 
 fn key(tag: u8, topic: Option<&str>, partition: Option<i32>) -> Bytes {
@@ -81,6 +112,10 @@ impl SourceState {
             key(TAG_EPOCH, None, None),
             value(&[i64::try_from(self.epoch).unwrap_or(i64::MAX)]),
         ));
+        out.push(rec(
+            key(TAG_COUNTERS, None, None),
+            value(&self.counters.fields()),
+        ));
         out
     }
 
@@ -121,6 +156,16 @@ impl SourceState {
                 self.watermarks.insert(name, fields(1)?[0]);
             }
             TAG_EPOCH => self.epoch = u64::try_from(fields(1)?[0]).unwrap_or(0),
+            TAG_COUNTERS => {
+                let n = |v: i64| u64::try_from(v).unwrap_or(0);
+                let f = fields(4)?;
+                self.counters = Counters {
+                    decode_failures: n(f[0]),
+                    records_out: n(f[1]),
+                    late_rows: n(f[2]),
+                    late_dead_lettered: n(f[3]),
+                };
+            }
             other => return Err(format!("unknown entry tag {other}")),
         }
         Ok(())
@@ -159,12 +204,30 @@ mod tests {
         s.offsets.insert(("in".into(), 0), (42, Some(1_000)));
         s.offsets.insert(("in".into(), 3), (0, None));
         s.watermarks.insert("in".into(), 900);
+        s.counters = Counters {
+            decode_failures: 1,
+            records_out: 2,
+            late_rows: 3,
+            late_dead_lettered: 4,
+        };
         let mut back = SourceState::default();
         for r in s.records(0) {
             back.apply(&r.key.expect("key"), &r.value.expect("value"))
                 .expect("apply");
         }
         assert_eq!(back, s);
+        // State written before counters were checkpointed restores them as zero.
+        let mut old = SourceState::default();
+        for r in s.records(0).into_iter().filter(|r| {
+            r.key
+                .as_ref()
+                .is_some_and(|k| k.get(2) != Some(&TAG_COUNTERS))
+        }) {
+            old.apply(&r.key.expect("key"), &r.value.expect("value"))
+                .expect("apply");
+        }
+        assert_eq!(old.counters, Counters::default());
+        assert_eq!(old.epoch, 7);
         let mut bad = SourceState::default();
         assert!(bad.apply(&key(TAG_EPOCH, None, None), &[9, 0]).is_err());
         assert!(bad.apply(&[0, 0, b'x'], &value(&[1])).is_err());

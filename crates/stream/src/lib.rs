@@ -25,6 +25,8 @@
 //!   fsynced; the transaction commits. After a crash, the next run's `init_transactional`
 //!   aborts the open epoch and the state read read_committed resumes the sources exactly
 //!   where the committed output ends: no loss, no duplicate.
+//! - **Layouts** ([`layout`]): what a checkpoint was written for, so a graph planned
+//!   differently after an upgrade resumes over state only when it means the same to it.
 //! - **Failures**: over the memory budget, a storage or transaction error, or a panic, the
 //!   epoch is aborted and the pipeline shows `failed: <error>`; the broker goes on.
 
@@ -35,6 +37,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod format;
 pub mod graph;
+pub mod layout;
 pub mod message;
 pub mod ops;
 pub mod runtime;

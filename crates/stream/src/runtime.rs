@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use weir_broker::partition::{any_changed, Partition};
 use weir_broker::state::{AdminError, State};
 
-use crate::checkpoint::{state_topic, transactional_id, SourceState};
+use crate::checkpoint::{state_topic, transactional_id, Counters, SourceState};
 use crate::error::StreamError;
 use crate::format::{now_ms, SourceDecoder};
 use crate::graph::{Graph, NodeSpec, Startup, WatermarkSpec};
@@ -95,15 +95,16 @@ pub struct Progress {
     pub offsets: HashMap<(String, i32), i64>,
     /// Committed watermark per source topic.
     pub watermarks: HashMap<String, i64>,
-    /// Records the decoders refused in this run (each dead-lettered when its source has a
-    /// dead-letter topic).
+    /// Records the decoders refused (each dead-lettered when its source has a dead-letter
+    /// topic). This and the counters below count since the pipeline was created: they are
+    /// checkpointed ([`crate::checkpoint::Counters`]).
     pub decode_failures: u64,
     /// Records appended to sinks in committed epochs.
     pub records_out: u64,
-    /// Rows dropped in this run as late: behind their source's watermark when read, or for
-    /// a window that had closed ([`late`]).
+    /// Rows dropped as late: behind their source's watermark when read, or for a window
+    /// that had closed ([`late`]).
     pub late_rows: u64,
-    /// Late rows of this run written to their source's dead-letter topic.
+    /// Late rows written to their source's dead-letter topic.
     pub late_dead_lettered: u64,
     /// Bytes of operator state held at the last commit, and the pipeline's budget.
     pub state_bytes: usize,
@@ -307,7 +308,8 @@ struct Pipeline {
     progress: watch::Sender<Progress>,
     stop: watch::Receiver<bool>,
     decode_failures: u64,
-    /// Rows behind their source's watermark when read, dropped.
+    /// Rows behind their source's watermark when read, dropped (with those window operators
+    /// dropped before this run: theirs count from 0 in each run, see `late_total`).
     late_rows: u64,
     /// Of those, the ones written to their source's dead-letter topic.
     late_dead_lettered: u64,
@@ -467,10 +469,10 @@ impl Pipeline {
             dirty: fresh,
             progress,
             stop,
-            decode_failures: 0,
-            late_rows: 0,
-            late_dead_lettered: 0,
-            records_out: 0,
+            decode_failures: restored.counters.decode_failures,
+            late_rows: restored.counters.late_rows,
+            late_dead_lettered: restored.counters.late_dead_lettered,
+            records_out: restored.counters.records_out,
             epoch_records: 0,
         };
         // Progress reports committed offsets: the restored ones until the first commit.
@@ -484,6 +486,10 @@ impl Pipeline {
             p.epoch = restored.epoch;
             p.offsets = committed;
             p.watermarks = restored.watermarks.clone();
+            p.decode_failures = restored.counters.decode_failures;
+            p.records_out = restored.counters.records_out;
+            p.late_rows = restored.counters.late_rows;
+            p.late_dead_lettered = restored.counters.late_dead_lettered;
         });
         Ok(pipeline)
     }
@@ -505,16 +511,7 @@ impl Pipeline {
             .collect();
         let (epoch, decode_failures, records_out) =
             (self.epoch, self.decode_failures, self.records_out);
-        let late_rows = self.late_rows
-            + self
-                .nodes
-                .iter()
-                .map(|n| match n {
-                    Node::Window(w) => w.dropped(),
-                    Node::Session(w) => w.dropped(),
-                    _ => 0,
-                })
-                .sum::<u64>();
+        let late_rows = self.late_total();
         let late_dead_lettered = self.late_dead_lettered;
         let state_bytes = self.state_bytes();
         let memory_max_bytes = self.config.memory_max_bytes;
@@ -681,6 +678,21 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Late rows since the pipeline was created: the sources' and this run's window
+    /// operators'.
+    fn late_total(&self) -> u64 {
+        let windows: u64 = self
+            .nodes
+            .iter()
+            .map(|n| match n {
+                Node::Window(w) => w.dropped(),
+                Node::Session(w) => w.dropped(),
+                _ => 0,
+            })
+            .sum();
+        self.late_rows + windows
+    }
+
     /// Bytes of operator state (not pending output).
     fn state_bytes(&self) -> usize {
         self.nodes.iter().map(Node::state_bytes).sum()
@@ -743,6 +755,12 @@ impl Pipeline {
         self.flush_sinks(true).await?;
         let mut state = SourceState {
             epoch: n,
+            counters: Counters {
+                decode_failures: self.decode_failures,
+                records_out: self.records_out + self.epoch_records,
+                late_rows: self.late_total(),
+                late_dead_lettered: self.late_dead_lettered,
+            },
             ..SourceState::default()
         };
         for s in &self.sources {

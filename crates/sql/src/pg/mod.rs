@@ -149,6 +149,9 @@ fn tag(text: &str) -> Tag {
         (Some("INSERT"), Some(oid), Some(rows)) => Tag::new("INSERT")
             .with_oid(oid.parse().unwrap_or(0))
             .with_rows(rows.parse().unwrap_or(0)),
+        (Some(command @ ("DELETE" | "UPDATE")), Some(rows), None) => {
+            Tag::new(command).with_rows(rows.parse().unwrap_or(0))
+        }
         _ => Tag::new(text),
     }
 }

@@ -112,7 +112,7 @@ impl Planner<'_> {
     }
 
     /// A name for a hidden column carrying `column`, unique in the plan.
-    fn hidden_name(&mut self, column: &str) -> String {
+    pub(super) fn hidden_name(&mut self, column: &str) -> String {
         self.hidden_names += 1;
         format!("_hidden{}_{column}", self.hidden_names)
     }

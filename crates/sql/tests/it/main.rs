@@ -4,6 +4,7 @@
 mod common;
 
 mod aggregates;
+mod ddl;
 mod engine;
 mod interval_joins;
 mod joins;
@@ -12,4 +13,5 @@ mod pipelines;
 mod slt;
 mod tables;
 mod topn;
+mod upgrade;
 mod windows;

@@ -1,0 +1,244 @@
+//! `DELETE` and `UPDATE` of a table (`CREATE TABLE .. PRIMARY KEY`, design §12 tables):
+//! its topic is a changelog by key, so a DELETE appends a tombstone per matching row's key
+//! and an UPDATE appends each matching row's new value under its key, as `INSERT` does.
+//! DataFusion plans both statements and hands the table its `WHERE` (and `SET`)
+//! expressions ([`TableProvider::delete_from`], [`TableProvider::update`]); the matching rows
+//! are those of a scan at the statement's start (the last record per key), so the statement
+//! acts on the table as it was then. Sources are append-only: both are refused there.
+//!
+//! [`TableProvider::delete_from`]: datafusion::catalog::TableProvider::delete_from
+//! [`TableProvider::update`]: datafusion::catalog::TableProvider::update
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt64Array};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::DFSchema;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::sink::DataSink;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, WriteOp};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::append::{append_durably, NewRecord};
+use crate::error::SqlError;
+use crate::parser::ObjectKind;
+use crate::table::TopicTable;
+
+/// Appends a tombstone for each row of `table` matching `filters` (all rows without).
+pub(crate) async fn delete(
+    table: &TopicTable,
+    state: &dyn Session,
+    filters: Vec<Expr>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let key = table_key(table, "DELETE FROM")?;
+    let rows = matching(table, state, filters).await?;
+    let def = table.def();
+    let topic = table.topic()?;
+    let count = topic.partition_count().max(1);
+    let mut by_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
+    let mut deleted = 0u64;
+    for batch in &rows {
+        // The key as INSERT writes it: the JSON object of the key columns.
+        let keys =
+            weir_format::encode::encode_values(weir_format::Format::Json, &batch.project(&key)?)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        for k in keys.into_iter().flatten() {
+            let partition = weir_client::partitioner::partition_for_key(&k, count);
+            by_partition.entry(partition).or_default().push(NewRecord {
+                key: Some(k),
+                value: None,
+                headers: Vec::new(),
+            });
+            deleted += 1;
+        }
+    }
+    for (p, records) in by_partition {
+        let partition = topic.partition(p).ok_or_else(|| {
+            DataFusionError::Execution(format!("topic {} lost partition {p}", def.topic))
+        })?;
+        append_durably(table.state(), &partition, &records)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    }
+    tracing::debug!(table = %def.name, deleted, "DELETE");
+    count_plan(deleted)
+}
+
+/// Appends the new value of each row of `table` matching `filters`, under its key.
+pub(crate) async fn update(
+    table: &TopicTable,
+    state: &dyn Session,
+    assignments: Vec<(String, Expr)>,
+    filters: Vec<Expr>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let key = table_key(table, "UPDATE")?;
+    let def = table.def().clone();
+    let schema = def.schema.clone();
+    for (column, _) in &assignments {
+        let i = schema.index_of(column)?;
+        if key.contains(&i) {
+            return Err(DataFusionError::NotImplemented(format!(
+                "UPDATE of primary key column {column} of table {}: DELETE the row and INSERT \
+                 it under its new key",
+                def.name
+            )));
+        }
+    }
+    let rows = matching(table, state, filters).await?;
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+    let exprs = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let e = assignments
+                .iter()
+                .find(|(c, _)| c == f.name())
+                .map(|(_, e)| e.clone().cast_to(f.data_type(), &df_schema))
+                .transpose()?
+                .unwrap_or_else(|| Expr::Column(f.name().as_str().into()));
+            state.create_physical_expr(e, &df_schema)
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    let mut updated = Vec::with_capacity(rows.len());
+    for batch in &rows {
+        let columns = exprs
+            .iter()
+            .map(|e| e.evaluate(batch)?.into_array(batch.num_rows()))
+            .collect::<DfResult<Vec<ArrayRef>>>()?;
+        updated.push(RecordBatch::try_new(schema.clone(), columns)?);
+    }
+    let n: u64 = updated.iter().map(|b| b.num_rows() as u64).sum();
+    let stream = RecordBatchStreamAdapter::new(
+        schema.clone(),
+        futures::stream::iter(updated.into_iter().map(Ok::<_, DataFusionError>)),
+    );
+    table
+        .sink()
+        .write_all(Box::pin(stream), &Arc::new(TaskContext::default()))
+        .await?;
+    tracing::debug!(table = %def.name, updated = n, "UPDATE");
+    count_plan(n)
+}
+
+/// The key columns of `table`, or the refusal of `what` on a source or view.
+fn table_key(table: &TopicTable, what: &str) -> DfResult<Vec<usize>> {
+    let def = table.def();
+    match (def.kind, &def.upsert_key) {
+        (ObjectKind::Table, Some(key)) => Ok(key.clone()),
+        (ObjectKind::MaterializedView, _) => Err(DataFusionError::Plan(format!(
+            "cannot {what} materialized view {}: its rows come from its query",
+            def.name
+        ))),
+        _ => Err(DataFusionError::NotImplemented(format!(
+            "{what} {}: a source is append-only (a topic of events); a table (CREATE TABLE .. \
+             PRIMARY KEY) takes DELETE and UPDATE",
+            def.name
+        ))),
+    }
+}
+
+/// The rows of `table` (the last per key, as a scan reads them) for which every filter is
+/// true.
+async fn matching(
+    table: &TopicTable,
+    state: &dyn Session,
+    filters: Vec<Expr>,
+) -> DfResult<Vec<RecordBatch>> {
+    let scan = table.scan(state, None, &[], None).await?;
+    let batches = datafusion::physical_plan::collect(scan, state.task_ctx()).await?;
+    let Some(predicate) = filters.into_iter().reduce(Expr::and) else {
+        return Ok(batches);
+    };
+    let df_schema = DFSchema::try_from(table.schema().as_ref().clone())?;
+    let predicate = state.create_physical_expr(predicate, &df_schema)?;
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let Some(mask) = mask.as_boolean_opt() else {
+            return Err(DataFusionError::Plan(format!(
+                "WHERE must be a boolean condition, not {}",
+                mask.data_type()
+            )));
+        };
+        // NULL is not true: the row does not match, as in SQL.
+        out.push(filter_record_batch(&batch, mask)?);
+    }
+    Ok(out)
+}
+
+/// The one-row `count` DataFusion's DML plans return.
+fn count_plan(n: u64) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(UInt64Array::from(vec![n]))])?;
+    let exec: Arc<dyn ExecutionPlan> =
+        MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
+    Ok(exec)
+}
+
+/// DELETE and UPDATE act on the rows a scan of their table gives, with `WHERE` conjuncts
+/// DataFusion hands the table: anything else (a subquery, a join through `USING`/`FROM`)
+/// would be dropped from the condition, so it is refused before it runs.
+pub(crate) fn check(plan: &LogicalPlan) -> Result<(), SqlError> {
+    let LogicalPlan::Dml(dml) = plan else {
+        return Ok(());
+    };
+    let what = match dml.op {
+        WriteOp::Delete => "DELETE",
+        WriteOp::Update => "UPDATE",
+        _ => return Ok(()),
+    };
+    let mut bad = None;
+    dml.input.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::Filter(_)
+            | LogicalPlan::Projection(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::TableScan(_) => {}
+            other => {
+                bad = Some(other.display().to_string());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        let has_subquery = node.expressions().iter().any(|e| {
+            e.exists(|e| {
+                Ok(matches!(
+                    e,
+                    Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_)
+                ))
+            })
+            .unwrap_or(true)
+        });
+        if has_subquery {
+            bad = Some("a subquery".into());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    match bad {
+        Some(what_node) => Err(SqlError::unsupported(format!(
+            "{what} with {what_node}: DELETE and UPDATE take a condition on the table's own \
+             columns"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The command tag of a DML plan's result.
+pub(crate) fn tag(op: &WriteOp, count: u64) -> String {
+    match op {
+        WriteOp::Delete => format!("DELETE {count}"),
+        WriteOp::Update => format!("UPDATE {count}"),
+        _ => format!("INSERT 0 {count}"),
+    }
+}

@@ -1,0 +1,104 @@
+//! `DROP {SOURCE | TABLE | MATERIALIZED VIEW | SINK} [IF EXISTS] name [CASCADE | RESTRICT]`.
+//! Without CASCADE an object that others read is refused, naming them; with it, every object
+//! that reads it, directly or through others, is dropped first (readers before what they
+//! read), each as its own DROP would: a pipeline stopped before its catalog entry goes, its
+//! state topic and a view's topic deleted, never the user topics of sources and sinks.
+
+use crate::catalog::Entry;
+use crate::engine::{Engine, Output};
+use crate::error::SqlError;
+use crate::parser::ObjectKind;
+use crate::pipelines::{SINK, VIEW};
+
+impl Engine {
+    pub(crate) async fn drop_object(
+        &self,
+        kind: ObjectKind,
+        if_exists: bool,
+        name: String,
+        cascade: bool,
+    ) -> Result<Output, SqlError> {
+        let tag = format!("DROP {}", kind.sql_name());
+        let _change = self.catalog.begin_change().await;
+        let Some(entry) = self.catalog.get(&name) else {
+            if if_exists {
+                return Ok(Output::Command(tag));
+            }
+            return Err(SqlError::UnknownRelation(name));
+        };
+        let entry_kind = match kind {
+            ObjectKind::Source => "source",
+            ObjectKind::MaterializedView => VIEW,
+            ObjectKind::Sink => SINK,
+            ObjectKind::Table => "table",
+        };
+        if entry.kind != entry_kind {
+            return Err(SqlError::Invalid(format!(
+                "{name} is a {}, not a {}",
+                entry.kind,
+                kind.sql_name().to_lowercase()
+            )));
+        }
+        let dependents = self.dependents(&name);
+        if !dependents.is_empty() && !cascade {
+            return Err(SqlError::Invalid(format!(
+                "cannot drop {name}: {} read from it (drop them first, or DROP {} {name} \
+                 CASCADE)",
+                dependents.join(", "),
+                kind.sql_name()
+            )));
+        }
+        // Readers first: the deepest dependents, then theirs, up to `name` itself.
+        for dependent in self.cascade_order(&name) {
+            if let Some(e) = self.catalog.get(&dependent) {
+                tracing::info!(name = %dependent, of = %name, "dropping a dependent (CASCADE)");
+                self.drop_one(&dependent, &e).await?;
+            }
+        }
+        self.drop_one(&name, &entry).await?;
+        Ok(Output::Command(tag))
+    }
+
+    /// The objects whose definitions read `name`.
+    fn dependents(&self, name: &str) -> Vec<String> {
+        self.catalog
+            .list()
+            .into_iter()
+            .filter(|(_, e)| e.depends_on.iter().any(|d| d == name))
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Every object reading `name` directly or through others, each after all that read it.
+    fn cascade_order(&self, name: &str) -> Vec<String> {
+        let mut order: Vec<String> = Vec::new();
+        let mut visit = vec![(name.to_string(), false)];
+        // Depth-first, post-order: an object is listed once all its readers are.
+        while let Some((n, expanded)) = visit.pop() {
+            if expanded {
+                if n != name && !order.contains(&n) {
+                    order.push(n);
+                }
+                continue;
+            }
+            visit.push((n.clone(), true));
+            for d in self.dependents(&n) {
+                if !order.contains(&d) {
+                    visit.push((d, false));
+                }
+            }
+        }
+        order
+    }
+
+    async fn drop_one(&self, name: &str, entry: &Entry) -> Result<(), SqlError> {
+        if entry.kind == "source" || entry.kind == "table" {
+            self.catalog.remove(name).await?;
+            self.sources_mut().remove(name);
+            tracing::info!(source = %name, "source dropped");
+            Ok(())
+        } else {
+            self.drop_pipeline(name, entry).await
+        }
+    }
+}

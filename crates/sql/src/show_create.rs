@@ -1,0 +1,43 @@
+//! `SHOW CREATE [MATERIALIZED VIEW | SINK | SOURCE | TABLE] name` (as RisingWave's `SHOW
+//! CREATE MATERIALIZED VIEW`): the statement that re-creates the object, as the catalog
+//! stores it (inferred columns written out, `IF NOT EXISTS` dropped), one row of `name` and
+//! `create_sql`.
+
+use crate::engine::{text_rows, Engine, Output};
+use crate::error::SqlError;
+use crate::parser::ObjectKind;
+use crate::pipelines::{SINK, VIEW};
+
+/// The columns of `SHOW CREATE`.
+pub const COLUMNS: [&str; 2] = ["name", "create_sql"];
+
+impl Engine {
+    pub(crate) fn show_create(
+        &self,
+        kind: Option<ObjectKind>,
+        name: &str,
+    ) -> Result<Output, SqlError> {
+        let entry = self
+            .catalog_entry(name)
+            .ok_or_else(|| SqlError::UnknownRelation(name.to_string()))?;
+        if let Some(kind) = kind {
+            let stored = match entry.kind.as_str() {
+                "table" => ObjectKind::Table,
+                VIEW => ObjectKind::MaterializedView,
+                SINK => ObjectKind::Sink,
+                _ => ObjectKind::Source,
+            };
+            if stored != kind {
+                return Err(SqlError::Invalid(format!(
+                    "{name} is a {}, not a {}",
+                    stored.sql_name().to_lowercase(),
+                    kind.sql_name().to_lowercase()
+                )));
+            }
+        }
+        Ok(text_rows(
+            &COLUMNS,
+            vec![vec![name.to_string()], vec![entry.sql]],
+        ))
+    }
+}

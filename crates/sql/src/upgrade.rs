@@ -1,0 +1,222 @@
+//! A view or sink planned again at start whose plan is not the one it was created with
+//! (design §5.3): a newer Weir or DataFusion plans the same SQL into another graph. A user
+//! upgrading must not lose pipelines, and a pipeline must never run over state written for
+//! another layout. So, in order:
+//!
+//! 1. the same graph (its fingerprint): resume;
+//! 2. another graph with the same state layout ([`crate::plan::state_layout`]: what the
+//!    checkpoint was written for; names and final projections may differ): resume, and store
+//!    the new fingerprint;
+//! 3. a checkpoint without operator state (a stateless pipeline, or state all freed): only
+//!    source offsets, by topic and partition, which mean the same to any graph: resume from
+//!    them with the new plan;
+//! 4. otherwise the state is unusable: the pipeline is **rebuilt** where its output can be
+//!    rewritten exactly (a view no other pipeline reads; an upsert sink keyed by named or
+//!    visible columns): a new id (so a fresh state topic and transactional id), the view's
+//!    topic emptied, the sources read again from their start positions, the reset logged and
+//!    shown by DESCRIBE (`state reset`). An append-only sink, or a view others read, is
+//!    refused with the way out: DROP and CREATE it again.
+
+use weir_broker::state::AdminError;
+use weir_stream::checkpoint::{state_topic, transactional_id};
+use weir_stream::graph::SinkSpec;
+use weir_stream::state::changelog;
+
+use crate::catalog::Entry;
+use crate::engine::Engine;
+use crate::error::SqlError;
+use crate::pipelines::VIEW;
+use crate::plan::{self, StreamPlan};
+
+/// The transaction timeout of the fencing `init_transactional` of a rebuilt pipeline's old
+/// id (the runtime's default).
+const FENCE_TIMEOUT_MS: i32 = 60_000;
+
+impl Engine {
+    /// The entry `name` resumes with: `entry` itself, with its fingerprints brought up to
+    /// date, or a rebuilt pipeline's new entry; an error when its state is unusable and it
+    /// cannot be rebuilt.
+    pub(crate) async fn reconcile_plan(
+        &self,
+        name: &str,
+        mut entry: Entry,
+        planned: &StreamPlan,
+        sink: &SinkSpec,
+    ) -> Result<Entry, SqlError> {
+        let fingerprint = plan::fingerprint(&planned.graph);
+        let layout = plan::state_layout(&planned.graph_with_sink(sink.clone()));
+        let same_plan = entry
+            .plan_fingerprint
+            .as_ref()
+            .is_none_or(|f| *f == fingerprint);
+        if same_plan {
+            if entry.state_layout.is_none() {
+                // Written before layouts were stored: the same graph, so its layout.
+                entry.state_layout = Some(layout);
+                self.catalog.put(name, entry.clone()).await?;
+            }
+            return Ok(entry);
+        }
+        if entry.state_layout.as_ref() == Some(&layout) {
+            tracing::info!(
+                name,
+                "plan changed since CREATE, its state layout did not: resuming over its state"
+            );
+            entry.plan_fingerprint = Some(fingerprint);
+            self.catalog.put(name, entry.clone()).await?;
+            return Ok(entry);
+        }
+        let held = self.operator_state(entry.id)?;
+        if held.is_empty() {
+            tracing::warn!(
+                name,
+                "plan changed since CREATE; its checkpoint holds only source offsets: \
+                 resuming from them with the new plan"
+            );
+            entry.plan_fingerprint = Some(fingerprint);
+            entry.state_layout = Some(layout);
+            self.catalog.put(name, entry.clone()).await?;
+            return Ok(entry);
+        }
+        let reason = format!(
+            "plan changed since CREATE (this version of Weir plans it differently) and its \
+             checkpointed state (of operators {held:?}) was written for the old plan"
+        );
+        if let Some(why) = self.cannot_rebuild(name, &entry, planned) {
+            let kind = if entry.kind == VIEW {
+                "MATERIALIZED VIEW"
+            } else {
+                "SINK"
+            };
+            return Err(SqlError::Invalid(format!(
+                "{reason}; {why}: DROP {kind} {name} and CREATE it again"
+            )));
+        }
+        self.rebuild(name, entry, fingerprint, layout, reason).await
+    }
+
+    /// Operator ids with committed entries in pipeline `id`'s state topic (the sources'
+    /// excluded), sorted.
+    fn operator_state(&self, id: u64) -> Result<Vec<u16>, SqlError> {
+        let topic = state_topic(id);
+        let Some(partition) = self.state.topic(&topic).and_then(|t| t.partition(0)) else {
+            return Ok(Vec::new());
+        };
+        let entries = changelog::read(&topic, &partition).map_err(|e| SqlError::Topic {
+            topic: topic.clone(),
+            message: e.to_string(),
+        })?;
+        let mut ops: Vec<u16> = entries
+            .into_keys()
+            .filter(|op| *op != changelog::SOURCES)
+            .collect();
+        ops.sort_unstable();
+        Ok(ops)
+    }
+
+    /// Why `name`'s output cannot be rewritten exactly from its sources, if it cannot.
+    fn cannot_rebuild(&self, name: &str, entry: &Entry, planned: &StreamPlan) -> Option<String> {
+        if entry.kind == VIEW {
+            let readers: Vec<String> = self
+                .catalog
+                .list()
+                .into_iter()
+                .filter(|(_, e)| e.depends_on.iter().any(|d| d == name))
+                .map(|(n, _)| n)
+                .collect();
+            return (!readers.is_empty()).then(|| {
+                format!(
+                    "{} read its topic, so it cannot be emptied and rebuilt",
+                    readers.join(", ")
+                )
+            });
+        }
+        let sql_options = crate::parser::parse(&entry.sql)
+            .ok()
+            .and_then(|mut s| match s.pop() {
+                Some(crate::parser::WeirStatement::CreateSink(k)) => Some(k.options),
+                _ => None,
+            });
+        let options = sql_options.unwrap_or_default();
+        let upsert = options
+            .get("type")
+            .is_some_and(|t| t.eq_ignore_ascii_case("upsert"));
+        if !upsert {
+            return Some(
+                "an append-only sink cannot be rebuilt from its sources without writing its \
+                 rows to its topic again"
+                    .into(),
+            );
+        }
+        if !options.contains_key("primary_key") && !planned.hidden.is_empty() {
+            return Some(
+                "its records are keyed by hidden columns of the old plan, which a rebuild \
+                 would key otherwise"
+                    .into(),
+            );
+        }
+        None
+    }
+
+    /// Rebuilds `name` from its sources under a new id (see the module's doc).
+    async fn rebuild(
+        &self,
+        name: &str,
+        mut entry: Entry,
+        fingerprint: String,
+        layout: String,
+        reason: String,
+    ) -> Result<Entry, SqlError> {
+        let old = entry.id;
+        // Fences the old run's producer: an epoch open at a crash is aborted now, not at its
+        // transaction timeout, so read_committed readers of the output are not held back.
+        if let Err(e) = weir_stream::txn::EpochTxn::init(
+            self.state.clone(),
+            transactional_id(old),
+            FENCE_TIMEOUT_MS,
+        )
+        .await
+        {
+            tracing::warn!(name, error = %e, "cannot fence the rebuilt pipeline's old producer");
+        }
+        // A view's topic is its contents: emptied, then written again by the new run
+        // (re-created with the view's settings before it starts).
+        if entry.kind == VIEW {
+            delete_topic(self, name).await?;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let at = datafusion::arrow::temporal_conversions::timestamp_ms_to_datetime(now)
+            .map_or_else(
+                || now.to_string(),
+                |t| format!("{} UTC", t.format("%Y-%m-%d %H:%M:%S")),
+            );
+        entry.id = self.catalog.next_id();
+        entry.plan_fingerprint = Some(fingerprint);
+        entry.state_layout = Some(layout);
+        entry.state_reset = Some(format!(
+            "at {at}: {reason}; rebuilt from its sources' start positions"
+        ));
+        self.catalog.put(name, entry.clone()).await?;
+        tracing::warn!(
+            name,
+            old_id = old,
+            new_id = entry.id,
+            reason = %reason,
+            "state reset: rebuilding the pipeline from its sources"
+        );
+        delete_topic(self, &state_topic(old)).await?;
+        Ok(entry)
+    }
+}
+
+async fn delete_topic(engine: &Engine, topic: &str) -> Result<(), SqlError> {
+    match engine.state.delete_topic(topic).await {
+        Ok(_) | Err(AdminError::UnknownTopic(_)) => Ok(()),
+        Err(e) => Err(SqlError::Topic {
+            topic: topic.to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
