@@ -135,7 +135,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("connections.max.idle.ms", Some("600000"), Long, ReadOnly, true, "Idle connections are closed after this long (-1: never)."),
     k("connections.max.reauth.ms", Some("0"), Long, ReadOnly, true, "SASL sessions last this long and must re-authenticate (KIP-368); 0: forever."),
     k("controller.listener.names", None, Str, ReadOnly, false, "Listener names the controller uses."),
-    k("controller.quorum.election.timeout.ms", Some("1000"), Int, ReadOnly, true, "The metadata quorum's minimum election timeout (cluster mode)."),
+    k("controller.quorum.election.timeout.ms", Some("500"), Int, ReadOnly, true, "The metadata quorum's minimum election timeout (cluster mode; Kafka: 1000)."),
     k("controller.quorum.voters", Some(""), List, ReadOnly, true, "The metadata quorum: id@host:port of each voter's internal listener; set, it selects cluster mode."),
     k("default.replication.factor", Some("1"), Int, ReadOnly, true, "Replication factor of topics created without one."),
     k("delete.topic.enable", Some("true"), Boolean, ReadOnly, true, "Topics can be deleted."),
