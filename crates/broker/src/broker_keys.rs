@@ -223,7 +223,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     k("replica.fetch.max.bytes", Some("1048576"), Int, ReadOnly, true, "Bytes a follower fetches per partition (cluster mode)."),
     k("replica.fetch.min.bytes", Some("1"), Int, ReadOnly, true, "Bytes a follower's fetch waits for on the leader (cluster mode)."),
     k("replica.fetch.response.max.bytes", Some("10485760"), Int, ReadOnly, true, "Bytes of one follower fetch answer (cluster mode)."),
-    k("replica.fetch.wait.max.ms", Some("500"), Int, ReadOnly, true, "How long a follower's fetch parks on the leader (cluster mode)."),
+    k("replica.fetch.wait.max.ms", Some("2000"), Int, ReadOnly, true, "How long a follower's fetch parks on the leader (cluster mode; Kafka: 500)."),
     k("replica.high.watermark.checkpoint.interval.ms", Some("5000"), Long, ReadOnly, true, "How often the high watermarks of replicated partitions are written to replication-offset-checkpoint (cluster mode)."),
     k("replica.lag.time.max.ms", Some("30000"), Long, ReadOnly, true, "A follower not caught up for this long leaves the ISR (cluster mode)."),
     k("sasl.enabled.mechanisms", Some("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"), List, ReadOnly, true, "SASL mechanisms of the SASL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."),

@@ -76,7 +76,7 @@ pub struct FetcherConfig {
     /// Report the durable end as the fetch offset (`weir.durability` acks-all, always) and
     /// fsync every touched partition before the next Fetch; false under none.
     pub durable_fetch_offset: bool,
-    /// `replica.fetch.wait.max.ms` (500).
+    /// `replica.fetch.wait.max.ms` (2000).
     pub max_wait_ms: i32,
     /// `replica.fetch.min.bytes` (1).
     pub min_bytes: i32,
@@ -93,7 +93,7 @@ impl FetcherConfig {
         FetcherConfig {
             local,
             durable_fetch_offset,
-            max_wait_ms: 500,
+            max_wait_ms: 2000,
             min_bytes: 1,
             response_max_bytes: 10 * 1024 * 1024,
             partition_max_bytes: 1024 * 1024,
@@ -197,9 +197,19 @@ impl ReplicaFetcherManager {
         }
     }
 
-    /// This broker's registration epoch changed (sent in every Fetch's `ReplicaState`).
+    /// This broker's registration epoch changed (sent in every Fetch's `ReplicaState`): a
+    /// Fetch parked with the old one is abandoned, so that leaders learn the new one (which
+    /// their ISR proposals for this broker carry) without waiting out the park.
     pub fn set_broker_epoch(&self, epoch: i64) {
-        self.broker_epoch.store(epoch, Ordering::Release);
+        if self.broker_epoch.swap(epoch, Ordering::AcqRel) == epoch {
+            return;
+        }
+        for f in self.lock().values() {
+            let parts = f.shared.lock();
+            f.shared.generation.fetch_add(1, Ordering::AcqRel);
+            drop(parts);
+            f.shared.wake.notify_one();
+        }
     }
 
     /// Follows `partition` (whose local replica is `replica`, already a follower) from
@@ -360,8 +370,7 @@ async fn run(
         let full = session.id() == 0;
         session.request_topics(&mut request, topics);
         let sent_at = Instant::now();
-        let fetch = link.fetch(request);
-        tokio::pin!(fetch);
+        let mut fetch = link.fetch(request);
         let answer = loop {
             tokio::select! {
                 answer = &mut fetch => break Some(answer),
