@@ -47,6 +47,7 @@ pub mod partition;
 mod records;
 pub mod replica_fetch;
 pub mod replica_fetcher;
+pub mod replica_session;
 pub mod security;
 mod server;
 pub mod shards;

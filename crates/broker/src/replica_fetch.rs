@@ -134,16 +134,22 @@ pub async fn replica_fetch(state: &Arc<State>, req: FetchRequest) -> ReplicaFetc
     replica_fetch_from(&**state, req).await
 }
 
+/// The follower a replica Fetch comes from: `replica_state.replica_id` (v15+), else
+/// `replica_id`.
+pub fn follower_of(req: &FetchRequest) -> i32 {
+    if req.replica_state.replica_id.0 >= 0 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    }
+}
+
 /// [`replica_fetch`] over any [`LeaderReplicas`] (the publisher's table in cluster mode).
 pub async fn replica_fetch_from(
     replicas: &(impl LeaderReplicas + ?Sized),
     req: FetchRequest,
 ) -> ReplicaFetchOutcome {
-    let follower = if req.replica_state.replica_id.0 >= 0 {
-        req.replica_state.replica_id.0
-    } else {
-        req.replica_id.0
-    };
+    let follower = follower_of(&req);
     let broker_epoch = req.replica_state.replica_epoch;
     let now = replication_now_ms();
     let mut isr_changes = Vec::new();

@@ -10,6 +10,11 @@
 //! is the durable end under `weir.durability` acks-all and always (a follower counts for
 //! acks=all only with what it fsynced, §5.4), the log end under none.
 //!
+//! The Fetch travels in an incremental fetch session (KIP-227, `replica_session.rs`): after
+//! the first full request of a connection, a round lists only the partitions whose fetch
+//! state changed and the leader answers only those with something new, so an idle round trip
+//! carries no partitions. A failed round trip or a session error starts a new session.
+//!
 //! Lives in the broker rather than `weir-replication` because it drives `Partition` (role
 //! checks, the follower's append and truncation) and the Fetch codec directly; the pure
 //! decisions (`decide_truncation`) stay in `weir-replication`.
@@ -17,9 +22,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -36,6 +41,7 @@ use weir_protocol::ResponseError;
 use weir_replication::{decide_truncation, EpochEndOffset, ReplicaLog};
 
 use crate::partition::{Partition, PartitionError};
+use crate::replica_session::FollowerSession;
 
 /// Why a leader could not be asked.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +54,10 @@ pub enum LinkError {
     },
 }
 
-/// The transport to one leader broker. The fetcher keeps one Fetch in flight per link and
-/// always awaits it to the end (never drops it half-way), so a framed connection stays in step.
+/// The transport to one leader broker. The fetcher keeps one Fetch in flight per link. It
+/// drops a call still parked on the leader when a partition joins the fetcher; the transport
+/// must then discard that call's connection, so that a late answer is never read as the next
+/// call's (the internal transport does: a dropped call drops its stream).
 pub trait LeaderLink: Send + Sync + 'static {
     fn fetch(
         &self,
@@ -68,7 +76,7 @@ pub struct FetcherConfig {
     /// Report the durable end as the fetch offset (`weir.durability` acks-all, always) and
     /// fsync every touched partition before the next Fetch; false under none.
     pub durable_fetch_offset: bool,
-    /// `replica.fetch.wait.max.ms` (500).
+    /// `replica.fetch.wait.max.ms` (2000).
     pub max_wait_ms: i32,
     /// `replica.fetch.min.bytes` (1).
     pub min_bytes: i32,
@@ -85,7 +93,7 @@ impl FetcherConfig {
         FetcherConfig {
             local,
             durable_fetch_offset,
-            max_wait_ms: 500,
+            max_wait_ms: 2000,
             min_bytes: 1,
             response_max_bytes: 10 * 1024 * 1024,
             partition_max_bytes: 1024 * 1024,
@@ -134,7 +142,17 @@ struct Assigned {
     replica: Arc<Partition>,
     leader_epoch: i32,
     status: FollowStatus,
+    /// After a retriable error: left out of the rounds until then.
+    retry_at: Option<Instant>,
+    /// The next retriable error's delay: [`FIRST_RETRY`], doubling up to
+    /// `replica.fetch.backoff.ms`; back to the first after progress.
+    retry_delay: Duration,
 }
+
+/// The first delay of a partition after a retriable error. Short because the usual cause is
+/// a new leader that has not applied the metadata naming it yet (a failover, a new topic),
+/// which takes milliseconds; doubling from there keeps a lasting error cheap.
+const FIRST_RETRY: Duration = Duration::from_millis(25);
 
 /// One leader's fetcher: its partitions and its task.
 struct Fetcher {
@@ -145,6 +163,10 @@ struct Fetcher {
 struct FetcherShared {
     leader: BrokerId,
     partitions: Mutex<BTreeMap<FollowedPartition, Assigned>>,
+    /// Bumped (under the partitions' lock) when a partition is added or its assignment
+    /// changes: a Fetch parked on the leader without it is abandoned.
+    generation: AtomicU64,
+    /// Wakes the task when `generation` moves.
     wake: Notify,
 }
 
@@ -175,9 +197,19 @@ impl ReplicaFetcherManager {
         }
     }
 
-    /// This broker's registration epoch changed (sent in every Fetch's `ReplicaState`).
+    /// This broker's registration epoch changed (sent in every Fetch's `ReplicaState`): a
+    /// Fetch parked with the old one is abandoned, so that leaders learn the new one (which
+    /// their ISR proposals for this broker carry) without waiting out the park.
     pub fn set_broker_epoch(&self, epoch: i64) {
-        self.broker_epoch.store(epoch, Ordering::Release);
+        if self.broker_epoch.swap(epoch, Ordering::AcqRel) == epoch {
+            return;
+        }
+        for f in self.lock().values() {
+            let parts = f.shared.lock();
+            f.shared.generation.fetch_add(1, Ordering::AcqRel);
+            drop(parts);
+            f.shared.wake.notify_one();
+        }
     }
 
     /// Follows `partition` (whose local replica is `replica`, already a follower) from
@@ -200,6 +232,7 @@ impl ReplicaFetcherManager {
             let shared = Arc::new(FetcherShared {
                 leader,
                 partitions: Mutex::new(BTreeMap::new()),
+                generation: AtomicU64::new(0),
                 wake: Notify::new(),
             });
             let link = (self.links)(leader);
@@ -211,16 +244,32 @@ impl ReplicaFetcherManager {
             ));
             Fetcher { shared, task }
         });
-        tracing::info!(?partition, leader, leader_epoch, "following");
-        fetcher.shared.lock().insert(
-            partition,
-            Assigned {
-                replica,
-                leader_epoch,
-                status: FollowStatus::Fetching,
-            },
-        );
-        fetcher.shared.wake.notify_one();
+        let mut parts = fetcher.shared.lock();
+        let same = parts.get(&partition).is_some_and(|a| {
+            Arc::ptr_eq(&a.replica, &replica)
+                && a.leader_epoch == leader_epoch
+                && a.status == FollowStatus::Fetching
+        });
+        // The publisher assigns again after every decision about the partition; only a
+        // change is news to the fetcher (a retry delay in progress stays).
+        if !same {
+            tracing::info!(?partition, leader, leader_epoch, "following");
+            parts.insert(
+                partition,
+                Assigned {
+                    replica,
+                    leader_epoch,
+                    status: FollowStatus::Fetching,
+                    retry_at: None,
+                    retry_delay: FIRST_RETRY,
+                },
+            );
+            fetcher.shared.generation.fetch_add(1, Ordering::AcqRel);
+            drop(parts);
+            fetcher.shared.wake.notify_one();
+        } else {
+            drop(parts);
+        }
         drop(fetchers);
         self.stop_idle();
     }
@@ -286,71 +335,154 @@ async fn run(
     broker_epoch: Arc<AtomicI64>,
 ) {
     let backoff = Duration::from_millis(config.backoff_ms);
+    let mut session = FollowerSession::default();
     loop {
         let round = Arc::clone(&shared);
-        let asked = match tokio::task::spawn_blocking(move || snapshot(&round, config)).await {
-            Ok(asked) => asked,
+        let snap = match tokio::task::spawn_blocking(move || snapshot(&round, config)).await {
+            Ok(snap) => snap,
             Err(e) => {
                 tracing::error!(leader = shared.leader, error = %e, "replica fetch task failed");
                 tokio::time::sleep(backoff).await;
                 continue;
             }
         };
+        let Snapshot {
+            asked,
+            generation,
+            next_retry,
+        } = snap;
         if asked.is_empty() {
-            shared.wake.notified().await;
+            match next_retry {
+                Some(at) => {
+                    let _ = tokio::time::timeout_at(at.into(), shared.wake.notified()).await;
+                }
+                None => shared.wake.notified().await,
+            }
             continue;
         }
-        let request = build_request(&asked, config, broker_epoch.load(Ordering::Acquire));
-        let response = match link.fetch(request).await {
+        let mut request = build_request(&asked, config, broker_epoch.load(Ordering::Acquire));
+        if let Some(at) = next_retry {
+            // Park no longer than the first delayed partition waits.
+            let until = at.saturating_duration_since(Instant::now()).as_millis();
+            request.max_wait_ms = request.max_wait_ms.min(i32::try_from(until).unwrap_or(0));
+        }
+        let topics = std::mem::take(&mut request.topics);
+        let full = session.id() == 0;
+        session.request_topics(&mut request, topics);
+        let sent_at = Instant::now();
+        let mut fetch = link.fetch(request);
+        let answer = loop {
+            tokio::select! {
+                answer = &mut fetch => break Some(answer),
+                () = shared.wake.notified() => {
+                    if shared.generation.load(Ordering::Acquire) != generation {
+                        break None;
+                    }
+                }
+            }
+        };
+        let Some(answer) = answer else {
+            // A partition joined (a failover made this leader its leader, a new topic) while
+            // the Fetch was parked without it: waiting out the park would delay its high
+            // watermark, and so acks=all produces, by up to `replica.fetch.wait.max.ms`.
+            // Dropping the call drops its connection (the transport opens a new one), so
+            // the next request opens a new session.
+            tracing::debug!(
+                leader = shared.leader,
+                "partitions changed; abandoning the parked fetch"
+            );
+            drop(fetch);
+            session.reset();
+            continue;
+        };
+        let response = match answer {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(leader = shared.leader, error = %e, "replica fetch failed");
+                session.reset();
                 tokio::time::sleep(backoff).await;
                 continue;
             }
         };
+        if !session.answered(&response) {
+            // A session the leader lost (it restarted, or replaced it): the next request
+            // opens a new one at once. A full request is never refused so; if it is, the
+            // leader is in trouble and gets the backoff.
+            if full {
+                tokio::time::sleep(backoff).await;
+            }
+            continue;
+        }
+        let answered_in = sent_at.elapsed();
         let durable = config.durable_fetch_offset;
         let applied =
             tokio::task::spawn_blocking(move || apply_response(asked, response, durable)).await;
         let outcomes = match applied {
-            Ok(o) => o,
+            Ok((o, times)) => {
+                // Where a round's time goes (a produce with acks=all waits for about one
+                // and a half of them): `WEIR_LOG=weir_broker::replica_fetcher=trace`.
+                tracing::trace!(
+                    leader = shared.leader,
+                    answered_us = answered_in.as_micros() as u64,
+                    append_us = times.append.as_micros() as u64,
+                    fsync_us = times.fsync.as_micros() as u64,
+                    round_us = sent_at.elapsed().as_micros() as u64,
+                    "replica fetch round"
+                );
+                o
+            }
             Err(e) => {
                 tracing::error!(leader = shared.leader, error = %e, "replica fetch task failed");
                 tokio::time::sleep(backoff).await;
                 continue;
             }
         };
-        let mut back_off = false;
-        {
-            let mut parts = shared.lock();
-            for (key, epoch, outcome) in outcomes {
-                let Some(a) = parts.get_mut(&key).filter(|a| a.leader_epoch == epoch) else {
-                    continue;
-                };
-                match outcome {
-                    Outcome::Progress => {}
-                    Outcome::Retry => back_off = true,
-                    Outcome::AwaitMetadata => a.status = FollowStatus::AwaitingMetadata,
-                    Outcome::Failed => a.status = FollowStatus::Failed,
+        let now = Instant::now();
+        let mut parts = shared.lock();
+        for (key, epoch, outcome) in outcomes {
+            let Some(a) = parts.get_mut(&key).filter(|a| a.leader_epoch == epoch) else {
+                continue;
+            };
+            match outcome {
+                Outcome::Progress => a.retry_delay = FIRST_RETRY,
+                // Kafka's fetcher delays the partition, not the others.
+                Outcome::Retry => {
+                    a.retry_at = Some(now + a.retry_delay);
+                    a.retry_delay = (a.retry_delay * 2).min(backoff.max(FIRST_RETRY));
                 }
+                Outcome::AwaitMetadata => a.status = FollowStatus::AwaitingMetadata,
+                Outcome::Failed => a.status = FollowStatus::Failed,
             }
-        }
-        if back_off {
-            tokio::time::sleep(backoff).await;
         }
     }
 }
 
-/// The partitions to fetch and their fetch offsets (blocking). Under durable fetch offsets a
+/// The partitions to fetch and their fetch offsets (blocking), leaving out those waiting
+/// out a retry delay. Under durable fetch offsets a
 /// replica whose log end is not fsynced yet (it led with acks=1 writes, or restarted) is
 /// fsynced first, so that it reports, and appends after, its whole log.
-fn snapshot(shared: &FetcherShared, config: FetcherConfig) -> Vec<Asked> {
-    let fetching: Vec<(FollowedPartition, Arc<Partition>, i32)> = shared
-        .lock()
-        .iter()
-        .filter(|(_, a)| a.status == FollowStatus::Fetching)
-        .map(|(key, a)| (key.clone(), Arc::clone(&a.replica), a.leader_epoch))
-        .collect();
+fn snapshot(shared: &FetcherShared, config: FetcherConfig) -> Snapshot {
+    let now = Instant::now();
+    let mut next_retry: Option<Instant> = None;
+    let (generation, fetching) = {
+        let mut parts = shared.lock();
+        let generation = shared.generation.load(Ordering::Acquire);
+        let mut fetching: Vec<(FollowedPartition, Arc<Partition>, i32)> = Vec::new();
+        for (key, a) in parts.iter_mut() {
+            if a.status != FollowStatus::Fetching {
+                continue;
+            }
+            match a.retry_at {
+                Some(at) if at > now => {
+                    next_retry = Some(next_retry.map_or(at, |n| n.min(at)));
+                    continue;
+                }
+                _ => a.retry_at = None,
+            }
+            fetching.push((key.clone(), Arc::clone(&a.replica), a.leader_epoch));
+        }
+        (generation, fetching)
+    };
     let mut asked = Vec::with_capacity(fetching.len());
     for (key, replica, leader_epoch) in fetching {
         let end = replica.log_end_offset();
@@ -375,7 +507,19 @@ fn snapshot(shared: &FetcherShared, config: FetcherConfig) -> Vec<Asked> {
             fetch_offset,
         });
     }
-    asked
+    Snapshot {
+        asked,
+        generation,
+        next_retry,
+    }
+}
+
+/// One round's partitions, the assignment generation they come from, and when the first
+/// partition left out for a retry delay is due.
+struct Snapshot {
+    asked: Vec<Asked>,
+    generation: u64,
+    next_retry: Option<Instant>,
 }
 
 fn build_request(asked: &[Asked], config: FetcherConfig, broker_epoch: i64) -> FetchRequest {
@@ -422,30 +566,38 @@ enum Outcome {
 
 /// Applies a response to the replicas asked for (blocking): truncations, appends, high
 /// watermarks and log starts, then fsyncs every touched partition in parallel.
+/// Time a round spent applying its answer.
+#[derive(Debug, Default, Clone, Copy)]
+struct RoundTimes {
+    /// Truncations, appends, watermarks.
+    append: Duration,
+    /// The fsyncs of the touched partitions (in parallel).
+    fsync: Duration,
+}
+
 fn apply_response(
     asked: Vec<Asked>,
     response: FetchResponse,
     durable: bool,
-) -> Vec<(FollowedPartition, i32, Outcome)> {
-    let mut index: HashMap<(Uuid, &str, i32), &Asked> = HashMap::new();
+) -> (Vec<(FollowedPartition, i32, Outcome)>, RoundTimes) {
+    let started = std::time::Instant::now();
+    let mut times = RoundTimes::default();
+    let mut by_id: HashMap<(Uuid, i32), &Asked> = HashMap::with_capacity(asked.len());
+    let mut by_name: HashMap<(&str, i32), &Asked> = HashMap::new();
     for a in &asked {
-        index.insert((a.key.topic_id, a.key.topic.as_str(), a.key.partition), a);
+        by_id.insert((a.key.topic_id, a.key.partition), a);
+        by_name.insert((a.key.topic.as_str(), a.key.partition), a);
     }
     let mut outcomes = Vec::new();
     let mut touched: Vec<(&Asked, i64)> = Vec::new();
     for topic in response.responses {
         for data in topic.partitions {
-            let found = index
-                .iter()
-                .find(|((id, name, p), _)| {
-                    *p == data.partition_index
-                        && if topic.topic_id.is_nil() {
-                            *name == topic.topic.0.as_str()
-                        } else {
-                            *id == topic.topic_id
-                        }
-                })
-                .map(|(_, a)| *a);
+            let found = if topic.topic_id.is_nil() {
+                by_name.get(&(topic.topic.0.as_str(), data.partition_index))
+            } else {
+                by_id.get(&(topic.topic_id, data.partition_index))
+            }
+            .copied();
             let Some(a) = found else {
                 tracing::warn!(
                     partition = data.partition_index,
@@ -468,14 +620,20 @@ fn apply_response(
             outcomes.push((a.key.clone(), a.leader_epoch, outcome));
         }
     }
+    times.append = started.elapsed();
     if durable {
-        let flushed: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = touched
-                .iter()
-                .map(|(a, end)| scope.spawn(move || (a, a.replica.flush_to(*end))))
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().ok()).collect()
-        });
+        // One partition (the common case under load): fsynced here, no thread to start.
+        let flushed: Vec<_> = if let [(a, end)] = touched.as_slice() {
+            vec![(a, a.replica.flush_to(*end))]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = touched
+                    .iter()
+                    .map(|(a, end)| scope.spawn(move || (a, a.replica.flush_to(*end))))
+                    .collect();
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            })
+        };
         for (a, result) in flushed {
             if let Err(e) = result {
                 tracing::error!(partition = ?a.key, error = %e, "follower fsync failed; offline");
@@ -483,7 +641,8 @@ fn apply_response(
             }
         }
     }
-    outcomes
+    times.fsync = started.elapsed().saturating_sub(times.append);
+    (outcomes, times)
 }
 
 enum Applied {

@@ -22,17 +22,23 @@ use crate::config::Durability;
 use crate::handlers::testkit;
 use crate::partition::{Acks, Partition};
 use crate::replica_fetch::{replica_fetch, replication_now_ms, IsrProposal};
+use crate::replica_session::LeaderSessions;
 use crate::state::State;
 
 /// The Fetch version the fetcher speaks (ReplicaState is v15+).
 const VERSION: i16 = 16;
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The leader broker 1 behind an in-process link.
+/// The leader broker 1 behind an in-process link, serving each Fetch in the follower's
+/// fetch session as the cluster's data plane does.
 struct InProcess {
     leader: Arc<State>,
     stopped: AtomicBool,
     proposals: Mutex<Vec<IsrProposal>>,
+    /// Replaced to forget every session (a leader restart).
+    sessions: Mutex<Arc<LeaderSessions>>,
+    /// Per round trip: the partitions the request listed and those the answer carried.
+    rounds: Mutex<Vec<(usize, usize)>>,
 }
 
 impl LeaderLink for InProcess {
@@ -50,13 +56,26 @@ impl LeaderLink for InProcess {
             }
             let mut buf = BytesMut::new();
             request.encode(&mut buf, VERSION).expect("encode request");
-            let request = FetchRequest::decode(&mut buf.freeze(), VERSION).expect("decode");
-            let out = replica_fetch(&self.leader, request).await;
-            self.proposals.lock().expect("lock").extend(out.isr_changes);
+            let mut request = FetchRequest::decode(&mut buf.freeze(), VERSION).expect("decode");
+            let asked = request.topics.iter().map(|t| t.partitions.len()).sum();
+            let sessions = Arc::clone(&self.sessions.lock().expect("lock"));
+            let response = match sessions.begin(2, &mut request) {
+                Err(code) => {
+                    let mut response = FetchResponse::default();
+                    response.error_code = code.code();
+                    response
+                }
+                Ok(ticket) => {
+                    let mut out = replica_fetch(&self.leader, request).await;
+                    self.proposals.lock().expect("lock").extend(out.isr_changes);
+                    sessions.finish(ticket, &mut out.response);
+                    out.response
+                }
+            };
+            let answered = response.responses.iter().map(|t| t.partitions.len()).sum();
+            self.rounds.lock().expect("lock").push((asked, answered));
             let mut buf = BytesMut::new();
-            out.response
-                .encode(&mut buf, VERSION)
-                .expect("encode response");
+            response.encode(&mut buf, VERSION).expect("encode response");
             Ok(FetchResponse::decode(&mut buf.freeze(), VERSION).expect("decode response"))
         })
     }
@@ -66,6 +85,8 @@ struct Cluster {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
     leader: Arc<Partition>,
     follower: Arc<Partition>,
+    /// Partition 1: (leader's replica, follower's replica).
+    second: (Arc<Partition>, Arc<Partition>),
     link: Arc<InProcess>,
     key: FollowedPartition,
     manager: ReplicaFetcherManager,
@@ -98,31 +119,40 @@ fn leader_config(min_isr: usize, lag_ms: u64) -> LeaderConfig {
 /// Topic "t" on both brokers, each partition leading alone (epoch 0) until `start` makes
 /// broker 1 the replicated leader of `reg` and broker 2 its follower.
 async fn cluster() -> Cluster {
+    cluster_parking(200).await
+}
+
+/// [`cluster`] with the follower's Fetch parking up to `max_wait_ms` on the leader; topic "t"
+/// has a second partition, which nothing follows until a test assigns it.
+async fn cluster_parking(max_wait_ms: i32) -> Cluster {
     let dirs = (
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
     );
     let (a, b) = (testkit::state(dirs.0.path()), testkit::state(dirs.1.path()));
     let ta = a
-        .create_topic("t", 1, 1, BTreeMap::new())
+        .create_topic("t", 2, 1, BTreeMap::new())
         .await
         .expect("topic");
     let tb = b
-        .create_topic("t", 1, 1, BTreeMap::new())
+        .create_topic("t", 2, 1, BTreeMap::new())
         .await
         .expect("topic");
     let link = Arc::new(InProcess {
         leader: a,
         stopped: AtomicBool::new(false),
         proposals: Mutex::new(Vec::new()),
+        sessions: Mutex::new(Arc::new(LeaderSessions::default())),
+        rounds: Mutex::new(Vec::new()),
     });
     let factory_link: Arc<dyn LeaderLink> = link.clone();
     let mut config = FetcherConfig::new(2, true);
-    config.max_wait_ms = 200;
+    config.max_wait_ms = max_wait_ms;
     config.backoff_ms = 50;
     Cluster {
         leader: ta.partition(0).expect("p"),
         follower: tb.partition(0).expect("p"),
+        second: (ta.partition(1).expect("p"), tb.partition(1).expect("p")),
         key: FollowedPartition {
             topic_id: ta.id,
             topic: "t".to_string(),
@@ -354,4 +384,117 @@ async fn delete_records_on_the_leader_reaches_the_follower_and_one_left_behind_s
     .await;
     assert_eq!(batches(&c.follower), batches(&c.leader));
     assert_eq!(c.manager.status(&c.key), Some((1, FollowStatus::Fetching)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_rounds_in_a_fetch_session_carry_no_partitions() {
+    let c = cluster().await;
+    c.start(&reg(&[1, 2], 1), leader_config(2, 30_000));
+    produce(&c.leader, 3, Acks::Leader);
+    eventually("the follower learns the high watermark", || {
+        c.follower.high_watermark() == 3
+    })
+    .await;
+    // Two more (parked) rounds after the follower knew everything.
+    let seen = c.link.rounds.lock().expect("lock").len();
+    eventually("two idle rounds", || {
+        c.link.rounds.lock().expect("lock").len() >= seen + 2
+    })
+    .await;
+    let rounds = c.link.rounds.lock().expect("lock").clone();
+    assert_eq!(
+        rounds.first(),
+        Some(&(1, 1)),
+        "the first request is full: {rounds:?}"
+    );
+    assert_eq!(
+        rounds.last(),
+        Some(&(0, 0)),
+        "an idle round lists and answers nothing: {rounds:?}"
+    );
+    // Records still flow through the session, and the high watermark follows.
+    produce(&c.leader, 2, Acks::Leader);
+    eventually("the follower copies and learns 2 more", || {
+        c.follower.high_watermark() == 5
+    })
+    .await;
+    assert_eq!(batches(&c.follower), batches(&c.leader));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_lost_the_session_gets_a_full_request_and_replication_goes_on() {
+    let c = cluster().await;
+    c.start(&reg(&[1, 2], 1), leader_config(2, 30_000));
+    produce(&c.leader, 2, Acks::Leader);
+    eventually("the follower learns the high watermark", || {
+        c.follower.high_watermark() == 2
+    })
+    .await;
+    // The leader forgets every session (as a restarted leader would).
+    *c.link.sessions.lock().expect("lock") = Arc::new(LeaderSessions::default());
+    let seen = c.link.rounds.lock().expect("lock").len();
+    let waits: Vec<_> = produce(&c.leader, 3, Acks::All)
+        .into_iter()
+        .filter_map(|a| a.wait.replicated)
+        .collect();
+    for w in waits {
+        w.wait(WAIT).await.expect("acks=all answered");
+    }
+    eventually("the follower learns the high watermark", || {
+        c.follower.high_watermark() == 5
+    })
+    .await;
+    let rounds = c.link.rounds.lock().expect("lock")[seen..].to_vec();
+    assert!(
+        rounds.contains(&(1, 1)),
+        "a full request after the refused one: {rounds:?}"
+    );
+    assert_eq!(batches(&c.follower), batches(&c.leader));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_joining_a_parked_fetch_does_not_wait_out_the_park() {
+    // The Fetch parks for 30 s: only abandoning it lets partition 1 replicate within 10 s.
+    let c = cluster_parking(30_000).await;
+    c.start(&reg(&[1, 2], 1), leader_config(2, 30_000));
+    produce(&c.leader, 1, Acks::Leader);
+    // The Fetch that reports the follower's fsynced record parks: a moved high watermark
+    // does not end a park, so the leader's is the one to watch.
+    eventually("the leader's high watermark passes the record", || {
+        c.leader.high_watermark() == 1
+    })
+    .await;
+    let rounds = c.link.rounds.lock().expect("lock").len();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        c.link.rounds.lock().expect("lock").len(),
+        rounds,
+        "the Fetch is parked"
+    );
+
+    // This broker now also follows partition 1 (as after a failover to broker 1).
+    let (leader, follower) = &c.second;
+    leader
+        .become_replicated_leader(
+            &reg(&[1, 2], 1),
+            leader_config(2, 30_000),
+            replication_now_ms(),
+        )
+        .expect("lead");
+    follower.become_follower(1, 1).expect("follow");
+    let key = FollowedPartition {
+        partition: 1,
+        ..c.key.clone()
+    };
+    c.manager.assign(key, follower.clone(), 1, 1);
+    let waits: Vec<_> = produce(leader, 2, Acks::All)
+        .into_iter()
+        .filter_map(|a| a.wait.replicated)
+        .collect();
+    for w in waits {
+        w.wait(Duration::from_secs(10))
+            .await
+            .expect("acks=all answered before the park would have ended");
+    }
+    assert_eq!(batches(follower), batches(leader));
 }

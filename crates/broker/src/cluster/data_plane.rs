@@ -30,6 +30,7 @@ use crate::replica_fetch::{self, IsrProposal, LeaderReplicas};
 use crate::replica_fetcher::{
     FetcherConfig, FollowedPartition, LeaderLink, LinkError, LinkFactory, ReplicaFetcherManager,
 };
+use crate::replica_session::LeaderSessions;
 
 /// The Fetch versions a replica fetch is served at (v15 carries `ReplicaState`, KIP-903).
 pub const REPLICA_FETCH_VERSIONS: std::ops::RangeInclusive<i16> = 15..=17;
@@ -169,6 +170,8 @@ pub struct DataPlane {
     local: BrokerId,
     table: Arc<ReplicaTable>,
     fetchers: ReplicaFetcherManager,
+    /// The followers' incremental fetch sessions with this leader (KIP-227).
+    sessions: LeaderSessions,
     proposals: mpsc::UnboundedSender<IsrProposal>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -193,6 +196,7 @@ impl DataPlane {
             local: config.node_id,
             table,
             fetchers: ReplicaFetcherManager::new(FetcherConfig::from_broker(config), -1, links),
+            sessions: LeaderSessions::default(),
             proposals,
             tasks,
         }
@@ -207,25 +211,35 @@ impl DataPlane {
         &self.fetchers
     }
 
-    /// Serves one replica Fetch (`body` after the request header, at `version`): the
-    /// response body. The ISR changes it caused go to the AlterPartition sender.
+    /// Serves one replica Fetch (`body` after the request header, at `version`) in the
+    /// follower's fetch session: the response body. The ISR changes it caused go to the
+    /// AlterPartition sender.
     pub async fn serve_fetch(&self, version: i16, body: Bytes) -> Result<Bytes, FetchCodecError> {
         let codec = |e: &dyn std::fmt::Display| FetchCodecError {
             version,
             message: e.to_string(),
         };
         let mut body = body;
-        let request = FetchRequest::decode(&mut body, version).map_err(|e| codec(&e))?;
-        let outcome = replica_fetch::replica_fetch_from(&*self.table, request).await;
-        for change in outcome.isr_changes {
-            // The sender stops only at shutdown.
-            let _ = self.proposals.send(change);
-        }
+        let mut request = FetchRequest::decode(&mut body, version).map_err(|e| codec(&e))?;
+        let follower = replica_fetch::follower_of(&request);
+        let response = match self.sessions.begin(follower, &mut request) {
+            Err(code) => {
+                let mut response = FetchResponse::default();
+                response.error_code = code.code();
+                response
+            }
+            Ok(ticket) => {
+                let mut outcome = replica_fetch::replica_fetch_from(&*self.table, request).await;
+                for change in outcome.isr_changes {
+                    // The sender stops only at shutdown.
+                    let _ = self.proposals.send(change);
+                }
+                self.sessions.finish(ticket, &mut outcome.response);
+                outcome.response
+            }
+        };
         let mut out = BytesMut::new();
-        outcome
-            .response
-            .encode(&mut out, version)
-            .map_err(|e| codec(&e))?;
+        response.encode(&mut out, version).map_err(|e| codec(&e))?;
         Ok(out.freeze())
     }
 
