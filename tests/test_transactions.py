@@ -110,12 +110,12 @@ def rows(output):
     return [dict(zip(lines[0], l)) for l in lines[1:]]
 
 
-@pytest.mark.single_node("weir txn list/describe/producers ask the bootstrap broker only; routing "
-                         "them to every coordinator and partition leader of a cluster is not built")
 def test_operator_view_of_transactions(broker):
     """`weir txn list|describe|producers` (ListTransactions, DescribeTransactions and
     DescribeProducers) show an open transaction, the partitions in it and what holds each
-    partition's last stable offset back; then its completion."""
+    partition's last stable offset back; then its completion. Under WEIR_CLUSTER the CLI asks
+    every broker for the list, the id's coordinator for its description and each partition's
+    leader for its producers."""
     topic = create_topic(broker.bootstrap, unique_topic("ops"), 2)
     tid = unique_topic("tid")
     p = txn_producer(broker.bootstrap, tid)

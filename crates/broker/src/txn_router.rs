@@ -84,6 +84,17 @@ impl TxnRouter {
         if let Some(local) = &self.local {
             return Ok(local.clone());
         }
+        // Without the lease (§4.9) the loaded shard may be a former one, moved while this
+        // broker was paused or cut off: nothing is answered from its memory.
+        // (A broker still catching up after its start has no lease yet either: it answers
+        // COORDINATOR_LOAD_IN_PROGRESS as before, since its shards are about to load.)
+        if !self.image.serving() {
+            return Err(if self.image.is_caught_up() {
+                ErrorCode::NOT_COORDINATOR
+            } else {
+                ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+            });
+        }
         let Some(p) = self.partition_of(transactional_id) else {
             return Err(if self.image.is_caught_up() {
                 ErrorCode::NOT_COORDINATOR

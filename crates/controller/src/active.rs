@@ -2,14 +2,16 @@
 //! `ControllerLogic` over the committed image, one request or tick at a time, each
 //! decision's records committed as one entry before its reply goes out (pipeline depth 1,
 //! so the committed image is also the speculative one). Losing leadership drops the soft
-//! state (session deadlines); the next active controller starts every session afresh.
+//! state (session deadlines); the next active controller starts every session afresh. A
+//! heartbeat answered without records first confirms the leadership with a quorum: the
+//! answer grants the broker its lease (§4.9), which a deposed controller must not do.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::ServerState;
-use weir_metadata::{ControllerLogic, MetadataRecord};
+use weir_metadata::{ControllerLogic, ControllerRequest, MetadataRecord};
 
 use crate::node::{NodeInner, Queued};
 use crate::types::now_ms;
@@ -61,6 +63,22 @@ async fn commit(inner: &NodeInner, records: Vec<MetadataRecord>) -> Result<u64, 
     }
 }
 
+/// Confirms with a quorum (one round of raft heartbeats) that this node still leads (and
+/// that what it decides on is applied).
+async fn confirm_leadership(inner: &NodeInner) -> Result<(), RemoteFailure> {
+    inner
+        .raft
+        .ensure_linearizable()
+        .await
+        .map(|_| ())
+        .map_err(|e| match e.forward_to_leader() {
+            Some(f) => RemoteFailure::NotController {
+                leader_hint: f.leader_id,
+            },
+            None => RemoteFailure::Unavailable(e.to_string()),
+        })
+}
+
 /// The index of the last entry applied here: a reply decided on this image is valid once
 /// the caller applied that far.
 fn applied_index(inner: &NodeInner) -> u64 {
@@ -104,8 +122,15 @@ async fn lead(inner: &NodeInner, term: u64) {
             }
             queued = queue.recv() => {
                 let Some(Queued { request, reply }) = queued else { break };
+                let heartbeat = matches!(request, ControllerRequest::BrokerHeartbeat(_));
                 let (records, answer) = logic.handle(&inner.sm.image(), request, now_ms());
-                let outcome = if records.is_empty() {
+                let outcome = if records.is_empty() && heartbeat {
+                    // An answered heartbeat grants the broker its lease (§4.9): only a
+                    // controller a quorum still follows may grant it, since a deposed one
+                    // (paused, cut off) cannot fence, and the new one's sessions started
+                    // without this broker's heartbeat.
+                    confirm_leadership(inner).await.map(|()| applied_index(inner))
+                } else if records.is_empty() {
                     Ok(applied_index(inner))
                 } else {
                     commit(inner, records).await

@@ -19,7 +19,8 @@ pub mod wire;
 
 pub use log_store::{LogStore, RaftState};
 pub use node::{
-    BrokerState, ControlledShutdown, Node, NodeConfig, QuorumInfo, SnapshotPolicyConfig, VoterInfo,
+    BrokerState, ControlledShutdown, HeartbeatAnswer, Node, NodeConfig, QuorumInfo,
+    SnapshotPolicyConfig, VoterInfo,
 };
 pub use server::{DataPlane, DataPlaneFuture};
 pub use state_machine::{Applied, Change, StateMachine, SNAPSHOT_DIR};

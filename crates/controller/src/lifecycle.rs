@@ -1,7 +1,9 @@
 //! The broker lifecycle (§4.7): register with the active controller, then heartbeat every
 //! `broker.heartbeat.interval.ms`. A heartbeat that is refused for a stale or unknown
-//! epoch registers again. The registration's entry is applied here before `submit`
-//! returns, so every later heartbeat reports the broker caught up (KIP-631).
+//! epoch registers again. Every answered heartbeat is published with its send time
+//! ([`HeartbeatAnswer`]): the broker's lease (design §4.9) is renewed from it. The
+//! registration's entry is applied here before `submit` returns, so every later heartbeat
+//! reports the broker caught up (KIP-631).
 //!
 //! Controlled shutdown: once [`Node::controlled_shutdown`] asks, the next heartbeat goes at
 //! once and every heartbeat says `want_shutdown` until the controller answers
@@ -18,12 +20,14 @@ use weir_metadata::{
     MetadataError,
 };
 
-use crate::node::{BrokerState, ControlledShutdown, NodeInner};
+use crate::node::{BrokerState, ControlledShutdown, HeartbeatAnswer, NodeInner};
 
 pub(crate) async fn run(inner: Arc<NodeInner>) {
     let interval = Duration::from_millis(inner.config.heartbeat_interval_ms.max(1));
     let session = Duration::from_millis(inner.config.controller.session_timeout_ms.max(1));
     loop {
+        // A new registration: nothing is served until one of its heartbeats is answered.
+        inner.heartbeats.send_replace(None);
         let epoch = register(&inner, session).await;
         inner.broker.send_replace(BrokerState {
             epoch: Some(epoch),
@@ -96,8 +100,17 @@ async fn heartbeat(inner: &NodeInner, epoch: i64, interval: Duration, session: D
             want_fence: false,
             want_shutdown,
         });
+        // Taken before the first attempt: the controller's session for this heartbeat
+        // cannot start earlier, so the lease counted from here ends before it (§4.9).
+        let sent_at = std::time::Instant::now();
         match inner.submit(request, session).await {
             Ok(ControllerReply::BrokerHeartbeat(Ok(reply))) => {
+                inner.heartbeats.send_replace(Some(HeartbeatAnswer {
+                    sent_at,
+                    epoch,
+                    fenced: reply.is_fenced,
+                    applied_index: inner.sm.applied().borrow().0.saturating_sub(1),
+                }));
                 if want_shutdown && reply.should_shut_down {
                     end_shutdown(inner, ControlledShutdown::Done);
                 }

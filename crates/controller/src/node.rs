@@ -71,6 +71,21 @@ pub struct BrokerState {
     pub fenced: bool,
 }
 
+/// A heartbeat the active controller answered: what the broker's lease (design §4.9) is
+/// renewed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatAnswer {
+    /// When the heartbeat was sent (before its first attempt).
+    pub sent_at: std::time::Instant,
+    /// The registration it was sent for.
+    pub epoch: i64,
+    /// The controller's answer.
+    pub fenced: bool,
+    /// This node's applied index when the answer arrived (at least the entry the
+    /// controller decided it on: `submit` waits for that).
+    pub applied_index: u64,
+}
+
 /// Controlled shutdown (§4.7 step 4) as the lifecycle task drives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ControlledShutdown {
@@ -135,6 +150,9 @@ pub(crate) struct NodeInner {
     /// and retried instead.
     pub(crate) serving: std::sync::atomic::AtomicBool,
     pub(crate) broker: watch::Sender<BrokerState>,
+    /// The last answered heartbeat of the current registration (None before one, and
+    /// again while registering anew): the broker's lease follows it.
+    pub(crate) heartbeats: watch::Sender<Option<HeartbeatAnswer>>,
     /// Set by [`Node::controlled_shutdown`], advanced by the lifecycle task: a watch, so
     /// the request wakes the heartbeat loop at once and the caller waits for the outcome.
     pub(crate) shutdown: watch::Sender<ControlledShutdown>,
@@ -232,6 +250,7 @@ impl Node {
             queue_rx: tokio::sync::Mutex::new(queue_rx),
             serving: std::sync::atomic::AtomicBool::new(false),
             broker,
+            heartbeats: watch::channel(None).0,
             shutdown: watch::Sender::new(ControlledShutdown::Running),
             data_plane: std::sync::RwLock::new(None),
         });
@@ -305,6 +324,12 @@ impl Node {
     /// This broker's registration.
     pub fn broker_state(&self) -> watch::Receiver<BrokerState> {
         self.inner.broker.subscribe()
+    }
+
+    /// Every heartbeat the active controller answers (None while registering): what the
+    /// broker's lease is renewed from (design §4.9).
+    pub fn heartbeat_answers(&self) -> watch::Receiver<Option<HeartbeatAnswer>> {
+        self.inner.heartbeats.subscribe()
     }
 
     /// The active controller as this node knows it.

@@ -89,6 +89,7 @@ requests! {
     ElectLeaders(ElectLeadersRequest),
     AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
+    DescribeTopicPartitions(DescribeTopicPartitionsRequest),
 }
 
 /// The codec's errors are `anyhow` values; this keeps them out of Weir's public types.

@@ -84,6 +84,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::ListTransactions, 0, 1),
     range(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     range(ApiKey::ConsumerGroupDescribe, 0, 1),
+    // KIP-966: Kafka 3.8+ admin clients describe topics with it (with ELRs and paging).
+    range(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The range for `key`, if Weir serves it.

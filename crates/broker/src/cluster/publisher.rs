@@ -73,6 +73,12 @@ pub struct ImageCell {
     /// image may only not be replayed yet (what the transaction markers of a recovery wait
     /// for before they conclude a topic was deleted).
     caught_up: tokio::sync::watch::Sender<bool>,
+    /// The broker's lease (§4.9; `cluster/lease.rs`), installed by the binary in cluster
+    /// mode. Without one the broker always serves (single node, tests of handlers alone).
+    pub(super) lease: std::sync::OnceLock<std::sync::Mutex<super::lease::Lease>>,
+    /// Bumped at every answered heartbeat: requests held for the lease wake on it (and on
+    /// `published`, since a grant may wait for an image).
+    pub(super) lease_renewed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for ImageCell {
@@ -81,6 +87,8 @@ impl Default for ImageCell {
             current: RwLock::default(),
             published: tokio::sync::watch::Sender::new(0),
             caught_up: tokio::sync::watch::Sender::new(false),
+            lease: std::sync::OnceLock::new(),
+            lease_renewed: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -98,6 +106,11 @@ impl ImageCell {
     /// The index of the entry the latest image includes (0: none yet).
     pub fn index(&self) -> u64 {
         self.current.read().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// A receiver of the published index (what lease waits wake on).
+    pub(super) fn published_rx(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
     }
 
     /// Resolves once an image including entry `index` is published.

@@ -34,6 +34,21 @@ impl State {
         self.cluster
     }
 
+    /// `topic`'s partition `index` for a request to its leader: [`Topic::lookup`], refused
+    /// NOT_LEADER_OR_FOLLOWER while this broker's lease does not hold (§4.9; the controller
+    /// may have moved the leadership while this broker was paused or cut off). On a single
+    /// node exactly `lookup`.
+    pub fn lookup_led(
+        &self,
+        topic: &Topic,
+        index: i32,
+    ) -> Result<Arc<Partition>, weir_protocol::ResponseError> {
+        if self.cluster && !self.image.serving() {
+            return Err(weir_protocol::ResponseError::NotLeaderOrFollower);
+        }
+        topic.lookup(index)
+    }
+
     /// Installs the metadata quorum (once; later calls are ignored).
     pub fn set_controller(&self, controller: Arc<dyn super::ControllerClient>) {
         let _ = self.controller.set(controller);

@@ -40,7 +40,7 @@ pub fn offset_for_leader_epoch(
             res.end_offset = UNDEFINED_OFFSET;
             let current = (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
             let partition = match &topic {
-                Some(t) => t.lookup(p.partition),
+                Some(t) => state.lookup_led(t, p.partition),
                 None if !allowed => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };

@@ -105,7 +105,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx, conn: &super::Con
                     max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
                     leader_epoch: (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch),
                     target: match &topic {
-                        Some(topic) => topic.lookup(p.partition),
+                        Some(topic) => state.lookup_led(topic, p.partition),
                         None => Err(missing),
                     },
                 })

@@ -71,6 +71,14 @@ pub fn find_coordinator(
                 i32::from(advertise.1),
             ));
         };
+        // Without the lease (§4.9) this broker's image may be behind moves the controller
+        // made meanwhile: the client asks another broker.
+        if !state.image.serving() {
+            return Err((
+                ResponseError::CoordinatorNotAvailable,
+                "this broker has no current lease from the controller",
+            ));
+        }
         {
             use crate::cluster::coordinator::{group_coordinator, txn_coordinator, NoCoordinator};
             let group = req.key_type == 0;

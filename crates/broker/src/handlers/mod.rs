@@ -25,6 +25,7 @@ mod producer_id;
 mod scram_credentials;
 #[cfg(test)]
 pub(crate) mod testkit;
+mod topic_partitions;
 mod txn;
 
 use std::future::Future;
@@ -313,6 +314,9 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
         Request::ListPartitionReassignments(r) => {
             ctx.reply(&leaders::list_partition_reassignments(state, &r, conn))
         }
+        Request::DescribeTopicPartitions(r) => ctx.reply(
+            &topic_partitions::describe_topic_partitions(state, &r, conn),
+        ),
         Request::CreateAcls(r) => ctx.reply(&acls::create(state, r, conn).await),
         Request::DescribeAcls(r) => ctx.reply(&acls::describe(state, &r, conn)),
         Request::DeleteAcls(r) => ctx.reply(&acls::delete(state, r, conn).await),

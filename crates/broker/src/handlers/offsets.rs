@@ -44,7 +44,7 @@ pub async fn list_offsets(
             res.offset = -1;
             let partition = match &topic {
                 _ if !allowed => Err(ResponseError::TopicAuthorizationFailed),
-                Some(t) => t.lookup(p.partition_index),
+                Some(t) => state.lookup_led(t, p.partition_index),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };
             let partition = match partition {
@@ -55,12 +55,14 @@ pub async fn list_offsets(
                     continue;
                 }
             };
-            if version >= 4 {
-                if let Err(e) = partition.check_leader_epoch(Some(p.current_leader_epoch)) {
-                    res.error_code = partition_code(&e).code();
-                    out.partitions.push(res);
-                    continue;
-                }
+            // Only the leader answers, at every version (v4+ also checks the client's
+            // epoch): a follower's high watermark lags its leader's, and a former leader's
+            // is from before it lost the partition (design §4.9).
+            let epoch = (version >= 4).then_some(p.current_leader_epoch);
+            if let Err(e) = partition.check_leader_epoch(epoch) {
+                res.error_code = partition_code(&e).code();
+                out.partitions.push(res);
+                continue;
             }
             match p.timestamp {
                 // read_committed consumers start from the last stable offset; the others
@@ -122,7 +124,7 @@ pub async fn delete_records(
             res.low_watermark = -1;
             let partition = match &topic {
                 _ if !allowed => Err(ResponseError::TopicAuthorizationFailed),
-                Some(t) => t.lookup(p.partition_index),
+                Some(t) => state.lookup_led(t, p.partition_index),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };
             match partition {

@@ -3,7 +3,8 @@
 //! so the client asks FindCoordinator again (design §7.1); likewise a transaction request
 //! whose `__transaction_state` shard is not loaded here. Before that, a restarting broker holds
 //! requests about partitions, groups and transactions until it caught up with the quorum
-//! ([`wait_for_catch_up`]). Single node: never called.
+//! ([`wait_for_catch_up`]), and while its lease does not hold (design §4.9). Single node:
+//! never called.
 
 use weir_protocol::kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -19,6 +20,10 @@ use crate::state::State;
 
 /// The longest a request waits for this broker to catch up with the quorum.
 const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The longest a request waits for this broker's lease (§4.9): a heartbeat round trip
+/// and the entries that answer needs, well within a client's request timeout.
+const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Holds a request about partitions, groups or transactions until this broker caught up
 /// with the quorum, for [`CATCH_UP_WAIT`] at most. Before then it knows what it led before it
@@ -67,6 +72,17 @@ pub(super) async fn wait_for_catch_up(state: &State, req: &Request) {
                 "not caught up with the quorum after {CATCH_UP_WAIT:?}; answering anyway"
             );
         }
+    }
+    // The lease (§4.9): right after a pause or a partition the controller may have fenced
+    // this broker and moved what it led. The request waits for a heartbeat answered after
+    // it and for the image that answer was decided on; the handler then answers from that
+    // image (or refuses, as a broker without the lease does: `State::lookup_led`, the
+    // routers' `shard`, FindCoordinator).
+    if held && !state.image.serving() && !state.image.serving_within(LEASE_WAIT).await {
+        tracing::debug!(
+            lease = ?state.image.lease_status(),
+            "no lease after {LEASE_WAIT:?}: refusing as a non-leader"
+        );
     }
 }
 

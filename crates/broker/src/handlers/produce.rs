@@ -84,7 +84,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
                 continue;
             };
             let partition = match &topic {
-                Ok(t) => t.lookup(pd.index),
+                Ok(t) => state.lookup_led(t, pd.index),
                 Err(code) => Err(*code),
             };
             let partition = match partition {

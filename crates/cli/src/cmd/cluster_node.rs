@@ -195,6 +195,7 @@ pub fn spawn_publisher(
     // subscription included) is not left waiting for an entry that never comes again.
     let baseline_index = node.applied_index();
     let baseline = node.image();
+    spawn_lease(state, &node);
     tokio::spawn(async move {
         if let Err(error) = publisher
             .apply(baseline_index, baseline, &Change::Reset)
@@ -234,6 +235,33 @@ pub fn spawn_publisher(
             }
         }
     })
+}
+
+/// Installs the broker's lease (design §4.9) and renews it from every heartbeat the
+/// active controller answers. A task of its own: the publisher may be busy with an entry
+/// (opening logs), and a late renewal only delays serving.
+fn spawn_lease(state: &Arc<weir_broker::state::State>, node: &Node) {
+    use weir_broker::cluster::HeartbeatAck;
+    let session = std::time::Duration::from_millis(state.config.cluster.session_timeout_ms);
+    state.image.install_lease(session);
+    let image = state.image.clone();
+    let mut answers = node.heartbeat_answers();
+    tokio::spawn(async move {
+        loop {
+            let answer = *answers.borrow_and_update();
+            match answer {
+                Some(a) => image.renew_lease(HeartbeatAck {
+                    sent_at: a.sent_at,
+                    fenced: a.fenced,
+                    applied_index: a.applied_index,
+                }),
+                None => image.revoke_lease(),
+            }
+            if answers.changed().await.is_err() {
+                break;
+            }
+        }
+    });
 }
 
 #[cfg(test)]

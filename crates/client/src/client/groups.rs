@@ -28,9 +28,11 @@ use crate::error::{codes, ClientError};
 
 /// `key_type` of a consumer group in FindCoordinator.
 const KEY_TYPE_GROUP: i8 = 0;
-/// How often a group request is retried while the coordinator is loading, unavailable or
-/// has moved. With [`backoff`] this waits up to about 4.5 s in total.
-const COORDINATOR_RETRIES: u32 = 9;
+/// `key_type` of a transactional id in FindCoordinator.
+pub(super) const KEY_TYPE_TXN: i8 = 1;
+/// How often a group (or transaction) request is retried while the coordinator is loading,
+/// unavailable or has moved. With [`backoff`] this waits up to about 4.5 s in total.
+pub(super) const COORDINATOR_RETRIES: u32 = 9;
 
 /// A group as ListGroups reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +143,7 @@ pub fn decode_consumer_assignment(
 }
 
 /// Whether `e` means "ask the coordinator again": it is loading, unavailable, or moved.
-fn coordinator_retriable(e: &ClientError) -> bool {
+pub(super) fn coordinator_retriable(e: &ClientError) -> bool {
     matches!(
         e.code(),
         Some(
@@ -234,9 +236,19 @@ fn partition_error(api: ApiKey, code: i16, topic: &str, partition: i32) -> Clien
 impl Client {
     /// The coordinator of consumer group `group`.
     pub async fn find_coordinator(&mut self, group: &str) -> Result<BrokerInfo, ClientError> {
+        self.find_coordinator_of(KEY_TYPE_GROUP, group).await
+    }
+
+    /// The coordinator of `key` (a group for [`KEY_TYPE_GROUP`], a transactional id for
+    /// [`KEY_TYPE_TXN`]).
+    pub(super) async fn find_coordinator_of(
+        &mut self,
+        key_type: i8,
+        key: &str,
+    ) -> Result<BrokerInfo, ClientError> {
         let mut attempt = 0;
         loop {
-            match self.find_coordinator_once(group).await {
+            match self.find_coordinator_once(key_type, key).await {
                 Err(e) if attempt < COORDINATOR_RETRIES && coordinator_retriable(&e) => {
                     attempt += 1;
                     tokio::time::sleep(backoff(attempt)).await;
@@ -246,13 +258,17 @@ impl Client {
         }
     }
 
-    async fn find_coordinator_once(&mut self, group: &str) -> Result<BrokerInfo, ClientError> {
+    async fn find_coordinator_once(
+        &mut self,
+        key_type: i8,
+        group: &str,
+    ) -> Result<BrokerInfo, ClientError> {
         let api = ApiKey::FindCoordinator;
         let conn = self.admin().await?;
         let version = conn.version(api)?;
         if version >= 4 {
             let req = FindCoordinatorRequest::default()
-                .with_key_type(KEY_TYPE_GROUP)
+                .with_key_type(key_type)
                 .with_coordinator_keys(vec![text(group)]);
             let resp = conn.send_version(req, version).await?;
             let c = resp
@@ -270,7 +286,10 @@ impl Client {
         }
         let mut req = FindCoordinatorRequest::default().with_key(text(group));
         if version >= 1 {
-            req.key_type = KEY_TYPE_GROUP;
+            req.key_type = key_type;
+        } else if key_type != KEY_TYPE_GROUP {
+            // v0 knows groups only.
+            return Err(ClientError::Unsupported { api });
         }
         let resp = conn.send_version(req, version).await?;
         ClientError::check(api, resp.error_code, resp.error_message.as_deref())?;
@@ -284,7 +303,16 @@ impl Client {
 
     /// The connection to `group`'s coordinator.
     async fn coordinator(&mut self, group: &str) -> Result<&mut Connection, ClientError> {
-        let info = self.find_coordinator(group).await?;
+        self.coordinator_of(KEY_TYPE_GROUP, group).await
+    }
+
+    /// The connection to the coordinator of `key` (see [`Client::find_coordinator_of`]).
+    pub(super) async fn coordinator_of(
+        &mut self,
+        key_type: i8,
+        key: &str,
+    ) -> Result<&mut Connection, ClientError> {
+        let info = self.find_coordinator_of(key_type, key).await?;
         let id = info.id;
         // The coordinator may be a broker this client has not seen in Metadata yet, or one
         // whose address changed.

@@ -1,9 +1,12 @@
 //! Transaction administration: ListTransactions, DescribeTransactions and
 //! DescribeProducers, as `weir txn` uses them.
 //!
-//! Requests go to the bootstrap broker, which is every coordinator and every partition's
-//! leader in a single-node Weir; a cluster would route them by FindCoordinator (key type 1)
-//! and by partition leader.
+//! Routed as Kafka's admin client routes them: ListTransactions to every broker (each lists
+//! the transaction shards it coordinates), DescribeTransactions to each id's coordinator
+//! (FindCoordinator with key type 1, asked again while it loads or moves), DescribeProducers
+//! to each partition's leader. On a single node all of them are the one broker.
+
+use std::collections::BTreeMap;
 
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::{
@@ -11,7 +14,8 @@ use kafka_protocol::messages::{
     TransactionalId,
 };
 
-use super::{name, text, Client};
+use super::groups::{coordinator_retriable, COORDINATOR_RETRIES, KEY_TYPE_TXN};
+use super::{backoff, leader_moved, name, text, Client, LEADER_RETRIES};
 use crate::error::ClientError;
 
 /// One transactional id, as ListTransactions reports it.
@@ -49,88 +53,154 @@ pub struct ProducerDescription {
 }
 
 impl Client {
-    /// Every transactional id the coordinator knows, optionally only in these states
-    /// (Kafka's names: Empty, Ongoing, PrepareCommit, ...).
+    /// Every transactional id the coordinators know, optionally only in these states
+    /// (Kafka's names: Empty, Ongoing, PrepareCommit, ...): every broker is asked, since each
+    /// lists only the ids it coordinates.
     pub async fn list_transactions(
         &mut self,
         states: &[String],
     ) -> Result<Vec<TxnListing>, ClientError> {
         let api = ApiKey::ListTransactions;
-        let mut req = ListTransactionsRequest::default();
-        req.state_filters = states.iter().map(|s| text(s)).collect();
-        req.duration_filter = -1;
-        let resp = self.admin().await?.send(req).await?;
-        ClientError::check(api, resp.error_code, None)?;
-        if let Some(unknown) = resp.unknown_state_filters.first() {
-            return Err(ClientError::Protocol {
-                api,
-                message: format!("unknown transaction state {:?}", unknown.as_str()),
-            });
+        let mut ids: Vec<i32> = self.brokers.keys().copied().collect();
+        if ids.is_empty() {
+            self.metadata(Some(Vec::new())).await?;
+            ids = self.brokers.keys().copied().collect();
         }
-        let mut out: Vec<TxnListing> = resp
-            .transaction_states
-            .into_iter()
-            .map(|t| TxnListing {
-                transactional_id: t.transactional_id.0.to_string(),
-                producer_id: t.producer_id.0,
-                state: t.transaction_state.to_string(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
-        Ok(out)
+        ids.sort_unstable();
+        let mut listed: BTreeMap<String, TxnListing> = BTreeMap::new();
+        for id in ids {
+            let mut req = ListTransactionsRequest::default();
+            req.state_filters = states.iter().map(|s| text(s)).collect();
+            req.duration_filter = -1;
+            let resp = self.broker(id).await?.send(req).await?;
+            ClientError::check(api, resp.error_code, None)?;
+            if let Some(unknown) = resp.unknown_state_filters.first() {
+                return Err(ClientError::Protocol {
+                    api,
+                    message: format!("unknown transaction state {:?}", unknown.as_str()),
+                });
+            }
+            for t in resp.transaction_states {
+                let transactional_id = t.transactional_id.0.to_string();
+                listed.insert(
+                    transactional_id.clone(),
+                    TxnListing {
+                        transactional_id,
+                        producer_id: t.producer_id.0,
+                        state: t.transaction_state.to_string(),
+                    },
+                );
+            }
+        }
+        Ok(listed.into_values().collect())
     }
 
-    /// Describes transactional ids, in the order given; an unknown id is an error.
+    /// Describes transactional ids, in the order given, each asked of its coordinator; an
+    /// unknown id is an error.
     pub async fn describe_transactions(
         &mut self,
         ids: &[String],
     ) -> Result<Vec<TxnDescription>, ClientError> {
-        let api = ApiKey::DescribeTransactions;
-        let mut req = DescribeTransactionsRequest::default();
-        req.transactional_ids = ids.iter().map(|i| TransactionalId(text(i))).collect();
-        let resp = self.admin().await?.send(req).await?;
-        let mut out = Vec::with_capacity(resp.transaction_states.len());
-        for t in resp.transaction_states {
-            let id = t.transactional_id.0.to_string();
-            ClientError::check(api, t.error_code, Some(&format!("transactional id {id}")))?;
-            out.push(TxnDescription {
-                transactional_id: id,
-                state: t.transaction_state.to_string(),
-                producer_id: t.producer_id.0,
-                producer_epoch: t.producer_epoch,
-                timeout_ms: t.transaction_timeout_ms,
-                start_time_ms: t.transaction_start_time_ms,
-                partitions: t
-                    .topics
-                    .into_iter()
-                    .flat_map(|topic| {
-                        let name = topic.topic.0.to_string();
-                        topic.partitions.into_iter().map(move |p| (name.clone(), p))
-                    })
-                    .collect(),
-            });
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut attempt = 0;
+            loop {
+                match self.describe_transaction_once(id).await {
+                    Err(e) if attempt < COORDINATOR_RETRIES && coordinator_retriable(&e) => {
+                        attempt += 1;
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                    other => {
+                        out.push(other?);
+                        break;
+                    }
+                }
+            }
         }
         Ok(out)
     }
 
-    /// The producers each partition of `topic` remembers (`partitions` empty: all of them).
+    async fn describe_transaction_once(&mut self, id: &str) -> Result<TxnDescription, ClientError> {
+        let api = ApiKey::DescribeTransactions;
+        let mut req = DescribeTransactionsRequest::default();
+        req.transactional_ids = vec![TransactionalId(text(id))];
+        let resp = self
+            .coordinator_of(KEY_TYPE_TXN, id)
+            .await?
+            .send(req)
+            .await?;
+        let t = resp
+            .transaction_states
+            .into_iter()
+            .find(|t| t.transactional_id.0.as_str() == id)
+            .ok_or_else(|| ClientError::Protocol {
+                api,
+                message: format!("no answer for transactional id {id}"),
+            })?;
+        ClientError::check(api, t.error_code, Some(&format!("transactional id {id}")))?;
+        Ok(TxnDescription {
+            transactional_id: id.to_owned(),
+            state: t.transaction_state.to_string(),
+            producer_id: t.producer_id.0,
+            producer_epoch: t.producer_epoch,
+            timeout_ms: t.transaction_timeout_ms,
+            start_time_ms: t.transaction_start_time_ms,
+            partitions: t
+                .topics
+                .into_iter()
+                .flat_map(|topic| {
+                    let name = topic.topic.0.to_string();
+                    topic.partitions.into_iter().map(move |p| (name.clone(), p))
+                })
+                .collect(),
+        })
+    }
+
+    /// The producers each partition of `topic` remembers (`partitions` empty: all of them),
+    /// each partition asked of its leader, in partition order.
     pub async fn describe_producers(
         &mut self,
         topic: &str,
         partitions: &[i32],
     ) -> Result<Vec<ProducerDescription>, ClientError> {
-        let api = ApiKey::DescribeProducers;
-        let partitions = if partitions.is_empty() {
+        let partitions: Vec<i32> = if partitions.is_empty() {
             (0..self.partition_count(topic).await?).collect()
         } else {
             partitions.to_vec()
         };
+        let mut out = Vec::new();
+        for partition in partitions {
+            let mut attempt = 0;
+            loop {
+                match self.describe_producers_once(topic, partition).await {
+                    Err(e) if attempt < LEADER_RETRIES && leader_moved(&e) => {
+                        attempt += 1;
+                        self.forget_leader(topic, partition);
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                    other => {
+                        out.extend(other?);
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn describe_producers_once(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<ProducerDescription>, ClientError> {
+        let api = ApiKey::DescribeProducers;
+        let leader = self.leader(topic, partition).await?;
         let mut t = TopicRequest::default();
         t.name = name(topic);
-        t.partition_indexes = partitions;
+        t.partition_indexes = vec![partition];
         let mut req = DescribeProducersRequest::default();
         req.topics = vec![t];
-        let resp = self.admin().await?.send(req).await?;
+        let resp = self.broker(leader).await?.send(req).await?;
         let mut out = Vec::new();
         for t in resp.topics {
             for p in t.partitions {
