@@ -10,6 +10,7 @@ mod joins;
 mod nexmark;
 mod pipelines;
 mod slt;
+mod state_cleaning;
 mod tables;
 mod topn;
 mod windows;
