@@ -265,14 +265,20 @@ impl UpdatingAggregateOp {
             let aggs = &self.aggs;
             let lenient = self.expiry.has_ttl();
             let result = self.state.update(&key, |slot| -> Result<(), String> {
-                let g = slot.get_or_insert_with(|| Group::new(aggs));
-                g.add_row(row, &args, &filters, weight)?;
-                if g.rows < 0 && lenient {
+                if lenient && weight < 0 && slot.is_none() {
                     // A retraction of a row of a group that expired (TTL): ignored, as in
-                    // Flink; the group is gone.
+                    // Flink.
+                    return Ok(());
+                }
+                let g = slot.get_or_insert_with(|| Group::new(aggs));
+                let added = g.add_row(row, &args, &filters, weight);
+                if lenient && (added.is_err() || g.rows < 0) {
+                    // The group expired and came back: the retracted row is not in it. It
+                    // cannot be trusted any more; it starts afresh with its next row.
                     *slot = None;
                     return Ok(());
                 }
+                added?;
                 if g.rows < 0 {
                     return Err("a retraction of a row the aggregate never counted".into());
                 }
