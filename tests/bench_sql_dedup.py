@@ -8,8 +8,12 @@ reaches the end:
 
 - plain: `SELECT id, k, v, ts FROM ev` (a stateless view);
 - dedup: `... (SELECT .., ROW_NUMBER() OVER (PARTITION BY id ORDER BY ts) AS rn FROM ev)
-  WHERE rn = 1`, with its state bytes (every distinct id is kept: nothing frees it, the
-  watermark does not reach the TopN).
+  WHERE rn = 1`, with its state bytes (every distinct id is kept: nothing frees it);
+- dedup_window: the same per id and 10 s TUMBLE window (`PARTITION BY id, window_start`): an
+  id's entry is freed once the watermark passes its window's end (duplicates across a
+  window boundary are kept, one per window);
+- dedup_ttl: `dedup` under `SET streaming.state_ttl = '10 seconds'` (event time): an id's
+  entry is dropped once idle that long.
 
     WEIR_BIN=.bin/weir ~/.cache/weir-venv/bin/python tests/bench_sql_dedup.py [N]
 """
@@ -29,11 +33,20 @@ from conftest import Broker, create_topic, make_producer, produce_all, unique_to
 
 BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
+DEDUP = ("SELECT id, k, v, ts FROM (SELECT id, k, v, ts, ROW_NUMBER() OVER "
+         "(PARTITION BY id ORDER BY ts) AS rn FROM ev) t WHERE rn = 1")
+
 QUERIES = {
     "plain": "SELECT id, k, v, ts FROM ev",
-    "dedup": "SELECT id, k, v, ts FROM (SELECT id, k, v, ts, ROW_NUMBER() OVER "
-             "(PARTITION BY id ORDER BY ts) AS rn FROM ev) t WHERE rn = 1",
+    "dedup": DEDUP,
+    "dedup_window": "SELECT id, window_start, k, v, ts FROM (SELECT id, k, v, ts, window_start, "
+                    "ROW_NUMBER() OVER (PARTITION BY id, window_start ORDER BY ts) AS rn "
+                    "FROM TUMBLE(ev, ts, INTERVAL '10' SECOND)) t WHERE rn = 1",
+    "dedup_ttl": DEDUP,
 }
+
+# Session settings per query, set before its CREATE and reset after.
+SETTINGS = {"dedup_ttl": ("streaming.state_ttl", "10 seconds")}
 
 
 def describe(cur, name: str) -> dict:
@@ -81,8 +94,13 @@ def main():
             for round_ in range(2):
                 for kind, query in QUERIES.items():
                     name = f"{kind}_{round_}"
+                    setting = SETTINGS.get(kind)
+                    if setting:
+                        cur.execute(f"SET {setting[0]} = '{setting[1]}'")
                     took, info = run(cur, name, query, topic, n)
-                    print(f"{kind:6} round {round_}: {n / took:9.0f} events/s ({took:.2f}s), "
+                    if setting:
+                        cur.execute(f"SET {setting[0]} = 'none'")
+                    print(f"{kind:12} round {round_}: {n / took:9.0f} events/s ({took:.2f}s), "
                           f"state {info['state bytes']}, records written "
                           f"{info['records written']}")
                     cur.execute(f"DROP MATERIALIZED VIEW {name}")

@@ -368,8 +368,8 @@ impl Session {
     pub async fn execute(&self, statement: WeirStatement) -> Result<Output, SqlError> {
         match statement {
             WeirStatement::CreateSource(c) => self.engine.create_source(*c).await,
-            WeirStatement::CreateView(v) => self.engine.create_view(*v).await,
-            WeirStatement::CreateSink(k) => self.engine.create_sink(*k).await,
+            WeirStatement::CreateView(v) => self.engine.create_view(*v, self.state_ttl()).await,
+            WeirStatement::CreateSink(k) => self.engine.create_sink(*k, self.state_ttl()).await,
             WeirStatement::Show(kind) => Ok(self.engine.show(kind)),
             WeirStatement::ShowCreate { kind, name } => self.engine.show_create(kind, &name),
             WeirStatement::Describe(name) => self.engine.describe(&name),
@@ -383,7 +383,9 @@ impl Session {
                     .drop_object(kind, if_exists, name, cascade)
                     .await
             }
-            WeirStatement::ExplainCreate(s) => self.engine.explain_create(*s).await,
+            WeirStatement::ExplainCreate(s) => {
+                self.engine.explain_create(*s, self.state_ttl()).await
+            }
             WeirStatement::NotYet(message) => Err(SqlError::Unsupported(message)),
             WeirStatement::Sql(statement) => match self.session_statement(&statement) {
                 Some(out) => out,
@@ -442,6 +444,14 @@ impl Session {
             Statement::Deallocate { .. } => Output::Command("DEALLOCATE".into()),
             _ => return None,
         }))
+    }
+
+    /// The idle-state TTL set for the views and sinks created next ([`crate::state_ttl`]).
+    fn state_ttl(&self) -> Option<String> {
+        let vars = self.vars_lock();
+        vars.iter()
+            .find(|(k, _)| crate::state_ttl::SESSION_VARS.contains(&k.trim_matches('\'')))
+            .map(|(_, v)| v.clone())
     }
 
     fn vars_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {

@@ -15,6 +15,7 @@
 //!   [`engine::Session`].
 //! - [`pg`]: pgwire handlers (simple and extended query protocols, text and binary results);
 //!   [`service`]: the listener as a broker [`weir_broker::Service`]; [`client`]: `weir sql`.
+//! - [`state_ttl`]: the opt-in idle-state TTL of continuous queries (event time).
 //! - [`nexmark`]: the Nexmark generator, sources and queries (tests and `weir bench nexmark`).
 
 pub mod append;
@@ -37,6 +38,7 @@ pub mod service;
 pub mod session;
 pub mod show_create;
 pub mod source;
+pub mod state_ttl;
 pub mod stream_io;
 pub mod table;
 pub mod types;

@@ -35,7 +35,14 @@ pub const EXPLAIN_COLUMN: &str = "stream graph";
 pub const SINK: &str = "sink";
 
 /// Options a sink accepts (`INTO` and `FORMAT` arrive as `topic` and `format`).
-const SINK_OPTIONS: &[&str] = &["topic", "format", "type", "primary_key", "csv.delimiter"];
+const SINK_OPTIONS: &[&str] = &[
+    "topic",
+    "format",
+    "type",
+    "primary_key",
+    "csv.delimiter",
+    crate::state_ttl::OPTION,
+];
 
 /// Topic settings of an updating view's topic (§8): compacted, cleaned early, so a scan
 /// reads close to one record per live key.
@@ -194,7 +201,39 @@ impl Engine {
 
     /// Plans `entry`'s statement into the graph its pipeline runs, and for a view the
     /// definition it is read back with.
+    /// Plans a view's or sink's SQL with its idle-state TTL (`ttl`: the session's or the
+    /// catalog's text; a sink's own option wins), checked here.
     async fn plan_entry(
+        self: &Arc<Self>,
+        name: &str,
+        sql: &str,
+        ttl: Option<&str>,
+    ) -> Result<(StreamPlan, SinkSpec, Option<SourceDef>), SqlError> {
+        let (mut planned, sink, view) = self.plan_sql(name, sql).await?;
+        let option = match crate::parser::parse(sql)?.pop() {
+            Some(WeirStatement::CreateSink(k)) => k.options.get(crate::state_ttl::OPTION).cloned(),
+            _ => None,
+        };
+        if let Some(ms) = option
+            .as_deref()
+            .or(ttl)
+            .map(crate::state_ttl::parse)
+            .transpose()?
+            .flatten()
+        {
+            if !planned.sources.iter().any(|d| d.create.watermark.is_some()) {
+                return Err(SqlError::unsupported(format!(
+                    "{name}: state_ttl is measured in event time, by the watermark, and no \
+                     source this query reads declares one: add WATERMARK FOR to a source, or \
+                     SET streaming.state_ttl = 'none'"
+                )));
+            }
+            planned.graph.state_ttl_ms = Some(ms);
+        }
+        Ok((planned, sink, view))
+    }
+
+    async fn plan_sql(
         self: &Arc<Self>,
         name: &str,
         sql: &str,
@@ -315,6 +354,7 @@ impl Engine {
     pub(crate) async fn explain_create(
         self: &Arc<Self>,
         statement: WeirStatement,
+        ttl: Option<String>,
     ) -> Result<Output, SqlError> {
         let (name, sql) = match statement {
             WeirStatement::CreateView(v) => (v.name.clone(), v.to_string()),
@@ -325,28 +365,43 @@ impl Engine {
                 ))
             }
         };
-        let (planned, sink, _) = self.plan_entry(&name, &sql).await?;
+        let (planned, sink, _) = self.plan_entry(&name, &sql, ttl.as_deref()).await?;
         let lines = planned.with_sink(sink).explain();
         Ok(crate::engine::text_rows(&[EXPLAIN_COLUMN], vec![lines]))
     }
 
-    pub(crate) async fn create_view(self: &Arc<Self>, v: CreateView) -> Result<Output, SqlError> {
+    /// `ttl`: the session's idle-state TTL ([`crate::state_ttl`]), kept with the view.
+    pub(crate) async fn create_view(
+        self: &Arc<Self>,
+        v: CreateView,
+        ttl: Option<String>,
+    ) -> Result<Output, SqlError> {
         let sql = CreateView {
             if_not_exists: false,
             ..v.clone()
         }
         .to_string();
-        self.create_pipeline(ObjectKind::MaterializedView, v.name, v.if_not_exists, sql)
-            .await
+        self.create_pipeline(
+            ObjectKind::MaterializedView,
+            v.name,
+            v.if_not_exists,
+            sql,
+            ttl,
+        )
+        .await
     }
 
-    pub(crate) async fn create_sink(self: &Arc<Self>, k: CreateSink) -> Result<Output, SqlError> {
+    pub(crate) async fn create_sink(
+        self: &Arc<Self>,
+        k: CreateSink,
+        ttl: Option<String>,
+    ) -> Result<Output, SqlError> {
         let sql = CreateSink {
             if_not_exists: false,
             ..k.clone()
         }
         .to_string();
-        self.create_pipeline(ObjectKind::Sink, k.name, k.if_not_exists, sql)
+        self.create_pipeline(ObjectKind::Sink, k.name, k.if_not_exists, sql, ttl)
             .await
     }
 
@@ -356,6 +411,7 @@ impl Engine {
         name: String,
         if_not_exists: bool,
         sql: String,
+        ttl: Option<String>,
     ) -> Result<Output, SqlError> {
         let tag = format!("CREATE {}", kind.sql_name());
         let _change = self.catalog.begin_change().await;
@@ -366,7 +422,7 @@ impl Engine {
             return Err(SqlError::Exists(name));
         }
         // (1) Every user error is raised here, before anything is written.
-        let (planned, sink, view) = self.plan_entry(&name, &sql).await?;
+        let (planned, sink, view) = self.plan_entry(&name, &sql, ttl.as_deref()).await?;
         if view.is_some() && self.state.topic(&name).is_some() {
             return Err(SqlError::Invalid(format!(
                 "topic {name} already exists; a materialized view writes to a topic of its name"
@@ -380,6 +436,9 @@ impl Engine {
             entry.columns = v.column_infos();
         }
         entry.options.insert("topic".into(), sink.topic.clone());
+        if let Some(ttl) = ttl {
+            entry.options.insert(crate::state_ttl::OPTION.into(), ttl);
+        }
         entry.depends_on = planned.reads.iter().cloned().collect();
         entry.plan_fingerprint = Some(plan::fingerprint(&planned.graph));
         entry.state_layout = Some(plan::state_layout(&planned.graph_with_sink(sink.clone())));
@@ -509,7 +568,10 @@ impl Engine {
                 ObjectKind::Sink
             };
             let planned = async {
-                let (planned, sink, view) = self.plan_entry(&name, &entry.sql).await?;
+                let ttl = entry.options.get(crate::state_ttl::OPTION);
+                let (planned, sink, view) = self
+                    .plan_entry(&name, &entry.sql, ttl.map(String::as_str))
+                    .await?;
                 // A plan that changed since CREATE resumes, is rebuilt under a new id, or is
                 // refused with the way out (crate::upgrade).
                 let entry = self

@@ -5,6 +5,7 @@
 //! `UNION ALL` a `Union`, scans of tables their changelogs ([`table`]). Anything else is refused here, at CREATE, with the plan node named
 //! (§5.5): a pipeline never fails at run time for a construct it cannot run.
 
+mod expiry;
 mod hidden;
 mod interval;
 mod join;
@@ -457,7 +458,12 @@ impl Planner<'_> {
         if let Some(out) = self.window_aggregate(a, &child, &group, &aggs)? {
             return Ok(out);
         }
-        let node = self.graph.add(NodeSpec::UpdatingAggregate { group, aggs });
+        let expiry = self.key_expiry(&a.input, &a.group_expr);
+        let node = self.graph.add(NodeSpec::UpdatingAggregate {
+            group,
+            aggs,
+            expiry,
+        });
         let arrow = child.arrow();
         let key = child.key.clone().unwrap_or_default();
         self.graph

@@ -12,7 +12,9 @@ use datafusion_physical_expr::PhysicalExpr;
 use crate::error::StreamError;
 use crate::format::{SinkEncoder, SourceDecoder};
 pub use crate::ops::accumulators::AggKind;
+pub use crate::ops::interval_join::{SideBounds, TimeBound};
 pub use crate::ops::join::{JoinExpiry, JoinKind};
+pub use crate::state::expiry::KeyExpiry;
 
 /// The changelog column of an updating edge (§6): the last column, true for a retracted
 /// row, false for an inserted one. Append-only edges have no such column.
@@ -125,6 +127,10 @@ pub enum NodeSpec {
     UpdatingAggregate {
         group: Vec<Arc<dyn PhysicalExpr>>,
         aggs: Vec<AggSpec>,
+        /// A group column holding a window bound (over an updating window aggregate, as
+        /// Nexmark q5's maximum per window): a group is freed once the watermark passes
+        /// its window's end.
+        expiry: Option<KeyExpiry>,
     },
     /// GROUP BY with a window bound among `group` (TUMBLE, HOP): like `UpdatingAggregate`,
     /// but each group's state is freed when the watermark passes its window's end; its
@@ -154,12 +160,16 @@ pub enum NodeSpec {
         expiry: Option<JoinExpiry>,
     },
     /// An inner equi-join of two append-only inputs with event times (`time`: a column per
-    /// side) where `l.t + bounds.0 <= r.t <= l.t + bounds.1`; append-only output `left ++
-    /// right`; each input's watermark frees the other side's rows (§6, interval join).
+    /// side, the one its watermark is on) where each side's time lies within the bounds the
+    /// other side's row puts on it (`bounds`, per side: constant offsets of its own time, as
+    /// `l.t + a <= r.t <= l.t + b`, or other columns of its row, as Nexmark q4's
+    /// `B.date_time BETWEEN A.date_time AND A.expires`); append-only output `left ++ right`;
+    /// each input's watermark frees the other side's rows past their upper bound (§6,
+    /// interval join).
     IntervalJoin {
         keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
         time: [usize; 2],
-        bounds: (i64, i64),
+        bounds: [SideBounds; 2],
         filter: Option<Arc<dyn PhysicalExpr>>,
     },
     /// `row_number() OVER (PARTITION BY partition ORDER BY order) <= limit`: the input's
@@ -168,6 +178,9 @@ pub enum NodeSpec {
         partition: Vec<Arc<dyn PhysicalExpr>>,
         order: Vec<(Arc<dyn PhysicalExpr>, arrow_schema::SortOptions)>,
         limit: usize,
+        /// A partition column holding a window bound (deduplication per key and window): a
+        /// partition is freed once the watermark passes its window's end.
+        expiry: Option<KeyExpiry>,
     },
     /// Appends `_row_id BIGINT` to each row of its append-only input: a number unique
     /// among the rows it has seen, checkpointed, the stream key of an append-only input
@@ -209,12 +222,24 @@ impl fmt::Debug for NodeSpec {
                 }
             }
             NodeSpec::Union => write!(f, "Union"),
-            NodeSpec::UpdatingAggregate { group, aggs } => {
+            NodeSpec::UpdatingAggregate {
+                group,
+                aggs,
+                expiry,
+            } => {
                 write!(f, "UpdatingAggregate(group=[")?;
                 for (i, e) in group.iter().enumerate() {
                     write!(f, "{}{e}", if i > 0 { ", " } else { "" })?;
                 }
-                write!(f, "], aggs={aggs:?})")
+                write!(f, "], aggs={aggs:?}")?;
+                if let Some(e) = expiry {
+                    write!(
+                        f,
+                        ", windows end at group {} + {}us",
+                        e.column, e.end_offset_us
+                    )?;
+                }
+                write!(f, ")")
             }
             NodeSpec::WindowAggregate {
                 group,
@@ -285,11 +310,31 @@ impl fmt::Debug for NodeSpec {
                 for (i, (l, r)) in keys[0].iter().zip(&keys[1]).enumerate() {
                     write!(f, "{}{l} = {r}", if i > 0 { ", " } else { "" })?;
                 }
-                write!(
-                    f,
-                    "] r.#{} - l.#{} in [{}, {}] ms",
-                    time[1], time[0], bounds.0, bounds.1
-                )?;
+                match SideBounds::as_constant(bounds, *time) {
+                    Some((lo, hi)) => {
+                        write!(f, "] r.#{} - l.#{} in [{lo}, {hi}] ms", time[1], time[0])?
+                    }
+                    None => {
+                        // Row-dependent: per side, the range its rows put on the other's time.
+                        write!(f, "]")?;
+                        for (side, (name, other)) in [("l", "r"), ("r", "l")].iter().enumerate() {
+                            let b = &bounds[side];
+                            let list = |v: &[TimeBound]| {
+                                v.iter()
+                                    .map(|t| format!("{name}.#{} + {}", t.column, t.offset_ms))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            };
+                            write!(
+                                f,
+                                " {other}.#{} in [max({}), min({})] ms",
+                                time[1 - side],
+                                list(&b.lower),
+                                list(&b.upper)
+                            )?;
+                        }
+                    }
+                }
                 match filter {
                     Some(p) => write!(f, " filter {p})"),
                     None => write!(f, ")"),
@@ -299,6 +344,7 @@ impl fmt::Debug for NodeSpec {
                 partition,
                 order,
                 limit,
+                expiry,
             } => {
                 write!(f, "TopN({limit} per [")?;
                 for (i, e) in partition.iter().enumerate() {
@@ -314,7 +360,12 @@ impl fmt::Debug for NodeSpec {
                         if i > 0 { ", " } else { "" }
                     )?;
                 }
-                write!(f, "])")
+                write!(f, "]")?;
+                if let Some(e) = expiry {
+                    let c = e.column;
+                    write!(f, ", windows end at partition {c} + {}us", e.end_offset_us)?;
+                }
+                write!(f, ")")
             }
             NodeSpec::RowId => write!(f, "RowId"),
             NodeSpec::Sink(s) => write!(f, "Sink({})", s.topic),
@@ -338,6 +389,10 @@ pub struct Edge {
 pub struct Graph {
     pub nodes: Vec<NodeSpec>,
     pub edges: Vec<Edge>,
+    /// The opt-in idle-state TTL (`streaming.state_ttl`), in ms of event time: updating
+    /// aggregates, regular joins and top-N drop a key not written for that long
+    /// ([`crate::state::expiry`]); their results may then differ from the batch query.
+    pub state_ttl_ms: Option<i64>,
 }
 
 impl Graph {
@@ -518,6 +573,11 @@ impl Graph {
                 continue;
             };
             let state = match node {
+                NodeSpec::UpdatingAggregate {
+                    expiry: Some(_), ..
+                } => {
+                    " [state: per group, freed when its last row is retracted or the watermark passes its window's end]"
+                }
                 NodeSpec::UpdatingAggregate { .. } => {
                     " [state: per group, freed when its last row is retracted]"
                 }
@@ -541,6 +601,11 @@ impl Graph {
                 NodeSpec::RowId => " [state: the next number]",
                 NodeSpec::IntervalJoin { .. } => {
                     " [state: both sides' rows, freed as the other side's watermark passes them]"
+                }
+                NodeSpec::TopN {
+                    expiry: Some(_), ..
+                } => {
+                    " [state: per partition its N first rows (all rows if the input updates), freed when the watermark passes its window's end]"
                 }
                 NodeSpec::TopN { .. } => {
                     " [state: per partition its N first rows (all rows if the input updates)]"
@@ -573,6 +638,12 @@ impl Graph {
                     columns.join(", ")
                 ));
             }
+        }
+        if let Some(ttl) = self.state_ttl_ms {
+            out.push(format!(
+                "state TTL: {ttl} ms of event time (keys of updating aggregates, joins and \
+                 top-N not written for that long are dropped)"
+            ));
         }
         out
     }

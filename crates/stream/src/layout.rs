@@ -132,7 +132,13 @@ fn opt(e: &Option<Arc<dyn PhysicalExpr>>) -> String {
 fn shape(node: &NodeSpec) -> String {
     match node {
         NodeSpec::Map { exprs, filter } => format!("Map({}; where {})", list(exprs), opt(filter)),
-        NodeSpec::UpdatingAggregate { group, aggs: a } => {
+        // A key's expiry (when the watermark passes its window, or a TTL) changes when keys
+        // are freed, not how they are stored: not pinned.
+        NodeSpec::UpdatingAggregate {
+            group,
+            aggs: a,
+            expiry: _,
+        } => {
             format!("UpdatingAggregate([{}], [{}])", list(group), aggs(a))
         }
         NodeSpec::WindowAggregate {
@@ -181,6 +187,7 @@ fn shape(node: &NodeSpec) -> String {
             partition,
             order,
             limit,
+            expiry: _,
         } => {
             let order: Vec<String> = order
                 .iter()
@@ -242,6 +249,7 @@ mod tests {
                 filter: None,
                 output: DataType::Int64,
             }],
+            expiry: None,
         });
         g.connect(map, agg, input);
         let out = g.add(NodeSpec::Map {

@@ -1,36 +1,42 @@
 //! Interval joins in the stream planner (design §6, joins): an inner equi-join of two
-//! append-only inputs whose condition bounds one side's event time by the other's,
+//! append-only inputs whose condition bounds one side's event time by the other's row,
 //!
 //! ```sql
 //! a JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts - INTERVAL '1' MINUTE AND a.ts + INTERVAL '5' SECOND
+//! -- or, with bounds from other columns of the row (Nexmark q4, q9):
+//! auction A JOIN bid B ON A.id = B.auction AND B.date_time BETWEEN A.date_time AND A.expires
 //! ```
 //!
-//! (or the same with `>=`/`<=`, `>`/`<`, either side on the left), where each time column is
-//! the one its source declares `WATERMARK FOR`, runs as the runtime's `IntervalJoin`: its
-//! output is append-only and each side's rows are freed once the other side's watermark
-//! passes the range they can match, so state stays bounded. Otherwise the join stays a
-//! regular `Join` (exact, its state unbounded).
+//! (or the same with `>=`/`<=`, `>`/`<`, either side on the left), where each side's time
+//! column is the one its source declares `WATERMARK FOR`, runs as the runtime's
+//! `IntervalJoin`: its output is append-only and each side's rows are freed once the other
+//! side's watermark passes the upper bound they put on its time (`a.ts + 5 s`, `A.expires`;
+//! for a bid, `B.date_time` bounds the auction's time), so state stays bounded. Otherwise
+//! the join stays a regular `Join` (exact, its state unbounded).
 //!
-//! The bounds only decide what is kept and matched; the whole condition stays the residual
-//! filter, so the result is exact: bounds are taken from every conjunct of the shape
-//! `time [± interval] op time [± interval]` (the tightest of each direction) and widened by a
-//! millisecond each side (the operator compares milliseconds; sources keep microseconds).
+//! Every conjunct `x [± interval] {<=,<,>=,>} y [± interval]` between a column of each side,
+//! one of them a watermarked time column, is a bound: on that time, by the other side's
+//! column. The bounds only decide what is kept and matched; the whole condition stays the
+//! residual filter, so the result is exact. They are widened by a millisecond each side
+//! (the operator compares milliseconds; sources keep microseconds), and of several on one
+//! column the tightest is kept.
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Join, JoinType, Operator};
+use weir_stream::graph::{SideBounds, TimeBound};
 
 use super::window::trace_source;
 use super::{Out, Planner};
 
 /// An interval join's time column per side (indices into each side's schema) and the
-/// bounds of `right.t - left.t` in milliseconds.
+/// bounds each side's rows put on the other side's time.
 pub(super) struct Interval {
     pub time: [usize; 2],
-    pub bounds: (i64, i64),
+    pub bounds: [SideBounds; 2],
 }
 
-/// One side of a comparison: a side's time column plus a constant offset (ns).
+/// One side of a comparison: a side's timestamp column plus a constant offset (ns).
 struct Term {
     side: usize,
     column: usize,
@@ -39,14 +45,14 @@ struct Term {
 
 impl Planner<'_> {
     /// The interval `j` bounds its inputs' times by, when it is an interval join over
-    /// watermarked time columns of append-only inputs.
+    /// watermarked time columns of append-only inputs that frees at least one side's rows.
     pub(super) fn interval_of(&self, j: &Join, left: &Out, right: &Out) -> Option<Interval> {
         if j.join_type != JoinType::Inner || left.updating || right.updating {
             return None;
         }
         let filter = j.filter.as_ref()?;
         let mut time: [Option<usize>; 2] = [None, None];
-        let (mut lower, mut upper): (Option<i128>, Option<i128>) = (None, None);
+        let mut bounds: [SideBounds; 2] = Default::default();
         for conjunct in split_conjunction(filter) {
             let Expr::BinaryExpr(BinaryExpr {
                 left: l,
@@ -68,58 +74,55 @@ impl Planner<'_> {
             if small.side == big.side {
                 continue;
             }
-            for t in [&small, &big] {
-                if *time[t.side].get_or_insert(t.column) != t.column {
+            if self.watermarked(j, small.side, small.column) {
+                // small.t <= big.c + (big.off - small.off): the upper bound big's row puts
+                // on small's time.
+                if *time[small.side].get_or_insert(small.column) != small.column {
                     return None; // Two time columns on one side: not one interval.
                 }
+                let ms = ms(big.offset_ns - small.offset_ns, true);
+                tighten(&mut bounds[big.side].upper, big.column, ms, i64::min);
             }
-            if small.side == 0 {
-                // l + s <= r + b: r - l >= s - b.
-                let v = small.offset_ns - big.offset_ns;
-                lower = Some(lower.map_or(v, |x| x.max(v)));
-            } else {
-                // r + s <= l + b: r - l <= b - s.
-                let v = big.offset_ns - small.offset_ns;
-                upper = Some(upper.map_or(v, |x| x.min(v)));
+            if self.watermarked(j, big.side, big.column) {
+                // big.t >= small.c + (small.off - big.off): the lower bound small's row puts
+                // on big's time.
+                if *time[big.side].get_or_insert(big.column) != big.column {
+                    return None;
+                }
+                let ms = ms(small.offset_ns - big.offset_ns, false);
+                tighten(&mut bounds[small.side].lower, small.column, ms, i64::max);
             }
         }
-        let (lower, upper) = (lower?, upper?);
         let [Some(lt), Some(rt)] = time else {
             return None;
         };
-        if lower > upper {
-            return None; // Matches nothing: left to the regular join, which is exact.
+        if bounds.iter().all(|b| b.upper.is_empty()) {
+            return None; // Nothing would ever be freed: a regular join is as good.
         }
-        for (side, plan, column) in [(0, &j.left, lt), (1, &j.right, rt)] {
-            let (source, name) = trace_source(plan, column)?;
-            let declared = self
-                .sources
-                .iter()
-                .find(|d| d.name == source)
-                .and_then(|d| d.create.watermark.as_ref())
-                .map(|(c, _)| c.as_str());
-            if declared != Some(name.as_str()) {
-                tracing::debug!(
-                    side,
-                    source,
-                    column = name,
-                    "interval join without watermark"
-                );
-                return None;
-            }
-        }
-        let ms = |ns: i128, up: bool| {
-            let v = if up {
-                (ns + 999_999).div_euclid(1_000_000) + 1
-            } else {
-                ns.div_euclid(1_000_000) - 1
-            };
-            i64::try_from(v).unwrap_or(if up { i64::MAX } else { i64::MIN })
-        };
         Some(Interval {
             time: [lt, rt],
-            bounds: (ms(lower, false), ms(upper, true)),
+            bounds,
         })
+    }
+
+    /// Whether `column` of side `side` of `j` is the column its source declares `WATERMARK
+    /// FOR` (so the input's watermark is on it).
+    fn watermarked(&self, j: &Join, side: usize, column: usize) -> bool {
+        let plan = if side == 0 { &j.left } else { &j.right };
+        let Some((source, name)) = trace_source(plan, column) else {
+            return false;
+        };
+        let declared = self
+            .sources
+            .iter()
+            .find(|d| d.name == source)
+            .and_then(|d| d.create.watermark.as_ref())
+            .map(|(c, _)| c.as_str());
+        if declared != Some(name.as_str()) {
+            tracing::debug!(side, source, column = name, "not the watermark column");
+            return false;
+        }
+        true
     }
 
     /// `col`, `col + interval` or `col - interval` over one side's timestamp column.
@@ -160,6 +163,28 @@ impl Planner<'_> {
             column: index,
             offset_ns,
         })
+    }
+}
+
+/// Nanoseconds as milliseconds, widened by one: rounded up (`up`, an upper bound) or down.
+fn ms(ns: i128, up: bool) -> i64 {
+    let v = if up {
+        (ns + 999_999).div_euclid(1_000_000) + 1
+    } else {
+        ns.div_euclid(1_000_000) - 1
+    };
+    i64::try_from(v).unwrap_or(if up { i64::MAX } else { i64::MIN })
+}
+
+/// Adds the bound `column + ms` to `list`, or tightens the one on the same column by `pick`
+/// (`min` for upper bounds, `max` for lower ones).
+fn tighten(list: &mut Vec<TimeBound>, column: usize, ms: i64, pick: fn(i64, i64) -> i64) {
+    match list.iter_mut().find(|b| b.column == column) {
+        Some(b) => b.offset_ms = pick(b.offset_ms, ms),
+        None => list.push(TimeBound {
+            column,
+            offset_ms: ms,
+        }),
     }
 }
 

@@ -184,10 +184,12 @@ impl Planner<'_> {
                 ))
             })
             .collect::<Result<Vec<_>, SqlError>>()?;
+        let expiry = self.key_expiry(&w.input, &p.partition_by);
         let node = self.graph.add(NodeSpec::TopN {
             partition,
             order,
             limit,
+            expiry,
         });
         let key = child.key.clone().unwrap_or_default();
         self.graph

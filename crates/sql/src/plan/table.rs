@@ -68,6 +68,8 @@ impl Planner<'_> {
                 },
             )],
             limit: 1,
+            // No watermark reaches it (a table has none): never freed, not even by a TTL.
+            expiry: None,
         });
         self.graph
             .connect_keyed(source, last, rows.clone(), true, Vec::new());

@@ -376,6 +376,24 @@ fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_millis(ms))
 }
 
+/// When column `idx` of `plan`'s output is a TUMBLE or HOP bound, computed over a source
+/// column that `watermarked(source, column)` accepts or grouped by a window aggregate
+/// ([`window_end_offset`]), what added to it (µs) gives the window's end.
+pub(super) fn window_bound_end(
+    plan: &LogicalPlan,
+    idx: usize,
+    watermarked: impl Fn(&str, &str) -> bool,
+) -> Option<i64> {
+    match trace_bound(plan, idx) {
+        Some((Kind::Window { end_offset_us }, Some((source, column))))
+            if watermarked(&source, &column) =>
+        {
+            Some(end_offset_us)
+        }
+        _ => window_end_offset(plan, idx),
+    }
+}
+
 /// When column `idx` of `plan`'s output is a window bound grouped by a TUMBLE or HOP
 /// aggregate (directly, or through aggregates grouping by it, projections, filters and
 /// aliases), what added to it (µs) gives the window's end: its rows change no more once the

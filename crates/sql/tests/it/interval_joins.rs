@@ -36,6 +36,15 @@ const VIEWS: &[(&str, &str)] = &[
         "SELECT c.id AS click, i.id AS imp FROM clicks c JOIN imps i ON c.ad = i.ad \
          AND i.ts >= c.ts - INTERVAL '3' SECOND AND c.ts > i.ts AND i.id % 3 <> 0",
     ),
+    (
+        // A bound from another column of the row (as Nexmark q4's `A.expires`): the click
+        // between the impression and its own `until`, which varies per impression.
+        "until",
+        "SELECT i.id AS imp, c.id AS click FROM \
+         (SELECT id, ad, ts, CASE WHEN id % 2 = 0 THEN ts + INTERVAL '1' SECOND \
+         ELSE ts + INTERVAL '4' SECOND END AS until FROM imps) i \
+         JOIN clicks c ON i.ad = c.ad AND c.ts BETWEEN i.ts AND i.until",
+    ),
 ];
 
 /// The same join as `between` (times are whole seconds), its bounds over a function of the

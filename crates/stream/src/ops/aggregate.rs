@@ -5,7 +5,11 @@
 //! row and their new row, adjacent; an unchanged one emits nothing.
 //!
 //! State is a [`KeyedState`] keyed by the group key's codec row, so a checkpoint writes the
-//! groups changed in the epoch and a tombstone for each one freed.
+//! groups changed in the epoch and a tombstone for each one freed. A group is also freed,
+//! without output, when the watermark passes the end of the window its key holds (Nexmark
+//! q5's maximum per window over a window aggregate's counts: no change reaches a closed
+//! window) or, with an idle-state TTL, once it has not changed for that long
+//! ([`crate::state::expiry`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use crate::error::StreamError;
 use crate::graph::AggSpec;
 use crate::ops::accumulators::Acc;
 use crate::state::codec::{self, CodecError};
+use crate::state::expiry::Expiry;
 use crate::state::{Change, KeyedState, StateValue, Stateful};
 
 /// One group's state: its net row count and its accumulators.
@@ -171,6 +176,7 @@ pub struct UpdatingAggregateOp {
     /// Whether the input carries `_retract` as its last column.
     input_updating: bool,
     state: KeyedState<Group>,
+    expiry: Expiry,
 }
 
 impl UpdatingAggregateOp {
@@ -186,7 +192,19 @@ impl UpdatingAggregateOp {
             schema,
             input_updating,
             state: KeyedState::default(),
+            expiry: Expiry::default(),
         }
+    }
+
+    /// Frees groups by a window bound among the group columns and/or an idle-state TTL.
+    pub fn with_expiry(mut self, expiry: Expiry) -> UpdatingAggregateOp {
+        self.expiry = expiry;
+        self
+    }
+
+    /// The watermark reached `w` (ms): frees the groups that expired. Nothing is emitted.
+    pub fn on_watermark(&mut self, w: i64) -> usize {
+        self.state.advance(&mut self.expiry, w)
     }
 
     /// Groups held.
@@ -245,9 +263,22 @@ impl UpdatingAggregateOp {
                 _ => 1,
             };
             let aggs = &self.aggs;
+            let lenient = self.expiry.has_ttl();
             let result = self.state.update(&key, |slot| -> Result<(), String> {
+                if lenient && weight < 0 && slot.is_none() {
+                    // A retraction of a row of a group that expired (TTL): ignored, as in
+                    // Flink.
+                    return Ok(());
+                }
                 let g = slot.get_or_insert_with(|| Group::new(aggs));
-                g.add_row(row, &args, &filters, weight)?;
+                let added = g.add_row(row, &args, &filters, weight);
+                if lenient && (added.is_err() || g.rows < 0) {
+                    // The group expired and came back: the retracted row is not in it. It
+                    // cannot be trusted any more; it starts afresh with its next row.
+                    *slot = None;
+                    return Ok(());
+                }
+                added?;
                 if g.rows < 0 {
                     return Err("a retraction of a row the aggregate never counted".into());
                 }
@@ -277,6 +308,9 @@ impl UpdatingAggregateOp {
                 Some(g) => Some(self.output(g)?),
                 None => None,
             };
+            if let (Some(_), Some(at)) = (&new, self.expiry.key_deadline(&values)) {
+                self.state.set_deadline(&key, at);
+            }
             if new == old {
                 continue;
             }
@@ -330,7 +364,11 @@ impl Stateful for UpdatingAggregateOp {
                 "group state of another aggregate list".into(),
             ));
         }
-        self.state.restore(key, value)
+        self.state.restore(key, value)?;
+        if let Some(at) = self.expiry.key_deadline(&codec::decode_row(key)?) {
+            self.state.set_deadline(key, at);
+        }
+        Ok(())
     }
 }
 
@@ -484,5 +522,85 @@ mod tests {
         );
         assert_eq!(rows(&ra), rows(&rb));
         assert_eq!(rows(&ra), ["y,3,16,9,3,true", "y,2,7,4,2,false"]);
+    }
+
+    #[test]
+    fn with_a_ttl_idle_groups_expire_without_output() {
+        // TTL 16 ms of event time: a grain of 1 ms.
+        let mut a = op().with_expiry(Expiry::new(None, Some(16)));
+        a.process(&batch(&[(Some("x"), Some(5), false)]))
+            .expect("x");
+        a.on_watermark(0); // x gets its deadline at the first watermark: 0 + 1 + 16 ms.
+        a.process(&batch(&[(Some("y"), Some(1), false)]))
+            .expect("y");
+        a.on_watermark(10);
+        a.process(&batch(&[(Some("y"), Some(2), false)]))
+            .expect("y again"); // 10 + 1 + 16
+        a.take_changes().expect("changes");
+        assert_eq!(a.on_watermark(17), 1);
+        assert_eq!(a.groups(), 1, "x expired, y was written at 10");
+        let changes = a.take_changes().expect("changes");
+        assert_eq!(changes.len(), 1);
+        assert!(changes[0].1.is_none(), "a tombstone for x");
+        // A retraction of x's expired row is ignored; a new x starts afresh.
+        assert!(a
+            .process(&batch(&[(Some("x"), Some(5), true)]))
+            .expect("ignored")
+            .is_none());
+        let out = a
+            .process(&batch(&[(Some("x"), Some(3), false)]))
+            .expect("x")
+            .expect("rows");
+        assert_eq!(rows(&out), ["x,1,3,3,1,false"]);
+    }
+
+    #[test]
+    fn a_group_holding_a_window_bound_is_freed_when_the_window_closes() {
+        use arrow_array::TimestampMicrosecondArray;
+        let s = Arc::new(Schema::new(vec![Field::new(
+            "ws",
+            DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None),
+            true,
+        )]));
+        let out = Arc::new(Schema::new(vec![
+            s.field(0).clone(),
+            Field::new("n", DataType::Int64, false),
+            Field::new(RETRACT, DataType::Boolean, false),
+        ]));
+        let ws = col("ws", &s).expect("ws");
+        let expiry = Expiry::new(
+            Some(crate::state::expiry::KeyExpiry {
+                column: 0,
+                end_offset_us: 10_000_000, // window_start + 10 s
+            }),
+            None,
+        );
+        let make = || {
+            let count = AggSpec {
+                kind: AggKind::Count,
+                arg: ws.clone(),
+                filter: None,
+                output: DataType::Int64,
+            };
+            UpdatingAggregateOp::new(vec![ws.clone()], vec![count], out.clone(), false)
+                .with_expiry(expiry)
+        };
+        let windows = |starts: &[i64]| {
+            let a: TimestampMicrosecondArray = starts.iter().map(|s| Some(s * 1_000_000)).collect();
+            RecordBatch::try_new(s.clone(), vec![Arc::new(a)]).expect("batch")
+        };
+        let mut a = make();
+        a.process(&windows(&[0, 0, 10])).expect("rows");
+        let mut b = make();
+        for (k, v) in a.take_changes().expect("changes") {
+            b.restore(&k, &v.expect("value")).expect("restore");
+        }
+        for op in [&mut a, &mut b] {
+            assert_eq!(op.on_watermark(9_999), 0);
+            assert_eq!(op.on_watermark(10_000), 1, "[0 s, 10 s) closed");
+            assert_eq!(op.groups(), 1);
+            assert_eq!(op.on_watermark(20_000), 1);
+            assert_eq!(op.groups(), 0);
+        }
     }
 }

@@ -1,19 +1,26 @@
 //! `IntervalJoin` (§6, joins): an inner equi-join of two append-only inputs with event times,
-//! matching a left row `l` and a right row `r` when their keys are equal and
-//! `l.t + lower <= r.t <= l.t + upper` (`r.t BETWEEN l.t - a AND l.t + b` gives `lower = -a`,
-//! `upper = b`); append-only output `left ++ right`.
+//! matching a left row `l` and a right row `r` when their keys are equal and each side's
+//! event time lies within bounds computed from the other side's row. The bounds are
+//! constant offsets of the other side's time (`r.t BETWEEN l.t - a AND l.t + b`) or, as in
+//! Nexmark q4 and q9 (`B.date_time BETWEEN A.date_time AND A.expires`), other columns of
+//! the other side's row ([`SideBounds`]: Flink's time-bounded join with row-dependent
+//! bounds); append-only output `left ++ right`.
 //!
 //! Each side keeps its rows by join key with their event time, and the watermark of each
 //! input frees the other side's rows that can match nothing more: no right row below the
-//! right watermark `wr` will come (it would be late), so a left row is freed once
-//! `l.t + upper < wr`, a right row once `r.t - lower < wl`. State is thus bounded by the rows
-//! of `upper - lower` plus the watermark delays, not by the stream's length. A row that
-//! arrives already past that point joins what is held and is not kept.
+//! right watermark `wr` will come (it would be late), so a left row is freed once the upper
+//! bound it puts on the right time (`l.t + b`, `A.expires`) is below `wr`, and likewise for
+//! right rows. State is thus bounded by the rows within those bounds plus the watermark
+//! delays, not by the stream's length. A row that arrives already past that point joins
+//! what is held and is not kept. A side without an upper bound keeps its rows.
 //!
 //! State is one [`KeyedState`]: key = side byte ++ join key's codec row, value the side's
-//! rows with their times; the watermarks themselves come back from the sources after a
+//! rows with their times; beside it, not checkpointed, an index per side of keys by the
+//! earliest watermark that frees one of their rows (rebuilt at restore), so a watermark
+//! visits only what it frees. The watermarks themselves come back from the sources after a
 //! restart.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -27,6 +34,65 @@ use crate::ops::aggregate::to_array;
 use crate::ops::join::int;
 use crate::state::codec::{self, CodecError};
 use crate::state::{Change, KeyedState, StateValue, Stateful};
+
+/// A bound a row puts on the other side's event time: its column `column` (a timestamp or
+/// BIGINT milliseconds) plus `offset_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimeBound {
+    pub column: usize,
+    pub offset_ms: i64,
+}
+
+/// What a row of one side can match: rows of the other side whose event time lies within
+/// `[max(lower), min(upper)]` (an empty list: no bound that way; a NULL bound: nothing).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SideBounds {
+    pub lower: Vec<TimeBound>,
+    pub upper: Vec<TimeBound>,
+}
+
+impl SideBounds {
+    /// The bounds of `l.t + lower <= r.t <= l.t + upper`, per side, for time columns `time`.
+    pub fn constant(time: [usize; 2], (lower, upper): (i64, i64)) -> [SideBounds; 2] {
+        let b = |column, offset_ms| TimeBound { column, offset_ms };
+        [
+            SideBounds {
+                lower: vec![b(time[0], lower)],
+                upper: vec![b(time[0], upper)],
+            },
+            SideBounds {
+                lower: vec![b(time[1], upper.saturating_neg())],
+                upper: vec![b(time[1], lower.saturating_neg())],
+            },
+        ]
+    }
+
+    /// `(lower, upper)` when `bounds` are [`SideBounds::constant`]'s for `time`.
+    pub fn as_constant(bounds: &[SideBounds; 2], time: [usize; 2]) -> Option<(i64, i64)> {
+        let [l, _] = bounds;
+        let (lo, hi) = (l.lower.first()?.offset_ms, l.upper.first()?.offset_ms);
+        (SideBounds::constant(time, (lo, hi)) == *bounds).then_some((lo, hi))
+    }
+
+    /// The range of the other side's times `row` matches; `None` when a bound is NULL (the
+    /// condition is then not true: the row matches nothing).
+    fn range(&self, row: &[ScalarValue]) -> Option<(i64, i64)> {
+        let value = |b: &TimeBound| Some(ms_of(row.get(b.column)?)?.saturating_add(b.offset_ms));
+        let mut lo = i64::MIN;
+        for b in &self.lower {
+            lo = lo.max(value(b)?);
+        }
+        let mut hi = i64::MAX;
+        for b in &self.upper {
+            hi = hi.min(value(b)?);
+        }
+        Some((lo, hi))
+    }
+
+    fn columns(&self) -> impl Iterator<Item = usize> + '_ {
+        self.lower.iter().chain(&self.upper).map(|b| b.column)
+    }
+}
 
 /// A side's rows with one join key, each with its event time (ms).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -87,12 +153,15 @@ impl StateValue for Timed {
     }
 }
 
+/// Bytes an index entry costs beyond its key (the tree's node share, the time).
+const INDEX_OVERHEAD: usize = 48;
+
 pub struct IntervalJoinOp {
     keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
-    /// Per side, its event-time column (BIGINT ms or TIMESTAMP(ms)).
+    /// Per side, its event-time column (BIGINT ms or TIMESTAMP), the one its watermark is on.
     time: [usize; 2],
-    lower: i64,
-    upper: i64,
+    /// Per side, the bounds its rows put on the other side's time.
+    bounds: [SideBounds; 2],
     filter: Option<Arc<dyn PhysicalExpr>>,
     widths: [usize; 2],
     /// `left ++ right` with every column nullable, the filter's input.
@@ -100,29 +169,36 @@ pub struct IntervalJoinOp {
     schema: SchemaRef,
     watermarks: [Option<i64>; 2],
     state: KeyedState<Timed>,
+    /// Per side, (upper bound of a held row, its state key): a row is freed once the other
+    /// side's watermark passes its upper bound. Rows without one are not indexed.
+    index: [BTreeSet<(i64, Vec<u8>)>; 2],
+    index_bytes: usize,
 }
 
 impl IntervalJoinOp {
-    /// Joins where `l.t + lower <= r.t <= l.t + upper`; `inputs` are the append-only left
-    /// and right edges' schemas, `schema` the (append-only) output's.
+    /// Joins rows whose times lie within the bounds each puts on the other's (`bounds`,
+    /// per side); `inputs` are the append-only left and right edges' schemas, `schema` the
+    /// (append-only) output's.
     pub fn new(
         keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
         time: [usize; 2],
-        (lower, upper): (i64, i64),
+        bounds: [SideBounds; 2],
         filter: Option<Arc<dyn PhysicalExpr>>,
         inputs: [&SchemaRef; 2],
         schema: SchemaRef,
     ) -> Result<IntervalJoinOp, StreamError> {
         let widths = inputs.map(|s| s.fields().len());
-        if schema.fields().len() != widths[0] + widths[1]
-            || lower > upper
-            || time[0] >= widths[0]
-            || time[1] >= widths[1]
-            || keys[0].len() != keys[1].len()
-        {
+        let timely = |side: usize, c: usize| {
+            inputs[side]
+                .fields()
+                .get(c)
+                .is_some_and(|f| matches!(f.data_type(), DataType::Int64 | DataType::Timestamp(..)))
+        };
+        let ok = (0..2).all(|s| timely(s, time[s]) && bounds[s].columns().all(|c| timely(s, c)));
+        if schema.fields().len() != widths[0] + widths[1] || !ok || keys[0].len() != keys[1].len() {
             return Err(StreamError::Graph(format!(
                 "interval join: inputs of {widths:?} columns, output of {}, times {time:?}, \
-                 bounds [{lower}, {upper}]",
+                 bounds {bounds:?} (each a BIGINT or TIMESTAMP column of its side)",
                 schema.fields().len()
             )));
         }
@@ -134,14 +210,15 @@ impl IntervalJoinOp {
         Ok(IntervalJoinOp {
             keys,
             time,
-            lower,
-            upper,
+            bounds,
             filter,
             widths,
             joined: Arc::new(Schema::new(joined)),
             schema,
             watermarks: [None, None],
             state: KeyedState::default(),
+            index: [BTreeSet::new(), BTreeSet::new()],
+            index_bytes: 0,
         })
     }
 
@@ -150,20 +227,21 @@ impl IntervalJoinOp {
         self.state.iter().map(|(_, t)| t.rows.len()).sum()
     }
 
-    /// The range of the other side's times a row of `side` at `t` matches.
-    fn range(&self, side: usize, t: i64) -> (i64, i64) {
-        if side == 0 {
-            (t.saturating_add(self.lower), t.saturating_add(self.upper))
-        } else {
-            (t.saturating_sub(self.upper), t.saturating_sub(self.lower))
-        }
+    /// Whether a row of `side` whose bounds end at `hi` can still match a row of the other
+    /// side: the other side's watermark has not passed it.
+    fn alive(&self, side: usize, hi: i64) -> bool {
+        self.watermarks[1 - side].is_none_or(|w| hi >= w)
     }
 
-    /// Whether a row of `side` at `t` can still match a row of the other side: the other
-    /// side's watermark has not passed the end of its range.
-    fn alive(&self, side: usize, t: i64) -> bool {
-        let (_, hi) = self.range(side, t);
-        self.watermarks[1 - side].is_none_or(|w| hi >= w)
+    fn index(&mut self, side: usize, hi: i64, key: &[u8]) {
+        if hi == i64::MAX {
+            return; // No upper bound: never freed by a watermark.
+        }
+        if let Some(index) = self.index.get_mut(side) {
+            if index.insert((hi, key.to_vec())) {
+                self.index_bytes += key.len() + INDEX_OVERHEAD;
+            }
+        }
     }
 
     /// Input `port`'s watermark moved to `w`: frees the other side's rows it outdates.
@@ -176,27 +254,24 @@ impl IntervalJoinOp {
         }
         *slot = Some(w);
         let side = 1 - port;
-        let keys: Vec<Vec<u8>> = self
-            .state
-            .iter()
-            .filter(|(k, v)| {
-                k.first() == Some(&(side as u8))
-                    && v.rows.iter().any(|(t, _)| !self.alive(side, *t))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        let (lower, upper) = (self.lower, self.upper);
-        for k in keys {
+        let mut due = Vec::new();
+        if let Some(index) = self.index.get_mut(side) {
+            while index.first().is_some_and(|(hi, _)| *hi < w) {
+                if let Some((_, key)) = index.pop_first() {
+                    self.index_bytes = self.index_bytes.saturating_sub(key.len() + INDEX_OVERHEAD);
+                    due.push(key);
+                }
+            }
+        }
+        due.sort_unstable();
+        due.dedup();
+        let bounds = &self.bounds[side];
+        for k in due {
             self.state.update(&k, |slot| {
                 if let Some(v) = slot {
-                    v.rows.retain(|(t, _)| {
-                        let hi = if side == 0 {
-                            t.saturating_add(upper)
-                        } else {
-                            t.saturating_sub(lower)
-                        };
-                        hi >= w
-                    });
+                    // A row whose bound is NULL was never kept.
+                    v.rows
+                        .retain(|(_, row)| bounds.range(row).is_some_and(|(_, hi)| hi >= w));
                     if v.rows.is_empty() {
                         *slot = None;
                     }
@@ -219,30 +294,29 @@ impl IntervalJoinOp {
             .iter()
             .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
             .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
-        let times = batch
-            .columns()
-            .get(self.time[side])
-            .ok_or_else(|| StreamError::Graph("interval join: no time column".into()))?;
         let mut pairs: Vec<(Vec<ScalarValue>, Vec<ScalarValue>)> = Vec::new();
         for i in 0..n {
-            let Some(t) = time_at(times, i)? else {
-                continue; // A NULL time matches nothing.
-            };
             if keys.iter().any(|k| k.is_null(i)) {
-                continue;
+                continue; // NULL keys match nothing.
             }
+            let row = batch
+                .columns()
+                .iter()
+                .map(|c| ScalarValue::try_from_array(c, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            // A NULL time or bound: the condition is not true for any row of the other side.
+            let Some(t) = row.get(self.time[side]).and_then(ms_of) else {
+                continue;
+            };
+            let Some((lo, hi)) = self.bounds[side].range(&row) else {
+                continue;
+            };
             let values = keys
                 .iter()
                 .map(|k| ScalarValue::try_from_array(k, i))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut key = vec![side as u8];
             codec::encode_row(&values, &mut key).map_err(StreamError::Codec)?;
-            let row = batch
-                .columns()
-                .iter()
-                .map(|c| ScalarValue::try_from_array(c, i))
-                .collect::<Result<Vec<_>, _>>()?;
-            let (lo, hi) = self.range(side, t);
             let mut other_key = key.clone();
             if let Some(b) = other_key.first_mut() {
                 *b = 1 - *b;
@@ -256,10 +330,11 @@ impl IntervalJoinOp {
                     });
                 }
             }
-            if self.alive(side, t) {
+            if self.alive(side, hi) {
                 self.state.update(&key, |slot| {
                     slot.get_or_insert_with(Timed::default).rows.push((t, row));
                 });
+                self.index(side, hi, &key);
             }
         }
         self.output(pairs)
@@ -312,46 +387,22 @@ impl IntervalJoinOp {
     }
 }
 
-/// The event time of row `i` of `column` in milliseconds (finer units rounded down: the
-/// planner widens the bounds by a millisecond on each side and keeps the exact condition
-/// as the residual filter).
-fn time_at(column: &ArrayRef, i: usize) -> Result<Option<i64>, StreamError> {
-    use arrow_array::types::{
-        Int64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-        TimestampSecondType,
-    };
-    use arrow_schema::TimeUnit;
-    if column.is_null(i) {
-        return Ok(None);
+/// A time value in milliseconds (finer units rounded down: the planner widens the bounds by
+/// a millisecond on each side and keeps the exact condition as the residual filter); `None`
+/// for NULL or a type that is no time.
+fn ms_of(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::Int64(t) | ScalarValue::TimestampMillisecond(t, _) => *t,
+        ScalarValue::TimestampMicrosecond(t, _) => t.map(|t| t.div_euclid(1_000)),
+        ScalarValue::TimestampNanosecond(t, _) => t.map(|t| t.div_euclid(1_000_000)),
+        ScalarValue::TimestampSecond(t, _) => t.map(|t| t.saturating_mul(1_000)),
+        _ => None,
     }
-    Ok(Some(match column.data_type() {
-        DataType::Int64 => column.as_primitive::<Int64Type>().value(i),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            column.as_primitive::<TimestampMillisecondType>().value(i)
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => column
-            .as_primitive::<TimestampMicrosecondType>()
-            .value(i)
-            .div_euclid(1_000),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => column
-            .as_primitive::<TimestampNanosecondType>()
-            .value(i)
-            .div_euclid(1_000_000),
-        DataType::Timestamp(TimeUnit::Second, _) => column
-            .as_primitive::<TimestampSecondType>()
-            .value(i)
-            .saturating_mul(1_000),
-        other => {
-            return Err(StreamError::Graph(format!(
-                "interval join: a time column of type {other}, not BIGINT or TIMESTAMP"
-            )))
-        }
-    }))
 }
 
 impl Stateful for IntervalJoinOp {
     fn state_bytes(&self) -> usize {
-        self.state.bytes()
+        self.state.bytes() + self.index_bytes
     }
 
     fn take_changes(&mut self) -> Result<Vec<Change>, CodecError> {
@@ -359,140 +410,31 @@ impl Stateful for IntervalJoinOp {
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
-        let width = key.first().and_then(|s| self.widths.get(usize::from(*s)));
+        let side = key.first().map(|s| usize::from(*s));
+        let width = side.and_then(|s| self.widths.get(s));
         let v = Timed::decode(value)?;
-        if width.is_none() || v.rows.iter().any(|(_, r)| Some(&r.len()) != width) {
+        let (Some(side), Some(_)) = (side, width) else {
             return Err(CodecError::Invalid(
                 "interval join state of another layout".into(),
             ));
+        };
+        if v.rows.iter().any(|(_, r)| Some(&r.len()) != width) {
+            return Err(CodecError::Invalid(
+                "interval join state of another layout".into(),
+            ));
+        }
+        let his: Vec<i64> = v
+            .rows
+            .iter()
+            .filter_map(|(_, r)| self.bounds[side].range(r).map(|(_, hi)| hi))
+            .collect();
+        for hi in his {
+            self.index(side, hi, key);
         }
         self.state.restore(key, value)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use arrow_array::{Int64Array, StringArray};
-    use datafusion_physical_expr::expressions::col;
-
-    fn side(p: &str) -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new(format!("{p}k"), DataType::Utf8, true),
-            Field::new(format!("{p}t"), DataType::Int64, true),
-        ]))
-    }
-
-    fn op() -> IntervalJoinOp {
-        let (l, r) = (side("l"), side("r"));
-        let out = Arc::new(Schema::new(
-            l.fields()
-                .iter()
-                .chain(r.fields().iter())
-                .cloned()
-                .collect::<Vec<_>>(),
-        ));
-        // r.t BETWEEN l.t - 2 AND l.t + 5
-        IntervalJoinOp::new(
-            [
-                vec![col("lk", &l).expect("lk")],
-                vec![col("rk", &r).expect("rk")],
-            ],
-            [1, 1],
-            (-2, 5),
-            None,
-            [&l, &r],
-            out,
-        )
-        .expect("op")
-    }
-
-    fn batch(p: &str, rows: &[(&str, i64)]) -> RecordBatch {
-        RecordBatch::try_new(
-            side(p),
-            vec![
-                Arc::new(rows.iter().map(|r| Some(r.0)).collect::<StringArray>()),
-                Arc::new(rows.iter().map(|r| Some(r.1)).collect::<Int64Array>()),
-            ],
-        )
-        .expect("batch")
-    }
-
-    fn rows(b: Option<RecordBatch>) -> Vec<String> {
-        let Some(b) = b else { return Vec::new() };
-        (0..b.num_rows())
-            .map(|r| {
-                b.columns()
-                    .iter()
-                    .map(|c| arrow_cast::display::array_value_to_string(c, r).expect("display"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect()
-    }
-
-    #[test]
-    fn rows_join_within_the_interval_only() {
-        let mut j = op();
-        j.process(0, &batch("l", &[("a", 10), ("b", 10)]))
-            .expect("left");
-        let out = j
-            .process(
-                1,
-                &batch("r", &[("a", 7), ("a", 8), ("a", 15), ("a", 16), ("b", 12)]),
-            )
-            .expect("right");
-        assert_eq!(rows(out), ["a,10,a,8", "a,10,a,15", "b,10,b,12"]);
-        // And from the other side: right rows at 8, 15, 16 match a left row at 11..=13.
-        let out = j.process(0, &batch("l", &[("a", 12)])).expect("left");
-        assert_eq!(rows(out), ["a,12,a,15", "a,12,a,16"]);
-    }
-
-    #[test]
-    fn watermarks_free_rows_that_can_match_nothing_more_so_state_stays_bounded() {
-        let mut j = op();
-        let mut peak = 0;
-        for t in 0..1000 {
-            j.process(0, &batch("l", &[("k", t)])).expect("left");
-            j.process(1, &batch("r", &[("k", t)])).expect("right");
-            // Both inputs' watermarks trail the times by 3 ms.
-            j.watermark(0, t - 3);
-            j.watermark(1, t - 3);
-            peak = peak.max(j.rows_held());
-        }
-        // A left row lives until the right watermark passes t + 5, a right row until the
-        // left one passes t + 2: at most 9 + 6 rows, whatever the stream's length.
-        assert!(peak <= 15, "peak {peak}");
-        let bytes = j.state_bytes();
-        j.watermark(0, 2000);
-        j.watermark(1, 2000);
-        assert_eq!(j.rows_held(), 0);
-        assert!(j.state_bytes() < bytes);
-        // A row arriving past its range joins nothing and is not kept.
-        assert!(j
-            .process(0, &batch("l", &[("k", 10)]))
-            .expect("late")
-            .is_none());
-        assert_eq!(j.rows_held(), 0);
-    }
-
-    #[test]
-    fn checkpointed_rows_restore_and_join_alike() {
-        let mut a = op();
-        a.process(0, &batch("l", &[("a", 10), ("b", 3)]))
-            .expect("left");
-        let mut b = op();
-        for (k, v) in a.take_changes().expect("changes") {
-            b.restore(&k, &v.expect("value")).expect("restore");
-        }
-        assert_eq!(b.rows_held(), 2);
-        let next = batch("r", &[("a", 12), ("b", 1)]);
-        let (x, y) = (
-            rows(a.process(1, &next).expect("a")),
-            rows(b.process(1, &next).expect("b")),
-        );
-        assert_eq!(x, y);
-        assert_eq!(x, ["a,10,a,12", "b,3,b,1"]);
-        assert!(b.restore(&[5], &[]).is_err());
-    }
-}
+#[path = "interval_join_tests.rs"]
+mod tests;

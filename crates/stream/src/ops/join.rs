@@ -41,6 +41,7 @@ use crate::error::StreamError;
 use crate::graph::RETRACT;
 use crate::ops::aggregate::to_array;
 use crate::state::codec::{self, CodecError};
+use crate::state::expiry::Expiry;
 use crate::state::{Change, KeyedState, StateValue, Stateful};
 
 /// Which rows without a match an equi-join keeps (NULL-padded); semi and anti joins output
@@ -201,6 +202,10 @@ pub struct JoinOp {
     ends: BTreeMap<i64, HashSet<Vec<u8>>>,
     /// The last watermark (µs) that freed state: changes of windows it closed are late.
     watermark_us: Option<i64>,
+    /// An idle-state TTL: a join key's rows on a side are dropped once not written for it.
+    /// Changes may then meet rows that expired: a retraction of an expired row is ignored
+    /// and match counts stop at zero, as in Flink (results may differ from the batch query).
+    ttl: Expiry,
 }
 
 impl JoinOp {
@@ -254,7 +259,15 @@ impl JoinOp {
             expiry: None,
             ends: BTreeMap::new(),
             watermark_us: None,
+            ttl: Expiry::default(),
         })
+    }
+
+    /// Drops a side's rows of a join key once they have not been written for `ttl_ms` of
+    /// event time (`None`: kept until retracted or their window ends).
+    pub fn with_ttl(mut self, ttl_ms: Option<i64>) -> JoinOp {
+        self.ttl = Expiry::new(None, ttl_ms);
+        self
     }
 
     /// Frees each window's rows once the watermark passes its end.
@@ -289,6 +302,7 @@ impl JoinOp {
     /// Frees the rows of the windows that end at or before `watermark_ms`: no input changes
     /// them any more. Nothing is emitted.
     pub fn on_watermark(&mut self, watermark_ms: i64) {
+        self.state.advance(&mut self.ttl, watermark_ms);
         if self.expiry.is_none() {
             return;
         }
@@ -477,6 +491,9 @@ impl JoinOp {
             }
             return Ok(());
         };
+        if w < 0 && self.expired(&key, &c.row) {
+            return Ok(()); // Its output went with it (TTL): nothing to retract.
+        }
         let other_k = other_key(&key);
         // The other side: joined rows, and its padded rows as degrees cross 0.
         let mut matched = 0;
@@ -507,6 +524,7 @@ impl JoinOp {
                 }
             }
             if track {
+                let lenient = !self.ttl.is_none();
                 self.state.update(&other_k, |slot| {
                     let b = slot
                         .as_mut()
@@ -514,7 +532,9 @@ impl JoinOp {
                     for &e in m {
                         if let Some(entry) = b.entries.get_mut(e) {
                             entry.degree += w;
-                            if entry.degree < 0 {
+                            if entry.degree < 0 && lenient {
+                                entry.degree = 0;
+                            } else if entry.degree < 0 {
                                 return Err(StreamError::Join(
                                     "a row's match count fell below zero".into(),
                                 ));
@@ -552,6 +572,9 @@ impl JoinOp {
             }
             return Ok(());
         };
+        if w < 0 && self.expired(&key, &c.row) {
+            return Ok(()); // Its output went with it (TTL): nothing to retract.
+        }
         let other_k = other_key(&key);
         let mut matched = 0;
         if side == kept {
@@ -566,6 +589,7 @@ impl JoinOp {
                 out.push(side, &c.row, None, w, 1);
             }
         } else if !m.is_empty() {
+            let lenient = !self.ttl.is_none();
             self.state.update(&other_k, |slot| {
                 let b = slot
                     .as_mut()
@@ -576,7 +600,9 @@ impl JoinOp {
                     };
                     let before = entry.degree;
                     entry.degree += w;
-                    if entry.degree < 0 {
+                    if entry.degree < 0 && lenient {
+                        entry.degree = 0;
+                    } else if entry.degree < 0 {
                         return Err(StreamError::Join(
                             "a row's match count fell below zero".into(),
                         ));
@@ -594,6 +620,16 @@ impl JoinOp {
         self.fold(&key, c.row, w, degree)
     }
 
+    /// With a TTL: whether `row` is missing from its bucket `key` (it expired), so a
+    /// retraction of it changes nothing.
+    fn expired(&self, key: &[u8], row: &[ScalarValue]) -> bool {
+        !self.ttl.is_none()
+            && self
+                .state
+                .get(key)
+                .is_none_or(|b| b.entries.iter().all(|e| e.row != row))
+    }
+
     /// Folds a change of weight `w` into its own side's bucket `key`; a new row starts
     /// with `degree`.
     fn fold(
@@ -606,6 +642,7 @@ impl JoinOp {
         if let Some(end) = self.end_of(usize::from(key.first().copied().unwrap_or(0)), &row) {
             self.ends.entry(end).or_default().insert(key.to_vec());
         }
+        let lenient = !self.ttl.is_none();
         self.state.update(key, |slot| {
             let b = slot.get_or_insert_with(Bucket::default);
             match b.entries.iter_mut().position(|e| e.row == row) {
@@ -625,6 +662,9 @@ impl JoinOp {
                 None => {
                     if b.entries.is_empty() {
                         *slot = None;
+                    }
+                    if lenient {
+                        return Ok(()); // The row expired (TTL).
                     }
                     return Err(StreamError::Join(
                         "a retraction of a row the join never received".into(),

@@ -430,3 +430,31 @@ fn a_windowed_join_frees_a_window_once_the_watermark_passes_its_end() {
     // Only a timestamp column bounds a window.
     assert!(op(JoinKind::Inner, false).with_expiry(expiry).is_err());
 }
+
+#[test]
+fn with_a_ttl_idle_rows_expire_and_their_retractions_are_ignored() {
+    // TTL 16 ms of event time, so a grain of 1 ms.
+    let mut j = op(JoinKind::Inner, false).with_ttl(Some(16));
+    assert!(l(&mut j, &[(Some(1), "a", false)]).is_empty());
+    j.on_watermark(0); // The first watermark gives the row a deadline: 0 + 1 + 16 ms.
+    assert!(l(&mut j, &[(Some(2), "b", false)]).is_empty());
+    j.on_watermark(10);
+    assert!(l(&mut j, &[(Some(2), "b2", false)]).is_empty()); // Written again: 10 + 1 + 16.
+    j.on_watermark(16);
+    assert_eq!(j.rows_held(), 3, "nothing idle for 16 ms yet");
+    j.on_watermark(17);
+    assert_eq!(j.rows_held(), 2, "key 1 expired; key 2 was written at 10");
+    assert!(
+        r(&mut j, &[(Some(1), "x", false)]).is_empty(),
+        "1,a is gone"
+    );
+    assert_eq!(
+        r(&mut j, &[(Some(2), "y", false)]),
+        ["2,b,2,y,false", "2,b2,2,y,false"]
+    );
+    // A retraction of an expired row: ignored, not an error.
+    assert!(l(&mut j, &[(Some(1), "a", true)]).is_empty());
+    j.on_watermark(100);
+    assert_eq!(j.rows_held(), 0);
+    assert_eq!(j.state_bytes(), 0);
+}

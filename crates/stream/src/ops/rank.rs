@@ -10,7 +10,11 @@
 //! take the first place. Ties in the order are broken by the row's values (batch SQL leaves
 //! them arbitrary).
 //!
-//! State is a [`KeyedState`] keyed by the partition key's codec row.
+//! State is a [`KeyedState`] keyed by the partition key's codec row. A partition is freed,
+//! without output, when the watermark passes the end of the window a partition column holds
+//! (`PARTITION BY k, window_start`: deduplication per key and window keeps a key only while
+//! its window is open) or, with an idle-state TTL, once it has not changed for that long
+//! ([`crate::state::expiry`]).
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -26,6 +30,7 @@ use crate::error::StreamError;
 use crate::ops::aggregate::to_array;
 use crate::ops::join::int;
 use crate::state::codec::{self, CodecError};
+use crate::state::expiry::Expiry;
 use crate::state::{Change, KeyedState, StateValue, Stateful};
 
 /// One distinct row of a partition with its order values and multiplicity.
@@ -113,6 +118,7 @@ pub struct TopNOp {
     /// Input columns, `rn`, `_retract`.
     schema: SchemaRef,
     state: KeyedState<Ranking>,
+    expiry: Expiry,
 }
 
 impl TopNOp {
@@ -142,7 +148,21 @@ impl TopNOp {
             input_updating,
             schema,
             state: KeyedState::default(),
+            expiry: Expiry::default(),
         })
+    }
+
+    /// Frees partitions by a window bound among the partition columns and/or an idle-state
+    /// TTL.
+    pub fn with_expiry(mut self, expiry: Expiry) -> TopNOp {
+        self.expiry = expiry;
+        self
+    }
+
+    /// The watermark reached `w` (ms): frees the partitions that expired. Nothing is
+    /// emitted.
+    pub fn on_watermark(&mut self, w: i64) -> usize {
+        self.state.advance(&mut self.expiry, w)
     }
 
     /// Partitions held.
@@ -206,10 +226,14 @@ impl TopNOp {
         let mut before: Vec<(Vec<u8>, Vec<Vec<ScalarValue>>)> = Vec::new();
         for i in 0..n {
             let mut key = Vec::new();
-            codec::encode_row(&scalars(&parts, i)?, &mut key).map_err(StreamError::Codec)?;
+            let part = scalars(&parts, i)?;
+            codec::encode_row(&part, &mut key).map_err(StreamError::Codec)?;
             if !touched.contains_key(&key) {
                 touched.insert(key.clone(), before.len());
                 before.push((key.clone(), self.top(&key)));
+                if let Some(at) = self.expiry.key_deadline(&part) {
+                    self.state.set_deadline(&key, at);
+                }
             }
             let new = Ranked {
                 order: scalars(&orders, i)?,
@@ -265,6 +289,7 @@ impl TopNOp {
 
     fn apply(&mut self, key: &[u8], new: Ranked, weight: i64) -> Result<(), StreamError> {
         let (limit, append_only, order) = (self.limit, !self.input_updating, &self.order);
+        let lenient = self.expiry.has_ttl();
         self.state.update(key, |slot| {
             let r = slot.get_or_insert_with(Ranking::default);
             let at = r.rows.binary_search_by(|probe| compare(order, probe, &new));
@@ -286,6 +311,9 @@ impl TopNOp {
                 (Err(_), false) => {
                     if r.rows.is_empty() {
                         *slot = None;
+                    }
+                    if lenient {
+                        return Ok(()); // The row's partition expired (TTL).
                     }
                     return Err(StreamError::TopN(
                         "a retraction of a row it never received".into(),
@@ -355,7 +383,11 @@ impl Stateful for TopNOp {
         {
             return Err(CodecError::Invalid("top-N state of another layout".into()));
         }
-        self.state.restore(key, value)
+        self.state.restore(key, value)?;
+        if let Some(at) = self.expiry.key_deadline(&codec::decode_row(key)?) {
+            self.state.set_deadline(key, at);
+        }
+        Ok(())
     }
 }
 
@@ -494,5 +526,62 @@ mod tests {
         );
         assert_eq!(x, y);
         assert_eq!(x, ["a,1,1,true", "a,0,1,false"]);
+    }
+
+    #[test]
+    fn dedup_per_key_and_window_frees_a_partition_when_its_window_closes() {
+        let s = input(false);
+        let out = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("ts", DataType::Int64, true),
+            Field::new("rn", RANK_TYPE, false),
+            Field::new(RETRACT, DataType::Boolean, false),
+        ]));
+        let opts = SortOptions {
+            descending: false,
+            nulls_first: false,
+        };
+        // PARTITION BY k, ts (a window start in ms here), windows of 10 ms.
+        let expiry = Expiry::new(
+            Some(crate::state::expiry::KeyExpiry {
+                column: 1,
+                end_offset_us: 10_000,
+            }),
+            None,
+        );
+        let mut t = TopNOp::new(
+            vec![col("k", &s).expect("k"), col("ts", &s).expect("ts")],
+            vec![(col("ts", &s).expect("ts"), opts)],
+            1,
+            &s,
+            out,
+        )
+        .expect("top-N")
+        .with_expiry(expiry);
+        let mut peak = 0;
+        for w in 0..100i64 {
+            let rows: Vec<(String, i64)> = (0..5).map(|k| (format!("k{k}"), w * 10)).collect();
+            let rows: Vec<(&str, i64, bool)> =
+                rows.iter().map(|(k, t)| (k.as_str(), *t, false)).collect();
+            // Twice: the second copy of each key is a duplicate.
+            assert_eq!(
+                t.process(&batch(false, &rows)).map(rows_of).expect("rows"),
+                5
+            );
+            assert_eq!(
+                t.process(&batch(false, &rows)).map(rows_of).expect("dup"),
+                0
+            );
+            t.on_watermark(w * 10 + 9); // The watermark trails: window w - 1 closed.
+            peak = peak.max(t.partitions());
+        }
+        assert!(peak <= 10, "the open windows' keys only: {peak}");
+        t.on_watermark(10_000);
+        assert_eq!(t.partitions(), 0);
+        assert_eq!(t.state_bytes(), 0);
+    }
+
+    fn rows_of(b: Option<RecordBatch>) -> usize {
+        b.map_or(0, |b| b.num_rows())
     }
 }

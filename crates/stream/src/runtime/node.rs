@@ -17,6 +17,7 @@ use crate::ops::row_id::RowIdOp;
 use crate::ops::session::SessionAggregateOp;
 use crate::ops::window::WindowAggregateOp;
 use crate::sink::SinkOp;
+use crate::state::expiry::Expiry;
 use crate::state::Stateful;
 
 pub(super) enum Node {
@@ -56,9 +57,14 @@ impl Node {
                 Node::Map(MapOp::new(exprs.clone(), filter.clone(), output()?))
             }
             NodeSpec::Union => Node::Union(Aligner::new(graph.inputs(i).count())),
-            NodeSpec::UpdatingAggregate { group, aggs } => {
+            NodeSpec::UpdatingAggregate {
+                group,
+                aggs,
+                expiry,
+            } => {
                 let updating = graph.inputs(i).any(|e| !e.append_only);
-                let op = UpdatingAggregateOp::new(group.clone(), aggs.clone(), output()?, updating);
+                let op = UpdatingAggregateOp::new(group.clone(), aggs.clone(), output()?, updating)
+                    .with_expiry(Expiry::new(*expiry, graph.state_ttl_ms));
                 Node::Aggregate(Box::new(op))
             }
             NodeSpec::WindowAggregate {
@@ -89,7 +95,8 @@ impl Node {
             } => {
                 let (l, r) = (input(0)?, input(1)?);
                 let op = JoinOp::new(*kind, keys.clone(), filter.clone(), [&l, &r], output()?)?
-                    .with_expiry(*expiry)?;
+                    .with_expiry(*expiry)?
+                    .with_ttl(graph.state_ttl_ms);
                 Node::Join(Box::new(op), Aligner::new(2))
             }
             NodeSpec::IntervalJoin {
@@ -100,16 +107,20 @@ impl Node {
             } => {
                 let (l, r) = (input(0)?, input(1)?);
                 let (keys, filter) = (keys.clone(), filter.clone());
-                let op = IntervalJoinOp::new(keys, *time, *bounds, filter, [&l, &r], output()?)?;
+                let bounds = bounds.clone();
+                let op = IntervalJoinOp::new(keys, *time, bounds, filter, [&l, &r], output()?)?;
                 Node::IntervalJoin(Box::new(op), Aligner::new(2))
             }
             NodeSpec::TopN {
                 partition,
                 order,
                 limit,
+                expiry,
             } => {
                 let (p, o) = (partition.clone(), order.clone());
-                Node::TopN(Box::new(TopNOp::new(p, o, *limit, &input(0)?, output()?)?))
+                let op = TopNOp::new(p, o, *limit, &input(0)?, output()?)?
+                    .with_expiry(Expiry::new(*expiry, graph.state_ttl_ms));
+                Node::TopN(Box::new(op))
             }
             NodeSpec::RowId => Node::RowId(RowIdOp::new(&input(0)?, output()?)?),
             NodeSpec::Source(_) | NodeSpec::Sink(_) => {
@@ -176,6 +187,15 @@ impl Node {
             }
             (Node::Session(op), Message::Watermark(w)) => {
                 single(out, op.on_watermark(w)?);
+                out.push(Message::Watermark(w));
+            }
+            // Keys that expired (a closed window, an idle-state TTL) are freed silently.
+            (Node::Aggregate(op), Message::Watermark(w)) => {
+                op.on_watermark(w);
+                out.push(Message::Watermark(w));
+            }
+            (Node::TopN(op), Message::Watermark(w)) => {
+                op.on_watermark(w);
                 out.push(Message::Watermark(w));
             }
             (

@@ -1,7 +1,8 @@
 //! Late rows (§6, windows): a row whose event time is behind the watermark its source has
 //! already sent downstream. Windows it belongs to may have closed and an interval join may
 //! have freed the rows it would match, so a pipeline whose source feeds such an operator
-//! (window and session aggregates, interval joins) drops it at the source, as Flink's
+//! (window and session aggregates, interval joins, aggregates and top-N freeing keys by a
+//! window's end) drops it at the source, as Flink's
 //! window operators do. A pipeline without one keeps it: an aggregate, a filter or a TopN
 //! over a source that declares a watermark gives the batch answer, late rows included.
 //!
@@ -32,6 +33,14 @@ pub fn feeds_watermark_operator(graph: &Graph, source: usize) -> bool {
                 NodeSpec::WindowAggregate { .. }
                     | NodeSpec::SessionAggregate { .. }
                     | NodeSpec::IntervalJoin { .. }
+                    | NodeSpec::UpdatingAggregate {
+                        expiry: Some(_),
+                        ..
+                    }
+                    | NodeSpec::TopN {
+                        expiry: Some(_),
+                        ..
+                    }
             )
         ) {
             return true;

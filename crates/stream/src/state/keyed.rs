@@ -2,15 +2,22 @@
 //! last checkpoint (so a checkpoint writes deltas: a hot key costs one record per epoch, not
 //! one per input row) and the bytes it holds (for the pipeline's memory budget).
 //!
+//! Keys may have a deadline (µs of event time, [`super::expiry`]): an index by time frees
+//! the due ones when the watermark reaches them, tombstoned at the next checkpoint like any
+//! removal. Deadlines are not checkpointed: the operator sets them again at restore.
+//!
 //! Keys are bytes the operator chooses (a group key's [`super::codec::encode_row`], a
 //! window's end followed by its group, a join key...); values implement [`StateValue`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::codec::CodecError;
+use super::expiry::Expiry;
 
 /// Bytes a map entry costs beyond its key and value (hash table slot, dirty-set entry).
 const ENTRY_OVERHEAD: usize = 64;
+/// Bytes a deadline costs beyond its key's two copies (tree and map slots, the time).
+const DEADLINE_OVERHEAD: usize = 96;
 
 /// A value kept in [`KeyedState`].
 pub trait StateValue: Sized {
@@ -29,6 +36,11 @@ pub struct KeyedState<V> {
     map: HashMap<Vec<u8>, V>,
     dirty: HashSet<Vec<u8>>,
     bytes: usize,
+    /// (deadline, key): keys freed once the watermark reaches their deadline.
+    deadlines: BTreeSet<(i64, Vec<u8>)>,
+    deadline_of: HashMap<Vec<u8>, i64>,
+    /// With an idle-state TTL: the deadline every write gives its key.
+    write_deadline: Option<i64>,
 }
 
 impl<V> Default for KeyedState<V> {
@@ -37,6 +49,9 @@ impl<V> Default for KeyedState<V> {
             map: HashMap::new(),
             dirty: HashSet::new(),
             bytes: 0,
+            deadlines: BTreeSet::new(),
+            deadline_of: HashMap::new(),
+            write_deadline: None,
         }
     }
 }
@@ -78,6 +93,9 @@ impl<V: StateValue> KeyedState<V> {
         if let Some(new) = slot {
             self.bytes += Self::cost(key, &new);
             self.map.insert(key.to_vec(), new);
+            if let Some(at) = self.write_deadline {
+                self.set_deadline(key, at);
+            }
         }
         if !self.dirty.contains(key) {
             self.dirty.insert(key.to_vec());
@@ -91,6 +109,67 @@ impl<V: StateValue> KeyedState<V> {
 
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
         self.update(key, Option::take)
+    }
+
+    /// Whether `key` has a deadline.
+    pub fn has_deadline(&self, key: &[u8]) -> bool {
+        self.deadline_of.contains_key(key)
+    }
+
+    /// Sets (or moves) `key`'s deadline to `at`; a no-op when it is already there.
+    pub fn set_deadline(&mut self, key: &[u8], at: i64) {
+        match self.deadline_of.get(key) {
+            Some(old) if *old == at => return,
+            Some(old) => {
+                self.deadlines.remove(&(*old, key.to_vec()));
+            }
+            None => self.bytes += 2 * key.len() + DEADLINE_OVERHEAD,
+        }
+        self.deadline_of.insert(key.to_vec(), at);
+        self.deadlines.insert((at, key.to_vec()));
+    }
+
+    /// Frees every entry whose deadline is at or before `now`; how many there were.
+    pub fn expire(&mut self, now: i64) -> usize {
+        let mut freed = 0;
+        while self.deadlines.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, key)) = self.deadlines.pop_first() else {
+                break;
+            };
+            self.deadline_of.remove(&key);
+            self.bytes = self.bytes.saturating_sub(2 * key.len() + DEADLINE_OVERHEAD);
+            // A key removed meanwhile left its deadline behind: nothing to free.
+            if self.map.contains_key(&key) {
+                self.remove(&key);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// Keys without a deadline.
+    pub fn keys_without_deadline(&self) -> Vec<Vec<u8>> {
+        self.map
+            .keys()
+            .filter(|k| !self.deadline_of.contains_key(*k))
+            .cloned()
+            .collect()
+    }
+
+    /// The watermark reached `w` (ms): with a TTL, later writes get `expiry`'s new
+    /// deadline (and, at the first watermark, the keys written before it); then the due
+    /// keys are freed. How many were.
+    pub fn advance(&mut self, expiry: &mut Expiry, w: i64) -> usize {
+        let Some((now, first)) = expiry.on_watermark(w) else {
+            return 0;
+        };
+        self.write_deadline = expiry.write_deadline();
+        if let (true, Some(at)) = (first, self.write_deadline) {
+            for key in self.keys_without_deadline() {
+                self.set_deadline(&key, at);
+            }
+        }
+        self.expire(now)
     }
 
     /// The changes since the last call, as changelog entries; clears the changed set.
@@ -175,5 +254,34 @@ mod tests {
         assert_eq!(back.bytes(), s.bytes());
         assert!(back.take_changes().expect("none").is_empty());
         assert!(back.restore(b"x", &[1]).is_err());
+    }
+
+    #[test]
+    fn due_keys_are_freed_with_tombstones_and_their_deadlines_accounted() {
+        let mut s: KeyedState<Counter> = KeyedState::default();
+        s.insert(b"a".to_vec(), Counter(1));
+        s.insert(b"b".to_vec(), Counter(2));
+        s.insert(b"c".to_vec(), Counter(3));
+        let plain = s.bytes();
+        s.set_deadline(b"a", 10);
+        s.set_deadline(b"b", 20);
+        s.set_deadline(b"b", 30); // moved
+        assert!(s.bytes() > plain);
+        assert_eq!(s.keys_without_deadline(), vec![b"c".to_vec()]);
+        s.take_changes().expect("changes");
+        assert_eq!(s.expire(9), 0);
+        assert_eq!(s.expire(20), 1, "a, not b: its deadline moved to 30");
+        assert_eq!(
+            s.take_changes().expect("changes"),
+            vec![(b"a".to_vec(), None)]
+        );
+        s.remove(b"b");
+        assert_eq!(s.expire(100), 0, "b was removed before its deadline");
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s.bytes(),
+            1 + 8 + ENTRY_OVERHEAD,
+            "only c left, no deadline"
+        );
     }
 }

@@ -5,6 +5,8 @@
 //! - [`keyed`]: [`keyed::KeyedState`], a map of encoded keys to values that tracks the keys
 //!   changed since the last checkpoint and the bytes it holds. Window aggregates key it by
 //!   window and group, joins by join key with a multiset of rows as the value.
+//! - [`expiry`]: when keys can be freed by the watermark (a window bound in the key, an
+//!   idle-state TTL); [`keyed::KeyedState`] keeps their deadlines.
 //! - [`changelog`]: the state topic's records and their collapsing read at recovery.
 //!
 //! A stateful operator implements [`Stateful`]; the runtime writes its changes in every
@@ -12,6 +14,7 @@
 
 pub mod changelog;
 pub mod codec;
+pub mod expiry;
 pub mod keyed;
 
 pub use keyed::{Change, KeyedState, StateValue};
