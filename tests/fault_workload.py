@@ -393,7 +393,9 @@ class TxnLoop(Worker):
     """Reads `source` read_committed in group `group`, writes "<name>|t|p|o|<txn seq>" per input
     to `sink` and commits the input offsets in the same transaction."""
 
-    COUNTERS = ("seq", "regressions")
+    COUNTERS = ("seq", "regressions", "stalls")
+    # Seconds without any input before the loop's clients count as stalled and are replaced.
+    STALL_S = 60.0
 
     def __init__(self, name: str, bootstrap: str, source: str, sink: str, history: History):
         super().__init__(name, history)
@@ -401,6 +403,7 @@ class TxnLoop(Worker):
         self.group = f"{name}-group"
         self.seq = 0
         self.regressions = 0
+        self.stalls = 0
 
     def _clients(self):
         producer = Producer({"bootstrap.servers": self.bootstrap, "transactional.id": self.name,
@@ -436,9 +439,11 @@ class TxnLoop(Worker):
         # (topic, partition) -> the offset after the inputs of the last committed transaction
         # not yet followed by a read of that partition.
         self._committed_end: dict[tuple[str, int], int] = {}
+        last_input = time.monotonic()
         while not self.stop.is_set():
             self.beat()
             if producer is None:
+                last_input = time.monotonic()
                 try:
                     producer, consumer = self._clients()
                 except KafkaException as e:  # its coordinator is down: try again
@@ -450,7 +455,19 @@ class TxnLoop(Worker):
                     continue
             msgs = [m for m in consumer.consume(200, 0.5) if m.error() is None]
             if not msgs:
+                if time.monotonic() - last_input > self.STALL_S:
+                    # The writers add input every few ms: a consumer that got none for this
+                    # long is wedged (librdkafka's group state machine after its coordinator
+                    # left the metadata) or refused its start (offsets that stay unstable).
+                    # What OffsetFetch says goes to the history; new clients carry on.
+                    self._record_stall(consumer)
+                    self.stalls += 1
+                    self._committed_end.clear()
+                    consumer.close()
+                    producer = consumer = None
+                    last_input = time.monotonic()
                 continue
+            last_input = time.monotonic()
             self._check_positions(msgs)
             self.seq += 1
             txn_id = f"{self.name}#{self.seq}"
@@ -489,6 +506,16 @@ class TxnLoop(Worker):
                     producer = consumer = None
             self.history.add("txn", id=txn_id, outcome=outcome, outputs=outputs,
                              inputs=[[m.topic(), m.partition(), m.offset()] for m in msgs])
+
+    def _record_stall(self, consumer: Consumer):
+        try:
+            parts = consumer.assignment()
+            committed = consumer.committed(parts, CALL_TIMEOUT) if parts else []
+            state = [[tp.partition, tp.offset, str(tp.error) if tp.error else None]
+                     for tp in committed]
+            self.history.add("txn_stalled", who=self.name, assigned=len(parts), committed=state)
+        except KafkaException as e:
+            self.history.add("txn_stalled", who=self.name, err=str(e))
 
     def _rewind(self, consumer: Consumer) -> bool:
         """After an abort, seeks every assigned partition back to its committed offset (the

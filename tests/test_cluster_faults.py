@@ -288,7 +288,7 @@ def test_cluster_survives_seeded_faults_with_clients_running(chaos_cluster, tmp_
                                         else f"skipped: {c.partition_skip_reason}")
     rep.counts["group commit failures (unacknowledged)"] = sum(m.commit_failures for m in members)
     kinds = Counter(e["k"] for e in stream_all(history_path)
-                    if e["k"] in ("txn_restart", "rewind_failed", "regress"))
+                    if e["k"] in ("txn_restart", "rewind_failed", "regress", "txn_stalled"))
     rep.counts["transaction loop restarts"] = kinds["txn_restart"]
     rep.counts["aborts whose committed offsets could not be read (clients restarted)"] = \
         kinds["rewind_failed"]
@@ -296,6 +296,9 @@ def test_cluster_survives_seeded_faults_with_clients_running(chaos_cluster, tmp_
     # last committed transaction there (its consumer started below the committed offsets);
     # the checker's (2)/(4) judge whether that produced visible duplicates.
     rep.counts["transaction loop inputs below their committed end"] = kinds["regress"]
+    # A loop that got no input for a minute (a wedged consumer, or offsets that stay
+    # unstable): its clients were replaced; the history holds what OffsetFetch said.
+    rep.counts["transaction loops stalled (clients replaced)"] = kinds["txn_stalled"]
     rep.counts["workers revived (wedged librdkafka client)"] = {
         w.name: w.revivals for w in workers if w.revivals}
     rep.counts["workers wedged at stop (killed, history checked)"] = [

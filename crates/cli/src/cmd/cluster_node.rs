@@ -203,13 +203,25 @@ pub fn spawn_publisher(
         {
             tracing::error!(%error, "publishing the metadata image");
         }
+        let mut catch_up = CatchUp::new(baseline_index);
         if registration.borrow_and_update().epoch.is_some() {
-            if let Err(error) = publisher.caught_up().await {
-                tracing::error!(%error, "reconciling replicas after catch-up");
-            }
+            catch_up.registered(node.applied_index());
         }
         loop {
+            if !publisher.is_caught_up() && catch_up.ready() {
+                if let Err(error) = publisher.caught_up().await {
+                    tracing::error!(%error, "reconciling replicas after catch-up");
+                }
+                tracing::info!(
+                    index = catch_up.published,
+                    "caught up with the metadata quorum; replicas follow the image"
+                );
+            }
             tokio::select! {
+                // Entries first: the registration may be answered while entries the node
+                // applied before it still wait here (a restarted voter replays its whole
+                // log once the leader tells it the commit index).
+                biased;
                 entry = applied.recv() => {
                     let Some(entry) = entry else { break };
                     let change = match entry.change {
@@ -219,22 +231,56 @@ pub fn spawn_publisher(
                     if let Err(error) = publisher.apply(entry.index, entry.image, &change).await {
                         tracing::error!(index = entry.index, %error, "publishing a metadata entry");
                     }
+                    catch_up.published(entry.index);
                 }
                 changed = registration.changed(), if !publisher.is_caught_up() => {
                     if changed.is_err() {
                         break;
                     }
-                    let registered = registration.borrow_and_update().epoch.is_some();
-                    if registered {
-                        if let Err(error) = publisher.caught_up().await {
-                            tracing::error!(%error, "reconciling replicas after catch-up");
-                        }
-                        tracing::info!("caught up with the metadata quorum; replicas follow the image");
+                    if registration.borrow_and_update().epoch.is_some() {
+                        // The registration's entry is applied on this node before the
+                        // answer reaches here, so the node's applied index covers it.
+                        catch_up.registered(node.applied_index());
                     }
                 }
             }
         }
     })
+}
+
+/// When the publisher may call itself caught up (design §4.7 step 2): once the broker is
+/// registered *and* the publisher has applied every entry the node had applied when the
+/// registration was answered. The registration alone is not enough: a restarted voter
+/// learns the commit index from the leader and then applies its whole log at once, and
+/// the publisher may still be entries behind the node when the answer arrives. Catching up
+/// on that older image would take every replica it lacks for a stray and delete it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CatchUp {
+    /// The index of the last entry the publisher applied.
+    published: u64,
+    /// The node's applied index when the registration was answered.
+    target: Option<u64>,
+}
+
+impl CatchUp {
+    fn new(baseline: u64) -> CatchUp {
+        CatchUp {
+            published: baseline,
+            target: None,
+        }
+    }
+
+    fn published(&mut self, index: u64) {
+        self.published = self.published.max(index);
+    }
+
+    fn registered(&mut self, applied: u64) {
+        self.target = Some(self.target.map_or(applied, |t| t.max(applied)));
+    }
+
+    fn ready(&self) -> bool {
+        self.target.is_some_and(|t| self.published >= t)
+    }
 }
 
 /// Installs the broker's lease (design §4.9) and renews it from every heartbeat the
@@ -266,6 +312,33 @@ fn spawn_lease(state: &Arc<weir_broker::state::State>, node: &Node) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn catching_up_waits_for_the_entries_applied_before_the_registration() {
+        use super::CatchUp;
+        // A restarted voter: an empty baseline, then the whole log arrives while the
+        // registration is answered.
+        let mut c = CatchUp::new(0);
+        assert!(!c.ready(), "not registered yet");
+        c.published(40);
+        assert!(!c.ready(), "entries alone do not make it caught up");
+        c.registered(1_000);
+        assert!(!c.ready(), "960 entries the node applied are still queued");
+        c.published(999);
+        assert!(!c.ready());
+        c.published(1_000);
+        assert!(c.ready());
+        // An answer at once (the common case): the baseline already holds everything.
+        let mut c = CatchUp::new(500);
+        c.registered(500);
+        assert!(c.ready());
+        // A later registration (the broker registered again) never lowers the target.
+        let mut c = CatchUp::new(0);
+        c.registered(700);
+        c.registered(600);
+        c.published(650);
+        assert!(!c.ready());
+    }
+
     use std::time::{Duration, Instant};
 
     use weir_broker::cluster::read_partition_metadata;
