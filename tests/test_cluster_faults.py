@@ -299,6 +299,12 @@ def test_cluster_survives_seeded_faults_with_clients_running(chaos_cluster, tmp_
     # A loop that got no input for a minute (a wedged consumer, or offsets that stay
     # unstable): its clients were replaced; the history holds what OffsetFetch said.
     rep.counts["transaction loops stalled (clients replaced)"] = kinds["txn_stalled"]
+    # No topic is deleted or moved here, so a broker removing a replica directory as a
+    # stray deleted data it holds (a restarted broker once did so on an image it had not
+    # caught up with yet).
+    rep.counts["replica directories removed as strays"] = sum(
+        n.log_path.read_text(errors="replace").count("removing a stray replica")
+        for n in c.nodes.values() if n.log_path.exists())
     rep.counts["workers revived (wedged librdkafka client)"] = {
         w.name: w.revivals for w in workers if w.revivals}
     rep.counts["workers wedged at stop (killed, history checked)"] = [
