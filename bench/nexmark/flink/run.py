@@ -4,21 +4,24 @@
     ~/.cache/flink-venv/bin/python bench/nexmark/flink/run.py --weir .bin/weir \
         --events 2000000 [--query q0 ...] [--rounds 2] [--work DIR]
 
+(the Python beside `apache-flink==2.3.*`, installed in a venv of its own; Java 17).
+
 Data flow: `weir bench nexmark --dump` writes the seeded generator's events (the ones
-`weir bench nexmark` appends to its topics) as JSON lines, once for N/2 and once for N
-events, under --work. One PyFlink TableEnvironment (a local mini-cluster in one JVM,
-streaming mode, parallelism 1) runs each query of this directory (`qN.sql`: a blackhole
-sink and the `INSERT INTO` of the query, in Flink's dialect) over the sources of
-`sources.sql`, first over the N/2 events and then over the N events; each job runs until
-its bounded file sources are exhausted (end of input flushes every window).
+`weir bench nexmark` appends to its topics) as JSON lines under --work, and empty files
+beside them. One PyFlink TableEnvironment (a local mini-cluster in one JVM, streaming
+mode, parallelism 1) runs each query of this directory (`qN.sql`: a blackhole sink and the
+`INSERT INTO` of the query, in Flink's dialect) over the sources of `sources.sql`, first
+over the empty files and then over the N events; each job runs until its bounded file
+sources are exhausted (end of input flushes every window).
 
 Per job: wall time from submission to the end, and the JVM's CPU time (utime + stime of the
 whole process from /proc: task threads, GC, JIT, the mini-cluster's own threads). Two
 figures per query: events per CPU-second of the N run (all of its cost: planning, code
-generation and job start included), and the marginal one, (N - N/2) input events over the
-CPU difference of the two runs, which cancels what a job costs whatever its size (planning,
-submission, start-up, code generation). Input events are the records of the sources the
-query reads (bid alone: 92 %), as Weir's bench counts them.
+generation, job submission and start included), and the same without what the job over
+empty input cost (its fixed cost: planning, submission, start-up, code generation, end).
+Input events are the records of the sources the query reads (bid alone: 92 %), as Weir's
+bench counts them. The JVM's own start and a warm-up job (q0 over the N events, for the
+JIT) come before and are not counted.
 
 Settings are those of the Nexmark project's Flink runs (mini-batch 2 s / 50,000 rows,
 split distinct aggregates, watermarks every 200 ms) except: parallelism 1, the default
@@ -144,7 +147,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=1,
                         help="runs of every query; the round with the least CPU is shown")
     parser.add_argument("--work", default="/tmp/weir-nexmark-flink",
-                        help="where the dumps go (reused when present)")
+                        help="where the dump goes (reused when present: DIR/N/done)")
     args = parser.parse_args()
     queries = args.query or QUERIES
     unknown = [q for q in queries if q not in SOURCES]
@@ -152,49 +155,48 @@ def main():
         sys.exit(f"unknown queries {unknown}; the queries are {', '.join(QUERIES)}")
 
     work = Path(args.work)
-    half, full = args.events // 2, args.events
-    dirs = {n: work / str(n) for n in (half, full)}
-    for n, d in dirs.items():
-        print(f"dump: {dump(args.weir, n, d)}", file=sys.stderr)
-    counts = {n: {t: line_count(d / f"{t}.json") for t in ("person", "auction", "bid")}
-              for n, d in dirs.items()}
+    full = args.events
+    data = work / str(full)
+    empty = work / "empty"
+    print(f"dump: {dump(args.weir, full, data)}", file=sys.stderr)
+    empty.mkdir(parents=True, exist_ok=True)
+    for t in ("person", "auction", "bid"):
+        (empty / f"{t}.json").write_bytes(b"")
+    counts = {t: line_count(data / f"{t}.json") for t in ("person", "auction", "bid")}
 
     t_env = table_env()
     pid = jvm_pid()
     from pyflink.version import __version__
     started_cpu = cpu_seconds(pid)
     # Warm-up (JIT, class loading), not shown.
-    run_job(t_env, pid, "q0", dirs[half])
+    run_job(t_env, pid, "q0", data)
     print(f"# Flink {__version__} mini-cluster, one JVM (pid {pid}), parallelism 1, "
-          f"--events {full} (marginal: {half} -> {full})")
+          f"--events {full}, best of {args.rounds} round(s) by CPU")
     print(f"\nload average at start: {open('/proc/loadavg').read().split()[:3]}; "
           f"JVM start and warm-up: {cpu_seconds(pid) - started_cpu:.1f} CPU s (not counted)\n")
     print("| query | input events | wall s | JVM CPU s | events per CPU-second | "
-          "marginal events per CPU-second | marginal events/s (wall) |")
+          "job over empty input, CPU s | events per CPU-second without it |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in queries:
         best = None
         for _ in range(args.rounds):
             try:
-                small = run_job(t_env, pid, name, dirs[half])
-                large = run_job(t_env, pid, name, dirs[full])
+                fixed = run_job(t_env, pid, name, empty)
+                run = run_job(t_env, pid, name, data)
             except Exception as e:  # a query Flink refuses: say so, go on
                 message = re.sub(r"\s+", " ", str(e))[:300]
                 print(f"| {name} | failed: {message} | | | | | |", flush=True)
                 best = None
                 break
-            if best is None or large[1] < best[1][1]:
-                best = (small, large)
+            if best is None or run[1] < best[1][1]:
+                best = (fixed, run)
         if best is None:
             continue
-        (wall_s, cpu_s), (wall_l, cpu_l) = best
-        events_s = sum(counts[half][t] for t in SOURCES[name])
-        events_l = sum(counts[full][t] for t in SOURCES[name])
-        delta = events_l - events_s
-        marginal_cpu = f"{delta / (cpu_l - cpu_s):,.0f}" if cpu_l > cpu_s else "n/a"
-        marginal_wall = f"{delta / (wall_l - wall_s):,.0f}" if wall_l > wall_s else "n/a"
-        print(f"| {name} | {events_l:,} | {wall_l:.2f} | {cpu_l:.2f} | "
-              f"{events_l / cpu_l:,.0f} | {marginal_cpu} | {marginal_wall} |", flush=True)
+        (_, cpu_fixed), (wall, cpu) = best
+        events = sum(counts[t] for t in SOURCES[name])
+        without = f"{events / (cpu - cpu_fixed):,.0f}" if cpu > cpu_fixed else "n/a"
+        print(f"| {name} | {events:,} | {wall:.2f} | {cpu:.2f} | {events / cpu:,.0f} | "
+              f"{cpu_fixed:.2f} | {without} |", flush=True)
     print(f"\nload average at the end: {open('/proc/loadavg').read().split()[:3]}")
 
 
