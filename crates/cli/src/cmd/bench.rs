@@ -32,6 +32,8 @@ mod latency;
 mod machine;
 #[cfg(feature = "sql")]
 mod nexmark;
+#[cfg(feature = "sql")]
+mod nexmark_dump;
 mod parked;
 mod restart;
 mod scrape;

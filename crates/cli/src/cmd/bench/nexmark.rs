@@ -8,12 +8,15 @@
 //! input record (the results are then visible read_committed; the last checkpoint interval
 //! is part of the time), and dropped. Pipelines run on the SQL engine's one thread
 //! (`weir.sql.threads` = 1), so events/s is per core; the process's CPU seconds are printed
-//! beside it. With `--rate`, each query's end-to-end latency follows: events appended at
-//! that rate, in batches every 10 ms, each timed from its append until the epoch that
-//! consumed it committed. Commits are noted by a thread of their own ([`CommitSampler`]), not
+//! beside it, and the rows the view wrote (inserts and retractions: a first look at where
+//! the time went) and the state it held at the end. With `--rate`, each query's end-to-end
+//! latency follows: events appended at that rate, in batches every 10 ms, each timed from
+//! its append until the epoch that consumed it committed. Commits are noted by a thread of their own ([`CommitSampler`]), not
 //! by the appending loop: a loop that falls behind its schedule (a slow fsync on a loaded
 //! disk) appends back to back while catching up and noticed commits seconds late, which was
-//! most of the 4-11 s tails first reported (docs/BENCHMARKS.md).
+//! most of the 4-11 s tails first reported (docs/BENCHMARKS.md). With `--dump DIR` the
+//! generator's events are written to files instead ([`super::nexmark_dump`]), for running
+//! the same input through another engine.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,12 +68,41 @@ pub struct NexmarkArgs {
     /// directory, removed afterwards].
     #[arg(long)]
     pub data_dir: Option<std::path::PathBuf>,
+    /// Write the events as JSON lines to DIR/person.json, auction.json and bid.json (the
+    /// records the bench would append, same seed and order) and exit: the input for
+    /// another engine (`bench/nexmark/flink/run.py`).
+    #[arg(long, value_name = "DIR")]
+    pub dump: Option<std::path::PathBuf>,
+    /// Create each query's view with `EMIT ON WINDOW CLOSE` (windows emit once, when the
+    /// watermark closes them, as Flink's window aggregates do); a query it does not apply to
+    /// is refused and listed.
+    #[arg(long)]
+    pub emit_on_window_close: bool,
 }
 
 /// How long one view may take before the bench gives up on it.
 const TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.dump {
+        let generator = GeneratorConfig {
+            seed: args.seed,
+            ..GeneratorConfig::default()
+        };
+        let started = Instant::now();
+        let counts = super::nexmark_dump::dump(dir, generator, args.events)?;
+        println!(
+            "wrote {} events ({} persons, {} auctions, {} bids; seed {}) to {} in {:.1} s",
+            counts.total(),
+            counts.0[0],
+            counts.0[1],
+            counts.0[2],
+            args.seed,
+            dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let queries: Vec<(&str, &str)> = QUERIES
         .iter()
         .filter(|(n, _)| args.queries.is_empty() || args.queries.iter().any(|q| q == n))
@@ -143,6 +175,10 @@ async fn bench(
         .await?;
     }
 
+    if args.emit_on_window_close {
+        println!("every view EMIT ON WINDOW CLOSE\n");
+    }
+
     // The limit: each source read and decoded, nothing kept.
     let mut read_seconds: BTreeMap<&str, f64> = BTreeMap::new();
     let mut read_cpu: BTreeMap<&str, Option<f64>> = BTreeMap::new();
@@ -156,13 +192,13 @@ async fn bench(
         read_cpu.insert(topic, t.cpu);
         run_sql(&s, &format!("DROP MATERIALIZED VIEW {view}")).await?;
     }
-    println!("| query | input events | seconds | events/s (one core) | CPU s | events per CPU-second | source alone, events/s | of the source's rate |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| query | input events | seconds | events/s (one core) | CPU s | events per CPU-second | source alone, events/s | of the source's rate | rows out | state MiB |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (topic, secs) in &read_seconds {
         let n = counts.of(topic);
         let cpu = read_cpu.get(topic).copied().flatten();
         println!(
-            "| read {topic} (limit) | {n} | {secs:.2} | {:.0} | {} | {} | | |",
+            "| read {topic} (limit) | {n} | {secs:.2} | {:.0} | {} | {} | | | | |",
             n as f64 / secs.max(1e-9),
             cpu.map_or(String::new(), |c| format!("{c:.2}")),
             cpu.map_or(String::new(), |c| format!("{:.0}", n as f64 / c.max(1e-9)))
@@ -172,7 +208,15 @@ async fn bench(
     for (name, sql) in queries {
         let (view, query) = select_of(sql)?;
         let topics = sources_of(&s, &query).await?;
-        match timed(&engine, &s, &view, sql, &topics, &counts).await {
+        let create = if args.emit_on_window_close {
+            format!(
+                "{} EMIT ON WINDOW CLOSE;",
+                sql.trim_end().trim_end_matches(';')
+            )
+        } else {
+            sql.to_string()
+        };
+        match timed(&engine, &s, &view, &create, &topics, &counts).await {
             Ok(t) => {
                 let limit_secs: f64 = topics.iter().filter_map(|t| read_seconds.get(t)).sum();
                 let rate = t.events as f64 / t.seconds.max(1e-9);
@@ -182,10 +226,12 @@ async fn bench(
                     format!("{:.0}", t.events as f64 / c.max(1e-9))
                 });
                 println!(
-                    "| {name} | {} | {:.2} | {rate:.0} | {cpu} | {per_cpu} | {limit:.0} | {:.0} % |",
+                    "| {name} | {} | {:.2} | {rate:.0} | {cpu} | {per_cpu} | {limit:.0} | {:.0} % | {} | {:.1} |",
                     t.events,
                     t.seconds,
-                    100.0 * rate / limit.max(1e-9)
+                    100.0 * rate / limit.max(1e-9),
+                    t.rows_out,
+                    t.state_bytes as f64 / (1u64 << 20) as f64
                 );
                 run_sql(&s, &format!("DROP MATERIALIZED VIEW {view}")).await?;
             }
@@ -216,6 +262,11 @@ struct Timed {
     events: u64,
     seconds: f64,
     cpu: Option<f64>,
+    /// Rows the view's pipeline wrote (inserts and retractions), a first look at where the
+    /// time went: an updating operator may write many rows per input event.
+    rows_out: u64,
+    /// Operator state held at the last commit.
+    state_bytes: usize,
 }
 
 /// Creates `view` with `sql` and waits until its pipeline committed every record of
@@ -234,10 +285,18 @@ async fn timed(
     run_sql(s, sql).await?;
     wait_committed(engine, view, &ends, started + TIMEOUT).await?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_delta(cpu_before, process_cpu_seconds("self"));
+    let progress = engine
+        .pipeline_reports()
+        .into_iter()
+        .find(|r| r.name == view)
+        .and_then(|r| r.progress);
     Ok(Timed {
         events: topics.iter().map(|t| counts.of(t)).sum(),
         seconds,
-        cpu: cpu_delta(cpu_before, process_cpu_seconds("self")),
+        cpu,
+        rows_out: progress.as_ref().map_or(0, |p| p.records_out),
+        state_bytes: progress.as_ref().map_or(0, |p| p.state_bytes),
     })
 }
 
