@@ -366,24 +366,19 @@ async fn listings_refuse_while_the_lease_does_not_hold() {
     });
     assert!(!state.image.serving());
 
+    let (list_groups, list_txns, producers_of_0) = (
+        ListGroupsRequest::default(),
+        ListTransactionsRequest::default(),
+        describe_producers(0),
+    );
     let (groups, txns, producers) = tokio::join!(
-        round_trip::<_, ListGroupsResponse>(
-            &state,
-            ApiKey::ListGroups,
-            4,
-            &ListGroupsRequest::default()
-        ),
-        round_trip::<_, ListTransactionsResponse>(
-            &state,
-            ApiKey::ListTransactions,
-            0,
-            &ListTransactionsRequest::default()
-        ),
+        round_trip::<_, ListGroupsResponse>(&state, ApiKey::ListGroups, 4, &list_groups),
+        round_trip::<_, ListTransactionsResponse>(&state, ApiKey::ListTransactions, 0, &list_txns),
         round_trip::<_, DescribeProducersResponse>(
             &state,
             ApiKey::DescribeProducers,
             0,
-            &describe_producers(0)
+            &producers_of_0
         ),
     );
     let not_available = ResponseError::CoordinatorNotAvailable.code();
