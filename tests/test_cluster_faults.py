@@ -13,6 +13,9 @@ brokers and history.py checks the five properties over the recorded history.
     WEIR_CLUSTER_TXN=0         without the 2 transactional consume-transform-produce loops (check 4)
     WEIR_CLUSTER_BUDGET_S=S    start no episode after S seconds, then check (long runs)
     WEIR_CLUSTER_LOOPBACK=1    brokers on 127.0.0.1 without partitions (what non-root gets)
+    WEIR_CLUSTER_FAULTS=K,...  only these episode kinds (kill_leader, kill_controller, pause,
+                               term_restart, isolate; aliases kill, ckill), drawn with their usual
+                               weights: e.g. `kill,ckill` to study failover times alone
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ FAULT_MIN = min(5.0, FAULT_MAX / 2)
 TXN = os.environ.get("WEIR_CLUSTER_TXN", "1") != "0"
 HEAL_TIMEOUT = 60.0
 BUDGET = float(os.environ.get("WEIR_CLUSTER_BUDGET_S", "0"))
+KINDS = ("kill_leader", "kill_controller", "pause", "term_restart", "isolate")
+ALIASES = {"kill": "kill_leader", "ckill": "kill_controller"}
+FAULTS = {ALIASES.get(k.strip(), k.strip())
+          for k in os.environ.get("WEIR_CLUSTER_FAULTS", "").split(",") if k.strip()}
+assert FAULTS <= set(KINDS), f"WEIR_CLUSTER_FAULTS: unknown kinds {sorted(FAULTS - set(KINDS))}"
 DATA, OUT, PROBE = "chaos-data", "chaos-out", "chaos-probe"
 DATA_PARTITIONS, PROBE_PARTITIONS = 6, 3
 
@@ -134,6 +142,9 @@ class Faults:
         kinds = ["kill_leader", "kill_leader", "kill_controller", "pause", "term_restart"]
         if self.partitions:
             kinds.append("isolate")
+        if FAULTS:
+            kinds = [k for k in kinds if k in FAULTS]
+            assert kinds, f"WEIR_CLUSTER_FAULTS={sorted(FAULTS)}: none of them can run here"
         return [self.rng.choice(kinds) for _ in range(EPISODES)]
 
     def run(self, n: int, kind: str):
@@ -141,7 +152,10 @@ class Faults:
 
     def _record(self, n: int, kind: str, node: int, **extra):
         self.history.add("episode", n=n, kind=kind, node=node, at=time.monotonic(), **extra)
-        print(f"episode {n}: {kind} broker {node} {extra}", flush=True)
+        # The wall clock too: the brokers' logs are stamped with it.
+        print(f"episode {n}: {kind} broker {node} {extra} at "
+              f"{time.strftime('%H:%M:%S', time.gmtime())}.{int(time.time() % 1 * 1000):03d}Z",
+              flush=True)
 
     def _kill(self, n: int, kind: str, victim: int):
         led = {p for p in range(PROBE_PARTITIONS) if self.leader_of(PROBE, p) == victim}
@@ -229,7 +243,8 @@ def chaos_cluster(tmp_path):
 def test_cluster_survives_seeded_faults_with_clients_running(chaos_cluster, tmp_path):
     c = chaos_cluster
     print(f"\nWEIR_CLUSTER_SEED={SEED} WEIR_CLUSTER_EPISODES={EPISODES} "
-          f"WEIR_CLUSTER_FAULT_MAX_S={FAULT_MAX}", flush=True)
+          f"WEIR_CLUSTER_FAULT_MAX_S={FAULT_MAX}"
+          + (f" WEIR_CLUSTER_FAULTS={','.join(sorted(FAULTS))}" if FAULTS else ""), flush=True)
     if c.partition_skip_reason:
         print(f"network partition episodes skipped: {c.partition_skip_reason}", flush=True)
     rng = random.Random(SEED)

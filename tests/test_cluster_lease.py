@@ -246,3 +246,175 @@ def test_a_resumed_former_leader_answers_nothing_from_before_its_pause(cluster, 
     wait_for("the resumed broker naming the new coordinator", lambda: (
         (r := find_coordinator(cluster.nodes[victim].bootstrap, group))[0] == 0
         and r[1] != victim), 60, cluster)
+
+
+# --- The listing APIs behind the lease --------------------------------------------------------
+# ListGroups, ListTransactions and DescribeProducers read the coordinator shards and the
+# partition producer state this broker holds in memory. Without a lease (here: no quorum, the
+# other two brokers stopped) that memory may be stale, so they refuse as the group,
+# transaction and partition requests do.
+
+LIST_REFUSED = {14, 15}  # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE
+
+
+def compact_string(r: Reader) -> str | None:
+    n = r.uvarint() - 1
+    if n < 0:
+        return None
+    s = r.data[r.pos:r.pos + n]
+    r.pos += n
+    return s.decode()
+
+
+def skip_tags(r: Reader):
+    for _ in range(r.uvarint()):
+        r.uvarint()
+        r.pos += r.uvarint()
+
+
+def find_coordinator_of(bootstrap: str, key: str, key_type: int) -> tuple[int, int]:
+    with kwire.Conn(bootstrap, timeout=10) as conn:
+        r = conn.request(request_header_v1(10, 1, 3), string(key) + i8(key_type))
+        assert r.i32() == 3
+        r.i32()  # throttle
+        error = r.i16()
+        r.string()
+        return error, r.i32()
+
+
+def list_groups_v0(corr: int) -> bytes:
+    return kwire.frame(request_header_v1(16, 0, corr))
+
+
+def read_list_groups_v0(r: Reader) -> tuple[int, list[str]]:
+    error = r.i16()
+    groups = []
+    for _ in range(r.i32()):
+        groups.append(r.string())
+        r.string()  # protocol type
+    return error, groups
+
+
+def list_transactions_v0(corr: int) -> bytes:
+    # No state filter, no producer id filter.
+    body = kwire.uvarint(1) + kwire.uvarint(1) + kwire.uvarint(0)
+    return kwire.frame(kwire.request_header_v2(66, 0, corr) + body)
+
+
+def read_list_transactions_v0(r: Reader) -> tuple[int, list[str]]:
+    skip_tags(r)  # response header v1
+    r.i32()  # throttle
+    error = r.i16()
+    for _ in range(r.uvarint() - 1):
+        compact_string(r)
+    ids = []
+    for _ in range(r.uvarint() - 1):
+        ids.append(compact_string(r))
+        r.i64()
+        compact_string(r)
+        skip_tags(r)
+    return error, ids
+
+
+def describe_producers_v0(topic: str, partition: int, corr: int) -> bytes:
+    body = (kwire.uvarint(2) + kwire.compact_string(topic) + kwire.uvarint(2) + i32(partition)
+            + kwire.uvarint(0) + kwire.uvarint(0))
+    return kwire.frame(kwire.request_header_v2(61, 0, corr) + body)
+
+
+def read_describe_producers_v0(r: Reader) -> tuple[int, int]:
+    """(partition error, active producers)."""
+    skip_tags(r)
+    r.i32()  # throttle
+    error, producers = -1, -1
+    for _ in range(r.uvarint() - 1):
+        compact_string(r)
+        for _ in range(r.uvarint() - 1):
+            r.i32()
+            error = r.i16()
+            compact_string(r)
+            producers = r.uvarint() - 1
+            for _ in range(producers):
+                r.i64(), r.i32(), r.i32(), r.i64(), r.i32(), r.i64()
+                skip_tags(r)
+            skip_tags(r)
+        skip_tags(r)
+    return error, producers
+
+
+def listings(bootstrap: str, topic: str, partition: int) -> dict[str, tuple]:
+    """ListGroups, ListTransactions and DescribeProducers, pipelined on one connection."""
+    with kwire.Conn(bootstrap, timeout=60) as conn:
+        conn.send_raw(list_groups_v0(201) + list_transactions_v0(202)
+                      + describe_producers_v0(topic, partition, 203))
+        answers = {}
+        for _ in range(3):
+            r = Reader(conn.recv_frame())
+            answers[r.i32()] = r
+    return {"ListGroups": read_list_groups_v0(answers[201]),
+            "ListTransactions": read_list_transactions_v0(answers[202]),
+            "DescribeProducers": read_describe_producers_v0(answers[203])}
+
+
+def keyed_by(bootstrap: str, prefix: str, key_type: int, node: int) -> str:
+    """A group (key_type 0) or transactional id (1) coordinated by `node`."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for i in range(300):
+            key = f"{prefix}-{i}"
+            error, coordinator = find_coordinator_of(bootstrap, key, key_type)
+            if error != 0:  # the internal topic is being created
+                time.sleep(0.5)
+                break
+            if coordinator == node:
+                return key
+    raise AssertionError(f"no {prefix} coordinated by broker {node}")
+
+
+def test_without_a_lease_nothing_is_listed_from_memory(cluster):
+    everyone = ",".join(b.bootstrap for b in cluster.nodes.values())
+    group = keyed_by(cluster.nodes[1].bootstrap, "lease-list", 0, 1)
+    victim = 1
+    txn_id = keyed_by(cluster.nodes[1].bootstrap, "lease-txn", 1, victim)
+    topic = unique_topic("lease-list")
+    admin = admin_client(everyone)
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=3)],
+                        request_timeout=30)[topic].result(30)
+    (led,) = wait_for("a partition led by the victim", lambda: next(
+        ((p,) for p, l in (leaders(everyone, topic) or {}).items() if l == victim), None), 30,
+        cluster)
+    tx = Producer({"bootstrap.servers": everyone, "transactional.id": txn_id})
+    tx.init_transactions(60)
+    tx.begin_transaction()
+    tx.produce(topic, value=b"in a transaction", partition=led)
+    tx.commit_transaction(60)
+    commit(everyone, group, topic, led, 1)
+
+    # With the lease: the victim lists what it coordinates and leads.
+    before = listings(cluster.nodes[victim].bootstrap, topic, led)
+    print(f"\nwith the lease: {before}")
+    assert before["ListGroups"][0] == 0 and group in before["ListGroups"][1], before
+    assert before["ListTransactions"][0] == 0 and txn_id in before["ListTransactions"][1], before
+    assert before["DescribeProducers"][0] == 0 and before["DescribeProducers"][1] >= 1, before
+
+    # No quorum: the victim's lease lapses (4/5 of a session after its last answered
+    # heartbeat); the requests wait for it (5 s at most), then refuse.
+    others = [i for i in cluster.nodes if i != victim]
+    for i in others:
+        os.kill(cluster.nodes[i].proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(3)
+        after = listings(cluster.nodes[victim].bootstrap, topic, led)
+    finally:
+        for i in others:
+            os.kill(cluster.nodes[i].proc.pid, signal.SIGCONT)
+    print(f"without a lease: {after}")
+    assert after["ListGroups"][0] in LIST_REFUSED and after["ListGroups"][1] == [], after
+    assert after["ListTransactions"][0] in LIST_REFUSED and after["ListTransactions"][1] == [], \
+        after
+    assert after["DescribeProducers"][0] in REFUSED_PARTITION, after
+
+    # The quorum back, the lease comes back and the victim lists again.
+    wait_for("the victim listing again", lambda: (
+        (now := listings(cluster.nodes[victim].bootstrap, topic, led))["ListGroups"][0] == 0
+        and now["ListTransactions"][0] == 0), 60, cluster)

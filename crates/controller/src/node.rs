@@ -168,6 +168,8 @@ pub struct Node {
 
 /// How long `submit` keeps retrying before the quorum counts as unavailable.
 const SUBMIT_DEADLINE: Duration = Duration::from_secs(15);
+/// The fresh connection [`Node::gone`] makes to a suspect.
+const GONE_PROBE: Duration = Duration::from_millis(100);
 /// A forwarded request's budget on one attempt.
 const FORWARD_TTL: Duration = Duration::from_secs(5);
 /// Formation asks the peers this long whether one of them is initialized (§4.5).
@@ -258,6 +260,7 @@ impl Node {
             tokio::spawn(crate::server::serve(listener, inner.clone())),
             tokio::spawn(crate::active::run(inner.clone())),
             tokio::spawn(crate::lifecycle::run(inner.clone())),
+            tokio::spawn(crate::elect::run(inner.clone())),
         ];
         if pristine {
             tasks.push(tokio::spawn(form(inner.clone())));
@@ -330,6 +333,24 @@ impl Node {
     /// broker's lease is renewed from (design §4.9).
     pub fn heartbeat_answers(&self) -> watch::Receiver<Option<HeartbeatAnswer>> {
         self.inner.heartbeats.subscribe()
+    }
+
+    /// The nodes among `ids` whose process is gone: a connection to them failed or was
+    /// refused lately ([`Peers::suspects`]) and their internal listener refuses a fresh
+    /// connection now. A paused or cut-off node is never reported (it times out); only
+    /// suspects are probed, so an idle cluster opens no connection here.
+    pub async fn gone(&self, ids: &[NodeId]) -> Vec<NodeId> {
+        let suspects = self.inner.peers.suspects();
+        let mut out = Vec::new();
+        for &id in ids {
+            if id != self.inner.id
+                && suspects.contains(&id)
+                && self.inner.peers.refuses_now(id, GONE_PROBE).await
+            {
+                out.push(id);
+            }
+        }
+        out
     }
 
     /// The active controller as this node knows it.

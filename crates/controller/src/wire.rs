@@ -234,6 +234,10 @@ pub struct Peers {
     /// there, so the process is gone; the active controller fences their registrations
     /// without waiting out the session (`ControllerLogic::unreachable`).
     refused: Mutex<BTreeMap<NodeId, (u64, u64)>>,
+    /// Peers with which an established connection failed lately (end of file, reset): the
+    /// time (ms) of the latest failure. Only a hint that the process may be gone, which
+    /// [`Peers::refuses_now`] settles (`Node::gone`).
+    broken: Mutex<BTreeMap<NodeId, u64>>,
     hello: Box<dyn Fn() -> Hello + Send + Sync>,
 }
 
@@ -249,6 +253,7 @@ impl Peers {
             addrs: Mutex::new(addrs),
             conns: Mutex::new(HashMap::new()),
             refused: Mutex::new(BTreeMap::new()),
+            broken: Mutex::new(BTreeMap::new()),
             hello: Box::new(hello),
         }
     }
@@ -281,11 +286,50 @@ impl Peers {
             .collect()
     }
 
+    /// Peers that may be gone: a connection to them failed, or their listener refused one,
+    /// within the last [`REFUSED_FRESH_MS`].
+    pub fn suspects(&self) -> Vec<NodeId> {
+        let now = crate::types::now_ms();
+        let fresh = |at: u64| now.saturating_sub(at) <= REFUSED_FRESH_MS;
+        let mut out: Vec<NodeId> = self
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, at)| fresh(**at))
+            .map(|(id, _)| *id)
+            .collect();
+        out.extend(self.refused().into_iter().map(|(id, _)| id));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Whether `target`'s internal listener refuses a connection right now (a fresh
+    /// connection, closed at once; the outcome is recorded as every connect's is). A
+    /// timeout or any other error is not a refusal.
+    pub async fn refuses_now(&self, target: NodeId, ttl: Duration) -> bool {
+        let Some(addr) = self.addr(target) else {
+            return false;
+        };
+        match tokio::time::timeout(ttl, TcpStream::connect(addr.as_str())).await {
+            Ok(connected) => {
+                self.note_connect(target, &connected);
+                matches!(&connected, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+            }
+            Err(_) => false,
+        }
+    }
+
     fn note_connect(&self, target: NodeId, outcome: &std::io::Result<TcpStream>) {
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         match outcome {
             Ok(_) => {
                 refused.remove(&target);
+                self.broken
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&target);
             }
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 let now = crate::types::now_ms();
@@ -374,6 +418,7 @@ impl Peers {
         addr: &str,
         request: Outgoing<'_>,
     ) -> (Option<TcpStream>, Result<Bytes, CallError>) {
+        let established = stream.is_some();
         let mut stream = match stream {
             Some(s) => s,
             None => match self
@@ -386,7 +431,15 @@ impl Peers {
         };
         match roundtrip(&mut stream, target, request, &self.client_id).await {
             Ok(answer) => (Some(stream), Ok(answer)),
-            Err(e) => (None, Err(e)),
+            Err(e) => {
+                if established {
+                    self.broken
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(target, crate::types::now_ms());
+                }
+                (None, Err(e))
+            }
         }
     }
 

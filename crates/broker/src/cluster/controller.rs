@@ -26,6 +26,8 @@ pub struct ControllerUnavailable(pub String);
 pub type SubmitFuture =
     Pin<Box<dyn Future<Output = Result<Submitted, ControllerUnavailable>> + Send>>;
 
+pub type GoneFuture = Pin<Box<dyn Future<Output = Vec<i32>> + Send>>;
+
 /// The metadata quorum as the broker's handlers use it.
 pub trait ControllerClient: Send + Sync + 'static {
     /// Forwards `request` to the active controller; resolves once its entry is committed
@@ -34,4 +36,11 @@ pub trait ControllerClient: Send + Sync + 'static {
 
     /// The active controller as this node last saw it.
     fn controller_id(&self) -> Option<i32>;
+
+    /// The brokers among `ids` whose process this node knows is gone (a connection to
+    /// it failed lately and its internal listener refuses one now), before the controller
+    /// fenced them. None by default.
+    fn gone(&self, _ids: Vec<i32>) -> GoneFuture {
+        Box::pin(std::future::ready(Vec::new()))
+    }
 }

@@ -328,3 +328,191 @@ async fn partition_requests_wait_until_the_broker_caught_up() {
         ResponseError::NotLeaderOrFollower.code()
     );
 }
+
+fn describe_producers(partition: i32) -> DescribeProducersRequest {
+    let mut t = describe_producers_request::TopicRequest::default();
+    t.name = TopicName(StrBytes::from_static_str("t"));
+    t.partition_indexes = vec![partition];
+    let mut req = DescribeProducersRequest::default();
+    req.topics = vec![t];
+    req
+}
+
+/// The lease (§4.9) covers the listing APIs too: without it, ListGroups and
+/// ListTransactions list nothing from the shards in memory, and DescribeProducers answers
+/// NOT_LEADER_OR_FOLLOWER instead of the partition's producer state; once a heartbeat is
+/// answered they are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_refuse_while_the_lease_does_not_hold() {
+    use crate::cluster::HeartbeatAck;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = cluster_state(dir.path());
+    let id = Uuid::from_u128(44);
+    let log = Log::create(dir.path().join("t-0"), LogConfig::default()).expect("log");
+    let p0 = Arc::new(Partition::leader(0, log));
+    publish(&state, image(id), &p0);
+    let session = Duration::from_millis(2500);
+    state.image.install_lease(session);
+    // The last answered heartbeat went long ago: the lease lapsed.
+    let long_ago = Instant::now()
+        .checked_sub(Duration::from_secs(10))
+        .expect("a monotonic clock 10 s after its start");
+    state.image.renew_lease(HeartbeatAck {
+        sent_at: long_ago,
+        fenced: false,
+        applied_index: 1,
+    });
+    assert!(!state.image.serving());
+
+    let (list_groups, list_txns, producers_of_0) = (
+        ListGroupsRequest::default(),
+        ListTransactionsRequest::default(),
+        describe_producers(0),
+    );
+    let (groups, txns, producers) = tokio::join!(
+        round_trip::<_, ListGroupsResponse>(&state, ApiKey::ListGroups, 4, &list_groups),
+        round_trip::<_, ListTransactionsResponse>(&state, ApiKey::ListTransactions, 0, &list_txns),
+        round_trip::<_, DescribeProducersResponse>(
+            &state,
+            ApiKey::DescribeProducers,
+            0,
+            &producers_of_0
+        ),
+    );
+    let not_available = ResponseError::CoordinatorNotAvailable.code();
+    assert_eq!(groups.error_code, not_available);
+    assert!(groups.groups.is_empty());
+    assert_eq!(txns.error_code, not_available);
+    assert!(txns.transaction_states.is_empty());
+    assert_eq!(
+        producers.topics[0].partitions[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+
+    // A heartbeat answered now: served again.
+    state.image.renew_lease(HeartbeatAck {
+        sent_at: Instant::now(),
+        fenced: false,
+        applied_index: 1,
+    });
+    let groups: ListGroupsResponse =
+        round_trip(&state, ApiKey::ListGroups, 4, &ListGroupsRequest::default()).await;
+    assert_eq!(groups.error_code, 0);
+    let txns: ListTransactionsResponse = round_trip(
+        &state,
+        ApiKey::ListTransactions,
+        0,
+        &ListTransactionsRequest::default(),
+    )
+    .await;
+    assert_eq!(txns.error_code, 0);
+    let producers: DescribeProducersResponse =
+        round_trip(&state, ApiKey::DescribeProducers, 0, &describe_producers(0)).await;
+    assert_eq!(producers.topics[0].partitions[0].error_code, 0);
+    // A partition hosted elsewhere: NOT_LEADER_OR_FOLLOWER, as Kafka's replica manager.
+    let producers: DescribeProducersResponse =
+        round_trip(&state, ApiKey::DescribeProducers, 0, &describe_producers(1)).await;
+    assert_eq!(
+        producers.topics[0].partitions[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+}
+
+/// A quorum member that knows broker 2's process is gone (its listener refuses).
+struct Broker2Gone;
+
+impl crate::cluster::ControllerClient for Broker2Gone {
+    fn submit(&self, _: weir_metadata::ControllerRequest) -> crate::cluster::SubmitFuture {
+        Box::pin(async { Err(crate::cluster::ControllerUnavailable("test".into())) })
+    }
+
+    fn controller_id(&self) -> Option<i32> {
+        Some(LOCAL)
+    }
+
+    fn gone(&self, ids: Vec<i32>) -> crate::cluster::GoneFuture {
+        Box::pin(async move { ids.into_iter().filter(|i| *i == 2).collect() })
+    }
+}
+
+fn partition_leaders(r: &MetadataResponse) -> Vec<i32> {
+    r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.leader_id.0)
+        .collect()
+}
+
+/// Failover (issue 11): librdkafka refreshes metadata once when a broker connection drops,
+/// before the controller fenced the dead leader; a Metadata answer naming a leader this
+/// node knows is gone waits for the image that moves its partitions (2 s at most).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_naming_a_gone_leader_waits_for_the_next_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = cluster_state(dir.path());
+    let id = Uuid::from_u128(45);
+    let log = Log::create(dir.path().join("t-0"), LogConfig::default()).expect("log");
+    let p0 = Arc::new(Partition::leader(0, log));
+    publish(&state, image(id), &p0);
+    state.set_controller(Arc::new(Broker2Gone));
+
+    let mut req = MetadataRequest::default();
+    req.topics = None;
+    let held = tokio::spawn({
+        let state = state.clone();
+        let req = req.clone();
+        async move {
+            let r: MetadataResponse = round_trip(&state, ApiKey::Metadata, 12, &req).await;
+            r
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !held.is_finished(),
+        "answered while naming a leader known gone"
+    );
+    // The controller fenced broker 2 and moved partition 1 to this broker.
+    let mut p1 = PartitionRegistration::new(vec![LOCAL, 2]);
+    p1.leader_epoch = 5;
+    let mut moved = MetadataImage::new();
+    moved
+        .apply_all(&[
+            broker(1),
+            broker(2),
+            MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id: id,
+            },
+            MetadataRecord::Partition {
+                topic_id: id,
+                partition: 0,
+                registration: PartitionRegistration::new(vec![LOCAL]),
+            },
+            MetadataRecord::Partition {
+                topic_id: id,
+                partition: 1,
+                registration: p1,
+            },
+        ])
+        .expect("records");
+    let moved = Arc::new(moved);
+    state.sync_cluster_topics(&moved, &|_: Uuid, index: i32| {
+        (index == 0).then(|| p0.clone())
+    });
+    state.image.set(2, moved);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(5), held)
+        .await
+        .expect("answered once the image moved the partition")
+        .expect("task");
+    assert_eq!(partition_leaders(&r), vec![LOCAL, LOCAL]);
+
+    // Broker 2 leads again and stays "gone": the answer comes after the bound, as it is.
+    publish(&state, image(id), &p0);
+    state.image.set(3, Arc::new(image(id)));
+    let started = std::time::Instant::now();
+    let r: MetadataResponse = round_trip(&state, ApiKey::Metadata, 12, &req).await;
+    assert_eq!(partition_leaders(&r), vec![LOCAL, 2]);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+}

@@ -16,7 +16,9 @@ mod producer_ids;
 mod publisher;
 mod topics;
 
-pub use controller::{ControllerClient, ControllerUnavailable, SubmitFuture, Submitted};
+pub use controller::{
+    ControllerClient, ControllerUnavailable, GoneFuture, SubmitFuture, Submitted,
+};
 pub use data_plane::{
     codec_links, AlterPartitionAnswers, AlterPartitionError, AlterPartitionFuture,
     AlterPartitionSender, BoxError, DataPlane, FetchCodecError, RawFetch, ReplicaTable,

@@ -59,6 +59,15 @@ impl State {
         self.controller.get().and_then(|c| c.controller_id())
     }
 
+    /// The brokers among `ids` whose process this node knows is gone
+    /// ([`super::ControllerClient::gone`]); none before the quorum member runs.
+    pub async fn gone_brokers(&self, ids: Vec<i32>) -> Vec<i32> {
+        match self.controller.get() {
+            Some(c) if !ids.is_empty() => c.gone(ids).await,
+            _ => Vec::new(),
+        }
+    }
+
     /// Submits `request` to the quorum and waits until this broker published its result.
     pub async fn submit(&self, request: ControllerRequest) -> Result<ControllerReply, AdminError> {
         let controller = self.controller.get().cloned().ok_or_else(|| {

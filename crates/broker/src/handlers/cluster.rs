@@ -163,6 +163,24 @@ async fn metadata_from_image(
     r
 }
 
+/// The longest a Metadata answer waits for the image to move the partitions of a leader
+/// known gone: the controller's election (about 1-2 s when it died with the leader) and
+/// the fencing tick, well inside every client's request timeout.
+const GONE_LEADER_HOLD: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The leaders an answer names, once each.
+fn leaders_in(r: &MetadataResponse) -> Vec<i32> {
+    let mut out: Vec<i32> = r
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.leader_id.0))
+        .filter(|l| *l >= 0)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// `advertise` is the host and port of the listener the request came through: a client is
 /// never sent to a listener of another security protocol.
 pub async fn metadata(
@@ -203,7 +221,25 @@ async fn metadata_of(
         if !conn.sees(state, Operation::Create, Resource::Cluster) {
             req.allow_auto_topic_creation = false;
         }
-        let mut r = metadata_from_image(state, req, version).await;
+        let mut r = metadata_from_image(state, req.clone(), version).await;
+        // A leader this node knows is gone (its listener refuses connections; the
+        // controller fences it within a tick or, if it was the controller too, after the
+        // election): the answer waits for the image that moves its partitions, so a
+        // client's refresh on the disconnect (librdkafka asks once, at once) learns the new
+        // leaders instead of its next periodic refresh.
+        let gone = state.gone_brokers(leaders_in(&r)).await;
+        if !gone.is_empty() {
+            let deadline = tokio::time::Instant::now() + GONE_LEADER_HOLD;
+            while leaders_in(&r).iter().any(|l| gone.contains(l)) {
+                let next = state.image.index() + 1;
+                let published =
+                    tokio::time::timeout_at(deadline, state.image.published(next)).await;
+                if published.is_err() {
+                    break;
+                }
+                r = metadata_from_image(state, req.clone(), version).await;
+            }
+        }
         for t in &mut r.topics {
             if let Some(name) = t.name.as_ref().filter(|n| !describes(n)) {
                 let mut m = MetadataResponseTopic::default();

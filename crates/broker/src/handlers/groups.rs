@@ -682,6 +682,10 @@ pub fn list_groups(
     if !classic {
         return r;
     }
+    if let Some(code) = super::placement::listing_refused(state) {
+        r.error_code = code;
+        return r;
+    }
     let listed = match state.groups.list(&states) {
         Ok(listed) => listed,
         Err(code) => {

@@ -86,6 +86,23 @@ pub(super) async fn wait_for_catch_up(state: &State, req: &Request) {
     }
 }
 
+/// The code refusing ListGroups or ListTransactions while this broker's lease does not
+/// hold (§4.9): the shards loaded here may be former ones, moved while the broker was
+/// paused or cut off, so nothing is listed from their memory. COORDINATOR_LOAD_IN_PROGRESS
+/// before the broker caught up with the quorum (its shards are about to load), else
+/// COORDINATOR_NOT_AVAILABLE; both are in Kafka's error sets of the two APIs, and admin
+/// clients retry them. None on a single node and while the lease holds.
+pub(super) fn listing_refused(state: &State) -> Option<i16> {
+    if state.image.serving() {
+        return None;
+    }
+    Some(if state.image.is_caught_up() {
+        weir_protocol::ResponseError::CoordinatorNotAvailable.code()
+    } else {
+        weir_protocol::ResponseError::CoordinatorLoadInProgress.code()
+    })
+}
+
 /// The code refusing a request for `group`, when its shard is not served here.
 fn refused(state: &State, group: &str) -> Option<i16> {
     state.groups.shard(group).err().map(|c| c.0)

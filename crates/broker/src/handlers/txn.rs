@@ -378,6 +378,10 @@ pub fn list_transactions(
     conn: &super::Conn,
 ) -> ListTransactionsResponse {
     let mut r = ListTransactionsResponse::default();
+    if let Some(code) = super::placement::listing_refused(state) {
+        r.error_code = code;
+        return r;
+    }
     let mut states = Vec::new();
     for name in &req.state_filters {
         match name.parse::<TxnState>() {
@@ -439,12 +443,17 @@ pub fn describe_producers(
                 .map(|&index| {
                     let mut p = describe_producers_response::PartitionResponse::default();
                     p.partition_index = index;
-                    match topic.as_ref().and_then(|topic| topic.partition(index)) {
+                    // Through the lease (§4.9), as Produce and Fetch: a broker that may
+                    // have been fenced meanwhile answers NOT_LEADER_OR_FOLLOWER rather
+                    // than the producer state of its memory.
+                    let found = topic.as_ref().map(|topic| state.lookup_led(topic, index));
+                    match found {
                         None if !allowed => {
                             p.error_code = ResponseError::TopicAuthorizationFailed.code()
                         }
                         None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                        Some(partition) => {
+                        Some(Err(e)) => p.error_code = e.code(),
+                        Some(Ok(partition)) => {
                             p.active_producers = partition
                                 .active_producers()
                                 .into_iter()

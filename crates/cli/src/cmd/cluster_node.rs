@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use weir_broker::cluster::{ControllerClient, ControllerUnavailable, SubmitFuture, Submitted};
+use weir_broker::cluster::{
+    ControllerClient, ControllerUnavailable, GoneFuture, SubmitFuture, Submitted,
+};
 use weir_broker::cluster_admin::{ClusterAdmin, DescribeFuture};
 use weir_broker::BrokerConfig;
 use weir_controller::{Node, NodeConfig, QuorumInfo};
@@ -173,6 +175,18 @@ impl ControllerClient for NodeController {
 
     fn controller_id(&self) -> Option<i32> {
         self.0.leader().and_then(|id| i32::try_from(id).ok())
+    }
+
+    fn gone(&self, ids: Vec<i32>) -> GoneFuture {
+        let node = self.0.clone();
+        Box::pin(async move {
+            let ids: Vec<u64> = ids.iter().filter_map(|i| u64::try_from(*i).ok()).collect();
+            node.gone(&ids)
+                .await
+                .into_iter()
+                .filter_map(|id| i32::try_from(id).ok())
+                .collect()
+        })
     }
 }
 
