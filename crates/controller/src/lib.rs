@@ -1,13 +1,15 @@
 //! Weir's metadata quorum (docs/design/cluster.md §4): openraft on a `weir_storage::Log`
 //! (`log_store`), the `MetadataImage` as its state machine (`state_machine`), the internal
 //! listener and its client side (`server`, `wire`, `network`), formation, submission and
-//! the quorum's view (`node`), the active controller (`active`) and this broker's
-//! registration and heartbeats (`lifecycle`).
+//! the quorum's view (`node`), the active controller (`active`), brokers beyond the voters
+//! as openraft learners (`learners`) and this broker's registration and heartbeats
+//! (`lifecycle`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 mod active;
 #[doc(hidden)]
 pub mod fuzzing;
+mod learners;
 mod lifecycle;
 mod log_store;
 mod network;
