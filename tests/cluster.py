@@ -46,15 +46,16 @@ PARTITION_SECTIONS = {"UNDER-REPLICATED PARTITIONS": "under_replicated",
 
 
 def parse_info(text: str) -> dict:
-    """CLUSTER ID / CONTROLLER / UNDER-REPLICATED / OFFLINE rows, then the BROKERS and QUORUM
-    tables, then the under-replicated and offline partitions as {"under_replicated": [(topic,
+    """CLUSTER ID / CONTROLLER / UNDER-REPLICATED / OFFLINE rows, then the BROKERS, QUORUM and
+    (brokers beyond the voters) OBSERVERS tables, then the under-replicated and offline partitions as {"under_replicated": [(topic,
     partition)], "offline": [...]}."""
-    out: dict = {"brokers": {}, "voters": {}, "under_replicated": [], "offline": []}
+    out: dict = {"brokers": {}, "voters": {}, "observers": {}, "under_replicated": [],
+                 "offline": []}
     section = None
     for line in text.splitlines():
         if not line.strip():
             continue
-        if line.strip() in ("BROKERS", "QUORUM") or line.strip() in PARTITION_SECTIONS:
+        if line.strip() in ("BROKERS", "QUORUM", "OBSERVERS") or line.strip() in PARTITION_SECTIONS:
             section = line.strip()
             continue
         cols = line.split()
@@ -74,6 +75,8 @@ def parse_info(text: str) -> dict:
                                                         "endpoints": cols[3]}
         elif section == "QUORUM" and cols[0] != "VOTER":
             out["voters"][int(cols[0].rstrip("*"))] = {"log_end": cols[2], "lag": cols[3]}
+        elif section == "OBSERVERS" and cols[0] != "OBSERVER":
+            out["observers"][int(cols[0])] = {"log_end": cols[2], "lag": cols[3]}
     return out
 
 

@@ -144,19 +144,20 @@ impl ClusterConfig {
         }
         if config.is_cluster() {
             let ids: Vec<String> = config.voters.iter().map(|v| v.id.to_string()).collect();
-            if config.own_voter(node_id).is_none() {
-                // Brokers that are not voters (openraft learners) come with a later
-                // increment; until then every node of a cluster is a voter.
+            let voter = config.own_voter(node_id).is_some();
+            if !voter && config.internal_listen.is_none() {
+                // A broker beyond the voters (an openraft learner, KRaft's observer)
+                // registers through the voters and needs its own internal listener.
                 return Err(invalid(
                     "node.id",
                     &node_id.to_string(),
                     &format!(
-                        "is not one of controller.quorum.voters ({}); every node of a cluster must be a voter for now",
+                        "is not one of controller.quorum.voters ({}): a broker that is not a voter needs weir.internal.listen (its internal listener)",
                         ids.join(", ")
                     ),
                 ));
             }
-            if config.internal_listen.is_some() {
+            if voter && config.internal_listen.is_some() {
                 return Err(invalid(
                     "weir.internal.listen",
                     config.internal_listen.as_deref().unwrap_or(""),
@@ -256,6 +257,21 @@ mod tests {
     }
 
     #[test]
+    fn a_broker_beyond_the_voters_needs_its_internal_listener() {
+        let c = config(
+            &[
+                (VOTERS, "1@127.0.0.1:9201,2@127.0.0.1:9202"),
+                ("weir.internal.listen", "127.0.0.1:9204"),
+            ],
+            4,
+        )
+        .unwrap();
+        assert!(c.is_cluster());
+        assert!(c.own_voter(4).is_none());
+        assert_eq!(c.internal_listen.as_deref(), Some("127.0.0.1:9204"));
+    }
+
+    #[test]
     fn bad_values_name_the_key_and_the_entry() {
         let voters = "1@a:1,2@b:2";
         for (pairs, node, needle) in [
@@ -271,7 +287,7 @@ mod tests {
             (
                 vec![(VOTERS, voters)],
                 3,
-                "for node.id: is not one of controller.quorum.voters (1, 2)",
+                "for node.id: is not one of controller.quorum.voters (1, 2): a broker that is not a voter needs weir.internal.listen",
             ),
             (
                 vec![(VOTERS, voters), ("weir.internal.listen", "h:1")],

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::ServerState;
-use weir_metadata::{ControllerLogic, ControllerRequest, MetadataRecord};
+use weir_metadata::{ControllerLogic, ControllerReply, ControllerRequest, MetadataRecord};
 
 use crate::node::{NodeInner, Queued};
 use crate::types::now_ms;
@@ -100,6 +100,9 @@ async fn lead(inner: &NodeInner, term: u64) {
         }
         tracing::info!(cluster_id = ?inner.sm.image().cluster_id(), "bootstrap records written");
     }
+    // Learners whose registration is gone (a controller lost its leadership between
+    // committing an UnregisterBroker and removing the learner) leave the membership.
+    crate::learners::remove_unregistered(inner).await;
     let mut queue = inner.queue_rx.lock().await;
     let mut metrics = inner.raft.metrics();
     let mut tick = tokio::time::interval(TICK);
@@ -122,7 +125,35 @@ async fn lead(inner: &NodeInner, term: u64) {
             }
             queued = queue.recv() => {
                 let Some(Queued { request, reply }) = queued else { break };
+                // Brokers beyond the voters: a registration first makes the broker a
+                // learner; a voter is never unregistered.
+                let early = match &request {
+                    ControllerRequest::RegisterBroker(r) => {
+                        crate::learners::admit(inner, r).await.err().map(Err)
+                    }
+                    ControllerRequest::UnregisterBroker { id } => {
+                        crate::learners::refuse_voter(inner, *id).map(|e| {
+                            Ok(crate::wire::Committed {
+                                reply: ControllerReply::UnregisterBroker(Err(e)),
+                                index: applied_index(inner),
+                            })
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(outcome) = early {
+                    let failed = outcome.is_err();
+                    let _ = reply.send(outcome);
+                    if failed && !still_leading(inner, term) {
+                        break;
+                    }
+                    continue;
+                }
                 let heartbeat = matches!(request, ControllerRequest::BrokerHeartbeat(_));
+                let unregistered = match &request {
+                    ControllerRequest::UnregisterBroker { id } => Some(*id),
+                    _ => None,
+                };
                 let (records, answer) = logic.handle(&inner.sm.image(), request, now_ms());
                 let outcome = if records.is_empty() && heartbeat {
                     // An answered heartbeat grants the broker its lease (§4.9): only a
@@ -135,6 +166,11 @@ async fn lead(inner: &NodeInner, term: u64) {
                 } else {
                     commit(inner, records).await
                 };
+                if let (Some(id), Ok(_), ControllerReply::UnregisterBroker(Ok(()))) =
+                    (unregistered, &outcome, &answer)
+                {
+                    crate::learners::remove(inner, id).await;
+                }
                 let failed = outcome.is_err();
                 let _ = reply.send(outcome.map(|index| Committed { reply: answer, index }));
                 if failed {

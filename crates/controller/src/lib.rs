@@ -2,7 +2,8 @@
 //! (`log_store`), the `MetadataImage` as its state machine (`state_machine`), the internal
 //! listener and its client side (`server`, `wire`, `network`), formation, submission and
 //! the quorum's view (`node`), the active controller (`active`), early elections when the
-//! leader's process is gone (`elect`) and this broker's registration and heartbeats
+//! leader's process is gone (`elect`), brokers beyond the voters as openraft learners
+//! (`learners`) and this broker's registration and heartbeats
 //! (`lifecycle`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
@@ -10,6 +11,7 @@ mod active;
 mod elect;
 #[doc(hidden)]
 pub mod fuzzing;
+mod learners;
 mod lifecycle;
 mod log_store;
 mod network;

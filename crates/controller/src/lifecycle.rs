@@ -1,6 +1,7 @@
 //! The broker lifecycle (§4.7): register with the active controller, then heartbeat every
-//! `broker.heartbeat.interval.ms`. A heartbeat that is refused for a stale or unknown
-//! epoch registers again. Every answered heartbeat is published with its send time
+//! `broker.heartbeat.interval.ms`. A heartbeat that is refused for a stale epoch registers
+//! again; one refused because the registration is gone (UnregisterBroker) stops the task:
+//! the broker stays out until it is restarted. Every answered heartbeat is published with its send time
 //! ([`HeartbeatAnswer`]): the broker's lease (design §4.9) is renewed from it. The
 //! registration's entry is applied here before `submit` returns, so every later heartbeat
 //! reports the broker caught up (KIP-631).
@@ -34,7 +35,11 @@ pub(crate) async fn run(inner: Arc<NodeInner>) {
             fenced: true,
         });
         tracing::info!(node = inner.id, epoch, "registered with the controller");
-        heartbeat(&inner, epoch, interval, session).await;
+        if !heartbeat(&inner, epoch, interval, session).await {
+            // Unregistered by an operator: as in Kafka, the broker does not come back by
+            // itself (it would undo the unregistration); a restart registers it again.
+            return;
+        }
     }
 }
 
@@ -45,12 +50,7 @@ fn endpoints(inner: &NodeInner) -> Vec<Endpoint> {
         host,
         port,
     }];
-    if let Some((host, port)) = inner
-        .config
-        .voters
-        .get(&inner.id)
-        .and_then(|a| a.rsplit_once(':'))
-    {
+    if let Some((host, port)) = inner.internal.rsplit_once(':') {
         out.push(Endpoint {
             name: "INTERNAL".into(),
             host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
@@ -82,8 +82,9 @@ async fn register(inner: &NodeInner, budget: Duration) -> i64 {
     }
 }
 
-/// Heartbeats until the controller no longer knows this registration.
-async fn heartbeat(inner: &NodeInner, epoch: i64, interval: Duration, session: Duration) {
+/// Heartbeats until the controller no longer knows this registration: true when a newer
+/// one replaced it (register again), false when it was unregistered.
+async fn heartbeat(inner: &NodeInner, epoch: i64, interval: Duration, session: Duration) -> bool {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = inner.shutdown.subscribe();
@@ -127,9 +128,24 @@ async fn heartbeat(inner: &NodeInner, epoch: i64, interval: Duration, session: D
                     );
                 }
             }
-            Ok(ControllerReply::BrokerHeartbeat(Err(
-                MetadataError::StaleBrokerEpoch { .. } | MetadataError::BrokerIdNotRegistered(_),
-            ))) => {
+            Ok(ControllerReply::BrokerHeartbeat(Err(MetadataError::BrokerIdNotRegistered(_)))) => {
+                tracing::error!(
+                    node = inner.id,
+                    epoch,
+                    "this broker was unregistered (UnregisterBroker): it serves nothing and \
+                     stays out of the cluster until it is restarted"
+                );
+                end_shutdown(inner, ControlledShutdown::Done);
+                inner.heartbeats.send_replace(None);
+                inner.broker.send_replace(BrokerState {
+                    epoch: None,
+                    fenced: true,
+                });
+                return false;
+            }
+            Ok(ControllerReply::BrokerHeartbeat(Err(MetadataError::StaleBrokerEpoch {
+                ..
+            }))) => {
                 tracing::warn!(
                     node = inner.id,
                     epoch,
@@ -137,7 +153,7 @@ async fn heartbeat(inner: &NodeInner, epoch: i64, interval: Duration, session: D
                 );
                 // The controller fenced this registration: it leads nothing any more.
                 end_shutdown(inner, ControlledShutdown::Done);
-                return;
+                return true;
             }
             Ok(other) => tracing::warn!(reply = ?other, "heartbeat refused"),
             Err(e) => {

@@ -36,7 +36,9 @@ pub struct Client {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Client;
 
-    async fn new_client(&mut self, target: NodeId, _node: &NodeInfo) -> Client {
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Client {
+        // Voters carry no address in the membership; learners carry their internal listener.
+        self.peers.learn(target, &node.internal);
         Client {
             peers: self.peers.clone(),
             target,

@@ -27,9 +27,12 @@ use crate::LogStore;
 pub struct NodeConfig {
     /// `node.id`.
     pub node_id: NodeId,
-    /// `controller.quorum.voters`: each voter's internal listener. This node's own entry is
+    /// `controller.quorum.voters`: each voter's internal listener. A voter's own entry is
     /// where it listens.
     pub voters: BTreeMap<NodeId, String>,
+    /// `weir.internal.listen`: where a broker beyond the voters (an openraft learner,
+    /// KRaft's observer) listens; `None` on a voter.
+    pub internal_listen: Option<String>,
     /// The client (Kafka) listener this broker advertises.
     pub client_endpoint: (String, u16),
     /// `broker.rack`.
@@ -126,6 +129,9 @@ pub struct QuorumInfo {
     pub log_end: u64,
     pub committed_end: u64,
     pub voters: Vec<VoterInfo>,
+    /// The learners (brokers beyond the voters: KRaft's observers), as the voters are.
+    #[serde(default)]
+    pub observers: Vec<VoterInfo>,
 }
 
 pub(crate) struct Queued {
@@ -136,6 +142,9 @@ pub(crate) struct Queued {
 pub(crate) struct NodeInner {
     pub(crate) id: NodeId,
     pub(crate) config: NodeConfig,
+    /// This node's internal listener as it registers it (the configured host, the bound
+    /// port).
+    pub(crate) internal: String,
     pub(crate) raft: Raft,
     pub(crate) sm: StateMachine,
     pub(crate) store: LogStore,
@@ -177,14 +186,23 @@ const FORMATION_PROBE: Duration = Duration::from_secs(5);
 
 impl Node {
     /// Opens the metadata log and state machine under `<data_dir>/meta`, binds the internal
-    /// listener on this node's voter entry, starts openraft and the node's tasks.
+    /// listener on this node's voter entry (`weir.internal.listen` on a broker beyond the
+    /// voters), starts openraft and the node's tasks. A voter that never logged anything
+    /// forms the quorum (§4.5); a broker beyond the voters never does: it registers through
+    /// the voters and the active controller adds it as a learner.
     pub async fn start(config: NodeConfig, data_dir: &Path) -> Result<Node, ControllerError> {
         let id = config.node_id;
-        let own = config.voters.get(&id).cloned().ok_or_else(|| {
-            ControllerError::Config(format!(
-                "node.id {id} is not one of controller.quorum.voters"
-            ))
-        })?;
+        let voter = config.voters.contains_key(&id);
+        let own = config
+            .voters
+            .get(&id)
+            .or(config.internal_listen.as_ref())
+            .cloned()
+            .ok_or_else(|| {
+                ControllerError::Config(format!(
+                    "node.id {id} is not one of controller.quorum.voters and weir.internal.listen is not set"
+                ))
+            })?;
         let meta = data_dir.join("meta");
         std::fs::create_dir_all(&meta)
             .map_err(|e| ControllerError::io(format!("creating {}", meta.display()), e))?;
@@ -201,6 +219,10 @@ impl Node {
         let local_addr = listener
             .local_addr()
             .map_err(|e| ControllerError::io("internal listener address", e))?;
+        let internal = match own.rsplit_once(':') {
+            Some((host, _)) => format!("{host}:{}", local_addr.port()),
+            None => local_addr.to_string(),
+        };
 
         let raft_config = openraft::Config {
             cluster_name: "weir".into(),
@@ -227,7 +249,12 @@ impl Node {
                 initialized: !store.is_pristine(),
             }
         };
-        let peers = Arc::new(Peers::new(id, config.voters.clone(), hello));
+        let resolve = {
+            let sm = sm.clone();
+            move |target: NodeId| internal_endpoint(&sm.image(), target)
+        };
+        let peers =
+            Arc::new(Peers::new(id, config.voters.clone(), hello).with_resolver(Box::new(resolve)));
         let pristine = store.is_pristine();
         let raft = Raft::new(
             id,
@@ -243,6 +270,7 @@ impl Node {
         let inner = Arc::new(NodeInner {
             id,
             config,
+            internal,
             raft,
             sm,
             store,
@@ -262,10 +290,10 @@ impl Node {
             tokio::spawn(crate::lifecycle::run(inner.clone())),
             tokio::spawn(crate::elect::run(inner.clone())),
         ];
-        if pristine {
+        if pristine && voter {
             tasks.push(tokio::spawn(form(inner.clone())));
         }
-        tracing::info!(node = id, internal = %local_addr, voters = ?inner.config.voters, "metadata quorum node started");
+        tracing::info!(node = id, internal = %local_addr, voter, voters = ?inner.config.voters, "metadata quorum node started");
         Ok(Node {
             inner,
             local_addr,
@@ -467,6 +495,11 @@ impl NodeInner {
         }
     }
 
+    /// Whether this node is one of `controller.quorum.voters` (else an openraft learner).
+    pub(crate) fn is_voter(&self) -> bool {
+        self.config.voters.contains_key(&self.id)
+    }
+
     fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
         let m = m.borrow();
@@ -504,8 +537,23 @@ impl NodeInner {
     ) -> Result<ControllerReply, ControllerError> {
         let deadline = Instant::now() + budget;
         let mut last = String::from("no active controller");
+        // A leader named by a voter that was asked instead.
+        let mut hint: Option<NodeId> = None;
+        let mut next_voter = 0usize;
         loop {
-            let leader = self.raft.metrics().borrow().current_leader;
+            let known = self.raft.metrics().borrow().current_leader;
+            let leader = known.or(hint.take()).or_else(|| {
+                // A broker beyond the voters hears of no leader until the active
+                // controller made it a learner: it asks the voters in turn, and a voter
+                // that does not lead names the one that does.
+                if self.is_voter() {
+                    return None;
+                }
+                let voters: Vec<NodeId> = self.config.voters.keys().copied().collect();
+                let v = voters.get(next_voter % voters.len().max(1)).copied();
+                next_voter = next_voter.wrapping_add(1);
+                v
+            });
             let attempt = match leader {
                 Some(l) if l == self.id => Some(
                     self.decide(request.clone())
@@ -524,6 +572,10 @@ impl NodeInner {
                         .call(l, Purpose::Controller, keys::CONTROLLER, &fwd, ttl)
                         .await;
                     Some(match answer {
+                        Ok(Err(RemoteFailure::NotController { leader_hint })) => {
+                            hint = leader_hint.filter(|h| *h != l && *h != self.id);
+                            Err(format!("node {l} is not the active controller"))
+                        }
                         Ok(r) => r.map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     })
@@ -531,6 +583,12 @@ impl NodeInner {
                 None => None,
             };
             match attempt {
+                Some(Ok(committed)) if is_unregistered(&committed.reply) => {
+                    // An unregistered learner left the membership: no leader replicates
+                    // to it any more, so it would never apply that far. The refusal
+                    // changed nothing.
+                    return Ok(committed.reply);
+                }
                 Some(Ok(committed)) => {
                     self.wait_applied(committed.index, deadline).await?;
                     return Ok(committed.reply);
@@ -541,7 +599,9 @@ impl NodeInner {
             if Instant::now() >= deadline {
                 return Err(ControllerError::QuorumUnavailable(last));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            if hint.is_none() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
 
@@ -569,23 +629,31 @@ impl NodeInner {
         let log_end = m.last_log_index.map_or(0, |i| i + 1);
         let replication = m.replication.clone().unwrap_or_default();
         let leading = m.state == ServerState::Leader;
-        let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
-        let voters = voters
-            .into_iter()
-            .map(|id| {
-                let matched = if id == self.id && leading {
-                    Some(log_end)
-                } else {
-                    replication.get(&id).map(|l| l.map_or(0, |l| l.index + 1))
-                };
-                VoterInfo {
-                    id,
-                    internal: self.config.voters.get(&id).cloned().unwrap_or_default(),
-                    log_end: matched,
-                    lag: matched.map(|e| log_end.saturating_sub(e)),
-                }
-            })
-            .collect();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+        let info = |id: NodeId| {
+            let matched = if id == self.id && leading {
+                Some(log_end)
+            } else {
+                replication.get(&id).map(|l| l.map_or(0, |l| l.index + 1))
+            };
+            let internal = self
+                .config
+                .voters
+                .get(&id)
+                .cloned()
+                .or_else(|| membership.get_node(&id).map(|n| n.internal.clone()))
+                .unwrap_or_default();
+            VoterInfo {
+                id,
+                internal,
+                log_end: matched,
+                lag: matched.map(|e| log_end.saturating_sub(e)),
+            }
+        };
+        let observers = learners.into_iter().map(&info).collect();
+        let voters = voters.into_iter().map(&info).collect();
         QuorumInfo {
             node: self.id,
             leader: m.current_leader,
@@ -593,6 +661,7 @@ impl NodeInner {
             log_end,
             committed_end: m.last_applied.map_or(0, |l| l.index + 1),
             voters,
+            observers,
         }
     }
 
@@ -659,4 +728,30 @@ async fn form(inner: Arc<NodeInner>) {
         }
         Err(e) => tracing::error!(error = %e, "initializing the metadata quorum failed"),
     }
+}
+
+/// A registered broker's internal listener (its `INTERNAL` endpoint) in `image`.
+pub(crate) fn internal_endpoint(image: &MetadataImage, id: NodeId) -> Option<String> {
+    let broker = image.broker(i32::try_from(id).ok()?)?;
+    internal_address(&broker.endpoints)
+}
+
+/// The `INTERNAL` endpoint of `endpoints` as `HOST:PORT`.
+pub(crate) fn internal_address(endpoints: &[weir_metadata::Endpoint]) -> Option<String> {
+    let e = endpoints.iter().find(|e| e.name == "INTERNAL")?;
+    Some(if e.host.contains(':') {
+        format!("[{}]:{}", e.host, e.port)
+    } else {
+        format!("{}:{}", e.host, e.port)
+    })
+}
+
+/// A heartbeat refused because the registration is gone (UnregisterBroker).
+fn is_unregistered(reply: &ControllerReply) -> bool {
+    matches!(
+        reply,
+        ControllerReply::BrokerHeartbeat(Err(weir_metadata::MetadataError::BrokerIdNotRegistered(
+            _
+        )))
+    )
 }

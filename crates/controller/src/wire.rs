@@ -227,7 +227,14 @@ pub const REFUSED_FRESH_MS: u64 = 2_000;
 pub struct Peers {
     me: NodeId,
     client_id: String,
+    /// The voters' internal listeners (from `controller.quorum.voters`, fixed), then the
+    /// learners' as openraft's membership names them ([`Peers::learn`]).
     addrs: Mutex<BTreeMap<NodeId, String>>,
+    /// The configured voters: their addresses never change at run time.
+    voters: std::collections::BTreeSet<NodeId>,
+    /// A learner's address from its current broker registration (the image), which wins
+    /// over the membership's: a restarted learner may listen elsewhere.
+    resolve: Option<Resolver>,
     conns: Mutex<HashMap<(NodeId, Purpose), SharedConn>>,
     /// Peers whose internal listener refused a connection: the times (ms) of the first
     /// refusal since the last connection that succeeded, and of the latest. Nothing listens
@@ -241,6 +248,9 @@ pub struct Peers {
     hello: Box<dyn Fn() -> Hello + Send + Sync>,
 }
 
+/// Looks up a node's internal listener in the metadata image.
+pub type Resolver = Box<dyn Fn(NodeId) -> Option<String> + Send + Sync>;
+
 impl Peers {
     pub fn new(
         me: NodeId,
@@ -250,7 +260,9 @@ impl Peers {
         Peers {
             me,
             client_id: format!("weir-node-{me}"),
+            voters: addrs.keys().copied().collect(),
             addrs: Mutex::new(addrs),
+            resolve: None,
             conns: Mutex::new(HashMap::new()),
             refused: Mutex::new(BTreeMap::new()),
             broken: Mutex::new(BTreeMap::new()),
@@ -262,15 +274,39 @@ impl Peers {
         self.me
     }
 
+    /// Resolves nodes beyond the voters (learners) through `resolve` first.
+    pub fn with_resolver(mut self, resolve: Resolver) -> Peers {
+        self.resolve = Some(resolve);
+        self
+    }
+
     pub fn addr(&self, target: NodeId) -> Option<String> {
+        if !self.voters.contains(&target) {
+            if let Some(addr) = self.resolve.as_ref().and_then(|r| r(target)) {
+                return Some(addr);
+            }
+        }
         self.addrs.lock().ok()?.get(&target).cloned()
     }
 
+    /// A learner's internal listener as openraft's membership carries it (a voter's comes
+    /// from the configuration and is kept).
+    pub fn learn(&self, target: NodeId, addr: &str) {
+        if addr.is_empty() || self.voters.contains(&target) {
+            return;
+        }
+        if let Ok(mut addrs) = self.addrs.lock() {
+            addrs.insert(target, addr.to_string());
+        }
+    }
+
+    /// The other voters.
     pub fn ids(&self) -> Vec<NodeId> {
-        self.addrs
-            .lock()
-            .map(|a| a.keys().copied().filter(|id| *id != self.me).collect())
-            .unwrap_or_default()
+        self.voters
+            .iter()
+            .copied()
+            .filter(|id| *id != self.me)
+            .collect()
     }
 
     /// The peers refusing connections now (the latest refusal at most [`REFUSED_FRESH_MS`]

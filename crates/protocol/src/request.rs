@@ -90,6 +90,7 @@ requests! {
     AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
     DescribeTopicPartitions(DescribeTopicPartitionsRequest),
+    UnregisterBroker(UnregisterBrokerRequest),
 }
 
 /// The codec's errors are `anyhow` values; this keeps them out of Weir's public types.

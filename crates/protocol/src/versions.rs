@@ -72,8 +72,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::DeleteGroups, 0, 2),
     range(ApiKey::ElectLeaders, 0, 2),
-    // v1 adds allow_replication_factor_change (Kafka 4.1); v0 moves any replica set.
-    range(ApiKey::AlterPartitionReassignments, 0, 0),
+    // v1 adds allow_replication_factor_change (KIP-860, Kafka 4.1); v0 moves any replica set.
+    range(ApiKey::AlterPartitionReassignments, 0, 1),
     range(ApiKey::ListPartitionReassignments, 0, 0),
     range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeUserScramCredentials, 0, 0),
@@ -86,6 +86,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::ConsumerGroupDescribe, 0, 1),
     // KIP-966: Kafka 3.8+ admin clients describe topics with it (with ELRs and paging).
     range(ApiKey::DescribeTopicPartitions, 0, 0),
+    // kafka-cluster.sh unregister: removes a broker's registration (issue 11).
+    range(ApiKey::UnregisterBroker, 0, 0),
 ];
 
 /// The range for `key`, if Weir serves it.

@@ -30,6 +30,21 @@ impl State {
         }
     }
 
+    /// UnregisterBroker: removes `id`'s registration (refused for a voter, and for a live
+    /// broker that still holds replicas). The outer error: the quorum did not answer.
+    pub async fn cluster_unregister_broker(
+        &self,
+        id: i32,
+    ) -> Result<Result<(), MetadataError>, AdminError> {
+        match self
+            .submit(ControllerRequest::UnregisterBroker { id })
+            .await?
+        {
+            ControllerReply::UnregisterBroker(result) => Ok(result),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// AlterPartitionReassignments: start, replace or (with no replicas) cancel moves.
     pub async fn cluster_reassign(
         &self,

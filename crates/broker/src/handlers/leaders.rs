@@ -187,6 +187,8 @@ pub async fn alter_partition_reassignments(
     conn: &Conn,
 ) -> AlterPartitionReassignmentsResponse {
     let mut r = AlterPartitionReassignmentsResponse::default();
+    // v1 (KIP-860) echoes whether a replication factor change was allowed.
+    r.allow_replication_factor_change = req.allow_replication_factor_change;
     let moves: Vec<Reassignment> = req
         .topics
         .iter()
@@ -195,6 +197,8 @@ pub async fn alter_partition_reassignments(
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
                 replicas: p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect()),
+                // v0 decodes the field's default, true.
+                allow_replication_factor_change: req.allow_replication_factor_change,
             })
         })
         .collect();

@@ -27,6 +27,7 @@ mod scram_credentials;
 pub(crate) mod testkit;
 mod topic_partitions;
 mod txn;
+mod unregister;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -313,6 +314,9 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
         }
         Request::ListPartitionReassignments(r) => {
             ctx.reply(&leaders::list_partition_reassignments(state, &r, conn))
+        }
+        Request::UnregisterBroker(r) => {
+            ctx.reply(&unregister::unregister_broker(state, &r, conn).await)
         }
         Request::DescribeTopicPartitions(r) => ctx.reply(
             &topic_partitions::describe_topic_partitions(state, &r, conn),

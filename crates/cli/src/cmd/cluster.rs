@@ -1,5 +1,5 @@
 //! `weir cluster info`, `weir cluster config` (broker configs, altered at run time), and
-//! `weir cluster elect-leaders` / `reassign` (in `cluster_ops`).
+//! `weir cluster elect-leaders` / `reassign` / `unregister` (in `cluster_ops`).
 
 use std::io::Write;
 
@@ -20,6 +20,10 @@ pub enum ClusterCommand {
     /// Move partitions to other brokers (a kafka-reassign-partitions JSON plan, one
     /// partition, or every replica off a broker), list or cancel moves.
     Reassign(super::cluster_ops::ReassignArgs),
+    /// Remove a broker's registration (kafka-cluster.sh unregister): the last step of
+    /// removing a broker, once it holds no replicas (drain it first) or is stopped.
+    /// Voters cannot be unregistered.
+    Unregister(super::cluster_ops::UnregisterArgs),
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -73,6 +77,7 @@ pub async fn run(c: ClusterCommand) -> anyhow::Result<()> {
         ClusterCommand::Config(ConfigCommand::Set(a)) => config_set(a).await,
         ClusterCommand::ElectLeaders(a) => super::cluster_ops::elect(a).await,
         ClusterCommand::Reassign(a) => super::cluster_ops::reassign(a).await,
+        ClusterCommand::Unregister(a) => super::cluster_ops::unregister(a).await,
     }
 }
 
@@ -297,6 +302,16 @@ fn info_cluster(view: super::cluster_node::ClusterView) -> anyhow::Result<()> {
             v.lag.map_or_else(dash, |l| l.to_string()),
         ]);
     }
+    // Brokers beyond the voters: openraft learners (KRaft's observers), no vote.
+    let mut observers = Table::new(["OBSERVER", "INTERNAL", "LOG END", "LAG"]);
+    for v in &view.quorum.observers {
+        observers.row(vec![
+            v.id.to_string(),
+            v.internal.clone(),
+            v.log_end.map_or_else(dash, |e| e.to_string()),
+            v.lag.map_or_else(dash, |l| l.to_string()),
+        ]);
+    }
 
     let mut out = stdout();
     summary.write(&mut out)?;
@@ -304,6 +319,10 @@ fn info_cluster(view: super::cluster_node::ClusterView) -> anyhow::Result<()> {
     brokers.write(&mut out)?;
     writeln!(out, "\nQUORUM")?;
     voters.write(&mut out)?;
+    if !view.quorum.observers.is_empty() {
+        writeln!(out, "\nOBSERVERS")?;
+        observers.write(&mut out)?;
+    }
     for (title, list) in [
         ("UNDER-REPLICATED PARTITIONS", &view.under_replicated),
         ("OFFLINE PARTITIONS", &view.offline),

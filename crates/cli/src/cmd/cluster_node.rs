@@ -70,6 +70,7 @@ pub fn node_config(config: &BrokerConfig) -> anyhow::Result<NodeConfig> {
     Ok(NodeConfig {
         node_id,
         voters,
+        internal_listen: cluster.internal_listen.clone(),
         client_endpoint: config.advertise.clone(),
         rack: cluster.rack.clone(),
         heartbeat_interval_ms: cluster.heartbeat_interval_ms,

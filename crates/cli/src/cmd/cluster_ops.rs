@@ -1,6 +1,7 @@
-//! `weir cluster elect-leaders` and `weir cluster reassign`: leadership and replica
-//! placement through Kafka's admin APIs (ElectLeaders, AlterPartitionReassignments,
-//! ListPartitionReassignments), so they work against any broker of the cluster.
+//! `weir cluster elect-leaders`, `weir cluster reassign` and `weir cluster unregister`:
+//! leadership, replica placement and broker removal through Kafka's admin APIs
+//! (ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments,
+//! UnregisterBroker), so they work against any broker of the cluster.
 //!
 //! A reassignment plan is kafka-reassign-partitions' JSON:
 //! `{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,2,3]}]}`.
@@ -66,6 +67,26 @@ pub struct ReassignArgs {
     /// Wait until the moves are complete (at most this many seconds).
     #[arg(long, value_name = "SECONDS")]
     wait: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UnregisterArgs {
+    #[command(flatten)]
+    connect: super::ConnectArgs,
+    /// The broker to remove.
+    #[arg(value_name = "BROKER")]
+    id: i32,
+}
+
+/// `weir cluster unregister ID`.
+pub async fn unregister(a: UnregisterArgs) -> anyhow::Result<()> {
+    let mut client = connect(&a.connect).await?;
+    client
+        .unregister_broker(a.id)
+        .await
+        .with_context(|| format!("unregister broker {}", a.id))?;
+    writeln!(stdout(), "broker {} unregistered", a.id)?;
+    Ok(())
 }
 
 /// kafka-reassign-partitions' plan.

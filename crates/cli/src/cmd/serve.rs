@@ -279,8 +279,10 @@ async fn serve_cluster(
         node = node_config.node_id,
         internal = %node.local_addr(),
         voters = ?node_config.voters,
-        "cluster mode: this node is a voter of the metadata quorum; topics, partition \
-         leadership, admin and replication follow the cluster metadata"
+        voter = node_config.voters.contains_key(&node_config.node_id),
+        "cluster mode: this node is a voter of the metadata quorum, or (not among the \
+         voters) a learner receiving its log; topics, partition leadership, admin and \
+         replication follow the cluster metadata"
     );
     let mut services = services(sql, http.as_ref()).await?;
     services.extend(http.map(|h| Box::new(h) as Box<dyn weir_broker::Service>));

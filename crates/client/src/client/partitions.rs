@@ -1,6 +1,7 @@
 //! Partition leadership and placement (KIP-460, KIP-455): ElectLeaders,
 //! AlterPartitionReassignments and ListPartitionReassignments, as `weir cluster
-//! elect-leaders` and `weir cluster reassign` use them.
+//! elect-leaders` and `weir cluster reassign` use them; and UnregisterBroker (`weir
+//! cluster unregister`), the last step of draining a broker.
 
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
@@ -8,7 +9,7 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, ApiKey, BrokerId, ElectLeadersRequest,
-    ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsRequest, UnregisterBrokerRequest,
 };
 
 use super::{name, Client};
@@ -49,6 +50,18 @@ fn ids(v: &[BrokerId]) -> Vec<i32> {
 }
 
 impl Client {
+    /// Removes broker `id`'s registration (Kafka's `kafka-cluster.sh unregister`).
+    pub async fn unregister_broker(&mut self, id: i32) -> Result<(), ClientError> {
+        let mut req = UnregisterBrokerRequest::default();
+        req.broker_id = BrokerId(id);
+        let resp = self.admin().await?.send(req).await?;
+        ClientError::check(
+            ApiKey::UnregisterBroker,
+            resp.error_code,
+            resp.error_message.as_deref(),
+        )
+    }
+
     /// Elects leaders (`partitions: None`: every partition). Per-partition errors are in
     /// the answer; a whole-request error fails the call.
     pub async fn elect_leaders(

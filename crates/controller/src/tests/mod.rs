@@ -1,3 +1,4 @@
+mod learners;
 mod quorum;
 mod storage;
 

@@ -12,15 +12,17 @@ use weir_metadata::{
 
 use crate::{Node, NodeConfig, NodeId, SnapshotPolicyConfig};
 
-struct TestNode {
+pub(super) struct TestNode {
     rt: tokio::runtime::Runtime,
     node: Node,
 }
 
-struct Cluster {
+pub(super) struct Cluster {
     snapshots: SnapshotPolicyConfig,
     dirs: BTreeMap<NodeId, TempDir>,
     voters: BTreeMap<NodeId, String>,
+    /// `weir.internal.listen` of the brokers beyond the voters (kept across restarts).
+    learners: BTreeMap<NodeId, String>,
     nodes: BTreeMap<NodeId, TestNode>,
 }
 
@@ -32,7 +34,7 @@ fn free_port() -> u16 {
 }
 
 impl Cluster {
-    fn new(n: u64) -> Cluster {
+    pub(super) fn new(n: u64) -> Cluster {
         let c = Cluster::stopped(n, SnapshotPolicyConfig::default());
         c.started((1..=n).collect())
     }
@@ -49,6 +51,7 @@ impl Cluster {
             snapshots,
             dirs,
             voters,
+            learners: BTreeMap::new(),
             nodes: BTreeMap::new(),
         }
     }
@@ -64,7 +67,17 @@ impl Cluster {
         self.dirs[&id].path().to_path_buf()
     }
 
-    fn start(&mut self, id: NodeId) {
+    /// Starts node `id`: a voter if it is one, else a broker beyond the voters with its
+    /// own directory and internal listener.
+    pub(super) fn start(&mut self, id: NodeId) {
+        if !self.voters.contains_key(&id) {
+            self.dirs
+                .entry(id)
+                .or_insert_with(|| tempfile::tempdir().expect("tempdir"));
+            self.learners
+                .entry(id)
+                .or_insert_with(|| format!("127.0.0.1:{}", free_port()));
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -73,6 +86,7 @@ impl Cluster {
         let config = NodeConfig {
             node_id: id,
             voters: self.voters.clone(),
+            internal_listen: self.learners.get(&id).cloned(),
             client_endpoint: ("127.0.0.1".into(), 9000 + id as u16),
             rack: None,
             heartbeat_interval_ms: 100,
@@ -89,23 +103,28 @@ impl Cluster {
     }
 
     /// Kills a node: its runtime goes, with every task and socket of it.
-    fn kill(&mut self, id: NodeId) {
+    pub(super) fn kill(&mut self, id: NodeId) {
         let killed = self.nodes.remove(&id).expect("running");
         let TestNode { rt, node } = killed;
         rt.shutdown_background();
         drop(node);
     }
 
-    fn node(&self, id: NodeId) -> &Node {
+    pub(super) fn node(&self, id: NodeId) -> &Node {
         &self.nodes[&id].node
     }
 
-    fn block_on<F: std::future::Future>(&self, id: NodeId, f: F) -> F::Output {
+    pub(super) fn block_on<F: std::future::Future>(&self, id: NodeId, f: F) -> F::Output {
         self.nodes[&id].rt.block_on(f)
     }
 
     /// Waits until `cond` holds for every running node, or fails after `limit`.
-    fn wait_all(&self, what: &str, limit: Duration, cond: impl Fn(&Node) -> bool) -> Duration {
+    pub(super) fn wait_all(
+        &self,
+        what: &str,
+        limit: Duration,
+        cond: impl Fn(&Node) -> bool,
+    ) -> Duration {
         let start = Instant::now();
         loop {
             if self.nodes.values().all(|n| cond(&n.node)) {
@@ -120,11 +139,11 @@ impl Cluster {
     }
 }
 
-fn fenced(image: &MetadataImage, id: NodeId) -> Option<bool> {
+pub(super) fn fenced(image: &MetadataImage, id: NodeId) -> Option<bool> {
     image.broker(id as i32).map(|b| b.fenced)
 }
 
-fn all_unfenced(image: &MetadataImage, ids: &[NodeId]) -> bool {
+pub(super) fn all_unfenced(image: &MetadataImage, ids: &[NodeId]) -> bool {
     ids.iter().all(|id| fenced(image, *id) == Some(false))
 }
 

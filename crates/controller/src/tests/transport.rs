@@ -19,6 +19,7 @@ async fn single_voter(dir: &std::path::Path) -> Node {
     let config = NodeConfig {
         node_id: 1,
         voters: BTreeMap::from([(1, format!("127.0.0.1:{port}"))]),
+        internal_listen: None,
         client_endpoint: ("127.0.0.1".into(), 9092),
         rack: None,
         heartbeat_interval_ms: 100,

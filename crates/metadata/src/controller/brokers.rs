@@ -162,6 +162,24 @@ impl ControllerLogic {
             .broker(id)
             .cloned()
             .ok_or(MetadataError::BrokerIdNotRegistered(id))?;
+        // Kafka's controller refuses only an unknown id and takes a live broker's replicas
+        // offline. Weir also refuses a live broker that still holds replicas: unregistering
+        // it would take them offline while it serves them, and it would register again at
+        // its next heartbeat. Drain it first, or stop it (fenced, its replicas are already
+        // out of every ISR). Whether it is a voter is the quorum glue's to check.
+        if !broker.fenced {
+            let held = pending
+                .image
+                .partitions()
+                .filter(|(_, _, r)| r.replicas.contains(&id))
+                .count();
+            if held > 0 {
+                return Err(MetadataError::InvalidRequest(format!(
+                    "broker {id} is live and holds {held} replicas: move them off it first \
+                     (weir cluster reassign --drain {id}) or stop it"
+                )));
+            }
+        }
         pending.push(MetadataRecord::UnregisterBroker {
             id,
             epoch: broker.epoch,

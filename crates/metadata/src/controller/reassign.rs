@@ -38,6 +38,16 @@ pub(crate) fn alter(pending: &mut Pending, r: &Reassignment) -> Result<(), Metad
         return revert(pending, topic_id, r.partition, &reg, &original);
     };
     validate(pending, target)?;
+    // KIP-860: the replication factor is the original replica set's (a move in progress
+    // counts without the replicas it adds).
+    if !r.allow_replication_factor_change && target.len() != original.len() {
+        return Err(MetadataError::InvalidReplicationFactor(format!(
+            "{name}: the replication factor would change from {} to {}, and \
+             allow_replication_factor_change is false",
+            original.len(),
+            target.len()
+        )));
+    }
     if *target == reg.replicas && reg.adding.is_empty() && reg.removing.is_empty() {
         return Ok(());
     }

@@ -140,6 +140,14 @@ pub struct Reassignment {
     pub topic: String,
     pub partition: i32,
     pub replicas: Option<Vec<BrokerId>>,
+    /// KIP-860 (AlterPartitionReassignments v1): false refuses a target whose size differs
+    /// from the partition's replication factor (INVALID_REPLICATION_FACTOR). v0: true.
+    #[serde(default = "allowed")]
+    pub allow_replication_factor_change: bool,
+}
+
+fn allowed() -> bool {
+    true
 }
 
 /// A created topic: its id and the registrations' shape.

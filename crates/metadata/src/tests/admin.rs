@@ -95,11 +95,42 @@ fn reassign(
             topic: topic.into(),
             partition: p,
             replicas,
+            allow_replication_factor_change: true,
         }],
     }) {
         ControllerReply::AlterPartitionReassignments(mut v) => v.remove(0).2,
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn kip_860_refuses_a_replication_factor_change_when_asked_to() {
+    let (mut c, t) = cluster(4, ControllerConfig::default(), "t", vec![vec![0, 1]]);
+    let fixed = |c: &mut Cluster, replicas: Vec<BrokerId>| match c.request(
+        ControllerRequest::AlterPartitionReassignments {
+            partitions: vec![Reassignment {
+                topic: "t".into(),
+                partition: 0,
+                replicas: Some(replicas),
+                allow_replication_factor_change: false,
+            }],
+        },
+    ) {
+        ControllerReply::AlterPartitionReassignments(mut v) => v.remove(0).2,
+        other => panic!("{other:?}"),
+    };
+    for bigger_or_smaller in [vec![0, 1, 2], vec![0]] {
+        let e = fixed(&mut c, bigger_or_smaller).unwrap_err();
+        assert_eq!(e.code(), 38, "{e}");
+    }
+    assert_eq!(c.partition(t, 0).replicas, vec![0, 1]);
+    // Same size: allowed, and while it is in progress the factor is still the original's.
+    fixed(&mut c, vec![2, 3]).unwrap();
+    assert_eq!(c.partition(t, 0).adding, vec![2, 3]);
+    fixed(&mut c, vec![3, 1]).unwrap();
+    assert_eq!(fixed(&mut c, vec![3]).unwrap_err().code(), 38);
+    // Without the flag (v0), the factor may change.
+    reassign(&mut c, "t", 0, Some(vec![0, 1, 2])).unwrap();
 }
 
 fn heartbeat_reply(r: ControllerReply) -> HeartbeatReply {

@@ -238,11 +238,29 @@ fn controlled_shutdown_of_the_only_replica_goes_leaderless() {
 fn unregister_removes_the_broker_and_its_leaderships() {
     let mut c = Cluster::with_brokers(2, &[]);
     let t = c.create_topic("t", 2, 2);
+    // Live and holding replicas: refused, nothing written.
+    let live = c.request(ControllerRequest::UnregisterBroker { id: 1 });
+    assert!(
+        matches!(
+            &live,
+            ControllerReply::UnregisterBroker(Err(MetadataError::InvalidRequest(m))) if m.contains("holds 2 replicas")
+        ),
+        "{live:?}"
+    );
+    assert!(c.image.broker(1).is_some());
+    // Stopped (fenced once its session lapsed): its replicas stay listed, offline.
+    c.now += SESSION + 1;
+    c.heartbeat(0);
+    c.tick();
+    assert_eq!(c.image.broker(1).map(|b| b.fenced), Some(true));
     assert_eq!(
         c.request(ControllerRequest::UnregisterBroker { id: 1 }),
         ControllerReply::UnregisterBroker(Ok(()))
     );
     assert!(c.image.broker(1).is_none());
+    for p in 0..2 {
+        assert!(c.partition(t, p).replicas.contains(&1));
+    }
     assert_eq!(c.last_delta.brokers_unregistered, BTreeSet::from([1]));
     for p in 0..2 {
         assert_eq!(c.partition(t, p).leader, 0);
@@ -253,6 +271,23 @@ fn unregister_removes_the_broker_and_its_leaderships() {
         again,
         ControllerReply::UnregisterBroker(Err(MetadataError::BrokerIdNotRegistered(1)))
     ));
+}
+
+#[test]
+fn a_live_broker_holding_nothing_may_be_unregistered() {
+    let mut c = Cluster::with_brokers(3, &[]);
+    let t = c.create_topic("t", 1, 2);
+    let idle = (0..3)
+        .find(|b| !c.partition(t, 0).replicas.contains(b))
+        .unwrap();
+    assert_eq!(
+        c.request(ControllerRequest::UnregisterBroker { id: idle }),
+        ControllerReply::UnregisterBroker(Ok(()))
+    );
+    assert!(c.image.broker(idle).is_none());
+    // New topics are placed on the brokers left.
+    let u = c.create_topic("u", 4, 2);
+    assert!((0..4).all(|p| !c.partition(u, p).replicas.contains(&idle)));
 }
 
 #[test]
