@@ -103,7 +103,7 @@ def check_read_back(cluster: Cluster, rec: Recorder, topic: str):
     assert len(values) == len(set(values)), "a record is in the log twice"
 
 
-def test_sigterm_moves_leadership_before_exit_and_stalls_far_less_than_sigkill(cluster):
+def test_sigterm_moves_leadership_before_exit(cluster):
     topic = unique_topic("cshut")
     create(cluster, topic)
     before = in_sync(cluster, 1, topic)
@@ -147,9 +147,12 @@ def test_sigterm_moves_leadership_before_exit_and_stalls_far_less_than_sigkill(c
         cluster)
     time.sleep(2)
     kill_stall = stall(rec, killed_led, killed_at, time.monotonic())
+    # Figures, not an assertion (timings on a shared machine): since the early election
+    # and the Metadata hold a SIGKILL's stall is often below a second, so the order of the
+    # two no longer tells whether the controlled shutdown did its work; the log line and
+    # the moves checked above do.
     print(f"\nproduce stall: SIGTERM of leader {victim} {term_stall:.2f} s (exit after "
           f"{exited_at - termed_at:.2f} s), SIGKILL of leader {killed} {kill_stall:.2f} s")
-    assert term_stall < kill_stall, (term_stall, kill_stall)
 
     cluster.nodes[killed].start()
     in_sync(cluster, survivor, topic)
