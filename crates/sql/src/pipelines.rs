@@ -31,6 +31,7 @@ mod define;
 mod report;
 
 use define::format_name;
+pub(crate) use define::view_def;
 pub use report::PipelineReport;
 
 pub const VIEW: &str = "view";
@@ -100,6 +101,15 @@ impl Pipelines {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Files the running pipeline `old` under `new` (ALTER .. RENAME TO): its graph reads
+    /// and writes topics, which keep their names.
+    pub(crate) fn rename(&self, old: &str, new: &str) {
+        let mut running = self.lock();
+        if let Some(r) = running.remove(old) {
+            running.insert(new.to_string(), r);
+        }
+    }
+
     /// Stops every pipeline, each committing what it processed.
     pub async fn stop_all(&self) {
         let all: Vec<(String, Running)> = std::mem::take(&mut *self.lock()).into_iter().collect();
@@ -113,7 +123,6 @@ impl Pipelines {
 }
 
 impl Engine {
-
     /// `ttl`: the session's idle-state TTL ([`crate::state_ttl`]), kept with the view.
     pub(crate) async fn create_view(
         self: &Arc<Self>,
@@ -371,7 +380,13 @@ impl Engine {
         self.sources_mut().remove(name);
         let mut owned = vec![state_topic(entry.id)];
         if entry.kind == VIEW {
-            owned.push(name.to_string());
+            owned.push(
+                entry
+                    .options
+                    .get("topic")
+                    .cloned()
+                    .unwrap_or_else(|| name.to_string()),
+            );
         }
         for topic in owned {
             match self.state.delete_topic(&topic).await {

@@ -84,6 +84,15 @@ fn sink_key(
 }
 
 impl Engine {
+    /// The topic materialized view `name` writes: the one stored at CREATE (its name then,
+    /// which `ALTER .. RENAME TO` keeps, crate::rename), or its name for a new view.
+    pub(crate) fn view_topic(&self, name: &str) -> String {
+        self.catalog
+            .get(name)
+            .and_then(|e| e.options.get("topic").cloned())
+            .unwrap_or_else(|| name.to_string())
+    }
+
     /// Plans a continuous query over the catalog's sources and views.
     async fn plan_query(
         self: &Arc<Self>,
@@ -93,11 +102,15 @@ impl Engine {
         let session = self.session();
         let state = session.df_state();
         let mut statement = Statement::Query(Box::new(query.clone()));
-        plan::window_tvf::rewrite(&mut statement, true)?;
+        // Views it reads are inlined: it depends on them, and runs their queries.
+        let views = self.views_read().clone();
+        let used = crate::views::prepare(&mut statement, &views, true)?;
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
-        plan::to_stream(&state, &plan, emit_on_window_close)
+        let mut planned = plan::to_stream(&state, &plan, emit_on_window_close)?;
+        planned.reads.extend(used);
+        Ok(planned)
     }
 
     /// Plans a view's or sink's SQL with its idle-state TTL (`ttl`: the session's or the
@@ -141,7 +154,8 @@ impl Engine {
         match statements.pop() {
             Some(WeirStatement::CreateView(v)) => {
                 let planned = self.plan_query(&v.query, v.emit_on_window_close).await?;
-                let mut def = view_def(name, planned.schema.clone())?;
+                let topic = self.view_topic(name);
+                let mut def = view_def(name, &topic, planned.schema.clone())?;
                 let sink = if planned.updating {
                     let Some(key) = planned.key.clone() else {
                         return Err(SqlError::unsupported(format!(
@@ -157,7 +171,7 @@ impl Engine {
                     def.upsert_key = Some(key.clone());
                     let hidden = planned.hidden.len();
                     SinkSpec {
-                        topic: name.to_string(),
+                        topic,
                         encoder: Arc::new(move || {
                             Box::new(UpsertEncoder {
                                 format: Format::Json,
@@ -170,7 +184,7 @@ impl Engine {
                     }
                 } else {
                     SinkSpec {
-                        topic: name.to_string(),
+                        topic,
                         encoder: Arc::new(|| {
                             Box::new(RowEncoder {
                                 format: Format::Json,
@@ -287,7 +301,7 @@ pub(super) fn format_name(entry: &Entry) -> &'static str {
 
 /// A view read back from its topic: a JSON source of the query's columns (the format the
 /// view writes), without dead letters (its records are Weir's own).
-fn view_def(name: &str, schema: SchemaRef) -> Result<SourceDef, SqlError> {
+pub(crate) fn view_def(name: &str, topic: &str, schema: SchemaRef) -> Result<SourceDef, SqlError> {
     let mut columns = Vec::new();
     for f in schema.fields() {
         let mut c = column(f.name(), &types::sql_name(f.data_type()))?;
@@ -306,7 +320,7 @@ fn view_def(name: &str, schema: SchemaRef) -> Result<SourceDef, SqlError> {
         watermark: None,
         includes: Vec::new(),
         options: BTreeMap::from([
-            ("topic".to_string(), name.to_string()),
+            ("topic".to_string(), topic.to_string()),
             ("format".to_string(), "json".to_string()),
             ("dead_letter".to_string(), "none".to_string()),
         ]),
@@ -323,7 +337,7 @@ fn view_def(name: &str, schema: SchemaRef) -> Result<SourceDef, SqlError> {
         id: 0,
         kind: ObjectKind::MaterializedView,
         name: name.to_string(),
-        topic: name.to_string(),
+        topic: topic.to_string(),
         format: Format::Json,
         payload: schema.clone(),
         defaults: vec![None; schema.fields().len()],

@@ -50,6 +50,9 @@ impl Engine {
             ("format".to_string(), r.format.to_string()),
             ("status".to_string(), r.status()),
         ];
+        if r.kind == ObjectKind::MaterializedView {
+            info.extend(crate::rename::topic_note(name, &r.topic));
+        }
         if let Some(p) = r.progress() {
             info.push(("committed epoch".to_string(), p.epoch.to_string()));
             info.push(("records written".to_string(), p.records_out.to_string()));
