@@ -62,7 +62,7 @@ impl Engine {
         let mut changes = vec![(new.clone(), Some(renamed.clone())), (old.clone(), None)];
         let mut readers: Vec<(String, Entry)> = Vec::new();
         for (name, mut e) in self.catalog.list() {
-            if name == old || !e.depends_on.iter().any(|d| *d == old) {
+            if name == old || !e.depends_on.contains(&old) {
                 continue;
             }
             e.sql = rewrite_sql(&e.sql, &old, &new, false)?;
