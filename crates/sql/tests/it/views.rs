@@ -258,7 +258,7 @@ async fn rename_rewrites_readers_and_keeps_state_and_topics() {
         "{created:?}"
     );
     let created = select(&s, "SHOW CREATE SINK k").await;
-    assert!(created[0][1].contains("FROM purchases AS o"), "{created:?}");
+    assert!(created[0][1].contains("FROM purchases o"), "{created:?}");
     assert_eq!(
         select(&s, "SELECT * FROM small").await,
         select(&s, "SELECT id FROM purchases WHERE amount < 3").await
