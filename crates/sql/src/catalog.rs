@@ -200,6 +200,40 @@ impl Catalog {
         Ok(())
     }
 
+    /// Writes several changes (an entry, or `None` for a tombstone) in one batch, so they
+    /// are on disk together or not at all (a rename: the new name, the old one's
+    /// tombstone and every rewritten reader), then makes them visible.
+    pub async fn apply(&self, changes: Vec<(String, Option<Entry>)>) -> Result<(), CatalogError> {
+        let mut records = Vec::with_capacity(changes.len());
+        for (name, entry) in &changes {
+            let value = entry
+                .as_ref()
+                .map(|e| {
+                    serde_json::to_vec(e).map_err(|source| CatalogError::Encode {
+                        name: name.clone(),
+                        source,
+                    })
+                })
+                .transpose()?;
+            records.push(NewRecord {
+                key: Some(name.as_bytes().to_vec()),
+                value,
+                headers: Vec::new(),
+            });
+        }
+        append_durably(&self.state, &self.partition, &records)
+            .await
+            .map_err(CatalogError::Write)?;
+        let mut entries = self.lock();
+        for (name, entry) in changes {
+            match entry {
+                Some(e) => entries.insert(name, e),
+                None => entries.remove(&name),
+            };
+        }
+        Ok(())
+    }
+
     async fn write(&self, name: &str, value: Option<Vec<u8>>) -> Result<(), CatalogError> {
         let record = NewRecord {
             key: Some(name.as_bytes().to_vec()),

@@ -5,6 +5,7 @@
 //! expressions ([`TableProvider::delete_from`], [`TableProvider::update`]); the matching rows
 //! are those of a scan at the statement's start (the last record per key), so the statement
 //! acts on the table as it was then. Sources are append-only: both are refused there.
+//! `TRUNCATE TABLE t` is `DELETE FROM t`.
 //!
 //! [`TableProvider::delete_from`]: datafusion::catalog::TableProvider::delete_from
 //! [`TableProvider::update`]: datafusion::catalog::TableProvider::update
@@ -27,9 +28,38 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::append::{append_durably, NewRecord};
+use crate::engine::Output;
 use crate::error::SqlError;
-use crate::parser::ObjectKind;
+use crate::parser::{ObjectKind, WeirStatement};
 use crate::table::TopicTable;
+
+impl crate::engine::Session {
+    /// `TRUNCATE [TABLE] name`: a table's `DELETE` without `WHERE` (a tombstone per live
+    /// key), answered `TRUNCATE TABLE` as PostgreSQL does. A source's topic is append-only
+    /// history and a view's rows are its query's: both refused (42809).
+    pub(crate) async fn truncate(&self, name: &str) -> Result<Output, SqlError> {
+        let engine = self.engine();
+        let entry = engine
+            .catalog_entry(name)
+            .ok_or_else(|| SqlError::UnknownRelation(name.to_string()))?;
+        if entry.kind != "table" {
+            return Err(SqlError::WrongObjectType(format!(
+                "cannot TRUNCATE {name}: it is a {}, not a table (TRUNCATE deletes every row \
+                 of a table; a source's topic is append-only, a view's rows are its query's)",
+                crate::drop_object::kind_name(&entry.kind)
+            )));
+        }
+        let sql = format!("DELETE FROM {}", crate::parser::quote_ident(name));
+        let Some(WeirStatement::Sql(statement)) = crate::parser::parse(&sql)?.pop() else {
+            return Err(SqlError::Invalid(format!("not a DELETE: {sql}")));
+        };
+        let plan = self.plan(&statement).await?;
+        match self.execute_plan(plan).await? {
+            Output::Command(_) => Ok(Output::Command("TRUNCATE TABLE".into())),
+            other => Ok(other),
+        }
+    }
+}
 
 /// Appends a tombstone for each row of `table` matching `filters` (all rows without).
 pub(crate) async fn delete(

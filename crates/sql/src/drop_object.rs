@@ -1,4 +1,5 @@
-//! `DROP {SOURCE | TABLE | MATERIALIZED VIEW | SINK} [IF EXISTS] name [CASCADE | RESTRICT]`.
+//! `DROP {SOURCE | TABLE | MATERIALIZED VIEW | VIEW | SINK} [IF EXISTS] name [CASCADE |
+//! RESTRICT]`.
 //! Without CASCADE an object that others read is refused, naming them; with it, every object
 //! that reads it, directly or through others, is dropped first (readers before what they
 //! read), each as its own DROP would: a pipeline stopped before its catalog entry goes, its
@@ -9,6 +10,27 @@ use crate::engine::{Engine, Output};
 use crate::error::SqlError;
 use crate::parser::ObjectKind;
 use crate::pipelines::{SINK, VIEW};
+use crate::views::PLAIN_VIEW;
+
+/// What a user calls a catalog kind.
+pub(crate) fn kind_name(kind: &str) -> &str {
+    match kind {
+        VIEW => "materialized view",
+        PLAIN_VIEW => "view",
+        other => other,
+    }
+}
+
+/// The statement kind of a catalog kind.
+pub(crate) fn object_kind(kind: &str) -> ObjectKind {
+    match kind {
+        "table" => ObjectKind::Table,
+        VIEW => ObjectKind::MaterializedView,
+        SINK => ObjectKind::Sink,
+        PLAIN_VIEW => ObjectKind::View,
+        _ => ObjectKind::Source,
+    }
+}
 
 impl Engine {
     pub(crate) async fn drop_object(
@@ -31,11 +53,12 @@ impl Engine {
             ObjectKind::MaterializedView => VIEW,
             ObjectKind::Sink => SINK,
             ObjectKind::Table => "table",
+            ObjectKind::View => PLAIN_VIEW,
         };
         if entry.kind != entry_kind {
-            return Err(SqlError::Invalid(format!(
+            return Err(SqlError::WrongObjectType(format!(
                 "{name} is a {}, not a {}",
-                entry.kind,
+                kind_name(&entry.kind),
                 kind.sql_name().to_lowercase()
             )));
         }
@@ -92,7 +115,12 @@ impl Engine {
     }
 
     async fn drop_one(&self, name: &str, entry: &Entry) -> Result<(), SqlError> {
-        if entry.kind == "source" || entry.kind == "table" {
+        if entry.kind == PLAIN_VIEW {
+            self.catalog.remove(name).await?;
+            self.views_mut().remove(name);
+            tracing::info!(view = %name, "view dropped");
+            Ok(())
+        } else if entry.kind == "source" || entry.kind == "table" {
             self.catalog.remove(name).await?;
             self.sources_mut().remove(name);
             tracing::info!(source = %name, "source dropped");

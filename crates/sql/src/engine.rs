@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use weir_broker::state::State;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, ColumnInfo};
 use crate::config::SqlConfig;
 use crate::error::SqlError;
 use crate::parser::{CreateSource, ObjectKind, WeirStatement};
@@ -30,6 +30,7 @@ use crate::records::PartitionReader;
 use crate::source::{self, SourceDef};
 use crate::table::TopicTable;
 use crate::types;
+use crate::views::{ViewDef, Views, PLAIN_VIEW};
 
 /// What a statement returns.
 pub enum Output {
@@ -47,6 +48,8 @@ pub struct Engine {
     config: SqlConfig,
     pub(crate) catalog: Catalog,
     sources: Arc<RwLock<BTreeMap<String, Arc<SourceDef>>>>,
+    /// Views that are not materialized, inlined into what reads them ([`crate::views`]).
+    pub(crate) views: Views,
     runtime: Arc<RuntimeEnv>,
     pub(crate) pipelines: Pipelines,
 }
@@ -65,6 +68,7 @@ impl Engine {
             config,
             catalog,
             sources: Arc::new(RwLock::new(BTreeMap::new())),
+            views: Arc::new(RwLock::new(BTreeMap::new())),
             runtime,
             pipelines,
         });
@@ -78,6 +82,15 @@ impl Engine {
                     if let Err(e) = engine.state.delete_topic(&name).await {
                         tracing::warn!(name, error = %e, "cannot delete the rolled-back view's topic");
                     }
+                }
+                continue;
+            }
+            if entry.kind == PLAIN_VIEW {
+                match ViewDef::restore(&name, &entry) {
+                    Ok(def) => {
+                        engine.views_mut().insert(name, Arc::new(def));
+                    }
+                    Err(e) => tracing::error!(name, error = %e, "cannot restore view"),
                 }
                 continue;
             }
@@ -157,7 +170,7 @@ impl Engine {
                 tracing::error!(error = %e, "cannot register the sources' schema");
             }
         }
-        crate::pg_catalog::register(&ctx, self.sources.clone());
+        crate::pg_catalog::register(&ctx, self.sources.clone(), self.views.clone());
         crate::plan::window_tvf::register(&ctx);
         Session {
             engine: self.clone(),
@@ -167,7 +180,7 @@ impl Engine {
     }
 
     /// Evaluates the DEFAULTs of `create` and checks it into a definition.
-    async fn define(&self, create: CreateSource) -> Result<SourceDef, SqlError> {
+    pub(crate) async fn define(&self, create: CreateSource) -> Result<SourceDef, SqlError> {
         let mut defaults = HashMap::new();
         for c in &create.columns {
             if let Some(e) = source::default_expr(c) {
@@ -251,6 +264,9 @@ impl Engine {
     }
 
     fn show(&self, kind: ObjectKind) -> Output {
+        if kind == ObjectKind::View {
+            return self.show_views();
+        }
         let (mut names, mut topics, mut formats, mut statuses) = (vec![], vec![], vec![], vec![]);
         for [name, topic, format, status] in self.pipeline_rows(kind) {
             names.push(name);
@@ -275,6 +291,9 @@ impl Engine {
     }
 
     fn describe(&self, name: &str) -> Result<Output, SqlError> {
+        if let Some(view) = self.view(name) {
+            return Ok(describe_rows(view.column_infos(), self.view_info(&view)));
+        }
         let pipeline = self.pipeline_info(name);
         let Some(def) = self.source(name) else {
             // A sink: no columns of its own to read, only its pipeline.
@@ -287,19 +306,6 @@ impl Engine {
                 vec![names, vec![None; n], vec![None; n], values],
             ));
         };
-        let mut rows: Vec<[Option<String>; 4]> = def
-            .column_infos()
-            .into_iter()
-            .map(|c| {
-                [
-                    Some(c.name),
-                    Some(c.sql_type),
-                    Some(if c.nullable { "YES" } else { "NO" }.to_string()),
-                    c.default
-                        .or_else(|| c.metadata.then(|| "(record metadata)".to_string())),
-                ]
-            })
-            .collect();
         let mut info = pipeline.unwrap_or_else(|| {
             vec![
                 ("kind".to_string(), def.kind.sql_name().to_lowercase()),
@@ -333,18 +339,36 @@ impl Engine {
                 ));
             }
         }
-        rows.extend(
-            info.into_iter()
-                .map(|(k, v)| [Some(k), None, None, Some(v)]),
-        );
-        let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); 4];
-        for row in rows {
-            for (i, v) in row.into_iter().enumerate() {
-                columns[i].push(v);
-            }
-        }
-        Ok(nullable_text_rows(&DESCRIBE_COLUMNS, columns))
+        Ok(describe_rows(def.column_infos(), info))
     }
+}
+
+/// DESCRIBE's rows: a row per column (name, type, nullable, default), then a row per
+/// `info` line (its name, its value as the default).
+fn describe_rows(columns: Vec<ColumnInfo>, info: Vec<(String, String)>) -> Output {
+    let mut rows: Vec<[Option<String>; 4]> = columns
+        .into_iter()
+        .map(|c| {
+            [
+                Some(c.name),
+                Some(c.sql_type),
+                Some(if c.nullable { "YES" } else { "NO" }.to_string()),
+                c.default
+                    .or_else(|| c.metadata.then(|| "(record metadata)".to_string())),
+            ]
+        })
+        .collect();
+    rows.extend(
+        info.into_iter()
+            .map(|(k, v)| [Some(k), None, None, Some(v)]),
+    );
+    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); 4];
+    for row in rows {
+        for (column, v) in columns.iter_mut().zip(row) {
+            column.push(v);
+        }
+    }
+    nullable_text_rows(&DESCRIBE_COLUMNS, columns)
 }
 
 /// One connection's session.
@@ -370,6 +394,9 @@ impl Session {
             WeirStatement::CreateSource(c) => self.engine.create_source(*c).await,
             WeirStatement::CreateView(v) => self.engine.create_view(*v, self.state_ttl()).await,
             WeirStatement::CreateSink(k) => self.engine.create_sink(*k, self.state_ttl()).await,
+            WeirStatement::CreatePlainView(v) => self.engine.create_plain_view(*v).await,
+            WeirStatement::Rename(r) => self.engine.rename(r).await,
+            WeirStatement::Truncate(name) => self.truncate(&name).await,
             WeirStatement::Show(kind) => Ok(self.engine.show(kind)),
             WeirStatement::ShowCreate { kind, name } => self.engine.show_create(kind, &name),
             WeirStatement::Describe(name) => self.engine.describe(&name),
@@ -461,7 +488,9 @@ impl Session {
     /// Plans a statement DataFusion runs (queries, INSERT, EXPLAIN), refusing the rest.
     pub async fn plan(&self, statement: &Statement) -> Result<LogicalPlan, SqlError> {
         let mut statement = crate::pg_catalog::rewrite(statement.clone());
-        crate::plan::window_tvf::rewrite(&mut statement, false)?;
+        let views = self.engine.views_read().clone();
+        crate::views::check_dml_target(&statement, &views)?;
+        crate::views::prepare(&mut statement, &views, false)?;
         let plan = self
             .ctx
             .state()
@@ -667,6 +696,7 @@ fn text_schema(names: &[&str]) -> SchemaRef {
 /// `None` for statements that return no rows.
 pub fn result_schema(statement: &WeirStatement) -> Option<SchemaRef> {
     match statement {
+        WeirStatement::Show(ObjectKind::View) => Some(text_schema(&crate::views::SHOW_COLUMNS)),
         WeirStatement::Show(_) => Some(text_schema(&SHOW_COLUMNS)),
         WeirStatement::ShowCreate { .. } => Some(text_schema(&crate::show_create::COLUMNS)),
         WeirStatement::Describe(_) => Some(text_schema(&DESCRIBE_COLUMNS)),

@@ -15,6 +15,10 @@ pub enum SqlError {
     Unsupported(String),
     #[error("{0}")]
     Invalid(String),
+    /// A statement applied to the wrong kind of object (TRUNCATE of a source, DELETE from
+    /// a view, ALTER SINK of a table).
+    #[error("{0}")]
+    WrongObjectType(String),
     #[error("{0}")]
     Plan(#[source] DataFusionError),
     #[error("catalog: {0}")]
@@ -34,6 +38,7 @@ impl SqlError {
             SqlError::Exists(_) => "42P07",
             SqlError::Unsupported(_) => "0A000",
             SqlError::Invalid(_) => "22023",
+            SqlError::WrongObjectType(_) => "42809",
             SqlError::Plan(e) => datafusion_sqlstate(e),
             SqlError::Format(_) => "22023",
             SqlError::Catalog(_) | SqlError::Topic { .. } => "XX000",

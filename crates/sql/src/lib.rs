@@ -10,7 +10,9 @@
 //!   [`dml`]: a table's `DELETE` and `UPDATE` append tombstones and new rows by key.
 //! - [`pipelines`]: views and sinks run as stream graphs planned by [`plan`]; [`upgrade`]:
 //!   what a pipeline whose plan changed since CREATE resumes with (or why it cannot).
-//! - [`show_create`]: `SHOW CREATE`, the stored statement; [`drop_object`]: `DROP [CASCADE]`.
+//! - [`views`]: views that are not materialized, named queries inlined where they are read.
+//! - [`show_create`]: `SHOW CREATE`, the stored statement; [`drop_object`]: `DROP [CASCADE]`;
+//!   [`rename`]: `ALTER .. RENAME TO`.
 //! - [`engine`]: the shared engine (catalog, sources, memory pool) and each connection's
 //!   [`engine::Session`].
 //! - [`pg`]: pgwire handlers (simple and extended query protocols, text and binary results);
@@ -34,6 +36,7 @@ pub mod pg_catalog;
 pub mod pipelines;
 pub mod plan;
 pub mod records;
+pub mod rename;
 pub mod service;
 pub mod session;
 pub mod show_create;
@@ -43,6 +46,7 @@ pub mod stream_io;
 pub mod table;
 pub mod types;
 pub mod upgrade;
+pub mod views;
 
 pub use config::SqlConfig;
 pub use error::SqlError;

@@ -5,7 +5,6 @@
 //! planned by DataFusion.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, ColumnDef, ColumnOption, Expr, Query, SetExpr, Statement, TableFactor, Value,
@@ -14,7 +13,11 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+mod ddl;
+mod display;
 mod emit;
+pub use ddl::{CreatePlainView, Rename};
+pub use display::quote_ident;
 use emit::emit_after;
 
 /// The kinds of catalog objects (one namespace, as PostgreSQL's relations).
@@ -24,6 +27,8 @@ pub enum ObjectKind {
     Table,
     MaterializedView,
     Sink,
+    /// A named query, inlined where it is read (`CREATE VIEW`, not materialized).
+    View,
 }
 
 impl ObjectKind {
@@ -33,6 +38,7 @@ impl ObjectKind {
             ObjectKind::Table => "TABLE",
             ObjectKind::MaterializedView => "MATERIALIZED VIEW",
             ObjectKind::Sink => "SINK",
+            ObjectKind::View => "VIEW",
         }
     }
 }
@@ -124,6 +130,11 @@ pub enum WeirStatement {
     CreateSource(Box<CreateSource>),
     CreateView(Box<CreateView>),
     CreateSink(Box<CreateSink>),
+    CreatePlainView(Box<CreatePlainView>),
+    /// `ALTER {SOURCE | TABLE | MATERIALIZED VIEW | VIEW | SINK} name RENAME TO new`.
+    Rename(Rename),
+    /// `TRUNCATE [TABLE] name`.
+    Truncate(String),
     /// `SHOW SOURCES | TABLES | MATERIALIZED VIEWS | SINKS`.
     Show(ObjectKind),
     /// `SHOW CREATE [MATERIALIZED VIEW | SINK | SOURCE | TABLE] name`: the statement that
@@ -142,7 +153,7 @@ pub enum WeirStatement {
     /// `EXPLAIN [VERBOSE] CREATE {MATERIALIZED VIEW | SINK} ...`: the stream graph it would
     /// run, nothing created.
     ExplainCreate(Box<WeirStatement>),
-    /// A statement of the design that the streaming engine does not run yet (CREATE VIEW):
+    /// A statement of the design that the streaming engine does not run yet:
     /// refused with SQLSTATE 0A000.
     NotYet(String),
     /// Anything else: sqlparser's statement, planned by DataFusion.
@@ -164,6 +175,13 @@ pub fn parse(sql: &str) -> Result<Vec<WeirStatement>, ParserError> {
             return parser.expected("end of statement", parser.peek_token());
         }
     }
+}
+
+/// Parses one query (a view's body, or a query Weir writes itself).
+pub fn parse_query(sql: &str) -> Result<Query, ParserError> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect).try_with_sql(sql)?;
+    Ok(*parser.parse_query()?)
 }
 
 /// Consumes the word `word` (case-insensitive, unquoted) if it comes next.
@@ -229,9 +247,19 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             parser.next_token();
             return parse_create_sink(parser).map(|c| WeirStatement::CreateSink(Box::new(c)));
         }
+        if !or_replace && word_at(parser, 1, "VIEW") {
+            parser.next_token();
+            parser.next_token();
+            return ddl::parse_create_view(parser)
+                .map(|v| WeirStatement::CreatePlainView(Box::new(v)));
+        }
         for (ws, what) in [
             (&["TABLE"][..], "CREATE OR REPLACE TABLE"),
-            (&["VIEW"][..], "CREATE VIEW"),
+            (&["VIEW"][..], "CREATE OR REPLACE VIEW"),
+            (
+                &["MATERIALIZED", "VIEW"][..],
+                "CREATE OR REPLACE MATERIALIZED VIEW",
+            ),
         ] {
             if ws
                 .iter()
@@ -240,8 +268,8 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             {
                 skip_statement(parser);
                 return Ok(WeirStatement::NotYet(format!(
-                    "{what} is not supported yet (sources, tables, materialized views, sinks, \
-                     SELECT and INSERT are)"
+                    "{what} is not supported yet (DROP and CREATE it again, or ALTER .. \
+                     RENAME TO)"
                 )));
             }
         }
@@ -249,6 +277,8 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
     if words(parser, &["SHOW", "CREATE"]) {
         let kind = if words(parser, &["MATERIALIZED", "VIEW"]) {
             Some(ObjectKind::MaterializedView)
+        } else if word(parser, "VIEW") {
+            Some(ObjectKind::View)
         } else if word(parser, "SINK") {
             Some(ObjectKind::Sink)
         } else if word(parser, "SOURCE") {
@@ -273,6 +303,12 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
     if words(parser, &["SHOW", "SINKS"]) {
         return Ok(WeirStatement::Show(ObjectKind::Sink));
     }
+    if words(parser, &["SHOW", "VIEWS"]) {
+        return Ok(WeirStatement::Show(ObjectKind::View));
+    }
+    if let Some(statement) = ddl::parse_alter_or_truncate(parser)? {
+        return Ok(statement);
+    }
     if word(parser, "DESCRIBE") || word(parser, "DESC") {
         let name = object_name(parser)?;
         return Ok(WeirStatement::Describe(name));
@@ -286,6 +322,8 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             Some((ObjectKind::MaterializedView, 3))
         } else if word_at(parser, 1, "SINK") {
             Some((ObjectKind::Sink, 2))
+        } else if word_at(parser, 1, "VIEW") {
+            Some((ObjectKind::View, 2))
         } else {
             None
         };
@@ -665,116 +703,6 @@ fn option_value(parser: &mut Parser) -> Result<String, ParserError> {
             _ => parser.expected("a number", t),
         },
         _ => parser.expected("an option value", t),
-    }
-}
-
-/// The source's definition as SQL that parses back to it: what the catalog stores, with
-/// inferred columns written out so a restart never re-infers.
-impl fmt::Display for CreateSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = if self.primary_key.is_some() {
-            "TABLE"
-        } else {
-            "SOURCE"
-        };
-        write!(f, "CREATE {what} {}", quote_ident(&self.name))?;
-        if !self.columns.is_empty() {
-            f.write_str(" (")?;
-            for (i, c) in self.columns.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{} {}", quote_ident(&c.name.value), c.data_type)?;
-                for o in &c.options {
-                    match &o.option {
-                        ColumnOption::NotNull => f.write_str(" NOT NULL")?,
-                        ColumnOption::Default(e) => write!(f, " DEFAULT {e}")?,
-                        other => write!(f, " {other}")?,
-                    }
-                }
-            }
-            if let Some((column, expr)) = &self.watermark {
-                write!(f, ", WATERMARK FOR {} AS {expr}", quote_ident(column))?;
-            }
-            if let Some(key) = &self.primary_key {
-                let key: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
-                write!(f, ", PRIMARY KEY ({})", key.join(", "))?;
-            }
-            f.write_str(")")?;
-        }
-        for (meta, alias) in &self.includes {
-            write!(f, " INCLUDE {} AS {}", meta.keyword(), quote_ident(alias))?;
-        }
-        if !self.options.is_empty() {
-            f.write_str(" WITH (")?;
-            for (i, (k, v)) in self.options.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{k} = '{}'", v.replace('\'', "''"))?;
-            }
-            f.write_str(")")?;
-        }
-        Ok(())
-    }
-}
-
-/// The view as the catalog stores it.
-impl fmt::Display for CreateView {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "CREATE MATERIALIZED VIEW {} AS {}{}",
-            quote_ident(&self.name),
-            self.query,
-            if self.emit_on_window_close {
-                " EMIT ON WINDOW CLOSE"
-            } else {
-                ""
-            }
-        )
-    }
-}
-
-/// The sink as the catalog stores it (options in WITH).
-impl fmt::Display for CreateSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CREATE SINK {}", quote_ident(&self.name))?;
-        // Options before the query, where no table can take them for hints.
-        if !self.options.is_empty() {
-            f.write_str(" WITH (")?;
-            for (i, (k, v)) in self.options.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{k} = '{}'", v.replace('\'', "''"))?;
-            }
-            f.write_str(")")?;
-        }
-        match &self.input {
-            SinkInput::From(v) => write!(f, " FROM {}", quote_ident(v))?,
-            SinkInput::Query(q) => write!(f, " AS {q}")?,
-        }
-        if self.emit_on_window_close {
-            f.write_str(" EMIT ON WINDOW CLOSE")?;
-        }
-        Ok(())
-    }
-}
-
-/// Quotes an identifier unless it is a plain lower-case name.
-pub fn quote_ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
     }
 }
 

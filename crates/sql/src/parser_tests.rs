@@ -288,3 +288,64 @@ fn identifiers_quote_when_needed() {
     assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     assert_eq!(quote_ident("1st"), "\"1st\"");
 }
+
+#[test]
+fn views_renames_and_truncate() {
+    let WeirStatement::CreatePlainView(v) =
+        one("CREATE VIEW IF NOT EXISTS Big (A, \"b\") AS SELECT x, y FROM s WHERE x > 1")
+    else {
+        panic!("a view")
+    };
+    assert_eq!(v.name, "big");
+    assert!(v.if_not_exists);
+    assert_eq!(v.columns, ["a", "b"]);
+    assert_eq!(
+        v.to_string(),
+        "CREATE VIEW big (a, b) AS SELECT x, y FROM s WHERE x > 1"
+    );
+    assert!(parse("CREATE VIEW v (a, a) AS SELECT 1, 2").is_err());
+    assert!(matches!(
+        one("CREATE OR REPLACE VIEW v AS SELECT 1"),
+        WeirStatement::NotYet(_)
+    ));
+    assert_eq!(one("SHOW VIEWS"), WeirStatement::Show(ObjectKind::View));
+    assert_eq!(
+        one("SHOW CREATE VIEW v"),
+        WeirStatement::ShowCreate {
+            kind: Some(ObjectKind::View),
+            name: "v".into()
+        }
+    );
+    assert_eq!(
+        one("DROP VIEW IF EXISTS v CASCADE"),
+        WeirStatement::Drop {
+            kind: ObjectKind::View,
+            if_exists: true,
+            name: "v".into(),
+            cascade: true
+        }
+    );
+    for (sql, kind) in [
+        ("ALTER SOURCE a RENAME TO b", ObjectKind::Source),
+        ("ALTER TABLE a RENAME TO b", ObjectKind::Table),
+        (
+            "ALTER MATERIALIZED VIEW a RENAME TO b",
+            ObjectKind::MaterializedView,
+        ),
+        ("ALTER VIEW a RENAME TO b", ObjectKind::View),
+        ("ALTER SINK public.a RENAME TO B", ObjectKind::Sink),
+    ] {
+        assert_eq!(
+            one(sql),
+            WeirStatement::Rename(Rename {
+                kind,
+                name: "a".into(),
+                new_name: "b".into()
+            }),
+            "{sql}"
+        );
+    }
+    assert!(parse("ALTER SOURCE a ADD COLUMN c INT").is_err());
+    assert_eq!(one("TRUNCATE t"), WeirStatement::Truncate("t".into()));
+    assert_eq!(one("truncate table T"), WeirStatement::Truncate("t".into()));
+}

@@ -26,8 +26,51 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::pg::pg_type;
 use crate::source::SourceDef;
+use crate::views::Views;
 
 type Sources = Arc<RwLock<BTreeMap<String, Arc<SourceDef>>>>;
+
+/// A relation as `pg_class` and `pg_attribute` show it: sources, tables and materialized
+/// views (`r`, their topics hold rows), views (`v`).
+struct Relation {
+    oid: i64,
+    name: String,
+    relkind: &'static str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    /// Per column, whether it has a DEFAULT.
+    defaults: Vec<bool>,
+}
+
+/// Every relation of the Weir catalog, by name.
+fn relations(sources: &Sources, views: &Views) -> Vec<Relation> {
+    let mut out: Vec<Relation> = sources
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .map(|d| Relation {
+            oid: relation_oid(d.id),
+            name: d.name.clone(),
+            relkind: "r",
+            schema: d.schema.clone(),
+            defaults: d.defaults.iter().map(Option::is_some).collect(),
+        })
+        .collect();
+    out.extend(
+        views
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|v| Relation {
+                oid: relation_oid(v.id),
+                name: v.name.clone(),
+                relkind: "v",
+                schema: v.schema.clone(),
+                defaults: Vec::new(),
+            }),
+    );
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
 
 /// Parameters reported at startup (besides `server_version`), PostgreSQL's names.
 pub const STARTUP_SETTINGS: &[(&str, &str)] = &[
@@ -78,10 +121,11 @@ pub fn setting(name: &str) -> Option<&'static str> {
 }
 
 /// Registers the `pg_catalog` schema and the functions clients call.
-pub fn register(ctx: &SessionContext, sources: Sources) {
+pub fn register(ctx: &SessionContext, sources: Sources, views: Views) {
     if let Some(catalog) = ctx.catalog("weir") {
         let schema = Arc::new(PgCatalog {
             sources: sources.clone(),
+            views: views.clone(),
         });
         if let Err(e) = catalog.register_schema("pg_catalog", schema) {
             tracing::error!(error = %e, "cannot register pg_catalog");
@@ -131,7 +175,7 @@ pub fn register(ctx: &SessionContext, sources: Sources) {
         ScalarValue::Utf8(None),
     );
     ctx.register_udf(format_type());
-    ctx.register_udf(regclass(sources));
+    ctx.register_udf(regclass(sources, views));
 }
 
 /// A function of constant value (what Weir has nothing to report for, or one answer).
@@ -184,7 +228,7 @@ fn format_type() -> ScalarUDF {
 }
 
 /// `'name'::regclass`, rewritten to `weir_regclass('name')`: the relation's OID.
-fn regclass(sources: Sources) -> ScalarUDF {
+fn regclass(sources: Sources, views: Views) -> ScalarUDF {
     let udf = SimpleScalarUDF::new_with_signature(
         "weir_regclass",
         Signature::exact(vec![DataType::Utf8], Volatility::Stable),
@@ -193,8 +237,10 @@ fn regclass(sources: Sources) -> ScalarUDF {
             let lookup = |name: Option<&str>| -> Option<i64> {
                 let name = name?.trim_matches('"');
                 let name = name.rsplit('.').next().unwrap_or(name);
-                let sources = sources.read().unwrap_or_else(|e| e.into_inner());
-                sources.get(name).map(|d| FIRST_USER_OID + d.id as i64)
+                relations(&sources, &views)
+                    .into_iter()
+                    .find(|r| r.name == name)
+                    .map(|r| r.oid)
             };
             Ok(match args.first() {
                 Some(ColumnarValue::Scalar(ScalarValue::Utf8(s))) => {
@@ -283,6 +329,7 @@ fn type_name(oid: i64) -> Option<&'static str> {
 #[derive(Debug)]
 struct PgCatalog {
     sources: Sources,
+    views: Views,
 }
 
 const TABLES: &[&str] = &[
@@ -309,13 +356,7 @@ impl SchemaProvider for PgCatalog {
     }
 
     async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
-        let sources: Vec<Arc<SourceDef>> = self
-            .sources
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let relations = relations(&self.sources, &self.views);
         let table = match name {
             "pg_namespace" => Table::new()
                 .int(
@@ -328,8 +369,8 @@ impl SchemaProvider for PgCatalog {
                 )
                 .int("nspowner", vec![OWNER_OID; 3])
                 .null_text("nspacl", 3),
-            "pg_class" => pg_class(&sources),
-            "pg_attribute" => pg_attribute(&sources),
+            "pg_class" => pg_class(&relations),
+            "pg_attribute" => pg_attribute(&relations),
             "pg_type" => pg_type_table(),
             "pg_database" => Table::new()
                 .int("oid", vec![1])
@@ -421,15 +462,18 @@ impl SchemaProvider for PgCatalog {
     }
 }
 
-fn relation_oid(d: &SourceDef) -> i64 {
-    FIRST_USER_OID + d.id as i64
+fn relation_oid(id: u64) -> i64 {
+    FIRST_USER_OID + id as i64
 }
 
-fn pg_class(sources: &[Arc<SourceDef>]) -> Table {
-    let n = sources.len();
+fn pg_class(relations: &[Relation]) -> Table {
+    let n = relations.len();
     Table::new()
-        .int("oid", sources.iter().map(|d| relation_oid(d)).collect())
-        .text("relname", sources.iter().map(|d| d.name.as_str()).collect())
+        .int("oid", relations.iter().map(|r| r.oid).collect())
+        .text(
+            "relname",
+            relations.iter().map(|r| r.name.as_str()).collect(),
+        )
         .int("relnamespace", vec![PUBLIC_OID; n])
         .int("reltype", vec![0; n])
         .int("reloftype", vec![0; n])
@@ -443,12 +487,12 @@ fn pg_class(sources: &[Arc<SourceDef>]) -> Table {
         .boolean("relhasindex", vec![false; n])
         .boolean("relisshared", vec![false; n])
         .text("relpersistence", vec!["p"; n])
-        .text("relkind", vec!["r"; n])
+        .text("relkind", relations.iter().map(|r| r.relkind).collect())
         .small(
             "relnatts",
-            sources
+            relations
                 .iter()
-                .map(|d| d.schema.fields().len() as i16)
+                .map(|r| r.schema.fields().len() as i16)
                 .collect(),
         )
         .small("relchecks", vec![0; n])
@@ -465,18 +509,18 @@ fn pg_class(sources: &[Arc<SourceDef>]) -> Table {
         .null_text("relpartbound", n)
 }
 
-fn pg_attribute(sources: &[Arc<SourceDef>]) -> Table {
+fn pg_attribute(relations: &[Relation]) -> Table {
     let (mut rel, mut name, mut typ, mut num, mut notnull, mut hasdef, mut len) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for d in sources {
+    for d in relations {
         for (i, f) in d.schema.fields().iter().enumerate() {
-            rel.push(relation_oid(d));
+            rel.push(d.oid);
             name.push(f.name().as_str());
             let t = pg_type(f.data_type());
             typ.push(i64::from(t.oid()));
             num.push(i16::try_from(i + 1).unwrap_or(i16::MAX));
             notnull.push(!f.is_nullable());
-            hasdef.push(d.defaults.get(i).is_some_and(Option::is_some));
+            hasdef.push(d.defaults.get(i).copied().unwrap_or(false));
             len.push(
                 TYPES
                     .iter()

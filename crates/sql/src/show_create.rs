@@ -1,4 +1,4 @@
-//! `SHOW CREATE [MATERIALIZED VIEW | SINK | SOURCE | TABLE] name` (as RisingWave's `SHOW
+//! `SHOW CREATE [MATERIALIZED VIEW | VIEW | SINK | SOURCE | TABLE] name` (as RisingWave's `SHOW
 //! CREATE MATERIALIZED VIEW`): the statement that re-creates the object, as the catalog
 //! stores it (inferred columns written out, `IF NOT EXISTS` dropped), one row of `name` and
 //! `create_sql`.
@@ -6,7 +6,6 @@
 use crate::engine::{text_rows, Engine, Output};
 use crate::error::SqlError;
 use crate::parser::ObjectKind;
-use crate::pipelines::{SINK, VIEW};
 
 /// The columns of `SHOW CREATE`.
 pub const COLUMNS: [&str; 2] = ["name", "create_sql"];
@@ -21,14 +20,9 @@ impl Engine {
             .catalog_entry(name)
             .ok_or_else(|| SqlError::UnknownRelation(name.to_string()))?;
         if let Some(kind) = kind {
-            let stored = match entry.kind.as_str() {
-                "table" => ObjectKind::Table,
-                VIEW => ObjectKind::MaterializedView,
-                SINK => ObjectKind::Sink,
-                _ => ObjectKind::Source,
-            };
+            let stored = crate::drop_object::object_kind(&entry.kind);
             if stored != kind {
-                return Err(SqlError::Invalid(format!(
+                return Err(SqlError::WrongObjectType(format!(
                     "{name} is a {}, not a {}",
                     stored.sql_name().to_lowercase(),
                     kind.sql_name().to_lowercase()

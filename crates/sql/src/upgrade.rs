@@ -182,7 +182,8 @@ impl Engine {
         // A view's topic is its contents: emptied, then written again by the new run
         // (re-created with the view's settings before it starts).
         if entry.kind == VIEW {
-            delete_topic(self, name).await?;
+            let topic = entry.options.get("topic").map_or(name, String::as_str);
+            delete_topic(self, topic).await?;
         }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

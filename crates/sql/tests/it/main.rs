@@ -15,4 +15,5 @@ mod state_cleaning;
 mod tables;
 mod topn;
 mod upgrade;
+mod views;
 mod windows;

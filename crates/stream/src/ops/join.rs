@@ -27,6 +27,10 @@
 //! inputs are windowed on a join key ([`JoinExpiry`], Nexmark q5 and q8): a window's rows
 //! then stop changing once the watermark (the minimum of both inputs') passes its end, so
 //! its buckets are freed then, without output (what was emitted stays).
+//!
+//! Here: the operator, its configuration and how a batch becomes changes and matches;
+//! `bucket`: a side's state per join key and its codec; `emit`: how a change moves the
+//! state and what it outputs.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -43,6 +47,16 @@ use crate::ops::aggregate::to_array;
 use crate::state::codec::{self, CodecError};
 use crate::state::expiry::Expiry;
 use crate::state::{Change, KeyedState, StateValue, Stateful};
+
+mod bucket;
+mod emit;
+
+pub(crate) use bucket::int;
+use bucket::other_key;
+pub use bucket::Bucket;
+#[cfg(test)]
+use bucket::Entry;
+use emit::Output;
 
 /// Which rows without a match an equi-join keeps (NULL-padded); semi and anti joins output
 /// one side's rows alone, while they have a match (semi) or none (anti).
@@ -103,75 +117,6 @@ pub struct JoinExpiry {
     pub columns: [usize; 2],
     /// Added to the bound (µs) gives the end of the later of the two sides' windows.
     pub end_offset_us: i64,
-}
-
-/// One distinct row of a side: its values, multiplicity and degree.
-#[derive(Clone, Debug, PartialEq)]
-struct Entry {
-    row: Vec<ScalarValue>,
-    count: i64,
-    /// Rows of the other side matching this one (kept only when this side is preserved).
-    degree: i64,
-}
-
-/// The rows of one side with one join key.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Bucket {
-    entries: Vec<Entry>,
-}
-
-impl StateValue for Bucket {
-    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let width = self.entries.first().map_or(0, |e| e.row.len());
-        let mut fields = Vec::with_capacity(2 + self.entries.len() * (width + 2));
-        fields.push(ScalarValue::Int64(Some(self.entries.len() as i64)));
-        fields.push(ScalarValue::Int64(Some(width as i64)));
-        for e in &self.entries {
-            fields.push(ScalarValue::Int64(Some(e.count)));
-            fields.push(ScalarValue::Int64(Some(e.degree)));
-            fields.extend(e.row.iter().cloned());
-        }
-        codec::encode_row(&fields, out)
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
-        let fields = codec::decode_row(bytes)?;
-        let mut it = fields.into_iter();
-        let (n, width) = (int(&mut it, "the row count")?, int(&mut it, "the width")?);
-        let mut entries = Vec::new();
-        for _ in 0..n {
-            let count = int(&mut it, "a multiplicity")?;
-            let degree = int(&mut it, "a degree")?;
-            let row: Vec<ScalarValue> = it.by_ref().take(width as usize).collect();
-            if row.len() != width as usize {
-                return Err(CodecError::Invalid("join state: a row is cut short".into()));
-            }
-            entries.push(Entry { row, count, degree });
-        }
-        if it.next().is_some() {
-            return Err(CodecError::Invalid("join state: trailing values".into()));
-        }
-        Ok(Bucket { entries })
-    }
-
-    fn size(&self) -> usize {
-        32 + self
-            .entries
-            .iter()
-            .map(|e| 40 + e.row.iter().map(ScalarValue::size).sum::<usize>())
-            .sum::<usize>()
-    }
-}
-
-/// The next value of a state row as a non-negative integer.
-pub(crate) fn int(
-    it: &mut impl Iterator<Item = ScalarValue>,
-    what: &str,
-) -> Result<i64, CodecError> {
-    match it.next() {
-        Some(ScalarValue::Int64(Some(n))) if n >= 0 => Ok(n),
-        other => Err(CodecError::Invalid(format!("state: {what} is {other:?}"))),
-    }
 }
 
 /// A row of an input batch, ready to join.
@@ -472,298 +417,6 @@ impl JoinOp {
             }
         }
         self.batch(out)
-    }
-
-    /// One change of `side` matching the other side's entries `m` (indices in its bucket).
-    fn apply(
-        &mut self,
-        side: usize,
-        c: RowChange,
-        m: &[usize],
-        out: &mut Output,
-    ) -> Result<(), StreamError> {
-        let other = 1 - side;
-        let (kind, w) = (self.kind, c.weight);
-        let Some(key) = c.key else {
-            // A NULL join key matches nothing and is not kept.
-            if kind.preserves(side) {
-                out.push(side, &c.row, None, w, 1);
-            }
-            return Ok(());
-        };
-        if w < 0 && self.expired(&key, &c.row) {
-            return Ok(()); // Its output went with it (TTL): nothing to retract.
-        }
-        let other_k = other_key(&key);
-        // The other side: joined rows, and its padded rows as degrees cross 0.
-        let mut matched = 0;
-        if !m.is_empty() {
-            let track = kind.preserves(other);
-            let b = self
-                .state
-                .get(&other_k)
-                .ok_or_else(|| StreamError::Join("a matched bucket vanished".into()))?;
-            for &e in m {
-                let entry = b
-                    .entries
-                    .get(e)
-                    .ok_or_else(|| StreamError::Join("a match vanished".into()))?;
-                matched += entry.count;
-                // w is +1 or -1: the degree leaves or reaches 0.
-                let crosses = track && entry.degree == if w > 0 { 0 } else { 1 };
-                if w > 0 {
-                    if crosses {
-                        out.push(other, &entry.row, None, -1, entry.count);
-                    }
-                    out.push(side, &c.row, Some(&entry.row), 1, entry.count);
-                } else {
-                    out.push(side, &c.row, Some(&entry.row), -1, entry.count);
-                    if crosses {
-                        out.push(other, &entry.row, None, 1, entry.count);
-                    }
-                }
-            }
-            if track {
-                let lenient = !self.ttl.is_none();
-                self.state.update(&other_k, |slot| {
-                    let b = slot
-                        .as_mut()
-                        .ok_or_else(|| StreamError::Join("a matched bucket vanished".into()))?;
-                    for &e in m {
-                        if let Some(entry) = b.entries.get_mut(e) {
-                            entry.degree += w;
-                            if entry.degree < 0 && lenient {
-                                entry.degree = 0;
-                            } else if entry.degree < 0 {
-                                return Err(StreamError::Join(
-                                    "a row's match count fell below zero".into(),
-                                ));
-                            }
-                        }
-                    }
-                    Ok(())
-                })?;
-            }
-        }
-        if matched == 0 && kind.preserves(side) {
-            out.push(side, &c.row, None, w, 1);
-        }
-        // This side's own state.
-        let degree = if kind.preserves(side) { matched } else { 0 };
-        self.fold(&key, c.row, w, degree)
-    }
-
-    /// A change of a semi or anti join, whose output is side `kept`'s rows alone: a kept
-    /// row is emitted while its degree is above 0 (semi) or is 0 (anti), so a change of the
-    /// other side emits or retracts the kept rows whose degree it moves across 0.
-    fn apply_semi(
-        &mut self,
-        kept: usize,
-        side: usize,
-        c: RowChange,
-        m: &[usize],
-        out: &mut Output,
-    ) -> Result<(), StreamError> {
-        let (anti, w) = (self.kind.anti(), c.weight);
-        let Some(key) = c.key else {
-            // A NULL join key matches nothing: an anti join keeps the row, a semi join not.
-            if side == kept && anti {
-                out.push(side, &c.row, None, w, 1);
-            }
-            return Ok(());
-        };
-        if w < 0 && self.expired(&key, &c.row) {
-            return Ok(()); // Its output went with it (TTL): nothing to retract.
-        }
-        let other_k = other_key(&key);
-        let mut matched = 0;
-        if side == kept {
-            if let Some(b) = self.state.get(&other_k) {
-                matched = m
-                    .iter()
-                    .filter_map(|&e| b.entries.get(e))
-                    .map(|e| e.count)
-                    .sum();
-            }
-            if (matched > 0) != anti {
-                out.push(side, &c.row, None, w, 1);
-            }
-        } else if !m.is_empty() {
-            let lenient = !self.ttl.is_none();
-            self.state.update(&other_k, |slot| {
-                let b = slot
-                    .as_mut()
-                    .ok_or_else(|| StreamError::Join("a matched bucket vanished".into()))?;
-                for &e in m {
-                    let Some(entry) = b.entries.get_mut(e) else {
-                        continue;
-                    };
-                    let before = entry.degree;
-                    entry.degree += w;
-                    if entry.degree < 0 && lenient {
-                        entry.degree = 0;
-                    } else if entry.degree < 0 {
-                        return Err(StreamError::Join(
-                            "a row's match count fell below zero".into(),
-                        ));
-                    }
-                    if (before == 0) != (entry.degree == 0) {
-                        // Semi: the row appears as its first match arrives; anti: it goes.
-                        let weight = if anti { -w } else { w };
-                        out.push(kept, &entry.row, None, weight, entry.count);
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        let degree = if side == kept { matched } else { 0 };
-        self.fold(&key, c.row, w, degree)
-    }
-
-    /// With a TTL: whether `row` is missing from its bucket `key` (it expired), so a
-    /// retraction of it changes nothing.
-    fn expired(&self, key: &[u8], row: &[ScalarValue]) -> bool {
-        !self.ttl.is_none()
-            && self
-                .state
-                .get(key)
-                .is_none_or(|b| b.entries.iter().all(|e| e.row != row))
-    }
-
-    /// Folds a change of weight `w` into its own side's bucket `key`; a new row starts
-    /// with `degree`.
-    fn fold(
-        &mut self,
-        key: &[u8],
-        row: Vec<ScalarValue>,
-        w: i64,
-        degree: i64,
-    ) -> Result<(), StreamError> {
-        if let Some(end) = self.end_of(usize::from(key.first().copied().unwrap_or(0)), &row) {
-            self.ends.entry(end).or_default().insert(key.to_vec());
-        }
-        let lenient = !self.ttl.is_none();
-        self.state.update(key, |slot| {
-            let b = slot.get_or_insert_with(Bucket::default);
-            match b.entries.iter_mut().position(|e| e.row == row) {
-                Some(i) => {
-                    if let Some(e) = b.entries.get_mut(i) {
-                        e.count += w;
-                        if e.count == 0 {
-                            b.entries.swap_remove(i);
-                        }
-                    }
-                }
-                None if w > 0 => b.entries.push(Entry {
-                    row,
-                    count: w,
-                    degree,
-                }),
-                None => {
-                    if b.entries.is_empty() {
-                        *slot = None;
-                    }
-                    if lenient {
-                        return Ok(()); // The row expired (TTL).
-                    }
-                    return Err(StreamError::Join(
-                        "a retraction of a row the join never received".into(),
-                    ));
-                }
-            }
-            if b.entries.is_empty() {
-                *slot = None;
-            }
-            Ok(())
-        })
-    }
-
-    fn batch(&self, out: Output) -> Result<Option<RecordBatch>, StreamError> {
-        if out.rows.is_empty() {
-            return Ok(None);
-        }
-        let updating = self.updating_out();
-        let only = self.kind.only();
-        let width = match only {
-            Some(s) => self.types[s].len(),
-            None => self.types[0].len() + self.types[1].len(),
-        };
-        let mut columns: Vec<Vec<ScalarValue>> =
-            vec![Vec::with_capacity(out.rows.len()); width + usize::from(updating)];
-        for (side, row, other, w) in out.rows {
-            if w < 0 && !updating {
-                return Err(StreamError::Join(
-                    "a retraction on an append-only join output".into(),
-                ));
-            }
-            let pad = |s: usize| {
-                self.types[s]
-                    .iter()
-                    .map(ScalarValue::try_from)
-                    .collect::<Result<Vec<_>, _>>()
-            };
-            let flag = updating.then_some(ScalarValue::Boolean(Some(w < 0)));
-            if only.is_some() {
-                // A semi or anti join's row is its kept side's alone.
-                for (col, v) in columns.iter_mut().zip(row.into_iter().chain(flag)) {
-                    col.push(v);
-                }
-                continue;
-            }
-            let this = row;
-            let that = match other {
-                Some(o) => o,
-                None => pad(1 - side)?,
-            };
-            let (l, r) = if side == 0 {
-                (this, that)
-            } else {
-                (that, this)
-            };
-            for (col, v) in columns.iter_mut().zip(l.into_iter().chain(r).chain(flag)) {
-                col.push(v);
-            }
-        }
-        let arrays = columns
-            .into_iter()
-            .zip(self.schema.fields())
-            .map(|(v, f)| to_array(v, f.data_type()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
-    }
-}
-
-/// The state key of the other side's bucket with the same join key.
-fn other_key(key: &[u8]) -> Vec<u8> {
-    let mut k = key.to_vec();
-    if let Some(side) = k.first_mut() {
-        *side = 1 - *side;
-    }
-    k
-}
-
-/// A row of a side's values.
-type Row = Vec<ScalarValue>;
-
-/// Output rows collected for a batch: (side of `row`, `row`, the other side's row or `None`
-/// for NULL padding, weight).
-#[derive(Default)]
-struct Output {
-    rows: Vec<(usize, Row, Option<Row>, i64)>,
-}
-
-impl Output {
-    fn push(
-        &mut self,
-        side: usize,
-        row: &[ScalarValue],
-        other: Option<&Vec<ScalarValue>>,
-        w: i64,
-        times: i64,
-    ) {
-        for _ in 0..times.max(0) {
-            self.rows.push((side, row.to_vec(), other.cloned(), w));
-        }
     }
 }
 

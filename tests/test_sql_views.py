@@ -1,0 +1,135 @@
+"""Views that are not materialized, ALTER .. RENAME TO and TRUNCATE through real PostgreSQL
+clients against the real binary: psycopg (results, SQLSTATEs as psycopg's error classes)
+and psql (`\\dv`, `\\d name`, command tags), records produced with confluent-kafka, and all
+of it after kill -9.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import psycopg
+import pytest
+
+from conftest import create_topic, make_producer, produce_all, unique_topic
+from test_sql_ddl import command, wait_rows
+from test_sql_joins import psql
+from test_sql_tables import connect
+
+
+def order(i: int) -> dict:
+    return {"id": i, "customer": f"c{i % 4}", "amount": i % 7}
+
+
+def produce(broker, topic: str, ids: range):
+    p = make_producer(broker.bootstrap)
+    produce_all(p, [{"topic": topic, "key": str(i).encode(), "value": json.dumps(order(i)).encode()}
+                    for i in ids])
+
+
+def expected(ids: range) -> list[list[str]]:
+    per: dict[str, list[int]] = {}
+    for i in ids:
+        o = order(i)
+        if o["amount"] > 2:
+            per.setdefault(o["customer"], []).append(o["amount"])
+    return sorted([c, str(len(a)), str(sum(a))] for c, a in per.items())
+
+
+def psql_raw(broker, *args: str) -> subprocess.CompletedProcess:
+    dsn = f"postgresql://psql@127.0.0.1:{broker.sql_port}/weir"
+    return subprocess.run(["psql", dsn, "-X", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_views_psql_catalog_rename_and_kill9(broker):
+    topic = unique_topic("orders")
+    create_topic(broker.bootstrap, topic, partitions=3)
+    produce(broker, topic, range(0, 40))
+    psql(broker, "CREATE SOURCE orders (id BIGINT, customer VARCHAR, amount BIGINT) "
+                 f"WITH (topic = '{topic}', format = 'json')")
+    assert command(broker, "CREATE VIEW big (oid, who, amt) AS "
+                           "SELECT id, customer, amount FROM orders WHERE amount > 2") \
+        == "CREATE VIEW"
+    assert command(broker, "CREATE VIEW per_who AS SELECT who, count(*) AS n, sum(amt) AS total "
+                           "FROM big GROUP BY who") == "CREATE VIEW"
+    assert psql(broker, "SELECT * FROM per_who") == expected(range(0, 40))
+    psql(broker, "CREATE MATERIALIZED VIEW per_who_mv AS SELECT * FROM per_who")
+    wait_rows(broker, "SELECT * FROM per_who_mv", expected(range(0, 40)))
+
+    # psql's catalog commands: \dv lists views, \d describes one.
+    out = psql_raw(broker, "-At", "-c", "\\dv")
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.split()) == ["public|big|view|weir", "public|per_who|view|weir"]
+    out = psql_raw(broker, "-c", "\\d big")
+    assert out.returncode == 0, out.stderr
+    assert 'View "public.big"' in out.stdout, out.stdout
+    for column in ("oid", "who", "amt"):
+        assert column in out.stdout, out.stdout
+    assert psql(broker, "SHOW VIEWS")[0][0] == "big"
+    shown = psql(broker, "SHOW CREATE VIEW big")
+    assert shown[0][1].startswith("CREATE VIEW big (oid, who, amt) AS SELECT"), shown
+
+    # SQLSTATEs as psycopg's error classes.
+    with connect(broker) as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg.errors.DuplicateTable):
+            cur.execute("CREATE VIEW big AS SELECT 1")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            cur.execute("CREATE VIEW v AS SELECT * FROM missing")
+        with pytest.raises(psycopg.errors.WrongObjectType):
+            cur.execute("DELETE FROM big")
+        with pytest.raises(psycopg.errors.WrongObjectType):
+            cur.execute("TRUNCATE big")
+        with pytest.raises(psycopg.errors.DuplicateTable):
+            cur.execute("ALTER VIEW big RENAME TO per_who")
+        with pytest.raises(psycopg.errors.WrongObjectType):
+            cur.execute("ALTER MATERIALIZED VIEW big RENAME TO x")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            cur.execute("ALTER SOURCE nope RENAME TO x")
+        # The connection keeps working, and a view reads like a table.
+        cur.execute("SELECT who, n FROM per_who WHERE who = %s", ("c1",))
+        assert cur.fetchall() == [(r[0], int(r[1])) for r in expected(range(0, 40))
+                                  if r[0] == "c1"]
+
+    # Renames: the source under its readers, the view under the materialized view.
+    assert command(broker, "ALTER SOURCE orders RENAME TO purchases") == "ALTER SOURCE"
+    assert command(broker, "ALTER VIEW big RENAME TO large") == "ALTER VIEW"
+    assert command(broker, "ALTER MATERIALIZED VIEW per_who_mv RENAME TO who_mv") \
+        == "ALTER MATERIALIZED VIEW"
+    shown = psql(broker, "SHOW CREATE VIEW per_who")
+    assert "FROM large AS big" in shown[0][1], shown
+    produce(broker, topic, range(40, 60))
+    wait_rows(broker, "SELECT * FROM who_mv", expected(range(0, 60)))
+    assert psql(broker, "SELECT * FROM per_who") == expected(range(0, 60))
+
+    # After kill -9: views, renames and the pipeline as they were.
+    broker.kill9()
+    broker.start()
+    wait_rows(broker, "SELECT * FROM per_who", expected(range(0, 60)))
+    produce(broker, topic, range(60, 80))
+    wait_rows(broker, "SELECT * FROM who_mv", expected(range(0, 80)))
+    described = psql(broker, "DESCRIBE who_mv")
+    assert ["topic", "", "", "per_who_mv"] in described, described
+    out = psql_raw(broker, "-At", "-c", "\\dv")
+    assert sorted(out.stdout.split()) == ["public|large|view|weir", "public|per_who|view|weir"]
+    assert command(broker, "DROP VIEW large CASCADE") == "DROP VIEW"
+    assert psql(broker, "SHOW VIEWS") == []
+    assert psql(broker, "SHOW MATERIALIZED VIEWS") == []
+
+
+def test_truncate_table_through_psql(broker):
+    topic = unique_topic("users")
+    create_topic(broker.bootstrap, topic, partitions=2)
+    psql(broker, "CREATE TABLE users (id BIGINT PRIMARY KEY, name VARCHAR) "
+                 f"WITH (topic = '{topic}', format = 'json')")
+    psql(broker, "INSERT INTO users VALUES (1, 'ann'), (2, 'bob'), (3, 'ann')")
+    psql(broker, "CREATE MATERIALIZED VIEW per_name AS "
+                 "SELECT name, count(*) AS n FROM users GROUP BY name")
+    wait_rows(broker, "SELECT * FROM per_name", [["ann", "2"], ["bob", "1"]])
+    assert command(broker, "TRUNCATE TABLE users") == "TRUNCATE TABLE"
+    assert psql(broker, "SELECT * FROM users") == []
+    wait_rows(broker, "SELECT * FROM per_name", [])
+    psql(broker, "INSERT INTO users VALUES (4, 'cy')")
+    wait_rows(broker, "SELECT * FROM per_name", [["cy", "1"]])
+    out = psql_raw(broker, "-c", "TRUNCATE per_name")
+    assert out.returncode != 0 and "not a table" in out.stderr, out
