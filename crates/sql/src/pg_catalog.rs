@@ -21,7 +21,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CastKind, DataType as SqlType, Expr, Function, FunctionArg, FunctionArgExpr,
     FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart,
-    SelectItem, SetExpr, Statement, Value,
+    SelectItem, SetExpr, Statement, TableFactor, Value,
 };
 
 use crate::pg::pg_type;
@@ -686,6 +686,23 @@ fn rewrite_expr(e: &mut Expr) {
         // A scalar subquery returns at most one row in PostgreSQL (more is an error);
         // DataFusion plans a correlated one only when aggregated: `max` of its one row is it.
         Expr::Subquery(q) => {
+            // psql's `\d name` asks a column's default (pg_attrdef) and collation
+            // (pg_collation) through subqueries correlated by non-equalities, which DataFusion
+            // cannot decorrelate. Weir has no collations, and shows defaults in DESCRIBE:
+            // both read as NULL here.
+            if let SetExpr::Select(select) = q.body.as_ref() {
+                let reads_unplannable = select.from.iter().any(|t| {
+                    matches!(&t.relation, TableFactor::Table { name, .. } if name
+                        .0
+                        .last()
+                        .and_then(ObjectNamePart::as_ident)
+                        .is_some_and(|i| matches!(i.value.as_str(), "pg_attrdef" | "pg_collation")))
+                });
+                if reads_unplannable {
+                    *e = Expr::value(Value::Null);
+                    return;
+                }
+            }
             if let SetExpr::Select(select) = q.body.as_mut() {
                 let ungrouped =
                     matches!(&select.group_by, GroupByExpr::Expressions(g, _) if g.is_empty());
