@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use futures::TryStreamExt;
-use weir_sql::engine::{Output, Session};
+use weir_sql::engine::{Engine, Output, Session};
 use weir_sql::parser::parse;
 use weir_sql::SqlError;
 
@@ -71,4 +71,25 @@ pub async fn assert_oracle(s: &Session, view: &str, query: &str, allow_empty: bo
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Starts the SQL engine over `state` with the default settings.
+pub async fn open(state: &std::sync::Arc<weir_broker::state::State>) -> std::sync::Arc<Engine> {
+    Engine::start(state.clone(), weir_sql::SqlConfig::default())
+        .await
+        .expect("engine")
+}
+
+/// The command tag of one statement.
+pub async fn tag(s: &Session, sql: &str) -> String {
+    let mut statements = parse(sql).expect(sql);
+    match s.execute(statements.remove(0)).await.expect(sql) {
+        Output::Command(t) => t,
+        _ => panic!("{sql}: rows, not a command"),
+    }
+}
+
+/// The rows of `sql`, as sorted text.
+pub async fn select(s: &Session, sql: &str) -> Vec<Vec<String>> {
+    rows(&run(s, sql).await.expect(sql))
 }

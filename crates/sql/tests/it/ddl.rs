@@ -4,35 +4,12 @@
 //! CREATE`, `DROP .. CASCADE`, `EMIT ON WINDOW CLOSE` after a bare table name, and views
 //! whose key is lost below a `UNION ALL` (keyed by branch, against the oracle, across a restart).
 
-use crate::common::{assert_oracle, rows, run};
+use crate::common::{assert_oracle, open, run, select, tag};
 
-use std::sync::Arc;
-
-use weir_broker::state::State;
 use weir_broker::testkit;
-use weir_sql::engine::{Engine, Output, Session};
+use weir_sql::engine::Session;
 use weir_sql::parser::parse;
-use weir_sql::SqlConfig;
 use weir_stream::PipelineStatus;
-
-async fn open(state: &Arc<State>) -> Arc<Engine> {
-    Engine::start(state.clone(), SqlConfig::default())
-        .await
-        .expect("engine")
-}
-
-/// The command tag of one statement.
-async fn tag(s: &Session, sql: &str) -> String {
-    let mut statements = parse(sql).expect(sql);
-    match s.execute(statements.remove(0)).await.expect(sql) {
-        Output::Command(t) => t,
-        _ => panic!("{sql}: rows, not a command"),
-    }
-}
-
-async fn select(s: &Session, sql: &str) -> Vec<Vec<String>> {
-    rows(&run(s, sql).await.expect(sql))
-}
 
 fn table(want: &[(i64, &str, Option<i64>)]) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = want

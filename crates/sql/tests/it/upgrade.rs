@@ -7,7 +7,7 @@
 //! written twice); an append-only sink with state is refused with the way out; a pipeline
 //! whose plan changed but whose state layout did not resumes over its state.
 
-use crate::common::{assert_oracle, rows, run};
+use crate::common::{assert_oracle, open, rows, run};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,6 @@ use weir_broker::testkit;
 use weir_sql::append::{append_durably, NewRecord};
 use weir_sql::catalog::CATALOG_TOPIC;
 use weir_sql::engine::{Engine, Session};
-use weir_sql::SqlConfig;
 use weir_stream::checkpoint::state_topic;
 use weir_stream::PipelineStatus;
 
@@ -27,12 +26,6 @@ const KEPT: &str = "SELECT customer, max(amount) AS top FROM orders GROUP BY cus
 const JOINED: &str = "SELECT o.id, c.region FROM orders o JOIN customers c ON o.customer = c.name";
 /// What an older planner fingerprinted: no graph of today's planner hashes to it.
 const OLD_FINGERPRINT: &str = "0000000000000000";
-
-async fn open(state: &Arc<State>) -> Arc<Engine> {
-    Engine::start(state.clone(), SqlConfig::default())
-        .await
-        .expect("engine")
-}
 
 async fn orders(s: &Session, from: i64, to: i64) {
     let values: Vec<String> = (from..to)

@@ -4,34 +4,15 @@
 //! kind (readers rewritten, a materialized view's state and topic kept, across a restart);
 //! `TRUNCATE TABLE`. Each refusal with its SQLSTATE.
 
-use crate::common::{assert_oracle, rows, run};
+use crate::common::{assert_oracle, open, run, select, tag};
 
 use std::sync::Arc;
 
 use weir_broker::state::State;
 use weir_broker::testkit;
-use weir_sql::engine::{Engine, Output, Session};
+use weir_sql::engine::Session;
 use weir_sql::parser::parse;
-use weir_sql::SqlConfig;
 use weir_stream::PipelineStatus;
-
-async fn open(state: &Arc<State>) -> Arc<Engine> {
-    Engine::start(state.clone(), SqlConfig::default())
-        .await
-        .expect("engine")
-}
-
-async fn tag(s: &Session, sql: &str) -> String {
-    let mut statements = parse(sql).expect(sql);
-    match s.execute(statements.remove(0)).await.expect(sql) {
-        Output::Command(t) => t,
-        _ => panic!("{sql}: rows, not a command"),
-    }
-}
-
-async fn select(s: &Session, sql: &str) -> Vec<Vec<String>> {
-    rows(&run(s, sql).await.expect(sql))
-}
 
 /// `sql` fails with `code`, its message containing `says`.
 async fn refused(s: &Session, sql: &str, code: &str, says: &str) {
