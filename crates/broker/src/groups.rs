@@ -226,13 +226,12 @@ impl Groups {
             for (group, producer_id, offsets) in coordinator.pending_txn_offsets() {
                 self.append_txn(&group, producer_id, -1, Some(&offsets))?;
             }
-            let memberships: Vec<_> = coordinator
-                .group_snapshots()
-                .iter()
-                .map(|(group, s)| crate::group_log::group_record(group, Some(s)))
-                .collect();
-            for chunk in memberships.chunks(100) {
-                self.log.append(chunk.iter().cloned())?;
+            for chunk in coordinator.group_snapshots().chunks(100) {
+                self.log.append(
+                    chunk
+                        .iter()
+                        .map(|(group, s)| crate::group_log::group_record(group, Some(s))),
+                )?;
             }
         }
         log.flush_to(log.log_end_offset())?;

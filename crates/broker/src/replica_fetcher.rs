@@ -564,8 +564,6 @@ enum Outcome {
     Failed,
 }
 
-/// Applies a response to the replicas asked for (blocking): truncations, appends, high
-/// watermarks and log starts, then fsyncs every touched partition in parallel.
 /// Time a round spent applying its answer.
 #[derive(Debug, Default, Clone, Copy)]
 struct RoundTimes {
@@ -575,6 +573,8 @@ struct RoundTimes {
     fsync: Duration,
 }
 
+/// Applies a response to the replicas asked for (blocking): truncations, appends, high
+/// watermarks and log starts, then fsyncs every touched partition in parallel.
 fn apply_response(
     asked: Vec<Asked>,
     response: FetchResponse,
@@ -583,21 +583,22 @@ fn apply_response(
     let started = std::time::Instant::now();
     let mut times = RoundTimes::default();
     let mut by_id: HashMap<(Uuid, i32), &Asked> = HashMap::with_capacity(asked.len());
-    let mut by_name: HashMap<(&str, i32), &Asked> = HashMap::new();
     for a in &asked {
         by_id.insert((a.key.topic_id, a.key.partition), a);
-        by_name.insert((a.key.topic.as_str(), a.key.partition), a);
     }
     let mut outcomes = Vec::new();
     let mut touched: Vec<(&Asked, i64)> = Vec::new();
     for topic in response.responses {
         for data in topic.partitions {
+            // Followers fetch by id (v13+); a leader answering without one is searched by
+            // name, which never happens on the common path.
             let found = if topic.topic_id.is_nil() {
-                by_name.get(&(topic.topic.0.as_str(), data.partition_index))
+                asked.iter().find(|a| {
+                    a.key.topic == topic.topic.0.as_str() && a.key.partition == data.partition_index
+                })
             } else {
-                by_id.get(&(topic.topic_id, data.partition_index))
-            }
-            .copied();
+                by_id.get(&(topic.topic_id, data.partition_index)).copied()
+            };
             let Some(a) = found else {
                 tracing::warn!(
                     partition = data.partition_index,

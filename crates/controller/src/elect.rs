@@ -58,7 +58,7 @@ pub(crate) fn suspect(view: &View<'_>) -> Option<NodeId> {
 }
 
 pub(crate) async fn run(inner: Arc<NodeInner>) {
-    let is_voter = inner.config.voters.contains_key(&inner.id);
+    let is_voter = inner.is_voter();
     if !is_voter || inner.config.voters.len() < 2 {
         return;
     }

@@ -108,7 +108,6 @@ async fn heartbeat(inner: &NodeInner, epoch: i64, interval: Duration, session: D
             Ok(ControllerReply::BrokerHeartbeat(Ok(reply))) => {
                 inner.heartbeats.send_replace(Some(HeartbeatAnswer {
                     sent_at,
-                    epoch,
                     fenced: reply.is_fenced,
                     applied_index: inner.sm.applied().borrow().0.saturating_sub(1),
                 }));

@@ -80,8 +80,6 @@ pub struct BrokerState {
 pub struct HeartbeatAnswer {
     /// When the heartbeat was sent (before its first attempt).
     pub sent_at: std::time::Instant,
-    /// The registration it was sent for.
-    pub epoch: i64,
     /// The controller's answer.
     pub fenced: bool,
     /// This node's applied index when the answer arrived (at least the entry the

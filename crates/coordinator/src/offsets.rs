@@ -478,8 +478,9 @@ impl Coordinator {
             .extend(offsets);
     }
 
-    /// Replays a [`Output::PersistGroup`] record: the group's members as of its last
-    /// rebalance, their sessions starting at `now_ms` (`None`: it became Empty).
+    /// Replays a membership record (see [`crate::Coordinator::take_membership_changes`]):
+    /// the group's members as of its last rebalance, their sessions starting at `now_ms`
+    /// (`None`: it became Empty).
     pub fn load_group(&mut self, now_ms: u64, group_id: &str, snapshot: Option<GroupSnapshot>) {
         let group = self
             .groups

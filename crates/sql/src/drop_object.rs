@@ -83,7 +83,7 @@ impl Engine {
     }
 
     /// The objects whose definitions read `name`.
-    fn dependents(&self, name: &str) -> Vec<String> {
+    pub(crate) fn dependents(&self, name: &str) -> Vec<String> {
         self.catalog
             .list()
             .into_iter()

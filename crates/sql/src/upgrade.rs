@@ -117,13 +117,7 @@ impl Engine {
     /// Why `name`'s output cannot be rewritten exactly from its sources, if it cannot.
     fn cannot_rebuild(&self, name: &str, entry: &Entry, planned: &StreamPlan) -> Option<String> {
         if entry.kind == VIEW {
-            let readers: Vec<String> = self
-                .catalog
-                .list()
-                .into_iter()
-                .filter(|(_, e)| e.depends_on.iter().any(|d| d == name))
-                .map(|(n, _)| n)
-                .collect();
+            let readers = self.dependents(name);
             return (!readers.is_empty()).then(|| {
                 format!(
                     "{} read its topic, so it cannot be emptied and rebuilt",
@@ -185,9 +179,7 @@ impl Engine {
             let topic = entry.options.get("topic").map_or(name, String::as_str);
             delete_topic(self, topic).await?;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now = crate::append::now_ms();
         let at = datafusion::arrow::temporal_conversions::timestamp_ms_to_datetime(now)
             .map_or_else(
                 || now.to_string(),

@@ -95,7 +95,7 @@ fn describe_cluster_from_image(state: &State) -> DescribeClusterResponse {
 /// Auto-creation goes through the quorum like CreateTopics.
 async fn metadata_from_image(
     state: &Arc<State>,
-    req: MetadataRequest,
+    req: &MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
     use crate::cluster::metadata::{live_brokers, topic_metadata};
@@ -105,7 +105,7 @@ async fn metadata_from_image(
     if version >= 2 {
         r.cluster_id = Some(str(image.cluster_id().unwrap_or(&state.cluster_id)));
     }
-    let requested = match req.topics {
+    let requested = match req.topics.as_deref() {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
         Some(t) => Some(t),
@@ -221,7 +221,7 @@ async fn metadata_of(
         if !conn.sees(state, Operation::Create, Resource::Cluster) {
             req.allow_auto_topic_creation = false;
         }
-        let mut r = metadata_from_image(state, req.clone(), version).await;
+        let mut r = metadata_from_image(state, &req, version).await;
         // A leader this node knows is gone (its listener refuses connections; the
         // controller fences it within a tick or, if it was the controller too, after the
         // election): the answer waits for the image that moves its partitions, so a
@@ -237,7 +237,7 @@ async fn metadata_of(
                 if published.is_err() {
                     break;
                 }
-                r = metadata_from_image(state, req.clone(), version).await;
+                r = metadata_from_image(state, &req, version).await;
             }
         }
         for t in &mut r.topics {
