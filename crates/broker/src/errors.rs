@@ -49,6 +49,7 @@ pub fn partition_code(e: &PartitionError) -> ResponseError {
             ResponseError::OffsetOutOfRange
         }
         PartitionError::Replication(_) => ResponseError::NotLeaderOrFollower,
+        PartitionError::TxnNotVerified { .. } => ResponseError::InvalidTxnState,
     }
 }
 

@@ -38,6 +38,9 @@ use crate::group_router::{
 
 use crate::group_log::{offset_record, txn_offsets_record};
 
+#[path = "groups_verify.rs"]
+mod verify;
+
 /// Why the offsets log could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum GroupsError {
@@ -85,6 +88,10 @@ pub struct Groups {
     unloaded: AtomicBool,
     /// Wakes the timer task when a call may have moved the next deadline.
     timer: Notify,
+    /// TxnOffsetCommits being verified with their transaction coordinator (KIP-890): a
+    /// settlement of the producer clears its guard, so offsets verified before a marker are
+    /// not left pending after it. Used only under `coordinator`'s lock.
+    guards: Mutex<crate::txn_guard::Guards>,
 }
 
 /// What a load replayed: records read, live offsets kept.
@@ -151,6 +158,7 @@ impl Groups {
             log,
             unloaded: AtomicBool::new(false),
             timer: Notify::new(),
+            guards: Mutex::default(),
         };
         Ok((groups, replayed))
     }
@@ -613,6 +621,7 @@ impl Groups {
             if self.is_broken() {
                 return Err(GroupsError::Unavailable);
             }
+            self.void_guard(producer_id);
             let outputs = c.settle_txn_offsets(now_ms(), group, producer_id, commit);
             self.apply(&mut c, outputs)
         };
@@ -628,6 +637,7 @@ impl Groups {
             if self.is_broken() {
                 return Err(GroupsError::Unavailable);
             }
+            self.void_guard(producer_id);
             let now = now_ms();
             let mut outputs = Vec::new();
             for listing in c.list_groups(&[]) {

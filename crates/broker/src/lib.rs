@@ -58,8 +58,10 @@ pub mod state;
 pub mod testkit;
 pub mod topic_config;
 pub mod txn_api;
+pub mod txn_guard;
 pub mod txn_markers;
 pub mod txn_router;
+pub mod txn_verify;
 pub mod txns;
 
 pub use config::{BrokerConfig, ConfigError, Durability, MetricsConfig};

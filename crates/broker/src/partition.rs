@@ -36,6 +36,7 @@ use weir_storage::{
 use crate::config::Durability;
 
 mod role;
+mod verify;
 
 pub use role::{AckWait, HwWait};
 
@@ -118,6 +119,10 @@ pub enum PartitionError {
     /// The replicated leader's state refused the input (metadata naming another leader).
     #[error(transparent)]
     Replication(#[from] weir_replication::LeaderError),
+    /// A transactional batch of a producer with no open transaction here whose
+    /// verification (KIP-890) did not hold: its transaction was decided before the append.
+    #[error("producer {producer_id} has no verified transaction on this partition")]
+    TxnNotVerified { producer_id: i64 },
 }
 
 impl PartitionError {
@@ -130,6 +135,7 @@ impl PartitionError {
             // Not the request's fault, but an answer Kafka gives as a matter of course, not
             // a broker failure.
             PartitionError::NotEnoughReplicas { .. } => true,
+            PartitionError::TxnNotVerified { .. } => true,
             _ => false,
         }
     }
@@ -232,6 +238,10 @@ pub struct Partition {
     version: AtomicU64,
     /// The fetches parked on this partition (and only those) wait here.
     changed: Notify,
+    /// Transactional batches being verified with their coordinator (KIP-890, `verify.rs`):
+    /// a marker clears its producer's guard. Held across the append of a transactional batch
+    /// and of a marker, so the check and the write are one step.
+    txn_guards: Mutex<crate::txn_guard::Guards>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -282,6 +292,7 @@ impl Partition {
             status: AtomicU8::new(OPEN),
             version: AtomicU64::new(0),
             changed: Notify::new(),
+            txn_guards: Mutex::default(),
         }
     }
 
@@ -350,13 +361,17 @@ impl Partition {
     ) -> Result<AppendInfo, PartitionError> {
         self.check_open()?;
         self.check_leader()?;
-        let info = self.log.append_marker(
-            producer_id,
-            producer_epoch,
-            marker,
-            coordinator_epoch,
-            now_ms,
-        )?;
+        let info = {
+            let mut guards = self.guards();
+            guards.clear(producer_id);
+            self.log.append_marker(
+                producer_id,
+                producer_epoch,
+                marker,
+                coordinator_epoch,
+                now_ms,
+            )?
+        };
         self.leader_appended(info.last_offset + 1);
         self.changed();
         self.flush_to(info.last_offset + 1)?;

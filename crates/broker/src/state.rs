@@ -225,6 +225,10 @@ pub struct State {
     /// Sends WriteTxnMarkers to another broker's internal listener (cluster mode; installed
     /// by the binary): the transaction coordinator's markers for partitions led elsewhere.
     pub(crate) marker_link: std::sync::OnceLock<crate::txn_markers::MarkerLink>,
+    /// Sends AddPartitionsToTxn (`verify_only`) to another broker's internal listener
+    /// (cluster mode; installed by the binary): KIP-890 verification with a transaction
+    /// coordinator elsewhere.
+    pub(crate) verify_link: std::sync::OnceLock<crate::txn_verify::VerifyLink>,
     /// SCRAM credentials and the authentication counters.
     pub security: Arc<crate::security::Security>,
 }
@@ -400,7 +404,14 @@ impl State {
             image,
             controller: std::sync::OnceLock::new(),
             marker_link: std::sync::OnceLock::new(),
+            verify_link: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Installs the link transaction verification takes to other brokers (cluster mode;
+    /// once).
+    pub fn set_verify_link(&self, link: crate::txn_verify::VerifyLink) {
+        let _ = self.verify_link.set(link);
     }
 
     /// Installs the link transaction markers take to other brokers (cluster mode; once).

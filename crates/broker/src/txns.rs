@@ -498,6 +498,20 @@ impl Txns {
             .verify_member(transactional_id, producer_id, producer_epoch, member)
     }
 
+    /// KIP-890 verification: whether the producer's transaction is Ongoing under this
+    /// producer id and epoch and holds a member `holds` accepts (see
+    /// `TxnCoordinator::verify`).
+    pub fn verify(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        holds: impl Fn(&weir_coordinator::txn::TxnMember) -> bool,
+    ) -> Result<(), weir_coordinator::txn::TxnError> {
+        self.lock()
+            .verify(transactional_id, producer_id, producer_epoch, holds)
+    }
+
     /// Finishes transactions that were being decided when the broker stopped (single node)
     /// or the shard's previous coordinator lost it (cluster mode); from now on requests are
     /// served.

@@ -31,6 +31,11 @@ pub mod keys {
     /// Kafka's WriteTxnMarkers: a transaction coordinator's markers for partitions led by
     /// the listener's broker (data plane, served through the hook).
     pub const WRITE_TXN_MARKERS: i16 = 27;
+    /// Kafka's AddPartitionsToTxn v4 with `verify_only` (KIP-890): a partition leader or
+    /// group coordinator asks the transaction coordinator of the listener's broker whether
+    /// a transaction is ongoing and holds its partition (data plane, served through the
+    /// hook).
+    pub const ADD_PARTITIONS_TO_TXN: i16 = 24;
 }
 
 /// Frames larger than this close the connection (an entry is at most 64 MiB).
@@ -208,6 +213,9 @@ pub enum Purpose {
     ReplicaFetch,
     /// The data plane: transaction markers (WriteTxnMarkers), never behind a parked fetch.
     TxnMarkers,
+    /// The data plane: transaction verification (AddPartitionsToTxn `verify_only`), never
+    /// behind markers waiting for a high watermark.
+    TxnVerify,
 }
 
 type SharedConn = Arc<tokio::sync::Mutex<Conn>>;

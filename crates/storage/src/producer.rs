@@ -213,6 +213,13 @@ impl Producers {
         })
     }
 
+    /// Whether `producer_id` has an open transaction on this partition.
+    pub fn has_open_txn(&self, producer_id: i64) -> bool {
+        self.map
+            .get(&producer_id)
+            .is_some_and(|e| e.ongoing_txn.is_some())
+    }
+
     /// The first offset of the oldest open transaction: the last stable offset, if any is open.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.map.values().filter_map(|e| e.ongoing_txn).min()

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use weir_coordinator::txn::TxnMember;
+use weir_coordinator::{ErrorCode, TopicPartition};
 use weir_protocol::kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -15,12 +17,48 @@ use crate::partition::{AckWait, Acks, PartitionError};
 use crate::security::{Operation, Resource};
 use crate::server::now_ms;
 use crate::state::{validate_topic_name, State, Topic};
+use crate::txn_verify;
 
 /// A partition's answer, and what it still waits for.
 struct Pending {
     response: PartitionProduceResponse,
     /// The fsync and replication owed before answering.
     wait: AckWait,
+}
+
+/// The transactional producer of a partition's records (its first batch), with the
+/// request's transactional id: what KIP-890 verifies.
+fn transactional_producer<'a>(
+    transactional_id: &'a str,
+    records: &[u8],
+) -> Option<(&'a str, i64, i16)> {
+    let header = weir_storage::BatchHeader::parse(records).ok()?;
+    (header.is_transactional() && !header.is_control()).then_some((
+        transactional_id,
+        header.producer_id(),
+        header.producer_epoch(),
+    ))
+}
+
+/// Kafka's Produce answer for a verification that did not pass: the coordinator's refusal
+/// (INVALID_TXN_STATE: not added, or already decided; a stale epoch as
+/// INVALID_PRODUCER_EPOCH), or NOT_ENOUGH_REPLICAS, which producers retry, when the
+/// coordinator could not be asked.
+fn verification_refusal(code: ErrorCode) -> (ResponseError, String) {
+    if txn_verify::is_retriable(code) {
+        return (
+            ResponseError::NotEnoughReplicas,
+            format!("the transaction could not be verified (error {})", code.0),
+        );
+    }
+    let error = match code {
+        ErrorCode::PRODUCER_FENCED => ResponseError::InvalidProducerEpoch,
+        code => ResponseError::try_from_code(code.0).unwrap_or(ResponseError::InvalidTxnState),
+    };
+    (
+        error,
+        "the partition was not added to an ongoing transaction".to_owned(),
+    )
 }
 
 pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Conn) -> Reply {
@@ -32,6 +70,11 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
         .as_deref()
         .filter(|t| !t.is_empty())
         .is_some_and(|t| !conn.may(state, Operation::Write, Resource::TransactionalId(t)));
+    let transactional_id = req
+        .transactional_id
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(|t| t.to_string());
     // Bounds only the wait for replication (Kafka's meaning); the leader's fsync is not
     // abandoned half-way.
     let timeout = std::time::Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
@@ -124,6 +167,32 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
                     continue;
                 }
             }
+            // KIP-890: the first batch of a transaction here is verified with its
+            // coordinator first; one of a decided transaction is refused.
+            let txn_producer = transactional_id
+                .as_deref()
+                .and_then(|id| transactional_producer(id, &records));
+            let verified = match txn_producer {
+                Some((id, pid, epoch)) if partition.needs_verification(pid) => {
+                    let guard = partition.begin_verification(pid);
+                    let member = TxnMember::Partition(TopicPartition::new(name.clone(), pd.index));
+                    match txn_verify::verify(state, id, pid, epoch, &member).await {
+                        Ok(()) => Some((pid, Some(guard))),
+                        Err(code) => {
+                            partition.abandon_verification(pid, guard);
+                            let (code, message) = verification_refusal(code);
+                            fail(&mut response, code, Some(message));
+                            parts.push(Pending {
+                                response,
+                                wait: AckWait::default(),
+                            });
+                            continue;
+                        }
+                    }
+                }
+                Some((_, pid, _)) => Some((pid, None)),
+                None => None,
+            };
             // The log rewrites base offsets in place, so it needs the bytes to itself. A frame
             // larger than the connection's read buffer is read into a buffer of its own, and
             // once decoded the last partition's records are often its only reference: then
@@ -132,8 +201,16 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
             let mut data = records
                 .try_into_mut()
                 .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
-            let result = tokio::task::block_in_place(|| {
-                partition.append(&mut data, wanted, state.config.durability, now_ms())
+            let result = tokio::task::block_in_place(|| match verified {
+                Some((pid, guard)) => partition.append_transactional(
+                    pid,
+                    guard,
+                    &mut data,
+                    wanted,
+                    state.config.durability,
+                    now_ms(),
+                ),
+                None => partition.append(&mut data, wanted, state.config.durability, now_ms()),
             });
             match result {
                 Ok(appended) => {

@@ -26,6 +26,7 @@ use weir_protocol::ResponseError;
 use crate::security::{Operation, Resource};
 use crate::state::State;
 use crate::txn_api;
+use crate::txn_verify;
 
 /// KIP-588: clients before these versions know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.
 fn fenced_for(code: i16, version: i16, first_with_fenced: i16) -> i16 {
@@ -248,40 +249,38 @@ pub async fn txn_offset_commit(
             })
         })
         .collect();
-    let member = TxnMember::Group(group.clone());
-    // The group's coordinator checks the transaction with the transaction coordinator when
-    // that runs here; one on another broker is not asked (Kafka's group coordinator does not
-    // ask either, before KIP-890): the offsets stay pending until that coordinator's marker
-    // settles them.
-    let verified = match state.txns.shard(&id) {
-        Ok(txns) => txns.verify_member(&id, req.producer_id.0, req.producer_epoch, &member),
-        Err(_) => Ok(()),
-    };
-    let codes: Vec<(TopicPartition, ErrorCode)> = match verified {
+    let producer_id = req.producer_id.0;
+    let codes: Vec<(TopicPartition, ErrorCode)> = match state.groups.shard(&group) {
         _ if offsets.is_empty() => Vec::new(),
-        // The group coordinator sees a stale epoch as INVALID_PRODUCER_EPOCH, as in Kafka;
-        // every client treats it as fatal for the producer.
-        Err(e) => {
-            tracing::debug!(transactional_id = %id, error = %e, "TxnOffsetCommit refused");
-            let code = match e.code() {
-                ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
-                code => code,
-            };
-            offsets.into_iter().map(|(tp, _)| (tp, code)).collect()
-        }
-        Ok(()) => {
-            state
-                .groups
-                .txn_commit(TxnCommitRequest {
-                    group_id: group,
-                    producer_id: req.producer_id.0,
-                    producer_epoch: req.producer_epoch,
-                    generation_id: req.generation_id,
-                    member_id: req.member_id.to_string(),
-                    group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
-                    offsets,
-                })
-                .await
+        Err(code) => offsets.into_iter().map(|(tp, _)| (tp, code)).collect(),
+        Ok(shard) => {
+            // KIP-890: the transaction coordinator, here or on another broker, must say the
+            // transaction is Ongoing and holds the group (its `__consumer_offsets`
+            // partition); the guard refuses the offsets if the transaction's marker reaches
+            // this shard meanwhile. Else offsets of a decided transaction would stay
+            // pending forever (every OffsetFetch with require_stable UNSTABLE_OFFSET_COMMIT).
+            let guard = shard.begin_verification(producer_id);
+            let member = TxnMember::Group(group.clone());
+            match txn_verify::verify(state, &id, producer_id, req.producer_epoch, &member).await {
+                Err(code) => {
+                    shard.abandon_verification(producer_id, guard);
+                    tracing::debug!(transactional_id = %id, group = %group, code = code.0, "TxnOffsetCommit not verified");
+                    let code = offsets_refusal(code);
+                    offsets.into_iter().map(|(tp, _)| (tp, code)).collect()
+                }
+                Ok(()) => {
+                    let commit = TxnCommitRequest {
+                        group_id: group,
+                        producer_id,
+                        producer_epoch: req.producer_epoch,
+                        generation_id: req.generation_id,
+                        member_id: req.member_id.to_string(),
+                        group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+                        offsets,
+                    };
+                    shard.txn_commit_verified(commit, guard).await
+                }
+            }
         }
     };
     r.topics = req
@@ -307,6 +306,18 @@ pub async fn txn_offset_commit(
         })
         .collect();
     r
+}
+
+/// TxnOffsetCommit's answer for a verification that did not pass. The group coordinator
+/// sees a stale epoch as INVALID_PRODUCER_EPOCH, as in Kafka (every client treats it as
+/// fatal for the producer); a transaction coordinator that could not be asked is
+/// COORDINATOR_NOT_AVAILABLE, which clients retry.
+fn offsets_refusal(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
+        code if crate::txn_verify::is_retriable(code) => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        code => code,
+    }
 }
 
 pub fn describe_transactions(

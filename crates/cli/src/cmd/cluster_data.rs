@@ -5,7 +5,8 @@
 //! traffic), and the leaders' ISR proposals go to the active controller as AlterPartition
 //! through `Node::submit`, which forwards them as it forwards heartbeats. Transaction
 //! markers for partitions led elsewhere go as WriteTxnMarkers on the node's `TxnMarkers`
-//! connection to their leader, whose hook serves them.
+//! connection to their leader, whose hook serves them. Transaction verifications (KIP-890)
+//! for a coordinator elsewhere go as AddPartitionsToTxn v4 on the `TxnVerify` connection.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use weir_broker::state::State;
 use weir_broker::txn_markers::{
     serve_write_txn_markers, MarkerLink, WRITE_TXN_MARKERS_VERSION, WRITE_TXN_MARKERS_VERSIONS,
 };
+use weir_broker::txn_verify::{serve_verify, VerifyLink, VERIFY_VERSION};
 use weir_controller::{DataPlaneFuture, Node, Purpose};
 use weir_metadata::{AlterPartitionItem, BrokerId, ControllerReply, ControllerRequest};
 
@@ -29,6 +31,11 @@ const REPLICA_SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 /// Kafka's `request.timeout.ms` default: a WriteTxnMarkers not answered by then (a leader
 /// stopped mid-call) is sent again.
 const MARKERS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A transaction verification (KIP-890) answers from the coordinator's memory: one not
+/// answered by then (a coordinator stopped mid-call) fails, and the request it guards gets a
+/// retriable error.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts the data plane, installs its replica Fetch and WriteTxnMarkers on `node`'s
 /// internal listener, and gives `state` its link for markers to other brokers.
@@ -67,6 +74,19 @@ pub fn start(state: &Arc<State>, node: &Arc<Node>) -> Arc<DataPlane> {
         })
     });
     state.set_marker_link(markers);
+    let weak = Arc::downgrade(node);
+    let verify: VerifyLink = Arc::new(move |coordinator: BrokerId, body: Bytes| {
+        let node = weak.clone();
+        Box::pin(async move {
+            let call = (
+                Purpose::TxnVerify,
+                weir_controller::wire::keys::ADD_PARTITIONS_TO_TXN,
+                VERIFY_VERSION,
+            );
+            call_broker(node, coordinator, call, body, VERIFY_TIMEOUT).await
+        })
+    });
+    state.set_verify_link(verify);
     node.set_data_plane(Arc::new(FetchHook {
         data_plane: data_plane.clone(),
         // Weak: the state holds the quorum node (admin, controller), which holds the hook.
@@ -91,8 +111,8 @@ async fn call_broker(
         .await?)
 }
 
-/// Serves replica Fetch (key 1, v15-17) and WriteTxnMarkers (key 27, v0-1) on the internal
-/// listener.
+/// Serves replica Fetch (key 1, v15-17), WriteTxnMarkers (key 27, v0-1) and transaction
+/// verification (AddPartitionsToTxn, key 24, v4 `verify_only`) on the internal listener.
 pub struct FetchHook {
     pub data_plane: Arc<DataPlane>,
     pub state: Weak<State>,
@@ -103,6 +123,7 @@ impl weir_controller::DataPlane for FetchHook {
         use weir_controller::wire::keys;
         (key == keys::FETCH && REPLICA_FETCH_VERSIONS.contains(&version))
             || (key == keys::WRITE_TXN_MARKERS && WRITE_TXN_MARKERS_VERSIONS.contains(&version))
+            || (key == keys::ADD_PARTITIONS_TO_TXN && version == VERIFY_VERSION)
     }
 
     fn handle(
@@ -113,6 +134,16 @@ impl weir_controller::DataPlane for FetchHook {
         body: Bytes,
     ) -> DataPlaneFuture<'_> {
         Box::pin(async move {
+            if key == weir_controller::wire::keys::ADD_PARTITIONS_TO_TXN {
+                let state = self
+                    .state
+                    .upgrade()
+                    .ok_or_else(|| std::io::Error::other("the broker stopped"))?;
+                return serve_verify(&state, version, body).map_err(|e| {
+                    tracing::warn!(peer = %client_id, error = %e, "closing a verification connection");
+                    std::io::Error::other(e)
+                });
+            }
             if key == weir_controller::wire::keys::WRITE_TXN_MARKERS {
                 let state = self
                     .state

@@ -520,11 +520,38 @@ impl TxnCoordinator {
         producer_epoch: i16,
         member: &TxnMember,
     ) -> Result<(), TxnError> {
+        self.verify(transactional_id, producer_id, producer_epoch, |m| {
+            m == member
+        })
+    }
+
+    /// KIP-890 verification (AddPartitionsToTxn with `verify_only`): whether the producer's
+    /// transaction is Ongoing under this producer id and epoch and holds a member that
+    /// `holds` accepts. A partition leader asks this before the first transactional batch of
+    /// a producer it has no open transaction for, a group coordinator before pending offsets
+    /// (a group on another broker is named by its `__consumer_offsets` partition, so `holds`
+    /// maps the transaction's groups to their partitions). Nothing changes: a refused late
+    /// request is what keeps a decided transaction from being reopened behind its markers.
+    /// Fencing and unknown ids fail as for AddPartitionsToTxn; any other state, or a
+    /// transaction without such a member, is INVALID_TXN_STATE.
+    pub fn verify(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        holds: impl Fn(&TxnMember) -> bool,
+    ) -> Result<(), TxnError> {
         let txn = self.producer_txn(transactional_id, producer_id, producer_epoch)?;
-        if txn.state == TxnState::Ongoing && has_member(txn, member) {
+        let member_held = txn
+            .partitions
+            .iter()
+            .map(|tp| TxnMember::Partition(tp.clone()))
+            .chain(txn.groups.iter().map(|g| TxnMember::Group(g.clone())))
+            .any(|m| holds(&m));
+        if txn.state == TxnState::Ongoing && member_held {
             Ok(())
         } else {
-            Err(invalid(txn, "TxnOffsetCommit"))
+            Err(invalid(txn, "verification"))
         }
     }
 

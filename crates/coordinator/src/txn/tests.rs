@@ -1024,3 +1024,6 @@ fn verify_member_for_txn_offset_commit() {
     assert_eq!(h.end(120, p, true).1, Ok(()));
     assert_eq!(verify(&mut h, 1000, 0), Err(ErrorCode::INVALID_TXN_STATE));
 }
+
+#[path = "verify_tests.rs"]
+mod verify;

@@ -33,6 +33,12 @@ impl Log {
         self.state_view().producers.active()
     }
 
+    /// Whether `producer_id` has an open transaction here (KIP-890: a leader verifies a
+    /// transactional batch with the coordinator only when it has none).
+    pub fn has_open_txn(&self, producer_id: i64) -> bool {
+        self.state_view().producers.has_open_txn(producer_id)
+    }
+
     /// Aborted transactions that overlap `[from, to)`, for a read_committed fetch.
     pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         let st = self.state_view();
