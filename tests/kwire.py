@@ -314,21 +314,24 @@ def encode_record(offset_delta, timestamp_delta, key, value, headers=()):
     return varint(len(body)) + body
 
 
-def record_batch(records, base_timestamp=None, corrupt_crc=False):
-    """records: list of (key, value, headers). Returns (batch bytes, the CRC written)."""
+def record_batch(records, base_timestamp=None, corrupt_crc=False, producer=(-1, -1, -1),
+                 transactional=False):
+    """records: list of (key, value, headers); producer: (id, epoch, base sequence).
+    Returns (batch bytes, the CRC written)."""
     if base_timestamp is None:
         base_timestamp = int(time.time() * 1000)
     recs = b"".join(
         encode_record(i, 0, k, v, h) for i, (k, v, h) in enumerate(records)
     )
+    producer_id, producer_epoch, base_sequence = producer
     after_crc = (
-        i16(0)  # attributes: no compression, CreateTime
+        i16(0x10 if transactional else 0)  # attributes: no compression, CreateTime
         + i32(len(records) - 1)  # last offset delta
         + i64(base_timestamp)
         + i64(base_timestamp)
-        + i64(-1)  # producer id
-        + i16(-1)  # producer epoch
-        + i32(-1)  # base sequence
+        + i64(producer_id)
+        + i16(producer_epoch)
+        + i32(base_sequence)
         + i32(len(records))
         + recs
     )
@@ -343,11 +346,11 @@ def record_batch(records, base_timestamp=None, corrupt_crc=False):
 # Produce v3..v8.
 
 def produce(conn: Conn, version, topic, partition, records_bytes, acks=-1, correlation_id=11,
-            timeout_ms=5000):
+            timeout_ms=5000, transactional_id=None):
     """Sends one Produce request for one partition; returns (error_code, base_offset)."""
     assert 3 <= version <= 8, version
     body = (
-        string(None)  # transactional id
+        string(transactional_id)
         + i16(acks)
         + i32(timeout_ms)
         + i32(1)

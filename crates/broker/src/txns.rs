@@ -486,18 +486,6 @@ impl Txns {
             .collect())
     }
 
-    /// Whether the producer's open transaction holds `member` (TxnOffsetCommit's check).
-    pub fn verify_member(
-        &self,
-        transactional_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
-        member: &weir_coordinator::txn::TxnMember,
-    ) -> Result<(), weir_coordinator::txn::TxnError> {
-        self.lock()
-            .verify_member(transactional_id, producer_id, producer_epoch, member)
-    }
-
     /// KIP-890 verification: whether the producer's transaction is Ongoing under this
     /// producer id and epoch and holds a member `holds` accepts (see
     /// `TxnCoordinator::verify`).
