@@ -265,9 +265,10 @@ def test_late_txn_offset_commit_after_a_timeout_abort_is_refused(cluster):
 
         # The coordinator aborts the transaction at its timeout and bumps the epoch: the
         # producer's own epoch is fenced from then on.
+        # (Probed with AddPartitionsToTxn: harmless while the transaction is still open.)
         def fenced():
-            return coord.end_txn(txn_id, pid, epoch, True) in (PRODUCER_FENCED,
-                                                                INVALID_PRODUCER_EPOCH)
+            return coord.add_partitions(txn_id, pid, epoch, topic, 0) in (
+                PRODUCER_FENCED, INVALID_PRODUCER_EPOCH)
         wait_for("the timeout abort", fenced, 30, cluster)
         # Its markers: an EndTxn under the fencing epoch is answered CONCURRENT_TRANSACTIONS
         # until the abort is complete.
