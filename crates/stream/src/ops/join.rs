@@ -54,8 +54,6 @@ mod emit;
 pub(crate) use bucket::int;
 use bucket::other_key;
 pub use bucket::Bucket;
-#[cfg(test)]
-use bucket::Entry;
 use emit::Output;
 
 /// Which rows without a match an equi-join keeps (NULL-padded); semi and anti joins output
@@ -273,7 +271,7 @@ impl JoinOp {
 
     /// Distinct rows held on both sides.
     pub fn rows_held(&self) -> usize {
-        self.state.iter().map(|(_, b)| b.entries.len()).sum()
+        self.state.iter().map(|(_, b)| b.len()).sum()
     }
 
     /// The rows of `batch`, from input `side`, as changes.
@@ -326,7 +324,7 @@ impl JoinOp {
         let mut candidates: Vec<(usize, usize)> = Vec::new();
         for (i, c) in changes.iter().enumerate() {
             if let Some(b) = c.key.as_ref().and_then(|k| self.state.get(&other_key(k))) {
-                candidates.extend((0..b.entries.len()).map(|e| (i, e)));
+                candidates.extend((0..b.len()).map(|e| (i, e)));
             }
         }
         let mut out = vec![Vec::new(); changes.len()];
@@ -349,12 +347,13 @@ impl JoinOp {
                 .key
                 .as_ref()
                 .and_then(|k| self.state.get(&other_key(k)))
-                .and_then(|b| b.entries.get(e))
+                .and_then(|b| b.get(e))
+                .map(|(row, _)| row)
                 .ok_or_else(|| StreamError::Join("a candidate vanished".into()))?;
             let (l, r) = if side == 0 {
-                (&c.row, &other.row)
+                (&c.row, other)
             } else {
-                (&other.row, &c.row)
+                (other, &c.row)
             };
             for (col, v) in columns.iter_mut().zip(l.iter().chain(r)) {
                 col.push(v.clone());
@@ -433,15 +432,15 @@ impl Stateful for JoinOp {
         let side = key.first().copied().unwrap_or(u8::MAX);
         let width = self.types.get(usize::from(side)).map(Vec::len);
         let bucket = Bucket::decode(value)?;
-        if width.is_none() || bucket.entries.iter().any(|e| Some(e.row.len()) != width) {
+        if width.is_none() || bucket.iter().any(|(row, _)| Some(row.len()) != width) {
             return Err(CodecError::Invalid(
                 "join state of another layout (side or row width)".into(),
             ));
         }
         let end = bucket
-            .entries
-            .first()
-            .and_then(|e| self.end_of(usize::from(side), &e.row));
+            .iter()
+            .next()
+            .and_then(|(row, _)| self.end_of(usize::from(side), row));
         if let Some(end) = end {
             self.ends.entry(end).or_default().insert(key.to_vec());
         }
