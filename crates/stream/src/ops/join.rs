@@ -122,6 +122,8 @@ struct RowChange {
     /// The state key (side ++ join key); `None` when the join key holds a NULL.
     key: Option<Vec<u8>>,
     row: Vec<ScalarValue>,
+    /// `row` packed as its bucket holds it (empty when `key` is `None`: never held).
+    packed: Box<[u8]>,
     weight: i64,
 }
 
@@ -313,7 +315,16 @@ impl JoinOp {
                 Some(r) if r.is_valid(i) && r.value(i) => -1,
                 _ => 1,
             };
-            out.push(RowChange { key, row, weight });
+            let packed = match key {
+                Some(_) => bucket::pack(&row).map_err(StreamError::Codec)?,
+                None => Box::default(),
+            };
+            out.push(RowChange {
+                key,
+                row,
+                packed,
+                weight,
+            });
         }
         Ok(out)
     }
@@ -347,13 +358,15 @@ impl JoinOp {
                 .key
                 .as_ref()
                 .and_then(|k| self.state.get(&other_key(k)))
-                .and_then(|b| b.get(e))
-                .map(|(row, _)| row)
+                .map(|b| b.row(e))
+                .transpose()
+                .map_err(StreamError::Codec)?
+                .flatten()
                 .ok_or_else(|| StreamError::Join("a candidate vanished".into()))?;
-            let (l, r) = if side == 0 {
-                (&c.row, other)
+            let (l, r): (&[ScalarValue], &[ScalarValue]) = if side == 0 {
+                (&c.row, &other)
             } else {
-                (other, &c.row)
+                (&other, &c.row)
             };
             for (col, v) in columns.iter_mut().zip(l.iter().chain(r)) {
                 col.push(v.clone());
@@ -432,15 +445,14 @@ impl Stateful for JoinOp {
         let side = key.first().copied().unwrap_or(u8::MAX);
         let width = self.types.get(usize::from(side)).map(Vec::len);
         let bucket = Bucket::decode(value)?;
-        if width.is_none() || bucket.iter().any(|(row, _)| Some(row.len()) != width) {
+        if width.is_none() || (!bucket.is_empty() && Some(bucket.width()) != width) {
             return Err(CodecError::Invalid(
                 "join state of another layout (side or row width)".into(),
             ));
         }
         let end = bucket
-            .iter()
-            .next()
-            .and_then(|(row, _)| self.end_of(usize::from(side), row));
+            .row(0)?
+            .and_then(|row| self.end_of(usize::from(side), &row));
         if let Some(end) = end {
             self.ends.entry(end).or_default().insert(key.to_vec());
         }

@@ -230,7 +230,8 @@ fn checkpointed_join_state_restores_exactly() {
     );
     // State of another layout is refused.
     let mut narrow = Bucket::default();
-    narrow.add(vec![ScalarValue::Int64(Some(1))], 1, 0);
+    let one = [ScalarValue::Int64(Some(1))];
+    narrow.add(bucket::pack(&one).expect("pack"), 1, 1, 0);
     let mut bytes = Vec::new();
     narrow.encode(&mut bytes).expect("encode");
     assert!(b.restore(&[0, 1], &bytes).is_err());

@@ -29,7 +29,7 @@ impl JoinOp {
             }
             return Ok(());
         };
-        if w < 0 && self.expired(&key, &c.row) {
+        if w < 0 && self.expired(&key, &c.packed) {
             return Ok(()); // Its output went with it (TTL): nothing to retract.
         }
         let other_k = other_key(&key);
@@ -42,9 +42,11 @@ impl JoinOp {
                 .get(&other_k)
                 .ok_or_else(|| StreamError::Join("a matched bucket vanished".into()))?;
             for &e in m {
-                let (row, entry) = b
-                    .get(e)
-                    .ok_or_else(|| StreamError::Join("a match vanished".into()))?;
+                let row = b.row(e).map_err(StreamError::Codec)?;
+                let (Some(row), Some(entry)) = (row, b.counts(e)) else {
+                    return Err(StreamError::Join("a match vanished".into()));
+                };
+                let row = &row;
                 matched += entry.count;
                 // w is +1 or -1: the degree leaves or reaches 0.
                 let crosses = track && entry.degree == if w > 0 { 0 } else { 1 };
@@ -87,7 +89,7 @@ impl JoinOp {
         }
         // This side's own state.
         let degree = if kind.preserves(side) { matched } else { 0 };
-        self.fold(&key, c.row, w, degree)
+        self.fold(&key, &c.row, c.packed, w, degree)
     }
 
     /// A change of a semi or anti join, whose output is side `kept`'s rows alone: a kept
@@ -109,18 +111,14 @@ impl JoinOp {
             }
             return Ok(());
         };
-        if w < 0 && self.expired(&key, &c.row) {
+        if w < 0 && self.expired(&key, &c.packed) {
             return Ok(()); // Its output went with it (TTL): nothing to retract.
         }
         let other_k = other_key(&key);
         let mut matched = 0;
         if side == kept {
             if let Some(b) = self.state.get(&other_k) {
-                matched = m
-                    .iter()
-                    .filter_map(|&e| b.get(e))
-                    .map(|(_, e)| e.count)
-                    .sum();
+                matched = m.iter().filter_map(|&e| b.counts(e)).map(|e| e.count).sum();
             }
             if (matched > 0) != anti {
                 out.push(side, &c.row, None, w, 1);
@@ -148,8 +146,8 @@ impl JoinOp {
                         // Semi: the row appears as its first match arrives; anti: it goes.
                         let weight = if anti { -w } else { w };
                         let count = entry.count;
-                        if let Some((row, _)) = b.get(e) {
-                            out.push(kept, row, None, weight, count);
+                        if let Some(row) = b.row(e).map_err(StreamError::Codec)? {
+                            out.push(kept, &row, None, weight, count);
                         }
                     }
                 }
@@ -157,13 +155,13 @@ impl JoinOp {
             })?;
         }
         let degree = if side == kept { matched } else { 0 };
-        self.fold(&key, c.row, w, degree)
+        self.fold(&key, &c.row, c.packed, w, degree)
     }
 
     /// With a TTL: whether `row` is missing from its bucket `key` (it expired), so a
     /// retraction of it changes nothing.
-    fn expired(&self, key: &[u8], row: &[ScalarValue]) -> bool {
-        !self.ttl.is_none() && self.state.get(key).is_none_or(|b| !b.contains(row))
+    fn expired(&self, key: &[u8], packed: &[u8]) -> bool {
+        !self.ttl.is_none() && self.state.get(key).is_none_or(|b| !b.contains(packed))
     }
 
     /// Folds a change of weight `w` into its own side's bucket `key`; a new row starts
@@ -171,17 +169,18 @@ impl JoinOp {
     fn fold(
         &mut self,
         key: &[u8],
-        row: Vec<ScalarValue>,
+        row: &[ScalarValue],
+        packed: Box<[u8]>,
         w: i64,
         degree: i64,
     ) -> Result<(), StreamError> {
-        if let Some(end) = self.end_of(usize::from(key.first().copied().unwrap_or(0)), &row) {
+        if let Some(end) = self.end_of(usize::from(key.first().copied().unwrap_or(0)), row) {
             self.ends.entry(end).or_default().insert(key.to_vec());
         }
         let lenient = !self.ttl.is_none();
         self.state.update(key, |slot| {
             let b = slot.get_or_insert_with(Bucket::default);
-            let held = b.add(row, w, degree);
+            let held = b.add(packed, row.len(), w, degree);
             if b.is_empty() {
                 *slot = None;
             }
