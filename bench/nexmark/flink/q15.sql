@@ -1,4 +1,5 @@
--- to_char(date_time, 'YYYY-MM-DD') is DATE_FORMAT(date_time, 'yyyy-MM-dd') in Flink.
+-- to_char(date_time, 'YYYY-MM-DD') (PostgreSQL's patterns, Weir's to_char) is
+-- DATE_FORMAT(date_time, 'yyyy-MM-dd') in Flink: both format every row's date.
 CREATE TEMPORARY TABLE nexmark_q15 (
     `day` VARCHAR,
     total_bids BIGINT, rank1_bids BIGINT, rank2_bids BIGINT, rank3_bids BIGINT,

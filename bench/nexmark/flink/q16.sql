@@ -1,4 +1,6 @@
--- to_char as DATE_FORMAT (see q15.sql); the "minute" is the hour and minute, 'HH:mm'.
+-- to_char as DATE_FORMAT (see q15.sql). The "minute" is to_char(date_time, 'HH:mm') in the
+-- query's text, under PostgreSQL's patterns (Weir's to_char) the 12-hour hour and the month
+-- (`mm` is the month there): 'hh:MM' in Flink's (Java's) patterns, so both do the same work.
 CREATE TEMPORARY TABLE nexmark_q16 (
     channel VARCHAR,
     `day` VARCHAR,
@@ -11,7 +13,7 @@ INSERT INTO nexmark_q16
 SELECT
     channel,
     DATE_FORMAT(date_time, 'yyyy-MM-dd') as `day`,
-    max(DATE_FORMAT(date_time, 'HH:mm')) as `minute`,
+    max(DATE_FORMAT(date_time, 'hh:MM')) as `minute`,
      count(*) AS total_bids,
      count(*) filter (where price < 10000) AS rank1_bids,
      count(*) filter (where price >= 10000 and price < 1000000) AS rank2_bids,

@@ -172,6 +172,7 @@ impl Engine {
         }
         crate::pg_catalog::register(&ctx, self.sources.clone(), self.views.clone());
         crate::plan::window_tvf::register(&ctx);
+        crate::to_char::register(&ctx);
         Session {
             engine: self.clone(),
             ctx,
@@ -583,6 +584,7 @@ impl SchemaProvider for SourceSchema {
 /// could change between evaluations: a replay must decode alike.
 async fn constant(expr: &str, data_type: &DataType) -> Result<source::Default, SqlError> {
     let ctx = SessionContext::new();
+    crate::to_char::register(&ctx);
     let sql = format!(
         "SELECT CAST(({expr}) AS {}) AS v",
         types::sql_name(data_type)

@@ -18,6 +18,7 @@
 //! - [`pg`]: pgwire handlers (simple and extended query protocols, text and binary results);
 //!   [`service`]: the listener as a broker [`weir_broker::Service`]; [`client`]: `weir sql`.
 //! - [`state_ttl`]: the opt-in idle-state TTL of continuous queries (event time).
+//! - [`to_char`]: PostgreSQL's `to_char` templates, in place of DataFusion's, in every session.
 //! - [`nexmark`]: the Nexmark generator, sources and queries (tests and `weir bench nexmark`).
 
 pub mod append;
@@ -44,6 +45,7 @@ pub mod source;
 pub mod state_ttl;
 pub mod stream_io;
 pub mod table;
+pub mod to_char;
 pub mod types;
 pub mod upgrade;
 pub mod views;

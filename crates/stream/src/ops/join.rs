@@ -54,8 +54,6 @@ mod emit;
 pub(crate) use bucket::int;
 use bucket::other_key;
 pub use bucket::Bucket;
-#[cfg(test)]
-use bucket::Entry;
 use emit::Output;
 
 /// Which rows without a match an equi-join keeps (NULL-padded); semi and anti joins output
@@ -124,6 +122,8 @@ struct RowChange {
     /// The state key (side ++ join key); `None` when the join key holds a NULL.
     key: Option<Vec<u8>>,
     row: Vec<ScalarValue>,
+    /// `row` packed as its bucket holds it (empty when `key` is `None`: never held).
+    packed: Box<[u8]>,
     weight: i64,
 }
 
@@ -273,7 +273,7 @@ impl JoinOp {
 
     /// Distinct rows held on both sides.
     pub fn rows_held(&self) -> usize {
-        self.state.iter().map(|(_, b)| b.entries.len()).sum()
+        self.state.iter().map(|(_, b)| b.len()).sum()
     }
 
     /// The rows of `batch`, from input `side`, as changes.
@@ -315,7 +315,16 @@ impl JoinOp {
                 Some(r) if r.is_valid(i) && r.value(i) => -1,
                 _ => 1,
             };
-            out.push(RowChange { key, row, weight });
+            let packed = match key {
+                Some(_) => bucket::pack(&row).map_err(StreamError::Codec)?,
+                None => Box::default(),
+            };
+            out.push(RowChange {
+                key,
+                row,
+                packed,
+                weight,
+            });
         }
         Ok(out)
     }
@@ -326,7 +335,7 @@ impl JoinOp {
         let mut candidates: Vec<(usize, usize)> = Vec::new();
         for (i, c) in changes.iter().enumerate() {
             if let Some(b) = c.key.as_ref().and_then(|k| self.state.get(&other_key(k))) {
-                candidates.extend((0..b.entries.len()).map(|e| (i, e)));
+                candidates.extend((0..b.len()).map(|e| (i, e)));
             }
         }
         let mut out = vec![Vec::new(); changes.len()];
@@ -349,12 +358,15 @@ impl JoinOp {
                 .key
                 .as_ref()
                 .and_then(|k| self.state.get(&other_key(k)))
-                .and_then(|b| b.entries.get(e))
+                .map(|b| b.row(e))
+                .transpose()
+                .map_err(StreamError::Codec)?
+                .flatten()
                 .ok_or_else(|| StreamError::Join("a candidate vanished".into()))?;
-            let (l, r) = if side == 0 {
-                (&c.row, &other.row)
+            let (l, r): (&[ScalarValue], &[ScalarValue]) = if side == 0 {
+                (&c.row, &other)
             } else {
-                (&other.row, &c.row)
+                (&other, &c.row)
             };
             for (col, v) in columns.iter_mut().zip(l.iter().chain(r)) {
                 col.push(v.clone());
@@ -433,15 +445,14 @@ impl Stateful for JoinOp {
         let side = key.first().copied().unwrap_or(u8::MAX);
         let width = self.types.get(usize::from(side)).map(Vec::len);
         let bucket = Bucket::decode(value)?;
-        if width.is_none() || bucket.entries.iter().any(|e| Some(e.row.len()) != width) {
+        if width.is_none() || (!bucket.is_empty() && Some(bucket.width()) != width) {
             return Err(CodecError::Invalid(
                 "join state of another layout (side or row width)".into(),
             ));
         }
         let end = bucket
-            .entries
-            .first()
-            .and_then(|e| self.end_of(usize::from(side), &e.row));
+            .row(0)?
+            .and_then(|row| self.end_of(usize::from(side), &row));
         if let Some(end) = end {
             self.ends.entry(end).or_default().insert(key.to_vec());
         }

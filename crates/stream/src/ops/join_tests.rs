@@ -229,13 +229,9 @@ fn checkpointed_join_state_restores_exactly() {
         ["1,a,,,true", "1,a,1,z,false"]
     );
     // State of another layout is refused.
-    let narrow = Bucket {
-        entries: vec![Entry {
-            row: vec![ScalarValue::Int64(Some(1))],
-            count: 1,
-            degree: 0,
-        }],
-    };
+    let mut narrow = Bucket::default();
+    let one = [ScalarValue::Int64(Some(1))];
+    narrow.add(bucket::pack(&one).expect("pack"), 1, 1, 0);
     let mut bytes = Vec::new();
     narrow.encode(&mut bytes).expect("encode");
     assert!(b.restore(&[0, 1], &bytes).is_err());

@@ -91,12 +91,39 @@ pub fn supports(t: &DataType) -> bool {
 
 /// Appends `row` (with the version byte and count) to `out`.
 pub fn encode_row(row: &[ScalarValue], out: &mut Vec<u8>) -> Result<(), CodecError> {
-    out.push(VERSION);
-    let n = u32::try_from(row.len()).map_err(|_| CodecError::Invalid("row too wide".into()))?;
-    out.extend_from_slice(&n.to_be_bytes());
+    row_header(row.len(), out)?;
+    encode_values(row, out)
+}
+
+/// Appends the values of `row` alone, without the row's version and count: cells kept
+/// packed in memory and spliced into a row written later (a join bucket's rows).
+pub fn encode_values(row: &[ScalarValue], out: &mut Vec<u8>) -> Result<(), CodecError> {
     for v in row {
         encode_value(v, out)?;
     }
+    Ok(())
+}
+
+/// `n` values as [`encode_values`] wrote them, filling `bytes` exactly.
+pub fn decode_values(bytes: &[u8], n: usize) -> Result<Vec<ScalarValue>, CodecError> {
+    let mut r = Reader { bytes, at: 0 };
+    let mut row = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        row.push(decode_value(&mut r)?);
+    }
+    if r.at != bytes.len() {
+        return Err(CodecError::Invalid(
+            "trailing bytes after the values".into(),
+        ));
+    }
+    Ok(row)
+}
+
+/// The header [`encode_row`] writes before `n` values: a row assembled from packed values.
+pub fn row_header(n: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    out.push(VERSION);
+    let n = u32::try_from(n).map_err(|_| CodecError::Invalid("row too wide".into()))?;
+    out.extend_from_slice(&n.to_be_bytes());
     Ok(())
 }
 

@@ -85,14 +85,18 @@ impl<V: StateValue> KeyedState<V> {
     /// Runs `f` on `key`'s entry (`None` if absent); leaving `None` removes it. The key is
     /// marked changed for the next checkpoint.
     pub fn update<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Option<V>) -> R) -> R {
-        let mut slot = self.map.remove(key);
+        // The owned key comes back out of the map, so a hot key's update allocates none.
+        let (owned, mut slot) = match self.map.remove_entry(key) {
+            Some((k, v)) => (Some(k), Some(v)),
+            None => (None, None),
+        };
         if let Some(old) = &slot {
             self.bytes = self.bytes.saturating_sub(Self::cost(key, old));
         }
         let out = f(&mut slot);
         if let Some(new) = slot {
             self.bytes += Self::cost(key, &new);
-            self.map.insert(key.to_vec(), new);
+            self.map.insert(owned.unwrap_or_else(|| key.to_vec()), new);
             if let Some(at) = self.write_deadline {
                 self.set_deadline(key, at);
             }

@@ -6,7 +6,7 @@
 use arrow_array::RecordBatch;
 use datafusion_common::ScalarValue;
 
-use super::bucket::{other_key, Bucket, Entry};
+use super::bucket::{other_key, Bucket, Row};
 use super::{JoinOp, RowChange};
 use crate::error::StreamError;
 use crate::ops::aggregate::to_array;
@@ -29,7 +29,7 @@ impl JoinOp {
             }
             return Ok(());
         };
-        if w < 0 && self.expired(&key, &c.row) {
+        if w < 0 && self.expired(&key, &c.packed) {
             return Ok(()); // Its output went with it (TTL): nothing to retract.
         }
         let other_k = other_key(&key);
@@ -42,22 +42,23 @@ impl JoinOp {
                 .get(&other_k)
                 .ok_or_else(|| StreamError::Join("a matched bucket vanished".into()))?;
             for &e in m {
-                let entry = b
-                    .entries
-                    .get(e)
-                    .ok_or_else(|| StreamError::Join("a match vanished".into()))?;
+                let row = b.row(e).map_err(StreamError::Codec)?;
+                let (Some(row), Some(entry)) = (row, b.counts(e)) else {
+                    return Err(StreamError::Join("a match vanished".into()));
+                };
+                let row = &row;
                 matched += entry.count;
                 // w is +1 or -1: the degree leaves or reaches 0.
                 let crosses = track && entry.degree == if w > 0 { 0 } else { 1 };
                 if w > 0 {
                     if crosses {
-                        out.push(other, &entry.row, None, -1, entry.count);
+                        out.push(other, row, None, -1, entry.count);
                     }
-                    out.push(side, &c.row, Some(&entry.row), 1, entry.count);
+                    out.push(side, &c.row, Some(row), 1, entry.count);
                 } else {
-                    out.push(side, &c.row, Some(&entry.row), -1, entry.count);
+                    out.push(side, &c.row, Some(row), -1, entry.count);
                     if crosses {
-                        out.push(other, &entry.row, None, 1, entry.count);
+                        out.push(other, row, None, 1, entry.count);
                     }
                 }
             }
@@ -68,7 +69,7 @@ impl JoinOp {
                         .as_mut()
                         .ok_or_else(|| StreamError::Join("a matched bucket vanished".into()))?;
                     for &e in m {
-                        if let Some(entry) = b.entries.get_mut(e) {
+                        if let Some(entry) = b.counts_mut(e) {
                             entry.degree += w;
                             if entry.degree < 0 && lenient {
                                 entry.degree = 0;
@@ -88,7 +89,7 @@ impl JoinOp {
         }
         // This side's own state.
         let degree = if kind.preserves(side) { matched } else { 0 };
-        self.fold(&key, c.row, w, degree)
+        self.fold(&key, &c.row, c.packed, w, degree)
     }
 
     /// A change of a semi or anti join, whose output is side `kept`'s rows alone: a kept
@@ -110,18 +111,14 @@ impl JoinOp {
             }
             return Ok(());
         };
-        if w < 0 && self.expired(&key, &c.row) {
+        if w < 0 && self.expired(&key, &c.packed) {
             return Ok(()); // Its output went with it (TTL): nothing to retract.
         }
         let other_k = other_key(&key);
         let mut matched = 0;
         if side == kept {
             if let Some(b) = self.state.get(&other_k) {
-                matched = m
-                    .iter()
-                    .filter_map(|&e| b.entries.get(e))
-                    .map(|e| e.count)
-                    .sum();
+                matched = m.iter().filter_map(|&e| b.counts(e)).map(|e| e.count).sum();
             }
             if (matched > 0) != anti {
                 out.push(side, &c.row, None, w, 1);
@@ -133,7 +130,7 @@ impl JoinOp {
                     .as_mut()
                     .ok_or_else(|| StreamError::Join("a matched bucket vanished".into()))?;
                 for &e in m {
-                    let Some(entry) = b.entries.get_mut(e) else {
+                    let Some(entry) = b.counts_mut(e) else {
                         continue;
                     };
                     let before = entry.degree;
@@ -148,24 +145,23 @@ impl JoinOp {
                     if (before == 0) != (entry.degree == 0) {
                         // Semi: the row appears as its first match arrives; anti: it goes.
                         let weight = if anti { -w } else { w };
-                        out.push(kept, &entry.row, None, weight, entry.count);
+                        let count = entry.count;
+                        if let Some(row) = b.row(e).map_err(StreamError::Codec)? {
+                            out.push(kept, &row, None, weight, count);
+                        }
                     }
                 }
                 Ok(())
             })?;
         }
         let degree = if side == kept { matched } else { 0 };
-        self.fold(&key, c.row, w, degree)
+        self.fold(&key, &c.row, c.packed, w, degree)
     }
 
     /// With a TTL: whether `row` is missing from its bucket `key` (it expired), so a
     /// retraction of it changes nothing.
-    fn expired(&self, key: &[u8], row: &[ScalarValue]) -> bool {
-        !self.ttl.is_none()
-            && self
-                .state
-                .get(key)
-                .is_none_or(|b| b.entries.iter().all(|e| e.row != row))
+    fn expired(&self, key: &[u8], packed: &[u8]) -> bool {
+        !self.ttl.is_none() && self.state.get(key).is_none_or(|b| !b.contains(packed))
     }
 
     /// Folds a change of weight `w` into its own side's bucket `key`; a new row starts
@@ -173,46 +169,28 @@ impl JoinOp {
     fn fold(
         &mut self,
         key: &[u8],
-        row: Vec<ScalarValue>,
+        row: &[ScalarValue],
+        packed: Box<[u8]>,
         w: i64,
         degree: i64,
     ) -> Result<(), StreamError> {
-        if let Some(end) = self.end_of(usize::from(key.first().copied().unwrap_or(0)), &row) {
+        if let Some(end) = self.end_of(usize::from(key.first().copied().unwrap_or(0)), row) {
             self.ends.entry(end).or_default().insert(key.to_vec());
         }
         let lenient = !self.ttl.is_none();
         self.state.update(key, |slot| {
             let b = slot.get_or_insert_with(Bucket::default);
-            match b.entries.iter_mut().position(|e| e.row == row) {
-                Some(i) => {
-                    if let Some(e) = b.entries.get_mut(i) {
-                        e.count += w;
-                        if e.count == 0 {
-                            b.entries.swap_remove(i);
-                        }
-                    }
-                }
-                None if w > 0 => b.entries.push(Entry {
-                    row,
-                    count: w,
-                    degree,
-                }),
-                None => {
-                    if b.entries.is_empty() {
-                        *slot = None;
-                    }
-                    if lenient {
-                        return Ok(()); // The row expired (TTL).
-                    }
-                    return Err(StreamError::Join(
-                        "a retraction of a row the join never received".into(),
-                    ));
-                }
-            }
-            if b.entries.is_empty() {
+            let held = b.add(packed, row.len(), w, degree);
+            if b.is_empty() {
                 *slot = None;
             }
-            Ok(())
+            if held || lenient {
+                Ok(()) // Not held with a TTL: the row expired.
+            } else {
+                Err(StreamError::Join(
+                    "a retraction of a row the join never received".into(),
+                ))
+            }
         })
     }
 
@@ -270,9 +248,6 @@ impl JoinOp {
         Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
     }
 }
-
-/// A row of a side's values.
-type Row = Vec<ScalarValue>;
 
 /// Output rows collected for a batch: (side of `row`, `row`, the other side's row or `None`
 /// for NULL padding, weight).
