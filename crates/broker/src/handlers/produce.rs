@@ -15,6 +15,7 @@ use crate::partition::{AckWait, Acks, PartitionError};
 use crate::security::{Operation, Resource};
 use crate::server::now_ms;
 use crate::state::{validate_topic_name, State, Topic};
+use weir_storage::StorageError;
 
 /// A partition's answer, and what it still waits for.
 struct Pending {
@@ -90,6 +91,9 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
             let partition = match partition {
                 Ok(p) => p,
                 Err(code) => {
+                    if let Some((id, seq)) = pd.records.as_deref().and_then(idempotent_start) {
+                        conn.produce_gaps.refused(&name, pd.index, id, seq, code);
+                    }
                     fail(&mut response, code, None);
                     parts.push(Pending {
                         response,
@@ -124,6 +128,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
                     continue;
                 }
             }
+            let start = idempotent_start(&records);
             // The log rewrites base offsets in place, so it needs the bytes to itself. A frame
             // larger than the connection's read buffer is read into a buffer of its own, and
             // once decoded the last partition's records are often its only reference: then
@@ -137,6 +142,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
             });
             match result {
                 Ok(appended) => {
+                    conn.produce_gaps.appended(&name, pd.index);
                     let info = appended.info;
                     if let (Ok(t), false) = (&topic, info.duplicate) {
                         let records = info.last_offset - info.base_offset + 1;
@@ -163,7 +169,31 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
                     } else if let Some(suppressed) = FAILED.admit() {
                         tracing::error!(topic = %name, partition = pd.index, error = %e, suppressed, "append failed");
                     }
-                    fail(&mut response, partition_code(&e), Some(e.to_string()));
+                    let code = match (&e, start) {
+                        (
+                            PartitionError::Storage(StorageError::OutOfOrderSequence {
+                                producer_id,
+                                expected,
+                                ..
+                            }),
+                            _,
+                        ) => conn
+                            .produce_gaps
+                            .excuse(&name, pd.index, *producer_id, *expected)
+                            .unwrap_or(ResponseError::OutOfOrderSequenceNumber),
+                        (_, Some((id, seq))) => {
+                            let code = partition_code(&e);
+                            conn.produce_gaps.refused(&name, pd.index, id, seq, code);
+                            code
+                        }
+                        (_, None) => partition_code(&e),
+                    };
+                    let message = if code == partition_code(&e) {
+                        e.to_string()
+                    } else {
+                        format!("{e}: the batch before it was refused on this connection ({code:?}); send that one first")
+                    };
+                    fail(&mut response, code, Some(message));
                     parts.push(Pending {
                         response,
                         wait: AckWait::default(),
@@ -220,6 +250,14 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
         }
         ctx.encode(&finish(topics, hints.as_deref()))
     }))
+}
+
+/// The producer id and first sequence of an idempotent data batch at the start of `records`
+/// (`None` for a plain producer's, a control batch or bytes that are no batch).
+fn idempotent_start(records: &[u8]) -> Option<(i64, i32)> {
+    let header = weir_storage::BatchHeader::parse(records).ok()?;
+    (header.producer_id() >= 0 && !header.is_control())
+        .then(|| (header.producer_id(), header.base_sequence()))
 }
 
 /// Whether a topic's `cleanup.policy` includes `compact`.
