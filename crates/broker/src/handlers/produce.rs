@@ -58,6 +58,8 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
             }
         };
         let compacted = topic.as_ref().ok().map(|t| is_compacted(t));
+        // After the auto-creation's wait: the lease as it is when the appends start.
+        let lease = state.lease_now();
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
             let mut response = PartitionProduceResponse::default();
@@ -85,7 +87,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
                 continue;
             };
             let partition = match &topic {
-                Ok(t) => state.lookup_led(t, pd.index),
+                Ok(t) => lease.lookup(t, pd.index),
                 Err(code) => Err(*code),
             };
             let partition = match partition {
