@@ -16,6 +16,9 @@ pub fn storage_code(e: &StorageError) -> ResponseError {
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        // Retriable: the client re-sends the batch before the gap first (and refreshes its
+        // metadata, which names this broker).
+        StorageError::SequenceGapAfterLeaderChange { .. } => ResponseError::NotLeaderOrFollower,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         StorageError::TransactionCoordinatorFenced { .. } => {

@@ -44,6 +44,7 @@ pub mod metadata_store;
 pub mod metrics;
 mod metrics_state;
 pub mod partition;
+mod produce_gaps;
 mod records;
 pub mod replica_fetch;
 pub mod replica_fetcher;

@@ -386,8 +386,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<AppendInfo, PartitionError> {
         self.check_open()?;
-        self.check_follower()?;
-        let info = self.log.append_replicated(batches, now_ms)?;
+        let info = self.as_follower(|| Ok(self.log.append_replicated(batches, now_ms)?))?;
         self.changed();
         Ok(info)
     }
@@ -445,8 +444,7 @@ impl Partition {
     /// everything at and above `offset`; returns the new log end.
     pub fn truncate_to(&self, offset: i64) -> Result<i64, PartitionError> {
         self.check_open()?;
-        self.check_follower()?;
-        let end = self.log.truncate_to(offset)?;
+        let end = self.as_follower(|| Ok(self.log.truncate_to(offset)?))?;
         self.changed();
         Ok(end)
     }

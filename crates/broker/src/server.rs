@@ -379,6 +379,7 @@ impl Door {
                     listener: self.info.clone(),
                     principal: cert_principal.unwrap_or_else(Principal::anonymous),
                     api: None,
+                    produce_gaps: Default::default(),
                 },
             )),
             Err(e) => {

@@ -127,6 +127,20 @@ pub enum StorageError {
         got: i32,
     },
 
+    /// A leader's gap in an idempotent producer's sequence at a batch the producer sent
+    /// before this replica started leading (its last batch here precedes the current leader
+    /// epoch): the missing batch is usually in the client's retry queue after the old leader
+    /// refused it, so the gap is answered retriably and the client sends in order again. Kafka
+    /// answers `OUT_OF_ORDER_SEQUENCE_NUMBER`, on which librdkafka bumps its epoch and
+    /// re-sends unacknowledged records as new ones (issue 11's duplicate).
+    #[error("producer {producer_id}: expected sequence {expected}, got {got}, the first batch since leader epoch {leader_epoch} started; send the missing batches first")]
+    SequenceGapAfterLeaderChange {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+        leader_epoch: i32,
+    },
+
     /// A batch from an older epoch of a producer (a zombie; Kafka `INVALID_PRODUCER_EPOCH`).
     #[error("producer {producer_id}: epoch {epoch} is older than the current epoch {current}")]
     InvalidProducerEpoch {
@@ -168,6 +182,7 @@ impl StorageError {
             | StorageError::BatchTooLarge { .. }
             | StorageError::OffsetOutOfRange { .. }
             | StorageError::OutOfOrderSequence { .. }
+            | StorageError::SequenceGapAfterLeaderChange { .. }
             | StorageError::InvalidProducerEpoch { .. }
             | StorageError::TransactionCoordinatorFenced { .. }
             | StorageError::StaleLeaderEpoch { .. } => true,

@@ -239,6 +239,12 @@ impl Producers {
         }
     }
 
+    /// The last offset of `producer_id`'s newest remembered data batch under `epoch`.
+    pub fn last_offset(&self, producer_id: i64, epoch: i16) -> Option<i64> {
+        let entry = self.map.get(&producer_id).filter(|e| e.epoch == epoch)?;
+        entry.batches.back().map(|b| b.last_offset)
+    }
+
     /// The last offset of each remembered producer's newest data batch (the batch the log
     /// cleaner keeps, so the producer's sequence survives a rebuild from the log).
     pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {

@@ -516,3 +516,89 @@ async fn metadata_naming_a_gone_leader_waits_for_the_next_image() {
     assert_eq!(partition_leaders(&r), vec![LOCAL, 2]);
     assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
 }
+
+/// Produce v9 of one idempotent batch (producer 1001, epoch 0) from `seq` to "t"/0.
+fn idempotent_produce(seq: i32, n: usize) -> ProduceRequest {
+    let mut req = produce(0);
+    let batch = weir_storage::testkit::BatchBuilder::new(0)
+        .producer(1001, 0, seq)
+        .records(n, 8)
+        .build();
+    req.topic_data[0].partition_data[0].records = Some(Bytes::from(batch));
+    req
+}
+
+fn answered(r: &ProduceResponse) -> (i16, i64) {
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// Issue 11: the replica refuses R1 while it follows, leads before the pipelined R2 of the
+/// same connection arrives; R2's gap is this broker's doing, so it is refused as R1 was
+/// (retriable) instead of OUT_OF_ORDER_SEQUENCE_NUMBER, which makes librdkafka bump its epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_left_by_a_not_leader_refusal_is_not_out_of_order() {
+    use crate::handlers::testkit::round_trip_on;
+    use crate::handlers::Conn;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = cluster_state(dir.path());
+    let log = Log::create(dir.path().join("t-0"), LogConfig::default()).expect("log");
+    let p0 = Arc::new(Partition::leader(0, log));
+    publish(&state, image(Uuid::from_u128(44)), &p0);
+    let conn = Conn::plaintext(&state, "127.0.0.1:1".parse().expect("addr"));
+    let send = |seq: i32, n: usize| {
+        let (state, conn) = (state.clone(), conn.clone());
+        async move {
+            let r: ProduceResponse = round_trip_on(
+                &state,
+                &conn,
+                ApiKey::Produce,
+                9,
+                &idempotent_produce(seq, n),
+            )
+            .await;
+            answered(&r)
+        }
+    };
+    let ok = 0;
+    let not_leader = ResponseError::NotLeaderOrFollower.code();
+    let out_of_order = ResponseError::OutOfOrderSequenceNumber.code();
+    assert_eq!(send(0, 3).await, (ok, 0));
+
+    // The image moved leadership away and back; the replica follows for a moment.
+    p0.become_follower(1, 2).expect("follow");
+    assert_eq!(send(3, 2).await, (not_leader, -1), "R1");
+    p0.become_leader(2).expect("lead again");
+    assert_eq!(
+        send(5, 2).await,
+        (not_leader, -1),
+        "R2, pipelined behind R1"
+    );
+    assert_eq!(
+        send(7, 1).await,
+        (not_leader, -1),
+        "R3, pipelined behind R2"
+    );
+    // The client re-sends in order.
+    assert_eq!(send(3, 2).await, (ok, 3));
+    assert_eq!(send(5, 2).await, (ok, 5));
+    // With nothing refused, a gap is the producer's and answered as one.
+    assert_eq!(send(9, 1).await.0, out_of_order);
+    // Another connection never saw the refusal, but the producer appended nothing since
+    // this replica leads again: the gap is retriable too (the log tells it), once.
+    p0.become_follower(3, 2).expect("follow");
+    assert_eq!(send(7, 1).await, (not_leader, -1));
+    p0.become_leader(4).expect("lead again");
+    let other = Conn::plaintext(&state, "127.0.0.1:2".parse().expect("addr"));
+    let r: ProduceResponse = round_trip_on(
+        &state,
+        &other,
+        ApiKey::Produce,
+        9,
+        &idempotent_produce(8, 1),
+    )
+    .await;
+    assert_eq!(answered(&r), (not_leader, -1));
+    assert_eq!(send(7, 1).await, (ok, 7));
+    assert_eq!(send(9, 1).await.0, out_of_order);
+}

@@ -29,6 +29,7 @@ pub use partition_admin::PartitionResults;
 pub use publisher::{
     read_partition_metadata, Change, ImageCell, PublishError, Publisher, PARTITION_METADATA,
 };
+pub use topics::LeaseNow;
 
 #[cfg(test)]
 mod handlers_tests;

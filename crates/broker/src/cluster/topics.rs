@@ -43,12 +43,40 @@ impl State {
         topic: &Topic,
         index: i32,
     ) -> Result<Arc<Partition>, weir_protocol::ResponseError> {
-        if self.cluster && !self.image.serving() {
+        self.lease_now().lookup(topic, index)
+    }
+
+    /// The lease decision for the partitions a request looks up together (Produce per topic,
+    /// Fetch per request): one clock read and one lease lock instead of one per partition,
+    /// and one answer for all of them.
+    pub fn lease_now(&self) -> LeaseNow {
+        LeaseNow {
+            serving: !self.cluster || self.image.serving(),
+        }
+    }
+}
+
+/// [`State::lease_now`]: whether this broker may answer as a leader, decided once.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseNow {
+    serving: bool,
+}
+
+impl LeaseNow {
+    /// [`State::lookup_led`] under this decision.
+    pub fn lookup(
+        self,
+        topic: &Topic,
+        index: i32,
+    ) -> Result<Arc<Partition>, weir_protocol::ResponseError> {
+        if !self.serving {
             return Err(weir_protocol::ResponseError::NotLeaderOrFollower);
         }
         topic.lookup(index)
     }
+}
 
+impl State {
     /// Installs the metadata quorum (once; later calls are ignored).
     pub fn set_controller(&self, controller: Arc<dyn super::ControllerClient>) {
         let _ = self.controller.set(controller);

@@ -74,6 +74,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx, conn: &super::Con
     // A follower's fetch needs CLUSTER_ACTION; a consumer's, READ on each topic.
     let follower = req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0;
     let follower_denied = follower && !conn.may(state, Operation::ClusterAction, Resource::Cluster);
+    let lease = state.lease_now();
     let plan: Vec<TopicWant> = req
         .topics
         .into_iter()
@@ -105,7 +106,7 @@ pub fn handle(state: &Arc<State>, req: FetchRequest, ctx: Ctx, conn: &super::Con
                     max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
                     leader_epoch: (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch),
                     target: match &topic {
-                        Some(topic) => state.lookup_led(topic, p.partition),
+                        Some(topic) => lease.lookup(topic, p.partition),
                         None => Err(missing),
                     },
                 })

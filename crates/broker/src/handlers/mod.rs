@@ -93,6 +93,10 @@ pub struct Conn {
     /// The API of the request being handled (`None` between requests): the label of a
     /// denial's metric.
     pub api: Option<ApiKey>,
+    /// Idempotent batches this connection's produces were refused before their append: a
+    /// gap they leave is answered retriably (`produce_gaps.rs`). Shared by the per-request
+    /// clones of this `Conn`.
+    pub produce_gaps: Arc<crate::produce_gaps::ProduceGaps>,
 }
 
 impl Conn {
@@ -106,6 +110,7 @@ impl Conn {
             )),
             principal: crate::security::Principal::anonymous(),
             api: None,
+            produce_gaps: Arc::default(),
         }
     }
 

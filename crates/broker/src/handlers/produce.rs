@@ -18,6 +18,7 @@ use crate::security::{Operation, Resource};
 use crate::server::now_ms;
 use crate::state::{validate_topic_name, State, Topic};
 use crate::txn_verify;
+use weir_storage::StorageError;
 
 /// A partition's answer, and what it still waits for.
 struct Pending {
@@ -100,6 +101,8 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
             }
         };
         let compacted = topic.as_ref().ok().map(|t| is_compacted(t));
+        // After the auto-creation's wait: the lease as it is when the appends start.
+        let lease = state.lease_now();
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
             let mut response = PartitionProduceResponse::default();
@@ -127,12 +130,15 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
                 continue;
             };
             let partition = match &topic {
-                Ok(t) => state.lookup_led(t, pd.index),
+                Ok(t) => lease.lookup(t, pd.index),
                 Err(code) => Err(*code),
             };
             let partition = match partition {
                 Ok(p) => p,
                 Err(code) => {
+                    if let Some((id, seq)) = pd.records.as_deref().and_then(idempotent_start) {
+                        conn.produce_gaps.refused(&name, pd.index, id, seq, code);
+                    }
                     fail(&mut response, code, None);
                     parts.push(Pending {
                         response,
@@ -167,6 +173,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
                     continue;
                 }
             }
+            let start = idempotent_start(&records);
             // KIP-890: the first batch of a transaction here is verified with its
             // coordinator first; one of a decided transaction is refused.
             let txn_producer = transactional_id
@@ -181,6 +188,9 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
                         Err(code) => {
                             partition.abandon_verification(pid, guard);
                             let (code, message) = verification_refusal(code);
+                            if let Some((id, seq)) = start {
+                                conn.produce_gaps.refused(&name, pd.index, id, seq, code);
+                            }
                             fail(&mut response, code, Some(message));
                             parts.push(Pending {
                                 response,
@@ -214,6 +224,7 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
             });
             match result {
                 Ok(appended) => {
+                    conn.produce_gaps.appended(&name, pd.index);
                     let info = appended.info;
                     if let (Ok(t), false) = (&topic, info.duplicate) {
                         let records = info.last_offset - info.base_offset + 1;
@@ -240,7 +251,31 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
                     } else if let Some(suppressed) = FAILED.admit() {
                         tracing::error!(topic = %name, partition = pd.index, error = %e, suppressed, "append failed");
                     }
-                    fail(&mut response, partition_code(&e), Some(e.to_string()));
+                    let code = match (&e, start) {
+                        (
+                            PartitionError::Storage(StorageError::OutOfOrderSequence {
+                                producer_id,
+                                expected,
+                                ..
+                            }),
+                            _,
+                        ) => conn
+                            .produce_gaps
+                            .excuse(&name, pd.index, *producer_id, *expected)
+                            .unwrap_or(ResponseError::OutOfOrderSequenceNumber),
+                        (_, Some((id, seq))) => {
+                            let code = partition_code(&e);
+                            conn.produce_gaps.refused(&name, pd.index, id, seq, code);
+                            code
+                        }
+                        (_, None) => partition_code(&e),
+                    };
+                    let message = if code == partition_code(&e) {
+                        e.to_string()
+                    } else {
+                        format!("{e}: the batch before it was refused on this connection ({code:?}); send that one first")
+                    };
+                    fail(&mut response, code, Some(message));
                     parts.push(Pending {
                         response,
                         wait: AckWait::default(),
@@ -297,6 +332,14 @@ pub async fn handle(state: &Arc<State>, req: ProduceRequest, ctx: Ctx, conn: &Co
         }
         ctx.encode(&finish(topics, hints.as_deref()))
     }))
+}
+
+/// The producer id and first sequence of an idempotent data batch at the start of `records`
+/// (`None` for a plain producer's, a control batch or bytes that are no batch).
+fn idempotent_start(records: &[u8]) -> Option<(i64, i32)> {
+    let header = weir_storage::BatchHeader::parse(records).ok()?;
+    (header.producer_id() >= 0 && !header.is_control())
+        .then(|| (header.producer_id(), header.base_sequence()))
 }
 
 /// Whether a topic's `cleanup.policy` includes `compact`.

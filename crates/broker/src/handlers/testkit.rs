@@ -60,6 +60,18 @@ pub async fn round_trip_as<Req: Encodable, Resp: Decodable + HeaderVersion>(
     answer(key, version, reply).await
 }
 
+/// [`round_trip`] on `conn`: requests of one connection, which share its state.
+pub async fn round_trip_on<Req: Encodable, Resp: Decodable + HeaderVersion>(
+    state: &Arc<State>,
+    conn: &Conn,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> Resp {
+    let reply = send_on(state, conn, key, version, req).await;
+    answer(key, version, reply).await
+}
+
 /// Handles `req` and returns the handler's reply, whose future has not run yet.
 pub async fn send<Req: Encodable>(
     state: &Arc<State>,

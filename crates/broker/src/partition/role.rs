@@ -253,8 +253,7 @@ impl Partition {
     /// (blocking; OFFSET_OUT_OF_RANGE in a replica fetch). Returns the new log start.
     pub fn reset_to(&self, offset: i64) -> Result<i64, PartitionError> {
         self.check_open()?;
-        self.check_follower()?;
-        let start = self.log.reset_to(offset)?;
+        let start = self.as_follower(|| Ok(self.log.reset_to(offset)?))?;
         self.high_watermark.fetch_max(start, Ordering::AcqRel);
         self.changed();
         Ok(start)
@@ -429,6 +428,20 @@ impl Partition {
         Ok(())
     }
 
+    /// Runs a follower's write to its log (an append of its leader's batches, a truncation, a
+    /// reset, a new log start) with the role held: under `replication`'s lock, which every
+    /// role change takes. Checking the role first and writing after would let a replica that
+    /// just started leading take its old leader's late batches, or cut its log, behind the
+    /// first appends it accepted as leader.
+    pub(super) fn as_follower<T>(
+        &self,
+        write: impl FnOnce() -> Result<T, PartitionError>,
+    ) -> Result<T, PartitionError> {
+        let _role = self.lock_replication();
+        self.check_follower()?;
+        write()
+    }
+
     pub(super) fn lock_replication(&self) -> MutexGuard<'_, Option<LeaderState>> {
         self.replication.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -477,12 +490,16 @@ impl ReplicaLog for Partition {
 
     fn advance_log_start(&self, offset: i64) -> Result<i64, PartitionError> {
         self.check_open()?;
-        self.check_follower()?;
-        let start = self.log.log_start_offset();
-        if offset <= start {
-            return Ok(start);
-        }
-        let start = self.log.delete_records_before(offset)?;
+        let start = self.as_follower(|| {
+            let start = self.log.log_start_offset();
+            if offset <= start {
+                return Ok(None);
+            }
+            Ok(Some(self.log.delete_records_before(offset)?))
+        })?;
+        let Some(start) = start else {
+            return Ok(self.log.log_start_offset());
+        };
         self.changed();
         Ok(start)
     }
@@ -491,3 +508,7 @@ impl ReplicaLog for Partition {
 #[cfg(test)]
 #[path = "role_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "failover_tests.rs"]
+mod failover_tests;

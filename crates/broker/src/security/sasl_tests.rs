@@ -236,6 +236,7 @@ async fn plain_over_the_v0_raw_token_flow() {
         listener: Arc::new(super::ListenerInfo::plaintext(("h".into(), 1))),
         principal: Principal::anonymous(),
         api: None,
+        produce_gaps: Default::default(),
     };
     let mut auth = Authenticator::new(sec.clone(), peer, "SASL_PLAINTEXT");
     assert_eq!(handshake(&mut auth, "PLAIN", 0).await.error_code, 0);

@@ -331,7 +331,25 @@ impl Log {
             return Ok(None);
         };
         let last = producer::last_seq(first_seq, m.offset_count);
-        match st.producers.check(id, epoch, first_seq, last)? {
+        let verdict = st
+            .producers
+            .check(id, epoch, first_seq, last)
+            .map_err(|e| match e {
+                StorageError::OutOfOrderSequence {
+                    producer_id,
+                    expected,
+                    got,
+                } if self.gap_spans_leader_change(st, producer_id, epoch) => {
+                    StorageError::SequenceGapAfterLeaderChange {
+                        producer_id,
+                        expected,
+                        got,
+                        leader_epoch: st.leader_epoch,
+                    }
+                }
+                e => e,
+            })?;
+        match verdict {
             Verdict::Append => Ok(None),
             Verdict::Duplicate {
                 first_offset,
@@ -346,6 +364,18 @@ impl Log {
                 duplicate: true,
             })),
         }
+    }
+
+    /// Whether `producer_id`'s last batch here (under `epoch`) precedes the current leader
+    /// epoch: the producer has appended nothing since this replica started leading. Needs
+    /// the current epoch in the cache (a log without epochs never says so).
+    fn gap_spans_leader_change(&self, st: &State, producer_id: i64, epoch: i16) -> bool {
+        let Some(current) = st.epochs.latest().filter(|e| e.epoch == st.leader_epoch) else {
+            return false;
+        };
+        st.producers
+            .last_offset(producer_id, epoch)
+            .is_some_and(|last| last < current.start_offset)
     }
 
     /// [`Log::append`] for producers' data: control batches (transaction markers) are only

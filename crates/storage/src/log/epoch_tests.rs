@@ -401,3 +401,61 @@ fn truncation_keeps_the_aborts_of_its_segment_below_the_newest_snapshot() {
     let (log, _) = Log::open(dir, LogConfig::default(), Recovery::Clean).expect("open");
     assert_eq!(log.aborted_transactions(0, i64::MAX), aborted);
 }
+
+/// Issue 11: a gap in a producer's sequence at the first batch it sends to a new leader is
+/// retriable (the batch before it is in the client's retry queue); once the producer appended
+/// under the new epoch, or on a log without epochs, a gap is out of order as ever.
+#[test]
+fn a_sequence_gap_right_after_a_leader_change_is_told_apart() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let client = |seq: i32| {
+        BatchBuilder::new(1_000)
+            .producer(7, 0, seq)
+            .records(2, 10)
+            .build()
+    };
+    let log = Log::create(root.path().join("p-0"), LogConfig::default()).expect("create");
+    // No epochs: a gap is the producer's.
+    log.append(&mut client(0), 0).expect("append");
+    assert!(matches!(
+        log.append(&mut client(4), 0),
+        Err(StorageError::OutOfOrderSequence { expected: 2, .. })
+    ));
+    log.set_leader_epoch(1).expect("epoch 1");
+    log.append(&mut client(2), 0).expect("append");
+    assert!(matches!(
+        log.append(&mut client(6), 0),
+        Err(StorageError::OutOfOrderSequence { expected: 4, .. })
+    ));
+    // A new leader epoch: nothing of the producer's since it started.
+    log.set_leader_epoch(2).expect("epoch 2");
+    assert!(matches!(
+        log.append(&mut client(6), 0),
+        Err(StorageError::SequenceGapAfterLeaderChange {
+            expected: 4,
+            got: 6,
+            leader_epoch: 2,
+            ..
+        })
+    ));
+    // Retries of what the log has are still duplicates, and the missing batch goes in.
+    assert!(log.append(&mut client(2), 0).expect("dup").duplicate);
+    assert_eq!(
+        log.append(&mut client(4), 0).expect("append").base_offset,
+        4
+    );
+    assert!(matches!(
+        log.append(&mut client(8), 0),
+        Err(StorageError::OutOfOrderSequence { expected: 6, .. })
+    ));
+    // A producer bumping its epoch must start at 0: not a leader change's gap.
+    log.set_leader_epoch(3).expect("epoch 3");
+    let bumped = BatchBuilder::new(1_000)
+        .producer(7, 1, 5)
+        .records(1, 10)
+        .build();
+    assert!(matches!(
+        log.append(&mut { bumped }, 0),
+        Err(StorageError::OutOfOrderSequence { expected: 0, .. })
+    ));
+}
