@@ -8,7 +8,7 @@
 //! readers), and a materialized view or sink over it runs the inlined query as its own.
 //! At start each is restored from its stored SQL and columns without planning.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock};
 
@@ -171,7 +171,7 @@ pub fn inline(
     }
     let mut inliner = Inliner {
         views,
-        ctes: HashSet::new(),
+        ctes: CteScopes::default(),
         used: BTreeSet::new(),
         depth: 0,
     };
@@ -183,10 +183,38 @@ pub fn inline(
 
 struct Inliner<'a> {
     views: &'a BTreeMap<String, Arc<ViewDef>>,
-    /// Names of WITH queries in the statement: a CTE of a view's name hides the view.
-    ctes: HashSet<String>,
+    /// WITH queries in scope: a CTE of a view's name hides the view inside its query.
+    ctes: CteScopes,
     used: BTreeSet<String>,
     depth: usize,
+}
+
+/// The names of WITH queries in scope while a visitor walks a statement: a query's CTEs
+/// hide relations of their names inside that query (its body and nested queries) only,
+/// not in a later UNION branch or in the query around it.
+#[derive(Debug, Default)]
+pub(crate) struct CteScopes(Vec<Vec<String>>);
+
+impl CteScopes {
+    /// Entering `query`: its CTEs come into scope (an empty scope when it has none, so each
+    /// `leave` closes the scope its `enter` opened).
+    pub(crate) fn enter(&mut self, query: &Query) {
+        let names = query
+            .with
+            .iter()
+            .flat_map(|w| &w.cte_tables)
+            .map(|cte| normalize(&cte.alias.name))
+            .collect();
+        self.0.push(names);
+    }
+
+    pub(crate) fn leave(&mut self) {
+        self.0.pop();
+    }
+
+    pub(crate) fn hides(&self, name: &str) -> bool {
+        self.0.iter().flatten().any(|n| n == name)
+    }
 }
 
 /// The view name `name` refers to: unqualified or in the `public` schema (one namespace).
@@ -217,11 +245,12 @@ impl VisitorMut for Inliner<'_> {
     type Break = SqlError;
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
-        if let Some(with) = &query.with {
-            for cte in &with.cte_tables {
-                self.ctes.insert(normalize(&cte.alias.name));
-            }
-        }
+        self.ctes.enter(query);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<SqlError> {
+        self.ctes.leave();
         ControlFlow::Continue(())
     }
 
@@ -237,7 +266,7 @@ impl VisitorMut for Inliner<'_> {
         };
         let views = self.views;
         let Some(view) = relation_name(name)
-            .filter(|n| !self.ctes.contains(n))
+            .filter(|n| !self.ctes.hides(n))
             .and_then(|n| views.get(&n))
         else {
             return ControlFlow::Continue(());
@@ -251,7 +280,7 @@ impl VisitorMut for Inliner<'_> {
         let mut query = view.query.clone();
         let mut inner = Inliner {
             views: self.views,
-            ctes: HashSet::new(),
+            ctes: CteScopes::default(),
             used: BTreeSet::new(),
             depth: self.depth + 1,
         };
