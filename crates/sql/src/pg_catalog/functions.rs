@@ -57,7 +57,6 @@ pub fn register(ctx: &SessionContext, sources: Sources, views: Views) {
     constant_fn(ctx, "obj_description", any(), ScalarValue::Utf8(None));
     constant_fn(ctx, "col_description", any(), ScalarValue::Utf8(None));
     constant_fn(ctx, "shobj_description", any(), ScalarValue::Utf8(None));
-    constant_fn(ctx, "pg_get_expr", any(), ScalarValue::Utf8(None));
     constant_fn(ctx, "pg_get_constraintdef", any(), ScalarValue::Utf8(None));
     constant_fn(ctx, "pg_get_indexdef", any(), ScalarValue::Utf8(None));
     constant_fn(
@@ -66,6 +65,8 @@ pub fn register(ctx: &SessionContext, sources: Sources, views: Views) {
         any(),
         ScalarValue::Utf8(None),
     );
+    ctx.register_udf(pg_get_expr());
+    ctx.register_udf(pg_get_viewdef(sources.clone(), views.clone()));
     ctx.register_udf(format_type());
     ctx.register_udf(regclass(sources, views));
 }
@@ -80,6 +81,71 @@ fn constant_fn(ctx: &SessionContext, name: &str, signature: Signature, value: Sc
         Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
     );
     ctx.register_udf(ScalarUDF::from(udf));
+}
+
+/// `pg_get_expr(expr, relation [, pretty])`: the catalog's expression columns (`adbin`,
+/// `relpartbound`, `polqual`) hold SQL text already, returned as it is.
+fn pg_get_expr() -> ScalarUDF {
+    let udf = SimpleScalarUDF::new_with_signature(
+        "pg_get_expr",
+        Signature::variadic_any(Volatility::Immutable),
+        DataType::Utf8,
+        Arc::new(|args: &[ColumnarValue]| {
+            Ok(match args.first() {
+                Some(ColumnarValue::Array(a)) if a.data_type() == &DataType::Utf8 => {
+                    ColumnarValue::Array(a.clone())
+                }
+                Some(ColumnarValue::Scalar(ScalarValue::Utf8(s))) => {
+                    ColumnarValue::Scalar(ScalarValue::Utf8(s.clone()))
+                }
+                Some(ColumnarValue::Array(a)) => {
+                    ColumnarValue::Array(Arc::new(StringArray::from(vec![None::<&str>; a.len()])))
+                }
+                _ => ColumnarValue::Scalar(ScalarValue::Utf8(None)),
+            })
+        }),
+    );
+    ScalarUDF::from(udf)
+}
+
+/// `pg_get_viewdef(oid [, pretty])`: a view's query (psql's `\d+ view`); NULL for other
+/// relations, and for materialized views, whose definition `SHOW CREATE` gives.
+fn pg_get_viewdef(sources: Sources, views: Views) -> ScalarUDF {
+    let udf = SimpleScalarUDF::new_with_signature(
+        "pg_get_viewdef",
+        Signature::variadic_any(Volatility::Stable),
+        DataType::Utf8,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let relations = relations(&sources, &views);
+            let lookup = |oid: Option<i64>| -> Option<String> {
+                let oid = oid?;
+                relations
+                    .iter()
+                    .find(|r| r.oid == oid)
+                    .and_then(|r| r.definition.clone())
+            };
+            let rows = args
+                .iter()
+                .find_map(|a| match a {
+                    ColumnarValue::Array(a) => Some(a.len()),
+                    _ => None,
+                })
+                .unwrap_or(1);
+            let Some(first) = args.first() else {
+                return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+            };
+            let oids = datafusion::arrow::compute::cast(&first.to_array(rows)?, &DataType::Int64)?;
+            use datafusion::arrow::array::AsArray;
+            use datafusion::arrow::datatypes::Int64Type;
+            let out: StringArray = oids
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(lookup)
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    );
+    ScalarUDF::from(udf)
 }
 
 /// `format_type(type_oid, typmod)`: the type's SQL name.

@@ -8,16 +8,20 @@
 //! - [`functions`]: the functions clients call (`version()`, `format_type`, `::regclass`);
 //! - [`tables`]: the `pg_catalog` schema, each table built from [`relations`] per query;
 //! - [`builtin_types`]: the built-in types `pg_type` lists and `format_type` names;
+//! - [`empty`]: client queries over catalogs Weir keeps empty (policies, statistics
+//!   objects, publications, triggers) answered with no rows without planning them;
 //! - [`rewrite`]: client syntax (`OPERATOR(pg_catalog.~)`, `COLLATE`, casts to OID types,
 //!   correlated subqueries of psql) rewritten before planning.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use crate::parser::ObjectKind;
 use crate::source::SourceDef;
 use crate::views::Views;
 
 mod builtin_types;
+mod empty;
 mod functions;
 mod rewrite;
 mod tables;
@@ -27,15 +31,18 @@ pub use rewrite::rewrite;
 
 type Sources = Arc<RwLock<BTreeMap<String, Arc<SourceDef>>>>;
 
-/// A relation as `pg_class` and `pg_attribute` show it: sources, tables and materialized
-/// views (`r`, their topics hold rows), views (`v`).
+/// A relation as `pg_class` and `pg_attribute` show it: sources and tables (`r`: psql's
+/// `\dt`), materialized views (`m`: `\dm`), views (`v`: `\dv`). Sinks are no relations:
+/// nothing reads them by name.
 pub(crate) struct Relation {
     pub(crate) oid: i64,
     pub(crate) name: String,
     pub(crate) relkind: &'static str,
     pub(crate) schema: datafusion::arrow::datatypes::SchemaRef,
-    /// Per column, whether it has a DEFAULT.
-    pub(crate) defaults: Vec<bool>,
+    /// Per column, its DEFAULT as SQL (`pg_attrdef`).
+    pub(crate) defaults: Vec<Option<String>>,
+    /// A view's query (`pg_get_viewdef`).
+    pub(crate) definition: Option<String>,
 }
 
 /// Every relation of the Weir catalog, by name.
@@ -47,9 +54,13 @@ pub(crate) fn relations(sources: &Sources, views: &Views) -> Vec<Relation> {
         .map(|d| Relation {
             oid: relation_oid(d.id),
             name: d.name.clone(),
-            relkind: "r",
+            relkind: match d.kind {
+                ObjectKind::MaterializedView => "m",
+                _ => "r",
+            },
             schema: d.schema.clone(),
-            defaults: d.defaults.iter().map(Option::is_some).collect(),
+            defaults: d.column_infos().into_iter().map(|c| c.default).collect(),
+            definition: None,
         })
         .collect();
     out.extend(
@@ -63,6 +74,7 @@ pub(crate) fn relations(sources: &Sources, views: &Views) -> Vec<Relation> {
                 relkind: "v",
                 schema: v.schema.clone(),
                 defaults: Vec::new(),
+                definition: Some(v.query.to_string()),
             }),
     );
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -13,6 +13,11 @@ use datafusion::sql::sqlparser::ast::{
 
 /// Rewrites PostgreSQL-only syntax clients send into what DataFusion plans.
 pub fn rewrite(mut statement: Statement) -> Statement {
+    if let Statement::Query(q) = &statement {
+        if let Some(empty) = super::empty::empty_answer(q) {
+            return empty;
+        }
+    }
     let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut statement, |e| {
         rewrite_expr(e);
         ControlFlow::<()>::Continue(())
@@ -50,21 +55,41 @@ fn rewrite_expr(e: &mut Expr) {
         // A scalar subquery returns at most one row in PostgreSQL (more is an error);
         // DataFusion plans a correlated one only when aggregated: `max` of its one row is it.
         Expr::Subquery(q) => {
-            // psql's `\d name` asks a column's default (pg_attrdef) and collation
-            // (pg_collation) through subqueries correlated by non-equalities, which DataFusion
-            // cannot decorrelate. Weir has no collations, and shows defaults in DESCRIBE:
-            // both read as NULL here.
-            if let SetExpr::Select(select) = q.body.as_ref() {
-                let reads_unplannable = select.from.iter().any(|t| {
-                    matches!(&t.relation, TableFactor::Table { name, .. } if name
-                        .0
-                        .last()
-                        .and_then(ObjectNamePart::as_ident)
-                        .is_some_and(|i| matches!(i.value.as_str(), "pg_attrdef" | "pg_collation")))
-                });
-                if reads_unplannable {
+            // psql's `\d name` asks a column's collation through a subquery correlated by
+            // a non-equality, which DataFusion cannot decorrelate: Weir has no collations,
+            // so it reads as NULL. Its default subquery is correlated by equalities plus
+            // `AND a.atthasdef`, a condition on the outer row only (which DataFusion cannot
+            // decorrelate either); `pg_attrdef` holds rows only for columns with a default,
+            // so without it the answer is the same.
+            if let SetExpr::Select(select) = q.body.as_mut() {
+                let reads = |table: &str| {
+                    select.from.iter().any(|t| {
+                        matches!(&t.relation, TableFactor::Table { name, .. }
+                            if last_name(name) == Some(table))
+                    })
+                };
+                if reads("pg_collation") {
                     *e = Expr::value(Value::Null);
                     return;
+                }
+                if reads("pg_attrdef") {
+                    let inner: Vec<String> = select
+                        .from
+                        .iter()
+                        .filter_map(|t| match &t.relation {
+                            TableFactor::Table { name, alias, .. } => Some(
+                                alias
+                                    .as_ref()
+                                    .map(|a| a.name.value.clone())
+                                    .or_else(|| last_name(name).map(str::to_string))
+                                    .unwrap_or_default(),
+                            ),
+                            _ => None,
+                        })
+                        .collect();
+                    if let Some(selection) = select.selection.take() {
+                        select.selection = drop_outer_flags(selection, &inner);
+                    }
                 }
             }
             if let SetExpr::Select(select) = q.body.as_mut() {
@@ -90,6 +115,20 @@ fn rewrite_expr(e: &mut Expr) {
                     }
                 }
             }
+        }
+        // `array_to_string(c.reloptions || array(SELECT ..), ', ')` (psql's `\d+` and its
+        // policies): an array built by a subquery, which DataFusion does not plan, over
+        // options and roles Weir has none of: NULL.
+        Expr::Function(f)
+            if last_name(&f.name) == Some("array_to_string") && has_array_subquery(f) =>
+        {
+            *e = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(Expr::value(Value::Null)),
+                data_type: SqlType::Text,
+                format: None,
+                array: false,
+            };
         }
         // `pg_catalog.fn(...)`: the function by its own name.
         Expr::Function(f) if f.name.0.len() > 1 => {
@@ -138,8 +177,64 @@ fn rewrite_expr(e: &mut Expr) {
     }
 }
 
+/// The last part of a name (`pg_catalog.pg_class`: `pg_class`).
+pub(super) fn last_name(name: &ObjectName) -> Option<&str> {
+    name.0
+        .last()
+        .and_then(ObjectNamePart::as_ident)
+        .map(|i| i.value.as_str())
+}
+
+/// Whether `f`'s arguments hold `ARRAY(subquery)`.
+fn has_array_subquery(f: &Function) -> bool {
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(&f.args, |e| {
+        if let Expr::Function(g) = e {
+            if last_name(&g.name).is_some_and(|n| n.eq_ignore_ascii_case("array"))
+                && matches!(g.args, FunctionArguments::Subquery(_))
+            {
+                found = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+/// `condition` without its conjuncts that are a bare column of a relation not in `inner`
+/// (a flag of the outer row, as `a.atthasdef`); `None` when nothing is left.
+fn drop_outer_flags(condition: Expr, inner: &[String]) -> Option<Expr> {
+    match condition {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => match (
+            drop_outer_flags(*left, inner),
+            drop_outer_flags(*right, inner),
+        ) {
+            (Some(l), Some(r)) => Some(Expr::BinaryOp {
+                left: Box::new(l),
+                op: BinaryOperator::And,
+                right: Box::new(r),
+            }),
+            (one, None) | (None, one) => one,
+        },
+        Expr::CompoundIdentifier(parts)
+            if parts.len() == 2
+                && parts
+                    .first()
+                    .is_some_and(|q| !inner.iter().any(|n| *n == q.value)) =>
+        {
+            None
+        }
+        other => Some(other),
+    }
+}
+
 /// Aggregates clients put in scalar subqueries (left as they are).
-const AGGREGATES: &[&str] = &[
+pub(super) const AGGREGATES: &[&str] = &[
     "count",
     "sum",
     "min",

@@ -140,11 +140,7 @@ impl SchemaProvider for PgCatalog {
                 .text("amname", vec!["heap"])
                 .text("amhandler", vec!["heap_tableam_handler"])
                 .text("amtype", vec!["t"]),
-            "pg_attrdef" => Table::new()
-                .int("oid", vec![])
-                .int("adrelid", vec![])
-                .int("adnum", vec![])
-                .text("adbin", vec![]),
+            "pg_attrdef" => pg_attrdef(&relations),
             "pg_collation" => Table::new()
                 .int("oid", vec![])
                 .text("collname", vec![])
@@ -218,7 +214,7 @@ fn pg_attribute(relations: &[Relation]) -> Table {
             typ.push(i64::from(t.oid()));
             num.push(i16::try_from(i + 1).unwrap_or(i16::MAX));
             notnull.push(!f.is_nullable());
-            hasdef.push(d.defaults.get(i).copied().unwrap_or(false));
+            hasdef.push(d.defaults.get(i).is_some_and(Option::is_some));
             len.push(
                 TYPES
                     .iter()
@@ -253,6 +249,27 @@ fn pg_attribute(relations: &[Relation]) -> Table {
         .null_text("attacl", n)
         .null_text("attoptions", n)
         .null_text("attfdwoptions", n)
+}
+
+/// A row per column DEFAULT: `adbin` holds its SQL, which `pg_get_expr` returns as it is.
+fn pg_attrdef(relations: &[Relation]) -> Table {
+    let (mut rel, mut num, mut sql) = (vec![], vec![], vec![]);
+    for r in relations {
+        for (i, default) in r.defaults.iter().enumerate() {
+            if let Some(d) = default {
+                rel.push(r.oid);
+                num.push(i64::try_from(i + 1).unwrap_or(i64::MAX));
+                sql.push(d.as_str());
+            }
+        }
+    }
+    // An OID of its own per default: the column's relation OID shifted past its attnum.
+    let oids = rel.iter().zip(&num).map(|(r, n)| r * 10_000 + n).collect();
+    Table::new()
+        .int("oid", oids)
+        .int("adrelid", rel)
+        .int("adnum", num)
+        .text("adbin", sql)
 }
 
 fn pg_type_table() -> Table {
