@@ -93,7 +93,7 @@ impl Engine {
     }
 
     /// Every object reading `name` directly or through others, each after all that read it.
-    fn cascade_order(&self, name: &str) -> Vec<String> {
+    pub(crate) fn cascade_order(&self, name: &str) -> Vec<String> {
         let mut order: Vec<String> = Vec::new();
         let mut visit = vec![(name.to_string(), false)];
         // Depth-first, post-order: an object is listed once all its readers are.

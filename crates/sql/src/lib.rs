@@ -37,6 +37,7 @@ pub mod pipelines;
 pub mod plan;
 pub mod records;
 pub mod rename;
+pub mod replace_view;
 pub mod service;
 pub mod session;
 pub mod show_create;

@@ -247,18 +247,25 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             parser.next_token();
             return parse_create_sink(parser).map(|c| WeirStatement::CreateSink(Box::new(c)));
         }
-        if !or_replace && word_at(parser, 1, "VIEW") {
-            parser.next_token();
-            parser.next_token();
-            return ddl::parse_create_view(parser)
+        if word_at(parser, kind_at, "VIEW") && (!or_replace || word_at(parser, 2, "REPLACE")) {
+            for _ in 0..=kind_at {
+                parser.next_token();
+            }
+            return ddl::parse_create_view(parser, or_replace)
                 .map(|v| WeirStatement::CreatePlainView(Box::new(v)));
         }
         for (ws, what) in [
-            (&["TABLE"][..], "CREATE OR REPLACE TABLE"),
-            (&["VIEW"][..], "CREATE OR REPLACE VIEW"),
+            (
+                &["TABLE"][..],
+                "CREATE OR REPLACE TABLE is not supported (a table's rows live in its topic: \
+                 DROP and CREATE it again, or ALTER TABLE .. RENAME TO)",
+            ),
             (
                 &["MATERIALIZED", "VIEW"][..],
-                "CREATE OR REPLACE MATERIALIZED VIEW",
+                "CREATE OR REPLACE MATERIALIZED VIEW is not supported (as in PostgreSQL and \
+                 RisingWave): a materialized view's state and topic are what its query built, \
+                 so a new query needs a new view; CREATE it under another name, move readers \
+                 to it, then DROP the old one (or ALTER MATERIALIZED VIEW .. RENAME TO)",
             ),
         ] {
             if ws
@@ -267,10 +274,7 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
                 .all(|(i, w)| word_at(parser, kind_at + i, w))
             {
                 skip_statement(parser);
-                return Ok(WeirStatement::NotYet(format!(
-                    "{what} is not supported yet (DROP and CREATE it again, or ALTER .. \
-                     RENAME TO)"
-                )));
+                return Ok(WeirStatement::NotYet(what.to_string()));
             }
         }
     }

@@ -88,6 +88,7 @@ impl ViewDef {
         CreatePlainView {
             name: self.name.clone(),
             if_not_exists: false,
+            or_replace: false,
             columns: self.declared.clone(),
             query: Box::new(self.query.clone()),
         }
@@ -363,7 +364,10 @@ impl Engine {
     ) -> Result<Output, SqlError> {
         const TAG: &str = "CREATE VIEW";
         let _change = self.catalog.begin_change().await;
-        if self.catalog.get(&v.name).is_some() {
+        if let Some(existing) = self.catalog.get(&v.name) {
+            if v.or_replace {
+                return self.replace_plain_view(v, existing).await;
+            }
             if v.if_not_exists {
                 return Ok(Output::Command(TAG.into()));
             }
@@ -378,6 +382,26 @@ impl Engine {
         };
         let mut views = self.views_read().clone();
         views.insert(def.name.clone(), Arc::new(def.clone()));
+        let depends_on = self.plan_view(&mut def, &views).await?;
+        let sql = def.create_sql();
+        let mut entry =
+            self.catalog
+                .new_entry(PLAIN_VIEW, sql, def.column_infos(), BTreeMap::new());
+        entry.depends_on = depends_on;
+        def.id = entry.id;
+        self.catalog.put(&def.name, entry).await?;
+        tracing::info!(name = %def.name, "view created");
+        self.views_mut().insert(def.name.clone(), Arc::new(def));
+        Ok(Output::Command(TAG.into()))
+    }
+
+    /// Plans `def` as a reference to it would plan with `views` (every error raised now):
+    /// sets its columns and returns what it reads (directly or through other views).
+    pub(crate) async fn plan_view(
+        self: &Arc<Self>,
+        def: &mut ViewDef,
+        views: &BTreeMap<String, Arc<ViewDef>>,
+    ) -> Result<Vec<String>, SqlError> {
         let mut probe = Statement::Query(Box::new(
             crate::parser::parse_query(&format!(
                 "SELECT * FROM {}",
@@ -385,7 +409,7 @@ impl Engine {
             ))
             .map_err(SqlError::from)?,
         ));
-        let used = prepare(&mut probe, &views, false)?;
+        let used = prepare(&mut probe, views, false)?;
         let session = self.session();
         let plan = session
             .df_state()
@@ -396,16 +420,7 @@ impl Engine {
         def.schema = Arc::new(plan.schema().as_arrow().clone());
         let mut depends_on: BTreeSet<String> = scanned(&plan, self);
         depends_on.extend(used.into_iter().filter(|u| *u != def.name));
-        let sql = def.create_sql();
-        let mut entry =
-            self.catalog
-                .new_entry(PLAIN_VIEW, sql, def.column_infos(), BTreeMap::new());
-        entry.depends_on = depends_on.into_iter().collect();
-        def.id = entry.id;
-        self.catalog.put(&def.name, entry).await?;
-        tracing::info!(name = %def.name, "view created");
-        self.views_mut().insert(def.name.clone(), Arc::new(def));
-        Ok(Output::Command(TAG.into()))
+        Ok(depends_on.into_iter().collect())
     }
 
     /// `SHOW VIEWS`: each view's name and query.
