@@ -133,3 +133,59 @@ def test_truncate_table_through_psql(broker):
     wait_rows(broker, "SELECT * FROM per_name", [["cy", "1"]])
     out = psql_raw(broker, "-c", "TRUNCATE per_name")
     assert out.returncode != 0 and "not a table" in out.stderr, out
+
+
+def test_create_or_replace_view(broker):
+    """PostgreSQL's CREATE OR REPLACE VIEW: columns kept (new ones at the end), readers that
+    are views see the new query, pipelines built on the view refuse it; kept after kill -9."""
+    topic = unique_topic("orders")
+    create_topic(broker.bootstrap, topic, partitions=2)
+    produce(broker, topic, range(0, 30))
+    psql(broker, "CREATE SOURCE orders (id BIGINT, customer VARCHAR, amount BIGINT) "
+                 f"WITH (topic = '{topic}', format = 'json')")
+    psql(broker, "CREATE VIEW v AS SELECT id, customer FROM orders WHERE amount > 2")
+    psql(broker, "CREATE VIEW w AS SELECT * FROM v")
+    assert command(broker, "CREATE OR REPLACE VIEW v AS SELECT id, customer, amount "
+                           "FROM orders WHERE amount > 5") == "CREATE VIEW"
+    want = sorted([str(i), order(i)["customer"], str(order(i)["amount"])]
+                  for i in range(0, 30) if order(i)["amount"] > 5)
+    assert psql(broker, "SELECT * FROM v") == want
+    # A reader's `*` takes the added column; its stored columns follow (\d w).
+    assert psql(broker, "SELECT * FROM w") == want
+    out = psql_raw(broker, "-c", "\\d w")
+    assert out.returncode == 0, out.stderr
+    assert "amount" in out.stdout, out.stdout
+    # OR REPLACE of a name not taken creates the view.
+    assert command(broker, "CREATE OR REPLACE VIEW fresh AS SELECT id FROM orders") \
+        == "CREATE VIEW"
+
+    with connect(broker) as conn, conn.cursor() as cur:
+        for sql in ("CREATE OR REPLACE VIEW v AS SELECT id FROM orders",
+                    "CREATE OR REPLACE VIEW v AS SELECT id, customer AS who, amount FROM orders",
+                    "CREATE OR REPLACE VIEW v AS SELECT id, amount AS customer, amount "
+                    "FROM orders"):
+            with pytest.raises(psycopg.errors.InvalidTableDefinition) as e:
+                cur.execute(sql)
+            assert e.value.sqlstate == "42P16", sql
+        with pytest.raises(psycopg.errors.InvalidObjectDefinition):
+            cur.execute("CREATE OR REPLACE VIEW v AS SELECT id, customer, amount FROM w")
+        with pytest.raises(psycopg.errors.WrongObjectType):
+            cur.execute("CREATE OR REPLACE VIEW orders AS SELECT 1 AS id")
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+            cur.execute("CREATE OR REPLACE MATERIALIZED VIEW m AS SELECT id FROM orders")
+        assert "another name" in str(e.value)
+        # A materialized view built on w (so on v) refuses the replacement, naming it.
+        cur.execute("CREATE MATERIALIZED VIEW m AS SELECT customer, count(*) AS n FROM w "
+                    "GROUP BY customer")
+        with pytest.raises(psycopg.errors.DependentObjectsStillExist) as e:
+            cur.execute("CREATE OR REPLACE VIEW v AS SELECT id, customer, amount, 1 AS one "
+                        "FROM orders")
+        assert "materialized view m" in str(e.value), e.value
+        cur.execute("SELECT count(*) FROM v")
+        assert cur.fetchone() == (len(want),)
+
+    broker.kill9()
+    broker.start()
+    wait_rows(broker, "SELECT * FROM w", want)
+    shown = psql(broker, "SHOW CREATE VIEW v")
+    assert "amount > 5" in shown[0][1], shown

@@ -94,15 +94,22 @@ pub struct CreateSource {
     pub primary_key: Option<Vec<String>>,
 }
 
-/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name AS query [EMIT ON WINDOW CLOSE]`.
+/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name [WITH (state_ttl = '..')] AS query
+/// [EMIT ON WINDOW CLOSE]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateView {
     pub name: String,
     pub if_not_exists: bool,
+    /// `WITH (key = value, ...)`, keys lower-cased: [`VIEW_OPTIONS`].
+    pub options: BTreeMap<String, String>,
     pub query: Box<Query>,
     /// Windows emit once, when the watermark closes them (append-only output).
     pub emit_on_window_close: bool,
 }
+
+/// The options of a materialized view: its idle-state TTL ([`crate::state_ttl`]), which
+/// wins over the session's `streaming.state_ttl`.
+pub const VIEW_OPTIONS: &[&str] = &["state_ttl"];
 
 /// What a sink writes: a view's rows, or a query's.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,6 +232,13 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             }
             let if_not_exists = words(parser, &["IF", "NOT", "EXISTS"]);
             let name = object_name(parser)?;
+            let options = parse_with(parser)?;
+            if let Some(unknown) = options.keys().find(|k| !VIEW_OPTIONS.contains(&k.as_str())) {
+                return Err(ParserError::ParserError(format!(
+                    "unknown materialized view option {unknown} (known: {})",
+                    VIEW_OPTIONS.join(", ")
+                )));
+            }
             if !word(parser, "AS") {
                 return parser.expected("AS", parser.peek_token());
             }
@@ -233,6 +247,7 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             return Ok(WeirStatement::CreateView(Box::new(CreateView {
                 name,
                 if_not_exists,
+                options,
                 query,
                 emit_on_window_close,
             })));
