@@ -189,3 +189,55 @@ def test_create_or_replace_view(broker):
     wait_rows(broker, "SELECT * FROM w", want)
     shown = psql(broker, "SHOW CREATE VIEW v")
     assert "amount > 5" in shown[0][1], shown
+
+
+def test_materialized_view_state_ttl_option(broker):
+    """CREATE MATERIALIZED VIEW .. WITH (state_ttl = ..): over the session's setting, shown by
+    SHOW CREATE and DESCRIBE, bounding the view's state, and kept after kill -9."""
+    topic = unique_topic("ev")
+    create_topic(broker.bootstrap, topic, partitions=1)
+    psql(broker, "CREATE SOURCE ev (id BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - "
+                 f"INTERVAL '1' SECOND) WITH (topic = '{topic}', format = 'json')")
+    per_id = "SELECT id, count(*) AS n FROM ev GROUP BY id"
+    # The view's own option wins over the session's ('none' included).
+    assert command(broker, "SET streaming.state_ttl = '1 hour'; CREATE MATERIALIZED VIEW "
+                           f"ttl WITH (state_ttl = '5 seconds') AS {per_id}") \
+        .endswith("CREATE MATERIALIZED VIEW")
+    assert command(broker, "SET streaming.state_ttl = '1 hour'; CREATE MATERIALIZED VIEW "
+                           f"keep WITH (state_ttl = 'none') AS {per_id}") \
+        .endswith("CREATE MATERIALIZED VIEW")
+    with connect(broker) as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            cur.execute(f"CREATE MATERIALIZED VIEW bad WITH (state_ttl = 'soon') AS {per_id}")
+        with pytest.raises(psycopg.errors.SyntaxError) as e:
+            cur.execute(f"CREATE MATERIALIZED VIEW bad WITH (ttl = '5 s') AS {per_id}")
+        assert "state_ttl" in str(e.value)
+
+    def described(view):
+        return {r[0]: r[3] for r in psql(broker, f"DESCRIBE {view}")}
+
+    def state_bytes(view):
+        return int(described(view)["state bytes"].split()[0])
+
+    assert described("ttl")["state ttl"] == "5 seconds"
+    assert "WITH (state_ttl = '5 seconds') AS" in psql(broker, "SHOW CREATE ttl")[0][1]
+    # Two rows a second, each id new: without a TTL every group stays.
+    for chunk in range(4):
+        values = ", ".join(f"({i}, TIMESTAMP '2026-01-01 00:00:00' + INTERVAL '{i // 2}' SECOND)"
+                           for i in range(chunk * 500, (chunk + 1) * 500))
+        psql(broker, f"INSERT INTO ev (id, ts) VALUES {values}")
+    want = [[str(i), "1"] for i in range(2000)]
+    wait_rows(broker, "SELECT id, n FROM keep", sorted(want))
+    wait_rows(broker, "SELECT id, n FROM ttl", sorted(want))
+    import time
+    deadline = time.monotonic() + 30
+    while not (state_bytes("ttl") * 10 < state_bytes("keep")):
+        assert time.monotonic() < deadline, (state_bytes("ttl"), state_bytes("keep"))
+        time.sleep(0.2)
+    print(f"state bytes: ttl {state_bytes('ttl')}, keep {state_bytes('keep')}")
+
+    broker.kill9()
+    broker.start()
+    wait_rows(broker, "SELECT count(*) FROM ttl", [["2000"]])
+    assert described("ttl")["state ttl"] == "5 seconds"
+    assert "WITH (state_ttl = '5 seconds') AS" in psql(broker, "SHOW CREATE ttl")[0][1]
