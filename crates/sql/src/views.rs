@@ -445,3 +445,36 @@ impl Engine {
         info
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CTE of a view's name hides the view only inside its own query (regression: its
+    /// name was kept for the rest of the statement, so a later branch was not inlined).
+    #[test]
+    fn a_cte_hides_a_view_only_in_its_own_query() {
+        let def = ViewDef {
+            id: 1,
+            name: "v".into(),
+            declared: Vec::new(),
+            query: crate::parser::parse_query("SELECT 1 AS x").expect("query"),
+            schema: Arc::new(Schema::empty()),
+        };
+        let views = BTreeMap::from([("v".to_string(), Arc::new(def))]);
+        let mut statement = Statement::Query(Box::new(
+            crate::parser::parse_query(
+                "SELECT x FROM (WITH v AS (SELECT 2 AS x) SELECT x FROM v) AS a \
+                 UNION ALL SELECT x FROM v",
+            )
+            .expect("query"),
+        ));
+        let used = inline(&mut statement, &views).expect("inline");
+        assert_eq!(used, BTreeSet::from(["v".to_string()]));
+        assert_eq!(
+            statement.to_string(),
+            "SELECT x FROM (WITH v AS (SELECT 2 AS x) SELECT x FROM v) AS a \
+             UNION ALL SELECT x FROM (SELECT 1 AS x) AS v"
+        );
+    }
+}

@@ -222,10 +222,7 @@ fn drop_outer_flags(condition: Expr, inner: &[String]) -> Option<Expr> {
             (one, None) | (None, one) => one,
         },
         Expr::CompoundIdentifier(parts)
-            if parts.len() == 2
-                && parts
-                    .first()
-                    .is_some_and(|q| !inner.iter().any(|n| *n == q.value)) =>
+            if parts.len() == 2 && parts.first().is_some_and(|q| !inner.contains(&q.value)) =>
         {
             None
         }
