@@ -215,3 +215,53 @@ def test_psycopg_deallocates_its_prepared_statements_after_ddl(broker):
             assert cur.fetchone() == (30,)
         cur.execute("DROP SOURCE orders")
         cur.execute("DEALLOCATE ALL")
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
+def test_psql_describe_commands_show_each_kind(broker):
+    """\\dt lists sources and tables, \\dm materialized views, \\dv views; \\d name and
+    \\d+ name describe each kind, with a table's column defaults."""
+    topic = unique_topic("kinds")
+    fill(broker, topic, ORDERS[:5], partitions=1)
+    table_topic = unique_topic("kinds_t")
+    create_topic(broker.bootstrap, table_topic, partitions=1)
+    dsn = f"postgresql://psql@127.0.0.1:{broker.sql_port}/weir"
+
+    def psql(*args):
+        out = subprocess.run(["psql", dsn, "-X", "-v", "ON_ERROR_STOP=1", *args],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, (args, out.stderr)
+        return out.stdout
+
+    psql("-c", f"CREATE SOURCE s (id BIGINT, amount DOUBLE) WITH (topic = '{topic}')")
+    psql("-c", "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR DEFAULT 'anon', "
+               f"n INT DEFAULT 7) WITH (topic = '{table_topic}')")
+    psql("-c", "CREATE MATERIALIZED VIEW mv AS SELECT id, amount FROM s WHERE id > 1")
+    psql("-c", "CREATE VIEW v AS SELECT id FROM s WHERE amount > 3")
+
+    def listed(command):
+        return sorted(psql("-At", "-c", command).splitlines())
+
+    assert listed("\\d") == ["public|mv|materialized view|weir", "public|s|table|weir",
+                             "public|t|table|weir", "public|v|view|weir"]
+    assert listed("\\dt") == ["public|s|table|weir", "public|t|table|weir"]
+    assert listed("\\dm") == ["public|mv|materialized view|weir"]
+    assert listed("\\dv") == ["public|v|view|weir"]
+
+    out = psql("-c", "\\d t")
+    assert 'Table "public.t"' in out, out
+    rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")]
+            for line in out.splitlines() if "|" in line}
+    assert rows["name"][4] == "'anon'", out
+    assert rows["n"][4] == "7", out
+    assert rows["id"][4] == "", out
+    out = psql("-c", "\\d+ t")
+    assert "'anon'" in out, out
+    out = psql("-c", "\\d mv")
+    assert 'Materialized view "public.mv"' in out, out
+    assert "amount" in out, out
+    out = psql("-c", "\\d s")
+    assert 'Table "public.s"' in out, out
+    out = psql("-c", "\\d+ v")
+    assert "View definition:" in out and "amount > 3" in out, out
+    psql("-c", "\\d+ mv")

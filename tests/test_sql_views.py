@@ -133,3 +133,111 @@ def test_truncate_table_through_psql(broker):
     wait_rows(broker, "SELECT * FROM per_name", [["cy", "1"]])
     out = psql_raw(broker, "-c", "TRUNCATE per_name")
     assert out.returncode != 0 and "not a table" in out.stderr, out
+
+
+def test_create_or_replace_view(broker):
+    """PostgreSQL's CREATE OR REPLACE VIEW: columns kept (new ones at the end), readers that
+    are views see the new query, pipelines built on the view refuse it; kept after kill -9."""
+    topic = unique_topic("orders")
+    create_topic(broker.bootstrap, topic, partitions=2)
+    produce(broker, topic, range(0, 30))
+    psql(broker, "CREATE SOURCE orders (id BIGINT, customer VARCHAR, amount BIGINT) "
+                 f"WITH (topic = '{topic}', format = 'json')")
+    psql(broker, "CREATE VIEW v AS SELECT id, customer FROM orders WHERE amount > 2")
+    psql(broker, "CREATE VIEW w AS SELECT * FROM v")
+    assert command(broker, "CREATE OR REPLACE VIEW v AS SELECT id, customer, amount "
+                           "FROM orders WHERE amount > 5") == "CREATE VIEW"
+    want = sorted([str(i), order(i)["customer"], str(order(i)["amount"])]
+                  for i in range(0, 30) if order(i)["amount"] > 5)
+    assert psql(broker, "SELECT * FROM v") == want
+    # A reader's `*` takes the added column; its stored columns follow (\d w).
+    assert psql(broker, "SELECT * FROM w") == want
+    out = psql_raw(broker, "-c", "\\d w")
+    assert out.returncode == 0, out.stderr
+    assert "amount" in out.stdout, out.stdout
+    # OR REPLACE of a name not taken creates the view.
+    assert command(broker, "CREATE OR REPLACE VIEW fresh AS SELECT id FROM orders") \
+        == "CREATE VIEW"
+
+    with connect(broker) as conn, conn.cursor() as cur:
+        for sql in ("CREATE OR REPLACE VIEW v AS SELECT id FROM orders",
+                    "CREATE OR REPLACE VIEW v AS SELECT id, customer AS who, amount FROM orders",
+                    "CREATE OR REPLACE VIEW v AS SELECT id, amount AS customer, amount "
+                    "FROM orders"):
+            with pytest.raises(psycopg.errors.InvalidTableDefinition) as e:
+                cur.execute(sql)
+            assert e.value.sqlstate == "42P16", sql
+        with pytest.raises(psycopg.errors.InvalidObjectDefinition):
+            cur.execute("CREATE OR REPLACE VIEW v AS SELECT id, customer, amount FROM w")
+        with pytest.raises(psycopg.errors.WrongObjectType):
+            cur.execute("CREATE OR REPLACE VIEW orders AS SELECT 1 AS id")
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+            cur.execute("CREATE OR REPLACE MATERIALIZED VIEW m AS SELECT id FROM orders")
+        assert "another name" in str(e.value)
+        # A materialized view built on w (so on v) refuses the replacement, naming it.
+        cur.execute("CREATE MATERIALIZED VIEW m AS SELECT customer, count(*) AS n FROM w "
+                    "GROUP BY customer")
+        with pytest.raises(psycopg.errors.DependentObjectsStillExist) as e:
+            cur.execute("CREATE OR REPLACE VIEW v AS SELECT id, customer, amount, 1 AS one "
+                        "FROM orders")
+        assert "materialized view m" in str(e.value), e.value
+        cur.execute("SELECT count(*) FROM v")
+        assert cur.fetchone() == (len(want),)
+
+    broker.kill9()
+    broker.start()
+    wait_rows(broker, "SELECT * FROM w", want)
+    shown = psql(broker, "SHOW CREATE VIEW v")
+    assert "amount > 5" in shown[0][1], shown
+
+
+def test_materialized_view_state_ttl_option(broker):
+    """CREATE MATERIALIZED VIEW .. WITH (state_ttl = ..): over the session's setting, shown by
+    SHOW CREATE and DESCRIBE, bounding the view's state, and kept after kill -9."""
+    topic = unique_topic("ev")
+    create_topic(broker.bootstrap, topic, partitions=1)
+    psql(broker, "CREATE SOURCE ev (id BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - "
+                 f"INTERVAL '1' SECOND) WITH (topic = '{topic}', format = 'json')")
+    per_id = "SELECT id, count(*) AS n FROM ev GROUP BY id"
+    # The view's own option wins over the session's ('none' included).
+    assert command(broker, "SET streaming.state_ttl = '1 hour'; CREATE MATERIALIZED VIEW "
+                           f"ttl WITH (state_ttl = '5 seconds') AS {per_id}") \
+        .endswith("CREATE MATERIALIZED VIEW")
+    assert command(broker, "SET streaming.state_ttl = '1 hour'; CREATE MATERIALIZED VIEW "
+                           f"keep WITH (state_ttl = 'none') AS {per_id}") \
+        .endswith("CREATE MATERIALIZED VIEW")
+    with connect(broker) as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            cur.execute(f"CREATE MATERIALIZED VIEW bad WITH (state_ttl = 'soon') AS {per_id}")
+        with pytest.raises(psycopg.errors.SyntaxError) as e:
+            cur.execute(f"CREATE MATERIALIZED VIEW bad WITH (ttl = '5 s') AS {per_id}")
+        assert "state_ttl" in str(e.value)
+
+    def described(view):
+        return {r[0]: r[3] for r in psql(broker, f"DESCRIBE {view}")}
+
+    def state_bytes(view):
+        return int(described(view)["state bytes"].split()[0])
+
+    assert described("ttl")["state ttl"] == "5 seconds"
+    assert "WITH (state_ttl = '5 seconds') AS" in psql(broker, "SHOW CREATE ttl")[0][1]
+    # Two rows a second, each id new: without a TTL every group stays.
+    for chunk in range(4):
+        values = ", ".join(f"({i}, TIMESTAMP '2026-01-01 00:00:00' + INTERVAL '{i // 2}' SECOND)"
+                           for i in range(chunk * 500, (chunk + 1) * 500))
+        psql(broker, f"INSERT INTO ev (id, ts) VALUES {values}")
+    want = [[str(i), "1"] for i in range(2000)]
+    wait_rows(broker, "SELECT id, n FROM keep", sorted(want))
+    wait_rows(broker, "SELECT id, n FROM ttl", sorted(want))
+    import time
+    deadline = time.monotonic() + 30
+    while not (state_bytes("ttl") * 10 < state_bytes("keep")):
+        assert time.monotonic() < deadline, (state_bytes("ttl"), state_bytes("keep"))
+        time.sleep(0.2)
+    print(f"state bytes: ttl {state_bytes('ttl')}, keep {state_bytes('keep')}")
+
+    broker.kill9()
+    broker.start()
+    wait_rows(broker, "SELECT count(*) FROM ttl", [["2000"]])
+    assert described("ttl")["state ttl"] == "5 seconds"
+    assert "WITH (state_ttl = '5 seconds') AS" in psql(broker, "SHOW CREATE ttl")[0][1]

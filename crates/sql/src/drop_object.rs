@@ -32,6 +32,19 @@ pub(crate) fn object_kind(kind: &str) -> ObjectKind {
     }
 }
 
+/// Refuses a statement naming `name` as a `kind` it is not (`DROP VIEW` of a table, `ALTER
+/// SINK` of a source): 42809, as PostgreSQL.
+pub(crate) fn check_kind(name: &str, entry: &Entry, kind: ObjectKind) -> Result<(), SqlError> {
+    if object_kind(&entry.kind) == kind {
+        return Ok(());
+    }
+    Err(SqlError::WrongObjectType(format!(
+        "{name} is a {}, not a {}",
+        kind_name(&entry.kind),
+        kind.sql_name().to_lowercase()
+    )))
+}
+
 impl Engine {
     pub(crate) async fn drop_object(
         &self,
@@ -48,20 +61,7 @@ impl Engine {
             }
             return Err(SqlError::UnknownRelation(name));
         };
-        let entry_kind = match kind {
-            ObjectKind::Source => "source",
-            ObjectKind::MaterializedView => VIEW,
-            ObjectKind::Sink => SINK,
-            ObjectKind::Table => "table",
-            ObjectKind::View => PLAIN_VIEW,
-        };
-        if entry.kind != entry_kind {
-            return Err(SqlError::WrongObjectType(format!(
-                "{name} is a {}, not a {}",
-                kind_name(&entry.kind),
-                kind.sql_name().to_lowercase()
-            )));
-        }
+        check_kind(&name, &entry, kind)?;
         let dependents = self.dependents(&name);
         if !dependents.is_empty() && !cascade {
             return Err(SqlError::Invalid(format!(
@@ -93,7 +93,7 @@ impl Engine {
     }
 
     /// Every object reading `name` directly or through others, each after all that read it.
-    fn cascade_order(&self, name: &str) -> Vec<String> {
+    pub(crate) fn cascade_order(&self, name: &str) -> Vec<String> {
         let mut order: Vec<String> = Vec::new();
         let mut visit = vec![(name.to_string(), false)];
         // Depth-first, post-order: an object is listed once all its readers are.

@@ -19,6 +19,14 @@ pub enum SqlError {
     /// a view, ALTER SINK of a table).
     #[error("{0}")]
     WrongObjectType(String),
+    /// A definition that cannot be (`CREATE OR REPLACE VIEW` dropping or changing a
+    /// column, or reading itself): 42P16, or 42P17 for recursion, as PostgreSQL.
+    #[error("{message}")]
+    InvalidDefinition { message: String, recursive: bool },
+    /// Objects built on the one a statement would change (`CREATE OR REPLACE VIEW` under
+    /// a running materialized view): 2BP01, as PostgreSQL's DROP without CASCADE.
+    #[error("{0}")]
+    Dependents(String),
     #[error("{0}")]
     Plan(#[source] DataFusionError),
     #[error("catalog: {0}")]
@@ -39,6 +47,13 @@ impl SqlError {
             SqlError::Unsupported(_) => "0A000",
             SqlError::Invalid(_) => "22023",
             SqlError::WrongObjectType(_) => "42809",
+            SqlError::InvalidDefinition {
+                recursive: false, ..
+            } => "42P16",
+            SqlError::InvalidDefinition {
+                recursive: true, ..
+            } => "42P17",
+            SqlError::Dependents(_) => "2BP01",
             SqlError::Plan(e) => datafusion_sqlstate(e),
             SqlError::Format(_) => "22023",
             SqlError::Catalog(_) | SqlError::Topic { .. } => "XX000",

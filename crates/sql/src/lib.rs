@@ -12,7 +12,9 @@
 //!   what a pipeline whose plan changed since CREATE resumes with (or why it cannot).
 //! - [`views`]: views that are not materialized, named queries inlined where they are read.
 //! - [`show_create`]: `SHOW CREATE`, the stored statement; [`drop_object`]: `DROP [CASCADE]`;
-//!   [`rename`]: `ALTER .. RENAME TO`.
+//!   [`rename`]: `ALTER .. RENAME TO`; [`replace_view`]: `CREATE OR REPLACE VIEW`.
+//! - [`pg_catalog`]: what PostgreSQL clients ask besides SQL (settings, the `pg_catalog`
+//!   tables psql reads, their functions, a rewrite of client syntax).
 //! - [`engine`]: the shared engine (catalog, sources, memory pool) and each connection's
 //!   [`engine::Session`].
 //! - [`pg`]: pgwire handlers (simple and extended query protocols, text and binary results);
@@ -38,6 +40,7 @@ pub mod pipelines;
 pub mod plan;
 pub mod records;
 pub mod rename;
+pub mod replace_view;
 pub mod service;
 pub mod session;
 pub mod show_create;

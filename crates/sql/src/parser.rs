@@ -94,15 +94,22 @@ pub struct CreateSource {
     pub primary_key: Option<Vec<String>>,
 }
 
-/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name AS query [EMIT ON WINDOW CLOSE]`.
+/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name [WITH (state_ttl = '..')] AS query
+/// [EMIT ON WINDOW CLOSE]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateView {
     pub name: String,
     pub if_not_exists: bool,
+    /// `WITH (key = value, ...)`, keys lower-cased: [`VIEW_OPTIONS`].
+    pub options: BTreeMap<String, String>,
     pub query: Box<Query>,
     /// Windows emit once, when the watermark closes them (append-only output).
     pub emit_on_window_close: bool,
 }
+
+/// The options of a materialized view: its idle-state TTL ([`crate::state_ttl`]), which
+/// wins over the session's `streaming.state_ttl`.
+pub const VIEW_OPTIONS: &[&str] = &["state_ttl"];
 
 /// What a sink writes: a view's rows, or a query's.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,6 +232,13 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             }
             let if_not_exists = words(parser, &["IF", "NOT", "EXISTS"]);
             let name = object_name(parser)?;
+            let options = parse_with(parser)?;
+            if let Some(unknown) = options.keys().find(|k| !VIEW_OPTIONS.contains(&k.as_str())) {
+                return Err(ParserError::ParserError(format!(
+                    "unknown materialized view option {unknown} (known: {})",
+                    VIEW_OPTIONS.join(", ")
+                )));
+            }
             if !word(parser, "AS") {
                 return parser.expected("AS", parser.peek_token());
             }
@@ -233,6 +247,7 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             return Ok(WeirStatement::CreateView(Box::new(CreateView {
                 name,
                 if_not_exists,
+                options,
                 query,
                 emit_on_window_close,
             })));
@@ -247,18 +262,25 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
             parser.next_token();
             return parse_create_sink(parser).map(|c| WeirStatement::CreateSink(Box::new(c)));
         }
-        if !or_replace && word_at(parser, 1, "VIEW") {
-            parser.next_token();
-            parser.next_token();
-            return ddl::parse_create_view(parser)
+        if word_at(parser, kind_at, "VIEW") && (!or_replace || word_at(parser, 2, "REPLACE")) {
+            for _ in 0..=kind_at {
+                parser.next_token();
+            }
+            return ddl::parse_create_view(parser, or_replace)
                 .map(|v| WeirStatement::CreatePlainView(Box::new(v)));
         }
         for (ws, what) in [
-            (&["TABLE"][..], "CREATE OR REPLACE TABLE"),
-            (&["VIEW"][..], "CREATE OR REPLACE VIEW"),
+            (
+                &["TABLE"][..],
+                "CREATE OR REPLACE TABLE is not supported (a table's rows live in its topic: \
+                 DROP and CREATE it again, or ALTER TABLE .. RENAME TO)",
+            ),
             (
                 &["MATERIALIZED", "VIEW"][..],
-                "CREATE OR REPLACE MATERIALIZED VIEW",
+                "CREATE OR REPLACE MATERIALIZED VIEW is not supported (as in PostgreSQL and \
+                 RisingWave): a materialized view's state and topic are what its query built, \
+                 so a new query needs a new view; CREATE it under another name, move readers \
+                 to it, then DROP the old one (or ALTER MATERIALIZED VIEW .. RENAME TO)",
             ),
         ] {
             if ws
@@ -267,10 +289,7 @@ fn parse_one(parser: &mut Parser) -> Result<WeirStatement, ParserError> {
                 .all(|(i, w)| word_at(parser, kind_at + i, w))
             {
                 skip_statement(parser);
-                return Ok(WeirStatement::NotYet(format!(
-                    "{what} is not supported yet (DROP and CREATE it again, or ALTER .. \
-                     RENAME TO)"
-                )));
+                return Ok(WeirStatement::NotYet(what.to_string()));
             }
         }
     }

@@ -304,10 +304,33 @@ fn views_renames_and_truncate() {
         "CREATE VIEW big (a, b) AS SELECT x, y FROM s WHERE x > 1"
     );
     assert!(parse("CREATE VIEW v (a, a) AS SELECT 1, 2").is_err());
+    let WeirStatement::CreatePlainView(r) = one("create or replace view V AS SELECT 1 AS a") else {
+        panic!("a view")
+    };
+    assert!(r.or_replace && !r.if_not_exists);
+    // Stored as the plain CREATE VIEW it now is.
+    assert_eq!(r.to_string(), "CREATE VIEW v AS SELECT 1 AS a");
+    assert!(parse("CREATE OR REPLACE VIEW IF NOT EXISTS v AS SELECT 1").is_err());
     assert!(matches!(
-        one("CREATE OR REPLACE VIEW v AS SELECT 1"),
-        WeirStatement::NotYet(_)
+        one("CREATE OR REPLACE MATERIALIZED VIEW v AS SELECT 1"),
+        WeirStatement::NotYet(m) if m.contains("another name")
     ));
+    // A materialized view's options, kept in its stored text.
+    let WeirStatement::CreateView(m) =
+        one("CREATE MATERIALIZED VIEW m WITH (STATE_TTL = '10 seconds') AS SELECT a FROM s")
+    else {
+        panic!("a materialized view")
+    };
+    assert_eq!(
+        m.options.get("state_ttl").map(String::as_str),
+        Some("10 seconds")
+    );
+    assert_eq!(
+        m.to_string(),
+        "CREATE MATERIALIZED VIEW m WITH (state_ttl = '10 seconds') AS SELECT a FROM s"
+    );
+    assert_eq!(one(&m.to_string()), WeirStatement::CreateView(m.clone()));
+    assert!(parse("CREATE MATERIALIZED VIEW m WITH (ttl = '1 s') AS SELECT 1").is_err());
     assert_eq!(one("SHOW VIEWS"), WeirStatement::Show(ObjectKind::View));
     assert_eq!(
         one("SHOW CREATE VIEW v"),

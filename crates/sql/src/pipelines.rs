@@ -123,12 +123,14 @@ impl Pipelines {
 }
 
 impl Engine {
-    /// `ttl`: the session's idle-state TTL ([`crate::state_ttl`]), kept with the view.
+    /// `ttl`: the session's idle-state TTL ([`crate::state_ttl`]), kept with the view; the
+    /// view's own `WITH (state_ttl = ..)` wins.
     pub(crate) async fn create_view(
         self: &Arc<Self>,
         v: CreateView,
         ttl: Option<String>,
     ) -> Result<Output, SqlError> {
+        let ttl = v.options.get(crate::state_ttl::OPTION).cloned().or(ttl);
         let sql = CreateView {
             if_not_exists: false,
             ..v.clone()

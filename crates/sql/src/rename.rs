@@ -14,7 +14,6 @@
 //! - Refused: a name taken (42P07), a missing object (42P01), a kind that is not the
 //!   object's (42809).
 
-use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -24,12 +23,12 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::catalog::Entry;
-use crate::drop_object::{kind_name, object_kind};
+use crate::drop_object::check_kind;
 use crate::engine::{Engine, Output};
 use crate::error::SqlError;
 use crate::parser::{normalize, quote_ident, Rename, SinkInput, WeirStatement};
 use crate::pipelines::{view_def, SINK, VIEW};
-use crate::views::{ident, relation_name, ViewDef, PLAIN_VIEW};
+use crate::views::{ident, relation_name, CteScopes, ViewDef, PLAIN_VIEW};
 
 impl Engine {
     pub(crate) async fn rename(self: &Arc<Self>, r: Rename) -> Result<Output, SqlError> {
@@ -40,13 +39,7 @@ impl Engine {
             .catalog
             .get(&old)
             .ok_or_else(|| SqlError::UnknownRelation(old.clone()))?;
-        if object_kind(&entry.kind) != r.kind {
-            return Err(SqlError::WrongObjectType(format!(
-                "{old} is a {}, not a {}",
-                kind_name(&entry.kind),
-                r.kind.sql_name().to_lowercase()
-            )));
-        }
+        check_kind(&old, &entry, r.kind)?;
         if new == old {
             return Ok(Output::Command(tag));
         }
@@ -55,7 +48,8 @@ impl Engine {
         }
         // (1) Every new definition, checked before anything is written.
         let mut renamed = entry.clone();
-        renamed.sql = rewrite_sql(&entry.sql, &old, &new, true)?;
+        let definition = rewrite_statement(&entry.sql, &old, &new, true)?;
+        renamed.sql = statement_sql(&definition)?;
         if entry.kind == VIEW && !renamed.options.contains_key("topic") {
             renamed.options.insert("topic".into(), old.clone());
         }
@@ -65,7 +59,7 @@ impl Engine {
             if name == old || !e.depends_on.contains(&old) {
                 continue;
             }
-            e.sql = rewrite_sql(&e.sql, &old, &new, false)?;
+            e.sql = statement_sql(&rewrite_statement(&e.sql, &old, &new, false)?)?;
             for d in &mut e.depends_on {
                 if *d == old {
                     d.clone_from(&new);
@@ -77,7 +71,8 @@ impl Engine {
         // (2) On disk, in one batch.
         self.catalog.apply(changes).await?;
         // (3) In memory: the definitions statements plan with.
-        self.rename_in_memory(&old, &new, &renamed).await?;
+        self.rename_in_memory(&old, &new, &renamed, definition)
+            .await?;
         for (name, e) in &readers {
             if e.kind == PLAIN_VIEW {
                 let def = ViewDef::restore(name, e)?;
@@ -88,7 +83,15 @@ impl Engine {
         Ok(Output::Command(tag))
     }
 
-    async fn rename_in_memory(&self, old: &str, new: &str, entry: &Entry) -> Result<(), SqlError> {
+    /// The renamed object in memory; `definition` is its renamed statement (`entry.sql`
+    /// parsed), so a source is defined again without parsing its SQL twice.
+    async fn rename_in_memory(
+        &self,
+        old: &str,
+        new: &str,
+        entry: &Entry,
+        definition: WeirStatement,
+    ) -> Result<(), SqlError> {
         match entry.kind.as_str() {
             PLAIN_VIEW => {
                 self.views_mut().remove(old);
@@ -107,9 +110,7 @@ impl Engine {
             }
             _ => {
                 self.sources_mut().remove(old);
-                let Some(WeirStatement::CreateSource(create)) =
-                    crate::parser::parse(&entry.sql)?.pop()
-                else {
+                let WeirStatement::CreateSource(create) = definition else {
                     return Err(SqlError::Invalid(format!(
                         "not a CREATE SOURCE or TABLE: {}",
                         entry.sql
@@ -126,37 +127,39 @@ impl Engine {
 
 /// `sql` (a stored CREATE) with `old` renamed to `new`: the object's own name when `own`,
 /// else every read of `old` in its query (and a sink's `FROM old`).
-fn rewrite_sql(sql: &str, old: &str, new: &str, own: bool) -> Result<String, SqlError> {
-    let statement = crate::parser::parse(sql)?
+fn rewrite_statement(
+    sql: &str,
+    old: &str,
+    new: &str,
+    own: bool,
+) -> Result<WeirStatement, SqlError> {
+    let mut statement = crate::parser::parse(sql)?
         .pop()
         .ok_or_else(|| SqlError::Invalid(format!("an empty definition: {sql}")))?;
-    Ok(match statement {
-        WeirStatement::CreateSource(mut c) => {
+    match &mut statement {
+        WeirStatement::CreateSource(c) => {
             if own {
                 c.options
                     .entry("dead_letter".into())
                     .or_insert_with(|| format!("{old}.dlq"));
                 c.name = new.to_string();
             }
-            c.to_string()
         }
-        WeirStatement::CreateView(mut v) => {
+        WeirStatement::CreateView(v) => {
             if own {
                 v.name = new.to_string();
             } else {
                 rename_reads(&mut v.query, old, new)?;
             }
-            v.to_string()
         }
-        WeirStatement::CreatePlainView(mut v) => {
+        WeirStatement::CreatePlainView(v) => {
             if own {
                 v.name = new.to_string();
             } else {
                 rename_reads(&mut v.query, old, new)?;
             }
-            v.to_string()
         }
-        WeirStatement::CreateSink(mut k) => {
+        WeirStatement::CreateSink(k) => {
             if own {
                 k.name = new.to_string();
             } else {
@@ -166,10 +169,26 @@ fn rewrite_sql(sql: &str, old: &str, new: &str, own: bool) -> Result<String, Sql
                     SinkInput::Query(q) => rename_reads(q, old, new)?,
                 }
             }
-            k.to_string()
         }
         _ => return Err(SqlError::Invalid(format!("not a definition: {sql}"))),
+    }
+    Ok(statement)
+}
+
+/// The SQL the catalog stores for a definition.
+fn statement_sql(statement: &WeirStatement) -> Result<String, SqlError> {
+    Ok(match statement {
+        WeirStatement::CreateSource(c) => c.to_string(),
+        WeirStatement::CreateView(v) => v.to_string(),
+        WeirStatement::CreatePlainView(v) => v.to_string(),
+        WeirStatement::CreateSink(k) => k.to_string(),
+        other => return Err(SqlError::Invalid(format!("not a definition: {other:?}"))),
     })
+}
+
+#[cfg(test)]
+fn rewrite_sql(sql: &str, old: &str, new: &str, own: bool) -> Result<String, SqlError> {
+    statement_sql(&rewrite_statement(sql, old, new, own)?)
 }
 
 /// Every `FROM old [AS a]` of `query` read as `FROM new AS old` (or `AS a`), and the
@@ -178,7 +197,7 @@ pub(crate) fn rename_reads(query: &mut Query, old: &str, new: &str) -> Result<()
     let mut renamer = Renamer {
         old,
         new,
-        ctes: HashSet::new(),
+        ctes: CteScopes::default(),
     };
     match query.visit(&mut renamer) {
         ControlFlow::Break(e) => Err(e),
@@ -189,8 +208,8 @@ pub(crate) fn rename_reads(query: &mut Query, old: &str, new: &str) -> Result<()
 struct Renamer<'a> {
     old: &'a str,
     new: &'a str,
-    /// WITH queries of the statement: a CTE named `old` is not the object.
-    ctes: HashSet<String>,
+    /// WITH queries in scope: inside them a CTE named `old` is not the object.
+    ctes: CteScopes,
 }
 
 impl Renamer<'_> {
@@ -208,16 +227,17 @@ impl VisitorMut for Renamer<'_> {
     type Break = SqlError;
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
-        if let Some(with) = &query.with {
-            for cte in &with.cte_tables {
-                self.ctes.insert(normalize(&cte.alias.name));
-            }
-        }
+        self.ctes.enter(query);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<SqlError> {
+        self.ctes.leave();
         ControlFlow::Continue(())
     }
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<SqlError> {
-        if self.ctes.contains(self.old) {
+        if self.ctes.hides(self.old) {
             return ControlFlow::Continue(());
         }
         let TableFactor::Table {
@@ -312,6 +332,29 @@ mod tests {
         assert_eq!(
             renamed("WITH orders AS (SELECT 1) SELECT * FROM orders"),
             "WITH orders AS (SELECT 1) SELECT * FROM orders"
+        );
+    }
+
+    /// A CTE hides the object only inside the query that defines it: a later branch, or the
+    /// outer query of a subquery with such a CTE, still reads the object (regression: the
+    /// CTE names were kept for the rest of the statement).
+    #[test]
+    fn a_cte_of_the_old_name_hides_it_only_in_its_own_query() {
+        assert_eq!(
+            renamed(
+                "SELECT id FROM (WITH orders AS (SELECT 1 AS id) SELECT id FROM orders) AS a \
+                 UNION ALL SELECT id FROM orders"
+            ),
+            "SELECT id FROM (WITH orders AS (SELECT 1 AS id) SELECT id FROM orders) AS a \
+             UNION ALL SELECT id FROM purchases AS orders"
+        );
+        assert_eq!(
+            renamed(
+                "SELECT * FROM t WHERE id IN (WITH orders AS (SELECT 2 AS id) SELECT id FROM \
+                 orders) AND id IN (SELECT id FROM orders)"
+            ),
+            "SELECT * FROM t WHERE id IN (WITH orders AS (SELECT 2 AS id) SELECT id FROM \
+             orders) AND id IN (SELECT id FROM purchases AS orders)"
         );
     }
 

@@ -8,7 +8,7 @@
 //! readers), and a materialized view or sink over it runs the inlined query as its own.
 //! At start each is restored from its stored SQL and columns without planning.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock};
 
@@ -88,6 +88,7 @@ impl ViewDef {
         CreatePlainView {
             name: self.name.clone(),
             if_not_exists: false,
+            or_replace: false,
             columns: self.declared.clone(),
             query: Box::new(self.query.clone()),
         }
@@ -171,7 +172,7 @@ pub fn inline(
     }
     let mut inliner = Inliner {
         views,
-        ctes: HashSet::new(),
+        ctes: CteScopes::default(),
         used: BTreeSet::new(),
         depth: 0,
     };
@@ -183,10 +184,38 @@ pub fn inline(
 
 struct Inliner<'a> {
     views: &'a BTreeMap<String, Arc<ViewDef>>,
-    /// Names of WITH queries in the statement: a CTE of a view's name hides the view.
-    ctes: HashSet<String>,
+    /// WITH queries in scope: a CTE of a view's name hides the view inside its query.
+    ctes: CteScopes,
     used: BTreeSet<String>,
     depth: usize,
+}
+
+/// The names of WITH queries in scope while a visitor walks a statement: a query's CTEs
+/// hide relations of their names inside that query (its body and nested queries) only,
+/// not in a later UNION branch or in the query around it.
+#[derive(Debug, Default)]
+pub(crate) struct CteScopes(Vec<Vec<String>>);
+
+impl CteScopes {
+    /// Entering `query`: its CTEs come into scope (an empty scope when it has none, so each
+    /// `leave` closes the scope its `enter` opened).
+    pub(crate) fn enter(&mut self, query: &Query) {
+        let names = query
+            .with
+            .iter()
+            .flat_map(|w| &w.cte_tables)
+            .map(|cte| normalize(&cte.alias.name))
+            .collect();
+        self.0.push(names);
+    }
+
+    pub(crate) fn leave(&mut self) {
+        self.0.pop();
+    }
+
+    pub(crate) fn hides(&self, name: &str) -> bool {
+        self.0.iter().flatten().any(|n| n == name)
+    }
 }
 
 /// The view name `name` refers to: unqualified or in the `public` schema (one namespace).
@@ -217,11 +246,12 @@ impl VisitorMut for Inliner<'_> {
     type Break = SqlError;
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
-        if let Some(with) = &query.with {
-            for cte in &with.cte_tables {
-                self.ctes.insert(normalize(&cte.alias.name));
-            }
-        }
+        self.ctes.enter(query);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<SqlError> {
+        self.ctes.leave();
         ControlFlow::Continue(())
     }
 
@@ -237,7 +267,7 @@ impl VisitorMut for Inliner<'_> {
         };
         let views = self.views;
         let Some(view) = relation_name(name)
-            .filter(|n| !self.ctes.contains(n))
+            .filter(|n| !self.ctes.hides(n))
             .and_then(|n| views.get(&n))
         else {
             return ControlFlow::Continue(());
@@ -251,7 +281,7 @@ impl VisitorMut for Inliner<'_> {
         let mut query = view.query.clone();
         let mut inner = Inliner {
             views: self.views,
-            ctes: HashSet::new(),
+            ctes: CteScopes::default(),
             used: BTreeSet::new(),
             depth: self.depth + 1,
         };
@@ -334,7 +364,10 @@ impl Engine {
     ) -> Result<Output, SqlError> {
         const TAG: &str = "CREATE VIEW";
         let _change = self.catalog.begin_change().await;
-        if self.catalog.get(&v.name).is_some() {
+        if let Some(existing) = self.catalog.get(&v.name) {
+            if v.or_replace {
+                return self.replace_plain_view(v, existing).await;
+            }
             if v.if_not_exists {
                 return Ok(Output::Command(TAG.into()));
             }
@@ -349,6 +382,26 @@ impl Engine {
         };
         let mut views = self.views_read().clone();
         views.insert(def.name.clone(), Arc::new(def.clone()));
+        let depends_on = self.plan_view(&mut def, &views).await?;
+        let sql = def.create_sql();
+        let mut entry =
+            self.catalog
+                .new_entry(PLAIN_VIEW, sql, def.column_infos(), BTreeMap::new());
+        entry.depends_on = depends_on;
+        def.id = entry.id;
+        self.catalog.put(&def.name, entry).await?;
+        tracing::info!(name = %def.name, "view created");
+        self.views_mut().insert(def.name.clone(), Arc::new(def));
+        Ok(Output::Command(TAG.into()))
+    }
+
+    /// Plans `def` as a reference to it would plan with `views` (every error raised now):
+    /// sets its columns and returns what it reads (directly or through other views).
+    pub(crate) async fn plan_view(
+        self: &Arc<Self>,
+        def: &mut ViewDef,
+        views: &BTreeMap<String, Arc<ViewDef>>,
+    ) -> Result<Vec<String>, SqlError> {
         let mut probe = Statement::Query(Box::new(
             crate::parser::parse_query(&format!(
                 "SELECT * FROM {}",
@@ -356,7 +409,7 @@ impl Engine {
             ))
             .map_err(SqlError::from)?,
         ));
-        let used = prepare(&mut probe, &views, false)?;
+        let used = prepare(&mut probe, views, false)?;
         let session = self.session();
         let plan = session
             .df_state()
@@ -367,16 +420,7 @@ impl Engine {
         def.schema = Arc::new(plan.schema().as_arrow().clone());
         let mut depends_on: BTreeSet<String> = scanned(&plan, self);
         depends_on.extend(used.into_iter().filter(|u| *u != def.name));
-        let sql = def.create_sql();
-        let mut entry =
-            self.catalog
-                .new_entry(PLAIN_VIEW, sql, def.column_infos(), BTreeMap::new());
-        entry.depends_on = depends_on.into_iter().collect();
-        def.id = entry.id;
-        self.catalog.put(&def.name, entry).await?;
-        tracing::info!(name = %def.name, "view created");
-        self.views_mut().insert(def.name.clone(), Arc::new(def));
-        Ok(Output::Command(TAG.into()))
+        Ok(depends_on.into_iter().collect())
     }
 
     /// `SHOW VIEWS`: each view's name and query.
@@ -399,5 +443,38 @@ impl Engine {
         }
         info.push(("definition".to_string(), view.create_sql()));
         info
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CTE of a view's name hides the view only inside its own query (regression: its
+    /// name was kept for the rest of the statement, so a later branch was not inlined).
+    #[test]
+    fn a_cte_hides_a_view_only_in_its_own_query() {
+        let def = ViewDef {
+            id: 1,
+            name: "v".into(),
+            declared: Vec::new(),
+            query: crate::parser::parse_query("SELECT 1 AS x").expect("query"),
+            schema: Arc::new(Schema::empty()),
+        };
+        let views = BTreeMap::from([("v".to_string(), Arc::new(def))]);
+        let mut statement = Statement::Query(Box::new(
+            crate::parser::parse_query(
+                "SELECT x FROM (WITH v AS (SELECT 2 AS x) SELECT x FROM v) AS a \
+                 UNION ALL SELECT x FROM v",
+            )
+            .expect("query"),
+        ));
+        let used = inline(&mut statement, &views).expect("inline");
+        assert_eq!(used, BTreeSet::from(["v".to_string()]));
+        assert_eq!(
+            statement.to_string(),
+            "SELECT x FROM (WITH v AS (SELECT 2 AS x) SELECT x FROM v) AS a \
+             UNION ALL SELECT x FROM (SELECT 1 AS x) AS v"
+        );
     }
 }

@@ -9,12 +9,15 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::{normalize, object_name, quote_ident, word, word_at, words, ObjectKind, WeirStatement};
 
-/// `CREATE VIEW [IF NOT EXISTS] name [(col, ...)] AS query`: stored, and inlined as a
-/// subquery wherever a statement reads `name`.
+/// `CREATE [OR REPLACE] VIEW [IF NOT EXISTS] name [(col, ...)] AS query`: stored, and
+/// inlined as a subquery wherever a statement reads `name`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatePlainView {
     pub name: String,
     pub if_not_exists: bool,
+    /// `OR REPLACE`: a view of this name is replaced (its columns kept, new ones added at
+    /// the end). Not stored: the catalog keeps the plain `CREATE VIEW`.
+    pub or_replace: bool,
     /// The column names given after the view's name (empty: the query's own names).
     pub columns: Vec<String>,
     pub query: Box<Query>,
@@ -28,8 +31,16 @@ pub struct Rename {
     pub new_name: String,
 }
 
-pub(super) fn parse_create_view(parser: &mut Parser) -> Result<CreatePlainView, ParserError> {
+pub(super) fn parse_create_view(
+    parser: &mut Parser,
+    or_replace: bool,
+) -> Result<CreatePlainView, ParserError> {
     let if_not_exists = words(parser, &["IF", "NOT", "EXISTS"]);
+    if or_replace && if_not_exists {
+        return Err(ParserError::ParserError(
+            "CREATE OR REPLACE VIEW takes no IF NOT EXISTS".to_string(),
+        ));
+    }
     let name = object_name(parser)?;
     let mut columns = Vec::new();
     if parser.consume_token(&Token::LParen) {
@@ -54,6 +65,7 @@ pub(super) fn parse_create_view(parser: &mut Parser) -> Result<CreatePlainView, 
     Ok(CreatePlainView {
         name,
         if_not_exists,
+        or_replace,
         columns,
         query,
     })

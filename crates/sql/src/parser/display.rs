@@ -61,10 +61,11 @@ impl fmt::Display for CreateSource {
 /// The view as the catalog stores it.
 impl fmt::Display for CreateView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CREATE MATERIALIZED VIEW {}", quote_ident(&self.name))?;
+        write_options(f, &self.options)?;
         write!(
             f,
-            "CREATE MATERIALIZED VIEW {} AS {}{}",
-            quote_ident(&self.name),
+            " AS {}{}",
             self.query,
             if self.emit_on_window_close {
                 " EMIT ON WINDOW CLOSE"
@@ -80,16 +81,7 @@ impl fmt::Display for CreateSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CREATE SINK {}", quote_ident(&self.name))?;
         // Options before the query, where no table can take them for hints.
-        if !self.options.is_empty() {
-            f.write_str(" WITH (")?;
-            for (i, (k, v)) in self.options.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{k} = '{}'", v.replace('\'', "''"))?;
-            }
-            f.write_str(")")?;
-        }
+        write_options(f, &self.options)?;
         match &self.input {
             SinkInput::From(v) => write!(f, " FROM {}", quote_ident(v))?,
             SinkInput::Query(q) => write!(f, " AS {q}")?,
@@ -99,6 +91,24 @@ impl fmt::Display for CreateSink {
         }
         Ok(())
     }
+}
+
+/// ` WITH (k = 'v', ...)`, nothing when there are no options.
+fn write_options(
+    f: &mut fmt::Formatter<'_>,
+    options: &std::collections::BTreeMap<String, String>,
+) -> fmt::Result {
+    if options.is_empty() {
+        return Ok(());
+    }
+    f.write_str(" WITH (")?;
+    for (i, (k, v)) in options.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{k} = '{}'", v.replace('\'', "''"))?;
+    }
+    f.write_str(")")
 }
 
 /// Quotes an identifier unless it is a plain lower-case name.

@@ -124,6 +124,7 @@ impl Engine {
         let (mut planned, sink, view) = self.plan_sql(name, sql).await?;
         let option = match crate::parser::parse(sql)?.pop() {
             Some(WeirStatement::CreateSink(k)) => k.options.get(crate::state_ttl::OPTION).cloned(),
+            Some(WeirStatement::CreateView(v)) => v.options.get(crate::state_ttl::OPTION).cloned(),
             _ => None,
         };
         if let Some(ms) = option

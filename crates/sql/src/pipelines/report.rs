@@ -82,6 +82,9 @@ impl Engine {
             if let Some(reset) = e.state_reset {
                 info.push(("state reset".to_string(), reset));
             }
+            if let Some(ttl) = e.options.get(crate::state_ttl::OPTION) {
+                info.push(("state ttl".to_string(), ttl.clone()));
+            }
             info.push(("definition".to_string(), e.sql));
         }
         Some(info)
