@@ -110,15 +110,20 @@ fn a_broker_beyond_the_voters_learns_the_log_from_every_leader_and_can_be_unregi
     );
     assert_eq!(c.node(4).metrics().borrow().state, ServerState::Learner);
 
-    // It restarts from its own directory (still a learner) and registers anew.
+    // It restarts from its own directory (still a learner) and registers anew. The old
+    // incarnation's registration stays unfenced until its session lapses (the new one is
+    // refused as a duplicate meanwhile): wait for the new registration's epoch.
+    let before = c.node(voter).image().broker(4).map(|b| b.epoch);
     c.kill(4);
     c.start(4);
     c.wait_all(
-        "broker 4 unfenced again, with the topics",
+        "broker 4 registered anew and unfenced, with the topics",
         Duration::from_secs(30),
         |n| {
             let image = n.image();
-            image.broker(4).is_some_and(|b| !b.fenced)
+            image
+                .broker(4)
+                .is_some_and(|b| !b.fenced && Some(b.epoch) > before)
                 && image.topic_by_name("after-failover").is_some()
         },
     );
@@ -160,7 +165,12 @@ fn a_broker_beyond_the_voters_learns_the_log_from_every_leader_and_can_be_unregi
     );
     // Its heartbeats are refused and it stays out (several heartbeat intervals).
     std::thread::sleep(Duration::from_millis(1_000));
-    assert!(c.node(voter).image().broker(4).is_none());
+    assert!(
+        c.node(voter).image().broker(4).is_none(),
+        "{:?} learners {:?}",
+        c.node(voter).image().broker(4),
+        membership(&c, voter)
+    );
     assert_eq!(
         c.block_on(4, async { c.node(4).broker_state().borrow().epoch }),
         None

@@ -98,7 +98,20 @@ impl Cluster {
             snapshots: self.snapshots,
         };
         let dir = self.dir(id);
-        let node = rt.block_on(Node::start(config, &dir)).expect("start");
+        // A killed node's runtime drops its sockets in the background: a restart on the
+        // same internal port may find it still bound for a moment.
+        let mut tries = 0;
+        let node = loop {
+            match rt.block_on(Node::start(config.clone(), &dir)) {
+                Err(crate::ControllerError::Io { source, .. })
+                    if tries < 50 && source.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                started => break started.expect("start"),
+            }
+        };
         self.nodes.insert(id, TestNode { rt, node });
     }
 
