@@ -198,16 +198,6 @@ impl GroupRouter {
         }
     }
 
-    pub async fn txn_commit(
-        &self,
-        req: weir_coordinator::TxnCommitRequest,
-    ) -> Vec<(TopicPartition, ErrorCode)> {
-        match self.shard(&req.group_id) {
-            Ok(g) => g.txn_commit(req).await,
-            Err(code) => req.offsets.into_iter().map(|(tp, _)| (tp, code)).collect(),
-        }
-    }
-
     /// Settles a decided transaction's pending commits in `group`; NotCoordinator when the
     /// group's shard is not here (cluster mode).
     pub async fn settle_txn(

@@ -563,8 +563,11 @@ impl Groups {
             .await
     }
 
-    /// TxnOffsetCommit; returns per-partition codes once the pending commits are durable.
-    pub async fn txn_commit(
+    /// TxnOffsetCommit without its verification (the handlers use
+    /// [`Groups::txn_commit_verified`]); returns per-partition codes once the pending commits
+    /// are durable.
+    #[cfg(test)]
+    pub(crate) async fn txn_commit(
         &self,
         req: weir_coordinator::TxnCommitRequest,
     ) -> Vec<(TopicPartition, ErrorCode)> {

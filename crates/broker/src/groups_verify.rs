@@ -31,7 +31,7 @@ impl Groups {
         self.guards().clear(producer_id);
     }
 
-    /// TxnOffsetCommit verified under `guard`: written as [`Groups::txn_commit`] if no
+    /// TxnOffsetCommit verified under `guard`: its pending offsets are written if no
     /// settlement of the producer passed since the verification began, else every partition
     /// answers INVALID_TXN_STATE (the transaction was decided meanwhile).
     pub async fn txn_commit_verified(

@@ -124,28 +124,27 @@ fn pg_get_viewdef(sources: Sources, views: Views) -> ScalarUDF {
                     .find(|r| r.oid == oid)
                     .and_then(|r| r.definition.clone())
             };
-            let rows = args
-                .iter()
-                .find_map(|a| match a {
-                    ColumnarValue::Array(a) => Some(a.len()),
-                    _ => None,
-                })
-                .unwrap_or(1);
-            let Some(first) = args.first() else {
+            let Some(oids) = first_as_oids(args)? else {
                 return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
             };
-            let oids = datafusion::arrow::compute::cast(&first.to_array(rows)?, &DataType::Int64)?;
-            use datafusion::arrow::array::AsArray;
-            use datafusion::arrow::datatypes::Int64Type;
-            let out: StringArray = oids
-                .as_primitive::<Int64Type>()
-                .iter()
-                .map(lookup)
-                .collect();
+            let out: StringArray = oids.iter().map(lookup).collect();
             Ok(ColumnarValue::Array(Arc::new(out)))
         }),
     );
     ScalarUDF::from(udf)
+}
+
+/// The first argument of a catalog function taking an OID, as Int64 values, one per row
+/// (`None` without arguments).
+fn first_as_oids(args: &[ColumnarValue]) -> datafusion::error::Result<Option<Int64Array>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let Some(first) = arrays.first() else {
+        return Ok(None);
+    };
+    let oids = datafusion::arrow::compute::cast(first, &DataType::Int64)?;
+    Ok(Some(oids.as_primitive::<Int64Type>().clone()))
 }
 
 /// `format_type(type_oid, typmod)`: the type's SQL name.
@@ -155,29 +154,9 @@ fn format_type() -> ScalarUDF {
         Signature::variadic_any(Volatility::Immutable),
         DataType::Utf8,
         Arc::new(|args: &[ColumnarValue]| {
-            let rows = args
-                .iter()
-                .find_map(|a| match a {
-                    ColumnarValue::Array(a) => Some(a.len()),
-                    _ => None,
-                })
-                .unwrap_or(1);
-            let oids = args
-                .first()
-                .map(|a| a.to_array(rows))
-                .transpose()?
-                .map(|a| datafusion::arrow::compute::cast(&a, &DataType::Int64))
-                .transpose()?;
-            let names: StringArray = match oids {
-                None => StringArray::from(vec![None::<&str>; rows]),
-                Some(oids) => {
-                    use datafusion::arrow::array::AsArray;
-                    use datafusion::arrow::datatypes::Int64Type;
-                    oids.as_primitive::<Int64Type>()
-                        .iter()
-                        .map(|o| o.and_then(type_name))
-                        .collect()
-                }
+            let names: StringArray = match first_as_oids(args)? {
+                None => StringArray::from(vec![None::<&str>]),
+                Some(oids) => oids.iter().map(|o| o.and_then(type_name)).collect(),
             };
             Ok(ColumnarValue::Array(Arc::new(names)))
         }),
