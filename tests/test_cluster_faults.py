@@ -328,4 +328,6 @@ def test_cluster_survives_seeded_faults_with_clients_running(chaos_cluster, tmp_
     errors = [e for w in workers for e in w.errors]
     assert not errors, f"WEIR_CLUSTER_SEED={SEED}: {errors}"
     assert not rep.violations, f"WEIR_CLUSTER_SEED={SEED}:\n{rep.summary()}"
+    assert rep.counts["replica directories removed as strays"] == 0, \
+        f"WEIR_CLUSTER_SEED={SEED}: a broker deleted replica data it held\n{rep.summary()}"
     assert sum(w.acked for w in writers) > 0 and sum(m.seen for m in members) > 0
