@@ -166,7 +166,22 @@ impl ImageCell {
         self.lease_status().is_none_or(LeaseStatus::holds)
     }
 
-    /// Waits, `bound` at most, until [`ImageCell::serving`]; whether it does.
+    /// This broker is stopping (SIGTERM: its controlled shutdown began). Once the controller
+    /// fenced it at the end of that shutdown its lease never comes back, so a request held
+    /// for the lease is answered at once (as a non-leader: clients follow the new leaders)
+    /// instead of after the whole wait, which held both the client and the broker's exit.
+    pub fn begin_stopping(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.lease_renewed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits, `bound` at most, until [`ImageCell::serving`]; whether it does. Not at all
+    /// once the broker is stopping ([`ImageCell::begin_stopping`]).
     pub async fn serving_within(&self, bound: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + bound;
         let mut renewed = self.lease_renewed.subscribe();
@@ -174,6 +189,9 @@ impl ImageCell {
         loop {
             if self.serving() {
                 return true;
+            }
+            if self.is_stopping() {
+                return false;
             }
             tokio::select! {
                 _ = renewed.changed() => {}
@@ -310,5 +328,31 @@ mod tests {
         lease.renew(ack(t0, false, 5));
         lease.revoke();
         assert_eq!(lease.status(t0, 5), LeaseStatus::NotGranted);
+    }
+
+    #[tokio::test]
+    async fn a_stopping_broker_answers_held_requests_at_once() {
+        let cell = std::sync::Arc::new(ImageCell::default());
+        cell.install_lease(SESSION);
+        cell.set(3, std::sync::Arc::default());
+        cell.renew_lease(ack(Instant::now(), false, 3));
+        assert!(
+            cell.serving(),
+            "held while the controlled shutdown moves leaderships"
+        );
+        // A request already waiting when the controller fences the stopping broker.
+        cell.renew_lease(ack(Instant::now(), true, 3));
+        let waiter = tokio::spawn({
+            let cell = cell.clone();
+            async move { cell.serving_within(Duration::from_secs(30)).await }
+        });
+        tokio::task::yield_now().await;
+        cell.begin_stopping();
+        let answered = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert!(!answered.expect("woken by the stop").expect("waiter"));
+        // And a new one does not wait at all.
+        let t = std::time::Instant::now();
+        assert!(!cell.serving_within(Duration::from_secs(30)).await);
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 }

@@ -79,6 +79,9 @@ pub struct ImageCell {
     /// Bumped at every answered heartbeat: requests held for the lease wake on it (and on
     /// `published`, since a grant may wait for an image).
     pub(super) lease_renewed: tokio::sync::watch::Sender<u64>,
+    /// Set when this broker begins to stop (controlled shutdown): requests no longer wait
+    /// for a lease that will not come back (`cluster/lease.rs`).
+    pub(super) stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Default for ImageCell {
@@ -89,6 +92,7 @@ impl Default for ImageCell {
             caught_up: tokio::sync::watch::Sender::new(false),
             lease: std::sync::OnceLock::new(),
             lease_renewed: tokio::sync::watch::Sender::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

@@ -81,7 +81,7 @@ pub(super) async fn wait_for_catch_up(state: &State, req: &Request) {
     if held && !state.image.serving() && !state.image.serving_within(LEASE_WAIT).await {
         tracing::debug!(
             lease = ?state.image.lease_status(),
-            "no lease after {LEASE_WAIT:?}: refusing as a non-leader"
+            "no lease (stopping, or none within {LEASE_WAIT:?}): refusing as a non-leader"
         );
     }
 }

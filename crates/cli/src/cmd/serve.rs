@@ -318,6 +318,9 @@ const CONTROLLED_SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from
 async fn controlled_shutdown(node: &weir_controller::Node, state: &weir_broker::state::State) {
     use weir_controller::ControlledShutdown as C;
     let started = std::time::Instant::now();
+    // From here a request held for the lease is answered as soon as the controller fences
+    // this broker (the end of the shutdown), not after the lease wait.
+    state.image.begin_stopping();
     let outcome = node.controlled_shutdown(CONTROLLED_SHUTDOWN_BOUND).await;
     // The records are applied on the node; the broker follows them (replicas become
     // followers, waiting produces fail over) before the listeners close.
