@@ -5,6 +5,7 @@ mod acls;
 mod configs;
 mod groups;
 mod partitions;
+mod retry;
 mod txns;
 mod users;
 
@@ -41,13 +42,12 @@ use crate::connection::{Connection, DEFAULT_REQUEST_TIMEOUT};
 use crate::error::{codes, error_name, ClientError};
 use crate::records::{decode_batches, encode_batch, ConsumerRecord, ProducerRecord};
 use crate::security::ClientSecurity;
+use retry::{leader_moved, Retry};
 
 /// `resource_type` of a topic in DescribeConfigs and IncrementalAlterConfigs.
 pub const RESOURCE_TOPIC: i8 = 2;
 /// `resource_type` of a broker ("" for the cluster-wide default).
 pub const RESOURCE_BROKER: i8 = 4;
-/// How often a request for a partition is retried after the leader moved.
-const LEADER_RETRIES: u32 = 3;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_owned()))
@@ -537,17 +537,10 @@ impl Client {
         partition: i32,
         spec: OffsetSpec,
     ) -> Result<ListedOffset, ClientError> {
-        let mut attempt = 0;
-        loop {
-            match self.list_offsets_once(topic, partition, spec).await {
-                Err(e) if attempt < LEADER_RETRIES && leader_moved(&e) => {
-                    attempt += 1;
-                    self.forget_leader(topic, partition);
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        self.retrying(Retry::Leader { topic, partition }, async |c| {
+            c.list_offsets_once(topic, partition, spec).await
+        })
+        .await
     }
 
     async fn list_offsets_once(
@@ -593,20 +586,10 @@ impl Client {
         compression: Compression,
     ) -> Result<i64, ClientError> {
         let batch = encode_batch(records, compression)?;
-        let mut attempt = 0;
-        loop {
-            match self
-                .produce_once(topic, partition, batch.clone(), acks)
-                .await
-            {
-                Err(e) if attempt < LEADER_RETRIES && leader_moved(&e) => {
-                    attempt += 1;
-                    self.forget_leader(topic, partition);
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        self.retrying(Retry::Leader { topic, partition }, async |c| {
+            c.produce_once(topic, partition, batch.clone(), acks).await
+        })
+        .await
     }
 
     async fn produce_once(
@@ -672,23 +655,17 @@ impl Client {
             partition,
             offset,
         };
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .fetch_many(std::slice::from_ref(&position), max_wait_ms, max_bytes)
+        // fetch_many already forgot a moved leader; the partition's own error is retried, a
+        // failed request is not.
+        self.retrying_inner(Retry::Leader { topic, partition }, async |c| {
+            c.fetch_many(std::slice::from_ref(&position), max_wait_ms, max_bytes)
                 .await?
                 .into_iter()
                 .next()
                 .map(|p| p.result)
-                .ok_or_else(|| unknown_partition(ApiKey::Fetch, topic, Some(partition)))?;
-            match result {
-                Err(e) if attempt < LEADER_RETRIES && leader_moved(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+                .ok_or_else(|| unknown_partition(ApiKey::Fetch, topic, Some(partition)))
+        })
+        .await?
     }
 
     /// Fetches several partitions, one Fetch request per leader. `max_bytes` bounds each
@@ -902,24 +879,6 @@ fn cluster_metadata(resp: MetadataResponse) -> ClusterMetadata {
             })
             .collect(),
     }
-}
-
-/// Whether `e` means the partition's leader is elsewhere or being elected, which a metadata
-/// refresh and a retry can fix.
-fn leader_moved(e: &ClientError) -> bool {
-    matches!(
-        e.code(),
-        Some(
-            codes::NOT_LEADER_OR_FOLLOWER
-                | codes::LEADER_NOT_AVAILABLE
-                | codes::FENCED_LEADER_EPOCH
-                | codes::UNKNOWN_LEADER_EPOCH
-        )
-    )
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100 * u64::from(attempt))
 }
 
 fn unknown_partition(api: ApiKey, topic: &str, partition: Option<i32>) -> ClientError {
