@@ -297,7 +297,7 @@ pub async fn txn_offset_commit(
                         txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
                     o.partition_index = p.partition_index;
                     o.error_code = refused_code(&t.name.0).unwrap_or_else(|| {
-                        super::groups::code_for(&codes, &t.name.0, p.partition_index)
+                        super::group_offsets::code_for(&codes, &t.name.0, p.partition_index)
                     });
                     o
                 })
