@@ -52,15 +52,8 @@ fn still_leading(inner: &NodeInner, term: u64) -> bool {
 
 /// Commits `records` as one entry; the index it was applied at.
 async fn commit(inner: &NodeInner, records: Vec<MetadataRecord>) -> Result<u64, RemoteFailure> {
-    match inner.raft.client_write(records).await {
-        Ok(resp) => Ok(resp.log_id.index),
-        Err(e) => Err(match e.forward_to_leader() {
-            Some(f) => RemoteFailure::NotController {
-                leader_hint: f.leader_id,
-            },
-            None => RemoteFailure::Unavailable(e.to_string()),
-        }),
-    }
+    let resp = inner.raft.client_write(records).await?;
+    Ok(resp.log_id.index)
 }
 
 /// Confirms with a quorum (one round of raft heartbeats) that this node still leads (and
@@ -71,12 +64,7 @@ async fn confirm_leadership(inner: &NodeInner) -> Result<(), RemoteFailure> {
         .ensure_linearizable()
         .await
         .map(|_| ())
-        .map_err(|e| match e.forward_to_leader() {
-            Some(f) => RemoteFailure::NotController {
-                leader_hint: f.leader_id,
-            },
-            None => RemoteFailure::Unavailable(e.to_string()),
-        })
+        .map_err(RemoteFailure::from)
 }
 
 /// The index of the last entry applied here: a reply decided on this image is valid once

@@ -15,18 +15,6 @@ use crate::node::{internal_address, NodeInner};
 use crate::types::{NodeId, NodeInfo};
 use crate::wire::RemoteFailure;
 
-fn failure<E: std::fmt::Display>(
-    e: openraft::error::RaftError<NodeId, openraft::error::ClientWriteError<NodeId, NodeInfo>>,
-    what: E,
-) -> RemoteFailure {
-    match e.forward_to_leader() {
-        Some(f) => RemoteFailure::NotController {
-            leader_hint: f.leader_id,
-        },
-        None => RemoteFailure::Unavailable(format!("{what}: {e}")),
-    }
-}
-
 fn is_voter(inner: &NodeInner, id: NodeId) -> bool {
     let m = inner.raft.metrics();
     let m = m.borrow();
@@ -76,7 +64,9 @@ pub(crate) async fn admit(
         }
         None => inner.raft.add_learner(id, node, false).await,
     };
-    changed.map_err(|e| failure(e, format!("adding broker {id} as a learner")))?;
+    changed.map_err(|e| {
+        RemoteFailure::from(e).context(format_args!("adding broker {id} as a learner"))
+    })?;
     inner.peers.learn(id, &internal);
     tracing::info!(broker = id, %internal, "broker beyond the voters added as a learner of the metadata quorum");
     Ok(())

@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use openraft::error::{ForwardToLeader, RaftError};
+use openraft::TryAsRef;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_metadata::{ControllerReply, ControllerRequest};
 
-use crate::types::NodeId;
+use crate::types::{NodeId, NodeInfo};
 
 /// Weir-private API keys of the internal listener.
 pub mod keys {
@@ -84,6 +86,35 @@ pub enum RemoteFailure {
     NotController { leader_hint: Option<NodeId> },
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// A raft call this node made as the active controller (a write, a leadership check, a
+/// membership change) failed: another node leads (the caller asks it instead), or the
+/// quorum cannot answer now.
+impl<E> From<RaftError<NodeId, E>> for RemoteFailure
+where
+    E: std::error::Error + TryAsRef<ForwardToLeader<NodeId, NodeInfo>>,
+{
+    fn from(e: RaftError<NodeId, E>) -> Self {
+        match e.forward_to_leader() {
+            Some(f) => RemoteFailure::NotController {
+                leader_hint: f.leader_id,
+            },
+            None => RemoteFailure::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl RemoteFailure {
+    /// `Unavailable` says what was being done (`what: cause`); `NotController` stays as it is.
+    pub fn context(self, what: impl std::fmt::Display) -> Self {
+        match self {
+            RemoteFailure::Unavailable(cause) => {
+                RemoteFailure::Unavailable(format!("{what}: {cause}"))
+            }
+            other => other,
+        }
+    }
 }
 
 /// Why a call over the internal transport failed.

@@ -34,21 +34,10 @@ impl State {
         self.cluster
     }
 
-    /// `topic`'s partition `index` for a request to its leader: [`Topic::lookup`], refused
-    /// NOT_LEADER_OR_FOLLOWER while this broker's lease does not hold (§4.9; the controller
-    /// may have moved the leadership while this broker was paused or cut off). On a single
-    /// node exactly `lookup`.
-    pub fn lookup_led(
-        &self,
-        topic: &Topic,
-        index: i32,
-    ) -> Result<Arc<Partition>, weir_protocol::ResponseError> {
-        self.lease_now().lookup(topic, index)
-    }
-
-    /// The lease decision for the partitions a request looks up together (Produce per topic,
-    /// Fetch per request): one clock read and one lease lock instead of one per partition,
-    /// and one answer for all of them.
+    /// The lease decision for the partitions a request looks up together (Produce and
+    /// DeleteRecords per topic; Fetch, ListOffsets, OffsetForLeaderEpoch and
+    /// DescribeProducers per request): one clock read and one lease lock instead of one per
+    /// partition, and one answer for all of them.
     pub fn lease_now(&self) -> LeaseNow {
         LeaseNow {
             serving: !self.cluster || self.image.serving(),
@@ -63,7 +52,10 @@ pub struct LeaseNow {
 }
 
 impl LeaseNow {
-    /// [`State::lookup_led`] under this decision.
+    /// `topic`'s partition `index` for a request to its leader: [`Topic::lookup`], refused
+    /// NOT_LEADER_OR_FOLLOWER while this broker's lease does not hold (§4.9; the controller
+    /// may have moved the leadership while this broker was paused or cut off). On a single
+    /// node exactly `lookup`.
     pub fn lookup(
         self,
         topic: &Topic,

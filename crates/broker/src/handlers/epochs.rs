@@ -27,6 +27,8 @@ pub fn offset_for_leader_epoch(
     // Kafka: a follower needs CLUSTER_ACTION, a consumer DESCRIBE on each topic.
     let follower = req.replica_id.0 >= 0;
     let follower_ok = follower && conn.may(state, Operation::ClusterAction, Resource::Cluster);
+    // The lease (§4.9) decided once for the request, as Fetch does.
+    let lease = state.lease_now();
     for t in req.topics {
         let allowed = follower_ok
             || (!follower && conn.may(state, Operation::Describe, Resource::Topic(&t.topic)));
@@ -40,7 +42,7 @@ pub fn offset_for_leader_epoch(
             res.end_offset = UNDEFINED_OFFSET;
             let current = (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
             let partition = match &topic {
-                Some(t) => state.lookup_led(t, p.partition),
+                Some(t) => lease.lookup(t, p.partition),
                 None if !allowed => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };

@@ -13,6 +13,7 @@ mod cluster;
 mod configs;
 mod epochs;
 mod fetch;
+mod group_offsets;
 mod groups;
 mod leaders;
 #[cfg(test)]
@@ -248,10 +249,10 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
         Request::Heartbeat(r) => ctx.reply(&groups::heartbeat(state, &r)),
         Request::LeaveGroup(r) => ctx.reply(&groups::leave_group(state, r, ctx.version)),
         Request::OffsetCommit(r) => {
-            ctx.reply(&groups::offset_commit(state, r, ctx.version, conn).await)
+            ctx.reply(&group_offsets::offset_commit(state, r, ctx.version, conn).await)
         }
         Request::OffsetFetch(r) => {
-            ctx.reply(&groups::offset_fetch(state, r, ctx.version, conn).await)
+            ctx.reply(&group_offsets::offset_fetch(state, r, ctx.version, conn).await)
         }
         Request::DescribeGroups(r) => {
             ctx.reply(&groups::describe_groups(state, &r, ctx.version, conn))
@@ -264,7 +265,7 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
         Request::ConsumerGroupDescribe(r) => {
             ctx.reply(&groups::consumer_group_describe(state, &r, conn))
         }
-        Request::OffsetDelete(r) => ctx.reply(&groups::offset_delete(state, r, conn).await),
+        Request::OffsetDelete(r) => ctx.reply(&group_offsets::offset_delete(state, r, conn).await),
         Request::DescribeCluster(r) => {
             ctx.reply(&cluster::describe_cluster(state, &r, advertise, conn))
         }

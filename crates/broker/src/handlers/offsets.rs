@@ -32,6 +32,8 @@ pub async fn list_offsets(
 ) -> ListOffsetsResponse {
     let mut r = ListOffsetsResponse::default();
     let req_committed = req.isolation_level == 1;
+    // The lease (§4.9) decided once for the request, as Fetch does.
+    let lease = state.lease_now();
     for t in req.topics {
         let allowed = conn.may(state, Operation::Describe, Resource::Topic(&t.name));
         let topic = state.topic(&t.name.0);
@@ -44,7 +46,7 @@ pub async fn list_offsets(
             res.offset = -1;
             let partition = match &topic {
                 _ if !allowed => Err(ResponseError::TopicAuthorizationFailed),
-                Some(t) => state.lookup_led(t, p.partition_index),
+                Some(t) => lease.lookup(t, p.partition_index),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };
             let partition = match partition {
@@ -116,6 +118,9 @@ pub async fn delete_records(
     for t in req.topics {
         let allowed = conn.may(state, Operation::Delete, Resource::Topic(&t.name));
         let topic = state.topic(&t.name.0);
+        // The lease (§4.9) decided once per topic, as Produce does: the deletions between
+        // topics wait on the disk.
+        let lease = state.lease_now();
         let mut out = DeleteRecordsTopicResult::default();
         out.name = t.name;
         for p in t.partitions {
@@ -124,7 +129,7 @@ pub async fn delete_records(
             res.low_watermark = -1;
             let partition = match &topic {
                 _ if !allowed => Err(ResponseError::TopicAuthorizationFailed),
-                Some(t) => state.lookup_led(t, p.partition_index),
+                Some(t) => lease.lookup(t, p.partition_index),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };
             match partition {

@@ -76,7 +76,7 @@ pub(super) async fn wait_for_catch_up(state: &State, req: &Request) {
     // The lease (§4.9): right after a pause or a partition the controller may have fenced
     // this broker and moved what it led. The request waits for a heartbeat answered after
     // it and for the image that answer was decided on; the handler then answers from that
-    // image (or refuses, as a broker without the lease does: `State::lookup_led`, the
+    // image (or refuses, as a broker without the lease does: `LeaseNow::lookup`, the
     // routers' `shard`, FindCoordinator).
     if held && !state.image.serving() && !state.image.serving_within(LEASE_WAIT).await {
         tracing::debug!(

@@ -297,7 +297,7 @@ pub async fn txn_offset_commit(
                         txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
                     o.partition_index = p.partition_index;
                     o.error_code = refused_code(&t.name.0).unwrap_or_else(|| {
-                        super::groups::code_for(&codes, &t.name.0, p.partition_index)
+                        super::group_offsets::code_for(&codes, &t.name.0, p.partition_index)
                     });
                     o
                 })
@@ -440,6 +440,10 @@ pub fn describe_producers(
     conn: &super::Conn,
 ) -> DescribeProducersResponse {
     let mut r = DescribeProducersResponse::default();
+    // Through the lease (§4.9), decided once for the request as Fetch does: a broker that
+    // may have been fenced meanwhile answers NOT_LEADER_OR_FOLLOWER rather than the
+    // producer state of its memory.
+    let lease = state.lease_now();
     r.topics = req
         .topics
         .iter()
@@ -454,10 +458,7 @@ pub fn describe_producers(
                 .map(|&index| {
                     let mut p = describe_producers_response::PartitionResponse::default();
                     p.partition_index = index;
-                    // Through the lease (§4.9), as Produce and Fetch: a broker that may
-                    // have been fenced meanwhile answers NOT_LEADER_OR_FOLLOWER rather
-                    // than the producer state of its memory.
-                    let found = topic.as_ref().map(|topic| state.lookup_led(topic, index));
+                    let found = topic.as_ref().map(|topic| lease.lookup(topic, index));
                     match found {
                         None if !allowed => {
                             p.error_code = ResponseError::TopicAuthorizationFailed.code()

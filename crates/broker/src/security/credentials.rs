@@ -12,28 +12,15 @@ use std::sync::RwLock;
 use serde::{Deserialize, Serialize};
 use weir_protocol::ResponseError;
 
+use super::meta_file::{self, MetaFileError};
 use super::scram::{random_bytes, Mechanism, ScramCredential, MAX_ITERATIONS, MIN_ITERATIONS};
 
 const FILE: &str = "scram-credentials.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is corrupt: {source}")]
-    Corrupt {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("cannot write the credentials: {0}")]
-    Write(#[from] weir_storage::StorageError),
-    #[error("cannot encode the credentials: {0}")]
-    Encode(#[source] serde_json::Error),
+    #[error("the SCRAM credentials: {0}")]
+    File(#[from] MetaFileError),
     #[error("the credentials write task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -279,25 +266,12 @@ impl CredentialStore {
 }
 
 fn load(dir: &Path) -> Result<Users, CredentialsError> {
-    let path = dir.join(FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice::<CredentialsFile>(&bytes)
-            .map(|f| f.users)
-            .map_err(|source| CredentialsError::Corrupt { path, source }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Users::new()),
-        Err(source) => Err(CredentialsError::Read { path, source }),
-    }
+    let file = meta_file::load::<CredentialsFile>(dir, FILE)?;
+    Ok(file.map(|f| f.users).unwrap_or_default())
 }
 
 fn save(dir: &Path, users: Users) -> Result<(), CredentialsError> {
-    std::fs::create_dir_all(dir).map_err(|source| CredentialsError::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let bytes =
-        serde_json::to_vec_pretty(&CredentialsFile { users }).map_err(CredentialsError::Encode)?;
-    weir_storage::write_atomically(dir, FILE, &bytes)?;
-    Ok(())
+    Ok(meta_file::save(dir, FILE, &CredentialsFile { users })?)
 }
 
 /// Creates or replaces `user`'s credential for `mechanism` in a data directory the caller

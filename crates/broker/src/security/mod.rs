@@ -10,6 +10,7 @@ mod cert_reload;
 pub mod config;
 pub mod credentials;
 pub mod listeners;
+pub mod meta_file;
 pub mod sasl;
 #[cfg(test)]
 mod sasl_tests;
@@ -28,6 +29,7 @@ pub use acl::{AclStore, AclsError};
 pub use config::{SecurityConfig, SecurityProtocol};
 pub use credentials::{CredentialStore, CredentialsError};
 pub use listeners::{ListenerInfo, ListenerSpec};
+pub use meta_file::MetaFileError;
 
 /// Who a connection acts as: `User:ANONYMOUS` until SASL or a client certificate says
 /// otherwise, as Kafka's `KafkaPrincipal`.

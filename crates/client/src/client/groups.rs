@@ -22,7 +22,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Message};
 
-use super::{backoff, missing, name, text, BrokerInfo, Client};
+use super::retry::{coordinator_retriable, Retry};
+use super::{missing, name, text, BrokerInfo, Client};
 use crate::connection::{protocol_error, Connection};
 use crate::error::{codes, ClientError};
 
@@ -30,9 +31,6 @@ use crate::error::{codes, ClientError};
 const KEY_TYPE_GROUP: i8 = 0;
 /// `key_type` of a transactional id in FindCoordinator.
 pub(super) const KEY_TYPE_TXN: i8 = 1;
-/// How often a group (or transaction) request is retried while the coordinator is loading,
-/// unavailable or has moved. With [`backoff`] this waits up to about 4.5 s in total.
-pub(super) const COORDINATOR_RETRIES: u32 = 9;
 
 /// A group as ListGroups reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,18 +140,6 @@ pub fn decode_consumer_assignment(
     Ok(out)
 }
 
-/// Whether `e` means "ask the coordinator again": it is loading, unavailable, or moved.
-pub(super) fn coordinator_retriable(e: &ClientError) -> bool {
-    matches!(
-        e.code(),
-        Some(
-            codes::COORDINATOR_LOAD_IN_PROGRESS
-                | codes::COORDINATOR_NOT_AVAILABLE
-                | codes::NOT_COORDINATOR
-        )
-    )
-}
-
 /// `(topic, partition)` pairs grouped by topic, in topic order.
 fn by_topic(partitions: &[(String, i32)]) -> BTreeMap<&str, Vec<i32>> {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
@@ -246,16 +232,10 @@ impl Client {
         key_type: i8,
         key: &str,
     ) -> Result<BrokerInfo, ClientError> {
-        let mut attempt = 0;
-        loop {
-            match self.find_coordinator_once(key_type, key).await {
-                Err(e) if attempt < COORDINATOR_RETRIES && coordinator_retriable(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        self.retrying(Retry::Coordinator, async |c| {
+            c.find_coordinator_once(key_type, key).await
+        })
+        .await
     }
 
     async fn find_coordinator_once(
@@ -372,16 +352,10 @@ impl Client {
 
     /// Describes one group; see [`Client::describe_groups`].
     pub async fn describe_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
-        let mut attempt = 0;
-        loop {
-            match self.describe_group_once(group).await {
-                Err(e) if attempt < COORDINATOR_RETRIES && coordinator_retriable(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        self.retrying(Retry::Coordinator, async |c| {
+            c.describe_group_once(group).await
+        })
+        .await
     }
 
     async fn describe_group_once(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
@@ -423,16 +397,10 @@ impl Client {
         group: &str,
         partitions: Option<&[(String, i32)]>,
     ) -> Result<Vec<CommittedOffset>, ClientError> {
-        let mut attempt = 0;
-        loop {
-            match self.offset_fetch_once(group, partitions).await {
-                Err(e) if attempt < COORDINATOR_RETRIES && coordinator_retriable(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        self.retrying(Retry::Coordinator, async |c| {
+            c.offset_fetch_once(group, partitions).await
+        })
+        .await
     }
 
     async fn offset_fetch_once(
@@ -498,16 +466,10 @@ impl Client {
         group: &str,
         offsets: &[PartitionOffset],
     ) -> Result<(), ClientError> {
-        let mut attempt = 0;
-        loop {
-            match self.offset_commit_once(group, offsets).await {
-                Err(e) if attempt < COORDINATOR_RETRIES && coordinator_retriable(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        self.retrying(Retry::Coordinator, async |c| {
+            c.offset_commit_once(group, offsets).await
+        })
+        .await
     }
 
     async fn offset_commit_once(
@@ -574,17 +536,11 @@ impl Client {
     ) -> Result<Vec<(String, Result<(), ClientError>)>, ClientError> {
         let mut out = Vec::with_capacity(groups.len());
         for group in groups {
-            let mut attempt = 0;
-            let result = loop {
-                let result = self.delete_group_once(group).await?;
-                match result {
-                    Err(e) if attempt < COORDINATOR_RETRIES && coordinator_retriable(&e) => {
-                        attempt += 1;
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                    other => break other,
-                }
-            };
+            let result = self
+                .retrying_inner(Retry::Coordinator, async |c| {
+                    c.delete_group_once(group).await
+                })
+                .await?;
             out.push((group.clone(), result));
         }
         Ok(out)

@@ -14,8 +14,9 @@ use kafka_protocol::messages::{
     TransactionalId,
 };
 
-use super::groups::{coordinator_retriable, COORDINATOR_RETRIES, KEY_TYPE_TXN};
-use super::{backoff, leader_moved, name, text, Client, LEADER_RETRIES};
+use super::groups::KEY_TYPE_TXN;
+use super::retry::Retry;
+use super::{name, text, Client};
 use crate::error::ClientError;
 
 /// One transactional id, as ListTransactions reports it.
@@ -103,19 +104,12 @@ impl Client {
     ) -> Result<Vec<TxnDescription>, ClientError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let mut attempt = 0;
-            loop {
-                match self.describe_transaction_once(id).await {
-                    Err(e) if attempt < COORDINATOR_RETRIES && coordinator_retriable(&e) => {
-                        attempt += 1;
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                    other => {
-                        out.push(other?);
-                        break;
-                    }
-                }
-            }
+            let described = self
+                .retrying(Retry::Coordinator, async |c| {
+                    c.describe_transaction_once(id).await
+                })
+                .await?;
+            out.push(described);
         }
         Ok(out)
     }
@@ -170,20 +164,13 @@ impl Client {
         };
         let mut out = Vec::new();
         for partition in partitions {
-            let mut attempt = 0;
-            loop {
-                match self.describe_producers_once(topic, partition).await {
-                    Err(e) if attempt < LEADER_RETRIES && leader_moved(&e) => {
-                        attempt += 1;
-                        self.forget_leader(topic, partition);
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                    other => {
-                        out.extend(other?);
-                        break;
-                    }
-                }
-            }
+            let retry = Retry::Leader { topic, partition };
+            let described = self
+                .retrying(retry, async |c| {
+                    c.describe_producers_once(topic, partition).await
+                })
+                .await?;
+            out.extend(described);
         }
         Ok(out)
     }

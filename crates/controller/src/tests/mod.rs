@@ -36,3 +36,41 @@ fn the_fuzz_samples_decode() {
         }
     }
 }
+
+#[test]
+fn a_raft_failure_names_the_leader_or_says_why() {
+    use openraft::error::{
+        CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader, RaftError,
+    };
+
+    use crate::types::{NodeId, NodeInfo};
+    use crate::wire::RemoteFailure;
+
+    let moved: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>> =
+        RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader {
+            leader_id: Some(2),
+            leader_node: None,
+        }));
+    let failure = RemoteFailure::from(moved).context("adding broker 4 as a learner");
+    assert!(matches!(
+        failure,
+        RemoteFailure::NotController {
+            leader_hint: Some(2)
+        }
+    ));
+    let unknown: RaftError<NodeId, CheckIsLeaderError<NodeId, NodeInfo>> =
+        RaftError::APIError(CheckIsLeaderError::ForwardToLeader(ForwardToLeader::empty()));
+    assert!(matches!(
+        RemoteFailure::from(unknown),
+        RemoteFailure::NotController { leader_hint: None }
+    ));
+    let stopped: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>> =
+        RaftError::Fatal(Fatal::Stopped);
+    match RemoteFailure::from(stopped).context("adding broker 4 as a learner") {
+        RemoteFailure::Unavailable(why) => {
+            assert!(why.starts_with("adding broker 4 as a learner: "), "{why}");
+            assert!(why.len() > "adding broker 4 as a learner: ".len(), "{why}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}

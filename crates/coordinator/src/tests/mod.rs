@@ -6,6 +6,7 @@ mod membership;
 mod offsets;
 mod persisted;
 mod static_members;
+mod timeouts;
 
 use bytes::Bytes;
 

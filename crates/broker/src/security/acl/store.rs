@@ -15,27 +15,14 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::{AclBinding, AclFilter, AclIndex};
+use crate::security::meta_file::{self, MetaFileError};
 
 const FILE: &str = "acls.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AclsError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is corrupt: {source}")]
-    Corrupt {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("cannot write the ACLs: {0}")]
-    Write(#[from] weir_storage::StorageError),
-    #[error("cannot encode the ACLs: {0}")]
-    Encode(#[source] serde_json::Error),
+    #[error("the ACLs: {0}")]
+    File(#[from] MetaFileError),
     #[error("the ACL write task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
     #[error("an earlier write of the ACLs failed; restart the broker to reload them")]
@@ -67,14 +54,9 @@ impl AclStore {
     /// Loads `<data_dir>/meta/acls.json` (none yet: no ACLs).
     pub fn open(data_dir: &Path) -> Result<AclStore, AclsError> {
         let dir = data_dir.join("meta");
-        let path = dir.join(FILE);
-        let acls = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<AclsFile>(&bytes)
-                .map(|f| f.acls)
-                .map_err(|source| AclsError::Corrupt { path, source })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
-            Err(source) => return Err(AclsError::Read { path, source }),
-        };
+        let acls = meta_file::load::<AclsFile>(&dir, FILE)?
+            .map(|f| f.acls)
+            .unwrap_or_default();
         Ok(AclStore {
             dir,
             current: RwLock::new(Current {
@@ -153,12 +135,14 @@ impl AclStore {
         }
         let dir = self.dir.clone();
         let file = AclsFile { acls: next };
-        let saved = tokio::task::spawn_blocking(move || save(&dir, &file).map(|()| file)).await;
+        let saved =
+            tokio::task::spawn_blocking(move || meta_file::save(&dir, FILE, &file).map(|()| file))
+                .await;
         let file = match saved {
             Ok(Ok(file)) => file,
             Ok(Err(e)) => {
                 self.poisoned.store(true, Ordering::Release);
-                return Err(e);
+                return Err(e.into());
             }
             Err(e) => {
                 self.poisoned.store(true, Ordering::Release);
@@ -176,16 +160,6 @@ impl AclStore {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
         self.current.read().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn save(dir: &Path, file: &AclsFile) -> Result<(), AclsError> {
-    std::fs::create_dir_all(dir).map_err(|source| AclsError::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let bytes = serde_json::to_vec_pretty(file).map_err(AclsError::Encode)?;
-    weir_storage::write_atomically(dir, FILE, &bytes)?;
-    Ok(())
 }
 
 #[cfg(test)]
