@@ -21,7 +21,7 @@ pub fn render(snapshot: &PipelineSnapshot) -> String {
         return out;
     }
     type Value = fn(&crate::console::pipelines::PipelineInfo) -> Option<f64>;
-    let families: [(&str, &str, &str, Value); 7] = [
+    let families: [(&str, &str, &str, Value); 8] = [
         (
             "weir_sql_pipeline_up",
             "gauge",
