@@ -13,7 +13,10 @@ reaches the end:
   id's entry is freed once the watermark passes its window's end (duplicates across a
   window boundary are kept, one per window);
 - dedup_ttl: `dedup` under `SET streaming.state_ttl = '10 seconds'` (event time): an id's
-  entry is dropped once idle that long.
+  entry is dropped once idle that long;
+- dedup_source: `SELECT id, k, v, ts FROM ev_dd`, where source `ev_dd` reads the same topic
+  `WITH (dedup.key = 'id', dedup.within = '10 seconds')`: the shorthand, its entries freed
+  once the watermark passes first sighting + 10 s.
 
     WEIR_BIN=.bin/weir ~/.cache/weir-venv/bin/python tests/bench_sql_dedup.py [N]
 """
@@ -43,6 +46,7 @@ QUERIES = {
                     "ROW_NUMBER() OVER (PARTITION BY id, window_start ORDER BY ts) AS rn "
                     "FROM TUMBLE(ev, ts, INTERVAL '10' SECOND)) t WHERE rn = 1",
     "dedup_ttl": DEDUP,
+    "dedup_source": "SELECT id, k, v, ts FROM ev_dd",
 }
 
 # Session settings per query, set before its CREATE and reset after.
@@ -91,6 +95,10 @@ def main():
             cur.execute("CREATE SOURCE ev (id BIGINT NOT NULL, k VARCHAR, v BIGINT, "
                         "ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) "
                         f"WITH (topic = '{topic}')")
+            cur.execute("CREATE SOURCE ev_dd (id BIGINT NOT NULL, k VARCHAR, v BIGINT, "
+                        "ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) "
+                        f"WITH (topic = '{topic}', dedup.key = 'id', "
+                        "dedup.within = '10 seconds')")
             for round_ in range(2):
                 for kind, query in QUERIES.items():
                     name = f"{kind}_{round_}"
@@ -102,7 +110,8 @@ def main():
                         cur.execute(f"SET {setting[0]} = 'none'")
                     print(f"{kind:12} round {round_}: {n / took:9.0f} events/s ({took:.2f}s), "
                           f"state {info['state bytes']}, records written "
-                          f"{info['records written']}")
+                          f"{info['records written']}, duplicates dropped "
+                          f"{info.get('rows duplicate (dropped)', 0)}")
                     cur.execute(f"DROP MATERIALIZED VIEW {name}")
     finally:
         broker.stop()

@@ -21,7 +21,7 @@ pub fn render(snapshot: &PipelineSnapshot) -> String {
         return out;
     }
     type Value = fn(&crate::console::pipelines::PipelineInfo) -> Option<f64>;
-    let families: [(&str, &str, &str, Value); 7] = [
+    let families: [(&str, &str, &str, Value); 8] = [
         (
             "weir_sql_pipeline_up",
             "gauge",
@@ -46,6 +46,13 @@ pub fn render(snapshot: &PipelineSnapshot) -> String {
             "Rows dropped as late (behind their source's watermark, or for a closed window) \
              since the pipeline started; dead-lettered when the source has a topic.",
             |p| Some(p.late_rows as f64),
+        ),
+        (
+            "weir_sql_pipeline_duplicate_rows_total",
+            "counter",
+            "Rows dropped as duplicates by their source's dedup.key / dedup.within since the \
+             pipeline started (intended drops, never dead-lettered).",
+            |p| Some(p.duplicate_rows as f64),
         ),
         (
             "weir_sql_pipeline_state_bytes",
@@ -117,6 +124,7 @@ mod tests {
                     records_out: 40,
                     dead_letters: 1,
                     late_rows: 3,
+                    duplicate_rows: 9,
                     state_bytes: 123,
                     memory_max_bytes: 1 << 20,
                     watermarks: [("orders".to_string(), 1_500)].into(),
@@ -139,13 +147,16 @@ mod tests {
         assert!(text.contains(
             "weir_sql_pipeline_late_rows_total{pipeline=\"big\\\"one\",kind=\"view\"} 3\n"
         ));
+        assert!(text.contains(
+            "weir_sql_pipeline_duplicate_rows_total{pipeline=\"big\\\"one\",kind=\"view\"} 9\n"
+        ));
         assert!(text.contains("weir_sql_pipeline_committed_epoch{pipeline=\"big\\\"one\""));
         // A pipeline that is not running has no committed epoch series.
         assert!(!text.contains("weir_sql_pipeline_committed_epoch{pipeline=\"s\""));
         assert!(text.contains(
             "weir_sql_pipeline_watermark_seconds{pipeline=\"big\\\"one\",topic=\"orders\"} 1.5\n"
         ));
-        assert_eq!(text.matches("# TYPE ").count(), 8, "{text}");
+        assert_eq!(text.matches("# TYPE ").count(), 9, "{text}");
         assert_eq!(render(&PipelineSnapshot::default()), "");
     }
 }

@@ -23,11 +23,25 @@ const OPTIONS: &[&str] = &[
     "dead_letter",
     "watermark.idle.timeout",
     "csv.delimiter",
+    DEDUP_KEY,
+    DEDUP_WITHIN,
 ];
 
-/// Options of the design (§5.1) that are not built: refused by name rather than accepted
-/// and ignored, so nobody believes a source deduplicates when it does not.
-const NOT_BUILT: &[&str] = &["dedup.key", "dedup.within"];
+/// The source's deduplication (design §9, "Dedup shorthand"): its key columns, one name or
+/// several separated by commas (payload or INCLUDE columns)...
+pub const DEDUP_KEY: &str = "dedup.key";
+/// ...and the bound, an interval of event time (the watermark column's) like '10 minutes'.
+pub const DEDUP_WITHIN: &str = "dedup.within";
+
+/// A source's `dedup.key` / `dedup.within`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDedup {
+    /// Key column names, as declared.
+    pub key: Vec<String>,
+    /// The watermark column: the event time the bound is measured in.
+    pub time: String,
+    pub within_ms: i64,
+}
 
 /// A column's DEFAULT, evaluated once at CREATE: as JSON for the decoder, as a literal for
 /// DataFusion's INSERT planning.
@@ -57,6 +71,8 @@ pub struct SourceDef {
     /// An updating materialized view's key columns: its topic holds upserts by them and
     /// tombstones, and a scan keeps the last record per key (§8). `None`: append-only.
     pub upsert_key: Option<Vec<usize>>,
+    /// `dedup.key` / `dedup.within`: what every pipeline reading the source drops.
+    pub dedup: Option<SourceDedup>,
 }
 
 impl SourceDef {
@@ -67,14 +83,6 @@ impl SourceDef {
         defaults_by_name: &HashMap<String, Default>,
     ) -> Result<SourceDef, SqlError> {
         for key in create.options.keys() {
-            if NOT_BUILT.contains(&key.as_str()) {
-                return Err(SqlError::unsupported(format!(
-                    "source option {key}: deduplication at the source is not built; a view \
-                     SELECT .. FROM (SELECT .., ROW_NUMBER() OVER (PARTITION BY <key> ORDER BY \
-                     <time>) AS rn FROM <source>) WHERE rn = 1 deduplicates (its state keeps \
-                     every key)"
-                )));
-            }
             if !OPTIONS.contains(&key.as_str()) {
                 return Err(SqlError::Invalid(format!(
                     "unknown source option {key} (known: {})",
@@ -148,6 +156,7 @@ impl SourceDef {
             // Nullable: an INSERT may leave them out (the broker assigns offsets and times).
             fields.push(Field::new(alias.clone(), meta_type(*meta), true));
         }
+        let dedup = check_dedup(&create, &fields)?;
         Ok(SourceDef {
             id: 0,
             kind: if upsert_key.is_some() {
@@ -164,6 +173,7 @@ impl SourceDef {
             schema: Arc::new(Schema::new(fields)),
             create,
             upsert_key,
+            dedup,
         })
     }
 
@@ -193,6 +203,70 @@ impl SourceDef {
         }
         out
     }
+}
+
+/// The checked `dedup.key` / `dedup.within` of `create`, whose columns are `fields`.
+fn check_dedup(create: &CreateSource, fields: &[Field]) -> Result<Option<SourceDedup>, SqlError> {
+    let (key, within) = (
+        create.options.get(DEDUP_KEY),
+        create.options.get(DEDUP_WITHIN),
+    );
+    let name = &create.name;
+    let (key, within) = match (key, within) {
+        (None, None) => return Ok(None),
+        (Some(k), Some(w)) => (k, w),
+        _ => {
+            return Err(SqlError::Invalid(format!(
+                "source {name}: {DEDUP_KEY} and {DEDUP_WITHIN} go together (a key and how \
+                 long, in event time, a repeat of it is a duplicate)"
+            )))
+        }
+    };
+    let Some((time, _)) = &create.watermark else {
+        return Err(SqlError::Invalid(format!(
+            "source {name}: {DEDUP_WITHIN} is measured in event time, so the source needs \
+             WATERMARK FOR <time column> AS ... (its entries are freed by the watermark)"
+        )));
+    };
+    let mut columns = Vec::new();
+    for c in key.split(',').map(str::trim) {
+        let field = fields.iter().find(|f| f.name() == c).ok_or_else(|| {
+            SqlError::Invalid(format!(
+                "source {name}: {DEDUP_KEY} names column {c:?}, which does not exist (a \
+                 column name, or several separated by commas)"
+            ))
+        })?;
+        if !weir_stream::source::dedup::key_type_supported(field.data_type()) {
+            return Err(SqlError::unsupported(format!(
+                "source {name}: {DEDUP_KEY} column {c} is {}: a key is made of integer, \
+                 floating-point, decimal, boolean, text, bytes, date or timestamp columns",
+                field.data_type()
+            )));
+        }
+        if columns.iter().any(|k| k == c) {
+            return Err(SqlError::Invalid(format!(
+                "source {name}: {DEDUP_KEY} names {c} twice"
+            )));
+        }
+        columns.push(c.to_string());
+    }
+    let bad =
+        |why: &str| SqlError::Invalid(format!("source {name}: {DEDUP_WITHIN} = '{within}': {why}"));
+    let within_ms = match crate::state_ttl::parse(within) {
+        Ok(Some(ms)) => ms,
+        Ok(None) => return Err(bad("the bound must be positive")),
+        Err(_) if within.trim().starts_with('-') => return Err(bad("the bound must be positive")),
+        Err(_) => {
+            return Err(bad(
+                "an interval of event time like '10 minutes', '30 s' or '500 ms'",
+            ))
+        }
+    };
+    Ok(Some(SourceDedup {
+        key: columns,
+        time: time.clone(),
+        within_ms,
+    }))
 }
 
 /// Options a table accepts: it is its whole changelog, so no startup mode.

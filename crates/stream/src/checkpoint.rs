@@ -57,15 +57,18 @@ pub struct Counters {
     pub late_rows: u64,
     /// Of those, the ones written to their source's dead-letter topic.
     pub late_dead_lettered: u64,
+    /// Rows dropped as duplicates by their source's deduplication (absent before: zero).
+    pub duplicate_rows: u64,
 }
 
 impl Counters {
-    fn fields(&self) -> [i64; 4] {
+    fn fields(&self) -> [i64; 5] {
         [
             self.decode_failures,
             self.records_out,
             self.late_rows,
             self.late_dead_lettered,
+            self.duplicate_rows,
         ]
         .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
     }
@@ -158,12 +161,15 @@ impl SourceState {
             TAG_EPOCH => self.epoch = u64::try_from(fields(1)?[0]).unwrap_or(0),
             TAG_COUNTERS => {
                 let n = |v: i64| u64::try_from(v).unwrap_or(0);
-                let f = fields(4)?;
+                // Four fields before duplicate rows were counted.
+                let f = fields(5).or_else(|_| fields(4))?;
+                let at = |i: usize| f.get(i).copied().map_or(0, n);
                 self.counters = Counters {
-                    decode_failures: n(f[0]),
-                    records_out: n(f[1]),
-                    late_rows: n(f[2]),
-                    late_dead_lettered: n(f[3]),
+                    decode_failures: at(0),
+                    records_out: at(1),
+                    late_rows: at(2),
+                    late_dead_lettered: at(3),
+                    duplicate_rows: at(4),
                 };
             }
             other => return Err(format!("unknown entry tag {other}")),
@@ -209,6 +215,7 @@ mod tests {
             records_out: 2,
             late_rows: 3,
             late_dead_lettered: 4,
+            duplicate_rows: 5,
         };
         let mut back = SourceState::default();
         for r in s.records(0) {
@@ -228,6 +235,17 @@ mod tests {
         }
         assert_eq!(old.counters, Counters::default());
         assert_eq!(old.epoch, 7);
+        // Four counters (before duplicate rows were counted): the fifth is zero.
+        let mut four = SourceState::default();
+        four.apply(&key(TAG_COUNTERS, None, None), &value(&[1, 2, 3, 4]))
+            .expect("four counters");
+        assert_eq!(
+            (
+                four.counters.late_dead_lettered,
+                four.counters.duplicate_rows
+            ),
+            (4, 0)
+        );
         let mut bad = SourceState::default();
         assert!(bad.apply(&key(TAG_EPOCH, None, None), &[9, 0]).is_err());
         assert!(bad.apply(&[0, 0, b'x'], &value(&[1])).is_err());

@@ -14,6 +14,7 @@ use crate::format::{SinkEncoder, SourceDecoder};
 pub use crate::ops::accumulators::AggKind;
 pub use crate::ops::interval_join::{SideBounds, TimeBound};
 pub use crate::ops::join::{JoinExpiry, JoinKind};
+pub use crate::source::dedup::DedupSpec;
 pub use crate::state::expiry::KeyExpiry;
 
 /// The changelog column of an updating edge (§6): the last column, true for a retracted
@@ -52,6 +53,8 @@ pub struct SourceSpec {
     /// The topic records that do not decode go to, in the epoch's transaction (same
     /// partition, modulo its count); `None`: they are only counted.
     pub dead_letter: Option<String>,
+    /// `dedup.key` / `dedup.within`: duplicates dropped before the first operator.
+    pub dedup: Option<DedupSpec>,
 }
 
 #[derive(Clone)]

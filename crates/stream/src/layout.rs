@@ -53,6 +53,10 @@ pub fn describe(graph: &Graph) -> String {
         match node {
             NodeSpec::Source(s) => {
                 let _ = write!(text, "|{i} Source({})", s.topic);
+                // A deduplicating source keeps state; one without prints as before.
+                if let Some(d) = &s.dedup {
+                    let _ = write!(text, " dedup {:?} @{} {}ms", d.key, d.time, d.within_ms);
+                }
             }
             NodeSpec::Sink(s) => {
                 let _ = write!(text, "|{i} Sink({}, upsert {})", s.topic, s.upsert);
@@ -228,6 +232,7 @@ mod tests {
             startup: crate::graph::Startup::Earliest,
             watermark: None,
             dead_letter: None,
+            dedup: None,
         }));
         let input = Arc::new(Schema::new(vec![
             Field::new(names[0], DataType::Int64, true),

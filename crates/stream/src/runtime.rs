@@ -17,19 +17,18 @@ use weir_broker::state::{AdminError, State};
 
 use crate::checkpoint::{state_topic, transactional_id, Counters, SourceState};
 use crate::error::StreamError;
-use crate::format::{now_ms, SourceDecoder};
-use crate::graph::{Graph, NodeSpec, Startup, WatermarkSpec};
+use crate::format::now_ms;
+use crate::graph::{Graph, NodeSpec};
 use crate::message::Message;
 use crate::sink::SinkOp;
-use crate::source::event_time::{drop_late, max_event_time};
-use crate::source::late;
+use crate::source::dedup::Dedup;
 
 mod node;
-use crate::source::reader::PartitionReader;
-use crate::source::watermark::WatermarkTracker;
+mod source_rt;
 use crate::state::changelog;
 use crate::txn::EpochTxn;
 use node::Node;
+use source_rt::{SourceRt, Tally};
 
 /// The engine's settings (`weir.sql.*` keys map onto them).
 #[derive(Clone, Debug)]
@@ -106,6 +105,8 @@ pub struct Progress {
     pub late_rows: u64,
     /// Late rows written to their source's dead-letter topic.
     pub late_dead_lettered: u64,
+    /// Rows dropped as duplicates by their source's `dedup.key` (never dead-lettered).
+    pub duplicate_rows: u64,
     /// Bytes of operator state held at the last commit, and the pipeline's budget.
     pub state_bytes: usize,
     pub memory_max_bytes: usize,
@@ -278,20 +279,6 @@ impl PipelineHandle {
     }
 }
 
-struct SourceRt {
-    node: usize,
-    topic: String,
-    readers: Vec<PartitionReader>,
-    decoder: Box<dyn SourceDecoder>,
-    watermark: Option<(WatermarkSpec, WatermarkTracker)>,
-    emitted: Option<i64>,
-    /// Rows behind `emitted` are dropped (and dead-lettered): the source feeds an operator
-    /// that acts on watermarks ([`late`]).
-    drops_late: bool,
-    /// The dead-letter topic and its partitions.
-    dead_letter: Option<(String, Vec<Arc<Partition>>)>,
-}
-
 struct Pipeline {
     id: u64,
     config: StreamConfig,
@@ -313,6 +300,8 @@ struct Pipeline {
     late_rows: u64,
     /// Of those, the ones written to their source's dead-letter topic.
     late_dead_lettered: u64,
+    /// Rows their source's deduplication dropped.
+    duplicate_rows: u64,
     records_out: u64,
     /// Records appended to sinks in the open epoch.
     epoch_records: u64,
@@ -367,7 +356,6 @@ impl Pipeline {
 
         let mut nodes = Vec::with_capacity(graph.nodes.len());
         let mut sources = Vec::new();
-        let now = now_ms();
         // A partition without a checkpointed offset starts per `Startup`; that position is
         // committed by the first checkpoint even if nothing is read, so a restart does not
         // evaluate `Latest` again and skip what arrived in between.
@@ -375,49 +363,9 @@ impl Pipeline {
         for (i, spec) in graph.nodes.iter().enumerate() {
             let mut node = match spec {
                 NodeSpec::Source(s) => {
-                    let parts = partitions(&state, &s.topic)?;
-                    let readers = parts
-                        .into_iter()
-                        .map(|p| {
-                            let stored = restored.offsets.get(&(s.topic.clone(), p.index()));
-                            fresh |= stored.is_none();
-                            let start = stored.map(|(o, _)| *o).unwrap_or(match s.startup {
-                                Startup::Earliest => p.log_start_offset(),
-                                Startup::Latest => p.high_watermark(),
-                            });
-                            PartitionReader::new(s.topic.clone(), p, start, config.read_max_bytes)
-                        })
-                        .collect::<Vec<_>>();
-                    let watermark = s.watermark.map(|spec| {
-                        let timeout =
-                            i64::try_from(spec.idle_timeout.as_millis()).unwrap_or(i64::MAX);
-                        let mut t =
-                            WatermarkTracker::new(readers.len(), spec.delay_ms, timeout, now);
-                        for (k, r) in readers.iter().enumerate() {
-                            let max = restored
-                                .offsets
-                                .get(&(s.topic.clone(), r.index()))
-                                .and_then(|(_, m)| *m);
-                            t.restore(k, max);
-                        }
-                        t.restore_emitted(restored.watermarks.get(&s.topic).copied());
-                        (spec, t)
-                    });
-                    let dead_letter = match &s.dead_letter {
-                        Some(t) => Some((t.clone(), partitions(&state, t)?)),
-                        None => None,
-                    };
-                    sources.push(SourceRt {
-                        dead_letter,
-                        node: i,
-                        topic: s.topic.clone(),
-                        readers,
-                        decoder: (s.decoder)(),
-                        watermark,
-                        emitted: restored.watermarks.get(&s.topic).copied(),
-                        drops_late: late::feeds_watermark_operator(&graph, i),
-                    });
-                    Node::Source
+                    let src = SourceRt::open(i, s, &graph, &state, &restored, &config, &mut fresh)?;
+                    sources.push(src);
+                    Node::Source(s.dedup.clone().map(|d| Box::new(Dedup::new(d))))
                 }
                 NodeSpec::Sink(s) => Node::Sink(SinkOp::new(
                     s.topic.clone(),
@@ -472,6 +420,7 @@ impl Pipeline {
             decode_failures: restored.counters.decode_failures,
             late_rows: restored.counters.late_rows,
             late_dead_lettered: restored.counters.late_dead_lettered,
+            duplicate_rows: restored.counters.duplicate_rows,
             records_out: restored.counters.records_out,
             epoch_records: 0,
         };
@@ -490,6 +439,7 @@ impl Pipeline {
             p.records_out = restored.counters.records_out;
             p.late_rows = restored.counters.late_rows;
             p.late_dead_lettered = restored.counters.late_dead_lettered;
+            p.duplicate_rows = restored.counters.duplicate_rows;
         });
         Ok(pipeline)
     }
@@ -512,7 +462,7 @@ impl Pipeline {
         let (epoch, decode_failures, records_out) =
             (self.epoch, self.decode_failures, self.records_out);
         let late_rows = self.late_total();
-        let late_dead_lettered = self.late_dead_lettered;
+        let (late_dead_lettered, duplicate_rows) = (self.late_dead_lettered, self.duplicate_rows);
         let state_bytes = self.state_bytes();
         let memory_max_bytes = self.config.memory_max_bytes;
         self.progress.send_modify(|p| {
@@ -525,6 +475,7 @@ impl Pipeline {
             p.decode_failures = decode_failures;
             p.late_rows = late_rows;
             p.late_dead_lettered = late_dead_lettered;
+            p.duplicate_rows = duplicate_rows;
             p.records_out = records_out;
         });
     }
@@ -581,68 +532,32 @@ impl Pipeline {
             let readers = self.sources.get(s).map_or(0, |s| s.readers.len());
             for r in 0..readers {
                 let mut dead = Vec::new();
-                let (node, messages, dead_letter) = {
-                    let Some(src) = self.sources.get_mut(s) else {
-                        break;
-                    };
-                    let Some(reader) = src.readers.get_mut(r) else {
-                        break;
-                    };
-                    watched.push((reader.partition.clone(), reader.partition.version()));
-                    let before = reader.next_offset;
-                    let step = reader.read(src.decoder.as_mut(), &mut dead)?;
-                    let moved = reader.next_offset != before;
-                    let mut batch = src.decoder.flush()?;
-                    self.decode_failures += step.failed as u64;
-                    if let (Some((spec, _)), Some(w), true) =
-                        (src.watermark.as_ref(), src.emitted, src.drops_late)
-                    {
-                        // Behind the watermark already sent downstream: late (§6), dropped,
-                        // counted and dead-lettered; windows it belonged to may have closed.
-                        let (kept, late) = drop_late(batch, spec.column, w)?;
-                        batch = kept;
-                        self.late_rows += late.len() as u64;
-                        if src.dead_letter.is_some() && !late.is_empty() {
-                            let letters = late::dead_letters(reader, &late, w)?;
-                            self.late_dead_lettered += letters.len() as u64;
-                            dead.extend(letters);
-                        }
-                    }
-                    let now = now_ms();
-                    let mut messages = Vec::new();
-                    if let Some((spec, tracker)) = src.watermark.as_mut() {
-                        if batch.num_rows() > 0 || step.decoded > 0 {
-                            tracker.observe(r, max_event_time(&batch, spec.column)?, now);
-                        } else if step.caught_up {
-                            tracker.caught_up(r, now);
-                        }
-                    }
-                    if batch.num_rows() > 0 {
-                        messages.push(Message::Batch(batch));
-                    }
-                    if let Some((_, tracker)) = src.watermark.as_mut() {
-                        if let Some(w) = tracker.current() {
-                            if src.emitted.is_none_or(|e| w > e) {
-                                src.emitted = Some(w);
-                                messages.push(Message::Watermark(w));
-                            }
-                        }
-                    }
-                    if moved || !messages.is_empty() {
-                        progressed |= moved;
-                        self.dirty = true;
-                    }
-                    let dead_letter = src.dead_letter.as_ref().and_then(|(t, parts)| {
-                        let p = usize::try_from(reader.index()).unwrap_or(0) % parts.len().max(1);
-                        parts.get(p).map(|p| (t.clone(), p.clone()))
-                    });
-                    (src.node, messages, dead_letter)
+                let mut tally = Tally::default();
+                let Some(src) = self.sources.get_mut(s) else {
+                    break;
                 };
-                if let (Some((topic, partition)), false) = (dead_letter, dead.is_empty()) {
+                let dedup = match self.nodes.get_mut(src.node) {
+                    Some(Node::Source(Some(d))) => Some(d.as_mut()),
+                    _ => None,
+                };
+                let Some(out) = src.read_partition(r, dedup, &mut tally, &mut dead)? else {
+                    break;
+                };
+                let node = src.node;
+                self.decode_failures += tally.decode_failures;
+                self.late_rows += tally.late_rows;
+                self.late_dead_lettered += tally.late_dead_lettered;
+                self.duplicate_rows += tally.duplicate_rows;
+                watched.push(out.watched);
+                if out.moved || !out.messages.is_empty() {
+                    progressed |= out.moved;
+                    self.dirty = true;
+                }
+                if let (Some((topic, partition)), false) = (out.dead_letter, dead.is_empty()) {
                     // In the epoch's transaction: a replay after a crash writes them once.
                     self.txn.append(&topic, &partition, &dead).await?;
                 }
-                for m in messages {
+                for m in out.messages {
                     self.emit(node, m)?;
                 }
                 self.check_memory()?;
@@ -664,7 +579,7 @@ impl Pipeline {
     fn deliver(&mut self, node: usize, port: usize, msg: Message) -> Result<(), StreamError> {
         let mut out = Vec::new();
         match self.nodes.get_mut(node) {
-            None | Some(Node::Source) => {}
+            None | Some(Node::Source(_)) => {}
             Some(Node::Sink(sink)) => match msg {
                 Message::Batch(b) => sink.push(&b)?,
                 Message::Barrier(n) => sink.barrier = n,
@@ -712,8 +627,9 @@ impl Pipeline {
                 | Node::Join(..)
                 | Node::TopN(_)
                 | Node::RowId(_)
-                | Node::IntervalJoin(..) => n.state_bytes(),
-                Node::Source | Node::Map(_) => 0,
+                | Node::IntervalJoin(..)
+                | Node::Source(_) => n.state_bytes(),
+                Node::Map(_) => 0,
             })
             .sum();
         let limit = self.config.memory_max_bytes;
@@ -760,6 +676,7 @@ impl Pipeline {
                 records_out: self.records_out + self.epoch_records,
                 late_rows: self.late_total(),
                 late_dead_lettered: self.late_dead_lettered,
+                duplicate_rows: self.duplicate_rows,
             },
             ..SourceState::default()
         };

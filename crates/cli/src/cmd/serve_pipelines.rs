@@ -46,6 +46,7 @@ impl PipelineSource for SqlPipelines {
                     records_out: p.records_out,
                     dead_letters: p.decode_failures,
                     late_rows: p.late_rows,
+                    duplicate_rows: p.duplicate_rows,
                     state_bytes: p.state_bytes as u64,
                     memory_max_bytes: p.memory_max_bytes as u64,
                     watermarks: p.watermarks.into_iter().collect(),

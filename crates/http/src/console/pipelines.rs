@@ -51,6 +51,8 @@ pub struct PipelineInfo {
     pub dead_letters: u64,
     /// Rows dropped as late: behind their source's watermark, or for a closed window.
     pub late_rows: u64,
+    /// Rows dropped as duplicates by their source's `dedup.key` / `dedup.within`.
+    pub duplicate_rows: u64,
     pub state_bytes: u64,
     pub memory_max_bytes: u64,
     /// Committed watermark per source topic (ms).

@@ -346,5 +346,6 @@ pub(crate) fn view_def(name: &str, topic: &str, schema: SchemaRef) -> Result<Sou
         schema,
         create,
         upsert_key: None,
+        dedup: None,
     })
 }

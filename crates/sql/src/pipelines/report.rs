@@ -66,6 +66,10 @@ impl Engine {
                 p.late_dead_lettered.to_string(),
             ));
             info.push((
+                "rows duplicate (dropped)".to_string(),
+                p.duplicate_rows.to_string(),
+            ));
+            info.push((
                 "state bytes".to_string(),
                 format!("{} of {}", p.state_bytes, p.memory_max_bytes),
             ));

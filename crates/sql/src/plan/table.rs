@@ -54,6 +54,7 @@ impl Planner<'_> {
             startup: Startup::Earliest,
             watermark: None,
             dead_letter: dead_letter_topic(def),
+            dedup: None,
         }));
         let rows = changelog::schema(def);
         let width = def.payload.fields().len();

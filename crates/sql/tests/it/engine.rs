@@ -191,11 +191,11 @@ async fn inference_from_a_sample_and_refusals() {
             "CREATE SOURCE bad (a INT) WITH (topic = 'missing')",
             "22023",
         ),
-        // Accepted and ignored before: a source that claims to deduplicate and does not.
+        // Deduplication is measured in event time: a source without a watermark is refused.
         (
             "CREATE SOURCE bad (a INT) WITH (topic = 'raw', dedup.key = 'a', \
              dedup.within = '10 minutes')",
-            "0A000",
+            "22023",
         ),
         ("SELEC 1", "42601"),
     ] {

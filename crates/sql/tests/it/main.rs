@@ -11,6 +11,7 @@ mod joins;
 mod nexmark;
 mod pipelines;
 mod slt;
+mod source_dedup;
 mod state_cleaning;
 mod tables;
 mod topn;

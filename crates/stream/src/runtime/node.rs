@@ -17,11 +17,13 @@ use crate::ops::row_id::RowIdOp;
 use crate::ops::session::SessionAggregateOp;
 use crate::ops::window::WindowAggregateOp;
 use crate::sink::SinkOp;
+use crate::source::dedup::Dedup;
 use crate::state::expiry::Expiry;
 use crate::state::Stateful;
 
 pub(super) enum Node {
-    Source,
+    /// Run by the pipeline; its deduplication, if it declares one, is its state.
+    Source(Option<Box<Dedup>>),
     Map(MapOp),
     Union(Aligner),
     Aggregate(Box<UpdatingAggregateOp>),
@@ -141,6 +143,7 @@ impl Node {
             Node::TopN(t) => Some(t.as_mut()),
             Node::IntervalJoin(j, _) => Some(j.as_mut()),
             Node::RowId(r) => Some(r),
+            Node::Source(Some(d)) => Some(d.as_mut()),
             _ => None,
         }
     }
@@ -155,6 +158,7 @@ impl Node {
             Node::TopN(t) => t.state_bytes(),
             Node::IntervalJoin(j, al) => j.state_bytes() + al.buffered_bytes(),
             Node::RowId(r) => r.state_bytes(),
+            Node::Source(Some(d)) => d.state_bytes(),
             _ => 0,
         }
     }
@@ -173,7 +177,7 @@ impl Node {
             }
         };
         match (self, msg) {
-            (Node::Source | Node::Sink(_), _) => {}
+            (Node::Source(_) | Node::Sink(_), _) => {}
             (Node::Map(op), Message::Batch(b)) => single(out, op.process(&b)?),
             (Node::Aggregate(op), Message::Batch(b)) => single(out, op.process(&b)?),
             (Node::TopN(op), Message::Batch(b)) => single(out, op.process(&b)?),

@@ -98,6 +98,7 @@ mod tests {
             startup: Startup::Earliest,
             watermark: None,
             dead_letter: None,
+            dedup: None,
         })
     }
 

@@ -72,6 +72,7 @@ pub fn source(topic: &str, watermark: Option<WatermarkSpec>) -> NodeSpec {
         startup: Startup::Earliest,
         watermark,
         dead_letter: None,
+        dedup: None,
     })
 }
 
