@@ -333,10 +333,8 @@ pub fn load(log: &Log, config: CoordinatorConfig, now: u64) -> Result<Loaded, Gr
     Ok(Loaded {
         coordinator,
         records,
-        live: [live.values(), groups_live.values(), consumers_live.values()]
-            .into_iter()
-            .flatten()
-            .filter(|l| **l)
-            .count(),
+        live: live.values().filter(|l| **l).count()
+            + groups_live.values().filter(|l| **l).count()
+            + consumers_live.values().filter(|l| **l).count(),
     })
 }
