@@ -4,7 +4,9 @@
 //! JSON, or no value for a tombstone. A producer's pending transactional commits in a group
 //! are keyed `{group, txn_producer_id}`: a value adds pending commits (records accumulate),
 //! no value settles them (the transaction was decided). A classic group's membership as of
-//! its last rebalance is keyed `{group_membership}` (no value: the group became Empty).
+//! its last rebalance is keyed `{group_membership}` (no value: the group became Empty). A
+//! consumer-protocol (KIP-848) group's epochs, members and assignments are keyed
+//! `{consumer_group}` (no value: its last member left); see `group_log_consumer.rs`.
 
 use std::collections::HashMap;
 
@@ -13,12 +15,18 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use weir_coordinator::{
-    CommittedOffset, Coordinator, CoordinatorConfig, GroupSnapshot, MemberSnapshot, TopicPartition,
+    CommittedOffset, ConsumerGroupSnapshot, Coordinator, CoordinatorConfig, GroupSnapshot,
+    MemberSnapshot, TopicPartition,
 };
 use weir_protocol::kafka_protocol::records::Record;
 use weir_storage::Log;
 
 use crate::groups::GroupsError;
+
+#[path = "group_log_consumer.rs"]
+mod consumer;
+pub use consumer::consumer_group_record;
+use consumer::{ConsumerGroupKey, ConsumerGroupValue};
 
 /// Record key of a committed offset.
 #[derive(Debug, Serialize, Deserialize)]
@@ -143,6 +151,7 @@ enum LogKey {
     Offset(OffsetKey),
     Txn(TxnOffsetsKey),
     Group(GroupKey),
+    Consumer(ConsumerGroupKey),
 }
 
 /// A decoded record.
@@ -151,6 +160,7 @@ enum LogRecord {
     TxnPending(TxnOffsetsKey, TxnOffsetsValue),
     TxnSettled(TxnOffsetsKey),
     Group(GroupKey, Option<GroupSnapshot>),
+    Consumer(ConsumerGroupKey, Option<ConsumerGroupSnapshot>),
 }
 
 /// Record value of a committed offset.
@@ -182,7 +192,7 @@ impl OffsetValue {
     }
 }
 
-fn json<T: Serialize>(v: &T) -> Bytes {
+pub(crate) fn json<T: Serialize>(v: &T) -> Bytes {
     // These types hold only strings and integers: serializing them cannot fail.
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
@@ -250,6 +260,10 @@ fn decode_record(r: &Record) -> Result<LogRecord, String> {
         (LogKey::Group(key), Some(v)) => {
             LogRecord::Group(key, Some(parse::<GroupValue>(v)?.snapshot()?))
         }
+        (LogKey::Consumer(key), None) => LogRecord::Consumer(key, None),
+        (LogKey::Consumer(key), Some(v)) => {
+            LogRecord::Consumer(key, Some(parse::<ConsumerGroupValue>(v)?.snapshot()?))
+        }
     })
 }
 
@@ -268,12 +282,13 @@ pub struct Loaded {
 }
 
 /// Replays the offsets log into a new coordinator. Classic groups come back with the
-/// members of their last persisted rebalance (their sessions start now); consumer-protocol
-/// groups come back Empty, and their members rejoin.
+/// members of their last persisted rebalance, consumer-protocol groups as of their last
+/// change (epochs, members, assignments); their sessions start now.
 pub fn load(log: &Log, config: CoordinatorConfig, now: u64) -> Result<Loaded, GroupsError> {
     let mut coordinator = Coordinator::new(config);
     let mut live = HashMap::new();
     let mut groups_live = HashMap::new();
+    let mut consumers_live = HashMap::new();
     let mut records = 0i64;
     crate::internal_log::replay(log, |r| {
         records += 1;
@@ -308,12 +323,18 @@ pub fn load(log: &Log, config: CoordinatorConfig, now: u64) -> Result<Loaded, Gr
                 groups_live.insert(key.group_membership.clone(), snapshot.is_some());
                 coordinator.load_group(now, &key.group_membership, snapshot);
             }
+            LogRecord::Consumer(key, snapshot) => {
+                consumers_live.insert(key.consumer_group.clone(), snapshot.is_some());
+                coordinator.load_consumer_group(now, &key.consumer_group, snapshot);
+            }
         }
         Ok(())
     })?;
     Ok(Loaded {
         coordinator,
         records,
-        live: live.values().filter(|l| **l).count() + groups_live.values().filter(|l| **l).count(),
+        live: live.values().filter(|l| **l).count()
+            + groups_live.values().filter(|l| **l).count()
+            + consumers_live.values().filter(|l| **l).count(),
     })
 }

@@ -249,13 +249,13 @@ impl GroupRouter {
         self.shard(group)?.fetch_offsets(group, partitions).await
     }
 
-    pub fn consumer_heartbeat(
+    pub async fn consumer_heartbeat(
         &self,
         req: weir_coordinator::ConsumerHeartbeat,
-        topics: &dyn Fn(&str) -> Option<i32>,
+        topics: &(dyn Fn(&str) -> Option<i32> + Sync),
     ) -> weir_coordinator::ConsumerHeartbeatResponse {
         match self.shard(&req.group_id) {
-            Ok(g) => g.consumer_heartbeat(req, topics),
+            Ok(g) => g.consumer_heartbeat(req, topics).await,
             Err(code) => consumer_heartbeat_failed(code),
         }
     }

@@ -2,15 +2,16 @@
 //! JoinGroup/SyncGroup requests until it answers them, drives its timers, and keeps
 //! committed offsets durable in an offsets log.
 //!
-//! The offsets log is a `weir_storage::Log` under `<data-dir>/meta/group-offsets`, one record
-//! per committed partition: key `{group, topic, partition}`, value the commit as JSON, or no
-//! value for a tombstone. It is replayed at start. When it holds far more records than live
+//! The offsets log is a `weir_storage::Log` under `<data-dir>/meta/group-offsets`: committed
+//! offsets, pending transactional commits and group membership (classic and KIP-848), as
+//! described in `group_log.rs`. It is replayed at start. When it holds far more records than live
 //! offsets, start-up rewrites the live ones and drops the older segments: a log-structured
 //! store with compaction by rewrite.
 //!
 //! Ordering: outputs are applied while the coordinator lock is held, so records reach the log
 //! in the order the coordinator decided them; the fsync that makes a commit durable runs after
-//! the lock is released, and the OffsetCommit response waits for it.
+//! the lock is released, and the OffsetCommit (or a changing ConsumerGroupHeartbeat)
+//! response waits for it.
 //!
 //! In cluster mode one `Groups` is one shard: the coordinator of the groups hashed to one
 //! `__consumer_offsets` partition led here (`group_router.rs`), over that partition
@@ -241,6 +242,13 @@ impl Groups {
                         .map(|(group, s)| crate::group_log::group_record(group, Some(s))),
                 )?;
             }
+            for chunk in coordinator.consumer_group_snapshots().chunks(100) {
+                self.log.append(
+                    chunk
+                        .iter()
+                        .map(|(group, s)| crate::group_log::consumer_group_record(group, Some(s))),
+                )?;
+            }
         }
         log.flush_to(log.log_end_offset())?;
         let new_start = log.delete_records_before(start)?;
@@ -391,20 +399,19 @@ impl Groups {
                         .collect();
                     self.append(&entries)
                 }
+                Output::PersistGroup { group, snapshot } => self
+                    .log
+                    .append([crate::group_log::group_record(&group, snapshot.as_ref())]),
+                Output::PersistConsumerGroup { group, snapshot } => {
+                    self.log.append([crate::group_log::consumer_group_record(
+                        &group,
+                        snapshot.as_ref(),
+                    )])
+                }
             };
             match appended {
                 Ok(end) => durable = Some(end),
                 Err(e) => failure = Some(e),
-            }
-        }
-        // Membership changes: not awaited by any answer (see take_membership_changes).
-        let membership = c.take_membership_changes();
-        if failure.is_none() && !membership.is_empty() {
-            let records = membership
-                .iter()
-                .map(|(group, s)| crate::group_log::group_record(group, s.as_ref()));
-            if let Err(e) = self.log.append(records) {
-                failure = Some(e);
             }
         }
         match failure {
@@ -680,21 +687,32 @@ impl Groups {
         Ok(fetched)
     }
 
-    /// KIP-848 ConsumerGroupHeartbeat; answered at once. `topics` gives partition counts.
-    pub fn consumer_heartbeat(
+    /// KIP-848 ConsumerGroupHeartbeat. `topics` gives partition counts. A heartbeat that
+    /// changed the group is answered once the group's record is durable (committed, in a
+    /// cluster): a member told epoch N finds epoch N at the next coordinator. If it cannot
+    /// be made durable the answer is an error and the member retries.
+    pub async fn consumer_heartbeat(
         &self,
         req: weir_coordinator::ConsumerHeartbeat,
-        topics: &dyn Fn(&str) -> Option<i32>,
+        topics: &(dyn Fn(&str) -> Option<i32> + Sync),
     ) -> weir_coordinator::ConsumerHeartbeatResponse {
-        let resp = {
+        let (resp, applied) = {
             let mut c = self.lock();
             if self.is_broken() {
                 return consumer_heartbeat_failed(self.unavailable());
             }
-            c.consumer_heartbeat(now_ms(), req, topics)
+            let (resp, outputs) = c.consumer_heartbeat(now_ms(), req, topics);
+            let applied = self.apply(&mut c, outputs);
+            (resp, applied)
         };
         self.rearm();
-        resp
+        match self.committed(applied).await {
+            Ok(()) => resp,
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer group change could not be made durable");
+                consumer_heartbeat_failed(e.code())
+            }
+        }
     }
 
     pub fn consumer_describe(

@@ -34,6 +34,8 @@ pub mod fuzzing;
 mod group_log;
 pub mod group_router;
 pub mod groups;
+#[cfg(test)]
+mod groups_consumer_tests;
 mod handlers;
 pub mod hw_checkpoint;
 mod internal_log;

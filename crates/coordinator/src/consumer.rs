@@ -23,7 +23,7 @@ use crate::types::{ConsumerMemberDescription, GroupState, TopicPartitions};
 
 /// Kafka's `MemberState` for a consumer-protocol member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum MemberState {
+pub enum MemberState {
     /// Has its target assignment at the target epoch (or is about to be reconciled to a
     /// newer one).
     Stable,
@@ -107,6 +107,9 @@ pub(crate) struct ConsumerGroup {
     pub target: BTreeMap<String, Assignment>,
     /// Partition count of every subscribed topic that exists, as of the last heartbeat.
     pub partition_counts: BTreeMap<String, i32>,
+    /// What the offsets log holds for the group (`None`: nothing, or a tombstone); see
+    /// [`crate::consumer_persist`].
+    pub persisted: Option<crate::consumer_persist::ConsumerGroupSnapshot>,
 }
 
 impl ConsumerGroup {

@@ -2,8 +2,8 @@
 //! ConsumerGroupDescribe and the consumer-protocol timers. Follows Apache Kafka's
 //! `GroupMetadataManager.consumerGroupHeartbeat`; deliberate differences are noted.
 //!
-//! Consumer-protocol membership, unlike classic membership, is not persisted, so nothing
-//! here produces [`crate::Output`]s or membership changes: a heartbeat is answered at once.
+//! A heartbeat's answer comes with the [`crate::Output::PersistConsumerGroup`] its change
+//! needs (none for a steady heartbeat): the broker sends the answer once that is durable.
 
 use tracing::info;
 
@@ -14,7 +14,7 @@ use crate::consumer::{
 use crate::coordinator::{format_uuid, Coordinator};
 use crate::group::Group;
 use crate::types::{
-    ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatResponse, GroupState,
+    ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatResponse, GroupState, Output,
 };
 use crate::ErrorCode;
 
@@ -32,12 +32,17 @@ impl Coordinator {
     /// for a static member that will come back). `topics` gives the partition count of a
     /// topic (`None` if it does not exist); it is asked for every topic the group
     /// subscribes to, on every heartbeat, so partition changes start a new group epoch.
+    ///
+    /// The outputs hold the group's record when the heartbeat changed what is persisted
+    /// (membership, epochs, assignments); the answer must not be sent before it is
+    /// durable, so that a member told epoch N finds epoch N at the next coordinator.
     pub fn consumer_heartbeat(
         &mut self,
         now_ms: u64,
         req: ConsumerHeartbeat,
         topics: &dyn Fn(&str) -> Option<i32>,
-    ) -> ConsumerHeartbeatResponse {
+    ) -> (ConsumerHeartbeatResponse, Vec<Output>) {
+        let group_id = req.group_id.clone();
         let result = validate(&req).and_then(|()| {
             if req.member_epoch < 0 {
                 self.consumer_leave(now_ms, &req)
@@ -45,7 +50,13 @@ impl Coordinator {
                 self.consumer_join_or_heartbeat(now_ms, req, topics)
             }
         });
-        result.unwrap_or_else(|(error, message)| ConsumerHeartbeatResponse::error(error, message))
+        let mut out = Vec::new();
+        if let Some(group) = self.groups.get_mut(&group_id) {
+            group.persist_consumer(&mut out);
+        }
+        let response = result
+            .unwrap_or_else(|(error, message)| ConsumerHeartbeatResponse::error(error, message));
+        (response, out)
     }
 
     fn consumer_join_or_heartbeat(
@@ -68,9 +79,8 @@ impl Coordinator {
                 .entry(req.group_id.clone())
                 .or_insert_with(|| Group::new(req.group_id.clone(), now_ms))
         } else {
-            // Kafka answers GROUP_ID_NOT_FOUND here. Weir does not persist membership, so
-            // after a restart every group is unknown; UNKNOWN_MEMBER_ID makes the client
-            // rejoin instead of failing.
+            // Kafka answers GROUP_ID_NOT_FOUND here. UNKNOWN_MEMBER_ID makes the client
+            // rejoin instead of failing (a group whose last member left is forgotten).
             match self.groups.get_mut(&req.group_id) {
                 Some(group) => group,
                 None => return refuse(ErrorCode::UNKNOWN_MEMBER_ID, "unknown member"),

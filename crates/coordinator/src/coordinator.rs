@@ -7,9 +7,9 @@ use tracing::{debug, info, warn};
 use crate::group::{Ctx, Group, Member, PendingMember};
 use crate::subscription::CONSUMER_PROTOCOL_TYPE;
 use crate::types::{
-    GroupDescription, GroupListing, GroupSnapshot, GroupState, GroupStats, GroupType, JoinRequest,
-    JoinResponse, LeaveMember, LeaveMemberResult, LeaveResponse, MemberDescription, Output,
-    RequestId, SyncRequest, SyncResponse,
+    GroupDescription, GroupListing, GroupState, GroupStats, GroupType, JoinRequest, JoinResponse,
+    LeaveMember, LeaveMemberResult, LeaveResponse, MemberDescription, Output, RequestId,
+    SyncRequest, SyncResponse,
 };
 use crate::{CoordinatorConfig, ErrorCode};
 
@@ -25,8 +25,6 @@ pub struct Coordinator {
     pub(crate) groups: BTreeMap<String, Group>,
     /// Feeds generated member ids; see [`CoordinatorConfig::member_id_seed`].
     pub(crate) member_id_counter: u64,
-    /// Membership changes not yet taken by [`Coordinator::take_membership_changes`].
-    pub(crate) membership: Vec<(String, Option<GroupSnapshot>)>,
 }
 
 impl Coordinator {
@@ -35,7 +33,6 @@ impl Coordinator {
             config,
             groups: BTreeMap::new(),
             member_id_counter: 0,
-            membership: Vec::new(),
         }
     }
 
@@ -50,11 +47,9 @@ impl Coordinator {
             config,
             groups,
             member_id_counter,
-            membership,
         } = self;
         let mut ctx = Ctx::new(now_ms, config);
         join(groups, member_id_counter, config, request, req, &mut ctx);
-        membership.extend(ctx.membership);
         ctx.out
     }
 
@@ -70,7 +65,6 @@ impl Coordinator {
         if let Err(error) = result {
             ctx.respond_sync(request, SyncResponse::error(error));
         }
-        self.membership.extend(ctx.membership);
         ctx.out
     }
 
@@ -151,7 +145,6 @@ impl Coordinator {
             error: ErrorCode::NONE,
             members: results,
         };
-        self.membership.extend(ctx.membership);
         (response, ctx.out)
     }
 
@@ -163,6 +156,7 @@ impl Coordinator {
         for group in self.groups.values_mut() {
             group.expire_members(&mut ctx);
             group.expire_consumer_members(now_ms);
+            group.persist_consumer(&mut ctx.out);
             group.expire_offsets(&mut ctx);
         }
         let config = &self.config;
@@ -173,19 +167,7 @@ impl Coordinator {
             }
             !forget
         });
-        self.membership.extend(ctx.membership);
         ctx.out
-    }
-
-    /// A classic group's membership changes since the last call, in order: a snapshot when
-    /// a rebalance completed (or a static member was replaced without one), `None` when the
-    /// group became Empty. The broker appends them to the offsets log after each call, and
-    /// [`Coordinator::load_group`] replays them, so a restarted or failed-over coordinator
-    /// knows the members and they carry on without a rebalance. Not awaited by the
-    /// SyncGroup answers: a coordinator that lost the record knows an older generation, and
-    /// its members rejoin, as they would have without it.
-    pub fn take_membership_changes(&mut self) -> Vec<(String, Option<GroupSnapshot>)> {
-        std::mem::take(&mut self.membership)
     }
 
     /// The earliest time [`Coordinator::tick`] has work to do. It moves with every call

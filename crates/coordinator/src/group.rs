@@ -30,8 +30,6 @@ pub(crate) struct Ctx<'a> {
     pub now: u64,
     pub config: &'a CoordinatorConfig,
     pub out: Vec<Output>,
-    /// Membership changes to persist; see [`crate::Coordinator::take_membership_changes`].
-    pub membership: Vec<(String, Option<GroupSnapshot>)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -40,7 +38,6 @@ impl<'a> Ctx<'a> {
             now,
             config,
             out: Vec::new(),
-            membership: Vec::new(),
         }
     }
 
@@ -748,15 +745,18 @@ impl Group {
         self.persist(ctx);
     }
 
-    /// Asks the broker to persist the group's membership: a snapshot while it has members
-    /// and is Stable, a tombstone once it is Empty.
+    /// Asks the broker to persist the group's membership ([`Output::PersistGroup`]): a
+    /// snapshot while it has members and is Stable, a tombstone once it is Empty.
     pub fn persist(&self, ctx: &mut Ctx<'_>) {
         let snapshot = match self.state {
             GroupState::Stable => Some(self.snapshot()),
             GroupState::Empty => None,
             _ => return,
         };
-        ctx.membership.push((self.id.clone(), snapshot));
+        ctx.out.push(Output::PersistGroup {
+            group: self.id.clone(),
+            snapshot,
+        });
     }
 
     /// The membership as of the current generation.

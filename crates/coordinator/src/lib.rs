@@ -20,16 +20,18 @@
 //!   [`Output::PersistOffsets`] must be durable before the OffsetCommit response is sent;
 //!   [`Output::DeleteOffsets`] asks for tombstones. At startup the broker replays its log
 //!   through [`Coordinator::load_offsets`]. A classic group's membership is persisted at
-//!   the end of each rebalance ([`Coordinator::take_membership_changes`], replayed by
-//!   [`Coordinator::load_group`]), so a restarted or failed-over coordinator knows its
-//!   members and they carry on without a rebalance (as in Kafka). Consumer-protocol
-//!   (KIP-848) membership is not persisted: those members rejoin.
+//!   the end of each rebalance ([`Output::PersistGroup`], replayed by
+//!   [`Coordinator::load_group`]), a consumer-protocol (KIP-848) group whenever what it
+//!   decides with changes ([`Output::PersistConsumerGroup`], durable before the heartbeat
+//!   answer; replayed by [`Coordinator::load_consumer_group`]). So a restarted or
+//!   failed-over coordinator knows its members and they carry on without a rebalance (as
+//!   in Kafka); their session timers restart at load.
 //! - **Two protocols, one namespace.** A group id belongs to the classic protocol or to
 //!   the consumer protocol while it has members; the other protocol is refused with
-//!   INCONSISTENT_GROUP_PROTOCOL. Consumer-protocol heartbeats are answered at once
-//!   ([`Coordinator::consumer_heartbeat`]); the coordinator computes each new group
-//!   epoch's target assignment itself ("uniform" or "range") and hands partitions over
-//!   only once their previous owner has reported releasing them.
+//!   INCONSISTENT_GROUP_PROTOCOL. Consumer-protocol heartbeats are answered without
+//!   waiting for other members ([`Coordinator::consumer_heartbeat`]); the coordinator
+//!   computes each new group epoch's target assignment itself ("uniform" or "range") and
+//!   hands partitions over only once their previous owner has reported releasing them.
 //!
 //! The [`txn`] module is the transaction coordinator (InitProducerId, AddPartitionsToTxn,
 //! AddOffsetsToTxn, EndTxn, DescribeTransactions, ListTransactions), a separate state
@@ -43,6 +45,7 @@
 mod assignor;
 mod config;
 mod consumer;
+mod consumer_persist;
 mod consumer_protocol;
 mod coordinator;
 mod error;
@@ -58,6 +61,7 @@ mod types;
 mod tests;
 
 pub use config::CoordinatorConfig;
+pub use consumer_persist::{ConsumerGroupSnapshot, ConsumerMemberSnapshot, ConsumerMemberState};
 pub use coordinator::Coordinator;
 pub use error::ErrorCode;
 pub use types::{

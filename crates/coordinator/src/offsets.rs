@@ -478,7 +478,7 @@ impl Coordinator {
             .extend(offsets);
     }
 
-    /// Replays a membership record (see [`crate::Coordinator::take_membership_changes`]):
+    /// Replays a classic membership record (see [`Output::PersistGroup`]):
     /// the group's members as of its last rebalance, their sessions starting at `now_ms`
     /// (`None`: it became Empty).
     pub fn load_group(&mut self, now_ms: u64, group_id: &str, snapshot: Option<GroupSnapshot>) {

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
+use crate::consumer_persist::ConsumerGroupSnapshot;
 use crate::ErrorCode;
 
 /// Names a request the coordinator may answer later (JoinGroup, SyncGroup). Chosen by the
@@ -328,8 +329,8 @@ pub struct GroupStats {
     pub group_id: String,
     pub members: usize,
     /// Completed rebalances: the classic generation, or the consumer group's epoch (each
-    /// bumps once per new assignment). A classic group's generation survives a restart (its
-    /// membership is persisted); a consumer group's epoch starts again from 0.
+    /// bumps once per new assignment). Both survive a restart while the group has members
+    /// (its membership is persisted).
     pub rebalances: u64,
     /// Committed offsets (the group's, not pending transactional ones).
     pub offsets: Vec<(TopicPartition, i64)>,
@@ -374,10 +375,28 @@ pub enum Output {
         group: String,
         partitions: Vec<TopicPartition>,
     },
+    /// A classic group's membership changed (a rebalance completed, a static member was
+    /// replaced without one): append its record, or a tombstone (`None`) when the group
+    /// became Empty. Replayed by [`crate::Coordinator::load_group`]. No answer waits for
+    /// it: a coordinator that lost the record knows an older generation, and its members
+    /// rejoin, as they would have without it.
+    PersistGroup {
+        group: String,
+        snapshot: Option<GroupSnapshot>,
+    },
+    /// A consumer-protocol (KIP-848) group's persisted state changed: append its record,
+    /// or a tombstone (`None`) when its last member left. Replayed by
+    /// [`crate::Coordinator::load_consumer_group`]. Durable **before** the heartbeat
+    /// answers that come with it are sent: a member told epoch N must find epoch N at the
+    /// next coordinator.
+    PersistConsumerGroup {
+        group: String,
+        snapshot: Option<ConsumerGroupSnapshot>,
+    },
 }
 
 /// A classic group's membership as of its last completed rebalance (Kafka's
-/// GroupMetadata record); see [`crate::Coordinator::take_membership_changes`].
+/// GroupMetadata record); see [`Output::PersistGroup`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupSnapshot {
     pub generation: i32,

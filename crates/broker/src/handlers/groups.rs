@@ -439,7 +439,7 @@ fn to_ids(state: &State, parts: Vec<(String, Vec<i32>)>) -> Vec<(uuid::Uuid, Str
         .collect()
 }
 
-pub fn consumer_group_heartbeat(
+pub async fn consumer_group_heartbeat(
     state: &State,
     req: ConsumerGroupHeartbeatRequest,
     conn: &Conn,
@@ -472,7 +472,7 @@ pub fn consumer_group_heartbeat(
     };
     let counts = |name: &str| state.topic(name).map(|t| t.partition_count());
     let (group, epoch) = (hb.group_id.clone(), hb.member_epoch);
-    let out = state.groups.consumer_heartbeat(hb, &counts);
+    let out = state.groups.consumer_heartbeat(hb, &counts).await;
     if out.error != weir_coordinator::ErrorCode::NONE {
         tracing::info!(group, epoch, error = ?out.error, message = ?out.error_message, "ConsumerGroupHeartbeat refused");
     }

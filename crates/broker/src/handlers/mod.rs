@@ -260,7 +260,7 @@ async fn dispatch(state: &Arc<State>, body: Request, ctx: Ctx, conn: &Conn) -> R
         Request::ListGroups(r) => ctx.reply(&groups::list_groups(state, &r, ctx.version, conn)),
         Request::DeleteGroups(r) => ctx.reply(&groups::delete_groups(state, r, conn).await),
         Request::ConsumerGroupHeartbeat(r) => {
-            ctx.reply(&groups::consumer_group_heartbeat(state, r, conn))
+            ctx.reply(&groups::consumer_group_heartbeat(state, r, conn).await)
         }
         Request::ConsumerGroupDescribe(r) => {
             ctx.reply(&groups::consumer_group_describe(state, &r, conn))

@@ -6,16 +6,16 @@ fn single_member_joins_after_member_id_required_round() {
     let mut c = coordinator(0);
     let a = mid("a", 1);
 
-    let out = c.join_group(0, RequestId(1), join("", "a"));
+    let out = c.join_answers(0, RequestId(1), join("", "a"));
     assert_eq!(out, vec![join_err(1, &a, ErrorCode::MEMBER_ID_REQUIRED)]);
     assert_eq!(state(&c), GroupState::Empty);
 
     // With no initial delay, the rebalance completes as soon as everyone has joined.
-    let out = c.join_group(5, RequestId(2), join(&a, "a"));
+    let out = c.join_answers(5, RequestId(2), join(&a, "a"));
     assert_eq!(out, vec![joined(2, &a, 1, &a, vec![jm(&a, "a")])]);
     assert_eq!(state(&c), GroupState::CompletingRebalance);
 
-    let out = c.sync_group(6, RequestId(3), sync_req(1, &a, &[(&a, "p0")]));
+    let out = c.sync_answers(6, RequestId(3), sync_req(1, &a, &[(&a, "p0")]));
     assert_eq!(out, vec![synced(3, "p0")]);
     assert_eq!(
         c.describe_group(GROUP),
@@ -44,28 +44,28 @@ fn initial_delay_holds_the_first_rebalance_and_extends_for_new_members() {
     let (a, b) = (mid("a", 1), mid("b", 2));
 
     assert_eq!(
-        c.join_group(0, RequestId(1), join("", "a")),
+        c.join_answers(0, RequestId(1), join("", "a")),
         vec![join_err(1, &a, ErrorCode::MEMBER_ID_REQUIRED)]
     );
-    assert_eq!(c.join_group(0, RequestId(2), join(&a, "a")), vec![]);
+    assert_eq!(c.join_answers(0, RequestId(2), join(&a, "a")), vec![]);
     assert_eq!(state(&c), GroupState::PreparingRebalance);
     assert_eq!(c.next_deadline(), Some(3_000));
 
     assert_eq!(
-        c.join_group(1_000, RequestId(3), join("", "b")),
+        c.join_answers(1_000, RequestId(3), join("", "b")),
         vec![join_err(3, &b, ErrorCode::MEMBER_ID_REQUIRED)]
     );
     // Everyone has joined, but the initial delay never completes early.
-    assert_eq!(c.join_group(1_000, RequestId(4), join(&b, "b")), vec![]);
-    assert_eq!(c.tick(2_999), vec![]);
+    assert_eq!(c.join_answers(1_000, RequestId(4), join(&b, "b")), vec![]);
+    assert_eq!(c.tick_answers(2_999), vec![]);
 
     // B arrived during the delay: wait another delay (rebalance timeout permitting).
-    assert_eq!(c.tick(3_000), vec![]);
+    assert_eq!(c.tick_answers(3_000), vec![]);
     assert_eq!(c.next_deadline(), Some(6_000));
-    assert_eq!(c.tick(5_999), vec![]);
+    assert_eq!(c.tick_answers(5_999), vec![]);
 
     assert_eq!(
-        c.tick(6_000),
+        c.tick_answers(6_000),
         vec![
             joined(2, &a, 1, &a, vec![jm(&a, "a"), jm(&b, "b")]),
             joined(4, &b, 1, &a, vec![]),
@@ -82,14 +82,14 @@ fn initial_delay_extension_is_capped_by_the_rebalance_timeout() {
         ..join("", client)
     };
     let (a, b, d) = (mid("a", 1), mid("b", 2), mid("d", 3));
-    assert_eq!(c.join_group(0, RequestId(1), join_v3("a")), vec![]);
-    assert_eq!(c.join_group(100, RequestId(2), join_v3("b")), vec![]);
+    assert_eq!(c.join_answers(0, RequestId(1), join_v3("a")), vec![]);
+    assert_eq!(c.join_answers(100, RequestId(2), join_v3("b")), vec![]);
     // remaining = 5000 - 3000 = 2000: the extension is 2000, then nothing remains.
-    assert_eq!(c.tick(3_000), vec![]);
+    assert_eq!(c.tick_answers(3_000), vec![]);
     assert_eq!(c.next_deadline(), Some(5_000));
-    assert_eq!(c.join_group(4_000, RequestId(3), join_v3("d")), vec![]);
+    assert_eq!(c.join_answers(4_000, RequestId(3), join_v3("d")), vec![]);
     assert_eq!(
-        c.tick(5_000),
+        c.tick_answers(5_000),
         vec![
             joined(1, &a, 1, &a, vec![jm(&a, "a"), jm(&b, "b"), jm(&d, "d")]),
             joined(2, &b, 1, &a, vec![]),
@@ -110,17 +110,17 @@ fn three_members_form_one_generation_and_sync_distributes_assignments() {
     for (i, (client, id)) in ["a", "b", "c"].iter().zip(&ids).enumerate() {
         let r = 10 * i as u64;
         assert_eq!(
-            c.join_group(100, RequestId(r), join("", client)),
+            c.join_answers(100, RequestId(r), join("", client)),
             vec![join_err(r, id, ErrorCode::MEMBER_ID_REQUIRED)]
         );
         assert_eq!(
-            c.join_group(100, RequestId(r + 1), join(id, client)),
+            c.join_answers(100, RequestId(r + 1), join(id, client)),
             vec![]
         );
     }
-    assert_eq!(c.tick(3_100), vec![]); // extended once
+    assert_eq!(c.tick_answers(3_100), vec![]); // extended once
     assert_eq!(
-        c.tick(6_100),
+        c.tick_answers(6_100),
         vec![
             joined(1, a, 1, a, vec![jm(a, "a"), jm(b, "b"), jm(d, "c")]),
             joined(11, b, 1, a, vec![]),
@@ -130,16 +130,16 @@ fn three_members_form_one_generation_and_sync_distributes_assignments() {
 
     // Followers wait for the leader.
     assert_eq!(
-        c.sync_group(6_200, RequestId(12), sync_req(1, b, &[])),
+        c.sync_answers(6_200, RequestId(12), sync_req(1, b, &[])),
         vec![]
     );
     assert_eq!(
-        c.sync_group(6_200, RequestId(22), sync_req(1, d, &[])),
+        c.sync_answers(6_200, RequestId(22), sync_req(1, d, &[])),
         vec![]
     );
     // Heartbeats while waiting are fine.
     assert_eq!(c.heartbeat(6_250, GROUP, 1, a, None), ErrorCode::NONE);
-    let out = c.sync_group(
+    let out = c.sync_answers(
         6_300,
         RequestId(2),
         sync_req(1, a, &[(a, "A"), (b, "B"), (d, "C"), ("stranger", "X")]),
@@ -149,7 +149,7 @@ fn three_members_form_one_generation_and_sync_distributes_assignments() {
 
     // A late sync in Stable gets the stored assignment.
     assert_eq!(
-        c.sync_group(6_400, RequestId(23), sync_req(1, d, &[])),
+        c.sync_answers(6_400, RequestId(23), sync_req(1, d, &[])),
         vec![synced(23, "C")]
     );
 }
@@ -160,17 +160,20 @@ fn leader_leaving_out_a_member_gives_it_an_empty_assignment() {
     let ids = stable_group(&mut c, &["a", "b"]);
     let (a, b) = (&ids[0], &ids[1]);
     // Force a new generation: the leader rejoins.
-    assert_eq!(c.join_group(300, RequestId(1), join(a, "a")), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(1), join(a, "a")), vec![]);
     assert_eq!(
-        c.join_group(300, RequestId(2), join(b, "b")),
+        c.join_answers(300, RequestId(2), join(b, "b")),
         vec![
             joined(1, a, 2, a, vec![jm(a, "a"), jm(b, "b")]),
             joined(2, b, 2, a, vec![]),
         ]
     );
-    assert_eq!(c.sync_group(300, RequestId(3), sync_req(2, b, &[])), vec![]);
     assert_eq!(
-        c.sync_group(300, RequestId(4), sync_req(2, a, &[(a, "A")])),
+        c.sync_answers(300, RequestId(3), sync_req(2, b, &[])),
+        vec![]
+    );
+    assert_eq!(
+        c.sync_answers(300, RequestId(4), sync_req(2, a, &[(a, "A")])),
         vec![synced(4, "A"), synced(3, "")]
     );
 }
@@ -183,14 +186,14 @@ fn fourth_member_triggers_rebalance_and_heartbeats_ask_to_rejoin() {
     let e = mid("e", 4);
 
     assert_eq!(
-        c.join_group(1_000, RequestId(1), join("", "e")),
+        c.join_answers(1_000, RequestId(1), join("", "e")),
         vec![join_err(1, &e, ErrorCode::MEMBER_ID_REQUIRED)]
     );
     // The id reservation alone does not rebalance.
     assert_eq!(state(&c), GroupState::Stable);
     assert_eq!(c.heartbeat(1_000, GROUP, 1, a, None), ErrorCode::NONE);
 
-    assert_eq!(c.join_group(1_000, RequestId(2), join(&e, "e")), vec![]);
+    assert_eq!(c.join_answers(1_000, RequestId(2), join(&e, "e")), vec![]);
     assert_eq!(state(&c), GroupState::PreparingRebalance);
     for id in [a, b, d] {
         assert_eq!(
@@ -211,10 +214,10 @@ fn fourth_member_triggers_rebalance_and_heartbeats_ask_to_rejoin() {
     );
     assert_eq!(errors, vec![(tp("orders", 0), ErrorCode::NONE)]);
 
-    assert_eq!(c.join_group(1_200, RequestId(3), join(a, "a")), vec![]);
-    assert_eq!(c.join_group(1_200, RequestId(4), join(b, "b")), vec![]);
+    assert_eq!(c.join_answers(1_200, RequestId(3), join(a, "a")), vec![]);
+    assert_eq!(c.join_answers(1_200, RequestId(4), join(b, "b")), vec![]);
     assert_eq!(
-        c.join_group(1_300, RequestId(5), join(d, "c")),
+        c.join_answers(1_300, RequestId(5), join(d, "c")),
         vec![
             joined(
                 3,
@@ -237,14 +240,14 @@ fn unchanged_follower_rejoin_in_stable_returns_current_generation() {
     let ids = stable_group(&mut c, &["a", "b"]);
     let (a, b) = (&ids[0], &ids[1]);
     assert_eq!(
-        c.join_group(300, RequestId(1), join(b, "b")),
+        c.join_answers(300, RequestId(1), join(b, "b")),
         vec![joined(1, b, 1, a, vec![])]
     );
     assert_eq!(state(&c), GroupState::Stable);
 
     // Changed metadata forces a rebalance.
     let changed = join_req(b, "b", &[("range", meta("b2"))]);
-    assert_eq!(c.join_group(400, RequestId(2), changed), vec![]);
+    assert_eq!(c.join_answers(400, RequestId(2), changed), vec![]);
     assert_eq!(state(&c), GroupState::PreparingRebalance);
 }
 
@@ -254,7 +257,7 @@ fn leave_triggers_a_rebalance() {
     let ids = stable_group(&mut c, &["a", "b"]);
     let (a, b) = (&ids[0], &ids[1]);
 
-    let (response, out) = c.leave_group(
+    let (response, out) = c.leave_answers(
         500,
         GROUP,
         vec![
@@ -297,7 +300,7 @@ fn leave_triggers_a_rebalance() {
         ErrorCode::UNKNOWN_MEMBER_ID
     );
     assert_eq!(
-        c.join_group(700, RequestId(1), join(a, "a")),
+        c.join_answers(700, RequestId(1), join(a, "a")),
         vec![joined(1, a, 2, a, vec![jm(a, "a")])]
     );
 }
@@ -311,16 +314,16 @@ fn last_member_leaving_empties_the_group() {
             member_id: id.clone(),
             group_instance_id: None,
         };
-        let (response, out) = c.leave_group(500, GROUP, vec![leaving]);
+        let (response, out) = c.leave_answers(500, GROUP, vec![leaving]);
         assert_eq!(response.members[0].error, ErrorCode::NONE);
         assert_eq!(out, vec![]);
     }
     assert_eq!(state(&c), GroupState::Empty);
     // The group is kept (with its generation) until the retention check forgets it.
     assert_eq!(c.next_deadline(), Some(500 + 600_000));
-    assert_eq!(c.tick(500 + 599_999), vec![]);
+    assert_eq!(c.tick_answers(500 + 599_999), vec![]);
     assert_eq!(state(&c), GroupState::Empty);
-    assert_eq!(c.tick(500 + 600_000), vec![]);
+    assert_eq!(c.tick_answers(500 + 600_000), vec![]);
     assert_eq!(state(&c), GroupState::Dead);
     assert_eq!(c.list_groups(&[]), vec![]);
 }
@@ -330,14 +333,17 @@ fn leaving_while_parked_in_sync_answers_the_parked_request() {
     let mut c = coordinator(100);
     let ids = stable_group(&mut c, &["a", "b"]);
     let (a, b) = (&ids[0], &ids[1]);
-    assert_eq!(c.join_group(300, RequestId(1), join(a, "a")), vec![]);
-    assert_eq!(c.join_group(300, RequestId(2), join(b, "b")).len(), 2);
-    assert_eq!(c.sync_group(300, RequestId(3), sync_req(2, b, &[])), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(1), join(a, "a")), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(2), join(b, "b")).len(), 2);
+    assert_eq!(
+        c.sync_answers(300, RequestId(3), sync_req(2, b, &[])),
+        vec![]
+    );
     let leaving = LeaveMember {
         member_id: b.clone(),
         group_instance_id: None,
     };
-    let (_, out) = c.leave_group(400, GROUP, vec![leaving]);
+    let (_, out) = c.leave_answers(400, GROUP, vec![leaving]);
     // B's parked SyncGroup is answered; A must rejoin (alone: completes at once).
     assert_eq!(out, vec![sync_err(3, ErrorCode::UNKNOWN_MEMBER_ID)]);
     assert_eq!(state(&c), GroupState::PreparingRebalance);
@@ -348,15 +354,15 @@ fn generation_fencing_rejects_stale_generations() {
     let mut c = coordinator(100);
     let ids = stable_group(&mut c, &["a", "b"]);
     let (a, b) = (&ids[0], &ids[1]);
-    assert_eq!(c.join_group(300, RequestId(1), join(a, "a")), vec![]);
-    assert_eq!(c.join_group(300, RequestId(2), join(b, "b")).len(), 2);
+    assert_eq!(c.join_answers(300, RequestId(1), join(a, "a")), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(2), join(b, "b")).len(), 2);
     // Generation 2 now; a zombie still on generation 1:
     assert_eq!(
         c.heartbeat(400, GROUP, 1, b, None),
         ErrorCode::ILLEGAL_GENERATION
     );
     assert_eq!(
-        c.sync_group(400, RequestId(3), sync_req(1, b, &[])),
+        c.sync_answers(400, RequestId(3), sync_req(1, b, &[])),
         vec![sync_err(3, ErrorCode::ILLEGAL_GENERATION)]
     );
     let (errors, out) = c.commit_offsets(
@@ -379,14 +385,14 @@ fn generation_fencing_rejects_stale_generations() {
 #[test]
 fn sync_errors() {
     let mut c = coordinator(100);
-    let unknown_group = c.sync_group(0, RequestId(1), sync_req(1, "x", &[]));
+    let unknown_group = c.sync_answers(0, RequestId(1), sync_req(1, "x", &[]));
     assert_eq!(
         unknown_group,
         vec![sync_err(1, ErrorCode::UNKNOWN_MEMBER_ID)]
     );
     let ids = stable_group(&mut c, &["a", "b"]);
     let (a, b) = (&ids[0], &ids[1]);
-    let unknown_member = c.sync_group(300, RequestId(2), sync_req(1, "x", &[]));
+    let unknown_member = c.sync_answers(300, RequestId(2), sync_req(1, "x", &[]));
     assert_eq!(
         unknown_member,
         vec![sync_err(2, ErrorCode::UNKNOWN_MEMBER_ID)]
@@ -396,18 +402,18 @@ fn sync_errors() {
         ..sync_req(1, b, &[])
     };
     assert_eq!(
-        c.sync_group(300, RequestId(3), wrong_protocol),
+        c.sync_answers(300, RequestId(3), wrong_protocol),
         vec![sync_err(3, ErrorCode::INCONSISTENT_GROUP_PROTOCOL)]
     );
-    assert_eq!(c.join_group(300, RequestId(4), join(a, "a")), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(4), join(a, "a")), vec![]);
     assert_eq!(
-        c.sync_group(300, RequestId(5), sync_req(1, b, &[])),
+        c.sync_answers(300, RequestId(5), sync_req(1, b, &[])),
         vec![sync_err(5, ErrorCode::REBALANCE_IN_PROGRESS)]
     );
     let mut empty_id = sync_req(1, b, &[]);
     empty_id.group_id = String::new();
     assert_eq!(
-        c.sync_group(300, RequestId(6), empty_id),
+        c.sync_answers(300, RequestId(6), empty_id),
         vec![sync_err(6, ErrorCode::INVALID_GROUP_ID)]
     );
 }
@@ -417,21 +423,24 @@ fn rebalance_during_completing_rebalance_fails_parked_syncs() {
     let mut c = coordinator(100);
     let ids = stable_group(&mut c, &["a", "b"]);
     let (a, b) = (&ids[0], &ids[1]);
-    assert_eq!(c.join_group(300, RequestId(1), join(a, "a")), vec![]);
-    assert_eq!(c.join_group(300, RequestId(2), join(b, "b")).len(), 2);
-    assert_eq!(c.sync_group(300, RequestId(3), sync_req(2, b, &[])), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(1), join(a, "a")), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(2), join(b, "b")).len(), 2);
+    assert_eq!(
+        c.sync_answers(300, RequestId(3), sync_req(2, b, &[])),
+        vec![]
+    );
     // A new member arrives before the leader's assignment.
     let v3 = JoinRequest {
         require_known_member_id: false,
         ..join("", "d")
     };
     assert_eq!(
-        c.join_group(400, RequestId(4), v3),
+        c.join_answers(400, RequestId(4), v3),
         vec![sync_err(3, ErrorCode::REBALANCE_IN_PROGRESS)]
     );
     // The leader's late assignment is refused.
     assert_eq!(
-        c.sync_group(500, RequestId(5), sync_req(2, a, &[(a, "A")])),
+        c.sync_answers(500, RequestId(5), sync_req(2, a, &[(a, "A")])),
         vec![sync_err(5, ErrorCode::REBALANCE_IN_PROGRESS)]
     );
 }
@@ -442,15 +451,15 @@ fn pending_member_blocks_completion_until_it_joins() {
     let ids = stable_group(&mut c, &["a", "b"]);
     let (a, b) = (&ids[0], &ids[1]);
     let d = mid("d", 3);
-    assert_eq!(c.join_group(300, RequestId(1), join(a, "a")), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(1), join(a, "a")), vec![]);
     assert_eq!(
-        c.join_group(300, RequestId(2), join("", "d")),
+        c.join_answers(300, RequestId(2), join("", "d")),
         vec![join_err(2, &d, ErrorCode::MEMBER_ID_REQUIRED)]
     );
     // Everyone known has rejoined, but D holds an id: wait for it.
-    assert_eq!(c.join_group(300, RequestId(3), join(b, "b")), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(3), join(b, "b")), vec![]);
     assert_eq!(
-        c.join_group(400, RequestId(4), join(&d, "d")),
+        c.join_answers(400, RequestId(4), join(&d, "d")),
         vec![
             joined(1, a, 2, a, vec![jm(a, "a"), jm(b, "b"), jm(&d, "d")]),
             joined(3, b, 2, a, vec![]),
@@ -468,17 +477,17 @@ fn protocol_selection_votes_and_breaks_ties_in_join_order() {
     };
     let (a, b) = (mid("a", 1), mid("b", 2));
     assert_eq!(
-        c.join_group(0, RequestId(1), both("range", "roundrobin", "a")),
+        c.join_answers(0, RequestId(1), both("range", "roundrobin", "a")),
         vec![]
     );
     assert_eq!(
-        c.join_group(0, RequestId(2), both("roundrobin", "range", "b")),
+        c.join_answers(0, RequestId(2), both("roundrobin", "range", "b")),
         vec![]
     );
-    assert_eq!(c.tick(100), vec![]);
+    assert_eq!(c.tick_answers(100), vec![]);
     // One vote each: the first voter (A) wins the tie.
     assert_eq!(
-        c.tick(200),
+        c.tick_answers(200),
         vec![
             joined_with(1, &a, 1, &a, "range", vec![jm(&a, "a"), jm(&b, "b")]),
             joined_with(2, &b, 1, &a, "range", vec![]),
@@ -488,16 +497,16 @@ fn protocol_selection_votes_and_breaks_ties_in_join_order() {
     // A third member preferring roundrobin tips the vote.
     let d = mid("d", 3);
     assert_eq!(
-        c.join_group(300, RequestId(3), both("roundrobin", "range", "d")),
+        c.join_answers(300, RequestId(3), both("roundrobin", "range", "d")),
         vec![]
     );
     let mut a_rejoin = both("range", "roundrobin", "a");
     a_rejoin.member_id = a.clone();
-    assert_eq!(c.join_group(300, RequestId(4), a_rejoin), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(4), a_rejoin), vec![]);
     let mut b_rejoin = both("roundrobin", "range", "b");
     b_rejoin.member_id = b.clone();
     assert_eq!(
-        c.join_group(300, RequestId(5), b_rejoin),
+        c.join_answers(300, RequestId(5), b_rejoin),
         vec![
             joined_with(
                 4,
@@ -517,13 +526,13 @@ fn protocol_selection_votes_and_breaks_ties_in_join_order() {
 fn inconsistent_group_protocol() {
     let mut c = coordinator(0);
     let a = mid("a", 1);
-    assert_eq!(c.join_group(0, RequestId(1), join("", "a")).len(), 1);
-    assert_eq!(c.join_group(0, RequestId(2), join(&a, "a")).len(), 1);
+    assert_eq!(c.join_answers(0, RequestId(1), join("", "a")).len(), 1);
+    assert_eq!(c.join_answers(0, RequestId(2), join(&a, "a")).len(), 1);
 
     // No protocol in common with A.
     let rr = join_req("", "b", &[("roundrobin", meta("b"))]);
     assert_eq!(
-        c.join_group(0, RequestId(3), rr),
+        c.join_answers(0, RequestId(3), rr),
         vec![join_err(3, "", ErrorCode::INCONSISTENT_GROUP_PROTOCOL)]
     );
     // Another protocol type.
@@ -532,20 +541,20 @@ fn inconsistent_group_protocol() {
         ..join("", "b")
     };
     assert_eq!(
-        c.join_group(0, RequestId(4), connect),
+        c.join_answers(0, RequestId(4), connect),
         vec![join_err(4, "", ErrorCode::INCONSISTENT_GROUP_PROTOCOL)]
     );
     // No protocols at all.
     let none = join_req("", "b", &[]);
     assert_eq!(
-        c.join_group(0, RequestId(5), none),
+        c.join_answers(0, RequestId(5), none),
         vec![join_err(5, "", ErrorCode::INCONSISTENT_GROUP_PROTOCOL)]
     );
     // A known member switching to an unsupported protocol.
     // A sole member may switch protocols; it rebalances (and, alone, completes at once).
     let switch = join_req(&a, "a", &[("roundrobin", meta("a"))]);
     assert_eq!(
-        c.join_group(0, RequestId(6), switch),
+        c.join_answers(0, RequestId(6), switch),
         vec![joined_with(6, &a, 2, &a, "roundrobin", vec![jm(&a, "a")])]
     );
 }
@@ -558,7 +567,7 @@ fn join_validation_errors() {
         ..join("", "a")
     };
     assert_eq!(
-        c.join_group(0, RequestId(1), short),
+        c.join_answers(0, RequestId(1), short),
         vec![join_err(1, "", ErrorCode::INVALID_SESSION_TIMEOUT)]
     );
     let no_group = JoinRequest {
@@ -566,11 +575,11 @@ fn join_validation_errors() {
         ..join("", "a")
     };
     assert_eq!(
-        c.join_group(0, RequestId(2), no_group),
+        c.join_answers(0, RequestId(2), no_group),
         vec![join_err(2, "", ErrorCode::INVALID_GROUP_ID)]
     );
     assert_eq!(
-        c.join_group(0, RequestId(3), join("ghost", "a")),
+        c.join_answers(0, RequestId(3), join("ghost", "a")),
         vec![join_err(3, "ghost", ErrorCode::UNKNOWN_MEMBER_ID)]
     );
     assert_eq!(
@@ -591,10 +600,10 @@ fn group_max_size_is_enforced() {
         ..CoordinatorConfig::default()
     });
     let a = mid("a", 1);
-    assert_eq!(c.join_group(0, RequestId(1), join("", "a")).len(), 1);
-    assert_eq!(c.join_group(0, RequestId(2), join(&a, "a")).len(), 1);
+    assert_eq!(c.join_answers(0, RequestId(1), join("", "a")).len(), 1);
+    assert_eq!(c.join_answers(0, RequestId(2), join(&a, "a")).len(), 1);
     assert_eq!(
-        c.join_group(0, RequestId(3), join("", "b")),
+        c.join_answers(0, RequestId(3), join("", "b")),
         vec![join_err(3, "", ErrorCode::GROUP_MAX_SIZE_REACHED)]
     );
 }
@@ -604,12 +613,12 @@ fn duplicate_join_answers_the_superseded_request() {
     let mut c = coordinator(100);
     let ids = stable_group(&mut c, &["a", "b"]);
     let (a, b) = (&ids[0], &ids[1]);
-    assert_eq!(c.join_group(300, RequestId(1), join(a, "a")), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(1), join(a, "a")), vec![]);
     assert_eq!(
-        c.join_group(300, RequestId(2), join(a, "a")),
+        c.join_answers(300, RequestId(2), join(a, "a")),
         vec![join_err(1, a, ErrorCode::REBALANCE_IN_PROGRESS)]
     );
-    assert_eq!(c.join_group(300, RequestId(3), join(b, "b")).len(), 2);
+    assert_eq!(c.join_answers(300, RequestId(3), join(b, "b")).len(), 2);
 }
 
 #[test]

@@ -112,8 +112,8 @@ fn commit_during_completing_rebalance_is_refused() {
     let mut c = coordinator(100);
     let ids = stable_group(&mut c, &["a", "b"]);
     let (a, b) = (&ids[0], &ids[1]);
-    assert_eq!(c.join_group(300, RequestId(1), join(a, "a")), vec![]);
-    assert_eq!(c.join_group(300, RequestId(2), join(b, "b")).len(), 2);
+    assert_eq!(c.join_answers(300, RequestId(1), join(a, "a")), vec![]);
+    assert_eq!(c.join_answers(300, RequestId(2), join(b, "b")).len(), 2);
     assert_eq!(state(&c), GroupState::CompletingRebalance);
     let (errors, out) = c.commit_offsets(
         400,
@@ -139,14 +139,14 @@ fn offsets_of_an_empty_group_expire_after_retention() {
             member_id: id.clone(),
             group_instance_id: None,
         };
-        c.leave_group(2_000, GROUP, vec![leaving]);
+        c.leave_answers(2_000, GROUP, vec![leaving]);
     }
     assert_eq!(state(&c), GroupState::Empty);
     // Retention counts from when the group became empty.
     assert_eq!(c.next_deadline(), Some(2_000 + RETENTION));
-    assert_eq!(c.tick(2_000 + RETENTION - 1), vec![]);
+    assert_eq!(c.tick_answers(2_000 + RETENTION - 1), vec![]);
     assert_eq!(
-        c.tick(2_000 + RETENTION),
+        c.tick_answers(2_000 + RETENTION),
         vec![Output::DeleteOffsets {
             group: GROUP.to_owned(),
             partitions: vec![tp("orders", 0)],
@@ -167,7 +167,7 @@ fn offsets_of_a_simple_group_expire_per_commit() {
     );
     assert_eq!(c.next_deadline(), Some(RETENTION));
     assert_eq!(
-        c.tick(RETENTION),
+        c.tick_answers(RETENTION),
         vec![Output::DeleteOffsets {
             group: GROUP.to_owned(),
             partitions: vec![tp("t", 0)],
@@ -175,7 +175,7 @@ fn offsets_of_a_simple_group_expire_per_commit() {
     );
     assert_eq!(state(&c), GroupState::Empty);
     assert_eq!(
-        c.tick(5_000 + RETENTION),
+        c.tick_answers(5_000 + RETENTION),
         vec![Output::DeleteOffsets {
             group: GROUP.to_owned(),
             partitions: vec![tp("t", 1)],
@@ -206,10 +206,10 @@ fn stable_consumer_group_loses_offsets_of_unsubscribed_topics_only() {
         now += 9_000;
         assert_eq!(c.heartbeat(now, GROUP, 1, &ids[0], None), ErrorCode::NONE);
         assert_eq!(c.heartbeat(now, GROUP, 1, &ids[1], None), ErrorCode::NONE);
-        assert_eq!(c.tick(now.min(300 + RETENTION - 1)), vec![]);
+        assert_eq!(c.tick_answers(now.min(300 + RETENTION - 1)), vec![]);
     }
     assert_eq!(
-        c.tick(now),
+        c.tick_answers(now),
         vec![Output::DeleteOffsets {
             group: GROUP.to_owned(),
             partitions: vec![tp("legacy", 0)],
@@ -308,9 +308,9 @@ fn delete_offsets_treats_undecodable_subscriptions_as_subscribed() {
     let mut c = coordinator(0);
     let a = mid("a", 1);
     let garbage = join_req(&a, "a", &[("range", Bytes::from_static(b"\x01"))]);
-    c.join_group(0, RequestId(1), join("", "a"));
-    assert_eq!(c.join_group(0, RequestId(2), garbage).len(), 1);
-    c.sync_group(0, RequestId(3), sync_req(1, &a, &[]));
+    c.join_answers(0, RequestId(1), join("", "a"));
+    assert_eq!(c.join_answers(0, RequestId(2), garbage).len(), 1);
+    c.sync_answers(0, RequestId(3), sync_req(1, &a, &[]));
     let (response, out) = c.delete_offsets(GROUP, vec![tp("anything", 0)]);
     assert_eq!(
         response.partitions,
@@ -327,8 +327,8 @@ fn delete_offsets_of_a_non_consumer_group_with_members_is_refused() {
         protocol_type: "connect".to_owned(),
         ..join(member, "a")
     };
-    c.join_group(0, RequestId(1), connect(""));
-    c.join_group(0, RequestId(2), connect(&a));
+    c.join_answers(0, RequestId(1), connect(""));
+    c.join_answers(0, RequestId(2), connect(&a));
     let (response, out) = c.delete_offsets(GROUP, vec![tp("t", 0)]);
     assert_eq!(
         response,
@@ -555,7 +555,7 @@ fn pending_txn_commits_replay_and_keep_the_group_alive() {
         )]
     );
     // The group is not forgotten while a commit is pending, however long it waits.
-    assert!(c.tick(RETENTION * 3).is_empty());
+    assert!(c.tick_answers(RETENTION * 3).is_empty());
     assert_eq!(c.unstable_partitions(GROUP).len(), 2);
     c.load_txn_settled(GROUP, 7);
     assert!(c.pending_txn_offsets().is_empty());

@@ -5,10 +5,20 @@
 use super::*;
 use crate::*;
 
-/// The one membership change `c` has to persist since the last call.
-fn persisted(c: &mut Coordinator) -> Option<GroupSnapshot> {
-    let mut changes = c.take_membership_changes();
-    assert_eq!(changes.len(), 1, "one membership change in {changes:?}");
+/// The membership changes among a call's outputs.
+fn changes(out: &[Output]) -> Vec<(String, Option<GroupSnapshot>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::PersistGroup { group, snapshot } => Some((group.clone(), snapshot.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one membership change among a call's outputs.
+fn persisted(out: &[Output]) -> Option<GroupSnapshot> {
+    let mut changes = changes(out);
+    assert_eq!(changes.len(), 1, "one membership change in {out:?}");
     let (group, snapshot) = changes.remove(0);
     assert_eq!(group, GROUP);
     snapshot
@@ -25,15 +35,14 @@ fn stable(c: &mut Coordinator) -> (String, String, GroupSnapshot) {
     assert_eq!(c.join_group(0, RequestId(1), no_round("a")), vec![]);
     assert_eq!(c.join_group(0, RequestId(2), no_round("b")), vec![]);
     assert_eq!(c.tick(100), vec![]);
-    assert_eq!(c.tick(200).len(), 2);
-    assert_eq!(
-        c.take_membership_changes(),
-        vec![],
-        "nothing before the assignment"
-    );
+    let joined = c.tick(200);
+    assert_eq!(joined.len(), 2);
+    assert_eq!(changes(&joined), vec![], "nothing before the assignment");
     let out = c.sync_group(200, RequestId(3), sync_req(1, &a, &[(&a, "A"), (&b, "B")]));
-    assert_eq!(out, vec![synced(3, "A")]);
-    let snapshot = persisted(c).expect("a snapshot, not a tombstone");
+    // The answer first, then the record (no answer waits for it).
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0], synced(3, "A"));
+    let snapshot = persisted(&out).expect("a snapshot, not a tombstone");
     assert_eq!(
         c.sync_group(200, RequestId(4), sync_req(1, &b, &[])),
         vec![synced(4, "B")]
@@ -118,8 +127,8 @@ fn a_group_that_became_empty_is_tombstoned_and_replays_empty() {
         member_id: id.to_owned(),
         group_instance_id: None,
     };
-    c.leave_group(300, GROUP, vec![leave(&a), leave(&b)]);
-    assert_eq!(persisted(&mut c), None, "a tombstone");
+    let (_, out) = c.leave_group(300, GROUP, vec![leave(&a), leave(&b)]);
+    assert_eq!(persisted(&out), None, "a tombstone");
     assert_eq!(state(&c), GroupState::Empty);
 
     // Replay: the snapshot, then the tombstone. Without offsets the group is gone.
@@ -160,10 +169,9 @@ fn a_static_member_replaced_without_a_rebalance_is_persisted_under_its_new_id() 
     c.sync_group(200, RequestId(4), sync(1, &b, "sb", &[]));
 
     // "sb" restarts and gets a new member id in the same generation.
-    c.take_membership_changes();
-    c.join_group(1_000, RequestId(5), static_join("", "sb"));
+    let out = c.join_group(1_000, RequestId(5), static_join("", "sb"));
     let b2 = mid("sb", 3);
-    let s = persisted(&mut c).expect("a snapshot");
+    let s = persisted(&out).expect("a snapshot");
     let ids: Vec<_> = s.members.iter().map(|m| m.member_id.clone()).collect();
     assert_eq!(ids, vec![a.clone(), b2.clone()]);
 

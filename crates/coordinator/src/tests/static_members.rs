@@ -25,18 +25,24 @@ fn static_sync(
 fn stable_static_group(c: &mut Coordinator) -> (String, String) {
     let (a, b) = (mid("sa", 1), mid("sb", 2));
     // Static members get their id at once: no MEMBER_ID_REQUIRED round.
-    assert_eq!(c.join_group(0, RequestId(1), static_join("", "sa")), vec![]);
-    assert_eq!(c.join_group(0, RequestId(2), static_join("", "sb")), vec![]);
-    assert_eq!(c.tick(100), vec![]);
     assert_eq!(
-        c.tick(200),
+        c.join_answers(0, RequestId(1), static_join("", "sa")),
+        vec![]
+    );
+    assert_eq!(
+        c.join_answers(0, RequestId(2), static_join("", "sb")),
+        vec![]
+    );
+    assert_eq!(c.tick_answers(100), vec![]);
+    assert_eq!(
+        c.tick_answers(200),
         vec![
             joined(1, &a, 1, &a, vec![sjm(&a, "sa"), sjm(&b, "sb")]),
             joined(2, &b, 1, &a, vec![]),
         ]
     );
     assert_eq!(
-        c.sync_group(
+        c.sync_answers(
             200,
             RequestId(3),
             static_sync(1, &a, "sa", &[(&a, "A"), (&b, "B")])
@@ -44,7 +50,7 @@ fn stable_static_group(c: &mut Coordinator) -> (String, String) {
         vec![synced(3, "A")]
     );
     assert_eq!(
-        c.sync_group(200, RequestId(4), static_sync(1, &b, "sb", &[])),
+        c.sync_answers(200, RequestId(4), static_sync(1, &b, "sb", &[])),
         vec![synced(4, "B")]
     );
     (a, b)
@@ -59,7 +65,7 @@ fn static_member_rejoin_keeps_the_generation_and_fences_the_old_id() {
     // The leader restarts. No rebalance: it gets the current generation, and the answer
     // names the old leader id so it does not compute an assignment.
     assert_eq!(
-        c.join_group(1_000, RequestId(5), static_join("", "sa")),
+        c.join_answers(1_000, RequestId(5), static_join("", "sa")),
         vec![joined(5, &a2, 1, &a, vec![])]
     );
     assert_eq!(state(&c), GroupState::Stable);
@@ -74,7 +80,7 @@ fn static_member_rejoin_keeps_the_generation_and_fences_the_old_id() {
         ErrorCode::UNKNOWN_MEMBER_ID
     );
     assert_eq!(
-        c.sync_group(1_100, RequestId(6), static_sync(1, &a, "sa", &[])),
+        c.sync_answers(1_100, RequestId(6), static_sync(1, &a, "sa", &[])),
         vec![sync_err(6, ErrorCode::FENCED_INSTANCE_ID)]
     );
     let (errors, _) = c.commit_offsets(
@@ -94,7 +100,7 @@ fn static_member_rejoin_keeps_the_generation_and_fences_the_old_id() {
 
     // The new incarnation syncs and gets its previous assignment.
     assert_eq!(
-        c.sync_group(1_200, RequestId(7), static_sync(1, &a2, "sa", &[])),
+        c.sync_answers(1_200, RequestId(7), static_sync(1, &a2, "sa", &[])),
         vec![synced(7, "A")]
     );
     assert_eq!(
@@ -120,13 +126,13 @@ fn static_member_rejoin_keeps_the_generation_and_fences_the_old_id() {
         group_instance_id: Some("sb".to_owned()),
         ..join_req(&b, "sb", &[("range", meta("sb2"))])
     };
-    assert_eq!(c.join_group(2_000, RequestId(8), changed), vec![]);
+    assert_eq!(c.join_answers(2_000, RequestId(8), changed), vec![]);
     let b_meta = JoinMember {
         metadata: meta("sb2"),
         ..sjm(&b, "sb")
     };
     assert_eq!(
-        c.join_group(2_000, RequestId(9), static_join(&a2, "sa")),
+        c.join_answers(2_000, RequestId(9), static_join(&a2, "sa")),
         vec![
             joined(9, &a2, 2, &a2, vec![sjm(&a2, "sa"), b_meta]),
             joined(8, &b, 2, &a2, vec![]),
@@ -149,7 +155,7 @@ fn static_member_rejoin_with_another_protocol_rebalances() {
     };
     // "range" still wins the vote (A prefers it; tie goes to A), so no rebalance.
     assert_eq!(
-        c.join_group(1_000, RequestId(5), rr),
+        c.join_answers(1_000, RequestId(5), rr),
         vec![joined(5, &b2, 1, &mid("sa", 1), vec![])]
     );
     assert_eq!(state(&c), GroupState::Stable);
@@ -161,7 +167,7 @@ fn static_member_rejoin_with_another_protocol_rebalances() {
     };
     // No common protocol with A left.
     assert_eq!(
-        c.join_group(1_000, RequestId(6), only_rr),
+        c.join_answers(1_000, RequestId(6), only_rr),
         vec![join_err(6, "", ErrorCode::INCONSISTENT_GROUP_PROTOCOL)]
     );
 }
@@ -172,11 +178,11 @@ fn static_member_rejoin_fences_a_parked_join_of_the_old_id() {
     let (a, b) = stable_static_group(&mut c);
     // The leader rejoining starts a rebalance; B's rejoin completes it.
     assert_eq!(
-        c.join_group(1_000, RequestId(5), static_join(&a, "sa")),
+        c.join_answers(1_000, RequestId(5), static_join(&a, "sa")),
         vec![]
     );
     assert_eq!(
-        c.join_group(1_000, RequestId(6), static_join(&b, "sb"))
+        c.join_answers(1_000, RequestId(6), static_join(&b, "sb"))
             .len(),
         2
     );
@@ -185,18 +191,18 @@ fn static_member_rejoin_fences_a_parked_join_of_the_old_id() {
     // id, so the group rebalances.
     let b2 = mid("sb", 3);
     assert_eq!(
-        c.join_group(1_100, RequestId(7), static_join("", "sb")),
+        c.join_answers(1_100, RequestId(7), static_join("", "sb")),
         vec![]
     );
     assert_eq!(state(&c), GroupState::PreparingRebalance);
     // And again while it is parked: the parked request is answered FENCED_INSTANCE_ID.
     let b3 = mid("sb", 4);
     assert_eq!(
-        c.join_group(1_200, RequestId(8), static_join("", "sb")),
+        c.join_answers(1_200, RequestId(8), static_join("", "sb")),
         vec![join_err(7, &b2, ErrorCode::FENCED_INSTANCE_ID)]
     );
     assert_eq!(
-        c.join_group(1_300, RequestId(9), static_join(&a, "sa")),
+        c.join_answers(1_300, RequestId(9), static_join(&a, "sa")),
         vec![
             joined(9, &a, 3, &a, vec![sjm(&a, "sa"), sjm(&b3, "sb")]),
             joined(8, &b3, 3, &a, vec![]),
@@ -213,7 +219,7 @@ fn static_member_that_does_not_rejoin_is_kept_until_its_session_expires() {
         group_instance_id: Some("sb".to_owned()),
         ..join_req(&b, "sb", &[("range", meta("sb2"))])
     };
-    assert_eq!(c.join_group(1_000, RequestId(5), changed), vec![]);
+    assert_eq!(c.join_answers(1_000, RequestId(5), changed), vec![]);
     for t in [9_000, 18_000, 27_000] {
         assert_eq!(
             c.heartbeat(t, GROUP, 1, &a, Some("sa")),
@@ -227,7 +233,7 @@ fn static_member_that_does_not_rejoin_is_kept_until_its_session_expires() {
         ..sjm(&b, "sb")
     };
     assert_eq!(
-        c.tick(31_000),
+        c.tick_answers(31_000),
         vec![joined(5, &b, 2, &b, vec![sjm(&a, "sa"), b_meta])]
     );
     // A's next heartbeat sees the new generation and is told it is stale.
@@ -241,7 +247,7 @@ fn static_member_that_does_not_rejoin_is_kept_until_its_session_expires() {
 fn static_member_removed_by_instance_id() {
     let mut c = coordinator(100);
     let (a, _) = stable_static_group(&mut c);
-    let (response, out) = c.leave_group(
+    let (response, out) = c.leave_answers(
         1_000,
         GROUP,
         vec![
@@ -260,11 +266,11 @@ fn static_member_removed_by_instance_id() {
     assert_eq!(errors, vec![ErrorCode::NONE, ErrorCode::UNKNOWN_MEMBER_ID]);
     assert_eq!(state(&c), GroupState::PreparingRebalance);
     assert_eq!(
-        c.join_group(1_100, RequestId(5), static_join(&a, "sa")),
+        c.join_answers(1_100, RequestId(5), static_join(&a, "sa")),
         vec![joined(5, &a, 2, &a, vec![sjm(&a, "sa")])]
     );
     // A member leaving with a stale static id is fenced.
-    let (response, _) = c.leave_group(
+    let (response, _) = c.leave_answers(
         1_200,
         GROUP,
         vec![LeaveMember {
@@ -284,13 +290,13 @@ fn rebalance_with_no_rejoined_member_is_extended_for_absent_static_members() {
         ..join("", "d")
     };
     let d = mid("d", 3);
-    assert_eq!(c.join_group(1_000, RequestId(5), v3), vec![]);
+    assert_eq!(c.join_answers(1_000, RequestId(5), v3), vec![]);
     let leaving = LeaveMember {
         member_id: d.clone(),
         group_instance_id: None,
     };
     assert_eq!(
-        c.leave_group(1_000, GROUP, vec![leaving]).1,
+        c.leave_answers(1_000, GROUP, vec![leaving]).1,
         vec![join_err(5, "", ErrorCode::UNKNOWN_MEMBER_ID)]
     );
     // Both static members keep heartbeating but neither rejoins: at the deadline nobody
@@ -305,7 +311,7 @@ fn rebalance_with_no_rejoined_member_is_extended_for_absent_static_members() {
             ErrorCode::REBALANCE_IN_PROGRESS
         );
     }
-    assert_eq!(c.tick(31_000), vec![]);
+    assert_eq!(c.tick_answers(31_000), vec![]);
     assert_eq!(state(&c), GroupState::PreparingRebalance);
     assert_eq!(
         c.heartbeat(31_000, GROUP, 1, &a, Some("sa")),
@@ -314,12 +320,12 @@ fn rebalance_with_no_rejoined_member_is_extended_for_absent_static_members() {
     // B stops heartbeating (last at 27000); A rejoins; once B's session ends the rebalance
     // completes with A alone.
     assert_eq!(
-        c.join_group(32_000, RequestId(6), static_join(&a, "sa")),
+        c.join_answers(32_000, RequestId(6), static_join(&a, "sa")),
         vec![]
     );
     assert_eq!(c.next_deadline(), Some(37_000));
     assert_eq!(
-        c.tick(37_000),
+        c.tick_answers(37_000),
         vec![joined(6, &a, 2, &a, vec![sjm(&a, "sa")])]
     );
 }
