@@ -13,7 +13,7 @@ use crate::error::StreamError;
 use crate::format::{SinkEncoder, SourceDecoder};
 pub use crate::ops::accumulators::AggKind;
 pub use crate::ops::interval_join::{SideBounds, TimeBound};
-pub use crate::ops::join::{JoinExpiry, JoinKind};
+pub use crate::ops::join::{JoinExpiry, JoinKind, JoinTimeBounds};
 pub use crate::source::dedup::DedupSpec;
 pub use crate::state::expiry::KeyExpiry;
 
@@ -161,6 +161,9 @@ pub enum NodeSpec {
         /// Both inputs windowed on a join key: a window's rows are freed once the
         /// watermark passes its end.
         expiry: Option<JoinExpiry>,
+        /// An inner join whose residual bounds each side's time by the other side's row
+        /// (Nexmark q7): a row is freed once no later row can match or retract it.
+        bounds: Option<JoinTimeBounds>,
     },
     /// An inner equi-join of two append-only inputs with event times (`time`: a column per
     /// side, the one its watermark is on) where each side's time lies within the bounds the
@@ -285,6 +288,7 @@ impl fmt::Debug for NodeSpec {
                 keys,
                 filter,
                 expiry,
+                bounds,
             } => {
                 write!(f, "Join({} on [", kind.name())?;
                 for (i, (l, r)) in keys[0].iter().zip(&keys[1]).enumerate() {
@@ -299,6 +303,13 @@ impl fmt::Debug for NodeSpec {
                         f,
                         ", windows end at columns {:?} + {}us",
                         e.columns, e.end_offset_us
+                    )?;
+                }
+                if let Some(b) = bounds {
+                    write!(
+                        f,
+                        ", rows freed by time: columns {:?} lag {:?} ms, upper bounds {:?}",
+                        b.time, b.lag_ms, b.upper
                     )?;
                 }
                 write!(f, ")")
@@ -594,6 +605,11 @@ impl Graph {
                     expiry: Some(_), ..
                 } => {
                     " [state: both sides' rows by join key, freed when retracted or when the watermark passes their window's end]"
+                }
+                NodeSpec::Join {
+                    bounds: Some(_), ..
+                } => {
+                    " [state: both sides' rows by join key, each freed when the watermark shows no later row can match or retract it]"
                 }
                 NodeSpec::Join { kind, .. } if kind.only().is_some() => {
                     " [state: both sides' live rows by join key, the kept side's with their match counts, freed when retracted]"

@@ -168,14 +168,25 @@ fn shape(node: &NodeSpec) -> String {
             keys,
             filter,
             expiry,
-        } => format!(
-            "Join({}, [{}] = [{}], filter({}), expiry {:?})",
-            kind.name(),
-            list(&keys[0]),
-            list(&keys[1]),
-            opt(filter),
-            expiry.as_ref().map(|e| (e.columns, e.end_offset_us))
-        ),
+            bounds,
+        } => {
+            let mut s = format!(
+                "Join({}, [{}] = [{}], filter({}), expiry {:?})",
+                kind.name(),
+                list(&keys[0]),
+                list(&keys[1]),
+                opt(filter),
+                expiry.as_ref().map(|e| (e.columns, e.end_offset_us))
+            );
+            // Only where there are bounds, so other joins keep their layout.
+            if let Some(b) = bounds {
+                s.push_str(&format!(
+                    ", time bounds {:?} lag {:?} upper {:?}",
+                    b.time, b.lag_ms, b.upper
+                ));
+            }
+            s
+        }
         NodeSpec::IntervalJoin {
             keys,
             time,

@@ -20,13 +20,18 @@
 //! residual filter, so the result is exact. They are widened by a millisecond each side
 //! (the operator compares milliseconds; sources keep microseconds), and of several on one
 //! column the tightest is kept.
+//!
+//! A regular inner join (one side updates, as Nexmark q7's per-window maximum does) whose
+//! residual has such bounds between a watermark column or a window bound per side gets
+//! them as `JoinTimeBounds` ([`Planner::residual_time_bounds`]): the join then frees each
+//! row once no later row can match or retract it.
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Join, JoinType, Operator};
-use weir_stream::graph::{SideBounds, TimeBound};
+use weir_stream::graph::{JoinTimeBounds, SideBounds, TimeBound};
 
-use super::window::trace_source;
+use super::window::{trace_source, window_end_offset};
 use super::{Out, Planner};
 
 /// An interval join's time column per side (indices into each side's schema) and the
@@ -50,6 +55,48 @@ impl Planner<'_> {
         if j.join_type != JoinType::Inner || left.updating || right.updating {
             return None;
         }
+        self.time_bounds(j, &|side, column| self.watermarked(j, side, column))
+    }
+
+    /// The time bounds of a regular inner join's residual (Nexmark q7), where either
+    /// side may update: each side's time column is its source's watermark column (an
+    /// append-only side) or a window bound of a windowed aggregate (its later rows' bound
+    /// is above the watermark minus the bound's distance to the window's end), so the join
+    /// frees a row once no later row can match or retract it (`JoinTimeBounds`).
+    pub(super) fn residual_time_bounds(
+        &self,
+        j: &Join,
+        left: &Out,
+        right: &Out,
+    ) -> Option<JoinTimeBounds> {
+        if j.join_type != JoinType::Inner {
+            return None;
+        }
+        let sides = [left, right];
+        let lag_of = |side: usize, column: usize| -> Option<i64> {
+            let plan = if side == 0 { &j.left } else { &j.right };
+            if let Some(offset_us) = window_end_offset(plan, column) {
+                // value + offset > watermark: value >= watermark - offset (ms, rounded up).
+                return Some(offset_us.div_euclid(1_000) + 1);
+            }
+            let append_only = sides.get(side).is_some_and(|s| !s.updating);
+            (append_only && self.watermarked(j, side, column)).then_some(0)
+        };
+        let interval = self.time_bounds(j, &|side, column| lag_of(side, column).is_some())?;
+        let [lt, rt] = interval.time;
+        let lag_ms = [lag_of(0, lt)?, lag_of(1, rt)?];
+        let [l, r] = interval.bounds;
+        Some(JoinTimeBounds {
+            time: interval.time,
+            lag_ms,
+            upper: [l.upper, r.upper],
+            updating: [left.updating, right.updating],
+        })
+    }
+
+    /// The bounds `j`'s condition puts between one time column per side (those `is_time`
+    /// accepts), when they free at least one side's rows.
+    fn time_bounds(&self, j: &Join, is_time: &dyn Fn(usize, usize) -> bool) -> Option<Interval> {
         let filter = j.filter.as_ref()?;
         let mut time: [Option<usize>; 2] = [None, None];
         let mut bounds: [SideBounds; 2] = Default::default();
@@ -74,7 +121,7 @@ impl Planner<'_> {
             if small.side == big.side {
                 continue;
             }
-            if self.watermarked(j, small.side, small.column) {
+            if is_time(small.side, small.column) {
                 // small.t <= big.c + (big.off - small.off): the upper bound big's row puts
                 // on small's time.
                 if *time[small.side].get_or_insert(small.column) != small.column {
@@ -83,7 +130,7 @@ impl Planner<'_> {
                 let ms = ms(big.offset_ns - small.offset_ns, true);
                 tighten(&mut bounds[big.side].upper, big.column, ms, i64::min);
             }
-            if self.watermarked(j, big.side, big.column) {
+            if is_time(big.side, big.column) {
                 // big.t >= small.c + (small.off - big.off): the lower bound small's row puts
                 // on big's time.
                 if *time[big.side].get_or_insert(big.column) != big.column {

@@ -14,7 +14,9 @@
 //! join's own. Refused here, at CREATE: mark joins, joins without an equality between the
 //! sides, `IS NOT DISTINCT FROM` keys (so `NOT IN`'s null-aware anti join), and columns the
 //! state codec cannot keep. An inner join of append-only inputs whose condition bounds their
-//! watermarked event times is an `IntervalJoin` ([`super::interval`]).
+//! watermarked event times is an `IntervalJoin` ([`super::interval`]); an inner join with
+//! such bounds where a side updates (its time a window bound: Nexmark q7) stays a `Join`
+//! that frees rows by them.
 
 use std::sync::Arc;
 
@@ -142,11 +144,13 @@ impl Planner<'_> {
             .map(|f| self.state.create_physical_expr(f.clone(), &joined))
             .transpose()?;
         let expiry = expiry_of(j, &left, &right);
+        let bounds = self.residual_time_bounds(j, &left, &right);
         let node = self.graph.add(NodeSpec::Join {
             kind,
             keys,
             filter,
             expiry,
+            bounds,
         });
         for side in [&left, &right] {
             let key = side.key.clone().unwrap_or_default();

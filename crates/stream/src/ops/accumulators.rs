@@ -3,6 +3,11 @@
 //! back out. `min`/`max` keep an ordered multiset of values and `count(DISTINCT)` a counted
 //! set, so retracting the current extreme exposes the next and retracting the last copy of a
 //! value forgets it.
+//!
+//! Over an input that never retracts (an append-only edge: a source, a view without
+//! updating operators, any window or session aggregate's input), `min`/`max` keep their one
+//! best value instead ([`Acc::Best`], RisingWave's append-only extremes): a value that is
+//! not the extreme now can never become it, since nothing is ever taken out.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -113,6 +118,10 @@ pub enum Total {
 /// Bytes an entry of a multiset costs beyond its value.
 const ENTRY: usize = 48;
 
+/// The durable tags of [`Acc::Best`] (after [`AggKind`]'s).
+const BEST_MIN: u8 = 7;
+const BEST_MAX: u8 = 8;
+
 #[derive(Clone, Debug)]
 pub enum Acc {
     Count(i64),
@@ -128,6 +137,11 @@ pub enum Acc {
         max: bool,
         values: BTreeMap<Ordered, i64>,
         heap: usize,
+    },
+    /// `min`/`max` over an append-only input: the extreme alone. A retraction is refused.
+    Best {
+        max: bool,
+        value: Option<ScalarValue>,
     },
     Distinct {
         values: HashMap<ScalarValue, i64>,
@@ -166,13 +180,25 @@ impl Acc {
         }
     }
 
+    /// An empty accumulator of `kind` over an input that never retracts: `min`/`max` keep
+    /// one value ([`Acc::Best`]); the others are as [`Acc::new`] makes them.
+    pub fn append_only(kind: AggKind, output: &DataType) -> Acc {
+        match kind {
+            AggKind::Min | AggKind::Max => Acc::Best {
+                max: kind == AggKind::Max,
+                value: None,
+            },
+            _ => Acc::new(kind, output),
+        }
+    }
+
     pub fn kind(&self) -> AggKind {
         match self {
             Acc::Count(_) => AggKind::Count,
             Acc::Sum { .. } => AggKind::Sum,
             Acc::Avg { .. } => AggKind::Avg,
-            Acc::Extreme { max: false, .. } => AggKind::Min,
-            Acc::Extreme { max: true, .. } => AggKind::Max,
+            Acc::Extreme { max: false, .. } | Acc::Best { max: false, .. } => AggKind::Min,
+            Acc::Extreme { max: true, .. } | Acc::Best { max: true, .. } => AggKind::Max,
             Acc::Distinct { .. } => AggKind::CountDistinct,
         }
     }
@@ -181,6 +207,10 @@ impl Acc {
     pub fn heap(&self) -> usize {
         match self {
             Acc::Extreme { heap, .. } | Acc::Distinct { heap, .. } => *heap,
+            // Beyond the inline value: a string's bytes.
+            Acc::Best { value: Some(v), .. } => {
+                v.size().saturating_sub(std::mem::size_of::<ScalarValue>())
+            }
             _ => 0,
         }
     }
@@ -253,6 +283,26 @@ impl Acc {
                 let size = value.size() + ENTRY;
                 counted(values, Ordered(value), weight, size, heap)?;
             }
+            Acc::Best { max, value: best } => {
+                if weight < 0 {
+                    return Err(bad("a retraction reached the minimum or maximum of an \
+                                    append-only input"));
+                }
+                let better = match best {
+                    None => true,
+                    Some(b) => {
+                        let o = value.partial_cmp(b).unwrap_or(Ordering::Equal);
+                        if *max {
+                            o == Ordering::Greater
+                        } else {
+                            o == Ordering::Less
+                        }
+                    }
+                };
+                if better {
+                    *best = Some(value);
+                }
+            }
             Acc::Distinct { values, heap } => {
                 let size = value.size() + ENTRY;
                 counted(values, value, weight, size, heap)?;
@@ -290,14 +340,28 @@ impl Acc {
                     None => null()?,
                 }
             }
+            Acc::Best { value, .. } => match value {
+                Some(v) => v.clone(),
+                None => null()?,
+            },
             Acc::Distinct { values, .. } => {
                 ScalarValue::Int64(Some(i64::try_from(values.len()).unwrap_or(i64::MAX)))
             }
         })
     }
 
-    /// Appends the accumulator's durable form: its kind, then its fields.
+    /// Appends the accumulator's durable form: its kind, then its fields. An append-only
+    /// extreme has tags of its own ([`BEST_MIN`], [`BEST_MAX`]) and one optional value.
     pub fn encode(&self, out: &mut Vec<ScalarValue>) {
+        if let Acc::Best { max, value } = self {
+            out.push(ScalarValue::UInt8(Some(if *max {
+                BEST_MAX
+            } else {
+                BEST_MIN
+            })));
+            out.push(value.clone().unwrap_or(ScalarValue::Null));
+            return;
+        }
         out.push(ScalarValue::UInt8(Some(self.kind().tag())));
         let int = |n: i64| ScalarValue::Int64(Some(n));
         match self {
@@ -315,6 +379,7 @@ impl Acc {
                 out.push(ScalarValue::Float64(Some(*total)));
                 out.push(int(*n));
             }
+            Acc::Best { .. } => {} // Written above.
             Acc::Extreme { values, .. } => {
                 out.push(int(i64::try_from(values.len()).unwrap_or(i64::MAX)));
                 for (v, c) in values {
@@ -345,6 +410,13 @@ impl Acc {
             ))),
         };
         let kind = match fields.next() {
+            Some(ScalarValue::UInt8(Some(t @ (BEST_MIN | BEST_MAX)))) => {
+                let value = fields.next().ok_or_else(short)?;
+                return Ok(Acc::Best {
+                    max: *t == BEST_MAX,
+                    value: (!value.is_null()).then(|| value.clone()),
+                });
+            }
             Some(ScalarValue::UInt8(Some(t))) => AggKind::from_tag(*t)?,
             _ => return Err(short()),
         };
@@ -503,6 +575,37 @@ mod tests {
     }
 
     #[test]
+    fn append_only_extremes_keep_one_value_and_refuse_retractions() {
+        let t = DataType::Utf8;
+        let mut min = Acc::append_only(AggKind::Min, &t);
+        let mut max = Acc::append_only(AggKind::Max, &t);
+        let mut multiset = Acc::new(AggKind::Max, &t);
+        assert_eq!(min.value(&t), Ok(ScalarValue::Utf8(None)), "empty: NULL");
+        for v in ["m", "zz", "a", "zz", "q"] {
+            for a in [&mut min, &mut max, &mut multiset] {
+                a.apply(ScalarValue::Utf8(Some(v.into())), 1)
+                    .expect("apply");
+            }
+        }
+        min.apply(ScalarValue::Utf8(None), 1).expect("NULL ignored");
+        assert_eq!(min.value(&t), Ok(ScalarValue::Utf8(Some("a".into()))));
+        assert_eq!(max.value(&t), multiset.value(&t));
+        assert_eq!((min.kind(), max.kind()), (AggKind::Min, AggKind::Max));
+        assert!(
+            max.heap() < multiset.heap(),
+            "one value, not four: {} against {}",
+            max.heap(),
+            multiset.heap()
+        );
+        assert!(max.apply(ScalarValue::Utf8(Some("zz".into())), -1).is_err());
+        // Others are the plain accumulators.
+        assert_eq!(
+            Acc::append_only(AggKind::Count, &DataType::Int64).kind(),
+            AggKind::Count
+        );
+    }
+
+    #[test]
     fn sum_avg_count_and_distinct_under_retractions_and_nulls() {
         let mut sum = Acc::new(AggKind::Sum, &DataType::Int64);
         let mut avg = Acc::new(AggKind::Avg, &DataType::Float64);
@@ -550,6 +653,8 @@ mod tests {
     #[test]
     fn accumulators_round_trip_through_their_encoding() {
         let mut accs = vec![
+            Acc::append_only(AggKind::Min, &DataType::Utf8),
+            Acc::append_only(AggKind::Max, &DataType::Utf8),
             Acc::new(AggKind::Count, &DataType::Int64),
             Acc::new(AggKind::Sum, &DataType::Float64),
             Acc::new(AggKind::Avg, &DataType::Float64),
@@ -583,5 +688,17 @@ mod tests {
             assert_eq!(back.heap(), a.heap());
         }
         assert!(it.next().is_none());
+        let empty = Acc::append_only(AggKind::Max, &DataType::Int64);
+        let mut fields = Vec::new();
+        empty.encode(&mut fields);
+        let back = Acc::decode(&mut fields.iter()).expect("decode");
+        assert_eq!(back.value(&DataType::Int64), Ok(ScalarValue::Int64(None)));
+        assert!(matches!(
+            back,
+            Acc::Best {
+                max: true,
+                value: None
+            }
+        ));
     }
 }

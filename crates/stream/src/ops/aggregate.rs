@@ -71,11 +71,19 @@ impl StateValue for Group {
 }
 
 impl Group {
-    /// An empty group of `aggs`.
-    pub(crate) fn new(aggs: &[AggSpec]) -> Group {
+    /// An empty group of `aggs`; over an input that never retracts (`append_only`), `min`
+    /// and `max` keep one value each instead of a multiset ([`Acc::append_only`]).
+    pub(crate) fn new(aggs: &[AggSpec], append_only: bool) -> Group {
+        let acc = |a: &AggSpec| {
+            if append_only {
+                Acc::append_only(a.kind, &a.output)
+            } else {
+                Acc::new(a.kind, &a.output)
+            }
+        };
         Group {
             rows: 0,
-            accs: aggs.iter().map(|a| Acc::new(a.kind, &a.output)).collect(),
+            accs: aggs.iter().map(acc).collect(),
         }
     }
 
@@ -262,7 +270,7 @@ impl UpdatingAggregateOp {
                 Some(r) if r.is_valid(row) && r.value(row) => -1,
                 _ => 1,
             };
-            let aggs = &self.aggs;
+            let (aggs, append_only) = (&self.aggs, !self.input_updating);
             let lenient = self.expiry.has_ttl();
             let result = self.state.update(&key, |slot| -> Result<(), String> {
                 if lenient && weight < 0 && slot.is_none() {
@@ -270,7 +278,7 @@ impl UpdatingAggregateOp {
                     // Flink.
                     return Ok(());
                 }
-                let g = slot.get_or_insert_with(|| Group::new(aggs));
+                let g = slot.get_or_insert_with(|| Group::new(aggs, append_only));
                 let added = g.add_row(row, &args, &filters, weight);
                 if lenient && (added.is_err() || g.rows < 0) {
                     // The group expired and came back: the retracted row is not in it. It
@@ -364,6 +372,11 @@ impl Stateful for UpdatingAggregateOp {
                 "group state of another aggregate list".into(),
             ));
         }
+        if self.input_updating && g.accs.iter().any(|a| matches!(a, Acc::Best { .. })) {
+            return Err(CodecError::Invalid(
+                "group state of an append-only input, restored over an updating one".into(),
+            ));
+        }
         self.state.restore(key, value)?;
         if let Some(at) = self.expiry.key_deadline(&codec::decode_row(key)?) {
             self.state.set_deadline(key, at);
@@ -403,6 +416,12 @@ mod tests {
     }
 
     fn op() -> UpdatingAggregateOp {
+        op_over(true)
+    }
+
+    /// `op()` over an updating input, or over an append-only one (whose `_retract` column
+    /// the operator then ignores: the tests leave it false).
+    fn op_over(updating: bool) -> UpdatingAggregateOp {
         let s = input();
         let v = col("v", &s).expect("v");
         let agg = |kind, output, filter| AggSpec {
@@ -430,7 +449,7 @@ mod tests {
                 agg(AggKind::Count, DataType::Int64, Some(positive)),
             ],
             out,
-            true,
+            updating,
         )
     }
 
@@ -522,6 +541,59 @@ mod tests {
         );
         assert_eq!(rows(&ra), rows(&rb));
         assert_eq!(rows(&ra), ["y,3,16,9,3,true", "y,2,7,4,2,false"]);
+    }
+
+    #[test]
+    fn over_an_append_only_input_max_keeps_one_value_and_restores_exactly() {
+        let (mut multiset, mut best) = (op_over(true), op_over(false));
+        let rows_in: Vec<(Option<&str>, Option<i64>, bool)> = (0..200)
+            .map(|i| {
+                (
+                    Some(if i % 2 == 0 { "x" } else { "y" }),
+                    Some((i * 37) % 101),
+                    false,
+                )
+            })
+            .collect();
+        for chunk in rows_in.chunks(30) {
+            let b = batch(chunk);
+            let (m, o) = (
+                multiset.process(&b).expect("multiset"),
+                best.process(&b).expect("best"),
+            );
+            assert_eq!(m.map(|b| rows(&b)), o.map(|b| rows(&b)), "same output");
+        }
+        println!(
+            "state bytes: multiset {}, one value {}",
+            multiset.state_bytes(),
+            best.state_bytes()
+        );
+        assert!(best.state_bytes() * 4 < multiset.state_bytes());
+        let mut back = op_over(false);
+        for (k, v) in best.take_changes().expect("changes") {
+            let v = v.expect("value");
+            back.restore(&k, &v).expect("restore");
+            assert!(
+                op_over(true).restore(&k, &v).is_err(),
+                "one value cannot serve an input that retracts"
+            );
+        }
+        assert_eq!(back.state_bytes(), best.state_bytes());
+        let next = batch(&[
+            (Some("x"), Some(1_000), false),
+            (Some("y"), Some(-5), false),
+        ]);
+        let (a, b) = (
+            best.process(&next).expect("a").expect("rows"),
+            back.process(&next).expect("b").expect("rows"),
+        );
+        assert_eq!(rows(&a), rows(&b));
+        assert!(
+            best.process(&batch(&[(Some("x"), Some(1), false)]))
+                .expect("a smaller value")
+                .is_some_and(|b| rows(&b).iter().any(|r| r.contains(",1000,"))),
+            "the maximum stays 1000"
+        );
     }
 
     #[test]

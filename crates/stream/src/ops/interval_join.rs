@@ -390,7 +390,7 @@ impl IntervalJoinOp {
 /// A time value in milliseconds (finer units rounded down: the planner widens the bounds by
 /// a millisecond on each side and keeps the exact condition as the residual filter); `None`
 /// for NULL or a type that is no time.
-fn ms_of(v: &ScalarValue) -> Option<i64> {
+pub(crate) fn ms_of(v: &ScalarValue) -> Option<i64> {
     match v {
         ScalarValue::Int64(t) | ScalarValue::TimestampMillisecond(t, _) => *t,
         ScalarValue::TimestampMicrosecond(t, _) => t.map(|t| t.div_euclid(1_000)),

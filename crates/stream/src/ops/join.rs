@@ -26,7 +26,10 @@
 //! for each emptied one. Live rows stay, bounded by the pipeline's memory budget, unless both
 //! inputs are windowed on a join key ([`JoinExpiry`], Nexmark q5 and q8): a window's rows
 //! then stop changing once the watermark (the minimum of both inputs') passes its end, so
-//! its buckets are freed then, without output (what was emitted stays).
+//! its buckets are freed then, without output (what was emitted stays). An inner join
+//! whose residual bounds each side's time by the other's row (Nexmark q7) frees each row
+//! once the watermark shows nothing can match or retract it any more ([`JoinTimeBounds`],
+//! `bounds`: the argument why that is exact).
 //!
 //! Here: the operator, its configuration and how a batch becomes changes and matches;
 //! `bucket`: a side's state per join key and its codec; `emit`: how a change moves the
@@ -48,8 +51,12 @@ use crate::state::codec::{self, CodecError};
 use crate::state::expiry::Expiry;
 use crate::state::{Change, KeyedState, StateValue, Stateful};
 
+mod bounds;
 mod bucket;
 mod emit;
+
+use bounds::Deadlines;
+pub use bounds::JoinTimeBounds;
 
 pub(crate) use bucket::int;
 use bucket::other_key;
@@ -147,6 +154,10 @@ pub struct JoinOp {
     ends: BTreeMap<i64, HashSet<Vec<u8>>>,
     /// The last watermark (µs) that freed state: changes of windows it closed are late.
     watermark_us: Option<i64>,
+    /// The residual's time bounds: each row is freed once nothing can match or retract it.
+    bounds: Option<JoinTimeBounds>,
+    /// With `bounds`: the keys holding rows by the watermark that frees them.
+    deadlines: Deadlines,
     /// An idle-state TTL: a join key's rows on a side are dropped once not written for it.
     /// Changes may then meet rows that expired: a retraction of an expired row is ignored
     /// and match counts stop at zero, as in Flink (results may differ from the batch query).
@@ -204,8 +215,70 @@ impl JoinOp {
             expiry: None,
             ends: BTreeMap::new(),
             watermark_us: None,
+            bounds: None,
+            deadlines: Deadlines::default(),
             ttl: Expiry::default(),
         })
+    }
+
+    /// Frees rows by the time bounds of the residual condition (an inner join only; the
+    /// sides' updating flags are the inputs').
+    pub fn with_bounds(mut self, bounds: Option<JoinTimeBounds>) -> Result<JoinOp, StreamError> {
+        if let Some(mut b) = bounds {
+            if self.kind != JoinKind::Inner {
+                return Err(StreamError::Graph(format!(
+                    "join: time bounds free the rows of an inner join only, not of a {} join",
+                    self.kind.name()
+                )));
+            }
+            for side in 0..2 {
+                let width = self.types[side].len();
+                let columns = b.upper[side].iter().map(|t| t.column);
+                if let Some(c) = columns.chain([b.time[side]]).find(|c| *c >= width) {
+                    return Err(StreamError::Graph(format!(
+                        "join: time bound column {c} of side {side}, of {width} columns"
+                    )));
+                }
+            }
+            b.updating = self.updating_in;
+            self.bounds = Some(b);
+        }
+        Ok(self)
+    }
+
+    /// Registers the row `row` of bucket `key` with the watermark that frees it.
+    fn register(&mut self, key: &[u8], row: &[ScalarValue]) {
+        let side = usize::from(key.first().copied().unwrap_or(0));
+        if let Some(at) = self.bounds.as_ref().and_then(|b| b.deadline(side, row)) {
+            self.deadlines.add(at, key);
+        }
+    }
+
+    /// Frees the rows the time bounds say no later row can match or retract; how many.
+    fn free_bounded(&mut self, watermark_ms: i64) -> usize {
+        let Some(bounds) = &self.bounds else {
+            return 0;
+        };
+        let mut freed = 0;
+        for key in self.deadlines.due(watermark_ms) {
+            let side = usize::from(key.first().copied().unwrap_or(0));
+            let width = self.types.get(side).map_or(0, Vec::len);
+            self.state.update(&key, |slot| {
+                if let Some(b) = slot {
+                    freed += b.retain(|packed| {
+                        let due = codec::decode_values(packed, width)
+                            .ok()
+                            .and_then(|row| bounds.deadline(side, &row));
+                        // Kept: not due yet (it is indexed at its own deadline), or never.
+                        due.is_none_or(|d| d >= watermark_ms)
+                    });
+                    if b.is_empty() {
+                        *slot = None;
+                    }
+                }
+            });
+        }
+        freed
     }
 
     /// Drops a side's rows of a join key once they have not been written for `ttl_ms` of
@@ -248,6 +321,14 @@ impl JoinOp {
     /// them any more. Nothing is emitted.
     pub fn on_watermark(&mut self, watermark_ms: i64) {
         self.state.advance(&mut self.ttl, watermark_ms);
+        let freed = self.free_bounded(watermark_ms);
+        if freed > 0 {
+            tracing::trace!(
+                freed,
+                watermark_ms,
+                "join: rows past their time bounds freed"
+            );
+        }
         if self.expiry.is_none() {
             return;
         }
@@ -434,7 +515,7 @@ impl JoinOp {
 
 impl Stateful for JoinOp {
     fn state_bytes(&self) -> usize {
-        self.state.bytes()
+        self.state.bytes() + self.deadlines.bytes
     }
 
     fn take_changes(&mut self) -> Result<Vec<Change>, CodecError> {
@@ -455,6 +536,13 @@ impl Stateful for JoinOp {
             .and_then(|row| self.end_of(usize::from(side), &row));
         if let Some(end) = end {
             self.ends.entry(end).or_default().insert(key.to_vec());
+        }
+        if self.bounds.is_some() {
+            for i in 0..bucket.len() {
+                if let Some(row) = bucket.row(i)? {
+                    self.register(key, &row);
+                }
+            }
         }
         self.state.restore(key, value)
     }

@@ -454,3 +454,167 @@ fn with_a_ttl_idle_rows_expire_and_their_retractions_are_ignored() {
     assert_eq!(j.rows_held(), 0);
     assert_eq!(j.state_bytes(), 0);
 }
+
+/// Nexmark q7's shape in milliseconds: bids `(price, t)` append-only on the left, windows
+/// `(max price, end)` updating on the right, `l.t <= r.end AND r.end <= l.t + 10`.
+fn q7_join(bounded: bool) -> JoinOp {
+    let int = |n: &str| Field::new(n, DataType::Int64, true);
+    let l: SchemaRef = Arc::new(Schema::new(vec![int("price"), int("t")]));
+    let r: SchemaRef = Arc::new(Schema::new(vec![
+        int("max"),
+        int("end"),
+        Field::new(RETRACT, DataType::Boolean, false),
+    ]));
+    let joined: SchemaRef = Arc::new(Schema::new(vec![
+        int("price"),
+        int("t"),
+        int("max"),
+        int("end"),
+    ]));
+    let c = |n: &str| col(n, &joined).expect("column");
+    let le = |a, b| Arc::new(BinaryExpr::new(a, Operator::LtEq, b)) as Arc<dyn PhysicalExpr>;
+    let plus10 = Arc::new(BinaryExpr::new(
+        c("t"),
+        Operator::Plus,
+        datafusion_physical_expr::expressions::lit(10i64),
+    ));
+    let filter = Arc::new(BinaryExpr::new(
+        le(c("t"), c("end")),
+        Operator::And,
+        le(c("end"), plus10),
+    ));
+    let mut out: Vec<Field> = joined.fields().iter().map(|f| f.as_ref().clone()).collect();
+    out.push(Field::new(RETRACT, DataType::Boolean, false));
+    let j = JoinOp::new(
+        JoinKind::Inner,
+        [
+            vec![col("price", &l).expect("price")],
+            vec![col("max", &r).expect("max")],
+        ],
+        Some(filter),
+        [&l, &r],
+        Arc::new(Schema::new(out)),
+    )
+    .expect("join");
+    // What the planner derives: a bid bounds the window's end by `t + 10` (+1 widening),
+    // a window bounds the bid's time by its end (+1); both times trail the watermark by 0.
+    let tb = |column, offset_ms| crate::ops::interval_join::TimeBound { column, offset_ms };
+    let bounds = JoinTimeBounds {
+        time: [1, 1],
+        lag_ms: [0, 0],
+        upper: [vec![tb(1, 11)], vec![tb(1, 1)]],
+        updating: [false, true],
+    };
+    j.with_bounds(bounded.then_some(bounds)).expect("bounds")
+}
+
+#[test]
+fn a_time_bounded_join_frees_rows_no_later_row_can_match_and_its_output_is_unchanged() {
+    let (mut bounded, mut full) = (q7_join(true), q7_join(false));
+    let bid = |rows: &[(i64, i64)]| {
+        let s = Arc::new(Schema::new(vec![
+            Field::new("price", DataType::Int64, true),
+            Field::new("t", DataType::Int64, true),
+        ]));
+        let (p, t): (Vec<i64>, Vec<i64>) = rows.iter().copied().unzip();
+        RecordBatch::try_new(
+            s,
+            vec![Arc::new(Int64Array::from(p)), Arc::new(Int64Array::from(t))],
+        )
+        .expect("bids")
+    };
+    let window = |rows: &[(i64, i64, bool)]| {
+        let s = Arc::new(Schema::new(vec![
+            Field::new("max", DataType::Int64, true),
+            Field::new("end", DataType::Int64, true),
+            Field::new(RETRACT, DataType::Boolean, false),
+        ]));
+        RecordBatch::try_new(
+            s,
+            vec![
+                Arc::new(rows.iter().map(|r| Some(r.0)).collect::<Int64Array>()),
+                Arc::new(rows.iter().map(|r| Some(r.1)).collect::<Int64Array>()),
+                Arc::new(rows.iter().map(|r| Some(r.2)).collect::<BooleanArray>()),
+            ],
+        )
+        .expect("windows")
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let mut peak = 0;
+    let mut restored: Option<JoinOp> = None;
+    // 10 ms windows; per window a running maximum that changes (retract, insert) as bids
+    // come; bids one per ms, prices cycling so that several bids share a price.
+    for end in (10..=600).step_by(10) {
+        let mut max: Option<i64> = None;
+        for t in end - 10..end {
+            let price = (t * 7) % 23;
+            let b = bid(&[(price, t)]);
+            let mut outs = vec![sorted(rows(full.process(0, &b).expect("full")))];
+            for j in [&mut bounded].into_iter().chain(restored.as_mut()) {
+                outs.push(sorted(rows(j.process(0, &b).expect("bounded"))));
+            }
+            if max.is_none_or(|m| price > m) {
+                let mut changes = Vec::new();
+                if let Some(m) = max {
+                    changes.push((m, end, true));
+                }
+                changes.push((price, end, false));
+                max = Some(price);
+                let w = window(&changes);
+                outs.push(sorted(rows(full.process(1, &w).expect("full"))));
+                for j in [&mut bounded].into_iter().chain(restored.as_mut()) {
+                    outs.push(sorted(rows(j.process(1, &w).expect("bounded"))));
+                }
+            }
+            // The watermark trails event time by 3 ms (within one window: windows end
+            // after their last bid).
+            for j in [&mut bounded, &mut full]
+                .into_iter()
+                .chain(restored.as_mut())
+            {
+                j.on_watermark(t - 3);
+            }
+            let n = if restored.is_some() { 3 } else { 2 };
+            let chunks: Vec<_> = outs.chunks(n).collect();
+            for c in chunks {
+                assert!(c.iter().all(|o| *o == c[0]), "at t {t}: {c:?}");
+            }
+        }
+        peak = peak.max(bounded.rows_held());
+        if end == 300 {
+            // A checkpoint: a fresh operator restored from the collapsed changes goes on
+            // alike (its deadline index rebuilt from the rows).
+            let mut back = q7_join(true);
+            let mut last: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+            for (k, v) in bounded.take_changes().expect("changes") {
+                last.insert(k, v);
+            }
+            for (k, v) in last {
+                if let Some(v) = v {
+                    back.restore(&k, &v).expect("restore");
+                }
+            }
+            assert_eq!(back.rows_held(), bounded.rows_held());
+            back.on_watermark(end - 4);
+            restored = Some(back);
+        }
+    }
+    println!(
+        "rows held: bounded peak {peak}, end {}; unbounded {}; bytes {} against {}",
+        bounded.rows_held(),
+        full.rows_held(),
+        bounded.state_bytes(),
+        full.state_bytes()
+    );
+    // Held: the bids of the last 10 ms plus the watermark delay, a window or two.
+    assert!(peak <= 40, "peak {peak}");
+    assert!(full.rows_held() > 500, "{}", full.rows_held());
+    let back = restored.expect("restored");
+    assert_eq!(back.rows_held(), bounded.rows_held());
+    bounded.on_watermark(10_000);
+    assert_eq!(bounded.rows_held(), 0);
+    assert_eq!(bounded.state_bytes(), 0, "rows and index freed");
+}

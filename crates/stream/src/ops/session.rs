@@ -309,7 +309,7 @@ impl SessionAggregateOp {
         start: i64,
         s: &Session,
     ) -> Result<Vec<ScalarValue>, StreamError> {
-        let mut group = Group::new(&self.aggs);
+        let mut group = Group::new(&self.aggs, true);
         for r in &s.rows {
             group
                 .add_values(r.clone(), 1)

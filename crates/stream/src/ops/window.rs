@@ -151,7 +151,7 @@ impl WindowAggregateOp {
             let aggs = &self.aggs;
             self.state
                 .update(&key, |slot| {
-                    slot.get_or_insert_with(|| Group::new(aggs))
+                    slot.get_or_insert_with(|| Group::new(aggs, true))
                         .add_row(row, &args, &filters, 1)
                 })
                 .map_err(StreamError::Aggregate)?;

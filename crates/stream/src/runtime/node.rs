@@ -94,10 +94,12 @@ impl Node {
                 keys,
                 filter,
                 expiry,
+                bounds,
             } => {
                 let (l, r) = (input(0)?, input(1)?);
                 let op = JoinOp::new(*kind, keys.clone(), filter.clone(), [&l, &r], output()?)?
                     .with_expiry(*expiry)?
+                    .with_bounds(bounds.clone())?
                     .with_ttl(graph.state_ttl_ms);
                 Node::Join(Box::new(op), Aligner::new(2))
             }

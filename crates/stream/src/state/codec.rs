@@ -119,6 +119,17 @@ pub fn decode_values(bytes: &[u8], n: usize) -> Result<Vec<ScalarValue>, CodecEr
     Ok(row)
 }
 
+/// The first `n` values [`encode_values`] wrote to `bytes`, which may hold more after them
+/// (a prefix read without decoding the rest: a top-N row's order values).
+pub fn decode_prefix(bytes: &[u8], n: usize) -> Result<Vec<ScalarValue>, CodecError> {
+    let mut r = Reader { bytes, at: 0 };
+    let mut row = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        row.push(decode_value(&mut r)?);
+    }
+    Ok(row)
+}
+
 /// The header [`encode_row`] writes before `n` values: a row assembled from packed values.
 pub fn row_header(n: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
     out.push(VERSION);

@@ -125,6 +125,23 @@ impl Bucket {
     }
 }
 
+impl Bucket {
+    /// Keeps the rows `keep` accepts (given each packed row); the number removed.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+        let before = self.rows.len();
+        let mut freed = 0;
+        self.rows.retain(|row, _| {
+            let k = keep(row);
+            if !k {
+                freed += row_bytes(row);
+            }
+            k
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
+        before - self.rows.len()
+    }
+}
+
 impl StateValue for Bucket {
     /// The layout of a row of `ScalarValue`s: `n, width, (count, degree, cells...)*`, the
     /// packed cells spliced as they are.

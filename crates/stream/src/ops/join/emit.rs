@@ -177,6 +177,9 @@ impl JoinOp {
         if let Some(end) = self.end_of(usize::from(key.first().copied().unwrap_or(0)), row) {
             self.ends.entry(end).or_default().insert(key.to_vec());
         }
+        if w > 0 {
+            self.register(key, row);
+        }
         let lenient = !self.ttl.is_none();
         self.state.update(key, |slot| {
             let b = slot.get_or_insert_with(Bucket::default);
