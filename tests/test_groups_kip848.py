@@ -5,7 +5,7 @@ import time
 
 from confluent_kafka import Consumer, TopicPartition
 
-from conftest import create_topic, make_producer, produce_all, unique_topic
+from conftest import create_topic, make_producer, produce_all, run_weir, unique_topic
 
 
 def consumer(bootstrap, group, **conf):
@@ -81,5 +81,48 @@ def test_three_members_share_partitions_and_take_over_on_leave(broker):
     # Offsets committed by the new protocol's members are visible to the group.
     committed = cs[0].committed([TopicPartition(topic, p) for p in range(6)], timeout=10)
     assert [tp.offset for tp in committed] == [100] * 6
+    for c in cs:
+        c.close()
+
+
+def test_cli_describes_and_guards_a_consumer_protocol_group(broker):
+    """`weir group describe` reads a KIP-848 group through ConsumerGroupDescribe
+    (DescribeGroups reports it Dead), and `weir group reset-offsets` refuses it while it
+    has members."""
+    topic = create_topic(broker.bootstrap, unique_topic("k848cli"), 4)
+    produce_all(make_producer(broker.bootstrap),
+                [{"topic": topic, "value": str(i).encode(), "partition": i % 4} for i in range(40)])
+    group = unique_topic("g848cli")
+    cs = [consumer(broker.bootstrap, group, **{"client.id": f"cli-{i}"}) for i in range(2)]
+    for c in cs:
+        c.subscribe([topic])
+    poll_until(cs, lambda s: len({m.value() for _, m in s}) == 40)
+    deadline = time.monotonic() + 15
+    while sorted(map(len, assignments(cs))) != [2, 2] and time.monotonic() < deadline:
+        for c in cs:
+            c.poll(0.1)
+    owned = assignments(cs)
+    assert sorted(map(len, owned)) == [2, 2], owned
+
+    out = run_weir("group", "describe", group, "-b", broker.bootstrap).stdout
+    summary = dict(line.split(None, 1) for line in out.split("\n\n")[0].splitlines()[1:])
+    assert summary["STATE"].strip() == "Stable", out
+    assert summary["GROUP-PROTOCOL"].strip() == "consumer (KIP-848)", out
+    assert summary["MEMBERS"].strip() == "2", out
+    assert int(summary["GROUP-EPOCH"]) >= 1, out
+    members = out.split("\nMEMBERS\n")[1].split("\nOFFSETS\n")[0].splitlines()[1:]
+    assert sorted(m.split()[1] for m in members) == ["cli-0", "cli-1"], out
+    # Each member's row names its partitions; the offsets table gives each an owner.
+    owners = {}
+    for row in out.split("\nOFFSETS\n")[1].splitlines()[1:]:
+        t, p, _cur, end, _lag, member = row.split()
+        assert t == topic and end == "10", out
+        owners[int(p)] = member
+    assert sorted(owners) == [0, 1, 2, 3] and "-" not in owners.values(), out
+    assert len(set(owners.values())) == 2, out
+
+    refused = run_weir("group", "reset-offsets", group, "--topic", topic, "--to-earliest",
+                       "-b", broker.bootstrap, check=False)
+    assert refused.returncode != 0 and "is active" in refused.stderr, refused
     for c in cs:
         c.close()

@@ -3,6 +3,7 @@
 
 mod acls;
 mod configs;
+mod consumer_groups;
 mod data;
 mod groups;
 mod partitions;
@@ -11,6 +12,7 @@ mod txns;
 mod users;
 
 pub use acls::{AclEntry, AclQuery};
+pub use consumer_groups::{ConsumerGroupDescription, ConsumerGroupMember};
 pub use data::{FetchPosition, FetchedData, ListedOffset, OffsetSpec, PartitionFetch};
 pub use groups::{
     decode_consumer_assignment, CommittedOffset, GroupDescription, GroupListing, GroupMember,

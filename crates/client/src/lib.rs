@@ -34,10 +34,11 @@ pub mod security;
 
 pub use client::{
     decode_consumer_assignment, AclEntry, AclQuery, BrokerInfo, Client, ClusterInfo,
-    ClusterMetadata, CommittedOffset, ConfigEntry, ConfigSource, FetchPosition, FetchedData,
-    GroupDescription, GroupListing, GroupMember, ListedOffset, OffsetSpec, PartitionFetch,
-    PartitionMetadata, PartitionOffset, ProducerDescription, ScramUpsertion, TopicMetadata,
-    TxnDescription, TxnListing, UserCredentials,
+    ClusterMetadata, CommittedOffset, ConfigEntry, ConfigSource, ConsumerGroupDescription,
+    ConsumerGroupMember, FetchPosition, FetchedData, GroupDescription, GroupListing, GroupMember,
+    ListedOffset, OffsetSpec, PartitionFetch, PartitionMetadata, PartitionOffset,
+    ProducerDescription, ScramUpsertion, TopicMetadata, TxnDescription, TxnListing,
+    UserCredentials,
 };
 pub use connection::Connection;
 pub use error::{error_name, ClientError};

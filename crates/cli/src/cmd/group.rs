@@ -5,7 +5,10 @@ use std::io::Write;
 
 use anyhow::Context;
 use weir_client::error::codes;
-use weir_client::{Client, ClientError, CommittedOffset, OffsetSpec, PartitionOffset};
+use weir_client::{
+    Client, ClientError, CommittedOffset, ConsumerGroupDescription, GroupDescription, OffsetSpec,
+    PartitionOffset,
+};
 
 use super::common::{connect, stdout, Table};
 use super::ConnectArgs;
@@ -169,6 +172,15 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
     let context = || format!("describe group {group:?}");
     let mut client = connect(&a.connect).await?;
     let description = client.describe_group(group).await.with_context(context)?;
+    // DescribeGroups knows classic groups only: a KIP-848 group reads as Dead there.
+    let consumer = if description.state == "Dead" {
+        client
+            .describe_consumer_group(group)
+            .await
+            .with_context(context)?
+    } else {
+        None
+    };
     let committed = client
         .offset_fetch(group, None)
         .await
@@ -177,42 +189,18 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         .into_iter()
         .filter(|c| c.offset.is_some())
         .collect();
-    if description.state == "Dead" && committed.is_empty() {
+    if description.state == "Dead" && consumer.is_none() && committed.is_empty() {
         anyhow::bail!("group {group} does not exist");
     }
 
-    let is_consumer = description.protocol_type == "consumer";
-    let mut owners: BTreeMap<(String, i32), String> = BTreeMap::new();
-    let mut members = Table::new(["MEMBER-ID", "CLIENT-ID", "HOST", "PARTITIONS"]);
-    for m in &description.members {
-        let assigned = if is_consumer {
-            match m.consumer_assignment() {
-                Ok(assignment) => {
-                    for (topic, partitions) in &assignment {
-                        for &p in partitions {
-                            owners.insert((topic.clone(), p), m.member_id.clone());
-                        }
-                    }
-                    format_assignment(&assignment)
-                }
-                Err(e) => {
-                    eprintln!(
-                        "weir: describe group {group:?}: member {}: unreadable assignment: {e}",
-                        m.member_id
-                    );
-                    "?".into()
-                }
-            }
-        } else {
-            format!("({} bytes)", m.assignment.len())
-        };
-        members.row(vec![
-            m.member_id.clone(),
-            m.client_id.clone(),
-            m.client_host.clone(),
-            assigned,
-        ]);
-    }
+    let View {
+        summary,
+        members,
+        owners,
+    } = match &consumer {
+        Some(cg) => consumer_view(group, cg),
+        None => classic_view(group, &description),
+    };
 
     let mut rows: BTreeMap<(String, i32), OffsetRow> = BTreeMap::new();
     let keys: BTreeSet<(String, i32)> = committed
@@ -248,6 +236,57 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         offsets.row(row.cells());
     }
 
+    let mut out = stdout();
+    summary.write(&mut out)?;
+    writeln!(out, "\nMEMBERS")?;
+    members.write(&mut out)?;
+    writeln!(out, "\nOFFSETS")?;
+    offsets.write(&mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// What `describe` prints of a group besides its offsets, and who owns which partition.
+struct View {
+    summary: Table,
+    members: Table,
+    owners: BTreeMap<(String, i32), String>,
+}
+
+/// A classic group, from DescribeGroups.
+fn classic_view(group: &str, description: &GroupDescription) -> View {
+    let is_consumer = description.protocol_type == "consumer";
+    let mut owners: BTreeMap<(String, i32), String> = BTreeMap::new();
+    let mut members = Table::new(["MEMBER-ID", "CLIENT-ID", "HOST", "PARTITIONS"]);
+    for m in &description.members {
+        let assigned = if is_consumer {
+            match m.consumer_assignment() {
+                Ok(assignment) => {
+                    for (topic, partitions) in &assignment {
+                        for &p in partitions {
+                            owners.insert((topic.clone(), p), m.member_id.clone());
+                        }
+                    }
+                    format_assignment(&assignment)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "weir: describe group {group:?}: member {}: unreadable assignment: {e}",
+                        m.member_id
+                    );
+                    "?".into()
+                }
+            }
+        } else {
+            format!("({} bytes)", m.assignment.len())
+        };
+        members.row(vec![
+            m.member_id.clone(),
+            m.client_id.clone(),
+            m.client_host.clone(),
+            assigned,
+        ]);
+    }
     let mut summary = Table::new(["GROUP", group]);
     summary.row(vec!["STATE".into(), description.state.clone()]);
     summary.row(vec![
@@ -262,15 +301,50 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         "MEMBERS".into(),
         description.members.len().to_string(),
     ]);
+    View {
+        summary,
+        members,
+        owners,
+    }
+}
 
-    let mut out = stdout();
-    summary.write(&mut out)?;
-    writeln!(out, "\nMEMBERS")?;
-    members.write(&mut out)?;
-    writeln!(out, "\nOFFSETS")?;
-    offsets.write(&mut out)?;
-    out.flush()?;
-    Ok(())
+/// A KIP-848 consumer group, from ConsumerGroupDescribe: the partitions each member owns
+/// now (a partition it is still to receive shows once it has).
+fn consumer_view(group: &str, cg: &ConsumerGroupDescription) -> View {
+    let mut owners: BTreeMap<(String, i32), String> = BTreeMap::new();
+    let mut members = Table::new(["MEMBER-ID", "CLIENT-ID", "HOST", "EPOCH", "PARTITIONS"]);
+    for m in &cg.members {
+        for (topic, partitions) in &m.assignment {
+            for &p in partitions {
+                owners.insert((topic.clone(), p), m.member_id.clone());
+            }
+        }
+        members.row(vec![
+            m.member_id.clone(),
+            m.client_id.clone(),
+            m.client_host.clone(),
+            m.member_epoch.to_string(),
+            format_assignment(&m.assignment),
+        ]);
+    }
+    let mut summary = Table::new(["GROUP", group]);
+    summary.row(vec!["STATE".into(), cg.state.clone()]);
+    // kafka-consumer-groups prints the protocol type "consumer" for both kinds; the group
+    // protocol tells them apart.
+    summary.row(vec!["PROTOCOL-TYPE".into(), "consumer".into()]);
+    summary.row(vec!["GROUP-PROTOCOL".into(), "consumer (KIP-848)".into()]);
+    summary.row(vec!["ASSIGNOR".into(), dash_if_empty(cg.assignor.clone())]);
+    summary.row(vec!["GROUP-EPOCH".into(), cg.group_epoch.to_string()]);
+    summary.row(vec![
+        "ASSIGNMENT-EPOCH".into(),
+        cg.assignment_epoch.to_string(),
+    ]);
+    summary.row(vec!["MEMBERS".into(), cg.members.len().to_string()]);
+    View {
+        summary,
+        members,
+        owners,
+    }
 }
 
 /// The log end offset of a partition, or `None` when the topic or partition is gone (a
@@ -297,6 +371,23 @@ async fn reset_offsets(a: ResetArgs) -> anyhow::Result<()> {
     let mut client = connect(&a.connect).await?;
 
     let description = client.describe_group(group).await.with_context(context)?;
+    // A KIP-848 group reads as Dead in DescribeGroups: its members are counted here.
+    if description.state == "Dead" {
+        if let Some(cg) = client
+            .describe_consumer_group(group)
+            .await
+            .with_context(context)?
+        {
+            let n = cg.members.len();
+            if n > 0 {
+                anyhow::bail!(
+                    "group {group} is active ({}, {n} member{}); stop its consumers first",
+                    cg.state,
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
     if !matches!(description.state.as_str(), "Empty" | "Dead") {
         let n = description.members.len();
         anyhow::bail!(

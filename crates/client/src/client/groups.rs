@@ -282,7 +282,10 @@ impl Client {
     }
 
     /// The connection to `group`'s coordinator.
-    async fn coordinator(&mut self, group: &str) -> Result<&mut Connection, ClientError> {
+    pub(super) async fn coordinator(
+        &mut self,
+        group: &str,
+    ) -> Result<&mut Connection, ClientError> {
         self.coordinator_of(KEY_TYPE_GROUP, group).await
     }
 
