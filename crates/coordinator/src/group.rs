@@ -20,10 +20,15 @@ use tracing::{debug, info, warn};
 use crate::consumer::ConsumerGroup;
 use crate::subscription::{decode_topics, CONSUMER_PROTOCOL_TYPE};
 use crate::types::{
-    CommittedOffset, GroupSnapshot, GroupState, JoinMember, JoinResponse, MemberSnapshot, Output,
-    RequestId, Response, SyncResponse, TopicPartition,
+    CommittedOffset, GroupState, JoinMember, JoinResponse, Output, RequestId, Response,
+    SyncResponse, TopicPartition,
 };
 use crate::{CoordinatorConfig, ErrorCode};
+
+#[path = "group_persist.rs"]
+mod persist;
+#[path = "group_timers.rs"]
+mod timers;
 
 /// What every state transition needs: the time, the settings, and where to put outputs.
 pub(crate) struct Ctx<'a> {
@@ -745,90 +750,6 @@ impl Group {
         self.persist(ctx);
     }
 
-    /// Asks the broker to persist the group's membership ([`Output::PersistGroup`]): a
-    /// snapshot while it has members and is Stable, a tombstone once it is Empty.
-    pub fn persist(&self, ctx: &mut Ctx<'_>) {
-        let snapshot = match self.state {
-            GroupState::Stable => Some(self.snapshot()),
-            GroupState::Empty => None,
-            _ => return,
-        };
-        ctx.out.push(Output::PersistGroup {
-            group: self.id.clone(),
-            snapshot,
-        });
-    }
-
-    /// The membership as of the current generation.
-    pub fn snapshot(&self) -> GroupSnapshot {
-        let protocol = self.protocol_name.clone().unwrap_or_default();
-        GroupSnapshot {
-            generation: self.generation,
-            protocol_type: self.protocol_type.clone(),
-            protocol_name: self.protocol_name.clone(),
-            leader: self.leader.clone(),
-            members: self
-                .members
-                .iter()
-                .map(|m| MemberSnapshot {
-                    member_id: m.id.clone(),
-                    instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    session_timeout_ms: m.session_timeout_ms,
-                    rebalance_timeout_ms: m.rebalance_timeout_ms,
-                    subscription: m.metadata(&protocol),
-                    assignment: m.assignment.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    /// Replays a persisted membership: the group is Stable with these members, whose
-    /// sessions start now (`None`: the group is Empty). A group that belongs to the consumer
-    /// protocol is left alone.
-    pub fn restore(&mut self, snapshot: Option<GroupSnapshot>, now: u64) {
-        if self.consumer.is_some() {
-            return;
-        }
-        self.pending_members.clear();
-        self.join_timer = None;
-        self.pending_sync = None;
-        let Some(s) = snapshot.filter(|s| !s.members.is_empty()) else {
-            self.members.clear();
-            self.leader = None;
-            self.protocol_name = None;
-            self.subscribed_topics = None;
-            self.transition(GroupState::Empty, now);
-            return;
-        };
-        let protocol = s.protocol_name.clone().unwrap_or_default();
-        self.generation = s.generation;
-        self.protocol_type = s.protocol_type;
-        self.protocol_name = s.protocol_name;
-        self.leader = s.leader;
-        self.members = s
-            .members
-            .into_iter()
-            .map(|m| Member {
-                id: m.member_id,
-                instance_id: m.instance_id,
-                client_id: m.client_id,
-                client_host: m.client_host,
-                session_timeout_ms: m.session_timeout_ms,
-                rebalance_timeout_ms: m.rebalance_timeout_ms,
-                protocols: vec![(protocol.clone(), m.subscription)],
-                assignment: m.assignment,
-                awaiting_join: None,
-                awaiting_sync: None,
-                is_new: false,
-                session_deadline_ms: now.saturating_add(m.session_timeout_ms),
-            })
-            .collect();
-        self.subscribed_topics = self.compute_subscribed_topics();
-        self.transition(GroupState::Stable, now);
-    }
-
     pub fn mark_synced(&mut self, member_id: &str) {
         if let Some(pending) = &mut self.pending_sync {
             pending.members.retain(|m| m != member_id);
@@ -836,55 +757,5 @@ impl Group {
                 self.pending_sync = None;
             }
         }
-    }
-
-    // ---- timers ----
-
-    /// Fires every membership timer due at `ctx.now`.
-    pub fn expire_members(&mut self, ctx: &mut Ctx<'_>) {
-        let now = ctx.now;
-        let before = self.pending_members.len();
-        self.pending_members.retain(|p| p.deadline_ms > now);
-        if self.pending_members.len() != before {
-            debug!(group = %self.id, "pending members expired");
-            self.try_complete_join(ctx);
-        }
-
-        let expired: Vec<String> = self
-            .members
-            .iter()
-            .filter(|m| m.session_expiry().is_some_and(|d| d <= now))
-            .map(|m| m.id.clone())
-            .collect();
-        for id in expired {
-            self.remove_member_and_update(&id, "session timeout expired", ctx);
-        }
-
-        self.try_complete_join(ctx);
-
-        if let Some(pending) = self.pending_sync.take_if(|p| p.deadline_ms <= now) {
-            if matches!(
-                self.state,
-                GroupState::CompletingRebalance | GroupState::Stable
-            ) {
-                for id in &pending.members {
-                    info!(group = %self.id, member = %id, "no SyncGroup in time; removed");
-                    self.remove_member(id, ctx);
-                }
-                self.prepare_rebalance("members did not sync in time", ctx);
-            }
-        }
-    }
-
-    /// The earliest membership timer.
-    pub fn next_member_deadline(&self) -> Option<u64> {
-        let pending = self.pending_members.iter().map(|p| p.deadline_ms);
-        let sessions = self.members.iter().filter_map(Member::session_expiry);
-        let join = self
-            .join_timer
-            .filter(|_| self.state == GroupState::PreparingRebalance)
-            .map(JoinTimer::deadline_ms);
-        let sync = self.pending_sync.as_ref().map(|p| p.deadline_ms);
-        pending.chain(sessions).chain(join).chain(sync).min()
     }
 }
