@@ -17,7 +17,9 @@ minutes after a restart episode. So each worker beats (a timestamp file) every l
 `revive_if_stuck` (called by the test between episodes) prints the stacks of a worker that
 has not beaten for `STUCK_S` (SIGUSR1, faulthandler), kills it and starts a new incarnation
 with the same identity (transactional id, static group member) and a new history file: what
-the old one recorded stays true, and what it did not record is never claimed. Workers stop
+the old one recorded stays true, and what it did not record is never claimed.
+`revive_if_crashed` does the same for a worker killed by a signal (a crash inside the
+client library; its stacks and glibc's reason go to the test's output). Workers stop
 on SIGTERM (or their parent's death) and leave without closing their clients (`os._exit`
 once the history is written): close() may wait on an unreachable coordinator, and nothing it
 does is checked.
@@ -82,6 +84,8 @@ class Worker:
             Path(tempfile.mkdtemp(prefix="weir-workload-")) / "workload.jsonl"
         self._base = base
         self.revivals = 0
+        # Incarnations that died of a signal (a crash inside the client library), replaced.
+        self.crashes: list[int] = []
         self.wedged_at_stop = False
         self._paths()
         self.proc: subprocess.Popen | None = None
@@ -89,7 +93,8 @@ class Worker:
 
     def _paths(self):
         """This incarnation's files (the first has no `~N`)."""
-        base, tag = self._base, self.name + (f"~{self.revivals}" if self.revivals else "")
+        n = self.revivals + len(self.crashes)
+        base, tag = self._base, self.name + (f"~{n}" if n else "")
         self.history_path = str(base.parent / f"{base.stem}.{tag}{self.SUFFIX}")
         self.result_path = str(base.parent / f"{base.stem}.{tag}.result.json")
         self.beat_path = str(base.parent / f"{base.stem}.{tag}.beat")
@@ -106,9 +111,12 @@ class Worker:
             if os.path.exists(path):
                 os.unlink(path)
         self._started = time.monotonic()
+        # glibc reports heap corruption on the terminal unless told otherwise: a crash of
+        # the client library must leave its reason in the test's output.
+        env = dict(os.environ, LIBC_FATAL_STDERR_="1")
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__),
                                       json.dumps(self._spec())],
-                                     cwd=os.path.dirname(os.path.abspath(__file__)))
+                                     cwd=os.path.dirname(os.path.abspath(__file__)), env=env)
         return self
 
     def run(self):
@@ -151,6 +159,29 @@ class Worker:
         self.revivals += 1
         if self.history is not None:
             self.history.add("worker_revived", who=self.name, stuck_s=round(stuck, 1))
+        self._paths()
+        if isinstance(self, Probe):
+            self._file, self._partial = None, ""
+        self.start()
+        return True
+
+    def revive_if_crashed(self) -> bool:
+        """Parent: a worker killed by a signal before the stop (librdkafka aborts on its own
+        assertions, glibc on heap corruption: a crash of the client, not an answer of the
+        broker) is replaced by a new incarnation, as a wedged one is; the history it wrote
+        is checked like any other. A worker that ended by itself (an exception) is not:
+        `finish` reports its errors. Returns whether that happened."""
+        if self.proc is None or self.stop.is_set():
+            return False
+        code = self.proc.poll()
+        if code is None or code >= 0:
+            return False
+        sys.stderr.write(f"--- {self.name} (pid {self.proc.pid}) died of signal {-code} "
+                         "(a client crash); starting a new incarnation\n")
+        sys.stderr.flush()
+        self.crashes.append(-code)
+        if self.history is not None:
+            self.history.add("worker_crashed", who=self.name, signal=-code)
         self._paths()
         if isinstance(self, Probe):
             self._file, self._partial = None, ""
@@ -201,6 +232,7 @@ class Worker:
         """The child's life: run until SIGTERM, then write the counters and leave."""
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+        faulthandler.enable(all_threads=True)  # a crash (SIGABRT, SIGSEGV) shows its stacks
         self._beat_fd = os.open(self.beat_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:  # PR_SET_PDEATHSIG: stop (and flush) when the test process dies
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)

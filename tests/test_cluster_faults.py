@@ -283,6 +283,7 @@ def test_cluster_survives_seeded_faults_with_clients_running(chaos_cluster, tmp_
         # A wedged client (librdkafka#5476) is shown and replaced, not waited on forever.
         for w in workers:
             w.revive_if_stuck()
+            w.revive_if_crashed()
 
     # Some traffic after the last heal, then every client stops and flushes.
     time.sleep(3)
@@ -322,6 +323,8 @@ def test_cluster_survives_seeded_faults_with_clients_running(chaos_cluster, tmp_
         for n in c.nodes.values() if n.log_path.exists())
     rep.counts["workers revived (wedged librdkafka client)"] = {
         w.name: w.revivals for w in workers if w.revivals}
+    rep.counts["workers crashed, by signal (client library; replaced, history checked)"] = {
+        w.name: w.crashes for w in workers if w.crashes}
     rep.counts["workers wedged at stop (killed, history checked)"] = [
         w.name for w in workers if w.wedged_at_stop]
     print(f"WEIR_CLUSTER_SEED={SEED}; history {history_path}\n{rep.summary()}", flush=True)
