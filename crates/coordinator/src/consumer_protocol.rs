@@ -283,9 +283,10 @@ impl Coordinator {
 impl Group {
     /// Removes consumer-protocol members whose session ended, or that did not revoke
     /// partitions within their rebalance timeout. Each removal starts a new group epoch.
-    pub(crate) fn expire_consumer_members(&mut self, now: u64) {
+    /// Whether any member was removed.
+    pub(crate) fn expire_consumer_members(&mut self, now: u64) -> bool {
         let Some(cg) = self.consumer.as_mut() else {
-            return;
+            return false;
         };
         let expired: Vec<(String, &'static str)> = cg
             .members
@@ -304,7 +305,7 @@ impl Group {
             })
             .collect();
         if expired.is_empty() {
-            return;
+            return false;
         }
         for (id, reason) in expired {
             cg.remove_member(&self.id, &id, reason);
@@ -312,6 +313,7 @@ impl Group {
         if cg.members.is_empty() {
             self.state_since_ms = now;
         }
+        true
     }
 
     pub(crate) fn next_consumer_deadline(&self) -> Option<u64> {

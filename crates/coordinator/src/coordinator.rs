@@ -155,8 +155,10 @@ impl Coordinator {
         let mut ctx = Ctx::new(now_ms, &self.config);
         for group in self.groups.values_mut() {
             group.expire_members(&mut ctx);
-            group.expire_consumer_members(now_ms);
-            group.persist_consumer(&mut ctx.out);
+            // Only an expiry changes a consumer group here: the others are not snapshotted.
+            if group.expire_consumer_members(now_ms) {
+                group.persist_consumer(&mut ctx.out);
+            }
             group.expire_offsets(&mut ctx);
         }
         let config = &self.config;
