@@ -143,40 +143,43 @@ pub fn error_response(code: &str, message: &str) -> Vec<u8> {
 
 /// Answers the client's startup message with 57P03 and `reason`, then closes.
 pub async fn refuse(mut client: TcpStream, reason: &str) {
-    let answer = async {
-        let mut buf = Vec::new();
-        loop {
-            match opening(&buf) {
-                Opening::Incomplete => {
-                    let mut chunk = [0u8; 1024];
-                    let n = client.read(&mut chunk).await?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    buf.extend(chunk.get(..n).unwrap_or_default());
-                }
-                Opening::EncryptionRequest => {
-                    buf.drain(..8);
-                    client.write_all(b"N").await?;
-                }
-                Opening::CancelRequest => return Ok(()),
-                Opening::Startup(_) => {
-                    client
-                        .write_all(&error_response(CANNOT_CONNECT_NOW, reason))
-                        .await?;
-                    return client.flush().await;
-                }
-                Opening::Invalid(what) => {
-                    tracing::debug!(what, "not a PostgreSQL client; closing");
-                    return Ok(());
-                }
-            }
-        }
-    };
-    match tokio::time::timeout(STARTUP_TIMEOUT, answer).await {
+    match tokio::time::timeout(STARTUP_TIMEOUT, answer_startup(&mut client, reason)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::debug!(error = %e, "refusing an SQL connection failed"),
         Err(_) => tracing::debug!("an SQL client sent no startup message in time"),
+    }
+}
+
+/// Reads the client's opening (an encryption request answered 'N', then the startup
+/// message) and answers the startup message with 57P03 and `reason`.
+async fn answer_startup(client: &mut TcpStream, reason: &str) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    loop {
+        match opening(&buf) {
+            Opening::Incomplete => {
+                let mut chunk = [0u8; 1024];
+                let n = client.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            }
+            Opening::EncryptionRequest => {
+                buf.drain(..8);
+                client.write_all(b"N").await?;
+            }
+            Opening::CancelRequest => return Ok(()),
+            Opening::Startup(_) => {
+                client
+                    .write_all(&error_response(CANNOT_CONNECT_NOW, reason))
+                    .await?;
+                return client.flush().await;
+            }
+            Opening::Invalid(what) => {
+                tracing::debug!(what = %what, "not a PostgreSQL client; closing");
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -228,10 +231,10 @@ mod tests {
             Opening::Invalid(_)
         ));
         let mut huge = message(196_608, b"");
-        huge.splice(0..4, 1_000_000i32.to_be_bytes());
+        huge[0..4].copy_from_slice(&1_000_000i32.to_be_bytes());
         assert!(matches!(opening(&huge), Opening::Invalid(_)));
         let mut negative = message(196_608, b"");
-        negative.splice(0..4, (-8i32).to_be_bytes());
+        negative[0..4].copy_from_slice(&(-8i32).to_be_bytes());
         assert!(matches!(opening(&negative), Opening::Invalid(_)));
         // An SSLRequest with a body is not one.
         assert!(matches!(
