@@ -57,6 +57,7 @@ fn endpoints(inner: &NodeInner) -> Vec<Endpoint> {
             port: port.parse().unwrap_or(0),
         });
     }
+    out.extend(inner.config.extra_endpoints.iter().cloned());
     out
 }
 

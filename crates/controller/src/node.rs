@@ -35,6 +35,9 @@ pub struct NodeConfig {
     pub internal_listen: Option<String>,
     /// The client (Kafka) listener this broker advertises.
     pub client_endpoint: (String, u16),
+    /// Further listeners advertised in the registration beside `PLAINTEXT` and `INTERNAL`
+    /// (the SQL listener, `SQL`, which other brokers forward SQL connections to).
+    pub extra_endpoints: Vec<weir_metadata::Endpoint>,
     /// `broker.rack`.
     pub rack: Option<String>,
     /// `broker.heartbeat.interval.ms`.

@@ -97,7 +97,7 @@ impl Catalog {
                 let configs =
                     BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
                 state
-                    .create_topic(CATALOG_TOPIC, 1, 1, configs)
+                    .create_topic(CATALOG_TOPIC, 1, state.default_replication(), configs)
                     .await
                     .map_err(CatalogError::CreateTopic)?
             }

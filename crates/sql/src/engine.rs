@@ -125,6 +125,12 @@ impl Engine {
         self.pipelines.stop_all().await;
     }
 
+    /// Stops every pipeline without committing (this broker no longer hosts the engine:
+    /// the next host resumes them from their last committed epoch).
+    pub fn abandon(&self) {
+        self.pipelines.abandon();
+    }
+
     pub fn state(&self) -> &Arc<State> {
         &self.state
     }

@@ -49,7 +49,8 @@ const UPSERT_TOPIC: &[(&str, &str)] = &[
 
 /// The running pipelines of views and sinks, by name.
 pub struct Pipelines {
-    stream: weir_stream::Engine,
+    /// `None` once [`Pipelines::abandon`]ed: its runtime is gone with every pipeline task.
+    stream: Mutex<Option<weir_stream::Engine>>,
     running: Mutex<BTreeMap<String, Running>>,
 }
 
@@ -92,7 +93,7 @@ impl Pipelines {
         let stream = weir_stream::Engine::start(state, stream)
             .map_err(|e| SqlError::Invalid(format!("the streaming engine cannot start: {e}")))?;
         Ok(Pipelines {
-            stream,
+            stream: Mutex::new(Some(stream)),
             running: Mutex::new(BTreeMap::new()),
         })
     }
@@ -108,6 +109,33 @@ impl Pipelines {
         if let Some(r) = running.remove(old) {
             running.insert(new.to_string(), r);
         }
+    }
+
+    /// Starts pipeline `id` on the streaming runtime, unless it was abandoned.
+    fn run_pipeline(
+        &self,
+        id: u64,
+        graph: weir_stream::Graph,
+    ) -> Result<PipelineHandle, weir_stream::StreamError> {
+        match &*self.stream.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(stream) => stream.run_pipeline(id, graph),
+            None => Err(weir_stream::StreamError::Stopped),
+        }
+    }
+
+    /// Stops every pipeline where it stands, committing nothing, as a crash would: the
+    /// streaming runtime is shut down with its tasks. Their open epochs are aborted by the
+    /// next run's `init_transactional` (design §7.4), wherever it runs, so nothing is
+    /// written twice. Used when this broker stops hosting the engine (§14).
+    pub fn abandon(&self) {
+        let stream = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // The handles stay (until the engine is dropped): a pipeline whose stop channel
+        // closed would go on, and commit, until its task is cancelled.
+        let pipelines = self.lock().len();
+        if stream.is_some() && pipelines > 0 {
+            tracing::info!(pipelines, "pipelines stopped without committing");
+        }
+        drop(stream);
     }
 
     /// Stops every pipeline, each committing what it processed.
@@ -249,7 +277,11 @@ impl Engine {
                 .collect(),
             false => Default::default(),
         };
-        match self.state.create_topic(topic, partitions, 1, configs).await {
+        match self
+            .state
+            .create_topic(topic, partitions, self.state.default_replication(), configs)
+            .await
+        {
             Ok(_) | Err(AdminError::TopicExists(_)) => Ok(()),
             Err(e) => Err(SqlError::Topic {
                 topic: topic.to_string(),
@@ -290,7 +322,7 @@ impl Engine {
             self.sources_mut().insert(name.to_string(), Arc::new(def));
         }
         let graph = planned.with_sink(sink);
-        let (handle, failed) = match self.pipelines.stream.run_pipeline(id, graph) {
+        let (handle, failed) = match self.pipelines.run_pipeline(id, graph) {
             Ok(h) => (Some(h), None),
             Err(e) => (None, Some(e.to_string())),
         };

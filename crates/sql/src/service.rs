@@ -1,19 +1,29 @@
 //! The SQL engine as a broker service: its listener bound before the broker serves (so a
-//! taken port is an error at start), started after transactions are recovered (the catalog
-//! is replayed and every view's and sink's pipeline resumes then), stopped before the logs
-//! close (in-flight INSERTs finish their appends, pipelines commit their last epoch). With
-//! the listener disabled the pipelines still run.
+//! taken port is an error at start), the engine started after transactions are recovered
+//! (the catalog is replayed and every view's and sink's pipeline resumes then), stopped
+//! before the logs close (in-flight INSERTs finish their appends, pipelines commit their
+//! last epoch). With the listener disabled the pipelines still run.
+//!
+//! In a cluster one broker runs the engine, the leader of the catalog's partition
+//! ([`host`], [`placement`]); every broker's listener takes connections and sends each
+//! along the current [`Route`]: served here, forwarded to the host ([`forward`]), or refused
+//! with SQLSTATE 57P03 and the reason. A connection ends when the route it took changes
+//! (the host moved): clients reconnect and reach the new host.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::{broadcast, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, watch, Semaphore};
 use weir_broker::state::State;
 
 use crate::config::SqlConfig;
 use crate::engine::Engine;
 use crate::pg::{Connection, Handlers};
+
+pub mod forward;
+mod host;
+pub mod placement;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -25,50 +35,57 @@ pub enum ServiceError {
     },
 }
 
-/// Cluster mode: how long to wait before opening the catalog again.
-const CATALOG_RETRY: Duration = Duration::from_secs(2);
+/// How long connections may take to finish once the broker stops.
+const DRAIN: Duration = Duration::from_secs(5);
+/// How long a new connection waits for an engine that is starting on this broker.
+const START_WAIT: Duration = Duration::from_secs(30);
 
-/// Starts the engine (`None`: SQL is unavailable, logged). In cluster mode the catalog may
-/// not be ready when the broker starts: its topic cannot be created before any broker is
-/// unfenced, and after a restart it exists in the quorum before this broker published it.
-/// Opening the catalog is the engine's first step (nothing else has started when it
-/// fails), so it is retried until it works; any other failure is final.
-async fn start_engine(state: Arc<State>, config: &SqlConfig) -> Option<Arc<Engine>> {
-    let mut retries = 0u32;
-    loop {
-        match Engine::start(state.clone(), config.clone()).await {
-            Ok(engine) => {
-                if retries > 0 {
-                    tracing::info!(retries, "the SQL engine started");
-                }
-                return Some(engine);
-            }
-            Err(e @ crate::error::SqlError::Catalog(_)) if state.is_cluster() => {
-                if retries == 0 {
-                    tracing::warn!(error = %e, "the SQL catalog is not ready; retrying every {CATALOG_RETRY:?}");
-                } else {
-                    tracing::debug!(error = %e, retries, "the SQL catalog is not ready");
-                }
-                retries = retries.saturating_add(1);
-                tokio::time::sleep(CATALOG_RETRY).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the SQL engine cannot start; SQL is unavailable");
-                return None;
-            }
-        }
+/// The engine this broker runs now, for readers beside it (the HTTP console): empty while
+/// it starts, when it failed to start, and in a cluster while another broker hosts it.
+#[derive(Clone, Default)]
+pub struct EngineSlot(Arc<RwLock<Option<Arc<Engine>>>>);
+
+impl EngineSlot {
+    pub fn get(&self) -> Option<Arc<Engine>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, engine: Option<Arc<Engine>>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = engine;
     }
 }
 
-/// How long connections may take to finish once the broker stops.
-const DRAIN: Duration = Duration::from_secs(5);
+/// Where a new SQL connection goes.
+#[derive(Clone)]
+pub(crate) enum Route {
+    /// The engine is starting here: wait for it.
+    Starting,
+    /// Served by this broker's engine.
+    Host(Arc<Engine>),
+    /// Forwarded to broker `broker`'s SQL listener at `addr`.
+    Forward { broker: i32, addr: String },
+    /// Refused with 57P03 and this reason.
+    Unavailable(String),
+}
+
+impl Route {
+    /// Whether a connection that took `self` may stay on `other`.
+    fn same(&self, other: &Route) -> bool {
+        match (self, other) {
+            (Route::Starting, Route::Starting) => true,
+            (Route::Host(a), Route::Host(b)) => Arc::ptr_eq(a, b),
+            (Route::Forward { addr: a, .. }, Route::Forward { addr: b, .. }) => a == b,
+            (Route::Unavailable(a), Route::Unavailable(b)) => a == b,
+            _ => false,
+        }
+    }
+}
 
 pub struct SqlService {
     /// `None`: the listener is disabled (`weir.sql.listen` empty).
     listener: Option<TcpListener>,
     config: SqlConfig,
-    /// Set once the engine has started, for readers beside it (the HTTP console).
-    engine: Arc<OnceLock<Arc<Engine>>>,
+    engine: EngineSlot,
 }
 
 impl SqlService {
@@ -85,12 +102,12 @@ impl SqlService {
         Ok(SqlService {
             listener,
             config,
-            engine: Arc::new(OnceLock::new()),
+            engine: EngineSlot::default(),
         })
     }
 
-    /// The engine once it has started (empty before, and if it failed to start).
-    pub fn engine(&self) -> Arc<OnceLock<Arc<Engine>>> {
+    /// The engine while this broker runs one.
+    pub fn engine(&self) -> EngineSlot {
         self.engine.clone()
     }
 
@@ -119,63 +136,120 @@ impl weir_broker::Service for SqlService {
             engine: slot,
         } = *self;
         tokio::spawn(async move {
-            let engine = tokio::select! {
-                _ = stop.recv() => return,
-                e = start_engine(state, &config) => match e {
-                    Some(e) => e,
-                    None => return,
-                },
-            };
-            let _ = slot.set(engine.clone());
-            let Some(listener) = listener else {
-                let _ = stop.recv().await;
-                engine.stop().await;
-                return;
-            };
-            let local = listener.local_addr().ok();
-            tracing::info!(listen = ?local, "SQL listening (PostgreSQL wire protocol)");
-            let permits = Arc::new(Semaphore::new(config.max_connections));
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let permit = tokio::select! {
-                    _ = stop.recv() => break,
-                    p = permits.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                };
-                let accepted = tokio::select! {
-                    _ = stop.recv() => break,
-                    a = listener.accept() => a,
-                };
-                match accepted {
-                    Ok((socket, peer)) => {
-                        let _ = socket.set_nodelay(true);
-                        let handlers =
-                            Arc::new(Handlers(Arc::new(Connection::new(engine.session()))));
-                        connections.spawn(async move {
-                            if let Err(e) =
-                                pgwire::tokio::process_socket(socket, None, handlers).await
-                            {
-                                tracing::debug!(%peer, error = %e, "SQL connection ended");
-                            }
-                            drop(permit);
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "SQL accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+            let (routes, routes_rx) = watch::channel(Route::Starting);
+            let (halt, halt_rx) = watch::channel(false);
+            let max_connections = config.max_connections;
+            let hosting = tokio::spawn(host::run(state, config, slot, routes, halt_rx));
+            match listener {
+                Some(listener) => serve(listener, max_connections, routes_rx, &mut stop).await,
+                None => {
+                    let _ = stop.recv().await;
+                }
+            }
+            // After the connections: their INSERTs finish before the pipelines stop.
+            let _ = halt.send(true);
+            if let Err(e) = hosting.await {
+                tracing::error!(error = %e, "the SQL engine's task failed");
+            }
+        })
+    }
+}
+
+/// Accepts connections until `stop`, then lets them finish (for up to [`DRAIN`]).
+async fn serve(
+    listener: TcpListener,
+    max_connections: usize,
+    routes: watch::Receiver<Route>,
+    stop: &mut broadcast::Receiver<()>,
+) {
+    let local = listener.local_addr().ok();
+    tracing::info!(listen = ?local, "SQL listening (PostgreSQL wire protocol)");
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            _ = stop.recv() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = stop.recv() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                let _ = socket.set_nodelay(true);
+                let routes = routes.clone();
+                connections.spawn(async move {
+                    connection(socket, peer, routes).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SQL accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN, drain).await.is_err() {
+        tracing::warn!("SQL connections still open after 5 s; closing them");
+        connections.abort_all();
+    }
+}
+
+/// One connection, along the route current when it arrived, until it ends or the route
+/// changes.
+async fn connection(
+    socket: TcpStream,
+    peer: std::net::SocketAddr,
+    mut routes: watch::Receiver<Route>,
+) {
+    let waited = tokio::time::timeout(
+        START_WAIT,
+        routes.wait_for(|r| !matches!(r, Route::Starting)),
+    )
+    .await;
+    let taken = match waited {
+        Ok(Ok(r)) => r.clone(),
+        Ok(Err(_)) => Route::Unavailable("this broker is shutting down".into()),
+        Err(_) => Route::Unavailable(format!(
+            "the SQL engine is still starting on this broker after {START_WAIT:?}"
+        )),
+    };
+    let moved = {
+        let mut routes = routes.clone();
+        let taken = taken.clone();
+        async move {
+            let _ = routes.wait_for(|r| !taken.same(r)).await;
+        }
+    };
+    match taken {
+        Route::Host(engine) => {
+            let handlers = Arc::new(Handlers(Arc::new(Connection::new(engine.session()))));
+            tokio::select! {
+                r = pgwire::tokio::process_socket(socket, None, handlers) => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "SQL connection ended");
                     }
                 }
-                while connections.try_join_next().is_some() {}
+                () = moved => tracing::info!(%peer, "the SQL engine left this broker; closing a connection"),
             }
-            drop(listener);
-            let drain = async { while connections.join_next().await.is_some() {} };
-            if tokio::time::timeout(DRAIN, drain).await.is_err() {
-                tracing::warn!("SQL connections still open after 5 s; closing them");
-                connections.abort_all();
+        }
+        Route::Forward { broker, addr } => match forward::connect(&addr).await {
+            Ok(host) => forward::pipe(socket, host, moved).await,
+            Err(e) => {
+                tracing::warn!(%peer, broker, error = %e, "cannot forward an SQL connection");
+                let reason =
+                    format!("broker {broker} hosts the SQL engine but cannot be reached: {e}");
+                forward::refuse(socket, &reason).await;
             }
-            engine.stop().await;
-        })
+        },
+        Route::Unavailable(reason) => forward::refuse(socket, &reason).await,
+        Route::Starting => forward::refuse(socket, "the SQL engine is starting; try again").await,
     }
 }

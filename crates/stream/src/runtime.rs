@@ -326,7 +326,10 @@ impl Pipeline {
                 ("max.message.bytes".to_string(), i32::MAX.to_string()),
             ]
             .into();
-            match state.create_topic(&topic, 1, 1, configs).await {
+            match state
+                .create_topic(&topic, 1, state.default_replication(), configs)
+                .await
+            {
                 Ok(_) | Err(AdminError::TopicExists(_)) => {}
                 Err(source) => return Err(StreamError::Admin { topic, source }),
             }

@@ -87,6 +87,19 @@ pub fn txn_state_topic_shape(state: &State, image: &MetadataImage) -> Option<(i3
     )
 }
 
+/// The `min.insync.replicas` of `__transaction_state` at replication factor `rf`:
+/// min(`transaction.state.log.min.isr` (2), `rf`), as Kafka's.
+pub fn txn_state_min_isr(state: &State, rf: i16) -> i16 {
+    state
+        .config
+        .raw
+        .get("transaction.state.log.min.isr")
+        .and_then(|v| v.trim().parse::<i16>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(2)
+        .min(rf)
+}
+
 fn internal_topic_shape(
     state: &State,
     image: &MetadataImage,
@@ -134,14 +147,7 @@ impl State {
         let Some((partitions, rf)) = txn_state_topic_shape(self, &image) else {
             return;
         };
-        let min_isr = self
-            .config
-            .raw
-            .get("transaction.state.log.min.isr")
-            .and_then(|v| v.trim().parse::<i16>().ok())
-            .filter(|v| *v > 0)
-            .unwrap_or(2)
-            .min(rf);
+        let min_isr = txn_state_min_isr(self, rf);
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("min.insync.replicas".to_string(), min_isr.to_string()),

@@ -34,6 +34,17 @@ impl State {
         self.cluster
     }
 
+    /// The replication factor services in the broker's process (the SQL engine) create
+    /// their topics with: -1 in cluster mode, which the controller turns into the cluster's
+    /// `default.replication.factor`; 1 on a single node, which has no other.
+    pub fn default_replication(&self) -> i16 {
+        if self.cluster {
+            -1
+        } else {
+            1
+        }
+    }
+
     /// The lease decision for the partitions a request looks up together (Produce and
     /// DeleteRecords per topic; Fetch, ListOffsets, OffsetForLeaderEpoch and
     /// DescribeProducers per request): one clock read and one lease lock instead of one per

@@ -67,7 +67,7 @@ impl Member {
             pairs,
         )
         .expect("config");
-        let node_config = node_config(&config).expect("node config");
+        let node_config = node_config(&config, Vec::new()).expect("node config");
         let (broker, node, data_plane, publisher) = rt.block_on(async {
             let broker = Broker::open(config).await.expect("broker");
             let node = Arc::new(Node::start(node_config, dir).await.expect("node"));

@@ -58,8 +58,12 @@ pub struct PartitionView {
     pub last_known_elr: Vec<i32>,
 }
 
-/// The quorum node's settings from the broker's.
-pub fn node_config(config: &BrokerConfig) -> anyhow::Result<NodeConfig> {
+/// The quorum node's settings from the broker's; `extra_endpoints` are registered beside
+/// the Kafka and internal listeners (the SQL listener).
+pub fn node_config(
+    config: &BrokerConfig,
+    extra_endpoints: Vec<Endpoint>,
+) -> anyhow::Result<NodeConfig> {
     let cluster = &config.cluster;
     let node_id = u64::try_from(config.node_id)?;
     let voters: BTreeMap<u64, String> = cluster
@@ -72,6 +76,7 @@ pub fn node_config(config: &BrokerConfig) -> anyhow::Result<NodeConfig> {
         voters,
         internal_listen: cluster.internal_listen.clone(),
         client_endpoint: config.advertise.clone(),
+        extra_endpoints,
         rack: cluster.rack.clone(),
         heartbeat_interval_ms: cluster.heartbeat_interval_ms,
         election_timeout_ms: cluster.election_timeout_ms,
@@ -394,7 +399,7 @@ mod tests {
             pairs,
         )
         .expect("config");
-        let node_config = node_config(&config).expect("node config");
+        let node_config = node_config(&config, Vec::new()).expect("node config");
         let broker = weir_broker::Broker::open(config).await.expect("broker");
         let node = Arc::new(Node::start(node_config, &dir).await.expect("node"));
         let data_plane = super::super::cluster_data::start(broker.state(), &node);

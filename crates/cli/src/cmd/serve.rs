@@ -188,7 +188,7 @@ async fn serve(
     }
     if !config.cluster.is_cluster() {
         let broker = weir_broker::Broker::open(config).await?;
-        let mut services = services(sql, http.as_ref()).await?;
+        let (mut services, _) = services(sql, http.as_ref()).await?;
         services.extend(http.map(|h| Box::new(h) as Box<dyn weir_broker::Service>));
         broker.serve_with(shutdown_signal(), services).await?;
         return Ok(());
@@ -219,12 +219,13 @@ fn sql_config(pairs: &BTreeMap<String, String>) -> anyhow::Result<SqlSettings> {
 }
 
 /// The services started beside the Kafka listener: the SQL engine (its pipelines, and its
-/// listener unless disabled), whose pipelines the console's page shows.
+/// listener unless disabled), whose pipelines the console's page shows. Also the SQL
+/// listener's address, which a broker of a cluster advertises.
 #[cfg(feature = "sql")]
 async fn services(
     sql: SqlSettings,
     http: Option<&weir_http::HttpService>,
-) -> anyhow::Result<Vec<Box<dyn weir_broker::Service>>> {
+) -> anyhow::Result<ServicesAndSql> {
     let mut services: Vec<Box<dyn weir_broker::Service>> = Vec::new();
     let service = weir_sql::SqlService::bind(sql).await?;
     if let Some(h) = http {
@@ -232,22 +233,48 @@ async fn services(
             service.engine(),
         )));
     }
-    match service.local_addr()? {
+    let addr = service.local_addr()?;
+    match addr {
         Some(addr) => tracing::info!(sql_listen = %addr, "SQL listener bound"),
         None => {
             tracing::info!("SQL listener disabled (weir.sql.listen is empty); pipelines still run")
         }
     }
     services.push(Box::new(service));
-    Ok(services)
+    Ok((services, addr))
 }
+
+/// The services, and the SQL listener's address when there is one.
+type ServicesAndSql = (
+    Vec<Box<dyn weir_broker::Service>>,
+    Option<std::net::SocketAddr>,
+);
 
 #[cfg(not(feature = "sql"))]
 async fn services(
     _sql: SqlSettings,
     _http: Option<&weir_http::HttpService>,
-) -> anyhow::Result<Vec<Box<dyn weir_broker::Service>>> {
-    Ok(Vec::new())
+) -> anyhow::Result<ServicesAndSql> {
+    Ok((Vec::new(), None))
+}
+
+/// The `SQL` endpoint a broker registers, so the others forward SQL connections to it.
+#[cfg(feature = "sql")]
+fn sql_endpoints(
+    sql: Option<std::net::SocketAddr>,
+    config: &BrokerConfig,
+) -> Vec<weir_metadata::Endpoint> {
+    sql.map(|addr| weir_sql::service::placement::sql_endpoint(addr, &config.advertise.0))
+        .into_iter()
+        .collect()
+}
+
+#[cfg(not(feature = "sql"))]
+fn sql_endpoints(
+    _sql: Option<std::net::SocketAddr>,
+    _config: &BrokerConfig,
+) -> Vec<weir_metadata::Endpoint> {
+    Vec::new()
 }
 
 /// Cluster mode: the broker opens (and locks) the data directory first, then the quorum
@@ -258,7 +285,9 @@ async fn serve_cluster(
     http: Option<weir_http::HttpService>,
 ) -> anyhow::Result<()> {
     use std::sync::Arc;
-    let node_config = super::cluster_node::node_config(&config)?;
+    // Bound before the quorum node starts: the registration advertises the SQL listener.
+    let (mut services, sql_addr) = services(sql, http.as_ref()).await?;
+    let node_config = super::cluster_node::node_config(&config, sql_endpoints(sql_addr, &config))?;
     let data_dir = config.data_dir.clone();
     let broker = weir_broker::Broker::open(config).await?;
     let node = Arc::new(
@@ -284,7 +313,6 @@ async fn serve_cluster(
          voters) a learner receiving its log; topics, partition leadership, admin and \
          replication follow the cluster metadata"
     );
-    let mut services = services(sql, http.as_ref()).await?;
     services.extend(http.map(|h| Box::new(h) as Box<dyn weir_broker::Service>));
     let mut failed = None;
     let state = broker.state().clone();

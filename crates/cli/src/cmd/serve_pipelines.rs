@@ -3,14 +3,12 @@
 //! so it implements the console's [`PipelineSource`] by copying the engine's reports into
 //! the console's plain types.
 
-use std::sync::{Arc, OnceLock};
-
 use weir_http::console::pipelines::{PipelineInfo, PipelineSnapshot, PipelineSource, SourceInfo};
-use weir_sql::engine::Engine;
 use weir_sql::parser::ObjectKind;
 
-/// The SQL service's engine slot: empty until the engine has started.
-pub struct SqlPipelines(pub Arc<OnceLock<Arc<Engine>>>);
+/// The SQL service's engine slot: empty until the engine has started, and while another
+/// broker of a cluster hosts it.
+pub struct SqlPipelines(pub weir_sql::service::EngineSlot);
 
 impl PipelineSource for SqlPipelines {
     fn snapshot(&self) -> Option<PipelineSnapshot> {

@@ -88,6 +88,7 @@ impl Cluster {
             voters: self.voters.clone(),
             internal_listen: self.learners.get(&id).cloned(),
             client_endpoint: ("127.0.0.1".into(), 9000 + id as u16),
+            extra_endpoints: Vec::new(),
             rack: None,
             heartbeat_interval_ms: 100,
             election_timeout_ms: 500,

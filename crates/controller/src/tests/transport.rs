@@ -21,6 +21,7 @@ async fn single_voter(dir: &std::path::Path) -> Node {
         voters: BTreeMap::from([(1, format!("127.0.0.1:{port}"))]),
         internal_listen: None,
         client_endpoint: ("127.0.0.1".into(), 9092),
+        extra_endpoints: Vec::new(),
         rack: None,
         heartbeat_interval_ms: 100,
         election_timeout_ms: 300,

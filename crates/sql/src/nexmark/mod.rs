@@ -107,7 +107,7 @@ pub async fn load(
         let t = match state.topic(topic) {
             Some(t) => t,
             None => state
-                .create_topic(topic, 1, 1, Default::default())
+                .create_topic(topic, 1, state.default_replication(), Default::default())
                 .await
                 .map_err(|source| NexmarkError::CreateTopic {
                     topic: topic.to_string(),
