@@ -46,6 +46,7 @@ pub mod metadata_store;
 pub mod metrics;
 mod metrics_state;
 pub mod partition;
+pub mod partition_access;
 mod produce_gaps;
 mod records;
 pub mod replica_fetch;

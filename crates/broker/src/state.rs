@@ -231,6 +231,10 @@ pub struct State {
     /// (cluster mode; installed by the binary): KIP-890 verification with a transaction
     /// coordinator elsewhere.
     pub(crate) verify_link: std::sync::OnceLock<crate::txn_verify::VerifyLink>,
+    /// Sends partition access calls to another broker's internal listener (cluster mode;
+    /// installed by the binary): the SQL engine's reads, appends and transaction calls for
+    /// partitions led, and transactional ids coordinated, elsewhere.
+    pub(crate) access_link: std::sync::OnceLock<crate::partition_access::AccessLink>,
     /// SCRAM credentials and the authentication counters.
     pub security: Arc<crate::security::Security>,
 }
@@ -407,6 +411,7 @@ impl State {
             controller: std::sync::OnceLock::new(),
             marker_link: std::sync::OnceLock::new(),
             verify_link: std::sync::OnceLock::new(),
+            access_link: std::sync::OnceLock::new(),
         })
     }
 
@@ -414,6 +419,11 @@ impl State {
     /// once).
     pub fn set_verify_link(&self, link: crate::txn_verify::VerifyLink) {
         let _ = self.verify_link.set(link);
+    }
+
+    /// Installs the internal link for partition access (`crate::partition_access`).
+    pub fn set_access_link(&self, link: crate::partition_access::AccessLink) {
+        let _ = self.access_link.set(link);
     }
 
     /// Installs the link transaction markers take to other brokers (cluster mode; once).

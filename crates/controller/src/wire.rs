@@ -38,6 +38,10 @@ pub mod keys {
     /// a transaction is ongoing and holds its partition (data plane, served through the
     /// hook).
     pub const ADD_PARTITIONS_TO_TXN: i16 = 24;
+    /// Weir's partition access (`weir_broker::partition_access`): the SQL engine's reads,
+    /// appends, long polls and transaction calls for partitions led (or transactional ids
+    /// coordinated) by the listener's broker (data plane, served through the hook).
+    pub const PARTITION_ACCESS: i16 = 32020;
 }
 
 /// Frames larger than this close the connection (an entry is at most 64 MiB).
@@ -247,6 +251,12 @@ pub enum Purpose {
     /// The data plane: transaction verification (AddPartitionsToTxn `verify_only`), never
     /// behind markers waiting for a high watermark.
     TxnVerify,
+    /// The data plane: the SQL engine's partition access (reads, appends, transaction
+    /// calls) to partitions led elsewhere, never behind replica fetches or markers.
+    PartitionAccess,
+    /// The data plane: the SQL engine's long polls on partitions led elsewhere, never
+    /// holding up its partition access calls.
+    PartitionWait,
 }
 
 type SharedConn = Arc<tokio::sync::Mutex<Conn>>;

@@ -1,14 +1,11 @@
 //! Appending plain (non-transactional) records to a partition, acks=all: the catalog's writes
-//! and `INSERT`. Returns once the records are on disk.
-
-use std::sync::Arc;
+//! and `INSERT`. Returns once the records are on disk (on the leader, wherever it is).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use weir_broker::partition::{Acks, Partition};
-use weir_broker::state::State;
+use weir_broker::partition_access::{AccessError, AppendAck, PartitionHandle};
 
 /// How long an INSERT waits for replication (Kafka producers' `request.timeout.ms` default).
 const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -21,10 +18,15 @@ pub enum AppendError {
     Partition {
         partition: i32,
         #[source]
+        source: AccessError,
+    },
+    /// The fsync or the replication the append owed failed.
+    #[error("partition {partition}: {source}")]
+    Durability {
+        partition: i32,
+        #[source]
         source: weir_broker::partition::PartitionError,
     },
-    #[error("flushing partition {partition} panicked")]
-    Task { partition: i32 },
 }
 
 /// A record to append: key, value and headers.
@@ -38,12 +40,16 @@ pub struct NewRecord {
 /// Appends `records` as one batch to `partition` and waits until they are durable, whatever
 /// the broker's durability policy: the callers answer "done" to a SQL client after this.
 pub async fn append_durably(
-    state: &State,
-    partition: &Arc<Partition>,
+    partition: &PartitionHandle,
     records: &[NewRecord],
 ) -> Result<i64, AppendError> {
+    let index = partition.index();
+    let failed = |source| AppendError::Partition {
+        partition: index,
+        source,
+    };
     if records.is_empty() {
-        return Ok(partition.high_watermark());
+        return Ok(partition.watermarks().await.map_err(failed)?.high_watermark);
     }
     let now = now_ms();
     let encoded: Vec<Record> = records
@@ -79,36 +85,26 @@ pub async fn append_durably(
         },
     )
     .map_err(|e| AppendError::Encode(e.to_string()))?;
-    let index = partition.index();
-    let appended = partition
-        .append(&mut buf, Acks::All, state.config.durability, now)
-        .map_err(|source| AppendError::Partition {
-            partition: index,
-            source,
-        })?;
-    let end = appended.info.last_offset + 1;
-    let mut wait = appended.wait;
-    match wait.fsync.take() {
-        // Acks::All under the broker's policy: the fsync it owes, then (on a replicated
-        // leader) the high watermark passing the records.
-        Some(durable) => durable.wait().await,
-        None => {
-            let p = partition.clone();
-            tokio::task::spawn_blocking(move || p.flush_to(end))
-                .await
-                .map_err(|_| AppendError::Task { partition: index })?
-        }
-    }
-    .map_err(|source| AppendError::Partition {
+    let appended = partition.append(&mut buf).await.map_err(failed)?;
+    let end = appended.last_offset + 1;
+    let durability = |source| AppendError::Durability {
         partition: index,
         source,
-    })?;
-    wait.wait(REPLICATION_TIMEOUT)
-        .await
-        .map_err(|source| AppendError::Partition {
-            partition: index,
-            source,
-        })?;
+    };
+    match appended.ack {
+        // Led here: acks=all under the broker's policy owes the fsync, then (on a
+        // replicated leader) the high watermark passing the records; without an owed fsync
+        // the records are flushed here.
+        AppendAck::Local(mut wait) => {
+            match wait.fsync.take() {
+                Some(durable) => durable.wait().await.map_err(durability)?,
+                None => partition.flush_to(end).await.map_err(failed)?,
+            }
+            wait.wait(REPLICATION_TIMEOUT).await.map_err(durability)?;
+        }
+        // Led elsewhere: its leader answered acks=all (fsynced under its policy).
+        AppendAck::Done => {}
+    }
     Ok(end)
 }
 

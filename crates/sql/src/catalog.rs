@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use weir_broker::partition::Partition;
+use weir_broker::partition_access::{AccessError, PartitionAccess, PartitionHandle};
 use weir_broker::state::State;
 
 use crate::append::{append_durably, AppendError, NewRecord};
@@ -59,8 +59,10 @@ pub struct ColumnInfo {
 pub enum CatalogError {
     #[error("creating topic {CATALOG_TOPIC}: {0}")]
     CreateTopic(#[source] weir_broker::state::AdminError),
-    #[error("topic {CATALOG_TOPIC} has no partition 0")]
+    #[error("topic {CATALOG_TOPIC} has no partition 0 here")]
     NoPartition,
+    #[error("topic {CATALOG_TOPIC}, partition 0: {0}")]
+    Access(#[source] AccessError),
     #[error("replaying {CATALOG_TOPIC}: {0}")]
     Replay(#[source] ReadError),
     #[error("catalog record of {name} at offset {offset}: {source}")]
@@ -81,8 +83,7 @@ pub enum CatalogError {
 }
 
 pub struct Catalog {
-    state: Arc<State>,
-    partition: Arc<Partition>,
+    partition: PartitionHandle,
     entries: Mutex<BTreeMap<String, Entry>>,
     /// Serialises changes: check-then-write of CREATE and DROP is atomic per catalog.
     writes: tokio::sync::Mutex<()>,
@@ -102,9 +103,19 @@ impl Catalog {
                     .map_err(CatalogError::CreateTopic)?
             }
         };
-        let partition = topic.partition(0).ok_or(CatalogError::NoPartition)?;
+        // A local-only fact: the engine runs on the broker that hosts the catalog's
+        // partition (a broker without it retries, `service.rs`); its reads and writes then
+        // go through partition access like every other partition's.
+        if topic.partition(0).is_none() {
+            return Err(CatalogError::NoPartition);
+        }
+        let partition = PartitionAccess::new(state.clone())
+            .partition(&topic.name, 0)
+            .map_err(CatalogError::Access)?;
         let mut entries = BTreeMap::new();
-        let mut reader = PartitionReader::new(partition.clone(), 0);
+        let mut reader = PartitionReader::open(partition.clone(), 0)
+            .await
+            .map_err(CatalogError::Replay)?;
         while let Some(records) = reader.next_records().await.map_err(CatalogError::Replay)? {
             for r in records {
                 let Some(key) = r.key else { continue };
@@ -127,7 +138,6 @@ impl Catalog {
         }
         tracing::info!(objects = entries.len(), "SQL catalog replayed");
         Ok(Catalog {
-            state,
             partition,
             entries: Mutex::new(entries),
             writes: tokio::sync::Mutex::new(()),
@@ -221,7 +231,7 @@ impl Catalog {
                 headers: Vec::new(),
             });
         }
-        append_durably(&self.state, &self.partition, &records)
+        append_durably(&self.partition, &records)
             .await
             .map_err(CatalogError::Write)?;
         let mut entries = self.lock();
@@ -240,7 +250,7 @@ impl Catalog {
             value,
             headers: Vec::new(),
         };
-        append_durably(&self.state, &self.partition, &[record])
+        append_durably(&self.partition, &[record])
             .await
             .map_err(CatalogError::Write)?;
         Ok(())

@@ -90,10 +90,12 @@ pub(crate) async fn delete(
         }
     }
     for (p, records) in by_partition {
-        let partition = topic.partition(p).ok_or_else(|| {
-            DataFusionError::Execution(format!("topic {} lost partition {p}", def.topic))
-        })?;
-        append_durably(table.state(), &partition, &records)
+        let partition = weir_broker::partition_access::PartitionAccess::new(table.state().clone())
+            .partition(&def.topic, p)
+            .map_err(|e| {
+                DataFusionError::Execution(format!("topic {}, partition {p}: {e}", def.topic))
+            })?;
+        append_durably(&partition, &records)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
     }

@@ -135,6 +135,11 @@ impl Engine {
         &self.state
     }
 
+    /// Partition access for this engine's reads and appends (led here or elsewhere).
+    pub fn access(&self) -> weir_broker::partition_access::PartitionAccess {
+        weir_broker::partition_access::PartitionAccess::new(self.state.clone())
+    }
+
     pub(crate) fn sources_mut(
         &self,
     ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<SourceDef>>> {
@@ -230,7 +235,7 @@ impl Engine {
             .get("topic")
             .cloned()
             .ok_or_else(|| SqlError::Invalid("a source needs WITH (topic = '...')".into()))?;
-        let Some(t) = self.state.topic(&topic) else {
+        let Ok(partitions) = self.access().partitions(&topic) else {
             return Err(SqlError::Invalid(format!(
                 "topic {topic} does not exist (create it first, e.g. weir topic create {topic})"
             )));
@@ -238,12 +243,7 @@ impl Engine {
         if create.columns.is_empty() {
             create.columns = match source::format_of(&create.options)? {
                 weir_format::Format::Json => {
-                    infer_columns(
-                        &topic,
-                        &t.all_partitions(),
-                        self.config.schema_sample_records,
-                    )
-                    .await?
+                    infer_columns(&topic, &partitions, self.config.schema_sample_records).await?
                 }
                 weir_format::Format::Bytes => vec![column("value", "bytea")?],
                 weir_format::Format::Text => vec![column("value", "varchar")?],
@@ -297,7 +297,7 @@ impl Engine {
         text_rows(&SHOW_COLUMNS, vec![names, topics, formats, statuses])
     }
 
-    fn describe(&self, name: &str) -> Result<Output, SqlError> {
+    async fn describe(&self, name: &str) -> Result<Output, SqlError> {
         if let Some(view) = self.view(name) {
             return Ok(describe_rows(view.column_infos(), self.view_info(&view)));
         }
@@ -334,9 +334,9 @@ impl Engine {
                 info.push((format!("with {k}"), v.clone()));
             }
         }
-        if let Some(topic) = self.state.topic(&def.topic) {
-            for p in topic.all_partitions() {
-                let m = p.watermarks();
+        for p in self.access().partitions(&def.topic).unwrap_or_default() {
+            // A partition whose leader cannot answer now is left out.
+            if let Ok(m) = p.watermarks().await {
                 info.push((
                     format!("partition {}", p.index()),
                     format!(
@@ -406,7 +406,7 @@ impl Session {
             WeirStatement::Truncate(name) => self.truncate(&name).await,
             WeirStatement::Show(kind) => Ok(self.engine.show(kind)),
             WeirStatement::ShowCreate { kind, name } => self.engine.show_create(kind, &name),
-            WeirStatement::Describe(name) => self.engine.describe(&name),
+            WeirStatement::Describe(name) => self.engine.describe(&name).await,
             WeirStatement::Drop {
                 kind,
                 if_exists,
@@ -640,12 +640,18 @@ pub(crate) fn column(name: &str, sql_type: &str) -> Result<ColumnDef, SqlError> 
 /// Columns inferred from the first records of every partition.
 async fn infer_columns(
     topic: &str,
-    partitions: &[Arc<weir_broker::partition::Partition>],
+    partitions: &[weir_broker::partition_access::PartitionHandle],
     per_partition: usize,
 ) -> Result<Vec<ColumnDef>, SqlError> {
     let mut values: Vec<Option<bytes::Bytes>> = Vec::new();
     for p in partitions {
-        let mut reader = PartitionReader::new(p.clone(), 0);
+        let mut reader =
+            PartitionReader::open(p.clone(), 0)
+                .await
+                .map_err(|e| SqlError::Topic {
+                    topic: topic.to_string(),
+                    message: e.to_string(),
+                })?;
         let mut taken = 0;
         while taken < per_partition {
             let Some(records) = reader.next_records().await.map_err(|e| SqlError::Topic {

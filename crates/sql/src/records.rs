@@ -1,16 +1,17 @@
-//! Reading a partition's records in-process, read_committed, up to an offset sampled before:
-//! what a Kafka consumer does (skipping control batches, aborted transactions' batches and the
-//! records before the asked offset in the first batch), over `Partition::read`.
+//! Reading a partition's records, read_committed, up to an offset sampled before: what a
+//! Kafka consumer does (skipping control batches, aborted transactions' batches and the
+//! records before the asked offset in the first batch), over `PartitionHandle::read`
+//! (in-process when the partition is led here, from its leader otherwise).
 //!
 //! Batches are decoded with `kafka_protocol`'s `RecordBatchDecoder`; when storage's borrowed
 //! record iterator (`weir_storage::records`) is public, this module is the one to switch.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
-use weir_broker::partition::{Isolation, Partition, ReadSpec};
+use weir_broker::partition::{Isolation, ReadSpec};
+use weir_broker::partition_access::{AccessError, PartitionHandle};
 use weir_storage::AbortedTxn;
 
 /// Bytes asked per read: a Fetch's default partition size.
@@ -45,7 +46,7 @@ pub enum ReadError {
     Partition {
         partition: i32,
         #[source]
-        source: weir_broker::partition::PartitionError,
+        source: AccessError,
     },
     #[error("partition {partition} at offset {offset}: undecodable batch: {message}")]
     Decode {
@@ -53,13 +54,11 @@ pub enum ReadError {
         offset: i64,
         message: String,
     },
-    #[error("reading partition {partition} panicked")]
-    Task { partition: i32 },
 }
 
 /// A partition's committed records in `[next, end)`.
 pub struct PartitionReader {
-    partition: Arc<Partition>,
+    partition: PartitionHandle,
     next: i64,
     end: i64,
     /// Aborted transactions not yet reached, oldest first.
@@ -71,22 +70,31 @@ pub struct PartitionReader {
 
 impl PartitionReader {
     /// Reads from `start` (raised to the log start) to the last stable offset as of now.
-    pub fn new(partition: Arc<Partition>, start: i64) -> PartitionReader {
-        let marks = partition.watermarks();
-        PartitionReader {
+    pub async fn open(
+        partition: PartitionHandle,
+        start: i64,
+    ) -> Result<PartitionReader, ReadError> {
+        let marks = partition
+            .watermarks()
+            .await
+            .map_err(|source| ReadError::Partition {
+                partition: partition.index(),
+                source,
+            })?;
+        Ok(PartitionReader {
             next: start.max(marks.log_start_offset),
             end: marks.last_stable_offset,
             partition,
             pending_aborts: Vec::new(),
             aborting: HashSet::new(),
-        }
+        })
     }
 
-    /// Reads `[start, end)` (start raised to the log start), bounds sampled by the caller.
-    pub fn bounded(partition: Arc<Partition>, start: i64, end: i64) -> PartitionReader {
-        let log_start = partition.log_start_offset();
+    /// Reads `[start, end)`, bounds sampled by the caller (`start` at or past the log start
+    /// it sampled).
+    pub fn bounded(partition: PartitionHandle, start: i64, end: i64) -> PartitionReader {
         PartitionReader {
-            next: start.max(log_start),
+            next: start,
             end,
             partition,
             pending_aborts: Vec::new(),
@@ -112,8 +120,7 @@ impl PartitionReader {
         if self.done() {
             return Ok(None);
         }
-        let partition = self.partition.clone();
-        let index = partition.index();
+        let index = self.partition.index();
         let spec = ReadSpec {
             offset: self.next,
             max_bytes: READ_BYTES,
@@ -121,14 +128,16 @@ impl PartitionReader {
             isolation: Isolation::ReadCommitted,
             leader_epoch: None,
         };
-        // A positional read of the log: off the async workers.
-        let read = tokio::task::spawn_blocking(move || partition.read(&spec))
+        // A positional read of the log when led here: off the async workers.
+        let read = self
+            .partition
+            .read_offloaded(&spec)
             .await
-            .map_err(|_| ReadError::Task { partition: index })?
             .map_err(|source| ReadError::Partition {
                 partition: index,
                 source,
-            })?;
+            })?
+            .result;
         if read.records.is_empty() {
             // Retention or a truncation moved the log under us: what is left is gone.
             self.next = self.end;

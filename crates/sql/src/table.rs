@@ -27,7 +27,7 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::StreamExt;
 use kafka_protocol::records::Record;
-use weir_broker::partition::Partition;
+use weir_broker::partition_access::{PartitionAccess, PartitionHandle};
 use weir_broker::state::State;
 use weir_format::RecordDecoder;
 
@@ -71,8 +71,16 @@ impl TopicTable {
         }
     }
 
-    fn partitions(&self) -> DfResult<Vec<Arc<Partition>>> {
-        Ok(self.topic()?.all_partitions())
+    /// Every partition of the source's topic, wherever it is led.
+    fn partitions(&self) -> DfResult<Vec<PartitionHandle>> {
+        PartitionAccess::new(self.state.clone())
+            .partitions(&self.def.topic)
+            .map_err(|e| {
+                DataFusionError::Execution(format!(
+                    "source {}: topic {}: {e}",
+                    self.def.name, self.def.topic
+                ))
+            })
     }
 
     pub(crate) fn topic(&self) -> DfResult<Arc<weir_broker::state::Topic>> {
@@ -118,20 +126,20 @@ impl TableProvider for TopicTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let streams: Vec<Arc<dyn PartitionStream>> = self
-            .partitions()?
-            .into_iter()
-            .map(|p| {
-                let marks = p.watermarks();
-                Arc::new(PartitionScan {
-                    def: self.def.clone(),
-                    partition: p,
-                    start: marks.log_start_offset,
-                    end: marks.last_stable_offset,
-                    limit,
-                }) as Arc<dyn PartitionStream>
-            })
-            .collect();
+        let mut streams: Vec<Arc<dyn PartitionStream>> = Vec::new();
+        for p in self.partitions()? {
+            let marks = p
+                .watermarks()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            streams.push(Arc::new(PartitionScan {
+                def: self.def.clone(),
+                partition: p,
+                start: marks.log_start_offset,
+                end: marks.last_stable_offset,
+                limit,
+            }));
+        }
         Ok(Arc::new(StreamingTableExec::try_new(
             self.def.schema.clone(),
             streams,
@@ -191,7 +199,7 @@ impl TableProvider for TopicTable {
 #[derive(Debug)]
 struct PartitionScan {
     def: Arc<SourceDef>,
-    partition: Arc<Partition>,
+    partition: PartitionHandle,
     start: i64,
     end: i64,
     limit: Option<usize>,
@@ -456,10 +464,11 @@ impl DataSink for TopicSink {
         mut data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
-        let topic = self.state.topic(&self.def.topic).ok_or_else(|| {
-            DataFusionError::Execution(format!("topic {} does not exist", self.def.topic))
-        })?;
-        let partitions = topic.all_partitions();
+        let partitions = PartitionAccess::new(self.state.clone())
+            .partitions(&self.def.topic)
+            .map_err(|_| {
+                DataFusionError::Execution(format!("topic {} does not exist", self.def.topic))
+            })?;
         let count = i32::try_from(partitions.len()).unwrap_or(i32::MAX).max(1);
         let mut by_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
         let mut written = 0u64;
@@ -544,10 +553,15 @@ impl DataSink for TopicSink {
             }
         }
         for (p, records) in by_partition {
-            let partition = topic.partition(p).ok_or_else(|| {
-                DataFusionError::Execution(format!("topic {} lost partition {p}", self.def.topic))
-            })?;
-            append_durably(&self.state, &partition, &records)
+            let partition = partitions
+                .get(usize::try_from(p).unwrap_or(usize::MAX))
+                .ok_or_else(|| {
+                    DataFusionError::Execution(format!(
+                        "topic {} lost partition {p}",
+                        self.def.topic
+                    ))
+                })?;
+            append_durably(partition, &records)
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
         }

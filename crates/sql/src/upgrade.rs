@@ -66,7 +66,7 @@ impl Engine {
             self.catalog.put(name, entry.clone()).await?;
             return Ok(entry);
         }
-        let held = self.operator_state(entry.id)?;
+        let held = self.operator_state(entry.id).await?;
         if held.is_empty() {
             tracing::warn!(
                 name,
@@ -97,15 +97,17 @@ impl Engine {
 
     /// Operator ids with committed entries in pipeline `id`'s state topic (the sources'
     /// excluded), sorted.
-    fn operator_state(&self, id: u64) -> Result<Vec<u16>, SqlError> {
+    async fn operator_state(&self, id: u64) -> Result<Vec<u16>, SqlError> {
         let topic = state_topic(id);
-        let Some(partition) = self.state.topic(&topic).and_then(|t| t.partition(0)) else {
+        let Ok(partition) = self.access().partition(&topic, 0) else {
             return Ok(Vec::new());
         };
-        let entries = changelog::read(&topic, &partition).map_err(|e| SqlError::Topic {
-            topic: topic.clone(),
-            message: e.to_string(),
-        })?;
+        let entries = changelog::read(&topic, &partition)
+            .await
+            .map_err(|e| SqlError::Topic {
+                topic: topic.clone(),
+                message: e.to_string(),
+            })?;
         let mut ops: Vec<u16> = entries
             .into_keys()
             .filter(|op| *op != changelog::SOURCES)

@@ -4,8 +4,8 @@
 use arrow_schema::ArrowError;
 use datafusion_common::DataFusionError;
 use weir_broker::partition::PartitionError;
+use weir_broker::partition_access::AccessError;
 use weir_broker::state::AdminError;
-use weir_broker::txn_api::TxnApiError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -24,13 +24,21 @@ pub enum StreamError {
         topic: String,
         partition: i32,
         #[source]
+        source: AccessError,
+    },
+    /// An append's durability (fsync, replication) failed on the partition's leader.
+    #[error("{topic}-{partition}: {source}")]
+    Durability {
+        topic: String,
+        partition: i32,
+        #[source]
         source: PartitionError,
     },
     #[error("transaction {transactional_id:?}: {source}")]
     Txn {
         transactional_id: String,
         #[source]
-        source: TxnApiError,
+        source: AccessError,
     },
     #[error("expression: {0}")]
     Expr(#[from] DataFusionError),

@@ -2,8 +2,11 @@
 //! partitions round-robin, pushes each read's rows synchronously through the fused graph into
 //! the sinks' buffers, appends them in the epoch's transaction, and every checkpoint interval
 //! sends barrier N from every source, writes the sources' offsets and watermarks as operator
-//! 0's state and commits. Caught up, it parks on its partitions' versions (no task per
-//! partition) until an append, the next checkpoint or an idle timeout.
+//! 0's state and commits. Caught up, it parks on its partitions (no task per partition:
+//! versions of those led here, one long poll per leader of the others) until an append,
+//! the next checkpoint or an idle timeout. Every partition and transaction call goes
+//! through `weir_broker::partition_access`, so a pipeline's partitions may be led by any
+//! broker of a cluster.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
-use weir_broker::partition::{any_changed, Partition};
+use weir_broker::partition_access::{PartitionAccess, PartitionHandle, Wake};
 use weir_broker::state::{AdminError, State};
 
 use crate::checkpoint::{state_topic, transactional_id, Counters, SourceState};
@@ -113,7 +116,7 @@ pub struct Progress {
 }
 
 pub struct Engine {
-    state: Arc<State>,
+    access: PartitionAccess,
     config: StreamConfig,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -129,7 +132,7 @@ impl Engine {
             .build()
             .map_err(StreamError::Runtime)?;
         Ok(Engine {
-            state,
+            access: PartitionAccess::new(state),
             config,
             runtime: Some(runtime),
         })
@@ -143,7 +146,7 @@ impl Engine {
         for node in &graph.nodes {
             if let NodeSpec::Source(s) = node {
                 sources.extend(
-                    partitions(&self.state, &s.topic)?
+                    partitions(&self.access, &s.topic)?
                         .into_iter()
                         .map(|p| (s.topic.clone(), p)),
                 );
@@ -151,7 +154,7 @@ impl Engine {
         }
         let (progress_tx, progress) = watch::channel(Progress::default());
         let (stop, stop_rx) = watch::channel(false);
-        let (state, config) = (self.state.clone(), self.config.clone());
+        let (access, config) = (self.access.clone(), self.config.clone());
         let handle = self
             .runtime
             .as_ref()
@@ -159,7 +162,7 @@ impl Engine {
             .ok_or(StreamError::Stopped)?;
         let task = handle.spawn(async move {
             let tx = progress_tx.clone();
-            let run = handle_inner(id, graph, state, config, progress_tx, stop_rx);
+            let run = handle_inner(id, graph, access, config, progress_tx, stop_rx);
             let outcome = tokio::spawn(run).await;
             if let Err(join) = outcome {
                 let e = StreamError::Panicked(join.to_string());
@@ -187,25 +190,22 @@ impl Drop for Engine {
     }
 }
 
-fn partitions(state: &State, topic: &str) -> Result<Vec<Arc<Partition>>, StreamError> {
-    let t = state
-        .topic(topic)
-        .ok_or_else(|| StreamError::UnknownTopic(topic.to_string()))?;
-    Ok((0..t.partition_count())
-        .filter_map(|i| t.partition(i))
-        .collect())
+fn partitions(access: &PartitionAccess, topic: &str) -> Result<Vec<PartitionHandle>, StreamError> {
+    access
+        .partitions(topic)
+        .map_err(|_| StreamError::UnknownTopic(topic.to_string()))
 }
 
 /// Runs the pipeline and turns an error into an aborted epoch and a failed status.
 async fn handle_inner(
     id: u64,
     graph: Graph,
-    state: Arc<State>,
+    access: PartitionAccess,
     config: StreamConfig,
     progress: watch::Sender<Progress>,
     stop: watch::Receiver<bool>,
 ) {
-    let mut pipeline = match Pipeline::open(id, graph, state, config, progress.clone(), stop).await
+    let mut pipeline = match Pipeline::open(id, graph, access, config, progress.clone(), stop).await
     {
         Ok(p) => p,
         Err(e) => {
@@ -231,7 +231,7 @@ pub struct PipelineHandle {
     pub id: u64,
     progress: watch::Receiver<Progress>,
     stop: watch::Sender<bool>,
-    sources: Vec<(String, Arc<Partition>)>,
+    sources: Vec<(String, PartitionHandle)>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -256,11 +256,16 @@ impl PipelineHandle {
     /// Waits until every source partition's committed offset reached its last stable offset
     /// as of this call; the status if the pipeline ended first.
     pub async fn wait_caught_up(&mut self) -> Result<(), PipelineStatus> {
-        let targets: Vec<((String, i32), i64)> = self
-            .sources
-            .iter()
-            .map(|(t, p)| ((t.clone(), p.index()), p.last_stable_offset()))
-            .collect();
+        let mut targets: Vec<((String, i32), i64)> = Vec::new();
+        for (t, p) in &self.sources {
+            // A partition whose offsets cannot be asked now (its leader moving) is waited
+            // for up to the offset the pipeline has.
+            let stable = match p.watermarks().await {
+                Ok(w) => w.last_stable_offset,
+                Err(_) => 0,
+            };
+            targets.push(((t.clone(), p.index()), stable));
+        }
         let done = |p: &Progress| {
             p.status.is_terminal()
                 || targets
@@ -281,6 +286,7 @@ impl PipelineHandle {
 
 struct Pipeline {
     id: u64,
+    access: PartitionAccess,
     config: StreamConfig,
     nodes: Vec<Node>,
     /// Per node, its outputs' (node, port).
@@ -288,7 +294,7 @@ struct Pipeline {
     sources: Vec<SourceRt>,
     txn: EpochTxn,
     state_topic: String,
-    state_partition: Arc<Partition>,
+    state_partition: PartitionHandle,
     epoch: u64,
     /// Something to commit: rows, offsets or watermarks moved since the last commit.
     dirty: bool,
@@ -311,12 +317,15 @@ impl Pipeline {
     async fn open(
         id: u64,
         graph: Graph,
-        state: Arc<State>,
+        access: PartitionAccess,
         config: StreamConfig,
         progress: watch::Sender<Progress>,
         stop: watch::Receiver<bool>,
     ) -> Result<Pipeline, StreamError> {
         let topic = state_topic(id);
+        // Topic admin is not partition access: the broker's own calls (the quorum's in a
+        // cluster).
+        let state: &Arc<State> = access.state();
         if state.topic(&topic).is_none() {
             // One entry's value is one record, and some grow with their group (a
             // count(DISTINCT)'s set of values: Nexmark q15 and q16 passed 1 MiB at 2 M
@@ -334,19 +343,19 @@ impl Pipeline {
                 Err(source) => return Err(StreamError::Admin { topic, source }),
             }
         }
-        let state_partition = partitions(&state, &topic)?
+        let state_partition = partitions(&access, &topic)?
             .into_iter()
             .next()
             .ok_or_else(|| StreamError::UnknownTopic(topic.clone()))?;
         // Fences the previous run and aborts its open epoch before the state is read, so
         // the state read is the last committed epoch's.
         let txn = EpochTxn::init(
-            state.clone(),
+            access.clone(),
             transactional_id(id),
             config.transaction_timeout_ms,
         )
         .await?;
-        let mut entries = changelog::read(&topic, &state_partition)?;
+        let mut entries = changelog::read(&topic, &state_partition).await?;
         let restored = SourceState::from_entries(
             &topic,
             &entries.remove(&changelog::SOURCES).unwrap_or_default(),
@@ -366,13 +375,14 @@ impl Pipeline {
         for (i, spec) in graph.nodes.iter().enumerate() {
             let mut node = match spec {
                 NodeSpec::Source(s) => {
-                    let src = SourceRt::open(i, s, &graph, &state, &restored, &config, &mut fresh)?;
+                    let src = SourceRt::open(i, s, &graph, &access, &restored, &config, &mut fresh)
+                        .await?;
                     sources.push(src);
                     Node::Source(s.dedup.clone().map(|d| Box::new(Dedup::new(d))))
                 }
                 NodeSpec::Sink(s) => Node::Sink(SinkOp::new(
                     s.topic.clone(),
-                    partitions(&state, &s.topic)?,
+                    partitions(&access, &s.topic)?,
                     (s.encoder)(),
                     s.upsert,
                 )),
@@ -409,6 +419,7 @@ impl Pipeline {
             .collect();
         let pipeline = Pipeline {
             id,
+            access: access.clone(),
             config,
             nodes,
             outputs,
@@ -516,11 +527,9 @@ impl Pipeline {
                     wake = wake.min(Instant::now() + Duration::from_millis(ms));
                 }
             }
-            let watched: Vec<(&Partition, u64)> = watched.iter().map(|(p, v)| (&**p, *v)).collect();
             let mut stop = self.stop.clone();
             tokio::select! {
-                _ = any_changed(&watched) => {}
-                _ = tokio::time::sleep_until(wake) => {}
+                _ = self.access.wait_any(&watched, wake) => {}
                 _ = stop.changed() => {}
             }
         }
@@ -528,7 +537,7 @@ impl Pipeline {
 
     /// One read of every source partition. Returns whether anything moved, and each
     /// partition's version as of before its read (to park on).
-    async fn poll_sources(&mut self) -> Result<(bool, Vec<(Arc<Partition>, u64)>), StreamError> {
+    async fn poll_sources(&mut self) -> Result<(bool, Vec<Wake>), StreamError> {
         let mut progressed = false;
         let mut watched = Vec::new();
         for s in 0..self.sources.len() {
@@ -543,7 +552,7 @@ impl Pipeline {
                     Some(Node::Source(Some(d))) => Some(d.as_mut()),
                     _ => None,
                 };
-                let Some(out) = src.read_partition(r, dedup, &mut tally, &mut dead)? else {
+                let Some(out) = src.read_partition(r, dedup, &mut tally, &mut dead).await? else {
                     break;
                 };
                 let node = src.node;

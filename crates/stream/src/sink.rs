@@ -3,11 +3,10 @@
 //! the pipeline appends them in the epoch's transaction.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use bytes::Bytes;
-use weir_broker::partition::Partition;
+use weir_broker::partition_access::PartitionHandle;
 
 use crate::error::StreamError;
 use crate::format::{SinkEncoder, SinkRecord};
@@ -15,7 +14,7 @@ use crate::txn::EpochTxn;
 
 pub struct SinkOp {
     pub topic: String,
-    partitions: Vec<Arc<Partition>>,
+    partitions: Vec<PartitionHandle>,
     encoder: Box<dyn SinkEncoder>,
     pending: Vec<Vec<SinkRecord>>,
     pending_bytes: usize,
@@ -30,7 +29,7 @@ pub struct SinkOp {
 impl SinkOp {
     pub fn new(
         topic: String,
-        partitions: Vec<Arc<Partition>>,
+        partitions: Vec<PartitionHandle>,
         encoder: Box<dyn SinkEncoder>,
         upsert: bool,
     ) -> SinkOp {

@@ -5,22 +5,24 @@
 //! The commit waits until every written partition is fsynced (after the decision a recovery
 //! commits whatever the log holds) and then ends the transaction, which returns once every
 //! marker is written.
+//!
+//! Every call goes through [`PartitionAccess`]: appends to partitions led here owe their
+//! fsync and replication until the commit (as always), those led elsewhere are answered by
+//! their leader once durable; the transaction calls reach the id's coordinator wherever it
+//! runs.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use weir_broker::partition::{AckWait, Acks, Partition};
-use weir_broker::state::State;
-use weir_broker::txn_api::{self, TxnApiError};
+use weir_broker::partition_access::{AccessError, AppendAck, PartitionAccess, PartitionHandle};
 use weir_coordinator::TopicPartition;
 use weir_protocol::kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use crate::error::StreamError;
-use crate::format::{now_ms, SinkRecord};
+use crate::format::SinkRecord;
 
 /// How long a commit waits for its records to replicate before the epoch fails.
 const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,23 +33,23 @@ const BATCH_BYTES: usize = 512 << 10;
 const RETRY_FOR: Duration = Duration::from_secs(30);
 
 pub struct EpochTxn {
-    state: Arc<State>,
+    access: PartitionAccess,
     pub transactional_id: String,
     producer_id: i64,
     producer_epoch: i16,
     /// Partitions in the open transaction.
     added: HashSet<(String, i32)>,
     /// Per written partition, the fsync its last append owes.
-    durables: HashMap<(String, i32), AckWait>,
+    durables: HashMap<(String, i32), AppendAck>,
     /// Next sequence per partition, for this producer epoch.
     sequences: HashMap<(String, i32), i32>,
 }
 
 /// Retries `call` while its error is retriable, for [`RETRY_FOR`] at most.
-pub(crate) async fn retrying<T, F, Fut>(mut call: F) -> Result<T, TxnApiError>
+pub(crate) async fn retrying<T, F, Fut>(mut call: F) -> Result<T, AccessError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, TxnApiError>>,
+    Fut: std::future::Future<Output = Result<T, AccessError>>,
 {
     let deadline = tokio::time::Instant::now() + RETRY_FOR;
     let mut pause = Duration::from_millis(5);
@@ -67,12 +69,12 @@ impl EpochTxn {
     /// Initializes the pipeline's transactional id: a previous run's producer is fenced and
     /// its open transaction aborted (retried while the coordinator completes the abort).
     pub async fn init(
-        state: Arc<State>,
+        access: PartitionAccess,
         transactional_id: String,
         timeout_ms: i32,
     ) -> Result<EpochTxn, StreamError> {
         let (producer_id, producer_epoch) =
-            retrying(|| txn_api::init_transactional(&state, &transactional_id, timeout_ms))
+            retrying(|| access.init_transactional(&transactional_id, timeout_ms))
                 .await
                 .map_err(|source| StreamError::Txn {
                     transactional_id: transactional_id.clone(),
@@ -80,7 +82,7 @@ impl EpochTxn {
                 })?;
         tracing::info!(%transactional_id, producer_id, producer_epoch, "pipeline producer initialized");
         Ok(EpochTxn {
-            state,
+            access,
             transactional_id,
             producer_id,
             producer_epoch,
@@ -90,7 +92,7 @@ impl EpochTxn {
         })
     }
 
-    fn txn_error(&self, source: TxnApiError) -> StreamError {
+    fn txn_error(&self, source: AccessError) -> StreamError {
         StreamError::Txn {
             transactional_id: self.transactional_id.clone(),
             source,
@@ -106,7 +108,7 @@ impl EpochTxn {
     pub async fn append(
         &mut self,
         topic: &str,
-        partition: &Arc<Partition>,
+        partition: &PartitionHandle,
         records: &[SinkRecord],
     ) -> Result<(), StreamError> {
         if records.is_empty() {
@@ -115,9 +117,9 @@ impl EpochTxn {
         let key = (topic.to_string(), partition.index());
         if !self.added.contains(&key) {
             let tp = vec![TopicPartition::new(topic.to_string(), partition.index())];
-            let (state, id) = (&self.state, &self.transactional_id);
+            let (access, id) = (&self.access, &self.transactional_id);
             let (pid, epoch) = (self.producer_id, self.producer_epoch);
-            retrying(|| txn_api::add_partitions(state, id, pid, epoch, tp.clone()))
+            retrying(|| access.add_partitions(id, pid, epoch, tp.clone()))
                 .await
                 .map_err(|e| self.txn_error(e))?;
             self.added.insert(key.clone());
@@ -131,16 +133,16 @@ impl EpochTxn {
                 end += 1;
             }
             let chunk = records.get(start..end).unwrap_or_default();
-            self.append_batch(&key, partition, chunk)?;
+            self.append_batch(&key, partition, chunk).await?;
             start = end;
         }
         Ok(())
     }
 
-    fn append_batch(
+    async fn append_batch(
         &mut self,
         key: &(String, i32),
-        partition: &Arc<Partition>,
+        partition: &PartitionHandle,
         chunk: &[SinkRecord],
     ) -> Result<(), StreamError> {
         let sequence = self.sequences.get(key).copied().unwrap_or(0);
@@ -177,20 +179,22 @@ impl EpochTxn {
         };
         RecordBatchEncoder::encode(&mut buf, &records, &options)
             .map_err(|e| StreamError::Encode(format!("{e:#}")))?;
-        let appended = partition
-            .append(&mut buf, Acks::All, self.state.config.durability, now_ms())
-            .map_err(|source| StreamError::Partition {
-                topic: key.0.clone(),
-                partition: key.1,
-                source,
-            })?;
+        let appended =
+            partition
+                .append(&mut buf)
+                .await
+                .map_err(|source| StreamError::Partition {
+                    topic: key.0.clone(),
+                    partition: key.1,
+                    source,
+                })?;
         let count = i32::try_from(chunk.len()).unwrap_or(i32::MAX);
         self.sequences
             .insert(key.clone(), sequence.wrapping_add(count));
         // A later append's wait covers the earlier ones of the epoch (fsync and HW both
         // advance in offset order).
-        if !appended.wait.is_empty() {
-            self.durables.insert(key.clone(), appended.wait);
+        if !appended.ack.is_empty() {
+            self.durables.insert(key.clone(), appended.ack);
         }
         Ok(())
     }
@@ -207,7 +211,7 @@ impl EpochTxn {
             .map(|((topic, partition), w)| (topic, partition, w.wait(REPLICATION_TIMEOUT)))
             .collect();
         for (topic, partition, wait) in waits {
-            wait.await.map_err(|source| StreamError::Partition {
+            wait.await.map_err(|source| StreamError::Durability {
                 topic,
                 partition,
                 source,
@@ -226,9 +230,9 @@ impl EpochTxn {
     }
 
     async fn end(&mut self, commit: bool) -> Result<(), StreamError> {
-        let (state, id) = (&self.state, &self.transactional_id);
+        let (access, id) = (&self.access, &self.transactional_id);
         let (pid, epoch) = (self.producer_id, self.producer_epoch);
-        retrying(|| txn_api::end_txn(state, id, pid, epoch, commit))
+        retrying(|| access.end_txn(id, pid, epoch, commit))
             .await
             .map_err(|e| self.txn_error(e))?;
         self.added.clear();

@@ -7,6 +7,8 @@
 //! markers for partitions led elsewhere go as WriteTxnMarkers on the node's `TxnMarkers`
 //! connection to their leader, whose hook serves them. Transaction verifications (KIP-890)
 //! for a coordinator elsewhere go as AddPartitionsToTxn v4 on the `TxnVerify` connection.
+//! The SQL engine's partition access to partitions led elsewhere goes on the
+//! `PartitionAccess` connection, its long polls on `PartitionWait`.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -16,6 +18,7 @@ use weir_broker::cluster::{
     codec_links, AlterPartitionError, AlterPartitionFuture, AlterPartitionSender, DataPlane,
     RawFetch, REPLICA_FETCH_VERSION, REPLICA_FETCH_VERSIONS,
 };
+use weir_broker::partition_access::{self, AccessChannel, AccessLink};
 use weir_broker::state::State;
 use weir_broker::txn_markers::{
     serve_write_txn_markers, MarkerLink, WRITE_TXN_MARKERS_VERSION, WRITE_TXN_MARKERS_VERSIONS,
@@ -36,6 +39,10 @@ const MARKERS_TIMEOUT: Duration = Duration::from_secs(30);
 /// answered by then (a coordinator stopped mid-call) fails, and the request it guards gets a
 /// retriable error.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A partition access call not answered by then fails (the engine retries it): an append
+/// waits up to 30 s for its replication, an EndTxn a few seconds for its markers.
+const ACCESS_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// Starts the data plane, installs its replica Fetch and WriteTxnMarkers on `node`'s
 /// internal listener, and gives `state` its link for markers to other brokers.
@@ -87,6 +94,23 @@ pub fn start(state: &Arc<State>, node: &Arc<Node>) -> Arc<DataPlane> {
         })
     });
     state.set_verify_link(verify);
+    let weak = Arc::downgrade(node);
+    let access: AccessLink = Arc::new(move |leader: BrokerId, channel, body: Bytes| {
+        let node = weak.clone();
+        Box::pin(async move {
+            let purpose = match channel {
+                AccessChannel::Calls => Purpose::PartitionAccess,
+                AccessChannel::Waits => Purpose::PartitionWait,
+            };
+            let call = (
+                purpose,
+                weir_controller::wire::keys::PARTITION_ACCESS,
+                partition_access::VERSION,
+            );
+            call_broker(node, leader, call, body, ACCESS_TIMEOUT).await
+        })
+    });
+    state.set_access_link(access);
     node.set_data_plane(Arc::new(FetchHook {
         data_plane: data_plane.clone(),
         // Weak: the state holds the quorum node (admin, controller), which holds the hook.
@@ -111,8 +135,9 @@ async fn call_broker(
         .await?)
 }
 
-/// Serves replica Fetch (key 1, v15-17), WriteTxnMarkers (key 27, v0-1) and transaction
-/// verification (AddPartitionsToTxn, key 24, v4 `verify_only`) on the internal listener.
+/// Serves replica Fetch (key 1, v15-17), WriteTxnMarkers (key 27, v0-1), transaction
+/// verification (AddPartitionsToTxn, key 24, v4 `verify_only`) and partition access (key
+/// 32020, v0) on the internal listener.
 pub struct FetchHook {
     pub data_plane: Arc<DataPlane>,
     pub state: Weak<State>,
@@ -124,6 +149,7 @@ impl weir_controller::DataPlane for FetchHook {
         (key == keys::FETCH && REPLICA_FETCH_VERSIONS.contains(&version))
             || (key == keys::WRITE_TXN_MARKERS && WRITE_TXN_MARKERS_VERSIONS.contains(&version))
             || (key == keys::ADD_PARTITIONS_TO_TXN && version == VERIFY_VERSION)
+            || (key == keys::PARTITION_ACCESS && version == partition_access::VERSION)
     }
 
     fn handle(
@@ -134,6 +160,18 @@ impl weir_controller::DataPlane for FetchHook {
         body: Bytes,
     ) -> DataPlaneFuture<'_> {
         Box::pin(async move {
+            if key == weir_controller::wire::keys::PARTITION_ACCESS {
+                let state = self
+                    .state
+                    .upgrade()
+                    .ok_or_else(|| std::io::Error::other("the broker stopped"))?;
+                return partition_access::serve_access(&state, body)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(peer = %client_id, error = %e, "closing a partition access connection");
+                        std::io::Error::other(e)
+                    });
+            }
             if key == weir_controller::wire::keys::ADD_PARTITIONS_TO_TXN {
                 let state = self
                     .state

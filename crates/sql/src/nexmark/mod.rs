@@ -14,7 +14,7 @@ pub mod generator;
 
 use std::sync::Arc;
 
-use weir_broker::partition::Partition;
+use weir_broker::partition_access::{PartitionAccess, PartitionHandle};
 use weir_broker::state::State;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
@@ -97,26 +97,30 @@ impl Counts {
 /// Creates the three topics (one partition each, unless they exist) and appends events
 /// `first..first + events` of `config`'s run to them, durably. Returns what was written.
 pub async fn load(
-    state: &State,
+    state: &Arc<State>,
     config: GeneratorConfig,
     first: u64,
     events: u64,
 ) -> Result<Counts, NexmarkError> {
-    let mut partitions: Vec<Arc<Partition>> = Vec::new();
+    let access = PartitionAccess::new(state.clone());
+    let mut partitions: Vec<PartitionHandle> = Vec::new();
     for topic in TOPICS {
-        let t = match state.topic(topic) {
-            Some(t) => t,
-            None => state
+        if state.topic(topic).is_none() {
+            state
                 .create_topic(topic, 1, state.default_replication(), Default::default())
                 .await
                 .map_err(|source| NexmarkError::CreateTopic {
                     topic: topic.to_string(),
                     source,
+                })?;
+        }
+        partitions.push(
+            access
+                .partition(topic, 0)
+                .map_err(|_| NexmarkError::NoPartition {
+                    topic: topic.to_string(),
                 })?,
-        };
-        partitions.push(t.partition(0).ok_or_else(|| NexmarkError::NoPartition {
-            topic: topic.to_string(),
-        })?);
+        );
     }
     let generator = Generator::new(config);
     let mut pending: [Vec<NewRecord>; 3] = Default::default();
@@ -135,25 +139,24 @@ pub async fn load(
         });
         counts.0[i] += 1;
         if pending[i].len() >= BATCH {
-            flush(state, &partitions, i, &mut pending[i]).await?;
+            flush(&partitions, i, &mut pending[i]).await?;
         }
     }
     for (i, p) in pending.iter_mut().enumerate() {
-        flush(state, &partitions, i, p).await?;
+        flush(&partitions, i, p).await?;
     }
     Ok(counts)
 }
 
 async fn flush(
-    state: &State,
-    partitions: &[Arc<Partition>],
+    partitions: &[PartitionHandle],
     i: usize,
     records: &mut Vec<NewRecord>,
 ) -> Result<(), NexmarkError> {
     let (Some(partition), Some(topic)) = (partitions.get(i), TOPICS.get(i)) else {
         return Ok(());
     };
-    append_durably(state, partition, records)
+    append_durably(partition, records)
         .await
         .map_err(|source| NexmarkError::Append {
             topic: topic.to_string(),

@@ -48,10 +48,11 @@ async fn setup(state: &Arc<State>) {
         .expect("topic");
 }
 
-async fn raw(state: &State, topic: &str, value: &str) {
-    let p = state.topic(topic).and_then(|t| t.partition(0)).expect("p0");
+async fn raw(state: &Arc<State>, topic: &str, value: &str) {
+    let p = weir_broker::partition_access::PartitionAccess::new(state.clone())
+        .partition(topic, 0)
+        .expect("p0");
     append_durably(
-        state,
         &p,
         &[NewRecord {
             key: None,

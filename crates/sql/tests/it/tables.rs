@@ -46,16 +46,14 @@ type Model = BTreeMap<String, (Option<String>, i64)>;
 /// Customer changes `from..to`: upserts by name (names repeat: updates), every fifth a
 /// delete (a tombstone appended as a Kafka producer would), mirrored in `model`.
 async fn customers(state: &Arc<State>, s: &Session, model: &mut Model, from: i64, to: i64) {
-    let partition = state
-        .topic("customers")
-        .and_then(|t| t.partition(0))
+    let partition = weir_broker::partition_access::PartitionAccess::new(state.clone())
+        .partition("customers", 0)
         .expect("customers-0");
     for i in from..to {
         if i % 5 == 4 {
             let name = format!("c{}", (i * 7) % 8);
             let key = format!(r#"{{"name":"{name}"}}"#);
             append_durably(
-                state,
                 &partition,
                 &[NewRecord {
                     key: Some(key.into_bytes()),
@@ -168,12 +166,10 @@ async fn tables_update_and_delete_equal_the_batch_oracle_across_restarts() {
     customers(&state, &s, &mut model, 0, 12).await;
     orders(&s, 0, 30).await;
     // A record without a key names no row: skipped by SELECT, dead-lettered by pipelines.
-    let partition = state
-        .topic("customers")
-        .and_then(|t| t.partition(0))
+    let partition = weir_broker::partition_access::PartitionAccess::new(state.clone())
+        .partition("customers", 0)
         .expect("customers-0");
     append_durably(
-        &state,
         &partition,
         &[NewRecord {
             key: None,

@@ -81,12 +81,10 @@ async fn as_older_weir_left_it(state: &Arc<State>, engine: &Engine, name: &str, 
     if !keep_layout {
         entry.state_layout = None;
     }
-    let partition = state
-        .topic(CATALOG_TOPIC)
-        .and_then(|t| t.partition(0))
+    let partition = weir_broker::partition_access::PartitionAccess::new(state.clone())
+        .partition(CATALOG_TOPIC, 0)
         .expect("catalog partition");
     append_durably(
-        state,
         &partition,
         &[NewRecord {
             key: Some(name.as_bytes().to_vec()),

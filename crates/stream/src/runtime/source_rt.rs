@@ -3,10 +3,7 @@
 //! decode, drop late rows (when the source feeds a watermark operator), observe event times,
 //! drop duplicates (a source declaring `dedup.key`), then the batch and any new watermark.
 
-use std::sync::Arc;
-
-use weir_broker::partition::Partition;
-use weir_broker::state::State;
+use weir_broker::partition_access::{PartitionAccess, PartitionHandle, Wake};
 
 use super::{partitions, StreamConfig};
 use crate::checkpoint::SourceState;
@@ -31,7 +28,7 @@ pub(super) struct SourceRt {
     /// that acts on watermarks ([`late`]).
     drops_late: bool,
     /// The dead-letter topic and its partitions.
-    dead_letter: Option<(String, Vec<Arc<Partition>>)>,
+    dead_letter: Option<(String, Vec<PartitionHandle>)>,
 }
 
 /// What reads counted, added to the pipeline's counters.
@@ -45,40 +42,56 @@ pub(super) struct Tally {
 
 /// One read of one source partition.
 pub(super) struct ReadOut {
-    /// The partition and its version as of before the read (to park on).
-    pub(super) watched: (Arc<Partition>, u64),
+    /// How to park on the partition after the read.
+    pub(super) watched: Wake,
     /// The read position moved.
     pub(super) moved: bool,
     pub(super) messages: Vec<Message>,
     /// Where this partition's dead letters go.
-    pub(super) dead_letter: Option<(String, Arc<Partition>)>,
+    pub(super) dead_letter: Option<(String, PartitionHandle)>,
 }
 
 impl SourceRt {
     /// Source node `node` of `graph`, at the offsets and watermark of `restored`; sets
     /// `fresh` when a partition has no checkpointed offset.
-    pub(super) fn open(
+    pub(super) async fn open(
         node: usize,
         s: &SourceSpec,
         graph: &Graph,
-        state: &State,
+        access: &PartitionAccess,
         restored: &SourceState,
         config: &StreamConfig,
         fresh: &mut bool,
     ) -> Result<SourceRt, StreamError> {
         let now = now_ms();
-        let readers = partitions(state, &s.topic)?
-            .into_iter()
-            .map(|p| {
-                let stored = restored.offsets.get(&(s.topic.clone(), p.index()));
-                *fresh |= stored.is_none();
-                let start = stored.map(|(o, _)| *o).unwrap_or(match s.startup {
-                    Startup::Earliest => p.log_start_offset(),
-                    Startup::Latest => p.high_watermark(),
-                });
-                PartitionReader::new(s.topic.clone(), p, start, config.read_max_bytes)
-            })
-            .collect::<Vec<_>>();
+        let mut readers = Vec::new();
+        for p in partitions(access, &s.topic)? {
+            let stored = restored.offsets.get(&(s.topic.clone(), p.index()));
+            *fresh |= stored.is_none();
+            let start = match stored {
+                Some((o, _)) => *o,
+                None => {
+                    let marks = p
+                        .watermarks()
+                        .await
+                        .map_err(|source| StreamError::Partition {
+                            topic: s.topic.clone(),
+                            partition: p.index(),
+                            source,
+                        })?;
+                    match s.startup {
+                        Startup::Earliest => marks.log_start_offset,
+                        Startup::Latest => marks.high_watermark,
+                    }
+                }
+            };
+            readers.push(PartitionReader::new(
+                s.topic.clone(),
+                p,
+                start,
+                config.read_max_bytes,
+            ));
+        }
         let watermark = s.watermark.map(|spec| {
             let timeout = i64::try_from(spec.idle_timeout.as_millis()).unwrap_or(i64::MAX);
             let mut t = WatermarkTracker::new(readers.len(), spec.delay_ms, timeout, now);
@@ -93,7 +106,7 @@ impl SourceRt {
             (spec, t)
         });
         let dead_letter = match &s.dead_letter {
-            Some(t) => Some((t.clone(), partitions(state, t)?)),
+            Some(t) => Some((t.clone(), partitions(access, t)?)),
             None => None,
         };
         Ok(SourceRt {
@@ -110,7 +123,7 @@ impl SourceRt {
 
     /// Reads partition `r` once through `dedup` (the source node's, if it declares one);
     /// records refused or late go to `dead`. `None`: no such partition.
-    pub(super) fn read_partition(
+    pub(super) async fn read_partition(
         &mut self,
         r: usize,
         mut dedup: Option<&mut Dedup>,
@@ -120,9 +133,8 @@ impl SourceRt {
         let Some(reader) = self.readers.get_mut(r) else {
             return Ok(None);
         };
-        let watched = (reader.partition.clone(), reader.partition.version());
         let before = reader.next_offset;
-        let step = reader.read(self.decoder.as_mut(), dead)?;
+        let (step, watched) = reader.read(self.decoder.as_mut(), dead).await?;
         let moved = reader.next_offset != before;
         let mut batch = self.decoder.flush()?;
         tally.decode_failures += step.failed as u64;
@@ -135,7 +147,7 @@ impl SourceRt {
             batch = kept;
             tally.late_rows += late.len() as u64;
             if self.dead_letter.is_some() && !late.is_empty() {
-                let letters = late::dead_letters(reader, &late, w)?;
+                let letters = late::dead_letters(reader, &late, w).await?;
                 tally.late_dead_lettered += letters.len() as u64;
                 dead.extend(letters);
             }

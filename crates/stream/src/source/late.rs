@@ -52,7 +52,7 @@ pub fn feeds_watermark_operator(graph: &Graph, source: usize) -> bool {
 
 /// The dead letters of the late rows `late` (row index in the batch `reader`'s last read
 /// decoded, event time in ms) behind `watermark_ms`: their records read again.
-pub fn dead_letters(
+pub async fn dead_letters(
     reader: &PartitionReader,
     late: &[(usize, i64)],
     watermark_ms: i64,
@@ -65,20 +65,22 @@ pub fn dead_letters(
     wanted.sort_unstable();
     let offsets: Vec<i64> = wanted.iter().map(|(o, _)| *o).collect();
     let mut out = Vec::with_capacity(offsets.len());
-    reader.reread(&offsets, |rec| {
-        let t = wanted
-            .binary_search_by_key(&rec.offset, |(o, _)| *o)
-            .ok()
-            .and_then(|i| wanted.get(i))
-            .map_or(0, |(_, t)| *t);
-        let why = DecodeFailure {
-            kind: "late",
-            message: format!(
-                "event time {t} ms is behind the watermark {watermark_ms} ms already sent"
-            ),
-        };
-        out.push(dead_letter(&reader.topic, rec, &why));
-    })?;
+    reader
+        .reread(&offsets, |rec| {
+            let t = wanted
+                .binary_search_by_key(&rec.offset, |(o, _)| *o)
+                .ok()
+                .and_then(|i| wanted.get(i))
+                .map_or(0, |(_, t)| *t);
+            let why = DecodeFailure {
+                kind: "late",
+                message: format!(
+                    "event time {t} ms is behind the watermark {watermark_ms} ms already sent"
+                ),
+            };
+            out.push(dead_letter(&reader.topic, rec, &why));
+        })
+        .await?;
     Ok(out)
 }
 

@@ -1,11 +1,11 @@
 //! Reads a topic partition as a read_committed Kafka consumer does: whole batches from
-//! `Partition::read` up to the last stable offset, skipping control batches, the batches of
+//! `PartitionHandle::read` (in-process when led here, from its leader otherwise) up to the
+//! last stable offset, skipping control batches, the batches of
 //! the aborted transactions the read reports, and records below the position in the first
 //! batch. Records are borrowed from the read buffer and handed to the decoder one by one.
 
-use std::sync::Arc;
-
-use weir_broker::partition::{Isolation, Partition, ReadResult, ReadSpec};
+use weir_broker::partition::{Isolation, ReadResult, ReadSpec};
+use weir_broker::partition_access::{PartitionHandle, Wake};
 use weir_storage::batch::{Batches, Check};
 use weir_storage::records::{self, Record, RecordIter};
 
@@ -77,7 +77,7 @@ pub struct ReadStep {
 /// One source partition and the position of the next record to read.
 pub struct PartitionReader {
     pub topic: String,
-    pub partition: Arc<Partition>,
+    pub partition: PartitionHandle,
     pub next_offset: i64,
     max_bytes: usize,
     /// The offsets of the records the last [`read`](Self::read) decoded, one per row the
@@ -88,7 +88,7 @@ pub struct PartitionReader {
 impl PartitionReader {
     pub fn new(
         topic: String,
-        partition: Arc<Partition>,
+        partition: PartitionHandle,
         next_offset: i64,
         max_bytes: usize,
     ) -> Self {
@@ -111,20 +111,22 @@ impl PartitionReader {
     }
 
     /// Reads the next batches (about `max_bytes`, at least one batch) into `decoder`; each
-    /// record it refuses is added to `dead` as its dead letter (§9).
-    pub fn read(
+    /// record it refuses is added to `dead` as its dead letter (§9). Also returns how to
+    /// park on the partition after this read.
+    pub async fn read(
         &mut self,
         decoder: &mut dyn SourceDecoder,
         dead: &mut Vec<SinkRecord>,
-    ) -> Result<ReadStep, StreamError> {
+    ) -> Result<(ReadStep, Wake), StreamError> {
         let index = self.index();
         self.decoded.clear();
-        let read = self.read_committed_from(self.next_offset)?;
+        let (read, wake) = self.read_committed_from(self.next_offset).await?;
         if read.records.is_empty() {
-            return Ok(ReadStep {
+            let step = ReadStep {
                 caught_up: true,
                 ..ReadStep::default()
-            });
+            };
+            return Ok((step, wake));
         }
         let mut step = ReadStep::default();
         let next = committed_records(&self.topic, index, &read, self.next_offset, |r| {
@@ -150,14 +152,15 @@ impl PartitionReader {
         })?;
         self.next_offset = next;
         step.caught_up = next >= read.watermarks.last_stable_offset;
-        Ok(step)
+        Ok((step, wake))
     }
 }
 
 impl PartitionReader {
     /// One read_committed read of up to `max_bytes` from `offset` (at least one batch).
-    fn read_committed_from(&self, offset: i64) -> Result<ReadResult, StreamError> {
-        self.partition
+    async fn read_committed_from(&self, offset: i64) -> Result<(ReadResult, Wake), StreamError> {
+        let read = self
+            .partition
             .read(&ReadSpec {
                 offset,
                 max_bytes: self.max_bytes,
@@ -165,11 +168,13 @@ impl PartitionReader {
                 isolation: Isolation::ReadCommitted,
                 leader_epoch: None,
             })
+            .await
             .map_err(|source| StreamError::Partition {
                 topic: self.topic.clone(),
                 partition: self.index(),
                 source,
-            })
+            })?;
+        Ok((read.result, read.wake))
     }
 
     /// Calls `f` for each record at `offsets` (ascending, all below [`next_offset`], so read
@@ -177,7 +182,7 @@ impl PartitionReader {
     /// fetched when one is found rather than kept for every row.
     ///
     /// [`next_offset`]: Self::next_offset
-    pub fn reread(
+    pub async fn reread(
         &self,
         offsets: &[i64],
         mut f: impl FnMut(&RecordRef<'_>),
@@ -185,7 +190,7 @@ impl PartitionReader {
         let index = self.index();
         let mut todo = offsets.iter().copied().peekable();
         while let Some(&from) = todo.peek() {
-            let read = self.read_committed_from(from)?;
+            let (read, _) = self.read_committed_from(from).await?;
             let next = committed_records(&self.topic, index, &read, from, |r| {
                 while todo.next_if(|o| *o < r.offset).is_some() {}
                 if todo.next_if_eq(&r.offset).is_some() {

@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use weir_broker::partition::{Isolation, Partition, ReadSpec};
+use weir_broker::partition::{Isolation, ReadSpec};
+use weir_broker::partition_access::PartitionHandle;
 
 use crate::error::StreamError;
 use crate::format::SinkRecord;
@@ -38,10 +39,16 @@ pub fn record(op: u16, change: Change, timestamp: i64) -> SinkRecord {
 pub type Entries = HashMap<u16, Vec<(Vec<u8>, Vec<u8>)>>;
 
 /// Reads the committed state of `topic` (its one partition), last value per key.
-pub fn read(topic: &str, partition: &Partition) -> Result<Entries, StreamError> {
+pub async fn read(topic: &str, partition: &PartitionHandle) -> Result<Entries, StreamError> {
     let mut latest: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
-    let mut offset = partition.log_start_offset();
-    let end = partition.last_stable_offset();
+    let failed = |source| StreamError::Partition {
+        topic: topic.to_string(),
+        partition: 0,
+        source,
+    };
+    let marks = partition.watermarks().await.map_err(failed)?;
+    let mut offset = marks.log_start_offset;
+    let end = marks.last_stable_offset;
     while offset < end {
         let read = partition
             .read(&ReadSpec {
@@ -51,11 +58,9 @@ pub fn read(topic: &str, partition: &Partition) -> Result<Entries, StreamError> 
                 isolation: Isolation::ReadCommitted,
                 leader_epoch: None,
             })
-            .map_err(|source| StreamError::Partition {
-                topic: topic.to_string(),
-                partition: 0,
-                source,
-            })?;
+            .await
+            .map_err(failed)?
+            .result;
         if read.records.is_empty() {
             break;
         }
