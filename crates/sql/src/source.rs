@@ -181,6 +181,28 @@ impl SourceDef {
         })
     }
 
+    /// The runtime's form of `dedup.key` / `dedup.within`: columns by index in the rows the
+    /// source decodes (payload, then INCLUDE columns). Pipelines and ad-hoc scans both
+    /// deduplicate through it, so they drop the same rows.
+    pub(crate) fn dedup_spec(&self) -> Result<Option<weir_stream::graph::DedupSpec>, SqlError> {
+        let Some(d) = &self.dedup else {
+            return Ok(None);
+        };
+        let index = |c: &str| {
+            self.schema.index_of(c).map_err(|_| {
+                SqlError::Invalid(format!(
+                    "source {}: no column {c} to deduplicate by",
+                    self.name
+                ))
+            })
+        };
+        Ok(Some(weir_stream::graph::DedupSpec {
+            key: d.key.iter().map(|c| index(c)).collect::<Result<_, _>>()?,
+            time: index(&d.time)?,
+            within_ms: d.within_ms,
+        }))
+    }
+
     /// The columns as the catalog and DESCRIBE show them.
     pub fn column_infos(&self) -> Vec<ColumnInfo> {
         let mut out: Vec<ColumnInfo> = self
