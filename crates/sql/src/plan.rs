@@ -602,7 +602,7 @@ impl Planner<'_> {
             startup,
             watermark: window::watermark_spec(def)?,
             dead_letter: dead_letter_topic(def),
-            dedup: dedup_spec(def)?,
+            dedup: def.dedup_spec()?,
         }));
         self.scans.insert(def.name.clone(), node);
         self.sources.push(def.clone());
@@ -632,27 +632,6 @@ impl Planner<'_> {
             .connect_keyed(input, node, input_schema, !updating, key);
         node
     }
-}
-
-/// The runtime's form of `def`'s `dedup.key` / `dedup.within`: columns by index in the rows
-/// the source decodes.
-fn dedup_spec(def: &SourceDef) -> Result<Option<weir_stream::graph::DedupSpec>, SqlError> {
-    let Some(d) = &def.dedup else {
-        return Ok(None);
-    };
-    let index = |c: &str| {
-        def.schema.index_of(c).map_err(|_| {
-            SqlError::Invalid(format!(
-                "source {}: no column {c} to deduplicate by",
-                def.name
-            ))
-        })
-    };
-    Ok(Some(weir_stream::graph::DedupSpec {
-        key: d.key.iter().map(|c| index(c)).collect::<Result<_, _>>()?,
-        time: index(&d.time)?,
-        within_ms: d.within_ms,
-    }))
 }
 
 fn identity(schema: &DFSchemaRef) -> Vec<Arc<dyn PhysicalExpr>> {

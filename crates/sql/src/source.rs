@@ -51,7 +51,7 @@ pub struct Default {
     pub literal: DfExpr,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SourceDef {
     /// The catalog entry's id (0 until stored).
     pub id: u64,
@@ -73,6 +73,9 @@ pub struct SourceDef {
     pub upsert_key: Option<Vec<usize>>,
     /// `dedup.key` / `dedup.within`: what every pipeline reading the source drops.
     pub dedup: Option<SourceDedup>,
+    /// A materialized view's query, from its catalog entry's SQL (`pg_get_viewdef`,
+    /// `pg_matviews.definition`); `None` for sources and tables.
+    pub definition: Option<String>,
 }
 
 impl SourceDef {
@@ -174,7 +177,30 @@ impl SourceDef {
             create,
             upsert_key,
             dedup,
+            definition: None,
         })
+    }
+
+    /// The runtime's form of `dedup.key` / `dedup.within`: columns by index in the rows the
+    /// source decodes (payload, then INCLUDE columns). Pipelines and ad-hoc scans both
+    /// deduplicate through it, so they drop the same rows.
+    pub(crate) fn dedup_spec(&self) -> Result<Option<weir_stream::graph::DedupSpec>, SqlError> {
+        let Some(d) = &self.dedup else {
+            return Ok(None);
+        };
+        let index = |c: &str| {
+            self.schema.index_of(c).map_err(|_| {
+                SqlError::Invalid(format!(
+                    "source {}: no column {c} to deduplicate by",
+                    self.name
+                ))
+            })
+        };
+        Ok(Some(weir_stream::graph::DedupSpec {
+            key: d.key.iter().map(|c| index(c)).collect::<Result<_, _>>()?,
+            time: index(&d.time)?,
+            within_ms: d.within_ms,
+        }))
     }
 
     /// The columns as the catalog and DESCRIBE show them.

@@ -2,10 +2,12 @@
 //! partition, each reading read_committed from the log start to the last stable offset
 //! sampled when the query is planned (so a query is bounded even while producers write), with
 //! `LIMIT` pushed into the readers. An updating materialized view's topic holds upserts: its
-//! scan (the design's `ViewTable`) keeps the last record per key and drops tombstoned keys. `INSERT` encodes rows in the source's format and appends
-//! them acks=all.
+//! scan (the design's `ViewTable`) keeps the last record per key and drops tombstoned keys.
+//! A source with `dedup.key` is scanned as one stream, its partitions in turn, through the
+//! pipeline's own `Dedup` (design §9), so a query drops the rows a view over it drops.
+//! `INSERT` encodes rows in the source's format and appends them acks=all.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -30,6 +32,8 @@ use kafka_protocol::records::Record;
 use weir_broker::partition_access::{PartitionAccess, PartitionHandle};
 use weir_broker::state::State;
 use weir_format::RecordDecoder;
+use weir_stream::graph::DedupSpec;
+use weir_stream::source::dedup::Dedup;
 
 use crate::append::{append_durably, NewRecord};
 use crate::parser::Meta;
@@ -126,20 +130,33 @@ impl TableProvider for TopicTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let mut streams: Vec<Arc<dyn PartitionStream>> = Vec::new();
+        let mut parts: Vec<(PartitionHandle, i64, i64)> = Vec::new();
         for p in self.partitions()? {
             let marks = p
                 .watermarks()
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            streams.push(Arc::new(PartitionScan {
-                def: self.def.clone(),
-                partition: p,
-                start: marks.log_start_offset,
-                end: marks.last_stable_offset,
-                limit,
-            }));
+            parts.push((p, marks.log_start_offset, marks.last_stable_offset));
         }
+        let dedup = self
+            .def
+            .dedup_spec()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let scan = |parts: Vec<(PartitionHandle, i64, i64)>| {
+            Arc::new(PartitionScan {
+                def: self.def.clone(),
+                parts,
+                limit,
+                dedup: dedup.clone(),
+            }) as Arc<dyn PartitionStream>
+        };
+        // A source with `dedup.key` is read as one stream through one `Dedup`, partitions
+        // in order, so a key repeated across partitions is seen once, as by a pipeline.
+        let streams: Vec<Arc<dyn PartitionStream>> = if dedup.is_some() {
+            vec![scan(parts)]
+        } else {
+            parts.into_iter().map(|p| scan(vec![p])).collect()
+        };
         Ok(Arc::new(StreamingTableExec::try_new(
             self.def.schema.clone(),
             streams,
@@ -195,14 +212,15 @@ impl TableProvider for TopicTable {
     }
 }
 
-/// One topic partition of a scan, bounded at planning time.
+/// One stream of a scan: a topic partition bounded at planning time (each partition, start
+/// and end offset), or every partition in turn for a source that deduplicates.
 #[derive(Debug)]
 struct PartitionScan {
     def: Arc<SourceDef>,
-    partition: PartitionHandle,
-    start: i64,
-    end: i64,
+    parts: Vec<(PartitionHandle, i64, i64)>,
     limit: Option<usize>,
+    /// `dedup.key` / `dedup.within`: the rule a pipeline's source reader applies (design §9).
+    dedup: Option<DedupSpec>,
 }
 
 impl PartitionStream for PartitionScan {
@@ -212,10 +230,23 @@ impl PartitionStream for PartitionScan {
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let batch_size = ctx.session_config().batch_size().max(1);
-        let reader = PartitionReader::bounded(self.partition.clone(), self.start, self.end);
+        let mut readers: VecDeque<PartitionReader> = self
+            .parts
+            .iter()
+            .map(|(p, start, end)| PartitionReader::bounded(p.clone(), *start, *end))
+            .collect();
+        let Some(reader) = readers.pop_front() else {
+            return Box::pin(RecordBatchStreamAdapter::new(
+                self.def.schema.clone(),
+                futures::stream::empty::<DfResult<RecordBatch>>(),
+            ));
+        };
         let state = ScanState {
             def: self.def.clone(),
             reader,
+            next_readers: readers,
+            dedup: self.dedup.clone().map(Dedup::new),
+            duplicates: 0,
             pending: Vec::new(),
             left: self.limit.unwrap_or(usize::MAX),
             batch_size,
@@ -236,6 +267,12 @@ impl PartitionStream for PartitionScan {
 struct ScanState {
     def: Arc<SourceDef>,
     reader: PartitionReader,
+    /// Partitions read after `reader` (a deduplicated source's scan reads them all).
+    next_readers: VecDeque<PartitionReader>,
+    /// Drops what a pipeline reading the source would drop as duplicates.
+    dedup: Option<Dedup>,
+    /// Rows dropped as duplicates.
+    duplicates: u64,
     /// Records read but not yet decoded.
     pending: Vec<Record>,
     /// Rows still wanted (LIMIT).
@@ -270,10 +307,39 @@ impl ScanState {
         Ok(())
     }
 
+    /// The next rows wanted: decoded, then without duplicates (a source with `dedup.key`),
+    /// never an empty batch before the end.
     async fn next_batch(&mut self) -> DfResult<Option<RecordBatch>> {
-        if self.left == 0 {
-            return Ok(None);
+        loop {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            let Some(batch) = self.decode_batch().await? else {
+                if self.duplicates > 0 {
+                    tracing::debug!(source = %self.def.name, duplicates = self.duplicates,
+                        "duplicate rows dropped by a query");
+                }
+                return Ok(None);
+            };
+            let batch = match self.dedup.as_mut() {
+                Some(d) => {
+                    let (kept, dropped) = d
+                        .process(batch)
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    self.duplicates += dropped;
+                    kept
+                }
+                None => batch,
+            };
+            if batch.num_rows() > 0 {
+                self.left = self.left.saturating_sub(batch.num_rows());
+                return Ok(Some(batch));
+            }
         }
+    }
+
+    /// Up to a batch of decoded rows (LIMIT and batch size), `None` at the end.
+    async fn decode_batch(&mut self) -> DfResult<Option<RecordBatch>> {
         if std::mem::take(&mut self.collapse) {
             self.collapse_by_key().await?;
         }
@@ -301,7 +367,13 @@ impl ScanState {
                         self.pending.reverse();
                         continue;
                     }
-                    None => break,
+                    None => match self.next_readers.pop_front() {
+                        Some(next) => {
+                            self.reader = next;
+                            continue;
+                        }
+                        None => break,
+                    },
                 }
             }
             let Some(r) = self.pending.pop() else {
@@ -324,7 +396,6 @@ impl ScanState {
             }
             return Ok(None);
         }
-        self.left -= rows;
         let mut columns = decoder.finish();
         for (m, _) in &self.def.includes {
             columns.push(meta.finish(*m));

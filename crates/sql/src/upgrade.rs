@@ -50,8 +50,11 @@ impl Engine {
             .as_ref()
             .is_none_or(|f| *f == fingerprint);
         if same_plan {
-            if entry.state_layout.is_none() {
-                // Written before layouts were stored: the same graph, so its layout.
+            if entry.state_layout.as_ref() != Some(&layout) {
+                // The same graph wrote this state, so its layout is the one this version
+                // prints for it: written before layouts were stored, or printed otherwise
+                // since (a join's time bounds no longer are part of it). Stored now, so a
+                // later plan change compares against what this version computes.
                 entry.state_layout = Some(layout);
                 self.catalog.put(name, entry.clone()).await?;
             }

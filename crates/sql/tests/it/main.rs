@@ -11,6 +11,7 @@ mod interval_joins;
 mod joins;
 mod nexmark;
 mod pipelines;
+mod q7_bounds;
 mod slt;
 mod source_dedup;
 mod state_cleaning;

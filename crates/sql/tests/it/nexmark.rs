@@ -37,7 +37,7 @@ const INTERVAL_JOINS: &[&str] = &["q4", "q9"];
 /// Waits until `view`'s pipeline has committed every record of `topics`, then until
 /// `SELECT * FROM view` equals `query` run as a batch query (both as multisets); the
 /// difference if it does not.
-async fn check_oracle(
+pub(crate) async fn check_oracle(
     engine: &Engine,
     s: &Session,
     view: &str,

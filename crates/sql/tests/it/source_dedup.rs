@@ -318,3 +318,123 @@ async fn bad_dedup_options_fail_at_create() {
     engine.stop().await;
     state.close().expect("close");
 }
+
+/// An ad-hoc `SELECT` over a deduplicating source drops what a view over it drops: a
+/// repeat just inside the bound (9.999 s after the first-seen row, or 4.999 s before it) is
+/// dropped, one just outside (10 s, 10.001 s) is kept and starts a new bound, a row without
+/// an event time is kept; `LIMIT` counts kept rows. Two partitions: a key repeated in both
+/// is seen once (which copy is kept depends on read order, so counts are compared).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ad_hoc_select_over_a_deduplicating_source_agrees_with_a_view() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = testkit::recovered(dir.path(), &[]);
+    state
+        .create_topic("once", 1, 1, Default::default())
+        .await
+        .expect("topic");
+    state
+        .create_topic("twice", 2, 1, Default::default())
+        .await
+        .expect("topic");
+    let engine = open(&state).await;
+    let s = engine.session();
+    run(
+        &s,
+        "CREATE SOURCE once (id BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+           WITH (topic = 'once', dedup.key = 'id', dedup.within = '10 seconds'); \
+         CREATE SOURCE once_raw (id BIGINT, ts TIMESTAMP) WITH (topic = 'once'); \
+         CREATE MATERIALIZED VIEW once_kept AS SELECT id, to_char(ts, 'MI:SS.MS') AS t FROM once; \
+         CREATE SOURCE twice (id BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts) \
+           WITH (topic = 'twice', dedup.key = 'id', dedup.within = '1 minute'); \
+         CREATE SOURCE twice_raw (id BIGINT, ts TIMESTAMP) INCLUDE partition AS p \
+           WITH (topic = 'twice'); \
+         CREATE MATERIALIZED VIEW twice_count AS SELECT count(*) AS n FROM twice",
+    )
+    .await
+    .expect("objects");
+    // (id, event time ms) in offset order, and whether the rule keeps the row.
+    let rows: [(i64, Option<i64>, bool); 12] = [
+        (1, Some(0), true),
+        (2, Some(1_000), true),
+        (3, Some(5_000), true),
+        (1, Some(9_999), false),  // just inside: 9.999 s after the first-seen
+        (3, Some(1), false),      // 4.999 s before the first-seen: inside too
+        (1, Some(10_000), true),  // just outside: exactly the bound; first-seen now 10 s
+        (2, Some(11_001), true),  // 10.001 s after
+        (1, Some(19_999), false), // inside the new bound
+        (2, Some(21_000), false), // 9.999 s after 11.001
+        (4, None, true),          // no event time: kept
+        (4, None, true),
+        (1, Some(20_000), true),
+    ];
+    let values: Vec<String> = rows
+        .iter()
+        .map(|(id, t, _)| match t {
+            Some(t) => format!("({id}, {})", ts(*t)),
+            None => format!("({id}, NULL)"),
+        })
+        .collect();
+    run(
+        &s,
+        &format!("INSERT INTO once VALUES {}", values.join(", ")),
+    )
+    .await
+    .expect("rows");
+    let mut want: Vec<Vec<String>> = rows
+        .iter()
+        .filter(|(_, _, kept)| *kept)
+        .map(|(id, t, _)| {
+            let t = t.map_or(String::new(), |t| {
+                format!("{:02}:{:02}.{:03}", t / 60_000, t / 1000 % 60, t % 1000)
+            });
+            vec![id.to_string(), t]
+        })
+        .collect();
+    want.sort();
+    assert_rows(&s, "once_kept", &want).await;
+    let adhoc = "SELECT id, to_char(ts, 'MI:SS.MS') AS t FROM once";
+    assert_eq!(
+        select(&s, adhoc).await,
+        want,
+        "the SELECT agrees with the view"
+    );
+    let raw = select(&s, "SELECT count(*) FROM once_raw").await;
+    assert_eq!(
+        raw,
+        vec![vec!["12".to_string()]],
+        "the topic holds every row"
+    );
+    let limited = select(&s, &format!("{adhoc} LIMIT 4")).await;
+    assert_eq!(limited.len(), 4);
+    assert!(limited.iter().all(|r| want.contains(r)), "{limited:?}");
+    let counted = select(&s, "SELECT id, count(*) FROM once GROUP BY id").await;
+    assert_eq!(
+        counted,
+        vec![
+            vec!["1".to_string(), "3".to_string()],
+            vec!["2".to_string(), "2".to_string()],
+            vec!["3".to_string(), "1".to_string()],
+            vec!["4".to_string(), "2".to_string()],
+        ]
+    );
+
+    // Two partitions: ids 0..20 in partition 0, then again in partition 1; the view and
+    // the SELECT both count each id once.
+    let values: Vec<String> = (0..40)
+        .map(|i| format!("({}, {}, {})", i % 20, ts(i * 100), i / 20))
+        .collect();
+    run(
+        &s,
+        &format!("INSERT INTO twice_raw VALUES {}", values.join(", ")),
+    )
+    .await
+    .expect("rows");
+    let per_partition = select(&s, "SELECT p, count(*) FROM twice_raw GROUP BY p").await;
+    assert_eq!(per_partition.len(), 2, "{per_partition:?}");
+    assert_rows(&s, "twice_count", &[vec!["20".to_string()]]).await;
+    assert_eq!(
+        select(&s, "SELECT count(*) FROM twice").await,
+        vec![vec!["20".to_string()]]
+    );
+    engine.stop().await;
+}

@@ -25,7 +25,7 @@ const PER_CUSTOMER: &str =
 const KEPT: &str = "SELECT customer, max(amount) AS top FROM orders GROUP BY customer";
 const JOINED: &str = "SELECT o.id, c.region FROM orders o JOIN customers c ON o.customer = c.name";
 /// What an older planner fingerprinted: no graph of today's planner hashes to it.
-const OLD_FINGERPRINT: &str = "0000000000000000";
+pub(crate) const OLD_FINGERPRINT: &str = "0000000000000000";
 
 async fn orders(s: &Session, from: i64, to: i64) {
     let values: Vec<String> = (from..to)
@@ -75,7 +75,12 @@ async fn running(engine: &Engine, name: &str) {
 }
 
 /// Rewrites `name`'s catalog entry as an older Weir wrote it.
-async fn as_older_weir_left_it(state: &Arc<State>, engine: &Engine, name: &str, keep_layout: bool) {
+pub(crate) async fn as_older_weir_left_it(
+    state: &Arc<State>,
+    engine: &Engine,
+    name: &str,
+    keep_layout: bool,
+) {
     let mut entry = engine.catalog_entry(name).expect(name);
     entry.plan_fingerprint = Some(OLD_FINGERPRINT.into());
     if !keep_layout {
