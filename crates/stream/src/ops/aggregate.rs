@@ -252,13 +252,13 @@ impl UpdatingAggregateOp {
         let mut before: Vec<Touched> = Vec::new();
         let mut key = Vec::new();
         for row in 0..n {
-            let values = keys
-                .iter()
-                .map(|k| ScalarValue::try_from_array(k, row))
-                .collect::<Result<Vec<_>, _>>()?;
             key.clear();
-            codec::encode_row(&values, &mut key).map_err(StreamError::Codec)?;
+            codec::encode_array_row(&keys, row, &mut key).map_err(StreamError::Codec)?;
             if !touched.contains_key(&key) {
+                let values = keys
+                    .iter()
+                    .map(|k| ScalarValue::try_from_array(k, row))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let old = match self.state.get(&key) {
                     Some(g) => Some(self.output(g)?),
                     None => None,

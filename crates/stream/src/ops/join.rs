@@ -47,6 +47,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use crate::error::StreamError;
 use crate::graph::RETRACT;
 use crate::ops::aggregate::to_array;
+use crate::ops::interval_join::ms_of;
 use crate::state::codec::{self, CodecError};
 use crate::state::expiry::Expiry;
 use crate::state::{Change, KeyedState, StateValue, Stateful};
@@ -124,14 +125,32 @@ pub struct JoinExpiry {
     pub end_offset_us: i64,
 }
 
-/// A row of an input batch, ready to join.
+/// A row of an input batch, ready to join. It is packed straight from the batch's arrays;
+/// its `ScalarValue`s are decoded only when it is emitted or filtered (most rows of a join
+/// like Nexmark q20's are folded into their bucket and never emitted).
 struct RowChange {
     /// The state key (side ++ join key); `None` when the join key holds a NULL.
     key: Option<Vec<u8>>,
-    row: Vec<ScalarValue>,
-    /// `row` packed as its bucket holds it (empty when `key` is `None`: never held).
+    /// The row's values: always for a NULL key (never packed), else on first use ([`RowChange::row`]).
+    row: Option<Vec<ScalarValue>>,
+    /// The row packed as its bucket holds it (empty when `key` is `None`: never held).
     packed: Box<[u8]>,
     weight: i64,
+    /// With [`JoinExpiry`]: the end (µs) of the row's window.
+    end: Option<i64>,
+    /// With [`JoinTimeBounds`]: the watermark (ms) past which the row is freed.
+    deadline: Option<i64>,
+}
+
+impl RowChange {
+    /// The row's values (of `width` cells), decoded from its packed cells on first use.
+    fn row(&mut self, width: usize) -> Result<&[ScalarValue], StreamError> {
+        let row = match self.row.take() {
+            Some(r) => r,
+            None => codec::decode_values(&self.packed, width).map_err(StreamError::Codec)?,
+        };
+        Ok(self.row.insert(row))
+    }
 }
 
 pub struct JoinOp {
@@ -307,7 +326,13 @@ impl JoinOp {
     /// The end (µs) of the window of `row`, of `side`, when the join expires state.
     fn end_of(&self, side: usize, row: &[ScalarValue]) -> Option<i64> {
         let e = self.expiry?;
-        let bound = match row.get(*e.columns.get(side)?)? {
+        self.end_from(row.get(*e.columns.get(side)?)?)
+    }
+
+    /// The end (µs) of the window whose bound (of `side`'s window column) is `bound`.
+    fn end_from(&self, bound: &ScalarValue) -> Option<i64> {
+        let e = self.expiry?;
+        let bound = match bound {
             ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000)?,
             ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000)?,
             ScalarValue::TimestampMicrosecond(Some(v), _) => *v,
@@ -373,38 +398,56 @@ impl JoinOp {
             None
         };
         let width = self.types[side].len();
+        let columns = batch.columns().get(..width).unwrap_or_default();
+        let cell = |c: usize, i: usize| -> Result<ScalarValue, StreamError> {
+            let column = columns.get(c).ok_or_else(|| {
+                StreamError::Join(format!("join: column {c} of {width} on side {side}"))
+            })?;
+            Ok(ScalarValue::try_from_array(column, i)?)
+        };
+        let end_column = self.expiry.and_then(|e| e.columns.get(side).copied());
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
-            let key = if keys.iter().any(|k| k.is_null(i)) {
-                None
-            } else {
-                let values = keys
-                    .iter()
-                    .map(|k| ScalarValue::try_from_array(k, i))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let mut k = vec![side as u8];
-                codec::encode_row(&values, &mut k).map_err(StreamError::Codec)?;
-                Some(k)
-            };
-            let row = batch
-                .columns()
-                .iter()
-                .take(width)
-                .map(|c| ScalarValue::try_from_array(c, i))
-                .collect::<Result<Vec<_>, _>>()?;
             let weight = match &retract {
                 Some(r) if r.is_valid(i) && r.value(i) => -1,
                 _ => 1,
             };
-            let packed = match key {
-                Some(_) => bucket::pack(&row).map_err(StreamError::Codec)?,
-                None => Box::default(),
+            let end = match end_column {
+                Some(c) => self.end_from(&cell(c, i)?),
+                None => None,
+            };
+            if keys.iter().any(|k| k.is_null(i)) {
+                let row = (0..width)
+                    .map(|c| cell(c, i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push(RowChange {
+                    key: None,
+                    row: Some(row),
+                    packed: Box::default(),
+                    weight,
+                    end,
+                    deadline: None,
+                });
+                continue;
+            }
+            let mut key = vec![side as u8];
+            codec::encode_array_values(&keys, i, &mut key).map_err(StreamError::Codec)?;
+            let mut packed = Vec::with_capacity(width * 12);
+            codec::encode_array_values(columns, i, &mut packed).map_err(StreamError::Codec)?;
+            let deadline = match &self.bounds {
+                Some(b) => {
+                    let mut ms = |c: usize| cell(c, i).ok().as_ref().and_then(ms_of);
+                    b.deadline_by(side, &mut ms)
+                }
+                None => None,
             };
             out.push(RowChange {
-                key,
-                row,
-                packed,
+                key: Some(key),
+                row: None,
+                packed: packed.into_boxed_slice(),
                 weight,
+                end,
+                deadline,
             });
         }
         Ok(out)
@@ -412,7 +455,11 @@ impl JoinOp {
 
     /// Per change, which of the other side's entries (by index in its bucket) it matches,
     /// residual filter applied: one filter evaluation over every candidate pair.
-    fn matches(&self, side: usize, changes: &[RowChange]) -> Result<Vec<Vec<usize>>, StreamError> {
+    fn matches(
+        &self,
+        side: usize,
+        changes: &mut [RowChange],
+    ) -> Result<Vec<Vec<usize>>, StreamError> {
         let mut candidates: Vec<(usize, usize)> = Vec::new();
         for (i, c) in changes.iter().enumerate() {
             if let Some(b) = c.key.as_ref().and_then(|k| self.state.get(&other_key(k))) {
@@ -433,8 +480,11 @@ impl JoinOp {
         }
         let mut columns: Vec<Vec<ScalarValue>> =
             vec![Vec::with_capacity(candidates.len()); self.joined.fields().len()];
+        let width = self.types[side].len();
         for &(i, e) in &candidates {
-            let Some(c) = changes.get(i) else { continue };
+            let Some(c) = changes.get_mut(i) else {
+                continue;
+            };
             let other = c
                 .key
                 .as_ref()
@@ -444,10 +494,11 @@ impl JoinOp {
                 .map_err(StreamError::Codec)?
                 .flatten()
                 .ok_or_else(|| StreamError::Join("a candidate vanished".into()))?;
+            let this = c.row(width)?;
             let (l, r): (&[ScalarValue], &[ScalarValue]) = if side == 0 {
-                (&c.row, &other)
+                (this, &other)
             } else {
-                (&other, &c.row)
+                (&other, this)
             };
             for (col, v) in columns.iter_mut().zip(l.iter().chain(r)) {
                 col.push(v.clone());
@@ -493,7 +544,7 @@ impl JoinOp {
             // A window the watermark closed changes no more; a change would find its rows
             // freed (a retraction of a row never received).
             let before = changes.len();
-            changes.retain(|c| self.end_of(side, &c.row).is_none_or(|end| end > w));
+            changes.retain(|c| c.end.is_none_or(|end| end > w));
             if changes.len() < before {
                 tracing::warn!(
                     dropped = before - changes.len(),
@@ -501,7 +552,7 @@ impl JoinOp {
                 );
             }
         }
-        let matches = self.matches(side, &changes)?;
+        let matches = self.matches(side, &mut changes)?;
         let mut out = Output::default();
         for (c, m) in changes.into_iter().zip(matches) {
             match self.kind.only() {

@@ -46,10 +46,12 @@ struct Ranked {
 /// allocation.
 const ROW_OVERHEAD: usize = 40;
 
-/// A row about to be ranked, unpacked.
+/// A row about to be ranked: its order values, and its order values then its cells packed
+/// straight from the batch (as a [`Ranked`] holds them; the cells are decoded only to
+/// break a tie).
 struct Incoming {
     order: Vec<ScalarValue>,
-    row: Vec<ScalarValue>,
+    cells: Vec<u8>,
 }
 
 /// A partition's rows, in rank order, each of `order` order values and `width` cells.
@@ -75,7 +77,12 @@ impl Ranking {
 
     /// `r`'s cells without its order values.
     fn row_of(&self, r: &Ranked) -> Result<Vec<ScalarValue>, CodecError> {
-        let mut all = codec::decode_values(&r.cells, (self.order + self.width) as usize)?;
+        self.row_of_cells(&r.cells)
+    }
+
+    /// The cells without the order values of a row packed as a [`Ranked`] holds it.
+    fn row_of_cells(&self, cells: &[u8]) -> Result<Vec<ScalarValue>, CodecError> {
+        let mut all = codec::decode_values(cells, (self.order + self.width) as usize)?;
         Ok(all.split_off(self.order as usize))
     }
 }
@@ -255,20 +262,24 @@ impl TopNOp {
         };
         let mut touched: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut before: Vec<(Vec<u8>, Vec<Vec<ScalarValue>>)> = Vec::new();
+        let columns = batch.columns().get(..self.width).unwrap_or_default();
+        let mut key = Vec::new();
         for i in 0..n {
-            let mut key = Vec::new();
-            let part = scalars(&parts, i)?;
-            codec::encode_row(&part, &mut key).map_err(StreamError::Codec)?;
+            key.clear();
+            codec::encode_array_row(&parts, i, &mut key).map_err(StreamError::Codec)?;
             if !touched.contains_key(&key) {
                 touched.insert(key.clone(), before.len());
                 before.push((key.clone(), self.top(&key)?));
-                if let Some(at) = self.expiry.key_deadline(&part) {
+                if let Some(at) = self.expiry.key_deadline(&scalars(&parts, i)?) {
                     self.state.set_deadline(&key, at);
                 }
             }
+            let mut cells = Vec::with_capacity(16 * (orders.len() + self.width));
+            codec::encode_array_values(&orders, i, &mut cells).map_err(StreamError::Codec)?;
+            codec::encode_array_values(columns, i, &mut cells).map_err(StreamError::Codec)?;
             let new = Incoming {
                 order: scalars(&orders, i)?,
-                row: scalars(batch.columns().get(..self.width).unwrap_or_default(), i)?,
+                cells,
             };
             let weight = match &retract {
                 Some(r) if r.is_valid(i) && r.value(i) => -1,
@@ -357,14 +368,11 @@ impl TopNOp {
                             }
                         }
                     }
-                    let mut cells = Vec::with_capacity(16 * (o + w));
-                    codec::encode_values(&new.order, &mut cells).map_err(StreamError::Codec)?;
-                    codec::encode_values(&new.row, &mut cells).map_err(StreamError::Codec)?;
                     let at = i.min(r.rows.len());
                     r.rows.insert(
                         at,
                         Ranked {
-                            cells: cells.into_boxed_slice(),
+                            cells: new.cells.into_boxed_slice(),
                             count: 1,
                         },
                     );
@@ -440,7 +448,8 @@ fn compare(
         }
     }
     let row = ranking.row_of(held)?;
-    Ok(row.partial_cmp(&new.row).unwrap_or(Ordering::Equal))
+    let new_row = ranking.row_of_cells(&new.cells)?;
+    Ok(row.partial_cmp(&new_row).unwrap_or(Ordering::Equal))
 }
 
 impl Stateful for TopNOp {

@@ -124,26 +124,32 @@ impl WindowAggregateOp {
         // Changed groups in first-touched order: key, group values, output before the batch.
         type Before = (Vec<u8>, Vec<ScalarValue>, Option<Vec<ScalarValue>>);
         let mut before: Vec<Before> = Vec::new();
+        let mut key = Vec::new();
         for row in 0..n {
-            let values = keys
-                .iter()
-                .map(|k| ScalarValue::try_from_array(k, row))
-                .collect::<Result<Vec<_>, _>>()?;
-            let end = values
-                .get(self.window.end_column)
+            let bound = match keys.get(self.window.end_column) {
+                Some(k) => Some(ScalarValue::try_from_array(k, row)?),
+                None => None,
+            };
+            let end = bound
+                .as_ref()
                 .and_then(micros)
                 .and_then(|v| v.checked_add(self.window.end_offset_us));
             let Some(end) = end.filter(|e| self.watermark_us.is_none_or(|w| *e > w)) else {
                 self.dropped += 1;
                 continue;
             };
-            let mut key = end_prefix(end).to_vec();
-            codec::encode_row(&values, &mut key).map_err(StreamError::Codec)?;
+            key.clear();
+            key.extend_from_slice(&end_prefix(end));
+            codec::encode_array_row(&keys, row, &mut key).map_err(StreamError::Codec)?;
             let old = self.state.get(&key);
             if old.is_none() {
                 self.ends.entry(end).or_default().push(key.clone());
             }
             if emit_changes && !touched.contains(&key) {
+                let values = keys
+                    .iter()
+                    .map(|k| ScalarValue::try_from_array(k, row))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let old = old.map(|g| g.values(&self.aggs)).transpose()?;
                 touched.insert(key.clone());
                 before.push((key.clone(), values, old));

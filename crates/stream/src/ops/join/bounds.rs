@@ -53,6 +53,16 @@ impl JoinTimeBounds {
     /// The watermark (ms) past which the row `row` of `side` can neither match nor be
     /// retracted: it is freed once the watermark is above this. `None`: kept.
     pub fn deadline(&self, side: usize, row: &[ScalarValue]) -> Option<i64> {
+        self.deadline_by(side, &mut |c| row.get(c).and_then(ms_of))
+    }
+
+    /// [`Self::deadline`] of a row given by its cells' times (ms): `ms(c)` is column `c`'s
+    /// value as milliseconds, `None` when NULL (a row read from a batch, not yet decoded).
+    pub fn deadline_by(
+        &self,
+        side: usize,
+        ms: &mut impl FnMut(usize) -> Option<i64>,
+    ) -> Option<i64> {
         let other = 1 - side.min(1);
         let bounds = self.upper.get(side)?;
         if bounds.is_empty() {
@@ -60,7 +70,7 @@ impl JoinTimeBounds {
         }
         let mut matches_until = Some(i64::MAX);
         for b in bounds {
-            let v = row.get(b.column).and_then(ms_of);
+            let v = ms(b.column);
             matches_until = match (matches_until, v) {
                 (Some(m), Some(v)) => Some(m.min(v.saturating_add(b.offset_ms))),
                 _ => None, // A NULL bound: the residual is never true.
@@ -71,7 +81,7 @@ impl JoinTimeBounds {
         if !self.updating.get(side).copied().unwrap_or(true) {
             return Some(unmatched);
         }
-        let own = row.get(*self.time.get(side)?).and_then(ms_of)?;
+        let own = ms(*self.time.get(side)?)?;
         Some(unmatched.max(own.saturating_add(lag(side))))
     }
 }

@@ -16,16 +16,17 @@ impl JoinOp {
     pub(super) fn apply(
         &mut self,
         side: usize,
-        c: RowChange,
+        mut c: RowChange,
         m: &[usize],
         out: &mut Output,
     ) -> Result<(), StreamError> {
         let other = 1 - side;
         let (kind, w) = (self.kind, c.weight);
-        let Some(key) = c.key else {
+        let width = self.types[side].len();
+        let Some(key) = c.key.take() else {
             // A NULL join key matches nothing and is not kept.
             if kind.preserves(side) {
-                out.push(side, &c.row, None, w, 1);
+                out.push(side, c.row(width)?, None, w, 1);
             }
             return Ok(());
         };
@@ -54,9 +55,9 @@ impl JoinOp {
                     if crosses {
                         out.push(other, row, None, -1, entry.count);
                     }
-                    out.push(side, &c.row, Some(row), 1, entry.count);
+                    out.push(side, c.row(width)?, Some(row), 1, entry.count);
                 } else {
-                    out.push(side, &c.row, Some(row), -1, entry.count);
+                    out.push(side, c.row(width)?, Some(row), -1, entry.count);
                     if crosses {
                         out.push(other, row, None, 1, entry.count);
                     }
@@ -85,11 +86,11 @@ impl JoinOp {
             }
         }
         if matched == 0 && kind.preserves(side) {
-            out.push(side, &c.row, None, w, 1);
+            out.push(side, c.row(width)?, None, w, 1);
         }
         // This side's own state.
         let degree = if kind.preserves(side) { matched } else { 0 };
-        self.fold(&key, &c.row, c.packed, w, degree)
+        self.fold(&key, c, width, degree)
     }
 
     /// A change of a semi or anti join, whose output is side `kept`'s rows alone: a kept
@@ -99,15 +100,16 @@ impl JoinOp {
         &mut self,
         kept: usize,
         side: usize,
-        c: RowChange,
+        mut c: RowChange,
         m: &[usize],
         out: &mut Output,
     ) -> Result<(), StreamError> {
         let (anti, w) = (self.kind.anti(), c.weight);
-        let Some(key) = c.key else {
+        let width = self.types[side].len();
+        let Some(key) = c.key.take() else {
             // A NULL join key matches nothing: an anti join keeps the row, a semi join not.
             if side == kept && anti {
-                out.push(side, &c.row, None, w, 1);
+                out.push(side, c.row(width)?, None, w, 1);
             }
             return Ok(());
         };
@@ -121,7 +123,7 @@ impl JoinOp {
                 matched = m.iter().filter_map(|&e| b.counts(e)).map(|e| e.count).sum();
             }
             if (matched > 0) != anti {
-                out.push(side, &c.row, None, w, 1);
+                out.push(side, c.row(width)?, None, w, 1);
             }
         } else if !m.is_empty() {
             let lenient = !self.ttl.is_none();
@@ -155,7 +157,7 @@ impl JoinOp {
             })?;
         }
         let degree = if side == kept { matched } else { 0 };
-        self.fold(&key, &c.row, c.packed, w, degree)
+        self.fold(&key, c, width, degree)
     }
 
     /// With a TTL: whether `row` is missing from its bucket `key` (it expired), so a
@@ -164,26 +166,30 @@ impl JoinOp {
         !self.ttl.is_none() && self.state.get(key).is_none_or(|b| !b.contains(packed))
     }
 
-    /// Folds a change of weight `w` into its own side's bucket `key`; a new row starts
-    /// with `degree`.
+    /// Folds the change `c` (of `width` cells) into its own side's bucket `key`; a new row
+    /// starts with `degree`.
     fn fold(
         &mut self,
         key: &[u8],
-        row: &[ScalarValue],
-        packed: Box<[u8]>,
-        w: i64,
+        c: RowChange,
+        width: usize,
         degree: i64,
     ) -> Result<(), StreamError> {
-        if let Some(end) = self.end_of(usize::from(key.first().copied().unwrap_or(0)), row) {
-            self.ends.entry(end).or_default().insert(key.to_vec());
+        let w = c.weight;
+        if let Some(end) = c.end {
+            let keys = self.ends.entry(end).or_default();
+            if !keys.contains(key) {
+                keys.insert(key.to_vec());
+            }
         }
-        if w > 0 {
-            self.register(key, row);
+        if let (true, Some(at)) = (w > 0, c.deadline) {
+            self.deadlines.add(at, key);
         }
         let lenient = !self.ttl.is_none();
+        let packed = c.packed;
         self.state.update(key, |slot| {
             let b = slot.get_or_insert_with(Bucket::default);
-            let held = b.add(packed, row.len(), w, degree);
+            let held = b.add(packed, width, w, degree);
             if b.is_empty() {
                 *slot = None;
             }
