@@ -339,7 +339,8 @@ impl Pipeline {
                 .create_topic(&topic, 1, state.default_replication(), configs)
                 .await
             {
-                Ok(_) | Err(AdminError::TopicExists(_)) => {}
+                // UnknownTopic: created in the cluster, with no replica on this broker.
+                Ok(_) | Err(AdminError::TopicExists(_)) | Err(AdminError::UnknownTopic(_)) => {}
                 Err(source) => return Err(StreamError::Admin { topic, source }),
             }
         }

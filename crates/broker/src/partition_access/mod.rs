@@ -175,12 +175,15 @@ impl PartitionAccess {
             .txns
             .partition_of(transactional_id)
             .ok_or_else(unknown)?;
-        let leader = self
-            .state
-            .image
-            .image()
-            .topic_by_name(TXN_STATE_TOPIC)
-            .and_then(|t| t.partitions.get(&index).map(|p| p.leader));
+        let image = self.state.image.image();
+        let Some(topic) = image.topic_by_name(TXN_STATE_TOPIC) else {
+            // In a cluster the transaction log is created on first use (a client's
+            // FindCoordinator does it); the engine sends none, so it asks here. The
+            // creation runs in the background; the caller re-routes and retries.
+            self.state.ensure_txn_state_topic();
+            return Err(unknown());
+        };
+        let leader = topic.partitions.get(&index).map(|p| p.leader);
         match leader {
             Some(l) if l == self.state.config.node_id => Ok(Coordinator::Here),
             Some(l) if l >= 0 => Ok(Coordinator::Broker(l)),

@@ -17,6 +17,9 @@ use super::{
 use crate::meta::MetaError;
 use crate::topic_config;
 
+
+/// How long a topic created through the quorum may take to appear in this broker's image.
+const CREATED_VISIBLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 impl State {
     fn persist(&self) -> Result<(), MetaError> {
         let records = self.topics().iter().map(|t| t.record()).collect();
@@ -69,6 +72,16 @@ impl State {
         if self.cluster {
             self.cluster_create_topic(name, partitions, replication, None, configs, false)
                 .await?;
+            // The quorum has the topic; this broker's image (and its replica, if it holds
+            // one) follows when the record is applied here. Callers use the topic next (the
+            // SQL engine reads and appends right away): wait for it, bounded.
+            let deadline = std::time::Instant::now() + CREATED_VISIBLE_WAIT;
+            while self.topic(name).is_none()
+                && self.image.image().topic_by_name(name).is_none()
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
             return self
                 .topic(name)
                 .ok_or_else(|| AdminError::UnknownTopic(name.to_string()));
