@@ -154,7 +154,8 @@ impl AccessError {
             ),
             AccessError::UnknownPartition(_)
             | AccessError::NoLink(_)
-            | AccessError::Codec { .. } => false,
+            | AccessError::Codec { .. }
+            | AccessError::Task(_) => false,
         }
     }
 
