@@ -209,17 +209,20 @@ async fn connection(
     peer: std::net::SocketAddr,
     mut routes: watch::Receiver<Route>,
 ) {
-    let waited = tokio::time::timeout(
-        START_WAIT,
-        routes.wait_for(|r| !matches!(r, Route::Starting)),
-    )
-    .await;
-    let taken = match waited {
-        Ok(Ok(r)) => r.clone(),
-        Ok(Err(_)) => Route::Unavailable("this broker is shutting down".into()),
-        Err(_) => Route::Unavailable(format!(
-            "the SQL engine is still starting on this broker after {START_WAIT:?}"
-        )),
+    // The borrow of `routes` ends with this block (the route is cloned out of it).
+    let taken = {
+        let waited = tokio::time::timeout(
+            START_WAIT,
+            routes.wait_for(|r| !matches!(r, Route::Starting)),
+        )
+        .await;
+        match waited {
+            Ok(Ok(r)) => r.clone(),
+            Ok(Err(_)) => Route::Unavailable("this broker is shutting down".into()),
+            Err(_) => Route::Unavailable(format!(
+                "the SQL engine is still starting on this broker after {START_WAIT:?}"
+            )),
+        }
     };
     let moved = {
         let mut routes = routes.clone();

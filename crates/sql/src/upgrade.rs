@@ -169,12 +169,9 @@ impl Engine {
         let old = entry.id;
         // Fences the old run's producer: an epoch open at a crash is aborted now, not at its
         // transaction timeout, so read_committed readers of the output are not held back.
-        if let Err(e) = weir_stream::txn::EpochTxn::init(
-            self.state.clone(),
-            transactional_id(old),
-            FENCE_TIMEOUT_MS,
-        )
-        .await
+        if let Err(e) =
+            weir_stream::txn::EpochTxn::init(self.access(), transactional_id(old), FENCE_TIMEOUT_MS)
+                .await
         {
             tracing::warn!(name, error = %e, "cannot fence the rebuilt pipeline's old producer");
         }

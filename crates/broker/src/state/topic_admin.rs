@@ -17,7 +17,6 @@ use super::{
 use crate::meta::MetaError;
 use crate::topic_config;
 
-
 /// How long a topic created through the quorum may take to appear in this broker's image.
 const CREATED_VISIBLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 impl State {
