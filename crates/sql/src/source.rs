@@ -51,7 +51,7 @@ pub struct Default {
     pub literal: DfExpr,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SourceDef {
     /// The catalog entry's id (0 until stored).
     pub id: u64,
@@ -73,9 +73,6 @@ pub struct SourceDef {
     pub upsert_key: Option<Vec<usize>>,
     /// `dedup.key` / `dedup.within`: what every pipeline reading the source drops.
     pub dedup: Option<SourceDedup>,
-    /// A materialized view's query, from its catalog entry's SQL (`pg_get_viewdef`,
-    /// `pg_matviews.definition`); `None` for sources and tables.
-    pub definition: Option<String>,
 }
 
 impl SourceDef {
@@ -177,7 +174,6 @@ impl SourceDef {
             create,
             upsert_key,
             dedup,
-            definition: None,
         })
     }
 
