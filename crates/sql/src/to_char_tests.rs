@@ -191,9 +191,8 @@ async fn in_sql_it_replaces_datafusions_for_timestamps_dates_and_columns() {
             .expect("date_format"),
         one("2002/04")
     );
-    // Numbers take PostgreSQL's numeric patterns (`to_char_number_tests.rs`).
-    assert_eq!(
-        sql("SELECT to_char(125, '999')").await.expect("a number"),
-        one(" 125")
-    );
+    let e = sql("SELECT to_char(125, '999')")
+        .await
+        .expect_err("a number");
+    assert!(e.to_string().contains("to_char"), "{e}");
 }
