@@ -170,11 +170,6 @@ impl PartitionAccess {
             return Ok(Coordinator::Here);
         }
         let unknown = || AccessError::NoCoordinator(transactional_id.to_string());
-        let index = self
-            .state
-            .txns
-            .partition_of(transactional_id)
-            .ok_or_else(unknown)?;
         let image = self.state.image.image();
         let Some(topic) = image.topic_by_name(TXN_STATE_TOPIC) else {
             // In a cluster the transaction log is created on first use (a client's
@@ -183,6 +178,11 @@ impl PartitionAccess {
             self.state.ensure_txn_state_topic();
             return Err(unknown());
         };
+        let index = self
+            .state
+            .txns
+            .partition_of(transactional_id)
+            .ok_or_else(unknown)?;
         let leader = topic.partitions.get(&index).map(|p| p.leader);
         match leader {
             Some(l) if l == self.state.config.node_id => Ok(Coordinator::Here),
