@@ -2,8 +2,9 @@
 `__weir_sql_catalog` partition 0 (replicated like `__transaction_state`), reachable with psql
 through every broker: a broker that does not host it forwards the connection to the one that
 does, advertised as its `SQL` endpoint. kill -9 or SIGTERM of the host moves the engine with the
-catalog's leadership; every definition survives. Without a host, a connection gets SQLSTATE 57P03
-and the reason.
+catalog's leadership; every definition survives. The catalog is created by the first SQL
+connection (a cluster that never runs SQL keeps no topic for it). Without a host, a connection
+gets SQLSTATE 57P03 and the reason.
 
 Pipelines reading partitions led by another broker are not reachable yet (partition access over
 the internal link comes separately), so these tests check definitions, not view contents.
@@ -38,6 +39,9 @@ def cluster(tmp_path):
         return info.get("controller") and states(info) == {i: "unfenced" for i in (1, 2, 3)}
 
     wait_for("a controller and three unfenced brokers", formed, 60, c)
+    # A cluster keeps no SQL catalog until SQL is used: the first connection creates it.
+    assert catalog_partition(c, 1) is None, "a catalog before any SQL connection"
+    wait_sql(c, 2, timeout=60)
     yield c
     c.kill_all()
 

@@ -8,7 +8,10 @@
 //! ([`host`], [`placement`]); every broker's listener takes connections and sends each
 //! along the current [`Route`]: served here, forwarded to the host ([`forward`]), or refused
 //! with SQLSTATE 57P03 and the reason. A connection ends when the route it took changes
-//! (the host moved): clients reconnect and reach the new host.
+//! (the host moved): clients reconnect and reach the new host. The catalog topic is created
+//! on demand, by the first SQL connection to any broker (as Kafka creates its offsets topic
+//! on the first group): a cluster that never runs SQL keeps no replicated topic for it, which
+//! would pin a replica to every broker of a three-broker cluster and block draining one.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -66,6 +69,9 @@ pub(crate) enum Route {
     Forward { broker: i32, addr: String },
     /// Refused with 57P03 and this reason.
     Unavailable(String),
+    /// A cluster without the catalog topic yet: the first connection asks for it (through
+    /// the demand flag) and waits for the engine.
+    OnDemand,
 }
 
 impl Route {
@@ -76,6 +82,7 @@ impl Route {
             (Route::Host(a), Route::Host(b)) => Arc::ptr_eq(a, b),
             (Route::Forward { addr: a, .. }, Route::Forward { addr: b, .. }) => a == b,
             (Route::Unavailable(a), Route::Unavailable(b)) => a == b,
+            (Route::OnDemand, Route::OnDemand) => true,
             _ => false,
         }
     }
@@ -138,10 +145,13 @@ impl weir_broker::Service for SqlService {
         tokio::spawn(async move {
             let (routes, routes_rx) = watch::channel(Route::Starting);
             let (halt, halt_rx) = watch::channel(false);
+            let (demand, demand_rx) = watch::channel(false);
             let max_connections = config.max_connections;
-            let hosting = tokio::spawn(host::run(state, config, slot, routes, halt_rx));
+            let hosting = tokio::spawn(host::run(state, config, slot, routes, halt_rx, demand_rx));
             match listener {
-                Some(listener) => serve(listener, max_connections, routes_rx, &mut stop).await,
+                Some(listener) => {
+                    serve(listener, max_connections, routes_rx, demand, &mut stop).await
+                }
                 None => {
                     let _ = stop.recv().await;
                 }
@@ -160,8 +170,10 @@ async fn serve(
     listener: TcpListener,
     max_connections: usize,
     routes: watch::Receiver<Route>,
+    demand: watch::Sender<bool>,
     stop: &mut broadcast::Receiver<()>,
 ) {
+    let demand = Arc::new(demand);
     let local = listener.local_addr().ok();
     tracing::info!(listen = ?local, "SQL listening (PostgreSQL wire protocol)");
     let permits = Arc::new(Semaphore::new(max_connections));
@@ -182,8 +194,9 @@ async fn serve(
             Ok((socket, peer)) => {
                 let _ = socket.set_nodelay(true);
                 let routes = routes.clone();
+                let demand = demand.clone();
                 connections.spawn(async move {
-                    connection(socket, peer, routes).await;
+                    connection(socket, peer, routes, &demand).await;
                     drop(permit);
                 });
             }
@@ -208,12 +221,16 @@ async fn connection(
     socket: TcpStream,
     peer: std::net::SocketAddr,
     mut routes: watch::Receiver<Route>,
+    demand: &watch::Sender<bool>,
 ) {
+    if matches!(*routes.borrow(), Route::OnDemand) {
+        demand.send_if_modified(|asked| !std::mem::replace(asked, true));
+    }
     // The borrow of `routes` ends with this block (the route is cloned out of it).
     let taken = {
         let waited = tokio::time::timeout(
             START_WAIT,
-            routes.wait_for(|r| !matches!(r, Route::Starting)),
+            routes.wait_for(|r| !matches!(r, Route::Starting | Route::OnDemand)),
         )
         .await;
         match waited {
@@ -253,6 +270,8 @@ async fn connection(
             }
         },
         Route::Unavailable(reason) => forward::refuse(socket, &reason).await,
-        Route::Starting => forward::refuse(socket, "the SQL engine is starting; try again").await,
+        Route::Starting | Route::OnDemand => {
+            forward::refuse(socket, "the SQL engine is starting; try again").await
+        }
     }
 }

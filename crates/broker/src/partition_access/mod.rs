@@ -224,53 +224,7 @@ impl PartitionAccess {
     }
 
     async fn txn_local(&self, request: &Request) -> Result<Answer, AccessError> {
-        let state = &self.state;
-        match request {
-            Request::InitTransactional {
-                transactional_id,
-                timeout_ms,
-            } => {
-                let (producer_id, producer_epoch) =
-                    txn_api::init_transactional(state, transactional_id, *timeout_ms).await?;
-                Ok(Answer::Producer {
-                    producer_id,
-                    producer_epoch,
-                })
-            }
-            Request::AddPartitions {
-                transactional_id,
-                producer_id,
-                producer_epoch,
-                partitions,
-            } => {
-                txn_api::add_partitions(
-                    state,
-                    transactional_id,
-                    *producer_id,
-                    *producer_epoch,
-                    partitions.clone(),
-                )
-                .await?;
-                Ok(Answer::Done)
-            }
-            Request::EndTxn {
-                transactional_id,
-                producer_id,
-                producer_epoch,
-                commit,
-            } => {
-                txn_api::end_txn(
-                    state,
-                    transactional_id,
-                    *producer_id,
-                    *producer_epoch,
-                    *commit,
-                )
-                .await?;
-                Ok(Answer::Done)
-            }
-            _ => Ok(Answer::Done),
-        }
+        Ok(serve::run_txn(&self.state, request).await?)
     }
 
     /// InitProducerId for `transactional_id` at its coordinator: a producer id and a new

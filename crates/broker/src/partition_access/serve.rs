@@ -105,33 +105,49 @@ async fn answer(state: &Arc<State>, request: Request) -> Answer {
             )
             .await
         }
+        txn @ (Request::InitTransactional { .. }
+        | Request::AddPartitions { .. }
+        | Request::EndTxn { .. }) => match run_txn(state, &txn).await {
+            Ok(answer) => answer,
+            Err(e) => Answer::Failed(Failure::of_txn(&e)),
+        },
+    }
+}
+
+/// Runs a transaction coordinator's call (`InitTransactional`, `AddPartitions`, `EndTxn`)
+/// on this broker: for a remote caller here, and for [`super::PartitionAccess`] when the
+/// coordinator is local. Any other request is answered `Done` (none reaches here).
+pub(super) async fn run_txn(
+    state: &Arc<State>,
+    request: &Request,
+) -> Result<Answer, txn_api::TxnApiError> {
+    match request {
         Request::InitTransactional {
             transactional_id,
             timeout_ms,
-        } => match txn_api::init_transactional(state, &transactional_id, timeout_ms).await {
-            Ok((producer_id, producer_epoch)) => Answer::Producer {
+        } => {
+            let (producer_id, producer_epoch) =
+                txn_api::init_transactional(state, transactional_id, *timeout_ms).await?;
+            Ok(Answer::Producer {
                 producer_id,
                 producer_epoch,
-            },
-            Err(e) => Answer::Failed(Failure::of_txn(&e)),
-        },
+            })
+        }
         Request::AddPartitions {
             transactional_id,
             producer_id,
             producer_epoch,
             partitions,
         } => {
-            let added = txn_api::add_partitions(
+            txn_api::add_partitions(
                 state,
-                &transactional_id,
-                producer_id,
-                producer_epoch,
-                partitions,
-            );
-            match added.await {
-                Ok(()) => Answer::Done,
-                Err(e) => Answer::Failed(Failure::of_txn(&e)),
-            }
+                transactional_id,
+                *producer_id,
+                *producer_epoch,
+                partitions.clone(),
+            )
+            .await?;
+            Ok(Answer::Done)
         }
         Request::EndTxn {
             transactional_id,
@@ -139,18 +155,17 @@ async fn answer(state: &Arc<State>, request: Request) -> Answer {
             producer_epoch,
             commit,
         } => {
-            let ended = txn_api::end_txn(
+            txn_api::end_txn(
                 state,
-                &transactional_id,
-                producer_id,
-                producer_epoch,
-                commit,
-            );
-            match ended.await {
-                Ok(()) => Answer::Done,
-                Err(e) => Answer::Failed(Failure::of_txn(&e)),
-            }
+                transactional_id,
+                *producer_id,
+                *producer_epoch,
+                *commit,
+            )
+            .await?;
+            Ok(Answer::Done)
         }
+        _ => Ok(Answer::Done),
     }
 }
 

@@ -63,9 +63,10 @@ pub(super) async fn run(
     slot: EngineSlot,
     routes: watch::Sender<Route>,
     halt: watch::Receiver<bool>,
+    demand: watch::Receiver<bool>,
 ) {
     if state.is_cluster() {
-        follow_catalog(state, config, slot, routes, halt).await;
+        follow_catalog(state, config, slot, routes, halt, demand).await;
     } else {
         single_node(state, config, slot, routes, halt).await;
     }
@@ -113,6 +114,7 @@ async fn follow_catalog(
     slot: EngineSlot,
     routes: watch::Sender<Route>,
     mut halt: watch::Receiver<bool>,
+    mut demand: watch::Receiver<bool>,
 ) {
     let local = state.config.node_id;
     // The engine and the catalog's leader epoch it started under: a leadership lost and
@@ -184,7 +186,15 @@ async fn follow_catalog(
             }
             Placement::Host => {}
             other => {
+                let no_catalog = other == Placement::NoHost(NoHost::NoCatalog);
+                // The catalog is created on the first connection's demand, once enough
+                // brokers are up to replicate it; meanwhile connections are told why.
+                let create = no_catalog
+                    && *demand.borrow()
+                    && placement::catalog_shape(&state, &image).is_some();
                 let next = match &other {
+                    _ if create => Route::Starting,
+                    Placement::NoHost(NoHost::NoCatalog) if !*demand.borrow() => Route::OnDemand,
                     Placement::Forward { broker, addr } => Route::Forward {
                         broker: *broker,
                         addr: addr.clone(),
@@ -203,7 +213,7 @@ async fn follow_catalog(
                     );
                 }
                 failures = 0;
-                if other == Placement::NoHost(NoHost::NoCatalog) {
+                if create {
                     tokio::select! {
                         () = halted(&mut halt) => break,
                         () = placement::ensure_catalog_topic(&state) => {}
@@ -215,6 +225,7 @@ async fn follow_catalog(
             () = halted(&mut halt) => break,
             () = state.image.published(index.saturating_add(1)) => {}
             () = tokio::time::sleep(wait) => {}
+            () = asked(&mut demand) => {}
         }
     }
     route(
@@ -224,6 +235,14 @@ async fn follow_catalog(
     if let Some((engine, _)) = hosted {
         slot.set(None);
         engine.stop().await;
+    }
+}
+
+/// Resolves when a connection first asks for the catalog (never again after that, nor when
+/// no listener can ask).
+async fn asked(demand: &mut watch::Receiver<bool>) {
+    if *demand.borrow_and_update() || demand.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

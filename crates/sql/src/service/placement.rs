@@ -37,7 +37,7 @@ pub enum Placement {
 pub enum NoHost {
     #[error("this broker has not caught up with the cluster metadata yet (is a majority of the metadata quorum up?)")]
     NotCaughtUp,
-    #[error("the SQL catalog ({CATALOG_TOPIC}) does not exist yet: it is created once enough brokers are up")]
+    #[error("the SQL catalog ({CATALOG_TOPIC}) does not exist yet: the first SQL connection creates it once enough brokers are up to replicate it")]
     NoCatalog,
     #[error("{CATALOG_TOPIC} partition 0 has no leader, so no broker hosts the SQL engine (are its replicas' brokers down?)")]
     NoLeader,
