@@ -5,7 +5,10 @@
 //! expressions ([`TableProvider::delete_from`], [`TableProvider::update`]); the matching rows
 //! are those of a scan at the statement's start (the last record per key), so the statement
 //! acts on the table as it was then. Sources are append-only: both are refused there.
-//! `TRUNCATE TABLE t` is `DELETE FROM t`.
+//! `TRUNCATE TABLE t` is `DELETE FROM t`. A subquery of the `WHERE` that does not read the
+//! table's row (`k IN (SELECT ..)`, `score > (SELECT avg(..) ..)`) is run first, as an
+//! ad-hoc query, and replaced by its values ([`inline_subqueries`]); a correlated one
+//! (`EXISTS (SELECT .. WHERE e.id = t.id)`) is refused.
 //!
 //! [`TableProvider::delete_from`]: datafusion::catalog::TableProvider::delete_from
 //! [`TableProvider::update`]: datafusion::catalog::TableProvider::update
@@ -17,15 +20,17 @@ use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt64Array};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::sink::DataSink;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, WriteOp};
+use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::{lit, Expr, ExprSchemable, LogicalPlan, WriteOp};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
 
 use crate::append::{append_durably, NewRecord};
 use crate::engine::Output;
@@ -218,9 +223,125 @@ fn count_plan(n: u64) -> DfResult<Arc<dyn ExecutionPlan>> {
     Ok(exec)
 }
 
+/// A DELETE's or UPDATE's uncorrelated subqueries, each run once as an ad-hoc query and
+/// replaced by what it returned: `x [NOT] IN (SELECT c ..)` by `x [NOT] IN (v1, v2, ..)`
+/// (or `false` / `true` when it returned no row), a scalar subquery by its value (NULL
+/// without a row; more than one row is an error, as in PostgreSQL). The table then gets a
+/// condition on its own columns. Other plans are returned as they are.
+pub(crate) async fn inline_subqueries(
+    ctx: &SessionContext,
+    mut plan: LogicalPlan,
+) -> Result<LogicalPlan, SqlError> {
+    let LogicalPlan::Dml(dml) = &plan else {
+        return Ok(plan);
+    };
+    if !matches!(dml.op, WriteOp::Delete | WriteOp::Update) {
+        return Ok(plan);
+    }
+    while let Some(found) = first_uncorrelated(&plan) {
+        let value = subquery_value(ctx, &found).await?;
+        let replaced = plan.transform_up(|node| {
+            node.map_expressions(|e| {
+                e.transform_up(|e| {
+                    Ok(if e == found {
+                        Transformed::yes(value.clone())
+                    } else {
+                        Transformed::no(e)
+                    })
+                })
+            })
+        })?;
+        if !replaced.transformed {
+            return Err(SqlError::unsupported(format!(
+                "a subquery of a DELETE or UPDATE that could not be replaced by its value: \
+                 {found}"
+            )));
+        }
+        plan = replaced.data;
+    }
+    Ok(plan)
+}
+
+/// The first `IN (subquery)` or scalar subquery of the plan's expressions that reads no
+/// column of the outer row.
+fn first_uncorrelated(plan: &LogicalPlan) -> Option<Expr> {
+    let mut found = None;
+    let _ = plan.apply(|node| {
+        for e in node.expressions() {
+            let _ = e.apply(|e| {
+                let uncorrelated = match e {
+                    Expr::InSubquery(s) => s.subquery.outer_ref_columns.is_empty(),
+                    Expr::ScalarSubquery(s) => s.outer_ref_columns.is_empty(),
+                    _ => false,
+                };
+                if uncorrelated {
+                    found = Some(e.clone());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+            if found.is_some() {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// What the subquery expression `e` stands for once its query has run.
+async fn subquery_value(ctx: &SessionContext, e: &Expr) -> Result<Expr, SqlError> {
+    let (query, wanted) = match e {
+        Expr::InSubquery(s) => (
+            s.subquery.subquery.clone(),
+            Some((s.expr.clone(), s.negated)),
+        ),
+        Expr::ScalarSubquery(s) => (s.subquery.clone(), None),
+        _ => return Err(SqlError::Invalid(format!("not a subquery: {e}"))),
+    };
+    let batches = ctx
+        .execute_logical_plan(query.as_ref().clone())
+        .await?
+        .collect()
+        .await?;
+    let mut values = Vec::new();
+    for b in &batches {
+        let Some(column) = b.columns().first() else {
+            continue;
+        };
+        for row in 0..b.num_rows() {
+            values.push(ScalarValue::try_from_array(column, row)?);
+        }
+    }
+    match wanted {
+        Some((expr, negated)) => {
+            if values.is_empty() {
+                // Nothing is IN an empty set (not even NULL); everything is NOT IN it.
+                return Ok(lit(negated));
+            }
+            Ok(Expr::InList(InList::new(
+                expr,
+                values.into_iter().map(lit).collect(),
+                negated,
+            )))
+        }
+        None => match values.len() {
+            0 => {
+                let t = query.schema().field(0).data_type().clone();
+                Ok(lit(ScalarValue::try_from(&t)?))
+            }
+            1 => Ok(lit(values.remove(0))),
+            n => Err(SqlError::Invalid(format!(
+                "more than one row returned by a subquery used as an expression ({n} rows)"
+            ))),
+        },
+    }
+}
+
 /// DELETE and UPDATE act on the rows a scan of their table gives, with `WHERE` conjuncts
-/// DataFusion hands the table: anything else (a subquery, a join through `USING`/`FROM`)
-/// would be dropped from the condition, so it is refused before it runs.
+/// DataFusion hands the table: anything else (a subquery still there, which reads the
+/// table's row; a join through `USING`/`FROM`) would be dropped from the condition, so it
+/// is refused before it runs.
 pub(crate) fn check(plan: &LogicalPlan) -> Result<(), SqlError> {
     let LogicalPlan::Dml(dml) = plan else {
         return Ok(());
@@ -260,7 +381,8 @@ pub(crate) fn check(plan: &LogicalPlan) -> Result<(), SqlError> {
     match bad {
         Some(what_node) => Err(SqlError::unsupported(format!(
             "{what} with {what_node}: DELETE and UPDATE take a condition on the table's own \
-             columns"
+             columns, and uncorrelated subqueries (k IN (SELECT ..)), which run first; a \
+             subquery reading the table's row is not supported"
         ))),
         None => Ok(()),
     }

@@ -520,6 +520,7 @@ impl Session {
 
     /// Runs a plan from [`Session::plan`] (parameters bound).
     pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<Output, SqlError> {
+        let plan = crate::dml::inline_subqueries(&self.ctx, plan).await?;
         crate::dml::check(&plan)?;
         let dml = match &plan {
             LogicalPlan::Dml(d) => Some(d.op.clone()),

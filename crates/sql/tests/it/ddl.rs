@@ -93,6 +93,46 @@ async fn delete_and_update_of_a_table_write_its_changelog() {
     );
     assert_oracle(&s, "by_name", BY_NAME, false).await;
 
+    // Uncorrelated subqueries run first: IN a list of ids, an empty one, a scalar in SET.
+    run(&s, "INSERT INTO events VALUES (1), (3), (77)")
+        .await
+        .expect("events");
+    assert_eq!(
+        tag(
+            &s,
+            "UPDATE t SET score = 5 WHERE id IN (SELECT id FROM events)"
+        )
+        .await,
+        "UPDATE 2"
+    );
+    assert_eq!(
+        tag(
+            &s,
+            "DELETE FROM t WHERE id IN (SELECT id FROM events WHERE id > 100)"
+        )
+        .await,
+        "DELETE 0"
+    );
+    assert_eq!(
+        tag(
+            &s,
+            "UPDATE t SET score = (SELECT max(id) FROM events WHERE id < 10) \
+             WHERE id NOT IN (SELECT id FROM events) AND name = 'b'"
+        )
+        .await,
+        "UPDATE 1"
+    );
+    assert_eq!(
+        select(&s, "SELECT * FROM t").await,
+        table(&[
+            (1, "a", Some(5)),
+            (2, "b", Some(3)),
+            (3, "a", Some(5)),
+            (4, "z", None)
+        ])
+    );
+    assert_oracle(&s, "by_name", BY_NAME, false).await;
+
     // Refusals, each saying why.
     for (sql, says) in [
         ("UPDATE t SET id = 9 WHERE id = 1", "primary key"),
@@ -100,8 +140,12 @@ async fn delete_and_update_of_a_table_write_its_changelog() {
         ("UPDATE events SET id = 2", "append-only"),
         ("DELETE FROM by_name", "materialized view"),
         (
-            "DELETE FROM t WHERE id IN (SELECT id FROM events)",
+            "DELETE FROM t WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = t.id)",
             "subquery",
+        ),
+        (
+            "UPDATE t SET score = 0 WHERE score > (SELECT id FROM events)",
+            "more than one row",
         ),
     ] {
         let err = run(&s, sql).await.expect_err(sql);
