@@ -388,6 +388,31 @@ pub(crate) fn check(plan: &LogicalPlan) -> Result<(), SqlError> {
     }
 }
 
+/// Whether an optimized DELETE or UPDATE can match no row: its input no longer scans the
+/// table (the optimizer proved the condition false). The target must still be a table
+/// (a source or view refuses DELETE and UPDATE whatever the condition).
+pub(crate) fn matches_nothing(plan: &LogicalPlan) -> Result<bool, SqlError> {
+    let LogicalPlan::Dml(dml) = plan else {
+        return Ok(false);
+    };
+    let what = match dml.op {
+        WriteOp::Delete => "DELETE FROM",
+        WriteOp::Update => "UPDATE",
+        _ => return Ok(false),
+    };
+    let scans = dml
+        .input
+        .exists(|node| Ok(matches!(node, LogicalPlan::TableScan(_))))?;
+    if scans {
+        return Ok(false);
+    }
+    let table = datafusion::datasource::source_as_provider(&dml.target)?;
+    if let Some(table) = table.downcast_ref::<TopicTable>() {
+        table_key(table, what)?;
+    }
+    Ok(true)
+}
+
 /// The command tag of a DML plan's result.
 pub(crate) fn tag(op: &WriteOp, count: u64) -> String {
     match op {

@@ -526,6 +526,15 @@ impl Session {
             LogicalPlan::Dml(d) => Some(d.op.clone()),
             _ => None,
         };
+        if let Some(op) = &dml {
+            // A condition the optimizer proves false (`WHERE false`, `WHERE id = 1 AND
+            // 1 = 0`) replaces the table's scan by an empty relation, and DataFusion would
+            // then hand the table no condition at all: every row would match.
+            let optimized = self.ctx.state().optimize(&plan)?;
+            if crate::dml::matches_nothing(&optimized)? {
+                return Ok(Output::Command(crate::dml::tag(op, 0)));
+            }
+        }
         let df = self.ctx.execute_logical_plan(plan).await?;
         if let Some(op) = dml {
             let batches = df.collect().await?;

@@ -34,7 +34,6 @@ pub use serve::serve_access;
 
 use crate::partition::{AckWait, Acks, Partition, ReadResult, ReadSpec, Role, Watermarks};
 use crate::state::State;
-use crate::txn_api;
 use crate::txn_router::TXN_STATE_TOPIC;
 
 /// One partition access request body to a broker's internal listener on one of two
