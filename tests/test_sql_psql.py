@@ -264,4 +264,7 @@ def test_psql_describe_commands_show_each_kind(broker):
     assert 'Table "public.s"' in out, out
     out = psql("-c", "\\d+ v")
     assert "View definition:" in out and "amount > 3" in out, out
-    psql("-c", "\\d+ mv")
+    out = psql("-c", "\\d+ mv")
+    assert "View definition:" in out and "id > 1" in out, out
+    out = psql("-At", "-c", "SELECT matviewname, definition FROM pg_matviews")
+    assert out.strip() == "mv|SELECT id, amount FROM s WHERE id > 1", out

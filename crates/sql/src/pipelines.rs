@@ -31,7 +31,7 @@ mod define;
 mod report;
 
 use define::format_name;
-pub(crate) use define::view_def;
+pub(crate) use define::{view_def, view_definition_of};
 pub use report::PipelineReport;
 
 pub const VIEW: &str = "view";

@@ -27,7 +27,7 @@ use crate::drop_object::check_kind;
 use crate::engine::{Engine, Output};
 use crate::error::SqlError;
 use crate::parser::{normalize, quote_ident, Rename, SinkInput, WeirStatement};
-use crate::pipelines::{view_def, SINK, VIEW};
+use crate::pipelines::{view_def, view_definition_of, SINK, VIEW};
 use crate::views::{ident, relation_name, CteScopes, ViewDef, PLAIN_VIEW};
 
 impl Engine {
@@ -77,6 +77,14 @@ impl Engine {
             if e.kind == PLAIN_VIEW {
                 let def = ViewDef::restore(name, e)?;
                 self.views_mut().insert(name.clone(), Arc::new(def));
+            } else if e.kind == VIEW {
+                // Its query now reads the new name (`FROM new AS old`), as SHOW CREATE shows.
+                let mut sources = self.sources_mut();
+                if let Some(v) = sources.get(name) {
+                    let mut def = (**v).clone();
+                    def.definition = view_definition_of(&e.sql);
+                    sources.insert(name.clone(), Arc::new(def));
+                }
             }
         }
         tracing::info!(%old, %new, kind = %entry.kind, readers = readers.len(), "renamed");
@@ -105,6 +113,7 @@ impl Engine {
                     let mut def = view_def(new, &v.topic, v.schema.clone())?;
                     def.id = v.id;
                     def.upsert_key.clone_from(&v.upsert_key);
+                    def.definition = view_definition_of(&entry.sql);
                     self.sources_mut().insert(new.to_string(), Arc::new(def));
                 }
             }

@@ -51,7 +51,7 @@ pub struct Default {
     pub literal: DfExpr,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SourceDef {
     /// The catalog entry's id (0 until stored).
     pub id: u64,
@@ -73,6 +73,9 @@ pub struct SourceDef {
     pub upsert_key: Option<Vec<usize>>,
     /// `dedup.key` / `dedup.within`: what every pipeline reading the source drops.
     pub dedup: Option<SourceDedup>,
+    /// A materialized view's query, from its catalog entry's SQL (`pg_get_viewdef`,
+    /// `pg_matviews.definition`); `None` for sources and tables.
+    pub definition: Option<String>,
 }
 
 impl SourceDef {
@@ -174,6 +177,7 @@ impl SourceDef {
             create,
             upsert_key,
             dedup,
+            definition: None,
         })
     }
 

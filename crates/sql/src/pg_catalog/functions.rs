@@ -108,8 +108,8 @@ fn pg_get_expr() -> ScalarUDF {
     ScalarUDF::from(udf)
 }
 
-/// `pg_get_viewdef(oid [, pretty])`: a view's query (psql's `\d+ view`); NULL for other
-/// relations, and for materialized views, whose definition `SHOW CREATE` gives.
+/// `pg_get_viewdef(oid [, pretty])`: a view's or materialized view's query (psql's `\d+
+/// view`, as `pg_views` and `pg_matviews` show it); NULL for other relations.
 fn pg_get_viewdef(sources: Sources, views: Views) -> ScalarUDF {
     let udf = SimpleScalarUDF::new_with_signature(
         "pg_get_viewdef",

@@ -41,7 +41,7 @@ pub(crate) struct Relation {
     pub(crate) schema: datafusion::arrow::datatypes::SchemaRef,
     /// Per column, its DEFAULT as SQL (`pg_attrdef`).
     pub(crate) defaults: Vec<Option<String>>,
-    /// A view's query (`pg_get_viewdef`).
+    /// A view's or materialized view's query (`pg_get_viewdef`, `pg_views`, `pg_matviews`).
     pub(crate) definition: Option<String>,
 }
 
@@ -60,7 +60,7 @@ pub(crate) fn relations(sources: &Sources, views: &Views) -> Vec<Relation> {
             },
             schema: d.schema.clone(),
             defaults: d.column_infos().into_iter().map(|c| c.default).collect(),
-            definition: None,
+            definition: d.definition.clone(),
         })
         .collect();
     out.extend(

@@ -49,6 +49,8 @@ const TABLES: &[&str] = &[
     "pg_attrdef",
     "pg_roles",
     "pg_collation",
+    "pg_views",
+    "pg_matviews",
 ];
 
 #[async_trait]
@@ -150,6 +152,29 @@ impl SchemaProvider for PgCatalog {
                 .text("rolname", vec!["weir"])
                 .boolean("rolsuper", vec![true])
                 .boolean("rolcanlogin", vec![true]),
+            "pg_views" => {
+                let views = of_kind(&relations, "v");
+                Table::new()
+                    .text("schemaname", vec!["public"; views.len()])
+                    .text("viewname", views.iter().map(|r| r.name.as_str()).collect())
+                    .text("viewowner", vec!["weir"; views.len()])
+                    .text("definition", definitions(&views))
+            }
+            "pg_matviews" => {
+                let views = of_kind(&relations, "m");
+                let n = views.len();
+                Table::new()
+                    .text("schemaname", vec!["public"; n])
+                    .text(
+                        "matviewname",
+                        views.iter().map(|r| r.name.as_str()).collect(),
+                    )
+                    .text("matviewowner", vec!["weir"; n])
+                    .null_text("tablespace", n)
+                    .boolean("hasindexes", vec![false; n])
+                    .boolean("ispopulated", vec![true; n])
+                    .text("definition", definitions(&views))
+            }
             _ => return Ok(None),
         };
         Ok(Some(table.provider()?))
@@ -158,6 +183,20 @@ impl SchemaProvider for PgCatalog {
     fn table_exist(&self, name: &str) -> bool {
         TABLES.contains(&name)
     }
+}
+
+/// The relations of one `relkind` (`pg_views`: `v`, `pg_matviews`: `m`).
+fn of_kind<'a>(relations: &'a [Relation], relkind: &str) -> Vec<&'a Relation> {
+    relations.iter().filter(|r| r.relkind == relkind).collect()
+}
+
+/// Their definitions, the text `pg_get_viewdef` returns (PostgreSQL's `pg_views` and
+/// `pg_matviews` are built on it).
+fn definitions<'a>(relations: &[&'a Relation]) -> Vec<&'a str> {
+    relations
+        .iter()
+        .map(|r| r.definition.as_deref().unwrap_or(""))
+        .collect()
 }
 
 fn pg_class(relations: &[Relation]) -> Table {

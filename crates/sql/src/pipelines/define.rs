@@ -17,7 +17,7 @@ use super::{EXPLAIN_COLUMN, VIEW};
 use crate::catalog::Entry;
 use crate::engine::{column, Engine, Output};
 use crate::error::SqlError;
-use crate::parser::{CreateSource, ObjectKind, SinkInput, WeirStatement};
+use crate::parser::{CreateSource, CreateView, ObjectKind, SinkInput, WeirStatement};
 use crate::plan::{self, StreamPlan};
 use crate::source::{self, SourceDef};
 use crate::stream_io::{RowEncoder, UpsertEncoder};
@@ -157,6 +157,7 @@ impl Engine {
                 let planned = self.plan_query(&v.query, v.emit_on_window_close).await?;
                 let topic = self.view_topic(name);
                 let mut def = view_def(name, &topic, planned.schema.clone())?;
+                def.definition = Some(view_definition(&v));
                 let sink = if planned.updating {
                     let Some(key) = planned.key.clone() else {
                         return Err(SqlError::unsupported(format!(
@@ -347,5 +348,26 @@ pub(crate) fn view_def(name: &str, topic: &str, schema: SchemaRef) -> Result<Sou
         create,
         upsert_key: None,
         dedup: None,
+        definition: None,
     })
+}
+
+/// A materialized view's definition as `pg_get_viewdef` and `pg_matviews.definition` show
+/// it: its query as stored, with `EMIT ON WINDOW CLOSE` when it has it (the query alone
+/// would mean updating output). `SHOW CREATE` prints the whole statement around it.
+pub(crate) fn view_definition(view: &CreateView) -> String {
+    let query = view.query.to_string();
+    if view.emit_on_window_close {
+        format!("{query} EMIT ON WINDOW CLOSE")
+    } else {
+        query
+    }
+}
+
+/// [`view_definition`] of a stored `CREATE MATERIALIZED VIEW` (`None` for other SQL).
+pub(crate) fn view_definition_of(sql: &str) -> Option<String> {
+    match crate::parser::parse(sql).ok()?.pop()? {
+        WeirStatement::CreateView(v) => Some(view_definition(&v)),
+        _ => None,
+    }
 }

@@ -397,3 +397,95 @@ async fn views_whose_key_is_lost_below_a_union_all_equal_the_oracle() {
     }
     engine.stop().await;
 }
+
+/// A materialized view's definition is kept with its catalog entry: `pg_get_viewdef` (psql's
+/// `\d+ mv`), `pg_matviews.definition` and `SHOW CREATE` agree, after a restart (the entry
+/// re-planned from its SQL) and after a source it reads is renamed (its query rewritten).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_materialized_views_definition_is_shown_as_its_catalog_entry_stores_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = testkit::recovered(dir.path(), &[]);
+    state
+        .create_topic("events", 1, 1, Default::default())
+        .await
+        .expect("topic");
+    let engine = open(&state).await;
+    let s = engine.session();
+    run(
+        &s,
+        "CREATE SOURCE events (id BIGINT, kind VARCHAR) WITH (topic = 'events'); \
+         CREATE MATERIALIZED VIEW per_kind AS \
+         SELECT kind, count(*) AS n FROM events WHERE id > 3 GROUP BY kind; \
+         CREATE VIEW plain AS SELECT id FROM events",
+    )
+    .await
+    .expect("objects");
+    let shown = |s: Session| async move {
+        let viewdef = select(&s, "SELECT pg_get_viewdef('per_kind'::regclass, true)").await;
+        let matviews = select(
+            &s,
+            "SELECT schemaname, matviewname, ispopulated, definition FROM pg_matviews",
+        )
+        .await;
+        let created = select(&s, "SHOW CREATE MATERIALIZED VIEW per_kind").await;
+        (viewdef[0][0].clone(), matviews, created[0][1].clone())
+    };
+    let (viewdef, matviews, created) = shown(engine.session()).await;
+    assert_eq!(
+        viewdef,
+        "SELECT kind, count(*) AS n FROM events WHERE id > 3 GROUP BY kind"
+    );
+    assert_eq!(
+        matviews,
+        vec![vec![
+            "public".to_string(),
+            "per_kind".to_string(),
+            "true".to_string(),
+            viewdef.clone()
+        ]]
+    );
+    assert!(created.ends_with(&viewdef), "{created}");
+    // A plain view answers as before, and is not a materialized view.
+    let plain = select(&s, "SELECT viewname, definition FROM pg_views").await;
+    assert_eq!(
+        plain,
+        vec![vec![
+            "plain".to_string(),
+            "SELECT id FROM events".to_string()
+        ]]
+    );
+    let plain = select(&s, "SELECT pg_get_viewdef('plain'::regclass)").await;
+    assert_eq!(plain[0][0], "SELECT id FROM events");
+    let none = select(&s, "SELECT pg_get_viewdef('events'::regclass)").await;
+    assert_eq!(none[0][0], "", "a source has no definition (NULL)");
+
+    // After a restart, from the stored entry.
+    engine.stop().await;
+    let engine = open(&state).await;
+    assert_eq!(shown(engine.session()).await.0, viewdef);
+
+    // Renaming the source rewrites the view's query, and every answer follows it.
+    let s = engine.session();
+    tag(&s, "ALTER SOURCE events RENAME TO ev").await;
+    let (renamed, matviews, created) = shown(engine.session()).await;
+    assert!(renamed.contains("FROM ev AS events"), "{renamed}");
+    assert_eq!(matviews[0][3], renamed);
+    assert!(created.ends_with(&renamed), "{created}");
+
+    // EMIT ON WINDOW CLOSE is part of what the view computes, so it is shown.
+    run(
+        &s,
+        "CREATE SOURCE timed (id BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts) \
+         WITH (topic = 'events'); \
+         CREATE MATERIALIZED VIEW closed AS SELECT window_end, count(*) AS n \
+         FROM TUMBLE(timed, ts, INTERVAL '1' SECOND) GROUP BY window_end EMIT ON WINDOW CLOSE",
+    )
+    .await
+    .expect("a window view");
+    let closed = select(&s, "SELECT pg_get_viewdef('closed'::regclass)").await;
+    assert!(
+        closed[0][0].ends_with("GROUP BY window_end EMIT ON WINDOW CLOSE"),
+        "{closed:?}"
+    );
+    engine.stop().await;
+}
