@@ -11,13 +11,12 @@
 //! window) or, with an idle-state TTL, once it has not changed for that long
 //! ([`crate::state::expiry`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
-use datafusion_common::ScalarValue;
+use datafusion_common::{HashMap, ScalarValue};
 use datafusion_physical_expr::PhysicalExpr;
 
 use crate::error::StreamError;
@@ -248,7 +247,7 @@ impl UpdatingAggregateOp {
         };
 
         // The groups this batch touched, in first-touched order, with their row before it.
-        let mut touched: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut touched: HashMap<Vec<u8>, usize> = HashMap::default();
         let mut before: Vec<Touched> = Vec::new();
         let mut key = Vec::new();
         for row in 0..n {
@@ -521,7 +520,7 @@ mod tests {
         // x was freed: a tombstone; y changed: its new state.
         assert_eq!(second.iter().filter(|(_, v)| v.is_none()).count(), 1);
         assert_eq!(second.len(), 2);
-        let mut collapsed: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+        let mut collapsed: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::default();
         for (k, v) in first.into_iter().chain(second) {
             collapsed.insert(k, v);
         }

@@ -17,13 +17,12 @@
 //! ([`crate::state::expiry`]).
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef, SortOptions};
-use datafusion_common::ScalarValue;
+use datafusion_common::{HashMap, ScalarValue};
 use datafusion_physical_expr::PhysicalExpr;
 
 use crate::error::StreamError;
@@ -260,7 +259,7 @@ impl TopNOp {
                 .map(|c| ScalarValue::try_from_array(c, i))
                 .collect::<Result<Vec<_>, _>>()
         };
-        let mut touched: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut touched: HashMap<Vec<u8>, usize> = HashMap::default();
         let mut before: Vec<(Vec<u8>, Vec<Vec<ScalarValue>>)> = Vec::new();
         let columns = batch.columns().get(..self.width).unwrap_or_default();
         let mut key = Vec::new();

@@ -17,12 +17,17 @@
 //! by the group key's codec row, so a checkpoint writes changed groups and a tombstone per
 //! freed one, and a restore rebuilds the index of windows by end from the keys alone.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::SchemaRef;
-use datafusion_common::ScalarValue;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use datafusion_common::{HashSet, ScalarValue};
 use datafusion_physical_expr::PhysicalExpr;
 
 use crate::error::StreamError;
@@ -57,6 +62,35 @@ pub fn micros(v: &ScalarValue) -> Option<i64> {
         ScalarValue::TimestampMicrosecond(Some(us), _) => Some(*us),
         ScalarValue::TimestampNanosecond(Some(ns), _) => Some(ns.div_euclid(1_000)),
         _ => None,
+    }
+}
+
+/// Each row's value of a timestamp column as microseconds, as [`micros`] reads one value
+/// (NULL, or a column of another type: `None`), without a scalar per row.
+fn micros_column(column: &dyn Array) -> Vec<Option<i64>> {
+    fn each<T: arrow_array::ArrowPrimitiveType<Native = i64>>(
+        column: &dyn Array,
+        f: impl Fn(i64) -> Option<i64>,
+    ) -> Vec<Option<i64>> {
+        let a = column.as_primitive::<T>();
+        (0..a.len())
+            .map(|i| if a.is_valid(i) { f(a.value(i)) } else { None })
+            .collect()
+    }
+    match column.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            each::<TimestampSecondType>(column, |s| s.checked_mul(1_000_000))
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            each::<TimestampMillisecondType>(column, |ms| ms.checked_mul(1_000))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            each::<TimestampMicrosecondType>(column, Some)
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            each::<TimestampNanosecondType>(column, |ns| Some(ns.div_euclid(1_000)))
+        }
+        _ => vec![None; column.len()],
     }
 }
 
@@ -120,20 +154,17 @@ impl WindowAggregateOp {
             .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
         let (args, filters) = eval_inputs(&self.aggs, batch)?;
         let emit_changes = !self.window.emit_on_close;
-        let mut touched: HashSet<Vec<u8>> = HashSet::new();
+        let mut touched: HashSet<Vec<u8>> = HashSet::default();
+        let ends = match keys.get(self.window.end_column) {
+            Some(k) => micros_column(k.as_ref()),
+            None => vec![None; n],
+        };
         // Changed groups in first-touched order: key, group values, output before the batch.
         type Before = (Vec<u8>, Vec<ScalarValue>, Option<Vec<ScalarValue>>);
         let mut before: Vec<Before> = Vec::new();
         let mut key = Vec::new();
-        for row in 0..n {
-            let bound = match keys.get(self.window.end_column) {
-                Some(k) => Some(ScalarValue::try_from_array(k, row)?),
-                None => None,
-            };
-            let end = bound
-                .as_ref()
-                .and_then(micros)
-                .and_then(|v| v.checked_add(self.window.end_offset_us));
+        for (row, end) in ends.into_iter().enumerate() {
+            let end = end.and_then(|v| v.checked_add(self.window.end_offset_us));
             let Some(end) = end.filter(|e| self.watermark_us.is_none_or(|w| *e > w)) else {
                 self.dropped += 1;
                 continue;
