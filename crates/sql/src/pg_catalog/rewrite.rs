@@ -22,7 +22,27 @@ pub fn rewrite(mut statement: Statement) -> Statement {
         rewrite_expr(e);
         ControlFlow::<()>::Continue(())
     });
+    let _ = datafusion::sql::sqlparser::ast::visit_relations_mut(&mut statement, |name| {
+        qualify_catalog_table(name);
+        ControlFlow::<()>::Continue(())
+    });
     statement
+}
+
+/// `pg_class` is `pg_catalog.pg_class`: PostgreSQL searches `pg_catalog` before any other
+/// schema, so an unqualified catalog table name means it (`SELECT * FROM pg_matviews`).
+fn qualify_catalog_table(name: &mut ObjectName) {
+    let [ObjectNamePart::Identifier(table)] = name.0.as_slice() else {
+        return;
+    };
+    let folded = match table.quote_style {
+        Some(_) => table.value.clone(),
+        None => table.value.to_lowercase(),
+    };
+    if super::tables::is_catalog_table(&folded) {
+        name.0
+            .insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
+    }
 }
 
 fn rewrite_expr(e: &mut Expr) {

@@ -53,6 +53,11 @@ const TABLES: &[&str] = &[
     "pg_matviews",
 ];
 
+/// Whether `pg_catalog` answers a table of this (case-folded) name.
+pub(super) fn is_catalog_table(name: &str) -> bool {
+    TABLES.contains(&name)
+}
+
 #[async_trait]
 impl SchemaProvider for PgCatalog {
     fn table_names(&self) -> Vec<String> {
