@@ -14,6 +14,7 @@ from kafka.errors import InvalidTopicError, TopicAlreadyExistsError, UnknownTopi
 
 from conftest import (DEFAULT_RF, admin_client, topic_partition_counts, unique_topic,
                       wait_for_topic)
+from test_sql_tables import connect
 
 
 @pytest.fixture
@@ -163,6 +164,11 @@ def test_confluent_list_all_topics(broker):
 
 def test_weir_topics_are_marked_internal(broker, kadmin):
     """The SQL catalog is Weir's own topic: Metadata marks it internal, user topics are not."""
+    # A single broker creates the catalog when its SQL engine starts; a cluster on the first
+    # SQL connection (to any broker).
+    with connect(getattr(broker, "first", broker), timeout=90.0) as conn:
+        conn.execute("SHOW SOURCES")
+    wait_for_topic(broker.bootstrap, "__weir_sql_catalog", 1)
     topic = unique_topic("user")
     kadmin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=DEFAULT_RF)])
     wait_for_topic(broker.bootstrap, topic, 1)
