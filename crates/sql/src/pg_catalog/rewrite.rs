@@ -18,8 +18,11 @@ pub fn rewrite(mut statement: Statement) -> Statement {
             return empty;
         }
     }
+    // DELETE and UPDATE run their uncorrelated subqueries first (`dml::inline_subqueries`),
+    // which refuses a scalar one of several rows as PostgreSQL does: no `max` there.
+    let dml = matches!(statement, Statement::Delete(_) | Statement::Update(_));
     let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut statement, |e| {
-        rewrite_expr(e);
+        rewrite_expr(e, dml);
         ControlFlow::<()>::Continue(())
     });
     let _ = datafusion::sql::sqlparser::ast::visit_relations_mut(&mut statement, |name| {
@@ -45,7 +48,7 @@ fn qualify_catalog_table(name: &mut ObjectName) {
     }
 }
 
-fn rewrite_expr(e: &mut Expr) {
+fn rewrite_expr(e: &mut Expr, dml: bool) {
     match e {
         // `a OPERATOR(pg_catalog.~) b`: the operator itself.
         Expr::BinaryOp { op, .. } => {
@@ -70,7 +73,7 @@ fn rewrite_expr(e: &mut Expr) {
         Expr::Collate { expr, .. } => {
             let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
             *e = inner;
-            rewrite_expr(e);
+            rewrite_expr(e, dml);
         }
         // A scalar subquery returns at most one row in PostgreSQL (more is an error);
         // DataFusion plans a correlated one only when aggregated: `max` of its one row is it.
@@ -112,7 +115,7 @@ fn rewrite_expr(e: &mut Expr) {
                     }
                 }
             }
-            if let SetExpr::Select(select) = q.body.as_mut() {
+            if let (SetExpr::Select(select), false) = (q.body.as_mut(), dml) {
                 let ungrouped =
                     matches!(&select.group_by, GroupByExpr::Expressions(g, _) if g.is_empty());
                 if let ([item], true) = (select.projection.as_mut_slice(), ungrouped) {

@@ -163,6 +163,10 @@ async fn delete_and_update_of_a_table_write_its_changelog() {
             "DELETE FROM t WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = t.id)",
             "subquery",
         ),
+        (
+            "UPDATE t SET score = 0 WHERE score > (SELECT id FROM events)",
+            "more than one row",
+        ),
     ] {
         let err = run(&s, sql).await.expect_err(sql);
         assert!(err.to_string().contains(says), "{sql}: {err}");
