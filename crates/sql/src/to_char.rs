@@ -25,7 +25,10 @@
 //!   (ordinal suffix), `FX` and `TM` (accepted, no effect: output is always C-locale
 //!   English); `"quoted text"` is copied (`\"` is a quote), other text too.
 //!
-//! Numbers (`to_char(125, '999')`) and intervals are refused at planning with a clear error.
+//! Numbers (`to_char(125, '999')`: integers, NUMERIC, REAL, DOUBLE PRECISION) follow
+//! PostgreSQL's numeric patterns ([`number`]: `9 0 . , D G S MI PL SG PR L FM TH V EEEE
+//! RN`), intervals the patterns above over their fields ([`interval`]). Other argument
+//! types are refused at planning; a template PostgreSQL refuses fails with its message.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -42,8 +45,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::common::{exec_err, plan_err, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility, TIMEZONE_WILDCARD,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
@@ -59,25 +61,39 @@ struct ToChar {
 
 impl ToChar {
     fn new() -> ToChar {
-        let mut types = vec![DataType::Date32, DataType::Date64];
-        for unit in [
-            TimeUnit::Second,
-            TimeUnit::Millisecond,
-            TimeUnit::Microsecond,
-            TimeUnit::Nanosecond,
-        ] {
-            types.push(DataType::Timestamp(unit, None));
-            types.push(DataType::Timestamp(unit, Some(TIMEZONE_WILDCARD.into())));
-        }
-        let exact = types
-            .into_iter()
-            .map(|t| TypeSignature::Exact(vec![t, DataType::Utf8]))
-            .collect();
         ToChar {
-            signature: Signature::one_of(exact, Volatility::Immutable),
+            signature: Signature::user_defined(Volatility::Immutable),
         }
     }
 }
+
+/// What `to_char` formats: a timestamp or date (kept), an interval (kept), a number (kept;
+/// a half float as REAL); `None` for anything else.
+fn formatted_type(t: &DataType) -> Option<DataType> {
+    match t {
+        DataType::Timestamp(..)
+        | DataType::Date32
+        | DataType::Date64
+        | DataType::Interval(_)
+        | DataType::Duration(_)
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal128(..) => Some(t.clone()),
+        DataType::Float16 => Some(DataType::Float32),
+        DataType::Null => Some(DataType::Int64),
+        _ => None,
+    }
+}
+
+const USAGE: &str = "to_char takes a timestamp, date, interval or number and a template";
 
 impl ScalarUDFImpl for ToChar {
     fn name(&self) -> &str {
@@ -88,22 +104,38 @@ impl ScalarUDFImpl for ToChar {
         &self.signature
     }
 
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        let [value, template] = arg_types else {
+            return plan_err!("{USAGE}");
+        };
+        let Some(value) = formatted_type(value) else {
+            return plan_err!(
+                "to_char formats timestamps, dates, intervals and numbers with PostgreSQL's \
+                 template patterns; {value} is not supported"
+            );
+        };
+        match template {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+                Ok(vec![value, DataType::Utf8])
+            }
+            other => plan_err!("to_char: the template is {other}, not text"),
+        }
+    }
+
     fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
         match arg_types.first() {
-            Some(DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) => {
-                Ok(DataType::Utf8)
-            }
+            Some(t) if formatted_type(t).is_some() => Ok(DataType::Utf8),
             Some(other) => plan_err!(
-                "to_char formats timestamps and dates with PostgreSQL's template patterns; \
-                 {other} is not supported"
+                "to_char formats timestamps, dates, intervals and numbers with PostgreSQL's \
+                 template patterns; {other} is not supported"
             ),
-            None => plan_err!("to_char takes a timestamp or date and a template"),
+            None => plan_err!("{USAGE}"),
         }
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let [value, template] = args.args.as_slice() else {
-            return exec_err!("to_char takes a timestamp or date and a template");
+            return exec_err!("{USAGE}");
         };
         let scalar = matches!(
             (value, template),
@@ -127,6 +159,12 @@ fn format_arrays(values: &ArrayRef, templates: &ArrayRef) -> DfResult<ArrayRef> 
             templates.data_type()
         );
     };
+    if number::is_number(values.data_type()) {
+        return number::format_array(values, templates);
+    }
+    if interval::is_interval(values.data_type()) {
+        return interval::format_array(values, templates);
+    }
     let zone = match values.data_type() {
         DataType::Timestamp(_, Some(tz)) => match Tz::from_str(tz) {
             Ok(z) => Some(z),
@@ -252,8 +290,12 @@ enum Field {
     OffsetMinutes,
 }
 
+#[path = "to_char_interval.rs"]
+pub mod interval;
 #[path = "to_char_keywords.rs"]
 mod keywords;
+#[path = "to_char_number.rs"]
+pub mod number;
 use keywords::{KEYWORDS, PREFIXES};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -350,6 +392,19 @@ impl Template {
     }
 
     pub fn format(&self, stamp: &Stamp) -> String {
+        self.format_with(|out, field, fill| {
+            write_field(out, field, fill, stamp);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {})
+    }
+
+    /// The template with each field written by `write` (its output, the field, `FM`), an
+    /// ordinal suffix after a field marked `TH`/`th`.
+    fn format_with<E>(
+        &self,
+        mut write: impl FnMut(&mut String, Field, bool) -> Result<(), E>,
+    ) -> Result<String, E> {
         let mut out = String::new();
         for item in &self.items {
             match item {
@@ -360,7 +415,7 @@ impl Template {
                     ordinal,
                 } => {
                     let start = out.len();
-                    write_field(&mut out, *field, *fill, stamp);
+                    write(&mut out, *field, *fill)?;
                     if let Some(lower) = ordinal {
                         let n = out[start..].trim().parse::<i64>().unwrap_or(0);
                         let s = suffix(n);
@@ -373,7 +428,7 @@ impl Template {
                 }
             }
         }
-        out
+        Ok(out)
     }
 }
 

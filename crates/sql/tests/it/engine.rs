@@ -246,3 +246,73 @@ async fn captured_client_catalog_queries_answer() {
     }
     state.close().expect("close");
 }
+
+/// `to_char` of numbers and intervals through SQL (PostgreSQL's results: the "to_char
+/// Examples" table of its documentation; the formatter's own tests cover the patterns):
+/// literals as DataFusion types them (integers BIGINT, `148.5` DOUBLE), a DECIMAL column,
+/// an interval, in an ad-hoc query and a materialized view alike; a bad template or type
+/// is an error, not a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn to_char_formats_numbers_and_intervals_as_postgresql() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = open(dir.path());
+    state
+        .create_topic("amounts", 1, 1, Default::default())
+        .await
+        .expect("topic");
+    let engine = Engine::start(state.clone(), weir_sql::SqlConfig::default())
+        .await
+        .expect("engine");
+    let s = engine.session();
+    let got = crate::common::select(
+        &s,
+        "SELECT to_char(1485, '9G999'), to_char(-485, '999PR'), to_char(148.5, 'FM999.990'), \
+         to_char(CAST(12.45 AS DECIMAL(6, 2)), '99V9'), to_char(0.0004859, '9.99EEEE'), \
+         to_char(482, 'FM999th'), to_char(INTERVAL '15 hours 2 minutes 12 seconds', 'HH24:MI:SS'), \
+         to_char(INTERVAL '27 hours', 'HH24 \"h\"'), to_char(CAST(NULL AS BIGINT), '999')",
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![vec![
+            " 1,485",
+            "<485>",
+            "148.500",
+            " 125",
+            " 4.86e-04",
+            "482nd",
+            "15:02:12",
+            "27 h",
+            ""
+        ]]
+    );
+    crate::common::run(
+        &s,
+        "CREATE SOURCE amounts (id BIGINT, amount DECIMAL(10, 2)) WITH (topic = 'amounts'); \
+         INSERT INTO amounts VALUES (1, 1234.5), (2, -7.25); \
+         CREATE MATERIALIZED VIEW shown AS \
+         SELECT id, to_char(amount, 'FM9,999.00MI') AS amount FROM amounts",
+    )
+    .await
+    .expect("a view formatting numbers");
+    crate::common::assert_oracle(
+        &s,
+        "shown",
+        "SELECT id, to_char(amount, 'FM9,999.00MI') AS amount FROM amounts",
+        false,
+    )
+    .await;
+    assert_eq!(
+        crate::common::select(&s, "SELECT * FROM shown").await,
+        vec![vec!["1", "1,234.50"], vec!["2", "7.25-"]]
+    );
+    for (sql, says) in [
+        ("SELECT to_char(1, '9.9.9')", "multiple decimal points"),
+        ("SELECT to_char(INTERVAL '1 day', 'Day')", "interval value"),
+        ("SELECT to_char('text', '999')", "not supported"),
+    ] {
+        let err = crate::common::run(&s, sql).await.expect_err(sql);
+        assert!(err.to_string().contains(says), "{sql}: {err}");
+    }
+    engine.stop().await;
+}
