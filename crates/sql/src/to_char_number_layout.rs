@@ -33,7 +33,7 @@ impl Layout {
         }
         let sign_wrote = if desc.plus || desc.minus {
             // MI and SG write the sign themselves; PL only a plus.
-            !(desc.plus && !desc.minus)
+            !desc.plus || desc.minus
         } else {
             if d.sign != b'-' && desc.bracket && desc.fill {
                 desc.bracket = false;

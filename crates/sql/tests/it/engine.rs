@@ -255,7 +255,9 @@ async fn captured_client_catalog_queries_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn to_char_formats_numbers_and_intervals_as_postgresql() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let state = open(dir.path());
+    // Transactions recovered, as `weir serve` has them before SQL starts: the view's
+    // pipeline commits through them.
+    let state = weir_broker::testkit::recovered(dir.path(), &[]);
     state
         .create_topic("amounts", 1, 1, Default::default())
         .await
