@@ -357,33 +357,7 @@ impl Template {
                 fill = false;
                 continue;
             }
-            rest = &rest[c.len_utf8()..];
-            match c {
-                '"' => {
-                    // Quoted text up to the closing quote; `\"` inside is a quote.
-                    let mut chars = rest.char_indices();
-                    let mut end = rest.len();
-                    while let Some((i, q)) = chars.next() {
-                        match q {
-                            '"' => {
-                                end = i + 1;
-                                break;
-                            }
-                            '\\' => match chars.next() {
-                                Some((_, e)) => literal.push(e),
-                                None => literal.push('\\'),
-                            },
-                            _ => literal.push(q),
-                        }
-                    }
-                    rest = &rest[end..];
-                }
-                '\\' if rest.starts_with('"') => {
-                    literal.push('"');
-                    rest = &rest[1..];
-                }
-                _ => literal.push(c),
-            }
+            take_literal(c, &mut rest, &mut literal);
         }
         if !literal.is_empty() {
             items.push(Item::Text(literal));
@@ -646,6 +620,39 @@ fn write_offset(out: &mut String, offset: i64) {
 /// A date at midnight, for tests and callers holding dates.
 pub fn midnight(date: NaiveDate) -> Stamp {
     Stamp::new(date.and_time(chrono::NaiveTime::MIN), None)
+}
+
+/// Takes the template text starting with `c` (the first character of `rest`) into
+/// `literal` and advances `rest` past it: a double-quoted run up to its closing quote (a
+/// backslash inside quotes the next character), `\"` as a quote, any other character as
+/// itself. Shared by the date/time and the number templates, which quote alike.
+pub(crate) fn take_literal(c: char, rest: &mut &str, literal: &mut String) {
+    *rest = &rest[c.len_utf8()..];
+    match c {
+        '"' => {
+            let mut chars = rest.char_indices();
+            let mut end = rest.len();
+            while let Some((i, q)) = chars.next() {
+                match q {
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    '\\' => match chars.next() {
+                        Some((_, e)) => literal.push(e),
+                        None => literal.push('\\'),
+                    },
+                    _ => literal.push(q),
+                }
+            }
+            *rest = &rest[end..];
+        }
+        '\\' if rest.starts_with('"') => {
+            literal.push('"');
+            *rest = &rest[1..];
+        }
+        _ => literal.push(c),
+    }
 }
 
 #[cfg(test)]

@@ -320,33 +320,7 @@ impl NumTemplate {
                 rest = &rest[k.len()..];
                 continue;
             }
-            rest = &rest[c.len_utf8()..];
-            match c {
-                '"' => {
-                    // Quoted text to the closing quote; a backslash quotes the next character.
-                    let mut chars = rest.char_indices();
-                    let mut end = rest.len();
-                    while let Some((i, q)) = chars.next() {
-                        match q {
-                            '"' => {
-                                end = i + 1;
-                                break;
-                            }
-                            '\\' => match chars.next() {
-                                Some((_, e)) => literal.push(e),
-                                None => literal.push('\\'),
-                            },
-                            _ => literal.push(q),
-                        }
-                    }
-                    rest = &rest[end..];
-                }
-                '\\' if rest.starts_with('"') => {
-                    literal.push('"');
-                    rest = &rest[1..];
-                }
-                _ => literal.push(c),
-            }
+            super::take_literal(c, &mut rest, &mut literal);
         }
         if !literal.is_empty() {
             nodes.push(Node::Text(literal));
