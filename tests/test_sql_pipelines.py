@@ -221,19 +221,23 @@ def test_aggregate_view_exactly_once_across_kill9(broker_factory):
         produce_all(p, [{"topic": src, "key": str(i).encode(),
                          "value": json.dumps(sale(i)).encode()} for i in range(lo, hi)])
 
-    def wait_view(hi: int, timeout: float = 90.0):
-        want = expected_sales(hi)
+    def wait_rows(cur, sql: str, want, timeout: float = 90.0):
+        """Until `sql` answers `want` (rows ordered by `by_region`)."""
         deadline = time.monotonic() + timeout
+        while True:
+            cur.execute(sql)
+            got = by_region(cur.fetchall())
+            if got == want:
+                return
+            assert time.monotonic() < deadline, f"{sql}: {got} want {want}"
+            time.sleep(0.2)
+
+    def wait_view(hi: int):
+        want = expected_sales(hi)
         with connect(broker) as conn, conn.cursor() as cur:
             cur.execute(SALES_AGG)
             assert by_region(cur.fetchall()) == want, "the batch answer"
-            while True:
-                cur.execute("SELECT * FROM by_region")
-                got = by_region(cur.fetchall())
-                if got == want:
-                    return
-                assert time.monotonic() < deadline, f"by_region: {got} want {want}"
-                time.sleep(0.2)
+            wait_rows(cur, "SELECT * FROM by_region", want)
 
     produce(0, 5000)
     wait_view(5000)
@@ -247,14 +251,7 @@ def test_aggregate_view_exactly_once_across_kill9(broker_factory):
     with connect(broker) as conn, conn.cursor() as cur:
         # `busy` is a pipeline of its own: it may trail by_region by a checkpoint or two.
         want_busy = [(r[0], r[1]) for r in expected_sales(25000) if r[1] > 1500]
-        deadline = time.monotonic() + 60
-        while True:
-            cur.execute("SELECT region, n FROM busy")
-            got = by_region(cur.fetchall())
-            if got == want_busy:
-                break
-            assert time.monotonic() < deadline, f"busy: {got} want {want_busy}"
-            time.sleep(0.2)
+        wait_rows(cur, "SELECT region, n FROM busy", want_busy, timeout=60)
         cur.execute("SHOW MATERIALIZED VIEWS")
         assert sorted(r[3] for r in cur.fetchall()) == ["running", "running"]
 
