@@ -2,6 +2,7 @@
 //! converted cell by cell first and appended only once every cell converted, so a failing
 //! record leaves every builder untouched.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -16,21 +17,40 @@ use arrow_array::{
 };
 use arrow_cast::parse::Parser;
 use arrow_schema::{DataType, TimeUnit};
-use serde_json::Value;
 
-/// A value already converted to its column's type.
+use crate::json::Json;
+
+/// A value already converted to its column's type, borrowing text and bytes from the record
+/// where it can.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub enum Cell<'a> {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
     Decimal(i128),
-    Str(String),
-    Bin(Vec<u8>),
+    Str(Cow<'a, str>),
+    Bin(Cow<'a, [u8]>),
     Date(i32),
     /// In the column's time unit.
     Ts(i64),
+}
+
+impl Cell<'_> {
+    /// The same value, owning its text and bytes.
+    pub fn into_owned(self) -> Cell<'static> {
+        match self {
+            Cell::Null => Cell::Null,
+            Cell::Bool(b) => Cell::Bool(b),
+            Cell::Int(i) => Cell::Int(i),
+            Cell::Float(f) => Cell::Float(f),
+            Cell::Decimal(d) => Cell::Decimal(d),
+            Cell::Str(s) => Cell::Str(Cow::Owned(s.into_owned())),
+            Cell::Bin(b) => Cell::Bin(Cow::Owned(b.into_owned())),
+            Cell::Date(d) => Cell::Date(d),
+            Cell::Ts(t) => Cell::Ts(t),
+        }
+    }
 }
 
 pub enum Builder {
@@ -81,46 +101,48 @@ impl Builder {
         })
     }
 
-    /// Converts a JSON value (never `null`: the caller handles it) to this column's type.
-    /// Numbers widen (an integer fits a float column); a string is never read as a number,
-    /// except for decimals, which JSON carries as strings to keep their digits.
-    pub fn convert_json(&self, v: &Value) -> Result<Cell, String> {
+    /// Converts a JSON value to this column's type (`null` is NULL). Numbers widen (an integer
+    /// fits a float column); a string is never read as a number, except for decimals, which
+    /// JSON carries as strings to keep their digits.
+    pub(crate) fn convert_json<'a>(&self, v: Json<'a>) -> Result<Cell<'a>, String> {
+        let number = matches!(v, Json::I64(_) | Json::U64(_) | Json::F64(_));
         match (self, v) {
-            (_, Value::Null) => Ok(Cell::Null),
-            (Builder::Bool(_), Value::Bool(b)) => Ok(Cell::Bool(*b)),
-            (
-                Builder::I16(_) | Builder::I32(_) | Builder::I64(_) | Builder::U64(_),
-                Value::Number(n),
-            ) => {
+            (_, Json::Null) => Ok(Cell::Null),
+            (Builder::Bool(_), Json::Bool(b)) => Ok(Cell::Bool(b)),
+            (Builder::I16(_) | Builder::I32(_) | Builder::I64(_) | Builder::U64(_), n)
+                if number =>
+            {
                 let i = n
                     .as_i64()
-                    .ok_or_else(|| format!("{n} is not an integer in range"))?;
+                    .ok_or_else(|| format!("{} is not an integer in range", n.text()))?;
                 self.check_int(i)
             }
-            (Builder::F32(_) | Builder::F64(_), Value::Number(n)) => n
-                .as_f64()
-                .map(Cell::Float)
-                .ok_or_else(|| format!("{n} is not a number")),
-            (Builder::Decimal(..), Value::Number(n)) => self.convert_text(&n.to_string()),
-            (Builder::Decimal(..), Value::String(s)) => self.convert_text(s),
-            (Builder::Str(_) | Builder::LargeStr(_) | Builder::ViewStr(_), Value::String(s)) => {
-                Ok(Cell::Str(s.clone()))
+            (Builder::F32(_) | Builder::F64(_), n) if number => match n {
+                Json::I64(i) => Ok(Cell::Float(i as f64)),
+                Json::U64(u) => Ok(Cell::Float(u as f64)),
+                Json::F64(f) => Ok(Cell::Float(f)),
+                _ => unreachable!("a number"),
+            },
+            (Builder::Decimal(..), n) if number => self.convert_text(&n.text()),
+            (Builder::Decimal(..), Json::Str(s)) => self.convert_text(&s),
+            (Builder::Str(_) | Builder::LargeStr(_) | Builder::ViewStr(_), Json::Str(s)) => {
+                Ok(Cell::Str(s))
             }
             // Any other JSON value in a text column is kept as its JSON text: lossless, and
             // what an inferred schema declares for fields of mixed types.
             (Builder::Str(_) | Builder::LargeStr(_) | Builder::ViewStr(_), other) => {
-                Ok(Cell::Str(other.to_string()))
+                Ok(Cell::Str(Cow::Owned(other.text())))
             }
-            (Builder::Bin(_) | Builder::LargeBin(_), Value::String(s)) => crate::base64::decode(s)
-                .map(Cell::Bin)
+            (Builder::Bin(_) | Builder::LargeBin(_), Json::Str(s)) => crate::base64::decode(&s)
+                .map(|b| Cell::Bin(Cow::Owned(b)))
                 .ok_or_else(|| "not base64".to_string()),
-            (Builder::Date(_), Value::String(s)) => self.convert_text(s),
-            (Builder::Ts(..), Value::String(s)) => self.convert_text(s),
+            (Builder::Date(_), Json::Str(s)) => self.convert_text(&s),
+            (Builder::Ts(..), Json::Str(s)) => self.convert_text(&s),
             // Epoch milliseconds, the usual integer timestamp of Kafka records.
-            (Builder::Ts(_, unit, _), Value::Number(n)) => {
-                let ms = n
-                    .as_i64()
-                    .ok_or_else(|| format!("{n} is not an integer of epoch milliseconds"))?;
+            (Builder::Ts(_, unit, _), n) if number => {
+                let ms = n.as_i64().ok_or_else(|| {
+                    format!("{} is not an integer of epoch milliseconds", n.text())
+                })?;
                 let v = match unit {
                     TimeUnit::Second => Some(ms.div_euclid(1000)),
                     TimeUnit::Millisecond => Some(ms),
@@ -132,14 +154,14 @@ impl Builder {
             }
             (_, other) => Err(format!(
                 "{} does not fit type {}",
-                kind(other),
+                other.kind(),
                 self.type_name()
             )),
         }
     }
 
     /// Converts text (a CSV field, a decimal or date string) to this column's type.
-    pub fn convert_text(&self, s: &str) -> Result<Cell, String> {
+    pub fn convert_text(&self, s: &str) -> Result<Cell<'static>, String> {
         let bad = || format!("{s:?} is not a valid {}", self.type_name());
         match self {
             Builder::Bool(_) => match s.trim().to_ascii_lowercase().as_str() {
@@ -160,9 +182,11 @@ impl Builder {
                     .map_err(|e| format!("{s:?}: {e}"))
             }
             Builder::Str(_) | Builder::LargeStr(_) | Builder::ViewStr(_) => {
-                Ok(Cell::Str(s.to_string()))
+                Ok(Cell::Str(Cow::Owned(s.to_string())))
             }
-            Builder::Bin(_) | Builder::LargeBin(_) => Ok(Cell::Bin(s.as_bytes().to_vec())),
+            Builder::Bin(_) | Builder::LargeBin(_) => {
+                Ok(Cell::Bin(Cow::Owned(s.as_bytes().to_vec())))
+            }
             Builder::Date(_) => Date32Type::parse(s.trim()).map(Cell::Date).ok_or_else(bad),
             Builder::Ts(_, unit, _) => {
                 let ns =
@@ -177,7 +201,7 @@ impl Builder {
         }
     }
 
-    fn check_int(&self, i: i64) -> Result<Cell, String> {
+    fn check_int(&self, i: i64) -> Result<Cell<'static>, String> {
         let fits = match self {
             Builder::I16(_) => i16::try_from(i).is_ok(),
             Builder::I32(_) => i32::try_from(i).is_ok(),
@@ -211,7 +235,7 @@ impl Builder {
 
     /// Appends a cell this builder converted (a NULL for a cell of another builder, which the
     /// decoder never passes).
-    pub fn push(&mut self, cell: &Cell) {
+    pub fn push(&mut self, cell: &Cell<'_>) {
         match (self, cell) {
             (Builder::Bool(b), Cell::Bool(v)) => b.append_value(*v),
             (Builder::I16(b), Cell::Int(v)) => b.append_option(i16::try_from(*v).ok()),
@@ -221,11 +245,11 @@ impl Builder {
             (Builder::F32(b), Cell::Float(v)) => b.append_value(*v as f32),
             (Builder::F64(b), Cell::Float(v)) => b.append_value(*v),
             (Builder::Decimal(b, ..), Cell::Decimal(v)) => b.append_value(*v),
-            (Builder::Str(b), Cell::Str(v)) => b.append_value(v),
-            (Builder::LargeStr(b), Cell::Str(v)) => b.append_value(v),
-            (Builder::ViewStr(b), Cell::Str(v)) => b.append_value(v),
-            (Builder::Bin(b), Cell::Bin(v)) => b.append_value(v),
-            (Builder::LargeBin(b), Cell::Bin(v)) => b.append_value(v),
+            (Builder::Str(b), Cell::Str(v)) => b.append_value(v.as_ref()),
+            (Builder::LargeStr(b), Cell::Str(v)) => b.append_value(v.as_ref()),
+            (Builder::ViewStr(b), Cell::Str(v)) => b.append_value(v.as_ref()),
+            (Builder::Bin(b), Cell::Bin(v)) => b.append_value(v.as_ref()),
+            (Builder::LargeBin(b), Cell::Bin(v)) => b.append_value(v.as_ref()),
             (Builder::Date(b), Cell::Date(v)) => b.append_value(*v),
             (Builder::Ts(b, ..), Cell::Ts(v)) => b.push(Some(*v)),
             (builder, _) => builder.push_null(),
@@ -288,16 +312,5 @@ impl Builder {
                 }
             }
         }
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }

@@ -1,11 +1,14 @@
 //! Record values into Arrow columns, one record at a time.
 
+use std::borrow::Cow;
+
 use arrow_array::ArrayRef;
 use arrow_schema::{DataType, SchemaRef};
 use serde_json::Value;
 
 use crate::cell::{Builder, Cell};
 use crate::error::{DecodeError, DecodeErrorKind, FormatError};
+use crate::json::{self, Json, Slot};
 
 /// How a topic's record values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +34,12 @@ impl Format {
     }
 }
 
-struct Column {
-    name: String,
+pub(crate) struct Column {
+    pub(crate) name: String,
     nullable: bool,
-    builder: Builder,
+    pub(crate) builder: Builder,
     /// The value of a missing field (a missing field without one is NULL).
-    default: Option<Cell>,
+    default: Option<Cell<'static>>,
 }
 
 /// Decodes record values into the columns of a schema; see the crate's documentation.
@@ -44,8 +47,6 @@ pub struct RecordDecoder {
     format: Format,
     columns: Vec<Column>,
     rows: usize,
-    /// The record being converted, reused across records.
-    cells: Vec<Cell>,
 }
 
 impl RecordDecoder {
@@ -83,20 +84,19 @@ impl RecordDecoder {
                 })?;
             let default = match defaults.get(i).and_then(Option::as_ref) {
                 None => None,
-                Some(v) => {
-                    Some(
-                        builder
-                            .convert_json(v)
-                            .map_err(|message| FormatError::Default {
-                                column: field.name().clone(),
-                                source: DecodeError::in_column(
-                                    DecodeErrorKind::Type,
-                                    field.name(),
-                                    message,
-                                ),
-                            })?,
-                    )
-                }
+                Some(v) => Some(
+                    builder
+                        .convert_json(Json::of(v))
+                        .map(Cell::into_owned)
+                        .map_err(|message| FormatError::Default {
+                            column: field.name().clone(),
+                            source: DecodeError::in_column(
+                                DecodeErrorKind::Type,
+                                field.name(),
+                                message,
+                            ),
+                        })?,
+                ),
             };
             columns.push(Column {
                 name: field.name().clone(),
@@ -109,7 +109,6 @@ impl RecordDecoder {
             format,
             columns,
             rows: 0,
-            cells: Vec::new(),
         })
     }
 
@@ -121,43 +120,46 @@ impl RecordDecoder {
     /// Decodes one record value (`None`: a null value) into a row, or says why it cannot,
     /// leaving the columns unchanged.
     pub fn decode(&mut self, value: Option<&[u8]>) -> Result<(), DecodeError> {
-        let mut cells = std::mem::take(&mut self.cells);
-        cells.clear();
-        let converted = self.convert(value, &mut cells);
-        if converted.is_ok() {
-            for (column, cell) in self.columns.iter_mut().zip(&cells) {
-                column.builder.push(cell);
-            }
-            self.rows += 1;
+        let mut cells = Vec::with_capacity(self.columns.len());
+        self.convert(value, &mut cells)?;
+        for (column, cell) in self.columns.iter_mut().zip(&cells) {
+            column.builder.push(cell);
         }
-        self.cells = cells;
-        converted
+        self.rows += 1;
+        Ok(())
     }
 
-    fn convert(&self, value: Option<&[u8]>, cells: &mut Vec<Cell>) -> Result<(), DecodeError> {
+    fn convert<'a>(
+        &self,
+        value: Option<&'a [u8]>,
+        cells: &mut Vec<Cell<'a>>,
+    ) -> Result<(), DecodeError> {
         match self.format {
-            Format::Bytes => cells.push(value.map_or(Cell::Null, |v| Cell::Bin(v.to_vec()))),
+            Format::Bytes => cells.push(value.map_or(Cell::Null, |v| Cell::Bin(Cow::Borrowed(v)))),
             Format::Text => cells.push(match value {
                 None => Cell::Null,
-                Some(v) => Cell::Str(
+                Some(v) => Cell::Str(Cow::Borrowed(
                     std::str::from_utf8(v)
-                        .map_err(|e| DecodeError::parse(format!("not UTF-8: {e}")))?
-                        .to_string(),
-                ),
+                        .map_err(|e| DecodeError::parse(format!("not UTF-8: {e}")))?,
+                )),
             }),
             Format::Json => {
                 let value = value.ok_or_else(|| DecodeError::parse("the record has no value"))?;
-                let object: serde_json::Map<String, Value> = match serde_json::from_slice(value) {
-                    Ok(Value::Object(o)) => o,
-                    Ok(_) => return Err(DecodeError::parse("not a JSON object")),
-                    Err(e) => return Err(DecodeError::parse(format!("invalid JSON: {e}"))),
-                };
-                for column in &self.columns {
-                    let cell = match field(&object, &column.name) {
-                        None => column.default.clone().unwrap_or(Cell::Null),
-                        Some(v) => column.builder.convert_json(v).map_err(|message| {
-                            DecodeError::in_column(DecodeErrorKind::Type, &column.name, message)
-                        })?,
+                let mut slots: Vec<Slot<'a>> = std::iter::repeat_with(|| Slot::Missing)
+                    .take(self.columns.len())
+                    .collect();
+                json::read_object(value, &self.columns, &mut slots).map_err(|e| match e {
+                    None => DecodeError::parse("not a JSON object"),
+                    Some(e) => DecodeError::parse(format!("invalid JSON: {e}")),
+                })?;
+                for (column, slot) in self.columns.iter().zip(slots) {
+                    let cell = match slot {
+                        Slot::Missing => column.default.clone().unwrap_or(Cell::Null),
+                        Slot::Exact(converted) | Slot::Folded(converted) => {
+                            converted.map_err(|message| {
+                                DecodeError::in_column(DecodeErrorKind::Type, &column.name, message)
+                            })?
+                        }
                     };
                     cells.push(check_null(column, cell)?);
                 }
@@ -203,7 +205,7 @@ impl RecordDecoder {
     }
 }
 
-fn check_null(column: &Column, cell: Cell) -> Result<Cell, DecodeError> {
+fn check_null<'a>(column: &Column, cell: Cell<'a>) -> Result<Cell<'a>, DecodeError> {
     if cell == Cell::Null && !column.nullable {
         return Err(DecodeError::in_column(
             DecodeErrorKind::NotNull,
@@ -212,17 +214,6 @@ fn check_null(column: &Column, cell: Cell) -> Result<Cell, DecodeError> {
         ));
     }
     Ok(cell)
-}
-
-/// The field named like the column: exactly, else ignoring ASCII case (SQL folds unquoted
-/// names to lower case; JSON producers often use camelCase).
-fn field<'a>(object: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object.get(name).or_else(|| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
 }
 
 struct CsvField {

@@ -16,6 +16,7 @@ mod decode;
 pub mod encode;
 mod error;
 pub mod infer;
+mod json;
 
 pub use decode::{Format, RecordDecoder};
 pub use error::{DecodeError, DecodeErrorKind, FormatError};

@@ -1,0 +1,43 @@
+//! Records per second of the JSON decoder alone, on 200,000 Nexmark-like bids held in memory
+//! (no log, no pipeline): `cargo run --release -p weir-format --example decode_rate`.
+//! `weir bench nexmark`'s "read bid (limit)" row measures the same decoding inside a pipeline.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use weir_format::{Format, RecordDecoder};
+
+fn main() {
+    // The columns of bench/nexmark/sources.sql's `bid`.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("auction", DataType::Int64, true),
+        Field::new("bidder", DataType::Int64, true),
+        Field::new("price", DataType::Int64, true),
+        Field::new("channel", DataType::Utf8, true),
+        Field::new("url", DataType::Utf8, true),
+        Field::new(
+            "date_time",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
+        Field::new("extra", DataType::Utf8, true),
+    ]));
+    let records: Vec<String> = (0..200_000)
+        .map(|i| format!(r#"{{"auction":{},"bidder":{},"price":{},"channel":"channel-{}","url":"https://www.nexmark.com/abc/item.htm?query=1&channel_id={}","date_time":"2015-07-15 00:00:{:02}.{:03}","extra":"{}"}}"#,
+            1000 + i % 500, 2000 + i % 777, 100 + i * 7 % 10_000, i % 10, i % 1000, i % 60, i % 1000, "x".repeat(i % 40)))
+        .collect();
+    let mut d = RecordDecoder::new(Format::Json, schema, &[]).unwrap();
+    for round in 0..3 {
+        let t = Instant::now();
+        for (i, r) in records.iter().enumerate() {
+            d.decode(Some(r.as_bytes())).unwrap();
+            if i % 1024 == 1023 {
+                d.finish();
+            }
+        }
+        d.finish();
+        let s = t.elapsed().as_secs_f64();
+        println!("round {round}: {:.0} records/s", records.len() as f64 / s);
+    }
+}
