@@ -88,28 +88,6 @@ pub fn json_object(batch: &RecordBatch, row: usize) -> Result<Map<String, Value>
     Ok(object)
 }
 
-/// Row `row` of `batch` as JSON object text with the fields in column order (a
-/// `serde_json::Map` would sort them), so a schema inferred from it keeps the columns' order.
-fn json_text(batch: &RecordBatch, row: usize) -> Result<String, FormatError> {
-    let mut out = String::from("{");
-    for (i, (field, column)) in batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&Value::from(field.name().as_str()).to_string());
-        out.push(':');
-        out.push_str(&json_value(column.as_ref(), row)?.to_string());
-    }
-    out.push('}');
-    Ok(out)
-}
-
 /// Whether [`encode_values`] can write rows of `schema` in `format`: `bytes` and `text` take
 /// exactly one binary or string column. Checked where a sink is defined, so that a pipeline
 /// never fails at run time for a shape it was allowed to have.
@@ -143,10 +121,16 @@ pub fn encode_values(
     format: Format,
     batch: &RecordBatch,
 ) -> Result<Vec<Option<Vec<u8>>>, FormatError> {
+    if format == Format::Json {
+        return Ok(crate::json_rows::json_rows(batch)?
+            .into_iter()
+            .map(Some)
+            .collect());
+    }
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         out.push(match format {
-            Format::Json => Some(json_text(batch, row)?.into_bytes()),
+            Format::Json => unreachable!("written above"),
             Format::Csv { delimiter } => Some(csv_line(batch, row, delimiter)?.into_bytes()),
             Format::Bytes | Format::Text => {
                 let column = one_column(format, batch)?;
@@ -275,6 +259,122 @@ mod tests {
         let row = Value::Object(json_object(&batch, 1).expect("encode"));
         assert_eq!(row["name"], Value::Null);
         assert_eq!(row["ratio"], Value::from("NaN"));
+    }
+
+    /// The former writer: a tree per value, then its text.
+    /// Row `row` of `batch` as JSON object text with the fields in column order (a
+    /// `serde_json::Map` would sort them), so a schema inferred from it keeps the columns' order.
+    fn json_text_reference(batch: &RecordBatch, row: usize) -> Result<String, FormatError> {
+        let mut out = String::from("{");
+        for (i, (field, column)) in batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .enumerate()
+        {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&Value::from(field.name().as_str()).to_string());
+            out.push(':');
+            out.push_str(&json_value(column.as_ref(), row)?.to_string());
+        }
+        out.push('}');
+        Ok(out)
+    }
+
+    #[test]
+    fn json_rows_are_the_text_of_each_value_in_column_order() {
+        use arrow_array::{
+            BooleanArray, Date32Array, Int64Array, IntervalMonthDayNanoArray, LargeStringArray,
+            ListArray, StringViewArray, UInt64Array,
+        };
+        let mut columns: Vec<(&str, arrow_array::ArrayRef)> = vec![
+            (
+                "b",
+                Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+            ),
+            (
+                "i64",
+                Arc::new(Int64Array::from(vec![i64::MIN, 0, i64::MAX])),
+            ),
+            ("u64", Arc::new(UInt64Array::from(vec![u64::MAX, 0, 7]))),
+            (
+                "f",
+                Arc::new(Float64Array::from(vec![f64::INFINITY, -0.0, 1e-300 / 3.0])),
+            ),
+            (
+                "esc \"key\"",
+                Arc::new(StringArray::from(vec![
+                    "tab\t nl\n \u{1} é \"q\" \\",
+                    "",
+                    "x",
+                ])),
+            ),
+            (
+                "large",
+                Arc::new(LargeStringArray::from(vec![Some("l"), None, Some("ß")])),
+            ),
+            (
+                "view",
+                Arc::new(StringViewArray::from(vec![
+                    "a much longer string than twelve",
+                    "v",
+                    "",
+                ])),
+            ),
+            (
+                "day",
+                Arc::new(Date32Array::from(vec![Some(0), None, Some(19844)])),
+            ),
+            (
+                "span",
+                Arc::new(IntervalMonthDayNanoArray::from(vec![
+                    arrow_buffer::IntervalMonthDayNano::new(1, 2, 3_000_000_000),
+                    arrow_buffer::IntervalMonthDayNano::new(0, 0, 0),
+                    arrow_buffer::IntervalMonthDayNano::new(-1, 0, 5),
+                ])),
+            ),
+            (
+                "list",
+                Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+                    Some(vec![Some(1), None]),
+                    None,
+                    Some(vec![]),
+                ])),
+            ),
+        ];
+        let base = sample();
+        let base_schema = base.schema();
+        for (i, f) in base_schema.fields().iter().enumerate() {
+            let c = base.column(i);
+            let third = arrow_select::concat::concat(&[c.as_ref(), c.slice(0, 1).as_ref()])
+                .expect("concat");
+            columns.push((f.name().as_str(), third));
+        }
+        let batch = RecordBatch::try_from_iter(columns).expect("batch");
+        let rows = encode_values(Format::Json, &batch).expect("encode");
+        assert_eq!(rows.len(), 3);
+        for (row, got) in rows.iter().enumerate() {
+            let got = String::from_utf8(got.clone().expect("a value")).expect("utf-8");
+            assert_eq!(
+                got,
+                json_text_reference(&batch, row).expect("reference"),
+                "row {row}"
+            );
+            let _: Value = serde_json::from_str(&got).expect("valid JSON");
+        }
+        let empty = RecordBatch::try_new_with_options(
+            Arc::new(Schema::empty()),
+            vec![],
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(1)),
+        )
+        .expect("batch");
+        assert_eq!(
+            encode_values(Format::Json, &empty).expect("encode"),
+            vec![Some(b"{}".to_vec())]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod encode;
 mod error;
 pub mod infer;
 mod json;
+mod json_rows;
 
 pub use decode::{Format, RecordDecoder};
 pub use error::{DecodeError, DecodeErrorKind, FormatError};
