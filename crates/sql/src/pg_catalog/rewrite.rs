@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CastKind, DataType as SqlType, Expr, Function, FunctionArg, FunctionArgExpr,
     FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart,
-    SelectItem, SetExpr, Statement, TableFactor, Value,
+    Select, SelectItem, SetExpr, Statement, TableFactor, Value,
 };
 
 /// Rewrites PostgreSQL-only syntax clients send into what DataFusion plans.
@@ -96,29 +96,20 @@ fn rewrite_expr(e: &mut Expr, dml: bool) {
                     return;
                 }
                 if reads("pg_attrdef") {
-                    let inner: Vec<String> = select
-                        .from
-                        .iter()
-                        .filter_map(|t| match &t.relation {
-                            TableFactor::Table { name, alias, .. } => Some(
-                                alias
-                                    .as_ref()
-                                    .map(|a| a.name.value.clone())
-                                    .or_else(|| last_name(name).map(str::to_string))
-                                    .unwrap_or_default(),
-                            ),
-                            _ => None,
-                        })
-                        .collect();
+                    let inner = inner_names(select);
                     if let Some(selection) = select.selection.take() {
                         select.selection = drop_outer_flags(selection, &inner);
                     }
                 }
             }
+            // Only a correlated one, or one over the catalog (psql's and drivers' queries):
+            // DataFusion runs an uncorrelated one itself and refuses more than one row, as
+            // PostgreSQL does. A correlated one of several rows answers their maximum.
             if let (SetExpr::Select(select), false) = (q.body.as_mut(), dml) {
                 let ungrouped =
                     matches!(&select.group_by, GroupByExpr::Expressions(g, _) if g.is_empty());
-                if let ([item], true) = (select.projection.as_mut_slice(), ungrouped) {
+                let wrap = ungrouped && (correlated(select) || reads_catalog(select));
+                if let ([item], true) = (select.projection.as_mut_slice(), wrap) {
                     let target: Option<&mut Expr> = match item {
                         SelectItem::UnnamedExpr(e) => Some(e),
                         SelectItem::ExprWithAlias { expr, .. } => Some(expr),
@@ -206,6 +197,69 @@ pub(super) fn last_name(name: &ObjectName) -> Option<&str> {
         .last()
         .and_then(ObjectNamePart::as_ident)
         .map(|i| i.value.as_str())
+}
+
+/// The names a SELECT's own relations go by (alias, else table name), joins included.
+fn inner_names(select: &Select) -> Vec<String> {
+    let name = |t: &TableFactor| match t {
+        TableFactor::Table { name, alias, .. } => alias
+            .as_ref()
+            .map(|a| a.name.value.clone())
+            .or_else(|| last_name(name).map(str::to_string)),
+        TableFactor::Derived { alias, .. } => alias.as_ref().map(|a| a.name.value.clone()),
+        _ => None,
+    };
+    select
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+        .filter_map(name)
+        .collect()
+}
+
+/// Whether a SELECT names a column of a relation it does not read (`o.id` with no `o` in its
+/// FROM): a subquery correlated to its outer query. Unqualified outer columns are not seen.
+fn correlated(select: &Select) -> bool {
+    let inner = inner_names(select);
+    let mut outer = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(select, |e| {
+        if let Expr::CompoundIdentifier(parts) = e {
+            if parts.len() >= 2
+                && !inner
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&parts[parts.len() - 2].value))
+            {
+                outer = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    outer
+}
+
+/// Whether a SELECT reads a table of the catalog (`pg_catalog`, `information_schema`).
+fn reads_catalog(select: &Select) -> bool {
+    let mut catalog = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(select, |name| {
+        let schema = name
+            .0
+            .iter()
+            .rev()
+            .nth(1)
+            .and_then(ObjectNamePart::as_ident);
+        let in_catalog = schema.is_some_and(|s| {
+            ["pg_catalog", "information_schema"].contains(&s.value.to_lowercase().as_str())
+        });
+        if in_catalog
+            || last_name(name).is_some_and(|n| super::tables::is_catalog_table(&n.to_lowercase()))
+        {
+            catalog = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    catalog
 }
 
 /// Whether `f`'s arguments hold `ARRAY(subquery)`.

@@ -153,6 +153,30 @@ async fn delete_and_update_of_a_table_write_its_changelog() {
     );
     assert_oracle(&s, "by_name", BY_NAME, false).await;
 
+    // A SELECT's scalar subquery: an uncorrelated one of several rows is refused, as in
+    // PostgreSQL (it used to answer their maximum); a correlated one reads its row's match.
+    assert_eq!(
+        select(&s, "SELECT (SELECT id FROM events WHERE id > 50)").await,
+        vec![vec!["77"]]
+    );
+    let err = run(&s, "SELECT (SELECT id FROM events)")
+        .await
+        .expect_err("a scalar subquery of three rows");
+    assert!(err.to_string().contains("more than one row"), "{err}");
+    assert_eq!(
+        select(
+            &s,
+            "SELECT t.id, coalesce((SELECT e.id FROM events e WHERE e.id = t.id), -1) FROM t"
+        )
+        .await,
+        vec![
+            vec!["1", "1"],
+            vec!["2", "-1"],
+            vec!["3", "3"],
+            vec!["4", "-1"]
+        ]
+    );
+
     // Refusals, each saying why.
     for (sql, says) in [
         ("UPDATE t SET id = 9 WHERE id = 1", "primary key"),
