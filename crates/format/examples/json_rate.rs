@@ -1,6 +1,6 @@
 //! Records per second of the JSON decoder and of the JSON encoder alone, on 200,000
 //! Nexmark-like bids held in memory (no log, no pipeline):
-//! `cargo run --release -p weir-format --example json_rate`. `weir bench nexmark` measures
+//! `cargo run --release -p weir-format --example json_rate [DIR/bid.json]`. `weir bench nexmark` measures
 //! both inside pipelines ("read bid (limit)" decodes; q0 also encodes every row).
 
 use std::sync::Arc;
@@ -25,10 +25,30 @@ fn main() {
         ),
         Field::new("extra", DataType::Utf8, true),
     ]));
-    let records: Vec<String> = (0..200_000)
-        .map(|i| format!(r#"{{"auction":{},"bidder":{},"price":{},"channel":"channel-{}","url":"https://www.nexmark.com/abc/item.htm?query=1&channel_id={}","date_time":"2015-07-15 00:00:{:02}.{:03}","extra":"{}"}}"#,
-            1000 + i % 500, 2000 + i % 777, 100 + i * 7 % 10_000, i % 10, i % 1000, i % 60, i % 1000, "x".repeat(i % 40)))
-        .collect();
+    // The records of a `weir bench nexmark --dump DIR` file (DIR/bid.json) when given, else
+    // generated ones of the same shape.
+    let records: Vec<String> = match std::env::args().nth(1) {
+        Some(path) => std::fs::read_to_string(path)
+            .expect("a file of JSON lines")
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        None => (0..200_000)
+            .map(|i| {
+                format!(
+                    r#"{{"auction":{},"bidder":{},"channel":"channel-{}","date_time":"2015-07-15 00:00:{:02}.{:03}","extra":"{}","price":{},"url":"https://www.nexmark.com/abc/item.htm?query=1&channel_id={}"}}"#,
+                    1000 + i % 500,
+                    2000 + i % 777,
+                    i % 10,
+                    i % 60,
+                    i % 1000,
+                    "x".repeat(i % 40),
+                    100 + i * 7 % 10_000,
+                    i % 1000,
+                )
+            })
+            .collect(),
+    };
     let mut d = RecordDecoder::new(Format::Json, schema.clone(), &[]).unwrap();
     let mut batches = Vec::new();
     for round in 0..3 {
