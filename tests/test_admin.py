@@ -81,7 +81,9 @@ def test_kafka_python_admin_lifecycle(broker, kadmin):
     # Delete; it is gone from the listing and from metadata.
     res = kadmin.delete_topics([topic])
     assert [(t["name"], t["error_code"]) for t in res["topics"]] == [(topic, 0)], res
-    deadline = time.monotonic() + 10
+    # In a cluster the deletion reaches every broker through the metadata quorum: seconds
+    # under load, so the wait is generous (it ends as soon as the topic is gone).
+    deadline = time.monotonic() + 30
     while topic in kadmin.list_topics() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert topic not in kadmin.list_topics()
