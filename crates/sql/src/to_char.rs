@@ -38,7 +38,7 @@ use chrono::{
     DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Weekday,
 };
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Date64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType,
@@ -172,32 +172,50 @@ fn format_arrays(values: &ArrayRef, templates: &ArrayRef) -> DfResult<ArrayRef> 
         },
         _ => None,
     };
-    let mut out = StringBuilder::with_capacity(values.len(), values.len() * 16);
-    // The last template parsed: a column of one template (the usual case) parses it once.
-    let mut parsed: Option<(&str, Template)> = None;
+    format_rows(
+        values,
+        templates,
+        16,
+        |text| Ok(Template::parse(text)),
+        |template, i| {
+            let Some(utc) = naive(values, i) else {
+                return exec_err!("to_char: value {i} is out of the supported range");
+            };
+            let stamp = match &zone {
+                Some(z) => {
+                    let offset = z.offset_from_utc_datetime(&utc).fix();
+                    Stamp::new(utc + offset, Some(offset))
+                }
+                None => Stamp::new(utc, None),
+            };
+            Ok(template.format(&stamp))
+        },
+    )
+}
+
+/// `format(template, row)` of every row whose value and template are both non-NULL (NULL
+/// otherwise), the rows' templates parsed by `parse` once per run of equal templates (a column
+/// of one template, the usual case, parses it once). `bytes`: a guess of each result's length.
+pub(super) fn format_rows<T>(
+    values: &ArrayRef,
+    templates: &StringArray,
+    bytes: usize,
+    parse: impl Fn(&str) -> DfResult<T>,
+    mut format: impl FnMut(&T, usize) -> DfResult<String>,
+) -> DfResult<ArrayRef> {
+    let mut out = StringBuilder::with_capacity(values.len(), values.len() * bytes);
+    let mut parsed: Option<(&str, T)> = None;
     for i in 0..values.len() {
         if values.is_null(i) || templates.is_null(i) {
             out.append_null();
             continue;
         }
         let text = templates.value(i);
-        if parsed.as_ref().is_none_or(|(t, _)| *t != text) {
-            parsed = Some((text, Template::parse(text)));
-        }
-        let Some((_, template)) = &parsed else {
-            continue;
+        let template = match parsed {
+            Some((t, ref template)) if t == text => template,
+            _ => &parsed.insert((text, parse(text)?)).1,
         };
-        let Some(utc) = naive(values, i) else {
-            return exec_err!("to_char: value {i} is out of the supported range");
-        };
-        let stamp = match &zone {
-            Some(z) => {
-                let offset = z.offset_from_utc_datetime(&utc).fix();
-                Stamp::new(utc + offset, Some(offset))
-            }
-            None => Stamp::new(utc, None),
-        };
-        out.append_value(template.format(&stamp));
+        out.append_value(format(template, i)?);
     }
     Ok(Arc::new(out.finish()))
 }

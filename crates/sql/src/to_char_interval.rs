@@ -10,9 +10,7 @@
 //! weeks and years, `W` and `J`, which PostgreSQL computes as if the fields were a date,
 //! are refused too.
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
 use datafusion::common::{exec_err, DataFusionError, Result as DfResult};
 
@@ -248,26 +246,20 @@ fn parts_at(values: &ArrayRef, i: usize) -> Option<IntervalParts> {
 
 /// Formats each interval with its row's template (NULL when either is NULL).
 pub(super) fn format_array(values: &ArrayRef, templates: &StringArray) -> DfResult<ArrayRef> {
-    let mut out = StringBuilder::with_capacity(values.len(), values.len() * 12);
-    let mut parsed: Option<(&str, Template)> = None;
-    for i in 0..values.len() {
-        if values.is_null(i) || templates.is_null(i) {
-            out.append_null();
-            continue;
-        }
-        let text = templates.value(i);
-        if parsed.as_ref().is_none_or(|(t, _)| *t != text) {
-            parsed = Some((text, Template::parse(text)));
-        }
-        let (Some((_, template)), Some(parts)) = (&parsed, parts_at(values, i)) else {
-            return exec_err!("to_char: {} is not an interval", values.data_type());
-        };
-        let formatted = template
-            .format_interval(&parts)
-            .map_err(|e| DataFusionError::Execution(format!("to_char: {e}")))?;
-        out.append_value(formatted);
-    }
-    Ok(Arc::new(out.finish()))
+    super::format_rows(
+        values,
+        templates,
+        12,
+        |text| Ok(Template::parse(text)),
+        |template, i| {
+            let Some(parts) = parts_at(values, i) else {
+                return exec_err!("to_char: {} is not an interval", values.data_type());
+            };
+            template
+                .format_interval(&parts)
+                .map_err(|e| DataFusionError::Execution(format!("to_char: {e}")))
+        },
+    )
 }
 
 #[cfg(test)]

@@ -24,9 +24,7 @@
 //! Tests: `to_char_number_tests.rs` (PostgreSQL's documented examples and the behaviours
 //! its regression tests pin).
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, DataFusionError, Result as DfResult};
 
@@ -660,29 +658,19 @@ fn number_at(values: &ArrayRef, i: usize) -> Option<Number> {
 
 /// Formats each number with its row's template (NULL when either is NULL).
 pub(super) fn format_array(values: &ArrayRef, templates: &StringArray) -> DfResult<ArrayRef> {
-    let mut out = StringBuilder::with_capacity(values.len(), values.len() * 12);
-    // The last template parsed: a column of one template parses it once.
-    let mut parsed: Option<(&str, NumTemplate)> = None;
-    for i in 0..values.len() {
-        if values.is_null(i) || templates.is_null(i) {
-            out.append_null();
-            continue;
-        }
-        let text = templates.value(i);
-        if parsed.as_ref().is_none_or(|(t, _)| *t != text) {
-            let template = NumTemplate::parse(text)
-                .map_err(|e| DataFusionError::Execution(format!("to_char: {e}")))?;
-            parsed = Some((text, template));
-        }
-        let (Some((_, template)), Some(value)) = (&parsed, number_at(values, i)) else {
-            return exec_err!("to_char: {} is not a number", values.data_type());
-        };
-        let formatted = template
-            .format(value)
-            .map_err(|e| DataFusionError::Execution(format!("to_char: {e}")))?;
-        out.append_value(formatted);
-    }
-    Ok(Arc::new(out.finish()))
+    let failed = |e| DataFusionError::Execution(format!("to_char: {e}"));
+    super::format_rows(
+        values,
+        templates,
+        12,
+        |text| NumTemplate::parse(text).map_err(failed),
+        |template, i| {
+            let Some(value) = number_at(values, i) else {
+                return exec_err!("to_char: {} is not a number", values.data_type());
+            };
+            template.format(value).map_err(failed)
+        },
+    )
 }
 
 #[path = "to_char_number_layout.rs"]
