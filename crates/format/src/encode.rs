@@ -70,7 +70,7 @@ fn list(values: &dyn Array) -> Result<Value, FormatError> {
 }
 
 /// JSON has no NaN nor infinities: those travel as strings, as PostgreSQL prints them.
-fn float(f: f64) -> Value {
+pub(crate) fn float(f: f64) -> Value {
     match Number::from_f64(f) {
         Some(n) => Value::Number(n),
         None if f.is_nan() => Value::from("NaN"),

@@ -12,7 +12,7 @@ use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::DataType;
 
-use crate::encode::json_value;
+use crate::encode::{float, json_value};
 use crate::error::FormatError;
 
 /// How one column's values are written.
@@ -92,10 +92,8 @@ impl<'a> Writer<'a> {
             Writer::Bool(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
             Writer::Float(value) => match value(row) {
                 f if f.is_finite() => write_json(out, &f),
-                // JSON has no NaN nor infinities: those travel as strings (as `json_value`).
-                f if f.is_nan() => out.extend_from_slice(b"\"NaN\""),
-                f if f > 0.0 => out.extend_from_slice(b"\"Infinity\""),
-                _ => out.extend_from_slice(b"\"-Infinity\""),
+                // JSON has no NaN nor infinities: the strings `json_value` writes.
+                f => write_json(out, &float(f)),
             },
             Writer::Str(value) => write_json(out, value(row)),
             Writer::Display(formatter) => {
