@@ -1,27 +1,29 @@
 //! `UpdatingAggregate` (§6): GROUP BY over an append-only or updating input, emitting an
 //! updating edge keyed by the group columns. Per group it keeps the net row count and one
 //! accumulator per aggregate ([`super::accumulators`]); a group whose count falls to zero
-//! is retracted and freed. A batch's changed groups each emit the retraction of their old
-//! row and their new row, adjacent; an unchanged one emits nothing.
+//! is retracted and freed. The groups changed in an epoch each emit, at its barrier, the
+//! retraction of their old row and their new row, adjacent ([`super::fold`]); one back
+//! where it was emits nothing.
 //!
 //! State is a [`KeyedState`] keyed by the group key's codec row, so a checkpoint writes the
 //! groups changed in the epoch and a tombstone for each one freed. A group is also freed,
 //! without output, when the watermark passes the end of the window its key holds (Nexmark
 //! q5's maximum per window over a window aggregate's counts: no change reaches a closed
 //! window) or, with an idle-state TTL, once it has not changed for that long
-//! ([`crate::state::expiry`]).
+//! ([`crate::state::expiry`]); its pending change leaves first.
 
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
-use datafusion_common::{HashMap, ScalarValue};
+use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 
 use crate::error::StreamError;
 use crate::graph::AggSpec;
 use crate::ops::accumulators::Acc;
+use crate::ops::fold::{self, EpochFold};
 use crate::state::codec::{self, CodecError};
 use crate::state::expiry::Expiry;
 use crate::state::{Change, KeyedState, StateValue, Stateful};
@@ -172,9 +174,6 @@ pub(crate) fn eval_inputs(
     Ok((args, filters))
 }
 
-/// A group a batch touched: its encoded key, its key values, its output row before the batch.
-type Touched = (Vec<u8>, Vec<ScalarValue>, Option<Vec<ScalarValue>>);
-
 pub struct UpdatingAggregateOp {
     group: Vec<Arc<dyn PhysicalExpr>>,
     aggs: Vec<AggSpec>,
@@ -184,6 +183,8 @@ pub struct UpdatingAggregateOp {
     input_updating: bool,
     state: KeyedState<Group>,
     expiry: Expiry,
+    /// Groups changed since the last barrier.
+    fold: EpochFold,
 }
 
 impl UpdatingAggregateOp {
@@ -200,6 +201,7 @@ impl UpdatingAggregateOp {
             input_updating,
             state: KeyedState::default(),
             expiry: Expiry::default(),
+            fold: EpochFold::default(),
         }
     }
 
@@ -209,9 +211,27 @@ impl UpdatingAggregateOp {
         self
     }
 
-    /// The watermark reached `w` (ms): frees the groups that expired. Nothing is emitted.
-    pub fn on_watermark(&mut self, w: i64) -> usize {
-        self.state.advance(&mut self.expiry, w)
+    /// The watermark reached `w` (ms): the pending changes of groups that may expire leave
+    /// (those of closing windows; with a TTL, all), then the expired groups are freed
+    /// without output.
+    pub fn on_watermark(&mut self, w: i64) -> Result<Option<RecordBatch>, StreamError> {
+        let mut out = None;
+        if self.fold.len() > 0 && !self.expiry.is_none() {
+            let now = w.saturating_mul(1_000);
+            let (expiry, ttl) = (&self.expiry, self.expiry.has_ttl());
+            let due = self
+                .fold
+                .flush_if(|p| ttl || expiry.key_deadline(&p.values).is_some_and(|at| at <= now));
+            out = self.emit(due)?;
+        }
+        self.state.advance(&mut self.expiry, w);
+        Ok(out)
+    }
+
+    /// The barrier: the changes of the groups changed since the last one.
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>, StreamError> {
+        let pending = self.fold.flush();
+        self.emit(pending)
     }
 
     /// Groups held.
@@ -223,11 +243,12 @@ impl UpdatingAggregateOp {
         group.values(&self.aggs)
     }
 
-    /// Folds `batch` into the groups; the changes of the groups it touched.
-    pub fn process(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>, StreamError> {
+    /// Folds `batch` into the groups, recording those it changed for the next
+    /// [`flush`](Self::flush).
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<(), StreamError> {
         let n = batch.num_rows();
         if n == 0 {
-            return Ok(None);
+            return Ok(());
         }
         let eval = |e: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef, StreamError> {
             Ok(e.evaluate(batch)?.into_array(n)?)
@@ -246,25 +267,18 @@ impl UpdatingAggregateOp {
             None
         };
 
-        // The groups this batch touched, in first-touched order, with their row before it.
-        let mut touched: HashMap<Vec<u8>, usize> = HashMap::default();
-        let mut before: Vec<Touched> = Vec::new();
         let mut key = Vec::new();
         for row in 0..n {
             key.clear();
             codec::encode_array_row(&keys, row, &mut key).map_err(StreamError::Codec)?;
-            if !touched.contains_key(&key) {
+            let (state, aggs) = (&self.state, &self.aggs);
+            self.fold.touch(&key, || {
                 let values = keys
                     .iter()
                     .map(|k| ScalarValue::try_from_array(k, row))
                     .collect::<Result<Vec<_>, _>>()?;
-                let old = match self.state.get(&key) {
-                    Some(g) => Some(self.output(g)?),
-                    None => None,
-                };
-                touched.insert(key.clone(), before.len());
-                before.push((key.clone(), values, old));
-            }
+                Ok((values, state.get(&key).map(|g| g.values(aggs)).transpose()?))
+            })?;
             let weight = match &retract {
                 Some(r) if r.is_valid(row) && r.value(row) => -1,
                 _ => 1,
@@ -297,47 +311,51 @@ impl UpdatingAggregateOp {
             });
             result.map_err(StreamError::Aggregate)?;
         }
+        Ok(())
+    }
 
-        let width = self.schema.fields().len();
-        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::new(); width];
-        let mut push = |keys: &[ScalarValue], aggs: Vec<ScalarValue>, retract: bool| {
-            let row = keys
-                .iter()
-                .cloned()
-                .chain(aggs)
-                .chain([ScalarValue::Boolean(Some(retract))]);
-            for (c, v) in columns.iter_mut().zip(row) {
-                c.push(v);
-            }
-        };
-        for (key, values, old) in before {
-            let new = match self.state.get(&key) {
-                Some(g) => Some(self.output(g)?),
-                None => None,
-            };
-            if let (Some(_), Some(at)) = (&new, self.expiry.key_deadline(&values)) {
-                self.state.set_deadline(&key, at);
-            }
-            if new == old {
-                continue;
-            }
-            if let Some(old) = old {
-                push(&values, old, true);
-            }
-            if let Some(new) = new {
-                push(&values, new, false);
-            }
-        }
-        if columns.first().is_none_or(Vec::is_empty) {
+    /// The rows of `pending` groups' changes; each group still held gets its window's
+    /// deadline.
+    fn emit(&mut self, pending: Vec<fold::Pending>) -> Result<Option<RecordBatch>, StreamError> {
+        if pending.is_empty() {
             return Ok(None);
         }
-        let arrays = columns
-            .into_iter()
-            .zip(self.schema.fields())
-            .map(|(values, field)| to_array(values, field.data_type()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
+        for p in &pending {
+            if let (true, Some(at)) = (
+                self.state.get(&p.key).is_some(),
+                self.expiry.key_deadline(&p.values),
+            ) {
+                self.state.set_deadline(&p.key, at);
+            }
+        }
+        let rows = fold::changes(pending, |p| {
+            self.state.get(&p.key).map(|g| self.output(g)).transpose()
+        })?;
+        rows_batch(&self.schema, rows)
     }
+}
+
+/// A batch of `schema` from rows of scalars; `None` for no rows.
+pub(crate) fn rows_batch(
+    schema: &SchemaRef,
+    rows: Vec<Vec<ScalarValue>>,
+) -> Result<Option<RecordBatch>, StreamError> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut columns: Vec<Vec<ScalarValue>> =
+        vec![Vec::with_capacity(rows.len()); schema.fields().len()];
+    for r in rows {
+        for (c, v) in columns.iter_mut().zip(r) {
+            c.push(v);
+        }
+    }
+    let arrays = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(values, field)| to_array(values, field.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(RecordBatch::try_new(schema.clone(), arrays)?))
 }
 
 /// A column of `t` from scalars (cast where DataFusion's scalar type differs, e.g. views).
@@ -357,7 +375,7 @@ pub(crate) fn to_array(values: Vec<ScalarValue>, t: &DataType) -> Result<ArrayRe
 
 impl Stateful for UpdatingAggregateOp {
     fn state_bytes(&self) -> usize {
-        self.state.bytes()
+        self.state.bytes() + self.fold.bytes()
     }
 
     fn take_changes(&mut self) -> Result<Vec<Change>, CodecError> {
@@ -393,6 +411,7 @@ mod tests {
     use datafusion_physical_expr::expressions::{col, lit, BinaryExpr};
 
     use crate::graph::{AggKind, RETRACT};
+    use datafusion_common::HashMap;
 
     fn input() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -452,6 +471,15 @@ mod tests {
         )
     }
 
+    /// A batch and its barrier: what the operator emits for it.
+    fn step(
+        a: &mut UpdatingAggregateOp,
+        b: &RecordBatch,
+    ) -> Result<Option<RecordBatch>, StreamError> {
+        a.process(b)?;
+        a.flush()
+    }
+
     fn rows(b: &RecordBatch) -> Vec<String> {
         (0..b.num_rows())
             .map(|r| {
@@ -467,33 +495,36 @@ mod tests {
     #[test]
     fn groups_update_retract_and_disappear() {
         let mut a = op();
-        let out = a
-            .process(&batch(&[
+        let out = step(
+            &mut a,
+            &batch(&[
                 (Some("x"), Some(5), false),
                 (Some("x"), Some(-2), false),
                 (None, None, false),
-            ]))
-            .expect("process")
-            .expect("rows");
+            ]),
+        )
+        .expect("process")
+        .expect("rows");
         assert_eq!(rows(&out), ["x,2,3,5,1,false", ",0,,,0,false"]);
         // Retracting the maximum exposes the next; the NULL group disappears.
-        let out = a
-            .process(&batch(&[(Some("x"), Some(5), true), (None, None, true)]))
-            .expect("process")
-            .expect("rows");
+        let out = step(
+            &mut a,
+            &batch(&[(Some("x"), Some(5), true), (None, None, true)]),
+        )
+        .expect("process")
+        .expect("rows");
         assert_eq!(
             rows(&out),
             ["x,2,3,5,1,true", "x,1,-2,-2,0,false", ",0,,,0,true"]
         );
         assert_eq!(a.groups(), 1, "the emptied group is freed");
         // A change that leaves the result as it was emits nothing.
-        assert!(a
-            .process(&batch(&[
-                (Some("x"), Some(7), false),
-                (Some("x"), Some(7), true)
-            ]))
-            .expect("process")
-            .is_none());
+        assert!(step(
+            &mut a,
+            &batch(&[(Some("x"), Some(7), false), (Some("x"), Some(7), true)])
+        )
+        .expect("process")
+        .is_none());
         assert!(
             a.process(&batch(&[(Some("y"), Some(1), true)])).is_err(),
             "a retraction of a row never inserted"
@@ -509,6 +540,7 @@ mod tests {
             (Some("y"), Some(4), false),
         ]))
         .expect("process");
+        a.flush().expect("barrier");
         let first = a.take_changes().expect("changes");
         assert_eq!(first.len(), 2);
         a.process(&batch(&[
@@ -516,6 +548,7 @@ mod tests {
             (Some("y"), Some(9), false),
         ]))
         .expect("process");
+        a.flush().expect("barrier");
         let second = a.take_changes().expect("changes");
         // x was freed: a tombstone; y changed: its new state.
         assert_eq!(second.iter().filter(|(_, v)| v.is_none()).count(), 1);
@@ -535,8 +568,8 @@ mod tests {
         // Both continue alike: the max of y retracted exposes 4 in both.
         let next = batch(&[(Some("y"), Some(9), true)]);
         let (ra, rb) = (
-            a.process(&next).expect("a").expect("rows"),
-            b.process(&next).expect("b").expect("rows"),
+            step(&mut a, &next).expect("a").expect("rows"),
+            step(&mut b, &next).expect("b").expect("rows"),
         );
         assert_eq!(rows(&ra), rows(&rb));
         assert_eq!(rows(&ra), ["y,3,16,9,3,true", "y,2,7,4,2,false"]);
@@ -557,8 +590,8 @@ mod tests {
         for chunk in rows_in.chunks(30) {
             let b = batch(chunk);
             let (m, o) = (
-                multiset.process(&b).expect("multiset"),
-                best.process(&b).expect("best"),
+                step(&mut multiset, &b).expect("multiset"),
+                step(&mut best, &b).expect("best"),
             );
             assert_eq!(m.map(|b| rows(&b)), o.map(|b| rows(&b)), "same output");
         }
@@ -583,12 +616,12 @@ mod tests {
             (Some("y"), Some(-5), false),
         ]);
         let (a, b) = (
-            best.process(&next).expect("a").expect("rows"),
-            back.process(&next).expect("b").expect("rows"),
+            step(&mut best, &next).expect("a").expect("rows"),
+            step(&mut back, &next).expect("b").expect("rows"),
         );
         assert_eq!(rows(&a), rows(&b));
         assert!(
-            best.process(&batch(&[(Some("x"), Some(1), false)]))
+            step(&mut best, &batch(&[(Some("x"), Some(1), false)]))
                 .expect("a smaller value")
                 .is_some_and(|b| rows(&b).iter().any(|r| r.contains(",1000,"))),
             "the maximum stays 1000"
@@ -601,25 +634,28 @@ mod tests {
         let mut a = op().with_expiry(Expiry::new(None, Some(16)));
         a.process(&batch(&[(Some("x"), Some(5), false)]))
             .expect("x");
-        a.on_watermark(0); // x gets its deadline at the first watermark: 0 + 1 + 16 ms.
+        // x gets its deadline at the first watermark: 0 + 1 + 16 ms. With a TTL, pending
+        // changes leave at every watermark.
+        let out = a.on_watermark(0).expect("wm").expect("x's row");
+        assert_eq!(rows(&out), ["x,1,5,5,1,false"]);
         a.process(&batch(&[(Some("y"), Some(1), false)]))
             .expect("y");
-        a.on_watermark(10);
+        a.on_watermark(10).expect("wm");
         a.process(&batch(&[(Some("y"), Some(2), false)]))
             .expect("y again"); // 10 + 1 + 16
         a.take_changes().expect("changes");
-        assert_eq!(a.on_watermark(17), 1);
+        assert_eq!(a.groups(), 2);
+        let out = a.on_watermark(17).expect("wm").expect("y's pending change");
+        assert_eq!(rows(&out), ["y,1,1,1,1,true", "y,2,3,2,2,false"]);
         assert_eq!(a.groups(), 1, "x expired, y was written at 10");
         let changes = a.take_changes().expect("changes");
         assert_eq!(changes.len(), 1);
         assert!(changes[0].1.is_none(), "a tombstone for x");
         // A retraction of x's expired row is ignored; a new x starts afresh.
-        assert!(a
-            .process(&batch(&[(Some("x"), Some(5), true)]))
+        assert!(step(&mut a, &batch(&[(Some("x"), Some(5), true)]))
             .expect("ignored")
             .is_none());
-        let out = a
-            .process(&batch(&[(Some("x"), Some(3), false)]))
+        let out = step(&mut a, &batch(&[(Some("x"), Some(3), false)]))
             .expect("x")
             .expect("rows");
         assert_eq!(rows(&out), ["x,1,3,3,1,false"]);
@@ -666,12 +702,43 @@ mod tests {
         for (k, v) in a.take_changes().expect("changes") {
             b.restore(&k, &v.expect("value")).expect("restore");
         }
-        for op in [&mut a, &mut b] {
-            assert_eq!(op.on_watermark(9_999), 0);
-            assert_eq!(op.on_watermark(10_000), 1, "[0 s, 10 s) closed");
+        // a's changes are pending (no barrier yet): each window's leaves as it closes,
+        // before its group is freed; b restored a checkpoint and has none.
+        for (op, pending) in [(&mut a, true), (&mut b, false)] {
+            assert!(op.on_watermark(9_999).expect("wm").is_none());
+            assert_eq!(op.groups(), 2);
+            let out = op.on_watermark(10_000).expect("wm");
+            assert_eq!(
+                out.map(|o| rows(&o)),
+                pending.then(|| vec!["1970-01-01T00:00:00,2,false".to_string()]),
+                "[0 s, 10 s) closed"
+            );
             assert_eq!(op.groups(), 1);
-            assert_eq!(op.on_watermark(20_000), 1);
+            let out = op.on_watermark(20_000).expect("wm");
+            assert_eq!(out.is_some(), pending);
             assert_eq!(op.groups(), 0);
+            assert!(op.flush().expect("barrier").is_none(), "nothing left");
         }
+    }
+
+    #[test]
+    fn an_epoch_emits_each_changed_groups_net_change_once() {
+        let mut a = op();
+        let out = step(&mut a, &batch(&[(Some("x"), Some(5), false)]))
+            .expect("first epoch")
+            .expect("rows");
+        assert_eq!(rows(&out), ["x,1,5,5,1,false"]);
+        // Three batches, then the barrier: one retraction and one row for x; y came and went.
+        for b in [
+            batch(&[(Some("x"), Some(1), false), (Some("y"), Some(2), false)]),
+            batch(&[(Some("x"), Some(2), false)]),
+            batch(&[(Some("x"), Some(5), true), (Some("y"), Some(2), true)]),
+        ] {
+            a.process(&b).expect("process");
+        }
+        assert!(a.state_bytes() > 0);
+        let out = a.flush().expect("barrier").expect("rows");
+        assert_eq!(rows(&out), ["x,1,5,5,1,true", "x,2,3,2,2,false"]);
+        assert!(a.flush().expect("again").is_none());
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod accumulators;
 pub mod aggregate;
+pub(crate) mod fold;
 pub mod interval_join;
 pub mod join;
 pub mod map;

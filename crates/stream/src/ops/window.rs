@@ -3,9 +3,11 @@
 //! belongs to one window whose end is known. Rows fold into per-group accumulators as in
 //! [`super::aggregate`]; the watermark frees windows:
 //!
-//! - **updating** (the default): each batch's changed groups emit the retraction of their old
-//!   row and their new row, keyed by the group columns, like an updating aggregate; when the
-//!   watermark passes a window's end its groups are freed (their last rows stay in the view).
+//! - **updating** (the default): the groups changed in an epoch emit, at its barrier, the
+//!   retraction of their old row and their new row ([`super::fold`]), keyed by the group
+//!   columns, like an updating aggregate; when the watermark passes a window's end its
+//!   groups' pending changes leave and the groups are freed (their last rows stay in the
+//!   view).
 //! - **emit on window close**: nothing is emitted while a window is open; when the watermark
 //!   passes its end each group emits its one final row (append-only output) and is freed.
 //!
@@ -27,12 +29,13 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
-use datafusion_common::{HashSet, ScalarValue};
+use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 
 use crate::error::StreamError;
 use crate::graph::{AggSpec, WindowSpec};
-use crate::ops::aggregate::{eval_inputs, to_array, Group};
+use crate::ops::aggregate::{eval_inputs, rows_batch, Group};
+use crate::ops::fold::{self, EpochFold};
 use crate::state::codec::{self, CodecError};
 use crate::state::{Change, KeyedState, StateValue, Stateful};
 
@@ -52,6 +55,8 @@ pub struct WindowAggregateOp {
     watermark_us: Option<i64>,
     /// Rows dropped because their window had closed or had no end (NULL event time).
     dropped: u64,
+    /// Groups changed since the last barrier (updating output only).
+    fold: EpochFold,
 }
 
 /// A timestamp (any unit) or integer value as microseconds.
@@ -123,6 +128,7 @@ impl WindowAggregateOp {
             ends: BTreeMap::new(),
             watermark_us: None,
             dropped: 0,
+            fold: EpochFold::default(),
         }
     }
 
@@ -141,11 +147,12 @@ impl WindowAggregateOp {
         self.dropped
     }
 
-    /// Folds `batch` in; with updating output, the changes of the groups it touched.
-    pub fn process(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>, StreamError> {
+    /// Folds `batch` in; with updating output, records the groups it changed for the next
+    /// [`flush`](Self::flush).
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<(), StreamError> {
         let n = batch.num_rows();
         if n == 0 {
-            return Ok(None);
+            return Ok(());
         }
         let keys = self
             .group
@@ -154,14 +161,10 @@ impl WindowAggregateOp {
             .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
         let (args, filters) = eval_inputs(&self.aggs, batch)?;
         let emit_changes = !self.window.emit_on_close;
-        let mut touched: HashSet<Vec<u8>> = HashSet::default();
         let ends = match keys.get(self.window.end_column) {
             Some(k) => micros_column(k.as_ref()),
             None => vec![None; n],
         };
-        // Changed groups in first-touched order: key, group values, output before the batch.
-        type Before = (Vec<u8>, Vec<ScalarValue>, Option<Vec<ScalarValue>>);
-        let mut before: Vec<Before> = Vec::new();
         let mut key = Vec::new();
         for (row, end) in ends.into_iter().enumerate() {
             let end = end.and_then(|v| v.checked_add(self.window.end_offset_us));
@@ -176,14 +179,15 @@ impl WindowAggregateOp {
             if old.is_none() {
                 self.ends.entry(end).or_default().push(key.clone());
             }
-            if emit_changes && !touched.contains(&key) {
-                let values = keys
-                    .iter()
-                    .map(|k| ScalarValue::try_from_array(k, row))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let old = old.map(|g| g.values(&self.aggs)).transpose()?;
-                touched.insert(key.clone());
-                before.push((key.clone(), values, old));
+            if emit_changes {
+                let aggs = &self.aggs;
+                self.fold.touch(&key, || {
+                    let values = keys
+                        .iter()
+                        .map(|k| ScalarValue::try_from_array(k, row))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((values, old.map(|g| g.values(aggs)).transpose()?))
+                })?;
             }
             let aggs = &self.aggs;
             self.state
@@ -193,30 +197,30 @@ impl WindowAggregateOp {
                 })
                 .map_err(StreamError::Aggregate)?;
         }
-        if !emit_changes {
-            return Ok(None);
-        }
-        let mut rows = Vec::new();
-        for (key, values, old) in before {
-            let new = match self.state.get(&key) {
-                Some(g) => Some(g.values(&self.aggs)?),
-                None => None,
-            };
-            if new == old {
-                continue;
-            }
-            if let Some(old) = old {
-                rows.push(output_row(&values, old, Some(true)));
-            }
-            if let Some(new) = new {
-                rows.push(output_row(&values, new, Some(false)));
-            }
-        }
+        Ok(())
+    }
+
+    /// The barrier: the changes of the groups changed since the last one (updating output).
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>, StreamError> {
+        let pending = self.fold.flush();
+        let rows = self.change_rows(pending)?;
         self.batch(rows)
     }
 
-    /// The watermark reached `watermark_ms`: windows ending at or before it close. Emitting
-    /// on close, their final rows.
+    fn change_rows(
+        &self,
+        pending: Vec<fold::Pending>,
+    ) -> Result<Vec<Vec<ScalarValue>>, StreamError> {
+        fold::changes(pending, |p| {
+            self.state
+                .get(&p.key)
+                .map(|g| g.values(&self.aggs))
+                .transpose()
+        })
+    }
+
+    /// The watermark reached `watermark_ms`: windows ending at or before it close. Updating,
+    /// their groups' pending changes; emitting on close, their final rows.
     pub fn on_watermark(&mut self, watermark_ms: i64) -> Result<Option<RecordBatch>, StreamError> {
         let w = watermark_ms.saturating_mul(1_000);
         if self.watermark_us.is_some_and(|old| old >= w) {
@@ -225,7 +229,14 @@ impl WindowAggregateOp {
         self.watermark_us = Some(w);
         let open = self.ends.split_off(&w.saturating_add(1));
         let closed = std::mem::replace(&mut self.ends, open);
+        // Updating: the closing windows' last changes leave before their groups are freed.
         let mut rows = Vec::new();
+        if !closed.is_empty() {
+            let due = self
+                .fold
+                .flush_if(|p| end_of(&p.key).is_ok_and(|end| end <= w));
+            rows = self.change_rows(due)?;
+        }
         for (_, keys) in closed {
             for key in keys {
                 let Some(group) = self.state.remove(&key) else {
@@ -234,7 +245,12 @@ impl WindowAggregateOp {
                 if self.window.emit_on_close {
                     let values = codec::decode_row(key.get(8..).unwrap_or_default())
                         .map_err(StreamError::Codec)?;
-                    rows.push(output_row(&values, group.values(&self.aggs)?, None));
+                    rows.push(
+                        values
+                            .into_iter()
+                            .chain(group.values(&self.aggs)?)
+                            .collect(),
+                    );
                 }
             }
         }
@@ -242,41 +258,13 @@ impl WindowAggregateOp {
     }
 
     fn batch(&self, rows: Vec<Vec<ScalarValue>>) -> Result<Option<RecordBatch>, StreamError> {
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut columns: Vec<Vec<ScalarValue>> =
-            vec![Vec::with_capacity(rows.len()); self.schema.fields().len()];
-        for r in rows {
-            for (c, v) in columns.iter_mut().zip(r) {
-                c.push(v);
-            }
-        }
-        let arrays = columns
-            .into_iter()
-            .zip(self.schema.fields())
-            .map(|(values, field)| to_array(values, field.data_type()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
+        rows_batch(&self.schema, rows)
     }
-}
-
-/// An output row: the group values, the aggregates, `_retract` on an updating output.
-fn output_row(
-    keys: &[ScalarValue],
-    aggs: Vec<ScalarValue>,
-    retract: Option<bool>,
-) -> Vec<ScalarValue> {
-    keys.iter()
-        .cloned()
-        .chain(aggs)
-        .chain(retract.map(|r| ScalarValue::Boolean(Some(r))))
-        .collect()
 }
 
 impl Stateful for WindowAggregateOp {
     fn state_bytes(&self) -> usize {
-        self.state.bytes() + self.state.len() * INDEX_OVERHEAD
+        self.state.bytes() + self.state.len() * INDEX_OVERHEAD + self.fold.bytes()
     }
 
     fn take_changes(&mut self) -> Result<Vec<Change>, CodecError> {
@@ -384,10 +372,12 @@ mod tests {
     #[test]
     fn emit_on_close_emits_each_window_once_when_the_watermark_passes_its_end() {
         let mut w = op(true);
-        assert!(w
-            .process(&batch(&[("a", 1, 0), ("a", 2, 0), ("b", 5, 1)]))
-            .expect("process")
-            .is_none());
+        w.process(&batch(&[("a", 1, 0), ("a", 2, 0), ("b", 5, 1)]))
+            .expect("process");
+        assert!(
+            w.flush().expect("barrier").is_none(),
+            "nothing before close"
+        );
         assert_eq!(w.windows(), 2);
         // 59 s: the first minute's window [0, 1 min) is still open.
         assert!(w.on_watermark(59_000).expect("wm").is_none());
@@ -410,15 +400,14 @@ mod tests {
     #[test]
     fn updating_output_retracts_and_state_stays_bounded_over_many_windows() {
         let mut w = op(false);
-        let out = w
-            .process(&batch(&[("a", 1, 0), ("a", 2, 0)]))
-            .expect("process")
-            .expect("rows");
+        w.process(&batch(&[("a", 1, 0), ("a", 2, 0)]))
+            .expect("process");
+        let out = w.flush().expect("barrier").expect("rows");
         assert_eq!(rows(&out), ["1970-01-01T00:00:00,a,3,false"]);
-        let out = w
-            .process(&batch(&[("a", 4, 0)]))
-            .expect("process")
-            .expect("rows");
+        // Two batches in one epoch: one net change.
+        w.process(&batch(&[("a", 3, 0)])).expect("process");
+        w.process(&batch(&[("a", 1, 0)])).expect("process");
+        let out = w.flush().expect("barrier").expect("rows");
         assert_eq!(
             rows(&out),
             [
@@ -432,7 +421,14 @@ mod tests {
         for minute in 1..1000 {
             w.process(&batch(&[("a", 1, minute), ("b", 2, minute)]))
                 .expect("process");
-            assert!(w.on_watermark(minute * 60_000).expect("wm").is_none());
+            // The previous minute's window closes: its groups' pending rows leave first.
+            let out = w.on_watermark(minute * 60_000).expect("wm");
+            let closing = out.map(|o| rows(&o)).unwrap_or_default();
+            let prev = if (minute - 1) % 100 == 0 { 0 } else { 2 };
+            assert_eq!(closing.len(), prev, "minute {minute}: {closing:?}");
+            if minute % 100 == 0 {
+                assert_eq!(w.flush().expect("barrier").map(|o| o.num_rows()), Some(2));
+            }
             assert!(
                 w.windows() <= 2,
                 "{} windows at minute {minute}",

@@ -181,10 +181,10 @@ impl Node {
         match (self, msg) {
             (Node::Source(_) | Node::Sink(_), _) => {}
             (Node::Map(op), Message::Batch(b)) => single(out, op.process(&b)?),
-            (Node::Aggregate(op), Message::Batch(b)) => single(out, op.process(&b)?),
+            (Node::Aggregate(op), Message::Batch(b)) => op.process(&b)?,
             (Node::TopN(op), Message::Batch(b)) => single(out, op.process(&b)?),
             (Node::RowId(op), Message::Batch(b)) => single(out, op.process(&b)?),
-            (Node::Window(op), Message::Batch(b)) => single(out, op.process(&b)?),
+            (Node::Window(op), Message::Batch(b)) => op.process(&b)?,
             (Node::Session(op), Message::Batch(b)) => op.process(&b)?,
             // Closed windows' rows go before the watermark that closed them.
             (Node::Window(op), Message::Watermark(w)) => {
@@ -195,24 +195,28 @@ impl Node {
                 single(out, op.on_watermark(w)?);
                 out.push(Message::Watermark(w));
             }
-            // Keys that expired (a closed window, an idle-state TTL) are freed silently.
+            // Keys that expire (a closed window, an idle-state TTL) are freed silently, after
+            // their pending changes.
             (Node::Aggregate(op), Message::Watermark(w)) => {
-                op.on_watermark(w);
+                single(out, op.on_watermark(w)?);
                 out.push(Message::Watermark(w));
+            }
+            // Updating aggregates emit an epoch's net changes before its barrier.
+            (Node::Aggregate(op), Message::Barrier(n)) => {
+                single(out, op.flush()?);
+                out.push(Message::Barrier(n));
+            }
+            (Node::Window(op), Message::Barrier(n)) => {
+                single(out, op.flush()?);
+                out.push(Message::Barrier(n));
             }
             (Node::TopN(op), Message::Watermark(w)) => {
                 op.on_watermark(w);
                 out.push(Message::Watermark(w));
             }
-            (
-                Node::Map(_)
-                | Node::Aggregate(_)
-                | Node::TopN(_)
-                | Node::RowId(_)
-                | Node::Window(_)
-                | Node::Session(_),
-                other,
-            ) => out.push(other),
+            (Node::Map(_) | Node::TopN(_) | Node::RowId(_) | Node::Session(_), other) => {
+                out.push(other)
+            }
             (Node::Union(aligner), msg) => {
                 let mut aligned = Vec::new();
                 aligner.push(port, msg, &mut aligned);
