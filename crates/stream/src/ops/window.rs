@@ -175,27 +175,30 @@ impl WindowAggregateOp {
             key.clear();
             key.extend_from_slice(&end_prefix(end));
             codec::encode_array_row(&keys, row, &mut key).map_err(StreamError::Codec)?;
-            let old = self.state.get(&key);
-            if old.is_none() {
-                self.ends.entry(end).or_default().push(key.clone());
-            }
             if emit_changes {
-                let aggs = &self.aggs;
+                let (state, aggs) = (&self.state, &self.aggs);
                 self.fold.touch(&key, || {
                     let values = keys
                         .iter()
                         .map(|k| ScalarValue::try_from_array(k, row))
                         .collect::<Result<Vec<_>, _>>()?;
-                    Ok((values, old.map(|g| g.values(aggs)).transpose()?))
+                    let old = state.get(&key).map(|g| g.values(aggs)).transpose()?;
+                    Ok((values, old))
                 })?;
             }
             let aggs = &self.aggs;
-            self.state
+            let created = self
+                .state
                 .update(&key, |slot| {
+                    let created = slot.is_none();
                     slot.get_or_insert_with(|| Group::new(aggs, true))
                         .add_row(row, &args, &filters, 1)
+                        .map(|()| created)
                 })
                 .map_err(StreamError::Aggregate)?;
+            if created {
+                self.ends.entry(end).or_default().push(key.clone());
+            }
         }
         Ok(())
     }
