@@ -272,12 +272,8 @@ impl UpdatingAggregateOp {
             key.clear();
             codec::encode_array_row(&keys, row, &mut key).map_err(StreamError::Codec)?;
             let (state, aggs) = (&self.state, &self.aggs);
-            self.fold.touch(&key, || {
-                let values = keys
-                    .iter()
-                    .map(|k| ScalarValue::try_from_array(k, row))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((values, state.get(&key).map(|g| g.values(aggs)).transpose()?))
+            self.fold.touch_row(&key, &keys, row, || {
+                state.get(&key).map(|g| g.values(aggs)).transpose()
             })?;
             let weight = match &retract {
                 Some(r) if r.is_valid(row) && r.value(row) => -1,

@@ -14,6 +14,7 @@
 //! nothing sooner either way. Nexmark q5 (five hopping windows per bid, two aggregates,
 //! a join) is what this is for: Flink folds the same way (`table.exec.mini-batch`).
 
+use arrow_array::ArrayRef;
 use datafusion_common::{HashMap, ScalarValue};
 
 use crate::error::StreamError;
@@ -57,6 +58,24 @@ impl EpochFold {
             old,
         });
         Ok(())
+    }
+
+    /// [`touch`](Self::touch) for row `row` of the evaluated group columns `keys`; `old`
+    /// gives the group's current output on its first change.
+    pub(crate) fn touch_row(
+        &mut self,
+        key: &[u8],
+        keys: &[ArrayRef],
+        row: usize,
+        old: impl FnOnce() -> Result<Option<Vec<ScalarValue>>, StreamError>,
+    ) -> Result<(), StreamError> {
+        self.touch(key, || {
+            let values = keys
+                .iter()
+                .map(|k| ScalarValue::try_from_array(k, row))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((values, old()?))
+        })
     }
 
     /// Groups pending.

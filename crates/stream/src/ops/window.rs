@@ -177,13 +177,8 @@ impl WindowAggregateOp {
             codec::encode_array_row(&keys, row, &mut key).map_err(StreamError::Codec)?;
             if emit_changes {
                 let (state, aggs) = (&self.state, &self.aggs);
-                self.fold.touch(&key, || {
-                    let values = keys
-                        .iter()
-                        .map(|k| ScalarValue::try_from_array(k, row))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let old = state.get(&key).map(|g| g.values(aggs)).transpose()?;
-                    Ok((values, old))
+                self.fold.touch_row(&key, &keys, row, || {
+                    state.get(&key).map(|g| g.values(aggs)).transpose()
                 })?;
             }
             let aggs = &self.aggs;
