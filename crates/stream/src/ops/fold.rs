@@ -29,12 +29,23 @@ pub(crate) struct Pending {
     pub old: Option<Vec<ScalarValue>>,
 }
 
-/// The groups changed since the last flush, in first-touched order.
+/// The groups changed since the last flush, in first-touched order. One taken out before
+/// the barrier leaves an empty slot (the vector is emptied at every barrier), so taking
+/// a closing window's groups costs a lookup each, not a rebuild of what stays.
 #[derive(Default)]
 pub(crate) struct EpochFold {
     index: HashMap<Vec<u8>, usize>,
-    pending: Vec<Pending>,
+    pending: Vec<Option<Pending>>,
     bytes: usize,
+}
+
+impl Pending {
+    fn cost(&self) -> usize {
+        2 * self.key.len()
+            + ENTRY_OVERHEAD
+            + scalars_size(&self.values)
+            + self.old.as_deref().map_or(0, scalars_size)
+    }
 }
 
 impl EpochFold {
@@ -49,14 +60,14 @@ impl EpochFold {
             return Ok(());
         }
         let (values, old) = first()?;
-        self.bytes += 2 * key.len() + ENTRY_OVERHEAD + scalars_size(&values);
-        self.bytes += old.as_deref().map_or(0, scalars_size);
-        self.index.insert(key.to_vec(), self.pending.len());
-        self.pending.push(Pending {
+        let p = Pending {
             key: key.to_vec(),
             values,
             old,
-        });
+        };
+        self.bytes += p.cost();
+        self.index.insert(key.to_vec(), self.pending.len());
+        self.pending.push(Some(p));
         Ok(())
     }
 
@@ -80,7 +91,7 @@ impl EpochFold {
 
     /// Groups pending.
     pub(crate) fn len(&self) -> usize {
-        self.pending.len()
+        self.index.len()
     }
 
     /// Bytes held, for the memory budget.
@@ -93,19 +104,30 @@ impl EpochFold {
         self.index.clear();
         self.bytes = 0;
         std::mem::take(&mut self.pending)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The group at `key`, if pending; it is pending no more.
+    pub(crate) fn take(&mut self, key: &[u8]) -> Option<Pending> {
+        let i = self.index.remove(key)?;
+        let p = self.pending.get_mut(i)?.take()?;
+        self.bytes = self.bytes.saturating_sub(p.cost());
+        Some(p)
     }
 
     /// The pending groups for which `due` holds, in first-touched order; the rest stay.
     pub(crate) fn flush_if(&mut self, mut due: impl FnMut(&Pending) -> bool) -> Vec<Pending> {
-        if !self.pending.iter().any(&mut due) {
-            return Vec::new();
-        }
-        let (out, kept): (Vec<Pending>, Vec<Pending>) = self.flush().into_iter().partition(due);
-        for p in kept {
-            self.index.insert(p.key.clone(), self.pending.len());
-            self.bytes += 2 * p.key.len() + ENTRY_OVERHEAD + scalars_size(&p.values);
-            self.bytes += p.old.as_deref().map_or(0, scalars_size);
-            self.pending.push(p);
+        let mut out = Vec::new();
+        for slot in &mut self.pending {
+            if slot.as_ref().is_some_and(&mut due) {
+                if let Some(p) = slot.take() {
+                    self.index.remove(&p.key);
+                    self.bytes = self.bytes.saturating_sub(p.cost());
+                    out.push(p);
+                }
+            }
         }
         out
     }
@@ -166,6 +188,7 @@ mod tests {
         let due = f.flush_if(|p| p.key == b"a");
         assert_eq!(due.len(), 1);
         assert_eq!((f.len(), f.index.get(&b"b"[..]).copied()), (1, Some(0)));
+        assert!(f.take(b"a").is_none(), "flushed already");
         // Touching a flushed group again records its output anew.
         f.touch(b"a", || Ok((vec![int(5)], None))).expect("touch");
         let all = f.flush();
@@ -174,6 +197,16 @@ mod tests {
         assert_eq!(all[0].old, Some(vec![int(10)]), "the first touch's output");
         assert_eq!((f.len(), f.bytes()), (0, 0));
         assert!(f.flush_if(|_| true).is_empty());
+        // One group taken out: the rest flush in order, the bytes fall back to nothing.
+        for k in [b"x", b"y", b"z"] {
+            f.touch(k, || Ok((vec![int(1)], None))).expect("touch");
+        }
+        let y = f.take(b"y").expect("pending");
+        assert_eq!((y.key.as_slice(), f.len()), (&b"y"[..], 2));
+        assert!(f.take(b"y").is_none());
+        let keys: Vec<Vec<u8>> = f.flush().into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, [b"x".to_vec(), b"z".to_vec()]);
+        assert_eq!(f.bytes(), 0);
     }
 
     #[test]

@@ -228,13 +228,12 @@ impl WindowAggregateOp {
         let open = self.ends.split_off(&w.saturating_add(1));
         let closed = std::mem::replace(&mut self.ends, open);
         // Updating: the closing windows' last changes leave before their groups are freed.
-        let mut rows = Vec::new();
-        if !closed.is_empty() {
-            let due = self
-                .fold
-                .flush_if(|p| end_of(&p.key).is_ok_and(|end| end <= w));
-            rows = self.change_rows(due)?;
-        }
+        let due: Vec<fold::Pending> = closed
+            .values()
+            .flatten()
+            .filter_map(|key| self.fold.take(key))
+            .collect();
+        let mut rows = self.change_rows(due)?;
         for (_, keys) in closed {
             for key in keys {
                 let Some(group) = self.state.remove(&key) else {
