@@ -7,6 +7,7 @@
 
 mod expiry;
 mod hidden;
+mod hop;
 mod interval;
 mod join;
 mod rank;
@@ -453,10 +454,21 @@ impl Planner<'_> {
     /// GROUP BY: a `WindowAggregate` when a group column is a window bound
     /// ([`window`]), else an `UpdatingAggregate`; keyed by its group columns.
     fn aggregate(&mut self, a: &Aggregate) -> Result<Out, SqlError> {
-        let child = self.walk(&a.input)?;
+        // A HOP that slices into panes: the aggregate reads one branch of its union.
+        let panes = hop::panes(a);
+        let child = match &panes {
+            Some(p) => self.walk(p.branch)?,
+            None => self.walk(&a.input)?,
+        };
         let (group, aggs) = self.aggregate_parts(a)?;
-        if let Some(out) = self.window_aggregate(a, &child, &group, &aggs)? {
+        let hop = panes.map(|p| p.spec);
+        if let Some(out) = self.window_aggregate(a, &child, &group, &aggs, hop)? {
             return Ok(out);
+        }
+        if hop.is_some() {
+            return Err(SqlError::Invalid(
+                "internal: a HOP sliced into panes did not plan as a window aggregate".into(),
+            ));
         }
         let expiry = self.key_expiry(&a.input, &a.group_expr);
         let node = self.graph.add(NodeSpec::UpdatingAggregate {

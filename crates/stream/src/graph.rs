@@ -90,7 +90,7 @@ impl fmt::Debug for AggSpec {
 }
 
 /// How a [`NodeSpec::WindowAggregate`] finds each group's window and emits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct WindowSpec {
     /// The group column holding a window bound (a timestamp).
     pub end_column: usize,
@@ -100,6 +100,37 @@ pub struct WindowSpec {
     /// EMIT ON WINDOW CLOSE: one append-only row per group when the watermark passes the
     /// window's end; otherwise updating rows as input arrives.
     pub emit_on_close: bool,
+    /// HOP sliced into panes: the input holds each row once, in its latest window, and the
+    /// operator keeps a group per pane of the slide (`ops::hop`). `None`: each input row's
+    /// group columns name its one window (TUMBLE, or HOP's rows once per window).
+    pub hop: Option<HopSpec>,
+}
+
+/// A hopping window sliced into panes ([`WindowSpec::hop`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HopSpec {
+    /// The slide in microseconds: a pane's length, and the step between windows.
+    pub slide_us: i64,
+    /// Panes per window (size / slide, at least 2).
+    pub panes: u32,
+    /// The group columns holding a window bound (bit i: group column i), shifted by a
+    /// multiple of the slide from a pane's latest window to each of its windows.
+    pub columns: u64,
+}
+
+/// The derived form, with `hop` only when set: a TUMBLE's spec prints as it always has, so
+/// the state layouts and fingerprints of pipelines created before panes are unchanged.
+impl fmt::Debug for WindowSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("WindowSpec");
+        d.field("end_column", &self.end_column)
+            .field("end_offset_us", &self.end_offset_us)
+            .field("emit_on_close", &self.emit_on_close);
+        if let Some(h) = &self.hop {
+            d.field("hop", h);
+        }
+        d.finish()
+    }
 }
 
 /// How a [`NodeSpec::SessionAggregate`] finds a row's session.
@@ -258,15 +289,18 @@ impl fmt::Debug for NodeSpec {
                 }
                 write!(
                     f,
-                    "], aggs={aggs:?}, end=group {} + {}us, {})",
-                    window.end_column,
-                    window.end_offset_us,
-                    if window.emit_on_close {
-                        "emit on window close"
-                    } else {
-                        "updating"
-                    }
-                )
+                    "], aggs={aggs:?}, end=group {} + {}us, ",
+                    window.end_column, window.end_offset_us,
+                )?;
+                if let Some(h) = &window.hop {
+                    write!(f, "{} panes of {}us, ", h.panes, h.slide_us)?;
+                }
+                let emit = if window.emit_on_close {
+                    "emit on window close"
+                } else {
+                    "updating"
+                };
+                write!(f, "{emit})")
             }
             NodeSpec::SessionAggregate {
                 group,
@@ -594,6 +628,12 @@ impl Graph {
                 }
                 NodeSpec::UpdatingAggregate { .. } => {
                     " [state: per group, freed when its last row is retracted]"
+                }
+                NodeSpec::WindowAggregate {
+                    window: WindowSpec { hop: Some(_), .. },
+                    ..
+                } => {
+                    " [state: per pane of the slide and group, freed when the watermark passes the end of its last window]"
                 }
                 NodeSpec::WindowAggregate { .. } => {
                     " [state: per window and group, freed when the watermark passes the window's end]"

@@ -614,6 +614,7 @@ impl Pipeline {
             .iter()
             .map(|n| match n {
                 Node::Window(w) => w.dropped(),
+                Node::Hop(w) => w.dropped(),
                 Node::Session(w) => w.dropped(),
                 _ => 0,
             })
@@ -636,6 +637,7 @@ impl Pipeline {
                 Node::Sink(s) => s.pending_bytes(),
                 Node::Aggregate(_)
                 | Node::Window(_)
+                | Node::Hop(_)
                 | Node::Session(_)
                 | Node::Join(..)
                 | Node::TopN(_)

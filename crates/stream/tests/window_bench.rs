@@ -97,6 +97,7 @@ fn window_cost() {
             end_column: 0,
             end_offset_us: WINDOW_US,
             emit_on_close: true,
+            hop: None,
         },
         output(false),
     );

@@ -17,7 +17,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr as SqlExpr};
-use weir_stream::graph::{AggSpec, SessionSpec, WatermarkSpec, WindowSpec};
+use weir_stream::graph::{AggSpec, HopSpec, SessionSpec, WatermarkSpec, WindowSpec};
 use weir_stream::{Graph, NodeSpec};
 
 use super::window_tvf::{interval_arg_ns, interval_ns, END, SESSION_END, SESSION_START, START};
@@ -53,6 +53,7 @@ impl Planner<'_> {
         child: &Out,
         group: &[Arc<dyn PhysicalExpr>],
         aggs: &[AggSpec],
+        hop: Option<HopSpec>,
     ) -> Result<Option<Out>, SqlError> {
         let bounds = find_bounds(a);
         let Some((first, (kind, time))) = bounds.first().cloned() else {
@@ -73,6 +74,7 @@ impl Planner<'_> {
                     end_column: first,
                     end_offset_us,
                     emit_on_close: self.emit_on_window_close,
+                    hop,
                 },
             },
             Kind::Session { gap_us, keys, .. } => {

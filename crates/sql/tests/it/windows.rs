@@ -467,5 +467,35 @@ async fn what_windows_cannot_do_is_refused_at_create() {
         "{text}"
     );
     assert!(text.contains("freed when the watermark passes"), "{text}");
+
+    // HOP grouped by its bounds slices into panes of the slide: one branch of the union is
+    // read, each row once. An aggregate that computes with a bound (max(window_end)) reads
+    // the whole union instead, a row per window.
+    let explain = |sql: String| {
+        let s = &s;
+        async move {
+            rows(&run(s, &format!("EXPLAIN {sql}")).await.expect("explain"))
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    let hop = "FROM HOP(bids, ts, INTERVAL '15' SECOND, INTERVAL '1' MINUTE)";
+    let text = explain(format!(
+        "CREATE MATERIALIZED VIEW v AS SELECT window_start, window_end, bidder, count(*) AS n \
+         {hop} GROUP BY window_start, window_end, bidder"
+    ))
+    .await;
+    assert!(text.contains("4 panes of 15000000us, updating"), "{text}");
+    assert!(text.contains("per pane of the slide"), "{text}");
+    assert!(!text.contains("Union"), "{text}");
+    let text = explain(format!(
+        "CREATE MATERIALIZED VIEW v AS SELECT window_start, max(window_end) AS e, count(*) AS n \
+         {hop} GROUP BY window_start EMIT ON WINDOW CLOSE"
+    ))
+    .await;
+    assert!(!text.contains("panes of"), "{text}");
+    assert!(text.contains("Union"), "{text}");
     engine.stop().await;
 }

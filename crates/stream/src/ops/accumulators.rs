@@ -316,6 +316,64 @@ impl Acc {
         }
     }
 
+    /// Folds `other` (an accumulator of the same aggregate over other rows) in, as if its
+    /// rows had been applied here: a hopping window's panes combined into the window.
+    pub fn merge(&mut self, other: &Acc) -> Result<(), String> {
+        match (self, other) {
+            (Acc::Count(a), Acc::Count(b)) => *a += b,
+            (Acc::Sum { total, n }, Acc::Sum { total: t, n: m }) => {
+                *total = match (&*total, t) {
+                    (Total::Int(a), Total::Int(b)) => Total::Int(a.wrapping_add(*b)),
+                    (Total::UInt(a), Total::UInt(b)) => Total::UInt(a.wrapping_add(*b)),
+                    (Total::Float(a), Total::Float(b)) => Total::Float(a + b),
+                    (Total::Decimal(a, p, s), Total::Decimal(b, ..)) => {
+                        Total::Decimal(a.wrapping_add(*b), *p, *s)
+                    }
+                    (a, b) => return Err(bad(format!("sum of {a:?} merged with {b:?}"))),
+                };
+                *n += m;
+            }
+            (Acc::Avg { total, n }, Acc::Avg { total: t, n: m }) => {
+                *total += t;
+                *n += m;
+            }
+            (Acc::Extreme { values, heap, .. }, Acc::Extreme { values: v, .. }) => {
+                for (value, w) in v {
+                    let size = value.0.size() + ENTRY;
+                    counted(values, value.clone(), *w, size, heap)?;
+                }
+            }
+            (Acc::Best { max, value }, Acc::Best { value: Some(v), .. }) => {
+                let better = value.as_ref().is_none_or(|b| {
+                    let o = v.partial_cmp(b).unwrap_or(Ordering::Equal);
+                    o == if *max {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                });
+                if better {
+                    *value = Some(v.clone());
+                }
+            }
+            (Acc::Best { .. }, Acc::Best { value: None, .. }) => {}
+            (Acc::Distinct { values, heap }, Acc::Distinct { values: v, .. }) => {
+                for (value, w) in v {
+                    let size = value.size() + ENTRY;
+                    counted(values, value.clone(), *w, size, heap)?;
+                }
+            }
+            (a, b) => {
+                return Err(bad(format!(
+                    "{} merged with {}",
+                    a.kind().name(),
+                    b.kind().name()
+                )))
+            }
+        }
+        Ok(())
+    }
+
     /// The aggregate's current value, of type `output`.
     pub fn value(&self, output: &DataType) -> Result<ScalarValue, String> {
         let null = || ScalarValue::try_from(output).map_err(|e| e.to_string());

@@ -126,6 +126,19 @@ impl Group {
         Ok(())
     }
 
+    /// Folds `other`, a group of the same aggregates over other rows, in
+    /// ([`Acc::merge`]).
+    pub(crate) fn merge(&mut self, other: &Group) -> Result<(), String> {
+        if self.accs.len() != other.accs.len() {
+            return Err("groups of different aggregate lists merged".into());
+        }
+        self.rows += other.rows;
+        for (a, b) in self.accs.iter_mut().zip(&other.accs) {
+            a.merge(b)?;
+        }
+        Ok(())
+    }
+
     /// The aggregates' current values.
     pub(crate) fn values(&self, aggs: &[AggSpec]) -> Result<Vec<ScalarValue>, StreamError> {
         self.accs

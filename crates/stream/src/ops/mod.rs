@@ -3,6 +3,7 @@
 pub mod accumulators;
 pub mod aggregate;
 pub(crate) mod fold;
+pub mod hop;
 pub mod interval_join;
 pub mod join;
 pub mod map;

@@ -72,7 +72,7 @@ pub fn micros(v: &ScalarValue) -> Option<i64> {
 
 /// Each row's value of a timestamp column as microseconds, as [`micros`] reads one value
 /// (NULL, or a column of another type: `None`), without a scalar per row.
-fn micros_column(column: &dyn Array) -> Vec<Option<i64>> {
+pub(crate) fn micros_column(column: &dyn Array) -> Vec<Option<i64>> {
     fn each<T: arrow_array::ArrowPrimitiveType<Native = i64>>(
         column: &dyn Array,
         f: impl Fn(i64) -> Option<i64>,
@@ -100,11 +100,11 @@ fn micros_column(column: &dyn Array) -> Vec<Option<i64>> {
 }
 
 /// An order-preserving encoding of `end` (the sign bit flipped, big-endian).
-fn end_prefix(end: i64) -> [u8; 8] {
+pub(crate) fn end_prefix(end: i64) -> [u8; 8] {
     ((end as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn end_of(key: &[u8]) -> Result<i64, CodecError> {
+pub(crate) fn end_of(key: &[u8]) -> Result<i64, CodecError> {
     let b: [u8; 8] = key
         .get(..8)
         .and_then(|b| b.try_into().ok())
@@ -349,6 +349,7 @@ mod tests {
                 end_column: 0,
                 end_offset_us: MIN,
                 emit_on_close,
+                hop: None,
             },
             Arc::new(Schema::new(fields)),
         )

@@ -9,6 +9,7 @@ use crate::error::StreamError;
 use crate::graph::{Graph, NodeSpec};
 use crate::message::Message;
 use crate::ops::aggregate::UpdatingAggregateOp;
+use crate::ops::hop::HopAggregateOp;
 use crate::ops::interval_join::IntervalJoinOp;
 use crate::ops::join::JoinOp;
 use crate::ops::map::MapOp;
@@ -28,6 +29,8 @@ pub(super) enum Node {
     Union(Aligner),
     Aggregate(Box<UpdatingAggregateOp>),
     Window(Box<WindowAggregateOp>),
+    /// A HOP window aggregate sliced into panes.
+    Hop(Box<HopAggregateOp>),
     Session(Box<SessionAggregateOp>),
     /// The join and the alignment of its two inputs' barriers and watermarks.
     Join(Box<JoinOp>, Aligner),
@@ -73,12 +76,21 @@ impl Node {
                 group,
                 aggs,
                 window,
-            } => Node::Window(Box::new(WindowAggregateOp::new(
-                group.clone(),
-                aggs.clone(),
-                *window,
-                output()?,
-            ))),
+            } => match window.hop {
+                Some(hop) => Node::Hop(Box::new(HopAggregateOp::new(
+                    group.clone(),
+                    aggs.clone(),
+                    *window,
+                    hop,
+                    output()?,
+                ))),
+                None => Node::Window(Box::new(WindowAggregateOp::new(
+                    group.clone(),
+                    aggs.clone(),
+                    *window,
+                    output()?,
+                ))),
+            },
             NodeSpec::SessionAggregate {
                 group,
                 aggs,
@@ -140,6 +152,7 @@ impl Node {
         match self {
             Node::Aggregate(a) => Some(a.as_mut()),
             Node::Window(w) => Some(w.as_mut()),
+            Node::Hop(w) => Some(w.as_mut()),
             Node::Session(w) => Some(w.as_mut()),
             Node::Join(j, _) => Some(j.as_mut()),
             Node::TopN(t) => Some(t.as_mut()),
@@ -155,6 +168,7 @@ impl Node {
         match self {
             Node::Aggregate(a) => a.state_bytes(),
             Node::Window(w) => w.state_bytes(),
+            Node::Hop(w) => w.state_bytes(),
             Node::Session(w) => w.state_bytes(),
             Node::Join(j, al) => j.state_bytes() + al.buffered_bytes(),
             Node::TopN(t) => t.state_bytes(),
@@ -185,9 +199,14 @@ impl Node {
             (Node::TopN(op), Message::Batch(b)) => single(out, op.process(&b)?),
             (Node::RowId(op), Message::Batch(b)) => single(out, op.process(&b)?),
             (Node::Window(op), Message::Batch(b)) => op.process(&b)?,
+            (Node::Hop(op), Message::Batch(b)) => op.process(&b)?,
             (Node::Session(op), Message::Batch(b)) => op.process(&b)?,
             // Closed windows' rows go before the watermark that closed them.
             (Node::Window(op), Message::Watermark(w)) => {
+                single(out, op.on_watermark(w)?);
+                out.push(Message::Watermark(w));
+            }
+            (Node::Hop(op), Message::Watermark(w)) => {
                 single(out, op.on_watermark(w)?);
                 out.push(Message::Watermark(w));
             }
@@ -207,6 +226,10 @@ impl Node {
                 out.push(Message::Barrier(n));
             }
             (Node::Window(op), Message::Barrier(n)) => {
+                single(out, op.flush()?);
+                out.push(Message::Barrier(n));
+            }
+            (Node::Hop(op), Message::Barrier(n)) => {
                 single(out, op.flush()?);
                 out.push(Message::Barrier(n));
             }

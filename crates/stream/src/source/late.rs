@@ -117,6 +117,7 @@ mod tests {
                 end_column: 0,
                 end_offset_us: 0,
                 emit_on_close: true,
+                hop: None,
             },
         });
         g.connect(s, m, schema.clone());
