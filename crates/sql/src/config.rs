@@ -33,6 +33,13 @@ pub const KEYS: &[(&str, &str, &str)] = &[
          and source offsets in one transaction)",
     ),
     (
+        "weir.sql.hop.panes",
+        "true",
+        "plan a HOP aggregate grouped by its window bounds in panes of the slide (each row one \
+         group update); false plans it as the union of its windows (a row per window), as \
+         views created before panes were planned",
+    ),
+    (
         "weir.sql.pipeline.memory.max.bytes",
         "268435456",
         "bytes of operator state and pending output each view's or sink's pipeline may hold; \
@@ -57,6 +64,8 @@ pub struct SqlConfig {
     pub checkpoint_interval_ms: usize,
     /// `weir.sql.pipeline.memory.max.bytes`.
     pub pipeline_memory_max_bytes: usize,
+    /// `weir.sql.hop.panes`.
+    pub hop_panes: bool,
 }
 
 impl Default for SqlConfig {
@@ -68,6 +77,7 @@ impl Default for SqlConfig {
             schema_sample_records: 1000,
             checkpoint_interval_ms: 1000,
             pipeline_memory_max_bytes: 256 << 20,
+            hop_panes: true,
         }
     }
 }
@@ -111,6 +121,19 @@ impl SqlConfig {
                 }
                 "weir.sql.pipeline.memory.max.bytes" => {
                     config.pipeline_memory_max_bytes = positive(key, value)?
+                }
+                "weir.sql.hop.panes" => {
+                    config.hop_panes = match value.to_ascii_lowercase().as_str() {
+                        "true" | "on" | "1" => true,
+                        "false" | "off" | "0" => false,
+                        _ => {
+                            return Err(SqlConfigError::Invalid {
+                                key: key.clone(),
+                                value: value.to_string(),
+                                expected: "boolean (true or false)",
+                            })
+                        }
+                    }
                 }
                 _ => unknown.push(key.clone()),
             }

@@ -45,7 +45,7 @@ pub enum Output {
 /// Shared by every connection.
 pub struct Engine {
     pub(crate) state: Arc<State>,
-    config: SqlConfig,
+    pub(crate) config: SqlConfig,
     pub(crate) catalog: Catalog,
     sources: Arc<RwLock<BTreeMap<String, Arc<SourceDef>>>>,
     /// Views that are not materialized, inlined into what reads them ([`crate::views`]).

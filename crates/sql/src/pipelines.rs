@@ -359,6 +359,12 @@ impl Engine {
                 let (planned, sink, view) = self
                     .plan_entry(&name, &entry.sql, ttl.map(String::as_str))
                     .await?;
+                // Created before HOP sliced into panes: planned as it was then, over its state.
+                let (planned, sink, view) =
+                    match self.without_panes(&name, &entry, &planned, &sink).await? {
+                        Some(old) => old,
+                        None => (planned, sink, view),
+                    };
                 // A plan that changed since CREATE resumes, is rebuilt under a new id, or is
                 // refused with the way out (crate::upgrade).
                 let entry = self

@@ -166,11 +166,13 @@ fn fnv(text: &str) -> String {
 }
 
 /// Plans `plan` (a query's logical plan, unoptimized) as a stream graph; with
-/// `emit_on_window_close` its window aggregates emit each window once, when it closes.
+/// `emit_on_window_close` its window aggregates emit each window once, when it closes; with
+/// `hop_panes` a HOP aggregate that can slices into panes ([`hop`]).
 pub fn to_stream(
     state: &SessionState,
     plan: &LogicalPlan,
     emit_on_window_close: bool,
+    hop_panes: bool,
 ) -> Result<StreamPlan, SqlError> {
     refuse_unstable(plan)?;
     let optimized = state.optimize(plan)?;
@@ -180,6 +182,7 @@ pub fn to_stream(
         scans: BTreeMap::new(),
         sources: Vec::new(),
         emit_on_window_close,
+        hop_panes,
         windows: 0,
         top_n: None,
         keep_hidden: true,
@@ -258,6 +261,8 @@ struct Planner<'a> {
     sources: Vec<Arc<SourceDef>>,
     /// EMIT ON WINDOW CLOSE: window aggregates emit once per window, append-only.
     emit_on_window_close: bool,
+    /// Whether a HOP aggregate may slice into panes (`weir.sql.hop.panes`).
+    hop_panes: bool,
     /// Window aggregates planned.
     windows: usize,
     /// The window (by address) a top-N filter above it is planning, and its N (see `rank`).
@@ -455,7 +460,7 @@ impl Planner<'_> {
     /// ([`window`]), else an `UpdatingAggregate`; keyed by its group columns.
     fn aggregate(&mut self, a: &Aggregate) -> Result<Out, SqlError> {
         // A HOP that slices into panes: the aggregate reads one branch of its union.
-        let panes = hop::panes(a);
+        let panes = if self.hop_panes { hop::panes(a) } else { None };
         let child = match &panes {
             Some(p) => self.walk(p.branch)?,
             None => self.walk(&a.input)?,

@@ -17,9 +17,11 @@
 //!    shown by DESCRIBE (`state reset`). An append-only sink, or a view others read, is
 //!    refused with the way out: DROP and CREATE it again.
 
+use std::sync::Arc;
+
 use weir_broker::state::AdminError;
 use weir_stream::checkpoint::{state_topic, transactional_id};
-use weir_stream::graph::SinkSpec;
+use weir_stream::graph::{NodeSpec, SinkSpec, WindowSpec};
 use weir_stream::state::changelog;
 
 use crate::catalog::Entry;
@@ -27,6 +29,7 @@ use crate::engine::Engine;
 use crate::error::SqlError;
 use crate::pipelines::VIEW;
 use crate::plan::{self, StreamPlan};
+use crate::source::SourceDef;
 
 /// The transaction timeout of the fencing `init_transactional` of a rebuilt pipeline's old
 /// id (the runtime's default).
@@ -96,6 +99,52 @@ impl Engine {
             )));
         }
         self.rebuild(name, entry, fingerprint, layout, reason).await
+    }
+
+    /// When `planned` slices a HOP into panes and `name` was created before Weir did (its
+    /// stored fingerprint or state layout is the plan's without panes), that plan: such a
+    /// pipeline resumes over its state as it was built, never rebuilt or refused for it.
+    pub(crate) async fn without_panes(
+        self: &Arc<Self>,
+        name: &str,
+        entry: &Entry,
+        planned: &StreamPlan,
+        sink: &SinkSpec,
+    ) -> Result<Option<(StreamPlan, SinkSpec, Option<SourceDef>)>, SqlError> {
+        let Some(stored) = entry.plan_fingerprint.as_ref() else {
+            return Ok(None);
+        };
+        let panes = planned.graph.nodes.iter().any(|n| {
+            matches!(
+                n,
+                NodeSpec::WindowAggregate {
+                    window: WindowSpec { hop: Some(_), .. },
+                    ..
+                }
+            )
+        });
+        if !panes || *stored == plan::fingerprint(&planned.graph) {
+            return Ok(None);
+        }
+        if entry.state_layout.as_ref()
+            == Some(&plan::state_layout(&planned.graph_with_sink(sink.clone())))
+        {
+            return Ok(None);
+        }
+        let ttl = entry.options.get(crate::state_ttl::OPTION);
+        let old = self
+            .plan_entry_with(name, &entry.sql, ttl.map(String::as_str), false)
+            .await?;
+        let layout = plan::state_layout(&old.0.graph_with_sink(old.1.clone()));
+        let same = *stored == plan::fingerprint(&old.0.graph)
+            || entry.state_layout.as_ref() == Some(&layout);
+        if same {
+            tracing::info!(
+                name,
+                "created before HOP aggregates sliced into panes: planned as then, over its state"
+            );
+        }
+        Ok(same.then_some(old))
     }
 
     /// Operator ids with committed entries in pipeline `id`'s state topic (the sources'

@@ -6,6 +6,7 @@ mod common;
 mod aggregates;
 mod ddl;
 mod engine;
+mod hop_panes;
 mod hosting;
 mod interval_joins;
 mod joins;

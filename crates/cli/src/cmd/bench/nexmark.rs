@@ -78,6 +78,10 @@ pub struct NexmarkArgs {
     /// is refused and listed.
     #[arg(long)]
     pub emit_on_window_close: bool,
+    /// Plan HOP aggregates as the union of their windows, a row per window, instead of in
+    /// panes of the slide (`weir.sql.hop.panes = false`): the before of an A/B in one binary.
+    #[arg(long)]
+    pub no_hop_panes: bool,
 }
 
 /// How long one view may take before the bench gives up on it.
@@ -160,6 +164,7 @@ async fn bench(
         SqlConfig {
             checkpoint_interval_ms: args.checkpoint_ms,
             pipeline_memory_max_bytes: args.memory_max_mib << 20,
+            hop_panes: !args.no_hop_panes,
             ..SqlConfig::default()
         },
     )
@@ -177,6 +182,9 @@ async fn bench(
 
     if args.emit_on_window_close {
         println!("every view EMIT ON WINDOW CLOSE\n");
+    }
+    if args.no_hop_panes {
+        println!("HOP aggregates as the union of their windows (weir.sql.hop.panes = false)\n");
     }
 
     // The limit: each source read and decoded, nothing kept.
