@@ -36,7 +36,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use crate::error::StreamError;
 use crate::graph::{AggSpec, HopSpec, WindowSpec};
 use crate::ops::aggregate::{eval_inputs, rows_batch, Group};
-use crate::ops::window::{end_of, end_prefix, micros_column};
+use crate::ops::window::{end_of, end_prefix, fold_row, micros_column, restore_group};
 use crate::state::codec::{self, CodecError};
 use crate::state::{Change, KeyedState, StateValue, Stateful};
 
@@ -146,24 +146,19 @@ impl HopAggregateOp {
             codec::encode_array_row(&keys, row, &mut key).map_err(StreamError::Codec)?;
             if updating && !self.touched.contains_key(key.as_slice()) {
                 let before = self.state.get(&key).cloned();
-                self.touched_bytes +=
-                    2 * key.len() + TOUCHED_OVERHEAD + before.as_ref().map_or(0, StateValue::size);
+                self.touched_bytes += touched_cost(&key, before.as_ref());
                 self.touched.insert(key.clone(), before);
                 self.touched_ends.entry(end).or_default().push(key.clone());
             }
-            let aggs = &self.aggs;
-            let created = self
-                .state
-                .update(&key, |slot| {
-                    let created = slot.is_none();
-                    slot.get_or_insert_with(|| Group::new(aggs, true))
-                        .add_row(row, &args, &filters, 1)
-                        .map(|()| created)
-                })
-                .map_err(StreamError::Aggregate)?;
-            if created {
-                self.ends.entry(end).or_default().push(key.clone());
-            }
+            let input = (row, args.as_slice(), filters.as_slice());
+            fold_row(
+                &mut self.state,
+                &mut self.ends,
+                &self.aggs,
+                &key,
+                end,
+                input,
+            )?;
         }
         Ok(())
     }
@@ -233,8 +228,7 @@ impl HopAggregateOp {
             .flatten()
         {
             if let Some(before) = self.touched.remove(&key) {
-                let size =
-                    2 * key.len() + TOUCHED_OVERHEAD + before.as_ref().map_or(0, StateValue::size);
+                let size = touched_cost(&key, before.as_ref());
                 self.touched_bytes = self.touched_bytes.saturating_sub(size);
             }
         }
@@ -343,6 +337,12 @@ impl HopAggregateOp {
     }
 }
 
+/// Bytes a changed pane costs while kept aside: its key twice (map and end index), its
+/// group as it was, the entries.
+fn touched_cost(key: &[u8], before: Option<&Group>) -> usize {
+    2 * key.len() + TOUCHED_OVERHEAD + before.map_or(0, StateValue::size)
+}
+
 /// Merges `pane` (if any) into `into` (a fresh group on the first).
 fn merge_into(
     into: &mut Option<Group>,
@@ -409,17 +409,7 @@ impl Stateful for HopAggregateOp {
             self.saved_watermark = Some(w);
             return Ok(());
         }
-        let end = end_of(key)?;
-        let g = Group::decode(value)?;
-        if !g.fits(&self.aggs) {
-            return Err(CodecError::Invalid(
-                "window state of another aggregate list".into(),
-            ));
-        }
-        if self.state.get(key).is_none() {
-            self.ends.entry(end).or_default().push(key.to_vec());
-        }
-        self.state.restore(key, value)
+        restore_group(&mut self.state, &mut self.ends, &self.aggs, key, value)
     }
 }
 

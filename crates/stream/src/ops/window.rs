@@ -27,7 +27,7 @@ use arrow_array::types::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
@@ -112,6 +112,52 @@ pub(crate) fn end_of(key: &[u8]) -> Result<i64, CodecError> {
     Ok((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
 }
 
+/// Folds row `row` of the evaluated aggregate inputs `(row, args, filters)` into the group at
+/// `key` (its window ends at `end`), creating it, and indexing it by `end`, if new: the step
+/// the window and pane aggregates share.
+pub(crate) fn fold_row(
+    state: &mut KeyedState<Group>,
+    ends: &mut BTreeMap<i64, Vec<Vec<u8>>>,
+    aggs: &[AggSpec],
+    key: &[u8],
+    end: i64,
+    (row, args, filters): (usize, &[ArrayRef], &[Option<BooleanArray>]),
+) -> Result<(), StreamError> {
+    let created = state
+        .update(key, |slot| {
+            let created = slot.is_none();
+            slot.get_or_insert_with(|| Group::new(aggs, true))
+                .add_row(row, args, filters, 1)
+                .map(|()| created)
+        })
+        .map_err(StreamError::Aggregate)?;
+    if created {
+        ends.entry(end).or_default().push(key.to_vec());
+    }
+    Ok(())
+}
+
+/// Restores the group at `key` (end prefix, group row) written for `aggs`, indexed by end.
+pub(crate) fn restore_group(
+    state: &mut KeyedState<Group>,
+    ends: &mut BTreeMap<i64, Vec<Vec<u8>>>,
+    aggs: &[AggSpec],
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), CodecError> {
+    let end = end_of(key)?;
+    let g = Group::decode(value)?;
+    if !g.fits(aggs) {
+        return Err(CodecError::Invalid(
+            "window state of another aggregate list".into(),
+        ));
+    }
+    if state.get(key).is_none() {
+        ends.entry(end).or_default().push(key.to_vec());
+    }
+    state.restore(key, value)
+}
+
 impl WindowAggregateOp {
     pub fn new(
         group: Vec<Arc<dyn PhysicalExpr>>,
@@ -181,19 +227,15 @@ impl WindowAggregateOp {
                     state.get(&key).map(|g| g.values(aggs)).transpose()
                 })?;
             }
-            let aggs = &self.aggs;
-            let created = self
-                .state
-                .update(&key, |slot| {
-                    let created = slot.is_none();
-                    slot.get_or_insert_with(|| Group::new(aggs, true))
-                        .add_row(row, &args, &filters, 1)
-                        .map(|()| created)
-                })
-                .map_err(StreamError::Aggregate)?;
-            if created {
-                self.ends.entry(end).or_default().push(key.clone());
-            }
+            let input = (row, args.as_slice(), filters.as_slice());
+            fold_row(
+                &mut self.state,
+                &mut self.ends,
+                &self.aggs,
+                &key,
+                end,
+                input,
+            )?;
         }
         Ok(())
     }
@@ -269,17 +311,7 @@ impl Stateful for WindowAggregateOp {
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
-        let end = end_of(key)?;
-        let g = Group::decode(value)?;
-        if !g.fits(&self.aggs) {
-            return Err(CodecError::Invalid(
-                "window state of another aggregate list".into(),
-            ));
-        }
-        if self.state.get(key).is_none() {
-            self.ends.entry(end).or_default().push(key.to_vec());
-        }
-        self.state.restore(key, value)
+        restore_group(&mut self.state, &mut self.ends, &self.aggs, key, value)
     }
 }
 
