@@ -5,6 +5,7 @@
 //! oracle and the sink holds each closed window once.
 
 use crate::common::{assert_oracle, open, rows, run};
+use crate::upgrade::running;
 
 use std::time::Duration;
 
@@ -12,7 +13,6 @@ use weir_broker::partition::Isolation;
 use weir_broker::testkit;
 use weir_sql::engine::{Engine, Session};
 use weir_sql::SqlConfig;
-use weir_stream::PipelineStatus;
 
 const SOURCE: &str = "CREATE SOURCE bids (id BIGINT NOT NULL, bidder VARCHAR, price BIGINT, \
      ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) \
@@ -42,15 +42,6 @@ async fn insert(s: &Session, from: i64, to: i64) {
     )
     .await
     .expect("bids");
-}
-
-async fn running(engine: &Engine, name: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while engine.pipeline_status(name) != Some(PipelineStatus::Running) {
-        let status = engine.pipeline_status(name);
-        assert!(tokio::time::Instant::now() < deadline, "{name}: {status:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn layout(engine: &Engine, name: &str) -> String {

@@ -65,7 +65,7 @@ async fn settles_at(s: &Session, sql: &str, want: i64) {
 }
 
 /// Waits until `name`'s pipeline runs (it recovers first).
-async fn running(engine: &Engine, name: &str) {
+pub(crate) async fn running(engine: &Engine, name: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while engine.pipeline_status(name) != Some(PipelineStatus::Running) {
         let status = engine.pipeline_status(name);
