@@ -229,12 +229,11 @@ fn read(
                     slot.records = out.records;
                 }
                 Err(e) => {
-                    let marks = partition.watermarks();
-                    let p = &mut slot.data;
-                    p.error_code = partition_code(&e).code();
-                    p.high_watermark = marks.high_watermark;
-                    p.last_stable_offset = marks.last_stable_offset;
-                    p.log_start_offset = marks.log_start_offset;
+                    // Unknown watermarks (-1), as Kafka answers an error: librdkafka compares
+                    // the high watermark (the LSO, read_committed) with its fetch offset even
+                    // in an errored partition, so a real 0 read FENCED_LEADER_EPOCH from a
+                    // replica that lost the leadership as "end of partition" at offset 0.
+                    slot.data.error_code = partition_code(&e).code();
                     errors = true;
                     tracing::debug!(partition = w.partition_index, error = %e, "fetch error");
                 }

@@ -269,3 +269,42 @@ async fn a_parked_fetch_answers_when_its_topic_is_deleted_or_the_broker_stops() 
     assert_eq!(r.responses[0].partitions[0].error_code, 0);
     assert_eq!(batch_sizes(&r), vec![Vec::<usize>::new()]);
 }
+
+/// A partition answered with an error carries unknown watermarks (-1), as Kafka's do: a
+/// client must not read an errored answer's high watermark (or LSO) as the partition's end.
+/// librdkafka does: a FENCED_LEADER_EPOCH answer from a restarted broker that had just lost
+/// the leadership, with its watermarks 0, was taken for "end of partition" at offset 0 and a
+/// read_committed reader stopped before the committed records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_errored_partition_has_unknown_watermarks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = state(dir.path());
+    topic(&state, "t", 1).await;
+    append(&state, "t", 0, 10);
+    let ask = |offset: i64, epoch: i32| {
+        let mut req = request("t", &[offset], 1_048_576, 1_048_576, 0);
+        req.topics[0].partitions[0].current_leader_epoch = epoch;
+        req.isolation_level = 1;
+        req
+    };
+    let ok: FetchResponse = round_trip(&state, ApiKey::Fetch, VERSION, &ask(0, -1)).await;
+    let p = &ok.responses[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.high_watermark, p.last_stable_offset),
+        (0, 1, 1)
+    );
+    for (offset, epoch, error) in [
+        (0, 7, ResponseError::UnknownLeaderEpoch),
+        (5, -1, ResponseError::OffsetOutOfRange),
+    ] {
+        let r: FetchResponse =
+            round_trip(&state, ApiKey::Fetch, VERSION, &ask(offset, epoch)).await;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, error.code(), "offset {offset} epoch {epoch}");
+        assert_eq!(
+            (p.high_watermark, p.last_stable_offset, p.log_start_offset),
+            (-1, -1, -1),
+            "offset {offset} epoch {epoch}"
+        );
+    }
+}

@@ -25,16 +25,17 @@ const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// and the entries that answer needs, well within a client's request timeout.
 const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Holds a request about partitions, groups or transactions until this broker caught up
-/// with the quorum, for [`CATCH_UP_WAIT`] at most. Before then it knows what it led before it
-/// stopped (the replayed image; clients' Metadata may come from it) but serves none of it:
-/// every replica is unassigned and no coordinator shard is loaded, so such requests would be
-/// answered NOT_LEADER_OR_FOLLOWER or NOT_COORDINATOR, on which some clients give up at
-/// once (librdkafka's watermark and committed-offset queries after a whole cluster
-/// restarted). Kafka's broker processes no request before it caught up; Weir answers
-/// ApiVersions, SASL, Metadata, DescribeCluster and admin requests at once (`weir cluster
-/// info` must work on a broker that cannot reach a quorum), and after the bound answers
-/// whatever it can, as before.
+/// Holds Metadata and the requests about partitions, groups or transactions until this
+/// broker caught up with the quorum, for [`CATCH_UP_WAIT`] at most. Before then it knows
+/// what it led before it stopped (the image replayed from its own log) but serves none of
+/// it: every replica is unassigned and no coordinator shard is loaded, so such requests
+/// would be answered NOT_LEADER_OR_FOLLOWER or NOT_COORDINATOR, on which some clients give
+/// up at once (librdkafka's watermark and committed-offset queries after a whole cluster
+/// restarted), and Metadata would name it the leader of what it led before it stopped
+/// (clients then fetch from it and are told FENCED_LEADER_EPOCH once it has caught up).
+/// Kafka's broker processes no request before it caught up; Weir answers ApiVersions, SASL,
+/// DescribeCluster and admin requests at once (`weir cluster info` must work on a broker
+/// that cannot reach a quorum), and after the bound answers whatever it can, as before.
 pub(super) async fn wait_for_catch_up(state: &State, req: &Request) {
     let held = matches!(
         req,
@@ -65,7 +66,10 @@ pub(super) async fn wait_for_catch_up(state: &State, req: &Request) {
             | Request::DescribeTransactions(_)
             | Request::ListTransactions(_)
     );
-    if held && !state.image.is_caught_up() {
+    // Metadata waits for the catch-up only: a caught-up broker without its lease answers it
+    // from its image at once, as Kafka's broker answers from its cache.
+    let metadata = matches!(req, Request::Metadata(_));
+    if (held || metadata) && !state.image.is_caught_up() {
         let waited = tokio::time::timeout(CATCH_UP_WAIT, state.image.caught_up()).await;
         if waited.is_err() {
             tracing::debug!(

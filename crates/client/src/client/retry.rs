@@ -12,8 +12,9 @@ use std::time::Duration;
 use super::Client;
 use crate::error::{codes, ClientError};
 
-/// How often a request for a partition is retried after the leader moved.
-const LEADER_RETRIES: u32 = 3;
+/// How often a request for a partition is retried after the leader moved (or the broker
+/// asked did not know the partition yet). With [`backoff`] this waits up to 1.5 s in total.
+const LEADER_RETRIES: u32 = 5;
 /// How often a group (or transaction) request is retried while the coordinator is loading,
 /// unavailable or has moved. With [`backoff`] this waits up to about 4.5 s in total.
 const COORDINATOR_RETRIES: u32 = 9;
@@ -123,12 +124,16 @@ pub(super) fn coordinator_retriable(e: &ClientError) -> bool {
 }
 
 /// Whether `e` means the partition's leader is elsewhere or being elected, which a metadata
-/// refresh and a retry can fix.
+/// refresh and a retry can fix. UNKNOWN_TOPIC_OR_PARTITION too, as Kafka's clients retry
+/// it: in a cluster a broker learns of a new topic (and gets its replica) from the metadata
+/// log a moment after the controller created it, so a client that asks that broker first
+/// is told it does not exist (a new broker asked for a topic created the same second).
 pub(super) fn leader_moved(e: &ClientError) -> bool {
     matches!(
         e.code(),
         Some(
-            codes::NOT_LEADER_OR_FOLLOWER
+            codes::UNKNOWN_TOPIC_OR_PARTITION
+                | codes::NOT_LEADER_OR_FOLLOWER
                 | codes::LEADER_NOT_AVAILABLE
                 | codes::FENCED_LEADER_EPOCH
                 | codes::UNKNOWN_LEADER_EPOCH
@@ -189,20 +194,21 @@ mod tests {
     #[tokio::test]
     async fn a_moved_leader_is_forgotten_and_asked_again_until_it_answers() {
         let answers = [
+            Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
             Err(codes::NOT_LEADER_OR_FOLLOWER),
             Err(codes::FENCED_LEADER_EPOCH),
             Ok(7),
         ];
         let (outcome, seen) = run(LEADER, &answers).await;
         assert_eq!(outcome, Ok(7));
-        assert_eq!((seen.attempts, seen.forgets), (3, 2));
+        assert_eq!((seen.attempts, seen.forgets), (4, 3));
     }
 
     #[tokio::test]
     async fn an_error_no_lookup_fixes_ends_at_once() {
-        let answers = [Err(codes::UNKNOWN_TOPIC_OR_PARTITION), Ok(7)];
+        let answers = [Err(codes::OFFSET_OUT_OF_RANGE), Ok(7)];
         let (outcome, seen) = run(LEADER, &answers).await;
-        assert_eq!(outcome, Err(codes::UNKNOWN_TOPIC_OR_PARTITION));
+        assert_eq!(outcome, Err(codes::OFFSET_OUT_OF_RANGE));
         assert_eq!((seen.attempts, seen.forgets), (1, 0));
         // A coordinator's codes are not a leader's, and the other way round.
         let (outcome, seen) = run(Retry::Coordinator, &[Err(codes::NOT_LEADER_OR_FOLLOWER)]).await;
