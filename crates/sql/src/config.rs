@@ -66,6 +66,8 @@ pub struct SqlConfig {
     pub pipeline_memory_max_bytes: usize,
     /// `weir.sql.hop.panes`.
     pub hop_panes: bool,
+    /// `weir.sql.shared.aggregates`.
+    pub shared_aggregates: bool,
 }
 
 impl Default for SqlConfig {
@@ -78,6 +80,7 @@ impl Default for SqlConfig {
             checkpoint_interval_ms: 1000,
             pipeline_memory_max_bytes: 256 << 20,
             hop_panes: true,
+            shared_aggregates: true,
         }
     }
 }
@@ -93,6 +96,14 @@ pub enum SqlConfigError {
 }
 
 impl SqlConfig {
+    /// How the planner plans what several parts of a query compute alike.
+    pub fn plan_options(&self) -> crate::plan::PlanOptions {
+        crate::plan::PlanOptions {
+            hop_panes: self.hop_panes,
+            shared_aggregates: self.shared_aggregates,
+        }
+    }
+
     /// Reads the `weir.sql.*` pairs of `raw` (other keys are ignored). Returns the config and
     /// the `weir.sql.*` keys it does not know, for the caller to warn about.
     pub fn from_pairs(
@@ -122,19 +133,8 @@ impl SqlConfig {
                 "weir.sql.pipeline.memory.max.bytes" => {
                     config.pipeline_memory_max_bytes = positive(key, value)?
                 }
-                "weir.sql.hop.panes" => {
-                    config.hop_panes = match value.to_ascii_lowercase().as_str() {
-                        "true" | "on" | "1" => true,
-                        "false" | "off" | "0" => false,
-                        _ => {
-                            return Err(SqlConfigError::Invalid {
-                                key: key.clone(),
-                                value: value.to_string(),
-                                expected: "boolean (true or false)",
-                            })
-                        }
-                    }
-                }
+                "weir.sql.hop.panes" => config.hop_panes = boolean(key, value)?,
+                "weir.sql.shared.aggregates" => config.shared_aggregates = boolean(key, value)?,
                 _ => unknown.push(key.clone()),
             }
         }
@@ -152,6 +152,18 @@ fn positive(key: &str, value: &str) -> Result<usize, SqlConfigError> {
             value: value.to_string(),
             expected: "positive integer",
         })
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, SqlConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" => Ok(true),
+        "false" | "off" | "0" => Ok(false),
+        _ => Err(SqlConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            expected: "boolean (true or false)",
+        }),
+    }
 }
 
 fn check_host_port(key: &str, value: &str) -> Result<(), SqlConfigError> {

@@ -359,9 +359,10 @@ impl Engine {
                 let (planned, sink, view) = self
                     .plan_entry(&name, &entry.sql, ttl.map(String::as_str))
                     .await?;
-                // Created before HOP sliced into panes: planned as it was then, over its state.
+                // Created by a Weir that planned it otherwise (before HOP panes or shared
+                // aggregates): planned as it was then, over its state.
                 let (planned, sink, view) =
-                    match self.without_panes(&name, &entry, &planned, &sink).await? {
+                    match self.as_created(&name, &entry, &planned, &sink).await? {
                         Some(old) => old,
                         None => (planned, sink, view),
                     };

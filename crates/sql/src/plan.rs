@@ -11,6 +11,7 @@ mod hop;
 mod interval;
 mod join;
 mod rank;
+mod shared;
 mod table;
 mod union;
 
@@ -165,14 +166,46 @@ fn fnv(text: &str) -> String {
     format!("{hash:016x}")
 }
 
+/// How the planner may plan what more than one plan computes: the choices that changed
+/// between versions of Weir, so that a view created by an older one is planned again as it
+/// was (its checkpointed state is laid out for that plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// A HOP aggregate that can slices into panes of the slide ([`hop`];
+    /// `weir.sql.hop.panes`).
+    pub hop_panes: bool,
+    /// Aggregates that compute the same groups of the same input share one operator
+    /// ([`shared`]; `weir.sql.shared.aggregates`).
+    pub shared_aggregates: bool,
+}
+
+impl PlanOptions {
+    /// The options of older versions, newest first: a view whose stored plan is none of
+    /// today's is planned again with each until one matches.
+    pub fn older(self) -> impl Iterator<Item = PlanOptions> {
+        [
+            PlanOptions {
+                hop_panes: self.hop_panes,
+                shared_aggregates: false,
+            },
+            PlanOptions {
+                hop_panes: false,
+                shared_aggregates: false,
+            },
+        ]
+        .into_iter()
+        .filter(move |o| *o != self)
+    }
+}
+
 /// Plans `plan` (a query's logical plan, unoptimized) as a stream graph; with
-/// `emit_on_window_close` its window aggregates emit each window once, when it closes; with
-/// `hop_panes` a HOP aggregate that can slices into panes ([`hop`]).
+/// `emit_on_window_close` its window aggregates emit each window once, when it closes;
+/// `options` as [`PlanOptions`] says.
 pub fn to_stream(
     state: &SessionState,
     plan: &LogicalPlan,
     emit_on_window_close: bool,
-    hop_panes: bool,
+    options: PlanOptions,
 ) -> Result<StreamPlan, SqlError> {
     refuse_unstable(plan)?;
     let optimized = state.optimize(plan)?;
@@ -182,7 +215,8 @@ pub fn to_stream(
         scans: BTreeMap::new(),
         sources: Vec::new(),
         emit_on_window_close,
-        hop_panes,
+        options,
+        aggregates: Vec::new(),
         windows: 0,
         top_n: None,
         keep_hidden: true,
@@ -261,8 +295,9 @@ struct Planner<'a> {
     sources: Vec<Arc<SourceDef>>,
     /// EMIT ON WINDOW CLOSE: window aggregates emit once per window, append-only.
     emit_on_window_close: bool,
-    /// Whether a HOP aggregate may slice into panes (`weir.sql.hop.panes`).
-    hop_panes: bool,
+    options: PlanOptions,
+    /// The aggregates planned so far, for [`shared`] (when the options allow it).
+    aggregates: Vec<shared::Planned>,
     /// Window aggregates planned.
     windows: usize,
     /// The window (by address) a top-N filter above it is planning, and its N (see `rank`).
@@ -277,6 +312,7 @@ struct Planner<'a> {
 /// A planned sub-plan: the node producing its rows, their logical schema (without
 /// `_retract`), whether they update, their stream key (`None`: dropped by a projection) and
 /// how many of the schema's last columns are hidden (not in the logical plan's schema).
+#[derive(Clone)]
 struct Out {
     node: usize,
     schema: DFSchemaRef,
@@ -459,8 +495,26 @@ impl Planner<'_> {
     /// GROUP BY: a `WindowAggregate` when a group column is a window bound
     /// ([`window`]), else an `UpdatingAggregate`; keyed by its group columns.
     fn aggregate(&mut self, a: &Aggregate) -> Result<Out, SqlError> {
+        if !self.options.shared_aggregates {
+            return self.plan_aggregate(a);
+        }
+        let signature = shared::Signature::of(a);
+        if let Some(out) = self.reuse(a, &signature)? {
+            return Ok(out);
+        }
+        let out = self.plan_aggregate(a)?;
+        self.aggregates.push(shared::Planned::new(signature, &out));
+        Ok(out)
+    }
+
+    /// [`aggregate`](Self::aggregate), planned anew.
+    fn plan_aggregate(&mut self, a: &Aggregate) -> Result<Out, SqlError> {
         // A HOP that slices into panes: the aggregate reads one branch of its union.
-        let panes = if self.hop_panes { hop::panes(a) } else { None };
+        let panes = if self.options.hop_panes {
+            hop::panes(a)
+        } else {
+            None
+        };
         let child = match &panes {
             Some(p) => self.walk(p.branch)?,
             None => self.walk(&a.input)?,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use weir_broker::state::AdminError;
 use weir_stream::checkpoint::{state_topic, transactional_id};
-use weir_stream::graph::{NodeSpec, SinkSpec, WindowSpec};
+use weir_stream::graph::SinkSpec;
 use weir_stream::state::changelog;
 
 use crate::catalog::Entry;
@@ -101,10 +101,11 @@ impl Engine {
         self.rebuild(name, entry, fingerprint, layout, reason).await
     }
 
-    /// When `planned` slices a HOP into panes and `name` was created before Weir did (its
-    /// stored fingerprint or state layout is the plan's without panes), that plan: such a
-    /// pipeline resumes over its state as it was built, never rebuilt or refused for it.
-    pub(crate) async fn without_panes(
+    /// When `name` was created by a Weir that planned it with older [`PlanOptions`](crate::plan::PlanOptions) (before
+    /// HOP aggregates sliced into panes, or before equal aggregates were shared) and its stored
+    /// fingerprint or state layout is that plan's, that plan: such a pipeline resumes over its
+    /// state as it was built, never rebuilt or refused for it.
+    pub(crate) async fn as_created(
         self: &Arc<Self>,
         name: &str,
         entry: &Entry,
@@ -114,37 +115,34 @@ impl Engine {
         let Some(stored) = entry.plan_fingerprint.as_ref() else {
             return Ok(None);
         };
-        let panes = planned.graph.nodes.iter().any(|n| {
-            matches!(
-                n,
-                NodeSpec::WindowAggregate {
-                    window: WindowSpec { hop: Some(_), .. },
-                    ..
-                }
-            )
-        });
-        if !panes || *stored == plan::fingerprint(&planned.graph) {
-            return Ok(None);
-        }
-        if entry.state_layout.as_ref()
-            == Some(&plan::state_layout(&planned.graph_with_sink(sink.clone())))
+        if *stored == plan::fingerprint(&planned.graph)
+            || entry.state_layout.as_ref()
+                == Some(&plan::state_layout(&planned.graph_with_sink(sink.clone())))
         {
             return Ok(None);
         }
         let ttl = entry.options.get(crate::state_ttl::OPTION);
-        let old = self
-            .plan_entry_with(name, &entry.sql, ttl.map(String::as_str), false)
-            .await?;
-        let layout = plan::state_layout(&old.0.graph_with_sink(old.1.clone()));
-        let same = *stored == plan::fingerprint(&old.0.graph)
-            || entry.state_layout.as_ref() == Some(&layout);
-        if same {
-            tracing::info!(
-                name,
-                "created before HOP aggregates sliced into panes: planned as then, over its state"
-            );
+        for options in self.config.plan_options().older() {
+            // A plan these options do not change is today's, which did not match.
+            let Ok(old) = self
+                .plan_entry_with(name, &entry.sql, ttl.map(String::as_str), options)
+                .await
+            else {
+                continue;
+            };
+            let layout = plan::state_layout(&old.0.graph_with_sink(old.1.clone()));
+            if *stored == plan::fingerprint(&old.0.graph)
+                || entry.state_layout.as_ref() == Some(&layout)
+            {
+                tracing::info!(
+                    name,
+                    ?options,
+                    "created by a Weir that planned it otherwise: planned as then, over its state"
+                );
+                return Ok(Some(old));
+            }
         }
-        Ok(same.then_some(old))
+        Ok(None)
     }
 
     /// Operator ids with committed entries in pipeline `id`'s state topic (the sources'

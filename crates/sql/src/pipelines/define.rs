@@ -18,7 +18,7 @@ use crate::catalog::Entry;
 use crate::engine::{column, Engine, Output};
 use crate::error::SqlError;
 use crate::parser::{CreateSource, CreateView, ObjectKind, SinkInput, WeirStatement};
-use crate::plan::{self, StreamPlan};
+use crate::plan::{self, PlanOptions, StreamPlan};
 use crate::source::{self, SourceDef};
 use crate::stream_io::{RowEncoder, UpsertEncoder};
 use crate::types;
@@ -98,7 +98,7 @@ impl Engine {
         self: &Arc<Self>,
         query: &Query,
         emit_on_window_close: bool,
-        hop_panes: bool,
+        options: PlanOptions,
     ) -> Result<StreamPlan, SqlError> {
         let session = self.session();
         let state = session.df_state();
@@ -109,32 +109,33 @@ impl Engine {
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
-        let mut planned = plan::to_stream(&state, &plan, emit_on_window_close, hop_panes)?;
+        let mut planned = plan::to_stream(&state, &plan, emit_on_window_close, options)?;
         planned.reads.extend(used);
         Ok(planned)
     }
 
     /// Plans a view's or sink's SQL with its idle-state TTL (`ttl`: the session's or the
-    /// catalog's text; a sink's own option wins), checked here; HOP in panes as configured.
+    /// catalog's text; a sink's own option wins), checked here; with the configured
+    /// [`PlanOptions`].
     pub(super) async fn plan_entry(
         self: &Arc<Self>,
         name: &str,
         sql: &str,
         ttl: Option<&str>,
     ) -> Result<(StreamPlan, SinkSpec, Option<SourceDef>), SqlError> {
-        self.plan_entry_with(name, sql, ttl, self.config.hop_panes)
+        self.plan_entry_with(name, sql, ttl, self.config.plan_options())
             .await
     }
 
-    /// [`plan_entry`](Self::plan_entry), HOP in panes or not as `hop_panes` says.
+    /// [`plan_entry`](Self::plan_entry) with `options`.
     pub(crate) async fn plan_entry_with(
         self: &Arc<Self>,
         name: &str,
         sql: &str,
         ttl: Option<&str>,
-        hop_panes: bool,
+        options: PlanOptions,
     ) -> Result<(StreamPlan, SinkSpec, Option<SourceDef>), SqlError> {
-        let (mut planned, sink, view) = self.plan_sql(name, sql, hop_panes).await?;
+        let (mut planned, sink, view) = self.plan_sql(name, sql, options).await?;
         let option = match crate::parser::parse(sql)?.pop() {
             Some(WeirStatement::CreateSink(k)) => k.options.get(crate::state_ttl::OPTION).cloned(),
             Some(WeirStatement::CreateView(v)) => v.options.get(crate::state_ttl::OPTION).cloned(),
@@ -163,13 +164,13 @@ impl Engine {
         self: &Arc<Self>,
         name: &str,
         sql: &str,
-        hop_panes: bool,
+        options: PlanOptions,
     ) -> Result<(StreamPlan, SinkSpec, Option<SourceDef>), SqlError> {
         let mut statements = crate::parser::parse(sql)?;
         match statements.pop() {
             Some(WeirStatement::CreateView(v)) => {
                 let planned = self
-                    .plan_query(&v.query, v.emit_on_window_close, hop_panes)
+                    .plan_query(&v.query, v.emit_on_window_close, options)
                     .await?;
                 let topic = self.view_topic(name);
                 let mut def = view_def(name, &topic, planned.schema.clone())?;
@@ -239,7 +240,7 @@ impl Engine {
                     }
                 };
                 let planned = self
-                    .plan_query(&query, k.emit_on_window_close, hop_panes)
+                    .plan_query(&query, k.emit_on_window_close, options)
                     .await?;
                 // Checked now: the encoder must write every column, of a type it can write.
                 weir_format::encode::check_schema(format, &planned.schema)?;

@@ -13,6 +13,7 @@ mod joins;
 mod nexmark;
 mod pipelines;
 mod q7_bounds;
+mod shared_aggregates;
 mod slt;
 mod source_dedup;
 mod state_cleaning;

@@ -82,6 +82,10 @@ pub struct NexmarkArgs {
     /// panes of the slide (`weir.sql.hop.panes = false`): the before of an A/B in one binary.
     #[arg(long)]
     pub no_hop_panes: bool,
+    /// Plan each aggregate of a query apart, even where two compute the same groups of the
+    /// same input (`weir.sql.shared.aggregates = false`; q5 counts its windows twice then).
+    #[arg(long)]
+    pub no_shared_aggregates: bool,
 }
 
 /// How long one view may take before the bench gives up on it.
@@ -165,6 +169,7 @@ async fn bench(
             checkpoint_interval_ms: args.checkpoint_ms,
             pipeline_memory_max_bytes: args.memory_max_mib << 20,
             hop_panes: !args.no_hop_panes,
+            shared_aggregates: !args.no_shared_aggregates,
             ..SqlConfig::default()
         },
     )
@@ -185,6 +190,9 @@ async fn bench(
     }
     if args.no_hop_panes {
         println!("HOP aggregates as the union of their windows (weir.sql.hop.panes = false)\n");
+    }
+    if args.no_shared_aggregates {
+        println!("every aggregate planned apart (weir.sql.shared.aggregates = false)\n");
     }
 
     // The limit: each source read and decoded, nothing kept.
