@@ -93,3 +93,11 @@ pub async fn tag(s: &Session, sql: &str) -> String {
 pub async fn select(s: &Session, sql: &str) -> Vec<Vec<String>> {
     rows(&run(s, sql).await.expect(sql))
 }
+
+/// The state layout stored for `name` (empty when none is).
+pub fn layout(engine: &Engine, name: &str) -> String {
+    engine
+        .catalog_entry(name)
+        .and_then(|e| e.state_layout)
+        .unwrap_or_default()
+}

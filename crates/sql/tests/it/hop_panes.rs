@@ -4,7 +4,7 @@
 //! no state reset, while a view created now slices into panes; the views equal the batch
 //! oracle and the sink holds each closed window once.
 
-use crate::common::{assert_oracle, open, rows, run};
+use crate::common::{assert_oracle, layout, open, rows, run};
 use crate::upgrade::running;
 
 use std::time::Duration;
@@ -42,13 +42,6 @@ async fn insert(s: &Session, from: i64, to: i64) {
     )
     .await
     .expect("bids");
-}
-
-fn layout(engine: &Engine, name: &str) -> String {
-    engine
-        .catalog_entry(name)
-        .and_then(|e| e.state_layout)
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //! views equal the batch oracle across a restart; a view created while each aggregate was
 //! planned apart resumes over its state with that plan after an upgrade.
 
-use crate::common::{assert_oracle, open, rows, run};
+use crate::common::{assert_oracle, layout, open, rows, run};
 use crate::upgrade::running;
 
 use std::time::Duration;
@@ -64,13 +64,6 @@ async fn explain(s: &Session, query: &str) -> String {
     rows(&run(s, &sql).await.expect("explain"))
         .concat()
         .join("\n")
-}
-
-fn layout(engine: &Engine, name: &str) -> String {
-    engine
-        .catalog_entry(name)
-        .and_then(|e| e.state_layout)
-        .unwrap_or_default()
 }
 
 /// A row far ahead closes every window of the rows inserted.
