@@ -40,6 +40,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
          views created before panes were planned",
     ),
     (
+        "weir.sql.shared.aggregates",
+        "true",
+        "two aggregates of one query over the same input and GROUP BY run as one operator; \
+         false plans each apart, as views created before sharing were planned",
+    ),
+    (
         "weir.sql.pipeline.memory.max.bytes",
         "268435456",
         "bytes of operator state and pending output each view's or sink's pipeline may hold; \
@@ -218,6 +224,7 @@ mod tests {
         assert!(SqlConfig::from_pairs(&pairs(&[("weir.sql.listen", "nope")])).is_err());
         assert!(SqlConfig::from_pairs(&pairs(&[("weir.sql.max.connections", "0")])).is_err());
         assert!(is_key("weir.sql.listen"));
+        assert!(is_key("weir.sql.hop.panes") && is_key("weir.sql.shared.aggregates"));
         assert!(!is_key("weir.sql.nope"));
     }
 }
