@@ -28,15 +28,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use datafusion_common::{HashMap, ScalarValue};
 use datafusion_physical_expr::PhysicalExpr;
 
 use crate::error::StreamError;
 use crate::graph::{AggSpec, HopSpec, WindowSpec};
-use crate::ops::aggregate::{eval_inputs, rows_batch, Group};
-use crate::ops::window::{end_of, end_prefix, fold_row, micros_column, restore_group};
+use crate::ops::aggregate::{rows_batch, Group};
+use crate::ops::window::{end_of, end_prefix, fold_row, restore_group, WindowBatch};
 use crate::state::codec::{self, CodecError};
 use crate::state::{Change, KeyedState, StateValue, Stateful};
 
@@ -118,39 +118,26 @@ impl HopAggregateOp {
 
     /// Folds `batch` (each row in its latest window) into its panes' groups.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), StreamError> {
-        let n = batch.num_rows();
-        if n == 0 {
+        if batch.num_rows() == 0 {
             return Ok(());
         }
-        let keys = self
-            .group
-            .iter()
-            .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
-            .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
-        let (args, filters) = eval_inputs(&self.aggs, batch)?;
+        let b = WindowBatch::evaluate(batch, &self.group, &self.aggs, &self.window)?;
         let updating = !self.window.emit_on_close;
-        let ends = match keys.get(self.window.end_column) {
-            Some(k) => micros_column(k.as_ref()),
-            None => vec![None; n],
-        };
         let mut key = Vec::new();
-        for (row, end) in ends.into_iter().enumerate() {
-            // The pane's latest window ends here; its every window has closed at or before.
-            let end = end.and_then(|v| v.checked_add(self.window.end_offset_us));
-            let Some(end) = end.filter(|e| self.watermark_us.is_none_or(|w| *e > w)) else {
+        // A row's end is its pane's latest window's; its every window has closed at or before.
+        for (row, end) in b.open_rows(self.watermark_us) {
+            let Some(end) = end else {
                 self.dropped += 1;
                 continue;
             };
-            key.clear();
-            key.extend_from_slice(&end_prefix(end));
-            codec::encode_array_row(&keys, row, &mut key).map_err(StreamError::Codec)?;
+            b.key(&mut key, row, end)?;
             if updating && !self.touched.contains_key(key.as_slice()) {
                 let before = self.state.get(&key).cloned();
                 self.touched_bytes += touched_cost(&key, before.as_ref());
                 self.touched.insert(key.clone(), before);
                 self.touched_ends.entry(end).or_default().push(key.clone());
             }
-            let input = (row, args.as_slice(), filters.as_slice());
+            let input = b.input(row);
             fold_row(
                 &mut self.state,
                 &mut self.ends,

@@ -112,6 +112,74 @@ pub(crate) fn end_of(key: &[u8]) -> Result<i64, CodecError> {
     Ok((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
 }
 
+/// A batch evaluated for a window (or pane) aggregate: its group columns, its aggregates'
+/// inputs and each row's window end (the end column plus the offset, in microseconds).
+pub(crate) struct WindowBatch {
+    keys: Vec<ArrayRef>,
+    args: Vec<ArrayRef>,
+    filters: Vec<Option<BooleanArray>>,
+    ends: Vec<Option<i64>>,
+}
+
+impl WindowBatch {
+    pub(crate) fn evaluate(
+        batch: &RecordBatch,
+        group: &[Arc<dyn PhysicalExpr>],
+        aggs: &[AggSpec],
+        window: &WindowSpec,
+    ) -> Result<WindowBatch, StreamError> {
+        let n = batch.num_rows();
+        let keys = group
+            .iter()
+            .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
+            .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
+        let (args, filters) = eval_inputs(aggs, batch)?;
+        let ends = match keys.get(window.end_column) {
+            Some(k) => micros_column(k.as_ref())
+                .into_iter()
+                .map(|e| e.and_then(|v| v.checked_add(window.end_offset_us)))
+                .collect(),
+            None => vec![None; n],
+        };
+        Ok(WindowBatch {
+            keys,
+            args,
+            filters,
+            ends,
+        })
+    }
+
+    /// The group columns.
+    pub(crate) fn keys(&self) -> &[ArrayRef] {
+        &self.keys
+    }
+
+    /// Each row and its window's end, when it has one that `watermark` has not closed;
+    /// `None` for a row to drop.
+    pub(crate) fn open_rows(
+        &self,
+        watermark: Option<i64>,
+    ) -> impl Iterator<Item = (usize, Option<i64>)> + '_ {
+        self.ends
+            .iter()
+            .map(move |e| e.filter(|e| watermark.is_none_or(|w| *e > w)))
+            .enumerate()
+    }
+
+    /// Writes row `row`'s group key in the window ending at `end` into `key`: the end,
+    /// order-preserving, then the group columns.
+    pub(crate) fn key(&self, key: &mut Vec<u8>, row: usize, end: i64) -> Result<(), StreamError> {
+        key.clear();
+        key.extend_from_slice(&end_prefix(end));
+        codec::encode_array_row(&self.keys, row, key).map_err(StreamError::Codec)
+    }
+
+    /// Row `row`'s aggregate inputs, for [`fold_row`].
+    pub(crate) fn input(&self, row: usize) -> (usize, &[ArrayRef], &[Option<BooleanArray>]) {
+        (row, &self.args, &self.filters)
+    }
+}
+
 /// Folds row `row` of the evaluated aggregate inputs `(row, args, filters)` into the group at
 /// `key` (its window ends at `end`), creating it, and indexing it by `end`, if new: the step
 /// the window and pane aggregates share.
@@ -196,38 +264,25 @@ impl WindowAggregateOp {
     /// Folds `batch` in; with updating output, records the groups it changed for the next
     /// [`flush`](Self::flush).
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), StreamError> {
-        let n = batch.num_rows();
-        if n == 0 {
+        if batch.num_rows() == 0 {
             return Ok(());
         }
-        let keys = self
-            .group
-            .iter()
-            .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
-            .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
-        let (args, filters) = eval_inputs(&self.aggs, batch)?;
+        let b = WindowBatch::evaluate(batch, &self.group, &self.aggs, &self.window)?;
         let emit_changes = !self.window.emit_on_close;
-        let ends = match keys.get(self.window.end_column) {
-            Some(k) => micros_column(k.as_ref()),
-            None => vec![None; n],
-        };
         let mut key = Vec::new();
-        for (row, end) in ends.into_iter().enumerate() {
-            let end = end.and_then(|v| v.checked_add(self.window.end_offset_us));
-            let Some(end) = end.filter(|e| self.watermark_us.is_none_or(|w| *e > w)) else {
+        for (row, end) in b.open_rows(self.watermark_us) {
+            let Some(end) = end else {
                 self.dropped += 1;
                 continue;
             };
-            key.clear();
-            key.extend_from_slice(&end_prefix(end));
-            codec::encode_array_row(&keys, row, &mut key).map_err(StreamError::Codec)?;
+            b.key(&mut key, row, end)?;
             if emit_changes {
                 let (state, aggs) = (&self.state, &self.aggs);
-                self.fold.touch_row(&key, &keys, row, || {
+                self.fold.touch_row(&key, b.keys(), row, || {
                     state.get(&key).map(|g| g.values(aggs)).transpose()
                 })?;
             }
-            let input = (row, args.as_slice(), filters.as_slice());
+            let input = b.input(row);
             fold_row(
                 &mut self.state,
                 &mut self.ends,
