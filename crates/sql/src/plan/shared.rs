@@ -20,7 +20,6 @@ use crate::error::SqlError;
 /// What makes two aggregates the same: their input, and their group and aggregate
 /// expressions as sets (an output column is found by its expression). One whose aggregates
 /// are a subset of the other's reads the other's too, the extra columns projected away.
-#[derive(Debug, PartialEq)]
 pub(super) struct Signature {
     input: Arc<LogicalPlan>,
     groups: Vec<Expr>,

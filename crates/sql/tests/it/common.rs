@@ -101,3 +101,16 @@ pub fn layout(engine: &Engine, name: &str) -> String {
         .and_then(|e| e.state_layout)
         .unwrap_or_default()
 }
+
+/// A broker state recovered from `dir` holding `topic` (one partition).
+pub async fn state_with(
+    dir: &std::path::Path,
+    topic: &str,
+) -> std::sync::Arc<weir_broker::state::State> {
+    let state = weir_broker::testkit::recovered(dir, &[]);
+    state
+        .create_topic(topic, 1, 1, Default::default())
+        .await
+        .expect("topic");
+    state
+}

@@ -4,7 +4,7 @@
 //! no state reset, while a view created now slices into panes; the views equal the batch
 //! oracle and the sink holds each closed window once.
 
-use crate::common::{assert_oracle, layout, open, rows, run};
+use crate::common::{assert_oracle, layout, open, rows, run, state_with};
 use crate::upgrade::running;
 
 use std::time::Duration;
@@ -47,11 +47,7 @@ async fn insert(s: &Session, from: i64, to: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_and_sinks_created_before_panes_resume_over_their_state() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let state = testkit::recovered(dir.path(), &[]);
-    state
-        .create_topic("bids", 1, 1, Default::default())
-        .await
-        .expect("topic");
+    let state = state_with(dir.path(), "bids").await;
     let old = SqlConfig {
         hop_panes: false,
         ..SqlConfig::default()

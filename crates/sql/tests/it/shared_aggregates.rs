@@ -4,12 +4,11 @@
 //! views equal the batch oracle across a restart; a view created while each aggregate was
 //! planned apart resumes over its state with that plan after an upgrade.
 
-use crate::common::{assert_oracle, layout, open, rows, run};
+use crate::common::{assert_oracle, layout, open, rows, run, state_with};
 use crate::upgrade::running;
 
 use std::time::Duration;
 
-use weir_broker::testkit;
 use weir_sql::engine::{Engine, Session};
 use weir_sql::SqlConfig;
 
@@ -80,11 +79,7 @@ async fn close_windows(s: &Session) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equal_aggregates_run_once_and_equal_the_oracle_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let state = testkit::recovered(dir.path(), &[]);
-    state
-        .create_topic("bids", 1, 1, Default::default())
-        .await
-        .expect("topic");
+    let state = state_with(dir.path(), "bids").await;
     let engine = open(&state).await;
     let s = engine.session();
     run(&s, SOURCE).await.expect("source");
@@ -138,11 +133,7 @@ async fn equal_aggregates_run_once_and_equal_the_oracle_across_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_created_with_aggregates_apart_resumes_over_its_state() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let state = testkit::recovered(dir.path(), &[]);
-    state
-        .create_topic("bids", 1, 1, Default::default())
-        .await
-        .expect("topic");
+    let state = state_with(dir.path(), "bids").await;
     let old = SqlConfig {
         shared_aggregates: false,
         ..SqlConfig::default()
