@@ -10,7 +10,7 @@ use arrow_array::builder::{
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, LargeBinaryBuilder,
     LargeStringBuilder, StringBuilder, StringViewBuilder, UInt64Builder,
 };
-use arrow_array::types::{Date32Type, Decimal128Type};
+use arrow_array::types::Date32Type;
 use arrow_array::{
     ArrayRef, TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
     TimestampSecondArray,
@@ -176,11 +176,9 @@ impl Builder {
             Builder::F32(_) | Builder::F64(_) => {
                 s.trim().parse::<f64>().map(Cell::Float).map_err(|_| bad())
             }
-            Builder::Decimal(_, p, sc) => {
-                arrow_cast::parse::parse_decimal::<Decimal128Type>(s.trim(), *p, *sc)
-                    .map(Cell::Decimal)
-                    .map_err(|e| format!("{s:?}: {e}"))
-            }
+            Builder::Decimal(_, p, sc) => crate::decimal::parse_decimal(s.trim(), *p, *sc)
+                .map(Cell::Decimal)
+                .map_err(|e| format!("{s:?}: {e}")),
             Builder::Str(_) | Builder::LargeStr(_) | Builder::ViewStr(_) => {
                 Ok(Cell::Str(Cow::Owned(s.to_string())))
             }

@@ -14,6 +14,7 @@
 
 mod base64;
 mod cell;
+mod decimal;
 mod decode;
 pub mod encode;
 mod error;
