@@ -13,10 +13,11 @@
 //! expired row is ignored, as users of Flink's TTL expect.
 //!
 //! The TTL is measured in **event time**, by the watermark reaching each operator (not the
-//! wall clock as in Flink): recovery and a backlog read at full speed expire the same keys
-//! at the same points of the input as the live run, results do not depend on processing
-//! speed, and a pipeline down for a day keeps its state. It therefore needs a source with
-//! `WATERMARK FOR` (refused at CREATE otherwise). The session's value is stored with the
+//! wall clock as in Flink), when a source of the query declares `WATERMARK FOR`: recovery
+//! and a backlog read at full speed expire the same keys at the same points of the input as
+//! the live run, results do not depend on processing speed, and a pipeline down for a day
+//! keeps its state. A query without a watermark measures it by the **wall clock**, as Flink
+//! does, read at every checkpoint (`weir_stream::graph::TtlTime`). The session's value is stored with the
 //! view or sink at CREATE (catalog option `state_ttl`), so a restart plans it alike; a
 //! sink's own `WITH (state_ttl = ..)` wins over the session's.
 
@@ -37,8 +38,8 @@ pub fn parse(text: &str) -> Result<Option<i64>, SqlError> {
     }
     let bad = || {
         SqlError::Invalid(format!(
-            "state_ttl = '{text}': a duration like '1 hour', '10 minutes', '30 s' or '500 ms' \
-             (of event time), or 'none'"
+            "state_ttl = '{text}': a duration like '1 hour', '10 minutes', '30 s' or '500 ms', \
+             or 'none'"
         ))
     };
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());

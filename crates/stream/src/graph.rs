@@ -437,10 +437,27 @@ pub struct Edge {
 pub struct Graph {
     pub nodes: Vec<NodeSpec>,
     pub edges: Vec<Edge>,
-    /// The opt-in idle-state TTL (`streaming.state_ttl`), in ms of event time: updating
-    /// aggregates, regular joins and top-N drop a key not written for that long
+    /// The opt-in idle-state TTL (`streaming.state_ttl`), in ms of [`state_ttl_time`]:
+    /// updating aggregates, regular joins and top-N drop a key not written for that long
     /// ([`crate::state::expiry`]); their results may then differ from the batch query.
+    ///
+    /// [`state_ttl_time`]: Graph::state_ttl_time
     pub state_ttl_ms: Option<i64>,
+    /// The clock of the TTL: the watermark, or the wall clock for a pipeline without one.
+    pub state_ttl_time: TtlTime,
+}
+
+/// What measures an idle-state TTL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TtlTime {
+    /// The watermark reaching each operator: a replay expires the same keys at the same
+    /// points of the input as the live run.
+    #[default]
+    Event,
+    /// The wall clock, read at each checkpoint (Flink's `table.exec.state.ttl`), for a
+    /// pipeline whose sources declare no watermark: which keys expire depends on when rows
+    /// arrive, and a restart gives restored keys the whole TTL again.
+    Processing,
 }
 
 impl Graph {
@@ -698,7 +715,12 @@ impl Graph {
                 ));
             }
         }
-        if let Some(ttl) = self.state_ttl_ms {
+        if let (Some(ttl), TtlTime::Processing) = (self.state_ttl_ms, self.state_ttl_time) {
+            out.push(format!(
+                "state TTL: {ttl} ms of processing time, read at each checkpoint (keys of \
+                 updating aggregates, joins and top-N not written for that long are dropped)"
+            ));
+        } else if let Some(ttl) = self.state_ttl_ms {
             out.push(format!(
                 "state TTL: {ttl} ms of event time (keys of updating aggregates, joins and \
                  top-N not written for that long are dropped)"

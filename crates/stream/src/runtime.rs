@@ -21,7 +21,7 @@ use weir_broker::state::{AdminError, State};
 use crate::checkpoint::{state_topic, transactional_id, Counters, SourceState};
 use crate::error::StreamError;
 use crate::format::now_ms;
-use crate::graph::{Graph, NodeSpec};
+use crate::graph::{Graph, NodeSpec, TtlTime};
 use crate::message::Message;
 use crate::sink::SinkOp;
 use crate::source::dedup::Dedup;
@@ -311,6 +311,8 @@ struct Pipeline {
     records_out: u64,
     /// Records appended to sinks in the open epoch.
     epoch_records: u64,
+    /// The graph has an idle-state TTL of processing time: each checkpoint reads the clock.
+    processing_ttl: bool,
 }
 
 impl Pipeline {
@@ -415,6 +417,8 @@ impl Pipeline {
                 reason: format!("entries of operator {op}, which this pipeline does not have"),
             });
         }
+        let processing_ttl =
+            graph.state_ttl_ms.is_some() && graph.state_ttl_time == TtlTime::Processing;
         let outputs = (0..graph.nodes.len())
             .map(|i| graph.outputs(i).map(|e| (e.to, e.port)).collect())
             .collect();
@@ -438,6 +442,7 @@ impl Pipeline {
             duplicate_rows: restored.counters.duplicate_rows,
             records_out: restored.counters.records_out,
             epoch_records: 0,
+            processing_ttl,
         };
         // Progress reports committed offsets: the restored ones until the first commit.
         let committed = restored
@@ -507,6 +512,12 @@ impl Pipeline {
             }
             let (progressed, watched) = self.poll_sources().await?;
             if Instant::now() >= deadline {
+                // Idle, the clock still moves: a key written after a quiet hour gets its
+                // deadline from a recent reading, and the keys that fell due are freed.
+                // (Not dirty: nothing was read since the last barrier.)
+                if !self.dirty && self.expire_idle() > 0 {
+                    self.dirty = true;
+                }
                 if self.dirty {
                     self.checkpoint().await?;
                 }
@@ -654,6 +665,20 @@ impl Pipeline {
         Ok(())
     }
 
+    /// With a processing-time TTL, reads the clock: operators free the keys idle for the
+    /// TTL. Called only when no change is pending (after a barrier). How many were freed.
+    fn expire_idle(&mut self) -> usize {
+        if !self.processing_ttl {
+            return 0;
+        }
+        let now = now_ms();
+        let freed: usize = self.nodes.iter_mut().map(|n| n.expire_idle(now)).sum();
+        if freed > 0 {
+            tracing::debug!(pipeline = self.id, freed, "idle keys expired");
+        }
+        freed
+    }
+
     /// Appends the sinks' pending records; upsert sinks' only at the barrier.
     async fn flush_sinks(&mut self, barrier: bool) -> Result<(), StreamError> {
         for node in &mut self.nodes {
@@ -684,6 +709,9 @@ impl Pipeline {
             }
         }
         self.flush_sinks(true).await?;
+        // After the barrier, so no aggregate holds a pending change of a key it frees; the
+        // freed keys' deletions go into this epoch's changes below.
+        self.expire_idle();
         let mut state = SourceState {
             epoch: n,
             counters: Counters {

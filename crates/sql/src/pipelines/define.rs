@@ -148,12 +148,9 @@ impl Engine {
             .transpose()?
             .flatten()
         {
+            // Event time where a source has a watermark; the wall clock otherwise.
             if !planned.sources.iter().any(|d| d.create.watermark.is_some()) {
-                return Err(SqlError::unsupported(format!(
-                    "{name}: state_ttl is measured in event time, by the watermark, and no \
-                     source this query reads declares one: add WATERMARK FOR to a source, or \
-                     SET streaming.state_ttl = 'none'"
-                )));
+                planned.graph.state_ttl_time = weir_stream::graph::TtlTime::Processing;
             }
             planned.graph.state_ttl_ms = Some(ms);
         }

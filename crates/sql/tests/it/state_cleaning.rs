@@ -3,10 +3,10 @@
 //! the watermark passes its window's end (its view equals the batch oracle, while the same
 //! deduplication over a bucket the planner cannot trace to a window keeps every entry); an
 //! aggregate with `SET streaming.state_ttl` drops groups idle for the TTL of event time
-//! (bounded state against the same aggregate without it), which is refused over a source
-//! without a watermark.
+//! (bounded state against the same aggregate without it); over sources without a watermark
+//! the TTL is measured by the wall clock, idle or not.
 
-use crate::common::{assert_oracle, rows, run};
+use crate::common::{assert_oracle, rows, run, select};
 
 use std::time::Duration;
 
@@ -123,21 +123,18 @@ async fn dedup_per_window_frees_closed_windows_and_ttl_bounds_idle_groups() {
     assert!(explain(&s, PER_ID)
         .await
         .contains("state TTL: 5000 ms of event time"));
-    // Event time needs a watermark.
+    // Without a watermark, the wall clock.
     run(
         &s,
         "CREATE SOURCE plain (id BIGINT) WITH (topic = 'plain', format = 'json')",
     )
     .await
     .expect("plain");
-    let e = run(
-        &s,
-        "CREATE MATERIALIZED VIEW p AS SELECT id, count(*) FROM plain GROUP BY id",
-    )
-    .await
-    .expect_err("a TTL without a watermark");
-    assert_eq!(e.sqlstate(), "0A000", "{e}");
-    assert!(e.to_string().contains("WATERMARK FOR"), "{e}");
+    let plan = explain(&s, "SELECT id, count(*) FROM plain GROUP BY id").await;
+    assert!(
+        plan.contains("state TTL: 5000 ms of processing time"),
+        "{plan}"
+    );
     run(
         &s,
         &format!("CREATE MATERIALIZED VIEW per_id_ttl AS {PER_ID}"),
@@ -197,6 +194,110 @@ async fn dedup_per_window_frees_closed_windows_and_ttl_bounds_idle_groups() {
     assert_oracle(&s, "dedup", DEDUP, false).await;
     assert_bounded(&s, "per_id_ttl", "per_id").await;
     assert_bounded(&s, "dedup", "dedup_untraced").await;
+    engine.stop().await;
+    state.close().expect("close");
+}
+
+/// Rows `(id, k)` into `plain`, in one batch.
+async fn feed_plain(s: &Session, rows: &[(i64, i64)]) {
+    let values: Vec<String> = rows.iter().map(|(i, k)| format!("({i}, {k})")).collect();
+    let sql = format!("INSERT INTO plain (id, k) VALUES {}", values.join(", "));
+    run(s, &sql).await.expect("insert");
+}
+
+/// Waits (up to 30 s) until `view`'s rows are `want`.
+async fn await_rows(s: &Session, view: &str, want: &[&[&str]]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = rows(&run(s, &format!("SELECT * FROM {view}")).await.expect(view));
+        if got
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect::<Vec<_>>())
+            .eq(want.iter().map(|r| r.to_vec()))
+        {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{view}: {got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (up to 30 s) until `view` holds no state.
+async fn await_no_state(s: &Session, view: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let bytes = state_bytes(s, view).await;
+        if bytes == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{view}: {bytes} state bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_watermark_the_ttl_is_the_wall_clocks_and_frees_idle_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = crate::common::state_with(dir.path(), "plain").await;
+    let config = SqlConfig {
+        checkpoint_interval_ms: 100,
+        ..SqlConfig::default()
+    };
+    let engine = Engine::start(state.clone(), config).await.expect("engine");
+    let s = engine.session();
+    run(
+        &s,
+        "CREATE SOURCE plain (id BIGINT, k BIGINT) WITH (topic = 'plain', format = 'json')",
+    )
+    .await
+    .expect("plain");
+    run(&s, "SET streaming.state_ttl = '1 second'")
+        .await
+        .expect("set");
+    let counts = "SELECT k, count(*) AS n FROM plain GROUP BY k";
+    let pairs = "SELECT a.k, a.id AS a, b.id AS b FROM plain a JOIN plain b ON a.k = b.k";
+    let firsts = "SELECT k, id FROM (SELECT k, id, ROW_NUMBER() OVER (PARTITION BY k \
+         ORDER BY id) AS rn FROM plain) WHERE rn = 1";
+    for (name, query) in [("counts", counts), ("pairs", pairs), ("firsts", firsts)] {
+        assert!(explain(&s, query).await.contains("ms of processing time"));
+        run(&s, &format!("CREATE MATERIALIZED VIEW {name} AS {query}"))
+            .await
+            .expect(name);
+    }
+    run(&s, "SET streaming.state_ttl = 'none'")
+        .await
+        .expect("unset");
+    run(
+        &s,
+        &format!("CREATE MATERIALIZED VIEW counts_kept AS {counts}"),
+    )
+    .await
+    .expect("counts_kept");
+
+    // Rows of one batch meet each other whatever the clock.
+    feed_plain(&s, &[(1, 1), (2, 1), (3, 2)]).await;
+    await_rows(&s, "counts", &[&["1", "2"], &["2", "1"]]).await;
+    await_rows(&s, "firsts", &[&["1", "1"], &["2", "3"]]).await;
+    assert_oracle(&s, "pairs", pairs, false).await;
+    // With no input at all, the clock frees every key within the TTL (and a sixteenth, and
+    // a checkpoint interval); expiring writes nothing to the views.
+    for view in ["counts", "pairs", "firsts"] {
+        await_no_state(&s, view).await;
+    }
+    assert!(state_bytes(&s, "counts_kept").await > 0);
+    await_rows(&s, "counts", &[&["1", "2"], &["2", "1"]]).await;
+
+    // A key that comes back starts afresh, as if never seen: counted from 1, the first row
+    // again, joined only with rows written since.
+    feed_plain(&s, &[(4, 1)]).await;
+    await_rows(&s, "counts", &[&["1", "1"], &["2", "1"]]).await;
+    await_rows(&s, "counts_kept", &[&["1", "3"], &["2", "1"]]).await;
+    await_rows(&s, "firsts", &[&["1", "4"], &["2", "3"]]).await;
+    let joined = select(&s, "SELECT a, b FROM pairs WHERE a = 4 OR b = 4").await;
+    assert_eq!(joined, vec![vec!["4".to_string(), "4".to_string()]]);
     engine.stop().await;
     state.close().expect("close");
 }

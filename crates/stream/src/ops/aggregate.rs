@@ -241,6 +241,20 @@ impl UpdatingAggregateOp {
         Ok(out)
     }
 
+    /// A processing-time TTL's clock reached `now_ms`, just after a barrier (no change is
+    /// pending): groups idle for the TTL are freed without output. How many were.
+    pub fn expire_idle(&mut self, now_ms: i64) -> usize {
+        if !self.expiry.has_ttl() {
+            return 0;
+        }
+        debug_assert_eq!(
+            self.fold.len(),
+            0,
+            "called between batches, after a barrier"
+        );
+        self.state.advance(&mut self.expiry, now_ms)
+    }
+
     /// The barrier: the changes of the groups changed since the last one.
     pub fn flush(&mut self) -> Result<Option<RecordBatch>, StreamError> {
         let pending = self.fold.flush();

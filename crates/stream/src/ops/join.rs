@@ -342,6 +342,12 @@ impl JoinOp {
         bound.checked_add(e.end_offset_us)
     }
 
+    /// A processing-time TTL's clock reached `now_ms`: frees the rows of join keys idle for
+    /// the TTL, without output. How many keys were.
+    pub fn expire_idle(&mut self, now_ms: i64) -> usize {
+        self.state.advance(&mut self.ttl, now_ms)
+    }
+
     /// Frees the rows of the windows that end at or before `watermark_ms`: no input changes
     /// them any more. Nothing is emitted.
     pub fn on_watermark(&mut self, watermark_ms: i64) {

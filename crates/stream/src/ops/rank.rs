@@ -201,6 +201,15 @@ impl TopNOp {
         self.state.advance(&mut self.expiry, w)
     }
 
+    /// A processing-time TTL's clock reached `now_ms`: frees the partitions idle for the
+    /// TTL, without output. How many were.
+    pub fn expire_idle(&mut self, now_ms: i64) -> usize {
+        if !self.expiry.has_ttl() {
+            return 0;
+        }
+        self.state.advance(&mut self.expiry, now_ms)
+    }
+
     /// Partitions held.
     pub fn partitions(&self) -> usize {
         self.state.len()

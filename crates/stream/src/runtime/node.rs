@@ -163,6 +163,17 @@ impl Node {
         }
     }
 
+    /// A processing-time TTL's clock reached `now_ms` (at a checkpoint, after its barrier):
+    /// the operator frees the keys idle for the TTL, without output. How many it freed.
+    pub(super) fn expire_idle(&mut self, now_ms: i64) -> usize {
+        match self {
+            Node::Aggregate(a) => a.expire_idle(now_ms),
+            Node::Join(j, _) => j.expire_idle(now_ms),
+            Node::TopN(t) => t.expire_idle(now_ms),
+            _ => 0,
+        }
+    }
+
     /// Bytes of operator state and of batches held behind barriers.
     pub(super) fn state_bytes(&self) -> usize {
         match self {

@@ -8,7 +8,8 @@
 //! clock. So a replay (recovery, or a backlog read at full speed as in the bench) frees the
 //! same keys at the same points of the input as the live run did, results do not depend on
 //! how fast the engine reads, and a pipeline stopped for a day does not lose its state on
-//! restart. A pipeline without a watermark never expires a key by TTL.
+//! restart. A pipeline without a watermark measures the TTL by the wall clock instead
+//! (`graph::TtlTime::Processing`): the runtime hands the clock to `advance` at checkpoints.
 //!
 //! [`Expiry`] computes a key's deadline (µs of event time) from its values and the
 //! watermark; [`super::KeyedState`] keeps the deadlines indexed by time and frees the due
