@@ -46,7 +46,7 @@ PARTITION_SECTIONS = {"UNDER-REPLICATED PARTITIONS": "under_replicated",
 
 
 def parse_info(text: str) -> dict:
-    """CLUSTER ID / CONTROLLER / UNDER-REPLICATED / OFFLINE rows, then the BROKERS, QUORUM and
+    """CLUSTER ID / CONTROLLER / IMAGE (caught_up) / UNDER-REPLICATED / OFFLINE rows, then the BROKERS, QUORUM and
     (brokers beyond the voters) OBSERVERS tables, then the under-replicated and offline partitions as {"under_replicated": [(topic,
     partition)], "offline": [...]}."""
     out: dict = {"brokers": {}, "voters": {}, "observers": {}, "under_replicated": [],
@@ -68,6 +68,8 @@ def parse_info(text: str) -> dict:
                 out["cluster_id"] = cols[2]
             elif cols[0] == "CONTROLLER":
                 out["controller"] = None if cols[1] == "-" else int(cols[1])
+            elif cols[0] == "IMAGE":
+                out["caught_up"] = cols[1] == "caught-up"
             elif cols[0] in ("UNDER-REPLICATED", "OFFLINE"):
                 out[cols[0].lower().replace("-", "_") + "_count"] = int(cols[1])
         elif section == "BROKERS" and cols[0] != "ID":

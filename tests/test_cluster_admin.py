@@ -36,7 +36,8 @@ def start_cluster(tmp_path, **settings) -> Cluster:
 
     def formed():
         info = c.info(1)
-        return info.get("controller") and states(info) == {i: "unfenced" for i in (1, 2, 3)}
+        return (info.get("controller") and info.get("caught_up")
+                and states(info) == {i: "unfenced" for i in (1, 2, 3)})
 
     wait_for("a controller and three unfenced brokers", formed, 60, c)
     return c
@@ -126,6 +127,7 @@ def test_sigterm_moves_leadership_before_exit(cluster):
     log = cluster.nodes[victim].log_path.read_text(errors="replace")
     assert "controlled shutdown: leaderships moved" in log, cluster.nodes[victim].log_tail()
     info = cluster.info(survivor)
+    assert info["caught_up"], info
     assert info["brokers"][victim]["state"] == "fenced", info
     assert topic in {t for t, _ in info["under_replicated"]}, info
     # The SQL engine's own catalog is one replica on one broker (SQL in cluster mode is not

@@ -254,6 +254,15 @@ fn info_cluster(view: super::cluster_node::ClusterView) -> anyhow::Result<()> {
         view.controller.map_or_else(dash, |c| c.to_string()),
     ]);
     summary.row(vec!["TERM".into(), view.quorum.term.to_string()]);
+    // A restarting broker answers from its own log until it caught up with the quorum.
+    summary.row(vec![
+        "IMAGE".into(),
+        if view.caught_up {
+            "caught-up".into()
+        } else {
+            "replaying (behind the quorum: brokers and partitions may be stale)".into()
+        },
+    ]);
     summary.row(vec!["TOPICS".into(), view.topics.to_string()]);
     summary.row(vec![
         "UNDER-REPLICATED".into(),

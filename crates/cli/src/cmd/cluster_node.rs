@@ -41,6 +41,15 @@ pub struct ClusterView {
     #[serde(default)]
     pub offline: Vec<PartitionView>,
     pub quorum: QuorumInfo,
+    /// Whether the answering broker has caught up with the quorum: until then (a broker
+    /// restarting) its brokers and partitions are those of its own log as it stopped.
+    /// (An answer without it, from an older broker, reads as caught up.)
+    #[serde(default = "caught_up_by_default")]
+    pub caught_up: bool,
+}
+
+fn caught_up_by_default() -> bool {
+    true
 }
 
 /// One partition in `weir cluster info`'s lists.
@@ -98,12 +107,16 @@ pub fn node_config(
 }
 
 /// Answers `WeirDescribeCluster` from the node: brokers from its image, the quorum from
-/// the active controller.
-pub struct NodeAdmin(pub Arc<Node>);
+/// the active controller, whether the broker (its `image` cell) caught up with it.
+pub struct NodeAdmin {
+    pub node: Arc<Node>,
+    pub image: Arc<weir_broker::cluster::ImageCell>,
+}
 
 impl ClusterAdmin for NodeAdmin {
     fn describe(&self) -> DescribeFuture {
-        let node = self.0.clone();
+        let node = self.node.clone();
+        let caught_up = self.image.is_caught_up();
         Box::pin(async move {
             let quorum = node.describe_quorum().await;
             let image = node.image();
@@ -128,6 +141,7 @@ impl ClusterAdmin for NodeAdmin {
                 under_replicated: partitions(&image, |r| r.isr.len() < r.replicas.len()),
                 offline: partitions(&image, |r| !image.broker_usable(r.leader)),
                 quorum,
+                caught_up,
             };
             serde_json::to_vec(&view).unwrap_or_default()
         })

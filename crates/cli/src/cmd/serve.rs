@@ -297,7 +297,10 @@ async fn serve_cluster(
     );
     broker
         .state()
-        .set_cluster_admin(Arc::new(super::cluster_node::NodeAdmin(node.clone())));
+        .set_cluster_admin(Arc::new(super::cluster_node::NodeAdmin {
+            node: node.clone(),
+            image: broker.state().image.clone(),
+        }));
     broker
         .state()
         .set_controller(Arc::new(super::cluster_node::NodeController(node.clone())));
