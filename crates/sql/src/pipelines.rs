@@ -348,12 +348,14 @@ impl Engine {
             .filter(|(_, e)| e.kind == VIEW || e.kind == SINK)
             .collect();
         entries.sort_by_key(|(_, e)| e.id);
+        let mut rebuilt = crate::upgrade::Rebuilt::default();
         for (name, entry) in entries {
             let kind = if entry.kind == VIEW {
                 ObjectKind::MaterializedView
             } else {
                 ObjectKind::Sink
             };
+            let stored_id = entry.id;
             let planned = async {
                 let ttl = entry.options.get(crate::state_ttl::OPTION);
                 let (planned, sink, view) = self
@@ -361,24 +363,48 @@ impl Engine {
                     .await?;
                 // Created by a Weir that planned it otherwise (before HOP panes or shared
                 // aggregates): planned as it was then, over its state.
-                let (planned, sink, view) =
-                    match self.as_created(&name, &entry, &planned, &sink).await? {
-                        Some(old) => old,
-                        None => (planned, sink, view),
-                    };
-                // A plan that changed since CREATE resumes, is rebuilt under a new id, or is
-                // refused with the way out (crate::upgrade).
-                let entry = self
-                    .reconcile_plan(&name, entry.clone(), &planned, &sink)
-                    .await?;
-                let upsert_view = view.as_ref().is_some_and(|v| v.upsert_key.is_some());
-                self.ensure_topic_with(&sink.topic, 1, upsert_view).await?;
-                self.ensure_dead_letters(&planned).await?;
-                Ok::<_, SqlError>((planned, sink, view, entry))
+                match self.as_created(&name, &entry, &planned, &sink).await? {
+                    Some(old) => Ok::<_, SqlError>(old),
+                    None => Ok((planned, sink, view)),
+                }
             }
             .await;
+            let planned = match planned {
+                Ok((planned, sink, view)) => {
+                    // A plan that changed since CREATE resumes, is rebuilt under a new id, or
+                    // is refused with the way out; so is one reading a rebuilt one
+                    // (crate::upgrade).
+                    let upstream = rebuilt.upstream_of(&name);
+                    let resumed = async {
+                        let entry = self
+                            .reconcile_plan(&name, entry.clone(), &planned, &sink, upstream)
+                            .await?;
+                        let upsert_view = view.as_ref().is_some_and(|v| v.upsert_key.is_some());
+                        self.ensure_topic_with(&sink.topic, 1, upsert_view).await?;
+                        self.ensure_dead_letters(&planned).await?;
+                        Ok::<_, SqlError>(entry)
+                    }
+                    .await;
+                    match resumed {
+                        Ok(entry) => Ok((planned, sink, view, entry)),
+                        Err(e) => {
+                            // A refused view's topic holds what it wrote: what reads it plans
+                            // against it and resumes over its own state.
+                            if let Some(mut def) = view {
+                                def.id = stored_id;
+                                self.sources_mut().insert(name.clone(), Arc::new(def));
+                            }
+                            Err(e)
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            };
             match planned {
                 Ok((planned, sink, view, entry)) => {
+                    if entry.id != stored_id {
+                        rebuilt.record(self, &name);
+                    }
                     tracing::info!(name, id = entry.id, "resuming pipeline");
                     self.run(
                         &name,

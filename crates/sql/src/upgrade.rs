@@ -14,9 +14,13 @@
 //!    rewritten exactly (a view no other pipeline reads; an upsert sink keyed by named or
 //!    visible columns): a new id (so a fresh state topic and transactional id), the view's
 //!    topic emptied, the sources read again from their start positions, the reset logged and
-//!    shown by DESCRIBE (`state reset`). An append-only sink, or a view others read, is
-//!    refused with the way out: DROP and CREATE it again.
+//!    shown by DESCRIBE (`state reset`). A view others read is rebuilt with all that read it,
+//!    directly or through other views (their offsets and state are of its old topic): each
+//!    is then rebuilt in turn whatever its own plan ([`Rebuilt`]). An append-only sink, or
+//!    a view an append-only sink reads (through any views), is refused with the way out:
+//!    DROP and CREATE it again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use weir_broker::state::AdminError;
@@ -35,19 +39,50 @@ use crate::source::SourceDef;
 /// id (the runtime's default).
 const FENCE_TIMEOUT_MS: i32 = 60_000;
 
+/// The pipelines rebuilt at this start, and those that must be rebuilt because they read one
+/// (directly or through views): name -> the rebuilt pipeline it reads.
+#[derive(Debug, Default)]
+pub(crate) struct Rebuilt(HashMap<String, String>);
+
+impl Rebuilt {
+    /// What `name` reads that was rebuilt, if anything.
+    pub(crate) fn upstream_of(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// `name` was rebuilt: everything reading it must be too.
+    pub(crate) fn record(&mut self, engine: &Engine, name: &str) {
+        for reader in engine.cascade_order(name) {
+            self.0.entry(reader).or_insert_with(|| name.to_string());
+        }
+    }
+}
+
 impl Engine {
     /// The entry `name` resumes with: `entry` itself, with its fingerprints brought up to
     /// date, or a rebuilt pipeline's new entry; an error when its state is unusable and it
-    /// cannot be rebuilt.
+    /// cannot be rebuilt. `upstream`: a pipeline it reads was rebuilt at this start, so its
+    /// offsets and state are of a topic written again: it is rebuilt whatever its plan.
     pub(crate) async fn reconcile_plan(
         &self,
         name: &str,
         mut entry: Entry,
         planned: &StreamPlan,
         sink: &SinkSpec,
+        upstream: Option<&str>,
     ) -> Result<Entry, SqlError> {
         let fingerprint = plan::fingerprint(&planned.graph);
         let layout = plan::state_layout(&planned.graph_with_sink(sink.clone()));
+        if let Some(upstream) = upstream {
+            let reason = format!("{upstream}, which it reads, was rebuilt");
+            return match self.cannot_rebuild(name, &entry, planned) {
+                Some(why) => Err(SqlError::Invalid(format!(
+                    "{reason}; {why}: DROP {} {name} and CREATE it again",
+                    kind_name(&entry)
+                ))),
+                None => self.rebuild(name, entry, fingerprint, layout, reason).await,
+            };
+        }
         let same_plan = entry
             .plan_fingerprint
             .as_ref()
@@ -89,13 +124,9 @@ impl Engine {
              checkpointed state (of operators {held:?}) was written for the old plan"
         );
         if let Some(why) = self.cannot_rebuild(name, &entry, planned) {
-            let kind = if entry.kind == VIEW {
-                "MATERIALIZED VIEW"
-            } else {
-                "SINK"
-            };
             return Err(SqlError::Invalid(format!(
-                "{reason}; {why}: DROP {kind} {name} and CREATE it again"
+                "{reason}; {why}: DROP {} {name} and CREATE it again",
+                kind_name(&entry)
             )));
         }
         self.rebuild(name, entry, fingerprint, layout, reason).await
@@ -166,35 +197,36 @@ impl Engine {
         Ok(ops)
     }
 
-    /// Why `name`'s output cannot be rewritten exactly from its sources, if it cannot.
+    /// Why `name`'s output cannot be rewritten exactly from its sources, if it cannot. A
+    /// view is rebuilt with all that read it, which an append-only sink among them forbids
+    /// (an upsert sink among them is judged by its own plan at its turn).
     fn cannot_rebuild(&self, name: &str, entry: &Entry, planned: &StreamPlan) -> Option<String> {
         if entry.kind == VIEW {
-            let readers = self.dependents(name);
-            return (!readers.is_empty()).then(|| {
+            let appending: Vec<String> = self
+                .cascade_order(name)
+                .into_iter()
+                .filter(|r| {
+                    self.catalog
+                        .get(r)
+                        .is_some_and(|e| e.kind == crate::pipelines::SINK && !is_upsert(&e))
+                })
+                .collect();
+            return (!appending.is_empty()).then(|| {
                 format!(
-                    "{} read its topic, so it cannot be emptied and rebuilt",
-                    readers.join(", ")
+                    "the append-only sinks {} read its topic (directly or through views), so \
+                     it cannot be emptied and rebuilt with them",
+                    appending.join(", ")
                 )
             });
         }
-        let sql_options = crate::parser::parse(&entry.sql)
-            .ok()
-            .and_then(|mut s| match s.pop() {
-                Some(crate::parser::WeirStatement::CreateSink(k)) => Some(k.options),
-                _ => None,
-            });
-        let options = sql_options.unwrap_or_default();
-        let upsert = options
-            .get("type")
-            .is_some_and(|t| t.eq_ignore_ascii_case("upsert"));
-        if !upsert {
+        if !is_upsert(entry) {
             return Some(
                 "an append-only sink cannot be rebuilt from its sources without writing its \
                  rows to its topic again"
                     .into(),
             );
         }
-        if !options.contains_key("primary_key") && !planned.hidden.is_empty() {
+        if !sink_options(entry).contains_key("primary_key") && !planned.hidden.is_empty() {
             return Some(
                 "its records are keyed by hidden columns of the old plan, which a rebuild \
                  would key otherwise"
@@ -251,6 +283,32 @@ impl Engine {
         delete_topic(self, &state_topic(old)).await?;
         Ok(entry)
     }
+}
+
+fn kind_name(entry: &Entry) -> &'static str {
+    if entry.kind == VIEW {
+        "MATERIALIZED VIEW"
+    } else {
+        "SINK"
+    }
+}
+
+/// The `WITH` options of the sink `entry` defines (none for another entry).
+fn sink_options(entry: &Entry) -> std::collections::BTreeMap<String, String> {
+    match crate::parser::parse(&entry.sql)
+        .ok()
+        .and_then(|mut s| s.pop())
+    {
+        Some(crate::parser::WeirStatement::CreateSink(k)) => k.options,
+        _ => Default::default(),
+    }
+}
+
+/// Whether the sink `entry` defines is an upsert sink (`WITH (type = 'upsert')`).
+fn is_upsert(entry: &Entry) -> bool {
+    sink_options(entry)
+        .get("type")
+        .is_some_and(|t| t.eq_ignore_ascii_case("upsert"))
 }
 
 async fn delete_topic(engine: &Engine, topic: &str) -> Result<(), SqlError> {

@@ -5,7 +5,8 @@
 //! from their sources (new id, state reset shown by DESCRIBE, old state topic deleted,
 //! results equal to the batch oracle); a stateless sink resumes from its offsets (no row
 //! written twice); an append-only sink with state is refused with the way out; a pipeline
-//! whose plan changed but whose state layout did not resumes over its state.
+//! whose plan changed but whose state layout did not resumes over its state. A view others
+//! read is rebuilt with them, unless an append-only sink reads it (through any views).
 
 use crate::common::{assert_oracle, open, rows, run};
 
@@ -252,4 +253,106 @@ async fn a_plan_changed_since_create_is_resumed_rebuilt_or_refused_never_run_ove
     assert_oracle(&s, "joined", JOINED, false).await;
     settles_at(&s, "SELECT count(*) FROM plain", 70).await;
     engine.stop().await;
+}
+
+/// Closed 10 s windows of `orders` (append-only, with state), and two views reading it.
+const WIN: &str = "SELECT window_start, count(*) AS n FROM TUMBLE(orders, ts, INTERVAL '10' \
+     SECOND) GROUP BY window_start EMIT ON WINDOW CLOSE";
+const BUSY: &str = "SELECT window_start, n FROM win WHERE n > 5";
+const TOTAL: &str = "SELECT count(*) AS windows, sum(n) AS rows FROM win";
+
+/// Restarts the engine over `state`.
+async fn restart(state: &Arc<State>, engine: Arc<Engine>, s: Session) -> (Arc<Engine>, Session) {
+    engine.stop().await;
+    drop(s);
+    drop(engine);
+    let engine = open(state).await;
+    let s = engine.session();
+    (engine, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_others_read_is_rebuilt_with_them_unless_an_append_only_sink_reads_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = crate::common::state_with(dir.path(), "orders").await;
+    state
+        .create_topic("out_all", 1, 1, Default::default())
+        .await
+        .expect("topic");
+    let engine = open(&state).await;
+    let s = engine.session();
+    run(
+        &s,
+        &format!(
+            "CREATE SOURCE orders (id BIGINT NOT NULL, customer VARCHAR, amount BIGINT, \
+             ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+             WITH (topic = 'orders'); \
+             CREATE MATERIALIZED VIEW win AS {WIN}; \
+             CREATE MATERIALIZED VIEW busy AS {BUSY}; \
+             CREATE MATERIALIZED VIEW total AS {TOTAL}; \
+             CREATE SINK k_all INTO out_all AS SELECT * FROM busy"
+        ),
+    )
+    .await
+    .expect("pipelines");
+    // Rows at seconds 0..60: the watermark (58 s) closed the windows from 0 to 40 s.
+    orders(&s, 0, 60).await;
+    settles_at(&s, "SELECT count(*) FROM busy", 5).await;
+    settles_at(&s, "SELECT rows FROM total", 50).await;
+    let ids: Vec<(&str, u64)> = ["win", "busy", "total", "k_all"]
+        .into_iter()
+        .map(|n| (n, engine.catalog_entry(n).expect(n).id))
+        .collect();
+    let id = |name: &str| ids.iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
+    engine.stop().await;
+    as_older_weir_left_it(&state, &engine, "win", false).await;
+
+    // An append-only sink reads it through `busy`: refused, naming the sink; its readers
+    // resume over their state.
+    let (engine, s) = restart(&state, engine, s).await;
+    match engine.pipeline_status("win") {
+        Some(PipelineStatus::Failed(e)) => {
+            assert!(e.contains("append-only sinks k_all"), "{e}");
+            assert!(e.contains("DROP MATERIALIZED VIEW win"), "{e}");
+        }
+        other => panic!("win: {other:?}"),
+    }
+    for name in ["busy", "total", "k_all"] {
+        running(&engine, name).await;
+        assert_eq!(engine.catalog_entry(name).map(|e| e.id), id(name), "{name}");
+    }
+
+    // Without it, the view is rebuilt with both views reading it, whose own plans did not
+    // change: each counts every closed window once.
+    run(&s, "DROP SINK k_all").await.expect("drop");
+    let (engine, s) = restart(&state, engine, s).await;
+    for name in ["win", "busy", "total"] {
+        running(&engine, name).await;
+        let entry = engine.catalog_entry(name).expect(name);
+        assert_ne!(Some(entry.id), id(name), "{name}: rebuilt under a new id");
+        let reset = entry.state_reset.unwrap_or_default();
+        if name != "win" {
+            assert!(
+                reset.contains("win, which it reads, was rebuilt"),
+                "{reset}"
+            );
+        }
+        assert!(state.topic(&state_topic(id(name).expect(name))).is_none());
+    }
+    orders(&s, 60, 80).await;
+    settles_at(&s, "SELECT count(*) FROM win", 7).await;
+    settles_at(&s, "SELECT count(*) FROM busy", 7).await;
+    settles_at(&s, "SELECT windows FROM total", 7).await;
+    settles_at(&s, "SELECT rows FROM total", 70).await;
+
+    // A second restart resumes all three over their new state.
+    let (engine, s) = restart(&state, engine, s).await;
+    orders(&s, 80, 90).await;
+    settles_at(&s, "SELECT rows FROM total", 80).await;
+    for name in ["win", "busy", "total"] {
+        let entry = engine.catalog_entry(name).expect(name);
+        assert!(state.topic(&state_topic(entry.id)).is_some(), "{name}");
+    }
+    engine.stop().await;
+    drop(s);
 }
