@@ -80,6 +80,21 @@ pub async fn open(state: &std::sync::Arc<weir_broker::state::State>) -> std::syn
         .expect("engine")
 }
 
+/// Stops `engine` and starts another over `state`, with a new session.
+#[allow(dead_code)]
+pub async fn restart(
+    engine: std::sync::Arc<Engine>,
+    s: Session,
+    state: &std::sync::Arc<weir_broker::state::State>,
+) -> (std::sync::Arc<Engine>, Session) {
+    engine.stop().await;
+    drop(s);
+    drop(engine);
+    let engine = open(state).await;
+    let s = engine.session();
+    (engine, s)
+}
+
 /// The command tag of one statement.
 pub async fn tag(s: &Session, sql: &str) -> String {
     let mut statements = parse(sql).expect(sql);

@@ -6,7 +6,7 @@
 //! across clean restarts. Also: SHOW TABLES, DESCRIBE, DROP, keyless records dead-lettered,
 //! and the refusals at CREATE.
 
-use crate::common::{assert_oracle, rows, run};
+use crate::common::{assert_oracle, restart, rows, run};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -127,15 +127,6 @@ async fn check(s: &Session, model: &Model) {
     for (name, query) in VIEWS {
         assert_oracle(s, name, query, true).await;
     }
-}
-
-async fn restart(engine: Arc<Engine>, s: Session, state: &Arc<State>) -> (Arc<Engine>, Session) {
-    engine.stop().await;
-    drop(s);
-    drop(engine);
-    let engine = open(state).await;
-    let s = engine.session();
-    (engine, s)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

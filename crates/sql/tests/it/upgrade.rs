@@ -8,7 +8,7 @@
 //! whose plan changed but whose state layout did not resumes over its state. A view others
 //! read is rebuilt with them, unless an append-only sink reads it (through any views).
 
-use crate::common::{assert_oracle, open, rows, run};
+use crate::common::{assert_oracle, open, restart, rows, run};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -261,16 +261,6 @@ const WIN: &str = "SELECT window_start, count(*) AS n FROM TUMBLE(orders, ts, IN
 const BUSY: &str = "SELECT window_start, n FROM win WHERE n > 5";
 const TOTAL: &str = "SELECT count(*) AS windows, sum(n) AS rows FROM win";
 
-/// Restarts the engine over `state`.
-async fn restart(state: &Arc<State>, engine: Arc<Engine>, s: Session) -> (Arc<Engine>, Session) {
-    engine.stop().await;
-    drop(s);
-    drop(engine);
-    let engine = open(state).await;
-    let s = engine.session();
-    (engine, s)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_others_read_is_rebuilt_with_them_unless_an_append_only_sink_reads_it() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -309,7 +299,7 @@ async fn a_view_others_read_is_rebuilt_with_them_unless_an_append_only_sink_read
 
     // An append-only sink reads it through `busy`: refused, naming the sink; its readers
     // resume over their state.
-    let (engine, s) = restart(&state, engine, s).await;
+    let (engine, s) = restart(engine, s, &state).await;
     match engine.pipeline_status("win") {
         Some(PipelineStatus::Failed(e)) => {
             assert!(e.contains("append-only sinks k_all"), "{e}");
@@ -325,7 +315,7 @@ async fn a_view_others_read_is_rebuilt_with_them_unless_an_append_only_sink_read
     // Without it, the view is rebuilt with both views reading it, whose own plans did not
     // change: each counts every closed window once.
     run(&s, "DROP SINK k_all").await.expect("drop");
-    let (engine, s) = restart(&state, engine, s).await;
+    let (engine, s) = restart(engine, s, &state).await;
     for name in ["win", "busy", "total"] {
         running(&engine, name).await;
         let entry = engine.catalog_entry(name).expect(name);
@@ -346,7 +336,7 @@ async fn a_view_others_read_is_rebuilt_with_them_unless_an_append_only_sink_read
     settles_at(&s, "SELECT rows FROM total", 70).await;
 
     // A second restart resumes all three over their new state.
-    let (engine, s) = restart(&state, engine, s).await;
+    let (engine, s) = restart(engine, s, &state).await;
     orders(&s, 80, 90).await;
     settles_at(&s, "SELECT rows FROM total", 80).await;
     for name in ["win", "busy", "total"] {
