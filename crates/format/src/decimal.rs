@@ -7,8 +7,9 @@
 //! overflows, a panic in a debug build and a wrong value in a release one. Here every position is
 //! an `i64` and the exponent is clamped far beyond any precision, so no text can overflow it.
 
-/// The largest exponent kept; any larger only says "zero" or "too large" for 38 digits.
-const EXPONENT_LIMIT: i64 = 1_000_000;
+/// The largest exponent kept: beyond any digit count a record can hold, so a clamped one
+/// still says "zero" or "too large", and positions (digit counts plus it) stay in an i64.
+const EXPONENT_LIMIT: i64 = 1 << 60;
 
 /// Parses `s` (already trimmed) into the unscaled value of a decimal of `precision` and `scale`.
 pub(crate) fn parse_decimal(s: &str, precision: u8, scale: i8) -> Result<i128, String> {
@@ -70,7 +71,9 @@ fn parse_exponent(bytes: &[u8]) -> Option<i64> {
         return None;
     }
     let magnitude = digits.iter().fold(0i64, |e, b| {
-        (e * 10 + i64::from(b - b'0')).min(EXPONENT_LIMIT)
+        e.saturating_mul(10)
+            .saturating_add(i64::from(b - b'0'))
+            .min(EXPONENT_LIMIT)
     });
     Some(if negative { -magnitude } else { magnitude })
 }
@@ -183,6 +186,13 @@ mod tests {
             Ok(99_999_999_999_999_999_999_999_999_999_999_999_999)
         );
         assert_eq!(parse_decimal("-1.5e3", 10, 2), Ok(-150_000));
+        // Digit runs longer than any exponent a clamp would have cut short.
+        let tiny = format!("0.{}1e2000010", "0".repeat(2_000_000));
+        assert!(parse_decimal(&tiny, 10, 2)
+            .unwrap_err()
+            .contains("overflow"));
+        let huge = format!("{}e-2000010", "1".repeat(2_000_000));
+        assert_eq!(parse_decimal(&huge, 10, 2), Ok(0));
         // A negative scale counts in hundreds (Arrow's parser reads "1234" as 1234 hundreds).
         assert_eq!(parse_decimal("1234", 18, -2), Ok(12));
         assert_eq!(parse_decimal("1.5e4", 18, -2), Ok(150));

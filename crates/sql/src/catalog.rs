@@ -42,6 +42,11 @@ pub struct Entry {
     /// plan change made its state unusable): shown by DESCRIBE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_reset: Option<String>,
+    /// A view this pipeline reads (directly or through plain views) was rebuilt: its
+    /// offsets and state are of that view's old output, so it is rebuilt at its next start
+    /// whatever its plan (`crate::upgrade`). Cleared by that rebuild.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild_after: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +194,7 @@ impl Catalog {
             plan_fingerprint: None,
             state_layout: None,
             state_reset: None,
+            rebuild_after: None,
         }
     }
 

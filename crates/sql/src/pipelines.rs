@@ -348,8 +348,9 @@ impl Engine {
             .filter(|(_, e)| e.kind == VIEW || e.kind == SINK)
             .collect();
         entries.sort_by_key(|(_, e)| e.id);
-        let mut rebuilt = crate::upgrade::Rebuilt::default();
         for (name, entry) in entries {
+            // As it is now: a view rebuilt before it in this loop may have marked it.
+            let entry = self.catalog.get(&name).unwrap_or(entry);
             let kind = if entry.kind == VIEW {
                 ObjectKind::MaterializedView
             } else {
@@ -372,12 +373,11 @@ impl Engine {
             let planned = match planned {
                 Ok((planned, sink, view)) => {
                     // A plan that changed since CREATE resumes, is rebuilt under a new id, or
-                    // is refused with the way out; so is one reading a rebuilt one
+                    // is refused with the way out; so is one reading a rebuilt view
                     // (crate::upgrade).
-                    let upstream = rebuilt.upstream_of(&name);
                     let resumed = async {
                         let entry = self
-                            .reconcile_plan(&name, entry.clone(), &planned, &sink, upstream)
+                            .reconcile_plan(&name, entry.clone(), &planned, &sink)
                             .await?;
                         let upsert_view = view.as_ref().is_some_and(|v| v.upsert_key.is_some());
                         self.ensure_topic_with(&sink.topic, 1, upsert_view).await?;
@@ -402,9 +402,6 @@ impl Engine {
             };
             match planned {
                 Ok((planned, sink, view, entry)) => {
-                    if entry.id != stored_id {
-                        rebuilt.record(self, &name);
-                    }
                     tracing::info!(name, id = entry.id, "resuming pipeline");
                     self.run(
                         &name,

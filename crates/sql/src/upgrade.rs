@@ -16,11 +16,11 @@
 //!    topic emptied, the sources read again from their start positions, the reset logged and
 //!    shown by DESCRIBE (`state reset`). A view others read is rebuilt with all that read it,
 //!    directly or through other views (their offsets and state are of its old topic): each
-//!    is then rebuilt in turn whatever its own plan ([`Rebuilt`]). An append-only sink, or
-//!    a view an append-only sink reads (through any views), is refused with the way out:
-//!    DROP and CREATE it again.
+//!    is marked in the catalog before the view's topic is emptied (`Entry::rebuild_after`)
+//!    and rebuilt at its turn whatever its own plan, at this start or, if it fails, at the
+//!    next. An append-only sink, or a view an append-only sink reads (through any views),
+//!    is refused with the way out: DROP and CREATE it again.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use weir_broker::state::AdminError;
@@ -39,41 +39,21 @@ use crate::source::SourceDef;
 /// id (the runtime's default).
 const FENCE_TIMEOUT_MS: i32 = 60_000;
 
-/// The pipelines rebuilt at this start, and those that must be rebuilt because they read one
-/// (directly or through views): name -> the rebuilt pipeline it reads.
-#[derive(Debug, Default)]
-pub(crate) struct Rebuilt(HashMap<String, String>);
-
-impl Rebuilt {
-    /// What `name` reads that was rebuilt, if anything.
-    pub(crate) fn upstream_of(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    /// `name` was rebuilt: everything reading it must be too.
-    pub(crate) fn record(&mut self, engine: &Engine, name: &str) {
-        for reader in engine.cascade_order(name) {
-            self.0.entry(reader).or_insert_with(|| name.to_string());
-        }
-    }
-}
-
 impl Engine {
     /// The entry `name` resumes with: `entry` itself, with its fingerprints brought up to
     /// date, or a rebuilt pipeline's new entry; an error when its state is unusable and it
-    /// cannot be rebuilt. `upstream`: a pipeline it reads was rebuilt at this start, so its
-    /// offsets and state are of a topic written again: it is rebuilt whatever its plan.
+    /// cannot be rebuilt. One marked [`Entry::rebuild_after`] (a view it reads was rebuilt,
+    /// so its offsets and state are of a topic written again) is rebuilt whatever its plan.
     pub(crate) async fn reconcile_plan(
         &self,
         name: &str,
         mut entry: Entry,
         planned: &StreamPlan,
         sink: &SinkSpec,
-        upstream: Option<&str>,
     ) -> Result<Entry, SqlError> {
         let fingerprint = plan::fingerprint(&planned.graph);
         let layout = plan::state_layout(&planned.graph_with_sink(sink.clone()));
-        if let Some(upstream) = upstream {
+        if let Some(upstream) = entry.rebuild_after.clone() {
             let reason = format!("{upstream}, which it reads, was rebuilt");
             return match self.cannot_rebuild(name, &entry, planned) {
                 Some(why) => Err(SqlError::Invalid(format!(
@@ -255,8 +235,18 @@ impl Engine {
             tracing::warn!(name, error = %e, "cannot fence the rebuilt pipeline's old producer");
         }
         // A view's topic is its contents: emptied, then written again by the new run
-        // (re-created with the view's settings before it starts).
+        // (re-created with the view's settings before it starts). What reads it is marked
+        // first, so it is rebuilt too even if this start fails before its turn.
         if entry.kind == VIEW {
+            for reader in self.cascade_order(name) {
+                let Some(mut e) = self.catalog.get(&reader) else {
+                    continue;
+                };
+                if e.kind == VIEW || e.kind == crate::pipelines::SINK {
+                    e.rebuild_after = Some(name.to_string());
+                    self.catalog.put(&reader, e).await?;
+                }
+            }
             let topic = entry.options.get("topic").map_or(name, String::as_str);
             delete_topic(self, topic).await?;
         }
@@ -267,6 +257,7 @@ impl Engine {
                 |t| format!("{} UTC", t.format("%Y-%m-%d %H:%M:%S")),
             );
         entry.id = self.catalog.next_id();
+        entry.rebuild_after = None;
         entry.plan_fingerprint = Some(fingerprint);
         entry.state_layout = Some(layout);
         entry.state_reset = Some(format!(

@@ -320,6 +320,7 @@ async fn a_view_others_read_is_rebuilt_with_them_unless_an_append_only_sink_read
         running(&engine, name).await;
         let entry = engine.catalog_entry(name).expect(name);
         assert_ne!(Some(entry.id), id(name), "{name}: rebuilt under a new id");
+        assert_eq!(entry.rebuild_after, None, "{name}: its mark is cleared");
         let reset = entry.state_reset.unwrap_or_default();
         if name != "win" {
             assert!(

@@ -252,7 +252,7 @@ impl UpdatingAggregateOp {
             0,
             "called between batches, after a barrier"
         );
-        self.state.advance(&mut self.expiry, now_ms)
+        self.state.advance_clock(&mut self.expiry, now_ms)
     }
 
     /// The barrier: the changes of the groups changed since the last one.

@@ -345,7 +345,7 @@ impl JoinOp {
     /// A processing-time TTL's clock reached `now_ms`: frees the rows of join keys idle for
     /// the TTL, without output. How many keys were.
     pub fn expire_idle(&mut self, now_ms: i64) -> usize {
-        self.state.advance(&mut self.ttl, now_ms)
+        self.state.advance_clock(&mut self.ttl, now_ms)
     }
 
     /// Frees the rows of the windows that end at or before `watermark_ms`: no input changes

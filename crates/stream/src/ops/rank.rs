@@ -207,7 +207,7 @@ impl TopNOp {
         if !self.expiry.has_ttl() {
             return 0;
         }
-        self.state.advance(&mut self.expiry, now_ms)
+        self.state.advance_clock(&mut self.expiry, now_ms)
     }
 
     /// Partitions held.

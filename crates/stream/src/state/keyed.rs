@@ -201,6 +201,30 @@ impl<V: StateValue> KeyedState<V> {
         self.expire(now)
     }
 
+    /// A processing-time TTL read the clock, `now_ms`: as [`advance`](Self::advance), and
+    /// the keys written since the last reading (the changed set: called before
+    /// [`take_changes`](Self::take_changes)) take the new deadline, their idleness counted
+    /// from this reading; from the one before their write, a key written late in an epoch
+    /// longer than the TTL would be freed at once. How many keys were freed.
+    pub fn advance_clock(&mut self, expiry: &mut Expiry, now_ms: i64) -> usize {
+        let Some((now, first)) = expiry.on_watermark(now_ms) else {
+            return 0;
+        };
+        self.write_deadline = expiry.write_deadline();
+        if let Some(at) = self.write_deadline {
+            let written: Vec<Vec<u8>> = if first {
+                self.keys_without_deadline()
+            } else {
+                let held = |k: &&Vec<u8>| self.map.contains_key(k.as_slice());
+                self.dirty.iter().filter(held).cloned().collect()
+            };
+            for key in written {
+                self.set_deadline(&key, at);
+            }
+        }
+        self.expire(now)
+    }
+
     /// The changes since the last call, as changelog entries; clears the changed set.
     pub fn take_changes(&mut self) -> Result<Vec<Change>, CodecError> {
         let mut out = Vec::with_capacity(self.dirty.len());
@@ -283,6 +307,32 @@ mod tests {
         assert_eq!(back.bytes(), s.bytes());
         assert!(back.take_changes().expect("none").is_empty());
         assert!(back.restore(b"x", &[1]).is_err());
+    }
+
+    #[test]
+    fn a_clock_reading_counts_idleness_of_keys_written_since_from_itself() {
+        // A 1.6 s TTL (a 100 ms grain) read every 2 s: longer epochs than the TTL.
+        let mut e = Expiry::new(None, Some(1_600));
+        let mut s: KeyedState<Counter> = KeyedState::default();
+        s.insert(b"old".to_vec(), Counter(1));
+        assert_eq!(
+            s.advance_clock(&mut e, 10_000),
+            0,
+            "first reading: deadlines set"
+        );
+        s.take_changes().expect("changes");
+        // Written during the next epoch, after a reading it was idle before.
+        s.insert(b"new".to_vec(), Counter(2));
+        assert_eq!(
+            s.advance_clock(&mut e, 12_000),
+            1,
+            "only the idle key is freed"
+        );
+        assert!(s.get(b"new").is_some() && s.get(b"old").is_none());
+        s.take_changes().expect("changes");
+        assert_eq!(s.advance_clock(&mut e, 13_000), 0, "idle 1 s of 1.6");
+        assert_eq!(s.advance_clock(&mut e, 14_000), 1, "idle 2 s");
+        assert!(s.is_empty());
     }
 
     #[test]
