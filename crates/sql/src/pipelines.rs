@@ -356,51 +356,7 @@ impl Engine {
             } else {
                 ObjectKind::Sink
             };
-            let stored_id = entry.id;
-            let planned = async {
-                let ttl = entry.options.get(crate::state_ttl::OPTION);
-                let (planned, sink, view) = self
-                    .plan_entry(&name, &entry.sql, ttl.map(String::as_str))
-                    .await?;
-                // Created by a Weir that planned it otherwise (before HOP panes or shared
-                // aggregates): planned as it was then, over its state.
-                match self.as_created(&name, &entry, &planned, &sink).await? {
-                    Some(old) => Ok::<_, SqlError>(old),
-                    None => Ok((planned, sink, view)),
-                }
-            }
-            .await;
-            let planned = match planned {
-                Ok((planned, sink, view)) => {
-                    // A plan that changed since CREATE resumes, is rebuilt under a new id, or
-                    // is refused with the way out; so is one reading a rebuilt view
-                    // (crate::upgrade).
-                    let resumed = async {
-                        let entry = self
-                            .reconcile_plan(&name, entry.clone(), &planned, &sink)
-                            .await?;
-                        let upsert_view = view.as_ref().is_some_and(|v| v.upsert_key.is_some());
-                        self.ensure_topic_with(&sink.topic, 1, upsert_view).await?;
-                        self.ensure_dead_letters(&planned).await?;
-                        Ok::<_, SqlError>(entry)
-                    }
-                    .await;
-                    match resumed {
-                        Ok(entry) => Ok((planned, sink, view, entry)),
-                        Err(e) => {
-                            // A refused view's topic holds what it wrote: what reads it plans
-                            // against it and resumes over its own state.
-                            if let Some(mut def) = view {
-                                def.id = stored_id;
-                                self.sources_mut().insert(name.clone(), Arc::new(def));
-                            }
-                            Err(e)
-                        }
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            match planned {
+            match self.plan_resume(&name, &entry).await {
                 Ok((planned, sink, view, entry)) => {
                     tracing::info!(name, id = entry.id, "resuming pipeline");
                     self.run(
@@ -429,6 +385,46 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Plans stored `entry` to resume: as it was created if an older Weir planned it
+    /// otherwise, then reconciled with its stored plan (crate::upgrade: resumed, rebuilt
+    /// under a new id, or refused with the way out), its topics ensured. A refused view's
+    /// definition is still registered: its topic holds what it wrote, so what reads it plans
+    /// against it and resumes over its own state.
+    async fn plan_resume(
+        self: &Arc<Self>,
+        name: &str,
+        entry: &Entry,
+    ) -> Result<(StreamPlan, SinkSpec, Option<SourceDef>, Entry), SqlError> {
+        let ttl = entry.options.get(crate::state_ttl::OPTION);
+        let (planned, sink, view) = self
+            .plan_entry(name, &entry.sql, ttl.map(String::as_str))
+            .await?;
+        let (planned, sink, view) = match self.as_created(name, entry, &planned, &sink).await? {
+            Some(old) => old,
+            None => (planned, sink, view),
+        };
+        let resumed = async {
+            let entry = self
+                .reconcile_plan(name, entry.clone(), &planned, &sink)
+                .await?;
+            let upsert_view = view.as_ref().is_some_and(|v| v.upsert_key.is_some());
+            self.ensure_topic_with(&sink.topic, 1, upsert_view).await?;
+            self.ensure_dead_letters(&planned).await?;
+            Ok::<_, SqlError>(entry)
+        }
+        .await;
+        match resumed {
+            Ok(resumed) => Ok((planned, sink, view, resumed)),
+            Err(e) => {
+                if let Some(mut def) = view {
+                    def.id = entry.id;
+                    self.sources_mut().insert(name.to_string(), Arc::new(def));
+                }
+                Err(e)
+            }
+        }
     }
 
     /// DROP of a view or sink: its pipeline stopped, the catalog entry removed, its state

@@ -189,16 +189,7 @@ impl<V: StateValue> KeyedState<V> {
     /// deadline (and, at the first watermark, the keys written before it); then the due
     /// keys are freed. How many were.
     pub fn advance(&mut self, expiry: &mut Expiry, w: i64) -> usize {
-        let Some((now, first)) = expiry.on_watermark(w) else {
-            return 0;
-        };
-        self.write_deadline = expiry.write_deadline();
-        if let (true, Some(at)) = (first, self.write_deadline) {
-            for key in self.keys_without_deadline() {
-                self.set_deadline(&key, at);
-            }
-        }
-        self.expire(now)
+        self.move_clock(expiry, w, false)
     }
 
     /// A processing-time TTL read the clock, `now_ms`: as [`advance`](Self::advance), and
@@ -207,18 +198,25 @@ impl<V: StateValue> KeyedState<V> {
     /// from this reading; from the one before their write, a key written late in an epoch
     /// longer than the TTL would be freed at once. How many keys were freed.
     pub fn advance_clock(&mut self, expiry: &mut Expiry, now_ms: i64) -> usize {
-        let Some((now, first)) = expiry.on_watermark(now_ms) else {
+        self.move_clock(expiry, now_ms, true)
+    }
+
+    /// [`advance`](Self::advance), and with `refresh_written` the changed keys' deadlines.
+    fn move_clock(&mut self, expiry: &mut Expiry, w: i64, refresh_written: bool) -> usize {
+        let Some((now, first)) = expiry.on_watermark(w) else {
             return 0;
         };
         self.write_deadline = expiry.write_deadline();
         if let Some(at) = self.write_deadline {
-            let written: Vec<Vec<u8>> = if first {
+            let keys: Vec<Vec<u8>> = if first {
                 self.keys_without_deadline()
-            } else {
+            } else if refresh_written {
                 let held = |k: &&Vec<u8>| self.map.contains_key(k.as_slice());
                 self.dirty.iter().filter(held).cloned().collect()
+            } else {
+                Vec::new()
             };
-            for key in written {
+            for key in keys {
                 self.set_deadline(&key, at);
             }
         }
