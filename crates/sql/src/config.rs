@@ -33,6 +33,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
          and source offsets in one transaction)",
     ),
     (
+        "weir.sql.threads",
+        "1",
+        "worker threads of the streaming engine's own runtime; with 2 or more a pipeline's \
+         source stage (reading, decoding) runs in parallel with its operators",
+    ),
+    (
         "weir.sql.hop.panes",
         "true",
         "plan a HOP aggregate grouped by its window bounds in panes of the slide (each row one \
@@ -70,6 +76,8 @@ pub struct SqlConfig {
     pub checkpoint_interval_ms: usize,
     /// `weir.sql.pipeline.memory.max.bytes`.
     pub pipeline_memory_max_bytes: usize,
+    /// `weir.sql.threads`.
+    pub threads: usize,
     /// `weir.sql.hop.panes`.
     pub hop_panes: bool,
     /// `weir.sql.shared.aggregates`.
@@ -85,6 +93,7 @@ impl Default for SqlConfig {
             schema_sample_records: 1000,
             checkpoint_interval_ms: 1000,
             pipeline_memory_max_bytes: 256 << 20,
+            threads: 1,
             hop_panes: true,
             shared_aggregates: true,
         }
@@ -139,6 +148,7 @@ impl SqlConfig {
                 "weir.sql.pipeline.memory.max.bytes" => {
                     config.pipeline_memory_max_bytes = positive(key, value)?
                 }
+                "weir.sql.threads" => config.threads = positive(key, value)?,
                 "weir.sql.hop.panes" => config.hop_panes = boolean(key, value)?,
                 "weir.sql.shared.aggregates" => config.shared_aggregates = boolean(key, value)?,
                 _ => unknown.push(key.clone()),
@@ -207,6 +217,7 @@ mod tests {
             ("weir.sql.listen", "0.0.0.0:15432"),
             ("weir.sql.max.connections", "7"),
             ("weir.sql.checkpoint.interval.ms", "250"),
+            ("weir.sql.threads", "2"),
             ("weir.sql.bogus", "1"),
             ("log.retention.ms", "5"),
         ]))
@@ -214,6 +225,7 @@ mod tests {
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:15432"));
         assert_eq!(c.max_connections, 7);
         assert_eq!(c.checkpoint_interval_ms, 250);
+        assert_eq!(c.threads, 2);
         assert_eq!(unknown, vec!["weir.sql.bogus".to_string()]);
     }
 
@@ -223,6 +235,7 @@ mod tests {
         assert_eq!(c.listen, None);
         assert!(SqlConfig::from_pairs(&pairs(&[("weir.sql.listen", "nope")])).is_err());
         assert!(SqlConfig::from_pairs(&pairs(&[("weir.sql.max.connections", "0")])).is_err());
+        assert!(SqlConfig::from_pairs(&pairs(&[("weir.sql.threads", "0")])).is_err());
         assert!(is_key("weir.sql.listen"));
         assert!(is_key("weir.sql.hop.panes") && is_key("weir.sql.shared.aggregates"));
         assert!(!is_key("weir.sql.nope"));

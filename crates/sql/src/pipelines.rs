@@ -88,6 +88,7 @@ impl Pipelines {
         let stream = weir_stream::StreamConfig {
             checkpoint_interval: interval,
             memory_max_bytes: config.pipeline_memory_max_bytes,
+            threads: config.threads,
             ..weir_stream::StreamConfig::default()
         };
         let stream = weir_stream::Engine::start(state, stream)

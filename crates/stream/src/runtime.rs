@@ -1,12 +1,14 @@
-//! The engine and its pipelines (§7.1, §7.2). A pipeline is one task: it polls its source
-//! partitions round-robin, pushes each read's rows synchronously through the fused graph into
-//! the sinks' buffers, appends them in the epoch's transaction, and every checkpoint interval
-//! sends barrier N from every source, writes the sources' offsets and watermarks as operator
-//! 0's state and commits. Caught up, it parks on its partitions (no task per partition:
-//! versions of those led here, one long poll per leader of the others) until an append,
-//! the next checkpoint or an idle timeout. Every partition and transaction call goes
-//! through `weir_broker::partition_access`, so a pipeline's partitions may be led by any
-//! broker of a cluster.
+//! The engine and its pipelines (§7.1, §7.2). A pipeline is two tasks. Its [source
+//! stage](stage) reads the source partitions round-robin and decodes each read (on the
+//! blocking pool), ahead of the operators; caught up, it parks on its partitions (no task
+//! per partition: versions of those led here, one long poll per leader of the others) until
+//! an append. The operator side applies each decoded read in order, pushes its rows
+//! synchronously through the fused graph into the sinks' buffers, appends them in the
+//! epoch's transaction, and every checkpoint interval sends barrier N from every source,
+//! writes the positions of the reads it applied and the watermarks as operator 0's state
+//! and commits. Every partition and transaction call goes through
+//! `weir_broker::partition_access`, so a pipeline's partitions may be led by any broker of a
+//! cluster.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
-use weir_broker::partition_access::{PartitionAccess, PartitionHandle, Wake};
+use weir_broker::partition_access::{PartitionAccess, PartitionHandle};
 use weir_broker::state::{AdminError, State};
 
 use crate::checkpoint::{state_topic, transactional_id, Counters, SourceState};
@@ -28,10 +30,12 @@ use crate::source::dedup::Dedup;
 
 mod node;
 mod source_rt;
+mod stage;
 use crate::state::changelog;
 use crate::txn::EpochTxn;
 use node::Node;
 use source_rt::{SourceRt, Tally};
+use stage::{Fetched, SourceStage};
 
 /// The engine's settings (`weir.sql.*` keys map onto them).
 #[derive(Clone, Debug)]
@@ -286,12 +290,13 @@ impl PipelineHandle {
 
 struct Pipeline {
     id: u64,
-    access: PartitionAccess,
     config: StreamConfig,
     nodes: Vec<Node>,
     /// Per node, its outputs' (node, port).
     outputs: Vec<Vec<(usize, usize)>>,
     sources: Vec<SourceRt>,
+    /// Taken when the pipeline runs.
+    stage: Option<SourceStage>,
     txn: EpochTxn,
     state_topic: String,
     state_partition: PartitionHandle,
@@ -371,6 +376,7 @@ impl Pipeline {
 
         let mut nodes = Vec::with_capacity(graph.nodes.len());
         let mut sources = Vec::new();
+        let mut stage = Vec::new();
         // A partition without a checkpointed offset starts per `Startup`; that position is
         // committed by the first checkpoint even if nothing is read, so a restart does not
         // evaluate `Latest` again and skip what arrived in between.
@@ -378,9 +384,11 @@ impl Pipeline {
         for (i, spec) in graph.nodes.iter().enumerate() {
             let mut node = match spec {
                 NodeSpec::Source(s) => {
-                    let src = SourceRt::open(i, s, &graph, &access, &restored, &config, &mut fresh)
-                        .await?;
+                    let (src, part) =
+                        SourceRt::open(i, s, &graph, &access, &restored, &config, &mut fresh)
+                            .await?;
                     sources.push(src);
+                    stage.push(part);
                     Node::Source(s.dedup.clone().map(|d| Box::new(Dedup::new(d))))
                 }
                 NodeSpec::Sink(s) => Node::Sink(SinkOp::new(
@@ -422,13 +430,18 @@ impl Pipeline {
         let outputs = (0..graph.nodes.len())
             .map(|i| graph.outputs(i).map(|e| (e.to, e.port)).collect())
             .collect();
+        let checkpoint_interval = config.checkpoint_interval;
         let pipeline = Pipeline {
             id,
-            access: access.clone(),
             config,
             nodes,
             outputs,
             sources,
+            stage: Some(SourceStage {
+                sources: stage,
+                access: access.clone(),
+                park: checkpoint_interval,
+            }),
             txn,
             state_topic: topic,
             state_partition,
@@ -501,6 +514,11 @@ impl Pipeline {
     }
 
     async fn run(&mut self) -> Result<(), StreamError> {
+        let stage = self
+            .stage
+            .take()
+            .ok_or_else(|| StreamError::Graph("the pipeline ran twice".into()))?;
+        let (_stage, mut reads) = stage.spawn();
         let interval = self.config.checkpoint_interval;
         let mut deadline = Instant::now() + interval;
         loop {
@@ -510,7 +528,28 @@ impl Pipeline {
                 }
                 return Ok(());
             }
-            let (progressed, watched) = self.poll_sources().await?;
+            // The next read, the next checkpoint, a caught-up partition turning idle, or
+            // stop; reads already waiting are taken first.
+            let mut wake = deadline;
+            for s in &self.sources {
+                if let Some(at) = s.next_idle_deadline() {
+                    let ms = u64::try_from(at.saturating_sub(now_ms()).max(1)).unwrap_or(1);
+                    wake = wake.min(Instant::now() + Duration::from_millis(ms));
+                }
+            }
+            let mut stop = self.stop.clone();
+            let read = tokio::select! {
+                biased;
+                read = reads.recv() => Some(read),
+                _ = tokio::time::sleep_until(wake) => None,
+                _ = stop.changed() => None,
+            };
+            match read {
+                Some(Some(Ok(fetched))) => self.apply(fetched).await?,
+                Some(Some(Err(e))) => return Err(e),
+                Some(None) => return Err(StreamError::Panicked("the source stage ended".into())),
+                None => self.tick()?,
+            }
             if Instant::now() >= deadline {
                 // Idle, the clock still moves: a key written after a quiet hour gets its
                 // deadline from a recent reading, and the keys that fell due are freed.
@@ -523,72 +562,61 @@ impl Pipeline {
                 }
                 deadline = Instant::now() + interval;
             }
-            if progressed {
-                continue;
-            }
-            // Caught up everywhere: park until an append to a source partition, the next
-            // checkpoint, an idle timeout, or stop.
-            let mut wake = deadline;
-            for s in &self.sources {
-                if let Some(at) = s
-                    .watermark
-                    .as_ref()
-                    .and_then(|(_, t)| t.next_idle_deadline())
-                {
-                    let ms = u64::try_from(at.saturating_sub(now_ms()).max(1)).unwrap_or(1);
-                    wake = wake.min(Instant::now() + Duration::from_millis(ms));
-                }
-            }
-            let mut stop = self.stop.clone();
-            tokio::select! {
-                _ = self.access.wait_any(&watched, wake) => {}
-                _ = stop.changed() => {}
-            }
         }
     }
 
-    /// One read of every source partition. Returns whether anything moved, and each
-    /// partition's version as of before its read (to park on).
-    async fn poll_sources(&mut self) -> Result<(bool, Vec<Wake>), StreamError> {
-        let mut progressed = false;
-        let mut watched = Vec::new();
+    /// Applies one decoded read of a source partition: its rows go through the graph, its
+    /// dead letters into the epoch's transaction.
+    async fn apply(&mut self, fetched: Fetched) -> Result<(), StreamError> {
+        let mut dead = Vec::new();
+        let mut tally = Tally::default();
+        let moved = fetched.moved;
+        let Some(src) = self.sources.get_mut(fetched.source) else {
+            return Ok(());
+        };
+        let dedup = match self.nodes.get_mut(src.node) {
+            Some(Node::Source(Some(d))) => Some(d.as_mut()),
+            _ => None,
+        };
+        let Some(out) = src.apply(fetched, dedup, &mut tally, &mut dead).await? else {
+            return Ok(());
+        };
+        let node = src.node;
+        self.decode_failures += tally.decode_failures;
+        self.late_rows += tally.late_rows;
+        self.late_dead_lettered += tally.late_dead_lettered;
+        self.duplicate_rows += tally.duplicate_rows;
+        if moved || !out.messages.is_empty() {
+            self.dirty = true;
+        }
+        if let (Some((topic, partition)), false) = (out.dead_letter, dead.is_empty()) {
+            // In the epoch's transaction: a replay after a crash writes them once.
+            self.txn.append(&topic, &partition, &dead).await?;
+        }
+        for m in out.messages {
+            self.emit(node, m)?;
+        }
+        self.check_memory()?;
+        self.flush_sinks(false).await
+    }
+
+    /// The clock moved with nothing read: watermarks move on past partitions turned idle.
+    fn tick(&mut self) -> Result<(), StreamError> {
         for s in 0..self.sources.len() {
-            let readers = self.sources.get(s).map_or(0, |s| s.readers.len());
-            for r in 0..readers {
-                let mut dead = Vec::new();
-                let mut tally = Tally::default();
-                let Some(src) = self.sources.get_mut(s) else {
-                    break;
-                };
-                let dedup = match self.nodes.get_mut(src.node) {
-                    Some(Node::Source(Some(d))) => Some(d.as_mut()),
-                    _ => None,
-                };
-                let Some(out) = src.read_partition(r, dedup, &mut tally, &mut dead).await? else {
-                    break;
-                };
+            let Some(src) = self.sources.get_mut(s) else {
+                break;
+            };
+            let dedup = match self.nodes.get_mut(src.node) {
+                Some(Node::Source(Some(d))) => Some(d.as_mut()),
+                _ => None,
+            };
+            if let Some(m) = src.tick(dedup) {
                 let node = src.node;
-                self.decode_failures += tally.decode_failures;
-                self.late_rows += tally.late_rows;
-                self.late_dead_lettered += tally.late_dead_lettered;
-                self.duplicate_rows += tally.duplicate_rows;
-                watched.push(out.watched);
-                if out.moved || !out.messages.is_empty() {
-                    progressed |= out.moved;
-                    self.dirty = true;
-                }
-                if let (Some((topic, partition)), false) = (out.dead_letter, dead.is_empty()) {
-                    // In the epoch's transaction: a replay after a crash writes them once.
-                    self.txn.append(&topic, &partition, &dead).await?;
-                }
-                for m in out.messages {
-                    self.emit(node, m)?;
-                }
-                self.check_memory()?;
-                self.flush_sinks(false).await?;
+                self.dirty = true;
+                self.emit(node, m)?;
             }
         }
-        Ok((progressed, watched))
+        Ok(())
     }
 
     /// Sends `msg` along every output of `node`.

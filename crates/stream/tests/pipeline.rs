@@ -372,3 +372,54 @@ async fn a_latest_source_commits_its_start_and_resumes_there() {
         expected_even(&new)
     );
 }
+
+/// The source stage reads ahead of the operators (on two engine threads, in parallel with
+/// them): a checkpoint commits the positions of the reads the operators applied, so after a
+/// crash what was read ahead is read again, and every record is written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_ahead_of_the_operators_are_committed_only_once_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let parallel = StreamConfig {
+        threads: 2,
+        // One batch per read: many reads, so the stage is ahead at any moment.
+        read_max_bytes: 1,
+        ..config(5)
+    };
+    let mut all = Vec::new();
+    {
+        let state = testkit::recovered(dir.path(), &[]);
+        let input = topic(&state, "in", 2).await;
+        topic(&state, "out", 1).await;
+        for i in 0..600 {
+            all.extend(fill(&state, &input, 4, 1_000 + i * 4, "a").await);
+        }
+        let engine = Engine::start(state.clone(), parallel.clone()).expect("engine");
+        let p = engine
+            .run_pipeline(9, even_offsets("in", "out", None))
+            .expect("run");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while p.progress().epoch < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "no epoch committed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(engine); // kill -9, mid-input
+        let committed: i64 = p.progress().offsets.values().sum();
+        assert!(
+            committed < all.len() as i64,
+            "the pipeline finished before the crash"
+        );
+    }
+    let state = testkit::recovered(dir.path(), &[]);
+    let out = parts(&state, "out");
+    let engine = Engine::start(state.clone(), parallel).expect("engine");
+    let mut p = engine
+        .run_pipeline(9, even_offsets("in", "out", None))
+        .expect("run");
+    p.wait_caught_up().await.expect("caught up");
+    assert_eq!(p.stop().await, PipelineStatus::Stopped);
+    assert_eq!(
+        sorted(consume(&out[0], Isolation::ReadCommitted)),
+        expected_even(&all),
+        "each record once"
+    );
+}

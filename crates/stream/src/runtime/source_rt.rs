@@ -1,14 +1,16 @@
-//! One source of a running pipeline: its partition readers, decoder, watermark tracker and
-//! dead-letter topic, and one read of one partition turned into what goes downstream:
-//! decode, drop late rows (when the source feeds a watermark operator), observe event times,
-//! drop duplicates (a source declaring `dedup.key`), then the batch and any new watermark.
+//! One source of a running pipeline on the operator side: the positions of the reads
+//! applied, the watermark tracker and dead-letter topic, and one decoded read (from the
+//! [source stage](super::stage)) turned into what goes downstream: drop late rows (when the
+//! source feeds a watermark operator), observe event times, drop duplicates (a source
+//! declaring `dedup.key`), then the batch and any new watermark.
 
-use weir_broker::partition_access::{PartitionAccess, PartitionHandle, Wake};
+use weir_broker::partition_access::{PartitionAccess, PartitionHandle};
 
+use super::stage::{Fetched, StageSource};
 use super::{partitions, StreamConfig};
 use crate::checkpoint::SourceState;
 use crate::error::StreamError;
-use crate::format::{now_ms, SinkRecord, SourceDecoder};
+use crate::format::{now_ms, SinkRecord};
 use crate::graph::{Graph, SourceSpec, Startup, WatermarkSpec};
 use crate::message::Message;
 use crate::source::dedup::Dedup;
@@ -20,8 +22,11 @@ use crate::source::watermark::WatermarkTracker;
 pub(super) struct SourceRt {
     pub(super) node: usize,
     pub(super) topic: String,
+    /// Each partition at the position after the last read applied (what a checkpoint
+    /// commits); also how a late row's record is read again.
     pub(super) readers: Vec<PartitionReader>,
-    decoder: Box<dyn SourceDecoder>,
+    /// Per partition: its last read applied found nothing more to read.
+    caught_up: Vec<bool>,
     pub(super) watermark: Option<(WatermarkSpec, WatermarkTracker)>,
     pub(super) emitted: Option<i64>,
     /// Rows behind `emitted` are dropped (and dead-lettered): the source feeds an operator
@@ -40,20 +45,16 @@ pub(super) struct Tally {
     pub(super) duplicate_rows: u64,
 }
 
-/// One read of one source partition.
+/// One read of one source partition, applied.
 pub(super) struct ReadOut {
-    /// How to park on the partition after the read.
-    pub(super) watched: Wake,
-    /// The read position moved.
-    pub(super) moved: bool,
     pub(super) messages: Vec<Message>,
     /// Where this partition's dead letters go.
     pub(super) dead_letter: Option<(String, PartitionHandle)>,
 }
 
 impl SourceRt {
-    /// Source node `node` of `graph`, at the offsets and watermark of `restored`; sets
-    /// `fresh` when a partition has no checkpointed offset.
+    /// Source node `node` of `graph`, at the offsets and watermark of `restored`, and its
+    /// part of the source stage; sets `fresh` when a partition has no checkpointed offset.
     pub(super) async fn open(
         node: usize,
         s: &SourceSpec,
@@ -62,7 +63,7 @@ impl SourceRt {
         restored: &SourceState,
         config: &StreamConfig,
         fresh: &mut bool,
-    ) -> Result<SourceRt, StreamError> {
+    ) -> Result<(SourceRt, StageSource), StreamError> {
         let now = now_ms();
         let mut readers = Vec::new();
         for p in partitions(access, &s.topic)? {
@@ -109,45 +110,101 @@ impl SourceRt {
             Some(t) => Some((t.clone(), partitions(access, t)?)),
             None => None,
         };
-        Ok(SourceRt {
+        let stage = StageSource {
+            readers: readers
+                .iter()
+                .map(|r| {
+                    let (t, p) = (r.topic.clone(), r.partition.clone());
+                    PartitionReader::new(t, p, r.next_offset, config.read_max_bytes)
+                })
+                .collect(),
+            decoder: (s.decoder)(),
+        };
+        let rt = SourceRt {
             dead_letter,
             node,
             topic: s.topic.clone(),
+            caught_up: vec![false; readers.len()],
             readers,
-            decoder: (s.decoder)(),
             watermark,
             emitted: restored.watermarks.get(&s.topic).copied(),
             drops_late: late::feeds_watermark_operator(graph, node),
-        })
+        };
+        Ok((rt, stage))
     }
 
-    /// Reads partition `r` once through `dedup` (the source node's, if it declares one);
-    /// records refused or late go to `dead`. `None`: no such partition.
-    pub(super) async fn read_partition(
+    /// When the next caught-up partition turns idle (the operator side's timer).
+    pub(super) fn next_idle_deadline(&self) -> Option<i64> {
+        let (_, tracker) = self.watermark.as_ref()?;
+        self.caught_up
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c)
+            .filter_map(|(k, _)| tracker.idle_deadline(k))
+            .min()
+    }
+
+    /// The clock moved with nothing read: caught-up partitions may turn idle and the
+    /// watermark move on without them.
+    pub(super) fn tick(&mut self, dedup: Option<&mut Dedup>) -> Option<Message> {
+        let (_, tracker) = self.watermark.as_mut()?;
+        let now = now_ms();
+        for (k, c) in self.caught_up.iter().enumerate() {
+            if *c {
+                tracker.caught_up(k, now);
+            }
+        }
+        self.advance_watermark(dedup)
+    }
+
+    /// The source's watermark, when it moved past what was sent downstream.
+    fn advance_watermark(&mut self, dedup: Option<&mut Dedup>) -> Option<Message> {
+        let (_, tracker) = self.watermark.as_mut()?;
+        let w = tracker.current()?;
+        if self.emitted.is_some_and(|e| w <= e) {
+            return None;
+        }
+        self.emitted = Some(w);
+        if let Some(d) = dedup {
+            d.on_watermark(w);
+        }
+        Some(Message::Watermark(w))
+    }
+
+    /// Applies the read `f` through `dedup` (the source node's, if it declares one): records
+    /// refused or late go to `dead`. `None`: no such partition.
+    pub(super) async fn apply(
         &mut self,
-        r: usize,
+        f: Fetched,
         mut dedup: Option<&mut Dedup>,
         tally: &mut Tally,
         dead: &mut Vec<SinkRecord>,
     ) -> Result<Option<ReadOut>, StreamError> {
-        let Some(reader) = self.readers.get_mut(r) else {
+        let r = f.reader;
+        let (Some(reader), Some(caught_up)) = (self.readers.get_mut(r), self.caught_up.get_mut(r))
+        else {
             return Ok(None);
         };
-        let before = reader.next_offset;
-        let (step, watched) = reader.read(self.decoder.as_mut(), dead).await?;
-        let moved = reader.next_offset != before;
-        let mut batch = self.decoder.flush()?;
+        reader.next_offset = f.decoded.next_offset;
+        let index = reader.index();
+        *caught_up = f.decoded.step.caught_up;
+        let step = f.decoded.step;
         tally.decode_failures += step.failed as u64;
-        if let (Some((spec, _)), Some(w), true) =
-            (self.watermark.as_ref(), self.emitted, self.drops_late)
-        {
+        dead.extend(f.decoded.dead);
+        let mut batch = f.batch;
+        if let (Some((spec, _)), Some(w), true, Some(b)) = (
+            self.watermark.as_ref(),
+            self.emitted,
+            self.drops_late,
+            &batch,
+        ) {
             // Behind the watermark already sent downstream: late (§6), dropped, counted and
             // dead-lettered; windows it belonged to may have closed.
-            let (kept, late) = drop_late(batch, spec.column, w)?;
-            batch = kept;
+            let (kept, late) = drop_late(b.clone(), spec.column, w)?;
+            batch = Some(kept);
             tally.late_rows += late.len() as u64;
             if self.dead_letter.is_some() && !late.is_empty() {
-                let letters = late::dead_letters(reader, &late, w).await?;
+                let letters = late::dead_letters(reader, &f.decoded.offsets, &late, w).await?;
                 tally.late_dead_lettered += letters.len() as u64;
                 dead.extend(letters);
             }
@@ -155,40 +212,37 @@ impl SourceRt {
         let now = now_ms();
         let mut messages = Vec::new();
         if let Some((spec, tracker)) = self.watermark.as_mut() {
-            if batch.num_rows() > 0 || step.decoded > 0 {
-                tracker.observe(r, max_event_time(&batch, spec.column)?, now);
-            } else if step.caught_up {
-                tracker.caught_up(r, now);
+            if step.decoded > 0 {
+                let max = match &batch {
+                    Some(b) => max_event_time(b, spec.column)?,
+                    None => None,
+                };
+                tracker.observe(r, max, now);
+            }
+            // Every caught-up partition of the source: one may turn idle while another
+            // delivers.
+            for (k, c) in self.caught_up.iter().enumerate() {
+                if *c {
+                    tracker.caught_up(k, now);
+                }
             }
         }
         // After the watermark saw their times: duplicates do not hold a source's
         // watermark back or move it on.
-        if let Some(d) = dedup.as_mut() {
-            let (kept, dropped) = d.process(batch)?;
-            batch = kept;
+        if let (Some(d), Some(b)) = (dedup.as_mut(), &batch) {
+            let (kept, dropped) = d.process(b.clone())?;
+            batch = Some(kept);
             tally.duplicate_rows += dropped;
         }
-        if batch.num_rows() > 0 {
-            messages.push(Message::Batch(batch));
+        if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
+            messages.push(Message::Batch(b));
         }
-        if let Some((_, tracker)) = self.watermark.as_mut() {
-            if let Some(w) = tracker.current() {
-                if self.emitted.is_none_or(|e| w > e) {
-                    self.emitted = Some(w);
-                    if let Some(d) = dedup.as_mut() {
-                        d.on_watermark(w);
-                    }
-                    messages.push(Message::Watermark(w));
-                }
-            }
-        }
+        messages.extend(self.advance_watermark(dedup));
         let dead_letter = self.dead_letter.as_ref().and_then(|(t, parts)| {
-            let p = usize::try_from(reader.index()).unwrap_or(0) % parts.len().max(1);
+            let p = usize::try_from(index).unwrap_or(0) % parts.len().max(1);
             parts.get(p).map(|p| (t.clone(), p.clone()))
         });
         Ok(Some(ReadOut {
-            watched,
-            moved,
             messages,
             dead_letter,
         }))

@@ -50,14 +50,15 @@ pub fn feeds_watermark_operator(graph: &Graph, source: usize) -> bool {
     false
 }
 
-/// The dead letters of the late rows `late` (row index in the batch `reader`'s last read
-/// decoded, event time in ms) behind `watermark_ms`: their records read again.
+/// The dead letters of the late rows `late` (row index in a batch `reader` read, event time
+/// in ms; `decoded` is the record offset of each row of that batch) behind `watermark_ms`:
+/// their records read again.
 pub async fn dead_letters(
     reader: &PartitionReader,
+    decoded: &[i64],
     late: &[(usize, i64)],
     watermark_ms: i64,
 ) -> Result<Vec<SinkRecord>, StreamError> {
-    let decoded = reader.decoded_offsets();
     let mut wanted: Vec<(i64, i64)> = late
         .iter()
         .filter_map(|(row, t)| decoded.get(*row).map(|o| (*o, *t)))

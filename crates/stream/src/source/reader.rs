@@ -74,15 +74,25 @@ pub struct ReadStep {
     pub caught_up: bool,
 }
 
+/// One read decoded ([`decode`]): the rows are in the decoder, to flush.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub step: ReadStep,
+    /// The position after the read.
+    pub next_offset: i64,
+    /// The offset of each decoded row's record, in row order: how a late row finds its
+    /// record again.
+    pub offsets: Vec<i64>,
+    /// The dead letters of the records the decoder refused (§9).
+    pub dead: Vec<SinkRecord>,
+}
+
 /// One source partition and the position of the next record to read.
 pub struct PartitionReader {
     pub topic: String,
     pub partition: PartitionHandle,
     pub next_offset: i64,
     max_bytes: usize,
-    /// The offsets of the records the last [`read`](Self::read) decoded, one per row the
-    /// decoder gave: how a late row finds its record again.
-    decoded: Vec<i64>,
 }
 
 impl PartitionReader {
@@ -97,63 +107,61 @@ impl PartitionReader {
             partition,
             next_offset,
             max_bytes,
-            decoded: Vec::new(),
         }
-    }
-
-    /// The offsets of the records the last read decoded, in row order.
-    pub fn decoded_offsets(&self) -> &[i64] {
-        &self.decoded
     }
 
     pub fn index(&self) -> i32 {
         self.partition.index()
     }
 
-    /// Reads the next batches (about `max_bytes`, at least one batch) into `decoder`; each
-    /// record it refuses is added to `dead` as its dead letter (§9). Also returns how to
-    /// park on the partition after this read.
-    pub async fn read(
-        &mut self,
-        decoder: &mut dyn SourceDecoder,
-        dead: &mut Vec<SinkRecord>,
-    ) -> Result<(ReadStep, Wake), StreamError> {
-        let index = self.index();
-        self.decoded.clear();
-        let (read, wake) = self.read_committed_from(self.next_offset).await?;
-        if read.records.is_empty() {
-            let step = ReadStep {
-                caught_up: true,
-                ..ReadStep::default()
-            };
-            return Ok((step, wake));
-        }
-        let mut step = ReadStep::default();
-        let next = committed_records(&self.topic, index, &read, self.next_offset, |r| {
-            let rec = RecordRef {
-                partition: index,
-                offset: r.offset,
-                timestamp: r.timestamp,
-                key: r.key,
-                value: r.value,
-                headers: r.headers,
-            };
-            match decoder.push(&rec) {
-                Ok(()) => {
-                    step.decoded += 1;
-                    self.decoded.push(r.offset);
-                }
-                Err(e) => {
-                    step.failed += 1;
-                    tracing::debug!(topic = %self.topic, partition = index, offset = r.offset, error = %e, "record not decoded; dead-lettered");
-                    dead.push(dead_letter(&self.topic, &rec, &e));
-                }
-            }
-        })?;
-        self.next_offset = next;
-        step.caught_up = next >= read.watermarks.last_stable_offset;
-        Ok((step, wake))
+    /// Reads the next batches (about `max_bytes`, at least one batch) from the position,
+    /// to [`decode`]; also returns how to park on the partition after this read.
+    pub async fn fetch(&self) -> Result<(ReadResult, Wake), StreamError> {
+        self.read_committed_from(self.next_offset).await
     }
+}
+
+/// Pushes the records of `read` (of `topic`'s `partition`) at or after `from` into
+/// `decoder`; each record it refuses becomes a dead letter.
+pub fn decode(
+    topic: &str,
+    partition: i32,
+    read: &ReadResult,
+    from: i64,
+    decoder: &mut dyn SourceDecoder,
+) -> Result<Decoded, StreamError> {
+    let mut out = Decoded {
+        next_offset: from,
+        ..Decoded::default()
+    };
+    if read.records.is_empty() {
+        out.step.caught_up = true;
+        return Ok(out);
+    }
+    let next = committed_records(topic, partition, read, from, |r| {
+        let rec = RecordRef {
+            partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        };
+        match decoder.push(&rec) {
+            Ok(()) => {
+                out.step.decoded += 1;
+                out.offsets.push(r.offset);
+            }
+            Err(e) => {
+                out.step.failed += 1;
+                tracing::debug!(topic, partition, offset = r.offset, error = %e, "record not decoded; dead-lettered");
+                out.dead.push(dead_letter(topic, &rec, &e));
+            }
+        }
+    })?;
+    out.next_offset = next;
+    out.step.caught_up = next >= read.watermarks.last_stable_offset;
+    Ok(out)
 }
 
 impl PartitionReader {

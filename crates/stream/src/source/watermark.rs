@@ -80,13 +80,12 @@ impl WatermarkTracker {
         self.parts.get(partition).is_some_and(|p| p.idle)
     }
 
-    /// When the next caught-up partition could turn idle (for the parked source's timer).
-    pub fn next_idle_deadline(&self) -> Option<i64> {
+    /// When partition `partition`, caught up, turns idle; `None` when it is idle already.
+    pub fn idle_deadline(&self, partition: usize) -> Option<i64> {
         self.parts
-            .iter()
+            .get(partition)
             .filter(|p| !p.idle)
             .map(|p| p.last_record_ms.saturating_add(self.idle_timeout_ms))
-            .min()
     }
 
     /// The source's watermark: recomputed, never below what was emitted before.
