@@ -131,7 +131,7 @@ impl Pipelines {
     pub fn abandon(&self) {
         let stream = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take();
         // The handles stay (until the engine is dropped): a pipeline whose stop channel
-        // closed would go on, and commit, until its task is cancelled.
+        // closed would stop as `stop` does, committing what it processed.
         let pipelines = self.lock().len();
         if stream.is_some() && pipelines > 0 {
             tracing::info!(pipelines, "pipelines stopped without committing");

@@ -1,8 +1,9 @@
 //! Weir's streaming engine: continuous queries over topics, with exactly-once results.
 //!
 //! A [`graph::Graph`] (built by the SQL planner, or by hand) names sources, operators and
-//! sinks. [`runtime::Engine::run_pipeline`] runs it as one task on the engine's own tokio
-//! runtime, in the broker's process and through its typed seams, never the Kafka protocol:
+//! sinks. [`runtime::Engine::run_pipeline`] runs it as two tasks (a source stage reading
+//! and decoding ahead, and the operators) on the engine's own tokio runtime, in the broker's
+//! process and through its typed seams, never the Kafka protocol:
 //!
 //! ```text
 //! Partition::read (read_committed)      Map (DataFusion PhysicalExprs)       Partition::append
@@ -16,7 +17,7 @@
 //!   offset, skip control and aborted batches, and decode records borrowed from the read
 //!   buffer ([`weir_storage::records`]) into Arrow builders ([`format::SourceDecoder`]).
 //!   Per-partition watermarks with idleness follow §6 of docs/design/stream-sql.md. Caught
-//!   up, the pipeline parks on its partitions' versions, with no task per partition.
+//!   up, the source stage parks on its partitions' versions, with no task per partition.
 //! - **Operators** ([`ops`], [`align`]) take [`message::Message`]s: batches, watermarks and
 //!   barriers. Operators with several inputs align barriers.
 //! - **Epochs** ([`txn`], [`checkpoint`]): every checkpoint interval, barrier N leaves every

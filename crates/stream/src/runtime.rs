@@ -1,6 +1,6 @@
 //! The engine and its pipelines (§7.1, §7.2). A pipeline is two tasks. Its [source
-//! stage](stage) reads the source partitions round-robin and decodes each read (on the
-//! blocking pool), ahead of the operators; caught up, it parks on its partitions (no task
+//! stage](stage) reads the source partitions round-robin and decodes each read, ahead of
+//! the operators (in parallel with them on two or more engine threads); caught up, it parks on its partitions (no task
 //! per partition: versions of those led here, one long poll per leader of the others) until
 //! an append. The operator side applies each decoded read in order, pushes its rows
 //! synchronously through the fused graph into the sinks' buffers, appends them in the
@@ -518,7 +518,7 @@ impl Pipeline {
             .stage
             .take()
             .ok_or_else(|| StreamError::Graph("the pipeline ran twice".into()))?;
-        let (_stage, mut reads) = stage.spawn();
+        let (mut stage, mut reads) = stage.spawn();
         let interval = self.config.checkpoint_interval;
         let mut deadline = Instant::now() + interval;
         loop {
@@ -542,12 +542,31 @@ impl Pipeline {
                 biased;
                 read = reads.recv() => Some(read),
                 _ = tokio::time::sleep_until(wake) => None,
-                _ = stop.changed() => None,
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        // The handle is gone: nobody can stop the pipeline or see it any
+                        // more (and a closed channel would wake this loop at once).
+                        self.stop_anyway();
+                    }
+                    None
+                }
             };
             match read {
-                Some(Some(Ok(fetched))) => self.apply(fetched).await?,
+                Some(Some(Ok(fetched))) => {
+                    self.apply(fetched).await?;
+                    // A quiet source's partitions turn idle while another source keeps the
+                    // channel full (the sleep above then never wins).
+                    let now = now_ms();
+                    let due = self
+                        .sources
+                        .iter()
+                        .any(|s| s.next_idle_deadline().is_some_and(|at| at <= now));
+                    if due {
+                        self.tick()?;
+                    }
+                }
                 Some(Some(Err(e))) => return Err(e),
-                Some(None) => return Err(StreamError::Panicked("the source stage ended".into())),
+                Some(None) => return Err(StreamError::Panicked(stage.ended().await)),
                 None => self.tick()?,
             }
             if Instant::now() >= deadline {
@@ -598,6 +617,13 @@ impl Pipeline {
         }
         self.check_memory()?;
         self.flush_sinks(false).await
+    }
+
+    /// Stops at the next turn of the loop, as [`PipelineHandle::stop`] does.
+    fn stop_anyway(&mut self) {
+        let (tx, rx) = watch::channel(true);
+        drop(tx);
+        self.stop = rx;
     }
 
     /// The clock moved with nothing read: watermarks move on past partitions turned idle.

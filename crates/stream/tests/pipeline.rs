@@ -390,7 +390,7 @@ async fn reads_ahead_of_the_operators_are_committed_only_once_applied() {
         let state = testkit::recovered(dir.path(), &[]);
         let input = topic(&state, "in", 2).await;
         topic(&state, "out", 1).await;
-        for i in 0..600 {
+        for i in 0..1_200 {
             all.extend(fill(&state, &input, 4, 1_000 + i * 4, "a").await);
         }
         let engine = Engine::start(state.clone(), parallel.clone()).expect("engine");

@@ -63,6 +63,16 @@ pub(super) struct SourceStage {
 /// Aborts the stage's task when the operator side ends, however it ends.
 pub(super) struct StageTask(JoinHandle<()>);
 
+impl StageTask {
+    /// Why the stage ended without sending an error (a panic's message).
+    pub(super) async fn ended(&mut self) -> String {
+        match (&mut self.0).await {
+            Err(e) => format!("the source stage failed: {e}"),
+            Ok(()) => "the source stage ended".to_string(),
+        }
+    }
+}
+
 impl Drop for StageTask {
     fn drop(&mut self) {
         self.0.abort();

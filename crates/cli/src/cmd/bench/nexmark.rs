@@ -8,7 +8,8 @@
 //! input record (the results are then visible read_committed; the last checkpoint interval
 //! is part of the time), and dropped. Pipelines run on the SQL engine's one thread
 //! (`weir.sql.threads` = 1, `--threads` sets it: a pipeline's source stage then decodes in
-//! parallel with its operators), so events/s is per core; the process's CPU seconds are printed
+//! parallel with its operators), so events/s is per core at the default; the process's CPU
+//! seconds are printed
 //! beside it, and the rows the view wrote (inserts and retractions: a first look at where
 //! the time went) and the state it held at the end. With `--rate`, each query's end-to-end
 //! latency follows: events appended at that rate, in batches every 10 ms, each timed from
