@@ -1,8 +1,8 @@
 //! The engine and its pipelines (§7.1, §7.2). A pipeline is two tasks. Its [source
 //! stage](stage) reads the source partitions round-robin and decodes each read, ahead of
-//! the operators (in parallel with them on two or more engine threads); caught up, it parks on its partitions (no task
-//! per partition: versions of those led here, one long poll per leader of the others) until
-//! an append. The operator side applies each decoded read in order, pushes its rows
+//! the operators (in parallel with them on two or more engine threads); caught up, it parks
+//! on its partitions (no task per partition: versions of those led here, one long poll per
+//! leader of the others) until an append. The operator side applies each decoded read in order, pushes its rows
 //! synchronously through the fused graph into the sinks' buffers, appends them in the
 //! epoch's transaction, and every checkpoint interval sends barrier N from every source,
 //! writes the positions of the reads it applied and the watermarks as operator 0's state
@@ -192,6 +192,20 @@ impl Drop for Engine {
             rt.shutdown_background();
         }
     }
+}
+
+/// Source `s` of a pipeline and its node's deduplication, if it declares one.
+fn source_and_dedup<'a>(
+    sources: &'a mut [SourceRt],
+    nodes: &'a mut [Node],
+    s: usize,
+) -> Option<(&'a mut SourceRt, Option<&'a mut Dedup>)> {
+    let src = sources.get_mut(s)?;
+    let dedup = match nodes.get_mut(src.node) {
+        Some(Node::Source(Some(d))) => Some(d.as_mut()),
+        _ => None,
+    };
+    Some((src, dedup))
 }
 
 fn partitions(access: &PartitionAccess, topic: &str) -> Result<Vec<PartitionHandle>, StreamError> {
@@ -554,16 +568,9 @@ impl Pipeline {
             match read {
                 Some(Some(Ok(fetched))) => {
                     self.apply(fetched).await?;
-                    // A quiet source's partitions turn idle while another source keeps the
-                    // channel full (the sleep above then never wins).
-                    let now = now_ms();
-                    let due = self
-                        .sources
-                        .iter()
-                        .any(|s| s.next_idle_deadline().is_some_and(|at| at <= now));
-                    if due {
-                        self.tick()?;
-                    }
+                    // Also after a read: a quiet source's partitions turn idle while another
+                    // source keeps the channel full (the sleep above then never wins).
+                    self.tick()?;
                 }
                 Some(Some(Err(e))) => return Err(e),
                 Some(None) => return Err(StreamError::Panicked(stage.ended().await)),
@@ -590,12 +597,10 @@ impl Pipeline {
         let mut dead = Vec::new();
         let mut tally = Tally::default();
         let moved = fetched.moved;
-        let Some(src) = self.sources.get_mut(fetched.source) else {
+        let Some((src, dedup)) =
+            source_and_dedup(&mut self.sources, &mut self.nodes, fetched.source)
+        else {
             return Ok(());
-        };
-        let dedup = match self.nodes.get_mut(src.node) {
-            Some(Node::Source(Some(d))) => Some(d.as_mut()),
-            _ => None,
         };
         let Some(out) = src.apply(fetched, dedup, &mut tally, &mut dead).await? else {
             return Ok(());
@@ -626,15 +631,12 @@ impl Pipeline {
         self.stop = rx;
     }
 
-    /// The clock moved with nothing read: watermarks move on past partitions turned idle.
+    /// The clock moved: caught-up partitions may turn idle, and watermarks move on past
+    /// them.
     fn tick(&mut self) -> Result<(), StreamError> {
         for s in 0..self.sources.len() {
-            let Some(src) = self.sources.get_mut(s) else {
+            let Some((src, dedup)) = source_and_dedup(&mut self.sources, &mut self.nodes, s) else {
                 break;
-            };
-            let dedup = match self.nodes.get_mut(src.node) {
-                Some(Node::Source(Some(d))) => Some(d.as_mut()),
-                _ => None,
             };
             if let Some(m) = src.tick(dedup) {
                 let node = src.node;

@@ -13,6 +13,15 @@ use weir_broker::testkit;
 use weir_stream::graph::WatermarkSpec;
 use weir_stream::{Engine, Graph, NodeSpec, PipelineStatus, StreamConfig};
 
+/// Runs pipeline `id` of `graph` until it has committed everything its sources hold, then
+/// stops it (committing); the handle, for its progress.
+async fn run_to_end(engine: &Engine, id: u64, graph: Graph) -> weir_stream::PipelineHandle {
+    let mut p = engine.run_pipeline(id, graph).expect("run");
+    p.wait_caught_up().await.expect("caught up");
+    assert_eq!(p.stop().await, PipelineStatus::Stopped);
+    p
+}
+
 /// Produces `n` records per partition, `v<p>-<i>`, timestamps from `ts0`; returns
 /// `(partition, offset, value)` for each, offsets following what the partitions hold.
 async fn fill(
@@ -88,11 +97,7 @@ async fn a_crash_mid_epoch_loses_and_duplicates_nothing() {
         topic(&state, "out", 1).await;
         all = fill(&state, &input, 40, 1_000, "a").await;
         let engine = Engine::start(state.clone(), config(20)).expect("engine");
-        let mut p = engine
-            .run_pipeline(7, even_offsets("in", "out", None))
-            .expect("run");
-        p.wait_caught_up().await.expect("caught up");
-        assert_eq!(p.stop().await, PipelineStatus::Stopped);
+        run_to_end(&engine, 7, even_offsets("in", "out", None)).await;
 
         // A run that never reaches its checkpoint: it appends the new records' output in an
         // open transaction, and then the process dies.
@@ -125,11 +130,7 @@ async fn a_crash_mid_epoch_loses_and_duplicates_nothing() {
     let last = fill(&state, &input, 10, 3_000, "c").await;
     all.extend(last);
     let engine = Engine::start(state.clone(), config(20)).expect("engine");
-    let mut p = engine
-        .run_pipeline(7, even_offsets("in", "out", None))
-        .expect("run");
-    p.wait_caught_up().await.expect("caught up");
-    assert_eq!(p.stop().await, PipelineStatus::Stopped);
+    run_to_end(&engine, 7, even_offsets("in", "out", None)).await;
     assert_eq!(
         sorted(consume(&out[0], Isolation::ReadCommitted)),
         expected_even(&all),
@@ -263,9 +264,7 @@ async fn a_union_of_two_sources_writes_both_exactly_once() {
     g.connect(m, k, out_schema);
 
     let engine = Engine::start(state.clone(), config(30)).expect("engine");
-    let mut p = engine.run_pipeline(9, g).expect("run");
-    p.wait_caught_up().await.expect("caught up");
-    assert_eq!(p.stop().await, PipelineStatus::Stopped);
+    run_to_end(&engine, 9, g).await;
     let mut got: Vec<_> = output
         .iter()
         .flat_map(|o| consume(o, Isolation::ReadCommitted))
@@ -358,9 +357,7 @@ async fn a_latest_source_commits_its_start_and_resumes_there() {
         g
     };
     let engine = Engine::start(state.clone(), config(20)).expect("engine");
-    let mut p = engine.run_pipeline(4, latest()).expect("run");
-    p.wait_caught_up().await.expect("caught up");
-    assert_eq!(p.stop().await, PipelineStatus::Stopped);
+    let p = run_to_end(&engine, 4, latest()).await;
     assert_eq!(p.progress().offsets.get(&("in".to_string(), 0)), Some(&10));
     // Records arriving while it is stopped are read by the next run.
     let new = fill(&state, &input, 6, 2_000, "new").await;
@@ -412,11 +409,7 @@ async fn reads_ahead_of_the_operators_are_committed_only_once_applied() {
     let state = testkit::recovered(dir.path(), &[]);
     let out = parts(&state, "out");
     let engine = Engine::start(state.clone(), parallel).expect("engine");
-    let mut p = engine
-        .run_pipeline(9, even_offsets("in", "out", None))
-        .expect("run");
-    p.wait_caught_up().await.expect("caught up");
-    assert_eq!(p.stop().await, PipelineStatus::Stopped);
+    run_to_end(&engine, 9, even_offsets("in", "out", None)).await;
     assert_eq!(
         sorted(consume(&out[0], Isolation::ReadCommitted)),
         expected_even(&all),

@@ -144,8 +144,8 @@ impl SourceRt {
             .min()
     }
 
-    /// The clock moved with nothing read: caught-up partitions may turn idle and the
-    /// watermark move on without them.
+    /// The clock moved: caught-up partitions may turn idle and the watermark move on
+    /// without them.
     pub(super) fn tick(&mut self, dedup: Option<&mut Dedup>) -> Option<Message> {
         let (_, tracker) = self.watermark.as_mut()?;
         let now = now_ms();
@@ -192,47 +192,40 @@ impl SourceRt {
         tally.decode_failures += step.failed as u64;
         dead.extend(f.decoded.dead);
         let mut batch = f.batch;
-        if let (Some((spec, _)), Some(w), true, Some(b)) = (
-            self.watermark.as_ref(),
-            self.emitted,
-            self.drops_late,
-            &batch,
-        ) {
-            // Behind the watermark already sent downstream: late (§6), dropped, counted and
-            // dead-lettered; windows it belonged to may have closed.
-            let (kept, late) = drop_late(b.clone(), spec.column, w)?;
-            batch = Some(kept);
-            tally.late_rows += late.len() as u64;
-            if self.dead_letter.is_some() && !late.is_empty() {
-                let letters = late::dead_letters(reader, &f.decoded.offsets, &late, w).await?;
-                tally.late_dead_lettered += letters.len() as u64;
-                dead.extend(letters);
+        if let (Some((spec, _)), Some(w), true) =
+            (self.watermark.as_ref(), self.emitted, self.drops_late)
+        {
+            if let Some(b) = batch.take() {
+                // Behind the watermark already sent downstream: late (§6), dropped, counted
+                // and dead-lettered; windows it belonged to may have closed.
+                let (kept, late) = drop_late(b, spec.column, w)?;
+                batch = Some(kept);
+                tally.late_rows += late.len() as u64;
+                if self.dead_letter.is_some() && !late.is_empty() {
+                    let letters = late::dead_letters(reader, &f.decoded.offsets, &late, w).await?;
+                    tally.late_dead_lettered += letters.len() as u64;
+                    dead.extend(letters);
+                }
             }
         }
         let now = now_ms();
         let mut messages = Vec::new();
-        if let Some((spec, tracker)) = self.watermark.as_mut() {
-            if step.decoded > 0 {
-                let max = match &batch {
-                    Some(b) => max_event_time(b, spec.column)?,
-                    None => None,
-                };
-                tracker.observe(r, max, now);
-            }
-            // Every caught-up partition of the source: one may turn idle while another
-            // delivers.
-            for (k, c) in self.caught_up.iter().enumerate() {
-                if *c {
-                    tracker.caught_up(k, now);
-                }
-            }
+        // (Caught-up partitions turn idle in `tick`, which follows every read applied.)
+        if let (Some((spec, tracker)), true) = (self.watermark.as_mut(), step.decoded > 0) {
+            let max = match &batch {
+                Some(b) => max_event_time(b, spec.column)?,
+                None => None,
+            };
+            tracker.observe(r, max, now);
         }
         // After the watermark saw their times: duplicates do not hold a source's
         // watermark back or move it on.
-        if let (Some(d), Some(b)) = (dedup.as_mut(), &batch) {
-            let (kept, dropped) = d.process(b.clone())?;
-            batch = Some(kept);
-            tally.duplicate_rows += dropped;
+        if let Some(d) = dedup.as_mut() {
+            if let Some(b) = batch.take() {
+                let (kept, dropped) = d.process(b)?;
+                batch = Some(kept);
+                tally.duplicate_rows += dropped;
+            }
         }
         if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
             messages.push(Message::Batch(b));
