@@ -1,4 +1,4 @@
-"""Exactly-once for every kind of pipeline, proven with kill -9: one broker runs eight
+"""Exactly-once for every kind of pipeline, proven with kill -9: one broker runs ten
 pipelines over three sources (an event stream with a watermark, a payment stream, a
 `CREATE TABLE ... PRIMARY KEY` changelog with updates and tombstones) while a producer thread
 keeps writing; the broker is killed at seeded random moments (the seed is printed; set
@@ -10,7 +10,9 @@ topics hold:
   Kafka consumer and folded by key (the last value per key; a tombstone removes it);
 - an interval join view, a join of the stream with the table (feeding an aggregate), a
   ROW_NUMBER top-3 and a ROW_NUMBER dedup, a HOP window view, read with psycopg;
-- an EMIT ON WINDOW CLOSE sink, append-only: read_committed, no window row twice.
+- an EMIT ON WINDOW CLOSE sink, append-only: read_committed, no window row twice;
+- over the updating view by_k (its topic read as a changelog): an aggregate view whose
+  groups move, and an upsert sink `FROM by_k`.
 
 Every check runs even when an earlier one fails; the test reports them all.
 """
@@ -175,6 +177,10 @@ PIPELINES = {
     "hop": "CREATE MATERIALIZED VIEW hop AS SELECT window_start, window_end, k, "
            "count(*) AS n, max(v) AS hi FROM HOP(ev, ts, INTERVAL '1' SECOND, "
            "INTERVAL '3' SECOND) GROUP BY window_start, window_end, k",
+    # Over the updating view by_k: its topic read as a changelog.
+    "n_hist": "CREATE MATERIALIZED VIEW n_hist AS SELECT n, count(*) AS keys, sum(s) AS total "
+              "FROM by_k GROUP BY n",
+    "by_k_copy": "CREATE SINK by_k_copy FROM by_k WITH (topic = '{copy_out}', type = 'upsert')",
 }
 
 
@@ -195,6 +201,11 @@ def answers(cur) -> dict:
     out["by_k"] = {r[0]: r for r in rows(cur, query_of("by_k"))}
     for name in ("paid", "by_name", "top3", "first", "hop"):
         out[name] = rows(cur, query_of(name))
+    # Over the source, not the view it reads.
+    out["n_hist"] = rows(cur, "SELECT n, count(*) AS keys, sum(s) AS total FROM "
+                              "(SELECT k, count(*) AS n, sum(v) AS s FROM ev GROUP BY k) t "
+                              "GROUP BY n")
+    out["by_k_copy"] = out["by_k"]
     # Closed windows only: the far-future rows' window stays open.
     out["closed"] = rows(cur, f"SELECT * FROM ({query_of('closed')}) q "
                               f"WHERE window_start < TIMESTAMP '{far}'")
@@ -209,8 +220,10 @@ def results(broker, cur, topics: dict) -> dict:
                        for k, v in sink.items()}
     view = fold(read_all(broker.bootstrap, "by_k", 1))
     out["by_k"] = {v["k"]: (v["k"], v["n"], v["s"], v["ids"]) for v in view.values()}
-    for name in ("paid", "by_name", "top3", "first", "hop"):
+    for name in ("paid", "by_name", "top3", "first", "hop", "n_hist"):
         out[name] = rows(cur, f"SELECT * FROM {name}")
+    copy = fold(read_all(broker.bootstrap, topics["copy_out"], 2))
+    out["by_k_copy"] = {v["k"]: (v["k"], v["n"], v["s"], v["ids"]) for v in copy.values()}
     closed = read_all(broker.bootstrap, topics["win_out"], 2)
     out["closed"] = sorted(((datetime.fromisoformat(r["window_start"]), r["k"], r["n"], r["s"])
                             for r in (json.loads(m.value()) for m in closed)), key=repr)
@@ -229,13 +242,15 @@ def test_every_pipeline_kind_exactly_once_across_kill9(broker_factory):
     broker = broker_factory(settings={"weir.sql.checkpoint.interval.ms": "300"})
     topics = {"ev": unique_topic("ev"), "pay": unique_topic("pay"),
               "dims": unique_topic("dims"), "agg_out": unique_topic("agg"),
-              "win_out": unique_topic("win")}
+              "win_out": unique_topic("win"), "copy_out": unique_topic("copy")}
     create_topic(broker.bootstrap, topics["ev"], partitions=EV_PARTS)
     create_topic(broker.bootstrap, topics["pay"], partitions=PAY_PARTS)
     create_topic(broker.bootstrap, topics["dims"], partitions=2,
                  config={"cleanup.policy": "compact"})
     create_topic(broker.bootstrap, topics["agg_out"], partitions=2)
     create_topic(broker.bootstrap, topics["win_out"], partitions=2)
+    create_topic(broker.bootstrap, topics["copy_out"], partitions=2,
+                 config={"cleanup.policy": "compact"})
     with connect(broker, timeout=60.0) as conn, conn.cursor() as cur:
         cur.execute("CREATE SOURCE ev (id BIGINT NOT NULL, k VARCHAR, v BIGINT, ts TIMESTAMP, "
                     "WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) "

@@ -21,7 +21,7 @@ pub fn render(snapshot: &PipelineSnapshot) -> String {
         return out;
     }
     type Value = fn(&crate::console::pipelines::PipelineInfo) -> Option<f64>;
-    let families: [(&str, &str, &str, Value); 8] = [
+    let families: [(&str, &str, &str, Value); 9] = [
         (
             "weir_sql_pipeline_up",
             "gauge",
@@ -53,6 +53,14 @@ pub fn render(snapshot: &PipelineSnapshot) -> String {
             "Rows dropped as duplicates by their source's dedup.key / dedup.within since the \
              pipeline started (intended drops, never dead-lettered).",
             |p| Some(p.duplicate_rows as f64),
+        ),
+        (
+            "weir_sql_pipeline_expression_errors_total",
+            "counter",
+            "Values whose expression failed on their row (a bad cast, a division by zero) \
+             since the pipeline started: NULL instead, or the row dropped where a column \
+             cannot be NULL.",
+            |p| Some(p.expression_errors as f64),
         ),
         (
             "weir_sql_pipeline_state_bytes",
@@ -125,6 +133,7 @@ mod tests {
                     dead_letters: 1,
                     late_rows: 3,
                     duplicate_rows: 9,
+                    expression_errors: 4,
                     state_bytes: 123,
                     memory_max_bytes: 1 << 20,
                     watermarks: [("orders".to_string(), 1_500)].into(),
@@ -150,13 +159,16 @@ mod tests {
         assert!(text.contains(
             "weir_sql_pipeline_duplicate_rows_total{pipeline=\"big\\\"one\",kind=\"view\"} 9\n"
         ));
+        assert!(text.contains(
+            "weir_sql_pipeline_expression_errors_total{pipeline=\"big\\\"one\",kind=\"view\"} 4\n"
+        ));
         assert!(text.contains("weir_sql_pipeline_committed_epoch{pipeline=\"big\\\"one\""));
         // A pipeline that is not running has no committed epoch series.
         assert!(!text.contains("weir_sql_pipeline_committed_epoch{pipeline=\"s\""));
         assert!(text.contains(
             "weir_sql_pipeline_watermark_seconds{pipeline=\"big\\\"one\",topic=\"orders\"} 1.5\n"
         ));
-        assert_eq!(text.matches("# TYPE ").count(), 9, "{text}");
+        assert_eq!(text.matches("# TYPE ").count(), 10, "{text}");
         assert_eq!(render(&PipelineSnapshot::default()), "");
     }
 }

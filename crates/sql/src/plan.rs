@@ -343,21 +343,16 @@ impl Planner<'_> {
                     )));
                 };
                 let def = table.def().clone();
-                // A table's changes update its rows, keyed by its primary key.
-                let (source, updating, key) = if def.kind == ObjectKind::Table {
-                    let node = self.table_changes(&def)?;
-                    (node, true, def.upsert_key.clone().unwrap_or_default())
-                } else {
-                    if def.upsert_key.is_some() {
-                        return Err(SqlError::unsupported(format!(
-                            "{} is an updating materialized view (its rows change as groups \
-                             change); continuous queries over updating views come in a later \
-                             increment: query the sources it reads instead",
-                            def.name
-                        )));
-                    }
-                    (self.source(&def)?, false, Vec::new())
-                };
+                // A table's changes update its rows, keyed by its primary key; so do an
+                // updating view's, whose topic is the same kind of changelog (upserts by the
+                // view's key, tombstones for deleted rows, compacted).
+                let (source, updating, key) =
+                    if def.kind == ObjectKind::Table || def.upsert_key.is_some() {
+                        let node = self.table_changes(&def)?;
+                        (node, true, def.upsert_key.clone().unwrap_or_default())
+                    } else {
+                        (self.source(&def)?, false, Vec::new())
+                    };
                 let full = with_retract(&def.schema, updating);
                 let mut node = source;
                 let mut out_key = Some(key.clone());
@@ -646,10 +641,23 @@ impl Planner<'_> {
         {
             None | Some("earliest") => Startup::Earliest,
             Some("latest") => Startup::Latest,
+            Some("timestamp") => {
+                let ms = def.create.options.get("scan.startup.timestamp.millis");
+                match ms.and_then(|ms| ms.parse::<i64>().ok()) {
+                    Some(ms) => Startup::Timestamp(ms),
+                    // CREATE SOURCE checked it; a definition stored otherwise says why.
+                    None => {
+                        return Err(SqlError::Invalid(format!(
+                            "source {}: scan.startup.mode = 'timestamp' needs \
+                             scan.startup.timestamp.millis (milliseconds since the epoch)",
+                            def.name
+                        )))
+                    }
+                }
+            }
             Some(other) => {
-                return Err(SqlError::unsupported(format!(
-                    "source {}: scan.startup.mode = '{other}' is not supported by continuous \
-                     queries yet (earliest or latest)",
+                return Err(SqlError::Invalid(format!(
+                    "source {}: scan.startup.mode {other:?}: earliest, latest or timestamp",
                     def.name
                 )))
             }

@@ -59,16 +59,19 @@ pub struct Counters {
     pub late_dead_lettered: u64,
     /// Rows dropped as duplicates by their source's deduplication (absent before: zero).
     pub duplicate_rows: u64,
+    /// Values whose expression failed on their row (absent before: zero).
+    pub expression_errors: u64,
 }
 
 impl Counters {
-    fn fields(&self) -> [i64; 5] {
+    fn fields(&self) -> [i64; 6] {
         [
             self.decode_failures,
             self.records_out,
             self.late_rows,
             self.late_dead_lettered,
             self.duplicate_rows,
+            self.expression_errors,
         ]
         .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
     }
@@ -161,8 +164,9 @@ impl SourceState {
             TAG_EPOCH => self.epoch = u64::try_from(fields(1)?[0]).unwrap_or(0),
             TAG_COUNTERS => {
                 let n = |v: i64| u64::try_from(v).unwrap_or(0);
-                // Four fields before duplicate rows were counted.
-                let f = fields(5).or_else(|_| fields(4))?;
+                // Four fields before duplicate rows were counted, five before expression
+                // errors were.
+                let f = fields(6).or_else(|_| fields(5)).or_else(|_| fields(4))?;
                 let at = |i: usize| f.get(i).copied().map_or(0, n);
                 self.counters = Counters {
                     decode_failures: at(0),
@@ -170,6 +174,7 @@ impl SourceState {
                     late_rows: at(2),
                     late_dead_lettered: at(3),
                     duplicate_rows: at(4),
+                    expression_errors: at(5),
                 };
             }
             other => return Err(format!("unknown entry tag {other}")),
@@ -216,6 +221,7 @@ mod tests {
             late_rows: 3,
             late_dead_lettered: 4,
             duplicate_rows: 5,
+            expression_errors: 6,
         };
         let mut back = SourceState::default();
         for r in s.records(0) {
@@ -245,6 +251,17 @@ mod tests {
                 four.counters.duplicate_rows
             ),
             (4, 0)
+        );
+        // Five counters (before expression errors were counted): the sixth is zero.
+        let mut five = SourceState::default();
+        five.apply(&key(TAG_COUNTERS, None, None), &value(&[1, 2, 3, 4, 5]))
+            .expect("five counters");
+        assert_eq!(
+            (
+                five.counters.duplicate_rows,
+                five.counters.expression_errors
+            ),
+            (5, 0)
         );
         let mut bad = SourceState::default();
         assert!(bad.apply(&key(TAG_EPOCH, None, None), &[9, 0]).is_err());

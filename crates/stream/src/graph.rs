@@ -31,6 +31,9 @@ pub type EncoderFactory = Arc<dyn Fn() -> Box<dyn SinkEncoder> + Send + Sync>;
 pub enum Startup {
     Earliest,
     Latest,
+    /// The first record whose timestamp is at least this many milliseconds since the
+    /// epoch (Kafka's `ListOffsets` by time); the log end where none is.
+    Timestamp(i64),
 }
 
 /// Event time and watermarks of a source (§6): per partition, the largest event time seen

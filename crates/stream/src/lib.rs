@@ -19,7 +19,8 @@
 //!   Per-partition watermarks with idleness follow §6 of docs/design/stream-sql.md. Caught
 //!   up, the source stage parks on its partitions' versions, with no task per partition.
 //! - **Operators** ([`ops`], [`align`]) take [`message::Message`]s: batches, watermarks and
-//!   barriers. Operators with several inputs align barriers.
+//!   barriers. Operators with several inputs align barriers. A value whose expression fails
+//!   on its row is NULL and counted ([`ops::eval`]), never a failed pipeline.
 //! - **Epochs** ([`txn`], [`checkpoint`]): every checkpoint interval, barrier N leaves every
 //!   source; sinks have appended the epoch's records as transactional batches; the sources'
 //!   offsets and watermarks are appended as operator 0's state; every written partition is

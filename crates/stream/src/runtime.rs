@@ -114,6 +114,11 @@ pub struct Progress {
     pub late_dead_lettered: u64,
     /// Rows dropped as duplicates by their source's `dedup.key` (never dead-lettered).
     pub duplicate_rows: u64,
+    /// Values whose expression failed on their row (a bad cast, a division by zero): NULL
+    /// instead, or the row dropped where NULL cannot go ([`crate::ops::eval`]).
+    pub expression_errors: u64,
+    /// The last such failure's text since the pipeline started (not checkpointed).
+    pub last_expression_error: Option<String>,
     /// Bytes of operator state held at the last commit, and the pipeline's budget.
     pub state_bytes: usize,
     pub memory_max_bytes: usize,
@@ -327,6 +332,10 @@ struct Pipeline {
     late_dead_lettered: u64,
     /// Rows their source's deduplication dropped.
     duplicate_rows: u64,
+    /// Values whose expression failed on their row ([`crate::ops::eval`]), and the last
+    /// failure's text in this run.
+    expression_errors: u64,
+    last_expression_error: Option<String>,
     records_out: u64,
     /// Records appended to sinks in the open epoch.
     epoch_records: u64,
@@ -467,6 +476,8 @@ impl Pipeline {
             late_rows: restored.counters.late_rows,
             late_dead_lettered: restored.counters.late_dead_lettered,
             duplicate_rows: restored.counters.duplicate_rows,
+            expression_errors: restored.counters.expression_errors,
+            last_expression_error: None,
             records_out: restored.counters.records_out,
             epoch_records: 0,
             processing_ttl,
@@ -487,6 +498,7 @@ impl Pipeline {
             p.late_rows = restored.counters.late_rows;
             p.late_dead_lettered = restored.counters.late_dead_lettered;
             p.duplicate_rows = restored.counters.duplicate_rows;
+            p.expression_errors = restored.counters.expression_errors;
         });
         Ok(pipeline)
     }
@@ -512,7 +524,11 @@ impl Pipeline {
         let (late_dead_lettered, duplicate_rows) = (self.late_dead_lettered, self.duplicate_rows);
         let state_bytes = self.state_bytes();
         let memory_max_bytes = self.config.memory_max_bytes;
+        let expression_errors = self.expression_errors;
+        let last_expression_error = self.last_expression_error.clone();
         self.progress.send_modify(|p| {
+            p.expression_errors = expression_errors;
+            p.last_expression_error = last_expression_error;
             p.state_bytes = state_bytes;
             p.memory_max_bytes = memory_max_bytes;
             p.status = status;
@@ -665,7 +681,17 @@ impl Pipeline {
                 Message::Barrier(n) => sink.barrier = n,
                 Message::Watermark(_) => {}
             },
-            Some(op) => op.process(port, msg, &mut out)?,
+            Some(op) => {
+                let done = op.process(port, msg, &mut out);
+                // The operator ran synchronously on this thread: its failed values are
+                // in the thread's tally now, and only its.
+                let (failed, last) = crate::ops::eval::take();
+                if failed > 0 {
+                    self.expression_errors += failed;
+                    self.last_expression_error = last;
+                }
+                done?;
+            }
         }
         for m in out {
             self.emit(node, m)?;
@@ -776,6 +802,7 @@ impl Pipeline {
                 late_rows: self.late_total(),
                 late_dead_lettered: self.late_dead_lettered,
                 duplicate_rows: self.duplicate_rows,
+                expression_errors: self.expression_errors,
             },
             ..SourceState::default()
         };

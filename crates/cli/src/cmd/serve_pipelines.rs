@@ -45,6 +45,7 @@ impl PipelineSource for SqlPipelines {
                     dead_letters: p.decode_failures,
                     late_rows: p.late_rows,
                     duplicate_rows: p.duplicate_rows,
+                    expression_errors: p.expression_errors,
                     state_bytes: p.state_bytes as u64,
                     memory_max_bytes: p.memory_max_bytes as u64,
                     watermarks: p.watermarks.into_iter().collect(),

@@ -53,6 +53,8 @@ pub struct PipelineInfo {
     pub late_rows: u64,
     /// Rows dropped as duplicates by their source's `dedup.key` / `dedup.within`.
     pub duplicate_rows: u64,
+    /// Values whose expression failed on their row (NULL instead, or the row dropped).
+    pub expression_errors: u64,
     pub state_bytes: u64,
     pub memory_max_bytes: u64,
     /// Committed watermark per source topic (ms).

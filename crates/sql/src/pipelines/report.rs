@@ -70,6 +70,13 @@ impl Engine {
                 p.duplicate_rows.to_string(),
             ));
             info.push((
+                "expression errors".to_string(),
+                p.expression_errors.to_string(),
+            ));
+            if let Some(e) = &p.last_expression_error {
+                info.push(("last expression error".to_string(), e.clone()));
+            }
+            info.push((
                 "state bytes".to_string(),
                 format!("{} of {}", p.state_bytes, p.memory_max_bytes),
             ));

@@ -20,6 +20,7 @@ use arrow_schema::{DataType, SchemaRef};
 use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::eval::evaluate;
 use crate::error::StreamError;
 use crate::graph::AggSpec;
 use crate::ops::accumulators::Acc;
@@ -159,10 +160,8 @@ pub(crate) fn eval_inputs(
     aggs: &[AggSpec],
     batch: &RecordBatch,
 ) -> Result<(Vec<ArrayRef>, Vec<Option<BooleanArray>>), StreamError> {
-    let n = batch.num_rows();
-    let eval = |e: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef, StreamError> {
-        Ok(e.evaluate(batch)?.into_array(n)?)
-    };
+    let eval =
+        |e: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef, StreamError> { Ok(evaluate(e, batch)?.0) };
     let args = aggs
         .iter()
         .map(|a| eval(&a.arg))
@@ -278,7 +277,7 @@ impl UpdatingAggregateOp {
             return Ok(());
         }
         let eval = |e: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef, StreamError> {
-            Ok(e.evaluate(batch)?.into_array(n)?)
+            Ok(evaluate(e, batch)?.0)
         };
         let keys = self.group.iter().map(eval).collect::<Result<Vec<_>, _>>()?;
         let (args, filters) = eval_inputs(&self.aggs, batch)?;

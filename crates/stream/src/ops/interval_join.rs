@@ -29,6 +29,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::eval::evaluate;
 use crate::error::StreamError;
 use crate::ops::aggregate::to_array;
 use crate::ops::join::int;
@@ -292,7 +293,7 @@ impl IntervalJoinOp {
         }
         let keys = self.keys[side]
             .iter()
-            .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
+            .map(|e| Ok(evaluate(e, batch)?.0))
             .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
         let mut pairs: Vec<(Vec<ScalarValue>, Vec<ScalarValue>)> = Vec::new();
         for i in 0..n {
@@ -372,7 +373,7 @@ impl IntervalJoinOp {
             return Ok(Some(build(&self.schema, columns)?));
         };
         let all = build(&self.joined, columns)?;
-        let mask = filter.evaluate(&all)?.into_array(count)?;
+        let mask = evaluate(filter, &all)?.0;
         let mask = mask.as_boolean_opt().ok_or_else(|| {
             StreamError::Join(format!("the join condition {filter} is not BOOLEAN"))
         })?;

@@ -44,6 +44,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::eval::evaluate;
 use crate::error::StreamError;
 use crate::graph::RETRACT;
 use crate::ops::aggregate::to_array;
@@ -393,7 +394,7 @@ impl JoinOp {
         let n = batch.num_rows();
         let keys = self.keys[side]
             .iter()
-            .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
+            .map(|e| Ok(evaluate(e, batch)?.0))
             .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
         let retract = if self.updating_in[side] {
             let last = batch.columns().last().and_then(|c| c.as_boolean_opt());
@@ -517,7 +518,7 @@ impl JoinOp {
             .collect::<Result<Vec<_>, _>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(candidates.len()));
         let pairs = RecordBatch::try_new_with_options(self.joined.clone(), arrays, &options)?;
-        let mask = filter.evaluate(&pairs)?.into_array(candidates.len())?;
+        let mask = evaluate(filter, &pairs)?.0;
         let mask = mask.as_boolean_opt().ok_or_else(|| {
             StreamError::Join(format!("the join condition {filter} is not BOOLEAN"))
         })?;

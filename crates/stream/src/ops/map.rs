@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
 use arrow_schema::SchemaRef;
-use arrow_select::filter::filter_record_batch;
+use arrow_select::filter::{filter, filter_record_batch};
 use datafusion_common::cast::as_boolean_array;
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::eval::evaluate;
 use crate::error::StreamError;
 
 pub struct MapOp {
@@ -33,11 +34,15 @@ impl MapOp {
     }
 
     /// The output rows of `batch`; `None` when the filter kept none.
+    ///
+    /// A row on which an expression fails ([`super::eval`]) is dropped when the filter
+    /// fails on it (NULL is not true) or when the failing column cannot hold NULL; it takes
+    /// NULL in a column that can.
     pub fn process(&self, batch: &RecordBatch) -> Result<Option<RecordBatch>, StreamError> {
         let filtered;
         let input = match &self.filter {
             Some(predicate) => {
-                let mask = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
+                let (mask, _) = evaluate(predicate, batch)?;
                 // NULL is not true: SQL's WHERE drops it, and so does `filter`.
                 filtered = filter_record_batch(batch, as_boolean_array(&mask)?)?;
                 &filtered
@@ -47,13 +52,33 @@ impl MapOp {
         if input.num_rows() == 0 {
             return Ok(None);
         }
-        let columns = self
-            .exprs
-            .iter()
-            .map(|e| Ok(e.evaluate(input)?.into_array(input.num_rows())?))
-            .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
+        let mut dropped: Vec<usize> = Vec::new();
+        let mut columns = Vec::with_capacity(self.exprs.len());
+        for (i, e) in self.exprs.iter().enumerate() {
+            let (column, failed) = evaluate(e, input)?;
+            if !failed.is_empty() && !self.schema.field(i).is_nullable() {
+                dropped.extend(failed);
+            }
+            columns.push(column);
+        }
+        let mut rows = input.num_rows();
+        if !dropped.is_empty() {
+            let mut keep = vec![true; rows];
+            for i in dropped {
+                keep[i] = false;
+            }
+            let keep = BooleanArray::from(keep);
+            columns = columns
+                .iter()
+                .map(|c| filter(c.as_ref(), &keep))
+                .collect::<Result<Vec<ArrayRef>, _>>()?;
+            rows = keep.true_count();
+            if rows == 0 {
+                return Ok(None);
+            }
+        }
         // With the row count: `count(*)` over a source projects no column at all.
-        let options = RecordBatchOptions::new().with_row_count(Some(input.num_rows()));
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
         Ok(Some(RecordBatch::try_new_with_options(
             self.schema.clone(),
             columns,

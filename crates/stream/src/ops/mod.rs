@@ -2,6 +2,7 @@
 
 pub mod accumulators;
 pub mod aggregate;
+pub mod eval;
 pub(crate) mod fold;
 pub mod hop;
 pub mod interval_join;

@@ -25,6 +25,7 @@ use arrow_schema::{DataType, SchemaRef, SortOptions};
 use datafusion_common::{HashMap, ScalarValue};
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::eval::evaluate;
 use crate::error::StreamError;
 use crate::ops::aggregate::to_array;
 use crate::ops::join::int;
@@ -243,7 +244,7 @@ impl TopNOp {
             return Ok(None);
         }
         let eval = |e: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef, StreamError> {
-            Ok(e.evaluate(batch)?.into_array(n)?)
+            Ok(evaluate(e, batch)?.0)
         };
         let parts = self
             .partition

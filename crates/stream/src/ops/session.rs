@@ -20,6 +20,7 @@ use arrow_schema::SchemaRef;
 use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::eval::evaluate;
 use crate::error::StreamError;
 use crate::graph::{AggSpec, SessionSpec};
 use crate::ops::aggregate::{eval_inputs, to_array, Group};
@@ -169,7 +170,7 @@ impl SessionAggregateOp {
         let keys = self
             .group
             .iter()
-            .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
+            .map(|e| Ok(evaluate(e, batch)?.0))
             .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
         let (args, filters) = eval_inputs(&self.aggs, batch)?;
         let gap = self.spec.gap_us;

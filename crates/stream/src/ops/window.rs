@@ -32,6 +32,7 @@ use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::eval::evaluate;
 use crate::error::StreamError;
 use crate::graph::{AggSpec, WindowSpec};
 use crate::ops::aggregate::{eval_inputs, rows_batch, Group};
@@ -131,7 +132,7 @@ impl WindowBatch {
         let n = batch.num_rows();
         let keys = group
             .iter()
-            .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
+            .map(|e| Ok(evaluate(e, batch)?.0))
             .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
         let (args, filters) = eval_inputs(aggs, batch)?;
         let ends = match keys.get(window.end_column) {

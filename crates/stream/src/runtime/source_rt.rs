@@ -72,17 +72,20 @@ impl SourceRt {
             let start = match stored {
                 Some((o, _)) => *o,
                 None => {
-                    let marks = p
-                        .watermarks()
-                        .await
-                        .map_err(|source| StreamError::Partition {
-                            topic: s.topic.clone(),
-                            partition: p.index(),
-                            source,
-                        })?;
+                    let error = |source| StreamError::Partition {
+                        topic: s.topic.clone(),
+                        partition: p.index(),
+                        source,
+                    };
+                    let marks = p.watermarks().await.map_err(error)?;
                     match s.startup {
                         Startup::Earliest => marks.log_start_offset,
                         Startup::Latest => marks.high_watermark,
+                        Startup::Timestamp(ms) => match p.offset_for_timestamp(ms).await {
+                            Ok(Some((offset, _))) => offset,
+                            Ok(None) => marks.high_watermark,
+                            Err(e) => return Err(error(e)),
+                        },
                     }
                 }
             };
