@@ -209,6 +209,7 @@ pub fn to_stream(
 ) -> Result<StreamPlan, SqlError> {
     refuse_unstable(plan)?;
     let optimized = state.optimize(plan)?;
+    refuse_scalar_subqueries(&optimized)?;
     let mut planner = Planner {
         state,
         graph: Graph::default(),
@@ -284,6 +285,35 @@ fn refuse_unstable(plan: &LogicalPlan) -> Result<(), SqlError> {
         ))),
         None => Ok(()),
     }
+}
+
+/// A scalar subquery the optimizer left as it is: one that does not refer to the outer
+/// query, which a batch query evaluates once before the rest (correlated ones become joins
+/// with an aggregate, which a stream runs).
+fn refuse_scalar_subqueries(plan: &LogicalPlan) -> Result<(), SqlError> {
+    let mut found = false;
+    plan.apply(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                found |= matches!(e, Expr::ScalarSubquery(_));
+                Ok(if found {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
+            })
+        })
+    })?;
+    if found {
+        return Err(SqlError::unsupported(
+            "a scalar subquery that does not refer to the outer query (a batch query \
+             evaluates it once, first) has no continuous plan yet: join its result on a \
+             constant instead, e.g. SELECT o.id FROM (SELECT id, amount, 1 AS one FROM orders) \
+             o JOIN (SELECT avg(amount) AS m, 1 AS one FROM orders) a ON o.one = a.one \
+             WHERE o.amount > a.m",
+        ));
+    }
+    Ok(())
 }
 
 struct Planner<'a> {

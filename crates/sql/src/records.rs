@@ -3,19 +3,37 @@
 //! records before the asked offset in the first batch), over `PartitionHandle::read`
 //! (in-process when the partition is led here, from its leader otherwise).
 //!
-//! Batches are decoded with `kafka_protocol`'s `RecordBatchDecoder`; when storage's borrowed
-//! record iterator (`weir_storage::records`) is public, this module is the one to switch.
+//! Batches are walked with storage's record iterator (`weir_storage::records`); each record's
+//! key, value and headers are slices of the read buffer (of the decompressed records area for
+//! a compressed batch), and a header key that repeats stays repeated, in order, as Kafka
+//! stores it.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use kafka_protocol::records::{Record, RecordBatchDecoder};
 use weir_broker::partition::{Isolation, ReadSpec};
 use weir_broker::partition_access::{AccessError, PartitionHandle};
-use weir_storage::AbortedTxn;
+use weir_storage::records::RecordIter;
+use weir_storage::{AbortedTxn, BatchHeader};
+
+/// One record as read: its bytes are slices of the read (no copy of an uncompressed batch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub offset: i64,
+    /// Milliseconds, as the batch gives it (create or log-append time).
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    /// `None`: a tombstone.
+    pub value: Option<Bytes>,
+    /// In the record's order; a key may repeat. A key that is not UTF-8 is read lossily.
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
 
 /// Bytes asked per read: a Fetch's default partition size.
 const READ_BYTES: usize = 1 << 20;
+/// The most a compressed batch may decompress to.
+const MAX_DECOMPRESSED: usize = 64 << 20;
 
 /// What a v2 batch header says about the batch (Kafka's `RecordBatch` layout).
 struct BatchFacts {
@@ -161,8 +179,17 @@ impl PartitionReader {
             // The v2 header's last offset, attributes and producer: a batch whose records were
             // all compacted away still moves the position past it.
             let header = BatchFacts::of(&buf).ok_or_else(|| decode_error("short header".into()))?;
-            let set =
-                RecordBatchDecoder::decode(&mut buf).map_err(|e| decode_error(e.to_string()))?;
+            let parsed = BatchHeader::parse(&buf).map_err(|e| decode_error(format!("{e:?}")))?;
+            let size = parsed
+                .total_size()
+                .map_err(|e| decode_error(format!("{e:?}")))?;
+            if size > buf.len() {
+                return Err(decode_error(format!(
+                    "batch of {size} bytes, {} read",
+                    buf.len()
+                )));
+            }
+            let batch = buf.split_to(size);
             let BatchFacts {
                 last,
                 producer,
@@ -180,11 +207,35 @@ impl PartitionReader {
             if control {
                 self.aborting.remove(&producer);
             } else if !(transactional && self.aborting.contains(&producer)) {
-                out.extend(
-                    set.records
-                        .into_iter()
-                        .filter(|r| r.offset >= at && r.offset < self.end),
-                );
+                let body = match weir_storage::records::body(&parsed, &batch, MAX_DECOMPRESSED)
+                    .map_err(|e| decode_error(e.to_string()))?
+                {
+                    Cow::Borrowed(area) => batch.slice_ref(area),
+                    Cow::Owned(area) => Bytes::from(area),
+                };
+                for r in RecordIter::new(&parsed, &body) {
+                    let r = r.map_err(|e| decode_error(format!("{e:?}")))?;
+                    if r.offset < at || r.offset >= self.end {
+                        continue;
+                    }
+                    let slice = |b: &[u8]| body.slice_ref(b);
+                    out.push(Record {
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key.map(slice),
+                        value: r.value.map(slice),
+                        headers: r
+                            .headers
+                            .iter()
+                            .map(|h| {
+                                (
+                                    String::from_utf8_lossy(h.key).into_owned(),
+                                    h.value.map(slice),
+                                )
+                            })
+                            .collect(),
+                    });
+                }
             }
             self.next = self.next.max(last + 1);
         }

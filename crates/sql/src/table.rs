@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::records::Record;
 use async_trait::async_trait;
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryBuilder, Int32Array, Int64Array, ListArray, RecordBatch,
@@ -28,7 +29,6 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::StreamExt;
-use kafka_protocol::records::Record;
 use weir_broker::partition_access::{PartitionAccess, PartitionHandle};
 use weir_broker::state::State;
 use weir_format::RecordDecoder;
@@ -426,10 +426,7 @@ impl MetaColumns {
             partition,
             r.offset,
             r.timestamp,
-            r.headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+            r.headers.clone(),
         );
     }
 

@@ -6,8 +6,16 @@
 //! sqllogictest's `retry N backoff D`, so a query passes once the view shows the expected
 //! rows (and fails with the last rows seen if it never does).
 //!
-//! Besides SQL, the runner knows one command of its own: `CREATE TOPIC name [PARTITIONS n]
-//! [COMPACTED]` (what `weir topic create` does before `CREATE SOURCE`).
+//! Besides SQL, the runner knows two commands of its own:
+//!
+//! - `CREATE TOPIC name [PARTITIONS n] [COMPACTED]` (what `weir topic create` does before
+//!   `CREATE SOURCE`);
+//! - `CHECK ORACLE view [AS query]`: the correctness oracle of design §11. It waits (up to
+//!   30 s) until `SELECT * FROM view` equals, as multisets, the view's own query (or the
+//!   given one: for a view that emits closed windows only, say) run by DataFusion's batch
+//!   engine over the same records, and fails with both answers if it never does. An empty
+//!   batch answer fails too: it would prove nothing. So each file checks its views against
+//!   the batch engine as well as against the rows it writes out.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,6 +67,72 @@ impl Weir {
         })
     }
 
+    /// `CHECK ORACLE view [AS query]`, if `sql` is one.
+    async fn check_oracle(&self, sql: &str) -> Option<Result<(), SltError>> {
+        let sql = sql.trim().trim_end_matches(';');
+        let mut words = sql.splitn(4, char::is_whitespace);
+        let (check, oracle) = (words.next()?, words.next()?);
+        if !check.eq_ignore_ascii_case("CHECK") || !oracle.eq_ignore_ascii_case("ORACLE") {
+            return None;
+        }
+        let Some(view) = words.next() else {
+            return Some(Err(SltError::Runner(format!("{sql}: CHECK ORACLE view"))));
+        };
+        Some(self.oracle(sql, view, words.next()).await)
+    }
+
+    async fn oracle(&self, sql: &str, view: &str, rest: Option<&str>) -> Result<(), SltError> {
+        let query = match rest.map(str::trim) {
+            Some(r) if r.len() > 3 && r[..3].eq_ignore_ascii_case("AS ") => r[3..].to_string(),
+            Some(r) => return Err(SltError::Runner(format!("{sql}: unknown words {r}"))),
+            None => {
+                let entry = self
+                    .engine
+                    .catalog_entry(view)
+                    .ok_or_else(|| SltError::Runner(format!("{sql}: no view {view}")))?;
+                match parse(&entry.sql).map_err(SqlError::from)?.pop() {
+                    Some(weir_sql::parser::WeirStatement::CreateView(v)) => v.query.to_string(),
+                    _ => return Err(SltError::Runner(format!("{sql}: {view} is not a view"))),
+                }
+            }
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let want = sorted(text(&self.query(&query).await?)?);
+            if want.is_empty() {
+                return Err(SltError::Runner(format!(
+                    "{sql}: the batch answer is empty, which would prove nothing"
+                )));
+            }
+            let got = sorted(text(&self.query(&format!("SELECT * FROM {view}")).await?)?);
+            if got == want {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(SltError::Runner(format!(
+                    "{sql}:\n view  {got:?}\n batch {want:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The batches one query returns.
+    async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, SltError> {
+        let mut statements = parse(sql).map_err(SqlError::from)?;
+        let Some(statement) = statements.pop() else {
+            return Ok(Vec::new());
+        };
+        Ok(match self.session.execute(statement).await? {
+            Output::Stream(_, stream) => stream
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(SqlError::from)?,
+            Output::Batches(_, batches) => batches,
+            Output::Command(_) => Vec::new(),
+        })
+    }
+
     /// `CREATE TOPIC name [PARTITIONS n] [COMPACTED]`, if `sql` is one.
     async fn create_topic(&self, sql: &str) -> Option<Result<(), SltError>> {
         let words: Vec<&str> = sql
@@ -97,6 +171,11 @@ impl Weir {
     }
 }
 
+fn sorted(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    rows.sort();
+    rows
+}
+
 /// A value as sqllogictest files write it: `NULL`, `(empty)` for an empty string.
 fn text(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, SltError> {
     let mut rows = Vec::new();
@@ -131,6 +210,10 @@ impl sqllogictest::AsyncDB for Weir {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
         if let Some(done) = self.create_topic(sql).await {
+            done?;
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        if let Some(done) = self.check_oracle(sql).await {
             done?;
             return Ok(DBOutput::StatementComplete(0));
         }
@@ -200,4 +283,15 @@ macro_rules! slt_files {
     };
 }
 
-slt_files!(filters, aggregates, windows, joins, topn, tables, semi_joins);
+slt_files!(
+    filters,
+    aggregates,
+    windows,
+    joins,
+    topn,
+    tables,
+    semi_joins,
+    sessions,
+    subqueries,
+    view_chains,
+);
