@@ -7,8 +7,10 @@ Records are produced with confluent-kafka, so what SQL reads is what Kafka clien
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import time
 
 import psycopg
 import pytest
@@ -171,6 +173,61 @@ def test_weir_sql_in_a_pipe(broker):
     assert out.returncode == 1
     assert out.stdout == "4\n"
     assert "42703" in out.stderr or "nope" in out.stderr
+
+
+def test_weir_sql_on_a_terminal_is_a_repl_with_tables(broker):
+    """On a terminal (a pty here), `weir sql` prompts, continues a statement over lines,
+    prints results as aligned tables with a row count, prints an error and goes on, and
+    ends at end of input."""
+    import pty
+    import select
+
+    server = ["--server", broker.sql_address]
+    parent, child = pty.openpty()
+    proc = subprocess.Popen([WEIR_BIN, "sql", *server], stdin=child, stdout=child, stderr=child,
+                            close_fds=True)
+    os.close(child)
+    out = b""
+
+    def read_until(marker: bytes, timeout: float = 30.0) -> None:
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while marker not in out:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {marker!r} in {out.decode(errors='replace')!r}"
+            ready, _, _ = select.select([parent], [], [], left)
+            if ready:
+                try:
+                    out += os.read(parent, 4096)
+                except OSError:  # the pty closed: the process ended
+                    break
+
+    try:
+        read_until(b"weir=> ")
+        os.write(parent, b"SELECT 1 AS a,\n")
+        read_until(b"weir-> ")
+        os.write(parent, b"'xyz' AS longer_name UNION ALL SELECT 22, 'q';\n")
+        read_until(b"(2 rows)")
+        os.write(parent, b"SELEKT;\n")
+        read_until(b"42601")
+        os.write(parent, b"SELECT 'after' AS still;\n")
+        read_until(b"(1 row)")
+        os.write(parent, b"\x04")  # end of input
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(parent)
+    text = out.decode().replace("\r\n", "\n")
+    lines = text.split("\n")
+    # The terminal echoes the input lines; the table starts at its header.
+    header = next(i for i, line in enumerate(lines) if line.startswith(" a  |"))
+    assert lines[header] == " a  | longer_name ", lines[header - 1:header + 5]
+    assert lines[header + 1] == "----+-------------", lines[header + 1]
+    assert sorted(lines[header + 2:header + 4]) == [" 1  | xyz         ",
+                                                    " 22 | q           "], lines
+    assert lines[header + 4] == "(2 rows)", lines
+    assert "still" in text and " after" in text and "(1 row)" in text
 
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed "
