@@ -11,6 +11,7 @@ mod hop;
 mod interval;
 mod join;
 mod rank;
+mod scalar_subquery;
 mod shared;
 mod table;
 mod union;
@@ -208,7 +209,7 @@ pub fn to_stream(
     options: PlanOptions,
 ) -> Result<StreamPlan, SqlError> {
     refuse_unstable(plan)?;
-    let optimized = state.optimize(plan)?;
+    let optimized = scalar_subquery::join_uncorrelated(state.optimize(plan)?)?;
     refuse_scalar_subqueries(&optimized)?;
     let mut planner = Planner {
         state,
@@ -287,9 +288,9 @@ fn refuse_unstable(plan: &LogicalPlan) -> Result<(), SqlError> {
     }
 }
 
-/// A scalar subquery the optimizer left as it is: one that does not refer to the outer
-/// query, which a batch query evaluates once before the rest (correlated ones become joins
-/// with an aggregate, which a stream runs).
+/// A scalar subquery left in the plan: one that does not refer to the outer query (which a
+/// batch query evaluates once, first) and may return other than one row, so that
+/// [`scalar_subquery`] could not join it (correlated ones became joins with an aggregate).
 fn refuse_scalar_subqueries(plan: &LogicalPlan) -> Result<(), SqlError> {
     let mut found = false;
     plan.apply(|node| {
@@ -306,11 +307,12 @@ fn refuse_scalar_subqueries(plan: &LogicalPlan) -> Result<(), SqlError> {
     })?;
     if found {
         return Err(SqlError::unsupported(
-            "a scalar subquery that does not refer to the outer query (a batch query \
-             evaluates it once, first) has no continuous plan yet: join its result on a \
-             constant instead, e.g. SELECT o.id FROM (SELECT id, amount, 1 AS one FROM orders) \
-             o JOIN (SELECT avg(amount) AS m, 1 AS one FROM orders) a ON o.one = a.one \
-             WHERE o.amount > a.m",
+            "a scalar subquery that does not refer to the outer query runs continuously \
+             only when it returns exactly one row, as a global aggregate does (SELECT \
+             avg(amount) FROM orders); this one may return none or several: make it an \
+             aggregate, or join its result on a constant, e.g. SELECT o.id FROM (SELECT id, \
+             amount, 1 AS one FROM orders) o JOIN (SELECT max(amount) AS m, 1 AS one FROM \
+             orders WHERE ..) a ON o.one = a.one WHERE o.amount > a.m",
         ));
     }
     Ok(())
