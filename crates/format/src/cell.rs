@@ -7,16 +7,18 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, LargeBinaryBuilder,
-    LargeStringBuilder, StringBuilder, StringViewBuilder, UInt64Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder,
+    LargeBinaryBuilder, LargeStringBuilder, StringBuilder, StringViewBuilder, UInt64Builder,
 };
-use arrow_array::types::Date32Type;
+use arrow_array::types::{Date32Type, IntervalMonthDayNano};
 use arrow_array::{
-    ArrayRef, TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
-    TimestampSecondArray,
+    ArrayRef, DurationMicrosecondArray, DurationMillisecondArray, DurationNanosecondArray,
+    DurationSecondArray, Time32MillisecondArray, Time32SecondArray, Time64MicrosecondArray,
+    Time64NanosecondArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+    TimestampNanosecondArray, TimestampSecondArray,
 };
 use arrow_cast::parse::Parser;
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::{DataType, IntervalUnit, TimeUnit};
 
 use crate::json::Json;
 
@@ -32,8 +34,9 @@ pub enum Cell<'a> {
     Str(Cow<'a, str>),
     Bin(Cow<'a, [u8]>),
     Date(i32),
-    /// In the column's time unit.
+    /// In the column's time unit (timestamps, times of day, durations).
     Ts(i64),
+    Interval(IntervalMonthDayNano),
 }
 
 impl Cell<'_> {
@@ -49,6 +52,7 @@ impl Cell<'_> {
             Cell::Bin(b) => Cell::Bin(Cow::Owned(b.into_owned())),
             Cell::Date(d) => Cell::Date(d),
             Cell::Ts(t) => Cell::Ts(t),
+            Cell::Interval(i) => Cell::Interval(i),
         }
     }
 }
@@ -70,6 +74,10 @@ pub enum Builder {
     LargeBin(LargeBinaryBuilder),
     Date(Date32Builder),
     Ts(Vec<Option<i64>>, TimeUnit, Option<Arc<str>>),
+    /// A time of day (`Time32`/`Time64`), in its unit since midnight.
+    Time(Vec<Option<i64>>, TimeUnit),
+    Duration(Vec<Option<i64>>, TimeUnit),
+    Interval(IntervalMonthDayNanoBuilder),
 }
 
 impl Builder {
@@ -97,6 +105,14 @@ impl Builder {
             DataType::LargeBinary => Builder::LargeBin(LargeBinaryBuilder::new()),
             DataType::Date32 => Builder::Date(Date32Builder::new()),
             DataType::Timestamp(unit, tz) => Builder::Ts(Vec::new(), *unit, tz.clone()),
+            DataType::Time32(unit @ (TimeUnit::Second | TimeUnit::Millisecond))
+            | DataType::Time64(unit @ (TimeUnit::Microsecond | TimeUnit::Nanosecond)) => {
+                Builder::Time(Vec::new(), *unit)
+            }
+            DataType::Duration(unit) => Builder::Duration(Vec::new(), *unit),
+            DataType::Interval(IntervalUnit::MonthDayNano) => {
+                Builder::Interval(IntervalMonthDayNanoBuilder::new())
+            }
             _ => return None,
         })
     }
@@ -136,8 +152,14 @@ impl Builder {
             (Builder::Bin(_) | Builder::LargeBin(_), Json::Str(s)) => crate::base64::decode(&s)
                 .map(|b| Cell::Bin(Cow::Owned(b)))
                 .ok_or_else(|| "not base64".to_string()),
-            (Builder::Date(_), Json::Str(s)) => self.convert_text(&s),
-            (Builder::Ts(..), Json::Str(s)) => self.convert_text(&s),
+            (
+                Builder::Date(_)
+                | Builder::Ts(..)
+                | Builder::Time(..)
+                | Builder::Duration(..)
+                | Builder::Interval(_),
+                Json::Str(s),
+            ) => self.convert_text(&s),
             // Epoch milliseconds, the usual integer timestamp of Kafka records.
             (Builder::Ts(_, unit, _), n) if number => {
                 let ms = n.as_i64().ok_or_else(|| {
@@ -189,13 +211,20 @@ impl Builder {
             Builder::Ts(_, unit, _) => {
                 let ns =
                     arrow_cast::parse::string_to_timestamp_nanos(s.trim()).map_err(|_| bad())?;
-                Ok(Cell::Ts(match unit {
-                    TimeUnit::Second => ns.div_euclid(1_000_000_000),
-                    TimeUnit::Millisecond => ns.div_euclid(1_000_000),
-                    TimeUnit::Microsecond => ns.div_euclid(1_000),
-                    TimeUnit::Nanosecond => ns,
-                }))
+                Ok(Cell::Ts(from_nanos(ns, *unit)))
             }
+            Builder::Time(_, unit) => {
+                let ns =
+                    arrow_cast::parse::string_to_time_nanoseconds(s.trim()).map_err(|_| bad())?;
+                Ok(Cell::Ts(from_nanos(ns, *unit)))
+            }
+            Builder::Duration(_, unit) => {
+                let ns = crate::temporal::duration_nanos(s.trim()).ok_or_else(bad)?;
+                Ok(Cell::Ts(from_nanos(ns, *unit)))
+            }
+            Builder::Interval(_) => arrow_cast::parse::parse_interval_month_day_nano(s.trim())
+                .map(Cell::Interval)
+                .map_err(|_| bad()),
         }
     }
 
@@ -228,6 +257,8 @@ impl Builder {
             Builder::Date(_) => "date",
             Builder::Ts(_, _, None) => "timestamp",
             Builder::Ts(_, _, Some(_)) => "timestamptz",
+            Builder::Time(..) => "time",
+            Builder::Duration(..) | Builder::Interval(_) => "interval",
         }
     }
 
@@ -249,7 +280,10 @@ impl Builder {
             (Builder::Bin(b), Cell::Bin(v)) => b.append_value(v.as_ref()),
             (Builder::LargeBin(b), Cell::Bin(v)) => b.append_value(v.as_ref()),
             (Builder::Date(b), Cell::Date(v)) => b.append_value(*v),
-            (Builder::Ts(b, ..), Cell::Ts(v)) => b.push(Some(*v)),
+            (Builder::Ts(b, ..) | Builder::Time(b, _) | Builder::Duration(b, _), Cell::Ts(v)) => {
+                b.push(Some(*v))
+            }
+            (Builder::Interval(b), Cell::Interval(v)) => b.append_value(*v),
             (builder, _) => builder.push_null(),
         }
     }
@@ -270,7 +304,8 @@ impl Builder {
             Builder::Bin(b) => b.append_null(),
             Builder::LargeBin(b) => b.append_null(),
             Builder::Date(b) => b.append_null(),
-            Builder::Ts(b, ..) => b.push(None),
+            Builder::Ts(b, ..) | Builder::Time(b, _) | Builder::Duration(b, _) => b.push(None),
+            Builder::Interval(b) => b.append_null(),
         }
     }
 
@@ -309,6 +344,40 @@ impl Builder {
                     }
                 }
             }
+            Builder::Time(values, unit) => {
+                let values = std::mem::take(values);
+                let narrow = |v: Vec<Option<i64>>| -> Vec<Option<i32>> {
+                    v.into_iter()
+                        .map(|x| x.and_then(|x| i32::try_from(x).ok()))
+                        .collect()
+                };
+                match unit {
+                    TimeUnit::Second => Arc::new(Time32SecondArray::from(narrow(values))),
+                    TimeUnit::Millisecond => Arc::new(Time32MillisecondArray::from(narrow(values))),
+                    TimeUnit::Microsecond => Arc::new(Time64MicrosecondArray::from(values)),
+                    TimeUnit::Nanosecond => Arc::new(Time64NanosecondArray::from(values)),
+                }
+            }
+            Builder::Duration(values, unit) => {
+                let values = std::mem::take(values);
+                match unit {
+                    TimeUnit::Second => Arc::new(DurationSecondArray::from(values)),
+                    TimeUnit::Millisecond => Arc::new(DurationMillisecondArray::from(values)),
+                    TimeUnit::Microsecond => Arc::new(DurationMicrosecondArray::from(values)),
+                    TimeUnit::Nanosecond => Arc::new(DurationNanosecondArray::from(values)),
+                }
+            }
+            Builder::Interval(b) => Arc::new(b.finish()),
         }
+    }
+}
+
+/// Nanoseconds in `unit` (rounded toward negative infinity).
+fn from_nanos(ns: i64, unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => ns.div_euclid(1_000_000_000),
+        TimeUnit::Millisecond => ns.div_euclid(1_000_000),
+        TimeUnit::Microsecond => ns.div_euclid(1_000),
+        TimeUnit::Nanosecond => ns,
     }
 }

@@ -21,6 +21,7 @@ mod error;
 pub mod infer;
 mod json;
 mod json_rows;
+mod temporal;
 
 pub use decode::{Format, RecordDecoder};
 pub use error::{DecodeError, DecodeErrorKind, FormatError};

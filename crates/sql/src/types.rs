@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 use datafusion::sql::sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
 
 /// TIMESTAMPTZ values are UTC instants, shown with their offset.
@@ -49,6 +49,13 @@ pub fn arrow_type(t: &SqlType) -> Option<DataType> {
         SqlType::Date => DataType::Date32,
         SqlType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => timestamptz(),
         SqlType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, None),
+        // DataFusion's `CAST(.. AS TIME)`; a time zone has no meaning without a date.
+        SqlType::Time(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+            DataType::Time64(TimeUnit::Nanosecond)
+        }
+        // PostgreSQL's interval: months, days and a time (`INTERVAL DAY TO SECOND` and the
+        // like narrow what PostgreSQL accepts, not the type).
+        SqlType::Interval { .. } => DataType::Interval(IntervalUnit::MonthDayNano),
         _ => return None,
     })
 }
@@ -70,6 +77,7 @@ pub fn sql_name(t: &DataType) -> String {
         DataType::Date32 | DataType::Date64 => "date".into(),
         DataType::Timestamp(_, None) => "timestamp".into(),
         DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "time".into(),
         DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
         DataType::List(f) | DataType::LargeList(f) => format!("{}[]", sql_name(f.data_type())),
         DataType::Struct(fields) => {
@@ -128,6 +136,8 @@ mod tests {
             DataType::Date32,
             DataType::Timestamp(TimeUnit::Microsecond, None),
             timestamptz(),
+            DataType::Time64(TimeUnit::Nanosecond),
+            DataType::Interval(IntervalUnit::MonthDayNano),
         ] {
             let name = sql_name(&t);
             assert_eq!(arrow_type(&parse_type(&name)).as_ref(), Some(&t), "{name}");
@@ -141,6 +151,10 @@ mod tests {
             arrow_type(&parse_type("numeric")),
             Some(DataType::Decimal128(38, 10))
         );
-        assert_eq!(arrow_type(&parse_type("interval")), None);
+        assert_eq!(arrow_type(&parse_type("time with time zone")), None);
+        assert_eq!(
+            arrow_type(&parse_type("interval day to second")),
+            Some(DataType::Interval(IntervalUnit::MonthDayNano))
+        );
     }
 }

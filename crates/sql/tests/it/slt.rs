@@ -293,5 +293,6 @@ slt_files!(
     semi_joins,
     sessions,
     subqueries,
+    temporal,
     view_chains,
 );

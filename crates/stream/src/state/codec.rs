@@ -60,6 +60,14 @@ const TS_MICRO: u8 = 22;
 const TS_NANO: u8 = 23;
 const DECIMAL128: u8 = 24;
 const INTERVAL_MDN: u8 = 25;
+const DURATION_SECOND: u8 = 26;
+const DURATION_MILLI: u8 = 27;
+const DURATION_MICRO: u8 = 28;
+const DURATION_NANO: u8 = 29;
+const TIME32_SECOND: u8 = 30;
+const TIME32_MILLI: u8 = 31;
+const TIME64_MICRO: u8 = 32;
+const TIME64_NANO: u8 = 33;
 
 /// Whether values of `t` can be kept in state.
 pub fn supports(t: &DataType) -> bool {
@@ -88,6 +96,9 @@ pub fn supports(t: &DataType) -> bool {
             | DataType::Timestamp(_, _)
             | DataType::Decimal128(_, _)
             | DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano)
+            | DataType::Duration(_)
+            | DataType::Time32(TimeUnit::Second | TimeUnit::Millisecond)
+            | DataType::Time64(TimeUnit::Microsecond | TimeUnit::Nanosecond)
     )
 }
 
@@ -237,6 +248,14 @@ fn encode_value(v: &ScalarValue, out: &mut Vec<u8>) -> Result<(), CodecError> {
             out.extend_from_slice(&s.to_be_bytes());
             opt(out, x, |x, out| out.extend_from_slice(&x.to_be_bytes()));
         }
+        ScalarValue::DurationSecond(x) => be!(DURATION_SECOND, x),
+        ScalarValue::DurationMillisecond(x) => be!(DURATION_MILLI, x),
+        ScalarValue::DurationMicrosecond(x) => be!(DURATION_MICRO, x),
+        ScalarValue::DurationNanosecond(x) => be!(DURATION_NANO, x),
+        ScalarValue::Time32Second(x) => be!(TIME32_SECOND, x),
+        ScalarValue::Time32Millisecond(x) => be!(TIME32_MILLI, x),
+        ScalarValue::Time64Microsecond(x) => be!(TIME64_MICRO, x),
+        ScalarValue::Time64Nanosecond(x) => be!(TIME64_NANO, x),
         ScalarValue::IntervalMonthDayNano(x) => {
             out.push(INTERVAL_MDN);
             opt(out, x, |i, out| {
@@ -529,6 +548,14 @@ fn decode_value(r: &mut Reader<'_>) -> Result<ScalarValue, CodecError> {
             };
             ScalarValue::IntervalMonthDayNano(v)
         }
+        DURATION_SECOND => be!(DurationSecond, i64),
+        DURATION_MILLI => be!(DurationMillisecond, i64),
+        DURATION_MICRO => be!(DurationMicrosecond, i64),
+        DURATION_NANO => be!(DurationNanosecond, i64),
+        TIME32_SECOND => be!(Time32Second, i32),
+        TIME32_MILLI => be!(Time32Millisecond, i32),
+        TIME64_MICRO => be!(Time64Microsecond, i64),
+        TIME64_NANO => be!(Time64Nanosecond, i64),
         other => return Err(CodecError::Tag(other)),
     })
 }
@@ -574,6 +601,14 @@ mod tests {
             ScalarValue::TimestampNanosecond(Some(4), Some("Europe/Paris".into())),
             ScalarValue::Decimal128(Some(-123_456_789_012_345_678_901_234_567), 38, 10),
             ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(1, -2, 3))),
+            ScalarValue::DurationSecond(Some(-4)),
+            ScalarValue::DurationMillisecond(None),
+            ScalarValue::DurationMicrosecond(Some(3_723_000_000)),
+            ScalarValue::DurationNanosecond(Some(i64::MIN)),
+            ScalarValue::Time32Second(Some(86_399)),
+            ScalarValue::Time32Millisecond(Some(1)),
+            ScalarValue::Time64Microsecond(None),
+            ScalarValue::Time64Nanosecond(Some(36_672_000_000_000)),
         ]
     }
 
