@@ -289,8 +289,8 @@ fn refuse_unstable(plan: &LogicalPlan) -> Result<(), SqlError> {
 }
 
 /// A scalar subquery left in the plan: one that does not refer to the outer query (which a
-/// batch query evaluates once, first) and may return other than one row, so that
-/// [`scalar_subquery`] could not join it (correlated ones became joins with an aggregate).
+/// batch query evaluates once, first) and that [`scalar_subquery`] could not join (correlated
+/// ones became joins with an aggregate).
 fn refuse_scalar_subqueries(plan: &LogicalPlan) -> Result<(), SqlError> {
     let mut found = false;
     plan.apply(|node| {
@@ -308,11 +308,11 @@ fn refuse_scalar_subqueries(plan: &LogicalPlan) -> Result<(), SqlError> {
     if found {
         return Err(SqlError::unsupported(
             "a scalar subquery that does not refer to the outer query runs continuously \
-             only when it returns exactly one row, as a global aggregate does (SELECT \
-             avg(amount) FROM orders); this one may return none or several: make it an \
-             aggregate, or join its result on a constant, e.g. SELECT o.id FROM (SELECT id, \
+             when its value is a column of an aggregate without GROUP BY (SELECT \
+             avg(amount) FROM orders) of count, sum, avg, min, max and the like: this one is \
+             not; or join its result on a constant, e.g. SELECT o.id FROM (SELECT id, \
              amount, 1 AS one FROM orders) o JOIN (SELECT max(amount) AS m, 1 AS one FROM \
-             orders WHERE ..) a ON o.one = a.one WHERE o.amount > a.m",
+             orders) a ON o.one = a.one WHERE o.amount > a.m",
         ));
     }
     Ok(())
@@ -380,6 +380,17 @@ impl Planner<'_> {
                 // view's key, tombstones for deleted rows, compacted).
                 let (source, updating, key) =
                     if def.kind == ObjectKind::Table || def.upsert_key.is_some() {
+                        let width = def.payload.fields().len();
+                        if def.upsert_key.iter().flatten().any(|&k| k >= width) {
+                            return Err(SqlError::unsupported(format!(
+                                "{} is keyed by columns it does not show (its rows are told \
+                                 apart by a hidden key), so a continuous query cannot follow \
+                                 its changes: select its key columns in its query (the GROUP \
+                                 BY columns; a join's keys) and create it again, or query the \
+                                 sources it reads",
+                                def.name
+                            )));
+                        }
                         let node = self.table_changes(&def)?;
                         (node, true, def.upsert_key.clone().unwrap_or_default())
                     } else {

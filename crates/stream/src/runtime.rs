@@ -682,6 +682,8 @@ impl Pipeline {
                 Message::Watermark(_) => {}
             },
             Some(op) => {
+                // Whatever a panicked operator elsewhere left on this thread is not ours.
+                crate::ops::eval::take();
                 let done = op.process(port, msg, &mut out);
                 // The operator ran synchronously on this thread: its failed values are
                 // in the thread's tally now, and only its.

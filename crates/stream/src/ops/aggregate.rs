@@ -20,7 +20,7 @@ use arrow_schema::{DataType, SchemaRef};
 use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::eval::evaluate;
+use super::eval::{drop_failed_keys, evaluate};
 use crate::error::StreamError;
 use crate::graph::AggSpec;
 use crate::ops::accumulators::Acc;
@@ -272,6 +272,8 @@ impl UpdatingAggregateOp {
     /// Folds `batch` into the groups, recording those it changed for the next
     /// [`flush`](Self::flush).
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), StreamError> {
+        let kept = drop_failed_keys(&self.group, batch)?;
+        let batch = kept.as_ref().unwrap_or(batch);
         let n = batch.num_rows();
         if n == 0 {
             return Ok(());

@@ -25,10 +25,12 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch};
+use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::ArrowError;
 use arrow_select::concat::concat;
+use arrow_select::filter::filter_record_batch;
 use datafusion_common::DataFusionError;
+use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::PhysicalExpr;
 
 use crate::error::StreamError;
@@ -99,6 +101,33 @@ fn of_a_row(e: &DataFusionError) -> bool {
     }
 }
 
+/// `batch` without the rows on which a group key that cannot be NULL fails (`None`: none
+/// does, use `batch`): such a key's column is declared NOT NULL in the operator's output
+/// (DataFusion's nullability: `CAST(code AS INT)` of a NOT NULL column), so its row cannot
+/// take NULL and is dropped, counted, as [`crate::ops::map::MapOp`] drops it. Keys that are
+/// columns never fail and cost nothing here.
+pub fn drop_failed_keys(
+    group: &[Arc<dyn PhysicalExpr>],
+    batch: &RecordBatch,
+) -> Result<Option<RecordBatch>, StreamError> {
+    let schema = batch.schema();
+    let mut dropped: Vec<usize> = Vec::new();
+    for e in group {
+        if e.downcast_ref::<Column>().is_some() || e.nullable(&schema)? {
+            continue;
+        }
+        dropped.extend(evaluate(e, batch)?.1);
+    }
+    if dropped.is_empty() {
+        return Ok(None);
+    }
+    let mut keep = vec![true; batch.num_rows()];
+    for i in dropped {
+        keep[i] = false;
+    }
+    Ok(Some(filter_record_batch(batch, &BooleanArray::from(keep))?))
+}
+
 /// `expr` over every row of `batch`. The rows on which it fails are NULL in the result and
 /// listed, in order, in the second value.
 pub fn evaluate(
@@ -112,7 +141,14 @@ pub fn evaluate(
             let data_type = expr.data_type(&batch.schema())?;
             let mut parts = Vec::new();
             let mut failed = Vec::new();
-            bisect(expr, batch, 0, n, &data_type, &mut parts, &mut failed)?;
+            // The whole batch failed: its halves next.
+            let mid = n / 2;
+            bisect(expr, batch, 0, mid, &data_type, &mut parts, &mut failed)?;
+            bisect(expr, batch, mid, n, &data_type, &mut parts, &mut failed)?;
+            if failed.is_empty() {
+                // Not a row's values after all (the slices evaluate): the batch's error.
+                return Err(e.into());
+            }
             note(failed.len() as u64, &e);
             let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
             Ok((concat(&parts)?, failed))

@@ -36,6 +36,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use crate::error::StreamError;
 use crate::graph::{AggSpec, HopSpec, WindowSpec};
 use crate::ops::aggregate::{rows_batch, Group};
+use crate::ops::eval::drop_failed_keys;
 use crate::ops::window::{end_of, end_prefix, fold_row, restore_group, WindowBatch};
 use crate::state::codec::{self, CodecError};
 use crate::state::{Change, KeyedState, StateValue, Stateful};
@@ -118,6 +119,8 @@ impl HopAggregateOp {
 
     /// Folds `batch` (each row in its latest window) into its panes' groups.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), StreamError> {
+        let kept = drop_failed_keys(&self.group, batch)?;
+        let batch = kept.as_ref().unwrap_or(batch);
         if batch.num_rows() == 0 {
             return Ok(());
         }

@@ -20,7 +20,7 @@ use arrow_schema::SchemaRef;
 use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::eval::evaluate;
+use super::eval::{drop_failed_keys, evaluate};
 use crate::error::StreamError;
 use crate::graph::{AggSpec, SessionSpec};
 use crate::ops::aggregate::{eval_inputs, to_array, Group};
@@ -163,6 +163,8 @@ impl SessionAggregateOp {
 
     /// Adds `batch`'s rows to their keys' sessions, merging the sessions a row bridges.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), StreamError> {
+        let kept = drop_failed_keys(&self.group, batch)?;
+        let batch = kept.as_ref().unwrap_or(batch);
         let n = batch.num_rows();
         if n == 0 {
             return Ok(());

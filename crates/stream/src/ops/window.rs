@@ -32,7 +32,7 @@ use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::eval::evaluate;
+use super::eval::{drop_failed_keys, evaluate};
 use crate::error::StreamError;
 use crate::graph::{AggSpec, WindowSpec};
 use crate::ops::aggregate::{eval_inputs, rows_batch, Group};
@@ -265,6 +265,8 @@ impl WindowAggregateOp {
     /// Folds `batch` in; with updating output, records the groups it changed for the next
     /// [`flush`](Self::flush).
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), StreamError> {
+        let kept = drop_failed_keys(&self.group, batch)?;
+        let batch = kept.as_ref().unwrap_or(batch);
         if batch.num_rows() == 0 {
             return Ok(());
         }
