@@ -1,7 +1,7 @@
 """Exactly-once of every kind of pipeline on a 3-broker cluster while the broker that runs the
-SQL engine is lost (design stream-sql.md §14): the eight pipelines of test_sql_eos.py (upsert
+SQL engine is lost (design stream-sql.md §14): the ten pipelines of test_sql_eos.py (upsert
 sink, updating view, interval join, stream-table join, top-N, dedup, EMIT ON WINDOW CLOSE
-sink, HOP window) over sources whose partitions are replicated three times and led by
+sink, HOP window, and over the updating view an aggregate view and an upsert sink FROM it) over sources whose partitions are replicated three times and led by
 different brokers, defined through a broker that does not host the engine (its connection is
 forwarded), while a producer keeps writing. The engine's host (the leader of the catalog's
 partition 0) is killed with -9 twice and stopped with SIGTERM once, at seeded random moments
@@ -67,12 +67,13 @@ def run(cluster: ClusterBrokers, rng: random.Random, seed: int):
     boot = cluster.bootstrap
     topics = {"ev": unique_topic("ev"), "pay": unique_topic("pay"),
               "dims": unique_topic("dims"), "agg_out": unique_topic("agg"),
-              "win_out": unique_topic("win")}
+              "win_out": unique_topic("win"), "copy_out": unique_topic("copy")}
     create_topic(boot, topics["ev"], partitions=EV_PARTS)
     create_topic(boot, topics["pay"], partitions=PAY_PARTS)
     create_topic(boot, topics["dims"], partitions=2, config={"cleanup.policy": "compact"})
     create_topic(boot, topics["agg_out"], partitions=2)
     create_topic(boot, topics["win_out"], partitions=2)
+    create_topic(boot, topics["copy_out"], partitions=2, config={"cleanup.policy": "compact"})
     cluster.wait_settled()
 
     # The first statement creates the catalog (replicated); then find its host and define

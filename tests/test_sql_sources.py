@@ -29,8 +29,10 @@ import json
 import time
 from datetime import datetime, timezone
 
-from conftest import (create_topic, make_producer, produce_all, topic_partition_counts,
-                      unique_topic)
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_LOG_APPEND_TIME, TopicPartition
+
+from conftest import (create_topic, make_consumer, make_producer, produce_all,
+                      topic_partition_counts, unique_topic)
 from test_sql_pipelines import connect, read_committed
 
 
@@ -228,6 +230,39 @@ def test_adhoc_select_keeps_repeated_header_keys(broker):
         produce_repeated_headers(broker, cur)
         cur.execute("SELECT hdrs FROM rep")
         assert headers_of(cur.fetchone()[0]) == REPEATED_HEADERS
+
+
+def test_log_append_time_topics_show_the_brokers_time(broker):
+    """On a `message.timestamp.type=LogAppendTime` topic every record's timestamp is the time
+    the broker appended its batch, as a Kafka consumer reads it, whatever the producer set:
+    the same in an ad-hoc SELECT and in a view."""
+    topic = unique_topic("logtime")
+    create_topic(broker.bootstrap, topic, partitions=1,
+                 config={"message.timestamp.type": "LogAppendTime"})
+    p = make_producer(broker.bootstrap)
+    produce_all(p, [{"topic": topic, "partition": 0, "value": json.dumps({"id": i}).encode(),
+                     "timestamp": 1_000_000_000_000 + i} for i in range(3)])
+    c = make_consumer(broker.bootstrap)
+    try:
+        c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        seen, deadline = [], time.monotonic() + 30
+        while len(seen) < 3:
+            assert time.monotonic() < deadline, seen
+            for m in c.consume(num_messages=10, timeout=0.5):
+                if m.error() is None:
+                    seen.append(m.timestamp())
+    finally:
+        c.close()
+    assert all(kind == TIMESTAMP_LOG_APPEND_TIME for kind, _ in seen), seen
+    want = sorted((i, at(ms)) for i, (_, ms) in enumerate(seen))
+    assert all(ms > 1_600_000_000_000 for _, ms in seen), "the broker's clock, not the producer's"
+    with connect(broker) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE SOURCE logtime (id BIGINT NOT NULL) INCLUDE timestamp AS ts "
+                    f"WITH (topic = '{topic}', format = 'json')")
+        cur.execute("SELECT id, ts FROM logtime ORDER BY id")
+        assert cur.fetchall() == want
+        cur.execute("CREATE MATERIALIZED VIEW logtime_v AS SELECT id, ts FROM logtime")
+        wait_equal(cur, "SELECT id, ts FROM logtime_v ORDER BY id", want)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -152,6 +152,9 @@ pub fn body<'a>(
 pub struct RecordIter<'a> {
     base_offset: i64,
     base_timestamp: i64,
+    /// A LogAppendTime batch's max timestamp: every record's timestamp (Kafka's rule; the
+    /// records' deltas are the producer's and mean nothing then).
+    log_append_time: Option<i64>,
     body: &'a [u8],
     pos: usize,
     left: i64,
@@ -163,6 +166,7 @@ impl<'a> RecordIter<'a> {
         RecordIter {
             base_offset: header.base_offset,
             base_timestamp: header.base_timestamp,
+            log_append_time: header.is_log_append_time().then_some(header.max_timestamp),
             body,
             pos: 0,
             left: i64::from(header.records_count.max(0)),
@@ -196,7 +200,9 @@ impl<'a> RecordIter<'a> {
         self.pos = end;
         Ok(Record {
             offset: self.base_offset.saturating_add(offset_delta),
-            timestamp: self.base_timestamp.saturating_add(ts_delta),
+            timestamp: self
+                .log_append_time
+                .unwrap_or_else(|| self.base_timestamp.saturating_add(ts_delta)),
             key,
             value,
             headers: Headers {
@@ -266,6 +272,22 @@ mod tests {
             ]
         );
         assert!(rs.iter().all(|r| r.headers.is_empty()));
+    }
+
+    #[test]
+    fn a_log_append_time_batch_gives_every_record_its_max_timestamp() {
+        let mut b = BatchBuilder::new(1_000)
+            .record(1_000, Some(b"a"), Some(b"1"))
+            .record(1_007, Some(b"b"), Some(b"2"))
+            .build();
+        crate::batch::set_log_append_time(&mut b, 5_000).expect("log append time");
+        let h = validate(&b).expect("valid");
+        let area = body(&h, &b, 1 << 20).expect("body");
+        let rs = records(&h, &area).expect("records");
+        assert_eq!(
+            rs.iter().map(|r| r.timestamp).collect::<Vec<_>>(),
+            [5_000, 5_000]
+        );
     }
 
     #[test]
