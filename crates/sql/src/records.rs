@@ -35,29 +35,6 @@ const READ_BYTES: usize = 1 << 20;
 /// The most a compressed batch may decompress to.
 const MAX_DECOMPRESSED: usize = 64 << 20;
 
-/// What a v2 batch header says about the batch (Kafka's `RecordBatch` layout).
-struct BatchFacts {
-    last: i64,
-    producer: i64,
-    transactional: bool,
-    control: bool,
-}
-
-impl BatchFacts {
-    fn of(batch: &[u8]) -> Option<BatchFacts> {
-        let base = i64::from_be_bytes(batch.get(0..8)?.try_into().ok()?);
-        let attributes = i16::from_be_bytes(batch.get(21..23)?.try_into().ok()?);
-        let last_delta = i32::from_be_bytes(batch.get(23..27)?.try_into().ok()?);
-        let producer = i64::from_be_bytes(batch.get(43..51)?.try_into().ok()?);
-        Some(BatchFacts {
-            last: base + i64::from(last_delta),
-            producer,
-            transactional: attributes & 0x10 != 0,
-            control: attributes & 0x20 != 0,
-        })
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("partition {partition}: {source}")]
@@ -178,9 +155,8 @@ impl PartitionReader {
             };
             // The v2 header's last offset, attributes and producer: a batch whose records were
             // all compacted away still moves the position past it.
-            let header = BatchFacts::of(&buf).ok_or_else(|| decode_error("short header".into()))?;
-            let parsed = BatchHeader::parse(&buf).map_err(|e| decode_error(format!("{e:?}")))?;
-            let size = parsed
+            let header = BatchHeader::parse(&buf).map_err(|e| decode_error(format!("{e:?}")))?;
+            let size = header
                 .total_size()
                 .map_err(|e| decode_error(format!("{e:?}")))?;
             if size > buf.len() {
@@ -190,12 +166,7 @@ impl PartitionReader {
                 )));
             }
             let batch = buf.split_to(size);
-            let BatchFacts {
-                last,
-                producer,
-                transactional,
-                control,
-            } = header;
+            let (last, producer) = (header.last_offset(), header.producer_id);
             while self
                 .pending_aborts
                 .first()
@@ -204,16 +175,16 @@ impl PartitionReader {
                 let a = self.pending_aborts.remove(0);
                 self.aborting.insert(a.producer_id);
             }
-            if control {
+            if header.is_control() {
                 self.aborting.remove(&producer);
-            } else if !(transactional && self.aborting.contains(&producer)) {
-                let body = match weir_storage::records::body(&parsed, &batch, MAX_DECOMPRESSED)
+            } else if !(header.is_transactional() && self.aborting.contains(&producer)) {
+                let body = match weir_storage::records::body(&header, &batch, MAX_DECOMPRESSED)
                     .map_err(|e| decode_error(e.to_string()))?
                 {
                     Cow::Borrowed(area) => batch.slice_ref(area),
                     Cow::Owned(area) => Bytes::from(area),
                 };
-                for r in RecordIter::new(&parsed, &body) {
+                for r in RecordIter::new(&header, &body) {
                     let r = r.map_err(|e| decode_error(format!("{e:?}")))?;
                     if r.offset < at || r.offset >= self.end {
                         continue;

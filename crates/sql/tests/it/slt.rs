@@ -120,16 +120,26 @@ impl Weir {
     /// The batches one query returns.
     async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, SltError> {
         let mut statements = parse(sql).map_err(SqlError::from)?;
-        let Some(statement) = statements.pop() else {
-            return Ok(Vec::new());
-        };
+        match statements.pop() {
+            Some(statement) => Ok(self.execute(statement).await?.unwrap_or_default()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Runs one statement: its rows, or `None` for a command.
+    async fn execute(
+        &self,
+        statement: weir_sql::parser::WeirStatement,
+    ) -> Result<Option<Vec<RecordBatch>>, SltError> {
         Ok(match self.session.execute(statement).await? {
-            Output::Stream(_, stream) => stream
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(SqlError::from)?,
-            Output::Batches(_, batches) => batches,
-            Output::Command(_) => Vec::new(),
+            Output::Stream(_, stream) => Some(
+                stream
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(SqlError::from)?,
+            ),
+            Output::Batches(_, batches) => Some(batches),
+            Output::Command(_) => None,
         })
     }
 
@@ -219,16 +229,9 @@ impl sqllogictest::AsyncDB for Weir {
         }
         let mut out = DBOutput::StatementComplete(0);
         for statement in parse(sql).map_err(SqlError::from)? {
-            let batches = match self.session.execute(statement).await? {
-                Output::Stream(_, stream) => stream
-                    .try_collect::<Vec<_>>()
-                    .await
-                    .map_err(SqlError::from)?,
-                Output::Batches(_, batches) => batches,
-                Output::Command(_) => {
-                    out = DBOutput::StatementComplete(0);
-                    continue;
-                }
+            let Some(batches) = self.execute(statement).await? else {
+                out = DBOutput::StatementComplete(0);
+                continue;
             };
             let width = batches.first().map_or(0, RecordBatch::num_columns);
             out = DBOutput::Rows {
