@@ -121,11 +121,19 @@ pub fn drop_failed_keys(
     if dropped.is_empty() {
         return Ok(None);
     }
-    let mut keep = vec![true; batch.num_rows()];
-    for i in dropped {
+    Ok(Some(filter_record_batch(
+        batch,
+        &keep_all_but(batch.num_rows(), &dropped),
+    )?))
+}
+
+/// A filter mask of `rows` rows keeping all but those listed in `dropped`.
+pub fn keep_all_but(rows: usize, dropped: &[usize]) -> BooleanArray {
+    let mut keep = vec![true; rows];
+    for &i in dropped {
         keep[i] = false;
     }
-    Ok(Some(filter_record_batch(batch, &BooleanArray::from(keep))?))
+    BooleanArray::from(keep)
 }
 
 /// `expr` over every row of `batch`. The rows on which it fails are NULL in the result and

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::SchemaRef;
 use arrow_select::filter::{filter, filter_record_batch};
 use datafusion_common::cast::as_boolean_array;
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::eval::evaluate;
+use super::eval::{evaluate, keep_all_but};
 use crate::error::StreamError;
 
 pub struct MapOp {
@@ -63,11 +63,7 @@ impl MapOp {
         }
         let mut rows = input.num_rows();
         if !dropped.is_empty() {
-            let mut keep = vec![true; rows];
-            for i in dropped {
-                keep[i] = false;
-            }
-            let keep = BooleanArray::from(keep);
+            let keep = keep_all_but(rows, &dropped);
             columns = columns
                 .iter()
                 .map(|c| filter(c.as_ref(), &keep))
